@@ -1,0 +1,119 @@
+//! Stable error codes shared by HTTP responses and WebSocket error frames.
+
+use serde::{Deserialize, Serialize};
+
+/// A stable, machine-readable error code. Clients match on these; the
+/// accompanying message is for people and may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request body or frame is not valid JSON.
+    MalformedJson,
+    /// The frame's `type` is not one the server knows.
+    UnknownType,
+    /// A field is missing, has the wrong type, or an invalid value.
+    InvalidField,
+    /// A message, frame or body is larger than the server accepts.
+    TooLarge,
+    /// Too many requests or frames; slow down.
+    RateLimited,
+    /// No valid credentials were given (missing, unknown or revoked token).
+    Unauthorized,
+    /// Wrong username or password.
+    InvalidCredentials,
+    /// Authenticated, but not allowed to do this (e.g. not a member of the chat).
+    Forbidden,
+    /// The thing asked for does not exist (or is not visible to the caller).
+    NotFound,
+    /// The username is taken.
+    UsernameTaken,
+    /// The group has reached its member limit.
+    GroupFull,
+    /// The WebSocket was not authenticated within the deadline.
+    AuthTimeout,
+    /// The connection was already authenticated.
+    AlreadyAuthenticated,
+    /// The connection fell too far behind; reconnect and sync.
+    SlowConsumer,
+    /// The device's token was revoked; the connection closes.
+    Revoked,
+    /// Too many open connections for this user.
+    TooManyConnections,
+    /// The browser origin is not allowed.
+    OriginNotAllowed,
+    /// The server is shutting down; reconnect.
+    ShuttingDown,
+    /// Something failed inside the server; the details are in its log.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The HTTP status that goes with the code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::MalformedJson | ErrorCode::UnknownType | ErrorCode::InvalidField => 400,
+            ErrorCode::TooLarge => 413,
+            ErrorCode::RateLimited | ErrorCode::TooManyConnections => 429,
+            ErrorCode::Unauthorized
+            | ErrorCode::InvalidCredentials
+            | ErrorCode::AuthTimeout
+            | ErrorCode::Revoked => 401,
+            ErrorCode::Forbidden | ErrorCode::OriginNotAllowed => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::UsernameTaken | ErrorCode::GroupFull | ErrorCode::AlreadyAuthenticated => {
+                409
+            }
+            ErrorCode::SlowConsumer | ErrorCode::ShuttingDown => 503,
+            ErrorCode::Internal => 500,
+        }
+    }
+
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::MalformedJson => "malformed_json",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::InvalidField => "invalid_field",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::InvalidCredentials => "invalid_credentials",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::UsernameTaken => "username_taken",
+            ErrorCode::GroupFull => "group_full",
+            ErrorCode::AuthTimeout => "auth_timeout",
+            ErrorCode::AlreadyAuthenticated => "already_authenticated",
+            ErrorCode::SlowConsumer => "slow_consumer",
+            ErrorCode::Revoked => "revoked",
+            ErrorCode::TooManyConnections => "too_many_connections",
+            ErrorCode::OriginNotAllowed => "origin_not_allowed",
+            ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+/// The JSON body of every HTTP error response: `{"error":{"code":…,"message":…}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// The inside of an [`ErrorBody`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: message.into(),
+            },
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! HTTP request and response bodies of the `/v1` API.
+
+use crate::{ChatId, ClientMsgId, DeviceId, Message, Seq, UserId};
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/register`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Register {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+/// A user as others see them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub display_name: String,
+}
+
+/// `POST /v1/login`: each login is a new device with its own token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+    pub device_name: String,
+}
+
+/// The answer to a login. The token is shown once; the server keeps only its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginResponse {
+    pub token: String,
+    pub user: User,
+    pub device: Device,
+}
+
+/// One logged-in device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    pub id: DeviceId,
+    pub name: String,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    /// Whether this is the device making the request.
+    #[serde(default)]
+    pub current: bool,
+}
+
+/// `GET /v1/me`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Me {
+    pub user: User,
+    pub device: Device,
+}
+
+/// `PATCH /v1/me`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateProfileRequest {
+    pub display_name: String,
+}
+
+/// `POST /v1/chats/direct`: the one-to-one chat with `user_id`, created once per pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateDirectRequest {
+    pub user_id: UserId,
+}
+
+/// `POST /v1/chats/groups`: the creator is a member and admin; `members` are the others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateGroupRequest {
+    pub title: String,
+    #[serde(default)]
+    pub members: Vec<UserId>,
+}
+
+/// `PATCH /v1/chats/{chat_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenameChatRequest {
+    pub title: String,
+}
+
+/// `POST /v1/chats/{chat_id}/members`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddMemberRequest {
+    pub user_id: UserId,
+}
+
+/// `PATCH /v1/chats/{chat_id}/members/{user_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetAdminRequest {
+    pub admin: bool,
+}
+
+/// `POST /v1/chats/{chat_id}/messages`: send over HTTP (bots, scripts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendRequest {
+    pub client_id: ClientMsgId,
+    pub text: String,
+}
+
+/// Whether a chat is between two people or a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatKind {
+    Direct,
+    Group,
+}
+
+/// A chat and its current members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chat {
+    pub id: ChatId,
+    pub kind: ChatKind,
+    /// The group's title; `None` for one-to-one chats.
+    pub title: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    /// The highest message seq in the chat (0 when empty).
+    pub last_seq: Seq,
+    pub members: Vec<Member>,
+}
+
+/// A member of a chat with their receipt watermarks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub user: User,
+    pub admin: bool,
+    pub delivered_up_to: Seq,
+    pub read_up_to: Seq,
+}
+
+/// One row of `GET /v1/chats`: the chat, its newest message, and the caller's
+/// unread count (messages from others after the caller's read watermark).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatSummary {
+    pub chat: Chat,
+    pub last_message: Option<Message>,
+    pub unread: u64,
+}
+
+/// `GET /v1/chats/{chat_id}/messages?before=…|after=…&limit=…`: messages in seq order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct History {
+    pub messages: Vec<Message>,
+    /// Whether more messages lie beyond this page in the direction asked.
+    pub has_more: bool,
+}

@@ -1,0 +1,21 @@
+//! Hark's wire types: the one place the protocol is defined.
+//!
+//! The server decodes with these types and the SDK encodes with them, so a
+//! protocol change is one change here. This crate does no I/O; it knows serde
+//! and nothing else. `docs/protocol.md` documents every type in this crate.
+
+mod error;
+mod event;
+mod http;
+mod ids;
+mod ws;
+
+pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use event::{Event, Message, Receipt};
+pub use http::{
+    AddMemberRequest, Chat, ChatKind, ChatSummary, CreateDirectRequest, CreateGroupRequest,
+    Device, History, LoginRequest, LoginResponse, Me, Member, Register, RenameChatRequest,
+    SendRequest, SetAdminRequest, UpdateProfileRequest, User,
+};
+pub use ids::{ChatId, ClientMsgId, DeviceId, Pos, Seq, UserId};
+pub use ws::{ClientFrame, EventFrame, Hello, Limits, ServerFrame, PROTOCOL_VERSION};
