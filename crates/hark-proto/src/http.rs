@@ -147,3 +147,14 @@ pub struct History {
     /// Whether more messages lie beyond this page in the direction asked.
     pub has_more: bool,
 }
+
+/// The answer to `POST /v1/chats/{chat_id}/messages`; the same facts as the
+/// WebSocket `ack` frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendAck {
+    pub chat_id: ChatId,
+    pub seq: Seq,
+    pub client_id: ClientMsgId,
+    pub sent_at: i64,
+    pub duplicate: bool,
+}

@@ -13,8 +13,8 @@ mod ws;
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use event::{Event, Message, Receipt};
 pub use http::{
-    AddMemberRequest, Chat, ChatKind, ChatSummary, CreateDirectRequest, CreateGroupRequest,
-    Device, History, LoginRequest, LoginResponse, Me, Member, Register, RenameChatRequest,
+    AddMemberRequest, Chat, ChatKind, ChatSummary, CreateDirectRequest, CreateGroupRequest, Device,
+    History, LoginRequest, LoginResponse, Me, Member, Register, RenameChatRequest, SendAck,
     SendRequest, SetAdminRequest, UpdateProfileRequest, User,
 };
 pub use ids::{ChatId, ClientMsgId, DeviceId, Pos, Seq, UserId};

@@ -74,7 +74,9 @@ pub enum ServerFrame {
         duplicate: bool,
     },
     /// A request without a richer answer succeeded.
-    Ok { id: u64 },
+    Ok {
+        id: u64,
+    },
     /// A page of the event stream. `events` are in `pos` order; when `more`
     /// is false the client is caught up to `head`.
     Synced {
@@ -83,7 +85,9 @@ pub enum ServerFrame {
         head: Pos,
         more: bool,
     },
-    Pong { id: u64 },
+    Pong {
+        id: u64,
+    },
     /// A request failed (`id` set) or the connection is being closed (`id` absent).
     Error {
         #[serde(default, skip_serializing_if = "Option::is_none")]

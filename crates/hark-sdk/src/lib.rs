@@ -1,1 +1,46 @@
-//! placeholder
+//! Hark's Rust client: [`Api`] for the HTTP routes and [`Connection`] for the
+//! WebSocket, which reconnects, catches up without gaps or duplicates, and
+//! resends unacknowledged messages with their original client ids.
+//!
+//! ```no_run
+//! # async fn demo() -> hark_sdk::Result<()> {
+//! use hark_sdk::{Api, ClientEvent, ConnectOptions, Connection};
+//! use hark_proto::{LoginRequest, Pos};
+//!
+//! let api = Api::new("http://127.0.0.1:8080")?;
+//! let login = api
+//!     .login(&LoginRequest {
+//!         username: "alice".into(),
+//!         password: "secret".into(),
+//!         device_name: "laptop".into(),
+//!     })
+//!     .await?;
+//! let options = ConnectOptions { cursor: Pos(0), auto_delivered: true };
+//! let (conn, mut events) = Connection::connect(api.base_url(), &login.token, options).await?;
+//! while let Some(event) = events.recv().await {
+//!     if let ClientEvent::Event { pos, event } = event {
+//!         println!("{pos}: {event:?}");
+//!     }
+//! }
+//! # drop(conn);
+//! # Ok(())
+//! # }
+//! ```
+
+// Tests may unwrap (CONVENTIONS.md); library code may not.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod actor;
+mod api;
+mod backoff;
+mod connection;
+mod error;
+mod outbox;
+mod sync;
+mod url;
+
+pub use api::{Api, Page};
+pub use connection::{ClientEvent, ConnectOptions, Connection, PendingSend};
+pub use error::{Error, Result};
+pub use hark_proto as proto;
+pub use outbox::new_client_id;

@@ -1,1 +1,122 @@
-//! placeholder
+//! The Hark server: configuration, services, HTTP API and WebSocket gateway.
+//!
+//! [`build`] makes the application state from a [`Config`]; [`serve`] runs it
+//! on an already-bound listener until a shutdown future resolves, so tests
+//! pass a port-0 listener.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+mod http;
+pub mod messaging;
+mod shutdown;
+pub mod state;
+mod validate;
+mod ws;
+
+use anyhow::Context;
+use config::{Config, ServeArgs};
+use hark_bus::{Bus, Hub, InProcessBus};
+use hark_store::sqlite::SqliteStore;
+use state::{App, AppState};
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// A built server: its state and the embedded store (to close on shutdown).
+pub struct Server {
+    pub state: AppState,
+    store: Arc<SqliteStore>,
+}
+
+/// Opens the store and wires hub, bus and store together.
+pub fn build(config: Config) -> anyhow::Result<Server> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let hub = Hub::new();
+    let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new(hub.clone()));
+    let listener = Arc::new(messaging::CommitsToBus(bus.clone()));
+    let path = config.database_path();
+    let store = Arc::new(
+        SqliteStore::open(&path, listener)
+            .with_context(|| format!("opening database {}", path.display()))?,
+    );
+    let state = Arc::new(App::new(config, store.clone(), hub, bus));
+    Ok(Server { state, store })
+}
+
+/// Serves until `shutdown` resolves, then closes every WebSocket with a
+/// reason, finishes in-flight requests and lets the store commit what it holds.
+pub async fn serve(
+    server: Server,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let Server { state, store } = server;
+    let app = http::router(state.clone());
+    let signal_state = state.clone();
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        signal_state.shutdown.trigger();
+        signal_state.hub.close_all();
+    })
+    .await
+    .context("serving")?;
+    tokio::task::spawn_blocking(move || store.close())
+        .await
+        .context("closing the store")?;
+    Ok(())
+}
+
+/// `hark serve`: load config, bind, print where it listens, serve until Ctrl-C / SIGTERM.
+pub async fn run_from_args(args: ServeArgs) -> anyhow::Result<()> {
+    init_tracing();
+    let config = Config::load(&args)?;
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("binding {}", config.addr))?;
+    let addr = listener.local_addr()?;
+    let data_dir = config.data_dir.clone();
+    let server = build(config)?;
+    println!(
+        "hark listening on http://{addr} (data in {})",
+        data_dir.display()
+    );
+    tracing::info!(%addr, "listening");
+    serve(server, listener, shutdown_signal()).await
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("HARK_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,206 @@
+//! `Connection`: a cloneable handle to the task that owns one WebSocket to
+//! the server, reconnecting, catching up and resending on its own.
+
+use crate::actor::{self, Actor, Command};
+use crate::outbox::new_client_id;
+use crate::{Error, Result};
+use hark_proto::{ChatId, ClientMsgId, DeviceId, ErrorCode, Event, Pos, SendAck, Seq, User};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// How many [`ClientEvent`]s may wait for the application before the
+/// connection stops reading the socket (and the server, seeing a slow
+/// consumer, eventually disconnects it; catch-up then recovers).
+const EVENT_QUEUE: usize = 1024;
+/// How many commands may wait for the connection task.
+const COMMAND_QUEUE: usize = 256;
+
+/// How to start a connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectOptions {
+    /// The last event position this device applied (0 for a new device):
+    /// every event after it is delivered, then live ones.
+    pub cursor: Pos,
+    /// After applying messages from others, automatically mark them delivered
+    /// (one coalesced mark per chat, with the highest seq).
+    pub auto_delivered: bool,
+}
+
+impl Default for ConnectOptions {
+    /// A new device (cursor 0) that marks nothing by itself.
+    fn default() -> Self {
+        ConnectOptions {
+            cursor: Pos(0),
+            auto_delivered: false,
+        }
+    }
+}
+
+/// What the connection tells the application, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// The socket is open and authenticated; catch-up from the cursor starts.
+    Connected {
+        /// The newest position in the user's stream when the socket opened.
+        head: Pos,
+        user: User,
+        device_id: DeviceId,
+    },
+    /// The next event of the user's stream. Each position comes exactly once
+    /// and in order; store `pos` as the cursor once the event is handled.
+    Event { pos: Pos, event: Event },
+    /// Catch-up finished: everything up to `cursor` was delivered and events
+    /// from now on are live.
+    CaughtUp { cursor: Pos },
+    /// The socket closed; the connection reconnects by itself, with backoff.
+    Disconnected { reason: String },
+    /// The connection ended for good: `Some(code)` when the server refused
+    /// the device (`revoked`, `unauthorized`), `None` after [`Connection::close`].
+    Closed { code: Option<ErrorCode> },
+}
+
+/// A handle to a live connection. Clones share the one connection; it ends
+/// when [`Connection::close`] is called or every handle is dropped.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    commands: mpsc::Sender<Command>,
+    /// The last position applied, kept by the connection task.
+    cursor: Arc<AtomicI64>,
+}
+
+/// A send queued on the connection; [`PendingSend::ack`] waits for the server.
+#[derive(Debug)]
+pub struct PendingSend {
+    client_id: ClientMsgId,
+    reply: oneshot::Receiver<Result<SendAck>>,
+}
+
+impl PendingSend {
+    /// The client id the message carries (the same on every resend).
+    pub fn client_id(&self) -> &ClientMsgId {
+        &self.client_id
+    }
+
+    /// Wait until the server has committed the message; survives reconnects.
+    pub async fn ack(self) -> Result<SendAck> {
+        self.reply.await.map_err(|_| Error::Closed)?
+    }
+}
+
+impl Connection {
+    /// Open a WebSocket to `url` (`http://host:port`, or `ws://host:port/v1/ws`)
+    /// authenticated with `token`, and start the connection task.
+    ///
+    /// The first attempt's failure is returned (a wrong address or token shows
+    /// at once); after that the task reconnects by itself until the server
+    /// refuses the token or the connection is closed. Events arrive on the
+    /// returned receiver, starting with [`ClientEvent::Connected`].
+    pub async fn connect(
+        url: &str,
+        token: &str,
+        options: ConnectOptions,
+    ) -> Result<(Connection, mpsc::Receiver<ClientEvent>)> {
+        let url = crate::url::ws_url(url)?;
+        let (ws, hello) = actor::open(&url, token).await?;
+        let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let cursor = Arc::new(AtomicI64::new(options.cursor.0));
+        let actor = Actor::new(
+            url,
+            token.to_owned(),
+            options,
+            commands_rx,
+            events_tx,
+            Arc::clone(&cursor),
+        );
+        tokio::spawn(actor.run(ws, hello));
+        let conn = Connection {
+            commands: commands_tx,
+            cursor,
+        };
+        Ok((conn, events_rx))
+    }
+
+    /// Send `text` to a chat and wait for the server's ack (after commit).
+    /// The message is resent with the same client id across reconnects.
+    pub async fn send(&self, chat_id: ChatId, text: impl Into<String>) -> Result<SendAck> {
+        self.queue_send(chat_id, text).await?.ack().await
+    }
+
+    /// Queue a send and return at once; sends queued one after another go
+    /// out in that order. Await [`PendingSend::ack`] for the result.
+    pub async fn queue_send(
+        &self,
+        chat_id: ChatId,
+        text: impl Into<String>,
+    ) -> Result<PendingSend> {
+        self.queue_send_with_id(chat_id, new_client_id(), text)
+            .await
+    }
+
+    /// Like [`Connection::queue_send`] with a client id of the caller's
+    /// choosing, e.g. one persisted in the application's own outbox so a
+    /// send survives an application restart too.
+    pub async fn queue_send_with_id(
+        &self,
+        chat_id: ChatId,
+        client_id: ClientMsgId,
+        text: impl Into<String>,
+    ) -> Result<PendingSend> {
+        if !client_id.is_valid() {
+            return Err(Error::Protocol(format!("invalid client id {client_id}")));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.command(Command::Send {
+            chat_id,
+            client_id: client_id.clone(),
+            text: text.into(),
+            reply,
+        })
+        .await?;
+        Ok(PendingSend {
+            client_id,
+            reply: rx,
+        })
+    }
+
+    /// Tell the server every message up to `seq` in the chat reached this device.
+    pub async fn mark_delivered(&self, chat_id: ChatId, seq: Seq) -> Result<()> {
+        self.mark(chat_id, Some(seq), None).await
+    }
+
+    /// Tell the server every message up to `seq` in the chat was read (which
+    /// implies delivered).
+    pub async fn mark_read(&self, chat_id: ChatId, seq: Seq) -> Result<()> {
+        self.mark(chat_id, None, Some(seq)).await
+    }
+
+    /// The last event position the connection handed to the application.
+    pub fn cursor(&self) -> Pos {
+        Pos(self.cursor.load(Ordering::Acquire))
+    }
+
+    /// Close the connection for every handle. Unacked sends fail with
+    /// [`Error::Closed`]; a [`ClientEvent::Closed`] ends the event stream.
+    pub async fn close(&self) {
+        // An error means the task is gone already, which is what was asked.
+        let _ = self.commands.send(Command::Close).await;
+    }
+
+    async fn mark(&self, chat_id: ChatId, delivered: Option<Seq>, read: Option<Seq>) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        self.command(Command::Mark {
+            chat_id,
+            delivered_up_to: delivered,
+            read_up_to: read,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    async fn command(&self, command: Command) -> Result<()> {
+        self.commands.send(command).await.map_err(|_| Error::Closed)
+    }
+}

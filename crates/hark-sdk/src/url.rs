@@ -1,0 +1,47 @@
+//! Turning a server address into the HTTP base URL and the WebSocket URL.
+
+use crate::{Error, Result};
+
+/// `http://host:port` from `http(s)://host:port[/]` or `ws(s)://host:port[/v1/ws]`.
+pub(crate) fn http_base(url: &str) -> Result<String> {
+    let url = url.trim().trim_end_matches('/');
+    let url = url.strip_suffix("/v1/ws").unwrap_or(url);
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| Error::InvalidUrl(url.to_owned()))?;
+    let scheme = match scheme {
+        "http" | "ws" => "http",
+        "https" | "wss" => "https",
+        _ => return Err(Error::InvalidUrl(url.to_owned())),
+    };
+    if rest.is_empty() {
+        return Err(Error::InvalidUrl(url.to_owned()));
+    }
+    Ok(format!("{scheme}://{rest}"))
+}
+
+/// `ws://host:port/v1/ws` from any form [`http_base`] accepts.
+pub(crate) fn ws_url(url: &str) -> Result<String> {
+    let base = http_base(url)?;
+    let ws = match base.strip_prefix("https://") {
+        Some(rest) => format!("wss://{rest}"),
+        None => format!("ws://{}", base.trim_start_matches("http://")),
+    };
+    Ok(format!("{ws}/v1/ws"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_normalise() {
+        assert_eq!(http_base("http://h:1/").unwrap(), "http://h:1");
+        assert_eq!(http_base("ws://h:1/v1/ws").unwrap(), "http://h:1");
+        assert_eq!(ws_url("http://h:1").unwrap(), "ws://h:1/v1/ws");
+        assert_eq!(ws_url("https://h").unwrap(), "wss://h/v1/ws");
+        assert_eq!(ws_url("ws://h:2/v1/ws").unwrap(), "ws://h:2/v1/ws");
+        assert!(http_base("h:1").is_err());
+        assert!(http_base("ftp://h").is_err());
+    }
+}

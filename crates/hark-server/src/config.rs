@@ -1,0 +1,128 @@
+//! Server configuration: defaults, overridden by a TOML file, overridden by
+//! flags and `HARK_*` environment variables.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// `hark serve` flags; each also reads a `HARK_*` environment variable.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// A TOML file with any of the settings below.
+    #[arg(long, env = "HARK_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "HARK_ADDR")]
+    pub addr: Option<SocketAddr>,
+    /// Directory for the SQLite database [default: ./hark-data].
+    #[arg(long, env = "HARK_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Most members a group may have [default: 1024].
+    #[arg(long, env = "HARK_MAX_GROUP_MEMBERS")]
+    pub max_group_members: Option<usize>,
+    /// Browser origins allowed to open WebSockets, comma-separated (the
+    /// server's own origin is always allowed).
+    #[arg(long, env = "HARK_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+/// The settings the server runs with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub max_group_members: usize,
+    pub allowed_origins: Vec<String>,
+    pub limits: Limits,
+}
+
+/// Limits on what clients may send and hold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest WebSocket message, bytes.
+    pub max_frame_bytes: usize,
+    /// Longest message text, bytes.
+    pub max_text_bytes: usize,
+    /// Largest HTTP request body, bytes.
+    pub max_body_bytes: usize,
+    /// Frames per second per connection, sustained; bursts may reach twice that.
+    pub frames_per_second: u32,
+    /// Events queued for a connection before it counts as a slow consumer.
+    pub outbound_queue: usize,
+    /// Open WebSockets per user.
+    pub connections_per_user: usize,
+    /// Seconds a new WebSocket has to authenticate.
+    pub auth_timeout_secs: u64,
+    /// Seconds without any frame from the client before the server closes.
+    pub idle_timeout_secs: u64,
+    /// Most events in one sync answer.
+    pub max_sync_page: u32,
+    /// Login attempts per username per minute.
+    pub logins_per_minute: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("hark-data"),
+            max_group_members: 1024,
+            allowed_origins: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_bytes: 64 * 1024,
+            max_text_bytes: 16 * 1024,
+            max_body_bytes: 64 * 1024,
+            frames_per_second: 200,
+            outbound_queue: 1024,
+            connections_per_user: 32,
+            auth_timeout_secs: 10,
+            idle_timeout_secs: 90,
+            max_sync_page: 500,
+            logins_per_minute: 10,
+        }
+    }
+}
+
+impl Config {
+    /// Builds the configuration from the file named by `args` (if any) and the args.
+    pub fn load(args: &ServeArgs) -> anyhow::Result<Self> {
+        let mut config = match &args.config {
+            Some(path) => Self::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(addr) = args.addr {
+            config.addr = addr;
+        }
+        if let Some(dir) = &args.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(max) = args.max_group_members {
+            config.max_group_members = max;
+        }
+        if let Some(origins) = &args.allowed_origins {
+            config.allowed_origins = origins.clone();
+        }
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+
+    /// Where the SQLite database lives.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("hark.db")
+    }
+}

@@ -1,0 +1,64 @@
+//! The API's error: a stable code from `hark-proto`, an HTTP status and a
+//! message. Internal causes are logged, never shown.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use hark_proto::{ErrorBody, ErrorCode};
+use hark_store::StoreError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorCode::InvalidField, message)
+    }
+
+    pub fn unauthorized() -> Self {
+        ApiError::new(ErrorCode::Unauthorized, "a valid bearer token is required")
+    }
+
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        ApiError::new(ErrorCode::Internal, "internal server error")
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::new(ErrorCode::NotFound, "not found"),
+            StoreError::Forbidden(why) => ApiError::new(ErrorCode::Forbidden, why),
+            StoreError::UsernameTaken => {
+                ApiError::new(ErrorCode::UsernameTaken, "that username is taken")
+            }
+            StoreError::GroupFull(max) => ApiError::new(
+                ErrorCode::GroupFull,
+                format!("a group holds at most {max} members"),
+            ),
+            StoreError::Invalid(why) => ApiError::invalid(why),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(ErrorBody::new(self.code, self.message))).into_response()
+    }
+}

@@ -1,0 +1,150 @@
+//! Accounts, devices, profiles and user lookup.
+
+use super::extract::{Body, Params, Query};
+use crate::auth::{self, Authed};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::validate;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use hark_bus::Outbound;
+use hark_proto::{
+    Device, DeviceId, ErrorCode, LoginRequest, LoginResponse, Me, Register, UpdateProfileRequest,
+    User, UserId,
+};
+use serde::Deserialize;
+
+#[tracing::instrument(skip_all, fields(username = %body.username))]
+pub(super) async fn register(
+    State(state): State<AppState>,
+    Body(body): Body<Register>,
+) -> ApiResult<(StatusCode, Json<User>)> {
+    validate::username(&body.username)?;
+    validate::password(&body.password)?;
+    let display_name = match &body.display_name {
+        Some(name) => validate::label("display_name", name, 64)?,
+        None => body.username.clone(),
+    };
+    let hash = auth::hash_password(body.password).await?;
+    let user = state
+        .store
+        .create_user(&body.username, &display_name, &hash)
+        .await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+#[tracing::instrument(skip_all, fields(username = %body.username))]
+pub(super) async fn login(
+    State(state): State<AppState>,
+    Body(body): Body<LoginRequest>,
+) -> ApiResult<Json<LoginResponse>> {
+    let device_name = validate::label("device_name", &body.device_name, 64)?;
+    if state
+        .login_limiter
+        .check_key(&body.username.to_lowercase())
+        .is_err()
+    {
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            "too many login attempts; wait a minute",
+        ));
+    }
+    let wrong = || ApiError::new(ErrorCode::InvalidCredentials, "wrong username or password");
+    let Some(creds) = state.store.credentials(&body.username).await? else {
+        return Err(wrong());
+    };
+    if !auth::verify_password(body.password, creds.password_hash).await? {
+        return Err(wrong());
+    }
+    let token = auth::new_token();
+    let device = state
+        .store
+        .create_device(creds.user.id, &device_name, auth::token_hash(&token))
+        .await?;
+    Ok(Json(LoginResponse {
+        token,
+        user: creds.user,
+        device,
+    }))
+}
+
+pub(super) async fn logout(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+) -> ApiResult<StatusCode> {
+    revoke(&state, me.user.id, me.device.id).await
+}
+
+pub(super) async fn me(Authed(me): Authed) -> Json<Me> {
+    Json(Me {
+        user: me.user,
+        device: me.device,
+    })
+}
+
+pub(super) async fn update_me(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    Body(body): Body<UpdateProfileRequest>,
+) -> ApiResult<Json<User>> {
+    let name = validate::label("display_name", &body.display_name, 64)?;
+    Ok(Json(state.store.set_display_name(me.user.id, &name).await?))
+}
+
+pub(super) async fn devices(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+) -> ApiResult<Json<Vec<Device>>> {
+    let mut devices = state.store.devices(me.user.id).await?;
+    for d in &mut devices {
+        d.current = d.id == me.device.id;
+    }
+    Ok(Json(devices))
+}
+
+pub(super) async fn revoke_device(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    Params(device_id): Params<i64>,
+) -> ApiResult<StatusCode> {
+    revoke(&state, me.user.id, DeviceId(device_id)).await
+}
+
+/// Revokes the token and closes the device's sockets on every node.
+async fn revoke(state: &AppState, user_id: UserId, device_id: DeviceId) -> ApiResult<StatusCode> {
+    state.store.revoke_device(user_id, device_id).await?;
+    state
+        .bus
+        .publish(vec![(user_id, Outbound::DeviceRevoked(device_id))]);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+pub(super) struct UserSearch {
+    q: String,
+}
+
+pub(super) async fn search_users(
+    State(state): State<AppState>,
+    _: Authed,
+    Query(search): Query<UserSearch>,
+) -> ApiResult<Json<Vec<User>>> {
+    if search.q.is_empty() || search.q.len() > 64 {
+        return Err(ApiError::invalid("q: 1 to 64 characters"));
+    }
+    Ok(Json(state.store.search_users(&search.q, 50).await?))
+}
+
+pub(super) async fn user(
+    State(state): State<AppState>,
+    _: Authed,
+    Params(user_id): Params<i64>,
+) -> ApiResult<Json<User>> {
+    state
+        .store
+        .user(UserId(user_id))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such user"))
+}

@@ -1,0 +1,59 @@
+//! The HTTP API under `/v1`, health endpoints, and the router that joins
+//! them with the WebSocket gateway.
+
+mod accounts;
+mod chats;
+mod extract;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, patch, post};
+use axum::Router;
+use hark_proto::ErrorCode;
+
+pub(crate) fn router(state: AppState) -> Router {
+    let body_limit = state.config.limits.max_body_bytes;
+    let v1 = Router::new()
+        .route("/register", post(accounts::register))
+        .route("/login", post(accounts::login))
+        .route("/logout", post(accounts::logout))
+        .route("/me", get(accounts::me).patch(accounts::update_me))
+        .route("/devices", get(accounts::devices))
+        .route(
+            "/devices/{device_id}",
+            axum::routing::delete(accounts::revoke_device),
+        )
+        .route("/users", get(accounts::search_users))
+        .route("/users/{user_id}", get(accounts::user))
+        .route("/chats", get(chats::chats))
+        .route("/chats/direct", post(chats::create_direct))
+        .route("/chats/groups", post(chats::create_group))
+        .route("/chats/{chat_id}", get(chats::chat).patch(chats::rename))
+        .route("/chats/{chat_id}/members", post(chats::add_member))
+        .route(
+            "/chats/{chat_id}/members/{user_id}",
+            patch(chats::set_admin).delete(chats::remove_member),
+        )
+        .route(
+            "/chats/{chat_id}/messages",
+            get(chats::history).post(chats::send),
+        )
+        .route("/ws", get(crate::ws::upgrade));
+    Router::new()
+        .nest("/v1", v1)
+        .route("/", get(index))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ready" }))
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+async fn index() -> axum::response::Html<&'static str> {
+    axum::response::Html(
+        "<!doctype html><meta charset=utf-8><title>Hark</title>\
+         <h1>Hark is running</h1><p>The API is under <code>/v1/</code>, \
+         the WebSocket at <code>/v1/ws</code>. See docs/protocol.md.</p>",
+    )
+}

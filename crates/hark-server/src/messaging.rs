@@ -1,0 +1,89 @@
+//! Sending and marking, shared by the WebSocket gateway and the HTTP API, and
+//! the bridge that hands committed events to the bus.
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::validate;
+use hark_bus::{Bus, Outbound};
+use hark_proto::{ChatId, ClientMsgId, SendAck, Seq};
+use hark_store::{AuthedDevice, CommitListener, Delivery, NewMessage};
+use std::sync::Arc;
+
+/// Validates and commits a message; answers once it is durable.
+#[tracing::instrument(skip_all, fields(user = %who.user.id, device = %who.device.id, chat = %chat_id))]
+pub async fn send(
+    state: &AppState,
+    who: &AuthedDevice,
+    chat_id: ChatId,
+    client_id: ClientMsgId,
+    text: String,
+) -> ApiResult<SendAck> {
+    if !client_id.is_valid() {
+        return Err(ApiError::invalid(
+            "client_id: 1 to 64 printable ASCII characters",
+        ));
+    }
+    validate::text(&text, state.config.limits.max_text_bytes)?;
+    let ack = state
+        .store
+        .send(NewMessage {
+            chat_id,
+            sender_id: who.user.id,
+            sender_device: who.device.id,
+            client_id,
+            text,
+        })
+        .await?;
+    Ok(ack)
+}
+
+/// Raises the device's receipt watermarks in a chat.
+pub async fn mark(
+    state: &AppState,
+    who: &AuthedDevice,
+    chat_id: ChatId,
+    delivered_up_to: Option<Seq>,
+    read_up_to: Option<Seq>,
+) -> ApiResult<()> {
+    if delivered_up_to.is_none() && read_up_to.is_none() {
+        return Err(ApiError::invalid(
+            "give delivered_up_to, read_up_to or both",
+        ));
+    }
+    if delivered_up_to.is_some_and(|s| s.0 < 0) || read_up_to.is_some_and(|s| s.0 < 0) {
+        return Err(ApiError::invalid("watermarks are not negative"));
+    }
+    state
+        .store
+        .mark(
+            chat_id,
+            who.user.id,
+            who.device.id,
+            delivered_up_to,
+            read_up_to,
+        )
+        .await?;
+    Ok(())
+}
+
+/// Receives the store's commits, in commit order, and publishes them on the bus.
+pub struct CommitsToBus(pub Arc<dyn Bus>);
+
+impl CommitListener for CommitsToBus {
+    fn committed(&self, deliveries: Vec<Delivery>) {
+        self.0.publish(
+            deliveries
+                .into_iter()
+                .map(|d| {
+                    (
+                        d.user_id,
+                        Outbound::Event {
+                            pos: d.pos,
+                            event_json: d.event_json,
+                        },
+                    )
+                })
+                .collect(),
+        );
+    }
+}

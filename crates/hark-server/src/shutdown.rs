@@ -1,0 +1,29 @@
+//! A one-shot broadcast of "shutting down", awaited by every connection.
+
+use tokio::sync::watch;
+
+/// Cloneable through `Arc<App>`; `trigger` once, `wait` anywhere.
+pub struct Shutdown {
+    tx: watch::Sender<bool>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown {
+            tx: watch::channel(false).0,
+        }
+    }
+}
+
+impl Shutdown {
+    pub fn trigger(&self) {
+        self.tx.send_replace(true);
+    }
+
+    /// Resolves once shutdown has begun.
+    pub async fn wait(&self) {
+        let mut rx = self.tx.subscribe();
+        // An error means the sender is gone, which is shutdown too.
+        let _ = rx.wait_for(|down| *down).await;
+    }
+}

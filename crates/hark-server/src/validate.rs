@@ -1,0 +1,49 @@
+//! Checks on what people type: names, titles, passwords and message text.
+
+use crate::error::{ApiError, ApiResult};
+use hark_proto::ErrorCode;
+
+pub(crate) fn username(name: &str) -> ApiResult<()> {
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !(3..=32).contains(&name.len()) || !ok_chars {
+        return Err(ApiError::invalid(
+            "username: 3 to 32 characters of a-z, A-Z, 0-9, '_', '.', '-'",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn password(password: &str) -> ApiResult<()> {
+    if !(8..=1024).contains(&password.len()) {
+        return Err(ApiError::invalid("password: 8 to 1024 bytes"));
+    }
+    Ok(())
+}
+
+/// A short human label (display name, device name, group title): trimmed,
+/// 1 to `max` characters, no control characters.
+pub(crate) fn label(field: &str, value: &str, max: usize) -> ApiResult<String> {
+    let value = value.trim();
+    let count = value.chars().count();
+    if count == 0 || count > max || value.chars().any(char::is_control) {
+        return Err(ApiError::invalid(format!(
+            "{field}: 1 to {max} characters, no control characters"
+        )));
+    }
+    Ok(value.to_owned())
+}
+
+pub(crate) fn text(text: &str, max_bytes: usize) -> ApiResult<()> {
+    if text.len() > max_bytes {
+        return Err(ApiError::new(
+            ErrorCode::TooLarge,
+            format!("text is longer than {max_bytes} bytes"),
+        ));
+    }
+    if text.trim().is_empty() {
+        return Err(ApiError::invalid("text must not be empty"));
+    }
+    Ok(())
+}

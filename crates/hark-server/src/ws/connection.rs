@@ -1,0 +1,389 @@
+//! One WebSocket connection: authenticate, register with the hub, then one
+//! loop that reads client frames, writes replies and live events from the
+//! bounded outbound queue, pings, and closes with a reason.
+
+use super::frames;
+use crate::messaging;
+use crate::state::AppState;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use hark_bus::{CloseReason, Outbound};
+use hark_proto::{ClientFrame, ErrorCode, Hello, Limits, ServerFrame, PROTOCOL_VERSION};
+use hark_store::AuthedDevice;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, timeout, Instant};
+
+type Sink = SplitSink<WebSocket, Message>;
+type Stream = SplitStream<WebSocket>;
+
+/// Close codes (RFC 6455): policy violation, message too big, going away.
+const POLICY: u16 = 1008;
+const TOO_BIG: u16 = 1009;
+const GOING_AWAY: u16 = 1001;
+
+/// How often the server pings an otherwise quiet client.
+const PING_EVERY: Duration = Duration::from_secs(30);
+
+pub(super) async fn run(socket: WebSocket, state: AppState, authed: Option<AuthedDevice>) {
+    let (mut sink, mut stream) = socket.split();
+    let (who, auth_frame_id) = match authed {
+        Some(who) => (who, None),
+        None => match authenticate(&state, &mut sink, &mut stream).await {
+            Some(pair) => pair,
+            None => return,
+        },
+    };
+    let limits = &state.config.limits;
+    let (tx, rx) = mpsc::channel(limits.outbound_queue);
+    let Ok(registration) =
+        state
+            .hub
+            .register(who.user.id, who.device.id, tx, limits.connections_per_user)
+    else {
+        close(
+            &mut sink,
+            None,
+            ErrorCode::TooManyConnections,
+            "too many open connections for this user",
+            POLICY,
+        )
+        .await;
+        return;
+    };
+    // Registered before reading the head: anything committed after this
+    // point arrives live, anything before it is in what sync returns.
+    let head = match state.store.head(who.user.id).await {
+        Ok(head) => head,
+        Err(e) => {
+            tracing::error!(error = %e, "reading stream head");
+            close(
+                &mut sink,
+                None,
+                ErrorCode::Internal,
+                "try again",
+                GOING_AWAY,
+            )
+            .await;
+            return;
+        }
+    };
+    let hello = ServerFrame::Hello(Hello {
+        id: auth_frame_id,
+        protocol: PROTOCOL_VERSION,
+        user: who.user.clone(),
+        device_id: who.device.id,
+        head,
+        limits: Limits {
+            max_frame_bytes: limits.max_frame_bytes as u32,
+            max_text_bytes: limits.max_text_bytes as u32,
+            frames_per_second: limits.frames_per_second,
+            max_sync_page: limits.max_sync_page,
+        },
+    });
+    if !send(&mut sink, frames::encode(&hello)).await {
+        return;
+    }
+    tracing::debug!(user = %who.user.id, device = %who.device.id, "connected");
+    let mut conn = Connection {
+        bucket: TokenBucket::new(limits.frames_per_second),
+        state: state.clone(),
+        who,
+        sink,
+    };
+    conn.serve(stream, rx, &registration).await;
+}
+
+/// Waits for the first frame to be a valid `auth`; answers and closes otherwise.
+async fn authenticate(
+    state: &AppState,
+    sink: &mut Sink,
+    stream: &mut Stream,
+) -> Option<(AuthedDevice, Option<u64>)> {
+    let deadline = Duration::from_secs(state.config.limits.auth_timeout_secs);
+    let first = match timeout(deadline, stream.next()).await {
+        Err(_) => {
+            close(
+                sink,
+                None,
+                ErrorCode::AuthTimeout,
+                "authenticate within the deadline",
+                POLICY,
+            )
+            .await;
+            return None;
+        }
+        Ok(Some(Ok(Message::Text(text)))) => text,
+        Ok(_) => {
+            close(
+                sink,
+                None,
+                ErrorCode::Unauthorized,
+                "the first frame must be auth",
+                POLICY,
+            )
+            .await;
+            return None;
+        }
+    };
+    let (id, token) = match frames::decode(&first) {
+        Ok(ClientFrame::Auth { id, token }) => (id, token),
+        Ok(other) => {
+            close(
+                sink,
+                Some(other.id()),
+                ErrorCode::Unauthorized,
+                "the first frame must be auth",
+                POLICY,
+            )
+            .await;
+            return None;
+        }
+        Err(e) => {
+            close(sink, e.id, e.code, e.message, POLICY).await;
+            return None;
+        }
+    };
+    match crate::auth::authenticate(state, &token).await {
+        Ok(who) => Some((who, Some(id))),
+        Err(e) => {
+            close(sink, Some(id), e.code, e.message, POLICY).await;
+            None
+        }
+    }
+}
+
+struct Connection {
+    state: AppState,
+    who: AuthedDevice,
+    sink: Sink,
+    bucket: TokenBucket,
+}
+
+impl Connection {
+    async fn serve(
+        &mut self,
+        mut stream: Stream,
+        mut outbound: mpsc::Receiver<Outbound>,
+        registration: &hark_bus::Registration,
+    ) {
+        let state = self.state.clone();
+        let shutdown = state.shutdown.wait();
+        tokio::pin!(shutdown);
+        let idle = Duration::from_secs(state.config.limits.idle_timeout_secs);
+        let mut idle_deadline = Instant::now() + idle;
+        let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => {
+                    self.close(None, ErrorCode::ShuttingDown, "the server is restarting", GOING_AWAY).await;
+                    return;
+                }
+                out = outbound.recv() => match out {
+                    Some(Outbound::Event { pos, event_json }) => {
+                        if !send(&mut self.sink, frames::event(pos, &event_json)).await {
+                            return;
+                        }
+                    }
+                    Some(Outbound::DeviceRevoked(_)) => {
+                        self.close(None, ErrorCode::Revoked, "this device was logged out", POLICY).await;
+                        return;
+                    }
+                    None => {
+                        let (code, message, close_code) = match registration.close_reason() {
+                            Some(CloseReason::ShuttingDown) => (ErrorCode::ShuttingDown, "the server is restarting", GOING_AWAY),
+                            _ => (ErrorCode::SlowConsumer, "you fell behind; reconnect and sync", POLICY),
+                        };
+                        self.close(None, code, message, close_code).await;
+                        return;
+                    }
+                },
+                _ = sleep_until(idle_deadline) => {
+                    self.close(None, ErrorCode::AuthTimeout, "idle for too long", GOING_AWAY).await;
+                    return;
+                }
+                _ = ping.tick() => {
+                    if self.sink.send(Message::Ping(Default::default())).await.is_err() {
+                        return;
+                    }
+                }
+                incoming = stream.next() => {
+                    idle_deadline = Instant::now() + idle;
+                    match incoming {
+                        None | Some(Ok(Message::Close(_))) => return,
+                        Some(Ok(Message::Text(text))) => {
+                            if !self.on_text(&text).await {
+                                return;
+                            }
+                        }
+                        Some(Ok(Message::Binary(_))) => {
+                            let frame = frames::error(None, ErrorCode::MalformedJson, "frames are JSON text, not binary");
+                            if !send(&mut self.sink, frame).await {
+                                return;
+                            }
+                        }
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                        Some(Err(e)) => {
+                            // tungstenite reports an oversized message as a capacity error.
+                            let reason = e.to_string();
+                            if reason.contains("too long") || reason.contains("Space limit") {
+                                self.close(None, ErrorCode::TooLarge, "frame larger than the limit", TOO_BIG).await;
+                            } else {
+                                tracing::debug!(error = %reason, "socket read failed");
+                            }
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one text frame. Returns false when the connection must end.
+    async fn on_text(&mut self, text: &str) -> bool {
+        if !self.bucket.take() {
+            if self.bucket.strikes > self.bucket.capacity as u32 {
+                self.close(
+                    None,
+                    ErrorCode::RateLimited,
+                    "frame flood; connection closed",
+                    POLICY,
+                )
+                .await;
+                return false;
+            }
+            let id = frames::decode(text).ok().map(|f| f.id());
+            let frame = frames::error(id, ErrorCode::RateLimited, "too many frames; slow down");
+            return send(&mut self.sink, frame).await;
+        }
+        let reply = match frames::decode(text) {
+            Ok(frame) => self.handle(frame).await,
+            Err(e) => frames::error(e.id, e.code, e.message),
+        };
+        send(&mut self.sink, reply).await
+    }
+
+    async fn handle(&mut self, frame: ClientFrame) -> String {
+        let state = &self.state;
+        let who = &self.who;
+        let reply = match frame {
+            ClientFrame::Auth { id, .. } => Err((
+                id,
+                crate::error::ApiError::new(
+                    ErrorCode::AlreadyAuthenticated,
+                    "this connection is authenticated",
+                ),
+            )),
+            ClientFrame::Ping { id } => Ok(ServerFrame::Pong { id }),
+            ClientFrame::Send {
+                id,
+                chat_id,
+                client_id,
+                text,
+            } => messaging::send(state, who, chat_id, client_id, text)
+                .await
+                .map(|ack| ServerFrame::Ack {
+                    id,
+                    chat_id: ack.chat_id,
+                    seq: ack.seq,
+                    client_id: ack.client_id,
+                    sent_at: ack.sent_at,
+                    duplicate: ack.duplicate,
+                })
+                .map_err(|e| (id, e)),
+            ClientFrame::Mark {
+                id,
+                chat_id,
+                delivered_up_to,
+                read_up_to,
+            } => messaging::mark(state, who, chat_id, delivered_up_to, read_up_to)
+                .await
+                .map(|()| ServerFrame::Ok { id })
+                .map_err(|e| (id, e)),
+            ClientFrame::Sync { id, after, limit } => {
+                let max = state.config.limits.max_sync_page;
+                let limit = limit.unwrap_or(max).clamp(1, max);
+                match state.store.sync(who.user.id, after, limit).await {
+                    Ok(page) => Ok(ServerFrame::Synced {
+                        id,
+                        events: page.events,
+                        head: page.head,
+                        more: page.more,
+                    }),
+                    Err(e) => Err((id, e.into())),
+                }
+            }
+        };
+        match reply {
+            Ok(frame) => frames::encode(&frame),
+            Err((id, e)) => frames::error(Some(id), e.code, e.message),
+        }
+    }
+
+    async fn close(&mut self, id: Option<u64>, code: ErrorCode, message: &str, close_code: u16) {
+        close(&mut self.sink, id, code, message, close_code).await;
+    }
+}
+
+/// Sends a text frame; false when the socket is gone.
+async fn send(sink: &mut Sink, text: String) -> bool {
+    sink.send(Message::Text(text.into())).await.is_ok()
+}
+
+/// Sends an error frame, then a close frame whose reason is the error code.
+async fn close(
+    sink: &mut Sink,
+    id: Option<u64>,
+    code: ErrorCode,
+    message: impl Into<String>,
+    close_code: u16,
+) {
+    let _ = sink
+        .send(Message::Text(frames::error(id, code, message).into()))
+        .await;
+    let _ = sink
+        .send(Message::Close(Some(CloseFrame {
+            code: close_code,
+            reason: code.as_str().into(),
+        })))
+        .await;
+}
+
+/// Frames per second with bursts up to twice the rate.
+struct TokenBucket {
+    capacity: f64,
+    tokens: f64,
+    per_second: f64,
+    last: Instant,
+    /// Frames refused in a row; a flood that keeps going is disconnected.
+    strikes: u32,
+}
+
+impl TokenBucket {
+    fn new(per_second: u32) -> Self {
+        let per_second = f64::from(per_second.max(1));
+        TokenBucket {
+            capacity: per_second * 2.0,
+            tokens: per_second * 2.0,
+            per_second,
+            last: Instant::now(),
+            strikes: 0,
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + refill).min(self.capacity);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.strikes = 0;
+            true
+        } else {
+            self.strikes += 1;
+            false
+        }
+    }
+}

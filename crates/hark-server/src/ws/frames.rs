@@ -1,0 +1,88 @@
+//! Decoding client frames with precise error codes, and encoding server frames.
+
+use hark_proto::{ClientFrame, ErrorCode, Pos, ServerFrame};
+
+/// Why a text frame could not be decoded, with the request id when one was readable.
+pub(super) struct DecodeError {
+    pub(super) id: Option<u64>,
+    pub(super) code: ErrorCode,
+    pub(super) message: String,
+}
+
+const KNOWN_TYPES: &[&str] = &["auth", "send", "mark", "sync", "ping"];
+
+pub(super) fn decode(text: &str) -> Result<ClientFrame, DecodeError> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| DecodeError {
+        id: None,
+        code: ErrorCode::MalformedJson,
+        message: format!("not JSON: {e}"),
+    })?;
+    let id = value.get("id").and_then(serde_json::Value::as_u64);
+    let fail = |code, message: String| DecodeError { id, code, message };
+    let Some(kind) = value.get("type").and_then(serde_json::Value::as_str) else {
+        return Err(fail(
+            ErrorCode::InvalidField,
+            "a frame is a JSON object with a string \"type\"".into(),
+        ));
+    };
+    if !KNOWN_TYPES.contains(&kind) {
+        return Err(fail(
+            ErrorCode::UnknownType,
+            format!("unknown frame type {kind:?}"),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| fail(ErrorCode::InvalidField, e.to_string()))
+}
+
+pub(super) fn encode(frame: &ServerFrame) -> String {
+    // Serialising our own types cannot fail; fall back to an error frame anyway.
+    serde_json::to_string(frame).unwrap_or_else(|_| {
+        r#"{"type":"error","code":"internal","message":"encoding failed"}"#.to_owned()
+    })
+}
+
+/// An event frame around already-serialised event JSON, so a fan-out
+/// serialises each event once.
+pub(super) fn event(pos: Pos, event_json: &str) -> String {
+    format!(
+        r#"{{"type":"event","pos":{},"event":{}}}"#,
+        pos.0, event_json
+    )
+}
+
+pub(super) fn error(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> String {
+    encode(&ServerFrame::Error {
+        id,
+        code,
+        message: message.into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_bad_frames() {
+        assert_eq!(
+            decode("{nope").err().unwrap().code,
+            ErrorCode::MalformedJson
+        );
+        let e = decode(r#"{"type":"fly","id":4}"#).err().unwrap();
+        assert_eq!((e.code, e.id), (ErrorCode::UnknownType, Some(4)));
+        let e = decode(r#"{"type":"send","id":5,"chat_id":"x","client_id":"a","text":"t"}"#)
+            .err()
+            .unwrap();
+        assert_eq!((e.code, e.id), (ErrorCode::InvalidField, Some(5)));
+        assert_eq!(decode("[1,2]").err().unwrap().code, ErrorCode::InvalidField);
+        assert!(decode(r#"{"type":"ping","id":1}"#).is_ok());
+    }
+
+    #[test]
+    fn event_frames_match_the_typed_encoding() {
+        let json =
+            r#"{"kind":"receipt","chat_id":1,"user_id":2,"delivered_up_to":3,"read_up_to":2}"#;
+        let framed: ServerFrame = serde_json::from_str(&event(Pos(9), json)).unwrap();
+        assert!(matches!(framed, ServerFrame::Event(ref e) if e.pos == Pos(9)));
+    }
+}

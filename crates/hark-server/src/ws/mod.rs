@@ -1,0 +1,66 @@
+//! The WebSocket gateway at `/v1/ws`: upgrade checks (origin, optional header
+//! auth, buffer and size limits), then one task per connection.
+
+mod connection;
+mod frames;
+
+use crate::auth;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::State;
+use axum::http::header;
+use axum::http::request::Parts;
+use axum::response::Response;
+use hark_proto::ErrorCode;
+
+pub(crate) async fn upgrade(
+    State(state): State<AppState>,
+    mut parts: Parts,
+) -> ApiResult<Response> {
+    check_origin(&state, &parts)?;
+    // A bearer header authenticates now; without one the first frame must.
+    let authed = match auth::bearer(&parts) {
+        Some(token) => Some(auth::authenticate(&state, token).await?),
+        None => None,
+    };
+    let ws = <WebSocketUpgrade as axum::extract::FromRequestParts<AppState>>::from_request_parts(
+        &mut parts, &state,
+    )
+    .await
+    .map_err(|e| ApiError::invalid(format!("not a WebSocket upgrade: {e}")))?;
+    let max = state.config.limits.max_frame_bytes;
+    Ok(ws
+        // Small buffers keep an idle socket cheap (~5 KiB instead of ~133 KiB).
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(max * 4)
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| connection::run(socket, state, authed)))
+}
+
+/// Browsers send `Origin`; only the server's own origin and the configured
+/// ones may open a socket. Non-browser clients send none and pass.
+fn check_origin(state: &AppState, parts: &Parts) -> ApiResult<()> {
+    let Some(origin) = parts.headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or_default();
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let same_origin = origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| !host.is_empty() && rest == host);
+    if same_origin || state.config.allowed_origins.iter().any(|o| o == origin) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::OriginNotAllowed,
+            "this origin may not open a WebSocket here",
+        ))
+    }
+}

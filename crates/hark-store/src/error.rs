@@ -1,0 +1,28 @@
+//! The store's error type: domain refusals the API maps to error codes, and
+//! internal failures it logs.
+
+use thiserror::Error;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    #[error("username is taken")]
+    UsernameTaken,
+    #[error("the group is full ({0} members)")]
+    GroupFull(usize),
+    #[error("invalid: {0}")]
+    Invalid(&'static str),
+    #[error("database: {0}")]
+    Database(#[from] rusqlite::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("the commit failed")]
+    CommitFailed,
+    #[error("the store is shut down")]
+    Closed,
+}

@@ -1,0 +1,158 @@
+//! Repository traits (accounts, chats, messages) and the values they exchange.
+
+use crate::StoreResult;
+use async_trait::async_trait;
+use hark_proto::{
+    Chat, ChatId, ChatSummary, ClientMsgId, Device, DeviceId, EventFrame, History, Pos, SendAck,
+    Seq, User, UserId,
+};
+use std::sync::Arc;
+
+/// A user's stored credentials, for checking a login.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub user: User,
+    pub password_hash: String,
+}
+
+/// The device a token belongs to, with its user.
+#[derive(Debug, Clone)]
+pub struct AuthedDevice {
+    pub user: User,
+    pub device: Device,
+}
+
+/// A message to commit. The sender comes from the authenticated device, never
+/// from the client's frame.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub chat_id: ChatId,
+    pub sender_id: UserId,
+    pub sender_device: DeviceId,
+    pub client_id: ClientMsgId,
+    pub text: String,
+}
+
+/// Which page of a chat's history to read.
+#[derive(Debug, Clone, Copy)]
+pub enum HistoryQuery {
+    /// The newest `limit` messages.
+    Latest { limit: u32 },
+    /// Up to `limit` messages with seq below `seq`, the nearest ones.
+    Before { seq: Seq, limit: u32 },
+    /// Up to `limit` messages with seq above `seq`, the nearest ones.
+    After { seq: Seq, limit: u32 },
+}
+
+/// A page of a user's event stream.
+#[derive(Debug, Clone)]
+pub struct SyncPage {
+    pub events: Vec<EventFrame>,
+    pub head: Pos,
+    pub more: bool,
+}
+
+/// One event committed into one user's stream. The JSON of the event is
+/// shared by every user it went to, so a fan-out serialises it once.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub user_id: UserId,
+    pub pos: Pos,
+    pub event_json: Arc<str>,
+}
+
+/// Told about every commit, in commit order, after it is durable.
+pub trait CommitListener: Send + Sync {
+    fn committed(&self, deliveries: Vec<Delivery>);
+}
+
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    async fn create_user(
+        &self,
+        username: &str,
+        display_name: &str,
+        password_hash: &str,
+    ) -> StoreResult<User>;
+    async fn credentials(&self, username: &str) -> StoreResult<Option<Credentials>>;
+    async fn create_device(
+        &self,
+        user_id: UserId,
+        name: &str,
+        token_hash: [u8; 32],
+    ) -> StoreResult<Device>;
+    /// The live (not revoked) device holding the token with this hash.
+    async fn device_by_token(&self, token_hash: [u8; 32]) -> StoreResult<Option<AuthedDevice>>;
+    async fn devices(&self, user_id: UserId) -> StoreResult<Vec<Device>>;
+    /// Revokes one of the user's devices; `NotFound` if it is not theirs or already revoked.
+    async fn revoke_device(&self, user_id: UserId, device_id: DeviceId) -> StoreResult<()>;
+    async fn set_display_name(&self, user_id: UserId, display_name: &str) -> StoreResult<User>;
+    async fn user(&self, user_id: UserId) -> StoreResult<Option<User>>;
+    async fn search_users(&self, prefix: &str, limit: u32) -> StoreResult<Vec<User>>;
+}
+
+#[async_trait]
+pub trait ChatStore: Send + Sync {
+    /// The one-to-one chat of the pair, created on first use.
+    async fn create_direct(&self, a: UserId, b: UserId) -> StoreResult<ChatId>;
+    async fn create_group(
+        &self,
+        creator: UserId,
+        title: &str,
+        members: &[UserId],
+        max_members: usize,
+    ) -> StoreResult<ChatId>;
+    async fn rename(&self, by: UserId, chat_id: ChatId, title: &str) -> StoreResult<()>;
+    async fn add_member(
+        &self,
+        by: UserId,
+        chat_id: ChatId,
+        user_id: UserId,
+        max_members: usize,
+    ) -> StoreResult<()>;
+    /// Removes a member; `by == user_id` is leaving.
+    async fn remove_member(&self, by: UserId, chat_id: ChatId, user_id: UserId) -> StoreResult<()>;
+    async fn set_admin(
+        &self,
+        by: UserId,
+        chat_id: ChatId,
+        user_id: UserId,
+        admin: bool,
+    ) -> StoreResult<()>;
+    /// The chat as its member `viewer` sees it; `Forbidden` for non-members.
+    async fn chat(&self, viewer: UserId, chat_id: ChatId) -> StoreResult<Chat>;
+    async fn chat_summary(&self, viewer: UserId, chat_id: ChatId) -> StoreResult<ChatSummary>;
+    /// The viewer's chats, most recent activity first.
+    async fn chats(&self, viewer: UserId) -> StoreResult<Vec<ChatSummary>>;
+}
+
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// Commits the message (or finds the earlier send with the same client
+    /// id) and returns only once the commit is durable.
+    async fn send(&self, message: NewMessage) -> StoreResult<SendAck>;
+    /// Raises the device's watermarks; lower values never lower them.
+    async fn mark(
+        &self,
+        chat_id: ChatId,
+        user_id: UserId,
+        device_id: DeviceId,
+        delivered_up_to: Option<Seq>,
+        read_up_to: Option<Seq>,
+    ) -> StoreResult<()>;
+    async fn history(
+        &self,
+        viewer: UserId,
+        chat_id: ChatId,
+        query: HistoryQuery,
+    ) -> StoreResult<History>;
+    /// Events of the user's stream after `after`, at most `limit`.
+    async fn sync(&self, user_id: UserId, after: Pos, limit: u32) -> StoreResult<SyncPage>;
+    /// The newest position of the user's stream.
+    async fn head(&self, user_id: UserId) -> StoreResult<Pos>;
+}
+
+/// Everything the server needs from storage.
+pub trait Store: AccountStore + ChatStore + MessageStore {}
+
+impl<T: AccountStore + ChatStore + MessageStore> Store for T {}

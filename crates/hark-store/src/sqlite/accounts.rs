@@ -1,0 +1,164 @@
+//! Users and devices in SQLite.
+
+use super::writer::WriteCtx;
+use crate::{AuthedDevice, Credentials, StoreError, StoreResult};
+use hark_proto::{Device, DeviceId, User, UserId};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: UserId(row.get(0)?),
+        username: row.get(1)?,
+        display_name: row.get(2)?,
+    })
+}
+
+pub(crate) fn create_user(
+    ctx: &mut WriteCtx<'_>,
+    username: &str,
+    display_name: &str,
+    password_hash: &str,
+) -> StoreResult<User> {
+    let taken: Option<i64> = ctx
+        .conn
+        .query_row(
+            "SELECT id FROM users WHERE username = ?1",
+            [username],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if taken.is_some() {
+        return Err(StoreError::UsernameTaken);
+    }
+    ctx.conn.execute(
+        "INSERT INTO users (username, display_name, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![username, display_name, password_hash, ctx.now_ms],
+    )?;
+    Ok(User {
+        id: UserId(ctx.conn.last_insert_rowid()),
+        username: username.to_owned(),
+        display_name: display_name.to_owned(),
+    })
+}
+
+pub(crate) fn credentials(conn: &Connection, username: &str) -> StoreResult<Option<Credentials>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, username, display_name, password_hash FROM users WHERE username = ?1",
+        )?
+        .query_row([username], |r| {
+            Ok(Credentials {
+                user: user_from_row(r)?,
+                password_hash: r.get(3)?,
+            })
+        })
+        .optional()?)
+}
+
+pub(crate) fn create_device(
+    ctx: &mut WriteCtx<'_>,
+    user_id: UserId,
+    name: &str,
+    token_hash: [u8; 32],
+) -> StoreResult<Device> {
+    ctx.conn.execute(
+        "INSERT INTO devices (user_id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![user_id.0, name, &token_hash[..], ctx.now_ms],
+    )?;
+    Ok(Device {
+        id: DeviceId(ctx.conn.last_insert_rowid()),
+        name: name.to_owned(),
+        created_at: ctx.now_ms,
+        current: true,
+    })
+}
+
+pub(crate) fn device_by_token(
+    conn: &Connection,
+    token_hash: [u8; 32],
+) -> StoreResult<Option<AuthedDevice>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT u.id, u.username, u.display_name, d.id, d.name, d.created_at
+             FROM devices d JOIN users u ON u.id = d.user_id
+             WHERE d.token_hash = ?1 AND d.revoked_at IS NULL",
+        )?
+        .query_row([&token_hash[..]], |r| {
+            Ok(AuthedDevice {
+                user: user_from_row(r)?,
+                device: Device {
+                    id: DeviceId(r.get(3)?),
+                    name: r.get(4)?,
+                    created_at: r.get(5)?,
+                    current: true,
+                },
+            })
+        })
+        .optional()?)
+}
+
+pub(crate) fn devices(conn: &Connection, user_id: UserId) -> StoreResult<Vec<Device>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, name, created_at FROM devices WHERE user_id = ?1 AND revoked_at IS NULL ORDER BY id",
+    )?;
+    let rows = stmt.query_map([user_id.0], |r| {
+        Ok(Device {
+            id: DeviceId(r.get(0)?),
+            name: r.get(1)?,
+            created_at: r.get(2)?,
+            current: false,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(crate) fn revoke_device(
+    ctx: &mut WriteCtx<'_>,
+    user_id: UserId,
+    device_id: DeviceId,
+) -> StoreResult<()> {
+    let changed = ctx.conn.execute(
+        "UPDATE devices SET revoked_at = ?1 WHERE id = ?2 AND user_id = ?3 AND revoked_at IS NULL",
+        params![ctx.now_ms, device_id.0, user_id.0],
+    )?;
+    if changed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub(crate) fn set_display_name(
+    ctx: &mut WriteCtx<'_>,
+    user_id: UserId,
+    display_name: &str,
+) -> StoreResult<User> {
+    ctx.conn.execute(
+        "UPDATE users SET display_name = ?1 WHERE id = ?2",
+        params![display_name, user_id.0],
+    )?;
+    user(ctx.conn, user_id)?.ok_or(StoreError::NotFound)
+}
+
+pub(crate) fn user(conn: &Connection, user_id: UserId) -> StoreResult<Option<User>> {
+    Ok(conn
+        .prepare_cached("SELECT id, username, display_name FROM users WHERE id = ?1")?
+        .query_row([user_id.0], user_from_row)
+        .optional()?)
+}
+
+pub(crate) fn search_users(conn: &Connection, prefix: &str, limit: u32) -> StoreResult<Vec<User>> {
+    // Escape LIKE's wildcards so a search for "a_b" means exactly that.
+    let escaped: String = prefix
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, username, display_name FROM users
+         WHERE username LIKE ?1 ESCAPE '\\' ORDER BY username LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![format!("{escaped}%"), limit], user_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

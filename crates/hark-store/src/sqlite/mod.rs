@@ -1,0 +1,302 @@
+//! The embedded store: one SQLite file in WAL mode, one writer thread with
+//! group commit (see `writer`), and a small pool of read connections used
+//! from blocking tasks.
+
+mod accounts;
+mod chats;
+mod messages;
+mod schema;
+mod writer;
+
+use crate::{
+    AccountStore, AuthedDevice, ChatStore, CommitListener, Credentials, HistoryQuery, MessageStore,
+    NewMessage, StoreError, StoreResult, SyncPage,
+};
+use async_trait::async_trait;
+use hark_proto::{
+    Chat, ChatId, ChatSummary, Device, DeviceId, History, Pos, SendAck, Seq, User, UserId,
+};
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::mpsc;
+use writer::{Job, WriteCtx};
+
+/// How many writes may wait for the writer before senders wait too
+/// (backpressure instead of unbounded memory).
+const WRITE_QUEUE: usize = 8192;
+
+/// SQLite behind the repository traits.
+pub struct SqliteStore {
+    /// The writer's queue; `None` once the store is closed.
+    jobs: RwLock<Option<mpsc::Sender<Job>>>,
+    path: PathBuf,
+    /// Idle read connections; a read takes one or opens a new one.
+    readers: Arc<Mutex<Vec<Connection>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating if needed) the database at `path` and
+    /// starts its writer thread. Committed events go to `listener`.
+    pub fn open(path: &Path, listener: Arc<dyn CommitListener>) -> StoreResult<Self> {
+        let mut conn = Connection::open(path)?;
+        schema::configure(&conn)?;
+        schema::migrate(&mut conn)?;
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let writer = std::thread::Builder::new()
+            .name("hark-sqlite-writer".into())
+            .spawn(move || writer::run(conn, rx, listener))
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
+        Ok(SqliteStore {
+            jobs: RwLock::new(Some(tx)),
+            path: path.to_owned(),
+            readers: Arc::new(Mutex::new(Vec::new())),
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    /// Runs a write on the writer thread and waits for its durable commit.
+    async fn write<T, F>(&self, op: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        let (job, answer) = writer::job(op);
+        let jobs = self
+            .jobs
+            .read()
+            .map_err(|_| StoreError::Closed)?
+            .clone()
+            .ok_or(StoreError::Closed)?;
+        jobs.send(job).await.map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::CommitFailed)?
+    }
+
+    /// Runs a read on a pooled connection in a blocking task.
+    async fn read<T, F>(&self, op: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = readers.lock().map_err(|_| StoreError::Closed)?.pop();
+            let mut conn = match pooled {
+                Some(conn) => conn,
+                None => open_reader(&path)?,
+            };
+            let result = op(&mut conn);
+            if let Ok(mut idle) = readers.lock() {
+                if idle.len() < 16 {
+                    idle.push(conn);
+                }
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("read task failed: {e}")))?
+    }
+
+    /// Stops accepting writes and waits until the writer has committed and
+    /// answered everything already queued.
+    pub fn close(&self) {
+        if let Ok(mut jobs) = self.jobs.write() {
+            jobs.take();
+        }
+        if let Ok(mut handle) = self.writer.lock() {
+            if let Some(handle) = handle.take() {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+fn open_reader(path: &Path) -> StoreResult<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+#[async_trait]
+impl AccountStore for SqliteStore {
+    async fn create_user(
+        &self,
+        username: &str,
+        display_name: &str,
+        password_hash: &str,
+    ) -> StoreResult<User> {
+        let (u, d, p) = (
+            username.to_owned(),
+            display_name.to_owned(),
+            password_hash.to_owned(),
+        );
+        self.write(move |ctx| accounts::create_user(ctx, &u, &d, &p))
+            .await
+    }
+
+    async fn credentials(&self, username: &str) -> StoreResult<Option<Credentials>> {
+        let username = username.to_owned();
+        self.read(move |conn| accounts::credentials(conn, &username))
+            .await
+    }
+
+    async fn create_device(
+        &self,
+        user_id: UserId,
+        name: &str,
+        token_hash: [u8; 32],
+    ) -> StoreResult<Device> {
+        let name = name.to_owned();
+        self.write(move |ctx| accounts::create_device(ctx, user_id, &name, token_hash))
+            .await
+    }
+
+    async fn device_by_token(&self, token_hash: [u8; 32]) -> StoreResult<Option<AuthedDevice>> {
+        self.read(move |conn| accounts::device_by_token(conn, token_hash))
+            .await
+    }
+
+    async fn devices(&self, user_id: UserId) -> StoreResult<Vec<Device>> {
+        self.read(move |conn| accounts::devices(conn, user_id))
+            .await
+    }
+
+    async fn revoke_device(&self, user_id: UserId, device_id: DeviceId) -> StoreResult<()> {
+        self.write(move |ctx| accounts::revoke_device(ctx, user_id, device_id))
+            .await
+    }
+
+    async fn set_display_name(&self, user_id: UserId, display_name: &str) -> StoreResult<User> {
+        let name = display_name.to_owned();
+        self.write(move |ctx| accounts::set_display_name(ctx, user_id, &name))
+            .await
+    }
+
+    async fn user(&self, user_id: UserId) -> StoreResult<Option<User>> {
+        self.read(move |conn| accounts::user(conn, user_id)).await
+    }
+
+    async fn search_users(&self, prefix: &str, limit: u32) -> StoreResult<Vec<User>> {
+        let prefix = prefix.to_owned();
+        self.read(move |conn| accounts::search_users(conn, &prefix, limit))
+            .await
+    }
+}
+
+#[async_trait]
+impl ChatStore for SqliteStore {
+    async fn create_direct(&self, a: UserId, b: UserId) -> StoreResult<ChatId> {
+        self.write(move |ctx| chats::create_direct(ctx, a, b)).await
+    }
+
+    async fn create_group(
+        &self,
+        creator: UserId,
+        title: &str,
+        members: &[UserId],
+        max_members: usize,
+    ) -> StoreResult<ChatId> {
+        let (title, members) = (title.to_owned(), members.to_vec());
+        self.write(move |ctx| chats::create_group(ctx, creator, &title, &members, max_members))
+            .await
+    }
+
+    async fn rename(&self, by: UserId, chat_id: ChatId, title: &str) -> StoreResult<()> {
+        let title = title.to_owned();
+        self.write(move |ctx| chats::rename(ctx, by, chat_id, &title))
+            .await
+    }
+
+    async fn add_member(
+        &self,
+        by: UserId,
+        chat_id: ChatId,
+        user_id: UserId,
+        max_members: usize,
+    ) -> StoreResult<()> {
+        self.write(move |ctx| chats::add_member(ctx, by, chat_id, user_id, max_members))
+            .await
+    }
+
+    async fn remove_member(&self, by: UserId, chat_id: ChatId, user_id: UserId) -> StoreResult<()> {
+        self.write(move |ctx| chats::remove_member(ctx, by, chat_id, user_id))
+            .await
+    }
+
+    async fn set_admin(
+        &self,
+        by: UserId,
+        chat_id: ChatId,
+        user_id: UserId,
+        admin: bool,
+    ) -> StoreResult<()> {
+        self.write(move |ctx| chats::set_admin(ctx, by, chat_id, user_id, admin))
+            .await
+    }
+
+    async fn chat(&self, viewer: UserId, chat_id: ChatId) -> StoreResult<Chat> {
+        self.read(move |conn| chats::chat(conn, viewer, chat_id))
+            .await
+    }
+
+    async fn chat_summary(&self, viewer: UserId, chat_id: ChatId) -> StoreResult<ChatSummary> {
+        self.read(move |conn| chats::chat_summary(conn, viewer, chat_id))
+            .await
+    }
+
+    async fn chats(&self, viewer: UserId) -> StoreResult<Vec<ChatSummary>> {
+        self.read(move |conn| chats::chats(conn, viewer)).await
+    }
+}
+
+#[async_trait]
+impl MessageStore for SqliteStore {
+    async fn send(&self, message: NewMessage) -> StoreResult<SendAck> {
+        self.write(move |ctx| messages::send(ctx, message)).await
+    }
+
+    async fn mark(
+        &self,
+        chat_id: ChatId,
+        user_id: UserId,
+        device_id: DeviceId,
+        delivered_up_to: Option<Seq>,
+        read_up_to: Option<Seq>,
+    ) -> StoreResult<()> {
+        self.write(move |ctx| {
+            messages::mark(
+                ctx,
+                chat_id,
+                user_id,
+                device_id,
+                delivered_up_to,
+                read_up_to,
+            )
+        })
+        .await
+    }
+
+    async fn history(
+        &self,
+        viewer: UserId,
+        chat_id: ChatId,
+        query: HistoryQuery,
+    ) -> StoreResult<History> {
+        self.read(move |conn| messages::history(conn, viewer, chat_id, query))
+            .await
+    }
+
+    async fn sync(&self, user_id: UserId, after: Pos, limit: u32) -> StoreResult<SyncPage> {
+        self.read(move |conn| messages::sync(conn, user_id, after, limit))
+            .await
+    }
+
+    async fn head(&self, user_id: UserId) -> StoreResult<Pos> {
+        self.read(move |conn| messages::head(conn, user_id)).await
+    }
+}

@@ -1,0 +1,98 @@
+//! The SQLite schema and its migrations, applied in order by `user_version`.
+
+use rusqlite::Connection;
+
+/// Each entry moves the schema from version `index` to `index + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE users (
+    id            INTEGER PRIMARY KEY,
+    username      TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    display_name  TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    created_at    INTEGER NOT NULL
+);
+CREATE TABLE devices (
+    id         INTEGER PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES users(id),
+    name       TEXT NOT NULL,
+    token_hash BLOB NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+CREATE INDEX devices_by_user ON devices(user_id);
+CREATE TABLE chats (
+    id            INTEGER PRIMARY KEY,
+    kind          TEXT NOT NULL CHECK (kind IN ('direct', 'group')),
+    title         TEXT,
+    -- "smaller:larger" user ids of a one-to-one chat, so a pair has one chat.
+    direct_key    TEXT UNIQUE,
+    created_at    INTEGER NOT NULL,
+    last_seq      INTEGER NOT NULL DEFAULT 0,
+    last_activity INTEGER NOT NULL
+);
+-- Member-level receipt watermarks are the maximum over the member's devices.
+CREATE TABLE members (
+    chat_id         INTEGER NOT NULL REFERENCES chats(id),
+    user_id         INTEGER NOT NULL REFERENCES users(id),
+    admin           INTEGER NOT NULL DEFAULT 0,
+    -- The chat's last_seq when the member joined: history before it is not theirs.
+    joined_seq      INTEGER NOT NULL,
+    joined_at       INTEGER NOT NULL,
+    delivered_up_to INTEGER NOT NULL DEFAULT 0,
+    read_up_to      INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (chat_id, user_id)
+) WITHOUT ROWID;
+CREATE INDEX members_by_user ON members(user_id, chat_id);
+CREATE TABLE device_receipts (
+    chat_id         INTEGER NOT NULL,
+    device_id       INTEGER NOT NULL,
+    delivered_up_to INTEGER NOT NULL DEFAULT 0,
+    read_up_to      INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (chat_id, device_id)
+) WITHOUT ROWID;
+CREATE TABLE messages (
+    chat_id       INTEGER NOT NULL,
+    seq           INTEGER NOT NULL,
+    sender_id     INTEGER NOT NULL,
+    sender_device INTEGER NOT NULL,
+    client_id     TEXT NOT NULL,
+    text          TEXT NOT NULL,
+    sent_at       INTEGER NOT NULL,
+    PRIMARY KEY (chat_id, seq)
+) WITHOUT ROWID;
+-- Idempotency forever: one message per (sending device, client id).
+CREATE UNIQUE INDEX messages_by_client_id ON messages(sender_device, client_id);
+-- Each user's event stream. Message events point at the message row so a
+-- group message's text is stored once; other events carry their JSON.
+CREATE TABLE stream_events (
+    user_id INTEGER NOT NULL,
+    pos     INTEGER NOT NULL,
+    chat_id INTEGER NOT NULL,
+    msg_seq INTEGER,
+    payload TEXT,
+    PRIMARY KEY (user_id, pos)
+) WITHOUT ROWID;
+"#];
+
+/// Opens the pragmas every connection needs.
+pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // WAL lets readers run beside the one writer; synchronous=FULL fsyncs the
+    // WAL on every commit, which is what "acked means durable" requires.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+/// Brings the database to the newest schema version.
+pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! The single writer thread: it takes write jobs from a bounded queue, runs
+//! every job waiting at that moment inside one transaction (group commit),
+//! and only after the commit is durable answers each job and reports the
+//! committed events to the [`CommitListener`], in commit order.
+//!
+//! One writer means no "database is locked" and a commit order that is also
+//! the order of every per-user stream position handed out.
+
+use crate::{CommitListener, Delivery, StoreError, StoreResult};
+use hark_proto::{ChatId, Event, Pos, Seq, UserId};
+use rusqlite::{params, Connection};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// How many jobs one transaction takes at most.
+const MAX_BATCH: usize = 512;
+
+/// Called after the batch's commit (true) or its failure (false); answers the job's caller.
+type Finisher = Box<dyn FnOnce(bool) + Send>;
+/// A write: runs inside the batch's transaction and says whether it succeeded.
+pub(crate) type Job = Box<dyn FnOnce(&mut WriteCtx<'_>) -> (bool, Finisher) + Send>;
+
+/// What a write job sees: the connection inside the open transaction, and
+/// the batch's bookkeeping.
+pub(crate) struct WriteCtx<'a> {
+    pub(crate) conn: &'a Connection,
+    /// Newest stream position per user, so a batch does not re-read it. Only
+    /// a cache: cleared whenever a job or a commit fails.
+    heads: &'a mut HashMap<UserId, i64>,
+    deliveries: &'a mut Vec<Delivery>,
+    pub(crate) now_ms: i64,
+}
+
+impl WriteCtx<'_> {
+    /// Appends `event` to the stream of each of `users`. A message event
+    /// stores only a pointer to its message row.
+    pub(crate) fn push_event(
+        &mut self,
+        users: &[UserId],
+        chat_id: ChatId,
+        msg_seq: Option<Seq>,
+        event: &Event,
+    ) -> StoreResult<()> {
+        let json: Arc<str> = serde_json::to_string(event)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?
+            .into();
+        let payload = if msg_seq.is_some() {
+            None
+        } else {
+            Some(&*json)
+        };
+        let mut insert = self.conn.prepare_cached(
+            "INSERT INTO stream_events (user_id, pos, chat_id, msg_seq, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for &user in users {
+            let pos = match self.heads.get(&user) {
+                Some(head) => head + 1,
+                None => {
+                    let head: i64 = self.conn.query_row(
+                        "SELECT COALESCE(MAX(pos), 0) FROM stream_events WHERE user_id = ?1",
+                        [user.0],
+                        |r| r.get(0),
+                    )?;
+                    head + 1
+                }
+            };
+            insert.execute(params![
+                user.0,
+                pos,
+                chat_id.0,
+                msg_seq.map(|s| s.0),
+                payload
+            ])?;
+            self.heads.insert(user, pos);
+            self.deliveries.push(Delivery {
+                user_id: user,
+                pos: Pos(pos),
+                event_json: json.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Wraps `op` into a job whose answer reaches the returned receiver after the commit.
+pub(crate) fn job<T, F>(op: F) -> (Job, oneshot::Receiver<StoreResult<T>>)
+where
+    T: Send + 'static,
+    F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<T> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    let job: Job = Box::new(move |ctx| {
+        let result = op(ctx);
+        let ok = result.is_ok();
+        let finish: Finisher = Box::new(move |committed| {
+            let answer = if committed {
+                result
+            } else {
+                Err(StoreError::CommitFailed)
+            };
+            // The caller may have gone away; nothing to tell then.
+            let _ = tx.send(answer);
+        });
+        (ok, finish)
+    });
+    (job, rx)
+}
+
+/// Runs the writer loop until every job sender is dropped.
+pub(crate) fn run(
+    conn: Connection,
+    mut jobs: mpsc::Receiver<Job>,
+    listener: Arc<dyn CommitListener>,
+) {
+    let mut heads = HashMap::new();
+    let mut deliveries = Vec::new();
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = jobs.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let size = batch.len();
+        let mut finishers = Vec::with_capacity(size);
+        let began = conn.execute_batch("BEGIN IMMEDIATE");
+        let mut healthy = began.is_ok();
+        let now_ms = now_ms();
+        for job in batch.drain(..) {
+            if !healthy {
+                // The transaction is gone: refuse the job without running it.
+                let (_, finish) = job_refused(job);
+                finishers.push(finish);
+                continue;
+            }
+            if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+                tracing::error!(error = %e, "savepoint failed");
+                healthy = false;
+                let (_, finish) = job_refused(job);
+                finishers.push(finish);
+                continue;
+            }
+            let mark = deliveries.len();
+            let mut ctx = WriteCtx {
+                conn: &conn,
+                heads: &mut heads,
+                deliveries: &mut deliveries,
+                now_ms,
+            };
+            let (ok, finish) = job(&mut ctx);
+            let end = if ok {
+                conn.execute_batch("RELEASE job")
+            } else {
+                deliveries.truncate(mark);
+                heads.clear();
+                conn.execute_batch("ROLLBACK TO job; RELEASE job")
+            };
+            if let Err(e) = end {
+                tracing::error!(error = %e, "ending savepoint failed");
+                healthy = false;
+            }
+            finishers.push(finish);
+        }
+        let committed = healthy && {
+            match conn.execute_batch("COMMIT") {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(error = %e, "commit failed");
+                    false
+                }
+            }
+        };
+        if committed {
+            if !deliveries.is_empty() {
+                listener.committed(std::mem::take(&mut deliveries));
+            }
+        } else {
+            if let Err(e) = began {
+                tracing::error!(error = %e, "begin failed");
+            }
+            let _ = conn.execute_batch("ROLLBACK");
+            heads.clear();
+            deliveries.clear();
+        }
+        tracing::trace!(size, committed, "write batch");
+        for finish in finishers {
+            finish(committed);
+        }
+    }
+}
+
+/// A job that cannot run still has to answer its caller.
+fn job_refused(job: Job) -> (bool, Finisher) {
+    // Its finisher is only reachable by running it, which must not happen
+    // outside a transaction. Dropping it drops its answer channel, and the
+    // caller sees the request fail.
+    drop(job);
+    (false, Box::new(|_| {}))
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

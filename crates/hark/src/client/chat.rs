@@ -1,0 +1,256 @@
+//! `hark chat`: recent history, then live messages with ticks; every line
+//! typed is sent, and incoming messages are marked read while it is open.
+
+use super::session::Session;
+use super::view::{self, Tick, Watermarks};
+use hark_proto::{ChatId, Event, Message, Seq, UserId};
+use hark_sdk::{Api, ClientEvent, ConnectOptions, Connection, Page};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// How long leaving waits for the last read mark to be acknowledged.
+const MARK_GRACE: Duration = Duration::from_secs(5);
+/// How long, after standard input ends, to wait for sends to be acked and shown.
+const LEAVE_GRACE: Duration = Duration::from_secs(15);
+
+/// What the open chat window knows.
+struct Window {
+    api: Api,
+    /// The highest seq to mark read; a separate task sends the marks so this
+    /// loop never waits on the connection it is reading events from.
+    read_to: watch::Sender<Seq>,
+    chat_id: ChatId,
+    me: UserId,
+    /// Display names by user, filled from the chat's members and on demand.
+    names: HashMap<UserId, String>,
+    marks: Watermarks,
+    /// Ticks last printed for our own messages, to reprint only changes.
+    own: BTreeMap<Seq, Tick>,
+    /// The highest seq printed; replayed events at or below it are skipped.
+    shown: Seq,
+    /// The highest seq marked read.
+    read: Seq,
+}
+
+pub(super) async fn run(
+    api: Api,
+    mut session: Session,
+    chat_id: ChatId,
+    limit: u32,
+) -> anyhow::Result<()> {
+    let me = session.user.id;
+    let summary = api.chat(chat_id).await?;
+    let page = api.history(chat_id, Page::Newest, Some(limit)).await?;
+    let options = ConnectOptions {
+        cursor: session.cursor,
+        auto_delivered: true,
+    };
+    let (conn, mut events) = Connection::connect(&session.server, &session.token, options).await?;
+    let (read_to, read_rx) = watch::channel(Seq(0));
+    let marker = tokio::spawn(mark_read(conn.clone(), chat_id, read_rx));
+    let mut window = Window {
+        api,
+        read_to,
+        chat_id,
+        me,
+        names: summary
+            .chat
+            .members
+            .iter()
+            .map(|m| (m.user.id, view::user_name(&m.user)))
+            .collect(),
+        marks: Watermarks::new(&summary.chat.members, me),
+        own: BTreeMap::new(),
+        shown: Seq(0),
+        read: Seq(0),
+    };
+    println!(
+        "— {} (chat {chat_id}) — type a message and press Enter; Ctrl-D or Ctrl-C to leave",
+        view::chat_title(&summary.chat, me)
+    );
+    for m in &page.messages {
+        window.show(m).await;
+    }
+
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
+    let mut acks = JoinSet::new();
+    // Our highest acked seq: after standard input ends, leave once it is shown.
+    let mut acked = Seq(0);
+    let mut leave_by = None;
+    let result = loop {
+        if !stdin_open && acks.is_empty() && window.shown >= acked {
+            break Ok(());
+        }
+        let deadline = leave_by.unwrap_or_else(|| tokio::time::Instant::now() + LEAVE_GRACE);
+        tokio::select! {
+            line = stdin.next_line(), if stdin_open => match line {
+                Ok(Some(line)) => {
+                    let text = line.trim();
+                    if text.is_empty() {
+                        continue;
+                    }
+                    // Queued in typing order; the ack is awaited on the side.
+                    let pending = conn.queue_send(chat_id, text).await?;
+                    acks.spawn(pending.ack());
+                }
+                Ok(None) => {
+                    stdin_open = false;
+                    leave_by = Some(tokio::time::Instant::now() + LEAVE_GRACE);
+                }
+                Err(e) => break Err(e.into()),
+            },
+            Some(done) = acks.join_next() => match done {
+                Ok(Ok(ack)) => acked = acked.max(ack.seq),
+                Ok(Err(e)) => eprintln!("! not sent: {e}"),
+                Err(e) => eprintln!("! send task failed: {e}"),
+            },
+            event = events.recv() => match event {
+                Some(ClientEvent::Event { event, .. }) => window.apply(event).await,
+                Some(ClientEvent::Disconnected { reason }) => eprintln!("(connection lost: {reason}; reconnecting)"),
+                Some(ClientEvent::Closed { code }) => {
+                    break match code {
+                        Some(code) => Err(anyhow::anyhow!("the server closed the connection: {}", code.as_str())),
+                        None => Ok(()),
+                    };
+                }
+                Some(ClientEvent::Connected { .. } | ClientEvent::CaughtUp { .. }) => {}
+                None => break Ok(()),
+            },
+            () = tokio::time::sleep_until(deadline), if leave_by.is_some() => {
+                break if acks.is_empty() {
+                    Ok(())
+                } else {
+                    Err(anyhow::anyhow!("{} message(s) were not acknowledged in time", acks.len()))
+                };
+            }
+            _ = tokio::signal::ctrl_c() => break Ok(()),
+        }
+    };
+    session.cursor = conn.cursor();
+    // Let the last read mark reach the server before the socket closes.
+    drop(window);
+    if tokio::time::timeout(MARK_GRACE, marker).await.is_err() {
+        eprintln!("! the last read mark was not confirmed");
+    }
+    conn.close().await;
+    // Remembering the cursor only saves replay next time; failing to is not fatal.
+    if let Err(e) = session.save() {
+        eprintln!("! could not save the cursor: {e:#}");
+    }
+    result
+}
+
+/// Send a read mark whenever the window's read watermark rises, coalescing
+/// bursts; ends (after the last mark) when the window is dropped.
+async fn mark_read(conn: Connection, chat_id: ChatId, mut read_to: watch::Receiver<Seq>) {
+    while read_to.changed().await.is_ok() {
+        let seq = *read_to.borrow_and_update();
+        if let Err(e) = conn.mark_read(chat_id, seq).await {
+            eprintln!("! could not mark read: {e}");
+        }
+    }
+}
+
+impl Window {
+    async fn apply(&mut self, event: Event) {
+        if event.chat_id() != self.chat_id {
+            return;
+        }
+        match event {
+            Event::Message(m) => self.show(&m).await,
+            Event::Receipt(r) => {
+                if r.user_id == self.me {
+                    return;
+                }
+                self.marks
+                    .update(r.user_id, r.delivered_up_to, r.read_up_to);
+                self.reprint_ticks();
+            }
+            Event::ChatRenamed { title, by, .. } => {
+                let by = self.name(by).await;
+                println!("* {by} renamed the chat to \"{title}\"");
+            }
+            Event::MemberAdded { user_id, by, .. } => {
+                let who = self.name(user_id).await;
+                let by = self.name(by).await;
+                if user_id != self.me {
+                    self.marks.update(user_id, Seq(0), Seq(0));
+                }
+                println!("* {by} added {who}");
+            }
+            Event::MemberRemoved { user_id, by, .. } => {
+                let who = self.name(user_id).await;
+                self.marks.remove(user_id);
+                if user_id == by {
+                    println!("* {who} left");
+                } else {
+                    let by = self.name(by).await;
+                    println!("* {by} removed {who}");
+                }
+                self.reprint_ticks();
+            }
+            Event::AdminChanged { user_id, admin, .. } => {
+                let who = self.name(user_id).await;
+                let what = if admin {
+                    "is now an admin"
+                } else {
+                    "is no longer an admin"
+                };
+                println!("* {who} {what}");
+            }
+            Event::ChatCreated { .. } => {}
+        }
+    }
+
+    /// Print a message once; mark others' messages read.
+    async fn show(&mut self, m: &Message) {
+        if m.seq <= self.shown {
+            return;
+        }
+        self.shown = m.seq;
+        if m.sender_id == self.me {
+            let tick = self.marks.tick(m.seq);
+            self.own.insert(m.seq, tick);
+            println!("{}", view::message_line(m, "you", Some(tick)));
+            return;
+        }
+        let sender = self.name(m.sender_id).await;
+        println!("{}", view::message_line(m, &sender, None));
+        if m.seq > self.read {
+            self.read = m.seq;
+            self.read_to.send_replace(m.seq);
+        }
+    }
+
+    /// Reprint the tick of each of our messages whose tick rose.
+    fn reprint_ticks(&mut self) {
+        for (seq, shown) in self.own.iter_mut() {
+            let now = self.marks.tick(*seq);
+            if now > *shown {
+                *shown = now;
+                println!("[seq {seq}] {}", now.render());
+            }
+        }
+        // Read messages cannot change any more; stop tracking them.
+        self.own.retain(|_, tick| *tick != Tick::Read);
+    }
+
+    async fn name(&mut self, user: UserId) -> String {
+        if user == self.me {
+            return "you".into();
+        }
+        if let Some(name) = self.names.get(&user) {
+            return name.clone();
+        }
+        let name = match self.api.user(user).await {
+            Ok(u) => view::user_name(&u),
+            Err(_) => format!("user {user}"),
+        };
+        self.names.insert(user, name.clone());
+        name
+    }
+}

@@ -1,0 +1,566 @@
+//! Terminal client subcommands: account, devices, chats, history, sending,
+//! and an interactive `chat` with live messages and ticks.
+
+mod chat;
+mod session;
+mod view;
+
+use anyhow::{bail, Context};
+use hark_proto::{
+    ChatId, ChatKind, CreateGroupRequest, DeviceId, LoginRequest, Register, SendRequest, User,
+    UserId,
+};
+use hark_sdk::{Api, Page};
+use session::Session;
+use std::io::{BufRead, IsTerminal, Write};
+use view::Watermarks;
+
+const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
+/// Which server to talk to.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct ServerOpt {
+    /// Server URL (default http://127.0.0.1:8080, or the logged-in session's).
+    #[arg(long, env = "HARK_SERVER")]
+    server: Option<String>,
+}
+
+/// Where the password comes from when not given: HARK_PASSWORD, else a
+/// line read from standard input.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct PasswordOpt {
+    /// The password (prefer HARK_PASSWORD or standard input: flags show in `ps`).
+    #[arg(long, env = "HARK_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub(crate) enum ClientCommand {
+    /// Create an account.
+    Register {
+        username: String,
+        /// The name others see (defaults to the username).
+        #[arg(long)]
+        display_name: Option<String>,
+        #[command(flatten)]
+        password: PasswordOpt,
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+    /// Log in as a new device and save the session.
+    Login {
+        username: String,
+        /// A name for this device, shown in `hark devices`.
+        #[arg(long, default_value = "hark cli")]
+        device: String,
+        #[command(flatten)]
+        password: PasswordOpt,
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+    /// Log this device out (revoking its token) and forget the session.
+    Logout {
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+    /// Show who is logged in, on which device and server.
+    Whoami {
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+    /// List this account's logged-in devices.
+    Devices {
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+    /// Log a device out (by id, see `hark devices`).
+    Revoke {
+        device_id: i64,
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+    /// Find users whose username starts with a prefix.
+    Users {
+        prefix: String,
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+    /// List chats, newest activity first.
+    Chats {
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+    /// Open (or create) the one-to-one chat with a user.
+    Direct {
+        username: String,
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+    /// Create and manage groups.
+    Group {
+        #[command(subcommand)]
+        command: GroupCommand,
+    },
+    /// Leave a group.
+    Leave {
+        /// Chat id, group title or username.
+        chat: String,
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+    /// Print a chat's latest messages.
+    History {
+        /// Chat id, group title or username.
+        chat: String,
+        /// How many messages (the server allows up to 200).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+    /// Send one message.
+    Send {
+        /// Chat id, group title or username.
+        chat: String,
+        /// The message; several words are joined with spaces.
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+    /// Open a chat: recent history, then live messages; each line typed is sent.
+    Chat {
+        /// Chat id, group title or username.
+        chat: String,
+        /// How many earlier messages to show first.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub(crate) enum GroupCommand {
+    /// Create a group with these members (you are its admin).
+    Create {
+        title: String,
+        usernames: Vec<String>,
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+    /// Add a member.
+    Add {
+        chat: String,
+        username: String,
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+    /// Remove a member.
+    Remove {
+        chat: String,
+        username: String,
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+    /// Rename the group.
+    Rename {
+        chat: String,
+        title: String,
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+}
+
+pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
+    match cmd {
+        ClientCommand::Register {
+            username,
+            display_name,
+            password,
+            server,
+        } => register(username, display_name, password, server).await,
+        ClientCommand::Login {
+            username,
+            device,
+            password,
+            server,
+        } => login(username, device, password, server).await,
+        ClientCommand::Logout { server } => logout(server).await,
+        ClientCommand::Whoami { server } => whoami(server).await,
+        ClientCommand::Devices { server } => devices(server).await,
+        ClientCommand::Revoke { device_id, server } => {
+            let (api, _) = connect(&server)?;
+            api.revoke_device(DeviceId(device_id)).await?;
+            println!("device {device_id} logged out");
+            Ok(())
+        }
+        ClientCommand::Users { prefix, server } => users(prefix, server).await,
+        ClientCommand::Chats { server } => chats(server).await,
+        ClientCommand::Direct { username, server } => {
+            let (api, session) = connect(&server)?;
+            let user = find_user(&api, &username).await?;
+            let chat = api.create_direct(user.id).await?;
+            println!(
+                "chat {}: {}",
+                chat.id,
+                view::chat_title(&chat, session.user.id)
+            );
+            Ok(())
+        }
+        ClientCommand::Group { command } => group(command).await,
+        ClientCommand::Leave { chat, server } => {
+            let (api, session) = connect(&server)?;
+            let chat_id = resolve_chat(&api, &session, &chat).await?;
+            api.remove_member(chat_id, session.user.id).await?;
+            println!("left chat {chat_id}");
+            Ok(())
+        }
+        ClientCommand::History {
+            chat,
+            limit,
+            server,
+        } => history(chat, limit, server).await,
+        ClientCommand::Send { chat, text, server } => {
+            let (api, session) = connect(&server)?;
+            let chat_id = resolve_chat(&api, &session, &chat).await?;
+            let body = SendRequest {
+                client_id: hark_sdk::new_client_id(),
+                text: text.join(" "),
+            };
+            let ack = api.send(chat_id, &body).await?;
+            println!("[seq {}] {}", ack.seq, view::Tick::Sent.render());
+            Ok(())
+        }
+        ClientCommand::Chat {
+            chat,
+            limit,
+            server,
+        } => {
+            let (api, session) = connect(&server)?;
+            let chat_id = resolve_chat(&api, &session, &chat).await?;
+            chat::run(api, session, chat_id, limit).await
+        }
+    }
+}
+
+/// An authenticated API client from the saved session (`--server` overrides its URL).
+fn connect(server: &ServerOpt) -> anyhow::Result<(Api, Session)> {
+    let mut session = Session::load()?;
+    if let Some(url) = &server.server {
+        session.server = url.clone();
+    }
+    let api = Api::new(&session.server)?.with_token(session.token.clone());
+    Ok((api, session))
+}
+
+fn anonymous(server: &ServerOpt) -> anyhow::Result<Api> {
+    Ok(Api::new(
+        server.server.as_deref().unwrap_or(DEFAULT_SERVER),
+    )?)
+}
+
+/// The password from the flag or HARK_PASSWORD, else one line of standard input.
+fn read_password(opt: PasswordOpt) -> anyhow::Result<String> {
+    if let Some(password) = opt.password {
+        return Ok(password);
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        // No echo suppression without a terminal library; say so honestly.
+        eprint!("Password (shown as you type; HARK_PASSWORD avoids this): ");
+        std::io::stderr().flush()?;
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    if password.is_empty() {
+        bail!("no password given (use --password, HARK_PASSWORD or standard input)");
+    }
+    Ok(password)
+}
+
+async fn register(
+    username: String,
+    display_name: Option<String>,
+    password: PasswordOpt,
+    server: ServerOpt,
+) -> anyhow::Result<()> {
+    let api = anonymous(&server)?;
+    let password = read_password(password)?;
+    let user = api
+        .register(&Register {
+            username,
+            password,
+            display_name,
+        })
+        .await?;
+    println!(
+        "registered {} (user {}); now run `hark login {}`",
+        view::user_name(&user),
+        user.id,
+        user.username
+    );
+    Ok(())
+}
+
+async fn login(
+    username: String,
+    device: String,
+    password: PasswordOpt,
+    server: ServerOpt,
+) -> anyhow::Result<()> {
+    let api = anonymous(&server)?;
+    let password = read_password(password)?;
+    let login = api
+        .login(&LoginRequest {
+            username,
+            password,
+            device_name: device,
+        })
+        .await?;
+    let session = Session {
+        server: api.base_url().to_owned(),
+        token: login.token,
+        user: login.user,
+        device: login.device,
+        cursor: hark_proto::Pos(0),
+    };
+    session.save()?;
+    println!(
+        "logged in as {} on device {} ({})",
+        view::user_name(&session.user),
+        session.device.id,
+        session.device.name
+    );
+    Ok(())
+}
+
+async fn logout(server: ServerOpt) -> anyhow::Result<()> {
+    let (api, session) = connect(&server)?;
+    match api.logout().await {
+        Ok(()) => {}
+        // Already revoked elsewhere: forgetting the session is all that is left.
+        Err(e) if e.code() == Some(hark_proto::ErrorCode::Unauthorized) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Session::remove()?;
+    println!("logged out {}", session.user.username);
+    Ok(())
+}
+
+async fn whoami(server: ServerOpt) -> anyhow::Result<()> {
+    let (api, _) = connect(&server)?;
+    let me = api.me().await?;
+    println!(
+        "{} (user {}), device {} \"{}\" on {}",
+        view::user_name(&me.user),
+        me.user.id,
+        me.device.id,
+        me.device.name,
+        api.base_url()
+    );
+    Ok(())
+}
+
+async fn devices(server: ServerOpt) -> anyhow::Result<()> {
+    let (api, _) = connect(&server)?;
+    let devices = api.devices().await?;
+    println!("{:<6} {:<24} {:<22} ", "ID", "NAME", "LOGGED IN");
+    for d in devices {
+        let current = if d.current { "  (this device)" } else { "" };
+        println!(
+            "{:<6} {:<24} {:<22}{current}",
+            d.id,
+            view::snippet(&d.name, 24),
+            view::date_time(d.created_at)
+        );
+    }
+    Ok(())
+}
+
+async fn users(prefix: String, server: ServerOpt) -> anyhow::Result<()> {
+    let (api, _) = connect(&server)?;
+    let users = api.search_users(&prefix).await?;
+    if users.is_empty() {
+        println!("no users starting with {prefix:?}");
+    }
+    for u in users {
+        println!("{:<6} {:<20} {}", u.id, u.username, u.display_name);
+    }
+    Ok(())
+}
+
+async fn chats(server: ServerOpt) -> anyhow::Result<()> {
+    let (api, session) = connect(&server)?;
+    let me = session.user.id;
+    let chats = api.chats().await?;
+    if chats.is_empty() {
+        println!("no chats yet: try `hark direct <username>`");
+        return Ok(());
+    }
+    println!("{:<6} {:<28} {:>6}  LAST MESSAGE", "ID", "CHAT", "UNREAD");
+    for summary in chats {
+        let title = view::chat_title(&summary.chat, me);
+        let last = match &summary.last_message {
+            Some(m) => {
+                let sender = if m.sender_id == me {
+                    "you".to_owned()
+                } else {
+                    member_name(&summary.chat.members, m.sender_id)
+                };
+                view::snippet(&format!("{sender}: {}", m.text), 50)
+            }
+            None => String::new(),
+        };
+        println!(
+            "{:<6} {:<28} {:>6}  {last}",
+            summary.chat.id,
+            view::snippet(&title, 28),
+            summary.unread
+        );
+    }
+    Ok(())
+}
+
+async fn history(chat: String, limit: u32, server: ServerOpt) -> anyhow::Result<()> {
+    let (api, session) = connect(&server)?;
+    let me = session.user.id;
+    let chat_id = resolve_chat(&api, &session, &chat).await?;
+    let summary = api.chat(chat_id).await?;
+    let page = api.history(chat_id, Page::Newest, Some(limit)).await?;
+    println!(
+        "— {} (chat {chat_id}) —",
+        view::chat_title(&summary.chat, me)
+    );
+    if page.messages.is_empty() {
+        println!("no messages yet");
+    }
+    let marks = Watermarks::new(&summary.chat.members, me);
+    for m in &page.messages {
+        let (sender, tick) = if m.sender_id == me {
+            ("you".to_owned(), Some(marks.tick(m.seq)))
+        } else {
+            (member_name(&summary.chat.members, m.sender_id), None)
+        };
+        println!("{}", view::message_line(m, &sender, tick));
+    }
+    Ok(())
+}
+
+async fn group(command: GroupCommand) -> anyhow::Result<()> {
+    match command {
+        GroupCommand::Create {
+            title,
+            usernames,
+            server,
+        } => {
+            let (api, _) = connect(&server)?;
+            let mut members = Vec::new();
+            for username in &usernames {
+                members.push(find_user(&api, username).await?.id);
+            }
+            let chat = api
+                .create_group(&CreateGroupRequest { title, members })
+                .await?;
+            println!(
+                "created group {} \"{}\" with {} members",
+                chat.id,
+                chat.title.unwrap_or_default(),
+                chat.members.len()
+            );
+        }
+        GroupCommand::Add {
+            chat,
+            username,
+            server,
+        } => {
+            let (api, session) = connect(&server)?;
+            let chat_id = resolve_chat(&api, &session, &chat).await?;
+            let user = find_user(&api, &username).await?;
+            api.add_member(chat_id, user.id).await?;
+            println!("added {} to chat {chat_id}", view::user_name(&user));
+        }
+        GroupCommand::Remove {
+            chat,
+            username,
+            server,
+        } => {
+            let (api, session) = connect(&server)?;
+            let chat_id = resolve_chat(&api, &session, &chat).await?;
+            let user = find_user(&api, &username).await?;
+            api.remove_member(chat_id, user.id).await?;
+            println!("removed {} from chat {chat_id}", view::user_name(&user));
+        }
+        GroupCommand::Rename {
+            chat,
+            title,
+            server,
+        } => {
+            let (api, session) = connect(&server)?;
+            let chat_id = resolve_chat(&api, &session, &chat).await?;
+            let chat = api.rename_chat(chat_id, &title).await?;
+            println!(
+                "chat {} is now \"{}\"",
+                chat.id,
+                chat.title.unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The user with exactly this username (a leading `@` is allowed).
+async fn find_user(api: &Api, username: &str) -> anyhow::Result<User> {
+    let username = username.trim_start_matches('@');
+    api.user_by_username(username)
+        .await?
+        .with_context(|| format!("no user named {username:?}"))
+}
+
+/// The chat meant by `arg`: a chat id, a group title, or a username (whose
+/// direct chat is created if it does not exist yet).
+async fn resolve_chat(api: &Api, session: &Session, arg: &str) -> anyhow::Result<ChatId> {
+    if let Ok(id) = arg.parse::<i64>() {
+        return Ok(ChatId(id));
+    }
+    let me = session.user.id;
+    let name = arg.trim_start_matches('@');
+    let chats = api.chats().await?;
+    let found: Vec<ChatId> = chats
+        .iter()
+        .filter(|s| match s.chat.kind {
+            ChatKind::Group => s.chat.title.as_deref() == Some(arg),
+            ChatKind::Direct => s
+                .chat
+                .members
+                .iter()
+                .any(|m| m.user.id != me && m.user.username == name),
+        })
+        .map(|s| s.chat.id)
+        .collect();
+    match found.as_slice() {
+        [one] => return Ok(*one),
+        [] => {}
+        many => {
+            let ids: Vec<String> = many.iter().map(ToString::to_string).collect();
+            bail!(
+                "{arg:?} names several chats ({}); use an id",
+                ids.join(", ")
+            );
+        }
+    }
+    match api.user_by_username(name).await? {
+        Some(user) => Ok(api.create_direct(user.id).await?.id),
+        None => bail!("no chat or user named {arg:?} (see `hark chats`)"),
+    }
+}
+
+/// A member's name as shown in lists, or their id if they left.
+fn member_name(members: &[hark_proto::Member], user: UserId) -> String {
+    members
+        .iter()
+        .find(|m| m.user.id == user)
+        .map(|m| view::user_name(&m.user))
+        .unwrap_or_else(|| format!("user {user}"))
+}

@@ -1,0 +1,172 @@
+//! How the terminal client shows things: chat titles, names, times and ticks.
+
+use hark_proto::{Chat, ChatKind, Member, Message, Seq, User, UserId};
+use std::collections::HashMap;
+use std::io::IsTerminal;
+
+/// The delivery state of one of our own messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Tick {
+    /// Committed by the server.
+    Sent,
+    /// Reached every other member.
+    Delivered,
+    /// Read by every other member.
+    Read,
+}
+
+impl Tick {
+    /// `✓`, `✓✓`, or a blue `✓✓ read` (blue only on a terminal).
+    pub(crate) fn render(self) -> String {
+        match self {
+            Tick::Sent => "✓".into(),
+            Tick::Delivered => "✓✓".into(),
+            Tick::Read if std::io::stdout().is_terminal() => "\x1b[34m✓✓\x1b[0m read".into(),
+            Tick::Read => "✓✓ read".into(),
+        }
+    }
+}
+
+/// The other members' receipt watermarks in one chat.
+#[derive(Debug, Default)]
+pub(crate) struct Watermarks {
+    /// user -> (delivered_up_to, read_up_to), for everyone but us.
+    others: HashMap<UserId, (Seq, Seq)>,
+}
+
+impl Watermarks {
+    pub(crate) fn new(members: &[Member], me: UserId) -> Self {
+        let others = members
+            .iter()
+            .filter(|m| m.user.id != me)
+            .map(|m| (m.user.id, (m.delivered_up_to, m.read_up_to)))
+            .collect();
+        Watermarks { others }
+    }
+
+    /// A receipt arrived; watermarks only rise.
+    pub(crate) fn update(&mut self, user: UserId, delivered: Seq, read: Seq) {
+        let entry = self.others.entry(user).or_insert((Seq(0), Seq(0)));
+        entry.0 = entry.0.max(delivered);
+        entry.1 = entry.1.max(read);
+    }
+
+    pub(crate) fn remove(&mut self, user: UserId) {
+        self.others.remove(&user);
+    }
+
+    /// The tick of our message at `seq`: delivered or read once every other
+    /// member got that far (as WhatsApp does for groups).
+    pub(crate) fn tick(&self, seq: Seq) -> Tick {
+        if self.others.is_empty() {
+            return Tick::Sent;
+        }
+        if self.others.values().all(|(_, read)| *read >= seq) {
+            Tick::Read
+        } else if self
+            .others
+            .values()
+            .all(|(delivered, read)| *delivered >= seq || *read >= seq)
+        {
+            Tick::Delivered
+        } else {
+            Tick::Sent
+        }
+    }
+}
+
+/// How a user is named: the display name, with the username when they differ.
+pub(crate) fn user_name(user: &User) -> String {
+    if user.display_name.is_empty() || user.display_name == user.username {
+        user.username.clone()
+    } else {
+        format!("{} (@{})", user.display_name, user.username)
+    }
+}
+
+/// A group's title, or the other person's name for a direct chat.
+pub(crate) fn chat_title(chat: &Chat, me: UserId) -> String {
+    match chat.kind {
+        ChatKind::Group => chat
+            .title
+            .clone()
+            .unwrap_or_else(|| format!("group {}", chat.id)),
+        ChatKind::Direct => chat
+            .members
+            .iter()
+            .find(|m| m.user.id != me)
+            .map(|m| user_name(&m.user))
+            .unwrap_or_else(|| "(just you)".into()),
+    }
+}
+
+/// One message line: `[seq 5] 14:02 alice: hi ✓✓`, ticks only on our own.
+pub(crate) fn message_line(m: &Message, sender: &str, tick: Option<Tick>) -> String {
+    let mut line = format!("[seq {}] {} {sender}: {}", m.seq, hhmm(m.sent_at), m.text);
+    if let Some(tick) = tick {
+        line.push(' ');
+        line.push_str(&tick.render());
+    }
+    line
+}
+
+/// Short text for a table cell: one line, at most `max` characters.
+pub(crate) fn snippet(text: &str, max: usize) -> String {
+    let one_line = text.replace(['\n', '\r'], " ");
+    if one_line.chars().count() <= max {
+        one_line
+    } else {
+        let cut: String = one_line.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    }
+}
+
+/// `HH:MM` (UTC) of a time in milliseconds since the epoch.
+pub(crate) fn hhmm(ms: i64) -> String {
+    let secs = ms.div_euclid(1000).rem_euclid(86_400);
+    format!("{:02}:{:02}", secs / 3600, secs % 3600 / 60)
+}
+
+/// `YYYY-MM-DD HH:MM` (UTC) of a time in milliseconds since the epoch.
+pub(crate) fn date_time(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02} {} UTC", hhmm(ms))
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_times() {
+        assert_eq!(date_time(0), "1970-01-01 00:00 UTC");
+        assert_eq!(date_time(1_709_210_096_000), "2024-02-29 12:34 UTC");
+    }
+
+    #[test]
+    fn ticks_follow_the_slowest_other_member() {
+        let mut w = Watermarks::default();
+        w.update(UserId(2), Seq(3), Seq(1));
+        w.update(UserId(3), Seq(2), Seq(2));
+        assert_eq!(w.tick(Seq(1)), Tick::Read);
+        assert_eq!(w.tick(Seq(2)), Tick::Delivered);
+        assert_eq!(w.tick(Seq(3)), Tick::Sent);
+        w.update(UserId(3), Seq(1), Seq(1));
+        assert_eq!(w.tick(Seq(2)), Tick::Delivered, "watermarks never fall");
+    }
+}

@@ -1,0 +1,187 @@
+//! The terminal client against a real `hark serve` process: two users,
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! each with their own config directory, chat through the `hark` binary.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const HARK: &str = env!("CARGO_BIN_EXE_hark");
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A `hark serve` child process on a free port; killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server() -> Server {
+    let data = tempfile::tempdir().unwrap();
+    let stderr = if std::env::var_os("TEST_LOG").is_some() {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    };
+    let mut child = Command::new(HARK)
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("start hark serve");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    // Keep reading stdout for the server's whole life so it never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                let url: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(url);
+                }
+            }
+        }
+    });
+    let url = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(url) => url,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("hark serve did not print `listening on http://…` within 60 s");
+        }
+    };
+    assert!(url.starts_with("http://127.0.0.1:"), "unexpected address {url}");
+    Server {
+        child,
+        url,
+        _data: data,
+    }
+}
+
+/// Run `hark <args>` as the user whose config directory is `config`, with
+/// `stdin` as standard input; panic with its output unless it succeeds.
+fn hark_with_input(server: &Server, config: &Path, args: &[&str], stdin: &str) -> String {
+    let mut child = Command::new(HARK)
+        .args(args)
+        .env("HARK_CONFIG_DIR", config)
+        .env("HARK_SERVER", &server.url)
+        .env("HARK_PASSWORD", PASSWORD)
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).unwrap();
+    drop(input);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out: Output = rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("`hark {}` did not finish within 60 s", args.join(" ")))
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "`hark {}` failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn hark(server: &Server, config: &Path, args: &[&str]) -> String {
+    hark_with_input(server, config, args, "")
+}
+
+/// The `UNREAD` column of the `hark chats` row for `chat` (titles here are
+/// single-word usernames, so the row splits cleanly on whitespace).
+fn unread(chats: &str, chat: &str) -> String {
+    let row = chats
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(chat))
+        .unwrap_or_else(|| panic!("no row for chat {chat} in:\n{chats}"));
+    row.split_whitespace().nth(2).unwrap().to_owned()
+}
+
+#[test]
+fn two_users_chat_through_the_cli() {
+    let server = start_server();
+    let alice = tempfile::tempdir().unwrap();
+    let bob = tempfile::tempdir().unwrap();
+
+    hark(&server, alice.path(), &["register", "alice"]);
+    hark(&server, bob.path(), &["register", "bob"]);
+    hark(&server, alice.path(), &["login", "alice", "--device", "laptop"]);
+    hark(&server, bob.path(), &["login", "bob"]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(alice.path().join("session.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the session file holds a token");
+    }
+    assert!(hark(&server, alice.path(), &["whoami"]).contains("alice"));
+
+    // "chat 7: bob"
+    let direct = hark(&server, alice.path(), &["direct", "bob"]);
+    let chat = direct
+        .trim()
+        .strip_prefix("chat ")
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_else(|| panic!("unexpected `hark direct` output: {direct}"))
+        .to_owned();
+    assert_eq!(
+        hark(&server, bob.path(), &["direct", "alice"]).trim(),
+        format!("chat {chat}: alice"),
+        "a direct chat is one per pair"
+    );
+
+    let sent = hark(&server, alice.path(), &["send", &chat, "hello", "bob"]);
+    assert!(sent.contains("[seq 1]"), "{sent}");
+
+    let history = hark(&server, bob.path(), &["history", &chat]);
+    assert!(history.contains("alice: hello bob"), "{history}");
+    let chats = hark(&server, bob.path(), &["chats"]);
+    assert_eq!(unread(&chats, &chat), "1", "{chats}");
+    assert!(chats.contains("alice: hello bob"), "{chats}");
+    assert_eq!(unread(&hark(&server, alice.path(), &["chats"]), &chat), "0");
+
+    // Bob opens the chat over the WebSocket: he sees the message (marking it
+    // read) and sends a reply typed on standard input, by username this time.
+    let window = hark_with_input(&server, bob.path(), &["chat", "alice"], "hi alice\n");
+    assert!(window.contains("alice: hello bob"), "{window}");
+    assert!(window.contains("you: hi alice"), "{window}");
+
+    let history = hark(&server, alice.path(), &["history", &chat]);
+    let first = history
+        .lines()
+        .find(|l| l.contains("you: hello bob"))
+        .unwrap_or_else(|| panic!("{history}"));
+    assert!(first.ends_with("✓✓ read"), "bob read it: {history}");
+    assert!(history.contains("bob: hi alice"), "{history}");
+    assert_eq!(unread(&hark(&server, bob.path(), &["chats"]), &chat), "0");
+    assert_eq!(unread(&hark(&server, alice.path(), &["chats"]), &chat), "1");
+
+    hark(&server, bob.path(), &["logout"]);
+    assert!(!bob.path().join("session.json").exists());
+}
