@@ -27,9 +27,6 @@
 //! # }
 //! ```
 
-// Tests may unwrap (CONVENTIONS.md); library code may not.
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
-
 mod actor;
 mod api;
 mod backoff;

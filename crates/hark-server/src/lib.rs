@@ -90,7 +90,8 @@ pub async fn run_from_args(args: ServeArgs) -> anyhow::Result<()> {
     serve(server, listener, shutdown_signal()).await
 }
 
-fn init_tracing() {
+/// Logs to stderr, filtered by `HARK_LOG` (default `info`).
+pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("HARK_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()

@@ -32,7 +32,7 @@ pub(super) async fn run(socket: WebSocket, state: AppState, authed: Option<Authe
         Some(who) => (who, None),
         None => match authenticate(&state, &mut sink, &mut stream).await {
             Some(pair) => pair,
-            None => return,
+            None => return linger(stream).await,
         },
     };
     let limits = &state.config.limits;
@@ -50,7 +50,7 @@ pub(super) async fn run(socket: WebSocket, state: AppState, authed: Option<Authe
             POLICY,
         )
         .await;
-        return;
+        return linger(stream).await;
     };
     // Registered before reading the head: anything committed after this
     // point arrives live, anything before it is in what sync returns.
@@ -92,7 +92,23 @@ pub(super) async fn run(socket: WebSocket, state: AppState, authed: Option<Authe
         who,
         sink,
     };
-    conn.serve(stream, rx, &registration).await;
+    conn.serve(&mut stream, rx, &registration).await;
+    drop(registration);
+    linger(stream).await;
+}
+
+/// After the server's close frame, reads (and discards) until the client's
+/// close arrives, briefly: closing the TCP socket with unread input would
+/// reset it and lose the frames that explain the close.
+async fn linger(mut stream: Stream) {
+    let _ = timeout(Duration::from_secs(2), async {
+        while let Some(Ok(msg)) = stream.next().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// Waits for the first frame to be a valid `auth`; answers and closes otherwise.
@@ -164,7 +180,7 @@ struct Connection {
 impl Connection {
     async fn serve(
         &mut self,
-        mut stream: Stream,
+        stream: &mut Stream,
         mut outbound: mpsc::Receiver<Outbound>,
         registration: &hark_bus::Registration,
     ) {

@@ -60,7 +60,7 @@ pub(super) async fn run(
             .chat
             .members
             .iter()
-            .map(|m| (m.user.id, view::user_name(&m.user)))
+            .map(|m| (m.user.id, view::sender_name(&m.user)))
             .collect(),
         marks: Watermarks::new(&summary.chat.members, me),
         own: BTreeMap::new(),
@@ -247,7 +247,7 @@ impl Window {
             return name.clone();
         }
         let name = match self.api.user(user).await {
-            Ok(u) => view::user_name(&u),
+            Ok(u) => view::sender_name(&u),
             Err(_) => format!("user {user}"),
         };
         self.names.insert(user, name.clone());

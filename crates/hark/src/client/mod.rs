@@ -561,6 +561,6 @@ fn member_name(members: &[hark_proto::Member], user: UserId) -> String {
     members
         .iter()
         .find(|m| m.user.id == user)
-        .map(|m| view::user_name(&m.user))
+        .map(|m| view::sender_name(&m.user))
         .unwrap_or_else(|| format!("user {user}"))
 }

@@ -84,6 +84,15 @@ pub(crate) fn user_name(user: &User) -> String {
     }
 }
 
+/// How a message's sender is shown: just the display name.
+pub(crate) fn sender_name(user: &User) -> String {
+    if user.display_name.is_empty() {
+        user.username.clone()
+    } else {
+        user.display_name.clone()
+    }
+}
+
 /// A group's title, or the other person's name for a direct chat.
 pub(crate) fn chat_title(chat: &Chat, me: UserId) -> String {
     match chat.kind {

@@ -1,7 +1,7 @@
 //! The terminal client against a real `hark serve` process: two users,
+//! each with their own config directory, chat through the `hark` binary.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! each with their own config directory, chat through the `hark` binary.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -63,7 +63,10 @@ fn start_server() -> Server {
             panic!("hark serve did not print `listening on http://…` within 60 s");
         }
     };
-    assert!(url.starts_with("http://127.0.0.1:"), "unexpected address {url}");
+    assert!(
+        url.starts_with("http://127.0.0.1:"),
+        "unexpected address {url}"
+    );
     Server {
         child,
         url,
@@ -129,7 +132,11 @@ fn two_users_chat_through_the_cli() {
 
     hark(&server, alice.path(), &["register", "alice"]);
     hark(&server, bob.path(), &["register", "bob"]);
-    hark(&server, alice.path(), &["login", "alice", "--device", "laptop"]);
+    hark(
+        &server,
+        alice.path(),
+        &["login", "alice", "--device", "laptop"],
+    );
     hark(&server, bob.path(), &["login", "bob"]);
     #[cfg(unix)]
     {

@@ -1,0 +1,215 @@
+//! Authorization: non-members, revoked tokens, and who the sender is.
+
+use crate::support::spawn_app;
+use hark_proto::{ClientFrame, ErrorCode, Event, ServerFrame};
+use serde_json::json;
+
+#[tokio::test]
+async fn a_non_member_cannot_read_send_mark_or_list_a_chat() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let eve = app.user("eve").await;
+    let chat = app.direct(&alice, &bob).await;
+    let mut a = app.ws(&alice).await;
+    a.send_ok(chat, "secret-1", "for bob only").await;
+
+    let c = chat.0;
+    for path in [format!("/chats/{c}"), format!("/chats/{c}/messages")] {
+        let (s, body) = app.get(&path, &eve.token).await;
+        assert_eq!(
+            (s, body["error"]["code"].as_str()),
+            (403, Some("forbidden")),
+            "{path}"
+        );
+    }
+    let (s, _) = app
+        .post(
+            &format!("/chats/{c}/messages"),
+            &eve.token,
+            json!({"client_id": "x", "text": "hi"}),
+        )
+        .await;
+    assert_eq!(s, 403);
+    let (s, _) = app
+        .post(
+            &format!("/chats/{c}/members"),
+            &eve.token,
+            json!({"user_id": eve.user_id}),
+        )
+        .await;
+    assert_eq!(s, 403);
+    let (_, chats) = app.get("/chats", &eve.token).await;
+    assert_eq!(chats, json!([]));
+
+    let mut e = app.ws(&eve).await;
+    assert!(matches!(
+        e.send_msg(chat, "e-1", "let me in").await,
+        ServerFrame::Error {
+            code: ErrorCode::Forbidden,
+            ..
+        }
+    ));
+    assert!(matches!(
+        e.mark(chat, Some(1), Some(1)).await,
+        ServerFrame::Error {
+            code: ErrorCode::Forbidden,
+            ..
+        }
+    ));
+    // Eve's stream holds nothing of the chat.
+    let id = e.id();
+    let ServerFrame::Synced { events, .. } = e
+        .request(ClientFrame::Sync {
+            id,
+            after: hark_proto::Pos(0),
+            limit: None,
+        })
+        .await
+    else {
+        panic!()
+    };
+    assert!(events.is_empty(), "{events:?}");
+    // And alice saw no receipt from eve.
+    let (_, summary) = app.get(&format!("/chats/{c}"), &alice.token).await;
+    assert_eq!(summary["chat"]["members"].as_array().unwrap().len(), 2);
+    // A chat that does not exist is not found.
+    let (s, _) = app.get("/chats/999999/messages", &eve.token).await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_refused_and_its_socket_closed() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let laptop = app.login("alice", "laptop").await;
+    let mut socket = app.ws(&laptop).await;
+    let (s, devices) = app.get("/devices", &alice.token).await;
+    assert_eq!(s, 200);
+    assert_eq!(devices.as_array().unwrap().len(), 2);
+    let (s, _) = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/devices/{}", laptop.device_id.0),
+            &alice.token,
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    socket.expect_error(ErrorCode::Revoked).await;
+    assert_eq!(socket.expect_close().await, Some(1008));
+    let (s, body) = app.get("/me", &laptop.token).await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    // Upgrading with the revoked token fails before the socket opens.
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        app.ws_url.as_str(),
+    )
+    .unwrap();
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", laptop.token).parse().unwrap(),
+    );
+    assert!(tokio_tungstenite::connect_async(req).await.is_err());
+    // In-band auth with it fails too.
+    let mut raw = app.ws_raw().await;
+    raw.send_text(json!({"type": "auth", "id": 1, "token": laptop.token}).to_string())
+        .await;
+    raw.expect_error(ErrorCode::Unauthorized).await;
+    // Someone else's device cannot be revoked.
+    let bob = app.user("bob").await;
+    let (s, _) = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/devices/{}", alice.device_id.0),
+            &bob.token,
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = app.get("/me", &alice.token).await;
+    assert_eq!(s, 200);
+    // Logout revokes the calling device.
+    let (s, _) = app
+        .call(reqwest::Method::POST, "/logout", &alice.token, None)
+        .await;
+    assert_eq!(s, 204);
+    assert_eq!(app.get("/me", &alice.token).await.0, 401);
+}
+
+#[tokio::test]
+async fn the_sender_is_the_authenticated_device() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let chat = app.direct(&alice, &bob).await;
+    let mut b = app.ws(&bob).await;
+    // A frame claiming another sender is refused outright (unknown field).
+    b.send_text(
+        json!({"type": "send", "id": 5, "chat_id": chat.0, "client_id": "f-1", "text": "I am alice", "sender_id": alice.user_id.0})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(b.expect_error(ErrorCode::InvalidField).await, Some(5));
+    b.send_ok(chat, "f-2", "I am bob").await;
+    let mut a = app.ws(&alice).await;
+    let id = a.id();
+    let ServerFrame::Synced { events, .. } = a
+        .request(ClientFrame::Sync {
+            id,
+            after: hark_proto::Pos(0),
+            limit: None,
+        })
+        .await
+    else {
+        panic!()
+    };
+    let msgs: Vec<_> = events
+        .into_iter()
+        .filter_map(|e| match e.event {
+            Event::Message(m) => Some(m),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(
+        (msgs[0].sender_id, msgs[0].sender_device),
+        (bob.user_id, bob.device_id)
+    );
+}
+
+#[tokio::test]
+async fn login_checks_passwords_and_limits_attempts() {
+    let app = crate::support::spawn_with(|c| c.limits.logins_per_minute = 3).await;
+    app.register("alice").await;
+    let (s, body) = app
+        .post(
+            "/register",
+            "",
+            json!({"username": "alice", "password": "another one"}),
+        )
+        .await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (409, Some("username_taken"))
+    );
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        let (s, body) = app
+            .post(
+                "/login",
+                "",
+                json!({"username": "alice", "password": "wrong password", "device_name": "x"}),
+            )
+            .await;
+        codes.push((s, body["error"]["code"].as_str().unwrap().to_owned()));
+    }
+    assert_eq!(codes[0], (401, "invalid_credentials".into()));
+    assert_eq!(codes[3], (429, "rate_limited".into()));
+    let (s, _) = app.get("/chats", "not-a-token").await;
+    assert_eq!(s, 401);
+    let res = app.http.get(app.url("/chats")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+}

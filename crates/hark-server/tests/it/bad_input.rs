@@ -1,0 +1,236 @@
+//! Bad input over WebSocket and HTTP: each class gets its documented error,
+//! and the server keeps serving everyone else.
+
+use crate::support::{spawn_app, spawn_with, Session, TestApp};
+use hark_proto::{ChatId, ErrorCode, ServerFrame};
+use serde_json::json;
+
+/// Proves the server still works for others: a fresh exchange succeeds.
+async fn others_still_served(app: &TestApp, a: &Session, chat: ChatId, tag: &str) {
+    let mut ws = app.ws(a).await;
+    ws.send_ok(chat, &format!("still-{tag}"), "still here")
+        .await;
+}
+
+#[tokio::test]
+async fn bad_frames_get_their_error_codes() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let chat = app.direct(&alice, &bob).await;
+    let mut ws = app.ws(&bob).await;
+
+    ws.send_text("{not json").await;
+    assert_eq!(ws.expect_error(ErrorCode::MalformedJson).await, None);
+    ws.send_text(json!({"type": "teleport", "id": 3}).to_string())
+        .await;
+    assert_eq!(ws.expect_error(ErrorCode::UnknownType).await, Some(3));
+    ws.send_text(
+        json!({"type": "send", "id": 4, "chat_id": "one", "client_id": "c", "text": "t"})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(ws.expect_error(ErrorCode::InvalidField).await, Some(4));
+    ws.send_text(
+        json!({"type": "send", "id": 5, "chat_id": chat.0, "text": "no client id"}).to_string(),
+    )
+    .await;
+    assert_eq!(ws.expect_error(ErrorCode::InvalidField).await, Some(5));
+    ws.send_text(json!({"type": "mark", "id": 6, "chat_id": chat.0}).to_string())
+        .await;
+    assert_eq!(ws.expect_error(ErrorCode::InvalidField).await, Some(6));
+    ws.send_text(json!({"id": 7}).to_string()).await;
+    assert_eq!(ws.expect_error(ErrorCode::InvalidField).await, Some(7));
+    ws.send_text(
+        json!({"type": "send", "id": 8, "chat_id": chat.0, "client_id": "", "text": "t"})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(ws.expect_error(ErrorCode::InvalidField).await, Some(8));
+    ws.send_text(
+        json!({"type": "send", "id": 9, "chat_id": chat.0, "client_id": "e", "text": "   "})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(ws.expect_error(ErrorCode::InvalidField).await, Some(9));
+    ws.send_text(json!({"type": "auth", "id": 10, "token": "x"}).to_string())
+        .await;
+    assert_eq!(
+        ws.expect_error(ErrorCode::AlreadyAuthenticated).await,
+        Some(10)
+    );
+    // Text over the limit inside an acceptable frame.
+    let long = "x".repeat(16 * 1024 + 1);
+    assert!(matches!(
+        ws.send_msg(chat, "long", &long).await,
+        ServerFrame::Error {
+            code: ErrorCode::TooLarge,
+            ..
+        }
+    ));
+    // The same connection still works after all that.
+    assert_eq!(ws.send_ok(chat, "ok-1", "fine").await, 1);
+    others_still_served(&app, &alice, chat, "a").await;
+}
+
+#[tokio::test]
+async fn an_oversized_frame_closes_only_that_connection() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let chat = app.direct(&alice, &bob).await;
+    let mut ws = app.ws(&bob).await;
+    let huge = json!({"type": "send", "id": 1, "chat_id": chat.0, "client_id": "big", "text": "y".repeat(200 * 1024)});
+    ws.send_text(huge.to_string()).await;
+    let code = ws.expect_close().await;
+    assert!(code == Some(1009) || code.is_none(), "closed with {code:?}");
+    others_still_served(&app, &alice, chat, "b").await;
+    let (_, history) = app
+        .get(&format!("/chats/{}/messages", chat.0), &alice.token)
+        .await;
+    assert_eq!(
+        history["messages"].as_array().unwrap().len(),
+        1,
+        "the oversized send stored nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_frame_flood_is_rate_limited_then_cut_off() {
+    let app = spawn_with(|c| c.limits.frames_per_second = 10).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let chat = app.direct(&alice, &bob).await;
+    let mut ws = app.ws(&bob).await;
+    for id in 0..200u64 {
+        ws.send_text(json!({"type": "ping", "id": id}).to_string())
+            .await;
+    }
+    let mut pongs = 0;
+    let mut limited = 0;
+    loop {
+        match tokio::time::timeout(
+            crate::support::WAIT,
+            futures_util::StreamExt::next(&mut ws.stream),
+        )
+        .await
+        .unwrap()
+        {
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => {
+                match serde_json::from_str::<ServerFrame>(&t).unwrap() {
+                    ServerFrame::Pong { .. } => pongs += 1,
+                    ServerFrame::Error {
+                        code: ErrorCode::RateLimited,
+                        ..
+                    } => limited += 1,
+                    other => panic!("{other:?}"),
+                }
+            }
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Close(f))) => {
+                assert_eq!(f.map(|f| u16::from(f.code)), Some(1008));
+                break;
+            }
+            Some(Ok(_)) => {}
+            other => panic!("socket ended without a close frame: {other:?}"),
+        }
+    }
+    assert!(
+        (20..=25).contains(&pongs),
+        "burst allowance answered, got {pongs} pongs, {limited} refusals"
+    );
+    assert!(limited > 0, "excess frames were refused");
+    others_still_served(&app, &alice, chat, "c").await;
+}
+
+#[tokio::test]
+async fn unauthenticated_sockets_must_auth_first_and_in_time() {
+    let app = spawn_with(|c| c.limits.auth_timeout_secs = 1).await;
+    let alice = app.user("alice").await;
+    // Not auth first.
+    let mut raw = app.ws_raw().await;
+    raw.send_text(json!({"type": "ping", "id": 1}).to_string())
+        .await;
+    assert_eq!(raw.expect_error(ErrorCode::Unauthorized).await, Some(1));
+    // Silent past the deadline.
+    let mut raw = app.ws_raw().await;
+    raw.expect_error(ErrorCode::AuthTimeout).await;
+    // In-band auth works and the hello answers its id.
+    let mut raw = app.ws_raw().await;
+    raw.send_text(json!({"type": "auth", "id": 42, "token": alice.token}).to_string())
+        .await;
+    match raw.next_frame().await {
+        ServerFrame::Hello(h) => assert_eq!((h.id, h.user.id), (Some(42), alice.user_id)),
+        other => panic!("{other:?}"),
+    }
+    // A foreign browser origin is refused before the upgrade.
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        app.ws_url.as_str(),
+    )
+    .unwrap();
+    req.headers_mut()
+        .insert("origin", "https://evil.example".parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(req).await.is_err());
+}
+
+#[tokio::test]
+async fn bad_http_bodies_get_json_errors() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let url = app.url("/chats/groups");
+    let send = |body: String| {
+        app.http
+            .post(&url)
+            .bearer_auth(&alice.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let cases = [
+        ("{oops".to_owned(), 400, "malformed_json"),
+        (json!({"title": 5}).to_string(), 400, "invalid_field"),
+        (json!({"title": ""}).to_string(), 400, "invalid_field"),
+        (
+            json!({"title": "t", "members": ["x"]}).to_string(),
+            400,
+            "invalid_field",
+        ),
+        (
+            json!({"title": "t", "members": [123456]}).to_string(),
+            404,
+            "not_found",
+        ),
+        ("x".repeat(100 * 1024), 413, "too_large"),
+    ];
+    for (body, status, code) in cases {
+        let res = send(body).await.unwrap();
+        assert_eq!(res.status().as_u16(), status);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code);
+    }
+    let (s, body) = app.get("/chats/notanumber", &alice.token).await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (400, Some("invalid_field"))
+    );
+    let (s, body) = app.get("/nowhere", &alice.token).await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let (s, _) = app
+        .post(
+            "/register",
+            "",
+            json!({"username": "a b", "password": "long enough"}),
+        )
+        .await;
+    assert_eq!(s, 400);
+    let (s, _) = app
+        .post(
+            "/register",
+            "",
+            json!({"username": "shorty", "password": "short"}),
+        )
+        .await;
+    assert_eq!(s, 400);
+}

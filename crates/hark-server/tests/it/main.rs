@@ -1,0 +1,13 @@
+//! Integration tests: the real server on 127.0.0.1:0 with a fresh database.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
+mod authz;
+mod bad_input;
+mod catchup;
+mod messaging;
+mod support;

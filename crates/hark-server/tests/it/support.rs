@@ -1,0 +1,383 @@
+//! Spawns the real server in-process on 127.0.0.1:0 with a fresh database,
+//! and speaks to it over real HTTP and WebSocket connections.
+
+use futures_util::{SinkExt, StreamExt};
+use hark_proto::{ChatId, ClientFrame, ErrorCode, LoginResponse, Pos, ServerFrame, UserId};
+use hark_server::config::Config;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub struct TestApp {
+    pub base: String,
+    pub ws_url: String,
+    pub http: reqwest::Client,
+    pub data_dir: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = spawn_in(dir.path().to_owned(), adjust).await;
+    app._dir = Some(dir);
+    app
+}
+
+/// Starts a server on an existing data directory (for restart tests).
+pub async fn spawn_in(data_dir: PathBuf, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = Config {
+        data_dir: data_dir.clone(),
+        ..Config::default()
+    };
+    adjust(&mut config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = hark_server::build(config).unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        hark_server::serve(server, listener, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    TestApp {
+        base: format!("http://{addr}"),
+        ws_url: format!("ws://{addr}/v1/ws"),
+        http: reqwest::Client::new(),
+        data_dir,
+        _dir: None,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        hark_server::init_tracing();
+    }
+}
+
+/// A registered, logged-in device.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub token: String,
+    pub user_id: UserId,
+    pub device_id: hark_proto::DeviceId,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/v1{}", self.base, path)
+    }
+
+    /// Stops the server gracefully and waits until the store is closed.
+    pub async fn stop(mut self) -> PathBuf {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+        // Keep the temporary directory alive for a restart in the same test.
+        if let Some(dir) = self._dir.take() {
+            let kept = dir.keep();
+            return kept;
+        }
+        self.data_dir.clone()
+    }
+
+    pub async fn register(&self, username: &str) {
+        let res = self
+            .http
+            .post(self.url("/register"))
+            .json(&json!({"username": username, "password": "correct horse"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            201,
+            "register {username}: {}",
+            res.text().await.unwrap()
+        );
+    }
+
+    pub async fn login(&self, username: &str, device: &str) -> Session {
+        let res = self
+            .http
+            .post(self.url("/login"))
+            .json(
+                &json!({"username": username, "password": "correct horse", "device_name": device}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let body: LoginResponse = res.json().await.unwrap();
+        Session {
+            token: body.token,
+            user_id: body.user.id,
+            device_id: body.device.id,
+        }
+    }
+
+    pub async fn user(&self, username: &str) -> Session {
+        self.register(username).await;
+        self.login(username, "phone").await
+    }
+
+    /// An authenticated JSON request; returns status and body.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, token, Some(body))
+            .await
+    }
+
+    pub async fn direct(&self, a: &Session, b: &Session) -> ChatId {
+        let (status, chat) = self
+            .post("/chats/direct", &a.token, json!({"user_id": b.user_id}))
+            .await;
+        assert_eq!(status, 200, "{chat}");
+        ChatId(chat["id"].as_i64().unwrap())
+    }
+
+    pub async fn group(&self, creator: &Session, title: &str, others: &[&Session]) -> ChatId {
+        let members: Vec<i64> = others.iter().map(|s| s.user_id.0).collect();
+        let (status, chat) = self
+            .post(
+                "/chats/groups",
+                &creator.token,
+                json!({"title": title, "members": members}),
+            )
+            .await;
+        assert_eq!(status, 201, "{chat}");
+        ChatId(chat["id"].as_i64().unwrap())
+    }
+
+    /// Opens a WebSocket authenticated by header and reads its hello.
+    pub async fn ws(&self, session: &Session) -> Ws {
+        let mut req = self.ws_url.as_str().into_client_request().unwrap();
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", session.token).parse().unwrap(),
+        );
+        let (stream, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let mut ws = Ws {
+            stream,
+            next_id: 1,
+            events: Vec::new(),
+            head: Pos(0),
+        };
+        match ws.next_frame().await {
+            ServerFrame::Hello(hello) => ws.head = hello.head,
+            other => panic!("expected hello, got {other:?}"),
+        }
+        ws
+    }
+
+    /// Opens an unauthenticated WebSocket.
+    pub async fn ws_raw(&self) -> Ws {
+        let (stream, _) = tokio_tungstenite::connect_async(&self.ws_url)
+            .await
+            .unwrap();
+        Ws {
+            stream,
+            next_id: 1,
+            events: Vec::new(),
+            head: Pos(0),
+        }
+    }
+}
+
+/// A raw protocol client. Events that arrive while waiting for a reply are
+/// kept in `events`, so nothing is lost between calls.
+pub struct Ws {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    next_id: u64,
+    pub events: Vec<hark_proto::EventFrame>,
+    pub head: Pos,
+}
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+impl Ws {
+    /// The next frame of any kind (fails after `WAIT`).
+    pub async fn next_frame(&mut self) -> ServerFrame {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("timed out waiting for a frame")
+                .expect("socket ended")
+                .expect("socket error");
+            match msg {
+                Message::Text(text) => {
+                    return serde_json::from_str(&text)
+                        .unwrap_or_else(|e| panic!("undecodable frame {text}: {e}"))
+                }
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("unexpected message {other:?}"),
+            }
+        }
+    }
+
+    /// Sends raw text.
+    pub async fn send_text(&mut self, text: impl Into<String>) {
+        self.stream
+            .send(Message::Text(text.into().into()))
+            .await
+            .unwrap();
+    }
+
+    pub fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Sends a frame and returns the reply with its id; events on the way are kept.
+    pub async fn request(&mut self, frame: ClientFrame) -> ServerFrame {
+        let id = frame.id();
+        self.send_text(serde_json::to_string(&frame).unwrap()).await;
+        self.reply_to(id).await
+    }
+
+    pub async fn reply_to(&mut self, id: u64) -> ServerFrame {
+        loop {
+            match self.next_frame().await {
+                ServerFrame::Event(e) => self.events.push(e),
+                frame if reply_id(&frame) == Some(id) => return frame,
+                other => panic!("expected reply {id}, got {other:?}"),
+            }
+        }
+    }
+
+    pub async fn send_msg(&mut self, chat: ChatId, client_id: &str, text: &str) -> ServerFrame {
+        let id = self.id();
+        self.request(ClientFrame::Send {
+            id,
+            chat_id: chat,
+            client_id: hark_proto::ClientMsgId(client_id.into()),
+            text: text.into(),
+        })
+        .await
+    }
+
+    /// Sends and expects an ack; returns the seq.
+    pub async fn send_ok(&mut self, chat: ChatId, client_id: &str, text: &str) -> i64 {
+        match self.send_msg(chat, client_id, text).await {
+            ServerFrame::Ack { seq, .. } => seq.0,
+            other => panic!("expected ack, got {other:?}"),
+        }
+    }
+
+    pub async fn mark(
+        &mut self,
+        chat: ChatId,
+        delivered: Option<i64>,
+        read: Option<i64>,
+    ) -> ServerFrame {
+        let id = self.id();
+        self.request(ClientFrame::Mark {
+            id,
+            chat_id: chat,
+            delivered_up_to: delivered.map(hark_proto::Seq),
+            read_up_to: read.map(hark_proto::Seq),
+        })
+        .await
+    }
+
+    /// Waits for the next event, first from those already received.
+    pub async fn next_event(&mut self) -> hark_proto::EventFrame {
+        if !self.events.is_empty() {
+            return self.events.remove(0);
+        }
+        loop {
+            match self.next_frame().await {
+                ServerFrame::Event(e) => return e,
+                other => panic!("expected an event, got {other:?}"),
+            }
+        }
+    }
+
+    /// Expects an error frame (for request `id` when given) with `code`.
+    pub async fn expect_error(&mut self, code: ErrorCode) -> Option<u64> {
+        loop {
+            match self.next_frame().await {
+                ServerFrame::Event(e) => self.events.push(e),
+                ServerFrame::Error {
+                    id,
+                    code: got,
+                    message,
+                } => {
+                    assert_eq!(got, code, "error message: {message}");
+                    return id;
+                }
+                other => panic!("expected error {code:?}, got {other:?}"),
+            }
+        }
+    }
+
+    /// Reads until the server closes; returns the close code.
+    pub async fn expect_close(&mut self) -> Option<u16> {
+        loop {
+            match tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("no close")
+            {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                None | Some(Err(_)) => return None,
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+}
+
+pub fn reply_id(frame: &ServerFrame) -> Option<u64> {
+    match frame {
+        ServerFrame::Hello(h) => h.id,
+        ServerFrame::Ack { id, .. }
+        | ServerFrame::Ok { id }
+        | ServerFrame::Synced { id, .. }
+        | ServerFrame::Pong { id } => Some(*id),
+        ServerFrame::Error { id, .. } => *id,
+        ServerFrame::Event(_) => None,
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests of the `hark` binary: the CLI and crash recovery.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
+mod cli;
