@@ -329,11 +329,9 @@ impl Ws {
         if !self.events.is_empty() {
             return self.events.remove(0);
         }
-        loop {
-            match self.next_frame().await {
-                ServerFrame::Event(e) => return e,
-                other => panic!("expected an event, got {other:?}"),
-            }
+        match self.next_frame().await {
+            ServerFrame::Event(e) => e,
+            other => panic!("expected an event, got {other:?}"),
         }
     }
 
