@@ -12,6 +12,7 @@ pub mod messaging;
 mod shutdown;
 pub mod state;
 mod validate;
+mod web;
 mod ws;
 
 use anyhow::Context;

@@ -42,18 +42,14 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/ws", get(crate::ws::upgrade));
     Router::new()
         .nest("/v1", v1)
-        .route("/", get(index))
+        .route("/v1/{*rest}", axum::routing::any(no_route))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ready" }))
-        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
+        .fallback(crate::web::serve)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
 
-async fn index() -> axum::response::Html<&'static str> {
-    axum::response::Html(
-        "<!doctype html><meta charset=utf-8><title>Hark</title>\
-         <h1>Hark is running</h1><p>The API is under <code>/v1/</code>, \
-         the WebSocket at <code>/v1/ws</code>. See docs/protocol.md.</p>",
-    )
+async fn no_route() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such route")
 }

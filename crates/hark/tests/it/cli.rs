@@ -3,73 +3,29 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Write};
+use crate::support::ServerProcess;
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-const HARK: &str = env!("CARGO_BIN_EXE_hark");
+use crate::support::HARK;
 const PASSWORD: &str = "correct horse battery staple";
 
-/// A `hark serve` child process on a free port; killed when dropped.
+/// A server on a fresh data directory, removed when the test ends.
 struct Server {
-    child: Child,
+    _process: ServerProcess,
     url: String,
     _data: tempfile::TempDir,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start_server() -> Server {
     let data = tempfile::tempdir().unwrap();
-    let stderr = if std::env::var_os("TEST_LOG").is_some() {
-        Stdio::inherit()
-    } else {
-        Stdio::null()
-    };
-    let mut child = Command::new(HARK)
-        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .expect("start hark serve");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    // Keep reading stdout for the server's whole life so it never blocks on a full pipe.
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                let url: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(url);
-                }
-            }
-        }
-    });
-    let url = match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(url) => url,
-        Err(_) => {
-            let _ = child.kill();
-            panic!("hark serve did not print `listening on http://…` within 60 s");
-        }
-    };
-    assert!(
-        url.starts_with("http://127.0.0.1:"),
-        "unexpected address {url}"
-    );
+    let process = ServerProcess::start(data.path());
     Server {
-        child,
-        url,
+        url: process.url.clone(),
+        _process: process,
         _data: data,
     }
 }

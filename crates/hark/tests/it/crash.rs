@@ -1,0 +1,200 @@
+//! `kill -9` of the server binary under load, twice, then restart: every
+//! acknowledged message is present exactly once and in order for every
+//! recipient, through history and through sync.
+
+use crate::support::ServerProcess;
+use hark_sdk::proto::{
+    ChatId, ClientMsgId, CreateGroupRequest, Event, LoginRequest, Pos, Register, SendRequest,
+};
+use hark_sdk::{Api, ClientEvent, ConnectOptions, Connection, Page};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn account(url: &str, name: &str) -> (Api, hark_sdk::proto::User) {
+    let api = Api::new(url).unwrap();
+    api.register(&Register {
+        username: name.into(),
+        password: PASSWORD.into(),
+        display_name: None,
+    })
+    .await
+    .unwrap();
+    let login = api
+        .login(&LoginRequest {
+            username: name.into(),
+            password: PASSWORD.into(),
+            device_name: "test".into(),
+        })
+        .await
+        .unwrap();
+    (api.with_token(login.token), login.user)
+}
+
+/// The same device's client for a restarted server (it listens on a new port).
+fn rebase(api: &Api, url: &str) -> Api {
+    Api::new(url).unwrap().with_token(api.token().unwrap())
+}
+
+/// The acks each sender received: client id -> (chat, seq).
+type Acked = Arc<Mutex<HashMap<String, (ChatId, i64)>>>;
+
+/// Sends over raw HTTP from `workers` tasks until the server dies; records
+/// every ack. HTTP sends are acked only after commit, like WebSocket sends.
+async fn load_until_killed(
+    api: &Api,
+    chats: &[ChatId],
+    round: usize,
+    acked: &Acked,
+    server: ServerProcess,
+) {
+    let mut tasks = Vec::new();
+    for worker in 0..4 {
+        let api = api.clone();
+        let chats = chats.to_vec();
+        let acked = acked.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0.. {
+                let chat = chats[n % chats.len()];
+                let client_id = format!("r{round}-w{worker}-n{n}");
+                let body = SendRequest {
+                    client_id: ClientMsgId(client_id.clone()),
+                    text: format!("message {client_id}"),
+                };
+                match api.send(chat, &body).await {
+                    Ok(ack) => {
+                        acked.lock().unwrap().insert(client_id, (chat, ack.seq.0));
+                    }
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    // Let load build up, then kill mid-stream.
+    let target = acked.lock().unwrap().len() + 150;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while acked.lock().unwrap().len() < target && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.kill9();
+    for task in tasks {
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("senders stop once the server is gone")
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acked_message_survives_kill_9_exactly_once_in_order() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(data.path());
+    let (alice, _) = account(&server.url, "alice").await;
+    let (bob, bob_user) = account(&server.url, "bob").await;
+    let (carol, carol_user) = account(&server.url, "carol").await;
+    let direct = alice.create_direct(bob_user.id).await.unwrap().id;
+    let group = alice
+        .create_group(&CreateGroupRequest {
+            title: "crash test".into(),
+            members: vec![bob_user.id, carol_user.id],
+        })
+        .await
+        .unwrap()
+        .id;
+    let chats = [direct, group];
+    let acked: Acked = Arc::default();
+
+    load_until_killed(&alice, &chats, 1, &acked, server).await;
+    let server = ServerProcess::start(data.path());
+    let alice = rebase(&alice, &server.url);
+    load_until_killed(&alice, &chats, 2, &acked, server).await;
+    let server = ServerProcess::start(data.path());
+
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 300, "only {} acks", acked.len());
+    // Every recipient, through history: each acked client id once, at its
+    // acked seq, and seqs gapless from 1.
+    for (who, api, chats) in [
+        ("bob", rebase(&bob, &server.url), vec![direct, group]),
+        ("carol", rebase(&carol, &server.url), vec![group]),
+    ] {
+        for chat in chats {
+            let stored = all_history(&api, chat).await;
+            let seqs: Vec<i64> = stored.keys().copied().collect();
+            assert_eq!(
+                seqs,
+                (1..=seqs.len() as i64).collect::<Vec<_>>(),
+                "{who}: gapless"
+            );
+            let by_client: HashMap<&str, i64> =
+                stored.iter().map(|(seq, id)| (id.as_str(), *seq)).collect();
+            assert_eq!(
+                by_client.len(),
+                stored.len(),
+                "{who}: a client id stored twice"
+            );
+            for (client_id, (c, seq)) in acked.iter().filter(|(_, (c, _))| *c == chat) {
+                assert_eq!(
+                    by_client.get(client_id.as_str()),
+                    Some(seq),
+                    "{who}: {client_id} in chat {c}"
+                );
+            }
+        }
+    }
+    // And through sync from an empty cursor on a new device of bob's.
+    let (conn, mut events) =
+        Connection::connect(&server.url, bob.token().unwrap(), ConnectOptions::default())
+            .await
+            .unwrap();
+    let mut seen: BTreeMap<(i64, i64), usize> = BTreeMap::new();
+    let mut last_pos = Pos(0);
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
+            .await
+            .expect("sync finishes")
+            .unwrap();
+        match event {
+            ClientEvent::Event { pos, event } => {
+                assert_eq!(pos.0, last_pos.0 + 1, "the SDK applies positions in order");
+                last_pos = pos;
+                if let Event::Message(m) = event {
+                    *seen.entry((m.chat_id.0, m.seq.0)).or_default() += 1;
+                }
+            }
+            ClientEvent::CaughtUp { .. } => break,
+            _ => {}
+        }
+    }
+    conn.close().await;
+    assert!(seen.values().all(|&n| n == 1), "no duplicates in sync");
+    for (_, (chat, seq)) in acked.iter() {
+        assert!(
+            seen.contains_key(&(chat.0, *seq)),
+            "bob's sync holds chat {chat} seq {seq}"
+        );
+    }
+    drop(server);
+}
+
+/// Every message of a chat: seq -> client id.
+async fn all_history(api: &Api, chat: ChatId) -> BTreeMap<i64, String> {
+    let mut out = BTreeMap::new();
+    let mut page = Page::After(hark_sdk::proto::Seq(0));
+    loop {
+        let history = api.history(chat, page, Some(200)).await.unwrap();
+        for m in &history.messages {
+            assert!(
+                out.insert(m.seq.0, m.client_id.0.clone()).is_none(),
+                "seq {} twice",
+                m.seq
+            );
+        }
+        match history.messages.last() {
+            Some(last) if history.has_more => page = Page::After(last.seq),
+            _ => return out,
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Runs the real `hark` binary as a child process.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const HARK: &str = env!("CARGO_BIN_EXE_hark");
+
+/// A `hark serve` child process on a free port; killed when dropped.
+pub struct ServerProcess {
+    child: Child,
+    pub url: String,
+}
+
+impl ServerProcess {
+    /// Starts `hark serve` on 127.0.0.1:0 with `data_dir` and waits for its
+    /// `listening on http://…` line.
+    pub fn start(data_dir: &Path) -> ServerProcess {
+        let stderr = if std::env::var_os("TEST_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        };
+        let mut child = Command::new(HARK)
+            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("start hark serve");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        // Keep reading stdout for the server's whole life so it never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let url: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(url);
+                    }
+                }
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("hark serve did not print `listening on http://…` within 60 s");
+            }
+        };
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "unexpected address {url}"
+        );
+        ServerProcess { child, url }
+    }
+
+    /// SIGKILL: no shutdown code runs, as in a crash or power cut of the process.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
