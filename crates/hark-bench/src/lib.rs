@@ -1,0 +1,86 @@
+//! Hark's load generator: benchmark scenarios that drive `hark serve` through
+//! the real protocol, each beside a baseline measured in the same run.
+//!
+//! Scenarios live in [`scenario`]; the baselines are a bare WebSocket relay
+//! ([`relay`]) and raw batched SQLite inserts ([`sqlite_baseline`]). Results
+//! are written as JSON and printed as a markdown table ([`report`]).
+
+pub mod client;
+pub mod relay;
+pub mod report;
+pub mod scenario;
+pub mod servers;
+pub mod setup;
+pub mod sqlite_baseline;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Benchmarks for Hark, each with a same-run baseline.
+#[derive(Debug, Parser)]
+#[command(name = "hark-bench", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// N authenticated idle WebSockets; server memory per connection and connect rate.
+    Connections(scenario::connections::Params),
+    /// P pairs exchanging one-to-one messages: throughput and latency.
+    Direct(scenario::direct::Params),
+    /// Messages to a group of M online members: time until the last member has each.
+    Group(scenario::group::Params),
+    /// D devices reconnect together after K messages each arrived: time to catch up.
+    Catchup(scenario::catchup::Params),
+    /// The bare WebSocket relay baseline, as its own process (started by the scenarios).
+    #[command(hide = true)]
+    Relay(relay::Params),
+    /// A connection-holding load-generator process (started by `connections`).
+    #[command(hide = true)]
+    ConnectionsWorker(scenario::connections::WorkerParams),
+}
+
+/// Options every scenario takes.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// Path of the `hark` binary: the bench starts its own servers with a
+    /// benchmark config, on fresh data directories, and stops them after.
+    #[arg(long, conflicts_with = "server")]
+    pub hark_bin: Option<PathBuf>,
+    /// Use an already running server instead (its limits must be raised).
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Pids of the already running server processes, for memory figures.
+    #[arg(long, value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
+    /// Where the data directories of started servers go (a fresh temporary
+    /// directory inside it). Keep it on the disk being measured.
+    #[arg(long, default_value = "/tmp")]
+    pub work_dir: PathBuf,
+    /// Write the JSON result here [default: target/bench/<scenario>.json].
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Append the markdown table (with the command line) to this file.
+    #[arg(long)]
+    pub append_md: Option<PathBuf>,
+    /// Skip the same-run baseline (for quick checks only).
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// Do not draw progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Runs one command of the command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Connections(p) => report::finish(scenario::connections::run(p).await?),
+        Command::Direct(p) => report::finish(scenario::direct::run(p).await?),
+        Command::Group(p) => report::finish(scenario::group::run(p).await?),
+        Command::Catchup(p) => report::finish(scenario::catchup::run(p).await?),
+        Command::Relay(p) => relay::serve_forever(p).await,
+        Command::ConnectionsWorker(p) => scenario::connections::worker(p).await,
+    }
+}

@@ -1,0 +1,156 @@
+// The HTTP API under /v1: one method per route of docs/protocol.md.
+
+import {
+  HarkError,
+  type Chat,
+  type ChatId,
+  type ChatSummary,
+  type Device,
+  type DeviceId,
+  type ErrorBody,
+  type History,
+  type LoginResponse,
+  type Me,
+  type SendAck,
+  type Seq,
+  type User,
+  type UserId,
+} from './types';
+
+export class HarkApi {
+  /**
+   * `baseUrl` is the server's origin ("" for the page's own origin);
+   * `token` is the device's bearer token, set after login.
+   */
+  constructor(
+    readonly baseUrl: string = '',
+    public token: string | null = null,
+  ) {}
+
+  register(username: string, password: string, displayName?: string): Promise<User> {
+    return this.request('POST', '/v1/register', {
+      username,
+      password,
+      display_name: displayName || null,
+    });
+  }
+
+  async login(username: string, password: string, deviceName: string): Promise<LoginResponse> {
+    const res = await this.request<LoginResponse>('POST', '/v1/login', {
+      username,
+      password,
+      device_name: deviceName,
+    });
+    this.token = res.token;
+    return res;
+  }
+
+  /** Revokes this device: its token stops working and its sockets close. */
+  logout(): Promise<void> {
+    return this.request('POST', '/v1/logout');
+  }
+
+  me(): Promise<Me> {
+    return this.request('GET', '/v1/me');
+  }
+
+  updateMe(displayName: string): Promise<User> {
+    return this.request('PATCH', '/v1/me', { display_name: displayName });
+  }
+
+  devices(): Promise<Device[]> {
+    return this.request('GET', '/v1/devices');
+  }
+
+  revokeDevice(id: DeviceId): Promise<void> {
+    return this.request('DELETE', `/v1/devices/${id}`);
+  }
+
+  /** Users whose username starts with `prefix` (at most 50). */
+  searchUsers(prefix: string): Promise<User[]> {
+    return this.request('GET', `/v1/users?q=${encodeURIComponent(prefix)}`);
+  }
+
+  user(id: UserId): Promise<User> {
+    return this.request('GET', `/v1/users/${id}`);
+  }
+
+  /** The one-to-one chat with `userId`, created on first call. */
+  createDirect(userId: UserId): Promise<Chat> {
+    return this.request('POST', '/v1/chats/direct', { user_id: userId });
+  }
+
+  createGroup(title: string, members: UserId[]): Promise<Chat> {
+    return this.request('POST', '/v1/chats/groups', { title, members });
+  }
+
+  /** Every chat of the caller, most recent activity first. */
+  chats(): Promise<ChatSummary[]> {
+    return this.request('GET', '/v1/chats');
+  }
+
+  chat(id: ChatId): Promise<ChatSummary> {
+    return this.request('GET', `/v1/chats/${id}`);
+  }
+
+  renameChat(id: ChatId, title: string): Promise<Chat> {
+    return this.request('PATCH', `/v1/chats/${id}`, { title });
+  }
+
+  addMember(id: ChatId, userId: UserId): Promise<Chat> {
+    return this.request('POST', `/v1/chats/${id}/members`, { user_id: userId });
+  }
+
+  /** Removes a member (admins), or leaves when `userId` is the caller. */
+  removeMember(id: ChatId, userId: UserId): Promise<void> {
+    return this.request('DELETE', `/v1/chats/${id}/members/${userId}`);
+  }
+
+  setAdmin(id: ChatId, userId: UserId, admin: boolean): Promise<Chat> {
+    return this.request('PATCH', `/v1/chats/${id}/members/${userId}`, { admin });
+  }
+
+  /** A page of messages, ascending: below `before`, above `after`, or the newest. */
+  history(id: ChatId, page: { before?: Seq; after?: Seq; limit?: number } = {}): Promise<History> {
+    const q = new URLSearchParams();
+    if (page.before !== undefined) q.set('before', String(page.before));
+    if (page.after !== undefined) q.set('after', String(page.after));
+    if (page.limit !== undefined) q.set('limit', String(page.limit));
+    const qs = q.toString();
+    return this.request('GET', `/v1/chats/${id}/messages${qs ? `?${qs}` : ''}`);
+  }
+
+  /** Send over HTTP (bots, scripts); the WebSocket `Connection.send` is the usual path. */
+  send(id: ChatId, clientId: string, text: string): Promise<SendAck> {
+    return this.request('POST', `/v1/chats/${id}/messages`, { client_id: clientId, text });
+  }
+
+  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { Accept: 'application/json' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (this.token) headers.Authorization = `Bearer ${this.token}`;
+    let res: Response;
+    try {
+      res = await fetch(this.baseUrl + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (e) {
+      throw new HarkError(0, 'network', `cannot reach the server: ${String(e)}`);
+    }
+    if (res.status === 204) return undefined as T;
+    const text = await res.text();
+    let json: unknown = undefined;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      // Not JSON: reported below with the status.
+    }
+    if (!res.ok) {
+      const err = (json as ErrorBody | undefined)?.error;
+      throw new HarkError(res.status, err?.code ?? 'internal', err?.message ?? `HTTP ${res.status}`);
+    }
+    return json as T;
+  }
+}
