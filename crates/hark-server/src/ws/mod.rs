@@ -34,7 +34,8 @@ pub(crate) async fn upgrade(
         // Small buffers keep an idle socket cheap (~5 KiB instead of ~133 KiB).
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
-        .max_write_buffer_size(max * 4)
+        // Room for the largest frame the server sends (a sync page, ~512 KiB).
+        .max_write_buffer_size(2 * 1024 * 1024)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| connection::run(socket, state, authed)))

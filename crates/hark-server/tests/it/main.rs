@@ -7,7 +7,9 @@
 )]
 
 mod authz;
+mod backpressure;
 mod bad_input;
 mod catchup;
 mod messaging;
+mod sdk;
 mod support;

@@ -38,12 +38,18 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 
 /// Starts a server on an existing data directory (for restart tests).
 pub async fn spawn_in(data_dir: PathBuf, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_at(data_dir, "127.0.0.1:0", adjust).await
+}
+
+/// Starts a server on `addr` (a restarted server on the same port, so
+/// clients reconnect to the same URL).
+pub async fn spawn_at(data_dir: PathBuf, addr: &str, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config {
         data_dir: data_dir.clone(),
         ..Config::default()
     };
     adjust(&mut config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = hark_server::build(config).unwrap();
     let (stop, stopped) = oneshot::channel::<()>();

@@ -9,6 +9,10 @@ use hark_proto::{
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+/// A sync page stops growing past about this many bytes of event JSON, so a
+/// page of large messages stays a reasonable WebSocket frame.
+const SYNC_PAGE_BYTES: usize = 512 * 1024;
+
 const MESSAGE_COLUMNS: &str = "chat_id, seq, sender_id, sender_device, client_id, text, sent_at";
 
 fn message_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Message> {
@@ -277,13 +281,23 @@ pub(crate) fn sync(
             MESSAGE_COLUMNS.replace(", ", ", m.")
         ))?;
         let mut rows = stmt.query(params![user_id.0, after.0, limit])?;
-        while let Some(row) = rows.next()? {
+        let mut bytes = 0;
+        while bytes < SYNC_PAGE_BYTES {
+            let Some(row) = rows.next()? else { break };
             let pos = Pos(row.get(0)?);
             let payload: Option<String> = row.get(1)?;
             let event = match payload {
-                Some(json) => serde_json::from_str(&json)
-                    .map_err(|e| StoreError::Corrupt(format!("event at {pos}: {e}")))?,
-                None => Event::Message(message_from_row(row, 2)?),
+                Some(json) => {
+                    bytes += json.len();
+                    serde_json::from_str(&json)
+                        .map_err(|e| StoreError::Corrupt(format!("event at {pos}: {e}")))?
+                }
+                None => {
+                    let message = message_from_row(row, 2)?;
+                    // The text plus the fixed fields around it.
+                    bytes += message.text.len() + 200;
+                    Event::Message(message)
+                }
             };
             events.push(EventFrame { pos, event });
         }

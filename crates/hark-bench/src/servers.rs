@@ -1,0 +1,154 @@
+//! The servers under test: `hark serve` processes the bench starts itself
+//! (with raised limits, on fresh data directories, killed at the end), or an
+//! already running server given by URL. Also reads their memory from /proc.
+
+use crate::Common;
+use anyhow::{bail, Context};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The config the bench gives its servers: limits meant for abuse by one
+/// client are raised, because the bench is one client with many sockets.
+pub const BENCH_CONFIG: &str = r#"# Written by hark-bench.
+max_group_members = 4096
+
+[limits]
+frames_per_second = 1000000
+outbound_queue = 100000
+connections_per_user = 1000000
+logins_per_minute = 1000000
+idle_timeout_secs = 3600
+auth_timeout_secs = 60
+"#;
+
+/// Running servers; the ones the bench started die with this value.
+pub struct Servers {
+    /// Base URLs, `http://127.0.0.1:PORT`.
+    pub urls: Vec<String>,
+    /// Server process ids, when known (for memory figures).
+    pub pids: Vec<u32>,
+    children: Vec<Child>,
+    /// Data directories and logs of started servers.
+    pub dir: Option<tempfile::TempDir>,
+}
+
+impl Servers {
+    /// Starts `count` servers (or uses the given one when `--server` is set).
+    pub async fn start(common: &Common, count: usize) -> anyhow::Result<Servers> {
+        if let Some(url) = &common.server {
+            if count > 1 {
+                bail!("this run needs {count} servers: pass --hark-bin so the bench starts them");
+            }
+            return Ok(Servers {
+                urls: vec![url.trim_end_matches('/').to_owned()],
+                pids: common.server_pid.clone(),
+                children: Vec::new(),
+                dir: None,
+            });
+        }
+        let Some(bin) = &common.hark_bin else {
+            bail!("pass --hark-bin PATH (the bench starts the servers) or --server URL");
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("hark-bench-")
+            .tempdir_in(&common.work_dir)
+            .with_context(|| format!("creating a directory in {}", common.work_dir.display()))?;
+        let config = dir.path().join("bench.toml");
+        std::fs::write(&config, BENCH_CONFIG)?;
+        let mut servers = Servers {
+            urls: Vec::new(),
+            pids: Vec::new(),
+            children: Vec::new(),
+            dir: None,
+        };
+        for i in 0..count {
+            let (child, url) = spawn_one(bin, dir.path(), &config, i).await?;
+            servers.pids.extend(child.id());
+            servers.children.push(child);
+            servers.urls.push(url);
+        }
+        servers.dir = Some(dir);
+        Ok(servers)
+    }
+
+    /// Resident memory of each server process, KiB.
+    pub fn rss_kib(&self) -> Vec<Option<u64>> {
+        self.pids.iter().map(|&pid| rss_kib(pid)).collect()
+    }
+
+    /// Total resident memory of the servers, when every one is readable.
+    pub fn total_rss_kib(&self) -> Option<u64> {
+        if self.pids.is_empty() {
+            return None;
+        }
+        self.rss_kib().into_iter().sum()
+    }
+
+    /// Stops the started servers.
+    pub async fn stop(mut self) {
+        for child in &mut self.children {
+            let _ = child.kill().await;
+        }
+    }
+}
+
+async fn spawn_one(bin: &Path, dir: &Path, config: &Path, i: usize) -> anyhow::Result<(Child, String)> {
+    let data = dir.join(format!("node{i}"));
+    let log = std::fs::File::create(dir.join(format!("node{i}.log")))?;
+    let mut child = Command::new(bin)
+        .arg("serve")
+        .arg("--addr")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--config")
+        .arg(config)
+        .env("HARK_LOG", std::env::var("HARK_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let stdout = child.stdout.take().context("server stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let url = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(rest) = line.strip_prefix("hark listening on ") {
+                let url = rest.split_whitespace().next().unwrap_or_default().to_owned();
+                return Ok::<_, anyhow::Error>(url);
+            }
+        }
+        bail!("the server exited before listening; see {}", dir.display())
+    })
+    .await
+    .context("waiting for the server to listen")??;
+    // Keep draining stdout so a later print never blocks the server.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, url))
+}
+
+/// VmRSS of a process, KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// User + system CPU time of a process so far, in seconds (from /proc/PID/stat).
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // USER_HZ is 100 on Linux.
+    Some((utime + stime) / 100.0)
+}

@@ -1,0 +1,474 @@
+// The WebSocket connection (the browser twin of crates/hark-sdk/src/actor.rs):
+// authenticates with the first frame, runs catch-up (sync pages, buffered live
+// events, gap detection), flushes the persisted outbox with stable client ids,
+// marks others' messages delivered, pings, and reconnects with backoff.
+// Its state is observable through `subscribe`.
+
+import { CatchUp, type Step } from './catchup';
+import { newClientId, Outbox } from './outbox';
+import type { DeviceStore } from './storage';
+import type {
+  ChatId,
+  ClientFrame,
+  ClientMsgId,
+  ErrorCode,
+  Event,
+  Hello,
+  Pos,
+  SendAck,
+  Seq,
+  ServerFrame,
+} from './types';
+
+/** Events asked for per sync page. */
+const SYNC_PAGE = 500;
+/** How long the server has to say hello after the socket opens. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** How often a ping goes out; a ping unanswered by the next one drops the socket. */
+const PING_EVERY_MS = 25_000;
+/** How long a request the server asked to retry (e.g. rate_limited) waits. */
+const RETRY_AFTER_MS = 1_000;
+/** Delivered marks are collected this long, so a burst costs one mark per chat. */
+const DELIVER_DELAY_MS = 50;
+
+export type ConnectionStatus = 'connecting' | 'syncing' | 'live' | 'reconnecting' | 'closed';
+
+export interface PendingSend {
+  chat_id: ChatId;
+  client_id: ClientMsgId;
+  text: string;
+  queued_at: number;
+}
+
+export interface ConnectionState {
+  status: ConnectionStatus;
+  /** Failed connection attempts since the last successful hello. */
+  attempt: number;
+  /** Why the last socket ended, for people. */
+  lastError: string | null;
+  /** Set when the server refused the device for good (revoked, unauthorized). */
+  closedCode: ErrorCode | null;
+  /** The last stream position applied. */
+  cursor: Pos;
+  /** The newest hello (user, device, head, limits). */
+  hello: Hello | null;
+  /** Sends queued and not yet acked, oldest first. */
+  pending: PendingSend[];
+}
+
+export type ConnectionEvent =
+  /** A socket opened and authenticated. `fresh` is true on a device's very first connection. */
+  | { type: 'hello'; hello: Hello; fresh: boolean }
+  /** An event to apply, exactly once and in stream order. */
+  | { type: 'event'; pos: Pos; event: Event }
+  /** Catch-up finished; the device is live. */
+  | { type: 'caught_up'; cursor: Pos }
+  /** A queued send was committed (`duplicate` when an earlier copy was). */
+  | { type: 'ack'; ack: SendAck; text: string }
+  /** The server refused a send for good (e.g. forbidden, too_large). */
+  | { type: 'send_failed'; chat_id: ChatId; client_id: ClientMsgId; text: string; code: ErrorCode; message: string }
+  | { type: 'state'; state: ConnectionState }
+  /** The connection ended for good: `code` says why (revoked / unauthorized), null when closed locally. */
+  | { type: 'closed'; code: ErrorCode | null };
+
+export interface ConnectionOptions {
+  /** The WebSocket URL, e.g. `wss://chat.example/v1/ws`. */
+  url: string;
+  token: string;
+  /** Where cursor and outbox persist. */
+  store: DeviceStore;
+  /** Mark others' messages delivered as soon as they are applied (default true). */
+  autoDelivered?: boolean;
+  /** First reconnect delay and its cap, in ms. */
+  backoff?: { initialMs: number; maxMs: number };
+  /** Defaults to the global WebSocket. */
+  WebSocket?: typeof WebSocket;
+}
+
+type Listener = (e: ConnectionEvent) => void;
+
+export class Connection {
+  private readonly catchup: CatchUp;
+  private readonly outbox: Outbox;
+  private readonly listeners = new Set<Listener>();
+  private readonly WS: typeof WebSocket;
+  private readonly autoDelivered: boolean;
+  private readonly backoff: { initialMs: number; maxMs: number };
+
+  private ws: WebSocket | null = null;
+  /** Frame ids grow across sockets, so an answer meant for an old socket is never taken for a new one's. */
+  private nextFrameId = 0;
+  private authId: number | null = null;
+  private authed = false;
+  private syncId: number | null = null;
+  private pingId: number | null = null;
+  private fresh: boolean;
+  private me: number | null = null;
+  /** Highest seq of others' messages per chat applied and not yet marked delivered. */
+  private toDeliver = new Map<ChatId, Seq>();
+  private timers = {
+    reconnect: 0 as ReturnType<typeof setTimeout> | 0,
+    handshake: 0 as ReturnType<typeof setTimeout> | 0,
+    ping: 0 as ReturnType<typeof setInterval> | 0,
+    retry: 0 as ReturnType<typeof setTimeout> | 0,
+    deliver: 0 as ReturnType<typeof setTimeout> | 0,
+  };
+  private current: ConnectionState;
+  private stopped = false;
+  private readonly onOnline = () => this.reconnectNow();
+
+  constructor(private readonly opts: ConnectionOptions) {
+    const cursor = opts.store.loadCursor();
+    this.fresh = cursor === null;
+    this.catchup = new CatchUp(cursor ?? 0);
+    this.outbox = new Outbox(opts.store.loadOutbox(), (entries) => {
+      opts.store.saveOutbox(entries);
+      this.update({ pending: this.outbox.pendingSends() });
+    });
+    this.WS = opts.WebSocket ?? WebSocket;
+    this.autoDelivered = opts.autoDelivered ?? true;
+    this.backoff = opts.backoff ?? { initialMs: 300, maxMs: 10_000 };
+    this.current = {
+      status: 'connecting',
+      attempt: 0,
+      lastError: null,
+      closedCode: null,
+      cursor: this.catchup.cursor,
+      hello: null,
+      pending: this.outbox.pendingSends(),
+    };
+  }
+
+  get state(): ConnectionState {
+    return this.current;
+  }
+
+  subscribe(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Open the first socket. Reconnects happen by themselves until `close`. */
+  start(): void {
+    if (typeof window !== 'undefined') window.addEventListener('online', this.onOnline);
+    this.open();
+  }
+
+  /**
+   * Queue a message; it goes out now or after the next reconnect, always with
+   * the same client id. Returns that id; the answer arrives as an `ack` event.
+   */
+  send(chatId: ChatId, text: string): ClientMsgId {
+    const clientId = newClientId();
+    this.outbox.push({ kind: 'send', chat_id: chatId, client_id: clientId, text, queued_at: Date.now() });
+    this.flush();
+    return clientId;
+  }
+
+  /** Raise this device's watermarks in a chat. */
+  mark(chatId: ChatId, marks: { delivered_up_to?: Seq; read_up_to?: Seq }): void {
+    this.outbox.push({ kind: 'mark', chat_id: chatId, ...marks });
+    this.flush();
+  }
+
+  /** When waiting to reconnect, try at once (e.g. the browser came back online). */
+  reconnectNow(): void {
+    if (this.stopped || this.ws) return;
+    clearTimeout(this.timers.reconnect);
+    this.open();
+  }
+
+  /** Close for good (logout, page teardown). The outbox stays persisted. */
+  close(): void {
+    this.finish(null);
+  }
+
+  // ---- socket lifecycle ----
+
+  private open(): void {
+    if (this.stopped) return;
+    const ws = new this.WS(this.opts.url);
+    this.ws = ws;
+    this.authed = false;
+    ws.onopen = () => {
+      if (this.ws !== ws) return;
+      this.authId = this.nextId();
+      this.write({ type: 'auth', id: this.authId, token: this.opts.token });
+    };
+    ws.onmessage = (m) => {
+      if (this.ws !== ws || typeof m.data !== 'string') return;
+      let frame: ServerFrame;
+      try {
+        frame = JSON.parse(m.data) as ServerFrame;
+      } catch {
+        return; // A frame that does not parse is ignored, like the SDK does.
+      }
+      this.onFrame(frame);
+    };
+    ws.onclose = (e) => {
+      if (this.ws !== ws) return;
+      this.dropped(e.reason ? `closed by the server: ${e.reason}` : 'the connection was lost');
+    };
+    ws.onerror = () => {
+      // onclose follows and does the work.
+    };
+    clearTimeout(this.timers.handshake);
+    this.timers.handshake = setTimeout(() => {
+      if (this.ws === ws && !this.authed) this.abandon('the server did not say hello in time');
+    }, HANDSHAKE_TIMEOUT_MS);
+  }
+
+  /** Close the current socket ourselves and reconnect. */
+  private abandon(reason: string): void {
+    const ws = this.ws;
+    if (!ws) return;
+    try {
+      ws.close();
+    } catch {
+      // Already closing.
+    }
+    this.dropped(reason);
+  }
+
+  /** The socket is gone: reset per-socket state and schedule a reconnect. */
+  private dropped(reason: string): void {
+    this.teardownSocket();
+    if (this.stopped) return;
+    const attempt = this.current.attempt + 1;
+    this.update({ status: 'reconnecting', attempt, lastError: reason });
+    const base = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** Math.min(attempt - 1, 10));
+    const delay = base / 2 + Math.random() * (base / 2);
+    clearTimeout(this.timers.reconnect);
+    this.timers.reconnect = setTimeout(() => this.open(), delay);
+  }
+
+  private teardownSocket(): void {
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    }
+    this.authed = false;
+    this.authId = this.syncId = this.pingId = null;
+    clearTimeout(this.timers.handshake);
+    clearInterval(this.timers.ping);
+    clearTimeout(this.timers.retry);
+    clearTimeout(this.timers.deliver);
+    this.timers.retry = this.timers.deliver = 0;
+    this.catchup.disconnected();
+    this.outbox.disconnected();
+    // Delivered marks not yet queued are re-derived by nothing, so queue them now:
+    // they go out (persisted) on the next socket.
+    this.queueDelivered();
+  }
+
+  private finish(code: ErrorCode | null): void {
+    if (this.stopped) return;
+    const ws = this.ws;
+    this.teardownSocket();
+    this.stopped = true;
+    clearTimeout(this.timers.reconnect);
+    if (typeof window !== 'undefined') window.removeEventListener('online', this.onOnline);
+    try {
+      ws?.close();
+    } catch {
+      // Already closing.
+    }
+    this.update({ status: 'closed', closedCode: code });
+    this.emit({ type: 'closed', code });
+  }
+
+  // ---- frames ----
+
+  private onFrame(frame: ServerFrame): void {
+    if (!this.authed) {
+      if (frame.type === 'hello') return this.onHello(frame);
+      if (frame.type === 'error') {
+        if (frame.code === 'unauthorized' || frame.code === 'revoked') return this.finish(frame.code);
+        return this.abandon(`${frame.code}: ${frame.message}`);
+      }
+      return;
+    }
+    switch (frame.type) {
+      case 'hello':
+        return;
+      case 'ack': {
+        const req = this.outbox.complete(frame.id);
+        if (req?.kind === 'send') {
+          const { type: _t, id: _i, ...ack } = frame;
+          this.emit({ type: 'ack', ack, text: req.text });
+        }
+        return;
+      }
+      case 'ok':
+        this.outbox.complete(frame.id);
+        return;
+      case 'synced': {
+        if (this.syncId !== frame.id) return;
+        this.syncId = null;
+        const steps: Step[] = [];
+        this.catchup.synced(frame.events, frame.more, steps);
+        return this.carryOut(steps);
+      }
+      case 'pong':
+        if (this.pingId === frame.id) this.pingId = null;
+        return;
+      case 'error':
+        if (frame.id === undefined) {
+          if (frame.code === 'unauthorized' || frame.code === 'revoked') return this.finish(frame.code);
+          return this.abandon(`${frame.code}: ${frame.message}`);
+        }
+        return this.onRequestError(frame.id, frame.code, frame.message);
+      case 'event': {
+        const steps: Step[] = [];
+        this.catchup.live({ pos: frame.pos, event: frame.event }, steps);
+        return this.carryOut(steps);
+      }
+    }
+  }
+
+  private onHello(hello: Hello): void {
+    this.authed = true;
+    clearTimeout(this.timers.handshake);
+    this.me = hello.user.id;
+    const fresh = this.fresh;
+    if (fresh) {
+      // A brand-new device starts at the server's head: its app loads the
+      // current state over HTTP instead of replaying the account's history.
+      this.catchup.resetCursor(hello.head);
+      this.opts.store.saveCursor(hello.head);
+      this.fresh = false;
+    }
+    this.update({ status: 'syncing', attempt: 0, lastError: null, hello, cursor: this.catchup.cursor });
+    this.emit({ type: 'hello', hello, fresh });
+    this.carryOut([this.catchup.connected()]);
+    this.flush();
+    clearInterval(this.timers.ping);
+    this.timers.ping = setInterval(() => this.ping(), PING_EVERY_MS);
+  }
+
+  private onRequestError(id: number, code: ErrorCode, message: string): void {
+    if (this.outbox.contains(id)) {
+      if (isRetryable(code)) {
+        // Resending is safe: the client id makes it the same message.
+        this.outbox.release(id);
+        if (!this.timers.retry) {
+          this.timers.retry = setTimeout(() => {
+            this.timers.retry = 0;
+            this.flush();
+          }, RETRY_AFTER_MS);
+        }
+      } else {
+        const req = this.outbox.complete(id);
+        if (req?.kind === 'send') {
+          this.emit({
+            type: 'send_failed',
+            chat_id: req.chat_id,
+            client_id: req.client_id,
+            text: req.text,
+            code,
+            message,
+          });
+        }
+      }
+      return;
+    }
+    if (this.syncId === id) {
+      // Catch-up cannot go on without this page; a fresh socket starts it again.
+      return this.abandon(`sync failed: ${code}: ${message}`);
+    }
+    if (this.pingId === id) this.pingId = null;
+  }
+
+  private carryOut(steps: Step[]): void {
+    for (const step of steps) {
+      if (!this.ws) return; // A listener closed the connection.
+      switch (step.kind) {
+        case 'apply': {
+          const { pos, event } = step.frame;
+          this.opts.store.saveCursor(pos);
+          this.noteDelivered(event);
+          this.emit({ type: 'event', pos, event });
+          break;
+        }
+        case 'sync':
+          this.syncId = this.nextId();
+          this.write({ type: 'sync', id: this.syncId, after: step.after, limit: SYNC_PAGE });
+          break;
+        case 'live':
+          this.update({ status: 'live' });
+          this.emit({ type: 'caught_up', cursor: this.catchup.cursor });
+          break;
+      }
+    }
+    if (this.current.cursor !== this.catchup.cursor) this.update({ cursor: this.catchup.cursor });
+    if (this.toDeliver.size > 0 && !this.timers.deliver) {
+      this.timers.deliver = setTimeout(() => {
+        this.timers.deliver = 0;
+        this.queueDelivered();
+        this.flush();
+      }, DELIVER_DELAY_MS);
+    }
+  }
+
+  private noteDelivered(event: Event): void {
+    if (!this.autoDelivered || event.kind !== 'message' || event.sender_id === this.me) return;
+    const seen = this.toDeliver.get(event.chat_id) ?? 0;
+    if (event.seq > seen) this.toDeliver.set(event.chat_id, event.seq);
+  }
+
+  private queueDelivered(): void {
+    for (const [chat_id, seq] of this.toDeliver) {
+      this.outbox.push({ kind: 'mark', chat_id, delivered_up_to: seq });
+    }
+    this.toDeliver.clear();
+  }
+
+  private ping(): void {
+    if (this.pingId !== null) return this.abandon('the server stopped answering pings');
+    this.pingId = this.nextId();
+    this.write({ type: 'ping', id: this.pingId });
+  }
+
+  /** Send every queued request not yet sent on this socket. */
+  private flush(): void {
+    if (!this.ws || !this.authed) return;
+    for (const frame of this.outbox.unsentFrames(() => this.nextId())) this.write(frame);
+  }
+
+  private write(frame: ClientFrame): void {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== ws.OPEN) return;
+    ws.send(JSON.stringify(frame));
+  }
+
+  private nextId(): number {
+    return ++this.nextFrameId;
+  }
+
+  private update(patch: Partial<ConnectionState>): void {
+    this.current = { ...this.current, ...patch };
+    this.emit({ type: 'state', state: this.current });
+  }
+
+  private emit(e: ConnectionEvent): void {
+    for (const l of [...this.listeners]) {
+      try {
+        l(e);
+      } catch (err) {
+        console.error('hark: a connection listener failed', err);
+      }
+    }
+  }
+}
+
+function isRetryable(code: ErrorCode): boolean {
+  return code === 'rate_limited' || code === 'internal' || code === 'shutting_down' || code === 'slow_consumer';
+}
+
+/** The WebSocket URL of the server at `origin` (e.g. `location.origin`). */
+export function websocketUrl(origin: string): string {
+  const u = new URL('/v1/ws', origin);
+  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  return u.toString();
+}

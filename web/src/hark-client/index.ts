@@ -1,0 +1,26 @@
+// The Hark browser client library: wire types, the HTTP API, and the
+// WebSocket Connection (catch-up, outbox, reconnect). No UI code lives here,
+// so any TypeScript app can reuse it. Mirrors docs/protocol.md.
+
+export * from './types';
+export { HarkApi } from './api';
+export { CatchUp, type Step } from './catchup';
+export { Outbox, newClientId, type OutboxEntry, type OutboxRequest } from './outbox';
+export {
+  Connection,
+  websocketUrl,
+  type ConnectionEvent,
+  type ConnectionOptions,
+  type ConnectionState,
+  type ConnectionStatus,
+  type PendingSend,
+} from './connection';
+export {
+  deviceStore,
+  loadSession,
+  memoryStore,
+  saveSession,
+  type DeviceStore,
+  type KeyValue,
+  type Session,
+} from './storage';

@@ -1,0 +1,111 @@
+// The outbox (a port of crates/hark-sdk/src/outbox.rs): requests that must
+// reach the server across reconnects and page reloads. A send keeps its
+// client id from the moment it is queued until it is acked, so a resend after
+// a reconnect is recognised by the server as the same message (it answers
+// `duplicate: true` with the original seq). Marks are watermarks, so
+// resending them is harmless too.
+
+import type { ChatId, ClientFrame, ClientMsgId, Seq } from './types';
+
+export type OutboxRequest =
+  | { kind: 'send'; chat_id: ChatId; client_id: ClientMsgId; text: string; queued_at: number }
+  | { kind: 'mark'; chat_id: ChatId; delivered_up_to?: Seq; read_up_to?: Seq };
+
+/** What is persisted: the request and its place in the queue. */
+export interface OutboxEntry {
+  key: number;
+  request: OutboxRequest;
+}
+
+export class Outbox {
+  private entries: OutboxEntry[];
+  /** Frame id on the current socket -> entry key; cleared on disconnect. */
+  private byFrame = new Map<number, number>();
+  private inFlight = new Set<number>();
+  private nextKey: number;
+
+  constructor(
+    restored: OutboxEntry[] = [],
+    private readonly persist: (entries: OutboxEntry[]) => void = () => {},
+  ) {
+    this.entries = [...restored].sort((a, b) => a.key - b.key);
+    this.nextKey = this.entries.reduce((m, e) => Math.max(m, e.key + 1), 0);
+  }
+
+  push(request: OutboxRequest): void {
+    this.entries.push({ key: this.nextKey++, request });
+    this.persist(this.entries);
+  }
+
+  /** Frames for every request not yet sent on this socket, in queueing order. */
+  unsentFrames(nextId: () => number): ClientFrame[] {
+    const frames: ClientFrame[] = [];
+    for (const entry of this.entries) {
+      if (this.inFlight.has(entry.key)) continue;
+      const id = nextId();
+      this.inFlight.add(entry.key);
+      this.byFrame.set(id, entry.key);
+      frames.push(toFrame(entry.request, id));
+    }
+    return frames;
+  }
+
+  contains(frameId: number): boolean {
+    return this.byFrame.has(frameId);
+  }
+
+  /** The server answered frame `frameId`: the request leaves the outbox. */
+  complete(frameId: number): OutboxRequest | undefined {
+    const key = this.byFrame.get(frameId);
+    if (key === undefined) return undefined;
+    this.byFrame.delete(frameId);
+    this.inFlight.delete(key);
+    const i = this.entries.findIndex((e) => e.key === key);
+    if (i < 0) return undefined;
+    const [entry] = this.entries.splice(i, 1);
+    this.persist(this.entries);
+    return entry.request;
+  }
+
+  /** The server asked to retry frame `frameId` later: it stays queued, unsent. */
+  release(frameId: number): void {
+    const key = this.byFrame.get(frameId);
+    if (key === undefined) return;
+    this.byFrame.delete(frameId);
+    this.inFlight.delete(key);
+  }
+
+  /** The socket dropped: everything goes out again (same client ids) on the next one. */
+  disconnected(): void {
+    this.byFrame.clear();
+    this.inFlight.clear();
+  }
+
+  /** Sends not yet acked, oldest first (for showing them with a clock). */
+  pendingSends(): Extract<OutboxRequest, { kind: 'send' }>[] {
+    const out: Extract<OutboxRequest, { kind: 'send' }>[] = [];
+    for (const e of this.entries) if (e.request.kind === 'send') out.push(e.request);
+    return out;
+  }
+
+  get length(): number {
+    return this.entries.length;
+  }
+}
+
+function toFrame(r: OutboxRequest, id: number): ClientFrame {
+  if (r.kind === 'send') {
+    return { type: 'send', id, chat_id: r.chat_id, client_id: r.client_id, text: r.text };
+  }
+  const frame: ClientFrame = { type: 'mark', id, chat_id: r.chat_id };
+  if (r.delivered_up_to !== undefined) frame.delivered_up_to = r.delivered_up_to;
+  if (r.read_up_to !== undefined) frame.read_up_to = r.read_up_to;
+  return frame;
+}
+
+/** A fresh client message id: 128 random bits as 32 hex digits. */
+export function newClientId(): ClientMsgId {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
