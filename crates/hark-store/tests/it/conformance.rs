@@ -1,0 +1,306 @@
+//! The delivery contract at the storage layer: gapless seqs and positions
+//! under concurrency, idempotency forever, monotonic receipts, membership.
+
+use crate::{sqlite, Backend};
+use hark_proto::{ChatId, ClientMsgId, DeviceId, Event, Pos, Seq, UserId};
+use hark_store::{HistoryQuery, NewMessage, Store, StoreError};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+async fn users(store: &Arc<dyn Store>, names: &[&str]) -> Vec<(UserId, DeviceId)> {
+    let mut out = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let user = store.create_user(name, name, "hash").await.unwrap();
+        let device = store
+            .create_device(user.id, "d", [i as u8 + 1; 32])
+            .await
+            .unwrap();
+        out.push((user.id, device.id));
+    }
+    out
+}
+
+fn msg(chat: ChatId, (user, device): (UserId, DeviceId), client_id: &str) -> NewMessage {
+    NewMessage {
+        chat_id: chat,
+        sender_id: user,
+        sender_device: device,
+        client_id: ClientMsgId(client_id.into()),
+        text: format!("text of {client_id}"),
+    }
+}
+
+/// Every position of `user`'s stream, read back through sync in small pages.
+async fn stream(store: &Arc<dyn Store>, user: UserId) -> Vec<(Pos, Event)> {
+    let mut out = Vec::new();
+    let mut after = Pos(0);
+    loop {
+        let page = store.sync(user, after, 7).await.unwrap();
+        for e in page.events {
+            after = e.pos;
+            out.push((e.pos, e.event));
+        }
+        if !page.more {
+            return out;
+        }
+    }
+}
+
+fn assert_gapless(positions: impl Iterator<Item = i64>) {
+    let positions: Vec<i64> = positions.collect();
+    assert_eq!(positions, (1..=positions.len() as i64).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_concurrent_sends_get_gapless_seqs_and_positions() {
+    concurrent_sends_get_gapless_seqs_and_positions(sqlite()).await;
+}
+
+async fn concurrent_sends_get_gapless_seqs_and_positions(backend: Backend) {
+    let store = backend.store.clone();
+    let people = users(&store, &["ann", "ben", "cat", "dan"]).await;
+    let ids: Vec<UserId> = people[1..].iter().map(|p| p.0).collect();
+    let chat = store
+        .create_group(people[0].0, "g", &ids, 1024)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for (i, person) in people.iter().enumerate() {
+        for n in 0..50 {
+            let store = store.clone();
+            let m = msg(chat, *person, &format!("p{i}-{n}"));
+            tasks.push(tokio::spawn(async move { store.send(m).await.unwrap() }));
+        }
+    }
+    let mut seqs = Vec::new();
+    for t in tasks {
+        let ack = t.await.unwrap();
+        assert!(!ack.duplicate);
+        seqs.push(ack.seq.0);
+    }
+    seqs.sort();
+    assert_eq!(
+        seqs,
+        (1..=200).collect::<Vec<_>>(),
+        "every send got its own seq, no gaps"
+    );
+    for (user, _) in &people {
+        let events = stream(&store, *user).await;
+        assert_gapless(events.iter().map(|(p, _)| p.0));
+        let message_seqs: Vec<i64> = events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::Message(m) => Some(m.seq.0),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            message_seqs,
+            (1..=200).collect::<Vec<_>>(),
+            "in seq order in every stream"
+        );
+    }
+    // The listener heard of every position, per user in position order.
+    let mut last: HashMap<UserId, i64> = HashMap::new();
+    for d in backend.recorder.deliveries.lock().unwrap().iter() {
+        let prev = last.insert(d.user_id, d.pos.0).unwrap_or(0);
+        assert_eq!(d.pos.0, prev + 1, "deliveries reported in commit order");
+    }
+    for (user, _) in &people {
+        assert_eq!(Some(&store.head(*user).await.unwrap().0), last.get(user));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_resend_is_the_same_message_even_when_racing() {
+    let backend = sqlite();
+    let store = backend.store.clone();
+    let people = users(&store, &["ann", "ben"]).await;
+    let chat = store.create_direct(people[0].0, people[1].0).await.unwrap();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = store.clone();
+            let m = msg(chat, people[0], "same-id");
+            tokio::spawn(async move { store.send(m).await.unwrap() })
+        })
+        .collect();
+    let mut originals = 0;
+    for t in tasks {
+        let ack = t.await.unwrap();
+        assert_eq!(ack.seq, Seq(1));
+        originals += usize::from(!ack.duplicate);
+    }
+    assert_eq!(originals, 1);
+    let history = store
+        .history(people[1].0, chat, HistoryQuery::Latest { limit: 50 })
+        .await
+        .unwrap();
+    assert_eq!(history.messages.len(), 1);
+    // Another device may use the same client id: it is a different message.
+    let other_device = store
+        .create_device(people[0].0, "d2", [99; 32])
+        .await
+        .unwrap();
+    let ack = store
+        .send(msg(chat, (people[0].0, other_device.id), "same-id"))
+        .await
+        .unwrap();
+    assert_eq!((ack.seq, ack.duplicate), (Seq(2), false));
+}
+
+#[tokio::test]
+async fn sqlite_receipts_only_rise_and_read_implies_delivered() {
+    let backend = sqlite();
+    let store = backend.store.clone();
+    let people = users(&store, &["ann", "ben"]).await;
+    let (ann, ben) = (people[0], people[1]);
+    let chat = store.create_direct(ann.0, ben.0).await.unwrap();
+    for n in 0..5 {
+        store.send(msg(chat, ann, &format!("m{n}"))).await.unwrap();
+    }
+    let ben_row = |chat: hark_proto::Chat| {
+        let m = chat
+            .members
+            .into_iter()
+            .find(|m| m.user.id == ben.0)
+            .unwrap();
+        (m.delivered_up_to.0, m.read_up_to.0)
+    };
+    store
+        .mark(chat, ben.0, ben.1, None, Some(Seq(3)))
+        .await
+        .unwrap();
+    assert_eq!(ben_row(store.chat(ann.0, chat).await.unwrap()), (3, 3));
+    store
+        .mark(chat, ben.0, ben.1, Some(Seq(2)), Some(Seq(1)))
+        .await
+        .unwrap();
+    assert_eq!(
+        ben_row(store.chat(ann.0, chat).await.unwrap()),
+        (3, 3),
+        "never lowered"
+    );
+    store
+        .mark(chat, ben.0, ben.1, Some(Seq(99)), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        ben_row(store.chat(ann.0, chat).await.unwrap()),
+        (5, 3),
+        "clamped to the last seq"
+    );
+    let summary = store.chat_summary(ben.0, chat).await.unwrap();
+    assert_eq!(summary.unread, 2);
+    // Ann's stream got one receipt per rise, never a lowering one.
+    let receipts: Vec<(i64, i64)> = stream(&store, ann.0)
+        .await
+        .into_iter()
+        .filter_map(|(_, e)| match e {
+            Event::Receipt(r) => Some((r.delivered_up_to.0, r.read_up_to.0)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(receipts, vec![(3, 3), (5, 3)]);
+}
+
+#[tokio::test]
+async fn sqlite_membership_bounds_what_a_user_sees() {
+    let backend = sqlite();
+    let store = backend.store.clone();
+    let people = users(&store, &["ann", "ben", "cat"]).await;
+    let (ann, ben, cat) = (people[0], people[1], people[2]);
+    let chat = store
+        .create_group(ann.0, "g", &[ben.0], 1024)
+        .await
+        .unwrap();
+    store.send(msg(chat, ann, "before-cat")).await.unwrap();
+    store.add_member(ann.0, chat, cat.0, 1024).await.unwrap();
+    store.send(msg(chat, ann, "after-cat")).await.unwrap();
+    let seen = store
+        .history(cat.0, chat, HistoryQuery::Latest { limit: 50 })
+        .await
+        .unwrap();
+    assert_eq!(
+        seen.messages.iter().map(|m| m.seq.0).collect::<Vec<_>>(),
+        vec![2],
+        "joiners see what came after"
+    );
+    let seen = store
+        .history(
+            cat.0,
+            chat,
+            HistoryQuery::Before {
+                seq: Seq(2),
+                limit: 50,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(seen.messages.is_empty());
+    // Removed: no access, and no further events.
+    store.remove_member(ann.0, chat, ben.0).await.unwrap();
+    let head = store.head(ben.0).await.unwrap();
+    store.send(msg(chat, ann, "after-ben")).await.unwrap();
+    assert_eq!(store.head(ben.0).await.unwrap(), head);
+    assert!(matches!(
+        store
+            .history(ben.0, chat, HistoryQuery::Latest { limit: 5 })
+            .await,
+        Err(StoreError::Forbidden(_))
+    ));
+    assert!(matches!(
+        store.send(msg(chat, ben, "x")).await,
+        Err(StoreError::Forbidden(_))
+    ));
+    assert!(matches!(
+        store.mark(chat, ben.0, ben.1, Some(Seq(1)), None).await,
+        Err(StoreError::Forbidden(_))
+    ));
+    assert!(store.chats(ben.0).await.unwrap().is_empty());
+    // Only admins manage the group.
+    assert!(matches!(
+        store.add_member(cat.0, chat, ben.0, 1024).await,
+        Err(StoreError::Forbidden(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_refused_write_does_not_spoil_its_batch() {
+    let backend = sqlite();
+    let store = backend.store.clone();
+    let people = users(&store, &["ann", "ben", "eve"]).await;
+    let (ann, ben, eve) = (people[0], people[1], people[2]);
+    let chat = store.create_direct(ann.0, ben.0).await.unwrap();
+    let mut tasks = Vec::new();
+    for n in 0..100 {
+        let store = store.clone();
+        let (who, id) = if n % 3 == 0 {
+            (eve, format!("e{n}"))
+        } else {
+            (ann, format!("a{n}"))
+        };
+        tasks.push(tokio::spawn(async move {
+            (who.0, store.send(msg(chat, who, &id)).await)
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let (who, result) = t.await.unwrap();
+        if who == eve.0 {
+            assert!(matches!(result, Err(StoreError::Forbidden(_))));
+        } else {
+            result.unwrap();
+            ok += 1;
+        }
+    }
+    for user in [ann.0, ben.0] {
+        let events = stream(&store, user).await;
+        assert_gapless(events.iter().map(|(p, _)| p.0));
+        let messages = events
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::Message(_)))
+            .count();
+        assert_eq!(messages, ok);
+    }
+    assert!(stream(&store, eve.0).await.is_empty());
+}
