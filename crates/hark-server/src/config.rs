@@ -53,6 +53,8 @@ pub struct Limits {
     pub outbound_queue: usize,
     /// Open WebSockets per user.
     pub connections_per_user: usize,
+    /// Open WebSockets per client IP address.
+    pub connections_per_address: usize,
     /// Seconds a new WebSocket has to authenticate.
     pub auth_timeout_secs: u64,
     /// Seconds without any frame from the client before the server closes.
@@ -84,6 +86,7 @@ impl Default for Limits {
             frames_per_second: 200,
             outbound_queue: 1024,
             connections_per_user: 32,
+            connections_per_address: 10_000,
             auth_timeout_secs: 10,
             idle_timeout_secs: 90,
             max_sync_page: 500,

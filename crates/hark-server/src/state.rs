@@ -5,8 +5,10 @@ use crate::shutdown::Shutdown;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use hark_bus::{Bus, Hub};
 use hark_store::Store;
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub type AppState = Arc<App>;
 
@@ -22,6 +24,49 @@ pub struct App {
     pub login_limiter: DefaultKeyedRateLimiter<String>,
     /// Fires when the server begins shutting down, so WebSockets close cleanly.
     pub shutdown: Shutdown,
+    /// Open WebSockets per client address, against one host exhausting the server.
+    pub sockets_per_address: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One open WebSocket counted against its address; uncounted when dropped.
+pub struct AddressSlot {
+    state: AppState,
+    ip: IpAddr,
+}
+
+impl App {
+    /// Counts a new socket from `ip`, or refuses it when the address is at its limit.
+    pub fn claim_address(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
+        let mut counts = self
+            .sockets_per_address
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(ip).or_default();
+        if *count >= self.config.limits.connections_per_address {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            state: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut counts = self
+            .state
+            .sockets_per_address
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
 }
 
 impl App {
@@ -35,6 +80,7 @@ impl App {
             hub,
             bus,
             shutdown: Shutdown::default(),
+            sockets_per_address: Mutex::default(),
         }
     }
 }

@@ -8,17 +8,28 @@ use crate::auth;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::header;
 use axum::http::request::Parts;
 use axum::response::Response;
 use hark_proto::ErrorCode;
+use std::net::{IpAddr, SocketAddr};
 
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
     mut parts: Parts,
 ) -> ApiResult<Response> {
     check_origin(&state, &parts)?;
+    let ip = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    let slot = state.claim_address(ip).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::TooManyConnections,
+            "too many open connections from this address (limits.connections_per_address)",
+        )
+    })?;
     // A bearer header authenticates now; without one the first frame must.
     let authed = match auth::bearer(&parts) {
         Some(token) => Some(auth::authenticate(&state, token).await?),
@@ -38,7 +49,10 @@ pub(crate) async fn upgrade(
         .max_write_buffer_size(2 * 1024 * 1024)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| connection::run(socket, state, authed)))
+        .on_upgrade(move |socket| async move {
+            connection::run(socket, state, authed).await;
+            drop(slot);
+        }))
 }
 
 /// Browsers send `Origin`; only the server's own origin and the configured

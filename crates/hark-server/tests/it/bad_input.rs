@@ -234,3 +234,59 @@ async fn bad_http_bodies_get_json_errors() {
         .await;
     assert_eq!(s, 400);
 }
+
+#[tokio::test]
+async fn connection_limits_per_user_and_per_address_hold() {
+    let app = spawn_with(|c| {
+        c.limits.connections_per_user = 2;
+        c.limits.connections_per_address = 4;
+    })
+    .await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let _a1 = app.ws(&alice).await;
+    let _a2 = app.ws(&alice).await;
+    let mut a3 = app.ws_raw().await;
+    a3.send_text(json!({"type": "auth", "id": 1, "token": alice.token}).to_string())
+        .await;
+    a3.expect_error(ErrorCode::TooManyConnections).await;
+    drop(a3);
+    let _b1 = app.ws(&bob).await;
+    // The refused socket's slot is given back once it closes.
+    let mut fourth = None;
+    for _ in 0..50 {
+        let mut req =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                app.ws_url.as_str(),
+            )
+            .unwrap();
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", bob.token).parse().unwrap(),
+        );
+        if let Ok((ws, _)) = tokio_tungstenite::connect_async(req).await {
+            fourth = Some(ws);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        fourth.is_some(),
+        "the fourth socket from this address opens"
+    );
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        app.ws_url.as_str(),
+    )
+    .unwrap();
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", bob.token).parse().unwrap(),
+    );
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => assert_eq!(res.status(), 429),
+        other => panic!(
+            "a fifth socket from one address is refused, got {:?}",
+            other.map(|_| ())
+        ),
+    }
+}
