@@ -1,7 +1,7 @@
 //! The registry of this node's open connections, by user.
 
-use crate::Outbound;
-use hark_proto::{DeviceId, UserId};
+use crate::{Outbound, TopicMessage};
+use hark_proto::{ChatId, DeviceId, PresenceState, UserId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -27,11 +27,54 @@ struct Entry {
     reason: Arc<Mutex<Option<CloseReason>>>,
 }
 
+/// Something a connection can watch for ephemeral news.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// A user's presence.
+    User(UserId),
+    /// A chat's typing indicators.
+    Chat(ChatId),
+}
+
+/// What a watcher of a user's presence may see (decided when it watched).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Grant {
+    pub online: bool,
+    pub last_seen: bool,
+}
+
+struct Watcher {
+    user_id: UserId,
+    conn_id: u64,
+    grant: Grant,
+}
+
+#[derive(Default)]
+struct Watches {
+    by_topic: HashMap<Topic, Vec<Watcher>>,
+    /// Each connection's topics, to drop them when it goes.
+    by_conn: HashMap<u64, Vec<Topic>>,
+}
+
+impl Watches {
+    fn drop_conn(&mut self, conn_id: u64) {
+        for topic in self.by_conn.remove(&conn_id).unwrap_or_default() {
+            if let Some(watchers) = self.by_topic.get_mut(&topic) {
+                watchers.retain(|w| w.conn_id != conn_id);
+                if watchers.is_empty() {
+                    self.by_topic.remove(&topic);
+                }
+            }
+        }
+    }
+}
+
 /// This node's open connections. Delivery never waits on a connection: a
 /// full queue cuts the connection off with [`CloseReason::SlowConsumer`].
 #[derive(Default)]
 pub struct Hub {
     users: RwLock<HashMap<UserId, Vec<Entry>>>,
+    watches: RwLock<Watches>,
     next_conn: AtomicU64,
 }
 
@@ -47,6 +90,24 @@ impl Registration {
     /// Why the hub dropped this connection's queue, once it has.
     pub fn close_reason(&self) -> Option<CloseReason> {
         self.reason.lock().ok().and_then(|r| *r)
+    }
+}
+
+impl Registration {
+    /// Replaces what this connection watches.
+    pub fn watch(&self, topics: Vec<(Topic, Grant)>) {
+        let mut watches = self.hub.watches.write().unwrap_or_else(|e| e.into_inner());
+        watches.drop_conn(self.conn_id);
+        let mut mine = Vec::with_capacity(topics.len());
+        for (topic, grant) in topics {
+            watches.by_topic.entry(topic).or_default().push(Watcher {
+                user_id: self.user_id,
+                conn_id: self.conn_id,
+                grant,
+            });
+            mine.push(topic);
+        }
+        watches.by_conn.insert(self.conn_id, mine);
     }
 }
 
@@ -120,6 +181,68 @@ impl Hub {
         }
     }
 
+    /// Hands ephemeral news to the connections watching `topic`.
+    pub fn deliver_topic(&self, topic: Topic, message: &TopicMessage) {
+        let mut targets: Vec<(UserId, u64, Outbound)> = Vec::new();
+        {
+            let mut watches = self.watches.write().unwrap_or_else(|e| e.into_inner());
+            match message {
+                TopicMessage::Unwatch { user } => {
+                    if let Some(watchers) = watches.by_topic.get_mut(&topic) {
+                        watchers.retain(|w| w.user_id != *user);
+                    }
+                    return;
+                }
+                TopicMessage::Reset => {
+                    for w in watches.by_topic.remove(&topic).unwrap_or_default() {
+                        if let Some(topics) = watches.by_conn.get_mut(&w.conn_id) {
+                            topics.retain(|t| *t != topic);
+                        }
+                        targets.push((w.user_id, w.conn_id, Outbound::PresenceReset));
+                    }
+                }
+                TopicMessage::Presence { online, last_seen } => {
+                    let Topic::User(user_id) = topic else { return };
+                    for w in watches.by_topic.get(&topic).into_iter().flatten() {
+                        if !w.grant.online && !w.grant.last_seen {
+                            continue;
+                        }
+                        let state = PresenceState {
+                            user_id,
+                            online: w.grant.online.then_some(*online),
+                            last_seen: if w.grant.last_seen { *last_seen } else { None },
+                        };
+                        targets.push((w.user_id, w.conn_id, Outbound::Presence(state)));
+                    }
+                }
+                TopicMessage::Typing(typing) => {
+                    for w in watches.by_topic.get(&topic).into_iter().flatten() {
+                        if w.user_id != typing.user_id {
+                            targets.push((w.user_id, w.conn_id, Outbound::Typing(*typing)));
+                        }
+                    }
+                }
+            }
+        }
+        let mut overflowed = Vec::new();
+        {
+            let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+            for (user_id, conn_id, message) in targets {
+                let entry = users
+                    .get(&user_id)
+                    .and_then(|entries| entries.iter().find(|e| e.conn_id == conn_id));
+                if let Some(entry) = entry {
+                    if let Err(mpsc::error::TrySendError::Full(_)) = entry.tx.try_send(message) {
+                        overflowed.push((user_id, conn_id));
+                    }
+                }
+            }
+        }
+        for (user_id, conn_id) in overflowed {
+            self.remove(user_id, conn_id, Some(CloseReason::SlowConsumer));
+        }
+    }
+
     /// Lets go of every connection, telling each it is for shutdown.
     pub fn close_all(&self) {
         let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
@@ -137,6 +260,10 @@ impl Hub {
     }
 
     fn remove(&self, user_id: UserId, conn_id: u64, reason: Option<CloseReason>) {
+        self.watches
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .drop_conn(conn_id);
         let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
         if let Some(entries) = users.get_mut(&user_id) {
             if let Some(i) = entries.iter().position(|e| e.conn_id == conn_id) {
@@ -189,6 +316,76 @@ mod tests {
         assert!(slow_rx.recv().await.is_some());
         assert!(slow_rx.recv().await.is_none());
         assert_eq!(slow.close_reason(), Some(CloseReason::SlowConsumer));
+        assert_eq!(hub.connection_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn topic_news_reaches_watchers_as_granted() {
+        use hark_proto::{Activity, TypingState};
+        let hub = Hub::new();
+        let (a_tx, mut a_rx) = mpsc::channel(8);
+        let (b_tx, mut b_rx) = mpsc::channel(8);
+        let a = hub.register(UserId(1), DeviceId(1), a_tx, 5).unwrap();
+        let b = hub.register(UserId(2), DeviceId(2), b_tx, 5).unwrap();
+        let full = Grant {
+            online: true,
+            last_seen: true,
+        };
+        let online_only = Grant {
+            online: true,
+            last_seen: false,
+        };
+        a.watch(vec![
+            (Topic::User(UserId(9)), full),
+            (Topic::Chat(ChatId(5)), full),
+        ]);
+        b.watch(vec![
+            (Topic::User(UserId(9)), online_only),
+            (Topic::Chat(ChatId(5)), full),
+        ]);
+        hub.deliver_topic(
+            Topic::User(UserId(9)),
+            &TopicMessage::Presence {
+                online: false,
+                last_seen: Some(77),
+            },
+        );
+        assert!(
+            matches!(a_rx.try_recv(), Ok(Outbound::Presence(p)) if p.last_seen == Some(77) && p.online == Some(false))
+        );
+        assert!(
+            matches!(b_rx.try_recv(), Ok(Outbound::Presence(p)) if p.last_seen.is_none() && p.online == Some(false))
+        );
+        // Typing skips the typist; unwatch removes one user; reset tells the rest.
+        let typing = TypingState {
+            chat_id: ChatId(5),
+            user_id: UserId(1),
+            activity: Activity::Typing,
+            expires_in_ms: 10,
+        };
+        hub.deliver_topic(Topic::Chat(ChatId(5)), &TopicMessage::Typing(typing));
+        assert!(a_rx.try_recv().is_err());
+        assert!(matches!(b_rx.try_recv(), Ok(Outbound::Typing(t)) if t == typing));
+        hub.deliver_topic(
+            Topic::Chat(ChatId(5)),
+            &TopicMessage::Unwatch { user: UserId(2) },
+        );
+        hub.deliver_topic(Topic::Chat(ChatId(5)), &TopicMessage::Typing(typing));
+        assert!(b_rx.try_recv().is_err());
+        hub.deliver_topic(Topic::User(UserId(9)), &TopicMessage::Reset);
+        assert!(matches!(a_rx.try_recv(), Ok(Outbound::PresenceReset)));
+        hub.deliver_topic(
+            Topic::User(UserId(9)),
+            &TopicMessage::Presence {
+                online: true,
+                last_seen: None,
+            },
+        );
+        assert!(
+            a_rx.try_recv().is_err(),
+            "no news after a reset until watched again"
+        );
+        drop(b);
         assert_eq!(hub.connection_count(), 1);
     }
 

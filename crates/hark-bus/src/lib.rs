@@ -8,9 +8,9 @@
 
 mod hub;
 
-pub use hub::{CloseReason, Hub, Registration, TooManyConnections};
+pub use hub::{CloseReason, Grant, Hub, Registration, TooManyConnections, Topic};
 
-use hark_proto::{DeviceId, Pos, UserId};
+use hark_proto::{DeviceId, Pos, PresenceState, TypingState, UserId};
 use std::sync::Arc;
 
 /// What the bus carries to a user's connections.
@@ -21,6 +21,29 @@ pub enum Outbound {
     Event { pos: Pos, event_json: Arc<str> },
     /// The device's token was revoked: its connections must close.
     DeviceRevoked(DeviceId),
+    /// A watched user's presence, already cut to what this connection may see.
+    Presence(PresenceState),
+    /// A member of a watched chat is typing (or stopped).
+    Typing(TypingState),
+    /// Privacy changed: the connection's watches were dropped; watch again.
+    PresenceReset,
+}
+
+/// Ephemeral news for whoever watches a [`Topic`]: never stored, never replayed.
+#[derive(Debug, Clone)]
+pub enum TopicMessage {
+    /// The user of a `Topic::User` came online or went offline. Each watcher
+    /// gets what its [`Grant`] allows.
+    Presence {
+        online: bool,
+        last_seen: Option<i64>,
+    },
+    /// Typing in the chat of a `Topic::Chat`; not sent to the typist's own connections.
+    Typing(TypingState),
+    /// `user` may no longer watch this topic (e.g. they left the chat).
+    Unwatch { user: UserId },
+    /// Drop every watch of this topic and tell the watchers to watch again.
+    Reset,
 }
 
 /// Moves outbound messages to the connections of users, wherever they are.
@@ -29,6 +52,9 @@ pub trait Bus: Send + Sync {
     /// Never blocks: a connection that cannot keep up is cut off (it will
     /// recover through sync), never waited for.
     fn publish(&self, messages: Vec<(UserId, Outbound)>);
+
+    /// Publishes ephemeral news to the watchers of a topic, on every node.
+    fn publish_topic(&self, topic: Topic, message: TopicMessage);
 }
 
 /// The bus of a single node: delivery is a call into the local [`Hub`].
@@ -45,5 +71,9 @@ impl InProcessBus {
 impl Bus for InProcessBus {
     fn publish(&self, messages: Vec<(UserId, Outbound)>) {
         self.hub.deliver(messages);
+    }
+
+    fn publish_topic(&self, topic: Topic, message: TopicMessage) {
+        self.hub.deliver_topic(topic, &message);
     }
 }

@@ -8,6 +8,7 @@ mod error;
 mod event;
 mod http;
 mod ids;
+mod presence;
 mod ws;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
@@ -18,4 +19,5 @@ pub use http::{
     SendRequest, SetAdminRequest, UpdateProfileRequest, User,
 };
 pub use ids::{ChatId, ClientMsgId, DeviceId, Pos, Seq, UserId};
+pub use presence::{Activity, PresenceState, PrivacySettings, TypingState, Visibility};
 pub use ws::{ClientFrame, EventFrame, Hello, Limits, ServerFrame, PROTOCOL_VERSION};

@@ -3,7 +3,10 @@
 //! Every client request carries an `id`; the server answers it with exactly
 //! one frame carrying the same `id`. Events pushed by the server carry none.
 
-use crate::{ChatId, ClientMsgId, DeviceId, ErrorCode, Event, Pos, Seq, User, UserId};
+use crate::{
+    Activity, ChatId, ClientMsgId, DeviceId, ErrorCode, Event, Pos, PresenceState, Seq,
+    TypingState, User, UserId,
+};
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this crate speaks; the WebSocket lives at `/v1/ws`.
@@ -41,6 +44,22 @@ pub enum ClientFrame {
     },
     /// Liveness check; answered with `pong`.
     Ping { id: u64 },
+    /// Say what this connection is looking at: the users whose presence it
+    /// shows and the chats whose typing indicators it shows. Replaces the
+    /// previous set; answered with `watching`.
+    Watch {
+        id: u64,
+        #[serde(default)]
+        users: Vec<UserId>,
+        #[serde(default)]
+        chats: Vec<ChatId>,
+    },
+    /// Tell the chat's watchers what this user is doing. Answered with `ok`.
+    Typing {
+        id: u64,
+        chat_id: ChatId,
+        activity: Activity,
+    },
 }
 
 impl ClientFrame {
@@ -51,7 +70,9 @@ impl ClientFrame {
             | ClientFrame::Send { id, .. }
             | ClientFrame::Mark { id, .. }
             | ClientFrame::Sync { id, .. }
-            | ClientFrame::Ping { id } => *id,
+            | ClientFrame::Ping { id }
+            | ClientFrame::Watch { id, .. }
+            | ClientFrame::Typing { id, .. } => *id,
         }
     }
 }
@@ -97,6 +118,17 @@ pub enum ServerFrame {
     },
     /// A live event.
     Event(EventFrame),
+    /// The answer to `watch`: the current presence of each watched user.
+    Watching {
+        id: u64,
+        presence: Vec<PresenceState>,
+    },
+    /// A watched user came online or went offline (ephemeral, no `pos`).
+    Presence(PresenceState),
+    /// A member of a watched chat is typing, recording, or stopped (ephemeral).
+    Typing(TypingState),
+    /// Privacy settings changed: send `watch` again to get what is visible now.
+    PresenceReset,
 }
 
 /// An event at its position in the user's stream.

@@ -8,7 +8,7 @@ use crate::{ClientEvent, ConnectOptions, Error, Result};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use hark_proto::{
-    ChatId, ClientFrame, ClientMsgId, ErrorBody, ErrorCode, Event, Hello, SendAck, Seq,
+    Activity, ChatId, ClientFrame, ClientMsgId, ErrorBody, ErrorCode, Event, Hello, SendAck, Seq,
     ServerFrame, UserId,
 };
 use std::collections::BTreeMap;
@@ -52,6 +52,16 @@ pub(crate) enum Command {
         delivered_up_to: Option<Seq>,
         read_up_to: Option<Seq>,
         reply: oneshot::Sender<Result<()>>,
+    },
+    /// Replace what the connection watches (kept and re-sent on every reconnect).
+    Watch {
+        users: Vec<UserId>,
+        chats: Vec<ChatId>,
+    },
+    /// An ephemeral typing indicator: sent if connected, never queued for later.
+    Typing {
+        chat_id: ChatId,
+        activity: Activity,
     },
     Close,
 }
@@ -119,6 +129,13 @@ pub(crate) struct Actor {
     me: Option<UserId>,
     /// Highest seq of others' messages per chat applied but not yet marked delivered.
     to_deliver: BTreeMap<ChatId, Seq>,
+    /// What the application watches; sent again after every reconnect and
+    /// whenever the server asks (`presence_reset`).
+    watching: Option<(Vec<UserId>, Vec<ChatId>)>,
+    /// Whether `watching` still has to go out on this socket.
+    watch_unsent: bool,
+    /// Typing indicators waiting for the socket; dropped on disconnect.
+    typing: Vec<(ChatId, Activity)>,
 }
 
 impl Actor {
@@ -142,6 +159,9 @@ impl Actor {
             auto_delivered: options.auto_delivered,
             me: None,
             to_deliver: BTreeMap::new(),
+            watching: None,
+            watch_unsent: false,
+            typing: Vec::new(),
         }
     }
 
@@ -161,6 +181,8 @@ impl Actor {
             let end = self.serve(ws, hello).await;
             self.catchup.disconnected();
             self.outbox.disconnected();
+            self.typing.clear();
+            self.watch_unsent = self.watching.is_some();
             match end {
                 End::Disconnected(reason) => {
                     tracing::debug!(%reason, "disconnected; reconnecting");
@@ -336,6 +358,24 @@ impl Actor {
                 self.catchup.synced(events, more, &mut steps);
                 self.carry_out(steps, socket).await
             }
+            ServerFrame::Watching { presence, .. } => {
+                for state in presence {
+                    self.emit(ClientEvent::Presence(state)).await;
+                }
+                Ok(())
+            }
+            ServerFrame::Presence(state) => {
+                self.emit(ClientEvent::Presence(state)).await;
+                Ok(())
+            }
+            ServerFrame::Typing(state) => {
+                self.emit(ClientEvent::Typing(state)).await;
+                Ok(())
+            }
+            ServerFrame::PresenceReset => {
+                self.watch_unsent = self.watching.is_some();
+                self.flush(socket).await
+            }
             ServerFrame::Pong { id } => {
                 if socket.ping_id == Some(id) {
                     socket.ping_id = None;
@@ -502,6 +542,11 @@ impl Actor {
                 },
                 Some(Waiter::Mark(reply)),
             ),
+            Command::Watch { users, chats } => {
+                self.watching = Some((users, chats));
+                self.watch_unsent = true;
+            }
+            Command::Typing { chat_id, activity } => self.typing.push((chat_id, activity)),
             // Handled by the callers, which own the socket.
             Command::Close => {}
         }
@@ -515,6 +560,22 @@ impl Actor {
             next_id
         });
         self.next_id = next_id;
+        let mut frames = frames;
+        if self.watch_unsent {
+            if let Some((users, chats)) = self.watching.clone() {
+                let id = self.next_id();
+                frames.push(ClientFrame::Watch { id, users, chats });
+            }
+            self.watch_unsent = false;
+        }
+        for (chat_id, activity) in std::mem::take(&mut self.typing) {
+            let id = self.next_id();
+            frames.push(ClientFrame::Typing {
+                id,
+                chat_id,
+                activity,
+            });
+        }
         for frame in &frames {
             feed(&mut socket.sink, frame).await?;
         }

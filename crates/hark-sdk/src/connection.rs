@@ -4,7 +4,10 @@
 use crate::actor::{self, Actor, Command};
 use crate::outbox::new_client_id;
 use crate::{Error, Result};
-use hark_proto::{ChatId, ClientMsgId, DeviceId, ErrorCode, Event, Pos, SendAck, Seq, User};
+use hark_proto::{
+    Activity, ChatId, ClientMsgId, DeviceId, ErrorCode, Event, Pos, PresenceState, SendAck, Seq,
+    TypingState, User, UserId,
+};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -53,6 +56,12 @@ pub enum ClientEvent {
     /// Catch-up finished: everything up to `cursor` was delivered and events
     /// from now on are live.
     CaughtUp { cursor: Pos },
+    /// A watched user's presence: the current state after `watch`, then each
+    /// change. Fields hidden by privacy settings are `None`. Never replayed.
+    Presence(PresenceState),
+    /// Someone in a watched chat is typing, recording or stopped. Hide it
+    /// after `expires_in_ms` unless refreshed. Never replayed.
+    Typing(TypingState),
     /// The socket closed; the connection reconnects by itself, with backoff.
     Disconnected { reason: String },
     /// The connection ended for good: `Some(code)` when the server refused
@@ -174,6 +183,26 @@ impl Connection {
     /// implies delivered).
     pub async fn mark_read(&self, chat_id: ChatId, seq: Seq) -> Result<()> {
         self.mark(chat_id, None, Some(seq)).await
+    }
+
+    /// Watch these users' presence and these chats' typing indicators
+    /// (replacing what was watched). The current presence of each user
+    /// arrives as [`ClientEvent::Presence`]; the SDK watches again after a
+    /// reconnect or when the server's privacy rules change.
+    pub async fn watch(&self, users: Vec<UserId>, chats: Vec<ChatId>) -> Result<()> {
+        self.commands
+            .send(Command::Watch { users, chats })
+            .await
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Tell the chat's watchers what this user is doing. Ephemeral: dropped
+    /// if the socket is down. Refresh it every few seconds while typing.
+    pub async fn typing(&self, chat_id: ChatId, activity: Activity) -> Result<()> {
+        self.commands
+            .send(Command::Typing { chat_id, activity })
+            .await
+            .map_err(|_| Error::Closed)
     }
 
     /// The last event position the connection handed to the application.

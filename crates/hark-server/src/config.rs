@@ -63,6 +63,13 @@ pub struct Limits {
     pub max_sync_page: u32,
     /// Login attempts per username per minute.
     pub logins_per_minute: u32,
+    /// Milliseconds a user stays "online" after their last connection closes,
+    /// so a flapping connection does not announce every drop.
+    pub presence_grace_ms: u64,
+    /// Milliseconds a typing indicator shows unless refreshed.
+    pub typing_ttl_ms: u64,
+    /// Typing frames per second per connection (bursts of twice that).
+    pub typing_per_second: u32,
 }
 
 impl Default for Config {
@@ -91,6 +98,9 @@ impl Default for Limits {
             idle_timeout_secs: 90,
             max_sync_page: 500,
             logins_per_minute: 10,
+            presence_grace_ms: 3_000,
+            typing_ttl_ms: 6_000,
+            typing_per_second: 3,
         }
     }
 }

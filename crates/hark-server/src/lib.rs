@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 mod http;
 pub mod messaging;
+pub mod presence;
 mod shutdown;
 pub mod state;
 mod validate;
@@ -121,4 +122,12 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down");
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

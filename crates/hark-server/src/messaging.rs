@@ -34,6 +34,10 @@ pub async fn send(
             text,
         })
         .await?;
+    // A message ends the sender's typing indicator in that chat.
+    state
+        .presence
+        .stop_typing(state.bus.as_ref(), chat_id, who.user.id);
     Ok(ack)
 }
 

@@ -1,6 +1,7 @@
 //! The one application state, built at start-up and passed to every handler.
 
 use crate::config::Config;
+use crate::presence::Presence;
 use crate::shutdown::Shutdown;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use hark_bus::{Bus, Hub};
@@ -9,6 +10,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 pub type AppState = Arc<App>;
 
@@ -24,6 +26,8 @@ pub struct App {
     pub login_limiter: DefaultKeyedRateLimiter<String>,
     /// Fires when the server begins shutting down, so WebSockets close cleanly.
     pub shutdown: Shutdown,
+    /// Who is online and typing, as seen from this node.
+    pub presence: Presence,
     /// Open WebSockets per client address, against one host exhausting the server.
     pub sockets_per_address: Mutex<HashMap<IpAddr, usize>>,
 }
@@ -73,7 +77,12 @@ impl App {
     pub fn new(config: Config, store: Arc<dyn Store>, hub: Arc<Hub>, bus: Arc<dyn Bus>) -> Self {
         let per_minute =
             NonZeroU32::new(config.limits.logins_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        let presence = Presence::new(
+            Duration::from_millis(config.limits.presence_grace_ms),
+            Duration::from_millis(config.limits.typing_ttl_ms),
+        );
         App {
+            presence,
             login_limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
             config,
             store,

@@ -3,10 +3,20 @@
 use crate::StoreResult;
 use async_trait::async_trait;
 use hark_proto::{
-    Chat, ChatId, ChatSummary, ClientMsgId, Device, DeviceId, EventFrame, History, Pos, SendAck,
-    Seq, User, UserId,
+    Chat, ChatId, ChatSummary, ClientMsgId, Device, DeviceId, EventFrame, History, Pos,
+    PrivacySettings, SendAck, Seq, User, UserId,
 };
+use std::collections::HashSet;
 use std::sync::Arc;
+
+/// What presence needs to know of a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresenceRecord {
+    pub user_id: UserId,
+    pub privacy: PrivacySettings,
+    /// When they last went offline, ms since the epoch.
+    pub last_seen: Option<i64>,
+}
 
 /// A user's stored credentials, for checking a login.
 #[derive(Debug, Clone)]
@@ -89,6 +99,16 @@ pub trait AccountStore: Send + Sync {
     async fn set_display_name(&self, user_id: UserId, display_name: &str) -> StoreResult<User>;
     async fn user(&self, user_id: UserId) -> StoreResult<Option<User>>;
     async fn search_users(&self, prefix: &str, limit: u32) -> StoreResult<Vec<User>>;
+    async fn set_privacy(&self, user_id: UserId, privacy: PrivacySettings) -> StoreResult<()>;
+    async fn set_last_seen(&self, user_id: UserId, at: i64) -> StoreResult<()>;
+    /// Privacy and last seen of the given users (unknown ids are left out).
+    async fn presence_records(&self, users: &[UserId]) -> StoreResult<Vec<PresenceRecord>>;
+    /// Which of `others` share a one-to-one chat with `user_id`.
+    async fn contacts_among(
+        &self,
+        user_id: UserId,
+        others: &[UserId],
+    ) -> StoreResult<HashSet<UserId>>;
 }
 
 #[async_trait]
@@ -124,6 +144,8 @@ pub trait ChatStore: Send + Sync {
     async fn chat_summary(&self, viewer: UserId, chat_id: ChatId) -> StoreResult<ChatSummary>;
     /// The viewer's chats, most recent activity first.
     async fn chats(&self, viewer: UserId) -> StoreResult<Vec<ChatSummary>>;
+    /// The ids of the chats the user is a member of.
+    async fn member_chats(&self, user_id: UserId) -> StoreResult<HashSet<ChatId>>;
 }
 
 #[async_trait]

@@ -8,10 +8,10 @@ use crate::validate;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use hark_bus::Outbound;
+use hark_bus::{Outbound, Topic, TopicMessage};
 use hark_proto::{
-    Device, DeviceId, ErrorCode, LoginRequest, LoginResponse, Me, Register, UpdateProfileRequest,
-    User, UserId,
+    Device, DeviceId, ErrorCode, LoginRequest, LoginResponse, Me, PrivacySettings, Register,
+    UpdateProfileRequest, User, UserId,
 };
 use serde::Deserialize;
 
@@ -147,4 +147,33 @@ pub(super) async fn user(
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such user"))
+}
+
+pub(super) async fn privacy(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+) -> ApiResult<Json<PrivacySettings>> {
+    let records = state.store.presence_records(&[me.user.id]).await?;
+    records
+        .first()
+        .map(|r| Json(r.privacy))
+        .ok_or_else(ApiError::unauthorized)
+}
+
+/// Changes who sees the user's presence. Watches made under the old settings
+/// are dropped (theirs and, because it works both ways, the user's own) and
+/// their connections told to watch again.
+pub(super) async fn set_privacy(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    Body(body): Body<PrivacySettings>,
+) -> ApiResult<Json<PrivacySettings>> {
+    state.store.set_privacy(me.user.id, body).await?;
+    state
+        .bus
+        .publish_topic(Topic::User(me.user.id), TopicMessage::Reset);
+    state
+        .bus
+        .publish(vec![(me.user.id, Outbound::PresenceReset)]);
+    Ok(Json(body))
 }

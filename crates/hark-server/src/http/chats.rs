@@ -9,6 +9,7 @@ use crate::validate;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use hark_bus::{Topic, TopicMessage};
 use hark_proto::{
     AddMemberRequest, Chat, ChatId, ChatSummary, CreateDirectRequest, CreateGroupRequest, History,
     RenameChatRequest, SendAck, SendRequest, Seq, SetAdminRequest, UserId,
@@ -102,10 +103,16 @@ pub(super) async fn remove_member(
     Authed(me): Authed,
     Params((chat_id, user_id)): Params<(i64, i64)>,
 ) -> ApiResult<StatusCode> {
+    let (chat_id, user_id) = (ChatId(chat_id), UserId(user_id));
     state
         .store
-        .remove_member(me.user.id, ChatId(chat_id), UserId(user_id))
+        .remove_member(me.user.id, chat_id, user_id)
         .await?;
+    // A former member no longer sees the chat's typing indicators.
+    state.bus.publish_topic(
+        Topic::Chat(chat_id),
+        TopicMessage::Unwatch { user: user_id },
+    );
     Ok(StatusCode::NO_CONTENT)
 }
 

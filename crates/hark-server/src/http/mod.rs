@@ -19,6 +19,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/login", post(accounts::login))
         .route("/logout", post(accounts::logout))
         .route("/me", get(accounts::me).patch(accounts::update_me))
+        .route(
+            "/me/privacy",
+            get(accounts::privacy).put(accounts::set_privacy),
+        )
         .route("/devices", get(accounts::devices))
         .route(
             "/devices/{device_id}",

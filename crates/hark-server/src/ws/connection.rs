@@ -4,11 +4,12 @@
 
 use super::frames;
 use crate::messaging;
+use crate::presence::Presence;
 use crate::state::AppState;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use hark_bus::{CloseReason, Outbound};
+use hark_bus::{CloseReason, Outbound, Registration};
 use hark_proto::{ClientFrame, ErrorCode, Hello, Limits, ServerFrame, PROTOCOL_VERSION};
 use hark_store::AuthedDevice;
 use std::time::Duration;
@@ -86,14 +87,19 @@ pub(super) async fn run(socket: WebSocket, state: AppState, authed: Option<Authe
         return;
     }
     tracing::debug!(user = %who.user.id, device = %who.device.id, "connected");
+    let user_id = who.user.id;
+    state.presence.connected(state.bus.as_ref(), user_id);
     let mut conn = Connection {
         bucket: TokenBucket::new(limits.frames_per_second),
+        typing_bucket: TokenBucket::new(limits.typing_per_second),
         state: state.clone(),
         who,
         sink,
+        registration,
     };
-    conn.serve(&mut stream, rx, &registration).await;
-    drop(registration);
+    conn.serve(&mut stream, rx).await;
+    drop(conn);
+    Presence::disconnected(&state, user_id);
     linger(stream).await;
 }
 
@@ -174,16 +180,15 @@ struct Connection {
     state: AppState,
     who: AuthedDevice,
     sink: Sink,
+    /// This connection's place in the hub (and what it watches).
+    registration: Registration,
     bucket: TokenBucket,
+    /// Typing frames have their own, stricter rate.
+    typing_bucket: TokenBucket,
 }
 
 impl Connection {
-    async fn serve(
-        &mut self,
-        stream: &mut Stream,
-        mut outbound: mpsc::Receiver<Outbound>,
-        registration: &hark_bus::Registration,
-    ) {
+    async fn serve(&mut self, stream: &mut Stream, mut outbound: mpsc::Receiver<Outbound>) {
         let state = self.state.clone();
         let shutdown = state.shutdown.wait();
         tokio::pin!(shutdown);
@@ -202,12 +207,27 @@ impl Connection {
                             return;
                         }
                     }
+                    Some(Outbound::Presence(p)) => {
+                        if !send(&mut self.sink, frames::encode(&ServerFrame::Presence(p))).await {
+                            return;
+                        }
+                    }
+                    Some(Outbound::Typing(t)) => {
+                        if !send(&mut self.sink, frames::encode(&ServerFrame::Typing(t))).await {
+                            return;
+                        }
+                    }
+                    Some(Outbound::PresenceReset) => {
+                        if !send(&mut self.sink, frames::encode(&ServerFrame::PresenceReset)).await {
+                            return;
+                        }
+                    }
                     Some(Outbound::DeviceRevoked(_)) => {
                         self.close(None, ErrorCode::Revoked, "this device was logged out", POLICY).await;
                         return;
                     }
                     None => {
-                        let (code, message, close_code) = match registration.close_reason() {
+                        let (code, message, close_code) = match self.registration.close_reason() {
                             Some(CloseReason::ShuttingDown) => (ErrorCode::ShuttingDown, "the server is restarting", GOING_AWAY),
                             _ => (ErrorCode::SlowConsumer, "you fell behind; reconnect and sync", POLICY),
                         };
@@ -292,6 +312,32 @@ impl Connection {
                 ),
             )),
             ClientFrame::Ping { id } => Ok(ServerFrame::Pong { id }),
+            ClientFrame::Watch { id, users, chats } => {
+                Presence::watch(state, who, &self.registration, users, chats)
+                    .await
+                    .map(|presence| ServerFrame::Watching { id, presence })
+                    .map_err(|e| (id, e))
+            }
+            ClientFrame::Typing {
+                id,
+                chat_id,
+                activity,
+            } => {
+                if self.typing_bucket.take() {
+                    Presence::typing(state, who, chat_id, activity)
+                        .await
+                        .map(|()| ServerFrame::Ok { id })
+                        .map_err(|e| (id, e))
+                } else {
+                    Err((
+                        id,
+                        crate::error::ApiError::new(
+                            ErrorCode::RateLimited,
+                            "too many typing frames",
+                        ),
+                    ))
+                }
+            }
             ClientFrame::Send {
                 id,
                 chat_id,

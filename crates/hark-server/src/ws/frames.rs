@@ -9,7 +9,7 @@ pub(super) struct DecodeError {
     pub(super) message: String,
 }
 
-const KNOWN_TYPES: &[&str] = &["auth", "send", "mark", "sync", "ping"];
+const KNOWN_TYPES: &[&str] = &["auth", "send", "mark", "sync", "ping", "watch", "typing"];
 
 pub(super) fn decode(text: &str) -> Result<ClientFrame, DecodeError> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| DecodeError {

@@ -11,5 +11,6 @@ mod backpressure;
 mod bad_input;
 mod catchup;
 mod messaging;
+mod presence;
 mod sdk;
 mod support;

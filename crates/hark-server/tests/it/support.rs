@@ -211,6 +211,7 @@ impl TestApp {
             stream,
             next_id: 1,
             events: Vec::new(),
+            ephemeral: Vec::new(),
             head: Pos(0),
         };
         match ws.next_frame().await {
@@ -229,6 +230,7 @@ impl TestApp {
             stream,
             next_id: 1,
             events: Vec::new(),
+            ephemeral: Vec::new(),
             head: Pos(0),
         }
     }
@@ -240,6 +242,8 @@ pub struct Ws {
     pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
     next_id: u64,
     pub events: Vec<hark_proto::EventFrame>,
+    /// Presence, typing and reset frames received while waiting for something else.
+    pub ephemeral: Vec<ServerFrame>,
     pub head: Pos,
 }
 
@@ -289,6 +293,9 @@ impl Ws {
         loop {
             match self.next_frame().await {
                 ServerFrame::Event(e) => self.events.push(e),
+                frame @ (ServerFrame::Presence(_)
+                | ServerFrame::Typing(_)
+                | ServerFrame::PresenceReset) => self.ephemeral.push(frame),
                 frame if reply_id(&frame) == Some(id) => return frame,
                 other => panic!("expected reply {id}, got {other:?}"),
             }
@@ -341,6 +348,72 @@ impl Ws {
         }
     }
 
+    /// The next presence, typing or reset frame (events are kept aside).
+    pub async fn next_ephemeral(&mut self) -> ServerFrame {
+        if !self.ephemeral.is_empty() {
+            return self.ephemeral.remove(0);
+        }
+        loop {
+            match self.next_frame().await {
+                ServerFrame::Event(e) => self.events.push(e),
+                frame @ (ServerFrame::Presence(_)
+                | ServerFrame::Typing(_)
+                | ServerFrame::PresenceReset) => return frame,
+                other => panic!("expected presence or typing, got {other:?}"),
+            }
+        }
+    }
+
+    /// Asserts no presence or typing frame arrives within `wait`.
+    pub async fn no_ephemeral_within(&mut self, wait: Duration) {
+        assert!(self.ephemeral.is_empty(), "unexpected {:?}", self.ephemeral);
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    match serde_json::from_str::<ServerFrame>(&text).unwrap() {
+                        ServerFrame::Event(e) => self.events.push(e),
+                        other => panic!("expected nothing, got {other:?}"),
+                    }
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(other) => panic!("socket ended: {other:?}"),
+            }
+        }
+    }
+
+    /// Watches users and chats; returns the presence answer.
+    pub async fn watch(
+        &mut self,
+        users: &[UserId],
+        chats: &[ChatId],
+    ) -> Result<Vec<hark_proto::PresenceState>, ErrorCode> {
+        let id = self.id();
+        match self
+            .request(ClientFrame::Watch {
+                id,
+                users: users.to_vec(),
+                chats: chats.to_vec(),
+            })
+            .await
+        {
+            ServerFrame::Watching { presence, .. } => Ok(presence),
+            ServerFrame::Error { code, .. } => Err(code),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    pub async fn typing(&mut self, chat: ChatId, activity: hark_proto::Activity) -> ServerFrame {
+        let id = self.id();
+        self.request(ClientFrame::Typing {
+            id,
+            chat_id: chat,
+            activity,
+        })
+        .await
+    }
+
     /// Expects an error frame (for request `id` when given) with `code`.
     pub async fn expect_error(&mut self, code: ErrorCode) -> Option<u64> {
         loop {
@@ -380,8 +453,12 @@ pub fn reply_id(frame: &ServerFrame) -> Option<u64> {
         ServerFrame::Ack { id, .. }
         | ServerFrame::Ok { id }
         | ServerFrame::Synced { id, .. }
-        | ServerFrame::Pong { id } => Some(*id),
+        | ServerFrame::Pong { id }
+        | ServerFrame::Watching { id, .. } => Some(*id),
         ServerFrame::Error { id, .. } => *id,
-        ServerFrame::Event(_) => None,
+        ServerFrame::Event(_)
+        | ServerFrame::Presence(_)
+        | ServerFrame::Typing(_)
+        | ServerFrame::PresenceReset => None,
     }
 }

@@ -1,9 +1,10 @@
 //! Users and devices in SQLite.
 
 use super::writer::WriteCtx;
-use crate::{AuthedDevice, Credentials, StoreError, StoreResult};
-use hark_proto::{Device, DeviceId, User, UserId};
+use crate::{AuthedDevice, Credentials, PresenceRecord, StoreError, StoreResult};
+use hark_proto::{Device, DeviceId, PrivacySettings, User, UserId, Visibility};
 use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::collections::HashSet;
 
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
@@ -161,4 +162,87 @@ pub(crate) fn search_users(conn: &Connection, prefix: &str, limit: u32) -> Store
     )?;
     let rows = stmt.query_map(params![format!("{escaped}%"), limit], user_from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn visibility_str(v: Visibility) -> &'static str {
+    match v {
+        Visibility::Everyone => "everyone",
+        Visibility::Contacts => "contacts",
+        Visibility::Nobody => "nobody",
+    }
+}
+
+fn parse_visibility(s: &str) -> StoreResult<Visibility> {
+    match s {
+        "everyone" => Ok(Visibility::Everyone),
+        "contacts" => Ok(Visibility::Contacts),
+        "nobody" => Ok(Visibility::Nobody),
+        other => Err(StoreError::Corrupt(format!("visibility {other}"))),
+    }
+}
+
+pub(crate) fn set_privacy(
+    ctx: &mut WriteCtx<'_>,
+    user_id: UserId,
+    privacy: PrivacySettings,
+) -> StoreResult<()> {
+    ctx.conn.execute(
+        "UPDATE users SET last_seen_privacy = ?1, online_privacy = ?2 WHERE id = ?3",
+        params![
+            visibility_str(privacy.last_seen),
+            visibility_str(privacy.online),
+            user_id.0
+        ],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn set_last_seen(ctx: &mut WriteCtx<'_>, user_id: UserId, at: i64) -> StoreResult<()> {
+    ctx.conn.execute(
+        "UPDATE users SET last_seen_at = ?1 WHERE id = ?2",
+        params![at, user_id.0],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn presence_records(
+    conn: &Connection,
+    users: &[UserId],
+) -> StoreResult<Vec<PresenceRecord>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT last_seen_privacy, online_privacy, last_seen_at FROM users WHERE id = ?1",
+    )?;
+    let mut out = Vec::with_capacity(users.len());
+    for &user_id in users {
+        let row: Option<(String, String, Option<i64>)> = stmt
+            .query_row([user_id.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        if let Some((last_seen_privacy, online_privacy, last_seen)) = row {
+            out.push(PresenceRecord {
+                user_id,
+                privacy: PrivacySettings {
+                    last_seen: parse_visibility(&last_seen_privacy)?,
+                    online: parse_visibility(&online_privacy)?,
+                },
+                last_seen,
+            });
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn contacts_among(
+    conn: &Connection,
+    user_id: UserId,
+    others: &[UserId],
+) -> StoreResult<HashSet<UserId>> {
+    let mut stmt = conn.prepare_cached("SELECT 1 FROM chats WHERE direct_key = ?1")?;
+    let mut out = HashSet::new();
+    for &other in others {
+        let key = format!("{}:{}", user_id.0.min(other.0), user_id.0.max(other.0));
+        if stmt.exists([key])? {
+            out.insert(other);
+        }
+    }
+    Ok(out)
 }

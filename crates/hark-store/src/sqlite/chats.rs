@@ -6,6 +6,7 @@ use super::writer::WriteCtx;
 use crate::{StoreError, StoreResult};
 use hark_proto::{Chat, ChatId, ChatKind, ChatSummary, Event, Member, Seq, User, UserId};
 use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashSet;
 
 /// A member's row, as authorization and receipts need it.
 pub(crate) struct MemberRow {
@@ -391,4 +392,10 @@ pub(crate) fn chats(conn: &Connection, viewer: UserId) -> StoreResult<Vec<ChatSu
     ids.into_iter()
         .map(|id| chat_summary(conn, viewer, ChatId(id)))
         .collect()
+}
+
+pub(crate) fn member_chats(conn: &Connection, user_id: UserId) -> StoreResult<HashSet<ChatId>> {
+    let mut stmt = conn.prepare_cached("SELECT chat_id FROM members WHERE user_id = ?1")?;
+    let rows = stmt.query_map([user_id.0], |r| Ok(ChatId(r.get(0)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -10,13 +10,15 @@ mod writer;
 
 use crate::{
     AccountStore, AuthedDevice, ChatStore, CommitListener, Credentials, HistoryQuery, MessageStore,
-    NewMessage, StoreError, StoreResult, SyncPage,
+    NewMessage, PresenceRecord, StoreError, StoreResult, SyncPage,
 };
 use async_trait::async_trait;
 use hark_proto::{
-    Chat, ChatId, ChatSummary, Device, DeviceId, History, Pos, SendAck, Seq, User, UserId,
+    Chat, ChatId, ChatSummary, Device, DeviceId, History, Pos, PrivacySettings, SendAck, Seq, User,
+    UserId,
 };
 use rusqlite::{Connection, OpenFlags};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::mpsc;
@@ -186,6 +188,32 @@ impl AccountStore for SqliteStore {
         self.read(move |conn| accounts::search_users(conn, &prefix, limit))
             .await
     }
+
+    async fn set_privacy(&self, user_id: UserId, privacy: PrivacySettings) -> StoreResult<()> {
+        self.write(move |ctx| accounts::set_privacy(ctx, user_id, privacy))
+            .await
+    }
+
+    async fn set_last_seen(&self, user_id: UserId, at: i64) -> StoreResult<()> {
+        self.write(move |ctx| accounts::set_last_seen(ctx, user_id, at))
+            .await
+    }
+
+    async fn presence_records(&self, users: &[UserId]) -> StoreResult<Vec<PresenceRecord>> {
+        let users = users.to_vec();
+        self.read(move |conn| accounts::presence_records(conn, &users))
+            .await
+    }
+
+    async fn contacts_among(
+        &self,
+        user_id: UserId,
+        others: &[UserId],
+    ) -> StoreResult<HashSet<UserId>> {
+        let others = others.to_vec();
+        self.read(move |conn| accounts::contacts_among(conn, user_id, &others))
+            .await
+    }
 }
 
 #[async_trait]
@@ -251,6 +279,11 @@ impl ChatStore for SqliteStore {
 
     async fn chats(&self, viewer: UserId) -> StoreResult<Vec<ChatSummary>> {
         self.read(move |conn| chats::chats(conn, viewer)).await
+    }
+
+    async fn member_chats(&self, user_id: UserId) -> StoreResult<HashSet<ChatId>> {
+        self.read(move |conn| chats::member_chats(conn, user_id))
+            .await
     }
 }
 

@@ -3,7 +3,8 @@
 use rusqlite::Connection;
 
 /// Each entry moves the schema from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE users (
     id            INTEGER PRIMARY KEY,
     username      TEXT NOT NULL UNIQUE COLLATE NOCASE,
@@ -72,7 +73,14 @@ CREATE TABLE stream_events (
     payload TEXT,
     PRIMARY KEY (user_id, pos)
 ) WITHOUT ROWID;
-"#];
+"#,
+    r#"
+-- Presence: privacy settings and the last time a user went offline.
+ALTER TABLE users ADD COLUMN last_seen_privacy TEXT NOT NULL DEFAULT 'everyone';
+ALTER TABLE users ADD COLUMN online_privacy TEXT NOT NULL DEFAULT 'everyone';
+ALTER TABLE users ADD COLUMN last_seen_at INTEGER;
+"#,
+];
 
 /// Opens the pragmas every connection needs.
 pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {

@@ -3,7 +3,7 @@
 
 use super::session::Session;
 use super::view::{self, Tick, Watermarks};
-use hark_proto::{ChatId, Event, Message, Seq, UserId};
+use hark_proto::{Activity, ChatId, Event, Message, PresenceState, Seq, TypingState, UserId};
 use hark_sdk::{Api, ClientEvent, ConnectOptions, Connection, Page};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -33,6 +33,10 @@ struct Window {
     shown: Seq,
     /// The highest seq marked read.
     read: Seq,
+    /// Who was last shown as online, to print only changes.
+    online: HashMap<UserId, bool>,
+    /// Who is shown as typing (or recording) right now.
+    typing: HashMap<UserId, Activity>,
 }
 
 pub(super) async fn run(
@@ -66,7 +70,19 @@ pub(super) async fn run(
         own: BTreeMap::new(),
         shown: Seq(0),
         read: Seq(0),
+        online: HashMap::new(),
+        typing: HashMap::new(),
     };
+    // Presence of the other members and this chat's typing indicators.
+    let others: Vec<UserId> = summary
+        .chat
+        .members
+        .iter()
+        .map(|m| m.user.id)
+        .filter(|id| *id != me)
+        .take(512)
+        .collect();
+    conn.watch(others, vec![chat_id]).await?;
     println!(
         "— {} (chat {chat_id}) — type a message and press Enter; Ctrl-D or Ctrl-C to leave",
         view::chat_title(&summary.chat, me)
@@ -110,6 +126,8 @@ pub(super) async fn run(
             },
             event = events.recv() => match event {
                 Some(ClientEvent::Event { event, .. }) => window.apply(event).await,
+                Some(ClientEvent::Presence(state)) => window.presence(state).await,
+                Some(ClientEvent::Typing(state)) => window.typing(state).await,
                 Some(ClientEvent::Disconnected { reason }) => eprintln!("(connection lost: {reason}; reconnecting)"),
                 Some(ClientEvent::Closed { code }) => {
                     break match code {
@@ -206,12 +224,53 @@ impl Window {
         }
     }
 
+    /// Print a member's online / last seen when it changes.
+    async fn presence(&mut self, state: PresenceState) {
+        let name = self.name(state.user_id).await;
+        match (state.online, state.last_seen) {
+            (Some(true), _) => {
+                if self.online.insert(state.user_id, true) != Some(true) {
+                    println!("* {name} is online");
+                }
+            }
+            (online, last_seen) => {
+                let was_online = self.online.insert(state.user_id, false) == Some(true);
+                self.typing.remove(&state.user_id);
+                match last_seen {
+                    Some(at) => println!("* {name} was last seen {}", view::date_time(at)),
+                    None if was_online || online.is_some() => println!("* {name} is offline"),
+                    None => {}
+                }
+            }
+        }
+    }
+
+    /// Print "typing…" once when someone starts; a message or a stop ends it.
+    async fn typing(&mut self, state: TypingState) {
+        if state.chat_id != self.chat_id || state.user_id == self.me {
+            return;
+        }
+        if state.activity == Activity::Stopped {
+            self.typing.remove(&state.user_id);
+            return;
+        }
+        if self.typing.insert(state.user_id, state.activity) != Some(state.activity) {
+            let name = self.name(state.user_id).await;
+            let what = match state.activity {
+                Activity::Recording => "is recording audio…",
+                _ => "is typing…",
+            };
+            println!("* {name} {what}");
+        }
+    }
+
     /// Print a message once; mark others' messages read.
     async fn show(&mut self, m: &Message) {
         if m.seq <= self.shown {
             return;
         }
         self.shown = m.seq;
+        self.typing.remove(&m.sender_id);
         if m.sender_id == self.me {
             let tick = self.marks.tick(m.seq);
             self.own.insert(m.seq, tick);
