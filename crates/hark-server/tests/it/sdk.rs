@@ -119,3 +119,37 @@ async fn outbox_and_catch_up_survive_a_server_restart() {
     a.close().await;
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_watches_presence_and_typing() {
+    use hark_sdk::proto::Activity;
+    let app = crate::support::spawn_with(|c| c.limits.presence_grace_ms = 200).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let chat = app.direct(&alice, &bob).await;
+    let (a, mut a_events) = Connection::connect(&app.base, &alice.token, ConnectOptions::default())
+        .await
+        .unwrap();
+    a.watch(vec![bob.user_id], vec![chat]).await.unwrap();
+    let mut next_ephemeral = async || loop {
+        match tokio::time::timeout(Duration::from_secs(10), a_events.recv())
+            .await
+            .expect("an event arrives")
+            .unwrap()
+        {
+            e @ (ClientEvent::Presence(_) | ClientEvent::Typing(_)) => return e,
+            _ => continue,
+        }
+    };
+    assert!(matches!(next_ephemeral().await, ClientEvent::Presence(p) if p.online == Some(false)));
+    let (b, _b_events) = Connection::connect(&app.base, &bob.token, ConnectOptions::default())
+        .await
+        .unwrap();
+    assert!(matches!(next_ephemeral().await, ClientEvent::Presence(p) if p.online == Some(true)));
+    b.typing(chat, Activity::Typing).await.unwrap();
+    assert!(matches!(next_ephemeral().await, ClientEvent::Typing(t) if t.user_id == bob.user_id && t.activity == Activity::Typing));
+    b.close().await;
+    assert!(matches!(next_ephemeral().await, ClientEvent::Typing(t) if t.activity == Activity::Stopped));
+    assert!(matches!(next_ephemeral().await, ClientEvent::Presence(p) if p.online == Some(false) && p.last_seen.is_some()));
+    a.close().await;
+}
