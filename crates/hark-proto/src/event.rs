@@ -45,6 +45,33 @@ pub enum Event {
         admin: bool,
         by: UserId,
     },
+    /// The sender changed a message's text.
+    MessageEdited {
+        chat_id: ChatId,
+        seq: Seq,
+        text: String,
+        edited_at: i64,
+    },
+    /// A message was deleted for everyone (its content is gone from the server).
+    MessageDeleted {
+        chat_id: ChatId,
+        seq: Seq,
+        by: UserId,
+    },
+    /// The user deleted a message for themselves (their own stream only).
+    MessageHidden { chat_id: ChatId, seq: Seq },
+    /// A member set (`Some`) or removed (`None`) their reaction to a message.
+    Reaction {
+        chat_id: ChatId,
+        seq: Seq,
+        user_id: UserId,
+        emoji: Option<String>,
+    },
+    /// The user's own settings for a chat changed (their own stream only).
+    ChatSettingsChanged {
+        chat_id: ChatId,
+        settings: ChatSettings,
+    },
 }
 
 impl Event {
@@ -57,7 +84,12 @@ impl Event {
             | Event::ChatRenamed { chat_id, .. }
             | Event::MemberAdded { chat_id, .. }
             | Event::MemberRemoved { chat_id, .. }
-            | Event::AdminChanged { chat_id, .. } => *chat_id,
+            | Event::AdminChanged { chat_id, .. }
+            | Event::MessageEdited { chat_id, .. }
+            | Event::MessageDeleted { chat_id, .. }
+            | Event::MessageHidden { chat_id, .. }
+            | Event::Reaction { chat_id, .. }
+            | Event::ChatSettingsChanged { chat_id, .. } => *chat_id,
         }
     }
 }
@@ -70,9 +102,51 @@ pub struct Message {
     pub sender_id: UserId,
     pub sender_device: DeviceId,
     pub client_id: ClientMsgId,
+    /// Empty when the message was deleted for everyone.
     pub text: String,
     /// Commit time, milliseconds since the Unix epoch.
     pub sent_at: i64,
+    /// The earlier message of the same chat this one answers.
+    #[serde(default)]
+    pub reply_to: Option<Quote>,
+    /// Copied from another chat by its sender.
+    #[serde(default)]
+    pub forwarded: bool,
+    /// When the text was last edited.
+    #[serde(default)]
+    pub edited_at: Option<i64>,
+    /// Deleted for everyone: the text and reactions are gone.
+    #[serde(default)]
+    pub deleted: bool,
+    /// One per member who reacted.
+    #[serde(default)]
+    pub reactions: Vec<Reaction>,
+}
+
+/// The message a reply quotes, as it is now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quote {
+    pub seq: Seq,
+    pub sender_id: UserId,
+    /// The start of its text; `None` when it was deleted.
+    pub snippet: Option<String>,
+}
+
+/// A member's reaction to a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    pub user_id: UserId,
+    pub emoji: String,
+}
+
+/// A user's own settings for one chat, the same on all their devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ChatSettings {
+    /// Notifications are muted until this time (ms since the epoch).
+    pub muted_until: Option<i64>,
+    pub archived: bool,
+    /// When the chat was pinned; pinned chats list first.
+    pub pinned_at: Option<i64>,
 }
 
 /// A member's receipt watermarks in a chat: every message with

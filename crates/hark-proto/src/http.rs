@@ -1,6 +1,6 @@
 //! HTTP request and response bodies of the `/v1` API.
 
-use crate::{ChatId, ClientMsgId, DeviceId, Message, Seq, UserId};
+use crate::{ChatId, ChatSettings, ClientMsgId, DeviceId, Message, Seq, UserId};
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/register`.
@@ -98,6 +98,9 @@ pub struct SetAdminRequest {
 pub struct SendRequest {
     pub client_id: ClientMsgId,
     pub text: String,
+    /// The seq of an earlier message of the chat this one answers.
+    #[serde(default)]
+    pub reply_to: Option<Seq>,
 }
 
 /// Whether a chat is between two people or a group.
@@ -131,13 +134,72 @@ pub struct Member {
     pub read_up_to: Seq,
 }
 
-/// One row of `GET /v1/chats`: the chat, its newest message, and the caller's
-/// unread count (messages from others after the caller's read watermark).
+/// One row of `GET /v1/chats`: the chat, its newest message, the caller's
+/// unread count (messages from others after the caller's read watermark),
+/// and the caller's own settings for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatSummary {
     pub chat: Chat,
     pub last_message: Option<Message>,
     pub unread: u64,
+    #[serde(default)]
+    pub settings: ChatSettings,
+}
+
+/// `PATCH /v1/chats/{chat_id}/settings`: the fields given change.
+/// `muted_until: null` unmutes; `pinned: true` pins now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ChatSettingsRequest {
+    #[serde(default, with = "double_option")]
+    pub muted_until: Option<Option<i64>>,
+    #[serde(default)]
+    pub archived: Option<bool>,
+    #[serde(default)]
+    pub pinned: Option<bool>,
+}
+
+/// Distinguishes a missing field (`None`) from an explicit `null` (`Some(None)`).
+mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &Option<Option<i64>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            None => serializer.serialize_none(),
+            Some(inner) => inner.serialize(serializer),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Option<i64>>, D::Error> {
+        Option::<i64>::deserialize(deserializer).map(Some)
+    }
+}
+
+/// `GET /v1/chats/{chat_id}/messages/{seq}/info`: for the sender, who got and
+/// read the message, when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageInfo {
+    pub chat_id: ChatId,
+    pub seq: Seq,
+    pub recipients: Vec<RecipientInfo>,
+}
+
+/// One recipient's times; `None` until it happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientInfo {
+    pub user_id: UserId,
+    pub delivered_at: Option<i64>,
+    pub read_at: Option<i64>,
+}
+
+/// `GET /v1/search?q=…[&chat_id=…][&limit=…]`: newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchResults {
+    pub messages: Vec<Message>,
 }
 
 /// `GET /v1/chats/{chat_id}/messages?before=…|after=…&limit=…`: messages in seq order.

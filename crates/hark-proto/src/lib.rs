@@ -12,11 +12,12 @@ mod presence;
 mod ws;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
-pub use event::{Event, Message, Receipt};
+pub use event::{ChatSettings, Event, Message, Quote, Reaction, Receipt};
 pub use http::{
-    AddMemberRequest, Chat, ChatKind, ChatSummary, CreateDirectRequest, CreateGroupRequest, Device,
-    History, LoginRequest, LoginResponse, Me, Member, Register, RenameChatRequest, SendAck,
-    SendRequest, SetAdminRequest, UpdateProfileRequest, User,
+    AddMemberRequest, Chat, ChatKind, ChatSettingsRequest, ChatSummary, CreateDirectRequest,
+    CreateGroupRequest, Device, History, LoginRequest, LoginResponse, Me, Member, MessageInfo,
+    RecipientInfo, Register, RenameChatRequest, SearchResults, SendAck, SendRequest,
+    SetAdminRequest, UpdateProfileRequest, User,
 };
 pub use ids::{ChatId, ClientMsgId, DeviceId, Pos, Seq, UserId};
 pub use presence::{Activity, PresenceState, PrivacySettings, TypingState, Visibility};

@@ -25,6 +25,40 @@ pub enum ClientFrame {
         chat_id: ChatId,
         client_id: ClientMsgId,
         text: String,
+        /// Answer an earlier message of the same chat.
+        #[serde(default)]
+        reply_to: Option<Seq>,
+    },
+    /// Change the text of one's own message (within the edit window).
+    Edit {
+        id: u64,
+        chat_id: ChatId,
+        seq: Seq,
+        text: String,
+    },
+    /// Delete a message: for everyone (the sender within the window, or a
+    /// group admin) or only for this user.
+    Delete {
+        id: u64,
+        chat_id: ChatId,
+        seq: Seq,
+        for_everyone: bool,
+    },
+    /// Set (`emoji`) or remove (`null`) this user's reaction to a message.
+    React {
+        id: u64,
+        chat_id: ChatId,
+        seq: Seq,
+        emoji: Option<String>,
+    },
+    /// Copy a message into another chat of the user, marked forwarded.
+    /// Answered with `ack` like `send`.
+    Forward {
+        id: u64,
+        from_chat_id: ChatId,
+        seq: Seq,
+        to_chat_id: ChatId,
+        client_id: ClientMsgId,
     },
     /// Raise this device's receipt watermarks in a chat. Read implies delivered.
     Mark {
@@ -71,6 +105,10 @@ impl ClientFrame {
             | ClientFrame::Mark { id, .. }
             | ClientFrame::Sync { id, .. }
             | ClientFrame::Ping { id }
+            | ClientFrame::Edit { id, .. }
+            | ClientFrame::Delete { id, .. }
+            | ClientFrame::React { id, .. }
+            | ClientFrame::Forward { id, .. }
             | ClientFrame::Watch { id, .. }
             | ClientFrame::Typing { id, .. } => *id,
         }

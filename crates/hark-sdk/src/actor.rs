@@ -8,8 +8,8 @@ use crate::{ClientEvent, ConnectOptions, Error, Result};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use hark_proto::{
-    Activity, ChatId, ClientFrame, ClientMsgId, ErrorBody, ErrorCode, Event, Hello, SendAck, Seq,
-    ServerFrame, UserId,
+    Activity, ChatId, ClientFrame, ErrorBody, ErrorCode, Event, Hello, SendAck, Seq, ServerFrame,
+    UserId,
 };
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -41,17 +41,10 @@ const DELIVER_DELAY: Duration = Duration::from_millis(50);
 /// What a handle asks of the task.
 #[derive(Debug)]
 pub(crate) enum Command {
-    Send {
-        chat_id: ChatId,
-        client_id: ClientMsgId,
-        text: String,
-        reply: oneshot::Sender<Result<SendAck>>,
-    },
-    Mark {
-        chat_id: ChatId,
-        delivered_up_to: Option<Seq>,
-        read_up_to: Option<Seq>,
-        reply: oneshot::Sender<Result<()>>,
+    /// A request for the outbox, and who waits for its answer.
+    Request {
+        request: Request,
+        waiter: Waiter,
     },
     /// Replace what the connection watches (kept and re-sent on every reconnect).
     Watch {
@@ -69,8 +62,10 @@ pub(crate) enum Command {
 /// Who is told when the server answers a queued request.
 #[derive(Debug)]
 pub(crate) enum Waiter {
+    /// A send or forward, answered with `ack`.
     Send(oneshot::Sender<Result<SendAck>>),
-    Mark(oneshot::Sender<Result<()>>),
+    /// Any other request, answered with `ok`.
+    Done(oneshot::Sender<Result<()>>),
 }
 
 impl Waiter {
@@ -80,7 +75,7 @@ impl Waiter {
             Waiter::Send(tx) => {
                 let _ = tx.send(Err(error));
             }
-            Waiter::Mark(tx) => {
+            Waiter::Done(tx) => {
                 let _ = tx.send(Err(error));
             }
         }
@@ -342,7 +337,7 @@ impl Actor {
                 Ok(())
             }
             ServerFrame::Ok { id } => {
-                if let Some((_, Some(Waiter::Mark(tx)))) = self.outbox.complete(id) {
+                if let Some((_, Some(Waiter::Done(tx)))) = self.outbox.complete(id) {
                     let _ = tx.send(Ok(()));
                 }
                 Ok(())
@@ -516,32 +511,7 @@ impl Actor {
 
     fn queue(&mut self, command: Command) {
         match command {
-            Command::Send {
-                chat_id,
-                client_id,
-                text,
-                reply,
-            } => self.outbox.push(
-                Request::Send {
-                    chat_id,
-                    client_id,
-                    text,
-                },
-                Some(Waiter::Send(reply)),
-            ),
-            Command::Mark {
-                chat_id,
-                delivered_up_to,
-                read_up_to,
-                reply,
-            } => self.outbox.push(
-                Request::Mark {
-                    chat_id,
-                    delivered_up_to,
-                    read_up_to,
-                },
-                Some(Waiter::Mark(reply)),
-            ),
+            Command::Request { request, waiter } => self.outbox.push(request, Some(waiter)),
             Command::Watch { users, chats } => {
                 self.watching = Some((users, chats));
                 self.watch_unsent = true;

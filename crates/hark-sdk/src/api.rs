@@ -2,9 +2,10 @@
 
 use crate::{Error, Result};
 use hark_proto::{
-    AddMemberRequest, Chat, ChatId, ChatSummary, CreateDirectRequest, CreateGroupRequest, Device,
-    DeviceId, ErrorBody, History, LoginRequest, LoginResponse, Me, Register, RenameChatRequest,
-    SendAck, SendRequest, Seq, SetAdminRequest, UpdateProfileRequest, User, UserId,
+    AddMemberRequest, Chat, ChatId, ChatSettings, ChatSettingsRequest, ChatSummary,
+    CreateDirectRequest, CreateGroupRequest, Device, DeviceId, ErrorBody, History, LoginRequest,
+    LoginResponse, Me, MessageInfo, Register, RenameChatRequest, SearchResults, SendAck,
+    SendRequest, Seq, SetAdminRequest, UpdateProfileRequest, User, UserId,
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
@@ -213,6 +214,43 @@ impl Api {
     pub async fn send(&self, chat_id: ChatId, body: &SendRequest) -> Result<SendAck> {
         let path = format!("/v1/chats/{chat_id}/messages");
         self.call(Method::POST, &path, Some(body), true).await
+    }
+
+    /// `GET /v1/search`: messages matching every word (the last as a
+    /// prefix) in the caller's chats, newest first.
+    pub async fn search(
+        &self,
+        query: &str,
+        chat_id: Option<ChatId>,
+        limit: Option<u32>,
+    ) -> Result<SearchResults> {
+        let mut params = vec![("q", query.to_owned())];
+        if let Some(chat) = chat_id {
+            params.push(("chat_id", chat.to_string()));
+        }
+        if let Some(limit) = limit {
+            params.push(("limit", limit.to_string()));
+        }
+        let req = self.request(Method::GET, "/v1/search")?.query(&params);
+        decode(req.send().await?).await
+    }
+
+    /// `GET /v1/chats/{chat_id}/messages/{seq}/info`: who got and read one of
+    /// the caller's messages, when.
+    pub async fn message_info(&self, chat_id: ChatId, seq: Seq) -> Result<MessageInfo> {
+        let path = format!("/v1/chats/{chat_id}/messages/{seq}/info");
+        self.call(Method::GET, &path, None::<&()>, true).await
+    }
+
+    /// `PATCH /v1/chats/{chat_id}/settings`: mute, archive or pin, for all
+    /// of the caller's devices.
+    pub async fn set_chat_settings(
+        &self,
+        chat_id: ChatId,
+        change: &ChatSettingsRequest,
+    ) -> Result<ChatSettings> {
+        let path = format!("/v1/chats/{chat_id}/settings");
+        self.call(Method::PATCH, &path, Some(change), true).await
     }
 
     fn request(&self, method: Method, path: &str) -> Result<RequestBuilder> {

@@ -1,8 +1,9 @@
 //! `Connection`: a cloneable handle to the task that owns one WebSocket to
 //! the server, reconnecting, catching up and resending on its own.
 
-use crate::actor::{self, Actor, Command};
+use crate::actor::{self, Actor, Command, Waiter};
 use crate::outbox::new_client_id;
+use crate::outbox::Request;
 use crate::{Error, Result};
 use hark_proto::{
     Activity, ChatId, ClientMsgId, DeviceId, ErrorCode, Event, Pos, PresenceState, SendAck, Seq,
@@ -160,18 +161,113 @@ impl Connection {
         if !client_id.is_valid() {
             return Err(Error::Protocol(format!("invalid client id {client_id}")));
         }
-        let (reply, rx) = oneshot::channel();
-        self.command(Command::Send {
+        self.queue_request(Request::Send {
             chat_id,
-            client_id: client_id.clone(),
+            client_id,
             text: text.into(),
-            reply,
+            reply_to: None,
+        })
+        .await
+    }
+
+    /// Send `text` as a reply to message `reply_to` of the same chat.
+    pub async fn send_reply(
+        &self,
+        chat_id: ChatId,
+        text: impl Into<String>,
+        reply_to: Seq,
+    ) -> Result<SendAck> {
+        self.queue_request(Request::Send {
+            chat_id,
+            client_id: new_client_id(),
+            text: text.into(),
+            reply_to: Some(reply_to),
+        })
+        .await?
+        .ack()
+        .await
+    }
+
+    /// Copy message `seq` of `from_chat_id` into `to_chat_id`, marked forwarded.
+    pub async fn forward(
+        &self,
+        from_chat_id: ChatId,
+        seq: Seq,
+        to_chat_id: ChatId,
+    ) -> Result<SendAck> {
+        self.queue_request(Request::Forward {
+            from_chat_id,
+            seq,
+            to_chat_id,
+            client_id: new_client_id(),
+        })
+        .await?
+        .ack()
+        .await
+    }
+
+    /// Change the text of one's own message (within the server's edit window).
+    pub async fn edit(&self, chat_id: ChatId, seq: Seq, text: impl Into<String>) -> Result<()> {
+        self.request(Request::Edit {
+            chat_id,
+            seq,
+            text: text.into(),
+        })
+        .await
+    }
+
+    /// Delete a message for everyone, or only for this user.
+    pub async fn delete(&self, chat_id: ChatId, seq: Seq, for_everyone: bool) -> Result<()> {
+        self.request(Request::Delete {
+            chat_id,
+            seq,
+            for_everyone,
+        })
+        .await
+    }
+
+    /// Set (`Some`) or remove (`None`) this user's reaction to a message.
+    pub async fn react(&self, chat_id: ChatId, seq: Seq, emoji: Option<String>) -> Result<()> {
+        self.request(Request::React {
+            chat_id,
+            seq,
+            emoji,
+        })
+        .await
+    }
+
+    /// Queue a send-like request (answered with an ack).
+    async fn queue_request(&self, request: Request) -> Result<PendingSend> {
+        let client_id = match &request {
+            Request::Send { client_id, .. } | Request::Forward { client_id, .. } => {
+                client_id.clone()
+            }
+            _ => return Err(Error::Protocol("not a send".into())),
+        };
+        if !client_id.is_valid() {
+            return Err(Error::Protocol(format!("invalid client id {client_id}")));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.command(Command::Request {
+            request,
+            waiter: Waiter::Send(reply),
         })
         .await?;
         Ok(PendingSend {
             client_id,
             reply: rx,
         })
+    }
+
+    /// Queue a request answered with `ok` and wait for the answer.
+    async fn request(&self, request: Request) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        self.command(Command::Request {
+            request,
+            waiter: Waiter::Done(reply),
+        })
+        .await?;
+        rx.await.map_err(|_| Error::Closed)?
     }
 
     /// Tell the server every message up to `seq` in the chat reached this device.
@@ -218,15 +314,12 @@ impl Connection {
     }
 
     async fn mark(&self, chat_id: ChatId, delivered: Option<Seq>, read: Option<Seq>) -> Result<()> {
-        let (reply, rx) = oneshot::channel();
-        self.command(Command::Mark {
+        self.request(Request::Mark {
             chat_id,
             delivered_up_to: delivered,
             read_up_to: read,
-            reply,
         })
-        .await?;
-        rx.await.map_err(|_| Error::Closed)?
+        .await
     }
 
     async fn command(&self, command: Command) -> Result<()> {

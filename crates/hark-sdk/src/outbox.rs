@@ -9,18 +9,42 @@ use hark_proto::{ChatId, ClientFrame, ClientMsgId, Seq};
 use rand::Rng;
 use std::collections::{BTreeMap, HashMap};
 
-/// A request waiting in the outbox.
+/// A request waiting in the outbox. Every kind is safe to resend: sends and
+/// forwards carry their client id, marks are watermarks, and edits, deletes
+/// and reactions set a state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Request {
     Send {
         chat_id: ChatId,
         client_id: ClientMsgId,
         text: String,
+        reply_to: Option<Seq>,
     },
     Mark {
         chat_id: ChatId,
         delivered_up_to: Option<Seq>,
         read_up_to: Option<Seq>,
+    },
+    Forward {
+        from_chat_id: ChatId,
+        seq: Seq,
+        to_chat_id: ChatId,
+        client_id: ClientMsgId,
+    },
+    Edit {
+        chat_id: ChatId,
+        seq: Seq,
+        text: String,
+    },
+    Delete {
+        chat_id: ChatId,
+        seq: Seq,
+        for_everyone: bool,
+    },
+    React {
+        chat_id: ChatId,
+        seq: Seq,
+        emoji: Option<String>,
     },
 }
 
@@ -31,11 +55,51 @@ impl Request {
                 chat_id,
                 client_id,
                 text,
+                reply_to,
             } => ClientFrame::Send {
                 id,
                 chat_id,
                 client_id,
                 text,
+                reply_to,
+            },
+            Request::Forward {
+                from_chat_id,
+                seq,
+                to_chat_id,
+                client_id,
+            } => ClientFrame::Forward {
+                id,
+                from_chat_id,
+                seq,
+                to_chat_id,
+                client_id,
+            },
+            Request::Edit { chat_id, seq, text } => ClientFrame::Edit {
+                id,
+                chat_id,
+                seq,
+                text,
+            },
+            Request::Delete {
+                chat_id,
+                seq,
+                for_everyone,
+            } => ClientFrame::Delete {
+                id,
+                chat_id,
+                seq,
+                for_everyone,
+            },
+            Request::React {
+                chat_id,
+                seq,
+                emoji,
+            } => ClientFrame::React {
+                id,
+                chat_id,
+                seq,
+                emoji,
             },
             Request::Mark {
                 chat_id,
@@ -172,6 +236,7 @@ mod tests {
             chat_id: ChatId(chat),
             client_id: new_client_id(),
             text: text.into(),
+            reply_to: None,
         }
     }
 

@@ -70,6 +70,11 @@ pub struct Limits {
     pub typing_ttl_ms: u64,
     /// Typing frames per second per connection (bursts of twice that).
     pub typing_per_second: u32,
+    /// Seconds after sending during which the sender may edit a message.
+    pub edit_window_secs: u64,
+    /// Seconds after sending during which the sender may delete a message
+    /// for everyone (group admins may at any time).
+    pub delete_window_secs: u64,
 }
 
 impl Default for Config {
@@ -101,6 +106,19 @@ impl Default for Limits {
             presence_grace_ms: 3_000,
             typing_ttl_ms: 6_000,
             typing_per_second: 3,
+            edit_window_secs: 15 * 60,
+            delete_window_secs: 2 * 24 * 60 * 60,
+        }
+    }
+}
+
+impl Limits {
+    /// The edit and delete windows as the store takes them.
+    pub fn windows(&self) -> hark_store::Windows {
+        let ms = |secs: u64| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        hark_store::Windows {
+            edit_ms: ms(self.edit_window_secs),
+            delete_ms: ms(self.delete_window_secs),
         }
     }
 }

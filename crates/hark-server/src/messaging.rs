@@ -9,6 +9,16 @@ use hark_proto::{ChatId, ClientMsgId, SendAck, Seq};
 use hark_store::{AuthedDevice, CommitListener, Delivery, NewMessage};
 use std::sync::Arc;
 
+fn check_client_id(client_id: &ClientMsgId) -> ApiResult<()> {
+    if client_id.is_valid() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "client_id: 1 to 64 printable ASCII characters",
+        ))
+    }
+}
+
 /// Validates and commits a message; answers once it is durable.
 #[tracing::instrument(skip_all, fields(user = %who.user.id, device = %who.device.id, chat = %chat_id))]
 pub async fn send(
@@ -17,12 +27,9 @@ pub async fn send(
     chat_id: ChatId,
     client_id: ClientMsgId,
     text: String,
+    reply_to: Option<Seq>,
 ) -> ApiResult<SendAck> {
-    if !client_id.is_valid() {
-        return Err(ApiError::invalid(
-            "client_id: 1 to 64 printable ASCII characters",
-        ));
-    }
+    check_client_id(&client_id)?;
     validate::text(&text, state.config.limits.max_text_bytes)?;
     let ack = state
         .store
@@ -32,6 +39,8 @@ pub async fn send(
             sender_device: who.device.id,
             client_id,
             text,
+            reply_to,
+            forwarded: false,
         })
         .await?;
     // A message ends the sender's typing indicator in that chat.
@@ -39,6 +48,73 @@ pub async fn send(
         .presence
         .stop_typing(state.bus.as_ref(), chat_id, who.user.id);
     Ok(ack)
+}
+
+/// Copies a message the user can read into another of their chats.
+#[tracing::instrument(skip_all, fields(user = %who.user.id, from = %from.0, to = %to_chat_id))]
+pub async fn forward(
+    state: &AppState,
+    who: &AuthedDevice,
+    from: (ChatId, Seq),
+    to_chat_id: ChatId,
+    client_id: ClientMsgId,
+) -> ApiResult<SendAck> {
+    check_client_id(&client_id)?;
+    let message = NewMessage {
+        chat_id: to_chat_id,
+        sender_id: who.user.id,
+        sender_device: who.device.id,
+        client_id,
+        text: String::new(),
+        reply_to: None,
+        forwarded: true,
+    };
+    Ok(state.store.forward(from, message).await?)
+}
+
+pub async fn edit(
+    state: &AppState,
+    who: &AuthedDevice,
+    chat_id: ChatId,
+    seq: Seq,
+    text: String,
+) -> ApiResult<()> {
+    validate::text(&text, state.config.limits.max_text_bytes)?;
+    let windows = state.config.limits.windows();
+    Ok(state
+        .store
+        .edit(chat_id, who.user.id, seq, &text, windows)
+        .await?)
+}
+
+pub async fn delete(
+    state: &AppState,
+    who: &AuthedDevice,
+    chat_id: ChatId,
+    seq: Seq,
+    for_everyone: bool,
+) -> ApiResult<()> {
+    let windows = state.config.limits.windows();
+    Ok(state
+        .store
+        .delete(chat_id, who.user.id, seq, for_everyone, windows)
+        .await?)
+}
+
+pub async fn react(
+    state: &AppState,
+    who: &AuthedDevice,
+    chat_id: ChatId,
+    seq: Seq,
+    emoji: Option<String>,
+) -> ApiResult<()> {
+    if let Some(emoji) = &emoji {
+        validate::emoji(emoji)?;
+    }
+    Ok(state
+        .store
+        .react(chat_id, who.user.id, seq, emoji.as_deref())
+        .await?)
 }
 
 /// Raises the device's receipt watermarks in a chat.

@@ -47,3 +47,19 @@ pub(crate) fn text(text: &str, max_bytes: usize) -> ApiResult<()> {
     }
     Ok(())
 }
+
+/// A reaction: one short emoji (a grapheme cluster can take several code
+/// points), no letters, digits, spaces or control characters.
+pub(crate) fn emoji(emoji: &str) -> ApiResult<()> {
+    let ok = !emoji.is_empty()
+        && emoji.len() <= 32
+        && emoji.chars().count() <= 10
+        && !emoji
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("emoji: one emoji, at most 32 bytes"))
+    }
+}

@@ -14,5 +14,5 @@ pub mod sqlite;
 pub use error::{StoreError, StoreResult};
 pub use repo::{
     AccountStore, AuthedDevice, ChatStore, CommitListener, Credentials, Delivery, HistoryQuery,
-    MessageStore, NewMessage, PresenceRecord, Store, SyncPage,
+    MessageStore, NewMessage, PresenceRecord, Store, SyncPage, Windows,
 };

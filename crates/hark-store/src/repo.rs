@@ -3,9 +3,11 @@
 use crate::StoreResult;
 use async_trait::async_trait;
 use hark_proto::{
-    Chat, ChatId, ChatSummary, ClientMsgId, Device, DeviceId, EventFrame, History, Pos,
-    PrivacySettings, SendAck, Seq, User, UserId,
+    Chat, ChatId, ChatSettings, ChatSettingsRequest, ChatSummary, ClientMsgId, Device, DeviceId,
+    EventFrame, History, Message, MessageInfo, Pos, PrivacySettings, SendAck, Seq, User, UserId,
 };
+
+pub use crate::sqlite::Windows;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -41,6 +43,10 @@ pub struct NewMessage {
     pub sender_device: DeviceId,
     pub client_id: ClientMsgId,
     pub text: String,
+    /// The seq of an earlier message of the chat this one answers.
+    pub reply_to: Option<Seq>,
+    /// Copied from another chat (set by `forward`).
+    pub forwarded: bool,
 }
 
 /// Which page of a chat's history to read.
@@ -146,6 +152,13 @@ pub trait ChatStore: Send + Sync {
     async fn chats(&self, viewer: UserId) -> StoreResult<Vec<ChatSummary>>;
     /// The ids of the chats the user is a member of.
     async fn member_chats(&self, user_id: UserId) -> StoreResult<HashSet<ChatId>>;
+    /// Changes the user's own settings for a chat (mute, archive, pin).
+    async fn set_chat_settings(
+        &self,
+        chat_id: ChatId,
+        user_id: UserId,
+        change: ChatSettingsRequest,
+    ) -> StoreResult<ChatSettings>;
 }
 
 #[async_trait]
@@ -172,6 +185,50 @@ pub trait MessageStore: Send + Sync {
     async fn sync(&self, user_id: UserId, after: Pos, limit: u32) -> StoreResult<SyncPage>;
     /// The newest position of the user's stream.
     async fn head(&self, user_id: UserId) -> StoreResult<Pos>;
+    /// Copies message `from` into `message.chat_id`, marked forwarded;
+    /// idempotent by client id like `send`.
+    async fn forward(&self, from: (ChatId, Seq), message: NewMessage) -> StoreResult<SendAck>;
+    /// The sender changes their message's text within `windows.edit_ms`.
+    async fn edit(
+        &self,
+        chat_id: ChatId,
+        user_id: UserId,
+        seq: Seq,
+        text: &str,
+        windows: Windows,
+    ) -> StoreResult<()>;
+    /// Deletes for everyone (content removed) or hides for the user.
+    async fn delete(
+        &self,
+        chat_id: ChatId,
+        user_id: UserId,
+        seq: Seq,
+        for_everyone: bool,
+        windows: Windows,
+    ) -> StoreResult<()>;
+    /// Sets or removes the user's reaction.
+    async fn react(
+        &self,
+        chat_id: ChatId,
+        user_id: UserId,
+        seq: Seq,
+        emoji: Option<&str>,
+    ) -> StoreResult<()>;
+    /// Delivered and read times per recipient, for the message's sender.
+    async fn message_info(
+        &self,
+        viewer: UserId,
+        chat_id: ChatId,
+        seq: Seq,
+    ) -> StoreResult<MessageInfo>;
+    /// Full-text search in the chats the viewer is in, newest first.
+    async fn search(
+        &self,
+        viewer: UserId,
+        query: &str,
+        chat: Option<ChatId>,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>>;
 }
 
 /// Everything the server needs from storage.

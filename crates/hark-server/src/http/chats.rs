@@ -11,8 +11,9 @@ use axum::http::StatusCode;
 use axum::Json;
 use hark_bus::{Topic, TopicMessage};
 use hark_proto::{
-    AddMemberRequest, Chat, ChatId, ChatSummary, CreateDirectRequest, CreateGroupRequest, History,
-    RenameChatRequest, SendAck, SendRequest, Seq, SetAdminRequest, UserId,
+    AddMemberRequest, Chat, ChatId, ChatSettings, ChatSettingsRequest, ChatSummary,
+    CreateDirectRequest, CreateGroupRequest, History, MessageInfo, RenameChatRequest,
+    SearchResults, SendAck, SendRequest, Seq, SetAdminRequest, UserId,
 };
 use hark_store::HistoryQuery;
 use serde::Deserialize;
@@ -173,6 +174,67 @@ pub(super) async fn send(
     Params(chat_id): Params<i64>,
     Body(body): Body<SendRequest>,
 ) -> ApiResult<Json<SendAck>> {
-    let ack = messaging::send(&state, &me, ChatId(chat_id), body.client_id, body.text).await?;
+    let ack = messaging::send(
+        &state,
+        &me,
+        ChatId(chat_id),
+        body.client_id,
+        body.text,
+        body.reply_to,
+    )
+    .await?;
     Ok(Json(ack))
+}
+
+pub(super) async fn message_info(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    Params((chat_id, seq)): Params<(i64, i64)>,
+) -> ApiResult<Json<MessageInfo>> {
+    Ok(Json(
+        state
+            .store
+            .message_info(me.user.id, ChatId(chat_id), Seq(seq))
+            .await?,
+    ))
+}
+
+pub(super) async fn set_settings(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    Params(chat_id): Params<i64>,
+    Body(body): Body<ChatSettingsRequest>,
+) -> ApiResult<Json<ChatSettings>> {
+    Ok(Json(
+        state
+            .store
+            .set_chat_settings(ChatId(chat_id), me.user.id, body)
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+pub(super) struct SearchParams {
+    q: String,
+    chat_id: Option<i64>,
+    limit: Option<u32>,
+}
+
+pub(super) async fn search(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    Query(params): Query<SearchParams>,
+) -> ApiResult<Json<SearchResults>> {
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::invalid("limit: 1 to 200"));
+    }
+    if params.q.trim().is_empty() || params.q.len() > 256 {
+        return Err(ApiError::invalid("q: 1 to 256 characters"));
+    }
+    let messages = state
+        .store
+        .search(me.user.id, &params.q, params.chat_id.map(ChatId), limit)
+        .await?;
+    Ok(Json(SearchResults { messages }))
 }

@@ -43,6 +43,12 @@ pub(crate) fn router(state: AppState) -> Router {
             "/chats/{chat_id}/messages",
             get(chats::history).post(chats::send),
         )
+        .route(
+            "/chats/{chat_id}/messages/{seq}/info",
+            get(chats::message_info),
+        )
+        .route("/chats/{chat_id}/settings", patch(chats::set_settings))
+        .route("/search", get(chats::search))
         .route("/ws", get(crate::ws::upgrade));
     Router::new()
         .nest("/v1", v1)

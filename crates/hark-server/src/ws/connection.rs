@@ -343,16 +343,47 @@ impl Connection {
                 chat_id,
                 client_id,
                 text,
-            } => messaging::send(state, who, chat_id, client_id, text)
+                reply_to,
+            } => messaging::send(state, who, chat_id, client_id, text, reply_to)
                 .await
-                .map(|ack| ServerFrame::Ack {
-                    id,
-                    chat_id: ack.chat_id,
-                    seq: ack.seq,
-                    client_id: ack.client_id,
-                    sent_at: ack.sent_at,
-                    duplicate: ack.duplicate,
-                })
+                .map(|ack| ack_frame(id, ack))
+                .map_err(|e| (id, e)),
+            ClientFrame::Forward {
+                id,
+                from_chat_id,
+                seq,
+                to_chat_id,
+                client_id,
+            } => messaging::forward(state, who, (from_chat_id, seq), to_chat_id, client_id)
+                .await
+                .map(|ack| ack_frame(id, ack))
+                .map_err(|e| (id, e)),
+            ClientFrame::Edit {
+                id,
+                chat_id,
+                seq,
+                text,
+            } => messaging::edit(state, who, chat_id, seq, text)
+                .await
+                .map(|()| ServerFrame::Ok { id })
+                .map_err(|e| (id, e)),
+            ClientFrame::Delete {
+                id,
+                chat_id,
+                seq,
+                for_everyone,
+            } => messaging::delete(state, who, chat_id, seq, for_everyone)
+                .await
+                .map(|()| ServerFrame::Ok { id })
+                .map_err(|e| (id, e)),
+            ClientFrame::React {
+                id,
+                chat_id,
+                seq,
+                emoji,
+            } => messaging::react(state, who, chat_id, seq, emoji)
+                .await
+                .map(|()| ServerFrame::Ok { id })
                 .map_err(|e| (id, e)),
             ClientFrame::Mark {
                 id,
@@ -385,6 +416,17 @@ impl Connection {
 
     async fn close(&mut self, id: Option<u64>, code: ErrorCode, message: &str, close_code: u16) {
         close(&mut self.sink, id, code, message, close_code).await;
+    }
+}
+
+fn ack_frame(id: u64, ack: hark_proto::SendAck) -> ServerFrame {
+    ServerFrame::Ack {
+        id,
+        chat_id: ack.chat_id,
+        seq: ack.seq,
+        client_id: ack.client_id,
+        sent_at: ack.sent_at,
+        duplicate: ack.duplicate,
     }
 }
 

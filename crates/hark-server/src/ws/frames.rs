@@ -9,7 +9,9 @@ pub(super) struct DecodeError {
     pub(super) message: String,
 }
 
-const KNOWN_TYPES: &[&str] = &["auth", "send", "mark", "sync", "ping", "watch", "typing"];
+const KNOWN_TYPES: &[&str] = &[
+    "auth", "send", "mark", "sync", "ping", "watch", "typing", "edit", "delete", "react", "forward",
+];
 
 pub(super) fn decode(text: &str) -> Result<ClientFrame, DecodeError> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| DecodeError {

@@ -147,9 +147,15 @@ async fn sdk_watches_presence_and_typing() {
         .unwrap();
     assert!(matches!(next_ephemeral().await, ClientEvent::Presence(p) if p.online == Some(true)));
     b.typing(chat, Activity::Typing).await.unwrap();
-    assert!(matches!(next_ephemeral().await, ClientEvent::Typing(t) if t.user_id == bob.user_id && t.activity == Activity::Typing));
+    assert!(
+        matches!(next_ephemeral().await, ClientEvent::Typing(t) if t.user_id == bob.user_id && t.activity == Activity::Typing)
+    );
     b.close().await;
-    assert!(matches!(next_ephemeral().await, ClientEvent::Typing(t) if t.activity == Activity::Stopped));
-    assert!(matches!(next_ephemeral().await, ClientEvent::Presence(p) if p.online == Some(false) && p.last_seen.is_some()));
+    assert!(
+        matches!(next_ephemeral().await, ClientEvent::Typing(t) if t.activity == Activity::Stopped)
+    );
+    assert!(
+        matches!(next_ephemeral().await, ClientEvent::Presence(p) if p.online == Some(false) && p.last_seen.is_some())
+    );
     a.close().await;
 }

@@ -309,6 +309,7 @@ impl Ws {
             chat_id: chat,
             client_id: hark_proto::ClientMsgId(client_id.into()),
             text: text.into(),
+            reply_to: None,
         })
         .await
     }

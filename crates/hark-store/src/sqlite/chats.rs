@@ -4,7 +4,10 @@ use super::accounts;
 use super::messages::{last_message, unread_count};
 use super::writer::WriteCtx;
 use crate::{StoreError, StoreResult};
-use hark_proto::{Chat, ChatId, ChatKind, ChatSummary, Event, Member, Seq, User, UserId};
+use hark_proto::{
+    Chat, ChatId, ChatKind, ChatSettings, ChatSettingsRequest, ChatSummary, Event, Member, Seq,
+    User, UserId,
+};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashSet;
 
@@ -54,6 +57,10 @@ pub(crate) fn member_ids(conn: &Connection, chat_id: ChatId) -> StoreResult<Vec<
     let mut stmt = conn.prepare_cached("SELECT user_id FROM members WHERE chat_id = ?1")?;
     let rows = stmt.query_map([chat_id.0], |r| Ok(UserId(r.get(0)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(crate) fn chat_is_group(conn: &Connection, chat_id: ChatId) -> StoreResult<bool> {
+    Ok(chat_kind(conn, chat_id)? == Some(ChatKind::Group))
 }
 
 fn chat_kind(conn: &Connection, chat_id: ChatId) -> StoreResult<Option<ChatKind>> {
@@ -375,17 +382,65 @@ pub(crate) fn chat_summary(
     let chat = chat(conn, viewer, chat_id)?;
     let me = require_member(conn, chat_id, viewer)?;
     Ok(ChatSummary {
-        last_message: last_message(conn, chat_id, me.joined_seq)?,
+        last_message: last_message(conn, viewer, chat_id, me.joined_seq)?,
         unread: unread_count(conn, chat_id, viewer, me.read_up_to.max(me.joined_seq))?,
+        settings: settings(conn, chat_id, viewer)?,
         chat,
     })
+}
+
+fn settings(conn: &Connection, chat_id: ChatId, user_id: UserId) -> StoreResult<ChatSettings> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT muted_until, archived, pinned_at FROM members WHERE chat_id = ?1 AND user_id = ?2",
+        )?
+        .query_row([chat_id.0, user_id.0], |r| {
+            Ok(ChatSettings {
+                muted_until: r.get(0)?,
+                archived: r.get(1)?,
+                pinned_at: r.get(2)?,
+            })
+        })?)
+}
+
+/// Changes the user's own settings for a chat and tells their devices.
+pub(crate) fn set_settings(
+    ctx: &mut WriteCtx<'_>,
+    chat_id: ChatId,
+    user_id: UserId,
+    change: ChatSettingsRequest,
+) -> StoreResult<ChatSettings> {
+    require_member(ctx.conn, chat_id, user_id)?;
+    let mut now = settings(ctx.conn, chat_id, user_id)?;
+    if let Some(muted_until) = change.muted_until {
+        now.muted_until = muted_until;
+    }
+    if let Some(archived) = change.archived {
+        now.archived = archived;
+    }
+    match change.pinned {
+        Some(true) if now.pinned_at.is_none() => now.pinned_at = Some(ctx.now_ms),
+        Some(false) => now.pinned_at = None,
+        _ => {}
+    }
+    ctx.conn.execute(
+        "UPDATE members SET muted_until = ?1, archived = ?2, pinned_at = ?3 WHERE chat_id = ?4 AND user_id = ?5",
+        params![now.muted_until, now.archived, now.pinned_at, chat_id.0, user_id.0],
+    )?;
+    let event = Event::ChatSettingsChanged {
+        chat_id,
+        settings: now,
+    };
+    ctx.push_event(&[user_id], chat_id, None, &event)?;
+    Ok(now)
 }
 
 pub(crate) fn chats(conn: &Connection, viewer: UserId) -> StoreResult<Vec<ChatSummary>> {
     let ids: Vec<i64> = conn
         .prepare_cached(
             "SELECT c.id FROM members m JOIN chats c ON c.id = m.chat_id
-             WHERE m.user_id = ?1 ORDER BY c.last_activity DESC, c.id DESC",
+             WHERE m.user_id = ?1
+             ORDER BY m.pinned_at IS NULL, m.pinned_at DESC, c.last_activity DESC, c.id DESC",
         )?
         .query_map([viewer.0], |r| r.get(0))?
         .collect::<Result<_, _>>()?;

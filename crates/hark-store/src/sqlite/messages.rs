@@ -1,30 +1,20 @@
-//! Messages, receipt watermarks and the per-user event stream in SQLite.
+//! Messages: sending and forwarding (idempotent, gapless seq), editing,
+//! deleting, reactions, and reading history.
 
-use super::chats::{last_seq, member_ids, require_member};
+use super::chats::{chat_is_group, last_seq, member_ids, require_member};
+use super::receipts::apply_mark;
+use super::rows::{self, message_from_row, MESSAGE_COLUMNS};
+use super::search;
 use super::writer::WriteCtx;
-use crate::{HistoryQuery, NewMessage, StoreError, StoreResult, SyncPage};
-use hark_proto::{
-    ChatId, ClientMsgId, DeviceId, Event, EventFrame, History, Message, Pos, Receipt, SendAck, Seq,
-    UserId,
-};
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use crate::{HistoryQuery, NewMessage, StoreError, StoreResult};
+use hark_proto::{ChatId, Event, History, Message, SendAck, Seq, UserId};
+use rusqlite::{named_params, params, Connection, OptionalExtension};
 
-/// A sync page stops growing past about this many bytes of event JSON, so a
-/// page of large messages stays a reasonable WebSocket frame.
-const SYNC_PAGE_BYTES: usize = 512 * 1024;
-
-const MESSAGE_COLUMNS: &str = "chat_id, seq, sender_id, sender_device, client_id, text, sent_at";
-
-fn message_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Message> {
-    Ok(Message {
-        chat_id: ChatId(r.get(at)?),
-        seq: Seq(r.get(at + 1)?),
-        sender_id: UserId(r.get(at + 2)?),
-        sender_device: DeviceId(r.get(at + 3)?),
-        client_id: ClientMsgId(r.get(at + 4)?),
-        text: r.get(at + 5)?,
-        sent_at: r.get(at + 6)?,
-    })
+/// How long after sending a message may be edited or deleted for everyone.
+#[derive(Debug, Clone, Copy)]
+pub struct Windows {
+    pub edit_ms: i64,
+    pub delete_ms: i64,
 }
 
 pub(crate) fn send(ctx: &mut WriteCtx<'_>, msg: NewMessage) -> StoreResult<SendAck> {
@@ -48,12 +38,27 @@ pub(crate) fn send(ctx: &mut WriteCtx<'_>, msg: NewMessage) -> StoreResult<SendA
             duplicate: true,
         });
     }
-    require_member(ctx.conn, msg.chat_id, msg.sender_id)?;
+    let me = require_member(ctx.conn, msg.chat_id, msg.sender_id)?;
     let seq = Seq(last_seq(ctx.conn, msg.chat_id)? + 1);
+    let quote = match msg.reply_to {
+        None => None,
+        Some(target) => {
+            let visible = target.0 > me.joined_seq && target < seq;
+            let quote = rows::quote(ctx.conn, msg.chat_id, target)?;
+            match quote {
+                Some(q) if visible && q.snippet.is_some() => Some(q),
+                _ => {
+                    return Err(StoreError::Invalid(
+                        "reply_to: no such message in this chat",
+                    ))
+                }
+            }
+        }
+    };
     ctx.conn
         .prepare_cached(
-            "INSERT INTO messages (chat_id, seq, sender_id, sender_device, client_id, text, sent_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO messages (chat_id, seq, sender_id, sender_device, client_id, text, sent_at, reply_to, forwarded)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?
         .execute(params![
             msg.chat_id.0,
@@ -62,8 +67,11 @@ pub(crate) fn send(ctx: &mut WriteCtx<'_>, msg: NewMessage) -> StoreResult<SendA
             msg.sender_device.0,
             msg.client_id.0,
             msg.text,
-            ctx.now_ms
+            ctx.now_ms,
+            msg.reply_to.map(|s| s.0),
+            msg.forwarded,
         ])?;
+    search::index(ctx.conn, msg.chat_id, seq, &msg.text)?;
     ctx.conn
         .prepare_cached("UPDATE chats SET last_seq = ?1, last_activity = ?2 WHERE id = ?3")?
         .execute(params![seq.0, ctx.now_ms, msg.chat_id.0])?;
@@ -76,6 +84,11 @@ pub(crate) fn send(ctx: &mut WriteCtx<'_>, msg: NewMessage) -> StoreResult<SendA
         client_id: msg.client_id.clone(),
         text: msg.text,
         sent_at: ctx.now_ms,
+        reply_to: quote,
+        forwarded: msg.forwarded,
+        edited_at: None,
+        deleted: false,
+        reactions: Vec::new(),
     };
     ctx.push_event(&members, msg.chat_id, Some(seq), &Event::Message(message))?;
     // Sending is reading: the sender has seen everything up to their message.
@@ -97,104 +110,201 @@ pub(crate) fn send(ctx: &mut WriteCtx<'_>, msg: NewMessage) -> StoreResult<SendA
     })
 }
 
-pub(crate) fn mark(
-    ctx: &mut WriteCtx<'_>,
+/// A message of the chat that the member may see (sent after they joined,
+/// not deleted for everyone): the row's sender and send time.
+fn visible_message(
+    conn: &Connection,
     chat_id: ChatId,
     user_id: UserId,
-    device_id: DeviceId,
-    delivered_up_to: Option<Seq>,
-    read_up_to: Option<Seq>,
-) -> StoreResult<()> {
-    apply_mark(
+    seq: Seq,
+) -> StoreResult<(UserId, i64, bool)> {
+    let me = require_member(conn, chat_id, user_id)?;
+    let row: Option<(i64, i64, Option<i64>)> = conn
+        .prepare_cached(
+            "SELECT sender_id, sent_at, deleted_at FROM messages WHERE chat_id = ?1 AND seq = ?2",
+        )?
+        .query_row([chat_id.0, seq.0], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    match row {
+        Some((sender, sent_at, deleted_at)) if seq.0 > me.joined_seq => {
+            Ok((UserId(sender), sent_at, deleted_at.is_some()))
+        }
+        _ => Err(StoreError::NotFound),
+    }
+}
+
+/// Copies a message into another chat of the user, marked forwarded. The new
+/// message's sender is the forwarding device; nothing of the source chat
+/// (its sender, its reply) goes along.
+pub(crate) fn forward(
+    ctx: &mut WriteCtx<'_>,
+    from: (ChatId, Seq),
+    msg: NewMessage,
+) -> StoreResult<SendAck> {
+    let already: bool = ctx
+        .conn
+        .prepare_cached("SELECT 1 FROM messages WHERE sender_device = ?1 AND client_id = ?2")?
+        .exists(params![msg.sender_device.0, msg.client_id.0])?;
+    let text = if already {
+        String::new()
+    } else {
+        let (_, _, deleted) = visible_message(ctx.conn, from.0, msg.sender_id, from.1)?;
+        if deleted {
+            return Err(StoreError::NotFound);
+        }
+        ctx.conn
+            .prepare_cached("SELECT text FROM messages WHERE chat_id = ?1 AND seq = ?2")?
+            .query_row([from.0 .0, from.1 .0], |r| r.get(0))?
+    };
+    send(
         ctx,
-        chat_id,
-        user_id,
-        device_id,
-        delivered_up_to,
-        read_up_to,
-        false,
+        NewMessage {
+            text,
+            reply_to: None,
+            forwarded: true,
+            ..msg
+        },
     )
 }
 
-/// Raises the device's and the member's watermarks and tells whoever cares:
-/// the senders of the messages the rise covers, and (for reads the user did
-/// not imply by sending) the user's own other devices.
-fn apply_mark(
+pub(crate) fn edit(
     ctx: &mut WriteCtx<'_>,
     chat_id: ChatId,
     user_id: UserId,
-    device_id: DeviceId,
-    delivered_up_to: Option<Seq>,
-    read_up_to: Option<Seq>,
-    implied_by_send: bool,
+    seq: Seq,
+    text: &str,
+    windows: Windows,
 ) -> StoreResult<()> {
-    let member = require_member(ctx.conn, chat_id, user_id)?;
-    let top = last_seq(ctx.conn, chat_id)?;
-    // Marks beyond the newest message are clamped; read implies delivered.
-    let read = read_up_to.map_or(0, |s| s.0).clamp(0, top);
-    let delivered = delivered_up_to.map_or(0, |s| s.0).clamp(0, top).max(read);
-    ctx.conn
-        .prepare_cached(
-            "INSERT INTO device_receipts (chat_id, device_id, delivered_up_to, read_up_to)
-             VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (chat_id, device_id) DO UPDATE SET
-               delivered_up_to = MAX(delivered_up_to, excluded.delivered_up_to),
-               read_up_to = MAX(read_up_to, excluded.read_up_to)",
-        )?
-        .execute(params![chat_id.0, device_id.0, delivered, read])?;
-    let new_delivered = member.delivered_up_to.max(delivered);
-    let new_read = member.read_up_to.max(read);
-    let read_rose = new_read > member.read_up_to;
-    if new_delivered == member.delivered_up_to && !read_rose {
+    let (sender, sent_at, deleted) = visible_message(ctx.conn, chat_id, user_id, seq)?;
+    if sender != user_id {
+        return Err(StoreError::Forbidden("only the sender may edit a message"));
+    }
+    if deleted {
+        return Err(StoreError::NotFound);
+    }
+    if ctx.now_ms - sent_at > windows.edit_ms {
+        return Err(StoreError::Forbidden(
+            "the time to edit this message is over",
+        ));
+    }
+    ctx.conn.execute(
+        "UPDATE messages SET text = ?1, edited_at = ?2 WHERE chat_id = ?3 AND seq = ?4",
+        params![text, ctx.now_ms, chat_id.0, seq.0],
+    )?;
+    search::unindex(ctx.conn, chat_id, seq)?;
+    search::index(ctx.conn, chat_id, seq, text)?;
+    let members = member_ids(ctx.conn, chat_id)?;
+    let event = Event::MessageEdited {
+        chat_id,
+        seq,
+        text: text.to_owned(),
+        edited_at: ctx.now_ms,
+    };
+    ctx.push_event(&members, chat_id, None, &event)
+}
+
+pub(crate) fn delete(
+    ctx: &mut WriteCtx<'_>,
+    chat_id: ChatId,
+    user_id: UserId,
+    seq: Seq,
+    for_everyone: bool,
+    windows: Windows,
+) -> StoreResult<()> {
+    let (sender, sent_at, deleted) = visible_message(ctx.conn, chat_id, user_id, seq)?;
+    if !for_everyone {
+        let added = ctx.conn.execute(
+            "INSERT OR IGNORE INTO hidden_messages (user_id, chat_id, seq) VALUES (?1, ?2, ?3)",
+            params![user_id.0, chat_id.0, seq.0],
+        )?;
+        if added > 0 {
+            let event = Event::MessageHidden { chat_id, seq };
+            ctx.push_event(&[user_id], chat_id, None, &event)?;
+        }
         return Ok(());
     }
-    ctx.conn
-        .prepare_cached(
-            "UPDATE members SET delivered_up_to = ?1, read_up_to = ?2 WHERE chat_id = ?3 AND user_id = ?4",
-        )?
-        .execute(params![new_delivered, new_read, chat_id.0, user_id.0])?;
-    let low = if read_rose {
-        member.read_up_to
-    } else {
-        member.delivered_up_to
+    if deleted {
+        return Ok(());
+    }
+    let own_in_time = sender == user_id && ctx.now_ms - sent_at <= windows.delete_ms;
+    let admin =
+        chat_is_group(ctx.conn, chat_id)? && require_member(ctx.conn, chat_id, user_id)?.admin;
+    if !own_in_time && !admin {
+        return Err(StoreError::Forbidden(
+            "only the sender (in time) or a group admin may delete for everyone",
+        ));
+    }
+    // The content goes: text, reactions and the search index entry.
+    ctx.conn.execute(
+        "UPDATE messages SET text = '', deleted_at = ?1 WHERE chat_id = ?2 AND seq = ?3",
+        params![ctx.now_ms, chat_id.0, seq.0],
+    )?;
+    ctx.conn.execute(
+        "DELETE FROM reactions WHERE chat_id = ?1 AND seq = ?2",
+        params![chat_id.0, seq.0],
+    )?;
+    search::unindex(ctx.conn, chat_id, seq)?;
+    let members = member_ids(ctx.conn, chat_id)?;
+    let event = Event::MessageDeleted {
+        chat_id,
+        seq,
+        by: user_id,
     };
-    let mut audience: Vec<UserId> = ctx
+    ctx.push_event(&members, chat_id, None, &event)
+}
+
+pub(crate) fn react(
+    ctx: &mut WriteCtx<'_>,
+    chat_id: ChatId,
+    user_id: UserId,
+    seq: Seq,
+    emoji: Option<&str>,
+) -> StoreResult<()> {
+    let (_, _, deleted) = visible_message(ctx.conn, chat_id, user_id, seq)?;
+    if deleted {
+        return Err(StoreError::NotFound);
+    }
+    let current: Option<String> = ctx
         .conn
         .prepare_cached(
-            "SELECT DISTINCT sender_id FROM messages
-             WHERE chat_id = ?1 AND seq > ?2 AND seq <= ?3 AND sender_id != ?4",
+            "SELECT emoji FROM reactions WHERE chat_id = ?1 AND seq = ?2 AND user_id = ?3",
         )?
-        .query_map(params![chat_id.0, low, new_delivered, user_id.0], |r| {
-            Ok(UserId(r.get(0)?))
-        })?
-        .collect::<Result<_, _>>()?;
-    if read_rose && !implied_by_send {
-        audience.push(user_id);
-    }
-    if audience.is_empty() {
+        .query_row(params![chat_id.0, seq.0, user_id.0], |r| r.get(0))
+        .optional()?;
+    if current.as_deref() == emoji {
         return Ok(());
     }
-    let event = Event::Receipt(Receipt {
+    match emoji {
+        Some(emoji) => ctx.conn.execute(
+            "INSERT INTO reactions (chat_id, seq, user_id, emoji, reacted_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (chat_id, seq, user_id) DO UPDATE SET emoji = excluded.emoji, reacted_at = excluded.reacted_at",
+            params![chat_id.0, seq.0, user_id.0, emoji, ctx.now_ms],
+        )?,
+        None => ctx.conn.execute(
+            "DELETE FROM reactions WHERE chat_id = ?1 AND seq = ?2 AND user_id = ?3",
+            params![chat_id.0, seq.0, user_id.0],
+        )?,
+    };
+    let members = member_ids(ctx.conn, chat_id)?;
+    let event = Event::Reaction {
         chat_id,
+        seq,
         user_id,
-        delivered_up_to: Seq(new_delivered),
-        read_up_to: Seq(new_read),
-    });
-    ctx.push_event(&audience, chat_id, None, &event)
+        emoji: emoji.map(str::to_owned),
+    };
+    ctx.push_event(&members, chat_id, None, &event)
 }
 
 pub(crate) fn last_message(
     conn: &Connection,
+    viewer: UserId,
     chat_id: ChatId,
     joined_seq: i64,
 ) -> StoreResult<Option<Message>> {
-    Ok(conn
-        .prepare_cached(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = ?1 AND seq > ?2
-             ORDER BY seq DESC LIMIT 1"
-        ))?
-        .query_row([chat_id.0, joined_seq], |r| message_from_row(r, 0))
-        .optional()?)
+    let page = page(conn, viewer, chat_id, joined_seq, i64::MAX, 1, true)?;
+    Ok(page.into_iter().next())
 }
 
 pub(crate) fn unread_count(
@@ -205,7 +315,8 @@ pub(crate) fn unread_count(
 ) -> StoreResult<u64> {
     let n: i64 = conn
         .prepare_cached(
-            "SELECT COUNT(*) FROM messages WHERE chat_id = ?1 AND seq > ?2 AND sender_id != ?3",
+            "SELECT COUNT(*) FROM messages WHERE chat_id = ?1 AND seq > ?2 AND sender_id != ?3
+               AND deleted_at IS NULL",
         )?
         .query_row([chat_id.0, read_up_to, viewer.0], |r| r.get(0))?;
     Ok(n.max(0) as u64)
@@ -217,92 +328,47 @@ pub(crate) fn history(
     chat_id: ChatId,
     query: HistoryQuery,
 ) -> StoreResult<History> {
-    let me = require_member(conn, chat_id, viewer)?;
-    let floor = me.joined_seq;
-    let (sql, bound, limit, descending) = match query {
-        HistoryQuery::Latest { limit } => ("seq > ?2 ORDER BY seq DESC", floor, limit, true),
-        HistoryQuery::Before { seq, limit } => (
-            "seq > ?4 AND seq < ?2 ORDER BY seq DESC",
-            seq.0,
-            limit,
-            true,
-        ),
-        HistoryQuery::After { seq, limit } => (
-            "seq > ?2 AND seq > ?4 ORDER BY seq ASC",
-            seq.0,
-            limit,
-            false,
-        ),
+    let floor = require_member(conn, chat_id, viewer)?.joined_seq;
+    let (low, high, limit, newest_first) = match query {
+        HistoryQuery::Latest { limit } => (floor, i64::MAX, limit, true),
+        HistoryQuery::Before { seq, limit } => (floor, seq.0, limit, true),
+        HistoryQuery::After { seq, limit } => (seq.0.max(floor), i64::MAX, limit, false),
     };
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = ?1 AND {sql} LIMIT ?3"
-    ))?;
-    let fetch = i64::from(limit) + 1;
-    let mut messages: Vec<Message> = if sql.contains("?4") {
-        stmt.query_map(params![chat_id.0, bound, fetch, floor], |r| {
-            message_from_row(r, 0)
-        })?
-        .collect::<Result<_, _>>()?
-    } else {
-        stmt.query_map(params![chat_id.0, bound, fetch], |r| message_from_row(r, 0))?
-            .collect::<Result<_, _>>()?
-    };
+    let mut messages = page(conn, viewer, chat_id, low, high, limit + 1, newest_first)?;
     let has_more = messages.len() > limit as usize;
     messages.truncate(limit as usize);
-    if descending {
+    if newest_first {
         messages.reverse();
     }
     Ok(History { messages, has_more })
 }
 
-pub(crate) fn head(conn: &Connection, user_id: UserId) -> StoreResult<Pos> {
-    let head: i64 = conn
-        .prepare_cached("SELECT COALESCE(MAX(pos), 0) FROM stream_events WHERE user_id = ?1")?
-        .query_row([user_id.0], |r| r.get(0))?;
-    Ok(Pos(head))
-}
-
-/// Reads a page of the user's stream. Runs in one read transaction so the
-/// page and the head come from the same snapshot.
-pub(crate) fn sync(
-    conn: &mut Connection,
-    user_id: UserId,
-    after: Pos,
+/// Messages with `low < seq < high` that `viewer` has not deleted for
+/// themselves, nearest to `high` first when `newest_first`.
+fn page(
+    conn: &Connection,
+    viewer: UserId,
+    chat_id: ChatId,
+    low: i64,
+    high: i64,
     limit: u32,
-) -> StoreResult<SyncPage> {
-    let tx = conn.transaction()?;
-    let head = head(&tx, user_id)?;
-    let mut events = Vec::new();
-    {
-        let mut stmt = tx.prepare_cached(&format!(
-            "SELECT e.pos, e.payload, m.{} FROM stream_events e
-             LEFT JOIN messages m ON m.chat_id = e.chat_id AND m.seq = e.msg_seq
-             WHERE e.user_id = ?1 AND e.pos > ?2 ORDER BY e.pos LIMIT ?3",
-            MESSAGE_COLUMNS.replace(", ", ", m.")
-        ))?;
-        let mut rows = stmt.query(params![user_id.0, after.0, limit])?;
-        let mut bytes = 0;
-        while bytes < SYNC_PAGE_BYTES {
-            let Some(row) = rows.next()? else { break };
-            let pos = Pos(row.get(0)?);
-            let payload: Option<String> = row.get(1)?;
-            let event = match payload {
-                Some(json) => {
-                    bytes += json.len();
-                    serde_json::from_str(&json)
-                        .map_err(|e| StoreError::Corrupt(format!("event at {pos}: {e}")))?
-                }
-                None => {
-                    let message = message_from_row(row, 2)?;
-                    // The text plus the fixed fields around it.
-                    bytes += message.text.len() + 200;
-                    Event::Message(message)
-                }
-            };
-            events.push(EventFrame { pos, event });
-        }
-    }
-    tx.commit()?;
-    let more = events.last().is_some_and(|e| e.pos < head);
-    Ok(SyncPage { events, head, more })
+    newest_first: bool,
+) -> StoreResult<Vec<Message>> {
+    let order = if newest_first { "DESC" } else { "ASC" };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m
+         WHERE m.chat_id = :chat AND m.seq > :low AND m.seq < :high
+           AND NOT EXISTS (SELECT 1 FROM hidden_messages h
+                           WHERE h.user_id = :viewer AND h.chat_id = m.chat_id AND h.seq = m.seq)
+         ORDER BY m.seq {order} LIMIT :limit"
+    ))?;
+    let rows: Vec<_> = stmt
+        .query_map(
+            named_params! {":chat": chat_id.0, ":low": low, ":high": high, ":viewer": viewer.0, ":limit": limit},
+            |r| message_from_row(r, 0),
+        )?
+        .collect::<Result<_, _>>()?;
+    rows.into_iter()
+        .map(|row| rows::complete(conn, row))
+        .collect()
 }

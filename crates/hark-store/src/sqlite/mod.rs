@@ -5,8 +5,14 @@
 mod accounts;
 mod chats;
 mod messages;
+mod receipts;
+mod rows;
 mod schema;
+mod search;
+mod stream;
 mod writer;
+
+pub use messages::Windows;
 
 use crate::{
     AccountStore, AuthedDevice, ChatStore, CommitListener, Credentials, HistoryQuery, MessageStore,
@@ -14,8 +20,8 @@ use crate::{
 };
 use async_trait::async_trait;
 use hark_proto::{
-    Chat, ChatId, ChatSummary, Device, DeviceId, History, Pos, PrivacySettings, SendAck, Seq, User,
-    UserId,
+    Chat, ChatId, ChatSettings, ChatSettingsRequest, ChatSummary, Device, DeviceId, History,
+    Message, MessageInfo, Pos, PrivacySettings, SendAck, Seq, User, UserId,
 };
 use rusqlite::{Connection, OpenFlags};
 use std::collections::HashSet;
@@ -285,6 +291,16 @@ impl ChatStore for SqliteStore {
         self.read(move |conn| chats::member_chats(conn, user_id))
             .await
     }
+
+    async fn set_chat_settings(
+        &self,
+        chat_id: ChatId,
+        user_id: UserId,
+        change: ChatSettingsRequest,
+    ) -> StoreResult<ChatSettings> {
+        self.write(move |ctx| chats::set_settings(ctx, chat_id, user_id, change))
+            .await
+    }
 }
 
 #[async_trait]
@@ -302,7 +318,7 @@ impl MessageStore for SqliteStore {
         read_up_to: Option<Seq>,
     ) -> StoreResult<()> {
         self.write(move |ctx| {
-            messages::mark(
+            receipts::mark(
                 ctx,
                 chat_id,
                 user_id,
@@ -325,11 +341,75 @@ impl MessageStore for SqliteStore {
     }
 
     async fn sync(&self, user_id: UserId, after: Pos, limit: u32) -> StoreResult<SyncPage> {
-        self.read(move |conn| messages::sync(conn, user_id, after, limit))
+        self.read(move |conn| stream::sync(conn, user_id, after, limit))
             .await
     }
 
     async fn head(&self, user_id: UserId) -> StoreResult<Pos> {
-        self.read(move |conn| messages::head(conn, user_id)).await
+        self.read(move |conn| stream::head(conn, user_id)).await
+    }
+
+    async fn forward(&self, from: (ChatId, Seq), message: NewMessage) -> StoreResult<SendAck> {
+        self.write(move |ctx| messages::forward(ctx, from, message))
+            .await
+    }
+
+    async fn edit(
+        &self,
+        chat_id: ChatId,
+        user_id: UserId,
+        seq: Seq,
+        text: &str,
+        windows: Windows,
+    ) -> StoreResult<()> {
+        let text = text.to_owned();
+        self.write(move |ctx| messages::edit(ctx, chat_id, user_id, seq, &text, windows))
+            .await
+    }
+
+    async fn delete(
+        &self,
+        chat_id: ChatId,
+        user_id: UserId,
+        seq: Seq,
+        for_everyone: bool,
+        windows: Windows,
+    ) -> StoreResult<()> {
+        self.write(move |ctx| messages::delete(ctx, chat_id, user_id, seq, for_everyone, windows))
+            .await
+    }
+
+    async fn react(
+        &self,
+        chat_id: ChatId,
+        user_id: UserId,
+        seq: Seq,
+        emoji: Option<&str>,
+    ) -> StoreResult<()> {
+        let emoji = emoji.map(str::to_owned);
+        self.write(move |ctx| messages::react(ctx, chat_id, user_id, seq, emoji.as_deref()))
+            .await
+    }
+
+    async fn message_info(
+        &self,
+        viewer: UserId,
+        chat_id: ChatId,
+        seq: Seq,
+    ) -> StoreResult<MessageInfo> {
+        self.read(move |conn| receipts::message_info(conn, viewer, chat_id, seq))
+            .await
+    }
+
+    async fn search(
+        &self,
+        viewer: UserId,
+        query: &str,
+        chat: Option<ChatId>,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>> {
+        let query = query.to_owned();
+        self.read(move |conn| search::search(conn, viewer, &query, chat, limit))
+            .await
     }
 }

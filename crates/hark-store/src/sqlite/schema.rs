@@ -80,6 +80,46 @@ ALTER TABLE users ADD COLUMN last_seen_privacy TEXT NOT NULL DEFAULT 'everyone';
 ALTER TABLE users ADD COLUMN online_privacy TEXT NOT NULL DEFAULT 'everyone';
 ALTER TABLE users ADD COLUMN last_seen_at INTEGER;
 "#,
+    r#"
+-- Replies, forwards, edits, deletes, reactions, delete-for-me, receipt
+-- times, per-user chat settings, and full-text search.
+ALTER TABLE messages ADD COLUMN reply_to INTEGER;
+ALTER TABLE messages ADD COLUMN forwarded INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN edited_at INTEGER;
+ALTER TABLE messages ADD COLUMN deleted_at INTEGER;
+CREATE TABLE reactions (
+    chat_id    INTEGER NOT NULL,
+    seq        INTEGER NOT NULL,
+    user_id    INTEGER NOT NULL,
+    emoji      TEXT NOT NULL,
+    reacted_at INTEGER NOT NULL,
+    PRIMARY KEY (chat_id, seq, user_id)
+) WITHOUT ROWID;
+CREATE TABLE hidden_messages (
+    user_id INTEGER NOT NULL,
+    chat_id INTEGER NOT NULL,
+    seq     INTEGER NOT NULL,
+    PRIMARY KEY (user_id, chat_id, seq)
+) WITHOUT ROWID;
+-- One row per rise of a member's watermark: when messages up to `up_to`
+-- were delivered to / read by them.
+CREATE TABLE receipt_log (
+    chat_id INTEGER NOT NULL,
+    user_id INTEGER NOT NULL,
+    kind    TEXT NOT NULL CHECK (kind IN ('delivered', 'read')),
+    up_to   INTEGER NOT NULL,
+    at      INTEGER NOT NULL
+);
+CREATE INDEX receipt_log_by_member ON receipt_log(chat_id, user_id, kind, up_to);
+ALTER TABLE members ADD COLUMN muted_until INTEGER;
+ALTER TABLE members ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE members ADD COLUMN pinned_at INTEGER;
+CREATE VIRTUAL TABLE messages_fts USING fts5(
+    text, chat_id UNINDEXED, seq UNINDEXED, tokenize = 'unicode61 remove_diacritics 2'
+);
+INSERT INTO messages_fts (rowid, text, chat_id, seq)
+    SELECT (chat_id << 32) | seq, text, chat_id, seq FROM messages;
+"#,
 ];
 
 /// Opens the pragmas every connection needs.
@@ -90,6 +130,9 @@ pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Deleted content is overwritten, not left in free pages: "delete for
+    // everyone" must remove it from the store.
+    conn.pragma_update(None, "secure_delete", "ON")?;
     Ok(())
 }
 

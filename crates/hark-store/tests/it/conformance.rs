@@ -27,6 +27,8 @@ fn msg(chat: ChatId, (user, device): (UserId, DeviceId), client_id: &str) -> New
         sender_device: device,
         client_id: ClientMsgId(client_id.into()),
         text: format!("text of {client_id}"),
+        reply_to: None,
+        forwarded: false,
     }
 }
 

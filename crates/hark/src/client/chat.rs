@@ -220,7 +220,28 @@ impl Window {
                 };
                 println!("* {who} {what}");
             }
-            Event::ChatCreated { .. } => {}
+            Event::MessageEdited { seq, text, .. } => {
+                println!("* [seq {seq}] edited: {text}");
+            }
+            Event::MessageDeleted { seq, by, .. } => {
+                let by = self.name(by).await;
+                println!("* [seq {seq}] was deleted by {by}");
+            }
+            Event::Reaction {
+                seq,
+                user_id,
+                emoji,
+                ..
+            } => {
+                let who = self.name(user_id).await;
+                match emoji {
+                    Some(emoji) => println!("* {who} reacted {emoji} to [seq {seq}]"),
+                    None => println!("* {who} removed their reaction to [seq {seq}]"),
+                }
+            }
+            Event::ChatCreated { .. }
+            | Event::MessageHidden { .. }
+            | Event::ChatSettingsChanged { .. } => {}
         }
     }
 

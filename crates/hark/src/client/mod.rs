@@ -1,6 +1,7 @@
 //! Terminal client subcommands: account, devices, chats, history, sending,
 //! and an interactive `chat` with live messages and ticks.
 
+mod actions;
 mod chat;
 mod session;
 mod view;
@@ -125,9 +126,14 @@ pub(crate) enum ClientCommand {
         /// The message; several words are joined with spaces.
         #[arg(required = true, num_args = 1..)]
         text: Vec<String>,
+        /// Reply to this message (its seq).
+        #[arg(long)]
+        reply_to: Option<i64>,
         #[command(flatten)]
         server: ServerOpt,
     },
+    #[command(flatten)]
+    Message(actions::MessageCommand),
     /// Open a chat: recent history, then live messages; each line typed is sent.
     Chat {
         /// Chat id, group title or username.
@@ -221,12 +227,19 @@ pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
             limit,
             server,
         } => history(chat, limit, server).await,
-        ClientCommand::Send { chat, text, server } => {
+        ClientCommand::Message(command) => actions::run(command).await,
+        ClientCommand::Send {
+            chat,
+            text,
+            reply_to,
+            server,
+        } => {
             let (api, session) = connect(&server)?;
             let chat_id = resolve_chat(&api, &session, &chat).await?;
             let body = SendRequest {
                 client_id: hark_sdk::new_client_id(),
                 text: text.join(" "),
+                reply_to: reply_to.map(hark_proto::Seq),
             };
             let ack = api.send(chat_id, &body).await?;
             println!("[seq {}] {}", ack.seq, view::Tick::Sent.render());
@@ -245,7 +258,7 @@ pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
 }
 
 /// An authenticated API client from the saved session (`--server` overrides its URL).
-fn connect(server: &ServerOpt) -> anyhow::Result<(Api, Session)> {
+pub(super) fn connect(server: &ServerOpt) -> anyhow::Result<(Api, Session)> {
     let mut session = Session::load()?;
     if let Some(url) = &server.server {
         session.server = url.clone();
@@ -520,7 +533,11 @@ async fn find_user(api: &Api, username: &str) -> anyhow::Result<User> {
 
 /// The chat meant by `arg`: a chat id, a group title, or a username (whose
 /// direct chat is created if it does not exist yet).
-async fn resolve_chat(api: &Api, session: &Session, arg: &str) -> anyhow::Result<ChatId> {
+pub(super) async fn resolve_chat(
+    api: &Api,
+    session: &Session,
+    arg: &str,
+) -> anyhow::Result<ChatId> {
     if let Ok(id) = arg.parse::<i64>() {
         return Ok(ChatId(id));
     }

@@ -109,9 +109,39 @@ pub(crate) fn chat_title(chat: &Chat, me: UserId) -> String {
     }
 }
 
-/// One message line: `[seq 5] 14:02 alice: hi ✓✓`, ticks only on our own.
+/// One message line: `[seq 5] 14:02 alice: hi ✓✓`, ticks only on our own;
+/// replies, forwards, edits, deletions and reactions are marked.
 pub(crate) fn message_line(m: &Message, sender: &str, tick: Option<Tick>) -> String {
-    let mut line = format!("[seq {}] {} {sender}: {}", m.seq, hhmm(m.sent_at), m.text);
+    let mut line = format!("[seq {}] {} {sender}: ", m.seq, hhmm(m.sent_at));
+    if let Some(quote) = &m.reply_to {
+        let quoted = match &quote.snippet {
+            Some(text) => snippet(text, 30),
+            None => "message deleted".into(),
+        };
+        line.push_str(&format!("↪ [seq {}] \"{quoted}\" | ", quote.seq));
+    }
+    if m.forwarded {
+        line.push_str("(forwarded) ");
+    }
+    if m.deleted {
+        line.push_str("(message deleted)");
+    } else {
+        line.push_str(&m.text);
+    }
+    if m.edited_at.is_some() && !m.deleted {
+        line.push_str(" (edited)");
+    }
+    if !m.reactions.is_empty() {
+        let mut counts: Vec<(&str, usize)> = Vec::new();
+        for r in &m.reactions {
+            match counts.iter_mut().find(|(e, _)| *e == r.emoji) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((&r.emoji, 1)),
+            }
+        }
+        let shown: Vec<String> = counts.iter().map(|(e, n)| format!("{e} {n}")).collect();
+        line.push_str(&format!(" [{}]", shown.join(", ")));
+    }
     if let Some(tick) = tick {
         line.push(' ');
         line.push_str(&tick.render());

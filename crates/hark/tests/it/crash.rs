@@ -62,6 +62,7 @@ async fn load_until_killed(
                 let body = SendRequest {
                     client_id: ClientMsgId(client_id.clone()),
                     text: format!("message {client_id}"),
+                    reply_to: None,
                 };
                 match api.send(chat, &body).await {
                     Ok(ack) => {

@@ -1,0 +1,104 @@
+//! Full-text search over message text with SQLite's FTS5, limited to what
+//! the searching user may read.
+
+use super::rows::{self, message_from_row, MESSAGE_COLUMNS};
+use crate::StoreResult;
+use hark_proto::{ChatId, Message, Seq, UserId};
+use rusqlite::{named_params, params, Connection};
+
+/// The index row of a message: its chat and seq packed into one rowid.
+fn rowid(chat_id: ChatId, seq: Seq) -> i64 {
+    (chat_id.0 << 32) | (seq.0 & 0xffff_ffff)
+}
+
+pub(crate) fn index(conn: &Connection, chat_id: ChatId, seq: Seq, text: &str) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO messages_fts (rowid, text, chat_id, seq) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![rowid(chat_id, seq), text, chat_id.0, seq.0])?;
+    Ok(())
+}
+
+pub(crate) fn unindex(conn: &Connection, chat_id: ChatId, seq: Seq) -> StoreResult<()> {
+    conn.prepare_cached("DELETE FROM messages_fts WHERE rowid = ?1")?
+        .execute([rowid(chat_id, seq)])?;
+    Ok(())
+}
+
+/// Turns what a person typed into an FTS5 query: every word must appear
+/// (the last one as a prefix), and no FTS5 syntax gets through.
+pub(crate) fn match_expression(query: &str) -> Option<String> {
+    let words: Vec<String> = query
+        .split_whitespace()
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect();
+    let last = words.len().checked_sub(1)?;
+    Some(
+        words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                if i == last {
+                    format!("{w}*")
+                } else {
+                    w.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
+/// Messages matching `query` in chats `viewer` is in now (sent after they
+/// joined, not deleted, not deleted for them), newest first.
+pub(crate) fn search(
+    conn: &Connection,
+    viewer: UserId,
+    query: &str,
+    chat: Option<ChatId>,
+    limit: u32,
+) -> StoreResult<Vec<Message>> {
+    let Some(expression) = match_expression(query) else {
+        return Ok(Vec::new());
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages_fts f
+         JOIN messages m ON m.chat_id = f.chat_id AND m.seq = f.seq
+         JOIN members mb ON mb.chat_id = m.chat_id AND mb.user_id = :viewer
+         WHERE messages_fts MATCH :query
+           AND m.seq > mb.joined_seq AND m.deleted_at IS NULL
+           AND (:chat IS NULL OR m.chat_id = :chat)
+           AND NOT EXISTS (SELECT 1 FROM hidden_messages h
+                           WHERE h.user_id = :viewer AND h.chat_id = m.chat_id AND h.seq = m.seq)
+         ORDER BY m.sent_at DESC, m.chat_id DESC, m.seq DESC
+         LIMIT :limit"
+    ))?;
+    let found: Vec<_> = stmt
+        .query_map(
+            named_params! {":viewer": viewer.0, ":query": expression, ":chat": chat.map(|c| c.0), ":limit": limit},
+            |r| message_from_row(r, 0),
+        )?
+        .collect::<Result<_, _>>()?;
+    found
+        .into_iter()
+        .map(|row| rows::complete(conn, row))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::match_expression;
+
+    #[test]
+    fn queries_are_quoted_words_with_a_prefix_last() {
+        assert_eq!(match_expression("  "), None);
+        assert_eq!(
+            match_expression("hello wor").as_deref(),
+            Some("\"hello\" \"wor\"*")
+        );
+        assert_eq!(
+            match_expression("a\"b OR NEAR(").as_deref(),
+            Some("\"a\"\"b\" \"OR\" \"NEAR(\"*")
+        );
+    }
+}
