@@ -27,11 +27,16 @@ pub fn ws_url(base: &str) -> String {
 pub async fn connect(url: &str, token: Option<&str>, src: Option<IpAddr>) -> anyhow::Result<Ws> {
     let mut request = url.into_client_request()?;
     if let Some(token) = token {
-        request
-            .headers_mut()
-            .insert("authorization", HeaderValue::from_str(&format!("Bearer {token}"))?);
+        request.headers_mut().insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {token}"))?,
+        );
     }
-    let authority = request.uri().authority().context("URL without host")?.as_str();
+    let authority = request
+        .uri()
+        .authority()
+        .context("URL without host")?
+        .as_str();
     let addr: SocketAddr = authority
         .parse()
         .with_context(|| format!("{authority} is not an ip:port"))?;
@@ -48,12 +53,17 @@ pub async fn connect(url: &str, token: Option<&str>, src: Option<IpAddr>) -> any
     let config = WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0);
-    let (ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
+    let (ws, _) =
+        tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
     Ok(ws)
 }
 
 /// Connects and waits for the `hello` frame; returns the stream head it gives.
-pub async fn connect_hello(url: &str, token: Option<&str>, src: Option<IpAddr>) -> anyhow::Result<(Ws, i64)> {
+pub async fn connect_hello(
+    url: &str,
+    token: Option<&str>,
+    src: Option<IpAddr>,
+) -> anyhow::Result<(Ws, i64)> {
     use futures_util::StreamExt;
     let mut ws = connect(url, token, src).await?;
     let first = tokio::time::timeout(Duration::from_secs(60), ws.next())

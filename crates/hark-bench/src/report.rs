@@ -12,9 +12,10 @@ use std::path::PathBuf;
 pub type Latency = Histogram<u64>;
 
 /// A new latency histogram (3 significant digits).
+#[allow(clippy::expect_used)]
 pub fn latency() -> Latency {
-    // The bounds are constants that hdrhistogram accepts.
-    Histogram::new_with_bounds(1, 600_000_000, 3).unwrap_or_else(|_| Histogram::new(3).unwrap_or_default())
+    // The bounds are constants hdrhistogram accepts; this cannot fail.
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
 }
 
 /// Records `micros` into `h`, saturating at the histogram's bound.
@@ -177,12 +178,20 @@ impl Report {
     }
 
     /// p50 / p99 / p99.9 / max of `hark` (and `base`, the baseline) in milliseconds.
-    pub fn latencies(&mut self, what: &str, hark: &Latency, base: Option<&Latency>, base_name: &str) {
+    pub fn latencies(
+        &mut self,
+        what: &str,
+        hark: &Latency,
+        base: Option<&Latency>,
+        base_name: &str,
+    ) {
         let quantiles = [("p50", 0.50), ("p99", 0.99), ("p999", 0.999), ("max", 1.0)];
         for (label, q) in quantiles {
             let ms = |h: &Latency| h.value_at_quantile(q) as f64 / 1000.0;
             let base = base.filter(|b| !b.is_empty()).map(ms);
-            self.figure(Figure::new(&format!("{what} {label}"), "ms", ms(hark)).vs(base_name, base));
+            self.figure(
+                Figure::new(&format!("{what} {label}"), "ms", ms(hark)).vs(base_name, base),
+            );
         }
     }
 
@@ -200,7 +209,9 @@ impl Report {
             m.kernel,
             m.loadavg_1m
         );
-        s.push_str("| figure | Hark | baseline | Hark / baseline | target |\n|---|---:|---:|---:|---|\n");
+        s.push_str(
+            "| figure | Hark | baseline | Hark / baseline | target |\n|---|---:|---:|---:|---|\n",
+        );
         for f in &self.figures {
             let base = match (&f.baseline_name, f.baseline) {
                 (Some(n), Some(b)) => format!("{} ({n})", fmt_num(b)),
@@ -218,7 +229,11 @@ impl Report {
             ));
         }
         if !self.counts.is_empty() {
-            let counts: Vec<String> = self.counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let counts: Vec<String> = self
+                .counts
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
             s.push_str(&format!("\nCounts: {}.\n", counts.join(", ")));
         }
         for c in &self.checks {

@@ -19,6 +19,7 @@ max_group_members = 4096
 frames_per_second = 1000000
 outbound_queue = 100000
 connections_per_user = 1000000
+connections_per_address = 1000000
 logins_per_minute = 1000000
 idle_timeout_secs = 3600
 auth_timeout_secs = 60
@@ -95,7 +96,12 @@ impl Servers {
     }
 }
 
-async fn spawn_one(bin: &Path, dir: &Path, config: &Path, i: usize) -> anyhow::Result<(Child, String)> {
+async fn spawn_one(
+    bin: &Path,
+    dir: &Path,
+    config: &Path,
+    i: usize,
+) -> anyhow::Result<(Child, String)> {
     let data = dir.join(format!("node{i}"));
     let log = std::fs::File::create(dir.join(format!("node{i}.log")))?;
     let mut child = Command::new(bin)
@@ -106,7 +112,10 @@ async fn spawn_one(bin: &Path, dir: &Path, config: &Path, i: usize) -> anyhow::R
         .arg(&data)
         .arg("--config")
         .arg(config)
-        .env("HARK_LOG", std::env::var("HARK_LOG").unwrap_or_else(|_| "warn".into()))
+        .env(
+            "HARK_LOG",
+            std::env::var("HARK_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))
@@ -118,7 +127,11 @@ async fn spawn_one(bin: &Path, dir: &Path, config: &Path, i: usize) -> anyhow::R
     let url = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = lines.next_line().await? {
             if let Some(rest) = line.strip_prefix("hark listening on ") {
-                let url = rest.split_whitespace().next().unwrap_or_default().to_owned();
+                let url = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
                 return Ok::<_, anyhow::Error>(url);
             }
         }

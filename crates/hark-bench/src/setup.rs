@@ -1,11 +1,73 @@
-//! Accounts and chats made over HTTP with the SDK's `Api` before a scenario's
+//! Accounts and chats made over HTTP (plain reqwest and the `hark-proto`
+//! bodies, so the bench does not move with the SDK) before a scenario's
 //! clock starts. Each account costs two Argon2id hashes (register, login) by
 //! design, so scenarios create few and open many sockets per token.
 
 use anyhow::Context;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
-use hark_proto::{ChatId, CreateGroupRequest, LoginRequest, Register, UserId};
-use hark_sdk::Api;
+use hark_proto::{
+    Chat, ChatId, CreateDirectRequest, CreateGroupRequest, LoginRequest, LoginResponse, Register,
+    UserId,
+};
+use serde::{de::DeserializeOwned, Serialize};
+
+/// A tiny HTTP client for the few setup calls.
+#[derive(Clone)]
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Api {
+    fn new(base: &str) -> anyhow::Result<Api> {
+        Ok(Api {
+            http: reqwest::Client::builder().build()?,
+            base: base.trim_end_matches('/').to_owned(),
+            token: None,
+        })
+    }
+
+    fn with_token(mut self, token: String) -> Api {
+        self.token = Some(token);
+        self
+    }
+
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
+        let mut req = self.http.post(format!("{}{path}", self.base)).json(body);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            anyhow::bail!("POST {path}: {status} {text}");
+        }
+        Ok(resp.json().await?)
+    }
+
+    async fn register(&self, body: &Register) -> anyhow::Result<serde_json::Value> {
+        self.post("/v1/register", body).await
+    }
+
+    async fn login(&self, body: &LoginRequest) -> anyhow::Result<LoginResponse> {
+        self.post("/v1/login", body).await
+    }
+
+    async fn create_direct(&self, user_id: UserId) -> anyhow::Result<Chat> {
+        self.post("/v1/chats/direct", &CreateDirectRequest { user_id })
+            .await
+    }
+
+    async fn create_group(&self, body: &CreateGroupRequest) -> anyhow::Result<Chat> {
+        self.post("/v1/chats/groups", body).await
+    }
+}
 
 /// A registered user with one logged-in device.
 #[derive(Debug, Clone)]
@@ -62,7 +124,11 @@ pub async fn accounts(base: &str, tag: &str, role: &str, n: usize) -> anyhow::Re
 /// The one-to-one chat between `a` and `b`, created by `a`.
 pub async fn direct_chat(base: &str, a: &Account, b: &Account) -> anyhow::Result<ChatId> {
     let api = Api::new(base)?.with_token(a.token.clone());
-    Ok(api.create_direct(b.user_id).await.context("creating a direct chat")?.id)
+    Ok(api
+        .create_direct(b.user_id)
+        .await
+        .context("creating a direct chat")?
+        .id)
 }
 
 /// One-to-one chats for many pairs, a few requests at a time.

@@ -1,0 +1,288 @@
+//! `direct`: P pairs of users, each pair in its one-to-one chat, both sides
+//! sending at a target rate (open loop) or flat out. Reports sent / acked /
+//! delivered per second and send-to-ack and send-to-deliver latencies, beside
+//! the bare relay (same clients, same frames) and raw batched SQLite inserts.
+
+use super::traffic::{self, Conn, Outcome, Plan};
+use crate::report::{Figure, Report};
+use crate::servers::Servers;
+use crate::{client, relay, setup, sqlite_baseline, Common};
+use serde::Serialize;
+use std::time::Duration;
+
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct Params {
+    #[command(flatten)]
+    #[serde(skip)]
+    pub common: Common,
+    /// Pairs of users; each user holds one connection.
+    #[arg(long, default_value_t = 50)]
+    pub pairs: usize,
+    /// Total sends per second, open loop; 0 sends flat out.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Flat out: unacknowledged sends per connection.
+    #[arg(long, default_value_t = 1)]
+    pub window: usize,
+    /// Seconds of sending.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Seconds at the start left out of latencies and throughput.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+    /// Bytes of message text.
+    #[arg(long, default_value_t = 64)]
+    pub text_bytes: usize,
+    /// Seconds to wait for the last acks and deliveries.
+    #[arg(long, default_value_t = 20.0)]
+    pub drain: f64,
+    /// Rows per transaction of the SQLite baseline [default: 2 x pairs, at most 512,
+    /// the batch group commit can reach with one send in flight per connection].
+    #[arg(long)]
+    pub sqlite_batch: Option<usize>,
+}
+
+pub async fn run(p: Params) -> anyhow::Result<Report> {
+    let mut report = Report::new("direct", &p.common, &p);
+    let servers = Servers::start(&p.common, 1).await?;
+    let base = servers.urls[0].clone();
+    let tag = setup::run_tag();
+    let users = setup::accounts(&base, &tag, "d", 2 * p.pairs).await?;
+    let pairs: Vec<_> = users
+        .chunks(2)
+        .map(|c| (c[0].clone(), c[1].clone()))
+        .collect();
+    let chats = setup::direct_chats(&base, &pairs).await?;
+    let plan = Plan {
+        rate: p.rate,
+        window: p.window,
+        duration: Duration::from_secs_f64(p.duration),
+        warmup: Duration::from_secs_f64(p.warmup.min(p.duration / 2.0)),
+        text_bytes: p.text_bytes,
+        fanout: 1,
+        drain: Duration::from_secs_f64(p.drain),
+        track_last: false,
+        quiet: p.common.quiet,
+        label: "hark".into(),
+    };
+    let ws = client::ws_url(&base);
+    let mut conns = Vec::new();
+    for ((a, b), chat) in pairs.iter().zip(&chats) {
+        for u in [a, b] {
+            conns.push(Conn {
+                url: ws.clone(),
+                token: Some(u.token.clone()),
+                user_id: u.user_id.0,
+                chat_id: chat.0,
+                sends: true,
+            });
+        }
+    }
+    let me = [std::process::id()];
+    let (server_cpu0, bench_cpu0) = (super::cpu_of(&servers.pids), super::cpu_of(&me));
+    let hark = traffic::run(conns, &plan).await?;
+    let (server_cpu1, bench_cpu1) = (super::cpu_of(&servers.pids), super::cpu_of(&me));
+    let rss = servers.total_rss_kib();
+
+    let (relay, relay_cpu) = if p.common.no_baseline {
+        (None, None)
+    } else {
+        let handle = relay::start().await?;
+        let conns = (0..p.pairs)
+            .flat_map(|i| {
+                let url = handle.url.clone();
+                (0..2).map(move |side| {
+                    let user = (2 * i + side + 1) as i64;
+                    Conn {
+                        url: format!("{url}?user={user}&chats={}", i + 1),
+                        token: None,
+                        user_id: user,
+                        chat_id: (i + 1) as i64,
+                        sends: true,
+                    }
+                })
+            })
+            .collect();
+        let pids: Vec<u32> = handle.pid.into_iter().collect();
+        let cpu0 = super::cpu_of(&pids);
+        let plan = Plan {
+            label: "relay".into(),
+            ..plan.clone()
+        };
+        let outcome = traffic::run(conns, &plan).await?;
+        let cpu1 = super::cpu_of(&pids);
+        handle.stop().await;
+        (Some(outcome), cpu0.zip(cpu1).map(|(a, b)| b - a))
+    };
+
+    let batch = p.sqlite_batch.unwrap_or((2 * p.pairs).min(512));
+    let (sqlite, sqlite_stream) = if p.common.no_baseline {
+        (None, None)
+    } else {
+        let dir = tempfile::tempdir_in(&p.common.work_dir)?;
+        let path = dir.path().to_owned();
+        let (chats, text) = (p.pairs as i64, p.text_bytes);
+        let run = move |stream_rows| {
+            sqlite_baseline::run(
+                &path,
+                2_000_000,
+                batch,
+                chats,
+                text,
+                stream_rows,
+                Duration::from_secs(5),
+            )
+        };
+        let a = tokio::task::spawn_blocking({
+            let run = run.clone();
+            move || run(false)
+        })
+        .await??;
+        let b = tokio::task::spawn_blocking(move || run(true)).await??;
+        drop(dir);
+        (Some(a), Some(b))
+    };
+    servers.stop().await;
+
+    let secs = hark.window_secs;
+    let rate = |o: &Outcome, n: u64| n as f64 / o.window_secs.max(1e-9);
+    let relay_rate = |f: fn(&Outcome) -> u64| relay.as_ref().map(|r| rate(r, f(r)));
+    let flat = p.rate <= 0.0;
+    report.figure(
+        Figure::new(
+            "sends acked per second (durable)",
+            "msg/s",
+            rate(&hark, hark.window_acked),
+        )
+        .vs("relay", relay_rate(|o| o.window_acked))
+        .target(if flat {
+            "≥ 50,000 msg/s sustained"
+        } else {
+            "the offered rate"
+        }),
+    );
+    report.figure(
+        Figure::new(
+            "messages delivered per second",
+            "msg/s",
+            rate(&hark, hark.window_delivered),
+        )
+        .vs("relay", relay_rate(|o| o.window_delivered)),
+    );
+    if let Some(s) = &sqlite {
+        report.figure(
+            Figure::new(
+                "acked/s vs raw SQLite inserts",
+                "msg/s",
+                rate(&hark, hark.window_acked),
+            )
+            .vs(
+                &format!("SQLite, {} rows/commit", s.batch),
+                Some(s.messages_per_sec),
+            ),
+        );
+    }
+    if let Some(s) = &sqlite_stream {
+        report.figure(
+            Figure::new(
+                "acked/s vs SQLite message + 2 stream rows",
+                "msg/s",
+                rate(&hark, hark.window_acked),
+            )
+            .vs(
+                &format!("SQLite, {} msgs/commit", s.batch),
+                Some(s.messages_per_sec),
+            ),
+        );
+    }
+    report.latencies(
+        "send-to-ack",
+        &hark.ack,
+        relay.as_ref().map(|r| &r.ack),
+        "relay",
+    );
+    report.latencies(
+        "send-to-deliver",
+        &hark.deliver,
+        relay.as_ref().map(|r| &r.deliver),
+        "relay",
+    );
+    if let Some(f) = report
+        .figures
+        .iter_mut()
+        .find(|f| f.name == "send-to-deliver p99")
+    {
+        f.target = Some("< 5 ms at 10,000 msg/s".into());
+    }
+    if let (Some(a), Some(b)) = (server_cpu0, server_cpu1) {
+        let cores = (b - a) / hark.run_secs.max(1e-9);
+        report.figure(Figure::new("server CPU", "cores", cores).vs(
+            "relay",
+            relay_cpu.map(|c| c / relay.as_ref().map_or(1.0, |r| r.run_secs.max(1e-9))),
+        ));
+        if hark.acked > 0 {
+            report.figure(Figure::new(
+                "server CPU per message",
+                "µs",
+                (b - a) * 1e6 / hark.acked as f64,
+            ));
+        }
+    }
+    if let (Some(a), Some(b)) = (bench_cpu0, bench_cpu1) {
+        report.figure(Figure::new(
+            "load generator CPU (hark run)",
+            "cores",
+            (b - a) / hark.run_secs.max(1e-9),
+        ));
+    }
+    if let Some(rss) = rss {
+        report.figure(Figure::new(
+            "server RSS after the run",
+            "MiB",
+            rss as f64 / 1024.0,
+        ));
+    }
+    report.count("connections", 2 * p.pairs as u64);
+    report.count("sent", hark.sent);
+    report.count("acked", hark.acked);
+    report.count("delivered", hark.delivered);
+    report.count("errors", hark.errors);
+    if let Some(r) = &relay {
+        report.count("relay sent", r.sent);
+        report.count("relay delivered", r.delivered);
+    }
+    check_traffic(&mut report, &hark, 1);
+    report.note(format!(
+        "Throughput counts acks and deliveries received in the {secs:.1} s after warm-up; latencies count from the {} send time.",
+        if flat { "actual (flat out, closed loop per connection)" } else { "scheduled (open loop)" }
+    ));
+    Ok(report)
+}
+
+/// The delivery-contract checks every traffic scenario makes.
+pub(crate) fn check_traffic(report: &mut Report, o: &Outcome, fanout: u64) {
+    report.check(
+        "every send acked",
+        o.sent > 0 && o.acked == o.sent && o.errors == 0,
+        format!(
+            "sent {} acked {} errors {} {}",
+            o.sent,
+            o.acked,
+            o.errors,
+            o.first_error.as_deref().unwrap_or("")
+        ),
+    );
+    report.check(
+        "every acked message delivered exactly once",
+        o.delivered == o.acked * fanout,
+        format!(
+            "acked {} x {fanout} recipients, delivered {}",
+            o.acked, o.delivered
+        ),
+    );
+    report.check(
+        "events gapless and in order",
+        o.pos_breaks == 0 && o.seq_breaks == 0,
+        format!("pos breaks {}, seq breaks {}", o.pos_breaks, o.seq_breaks),
+    );
+}

@@ -1,0 +1,15 @@
+//! The benchmark scenarios.
+
+pub mod catchup;
+pub mod connections;
+pub mod direct;
+pub mod group;
+pub mod traffic;
+
+/// CPU seconds used by a set of processes (servers, this process).
+pub(crate) fn cpu_of(pids: &[u32]) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&p| crate::servers::cpu_seconds(p)).sum()
+}

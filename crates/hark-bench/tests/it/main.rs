@@ -1,0 +1,242 @@
+//! Smoke runs of every scenario at tiny size against a real in-process
+//! server, so the tool does not rot. No timing is asserted (machines are
+//! noisy): a run must complete, every send be acked and delivered exactly
+//! once, and the JSON result carry its fields.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use clap::Parser;
+use hark_server::config::{Config, Limits};
+use serde_json::Value;
+use std::path::Path;
+use tokio::sync::oneshot;
+
+/// A server on 127.0.0.1:0 with the bench's raised limits, stopped on drop.
+struct Server {
+    url: String,
+    _dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: dir.path().to_owned(),
+        limits: Limits {
+            frames_per_second: 1_000_000,
+            outbound_queue: 100_000,
+            connections_per_user: 1_000_000,
+            connections_per_address: 1_000_000,
+            logins_per_minute: 1_000_000,
+            ..Limits::default()
+        },
+        ..Config::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = hark_server::build(config).unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = hark_server::serve(server, listener, async {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    Server {
+        url,
+        _dir: dir,
+        stop: Some(stop),
+    }
+}
+
+/// Runs `hark-bench ARGS --server URL` and returns its JSON result.
+async fn bench(server: &Server, args: &[&str]) -> Value {
+    let out = tempfile::tempdir().unwrap();
+    let json = out.path().join("result.json");
+    let mut argv = vec!["hark-bench"];
+    argv.extend_from_slice(args);
+    let json_arg = json.to_str().unwrap().to_owned();
+    let work = out.path().to_str().unwrap().to_owned();
+    argv.extend_from_slice(&[
+        "--server",
+        &server.url,
+        "--quiet",
+        "--json",
+        &json_arg,
+        "--work-dir",
+        &work,
+    ]);
+    let cli = hark_bench::Cli::try_parse_from(&argv).unwrap();
+    hark_bench::run(cli).await.unwrap();
+    read(&json)
+}
+
+fn read(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn count(v: &Value, name: &str) -> u64 {
+    v["counts"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("count {name} missing in {v}"))
+}
+
+fn has_figure(v: &Value, name: &str) -> bool {
+    v["figures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["name"] == name && f["value"].is_number())
+}
+
+fn assert_common(v: &Value, scenario: &str) {
+    assert_eq!(v["scenario"], scenario);
+    assert_eq!(v["ok"], true, "checks failed: {v}");
+    assert!(v["machine"]["nproc"].as_u64().unwrap() >= 1);
+    assert!(v["command"].is_string());
+    let checks = v["checks"].as_array().unwrap();
+    assert!(!checks.is_empty());
+    assert!(checks.iter().all(|c| c["ok"] == true), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_smoke_every_message_acked_and_delivered_once() {
+    let server = server().await;
+    let v = bench(
+        &server,
+        &[
+            "direct",
+            "--pairs",
+            "2",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.2",
+            "--drain",
+            "10",
+        ],
+    )
+    .await;
+    assert_common(&v, "direct");
+    let sent = count(&v, "sent");
+    assert!(sent > 0);
+    assert_eq!(count(&v, "acked"), sent);
+    assert_eq!(count(&v, "delivered"), sent);
+    assert_eq!(count(&v, "errors"), 0);
+    assert!(count(&v, "relay delivered") > 0, "the relay baseline ran");
+    assert!(has_figure(&v, "sends acked per second (durable)"));
+    assert!(has_figure(&v, "send-to-deliver p99"));
+    let ratio = &v["figures"][0]["ratio"];
+    assert!(ratio.is_number(), "throughput has a baseline ratio: {v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_smoke_open_loop() {
+    let server = server().await;
+    let v = bench(
+        &server,
+        &[
+            "direct",
+            "--pairs",
+            "2",
+            "--rate",
+            "40",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.2",
+            "--drain",
+            "10",
+            "--no-baseline",
+        ],
+    )
+    .await;
+    assert_common(&v, "direct");
+    let sent = count(&v, "sent");
+    // 40 msg/s for one second, over four connections.
+    assert!((30..=44).contains(&sent), "sent {sent}");
+    assert_eq!(count(&v, "delivered"), sent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_smoke_reaches_every_member() {
+    let server = server().await;
+    let v = bench(
+        &server,
+        &[
+            "group",
+            "--members",
+            "4",
+            "--messages",
+            "5",
+            "--interval-ms",
+            "50",
+            "--warmup",
+            "0",
+        ],
+    )
+    .await;
+    assert_common(&v, "group");
+    assert_eq!(count(&v, "acked"), 5);
+    assert_eq!(count(&v, "delivered"), 5 * 3);
+    assert_eq!(count(&v, "messages reaching every member"), 5);
+    assert!(has_figure(&v, "send to last member p99"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catchup_smoke_every_device_catches_up() {
+    let server = server().await;
+    let v = bench(
+        &server,
+        &[
+            "catchup",
+            "--users",
+            "2",
+            "--devices",
+            "6",
+            "--messages",
+            "3",
+            "--senders",
+            "1",
+            "--page",
+            "2",
+        ],
+    )
+    .await;
+    assert_common(&v, "catchup");
+    assert_eq!(count(&v, "failed devices"), 0);
+    // Each device replays its user's chat_created event and three messages.
+    assert_eq!(count(&v, "events replayed"), 6 * 4);
+    assert!(has_figure(&v, "6 devices caught up"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_smoke_holds_every_socket() {
+    let server = server().await;
+    let v = bench(
+        &server,
+        &[
+            "connections",
+            "--connections",
+            "20",
+            "--users",
+            "1",
+            "--per-process",
+            "0",
+            "--settle",
+            "0.1",
+        ],
+    )
+    .await;
+    assert_common(&v, "connections");
+    assert_eq!(count(&v, "connections"), 20);
+    assert_eq!(count(&v, "failed"), 0);
+    assert!(has_figure(&v, "connect rate (authenticated, to hello)"));
+}
