@@ -1,5 +1,6 @@
 //! The one application state, built at start-up and passed to every handler.
 
+use crate::auth::PasswordHasherPool;
 use crate::config::Config;
 use crate::presence::Presence;
 use crate::shutdown::Shutdown;
@@ -26,6 +27,8 @@ pub struct App {
     pub login_limiter: DefaultKeyedRateLimiter<String>,
     /// Fires when the server begins shutting down, so WebSockets close cleanly.
     pub shutdown: Shutdown,
+    /// Argon2id work, on its own two threads.
+    pub hasher: PasswordHasherPool,
     /// Who is online and typing, as seen from this node.
     pub presence: Presence,
     /// Open WebSockets per client address, against one host exhausting the server.
@@ -74,14 +77,20 @@ impl Drop for AddressSlot {
 }
 
 impl App {
-    pub fn new(config: Config, store: Arc<dyn Store>, hub: Arc<Hub>, bus: Arc<dyn Bus>) -> Self {
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        hub: Arc<Hub>,
+        bus: Arc<dyn Bus>,
+    ) -> std::io::Result<Self> {
         let per_minute =
             NonZeroU32::new(config.limits.logins_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         let presence = Presence::new(
             Duration::from_millis(config.limits.presence_grace_ms),
             Duration::from_millis(config.limits.typing_ttl_ms),
         );
-        App {
+        Ok(App {
+            hasher: PasswordHasherPool::new(2)?,
             presence,
             login_limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
             config,
@@ -90,6 +99,6 @@ impl App {
             bus,
             shutdown: Shutdown::default(),
             sockets_per_address: Mutex::default(),
-        }
+        })
     }
 }

@@ -26,7 +26,7 @@ pub(super) async fn register(
         Some(name) => validate::label("display_name", name, 64)?,
         None => body.username.clone(),
     };
-    let hash = auth::hash_password(body.password).await?;
+    let hash = state.hasher.hash(body.password).await?;
     let user = state
         .store
         .create_user(&body.username, &display_name, &hash)
@@ -54,7 +54,11 @@ pub(super) async fn login(
     let Some(creds) = state.store.credentials(&body.username).await? else {
         return Err(wrong());
     };
-    if !auth::verify_password(body.password, creds.password_hash).await? {
+    if !state
+        .hasher
+        .verify(body.password, creds.password_hash)
+        .await?
+    {
         return Err(wrong());
     }
     let token = auth::new_token();

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod chats;
+mod checkpoint;
 mod messages;
 mod receipts;
 mod rows;
@@ -42,6 +43,8 @@ pub struct SqliteStore {
     /// Idle read connections; a read takes one or opens a new one.
     readers: Arc<Mutex<Vec<Connection>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Moves committed WAL pages into the database file, off the writer.
+    checkpointer: Mutex<Option<checkpoint::Checkpointer>>,
 }
 
 impl SqliteStore {
@@ -51,6 +54,13 @@ impl SqliteStore {
         let mut conn = Connection::open(path)?;
         schema::configure(&conn)?;
         schema::migrate(&mut conn)?;
+        // The writer never checkpoints: copying WAL pages into the database
+        // inside a commit stalled every send behind it (docs/benchmarks.md).
+        // A thread of its own does it beside the writer.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "cache_size", -64 * 1024)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        let checkpointer = checkpoint::Checkpointer::start(path)?;
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let writer = std::thread::Builder::new()
             .name("hark-sqlite-writer".into())
@@ -61,6 +71,7 @@ impl SqliteStore {
             path: path.to_owned(),
             readers: Arc::new(Mutex::new(Vec::new())),
             writer: Mutex::new(Some(writer)),
+            checkpointer: Mutex::new(Some(checkpointer)),
         })
     }
 
@@ -116,6 +127,11 @@ impl SqliteStore {
         if let Ok(mut handle) = self.writer.lock() {
             if let Some(handle) = handle.take() {
                 let _ = handle.join();
+            }
+        }
+        if let Ok(mut checkpointer) = self.checkpointer.lock() {
+            if let Some(checkpointer) = checkpointer.take() {
+                checkpointer.stop();
             }
         }
     }

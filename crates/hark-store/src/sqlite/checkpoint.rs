@@ -1,0 +1,69 @@
+//! The WAL checkpointer: a thread with its own connection that copies
+//! committed pages from the WAL into the database file, so the writer's
+//! commits never do it.
+
+use crate::StoreResult;
+use rusqlite::Connection;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How often to checkpoint. PASSIVE checkpoints never wait for readers or
+/// the writer; whatever they cannot copy now, a later one does.
+const EVERY: Duration = Duration::from_millis(200);
+
+pub(crate) struct Checkpointer {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    pub(crate) fn start(path: &Path) -> StoreResult<Self> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_millis(100))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("hark-sqlite-checkpoint".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Acquire) {
+                    std::thread::sleep(EVERY);
+                    if let Err(e) = checkpoint(&conn, "PASSIVE") {
+                        tracing::warn!(error = %e, "WAL checkpoint");
+                    }
+                }
+                // At shutdown, with the writer gone, empty the WAL entirely.
+                if let Err(e) = checkpoint(&conn, "TRUNCATE") {
+                    tracing::warn!(error = %e, "final WAL checkpoint");
+                }
+            })
+            .map_err(|e| {
+                crate::StoreError::Corrupt(format!("cannot start the checkpointer: {e}"))
+            })?;
+        Ok(Checkpointer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops after one last full checkpoint, and waits for it.
+    pub(crate) fn stop(mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    /// A store dropped without `close` still ends its checkpointer (soon).
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<()> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
+}
