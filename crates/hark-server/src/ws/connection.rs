@@ -7,11 +7,14 @@ use crate::messaging;
 use crate::presence::Presence;
 use crate::state::AppState;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::stream::{FuturesOrdered, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hark_bus::{CloseReason, Outbound, Registration};
 use hark_proto::{ClientFrame, ErrorCode, Hello, Limits, ServerFrame, PROTOCOL_VERSION};
 use hark_store::AuthedDevice;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
@@ -93,7 +96,8 @@ pub(super) async fn run(socket: WebSocket, state: AppState, authed: Option<Authe
         bucket: TokenBucket::new(limits.frames_per_second),
         typing_bucket: TokenBucket::new(limits.typing_per_second),
         state: state.clone(),
-        who,
+        who: Arc::new(who),
+        inflight: FuturesOrdered::new(),
         sink,
         registration,
     };
@@ -176,9 +180,18 @@ async fn authenticate(
     }
 }
 
+/// How many requests of one connection may run at once. Pipelined sends
+/// share group commits instead of each waiting for its own.
+const MAX_INFLIGHT: usize = 64;
+
+type Reply = Pin<Box<dyn Future<Output = String> + Send>>;
+
 struct Connection {
     state: AppState,
-    who: AuthedDevice,
+    who: Arc<AuthedDevice>,
+    /// Requests being answered, replies in request order. Writes enter the
+    /// store's queue in this order too, so a device's sends keep theirs.
+    inflight: FuturesOrdered<Reply>,
     sink: Sink,
     /// This connection's place in the hub (and what it watches).
     registration: Registration,
@@ -244,7 +257,12 @@ impl Connection {
                         return;
                     }
                 }
-                incoming = stream.next() => {
+                Some(reply) = self.inflight.next(), if !self.inflight.is_empty() => {
+                    if !send(&mut self.sink, reply).await {
+                        return;
+                    }
+                }
+                incoming = stream.next(), if self.inflight.len() < MAX_INFLIGHT => {
                     idle_deadline = Instant::now() + idle;
                     match incoming {
                         None | Some(Ok(Message::Close(_))) => return,
@@ -291,127 +309,48 @@ impl Connection {
             }
             let id = frames::decode(text).ok().map(|f| f.id());
             let frame = frames::error(id, ErrorCode::RateLimited, "too many frames; slow down");
-            return send(&mut self.sink, frame).await;
+            self.reply_now(frame);
+            return true;
         }
-        let reply = match frames::decode(text) {
-            Ok(frame) => self.handle(frame).await,
-            Err(e) => frames::error(e.id, e.code, e.message),
-        };
-        send(&mut self.sink, reply).await
+        match frames::decode(text) {
+            Err(e) => self.reply_now(frames::error(e.id, e.code, e.message)),
+            Ok(ClientFrame::Watch { id, users, chats }) => {
+                // A watch replaces the registration's topics: let earlier
+                // requests finish first, so replies keep their order.
+                while let Some(reply) = self.inflight.next().await {
+                    if !send(&mut self.sink, reply).await {
+                        return false;
+                    }
+                }
+                let reply =
+                    match Presence::watch(&self.state, &self.who, &self.registration, users, chats)
+                        .await
+                    {
+                        Ok(presence) => frames::encode(&ServerFrame::Watching { id, presence }),
+                        Err(e) => frames::error(Some(id), e.code, e.message),
+                    };
+                self.reply_now(reply);
+            }
+            Ok(ClientFrame::Typing { id, .. }) if !self.typing_bucket.take() => {
+                self.reply_now(frames::error(
+                    Some(id),
+                    ErrorCode::RateLimited,
+                    "too many typing frames",
+                ));
+            }
+            Ok(frame) => {
+                let state = self.state.clone();
+                let who = self.who.clone();
+                self.inflight
+                    .push_back(Box::pin(async move { respond(state, who, frame).await }));
+            }
+        }
+        true
     }
 
-    async fn handle(&mut self, frame: ClientFrame) -> String {
-        let state = &self.state;
-        let who = &self.who;
-        let reply = match frame {
-            ClientFrame::Auth { id, .. } => Err((
-                id,
-                crate::error::ApiError::new(
-                    ErrorCode::AlreadyAuthenticated,
-                    "this connection is authenticated",
-                ),
-            )),
-            ClientFrame::Ping { id } => Ok(ServerFrame::Pong { id }),
-            ClientFrame::Watch { id, users, chats } => {
-                Presence::watch(state, who, &self.registration, users, chats)
-                    .await
-                    .map(|presence| ServerFrame::Watching { id, presence })
-                    .map_err(|e| (id, e))
-            }
-            ClientFrame::Typing {
-                id,
-                chat_id,
-                activity,
-            } => {
-                if self.typing_bucket.take() {
-                    Presence::typing(state, who, chat_id, activity)
-                        .await
-                        .map(|()| ServerFrame::Ok { id })
-                        .map_err(|e| (id, e))
-                } else {
-                    Err((
-                        id,
-                        crate::error::ApiError::new(
-                            ErrorCode::RateLimited,
-                            "too many typing frames",
-                        ),
-                    ))
-                }
-            }
-            ClientFrame::Send {
-                id,
-                chat_id,
-                client_id,
-                text,
-                reply_to,
-            } => messaging::send(state, who, chat_id, client_id, text, reply_to)
-                .await
-                .map(|ack| ack_frame(id, ack))
-                .map_err(|e| (id, e)),
-            ClientFrame::Forward {
-                id,
-                from_chat_id,
-                seq,
-                to_chat_id,
-                client_id,
-            } => messaging::forward(state, who, (from_chat_id, seq), to_chat_id, client_id)
-                .await
-                .map(|ack| ack_frame(id, ack))
-                .map_err(|e| (id, e)),
-            ClientFrame::Edit {
-                id,
-                chat_id,
-                seq,
-                text,
-            } => messaging::edit(state, who, chat_id, seq, text)
-                .await
-                .map(|()| ServerFrame::Ok { id })
-                .map_err(|e| (id, e)),
-            ClientFrame::Delete {
-                id,
-                chat_id,
-                seq,
-                for_everyone,
-            } => messaging::delete(state, who, chat_id, seq, for_everyone)
-                .await
-                .map(|()| ServerFrame::Ok { id })
-                .map_err(|e| (id, e)),
-            ClientFrame::React {
-                id,
-                chat_id,
-                seq,
-                emoji,
-            } => messaging::react(state, who, chat_id, seq, emoji)
-                .await
-                .map(|()| ServerFrame::Ok { id })
-                .map_err(|e| (id, e)),
-            ClientFrame::Mark {
-                id,
-                chat_id,
-                delivered_up_to,
-                read_up_to,
-            } => messaging::mark(state, who, chat_id, delivered_up_to, read_up_to)
-                .await
-                .map(|()| ServerFrame::Ok { id })
-                .map_err(|e| (id, e)),
-            ClientFrame::Sync { id, after, limit } => {
-                let max = state.config.limits.max_sync_page;
-                let limit = limit.unwrap_or(max).clamp(1, max);
-                match state.store.sync(who.user.id, after, limit).await {
-                    Ok(page) => Ok(ServerFrame::Synced {
-                        id,
-                        events: page.events,
-                        head: page.head,
-                        more: page.more,
-                    }),
-                    Err(e) => Err((id, e.into())),
-                }
-            }
-        };
-        match reply {
-            Ok(frame) => frames::encode(&frame),
-            Err((id, e)) => frames::error(Some(id), e.code, e.message),
-        }
+    /// Queues an answer that is ready now, behind the requests still running.
+    fn reply_now(&mut self, reply: String) {
+        self.inflight.push_back(Box::pin(std::future::ready(reply)));
     }
 
     async fn close(&mut self, id: Option<u64>, code: ErrorCode, message: &str, close_code: u16) {
@@ -427,6 +366,109 @@ fn ack_frame(id: u64, ack: hark_proto::SendAck) -> ServerFrame {
         client_id: ack.client_id,
         sent_at: ack.sent_at,
         duplicate: ack.duplicate,
+    }
+}
+
+/// Answers one request. Runs beside the connection's other requests
+/// (see `Connection::inflight`), so it owns what it needs.
+async fn respond(state: AppState, who: Arc<AuthedDevice>, frame: ClientFrame) -> String {
+    let state = &state;
+    let who = &*who;
+    let reply = match frame {
+        ClientFrame::Auth { id, .. } => Err((
+            id,
+            crate::error::ApiError::new(
+                ErrorCode::AlreadyAuthenticated,
+                "this connection is authenticated",
+            ),
+        )),
+        ClientFrame::Ping { id } => Ok(ServerFrame::Pong { id }),
+        // Watches change the connection's registration; `on_text` does them.
+        ClientFrame::Watch { id, .. } => Err((
+            id,
+            crate::error::ApiError::internal("watch reached the pipeline"),
+        )),
+        ClientFrame::Typing {
+            id,
+            chat_id,
+            activity,
+        } => Presence::typing(state, who, chat_id, activity)
+            .await
+            .map(|()| ServerFrame::Ok { id })
+            .map_err(|e| (id, e)),
+        ClientFrame::Send {
+            id,
+            chat_id,
+            client_id,
+            text,
+            reply_to,
+        } => messaging::send(state, who, chat_id, client_id, text, reply_to)
+            .await
+            .map(|ack| ack_frame(id, ack))
+            .map_err(|e| (id, e)),
+        ClientFrame::Forward {
+            id,
+            from_chat_id,
+            seq,
+            to_chat_id,
+            client_id,
+        } => messaging::forward(state, who, (from_chat_id, seq), to_chat_id, client_id)
+            .await
+            .map(|ack| ack_frame(id, ack))
+            .map_err(|e| (id, e)),
+        ClientFrame::Edit {
+            id,
+            chat_id,
+            seq,
+            text,
+        } => messaging::edit(state, who, chat_id, seq, text)
+            .await
+            .map(|()| ServerFrame::Ok { id })
+            .map_err(|e| (id, e)),
+        ClientFrame::Delete {
+            id,
+            chat_id,
+            seq,
+            for_everyone,
+        } => messaging::delete(state, who, chat_id, seq, for_everyone)
+            .await
+            .map(|()| ServerFrame::Ok { id })
+            .map_err(|e| (id, e)),
+        ClientFrame::React {
+            id,
+            chat_id,
+            seq,
+            emoji,
+        } => messaging::react(state, who, chat_id, seq, emoji)
+            .await
+            .map(|()| ServerFrame::Ok { id })
+            .map_err(|e| (id, e)),
+        ClientFrame::Mark {
+            id,
+            chat_id,
+            delivered_up_to,
+            read_up_to,
+        } => messaging::mark(state, who, chat_id, delivered_up_to, read_up_to)
+            .await
+            .map(|()| ServerFrame::Ok { id })
+            .map_err(|e| (id, e)),
+        ClientFrame::Sync { id, after, limit } => {
+            let max = state.config.limits.max_sync_page;
+            let limit = limit.unwrap_or(max).clamp(1, max);
+            match state.store.sync(who.user.id, after, limit).await {
+                Ok(page) => Ok(ServerFrame::Synced {
+                    id,
+                    events: page.events,
+                    head: page.head,
+                    more: page.more,
+                }),
+                Err(e) => Err((id, e.into())),
+            }
+        }
+    };
+    match reply {
+        Ok(frame) => frames::encode(&frame),
+        Err((id, e)) => frames::error(Some(id), e.code, e.message),
     }
 }
 

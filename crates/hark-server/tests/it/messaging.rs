@@ -292,3 +292,58 @@ async fn group_size_limit_is_enforced() {
         (409, Some("group_full"))
     );
 }
+
+#[tokio::test]
+async fn pipelined_sends_keep_their_order_and_each_get_one_ack() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let chat = app.direct(&alice, &bob).await;
+    let mut a = app.ws(&alice).await;
+    // Fifty sends written back to back, without waiting for any ack.
+    for n in 1..=50u64 {
+        let frame = hark_proto::ClientFrame::Send {
+            id: 1000 + n,
+            chat_id: chat,
+            client_id: hark_proto::ClientMsgId(format!("p-{n}")),
+            text: format!("pipelined {n}"),
+            reply_to: None,
+        };
+        a.send_text(serde_json::to_string(&frame).unwrap()).await;
+    }
+    let ping = a.id();
+    a.send_text(json!({"type": "ping", "id": ping}).to_string())
+        .await;
+    let mut acks = Vec::new();
+    loop {
+        match a.next_frame().await {
+            ServerFrame::Ack { id, seq, .. } => acks.push((id, seq.0)),
+            ServerFrame::Pong { id } => {
+                assert_eq!(id, ping);
+                break;
+            }
+            ServerFrame::Event(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    let expected: Vec<(u64, i64)> = (1..=50).map(|n| (1000 + n as u64, n)).collect();
+    assert_eq!(
+        acks, expected,
+        "replies in request order, seqs in send order"
+    );
+    let (_, history) = app
+        .get(&format!("/chats/{}/messages?limit=200", chat.0), &bob.token)
+        .await;
+    let texts: Vec<&str> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        (1..=50)
+            .map(|n| format!("pipelined {n}"))
+            .collect::<Vec<_>>()
+    );
+}
