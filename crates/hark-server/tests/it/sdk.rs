@@ -159,3 +159,75 @@ async fn sdk_watches_presence_and_typing() {
     );
     a.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_chat_features_reach_an_offline_device_on_catch_up() {
+    use hark_sdk::proto::Seq;
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let carol = app.user("carol").await;
+    let chat = app.direct(&alice, &bob).await;
+    let other = app.direct(&alice, &carol).await;
+    let (a, _a_events) = Connection::connect(&app.base, &alice.token, ConnectOptions::default())
+        .await
+        .unwrap();
+    // Bob is offline for all of this.
+    let first = a.send(chat, "draft one").await.unwrap();
+    let reply = a.send_reply(chat, "and a reply", first.seq).await.unwrap();
+    a.edit(chat, first.seq, "final one").await.unwrap();
+    a.react(chat, reply.seq, Some("🎉".into())).await.unwrap();
+    let doomed = a.send(chat, "oops, wrong chat").await.unwrap();
+    a.delete(chat, doomed.seq, true).await.unwrap();
+    let fwd = a.forward(chat, first.seq, other).await.unwrap();
+    assert_eq!(fwd.chat_id, other);
+    // Someone else's message cannot be edited, through the SDK either.
+    let err = a.edit(chat, Seq(99), "x").await.unwrap_err();
+    assert_eq!(err.code(), Some(hark_sdk::proto::ErrorCode::NotFound));
+
+    let (b, mut b_events) = Connection::connect(&app.base, &bob.token, ConnectOptions::default())
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), b_events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            ClientEvent::Event { event, .. } => seen.push(event),
+            ClientEvent::CaughtUp { .. } => break,
+            _ => {}
+        }
+    }
+    let messages: Vec<_> = seen
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message(m) => Some(m),
+            _ => None,
+        })
+        .collect();
+    // Messages come as they are now: edited text, the reply's quote, the
+    // reaction, and the deleted one without its text.
+    assert_eq!(messages[0].text, "final one");
+    assert!(messages[0].edited_at.is_some());
+    assert_eq!(
+        messages[1].reply_to.as_ref().unwrap().snippet.as_deref(),
+        Some("final one")
+    );
+    assert_eq!(messages[1].reactions[0].emoji, "🎉");
+    assert!(messages[2].deleted && messages[2].text.is_empty());
+    // And the changes themselves are in the stream, in order.
+    let kinds: Vec<&str> = seen
+        .iter()
+        .filter_map(|e| match e {
+            Event::MessageEdited { .. } => Some("edited"),
+            Event::Reaction { .. } => Some("reaction"),
+            Event::MessageDeleted { .. } => Some("deleted"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kinds, vec!["edited", "reaction", "deleted"]);
+    a.close().await;
+    b.close().await;
+}
