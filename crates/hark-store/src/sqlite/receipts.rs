@@ -63,9 +63,24 @@ pub(crate) fn apply_mark(
             "UPDATE members SET delivered_up_to = ?1, read_up_to = ?2 WHERE chat_id = ?3 AND user_id = ?4",
         )?
         .execute(params![new_delivered, new_read, chat_id.0, user_id.0])?;
-    // When each rise happened, for "message info". A send's own implied read
-    // is not worth a row: no one asks when a sender read their own message.
-    if !implied_by_send {
+    let low = if read_rose {
+        member.read_up_to
+    } else {
+        member.delivered_up_to
+    };
+    let mut audience: Vec<UserId> = ctx
+        .conn
+        .prepare_cached(
+            "SELECT DISTINCT sender_id FROM messages
+             WHERE chat_id = ?1 AND seq > ?2 AND seq <= ?3 AND sender_id != ?4",
+        )?
+        .query_map(params![chat_id.0, low, new_delivered, user_id.0], |r| {
+            Ok(UserId(r.get(0)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    // When each rise happened, for "message info": only rises that cover
+    // someone else's messages (a sender's own implied read covers none).
+    if !audience.is_empty() {
         let mut log = ctx.conn.prepare_cached(
             "INSERT INTO receipt_log (chat_id, user_id, kind, up_to, at) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
@@ -82,21 +97,6 @@ pub(crate) fn apply_mark(
             log.execute(params![chat_id.0, user_id.0, "read", new_read, ctx.now_ms])?;
         }
     }
-    let low = if read_rose {
-        member.read_up_to
-    } else {
-        member.delivered_up_to
-    };
-    let mut audience: Vec<UserId> = ctx
-        .conn
-        .prepare_cached(
-            "SELECT DISTINCT sender_id FROM messages
-             WHERE chat_id = ?1 AND seq > ?2 AND seq <= ?3 AND sender_id != ?4",
-        )?
-        .query_map(params![chat_id.0, low, new_delivered, user_id.0], |r| {
-            Ok(UserId(r.get(0)?))
-        })?
-        .collect::<Result<_, _>>()?;
     if read_rose && !implied_by_send {
         audience.push(user_id);
     }
