@@ -4,6 +4,7 @@ import {
   HarkError,
   type Chat,
   type ChatId,
+  type ChatSettings,
   type ChatSummary,
   type Device,
   type DeviceId,
@@ -11,6 +12,9 @@ import {
   type History,
   type LoginResponse,
   type Me,
+  type MessageInfo,
+  type SearchResults,
+  type PrivacySettings,
   type SendAck,
   type Seq,
   type User,
@@ -56,6 +60,14 @@ export class HarkApi {
 
   updateMe(displayName: string): Promise<User> {
     return this.request('PATCH', '/v1/me', { display_name: displayName });
+  }
+
+  privacy(): Promise<PrivacySettings> {
+    return this.request('GET', '/v1/me/privacy');
+  }
+
+  setPrivacy(settings: PrivacySettings): Promise<PrivacySettings> {
+    return this.request('PUT', '/v1/me/privacy', settings);
   }
 
   devices(): Promise<Device[]> {
@@ -121,8 +133,26 @@ export class HarkApi {
   }
 
   /** Send over HTTP (bots, scripts); the WebSocket `Connection.send` is the usual path. */
-  send(id: ChatId, clientId: string, text: string): Promise<SendAck> {
-    return this.request('POST', `/v1/chats/${id}/messages`, { client_id: clientId, text });
+  send(id: ChatId, clientId: string, text: string, replyTo?: Seq): Promise<SendAck> {
+    return this.request('POST', `/v1/chats/${id}/messages`, { client_id: clientId, text, reply_to: replyTo ?? null });
+  }
+
+  /** For the sender: who received and read message `seq`, and when. */
+  messageInfo(id: ChatId, seq: Seq): Promise<MessageInfo> {
+    return this.request('GET', `/v1/chats/${id}/messages/${seq}/info`);
+  }
+
+  /** The caller's own settings for a chat (mute, archive, pin); any subset. */
+  chatSettings(id: ChatId, patch: { muted_until?: number | null; archived?: boolean; pinned?: boolean }): Promise<ChatSettings> {
+    return this.request('PATCH', `/v1/chats/${id}/settings`, patch);
+  }
+
+  /** Full-text search over the caller's chats, newest first. */
+  search(q: string, opts: { chatId?: ChatId; limit?: number } = {}): Promise<SearchResults> {
+    const p = new URLSearchParams({ q });
+    if (opts.chatId !== undefined) p.set('chat_id', String(opts.chatId));
+    if (opts.limit !== undefined) p.set('limit', String(opts.limit));
+    return this.request('GET', `/v1/search?${p}`);
   }
 
   private async request<T>(method: string, path: string, body?: unknown): Promise<T> {

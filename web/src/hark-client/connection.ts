@@ -5,9 +5,10 @@
 // Its state is observable through `subscribe`.
 
 import { CatchUp, type Step } from './catchup';
-import { newClientId, Outbox } from './outbox';
+import { newClientId, Outbox, type OutboxRequest } from './outbox';
 import type { DeviceStore } from './storage';
 import type {
+  Activity,
   ChatId,
   ClientFrame,
   ClientMsgId,
@@ -15,9 +16,12 @@ import type {
   Event,
   Hello,
   Pos,
+  PresenceState,
   SendAck,
   Seq,
   ServerFrame,
+  TypingState,
+  UserId,
 } from './types';
 
 /** Events asked for per sync page. */
@@ -38,6 +42,7 @@ export interface PendingSend {
   client_id: ClientMsgId;
   text: string;
   queued_at: number;
+  reply_to?: Seq;
 }
 
 export interface ConnectionState {
@@ -67,7 +72,13 @@ export type ConnectionEvent =
   | { type: 'ack'; ack: SendAck; text: string }
   /** The server refused a send for good (e.g. forbidden, too_large). */
   | { type: 'send_failed'; chat_id: ChatId; client_id: ClientMsgId; text: string; code: ErrorCode; message: string }
+  /** The server refused an edit, delete or reaction (e.g. the edit window passed). */
+  | { type: 'request_failed'; request: OutboxRequest; code: ErrorCode; message: string }
   | { type: 'state'; state: ConnectionState }
+  /** A watched user's presence (from `watching` or a live `presence` frame). */
+  | { type: 'presence'; presence: PresenceState }
+  /** Someone is typing in a watched chat (ephemeral). */
+  | { type: 'typing'; typing: TypingState }
   /** The connection ended for good: `code` says why (revoked / unauthorized), null when closed locally. */
   | { type: 'closed'; code: ErrorCode | null };
 
@@ -106,6 +117,10 @@ export class Connection {
   private me: number | null = null;
   /** Highest seq of others' messages per chat applied and not yet marked delivered. */
   private toDeliver = new Map<ChatId, Seq>();
+  /** What this connection looks at (presence, typing); sent again on every socket. */
+  private watchSet: { users: UserId[]; chats: ChatId[] } = { users: [], chats: [] };
+  /** Frame ids of ephemeral requests (watch, typing), whose errors are ignored. */
+  private ephemeral = new Set<number>();
   private timers = {
     reconnect: 0 as ReturnType<typeof setTimeout> | 0,
     handshake: 0 as ReturnType<typeof setTimeout> | 0,
@@ -158,17 +173,61 @@ export class Connection {
    * Queue a message; it goes out now or after the next reconnect, always with
    * the same client id. Returns that id; the answer arrives as an `ack` event.
    */
-  send(chatId: ChatId, text: string): ClientMsgId {
+  send(chatId: ChatId, text: string, replyTo?: Seq): ClientMsgId {
     const clientId = newClientId();
-    this.outbox.push({ kind: 'send', chat_id: chatId, client_id: clientId, text, queued_at: Date.now() });
+    const request: OutboxRequest = { kind: 'send', chat_id: chatId, client_id: clientId, text, queued_at: Date.now() };
+    if (replyTo !== undefined) request.reply_to = replyTo;
+    this.outbox.push(request);
     this.flush();
     return clientId;
+  }
+
+  /** Change the text of one's own message (within the server's edit window). */
+  edit(chatId: ChatId, seq: Seq, text: string): void {
+    this.outbox.push({ kind: 'edit', chat_id: chatId, seq, text });
+    this.flush();
+  }
+
+  /** Delete a message for everyone (sender in the window, or a group admin) or only for me. */
+  delete(chatId: ChatId, seq: Seq, forEveryone: boolean): void {
+    this.outbox.push({ kind: 'delete', chat_id: chatId, seq, for_everyone: forEveryone });
+    this.flush();
+  }
+
+  /** Set (or with null remove) my reaction to a message. */
+  react(chatId: ChatId, seq: Seq, emoji: string | null): void {
+    this.outbox.push({ kind: 'react', chat_id: chatId, seq, emoji });
+    this.flush();
   }
 
   /** Raise this device's watermarks in a chat. */
   mark(chatId: ChatId, marks: { delivered_up_to?: Seq; read_up_to?: Seq }): void {
     this.outbox.push({ kind: 'mark', chat_id: chatId, ...marks });
     this.flush();
+  }
+
+  /**
+   * Watch these users' presence and these chats' typing. Replaces the
+   * previous set and is re-sent after every reconnect (presence is ephemeral).
+   */
+  watch(users: UserId[], chats: ChatId[]): void {
+    this.watchSet = { users: [...users], chats: [...chats] };
+    this.sendWatch();
+  }
+
+  /** Tell the chat's watchers what this user is doing. Dropped while offline. */
+  typing(chatId: ChatId, activity: Activity): void {
+    if (!this.authed) return;
+    const id = this.nextId();
+    this.ephemeral.add(id);
+    this.write({ type: 'typing', id, chat_id: chatId, activity });
+  }
+
+  private sendWatch(): void {
+    if (!this.authed) return;
+    const id = this.nextId();
+    this.ephemeral.add(id);
+    this.write({ type: 'watch', id, users: this.watchSet.users, chats: this.watchSet.chats });
   }
 
   /** When waiting to reconnect, try at once (e.g. the browser came back online). */
@@ -250,6 +309,7 @@ export class Connection {
     }
     this.authed = false;
     this.authId = this.syncId = this.pingId = null;
+    this.ephemeral.clear();
     clearTimeout(this.timers.handshake);
     clearInterval(this.timers.ping);
     clearTimeout(this.timers.retry);
@@ -301,6 +361,7 @@ export class Connection {
         return;
       }
       case 'ok':
+        if (this.ephemeral.delete(frame.id)) return;
         this.outbox.complete(frame.id);
         return;
       case 'synced': {
@@ -324,6 +385,25 @@ export class Connection {
         this.catchup.live({ pos: frame.pos, event: frame.event }, steps);
         return this.carryOut(steps);
       }
+      case 'watching':
+        this.ephemeral.delete(frame.id);
+        for (const presence of frame.presence) this.emit({ type: 'presence', presence });
+        return;
+      case 'presence': {
+        const { type: _t, ...presence } = frame;
+        this.emit({ type: 'presence', presence });
+        return;
+      }
+      case 'typing': {
+        const { type: _t, ...typing } = frame;
+        this.emit({ type: 'typing', typing });
+        return;
+      }
+      case 'presence_reset':
+        // Someone's privacy changed: ask again what we may see.
+        return this.sendWatch();
+      default:
+        return; // A frame from a newer server: ignored.
     }
   }
 
@@ -339,15 +419,20 @@ export class Connection {
       this.opts.store.saveCursor(hello.head);
       this.fresh = false;
     }
-    this.update({ status: 'syncing', attempt: 0, lastError: null, hello, cursor: this.catchup.cursor });
+    // `attempt` is reset only once caught up, so a socket that keeps failing
+    // during sync still backs off.
+    this.update({ status: 'syncing', lastError: null, hello, cursor: this.catchup.cursor });
     this.emit({ type: 'hello', hello, fresh });
     this.carryOut([this.catchup.connected()]);
     this.flush();
+    if (this.watchSet.users.length || this.watchSet.chats.length) this.sendWatch();
     clearInterval(this.timers.ping);
     this.timers.ping = setInterval(() => this.ping(), PING_EVERY_MS);
   }
 
   private onRequestError(id: number, code: ErrorCode, message: string): void {
+    // Presence and typing are best effort (an older server may not know them).
+    if (this.ephemeral.delete(id)) return;
     if (this.outbox.contains(id)) {
       if (isRetryable(code)) {
         // Resending is safe: the client id makes it the same message.
@@ -369,6 +454,8 @@ export class Connection {
             code,
             message,
           });
+        } else if (req && req.kind !== 'mark') {
+          this.emit({ type: 'request_failed', request: req, code, message });
         }
       }
       return;
@@ -396,7 +483,7 @@ export class Connection {
           this.write({ type: 'sync', id: this.syncId, after: step.after, limit: SYNC_PAGE });
           break;
         case 'live':
-          this.update({ status: 'live' });
+          this.update({ status: 'live', attempt: 0 });
           this.emit({ type: 'caught_up', cursor: this.catchup.cursor });
           break;
       }

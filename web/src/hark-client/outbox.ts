@@ -8,8 +8,12 @@
 import type { ChatId, ClientFrame, ClientMsgId, Seq } from './types';
 
 export type OutboxRequest =
-  | { kind: 'send'; chat_id: ChatId; client_id: ClientMsgId; text: string; queued_at: number }
-  | { kind: 'mark'; chat_id: ChatId; delivered_up_to?: Seq; read_up_to?: Seq };
+  | { kind: 'send'; chat_id: ChatId; client_id: ClientMsgId; text: string; queued_at: number; reply_to?: Seq }
+  | { kind: 'mark'; chat_id: ChatId; delivered_up_to?: Seq; read_up_to?: Seq }
+  // Edits, deletes and reactions set a state, so resending them is harmless too.
+  | { kind: 'edit'; chat_id: ChatId; seq: Seq; text: string }
+  | { kind: 'delete'; chat_id: ChatId; seq: Seq; for_everyone: boolean }
+  | { kind: 'react'; chat_id: ChatId; seq: Seq; emoji: string | null };
 
 /** What is persisted: the request and its place in the queue. */
 export interface OutboxEntry {
@@ -94,8 +98,20 @@ export class Outbox {
 }
 
 function toFrame(r: OutboxRequest, id: number): ClientFrame {
-  if (r.kind === 'send') {
-    return { type: 'send', id, chat_id: r.chat_id, client_id: r.client_id, text: r.text };
+  switch (r.kind) {
+    case 'send': {
+      const frame: ClientFrame = { type: 'send', id, chat_id: r.chat_id, client_id: r.client_id, text: r.text };
+      if (r.reply_to !== undefined) frame.reply_to = r.reply_to;
+      return frame;
+    }
+    case 'edit':
+      return { type: 'edit', id, chat_id: r.chat_id, seq: r.seq, text: r.text };
+    case 'delete':
+      return { type: 'delete', id, chat_id: r.chat_id, seq: r.seq, for_everyone: r.for_everyone };
+    case 'react':
+      return { type: 'react', id, chat_id: r.chat_id, seq: r.seq, emoji: r.emoji };
+    case 'mark':
+      break;
   }
   const frame: ClientFrame = { type: 'mark', id, chat_id: r.chat_id };
   if (r.delivered_up_to !== undefined) frame.delivered_up_to = r.delivered_up_to;

@@ -97,10 +97,30 @@ export interface Chat {
   members: Member[];
 }
 
+/** The caller's own settings for a chat. */
+export interface ChatSettings {
+  muted_until: number | null;
+  archived: boolean;
+  pinned_at: number | null;
+}
+
 export interface ChatSummary {
   chat: Chat;
   last_message: Message | null;
   unread: number;
+  /** Absent from servers older than chat settings. */
+  settings?: ChatSettings;
+}
+
+/** `GET /v1/chats/{chat_id}/messages/{seq}/info`: for the sender, who got and read it, when. */
+export interface MessageInfo {
+  chat_id: ChatId;
+  seq: Seq;
+  recipients: { user_id: UserId; delivered_at: number | null; read_at: number | null }[];
+}
+
+export interface SearchResults {
+  messages: Message[];
 }
 
 export interface History {
@@ -124,9 +144,33 @@ export interface Message {
   sender_id: UserId;
   sender_device: DeviceId;
   client_id: ClientMsgId;
+  /** Empty when the message was deleted for everyone. */
   text: string;
   /** Commit time, milliseconds since the Unix epoch. */
   sent_at: number;
+  /** The earlier message of the same chat this one answers. */
+  reply_to?: Quote | null;
+  /** Copied from another chat by its sender. */
+  forwarded?: boolean;
+  /** When the text was last edited. */
+  edited_at?: number | null;
+  /** Deleted for everyone: the text and reactions are gone. */
+  deleted?: boolean;
+  /** One per member who reacted. */
+  reactions?: MessageReaction[];
+}
+
+/** The message a reply quotes, as it is now. */
+export interface Quote {
+  seq: Seq;
+  sender_id: UserId;
+  /** The start of its text; null when it was deleted. */
+  snippet: string | null;
+}
+
+export interface MessageReaction {
+  user_id: UserId;
+  emoji: string;
 }
 
 export interface Receipt {
@@ -143,7 +187,12 @@ export type Event =
   | { kind: 'chat_renamed'; chat_id: ChatId; title: string; by: UserId }
   | { kind: 'member_added'; chat_id: ChatId; user_id: UserId; by: UserId }
   | { kind: 'member_removed'; chat_id: ChatId; user_id: UserId; by: UserId }
-  | { kind: 'admin_changed'; chat_id: ChatId; user_id: UserId; admin: boolean; by: UserId };
+  | { kind: 'admin_changed'; chat_id: ChatId; user_id: UserId; admin: boolean; by: UserId }
+  | { kind: 'message_edited'; chat_id: ChatId; seq: Seq; text: string; edited_at: number }
+  | { kind: 'message_deleted'; chat_id: ChatId; seq: Seq; by: UserId }
+  | { kind: 'message_hidden'; chat_id: ChatId; seq: Seq }
+  | { kind: 'reaction'; chat_id: ChatId; seq: Seq; user_id: UserId; emoji: string | null }
+  | { kind: 'chat_settings_changed'; chat_id: ChatId; settings: ChatSettings };
 
 export interface EventFrame {
   pos: Pos;
@@ -154,7 +203,11 @@ export interface EventFrame {
 
 export type ClientFrame =
   | { type: 'auth'; id: number; token: string }
-  | { type: 'send'; id: number; chat_id: ChatId; client_id: ClientMsgId; text: string }
+  | { type: 'send'; id: number; chat_id: ChatId; client_id: ClientMsgId; text: string; reply_to?: Seq }
+  | { type: 'edit'; id: number; chat_id: ChatId; seq: Seq; text: string }
+  | { type: 'delete'; id: number; chat_id: ChatId; seq: Seq; for_everyone: boolean }
+  | { type: 'react'; id: number; chat_id: ChatId; seq: Seq; emoji: string | null }
+  | { type: 'forward'; id: number; from_chat_id: ChatId; seq: Seq; to_chat_id: ChatId; client_id: ClientMsgId }
   | {
       type: 'mark';
       id: number;
@@ -163,7 +216,9 @@ export type ClientFrame =
       read_up_to?: Seq;
     }
   | { type: 'sync'; id: number; after: Pos; limit?: number }
-  | { type: 'ping'; id: number };
+  | { type: 'ping'; id: number }
+  | { type: 'watch'; id: number; users: UserId[]; chats: ChatId[] }
+  | { type: 'typing'; id: number; chat_id: ChatId; activity: Activity };
 
 export interface Limits {
   max_frame_bytes: number;
@@ -189,7 +244,39 @@ export type ServerFrame =
   | { type: 'synced'; id: number; events: EventFrame[]; head: Pos; more: boolean }
   | { type: 'pong'; id: number }
   | { type: 'error'; id?: number; code: ErrorCode; message: string }
-  | ({ type: 'event' } & EventFrame);
+  | ({ type: 'event' } & EventFrame)
+  | { type: 'watching'; id: number; presence: PresenceState[] }
+  | ({ type: 'presence' } & PresenceState)
+  | ({ type: 'typing' } & TypingState)
+  | { type: 'presence_reset' };
+
+// ---- Presence and typing (presence.rs): ephemeral, never in the event stream ----
+
+export type Visibility = 'everyone' | 'contacts' | 'nobody';
+
+/** `GET` / `PUT /v1/me/privacy`. */
+export interface PrivacySettings {
+  last_seen: Visibility;
+  online: Visibility;
+}
+
+/** What a watcher may know of a user; null fields are hidden by privacy settings. */
+export interface PresenceState {
+  user_id: UserId;
+  online: boolean | null;
+  /** When the user was last online (ms since the epoch). */
+  last_seen: number | null;
+}
+
+export type Activity = 'typing' | 'recording' | 'stopped';
+
+export interface TypingState {
+  chat_id: ChatId;
+  user_id: UserId;
+  activity: Activity;
+  /** Show it for at most this long unless refreshed; 0 with `stopped`. */
+  expires_in_ms: number;
+}
 
 /** An error answer from the server, over HTTP (status set) or WebSocket (status 0). */
 export class HarkError extends Error {

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The browser client's tooling. Subcommands:
+#   setup   install web/node_modules (npm ci) when missing or stale, and
+#           Debian's chromium (apt) when /usr/bin/chromium is missing
+#   build   type-check and build web/ into web/dist (embedded by `hark serve`)
+#   test    run the browser tests (node --test) against target/debug/hark;
+#           extra arguments pick test files, e.g. `scripts/web.sh test group`
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+web="$root/web"
+
+log() { printf 'web.sh: %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    log "need root for: $*"; exit 1
+  fi
+}
+
+# npm ci when node_modules is missing or older than the lockfile (npm writes
+# node_modules/.package-lock.json on every install).
+node_deps() {
+  command -v npm >/dev/null || { log "npm is missing: install Node.js 20 or newer"; exit 1; }
+  local marker="$web/node_modules/.package-lock.json"
+  if [ ! -f "$marker" ] || [ "$web/package-lock.json" -nt "$marker" ] || [ "$web/package.json" -nt "$marker" ]; then
+    log "installing npm packages (npm ci)"
+    (cd "$web" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
+chromium_dep() {
+  if [ ! -x /usr/bin/chromium ]; then
+    log "installing Debian's chromium (for the browser tests)"
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+  fi
+}
+
+cmd_setup() {
+  node_deps
+  chromium_dep
+}
+
+cmd_build() {
+  node_deps
+  (cd "$web" && npm run --silent build)
+}
+
+cmd_test() {
+  node_deps
+  chromium_dep
+  local bin="${HARK_BIN:-$root/target/debug/hark}"
+  if [ ! -x "$bin" ]; then
+    log "$bin is missing: run 'cargo build -p hark' first"
+    exit 1
+  fi
+  [ -f "$web/dist/index.html" ] || cmd_build
+  local files=()
+  if [ $# -eq 0 ]; then
+    files=("$web"/tests/*.test.mjs)
+  else
+    for name in "$@"; do files+=("$web/tests/${name%.test.mjs}.test.mjs"); done
+  fi
+  rm -rf "$web/test-artifacts"
+  mkdir -p "$web/test-artifacts"
+  # One file at a time: each starts its own server and browser, and the
+  # machine has few cores.
+  (cd "$web" && HARK_BIN="$bin" node --test --test-concurrency=1 "${files[@]}")
+  log "screenshots are in web/test-artifacts/"
+}
+
+case "${1:-}" in
+  setup) shift; cmd_setup "$@" ;;
+  build) shift; cmd_build "$@" ;;
+  test) shift; cmd_test "$@" ;;
+  *)
+    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac

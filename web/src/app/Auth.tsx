@@ -1,0 +1,139 @@
+// The login / register screen. Logging in makes this browser a device of the account.
+
+import { useState } from 'preact/hooks';
+import { HarkApi, HarkError, type Session } from '../hark-client';
+import { HarkLogo } from './ui';
+
+function deviceName(): string {
+  const ua = navigator.userAgent;
+  const browser = /Edg\//.test(ua)
+    ? 'Edge'
+    : /Firefox\//.test(ua)
+      ? 'Firefox'
+      : /Chrome\/|Chromium\//.test(ua)
+        ? 'Chrome'
+        : /Safari\//.test(ua)
+          ? 'Safari'
+          : 'Browser';
+  const os = /Windows/.test(ua) ? 'Windows' : /Mac OS X/.test(ua) ? 'macOS' : /Android/.test(ua) ? 'Android' : /Linux/.test(ua) ? 'Linux' : '';
+  return `Web · ${browser}${os ? ` on ${os}` : ''}`;
+}
+
+function explain(e: unknown): string {
+  if (!(e instanceof HarkError)) return 'Something went wrong. Please try again.';
+  switch (e.code) {
+    case 'invalid_credentials':
+      return 'Wrong username or password.';
+    case 'username_taken':
+      return 'That username is taken. Try another one.';
+    case 'rate_limited':
+      return 'Too many attempts. Wait a minute and try again.';
+    case 'network':
+      return 'Cannot reach the server. Check your connection.';
+    default:
+      return e.message;
+  }
+}
+
+export function AuthScreen(props: { server: string; onSession: (s: Session) => void }) {
+  const [mode, setMode] = useState<'login' | 'register'>('login');
+  const [username, setUsername] = useState('');
+  const [password, setPassword] = useState('');
+  const [displayName, setDisplayName] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  async function submit(e: Event) {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    const api = new HarkApi(props.server);
+    try {
+      if (mode === 'register') await api.register(username.trim(), password, displayName.trim() || undefined);
+      const res = await api.login(username.trim(), password, deviceName());
+      props.onSession({ token: res.token, user: res.user, device: res.device });
+    } catch (err) {
+      setError(explain(err));
+      setBusy(false);
+    }
+  }
+
+  return (
+    <div class="auth">
+      <div class="auth-band" />
+      <div class="auth-card">
+        <div class="auth-brand">
+          <HarkLogo size={40} />
+          <span>Hark</span>
+        </div>
+        <h1>{mode === 'login' ? 'Log in to Hark' : 'Create your account'}</h1>
+        <p class="auth-sub">
+          {mode === 'login'
+            ? 'Use your Hark account on this browser. It becomes one of your devices.'
+            : 'Pick a username people can find you by.'}
+        </p>
+        <form onSubmit={submit} data-testid="auth-form">
+          <label>
+            Username
+            <input
+              name="username"
+              autocomplete="username"
+              value={username}
+              onInput={(e) => setUsername(e.currentTarget.value)}
+              required
+              minLength={3}
+              maxLength={32}
+              pattern="[A-Za-z0-9_.\-]+"
+            />
+          </label>
+          {mode === 'register' && (
+            <label>
+              Display name <span class="optional">(optional)</span>
+              <input
+                name="display_name"
+                autocomplete="name"
+                value={displayName}
+                maxLength={64}
+                onInput={(e) => setDisplayName(e.currentTarget.value)}
+              />
+            </label>
+          )}
+          <label>
+            Password
+            <input
+              name="password"
+              type="password"
+              autocomplete={mode === 'login' ? 'current-password' : 'new-password'}
+              value={password}
+              onInput={(e) => setPassword(e.currentTarget.value)}
+              required
+              minLength={8}
+            />
+          </label>
+          {error && (
+            <div class="auth-error" role="alert" data-testid="auth-error">
+              {error}
+            </div>
+          )}
+          <button class="primary" type="submit" disabled={busy} data-testid="auth-submit">
+            {busy ? 'Please wait…' : mode === 'login' ? 'Log in' : 'Create account'}
+          </button>
+        </form>
+        <p class="auth-switch">
+          {mode === 'login' ? 'New to Hark? ' : 'Already have an account? '}
+          <button
+            type="button"
+            class="link"
+            data-testid="auth-switch"
+            onClick={() => {
+              setMode(mode === 'login' ? 'register' : 'login');
+              setError(null);
+            }}
+          >
+            {mode === 'login' ? 'Create an account' : 'Log in'}
+          </button>
+        </p>
+      </div>
+    </div>
+  );
+}

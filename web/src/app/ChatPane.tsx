@@ -1,0 +1,452 @@
+// The right column: the open chat's header, its messages (history loads as
+// you scroll up) and the composer. Messages are marked read while the chat is
+// open and the page visible.
+
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
+import type { Message } from '../hark-client';
+import type { Panel } from './InfoPanel';
+import type { AppStore, ChatModel, Tick } from './store';
+import { Avatar, clock, colorFor, dayKey, dayLabel, HarkLogo, InfoIcon, presenceLabel, SendIcon, Ticks } from './ui';
+
+/** A typing indicator is refreshed this often while the person keeps typing. */
+const TYPING_EVERY_MS = 3_000;
+
+export function EmptyPane() {
+  return (
+    <div class="empty-pane">
+      <HarkLogo size={72} />
+      <h2>Hark for the web</h2>
+      <p>Send and receive messages from your browser. Pick a chat on the left, or start a new one.</p>
+      <p class="muted">Your messages are stored on your own Hark server.</p>
+    </div>
+  );
+}
+
+/** Whether the page is visible (a hidden tab does not read messages). */
+function usePageVisible(): boolean {
+  const [visible, setVisible] = useState(document.visibilityState === 'visible');
+  useEffect(() => {
+    const on = () => setVisible(document.visibilityState === 'visible');
+    document.addEventListener('visibilitychange', on);
+    return () => document.removeEventListener('visibilitychange', on);
+  }, []);
+  return visible;
+}
+
+interface Row {
+  key: string;
+  day?: string;
+  message?: Message;
+  pending?: { client_id: string; text: string; at: number; tick: Tick; failedCode?: string };
+}
+
+export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel | null) => void }) {
+  const { store, model, onPanel } = props;
+  const chatId = model.chat.id;
+  const group = model.chat.kind === 'group';
+  const title = store.title(model);
+  const scroller = useRef<HTMLDivElement>(null);
+  const stickToBottom = useRef(true);
+  const restoreFrom = useRef<number | null>(null);
+  const visible = usePageVisible();
+  const [menu, setMenu] = useState<number | null>(null);
+  const [replyTo, setReplyTo] = useState<Message | null>(null);
+  const [editing, setEditing] = useState<Message | null>(null);
+  useEffect(() => {
+    if (menu === null) return;
+    const close = () => setMenu(null);
+    document.addEventListener('click', close);
+    return () => document.removeEventListener('click', close);
+  }, [menu]);
+
+  const messages = [...model.messages.values()].sort((a, b) => a.seq - b.seq);
+  const pending = store.pending(chatId);
+  const failed = store.failedIn(chatId);
+  const newest = messages.length ? messages[messages.length - 1].seq : 0;
+
+  // Read what is on screen.
+  useEffect(() => {
+    if (visible) store.markRead(chatId);
+  }, [visible, newest, chatId, store]);
+
+  const rows: Row[] = [];
+  let lastDay = '';
+  const dayRow = (at: number) => {
+    const k = dayKey(at);
+    if (k !== lastDay) {
+      lastDay = k;
+      rows.push({ key: `day-${k}`, day: dayLabel(at) });
+    }
+  };
+  for (const m of messages) {
+    dayRow(m.sent_at);
+    rows.push({ key: `m-${m.seq}`, message: m });
+  }
+  for (const p of pending) {
+    dayRow(p.queued_at);
+    rows.push({ key: `p-${p.client_id}`, pending: { client_id: p.client_id, text: p.text, at: p.queued_at, tick: 'pending' } });
+  }
+  for (const f of failed) {
+    rows.push({ key: `f-${f.client_id}`, pending: { client_id: f.client_id, text: f.text, at: Date.now(), tick: 'failed', failedCode: f.message } });
+  }
+
+  // Keep the view pinned to the bottom when it was there; keep the reading
+  // position when older messages are prepended.
+  useLayoutEffect(() => {
+    const el = scroller.current;
+    if (!el) return;
+    if (restoreFrom.current !== null) {
+      el.scrollTop += el.scrollHeight - restoreFrom.current;
+      restoreFrom.current = null;
+    } else if (stickToBottom.current) {
+      el.scrollTop = el.scrollHeight;
+    }
+  });
+
+  async function onScroll() {
+    const el = scroller.current;
+    if (!el) return;
+    stickToBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 80;
+    if (el.scrollTop < 120 && model.hasMoreBefore && !model.loadingOlder) {
+      const height = el.scrollHeight;
+      restoreFrom.current = height;
+      const loaded = await store.loadOlder(chatId);
+      if (!loaded) restoreFrom.current = null;
+    }
+  }
+
+  const peer = store.peer(model);
+  const typing = store.typingLabel(model);
+  const subtitle = typing
+    ? typing
+    : group
+    ? model.chat.members
+        .map((m) => (m.user.id === store.me.id ? 'You' : m.user.display_name))
+        .sort((a, b) => (a === 'You' ? 1 : b === 'You' ? -1 : a.localeCompare(b)))
+        .join(', ')
+    : (presenceLabel(peer ? store.presence.get(peer.id) : undefined) ?? `@${peer?.username ?? ''}`);
+
+  return (
+    <section class="chat" data-testid="chat-pane" data-chat-id={chatId}>
+      <header class="chat-header" onClick={() => onPanel({ kind: 'chat' })}>
+        <Avatar name={title} id={store.peer(model)?.id ?? chatId * 7} size={40} group={group} />
+        <div class="chat-header-text">
+          <div class="chat-title" data-testid="chat-header-title">{title}</div>
+          <div class={`chat-sub ${typing ? 'typing' : ''}`} data-testid="chat-header-sub">{subtitle}</div>
+        </div>
+        <button class="icon-btn" aria-label={group ? 'Group info' : 'Contact info'} data-testid="chat-info" onClick={(e) => { e.stopPropagation(); onPanel({ kind: 'chat' }); }}>
+          <InfoIcon />
+        </button>
+      </header>
+      <div class="messages" ref={scroller} onScroll={() => void onScroll()} data-testid="messages">
+        <div class="messages-inner">
+          {model.loadingOlder && <div class="loading-older">Loading earlier messages…</div>}
+          {model.historyLoaded && !model.hasMoreBefore && (
+            <div class="chat-start">
+              {group ? 'Members see the messages sent from the moment they joined.' : 'This is the start of your conversation.'}
+            </div>
+          )}
+          {rows.map((r, i) => {
+            if (r.day) return <div class="day" key={r.key}><span>{r.day}</span></div>;
+            const prev = rows[i - 1];
+            if (r.message) {
+              const m = r.message;
+              const mine = m.sender_id === store.me.id;
+              const first = !prev?.message || prev.message.sender_id !== m.sender_id;
+              return (
+                <Bubble
+                  key={r.key}
+                  mine={mine}
+                  first={first}
+                  sender={group && !mine && first ? store.userName(model, m.sender_id) : null}
+                  senderColor={colorFor(m.sender_id)}
+                  text={m.text}
+                  time={m.sent_at}
+                  tick={mine && !m.deleted ? store.tick(model, m.seq) : null}
+                  seq={m.seq}
+                  message={m}
+                  quoteName={m.reply_to ? store.userName(model, m.reply_to.sender_id) : undefined}
+                  reactions={m.reactions ?? []}
+                  menu={
+                    menu === m.seq && !m.deleted ? (
+                      <MessageMenu
+                        mine={mine}
+                        canEdit={store.canEdit(m)}
+                        canDeleteForEveryone={store.canDeleteForEveryone(model, m)}
+                        myReaction={(m.reactions ?? []).find((x) => x.user_id === store.me.id)?.emoji ?? null}
+                        onClose={() => setMenu(null)}
+                        onReply={() => { setEditing(null); setReplyTo(m); }}
+                        onReact={(emoji) => store.conn.react(chatId, m.seq, emoji)}
+                        onInfo={() => onPanel({ kind: 'message', seq: m.seq })}
+                        onEdit={() => { setReplyTo(null); setEditing(m); }}
+                        onDelete={(everyone) => {
+                          if (confirm(everyone ? 'Delete this message for everyone?' : 'Delete this message for you?')) store.conn.delete(chatId, m.seq, everyone);
+                        }}
+                      />
+                    ) : null
+                  }
+                  onMenu={m.deleted || model.left ? undefined : () => setMenu(menu === m.seq ? null : m.seq)}
+                  onQuote={(seq) => scroller.current?.querySelector(`[data-seq="${seq}"]`)?.scrollIntoView({ block: 'center', behavior: 'smooth' })}
+                />
+              );
+            }
+            const p = r.pending!;
+            const first = !!prev?.message && prev.message.sender_id !== store.me.id;
+            return (
+              <Bubble
+                key={r.key}
+                mine
+                first={first}
+                sender={null}
+                text={p.text}
+                time={p.at}
+                tick={p.tick}
+                note={p.failedCode ? `Not sent: ${p.failedCode}` : undefined}
+                onInfo={p.tick === 'failed' ? () => store.dismissFailed(p.client_id) : undefined}
+              />
+            );
+          })}
+        </div>
+      </div>
+      {store.notice && (
+        <div class="notice" role="alert" data-testid="notice">
+          {store.notice}
+        </div>
+      )}
+      <Composer
+        store={store}
+        model={model}
+        replyTo={replyTo}
+        editing={editing}
+        onCancel={() => {
+          setReplyTo(null);
+          setEditing(null);
+        }}
+      />
+    </section>
+  );
+}
+
+const QUICK_REACTIONS = ['👍', '❤️', '😂', '😮', '😢', '🙏'];
+
+function Bubble(props: {
+  mine: boolean;
+  first: boolean;
+  sender: string | null;
+  senderColor?: string;
+  text: string;
+  time: number;
+  tick: Tick | null;
+  seq?: number;
+  note?: string;
+  message?: Message;
+  quoteName?: string;
+  reactions?: { user_id: number; emoji: string }[];
+  menu?: preact.ComponentChildren;
+  onInfo?: () => void;
+  onMenu?: () => void;
+  onQuote?: (seq: number) => void;
+}) {
+  const m = props.message;
+  const deleted = !!m?.deleted;
+  const grouped = new Map<string, number>();
+  for (const r of props.reactions ?? []) grouped.set(r.emoji, (grouped.get(r.emoji) ?? 0) + 1);
+  return (
+    <div class={`msg-row ${props.mine ? 'out' : 'in'} ${props.first ? 'first' : ''} ${grouped.size ? 'reacted' : ''}`}>
+      <div
+        class={`bubble ${props.onInfo && !props.onMenu ? 'clickable' : ''}`}
+        data-testid={props.mine ? 'msg-out' : 'msg-in'}
+        data-seq={props.seq}
+        data-deleted={deleted ? 'true' : undefined}
+        onClick={props.onMenu ? undefined : props.onInfo}
+      >
+        {props.onMenu && (
+          <button class="bubble-menu-btn" aria-label="Message options" data-testid="msg-menu" onClick={(e) => { e.stopPropagation(); props.onMenu!(); }}>
+            <svg viewBox="0 0 18 18" width="18" height="18" aria-hidden="true">
+              <path fill="currentColor" d="M3.3 4.6 9 10.3l5.7-5.7 1.6 1.6L9 13.4 1.7 6.2l1.6-1.6z" />
+            </svg>
+          </button>
+        )}
+        {props.menu}
+        {props.sender && (
+          <div class="sender" style={{ color: props.senderColor }} data-testid="msg-sender">
+            {props.sender}
+          </div>
+        )}
+        {m?.forwarded && !deleted && <div class="forwarded">Forwarded</div>}
+        {m?.reply_to && !deleted && (
+          <button class="quote" data-testid="msg-quote" onClick={() => props.onQuote?.(m.reply_to!.seq)}>
+            <span class="quote-name">{props.quoteName}</span>
+            <span class="quote-text">{m.reply_to.snippet ?? 'This message was deleted'}</span>
+          </button>
+        )}
+        {deleted ? (
+          <span class="text deleted" data-testid="msg-text">
+            {props.mine ? 'You deleted this message' : 'This message was deleted'}
+          </span>
+        ) : (
+          <span class="text" data-testid="msg-text">{props.text}</span>
+        )}
+        {/* Keeps room on the last line for the time and ticks, like WhatsApp. */}
+        <span class={`meta-spacer ${props.tick ? 'with-ticks' : ''} ${m?.edited_at && !deleted ? 'with-edited' : ''}`} aria-hidden="true" />
+        <span class="meta">
+          {m?.edited_at && !deleted && <span data-testid="msg-edited">Edited</span>}
+          {clock(props.time)}
+          {props.tick && <Ticks tick={props.tick} />}
+        </span>
+        {props.note && <div class="note">{props.note} — click to dismiss</div>}
+        {grouped.size > 0 && (
+          <div class="reactions" data-testid="msg-reactions">
+            {[...grouped].map(([emoji, n]) => (
+              <span key={emoji}>
+                {emoji}
+                {n > 1 ? ` ${n}` : ''}
+              </span>
+            ))}
+          </div>
+        )}
+      </div>
+    </div>
+  );
+}
+
+function MessageMenu(props: {
+  mine: boolean;
+  canEdit: boolean;
+  canDeleteForEveryone: boolean;
+  myReaction: string | null;
+  onClose: () => void;
+  onReply: () => void;
+  onReact: (emoji: string | null) => void;
+  onInfo: () => void;
+  onEdit: () => void;
+  onDelete: (forEveryone: boolean) => void;
+}) {
+  const item = (label: string, testid: string, f: () => void) => (
+    <button role="menuitem" data-testid={testid} onClick={(e) => { e.stopPropagation(); props.onClose(); f(); }}>
+      {label}
+    </button>
+  );
+  return (
+    <div class="menu msg-menu" role="menu" data-testid="msg-menu-list" onClick={(e) => e.stopPropagation()}>
+      <div class="react-row">
+        {QUICK_REACTIONS.map((emoji) => (
+          <button
+            key={emoji}
+            class={props.myReaction === emoji ? 'mine' : ''}
+            aria-label={`React ${emoji}`}
+            data-testid="react"
+            data-emoji={emoji}
+            onClick={() => {
+              props.onClose();
+              props.onReact(props.myReaction === emoji ? null : emoji);
+            }}
+          >
+            {emoji}
+          </button>
+        ))}
+      </div>
+      {item('Reply', 'reply', props.onReply)}
+      {props.mine && item('Message info', 'info', props.onInfo)}
+      {props.canEdit && item('Edit', 'edit', props.onEdit)}
+      {props.canDeleteForEveryone && item('Delete for everyone', 'delete-everyone', () => props.onDelete(true))}
+      {item('Delete for me', 'delete-me', () => props.onDelete(false))}
+    </div>
+  );
+}
+
+function Composer(props: { store: AppStore; model: ChatModel; replyTo: Message | null; editing: Message | null; onCancel: () => void }) {
+  const { store, model, replyTo, editing } = props;
+  const [text, setText] = useState('');
+  useEffect(() => {
+    if (editing) setText(editing.text);
+    if (editing || replyTo) input.current?.focus();
+  }, [editing, replyTo]);
+  const input = useRef<HTMLTextAreaElement>(null);
+  const typingSentAt = useRef(0);
+  const max = store.connState.hello?.limits.max_text_bytes ?? 16384;
+  const tooLong = new TextEncoder().encode(text).length > max;
+
+  useEffect(() => input.current?.focus(), [model.chat.id]);
+
+  useLayoutEffect(() => {
+    const el = input.current;
+    if (!el) return;
+    el.style.height = 'auto';
+    el.style.height = `${Math.min(el.scrollHeight, 140)}px`;
+  }, [text]);
+
+  if (model.left) {
+    return (
+      <footer class="composer left-note" data-testid="left-note">
+        You can't send messages to this group because you're no longer a member.
+      </footer>
+    );
+  }
+
+  function submit() {
+    if (!text.trim() || tooLong) return;
+    if (editing) {
+      if (text !== editing.text) store.conn.edit(model.chat.id, editing.seq, text);
+      setText('');
+      props.onCancel();
+      return;
+    }
+    store.send(model.chat.id, text, replyTo?.seq);
+    setText('');
+    props.onCancel();
+    // Sending ends the indicator on the server's side.
+    typingSentAt.current = 0;
+  }
+
+  function onInput(value: string) {
+    setText(value);
+    const now = Date.now();
+    if (value.trim() && now - typingSentAt.current > TYPING_EVERY_MS) {
+      typingSentAt.current = now;
+      store.conn.typing(model.chat.id, 'typing');
+    } else if (!value.trim() && typingSentAt.current) {
+      typingSentAt.current = 0;
+      store.conn.typing(model.chat.id, 'stopped');
+    }
+  }
+
+  const context = editing ?? replyTo;
+  return (
+    <footer class="composer-wrap">
+      {context && (
+        <div class="composer-context" data-testid={editing ? 'editing' : 'replying'}>
+          <div class="quote">
+            <span class="quote-name">{editing ? 'Edit message' : store.userName(model, context.sender_id)}</span>
+            <span class="quote-text">{context.text}</span>
+          </div>
+          <button class="icon-btn small" aria-label="Cancel" data-testid="cancel-context" onClick={() => { if (editing) setText(''); props.onCancel(); }}>
+            ×
+          </button>
+        </div>
+      )}
+      <div class="composer">
+      <textarea
+        ref={input}
+        rows={1}
+        placeholder="Type a message"
+        value={text}
+        data-testid="composer"
+        onInput={(e) => onInput(e.currentTarget.value)}
+        onKeyDown={(e) => {
+          if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+            e.preventDefault();
+            submit();
+          } else if (e.key === 'Escape' && (editing || replyTo)) {
+            if (editing) setText('');
+            props.onCancel();
+          }
+        }}
+      />
+      <button class="send-btn" aria-label="Send" data-testid="send" disabled={!text.trim() || tooLong} onClick={submit}>
+        <SendIcon />
+      </button>
+      </div>
+    </footer>
+  );
+}

@@ -1,0 +1,269 @@
+// The right-hand drawer: group / contact info (rename, members, add, remove,
+// admins, leave) and "message info" (who received and read a message).
+
+import { useEffect, useState } from 'preact/hooks';
+import { HarkError, type Member, type MessageInfo as MessageInfoBody, type User } from '../hark-client';
+import type { AppStore, ChatModel } from './store';
+import { Avatar, clock, CloseIcon, dayLabel, PencilIcon, CheckIcon, SearchIcon, Ticks } from './ui';
+
+export type Panel = { kind: 'chat' } | { kind: 'message'; seq: number };
+
+function errorText(e: unknown): string {
+  if (e instanceof HarkError) {
+    if (e.code === 'forbidden') return 'Only group admins can do that.';
+    if (e.code === 'group_full') return 'The group is full.';
+    return e.message;
+  }
+  return 'Something went wrong.';
+}
+
+export function InfoPanel(props: { store: AppStore; model: ChatModel; panel: Panel; onPanel: (p: Panel | null) => void }) {
+  const { panel } = props;
+  return (
+    <aside class="panel" data-testid={panel.kind === 'chat' ? 'info-panel' : 'message-info'}>
+      <header class="panel-header">
+        <button class="icon-btn" aria-label="Close" data-testid="panel-close" onClick={() => props.onPanel(null)}>
+          <CloseIcon />
+        </button>
+        <h2>{panel.kind === 'message' ? 'Message info' : props.model.chat.kind === 'group' ? 'Group info' : 'Contact info'}</h2>
+      </header>
+      <div class="panel-body">
+        {panel.kind === 'message' ? <MessageInfo {...props} seq={panel.seq} /> : <ChatInfo {...props} />}
+      </div>
+    </aside>
+  );
+}
+
+function MessageInfo(props: { store: AppStore; model: ChatModel; seq: number }) {
+  const { store, model, seq } = props;
+  const m = model.messages.get(seq);
+  // Times come from the server's message info; the lists themselves follow
+  // the live watermarks, so they change while the panel is open.
+  const [times, setTimes] = useState<MessageInfoBody | null>(null);
+  const readCount = model.chat.members.filter((x) => x.read_up_to >= seq).length;
+  const deliveredCount = model.chat.members.filter((x) => x.delivered_up_to >= seq).length;
+  useEffect(() => {
+    let cancelled = false;
+    store.api
+      .messageInfo(model.chat.id, seq)
+      .then((info) => !cancelled && setTimes(info))
+      .catch(() => {});
+    return () => {
+      cancelled = true;
+    };
+  }, [store, model.chat.id, seq, readCount, deliveredCount]);
+  const when = (userId: number, key: 'read_at' | 'delivered_at') => {
+    const at = times?.recipients.find((r) => r.user_id === userId)?.[key];
+    return at ? `${key === 'read_at' ? 'Read' : 'Delivered'} ${dayLabel(at) === 'Today' ? '' : `${dayLabel(at)}, `}${clock(at)}` : null;
+  };
+  const others = model.chat.members.filter((x) => x.user.id !== store.me.id);
+  const read = others.filter((x) => x.read_up_to >= seq);
+  const delivered = others.filter((x) => x.read_up_to < seq && x.delivered_up_to >= seq);
+  const waiting = others.filter((x) => x.delivered_up_to < seq);
+  const section = (label: string, people: Member[], tick: 'read' | 'delivered' | 'sent', testid: string) => (
+    <section class="card" data-testid={testid}>
+      <h3>
+        <Ticks tick={tick} /> {label}
+      </h3>
+      {people.length === 0 ? (
+        <p class="muted">Nobody yet</p>
+      ) : (
+        people.map((p) => (
+          <div class="person" key={p.user.id} data-testid="receipt-person">
+            <Avatar name={p.user.display_name} id={p.user.id} size={36} />
+            <div>
+              <div class="person-name">{p.user.display_name}</div>
+              <div class="muted" data-testid="receipt-time">
+                {(tick === 'read' && when(p.user.id, 'read_at')) || (tick === 'delivered' && when(p.user.id, 'delivered_at')) || `@${p.user.username}`}
+              </div>
+            </div>
+          </div>
+        ))
+      )}
+    </section>
+  );
+  return (
+    <>
+      {m && (
+        <div class="info-preview">
+          <div class="bubble out-preview">
+            <span class="text">{m.text}</span>
+            <span class="meta-spacer with-ticks" aria-hidden="true" />
+            <span class="meta">
+              {clock(m.sent_at)} <Ticks tick={store.tick(model, seq)} />
+            </span>
+          </div>
+        </div>
+      )}
+      {section('Read by', read, 'read', 'read-by')}
+      {section('Delivered to', delivered, 'delivered', 'delivered-to')}
+      {waiting.length > 0 && section('Not delivered yet', waiting, 'sent', 'waiting-for')}
+    </>
+  );
+}
+
+function ChatInfo(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel | null) => void }) {
+  const { store, model } = props;
+  const group = model.chat.kind === 'group';
+  const title = store.title(model);
+  const meMember = store.member(model, store.me.id);
+  const admin = !!meMember?.admin && !model.left;
+  const [editing, setEditing] = useState(false);
+  const [draft, setDraft] = useState(title);
+  const [error, setError] = useState<string | null>(null);
+  const [adding, setAdding] = useState(false);
+  const run = async (f: () => Promise<void>) => {
+    setError(null);
+    try {
+      await f();
+    } catch (e) {
+      setError(errorText(e));
+    }
+  };
+
+  if (!group) {
+    const peer = store.peer(model);
+    return (
+      <div class="info-head">
+        <Avatar name={title} id={peer?.id ?? model.chat.id * 7} size={160} />
+        <div class="info-title">{title}</div>
+        <div class="muted">@{peer?.username}</div>
+      </div>
+    );
+  }
+
+  const members = [...model.chat.members].sort((a, b) =>
+    a.user.id === store.me.id ? -1 : b.user.id === store.me.id ? 1 : a.user.display_name.localeCompare(b.user.display_name),
+  );
+
+  return (
+    <>
+      <div class="info-head">
+        <Avatar name={title} id={model.chat.id * 7} size={160} group />
+        {editing ? (
+          <form
+            class="rename"
+            onSubmit={(e) => {
+              e.preventDefault();
+              void run(async () => {
+                await store.rename(model.chat.id, draft.trim());
+                setEditing(false);
+              });
+            }}
+          >
+            <input class="underline" value={draft} maxLength={64} data-testid="rename-input" onInput={(e) => setDraft(e.currentTarget.value)} autoFocus />
+            <button class="icon-btn" type="submit" aria-label="Save name" data-testid="rename-save">
+              <CheckIcon />
+            </button>
+          </form>
+        ) : (
+          <div class="info-title" data-testid="info-title">
+            {title}
+            {admin && (
+              <button class="icon-btn small" aria-label="Rename group" data-testid="rename" onClick={() => { setDraft(title); setEditing(true); }}>
+                <PencilIcon />
+              </button>
+            )}
+          </div>
+        )}
+        <div class="muted">Group · {model.chat.members.length} members</div>
+      </div>
+      {error && <div class="form-error" role="alert">{error}</div>}
+      <section class="card">
+        <h3>{model.chat.members.length} members</h3>
+        {admin && !adding && (
+          <button class="person add" data-testid="add-member" onClick={() => setAdding(true)}>
+            <span class="add-icon">+</span>
+            <span class="person-name">Add member</span>
+          </button>
+        )}
+        {adding && <AddMember store={store} model={model} onDone={() => setAdding(false)} run={run} />}
+        {members.map((m) => (
+          <div class="person" key={m.user.id} data-testid="member" data-username={m.user.username}>
+            <Avatar name={m.user.display_name} id={m.user.id} size={40} />
+            <div class="person-text">
+              <div class="person-name">{m.user.id === store.me.id ? 'You' : m.user.display_name}</div>
+              <div class="muted">@{m.user.username}</div>
+            </div>
+            {m.admin && <span class="admin-tag">Group admin</span>}
+            {admin && m.user.id !== store.me.id && (
+              <div class="person-actions">
+                <button class="text-btn" data-testid="toggle-admin" onClick={() => void run(() => store.setAdmin(model.chat.id, m.user.id, !m.admin))}>
+                  {m.admin ? 'Dismiss admin' : 'Make admin'}
+                </button>
+                <button class="text-btn danger" data-testid="remove-member" onClick={() => void run(() => store.removeMember(model.chat.id, m.user.id))}>
+                  Remove
+                </button>
+              </div>
+            )}
+          </div>
+        ))}
+      </section>
+      {!model.left && (
+        <section class="card">
+          <button
+            class="danger-row"
+            data-testid="leave-group"
+            onClick={() => {
+              if (confirm(`Exit "${title}"?`)) void run(() => store.removeMember(model.chat.id, store.me.id));
+            }}
+          >
+            Exit group
+          </button>
+        </section>
+      )}
+    </>
+  );
+}
+
+function AddMember(props: { store: AppStore; model: ChatModel; onDone: () => void; run: (f: () => Promise<void>) => Promise<void> }) {
+  const { store, model } = props;
+  const [q, setQ] = useState('');
+  const [users, setUsers] = useState<User[]>([]);
+  useEffect(() => {
+    const query = q.trim().replace(/^@/, '');
+    if (!query) return setUsers([]);
+    let cancelled = false;
+    const t = setTimeout(() => {
+      store.api.searchUsers(query).then((u) => !cancelled && setUsers(u)).catch(() => {});
+    }, 150);
+    return () => {
+      cancelled = true;
+      clearTimeout(t);
+    };
+  }, [q, store]);
+  const inGroup = new Set(model.chat.members.map((m) => m.user.id));
+  return (
+    <div class="add-member">
+      <div class="search-box">
+        <SearchIcon />
+        <input autoFocus placeholder="Username to add" value={q} data-testid="add-member-search" onInput={(e) => setQ(e.currentTarget.value)} />
+        <button class="icon-btn small" aria-label="Cancel" onClick={props.onDone}>
+          <CloseIcon />
+        </button>
+      </div>
+      {users
+        .filter((u) => !inGroup.has(u.id))
+        .map((u) => (
+          <button
+            class="person add"
+            key={u.id}
+            data-testid="add-member-result"
+            data-username={u.username}
+            onClick={() =>
+              void props.run(async () => {
+                await store.addMember(model.chat.id, u.id);
+                props.onDone();
+              })
+            }
+          >
+            <Avatar name={u.display_name} id={u.id} size={40} />
+            <div class="person-text">
+              <div class="person-name">{u.display_name}</div>
+              <div class="muted">@{u.username}</div>
+            </div>
+          </button>
+        ))}
+    </div>
+  );
+}

@@ -1,0 +1,477 @@
+// The left column: profile header, connection banner, search, chat list,
+// and the "new chat" / "new group" flows.
+
+import type { ComponentChildren } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import type { Device, PrivacySettings, User, Visibility } from '../hark-client';
+import type { AppStore, ChatModel } from './store';
+import { Avatar, BackIcon, CheckIcon, CloseIcon, GroupIcon, listTime, LogoutIcon, NewChatIcon, LaptopIcon, PencilIcon, SearchIcon, SettingsIcon, Ticks } from './ui';
+
+type Mode = 'list' | 'new-chat' | 'new-group' | 'settings';
+
+/** Users whose username starts with `q`, refreshed as the query changes (debounced). */
+function useUserSearch(store: AppStore, q: string): User[] {
+  const [users, setUsers] = useState<User[]>([]);
+  useEffect(() => {
+    const query = q.trim().replace(/^@/, '');
+    if (!query) {
+      setUsers([]);
+      return;
+    }
+    let cancelled = false;
+    const t = setTimeout(() => {
+      store.api
+        .searchUsers(query)
+        .then((u) => !cancelled && setUsers(u.filter((x) => x.id !== store.me.id)))
+        .catch(() => !cancelled && setUsers([]));
+    }, 150);
+    return () => {
+      cancelled = true;
+      clearTimeout(t);
+    };
+  }, [q, store]);
+  return users;
+}
+
+export function Sidebar(props: { store: AppStore }) {
+  const { store } = props;
+  const [mode, setMode] = useState<Mode>('list');
+  return (
+    <aside class="sidebar">
+      {mode === 'list' && <ChatListView store={store} setMode={setMode} />}
+      {mode === 'new-chat' && <NewChatView store={store} onDone={() => setMode('list')} />}
+      {mode === 'new-group' && <NewGroupView store={store} onDone={() => setMode('list')} />}
+      {mode === 'settings' && <SettingsView store={store} onDone={() => setMode('list')} />}
+    </aside>
+  );
+}
+
+function ConnectionBanner(props: { store: AppStore }) {
+  const { status, pending } = props.store.connState;
+  if (status === 'live' || status === 'syncing' || status === 'closed') return null;
+  const waiting = pending.length;
+  return (
+    <div class="banner" role="status" data-testid="conn-banner">
+      <div class="banner-dot" />
+      <div>
+        <div class="banner-title">{status === 'reconnecting' ? 'Reconnecting…' : 'Connecting…'}</div>
+        <div class="banner-sub">
+          {waiting > 0
+            ? `${waiting} message${waiting === 1 ? '' : 's'} will be sent when you're back online.`
+            : 'Messages you write are sent once the connection is back.'}
+        </div>
+      </div>
+    </div>
+  );
+}
+
+function ChatListView(props: { store: AppStore; setMode: (m: Mode) => void }) {
+  const { store, setMode } = props;
+  const [q, setQ] = useState('');
+  const [menu, setMenu] = useState(false);
+  const users = useUserSearch(store, q);
+  const needle = q.trim().toLowerCase();
+  const chats = store.sortedChats().filter((c) => !needle || store.title(c).toLowerCase().includes(needle));
+  const directWith = new Set(store.sortedChats().map((c) => store.peer(c)?.id).filter((x) => x !== undefined));
+  const newPeople = users.filter((u) => !directWith.has(u.id));
+
+  return (
+    <>
+      <header class="side-header">
+        <div class="me" title={`@${store.me.username}`}>
+          <Avatar name={store.me.display_name} id={store.me.id} size={40} />
+          <span class="me-name" data-testid="me-name">{store.me.display_name}</span>
+        </div>
+        <div class="header-actions">
+          <button class="icon-btn" title="New group" aria-label="New group" data-testid="new-group" onClick={() => setMode('new-group')}>
+            <GroupIcon />
+          </button>
+          <button class="icon-btn" title="New chat" aria-label="New chat" data-testid="new-chat" onClick={() => setMode('new-chat')}>
+            <NewChatIcon />
+          </button>
+          <div class="menu-wrap">
+            <button class="icon-btn" title="Menu" aria-label="Menu" data-testid="menu" onClick={() => setMenu(!menu)}>
+              <svg viewBox="0 0 24 24" width="24" height="24" aria-hidden="true">
+                <path fill="currentColor" d="M12 7a2 2 0 1 0-.001-4.001A2 2 0 0 0 12 7zm0 2a2 2 0 1 0-.001 3.999A2 2 0 0 0 12 9zm0 6a2 2 0 1 0-.001 3.999A2 2 0 0 0 12 15z" />
+              </svg>
+            </button>
+            {menu && (
+              <div class="menu" role="menu">
+                <div class="menu-who">
+                  Signed in as <b>@{store.me.username}</b>
+                  <br />
+                  <span>{store.session.device.name}</span>
+                </div>
+                <button
+                  role="menuitem"
+                  data-testid="settings"
+                  onClick={() => {
+                    setMenu(false);
+                    setMode('settings');
+                  }}
+                >
+                  <SettingsIcon /> Settings and devices
+                </button>
+                <button role="menuitem" data-testid="logout" onClick={() => void store.logout()}>
+                  <LogoutIcon /> Log out
+                </button>
+              </div>
+            )}
+          </div>
+        </div>
+      </header>
+      <ConnectionBanner store={store} />
+      <div class="search">
+        <div class="search-box">
+          <SearchIcon />
+          <input
+            placeholder="Search chats or find people by username"
+            value={q}
+            data-testid="search"
+            onInput={(e) => setQ(e.currentTarget.value)}
+          />
+          {q && (
+            <button class="icon-btn small" aria-label="Clear search" onClick={() => setQ('')}>
+              <CloseIcon />
+            </button>
+          )}
+        </div>
+      </div>
+      <div class="list" data-testid="chat-list">
+        {chats.map((c) => (
+          <ChatRow key={c.chat.id} store={store} model={c} />
+        ))}
+        {needle && newPeople.length > 0 && <div class="list-section">People</div>}
+        {needle &&
+          newPeople.map((u) => (
+            <UserRow
+              key={u.id}
+              user={u}
+              testid="user-result"
+              onClick={() => {
+                setQ('');
+                void store.startDirect(u.id);
+              }}
+            />
+          ))}
+        {store.ready && chats.length === 0 && !needle && (
+          <div class="list-empty">
+            <p>No chats yet.</p>
+            <p>Search for someone by username above, or start a group.</p>
+          </div>
+        )}
+        {needle && chats.length === 0 && newPeople.length === 0 && <div class="list-empty">Nothing found for “{q}”.</div>}
+      </div>
+    </>
+  );
+}
+
+function ChatRow(props: { store: AppStore; model: ChatModel }) {
+  const { store, model } = props;
+  const title = store.title(model);
+  const unread = store.unread(model);
+  const last = model.lastMessage;
+  const pending = store.pending(model.chat.id);
+  const lastPending = pending[pending.length - 1];
+  const group = model.chat.kind === 'group';
+  let preview: ComponentChildren = <span class="preview-text">{group ? 'Group created' : 'No messages yet'}</span>;
+  let time = model.chat.created_at;
+  if (lastPending) {
+    preview = (
+      <>
+        <Ticks tick="pending" />
+        <span class="preview-text">{lastPending.text}</span>
+      </>
+    );
+    time = lastPending.queued_at;
+  } else if (last) {
+    const mine = last.sender_id === store.me.id;
+    time = last.sent_at;
+    preview = (
+      <>
+        {mine && <Ticks tick={store.tick(model, last.seq)} />}
+        {!mine && group && <span class="preview-sender">{store.userName(model, last.sender_id)}:&nbsp;</span>}
+        <span class="preview-text">{last.text}</span>
+      </>
+    );
+  }
+  const typing = store.typingLabel(model);
+  if (typing) preview = <span class="preview-text typing" data-testid="typing">{typing}</span>;
+  const active = store.openChatId === model.chat.id;
+  return (
+    <button
+      class={`row ${active ? 'active' : ''} ${unread > 0 ? 'has-unread' : ''}`}
+      data-testid="chat-row"
+      data-chat-id={model.chat.id}
+      onClick={() => void store.openChat(model.chat.id)}
+    >
+      <Avatar name={title} id={store.peer(model)?.id ?? model.chat.id * 7} group={group} />
+      <div class="row-body">
+        <div class="row-top">
+          <span class="row-title" data-testid="chat-title">{title}</span>
+          <span class="row-time">{listTime(time)}</span>
+        </div>
+        <div class="row-bottom">
+          <span class="row-preview" data-testid="chat-preview">{preview}</span>
+          {unread > 0 && (
+            <span class="badge" data-testid="unread-badge">
+              {unread > 99 ? '99+' : unread}
+            </span>
+          )}
+        </div>
+      </div>
+    </button>
+  );
+}
+
+function UserRow(props: { user: User; onClick: () => void; selected?: boolean; testid?: string }) {
+  const { user } = props;
+  return (
+    <button class={`row user-row ${props.selected ? 'selected' : ''}`} data-testid={props.testid} data-username={user.username} onClick={props.onClick}>
+      <Avatar name={user.display_name} id={user.id} size={44} />
+      <div class="row-body">
+        <div class="row-top">
+          <span class="row-title">{user.display_name}</span>
+        </div>
+        <div class="row-bottom">
+          <span class="row-preview">@{user.username}</span>
+        </div>
+      </div>
+      {props.selected && (
+        <span class="check">
+          <CheckIcon />
+        </span>
+      )}
+    </button>
+  );
+}
+
+function PanelHeader(props: { title: string; onBack: () => void }) {
+  return (
+    <header class="side-header drawer-header">
+      <button class="icon-btn" aria-label="Back" data-testid="back" onClick={props.onBack}>
+        <BackIcon />
+      </button>
+      <h2>{props.title}</h2>
+    </header>
+  );
+}
+
+function NewChatView(props: { store: AppStore; onDone: () => void }) {
+  const { store } = props;
+  const [q, setQ] = useState('');
+  const users = useUserSearch(store, q);
+  return (
+    <>
+      <PanelHeader title="New chat" onBack={props.onDone} />
+      <div class="search">
+        <div class="search-box">
+          <SearchIcon />
+          <input autoFocus placeholder="Search people by username" value={q} data-testid="people-search" onInput={(e) => setQ(e.currentTarget.value)} />
+        </div>
+      </div>
+      <div class="list">
+        {users.map((u) => (
+          <UserRow
+            key={u.id}
+            user={u}
+            testid="user-result"
+            onClick={() => {
+              void store.startDirect(u.id);
+              props.onDone();
+            }}
+          />
+        ))}
+        {!q && <div class="list-empty">Type the start of a username.</div>}
+      </div>
+    </>
+  );
+}
+
+function NewGroupView(props: { store: AppStore; onDone: () => void }) {
+  const { store } = props;
+  const [q, setQ] = useState('');
+  const [title, setTitle] = useState('');
+  const [picked, setPicked] = useState<User[]>([]);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const users = useUserSearch(store, q);
+  const toggle = (u: User) =>
+    setPicked(picked.some((p) => p.id === u.id) ? picked.filter((p) => p.id !== u.id) : [...picked, u]);
+
+  async function create() {
+    setBusy(true);
+    setError(null);
+    try {
+      await store.createGroup(title.trim(), picked.map((p) => p.id));
+      props.onDone();
+    } catch (e) {
+      setError(e instanceof Error ? e.message : 'Could not create the group.');
+      setBusy(false);
+    }
+  }
+
+  return (
+    <>
+      <PanelHeader title="New group" onBack={props.onDone} />
+      <div class="group-form">
+        <div class="group-title-row">
+          <div class="group-avatar-ph">
+            <GroupIcon size={28} />
+          </div>
+          <input
+            class="underline"
+            placeholder="Group subject"
+            maxLength={64}
+            value={title}
+            data-testid="group-title"
+            onInput={(e) => setTitle(e.currentTarget.value)}
+          />
+        </div>
+        {picked.length > 0 && (
+          <div class="chips">
+            {picked.map((u) => (
+              <span class="chip" key={u.id}>
+                <Avatar name={u.display_name} id={u.id} size={24} />
+                <span>{u.display_name}</span>
+                <button aria-label={`Remove ${u.display_name}`} onClick={() => toggle(u)}>
+                  ×
+                </button>
+              </span>
+            ))}
+          </div>
+        )}
+        <div class="search-box">
+          <SearchIcon />
+          <input placeholder="Add members by username" value={q} data-testid="member-search" onInput={(e) => setQ(e.currentTarget.value)} />
+        </div>
+      </div>
+      <div class="list">
+        {users.map((u) => (
+          <UserRow key={u.id} user={u} testid="member-result" selected={picked.some((p) => p.id === u.id)} onClick={() => toggle(u)} />
+        ))}
+      </div>
+      {error && <div class="form-error">{error}</div>}
+      <div class="group-create">
+        <button
+          class="fab"
+          aria-label="Create group"
+          data-testid="create-group"
+          disabled={busy || !title.trim() || picked.length === 0}
+          onClick={() => void create()}
+        >
+          <CheckIcon />
+        </button>
+      </div>
+    </>
+  );
+}
+
+function SettingsView(props: { store: AppStore; onDone: () => void }) {
+  const { store } = props;
+  const [name, setName] = useState(store.me.display_name);
+  const [editing, setEditing] = useState(false);
+  const [devices, setDevices] = useState<Device[] | null>(null);
+  const [privacy, setPrivacy] = useState<PrivacySettings | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const load = () => {
+    store.api.devices().then(setDevices).catch(() => setDevices([]));
+  };
+  useEffect(() => {
+    load();
+    store.api.privacy().then(setPrivacy).catch(() => setPrivacy(null));
+  }, [store]);
+  const run = async (f: () => Promise<void>) => {
+    setError(null);
+    try {
+      await f();
+    } catch (e) {
+      setError(e instanceof Error ? e.message : 'Something went wrong.');
+    }
+  };
+  const choose = (key: keyof PrivacySettings, value: Visibility) =>
+    void run(async () => setPrivacy(await store.api.setPrivacy({ ...privacy!, [key]: value })));
+  const visibilityOptions: [Visibility, string][] = [
+    ['everyone', 'Everyone'],
+    ['contacts', 'My contacts'],
+    ['nobody', 'Nobody'],
+  ];
+  return (
+    <>
+      <PanelHeader title="Settings" onBack={props.onDone} />
+      <div class="list settings">
+        <section class="settings-card">
+          <div class="settings-profile">
+            <Avatar name={store.me.display_name} id={store.me.id} size={64} />
+            <div class="settings-name">
+              {editing ? (
+                <form
+                  class="rename"
+                  onSubmit={(e) => {
+                    e.preventDefault();
+                    void run(async () => {
+                      await store.updateName(name.trim());
+                      setEditing(false);
+                    });
+                  }}
+                >
+                  <input class="underline" value={name} maxLength={64} data-testid="name-input" onInput={(e) => setName(e.currentTarget.value)} autoFocus />
+                  <button class="icon-btn" type="submit" aria-label="Save name" data-testid="name-save">
+                    <CheckIcon />
+                  </button>
+                </form>
+              ) : (
+                <div class="info-title">
+                  <span data-testid="settings-name">{store.me.display_name}</span>
+                  <button class="icon-btn small" aria-label="Edit your name" data-testid="name-edit" onClick={() => setEditing(true)}>
+                    <PencilIcon />
+                  </button>
+                </div>
+              )}
+              <div class="muted">@{store.me.username}</div>
+            </div>
+          </div>
+        </section>
+        {privacy && (
+          <section class="settings-card">
+            <h3>Privacy</h3>
+            {(['last_seen', 'online'] as const).map((key) => (
+              <label class="settings-row" key={key}>
+                <span>{key === 'last_seen' ? 'Who can see my last seen' : 'Who can see when I am online'}</span>
+                <select value={privacy[key]} data-testid={`privacy-${key}`} onChange={(e) => choose(key, e.currentTarget.value as Visibility)}>
+                  {visibilityOptions.map(([v, label]) => (
+                    <option value={v} key={v}>
+                      {label}
+                    </option>
+                  ))}
+                </select>
+              </label>
+            ))}
+            <p class="settings-note">If you hide yours from someone, you can't see theirs either.</p>
+          </section>
+        )}
+        <section class="settings-card" data-testid="devices">
+          <h3>Logged-in devices</h3>
+          {devices === null && <p class="settings-note">Loading…</p>}
+          {devices?.map((d) => (
+            <div class="person" key={d.id} data-testid="device">
+              <div class="device-icon" aria-hidden="true">
+                <LaptopIcon />
+              </div>
+              <div class="person-text">
+                <div class="person-name">{d.name}</div>
+                <div class="muted">{d.current ? 'This device' : `Since ${new Date(d.created_at).toLocaleString()}`}</div>
+              </div>
+              {!d.current && (
+                <button class="text-btn danger" data-testid="revoke-device" onClick={() => void run(async () => { await store.api.revokeDevice(d.id); load(); })}>
+                  Log out
+                </button>
+              )}
+            </div>
+          ))}
+        </section>
+        {error && <div class="form-error">{error}</div>}
+      </div>
+    </>
+  );
+}

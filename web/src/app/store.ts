@@ -1,0 +1,643 @@
+// The app's model: chats, their members' watermarks and loaded messages,
+// folded from an HTTP snapshot plus the event stream. Every fold is
+// idempotent (watermarks and seqs only rise, messages are keyed by seq), so an
+// event already reflected in a snapshot changes nothing when it is replayed.
+
+import {
+  Connection,
+  deviceStore,
+  HarkApi,
+  HarkError,
+  saveSession,
+  websocketUrl,
+  type Chat,
+  type ChatId,
+  type ChatSettings,
+  type ChatSummary,
+  type ConnectionState,
+  type ErrorCode,
+  type Event,
+  type Message,
+  type PendingSend,
+  type PresenceState,
+  type Seq,
+  type Session,
+  type User,
+  type UserId,
+} from '../hark-client';
+
+export interface ChatModel {
+  chat: Chat;
+  lastMessage: Message | null;
+  /** Loaded messages by seq: a contiguous range once history was loaded. */
+  messages: Map<Seq, Message>;
+  historyLoaded: boolean;
+  hasMoreBefore: boolean;
+  loadingOlder: boolean;
+  /** The user left or was removed: read-only. */
+  left: boolean;
+  /** The caller's own settings (mute, archive, pin), when the server sends them. */
+  settings: ChatSettings | null;
+  /**
+   * The seq below which nothing counts as unread, learnt from the server's
+   * unread count (`last_seq - unread`): it covers the member's join point,
+   * which `Member` does not carry (messages before joining are not shown).
+   */
+  unreadFloor: Seq;
+}
+
+export interface FailedSend {
+  chat_id: ChatId;
+  client_id: string;
+  text: string;
+  code: ErrorCode;
+  message: string;
+}
+
+export type Tick = 'pending' | 'sent' | 'delivered' | 'read' | 'failed';
+
+const PAGE = 50;
+
+export class AppStore {
+  readonly api: HarkApi;
+  readonly conn: Connection;
+  me: User;
+  chats = new Map<ChatId, ChatModel>();
+  /** The chat list snapshot is loaded; events are folded directly. */
+  ready = false;
+  openChatId: ChatId | null = null;
+  failed: FailedSend[] = [];
+  connState: ConnectionState;
+  /** Set when the server refused this device (revoked): the app goes back to login. */
+  loggedOut = false;
+  /** A short-lived message for the person (e.g. an edit the server refused). */
+  notice: string | null = null;
+  /** Presence of watched users (ephemeral; hidden fields are null). */
+  presence = new Map<UserId, PresenceState>();
+  /** Who is typing where, until when (ms since the epoch). */
+  private typingIn = new Map<ChatId, Map<UserId, number>>();
+  private lastWatch = '';
+  /** The message each of my unacked replies answers, to quote it as soon as it is acked. */
+  private replyOf = new Map<string, Seq>();
+
+  private listeners = new Set<() => void>();
+  private queued: Event[] = [];
+  private fetching = new Map<ChatId, Promise<void>>();
+  private notifyScheduled = false;
+  private snapshotLoading = false;
+  private readonly hasCursor: boolean;
+
+  constructor(
+    readonly server: string,
+    readonly session: Session,
+    private readonly onLoggedOut: () => void,
+  ) {
+    this.me = session.user;
+    this.api = new HarkApi(server, session.token);
+    this.conn = new Connection({
+      url: websocketUrl(server || location.origin),
+      token: session.token,
+      store: deviceStore(server || location.origin, session.device.id),
+    });
+    this.connState = this.conn.state;
+    this.hasCursor = deviceStore(server || location.origin, session.device.id).loadCursor() !== null;
+    this.conn.subscribe((e) => {
+      switch (e.type) {
+        case 'state':
+          this.connState = e.state;
+          break;
+        case 'hello':
+          if (!this.ready && !this.snapshotLoading) void this.loadSnapshot();
+          break;
+        case 'event':
+          if (this.ready) this.apply(e.event);
+          else this.queued.push(e.event);
+          break;
+        case 'ack': {
+          const { ack } = e;
+          const replyTo = this.replyOf.get(ack.client_id);
+          this.replyOf.delete(ack.client_id);
+          const quoted = replyTo !== undefined ? this.chats.get(ack.chat_id)?.messages.get(replyTo) : undefined;
+          this.addMessage({
+            reply_to: quoted ? { seq: quoted.seq, sender_id: quoted.sender_id, snippet: quoted.deleted ? null : quoted.text.slice(0, 200) } : null,
+            chat_id: ack.chat_id,
+            seq: ack.seq,
+            sender_id: this.me.id,
+            sender_device: this.session.device.id,
+            client_id: ack.client_id,
+            text: e.text,
+            sent_at: ack.sent_at,
+          });
+          break;
+        }
+        case 'caught_up': {
+          // History that failed to load while offline is fetched now.
+          const open = this.openChatId !== null ? this.chats.get(this.openChatId) : undefined;
+          if (open && !open.historyLoaded) void this.openChat(open.chat.id);
+          break;
+        }
+        case 'presence':
+          this.presence.set(e.presence.user_id, e.presence);
+          break;
+        case 'typing': {
+          const { chat_id, user_id, activity, expires_in_ms } = e.typing;
+          const inChat = this.typingIn.get(chat_id) ?? new Map<UserId, number>();
+          if (activity === 'stopped') inChat.delete(user_id);
+          else {
+            inChat.set(user_id, Date.now() + expires_in_ms);
+            setTimeout(() => this.notify(), expires_in_ms + 20);
+          }
+          this.typingIn.set(chat_id, inChat);
+          break;
+        }
+        case 'send_failed':
+          this.failed = [...this.failed, e];
+          break;
+        case 'request_failed':
+          this.notice = `Could not ${e.request.kind} the message: ${e.message}`;
+          setTimeout(() => {
+            this.notice = null;
+            this.notify();
+          }, 5000);
+          break;
+        case 'closed':
+          if (e.code) this.forgetSession();
+          break;
+        default:
+          break;
+      }
+      this.notify();
+    });
+  }
+
+  start(): void {
+    // A device that has a cursor can show its chats before the socket is up
+    // (e.g. a reload while the WebSocket cannot connect). A brand-new device
+    // waits for hello, whose head becomes its cursor, so the snapshot it loads
+    // afterwards covers every event before that head.
+    if (!this.conn.state.hello && this.hasCursor) void this.loadSnapshot();
+    this.conn.start();
+  }
+
+  subscribe(fn: () => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** Re-render at most once per task, however many events arrive. */
+  notify(): void {
+    if (this.notifyScheduled) return;
+    this.notifyScheduled = true;
+    queueMicrotask(() => {
+      this.notifyScheduled = false;
+      this.updateWatch();
+      for (const l of [...this.listeners]) l();
+    });
+  }
+
+  /**
+   * Watch the open one-to-one chat's peer (online / last seen in the header)
+   * and every chat (typing in the list and the header), within the server's limits.
+   */
+  private updateWatch(): void {
+    if (this.loggedOut) return;
+    const open = this.openChatId !== null ? this.chats.get(this.openChatId) : undefined;
+    const peer = open && this.peer(open);
+    const users = peer ? [peer.id] : [];
+    const chats = this.sortedChats()
+      .filter((c) => !c.left)
+      .slice(0, 256)
+      .map((c) => c.chat.id)
+      .sort((a, b) => a - b);
+    const key = JSON.stringify([users, chats]);
+    if (key === this.lastWatch) return;
+    this.lastWatch = key;
+    this.conn.watch(users, chats);
+  }
+
+  /** Who is typing in a chat now (not me; expired indicators dropped). */
+  typers(chatId: ChatId): UserId[] {
+    const inChat = this.typingIn.get(chatId);
+    if (!inChat) return [];
+    const now = Date.now();
+    const out: UserId[] = [];
+    for (const [user, until] of inChat) {
+      if (until > now && user !== this.me.id) out.push(user);
+      else if (until <= now) inChat.delete(user);
+    }
+    return out;
+  }
+
+  /** "Bob is typing…" for groups, "typing…" for one-to-one chats; null when nobody is. */
+  typingLabel(c: ChatModel): string | null {
+    const who = this.typers(c.chat.id);
+    if (who.length === 0) return null;
+    if (c.chat.kind === 'direct') return 'typing…';
+    const names = who.map((id) => this.member(c, id)?.user.display_name ?? 'Someone');
+    if (names.length === 1) return `${names[0]} is typing…`;
+    if (names.length === 2) return `${names[0]} and ${names[1]} are typing…`;
+    return `${names.length} people are typing…`;
+  }
+
+  // ---- reading the model ----
+
+  /** Chats sorted by latest activity (newest message, pending send or creation). */
+  sortedChats(): ChatModel[] {
+    const pendingAt = new Map<ChatId, number>();
+    for (const p of this.connState.pending) pendingAt.set(p.chat_id, Math.max(pendingAt.get(p.chat_id) ?? 0, p.queued_at));
+    const key = (c: ChatModel) =>
+      Math.max(c.lastMessage?.sent_at ?? c.chat.created_at, pendingAt.get(c.chat.id) ?? 0);
+    return [...this.chats.values()].sort((a, b) => key(b) - key(a) || b.chat.id - a.chat.id);
+  }
+
+  member(c: ChatModel, userId: UserId) {
+    return c.chat.members.find((m) => m.user.id === userId);
+  }
+
+  /** Messages from others above my read watermark (own messages imply reading). */
+  unread(c: ChatModel): number {
+    const mine = this.member(c, this.me.id);
+    return Math.max(0, c.chat.last_seq - Math.max(mine?.read_up_to ?? 0, c.unreadFloor));
+  }
+
+  /** The name a chat goes by: the group's title or the other person's name. */
+  title(c: ChatModel): string {
+    if (c.chat.kind === 'group') return c.chat.title ?? 'Group';
+    const other = c.chat.members.find((m) => m.user.id !== this.me.id);
+    return other?.user.display_name ?? c.chat.title ?? 'Chat';
+  }
+
+  peer(c: ChatModel): User | null {
+    if (c.chat.kind !== 'direct') return null;
+    return c.chat.members.find((m) => m.user.id !== this.me.id)?.user ?? null;
+  }
+
+  pending(chatId: ChatId): PendingSend[] {
+    return this.connState.pending.filter((p) => p.chat_id === chatId);
+  }
+
+  failedIn(chatId: ChatId): FailedSend[] {
+    return this.failed.filter((f) => f.chat_id === chatId);
+  }
+
+  /** The ticks of my message `seq`: read / delivered once every other member got there. */
+  tick(c: ChatModel, seq: Seq): Tick {
+    const others = c.chat.members.filter((m) => m.user.id !== this.me.id);
+    if (others.length === 0) return 'sent';
+    if (others.every((m) => m.read_up_to >= seq)) return 'read';
+    if (others.every((m) => m.delivered_up_to >= seq)) return 'delivered';
+    return 'sent';
+  }
+
+  userName(c: ChatModel, id: UserId): string {
+    if (id === this.me.id) return 'You';
+    return this.member(c, id)?.user.display_name ?? 'Former member';
+  }
+
+  // ---- folding events ----
+
+  private async loadSnapshot(): Promise<void> {
+    this.snapshotLoading = true;
+    try {
+      const summaries = await this.api.chats();
+      this.snapshotLoading = false;
+      for (const s of summaries) this.markDelivered(this.merge(s));
+      this.ready = true;
+      const queued = this.queued;
+      this.queued = [];
+      for (const e of queued) this.apply(e);
+      this.notify();
+    } catch (e) {
+      if (e instanceof HarkError && (e.code === 'unauthorized' || e.code === 'revoked')) {
+        this.forgetSession();
+        return;
+      }
+      // Try again shortly; the socket keeps running meanwhile.
+      this.snapshotLoading = false;
+      if (this.loggedOut) return;
+      setTimeout(() => void this.loadSnapshot(), 1000);
+    }
+  }
+
+  /** Fold in a chat from the server; `unread` is null when the answer carried none. */
+  private merge(s: Omit<ChatSummary, 'unread' | 'settings'> & { unread: number | null; settings?: ChatSettings }): ChatModel {
+    const existing = this.chats.get(s.chat.id);
+    const floor = s.unread === null ? 0 : Math.max(0, s.chat.last_seq - s.unread);
+    if (!existing) {
+      const model: ChatModel = {
+        chat: s.chat,
+        lastMessage: s.last_message,
+        messages: new Map(),
+        historyLoaded: false,
+        hasMoreBefore: false,
+        loadingOlder: false,
+        left: !s.chat.members.some((m) => m.user.id === this.me.id),
+        unreadFloor: floor,
+        settings: s.settings ?? null,
+      };
+      this.chats.set(s.chat.id, model);
+      return model;
+    }
+    // Watermarks only rise: keep the higher of what we have and what came.
+    const old = new Map(existing.chat.members.map((m) => [m.user.id, m]));
+    existing.chat = {
+      ...s.chat,
+      last_seq: Math.max(s.chat.last_seq, existing.chat.last_seq),
+      members: s.chat.members.map((m) => {
+        const o = old.get(m.user.id);
+        return o
+          ? {
+              ...m,
+              delivered_up_to: Math.max(m.delivered_up_to, o.delivered_up_to),
+              read_up_to: Math.max(m.read_up_to, o.read_up_to),
+            }
+          : m;
+      }),
+    };
+    if (s.last_message && (!existing.lastMessage || s.last_message.seq > existing.lastMessage.seq)) {
+      existing.lastMessage = s.last_message;
+    }
+    existing.left = !s.chat.members.some((m) => m.user.id === this.me.id);
+    existing.unreadFloor = Math.max(existing.unreadFloor, floor);
+    if (s.settings) existing.settings = s.settings;
+    return existing;
+  }
+
+  /**
+   * Messages this device learnt of from a snapshot rather than as events
+   * (e.g. on a brand-new device) are received all the same: say so.
+   */
+  private markDelivered(c: ChatModel): void {
+    const mine = this.member(c, this.me.id);
+    if (!mine || c.left || c.chat.last_seq <= mine.delivered_up_to) return;
+    mine.delivered_up_to = c.chat.last_seq;
+    this.conn.mark(c.chat.id, { delivered_up_to: c.chat.last_seq });
+  }
+
+  /** Fetch one chat (new to us, or its members changed); concurrent asks share one request. */
+  fetchChat(id: ChatId): Promise<void> {
+    const inflight = this.fetching.get(id);
+    if (inflight) return inflight;
+    const p = this.api
+      .chat(id)
+      .then((s) => {
+        this.markDelivered(this.merge(s));
+      })
+      .catch((e) => {
+        const c = this.chats.get(id);
+        if (c && e instanceof HarkError && (e.code === 'forbidden' || e.code === 'not_found')) c.left = true;
+      })
+      .finally(() => {
+        this.fetching.delete(id);
+        this.notify();
+      });
+    this.fetching.set(id, p);
+    return p;
+  }
+
+  private apply(e: Event): void {
+    const c = this.chats.get(e.chat_id);
+    switch (e.kind) {
+      case 'message': {
+        if (!c) return void this.fetchChat(e.chat_id);
+        const { kind: _k, ...m } = e;
+        this.addMessage(m);
+        return;
+      }
+      case 'receipt': {
+        const m = c && this.member(c, e.user_id);
+        if (!m) return;
+        m.read_up_to = Math.max(m.read_up_to, e.read_up_to);
+        m.delivered_up_to = Math.max(m.delivered_up_to, e.delivered_up_to, m.read_up_to);
+        return;
+      }
+      case 'chat_created':
+        if (!c) void this.fetchChat(e.chat_id);
+        return;
+      case 'chat_renamed':
+        if (c) c.chat = { ...c.chat, title: e.title };
+        else void this.fetchChat(e.chat_id);
+        return;
+      case 'member_removed':
+        if (c && e.user_id === this.me.id) {
+          c.left = true;
+          c.chat = { ...c.chat, members: c.chat.members.filter((m) => m.user.id !== e.user_id) };
+          return;
+        }
+        void this.fetchChat(e.chat_id);
+        return;
+      case 'member_added':
+      case 'admin_changed':
+        void this.fetchChat(e.chat_id);
+        return;
+      case 'message_edited':
+        if (c) {
+          this.patchMessage(c, e.seq, (m) => ({ ...m, text: e.text, edited_at: e.edited_at }));
+          this.patchQuotes(c, e.seq, e.text.slice(0, 200));
+        }
+        return;
+      case 'message_deleted':
+        if (c) {
+          this.patchMessage(c, e.seq, (m) => ({ ...m, text: '', deleted: true, reactions: [] }));
+          this.patchQuotes(c, e.seq, null);
+        }
+        return;
+      case 'message_hidden':
+        if (c) {
+          c.messages.delete(e.seq);
+          if (c.lastMessage?.seq === e.seq) {
+            const rest = [...c.messages.keys()];
+            c.lastMessage = rest.length ? c.messages.get(Math.max(...rest)) ?? null : null;
+          }
+        }
+        return;
+      case 'reaction':
+        if (c)
+          this.patchMessage(c, e.seq, (m) => ({
+            ...m,
+            reactions: [
+              ...(m.reactions ?? []).filter((r) => r.user_id !== e.user_id),
+              ...(e.emoji ? [{ user_id: e.user_id, emoji: e.emoji }] : []),
+            ],
+          }));
+        return;
+      case 'chat_settings_changed':
+        if (c) c.settings = e.settings;
+        return;
+      default:
+        return; // An event kind from a newer server: ignored.
+    }
+  }
+
+  /** Replies quote a message as it is now: follow its edits and deletion. */
+  private patchQuotes(c: ChatModel, seq: Seq, snippet: string | null): void {
+    for (const [k, m] of c.messages) {
+      if (m.reply_to?.seq === seq) c.messages.set(k, { ...m, reply_to: { ...m.reply_to, snippet } });
+    }
+  }
+
+  /** Change a message wherever it is shown (the loaded page and the list preview). */
+  private patchMessage(c: ChatModel, seq: Seq, f: (m: Message) => Message): void {
+    const m = c.messages.get(seq);
+    if (m) c.messages.set(seq, f(m));
+    if (c.lastMessage?.seq === seq) c.lastMessage = f(c.lastMessage);
+  }
+
+  private addMessage(m: Message): void {
+    const c = this.chats.get(m.chat_id);
+    if (!c) return void this.fetchChat(m.chat_id);
+    c.messages.set(m.seq, m);
+    if (m.seq > c.chat.last_seq) c.chat = { ...c.chat, last_seq: m.seq };
+    if (!c.lastMessage || m.seq >= c.lastMessage.seq) c.lastMessage = m;
+    // Sending implies having read (and received) the chat up to the message.
+    const sender = this.member(c, m.sender_id);
+    if (sender) {
+      sender.read_up_to = Math.max(sender.read_up_to, m.seq);
+      sender.delivered_up_to = Math.max(sender.delivered_up_to, m.seq);
+    }
+  }
+
+  // ---- actions ----
+
+  async openChat(id: ChatId | null): Promise<void> {
+    this.openChatId = id;
+    this.notify();
+    if (id === null) return;
+    const c = this.chats.get(id);
+    if (!c || c.historyLoaded) return;
+    try {
+      const page = await this.api.history(id, { limit: PAGE });
+      for (const m of page.messages) this.addMessage(m);
+      c.historyLoaded = true;
+      // Anything older than the page's first message is still on the server.
+      const oldest = page.messages[0]?.seq ?? 1;
+      c.hasMoreBefore = page.has_more || oldest > 1 && page.messages.length === 0;
+    } catch {
+      // Shown as an empty chat; opening again retries.
+    }
+    this.notify();
+  }
+
+  /** Load the page before the oldest loaded message (scrolling up). */
+  async loadOlder(id: ChatId): Promise<boolean> {
+    const c = this.chats.get(id);
+    if (!c || !c.historyLoaded || !c.hasMoreBefore || c.loadingOlder) return false;
+    const oldest = Math.min(...c.messages.keys());
+    c.loadingOlder = true;
+    this.notify();
+    try {
+      const page = await this.api.history(id, { before: oldest, limit: PAGE });
+      for (const m of page.messages) c.messages.set(m.seq, m);
+      c.hasMoreBefore = page.has_more;
+      return page.messages.length > 0;
+    } catch {
+      return false;
+    } finally {
+      c.loadingOlder = false;
+      this.notify();
+    }
+  }
+
+  send(chatId: ChatId, text: string, replyTo?: Seq): void {
+    const clientId = this.conn.send(chatId, text, replyTo);
+    if (replyTo !== undefined) this.replyOf.set(clientId, replyTo);
+  }
+
+  /** Whether I may still edit my message (the server's default window is 15 minutes). */
+  canEdit(m: Message): boolean {
+    return m.sender_id === this.me.id && !m.deleted && Date.now() - m.sent_at < 15 * 60_000;
+  }
+
+  /** Whether I may delete a message for everyone (mine within 2 days, or as a group admin). */
+  canDeleteForEveryone(c: ChatModel, m: Message): boolean {
+    if (m.deleted) return false;
+    if (m.sender_id === this.me.id && Date.now() - m.sent_at < 2 * 86_400_000) return true;
+    return c.chat.kind === 'group' && !!this.member(c, this.me.id)?.admin;
+  }
+
+  /** The chat is on screen and the page visible: mark everything shown as read. */
+  markRead(chatId: ChatId): void {
+    const c = this.chats.get(chatId);
+    const mine = c && this.member(c, this.me.id);
+    if (!c || !mine || c.left || c.messages.size === 0) return;
+    const newest = Math.max(...c.messages.keys());
+    if (newest <= mine.read_up_to) return;
+    mine.read_up_to = newest;
+    mine.delivered_up_to = Math.max(mine.delivered_up_to, newest);
+    this.conn.mark(chatId, { read_up_to: newest });
+    this.notify();
+  }
+
+  dismissFailed(clientId: string): void {
+    this.failed = this.failed.filter((f) => f.client_id !== clientId);
+    this.notify();
+  }
+
+  async startDirect(userId: UserId): Promise<ChatId> {
+    const chat = await this.api.createDirect(userId);
+    this.merge({ chat, last_message: null, unread: null });
+    await this.openChat(chat.id);
+    return chat.id;
+  }
+
+  async createGroup(title: string, members: UserId[]): Promise<ChatId> {
+    const chat = await this.api.createGroup(title, members);
+    this.merge({ chat, last_message: null, unread: null });
+    await this.openChat(chat.id);
+    return chat.id;
+  }
+
+  async rename(chatId: ChatId, title: string): Promise<void> {
+    const chat = await this.api.renameChat(chatId, title);
+    this.mergeChat(chat);
+  }
+
+  async addMember(chatId: ChatId, userId: UserId): Promise<void> {
+    const chat = await this.api.addMember(chatId, userId);
+    this.mergeChat(chat);
+  }
+
+  async removeMember(chatId: ChatId, userId: UserId): Promise<void> {
+    await this.api.removeMember(chatId, userId);
+    const c = this.chats.get(chatId);
+    if (c) {
+      c.chat = { ...c.chat, members: c.chat.members.filter((m) => m.user.id !== userId) };
+      if (userId === this.me.id) c.left = true;
+    }
+    this.notify();
+  }
+
+  async setAdmin(chatId: ChatId, userId: UserId, admin: boolean): Promise<void> {
+    this.mergeChat(await this.api.setAdmin(chatId, userId, admin));
+  }
+
+  private mergeChat(chat: Chat): void {
+    const c = this.chats.get(chat.id);
+    this.merge({ chat, last_message: c?.lastMessage ?? null, unread: null });
+    this.notify();
+  }
+
+  async updateName(displayName: string): Promise<void> {
+    this.me = await this.api.updateMe(displayName);
+    saveSession(this.server || location.origin, { ...this.session, user: this.me });
+    this.notify();
+  }
+
+  async logout(): Promise<void> {
+    try {
+      await this.api.logout();
+    } catch {
+      // Revoking failed (offline?); the local session is forgotten all the same.
+    }
+    this.forgetSession();
+  }
+
+  private forgetSession(): void {
+    if (this.loggedOut) return;
+    this.loggedOut = true;
+    this.conn.close();
+    deviceStore(this.server || location.origin, this.session.device.id).clear();
+    saveSession(this.server || location.origin, null);
+    this.onLoggedOut();
+  }
+}

@@ -1,0 +1,172 @@
+// Small shared pieces: avatars, ticks, icons, time formatting.
+
+import type { JSX } from 'preact';
+import type { Tick } from './store';
+
+const COLORS = ['#00a884', '#53bdeb', '#ff7a59', '#a86cd4', '#e5a50a', '#ef5b86', '#3d8bfd', '#2bb3a3', '#8a7dff', '#d9822b'];
+
+export function initials(name: string): string {
+  // Letters and digits only, so "<img …>" does not become "<I".
+  const parts = name
+    .split(/\s+/)
+    .map((p) => p.replace(/[^\p{L}\p{N}]/gu, ''))
+    .filter(Boolean);
+  if (parts.length === 0) return '?';
+  const first = Array.from(parts[0])[0] ?? '';
+  const second = parts.length > 1 ? Array.from(parts[parts.length - 1])[0] ?? '' : '';
+  return (first + second).toUpperCase();
+}
+
+export function colorFor(id: number): string {
+  return COLORS[Math.abs(id) % COLORS.length];
+}
+
+export function Avatar(props: { name: string; id: number; size?: number; group?: boolean }) {
+  const size = props.size ?? 49;
+  return (
+    <div
+      class="avatar"
+      aria-hidden="true"
+      style={{ width: `${size}px`, height: `${size}px`, background: colorFor(props.id), fontSize: `${Math.round(size * 0.38)}px` }}
+    >
+      {props.group ? <GroupIcon size={Math.round(size * 0.55)} /> : initials(props.name)}
+    </div>
+  );
+}
+
+export function Ticks(props: { tick: Tick }) {
+  const { tick } = props;
+  const label = { pending: 'Sending', sent: 'Sent', delivered: 'Delivered', read: 'Read', failed: 'Not sent' }[tick];
+  if (tick === 'pending') {
+    return (
+      <span class="ticks pending" data-status="pending" title={label} aria-label={label}>
+        <svg viewBox="0 0 16 15" width="16" height="15">
+          <path fill="currentColor" d="M9.75 7.713H8.244V5.359a.5.5 0 0 0-.5-.5H7.65a.5.5 0 0 0-.5.5v2.947a.5.5 0 0 0 .5.5h2.1a.5.5 0 0 0 .5-.5v-.094a.5.5 0 0 0-.5-.5zm-1.2-5.783A5.6 5.6 0 1 0 14.15 7.53a5.607 5.607 0 0 0-5.6-5.6zm0 10.147a4.546 4.546 0 1 1 4.546-4.546 4.552 4.552 0 0 1-4.546 4.546z" />
+        </svg>
+      </span>
+    );
+  }
+  if (tick === 'failed') {
+    return (
+      <span class="ticks failed" data-status="failed" title={label} aria-label={label}>
+        !
+      </span>
+    );
+  }
+  return (
+    <span class={`ticks ${tick}`} data-status={tick} title={label} aria-label={label}>
+      {tick === 'sent' ? (
+        <svg viewBox="0 0 12 11" width="12" height="11">
+          <path fill="currentColor" d="M11.1549 0.652832C11.0745 0.585124 10.9729 0.55127 10.8502 0.55127C10.7021 0.55127 10.5751 0.610514 10.4693 0.729004L4.28038 8.36523L1.87461 6.09277C1.8323 6.04622 1.78151 6.01025 1.72227 5.98486C1.66303 5.95947 1.60166 5.94678 1.53819 5.94678C1.407 5.94678 1.29275 5.99544 1.19541 6.09277L0.884379 6.40381C0.79128 6.49268 0.744731 6.60482 0.744731 6.74023C0.744731 6.87565 0.79128 6.98991 0.884379 7.08301L3.88047 10.0791C4.02859 10.2145 4.19574 10.2822 4.38194 10.2822C4.48773 10.2822 4.58929 10.259 4.68663 10.2124C4.78396 10.1659 4.86436 10.1003 4.92784 10.0156L11.5738 1.59863C11.6458 1.5013 11.6817 1.40186 11.6817 1.30029C11.6817 1.19027 11.6394 1.09294 11.5548 1.0083L11.1549 0.652832Z" />
+        </svg>
+      ) : (
+        <svg viewBox="0 0 16 11" width="16" height="11">
+          <path fill="currentColor" d="M11.0714 0.652832C10.991 0.585124 10.8894 0.55127 10.7667 0.55127C10.6186 0.55127 10.4916 0.610514 10.3858 0.729004L4.19688 8.36523L1.79112 6.09277C1.7488 6.04622 1.69802 6.01025 1.63877 5.98486C1.57953 5.95947 1.51817 5.94678 1.45469 5.94678C1.32351 5.94678 1.20925 5.99544 1.11192 6.09277L0.800883 6.40381C0.707784 6.49268 0.661235 6.60482 0.661235 6.74023C0.661235 6.87565 0.707784 6.98991 0.800883 7.08301L3.79698 10.0791C3.94509 10.2145 4.11224 10.2822 4.29844 10.2822C4.40424 10.2822 4.5058 10.259 4.60313 10.2124C4.70046 10.1659 4.78086 10.1003 4.84434 10.0156L11.4903 1.59863C11.5623 1.5013 11.5982 1.40186 11.5982 1.30029C11.5982 1.19027 11.5559 1.09294 11.4713 1.0083L11.0714 0.652832ZM8.6212 8.32715C8.43077 8.20866 8.2488 8.09017 8.0753 7.97168C7.99489 7.89128 7.8891 7.85107 7.75791 7.85107C7.6098 7.85107 7.4892 7.90397 7.3961 8.00977L7.10411 8.33984C7.01947 8.43717 6.97715 8.54508 6.97715 8.66357C6.97715 8.79476 7.0237 8.90902 7.1168 9.00635L8.1959 10.0791C8.33132 10.2145 8.49636 10.2822 8.69102 10.2822C8.79681 10.2822 8.89838 10.259 8.99571 10.2124C9.09304 10.1659 9.17556 10.1003 9.24327 10.0156L15.8639 1.62402C15.9358 1.53939 15.9718 1.43994 15.9718 1.32568C15.9718 1.20719 15.9231 1.10775 15.8258 1.02734L15.4954 0.652832C15.4108 0.585124 15.3071 0.55127 15.1844 0.55127C15.0405 0.55127 14.9178 0.610514 14.8162 0.729004L8.6212 8.32715Z" />
+        </svg>
+      )}
+    </span>
+  );
+}
+
+function Svg(props: { size?: number; d: string; title?: string }) {
+  const s = props.size ?? 24;
+  return (
+    <svg viewBox="0 0 24 24" width={s} height={s} aria-hidden="true">
+      <path fill="currentColor" d={props.d} />
+    </svg>
+  );
+}
+
+export const GroupIcon = (p: { size?: number }) => (
+  <Svg size={p.size} d="M16 11c1.66 0 2.99-1.34 2.99-3S17.66 5 16 5c-1.66 0-3 1.34-3 3s1.34 3 3 3zm-8 0c1.66 0 2.99-1.34 2.99-3S9.66 5 8 5C6.34 5 5 6.34 5 8s1.34 3 3 3zm0 2c-2.33 0-7 1.17-7 3.5V19h14v-2.5c0-2.33-4.67-3.5-7-3.5zm8 0c-.29 0-.62.02-.97.05 1.16.84 1.97 1.97 1.97 3.45V19h6v-2.5c0-2.33-4.67-3.5-7-3.5z" />
+);
+export const NewChatIcon = () => (
+  <Svg d="M19.005 3.175H4.674C3.642 3.175 3 3.789 3 4.821V21.02l3.544-3.514h12.461c1.033 0 2.064-1.06 2.064-2.093V4.821c-.001-1.032-1.032-1.646-2.064-1.646zm-4.989 9.869H7.041V11.1h6.975v1.944zm3-4H7.041V7.1h9.975v1.944z" />
+);
+export const SendIcon = () => (
+  <Svg d="M1.101 21.757 23.8 12.028 1.101 2.3l.011 7.912 13.623 1.816-13.623 1.817-.011 7.912z" />
+);
+export const SearchIcon = () => (
+  <Svg size={18} d="M15.009 13.805h-.636l-.22-.219a5.184 5.184 0 0 0 1.256-3.386 5.207 5.207 0 1 0-5.207 5.208 5.183 5.183 0 0 0 3.385-1.255l.221.22v.635l4.004 3.999 1.194-1.195-3.997-4.007zm-4.808 0a3.605 3.605 0 1 1 0-7.21 3.605 3.605 0 0 1 0 7.21z" />
+);
+export const BackIcon = () => <Svg d="M12 4l1.4 1.4L7.8 11H20v2H7.8l5.6 5.6L12 20l-8-8 8-8z" />;
+export const CloseIcon = () => (
+  <Svg d="M19.1 17.2l-5.3-5.3 5.3-5.3-1.8-1.8-5.3 5.4-5.3-5.3-1.8 1.7 5.3 5.3-5.3 5.3L6.7 19l5.3-5.3 5.3 5.3 1.8-1.8z" />
+);
+export const LogoutIcon = () => (
+  <Svg d="M16 17v-3H9v-4h7V7l5 5-5 5M14 2a2 2 0 0 1 2 2v2h-2V4H5v16h9v-2h2v2a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2V4a2 2 0 0 1 2-2h9z" />
+);
+export const SettingsIcon = () => (
+  <Svg d="M19.4 13a7.5 7.5 0 0 0 0-2l2.1-1.6-2-3.5-2.5 1a7.3 7.3 0 0 0-1.7-1L15 3.3h-4l-.4 2.6a7.3 7.3 0 0 0-1.7 1l-2.5-1-2 3.5L6.6 11a7.5 7.5 0 0 0 0 2l-2.1 1.6 2 3.5 2.5-1c.5.4 1.1.7 1.7 1l.4 2.6h4l.4-2.6c.6-.3 1.2-.6 1.7-1l2.5 1 2-3.5L19.4 13zM13 15.5a3.5 3.5 0 1 1 0-7 3.5 3.5 0 0 1 0 7z" />
+);
+export const LaptopIcon = () => (
+  <Svg size={20} d="M20 18c1.1 0 2-.9 2-2V6c0-1.1-.9-2-2-2H4c-1.1 0-2 .9-2 2v10c0 1.1.9 2 2 2H0v2h24v-2h-4zM4 6h16v10H4V6z" />
+);
+export const CheckIcon = () => <Svg d="M9 16.2L4.8 12l-1.4 1.4L9 19 21 7l-1.4-1.4L9 16.2z" />;
+export const PencilIcon = () => (
+  <Svg size={20} d="M3.95 16.7v3.4h3.4l9.8-9.9-3.4-3.4-9.8 9.9zm15.8-9.1c.4-.4.4-.9 0-1.3l-2.1-2.1c-.4-.4-.9-.4-1.3 0l-1.6 1.6 3.4 3.4 1.6-1.6z" />
+);
+export const InfoIcon = () => (
+  <Svg d="M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zm1 15h-2v-6h2v6zm0-8h-2V7h2v2z" />
+);
+
+export const HarkLogo = (p: { size?: number }) => (
+  <svg viewBox="0 0 48 48" width={p.size ?? 48} height={p.size ?? 48} aria-hidden="true">
+    <circle cx="24" cy="24" r="22" fill="#00a884" />
+    <path fill="#fff" d="M14 13h5v9h10v-9h5v22h-5v-8.5H19V35h-5z" />
+  </svg>
+);
+
+// ---- time ----
+
+function sameDay(a: Date, b: Date): boolean {
+  return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
+}
+
+export function clock(ms: number): string {
+  return new Date(ms).toLocaleTimeString([], { hour: 'numeric', minute: '2-digit' });
+}
+
+/** The chat list's time column: time today, "Yesterday", weekday this week, else the date. */
+export function listTime(ms: number): string {
+  const d = new Date(ms);
+  const now = new Date();
+  if (sameDay(d, now)) return clock(ms);
+  const yesterday = new Date(now);
+  yesterday.setDate(now.getDate() - 1);
+  if (sameDay(d, yesterday)) return 'Yesterday';
+  if (now.getTime() - ms < 6 * 86_400_000) return d.toLocaleDateString([], { weekday: 'long' });
+  return d.toLocaleDateString();
+}
+
+/** A day separator in a chat: "Today", "Yesterday" or the date. */
+export function dayLabel(ms: number): string {
+  const d = new Date(ms);
+  const now = new Date();
+  if (sameDay(d, now)) return 'Today';
+  const yesterday = new Date(now);
+  yesterday.setDate(now.getDate() - 1);
+  if (sameDay(d, yesterday)) return 'Yesterday';
+  return d.toLocaleDateString([], { day: 'numeric', month: 'long', year: 'numeric' });
+}
+
+export function dayKey(ms: number): string {
+  const d = new Date(ms);
+  return `${d.getFullYear()}-${d.getMonth()}-${d.getDate()}`;
+}
+
+export type Children = JSX.Element | JSX.Element[] | string | null | false;
+
+/** WhatsApp's header line: "online", "last seen today at 8:40 AM", …; null when hidden. */
+export function presenceLabel(p: { online: boolean | null; last_seen: number | null } | undefined): string | null {
+  if (!p) return null;
+  if (p.online) return 'online';
+  if (p.last_seen === null) return null;
+  const d = new Date(p.last_seen);
+  const now = new Date();
+  const yesterday = new Date(now);
+  yesterday.setDate(now.getDate() - 1);
+  if (sameDay(d, now)) return `last seen today at ${clock(p.last_seen)}`;
+  if (sameDay(d, yesterday)) return `last seen yesterday at ${clock(p.last_seen)}`;
+  return `last seen ${d.toLocaleDateString()} at ${clock(p.last_seen)}`;
+}

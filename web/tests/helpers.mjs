@@ -1,0 +1,299 @@
+// Shared by the browser tests: start the debug `hark serve` on a fresh data
+// dir, launch Debian's chromium through playwright-core, and drive the UI the
+// way a person does. Waits poll with bounded timeouts; no fixed sleeps.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const repo = resolve(here, '..', '..');
+export const artifacts = resolve(here, '..', 'test-artifacts');
+const binary = process.env.HARK_BIN ?? join(repo, 'target', 'debug', 'hark');
+const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+/** Start `hark serve` on `addr` (default port 0) with `dataDir`; resolves once it listens. */
+export async function startServer({ dataDir, port = 0 } = {}) {
+  const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'hark-web-test-'));
+  const proc = spawn(binary, ['serve', '--addr', `127.0.0.1:${port}`, '--data-dir', dir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+  });
+  let log = '';
+  const listening = new Promise((resolvePort, reject) => {
+    const timer = setTimeout(() => reject(new Error(`hark did not start in 30 s:\n${log}`)), 30_000);
+    const onData = (chunk) => {
+      log += chunk.toString();
+      const m = log.match(/hark listening on http:\/\/127\.0\.0\.1:(\d+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolvePort(Number(m[1]));
+      }
+    };
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', (c) => (log += c.toString()));
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`hark exited (${code}) before listening:\n${log}`));
+    });
+  });
+  // If the test process dies (timeout, ^C), do not leave the server behind.
+  const killOnExit = () => proc.kill('SIGKILL');
+  process.on('exit', killOnExit);
+  proc.on('exit', () => process.off('exit', killOnExit));
+  const actualPort = await listening;
+  const exited = new Promise((r) => proc.on('exit', r));
+  return {
+    port: actualPort,
+    url: `http://127.0.0.1:${actualPort}`,
+    dataDir: dir,
+    log: () => log,
+    /** Stop the server (SIGTERM, then SIGKILL after 5 s); keeps the data dir. */
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(t);
+    },
+    /** Stop the server and delete its data dir. */
+    async destroy() {
+      await this.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: chromiumPath,
+    args: [
+      '--headless=new',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+/** A fresh browser context (a separate "browser profile") with one page, errors collected. */
+export async function openPage(browser, url) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(String(e)));
+  page.on('dialog', (d) => {
+    page.dialogs = [...(page.dialogs ?? []), d.message()];
+    // Only the app's own "Exit group?" confirm is expected; anything else fails the XSS test.
+    void d.accept();
+  });
+  await page.goto(url);
+  return { context, page };
+}
+
+/** Poll `fn` until it returns a truthy value (or stops throwing); fail after `timeout` ms. */
+export async function eventually(fn, { timeout = 20_000, interval = 100, message = 'condition' } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      last = new Error(`${message}: got ${JSON.stringify(v)}`);
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${message}: ${last?.message ?? last}`);
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+/** Register through the UI (then it logs in); resolves once the chat list shows. */
+export async function register(page, username, displayName, password = 'password-123') {
+  await page.getByTestId('auth-switch').click();
+  await page.locator('input[name=username]').fill(username);
+  await page.locator('input[name=display_name]').fill(displayName);
+  await page.locator('input[name=password]').fill(password);
+  await page.getByTestId('auth-submit').click();
+  await page.getByTestId('chat-list').waitFor({ timeout: 30_000 });
+  await waitLive(page);
+}
+
+/** Wait until the connection banner is gone (the socket is live). */
+export async function waitLive(page, timeout = 30_000) {
+  await page.getByTestId('me-name').waitFor({ timeout });
+  await page.getByTestId('conn-banner').waitFor({ state: 'detached', timeout });
+}
+
+/** Start a one-to-one chat with `username` from the sidebar search. */
+export async function startDirect(page, username) {
+  await page.getByTestId('search').fill(username);
+  await page.locator(`[data-testid=user-result][data-username="${username}"]`).click();
+  await page.getByTestId('chat-pane').waitFor();
+  await page.getByTestId('search').fill('');
+}
+
+export async function sendMessage(page, text) {
+  const box = page.getByTestId('composer');
+  await box.fill(text);
+  await box.press('Enter');
+}
+
+/** Open the chat whose row title is `title`. */
+export async function openChat(page, title) {
+  await page.locator('[data-testid=chat-row]', { has: page.locator(`[data-testid=chat-title]`, { hasText: title }) }).first().click();
+  await page.getByTestId('chat-header-title').filter({ hasText: title }).waitFor();
+}
+
+/** The tick status of my message with exactly this text. */
+export function outStatus(page, text) {
+  return page
+    .locator('[data-testid=msg-out]', { has: page.locator('[data-testid=msg-text]', { hasText: text }) })
+    .locator('.ticks')
+    .getAttribute('data-status', { timeout: 2_000 });
+}
+
+export async function expectStatus(page, text, status, timeout = 20_000) {
+  await eventually(async () => (await outStatus(page, text)) === status, {
+    timeout,
+    message: `"${text}" to show ${status}`,
+  });
+}
+
+export function screenshotPath(name) {
+  mkdirSync(artifacts, { recursive: true });
+  return join(artifacts, name);
+}
+
+/** Log in over HTTP (for checks the UI cannot make, e.g. counting stored messages). */
+export async function apiLogin(url, username, password = 'password-123') {
+  const res = await fetch(`${url}/v1/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password, device_name: 'test checker' }),
+  });
+  if (!res.ok) throw new Error(`login ${username}: ${res.status} ${await res.text()}`);
+  const { token } = await res.json();
+  return {
+    async get(path) {
+      const r = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+      if (!r.ok) throw new Error(`GET ${path}: ${r.status} ${await r.text()}`);
+      return r.json();
+    },
+    async post(path, body) {
+      const r = await fetch(`${url}${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      if (!r.ok) throw new Error(`POST ${path}: ${r.status} ${await r.text()}`);
+      return r.status === 204 ? null : r.json();
+    },
+  };
+}
+
+/**
+ * Route the context's Hark WebSockets through a switchable proxy, so one
+ * browser can lose its connection while the server and the others stay up.
+ * (`context.setOffline` alone does not drop open WebSockets in Chromium.)
+ * `ctl.offline = true` via `goOffline()` closes the sockets and refuses new
+ * ones; `ctl.dropAcksThenClose` swallows the next ack and drops the socket,
+ * like a connection that dies between commit and answer.
+ */
+export async function switchableSocket(context) {
+  const ctl = {
+    offline: false,
+    dropAcksThenClose: false,
+    live: new Set(),
+    /** Every ack frame the server sent, as parsed JSON. */
+    acks: [],
+    /** Every send frame the page wrote. */
+    sends: [],
+    async goOffline() {
+      ctl.offline = true;
+      await context.setOffline(true);
+      for (const { page, server } of ctl.live) {
+        page.close({ code: 4000, reason: 'test: network down' }).catch(() => {});
+        server.close().catch(() => {});
+      }
+      ctl.live.clear();
+    },
+    async goOnline() {
+      ctl.offline = false;
+      await context.setOffline(false);
+    },
+  };
+  await context.routeWebSocket(/\/v1\/ws$/, (page) => {
+    if (ctl.offline) {
+      page.close({ code: 4000, reason: 'test: network down' }).catch(() => {});
+      return;
+    }
+    const server = page.connectToServer();
+    const pair = { page, server };
+    ctl.live.add(pair);
+    page.onMessage((m) => {
+      try {
+        const f = JSON.parse(String(m));
+        if (f.type === 'send') ctl.sends.push(f);
+      } catch {}
+      server.send(m);
+    });
+    server.onMessage((m) => {
+      let f = null;
+      try {
+        f = JSON.parse(String(m));
+      } catch {}
+      if (f?.type === 'ack') {
+        ctl.acks.push(f);
+        if (ctl.dropAcksThenClose) {
+          ctl.dropAcksThenClose = false;
+          ctl.live.delete(pair);
+          page.close({ code: 4001, reason: 'test: lost before the ack' }).catch(() => {});
+          server.close().catch(() => {});
+          return;
+        }
+      }
+      page.send(m);
+    });
+    page.onClose(() => {
+      ctl.live.delete(pair);
+      server.close().catch(() => {});
+    });
+    server.onClose((code, reason) => {
+      ctl.live.delete(pair);
+      page.close({ code: code && code >= 3000 ? code : 4002, reason: reason ?? '' }).catch(() => {});
+    });
+  });
+  return ctl;
+}
+
+/** Log in through the UI as an existing user (a new device). */
+export async function login(page, username, password = 'password-123') {
+  await page.locator('input[name=username]').fill(username);
+  await page.locator('input[name=password]').fill(password);
+  await page.getByTestId('auth-submit').click();
+  await page.getByTestId('chat-list').waitFor({ timeout: 30_000 });
+  await waitLive(page);
+}
+
+/** The chat-list row titled `title`. */
+export function chatRow(page, title) {
+  return page.locator('[data-testid=chat-row]', { has: page.locator('[data-testid=chat-title]', { hasText: title }) }).first();
+}
+
+/** Resolves when the row's unread badge reads `n` (0: no badge). */
+export async function expectUnread(page, title, n, timeout = 20_000) {
+  const badge = chatRow(page, title).getByTestId('unread-badge');
+  if (n === 0) return badge.waitFor({ state: 'detached', timeout });
+  await eventually(async () => (await badge.textContent({ timeout: 1_000 })) === String(n), {
+    timeout,
+    message: `unread badge of "${title}" to be ${n}`,
+  });
+}
