@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The browser client's tooling. Subcommands:
 #   setup   install web/node_modules (npm ci) when missing or stale, and
-#           Debian's chromium (apt) when /usr/bin/chromium is missing
+#           Debian's chromium and fonts-noto-color-emoji (apt) when missing
 #   build   type-check and build web/ into web/dist (embedded by `hark serve`)
 #   test    run the browser tests (node --test) against target/debug/hark;
 #           extra arguments pick test files, e.g. `scripts/web.sh test group`
@@ -29,17 +29,32 @@ node_deps() {
   fi
 }
 
+# Debian packages, each installed only when what it provides is missing.
+apt_install() {
+  as_root apt-get update
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+}
+
 chromium_dep() {
   if [ ! -x /usr/bin/chromium ]; then
     log "installing Debian's chromium (for the browser tests)"
-    as_root apt-get update
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+    apt_install chromium
+  fi
+}
+
+# Emoji (reactions, messages) render in the screenshots only with a color
+# emoji font; a minimal system has none.
+emoji_font_dep() {
+  if [ ! -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]; then
+    log "installing Debian's fonts-noto-color-emoji (emoji in the screenshots)"
+    apt_install fonts-noto-color-emoji
   fi
 }
 
 cmd_setup() {
   node_deps
   chromium_dep
+  emoji_font_dep
 }
 
 cmd_build() {

@@ -180,8 +180,9 @@ export async function apiLogin(url, username, password = 'password-123') {
     body: JSON.stringify({ username, password, device_name: 'test checker' }),
   });
   if (!res.ok) throw new Error(`login ${username}: ${res.status} ${await res.text()}`);
-  const { token } = await res.json();
+  const { token, user } = await res.json();
   return {
+    user,
     async get(path) {
       const r = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${token}` } });
       if (!r.ok) throw new Error(`GET ${path}: ${r.status} ${await r.text()}`);
@@ -196,7 +197,27 @@ export async function apiLogin(url, username, password = 'password-123') {
       if (!r.ok) throw new Error(`POST ${path}: ${r.status} ${await r.text()}`);
       return r.status === 204 ? null : r.json();
     },
+    /** Send a message over HTTP; resolves to the ack. */
+    send(chatId, text) {
+      return this.post(`/v1/chats/${chatId}/messages`, { client_id: `t-${Math.random().toString(36).slice(2)}`, text });
+    },
   };
+}
+
+/** Register a user over HTTP and log them in (a test-only device): quicker set-up than the UI. */
+export async function apiRegister(url, username, displayName, password = 'password-123') {
+  const res = await fetch(`${url}/v1/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password, display_name: displayName }),
+  });
+  if (!res.ok) throw new Error(`register ${username}: ${res.status} ${await res.text()}`);
+  return apiLogin(url, username, password);
+}
+
+/** The titles of the chat list's rows, top to bottom. */
+export function rowTitles(page) {
+  return page.locator('[data-testid=chat-list] [data-testid=chat-row] [data-testid=chat-title]').allTextContents();
 }
 
 /**

@@ -159,6 +159,20 @@ test('client ids are 32 hex digits and distinct; marks become mark frames', () =
   assert.deepEqual(box.unsentFrames(() => 1), [{ type: 'mark', id: 1, chat_id: 4, read_up_to: 9 }]);
 });
 
+test('a forward is a forward frame with a stable client id, shown as pending in its target chat', () => {
+  let saved = [];
+  const box = new Outbox([], (e) => (saved = structuredClone(e)));
+  const client_id = newClientId();
+  box.push({ kind: 'forward', from_chat_id: 7, seq: 12, to_chat_id: 9, client_id, text: 'hello', queued_at: 5 });
+  assert.deepEqual(box.unsentFrames(() => 1), [{ type: 'forward', id: 1, from_chat_id: 7, seq: 12, to_chat_id: 9, client_id }]);
+  assert.deepEqual(box.pendingSends(), [{ kind: 'send', chat_id: 9, client_id, text: 'hello', queued_at: 5, forwarded: true }]);
+  // Resent after a reload with the same client id, so the server answers a repeat as a duplicate.
+  const reloaded = new Outbox(saved);
+  assert.equal(reloaded.unsentFrames(() => 2)[0].client_id, client_id);
+  assert.equal(reloaded.complete(2).kind, 'forward');
+  assert.equal(reloaded.length, 0);
+});
+
 /** A scripted WebSocket: records frames, lets the test play the server. */
 class FakeSocket {
   static all = [];

@@ -44,7 +44,8 @@ function Messenger(props: { session: Session; onLoggedOut: () => void }) {
   useEffect(() => setPanel(null), [store.openChatId]);
 
   // The tab title carries the unread count, like WhatsApp Web's "(3) WhatsApp".
-  const unread = [...store.chats.values()].reduce((n, c) => n + (store.unread(c) > 0 ? 1 : 0), 0);
+  // Muted chats do not count, as their notifications are off.
+  const unread = [...store.chats.values()].reduce((n, c) => n + (store.unread(c) > 0 && !store.isMuted(c) ? 1 : 0), 0);
   useEffect(() => {
     document.title = unread > 0 ? `(${unread}) Hark` : 'Hark';
   }, [unread]);

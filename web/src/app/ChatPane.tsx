@@ -4,9 +4,11 @@
 
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import type { Message } from '../hark-client';
+import { ChatSettingsItems, useDismiss } from './ChatMenu';
+import { ForwardDialog } from './ForwardDialog';
 import type { Panel } from './InfoPanel';
 import type { AppStore, ChatModel, Tick } from './store';
-import { Avatar, clock, colorFor, dayKey, dayLabel, HarkLogo, InfoIcon, presenceLabel, SendIcon, Ticks } from './ui';
+import { Avatar, clock, colorFor, dayKey, dayLabel, DotsIcon, ForwardIcon, HarkLogo, InfoIcon, MutedIcon, presenceLabel, SearchIcon, SendIcon, Ticks } from './ui';
 
 /** A typing indicator is refreshed this often while the person keeps typing. */
 const TYPING_EVERY_MS = 3_000;
@@ -37,7 +39,7 @@ interface Row {
   key: string;
   day?: string;
   message?: Message;
-  pending?: { client_id: string; text: string; at: number; tick: Tick; failedCode?: string };
+  pending?: { client_id: string; text: string; at: number; tick: Tick; failedCode?: string; forwarded?: boolean };
 }
 
 export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel | null) => void }) {
@@ -52,6 +54,11 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
   const [menu, setMenu] = useState<number | null>(null);
   const [replyTo, setReplyTo] = useState<Message | null>(null);
   const [editing, setEditing] = useState<Message | null>(null);
+  const [forwarding, setForwarding] = useState<Message | null>(null);
+  const [headerMenu, setHeaderMenu] = useState(false);
+  useDismiss(headerMenu, () => setHeaderMenu(false));
+  /** The search jump (`focus.at`) already scrolled to. */
+  const focusDone = useRef(0);
   useEffect(() => {
     if (menu === null) return;
     const close = () => setMenu(null);
@@ -84,7 +91,7 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
   }
   for (const p of pending) {
     dayRow(p.queued_at);
-    rows.push({ key: `p-${p.client_id}`, pending: { client_id: p.client_id, text: p.text, at: p.queued_at, tick: 'pending' } });
+    rows.push({ key: `p-${p.client_id}`, pending: { client_id: p.client_id, text: p.text, at: p.queued_at, tick: 'pending', forwarded: p.forwarded } });
   }
   for (const f of failed) {
     rows.push({ key: `f-${f.client_id}`, pending: { client_id: f.client_id, text: f.text, at: Date.now(), tick: 'failed', failedCode: f.message } });
@@ -103,10 +110,30 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
     }
   });
 
+  // Back at the newest page after a jump (e.g. sent a message from there): follow new messages again.
+  useEffect(() => {
+    if (!model.hasMoreAfter && !model.focus) stickToBottom.current = true;
+  }, [model.hasMoreAfter, model.focus]);
+
+  // A search result was opened: show that message in the middle, once per jump.
+  useLayoutEffect(() => {
+    const focus = model.focus;
+    if (!focus || focusDone.current === focus.at) return;
+    const el = scroller.current?.querySelector(`[data-seq="${focus.seq}"]`);
+    if (!el) return; // Its page is still loading.
+    focusDone.current = focus.at;
+    stickToBottom.current = false;
+    el.scrollIntoView({ block: 'center' });
+  });
+
   async function onScroll() {
     const el = scroller.current;
     if (!el) return;
-    stickToBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 80;
+    const nearBottom = el.scrollHeight - el.scrollTop - el.clientHeight < 80;
+    stickToBottom.current = nearBottom && !model.hasMoreAfter;
+    if (el.scrollHeight - el.scrollTop - el.clientHeight < 200 && model.hasMoreAfter && !model.loadingNewer) {
+      void store.loadNewer(chatId);
+    }
     if (el.scrollTop < 120 && model.hasMoreBefore && !model.loadingOlder) {
       const height = el.scrollHeight;
       restoreFrom.current = height;
@@ -134,9 +161,33 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
           <div class="chat-title" data-testid="chat-header-title">{title}</div>
           <div class={`chat-sub ${typing ? 'typing' : ''}`} data-testid="chat-header-sub">{subtitle}</div>
         </div>
+        {store.isMuted(model) && (
+          <span class="header-muted" title="Muted" data-testid="header-muted">
+            <MutedIcon />
+          </span>
+        )}
+        <button class="icon-btn" aria-label="Search messages" title="Search messages" data-testid="chat-search" onClick={(e) => { e.stopPropagation(); onPanel({ kind: 'search' }); }}>
+          <SearchIcon size={24} />
+        </button>
         <button class="icon-btn" aria-label={group ? 'Group info' : 'Contact info'} data-testid="chat-info" onClick={(e) => { e.stopPropagation(); onPanel({ kind: 'chat' }); }}>
           <InfoIcon />
         </button>
+        <div class="menu-wrap" onClick={(e) => e.stopPropagation()}>
+          <button class="icon-btn" aria-label="Chat menu" title="Menu" data-testid="chat-header-menu" onClick={() => setHeaderMenu(!headerMenu)}>
+            <DotsIcon />
+          </button>
+          {headerMenu && (
+            <div class="menu" role="menu" data-testid="chat-menu">
+              <button role="menuitem" data-testid="chat-menu-info" onClick={() => { setHeaderMenu(false); onPanel({ kind: 'chat' }); }}>
+                <InfoIcon /> {group ? 'Group info' : 'Contact info'}
+              </button>
+              <button role="menuitem" data-testid="chat-menu-search" onClick={() => { setHeaderMenu(false); onPanel({ kind: 'search' }); }}>
+                <SearchIcon /> Search messages
+              </button>
+              {!model.left && <ChatSettingsItems store={store} model={model} onClose={() => setHeaderMenu(false)} />}
+            </div>
+          )}
+        </div>
       </header>
       <div class="messages" ref={scroller} onScroll={() => void onScroll()} data-testid="messages">
         <div class="messages-inner">
@@ -167,6 +218,7 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
                   message={m}
                   quoteName={m.reply_to ? store.userName(model, m.reply_to.sender_id) : undefined}
                   reactions={m.reactions ?? []}
+                  focused={model.focus?.seq === m.seq}
                   menu={
                     menu === m.seq && !m.deleted ? (
                       <MessageMenu
@@ -176,6 +228,7 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
                         myReaction={(m.reactions ?? []).find((x) => x.user_id === store.me.id)?.emoji ?? null}
                         onClose={() => setMenu(null)}
                         onReply={() => { setEditing(null); setReplyTo(m); }}
+                        onForward={() => setForwarding(m)}
                         onReact={(emoji) => store.conn.react(chatId, m.seq, emoji)}
                         onInfo={() => onPanel({ kind: 'message', seq: m.seq })}
                         onEdit={() => { setReplyTo(null); setEditing(m); }}
@@ -201,13 +254,16 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
                 text={p.text}
                 time={p.at}
                 tick={p.tick}
+                forwarded={p.forwarded}
                 note={p.failedCode ? `Not sent: ${p.failedCode}` : undefined}
                 onInfo={p.tick === 'failed' ? () => store.dismissFailed(p.client_id) : undefined}
               />
             );
           })}
+          {model.loadingNewer && <div class="loading-older">Loading newer messages…</div>}
         </div>
       </div>
+      {forwarding && <ForwardDialog store={store} message={forwarding} onClose={() => setForwarding(null)} />}
       {store.notice && (
         <div class="notice" role="alert" data-testid="notice">
           {store.notice}
@@ -242,6 +298,8 @@ function Bubble(props: {
   message?: Message;
   quoteName?: string;
   reactions?: { user_id: number; emoji: string }[];
+  focused?: boolean;
+  forwarded?: boolean;
   menu?: preact.ComponentChildren;
   onInfo?: () => void;
   onMenu?: () => void;
@@ -254,7 +312,8 @@ function Bubble(props: {
   return (
     <div class={`msg-row ${props.mine ? 'out' : 'in'} ${props.first ? 'first' : ''} ${grouped.size ? 'reacted' : ''}`}>
       <div
-        class={`bubble ${props.onInfo && !props.onMenu ? 'clickable' : ''}`}
+        class={`bubble ${props.onInfo && !props.onMenu ? 'clickable' : ''} ${props.focused ? 'focused' : ''}`}
+        data-focused={props.focused ? 'true' : undefined}
         data-testid={props.mine ? 'msg-out' : 'msg-in'}
         data-seq={props.seq}
         data-deleted={deleted ? 'true' : undefined}
@@ -273,7 +332,11 @@ function Bubble(props: {
             {props.sender}
           </div>
         )}
-        {m?.forwarded && !deleted && <div class="forwarded">Forwarded</div>}
+        {(m?.forwarded || props.forwarded) && !deleted && (
+          <div class="forwarded" data-testid="msg-forwarded">
+            <ForwardIcon size={14} /> Forwarded
+          </div>
+        )}
         {m?.reply_to && !deleted && (
           <button class="quote" data-testid="msg-quote" onClick={() => props.onQuote?.(m.reply_to!.seq)}>
             <span class="quote-name">{props.quoteName}</span>
@@ -317,6 +380,7 @@ function MessageMenu(props: {
   myReaction: string | null;
   onClose: () => void;
   onReply: () => void;
+  onForward: () => void;
   onReact: (emoji: string | null) => void;
   onInfo: () => void;
   onEdit: () => void;
@@ -347,6 +411,7 @@ function MessageMenu(props: {
         ))}
       </div>
       {item('Reply', 'reply', props.onReply)}
+      {item('Forward', 'forward', props.onForward)}
       {props.mine && item('Message info', 'info', props.onInfo)}
       {props.canEdit && item('Edit', 'edit', props.onEdit)}
       {props.canDeleteForEveryone && item('Delete for everyone', 'delete-everyone', () => props.onDelete(true))}
@@ -393,6 +458,8 @@ function Composer(props: { store: AppStore; model: ChatModel; replyTo: Message |
       return;
     }
     store.send(model.chat.id, text, replyTo?.seq);
+    // Sent while looking at older messages (a search jump): back to the newest.
+    if (model.hasMoreAfter) void store.showLatest(model.chat.id);
     setText('');
     props.onCancel();
     // Sending ends the indicator on the server's side.

@@ -3,10 +3,11 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { HarkError, type Member, type MessageInfo as MessageInfoBody, type User } from '../hark-client';
+import { ChatSearch } from './Search';
 import type { AppStore, ChatModel } from './store';
 import { Avatar, clock, CloseIcon, dayLabel, PencilIcon, CheckIcon, SearchIcon, Ticks } from './ui';
 
-export type Panel = { kind: 'chat' } | { kind: 'message'; seq: number };
+export type Panel = { kind: 'chat' } | { kind: 'message'; seq: number } | { kind: 'search' };
 
 function errorText(e: unknown): string {
   if (e instanceof HarkError) {
@@ -20,15 +21,29 @@ function errorText(e: unknown): string {
 export function InfoPanel(props: { store: AppStore; model: ChatModel; panel: Panel; onPanel: (p: Panel | null) => void }) {
   const { panel } = props;
   return (
-    <aside class="panel" data-testid={panel.kind === 'chat' ? 'info-panel' : 'message-info'}>
+    <aside class="panel" data-testid={panel.kind === 'chat' ? 'info-panel' : panel.kind === 'search' ? 'search-panel' : 'message-info'}>
       <header class="panel-header">
         <button class="icon-btn" aria-label="Close" data-testid="panel-close" onClick={() => props.onPanel(null)}>
           <CloseIcon />
         </button>
-        <h2>{panel.kind === 'message' ? 'Message info' : props.model.chat.kind === 'group' ? 'Group info' : 'Contact info'}</h2>
+        <h2>
+          {panel.kind === 'message'
+            ? 'Message info'
+            : panel.kind === 'search'
+            ? 'Search messages'
+            : props.model.chat.kind === 'group'
+            ? 'Group info'
+            : 'Contact info'}
+        </h2>
       </header>
       <div class="panel-body">
-        {panel.kind === 'message' ? <MessageInfo {...props} seq={panel.seq} /> : <ChatInfo {...props} />}
+        {panel.kind === 'message' ? (
+          <MessageInfo {...props} seq={panel.seq} />
+        ) : panel.kind === 'search' ? (
+          <ChatSearch store={props.store} model={props.model} />
+        ) : (
+          <ChatInfo {...props} />
+        )}
       </div>
     </aside>
   );

@@ -4,10 +4,32 @@
 import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import type { Device, PrivacySettings, User, Visibility } from '../hark-client';
+import { ChatRowMenu } from './ChatMenu';
+import { SearchResults, useMessageSearch } from './Search';
 import type { AppStore, ChatModel } from './store';
-import { Avatar, BackIcon, CheckIcon, CloseIcon, GroupIcon, listTime, LogoutIcon, NewChatIcon, LaptopIcon, PencilIcon, SearchIcon, SettingsIcon, Ticks } from './ui';
+import {
+  ArchiveIcon,
+  Avatar,
+  BackIcon,
+  CheckIcon,
+  ChevronIcon,
+  CloseIcon,
+  DotsIcon,
+  ForwardIcon,
+  GroupIcon,
+  listTime,
+  LogoutIcon,
+  MutedIcon,
+  NewChatIcon,
+  LaptopIcon,
+  PencilIcon,
+  PinIcon,
+  SearchIcon,
+  SettingsIcon,
+  Ticks,
+} from './ui';
 
-type Mode = 'list' | 'new-chat' | 'new-group' | 'settings';
+type Mode = 'list' | 'archived' | 'new-chat' | 'new-group' | 'settings';
 
 /** Users whose username starts with `q`, refreshed as the query changes (debounced). */
 function useUserSearch(store: AppStore, q: string): User[] {
@@ -39,6 +61,7 @@ export function Sidebar(props: { store: AppStore }) {
   return (
     <aside class="sidebar">
       {mode === 'list' && <ChatListView store={store} setMode={setMode} />}
+      {mode === 'archived' && <ArchivedView store={store} onDone={() => setMode('list')} />}
       {mode === 'new-chat' && <NewChatView store={store} onDone={() => setMode('list')} />}
       {mode === 'new-group' && <NewGroupView store={store} onDone={() => setMode('list')} />}
       {mode === 'settings' && <SettingsView store={store} onDone={() => setMode('list')} />}
@@ -70,8 +93,11 @@ function ChatListView(props: { store: AppStore; setMode: (m: Mode) => void }) {
   const [q, setQ] = useState('');
   const [menu, setMenu] = useState(false);
   const users = useUserSearch(store, q);
+  const messages = useMessageSearch(store, q);
   const needle = q.trim().toLowerCase();
-  const chats = store.sortedChats().filter((c) => !needle || store.title(c).toLowerCase().includes(needle));
+  // Searching covers archived chats too; the plain list hides them behind the "Archived" row.
+  const chats = needle ? store.sortedChats().filter((c) => store.title(c).toLowerCase().includes(needle)) : store.listChats(false);
+  const archived = store.listChats(true);
   const directWith = new Set(store.sortedChats().map((c) => store.peer(c)?.id).filter((x) => x !== undefined));
   const newPeople = users.filter((u) => !directWith.has(u.id));
 
@@ -91,9 +117,7 @@ function ChatListView(props: { store: AppStore; setMode: (m: Mode) => void }) {
           </button>
           <div class="menu-wrap">
             <button class="icon-btn" title="Menu" aria-label="Menu" data-testid="menu" onClick={() => setMenu(!menu)}>
-              <svg viewBox="0 0 24 24" width="24" height="24" aria-hidden="true">
-                <path fill="currentColor" d="M12 7a2 2 0 1 0-.001-4.001A2 2 0 0 0 12 7zm0 2a2 2 0 1 0-.001 3.999A2 2 0 0 0 12 9zm0 6a2 2 0 1 0-.001 3.999A2 2 0 0 0 12 15z" />
-              </svg>
+              <DotsIcon />
             </button>
             {menu && (
               <div class="menu" role="menu">
@@ -125,7 +149,7 @@ function ChatListView(props: { store: AppStore; setMode: (m: Mode) => void }) {
         <div class="search-box">
           <SearchIcon />
           <input
-            placeholder="Search chats or find people by username"
+            placeholder="Search chats, messages or people"
             value={q}
             data-testid="search"
             onInput={(e) => setQ(e.currentTarget.value)}
@@ -137,10 +161,23 @@ function ChatListView(props: { store: AppStore; setMode: (m: Mode) => void }) {
           )}
         </div>
       </div>
+      {store.notice && !store.openChatId && (
+        <div class="notice" role="alert">
+          {store.notice}
+        </div>
+      )}
       <div class="list" data-testid="chat-list">
-        {chats.map((c) => (
-          <ChatRow key={c.chat.id} store={store} model={c} />
-        ))}
+        {!needle && archived.length > 0 && (
+          <button class="row archived-row" data-testid="archived-row" onClick={() => setMode('archived')}>
+            <span class="archived-icon">
+              <ArchiveIcon />
+            </span>
+            <span class="archived-label">Archived</span>
+            <span class="archived-count" data-testid="archived-count">{archived.length}</span>
+          </button>
+        )}
+        {needle && chats.length > 0 && <div class="list-section">Chats</div>}
+        <ChatRows store={store} chats={chats} />
         {needle && newPeople.length > 0 && <div class="list-section">People</div>}
         {needle &&
           newPeople.map((u) => (
@@ -154,19 +191,50 @@ function ChatListView(props: { store: AppStore; setMode: (m: Mode) => void }) {
               }}
             />
           ))}
-        {store.ready && chats.length === 0 && !needle && (
+        {needle && <div class="list-section">Messages</div>}
+        {needle && <SearchResults store={store} search={messages} showChat onOpen={(m) => void store.openChatAt(m.chat_id, m.seq)} />}
+        {store.ready && chats.length === 0 && archived.length === 0 && !needle && (
           <div class="list-empty">
             <p>No chats yet.</p>
             <p>Search for someone by username above, or start a group.</p>
           </div>
         )}
-        {needle && chats.length === 0 && newPeople.length === 0 && <div class="list-empty">Nothing found for “{q}”.</div>}
       </div>
     </>
   );
 }
 
-function ChatRow(props: { store: AppStore; model: ChatModel }) {
+/** Chat rows with their menu (the chevron on hover, or a right click). */
+function ChatRows(props: { store: AppStore; chats: ChatModel[] }) {
+  const { store } = props;
+  const [menu, setMenu] = useState<{ chatId: number; x: number; y: number } | null>(null);
+  const menuChat = menu ? store.chats.get(menu.chatId) : undefined;
+  return (
+    <>
+      {props.chats.map((c) => (
+        <ChatRow key={c.chat.id} store={store} model={c} menuOpen={menu?.chatId === c.chat.id} onMenu={(x, y) => setMenu({ chatId: c.chat.id, x, y })} />
+      ))}
+      {menu && menuChat && <ChatRowMenu store={store} model={menuChat} x={menu.x} y={menu.y} onClose={() => setMenu(null)} />}
+    </>
+  );
+}
+
+function ArchivedView(props: { store: AppStore; onDone: () => void }) {
+  const { store } = props;
+  const chats = store.listChats(true);
+  return (
+    <>
+      <PanelHeader title="Archived" onBack={props.onDone} />
+      <div class="list" data-testid="archived-list">
+        <div class="archived-note">These chats stay archived when new messages arrive.</div>
+        <ChatRows store={store} chats={chats} />
+        {chats.length === 0 && <div class="list-empty">No archived chats.</div>}
+      </div>
+    </>
+  );
+}
+
+function ChatRow(props: { store: AppStore; model: ChatModel; menuOpen: boolean; onMenu: (x: number, y: number) => void }) {
   const { store, model } = props;
   const title = store.title(model);
   const unread = store.unread(model);
@@ -191,19 +259,41 @@ function ChatRow(props: { store: AppStore; model: ChatModel }) {
       <>
         {mine && <Ticks tick={store.tick(model, last.seq)} />}
         {!mine && group && <span class="preview-sender">{store.userName(model, last.sender_id)}:&nbsp;</span>}
-        <span class="preview-text">{last.text}</span>
+        {last.forwarded && !last.deleted && (
+          <span class="preview-icon" title="Forwarded">
+            <ForwardIcon size={15} />
+          </span>
+        )}
+        <span class="preview-text">{last.deleted ? (mine ? 'You deleted this message' : 'This message was deleted') : last.text}</span>
       </>
     );
   }
   const typing = store.typingLabel(model);
   if (typing) preview = <span class="preview-text typing" data-testid="typing">{typing}</span>;
   const active = store.openChatId === model.chat.id;
+  const muted = store.isMuted(model);
+  const pinned = store.isPinned(model);
   return (
-    <button
-      class={`row ${active ? 'active' : ''} ${unread > 0 ? 'has-unread' : ''}`}
+    <div
+      role="button"
+      tabIndex={0}
+      class={`row ${active ? 'active' : ''} ${unread > 0 ? 'has-unread' : ''} ${muted ? 'is-muted' : ''} ${props.menuOpen ? 'menu-open' : ''}`}
       data-testid="chat-row"
       data-chat-id={model.chat.id}
+      data-pinned={pinned ? 'true' : undefined}
+      data-muted={muted ? 'true' : undefined}
       onClick={() => void store.openChat(model.chat.id)}
+      onKeyDown={(e) => {
+        if (e.key === 'Enter' || e.key === ' ') {
+          e.preventDefault();
+          void store.openChat(model.chat.id);
+        }
+      }}
+      onContextMenu={(e) => {
+        e.preventDefault();
+        e.stopPropagation();
+        props.onMenu(e.clientX, e.clientY);
+      }}
     >
       <Avatar name={title} id={store.peer(model)?.id ?? model.chat.id * 7} group={group} />
       <div class="row-body">
@@ -213,14 +303,36 @@ function ChatRow(props: { store: AppStore; model: ChatModel }) {
         </div>
         <div class="row-bottom">
           <span class="row-preview" data-testid="chat-preview">{preview}</span>
+          {muted && (
+            <span class="row-icon" title="Muted" data-testid="muted-icon">
+              <MutedIcon />
+            </span>
+          )}
           {unread > 0 && (
             <span class="badge" data-testid="unread-badge">
               {unread > 99 ? '99+' : unread}
             </span>
           )}
+          {pinned && (
+            <span class="row-icon" title="Pinned" data-testid="pin-icon">
+              <PinIcon />
+            </span>
+          )}
+          <button
+            class="row-menu-btn"
+            aria-label="Chat options"
+            data-testid="chat-row-menu"
+            onClick={(e) => {
+              e.stopPropagation();
+              const r = e.currentTarget.getBoundingClientRect();
+              props.onMenu(r.left, r.bottom + 4);
+            }}
+          >
+            <ChevronIcon />
+          </button>
         </div>
       </div>
-    </button>
+    </div>
   );
 }
 

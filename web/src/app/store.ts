@@ -34,6 +34,15 @@ export interface ChatModel {
   historyLoaded: boolean;
   hasMoreBefore: boolean;
   loadingOlder: boolean;
+  /**
+   * The loaded range ends below the newest message (after jumping to an old
+   * search result): newer pages load on scrolling down, and live messages
+   * wait on the server until the range reaches them.
+   */
+  hasMoreAfter: boolean;
+  loadingNewer: boolean;
+  /** The message to scroll to and highlight (a search result); `at` tells repeated jumps apart. */
+  focus: { seq: Seq; at: number } | null;
   /** The user left or was removed: read-only. */
   left: boolean;
   /** The caller's own settings (mute, archive, pin), when the server sends them. */
@@ -57,6 +66,16 @@ export interface FailedSend {
 export type Tick = 'pending' | 'sent' | 'delivered' | 'read' | 'failed';
 
 const PAGE = 50;
+/** A search result at most this far above the loaded range is reached by loading older pages; further back, it gets a window of its own. */
+const REACH = 100;
+/** Messages loaded on each side of a search result reached by a jump. */
+const AROUND = 25;
+/** "Mute always": the end of year 9999. */
+export const MUTED_FOREVER = 253402300799000;
+/** WhatsApp lets a message go to at most five chats at once. */
+export const MAX_FORWARD = 5;
+
+export type SettingsPatch = { muted_until?: number | null; archived?: boolean; pinned?: boolean };
 
 export class AppStore {
   readonly api: HarkApi;
@@ -127,6 +146,7 @@ export class AppStore {
             client_id: ack.client_id,
             text: e.text,
             sent_at: ack.sent_at,
+            forwarded: e.forwarded,
           });
           break;
         }
@@ -241,13 +261,36 @@ export class AppStore {
 
   // ---- reading the model ----
 
-  /** Chats sorted by latest activity (newest message, pending send or creation). */
+  /**
+   * Chats in list order: pinned first (most recently pinned first), then by
+   * latest activity (newest message, pending send or creation).
+   */
   sortedChats(): ChatModel[] {
     const pendingAt = new Map<ChatId, number>();
     for (const p of this.connState.pending) pendingAt.set(p.chat_id, Math.max(pendingAt.get(p.chat_id) ?? 0, p.queued_at));
     const key = (c: ChatModel) =>
       Math.max(c.lastMessage?.sent_at ?? c.chat.created_at, pendingAt.get(c.chat.id) ?? 0);
-    return [...this.chats.values()].sort((a, b) => key(b) - key(a) || b.chat.id - a.chat.id);
+    const pin = (c: ChatModel) => c.settings?.pinned_at ?? 0;
+    return [...this.chats.values()].sort((a, b) => pin(b) - pin(a) || key(b) - key(a) || b.chat.id - a.chat.id);
+  }
+
+  /** The main list (`archived` false) or the archived one, in list order. */
+  listChats(archived: boolean): ChatModel[] {
+    return this.sortedChats().filter((c) => this.isArchived(c) === archived);
+  }
+
+  isArchived(c: ChatModel): boolean {
+    return !!c.settings?.archived;
+  }
+
+  isPinned(c: ChatModel): boolean {
+    return !!c.settings?.pinned_at;
+  }
+
+  /** Muted until a time still to come. */
+  isMuted(c: ChatModel): boolean {
+    const until = c.settings?.muted_until;
+    return until != null && until > Date.now();
   }
 
   member(c: ChatModel, userId: UserId) {
@@ -331,6 +374,9 @@ export class AppStore {
         historyLoaded: false,
         hasMoreBefore: false,
         loadingOlder: false,
+        hasMoreAfter: false,
+        loadingNewer: false,
+        focus: null,
         left: !s.chat.members.some((m) => m.user.id === this.me.id),
         unreadFloor: floor,
         settings: s.settings ?? null,
@@ -463,6 +509,7 @@ export class AppStore {
         return;
       case 'chat_settings_changed':
         if (c) c.settings = e.settings;
+        else void this.fetchChat(e.chat_id);
         return;
       default:
         return; // An event kind from a newer server: ignored.
@@ -486,7 +533,8 @@ export class AppStore {
   private addMessage(m: Message): void {
     const c = this.chats.get(m.chat_id);
     if (!c) return void this.fetchChat(m.chat_id);
-    c.messages.set(m.seq, m);
+    // Beyond a loaded window that stops short of the newest: fetched with the next page.
+    if (!c.hasMoreAfter) c.messages.set(m.seq, m);
     if (m.seq > c.chat.last_seq) c.chat = { ...c.chat, last_seq: m.seq };
     if (!c.lastMessage || m.seq >= c.lastMessage.seq) c.lastMessage = m;
     // Sending implies having read (and received) the chat up to the message.
@@ -519,14 +567,14 @@ export class AppStore {
   }
 
   /** Load the page before the oldest loaded message (scrolling up). */
-  async loadOlder(id: ChatId): Promise<boolean> {
+  async loadOlder(id: ChatId, limit = PAGE): Promise<boolean> {
     const c = this.chats.get(id);
     if (!c || !c.historyLoaded || !c.hasMoreBefore || c.loadingOlder) return false;
     const oldest = Math.min(...c.messages.keys());
     c.loadingOlder = true;
     this.notify();
     try {
-      const page = await this.api.history(id, { before: oldest, limit: PAGE });
+      const page = await this.api.history(id, { before: oldest, limit });
       for (const m of page.messages) c.messages.set(m.seq, m);
       c.hasMoreBefore = page.has_more;
       return page.messages.length > 0;
@@ -536,6 +584,93 @@ export class AppStore {
       c.loadingOlder = false;
       this.notify();
     }
+  }
+
+  /** Load the page after the newest loaded message (scrolling down a window left by a jump). */
+  async loadNewer(id: ChatId): Promise<boolean> {
+    const c = this.chats.get(id);
+    if (!c || !c.hasMoreAfter || c.loadingNewer || c.messages.size === 0) return false;
+    const newest = Math.max(...c.messages.keys());
+    c.loadingNewer = true;
+    this.notify();
+    try {
+      const page = await this.api.history(id, { after: newest, limit: PAGE });
+      for (const m of page.messages) c.messages.set(m.seq, m);
+      c.hasMoreAfter = page.has_more;
+      return page.messages.length > 0;
+    } catch {
+      return false;
+    } finally {
+      c.loadingNewer = false;
+      this.notify();
+    }
+  }
+
+  /**
+   * Open a chat scrolled to message `seq` (a search result). A message a few
+   * pages back is reached by loading older pages (the range stays contiguous);
+   * one further back gets a window of its own around it (`before`/`after`),
+   * whose newer pages load on scrolling down.
+   */
+  async openChatAt(id: ChatId, seq: Seq): Promise<void> {
+    await this.openChat(id);
+    const c = this.chats.get(id);
+    if (!c || this.openChatId !== id) return;
+    c.focus = { seq, at: Date.now() };
+    this.notify();
+    if (c.messages.has(seq)) return;
+    const oldest = c.messages.size ? Math.min(...c.messages.keys()) : Infinity;
+    if (seq < oldest && oldest - seq <= REACH) {
+      while (!c.messages.has(seq) && c.hasMoreBefore) {
+        if (!(await this.loadOlder(id, REACH))) break;
+      }
+      if (c.messages.has(seq)) return;
+    }
+    try {
+      const [older, newer] = await Promise.all([
+        this.api.history(id, { before: seq + 1, limit: AROUND + 1 }),
+        this.api.history(id, { after: seq, limit: AROUND }),
+      ]);
+      c.messages = new Map([...older.messages, ...newer.messages].map((m) => [m.seq, m]));
+      c.hasMoreBefore = older.has_more;
+      c.hasMoreAfter = newer.has_more;
+      c.historyLoaded = true;
+    } catch {
+      // The chat stays as it was; clicking the result again retries.
+    }
+    this.notify();
+  }
+
+  /** Back to the newest page (e.g. sending while a jump left the view on older messages). */
+  async showLatest(id: ChatId): Promise<void> {
+    const c = this.chats.get(id);
+    if (!c || !c.hasMoreAfter) return;
+    c.hasMoreAfter = false;
+    c.focus = null;
+    c.messages = new Map();
+    c.historyLoaded = false;
+    await this.openChat(id);
+  }
+
+  /** Change my own settings for a chat (mute, archive, pin); my other devices follow by event. */
+  async setSettings(chatId: ChatId, patch: SettingsPatch): Promise<void> {
+    const settings = await this.api.chatSettings(chatId, patch);
+    const c = this.chats.get(chatId);
+    if (c) c.settings = settings;
+    this.notify();
+  }
+
+  /** Forward my copy of message `seq` to each chat, through the outbox (marked forwarded). */
+  forward(fromChatId: ChatId, seq: Seq, toChatIds: ChatId[]): void {
+    const m = this.chats.get(fromChatId)?.messages.get(seq);
+    for (const to of toChatIds.slice(0, MAX_FORWARD)) this.conn.forward(fromChatId, seq, to, m?.text ?? '');
+    this.notify();
+  }
+
+  /** Full-text search over my chats (or one chat), newest first. */
+  async searchMessages(q: string, chatId?: ChatId): Promise<Message[]> {
+    const res = await this.api.search(q, { chatId, limit: 50 });
+    return res.messages;
   }
 
   send(chatId: ChatId, text: string, replyTo?: Seq): void {
@@ -566,6 +701,17 @@ export class AppStore {
     mine.delivered_up_to = Math.max(mine.delivered_up_to, newest);
     this.conn.mark(chatId, { read_up_to: newest });
     this.notify();
+  }
+
+  /** Show a short notice for a few seconds. */
+  flash(text: string): void {
+    this.notice = text;
+    this.notify();
+    setTimeout(() => {
+      if (this.notice !== text) return;
+      this.notice = null;
+      this.notify();
+    }, 5000);
   }
 
   dismissFailed(clientId: string): void {

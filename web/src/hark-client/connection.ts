@@ -43,6 +43,8 @@ export interface PendingSend {
   text: string;
   queued_at: number;
   reply_to?: Seq;
+  /** A forward of another message (its text is the source's, as queued). */
+  forwarded?: boolean;
 }
 
 export interface ConnectionState {
@@ -69,7 +71,7 @@ export type ConnectionEvent =
   /** Catch-up finished; the device is live. */
   | { type: 'caught_up'; cursor: Pos }
   /** A queued send was committed (`duplicate` when an earlier copy was). */
-  | { type: 'ack'; ack: SendAck; text: string }
+  | { type: 'ack'; ack: SendAck; text: string; forwarded: boolean }
   /** The server refused a send for good (e.g. forbidden, too_large). */
   | { type: 'send_failed'; chat_id: ChatId; client_id: ClientMsgId; text: string; code: ErrorCode; message: string }
   /** The server refused an edit, delete or reaction (e.g. the edit window passed). */
@@ -178,6 +180,26 @@ export class Connection {
     const request: OutboxRequest = { kind: 'send', chat_id: chatId, client_id: clientId, text, queued_at: Date.now() };
     if (replyTo !== undefined) request.reply_to = replyTo;
     this.outbox.push(request);
+    this.flush();
+    return clientId;
+  }
+
+  /**
+   * Copy message `seq` of `fromChatId` into `toChatId` (marked forwarded),
+   * through the outbox like a send: one client id until acked. `text` is the
+   * source's text, shown while the forward is queued.
+   */
+  forward(fromChatId: ChatId, seq: Seq, toChatId: ChatId, text: string): ClientMsgId {
+    const clientId = newClientId();
+    this.outbox.push({
+      kind: 'forward',
+      from_chat_id: fromChatId,
+      seq,
+      to_chat_id: toChatId,
+      client_id: clientId,
+      text,
+      queued_at: Date.now(),
+    });
     this.flush();
     return clientId;
   }
@@ -354,9 +376,9 @@ export class Connection {
         return;
       case 'ack': {
         const req = this.outbox.complete(frame.id);
-        if (req?.kind === 'send') {
+        if (req?.kind === 'send' || req?.kind === 'forward') {
           const { type: _t, id: _i, ...ack } = frame;
-          this.emit({ type: 'ack', ack, text: req.text });
+          this.emit({ type: 'ack', ack, text: req.text, forwarded: req.kind === 'forward' });
         }
         return;
       }
@@ -445,10 +467,10 @@ export class Connection {
         }
       } else {
         const req = this.outbox.complete(id);
-        if (req?.kind === 'send') {
+        if (req?.kind === 'send' || req?.kind === 'forward') {
           this.emit({
             type: 'send_failed',
-            chat_id: req.chat_id,
+            chat_id: req.kind === 'send' ? req.chat_id : req.to_chat_id,
             client_id: req.client_id,
             text: req.text,
             code,

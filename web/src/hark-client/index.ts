@@ -5,7 +5,7 @@
 export * from './types';
 export { HarkApi } from './api';
 export { CatchUp, type Step } from './catchup';
-export { Outbox, newClientId, type OutboxEntry, type OutboxRequest } from './outbox';
+export { Outbox, newClientId, type OutboxEntry, type OutboxRequest, type PendingMessage } from './outbox';
 export {
   Connection,
   websocketUrl,

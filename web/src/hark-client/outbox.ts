@@ -9,11 +9,25 @@ import type { ChatId, ClientFrame, ClientMsgId, Seq } from './types';
 
 export type OutboxRequest =
   | { kind: 'send'; chat_id: ChatId; client_id: ClientMsgId; text: string; queued_at: number; reply_to?: Seq }
+  // A forward is a send whose text the server copies from the source message;
+  // `text` is only kept to show it while queued (it does not go on the wire).
+  | {
+      kind: 'forward';
+      from_chat_id: ChatId;
+      seq: Seq;
+      to_chat_id: ChatId;
+      client_id: ClientMsgId;
+      text: string;
+      queued_at: number;
+    }
   | { kind: 'mark'; chat_id: ChatId; delivered_up_to?: Seq; read_up_to?: Seq }
   // Edits, deletes and reactions set a state, so resending them is harmless too.
   | { kind: 'edit'; chat_id: ChatId; seq: Seq; text: string }
   | { kind: 'delete'; chat_id: ChatId; seq: Seq; for_everyone: boolean }
   | { kind: 'react'; chat_id: ChatId; seq: Seq; emoji: string | null };
+
+/** A queued send or forward as the target chat shows it. */
+export type PendingMessage = Extract<OutboxRequest, { kind: 'send' }> & { forwarded?: boolean };
 
 /** What is persisted: the request and its place in the queue. */
 export interface OutboxEntry {
@@ -85,10 +99,15 @@ export class Outbox {
     this.inFlight.clear();
   }
 
-  /** Sends not yet acked, oldest first (for showing them with a clock). */
-  pendingSends(): Extract<OutboxRequest, { kind: 'send' }>[] {
-    const out: Extract<OutboxRequest, { kind: 'send' }>[] = [];
-    for (const e of this.entries) if (e.request.kind === 'send') out.push(e.request);
+  /** Sends and forwards not yet acked, oldest first (for showing them with a clock). */
+  pendingSends(): PendingMessage[] {
+    const out: PendingMessage[] = [];
+    for (const { request: r } of this.entries) {
+      if (r.kind === 'send') out.push(r);
+      else if (r.kind === 'forward') {
+        out.push({ kind: 'send', chat_id: r.to_chat_id, client_id: r.client_id, text: r.text, queued_at: r.queued_at, forwarded: true });
+      }
+    }
     return out;
   }
 
@@ -104,6 +123,8 @@ function toFrame(r: OutboxRequest, id: number): ClientFrame {
       if (r.reply_to !== undefined) frame.reply_to = r.reply_to;
       return frame;
     }
+    case 'forward':
+      return { type: 'forward', id, from_chat_id: r.from_chat_id, seq: r.seq, to_chat_id: r.to_chat_id, client_id: r.client_id };
     case 'edit':
       return { type: 'edit', id, chat_id: r.chat_id, seq: r.seq, text: r.text };
     case 'delete':
