@@ -42,8 +42,9 @@ pub(crate) async fn upgrade(
     .map_err(|e| ApiError::invalid(format!("not a WebSocket upgrade: {e}")))?;
     let max = state.config.limits.max_frame_bytes;
     Ok(ws
-        // Small buffers keep an idle socket cheap (~5 KiB instead of ~133 KiB).
-        .read_buffer_size(4 * 1024)
+        // Small buffers keep an idle socket cheap (the defaults cost ~133 KiB).
+        // Frames are mostly far below 2 KiB; a larger one takes a few reads.
+        .read_buffer_size(2 * 1024)
         .write_buffer_size(0)
         // Room for the largest frame the server sends (a sync page, ~512 KiB).
         .max_write_buffer_size(2 * 1024 * 1024)
