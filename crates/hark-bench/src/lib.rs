@@ -8,6 +8,7 @@
 pub mod client;
 pub mod relay;
 pub mod report;
+pub mod rng;
 pub mod scenario;
 pub mod servers;
 pub mod setup;
@@ -34,6 +35,13 @@ pub enum Command {
     Group(scenario::group::Params),
     /// D devices reconnect together after K messages each arrived: time to catch up.
     Catchup(scenario::catchup::Params),
+    /// N users in shared groups watching contacts and chats: presence and typing fan-out under churn.
+    Presence(scenario::presence::Params),
+    /// One million messages loaded through the protocol, then full-text search latency.
+    Search(scenario::search::Params),
+    /// WAL growth under sustained commits: the server's checkpointing scheme
+    /// against a writer-side RESTART (evidence for docs/benchmarks.md).
+    WalCheck(sqlite_baseline::WalCheckParams),
     /// The bare WebSocket relay baseline, as its own process (started by the scenarios).
     #[command(hide = true)]
     Relay(relay::Params),
@@ -80,6 +88,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Direct(p) => report::finish(scenario::direct::run(p).await?),
         Command::Group(p) => report::finish(scenario::group::run(p).await?),
         Command::Catchup(p) => report::finish(scenario::catchup::run(p).await?),
+        Command::Presence(p) => report::finish(scenario::presence::run(p).await?),
+        Command::Search(p) => report::finish(scenario::search::run(p).await?),
+        Command::WalCheck(p) => {
+            tokio::task::spawn_blocking(move || sqlite_baseline::wal_check(&p)).await?
+        }
         Command::Relay(p) => relay::serve_forever(p).await,
         Command::ConnectionsWorker(p) => scenario::connections::worker(p).await,
     }

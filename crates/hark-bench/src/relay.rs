@@ -64,14 +64,14 @@ impl RelayHandle {
     }
 }
 
-/// Starts the relay: as `hark-bench relay` when this is the hark-bench binary,
-/// in-process otherwise (tests).
+/// Starts the relay: as `hark-bench relay` when this is the hark-bench binary
+/// (or a copy named `hark-bench-…`), in-process otherwise (tests).
 pub async fn start() -> anyhow::Result<RelayHandle> {
     let exe = std::env::current_exe()?;
     let is_bench = exe
         .file_name()
         .and_then(|n| n.to_str())
-        .is_some_and(|n| n == "hark-bench");
+        .is_some_and(|n| n == "hark-bench" || n.starts_with("hark-bench-"));
     if is_bench {
         let mut child = tokio::process::Command::new(exe)
             .args(["relay", "--addr", "127.0.0.1:0"])

@@ -121,3 +121,131 @@ pub fn run(
         with_stream_rows,
     })
 }
+
+/// How the WAL is kept in check in [`wal_growth`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+pub enum WalMode {
+    /// The server's scheme: `wal_autocheckpoint=0` on the writer and a
+    /// thread running `wal_checkpoint(PASSIVE)` every 200 ms.
+    Passive,
+    /// The same, plus the writer running `wal_checkpoint(RESTART)` after a
+    /// commit whenever the WAL file exceeds 64 MiB (`journal_size_limit` 64 MiB).
+    WriterRestart,
+}
+
+/// What [`wal_growth`] saw.
+#[derive(Debug, Clone, Serialize)]
+pub struct WalGrowth {
+    pub mode: WalMode,
+    pub rows: u64,
+    pub seconds: f64,
+    pub rows_per_sec: f64,
+    pub db_mib: f64,
+    pub wal_mib_max: f64,
+    pub wal_mib_end: f64,
+    pub restarts: u64,
+    pub longest_restart_ms: f64,
+}
+
+/// Writes 100-row transactions (a message row and an FTS5 row each,
+/// `synchronous=FULL`) for `duration` with a PASSIVE checkpointer thread
+/// beside the writer, and reports how large the WAL grows.
+pub fn wal_growth(dir: &Path, mode: WalMode, duration: Duration) -> anyhow::Result<WalGrowth> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    const LIMIT: u64 = 64 * 1024 * 1024;
+    let path = dir.join("wal-growth.db");
+    let wal = dir.join("wal-growth.db-wal");
+    let conn = Connection::open(&path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    conn.pragma_update(None, "cache_size", -64 * 1024)?;
+    if mode == WalMode::WriterRestart {
+        conn.pragma_update(None, "journal_size_limit", LIMIT as i64)?;
+    }
+    conn.execute_batch(
+        "CREATE TABLE m (chat INTEGER, seq INTEGER, text TEXT, PRIMARY KEY (chat, seq)) WITHOUT ROWID;
+         CREATE VIRTUAL TABLE f USING fts5(text);",
+    )?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let checkpointer = {
+        let stop = stop.clone();
+        let path = path.clone();
+        std::thread::spawn(move || -> rusqlite::Result<()> {
+            let c = Connection::open(path)?;
+            c.busy_timeout(Duration::from_millis(100))?;
+            while !stop.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(200));
+                c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+            }
+            Ok(())
+        })
+    };
+    let mut rng = crate::rng::Rng::new(1);
+    let words: Vec<String> = (0..5000).map(|i| format!("w{i}")).collect();
+    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let (mut rows, mut restarts, mut wal_max, mut longest) = (0u64, 0u64, 0u64, 0f64);
+    let mut seqs = [0i64; 100];
+    let started = Instant::now();
+    while started.elapsed() < duration {
+        let tx = conn.unchecked_transaction()?;
+        for _ in 0..100 {
+            let chat = (rows % 100) as usize;
+            seqs[chat] += 1;
+            let text: Vec<&str> = (0..10)
+                .map(|_| words[rng.below(words.len())].as_str())
+                .collect();
+            let text = text.join(" ");
+            tx.prepare_cached("INSERT INTO m VALUES (?1, ?2, ?3)")?
+                .execute(params![chat as i64, seqs[chat], text])?;
+            tx.prepare_cached("INSERT INTO f (rowid, text) VALUES (?1, ?2)")?
+                .execute(params![rows as i64 + 1, text])?;
+            rows += 1;
+        }
+        tx.commit()?;
+        let wal_now = size(&wal);
+        wal_max = wal_max.max(wal_now);
+        if mode == WalMode::WriterRestart && wal_now > LIMIT {
+            let t = Instant::now();
+            conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+            longest = longest.max(t.elapsed().as_secs_f64() * 1000.0);
+            restarts += 1;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Release);
+    let _ = checkpointer.join();
+    let mib = |b: u64| b as f64 / 1048576.0;
+    Ok(WalGrowth {
+        mode,
+        rows,
+        seconds,
+        rows_per_sec: rows as f64 / seconds.max(1e-9),
+        db_mib: mib(size(&path)),
+        wal_mib_max: mib(wal_max),
+        wal_mib_end: mib(size(&wal)),
+        restarts,
+        longest_restart_ms: longest,
+    })
+}
+
+/// `hark-bench wal-check`: the WAL growth of both schemes, one after the other.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WalCheckParams {
+    /// Seconds per scheme.
+    #[arg(long, default_value_t = 20.0)]
+    pub duration: f64,
+    /// Where the scratch databases go (the disk being measured).
+    #[arg(long, default_value = "/tmp")]
+    pub work_dir: std::path::PathBuf,
+}
+
+pub fn wal_check(p: &WalCheckParams) -> anyhow::Result<()> {
+    for mode in [WalMode::Passive, WalMode::WriterRestart] {
+        let dir = tempfile::tempdir_in(&p.work_dir)?;
+        let r = wal_growth(dir.path(), mode, Duration::from_secs_f64(p.duration))?;
+        println!("{}", serde_json::to_string(&r)?);
+    }
+    Ok(())
+}

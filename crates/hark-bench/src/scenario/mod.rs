@@ -4,6 +4,8 @@ pub mod catchup;
 pub mod connections;
 pub mod direct;
 pub mod group;
+pub mod presence;
+pub mod search;
 pub mod traffic;
 
 /// CPU seconds used by a set of processes (servers, this process).

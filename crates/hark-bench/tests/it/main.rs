@@ -240,3 +240,97 @@ async fn connections_smoke_holds_every_socket() {
     assert_eq!(count(&v, "failed"), 0);
     assert!(has_figure(&v, "connect rate (authenticated, to hello)"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_smoke_counts_targeted_fanout() {
+    let server = server().await;
+    let v = bench(
+        &server,
+        &[
+            "presence",
+            "--users",
+            "12",
+            "--group-size",
+            "4",
+            "--groups-per-user",
+            "2",
+            "--watch-users",
+            "3",
+            "--watch-chats",
+            "1",
+            "--churn",
+            "0.25",
+            "--flap",
+            "0.25",
+            "--typists",
+            "0.25",
+            "--typing-refreshes",
+            "1",
+            "--offline-secs",
+            "4",
+        ],
+    )
+    .await;
+    assert_common(&v, "presence");
+    assert_eq!(count(&v, "churning users"), 3);
+    assert_eq!(count(&v, "flapping users"), 3);
+    assert_eq!(count(&v, "real transitions"), 6);
+    assert_eq!(count(&v, "presence frames about flappers"), 0);
+    assert!(count(&v, "naive broadcast, deduplicated") > 0);
+    assert_eq!(count(&v, "typing frames sent"), 3 * 2);
+    assert!(has_figure(
+        &v,
+        "presence frames per real online/offline transition"
+    ));
+    assert!(has_figure(&v, "typing frames delivered"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_smoke_loads_and_queries() {
+    let server = server().await;
+    let v = bench(
+        &server,
+        &[
+            "search",
+            "--messages",
+            "300",
+            "--chats",
+            "6",
+            "--senders",
+            "3",
+            "--window",
+            "4",
+            "--vocab",
+            "500",
+            "--queries",
+            "12",
+        ],
+    )
+    .await;
+    assert_common(&v, "search");
+    assert_eq!(count(&v, "messages loaded"), 300);
+    assert_eq!(count(&v, "search failures"), 0);
+    assert!(count(&v, "hits, user in all chats") > 0);
+    assert!(has_figure(&v, "search, user in all chats, all queries p99"));
+    assert!(has_figure(&v, "load rate (durable sends acked)"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wal_check_smoke_runs_both_schemes() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = tokio::task::spawn_blocking({
+        let path = dir.path().to_owned();
+        move || {
+            hark_bench::sqlite_baseline::wal_growth(
+                &path,
+                hark_bench::sqlite_baseline::WalMode::WriterRestart,
+                std::time::Duration::from_millis(300),
+            )
+        }
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(r.rows > 0);
+    assert!(r.wal_mib_max < 70.0, "{r:?}");
+}
