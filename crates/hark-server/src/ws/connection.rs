@@ -27,6 +27,9 @@ const POLICY: u16 = 1008;
 const TOO_BIG: u16 = 1009;
 const GOING_AWAY: u16 = 1001;
 
+/// Most queued outbound frames written per flush.
+const OUTBOUND_BATCH: usize = 64;
+
 /// How often the server pings an otherwise quiet client.
 const PING_EVERY: Duration = Duration::from_secs(30);
 
@@ -214,40 +217,23 @@ impl Connection {
                     self.close(None, ErrorCode::ShuttingDown, "the server is restarting", GOING_AWAY).await;
                     return;
                 }
-                out = outbound.recv() => match out {
-                    Some(Outbound::Event { pos, event_json }) => {
-                        if !send(&mut self.sink, frames::event(pos, &event_json)).await {
-                            return;
+                out = outbound.recv() => {
+                    // Take what else is queued too, and write it all with one flush.
+                    let mut batch = vec![out];
+                    while batch.len() < OUTBOUND_BATCH {
+                        match outbound.try_recv() {
+                            Ok(more) => batch.push(Some(more)),
+                            Err(mpsc::error::TryRecvError::Empty) => break,
+                            Err(mpsc::error::TryRecvError::Disconnected) => {
+                                batch.push(None);
+                                break;
+                            }
                         }
                     }
-                    Some(Outbound::Presence(p)) => {
-                        if !send(&mut self.sink, frames::encode(&ServerFrame::Presence(p))).await {
-                            return;
-                        }
-                    }
-                    Some(Outbound::Typing(t)) => {
-                        if !send(&mut self.sink, frames::encode(&ServerFrame::Typing(t))).await {
-                            return;
-                        }
-                    }
-                    Some(Outbound::PresenceReset) => {
-                        if !send(&mut self.sink, frames::encode(&ServerFrame::PresenceReset)).await {
-                            return;
-                        }
-                    }
-                    Some(Outbound::DeviceRevoked(_)) => {
-                        self.close(None, ErrorCode::Revoked, "this device was logged out", POLICY).await;
+                    if !self.write_outbound(batch).await {
                         return;
                     }
-                    None => {
-                        let (code, message, close_code) = match self.registration.close_reason() {
-                            Some(CloseReason::ShuttingDown) => (ErrorCode::ShuttingDown, "the server is restarting", GOING_AWAY),
-                            _ => (ErrorCode::SlowConsumer, "you fell behind; reconnect and sync", POLICY),
-                        };
-                        self.close(None, code, message, close_code).await;
-                        return;
-                    }
-                },
+                }
                 _ = sleep_until(idle_deadline) => {
                     self.close(None, ErrorCode::AuthTimeout, "idle for too long", GOING_AWAY).await;
                     return;
@@ -292,6 +278,51 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Writes queued events and news with one flush. Returns false when the
+    /// connection must end (revoked, cut off, or the socket is gone).
+    async fn write_outbound(&mut self, batch: Vec<Option<Outbound>>) -> bool {
+        for out in batch {
+            let frame = match out {
+                Some(Outbound::Event { pos, event_json }) => frames::event(pos, &event_json),
+                Some(Outbound::Presence(p)) => frames::encode(&ServerFrame::Presence(p)),
+                Some(Outbound::Typing(t)) => frames::encode(&ServerFrame::Typing(t)),
+                Some(Outbound::PresenceReset) => frames::encode(&ServerFrame::PresenceReset),
+                Some(Outbound::DeviceRevoked(_)) => {
+                    let _ = self.sink.flush().await;
+                    self.close(
+                        None,
+                        ErrorCode::Revoked,
+                        "this device was logged out",
+                        POLICY,
+                    )
+                    .await;
+                    return false;
+                }
+                None => {
+                    let _ = self.sink.flush().await;
+                    let (code, message, close_code) = match self.registration.close_reason() {
+                        Some(CloseReason::ShuttingDown) => (
+                            ErrorCode::ShuttingDown,
+                            "the server is restarting",
+                            GOING_AWAY,
+                        ),
+                        _ => (
+                            ErrorCode::SlowConsumer,
+                            "you fell behind; reconnect and sync",
+                            POLICY,
+                        ),
+                    };
+                    self.close(None, code, message, close_code).await;
+                    return false;
+                }
+            };
+            if self.sink.feed(Message::Text(frame.into())).await.is_err() {
+                return false;
+            }
+        }
+        self.sink.flush().await.is_ok()
     }
 
     /// Handles one text frame. Returns false when the connection must end.

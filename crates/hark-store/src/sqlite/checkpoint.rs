@@ -5,7 +5,7 @@
 use crate::StoreResult;
 use rusqlite::Connection;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -14,9 +14,17 @@ use std::time::Duration;
 /// the writer; whatever they cannot copy now, a later one does.
 const EVERY: Duration = Duration::from_millis(200);
 
+/// Past this many WAL frames (4 KiB pages: 64 MiB) the writer itself
+/// restarts the WAL: passive checkpoints alone copy pages but never rewind
+/// the file while writes keep coming, and it grew to gigabytes under load
+/// (docs/benchmarks.md, `wal-check`).
+pub(crate) const RESTART_FRAMES: i64 = 16 * 1024;
+
 pub(crate) struct Checkpointer {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    /// WAL frames seen at the last passive checkpoint; the writer reads it.
+    pub(crate) wal_frames: Arc<AtomicI64>,
 }
 
 impl Checkpointer {
@@ -25,13 +33,16 @@ impl Checkpointer {
         conn.busy_timeout(Duration::from_millis(100))?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let wal_frames = Arc::new(AtomicI64::new(0));
+        let frames = wal_frames.clone();
         let thread = std::thread::Builder::new()
             .name("hark-sqlite-checkpoint".into())
             .spawn(move || {
                 while !flag.load(Ordering::Acquire) {
                     std::thread::sleep(EVERY);
-                    if let Err(e) = checkpoint(&conn, "PASSIVE") {
-                        tracing::warn!(error = %e, "WAL checkpoint");
+                    match checkpoint(&conn, "PASSIVE") {
+                        Ok(log) => frames.store(log, Ordering::Release),
+                        Err(e) => tracing::warn!(error = %e, "WAL checkpoint"),
                     }
                 }
                 // At shutdown, with the writer gone, empty the WAL entirely.
@@ -45,6 +56,7 @@ impl Checkpointer {
         Ok(Checkpointer {
             stop,
             thread: Some(thread),
+            wal_frames,
         })
     }
 
@@ -64,6 +76,7 @@ impl Drop for Checkpointer {
     }
 }
 
-fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<()> {
-    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
+/// Runs a checkpoint; returns the WAL's size in frames.
+pub(crate) fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<i64> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| r.get(1))
 }

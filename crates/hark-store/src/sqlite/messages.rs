@@ -55,10 +55,11 @@ pub(crate) fn send(ctx: &mut WriteCtx<'_>, msg: NewMessage) -> StoreResult<SendA
             }
         }
     };
+    let fts_rowid = search::index(ctx.conn, msg.chat_id, seq, &msg.text, None)?;
     ctx.conn
         .prepare_cached(
-            "INSERT INTO messages (chat_id, seq, sender_id, sender_device, client_id, text, sent_at, reply_to, forwarded)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO messages (chat_id, seq, sender_id, sender_device, client_id, text, sent_at, reply_to, forwarded, fts_rowid)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?
         .execute(params![
             msg.chat_id.0,
@@ -70,8 +71,8 @@ pub(crate) fn send(ctx: &mut WriteCtx<'_>, msg: NewMessage) -> StoreResult<SendA
             ctx.now_ms,
             msg.reply_to.map(|s| s.0),
             msg.forwarded,
+            fts_rowid,
         ])?;
-    search::index(ctx.conn, msg.chat_id, seq, &msg.text)?;
     ctx.conn
         .prepare_cached("UPDATE chats SET last_seq = ?1, last_activity = ?2 WHERE id = ?3")?
         .execute(params![seq.0, ctx.now_ms, msg.chat_id.0])?;
@@ -193,8 +194,13 @@ pub(crate) fn edit(
         "UPDATE messages SET text = ?1, edited_at = ?2 WHERE chat_id = ?3 AND seq = ?4",
         params![text, ctx.now_ms, chat_id.0, seq.0],
     )?;
-    search::unindex(ctx.conn, chat_id, seq)?;
-    search::index(ctx.conn, chat_id, seq, text)?;
+    let entry = search::entry_of(ctx.conn, chat_id, seq)?;
+    search::unindex(ctx.conn, entry)?;
+    let fts_rowid = search::index(ctx.conn, chat_id, seq, text, entry)?;
+    ctx.conn.execute(
+        "UPDATE messages SET fts_rowid = ?1 WHERE chat_id = ?2 AND seq = ?3",
+        params![fts_rowid, chat_id.0, seq.0],
+    )?;
     let members = member_ids(ctx.conn, chat_id)?;
     let event = Event::MessageEdited {
         chat_id,
@@ -245,7 +251,8 @@ pub(crate) fn delete(
         "DELETE FROM reactions WHERE chat_id = ?1 AND seq = ?2",
         params![chat_id.0, seq.0],
     )?;
-    search::unindex(ctx.conn, chat_id, seq)?;
+    let entry = search::entry_of(ctx.conn, chat_id, seq)?;
+    search::unindex(ctx.conn, entry)?;
     let members = member_ids(ctx.conn, chat_id)?;
     let event = Event::MessageDeleted {
         chat_id,

@@ -58,13 +58,16 @@ impl SqliteStore {
         // inside a commit stalled every send behind it (docs/benchmarks.md).
         // A thread of its own does it beside the writer.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // After a restart the WAL file is cut back to this size.
+        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
         conn.pragma_update(None, "cache_size", -64 * 1024)?;
         conn.set_prepared_statement_cache_capacity(64);
         let checkpointer = checkpoint::Checkpointer::start(path)?;
+        let wal_frames = checkpointer.wal_frames.clone();
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let writer = std::thread::Builder::new()
             .name("hark-sqlite-writer".into())
-            .spawn(move || writer::run(conn, rx, listener))
+            .spawn(move || writer::run(conn, rx, listener, wal_frames))
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
             jobs: RwLock::new(Some(tx)),

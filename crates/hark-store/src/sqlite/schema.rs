@@ -120,6 +120,21 @@ CREATE VIRTUAL TABLE messages_fts USING fts5(
 INSERT INTO messages_fts (rowid, text, chat_id, seq)
     SELECT (chat_id << 32) | seq, text, chat_id, seq FROM messages;
 "#,
+    r#"
+-- Search index rows in commit order, so newest-first search walks the index
+-- backwards and stops early; each message remembers its row.
+ALTER TABLE messages ADD COLUMN fts_rowid INTEGER;
+CREATE TEMP TABLE fts_order AS
+    SELECT chat_id, seq, text,
+           ROW_NUMBER() OVER (ORDER BY sent_at, chat_id, seq) AS rid
+    FROM messages WHERE deleted_at IS NULL;
+CREATE INDEX temp.fts_order_by_message ON fts_order(chat_id, seq);
+DELETE FROM messages_fts;
+INSERT INTO messages_fts (rowid, text, chat_id, seq) SELECT rid, text, chat_id, seq FROM fts_order;
+UPDATE messages SET fts_rowid =
+    (SELECT rid FROM fts_order o WHERE o.chat_id = messages.chat_id AND o.seq = messages.seq);
+DROP TABLE fts_order;
+"#,
 ];
 
 /// Opens the pragmas every connection needs.

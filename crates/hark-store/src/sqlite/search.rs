@@ -6,23 +6,38 @@ use crate::StoreResult;
 use hark_proto::{ChatId, Message, Seq, UserId};
 use rusqlite::{named_params, params, Connection};
 
-/// The index row of a message: its chat and seq packed into one rowid.
-fn rowid(chat_id: ChatId, seq: Seq) -> i64 {
-    (chat_id.0 << 32) | (seq.0 & 0xffff_ffff)
-}
-
-pub(crate) fn index(conn: &Connection, chat_id: ChatId, seq: Seq, text: &str) -> StoreResult<()> {
+/// Indexes a message's text. A new entry gets the next rowid, so rowids
+/// follow commit order and "newest first" is a backward walk of the index
+/// that stops after `limit` hits; `rowid` re-indexes an edited message in
+/// its old place. Returns the entry's rowid (kept in `messages.fts_rowid`).
+pub(crate) fn index(
+    conn: &Connection,
+    chat_id: ChatId,
+    seq: Seq,
+    text: &str,
+    rowid: Option<i64>,
+) -> StoreResult<i64> {
     conn.prepare_cached(
         "INSERT INTO messages_fts (rowid, text, chat_id, seq) VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![rowid(chat_id, seq), text, chat_id.0, seq.0])?;
+    .execute(params![rowid, text, chat_id.0, seq.0])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Removes a message's entry (by the rowid kept in `messages.fts_rowid`).
+pub(crate) fn unindex(conn: &Connection, rowid: Option<i64>) -> StoreResult<()> {
+    if let Some(rowid) = rowid {
+        conn.prepare_cached("DELETE FROM messages_fts WHERE rowid = ?1")?
+            .execute([rowid])?;
+    }
     Ok(())
 }
 
-pub(crate) fn unindex(conn: &Connection, chat_id: ChatId, seq: Seq) -> StoreResult<()> {
-    conn.prepare_cached("DELETE FROM messages_fts WHERE rowid = ?1")?
-        .execute([rowid(chat_id, seq)])?;
-    Ok(())
+/// A message's entry in the index, if it has one.
+pub(crate) fn entry_of(conn: &Connection, chat_id: ChatId, seq: Seq) -> StoreResult<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT fts_rowid FROM messages WHERE chat_id = ?1 AND seq = ?2")?
+        .query_row([chat_id.0, seq.0], |r| r.get(0))?)
 }
 
 /// Turns what a person typed into an FTS5 query: every word must appear
@@ -70,7 +85,7 @@ pub(crate) fn search(
            AND (:chat IS NULL OR m.chat_id = :chat)
            AND NOT EXISTS (SELECT 1 FROM hidden_messages h
                            WHERE h.user_id = :viewer AND h.chat_id = m.chat_id AND h.seq = m.seq)
-         ORDER BY m.sent_at DESC, m.chat_id DESC, m.seq DESC
+         ORDER BY f.rowid DESC
          LIMIT :limit"
     ))?;
     let found: Vec<_> = stmt

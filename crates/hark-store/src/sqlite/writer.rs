@@ -10,6 +10,7 @@ use crate::{CommitListener, Delivery, StoreError, StoreResult};
 use hark_proto::{ChatId, Event, Pos, Seq, UserId};
 use rusqlite::{params, Connection};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -112,6 +113,7 @@ pub(crate) fn run(
     conn: Connection,
     mut jobs: mpsc::Receiver<Job>,
     listener: Arc<dyn CommitListener>,
+    wal_frames: Arc<AtomicI64>,
 ) {
     let mut heads = HashMap::new();
     let mut deliveries = Vec::new();
@@ -188,6 +190,15 @@ pub(crate) fn run(
         tracing::trace!(size, committed, "write batch");
         for finish in finishers {
             finish(committed);
+        }
+        // Answers are out; now, if the WAL has grown past its bound, rewind
+        // it while no transaction is open.
+        if wal_frames.load(Ordering::Acquire) > super::checkpoint::RESTART_FRAMES {
+            match super::checkpoint::checkpoint(&conn, "RESTART") {
+                // The checkpointer measures it again within 200 ms.
+                Ok(_) => wal_frames.store(0, Ordering::Release),
+                Err(e) => tracing::warn!(error = %e, "WAL restart"),
+            }
         }
     }
 }
