@@ -37,7 +37,9 @@ pub(super) async fn run(socket: WebSocket, state: AppState, authed: Option<Authe
     let (mut sink, mut stream) = socket.split();
     let (who, auth_frame_id) = match authed {
         Some(who) => (who, None),
-        None => match authenticate(&state, &mut sink, &mut stream).await {
+        // Boxed, like every rare path below: a connection's task keeps the
+        // largest state any of its awaits needs, for as long as it lives.
+        None => match Box::pin(authenticate(&state, &mut sink, &mut stream)).await {
             Some(pair) => pair,
             None => return linger(stream).await,
         },
@@ -253,7 +255,7 @@ impl Connection {
                     match incoming {
                         None | Some(Ok(Message::Close(_))) => return,
                         Some(Ok(Message::Text(text))) => {
-                            if !self.on_text(&text).await {
+                            if !Box::pin(self.on_text(&text)).await {
                                 return;
                             }
                         }
