@@ -340,6 +340,11 @@ fn set_admin_unchecked(
 
 pub(crate) fn chat(conn: &Connection, viewer: UserId, chat_id: ChatId) -> StoreResult<Chat> {
     require_member(conn, chat_id, viewer)?;
+    load_chat(conn, chat_id)
+}
+
+/// The chat and its members, for a caller that has checked membership.
+fn load_chat(conn: &Connection, chat_id: ChatId) -> StoreResult<Chat> {
     let (kind, title, created_at, last_seq): (String, Option<String>, i64, i64) = conn
         .prepare_cached("SELECT kind, title, created_at, last_seq FROM chats WHERE id = ?1")?
         .query_row([chat_id.0], |r| {
@@ -379,8 +384,8 @@ pub(crate) fn chat_summary(
     viewer: UserId,
     chat_id: ChatId,
 ) -> StoreResult<ChatSummary> {
-    let chat = chat(conn, viewer, chat_id)?;
     let me = require_member(conn, chat_id, viewer)?;
+    let chat = load_chat(conn, chat_id)?;
     Ok(ChatSummary {
         last_message: last_message(conn, viewer, chat_id, me.joined_seq)?,
         unread: unread_count(conn, chat_id, viewer, me.read_up_to.max(me.joined_seq))?,

@@ -2,7 +2,7 @@
 //! deleting, reactions, and reading history.
 
 use super::chats::{chat_is_group, last_seq, member_ids, require_member};
-use super::receipts::apply_mark;
+use super::receipts::{apply_mark, Rise};
 use super::rows::{self, message_from_row, MESSAGE_COLUMNS};
 use super::search;
 use super::writer::WriteCtx;
@@ -93,14 +93,20 @@ pub(crate) fn send(ctx: &mut WriteCtx<'_>, msg: NewMessage) -> StoreResult<SendA
     };
     ctx.push_event(&members, msg.chat_id, Some(seq), &Event::Message(message))?;
     // Sending is reading: the sender has seen everything up to their message.
+    // Their member row and the chat's last seq are known here already.
+    let rise = Rise {
+        delivered_up_to: Some(seq),
+        read_up_to: Some(seq),
+        implied_by_send: true,
+    };
     apply_mark(
         ctx,
         msg.chat_id,
         msg.sender_id,
         msg.sender_device,
-        Some(seq),
-        Some(seq),
-        true,
+        me,
+        seq.0,
+        rise,
     )?;
     Ok(SendAck {
         chat_id: msg.chat_id,

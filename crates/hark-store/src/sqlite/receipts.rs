@@ -1,7 +1,7 @@
 //! Receipt watermarks per device and member, the log of when they rose, and
 //! the "message info" view built from it.
 
-use super::chats::{last_seq, member_ids, require_member};
+use super::chats::{last_seq, member_ids, require_member, MemberRow};
 use super::writer::WriteCtx;
 use crate::{StoreError, StoreResult};
 use hark_proto::{ChatId, DeviceId, Event, MessageInfo, Receipt, RecipientInfo, Seq, UserId};
@@ -15,31 +15,42 @@ pub(crate) fn mark(
     delivered_up_to: Option<Seq>,
     read_up_to: Option<Seq>,
 ) -> StoreResult<()> {
-    apply_mark(
-        ctx,
-        chat_id,
-        user_id,
-        device_id,
+    let member = require_member(ctx.conn, chat_id, user_id)?;
+    let top = last_seq(ctx.conn, chat_id)?;
+    let rise = Rise {
         delivered_up_to,
         read_up_to,
-        false,
-    )
+        implied_by_send: false,
+    };
+    apply_mark(ctx, chat_id, user_id, device_id, member, top, rise)
+}
+
+/// The watermarks a device reports, and whether a send implied them.
+pub(crate) struct Rise {
+    pub(crate) delivered_up_to: Option<Seq>,
+    pub(crate) read_up_to: Option<Seq>,
+    pub(crate) implied_by_send: bool,
 }
 
 /// Raises the device's and the member's watermarks and tells whoever cares:
 /// the senders of the messages the rise covers, and (for reads the user did
 /// not imply by sending) the user's own other devices.
+/// `member` is the member's row and `top` the chat's last seq, which the
+/// caller has read already.
 pub(crate) fn apply_mark(
     ctx: &mut WriteCtx<'_>,
     chat_id: ChatId,
     user_id: UserId,
     device_id: DeviceId,
-    delivered_up_to: Option<Seq>,
-    read_up_to: Option<Seq>,
-    implied_by_send: bool,
+    member: MemberRow,
+    top: i64,
+    rise: Rise,
 ) -> StoreResult<()> {
-    let member = require_member(ctx.conn, chat_id, user_id)?;
-    let top = last_seq(ctx.conn, chat_id)?;
+    let Rise {
+        delivered_up_to,
+        read_up_to,
+        implied_by_send,
+    } = rise;
     // Marks beyond the newest message are clamped; read implies delivered.
     let read = read_up_to.map_or(0, |s| s.0).clamp(0, top);
     let delivered = delivered_up_to.map_or(0, |s| s.0).clamp(0, top).max(read);
