@@ -55,7 +55,7 @@ pub(crate) fn send(ctx: &mut WriteCtx<'_>, msg: NewMessage) -> StoreResult<SendA
             }
         }
     };
-    let fts_rowid = search::index(ctx.conn, msg.chat_id, seq, &msg.text, None)?;
+    let fts_rowid = ctx.index_text(msg.chat_id, seq, &msg.text, None)?;
     ctx.conn
         .prepare_cached(
             "INSERT INTO messages (chat_id, seq, sender_id, sender_device, client_id, text, sent_at, reply_to, forwarded, fts_rowid)
@@ -201,8 +201,8 @@ pub(crate) fn edit(
         params![text, ctx.now_ms, chat_id.0, seq.0],
     )?;
     let entry = search::entry_of(ctx.conn, chat_id, seq)?;
-    search::unindex(ctx.conn, entry)?;
-    let fts_rowid = search::index(ctx.conn, chat_id, seq, text, entry)?;
+    ctx.unindex(entry);
+    let fts_rowid = ctx.index_text(chat_id, seq, text, entry)?;
     ctx.conn.execute(
         "UPDATE messages SET fts_rowid = ?1 WHERE chat_id = ?2 AND seq = ?3",
         params![fts_rowid, chat_id.0, seq.0],
@@ -258,7 +258,7 @@ pub(crate) fn delete(
         params![chat_id.0, seq.0],
     )?;
     let entry = search::entry_of(ctx.conn, chat_id, seq)?;
-    search::unindex(ctx.conn, entry)?;
+    ctx.unindex(entry);
     let members = member_ids(ctx.conn, chat_id)?;
     let event = Event::MessageDeleted {
         chat_id,

@@ -93,19 +93,29 @@ pub(crate) fn apply_mark(
     // someone else's messages (a sender's own implied read covers none).
     if !audience.is_empty() {
         let mut log = ctx.conn.prepare_cached(
-            "INSERT INTO receipt_log (chat_id, user_id, kind, up_to, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO receipt_times (chat_id, user_id, up_to, delivered_at, read_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (chat_id, user_id, up_to) DO UPDATE SET
+               delivered_at = COALESCE(delivered_at, excluded.delivered_at),
+               read_at = COALESCE(read_at, excluded.read_at)",
         )?;
-        if new_delivered > member.delivered_up_to {
-            log.execute(params![
-                chat_id.0,
-                user_id.0,
-                "delivered",
-                new_delivered,
-                ctx.now_ms
-            ])?;
-        }
-        if read_rose {
-            log.execute(params![chat_id.0, user_id.0, "read", new_read, ctx.now_ms])?;
+        let delivered_rose = new_delivered > member.delivered_up_to;
+        let now = Some(ctx.now_ms);
+        if delivered_rose && read_rose && new_delivered == new_read {
+            log.execute(params![chat_id.0, user_id.0, new_delivered, now, now])?;
+        } else {
+            if delivered_rose {
+                log.execute(params![
+                    chat_id.0,
+                    user_id.0,
+                    new_delivered,
+                    now,
+                    None::<i64>
+                ])?;
+            }
+            if read_rose {
+                log.execute(params![chat_id.0, user_id.0, new_read, None::<i64>, now])?;
+            }
         }
     }
     if read_rose && !implied_by_send {
@@ -145,18 +155,18 @@ pub(crate) fn message_info(
         Some(_) => {}
     }
     let mut first = conn.prepare_cached(
-        "SELECT MIN(at) FROM receipt_log WHERE chat_id = ?1 AND user_id = ?2 AND kind = ?3 AND up_to >= ?4",
+        "SELECT MIN(delivered_at), MIN(read_at) FROM receipt_times
+         WHERE chat_id = ?1 AND user_id = ?2 AND up_to >= ?3",
     )?;
     let mut recipients = Vec::new();
     for user in member_ids(conn, chat_id)? {
         if user == viewer {
             continue;
         }
-        let mut at = |kind: &str| -> rusqlite::Result<Option<i64>> {
-            first.query_row(params![chat_id.0, user.0, kind, seq.0], |r| r.get(0))
-        };
-        let delivered_at = at("delivered")?;
-        let read_at = at("read")?;
+        let (delivered_at, read_at): (Option<i64>, Option<i64>) = first
+            .query_row(params![chat_id.0, user.0, seq.0], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
         recipients.push(RecipientInfo {
             user_id: user,
             delivered_at,

@@ -135,6 +135,26 @@ UPDATE messages SET fts_rowid =
     (SELECT rid FROM fts_order o WHERE o.chat_id = messages.chat_id AND o.seq = messages.seq);
 DROP TABLE fts_order;
 "#,
+    r#"
+-- Receipt times: one row per watermark a member's receipts rose to, holding
+-- when it was first delivered and first read. A send's implied read (both
+-- watermarks rise to the same seq) is one row instead of two log rows and
+-- their index entries (docs/benchmarks.md, fourth pass).
+CREATE TABLE receipt_times (
+    chat_id      INTEGER NOT NULL,
+    user_id      INTEGER NOT NULL,
+    up_to        INTEGER NOT NULL,
+    delivered_at INTEGER,
+    read_at      INTEGER,
+    PRIMARY KEY (chat_id, user_id, up_to)
+) WITHOUT ROWID;
+INSERT INTO receipt_times (chat_id, user_id, up_to, delivered_at, read_at)
+    SELECT chat_id, user_id, up_to,
+           MIN(CASE WHEN kind = 'delivered' THEN at END),
+           MIN(CASE WHEN kind = 'read' THEN at END)
+    FROM receipt_log GROUP BY chat_id, user_id, up_to;
+DROP TABLE receipt_log;
+"#,
 ];
 
 /// Opens the pragmas every connection needs.
@@ -148,6 +168,9 @@ pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // Deleted content is overwritten, not left in free pages: "delete for
     // everyone" must remove it from the store.
     conn.pragma_update(None, "secure_delete", "ON")?;
+    // Savepoint journals and sort spills stay in memory: a file sub-journal
+    // cost a write syscall per page per job (docs/benchmarks.md, fourth pass).
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
 }
 
@@ -161,4 +184,52 @@ pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn receipt_log_rows_become_receipt_times() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..4] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        conn.execute_batch(
+            "INSERT INTO receipt_log (chat_id, user_id, kind, up_to, at) VALUES
+                (1, 2, 'delivered', 5, 100), (1, 2, 'read', 5, 130),
+                (1, 2, 'delivered', 9, 200), (1, 3, 'read', 4, 300),
+                (1, 3, 'delivered', 4, 290)",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let rows: Vec<(i64, i64, Option<i64>, Option<i64>)> = conn
+            .prepare(
+                "SELECT user_id, up_to, delivered_at, read_at FROM receipt_times ORDER BY user_id, up_to",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                (2, 5, Some(100), Some(130)),
+                (2, 9, Some(200), None),
+                (3, 4, Some(290), Some(300)),
+            ]
+        );
+        let old: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'receipt_log'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(old, 0);
+    }
 }

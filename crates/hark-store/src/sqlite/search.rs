@@ -6,29 +6,54 @@ use crate::StoreResult;
 use hark_proto::{ChatId, Message, Seq, UserId};
 use rusqlite::{named_params, params, Connection};
 
-/// Indexes a message's text. A new entry gets the next rowid, so rowids
-/// follow commit order and "newest first" is a backward walk of the index
-/// that stops after `limit` hits; `rowid` re-indexes an edited message in
-/// its old place. Returns the entry's rowid (kept in `messages.fts_rowid`).
-pub(crate) fn index(
-    conn: &Connection,
-    chat_id: ChatId,
-    seq: Seq,
-    text: &str,
-    rowid: Option<i64>,
-) -> StoreResult<i64> {
-    conn.prepare_cached(
-        "INSERT INTO messages_fts (rowid, text, chat_id, seq) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![rowid, text, chat_id.0, seq.0])?;
-    Ok(conn.last_insert_rowid())
+/// A change to the search index, queued by a write job and applied by the
+/// writer once per batch, after every job's savepoint is released: FTS5
+/// flushes its pending terms to a new segment at every savepoint, so
+/// indexing inside each job wrote (and later merged) one segment per
+/// message (docs/benchmarks.md, fourth pass).
+pub(crate) enum IndexOp {
+    /// Index `text` under `rowid`.
+    Insert {
+        rowid: i64,
+        chat_id: ChatId,
+        seq: Seq,
+        text: String,
+    },
+    /// Drop the entry at `rowid`.
+    Remove { rowid: i64 },
 }
 
-/// Removes a message's entry (by the rowid kept in `messages.fts_rowid`).
-pub(crate) fn unindex(conn: &Connection, rowid: Option<i64>) -> StoreResult<()> {
-    if let Some(rowid) = rowid {
-        conn.prepare_cached("DELETE FROM messages_fts WHERE rowid = ?1")?
-            .execute([rowid])?;
+/// The next free rowid of the index. New entries take increasing rowids, so
+/// rowids follow commit order and "newest first" is a backward walk of the
+/// index that stops after `limit` hits.
+pub(crate) fn next_rowid(conn: &Connection) -> StoreResult<i64> {
+    let max: i64 = conn.query_row(
+        "SELECT COALESCE(MAX(rowid), 0) FROM messages_fts",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(max + 1)
+}
+
+/// Applies queued index changes, in order, inside the batch's transaction.
+pub(crate) fn apply(conn: &Connection, ops: &mut Vec<IndexOp>) -> StoreResult<()> {
+    if ops.is_empty() {
+        return Ok(());
+    }
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO messages_fts (rowid, text, chat_id, seq) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    let mut remove = conn.prepare_cached("DELETE FROM messages_fts WHERE rowid = ?1")?;
+    for op in ops.drain(..) {
+        match op {
+            IndexOp::Insert {
+                rowid,
+                chat_id,
+                seq,
+                text,
+            } => insert.execute(params![rowid, text, chat_id.0, seq.0])?,
+            IndexOp::Remove { rowid } => remove.execute([rowid])?,
+        };
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! One writer means no "database is locked" and a commit order that is also
 //! the order of every per-user stream position handed out.
 
+use super::search::{self, IndexOp};
 use crate::{CommitListener, Delivery, StoreError, StoreResult};
 use hark_proto::{ChatId, Event, Pos, Seq, UserId};
 use rusqlite::{params, Connection};
@@ -30,10 +31,52 @@ pub(crate) struct WriteCtx<'a> {
     /// a cache: cleared whenever a job or a commit fails.
     heads: &'a mut HashMap<UserId, i64>,
     deliveries: &'a mut Vec<Delivery>,
+    /// Search index changes, applied once at the end of the batch.
+    index_ops: &'a mut Vec<IndexOp>,
+    /// The search index's next free rowid, once read. Only a cache: cleared
+    /// whenever a commit fails.
+    next_index_rowid: &'a mut Option<i64>,
     pub(crate) now_ms: i64,
 }
 
 impl WriteCtx<'_> {
+    /// Queues `text` for the search index under `rowid`, or under a new
+    /// rowid after every other when `rowid` is `None`; returns the rowid
+    /// (kept in `messages.fts_rowid`).
+    pub(crate) fn index_text(
+        &mut self,
+        chat_id: ChatId,
+        seq: Seq,
+        text: &str,
+        rowid: Option<i64>,
+    ) -> StoreResult<i64> {
+        let rowid = match rowid {
+            Some(rowid) => rowid,
+            None => {
+                let next = match *self.next_index_rowid {
+                    Some(next) => next,
+                    None => search::next_rowid(self.conn)?,
+                };
+                *self.next_index_rowid = Some(next + 1);
+                next
+            }
+        };
+        self.index_ops.push(IndexOp::Insert {
+            rowid,
+            chat_id,
+            seq,
+            text: text.to_owned(),
+        });
+        Ok(rowid)
+    }
+
+    /// Queues the removal of a search index entry, if there is one.
+    pub(crate) fn unindex(&mut self, rowid: Option<i64>) {
+        if let Some(rowid) = rowid {
+            self.index_ops.push(IndexOp::Remove { rowid });
+        }
+    }
+
     /// Appends `event` to the stream of each of `users`. A message event
     /// stores only a pointer to its message row.
     pub(crate) fn push_event(
@@ -117,6 +160,8 @@ pub(crate) fn run(
 ) {
     let mut heads = HashMap::new();
     let mut deliveries = Vec::new();
+    let mut index_ops = Vec::new();
+    let mut next_index_rowid = None;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = jobs.blocking_recv() {
         batch.push(first);
@@ -146,10 +191,13 @@ pub(crate) fn run(
                 continue;
             }
             let mark = deliveries.len();
+            let index_mark = index_ops.len();
             let mut ctx = WriteCtx {
                 conn: &conn,
                 heads: &mut heads,
                 deliveries: &mut deliveries,
+                index_ops: &mut index_ops,
+                next_index_rowid: &mut next_index_rowid,
                 now_ms,
             };
             let (ok, finish) = job(&mut ctx);
@@ -157,6 +205,7 @@ pub(crate) fn run(
                 conn.execute_batch("RELEASE job")
             } else {
                 deliveries.truncate(mark);
+                index_ops.truncate(index_mark);
                 heads.clear();
                 conn.execute_batch("ROLLBACK TO job; RELEASE job")
             };
@@ -165,6 +214,13 @@ pub(crate) fn run(
                 healthy = false;
             }
             finishers.push(finish);
+        }
+        if healthy {
+            // Outside every savepoint, so FTS5 writes one segment per batch.
+            if let Err(e) = search::apply(&conn, &mut index_ops) {
+                tracing::error!(error = %e, "search indexing failed");
+                healthy = false;
+            }
         }
         let committed = healthy && {
             match conn.execute_batch("COMMIT") {
@@ -186,6 +242,8 @@ pub(crate) fn run(
             let _ = conn.execute_batch("ROLLBACK");
             heads.clear();
             deliveries.clear();
+            index_ops.clear();
+            next_index_rowid = None;
         }
         tracing::trace!(size, committed, "write batch");
         for finish in finishers {

@@ -306,3 +306,83 @@ async fn sqlite_a_refused_write_does_not_spoil_its_batch() {
     }
     assert!(stream(&store, eve.0).await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_search_indexes_what_commits_in_a_batch_and_edits_replace_it() {
+    // The index is written once per batch, after the jobs' savepoints: a
+    // batch's refused writes must leave nothing in it, and an edit racing
+    // other sends must replace the old text.
+    let backend = sqlite();
+    let store = backend.store.clone();
+    let people = users(&store, &["ann", "ben", "eve"]).await;
+    let (ann, ben, eve) = (people[0], people[1], people[2]);
+    let chat = store.create_direct(ann.0, ben.0).await.unwrap();
+    let mut tasks = Vec::new();
+    for n in 0..60 {
+        let store = store.clone();
+        let (who, text) = if n % 4 == 0 {
+            (eve, format!("secretword {n}"))
+        } else {
+            (ann, format!("common hello{n}"))
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut m = msg(chat, who, &format!("c{n}"));
+            m.text = text;
+            (who.0, store.send(m).await)
+        }));
+    }
+    let mut sent = Vec::new();
+    for t in tasks {
+        if let (who, Ok(ack)) = t.await.unwrap() {
+            assert_eq!(who, ann.0);
+            sent.push(ack.seq);
+        }
+    }
+    assert_eq!(sent.len(), 45);
+    for viewer in [ann.0, ben.0, eve.0] {
+        assert!(store
+            .search(viewer, "secretword", None, 100)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+    let found = store.search(ben.0, "common", None, 100).await.unwrap();
+    let mut seqs: Vec<Seq> = found.iter().map(|m| m.seq).collect();
+    let mut newest_first = sent.clone();
+    newest_first.sort_by(|a, b| b.cmp(a));
+    assert_eq!(seqs, newest_first, "every committed message, newest first");
+
+    // Edits of the first ten, racing ten new sends.
+    let windows = hark_store::Windows {
+        edit_ms: 60_000,
+        delete_ms: 60_000,
+    };
+    let mut sorted = sent.clone();
+    sorted.sort();
+    let mut tasks = Vec::new();
+    for (i, seq) in sorted.iter().take(10).enumerate() {
+        let (editor, seq) = (store.clone(), *seq);
+        tasks.push(tokio::spawn(async move {
+            editor
+                .edit(chat, ann.0, seq, &format!("changed{i}"), windows)
+                .await
+                .unwrap();
+        }));
+        let sender = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut m = msg(chat, ann, &format!("late{i}"));
+            m.text = format!("common late{i}");
+            sender.send(m).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let changed = store.search(ben.0, "changed", None, 100).await.unwrap();
+    seqs = changed.iter().map(|m| m.seq).collect();
+    seqs.sort();
+    assert_eq!(seqs, sorted[..10].to_vec());
+    let common = store.search(ben.0, "common", None, 100).await.unwrap();
+    assert_eq!(common.len(), 45 - 10 + 10);
+    assert!(common.iter().all(|m| !m.text.starts_with("changed")));
+}
