@@ -131,6 +131,11 @@ pub enum WalMode {
     /// The same, plus the writer running `wal_checkpoint(RESTART)` after a
     /// commit whenever the WAL file exceeds 64 MiB (`journal_size_limit` 64 MiB).
     WriterRestart,
+    /// The server's scheme now: the checkpointer runs every 10 ms once the
+    /// WAL is past half of 64 MiB, and the writer runs a PASSIVE checkpoint
+    /// past 64 MiB, so the next commit starts the WAL over by itself
+    /// (RESTART only past 4 × 64 MiB); `journal_size_limit` 128 MiB.
+    WriterPassive,
 }
 
 /// What [`wal_growth`] saw.
@@ -161,23 +166,38 @@ pub fn wal_growth(dir: &Path, mode: WalMode, duration: Duration) -> anyhow::Resu
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.pragma_update(None, "cache_size", -64 * 1024)?;
-    if mode == WalMode::WriterRestart {
-        conn.pragma_update(None, "journal_size_limit", LIMIT as i64)?;
+    match mode {
+        WalMode::Passive => {}
+        WalMode::WriterRestart => conn.pragma_update(None, "journal_size_limit", LIMIT as i64)?,
+        WalMode::WriterPassive => {
+            conn.pragma_update(None, "journal_size_limit", 2 * LIMIT as i64)?
+        }
     }
     conn.execute_batch(
         "CREATE TABLE m (chat INTEGER, seq INTEGER, text TEXT, PRIMARY KEY (chat, seq)) WITHOUT ROWID;
          CREATE VIRTUAL TABLE f USING fts5(text);",
     )?;
     let stop = Arc::new(AtomicBool::new(false));
+    // The WAL's length in frames at the checkpointer's last run.
+    let live = Arc::new(std::sync::atomic::AtomicI64::new(0));
     let checkpointer = {
         let stop = stop.clone();
+        let live = live.clone();
         let path = path.clone();
         std::thread::spawn(move || -> rusqlite::Result<()> {
             let c = Connection::open(path)?;
             c.busy_timeout(Duration::from_millis(100))?;
+            let mut pause = Duration::from_millis(200);
             while !stop.load(Ordering::Acquire) {
-                std::thread::sleep(Duration::from_millis(200));
-                c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+                std::thread::sleep(pause);
+                let frames: i64 =
+                    c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))?;
+                live.store(frames, Ordering::Release);
+                if mode == WalMode::WriterPassive && frames * 4096 > LIMIT as i64 / 2 {
+                    pause = Duration::from_millis(10);
+                } else {
+                    pause = Duration::from_millis(200);
+                }
             }
             Ok(())
         })
@@ -206,9 +226,26 @@ pub fn wal_growth(dir: &Path, mode: WalMode, duration: Duration) -> anyhow::Resu
         tx.commit()?;
         let wal_now = size(&wal);
         wal_max = wal_max.max(wal_now);
-        if mode == WalMode::WriterRestart && wal_now > LIMIT {
+        let checkpoint = match mode {
+            WalMode::WriterRestart if wal_now > LIMIT => Some("RESTART"),
+            // The WAL file is reused from its start, so its size stays put:
+            // the log's length in frames says how much of it is live.
+            WalMode::WriterPassive => {
+                let live = live.load(Ordering::Acquire);
+                if live * 4096 > 4 * LIMIT as i64 {
+                    Some("RESTART")
+                } else if live * 4096 > LIMIT as i64 {
+                    Some("PASSIVE")
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+        if let Some(kind) = checkpoint {
             let t = Instant::now();
-            conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+            conn.query_row(&format!("PRAGMA wal_checkpoint({kind})"), [], |_| Ok(()))?;
+            live.store(0, Ordering::Release);
             longest = longest.max(t.elapsed().as_secs_f64() * 1000.0);
             restarts += 1;
         }
@@ -242,7 +279,11 @@ pub struct WalCheckParams {
 }
 
 pub fn wal_check(p: &WalCheckParams) -> anyhow::Result<()> {
-    for mode in [WalMode::Passive, WalMode::WriterRestart] {
+    for mode in [
+        WalMode::Passive,
+        WalMode::WriterRestart,
+        WalMode::WriterPassive,
+    ] {
         let dir = tempfile::tempdir_in(&p.work_dir)?;
         let r = wal_growth(dir.path(), mode, Duration::from_secs_f64(p.duration))?;
         println!("{}", serde_json::to_string(&r)?);

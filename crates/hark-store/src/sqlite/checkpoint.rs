@@ -14,6 +14,10 @@ use std::time::Duration;
 /// the writer; whatever they cannot copy now, a later one does.
 const EVERY: Duration = Duration::from_millis(200);
 
+/// How often once the WAL is past half its bound: the writer's restart then
+/// finds nearly every frame copied already, and stalls sends for less.
+const SOON: Duration = Duration::from_millis(10);
+
 /// Past this many WAL frames (4 KiB pages: 64 MiB) the writer itself
 /// restarts the WAL: passive checkpoints alone copy pages but never rewind
 /// the file while writes keep coming, and it grew to gigabytes under load
@@ -38,10 +42,18 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("hark-sqlite-checkpoint".into())
             .spawn(move || {
+                let mut pause = EVERY;
                 while !flag.load(Ordering::Acquire) {
-                    std::thread::sleep(EVERY);
+                    std::thread::sleep(pause);
                     match checkpoint(&conn, "PASSIVE") {
-                        Ok(log) => frames.store(log, Ordering::Release),
+                        Ok(log) => {
+                            frames.store(log, Ordering::Release);
+                            pause = if log > RESTART_FRAMES / 2 {
+                                SOON
+                            } else {
+                                EVERY
+                            };
+                        }
                         Err(e) => tracing::warn!(error = %e, "WAL checkpoint"),
                     }
                 }

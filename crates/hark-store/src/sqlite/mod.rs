@@ -58,8 +58,10 @@ impl SqliteStore {
         // inside a commit stalled every send behind it (docs/benchmarks.md).
         // A thread of its own does it beside the writer.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        // After a restart the WAL file is cut back to this size.
-        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+        // After a restart the WAL file is cut back to this size: twice the
+        // restart bound, so a WAL that just reached the bound is reused as it
+        // is rather than cut and grown again.
+        conn.pragma_update(None, "journal_size_limit", 128 * 1024 * 1024)?;
         conn.pragma_update(None, "cache_size", -64 * 1024)?;
         conn.set_prepared_statement_cache_capacity(64);
         let checkpointer = checkpoint::Checkpointer::start(path)?;

@@ -172,6 +172,7 @@ pub(crate) fn run(
             }
         }
         let size = batch.len();
+        let started = std::time::Instant::now();
         let mut finishers = Vec::with_capacity(size);
         let began = conn.execute_batch("BEGIN IMMEDIATE");
         let mut healthy = began.is_ok();
@@ -222,6 +223,7 @@ pub(crate) fn run(
                 healthy = false;
             }
         }
+        let ran = started.elapsed();
         let committed = healthy && {
             match conn.execute_batch("COMMIT") {
                 Ok(()) => true,
@@ -245,20 +247,54 @@ pub(crate) fn run(
             index_ops.clear();
             next_index_rowid = None;
         }
-        tracing::trace!(size, committed, "write batch");
+        tracing::trace!(
+            size,
+            committed,
+            run_us = ran.as_micros() as u64,
+            commit_us = (started.elapsed() - ran).as_micros() as u64,
+            "write batch"
+        );
         for finish in finishers {
             finish(committed);
         }
         // Answers are out; now, if the WAL has grown past its bound, rewind
         // it while no transaction is open.
         if wal_frames.load(Ordering::Acquire) > super::checkpoint::RESTART_FRAMES {
-            match super::checkpoint::checkpoint(&conn, "RESTART") {
-                // The checkpointer measures it again within 200 ms.
-                Ok(_) => wal_frames.store(0, Ordering::Release),
-                Err(e) => tracing::warn!(error = %e, "WAL restart"),
-            }
+            rewind_wal(&conn, &wal_frames);
         }
     }
+}
+
+/// Gets the WAL written from its start again. The checkpointer copies
+/// frames often once the WAL is past half its bound, so a passive
+/// checkpoint here has little left to copy; with every frame copied, the
+/// next commit starts the WAL over by itself. A blocking `RESTART` (which
+/// waits for readers, and stalled sends ~25 ms every 0.6 s at 5,000 msg/s,
+/// docs/benchmarks.md, fourth pass) is kept for a WAL that readers have
+/// held past four times the bound.
+fn rewind_wal(conn: &Connection, wal_frames: &AtomicI64) {
+    use super::checkpoint::{checkpoint, RESTART_FRAMES};
+    let started = std::time::Instant::now();
+    let log = wal_frames.load(Ordering::Acquire);
+    let mode = if log > 4 * RESTART_FRAMES {
+        "RESTART"
+    } else {
+        "PASSIVE"
+    };
+    match checkpoint(conn, mode) {
+        // Frames the next commit will not find copied keep it above the
+        // bound, and the next batch tries again. After a RESTART, or once
+        // the next commit restarts the WAL, the checkpointer measures it
+        // again.
+        Ok(_) => wal_frames.store(0, Ordering::Release),
+        Err(e) => tracing::warn!(error = %e, mode, "WAL checkpoint by the writer"),
+    }
+    tracing::debug!(
+        us = started.elapsed().as_micros() as u64,
+        mode,
+        log,
+        "WAL rewind"
+    );
 }
 
 /// A job that cannot run still has to answer its caller.
