@@ -43,6 +43,11 @@ pub struct SqliteResult {
     pub commits_per_sec: f64,
     /// Also wrote the two stream rows a one-to-one message needs.
     pub with_stream_rows: bool,
+    /// How long a `COMMIT` (WAL write and fsync) took: the floor under any
+    /// durable send's latency on this disk.
+    pub commit_p50_ms: f64,
+    pub commit_p99_ms: f64,
+    pub commit_max_ms: f64,
 }
 
 /// Inserts up to `messages` rows in transactions of `batch`, for at most
@@ -74,6 +79,7 @@ pub fn run(
     let started = Instant::now();
     let mut rows = 0u64;
     let mut commits = 0u64;
+    let mut commit_us = crate::report::latency();
     while rows < messages && started.elapsed() < max_time {
         let tx = conn.unchecked_transaction()?;
         {
@@ -107,11 +113,17 @@ pub fn run(
                 rows += 1;
             }
         }
+        let commit = Instant::now();
         tx.commit()?;
+        crate::report::record(&mut commit_us, commit.elapsed().as_micros() as u64);
         commits += 1;
     }
     let seconds = started.elapsed().as_secs_f64();
+    let ms = |q: f64| commit_us.value_at_quantile(q) as f64 / 1000.0;
     Ok(SqliteResult {
+        commit_p50_ms: ms(0.5),
+        commit_p99_ms: ms(0.99),
+        commit_max_ms: commit_us.max() as f64 / 1000.0,
         rows,
         batch,
         commits,

@@ -183,6 +183,16 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
         );
     }
     if let Some(s) = &sqlite_stream {
+        for (name, value) in [("p50", s.commit_p50_ms), ("p99", s.commit_p99_ms)] {
+            report.figure(Figure::new(
+                &format!(
+                    "baseline: SQLite commit of {} msgs (WAL write + fsync) {name}",
+                    s.batch
+                ),
+                "ms",
+                value,
+            ));
+        }
         report.figure(
             Figure::new(
                 "acked/s vs SQLite message + 2 stream rows",
