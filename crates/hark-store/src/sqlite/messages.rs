@@ -17,6 +17,8 @@ pub struct Windows {
     pub delete_ms: i64,
 }
 
+/// Every check comes before the first write: the writer runs sends without
+/// a savepoint (`Guard::CheckedFirst`).
 pub(crate) fn send(ctx: &mut WriteCtx<'_>, msg: NewMessage) -> StoreResult<SendAck> {
     // Idempotency before authorization: a resend of a committed message
     // answers with the original even if the sender has since left the chat.
@@ -145,6 +147,7 @@ fn visible_message(
 /// Copies a message into another chat of the user, marked forwarded. The new
 /// message's sender is the forwarding device; nothing of the source chat
 /// (its sender, its reply) goes along.
+/// Checks before writing, like [`send`].
 pub(crate) fn forward(
     ctx: &mut WriteCtx<'_>,
     from: (ChatId, Seq),

@@ -29,7 +29,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::mpsc;
-use writer::{Job, WriteCtx};
+use writer::{Guard, Job, WriteCtx};
 
 /// How many writes may wait for the writer before senders wait too
 /// (backpressure instead of unbounded memory).
@@ -80,13 +80,33 @@ impl SqliteStore {
         })
     }
 
-    /// Runs a write on the writer thread and waits for its durable commit.
+    /// Runs a write on the writer thread, in a savepoint of its own, and
+    /// waits for its durable commit.
     async fn write<T, F>(&self, op: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<T> + Send + 'static,
     {
-        let (job, answer) = writer::job(op);
+        self.write_guarded(Guard::Savepoint, op).await
+    }
+
+    /// Like [`Self::write`] for a write that checks everything before its
+    /// first change (the hot path: send, forward, mark), so it needs no
+    /// savepoint.
+    async fn write_checked_first<T, F>(&self, op: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        self.write_guarded(Guard::CheckedFirst, op).await
+    }
+
+    async fn write_guarded<T, F>(&self, guard: Guard, op: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        let (job, answer) = writer::job(guard, op);
         let jobs = self
             .jobs
             .read()
@@ -327,7 +347,8 @@ impl ChatStore for SqliteStore {
 #[async_trait]
 impl MessageStore for SqliteStore {
     async fn send(&self, message: NewMessage) -> StoreResult<SendAck> {
-        self.write(move |ctx| messages::send(ctx, message)).await
+        self.write_checked_first(move |ctx| messages::send(ctx, message))
+            .await
     }
 
     async fn mark(
@@ -338,7 +359,7 @@ impl MessageStore for SqliteStore {
         delivered_up_to: Option<Seq>,
         read_up_to: Option<Seq>,
     ) -> StoreResult<()> {
-        self.write(move |ctx| {
+        self.write_checked_first(move |ctx| {
             receipts::mark(
                 ctx,
                 chat_id,
@@ -371,7 +392,7 @@ impl MessageStore for SqliteStore {
     }
 
     async fn forward(&self, from: (ChatId, Seq), message: NewMessage) -> StoreResult<SendAck> {
-        self.write(move |ctx| messages::forward(ctx, from, message))
+        self.write_checked_first(move |ctx| messages::forward(ctx, from, message))
             .await
     }
 

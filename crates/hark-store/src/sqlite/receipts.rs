@@ -7,6 +7,8 @@ use crate::{StoreError, StoreResult};
 use hark_proto::{ChatId, DeviceId, Event, MessageInfo, Receipt, RecipientInfo, Seq, UserId};
 use rusqlite::{params, Connection, OptionalExtension};
 
+/// Every check comes before the first write: the writer runs marks without
+/// a savepoint (`Guard::CheckedFirst`).
 pub(crate) fn mark(
     ctx: &mut WriteCtx<'_>,
     chat_id: ChatId,

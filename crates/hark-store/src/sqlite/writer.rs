@@ -20,8 +20,31 @@ const MAX_BATCH: usize = 512;
 
 /// Called after the batch's commit (true) or its failure (false); answers the job's caller.
 type Finisher = Box<dyn FnOnce(bool) + Send>;
-/// A write: runs inside the batch's transaction and says whether it succeeded.
-pub(crate) type Job = Box<dyn FnOnce(&mut WriteCtx<'_>) -> (bool, Finisher) + Send>;
+/// The body of a write: runs inside the batch's transaction and says
+/// whether it succeeded.
+type Run = Box<dyn FnOnce(&mut WriteCtx<'_>) -> (bool, Finisher) + Send>;
+
+/// A write job.
+pub(crate) struct Job {
+    run: Run,
+    /// Whether the job needs a savepoint of its own. A job that checks
+    /// everything before its first write (sends, forwards, marks) does not:
+    /// when it is refused it has written nothing. Savepoints cost ~10% of
+    /// the writer's time on the send path (their page journal), measured in
+    /// docs/benchmarks.md, fourth pass.
+    savepoint: bool,
+}
+
+/// How a job guards the batch against its failure.
+#[derive(Clone, Copy)]
+pub(crate) enum Guard {
+    /// A savepoint: a refusal after writes undoes only this job.
+    Savepoint,
+    /// The job refuses before its first write. Should it fail after writing
+    /// after all (an I/O error), the whole batch fails and every caller is
+    /// told so; nothing half-written commits.
+    CheckedFirst,
+}
 
 /// What a write job sees: the connection inside the open transaction, and
 /// the batch's bookkeeping.
@@ -128,13 +151,13 @@ impl WriteCtx<'_> {
 }
 
 /// Wraps `op` into a job whose answer reaches the returned receiver after the commit.
-pub(crate) fn job<T, F>(op: F) -> (Job, oneshot::Receiver<StoreResult<T>>)
+pub(crate) fn job<T, F>(guard: Guard, op: F) -> (Job, oneshot::Receiver<StoreResult<T>>)
 where
     T: Send + 'static,
     F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<T> + Send + 'static,
 {
     let (tx, rx) = oneshot::channel();
-    let job: Job = Box::new(move |ctx| {
+    let run: Run = Box::new(move |ctx| {
         let result = op(ctx);
         let ok = result.is_ok();
         let finish: Finisher = Box::new(move |committed| {
@@ -148,6 +171,10 @@ where
         });
         (ok, finish)
     });
+    let job = Job {
+        run,
+        savepoint: matches!(guard, Guard::Savepoint),
+    };
     (job, rx)
 }
 
@@ -184,15 +211,18 @@ pub(crate) fn run(
                 finishers.push(finish);
                 continue;
             }
-            if let Err(e) = conn.execute_batch("SAVEPOINT job") {
-                tracing::error!(error = %e, "savepoint failed");
-                healthy = false;
-                let (_, finish) = job_refused(job);
-                finishers.push(finish);
-                continue;
+            if job.savepoint {
+                if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+                    tracing::error!(error = %e, "savepoint failed");
+                    healthy = false;
+                    let (_, finish) = job_refused(job);
+                    finishers.push(finish);
+                    continue;
+                }
             }
             let mark = deliveries.len();
             let index_mark = index_ops.len();
+            let changes = conn.total_changes();
             let mut ctx = WriteCtx {
                 conn: &conn,
                 heads: &mut heads,
@@ -201,14 +231,23 @@ pub(crate) fn run(
                 next_index_rowid: &mut next_index_rowid,
                 now_ms,
             };
-            let (ok, finish) = job(&mut ctx);
-            let end = if ok {
-                conn.execute_batch("RELEASE job")
-            } else {
+            let savepoint = job.savepoint;
+            let (ok, finish) = (job.run)(&mut ctx);
+            if !ok {
                 deliveries.truncate(mark);
                 index_ops.truncate(index_mark);
                 heads.clear();
-                conn.execute_batch("ROLLBACK TO job; RELEASE job")
+            }
+            let end = match (savepoint, ok) {
+                (true, true) => conn.execute_batch("RELEASE job"),
+                (true, false) => conn.execute_batch("ROLLBACK TO job; RELEASE job"),
+                (false, true) => Ok(()),
+                (false, false) if conn.total_changes() == changes => Ok(()),
+                (false, false) => {
+                    tracing::error!("a job failed after writing; failing its batch");
+                    healthy = false;
+                    Ok(())
+                }
             };
             if let Err(e) = end {
                 tracing::error!(error = %e, "ending savepoint failed");
