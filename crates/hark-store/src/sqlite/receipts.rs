@@ -81,16 +81,19 @@ pub(crate) fn apply_mark(
     } else {
         member.delivered_up_to
     };
-    let mut audience: Vec<UserId> = ctx
+    // Senders deduplicated here rather than with SQL's DISTINCT, whose
+    // temporary b-tree per mark showed in the writer's profile.
+    let senders: std::collections::BTreeSet<UserId> = ctx
         .conn
         .prepare_cached(
-            "SELECT DISTINCT sender_id FROM messages
+            "SELECT sender_id FROM messages
              WHERE chat_id = ?1 AND seq > ?2 AND seq <= ?3 AND sender_id != ?4",
         )?
         .query_map(params![chat_id.0, low, new_delivered, user_id.0], |r| {
             Ok(UserId(r.get(0)?))
         })?
         .collect::<Result<_, _>>()?;
+    let mut audience: Vec<UserId> = senders.into_iter().collect();
     // When each rise happened, for "message info": only rises that cover
     // someone else's messages (a sender's own implied read covers none).
     if !audience.is_empty() {
