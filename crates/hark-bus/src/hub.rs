@@ -212,7 +212,7 @@ impl Hub {
                             online: w.grant.online.then_some(*online),
                             last_seen: if w.grant.last_seen { *last_seen } else { None },
                         };
-                        targets.push((w.user_id, w.conn_id, Outbound::Presence(state)));
+                        targets.push((w.user_id, w.conn_id, Outbound::Presence(Box::new(state))));
                     }
                 }
                 TopicMessage::Typing(typing) => {

@@ -14,6 +14,7 @@ use axum::http::request::Parts;
 use axum::response::Response;
 use hark_proto::ErrorCode;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
@@ -32,7 +33,7 @@ pub(crate) async fn upgrade(
     })?;
     // A bearer header authenticates now; without one the first frame must.
     let authed = match auth::bearer(&parts) {
-        Some(token) => Some(auth::authenticate(&state, token).await?),
+        Some(token) => Some(Arc::new(auth::authenticate(&state, token).await?)),
         None => None,
     };
     let ws = <WebSocketUpgrade as axum::extract::FromRequestParts<AppState>>::from_request_parts(
@@ -50,10 +51,7 @@ pub(crate) async fn upgrade(
         .max_write_buffer_size(2 * 1024 * 1024)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| async move {
-            connection::run(socket, state, authed).await;
-            drop(slot);
-        }))
+        .on_upgrade(move |socket| connection::run(socket, state, authed, slot)))
 }
 
 /// Browsers send `Origin`; only the server's own origin and the configured

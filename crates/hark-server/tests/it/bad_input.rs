@@ -2,8 +2,9 @@
 //! and the server keeps serving everyone else.
 
 use crate::support::{spawn_app, spawn_with, Session, TestApp};
-use hark_proto::{ChatId, ErrorCode, ServerFrame};
+use hark_proto::{ChatId, ClientFrame, ErrorCode, ServerFrame};
 use serde_json::json;
+use std::time::Duration;
 
 /// Proves the server still works for others: a fresh exchange succeeds.
 async fn others_still_served(app: &TestApp, a: &Session, chat: ChatId, tag: &str) {
@@ -170,6 +171,26 @@ async fn unauthenticated_sockets_must_auth_first_and_in_time() {
     req.headers_mut()
         .insert("origin", "https://evil.example".parse().unwrap());
     assert!(tokio_tungstenite::connect_async(req).await.is_err());
+}
+
+#[tokio::test]
+async fn quiet_connections_are_closed_once_idle_and_frames_keep_them_open() {
+    let app = spawn_with(|c| c.limits.idle_timeout_secs = 1).await;
+    let alice = app.user("alice").await;
+    // Frames more often than the timeout keep a connection open past it.
+    let mut busy = app.ws(&alice).await;
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let id = busy.id();
+        assert!(matches!(
+            busy.request(ClientFrame::Ping { id }).await,
+            ServerFrame::Pong { id: got } if got == id
+        ));
+    }
+    // Silence past it closes with the reason, as "going away".
+    let mut quiet = app.ws(&alice).await;
+    assert_eq!(quiet.expect_error(ErrorCode::AuthTimeout).await, None);
+    assert_eq!(quiet.expect_close().await, Some(1001));
 }
 
 #[tokio::test]
