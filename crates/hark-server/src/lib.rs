@@ -87,9 +87,7 @@ pub async fn serve(
 pub async fn run_from_args(args: ServeArgs) -> anyhow::Result<()> {
     init_tracing();
     let config = Config::load(&args)?;
-    let listener = TcpListener::bind(config.addr)
-        .await
-        .with_context(|| format!("binding {}", config.addr))?;
+    let listener = bind(config.addr).with_context(|| format!("binding {}", config.addr))?;
     let addr = listener.local_addr()?;
     let data_dir = config.data_dir.clone();
     let server = build(config)?;
@@ -99,6 +97,26 @@ pub async fn run_from_args(args: ServeArgs) -> anyhow::Result<()> {
     );
     tracing::info!(%addr, "listening");
     serve(server, listener, shutdown_signal()).await
+}
+
+/// How many connections may wait to be accepted (the kernel caps it at
+/// `net.core.somaxconn`, 4096 on these machines). With tokio's default of
+/// 1,024, the benchmark runs that open 10,000–19,000 sockets at once (a
+/// restart's reconnect storm) left the kernel counting 24,202 listen-queue
+/// overflows; a dropped SYN is retried by the client only after 1 s.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the listening socket, with address reuse (a restart does not wait
+/// for old connections' TIME_WAIT) and a deep accept queue.
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Logs to stderr, filtered by `HARK_LOG` (default `info`).

@@ -35,6 +35,13 @@ use writer::{Guard, Job, WriteCtx};
 /// (backpressure instead of unbounded memory).
 const WRITE_QUEUE: usize = 8192;
 
+/// Reads running at once, each on a pooled connection of its own. Reads are
+/// short and CPU-bound on the page cache, so more would only queue for the 2
+/// cores; without a bound, 10,000 devices reconnecting at once ran hundreds
+/// of reads on blocking threads, each on a fresh connection that parsed the
+/// schema and read every page cold (docs/benchmarks.md, fourth pass).
+const READERS: usize = 16;
+
 /// SQLite behind the repository traits.
 pub struct SqliteStore {
     /// The writer's queue; `None` once the store is closed.
@@ -42,6 +49,9 @@ pub struct SqliteStore {
     path: PathBuf,
     /// Idle read connections; a read takes one or opens a new one.
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// At most [`READERS`] reads run at once, so every read finds a warm
+    /// pooled connection.
+    read_permits: Arc<tokio::sync::Semaphore>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Moves committed WAL pages into the database file, off the writer.
     checkpointer: Mutex<Option<checkpoint::Checkpointer>>,
@@ -75,6 +85,7 @@ impl SqliteStore {
             jobs: RwLock::new(Some(tx)),
             path: path.to_owned(),
             readers: Arc::new(Mutex::new(Vec::new())),
+            read_permits: Arc::new(tokio::sync::Semaphore::new(READERS)),
             writer: Mutex::new(Some(writer)),
             checkpointer: Mutex::new(Some(checkpointer)),
         })
@@ -123,9 +134,16 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     {
+        let permit = self
+            .read_permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)?;
         let readers = self.readers.clone();
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let pooled = readers.lock().map_err(|_| StoreError::Closed)?.pop();
             let mut conn = match pooled {
                 Some(conn) => conn,
@@ -133,7 +151,7 @@ impl SqliteStore {
             };
             let result = op(&mut conn);
             if let Ok(mut idle) = readers.lock() {
-                if idle.len() < 16 {
+                if idle.len() < READERS {
                     idle.push(conn);
                 }
             }

@@ -6,8 +6,13 @@ use hark_proto::{ChatId, ClientMsgId, DeviceId, Message, Quote, Reaction, Seq, U
 use rusqlite::{Connection, OptionalExtension, Row};
 
 /// The columns `message_from_row` reads, in order, for a table aliased `m`.
+/// The last says whether the message has reactions, so [`complete`] runs
+/// its reactions query only for those that do: a statement per message
+/// was a tenth of the server's work replaying a catch-up storm
+/// (docs/benchmarks.md, fourth pass).
 pub(crate) const MESSAGE_COLUMNS: &str = "m.chat_id, m.seq, m.sender_id, m.sender_device, \
-     m.client_id, m.text, m.sent_at, m.reply_to, m.forwarded, m.edited_at, m.deleted_at";
+     m.client_id, m.text, m.sent_at, m.reply_to, m.forwarded, m.edited_at, m.deleted_at, \
+     EXISTS (SELECT 1 FROM reactions r WHERE r.chat_id = m.chat_id AND r.seq = m.seq)";
 
 /// How long a quoted snippet may be, in characters.
 const SNIPPET_CHARS: usize = 200;
@@ -16,6 +21,7 @@ const SNIPPET_CHARS: usize = 200;
 pub(crate) struct MessageRow {
     pub(crate) message: Message,
     pub(crate) reply_to: Option<i64>,
+    pub(crate) has_reactions: bool,
 }
 
 pub(crate) fn message_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<MessageRow> {
@@ -36,6 +42,7 @@ pub(crate) fn message_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Messa
             reactions: Vec::new(),
         },
         reply_to: r.get(at + 7)?,
+        has_reactions: r.get(at + 11)?,
     })
 }
 
@@ -44,11 +51,12 @@ pub(crate) fn complete(conn: &Connection, row: MessageRow) -> StoreResult<Messag
     let MessageRow {
         mut message,
         reply_to,
+        has_reactions,
     } = row;
     if let Some(seq) = reply_to {
         message.reply_to = quote(conn, message.chat_id, Seq(seq))?;
     }
-    if !message.deleted {
+    if has_reactions && !message.deleted {
         let mut stmt = conn.prepare_cached(
             "SELECT user_id, emoji FROM reactions WHERE chat_id = ?1 AND seq = ?2 ORDER BY reacted_at, user_id",
         )?;
