@@ -161,28 +161,6 @@ fn queries(words: &Words, n: usize, seed: u64) -> Vec<(usize, String)> {
         .collect()
 }
 
-/// The server's query syntax (crates/hark-store/src/sqlite/search.rs): every
-/// word quoted, the last a prefix.
-fn match_expression(query: &str) -> String {
-    let words: Vec<String> = query
-        .split_whitespace()
-        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
-        .collect();
-    let last = words.len().saturating_sub(1);
-    words
-        .iter()
-        .enumerate()
-        .map(|(i, w)| {
-            if i == last {
-                format!("{w}*")
-            } else {
-                w.clone()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 #[derive(Default)]
 struct LoadTotals {
     acked: AtomicU64,
@@ -383,7 +361,7 @@ fn baseline_query(
     let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt
         .query_map(
-            named_params! {":viewer": viewer, ":query": match_expression(q), ":chat": None::<i64>, ":limit": limit},
+            named_params! {":viewer": viewer, ":query": hark_store::sqlite::match_expression(q).unwrap_or_default(), ":chat": None::<i64>, ":limit": limit},
             |r| r.get::<_, String>(3),
         )?
         .collect::<Result<Vec<_>, _>>()?;

@@ -14,6 +14,7 @@ mod stream;
 mod writer;
 
 pub use messages::Windows;
+pub use search::match_expression;
 
 use crate::{
     AccountStore, AuthedDevice, ChatStore, CommitListener, Credentials, HistoryQuery, MessageStore,

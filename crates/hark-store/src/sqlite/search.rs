@@ -67,7 +67,7 @@ pub(crate) fn entry_of(conn: &Connection, chat_id: ChatId, seq: Seq) -> StoreRes
 
 /// Turns what a person typed into an FTS5 query: every word must appear
 /// (the last one as a prefix), and no FTS5 syntax gets through.
-pub(crate) fn match_expression(query: &str) -> Option<String> {
+pub fn match_expression(query: &str) -> Option<String> {
     let words: Vec<String> = query
         .split_whitespace()
         .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))

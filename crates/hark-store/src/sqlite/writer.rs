@@ -27,16 +27,13 @@ type Run = Box<dyn FnOnce(&mut WriteCtx<'_>) -> (bool, Finisher) + Send>;
 /// A write job.
 pub(crate) struct Job {
     run: Run,
-    /// Whether the job needs a savepoint of its own. A job that checks
-    /// everything before its first write (sends, forwards, marks) does not:
-    /// when it is refused it has written nothing. Savepoints cost ~10% of
-    /// the writer's time on the send path (their page journal), measured in
-    /// docs/benchmarks.md, fourth pass.
-    savepoint: bool,
+    guard: Guard,
 }
 
-/// How a job guards the batch against its failure.
-#[derive(Clone, Copy)]
+/// How a job guards the batch against its failure. Savepoints cost ~10% of
+/// the writer's time on the send path (their page journal, measured in
+/// docs/benchmarks.md, fourth pass), so jobs that can do without, do.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Guard {
     /// A savepoint: a refusal after writes undoes only this job.
     Savepoint,
@@ -171,11 +168,7 @@ where
         });
         (ok, finish)
     });
-    let job = Job {
-        run,
-        savepoint: matches!(guard, Guard::Savepoint),
-    };
-    (job, rx)
+    (Job { run, guard }, rx)
 }
 
 /// Runs the writer loop until every job sender is dropped.
@@ -211,7 +204,8 @@ pub(crate) fn run(
                 finishers.push(finish);
                 continue;
             }
-            if job.savepoint {
+            let savepoint = job.guard == Guard::Savepoint;
+            if savepoint {
                 if let Err(e) = conn.execute_batch("SAVEPOINT job") {
                     tracing::error!(error = %e, "savepoint failed");
                     healthy = false;
@@ -231,7 +225,6 @@ pub(crate) fn run(
                 next_index_rowid: &mut next_index_rowid,
                 now_ms,
             };
-            let savepoint = job.savepoint;
             let (ok, finish) = (job.run)(&mut ctx);
             if !ok {
                 deliveries.truncate(mark);
