@@ -10,7 +10,7 @@ async fn frame(ws: &mut Ws, make: impl FnOnce(u64) -> ClientFrame) -> ServerFram
     ws.request(make(id)).await
 }
 
-fn ok(frame: ServerFrame) {
+pub(crate) fn ok(frame: ServerFrame) {
     assert!(
         matches!(frame, ServerFrame::Ok { .. } | ServerFrame::Ack { .. }),
         "{frame:?}"
@@ -34,7 +34,7 @@ async fn react(ws: &mut Ws, chat: ChatId, seq: i64, emoji: Option<&str>) -> Serv
     .await
 }
 
-async fn edit(ws: &mut Ws, chat: ChatId, seq: i64, text: &str) -> ServerFrame {
+pub(crate) async fn edit(ws: &mut Ws, chat: ChatId, seq: i64, text: &str) -> ServerFrame {
     frame(ws, |id| ClientFrame::Edit {
         id,
         chat_id: chat,
@@ -44,7 +44,7 @@ async fn edit(ws: &mut Ws, chat: ChatId, seq: i64, text: &str) -> ServerFrame {
     .await
 }
 
-async fn delete(ws: &mut Ws, chat: ChatId, seq: i64, for_everyone: bool) -> ServerFrame {
+pub(crate) async fn delete(ws: &mut Ws, chat: ChatId, seq: i64, for_everyone: bool) -> ServerFrame {
     frame(ws, |id| ClientFrame::Delete {
         id,
         chat_id: chat,

@@ -29,6 +29,12 @@ pub(crate) struct Checkpointer {
     thread: Option<JoinHandle<()>>,
     /// WAL frames seen at the last passive checkpoint; the writer reads it.
     pub(crate) wal_frames: Arc<AtomicI64>,
+    /// Set by the writer after a commit that erased content (a delete for
+    /// everyone, an edit). The WAL still holds the pages as they were, so
+    /// the next checkpoint copies every frame and truncates the WAL to
+    /// nothing instead of leaving the old frames until they are
+    /// overwritten.
+    pub(crate) erase_requested: Arc<AtomicBool>,
 }
 
 impl Checkpointer {
@@ -39,12 +45,24 @@ impl Checkpointer {
         let flag = stop.clone();
         let wal_frames = Arc::new(AtomicI64::new(0));
         let frames = wal_frames.clone();
+        let erase_requested = Arc::new(AtomicBool::new(false));
+        let erase = erase_requested.clone();
         let thread = std::thread::Builder::new()
             .name("hark-sqlite-checkpoint".into())
             .spawn(move || {
                 let mut pause = EVERY;
                 while !flag.load(Ordering::Acquire) {
                     std::thread::sleep(pause);
+                    if erase.swap(false, Ordering::AcqRel) {
+                        if let Err(e) = truncate(&conn) {
+                            // Readers or the writer held it: next time.
+                            tracing::debug!(error = %e, "erasing WAL checkpoint");
+                            erase.store(true, Ordering::Release);
+                        } else {
+                            frames.store(0, Ordering::Release);
+                            continue;
+                        }
+                    }
                     match checkpoint(&conn, "PASSIVE") {
                         Ok(log) => {
                             frames.store(log, Ordering::Release);
@@ -69,6 +87,7 @@ impl Checkpointer {
             stop,
             thread: Some(thread),
             wal_frames,
+            erase_requested,
         })
     }
 
@@ -91,4 +110,23 @@ impl Drop for Checkpointer {
 /// Runs a checkpoint; returns the WAL's size in frames.
 pub(crate) fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<i64> {
     conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| r.get(1))
+}
+
+/// Copies every WAL frame into the database and truncates the WAL to zero
+/// bytes, so no page as it was before an erasure stays on disk. Waits (the
+/// connection's busy timeout) for the writer and for readers of older
+/// snapshots; fails if they do not let go in time.
+fn truncate(conn: &Connection) -> rusqlite::Result<()> {
+    let (busy, log, copied): (i64, i64, i64) = conn.query_row(
+        "PRAGMA wal_checkpoint(TRUNCATE)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    if busy != 0 || log != copied {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            Some(format!("WAL busy: {copied} of {log} frames copied")),
+        ));
+    }
+    Ok(())
 }

@@ -211,13 +211,9 @@ pub(crate) fn edit(
         params![fts_rowid, chat_id.0, seq.0],
     )?;
     let members = member_ids(ctx.conn, chat_id)?;
-    let event = Event::MessageEdited {
-        chat_id,
-        seq,
-        text: text.to_owned(),
-        edited_at: ctx.now_ms,
-    };
-    ctx.push_event(&members, chat_id, None, &event)
+    ctx.erased_content();
+    let edited_at = ctx.now_ms;
+    ctx.push_edit(&members, chat_id, seq, edited_at, text)
 }
 
 pub(crate) fn delete(
@@ -262,6 +258,7 @@ pub(crate) fn delete(
     )?;
     let entry = search::entry_of(ctx.conn, chat_id, seq)?;
     ctx.unindex(entry);
+    ctx.erased_content();
     let members = member_ids(ctx.conn, chat_id)?;
     let event = Event::MessageDeleted {
         chat_id,

@@ -65,6 +65,9 @@ impl SqliteStore {
         let mut conn = Connection::open(path)?;
         schema::configure(&conn)?;
         schema::migrate(&mut conn)?;
+        // Start from an empty WAL: after a crash it may still hold pages as
+        // they were before an erasure whose truncating checkpoint never ran.
+        checkpoint::checkpoint(&conn, "TRUNCATE")?;
         // The writer never checkpoints: copying WAL pages into the database
         // inside a commit stalled every send behind it (docs/benchmarks.md).
         // A thread of its own does it beside the writer.
@@ -77,10 +80,11 @@ impl SqliteStore {
         conn.set_prepared_statement_cache_capacity(64);
         let checkpointer = checkpoint::Checkpointer::start(path)?;
         let wal_frames = checkpointer.wal_frames.clone();
+        let erase_requested = checkpointer.erase_requested.clone();
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let writer = std::thread::Builder::new()
             .name("hark-sqlite-writer".into())
-            .spawn(move || writer::run(conn, rx, listener, wal_frames))
+            .spawn(move || writer::run(conn, rx, listener, wal_frames, erase_requested))
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
             jobs: RwLock::new(Some(tx)),

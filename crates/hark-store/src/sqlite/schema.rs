@@ -155,6 +155,20 @@ INSERT INTO receipt_times (chat_id, user_id, up_to, delivered_at, read_at)
     FROM receipt_log GROUP BY chat_id, user_id, up_to;
 DROP TABLE receipt_log;
 "#,
+    r#"
+-- Erasure (delete for everyone, the text an edit replaces). FTS5 deletes
+-- only add a tombstone and keep the words in their old segment until a
+-- merge; secure-delete removes them from the segment at once. The rebuild
+-- drops the segments that still hold words deleted before this version.
+INSERT INTO messages_fts (messages_fts, rank) VALUES ('secure-delete', 1);
+INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
+-- Stored edits point at their message and keep no text of their own: sync
+-- serves the text the message has now (see WriteCtx::push_edit).
+UPDATE stream_events
+   SET msg_seq = json_extract(payload, '$.seq'),
+       payload = json_set(payload, '$.text', '')
+ WHERE payload IS NOT NULL AND json_extract(payload, '$.kind') = 'message_edited';
+"#,
 ];
 
 /// Opens the pragmas every connection needs.
@@ -231,5 +245,30 @@ mod tests {
             )
             .unwrap();
         assert_eq!(old, 0);
+    }
+
+    #[test]
+    fn stored_edits_lose_their_text_and_point_at_their_message() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..5] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 5).unwrap();
+        conn.execute_batch(
+            r#"INSERT INTO stream_events (user_id, pos, chat_id, msg_seq, payload) VALUES
+                (1, 1, 7, 3, NULL),
+                (1, 2, 7, NULL, '{"kind":"message_edited","chat_id":7,"seq":3,"text":"old words","edited_at":5}'),
+                (1, 3, 7, NULL, '{"kind":"chat_renamed","chat_id":7,"title":"t","by":1}')"#,
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let rows: Vec<(Option<i64>, Option<String>)> = conn
+            .prepare("SELECT msg_seq, json_extract(payload, '$.text') FROM stream_events ORDER BY pos")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, vec![(Some(3), None), (Some(3), Some(String::new())), (None, None)]);
     }
 }

@@ -47,8 +47,17 @@ pub(crate) fn sync(
             let event = match payload {
                 Some(json) => {
                     bytes += json.len();
-                    serde_json::from_str(&json)
-                        .map_err(|e| StoreError::Corrupt(format!("event at {pos}: {e}")))?
+                    let mut event = serde_json::from_str(&json)
+                        .map_err(|e| StoreError::Corrupt(format!("event at {pos}: {e}")))?;
+                    // An edit is stored without its text (see
+                    // `WriteCtx::push_edit`): it reads as the message is now.
+                    if let Event::MessageEdited { text, .. } = &mut event {
+                        if let Some(now) = row.get::<_, Option<String>>(10)? {
+                            bytes += now.len();
+                            *text = now;
+                        }
+                    }
+                    event
                 }
                 // Deleted for me: the position stays, the content does not.
                 None if hidden => Event::MessageHidden {

@@ -11,7 +11,7 @@ use crate::{CommitListener, Delivery, StoreError, StoreResult};
 use hark_proto::{ChatId, Event, Pos, Seq, UserId};
 use rusqlite::{params, Connection};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -56,6 +56,9 @@ pub(crate) struct WriteCtx<'a> {
     /// The search index's next free rowid, once read. Only a cache: cleared
     /// whenever a commit fails.
     next_index_rowid: &'a mut Option<i64>,
+    /// Set by a job that erased content; the batch's commit then asks the
+    /// checkpointer to empty the WAL.
+    erased: &'a mut bool,
     pub(crate) now_ms: i64,
 }
 
@@ -106,14 +109,56 @@ impl WriteCtx<'_> {
         msg_seq: Option<Seq>,
         event: &Event,
     ) -> StoreResult<()> {
-        let json: Arc<str> = serde_json::to_string(event)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?
-            .into();
+        let json = event_json(event)?;
         let payload = if msg_seq.is_some() {
             None
         } else {
-            Some(&*json)
+            Some(json.clone())
         };
+        self.append(users, chat_id, msg_seq, payload.as_deref(), json)
+    }
+
+    /// Appends an edit to the streams of `users`. The stored event points at
+    /// the message and keeps no text: sync reads the text the message has
+    /// now, so a later edit or a delete for everyone leaves no older words
+    /// in any stream. Live delivery carries the new text.
+    pub(crate) fn push_edit(
+        &mut self,
+        users: &[UserId],
+        chat_id: ChatId,
+        seq: Seq,
+        edited_at: i64,
+        text: &str,
+    ) -> StoreResult<()> {
+        let stored = event_json(&Event::MessageEdited {
+            chat_id,
+            seq,
+            text: String::new(),
+            edited_at,
+        })?;
+        let live = event_json(&Event::MessageEdited {
+            chat_id,
+            seq,
+            text: text.to_owned(),
+            edited_at,
+        })?;
+        self.append(users, chat_id, Some(seq), Some(&stored), live)
+    }
+
+    /// Records that this job erased content (a delete for everyone, an
+    /// edit's replaced text): its old pages must leave the WAL soon.
+    pub(crate) fn erased_content(&mut self) {
+        *self.erased = true;
+    }
+
+    fn append(
+        &mut self,
+        users: &[UserId],
+        chat_id: ChatId,
+        msg_seq: Option<Seq>,
+        payload: Option<&str>,
+        json: Arc<str>,
+    ) -> StoreResult<()> {
         let mut insert = self.conn.prepare_cached(
             "INSERT INTO stream_events (user_id, pos, chat_id, msg_seq, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
@@ -147,6 +192,12 @@ impl WriteCtx<'_> {
     }
 }
 
+fn event_json(event: &Event) -> StoreResult<Arc<str>> {
+    Ok(serde_json::to_string(event)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?
+        .into())
+}
+
 /// Wraps `op` into a job whose answer reaches the returned receiver after the commit.
 pub(crate) fn job<T, F>(guard: Guard, op: F) -> (Job, oneshot::Receiver<StoreResult<T>>)
 where
@@ -177,6 +228,7 @@ pub(crate) fn run(
     mut jobs: mpsc::Receiver<Job>,
     listener: Arc<dyn CommitListener>,
     wal_frames: Arc<AtomicI64>,
+    erase_requested: Arc<AtomicBool>,
 ) {
     let mut heads = HashMap::new();
     let mut deliveries = Vec::new();
@@ -197,6 +249,7 @@ pub(crate) fn run(
         let began = conn.execute_batch("BEGIN IMMEDIATE");
         let mut healthy = began.is_ok();
         let now_ms = now_ms();
+        let mut erased = false;
         for job in batch.drain(..) {
             if !healthy {
                 // The transaction is gone: refuse the job without running it.
@@ -223,6 +276,7 @@ pub(crate) fn run(
                 deliveries: &mut deliveries,
                 index_ops: &mut index_ops,
                 next_index_rowid: &mut next_index_rowid,
+                erased: &mut erased,
                 now_ms,
             };
             let (ok, finish) = (job.run)(&mut ctx);
@@ -266,6 +320,9 @@ pub(crate) fn run(
             }
         };
         if committed {
+            if erased {
+                erase_requested.store(true, Ordering::Release);
+            }
             if !deliveries.is_empty() {
                 listener.committed(std::mem::take(&mut deliveries));
             }
