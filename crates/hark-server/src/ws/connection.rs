@@ -22,7 +22,9 @@ use tokio::time::{sleep_until, timeout, Instant};
 type Sink = SplitSink<WebSocket, Message>;
 type Stream = SplitStream<WebSocket>;
 
-/// Close codes (RFC 6455): policy violation, message too big, going away.
+/// Close codes (RFC 6455): invalid payload data (a text frame that is not
+/// UTF-8), policy violation, message too big, going away.
+const INVALID_PAYLOAD: u16 = 1007;
 const POLICY: u16 = 1008;
 const TOO_BIG: u16 = 1009;
 const GOING_AWAY: u16 = 1001;
@@ -183,6 +185,10 @@ async fn authenticate(
             return None;
         }
         Ok(Some(Ok(Message::Text(text)))) => text,
+        Ok(Some(Err(e))) if is_invalid_utf8(&e) => {
+            close_invalid_utf8(sink).await;
+            return None;
+        }
         Ok(_) => {
             close(
                 sink,
@@ -349,7 +355,9 @@ impl Connection {
                         Some(Err(e)) => {
                             // tungstenite reports an oversized message as a capacity error.
                             let reason = e.to_string();
-                            if reason.contains("too long") || reason.contains("Space limit") {
+                            if is_invalid_utf8(&e) {
+                                Box::pin(close_invalid_utf8(&mut self.sink)).await;
+                            } else if reason.contains("too long") || reason.contains("Space limit") {
                                 Box::pin(self.close(None, ErrorCode::TooLarge, "frame larger than the limit", TOO_BIG)).await;
                             } else {
                                 tracing::debug!(error = %reason, "socket read failed");
@@ -607,6 +615,25 @@ async fn close(
             reason: code.as_str().into(),
         })))
         .await;
+}
+
+/// Whether a read failed because a text frame was not UTF-8.
+fn is_invalid_utf8(e: &axum::Error) -> bool {
+    // axum wraps tungstenite's `Error::Utf8`, whose message starts so.
+    e.to_string().contains("UTF-8")
+}
+
+/// A text frame that is not UTF-8 cannot be read as JSON at all; RFC 6455
+/// (§7.4.1, §8.1) fails such a connection with 1007.
+async fn close_invalid_utf8(sink: &mut Sink) {
+    close(
+        sink,
+        None,
+        ErrorCode::MalformedJson,
+        "a text frame must be UTF-8",
+        INVALID_PAYLOAD,
+    )
+    .await;
 }
 
 /// Frames per second with bursts up to twice the rate.

@@ -75,6 +75,27 @@ async fn bad_frames_get_their_error_codes() {
 }
 
 #[tokio::test]
+async fn invalid_utf8_gets_malformed_json_and_close_1007() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let chat = app.direct(&alice, &bob).await;
+    // RFC 6455 §8.1: a text frame that is not UTF-8 fails the connection
+    // with 1007; the error frame before it says why.
+    let bad: &[u8] = b"{\"type\": \"send\", \"text\": \"\xff\xfe\"}";
+    let mut ws = app.ws(&bob).await;
+    ws.send_text_bytes(bad).await;
+    assert_eq!(ws.expect_error(ErrorCode::MalformedJson).await, None);
+    assert_eq!(ws.expect_close().await, Some(1007));
+    // The same before authenticating.
+    let mut raw = app.ws_raw().await;
+    raw.send_text_bytes(bad).await;
+    assert_eq!(raw.expect_error(ErrorCode::MalformedJson).await, None);
+    assert_eq!(raw.expect_close().await, Some(1007));
+    others_still_served(&app, &alice, chat, "utf8").await;
+}
+
+#[tokio::test]
 async fn an_oversized_frame_closes_only_that_connection() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;

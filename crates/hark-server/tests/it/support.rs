@@ -277,6 +277,14 @@ impl Ws {
             .unwrap();
     }
 
+    /// Sends a text frame whose payload is whatever bytes are given, valid
+    /// UTF-8 or not (tungstenite's `Message::Text` only takes valid text).
+    pub async fn send_text_bytes(&mut self, bytes: &[u8]) {
+        use tokio_tungstenite::tungstenite::protocol::frame::{coding::OpCode, coding::Data, Frame};
+        let frame = Frame::message(bytes.to_vec(), OpCode::Data(Data::Text), true);
+        self.stream.send(Message::Frame(frame)).await.unwrap();
+    }
+
     pub fn id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
