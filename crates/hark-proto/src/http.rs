@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// `POST /v1/register`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Register {
     pub username: String,
     pub password: String,
@@ -22,6 +23,7 @@ pub struct User {
 
 /// `POST /v1/login`: each login is a new device with its own token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
@@ -57,18 +59,21 @@ pub struct Me {
 
 /// `PATCH /v1/me`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateProfileRequest {
     pub display_name: String,
 }
 
 /// `POST /v1/chats/direct`: the one-to-one chat with `user_id`, created once per pair.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CreateDirectRequest {
     pub user_id: UserId,
 }
 
 /// `POST /v1/chats/groups`: the creator is a member and admin; `members` are the others.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CreateGroupRequest {
     pub title: String,
     #[serde(default)]
@@ -77,24 +82,28 @@ pub struct CreateGroupRequest {
 
 /// `PATCH /v1/chats/{chat_id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RenameChatRequest {
     pub title: String,
 }
 
 /// `POST /v1/chats/{chat_id}/members`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AddMemberRequest {
     pub user_id: UserId,
 }
 
 /// `PATCH /v1/chats/{chat_id}/members/{user_id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SetAdminRequest {
     pub admin: bool,
 }
 
 /// `POST /v1/chats/{chat_id}/messages`: send over HTTP (bots, scripts).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SendRequest {
     pub client_id: ClientMsgId,
     pub text: String,
@@ -149,6 +158,7 @@ pub struct ChatSummary {
 /// `PATCH /v1/chats/{chat_id}/settings`: the fields given change.
 /// `muted_until: null` unmutes; `pinned: true` pins now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct ChatSettingsRequest {
     #[serde(default, with = "double_option")]
     pub muted_until: Option<Option<i64>>,

@@ -18,6 +18,7 @@ pub enum Visibility {
 /// who hides their last seen (or online) from a person cannot see that
 /// person's either.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct PrivacySettings {
     pub last_seen: Visibility,
     pub online: Visibility,

@@ -278,6 +278,112 @@ async fn bad_http_bodies_get_json_errors() {
 }
 
 #[tokio::test]
+async fn unknown_fields_in_http_bodies_are_refused_by_name() {
+    use reqwest::Method;
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let chat = app.direct(&alice, &bob).await;
+    let group = app.group(&alice, "g", &[&bob]).await;
+    let (c, g, b) = (chat.0, group.0, bob.user_id.0);
+    // Every request body type, each with one field too many.
+    let cases = [
+        (
+            Method::POST,
+            "/register".to_owned(),
+            json!({"username": "mallory", "password": "long enough", "admin": true}),
+            "admin",
+        ),
+        (
+            Method::POST,
+            "/login".to_owned(),
+            json!({"username": "alice", "password": "correct horse", "device_name": "d", "trusted": true}),
+            "trusted",
+        ),
+        (
+            Method::PATCH,
+            "/me".to_owned(),
+            json!({"display_name": "A", "username": "root"}),
+            "username",
+        ),
+        (
+            Method::PUT,
+            "/me/privacy".to_owned(),
+            json!({"last_seen": "nobody", "online": "nobody", "typing": "nobody"}),
+            "typing",
+        ),
+        (
+            Method::POST,
+            "/chats/direct".to_owned(),
+            json!({"user_id": b, "kind": "group"}),
+            "kind",
+        ),
+        (
+            Method::POST,
+            "/chats/groups".to_owned(),
+            json!({"title": "t", "members": [b], "max_members": 5}),
+            "max_members",
+        ),
+        (
+            Method::PATCH,
+            format!("/chats/{g}"),
+            json!({"title": "t", "owner": 1}),
+            "owner",
+        ),
+        (
+            Method::POST,
+            format!("/chats/{g}/members"),
+            json!({"user_id": b, "admin": true}),
+            "admin",
+        ),
+        (
+            Method::PATCH,
+            format!("/chats/{g}/members/{b}"),
+            json!({"admin": true, "by": b}),
+            "by",
+        ),
+        (
+            Method::POST,
+            format!("/chats/{c}/messages"),
+            json!({"client_id": "x", "text": "hi", "sender_id": b}),
+            "sender_id",
+        ),
+        (
+            Method::PATCH,
+            format!("/chats/{c}/settings"),
+            json!({"archived": true, "colour": "red"}),
+            "colour",
+        ),
+    ];
+    for (method, path, body, field) in cases {
+        let (status, reply) = app
+            .call(method.clone(), &path, &alice.token, Some(body))
+            .await;
+        assert_eq!(
+            (status, reply["error"]["code"].as_str()),
+            (400, Some("invalid_field")),
+            "{method} {path}: {reply}"
+        );
+        let message = reply["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("`{field}`")),
+            "{method} {path}: the message names the field: {message}"
+        );
+    }
+    // Nothing of it took effect.
+    let (_, history) = app.get(&format!("/chats/{c}/messages"), &alice.token).await;
+    assert_eq!(history["messages"], json!([]));
+    let (s, _) = app
+        .post(
+            "/login",
+            "",
+            json!({"username": "mallory", "password": "long enough", "device_name": "d"}),
+        )
+        .await;
+    assert_eq!(s, 401, "the refused registration created no account");
+}
+
+#[tokio::test]
 async fn connection_limits_per_user_and_per_address_hold() {
     let app = spawn_with(|c| {
         c.limits.connections_per_user = 2;

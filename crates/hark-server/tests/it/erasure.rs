@@ -57,8 +57,12 @@ async fn deleted_and_replaced_text_leaves_no_copy_in_any_file() {
     let edited_then_deleted = marker('w');
     let its_edit = marker('x');
 
-    let s1 = a.send_ok(chat, "e-1", &format!("first {deleted_one}")).await;
-    let s2 = a.send_ok(chat, "e-2", &format!("second {deleted_two}")).await;
+    let s1 = a
+        .send_ok(chat, "e-1", &format!("first {deleted_one}"))
+        .await;
+    let s2 = a
+        .send_ok(chat, "e-2", &format!("second {deleted_two}"))
+        .await;
     let s3 = a.send_ok(chat, "e-3", &format!("third {replaced}")).await;
     let s4 = a
         .send_ok(chat, "e-4", &format!("fourth {edited_then_deleted}"))

@@ -280,7 +280,9 @@ impl Ws {
     /// Sends a text frame whose payload is whatever bytes are given, valid
     /// UTF-8 or not (tungstenite's `Message::Text` only takes valid text).
     pub async fn send_text_bytes(&mut self, bytes: &[u8]) {
-        use tokio_tungstenite::tungstenite::protocol::frame::{coding::OpCode, coding::Data, Frame};
+        use tokio_tungstenite::tungstenite::protocol::frame::{
+            coding::Data, coding::OpCode, Frame,
+        };
         let frame = Frame::message(bytes.to_vec(), OpCode::Data(Data::Text), true);
         self.stream.send(Message::Frame(frame)).await.unwrap();
     }

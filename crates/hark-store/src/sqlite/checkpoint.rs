@@ -117,11 +117,10 @@ pub(crate) fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<i64>
 /// connection's busy timeout) for the writer and for readers of older
 /// snapshots; fails if they do not let go in time.
 fn truncate(conn: &Connection) -> rusqlite::Result<()> {
-    let (busy, log, copied): (i64, i64, i64) = conn.query_row(
-        "PRAGMA wal_checkpoint(TRUNCATE)",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
+    let (busy, log, copied): (i64, i64, i64) =
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
     if busy != 0 || log != copied {
         return Err(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),

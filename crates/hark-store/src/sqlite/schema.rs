@@ -263,12 +263,21 @@ mod tests {
         .unwrap();
         migrate(&mut conn).unwrap();
         let rows: Vec<(Option<i64>, Option<String>)> = conn
-            .prepare("SELECT msg_seq, json_extract(payload, '$.text') FROM stream_events ORDER BY pos")
+            .prepare(
+                "SELECT msg_seq, json_extract(payload, '$.text') FROM stream_events ORDER BY pos",
+            )
             .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(rows, vec![(Some(3), None), (Some(3), Some(String::new())), (None, None)]);
+        assert_eq!(
+            rows,
+            vec![
+                (Some(3), None),
+                (Some(3), Some(String::new())),
+                (None, None)
+            ]
+        );
     }
 }
