@@ -57,8 +57,10 @@ impl Presence {
             .is_some_and(|o| o.announced_online)
     }
 
-    /// A connection of the user opened.
-    pub fn connected(&self, bus: &dyn Bus, user_id: UserId) {
+    /// A connection of the user opened. `last_seen` is when they last went
+    /// offline: watchers allowed to see it keep seeing it while they are
+    /// online (`None` in a presence frame means hidden or never seen).
+    pub fn connected(&self, bus: &dyn Bus, user_id: UserId, last_seen: Option<i64>) {
         let announce = {
             let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
             let entry = users.entry(user_id).or_insert(Online {
@@ -75,7 +77,7 @@ impl Presence {
                 Topic::User(user_id),
                 TopicMessage::Presence {
                     online: true,
-                    last_seen: None,
+                    last_seen,
                 },
             );
         }
@@ -393,6 +395,7 @@ mod tests {
         let who = AuthedDevice {
             user: alice.clone(),
             device: alice_device,
+            last_seen: None,
         };
 
         tokio::time::pause();
@@ -424,7 +427,7 @@ mod tests {
             matches!(next(&mut rx).await, Outbound::Typing(t) if t.activity == Activity::Stopped)
         );
 
-        state.presence.connected(state.bus.as_ref(), alice.id);
+        state.presence.connected(state.bus.as_ref(), alice.id, None);
         assert!(matches!(next(&mut rx).await, Outbound::Presence(p) if p.online == Some(true)));
         Presence::disconnected(&state, alice.id);
         tokio::time::advance(Duration::from_millis(2_999)).await;

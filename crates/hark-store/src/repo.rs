@@ -32,6 +32,9 @@ pub struct Credentials {
 pub struct AuthedDevice {
     pub user: User,
     pub device: Device,
+    /// When the user last went offline (ms since the epoch), as stored when
+    /// the token was checked: presence announces it when they come online.
+    pub last_seen: Option<i64>,
 }
 
 /// A message to commit. The sender comes from the authenticated device, never

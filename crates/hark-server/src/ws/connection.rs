@@ -138,7 +138,7 @@ async fn open(
         return None;
     }
     tracing::debug!(user = %who.user.id, device = %who.device.id, "connected");
-    state.presence.connected(state.bus.as_ref(), who.user.id);
+    state.presence.connected(state.bus.as_ref(), who.user.id, who.last_seen);
     let conn = Connection {
         bucket: TokenBucket::new(limits.frames_per_second),
         typing_bucket: TokenBucket::new(limits.typing_per_second),

@@ -72,6 +72,13 @@ async fn online_until_the_last_of_three_devices_leaves_then_last_seen() {
     let now = c.watch(&[bob.user_id], &[]).await.unwrap();
     assert_eq!(now[0].last_seen, Some(seen));
     assert_eq!(now[0].online, Some(false));
+    // Back online: the live frame keeps the real last seen (`null` would
+    // mean "hidden by privacy"), as a watch a moment later answers.
+    let _d4 = app.ws(&bob).await;
+    let live = presence(c.next_ephemeral().await);
+    assert_eq!((live.online, live.last_seen), (Some(true), Some(seen)));
+    let watched = c.watch(&[bob.user_id], &[]).await.unwrap();
+    assert_eq!(watched[0], live);
 }
 
 #[tokio::test]

@@ -80,7 +80,7 @@ pub(crate) fn device_by_token(
 ) -> StoreResult<Option<AuthedDevice>> {
     Ok(conn
         .prepare_cached(
-            "SELECT u.id, u.username, u.display_name, d.id, d.name, d.created_at
+            "SELECT u.id, u.username, u.display_name, d.id, d.name, d.created_at, u.last_seen_at
              FROM devices d JOIN users u ON u.id = d.user_id
              WHERE d.token_hash = ?1 AND d.revoked_at IS NULL",
         )?
@@ -93,6 +93,7 @@ pub(crate) fn device_by_token(
                     created_at: r.get(5)?,
                     current: true,
                 },
+                last_seen: r.get(6)?,
             })
         })
         .optional()?)
