@@ -87,6 +87,11 @@ pub struct Registration {
 }
 
 impl Registration {
+    /// The connection's id, unique on this node for as long as it runs.
+    pub fn id(&self) -> u64 {
+        self.conn_id
+    }
+
     /// Why the hub dropped this connection's queue, once it has.
     pub fn close_reason(&self) -> Option<CloseReason> {
         self.reason.lock().ok().and_then(|r| *r)

@@ -24,8 +24,9 @@ const MAX_WATCHED_CHATS: usize = 256;
 /// This node's view of who is connected and who is typing.
 pub struct Presence {
     users: Mutex<HashMap<UserId, Online>>,
-    /// When each active typing indicator runs out.
-    typing: Mutex<HashMap<(ChatId, UserId), Instant>>,
+    /// Each active typing indicator: when it runs out, and the connection
+    /// that typed (its hub id), whose close ends it.
+    typing: Mutex<HashMap<(ChatId, UserId), Typist>>,
     grace: Duration,
     typing_ttl: Duration,
 }
@@ -37,6 +38,12 @@ struct Online {
     generation: u64,
     /// What watchers were last told.
     announced_online: bool,
+}
+
+#[derive(Clone, Copy)]
+struct Typist {
+    until: Instant,
+    connection: u64,
 }
 
 impl Presence {
@@ -83,11 +90,12 @@ impl Presence {
         }
     }
 
-    /// A connection of the user closed. When it was the last one and none
-    /// opens within the grace period, the user goes offline: last seen is
-    /// stored and announced.
-    pub fn disconnected(state: &AppState, user_id: UserId) {
+    /// A connection of the user closed: what it was typing stops at once.
+    /// When it was the user's last one and none opens within the grace
+    /// period, the user goes offline: last seen is stored and announced.
+    pub fn disconnected(state: &AppState, user_id: UserId, connection: u64) {
         let presence = &state.presence;
+        presence.stop_typing_of(state.bus.as_ref(), connection);
         let last_seen = crate::now_ms();
         let generation = {
             let mut users = presence.users.lock().unwrap_or_else(|e| e.into_inner());
@@ -101,7 +109,6 @@ impl Presence {
             }
             entry.generation
         };
-        presence.stop_all_typing(state.bus.as_ref(), user_id);
         let offline_at = Instant::now() + presence.grace;
         let state = state.clone();
         tokio::spawn(async move {
@@ -214,10 +221,11 @@ impl Presence {
         Ok(answer)
     }
 
-    /// Relays a typing indicator to the chat's watchers.
+    /// Relays a typing indicator of `connection` to the chat's watchers.
     pub async fn typing(
         state: &AppState,
         who: &AuthedDevice,
+        connection: u64,
         chat_id: ChatId,
         activity: Activity,
     ) -> ApiResult<()> {
@@ -239,7 +247,7 @@ impl Presence {
             .typing
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert((chat_id, user_id), until);
+            .insert((chat_id, user_id), Typist { until, connection });
         publish_typing(state.bus.as_ref(), chat_id, user_id, activity, ttl);
         // Expire it here too, so watchers are told even if the typist vanishes.
         let state = state.clone();
@@ -252,7 +260,7 @@ impl Presence {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner());
                 match typing.get(&(chat_id, user_id)) {
-                    Some(until) if *until <= Instant::now() => {
+                    Some(typist) if typist.until <= Instant::now() => {
                         typing.remove(&(chat_id, user_id));
                         true
                     }
@@ -286,20 +294,22 @@ impl Presence {
         }
     }
 
-    fn stop_all_typing(&self, bus: &dyn Bus, user_id: UserId) {
-        let chats: Vec<ChatId> = {
+    /// Ends every typing indicator the connection started: typing belongs
+    /// to the connection that typed, not to the user's other devices.
+    fn stop_typing_of(&self, bus: &dyn Bus, connection: u64) {
+        let stopped: Vec<(ChatId, UserId)> = {
             let mut typing = self.typing.lock().unwrap_or_else(|e| e.into_inner());
-            let chats: Vec<ChatId> = typing
-                .keys()
-                .filter(|(_, u)| *u == user_id)
-                .map(|(c, _)| *c)
+            let stopped: Vec<(ChatId, UserId)> = typing
+                .iter()
+                .filter(|(_, typist)| typist.connection == connection)
+                .map(|(key, _)| *key)
                 .collect();
-            for chat in &chats {
-                typing.remove(&(*chat, user_id));
+            for key in &stopped {
+                typing.remove(key);
             }
-            chats
+            stopped
         };
-        for chat_id in chats {
+        for (chat_id, user_id) in stopped {
             publish_typing(bus, chat_id, user_id, Activity::Stopped, Duration::ZERO);
         }
     }
@@ -399,7 +409,7 @@ mod tests {
         };
 
         tokio::time::pause();
-        Presence::typing(&state, &who, chat, Activity::Typing)
+        Presence::typing(&state, &who, 1, chat, Activity::Typing)
             .await
             .unwrap();
         assert!(
@@ -411,7 +421,7 @@ mod tests {
             "still typing a millisecond before expiry"
         );
         // Refreshing pushes the expiry out.
-        Presence::typing(&state, &who, chat, Activity::Typing)
+        Presence::typing(&state, &who, 1, chat, Activity::Typing)
             .await
             .unwrap();
         assert!(
@@ -429,7 +439,7 @@ mod tests {
 
         state.presence.connected(state.bus.as_ref(), alice.id, None);
         assert!(matches!(next(&mut rx).await, Outbound::Presence(p) if p.online == Some(true)));
-        Presence::disconnected(&state, alice.id);
+        Presence::disconnected(&state, alice.id, 1);
         tokio::time::advance(Duration::from_millis(2_999)).await;
         assert!(rx.try_recv().is_err(), "offline waits out the grace period");
         tokio::time::advance(Duration::from_millis(2)).await;

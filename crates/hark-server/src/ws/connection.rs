@@ -62,8 +62,9 @@ pub(super) fn run(
         };
         conn.serve(&mut stream, rx).await;
         let (state, user_id) = (conn.state.clone(), conn.who.user.id);
+        let connection = conn.registration.id();
         drop(conn);
-        Presence::disconnected(&state, user_id);
+        Presence::disconnected(&state, user_id, connection);
         Box::pin(linger(stream)).await;
     }
 }
@@ -138,7 +139,9 @@ async fn open(
         return None;
     }
     tracing::debug!(user = %who.user.id, device = %who.device.id, "connected");
-    state.presence.connected(state.bus.as_ref(), who.user.id, who.last_seen);
+    state
+        .presence
+        .connected(state.bus.as_ref(), who.user.id, who.last_seen);
     let conn = Connection {
         bucket: TokenBucket::new(limits.frames_per_second),
         typing_bucket: TokenBucket::new(limits.typing_per_second),
@@ -462,8 +465,10 @@ impl Connection {
             Ok(frame) => {
                 let state = self.state.clone();
                 let who = self.who.clone();
-                self.inflight
-                    .push_back(Box::pin(async move { respond(state, who, frame).await }));
+                let connection = self.registration.id();
+                self.inflight.push_back(Box::pin(async move {
+                    respond(state, who, connection, frame).await
+                }));
             }
         }
         true
@@ -492,7 +497,12 @@ fn ack_frame(id: u64, ack: hark_proto::SendAck) -> ServerFrame {
 
 /// Answers one request. Runs beside the connection's other requests
 /// (see `Connection::inflight`), so it owns what it needs.
-async fn respond(state: AppState, who: Arc<AuthedDevice>, frame: ClientFrame) -> String {
+async fn respond(
+    state: AppState,
+    who: Arc<AuthedDevice>,
+    connection: u64,
+    frame: ClientFrame,
+) -> String {
     let state = &state;
     let who = &*who;
     let reply = match frame {
@@ -513,7 +523,7 @@ async fn respond(state: AppState, who: Arc<AuthedDevice>, frame: ClientFrame) ->
             id,
             chat_id,
             activity,
-        } => Presence::typing(state, who, chat_id, activity)
+        } => Presence::typing(state, who, connection, chat_id, activity)
             .await
             .map(|()| ServerFrame::Ok { id })
             .map_err(|e| (id, e)),

@@ -155,6 +155,45 @@ async fn typing_starts_stops_expires_and_ends_with_a_message() {
 }
 
 #[tokio::test]
+async fn typing_stops_when_the_typing_connection_closes_while_another_stays() {
+    // A long expiry, so a `stopped` that comes only from expiry would be late.
+    let app = spawn_with(|c| {
+        c.limits.presence_grace_ms = 300;
+        c.limits.typing_ttl_ms = 30_000;
+    })
+    .await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let bob_laptop = app.login("bob", "laptop").await;
+    let chat = app.direct(&alice, &bob).await;
+    let mut a = app.ws(&alice).await;
+    a.watch(&[], &[chat]).await.unwrap();
+    let mut phone = app.ws(&bob).await;
+    let mut laptop = app.ws(&bob_laptop).await;
+    laptop.watch(&[], &[chat]).await.unwrap();
+    phone.typing(chat, Activity::Typing).await;
+    assert_eq!(typing(a.next_ephemeral().await).activity, Activity::Typing);
+    // The phone goes away; bob's laptop stays online.
+    let started = std::time::Instant::now();
+    drop(phone);
+    let t = typing(a.next_ephemeral().await);
+    assert_eq!(
+        (t.user_id, t.activity, t.expires_in_ms),
+        (bob.user_id, Activity::Stopped, 0)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stopped at the disconnect, not at the 30 s expiry"
+    );
+    // Typing from the connection that stays is its own, and stays.
+    laptop.typing(chat, Activity::Typing).await;
+    assert_eq!(typing(a.next_ephemeral().await).activity, Activity::Typing);
+    let other_tab = app.ws(&bob_laptop).await;
+    drop(other_tab);
+    a.no_ephemeral_within(Duration::from_millis(500)).await;
+}
+
+#[tokio::test]
 async fn typing_floods_are_refused_not_fanned_out() {
     let app = app().await;
     let alice = app.user("alice").await;
