@@ -1,6 +1,7 @@
 //! Server configuration: defaults, overridden by a TOML file, overridden by
 //! flags and `HARK_*` environment variables.
 
+use secrecy::SecretString;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,9 +15,21 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "HARK_ADDR")]
     pub addr: Option<SocketAddr>,
-    /// Directory for the SQLite database [default: ./hark-data].
+    /// Directory for the SQLite database and the node id [default: ./hark-data].
     #[arg(long, env = "HARK_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The database: a `postgres://…` URL for a cluster; without it, the
+    /// embedded SQLite database in the data directory.
+    #[arg(long, env = "HARK_DATABASE", hide_env_values = true)]
+    pub database: Option<String>,
+    /// The bus between nodes: a `nats://…` URL for a cluster; without it,
+    /// the in-process bus of a single node.
+    #[arg(long, env = "HARK_BUS", hide_env_values = true)]
+    pub bus: Option<String>,
+    /// This node's id, unique in the cluster [default: generated once and
+    /// kept in the data directory's `node-id` file].
+    #[arg(long, env = "HARK_NODE_ID")]
+    pub node_id: Option<String>,
     /// Most members a group may have [default: 1024].
     #[arg(long, env = "HARK_MAX_GROUP_MEMBERS")]
     pub max_group_members: Option<usize>,
@@ -32,6 +45,16 @@ pub struct ServeArgs {
 pub struct Config {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
+    /// `postgres://…`, or `None` for the embedded SQLite store. A secret:
+    /// the URL may hold a password, so it never reaches a log or `Debug`.
+    pub database: Option<SecretString>,
+    /// `nats://…`, or `None` for the in-process bus. A secret like `database`.
+    pub bus: Option<SecretString>,
+    /// Subjects on the bus start with this, so clusters (and tests) can
+    /// share one NATS.
+    pub bus_prefix: String,
+    /// This node's id; see [`Config::node_id`].
+    pub node_id: Option<String>,
     pub max_group_members: usize,
     pub allowed_origins: Vec<String>,
     pub limits: Limits,
@@ -82,6 +105,10 @@ impl Default for Config {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("hark-data"),
+            database: None,
+            bus: None,
+            bus_prefix: "hark".into(),
+            node_id: None,
             max_group_members: 1024,
             allowed_origins: Vec::new(),
             limits: Limits::default(),
@@ -136,6 +163,15 @@ impl Config {
         if let Some(dir) = &args.data_dir {
             config.data_dir = dir.clone();
         }
+        if let Some(url) = &args.database {
+            config.database = Some(SecretString::from(url.as_str()));
+        }
+        if let Some(url) = &args.bus {
+            config.bus = Some(SecretString::from(url.as_str()));
+        }
+        if let Some(id) = &args.node_id {
+            config.node_id = Some(id.clone());
+        }
         if let Some(max) = args.max_group_members {
             config.max_group_members = max;
         }
@@ -155,5 +191,92 @@ impl Config {
     /// Where the SQLite database lives.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("hark.db")
+    }
+
+    /// This node's id: the configured one, else the one kept in the data
+    /// directory's `node-id` file, else a new random one written there, so
+    /// a node keeps its id across restarts.
+    pub fn node_id(&self) -> anyhow::Result<String> {
+        use anyhow::Context;
+        if let Some(id) = &self.node_id {
+            return valid_node_id(id);
+        }
+        let path = self.data_dir.join("node-id");
+        match std::fs::read_to_string(&path) {
+            Ok(kept) => valid_node_id(kept.trim())
+                .with_context(|| format!("the node id in {}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let id = format!("node-{:08x}", rand::random::<u32>());
+                std::fs::write(&path, format!("{id}\n"))
+                    .with_context(|| format!("writing {}", path.display()))?;
+                Ok(id)
+            }
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+}
+
+/// A node id names subjects and log lines: 1–64 letters, digits, `-` or `_`.
+fn valid_node_id(id: &str) -> anyhow::Result<String> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    anyhow::ensure!(ok, "node id {id:?}: use 1-64 letters, digits, '-' or '_'");
+    Ok(id.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn a_node_keeps_the_id_it_was_given_or_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().into(),
+            ..Config::default()
+        };
+        let first = config.node_id().unwrap();
+        assert!(first.starts_with("node-"));
+        assert_eq!(config.node_id().unwrap(), first, "kept across restarts");
+        let named = Config {
+            node_id: Some("a-1".into()),
+            ..config.clone()
+        };
+        assert_eq!(named.node_id().unwrap(), "a-1");
+        let bad = Config {
+            node_id: Some("a b".into()),
+            ..config
+        };
+        assert!(bad.node_id().is_err());
+    }
+
+    #[test]
+    fn database_and_bus_urls_come_from_file_and_flags_and_stay_out_of_debug() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hark.toml");
+        std::fs::write(
+            &file,
+            "database = \"postgres://hark:hunter2@db/hark\"\nbus_prefix = \"blue\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(file),
+            bus: Some("nats://10.0.0.5:4222".into()),
+            ..ServeArgs::default()
+        };
+        let config = Config::load(&args).unwrap();
+        let db = config.database.as_ref().unwrap().expose_secret().to_owned();
+        assert_eq!(db, "postgres://hark:hunter2@db/hark");
+        assert_eq!(
+            config.bus.as_ref().unwrap().expose_secret(),
+            "nats://10.0.0.5:4222"
+        );
+        assert_eq!(config.bus_prefix, "blue");
+        assert!(!format!("{config:?}").contains("hunter2"));
     }
 }

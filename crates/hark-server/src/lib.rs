@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+mod health;
 mod http;
 pub mod messaging;
 pub mod presence;
@@ -25,16 +26,18 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// A built server: its state and the embedded store (to close on shutdown).
+/// A built server: its state, and how to close its store on shutdown.
 pub struct Server {
     pub state: AppState,
-    store: Arc<SqliteStore>,
+    /// Lets the store commit and answer what it holds, then stops it.
+    close_store: Box<dyn FnOnce() + Send>,
 }
 
 /// Opens the store and wires hub, bus and store together.
 pub fn build(config: Config) -> anyhow::Result<Server> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let node_id = config.node_id()?;
     let hub = Hub::new();
     let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new(hub.clone()));
     let listener = Arc::new(messaging::CommitsToBus(bus.clone()));
@@ -43,8 +46,12 @@ pub fn build(config: Config) -> anyhow::Result<Server> {
         SqliteStore::open(&path, listener)
             .with_context(|| format!("opening database {}", path.display()))?,
     );
-    let state = Arc::new(App::new(config, store.clone(), hub, bus).context("starting threads")?);
-    Ok(Server { state, store })
+    let close_store: Box<dyn FnOnce() + Send> = {
+        let store = store.clone();
+        Box::new(move || store.close())
+    };
+    let state = Arc::new(App::new(config, node_id, store, hub, bus).context("starting threads")?);
+    Ok(Server { state, close_store })
 }
 
 /// Serves until `shutdown` resolves, then closes every WebSocket with a
@@ -55,7 +62,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     use axum::serve::ListenerExt;
-    let Server { state, store } = server;
+    let Server { state, close_store } = server;
     let app = http::router(state.clone());
     let signal_state = state.clone();
     // Acks and events are small writes that must leave at once; with Nagle
@@ -77,7 +84,7 @@ pub async fn serve(
     })
     .await
     .context("serving")?;
-    tokio::task::spawn_blocking(move || store.close())
+    tokio::task::spawn_blocking(close_store)
         .await
         .context("closing the store")?;
     Ok(())
@@ -95,7 +102,7 @@ pub async fn run_from_args(args: ServeArgs) -> anyhow::Result<()> {
         "hark listening on http://{addr} (data in {})",
         data_dir.display()
     );
-    tracing::info!(%addr, "listening");
+    tracing::info!(%addr, node_id = %server.state.node_id, "listening");
     serve(server, listener, shutdown_signal()).await
 }
 

@@ -20,6 +20,11 @@ impl Shutdown {
         self.tx.send_replace(true);
     }
 
+    /// Whether shutdown has begun.
+    pub fn has_begun(&self) -> bool {
+        *self.tx.borrow()
+    }
+
     /// Resolves once shutdown has begun.
     pub async fn wait(&self) {
         let mut rx = self.tx.subscribe();

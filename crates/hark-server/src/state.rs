@@ -18,6 +18,8 @@ pub type AppState = Arc<App>;
 /// Everything a request needs, shared.
 pub struct App {
     pub config: Config,
+    /// This node's id (`Config::node_id`), in readiness answers and logs.
+    pub node_id: String,
     pub store: Arc<dyn Store>,
     /// This node's open WebSockets.
     pub hub: Arc<Hub>,
@@ -79,6 +81,7 @@ impl Drop for AddressSlot {
 impl App {
     pub fn new(
         config: Config,
+        node_id: String,
         store: Arc<dyn Store>,
         hub: Arc<Hub>,
         bus: Arc<dyn Bus>,
@@ -94,6 +97,7 @@ impl App {
             presence,
             login_limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
             config,
+            node_id,
             store,
             hub,
             bus,
