@@ -1,0 +1,503 @@
+//! [`NatsBus`]: live fan-out between nodes over NATS core subjects.
+//!
+//! Three tasks per bus: async-nats' own connection task, the publisher
+//! (drains the bounded outbox onto the connection in order) and the
+//! subscriber (keeps the subscriptions in step with the hub's interest and
+//! hands what arrives to the hub). The crate docs describe subjects and
+//! envelope.
+
+mod envelope;
+mod interest;
+
+use crate::hub::{Interest, Topic};
+use crate::{Bus, BusError, BusFuture, Hub, Outbound, TopicMessage};
+use async_nats::Subject;
+use bytes::Bytes;
+use hark_proto::UserId;
+use interest::{Live, Pending};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::AbortHandle;
+
+/// How long a flush (at shutdown, or confirming new subscriptions) may wait
+/// for the NATS server before we go on without it.
+const FLUSH_WAIT: Duration = Duration::from_secs(2);
+
+/// How long [`Bus::subscribed`] waits at most.
+const SUBSCRIBED_WAIT: Duration = Duration::from_secs(5);
+
+/// Messages async-nats buffers per subscription before it drops them as a
+/// slow consumer. The subscriber task only hands them to the hub, which
+/// never waits, so a small buffer is plenty.
+const SUBSCRIPTION_CAPACITY: usize = 1024;
+
+/// How to reach NATS and how this node names itself there.
+#[derive(Debug, Clone)]
+pub struct NatsOptions {
+    url: String,
+    prefix: String,
+    node_id: Option<String>,
+    outbox_capacity: usize,
+    retry_on_initial_connect: bool,
+    connect_timeout: Duration,
+}
+
+impl NatsOptions {
+    /// `url` like `nats://127.0.0.1:4222` (several comma-separated servers
+    /// of one cluster are fine); `prefix` starts every subject, so several
+    /// Hark clusters (or tests) can share one NATS.
+    pub fn new(url: impl Into<String>, prefix: impl Into<String>) -> Self {
+        NatsOptions {
+            url: url.into(),
+            prefix: prefix.into(),
+            node_id: None,
+            outbox_capacity: 16 * 1024,
+            retry_on_initial_connect: false,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// This node's id (1 to 64 letters, digits, `-`, `_`); random if not given.
+    pub fn node_id(mut self, node_id: impl Into<String>) -> Self {
+        self.node_id = Some(node_id.into());
+        self
+    }
+
+    /// How many envelopes may wait for the NATS connection before publishes
+    /// are dropped (default 16,384: a few seconds of a busy node, some
+    /// megabytes at most).
+    pub fn outbox_capacity(mut self, capacity: usize) -> Self {
+        self.outbox_capacity = capacity.max(1);
+        self
+    }
+
+    /// Return from connect even when NATS is unreachable, and keep trying in
+    /// the background (default: fail, so a misconfigured node says so at start).
+    pub fn retry_on_initial_connect(mut self, retry: bool) -> Self {
+        self.retry_on_initial_connect = retry;
+        self
+    }
+
+    /// How long one connection attempt may take (default 5 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+}
+
+/// What the bus has done since it started, for metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NatsStats {
+    /// Envelopes handed to the NATS connection.
+    pub published: u64,
+    /// Envelopes dropped: the outbox was full (NATS down or too slow), or
+    /// the connection refused them. Clients repair through sync.
+    pub dropped: u64,
+    /// Envelopes received from other nodes.
+    pub received: u64,
+    /// Envelopes received that could not be read (and were dropped).
+    pub undecodable: u64,
+    /// Subjects this node is subscribed to right now.
+    pub subscriptions: usize,
+    /// Times the connection to NATS was (re)established.
+    pub connects: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    published: AtomicU64,
+    dropped: AtomicU64,
+    received: AtomicU64,
+    undecodable: AtomicU64,
+    subscriptions: AtomicUsize,
+}
+
+impl Counters {
+    fn dropped(&self, why: &str) {
+        let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        // Warn on the 1st, 2nd, 4th, 8th… drop: loud at first, bounded after.
+        if n.is_power_of_two() {
+            tracing::warn!(
+                dropped_total = n,
+                why,
+                "NATS bus dropped live fan-out; clients will catch up through sync"
+            );
+        }
+    }
+}
+
+/// The subjects of one Hark cluster.
+#[derive(Clone)]
+struct Subjects {
+    prefix: Arc<str>,
+}
+
+impl Subjects {
+    fn of(&self, interest: Interest) -> Subject {
+        let prefix = &self.prefix;
+        Subject::from(match interest {
+            Interest::User(user_id) => format!("{prefix}.u.{user_id}"),
+            Interest::Topic(Topic::User(user_id)) => format!("{prefix}.t.u.{user_id}"),
+            Interest::Topic(Topic::Chat(chat_id)) => format!("{prefix}.t.c.{chat_id}"),
+        })
+    }
+}
+
+enum Outgoing {
+    Publish {
+        subject: Subject,
+        payload: Bytes,
+    },
+    /// Answered once everything before it was written and the server replied.
+    Flush(oneshot::Sender<()>),
+}
+
+/// A [`Bus`] between nodes over NATS core subjects: delivers to this node's
+/// hub at once and to the other nodes' hubs through NATS. See the crate docs
+/// for subjects, envelope and what happens while NATS is down.
+pub struct NatsBus {
+    hub: Arc<Hub>,
+    client: async_nats::Client,
+    node_id: Arc<str>,
+    subjects: Subjects,
+    /// Bounded: `publish` never waits, it drops (and counts) when full.
+    outbox: mpsc::Sender<Outgoing>,
+    counters: Arc<Counters>,
+    /// Subscriptions the NATS server has confirmed, for [`Bus::subscribed`].
+    live: Arc<Live>,
+    connects: watch::Receiver<u64>,
+    tasks: Vec<AbortHandle>,
+}
+
+impl NatsBus {
+    /// Connects to NATS at `url` with subjects under `prefix`, delivering
+    /// what other nodes publish to `hub`. Fails if NATS is unreachable.
+    pub async fn connect(url: &str, prefix: &str, hub: Arc<Hub>) -> Result<NatsBus, BusError> {
+        Self::connect_with(NatsOptions::new(url, prefix), hub).await
+    }
+
+    /// [`NatsBus::connect`] with every option.
+    pub async fn connect_with(options: NatsOptions, hub: Arc<Hub>) -> Result<NatsBus, BusError> {
+        if !valid_prefix(&options.prefix) {
+            return Err(BusError::InvalidPrefix(options.prefix));
+        }
+        let node_id = match options.node_id {
+            Some(id) if valid_node_id(&id) => id,
+            Some(id) => return Err(BusError::InvalidNodeId(id)),
+            None => format!("{:016x}", rand::random::<u64>()),
+        };
+        let (connects_tx, connects) = watch::channel(0u64);
+        let connects_tx = Arc::new(connects_tx);
+        let mut connect = async_nats::ConnectOptions::new()
+            .name(format!("hark-{node_id}"))
+            // A node delivers its own publishes itself; the server must not
+            // send them back (the envelope's node id is checked as well).
+            .no_echo()
+            .subscription_capacity(SUBSCRIPTION_CAPACITY)
+            .connection_timeout(options.connect_timeout)
+            .reconnect_delay_callback(|attempts| {
+                // At once, then doubling from 100 ms up to 2 s: live delivery
+                // should come back soon after NATS does.
+                let exp = attempts.saturating_sub(1).min(5) as u32;
+                if attempts <= 1 {
+                    Duration::ZERO
+                } else {
+                    Duration::from_millis(100 * 2u64.pow(exp)).min(Duration::from_secs(2))
+                }
+            })
+            .event_callback(move |event| {
+                let connects_tx = connects_tx.clone();
+                async move {
+                    match event {
+                        async_nats::Event::Connected => {
+                            connects_tx.send_modify(|n| *n += 1);
+                            tracing::info!("NATS bus connected");
+                        }
+                        async_nats::Event::Disconnected => {
+                            tracing::warn!("NATS bus disconnected; reconnecting");
+                        }
+                        async_nats::Event::SlowConsumer(sid) => {
+                            tracing::warn!(
+                                sid,
+                                "NATS bus subscription fell behind; messages dropped"
+                            );
+                        }
+                        other => tracing::info!(event = %other, "NATS bus"),
+                    }
+                }
+            });
+        if options.retry_on_initial_connect {
+            connect = connect.retry_on_initial_connect();
+        }
+        let client = connect
+            .connect(options.url.as_str())
+            .await
+            .map_err(BusError::Connect)?;
+
+        let node_id: Arc<str> = Arc::from(node_id);
+        let subjects = Subjects {
+            prefix: Arc::from(options.prefix),
+        };
+        let counters = Arc::new(Counters::default());
+        let live = Arc::new(Live::default());
+        let pending = Arc::new(Pending::default());
+        let (outbox, outbox_rx) = mpsc::channel(options.outbox_capacity);
+
+        let publisher = tokio::spawn(publish_loop(client.clone(), outbox_rx, counters.clone()));
+        let subscriber = tokio::spawn(
+            interest::Subscriber {
+                hub: hub.clone(),
+                client: client.clone(),
+                subjects: subjects.clone(),
+                node_id: node_id.clone(),
+                pending: pending.clone(),
+                live: live.clone(),
+                counters: counters.clone(),
+                active: HashMap::new(),
+            }
+            .run(),
+        );
+        if !hub.set_interest_listener(pending.clone()) {
+            tracing::warn!(
+                "the hub already has an interest listener; this NATS bus will not subscribe"
+            );
+        }
+        // Whatever the hub held before the listener was set.
+        for interest in hub.interests() {
+            crate::InterestListener::interest_changed(pending.as_ref(), interest);
+        }
+        tracing::info!(node_id = %node_id, prefix = %subjects.prefix, "NATS bus started");
+        Ok(NatsBus {
+            hub,
+            client,
+            node_id,
+            subjects,
+            outbox,
+            counters,
+            live,
+            connects,
+            tasks: vec![publisher.abort_handle(), subscriber.abort_handle()],
+        })
+    }
+
+    /// This node's id, as carried in every envelope it publishes.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// Counts of what the bus did, for metrics.
+    pub fn stats(&self) -> NatsStats {
+        NatsStats {
+            published: self.counters.published.load(Ordering::Relaxed),
+            dropped: self.counters.dropped.load(Ordering::Relaxed),
+            received: self.counters.received.load(Ordering::Relaxed),
+            undecodable: self.counters.undecodable.load(Ordering::Relaxed),
+            subscriptions: self.counters.subscriptions.load(Ordering::Relaxed),
+            connects: *self.connects.borrow(),
+        }
+    }
+
+    /// Bumped every time the NATS connection is (re)established. After a
+    /// bump past 1, other nodes' publishes may have been lost while it was
+    /// down: a server may want to tell its connections to sync.
+    pub fn connects(&self) -> watch::Receiver<u64> {
+        self.connects.clone()
+    }
+
+    /// Waits (at most 2 s) until everything published so far has reached
+    /// the NATS server.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        let queued = tokio::time::timeout(FLUSH_WAIT, self.outbox.send(Outgoing::Flush(done)));
+        if let Ok(Ok(())) = queued.await {
+            let _ = tokio::time::timeout(FLUSH_WAIT, wait).await;
+        }
+    }
+
+    fn enqueue(&self, subject: Subject, payload: Vec<u8>) {
+        let outgoing = Outgoing::Publish {
+            subject,
+            payload: Bytes::from(payload),
+        };
+        match self.outbox.try_send(outgoing) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => self.counters.dropped("outbox full"),
+            Err(mpsc::error::TrySendError::Closed(_)) => self.counters.dropped("bus closed"),
+        }
+    }
+}
+
+impl Bus for NatsBus {
+    fn publish(&self, messages: Vec<(UserId, Outbound)>) {
+        {
+            // One envelope per user (in publish order), so a group message
+            // is one NATS message per member and a user's events stay in order.
+            let mut order: Vec<(UserId, Vec<&Outbound>)> = Vec::new();
+            let mut index: HashMap<UserId, usize> = HashMap::with_capacity(messages.len());
+            for (user_id, message) in &messages {
+                let i = *index.entry(*user_id).or_insert_with(|| {
+                    order.push((*user_id, Vec::with_capacity(1)));
+                    order.len() - 1
+                });
+                order[i].1.push(message);
+            }
+            for (user_id, messages) in order {
+                match envelope::encode_user(&self.node_id, &messages) {
+                    Ok(envelopes) => {
+                        let subject = self.subjects.of(Interest::User(user_id));
+                        for payload in envelopes {
+                            self.enqueue(subject.clone(), payload);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "encoding a bus envelope");
+                        self.counters.dropped("encoding");
+                    }
+                }
+            }
+        }
+        self.hub.deliver(messages);
+    }
+
+    fn publish_topic(&self, topic: Topic, message: TopicMessage) {
+        match envelope::encode_topic(&self.node_id, &message) {
+            Ok(payload) => self.enqueue(self.subjects.of(Interest::Topic(topic)), payload),
+            Err(e) => {
+                tracing::error!(error = %e, "encoding a bus envelope");
+                self.counters.dropped("encoding");
+            }
+        }
+        self.hub.deliver_topic(topic, &message);
+    }
+
+    fn subscribed(&self, user_id: UserId) -> BusFuture {
+        let live = self.live.clone();
+        Box::pin(async move {
+            if tokio::time::timeout(SUBSCRIBED_WAIT, live.confirmed(Interest::User(user_id)))
+                .await
+                .is_err()
+            {
+                tracing::warn!(%user_id, "NATS did not confirm the subscription in time; going on");
+            }
+        })
+    }
+
+    fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    fn close(&self) -> BusFuture {
+        let (done, wait) = oneshot::channel();
+        let queued = self.outbox.try_send(Outgoing::Flush(done)).is_ok();
+        let client = self.client.clone();
+        let tasks = self.tasks.clone();
+        Box::pin(async move {
+            if queued {
+                let _ = tokio::time::timeout(FLUSH_WAIT, wait).await;
+            }
+            for task in tasks {
+                task.abort();
+            }
+            // Unsubscribes everything and closes the connection.
+            let _ = tokio::time::timeout(FLUSH_WAIT, client.drain()).await;
+        })
+    }
+}
+
+impl Drop for NatsBus {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Writes the outbox to NATS in order: one task, one connection, so NATS
+/// keeps the order of every user's envelopes.
+async fn publish_loop(
+    client: async_nats::Client,
+    mut outbox: mpsc::Receiver<Outgoing>,
+    counters: Arc<Counters>,
+) {
+    while let Some(outgoing) = outbox.recv().await {
+        match outgoing {
+            Outgoing::Publish { subject, payload } => {
+                match client.publish(subject, payload).await {
+                    Ok(()) => {
+                        counters.published.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "NATS publish");
+                        counters.dropped("publish refused");
+                    }
+                }
+            }
+            Outgoing::Flush(done) => {
+                let _ = tokio::time::timeout(FLUSH_WAIT, client.flush()).await;
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+/// Dot-separated tokens of letters, digits, `-`, `_` (no wildcards, no spaces).
+fn valid_prefix(prefix: &str) -> bool {
+    !prefix.is_empty()
+        && prefix.len() <= 128
+        && prefix.split('.').all(|token| {
+            !token.is_empty()
+                && token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+fn valid_node_id(node_id: &str) -> bool {
+    !node_id.is_empty()
+        && node_id.len() <= 64
+        && node_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_and_node_ids_are_checked() {
+        assert!(valid_prefix("hark"));
+        assert!(valid_prefix("test.hark_1-x"));
+        for bad in ["", "a..b", ".a", "a.", "a.*", "a.>", "a b", "ä"] {
+            assert!(!valid_prefix(bad), "{bad:?}");
+        }
+        assert!(valid_node_id("node-1_a"));
+        assert!(!valid_node_id(""));
+        assert!(!valid_node_id("a.b"));
+        assert!(!valid_node_id(&"x".repeat(65)));
+    }
+
+    #[test]
+    fn subjects_are_exact() {
+        use hark_proto::ChatId;
+        let subjects = Subjects {
+            prefix: Arc::from("hark"),
+        };
+        assert_eq!(subjects.of(Interest::User(UserId(7))).as_str(), "hark.u.7");
+        assert_eq!(
+            subjects
+                .of(Interest::Topic(Topic::User(UserId(7))))
+                .as_str(),
+            "hark.t.u.7"
+        );
+        assert_eq!(
+            subjects
+                .of(Interest::Topic(Topic::Chat(ChatId(3))))
+                .as_str(),
+            "hark.t.c.3"
+        );
+    }
+}
