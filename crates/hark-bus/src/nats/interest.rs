@@ -8,7 +8,7 @@
 //! All subscriptions are polled by that one task (no task per user).
 
 use super::envelope::{self, Body};
-use super::{Counters, Subjects, FLUSH_WAIT};
+use super::{Counters, Subjects};
 use crate::hub::{Interest, InterestListener};
 use crate::Hub;
 use futures_util::stream::{SelectAll, StreamExt};
@@ -16,6 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use tokio::sync::{oneshot, Notify};
 
 /// Interest changes not yet acted on. A set, so a burst of connects and
@@ -72,6 +73,7 @@ pub(super) struct Subscriber {
     pub(super) client: async_nats::Client,
     pub(super) subjects: Subjects,
     pub(super) node_id: Arc<str>,
+    pub(super) ping: async_nats::Subject,
     pub(super) pending: Arc<Pending>,
     pub(super) live: Arc<Live>,
     pub(super) counters: Arc<Counters>,
@@ -106,6 +108,7 @@ impl Subscriber {
             .drain()
             .collect();
         let mut added = Vec::new();
+        let mut removed = false;
         for interest in keys {
             let wanted = self.hub.is_interested(interest);
             let have = self.active.contains_key(&interest);
@@ -129,11 +132,26 @@ impl Subscriber {
                 }
             } else if !wanted && have {
                 self.active.remove(&interest);
+                removed = true;
                 self.live
                     .confirmed
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&interest);
+            }
+        }
+        if removed {
+            // The ended streams go (and send their UNSUB) the next time the
+            // set is polled: poll it now, so the count below is true once
+            // it is seen.
+            loop {
+                let next = std::future::poll_fn(|cx| Poll::Ready(incoming.poll_next_unpin(cx)));
+                match next.await {
+                    Poll::Ready(Some((interest, message))) => {
+                        self.deliver(interest, &message.payload)
+                    }
+                    Poll::Ready(None) | Poll::Pending => break,
+                }
             }
         }
         self.counters
@@ -142,12 +160,11 @@ impl Subscriber {
         if added.is_empty() {
             return;
         }
-        // One round trip confirms the whole batch. If NATS does not answer,
-        // go on: it resubscribes by itself when it is back, and nothing
-        // waits on live delivery for correctness.
-        if tokio::time::timeout(FLUSH_WAIT, self.client.flush())
-            .await
-            .is_err()
+        // One round trip confirms the whole batch. If NATS is down or does
+        // not answer, go on: it resubscribes by itself when it is back, and
+        // nothing waits on live delivery for correctness.
+        if super::is_connected(&self.client)
+            && !super::round_trip(&self.client, self.ping.clone()).await
         {
             tracing::debug!(
                 count = added.len(),

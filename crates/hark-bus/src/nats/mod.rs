@@ -136,6 +136,13 @@ struct Subjects {
 }
 
 impl Subjects {
+    /// A subject nobody subscribes to: a request to it comes back at once as
+    /// "no responders", which proves the server has processed everything
+    /// this connection sent before it.
+    fn ping(&self, node_id: &str) -> Subject {
+        Subject::from(format!("{}.ping.{node_id}", self.prefix))
+    }
+
     fn of(&self, interest: Interest) -> Subject {
         let prefix = &self.prefix;
         Subject::from(match interest {
@@ -225,7 +232,7 @@ impl NatsBus {
                                 "NATS bus subscription fell behind; messages dropped"
                             );
                         }
-                        other => tracing::info!(event = %other, "NATS bus"),
+                        other => tracing::debug!(event = %other, "NATS bus"),
                     }
                 }
             });
@@ -246,13 +253,20 @@ impl NatsBus {
         let pending = Arc::new(Pending::default());
         let (outbox, outbox_rx) = mpsc::channel(options.outbox_capacity);
 
-        let publisher = tokio::spawn(publish_loop(client.clone(), outbox_rx, counters.clone()));
+        let ping = subjects.ping(&node_id);
+        let publisher = tokio::spawn(publish_loop(
+            client.clone(),
+            ping.clone(),
+            outbox_rx,
+            counters.clone(),
+        ));
         let subscriber = tokio::spawn(
             interest::Subscriber {
                 hub: hub.clone(),
                 client: client.clone(),
                 subjects: subjects.clone(),
                 node_id: node_id.clone(),
+                ping,
                 pending: pending.clone(),
                 live: live.clone(),
                 counters: counters.clone(),
@@ -307,14 +321,23 @@ impl NatsBus {
         self.connects.clone()
     }
 
-    /// Waits (at most 2 s) until everything published so far has reached
-    /// the NATS server.
+    /// Waits (at most 2 s) until everything published (and every
+    /// subscription change made) so far has been processed by the NATS
+    /// server.
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         let queued = tokio::time::timeout(FLUSH_WAIT, self.outbox.send(Outgoing::Flush(done)));
         if let Ok(Ok(())) = queued.await {
-            let _ = tokio::time::timeout(FLUSH_WAIT, wait).await;
+            let _ = tokio::time::timeout(2 * FLUSH_WAIT, wait).await;
         }
+    }
+
+    /// Waits (at most 5 s) until this node's subscription for `interest` is
+    /// confirmed by the NATS server; `false` if it was not in time. The hub
+    /// must already hold that interest (a connection of the user, a watcher
+    /// of the topic). [`Bus::subscribed`] is this for a user.
+    pub async fn subscribed_to(&self, interest: Interest) -> bool {
+        confirmed(&self.live, interest).await
     }
 
     fn enqueue(&self, subject: Subject, payload: Vec<u8>) {
@@ -376,17 +399,14 @@ impl Bus for NatsBus {
     fn subscribed(&self, user_id: UserId) -> BusFuture {
         let live = self.live.clone();
         Box::pin(async move {
-            if tokio::time::timeout(SUBSCRIBED_WAIT, live.confirmed(Interest::User(user_id)))
-                .await
-                .is_err()
-            {
+            if !confirmed(&live, Interest::User(user_id)).await {
                 tracing::warn!(%user_id, "NATS did not confirm the subscription in time; going on");
             }
         })
     }
 
     fn is_connected(&self) -> bool {
-        self.client.connection_state() == async_nats::connection::State::Connected
+        is_connected(&self.client)
     }
 
     fn close(&self) -> BusFuture {
@@ -401,8 +421,10 @@ impl Bus for NatsBus {
             for task in tasks {
                 task.abort();
             }
-            // Unsubscribes everything and closes the connection.
-            let _ = tokio::time::timeout(FLUSH_WAIT, client.drain()).await;
+            if is_connected(&client) {
+                // Unsubscribes everything and closes the connection.
+                let _ = tokio::time::timeout(FLUSH_WAIT, client.drain()).await;
+            }
         })
     }
 }
@@ -415,15 +437,44 @@ impl Drop for NatsBus {
     }
 }
 
+fn is_connected(client: &async_nats::Client) -> bool {
+    client.connection_state() == async_nats::connection::State::Connected
+}
+
+/// Waits (at most [`FLUSH_WAIT`]) until the NATS server has processed
+/// everything this connection sent so far. async-nats' own `flush` only
+/// writes to the socket, which does not prove that a SUB is in place before
+/// another node publishes.
+async fn round_trip(client: &async_nats::Client, ping: Subject) -> bool {
+    match tokio::time::timeout(FLUSH_WAIT, client.request(ping, Bytes::new())).await {
+        Ok(Ok(_)) => true,
+        Ok(Err(e)) => e.kind() == async_nats::RequestErrorKind::NoResponders,
+        Err(_) => false,
+    }
+}
+
+async fn confirmed(live: &Live, interest: Interest) -> bool {
+    tokio::time::timeout(SUBSCRIBED_WAIT, live.confirmed(interest))
+        .await
+        .is_ok()
+}
+
 /// Writes the outbox to NATS in order: one task, one connection, so NATS
 /// keeps the order of every user's envelopes.
 async fn publish_loop(
     client: async_nats::Client,
+    ping: Subject,
     mut outbox: mpsc::Receiver<Outgoing>,
     counters: Arc<Counters>,
 ) {
     while let Some(outgoing) = outbox.recv().await {
+        // While disconnected, async-nats would queue publishes until its
+        // command channel is full and then make us wait; drop them instead,
+        // which keeps that channel free for (un)subscribes and the outbox
+        // free for when NATS is back.
+        let connected = is_connected(&client);
         match outgoing {
+            Outgoing::Publish { .. } if !connected => counters.dropped("NATS disconnected"),
             Outgoing::Publish { subject, payload } => {
                 match client.publish(subject, payload).await {
                     Ok(()) => {
@@ -436,7 +487,9 @@ async fn publish_loop(
                 }
             }
             Outgoing::Flush(done) => {
-                let _ = tokio::time::timeout(FLUSH_WAIT, client.flush()).await;
+                if connected {
+                    round_trip(&client, ping.clone()).await;
+                }
                 let _ = done.send(());
             }
         }
