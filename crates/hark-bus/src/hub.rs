@@ -535,6 +535,85 @@ mod tests {
         assert_eq!(hub.connection_count(), 1);
     }
 
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<Interest>>);
+
+    impl InterestListener for Recorder {
+        fn interest_changed(&self, interest: Interest) {
+            self.0.lock().unwrap().push(interest);
+        }
+    }
+
+    impl Recorder {
+        fn take(&self) -> Vec<Interest> {
+            std::mem::take(&mut *self.0.lock().unwrap())
+        }
+    }
+
+    #[test]
+    fn interest_is_reported_on_first_and_last_connection_and_watcher() {
+        let hub = Hub::new();
+        let recorder = Arc::new(Recorder::default());
+        assert!(hub.set_interest_listener(recorder.clone()));
+        assert!(
+            !hub.set_interest_listener(recorder.clone()),
+            "only one listener"
+        );
+        let user = Interest::User(UserId(1));
+        let chat = Topic::Chat(ChatId(5));
+        let presence = Topic::User(UserId(9));
+
+        let (tx, _rx1) = mpsc::channel(4);
+        let first = hub.register(UserId(1), DeviceId(1), tx, 2).unwrap();
+        assert_eq!(recorder.take(), vec![user]);
+        assert!(hub.is_interested(user));
+        let (tx, _rx2) = mpsc::channel(4);
+        let second = hub.register(UserId(1), DeviceId(2), tx, 2).unwrap();
+        let (tx, _rx3) = mpsc::channel(4);
+        assert!(hub.register(UserId(1), DeviceId(3), tx, 2).is_err());
+        assert_eq!(recorder.take(), vec![], "not the first connection");
+
+        first.watch(vec![(chat, Grant::default())]);
+        second.watch(vec![(chat, Grant::default()), (presence, Grant::default())]);
+        assert_eq!(
+            recorder.take(),
+            vec![Interest::Topic(chat), Interest::Topic(presence)]
+        );
+        let mut all = hub.interests();
+        all.sort_by_key(|i| format!("{i:?}"));
+        assert_eq!(all.len(), 3);
+        // Replacing a watch list reports only what changed.
+        second.watch(vec![(chat, Grant::default())]);
+        assert_eq!(recorder.take(), vec![Interest::Topic(presence)]);
+        assert!(!hub.is_interested(Interest::Topic(presence)));
+
+        drop(first);
+        assert_eq!(recorder.take(), vec![], "one connection and watcher left");
+        hub.deliver_topic(chat, &TopicMessage::Unwatch { user: UserId(1) });
+        assert_eq!(recorder.take(), vec![Interest::Topic(chat)]);
+        assert!(!hub.is_interested(Interest::Topic(chat)));
+        drop(second);
+        assert_eq!(recorder.take(), vec![user]);
+        assert!(!hub.is_interested(user));
+
+        // A refused first registration leaves nothing behind.
+        let (tx, _rx4) = mpsc::channel(4);
+        assert!(hub.register(UserId(2), DeviceId(4), tx, 0).is_err());
+        assert!(!hub.is_interested(Interest::User(UserId(2))));
+        assert_eq!(recorder.take(), vec![]);
+
+        // Reset and shutdown report too.
+        let (tx, _rx5) = mpsc::channel(4);
+        let third = hub.register(UserId(3), DeviceId(5), tx, 2).unwrap();
+        third.watch(vec![(presence, Grant::default())]);
+        recorder.take();
+        hub.deliver_topic(presence, &TopicMessage::Reset);
+        assert_eq!(recorder.take(), vec![Interest::Topic(presence)]);
+        hub.close_all();
+        assert_eq!(recorder.take(), vec![Interest::User(UserId(3))]);
+        assert!(hub.interests().is_empty());
+    }
+
     #[tokio::test]
     async fn revocation_reaches_only_that_device_and_limits_hold() {
         let hub = Hub::new();

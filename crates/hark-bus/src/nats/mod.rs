@@ -1,13 +1,14 @@
 //! [`NatsBus`]: live fan-out between nodes over NATS core subjects.
 //!
 //! Three tasks per bus: async-nats' own connection task, the publisher
-//! (drains the bounded outbox onto the connection in order) and the
+//! (encodes what the bounded outbox holds and writes it in order) and the
 //! subscriber (keeps the subscriptions in step with the hub's interest and
 //! hands what arrives to the hub). The crate docs describe subjects and
 //! envelope.
 
 mod envelope;
 mod interest;
+mod publisher;
 
 use crate::hub::{Interest, Topic};
 use crate::{Bus, BusError, BusFuture, Hub, Outbound, TopicMessage};
@@ -15,6 +16,7 @@ use async_nats::Subject;
 use bytes::Bytes;
 use hark_proto::UserId;
 use interest::{Live, Pending};
+use publisher::{Budget, Outgoing, Publisher};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -54,7 +56,7 @@ impl NatsOptions {
             url: url.into(),
             prefix: prefix.into(),
             node_id: None,
-            outbox_capacity: 16 * 1024,
+            outbox_capacity: 64 * 1024,
             retry_on_initial_connect: false,
             connect_timeout: Duration::from_secs(5),
         }
@@ -66,9 +68,10 @@ impl NatsOptions {
         self
     }
 
-    /// How many envelopes may wait for the NATS connection before publishes
-    /// are dropped (default 16,384: a few seconds of a busy node, some
-    /// megabytes at most).
+    /// How many messages (an [`Outbound`] for one user, or one piece of
+    /// topic news) may wait for the NATS connection before publishes are
+    /// dropped (default 65,536: seconds of a busy node; each holds 40 bytes
+    /// plus its share of the event JSON).
     pub fn outbox_capacity(mut self, capacity: usize) -> Self {
         self.outbox_capacity = capacity.max(1);
         self
@@ -91,12 +94,12 @@ impl NatsOptions {
 /// What the bus has done since it started, for metrics and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NatsStats {
-    /// Envelopes handed to the NATS connection.
+    /// Messages handed to the NATS connection (in envelopes).
     pub published: u64,
-    /// Envelopes dropped: the outbox was full (NATS down or too slow), or
-    /// the connection refused them. Clients repair through sync.
+    /// Messages dropped: the outbox was full (NATS too slow), NATS was
+    /// down, or the connection refused them. Clients repair through sync.
     pub dropped: u64,
-    /// Envelopes received from other nodes.
+    /// Envelopes received from other nodes (one per user and publish).
     pub received: u64,
     /// Envelopes received that could not be read (and were dropped).
     pub undecodable: u64,
@@ -116,12 +119,13 @@ struct Counters {
 }
 
 impl Counters {
-    fn dropped(&self, why: &str) {
-        let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-        // Warn on the 1st, 2nd, 4th, 8th… drop: loud at first, bounded after.
-        if n.is_power_of_two() {
+    fn dropped(&self, count: usize, why: &str) {
+        let count = count as u64;
+        let before = self.dropped.fetch_add(count, Ordering::Relaxed);
+        // Warn when the total passes 1, 2, 4, 8…: loud at first, bounded after.
+        if count > 0 && before.checked_ilog2() != (before + count).checked_ilog2() {
             tracing::warn!(
-                dropped_total = n,
+                dropped_total = before + count,
                 why,
                 "NATS bus dropped live fan-out; clients will catch up through sync"
             );
@@ -153,15 +157,6 @@ impl Subjects {
     }
 }
 
-enum Outgoing {
-    Publish {
-        subject: Subject,
-        payload: Bytes,
-    },
-    /// Answered once everything before it was written and the server replied.
-    Flush(oneshot::Sender<()>),
-}
-
 /// A [`Bus`] between nodes over NATS core subjects: delivers to this node's
 /// hub at once and to the other nodes' hubs through NATS. See the crate docs
 /// for subjects, envelope and what happens while NATS is down.
@@ -169,9 +164,11 @@ pub struct NatsBus {
     hub: Arc<Hub>,
     client: async_nats::Client,
     node_id: Arc<str>,
-    subjects: Subjects,
-    /// Bounded: `publish` never waits, it drops (and counts) when full.
-    outbox: mpsc::Sender<Outgoing>,
+    /// Never waits; bounded by `budget`.
+    outbox: mpsc::UnboundedSender<Outgoing>,
+    /// Messages the outbox may still take: `publish` drops (and counts)
+    /// what does not fit, so memory stays bounded however long NATS is away.
+    budget: Arc<Budget>,
     counters: Arc<Counters>,
     /// Subscriptions the NATS server has confirmed, for [`Bus::subscribed`].
     live: Arc<Live>,
@@ -251,15 +248,21 @@ impl NatsBus {
         let counters = Arc::new(Counters::default());
         let live = Arc::new(Live::default());
         let pending = Arc::new(Pending::default());
-        let (outbox, outbox_rx) = mpsc::channel(options.outbox_capacity);
+        let (outbox, outbox_rx) = mpsc::unbounded_channel();
+        let budget = Arc::new(Budget::new(options.outbox_capacity));
 
         let ping = subjects.ping(&node_id);
-        let publisher = tokio::spawn(publish_loop(
-            client.clone(),
-            ping.clone(),
-            outbox_rx,
-            counters.clone(),
-        ));
+        let publisher = tokio::spawn(
+            Publisher {
+                client: client.clone(),
+                node_id: node_id.clone(),
+                subjects: subjects.clone(),
+                ping: ping.clone(),
+                counters: counters.clone(),
+                budget: budget.clone(),
+            }
+            .run(outbox_rx),
+        );
         let subscriber = tokio::spawn(
             interest::Subscriber {
                 hub: hub.clone(),
@@ -288,8 +291,8 @@ impl NatsBus {
             hub,
             client,
             node_id,
-            subjects,
             outbox,
+            budget,
             counters,
             live,
             connects,
@@ -326,8 +329,7 @@ impl NatsBus {
     /// server.
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
-        let queued = tokio::time::timeout(FLUSH_WAIT, self.outbox.send(Outgoing::Flush(done)));
-        if let Ok(Ok(())) = queued.await {
+        if self.outbox.send(Outgoing::Flush(done)).is_ok() {
             let _ = tokio::time::timeout(2 * FLUSH_WAIT, wait).await;
         }
     }
@@ -340,59 +342,28 @@ impl NatsBus {
         confirmed(&self.live, interest).await
     }
 
-    fn enqueue(&self, subject: Subject, payload: Vec<u8>) {
-        let outgoing = Outgoing::Publish {
-            subject,
-            payload: Bytes::from(payload),
-        };
-        match self.outbox.try_send(outgoing) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => self.counters.dropped("outbox full"),
-            Err(mpsc::error::TrySendError::Closed(_)) => self.counters.dropped("bus closed"),
+    fn enqueue(&self, count: usize, outgoing: Outgoing) {
+        if !self.budget.take(count) {
+            self.counters.dropped(count, "outbox full");
+        } else if self.outbox.send(outgoing).is_err() {
+            self.counters.dropped(count, "bus closed");
         }
     }
 }
 
 impl Bus for NatsBus {
     fn publish(&self, messages: Vec<(UserId, Outbound)>) {
-        {
-            // One envelope per user (in publish order), so a group message
-            // is one NATS message per member and a user's events stay in order.
-            let mut order: Vec<(UserId, Vec<&Outbound>)> = Vec::new();
-            let mut index: HashMap<UserId, usize> = HashMap::with_capacity(messages.len());
-            for (user_id, message) in &messages {
-                let i = *index.entry(*user_id).or_insert_with(|| {
-                    order.push((*user_id, Vec::with_capacity(1)));
-                    order.len() - 1
-                });
-                order[i].1.push(message);
-            }
-            for (user_id, messages) in order {
-                match envelope::encode_user(&self.node_id, &messages) {
-                    Ok(envelopes) => {
-                        let subject = self.subjects.of(Interest::User(user_id));
-                        for payload in envelopes {
-                            self.enqueue(subject.clone(), payload);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "encoding a bus envelope");
-                        self.counters.dropped("encoding");
-                    }
-                }
-            }
+        if messages.is_empty() {
+            return;
         }
+        // Cloning only bumps the event JSON's reference counts; encoding
+        // happens on the publisher task, off the commit path.
+        self.enqueue(messages.len(), Outgoing::Users(messages.clone()));
         self.hub.deliver(messages);
     }
 
     fn publish_topic(&self, topic: Topic, message: TopicMessage) {
-        match envelope::encode_topic(&self.node_id, &message) {
-            Ok(payload) => self.enqueue(self.subjects.of(Interest::Topic(topic)), payload),
-            Err(e) => {
-                tracing::error!(error = %e, "encoding a bus envelope");
-                self.counters.dropped("encoding");
-            }
-        }
+        self.enqueue(1, Outgoing::Topic(topic, message.clone()));
         self.hub.deliver_topic(topic, &message);
     }
 
@@ -411,7 +382,7 @@ impl Bus for NatsBus {
 
     fn close(&self) -> BusFuture {
         let (done, wait) = oneshot::channel();
-        let queued = self.outbox.try_send(Outgoing::Flush(done)).is_ok();
+        let queued = self.outbox.send(Outgoing::Flush(done)).is_ok();
         let client = self.client.clone();
         let tasks = self.tasks.clone();
         Box::pin(async move {
@@ -457,43 +428,6 @@ async fn confirmed(live: &Live, interest: Interest) -> bool {
     tokio::time::timeout(SUBSCRIBED_WAIT, live.confirmed(interest))
         .await
         .is_ok()
-}
-
-/// Writes the outbox to NATS in order: one task, one connection, so NATS
-/// keeps the order of every user's envelopes.
-async fn publish_loop(
-    client: async_nats::Client,
-    ping: Subject,
-    mut outbox: mpsc::Receiver<Outgoing>,
-    counters: Arc<Counters>,
-) {
-    while let Some(outgoing) = outbox.recv().await {
-        // While disconnected, async-nats would queue publishes until its
-        // command channel is full and then make us wait; drop them instead,
-        // which keeps that channel free for (un)subscribes and the outbox
-        // free for when NATS is back.
-        let connected = is_connected(&client);
-        match outgoing {
-            Outgoing::Publish { .. } if !connected => counters.dropped("NATS disconnected"),
-            Outgoing::Publish { subject, payload } => {
-                match client.publish(subject, payload).await {
-                    Ok(()) => {
-                        counters.published.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "NATS publish");
-                        counters.dropped("publish refused");
-                    }
-                }
-            }
-            Outgoing::Flush(done) => {
-                if connected {
-                    round_trip(&client, ping.clone()).await;
-                }
-                let _ = done.send(());
-            }
-        }
-    }
 }
 
 /// Dot-separated tokens of letters, digits, `-`, `_` (no wildcards, no spaces).

@@ -75,6 +75,10 @@ async fn live_delivery_resumes_after_nats_restarts() {
     let a = Node::start(&nats.url(), prefix).await;
     let b = Node::start(&nats.url(), prefix).await;
     let mut bob = b.connect(1, 10).await;
+    let chat = hark_bus::Topic::Chat(hark_proto::ChatId(5));
+    bob.registration
+        .watch(vec![(chat, hark_bus::Grant::default())]);
+    assert!(b.bus.subscribed_to(hark_bus::Interest::Topic(chat)).await);
     a.publish_events(1, [1]);
     assert_eq!(bob.positions(1).await, vec![1]);
     assert_eq!(a.bus.stats().connects, 1);
@@ -123,6 +127,16 @@ async fn live_delivery_resumes_after_nats_restarts() {
         }
     }
     assert_eq!(fresh, (2000..2010).collect::<Vec<_>>());
+    // The topic subscription was renewed as well.
+    let typing = hark_proto::TypingState {
+        chat_id: hark_proto::ChatId(5),
+        user_id: UserId(3),
+        activity: hark_proto::Activity::Typing,
+        expires_in_ms: 5000,
+    };
+    a.bus
+        .publish_topic(chat, hark_bus::TopicMessage::Typing(typing));
+    assert!(matches!(bob.recv().await, Outbound::Typing(t) if t == typing));
     bob.assert_empty();
     a.close().await;
     b.close().await;
