@@ -103,6 +103,9 @@ pub struct NatsStats {
     pub received: u64,
     /// Envelopes received that could not be read (and were dropped).
     pub undecodable: u64,
+    /// Times a subscription's buffer in the client overflowed (the
+    /// subscriber task fell behind) and envelopes were lost.
+    pub overflows: u64,
     /// Subjects this node is subscribed to right now.
     pub subscriptions: usize,
     /// Times the connection to NATS was (re)established.
@@ -115,6 +118,7 @@ struct Counters {
     dropped: AtomicU64,
     received: AtomicU64,
     undecodable: AtomicU64,
+    overflows: AtomicU64,
     subscriptions: AtomicUsize,
 }
 
@@ -195,6 +199,8 @@ impl NatsBus {
         };
         let (connects_tx, connects) = watch::channel(0u64);
         let connects_tx = Arc::new(connects_tx);
+        let counters = Arc::new(Counters::default());
+        let events_counters = counters.clone();
         let mut connect = async_nats::ConnectOptions::new()
             .name(format!("hark-{node_id}"))
             // A node delivers its own publishes itself; the server must not
@@ -214,6 +220,7 @@ impl NatsBus {
             })
             .event_callback(move |event| {
                 let connects_tx = connects_tx.clone();
+                let counters = events_counters.clone();
                 async move {
                     match event {
                         async_nats::Event::Connected => {
@@ -224,6 +231,7 @@ impl NatsBus {
                             tracing::warn!("NATS bus disconnected; reconnecting");
                         }
                         async_nats::Event::SlowConsumer(sid) => {
+                            counters.overflows.fetch_add(1, Ordering::Relaxed);
                             tracing::warn!(
                                 sid,
                                 "NATS bus subscription fell behind; messages dropped"
@@ -245,7 +253,6 @@ impl NatsBus {
         let subjects = Subjects {
             prefix: Arc::from(options.prefix),
         };
-        let counters = Arc::new(Counters::default());
         let live = Arc::new(Live::default());
         let pending = Arc::new(Pending::default());
         let (outbox, outbox_rx) = mpsc::unbounded_channel();
@@ -312,6 +319,7 @@ impl NatsBus {
             dropped: self.counters.dropped.load(Ordering::Relaxed),
             received: self.counters.received.load(Ordering::Relaxed),
             undecodable: self.counters.undecodable.load(Ordering::Relaxed),
+            overflows: self.counters.overflows.load(Ordering::Relaxed),
             subscriptions: self.counters.subscriptions.load(Ordering::Relaxed),
             connects: *self.connects.borrow(),
         }

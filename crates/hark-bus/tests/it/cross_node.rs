@@ -193,3 +193,57 @@ async fn a_slow_consumer_on_the_other_node_is_cut_off_there() {
     a.close().await;
     b.close().await;
 }
+
+#[tokio::test]
+async fn a_group_message_reaches_every_member_on_the_other_node_once() {
+    let url = nats_url().await;
+    let prefix = prefix();
+    let a = Node::start(&url, &prefix).await;
+    let b = Node::start(&url, &prefix).await;
+    const MEMBERS: i64 = 1000;
+    let mut members = Vec::new();
+    for user in 1..=MEMBERS {
+        // Registered all at once: the bus subscribes them in batches.
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let registration = b
+            .hub
+            .register(UserId(user), DeviceId(user), tx, 4)
+            .expect("registering");
+        members.push((registration, rx));
+    }
+    for user in 1..=MEMBERS {
+        b.bus.subscribed(UserId(user)).await;
+    }
+    assert_eq!(b.bus.stats().subscriptions, MEMBERS as usize);
+
+    // One commit: the same event (one shared JSON) to every member, twice.
+    for pos in [1, 2] {
+        let event = crate::support::event(pos);
+        a.bus.publish(
+            (1..=MEMBERS)
+                .map(|user| (UserId(user), event.clone()))
+                .collect(),
+        );
+    }
+    for (_, rx) in &mut members {
+        for want in [1, 2] {
+            match tokio::time::timeout(crate::support::ARRIVES, rx.recv()).await {
+                Ok(Some(Outbound::Event { pos, event_json })) => {
+                    assert_eq!(pos.0, want);
+                    assert_eq!(&*event_json, crate::support::event_json_of(want));
+                }
+                other => panic!("expected event {want}, got {other:?}"),
+            }
+        }
+    }
+    for (_, rx) in &mut members {
+        assert!(rx.try_recv().is_err(), "a member got more than two");
+    }
+    let stats = b.bus.stats();
+    assert_eq!(stats.received, 2 * MEMBERS as u64);
+    assert_eq!(stats.overflows, 0);
+    drop(members);
+    b.wait_subscriptions(0).await;
+    a.close().await;
+    b.close().await;
+}
