@@ -8,6 +8,7 @@
     unreachable_pub
 )]
 
+mod conformance;
 mod cross_node;
 mod outage;
 mod support;
