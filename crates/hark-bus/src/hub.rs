@@ -4,7 +4,7 @@ use crate::{Outbound, TopicMessage};
 use hark_proto::{ChatId, DeviceId, PresenceState, UserId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use tokio::sync::mpsc;
 
 /// Why the hub let go of a connection.
@@ -36,6 +36,24 @@ pub enum Topic {
     Chat(ChatId),
 }
 
+/// Something this node can be interested in hearing about from other nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Interest {
+    /// Events of a user: the hub holds at least one of their connections.
+    User(UserId),
+    /// News of a topic: at least one connection here watches it.
+    Topic(Topic),
+}
+
+/// Told when this node may have started or stopped being interested in
+/// something (see [`Hub::set_interest_listener`]). A call is a hint, not a
+/// verdict: the listener asks [`Hub::is_interested`] for the truth when it
+/// acts, so calls may repeat and may be handled in any order. It is called on
+/// connect and disconnect paths, so it must return at once (record and wake).
+pub trait InterestListener: Send + Sync {
+    fn interest_changed(&self, interest: Interest);
+}
+
 /// What a watcher of a user's presence may see (decided when it watched).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Grant {
@@ -57,15 +75,19 @@ struct Watches {
 }
 
 impl Watches {
-    fn drop_conn(&mut self, conn_id: u64) {
+    /// Drops a connection's watches; returns the topics nobody watches any more.
+    fn drop_conn(&mut self, conn_id: u64) -> Vec<Topic> {
+        let mut unwatched = Vec::new();
         for topic in self.by_conn.remove(&conn_id).unwrap_or_default() {
             if let Some(watchers) = self.by_topic.get_mut(&topic) {
                 watchers.retain(|w| w.conn_id != conn_id);
                 if watchers.is_empty() {
                     self.by_topic.remove(&topic);
+                    unwatched.push(topic);
                 }
             }
         }
+        unwatched
     }
 }
 
@@ -76,6 +98,9 @@ pub struct Hub {
     users: RwLock<HashMap<UserId, Vec<Entry>>>,
     watches: RwLock<Watches>,
     next_conn: AtomicU64,
+    /// A bus between nodes that subscribes to what this node is interested
+    /// in; unset on a single node, where delivery never asks.
+    interest: OnceLock<Arc<dyn InterestListener>>,
 }
 
 /// A connection's place in the hub; dropping it unregisters the connection.
@@ -101,18 +126,31 @@ impl Registration {
 impl Registration {
     /// Replaces what this connection watches.
     pub fn watch(&self, topics: Vec<(Topic, Grant)>) {
-        let mut watches = self.hub.watches.write().unwrap_or_else(|e| e.into_inner());
-        watches.drop_conn(self.conn_id);
-        let mut mine = Vec::with_capacity(topics.len());
-        for (topic, grant) in topics {
-            watches.by_topic.entry(topic).or_default().push(Watcher {
-                user_id: self.user_id,
-                conn_id: self.conn_id,
-                grant,
-            });
-            mine.push(topic);
+        let mut changed = {
+            let mut watches = self.hub.watches.write().unwrap_or_else(|e| e.into_inner());
+            let mut changed = watches.drop_conn(self.conn_id);
+            let mut mine = Vec::with_capacity(topics.len());
+            for (topic, grant) in topics {
+                let watchers = watches.by_topic.entry(topic).or_default();
+                if watchers.is_empty() {
+                    changed.push(topic);
+                }
+                watchers.push(Watcher {
+                    user_id: self.user_id,
+                    conn_id: self.conn_id,
+                    grant,
+                });
+                mine.push(topic);
+            }
+            watches.by_conn.insert(self.conn_id, mine);
+            changed
+        };
+        if let Some(listener) = self.hub.interest.get() {
+            changed.dedup();
+            for topic in changed {
+                listener.interest_changed(Interest::Topic(topic));
+            }
         }
-        watches.by_conn.insert(self.conn_id, mine);
     }
 }
 
@@ -127,6 +165,59 @@ impl Hub {
         Arc::new(Hub::default())
     }
 
+    /// Sets the one listener told when this node gains or loses interest in
+    /// a user or a topic; returns `false` if one was already set. A bus that
+    /// sets it should then call [`Hub::interests`] for what was there before.
+    pub fn set_interest_listener(&self, listener: Arc<dyn InterestListener>) -> bool {
+        self.interest.set(listener).is_ok()
+    }
+
+    /// Everything this node is interested in right now.
+    pub fn interests(&self) -> Vec<Interest> {
+        let mut all: Vec<Interest> = {
+            let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+            users
+                .iter()
+                .filter(|(_, entries)| !entries.is_empty())
+                .map(|(user_id, _)| Interest::User(*user_id))
+                .collect()
+        };
+        let watches = self.watches.read().unwrap_or_else(|e| e.into_inner());
+        all.extend(
+            watches
+                .by_topic
+                .iter()
+                .filter(|(_, watchers)| !watchers.is_empty())
+                .map(|(topic, _)| Interest::Topic(*topic)),
+        );
+        all
+    }
+
+    /// Whether this node holds a connection of the user, or a watcher of the topic.
+    pub fn is_interested(&self, interest: Interest) -> bool {
+        match interest {
+            Interest::User(user_id) => self
+                .users
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&user_id)
+                .is_some_and(|entries| !entries.is_empty()),
+            Interest::Topic(topic) => self
+                .watches
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .by_topic
+                .get(&topic)
+                .is_some_and(|watchers| !watchers.is_empty()),
+        }
+    }
+
+    fn interest_changed(&self, interest: Interest) {
+        if let Some(listener) = self.interest.get() {
+            listener.interest_changed(interest);
+        }
+    }
+
     /// Registers a connection whose outbound queue is `tx`. The hub holds the
     /// only sender, so when the hub lets go the connection's receiver ends.
     pub fn register(
@@ -138,17 +229,26 @@ impl Hub {
     ) -> Result<Registration, TooManyConnections> {
         let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let reason = Arc::new(Mutex::new(None));
-        let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
-        let entries = users.entry(user_id).or_default();
-        if entries.len() >= max_per_user {
-            return Err(TooManyConnections);
+        let first = {
+            let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
+            let entries = users.entry(user_id).or_default();
+            if entries.len() >= max_per_user {
+                if entries.is_empty() {
+                    users.remove(&user_id);
+                }
+                return Err(TooManyConnections);
+            }
+            entries.push(Entry {
+                conn_id,
+                device_id,
+                tx,
+                reason: reason.clone(),
+            });
+            entries.len() == 1
+        };
+        if first {
+            self.interest_changed(Interest::User(user_id));
         }
-        entries.push(Entry {
-            conn_id,
-            device_id,
-            tx,
-            reason: reason.clone(),
-        });
         Ok(Registration {
             hub: self.clone(),
             user_id,
@@ -193,13 +293,38 @@ impl Hub {
             let mut watches = self.watches.write().unwrap_or_else(|e| e.into_inner());
             match message {
                 TopicMessage::Unwatch { user } => {
-                    if let Some(watchers) = watches.by_topic.get_mut(&topic) {
-                        watchers.retain(|w| w.user_id != *user);
+                    let Some(watchers) = watches.by_topic.get_mut(&topic) else {
+                        return;
+                    };
+                    let mut gone = Vec::new();
+                    watchers.retain(|w| {
+                        let keep = w.user_id != *user;
+                        if !keep {
+                            gone.push(w.conn_id);
+                        }
+                        keep
+                    });
+                    let unwatched = watchers.is_empty();
+                    if unwatched {
+                        watches.by_topic.remove(&topic);
+                    }
+                    for conn_id in gone {
+                        if let Some(topics) = watches.by_conn.get_mut(&conn_id) {
+                            topics.retain(|t| *t != topic);
+                        }
+                    }
+                    drop(watches);
+                    if unwatched {
+                        self.interest_changed(Interest::Topic(topic));
                     }
                     return;
                 }
                 TopicMessage::Reset => {
-                    for w in watches.by_topic.remove(&topic).unwrap_or_default() {
+                    let watchers = watches.by_topic.remove(&topic).unwrap_or_default();
+                    if !watchers.is_empty() {
+                        self.interest_changed(Interest::Topic(topic));
+                    }
+                    for w in watchers {
                         if let Some(topics) = watches.by_conn.get_mut(&w.conn_id) {
                             topics.retain(|t| *t != topic);
                         }
@@ -250,11 +375,20 @@ impl Hub {
 
     /// Lets go of every connection, telling each it is for shutdown.
     pub fn close_all(&self) {
-        let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
-        for (_, entries) in users.drain() {
-            for entry in entries {
-                set_reason(&entry.reason, CloseReason::ShuttingDown);
-            }
+        let gone: Vec<UserId> = {
+            let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
+            users
+                .drain()
+                .map(|(user_id, entries)| {
+                    for entry in entries {
+                        set_reason(&entry.reason, CloseReason::ShuttingDown);
+                    }
+                    user_id
+                })
+                .collect()
+        };
+        for user_id in gone {
+            self.interest_changed(Interest::User(user_id));
         }
     }
 
@@ -265,21 +399,33 @@ impl Hub {
     }
 
     fn remove(&self, user_id: UserId, conn_id: u64, reason: Option<CloseReason>) {
-        self.watches
+        let unwatched = self
+            .watches
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .drop_conn(conn_id);
-        let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(entries) = users.get_mut(&user_id) {
-            if let Some(i) = entries.iter().position(|e| e.conn_id == conn_id) {
-                let entry = entries.swap_remove(i);
-                if let Some(reason) = reason {
-                    set_reason(&entry.reason, reason);
+        let last = {
+            let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
+            let mut last = false;
+            if let Some(entries) = users.get_mut(&user_id) {
+                if let Some(i) = entries.iter().position(|e| e.conn_id == conn_id) {
+                    let entry = entries.swap_remove(i);
+                    if let Some(reason) = reason {
+                        set_reason(&entry.reason, reason);
+                    }
+                    last = entries.is_empty();
+                }
+                if entries.is_empty() {
+                    users.remove(&user_id);
                 }
             }
-            if entries.is_empty() {
-                users.remove(&user_id);
-            }
+            last
+        };
+        if last {
+            self.interest_changed(Interest::User(user_id));
+        }
+        for topic in unwatched {
+            self.interest_changed(Interest::Topic(topic));
         }
     }
 }
@@ -392,6 +538,85 @@ mod tests {
         );
         drop(b);
         assert_eq!(hub.connection_count(), 1);
+    }
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<Interest>>);
+
+    impl InterestListener for Recorder {
+        fn interest_changed(&self, interest: Interest) {
+            self.0.lock().unwrap().push(interest);
+        }
+    }
+
+    impl Recorder {
+        fn take(&self) -> Vec<Interest> {
+            std::mem::take(&mut *self.0.lock().unwrap())
+        }
+    }
+
+    #[test]
+    fn interest_is_reported_on_first_and_last_connection_and_watcher() {
+        let hub = Hub::new();
+        let recorder = Arc::new(Recorder::default());
+        assert!(hub.set_interest_listener(recorder.clone()));
+        assert!(
+            !hub.set_interest_listener(recorder.clone()),
+            "only one listener"
+        );
+        let user = Interest::User(UserId(1));
+        let chat = Topic::Chat(ChatId(5));
+        let presence = Topic::User(UserId(9));
+
+        let (tx, _rx1) = mpsc::channel(4);
+        let first = hub.register(UserId(1), DeviceId(1), tx, 2).unwrap();
+        assert_eq!(recorder.take(), vec![user]);
+        assert!(hub.is_interested(user));
+        let (tx, _rx2) = mpsc::channel(4);
+        let second = hub.register(UserId(1), DeviceId(2), tx, 2).unwrap();
+        let (tx, _rx3) = mpsc::channel(4);
+        assert!(hub.register(UserId(1), DeviceId(3), tx, 2).is_err());
+        assert_eq!(recorder.take(), vec![], "not the first connection");
+
+        first.watch(vec![(chat, Grant::default())]);
+        second.watch(vec![(chat, Grant::default()), (presence, Grant::default())]);
+        assert_eq!(
+            recorder.take(),
+            vec![Interest::Topic(chat), Interest::Topic(presence)]
+        );
+        let mut all = hub.interests();
+        all.sort_by_key(|i| format!("{i:?}"));
+        assert_eq!(all.len(), 3);
+        // Replacing a watch list reports only what changed.
+        second.watch(vec![(chat, Grant::default())]);
+        assert_eq!(recorder.take(), vec![Interest::Topic(presence)]);
+        assert!(!hub.is_interested(Interest::Topic(presence)));
+
+        drop(first);
+        assert_eq!(recorder.take(), vec![], "one connection and watcher left");
+        hub.deliver_topic(chat, &TopicMessage::Unwatch { user: UserId(1) });
+        assert_eq!(recorder.take(), vec![Interest::Topic(chat)]);
+        assert!(!hub.is_interested(Interest::Topic(chat)));
+        drop(second);
+        assert_eq!(recorder.take(), vec![user]);
+        assert!(!hub.is_interested(user));
+
+        // A refused first registration leaves nothing behind.
+        let (tx, _rx4) = mpsc::channel(4);
+        assert!(hub.register(UserId(2), DeviceId(4), tx, 0).is_err());
+        assert!(!hub.is_interested(Interest::User(UserId(2))));
+        assert_eq!(recorder.take(), vec![]);
+
+        // Reset and shutdown report too.
+        let (tx, _rx5) = mpsc::channel(4);
+        let third = hub.register(UserId(3), DeviceId(5), tx, 2).unwrap();
+        third.watch(vec![(presence, Grant::default())]);
+        recorder.take();
+        hub.deliver_topic(presence, &TopicMessage::Reset);
+        assert_eq!(recorder.take(), vec![Interest::Topic(presence)]);
+        hub.close_all();
+        assert_eq!(recorder.take(), vec![Interest::User(UserId(3))]);
+        assert!(hub.interests().is_empty());
     }
 
     #[tokio::test]

@@ -1,0 +1,166 @@
+//! The outbox and the task that empties it onto the NATS connection.
+//!
+//! [`Bus::publish`](crate::Bus::publish) only clones `Arc`s into the outbox
+//! (it runs on the store's commit path); this task groups and encodes them
+//! and writes them in order on the one connection, so NATS keeps each
+//! user's order. The outbox is bounded by a message budget, not by waiting.
+
+use super::envelope;
+use super::{is_connected, round_trip, Counters, Subjects};
+use crate::hub::{Interest, Topic};
+use crate::{Outbound, TopicMessage};
+use async_nats::Subject;
+use bytes::Bytes;
+use hark_proto::UserId;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+pub(super) enum Outgoing {
+    Users(Vec<(UserId, Outbound)>),
+    Topic(Topic, TopicMessage),
+    /// Answered once the server has processed everything before it.
+    Flush(oneshot::Sender<()>),
+}
+
+/// How many more messages the outbox may hold.
+pub(super) struct Budget {
+    left: AtomicUsize,
+}
+
+impl Budget {
+    pub(super) fn new(capacity: usize) -> Self {
+        Budget {
+            left: AtomicUsize::new(capacity),
+        }
+    }
+
+    /// Takes room for `count` messages, or none if they do not fit.
+    pub(super) fn take(&self, count: usize) -> bool {
+        self.left
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                left.checked_sub(count)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, count: usize) {
+        self.left.fetch_add(count, Ordering::AcqRel);
+    }
+}
+
+pub(super) struct Publisher {
+    pub(super) client: async_nats::Client,
+    pub(super) node_id: Arc<str>,
+    pub(super) subjects: Subjects,
+    pub(super) ping: Subject,
+    pub(super) counters: Arc<Counters>,
+    pub(super) budget: Arc<Budget>,
+}
+
+impl Publisher {
+    pub(super) async fn run(self, mut outbox: mpsc::UnboundedReceiver<Outgoing>) {
+        while let Some(outgoing) = outbox.recv().await {
+            // While disconnected, async-nats would queue publishes until its
+            // command channel is full and then make us wait; drop them
+            // instead, which keeps that channel free for (un)subscribes.
+            let connected = is_connected(&self.client);
+            match outgoing {
+                Outgoing::Users(messages) => {
+                    let count = messages.len();
+                    if connected {
+                        self.publish_users(&messages).await;
+                    } else {
+                        self.counters.dropped(count, "NATS disconnected");
+                    }
+                    drop(messages);
+                    self.budget.give_back(count);
+                }
+                Outgoing::Topic(topic, message) => {
+                    if !connected {
+                        self.counters.dropped(1, "NATS disconnected");
+                    } else {
+                        match envelope::encode_topic(&self.node_id, &message) {
+                            Ok(payload) => {
+                                let subject = self.subjects.of(Interest::Topic(topic));
+                                self.send(subject, payload, 1).await;
+                            }
+                            Err(e) => self.unencodable(&e, 1),
+                        }
+                    }
+                    self.budget.give_back(1);
+                }
+                Outgoing::Flush(done) => {
+                    if connected {
+                        round_trip(&self.client, self.ping.clone()).await;
+                    }
+                    let _ = done.send(());
+                }
+            }
+        }
+    }
+
+    /// One envelope per user (in publish order), so a group message is one
+    /// NATS message per member and each user's messages stay in order.
+    async fn publish_users(&self, messages: &[(UserId, Outbound)]) {
+        let mut by_user: Vec<(UserId, Vec<&Outbound>)> = Vec::new();
+        let mut index: HashMap<UserId, usize> = HashMap::with_capacity(messages.len());
+        for (user_id, message) in messages {
+            let i = *index.entry(*user_id).or_insert_with(|| {
+                by_user.push((*user_id, Vec::with_capacity(1)));
+                by_user.len() - 1
+            });
+            by_user[i].1.push(message);
+        }
+        for (user_id, messages) in by_user {
+            match envelope::encode_user(&self.node_id, &messages) {
+                Ok(envelopes) => {
+                    let subject = self.subjects.of(Interest::User(user_id));
+                    let last = envelopes.len().saturating_sub(1);
+                    for (i, payload) in envelopes.into_iter().enumerate() {
+                        // The user's messages count once, with the last envelope.
+                        let count = if i == last { messages.len() } else { 0 };
+                        self.send(subject.clone(), payload, count).await;
+                    }
+                }
+                Err(e) => self.unencodable(&e, messages.len()),
+            }
+        }
+    }
+
+    async fn send(&self, subject: Subject, payload: Vec<u8>, count: usize) {
+        match self.client.publish(subject, Bytes::from(payload)).await {
+            Ok(()) => {
+                self.counters
+                    .published
+                    .fetch_add(count as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "NATS publish");
+                self.counters.dropped(count, "publish refused");
+            }
+        }
+    }
+
+    fn unencodable(&self, error: &serde_json::Error, count: usize) {
+        tracing::error!(error = %error, "encoding a bus envelope");
+        self.counters.dropped(count, "encoding");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Budget;
+
+    #[test]
+    fn the_budget_refuses_what_does_not_fit() {
+        let budget = Budget::new(10);
+        assert!(budget.take(6));
+        assert!(!budget.take(5));
+        assert!(budget.take(4));
+        assert!(!budget.take(1));
+        budget.give_back(6);
+        assert!(budget.take(6));
+    }
+}
