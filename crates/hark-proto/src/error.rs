@@ -43,6 +43,9 @@ pub enum ErrorCode {
     OriginNotAllowed,
     /// The server is shutting down; reconnect.
     ShuttingDown,
+    /// A service the server depends on (the database, the bus between
+    /// nodes) cannot be reached right now; nothing was done, retry later.
+    Unavailable,
     /// Something failed inside the server; the details are in its log.
     Internal,
 }
@@ -63,7 +66,7 @@ impl ErrorCode {
             ErrorCode::UsernameTaken | ErrorCode::GroupFull | ErrorCode::AlreadyAuthenticated => {
                 409
             }
-            ErrorCode::SlowConsumer | ErrorCode::ShuttingDown => 503,
+            ErrorCode::SlowConsumer | ErrorCode::ShuttingDown | ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
         }
     }
@@ -89,6 +92,7 @@ impl ErrorCode {
             ErrorCode::TooManyConnections => "too_many_connections",
             ErrorCode::OriginNotAllowed => "origin_not_allowed",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
     }

@@ -24,6 +24,12 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Value>,
             "this node is shutting down",
         ));
     }
+    if !state.bus.is_connected() {
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "the bus to the other nodes is down",
+        ));
+    }
     Ok(Json(json!({"status": "ready", "node_id": state.node_id})))
 }
 
@@ -41,7 +47,7 @@ mod tests {
             node_id: Some("n-1".into()),
             ..Default::default()
         };
-        let state = crate::build(config).unwrap().state;
+        let state = crate::build(config).await.unwrap().state;
         let Json(body) = readyz(State(state.clone())).await.unwrap();
         assert_eq!(body, json!({"status": "ready", "node_id": "n-1"}));
         state.shutdown.trigger();

@@ -19,7 +19,7 @@ mod ws;
 
 use anyhow::Context;
 use config::{Config, ServeArgs};
-use hark_bus::{Bus, Hub, InProcessBus};
+use hark_bus::{Bus, Hub, InProcessBus, NatsBus, NatsOptions};
 use hark_store::sqlite::SqliteStore;
 use state::{App, AppState};
 use std::future::Future;
@@ -34,12 +34,12 @@ pub struct Server {
 }
 
 /// Opens the store and wires hub, bus and store together.
-pub fn build(config: Config) -> anyhow::Result<Server> {
+pub async fn build(config: Config) -> anyhow::Result<Server> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let node_id = config.node_id()?;
     let hub = Hub::new();
-    let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new(hub.clone()));
+    let bus = open_bus(&config, &node_id, &hub).await?;
     let listener = Arc::new(messaging::CommitsToBus(bus.clone()));
     let path = config.database_path();
     let store = Arc::new(
@@ -52,6 +52,25 @@ pub fn build(config: Config) -> anyhow::Result<Server> {
     };
     let state = Arc::new(App::new(config, node_id, store, hub, bus).context("starting threads")?);
     Ok(Server { state, close_store })
+}
+
+/// The bus the configuration names: NATS between nodes, or in-process.
+async fn open_bus(config: &Config, node_id: &str, hub: &Arc<Hub>) -> anyhow::Result<Arc<dyn Bus>> {
+    use secrecy::ExposeSecret;
+    let Some(url) = &config.bus else {
+        return Ok(Arc::new(InProcessBus::new(hub.clone())));
+    };
+    let url = url.expose_secret();
+    anyhow::ensure!(
+        url.starts_with("nats://") || url.starts_with("tls://"),
+        "the bus must be a nats:// URL"
+    );
+    let options = NatsOptions::new(url, config.bus_prefix.as_str()).node_id(node_id);
+    let bus = NatsBus::connect_with(options, hub.clone())
+        .await
+        .context("connecting to the NATS bus")?;
+    tracing::info!(node_id, prefix = %config.bus_prefix, "bus: NATS");
+    Ok(Arc::new(bus))
 }
 
 /// Serves until `shutdown` resolves, then closes every WebSocket with a
@@ -84,6 +103,8 @@ pub async fn serve(
     })
     .await
     .context("serving")?;
+    // The last events (the closes' presence news) go out before the bus does.
+    state.bus.close().await;
     tokio::task::spawn_blocking(close_store)
         .await
         .context("closing the store")?;
@@ -97,7 +118,7 @@ pub async fn run_from_args(args: ServeArgs) -> anyhow::Result<()> {
     let listener = bind(config.addr).with_context(|| format!("binding {}", config.addr))?;
     let addr = listener.local_addr()?;
     let data_dir = config.data_dir.clone();
-    let server = build(config)?;
+    let server = build(config).await?;
     println!(
         "hark listening on http://{addr} (data in {})",
         data_dir.display()

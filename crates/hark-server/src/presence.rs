@@ -385,7 +385,7 @@ mod tests {
             },
             ..Config::default()
         };
-        let state = crate::build(config).unwrap().state;
+        let state = crate::build(config).await.unwrap().state;
         let store = &state.store;
         let alice = store.create_user("alice", "alice", "h").await.unwrap();
         let bob = store.create_user("bob", "bob", "h").await.unwrap();

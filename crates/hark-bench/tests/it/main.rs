@@ -41,7 +41,7 @@ async fn server() -> Server {
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let server = hark_server::build(config).unwrap();
+    let server = hark_server::build(config).await.unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
         let _ = hark_server::serve(server, listener, async {

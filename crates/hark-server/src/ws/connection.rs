@@ -105,8 +105,10 @@ async fn open(
         linger(stream).await;
         return None;
     };
-    // Registered before reading the head: anything committed after this
-    // point arrives live, anything before it is in what sync returns.
+    // Registered (and, across nodes, subscribed) before reading the head:
+    // anything committed after this point arrives live, anything before it
+    // is in what sync returns.
+    state.bus.subscribed(who.user.id).await;
     let head = match state.store.head(who.user.id).await {
         Ok(head) => head,
         Err(e) => {

@@ -51,7 +51,7 @@ pub async fn spawn_at(data_dir: PathBuf, addr: &str, adjust: impl FnOnce(&mut Co
     adjust(&mut config);
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = hark_server::build(config).unwrap();
+    let server = hark_server::build(config).await.unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         hark_server::serve(server, listener, async {
