@@ -21,3 +21,11 @@ pub use repo::{
     MessageStore, NewMessage, PresenceRecord, Store, SyncPage,
 };
 pub use rules::Windows;
+
+/// Now, in ms since the epoch: the time every write of a transaction records.
+pub(crate) fn clock_ms() -> i64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
