@@ -34,7 +34,7 @@ pub(crate) const MESSAGE_COLUMNS: &str = "m.chat_id, m.seq, m.sender_id, m.sende
      m.client_id, m.text, m.sent_at, m.reply_to, m.forwarded, m.edited_at, m.deleted_at, \
      EXISTS (SELECT 1 FROM reactions r WHERE r.chat_id = m.chat_id AND r.seq = m.seq)";
 
-/// A message row without its quote and reactions (see [`needs_reactions`]).
+/// A message row without its quote and reactions (see [`MessageRow::into_parts`]).
 pub(crate) struct MessageRow {
     pub(crate) message: Message,
     pub(crate) reply_to: Option<i64>,
@@ -42,9 +42,12 @@ pub(crate) struct MessageRow {
 }
 
 impl MessageRow {
-    /// Whether its reactions are worth reading: a deleted message shows none.
-    pub(crate) fn needs_reactions(&self) -> bool {
-        self.has_reactions && !self.message.deleted
+    /// The message, the seq it replies to (whose quote the reader fills
+    /// in), and whether its reactions are worth reading: a deleted message
+    /// shows none.
+    pub(crate) fn into_parts(self) -> (Message, Option<Seq>, bool) {
+        let needs_reactions = self.has_reactions && !self.message.deleted;
+        (self.message, self.reply_to.map(Seq), needs_reactions)
     }
 }
 

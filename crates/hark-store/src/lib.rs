@@ -10,6 +10,7 @@
 
 mod columns;
 mod error;
+mod pages;
 pub mod postgres;
 mod repo;
 pub mod rules;

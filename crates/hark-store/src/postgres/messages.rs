@@ -7,6 +7,7 @@ use super::rows::{self, complete};
 use super::search::TSVECTOR;
 use super::tx::{Db, Tx};
 use crate::columns::{self, MESSAGE_COLUMNS};
+use crate::pages::HistoryWindow;
 use crate::rules::{self, MessageFacts, Rise, Windows};
 use crate::{HistoryQuery, NewMessage, StoreResult};
 use hark_proto::{ChatId, Event, History, Message, SendAck, Seq, UserId};
@@ -249,7 +250,7 @@ pub(crate) async fn last_message(
     chat_id: ChatId,
     joined_seq: i64,
 ) -> StoreResult<Option<Message>> {
-    let page = page(db, viewer, chat_id, joined_seq, i64::MAX, 1, true).await?;
+    let page = page(db, viewer, chat_id, HistoryWindow::last(joined_seq)).await?;
     Ok(page.into_iter().next())
 }
 
@@ -277,32 +278,18 @@ pub(crate) async fn history(
     query: HistoryQuery,
 ) -> StoreResult<History> {
     let floor = require_member(db, chat_id, viewer).await?.joined_seq;
-    let (low, high, limit, newest_first) = match query {
-        HistoryQuery::Latest { limit } => (floor, i64::MAX, limit, true),
-        HistoryQuery::Before { seq, limit } => (floor, seq.0, limit, true),
-        HistoryQuery::After { seq, limit } => (seq.0.max(floor), i64::MAX, limit, false),
-    };
-    let mut messages = page(db, viewer, chat_id, low, high, limit + 1, newest_first).await?;
-    let has_more = messages.len() > limit as usize;
-    messages.truncate(limit as usize);
-    if newest_first {
-        messages.reverse();
-    }
-    Ok(History { messages, has_more })
+    let window = HistoryWindow::new(query, floor);
+    Ok(window.history(page(db, viewer, chat_id, window).await?))
 }
 
-/// Messages with `low < seq < high` that `viewer` has not deleted for
-/// themselves, nearest to `high` first when `newest_first`.
+/// The messages of `window` that `viewer` has not deleted for themselves.
 async fn page(
     db: &Db,
     viewer: UserId,
     chat_id: ChatId,
-    low: i64,
-    high: i64,
-    limit: u32,
-    newest_first: bool,
+    window: HistoryWindow,
 ) -> StoreResult<Vec<Message>> {
-    let order = if newest_first { "DESC" } else { "ASC" };
+    let order = window.order();
     let sql = format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages m
          WHERE m.chat_id = $1 AND m.seq > $2 AND m.seq < $3
@@ -313,7 +300,13 @@ async fn page(
     let rows = db
         .rows(
             &sql,
-            &[&chat_id.0, &low, &high, &viewer.0, &i64::from(limit)],
+            &[
+                &chat_id.0,
+                &window.low,
+                &window.high,
+                &viewer.0,
+                &i64::from(window.limit),
+            ],
         )
         .await?;
     complete(db, rows, 0).await

@@ -45,14 +45,9 @@ pub(crate) async fn complete(db: &Db, rows: Vec<Row>, at: usize) -> StoreResult<
 }
 
 pub(crate) async fn complete_one(db: &Db, row: MessageRow) -> StoreResult<Message> {
-    let needs_reactions = row.needs_reactions();
-    let MessageRow {
-        mut message,
-        reply_to,
-        ..
-    } = row;
+    let (mut message, reply_to, needs_reactions) = row.into_parts();
     if let Some(seq) = reply_to {
-        message.reply_to = quote(db, message.chat_id, Seq(seq)).await?;
+        message.reply_to = quote(db, message.chat_id, seq).await?;
     }
     if needs_reactions {
         let rows = db

@@ -2,13 +2,10 @@
 
 use super::rows::complete_one;
 use super::tx::Db;
-use crate::columns::{message_row, MESSAGE_COLUMNS};
-use crate::{StoreError, StoreResult, SyncPage};
-use hark_proto::{ChatId, Event, EventFrame, Pos, Seq, UserId};
-
-/// A sync page stops growing past about this many bytes of event JSON, so a
-/// page of large messages stays a reasonable WebSocket frame.
-const SYNC_PAGE_BYTES: usize = 512 * 1024;
+use crate::columns::MESSAGE_COLUMNS;
+use crate::pages::{StreamPage, StreamRow, STREAM_COLUMNS};
+use crate::{StoreResult, SyncPage};
+use hark_proto::{Pos, UserId};
 
 pub(crate) async fn head(db: &Db, user_id: UserId) -> StoreResult<Pos> {
     let head: Option<i64> = db
@@ -41,10 +38,7 @@ pub(crate) async fn sync(
 async fn read_page(db: &Db, user_id: UserId, after: Pos, limit: u32) -> StoreResult<SyncPage> {
     let head = head(db, user_id).await?;
     let sql = format!(
-        "SELECT e.pos, e.payload, e.chat_id, e.msg_seq,
-                EXISTS (SELECT 1 FROM hidden_messages h
-                        WHERE h.user_id = e.user_id AND h.chat_id = e.chat_id AND h.seq = e.msg_seq),
-                {MESSAGE_COLUMNS}
+        "SELECT {STREAM_COLUMNS}, {MESSAGE_COLUMNS}
          FROM stream_events e
          LEFT JOIN messages m ON m.chat_id = e.chat_id AND m.seq = e.msg_seq
          WHERE e.user_id = $1 AND e.pos > $2 ORDER BY e.pos LIMIT $3"
@@ -52,35 +46,17 @@ async fn read_page(db: &Db, user_id: UserId, after: Pos, limit: u32) -> StoreRes
     let rows = db
         .rows(&sql, &[&user_id.0, &after.0, &i64::from(limit)])
         .await?;
-    let mut events = Vec::new();
-    let mut bytes = 0;
+    let mut page = StreamPage::default();
     for row in &rows {
-        if bytes >= SYNC_PAGE_BYTES {
+        if page.full() {
             break;
         }
-        let pos = Pos(row.try_get(0)?);
-        let payload: Option<String> = row.try_get(1)?;
-        let hidden: bool = row.try_get(4)?;
-        let event = match payload {
-            Some(json) => {
-                bytes += json.len();
-                serde_json::from_str(&json)
-                    .map_err(|e| StoreError::Corrupt(format!("event at {pos}: {e}")))?
+        match page.read(row)? {
+            StreamRow::Event(pos, event) => page.push(pos, event),
+            StreamRow::Message(pos, message) => {
+                page.push_message(pos, complete_one(db, message).await?)
             }
-            // Deleted for me: the position stays, the content does not.
-            None if hidden => Event::MessageHidden {
-                chat_id: ChatId(row.try_get(2)?),
-                seq: Seq(row.try_get(3)?),
-            },
-            None => {
-                let message = complete_one(db, message_row(row, 5)?).await?;
-                // The text plus the fixed fields around it.
-                bytes += message.text.len() + 200;
-                Event::Message(message)
-            }
-        };
-        events.push(EventFrame { pos, event });
+        }
     }
-    let more = events.last().is_some_and(|e| e.pos < head);
-    Ok(SyncPage { events, head, more })
+    Ok(page.finish(head))
 }

@@ -98,14 +98,11 @@ impl Tx {
         msg_seq: Option<Seq>,
         event: &Event,
     ) -> StoreResult<()> {
-        let json: Arc<str> = serde_json::to_string(event)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?
-            .into();
         self.pending.push(Pending {
             users: users.to_vec(),
             chat_id,
             msg_seq,
-            json,
+            json: crate::pages::event_json(event)?,
         });
         Ok(())
     }
@@ -151,11 +148,7 @@ impl Tx {
                 ev_pos.push(*head);
                 ev_chat.push(p.chat_id.0);
                 ev_seq.push(p.msg_seq.map(|s| s.0));
-                ev_payload.push(if p.msg_seq.is_some() {
-                    None
-                } else {
-                    Some(&*p.json)
-                });
+                ev_payload.push(crate::pages::stored_payload(p.msg_seq, &p.json));
                 deliveries.push(Delivery {
                     user_id: user,
                     pos: Pos(*head),

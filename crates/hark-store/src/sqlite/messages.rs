@@ -7,6 +7,7 @@ use super::rows::{self, message_from_row, MESSAGE_COLUMNS};
 use super::search;
 use super::writer::WriteCtx;
 use crate::columns;
+use crate::pages::HistoryWindow;
 use crate::rules::{self, MessageFacts, Rise, Windows};
 use crate::{HistoryQuery, NewMessage, StoreResult};
 use hark_proto::{ChatId, Event, History, Message, SendAck, Seq, UserId};
@@ -238,7 +239,7 @@ pub(crate) fn last_message(
     chat_id: ChatId,
     joined_seq: i64,
 ) -> StoreResult<Option<Message>> {
-    let page = page(conn, viewer, chat_id, joined_seq, i64::MAX, 1, true)?;
+    let page = page(conn, viewer, chat_id, HistoryWindow::last(joined_seq))?;
     Ok(page.into_iter().next())
 }
 
@@ -264,32 +265,18 @@ pub(crate) fn history(
     query: HistoryQuery,
 ) -> StoreResult<History> {
     let floor = require_member(conn, chat_id, viewer)?.joined_seq;
-    let (low, high, limit, newest_first) = match query {
-        HistoryQuery::Latest { limit } => (floor, i64::MAX, limit, true),
-        HistoryQuery::Before { seq, limit } => (floor, seq.0, limit, true),
-        HistoryQuery::After { seq, limit } => (seq.0.max(floor), i64::MAX, limit, false),
-    };
-    let mut messages = page(conn, viewer, chat_id, low, high, limit + 1, newest_first)?;
-    let has_more = messages.len() > limit as usize;
-    messages.truncate(limit as usize);
-    if newest_first {
-        messages.reverse();
-    }
-    Ok(History { messages, has_more })
+    let window = HistoryWindow::new(query, floor);
+    Ok(window.history(page(conn, viewer, chat_id, window)?))
 }
 
-/// Messages with `low < seq < high` that `viewer` has not deleted for
-/// themselves, nearest to `high` first when `newest_first`.
+/// The messages of `window` that `viewer` has not deleted for themselves.
 fn page(
     conn: &Connection,
     viewer: UserId,
     chat_id: ChatId,
-    low: i64,
-    high: i64,
-    limit: u32,
-    newest_first: bool,
+    window: HistoryWindow,
 ) -> StoreResult<Vec<Message>> {
-    let order = if newest_first { "DESC" } else { "ASC" };
+    let order = window.order();
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages m
          WHERE m.chat_id = :chat AND m.seq > :low AND m.seq < :high
@@ -299,7 +286,7 @@ fn page(
     ))?;
     let rows: Vec<_> = stmt
         .query_map(
-            named_params! {":chat": chat_id.0, ":low": low, ":high": high, ":viewer": viewer.0, ":limit": limit},
+            named_params! {":chat": chat_id.0, ":low": window.low, ":high": window.high, ":viewer": viewer.0, ":limit": window.limit},
             |r| message_from_row(r, 0),
         )?
         .collect::<Result<_, _>>()?;

@@ -34,14 +34,9 @@ pub(crate) fn message_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Messa
 
 /// Fills in the quote and the reactions of a message.
 pub(crate) fn complete(conn: &Connection, row: MessageRow) -> StoreResult<Message> {
-    let needs_reactions = row.needs_reactions();
-    let MessageRow {
-        mut message,
-        reply_to,
-        ..
-    } = row;
+    let (mut message, reply_to, needs_reactions) = row.into_parts();
     if let Some(seq) = reply_to {
-        message.reply_to = quote(conn, message.chat_id, Seq(seq))?;
+        message.reply_to = quote(conn, message.chat_id, seq)?;
     }
     if needs_reactions {
         let mut stmt = conn.prepare_cached(

@@ -106,14 +106,8 @@ impl WriteCtx<'_> {
         msg_seq: Option<Seq>,
         event: &Event,
     ) -> StoreResult<()> {
-        let json: Arc<str> = serde_json::to_string(event)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?
-            .into();
-        let payload = if msg_seq.is_some() {
-            None
-        } else {
-            Some(&*json)
-        };
+        let json = crate::pages::event_json(event)?;
+        let payload = crate::pages::stored_payload(msg_seq, &json);
         let mut insert = self.conn.prepare_cached(
             "INSERT INTO stream_events (user_id, pos, chat_id, msg_seq, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
