@@ -73,8 +73,8 @@ impl PostgresStore {
             .create_timeout(Some(POOL_WAIT))
             .build()
             .map_err(unavailable)?;
-        let db = Db::new(pool.get().await.map_err(unavailable)?);
-        schema::migrate(&db).await?;
+        let mut db = Db::new(pool.get().await.map_err(unavailable)?);
+        schema::migrate(&mut db).await?;
         Ok(PostgresStore {
             pool,
             sequencer: Arc::new(Sequencer::new(listener)),
@@ -363,7 +363,7 @@ impl MessageStore for PostgresStore {
     }
 
     async fn sync(&self, user_id: UserId, after: Pos, limit: u32) -> StoreResult<SyncPage> {
-        self.read(|db| async move { stream::sync(&db, user_id, after, limit).await })
+        self.read(|db| async move { stream::sync(db, user_id, after, limit).await })
             .await
     }
 

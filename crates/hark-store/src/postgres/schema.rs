@@ -129,7 +129,7 @@ CREATE TABLE receipt_times (
 const MIGRATION_LOCK: i64 = 0x0068_6172_6b6d_6967; // "harkmig"
 
 /// Brings the database to the newest schema version.
-pub(crate) async fn migrate(db: &Db) -> StoreResult<()> {
+pub(crate) async fn migrate(db: &mut Db) -> StoreResult<()> {
     db.exec("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await?;
     let result = apply(db).await;
@@ -138,7 +138,7 @@ pub(crate) async fn migrate(db: &Db) -> StoreResult<()> {
     result
 }
 
-async fn apply(db: &Db) -> StoreResult<()> {
+async fn apply(db: &mut Db) -> StoreResult<()> {
     db.batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
              version    BIGINT PRIMARY KEY,
@@ -152,20 +152,22 @@ async fn apply(db: &Db) -> StoreResult<()> {
         if next <= version {
             continue;
         }
-        db.batch("BEGIN").await?;
+        db.begin("BEGIN").await?;
         let applied = async {
             db.batch(sql).await?;
             db.exec(
                 "INSERT INTO schema_migrations (version) VALUES ($1)",
                 &[&next],
             )
-            .await?;
-            db.batch("COMMIT").await
+            .await
         }
         .await;
-        if applied.is_err() {
-            let _ = db.batch("ROLLBACK").await;
-        }
+        db.end(if applied.is_ok() {
+            "COMMIT"
+        } else {
+            "ROLLBACK"
+        })
+        .await?;
         applied?;
     }
     Ok(())

@@ -19,20 +19,17 @@ pub(crate) async fn head(db: &Db, user_id: UserId) -> StoreResult<Pos> {
 /// Reads a page of the user's stream, the page and the head from one
 /// snapshot.
 pub(crate) async fn sync(
-    db: &Db,
+    mut db: Db,
     user_id: UserId,
     after: Pos,
     limit: u32,
 ) -> StoreResult<SyncPage> {
-    db.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    db.begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .await?;
-    let page = read_page(db, user_id, after, limit).await;
-    let end = db
-        .batch(if page.is_ok() { "COMMIT" } else { "ROLLBACK" })
-        .await;
-    let page = page?;
-    end?;
-    Ok(page)
+    let page = read_page(&db, user_id, after, limit).await;
+    db.end(if page.is_ok() { "COMMIT" } else { "ROLLBACK" })
+        .await?;
+    page
 }
 
 async fn read_page(db: &Db, user_id: UserId, after: Pos, limit: u32) -> StoreResult<SyncPage> {

@@ -27,37 +27,77 @@ const RETRIES: u32 = 8;
 
 /// A connection from the pool, with prepared statements cached on it.
 pub(crate) struct Db {
-    client: Object,
+    /// `None` only once dropped.
+    client: Option<Object>,
+    /// Inside a transaction this connection began: dropped so (a caller
+    /// gone mid-read, a panic), it must not go back to the pool.
+    in_transaction: bool,
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            if self.in_transaction {
+                // Closing the connection rolls the transaction back.
+                drop(Object::take(client));
+            }
+        }
+    }
 }
 
 impl Db {
     pub(crate) fn new(client: Object) -> Self {
-        Db { client }
+        Db {
+            client: Some(client),
+            in_transaction: false,
+        }
+    }
+
+    fn client(&self) -> StoreResult<&Object> {
+        self.client.as_ref().ok_or(StoreError::Closed)
     }
 
     pub(crate) async fn rows(&self, sql: &str, params: Params<'_>) -> StoreResult<Vec<Row>> {
-        let stmt = self.client.prepare_cached(sql).await?;
-        Ok(self.client.query(&stmt, params).await?)
+        let client = self.client()?;
+        let stmt = client.prepare_cached(sql).await?;
+        Ok(client.query(&stmt, params).await?)
     }
 
     pub(crate) async fn opt(&self, sql: &str, params: Params<'_>) -> StoreResult<Option<Row>> {
-        let stmt = self.client.prepare_cached(sql).await?;
-        Ok(self.client.query_opt(&stmt, params).await?)
+        let client = self.client()?;
+        let stmt = client.prepare_cached(sql).await?;
+        Ok(client.query_opt(&stmt, params).await?)
     }
 
     pub(crate) async fn one(&self, sql: &str, params: Params<'_>) -> StoreResult<Row> {
-        let stmt = self.client.prepare_cached(sql).await?;
-        Ok(self.client.query_one(&stmt, params).await?)
+        let client = self.client()?;
+        let stmt = client.prepare_cached(sql).await?;
+        Ok(client.query_one(&stmt, params).await?)
     }
 
     /// Runs a statement; the number of rows it changed.
     pub(crate) async fn exec(&self, sql: &str, params: Params<'_>) -> StoreResult<u64> {
-        let stmt = self.client.prepare_cached(sql).await?;
-        Ok(self.client.execute(&stmt, params).await?)
+        let client = self.client()?;
+        let stmt = client.prepare_cached(sql).await?;
+        Ok(client.execute(&stmt, params).await?)
     }
 
     pub(crate) async fn batch(&self, sql: &str) -> StoreResult<()> {
-        Ok(self.client.batch_execute(sql).await?)
+        Ok(self.client()?.batch_execute(sql).await?)
+    }
+
+    /// Begins a transaction (`BEGIN …`).
+    pub(crate) async fn begin(&mut self, sql: &str) -> StoreResult<()> {
+        self.in_transaction = true;
+        self.batch(sql).await
+    }
+
+    /// Ends the transaction (`COMMIT` or `ROLLBACK`); should that fail, the
+    /// connection leaves the pool when dropped.
+    pub(crate) async fn end(&mut self, sql: &str) -> StoreResult<()> {
+        self.batch(sql).await?;
+        self.in_transaction = false;
+        Ok(())
     }
 }
 
@@ -192,7 +232,7 @@ impl Tx {
         // committed, so tickets order every pair that touches a stream in
         // common as their commits do.
         let ticket = (!deliveries.is_empty()).then(|| sequencer.ticket());
-        match self.db.batch("COMMIT").await {
+        match self.db.end("COMMIT").await {
             Ok(()) => {
                 if let Some(ticket) = ticket {
                     ticket.finish(deliveries);
@@ -225,11 +265,10 @@ pub(crate) fn unavailable(e: impl std::fmt::Display) -> StoreError {
 }
 
 /// Ends a failed transaction. A connection whose rollback fails leaves
-/// the pool rather than go back to it inside a transaction.
-async fn roll_back(db: Db) {
-    if let Err(e) = db.batch("ROLLBACK").await {
+/// the pool (see [`Db`]) rather than go back to it inside a transaction.
+async fn roll_back(mut db: Db) {
+    if let Err(e) = db.end("ROLLBACK").await {
         tracing::warn!(error = %e, "rollback failed; dropping the connection");
-        drop(Object::take(db.client));
     }
 }
 
@@ -241,8 +280,8 @@ where
 {
     let mut attempt = 0;
     loop {
-        let db = Db::new(pool.get().await.map_err(unavailable)?);
-        let failed = match db.batch("BEGIN").await {
+        let mut db = Db::new(pool.get().await.map_err(unavailable)?);
+        let failed = match db.begin("BEGIN").await {
             Err(e) => (e, db),
             Ok(()) => {
                 let mut tx = Tx {
