@@ -1,11 +1,35 @@
 //! PostgreSQL behind the repository traits, for many nodes sharing one
-//! database: a pool of connections, each write one transaction of its own
-//! (`tx`), ordered where it must be by row locks (a chat's row for its seq,
-//! each user's `streams` row for their positions), and commits reported
-//! to the listener in commit order (`sequencer`).
+//! database. The rules come from `crate::rules` and the row conversions
+//! and paging from `crate::columns` and `crate::pages`, as SQLite's do;
+//! these modules hold only SQL and transaction mechanics.
 //!
-//! The rules come from `crate::rules` and the row conversions from
-//! `crate::columns`, like SQLite's; these modules hold only SQL.
+//! - Each write is one READ COMMITTED transaction on a pooled connection
+//!   (`tx`), run on a task of its own so a caller that goes away cannot cut
+//!   it short. Writes that lose a race (deadlock, serialization failure, a
+//!   unique key a concurrent commit took) run again; every write looks for
+//!   what it would insert before inserting, so the rerun finds the winner's
+//!   row (a racing resend answers `duplicate`, a racing `create_user`
+//!   `UsernameTaken`).
+//! - Ordering comes from row locks, not from one global lock: a chat's row
+//!   (`SELECT … FOR UPDATE`) orders its changes and hands out its gapless
+//!   `seq`; a member's row orders their watermarks; each user's `streams`
+//!   row hands out their gapless positions. Stream rows are locked last,
+//!   all at once in user-id order, when the transaction ends, so they are
+//!   held only from there to the commit and never in a cycle. A position N
+//!   is handed out only after the transaction holding N-1 committed, so a
+//!   reader that has seen N never later finds a committed N-1, on any node.
+//! - Commits are reported to the listener in commit order (`sequencer`),
+//!   after `COMMIT` returns (`synchronous_commit` on: durable).
+//! - Search is a `tsvector` column (`simple` configuration over `unaccent`
+//!   text) written with the row, so it commits with it; delete for
+//!   everyone empties the text and the vector. PostgreSQL keeps the old row
+//!   version (text and vector) as a dead tuple until VACUUM prunes it, and
+//!   in WAL until the segment is recycled; GIN entries of its words go at
+//!   VACUUM too.
+//! - Not done yet: group commit (batching several sends into one
+//!   transaction); each send is its own transaction and its own WAL flush.
+//!   Concurrent sends to different chats run in parallel on the pool, and
+//!   PostgreSQL's own commit delay can group their flushes.
 
 mod accounts;
 mod chats;
