@@ -54,6 +54,33 @@ pub(crate) async fn lock_member(
     }
 }
 
+/// What a send needs, read and locked in one statement: the chat's row
+/// (its last seq), the sender's member row, and who is in the chat.
+pub(crate) async fn lock_for_send(
+    tx: &Tx,
+    chat_id: ChatId,
+    user_id: UserId,
+) -> StoreResult<(i64, MemberFacts, Vec<UserId>)> {
+    let row = tx
+        .opt(
+            "SELECT m.admin, m.joined_seq, m.delivered_up_to, m.read_up_to, c.last_seq,
+                    ARRAY(SELECT user_id FROM members WHERE chat_id = c.id)
+             FROM chats c JOIN members m ON m.chat_id = c.id AND m.user_id = $2
+             WHERE c.id = $1 FOR UPDATE",
+            &[&chat_id.0, &user_id.0],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Err(rules::not_a_member(chat_kind(tx, chat_id).await?.is_some()));
+    };
+    let members: Vec<i64> = row.try_get(5)?;
+    Ok((
+        row.try_get(4)?,
+        columns::member_facts(&row)?,
+        members.into_iter().map(UserId).collect(),
+    ))
+}
+
 pub(crate) async fn member_ids(db: &Db, chat_id: ChatId) -> StoreResult<Vec<UserId>> {
     let rows = db
         .rows(

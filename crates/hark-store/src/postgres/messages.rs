@@ -1,7 +1,7 @@
 //! Messages in PostgreSQL: sending and forwarding (idempotent, seq taken
 //! under the chat's row lock), editing, deleting, reactions, and history.
 
-use super::chats::{lock_chat, lock_member, member_ids, require_member};
+use super::chats::{lock_chat, lock_for_send, member_ids, require_member};
 use super::receipts::apply_mark;
 use super::rows::{self, complete};
 use super::search::TSVECTOR;
@@ -34,8 +34,7 @@ pub(crate) async fn send(tx: &mut Tx, msg: NewMessage) -> StoreResult<SendAck> {
     }
     // The chat's row lock makes seqs gapless and in commit order; the
     // sender's member row lock keeps their watermarks' rise serial.
-    let (_, last) = lock_chat(tx, msg.chat_id).await?;
-    let me = lock_member(tx, msg.chat_id, msg.sender_id).await?;
+    let (last, me, members) = lock_for_send(tx, msg.chat_id, msg.sender_id).await?;
     let seq = Seq(last + 1);
     let quote = match msg.reply_to {
         None => None,
@@ -65,7 +64,6 @@ pub(crate) async fn send(tx: &mut Tx, msg: NewMessage) -> StoreResult<SendAck> {
         ],
     )
     .await?;
-    let members = member_ids(tx, msg.chat_id).await?;
     let (chat_id, sender_id, sender_device) = (msg.chat_id, msg.sender_id, msg.sender_device);
     let client_id = msg.client_id.clone();
     let now_ms = tx.now_ms;

@@ -38,56 +38,63 @@ pub(crate) async fn apply_mark(
     rise: Rise,
 ) -> StoreResult<()> {
     let change = ReceiptChange::new(&member, top, rise);
-    tx.exec(
-        "INSERT INTO device_receipts (chat_id, device_id, delivered_up_to, read_up_to)
-         VALUES ($1, $2, $3, $4)
-         ON CONFLICT (chat_id, device_id) DO UPDATE SET
-           delivered_up_to = GREATEST(device_receipts.delivered_up_to, excluded.delivered_up_to),
-           read_up_to = GREATEST(device_receipts.read_up_to, excluded.read_up_to)",
-        &[
-            &chat_id.0,
-            &device_id.0,
-            &change.device_delivered,
-            &change.device_read,
-        ],
-    )
-    .await?;
-    if !change.member_rose() {
-        return Ok(());
+    // One round trip: the device's watermarks, the member's when they rose,
+    // the senders of the messages the rise covers, and (when it covers
+    // someone else's) the times it rose.
+    let rose = change.member_rose();
+    let (mut up_to, mut delivered_at, mut read_at) = (Vec::new(), Vec::new(), Vec::new());
+    for (u, d, r) in change.times(true, tx.now_ms) {
+        up_to.push(u);
+        delivered_at.push(d);
+        read_at.push(r);
     }
-    // One round trip: the member's new watermarks, and the senders of the
-    // messages the rise covers.
     let senders: Vec<UserId> = tx
         .rows(
-            "WITH raised AS (
-                 UPDATE members SET delivered_up_to = $1, read_up_to = $2
-                 WHERE chat_id = $3 AND user_id = $4
+            "WITH device AS (
+                 INSERT INTO device_receipts (chat_id, device_id, delivered_up_to, read_up_to)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (chat_id, device_id) DO UPDATE SET
+                   delivered_up_to = GREATEST(device_receipts.delivered_up_to, excluded.delivered_up_to),
+                   read_up_to = GREATEST(device_receipts.read_up_to, excluded.read_up_to)
+             ),
+             raised AS (
+                 UPDATE members SET delivered_up_to = $5, read_up_to = $6
+                 WHERE $7 AND chat_id = $1 AND user_id = $8
+             ),
+             senders AS (
+                 SELECT sender_id FROM messages
+                 WHERE $7 AND chat_id = $1 AND seq > $9 AND seq <= $5 AND sender_id != $8
+             ),
+             times AS (
+                 INSERT INTO receipt_times (chat_id, user_id, up_to, delivered_at, read_at)
+                 SELECT $1, $8, t.up_to, t.delivered_at, t.read_at
+                 FROM unnest($10::bigint[], $11::bigint[], $12::bigint[])
+                      AS t(up_to, delivered_at, read_at)
+                 WHERE EXISTS (SELECT 1 FROM senders)
+                 ON CONFLICT (chat_id, user_id, up_to) DO UPDATE SET
+                   delivered_at = COALESCE(receipt_times.delivered_at, excluded.delivered_at),
+                   read_at = COALESCE(receipt_times.read_at, excluded.read_at)
              )
-             SELECT sender_id FROM messages
-             WHERE chat_id = $3 AND seq > $5 AND seq <= $1 AND sender_id != $4",
+             SELECT sender_id FROM senders",
             &[
+                &chat_id.0,
+                &device_id.0,
+                &change.device_delivered,
+                &change.device_read,
                 &change.delivered,
                 &change.read,
-                &chat_id.0,
+                &rose,
                 &user_id.0,
                 &change.low,
+                &up_to,
+                &delivered_at,
+                &read_at,
             ],
         )
         .await?
         .iter()
         .map(|r| Ok(UserId(r.try_get(0)?)))
         .collect::<StoreResult<_>>()?;
-    for (up_to, delivered_at, read_at) in change.times(!senders.is_empty(), tx.now_ms) {
-        tx.exec(
-            "INSERT INTO receipt_times (chat_id, user_id, up_to, delivered_at, read_at)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (chat_id, user_id, up_to) DO UPDATE SET
-               delivered_at = COALESCE(receipt_times.delivered_at, excluded.delivered_at),
-               read_at = COALESCE(receipt_times.read_at, excluded.read_at)",
-            &[&chat_id.0, &user_id.0, &up_to, &delivered_at, &read_at],
-        )
-        .await?;
-    }
     let audience = change.audience(senders, user_id);
     if audience.is_empty() {
         return Ok(());
