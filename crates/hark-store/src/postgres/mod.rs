@@ -68,6 +68,9 @@ const POOL_SIZE: usize = 32;
 /// with a clear error instead of hanging them.
 const POOL_WAIT: Duration = Duration::from_secs(10);
 
+/// How long a silent connection waits before TCP keepalives probe it.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+
 /// PostgreSQL behind the repository traits.
 pub struct PostgresStore {
     pool: Pool,
@@ -80,9 +83,15 @@ impl PostgresStore {
     /// brings its schema to the newest version, and reports committed
     /// events to `listener`.
     pub async fn connect(url: &str, listener: Arc<dyn CommitListener>) -> StoreResult<Self> {
-        let config: tokio_postgres::Config = url
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Unavailable(format!("bad database URL: {e}")))?;
+        // A database that went away must not hold a commit (and the
+        // reports queued behind it) for the kernel's default hours.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(POOL_WAIT);
+        }
+        config.keepalives_idle(KEEPALIVE_IDLE);
         let manager = Manager::from_config(
             config,
             tokio_postgres::NoTls,

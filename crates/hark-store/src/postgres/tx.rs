@@ -10,6 +10,7 @@ use hark_proto::{ChatId, Event, Pos, Seq, UserId};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -32,6 +33,9 @@ pub(crate) struct Db {
     /// Inside a transaction this connection began: dropped so (a caller
     /// gone mid-read, a panic), it must not go back to the pool.
     in_transaction: bool,
+    /// A `BEGIN` not sent yet: it goes out with the transaction's first
+    /// statement, in the same round trip.
+    begin_pending: AtomicBool,
 }
 
 impl Drop for Db {
@@ -50,6 +54,7 @@ impl Db {
         Db {
             client: Some(client),
             in_transaction: false,
+            begin_pending: AtomicBool::new(false),
         }
     }
 
@@ -57,39 +62,63 @@ impl Db {
         self.client.as_ref().ok_or(StoreError::Closed)
     }
 
+    /// Runs `request`, after a pending `BEGIN` sent just before it on the
+    /// same connection (tokio-postgres sends requests in the order they are
+    /// first polled, so both leave in one round trip).
+    async fn send<T>(
+        &self,
+        client: &Object,
+        request: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> StoreResult<T> {
+        if self.begin_pending.swap(false, Ordering::AcqRel) {
+            let (began, answer) = tokio::join!(client.batch_execute("BEGIN"), request);
+            began?;
+            Ok(answer?)
+        } else {
+            Ok(request.await?)
+        }
+    }
+
     pub(crate) async fn rows(&self, sql: &str, params: Params<'_>) -> StoreResult<Vec<Row>> {
         let client = self.client()?;
         let stmt = client.prepare_cached(sql).await?;
-        Ok(client.query(&stmt, params).await?)
+        self.send(client, client.query(&stmt, params)).await
     }
 
     pub(crate) async fn opt(&self, sql: &str, params: Params<'_>) -> StoreResult<Option<Row>> {
         let client = self.client()?;
         let stmt = client.prepare_cached(sql).await?;
-        Ok(client.query_opt(&stmt, params).await?)
+        self.send(client, client.query_opt(&stmt, params)).await
     }
 
     pub(crate) async fn one(&self, sql: &str, params: Params<'_>) -> StoreResult<Row> {
         let client = self.client()?;
         let stmt = client.prepare_cached(sql).await?;
-        Ok(client.query_one(&stmt, params).await?)
+        self.send(client, client.query_one(&stmt, params)).await
     }
 
     /// Runs a statement; the number of rows it changed.
     pub(crate) async fn exec(&self, sql: &str, params: Params<'_>) -> StoreResult<u64> {
         let client = self.client()?;
         let stmt = client.prepare_cached(sql).await?;
-        Ok(client.execute(&stmt, params).await?)
+        self.send(client, client.execute(&stmt, params)).await
     }
 
     pub(crate) async fn batch(&self, sql: &str) -> StoreResult<()> {
-        Ok(self.client()?.batch_execute(sql).await?)
+        let client = self.client()?;
+        self.send(client, client.batch_execute(sql)).await
     }
 
     /// Begins a transaction (`BEGIN …`).
     pub(crate) async fn begin(&mut self, sql: &str) -> StoreResult<()> {
         self.in_transaction = true;
         self.batch(sql).await
+    }
+
+    /// Begins a READ COMMITTED transaction with its first statement.
+    fn begin_with_next(&mut self) {
+        self.in_transaction = true;
+        self.begin_pending.store(true, Ordering::Release);
     }
 
     /// Ends the transaction (`COMMIT` or `ROLLBACK`); should that fail, the
@@ -147,15 +176,27 @@ impl Tx {
         Ok(())
     }
 
-    /// Hands out the stream positions of every pending event and writes
-    /// them. Each user's `streams` row is locked (in user order) until the
-    /// commit, so positions are gapless and a later position never commits
-    /// before an earlier one: whoever reads position N has every position
-    /// below it committed already.
-    async fn write_streams(&mut self) -> StoreResult<Vec<Delivery>> {
+    /// Hands out the stream positions of every pending event, writes them
+    /// and commits, the last two in one round trip. Each user's `streams`
+    /// row is locked (in user order) until the commit, so positions are
+    /// gapless and a later position never commits before an earlier one:
+    /// whoever reads position N has every position below it committed
+    /// already. The deliveries reach the listener in commit order (see
+    /// [`Sequencer`]) once the commit is durable.
+    async fn commit(mut self, sequencer: &Sequencer) -> Result<(), (StoreError, Db)> {
         if self.pending.is_empty() {
-            return Ok(Vec::new());
+            return match self.db.end("COMMIT").await {
+                Ok(()) => Ok(()),
+                Err(e) => Err((e, self.db)),
+            };
         }
+        match self.write_streams_and_commit(sequencer).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err((e, self.db)),
+        }
+    }
+
+    async fn write_streams_and_commit(&mut self, sequencer: &Sequencer) -> StoreResult<()> {
         let mut users: Vec<i64> = self
             .pending
             .iter()
@@ -197,8 +238,9 @@ impl Tx {
             }
         }
         let (head_users, head_values): (Vec<i64>, Vec<i64>) = heads.into_iter().unzip();
-        self.db
-            .exec(
+        let client = self.db.client()?;
+        let insert = client
+            .prepare_cached(
                 "WITH heads AS (
                      UPDATE streams s SET head = v.head
                      FROM unnest($1::bigint[], $2::bigint[]) AS v(user_id, head)
@@ -206,41 +248,33 @@ impl Tx {
                  )
                  INSERT INTO stream_events (user_id, pos, chat_id, msg_seq, payload)
                  SELECT * FROM unnest($3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[])",
-                &[
-                    &head_users,
-                    &head_values,
-                    &ev_user,
-                    &ev_pos,
-                    &ev_chat,
-                    &ev_seq,
-                    &ev_payload,
-                ],
             )
             .await?;
-        Ok(deliveries)
-    }
-
-    /// Writes the streams and commits; the deliveries reach the listener
-    /// in commit order (see [`Sequencer`]) once the commit is durable.
-    async fn commit(mut self, sequencer: &Sequencer) -> Result<(), (StoreError, Db)> {
-        let deliveries = match self.write_streams().await {
-            Ok(deliveries) => deliveries,
-            Err(e) => return Err((e, self.db)),
-        };
         // Taken after the last lock, before COMMIT: a transaction that
         // waited for one of these locks takes its ticket after this one
         // committed, so tickets order every pair that touches a stream in
         // common as their commits do.
-        let ticket = (!deliveries.is_empty()).then(|| sequencer.ticket());
-        match self.db.end("COMMIT").await {
-            Ok(()) => {
-                if let Some(ticket) = ticket {
-                    ticket.finish(deliveries);
-                }
-                Ok(())
-            }
-            Err(e) => Err((e, self.db)),
-        }
+        let ticket = sequencer.ticket();
+        let params: Params<'_> = &[
+            &head_users,
+            &head_values,
+            &ev_user,
+            &ev_pos,
+            &ev_chat,
+            &ev_seq,
+            &ev_payload,
+        ];
+        // Sent together: should the insert fail, PostgreSQL answers the
+        // COMMIT of the aborted transaction by rolling it back.
+        let (inserted, committed) = tokio::join!(
+            client.execute(&insert, params),
+            client.batch_execute("COMMIT")
+        );
+        committed?;
+        self.db.in_transaction = false;
+        inserted?;
+        ticket.finish(deliveries);
+        Ok(())
     }
 }
 
@@ -281,22 +315,18 @@ where
     let mut attempt = 0;
     loop {
         let mut db = Db::new(pool.get().await.map_err(unavailable)?);
-        let failed = match db.begin("BEGIN").await {
-            Err(e) => (e, db),
-            Ok(()) => {
-                let mut tx = Tx {
-                    db,
-                    now_ms: crate::clock_ms(),
-                    pending: Vec::new(),
-                };
-                match op(&mut tx).await {
-                    Ok(value) => match tx.commit(sequencer).await {
-                        Ok(()) => return Ok(value),
-                        Err(failed) => failed,
-                    },
-                    Err(e) => (e, tx.db),
-                }
-            }
+        db.begin_with_next();
+        let mut tx = Tx {
+            db,
+            now_ms: crate::clock_ms(),
+            pending: Vec::new(),
+        };
+        let failed = match op(&mut tx).await {
+            Ok(value) => match tx.commit(sequencer).await {
+                Ok(()) => return Ok(value),
+                Err(failed) => failed,
+            },
+            Err(e) => (e, tx.db),
         };
         let (error, db) = failed;
         roll_back(db).await;

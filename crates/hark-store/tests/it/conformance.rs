@@ -57,6 +57,24 @@ pub(crate) async fn stream(store: &Arc<dyn Store>, user: UserId) -> Vec<(Pos, Ev
     }
 }
 
+/// Sends `m` 20 times at once, spread over `stores`: every answer carries
+/// seq 1; how many said it was not a duplicate.
+pub(crate) async fn racing_resends(stores: &[Arc<dyn Store>], m: NewMessage) -> usize {
+    let tasks: Vec<_> = (0..20)
+        .map(|n| {
+            let (store, m) = (stores[n % stores.len()].clone(), m.clone());
+            tokio::spawn(async move { store.send(m).await.unwrap() })
+        })
+        .collect();
+    let mut originals = 0;
+    for t in tasks {
+        let ack = t.await.unwrap();
+        assert_eq!(ack.seq, Seq(1));
+        originals += usize::from(!ack.duplicate);
+    }
+    originals
+}
+
 pub(crate) fn assert_gapless(positions: impl Iterator<Item = i64>) {
     let positions: Vec<i64> = positions.collect();
     assert_eq!(positions, (1..=positions.len() as i64).collect::<Vec<_>>());
@@ -121,20 +139,8 @@ async fn a_resend_is_the_same_message_even_when_racing(backend: Backend) {
     let store = backend.store.clone();
     let people = users(&store, &["ann", "ben"]).await;
     let chat = store.create_direct(people[0].0, people[1].0).await.unwrap();
-    let tasks: Vec<_> = (0..20)
-        .map(|_| {
-            let store = store.clone();
-            let m = msg(chat, people[0], "same-id");
-            tokio::spawn(async move { store.send(m).await.unwrap() })
-        })
-        .collect();
-    let mut originals = 0;
-    for t in tasks {
-        let ack = t.await.unwrap();
-        assert_eq!(ack.seq, Seq(1));
-        originals += usize::from(!ack.duplicate);
-    }
-    assert_eq!(originals, 1);
+    let m = msg(chat, people[0], "same-id");
+    assert_eq!(racing_resends(std::slice::from_ref(&store), m).await, 1);
     let history = store
         .history(people[1].0, chat, HistoryQuery::Latest { limit: 50 })
         .await
