@@ -172,3 +172,47 @@ async fn a_resend_through_another_node_is_the_same_message() {
         "stored once whichever node took the resend"
     );
 }
+
+#[tokio::test]
+async fn a_node_joining_finds_the_schema_migrated_once() {
+    let (_database, url) = crate::TestDatabase::create().await;
+    // Nodes starting together on an empty database: the migrations run
+    // once, under their lock.
+    let nodes = start_nodes(&url).await;
+    for node in &nodes {
+        node.ready().await.unwrap();
+    }
+    let migrations = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .map(|(client, connection)| {
+            tokio::spawn(connection);
+            client
+        })
+        .unwrap()
+        .query_one("SELECT COUNT(*), MAX(version) FROM schema_migrations", &[])
+        .await
+        .unwrap();
+    let (count, version): (i64, i64) = (migrations.get(0), migrations.get(1));
+    assert_eq!(count, version, "each version applied once");
+    for node in &nodes {
+        node.close();
+    }
+}
+
+async fn start_nodes(url: &str) -> Vec<hark_store::postgres::PostgresStore> {
+    let tasks: Vec<_> = (0..3)
+        .map(|_| {
+            let url = url.to_owned();
+            tokio::spawn(async move {
+                hark_store::postgres::PostgresStore::connect(&url, Arc::new(Recorder::default()))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut nodes = Vec::new();
+    for t in tasks {
+        nodes.push(t.await.unwrap());
+    }
+    nodes
+}
