@@ -409,11 +409,10 @@ pub(crate) async fn chats(db: &Db, viewer: UserId) -> StoreResult<Vec<ChatSummar
             &[&viewer.0],
         )
         .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        out.push(chat_summary(db, viewer, ChatId(r.try_get(0)?)).await?);
-    }
-    Ok(out)
+    let ids = all(rows, |r| Ok(ChatId(r.try_get(0)?)))?;
+    // Pipelined on the connection: a user in many chats waits for one
+    // round trip per step, not per chat.
+    futures_util::future::try_join_all(ids.into_iter().map(|id| chat_summary(db, viewer, id))).await
 }
 
 pub(crate) async fn member_chats(db: &Db, user_id: UserId) -> StoreResult<HashSet<ChatId>> {

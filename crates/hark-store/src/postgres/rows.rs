@@ -5,6 +5,7 @@
 use super::tx::Db;
 use crate::columns::{self, Columns, MessageRow};
 use crate::{StoreError, StoreResult};
+use futures_util::future::try_join_all;
 use hark_proto::{ChatId, Message, Quote, Seq};
 use tokio_postgres::Row;
 
@@ -35,13 +36,11 @@ pub(crate) fn all<T>(
     rows.iter().map(convert).collect()
 }
 
-/// Fills in the quote and the reactions of each message row.
+/// Fills in the quote and the reactions of each message row, the queries
+/// of all of them pipelined on the connection.
 pub(crate) async fn complete(db: &Db, rows: Vec<Row>, at: usize) -> StoreResult<Vec<Message>> {
-    let mut out = Vec::with_capacity(rows.len());
-    for row in &rows {
-        out.push(complete_one(db, columns::message_row(row, at)?).await?);
-    }
-    Ok(out)
+    let rows = all(rows, |r| columns::message_row(r, at))?;
+    try_join_all(rows.into_iter().map(|row| complete_one(db, row))).await
 }
 
 pub(crate) async fn complete_one(db: &Db, row: MessageRow) -> StoreResult<Message> {
