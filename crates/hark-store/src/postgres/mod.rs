@@ -26,10 +26,19 @@
 //!   version (text and vector) as a dead tuple until VACUUM prunes it, and
 //!   in WAL until the segment is recycled; GIN entries of its words go at
 //!   VACUUM too.
-//! - Not done yet: group commit (batching several sends into one
-//!   transaction); each send is its own transaction and its own WAL flush.
-//!   Concurrent sends to different chats run in parallel on the pool, and
-//!   PostgreSQL's own commit delay can group their flushes.
+//! - A send is 6 round trips: BEGIN with the idempotency check; the chat,
+//!   sender and member list locked and read in one statement; the insert;
+//!   the implied read (one statement); the stream locks; the stream rows
+//!   with COMMIT. Chat lists and message pages pipeline their per-item
+//!   queries on the connection.
+//! - Not done yet: group commit (several sends in one transaction); each
+//!   send is its own transaction and WAL flush, and sends to different
+//!   chats run in parallel on the pool. Measured ad hoc (release build,
+//!   5,000 sends over 100 one-to-one chats from 64 tasks in one process,
+//!   machine at load 6-9 from other builds): 690-880 msg/s against
+//!   SQLite's 3,000-6,900 in the same runs, the database's backends
+//!   mostly waiting for the client's next statement, so fewer round trips
+//!   (group commit, or one function per send) are the next lever.
 
 mod accounts;
 mod chats;
