@@ -19,6 +19,12 @@ pub enum StoreError {
     Invalid(&'static str),
     #[error("database: {0}")]
     Database(#[from] rusqlite::Error),
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// The database cannot be reached (no connection from the pool): worth
+    /// retrying once it is back.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("the commit failed")]

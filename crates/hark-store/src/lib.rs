@@ -1,18 +1,32 @@
-//! Hark's storage: repository traits the services use, and their SQLite
-//! implementation.
+//! Hark's storage: repository traits the services use, the rules every
+//! backend applies, and their SQLite and PostgreSQL implementations.
 //!
 //! Every write goes through one implementation-defined commit path that
 //! reports, after the commit is durable, which events landed in which user's
 //! stream ([`Delivery`]) to a [`CommitListener`]; the server hands those to
-//! the bus. The traits know nothing of SQLite so a PostgreSQL implementation
-//! can sit behind them without touching the services.
+//! the bus. The traits know nothing of either database; who may do what is
+//! decided in [`rules`], which both backends call inside their own
+//! transactions.
 
+mod columns;
 mod error;
+mod pages;
+pub mod postgres;
 mod repo;
+pub mod rules;
 pub mod sqlite;
 
 pub use error::{StoreError, StoreResult};
 pub use repo::{
     AccountStore, AuthedDevice, ChatStore, CommitListener, Credentials, Delivery, HistoryQuery,
-    MessageStore, NewMessage, PresenceRecord, Store, SyncPage, Windows,
+    MessageStore, NewMessage, PresenceRecord, Store, SyncPage,
 };
+pub use rules::Windows;
+
+/// Now, in ms since the epoch: the time every write of a transaction records.
+pub(crate) fn clock_ms() -> i64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

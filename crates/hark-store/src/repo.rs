@@ -1,13 +1,12 @@
 //! Repository traits (accounts, chats, messages) and the values they exchange.
 
 use crate::StoreResult;
+use crate::Windows;
 use async_trait::async_trait;
 use hark_proto::{
     Chat, ChatId, ChatSettings, ChatSettingsRequest, ChatSummary, ClientMsgId, Device, DeviceId,
     EventFrame, History, Message, MessageInfo, Pos, PrivacySettings, SendAck, Seq, User, UserId,
 };
-
-pub use crate::sqlite::Windows;
 use std::collections::HashSet;
 use std::sync::Arc;
 

@@ -1,17 +1,15 @@
 //! Users and devices in SQLite.
 
 use super::writer::WriteCtx;
+use crate::columns::{self, like_prefix, visibility_str, AUTHED_DEVICE_COLUMNS};
+use crate::rules;
 use crate::{AuthedDevice, Credentials, PresenceRecord, StoreError, StoreResult};
-use hark_proto::{Device, DeviceId, PrivacySettings, User, UserId, Visibility};
+use hark_proto::{Device, DeviceId, PrivacySettings, User, UserId};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::collections::HashSet;
 
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
-    Ok(User {
-        id: UserId(row.get(0)?),
-        username: row.get(1)?,
-        display_name: row.get(2)?,
-    })
+    columns::user(row, 0)
 }
 
 pub(crate) fn create_user(
@@ -79,23 +77,12 @@ pub(crate) fn device_by_token(
     token_hash: [u8; 32],
 ) -> StoreResult<Option<AuthedDevice>> {
     Ok(conn
-        .prepare_cached(
-            "SELECT u.id, u.username, u.display_name, d.id, d.name, d.created_at, u.last_seen_at
+        .prepare_cached(&format!(
+            "SELECT {AUTHED_DEVICE_COLUMNS}
              FROM devices d JOIN users u ON u.id = d.user_id
-             WHERE d.token_hash = ?1 AND d.revoked_at IS NULL",
-        )?
-        .query_row([&token_hash[..]], |r| {
-            Ok(AuthedDevice {
-                user: user_from_row(r)?,
-                device: Device {
-                    id: DeviceId(r.get(3)?),
-                    name: r.get(4)?,
-                    created_at: r.get(5)?,
-                    current: true,
-                },
-                last_seen: r.get(6)?,
-            })
-        })
+             WHERE d.token_hash = ?1 AND d.revoked_at IS NULL"
+        ))?
+        .query_row([&token_hash[..]], |r| columns::authed_device(r))
         .optional()?)
 }
 
@@ -103,14 +90,7 @@ pub(crate) fn devices(conn: &Connection, user_id: UserId) -> StoreResult<Vec<Dev
     let mut stmt = conn.prepare_cached(
         "SELECT id, name, created_at FROM devices WHERE user_id = ?1 AND revoked_at IS NULL ORDER BY id",
     )?;
-    let rows = stmt.query_map([user_id.0], |r| {
-        Ok(Device {
-            id: DeviceId(r.get(0)?),
-            name: r.get(1)?,
-            created_at: r.get(2)?,
-            current: false,
-        })
-    })?;
+    let rows = stmt.query_map([user_id.0], |r| columns::device(r, 0, false))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -149,37 +129,12 @@ pub(crate) fn user(conn: &Connection, user_id: UserId) -> StoreResult<Option<Use
 }
 
 pub(crate) fn search_users(conn: &Connection, prefix: &str, limit: u32) -> StoreResult<Vec<User>> {
-    // Escape LIKE's wildcards so a search for "a_b" means exactly that.
-    let escaped: String = prefix
-        .chars()
-        .flat_map(|c| match c {
-            '%' | '_' | '\\' => vec!['\\', c],
-            c => vec![c],
-        })
-        .collect();
     let mut stmt = conn.prepare_cached(
         "SELECT id, username, display_name FROM users
          WHERE username LIKE ?1 ESCAPE '\\' ORDER BY username LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![format!("{escaped}%"), limit], user_from_row)?;
+    let rows = stmt.query_map(params![like_prefix(prefix), limit], user_from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
-}
-
-fn visibility_str(v: Visibility) -> &'static str {
-    match v {
-        Visibility::Everyone => "everyone",
-        Visibility::Contacts => "contacts",
-        Visibility::Nobody => "nobody",
-    }
-}
-
-fn parse_visibility(s: &str) -> StoreResult<Visibility> {
-    match s {
-        "everyone" => Ok(Visibility::Everyone),
-        "contacts" => Ok(Visibility::Contacts),
-        "nobody" => Ok(Visibility::Nobody),
-        other => Err(StoreError::Corrupt(format!("visibility {other}"))),
-    }
 }
 
 pub(crate) fn set_privacy(
@@ -219,14 +174,12 @@ pub(crate) fn presence_records(
             .query_row([user_id.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
         if let Some((last_seen_privacy, online_privacy, last_seen)) = row {
-            out.push(PresenceRecord {
+            out.push(columns::presence(
                 user_id,
-                privacy: PrivacySettings {
-                    last_seen: parse_visibility(&last_seen_privacy)?,
-                    online: parse_visibility(&online_privacy)?,
-                },
+                &last_seen_privacy,
+                &online_privacy,
                 last_seen,
-            });
+            )?);
         }
     }
     Ok(out)
@@ -240,8 +193,7 @@ pub(crate) fn contacts_among(
     let mut stmt = conn.prepare_cached("SELECT 1 FROM chats WHERE direct_key = ?1")?;
     let mut out = HashSet::new();
     for &other in others {
-        let key = format!("{}:{}", user_id.0.min(other.0), user_id.0.max(other.0));
-        if stmt.exists([key])? {
+        if stmt.exists([rules::direct_key(user_id, other)])? {
             out.insert(other);
         }
     }

@@ -3,21 +3,15 @@
 use super::accounts;
 use super::messages::{last_message, unread_count};
 use super::writer::WriteCtx;
+use crate::columns::{self, kind_str, parse_kind};
+use crate::rules::{self, MemberFacts};
 use crate::{StoreError, StoreResult};
-use hark_proto::{
-    Chat, ChatId, ChatKind, ChatSettings, ChatSettingsRequest, ChatSummary, Event, Member, Seq,
-    User, UserId,
-};
+use hark_proto::{Chat, ChatId, ChatKind, ChatSettings, ChatSettingsRequest, ChatSummary, UserId};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashSet;
 
 /// A member's row, as authorization and receipts need it.
-pub(crate) struct MemberRow {
-    pub(crate) admin: bool,
-    pub(crate) joined_seq: i64,
-    pub(crate) delivered_up_to: i64,
-    pub(crate) read_up_to: i64,
-}
+pub(crate) type MemberRow = MemberFacts;
 
 pub(crate) fn member_row(
     conn: &Connection,
@@ -29,14 +23,7 @@ pub(crate) fn member_row(
             "SELECT admin, joined_seq, delivered_up_to, read_up_to FROM members
              WHERE chat_id = ?1 AND user_id = ?2",
         )?
-        .query_row([chat_id.0, user_id.0], |r| {
-            Ok(MemberRow {
-                admin: r.get(0)?,
-                joined_seq: r.get(1)?,
-                delivered_up_to: r.get(2)?,
-                read_up_to: r.get(3)?,
-            })
-        })
+        .query_row([chat_id.0, user_id.0], |r| columns::member_facts(r))
         .optional()?)
 }
 
@@ -48,8 +35,7 @@ pub(crate) fn require_member(
 ) -> StoreResult<MemberRow> {
     match member_row(conn, chat_id, user_id)? {
         Some(row) => Ok(row),
-        None if chat_kind(conn, chat_id)?.is_none() => Err(StoreError::NotFound),
-        None => Err(StoreError::Forbidden("not a member of this chat")),
+        None => Err(rules::not_a_member(chat_kind(conn, chat_id)?.is_some())),
     }
 }
 
@@ -59,8 +45,9 @@ pub(crate) fn member_ids(conn: &Connection, chat_id: ChatId) -> StoreResult<Vec<
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub(crate) fn chat_is_group(conn: &Connection, chat_id: ChatId) -> StoreResult<bool> {
-    Ok(chat_kind(conn, chat_id)? == Some(ChatKind::Group))
+/// The kind of a chat known to exist.
+pub(crate) fn kind_of(conn: &Connection, chat_id: ChatId) -> StoreResult<ChatKind> {
+    chat_kind(conn, chat_id)?.ok_or(StoreError::NotFound)
 }
 
 fn chat_kind(conn: &Connection, chat_id: ChatId) -> StoreResult<Option<ChatKind>> {
@@ -69,14 +56,6 @@ fn chat_kind(conn: &Connection, chat_id: ChatId) -> StoreResult<Option<ChatKind>
         .query_row([chat_id.0], |r| r.get(0))
         .optional()?;
     kind.map(|k| parse_kind(&k)).transpose()
-}
-
-fn parse_kind(kind: &str) -> StoreResult<ChatKind> {
-    match kind {
-        "direct" => Ok(ChatKind::Direct),
-        "group" => Ok(ChatKind::Group),
-        other => Err(StoreError::Corrupt(format!("chat kind {other}"))),
-    }
 }
 
 pub(crate) fn last_seq(conn: &Connection, chat_id: ChatId) -> StoreResult<i64> {
@@ -110,7 +89,7 @@ fn insert_member(
 
 pub(crate) fn create_direct(ctx: &mut WriteCtx<'_>, a: UserId, b: UserId) -> StoreResult<ChatId> {
     require_user(ctx.conn, b)?;
-    let key = format!("{}:{}", a.0.min(b.0), a.0.max(b.0));
+    let key = rules::direct_key(a, b);
     let existing: Option<i64> = ctx
         .conn
         .query_row("SELECT id FROM chats WHERE direct_key = ?1", [&key], |r| {
@@ -121,23 +100,15 @@ pub(crate) fn create_direct(ctx: &mut WriteCtx<'_>, a: UserId, b: UserId) -> Sto
         return Ok(ChatId(id));
     }
     ctx.conn.execute(
-        "INSERT INTO chats (kind, direct_key, created_at, last_activity) VALUES ('direct', ?1, ?2, ?2)",
-        params![key, ctx.now_ms],
+        "INSERT INTO chats (kind, direct_key, created_at, last_activity) VALUES (?1, ?2, ?3, ?3)",
+        params![kind_str(ChatKind::Direct), key, ctx.now_ms],
     )?;
     let chat_id = ChatId(ctx.conn.last_insert_rowid());
-    let mut members = vec![a];
-    if b != a {
-        members.push(b);
-    }
+    let members = rules::direct_members(a, b);
     for &m in &members {
         insert_member(ctx, chat_id, m, false, 0)?;
     }
-    let event = Event::ChatCreated {
-        chat_id,
-        chat_kind: ChatKind::Direct,
-        title: None,
-        by: a,
-    };
+    let event = rules::chat_created(chat_id, ChatKind::Direct, None, a);
     ctx.push_event(&members, chat_id, None, &event)?;
     Ok(chat_id)
 }
@@ -149,48 +120,33 @@ pub(crate) fn create_group(
     others: &[UserId],
     max_members: usize,
 ) -> StoreResult<ChatId> {
-    let mut members = vec![creator];
-    for &m in others {
-        if !members.contains(&m) {
-            members.push(m);
-        }
-    }
-    if members.len() > max_members {
-        return Err(StoreError::GroupFull(max_members));
-    }
+    let members = rules::group_members(creator, others, max_members)?;
     for &m in &members {
         require_user(ctx.conn, m)?;
     }
     ctx.conn.execute(
-        "INSERT INTO chats (kind, title, created_at, last_activity) VALUES ('group', ?1, ?2, ?2)",
-        params![title, ctx.now_ms],
+        "INSERT INTO chats (kind, title, created_at, last_activity) VALUES (?1, ?2, ?3, ?3)",
+        params![kind_str(ChatKind::Group), title, ctx.now_ms],
     )?;
     let chat_id = ChatId(ctx.conn.last_insert_rowid());
     for &m in &members {
         insert_member(ctx, chat_id, m, m == creator, 0)?;
     }
-    let event = Event::ChatCreated {
-        chat_id,
-        chat_kind: ChatKind::Group,
-        title: Some(title.to_owned()),
-        by: creator,
-    };
+    let event = rules::chat_created(chat_id, ChatKind::Group, Some(title), creator);
     ctx.push_event(&members, chat_id, None, &event)?;
     Ok(chat_id)
 }
 
+/// The actor's member row and the chat's kind, for a rule to decide on.
+fn actor(conn: &Connection, chat_id: ChatId, by: UserId) -> StoreResult<(MemberRow, ChatKind)> {
+    let me = require_member(conn, chat_id, by)?;
+    Ok((me, kind_of(conn, chat_id)?))
+}
+
 /// Checks that `chat_id` is a group and `by` one of its admins.
 fn require_group_admin(conn: &Connection, chat_id: ChatId, by: UserId) -> StoreResult<()> {
-    let me = require_member(conn, chat_id, by)?;
-    if chat_kind(conn, chat_id)? != Some(ChatKind::Group) {
-        return Err(StoreError::Invalid(
-            "one-to-one chats have fixed members and no title",
-        ));
-    }
-    if !me.admin {
-        return Err(StoreError::Forbidden("only group admins may do this"));
-    }
-    Ok(())
+    let (me, kind) = actor(conn, chat_id, by)?;
+    rules::manage_group(kind, &me)
 }
 
 fn touch(ctx: &WriteCtx<'_>, chat_id: ChatId) -> StoreResult<()> {
@@ -207,18 +163,14 @@ pub(crate) fn rename(
     chat_id: ChatId,
     title: &str,
 ) -> StoreResult<()> {
-    require_group_admin(ctx.conn, chat_id, by)?;
+    let (me, kind) = actor(ctx.conn, chat_id, by)?;
+    let event = rules::rename(kind, &me, chat_id, by, title)?;
     ctx.conn.execute(
         "UPDATE chats SET title = ?1 WHERE id = ?2",
         params![title, chat_id.0],
     )?;
     touch(ctx, chat_id)?;
     let members = member_ids(ctx.conn, chat_id)?;
-    let event = Event::ChatRenamed {
-        chat_id,
-        title: title.to_owned(),
-        by,
-    };
     ctx.push_event(&members, chat_id, None, &event)
 }
 
@@ -231,22 +183,16 @@ pub(crate) fn add_member(
 ) -> StoreResult<()> {
     require_group_admin(ctx.conn, chat_id, by)?;
     require_user(ctx.conn, user_id)?;
-    if member_row(ctx.conn, chat_id, user_id)?.is_some() {
-        return Ok(());
-    }
+    let already = member_row(ctx.conn, chat_id, user_id)?.is_some();
     let mut members = member_ids(ctx.conn, chat_id)?;
-    if members.len() >= max_members {
-        return Err(StoreError::GroupFull(max_members));
-    }
+    let Some(event) = rules::add_member(already, members.len(), max_members, chat_id, user_id, by)?
+    else {
+        return Ok(());
+    };
     let joined_seq = last_seq(ctx.conn, chat_id)?;
     insert_member(ctx, chat_id, user_id, false, joined_seq)?;
     touch(ctx, chat_id)?;
     members.push(user_id);
-    let event = Event::MemberAdded {
-        chat_id,
-        user_id,
-        by,
-    };
     ctx.push_event(&members, chat_id, None, &event)
 }
 
@@ -256,48 +202,32 @@ pub(crate) fn remove_member(
     chat_id: ChatId,
     user_id: UserId,
 ) -> StoreResult<()> {
-    if by == user_id {
-        require_member(ctx.conn, chat_id, by)?;
-        if chat_kind(ctx.conn, chat_id)? != Some(ChatKind::Group) {
-            return Err(StoreError::Invalid("one cannot leave a one-to-one chat"));
-        }
-    } else {
-        require_group_admin(ctx.conn, chat_id, by)?;
-        if member_row(ctx.conn, chat_id, user_id)?.is_none() {
-            return Err(StoreError::NotFound);
-        }
-    }
-    // The removed member hears of it too: it is their last event of the chat.
+    let (me, kind) = actor(ctx.conn, chat_id, by)?;
+    let target = member_row(ctx.conn, chat_id, user_id)?.is_some();
+    let event = rules::remove_member(kind, &me, chat_id, by, user_id, target)?;
     let members = member_ids(ctx.conn, chat_id)?;
-    let event = Event::MemberRemoved {
-        chat_id,
-        user_id,
-        by,
-    };
     ctx.push_event(&members, chat_id, None, &event)?;
     ctx.conn.execute(
         "DELETE FROM members WHERE chat_id = ?1 AND user_id = ?2",
         params![chat_id.0, user_id.0],
     )?;
     touch(ctx, chat_id)?;
-    // A group never stays without an admin: the longest-standing member takes over.
     let admins: i64 = ctx.conn.query_row(
         "SELECT COUNT(*) FROM members WHERE chat_id = ?1 AND admin = 1",
         [chat_id.0],
         |r| r.get(0),
     )?;
-    if admins == 0 {
-        let heir: Option<i64> = ctx
-            .conn
-            .query_row(
-                "SELECT user_id FROM members WHERE chat_id = ?1 ORDER BY joined_at, user_id LIMIT 1",
-                [chat_id.0],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(heir) = heir {
-            set_admin_unchecked(ctx, by, chat_id, UserId(heir), true)?;
-        }
+    let senior: Option<i64> = ctx
+        .conn
+        .query_row(
+            "SELECT user_id FROM members WHERE chat_id = ?1 ORDER BY joined_at, user_id LIMIT 1",
+            [chat_id.0],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(heir) = rules::admin_heir(admins, senior.map(UserId)) {
+        let event = rules::admin_changed(chat_id, heir, true, by);
+        set_admin_unchecked(ctx, chat_id, heir, true, &event)?;
     }
     Ok(())
 }
@@ -310,32 +240,26 @@ pub(crate) fn set_admin(
     admin: bool,
 ) -> StoreResult<()> {
     require_group_admin(ctx.conn, chat_id, by)?;
-    match member_row(ctx.conn, chat_id, user_id)? {
-        None => Err(StoreError::NotFound),
-        Some(row) if row.admin == admin => Ok(()),
-        Some(_) => set_admin_unchecked(ctx, by, chat_id, user_id, admin),
+    let current = member_row(ctx.conn, chat_id, user_id)?.map(|m| m.admin);
+    match rules::set_admin(current, admin, chat_id, user_id, by)? {
+        None => Ok(()),
+        Some(event) => set_admin_unchecked(ctx, chat_id, user_id, admin, &event),
     }
 }
 
 fn set_admin_unchecked(
     ctx: &mut WriteCtx<'_>,
-    by: UserId,
     chat_id: ChatId,
     user_id: UserId,
     admin: bool,
+    event: &hark_proto::Event,
 ) -> StoreResult<()> {
     ctx.conn.execute(
         "UPDATE members SET admin = ?1 WHERE chat_id = ?2 AND user_id = ?3",
         params![admin, chat_id.0, user_id.0],
     )?;
     let members = member_ids(ctx.conn, chat_id)?;
-    let event = Event::AdminChanged {
-        chat_id,
-        user_id,
-        admin,
-        by,
-    };
-    ctx.push_event(&members, chat_id, None, &event)
+    ctx.push_event(&members, chat_id, None, event)
 }
 
 pub(crate) fn chat(conn: &Connection, viewer: UserId, chat_id: ChatId) -> StoreResult<Chat> {
@@ -345,38 +269,18 @@ pub(crate) fn chat(conn: &Connection, viewer: UserId, chat_id: ChatId) -> StoreR
 
 /// The chat and its members, for a caller that has checked membership.
 fn load_chat(conn: &Connection, chat_id: ChatId) -> StoreResult<Chat> {
-    let (kind, title, created_at, last_seq): (String, Option<String>, i64, i64) = conn
+    let header = conn
         .prepare_cached("SELECT kind, title, created_at, last_seq FROM chats WHERE id = ?1")?
-        .query_row([chat_id.0], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?;
+        .query_row([chat_id.0], |r| columns::chat_header(r))?;
     let mut stmt = conn.prepare_cached(
         "SELECT u.id, u.username, u.display_name, m.admin, m.delivered_up_to, m.read_up_to
          FROM members m JOIN users u ON u.id = m.user_id
          WHERE m.chat_id = ?1 ORDER BY m.joined_at, u.id",
     )?;
     let members = stmt
-        .query_map([chat_id.0], |r| {
-            Ok(Member {
-                user: User {
-                    id: UserId(r.get(0)?),
-                    username: r.get(1)?,
-                    display_name: r.get(2)?,
-                },
-                admin: r.get(3)?,
-                delivered_up_to: Seq(r.get(4)?),
-                read_up_to: Seq(r.get(5)?),
-            })
-        })?
+        .query_map([chat_id.0], |r| columns::member(r))?
         .collect::<Result<_, _>>()?;
-    Ok(Chat {
-        id: chat_id,
-        kind: parse_kind(&kind)?,
-        title,
-        created_at,
-        last_seq: Seq(last_seq),
-        members,
-    })
+    header.into_chat(chat_id, members)
 }
 
 pub(crate) fn chat_summary(
@@ -399,13 +303,7 @@ fn settings(conn: &Connection, chat_id: ChatId, user_id: UserId) -> StoreResult<
         .prepare_cached(
             "SELECT muted_until, archived, pinned_at FROM members WHERE chat_id = ?1 AND user_id = ?2",
         )?
-        .query_row([chat_id.0, user_id.0], |r| {
-            Ok(ChatSettings {
-                muted_until: r.get(0)?,
-                archived: r.get(1)?,
-                pinned_at: r.get(2)?,
-            })
-        })?)
+        .query_row([chat_id.0, user_id.0], |r| columns::settings(r))?)
 }
 
 /// Changes the user's own settings for a chat and tells their devices.
@@ -416,23 +314,12 @@ pub(crate) fn set_settings(
     change: ChatSettingsRequest,
 ) -> StoreResult<ChatSettings> {
     require_member(ctx.conn, chat_id, user_id)?;
-    let mut now = settings(ctx.conn, chat_id, user_id)?;
-    if let Some(muted_until) = change.muted_until {
-        now.muted_until = muted_until;
-    }
-    if let Some(archived) = change.archived {
-        now.archived = archived;
-    }
-    match change.pinned {
-        Some(true) if now.pinned_at.is_none() => now.pinned_at = Some(ctx.now_ms),
-        Some(false) => now.pinned_at = None,
-        _ => {}
-    }
+    let now = rules::settings(settings(ctx.conn, chat_id, user_id)?, change, ctx.now_ms);
     ctx.conn.execute(
         "UPDATE members SET muted_until = ?1, archived = ?2, pinned_at = ?3 WHERE chat_id = ?4 AND user_id = ?5",
         params![now.muted_until, now.archived, now.pinned_at, chat_id.0, user_id.0],
     )?;
-    let event = Event::ChatSettingsChanged {
+    let event = hark_proto::Event::ChatSettingsChanged {
         chat_id,
         settings: now,
     };

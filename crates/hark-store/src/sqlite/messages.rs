@@ -1,21 +1,17 @@
 //! Messages: sending and forwarding (idempotent, gapless seq), editing,
 //! deleting, reactions, and reading history.
 
-use super::chats::{chat_is_group, last_seq, member_ids, require_member};
-use super::receipts::{apply_mark, Rise};
+use super::chats::{kind_of, last_seq, member_ids, require_member};
+use super::receipts::apply_mark;
 use super::rows::{self, message_from_row, MESSAGE_COLUMNS};
 use super::search;
 use super::writer::WriteCtx;
-use crate::{HistoryQuery, NewMessage, StoreError, StoreResult};
+use crate::columns;
+use crate::pages::HistoryWindow;
+use crate::rules::{self, MessageFacts, Rise, Windows};
+use crate::{HistoryQuery, NewMessage, StoreResult};
 use hark_proto::{ChatId, Event, History, Message, SendAck, Seq, UserId};
 use rusqlite::{named_params, params, Connection, OptionalExtension};
-
-/// How long after sending a message may be edited or deleted for everyone.
-#[derive(Debug, Clone, Copy)]
-pub struct Windows {
-    pub edit_ms: i64,
-    pub delete_ms: i64,
-}
 
 /// Every check comes before the first write: the writer runs sends without
 /// a savepoint (`Guard::CheckedFirst`).
@@ -45,16 +41,8 @@ pub(crate) fn send(ctx: &mut WriteCtx<'_>, msg: NewMessage) -> StoreResult<SendA
     let quote = match msg.reply_to {
         None => None,
         Some(target) => {
-            let visible = target.0 > me.joined_seq && target < seq;
             let quote = rows::quote(ctx.conn, msg.chat_id, target)?;
-            match quote {
-                Some(q) if visible && q.snippet.is_some() => Some(q),
-                _ => {
-                    return Err(StoreError::Invalid(
-                        "reply_to: no such message in this chat",
-                    ))
-                }
-            }
+            Some(rules::reply(target, &me, seq, quote)?)
         }
     };
     let fts_rowid = ctx.index_text(msg.chat_id, seq, &msg.text, None)?;
@@ -79,69 +67,39 @@ pub(crate) fn send(ctx: &mut WriteCtx<'_>, msg: NewMessage) -> StoreResult<SendA
         .prepare_cached("UPDATE chats SET last_seq = ?1, last_activity = ?2 WHERE id = ?3")?
         .execute(params![seq.0, ctx.now_ms, msg.chat_id.0])?;
     let members = member_ids(ctx.conn, msg.chat_id)?;
-    let message = Message {
-        chat_id: msg.chat_id,
-        seq,
-        sender_id: msg.sender_id,
-        sender_device: msg.sender_device,
-        client_id: msg.client_id.clone(),
-        text: msg.text,
-        sent_at: ctx.now_ms,
-        reply_to: quote,
-        forwarded: msg.forwarded,
-        edited_at: None,
-        deleted: false,
-        reactions: Vec::new(),
-    };
-    ctx.push_event(&members, msg.chat_id, Some(seq), &Event::Message(message))?;
+    let (chat_id, sender_id, sender_device) = (msg.chat_id, msg.sender_id, msg.sender_device);
+    let client_id = msg.client_id.clone();
+    let event = rules::new_message(msg, seq, ctx.now_ms, quote);
+    ctx.push_event(&members, chat_id, Some(seq), &event)?;
     // Sending is reading: the sender has seen everything up to their message.
     // Their member row and the chat's last seq are known here already.
-    let rise = Rise {
-        delivered_up_to: Some(seq),
-        read_up_to: Some(seq),
-        implied_by_send: true,
-    };
-    apply_mark(
-        ctx,
-        msg.chat_id,
-        msg.sender_id,
-        msg.sender_device,
-        me,
-        seq.0,
-        rise,
-    )?;
+    let rise = Rise::implied_by_send(seq);
+    apply_mark(ctx, chat_id, sender_id, sender_device, me, seq.0, rise)?;
     Ok(SendAck {
-        chat_id: msg.chat_id,
+        chat_id,
         seq,
-        client_id: msg.client_id,
+        client_id,
         sent_at: ctx.now_ms,
         duplicate: false,
     })
 }
 
-/// A message of the chat that the member may see (sent after they joined,
-/// not deleted for everyone): the row's sender and send time.
+/// A message of the chat that the member may see (sent after they joined):
+/// what the rules need to know of it.
 fn visible_message(
     conn: &Connection,
     chat_id: ChatId,
     user_id: UserId,
     seq: Seq,
-) -> StoreResult<(UserId, i64, bool)> {
+) -> StoreResult<MessageFacts> {
     let me = require_member(conn, chat_id, user_id)?;
-    let row: Option<(i64, i64, Option<i64>)> = conn
+    let row = conn
         .prepare_cached(
             "SELECT sender_id, sent_at, deleted_at FROM messages WHERE chat_id = ?1 AND seq = ?2",
         )?
-        .query_row([chat_id.0, seq.0], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+        .query_row([chat_id.0, seq.0], |r| columns::message_facts(r))
         .optional()?;
-    match row {
-        Some((sender, sent_at, deleted_at)) if seq.0 > me.joined_seq => {
-            Ok((UserId(sender), sent_at, deleted_at.is_some()))
-        }
-        _ => Err(StoreError::NotFound),
-    }
+    rules::visible(row, seq, &me)
 }
 
 /// Copies a message into another chat of the user, marked forwarded. The new
@@ -160,23 +118,12 @@ pub(crate) fn forward(
     let text = if already {
         String::new()
     } else {
-        let (_, _, deleted) = visible_message(ctx.conn, from.0, msg.sender_id, from.1)?;
-        if deleted {
-            return Err(StoreError::NotFound);
-        }
+        rules::forward(&visible_message(ctx.conn, from.0, msg.sender_id, from.1)?)?;
         ctx.conn
             .prepare_cached("SELECT text FROM messages WHERE chat_id = ?1 AND seq = ?2")?
             .query_row([from.0 .0, from.1 .0], |r| r.get(0))?
     };
-    send(
-        ctx,
-        NewMessage {
-            text,
-            reply_to: None,
-            forwarded: true,
-            ..msg
-        },
-    )
+    send(ctx, rules::forwarded(msg, text))
 }
 
 pub(crate) fn edit(
@@ -187,18 +134,8 @@ pub(crate) fn edit(
     text: &str,
     windows: Windows,
 ) -> StoreResult<()> {
-    let (sender, sent_at, deleted) = visible_message(ctx.conn, chat_id, user_id, seq)?;
-    if sender != user_id {
-        return Err(StoreError::Forbidden("only the sender may edit a message"));
-    }
-    if deleted {
-        return Err(StoreError::NotFound);
-    }
-    if ctx.now_ms - sent_at > windows.edit_ms {
-        return Err(StoreError::Forbidden(
-            "the time to edit this message is over",
-        ));
-    }
+    let message = visible_message(ctx.conn, chat_id, user_id, seq)?;
+    rules::edit(&message, user_id, ctx.now_ms, windows)?;
     ctx.conn.execute(
         "UPDATE messages SET text = ?1, edited_at = ?2 WHERE chat_id = ?3 AND seq = ?4",
         params![text, ctx.now_ms, chat_id.0, seq.0],
@@ -212,8 +149,8 @@ pub(crate) fn edit(
     )?;
     let members = member_ids(ctx.conn, chat_id)?;
     ctx.erased_content();
-    let edited_at = ctx.now_ms;
-    ctx.push_edit(&members, chat_id, seq, edited_at, text)
+    let event = rules::edited(chat_id, seq, text, ctx.now_ms);
+    ctx.push_edit(&members, chat_id, seq, &event)
 }
 
 pub(crate) fn delete(
@@ -224,7 +161,7 @@ pub(crate) fn delete(
     for_everyone: bool,
     windows: Windows,
 ) -> StoreResult<()> {
-    let (sender, sent_at, deleted) = visible_message(ctx.conn, chat_id, user_id, seq)?;
+    let message = visible_message(ctx.conn, chat_id, user_id, seq)?;
     if !for_everyone {
         let added = ctx.conn.execute(
             "INSERT OR IGNORE INTO hidden_messages (user_id, chat_id, seq) VALUES (?1, ?2, ?3)",
@@ -236,16 +173,12 @@ pub(crate) fn delete(
         }
         return Ok(());
     }
-    if deleted {
+    let (kind, me) = (
+        kind_of(ctx.conn, chat_id)?,
+        require_member(ctx.conn, chat_id, user_id)?,
+    );
+    if !rules::delete_for_everyone(&message, user_id, kind, &me, ctx.now_ms, windows)? {
         return Ok(());
-    }
-    let own_in_time = sender == user_id && ctx.now_ms - sent_at <= windows.delete_ms;
-    let admin =
-        chat_is_group(ctx.conn, chat_id)? && require_member(ctx.conn, chat_id, user_id)?.admin;
-    if !own_in_time && !admin {
-        return Err(StoreError::Forbidden(
-            "only the sender (in time) or a group admin may delete for everyone",
-        ));
     }
     // The content goes: text, reactions and the search index entry.
     ctx.conn.execute(
@@ -275,10 +208,7 @@ pub(crate) fn react(
     seq: Seq,
     emoji: Option<&str>,
 ) -> StoreResult<()> {
-    let (_, _, deleted) = visible_message(ctx.conn, chat_id, user_id, seq)?;
-    if deleted {
-        return Err(StoreError::NotFound);
-    }
+    let message = visible_message(ctx.conn, chat_id, user_id, seq)?;
     let current: Option<String> = ctx
         .conn
         .prepare_cached(
@@ -286,9 +216,10 @@ pub(crate) fn react(
         )?
         .query_row(params![chat_id.0, seq.0, user_id.0], |r| r.get(0))
         .optional()?;
-    if current.as_deref() == emoji {
+    let Some(event) = rules::react(&message, current.as_deref(), emoji, chat_id, seq, user_id)?
+    else {
         return Ok(());
-    }
+    };
     match emoji {
         Some(emoji) => ctx.conn.execute(
             "INSERT INTO reactions (chat_id, seq, user_id, emoji, reacted_at) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -301,12 +232,6 @@ pub(crate) fn react(
         )?,
     };
     let members = member_ids(ctx.conn, chat_id)?;
-    let event = Event::Reaction {
-        chat_id,
-        seq,
-        user_id,
-        emoji: emoji.map(str::to_owned),
-    };
     ctx.push_event(&members, chat_id, None, &event)
 }
 
@@ -316,7 +241,7 @@ pub(crate) fn last_message(
     chat_id: ChatId,
     joined_seq: i64,
 ) -> StoreResult<Option<Message>> {
-    let page = page(conn, viewer, chat_id, joined_seq, i64::MAX, 1, true)?;
+    let page = page(conn, viewer, chat_id, HistoryWindow::last(joined_seq))?;
     Ok(page.into_iter().next())
 }
 
@@ -342,32 +267,18 @@ pub(crate) fn history(
     query: HistoryQuery,
 ) -> StoreResult<History> {
     let floor = require_member(conn, chat_id, viewer)?.joined_seq;
-    let (low, high, limit, newest_first) = match query {
-        HistoryQuery::Latest { limit } => (floor, i64::MAX, limit, true),
-        HistoryQuery::Before { seq, limit } => (floor, seq.0, limit, true),
-        HistoryQuery::After { seq, limit } => (seq.0.max(floor), i64::MAX, limit, false),
-    };
-    let mut messages = page(conn, viewer, chat_id, low, high, limit + 1, newest_first)?;
-    let has_more = messages.len() > limit as usize;
-    messages.truncate(limit as usize);
-    if newest_first {
-        messages.reverse();
-    }
-    Ok(History { messages, has_more })
+    let window = HistoryWindow::new(query, floor);
+    Ok(window.history(page(conn, viewer, chat_id, window)?))
 }
 
-/// Messages with `low < seq < high` that `viewer` has not deleted for
-/// themselves, nearest to `high` first when `newest_first`.
+/// The messages of `window` that `viewer` has not deleted for themselves.
 fn page(
     conn: &Connection,
     viewer: UserId,
     chat_id: ChatId,
-    low: i64,
-    high: i64,
-    limit: u32,
-    newest_first: bool,
+    window: HistoryWindow,
 ) -> StoreResult<Vec<Message>> {
-    let order = if newest_first { "DESC" } else { "ASC" };
+    let order = window.order();
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages m
          WHERE m.chat_id = :chat AND m.seq > :low AND m.seq < :high
@@ -377,7 +288,7 @@ fn page(
     ))?;
     let rows: Vec<_> = stmt
         .query_map(
-            named_params! {":chat": chat_id.0, ":low": low, ":high": high, ":viewer": viewer.0, ":limit": limit},
+            named_params! {":chat": chat_id.0, ":low": window.low, ":high": window.high, ":viewer": viewer.0, ":limit": window.limit},
             |r| message_from_row(r, 0),
         )?
         .collect::<Result<_, _>>()?;

@@ -13,12 +13,11 @@ mod search;
 mod stream;
 mod writer;
 
-pub use messages::Windows;
 pub use search::match_expression;
 
 use crate::{
     AccountStore, AuthedDevice, ChatStore, CommitListener, Credentials, HistoryQuery, MessageStore,
-    NewMessage, PresenceRecord, StoreError, StoreResult, SyncPage,
+    NewMessage, PresenceRecord, StoreError, StoreResult, SyncPage, Windows,
 };
 use async_trait::async_trait;
 use hark_proto::{

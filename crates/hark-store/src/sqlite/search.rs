@@ -68,20 +68,18 @@ pub(crate) fn entry_of(conn: &Connection, chat_id: ChatId, seq: Seq) -> StoreRes
 /// Turns what a person typed into an FTS5 query: every word must appear
 /// (the last one as a prefix), and no FTS5 syntax gets through.
 pub fn match_expression(query: &str) -> Option<String> {
-    let words: Vec<String> = query
-        .split_whitespace()
-        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
-        .collect();
-    let last = words.len().checked_sub(1)?;
+    let words = crate::rules::search_words(query)?;
+    let last = words.len() - 1;
     Some(
         words
             .iter()
             .enumerate()
             .map(|(i, w)| {
+                let quoted = format!("\"{}\"", w.replace('"', "\"\""));
                 if i == last {
-                    format!("{w}*")
+                    quoted + "*"
                 } else {
-                    w.clone()
+                    quoted
                 }
             })
             .collect::<Vec<_>>()

@@ -109,40 +109,22 @@ impl WriteCtx<'_> {
         msg_seq: Option<Seq>,
         event: &Event,
     ) -> StoreResult<()> {
-        let json = event_json(event)?;
-        let payload = if msg_seq.is_some() {
-            None
-        } else {
-            Some(json.clone())
-        };
-        self.append(users, chat_id, msg_seq, payload.as_deref(), json)
+        let json = crate::pages::event_json(event)?;
+        let stored = crate::pages::Stored::of(msg_seq);
+        self.append(users, chat_id, stored, json)
     }
 
-    /// Appends an edit to the streams of `users`. The stored event points at
-    /// the message and keeps no text: sync reads the text the message has
-    /// now, so a later edit or a delete for everyone leaves no older words
-    /// in any stream. Live delivery carries the new text.
+    /// Appends an edit (`event`, a `MessageEdited`) of message `seq` to
+    /// the streams of `users`; see [`crate::pages::Stored::Edit`].
     pub(crate) fn push_edit(
         &mut self,
         users: &[UserId],
         chat_id: ChatId,
         seq: Seq,
-        edited_at: i64,
-        text: &str,
+        event: &Event,
     ) -> StoreResult<()> {
-        let stored = event_json(&Event::MessageEdited {
-            chat_id,
-            seq,
-            text: String::new(),
-            edited_at,
-        })?;
-        let live = event_json(&Event::MessageEdited {
-            chat_id,
-            seq,
-            text: text.to_owned(),
-            edited_at,
-        })?;
-        self.append(users, chat_id, Some(seq), Some(&stored), live)
+        let json = crate::pages::event_json(event)?;
+        self.append(users, chat_id, crate::pages::Stored::Edit(seq), json)
     }
 
     /// Records that this job erased content (a delete for everyone, an
@@ -155,10 +137,10 @@ impl WriteCtx<'_> {
         &mut self,
         users: &[UserId],
         chat_id: ChatId,
-        msg_seq: Option<Seq>,
-        payload: Option<&str>,
+        stored: crate::pages::Stored,
         json: Arc<str>,
     ) -> StoreResult<()> {
+        let (msg_seq, payload) = stored.columns(&json)?;
         let mut insert = self.conn.prepare_cached(
             "INSERT INTO stream_events (user_id, pos, chat_id, msg_seq, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
@@ -179,7 +161,7 @@ impl WriteCtx<'_> {
                 pos,
                 chat_id.0,
                 msg_seq.map(|s| s.0),
-                payload
+                payload.as_deref()
             ])?;
             self.heads.insert(user, pos);
             self.deliveries.push(Delivery {
@@ -190,12 +172,6 @@ impl WriteCtx<'_> {
         }
         Ok(())
     }
-}
-
-fn event_json(event: &Event) -> StoreResult<Arc<str>> {
-    Ok(serde_json::to_string(event)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?
-        .into())
 }
 
 /// Wraps `op` into a job whose answer reaches the returned receiver after the commit.

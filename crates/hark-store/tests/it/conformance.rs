@@ -1,13 +1,22 @@
 //! The delivery contract at the storage layer: gapless seqs and positions
 //! under concurrency, idempotency forever, monotonic receipts, membership.
 
-use crate::{sqlite, Backend};
+use crate::{on_every_backend, Backend};
 use hark_proto::{ChatId, ClientMsgId, DeviceId, Event, Pos, Seq, UserId};
 use hark_store::{HistoryQuery, NewMessage, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-async fn users(store: &Arc<dyn Store>, names: &[&str]) -> Vec<(UserId, DeviceId)> {
+on_every_backend!(
+    concurrent_sends_get_gapless_seqs_and_positions,
+    a_resend_is_the_same_message_even_when_racing,
+    receipts_only_rise_and_read_implies_delivered,
+    membership_bounds_what_a_user_sees,
+    a_refused_write_does_not_spoil_its_batch,
+    search_indexes_what_commits_in_a_batch_and_edits_replace_it,
+);
+
+pub(crate) async fn users(store: &Arc<dyn Store>, names: &[&str]) -> Vec<(UserId, DeviceId)> {
     let mut out = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let user = store.create_user(name, name, "hash").await.unwrap();
@@ -20,7 +29,7 @@ async fn users(store: &Arc<dyn Store>, names: &[&str]) -> Vec<(UserId, DeviceId)
     out
 }
 
-fn msg(chat: ChatId, (user, device): (UserId, DeviceId), client_id: &str) -> NewMessage {
+pub(crate) fn msg(chat: ChatId, (user, device): (UserId, DeviceId), client_id: &str) -> NewMessage {
     NewMessage {
         chat_id: chat,
         sender_id: user,
@@ -33,7 +42,7 @@ fn msg(chat: ChatId, (user, device): (UserId, DeviceId), client_id: &str) -> New
 }
 
 /// Every position of `user`'s stream, read back through sync in small pages.
-async fn stream(store: &Arc<dyn Store>, user: UserId) -> Vec<(Pos, Event)> {
+pub(crate) async fn stream(store: &Arc<dyn Store>, user: UserId) -> Vec<(Pos, Event)> {
     let mut out = Vec::new();
     let mut after = Pos(0);
     loop {
@@ -48,14 +57,27 @@ async fn stream(store: &Arc<dyn Store>, user: UserId) -> Vec<(Pos, Event)> {
     }
 }
 
-fn assert_gapless(positions: impl Iterator<Item = i64>) {
-    let positions: Vec<i64> = positions.collect();
-    assert_eq!(positions, (1..=positions.len() as i64).collect::<Vec<_>>());
+/// Sends `m` 20 times at once, spread over `stores`: every answer carries
+/// seq 1; how many said it was not a duplicate.
+pub(crate) async fn racing_resends(stores: &[Arc<dyn Store>], m: NewMessage) -> usize {
+    let tasks: Vec<_> = (0..20)
+        .map(|n| {
+            let (store, m) = (stores[n % stores.len()].clone(), m.clone());
+            tokio::spawn(async move { store.send(m).await.unwrap() })
+        })
+        .collect();
+    let mut originals = 0;
+    for t in tasks {
+        let ack = t.await.unwrap();
+        assert_eq!(ack.seq, Seq(1));
+        originals += usize::from(!ack.duplicate);
+    }
+    originals
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_concurrent_sends_get_gapless_seqs_and_positions() {
-    concurrent_sends_get_gapless_seqs_and_positions(sqlite()).await;
+pub(crate) fn assert_gapless(positions: impl Iterator<Item = i64>) {
+    let positions: Vec<i64> = positions.collect();
+    assert_eq!(positions, (1..=positions.len() as i64).collect::<Vec<_>>());
 }
 
 async fn concurrent_sends_get_gapless_seqs_and_positions(backend: Backend) {
@@ -113,26 +135,12 @@ async fn concurrent_sends_get_gapless_seqs_and_positions(backend: Backend) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_a_resend_is_the_same_message_even_when_racing() {
-    let backend = sqlite();
+async fn a_resend_is_the_same_message_even_when_racing(backend: Backend) {
     let store = backend.store.clone();
     let people = users(&store, &["ann", "ben"]).await;
     let chat = store.create_direct(people[0].0, people[1].0).await.unwrap();
-    let tasks: Vec<_> = (0..20)
-        .map(|_| {
-            let store = store.clone();
-            let m = msg(chat, people[0], "same-id");
-            tokio::spawn(async move { store.send(m).await.unwrap() })
-        })
-        .collect();
-    let mut originals = 0;
-    for t in tasks {
-        let ack = t.await.unwrap();
-        assert_eq!(ack.seq, Seq(1));
-        originals += usize::from(!ack.duplicate);
-    }
-    assert_eq!(originals, 1);
+    let m = msg(chat, people[0], "same-id");
+    assert_eq!(racing_resends(std::slice::from_ref(&store), m).await, 1);
     let history = store
         .history(people[1].0, chat, HistoryQuery::Latest { limit: 50 })
         .await
@@ -150,9 +158,7 @@ async fn sqlite_a_resend_is_the_same_message_even_when_racing() {
     assert_eq!((ack.seq, ack.duplicate), (Seq(2), false));
 }
 
-#[tokio::test]
-async fn sqlite_receipts_only_rise_and_read_implies_delivered() {
-    let backend = sqlite();
+async fn receipts_only_rise_and_read_implies_delivered(backend: Backend) {
     let store = backend.store.clone();
     let people = users(&store, &["ann", "ben"]).await;
     let (ann, ben) = (people[0], people[1]);
@@ -205,9 +211,7 @@ async fn sqlite_receipts_only_rise_and_read_implies_delivered() {
     assert_eq!(receipts, vec![(3, 3), (5, 3)]);
 }
 
-#[tokio::test]
-async fn sqlite_membership_bounds_what_a_user_sees() {
-    let backend = sqlite();
+async fn membership_bounds_what_a_user_sees(backend: Backend) {
     let store = backend.store.clone();
     let people = users(&store, &["ann", "ben", "cat"]).await;
     let (ann, ben, cat) = (people[0], people[1], people[2]);
@@ -266,9 +270,7 @@ async fn sqlite_membership_bounds_what_a_user_sees() {
     ));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_a_refused_write_does_not_spoil_its_batch() {
-    let backend = sqlite();
+async fn a_refused_write_does_not_spoil_its_batch(backend: Backend) {
     let store = backend.store.clone();
     let people = users(&store, &["ann", "ben", "eve"]).await;
     let (ann, ben, eve) = (people[0], people[1], people[2]);
@@ -330,12 +332,10 @@ async fn sqlite_a_refused_write_does_not_spoil_its_batch() {
     assert!(stream(&store, eve.0).await.is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_search_indexes_what_commits_in_a_batch_and_edits_replace_it() {
-    // The index is written once per batch, after the jobs' savepoints: a
+async fn search_indexes_what_commits_in_a_batch_and_edits_replace_it(backend: Backend) {
+    // SQLite writes the index once per batch, after the jobs' savepoints: a
     // batch's refused writes must leave nothing in it, and an edit racing
     // other sends must replace the old text.
-    let backend = sqlite();
     let store = backend.store.clone();
     let people = users(&store, &["ann", "ben", "eve"]).await;
     let (ann, ben, eve) = (people[0], people[1], people[2]);

@@ -1,6 +1,11 @@
 //! The storage conformance suite: every backend must pass these through the
-//! `Store` traits alone. Today that is SQLite; PostgreSQL joins by adding a
-//! `Backend` that opens it.
+//! `Store` traits alone. Each test is written once, as an `async fn` taking
+//! a `Backend`, and `on_every_backend!` runs it against SQLite and
+//! PostgreSQL (`<test>::sqlite`, `<test>::postgres`).
+//!
+//! PostgreSQL tests create a database of their own on the server at
+//! `HARK_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/postgres`)
+//! and drop it afterwards; an unreachable server fails them, never skips.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -9,9 +14,33 @@
 )]
 
 mod conformance;
+mod same_answers;
+mod scale_out;
+mod search;
 
+use hark_store::postgres::PostgresStore;
 use hark_store::{CommitListener, Delivery, Store};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// Runs each named `async fn(Backend)` once per backend, as the tests
+/// `<name>::sqlite` and `<name>::postgres`.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::sqlite()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::postgres().await).await;
+            }
+        }
+    )*};
+}
 
 /// Records every delivery, in the order the store reported commits.
 #[derive(Default)]
@@ -29,7 +58,10 @@ impl CommitListener for Recorder {
 pub struct Backend {
     pub store: Arc<dyn Store>,
     pub recorder: Arc<Recorder>,
-    _dir: tempfile::TempDir,
+    /// The database's URL, for PostgreSQL (another node can open it).
+    pub url: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+    _database: Option<TestDatabase>,
 }
 
 pub fn sqlite() -> Backend {
@@ -41,6 +73,117 @@ pub fn sqlite() -> Backend {
     Backend {
         store: Arc::new(store),
         recorder,
-        _dir: dir,
+        url: None,
+        _dir: Some(dir),
+        _database: None,
     }
+}
+
+fn server_url() -> String {
+    std::env::var("HARK_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A database of this test's own, dropped when the test ends.
+struct TestDatabase {
+    name: String,
+}
+
+async fn admin_client() -> tokio_postgres::Client {
+    let url = server_url();
+    let (client, connection) = match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+        Ok(pair) => pair,
+        Err(e) => panic!(
+            "PostgreSQL is not reachable at {url} ({e}). These tests need it: start it with \
+             `pg_ctlcluster --skip-systemctl-redirect 15 main start`, or point \
+             HARK_TEST_POSTGRES at another server."
+        ),
+    };
+    tokio::spawn(connection);
+    client
+}
+
+impl TestDatabase {
+    async fn create() -> (Self, String) {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!(
+            "hark_test_{}_{}_{nanos}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        admin_client()
+            .await
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let url = database_url(&server_url(), &name);
+        (TestDatabase { name }, url)
+    }
+}
+
+/// `url` with its database name replaced by `name`.
+fn database_url(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{name}", &base[..host_end]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Drop runs outside any runtime's async context: a thread of its
+        // own with a runtime of its own.
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let _ = admin_client()
+                    .await
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
+            });
+        })
+        .join();
+    }
+}
+
+/// A fresh PostgreSQL store on a database of its own.
+pub async fn postgres() -> Backend {
+    let (database, url) = TestDatabase::create().await;
+    let recorder = Arc::new(Recorder::default());
+    let store = PostgresStore::connect(&url, recorder.clone())
+        .await
+        .unwrap();
+    Backend {
+        store: Arc::new(store),
+        recorder,
+        url: Some(url),
+        _dir: None,
+        _database: Some(database),
+    }
+}
+
+/// Another node's store on the database of `backend`, with its own recorder.
+pub async fn another_node(backend: &Backend) -> (Arc<dyn Store>, Arc<Recorder>) {
+    let url = backend.url.as_deref().expect("a PostgreSQL backend");
+    let recorder = Arc::new(Recorder::default());
+    let store = PostgresStore::connect(url, recorder.clone()).await.unwrap();
+    (Arc::new(store), recorder)
 }

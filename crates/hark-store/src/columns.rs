@@ -1,0 +1,264 @@
+//! Rows to values, once for every backend: each backend lets its row type
+//! be read as [`Columns`], and these functions turn a row (its columns in
+//! the order each names) into users, devices, messages, members.
+//!
+//! Only the column access differs between SQLite and PostgreSQL; what a row
+//! means, how a deleted message or a quote reads, is decided here.
+
+use crate::rules::{MemberFacts, MessageFacts};
+use crate::{StoreError, StoreResult};
+use hark_proto::{
+    ChatId, ChatKind, ChatSettings, ClientMsgId, Device, DeviceId, Member, Message, Quote,
+    Reaction, Seq, User, UserId, Visibility,
+};
+
+/// A result row read by column index. Integers are 64-bit, flags booleans.
+pub(crate) trait Columns {
+    type Error;
+    fn int(&self, i: usize) -> Result<i64, Self::Error>;
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, Self::Error>;
+    fn text(&self, i: usize) -> Result<String, Self::Error>;
+    fn opt_text(&self, i: usize) -> Result<Option<String>, Self::Error>;
+    fn flag(&self, i: usize) -> Result<bool, Self::Error>;
+}
+
+/// How long a quoted snippet may be, in characters.
+const SNIPPET_CHARS: usize = 200;
+
+/// The columns of a message row, for a table aliased `m`, in the order
+/// [`message_row`] reads them. The last says whether the message has
+/// reactions, so a reader queries reactions only for those that do: a
+/// statement per message was a tenth of the server's work replaying a
+/// catch-up storm (docs/benchmarks.md, fourth pass).
+pub(crate) const MESSAGE_COLUMNS: &str = "m.chat_id, m.seq, m.sender_id, m.sender_device, \
+     m.client_id, m.text, m.sent_at, m.reply_to, m.forwarded, m.edited_at, m.deleted_at, \
+     EXISTS (SELECT 1 FROM reactions r WHERE r.chat_id = m.chat_id AND r.seq = m.seq)";
+
+/// A message row without its quote and reactions (see [`MessageRow::into_parts`]).
+pub(crate) struct MessageRow {
+    pub(crate) message: Message,
+    pub(crate) reply_to: Option<i64>,
+    pub(crate) has_reactions: bool,
+}
+
+impl MessageRow {
+    /// The message, the seq it replies to (whose quote the reader fills
+    /// in), and whether its reactions are worth reading: a deleted message
+    /// shows none.
+    pub(crate) fn into_parts(self) -> (Message, Option<Seq>, bool) {
+        let needs_reactions = self.has_reactions && !self.message.deleted;
+        (self.message, self.reply_to.map(Seq), needs_reactions)
+    }
+}
+
+/// [`MESSAGE_COLUMNS`] from column `at` on.
+pub(crate) fn message_row<R: Columns>(r: &R, at: usize) -> Result<MessageRow, R::Error> {
+    let deleted_at = r.opt_int(at + 10)?;
+    Ok(MessageRow {
+        message: Message {
+            chat_id: ChatId(r.int(at)?),
+            seq: Seq(r.int(at + 1)?),
+            sender_id: UserId(r.int(at + 2)?),
+            sender_device: DeviceId(r.int(at + 3)?),
+            client_id: ClientMsgId(r.text(at + 4)?),
+            text: r.text(at + 5)?,
+            sent_at: r.int(at + 6)?,
+            reply_to: None,
+            forwarded: r.flag(at + 8)?,
+            edited_at: r.opt_int(at + 9)?,
+            deleted: deleted_at.is_some(),
+            reactions: Vec::new(),
+        },
+        reply_to: r.opt_int(at + 7)?,
+        has_reactions: r.flag(at + 11)?,
+    })
+}
+
+/// `user_id, emoji`.
+pub(crate) fn reaction<R: Columns>(r: &R) -> Result<Reaction, R::Error> {
+    Ok(Reaction {
+        user_id: UserId(r.int(0)?),
+        emoji: r.text(1)?,
+    })
+}
+
+/// The quoted message `seq` as it is now, from `sender_id, text,
+/// deleted_at`: its snippet, or none once deleted.
+pub(crate) fn quote<R: Columns>(r: &R, seq: Seq) -> Result<Quote, R::Error> {
+    let deleted_at = r.opt_int(2)?;
+    let text = r.text(1)?;
+    Ok(Quote {
+        seq,
+        sender_id: UserId(r.int(0)?),
+        snippet: deleted_at
+            .is_none()
+            .then(|| text.chars().take(SNIPPET_CHARS).collect()),
+    })
+}
+
+/// `id, username, display_name` from column `at` on.
+pub(crate) fn user<R: Columns>(r: &R, at: usize) -> Result<User, R::Error> {
+    Ok(User {
+        id: UserId(r.int(at)?),
+        username: r.text(at + 1)?,
+        display_name: r.text(at + 2)?,
+    })
+}
+
+/// `id, name, created_at` from column `at` on.
+pub(crate) fn device<R: Columns>(r: &R, at: usize, current: bool) -> Result<Device, R::Error> {
+    Ok(Device {
+        id: DeviceId(r.int(at)?),
+        name: r.text(at + 1)?,
+        created_at: r.int(at + 2)?,
+        current,
+    })
+}
+
+/// The columns [`authed_device`] reads, for `devices d JOIN users u`.
+pub(crate) const AUTHED_DEVICE_COLUMNS: &str =
+    "u.id, u.username, u.display_name, d.id, d.name, d.created_at, u.last_seen_at";
+
+/// [`AUTHED_DEVICE_COLUMNS`]: the device a token belongs to, with its user.
+pub(crate) fn authed_device<R: Columns>(r: &R) -> Result<crate::AuthedDevice, R::Error> {
+    Ok(crate::AuthedDevice {
+        user: user(r, 0)?,
+        device: device(r, 3, true)?,
+        last_seen: r.opt_int(6)?,
+    })
+}
+
+/// `admin, joined_seq, delivered_up_to, read_up_to`.
+pub(crate) fn member_facts<R: Columns>(r: &R) -> Result<MemberFacts, R::Error> {
+    Ok(MemberFacts {
+        admin: r.flag(0)?,
+        joined_seq: r.int(1)?,
+        delivered_up_to: r.int(2)?,
+        read_up_to: r.int(3)?,
+    })
+}
+
+/// `sender_id, sent_at, deleted_at`.
+pub(crate) fn message_facts<R: Columns>(r: &R) -> Result<MessageFacts, R::Error> {
+    Ok(MessageFacts {
+        sender: UserId(r.int(0)?),
+        sent_at: r.int(1)?,
+        deleted: r.opt_int(2)?.is_some(),
+    })
+}
+
+/// `u.id, u.username, u.display_name, m.admin, m.delivered_up_to, m.read_up_to`.
+pub(crate) fn member<R: Columns>(r: &R) -> Result<Member, R::Error> {
+    Ok(Member {
+        user: user(r, 0)?,
+        admin: r.flag(3)?,
+        delivered_up_to: Seq(r.int(4)?),
+        read_up_to: Seq(r.int(5)?),
+    })
+}
+
+/// `muted_until, archived, pinned_at`.
+pub(crate) fn settings<R: Columns>(r: &R) -> Result<ChatSettings, R::Error> {
+    Ok(ChatSettings {
+        muted_until: r.opt_int(0)?,
+        archived: r.flag(1)?,
+        pinned_at: r.opt_int(2)?,
+    })
+}
+
+/// A chat's header as stored: `kind, title, created_at, last_seq`.
+pub(crate) struct ChatHeader {
+    pub(crate) kind: String,
+    pub(crate) title: Option<String>,
+    pub(crate) created_at: i64,
+    pub(crate) last_seq: i64,
+}
+
+pub(crate) fn chat_header<R: Columns>(r: &R) -> Result<ChatHeader, R::Error> {
+    Ok(ChatHeader {
+        kind: r.text(0)?,
+        title: r.opt_text(1)?,
+        created_at: r.int(2)?,
+        last_seq: r.int(3)?,
+    })
+}
+
+impl ChatHeader {
+    /// The chat with its members, in joining order.
+    pub(crate) fn into_chat(
+        self,
+        chat_id: ChatId,
+        members: Vec<Member>,
+    ) -> StoreResult<hark_proto::Chat> {
+        Ok(hark_proto::Chat {
+            id: chat_id,
+            kind: parse_kind(&self.kind)?,
+            title: self.title,
+            created_at: self.created_at,
+            last_seq: Seq(self.last_seq),
+            members,
+        })
+    }
+}
+
+pub(crate) fn kind_str(kind: ChatKind) -> &'static str {
+    match kind {
+        ChatKind::Direct => "direct",
+        ChatKind::Group => "group",
+    }
+}
+
+pub(crate) fn parse_kind(kind: &str) -> StoreResult<ChatKind> {
+    match kind {
+        "direct" => Ok(ChatKind::Direct),
+        "group" => Ok(ChatKind::Group),
+        other => Err(StoreError::Corrupt(format!("chat kind {other}"))),
+    }
+}
+
+pub(crate) fn visibility_str(v: Visibility) -> &'static str {
+    match v {
+        Visibility::Everyone => "everyone",
+        Visibility::Contacts => "contacts",
+        Visibility::Nobody => "nobody",
+    }
+}
+
+pub(crate) fn parse_visibility(s: &str) -> StoreResult<Visibility> {
+    match s {
+        "everyone" => Ok(Visibility::Everyone),
+        "contacts" => Ok(Visibility::Contacts),
+        "nobody" => Ok(Visibility::Nobody),
+        other => Err(StoreError::Corrupt(format!("visibility {other}"))),
+    }
+}
+
+/// A presence record from `last_seen_privacy, online_privacy, last_seen_at`.
+pub(crate) fn presence(
+    user_id: UserId,
+    last_seen_privacy: &str,
+    online_privacy: &str,
+    last_seen: Option<i64>,
+) -> StoreResult<crate::PresenceRecord> {
+    Ok(crate::PresenceRecord {
+        user_id,
+        privacy: hark_proto::PrivacySettings {
+            last_seen: parse_visibility(last_seen_privacy)?,
+            online: parse_visibility(online_privacy)?,
+        },
+        last_seen,
+    })
+}
+
+/// A LIKE pattern matching names that start with `prefix`, its wildcards
+/// escaped with `\` so a search for "a_b" means exactly that.
+pub(crate) fn like_prefix(prefix: &str) -> String {
+    let escaped: String = prefix
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    format!("{escaped}%")
+}

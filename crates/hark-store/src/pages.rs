@@ -1,0 +1,201 @@
+//! Paging, once for every backend: which seqs a page of history covers and
+//! how it is put in order, and how a page of a user's event stream is read
+//! from its rows and where it stops.
+
+use crate::columns::{message_row, Columns, MessageRow};
+use crate::{HistoryQuery, StoreError, StoreResult, SyncPage};
+use hark_proto::{ChatId, Event, EventFrame, History, Message, Pos, Seq};
+use std::sync::Arc;
+
+/// A range of a chat's history: messages with `low < seq < high`, at most
+/// `limit`, read nearest to `high` first when `newest_first`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HistoryWindow {
+    pub(crate) low: i64,
+    pub(crate) high: i64,
+    pub(crate) limit: u32,
+    pub(crate) newest_first: bool,
+}
+
+impl HistoryWindow {
+    /// The page `query` asks for, never below the reader's `floor` (the
+    /// seq they joined at). One more row than the limit is read, to know
+    /// whether there is more.
+    pub(crate) fn new(query: HistoryQuery, floor: i64) -> Self {
+        let (low, high, limit, newest_first) = match query {
+            HistoryQuery::Latest { limit } => (floor, i64::MAX, limit, true),
+            HistoryQuery::Before { seq, limit } => (floor, seq.0, limit, true),
+            HistoryQuery::After { seq, limit } => (seq.0.max(floor), i64::MAX, limit, false),
+        };
+        HistoryWindow {
+            low,
+            high,
+            limit: limit.saturating_add(1),
+            newest_first,
+        }
+    }
+
+    /// The newest message a reader who joined at `floor` may see.
+    pub(crate) fn last(floor: i64) -> Self {
+        HistoryWindow {
+            low: floor,
+            high: i64::MAX,
+            limit: 1,
+            newest_first: true,
+        }
+    }
+
+    /// The SQL sort direction of the read.
+    pub(crate) fn order(&self) -> &'static str {
+        if self.newest_first {
+            "DESC"
+        } else {
+            "ASC"
+        }
+    }
+
+    /// The page, oldest first, from the rows read for [`HistoryWindow::new`].
+    pub(crate) fn history(&self, mut messages: Vec<Message>) -> History {
+        let limit = self.limit.saturating_sub(1) as usize;
+        let has_more = messages.len() > limit;
+        messages.truncate(limit);
+        if self.newest_first {
+            messages.reverse();
+        }
+        History { messages, has_more }
+    }
+}
+
+/// The JSON of an event, shared by every stream it goes to.
+pub(crate) fn event_json(event: &Event) -> StoreResult<Arc<str>> {
+    Ok(serde_json::to_string(event)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?
+        .into())
+}
+
+/// What a stream row keeps of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stored {
+    /// A new message: only a pointer to its row, whose text is stored once
+    /// and read as it is now.
+    Message(Seq),
+    /// Any other event: its JSON.
+    Json,
+    /// An edit of message `seq`: a pointer to the message and the event's
+    /// JSON without its text. Sync reads the text the message has now
+    /// ([`StreamPage::read`]), so a later edit or a delete for everyone
+    /// leaves no older words in any stream.
+    Edit(Seq),
+}
+
+impl Stored {
+    /// A message event (`msg_seq` set) or any other event.
+    pub(crate) fn of(msg_seq: Option<Seq>) -> Self {
+        match msg_seq {
+            Some(seq) => Stored::Message(seq),
+            None => Stored::Json,
+        }
+    }
+
+    /// The `msg_seq` and `payload` columns of the stream row for the event
+    /// whose JSON is `json`.
+    pub(crate) fn columns(self, json: &Arc<str>) -> StoreResult<(Option<Seq>, Option<Arc<str>>)> {
+        Ok(match self {
+            Stored::Message(seq) => (Some(seq), None),
+            Stored::Json => (None, Some(json.clone())),
+            Stored::Edit(seq) => {
+                let mut event: Event = serde_json::from_str(json)
+                    .map_err(|e| StoreError::Corrupt(format!("edit event: {e}")))?;
+                if let Event::MessageEdited { text, .. } = &mut event {
+                    text.clear();
+                }
+                (Some(seq), Some(event_json(&event)?))
+            }
+        })
+    }
+}
+
+/// The columns of a stream page's rows, for `stream_events e` joined to
+/// `messages m`, in the order [`StreamPage::read`] takes them.
+pub(crate) const STREAM_COLUMNS: &str = "e.pos, e.payload, e.chat_id, e.msg_seq, \
+     EXISTS (SELECT 1 FROM hidden_messages h \
+             WHERE h.user_id = e.user_id AND h.chat_id = e.chat_id AND h.seq = e.msg_seq)";
+
+/// A sync page stops growing past about this many bytes of event JSON, so a
+/// page of large messages stays a reasonable WebSocket frame.
+const SYNC_PAGE_BYTES: usize = 512 * 1024;
+
+/// A page of a user's stream being read.
+#[derive(Default)]
+pub(crate) struct StreamPage {
+    events: Vec<EventFrame>,
+    bytes: usize,
+}
+
+/// A stream row read: its event, or the message it points at, still to be
+/// completed with its quote and reactions by the backend.
+pub(crate) enum StreamRow {
+    Event(Pos, Event),
+    Message(Pos, MessageRow),
+}
+
+impl StreamPage {
+    /// Whether the page is as large as it gets.
+    pub(crate) fn full(&self) -> bool {
+        self.bytes >= SYNC_PAGE_BYTES
+    }
+
+    /// Reads a row of [`STREAM_COLUMNS`] followed by the message columns.
+    pub(crate) fn read<R: Columns>(&mut self, row: &R) -> StoreResult<StreamRow>
+    where
+        StoreError: From<R::Error>,
+    {
+        let pos = Pos(row.int(0)?);
+        let hidden = row.flag(4)?;
+        Ok(match row.opt_text(1)? {
+            Some(json) => {
+                self.bytes += json.len();
+                let mut event = serde_json::from_str(&json)
+                    .map_err(|e| StoreError::Corrupt(format!("event at {pos}: {e}")))?;
+                // An edit is stored without its text (`Stored::Edit`): it
+                // reads as the message is now (the message's text column).
+                if let Event::MessageEdited { text, .. } = &mut event {
+                    if let Some(now) = row.opt_text(5 + 5)? {
+                        self.bytes += now.len();
+                        *text = now;
+                    }
+                }
+                StreamRow::Event(pos, event)
+            }
+            // Deleted for me: the position stays, the content does not.
+            None if hidden => StreamRow::Event(
+                pos,
+                Event::MessageHidden {
+                    chat_id: ChatId(row.int(2)?),
+                    seq: Seq(row.int(3)?),
+                },
+            ),
+            None => StreamRow::Message(pos, message_row(row, 5)?),
+        })
+    }
+
+    pub(crate) fn push(&mut self, pos: Pos, event: Event) {
+        self.events.push(EventFrame { pos, event });
+    }
+
+    pub(crate) fn push_message(&mut self, pos: Pos, message: Message) {
+        // The text plus the fixed fields around it.
+        self.bytes += message.text.len() + 200;
+        self.push(pos, Event::Message(message));
+    }
+
+    /// The page, with the stream's `head` read in the same snapshot.
+    pub(crate) fn finish(self, head: Pos) -> SyncPage {
+        let more = self.events.last().is_some_and(|e| e.pos < head);
+        SyncPage {
+            events: self.events,
+            head,
+            more,
+        }
+    }
+}

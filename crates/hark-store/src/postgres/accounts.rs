@@ -1,0 +1,241 @@
+//! Users and devices in PostgreSQL.
+
+use super::rows::all;
+use super::tx::{Db, Tx};
+use crate::columns::{self, like_prefix, visibility_str, AUTHED_DEVICE_COLUMNS};
+use crate::rules;
+use crate::{AuthedDevice, Credentials, PresenceRecord, StoreError, StoreResult};
+use hark_proto::{Device, DeviceId, PrivacySettings, User, UserId};
+use std::collections::{HashMap, HashSet};
+
+pub(crate) async fn create_user(
+    tx: &mut Tx,
+    username: &str,
+    display_name: &str,
+    password_hash: &str,
+) -> StoreResult<User> {
+    if tx
+        .opt(
+            "SELECT id FROM users WHERE lower(username) = lower($1)",
+            &[&username],
+        )
+        .await?
+        .is_some()
+    {
+        return Err(StoreError::UsernameTaken);
+    }
+    let id: i64 = tx
+        .one(
+            "INSERT INTO users (username, display_name, password_hash, created_at)
+             VALUES ($1, $2, $3, $4) RETURNING id",
+            &[&username, &display_name, &password_hash, &tx.now_ms],
+        )
+        .await?
+        .try_get(0)?;
+    tx.exec("INSERT INTO streams (user_id) VALUES ($1)", &[&id])
+        .await?;
+    Ok(User {
+        id: UserId(id),
+        username: username.to_owned(),
+        display_name: display_name.to_owned(),
+    })
+}
+
+pub(crate) async fn credentials(db: &Db, username: &str) -> StoreResult<Option<Credentials>> {
+    db.opt(
+        "SELECT id, username, display_name, password_hash FROM users
+         WHERE lower(username) = lower($1)",
+        &[&username],
+    )
+    .await?
+    .map(|r| {
+        Ok(Credentials {
+            user: columns::user(&r, 0)?,
+            password_hash: r.try_get(3)?,
+        })
+    })
+    .transpose()
+}
+
+pub(crate) async fn create_device(
+    tx: &mut Tx,
+    user_id: UserId,
+    name: &str,
+    token_hash: [u8; 32],
+) -> StoreResult<Device> {
+    let id: i64 = tx
+        .one(
+            "INSERT INTO devices (user_id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)
+             RETURNING id",
+            &[&user_id.0, &name, &&token_hash[..], &tx.now_ms],
+        )
+        .await?
+        .try_get(0)?;
+    Ok(Device {
+        id: DeviceId(id),
+        name: name.to_owned(),
+        created_at: tx.now_ms,
+        current: true,
+    })
+}
+
+pub(crate) async fn device_by_token(
+    db: &Db,
+    token_hash: [u8; 32],
+) -> StoreResult<Option<AuthedDevice>> {
+    db.opt(
+        &format!(
+            "SELECT {AUTHED_DEVICE_COLUMNS}
+             FROM devices d JOIN users u ON u.id = d.user_id
+             WHERE d.token_hash = $1 AND d.revoked_at IS NULL"
+        ),
+        &[&&token_hash[..]],
+    )
+    .await?
+    .map(|r| Ok(columns::authed_device(&r)?))
+    .transpose()
+}
+
+pub(crate) async fn devices(db: &Db, user_id: UserId) -> StoreResult<Vec<Device>> {
+    let rows = db
+        .rows(
+            "SELECT id, name, created_at FROM devices WHERE user_id = $1 AND revoked_at IS NULL
+             ORDER BY id",
+            &[&user_id.0],
+        )
+        .await?;
+    all(rows, |r| columns::device(r, 0, false))
+}
+
+pub(crate) async fn revoke_device(
+    tx: &mut Tx,
+    user_id: UserId,
+    device_id: DeviceId,
+) -> StoreResult<()> {
+    let changed = tx
+        .exec(
+            "UPDATE devices SET revoked_at = $1
+             WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
+            &[&tx.now_ms, &device_id.0, &user_id.0],
+        )
+        .await?;
+    if changed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub(crate) async fn set_display_name(
+    tx: &mut Tx,
+    user_id: UserId,
+    display_name: &str,
+) -> StoreResult<User> {
+    tx.exec(
+        "UPDATE users SET display_name = $1 WHERE id = $2",
+        &[&display_name, &user_id.0],
+    )
+    .await?;
+    user(tx, user_id).await?.ok_or(StoreError::NotFound)
+}
+
+pub(crate) async fn user(db: &Db, user_id: UserId) -> StoreResult<Option<User>> {
+    db.opt(
+        "SELECT id, username, display_name FROM users WHERE id = $1",
+        &[&user_id.0],
+    )
+    .await?
+    .map(|r| columns::user(&r, 0))
+    .transpose()
+}
+
+/// Users whose name starts with `prefix`, whatever its case, in name order
+/// (SQLite's NOCASE: ASCII case folded, then byte order).
+pub(crate) async fn search_users(db: &Db, prefix: &str, limit: u32) -> StoreResult<Vec<User>> {
+    let rows = db
+        .rows(
+            "SELECT id, username, display_name FROM users
+             WHERE lower(username) LIKE lower($1) ESCAPE '\\'
+             ORDER BY lower(username) COLLATE \"C\" LIMIT $2",
+            &[&like_prefix(prefix), &i64::from(limit)],
+        )
+        .await?;
+    all(rows, |r| columns::user(r, 0))
+}
+
+pub(crate) async fn set_privacy(
+    tx: &mut Tx,
+    user_id: UserId,
+    privacy: PrivacySettings,
+) -> StoreResult<()> {
+    tx.exec(
+        "UPDATE users SET last_seen_privacy = $1, online_privacy = $2 WHERE id = $3",
+        &[
+            &visibility_str(privacy.last_seen),
+            &visibility_str(privacy.online),
+            &user_id.0,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn set_last_seen(tx: &mut Tx, user_id: UserId, at: i64) -> StoreResult<()> {
+    tx.exec(
+        "UPDATE users SET last_seen_at = $1 WHERE id = $2",
+        &[&at, &user_id.0],
+    )
+    .await?;
+    Ok(())
+}
+
+/// In the order asked for, unknown users left out.
+pub(crate) async fn presence_records(
+    db: &Db,
+    users: &[UserId],
+) -> StoreResult<Vec<PresenceRecord>> {
+    let ids: Vec<i64> = users.iter().map(|u| u.0).collect();
+    let mut found = HashMap::new();
+    for r in db
+        .rows(
+            "SELECT id, last_seen_privacy, online_privacy, last_seen_at FROM users
+             WHERE id = ANY($1)",
+            &[&ids],
+        )
+        .await?
+    {
+        let id: i64 = r.try_get(0)?;
+        let privacy: (String, String) = (r.try_get(1)?, r.try_get(2)?);
+        found.insert(id, (privacy, r.try_get::<_, Option<i64>>(3)?));
+    }
+    users
+        .iter()
+        .filter_map(|u| found.get(&u.0).map(|f| (u, f)))
+        .map(|(&u, ((last_seen, online), at))| columns::presence(u, last_seen, online, *at))
+        .collect()
+}
+
+pub(crate) async fn contacts_among(
+    db: &Db,
+    user_id: UserId,
+    others: &[UserId],
+) -> StoreResult<HashSet<UserId>> {
+    let keys: HashMap<String, UserId> = others
+        .iter()
+        .map(|&o| (rules::direct_key(user_id, o), o))
+        .collect();
+    let wanted: Vec<&str> = keys.keys().map(String::as_str).collect();
+    let rows = db
+        .rows(
+            "SELECT direct_key FROM chats WHERE direct_key = ANY($1)",
+            &[&wanted],
+        )
+        .await?;
+    let mut out = HashSet::new();
+    for r in rows {
+        let key: String = r.try_get(0)?;
+        if let Some(&other) = keys.get(&key) {
+            out.insert(other);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,311 @@
+//! Messages in PostgreSQL: sending and forwarding (idempotent, seq taken
+//! under the chat's row lock), editing, deleting, reactions, and history.
+
+use super::chats::{lock_chat, lock_for_send, member_ids, require_member};
+use super::receipts::apply_mark;
+use super::rows::{self, complete};
+use super::search::TSVECTOR;
+use super::tx::{Db, Tx};
+use crate::columns::{self, MESSAGE_COLUMNS};
+use crate::pages::HistoryWindow;
+use crate::rules::{self, MessageFacts, Rise, Windows};
+use crate::{HistoryQuery, NewMessage, StoreResult};
+use hark_proto::{ChatId, Event, History, Message, SendAck, Seq, UserId};
+
+pub(crate) async fn send(tx: &mut Tx, msg: NewMessage) -> StoreResult<SendAck> {
+    // Idempotency before authorization: a resend of a committed message
+    // answers with the original even if the sender has since left the chat.
+    // A resend racing its original waits on the unique index, fails, and
+    // finds the original when the write runs again.
+    if let Some(original) = tx
+        .opt(
+            "SELECT chat_id, seq, sent_at FROM messages WHERE sender_device = $1 AND client_id = $2",
+            &[&msg.sender_device.0, &msg.client_id.0],
+        )
+        .await?
+    {
+        return Ok(SendAck {
+            chat_id: ChatId(original.try_get(0)?),
+            seq: Seq(original.try_get(1)?),
+            client_id: msg.client_id,
+            sent_at: original.try_get(2)?,
+            duplicate: true,
+        });
+    }
+    // The chat's row lock makes seqs gapless and in commit order; the
+    // sender's member row lock keeps their watermarks' rise serial.
+    let (last, me, members) = lock_for_send(tx, msg.chat_id, msg.sender_id).await?;
+    let seq = Seq(last + 1);
+    let quote = match msg.reply_to {
+        None => None,
+        Some(target) => {
+            let quote = rows::quote(tx, msg.chat_id, target).await?;
+            Some(rules::reply(target, &me, seq, quote)?)
+        }
+    };
+    let sql = format!(
+        "WITH chat AS (UPDATE chats SET last_seq = $2, last_activity = $7 WHERE id = $1)
+         INSERT INTO messages (chat_id, seq, sender_id, sender_device, client_id, text, sent_at,
+                               reply_to, forwarded, search, search_order)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, {TSVECTOR}($6), nextval('messages_search_order'))"
+    );
+    tx.exec(
+        &sql,
+        &[
+            &msg.chat_id.0,
+            &seq.0,
+            &msg.sender_id.0,
+            &msg.sender_device.0,
+            &msg.client_id.0,
+            &msg.text,
+            &tx.now_ms,
+            &msg.reply_to.map(|s| s.0),
+            &msg.forwarded,
+        ],
+    )
+    .await?;
+    let (chat_id, sender_id, sender_device) = (msg.chat_id, msg.sender_id, msg.sender_device);
+    let client_id = msg.client_id.clone();
+    let now_ms = tx.now_ms;
+    tx.push_event(
+        &members,
+        chat_id,
+        Some(seq),
+        &rules::new_message(msg, seq, now_ms, quote),
+    )?;
+    let rise = Rise::implied_by_send(seq);
+    apply_mark(tx, chat_id, sender_id, sender_device, me, seq.0, rise).await?;
+    Ok(SendAck {
+        chat_id,
+        seq,
+        client_id,
+        sent_at: now_ms,
+        duplicate: false,
+    })
+}
+
+/// A message of the chat that the member may see (sent after they joined):
+/// what the rules need to know of it.
+async fn visible_message(
+    db: &Db,
+    chat_id: ChatId,
+    user_id: UserId,
+    seq: Seq,
+) -> StoreResult<MessageFacts> {
+    let me = require_member(db, chat_id, user_id).await?;
+    let row = db
+        .opt(
+            "SELECT sender_id, sent_at, deleted_at FROM messages WHERE chat_id = $1 AND seq = $2",
+            &[&chat_id.0, &seq.0],
+        )
+        .await?
+        .map(|r| columns::message_facts(&r))
+        .transpose()?;
+    rules::visible(row, seq, &me)
+}
+
+pub(crate) async fn forward(
+    tx: &mut Tx,
+    from: (ChatId, Seq),
+    msg: NewMessage,
+) -> StoreResult<SendAck> {
+    let already = tx
+        .opt(
+            "SELECT 1 FROM messages WHERE sender_device = $1 AND client_id = $2",
+            &[&msg.sender_device.0, &msg.client_id.0],
+        )
+        .await?
+        .is_some();
+    let text = if already {
+        String::new()
+    } else {
+        rules::forward(&visible_message(tx, from.0, msg.sender_id, from.1).await?)?;
+        tx.one(
+            "SELECT text FROM messages WHERE chat_id = $1 AND seq = $2",
+            &[&from.0 .0, &from.1 .0],
+        )
+        .await?
+        .try_get(0)?
+    };
+    send(tx, rules::forwarded(msg, text)).await
+}
+
+pub(crate) async fn edit(
+    tx: &mut Tx,
+    chat_id: ChatId,
+    user_id: UserId,
+    seq: Seq,
+    text: &str,
+    windows: Windows,
+) -> StoreResult<()> {
+    lock_chat(tx, chat_id).await?;
+    let message = visible_message(tx, chat_id, user_id, seq).await?;
+    rules::edit(&message, user_id, tx.now_ms, windows)?;
+    let sql = format!(
+        "UPDATE messages SET text = $1, edited_at = $2, search = {TSVECTOR}($1)
+         WHERE chat_id = $3 AND seq = $4"
+    );
+    tx.exec(&sql, &[&text, &tx.now_ms, &chat_id.0, &seq.0])
+        .await?;
+    let members = member_ids(tx, chat_id).await?;
+    let event = rules::edited(chat_id, seq, text, tx.now_ms);
+    tx.push_edit(&members, chat_id, seq, &event)
+}
+
+pub(crate) async fn delete(
+    tx: &mut Tx,
+    chat_id: ChatId,
+    user_id: UserId,
+    seq: Seq,
+    for_everyone: bool,
+    windows: Windows,
+) -> StoreResult<()> {
+    let (kind, _) = lock_chat(tx, chat_id).await?;
+    let message = visible_message(tx, chat_id, user_id, seq).await?;
+    if !for_everyone {
+        let added = tx
+            .exec(
+                "INSERT INTO hidden_messages (user_id, chat_id, seq) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                &[&user_id.0, &chat_id.0, &seq.0],
+            )
+            .await?;
+        if added > 0 {
+            let event = Event::MessageHidden { chat_id, seq };
+            tx.push_event(&[user_id], chat_id, None, &event)?;
+        }
+        return Ok(());
+    }
+    let me = require_member(tx, chat_id, user_id).await?;
+    if !rules::delete_for_everyone(&message, user_id, kind, &me, tx.now_ms, windows)? {
+        return Ok(());
+    }
+    // The content goes: text, reactions and the search entry. The old row
+    // version stays on disk as a dead tuple until VACUUM reclaims it.
+    tx.exec(
+        "WITH gone AS (DELETE FROM reactions WHERE chat_id = $2 AND seq = $3)
+         UPDATE messages SET text = '', search = NULL, deleted_at = $1
+         WHERE chat_id = $2 AND seq = $3",
+        &[&tx.now_ms, &chat_id.0, &seq.0],
+    )
+    .await?;
+    let members = member_ids(tx, chat_id).await?;
+    let event = Event::MessageDeleted {
+        chat_id,
+        seq,
+        by: user_id,
+    };
+    tx.push_event(&members, chat_id, None, &event)
+}
+
+pub(crate) async fn react(
+    tx: &mut Tx,
+    chat_id: ChatId,
+    user_id: UserId,
+    seq: Seq,
+    emoji: Option<&str>,
+) -> StoreResult<()> {
+    lock_chat(tx, chat_id).await?;
+    let message = visible_message(tx, chat_id, user_id, seq).await?;
+    let current: Option<String> = tx
+        .opt(
+            "SELECT emoji FROM reactions WHERE chat_id = $1 AND seq = $2 AND user_id = $3",
+            &[&chat_id.0, &seq.0, &user_id.0],
+        )
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+    let Some(event) = rules::react(&message, current.as_deref(), emoji, chat_id, seq, user_id)?
+    else {
+        return Ok(());
+    };
+    match emoji {
+        Some(emoji) => {
+            tx.exec(
+                "INSERT INTO reactions (chat_id, seq, user_id, emoji, reacted_at)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (chat_id, seq, user_id)
+                 DO UPDATE SET emoji = excluded.emoji, reacted_at = excluded.reacted_at",
+                &[&chat_id.0, &seq.0, &user_id.0, &emoji, &tx.now_ms],
+            )
+            .await?
+        }
+        None => {
+            tx.exec(
+                "DELETE FROM reactions WHERE chat_id = $1 AND seq = $2 AND user_id = $3",
+                &[&chat_id.0, &seq.0, &user_id.0],
+            )
+            .await?
+        }
+    };
+    let members = member_ids(tx, chat_id).await?;
+    tx.push_event(&members, chat_id, None, &event)
+}
+
+pub(crate) async fn last_message(
+    db: &Db,
+    viewer: UserId,
+    chat_id: ChatId,
+    joined_seq: i64,
+) -> StoreResult<Option<Message>> {
+    let page = page(db, viewer, chat_id, HistoryWindow::last(joined_seq)).await?;
+    Ok(page.into_iter().next())
+}
+
+pub(crate) async fn unread_count(
+    db: &Db,
+    chat_id: ChatId,
+    viewer: UserId,
+    read_up_to: i64,
+) -> StoreResult<u64> {
+    let n: i64 = db
+        .one(
+            "SELECT COUNT(*) FROM messages WHERE chat_id = $1 AND seq > $2 AND sender_id != $3
+               AND deleted_at IS NULL",
+            &[&chat_id.0, &read_up_to, &viewer.0],
+        )
+        .await?
+        .try_get(0)?;
+    Ok(n.max(0).unsigned_abs())
+}
+
+pub(crate) async fn history(
+    db: &Db,
+    viewer: UserId,
+    chat_id: ChatId,
+    query: HistoryQuery,
+) -> StoreResult<History> {
+    let floor = require_member(db, chat_id, viewer).await?.joined_seq;
+    let window = HistoryWindow::new(query, floor);
+    Ok(window.history(page(db, viewer, chat_id, window).await?))
+}
+
+/// The messages of `window` that `viewer` has not deleted for themselves.
+async fn page(
+    db: &Db,
+    viewer: UserId,
+    chat_id: ChatId,
+    window: HistoryWindow,
+) -> StoreResult<Vec<Message>> {
+    let order = window.order();
+    let sql = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m
+         WHERE m.chat_id = $1 AND m.seq > $2 AND m.seq < $3
+           AND NOT EXISTS (SELECT 1 FROM hidden_messages h
+                           WHERE h.user_id = $4 AND h.chat_id = m.chat_id AND h.seq = m.seq)
+         ORDER BY m.seq {order} LIMIT $5"
+    );
+    let rows = db
+        .rows(
+            &sql,
+            &[
+                &chat_id.0,
+                &window.low,
+                &window.high,
+                &viewer.0,
+                &i64::from(window.limit),
+            ],
+        )
+        .await?;
+    complete(db, rows, 0).await
+}

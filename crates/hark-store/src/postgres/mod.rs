@@ -1,0 +1,494 @@
+//! PostgreSQL behind the repository traits, for many nodes sharing one
+//! database. The rules come from `crate::rules` and the row conversions
+//! and paging from `crate::columns` and `crate::pages`, as SQLite's do;
+//! these modules hold only SQL and transaction mechanics.
+//!
+//! - Each write is one READ COMMITTED transaction on a pooled connection
+//!   (`tx`), run on a task of its own so a caller that goes away cannot cut
+//!   it short. Writes that lose a race (deadlock, serialization failure, a
+//!   unique key a concurrent commit took) run again; every write looks for
+//!   what it would insert before inserting, so the rerun finds the winner's
+//!   row (a racing resend answers `duplicate`, a racing `create_user`
+//!   `UsernameTaken`).
+//! - Ordering comes from row locks, not from one global lock: a chat's row
+//!   (`SELECT … FOR UPDATE`) orders its changes and hands out its gapless
+//!   `seq`; a member's row orders their watermarks; each user's `streams`
+//!   row hands out their gapless positions. Stream rows are locked last,
+//!   all at once in user-id order, when the transaction ends, so they are
+//!   held only from there to the commit and never in a cycle. A position N
+//!   is handed out only after the transaction holding N-1 committed, so a
+//!   reader that has seen N never later finds a committed N-1, on any node.
+//! - Commits are reported to the listener in commit order (`sequencer`),
+//!   after `COMMIT` returns (`synchronous_commit` on: durable).
+//! - Search is a `tsvector` column (`simple` configuration over `unaccent`
+//!   text) written with the row, so it commits with it; delete for
+//!   everyone empties the text and the vector. PostgreSQL keeps the old row
+//!   version (text and vector) as a dead tuple until VACUUM prunes it, and
+//!   in WAL until the segment is recycled; GIN entries of its words go at
+//!   VACUUM too.
+//! - A send is 6 round trips: BEGIN with the idempotency check; the chat,
+//!   sender and member list locked and read in one statement; the insert;
+//!   the implied read (one statement); the stream locks; the stream rows
+//!   with COMMIT. Chat lists and message pages pipeline their per-item
+//!   queries on the connection.
+//! - Not done yet: group commit (several sends in one transaction); each
+//!   send is its own transaction and WAL flush, and sends to different
+//!   chats run in parallel on the pool. Measured ad hoc (release build,
+//!   5,000 sends over 100 one-to-one chats from 64 tasks in one process,
+//!   machine at load 6-9 from other builds): 690-880 msg/s against
+//!   SQLite's 3,000-6,900 in the same runs, the database's backends
+//!   mostly waiting for the client's next statement, so fewer round trips
+//!   (group commit, or one function per send) are the next lever.
+
+mod accounts;
+mod chats;
+mod messages;
+mod receipts;
+mod rows;
+mod schema;
+mod search;
+mod sequencer;
+mod stream;
+mod tx;
+
+use crate::{
+    AccountStore, AuthedDevice, ChatStore, CommitListener, Credentials, HistoryQuery, MessageStore,
+    NewMessage, PresenceRecord, StoreError, StoreResult, SyncPage, Windows,
+};
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use hark_proto::{
+    Chat, ChatId, ChatSettings, ChatSettingsRequest, ChatSummary, Device, DeviceId, History,
+    Message, MessageInfo, Pos, PrivacySettings, SendAck, Seq, User, UserId,
+};
+use sequencer::Sequencer;
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tx::{unavailable, BoxFuture, Db, Tx};
+
+/// Connections per node. Writes hold one only for their transaction, and
+/// the chat and stream row locks, not the pool, are what orders them.
+const POOL_SIZE: usize = 32;
+
+/// How long a request waits for a connection (or for one to be made)
+/// before it fails as `Unavailable`, so a database outage answers sends
+/// with a clear error instead of hanging them.
+const POOL_WAIT: Duration = Duration::from_secs(10);
+
+/// How long a silent connection waits before TCP keepalives probe it.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+
+/// PostgreSQL behind the repository traits.
+pub struct PostgresStore {
+    pool: Pool,
+    /// Puts this node's commits in commit order for the listener.
+    sequencer: Arc<Sequencer>,
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user@host:port/db`),
+    /// brings its schema to the newest version, and reports committed
+    /// events to `listener`.
+    pub async fn connect(url: &str, listener: Arc<dyn CommitListener>) -> StoreResult<Self> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Unavailable(format!("bad database URL: {e}")))?;
+        // A database that went away must not hold a commit (and the
+        // reports queued behind it) for the kernel's default hours.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(POOL_WAIT);
+        }
+        config.keepalives_idle(KEEPALIVE_IDLE);
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(POOL_WAIT))
+            .build()
+            .map_err(unavailable)?;
+        let mut db = Db::new(pool.get().await.map_err(unavailable)?);
+        schema::migrate(&mut db).await?;
+        Ok(PostgresStore {
+            pool,
+            sequencer: Arc::new(Sequencer::new(listener)),
+        })
+    }
+
+    /// Whether the database answers and has this build's schema (for a
+    /// readiness check).
+    pub async fn ready(&self) -> StoreResult<()> {
+        let db = Db::new(self.pool.get().await.map_err(unavailable)?);
+        let version = schema::version(&db).await?;
+        if version < schema::latest() {
+            return Err(StoreError::Unavailable(format!(
+                "schema version {version}, expected {}",
+                schema::latest()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Stops handing out connections; writes in flight finish.
+    pub fn close(&self) {
+        self.pool.close();
+    }
+
+    /// Runs a write in a transaction of its own on a task of its own (so a
+    /// caller that goes away does not cut it short), and answers after the
+    /// commit.
+    /// `args` are what the write needs of the request, handed to each run
+    /// of it (a write that lost a race runs again).
+    async fn write<A, T, F>(&self, args: A, op: F) -> StoreResult<T>
+    where
+        A: Clone + Send + Sync + 'static,
+        T: Send + 'static,
+        F: for<'a> Fn(&'a mut Tx, A) -> BoxFuture<'a, StoreResult<T>> + Send + Sync + 'static,
+    {
+        let (pool, sequencer) = (self.pool.clone(), self.sequencer.clone());
+        tokio::spawn(
+            async move { tx::run_write(&pool, &sequencer, |tx| op(tx, args.clone())).await },
+        )
+        .await
+        .map_err(|_| StoreError::CommitFailed)?
+    }
+
+    /// Runs a read on a pooled connection.
+    async fn read<'s, T, F, Fut>(&'s self, op: F) -> StoreResult<T>
+    where
+        F: FnOnce(Db) -> Fut,
+        Fut: Future<Output = StoreResult<T>> + 's,
+    {
+        op(Db::new(self.pool.get().await.map_err(unavailable)?)).await
+    }
+}
+
+#[async_trait]
+impl AccountStore for PostgresStore {
+    async fn create_user(
+        &self,
+        username: &str,
+        display_name: &str,
+        password_hash: &str,
+    ) -> StoreResult<User> {
+        let args = (
+            username.to_owned(),
+            display_name.to_owned(),
+            password_hash.to_owned(),
+        );
+        self.write(args, |tx, (u, d, p)| {
+            Box::pin(async move { accounts::create_user(tx, &u, &d, &p).await })
+        })
+        .await
+    }
+
+    async fn credentials(&self, username: &str) -> StoreResult<Option<Credentials>> {
+        self.read(|db| async move { accounts::credentials(&db, username).await })
+            .await
+    }
+
+    async fn create_device(
+        &self,
+        user_id: UserId,
+        name: &str,
+        token_hash: [u8; 32],
+    ) -> StoreResult<Device> {
+        self.write(name.to_owned(), move |tx, name| {
+            Box::pin(async move { accounts::create_device(tx, user_id, &name, token_hash).await })
+        })
+        .await
+    }
+
+    async fn device_by_token(&self, token_hash: [u8; 32]) -> StoreResult<Option<AuthedDevice>> {
+        self.read(|db| async move { accounts::device_by_token(&db, token_hash).await })
+            .await
+    }
+
+    async fn devices(&self, user_id: UserId) -> StoreResult<Vec<Device>> {
+        self.read(|db| async move { accounts::devices(&db, user_id).await })
+            .await
+    }
+
+    async fn revoke_device(&self, user_id: UserId, device_id: DeviceId) -> StoreResult<()> {
+        self.write((), move |tx, ()| {
+            Box::pin(accounts::revoke_device(tx, user_id, device_id))
+        })
+        .await
+    }
+
+    async fn set_display_name(&self, user_id: UserId, display_name: &str) -> StoreResult<User> {
+        self.write(display_name.to_owned(), move |tx, name| {
+            Box::pin(async move { accounts::set_display_name(tx, user_id, &name).await })
+        })
+        .await
+    }
+
+    async fn user(&self, user_id: UserId) -> StoreResult<Option<User>> {
+        self.read(|db| async move { accounts::user(&db, user_id).await })
+            .await
+    }
+
+    async fn search_users(&self, prefix: &str, limit: u32) -> StoreResult<Vec<User>> {
+        self.read(|db| async move { accounts::search_users(&db, prefix, limit).await })
+            .await
+    }
+
+    async fn set_privacy(&self, user_id: UserId, privacy: PrivacySettings) -> StoreResult<()> {
+        self.write((), move |tx, ()| {
+            Box::pin(accounts::set_privacy(tx, user_id, privacy))
+        })
+        .await
+    }
+
+    async fn set_last_seen(&self, user_id: UserId, at: i64) -> StoreResult<()> {
+        self.write((), move |tx, ()| {
+            Box::pin(accounts::set_last_seen(tx, user_id, at))
+        })
+        .await
+    }
+
+    async fn presence_records(&self, users: &[UserId]) -> StoreResult<Vec<PresenceRecord>> {
+        self.read(|db| async move { accounts::presence_records(&db, users).await })
+            .await
+    }
+
+    async fn contacts_among(
+        &self,
+        user_id: UserId,
+        others: &[UserId],
+    ) -> StoreResult<HashSet<UserId>> {
+        self.read(|db| async move { accounts::contacts_among(&db, user_id, others).await })
+            .await
+    }
+}
+
+#[async_trait]
+impl ChatStore for PostgresStore {
+    async fn create_direct(&self, a: UserId, b: UserId) -> StoreResult<ChatId> {
+        self.write((), move |tx, ()| Box::pin(chats::create_direct(tx, a, b)))
+            .await
+    }
+
+    async fn create_group(
+        &self,
+        creator: UserId,
+        title: &str,
+        members: &[UserId],
+        max_members: usize,
+    ) -> StoreResult<ChatId> {
+        let args = (title.to_owned(), members.to_vec());
+        self.write(args, move |tx, (title, members)| {
+            Box::pin(async move {
+                chats::create_group(tx, creator, &title, &members, max_members).await
+            })
+        })
+        .await
+    }
+
+    async fn rename(&self, by: UserId, chat_id: ChatId, title: &str) -> StoreResult<()> {
+        self.write(title.to_owned(), move |tx, title| {
+            Box::pin(async move { chats::rename(tx, by, chat_id, &title).await })
+        })
+        .await
+    }
+
+    async fn add_member(
+        &self,
+        by: UserId,
+        chat_id: ChatId,
+        user_id: UserId,
+        max_members: usize,
+    ) -> StoreResult<()> {
+        self.write((), move |tx, ()| {
+            Box::pin(chats::add_member(tx, by, chat_id, user_id, max_members))
+        })
+        .await
+    }
+
+    async fn remove_member(&self, by: UserId, chat_id: ChatId, user_id: UserId) -> StoreResult<()> {
+        self.write((), move |tx, ()| {
+            Box::pin(chats::remove_member(tx, by, chat_id, user_id))
+        })
+        .await
+    }
+
+    async fn set_admin(
+        &self,
+        by: UserId,
+        chat_id: ChatId,
+        user_id: UserId,
+        admin: bool,
+    ) -> StoreResult<()> {
+        self.write((), move |tx, ()| {
+            Box::pin(chats::set_admin(tx, by, chat_id, user_id, admin))
+        })
+        .await
+    }
+
+    async fn chat(&self, viewer: UserId, chat_id: ChatId) -> StoreResult<Chat> {
+        self.read(|db| async move { chats::chat(&db, viewer, chat_id).await })
+            .await
+    }
+
+    async fn chat_summary(&self, viewer: UserId, chat_id: ChatId) -> StoreResult<ChatSummary> {
+        self.read(|db| async move { chats::chat_summary(&db, viewer, chat_id).await })
+            .await
+    }
+
+    async fn chats(&self, viewer: UserId) -> StoreResult<Vec<ChatSummary>> {
+        self.read(|db| async move { chats::chats(&db, viewer).await })
+            .await
+    }
+
+    async fn member_chats(&self, user_id: UserId) -> StoreResult<HashSet<ChatId>> {
+        self.read(|db| async move { chats::member_chats(&db, user_id).await })
+            .await
+    }
+
+    async fn set_chat_settings(
+        &self,
+        chat_id: ChatId,
+        user_id: UserId,
+        change: ChatSettingsRequest,
+    ) -> StoreResult<ChatSettings> {
+        self.write(change, move |tx, change| {
+            Box::pin(chats::set_settings(tx, chat_id, user_id, change))
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl MessageStore for PostgresStore {
+    async fn send(&self, message: NewMessage) -> StoreResult<SendAck> {
+        self.write(message, |tx, message| Box::pin(messages::send(tx, message)))
+            .await
+    }
+
+    async fn mark(
+        &self,
+        chat_id: ChatId,
+        user_id: UserId,
+        device_id: DeviceId,
+        delivered_up_to: Option<Seq>,
+        read_up_to: Option<Seq>,
+    ) -> StoreResult<()> {
+        self.write((), move |tx, ()| {
+            Box::pin(receipts::mark(
+                tx,
+                chat_id,
+                user_id,
+                device_id,
+                delivered_up_to,
+                read_up_to,
+            ))
+        })
+        .await
+    }
+
+    async fn history(
+        &self,
+        viewer: UserId,
+        chat_id: ChatId,
+        query: HistoryQuery,
+    ) -> StoreResult<History> {
+        self.read(|db| async move { messages::history(&db, viewer, chat_id, query).await })
+            .await
+    }
+
+    async fn sync(&self, user_id: UserId, after: Pos, limit: u32) -> StoreResult<SyncPage> {
+        self.read(|db| async move { stream::sync(db, user_id, after, limit).await })
+            .await
+    }
+
+    async fn head(&self, user_id: UserId) -> StoreResult<Pos> {
+        self.read(|db| async move { stream::head(&db, user_id).await })
+            .await
+    }
+
+    async fn forward(&self, from: (ChatId, Seq), message: NewMessage) -> StoreResult<SendAck> {
+        self.write(message, move |tx, message| {
+            Box::pin(messages::forward(tx, from, message))
+        })
+        .await
+    }
+
+    async fn edit(
+        &self,
+        chat_id: ChatId,
+        user_id: UserId,
+        seq: Seq,
+        text: &str,
+        windows: Windows,
+    ) -> StoreResult<()> {
+        self.write(text.to_owned(), move |tx, text| {
+            Box::pin(async move { messages::edit(tx, chat_id, user_id, seq, &text, windows).await })
+        })
+        .await
+    }
+
+    async fn delete(
+        &self,
+        chat_id: ChatId,
+        user_id: UserId,
+        seq: Seq,
+        for_everyone: bool,
+        windows: Windows,
+    ) -> StoreResult<()> {
+        self.write((), move |tx, ()| {
+            Box::pin(messages::delete(
+                tx,
+                chat_id,
+                user_id,
+                seq,
+                for_everyone,
+                windows,
+            ))
+        })
+        .await
+    }
+
+    async fn react(
+        &self,
+        chat_id: ChatId,
+        user_id: UserId,
+        seq: Seq,
+        emoji: Option<&str>,
+    ) -> StoreResult<()> {
+        self.write(emoji.map(str::to_owned), move |tx, emoji| {
+            Box::pin(
+                async move { messages::react(tx, chat_id, user_id, seq, emoji.as_deref()).await },
+            )
+        })
+        .await
+    }
+
+    async fn message_info(
+        &self,
+        viewer: UserId,
+        chat_id: ChatId,
+        seq: Seq,
+    ) -> StoreResult<MessageInfo> {
+        self.read(|db| async move { receipts::message_info(&db, viewer, chat_id, seq).await })
+            .await
+    }
+
+    async fn search(
+        &self,
+        viewer: UserId,
+        query: &str,
+        chat: Option<ChatId>,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>> {
+        self.read(|db| async move { search::search(&db, viewer, query, chat, limit).await })
+            .await
+    }
+}

@@ -1,0 +1,154 @@
+//! Receipt watermarks per device and member in PostgreSQL, the times they
+//! rose, and the "message info" view built from them.
+
+use super::chats::{last_seq, lock_member, member_ids, require_member};
+use super::tx::{Db, Tx};
+use crate::rules::{self, MemberFacts, ReceiptChange, Rise};
+use crate::StoreResult;
+use hark_proto::{ChatId, DeviceId, MessageInfo, RecipientInfo, Seq, UserId};
+
+pub(crate) async fn mark(
+    tx: &mut Tx,
+    chat_id: ChatId,
+    user_id: UserId,
+    device_id: DeviceId,
+    delivered_up_to: Option<Seq>,
+    read_up_to: Option<Seq>,
+) -> StoreResult<()> {
+    let member = lock_member(tx, chat_id, user_id).await?;
+    let top = last_seq(tx, chat_id).await?;
+    let rise = Rise {
+        delivered_up_to,
+        read_up_to,
+        implied_by_send: false,
+    };
+    apply_mark(tx, chat_id, user_id, device_id, member, top, rise).await
+}
+
+/// Raises the device's and the member's watermarks and tells whoever the
+/// rules say. `member` is the member's row, locked by the caller, and `top`
+/// the chat's last seq.
+pub(crate) async fn apply_mark(
+    tx: &mut Tx,
+    chat_id: ChatId,
+    user_id: UserId,
+    device_id: DeviceId,
+    member: MemberFacts,
+    top: i64,
+    rise: Rise,
+) -> StoreResult<()> {
+    let change = ReceiptChange::new(&member, top, rise);
+    // One round trip: the device's watermarks, the member's when they rose,
+    // the senders of the messages the rise covers, and (when it covers
+    // someone else's) the times it rose.
+    let rose = change.member_rose();
+    let (mut up_to, mut delivered_at, mut read_at) = (Vec::new(), Vec::new(), Vec::new());
+    for (u, d, r) in change.times(true, tx.now_ms) {
+        up_to.push(u);
+        delivered_at.push(d);
+        read_at.push(r);
+    }
+    let senders: Vec<UserId> = tx
+        .rows(
+            "WITH device AS (
+                 INSERT INTO device_receipts (chat_id, device_id, delivered_up_to, read_up_to)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (chat_id, device_id) DO UPDATE SET
+                   delivered_up_to = GREATEST(device_receipts.delivered_up_to, excluded.delivered_up_to),
+                   read_up_to = GREATEST(device_receipts.read_up_to, excluded.read_up_to)
+             ),
+             raised AS (
+                 UPDATE members SET delivered_up_to = $5, read_up_to = $6
+                 WHERE $7 AND chat_id = $1 AND user_id = $8
+             ),
+             senders AS (
+                 SELECT sender_id FROM messages
+                 WHERE $7 AND chat_id = $1 AND seq > $9 AND seq <= $5 AND sender_id != $8
+             ),
+             times AS (
+                 INSERT INTO receipt_times (chat_id, user_id, up_to, delivered_at, read_at)
+                 SELECT $1, $8, t.up_to, t.delivered_at, t.read_at
+                 FROM unnest($10::bigint[], $11::bigint[], $12::bigint[])
+                      AS t(up_to, delivered_at, read_at)
+                 WHERE EXISTS (SELECT 1 FROM senders)
+                 ON CONFLICT (chat_id, user_id, up_to) DO UPDATE SET
+                   delivered_at = COALESCE(receipt_times.delivered_at, excluded.delivered_at),
+                   read_at = COALESCE(receipt_times.read_at, excluded.read_at)
+             )
+             SELECT sender_id FROM senders",
+            &[
+                &chat_id.0,
+                &device_id.0,
+                &change.device_delivered,
+                &change.device_read,
+                &change.delivered,
+                &change.read,
+                &rose,
+                &user_id.0,
+                &change.low,
+                &up_to,
+                &delivered_at,
+                &read_at,
+            ],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok(UserId(r.try_get(0)?)))
+        .collect::<StoreResult<_>>()?;
+    let audience = change.audience(senders, user_id);
+    if audience.is_empty() {
+        return Ok(());
+    }
+    let event = change.event(chat_id, user_id);
+    tx.push_event(&audience, chat_id, None, &event)
+}
+
+/// For the sender of message `seq`: when each other member got and read it.
+pub(crate) async fn message_info(
+    db: &Db,
+    viewer: UserId,
+    chat_id: ChatId,
+    seq: Seq,
+) -> StoreResult<MessageInfo> {
+    require_member(db, chat_id, viewer).await?;
+    let sender: Option<i64> = db
+        .opt(
+            "SELECT sender_id FROM messages WHERE chat_id = $1 AND seq = $2",
+            &[&chat_id.0, &seq.0],
+        )
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+    rules::message_info(sender.map(UserId), viewer)?;
+    let others: Vec<i64> = member_ids(db, chat_id)
+        .await?
+        .into_iter()
+        .filter(|u| *u != viewer)
+        .map(|u| u.0)
+        .collect();
+    let rows = db
+        .rows(
+            "SELECT u, (SELECT MIN(delivered_at) FROM receipt_times
+                        WHERE chat_id = $1 AND user_id = u AND up_to >= $2),
+                       (SELECT MIN(read_at) FROM receipt_times
+                        WHERE chat_id = $1 AND user_id = u AND up_to >= $2)
+             FROM unnest($3::bigint[]) AS t(u) ORDER BY u",
+            &[&chat_id.0, &seq.0, &others],
+        )
+        .await?;
+    let recipients = rows
+        .iter()
+        .map(|r| {
+            Ok(RecipientInfo {
+                user_id: UserId(r.try_get(0)?),
+                delivered_at: r.try_get(1)?,
+                read_at: r.try_get(2)?,
+            })
+        })
+        .collect::<StoreResult<_>>()?;
+    Ok(MessageInfo {
+        chat_id,
+        seq,
+        recipients,
+    })
+}

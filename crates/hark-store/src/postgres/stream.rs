@@ -1,0 +1,59 @@
+//! Each user's event stream in PostgreSQL: its head and paged reads (sync).
+
+use super::rows::complete_one;
+use super::tx::Db;
+use crate::columns::MESSAGE_COLUMNS;
+use crate::pages::{StreamPage, StreamRow, STREAM_COLUMNS};
+use crate::{StoreResult, SyncPage};
+use hark_proto::{Pos, UserId};
+
+pub(crate) async fn head(db: &Db, user_id: UserId) -> StoreResult<Pos> {
+    let head: Option<i64> = db
+        .opt("SELECT head FROM streams WHERE user_id = $1", &[&user_id.0])
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+    Ok(Pos(head.unwrap_or(0)))
+}
+
+/// Reads a page of the user's stream, the page and the head from one
+/// snapshot.
+pub(crate) async fn sync(
+    mut db: Db,
+    user_id: UserId,
+    after: Pos,
+    limit: u32,
+) -> StoreResult<SyncPage> {
+    db.begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await?;
+    let page = read_page(&db, user_id, after, limit).await;
+    db.end(if page.is_ok() { "COMMIT" } else { "ROLLBACK" })
+        .await?;
+    page
+}
+
+async fn read_page(db: &Db, user_id: UserId, after: Pos, limit: u32) -> StoreResult<SyncPage> {
+    let head = head(db, user_id).await?;
+    let sql = format!(
+        "SELECT {STREAM_COLUMNS}, {MESSAGE_COLUMNS}
+         FROM stream_events e
+         LEFT JOIN messages m ON m.chat_id = e.chat_id AND m.seq = e.msg_seq
+         WHERE e.user_id = $1 AND e.pos > $2 ORDER BY e.pos LIMIT $3"
+    );
+    let rows = db
+        .rows(&sql, &[&user_id.0, &after.0, &i64::from(limit)])
+        .await?;
+    let mut page = StreamPage::default();
+    for row in &rows {
+        if page.full() {
+            break;
+        }
+        match page.read(row)? {
+            StreamRow::Event(pos, event) => page.push(pos, event),
+            StreamRow::Message(pos, message) => {
+                page.push_message(pos, complete_one(db, message).await?)
+            }
+        }
+    }
+    Ok(page.finish(head))
+}

@@ -1,0 +1,368 @@
+//! A pooled connection (`Db`) and a write transaction on one (`Tx`): the
+//! statements, the per-user stream positions handed out at the end of the
+//! transaction under row locks taken in user order, the commit, and the
+//! retry of transactions that lost a race.
+
+use super::sequencer::Sequencer;
+use crate::pages::Stored;
+use crate::{Delivery, StoreError, StoreResult};
+use deadpool_postgres::{Object, Pool};
+use hark_proto::{ChatId, Event, Pos, Seq, UserId};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+/// A boxed future borrowing its transaction, the shape of a write.
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Statement parameters.
+pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+/// How many times a write that lost a race (deadlock, serialization
+/// failure, a unique key taken by a concurrent commit) runs again.
+const RETRIES: u32 = 8;
+
+/// A connection from the pool, with prepared statements cached on it.
+pub(crate) struct Db {
+    /// `None` only once dropped.
+    client: Option<Object>,
+    /// Inside a transaction this connection began: dropped so (a caller
+    /// gone mid-read, a panic), it must not go back to the pool.
+    in_transaction: bool,
+    /// A `BEGIN` not sent yet: it goes out with the transaction's first
+    /// statement, in the same round trip.
+    begin_pending: AtomicBool,
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            if self.in_transaction {
+                // Closing the connection rolls the transaction back.
+                drop(Object::take(client));
+            }
+        }
+    }
+}
+
+impl Db {
+    pub(crate) fn new(client: Object) -> Self {
+        Db {
+            client: Some(client),
+            in_transaction: false,
+            begin_pending: AtomicBool::new(false),
+        }
+    }
+
+    fn client(&self) -> StoreResult<&Object> {
+        self.client.as_ref().ok_or(StoreError::Closed)
+    }
+
+    /// Runs `request`, after a pending `BEGIN` sent just before it on the
+    /// same connection (tokio-postgres sends requests in the order they are
+    /// first polled, so both leave in one round trip).
+    async fn send<T>(
+        &self,
+        client: &Object,
+        request: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> StoreResult<T> {
+        if self.begin_pending.swap(false, Ordering::AcqRel) {
+            let (began, answer) = tokio::join!(client.batch_execute("BEGIN"), request);
+            began?;
+            Ok(answer?)
+        } else {
+            Ok(request.await?)
+        }
+    }
+
+    pub(crate) async fn rows(&self, sql: &str, params: Params<'_>) -> StoreResult<Vec<Row>> {
+        let client = self.client()?;
+        let stmt = client.prepare_cached(sql).await?;
+        self.send(client, client.query(&stmt, params)).await
+    }
+
+    pub(crate) async fn opt(&self, sql: &str, params: Params<'_>) -> StoreResult<Option<Row>> {
+        let client = self.client()?;
+        let stmt = client.prepare_cached(sql).await?;
+        self.send(client, client.query_opt(&stmt, params)).await
+    }
+
+    pub(crate) async fn one(&self, sql: &str, params: Params<'_>) -> StoreResult<Row> {
+        let client = self.client()?;
+        let stmt = client.prepare_cached(sql).await?;
+        self.send(client, client.query_one(&stmt, params)).await
+    }
+
+    /// Runs a statement; the number of rows it changed.
+    pub(crate) async fn exec(&self, sql: &str, params: Params<'_>) -> StoreResult<u64> {
+        let client = self.client()?;
+        let stmt = client.prepare_cached(sql).await?;
+        self.send(client, client.execute(&stmt, params)).await
+    }
+
+    pub(crate) async fn batch(&self, sql: &str) -> StoreResult<()> {
+        let client = self.client()?;
+        self.send(client, client.batch_execute(sql)).await
+    }
+
+    /// Begins a transaction (`BEGIN …`).
+    pub(crate) async fn begin(&mut self, sql: &str) -> StoreResult<()> {
+        self.in_transaction = true;
+        self.batch(sql).await
+    }
+
+    /// Begins a READ COMMITTED transaction with its first statement.
+    fn begin_with_next(&mut self) {
+        self.in_transaction = true;
+        self.begin_pending.store(true, Ordering::Release);
+    }
+
+    /// Ends the transaction (`COMMIT` or `ROLLBACK`); should that fail, the
+    /// connection leaves the pool when dropped.
+    pub(crate) async fn end(&mut self, sql: &str) -> StoreResult<()> {
+        self.batch(sql).await?;
+        self.in_transaction = false;
+        Ok(())
+    }
+}
+
+/// An event waiting for its stream positions until the transaction ends.
+struct Pending {
+    users: Vec<UserId>,
+    chat_id: ChatId,
+    /// The stream row's `msg_seq` and `payload` (see [`Stored`]).
+    msg_seq: Option<Seq>,
+    payload: Option<Arc<str>>,
+    json: Arc<str>,
+}
+
+/// A write transaction (READ COMMITTED). Row locks order what conflicts:
+/// a chat's row before its members' rows, and stream rows last, all at
+/// once in user order, so transactions never wait on each other in a
+/// cycle of stream rows and hold those locks only from their end to their
+/// commit.
+pub(crate) struct Tx {
+    db: Db,
+    pub(crate) now_ms: i64,
+    pending: Vec<Pending>,
+}
+
+impl std::ops::Deref for Tx {
+    type Target = Db;
+    fn deref(&self) -> &Db {
+        &self.db
+    }
+}
+
+impl Tx {
+    /// Appends `event` to the stream of each of `users` when the
+    /// transaction commits. A message event stores only a pointer to its
+    /// message row.
+    pub(crate) fn push_event(
+        &mut self,
+        users: &[UserId],
+        chat_id: ChatId,
+        msg_seq: Option<Seq>,
+        event: &Event,
+    ) -> StoreResult<()> {
+        self.push(users, chat_id, Stored::of(msg_seq), event)
+    }
+
+    /// Appends an edit (`event`, a `MessageEdited`) of message `seq`; see
+    /// [`Stored::Edit`].
+    pub(crate) fn push_edit(
+        &mut self,
+        users: &[UserId],
+        chat_id: ChatId,
+        seq: Seq,
+        event: &Event,
+    ) -> StoreResult<()> {
+        self.push(users, chat_id, Stored::Edit(seq), event)
+    }
+
+    fn push(
+        &mut self,
+        users: &[UserId],
+        chat_id: ChatId,
+        stored: Stored,
+        event: &Event,
+    ) -> StoreResult<()> {
+        let json = crate::pages::event_json(event)?;
+        let (msg_seq, payload) = stored.columns(&json)?;
+        self.pending.push(Pending {
+            users: users.to_vec(),
+            chat_id,
+            msg_seq,
+            payload,
+            json,
+        });
+        Ok(())
+    }
+
+    /// Hands out the stream positions of every pending event, writes them
+    /// and commits, the last two in one round trip. Each user's `streams`
+    /// row is locked (in user order) until the commit, so positions are
+    /// gapless and a later position never commits before an earlier one:
+    /// whoever reads position N has every position below it committed
+    /// already. The deliveries reach the listener in commit order (see
+    /// [`Sequencer`]) once the commit is durable.
+    async fn commit(mut self, sequencer: &Sequencer) -> Result<(), (StoreError, Db)> {
+        if self.pending.is_empty() {
+            return match self.db.end("COMMIT").await {
+                Ok(()) => Ok(()),
+                Err(e) => Err((e, self.db)),
+            };
+        }
+        match self.write_streams_and_commit(sequencer).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err((e, self.db)),
+        }
+    }
+
+    async fn write_streams_and_commit(&mut self, sequencer: &Sequencer) -> StoreResult<()> {
+        let mut users: Vec<i64> = self
+            .pending
+            .iter()
+            .flat_map(|p| p.users.iter().map(|u| u.0))
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        let mut heads: BTreeMap<i64, i64> = BTreeMap::new();
+        for row in self
+            .db
+            .rows(
+                "SELECT user_id, head FROM streams WHERE user_id = ANY($1)
+                 ORDER BY user_id FOR UPDATE",
+                &[&users],
+            )
+            .await?
+        {
+            heads.insert(row.try_get(0)?, row.try_get(1)?);
+        }
+        let mut deliveries = Vec::new();
+        let (mut ev_user, mut ev_pos, mut ev_chat, mut ev_seq, mut ev_payload) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for p in &self.pending {
+            for &user in &p.users {
+                let head = heads
+                    .get_mut(&user.0)
+                    .ok_or_else(|| StoreError::Corrupt(format!("user {} has no stream", user.0)))?;
+                *head += 1;
+                ev_user.push(user.0);
+                ev_pos.push(*head);
+                ev_chat.push(p.chat_id.0);
+                ev_seq.push(p.msg_seq.map(|s| s.0));
+                ev_payload.push(p.payload.as_deref());
+                deliveries.push(Delivery {
+                    user_id: user,
+                    pos: Pos(*head),
+                    event_json: p.json.clone(),
+                });
+            }
+        }
+        let (head_users, head_values): (Vec<i64>, Vec<i64>) = heads.into_iter().unzip();
+        let client = self.db.client()?;
+        let insert = client
+            .prepare_cached(
+                "WITH heads AS (
+                     UPDATE streams s SET head = v.head
+                     FROM unnest($1::bigint[], $2::bigint[]) AS v(user_id, head)
+                     WHERE s.user_id = v.user_id
+                 )
+                 INSERT INTO stream_events (user_id, pos, chat_id, msg_seq, payload)
+                 SELECT * FROM unnest($3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[])",
+            )
+            .await?;
+        // Taken after the last lock, before COMMIT: a transaction that
+        // waited for one of these locks takes its ticket after this one
+        // committed, so tickets order every pair that touches a stream in
+        // common as their commits do.
+        let ticket = sequencer.ticket();
+        let params: Params<'_> = &[
+            &head_users,
+            &head_values,
+            &ev_user,
+            &ev_pos,
+            &ev_chat,
+            &ev_seq,
+            &ev_payload,
+        ];
+        // Sent together: should the insert fail, PostgreSQL answers the
+        // COMMIT of the aborted transaction by rolling it back.
+        let (inserted, committed) = tokio::join!(
+            client.execute(&insert, params),
+            client.batch_execute("COMMIT")
+        );
+        committed?;
+        self.db.in_transaction = false;
+        inserted?;
+        ticket.finish(deliveries);
+        Ok(())
+    }
+}
+
+/// Whether a failed transaction lost a race and is worth running again: a
+/// deadlock or serialization failure, or a unique key a concurrent commit
+/// took (every write looks for what it would insert first, so its retry
+/// finds the other commit's row).
+fn lost_a_race(e: &StoreError) -> bool {
+    let StoreError::Postgres(e) = e else {
+        return false;
+    };
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED
+            || *c == SqlState::T_R_SERIALIZATION_FAILURE
+            || *c == SqlState::UNIQUE_VIOLATION
+    )
+}
+
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// Ends a failed transaction. A connection whose rollback fails leaves
+/// the pool (see [`Db`]) rather than go back to it inside a transaction.
+async fn roll_back(mut db: Db) {
+    if let Err(e) = db.end("ROLLBACK").await {
+        tracing::warn!(error = %e, "rollback failed; dropping the connection");
+    }
+}
+
+/// Runs `op` in a transaction of its own and commits it, running it again
+/// when it lost a race.
+pub(crate) async fn run_write<T, F>(pool: &Pool, sequencer: &Sequencer, op: F) -> StoreResult<T>
+where
+    F: for<'a> Fn(&'a mut Tx) -> BoxFuture<'a, StoreResult<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        let mut db = Db::new(pool.get().await.map_err(unavailable)?);
+        db.begin_with_next();
+        let mut tx = Tx {
+            db,
+            now_ms: crate::clock_ms(),
+            pending: Vec::new(),
+        };
+        let failed = match op(&mut tx).await {
+            Ok(value) => match tx.commit(sequencer).await {
+                Ok(()) => return Ok(value),
+                Err(failed) => failed,
+            },
+            Err(e) => (e, tx.db),
+        };
+        let (error, db) = failed;
+        roll_back(db).await;
+        if attempt >= RETRIES || !lost_a_race(&error) {
+            return Err(error);
+        }
+        attempt += 1;
+        tracing::debug!(attempt, error = %error, "write lost a race; running it again");
+        tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt) * 2)).await;
+    }
+}
