@@ -8,7 +8,19 @@ cd "$(dirname "$0")/.."
 # The web client is built first: `hark` embeds web/dist.
 scripts/web.sh setup
 scripts/web.sh build
-# Rust: unit and integration tests of every crate (servers on 127.0.0.1:0).
+# PostgreSQL (127.0.0.1:5432) and NATS (127.0.0.1:4222) are this machine's
+# services: the store conformance suite, the NATS bus tests and the server
+# suite on the cluster backend use them and fail loudly when one is missing.
+# Test databases a killed earlier run left behind are dropped first.
+if command -v psql >/dev/null; then
+  for db in $(psql -h 127.0.0.1 -U postgres -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'hark_test_%'" 2>/dev/null); do
+    psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+  done
+fi
+# Rust: unit and integration tests of every crate (servers on 127.0.0.1:0),
+# the server suite on the embedded default (SQLite, in-process bus).
 cargo test --workspace --locked
+# The same server suite on the cluster backend: PostgreSQL + NATS.
+HARK_TEST_BACKEND=postgres cargo test --locked -p hark-server --test it
 # The browser client end to end, in headless Chromium, against the debug binary.
 scripts/web.sh test

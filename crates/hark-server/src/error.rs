@@ -50,6 +50,13 @@ impl From<StoreError> for ApiError {
                 format!("a group holds at most {max} members"),
             ),
             StoreError::Invalid(why) => ApiError::invalid(why),
+            other if other.is_unavailable() => {
+                tracing::warn!(error = %other, "database unavailable");
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    "the database is not reachable right now; retry",
+                )
+            }
             other => ApiError::internal(other),
         }
     }

@@ -24,6 +24,13 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Value>,
             "this node is shutting down",
         ));
     }
+    if let Err(e) = state.store.ready().await {
+        tracing::warn!(error = %e, "not ready: store");
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "the database is not reachable",
+        ));
+    }
     if !state.bus.is_connected() {
         return Err(ApiError::new(
             ErrorCode::Unavailable,

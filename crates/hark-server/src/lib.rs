@@ -20,17 +20,17 @@ mod ws;
 use anyhow::Context;
 use config::{Config, ServeArgs};
 use hark_bus::{Bus, Hub, InProcessBus, NatsBus, NatsOptions};
+use hark_store::postgres::PostgresStore;
 use hark_store::sqlite::SqliteStore;
+use hark_store::Store;
 use state::{App, AppState};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// A built server: its state, and how to close its store on shutdown.
+/// A built server: its state (the store inside it is closed on shutdown).
 pub struct Server {
     pub state: AppState,
-    /// Lets the store commit and answer what it holds, then stops it.
-    close_store: Box<dyn FnOnce() + Send>,
 }
 
 /// Opens the store and wires hub, bus and store together.
@@ -41,17 +41,34 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let hub = Hub::new();
     let bus = open_bus(&config, &node_id, &hub).await?;
     let listener = Arc::new(messaging::CommitsToBus(bus.clone()));
-    let path = config.database_path();
-    let store = Arc::new(
-        SqliteStore::open(&path, listener)
-            .with_context(|| format!("opening database {}", path.display()))?,
-    );
-    let close_store: Box<dyn FnOnce() + Send> = {
-        let store = store.clone();
-        Box::new(move || store.close())
-    };
+    let store = open_store(&config, listener).await?;
     let state = Arc::new(App::new(config, node_id, store, hub, bus).context("starting threads")?);
-    Ok(Server { state, close_store })
+    Ok(Server { state })
+}
+
+/// The store the configuration names: PostgreSQL, or the embedded SQLite
+/// database in the data directory.
+async fn open_store(
+    config: &Config,
+    listener: Arc<dyn hark_store::CommitListener>,
+) -> anyhow::Result<Arc<dyn Store>> {
+    use secrecy::ExposeSecret;
+    let Some(url) = &config.database else {
+        let path = config.database_path();
+        let store = SqliteStore::open(&path, listener)
+            .with_context(|| format!("opening database {}", path.display()))?;
+        return Ok(Arc::new(store));
+    };
+    let url = url.expose_secret();
+    anyhow::ensure!(
+        url.starts_with("postgres://") || url.starts_with("postgresql://"),
+        "the database must be a postgres:// URL (or none, for the embedded store)"
+    );
+    let store = PostgresStore::connect(url, listener)
+        .await
+        .context("connecting to PostgreSQL")?;
+    tracing::info!("store: PostgreSQL");
+    Ok(Arc::new(store))
 }
 
 /// The bus the configuration names: NATS between nodes, or in-process.
@@ -81,7 +98,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     use axum::serve::ListenerExt;
-    let Server { state, close_store } = server;
+    let Server { state } = server;
     let app = http::router(state.clone());
     let signal_state = state.clone();
     // Acks and events are small writes that must leave at once; with Nagle
@@ -105,7 +122,8 @@ pub async fn serve(
     .context("serving")?;
     // The last events (the closes' presence news) go out before the bus does.
     state.bus.close().await;
-    tokio::task::spawn_blocking(close_store)
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || store.close())
         .await
         .context("closing the store")?;
     Ok(())

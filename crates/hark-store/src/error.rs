@@ -32,3 +32,26 @@ pub enum StoreError {
     #[error("the store is shut down")]
     Closed,
 }
+
+impl StoreError {
+    /// Whether the failure is the database being out of reach (down,
+    /// restarting, the connection cut) rather than a refusal or a bug:
+    /// nothing was committed, and the same request can be retried. A send
+    /// retried with its client id cannot be stored twice.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) => true,
+            // No answer from the server at all: the connection failed or closed.
+            StoreError::Postgres(e) => {
+                e.is_closed() || e.as_db_error().is_none_or(is_shutting_down)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The server refused because it is stopping or starting (SQLSTATE class 57
+/// "operator intervention": admin shutdown, crash shutdown, cannot connect now).
+fn is_shutting_down(e: &tokio_postgres::error::DbError) -> bool {
+    e.code().code().starts_with("57")
+}

@@ -19,7 +19,7 @@ pub mod sqlite;
 pub use error::{StoreError, StoreResult};
 pub use repo::{
     AccountStore, AuthedDevice, ChatStore, CommitListener, Credentials, Delivery, HistoryQuery,
-    MessageStore, NewMessage, PresenceRecord, Store, SyncPage,
+    Lifecycle, MessageStore, NewMessage, PresenceRecord, Store, SyncPage,
 };
 pub use rules::Windows;
 

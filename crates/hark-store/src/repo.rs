@@ -234,6 +234,17 @@ pub trait MessageStore: Send + Sync {
 }
 
 /// Everything the server needs from storage.
-pub trait Store: AccountStore + ChatStore + MessageStore {}
+pub trait Store: AccountStore + ChatStore + MessageStore + Lifecycle {}
 
-impl<T: AccountStore + ChatStore + MessageStore> Store for T {}
+impl<T: AccountStore + ChatStore + MessageStore + Lifecycle> Store for T {}
+
+/// A store's life beside its data: readiness and an orderly end.
+#[async_trait]
+pub trait Lifecycle: Send + Sync {
+    /// Whether the store answers and has this build's schema (for a
+    /// readiness check); `Unavailable` or another error if not.
+    async fn ready(&self) -> StoreResult<()>;
+    /// Stops taking writes; what is queued commits and is answered first.
+    /// Blocks until then, so call it off the async threads.
+    fn close(&self);
+}

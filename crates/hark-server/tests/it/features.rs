@@ -73,7 +73,7 @@ async fn history(app: &crate::support::TestApp, token: &str, chat: ChatId) -> Ve
 }
 
 /// Every event of the user's stream, from the start.
-async fn all_events(ws: &mut Ws) -> Vec<Event> {
+pub(crate) async fn all_events(ws: &mut Ws) -> Vec<Event> {
     let mut out = Vec::new();
     let mut after = Pos(0);
     loop {

@@ -1,5 +1,11 @@
 //! Spawns the real server in-process on 127.0.0.1:0 with a fresh database,
 //! and speaks to it over real HTTP and WebSocket connections.
+//!
+//! The backend comes from `HARK_TEST_BACKEND`: unset or `sqlite`, the
+//! embedded default (SQLite, in-process bus); `postgres`, the cluster
+//! shape: PostgreSQL (`HARK_TEST_POSTGRES`, a database of the data
+//! directory's own) and NATS (`HARK_TEST_NATS`, a subject prefix of its
+//! own). The same tests run on both; a missing service fails them loudly.
 
 use futures_util::{SinkExt, StreamExt};
 use hark_proto::{ChatId, ClientFrame, ErrorCode, LoginResponse, Pos, ServerFrame, UserId};
@@ -48,6 +54,12 @@ pub async fn spawn_at(data_dir: PathBuf, addr: &str, adjust: impl FnOnce(&mut Co
         data_dir: data_dir.clone(),
         ..Config::default()
     };
+    if cluster_backend() {
+        let (database, prefix) = cluster_services(&data_dir).await;
+        config.database = Some(database.into());
+        config.bus = Some(nats_url().into());
+        config.bus_prefix = prefix;
+    }
     adjust(&mut config);
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -69,6 +81,56 @@ pub async fn spawn_at(data_dir: PathBuf, addr: &str, adjust: impl FnOnce(&mut Co
         stop: Some(stop),
         task: Some(task),
     }
+}
+
+/// Whether tests run on PostgreSQL + NATS (`HARK_TEST_BACKEND=postgres`).
+pub fn cluster_backend() -> bool {
+    match std::env::var("HARK_TEST_BACKEND").as_deref() {
+        Err(_) | Ok("") | Ok("sqlite") => false,
+        Ok("postgres") => true,
+        Ok(other) => panic!("HARK_TEST_BACKEND={other}: use sqlite or postgres"),
+    }
+}
+
+fn postgres_url() -> String {
+    std::env::var("HARK_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn nats_url() -> String {
+    std::env::var("HARK_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+/// The database URL and bus prefix of a data directory, made on its first
+/// start and kept in it, so a restarted server finds the same data.
+async fn cluster_services(data_dir: &std::path::Path) -> (String, String) {
+    let nats = nats_url();
+    let host = nats.trim_start_matches("nats://").to_owned();
+    if TcpStream::connect(&host).await.is_err() {
+        panic!(
+            "NATS is not reachable at {nats}; HARK_TEST_BACKEND=postgres needs it: start it with \
+             `start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
+             -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log`"
+        );
+    }
+    let kept = data_dir.join("test-database");
+    let name = match std::fs::read_to_string(&kept) {
+        Ok(name) => name.trim().to_owned(),
+        Err(_) => {
+            let name = format!("hark_test_{:016x}", rand::random::<u64>());
+            std::fs::write(&kept, &name).unwrap();
+            name
+        }
+    };
+    let url = match hark_store::postgres::create_database(&postgres_url(), &name).await {
+        Ok(url) => url,
+        Err(e) => panic!(
+            "PostgreSQL is not reachable at {} ({e}); HARK_TEST_BACKEND=postgres needs it: \
+             start it with `pg_ctlcluster --skip-systemctl-redirect 15 main start`",
+            postgres_url()
+        ),
+    };
+    (url, format!("test.{name}"))
 }
 
 fn init_logs() {

@@ -92,7 +92,7 @@ pub(crate) async fn device_by_token(
         &[&&token_hash[..]],
     )
     .await?
-    .map(|r| Ok(columns::authed_device(&r)?))
+    .map(|r| columns::authed_device(&r))
     .transpose()
 }
 

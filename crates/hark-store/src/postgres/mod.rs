@@ -47,6 +47,7 @@ mod receipts;
 mod rows;
 mod schema;
 mod search;
+mod send_order;
 mod sequencer;
 mod stream;
 mod tx;
@@ -61,6 +62,7 @@ use hark_proto::{
     Chat, ChatId, ChatSettings, ChatSettingsRequest, ChatSummary, Device, DeviceId, History,
     Message, MessageInfo, Pos, PrivacySettings, SendAck, Seq, User, UserId,
 };
+use send_order::SendOrder;
 use sequencer::Sequencer;
 use std::collections::HashSet;
 use std::future::Future;
@@ -85,6 +87,8 @@ pub struct PostgresStore {
     pool: Pool,
     /// Puts this node's commits in commit order for the listener.
     sequencer: Arc<Sequencer>,
+    /// Keeps a device's pipelined sends to a chat in the order it made them.
+    send_order: SendOrder,
 }
 
 impl PostgresStore {
@@ -120,12 +124,13 @@ impl PostgresStore {
         Ok(PostgresStore {
             pool,
             sequencer: Arc::new(Sequencer::new(listener)),
+            send_order: SendOrder::default(),
         })
     }
 
     /// Whether the database answers and has this build's schema (for a
     /// readiness check).
-    pub async fn ready(&self) -> StoreResult<()> {
+    async fn check_ready(&self) -> StoreResult<()> {
         let db = Db::new(self.pool.get().await.map_err(unavailable)?);
         let version = schema::version(&db).await?;
         if version < schema::latest() {
@@ -135,11 +140,6 @@ impl PostgresStore {
             )));
         }
         Ok(())
-    }
-
-    /// Stops handing out connections; writes in flight finish.
-    pub fn close(&self) {
-        self.pool.close();
     }
 
     /// Runs a write in a transaction of its own on a task of its own (so a
@@ -168,6 +168,18 @@ impl PostgresStore {
         Fut: Future<Output = StoreResult<T>> + 's,
     {
         op(Db::new(self.pool.get().await.map_err(unavailable)?)).await
+    }
+}
+
+#[async_trait]
+impl crate::Lifecycle for PostgresStore {
+    async fn ready(&self) -> StoreResult<()> {
+        self.check_ready().await
+    }
+
+    /// Stops handing out connections; writes in flight finish.
+    fn close(&self) {
+        self.pool.close();
     }
 }
 
@@ -369,6 +381,10 @@ impl ChatStore for PostgresStore {
 #[async_trait]
 impl MessageStore for PostgresStore {
     async fn send(&self, message: NewMessage) -> StoreResult<SendAck> {
+        let _turn = self
+            .send_order
+            .wait_turn(message.sender_device, message.chat_id)
+            .await;
         self.write(message, |tx, message| Box::pin(messages::send(tx, message)))
             .await
     }
@@ -415,6 +431,10 @@ impl MessageStore for PostgresStore {
     }
 
     async fn forward(&self, from: (ChatId, Seq), message: NewMessage) -> StoreResult<SendAck> {
+        let _turn = self
+            .send_order
+            .wait_turn(message.sender_device, message.chat_id)
+            .await;
         self.write(message, move |tx, message| {
             Box::pin(messages::forward(tx, from, message))
         })
@@ -491,4 +511,69 @@ impl MessageStore for PostgresStore {
         self.read(|db| async move { search::search(&db, viewer, query, chat, limit).await })
             .await
     }
+}
+
+/// Creates the database `name` on the server at `server_url` (a URL to any
+/// database there, e.g. `postgres://postgres@127.0.0.1:5432/postgres`)
+/// unless it exists; returns the new database's URL. For first deployments
+/// and tests: a node's `connect` then migrates it.
+pub async fn create_database(server_url: &str, name: &str) -> StoreResult<String> {
+    if name.is_empty()
+        || name.len() > 63
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(StoreError::Invalid(
+            "a database name is 1-63 lowercase letters, digits or '_'",
+        ));
+    }
+    let (client, connection) = tokio_postgres::connect(server_url, tokio_postgres::NoTls)
+        .await
+        .map_err(unavailable)?;
+    tokio::spawn(connection);
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await?
+        .is_some();
+    if !exists {
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await?;
+    }
+    Ok(database_url(server_url, name))
+}
+
+/// `url` with its database name replaced by `name`.
+fn database_url(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{name}", &base[..host_end]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+/// Drops the database `name` on the server at `server_url`, closing its
+/// connections first (for tests and `hark migrate`'s retries).
+pub async fn drop_database(server_url: &str, name: &str) -> StoreResult<()> {
+    let (client, connection) = tokio_postgres::connect(server_url, tokio_postgres::NoTls)
+        .await
+        .map_err(unavailable)?;
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            name.replace('"', "")
+        ))
+        .await?;
+    Ok(())
 }

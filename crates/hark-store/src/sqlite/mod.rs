@@ -167,7 +167,7 @@ impl SqliteStore {
 
     /// Stops accepting writes and waits until the writer has committed and
     /// answered everything already queued.
-    pub fn close(&self) {
+    fn shut(&self) {
         if let Ok(mut jobs) = self.jobs.write() {
             jobs.take();
         }
@@ -191,6 +191,23 @@ fn open_reader(path: &Path) -> StoreResult<Connection> {
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     Ok(conn)
+}
+
+#[async_trait]
+impl crate::Lifecycle for SqliteStore {
+    /// A read answers and the writer still takes jobs.
+    async fn ready(&self) -> StoreResult<()> {
+        let writing = self.jobs.read().map_or(false, |jobs| jobs.is_some());
+        if !writing {
+            return Err(StoreError::Closed);
+        }
+        self.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
+    }
+
+    fn close(&self) {
+        self.shut();
+    }
 }
 
 #[async_trait]

@@ -89,20 +89,6 @@ struct TestDatabase {
     name: String,
 }
 
-async fn admin_client() -> tokio_postgres::Client {
-    let url = server_url();
-    let (client, connection) = match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
-        Ok(pair) => pair,
-        Err(e) => panic!(
-            "PostgreSQL is not reachable at {url} ({e}). These tests need it: start it with \
-             `pg_ctlcluster --skip-systemctl-redirect 15 main start`, or point \
-             HARK_TEST_POSTGRES at another server."
-        ),
-    };
-    tokio::spawn(connection);
-    client
-}
-
 impl TestDatabase {
     async fn create() -> (Self, String) {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -115,32 +101,17 @@ impl TestDatabase {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        admin_client()
-            .await
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        let url = database_url(&server_url(), &name);
+        let url = match hark_store::postgres::create_database(&server_url(), &name).await {
+            Ok(url) => url,
+            Err(e) => panic!(
+                "PostgreSQL is not reachable at {} ({e}). These tests need it: start it with \
+                 `pg_ctlcluster --skip-systemctl-redirect 15 main start`, or point \
+                 HARK_TEST_POSTGRES at another server.",
+                server_url()
+            ),
+        };
         (TestDatabase { name }, url)
     }
-}
-
-/// `url` with its database name replaced by `name`.
-fn database_url(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[scheme_end..]
-        .find('/')
-        .map_or(base.len(), |i| scheme_end + i);
-    let mut out = format!("{}/{name}", &base[..host_end]);
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
-    }
-    out
 }
 
 impl Drop for TestDatabase {
@@ -154,10 +125,7 @@ impl Drop for TestDatabase {
                 .build()
                 .unwrap();
             runtime.block_on(async move {
-                let _ = admin_client()
-                    .await
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await;
+                let _ = hark_store::postgres::drop_database(&server_url(), &name).await;
             });
         })
         .join();

@@ -5,7 +5,7 @@
 use crate::conformance::{assert_gapless, msg, racing_resends, stream, users};
 use crate::{another_node, postgres, Recorder};
 use hark_proto::{Event, Pos, UserId};
-use hark_store::Store;
+use hark_store::{Lifecycle, Store};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
