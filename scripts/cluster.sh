@@ -72,7 +72,8 @@ need_database() {
 haproxy_config() {
   cat <<EOF
 global
-    maxconn 18000
+    # Two descriptors a connection; this machine allows 20,000 per process.
+    maxconn 9000
 defaults
     mode http
     timeout connect 2s

@@ -10,6 +10,7 @@ mod authz;
 mod backpressure;
 mod bad_input;
 mod catchup;
+mod cluster;
 mod erasure;
 mod features;
 mod messaging;

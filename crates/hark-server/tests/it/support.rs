@@ -54,7 +54,7 @@ pub async fn spawn_at(data_dir: PathBuf, addr: &str, adjust: impl FnOnce(&mut Co
         data_dir: data_dir.clone(),
         ..Config::default()
     };
-    if cluster_backend() {
+    if cluster_backend() || data_dir.join("test-database").exists() {
         let (database, prefix) = cluster_services(&data_dir).await;
         config.database = Some(database.into());
         config.bus = Some(nats_url().into());
@@ -81,6 +81,23 @@ pub async fn spawn_at(data_dir: PathBuf, addr: &str, adjust: impl FnOnce(&mut Co
         stop: Some(stop),
         task: Some(task),
     }
+}
+
+/// Nodes of one cluster (PostgreSQL + NATS, whatever `HARK_TEST_BACKEND`
+/// says): each has a data directory of its own and shares the first's
+/// database and bus prefix.
+pub async fn spawn_cluster(nodes: usize) -> Vec<TestApp> {
+    init_logs();
+    let name = format!("hark_test_{:016x}", rand::random::<u64>());
+    let mut apps = Vec::new();
+    for n in 0..nodes {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("test-database"), &name).unwrap();
+        let mut app = spawn_in(dir.path().to_owned(), |c| c.node_id = Some(format!("n{n}"))).await;
+        app._dir = Some(dir);
+        apps.push(app);
+    }
+    apps
 }
 
 /// Whether tests run on PostgreSQL + NATS (`HARK_TEST_BACKEND=postgres`).
