@@ -8,7 +8,7 @@ import { ChatSettingsItems, useDismiss } from './ChatMenu';
 import { ForwardDialog } from './ForwardDialog';
 import type { Panel } from './InfoPanel';
 import type { AppStore, ChatModel, Tick } from './store';
-import { Avatar, clock, colorFor, dayKey, dayLabel, DotsIcon, ForwardIcon, HarkLogo, InfoIcon, MutedIcon, presenceLabel, SearchIcon, SendIcon, Ticks } from './ui';
+import { Avatar, BackIcon, clock, colorFor, dayKey, dayLabel, DotsIcon, ForwardIcon, HarkLogo, InfoIcon, MutedIcon, presenceLabel, SearchIcon, SendIcon, Ticks } from './ui';
 
 /** A typing indicator is refreshed this often while the person keeps typing. */
 const TYPING_EVERY_MS = 3_000;
@@ -42,7 +42,7 @@ interface Row {
   pending?: { client_id: string; text: string; at: number; tick: Tick; failedCode?: string; forwarded?: boolean };
 }
 
-export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel | null) => void }) {
+export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel | null) => void; onBack: () => void }) {
   const { store, model, onPanel } = props;
   const chatId = model.chat.id;
   const group = model.chat.kind === 'group';
@@ -156,6 +156,9 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
   return (
     <section class="chat" data-testid="chat-pane" data-chat-id={chatId}>
       <header class="chat-header" onClick={() => onPanel({ kind: 'chat' })}>
+        <button class="icon-btn back-btn" aria-label="Back to chats" data-testid="chat-back" onClick={(e) => { e.stopPropagation(); props.onBack(); }}>
+          <BackIcon />
+        </button>
         <Avatar name={title} id={store.peer(model)?.id ?? chatId * 7} size={40} group={group} />
         <div class="chat-header-text">
           <div class="chat-title" data-testid="chat-header-title">{title}</div>
@@ -238,7 +241,7 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
                       />
                     ) : null
                   }
-                  onMenu={m.deleted || model.left ? undefined : () => setMenu(menu === m.seq ? null : m.seq)}
+                  onMenu={m.deleted || model.left ? undefined : (open) => setMenu(open || menu !== m.seq ? m.seq : null)}
                   onQuote={(seq) => scroller.current?.querySelector(`[data-seq="${seq}"]`)?.scrollIntoView({ block: 'center', behavior: 'smooth' })}
                 />
               );
@@ -283,6 +286,29 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
   );
 }
 
+/** Touch handlers that call `f` when a finger rests ~half a second without moving (a long press). */
+function longPress(f: () => void) {
+  let timer: ReturnType<typeof setTimeout> | 0 = 0;
+  let start = { x: 0, y: 0 };
+  const cancel = () => {
+    clearTimeout(timer);
+    timer = 0;
+  };
+  return {
+    onPointerDown: (e: PointerEvent) => {
+      if (e.pointerType !== 'touch') return;
+      start = { x: e.clientX, y: e.clientY };
+      cancel();
+      timer = setTimeout(f, 500);
+    },
+    onPointerMove: (e: PointerEvent) => {
+      if (timer && Math.hypot(e.clientX - start.x, e.clientY - start.y) > 10) cancel();
+    },
+    onPointerUp: cancel,
+    onPointerCancel: cancel,
+  };
+}
+
 const QUICK_REACTIONS = ['👍', '❤️', '😂', '😮', '😢', '🙏'];
 
 function Bubble(props: {
@@ -302,7 +328,8 @@ function Bubble(props: {
   forwarded?: boolean;
   menu?: preact.ComponentChildren;
   onInfo?: () => void;
-  onMenu?: () => void;
+  /** Toggle the message's menu, or with `true` open it (a right click, a long press). */
+  onMenu?: (open?: boolean) => void;
   onQuote?: (seq: number) => void;
 }) {
   const m = props.message;
@@ -318,6 +345,8 @@ function Bubble(props: {
         data-seq={props.seq}
         data-deleted={deleted ? 'true' : undefined}
         onClick={props.onMenu ? undefined : props.onInfo}
+        onContextMenu={props.onMenu ? (e) => { e.preventDefault(); props.onMenu!(true); } : undefined}
+        {...(props.onMenu ? longPress(() => props.onMenu!(true)) : {})}
       >
         {props.onMenu && (
           <button class="bubble-menu-btn" aria-label="Message options" data-testid="msg-menu" onClick={(e) => { e.stopPropagation(); props.onMenu!(); }}>
