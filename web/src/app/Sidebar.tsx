@@ -69,16 +69,19 @@ export function Sidebar(props: { store: AppStore }) {
   );
 }
 
-function ConnectionBanner(props: { store: AppStore }) {
+/** "Reconnecting…" while the socket is down: in the list, and on phones also above the chat. */
+export function ConnectionBanner(props: { store: AppStore; testid?: string }) {
   const { status, pending } = props.store.connState;
   if (status === 'live' || status === 'syncing' || status === 'closed') return null;
   const waiting = pending.length;
+  const offline = typeof navigator !== 'undefined' && navigator.onLine === false;
   return (
-    <div class="banner" role="status" data-testid="conn-banner">
+    <div class="banner" role="status" data-testid={props.testid ?? 'conn-banner'} data-offline={offline ? 'true' : undefined}>
       <div class="banner-dot" />
       <div>
         <div class="banner-title">{status === 'reconnecting' ? 'Reconnecting…' : 'Connecting…'}</div>
         <div class="banner-sub">
+          {offline ? 'You are offline. ' : ''}
           {waiting > 0
             ? `${waiting} message${waiting === 1 ? '' : 's'} will be sent when you're back online.`
             : 'Messages you write are sent once the connection is back.'}
