@@ -6,9 +6,10 @@ import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import type { Message } from '../hark-client';
 import { ChatSettingsItems, useDismiss } from './ChatMenu';
 import { ForwardDialog } from './ForwardDialog';
+import { ConnectionBanner } from './Sidebar';
 import type { Panel } from './InfoPanel';
 import type { AppStore, ChatModel, Tick } from './store';
-import { Avatar, BackIcon, clock, colorFor, dayKey, dayLabel, DotsIcon, ForwardIcon, HarkLogo, InfoIcon, MutedIcon, presenceLabel, SearchIcon, SendIcon, Ticks } from './ui';
+import { Avatar, BackIcon, ChevronIcon, clock, colorFor, dayKey, dayLabel, DotsIcon, ForwardIcon, HarkLogo, InfoIcon, MutedIcon, presenceLabel, SearchIcon, SendIcon, Ticks } from './ui';
 
 /** A typing indicator is refreshed this often while the person keeps typing. */
 const TYPING_EVERY_MS = 3_000;
@@ -38,6 +39,8 @@ function usePageVisible(): boolean {
 interface Row {
   key: string;
   day?: string;
+  /** The "N unread messages" divider. */
+  unread?: number;
   message?: Message;
   pending?: { client_id: string; text: string; at: number; tick: Tick; failedCode?: string; forwarded?: boolean };
 }
@@ -49,7 +52,8 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
   const title = store.title(model);
   const scroller = useRef<HTMLDivElement>(null);
   const stickToBottom = useRef(true);
-  const restoreFrom = useRef<number | null>(null);
+  /** Older messages are loading: the height and oldest seq before, to keep the reading position once they are in. */
+  const restoreFrom = useRef<{ height: number; oldest: number } | null>(null);
   const visible = usePageVisible();
   const [menu, setMenu] = useState<number | null>(null);
   const [replyTo, setReplyTo] = useState<Message | null>(null);
@@ -69,12 +73,58 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
   const messages = [...model.messages.values()].sort((a, b) => a.seq - b.seq);
   const pending = store.pending(chatId);
   const failed = store.failedIn(chatId);
-  const newest = messages.length ? messages[messages.length - 1].seq : 0;
 
-  // Read what is on screen.
+  // The unread divider: where the unread messages started when the chat was
+  // opened (it stays put while the chat is open, as in WhatsApp).
+  const [unreadAtOpen] = useState(() => {
+    const first = store.firstUnread(model);
+    return first === null ? null : { first, count: store.unread(model) };
+  });
+  /** The divider is still to be scrolled to (once, on opening). */
+  const toDivider = useRef(unreadAtOpen !== null);
+  const [dividerAbove, setDividerAbove] = useState(false);
+  const [atBottom, setAtBottom] = useState(true);
+
+  // Read receipts only for what was on screen while the page was visible:
+  // an IntersectionObserver reports the bubbles in view, and the highest seq
+  // seen so far is marked read.
+  const seenUpTo = useRef(0);
+  const observer = useRef<IntersectionObserver | null>(null);
+  const observed = useRef(new WeakSet<Element>());
+  const markSeen = () => {
+    if (document.visibilityState === 'visible' && seenUpTo.current > 0) store.markRead(chatId, seenUpTo.current);
+  };
   useEffect(() => {
-    if (visible) store.markRead(chatId);
-  }, [visible, newest, chatId, store]);
+    const root = scroller.current;
+    if (!root || typeof IntersectionObserver === 'undefined') return;
+    const io = new IntersectionObserver(
+      (entries) => {
+        for (const e of entries) {
+          if (!e.isIntersecting) continue;
+          // Half of it, or a good part of a tall one, is in view.
+          if (e.intersectionRect.height < Math.min(e.boundingClientRect.height * 0.5, 40)) continue;
+          const seq = Number((e.target as HTMLElement).dataset.seq);
+          if (seq > seenUpTo.current) seenUpTo.current = seq;
+        }
+        markSeen();
+      },
+      { root, threshold: [0, 0.1, 0.5, 1] },
+    );
+    observer.current = io;
+    return () => io.disconnect();
+  }, [chatId]);
+  useLayoutEffect(() => {
+    const io = observer.current;
+    if (!io || !scroller.current) return;
+    for (const el of scroller.current.querySelectorAll('.bubble[data-seq]')) {
+      if (observed.current.has(el)) continue;
+      observed.current.add(el);
+      io.observe(el);
+    }
+  });
+  useEffect(() => {
+    if (visible) markSeen();
+  }, [visible]);
 
   const rows: Row[] = [];
   let lastDay = '';
@@ -85,8 +135,14 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
       rows.push({ key: `day-${k}`, day: dayLabel(at) });
     }
   };
+  // Shown only where the unread start is loaded (not above a later page).
+  let dividerShown = !unreadAtOpen || (messages.length > 0 && messages[0].seq > unreadAtOpen.first && model.hasMoreBefore);
   for (const m of messages) {
     dayRow(m.sent_at);
+    if (unreadAtOpen && !dividerShown && m.seq >= unreadAtOpen.first && m.sender_id !== store.me.id) {
+      dividerShown = true;
+      rows.push({ key: 'unread', unread: unreadAtOpen.count });
+    }
     rows.push({ key: `m-${m.seq}`, message: m });
   }
   for (const p of pending) {
@@ -102,8 +158,15 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
   useLayoutEffect(() => {
     const el = scroller.current;
     if (!el) return;
-    if (restoreFrom.current !== null) {
-      el.scrollTop += el.scrollHeight - restoreFrom.current;
+    const divider = toDivider.current ? el.querySelector<HTMLElement>('[data-testid=unread-divider]') : null;
+    if (divider) {
+      // Opened with unread messages: the divider at the top, the unread below it.
+      toDivider.current = false;
+      restoreFrom.current = null;
+      el.scrollTop += divider.getBoundingClientRect().top - el.getBoundingClientRect().top - 12;
+      stickToBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 80 && !model.hasMoreAfter;
+    } else if (restoreFrom.current !== null && messages.length > 0 && messages[0].seq < restoreFrom.current.oldest) {
+      el.scrollTop += el.scrollHeight - restoreFrom.current.height;
       restoreFrom.current = null;
     } else if (stickToBottom.current) {
       el.scrollTop = el.scrollHeight;
@@ -111,8 +174,12 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
   });
 
   // Back at the newest page after a jump (e.g. sent a message from there): follow new messages again.
+  // (Only on that change: on opening, the unread divider decides where to be.)
+  const wasAway = useRef(false);
   useEffect(() => {
-    if (!model.hasMoreAfter && !model.focus) stickToBottom.current = true;
+    const away = model.hasMoreAfter || !!model.focus;
+    if (wasAway.current && !away) stickToBottom.current = true;
+    wasAway.current = away;
   }, [model.hasMoreAfter, model.focus]);
 
   // A search result was opened: show that message in the middle, once per jump.
@@ -123,7 +190,7 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
     if (!el) return; // Its page is still loading.
     focusDone.current = focus.at;
     stickToBottom.current = false;
-    el.scrollIntoView({ block: 'center' });
+    centerIn(scroller.current!, el, 'instant');
   });
 
   async function onScroll() {
@@ -131,15 +198,39 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
     if (!el) return;
     const nearBottom = el.scrollHeight - el.scrollTop - el.clientHeight < 80;
     stickToBottom.current = nearBottom && !model.hasMoreAfter;
+    if (nearBottom !== atBottom) setAtBottom(nearBottom);
+    const divider = el.querySelector<HTMLElement>('[data-testid=unread-divider]');
+    const above = unreadAtOpen !== null && (divider ? divider.offsetTop + divider.offsetHeight < el.scrollTop : true);
+    if (above !== dividerAbove) setDividerAbove(above);
     if (el.scrollHeight - el.scrollTop - el.clientHeight < 200 && model.hasMoreAfter && !model.loadingNewer) {
       void store.loadNewer(chatId);
     }
     if (el.scrollTop < 120 && model.hasMoreBefore && !model.loadingOlder) {
-      const height = el.scrollHeight;
-      restoreFrom.current = height;
+      restoreFrom.current = { height: el.scrollHeight, oldest: messages[0]?.seq ?? Infinity };
       const loaded = await store.loadOlder(chatId);
       if (!loaded) restoreFrom.current = null;
     }
+  }
+
+  const unreadNow = store.unread(model);
+
+  async function jumpToLatest() {
+    const el = scroller.current;
+    if (model.hasMoreAfter) await store.showLatest(chatId);
+    stickToBottom.current = true;
+    if (el) el.scrollTop = el.scrollHeight;
+    setAtBottom(true);
+  }
+
+  async function jumpToUnread() {
+    if (!unreadAtOpen) return;
+    const el = scroller.current;
+    if (!el?.querySelector('[data-testid=unread-divider]')) await store.openChatAt(chatId, unreadAtOpen.first, { highlight: false });
+    toDivider.current = true;
+    restoreFrom.current = null;
+    stickToBottom.current = false;
+    setDividerAbove(false);
+    store.notify();
   }
 
   const peer = store.peer(model);
@@ -192,9 +283,12 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
           )}
         </div>
       </header>
+      <div class="chat-banner">
+        <ConnectionBanner store={store} testid="conn-banner-chat" />
+      </div>
       <div class="messages" ref={scroller} onScroll={() => void onScroll()} data-testid="messages">
         <div class="messages-inner">
-          {model.loadingOlder && <div class="loading-older">Loading earlier messages…</div>}
+          {model.loadingOlder && <div class="loading-older top">Loading earlier messages…</div>}
           {model.historyLoaded && !model.hasMoreBefore && (
             <div class="chat-start">
               {group ? 'Members see the messages sent from the moment they joined.' : 'This is the start of your conversation.'}
@@ -202,6 +296,13 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
           )}
           {rows.map((r, i) => {
             if (r.day) return <div class="day" key={r.key}><span>{r.day}</span></div>;
+            if (r.unread !== undefined) {
+              return (
+                <div class="unread-divider" key={r.key} data-testid="unread-divider">
+                  <span>{r.unread === 1 ? '1 unread message' : `${r.unread} unread messages`}</span>
+                </div>
+              );
+            }
             const prev = rows[i - 1];
             if (r.message) {
               const m = r.message;
@@ -242,7 +343,7 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
                     ) : null
                   }
                   onMenu={m.deleted || model.left ? undefined : (open) => setMenu(open || menu !== m.seq ? m.seq : null)}
-                  onQuote={(seq) => scroller.current?.querySelector(`[data-seq="${seq}"]`)?.scrollIntoView({ block: 'center', behavior: 'smooth' })}
+                  onQuote={(seq) => { const q = scroller.current?.querySelector(`[data-seq="${seq}"]`); if (q) centerIn(scroller.current!, q, 'smooth'); }}
                 />
               );
             }
@@ -263,9 +364,20 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
               />
             );
           })}
-          {model.loadingNewer && <div class="loading-older">Loading newer messages…</div>}
+          {model.loadingNewer && <div class="loading-older bottom">Loading newer messages…</div>}
         </div>
       </div>
+      {unreadAtOpen && dividerAbove && (
+        <button class="jump jump-unread" data-testid="jump-unread" onClick={() => void jumpToUnread()}>
+          ↑ {unreadAtOpen.count === 1 ? '1 unread message' : `${unreadAtOpen.count} unread messages`}
+        </button>
+      )}
+      {(!atBottom || model.hasMoreAfter) && (
+        <button class="jump jump-latest" aria-label={unreadNow > 0 ? `Jump to the latest message, ${unreadNow} unread` : 'Jump to the latest message'} data-testid="jump-latest" onClick={() => void jumpToLatest()}>
+          <ChevronIcon />
+          {unreadNow > 0 && <span class="jump-count" data-testid="jump-latest-count">{unreadNow > 99 ? '99+' : unreadNow}</span>}
+        </button>
+      )}
       {forwarding && <ForwardDialog store={store} message={forwarding} onClose={() => setForwarding(null)} />}
       {store.notice && (
         <div class="notice" role="alert" data-testid="notice">
@@ -284,6 +396,16 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
       />
     </section>
   );
+}
+
+/**
+ * Scroll the message list (and only it: scrollIntoView would also scroll the
+ * app's overflow-hidden ancestors) so `el` is in the middle.
+ */
+function centerIn(scroller: HTMLElement, el: Element, behavior: ScrollBehavior): void {
+  const r = el.getBoundingClientRect();
+  const s = scroller.getBoundingClientRect();
+  scroller.scrollTo({ top: scroller.scrollTop + r.top - s.top - (s.height - r.height) / 2, behavior });
 }
 
 /** Touch handlers that call `f` when a finger rests ~half a second without moving (a long press). */

@@ -66,6 +66,8 @@ export interface FailedSend {
 export type Tick = 'pending' | 'sent' | 'delivered' | 'read' | 'failed';
 
 const PAGE = 50;
+/** Messages shown above the first unread one when a chat opens there. */
+const BEFORE_UNREAD = 10;
 /** A search result at most this far above the loaded range is reached by loading older pages; further back, it gets a window of its own. */
 const REACH = 100;
 /** Messages loaded on each side of a search result reached by a jump. */
@@ -547,23 +549,44 @@ export class AppStore {
 
   // ---- actions ----
 
-  async openChat(id: ChatId | null): Promise<void> {
+  async openChat(id: ChatId | null, opts: { latest?: boolean } = {}): Promise<void> {
     this.openChatId = id;
     this.notify();
     if (id === null) return;
     const c = this.chats.get(id);
     if (!c || c.historyLoaded) return;
     try {
-      const page = await this.api.history(id, { limit: PAGE });
-      for (const m of page.messages) this.addMessage(m);
-      c.historyLoaded = true;
-      // Anything older than the page's first message is still on the server.
-      const oldest = page.messages[0]?.seq ?? 1;
-      c.hasMoreBefore = page.has_more || oldest > 1 && page.messages.length === 0;
+      const first = this.firstUnread(c);
+      if (!opts.latest && first !== null && c.chat.last_seq - first >= PAGE) {
+        // Many unread: open at the first of them (a window around it, newer
+        // pages on scrolling down), not at the bottom, which would read them all.
+        const [older, newer] = await Promise.all([
+          this.api.history(id, { before: first, limit: BEFORE_UNREAD }),
+          this.api.history(id, { after: first - 1, limit: PAGE }),
+        ]);
+        c.messages = new Map([...older.messages, ...newer.messages].map((m) => [m.seq, m]));
+        c.hasMoreBefore = older.has_more;
+        c.hasMoreAfter = newer.has_more;
+        c.historyLoaded = true;
+      } else {
+        const page = await this.api.history(id, { limit: PAGE });
+        for (const m of page.messages) this.addMessage(m);
+        c.historyLoaded = true;
+        // Anything older than the page's first message is still on the server.
+        const oldest = page.messages[0]?.seq ?? 1;
+        c.hasMoreBefore = page.has_more || oldest > 1 && page.messages.length === 0;
+      }
     } catch {
       // Shown as an empty chat; opening again retries.
     }
     this.notify();
+  }
+
+  /** The first message from others I have not read, or null when all is read. */
+  firstUnread(c: ChatModel): Seq | null {
+    if (this.unread(c) === 0) return null;
+    const mine = this.member(c, this.me.id);
+    return Math.max(mine?.read_up_to ?? 0, c.unreadFloor) + 1;
   }
 
   /** Load the page before the oldest loaded message (scrolling up). */
@@ -612,11 +635,11 @@ export class AppStore {
    * one further back gets a window of its own around it (`before`/`after`),
    * whose newer pages load on scrolling down.
    */
-  async openChatAt(id: ChatId, seq: Seq): Promise<void> {
+  async openChatAt(id: ChatId, seq: Seq, opts: { highlight?: boolean } = {}): Promise<void> {
     await this.openChat(id);
     const c = this.chats.get(id);
     if (!c || this.openChatId !== id) return;
-    c.focus = { seq, at: Date.now() };
+    if (opts.highlight !== false) c.focus = { seq, at: Date.now() };
     this.notify();
     if (c.messages.has(seq)) return;
     const oldest = c.messages.size ? Math.min(...c.messages.keys()) : Infinity;
@@ -649,7 +672,7 @@ export class AppStore {
     c.focus = null;
     c.messages = new Map();
     c.historyLoaded = false;
-    await this.openChat(id);
+    await this.openChat(id, { latest: true });
   }
 
   /** Change my own settings for a chat (mute, archive, pin); my other devices follow by event. */
@@ -690,12 +713,15 @@ export class AppStore {
     return c.chat.kind === 'group' && !!this.member(c, this.me.id)?.admin;
   }
 
-  /** The chat is on screen and the page visible: mark everything shown as read. */
-  markRead(chatId: ChatId): void {
+  /**
+   * Messages up to `upTo` were on screen while the page was visible: mark
+   * them read (never beyond what is loaded).
+   */
+  markRead(chatId: ChatId, upTo: Seq): void {
     const c = this.chats.get(chatId);
     const mine = c && this.member(c, this.me.id);
     if (!c || !mine || c.left || c.messages.size === 0) return;
-    const newest = Math.max(...c.messages.keys());
+    const newest = Math.min(upTo, Math.max(...c.messages.keys()));
     if (newest <= mine.read_up_to) return;
     mine.read_up_to = newest;
     mine.delivered_up_to = Math.max(mine.delivered_up_to, newest);
