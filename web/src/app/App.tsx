@@ -10,6 +10,7 @@ import { ChatPane, EmptyPane } from './ChatPane';
 import { InfoPanel, type Panel } from './InfoPanel';
 import { Sidebar } from './Sidebar';
 import { AppStore } from './store';
+import { Announcer, ConfirmDialog } from './ui';
 
 const SERVER = location.origin;
 
@@ -109,6 +110,8 @@ function Messenger(props: { session: Session; onLoggedOut: () => void }) {
         )}
       </main>
       {panel && open && <InfoPanel store={store} model={open} panel={panel} onPanel={setPanel} />}
+      <ConfirmDialog store={store} />
+      <Announcer store={store} />
     </div>
   );
 }

@@ -8,6 +8,7 @@ import { ChatSettingsItems, useDismiss } from './ChatMenu';
 import { ForwardDialog } from './ForwardDialog';
 import { ConnectionBanner } from './Sidebar';
 import type { Panel } from './InfoPanel';
+import type { Note } from './local';
 import type { AppStore, ChatModel, Tick } from './store';
 import { Avatar, BackIcon, ChevronIcon, clock, colorFor, dayKey, dayLabel, DotsIcon, ForwardIcon, HarkLogo, InfoIcon, MutedIcon, presenceLabel, SearchIcon, SendIcon, Ticks } from './ui';
 
@@ -41,6 +42,8 @@ interface Row {
   day?: string;
   /** The "N unread messages" divider. */
   unread?: number;
+  /** A group event line. */
+  note?: string;
   message?: Message;
   pending?: { client_id: string; text: string; at: number; tick: Tick; failedCode?: string; forwarded?: boolean };
 }
@@ -136,8 +139,20 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
     }
   };
   // Shown only where the unread start is loaded (not above a later page).
+  // Group event lines go below the message they followed; lines older than
+  // the loaded range wait until it reaches them.
+  const notes = store.notes(chatId).filter((n) => !model.hasMoreBefore || (messages.length > 0 && n.afterSeq >= messages[0].seq));
+  let nextNote = 0;
+  const notesUpTo = (seq: number) => {
+    while (nextNote < notes.length && notes[nextNote].afterSeq < seq) {
+      const n = notes[nextNote];
+      rows.push({ key: `n-${nextNote}`, note: noteText(store, n) });
+      nextNote++;
+    }
+  };
   let dividerShown = !unreadAtOpen || (messages.length > 0 && messages[0].seq > unreadAtOpen.first && model.hasMoreBefore);
   for (const m of messages) {
+    notesUpTo(m.seq);
     dayRow(m.sent_at);
     if (unreadAtOpen && !dividerShown && m.seq >= unreadAtOpen.first && m.sender_id !== store.me.id) {
       dividerShown = true;
@@ -145,6 +160,7 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
     }
     rows.push({ key: `m-${m.seq}`, message: m });
   }
+  if (!model.hasMoreAfter) notesUpTo(Infinity);
   for (const p of pending) {
     dayRow(p.queued_at);
     rows.push({ key: `p-${p.client_id}`, pending: { client_id: p.client_id, text: p.text, at: p.queued_at, tick: 'pending', forwarded: p.forwarded } });
@@ -296,6 +312,13 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
           )}
           {rows.map((r, i) => {
             if (r.day) return <div class="day" key={r.key}><span>{r.day}</span></div>;
+            if (r.note !== undefined) {
+              return (
+                <div class="event-line" key={r.key} data-testid="event-line">
+                  <span dir="auto">{r.note}</span>
+                </div>
+              );
+            }
             if (r.unread !== undefined) {
               return (
                 <div class="unread-divider" key={r.key} data-testid="unread-divider">
@@ -337,7 +360,9 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
                         onInfo={() => onPanel({ kind: 'message', seq: m.seq })}
                         onEdit={() => { setReplyTo(null); setEditing(m); }}
                         onDelete={(everyone) => {
-                          if (confirm(everyone ? 'Delete this message for everyone?' : 'Delete this message for you?')) store.conn.delete(chatId, m.seq, everyone);
+                          void store
+                            .ask({ title: everyone ? 'Delete this message for everyone?' : 'Delete this message for you?', confirm: everyone ? 'Delete for everyone' : 'Delete for me', danger: true })
+                            .then((ok) => ok && store.conn.delete(chatId, m.seq, everyone));
                         }}
                       />
                     ) : null
@@ -396,6 +421,25 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
       />
     </section>
   );
+}
+
+/** "Alice added Carol", "You changed the group name to "Desk"", … */
+function noteText(store: AppStore, n: Note): string {
+  const by = store.nameOf(n.by, n.names);
+  const who = n.user_id !== undefined ? store.nameOf(n.user_id, n.names) : '';
+  switch (n.kind) {
+    case 'chat_created':
+      return `${by} created group "${n.title ?? ''}"`;
+    case 'chat_renamed':
+      return `${by} changed the group name to "${n.title ?? ''}"`;
+    case 'member_added':
+      return n.by === n.user_id ? `${who} joined` : `${by} added ${who === 'You' ? 'you' : who}`;
+    case 'member_removed':
+      return n.by === n.user_id ? `${who} left` : `${by} removed ${who === 'You' ? 'you' : who}`;
+    case 'admin_changed':
+      if (n.user_id === store.me.id) return n.admin ? "You're now an admin" : "You're no longer an admin";
+      return n.admin ? `${who} is now an admin` : `${who} is no longer an admin`;
+  }
 }
 
 /**

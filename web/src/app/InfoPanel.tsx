@@ -206,7 +206,15 @@ function ChatInfo(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel
                 <button class="text-btn" data-testid="toggle-admin" onClick={() => void run(() => store.setAdmin(model.chat.id, m.user.id, !m.admin))}>
                   {m.admin ? 'Dismiss admin' : 'Make admin'}
                 </button>
-                <button class="text-btn danger" data-testid="remove-member" onClick={() => void run(() => store.removeMember(model.chat.id, m.user.id))}>
+                <button
+                  class="text-btn danger"
+                  data-testid="remove-member"
+                  onClick={() =>
+                    void store
+                      .ask({ title: `Remove ${m.user.display_name} from "${title}"?`, confirm: 'Remove', danger: true })
+                      .then((ok) => void (ok && run(() => store.removeMember(model.chat.id, m.user.id))))
+                  }
+                >
                   Remove
                 </button>
               </div>
@@ -220,7 +228,9 @@ function ChatInfo(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel
             class="danger-row"
             data-testid="leave-group"
             onClick={() => {
-              if (confirm(`Exit "${title}"?`)) void run(() => store.removeMember(model.chat.id, store.me.id));
+              void store
+                .ask({ title: `Exit "${title}"?`, body: 'You will no longer receive its messages.', confirm: 'Exit group', danger: true })
+                .then((ok) => void (ok && run(() => store.removeMember(model.chat.id, store.me.id))));
             }}
           >
             Exit group

@@ -25,6 +25,7 @@ import {
   type User,
   type UserId,
 } from '../hark-client';
+import { DeviceLocal, type Note } from './local';
 
 export interface ChatModel {
   chat: Chat;
@@ -63,6 +64,14 @@ export interface FailedSend {
   message: string;
 }
 
+export interface Confirmation {
+  title: string;
+  body?: string;
+  confirm: string;
+  danger?: boolean;
+  resolve: (ok: boolean) => void;
+}
+
 export type Tick = 'pending' | 'sent' | 'delivered' | 'read' | 'failed';
 
 const PAGE = 50;
@@ -93,6 +102,14 @@ export class AppStore {
   loggedOut = false;
   /** A short-lived message for the person (e.g. an edit the server refused). */
   notice: string | null = null;
+  /** Group event lines, drafts: kept in this browser. */
+  readonly local: DeviceLocal;
+  /** Everyone seen in any chat, so event lines can name people who have left. */
+  private knownUsers = new Map<UserId, User>();
+  /** An in-app confirmation waiting for an answer (instead of the browser's confirm()). */
+  confirmation: Confirmation | null = null;
+  /** The newest incoming message, for the screen reader's polite live region. */
+  announcement = '';
   /** Presence of watched users (ephemeral; hidden fields are null). */
   presence = new Map<UserId, PresenceState>();
   /** Who is typing where, until when (ms since the epoch). */
@@ -114,6 +131,8 @@ export class AppStore {
     private readonly onLoggedOut: () => void,
   ) {
     this.me = session.user;
+    this.knownUsers.set(this.me.id, this.me);
+    this.local = new DeviceLocal(server || location.origin, session.device.id);
     this.api = new HarkApi(server, session.token);
     this.conn = new Connection({
       url: websocketUrl(server || location.origin),
@@ -365,8 +384,63 @@ export class AppStore {
   }
 
   /** Fold in a chat from the server; `unread` is null when the answer carried none. */
+  private remember(chat: Chat): void {
+    for (const m of chat.members) this.knownUsers.set(m.user.id, m.user);
+  }
+
+  /** A person's name for event lines: "You", their name, or "Someone" when never seen. */
+  nameOf(id: UserId, names: Record<number, string> = {}): string {
+    if (id === this.me.id) return 'You';
+    return this.knownUsers.get(id)?.display_name ?? names[id] ?? 'Someone';
+  }
+
+  /** Ask the person to confirm (an in-app dialog); resolves to their answer. */
+  ask(c: Omit<Confirmation, 'resolve'>): Promise<boolean> {
+    this.confirmation?.resolve(false);
+    return new Promise((resolve) => {
+      this.confirmation = {
+        ...c,
+        resolve: (ok) => {
+          this.confirmation = null;
+          this.notify();
+          resolve(ok);
+        },
+      };
+      this.notify();
+    });
+  }
+
+  /** The group event lines of a chat, oldest first. */
+  notes(chatId: ChatId): Note[] {
+    return this.local.notesOf(chatId);
+  }
+
+  private note(e: Event & { by: UserId }, c: ChatModel | undefined, extra: Partial<Note>): void {
+    const names: Record<number, string> = {};
+    for (const id of [e.by, extra.user_id]) {
+      const u = id !== undefined ? this.knownUsers.get(id) : undefined;
+      if (u) names[u.id] = u.display_name;
+    }
+    this.local.addNote(e.chat_id, {
+      afterSeq: c?.chat.last_seq ?? 0,
+      kind: e.kind as Note['kind'],
+      by: e.by,
+      names,
+      ...extra,
+    });
+  }
+
+  /** I am no longer a member: keep my read point, so no false unread count appears. */
+  private forgetMe(c: ChatModel): void {
+    const mine = this.member(c, this.me.id);
+    if (mine) c.unreadFloor = Math.max(c.unreadFloor, mine.read_up_to);
+    c.left = true;
+    c.chat = { ...c.chat, members: c.chat.members.filter((m) => m.user.id !== this.me.id) };
+  }
+
   private merge(s: Omit<ChatSummary, 'unread' | 'settings'> & { unread: number | null; settings?: ChatSettings }): ChatModel {
     const existing = this.chats.get(s.chat.id);
+    this.remember(s.chat);
     const floor = s.unread === null ? 0 : Math.max(0, s.chat.last_seq - s.unread);
     if (!existing) {
       const model: ChatModel = {
@@ -388,6 +462,10 @@ export class AppStore {
     }
     // Watermarks only rise: keep the higher of what we have and what came.
     const old = new Map(existing.chat.members.map((m) => [m.user.id, m]));
+    const myOld = old.get(this.me.id);
+    if (myOld && !s.chat.members.some((m) => m.user.id === this.me.id)) {
+      existing.unreadFloor = Math.max(existing.unreadFloor, myOld.read_up_to);
+    }
     existing.chat = {
       ...s.chat,
       last_seq: Math.max(s.chat.last_seq, existing.chat.last_seq),
@@ -460,22 +538,25 @@ export class AppStore {
         return;
       }
       case 'chat_created':
+        if (e.chat_kind === 'group') this.note(e, c, { title: e.title });
         if (!c) void this.fetchChat(e.chat_id);
         return;
       case 'chat_renamed':
+        this.note(e, c, { title: e.title });
         if (c) c.chat = { ...c.chat, title: e.title };
         else void this.fetchChat(e.chat_id);
         return;
       case 'member_removed':
-        if (c && e.user_id === this.me.id) {
-          c.left = true;
-          c.chat = { ...c.chat, members: c.chat.members.filter((m) => m.user.id !== e.user_id) };
-          return;
-        }
+        this.note(e, c, { user_id: e.user_id });
+        if (c && e.user_id === this.me.id) return this.forgetMe(c);
         void this.fetchChat(e.chat_id);
         return;
       case 'member_added':
+        this.note(e, c, { user_id: e.user_id });
+        void this.fetchChat(e.chat_id);
+        return;
       case 'admin_changed':
+        this.note(e, c, { user_id: e.user_id, admin: e.admin });
         void this.fetchChat(e.chat_id);
         return;
       case 'message_edited':
@@ -773,8 +854,8 @@ export class AppStore {
     await this.api.removeMember(chatId, userId);
     const c = this.chats.get(chatId);
     if (c) {
-      c.chat = { ...c.chat, members: c.chat.members.filter((m) => m.user.id !== userId) };
-      if (userId === this.me.id) c.left = true;
+      if (userId === this.me.id) this.forgetMe(c);
+      else c.chat = { ...c.chat, members: c.chat.members.filter((m) => m.user.id !== userId) };
     }
     this.notify();
   }
@@ -809,6 +890,7 @@ export class AppStore {
     this.loggedOut = true;
     this.conn.close();
     deviceStore(this.server || location.origin, this.session.device.id).clear();
+    this.local.clear();
     saveSession(this.server || location.origin, null);
     this.onLoggedOut();
   }

@@ -1,5 +1,7 @@
 // Small shared pieces: avatars, ticks, icons, time formatting.
 
+import { useEffect, useRef } from 'preact/hooks';
+import type { AppStore } from './store';
 import type { JSX } from 'preact';
 import type { Tick } from './store';
 
@@ -189,4 +191,70 @@ export function presenceLabel(p: { online: boolean | null; last_seen: number | n
   if (sameDay(d, now)) return `last seen today at ${clock(p.last_seen)}`;
   if (sameDay(d, yesterday)) return `last seen yesterday at ${clock(p.last_seen)}`;
   return `last seen ${d.toLocaleDateString()} at ${clock(p.last_seen)}`;
+}
+
+// ---- dialogs, focus, announcements ----
+
+/**
+ * The app's confirmation dialog (never the browser's confirm()): focus goes
+ * to the confirm button, Tab stays inside, Escape cancels, and focus returns
+ * to where it was.
+ */
+export function ConfirmDialog(props: { store: AppStore }) {
+  const c = props.store.confirmation;
+  const box = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    if (!c) return;
+    const before = document.activeElement as HTMLElement | null;
+    box.current?.querySelector<HTMLElement>('[data-testid=confirm-ok]')?.focus();
+    return () => before?.focus?.();
+  }, [c]);
+  if (!c) return null;
+  const onKey = (e: KeyboardEvent) => {
+    if (e.key === 'Escape') {
+      e.preventDefault();
+      e.stopPropagation();
+      c.resolve(false);
+    } else if (e.key === 'Tab') {
+      const buttons = [...(box.current?.querySelectorAll<HTMLElement>('button') ?? [])];
+      const i = buttons.indexOf(document.activeElement as HTMLElement);
+      e.preventDefault();
+      buttons[(i + (e.shiftKey ? buttons.length - 1 : 1)) % buttons.length]?.focus();
+    }
+  };
+  return (
+    <div class="modal-backdrop" onClick={() => c.resolve(false)}>
+      <div
+        class="modal confirm"
+        role="alertdialog"
+        aria-modal="true"
+        aria-labelledby="confirm-title"
+        aria-describedby={c.body ? 'confirm-body' : undefined}
+        data-testid="confirm-dialog"
+        ref={box}
+        onClick={(e) => e.stopPropagation()}
+        onKeyDown={onKey}
+      >
+        <h2 id="confirm-title" dir="auto">{c.title}</h2>
+        {c.body && <p id="confirm-body">{c.body}</p>}
+        <div class="confirm-actions">
+          <button class="secondary" data-testid="confirm-cancel" onClick={() => c.resolve(false)}>
+            Cancel
+          </button>
+          <button class={c.danger ? 'primary danger' : 'primary'} data-testid="confirm-ok" onClick={() => c.resolve(true)}>
+            {c.confirm}
+          </button>
+        </div>
+      </div>
+    </div>
+  );
+}
+
+/** A polite live region: screen readers announce incoming messages without moving focus. */
+export function Announcer(props: { store: AppStore }) {
+  return (
+    <div class="sr-only" role="status" aria-live="polite" aria-atomic="true" data-testid="announcer">
+      {props.store.announcement}
+    </div>
+  );
 }
