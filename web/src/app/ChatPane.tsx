@@ -9,6 +9,7 @@ import { ForwardDialog } from './ForwardDialog';
 import { ConnectionBanner } from './Sidebar';
 import type { Panel } from './InfoPanel';
 import type { Note } from './local';
+import { isEmojiOnly, isLong, RichText, textStart } from './rich';
 import type { AppStore, ChatModel, Tick } from './store';
 import { Avatar, BackIcon, ChevronIcon, clock, colorFor, dayKey, dayLabel, DotsIcon, ForwardIcon, HarkLogo, InfoIcon, MutedIcon, presenceLabel, SearchIcon, SendIcon, Ticks } from './ui';
 
@@ -268,8 +269,8 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
         </button>
         <Avatar name={title} id={store.peer(model)?.id ?? chatId * 7} size={40} group={group} />
         <div class="chat-header-text">
-          <div class="chat-title" data-testid="chat-header-title">{title}</div>
-          <div class={`chat-sub ${typing ? 'typing' : ''}`} data-testid="chat-header-sub">{subtitle}</div>
+          <div class="chat-title" dir="auto" data-testid="chat-header-title">{title}</div>
+          <div class={`chat-sub ${typing ? 'typing' : ''}`} dir="auto" data-testid="chat-header-sub">{subtitle}</div>
         </div>
         {store.isMuted(model) && (
           <span class="header-muted" title="Muted" data-testid="header-muted">
@@ -523,7 +524,7 @@ function Bubble(props: {
         )}
         {props.menu}
         {props.sender && (
-          <div class="sender" style={{ color: props.senderColor }} data-testid="msg-sender">
+          <div class="sender" dir="auto" style={{ color: props.senderColor }} data-testid="msg-sender">
             {props.sender}
           </div>
         )}
@@ -534,8 +535,8 @@ function Bubble(props: {
         )}
         {m?.reply_to && !deleted && (
           <button class="quote" data-testid="msg-quote" onClick={() => props.onQuote?.(m.reply_to!.seq)}>
-            <span class="quote-name">{props.quoteName}</span>
-            <span class="quote-text">{m.reply_to.snippet ?? 'This message was deleted'}</span>
+            <span class="quote-name" dir="auto">{props.quoteName}</span>
+            <span class="quote-text" dir="auto">{m.reply_to.snippet ?? 'This message was deleted'}</span>
           </button>
         )}
         {deleted ? (
@@ -543,7 +544,7 @@ function Bubble(props: {
             {props.mine ? 'You deleted this message' : 'This message was deleted'}
           </span>
         ) : (
-          <span class="text" data-testid="msg-text">{props.text}</span>
+          <BubbleText text={props.text} />
         )}
         {/* Keeps room on the last line for the time and ticks, like WhatsApp. */}
         <span class={`meta-spacer ${props.tick ? 'with-ticks' : ''} ${m?.edited_at && !deleted ? 'with-edited' : ''}`} aria-hidden="true" />
@@ -565,6 +566,25 @@ function Bubble(props: {
         )}
       </div>
     </div>
+  );
+}
+
+/** A message's text: formatted, links clickable, emoji-only enlarged, long ones cut with "Read more". */
+function BubbleText(props: { text: string }) {
+  const [expanded, setExpanded] = useState(false);
+  const long = isLong(props.text);
+  const shown = long && !expanded ? `${textStart(props.text)}…` : props.text;
+  return (
+    <>
+      <span class={`text ${isEmojiOnly(props.text) ? 'jumbo' : ''}`} dir="auto" data-testid="msg-text">
+        <RichText text={shown} />
+      </span>
+      {long && !expanded && (
+        <button class="read-more" data-testid="read-more" onClick={(e) => { e.stopPropagation(); setExpanded(true); }}>
+          Read more
+        </button>
+      )}
+    </>
   );
 }
 
@@ -617,15 +637,21 @@ function MessageMenu(props: {
 
 function Composer(props: { store: AppStore; model: ChatModel; replyTo: Message | null; editing: Message | null; onCancel: () => void }) {
   const { store, model, replyTo, editing } = props;
-  const [text, setText] = useState('');
+  // The draft of this chat, kept across chat switches and reloads.
+  const [text, setText] = useState(() => store.local.draft(model.chat.id));
   useEffect(() => {
     if (editing) setText(editing.text);
+    else setText(store.local.draft(model.chat.id));
     if (editing || replyTo) input.current?.focus();
   }, [editing, replyTo]);
   const input = useRef<HTMLTextAreaElement>(null);
   const typingSentAt = useRef(0);
   const max = store.connState.hello?.limits.max_text_bytes ?? 16384;
-  const tooLong = new TextEncoder().encode(text).length > max;
+  const bytes = new TextEncoder().encode(text).length;
+  const tooLong = bytes > max;
+  // Near the limit a counter; past it, how much to remove.
+  const near = bytes > max * 0.9;
+  const over = tooLong ? charsOver(text, max) : 0;
 
   useEffect(() => input.current?.focus(), [model.chat.id]);
 
@@ -653,6 +679,7 @@ function Composer(props: { store: AppStore; model: ChatModel; replyTo: Message |
       return;
     }
     store.send(model.chat.id, text, replyTo?.seq);
+    store.local.setDraft(model.chat.id, '');
     // Sent while looking at older messages (a search jump): back to the newest.
     if (model.hasMoreAfter) void store.showLatest(model.chat.id);
     setText('');
@@ -663,6 +690,7 @@ function Composer(props: { store: AppStore; model: ChatModel; replyTo: Message |
 
   function onInput(value: string) {
     setText(value);
+    if (!editing) store.local.setDraft(model.chat.id, value);
     const now = Date.now();
     if (value.trim() && now - typingSentAt.current > TYPING_EVERY_MS) {
       typingSentAt.current = now;
@@ -680,17 +708,28 @@ function Composer(props: { store: AppStore; model: ChatModel; replyTo: Message |
         <div class="composer-context" data-testid={editing ? 'editing' : 'replying'}>
           <div class="quote">
             <span class="quote-name">{editing ? 'Edit message' : store.userName(model, context.sender_id)}</span>
-            <span class="quote-text">{context.text}</span>
+            <span class="quote-text" dir="auto">{context.text}</span>
           </div>
           <button class="icon-btn small" aria-label="Cancel" data-testid="cancel-context" onClick={() => { if (editing) setText(''); props.onCancel(); }}>
             ×
           </button>
         </div>
       )}
+      {near && (
+        <div id="composer-limit" class={`composer-limit ${tooLong ? 'over' : ''}`} role="status" data-testid="composer-limit">
+          {tooLong
+            ? `Too long to send: remove ${over.toLocaleString()} character${over === 1 ? '' : 's'} (the limit is ${max.toLocaleString()} bytes).`
+            : `${(max - bytes).toLocaleString()} left`}
+        </div>
+      )}
       <div class="composer">
       <textarea
         ref={input}
         rows={1}
+        dir="auto"
+        aria-label={editing ? 'Edit the message' : 'Type a message'}
+        aria-describedby={near ? 'composer-limit' : undefined}
+        aria-invalid={tooLong ? 'true' : undefined}
         placeholder="Type a message"
         value={text}
         data-testid="composer"
@@ -711,4 +750,17 @@ function Composer(props: { store: AppStore; model: ChatModel; replyTo: Message |
       </div>
     </footer>
   );
+}
+
+/** How many characters to remove from the end of `text` to fit in `max` UTF-8 bytes. */
+function charsOver(text: string, max: number): number {
+  const enc = new TextEncoder();
+  let bytes = enc.encode(text).length;
+  const chars = Array.from(text);
+  let n = 0;
+  while (bytes > max && n < chars.length) {
+    bytes -= enc.encode(chars[chars.length - 1 - n]).length;
+    n++;
+  }
+  return n;
 }

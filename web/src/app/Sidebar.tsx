@@ -109,7 +109,7 @@ function ChatListView(props: { store: AppStore; setMode: (m: Mode) => void }) {
       <header class="side-header">
         <div class="me" title={`@${store.me.username}`}>
           <Avatar name={store.me.display_name} id={store.me.id} size={40} />
-          <span class="me-name" data-testid="me-name">{store.me.display_name}</span>
+          <span class="me-name" dir="auto" data-testid="me-name">{store.me.display_name}</span>
         </div>
         <div class="header-actions">
           <button class="icon-btn" title="New group" aria-label="New group" data-testid="new-group" onClick={() => setMode('new-group')}>
@@ -251,7 +251,7 @@ function ChatRow(props: { store: AppStore; model: ChatModel; menuOpen: boolean; 
     preview = (
       <>
         <Ticks tick="pending" />
-        <span class="preview-text">{lastPending.text}</span>
+        <span class="preview-text" dir="auto">{lastPending.text}</span>
       </>
     );
     time = lastPending.queued_at;
@@ -261,13 +261,22 @@ function ChatRow(props: { store: AppStore; model: ChatModel; menuOpen: boolean; 
     preview = (
       <>
         {mine && <Ticks tick={store.tick(model, last.seq)} />}
-        {!mine && group && <span class="preview-sender">{store.userName(model, last.sender_id)}:&nbsp;</span>}
+        {!mine && group && <span class="preview-sender" dir="auto">{store.userName(model, last.sender_id)}:&nbsp;</span>}
         {last.forwarded && !last.deleted && (
           <span class="preview-icon" title="Forwarded">
             <ForwardIcon size={15} />
           </span>
         )}
-        <span class="preview-text">{last.deleted ? (mine ? 'You deleted this message' : 'This message was deleted') : last.text}</span>
+        <span class="preview-text" dir="auto">{last.deleted ? (mine ? 'You deleted this message' : 'This message was deleted') : last.text}</span>
+      </>
+    );
+  }
+  const draft = store.openChatId === model.chat.id ? '' : store.local.draft(model.chat.id);
+  if (draft) {
+    preview = (
+      <>
+        <span class="preview-draft">Draft:&nbsp;</span>
+        <span class="preview-text" dir="auto" data-testid="draft-preview">{draft}</span>
       </>
     );
   }
@@ -301,7 +310,7 @@ function ChatRow(props: { store: AppStore; model: ChatModel; menuOpen: boolean; 
       <Avatar name={title} id={store.peer(model)?.id ?? model.chat.id * 7} group={group} />
       <div class="row-body">
         <div class="row-top">
-          <span class="row-title" data-testid="chat-title">{title}</span>
+          <span class="row-title" dir="auto" data-testid="chat-title">{title}</span>
           <span class="row-time">{listTime(time)}</span>
         </div>
         <div class="row-bottom">
@@ -346,7 +355,7 @@ function UserRow(props: { user: User; onClick: () => void; selected?: boolean; t
       <Avatar name={user.display_name} id={user.id} size={44} />
       <div class="row-body">
         <div class="row-top">
-          <span class="row-title">{user.display_name}</span>
+          <span class="row-title" dir="auto">{user.display_name}</span>
         </div>
         <div class="row-bottom">
           <span class="row-preview">@{user.username}</span>
