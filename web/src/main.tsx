@@ -3,6 +3,10 @@
 import { render } from 'preact';
 import { App } from './app/App';
 import './styles.css';
+import { applyTheme, loadTheme } from './app/local';
+
+// The theme chosen on this device, before the first paint (no inline scripts: CSP).
+applyTheme(loadTheme());
 
 // Size the app to the visual viewport, so an on-screen keyboard pushes the
 // composer up instead of covering it (browsers that resize the layout

@@ -4,14 +4,14 @@
 
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import type { Message } from '../hark-client';
-import { ChatSettingsItems, useDismiss } from './ChatMenu';
+import { ChatSettingsItems, useDismiss, useMenuKeys } from './ChatMenu';
 import { ForwardDialog } from './ForwardDialog';
 import { ConnectionBanner } from './Sidebar';
 import type { Panel } from './InfoPanel';
 import type { Note } from './local';
 import { isEmojiOnly, isLong, RichText, textStart } from './rich';
 import type { AppStore, ChatModel, Tick } from './store';
-import { Avatar, BackIcon, ChevronIcon, clock, colorFor, dayKey, dayLabel, DotsIcon, ForwardIcon, HarkLogo, InfoIcon, MutedIcon, presenceLabel, SearchIcon, SendIcon, Ticks } from './ui';
+import { Avatar, BackIcon, ChevronIcon, clock, dayKey, dayLabel, DotsIcon, ForwardIcon, HarkLogo, InfoIcon, MutedIcon, presenceLabel, SearchIcon, SendIcon, Ticks, nameColorFor } from './ui';
 
 /** A typing indicator is refreshed this often while the person keeps typing. */
 const TYPING_EVERY_MS = 3_000;
@@ -65,6 +65,8 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
   const [forwarding, setForwarding] = useState<Message | null>(null);
   const [headerMenu, setHeaderMenu] = useState(false);
   useDismiss(headerMenu, () => setHeaderMenu(false));
+  const headerMenuRef = useRef<HTMLDivElement>(null);
+  useMenuKeys(headerMenuRef, headerMenu, () => setHeaderMenu(false));
   /** The search jump (`focus.at`) already scrolled to. */
   const focusDone = useRef(0);
   useEffect(() => {
@@ -75,7 +77,10 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
   }, [menu]);
 
   const messages = [...model.messages.values()].sort((a, b) => a.seq - b.seq);
-  const pending = store.pending(chatId);
+  // A queued send whose message already arrived (its event can come before
+  // its ack) is painted once, as the message.
+  const confirmed = new Set(messages.filter((m) => m.sender_device === store.session.device.id).map((m) => m.client_id));
+  const pending = store.pending(chatId).filter((p) => !confirmed.has(p.client_id));
   const failed = store.failedIn(chatId);
 
   // The unread divider: where the unread messages started when the chat was
@@ -231,6 +236,29 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
 
   const unreadNow = store.unread(model);
 
+  // One Tab stop for the whole list: the last message focused (else the
+  // newest); the arrow keys move between messages, Enter opens a menu.
+  const [activeSeq, setActiveSeq] = useState<number | null>(null);
+  const tabSeq = activeSeq !== null && model.messages.has(activeSeq) ? activeSeq : messages.length ? messages[messages.length - 1].seq : null;
+  function onListKey(e: KeyboardEvent) {
+    const target = e.target as HTMLElement;
+    if (!target.matches('.bubble[data-seq]')) return;
+    const all = [...(scroller.current?.querySelectorAll<HTMLElement>('.bubble[data-seq]') ?? [])];
+    const i = all.indexOf(target);
+    const page = Math.max(1, Math.floor((scroller.current?.clientHeight ?? 600) / 60));
+    const to = { ArrowUp: i - 1, ArrowDown: i + 1, Home: 0, End: all.length - 1, PageUp: i - page, PageDown: i + page }[e.key];
+    if (to === undefined) return;
+    e.preventDefault();
+    const next = all[Math.max(0, Math.min(all.length - 1, to))];
+    next?.focus({ preventScroll: true });
+    if (next && scroller.current) {
+      const r = next.getBoundingClientRect();
+      const b = scroller.current.getBoundingClientRect();
+      if (r.top < b.top + 8) scroller.current.scrollTop -= b.top + 8 - r.top;
+      else if (r.bottom > b.bottom - 8) scroller.current.scrollTop += r.bottom - b.bottom + 8;
+    }
+  }
+
   async function jumpToLatest() {
     const el = scroller.current;
     if (model.hasMoreAfter) await store.showLatest(chatId);
@@ -284,11 +312,11 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
           <InfoIcon />
         </button>
         <div class="menu-wrap" onClick={(e) => e.stopPropagation()}>
-          <button class="icon-btn" aria-label="Chat menu" title="Menu" data-testid="chat-header-menu" onClick={() => setHeaderMenu(!headerMenu)}>
+          <button class="icon-btn" aria-label="Chat menu" title="Menu" aria-haspopup="menu" aria-expanded={headerMenu} data-testid="chat-header-menu" onClick={() => setHeaderMenu(!headerMenu)}>
             <DotsIcon />
           </button>
           {headerMenu && (
-            <div class="menu" role="menu" data-testid="chat-menu">
+            <div class="menu" role="menu" aria-label="Chat menu" data-testid="chat-menu" ref={headerMenuRef}>
               <button role="menuitem" data-testid="chat-menu-info" onClick={() => { setHeaderMenu(false); onPanel({ kind: 'chat' }); }}>
                 <InfoIcon /> {group ? 'Group info' : 'Contact info'}
               </button>
@@ -304,7 +332,7 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
         <ConnectionBanner store={store} testid="conn-banner-chat" />
       </div>
       <div class="messages" ref={scroller} onScroll={() => void onScroll()} data-testid="messages">
-        <div class="messages-inner">
+        <div class="messages-inner" role="region" aria-label={`Messages with ${title}`} onKeyDown={onListKey}>
           {model.loadingOlder && <div class="loading-older top">Loading earlier messages…</div>}
           {model.historyLoaded && !model.hasMoreBefore && (
             <div class="chat-start">
@@ -337,8 +365,10 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
                   key={r.key}
                   mine={mine}
                   first={first}
+                  tabbable={m.seq === tabSeq}
+                  onFocused={() => setActiveSeq(m.seq)}
                   sender={group && !mine && first ? store.userName(model, m.sender_id) : null}
-                  senderColor={colorFor(m.sender_id)}
+                  senderColor={nameColorFor(m.sender_id)}
                   text={m.text}
                   time={m.sent_at}
                   tick={mine && !m.deleted ? store.tick(model, m.seq) : null}
@@ -495,6 +525,9 @@ function Bubble(props: {
   forwarded?: boolean;
   menu?: preact.ComponentChildren;
   onInfo?: () => void;
+  /** The message list's one Tab stop (the others are reached with the arrow keys). */
+  tabbable?: boolean;
+  onFocused?: () => void;
   /** Toggle the message's menu, or with `true` open it (a right click, a long press). */
   onMenu?: (open?: boolean) => void;
   onQuote?: (seq: number) => void;
@@ -511,12 +544,26 @@ function Bubble(props: {
         data-testid={props.mine ? 'msg-out' : 'msg-in'}
         data-seq={props.seq}
         data-deleted={deleted ? 'true' : undefined}
+        role={props.seq !== undefined ? 'article' : undefined}
+        tabIndex={props.seq !== undefined ? (props.tabbable ? 0 : -1) : undefined}
+        onFocus={props.seq !== undefined ? (e) => e.target === e.currentTarget && props.onFocused?.() : undefined}
+        onKeyDown={
+          props.onMenu
+            ? (e) => {
+                if (e.target !== e.currentTarget) return;
+                if (e.key === 'Enter' || e.key === 'ContextMenu' || (e.key === 'F10' && e.shiftKey)) {
+                  e.preventDefault();
+                  props.onMenu!(true);
+                }
+              }
+            : undefined
+        }
         onClick={props.onMenu ? undefined : props.onInfo}
         onContextMenu={props.onMenu ? (e) => { e.preventDefault(); props.onMenu!(true); } : undefined}
         {...(props.onMenu ? longPress(() => props.onMenu!(true)) : {})}
       >
         {props.onMenu && (
-          <button class="bubble-menu-btn" aria-label="Message options" data-testid="msg-menu" onClick={(e) => { e.stopPropagation(); props.onMenu!(); }}>
+          <button class="bubble-menu-btn" tabIndex={-1} aria-label="Message options" aria-haspopup="menu" data-testid="msg-menu" onClick={(e) => { e.stopPropagation(); props.onMenu!(); }}>
             <svg viewBox="0 0 18 18" width="18" height="18" aria-hidden="true">
               <path fill="currentColor" d="M3.3 4.6 9 10.3l5.7-5.7 1.6 1.6L9 13.4 1.7 6.2l1.6-1.6z" />
             </svg>
@@ -534,7 +581,7 @@ function Bubble(props: {
           </div>
         )}
         {m?.reply_to && !deleted && (
-          <button class="quote" data-testid="msg-quote" onClick={() => props.onQuote?.(m.reply_to!.seq)}>
+          <button class="quote" tabIndex={props.tabbable ? 0 : -1} data-testid="msg-quote" onClick={() => props.onQuote?.(m.reply_to!.seq)}>
             <span class="quote-name" dir="auto">{props.quoteName}</span>
             <span class="quote-text" dir="auto">{m.reply_to.snippet ?? 'This message was deleted'}</span>
           </button>
@@ -544,7 +591,7 @@ function Bubble(props: {
             {props.mine ? 'You deleted this message' : 'This message was deleted'}
           </span>
         ) : (
-          <BubbleText text={props.text} />
+          <BubbleText text={props.text} tabbable={!!props.tabbable || props.seq === undefined} />
         )}
         {/* Keeps room on the last line for the time and ticks, like WhatsApp. */}
         <span class={`meta-spacer ${props.tick ? 'with-ticks' : ''} ${m?.edited_at && !deleted ? 'with-edited' : ''}`} aria-hidden="true" />
@@ -570,17 +617,17 @@ function Bubble(props: {
 }
 
 /** A message's text: formatted, links clickable, emoji-only enlarged, long ones cut with "Read more". */
-function BubbleText(props: { text: string }) {
+function BubbleText(props: { text: string; tabbable: boolean }) {
   const [expanded, setExpanded] = useState(false);
   const long = isLong(props.text);
   const shown = long && !expanded ? `${textStart(props.text)}…` : props.text;
   return (
     <>
       <span class={`text ${isEmojiOnly(props.text) ? 'jumbo' : ''}`} dir="auto" data-testid="msg-text">
-        <RichText text={shown} />
+        <RichText text={shown} tabIndex={props.tabbable ? 0 : -1} />
       </span>
       {long && !expanded && (
-        <button class="read-more" data-testid="read-more" onClick={(e) => { e.stopPropagation(); setExpanded(true); }}>
+        <button class="read-more" tabIndex={props.tabbable ? 0 : -1} data-testid="read-more" onClick={(e) => { e.stopPropagation(); setExpanded(true); }}>
           Read more
         </button>
       )}
@@ -606,13 +653,16 @@ function MessageMenu(props: {
       {label}
     </button>
   );
+  const ref = useRef<HTMLDivElement>(null);
+  useMenuKeys(ref, true, props.onClose);
   return (
-    <div class="menu msg-menu" role="menu" data-testid="msg-menu-list" onClick={(e) => e.stopPropagation()}>
-      <div class="react-row">
+    <div class="menu msg-menu" role="menu" aria-label="Message options" data-testid="msg-menu-list" ref={ref} onClick={(e) => e.stopPropagation()}>
+      <div class="react-row" role="group" aria-label="React">
         {QUICK_REACTIONS.map((emoji) => (
           <button
             key={emoji}
             class={props.myReaction === emoji ? 'mine' : ''}
+            role="menuitem"
             aria-label={`React ${emoji}`}
             data-testid="react"
             data-emoji={emoji}

@@ -42,7 +42,7 @@ export function ForwardDialog(props: { store: AppStore; message: Message; onClos
         <div class="search">
           <div class="search-box">
             <SearchIcon />
-            <input autoFocus placeholder="Search chats" value={q} data-testid="forward-search" onInput={(e) => setQ(e.currentTarget.value)} />
+            <input aria-label="Search chats" autoFocus placeholder="Search chats" value={q} data-testid="forward-search" onInput={(e) => setQ(e.currentTarget.value)} />
           </div>
         </div>
         <div class="forward-quote">

@@ -166,7 +166,7 @@ function ChatInfo(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel
               });
             }}
           >
-            <input class="underline" value={draft} maxLength={64} data-testid="rename-input" onInput={(e) => setDraft(e.currentTarget.value)} autoFocus />
+            <input class="underline" aria-label="Group name" dir="auto" value={draft} maxLength={64} data-testid="rename-input" onInput={(e) => setDraft(e.currentTarget.value)} autoFocus />
             <button class="icon-btn" type="submit" aria-label="Save name" data-testid="rename-save">
               <CheckIcon />
             </button>
@@ -262,7 +262,7 @@ function AddMember(props: { store: AppStore; model: ChatModel; onDone: () => voi
     <div class="add-member">
       <div class="search-box">
         <SearchIcon />
-        <input autoFocus placeholder="Username to add" value={q} data-testid="add-member-search" onInput={(e) => setQ(e.currentTarget.value)} />
+        <input aria-label="Username to add" autoFocus placeholder="Username to add" value={q} data-testid="add-member-search" onInput={(e) => setQ(e.currentTarget.value)} />
         <button class="icon-btn small" aria-label="Cancel" onClick={props.onDone}>
           <CloseIcon />
         </button>

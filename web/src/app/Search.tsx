@@ -166,7 +166,7 @@ export function ChatSearch(props: { store: AppStore; model: ChatModel }) {
       <div class="search">
         <div class="search-box">
           <SearchIcon />
-          <input autoFocus placeholder="Search…" value={q} data-testid="chat-search-input" onInput={(e) => setQ(e.currentTarget.value)} />
+          <input aria-label="Search" autoFocus placeholder="Search…" value={q} data-testid="chat-search-input" onInput={(e) => setQ(e.currentTarget.value)} />
         </div>
       </div>
       {!q.trim() && <div class="list-empty">Search for messages in {store.title(model)}.</div>}

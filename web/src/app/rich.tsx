@@ -96,7 +96,7 @@ function format(text: string, key: { n: number }): Node[] {
 }
 
 /** A message's text with formatting and safe links, as Preact nodes. */
-export function RichText(props: { text: string }) {
+export function RichText(props: { text: string; tabIndex?: number }) {
   const { text } = props;
   const key = { n: 0 };
   const out: Node[] = [];
@@ -108,7 +108,7 @@ export function RichText(props: { text: string }) {
     if (!href) continue;
     if (start > at) out.push(...format(text.slice(at, start), key));
     out.push(
-      <a key={key.n++} href={href} target="_blank" rel="noopener noreferrer" data-testid="msg-link">
+      <a key={key.n++} href={href} target="_blank" rel="noopener noreferrer" tabIndex={props.tabIndex} data-testid="msg-link">
         {shown}
       </a>,
     );

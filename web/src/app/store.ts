@@ -152,6 +152,7 @@ export class AppStore {
         case 'event':
           if (this.ready) this.apply(e.event);
           else this.queued.push(e.event);
+          if (this.connState.status === 'live' && e.event.kind === 'message' && e.event.sender_id !== this.me.id) this.announce(e.event);
           break;
         case 'ack': {
           const { ack } = e;
@@ -808,6 +809,15 @@ export class AppStore {
     mine.delivered_up_to = Math.max(mine.delivered_up_to, newest);
     this.conn.mark(chatId, { read_up_to: newest });
     this.notify();
+  }
+
+  /** Tell screen readers of an incoming message (a polite live region). */
+  private announce(m: Message): void {
+    const c = this.chats.get(m.chat_id);
+    const from = c ? this.userName(c, m.sender_id) : 'Someone';
+    const where = c && c.chat.kind === 'group' ? ` in ${this.title(c)}` : '';
+    const text = m.text.length > 140 ? `${m.text.slice(0, 140)}…` : m.text;
+    this.announcement = `${from}${where}: ${text}`;
   }
 
   /** Show a short notice for a few seconds. */
