@@ -120,8 +120,9 @@ export function useMenuKeys(ref: { current: HTMLElement | null }, open: boolean,
     document.addEventListener('keydown', onKey, true);
     return () => {
       document.removeEventListener('keydown', onKey, true);
-      const now = document.activeElement;
-      if (before && before.isConnected && (!now || now === document.body || ref.current?.contains(now))) before.focus();
+      // Only when focus is still in the menu (or lost with it), not when a choice moved it on.
+      const now = document.activeElement as HTMLElement | null;
+      if (before && before.isConnected && (!now || now === document.body || !now.isConnected || now.closest('[role=menu]'))) before.focus();
     };
   }, [open]);
 }
