@@ -12,6 +12,7 @@ import {
   overflowingElements,
   PHONE,
   register,
+  screenshotPath,
   sendMessage,
   smallTargets,
   startServer,
@@ -81,10 +82,12 @@ test('on a phone: list → chat → info and back, full-width chat, big targets,
   await page.getByTestId('chat-row').first().click();
   await page.getByTestId('composer').waitFor();
   assert.deepEqual(await overflowingElements(page), [], 'chat at 320');
+  await page.screenshot({ path: screenshotPath('chat-320.png') });
   assert.equal((await box(page, 'chat-pane')).width, 320);
   await page.getByTestId('chat-info').click();
   await page.getByTestId('info-panel').waitFor();
   assert.deepEqual(await overflowingElements(page), [], 'info at 320');
+  await page.screenshot({ path: screenshotPath('group-info-320.png') });
   await page.goBack();
   await page.getByTestId('chat-pane').waitFor({ state: 'visible' });
 
@@ -125,6 +128,7 @@ test('a 760 px window with group info open: nothing overlaps', async () => {
   );
   for (let i = 1; i < parts.length; i++) assert.ok(parts[i][0] >= parts[i - 1][1] - 0.5, `header parts overlap: ${JSON.stringify(parts)}`);
   assert.deepEqual(await overflowingElements(page), []);
+  await page.screenshot({ path: screenshotPath('group-info-760.png') });
   await page.setViewportSize({ width: 1280, height: 800 });
   const chat = await box(page, 'chat-pane');
   assert.ok(chat.width >= 400, `at 1280 the chat keeps ${chat.width} px beside the panel`);
