@@ -101,6 +101,8 @@ export function useMenuKeys(ref: { current: HTMLElement | null }, open: boolean,
       if (e.key === 'Escape') {
         e.preventDefault();
         e.stopPropagation();
+        // At once, not after the menu's removal is painted.
+        if (before?.isConnected && ref.current?.contains(document.activeElement)) before.focus();
         close();
         return;
       }

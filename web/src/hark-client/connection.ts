@@ -341,7 +341,10 @@ export class Connection {
     if (this.stopped) return;
     const attempt = this.current.attempt + 1;
     this.update({ status: 'reconnecting', attempt, lastError: reason });
-    const base = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** Math.min(attempt - 1, 10));
+    // While the browser says it is offline, try only now and then: its
+    // `online` event reconnects at once.
+    const offline = typeof navigator !== 'undefined' && navigator.onLine === false;
+    const base = offline ? this.backoff.maxMs : Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** Math.min(attempt - 1, 10));
     const delay = base / 2 + Math.random() * (base / 2);
     clearTimeout(this.timers.reconnect);
     this.timers.reconnect = setTimeout(() => this.open(), delay);
