@@ -3,6 +3,25 @@
 import { render } from 'preact';
 import { App } from './app/App';
 import './styles.css';
+import { applyTheme, loadTheme } from './app/local';
+
+// The theme chosen on this device, before the first paint (no inline scripts: CSP).
+applyTheme(loadTheme());
+
+// Size the app to the visual viewport, so an on-screen keyboard pushes the
+// composer up instead of covering it (browsers that resize the layout
+// viewport anyway give the same figure).
+const viewport = window.visualViewport;
+if (viewport) {
+  const fit = () => {
+    document.documentElement.style.setProperty('--app-height', `${Math.round(viewport.height)}px`);
+    // iOS scrolls the page under the keyboard; keep the app in view.
+    if (viewport.offsetTop > 0) window.scrollTo(0, 0);
+  };
+  viewport.addEventListener('resize', fit);
+  viewport.addEventListener('scroll', fit);
+  fit();
+}
 
 const root = document.getElementById('app');
 if (root) render(<App />, root);

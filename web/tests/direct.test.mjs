@@ -124,9 +124,14 @@ test('history loads as you scroll up', async () => {
   await login(reader.page, 'reader');
   await expectUnreadBadge(reader.page, 'News Bot', '99+');
   await openChat(reader.page, 'News Bot');
+  // 130 unread: the chat opens at the first of them, under the divider.
+  await reader.page.getByTestId('unread-divider').filter({ hasText: '130 unread messages' }).waitFor();
+  await reader.page.locator('[data-testid=msg-text]', { hasText: 'news item 1' }).first().waitFor();
+  // The latest: the newest page.
+  await reader.page.getByTestId('jump-latest').click();
   await reader.page.locator('[data-testid=msg-text]', { hasText: 'news item 130' }).waitFor();
   const count = () => reader.page.locator('[data-testid=msg-text]').count();
-  assert.equal(await count(), 50, 'the newest page first');
+  assert.equal(await count(), 50, 'the newest page');
   // Scroll to the top until the start of the conversation shows.
   await eventually(
     async () => {

@@ -76,12 +76,14 @@ test('reply, react, edit, delete for everyone, delete for me', async () => {
 
   // Alice deletes one for everyone.
   await act(alice.page, 'oops, wrong chat', 'delete-everyone');
+  await alice.page.getByTestId('confirm-ok').click();
   await bob.page.locator('[data-testid=msg-in][data-deleted=true]').getByText('This message was deleted').waitFor();
   await alice.page.locator('[data-testid=msg-out][data-deleted=true]').getByText('You deleted this message').waitFor();
   assert.equal(await bob.page.getByText('oops, wrong chat').count(), 0);
 
   // Bob deletes one only for himself: gone for him, still there for Alice.
   await act(bob.page, 'Bring the slides', 'delete-me');
+  await bob.page.getByTestId('confirm-ok').click();
   await bob.page.locator('[data-testid=msg-text]', { hasText: 'Bring the slides' }).waitFor({ state: 'detached' });
   await alice.page.waitForTimeout(200);
   assert.equal(await alice.page.locator('[data-testid=msg-text]', { hasText: 'Bring the slides' }).count(), 1);

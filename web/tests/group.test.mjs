@@ -119,6 +119,7 @@ test('a group of three: ticks per member, message info, admin actions, multi-dev
 
   // Remove Carol: she can no longer write. Add her back: she can again.
   await alice.page.locator('[data-testid=member][data-username=carol] [data-testid=remove-member]').click();
+  await alice.page.getByTestId('confirm-ok').click();
   await carol.page.getByTestId('left-note').waitFor();
   await eventually(async () => (await bob.page.getByTestId('chat-header-sub').textContent()) === 'Alice Martin, You', {
     message: "Bob's header to list the remaining members",
@@ -139,6 +140,7 @@ test('a group of three: ticks per member, message info, admin actions, multi-dev
   // Bob leaves; Alice sees two members left.
   await bob.page.getByTestId('chat-info').click();
   await bob.page.getByTestId('leave-group').click();
+  await bob.page.getByTestId('confirm-ok').click();
   await bob.page.getByTestId('left-note').waitFor();
   await eventually(async () => (await alice.page.getByTestId('chat-header-sub').textContent()) === 'Carol Diaz, You', {
     message: "Alice's header to show Bob left",

@@ -84,8 +84,8 @@ export async function launchBrowser() {
 }
 
 /** A fresh browser context (a separate "browser profile") with one page, errors collected. */
-export async function openPage(browser, url) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+export async function openPage(browser, url, options = {}) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, ...options });
   const page = await context.newPage();
   page.errors = [];
   page.on('pageerror', (e) => page.errors.push(String(e)));
@@ -137,7 +137,8 @@ export async function startDirect(page, username) {
   await page.getByTestId('search').fill(username);
   await page.locator(`[data-testid=user-result][data-username="${username}"]`).click();
   await page.getByTestId('chat-pane').waitFor();
-  await page.getByTestId('search').fill('');
+  // On a phone the list (and its search) is hidden behind the chat.
+  if (await page.getByTestId('search').isVisible()) await page.getByTestId('search').fill('');
 }
 
 export async function sendMessage(page, text) {
@@ -317,4 +318,49 @@ export async function expectUnread(page, title, n, timeout = 20_000) {
     timeout,
     message: `unread badge of "${title}" to be ${n}`,
   });
+}
+
+/** A phone: 390 × 844, touch, mobile viewport rules. */
+export const PHONE = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true };
+
+/** Elements (by a short description) that stick out of the window on the right: horizontal scrolling. */
+export function overflowingElements(page) {
+  return page.evaluate(() => {
+    const out = [];
+    const w = document.documentElement.clientWidth;
+    if (document.documentElement.scrollWidth > w) out.push(`document ${document.documentElement.scrollWidth}`);
+    for (const el of document.querySelectorAll('#app *')) {
+      const r = el.getBoundingClientRect();
+      if (r.width === 0 || r.height === 0) continue;
+      if (r.right > w + 1 || r.left < -1) {
+        // Clipped by a scroll container or overflow:hidden ancestor inside the window: not visible overflow.
+        let clipped = false;
+        for (let p = el.parentElement; p && p.id !== 'app'; p = p.parentElement) {
+          const cs = getComputedStyle(p);
+          if (cs.overflowX !== 'visible') {
+            const pr = p.getBoundingClientRect();
+            if (pr.right <= w + 1 && pr.left >= -1) clipped = true;
+            break;
+          }
+        }
+        if (!clipped) out.push(`${el.tagName.toLowerCase()}.${el.className} ${Math.round(r.left)}..${Math.round(r.right)}`);
+      }
+    }
+    return out.slice(0, 10);
+  });
+}
+
+/** Visible controls smaller than 44 × 44 px (WCAG 2.5.5 target size), by a short description. */
+export function smallTargets(page, root = 'body') {
+  return page.evaluate((root) => {
+    const out = [];
+    for (const el of document.querySelector(root).querySelectorAll('button, [role=button], input, textarea, select, a[href]')) {
+      const r = el.getBoundingClientRect();
+      if (r.width === 0 || r.height === 0 || getComputedStyle(el).visibility === 'hidden') continue;
+      // Links inside message text are inline and exempt.
+      if (el.closest('.text')) continue;
+      if (r.width < 43.5 || r.height < 43.5) out.push(`${el.tagName.toLowerCase()}[${el.getAttribute('data-testid') ?? el.className}] ${Math.round(r.width)}x${Math.round(r.height)}`);
+    }
+    return out;
+  }, root);
 }

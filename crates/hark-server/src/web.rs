@@ -1,7 +1,10 @@
 //! The browser client: the files of `web/dist`, embedded at build time and
 //! served at `/`, with `index.html` for any other path the app routes itself.
+//! Text assets are precompressed by the web build (`x.js.br`, `x.js.gz`
+//! beside `x.js`); a browser that accepts brotli or gzip gets those bytes as
+//! they are, so serving does no compression work.
 
-use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use rust_embed::RustEmbed;
 
@@ -13,7 +16,10 @@ struct Assets;
 const CSP: &str = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: blob:; \
                    style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
-pub(crate) async fn serve(uri: Uri) -> Response {
+/// The precompressed variants, best first: (file suffix, `Content-Encoding`).
+const ENCODINGS: [(&str, &str); 2] = [(".br", "br"), (".gz", "gzip")];
+
+pub(crate) async fn serve(uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path().trim_start_matches('/');
     if let Some(file) = (!path.is_empty()).then(|| Assets::get(path)).flatten() {
         let mime = file.metadata.mimetype().to_owned();
@@ -23,15 +29,37 @@ pub(crate) async fn serve(uri: Uri) -> Response {
         } else {
             "no-cache"
         };
-        return (
-            [
-                (header::CONTENT_TYPE, mime),
-                (header::CACHE_CONTROL, cache.to_owned()),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
-            ],
-            file.data,
-        )
-            .into_response();
+        let compressed = ENCODINGS.iter().find_map(|(suffix, encoding)| {
+            if !accepts(&headers, encoding) {
+                return None;
+            }
+            Assets::get(&format!("{path}{suffix}")).map(|f| (f, *encoding))
+        });
+        let has_variants = ENCODINGS
+            .iter()
+            .any(|(suffix, _)| Assets::get(&format!("{path}{suffix}")).is_some());
+        let mut response = match compressed {
+            Some((variant, encoding)) => (
+                [(header::CONTENT_ENCODING, HeaderValue::from_static(encoding))],
+                variant.data,
+            )
+                .into_response(),
+            None => file.data.into_response(),
+        };
+        let h = response.headers_mut();
+        if let Ok(mime) = HeaderValue::from_str(&mime) {
+            h.insert(header::CONTENT_TYPE, mime);
+        }
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        // Caches must keep the variants apart.
+        if has_variants {
+            h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        }
+        return response;
     }
     let looks_like_a_file = path
         .rsplit('/')
@@ -41,6 +69,26 @@ pub(crate) async fn serve(uri: Uri) -> Response {
         return (StatusCode::NOT_FOUND, "not found").into_response();
     }
     index()
+}
+
+/// Whether `Accept-Encoding` allows `encoding` (named, or `*`, with a q-value above 0).
+fn accepts(headers: &HeaderMap, encoding: &str) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let q_zero = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (name.eq_ignore_ascii_case(encoding) || name == "*") && !q_zero
+        })
 }
 
 fn index() -> Response {
@@ -65,4 +113,27 @@ fn index() -> Response {
         HeaderValue::from_static("nosniff"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts;
+    use axum::http::{header, HeaderMap, HeaderValue};
+
+    fn with(value: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(value));
+        h
+    }
+
+    #[test]
+    fn accept_encoding_is_read_with_q_values() {
+        assert!(accepts(&with("gzip, deflate, br, zstd"), "br"));
+        assert!(accepts(&with("gzip"), "gzip"));
+        assert!(!accepts(&with("gzip"), "br"));
+        assert!(!accepts(&with("br;q=0, gzip"), "br"));
+        assert!(accepts(&with("br;q=0.5"), "br"));
+        assert!(accepts(&with("*"), "gzip"));
+        assert!(!accepts(&HeaderMap::new(), "gzip"));
+    }
 }

@@ -1,12 +1,16 @@
-// The top level: the login screen, or the two-column messenger for a session.
+// The top level: the login screen, or the messenger for a session. Wide
+// windows show the chat list, the open chat and its info side by side;
+// narrow ones (phones) show one of them at a time, and the browser's back
+// button walks back list ← chat ← info (each level is a history entry).
 
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { loadSession, saveSession, type Session } from '../hark-client';
 import { AuthScreen } from './Auth';
 import { ChatPane, EmptyPane } from './ChatPane';
 import { InfoPanel, type Panel } from './InfoPanel';
 import { Sidebar } from './Sidebar';
 import { AppStore } from './store';
+import { Announcer, ConfirmDialog } from './ui';
 
 const SERVER = location.origin;
 
@@ -31,6 +35,44 @@ function useStore(store: AppStore): void {
   useEffect(() => store.subscribe(() => setVersion((v) => v + 1)), [store]);
 }
 
+/** How deep the view is: 0 the chat list, 1 a chat, 2 its info panel. */
+type Level = 0 | 1 | 2;
+const levelOf = (state: unknown): Level => {
+  const l = (state as { harkLevel?: number } | null)?.harkLevel;
+  return l === 1 || l === 2 ? l : 0;
+};
+
+/**
+ * Keep one history entry per level, so the browser's back button (and the
+ * phone's) closes the panel, then the chat. Going back in the app goes back
+ * in history too, so the two never disagree.
+ */
+function useHistoryLevels(level: Level, onBack: (to: Level) => void): void {
+  const going = useRef(false);
+  const back = useRef(onBack);
+  back.current = onBack;
+  useEffect(() => {
+    // A reload keeps history.state; the app starts at the list again.
+    if (levelOf(history.state) !== 0) history.replaceState({ ...(history.state ?? {}), harkLevel: 0 }, '');
+    const onPop = (e: PopStateEvent) => {
+      going.current = false;
+      back.current(levelOf(e.state));
+    };
+    window.addEventListener('popstate', onPop);
+    return () => window.removeEventListener('popstate', onPop);
+  }, []);
+  useEffect(() => {
+    if (going.current) return;
+    const current = levelOf(history.state);
+    if (level > current) {
+      for (let l = current + 1; l <= level; l++) history.pushState({ harkLevel: l }, '');
+    } else if (level < current) {
+      going.current = true;
+      history.go(level - current);
+    }
+  }, [level]);
+}
+
 function Messenger(props: { session: Session; onLoggedOut: () => void }) {
   const store = useMemo(() => new AppStore('', props.session, props.onLoggedOut), [props.session]);
   useEffect(() => {
@@ -43,6 +85,12 @@ function Messenger(props: { session: Session; onLoggedOut: () => void }) {
 
   useEffect(() => setPanel(null), [store.openChatId]);
 
+  const level: Level = open ? (panel ? 2 : 1) : 0;
+  useHistoryLevels(level, (to) => {
+    if (to < 2) setPanel(null);
+    if (to < 1) void store.openChat(null);
+  });
+
   // The tab title carries the unread count, like WhatsApp Web's "(3) WhatsApp".
   // Muted chats do not count, as their notifications are off.
   const unread = [...store.chats.values()].reduce((n, c) => n + (store.unread(c) > 0 && !store.isMuted(c) ? 1 : 0), 0);
@@ -50,13 +98,20 @@ function Messenger(props: { session: Session; onLoggedOut: () => void }) {
     document.title = unread > 0 ? `(${unread}) Hark` : 'Hark';
   }, [unread]);
 
+  const view = level === 2 ? 'info' : level === 1 ? 'chat' : 'list';
   return (
-    <div class={`app ${panel ? 'with-panel' : ''}`}>
+    <div class={`app ${panel && open ? 'with-panel' : ''}`} data-view={view} data-testid="app">
       <Sidebar store={store} />
       <main class="main">
-        {open ? <ChatPane key={open.chat.id} store={store} model={open} onPanel={setPanel} /> : <EmptyPane />}
+        {open ? (
+          <ChatPane key={open.chat.id} store={store} model={open} onPanel={setPanel} onBack={() => void store.openChat(null)} />
+        ) : (
+          <EmptyPane />
+        )}
       </main>
       {panel && open && <InfoPanel store={store} model={open} panel={panel} onPanel={setPanel} />}
+      <ConfirmDialog store={store} />
+      <Announcer store={store} />
     </div>
   );
 }

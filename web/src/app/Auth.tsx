@@ -108,7 +108,13 @@ export function AuthScreen(props: { server: string; onSession: (s: Session) => v
               onInput={(e) => setPassword(e.currentTarget.value)}
               required
               minLength={8}
+              aria-describedby={mode === 'register' ? 'password-rules' : undefined}
             />
+            {mode === 'register' && (
+              <span id="password-rules" class="field-hint">
+                At least 8 characters.
+              </span>
+            )}
           </label>
           {error && (
             <div class="auth-error" role="alert" data-testid="auth-error">

@@ -2,7 +2,7 @@
 // chat list's row menu and the chat header's menu. Changes go through
 // `PATCH /v1/chats/{id}/settings`; the user's other devices follow by event.
 
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { MUTED_FOREVER, type AppStore, type ChatModel, type SettingsPatch } from './store';
 import { ArchiveIcon, MutedIcon, PinIcon } from './ui';
 
@@ -28,7 +28,7 @@ export function ChatSettingsItems(props: { store: AppStore; model: ChatModel; on
   if (choosingMute) {
     return (
       <>
-        <div class="menu-who">Mute notifications for…</div>
+        <div class="menu-who" role="presentation">Mute notifications for…</div>
         {MUTE_CHOICES.map(([label, testid, until]) => item(label, testid, <MutedIcon />, () => apply({ muted_until: until() })))}
       </>
     );
@@ -74,12 +74,57 @@ export function useDismiss(open: boolean, close: () => void): void {
 /** A chat row's menu, at a point on screen (the chevron, or where the right click was). */
 export function ChatRowMenu(props: { store: AppStore; model: ChatModel; x: number; y: number; onClose: () => void }) {
   useDismiss(true, props.onClose);
+  const ref = useRef<HTMLDivElement>(null);
+  useMenuKeys(ref, true, props.onClose);
   // Keep it on screen: it is about 200 px wide and at most 190 px tall.
   const left = Math.max(8, Math.min(props.x, window.innerWidth - 240));
   const top = Math.max(8, Math.min(props.y, window.innerHeight - 200));
   return (
-    <div class="menu chat-menu" role="menu" data-testid="chat-menu" style={{ left: `${left}px`, top: `${top}px` }} onClick={(e) => e.stopPropagation()}>
+    <div ref={ref} class="menu chat-menu" role="menu" aria-label="Chat options" data-testid="chat-menu" style={{ left: `${left}px`, top: `${top}px` }} onClick={(e) => e.stopPropagation()}>
       <ChatSettingsItems store={props.store} model={props.model} onClose={props.onClose} />
     </div>
   );
+}
+
+/**
+ * Keyboard for an open menu: focus its first item, move with the arrow keys
+ * (Home / End too), close with Escape or Tab, and give focus back to where
+ * it was (the button or message that opened it).
+ */
+export function useMenuKeys(ref: { current: HTMLElement | null }, open: boolean, close: () => void): void {
+  useEffect(() => {
+    if (!open) return;
+    const before = document.activeElement as HTMLElement | null;
+    const items = () => [...(ref.current?.querySelectorAll<HTMLElement>('[role=menuitem]:not([disabled])') ?? [])];
+    items()[0]?.focus();
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === 'Escape') {
+        e.preventDefault();
+        e.stopPropagation();
+        // At once, not after the menu's removal is painted.
+        if (before?.isConnected && ref.current?.contains(document.activeElement)) before.focus();
+        close();
+        return;
+      }
+      if (!ref.current?.contains(document.activeElement)) return;
+      const list = items();
+      const i = list.indexOf(document.activeElement as HTMLElement);
+      const go = (j: number) => {
+        e.preventDefault();
+        list[(j + list.length) % list.length]?.focus();
+      };
+      if (e.key === 'ArrowDown' || e.key === 'ArrowRight') go(i + 1);
+      else if (e.key === 'ArrowUp' || e.key === 'ArrowLeft') go(i - 1);
+      else if (e.key === 'Home') go(0);
+      else if (e.key === 'End') go(list.length - 1);
+      else if (e.key === 'Tab') close();
+    };
+    document.addEventListener('keydown', onKey, true);
+    return () => {
+      document.removeEventListener('keydown', onKey, true);
+      // Only when focus is still in the menu (or lost with it), not when a choice moved it on.
+      const now = document.activeElement as HTMLElement | null;
+      if (before && before.isConnected && (!now || now === document.body || !now.isConnected || now.closest('[role=menu]'))) before.focus();
+    };
+  }, [open]);
 }

@@ -4,11 +4,14 @@
 
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import type { Message } from '../hark-client';
-import { ChatSettingsItems, useDismiss } from './ChatMenu';
+import { ChatSettingsItems, useDismiss, useMenuKeys } from './ChatMenu';
 import { ForwardDialog } from './ForwardDialog';
+import { ConnectionBanner } from './Sidebar';
 import type { Panel } from './InfoPanel';
+import type { Note } from './local';
+import { isEmojiOnly, isLong, RichText, textStart } from './rich';
 import type { AppStore, ChatModel, Tick } from './store';
-import { Avatar, clock, colorFor, dayKey, dayLabel, DotsIcon, ForwardIcon, HarkLogo, InfoIcon, MutedIcon, presenceLabel, SearchIcon, SendIcon, Ticks } from './ui';
+import { Avatar, BackIcon, ChevronIcon, clock, dayKey, dayLabel, DotsIcon, ForwardIcon, HarkLogo, InfoIcon, MutedIcon, presenceLabel, SearchIcon, SendIcon, Ticks, nameColorFor } from './ui';
 
 /** A typing indicator is refreshed this often while the person keeps typing. */
 const TYPING_EVERY_MS = 3_000;
@@ -38,18 +41,23 @@ function usePageVisible(): boolean {
 interface Row {
   key: string;
   day?: string;
+  /** The "N unread messages" divider. */
+  unread?: number;
+  /** A group event line. */
+  note?: string;
   message?: Message;
   pending?: { client_id: string; text: string; at: number; tick: Tick; failedCode?: string; forwarded?: boolean };
 }
 
-export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel | null) => void }) {
+export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel | null) => void; onBack: () => void }) {
   const { store, model, onPanel } = props;
   const chatId = model.chat.id;
   const group = model.chat.kind === 'group';
   const title = store.title(model);
   const scroller = useRef<HTMLDivElement>(null);
   const stickToBottom = useRef(true);
-  const restoreFrom = useRef<number | null>(null);
+  /** Older messages are loading: the height and oldest seq before, to keep the reading position once they are in. */
+  const restoreFrom = useRef<{ height: number; oldest: number } | null>(null);
   const visible = usePageVisible();
   const [menu, setMenu] = useState<number | null>(null);
   const [replyTo, setReplyTo] = useState<Message | null>(null);
@@ -57,6 +65,8 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
   const [forwarding, setForwarding] = useState<Message | null>(null);
   const [headerMenu, setHeaderMenu] = useState(false);
   useDismiss(headerMenu, () => setHeaderMenu(false));
+  const headerMenuRef = useRef<HTMLDivElement>(null);
+  useMenuKeys(headerMenuRef, headerMenu, () => setHeaderMenu(false));
   /** The search jump (`focus.at`) already scrolled to. */
   const focusDone = useRef(0);
   useEffect(() => {
@@ -67,14 +77,63 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
   }, [menu]);
 
   const messages = [...model.messages.values()].sort((a, b) => a.seq - b.seq);
-  const pending = store.pending(chatId);
+  // A queued send whose message already arrived (its event can come before
+  // its ack) is painted once, as the message.
+  const confirmed = new Set(messages.filter((m) => m.sender_device === store.session.device.id).map((m) => m.client_id));
+  const pending = store.pending(chatId).filter((p) => !confirmed.has(p.client_id));
   const failed = store.failedIn(chatId);
-  const newest = messages.length ? messages[messages.length - 1].seq : 0;
 
-  // Read what is on screen.
+  // The unread divider: where the unread messages started when the chat was
+  // opened (it stays put while the chat is open, as in WhatsApp).
+  const [unreadAtOpen] = useState(() => {
+    const first = store.firstUnread(model);
+    return first === null ? null : { first, count: store.unread(model) };
+  });
+  /** The divider is still to be scrolled to (once, on opening). */
+  const toDivider = useRef(unreadAtOpen !== null);
+  const [dividerAbove, setDividerAbove] = useState(false);
+  const [atBottom, setAtBottom] = useState(true);
+
+  // Read receipts only for what was on screen while the page was visible:
+  // an IntersectionObserver reports the bubbles in view, and the highest seq
+  // seen so far is marked read.
+  const seenUpTo = useRef(0);
+  const observer = useRef<IntersectionObserver | null>(null);
+  const observed = useRef(new WeakSet<Element>());
+  const markSeen = () => {
+    if (document.visibilityState === 'visible' && seenUpTo.current > 0) store.markRead(chatId, seenUpTo.current);
+  };
   useEffect(() => {
-    if (visible) store.markRead(chatId);
-  }, [visible, newest, chatId, store]);
+    const root = scroller.current;
+    if (!root || typeof IntersectionObserver === 'undefined') return;
+    const io = new IntersectionObserver(
+      (entries) => {
+        for (const e of entries) {
+          if (!e.isIntersecting) continue;
+          // Half of it, or a good part of a tall one, is in view.
+          if (e.intersectionRect.height < Math.min(e.boundingClientRect.height * 0.5, 40)) continue;
+          const seq = Number((e.target as HTMLElement).dataset.seq);
+          if (seq > seenUpTo.current) seenUpTo.current = seq;
+        }
+        markSeen();
+      },
+      { root, threshold: [0, 0.1, 0.5, 1] },
+    );
+    observer.current = io;
+    return () => io.disconnect();
+  }, [chatId]);
+  useLayoutEffect(() => {
+    const io = observer.current;
+    if (!io || !scroller.current) return;
+    for (const el of scroller.current.querySelectorAll('.bubble[data-seq]')) {
+      if (observed.current.has(el)) continue;
+      observed.current.add(el);
+      io.observe(el);
+    }
+  });
+  useEffect(() => {
+    if (visible) markSeen();
+  }, [visible]);
 
   const rows: Row[] = [];
   let lastDay = '';
@@ -85,10 +144,29 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
       rows.push({ key: `day-${k}`, day: dayLabel(at) });
     }
   };
+  // Shown only where the unread start is loaded (not above a later page).
+  // Group event lines go below the message they followed; lines older than
+  // the loaded range wait until it reaches them.
+  const notes = store.notes(chatId).filter((n) => !model.hasMoreBefore || (messages.length > 0 && n.afterSeq >= messages[0].seq));
+  let nextNote = 0;
+  const notesUpTo = (seq: number) => {
+    while (nextNote < notes.length && notes[nextNote].afterSeq < seq) {
+      const n = notes[nextNote];
+      rows.push({ key: `n-${nextNote}`, note: noteText(store, n) });
+      nextNote++;
+    }
+  };
+  let dividerShown = !unreadAtOpen || (messages.length > 0 && messages[0].seq > unreadAtOpen.first && model.hasMoreBefore);
   for (const m of messages) {
+    notesUpTo(m.seq);
     dayRow(m.sent_at);
+    if (unreadAtOpen && !dividerShown && m.seq >= unreadAtOpen.first && m.sender_id !== store.me.id) {
+      dividerShown = true;
+      rows.push({ key: 'unread', unread: unreadAtOpen.count });
+    }
     rows.push({ key: `m-${m.seq}`, message: m });
   }
+  if (!model.hasMoreAfter) notesUpTo(Infinity);
   for (const p of pending) {
     dayRow(p.queued_at);
     rows.push({ key: `p-${p.client_id}`, pending: { client_id: p.client_id, text: p.text, at: p.queued_at, tick: 'pending', forwarded: p.forwarded } });
@@ -102,8 +180,15 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
   useLayoutEffect(() => {
     const el = scroller.current;
     if (!el) return;
-    if (restoreFrom.current !== null) {
-      el.scrollTop += el.scrollHeight - restoreFrom.current;
+    const divider = toDivider.current ? el.querySelector<HTMLElement>('[data-testid=unread-divider]') : null;
+    if (divider) {
+      // Opened with unread messages: the divider at the top, the unread below it.
+      toDivider.current = false;
+      restoreFrom.current = null;
+      el.scrollTop += divider.getBoundingClientRect().top - el.getBoundingClientRect().top - 12;
+      stickToBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 80 && !model.hasMoreAfter;
+    } else if (restoreFrom.current !== null && messages.length > 0 && messages[0].seq < restoreFrom.current.oldest) {
+      el.scrollTop += el.scrollHeight - restoreFrom.current.height;
       restoreFrom.current = null;
     } else if (stickToBottom.current) {
       el.scrollTop = el.scrollHeight;
@@ -111,8 +196,12 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
   });
 
   // Back at the newest page after a jump (e.g. sent a message from there): follow new messages again.
+  // (Only on that change: on opening, the unread divider decides where to be.)
+  const wasAway = useRef(false);
   useEffect(() => {
-    if (!model.hasMoreAfter && !model.focus) stickToBottom.current = true;
+    const away = model.hasMoreAfter || !!model.focus;
+    if (wasAway.current && !away) stickToBottom.current = true;
+    wasAway.current = away;
   }, [model.hasMoreAfter, model.focus]);
 
   // A search result was opened: show that message in the middle, once per jump.
@@ -123,7 +212,7 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
     if (!el) return; // Its page is still loading.
     focusDone.current = focus.at;
     stickToBottom.current = false;
-    el.scrollIntoView({ block: 'center' });
+    centerIn(scroller.current!, el, 'instant');
   });
 
   async function onScroll() {
@@ -131,15 +220,62 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
     if (!el) return;
     const nearBottom = el.scrollHeight - el.scrollTop - el.clientHeight < 80;
     stickToBottom.current = nearBottom && !model.hasMoreAfter;
+    if (nearBottom !== atBottom) setAtBottom(nearBottom);
+    const divider = el.querySelector<HTMLElement>('[data-testid=unread-divider]');
+    const above = unreadAtOpen !== null && (divider ? divider.offsetTop + divider.offsetHeight < el.scrollTop : true);
+    if (above !== dividerAbove) setDividerAbove(above);
     if (el.scrollHeight - el.scrollTop - el.clientHeight < 200 && model.hasMoreAfter && !model.loadingNewer) {
       void store.loadNewer(chatId);
     }
     if (el.scrollTop < 120 && model.hasMoreBefore && !model.loadingOlder) {
-      const height = el.scrollHeight;
-      restoreFrom.current = height;
+      restoreFrom.current = { height: el.scrollHeight, oldest: messages[0]?.seq ?? Infinity };
       const loaded = await store.loadOlder(chatId);
       if (!loaded) restoreFrom.current = null;
     }
+  }
+
+  const unreadNow = store.unread(model);
+
+  // One Tab stop for the whole list: the last message focused (else the
+  // newest); the arrow keys move between messages, Enter opens a menu.
+  const [activeSeq, setActiveSeq] = useState<number | null>(null);
+  const tabSeq = activeSeq !== null && model.messages.has(activeSeq) ? activeSeq : messages.length ? messages[messages.length - 1].seq : null;
+  function onListKey(e: KeyboardEvent) {
+    const target = e.target as HTMLElement;
+    if (!target.matches('.bubble[data-seq]')) return;
+    const all = [...(scroller.current?.querySelectorAll<HTMLElement>('.bubble[data-seq]') ?? [])];
+    const i = all.indexOf(target);
+    const page = Math.max(1, Math.floor((scroller.current?.clientHeight ?? 600) / 60));
+    const to = { ArrowUp: i - 1, ArrowDown: i + 1, Home: 0, End: all.length - 1, PageUp: i - page, PageDown: i + page }[e.key];
+    if (to === undefined) return;
+    e.preventDefault();
+    const next = all[Math.max(0, Math.min(all.length - 1, to))];
+    next?.focus({ preventScroll: true });
+    if (next && scroller.current) {
+      const r = next.getBoundingClientRect();
+      const b = scroller.current.getBoundingClientRect();
+      if (r.top < b.top + 8) scroller.current.scrollTop -= b.top + 8 - r.top;
+      else if (r.bottom > b.bottom - 8) scroller.current.scrollTop += r.bottom - b.bottom + 8;
+    }
+  }
+
+  async function jumpToLatest() {
+    const el = scroller.current;
+    if (model.hasMoreAfter) await store.showLatest(chatId);
+    stickToBottom.current = true;
+    if (el) el.scrollTop = el.scrollHeight;
+    setAtBottom(true);
+  }
+
+  async function jumpToUnread() {
+    if (!unreadAtOpen) return;
+    const el = scroller.current;
+    if (!el?.querySelector('[data-testid=unread-divider]')) await store.openChatAt(chatId, unreadAtOpen.first, { highlight: false });
+    toDivider.current = true;
+    restoreFrom.current = null;
+    stickToBottom.current = false;
+    setDividerAbove(false);
+    store.notify();
   }
 
   const peer = store.peer(model);
@@ -156,10 +292,13 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
   return (
     <section class="chat" data-testid="chat-pane" data-chat-id={chatId}>
       <header class="chat-header" onClick={() => onPanel({ kind: 'chat' })}>
+        <button class="icon-btn back-btn" aria-label="Back to chats" data-testid="chat-back" onClick={(e) => { e.stopPropagation(); props.onBack(); }}>
+          <BackIcon />
+        </button>
         <Avatar name={title} id={store.peer(model)?.id ?? chatId * 7} size={40} group={group} />
         <div class="chat-header-text">
-          <div class="chat-title" data-testid="chat-header-title">{title}</div>
-          <div class={`chat-sub ${typing ? 'typing' : ''}`} data-testid="chat-header-sub">{subtitle}</div>
+          <div class="chat-title" dir="auto" data-testid="chat-header-title">{title}</div>
+          <div class={`chat-sub ${typing ? 'typing' : ''}`} dir="auto" data-testid="chat-header-sub">{subtitle}</div>
         </div>
         {store.isMuted(model) && (
           <span class="header-muted" title="Muted" data-testid="header-muted">
@@ -173,11 +312,11 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
           <InfoIcon />
         </button>
         <div class="menu-wrap" onClick={(e) => e.stopPropagation()}>
-          <button class="icon-btn" aria-label="Chat menu" title="Menu" data-testid="chat-header-menu" onClick={() => setHeaderMenu(!headerMenu)}>
+          <button class="icon-btn" aria-label="Chat menu" title="Menu" aria-haspopup="menu" aria-expanded={headerMenu} data-testid="chat-header-menu" onClick={() => setHeaderMenu(!headerMenu)}>
             <DotsIcon />
           </button>
           {headerMenu && (
-            <div class="menu" role="menu" data-testid="chat-menu">
+            <div class="menu" role="menu" aria-label="Chat menu" data-testid="chat-menu" ref={headerMenuRef}>
               <button role="menuitem" data-testid="chat-menu-info" onClick={() => { setHeaderMenu(false); onPanel({ kind: 'chat' }); }}>
                 <InfoIcon /> {group ? 'Group info' : 'Contact info'}
               </button>
@@ -189,9 +328,12 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
           )}
         </div>
       </header>
+      <div class="chat-banner">
+        <ConnectionBanner store={store} testid="conn-banner-chat" />
+      </div>
       <div class="messages" ref={scroller} onScroll={() => void onScroll()} data-testid="messages">
-        <div class="messages-inner">
-          {model.loadingOlder && <div class="loading-older">Loading earlier messages…</div>}
+        <div class="messages-inner" role="region" aria-label={`Messages with ${title}`} onKeyDown={onListKey}>
+          {model.loadingOlder && <div class="loading-older top">Loading earlier messages…</div>}
           {model.historyLoaded && !model.hasMoreBefore && (
             <div class="chat-start">
               {group ? 'Members see the messages sent from the moment they joined.' : 'This is the start of your conversation.'}
@@ -199,6 +341,20 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
           )}
           {rows.map((r, i) => {
             if (r.day) return <div class="day" key={r.key}><span>{r.day}</span></div>;
+            if (r.note !== undefined) {
+              return (
+                <div class="event-line" key={r.key} data-testid="event-line">
+                  <span dir="auto">{r.note}</span>
+                </div>
+              );
+            }
+            if (r.unread !== undefined) {
+              return (
+                <div class="unread-divider" key={r.key} data-testid="unread-divider">
+                  <span>{r.unread === 1 ? '1 unread message' : `${r.unread} unread messages`}</span>
+                </div>
+              );
+            }
             const prev = rows[i - 1];
             if (r.message) {
               const m = r.message;
@@ -209,8 +365,10 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
                   key={r.key}
                   mine={mine}
                   first={first}
+                  tabbable={m.seq === tabSeq}
+                  onFocused={() => setActiveSeq(m.seq)}
                   sender={group && !mine && first ? store.userName(model, m.sender_id) : null}
-                  senderColor={colorFor(m.sender_id)}
+                  senderColor={nameColorFor(m.sender_id)}
                   text={m.text}
                   time={m.sent_at}
                   tick={mine && !m.deleted ? store.tick(model, m.seq) : null}
@@ -233,13 +391,15 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
                         onInfo={() => onPanel({ kind: 'message', seq: m.seq })}
                         onEdit={() => { setReplyTo(null); setEditing(m); }}
                         onDelete={(everyone) => {
-                          if (confirm(everyone ? 'Delete this message for everyone?' : 'Delete this message for you?')) store.conn.delete(chatId, m.seq, everyone);
+                          void store
+                            .ask({ title: everyone ? 'Delete this message for everyone?' : 'Delete this message for you?', confirm: everyone ? 'Delete for everyone' : 'Delete for me', danger: true })
+                            .then((ok) => ok && store.conn.delete(chatId, m.seq, everyone));
                         }}
                       />
                     ) : null
                   }
-                  onMenu={m.deleted || model.left ? undefined : () => setMenu(menu === m.seq ? null : m.seq)}
-                  onQuote={(seq) => scroller.current?.querySelector(`[data-seq="${seq}"]`)?.scrollIntoView({ block: 'center', behavior: 'smooth' })}
+                  onMenu={m.deleted || model.left ? undefined : (open) => setMenu(open || menu !== m.seq ? m.seq : null)}
+                  onQuote={(seq) => { const q = scroller.current?.querySelector(`[data-seq="${seq}"]`); if (q) centerIn(scroller.current!, q, 'smooth'); }}
                 />
               );
             }
@@ -260,9 +420,20 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
               />
             );
           })}
-          {model.loadingNewer && <div class="loading-older">Loading newer messages…</div>}
+          {model.loadingNewer && <div class="loading-older bottom">Loading newer messages…</div>}
         </div>
       </div>
+      {unreadAtOpen && dividerAbove && (
+        <button class="jump jump-unread" data-testid="jump-unread" onClick={() => void jumpToUnread()}>
+          ↑ {unreadAtOpen.count === 1 ? '1 unread message' : `${unreadAtOpen.count} unread messages`}
+        </button>
+      )}
+      {(!atBottom || model.hasMoreAfter) && (
+        <button class="jump jump-latest" aria-label={unreadNow > 0 ? `Jump to the latest message, ${unreadNow} unread` : 'Jump to the latest message'} data-testid="jump-latest" onClick={() => void jumpToLatest()}>
+          <ChevronIcon />
+          {unreadNow > 0 && <span class="jump-count" data-testid="jump-latest-count">{unreadNow > 99 ? '99+' : unreadNow}</span>}
+        </button>
+      )}
       {forwarding && <ForwardDialog store={store} message={forwarding} onClose={() => setForwarding(null)} />}
       {store.notice && (
         <div class="notice" role="alert" data-testid="notice">
@@ -281,6 +452,58 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
       />
     </section>
   );
+}
+
+/** "Alice added Carol", "You changed the group name to "Desk"", … */
+function noteText(store: AppStore, n: Note): string {
+  const by = store.nameOf(n.by, n.names);
+  const who = n.user_id !== undefined ? store.nameOf(n.user_id, n.names) : '';
+  switch (n.kind) {
+    case 'chat_created':
+      return `${by} created group "${n.title ?? ''}"`;
+    case 'chat_renamed':
+      return `${by} changed the group name to "${n.title ?? ''}"`;
+    case 'member_added':
+      return n.by === n.user_id ? `${who} joined` : `${by} added ${who === 'You' ? 'you' : who}`;
+    case 'member_removed':
+      return n.by === n.user_id ? `${who} left` : `${by} removed ${who === 'You' ? 'you' : who}`;
+    case 'admin_changed':
+      if (n.user_id === store.me.id) return n.admin ? "You're now an admin" : "You're no longer an admin";
+      return n.admin ? `${who} is now an admin` : `${who} is no longer an admin`;
+  }
+}
+
+/**
+ * Scroll the message list (and only it: scrollIntoView would also scroll the
+ * app's overflow-hidden ancestors) so `el` is in the middle.
+ */
+function centerIn(scroller: HTMLElement, el: Element, behavior: ScrollBehavior): void {
+  const r = el.getBoundingClientRect();
+  const s = scroller.getBoundingClientRect();
+  scroller.scrollTo({ top: scroller.scrollTop + r.top - s.top - (s.height - r.height) / 2, behavior });
+}
+
+/** Touch handlers that call `f` when a finger rests ~half a second without moving (a long press). */
+function longPress(f: () => void) {
+  let timer: ReturnType<typeof setTimeout> | 0 = 0;
+  let start = { x: 0, y: 0 };
+  const cancel = () => {
+    clearTimeout(timer);
+    timer = 0;
+  };
+  return {
+    onPointerDown: (e: PointerEvent) => {
+      if (e.pointerType !== 'touch') return;
+      start = { x: e.clientX, y: e.clientY };
+      cancel();
+      timer = setTimeout(f, 500);
+    },
+    onPointerMove: (e: PointerEvent) => {
+      if (timer && Math.hypot(e.clientX - start.x, e.clientY - start.y) > 10) cancel();
+    },
+    onPointerUp: cancel,
+    onPointerCancel: cancel,
+  };
 }
 
 const QUICK_REACTIONS = ['👍', '❤️', '😂', '😮', '😢', '🙏'];
@@ -302,7 +525,11 @@ function Bubble(props: {
   forwarded?: boolean;
   menu?: preact.ComponentChildren;
   onInfo?: () => void;
-  onMenu?: () => void;
+  /** The message list's one Tab stop (the others are reached with the arrow keys). */
+  tabbable?: boolean;
+  onFocused?: () => void;
+  /** Toggle the message's menu, or with `true` open it (a right click, a long press). */
+  onMenu?: (open?: boolean) => void;
   onQuote?: (seq: number) => void;
 }) {
   const m = props.message;
@@ -317,10 +544,26 @@ function Bubble(props: {
         data-testid={props.mine ? 'msg-out' : 'msg-in'}
         data-seq={props.seq}
         data-deleted={deleted ? 'true' : undefined}
+        role={props.seq !== undefined ? 'article' : undefined}
+        tabIndex={props.seq !== undefined ? (props.tabbable ? 0 : -1) : undefined}
+        onFocus={props.seq !== undefined ? (e) => e.target === e.currentTarget && props.onFocused?.() : undefined}
+        onKeyDown={
+          props.onMenu
+            ? (e) => {
+                if (e.target !== e.currentTarget) return;
+                if (e.key === 'Enter' || e.key === 'ContextMenu' || (e.key === 'F10' && e.shiftKey)) {
+                  e.preventDefault();
+                  props.onMenu!(true);
+                }
+              }
+            : undefined
+        }
         onClick={props.onMenu ? undefined : props.onInfo}
+        onContextMenu={props.onMenu ? (e) => { e.preventDefault(); props.onMenu!(true); } : undefined}
+        {...(props.onMenu ? longPress(() => props.onMenu!(true)) : {})}
       >
         {props.onMenu && (
-          <button class="bubble-menu-btn" aria-label="Message options" data-testid="msg-menu" onClick={(e) => { e.stopPropagation(); props.onMenu!(); }}>
+          <button class="bubble-menu-btn" tabIndex={-1} aria-label="Message options" aria-haspopup="menu" data-testid="msg-menu" onClick={(e) => { e.stopPropagation(); props.onMenu!(); }}>
             <svg viewBox="0 0 18 18" width="18" height="18" aria-hidden="true">
               <path fill="currentColor" d="M3.3 4.6 9 10.3l5.7-5.7 1.6 1.6L9 13.4 1.7 6.2l1.6-1.6z" />
             </svg>
@@ -328,7 +571,7 @@ function Bubble(props: {
         )}
         {props.menu}
         {props.sender && (
-          <div class="sender" style={{ color: props.senderColor }} data-testid="msg-sender">
+          <div class="sender" dir="auto" style={{ color: props.senderColor }} data-testid="msg-sender">
             {props.sender}
           </div>
         )}
@@ -338,9 +581,9 @@ function Bubble(props: {
           </div>
         )}
         {m?.reply_to && !deleted && (
-          <button class="quote" data-testid="msg-quote" onClick={() => props.onQuote?.(m.reply_to!.seq)}>
-            <span class="quote-name">{props.quoteName}</span>
-            <span class="quote-text">{m.reply_to.snippet ?? 'This message was deleted'}</span>
+          <button class="quote" tabIndex={props.tabbable ? 0 : -1} data-testid="msg-quote" onClick={() => props.onQuote?.(m.reply_to!.seq)}>
+            <span class="quote-name" dir="auto">{props.quoteName}</span>
+            <span class="quote-text" dir="auto">{m.reply_to.snippet ?? 'This message was deleted'}</span>
           </button>
         )}
         {deleted ? (
@@ -348,7 +591,7 @@ function Bubble(props: {
             {props.mine ? 'You deleted this message' : 'This message was deleted'}
           </span>
         ) : (
-          <span class="text" data-testid="msg-text">{props.text}</span>
+          <BubbleText text={props.text} tabbable={!!props.tabbable || props.seq === undefined} />
         )}
         {/* Keeps room on the last line for the time and ticks, like WhatsApp. */}
         <span class={`meta-spacer ${props.tick ? 'with-ticks' : ''} ${m?.edited_at && !deleted ? 'with-edited' : ''}`} aria-hidden="true" />
@@ -373,6 +616,25 @@ function Bubble(props: {
   );
 }
 
+/** A message's text: formatted, links clickable, emoji-only enlarged, long ones cut with "Read more". */
+function BubbleText(props: { text: string; tabbable: boolean }) {
+  const [expanded, setExpanded] = useState(false);
+  const long = isLong(props.text);
+  const shown = long && !expanded ? `${textStart(props.text)}…` : props.text;
+  return (
+    <>
+      <span class={`text ${isEmojiOnly(props.text) ? 'jumbo' : ''}`} dir="auto" data-testid="msg-text">
+        <RichText text={shown} tabIndex={props.tabbable ? 0 : -1} />
+      </span>
+      {long && !expanded && (
+        <button class="read-more" tabIndex={props.tabbable ? 0 : -1} data-testid="read-more" onClick={(e) => { e.stopPropagation(); setExpanded(true); }}>
+          Read more
+        </button>
+      )}
+    </>
+  );
+}
+
 function MessageMenu(props: {
   mine: boolean;
   canEdit: boolean;
@@ -391,13 +653,16 @@ function MessageMenu(props: {
       {label}
     </button>
   );
+  const ref = useRef<HTMLDivElement>(null);
+  useMenuKeys(ref, true, props.onClose);
   return (
-    <div class="menu msg-menu" role="menu" data-testid="msg-menu-list" onClick={(e) => e.stopPropagation()}>
-      <div class="react-row">
+    <div class="menu msg-menu" role="menu" aria-label="Message options" data-testid="msg-menu-list" ref={ref} onClick={(e) => e.stopPropagation()}>
+      <div class="react-row" role="group" aria-label="React">
         {QUICK_REACTIONS.map((emoji) => (
           <button
             key={emoji}
             class={props.myReaction === emoji ? 'mine' : ''}
+            role="menuitem"
             aria-label={`React ${emoji}`}
             data-testid="react"
             data-emoji={emoji}
@@ -422,15 +687,21 @@ function MessageMenu(props: {
 
 function Composer(props: { store: AppStore; model: ChatModel; replyTo: Message | null; editing: Message | null; onCancel: () => void }) {
   const { store, model, replyTo, editing } = props;
-  const [text, setText] = useState('');
+  // The draft of this chat, kept across chat switches and reloads.
+  const [text, setText] = useState(() => store.local.draft(model.chat.id));
   useEffect(() => {
     if (editing) setText(editing.text);
+    else setText(store.local.draft(model.chat.id));
     if (editing || replyTo) input.current?.focus();
   }, [editing, replyTo]);
   const input = useRef<HTMLTextAreaElement>(null);
   const typingSentAt = useRef(0);
   const max = store.connState.hello?.limits.max_text_bytes ?? 16384;
-  const tooLong = new TextEncoder().encode(text).length > max;
+  const bytes = new TextEncoder().encode(text).length;
+  const tooLong = bytes > max;
+  // Near the limit a counter; past it, how much to remove.
+  const near = bytes > max * 0.9;
+  const over = tooLong ? charsOver(text, max) : 0;
 
   useEffect(() => input.current?.focus(), [model.chat.id]);
 
@@ -458,6 +729,7 @@ function Composer(props: { store: AppStore; model: ChatModel; replyTo: Message |
       return;
     }
     store.send(model.chat.id, text, replyTo?.seq);
+    store.local.setDraft(model.chat.id, '');
     // Sent while looking at older messages (a search jump): back to the newest.
     if (model.hasMoreAfter) void store.showLatest(model.chat.id);
     setText('');
@@ -468,6 +740,7 @@ function Composer(props: { store: AppStore; model: ChatModel; replyTo: Message |
 
   function onInput(value: string) {
     setText(value);
+    if (!editing) store.local.setDraft(model.chat.id, value);
     const now = Date.now();
     if (value.trim() && now - typingSentAt.current > TYPING_EVERY_MS) {
       typingSentAt.current = now;
@@ -485,17 +758,28 @@ function Composer(props: { store: AppStore; model: ChatModel; replyTo: Message |
         <div class="composer-context" data-testid={editing ? 'editing' : 'replying'}>
           <div class="quote">
             <span class="quote-name">{editing ? 'Edit message' : store.userName(model, context.sender_id)}</span>
-            <span class="quote-text">{context.text}</span>
+            <span class="quote-text" dir="auto">{context.text}</span>
           </div>
           <button class="icon-btn small" aria-label="Cancel" data-testid="cancel-context" onClick={() => { if (editing) setText(''); props.onCancel(); }}>
             ×
           </button>
         </div>
       )}
+      {near && (
+        <div id="composer-limit" class={`composer-limit ${tooLong ? 'over' : ''}`} role="status" data-testid="composer-limit">
+          {tooLong
+            ? `Too long to send: remove ${over.toLocaleString()} character${over === 1 ? '' : 's'} (the limit is ${max.toLocaleString()} bytes).`
+            : `${(max - bytes).toLocaleString()} left`}
+        </div>
+      )}
       <div class="composer">
       <textarea
         ref={input}
         rows={1}
+        dir="auto"
+        aria-label={editing ? 'Edit the message' : 'Type a message'}
+        aria-describedby={near ? 'composer-limit' : undefined}
+        aria-invalid={tooLong ? 'true' : undefined}
         placeholder="Type a message"
         value={text}
         data-testid="composer"
@@ -516,4 +800,17 @@ function Composer(props: { store: AppStore; model: ChatModel; replyTo: Message |
       </div>
     </footer>
   );
+}
+
+/** How many characters to remove from the end of `text` to fit in `max` UTF-8 bytes. */
+function charsOver(text: string, max: number): number {
+  const enc = new TextEncoder();
+  let bytes = enc.encode(text).length;
+  const chars = Array.from(text);
+  let n = 0;
+  while (bytes > max && n < chars.length) {
+    bytes -= enc.encode(chars[chars.length - 1 - n]).length;
+    n++;
+  }
+  return n;
 }

@@ -42,11 +42,11 @@ export function ForwardDialog(props: { store: AppStore; message: Message; onClos
         <div class="search">
           <div class="search-box">
             <SearchIcon />
-            <input autoFocus placeholder="Search chats" value={q} data-testid="forward-search" onInput={(e) => setQ(e.currentTarget.value)} />
+            <input aria-label="Search chats" autoFocus placeholder="Search chats" value={q} data-testid="forward-search" onInput={(e) => setQ(e.currentTarget.value)} />
           </div>
         </div>
         <div class="forward-quote">
-          <span class="quote-text">{message.text}</span>
+          <span class="quote-text" dir="auto">{message.text}</span>
         </div>
         <div class="list">
           <div class="list-section">Chats</div>
@@ -69,7 +69,7 @@ export function ForwardDialog(props: { store: AppStore; message: Message; onClos
                 <Avatar name={title} id={store.peer(c)?.id ?? c.chat.id * 7} size={40} group={c.chat.kind === 'group'} />
                 <div class="row-body">
                   <div class="row-top">
-                    <span class="row-title">{title}</span>
+                    <span class="row-title" dir="auto">{title}</span>
                   </div>
                   <div class="row-bottom">
                     <span class="row-preview">{c.chat.kind === 'group' ? `${c.chat.members.length} members` : `@${store.peer(c)?.username ?? ''}`}</span>

@@ -87,7 +87,7 @@ function MessageInfo(props: { store: AppStore; model: ChatModel; seq: number }) 
           <div class="person" key={p.user.id} data-testid="receipt-person">
             <Avatar name={p.user.display_name} id={p.user.id} size={36} />
             <div>
-              <div class="person-name">{p.user.display_name}</div>
+              <div class="person-name" dir="auto">{p.user.display_name}</div>
               <div class="muted" data-testid="receipt-time">
                 {(tick === 'read' && when(p.user.id, 'read_at')) || (tick === 'delivered' && when(p.user.id, 'delivered_at')) || `@${p.user.username}`}
               </div>
@@ -102,7 +102,7 @@ function MessageInfo(props: { store: AppStore; model: ChatModel; seq: number }) 
       {m && (
         <div class="info-preview">
           <div class="bubble out-preview">
-            <span class="text">{m.text}</span>
+            <span class="text" dir="auto">{m.text}</span>
             <span class="meta-spacer with-ticks" aria-hidden="true" />
             <span class="meta">
               {clock(m.sent_at)} <Ticks tick={store.tick(model, seq)} />
@@ -141,7 +141,7 @@ function ChatInfo(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel
     return (
       <div class="info-head">
         <Avatar name={title} id={peer?.id ?? model.chat.id * 7} size={160} />
-        <div class="info-title">{title}</div>
+        <div class="info-title" dir="auto">{title}</div>
         <div class="muted">@{peer?.username}</div>
       </div>
     );
@@ -166,14 +166,14 @@ function ChatInfo(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel
               });
             }}
           >
-            <input class="underline" value={draft} maxLength={64} data-testid="rename-input" onInput={(e) => setDraft(e.currentTarget.value)} autoFocus />
+            <input class="underline" aria-label="Group name" dir="auto" value={draft} maxLength={64} data-testid="rename-input" onInput={(e) => setDraft(e.currentTarget.value)} autoFocus />
             <button class="icon-btn" type="submit" aria-label="Save name" data-testid="rename-save">
               <CheckIcon />
             </button>
           </form>
         ) : (
           <div class="info-title" data-testid="info-title">
-            {title}
+            <span dir="auto">{title}</span>
             {admin && (
               <button class="icon-btn small" aria-label="Rename group" data-testid="rename" onClick={() => { setDraft(title); setEditing(true); }}>
                 <PencilIcon />
@@ -197,7 +197,7 @@ function ChatInfo(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel
           <div class="person" key={m.user.id} data-testid="member" data-username={m.user.username}>
             <Avatar name={m.user.display_name} id={m.user.id} size={40} />
             <div class="person-text">
-              <div class="person-name">{m.user.id === store.me.id ? 'You' : m.user.display_name}</div>
+              <div class="person-name" dir="auto">{m.user.id === store.me.id ? 'You' : m.user.display_name}</div>
               <div class="muted">@{m.user.username}</div>
             </div>
             {m.admin && <span class="admin-tag">Group admin</span>}
@@ -206,7 +206,15 @@ function ChatInfo(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel
                 <button class="text-btn" data-testid="toggle-admin" onClick={() => void run(() => store.setAdmin(model.chat.id, m.user.id, !m.admin))}>
                   {m.admin ? 'Dismiss admin' : 'Make admin'}
                 </button>
-                <button class="text-btn danger" data-testid="remove-member" onClick={() => void run(() => store.removeMember(model.chat.id, m.user.id))}>
+                <button
+                  class="text-btn danger"
+                  data-testid="remove-member"
+                  onClick={() =>
+                    void store
+                      .ask({ title: `Remove ${m.user.display_name} from "${title}"?`, confirm: 'Remove', danger: true })
+                      .then((ok) => void (ok && run(() => store.removeMember(model.chat.id, m.user.id))))
+                  }
+                >
                   Remove
                 </button>
               </div>
@@ -220,7 +228,9 @@ function ChatInfo(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel
             class="danger-row"
             data-testid="leave-group"
             onClick={() => {
-              if (confirm(`Exit "${title}"?`)) void run(() => store.removeMember(model.chat.id, store.me.id));
+              void store
+                .ask({ title: `Exit "${title}"?`, body: 'You will no longer receive its messages.', confirm: 'Exit group', danger: true })
+                .then((ok) => void (ok && run(() => store.removeMember(model.chat.id, store.me.id))));
             }}
           >
             Exit group
@@ -252,7 +262,7 @@ function AddMember(props: { store: AppStore; model: ChatModel; onDone: () => voi
     <div class="add-member">
       <div class="search-box">
         <SearchIcon />
-        <input autoFocus placeholder="Username to add" value={q} data-testid="add-member-search" onInput={(e) => setQ(e.currentTarget.value)} />
+        <input aria-label="Username to add" autoFocus placeholder="Username to add" value={q} data-testid="add-member-search" onInput={(e) => setQ(e.currentTarget.value)} />
         <button class="icon-btn small" aria-label="Cancel" onClick={props.onDone}>
           <CloseIcon />
         </button>
@@ -274,7 +284,7 @@ function AddMember(props: { store: AppStore; model: ChatModel; onDone: () => voi
           >
             <Avatar name={u.display_name} id={u.id} size={40} />
             <div class="person-text">
-              <div class="person-name">{u.display_name}</div>
+              <div class="person-name" dir="auto">{u.display_name}</div>
               <div class="muted">@{u.username}</div>
             </div>
           </button>

@@ -127,10 +127,10 @@ export function SearchResultRow(props: { store: AppStore; message: Message; quer
     <button class="row search-result" data-testid="search-result" data-chat-id={m.chat_id} data-seq={m.seq} onClick={props.onOpen}>
       <div class="row-body">
         <div class="row-top">
-          <span class="row-title" data-testid="search-result-chat">{props.showChat && c ? store.title(c) : sender}</span>
+          <span class="row-title" dir="auto" data-testid="search-result-chat">{props.showChat && c ? store.title(c) : sender}</span>
           <span class="row-time">{listTime(m.sent_at)}</span>
         </div>
-        <div class="result-text" data-testid="search-result-text">
+        <div class="result-text" dir="auto" data-testid="search-result-text">
           {props.showChat && sender && <span class="preview-sender" data-testid="search-result-sender">{sender}: </span>}
           <Highlighted text={m.text} query={query} />
         </div>
@@ -166,7 +166,7 @@ export function ChatSearch(props: { store: AppStore; model: ChatModel }) {
       <div class="search">
         <div class="search-box">
           <SearchIcon />
-          <input autoFocus placeholder="Search…" value={q} data-testid="chat-search-input" onInput={(e) => setQ(e.currentTarget.value)} />
+          <input aria-label="Search" autoFocus placeholder="Search…" value={q} data-testid="chat-search-input" onInput={(e) => setQ(e.currentTarget.value)} />
         </div>
       </div>
       {!q.trim() && <div class="list-empty">Search for messages in {store.title(model)}.</div>}

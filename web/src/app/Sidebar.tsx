@@ -2,9 +2,10 @@
 // and the "new chat" / "new group" flows.
 
 import type { ComponentChildren } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Device, PrivacySettings, User, Visibility } from '../hark-client';
-import { ChatRowMenu } from './ChatMenu';
+import { ChatRowMenu, useDismiss, useMenuKeys } from './ChatMenu';
+import { applyTheme, loadTheme, type Theme } from './local';
 import { SearchResults, useMessageSearch } from './Search';
 import type { AppStore, ChatModel } from './store';
 import {
@@ -69,16 +70,19 @@ export function Sidebar(props: { store: AppStore }) {
   );
 }
 
-function ConnectionBanner(props: { store: AppStore }) {
+/** "Reconnecting…" while the socket is down: in the list, and on phones also above the chat. */
+export function ConnectionBanner(props: { store: AppStore; testid?: string }) {
   const { status, pending } = props.store.connState;
   if (status === 'live' || status === 'syncing' || status === 'closed') return null;
   const waiting = pending.length;
+  const offline = typeof navigator !== 'undefined' && navigator.onLine === false;
   return (
-    <div class="banner" role="status" data-testid="conn-banner">
+    <div class="banner" role="status" data-testid={props.testid ?? 'conn-banner'} data-offline={offline ? 'true' : undefined}>
       <div class="banner-dot" />
       <div>
         <div class="banner-title">{status === 'reconnecting' ? 'Reconnecting…' : 'Connecting…'}</div>
         <div class="banner-sub">
+          {offline ? 'You are offline. ' : ''}
           {waiting > 0
             ? `${waiting} message${waiting === 1 ? '' : 's'} will be sent when you're back online.`
             : 'Messages you write are sent once the connection is back.'}
@@ -92,6 +96,9 @@ function ChatListView(props: { store: AppStore; setMode: (m: Mode) => void }) {
   const { store, setMode } = props;
   const [q, setQ] = useState('');
   const [menu, setMenu] = useState(false);
+  useDismiss(menu, () => setMenu(false));
+  const menuRef = useRef<HTMLDivElement>(null);
+  useMenuKeys(menuRef, menu, () => setMenu(false));
   const users = useUserSearch(store, q);
   const messages = useMessageSearch(store, q);
   const needle = q.trim().toLowerCase();
@@ -106,7 +113,7 @@ function ChatListView(props: { store: AppStore; setMode: (m: Mode) => void }) {
       <header class="side-header">
         <div class="me" title={`@${store.me.username}`}>
           <Avatar name={store.me.display_name} id={store.me.id} size={40} />
-          <span class="me-name" data-testid="me-name">{store.me.display_name}</span>
+          <span class="me-name" dir="auto" data-testid="me-name">{store.me.display_name}</span>
         </div>
         <div class="header-actions">
           <button class="icon-btn" title="New group" aria-label="New group" data-testid="new-group" onClick={() => setMode('new-group')}>
@@ -116,12 +123,12 @@ function ChatListView(props: { store: AppStore; setMode: (m: Mode) => void }) {
             <NewChatIcon />
           </button>
           <div class="menu-wrap">
-            <button class="icon-btn" title="Menu" aria-label="Menu" data-testid="menu" onClick={() => setMenu(!menu)}>
+            <button class="icon-btn" title="Menu" aria-label="Menu" aria-haspopup="menu" aria-expanded={menu} data-testid="menu" onClick={() => setMenu(!menu)}>
               <DotsIcon />
             </button>
             {menu && (
-              <div class="menu" role="menu">
-                <div class="menu-who">
+              <div class="menu" role="menu" aria-label="Menu" ref={menuRef}>
+                <div class="menu-who" role="presentation">
                   Signed in as <b>@{store.me.username}</b>
                   <br />
                   <span>{store.session.device.name}</span>
@@ -148,7 +155,7 @@ function ChatListView(props: { store: AppStore; setMode: (m: Mode) => void }) {
       <div class="search">
         <div class="search-box">
           <SearchIcon />
-          <input
+          <input aria-label="Search chats, messages or people"
             placeholder="Search chats, messages or people"
             value={q}
             data-testid="search"
@@ -248,7 +255,7 @@ function ChatRow(props: { store: AppStore; model: ChatModel; menuOpen: boolean; 
     preview = (
       <>
         <Ticks tick="pending" />
-        <span class="preview-text">{lastPending.text}</span>
+        <span class="preview-text" dir="auto">{lastPending.text}</span>
       </>
     );
     time = lastPending.queued_at;
@@ -258,13 +265,22 @@ function ChatRow(props: { store: AppStore; model: ChatModel; menuOpen: boolean; 
     preview = (
       <>
         {mine && <Ticks tick={store.tick(model, last.seq)} />}
-        {!mine && group && <span class="preview-sender">{store.userName(model, last.sender_id)}:&nbsp;</span>}
+        {!mine && group && <span class="preview-sender" dir="auto">{store.userName(model, last.sender_id)}:&nbsp;</span>}
         {last.forwarded && !last.deleted && (
           <span class="preview-icon" title="Forwarded">
             <ForwardIcon size={15} />
           </span>
         )}
-        <span class="preview-text">{last.deleted ? (mine ? 'You deleted this message' : 'This message was deleted') : last.text}</span>
+        <span class="preview-text" dir="auto">{last.deleted ? (mine ? 'You deleted this message' : 'This message was deleted') : last.text}</span>
+      </>
+    );
+  }
+  const draft = store.openChatId === model.chat.id ? '' : store.local.draft(model.chat.id);
+  if (draft) {
+    preview = (
+      <>
+        <span class="preview-draft">Draft:&nbsp;</span>
+        <span class="preview-text" dir="auto" data-testid="draft-preview">{draft}</span>
       </>
     );
   }
@@ -273,20 +289,30 @@ function ChatRow(props: { store: AppStore; model: ChatModel; menuOpen: boolean; 
   const active = store.openChatId === model.chat.id;
   const muted = store.isMuted(model);
   const pinned = store.isPinned(model);
+  // The row and its menu button are siblings: a button inside a button is
+  // not allowed (and screen readers cannot reach the inner one).
   return (
     <div
-      role="button"
-      tabIndex={0}
-      class={`row ${active ? 'active' : ''} ${unread > 0 ? 'has-unread' : ''} ${muted ? 'is-muted' : ''} ${props.menuOpen ? 'menu-open' : ''}`}
+      class={`row-wrap ${props.menuOpen ? 'menu-open' : ''}`}
       data-testid="chat-row"
       data-chat-id={model.chat.id}
       data-pinned={pinned ? 'true' : undefined}
       data-muted={muted ? 'true' : undefined}
+    >
+    <div
+      role="button"
+      tabIndex={0}
+      aria-current={active ? 'true' : undefined}
+      class={`row ${active ? 'active' : ''} ${unread > 0 ? 'has-unread' : ''} ${muted ? 'is-muted' : ''}`}
       onClick={() => void store.openChat(model.chat.id)}
       onKeyDown={(e) => {
         if (e.key === 'Enter' || e.key === ' ') {
           e.preventDefault();
           void store.openChat(model.chat.id);
+        } else if (e.key === 'ContextMenu' || (e.key === 'F10' && e.shiftKey)) {
+          e.preventDefault();
+          const r = e.currentTarget.getBoundingClientRect();
+          props.onMenu(r.right - 240, r.bottom);
         }
       }}
       onContextMenu={(e) => {
@@ -298,7 +324,7 @@ function ChatRow(props: { store: AppStore; model: ChatModel; menuOpen: boolean; 
       <Avatar name={title} id={store.peer(model)?.id ?? model.chat.id * 7} group={group} />
       <div class="row-body">
         <div class="row-top">
-          <span class="row-title" data-testid="chat-title">{title}</span>
+          <span class="row-title" dir="auto" data-testid="chat-title">{title}</span>
           <span class="row-time">{listTime(time)}</span>
         </div>
         <div class="row-bottom">
@@ -309,7 +335,7 @@ function ChatRow(props: { store: AppStore; model: ChatModel; menuOpen: boolean; 
             </span>
           )}
           {unread > 0 && (
-            <span class="badge" data-testid="unread-badge">
+            <span class="badge" data-testid="unread-badge" aria-label={`${unread} unread message${unread === 1 ? '' : 's'}`} role="img">
               {unread > 99 ? '99+' : unread}
             </span>
           )}
@@ -318,20 +344,22 @@ function ChatRow(props: { store: AppStore; model: ChatModel; menuOpen: boolean; 
               <PinIcon />
             </span>
           )}
-          <button
-            class="row-menu-btn"
-            aria-label="Chat options"
-            data-testid="chat-row-menu"
-            onClick={(e) => {
-              e.stopPropagation();
-              const r = e.currentTarget.getBoundingClientRect();
-              props.onMenu(r.left, r.bottom + 4);
-            }}
-          >
-            <ChevronIcon />
-          </button>
+
         </div>
       </div>
+    </div>
+    <button
+      class="row-menu-btn"
+      aria-label="Chat options"
+      data-testid="chat-row-menu"
+      onClick={(e) => {
+        e.stopPropagation();
+        const r = e.currentTarget.getBoundingClientRect();
+        props.onMenu(r.left, r.bottom + 4);
+      }}
+    >
+      <ChevronIcon />
+    </button>
     </div>
   );
 }
@@ -343,7 +371,7 @@ function UserRow(props: { user: User; onClick: () => void; selected?: boolean; t
       <Avatar name={user.display_name} id={user.id} size={44} />
       <div class="row-body">
         <div class="row-top">
-          <span class="row-title">{user.display_name}</span>
+          <span class="row-title" dir="auto">{user.display_name}</span>
         </div>
         <div class="row-bottom">
           <span class="row-preview">@{user.username}</span>
@@ -379,7 +407,7 @@ function NewChatView(props: { store: AppStore; onDone: () => void }) {
       <div class="search">
         <div class="search-box">
           <SearchIcon />
-          <input autoFocus placeholder="Search people by username" value={q} data-testid="people-search" onInput={(e) => setQ(e.currentTarget.value)} />
+          <input aria-label="Search people by username" autoFocus placeholder="Search people by username" value={q} data-testid="people-search" onInput={(e) => setQ(e.currentTarget.value)} />
         </div>
       </div>
       <div class="list">
@@ -431,7 +459,7 @@ function NewGroupView(props: { store: AppStore; onDone: () => void }) {
           <div class="group-avatar-ph">
             <GroupIcon size={28} />
           </div>
-          <input
+          <input aria-label="Group subject"
             class="underline"
             placeholder="Group subject"
             maxLength={64}
@@ -455,7 +483,7 @@ function NewGroupView(props: { store: AppStore; onDone: () => void }) {
         )}
         <div class="search-box">
           <SearchIcon />
-          <input placeholder="Add members by username" value={q} data-testid="member-search" onInput={(e) => setQ(e.currentTarget.value)} />
+          <input aria-label="Add members by username" placeholder="Add members by username" value={q} data-testid="member-search" onInput={(e) => setQ(e.currentTarget.value)} />
         </div>
       </div>
       <div class="list">
@@ -485,6 +513,7 @@ function SettingsView(props: { store: AppStore; onDone: () => void }) {
   const [editing, setEditing] = useState(false);
   const [devices, setDevices] = useState<Device[] | null>(null);
   const [privacy, setPrivacy] = useState<PrivacySettings | null>(null);
+  const [theme, setTheme] = useState<Theme>(loadTheme);
   const [error, setError] = useState<string | null>(null);
   const load = () => {
     store.api.devices().then(setDevices).catch(() => setDevices([]));
@@ -527,7 +556,7 @@ function SettingsView(props: { store: AppStore; onDone: () => void }) {
                     });
                   }}
                 >
-                  <input class="underline" value={name} maxLength={64} data-testid="name-input" onInput={(e) => setName(e.currentTarget.value)} autoFocus />
+                  <input class="underline" aria-label="Your name" dir="auto" value={name} maxLength={64} data-testid="name-input" onInput={(e) => setName(e.currentTarget.value)} autoFocus />
                   <button class="icon-btn" type="submit" aria-label="Save name" data-testid="name-save">
                     <CheckIcon />
                   </button>
@@ -562,6 +591,26 @@ function SettingsView(props: { store: AppStore; onDone: () => void }) {
             <p class="settings-note">If you hide yours from someone, you can't see theirs either.</p>
           </section>
         )}
+        <section class="settings-card">
+          <h3>Appearance</h3>
+          <label class="settings-row">
+            <span>Theme</span>
+            <select
+              value={theme}
+              data-testid="theme"
+              onChange={(e) => {
+                const t = e.currentTarget.value as Theme;
+                applyTheme(t);
+                setTheme(t);
+              }}
+            >
+              <option value="system">System default</option>
+              <option value="light">Light</option>
+              <option value="dark">Dark</option>
+            </select>
+          </label>
+          <p class="settings-note">Kept on this device.</p>
+        </section>
         <section class="settings-card" data-testid="devices">
           <h3>Logged-in devices</h3>
           {devices === null && <p class="settings-note">Loading…</p>}

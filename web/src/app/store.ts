@@ -25,6 +25,7 @@ import {
   type User,
   type UserId,
 } from '../hark-client';
+import { DeviceLocal, type Note } from './local';
 
 export interface ChatModel {
   chat: Chat;
@@ -63,9 +64,19 @@ export interface FailedSend {
   message: string;
 }
 
+export interface Confirmation {
+  title: string;
+  body?: string;
+  confirm: string;
+  danger?: boolean;
+  resolve: (ok: boolean) => void;
+}
+
 export type Tick = 'pending' | 'sent' | 'delivered' | 'read' | 'failed';
 
 const PAGE = 50;
+/** Messages shown above the first unread one when a chat opens there. */
+const BEFORE_UNREAD = 10;
 /** A search result at most this far above the loaded range is reached by loading older pages; further back, it gets a window of its own. */
 const REACH = 100;
 /** Messages loaded on each side of a search result reached by a jump. */
@@ -91,6 +102,14 @@ export class AppStore {
   loggedOut = false;
   /** A short-lived message for the person (e.g. an edit the server refused). */
   notice: string | null = null;
+  /** Group event lines, drafts: kept in this browser. */
+  readonly local: DeviceLocal;
+  /** Everyone seen in any chat, so event lines can name people who have left. */
+  private knownUsers = new Map<UserId, User>();
+  /** An in-app confirmation waiting for an answer (instead of the browser's confirm()). */
+  confirmation: Confirmation | null = null;
+  /** The newest incoming message, for the screen reader's polite live region. */
+  announcement = '';
   /** Presence of watched users (ephemeral; hidden fields are null). */
   presence = new Map<UserId, PresenceState>();
   /** Who is typing where, until when (ms since the epoch). */
@@ -112,6 +131,8 @@ export class AppStore {
     private readonly onLoggedOut: () => void,
   ) {
     this.me = session.user;
+    this.knownUsers.set(this.me.id, this.me);
+    this.local = new DeviceLocal(server || location.origin, session.device.id);
     this.api = new HarkApi(server, session.token);
     this.conn = new Connection({
       url: websocketUrl(server || location.origin),
@@ -131,6 +152,7 @@ export class AppStore {
         case 'event':
           if (this.ready) this.apply(e.event);
           else this.queued.push(e.event);
+          if (this.connState.status === 'live' && e.event.kind === 'message' && e.event.sender_id !== this.me.id) this.announce(e.event);
           break;
         case 'ack': {
           const { ack } = e;
@@ -363,8 +385,63 @@ export class AppStore {
   }
 
   /** Fold in a chat from the server; `unread` is null when the answer carried none. */
+  private remember(chat: Chat): void {
+    for (const m of chat.members) this.knownUsers.set(m.user.id, m.user);
+  }
+
+  /** A person's name for event lines: "You", their name, or "Someone" when never seen. */
+  nameOf(id: UserId, names: Record<number, string> = {}): string {
+    if (id === this.me.id) return 'You';
+    return this.knownUsers.get(id)?.display_name ?? names[id] ?? 'Someone';
+  }
+
+  /** Ask the person to confirm (an in-app dialog); resolves to their answer. */
+  ask(c: Omit<Confirmation, 'resolve'>): Promise<boolean> {
+    this.confirmation?.resolve(false);
+    return new Promise((resolve) => {
+      this.confirmation = {
+        ...c,
+        resolve: (ok) => {
+          this.confirmation = null;
+          this.notify();
+          resolve(ok);
+        },
+      };
+      this.notify();
+    });
+  }
+
+  /** The group event lines of a chat, oldest first. */
+  notes(chatId: ChatId): Note[] {
+    return this.local.notesOf(chatId);
+  }
+
+  private note(e: Event & { by: UserId }, c: ChatModel | undefined, extra: Partial<Note>): void {
+    const names: Record<number, string> = {};
+    for (const id of [e.by, extra.user_id]) {
+      const u = id !== undefined ? this.knownUsers.get(id) : undefined;
+      if (u) names[u.id] = u.display_name;
+    }
+    this.local.addNote(e.chat_id, {
+      afterSeq: c?.chat.last_seq ?? 0,
+      kind: e.kind as Note['kind'],
+      by: e.by,
+      names,
+      ...extra,
+    });
+  }
+
+  /** I am no longer a member: keep my read point, so no false unread count appears. */
+  private forgetMe(c: ChatModel): void {
+    const mine = this.member(c, this.me.id);
+    if (mine) c.unreadFloor = Math.max(c.unreadFloor, mine.read_up_to);
+    c.left = true;
+    c.chat = { ...c.chat, members: c.chat.members.filter((m) => m.user.id !== this.me.id) };
+  }
+
   private merge(s: Omit<ChatSummary, 'unread' | 'settings'> & { unread: number | null; settings?: ChatSettings }): ChatModel {
     const existing = this.chats.get(s.chat.id);
+    this.remember(s.chat);
     const floor = s.unread === null ? 0 : Math.max(0, s.chat.last_seq - s.unread);
     if (!existing) {
       const model: ChatModel = {
@@ -386,6 +463,10 @@ export class AppStore {
     }
     // Watermarks only rise: keep the higher of what we have and what came.
     const old = new Map(existing.chat.members.map((m) => [m.user.id, m]));
+    const myOld = old.get(this.me.id);
+    if (myOld && !s.chat.members.some((m) => m.user.id === this.me.id)) {
+      existing.unreadFloor = Math.max(existing.unreadFloor, myOld.read_up_to);
+    }
     existing.chat = {
       ...s.chat,
       last_seq: Math.max(s.chat.last_seq, existing.chat.last_seq),
@@ -458,22 +539,25 @@ export class AppStore {
         return;
       }
       case 'chat_created':
+        if (e.chat_kind === 'group') this.note(e, c, { title: e.title });
         if (!c) void this.fetchChat(e.chat_id);
         return;
       case 'chat_renamed':
+        this.note(e, c, { title: e.title });
         if (c) c.chat = { ...c.chat, title: e.title };
         else void this.fetchChat(e.chat_id);
         return;
       case 'member_removed':
-        if (c && e.user_id === this.me.id) {
-          c.left = true;
-          c.chat = { ...c.chat, members: c.chat.members.filter((m) => m.user.id !== e.user_id) };
-          return;
-        }
+        this.note(e, c, { user_id: e.user_id });
+        if (c && e.user_id === this.me.id) return this.forgetMe(c);
         void this.fetchChat(e.chat_id);
         return;
       case 'member_added':
+        this.note(e, c, { user_id: e.user_id });
+        void this.fetchChat(e.chat_id);
+        return;
       case 'admin_changed':
+        this.note(e, c, { user_id: e.user_id, admin: e.admin });
         void this.fetchChat(e.chat_id);
         return;
       case 'message_edited':
@@ -547,23 +631,44 @@ export class AppStore {
 
   // ---- actions ----
 
-  async openChat(id: ChatId | null): Promise<void> {
+  async openChat(id: ChatId | null, opts: { latest?: boolean } = {}): Promise<void> {
     this.openChatId = id;
     this.notify();
     if (id === null) return;
     const c = this.chats.get(id);
     if (!c || c.historyLoaded) return;
     try {
-      const page = await this.api.history(id, { limit: PAGE });
-      for (const m of page.messages) this.addMessage(m);
-      c.historyLoaded = true;
-      // Anything older than the page's first message is still on the server.
-      const oldest = page.messages[0]?.seq ?? 1;
-      c.hasMoreBefore = page.has_more || oldest > 1 && page.messages.length === 0;
+      const first = this.firstUnread(c);
+      if (!opts.latest && first !== null && c.chat.last_seq - first >= PAGE) {
+        // Many unread: open at the first of them (a window around it, newer
+        // pages on scrolling down), not at the bottom, which would read them all.
+        const [older, newer] = await Promise.all([
+          this.api.history(id, { before: first, limit: BEFORE_UNREAD }),
+          this.api.history(id, { after: first - 1, limit: PAGE }),
+        ]);
+        c.messages = new Map([...older.messages, ...newer.messages].map((m) => [m.seq, m]));
+        c.hasMoreBefore = older.has_more;
+        c.hasMoreAfter = newer.has_more;
+        c.historyLoaded = true;
+      } else {
+        const page = await this.api.history(id, { limit: PAGE });
+        for (const m of page.messages) this.addMessage(m);
+        c.historyLoaded = true;
+        // Anything older than the page's first message is still on the server.
+        const oldest = page.messages[0]?.seq ?? 1;
+        c.hasMoreBefore = page.has_more || oldest > 1 && page.messages.length === 0;
+      }
     } catch {
       // Shown as an empty chat; opening again retries.
     }
     this.notify();
+  }
+
+  /** The first message from others I have not read, or null when all is read. */
+  firstUnread(c: ChatModel): Seq | null {
+    if (this.unread(c) === 0) return null;
+    const mine = this.member(c, this.me.id);
+    return Math.max(mine?.read_up_to ?? 0, c.unreadFloor) + 1;
   }
 
   /** Load the page before the oldest loaded message (scrolling up). */
@@ -612,11 +717,11 @@ export class AppStore {
    * one further back gets a window of its own around it (`before`/`after`),
    * whose newer pages load on scrolling down.
    */
-  async openChatAt(id: ChatId, seq: Seq): Promise<void> {
+  async openChatAt(id: ChatId, seq: Seq, opts: { highlight?: boolean } = {}): Promise<void> {
     await this.openChat(id);
     const c = this.chats.get(id);
     if (!c || this.openChatId !== id) return;
-    c.focus = { seq, at: Date.now() };
+    if (opts.highlight !== false) c.focus = { seq, at: Date.now() };
     this.notify();
     if (c.messages.has(seq)) return;
     const oldest = c.messages.size ? Math.min(...c.messages.keys()) : Infinity;
@@ -649,7 +754,7 @@ export class AppStore {
     c.focus = null;
     c.messages = new Map();
     c.historyLoaded = false;
-    await this.openChat(id);
+    await this.openChat(id, { latest: true });
   }
 
   /** Change my own settings for a chat (mute, archive, pin); my other devices follow by event. */
@@ -690,17 +795,29 @@ export class AppStore {
     return c.chat.kind === 'group' && !!this.member(c, this.me.id)?.admin;
   }
 
-  /** The chat is on screen and the page visible: mark everything shown as read. */
-  markRead(chatId: ChatId): void {
+  /**
+   * Messages up to `upTo` were on screen while the page was visible: mark
+   * them read (never beyond what is loaded).
+   */
+  markRead(chatId: ChatId, upTo: Seq): void {
     const c = this.chats.get(chatId);
     const mine = c && this.member(c, this.me.id);
     if (!c || !mine || c.left || c.messages.size === 0) return;
-    const newest = Math.max(...c.messages.keys());
+    const newest = Math.min(upTo, Math.max(...c.messages.keys()));
     if (newest <= mine.read_up_to) return;
     mine.read_up_to = newest;
     mine.delivered_up_to = Math.max(mine.delivered_up_to, newest);
     this.conn.mark(chatId, { read_up_to: newest });
     this.notify();
+  }
+
+  /** Tell screen readers of an incoming message (a polite live region). */
+  private announce(m: Message): void {
+    const c = this.chats.get(m.chat_id);
+    const from = c ? this.userName(c, m.sender_id) : 'Someone';
+    const where = c && c.chat.kind === 'group' ? ` in ${this.title(c)}` : '';
+    const text = m.text.length > 140 ? `${m.text.slice(0, 140)}…` : m.text;
+    this.announcement = `${from}${where}: ${text}`;
   }
 
   /** Show a short notice for a few seconds. */
@@ -747,8 +864,8 @@ export class AppStore {
     await this.api.removeMember(chatId, userId);
     const c = this.chats.get(chatId);
     if (c) {
-      c.chat = { ...c.chat, members: c.chat.members.filter((m) => m.user.id !== userId) };
-      if (userId === this.me.id) c.left = true;
+      if (userId === this.me.id) this.forgetMe(c);
+      else c.chat = { ...c.chat, members: c.chat.members.filter((m) => m.user.id !== userId) };
     }
     this.notify();
   }
@@ -783,6 +900,7 @@ export class AppStore {
     this.loggedOut = true;
     this.conn.close();
     deviceStore(this.server || location.origin, this.session.device.id).clear();
+    this.local.clear();
     saveSession(this.server || location.origin, null);
     this.onLoggedOut();
   }

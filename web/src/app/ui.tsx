@@ -1,9 +1,12 @@
 // Small shared pieces: avatars, ticks, icons, time formatting.
 
+import { useEffect, useRef } from 'preact/hooks';
+import type { AppStore } from './store';
 import type { JSX } from 'preact';
 import type { Tick } from './store';
 
-const COLORS = ['#00a884', '#53bdeb', '#ff7a59', '#a86cd4', '#e5a50a', '#ef5b86', '#3d8bfd', '#2bb3a3', '#8a7dff', '#d9822b'];
+// Avatar colours, each dark enough for white initials (4.5:1 or more).
+const COLORS = ['#0b7a5b', '#1a6fbf', '#b3261e', '#7b3fa0', '#9a4b14', '#b0144f', '#00707a', '#5b45b8'];
 
 export function initials(name: string): string {
   // Letters and digits only, so "<img …>" does not become "<I".
@@ -19,6 +22,11 @@ export function initials(name: string): string {
 
 export function colorFor(id: number): string {
   return COLORS[Math.abs(id) % COLORS.length];
+}
+
+/** A sender's name colour in a group: the theme's readable variant of their avatar colour. */
+export function nameColorFor(id: number): string {
+  return `var(--name-${Math.abs(id) % COLORS.length})`;
 }
 
 export function Avatar(props: { name: string; id: number; size?: number; group?: boolean }) {
@@ -39,7 +47,7 @@ export function Ticks(props: { tick: Tick }) {
   const label = { pending: 'Sending', sent: 'Sent', delivered: 'Delivered', read: 'Read', failed: 'Not sent' }[tick];
   if (tick === 'pending') {
     return (
-      <span class="ticks pending" data-status="pending" title={label} aria-label={label}>
+      <span class="ticks pending" data-status="pending" title={label} role="img" aria-label={label}>
         <svg viewBox="0 0 16 15" width="16" height="15">
           <path fill="currentColor" d="M9.75 7.713H8.244V5.359a.5.5 0 0 0-.5-.5H7.65a.5.5 0 0 0-.5.5v2.947a.5.5 0 0 0 .5.5h2.1a.5.5 0 0 0 .5-.5v-.094a.5.5 0 0 0-.5-.5zm-1.2-5.783A5.6 5.6 0 1 0 14.15 7.53a5.607 5.607 0 0 0-5.6-5.6zm0 10.147a4.546 4.546 0 1 1 4.546-4.546 4.552 4.552 0 0 1-4.546 4.546z" />
         </svg>
@@ -48,13 +56,13 @@ export function Ticks(props: { tick: Tick }) {
   }
   if (tick === 'failed') {
     return (
-      <span class="ticks failed" data-status="failed" title={label} aria-label={label}>
+      <span class="ticks failed" data-status="failed" title={label} role="img" aria-label={label}>
         !
       </span>
     );
   }
   return (
-    <span class={`ticks ${tick}`} data-status={tick} title={label} aria-label={label}>
+    <span class={`ticks ${tick}`} data-status={tick} title={label} role="img" aria-label={label}>
       {tick === 'sent' ? (
         <svg viewBox="0 0 12 11" width="12" height="11">
           <path fill="currentColor" d="M11.1549 0.652832C11.0745 0.585124 10.9729 0.55127 10.8502 0.55127C10.7021 0.55127 10.5751 0.610514 10.4693 0.729004L4.28038 8.36523L1.87461 6.09277C1.8323 6.04622 1.78151 6.01025 1.72227 5.98486C1.66303 5.95947 1.60166 5.94678 1.53819 5.94678C1.407 5.94678 1.29275 5.99544 1.19541 6.09277L0.884379 6.40381C0.79128 6.49268 0.744731 6.60482 0.744731 6.74023C0.744731 6.87565 0.79128 6.98991 0.884379 7.08301L3.88047 10.0791C4.02859 10.2145 4.19574 10.2822 4.38194 10.2822C4.48773 10.2822 4.58929 10.259 4.68663 10.2124C4.78396 10.1659 4.86436 10.1003 4.92784 10.0156L11.5738 1.59863C11.6458 1.5013 11.6817 1.40186 11.6817 1.30029C11.6817 1.19027 11.6394 1.09294 11.5548 1.0083L11.1549 0.652832Z" />
@@ -189,4 +197,70 @@ export function presenceLabel(p: { online: boolean | null; last_seen: number | n
   if (sameDay(d, now)) return `last seen today at ${clock(p.last_seen)}`;
   if (sameDay(d, yesterday)) return `last seen yesterday at ${clock(p.last_seen)}`;
   return `last seen ${d.toLocaleDateString()} at ${clock(p.last_seen)}`;
+}
+
+// ---- dialogs, focus, announcements ----
+
+/**
+ * The app's confirmation dialog (never the browser's confirm()): focus goes
+ * to the confirm button, Tab stays inside, Escape cancels, and focus returns
+ * to where it was.
+ */
+export function ConfirmDialog(props: { store: AppStore }) {
+  const c = props.store.confirmation;
+  const box = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    if (!c) return;
+    const before = document.activeElement as HTMLElement | null;
+    box.current?.querySelector<HTMLElement>('[data-testid=confirm-ok]')?.focus();
+    return () => before?.focus?.();
+  }, [c]);
+  if (!c) return null;
+  const onKey = (e: KeyboardEvent) => {
+    if (e.key === 'Escape') {
+      e.preventDefault();
+      e.stopPropagation();
+      c.resolve(false);
+    } else if (e.key === 'Tab') {
+      const buttons = [...(box.current?.querySelectorAll<HTMLElement>('button') ?? [])];
+      const i = buttons.indexOf(document.activeElement as HTMLElement);
+      e.preventDefault();
+      buttons[(i + (e.shiftKey ? buttons.length - 1 : 1)) % buttons.length]?.focus();
+    }
+  };
+  return (
+    <div class="modal-backdrop" onClick={() => c.resolve(false)}>
+      <div
+        class="modal confirm"
+        role="alertdialog"
+        aria-modal="true"
+        aria-labelledby="confirm-title"
+        aria-describedby={c.body ? 'confirm-body' : undefined}
+        data-testid="confirm-dialog"
+        ref={box}
+        onClick={(e) => e.stopPropagation()}
+        onKeyDown={onKey}
+      >
+        <h2 id="confirm-title" dir="auto">{c.title}</h2>
+        {c.body && <p id="confirm-body">{c.body}</p>}
+        <div class="confirm-actions">
+          <button class="secondary" data-testid="confirm-cancel" onClick={() => c.resolve(false)}>
+            Cancel
+          </button>
+          <button class={c.danger ? 'primary danger' : 'primary'} data-testid="confirm-ok" onClick={() => c.resolve(true)}>
+            {c.confirm}
+          </button>
+        </div>
+      </div>
+    </div>
+  );
+}
+
+/** A polite live region: screen readers announce incoming messages without moving focus. */
+export function Announcer(props: { store: AppStore }) {
+  return (
+    <div class="sr-only" role="status" aria-live="polite" aria-atomic="true" data-testid="announcer">
+      {props.store.announcement}
+    </div>
+  );
 }

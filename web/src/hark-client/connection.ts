@@ -28,8 +28,15 @@ import type {
 const SYNC_PAGE = 500;
 /** How long the server has to say hello after the socket opens. */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
-/** How often a ping goes out; a ping unanswered by the next one drops the socket. */
-const PING_EVERY_MS = 25_000;
+/**
+ * The heartbeat: a `ping` this often while the page is visible (a hidden
+ * tab's timers are throttled anyway), answered within the deadline or the
+ * socket is taken for dead (a half-open socket after a network change
+ * otherwise looks alive for minutes).
+ */
+const PING_EVERY_MS = 10_000;
+const PING_HIDDEN_EVERY_MS = 30_000;
+const PONG_DEADLINE_MS = 5_000;
 /** How long a request the server asked to retry (e.g. rate_limited) waits. */
 const RETRY_AFTER_MS = 1_000;
 /** Delivered marks are collected this long, so a burst costs one mark per chat. */
@@ -126,13 +133,26 @@ export class Connection {
   private timers = {
     reconnect: 0 as ReturnType<typeof setTimeout> | 0,
     handshake: 0 as ReturnType<typeof setTimeout> | 0,
-    ping: 0 as ReturnType<typeof setInterval> | 0,
+    ping: 0 as ReturnType<typeof setTimeout> | 0,
+    pong: 0 as ReturnType<typeof setTimeout> | 0,
     retry: 0 as ReturnType<typeof setTimeout> | 0,
     deliver: 0 as ReturnType<typeof setTimeout> | 0,
   };
   private current: ConnectionState;
   private stopped = false;
-  private readonly onOnline = () => this.reconnectNow();
+  private readonly onOnline = () => {
+    // Back online: connect now, or check at once that the socket survived.
+    if (this.ws) this.ping();
+    else this.reconnectNow();
+  };
+  /** The browser knows the network is gone: do not wait for the socket to time out. */
+  private readonly onOffline = () => this.abandon('you are offline');
+  /** A page coming back into view (a phone waking up) checks its socket at once. */
+  private readonly onVisible = () => {
+    if (document.visibilityState !== 'visible') return;
+    if (this.authed) this.ping();
+    else this.reconnectNow();
+  };
 
   constructor(private readonly opts: ConnectionOptions) {
     const cursor = opts.store.loadCursor();
@@ -167,7 +187,11 @@ export class Connection {
 
   /** Open the first socket. Reconnects happen by themselves until `close`. */
   start(): void {
-    if (typeof window !== 'undefined') window.addEventListener('online', this.onOnline);
+    if (typeof window !== 'undefined') {
+      window.addEventListener('online', this.onOnline);
+      window.addEventListener('offline', this.onOffline);
+      document.addEventListener('visibilitychange', this.onVisible);
+    }
     this.open();
   }
 
@@ -317,7 +341,10 @@ export class Connection {
     if (this.stopped) return;
     const attempt = this.current.attempt + 1;
     this.update({ status: 'reconnecting', attempt, lastError: reason });
-    const base = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** Math.min(attempt - 1, 10));
+    // While the browser says it is offline, try only now and then: its
+    // `online` event reconnects at once.
+    const offline = typeof navigator !== 'undefined' && navigator.onLine === false;
+    const base = offline ? this.backoff.maxMs : Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** Math.min(attempt - 1, 10));
     const delay = base / 2 + Math.random() * (base / 2);
     clearTimeout(this.timers.reconnect);
     this.timers.reconnect = setTimeout(() => this.open(), delay);
@@ -333,7 +360,9 @@ export class Connection {
     this.authId = this.syncId = this.pingId = null;
     this.ephemeral.clear();
     clearTimeout(this.timers.handshake);
-    clearInterval(this.timers.ping);
+    clearTimeout(this.timers.ping);
+    clearTimeout(this.timers.pong);
+    this.timers.ping = this.timers.pong = 0;
     clearTimeout(this.timers.retry);
     clearTimeout(this.timers.deliver);
     this.timers.retry = this.timers.deliver = 0;
@@ -350,7 +379,11 @@ export class Connection {
     this.teardownSocket();
     this.stopped = true;
     clearTimeout(this.timers.reconnect);
-    if (typeof window !== 'undefined') window.removeEventListener('online', this.onOnline);
+    if (typeof window !== 'undefined') {
+      window.removeEventListener('online', this.onOnline);
+      window.removeEventListener('offline', this.onOffline);
+      document.removeEventListener('visibilitychange', this.onVisible);
+    }
     try {
       ws?.close();
     } catch {
@@ -394,7 +427,12 @@ export class Connection {
         return this.carryOut(steps);
       }
       case 'pong':
-        if (this.pingId === frame.id) this.pingId = null;
+        if (this.pingId === frame.id) {
+          this.pingId = null;
+          clearTimeout(this.timers.pong);
+          this.timers.pong = 0;
+          this.schedulePing();
+        }
         return;
       case 'error':
         if (frame.id === undefined) {
@@ -448,8 +486,13 @@ export class Connection {
     this.carryOut([this.catchup.connected()]);
     this.flush();
     if (this.watchSet.users.length || this.watchSet.chats.length) this.sendWatch();
-    clearInterval(this.timers.ping);
-    this.timers.ping = setInterval(() => this.ping(), PING_EVERY_MS);
+    this.schedulePing();
+  }
+
+  private schedulePing(): void {
+    clearTimeout(this.timers.ping);
+    const hidden = typeof document !== 'undefined' && document.visibilityState === 'hidden';
+    this.timers.ping = setTimeout(() => this.ping(), hidden ? PING_HIDDEN_EVERY_MS : PING_EVERY_MS);
   }
 
   private onRequestError(id: number, code: ErrorCode, message: string): void {
@@ -486,7 +529,13 @@ export class Connection {
       // Catch-up cannot go on without this page; a fresh socket starts it again.
       return this.abandon(`sync failed: ${code}: ${message}`);
     }
-    if (this.pingId === id) this.pingId = null;
+    if (this.pingId === id) {
+      // Any answer shows the socket is alive.
+      this.pingId = null;
+      clearTimeout(this.timers.pong);
+      this.timers.pong = 0;
+      this.schedulePing();
+    }
   }
 
   private carryOut(steps: Step[]): void {
@@ -533,10 +582,13 @@ export class Connection {
     this.toDeliver.clear();
   }
 
+  /** Send a heartbeat (unless one is in flight); no pong within the deadline drops the socket. */
   private ping(): void {
-    if (this.pingId !== null) return this.abandon('the server stopped answering pings');
+    if (!this.ws || !this.authed || this.pingId !== null) return;
+    clearTimeout(this.timers.ping);
     this.pingId = this.nextId();
     this.write({ type: 'ping', id: this.pingId });
+    this.timers.pong = setTimeout(() => this.abandon('the server stopped answering'), PONG_DEADLINE_MS);
   }
 
   /** Send every queued request not yet sent on this socket. */

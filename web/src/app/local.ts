@@ -1,0 +1,94 @@
+// What this browser keeps for the app beyond the protocol's cursor and
+// outbox: group event lines (history does not carry them), drafts per chat,
+// and the colour theme. Kept per device; logging out forgets them.
+
+import type { ChatId, Seq, UserId } from '../hark-client';
+
+/** A group event line ("Alice added Carol"), placed after the message it followed. */
+export interface Note {
+  /** The chat's last seq when the event was applied: the line goes below that message. */
+  afterSeq: Seq;
+  kind: 'chat_created' | 'chat_renamed' | 'member_added' | 'member_removed' | 'admin_changed';
+  by: UserId;
+  user_id?: UserId;
+  title?: string | null;
+  admin?: boolean;
+  /** Names as known when the event was applied (members who left are no longer listed). */
+  names: Record<number, string>;
+}
+
+/** At most this many lines are kept per chat. */
+const NOTES_PER_CHAT = 100;
+
+function get<T>(key: string, fallback: T): T {
+  try {
+    const raw = localStorage.getItem(key);
+    return raw === null ? fallback : (JSON.parse(raw) as T);
+  } catch {
+    return fallback;
+  }
+}
+
+function put(key: string, value: unknown): void {
+  try {
+    if (value === null) localStorage.removeItem(key);
+    else localStorage.setItem(key, JSON.stringify(value));
+  } catch {
+    // Storage full or disabled: the app works on without it.
+  }
+}
+
+export class DeviceLocal {
+  private readonly base: string;
+  private notes: Record<number, Note[]>;
+  private drafts: Record<number, string>;
+
+  constructor(origin: string, deviceId: number) {
+    this.base = `hark:${origin}:device:${deviceId}`;
+    this.notes = get(`${this.base}:notes`, {});
+    this.drafts = get(`${this.base}:drafts`, {});
+  }
+
+  notesOf(chatId: ChatId): Note[] {
+    return this.notes[chatId] ?? [];
+  }
+
+  addNote(chatId: ChatId, note: Note): void {
+    this.notes[chatId] = [...this.notesOf(chatId), note].slice(-NOTES_PER_CHAT);
+    put(`${this.base}:notes`, this.notes);
+  }
+
+  draft(chatId: ChatId): string {
+    return this.drafts[chatId] ?? '';
+  }
+
+  setDraft(chatId: ChatId, text: string): void {
+    if ((this.drafts[chatId] ?? '') === text) return;
+    if (text) this.drafts[chatId] = text;
+    else delete this.drafts[chatId];
+    put(`${this.base}:drafts`, this.drafts);
+  }
+
+  clear(): void {
+    put(`${this.base}:notes`, null);
+    put(`${this.base}:drafts`, null);
+    this.notes = {};
+    this.drafts = {};
+  }
+}
+
+export type Theme = 'system' | 'light' | 'dark';
+const THEME_KEY = 'hark:theme';
+
+/** The theme chosen on this device ("system" follows prefers-color-scheme). */
+export function loadTheme(): Theme {
+  const t = get<string>(THEME_KEY, 'system');
+  return t === 'light' || t === 'dark' ? t : 'system';
+}
+
+export function applyTheme(theme: Theme): void {
+  put(THEME_KEY, theme === 'system' ? null : theme);
+  const root = document.documentElement;
+  if (theme === 'system') root.removeAttribute('data-theme');
+  else root.setAttribute('data-theme', theme);
+}
