@@ -82,6 +82,13 @@ pub struct Limits {
     pub auth_timeout_secs: u64,
     /// Seconds without any frame from the client before the server closes.
     pub idle_timeout_secs: u64,
+    /// Seconds between pings to sockets that authenticated in a frame (the
+    /// browser client): a dropped network shows within about
+    /// `heartbeat_timeout_secs` instead of the idle timeout.
+    pub heartbeat_ping_secs: u64,
+    /// Seconds without any frame (a pong counts) after which such a socket
+    /// is taken for dead and closed.
+    pub heartbeat_timeout_secs: u64,
     /// Most events in one sync answer.
     pub max_sync_page: u32,
     /// Login attempts per username per minute.
@@ -128,6 +135,8 @@ impl Default for Limits {
             connections_per_address: 10_000,
             auth_timeout_secs: 10,
             idle_timeout_secs: 90,
+            heartbeat_ping_secs: 3,
+            heartbeat_timeout_secs: 7,
             max_sync_page: 500,
             logins_per_minute: 10,
             presence_grace_ms: 3_000,

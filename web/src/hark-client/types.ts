@@ -33,6 +33,7 @@ export type ErrorCode =
   | 'too_many_connections'
   | 'origin_not_allowed'
   | 'shutting_down'
+  | 'unavailable'
   | 'internal';
 
 export interface ErrorBody {

@@ -152,6 +152,7 @@ async fn open(
         inflight: Inflight::default(),
         sink,
         registration,
+        heartbeat: auth_frame_id.is_some(),
     };
     Some((conn, stream, rx))
 }
@@ -285,6 +286,10 @@ struct Connection {
     bucket: TokenBucket,
     /// Typing frames have their own, stricter rate.
     typing_bucket: TokenBucket,
+    /// Authenticated in a frame (browsers, which cannot set headers): pinged
+    /// often and cut off soon when silent, so a dropped network shows as
+    /// "last seen" within seconds (`heartbeat_*` limits).
+    heartbeat: bool,
 }
 
 impl Connection {
@@ -296,11 +301,19 @@ impl Connection {
         let state = self.state.clone();
         let shutdown = state.shutdown.wait();
         tokio::pin!(shutdown);
-        let idle = Duration::from_secs(state.config.limits.idle_timeout_secs);
+        let limits = &state.config.limits;
+        let (ping_every, idle) = if self.heartbeat {
+            (
+                Duration::from_secs(limits.heartbeat_ping_secs.max(1)),
+                Duration::from_secs(limits.heartbeat_timeout_secs.max(1)),
+            )
+        } else {
+            (PING_EVERY, Duration::from_secs(limits.idle_timeout_secs))
+        };
         let mut idle_deadline = Instant::now() + idle;
         // One timer for pings and the idle cut-off: a `tokio::time::Interval`
         // kept a second, boxed `Sleep` (~128 bytes) in every connection.
-        let mut next_ping = Instant::now() + PING_EVERY;
+        let mut next_ping = Instant::now() + ping_every;
         loop {
             tokio::select! {
                 _ = &mut shutdown => {
@@ -331,7 +344,7 @@ impl Connection {
                     }
                     // On a fixed schedule, like `Interval`'s default: a late
                     // ping is sent at once and the next keeps its time.
-                    next_ping += PING_EVERY;
+                    next_ping += ping_every;
                     if self.sink.send(Message::Ping(Default::default())).await.is_err() {
                         return;
                     }

@@ -327,3 +327,34 @@ async fn privacy_settings_matrix_is_enforced_by_the_server() {
         (400, Some("invalid_field"))
     );
 }
+
+#[tokio::test]
+async fn a_browser_socket_that_goes_silent_is_cut_off_and_shows_last_seen_soon() {
+    let app = spawn_with(|c| {
+        c.limits.presence_grace_ms = 300;
+        c.limits.heartbeat_ping_secs = 1;
+        c.limits.heartbeat_timeout_secs = 2;
+    })
+    .await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let mut a = app.ws(&alice).await;
+    a.watch(&[bob.user_id], &[]).await.unwrap();
+    // Bob's browser authenticates in a frame, then its network drops: it
+    // reads nothing more, so it answers no ping.
+    let mut browser = app.ws_raw().await;
+    browser
+        .send_text(json!({"type": "auth", "id": 1, "token": bob.token}).to_string())
+        .await;
+    assert!(matches!(browser.next_frame().await, ServerFrame::Hello(_)));
+    assert_eq!(presence(a.next_ephemeral().await).online, Some(true));
+    let dropped = std::time::Instant::now();
+    let p = presence(a.next_ephemeral().await);
+    assert_eq!(p.online, Some(false));
+    assert!(p.last_seen.is_some());
+    let took = dropped.elapsed();
+    assert!(
+        took < Duration::from_secs(6),
+        "silent for the 2 s heartbeat timeout plus the grace, not the 90 s idle timeout: {took:?}"
+    );
+}
