@@ -97,20 +97,33 @@ impl Stored {
         }
     }
 
-    /// The `msg_seq` and `payload` columns of the stream row for the event
-    /// whose JSON is `json`.
-    pub(crate) fn columns(self, json: &Arc<str>) -> StoreResult<(Option<Seq>, Option<Arc<str>>)> {
-        Ok(match self {
-            Stored::Message(seq) => (Some(seq), None),
-            Stored::Json => (None, Some(json.clone())),
-            Stored::Edit(seq) => {
-                let mut event: Event = serde_json::from_str(json)
-                    .map_err(|e| StoreError::Corrupt(format!("edit event: {e}")))?;
-                if let Event::MessageEdited { text, .. } = &mut event {
-                    text.clear();
-                }
-                (Some(seq), Some(event_json(&event)?))
+    /// The `msg_seq` and `payload` columns of the stream row for `event`,
+    /// whose JSON (as delivered live) is `json`.
+    pub(crate) fn columns(
+        self,
+        event: &Event,
+        json: &Arc<str>,
+    ) -> StoreResult<(Option<Seq>, Option<Arc<str>>)> {
+        Ok(match (self, event) {
+            (Stored::Message(seq), _) => (Some(seq), None),
+            (
+                Stored::Edit(seq),
+                Event::MessageEdited {
+                    chat_id,
+                    seq: edited,
+                    edited_at,
+                    ..
+                },
+            ) => {
+                let textless = Event::MessageEdited {
+                    chat_id: *chat_id,
+                    seq: *edited,
+                    text: String::new(),
+                    edited_at: *edited_at,
+                };
+                (Some(seq), Some(event_json(&textless)?))
             }
+            (Stored::Json | Stored::Edit(_), _) => (None, Some(json.clone())),
         })
     }
 }

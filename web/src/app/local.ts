@@ -86,9 +86,18 @@ export function loadTheme(): Theme {
   return t === 'light' || t === 'dark' ? t : 'system';
 }
 
+const systemDark = window.matchMedia('(prefers-color-scheme: dark)');
+let followsSystem = false;
+
+/** Sets `data-theme` on the root, the one switch the stylesheet reads:
+ * "system" resolves to the system's scheme now and whenever it changes. */
 export function applyTheme(theme: Theme): void {
   put(THEME_KEY, theme === 'system' ? null : theme);
-  const root = document.documentElement;
-  if (theme === 'system') root.removeAttribute('data-theme');
-  else root.setAttribute('data-theme', theme);
+  followsSystem = theme === 'system';
+  const resolved = followsSystem ? (systemDark.matches ? 'dark' : 'light') : theme;
+  document.documentElement.setAttribute('data-theme', resolved);
 }
+
+systemDark.addEventListener('change', () => {
+  if (followsSystem) applyTheme('system');
+});

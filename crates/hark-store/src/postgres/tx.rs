@@ -193,7 +193,7 @@ impl Tx {
         event: &Event,
     ) -> StoreResult<()> {
         let json = crate::pages::event_json(event)?;
-        let (msg_seq, payload) = stored.columns(&json)?;
+        let (msg_seq, payload) = stored.columns(event, &json)?;
         self.pending.push(Pending {
             users: users.to_vec(),
             chat_id,

@@ -109,9 +109,7 @@ impl WriteCtx<'_> {
         msg_seq: Option<Seq>,
         event: &Event,
     ) -> StoreResult<()> {
-        let json = crate::pages::event_json(event)?;
-        let stored = crate::pages::Stored::of(msg_seq);
-        self.append(users, chat_id, stored, json)
+        self.append(users, chat_id, crate::pages::Stored::of(msg_seq), event)
     }
 
     /// Appends an edit (`event`, a `MessageEdited`) of message `seq` to
@@ -123,8 +121,7 @@ impl WriteCtx<'_> {
         seq: Seq,
         event: &Event,
     ) -> StoreResult<()> {
-        let json = crate::pages::event_json(event)?;
-        self.append(users, chat_id, crate::pages::Stored::Edit(seq), json)
+        self.append(users, chat_id, crate::pages::Stored::Edit(seq), event)
     }
 
     /// Records that this job erased content (a delete for everyone, an
@@ -138,9 +135,10 @@ impl WriteCtx<'_> {
         users: &[UserId],
         chat_id: ChatId,
         stored: crate::pages::Stored,
-        json: Arc<str>,
+        event: &Event,
     ) -> StoreResult<()> {
-        let (msg_seq, payload) = stored.columns(&json)?;
+        let json = crate::pages::event_json(event)?;
+        let (msg_seq, payload) = stored.columns(event, &json)?;
         let mut insert = self.conn.prepare_cached(
             "INSERT INTO stream_events (user_id, pos, chat_id, msg_seq, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
