@@ -42,7 +42,9 @@
 
 mod accounts;
 mod chats;
+mod jobs;
 mod messages;
+mod presence;
 mod receipts;
 mod rows;
 mod schema;
@@ -52,9 +54,11 @@ mod sequencer;
 mod stream;
 mod tx;
 
+use crate::jobs::{Job, JobCounts, JobFate, JobId, NewJob};
 use crate::{
-    AccountStore, AuthedDevice, ChatStore, CommitListener, Credentials, HistoryQuery, MessageStore,
-    NewMessage, PresenceRecord, StoreError, StoreResult, SyncPage, Windows,
+    AccountStore, AuthedDevice, ChatStore, CommitListener, Credentials, HistoryQuery, JobStore,
+    MessageStore, NewMessage, PresenceRecord, PresenceStore, StoreError, StoreResult, SyncPage,
+    Windows,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -180,6 +184,110 @@ impl crate::Lifecycle for PostgresStore {
     /// Stops handing out connections; writes in flight finish.
     fn close(&self) {
         self.pool.close();
+    }
+}
+
+/// Claiming, completing and failing a job are one statement each, run on
+/// their own (autocommit) rather than in a write transaction.
+#[async_trait]
+impl JobStore for PostgresStore {
+    async fn enqueue_job(&self, job: NewJob) -> StoreResult<JobId> {
+        self.write(job, |tx, job| Box::pin(async move { jobs::insert(tx, &job).await }))
+            .await
+    }
+
+    async fn claim_jobs(
+        &self,
+        node: &str,
+        now: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Job>> {
+        self.read(|db| async move { jobs::claim(&db, node, now, lease_ms, limit).await })
+            .await
+    }
+
+    async fn complete_job(&self, id: JobId) -> StoreResult<()> {
+        self.read(|db| async move { jobs::complete(&db, id).await })
+            .await
+    }
+
+    async fn fail_job(
+        &self,
+        id: JobId,
+        attempts: u32,
+        error: &str,
+        now: i64,
+    ) -> StoreResult<JobFate> {
+        self.read(|db| async move { jobs::fail(&db, id, attempts, error, now).await })
+            .await
+    }
+
+    async fn job_counts(&self) -> StoreResult<JobCounts> {
+        self.read(|db| async move { jobs::counts(&db).await }).await
+    }
+}
+
+#[async_trait]
+impl PresenceStore for PostgresStore {
+    async fn node_connected(
+        &self,
+        node: &str,
+        user: UserId,
+        session: u64,
+        now: i64,
+    ) -> StoreResult<()> {
+        self.write(node.to_owned(), move |tx, node| {
+            Box::pin(async move { presence::connected(tx, &node, user, session, now).await })
+        })
+        .await
+    }
+
+    async fn node_disconnected(
+        &self,
+        node: &str,
+        user: UserId,
+        session: u64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        self.write(node.to_owned(), move |tx, node| {
+            Box::pin(async move { presence::disconnected(tx, &node, user, session, now).await })
+        })
+        .await
+    }
+
+    async fn online_among(
+        &self,
+        users: &[UserId],
+        now: i64,
+        node_timeout_ms: i64,
+    ) -> StoreResult<HashSet<UserId>> {
+        self.read(|db| async move {
+            presence::online_among(&db, users, now, node_timeout_ms).await
+        })
+        .await
+    }
+
+    async fn heartbeat(
+        &self,
+        node: &str,
+        now: i64,
+        node_timeout_ms: i64,
+        restarted: bool,
+    ) -> StoreResult<u64> {
+        self.write(node.to_owned(), move |tx, node| {
+            Box::pin(async move {
+                presence::heartbeat(tx, &node, now, node_timeout_ms, restarted).await
+            })
+        })
+        .await
+    }
+
+    async fn node_stopped(&self, node: &str, now: i64) -> StoreResult<u64> {
+        self.write(node.to_owned(), move |tx, node| {
+            Box::pin(async move { presence::stopped(tx, &node, now).await })
+        })
+        .await
     }
 }
 

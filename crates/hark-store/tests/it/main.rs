@@ -14,6 +14,7 @@
 )]
 
 mod conformance;
+mod jobs;
 mod same_answers;
 mod scale_out;
 mod search;
