@@ -256,8 +256,13 @@ pub trait JobStore: Send + Sync {
     async fn complete_job(&self, id: JobId) -> StoreResult<()>;
     /// The job's run number `attempts` failed at `now`: it is retried later
     /// or marked dead, as [`crate::rules::jobs::after_failure`] decides.
-    async fn fail_job(&self, id: JobId, attempts: u32, error: &str, now: i64)
-        -> StoreResult<JobFate>;
+    async fn fail_job(
+        &self,
+        id: JobId,
+        attempts: u32,
+        error: &str,
+        now: i64,
+    ) -> StoreResult<JobFate>;
     /// How many jobs are pending and dead.
     async fn job_counts(&self) -> StoreResult<JobCounts>;
 }
@@ -274,8 +279,15 @@ pub trait JobStore: Send + Sync {
 pub trait PresenceStore: Send + Sync {
     /// `node` holds a connection of `user` since `now`. `session` tells this
     /// stay apart from an earlier one the node may still be removing.
-    async fn node_connected(&self, node: &str, user: UserId, session: u64, now: i64)
-        -> StoreResult<()>;
+    /// Returns whether another node already held the user (so they were
+    /// online already, and nothing needs announcing).
+    async fn node_connected(
+        &self,
+        node: &str,
+        user: UserId,
+        session: u64,
+        now: i64,
+    ) -> StoreResult<bool>;
     /// `node` no longer holds connections of `user` (its stay `session`
     /// ended, the grace period is over). When no node holds the user any
     /// more, a `went_offline` job (last seen `now`) is written with the

@@ -192,8 +192,10 @@ impl crate::Lifecycle for PostgresStore {
 #[async_trait]
 impl JobStore for PostgresStore {
     async fn enqueue_job(&self, job: NewJob) -> StoreResult<JobId> {
-        self.write(job, |tx, job| Box::pin(async move { jobs::insert(tx, &job).await }))
-            .await
+        self.write(job, |tx, job| {
+            Box::pin(async move { jobs::insert(tx, &job).await })
+        })
+        .await
     }
 
     async fn claim_jobs(
@@ -236,7 +238,7 @@ impl PresenceStore for PostgresStore {
         user: UserId,
         session: u64,
         now: i64,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         self.write(node.to_owned(), move |tx, node| {
             Box::pin(async move { presence::connected(tx, &node, user, session, now).await })
         })
@@ -262,9 +264,9 @@ impl PresenceStore for PostgresStore {
         now: i64,
         node_timeout_ms: i64,
     ) -> StoreResult<HashSet<UserId>> {
-        self.read(|db| async move {
-            presence::online_among(&db, users, now, node_timeout_ms).await
-        })
+        self.read(
+            |db| async move { presence::online_among(&db, users, now, node_timeout_ms).await },
+        )
         .await
     }
 

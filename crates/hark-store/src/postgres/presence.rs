@@ -24,14 +24,20 @@ pub(crate) async fn connected(
     user: UserId,
     session: u64,
     now: i64,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
+    let elsewhere = tx
+        .opt(
+            "SELECT 1 FROM presence WHERE user_id = $1 AND node_id <> $2 LIMIT 1",
+            &[&user.0, &node],
+        )
+        .await?;
     tx.exec(
         "INSERT INTO presence (user_id, node_id, session, since) VALUES ($1, $2, $3, $4)
          ON CONFLICT (user_id, node_id) DO UPDATE SET session = $3, since = $4",
         &[&user.0, &node, &(session as i64), &now],
     )
     .await?;
-    Ok(())
+    Ok(elsewhere.is_some())
 }
 
 pub(crate) async fn disconnected(
@@ -67,7 +73,10 @@ async fn lock_users(tx: &Tx, users: &[i64]) -> StoreResult<()> {
 /// The caller holds the user's lock.
 async fn went_offline_if_gone(tx: &mut Tx, user: UserId, at: i64) -> StoreResult<bool> {
     let elsewhere = tx
-        .opt("SELECT 1 FROM presence WHERE user_id = $1 LIMIT 1", &[&user.0])
+        .opt(
+            "SELECT 1 FROM presence WHERE user_id = $1 LIMIT 1",
+            &[&user.0],
+        )
         .await?;
     if elsewhere.is_some() {
         return Ok(false);
@@ -90,9 +99,7 @@ pub(crate) async fn online_among(
             &[&ids, &(now - node_timeout_ms)],
         )
         .await?;
-    rows.iter()
-        .map(|r| Ok(UserId(r.try_get(0)?)))
-        .collect()
+    rows.iter().map(|r| Ok(UserId(r.try_get(0)?))).collect()
 }
 
 pub(crate) async fn heartbeat(

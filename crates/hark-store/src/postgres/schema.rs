@@ -6,7 +6,8 @@ use super::tx::Db;
 use crate::StoreResult;
 
 /// Each entry moves the schema from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE EXTENSION IF NOT EXISTS unaccent;
 -- A message's search entry: its words, accents folded and lower-cased, not
 -- stemmed (the semantics of SQLite's unicode61 with remove_diacritics).
@@ -155,7 +156,8 @@ CREATE TABLE jobs (
     created_at BIGINT NOT NULL
 );
 CREATE INDEX jobs_due ON jobs(run_at, id) WHERE state = 'ready';
-"#];
+"#,
+];
 
 /// An arbitrary key for the advisory lock that serialises migrations.
 const MIGRATION_LOCK: i64 = 0x0068_6172_6b6d_6967; // "harkmig"

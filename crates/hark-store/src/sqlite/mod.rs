@@ -261,7 +261,7 @@ impl PresenceStore for SqliteStore {
         user: UserId,
         session: u64,
         now: i64,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let node = node.to_owned();
         self.write(move |ctx| presence::connected(ctx, &node, user, session, now))
             .await

@@ -16,14 +16,19 @@ pub(crate) fn connected(
     user: UserId,
     session: u64,
     now: i64,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
+    let elsewhere: Option<i64> = ctx
+        .conn
+        .prepare_cached("SELECT 1 FROM presence WHERE user_id = ?1 AND node_id <> ?2 LIMIT 1")?
+        .query_row(params![user.0, node], |r| r.get(0))
+        .optional()?;
     ctx.conn
         .prepare_cached(
             "INSERT INTO presence (user_id, node_id, session, since) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (user_id, node_id) DO UPDATE SET session = ?3, since = ?4",
         )?
         .execute(params![user.0, node, session as i64, now])?;
-    Ok(())
+    Ok(elsewhere.is_some())
 }
 
 pub(crate) fn disconnected(
@@ -35,7 +40,9 @@ pub(crate) fn disconnected(
 ) -> StoreResult<bool> {
     let removed = ctx
         .conn
-        .prepare_cached("DELETE FROM presence WHERE user_id = ?1 AND node_id = ?2 AND session = ?3")?
+        .prepare_cached(
+            "DELETE FROM presence WHERE user_id = ?1 AND node_id = ?2 AND session = ?3",
+        )?
         .execute(params![user.0, node, session as i64])?;
     if removed == 0 {
         return Ok(false);
@@ -89,7 +96,9 @@ pub(crate) fn heartbeat(
 ) -> StoreResult<u64> {
     // Each gone node with when it was last heard from: its users' last seen.
     let gone: Vec<(String, i64)> = {
-        let mut stmt = ctx.conn.prepare_cached("SELECT node_id, seen_at FROM nodes")?;
+        let mut stmt = ctx
+            .conn
+            .prepare_cached("SELECT node_id, seen_at FROM nodes")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
         let mut gone = Vec::new();
         for row in rows {

@@ -23,7 +23,10 @@ fn job(kind: &str, run_at: i64) -> NewJob {
 }
 
 async fn went_offline_jobs(store: &Arc<dyn Store>, now: i64) -> Vec<WentOffline> {
-    let jobs = store.claim_jobs("checker", now, 60_000, 1000).await.unwrap();
+    let jobs = store
+        .claim_jobs("checker", now, 60_000, 1000)
+        .await
+        .unwrap();
     jobs.iter()
         .map(|j| {
             assert_eq!(j.kind, WENT_OFFLINE);
@@ -58,7 +61,11 @@ async fn due_jobs_are_claimed_once_per_lease_and_retried_until_dead(b: Backend) 
     assert_eq!(claimed[0].kind, "first");
     assert_eq!(claimed[0].payload, "{\"n\":\"first\"}");
     assert_eq!(claimed[0].attempts, 1);
-    assert!(s.claim_jobs("n2", T + 500, 1_000, 10).await.unwrap().is_empty());
+    assert!(s
+        .claim_jobs("n2", T + 500, 1_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
 
     // Completed: gone for good.
     s.complete_job(first).await.unwrap();
@@ -71,25 +78,20 @@ async fn due_jobs_are_claimed_once_per_lease_and_retried_until_dead(b: Backend) 
     // Failures back off, then the job is dead and never handed out again.
     let mut now = T + 1_100;
     let mut attempts = again[0].attempts;
-    loop {
-        match s.fail_job(second, attempts, "boom", now).await.unwrap() {
-            JobFate::Retry { at } => {
-                assert!(at > now);
-                let early = s.claim_jobs("n1", at - 1, 1_000, 10).await.unwrap();
-                assert!(early.iter().all(|j| j.id != second), "not before {at}");
-                let retried: Vec<_> = s
-                    .claim_jobs("n1", at, 1_000, 10)
-                    .await
-                    .unwrap()
-                    .into_iter()
-                    .filter(|j| j.id == second)
-                    .collect();
-                assert_eq!(retried.len(), 1, "retried at {at}");
-                attempts = retried[0].attempts;
-                now = at + 1;
-            }
-            JobFate::Dead => break,
-        }
+    while let JobFate::Retry { at } = s.fail_job(second, attempts, "boom", now).await.unwrap() {
+        assert!(at > now);
+        let early = s.claim_jobs("n1", at - 1, 1_000, 10).await.unwrap();
+        assert!(early.iter().all(|j| j.id != second), "not before {at}");
+        let retried: Vec<_> = s
+            .claim_jobs("n1", at, 1_000, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|j| j.id == second)
+            .collect();
+        assert_eq!(retried.len(), 1, "retried at {at}");
+        attempts = retried[0].attempts;
+        now = at + 1;
     }
     assert_eq!(attempts, MAX_ATTEMPTS);
     assert!(s
@@ -113,11 +115,18 @@ async fn a_users_last_row_anywhere_writes_one_went_offline_job(b: Backend) {
     let (amy, bo) = (people[0].0, people[1].0);
     s.heartbeat("n1", T, TIMEOUT, true).await.unwrap();
     s.heartbeat("n2", T, TIMEOUT, true).await.unwrap();
-    assert!(s.online_among(&[amy, bo], T, TIMEOUT).await.unwrap().is_empty());
+    assert!(s
+        .online_among(&[amy, bo], T, TIMEOUT)
+        .await
+        .unwrap()
+        .is_empty());
 
     // Amy on two nodes: leaving one keeps her online and writes nothing.
-    s.node_connected("n1", amy, 1, T).await.unwrap();
-    s.node_connected("n2", amy, 7, T).await.unwrap();
+    assert!(!s.node_connected("n1", amy, 1, T).await.unwrap());
+    assert!(
+        s.node_connected("n2", amy, 7, T).await.unwrap(),
+        "already online on n1"
+    );
     assert_eq!(
         s.online_among(&[amy, bo], T, TIMEOUT).await.unwrap(),
         HashSet::from([amy])
@@ -131,11 +140,19 @@ async fn a_users_last_row_anywhere_writes_one_went_offline_job(b: Backend) {
 
     // A late removal of an earlier stay leaves the newer one alone.
     assert!(!s.node_disconnected("n2", amy, 6, T + 6).await.unwrap());
-    assert!(!s.online_among(&[amy], T + 6, TIMEOUT).await.unwrap().is_empty());
+    assert!(!s
+        .online_among(&[amy], T + 6, TIMEOUT)
+        .await
+        .unwrap()
+        .is_empty());
 
     // Her last row goes: one job, with her last seen.
     assert!(s.node_disconnected("n2", amy, 7, T + 9).await.unwrap());
-    assert!(s.online_among(&[amy], T + 9, TIMEOUT).await.unwrap().is_empty());
+    assert!(s
+        .online_among(&[amy], T + 9, TIMEOUT)
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(
         went_offline_jobs(s, T + 9).await,
         vec![WentOffline {
@@ -147,7 +164,11 @@ async fn a_users_last_row_anywhere_writes_one_went_offline_job(b: Backend) {
     // A node stopping removes its rows at once, with their jobs.
     s.node_connected("n1", bo, 2, T + 10).await.unwrap();
     assert_eq!(s.node_stopped("n1", T + 20).await.unwrap(), 1);
-    assert!(s.online_among(&[bo], T + 20, TIMEOUT).await.unwrap().is_empty());
+    assert!(s
+        .online_among(&[bo], T + 20, TIMEOUT)
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(
         went_offline_jobs(s, T + 20).await,
         vec![WentOffline {
@@ -170,7 +191,9 @@ async fn gone_nodes_are_swept_with_their_last_heartbeat_as_last_seen(b: Backend)
     // Past the timeout, the silent node's users no longer count as online,
     // even before anyone swept it.
     let later = T + 1_000 + TIMEOUT + 1;
-    s.heartbeat("live", later - 2, TIMEOUT, false).await.unwrap();
+    s.heartbeat("live", later - 2, TIMEOUT, false)
+        .await
+        .unwrap();
     assert_eq!(
         s.online_among(&[cy, di], later, TIMEOUT).await.unwrap(),
         HashSet::from([di])
@@ -178,7 +201,12 @@ async fn gone_nodes_are_swept_with_their_last_heartbeat_as_last_seen(b: Backend)
     // The next heartbeat of a living node sweeps it: a job for cy (online
     // nowhere else), none for di (still on the living node).
     assert_eq!(s.heartbeat("live", later, TIMEOUT, false).await.unwrap(), 1);
-    assert_eq!(s.heartbeat("live", later + 1, TIMEOUT, false).await.unwrap(), 0);
+    assert_eq!(
+        s.heartbeat("live", later + 1, TIMEOUT, false)
+            .await
+            .unwrap(),
+        0
+    );
     assert_eq!(
         went_offline_jobs(s, later).await,
         vec![WentOffline {
@@ -189,7 +217,10 @@ async fn gone_nodes_are_swept_with_their_last_heartbeat_as_last_seen(b: Backend)
 
     // A node restarting under its old id clears what its last life left.
     s.node_connected("live", ed, 3, later).await.unwrap();
-    assert_eq!(s.heartbeat("live", later + 5, TIMEOUT, true).await.unwrap(), 2);
+    assert_eq!(
+        s.heartbeat("live", later + 5, TIMEOUT, true).await.unwrap(),
+        2
+    );
     let mut swept: Vec<_> = went_offline_jobs(s, later + 5)
         .await
         .into_iter()
