@@ -224,3 +224,89 @@ pub(crate) async fn heartbeat(state: &AppState, restarted: bool) {
         Err(e) => tracing::warn!(error = %e, "node heartbeat"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::config::Config;
+    use hark_store::jobs::{JobCounts, NewJob, WentOffline, WENT_OFFLINE};
+
+    async fn counts(state: &AppState) -> JobCounts {
+        state.store.job_counts().await.unwrap()
+    }
+
+    /// Waits (real time) until `done` holds, up to 10 s.
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        for _ in 0..1000 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting until {what}");
+    }
+
+    /// A good job runs once and is gone; a job whose handler fails, and one
+    /// of a kind this node does not know, stay queued and are retried after
+    /// their backoff rather than lost or run in a loop.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn workers_run_good_jobs_once_and_retry_failures_with_backoff() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config {
+            data_dir: dir.path().into(),
+            ..Config::default()
+        };
+        config.jobs.poll_ms = 50;
+        let state = crate::build(config).await.unwrap().state;
+        let store = state.store.clone();
+        let user = store.create_user("ann", "Ann", "h").await.unwrap();
+        let now = crate::now_ms();
+        let good = WentOffline {
+            user_id: user.id,
+            at: now - 5_000,
+        };
+        store
+            .enqueue_job(NewJob {
+                kind: WENT_OFFLINE.into(),
+                payload: serde_json::to_string(&good).unwrap(),
+                run_at: now,
+            })
+            .await
+            .unwrap();
+        for (kind, payload) in [(WENT_OFFLINE, "{\"nope\":1}"), ("from_a_newer_node", "{}")] {
+            store
+                .enqueue_job(NewJob {
+                    kind: kind.into(),
+                    payload: payload.into(),
+                    run_at: now,
+                })
+                .await
+                .unwrap();
+        }
+        let _workers = spawn(&state);
+        let jobs = &state.jobs;
+        until("the good job ran and both bad ones failed", || {
+            jobs.completed.load(Ordering::Relaxed) == 1 && jobs.failed.load(Ordering::Relaxed) == 2
+        })
+        .await;
+        let stored = store.presence_records(&[user.id]).await.unwrap();
+        assert_eq!(stored[0].last_seen, Some(good.at), "the handler's work");
+        assert_eq!(
+            counts(&state).await,
+            JobCounts {
+                pending: 2,
+                dead: 0
+            }
+        );
+        // Not before their one-second backoff, then again.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(jobs.failed.load(Ordering::Relaxed), 2, "backing off");
+        until("both were retried", || {
+            jobs.failed.load(Ordering::Relaxed) == 4
+        })
+        .await;
+        assert_eq!(jobs.completed.load(Ordering::Relaxed), 1, "ran once");
+        state.shutdown.trigger();
+    }
+}

@@ -141,23 +141,25 @@ pub(crate) async fn heartbeat(
     Ok(written)
 }
 
-/// Removes every row of `node`, with a `went_offline` job (last seen `at`)
-/// for each of its users online nowhere else.
+/// Removes every row of `node`, with a `went_offline` job for each of its
+/// users online nowhere else. Their last seen is `at` (when the node was
+/// last heard from), or when they connected if that was later.
 async fn sweep(tx: &mut Tx, node: &str, at: i64) -> StoreResult<u64> {
-    let mut users: Vec<i64> = tx
+    let mut users: Vec<(i64, i64)> = tx
         .rows(
-            "DELETE FROM presence WHERE node_id = $1 RETURNING user_id",
+            "DELETE FROM presence WHERE node_id = $1 RETURNING user_id, since",
             &[&node],
         )
         .await?
         .iter()
-        .map(|r| r.try_get(0))
-        .collect::<Result<_, _>>()?;
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<StoreResult<_>>()?;
     users.sort_unstable();
-    lock_users(tx, &users).await?;
+    let ids: Vec<i64> = users.iter().map(|&(user, _)| user).collect();
+    lock_users(tx, &ids).await?;
     let mut written = 0;
-    for user in users {
-        if went_offline_if_gone(tx, UserId(user), at).await? {
+    for (user, since) in users {
+        if went_offline_if_gone(tx, UserId(user), at.max(since)).await? {
             written += 1;
         }
     }

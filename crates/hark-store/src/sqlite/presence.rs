@@ -132,19 +132,20 @@ pub(crate) fn heartbeat(
     Ok(written)
 }
 
-/// Removes every row of `node`, with a `went_offline` job (last seen `at`)
-/// for each of its users online nowhere else.
+/// Removes every row of `node`, with a `went_offline` job for each of its
+/// users online nowhere else. Their last seen is `at` (when the node was
+/// last heard from), or when they connected if that was later.
 pub(crate) fn sweep(ctx: &WriteCtx<'_>, node: &str, at: i64) -> StoreResult<u64> {
-    let users: Vec<i64> = {
+    let users: Vec<(i64, i64)> = {
         let mut stmt = ctx
             .conn
-            .prepare_cached("DELETE FROM presence WHERE node_id = ?1 RETURNING user_id")?;
-        let rows = stmt.query_map([node], |r| r.get(0))?;
+            .prepare_cached("DELETE FROM presence WHERE node_id = ?1 RETURNING user_id, since")?;
+        let rows = stmt.query_map([node], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect::<Result<_, _>>()?
     };
     let mut written = 0;
-    for user in users {
-        if went_offline_if_gone(ctx, UserId(user), at)? {
+    for (user, since) in users {
+        if went_offline_if_gone(ctx, UserId(user), at.max(since))? {
             written += 1;
         }
     }
