@@ -9,7 +9,7 @@ use hark_sdk::proto::{
     ChatId, ClientMsgId, ErrorCode, Event, LoginRequest, Register, SendAck, SendRequest, Seq, User,
     UserId,
 };
-use hark_sdk::{Api, ClientEvent, ConnectOptions, Connection, Error, Page};
+use hark_sdk::{Api, ClientEvent, ConnectOptions, Connection, Error, Page, PendingSend};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -243,6 +243,20 @@ impl Device {
     }
 }
 
+/// Sends each SDK sender has in flight at once.
+const WINDOW: usize = 4;
+
+/// Queues a send with the given client id on the connection.
+async fn queue(conn: &Connection, chat: ChatId, client_id: &str) -> Result<PendingSend, String> {
+    conn.queue_send_with_id(
+        chat,
+        ClientMsgId(client_id.to_owned()),
+        format!("message {client_id}"),
+    )
+    .await
+    .map_err(|e| format!("{client_id}: queueing: {e}"))
+}
+
 /// Highest read mark each (user, chat) got `ok` for.
 pub type Marks = Arc<Mutex<HashMap<(UserId, ChatId), i64>>>;
 
@@ -273,8 +287,8 @@ pub struct Load {
 }
 
 impl Load {
-    /// Sends from `device` into `chats` in turn, three in flight at a time,
-    /// and after each three marks the chat read up to the newest message
+    /// Sends from `device` into `chats` in turn, [`WINDOW`] in flight at a
+    /// time, and after each window marks its chats read up to the newest message
     /// the device has seen in it. With `refusals`, a send or mark refused
     /// with `unavailable` is counted and the send queued again with the
     /// same client id; without, any error fails the test.
@@ -302,23 +316,21 @@ impl Load {
             let mut n = 0usize;
             while !stop.load(Ordering::Relaxed) {
                 let mut window = Vec::new();
-                for _ in 0..3 {
+                for _ in 0..WINDOW {
                     let chat = chats[n % chats.len()];
                     let client_id = format!("{name}-{n}");
                     n += 1;
                     window.push((chat, client_id));
                 }
+                // All of the window in flight at once (the outbox keeps
+                // their order), then every ack; a refused one goes again.
+                let mut pending = Vec::new();
                 for (chat, client_id) in &window {
+                    pending.push(queue(&conn, *chat, client_id).await?);
+                }
+                for ((chat, client_id), mut send) in window.iter().zip(pending) {
                     loop {
-                        let pending = conn
-                            .queue_send_with_id(
-                                *chat,
-                                ClientMsgId(client_id.clone()),
-                                format!("message {client_id}"),
-                            )
-                            .await
-                            .map_err(|e| format!("{client_id}: queueing: {e}"))?;
-                        match tokio::time::timeout(ACK_WITHIN, pending.ack()).await {
+                        match tokio::time::timeout(ACK_WITHIN, send.ack()).await {
                             Err(_) => return Err(format!("{client_id}: no ack in {ACK_WITHIN:?}")),
                             Ok(Ok(ack)) => {
                                 acked.record(&ack);
@@ -328,6 +340,7 @@ impl Load {
                                 (Some(r), Some(ErrorCode::Unavailable)) => {
                                     r.note(client_id, false);
                                     tokio::time::sleep(Duration::from_millis(100)).await;
+                                    send = queue(&conn, *chat, client_id).await?;
                                 }
                                 _ => return Err(format!("{client_id}: {e}")),
                             },

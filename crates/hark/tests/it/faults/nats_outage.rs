@@ -3,10 +3,8 @@
 //! across nodes resumes on its own once it is back, and sync repairs what
 //! the outage's live fan-out missed.
 
-use super::ledger::{check, converge, Account, Acked, Device, Load, Marks};
-use super::procs::{
-    need_shared_postgres, new_database, ClusterSettings, Node, OwnNats, SHARED_POSTGRES,
-};
+use super::ledger::{check, check_marks, converge, Account, Acked, Device, Load, Marks};
+use super::procs::{need_shared_postgres, ClusterSettings, Node, OwnNats, SHARED_POSTGRES};
 use hark_sdk::proto::{ChatId, ClientMsgId, CreateGroupRequest};
 use std::time::{Duration, Instant};
 use tokio::task::block_in_place;
@@ -54,7 +52,7 @@ async fn a_nats_outage_delays_live_delivery_across_nodes_and_loses_nothing() {
     let started = Instant::now();
     need_shared_postgres();
     let mut nats = OwnNats::start();
-    let settings = ClusterSettings::new(new_database(SHARED_POSTGRES).await, nats.url());
+    let settings = ClusterSettings::new(SHARED_POSTGRES, &nats.url()).await;
     let a = Node::start(&settings, "node-a");
     let b = Node::start(&settings, "node-b");
 
@@ -164,6 +162,7 @@ async fn a_nats_outage_delays_live_delivery_across_nodes_and_loses_nothing() {
         );
     }
     check("NATS outage", &devices, &acked).await;
+    check_marks("NATS outage", &[&ann, &ben, &cat, &dan], &marks).await;
     for d in devices {
         d.close().await;
     }

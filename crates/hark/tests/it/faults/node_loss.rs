@@ -5,8 +5,8 @@
 
 use super::ledger::{check, check_marks, converge, login, Account, Acked, Device, Load, Marks};
 use super::procs::{
-    need_shared_nats, need_shared_postgres, new_database, Balancer, ClusterSettings, Node,
-    SHARED_NATS, SHARED_POSTGRES,
+    need_shared_nats, need_shared_postgres, Balancer, ClusterSettings, Node, SHARED_NATS,
+    SHARED_POSTGRES,
 };
 use hark_sdk::proto::CreateGroupRequest;
 use std::time::{Duration, Instant};
@@ -16,8 +16,7 @@ async fn killing_a_node_under_load_loses_and_duplicates_nothing() {
     let started = Instant::now();
     need_shared_postgres();
     need_shared_nats();
-    let settings =
-        ClusterSettings::new(new_database(SHARED_POSTGRES).await, SHARED_NATS.to_owned());
+    let settings = ClusterSettings::new(SHARED_POSTGRES, SHARED_NATS).await;
     let mut nodes: Vec<Node> = (1..=3)
         .map(|i| Node::start(&settings, &format!("node-{i}")))
         .collect();

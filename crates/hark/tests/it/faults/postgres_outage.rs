@@ -4,10 +4,8 @@
 //! nothing is acked; once it is back the nodes and the clients recover by
 //! themselves, and every send retried with its client id is stored once.
 
-use super::ledger::{check, converge, Account, Acked, Device, Load, Marks, Refusals};
-use super::procs::{
-    need_shared_nats, new_database, ClusterSettings, Node, OwnPostgres, SHARED_NATS,
-};
+use super::ledger::{check, check_marks, converge, Account, Acked, Device, Load, Marks, Refusals};
+use super::procs::{need_shared_nats, ClusterSettings, Node, OwnPostgres, SHARED_NATS};
 use hark_sdk::proto::{CreateGroupRequest, ErrorCode};
 use hark_sdk::{ConnectOptions, Connection, Error};
 use std::sync::atomic::Ordering;
@@ -20,8 +18,7 @@ async fn a_postgres_restart_refuses_sends_as_unavailable_and_loses_nothing() {
     let started = Instant::now();
     need_shared_nats();
     let mut pg = block_in_place(OwnPostgres::start);
-    let database = new_database(&pg.url("postgres")).await;
-    let settings = ClusterSettings::new(database, SHARED_NATS.to_owned());
+    let settings = ClusterSettings::new(&pg.url("postgres"), SHARED_NATS).await;
     let mut a = Node::start(&settings, "node-a");
     let mut b = Node::start(&settings, "node-b");
 
@@ -186,6 +183,7 @@ async fn a_postgres_restart_refuses_sends_as_unavailable_and_loses_nothing() {
         );
     }
     check("PostgreSQL outage", &devices, &acked).await;
+    check_marks("PostgreSQL outage", &[&ann, &ben, &cat], &marks).await;
     let refused = refusals.ids.lock().unwrap().clone();
     let acked_ids = acked.snapshot();
     let stored_once = refused

@@ -58,27 +58,27 @@ pub fn need_shared_nats() {
     );
 }
 
-/// A fresh database on the PostgreSQL server at `server_url`; its URL.
-/// (Named `hark_test_…`, so `scripts/test.sh` drops what a run leaves.)
-pub async fn new_database(server_url: &str) -> String {
-    let name = format!("hark_test_faults_{}", unique());
-    hark_store::postgres::create_database(server_url, &name)
-        .await
-        .unwrap_or_else(|e| panic!("creating database {name} at {server_url}: {e}"))
-}
-
-/// What every node of one cluster shares: its database, its bus and a
-/// config file holding the bus subject prefix (so tests on one NATS never
-/// see each other's traffic). Holds the nodes' data directories and logs.
+/// What every node of one cluster shares: a fresh database on the
+/// PostgreSQL server, its bus and a config file holding the bus subject
+/// prefix (so tests on one NATS never see each other's traffic). Holds the
+/// nodes' data directories and logs. The database is dropped at the end
+/// (kept, and named, when the test fails); it is named `hark_test_…`, so
+/// `scripts/test.sh` drops whatever a killed run leaves behind.
 pub struct ClusterSettings {
     pub dir: tempfile::TempDir,
     pub database: String,
     pub bus: String,
     config: PathBuf,
+    /// The server's URL and the database's name, to drop it at the end.
+    server: (String, String),
 }
 
 impl ClusterSettings {
-    pub fn new(database: String, bus: String) -> ClusterSettings {
+    pub async fn new(postgres_server: &str, bus: &str) -> ClusterSettings {
+        let name = format!("hark_test_faults_{}", unique());
+        let database = hark_store::postgres::create_database(postgres_server, &name)
+            .await
+            .unwrap_or_else(|e| panic!("creating database {name} at {postgres_server}: {e}"));
         let dir = tempfile::tempdir().expect("a temporary directory");
         let config = dir.path().join("hark.toml");
         std::fs::write(
@@ -89,9 +89,31 @@ impl ClusterSettings {
         ClusterSettings {
             dir,
             database,
-            bus,
+            bus: bus.to_owned(),
             config,
+            server: (postgres_server.to_owned(), name),
         }
+    }
+}
+
+impl Drop for ClusterSettings {
+    fn drop(&mut self) {
+        let (server, name) = &self.server;
+        if std::thread::panicking() {
+            eprintln!("the test's database: {name} at {server}");
+            return;
+        }
+        // Best effort: a database left behind is dropped by scripts/test.sh.
+        let _ = Command::new("psql")
+            .arg(server)
+            .args([
+                "-qc",
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
@@ -125,6 +147,7 @@ impl Node {
             .arg(&settings.config)
             .env("HARK_DATABASE", &settings.database)
             .env("HARK_BUS", &settings.bus)
+            .env("NO_COLOR", "1")
             .env(
                 "HARK_LOG",
                 std::env::var("HARK_LOG").unwrap_or_else(|_| "info".into()),
