@@ -95,9 +95,27 @@ async fn killing_a_node_under_load_loses_and_duplicates_nothing() {
             .map(|s| (&s.name, s.sessions))
             .collect::<Vec<_>>()
     );
+    // The killed node's devices come back through the balancer.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let dropped = devices.iter().filter(|d| d.disconnects() > 0);
+        let back = dropped.clone().all(|d| d.connects() == d.disconnects() + 1);
+        if dropped.count() > 0 && back {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the killed node's devices did not reconnect within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "its devices reconnected through the balancer {:?} after the kill",
+        killed_at.elapsed()
+    );
     acked
         .wait_for(
-            at_kill + 150,
+            at_kill + 200,
             Duration::from_secs(60),
             "load after the kill",
         )
