@@ -3,8 +3,12 @@
 //! PostgreSQL stopped and restarted, each under load, each followed by a
 //! ledger check that nothing acknowledged was lost or stored twice.
 
+mod clients;
+mod cluster;
 mod ledger;
+mod load;
+mod services;
+
 mod nats_outage;
 mod node_loss;
 mod postgres_outage;
-mod procs;

@@ -3,8 +3,11 @@
 //! across nodes resumes on its own once it is back, and sync repairs what
 //! the outage's live fan-out missed.
 
-use super::ledger::{check, check_marks, converge, Account, Acked, Device, Load, Marks};
-use super::procs::{need_shared_postgres, ClusterSettings, Node, OwnNats, SHARED_POSTGRES};
+use super::clients::{Account, Device};
+use super::cluster::{ClusterSettings, Node};
+use super::ledger::{check, check_marks, converge, Acked};
+use super::load::{Load, Marks};
+use super::services::{need_shared_postgres, OwnNats, SHARED_POSTGRES};
 use hark_sdk::proto::{ChatId, ClientMsgId, CreateGroupRequest};
 use std::time::{Duration, Instant};
 use tokio::task::block_in_place;

@@ -3,11 +3,11 @@
 //! through the balancer to the other nodes, their outboxes resend, and
 //! nothing acked is lost or stored twice.
 
-use super::ledger::{check, check_marks, converge, login, Account, Acked, Device, Load, Marks};
-use super::procs::{
-    need_shared_nats, need_shared_postgres, Balancer, ClusterSettings, Node, SHARED_NATS,
-    SHARED_POSTGRES,
-};
+use super::clients::{login, Account, Device};
+use super::cluster::{Balancer, ClusterSettings, Node};
+use super::ledger::{check, check_marks, converge, Acked};
+use super::load::{Load, Marks};
+use super::services::{need_shared_nats, need_shared_postgres, SHARED_NATS, SHARED_POSTGRES};
 use hark_sdk::proto::CreateGroupRequest;
 use std::time::{Duration, Instant};
 

@@ -4,8 +4,11 @@
 //! nothing is acked; once it is back the nodes and the clients recover by
 //! themselves, and every send retried with its client id is stored once.
 
-use super::ledger::{check, check_marks, converge, Account, Acked, Device, Load, Marks, Refusals};
-use super::procs::{need_shared_nats, ClusterSettings, Node, OwnPostgres, SHARED_NATS};
+use super::clients::{Account, Device};
+use super::cluster::{ClusterSettings, Node};
+use super::ledger::{check, check_marks, converge, Acked};
+use super::load::{Load, Marks, Refusals};
+use super::services::{need_shared_nats, OwnPostgres, SHARED_NATS};
 use hark_sdk::proto::{ClientMsgId, CreateGroupRequest, ErrorCode};
 use hark_sdk::{ConnectOptions, Connection, Error};
 use std::sync::atomic::Ordering;
