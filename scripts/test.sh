@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: what the README's test command and CI run.
 # Installs what the tests need on a fresh machine of this kind first
-# (npm packages for the web client, Debian's chromium for browser tests).
+# (npm packages for the web client, Debian's chromium for browser tests,
+# Debian's haproxy for the cluster fault-injection tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,9 @@ if command -v psql >/dev/null; then
     psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
   done
 fi
+# The fault-injection tests (crates/hark/tests/it/faults) put HAProxy in
+# front of their nodes, as scripts/cluster.sh does: install it if missing.
+scripts/cluster.sh deps
 # Rust: unit and integration tests of every crate (servers on 127.0.0.1:0),
 # the server suite on the embedded default (SQLite, in-process bus).
 cargo test --workspace --locked

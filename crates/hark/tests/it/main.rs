@@ -1,4 +1,5 @@
-//! Integration tests of the `hark` binary: the CLI and crash recovery.
+//! Integration tests of the `hark` binary: the CLI, crash recovery and
+//! fault injection on the cluster shape.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -8,4 +9,5 @@
 
 mod cli;
 mod crash;
+mod faults;
 mod support;
