@@ -5,6 +5,7 @@
 //! pass a port-0 listener.
 
 pub mod auth;
+mod bus_repair;
 pub mod config;
 pub mod error;
 mod health;
@@ -102,7 +103,8 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     use axum::serve::ListenerExt;
     let Server { state } = server;
-    let background = jobs::spawn(&state);
+    let mut background = jobs::spawn(&state);
+    background.extend(bus_repair::spawn(&state));
     let app = http::router(state.clone());
     let signal_state = state.clone();
     // Acks and events are small writes that must leave at once; with Nagle

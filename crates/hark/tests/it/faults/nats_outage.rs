@@ -1,7 +1,9 @@
 //! NATS stopped and restarted under load on two nodes: sends keep being
 //! acked while it is down (the database is the record), live delivery
-//! across nodes resumes on its own once it is back, and sync repairs what
-//! the outage's live fan-out missed.
+//! across nodes resumes on its own once it is back, a message sent during
+//! the outage into a quiet chat arrives once NATS is back (the node
+//! redelivers each user's newest event), and sync repairs what the
+//! outage's live fan-out missed.
 
 use super::clients::{Account, Device};
 use super::cluster::{ClusterSettings, Node};
@@ -83,6 +85,12 @@ async fn a_nats_outage_delays_live_delivery_across_nodes_and_loses_nothing() {
     let cat_d = Device::open(&a.url, &cat.token(), "cat", &[group, cat_dan]).await;
     let ben_d = Device::open(&b.url, &ben.token(), "ben", &[group, ann_ben]).await;
     let dan_d = Device::open(&b.url, &dan.token(), "dan", &[group, cat_dan]).await;
+    // A quiet pair across the nodes, outside the load.
+    let eve = Account::register(&a.url, "eve").await;
+    let fay = Account::register(&b.url, "fay").await;
+    let eve_fay = eve.api.create_direct(fay.id()).await.unwrap().id;
+    let eve_d = Device::open(&a.url, &eve.token(), "eve", &[eve_fay]).await;
+    let fay_d = Device::open(&b.url, &fay.token(), "fay", &[eve_fay]).await;
 
     let acked = Acked::default();
     let marks = Marks::default();
@@ -110,6 +118,17 @@ async fn a_nats_outage_delays_live_delivery_across_nodes_and_loses_nothing() {
             node.name
         );
     }
+    // Eve writes to fay while NATS is down: committed and acked, but the
+    // live publish to node B is lost.
+    let quiet = eve_d
+        .conn
+        .queue_send_with_id(eve_fay, ClientMsgId("eve-quiet".into()), "sent in the outage")
+        .await
+        .unwrap()
+        .ack()
+        .await
+        .unwrap();
+    acked.record(&quiet);
     // Both nodes keep acking sends while NATS is down.
     let (on_a, on_b) = (
         acked_from(&acked, &["ann", "cat"]),
@@ -147,6 +166,21 @@ async fn a_nats_outage_delays_live_delivery_across_nodes_and_loses_nothing() {
         "both nodes ready {:?} after NATS restarted",
         restarted.elapsed()
     );
+    // Nothing else happens in fay's chat, yet the outage's message reaches
+    // her without her socket reconnecting.
+    let back = Instant::now();
+    while !fay_d.has("eve-quiet") {
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "the message sent during the outage did not reach fay within 10 s of NATS being back"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(fay_d.disconnects(), 0, "fay's socket dropped");
+    println!(
+        "the outage's message reached a quiet chat {:?} after both nodes were ready",
+        back.elapsed()
+    );
     load.finish().await;
 
     // Live delivery across nodes is back, without anyone reconnecting.
@@ -154,7 +188,7 @@ async fn a_nats_outage_delays_live_delivery_across_nodes_and_loses_nothing() {
     let b_to_a = probe(&dan_d, &cat_d, cat_dan, &acked).await;
     println!("live again: node A -> B in {a_to_b:?}, node B -> A in {b_to_a:?}");
 
-    let devices = [ann_d, cat_d, ben_d, dan_d];
+    let devices = [ann_d, cat_d, ben_d, dan_d, eve_d, fay_d];
     converge(&devices, &acked, Duration::from_secs(45)).await;
     for d in &devices {
         println!(
