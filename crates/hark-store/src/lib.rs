@@ -10,6 +10,7 @@
 
 mod columns;
 mod error;
+pub mod migrate;
 mod pages;
 pub mod postgres;
 mod repo;

@@ -2,15 +2,15 @@
 //! group commit (see `writer`), and a small pool of read connections used
 //! from blocking tasks.
 
-mod accounts;
-mod chats;
+pub(crate) mod accounts;
+pub(crate) mod chats;
 mod checkpoint;
-mod messages;
+pub(crate) mod messages;
 mod receipts;
 mod rows;
 mod schema;
 mod search;
-mod stream;
+pub(crate) mod stream;
 mod writer;
 
 pub use search::match_expression;

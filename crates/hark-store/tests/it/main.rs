@@ -14,6 +14,7 @@
 )]
 
 mod conformance;
+mod migrate;
 mod same_answers;
 mod scale_out;
 mod search;
