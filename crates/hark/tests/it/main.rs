@@ -8,4 +8,5 @@
 
 mod cli;
 mod crash;
+mod migrate;
 mod support;
