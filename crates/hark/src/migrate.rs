@@ -3,6 +3,7 @@
 //! docs/migrate.md), printing progress and the verification report.
 
 use anyhow::Context;
+use hark_store::migrate::Progress;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -48,11 +49,12 @@ pub(crate) async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         "migrating {} to PostgreSQL (the server on it must stay stopped)",
         args.from.display()
     );
-    // Progress at most once a second: a large table is thousands of batches.
+    // Batches at most once a second: a large table is thousands of them.
     let mut last: Option<Instant> = None;
-    let mut say = |line: &str| {
-        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) || line == "verifying" {
-            eprintln!("{line}");
+    let mut say = |progress: Progress<'_>| {
+        let batch = matches!(progress, Progress::Batch { .. });
+        if !batch || last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            eprintln!("{progress}");
             last = Some(Instant::now());
         }
     };

@@ -146,6 +146,35 @@ impl fmt::Display for Report {
     }
 }
 
+/// What a run is doing, for progress output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress<'a> {
+    /// A batch of `table` committed: `copied` of its `total` rows are in.
+    Batch {
+        table: &'a str,
+        copied: i64,
+        total: i64,
+    },
+    /// Every row of `table` is in.
+    TableDone { table: &'a str, rows: i64 },
+    /// The copy is complete; verification begins.
+    Verifying,
+}
+
+impl fmt::Display for Progress<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Progress::Batch {
+                table,
+                copied,
+                total,
+            } => write!(f, "{table}: {copied} of {total} rows"),
+            Progress::TableDone { table, rows } => write!(f, "{table}: done, {rows} rows"),
+            Progress::Verifying => write!(f, "verifying every row, stream and chat"),
+        }
+    }
+}
+
 /// The migration's store takes no part in live delivery.
 struct NoListener;
 
@@ -155,12 +184,12 @@ impl CommitListener for NoListener {
 
 /// Copies the SQLite database at `source` (a data directory or the file)
 /// into the PostgreSQL database at `target_url`, resuming an interrupted
-/// run, then verifies the copy. `say` is told of progress, a line at a time.
+/// run, then verifies the copy. `say` is told of progress.
 pub async fn run(
     source: &Path,
     target_url: &str,
     options: &Options,
-    say: &mut (dyn FnMut(&str) + Send),
+    say: &mut (dyn FnMut(Progress<'_>) + Send),
 ) -> StoreResult<Report> {
     let mut source = Source::open(source)?;
     let mut target = Target::connect(target_url).await?;
@@ -177,7 +206,7 @@ async fn copy_and_verify(
     target: &mut Target,
     target_url: &str,
     options: &Options,
-    say: &mut (dyn FnMut(&str) + Send),
+    say: &mut (dyn FnMut(Progress<'_>) + Send),
 ) -> StoreResult<Report> {
     let source_id = source.identity()?;
     let source_state = source.state()?;
@@ -258,7 +287,11 @@ async fn copy_and_verify(
                 after = Some(plan.key_params(&last));
                 copied_now += rows.len() as u64;
                 copied_total += rows.len() as u64;
-                say(&format!("{name}: {} of {total} rows", row.rows_copied));
+                say(Progress::Batch {
+                    table: name,
+                    copied: row.rows_copied,
+                    total,
+                });
                 if options.stop_after_rows.is_some_and(|n| copied_total >= n) {
                     report.stopped_after = Some(copied_total);
                     break;
@@ -267,6 +300,10 @@ async fn copy_and_verify(
             if report.stopped_after.is_none() {
                 row.done = true;
                 target.finish_table(&row).await?;
+                say(Progress::TableDone {
+                    table: name,
+                    rows: row.rows_copied,
+                });
             }
         }
         report.tables.push(TableCount {
@@ -286,7 +323,7 @@ async fn copy_and_verify(
     // A server started on the source during the run would make the copy
     // (and the immutable reads) stale.
     Source::check_quiet(&source.path)?;
-    say("verifying");
+    say(Progress::Verifying);
     verify::verify(source, target, &store, &plans, &mut report).await?;
     store.close();
     Ok(report)

@@ -57,6 +57,7 @@ impl Source {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         let source = Source { conn, path };
+        source.check_version()?;
         source.check_tables()?;
         Ok(source)
     }
@@ -77,6 +78,30 @@ impl Source {
         )))
     }
 
+    /// The database must have this build's SQLite schema, the one the
+    /// table list and the comparison are written for.
+    fn check_version(&self) -> StoreResult<()> {
+        let version: usize = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let latest = crate::sqlite::schema::latest();
+        if version == latest {
+            return Ok(());
+        }
+        Err(StoreError::Migrate(if version < latest {
+            format!(
+                "the SQLite database has schema version {version}, this hark expects {latest}: \
+                 start this version's hark serve on it once (and stop it) to upgrade it, then \
+                 run hark migrate again"
+            )
+        } else {
+            format!(
+                "the SQLite database has schema version {version}, newer than this hark's \
+                 {latest}: migrate with the hark that last ran on it"
+            )
+        }))
+    }
+
     /// Every table of the database must be copied or knowingly left out.
     fn check_tables(&self) -> StoreResult<()> {
         let mut stmt = self.conn.prepare(
@@ -86,7 +111,7 @@ impl Source {
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         for name in names {
-            let copied = TABLES.iter().any(|t| t.source.is_none() && t.name == name);
+            let copied = TABLES.iter().any(|t| t.name == name);
             let left = NOT_COPIED.iter().any(|(n, _)| *n == name);
             if !copied && !left {
                 return Err(StoreError::Migrate(format!(

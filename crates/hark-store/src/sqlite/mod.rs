@@ -8,7 +8,7 @@ mod checkpoint;
 pub(crate) mod messages;
 mod receipts;
 mod rows;
-mod schema;
+pub(crate) mod schema;
 mod search;
 pub(crate) mod stream;
 mod writer;

@@ -457,3 +457,42 @@ async fn a_running_server_is_refused_and_a_damaged_copy_is_reported() {
     assert_eq!(report.chats_with_mismatches, 2, "{text}");
     assert!(report.users_with_mismatches >= 1, "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_with_an_unknown_table_or_another_schema_version_is_refused() {
+    let f = source().await;
+    let (_db, url) = TestDatabase::create().await;
+    let file = f.dir.path().join("hark.db");
+    let conn = rusqlite::Connection::open(&file).unwrap();
+    conn.execute_batch("CREATE TABLE audit_log (id INTEGER PRIMARY KEY)")
+        .unwrap();
+    drop(conn);
+    let refused = run(f.dir.path(), &url, &Options::default())
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("the SQLite table audit_log is neither copied nor listed as left behind"),
+        "{refused}"
+    );
+    let conn = rusqlite::Connection::open(&file).unwrap();
+    conn.execute_batch("DROP TABLE audit_log; PRAGMA user_version = 3")
+        .unwrap();
+    drop(conn);
+    let refused = run(f.dir.path(), &url, &Options::default())
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("the SQLite database has schema version 3"),
+        "{refused}"
+    );
+    let tables = client(&url)
+        .await
+        .query("SELECT 1 FROM pg_tables WHERE schemaname = 'public'", &[])
+        .await
+        .unwrap();
+    assert!(tables.is_empty(), "the target was not touched");
+}
