@@ -298,3 +298,94 @@ fn an_embedded_deployment_moves_to_postgres_and_keeps_its_users_sessions_and_his
     assert_ne!(code, Some(0));
     assert!(stderr.contains("migrated from another source"), "{stderr}");
 }
+
+/// A record of commits nobody listens to.
+struct Nobody;
+
+impl hark_store::CommitListener for Nobody {
+    fn committed(&self, _: Vec<hark_store::Delivery>) {}
+}
+
+/// A data directory with two users and `n` messages between them, made
+/// through the store and closed as a stopped server leaves it.
+fn data_dir_with_messages(n: usize) -> tempfile::TempDir {
+    use hark_store::{AccountStore, ChatStore, Lifecycle, MessageStore, NewMessage};
+    let data = tempfile::tempdir().unwrap();
+    block_on(async {
+        let store = hark_store::sqlite::SqliteStore::open(
+            &data.path().join("hark.db"),
+            std::sync::Arc::new(Nobody),
+        )
+        .unwrap();
+        let ann = store.create_user("ann", "Ann", "h1").await.unwrap();
+        let ben = store.create_user("ben", "Ben", "h2").await.unwrap();
+        let phone = store.create_device(ann.id, "phone", [1; 32]).await.unwrap();
+        let chat = store.create_direct(ann.id, ben.id).await.unwrap();
+        for i in 0..n {
+            store
+                .send(NewMessage {
+                    chat_id: chat,
+                    sender_id: ann.id,
+                    sender_device: phone.id,
+                    client_id: hark_proto::ClientMsgId(format!("m{i}")),
+                    text: format!("message number {i}"),
+                    reply_to: None,
+                    forwarded: false,
+                })
+                .await
+                .unwrap();
+        }
+        store.close();
+    });
+    data
+}
+
+#[test]
+fn a_migration_killed_mid_copy_resumes_and_verifies_clean() {
+    let data = data_dir_with_messages(300);
+    let db = TestDatabase::create();
+    let mut child = Command::new(HARK)
+        .args(["migrate", "--batch-rows", "1", "--from"])
+        .arg(data.path())
+        .args(["--to", &db.url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Killed (SIGKILL: no cleanup runs) once the first tables are in and
+    // messages are being copied a row per transaction.
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        let go = line.starts_with("device_receipts: done");
+        seen.push(line);
+        if go {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    let killed = child.wait_with_output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&killed.stdout).contains("mismatches"),
+        "the run finished before it was killed: {seen:?}"
+    );
+
+    let (code, stdout, stderr) = migrate(data.path(), &db.url, &[]);
+    assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("mismatches: 0"), "{stdout}");
+    let row = |table: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(table))
+            .unwrap_or_else(|| panic!("no {table} in {stdout}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(row("messages")[1..3], ["300", "300"], "each message once");
+    // 300 messages and the new chat, in two streams.
+    assert_eq!(row("stream_events")[1..3], ["602", "602"]);
+    assert_eq!(row("users")[3], "0", "the users were in before the kill");
+}
