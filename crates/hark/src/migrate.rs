@@ -60,7 +60,7 @@ pub(crate) async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     };
     let report = hark_store::migrate::run(&args.from, &args.to, &options, &mut say)
         .await
-        .context("hark migrate")?;
+        .context("hark migrate did not complete")?;
     print!("{report}");
     Ok(if report.stopped_after.is_some() {
         ExitCode::from(STOPPED)

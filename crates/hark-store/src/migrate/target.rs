@@ -45,15 +45,40 @@ pub(crate) struct Target {
 
 impl Target {
     pub(crate) async fn connect(url: &str) -> StoreResult<Target> {
-        let (client, connection) = tokio_postgres::connect(url, NoTls)
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(|e| {
+            // The server's own words ("database \"hark\" does not
+            // exist"), not just "db error".
+            let why = e
+                .as_db_error()
+                .map_or_else(|| e.to_string(), |db| db.message().to_owned());
+            StoreError::Migrate(format!("cannot connect to the target database: {why}"))
+        })?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!(error = %e, "migration target connection ended");
             }
         });
-        Ok(Target { client })
+        let target = Target { client };
+        target.check_name().await?;
+        Ok(target)
+    }
+
+    /// Refuses the server's maintenance and template databases: a URL
+    /// naming the server (`…/postgres`) rather than the cluster's database
+    /// would otherwise fill the database every tool connects to first.
+    async fn check_name(&self) -> StoreResult<()> {
+        let name: String = self
+            .client
+            .query_one("SELECT current_database()::text", &[])
+            .await?
+            .try_get(0)?;
+        if ["postgres", "template0", "template1"].contains(&name.as_str()) {
+            return Err(StoreError::Migrate(format!(
+                "the target is the server's {name} database; create a database for Hark \
+                 (createdb hark) and name it in the URL"
+            )));
+        }
+        Ok(())
     }
 
     /// Takes the run's lock for this session, or refuses: another
