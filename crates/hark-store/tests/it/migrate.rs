@@ -496,3 +496,33 @@ async fn a_source_with_an_unknown_table_or_another_schema_version_is_refused() {
         .unwrap();
     assert!(tables.is_empty(), "the target was not touched");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_written_between_runs_is_not_resumed() {
+    let f = source().await;
+    let (_db, url) = TestDatabase::create().await;
+    let stop = Options {
+        batch_rows: 4,
+        stop_after_rows: Some(8),
+    };
+    let first = run(f.dir.path(), &url, &stop).await.unwrap();
+    assert_eq!(first.stopped_after, Some(8));
+    // The server is started again and takes a message before the rerun.
+    let store =
+        SqliteStore::open(&f.dir.path().join("hark.db"), Arc::new(Recorder::default())).unwrap();
+    store
+        .send(msg(f.direct, f.ann, "late", "sent after the copy began"))
+        .await
+        .unwrap();
+    store.close();
+    drop(store);
+    let refused = run(f.dir.path(), &url, &Options::default())
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("the source changed since the first run into this target began"),
+        "{refused}"
+    );
+}
