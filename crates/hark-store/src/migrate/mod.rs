@@ -175,6 +175,59 @@ impl fmt::Display for Progress<'_> {
     }
 }
 
+/// Copies the rest of one table, batch by batch, each batch committed with
+/// its progress `row`; marks the table done unless the run's `budget` of
+/// rows (for `stop_after_rows`) ran out first. Returns the rows copied.
+#[allow(clippy::too_many_arguments)]
+async fn copy_table(
+    source: &Source,
+    target: &mut Target,
+    plan: &Plan,
+    mut row: ProgressRow,
+    total: i64,
+    batch_rows: usize,
+    budget: Option<u64>,
+    say: &mut (dyn FnMut(Progress<'_>) + Send),
+) -> StoreResult<u64> {
+    let table = plan.table.name;
+    let mut after = row
+        .last_key
+        .as_deref()
+        .map(|k| plan.key_from_json(k))
+        .transpose()?;
+    let mut copied = 0u64;
+    loop {
+        if budget.is_some_and(|b| copied >= b) {
+            return Ok(copied);
+        }
+        let rows = source
+            .rows(&plan.select, after.as_deref(), batch_rows)?
+            .into_iter()
+            .map(|r| plan.convert(r))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let Some(last) = rows.last() else {
+            break;
+        };
+        row.last_key = Some(plan.key_json(last));
+        row.rows_copied += rows.len() as i64;
+        target.insert_batch(plan, &rows, &row).await?;
+        after = Some(plan.key_params(last));
+        copied += rows.len() as u64;
+        say(Progress::Batch {
+            table,
+            copied: row.rows_copied,
+            total,
+        });
+    }
+    row.done = true;
+    target.finish_table(&row).await?;
+    say(Progress::TableDone {
+        table,
+        rows: row.rows_copied,
+    });
+    Ok(copied)
+}
+
 /// The migration's store takes no part in live delivery.
 struct NoListener;
 
@@ -251,7 +304,7 @@ async fn copy_and_verify(
     let mut copied_total = 0u64;
     for plan in &plans {
         let name = plan.table.name;
-        let mut row = progress
+        let row = progress
             .iter()
             .find(|p| p.table_name == name)
             .cloned()
@@ -264,55 +317,33 @@ async fn copy_and_verify(
                 done: false,
             });
         let total = source.count(plan.table)?;
-        let mut copied_now = 0u64;
-        if !row.done {
-            let mut after = row
-                .last_key
-                .as_deref()
-                .map(|k| plan.key_from_json(k))
-                .transpose()?;
-            loop {
-                let batch = source.rows(&plan.select, after.as_deref(), options.batch_rows)?;
-                let Some(last) = batch.last().cloned() else {
-                    break;
-                };
-                let rows = batch
-                    .into_iter()
-                    .map(|r| plan.convert(r))
-                    .collect::<StoreResult<Vec<_>>>()?;
-                let last = plan.convert(last)?;
-                row.last_key = Some(plan.key_json(&last));
-                row.rows_copied += rows.len() as i64;
-                target.insert_batch(plan, &rows, &row).await?;
-                after = Some(plan.key_params(&last));
-                copied_now += rows.len() as u64;
-                copied_total += rows.len() as u64;
-                say(Progress::Batch {
-                    table: name,
-                    copied: row.rows_copied,
-                    total,
-                });
-                if options.stop_after_rows.is_some_and(|n| copied_total >= n) {
-                    report.stopped_after = Some(copied_total);
-                    break;
-                }
-            }
-            if report.stopped_after.is_none() {
-                row.done = true;
-                target.finish_table(&row).await?;
-                say(Progress::TableDone {
-                    table: name,
-                    rows: row.rows_copied,
-                });
-            }
-        }
+        let copied_now = if row.done {
+            0
+        } else {
+            let budget = options
+                .stop_after_rows
+                .map(|n| n.saturating_sub(copied_total));
+            copy_table(
+                source,
+                target,
+                plan,
+                row,
+                total,
+                options.batch_rows,
+                budget,
+                say,
+            )
+            .await?
+        };
+        copied_total += copied_now;
         report.tables.push(TableCount {
             table: name.to_owned(),
             sqlite_rows: total,
             postgres_rows: target.count(name).await?,
             copied_now,
         });
-        if report.stopped_after.is_some() {
+        if options.stop_after_rows.is_some_and(|n| copied_total >= n) {
+            report.stopped_after = Some(copied_total);
             store.close();
             return Ok(report);
         }
