@@ -1,4 +1,4 @@
-//! Integration tests of the `hark` binary: the CLI and crash recovery.
+//! Integration tests of the `hark` binary: the CLI, crash recovery and `hark migrate`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
