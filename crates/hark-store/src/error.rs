@@ -27,6 +27,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// `hark migrate` refuses its source or target, or cannot copy a row.
+    #[error("{0}")]
+    Migrate(String),
     #[error("the commit failed")]
     CommitFailed,
     #[error("the store is shut down")]

@@ -2,17 +2,17 @@
 //! group commit (see `writer`), and a small pool of read connections used
 //! from blocking tasks.
 
-mod accounts;
-mod chats;
+pub(crate) mod accounts;
+pub(crate) mod chats;
 mod checkpoint;
 mod jobs;
-mod messages;
+pub(crate) mod messages;
 mod presence;
 mod receipts;
 mod rows;
-mod schema;
+pub(crate) mod schema;
 mod search;
-mod stream;
+pub(crate) mod stream;
 mod writer;
 
 pub use search::match_expression;

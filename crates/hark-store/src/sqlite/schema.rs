@@ -217,6 +217,11 @@ pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// The schema version this build brings a database to.
+pub(crate) fn latest() -> usize {
+    MIGRATIONS.len()
+}
+
 /// Brings the database to the newest schema version.
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;

@@ -1,5 +1,5 @@
-//! Integration tests of the `hark` binary: the CLI, crash recovery and
-//! fault injection on the cluster shape.
+//! Integration tests of the `hark` binary: the CLI, crash recovery,
+//! fault injection on the cluster shape and `hark migrate`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,4 +10,5 @@
 mod cli;
 mod crash;
 mod faults;
+mod migrate;
 mod support;

@@ -122,7 +122,11 @@ async fn a_nats_outage_delays_live_delivery_across_nodes_and_loses_nothing() {
     // live publish to node B is lost.
     let quiet = eve_d
         .conn
-        .queue_send_with_id(eve_fay, ClientMsgId("eve-quiet".into()), "sent in the outage")
+        .queue_send_with_id(
+            eve_fay,
+            ClientMsgId("eve-quiet".into()),
+            "sent in the outage",
+        )
         .await
         .unwrap()
         .ack()
