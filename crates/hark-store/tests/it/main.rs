@@ -17,6 +17,7 @@ mod conformance;
 mod same_answers;
 mod scale_out;
 mod search;
+mod tls;
 
 use hark_store::postgres::PostgresStore;
 use hark_store::{CommitListener, Delivery, Store};
