@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The streaming replica: on first start, a base backup of the primary
+# The streaming replica's entrypoint: on first start, a base backup of the primary
 # (pg_basebackup -R writes primary_conninfo and standby.signal), then a hot
 # standby that follows the primary's WAL through the slot replica_1.
 # Hark never connects here; promoting it is the operator's failover step
@@ -20,4 +20,9 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     --wal-method=stream --write-recovery-conf --slot=replica_1 --checkpoint=fast --progress
 fi
 
-exec postgres -c hot_standby=on
+# The server with the arguments given (compose's `command`: the primary's
+# settings, which a hot standby must match or exceed).
+if [ $# -eq 0 ]; then
+  set -- postgres -c hot_standby=on
+fi
+exec "$@"
