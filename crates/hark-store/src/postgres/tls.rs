@@ -109,6 +109,18 @@ pub(crate) fn connection(url: &str) -> StoreResult<(tokio_postgres::Config, Make
         // URL, so no password reaches the message.
         .map_err(|e| StoreError::Config(format!("bad database URL: {}", causes(&e))))?;
     config.ssl_mode(params.mode.negotiate());
+    // libpq never uses TLS over a Unix socket (the server offers none
+    // there), whatever sslmode says; tokio-postgres would ask, and under
+    // require fail.
+    #[cfg(unix)]
+    if !config.get_hosts().is_empty()
+        && config
+            .get_hosts()
+            .iter()
+            .all(|h| matches!(h, tokio_postgres::config::Host::Unix(_)))
+    {
+        config.ssl_mode(Negotiate::Disable);
+    }
     let tls = connector(params.mode, params.root.as_ref())?;
     Ok((config, tls))
 }
@@ -556,6 +568,11 @@ mod tests {
         assert_eq!(
             mode("postgres://db/h?sslmode=verify-full"),
             Negotiate::Require
+        );
+        assert_eq!(
+            mode("postgres://%2Fvar%2Frun%2Fpostgresql/h?sslmode=require"),
+            Negotiate::Disable,
+            "no TLS over a Unix socket, as in libpq"
         );
     }
 }

@@ -129,6 +129,21 @@ async fn no_sslmode_prefers_tls_as_libpq_does() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unix_socket_takes_no_tls_whatever_sslmode_says() {
+    // As libpq: the server offers no TLS on its socket, and the socket is
+    // local, so even require connects (in plain text).
+    let dir = "/var/run/postgresql";
+    assert!(
+        std::path::Path::new(dir).join(".s.PGSQL.5432").exists(),
+        "PostgreSQL's socket is not in {dir}: start the local server with \
+         `pg_ctlcluster --skip-systemctl-redirect 15 main start`"
+    );
+    let (_db, store) = store_at("%2Fvar%2Frun%2Fpostgresql", "sslmode=require").await;
+    let tls = store.unwrap().session_tls().await.unwrap();
+    assert!(!tls.encrypted, "{tls:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_full_with_the_servers_root_and_name_succeeds() {
     let (database, url) = TestDatabase::create().await;
     let names = snakeoil_names();
