@@ -120,7 +120,7 @@ impl PostgresStore {
             .create_timeout(Some(POOL_WAIT))
             .build()
             .map_err(unavailable)?;
-        let mut db = Db::new(pool.get().await.map_err(tls::unreachable)?);
+        let mut db = Db::new(pool.get().await.map_err(tls::connect_failed)?);
         schema::migrate(&mut db).await?;
         Ok(PostgresStore {
             pool,
@@ -530,7 +530,7 @@ pub async fn create_database(server_url: &str, name: &str) -> StoreResult<String
         ));
     }
     let (config, tls) = tls::connection(server_url)?;
-    let (client, connection) = config.connect(tls).await.map_err(tls::unreachable)?;
+    let (client, connection) = config.connect(tls).await.map_err(tls::connect_failed)?;
     tokio::spawn(connection);
     let exists = client
         .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
@@ -566,7 +566,7 @@ fn database_url(url: &str, name: &str) -> String {
 /// connections first (for tests and `hark migrate`'s retries).
 pub async fn drop_database(server_url: &str, name: &str) -> StoreResult<()> {
     let (config, tls) = tls::connection(server_url)?;
-    let (client, connection) = config.connect(tls).await.map_err(tls::unreachable)?;
+    let (client, connection) = config.connect(tls).await.map_err(tls::connect_failed)?;
     tokio::spawn(connection);
     client
         .batch_execute(&format!(

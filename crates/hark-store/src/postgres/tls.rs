@@ -22,7 +22,8 @@
 //! public roots, any certificate any public CA issued for any name would
 //! pass, which is no check at all (libpq refuses `sslrootcert=system`
 //! below `verify-full` for the same reason). `sslmode=allow` is refused:
-//! tokio-postgres cannot start in plain text and upgrade.
+//! tokio-postgres cannot start in plain text and upgrade. Over a Unix
+//! socket there is no TLS whatever the mode, as in libpq.
 
 use super::tx::Db;
 use super::PostgresStore;
@@ -129,7 +130,7 @@ pub(crate) fn connection(url: &str) -> StoreResult<(tokio_postgres::Config, Make
 /// tokio-postgres's own text for a TLS failure is only "error performing
 /// TLS handshake", and the reason (an unknown issuer, a name the
 /// certificate lacks) is what an operator needs to read.
-pub(crate) fn unreachable(e: impl std::error::Error) -> StoreError {
+pub(crate) fn connect_failed(e: impl std::error::Error) -> StoreError {
     StoreError::Unavailable(causes(&e))
 }
 
@@ -477,7 +478,7 @@ impl PostgresStore {
     /// The TLS of one of this store's pooled connections, as the server
     /// reports it: for operators' checks and the TLS tests.
     pub async fn session_tls(&self) -> StoreResult<SessionTls> {
-        let db = Db::new(self.pool.get().await.map_err(unreachable)?);
+        let db = Db::new(self.pool.get().await.map_err(connect_failed)?);
         let row = db
             .one(
                 "SELECT ssl, version, cipher FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
