@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 # The web client is built first: `hark` embeds web/dist.
 scripts/web.sh setup
 scripts/web.sh build
+scripts/check-deploy.sh  # every file under deploy/ through a real validator (installs them first)
 # PostgreSQL (127.0.0.1:5432) and NATS (127.0.0.1:4222) are this machine's
 # services: the store conformance suite, the NATS bus tests and the server
 # suite on the cluster backend use them and fail loudly when one is missing.

@@ -19,7 +19,9 @@ pub struct ServeArgs {
     #[arg(long, env = "HARK_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// The database: a `postgres://…` URL for a cluster; without it, the
-    /// embedded SQLite database in the data directory.
+    /// embedded SQLite database in the data directory. TLS as libpq's
+    /// `?sslmode=disable|prefer|require|verify-ca|verify-full` (default
+    /// prefer) with `&sslrootcert=<CA file>` (see docs/deploy.md).
     #[arg(long, env = "HARK_DATABASE", hide_env_values = true)]
     pub database: Option<String>,
     /// The bus between nodes: a `nats://…` URL for a cluster; without it,

@@ -52,6 +52,7 @@ mod search;
 mod send_order;
 mod sequencer;
 mod stream;
+mod tls;
 mod tx;
 
 use crate::jobs::{Job, JobCounts, JobFate, JobId, NewJob};
@@ -72,6 +73,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+pub use tls::SessionTls;
 use tx::{unavailable, BoxFuture, Db, Tx};
 
 /// Connections per node. Writes hold one only for their transaction, and
@@ -100,9 +102,8 @@ impl PostgresStore {
     /// brings its schema to the newest version, and reports committed
     /// events to `listener`.
     pub async fn connect(url: &str, listener: Arc<dyn CommitListener>) -> StoreResult<Self> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| StoreError::Unavailable(format!("bad database URL: {e}")))?;
+        // `sslmode` and `sslrootcert` as libpq reads them (see `tls`).
+        let (mut config, tls) = tls::connection(url)?;
         // A database that went away must not hold a commit (and the
         // reports queued behind it) for the kernel's default hours.
         if config.get_connect_timeout().is_none() {
@@ -111,7 +112,7 @@ impl PostgresStore {
         config.keepalives_idle(KEEPALIVE_IDLE);
         let manager = Manager::from_config(
             config,
-            tokio_postgres::NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -123,7 +124,7 @@ impl PostgresStore {
             .create_timeout(Some(POOL_WAIT))
             .build()
             .map_err(unavailable)?;
-        let mut db = Db::new(pool.get().await.map_err(unavailable)?);
+        let mut db = Db::new(pool.get().await.map_err(tls::connect_failed)?);
         schema::migrate(&mut db).await?;
         Ok(PostgresStore {
             pool,
@@ -638,9 +639,8 @@ pub async fn create_database(server_url: &str, name: &str) -> StoreResult<String
             "a database name is 1-63 lowercase letters, digits or '_'",
         ));
     }
-    let (client, connection) = tokio_postgres::connect(server_url, tokio_postgres::NoTls)
-        .await
-        .map_err(unavailable)?;
+    let (config, tls) = tls::connection(server_url)?;
+    let (client, connection) = config.connect(tls).await.map_err(tls::connect_failed)?;
     tokio::spawn(connection);
     let exists = client
         .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
@@ -675,9 +675,8 @@ fn database_url(url: &str, name: &str) -> String {
 /// Drops the database `name` on the server at `server_url`, closing its
 /// connections first (for tests and `hark migrate`'s retries).
 pub async fn drop_database(server_url: &str, name: &str) -> StoreResult<()> {
-    let (client, connection) = tokio_postgres::connect(server_url, tokio_postgres::NoTls)
-        .await
-        .map_err(unavailable)?;
+    let (config, tls) = tls::connection(server_url)?;
+    let (client, connection) = config.connect(tls).await.map_err(tls::connect_failed)?;
     tokio::spawn(connection);
     client
         .batch_execute(&format!(

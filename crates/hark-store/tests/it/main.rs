@@ -19,6 +19,7 @@ mod migrate;
 mod same_answers;
 mod scale_out;
 mod search;
+mod tls;
 
 use hark_store::postgres::PostgresStore;
 use hark_store::{CommitListener, Delivery, Store};
