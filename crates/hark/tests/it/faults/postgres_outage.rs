@@ -1,20 +1,78 @@
 //! PostgreSQL stopped (`pg_ctl stop -m immediate`) and started again under
 //! load on two nodes: while it is down every send is refused with the
-//! documented retryable `unavailable` (HTTP 503, or an error frame), and
-//! nothing is acked; once it is back the nodes and the clients recover by
-//! themselves, and every send retried with its client id is stored once.
+//! documented retryable `unavailable` (HTTP 503, or an error frame, which
+//! the SDK answers by keeping the send and retrying it), and nothing is
+//! acked; once it is back the nodes and the clients recover by themselves,
+//! and every send retried with its client id is stored once.
 
 use super::clients::{Account, Device};
 use super::cluster::{ClusterSettings, Node};
 use super::ledger::{check, check_marks, converge, Acked};
 use super::load::{Load, Marks, Refusals};
 use super::services::{need_shared_nats, OwnPostgres, SHARED_NATS};
+use futures_util::{SinkExt, StreamExt};
 use hark_sdk::proto::{ClientMsgId, CreateGroupRequest, ErrorCode};
 use hark_sdk::{ConnectOptions, Connection, Error};
+use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::block_in_place;
+
+/// A bare protocol client (no SDK), to see the frames themselves.
+struct RawSocket {
+    stream: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    next_id: u64,
+}
+
+impl RawSocket {
+    async fn open(base: &str, token: &str) -> RawSocket {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!("{}/v1/ws", base.replacen("http", "ws", 1));
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let (stream, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let mut raw = RawSocket { stream, next_id: 0 };
+        assert_eq!(raw.next().await["type"], "hello");
+        raw
+    }
+
+    async fn next(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(30), self.stream.next())
+                .await
+                .expect("a frame within 30 s")
+                .expect("the socket stays open")
+                .unwrap();
+            if let tokio_tungstenite::tungstenite::Message::Text(text) = msg {
+                return serde_json::from_str(&text).unwrap();
+            }
+        }
+    }
+
+    /// Sends a message and returns the frame that answers it.
+    async fn send(&mut self, chat: hark_sdk::proto::ChatId, client_id: &str) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let frame = json!({"type": "send", "id": id, "chat_id": chat.0,
+                           "client_id": client_id, "text": "raw"});
+        self.stream
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                frame.to_string().into(),
+            ))
+            .await
+            .unwrap();
+        loop {
+            let frame = self.next().await;
+            if frame["id"] == id {
+                return frame;
+            }
+        }
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_restart_refuses_sends_as_unavailable_and_loses_nothing() {
@@ -97,6 +155,7 @@ async fn a_postgres_restart_refuses_sends_as_unavailable_and_loses_nothing() {
         .wait_for(80, Duration::from_secs(60), "load before the outage")
         .await;
 
+    let mut raw = RawSocket::open(&b.url, &eve.token()).await;
     block_in_place(|| pg.stop_immediate());
     let stopped = Instant::now();
     // Sends over HTTP are refused with 503 `unavailable`; over a
@@ -110,25 +169,22 @@ async fn a_postgres_restart_refuses_sends_as_unavailable_and_loses_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let eve_refused = eve_d
+    // A raw WebSocket send gets the error frame the protocol documents.
+    let refused_frame = raw.send(notes, "eve-raw").await;
+    assert_eq!(
+        refused_frame["type"], "error",
+        "a WebSocket send while the database is down: {refused_frame}"
+    );
+    assert_eq!(refused_frame["code"], "unavailable", "{refused_frame}");
+    assert_eq!(refused_frame["id"], 1, "{refused_frame}");
+    refusals.ids.lock().unwrap().insert("eve-raw".into());
+    // The SDK keeps a send refused so in its outbox and retries it.
+    let eve_send = eve_d
         .conn
         .queue_send_with_id(notes, ClientMsgId("eve-0".into()), "while down")
         .await
-        .unwrap()
-        .ack()
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            eve_refused,
-            Error::Server {
-                status: 0,
-                code: ErrorCode::Unavailable,
-                ..
-            }
-        ),
-        "a WebSocket send while the database is down: {eve_refused}"
-    );
+        .unwrap();
+    let eve_pending = tokio::spawn(eve_send.ack());
     refusals.ids.lock().unwrap().insert("eve-0".into());
     // Nothing is acked without the database; reads and new connections
     // are refused with `unavailable` too; the nodes say they are not
@@ -187,18 +243,23 @@ async fn a_postgres_restart_refuses_sends_as_unavailable_and_loses_nothing() {
         refusals.ws.load(Ordering::Relaxed)
     );
 
+    assert!(
+        !eve_pending.is_finished(),
+        "the SDK neither acked nor gave up eve's send while the database was down"
+    );
     let restarted = Instant::now();
     block_in_place(|| pg.start_again());
-    // eve sends again with the same client id, as the error told her to.
-    let eve_ack = eve_d
-        .conn
-        .queue_send_with_id(notes, ClientMsgId("eve-0".into()), "while down")
+    // The SDK's retry lands once the database is back.
+    let eve_ack = tokio::time::timeout(Duration::from_secs(60), eve_pending)
         .await
+        .expect("eve's send is acked once the database is back")
         .unwrap()
-        .ack()
-        .await
         .unwrap();
     acked.record(&eve_ack);
+    // The raw client sends again with the same client id, as the error said.
+    let raw_ack = raw.send(notes, "eve-raw").await;
+    assert_eq!(raw_ack["type"], "ack", "{raw_ack}");
+    acked.record(&serde_json::from_value(raw_ack).unwrap());
     acked
         .wait_for(
             acked_while_down + 1,
