@@ -45,6 +45,16 @@ pub enum JobFate {
     Dead,
 }
 
+impl JobFate {
+    /// The job row's `state` and `run_at` for this fate, decided at `now`.
+    pub(crate) fn columns(self, now: i64) -> (&'static str, i64) {
+        match self {
+            JobFate::Retry { at } => ("ready", at),
+            JobFate::Dead => ("dead", now),
+        }
+    }
+}
+
 /// How many jobs wait, for readiness, metrics and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct JobCounts {

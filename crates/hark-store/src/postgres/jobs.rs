@@ -63,10 +63,7 @@ pub(crate) async fn fail(
     now: i64,
 ) -> StoreResult<JobFate> {
     let fate = rules::jobs::after_failure(attempts, now);
-    let (state, run_at) = match fate {
-        JobFate::Retry { at } => ("ready", at),
-        JobFate::Dead => ("dead", now),
-    };
+    let (state, run_at) = fate.columns(now);
     db.exec(
         "UPDATE jobs SET state = $2, run_at = $3, last_error = $4, claimed_by = NULL
          WHERE id = $1",
