@@ -150,7 +150,8 @@ test('theme switch per device; keyboard: one Tab stop, arrows, menu by keyboard,
   // Enter opens its menu with focus inside; Escape closes it and focus returns.
   await page.keyboard.press('Enter');
   await page.getByTestId('msg-menu-list').waitFor();
-  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('role')), 'menuitem');
+  // Focus moves into the menu once it has painted: wait for it rather than race it.
+  await page.waitForFunction(() => document.activeElement?.getAttribute('role') === 'menuitem', null, { timeout: 5000 });
   await page.keyboard.press('ArrowDown');
   await page.keyboard.press('Escape');
   await page.getByTestId('msg-menu-list').waitFor({ state: 'detached' });
@@ -159,7 +160,8 @@ test('theme switch per device; keyboard: one Tab stop, arrows, menu by keyboard,
   await page.getByTestId('chat-header-menu').focus();
   await page.keyboard.press('Enter');
   await page.getByTestId('chat-menu').waitFor();
-  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('role')), 'menuitem');
+  // Focus moves into the menu once it has painted: wait for it rather than race it.
+  await page.waitForFunction(() => document.activeElement?.getAttribute('role') === 'menuitem', null, { timeout: 5000 });
   await page.keyboard.press('Escape');
   await page.getByTestId('chat-menu').waitFor({ state: 'detached' });
   assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), 'chat-header-menu');
