@@ -12,7 +12,7 @@ use crate::rules::{self, MessageFacts, Rise, Windows};
 use crate::{HistoryQuery, NewMessage, StoreResult};
 use hark_proto::{ChatId, Event, History, Message, SendAck, Seq, UserId};
 
-pub(crate) async fn send(tx: &mut Tx, msg: NewMessage) -> StoreResult<SendAck> {
+pub(crate) async fn send(tx: &Tx, msg: NewMessage) -> StoreResult<SendAck> {
     // Idempotency before authorization: a resend of a committed message
     // answers with the original even if the sender has since left the chat.
     // A resend racing its original waits on the unique index, fails, and
@@ -104,11 +104,7 @@ async fn visible_message(
     rules::visible(row, seq, &me)
 }
 
-pub(crate) async fn forward(
-    tx: &mut Tx,
-    from: (ChatId, Seq),
-    msg: NewMessage,
-) -> StoreResult<SendAck> {
+pub(crate) async fn forward(tx: &Tx, from: (ChatId, Seq), msg: NewMessage) -> StoreResult<SendAck> {
     let already = tx
         .opt(
             "SELECT 1 FROM messages WHERE sender_device = $1 AND client_id = $2",

@@ -8,7 +8,7 @@ use crate::StoreResult;
 use hark_proto::{ChatId, DeviceId, MessageInfo, RecipientInfo, Seq, UserId};
 
 pub(crate) async fn mark(
-    tx: &mut Tx,
+    tx: &Tx,
     chat_id: ChatId,
     user_id: UserId,
     device_id: DeviceId,
@@ -29,7 +29,7 @@ pub(crate) async fn mark(
 /// rules say. `member` is the member's row, locked by the caller, and `top`
 /// the chat's last seq.
 pub(crate) async fn apply_mark(
-    tx: &mut Tx,
+    tx: &Tx,
     chat_id: ChatId,
     user_id: UserId,
     device_id: DeviceId,
