@@ -14,6 +14,7 @@
 )]
 
 mod conformance;
+mod group_commit;
 mod same_answers;
 mod scale_out;
 mod search;
