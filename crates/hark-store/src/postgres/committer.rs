@@ -1,9 +1,10 @@
 //! Group commit on PostgreSQL: the sends, forwards and marks waiting at one
 //! moment share one transaction, as the SQLite writer's jobs share one.
 //!
-//! Each store runs one committer task. It takes every job queued (up to
-//! [`MAX_BATCH`]) into one READ COMMITTED transaction on one connection,
-//! commits, and only then answers each job; the commit's deliveries go to
+//! Each store runs a few committer tasks ([`LINES`]), each with its own
+//! queue, and a chat's writes always go to the same one. A committer takes
+//! every job queued (up to [`MAX_BATCH`]) into one READ COMMITTED
+//! transaction on one connection, commits, and only then answers each job; the commit's deliveries go to
 //! the sequencer like any other transaction's. One transaction and one WAL
 //! flush per batch instead of per send is the gain; the other lever is
 //! round trips, so the jobs of different chats run side by side on the
@@ -29,8 +30,11 @@
 //!   only itself. A database out of reach fails every job of the batch as
 //!   `Unavailable`, and a connection lost mid-transaction leaves the pool
 //!   (see [`super::tx::Db`]).
-//! - Order: one committer per node, one batch at a time, so a job queued
-//!   after another commits in the same batch or a later one. A device's
+//! - Order: a chat's writes go to one committer, which runs one batch at a
+//!   time, so a write queued after another to the same chat commits in the
+//!   same batch or a later one. Committers of one node work on disjoint
+//!   chats; where their batches share users, the stream row locks order
+//!   them as they order any two transactions. A device's
 //!   pipelined sends to a chat keep their order by queueing in it
 //!   (`send_order` holds them in line only until they are queued).
 
@@ -40,8 +44,8 @@ use super::{messages, receipts};
 use crate::{NewMessage, StoreError, StoreResult};
 use deadpool_postgres::Pool;
 use futures_util::future::join_all;
-use hark_proto::{ChatId, DeviceId, SendAck, Seq, UserId};
-use std::collections::HashMap;
+use hark_proto::{ChatId, ClientMsgId, DeviceId, SendAck, Seq, UserId};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::error::SqlState;
@@ -51,9 +55,16 @@ use tokio_postgres::error::SqlState;
 /// its answer do not wait long.
 const MAX_BATCH: usize = 512;
 
-/// Jobs queued beyond this wait to be queued, so a database that falls
-/// behind slows senders down instead of growing memory.
+/// Jobs queued beyond this (per line) wait to be queued, so a database
+/// that falls behind slows senders down instead of growing memory.
 const QUEUE: usize = 4096;
+
+/// Committer lines per store, each one batch at a time on a connection of
+/// its own; a chat always goes to the same line. A batch's statements run
+/// one after another on its database backend, which is what limits one
+/// line (measured in docs/benchmarks.md); lines of disjoint chats let the
+/// database work on several batches at once.
+const LINES: usize = 4;
 
 /// A write the committer batches.
 #[derive(Clone)]
@@ -84,9 +95,20 @@ impl Write {
         }
     }
 
-    async fn run(&self, tx: &Tx) -> Outcome {
+    async fn run(&self, tx: &Tx, looked_up: &LookedUp) -> Outcome {
         match self {
-            Write::Send(m) => messages::send(tx, m.clone()).await.map(Some),
+            Write::Send(m) => {
+                let key = (m.sender_device, m.client_id.clone());
+                if !looked_up.once.contains(&key) {
+                    // Its client id comes twice in the batch: the second
+                    // must find the first, written in this transaction.
+                    return messages::send(tx, m.clone()).await.map(Some);
+                }
+                match looked_up.originals.get(&key) {
+                    Some(original) => Ok(Some(original.clone())),
+                    None => messages::send_new(tx, m.clone()).await.map(Some),
+                }
+            }
             Write::Forward { from, message } => messages::forward(tx, *from, message.clone())
                 .await
                 .map(Some),
@@ -110,29 +132,73 @@ impl Write {
     }
 }
 
+/// The idempotency check of a batch's sends, made for all at once: the
+/// sends whose (device, client id) comes once in the batch, and of those,
+/// the ones already stored. A racing resend on another node that commits
+/// after the check makes the insert fail on the unique index, and the
+/// batch runs again (and finds it).
+#[derive(Default)]
+struct LookedUp {
+    once: HashSet<(DeviceId, ClientMsgId)>,
+    originals: HashMap<(DeviceId, ClientMsgId), SendAck>,
+}
+
+impl LookedUp {
+    async fn batch(tx: &Tx, writes: &[Write]) -> StoreResult<Self> {
+        let mut seen: HashMap<(DeviceId, ClientMsgId), usize> = HashMap::new();
+        for w in writes {
+            if let Write::Send(m) = w {
+                *seen
+                    .entry((m.sender_device, m.client_id.clone()))
+                    .or_default() += 1;
+            }
+        }
+        let once: HashSet<_> = seen
+            .into_iter()
+            .filter(|(_, n)| *n == 1)
+            .map(|(k, _)| k)
+            .collect();
+        if once.is_empty() {
+            return Ok(LookedUp::default());
+        }
+        let keys: Vec<_> = once.iter().cloned().collect();
+        let originals = messages::originals(tx, &keys).await?;
+        Ok(LookedUp { once, originals })
+    }
+}
+
 struct Job {
     write: Write,
     answer: oneshot::Sender<Outcome>,
 }
 
-/// The handle of a store's committer task; the task ends when the handle
-/// is dropped and the jobs queued before have been answered.
+/// The handle of a store's committer tasks (one per line); they end when
+/// the handle is dropped and the jobs queued before have been answered.
 pub(crate) struct Committer {
-    queue: mpsc::Sender<Job>,
+    lines: Vec<mpsc::Sender<Job>>,
 }
 
 impl Committer {
     pub(crate) fn start(pool: Pool, sequencer: Arc<Sequencer>) -> Self {
-        let (queue, jobs) = mpsc::channel(QUEUE);
-        tokio::spawn(commit_forever(pool, sequencer, jobs));
-        Committer { queue }
+        let lines = (0..LINES)
+            .map(|_| {
+                let (queue, jobs) = mpsc::channel(QUEUE);
+                tokio::spawn(commit_forever(pool.clone(), sequencer.clone(), jobs));
+                queue
+            })
+            .collect();
+        Committer { lines }
     }
 
     /// Queues `write`; the answer comes after its batch commits (or
-    /// fails). Writes queued one after another commit in that order.
+    /// fails). Writes to one chat queued one after another commit in that
+    /// order: the chat's line takes them in order, one batch at a time.
     pub(crate) async fn queue(&self, write: Write) -> StoreResult<Answer> {
         let (answer, receiver) = oneshot::channel();
-        self.queue
+        let line = usize::try_from(write.chat().0.rem_euclid(LINES as i64)).unwrap_or(0);
+        self.lines
+            .get(line)
+            .ok_or(StoreError::Closed)?
             .send(Job { write, answer })
             .await
             .map_err(|_| StoreError::Closed)?;
@@ -222,7 +288,11 @@ async fn run_in(tx: &mut Tx, writes: &[Write]) -> StoreResult<Vec<Outcome>> {
     let mut chats: Vec<i64> = writes.iter().map(|w| w.chat().0).collect();
     chats.sort_unstable();
     chats.dedup();
-    tx.lock_chats(&chats).await?;
+    // Sent together: the lock of the batch's chats and the idempotency
+    // check of its sends.
+    let (locked, looked_up) = tokio::join!(tx.lock_chats(&chats), LookedUp::batch(tx, writes));
+    locked?;
+    let looked_up = &looked_up?;
     // The jobs of each chat, in queue order.
     let mut lines: Vec<Vec<usize>> = Vec::new();
     let mut line_of: HashMap<ChatId, usize> = HashMap::new();
@@ -240,7 +310,7 @@ async fn run_in(tx: &mut Tx, writes: &[Write]) -> StoreResult<Vec<Outcome>> {
         let mut out = Vec::with_capacity(line.len());
         for &i in line {
             let outcome = match writes.get(i) {
-                Some(w) => w.run(tx).await,
+                Some(w) => w.run(tx, looked_up).await,
                 None => Err(StoreError::CommitFailed),
             };
             let failed = matches!(&outcome, Err(e) if !is_refusal(e));

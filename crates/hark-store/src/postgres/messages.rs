@@ -10,7 +10,8 @@ use crate::columns::{self, MESSAGE_COLUMNS};
 use crate::pages::HistoryWindow;
 use crate::rules::{self, MessageFacts, Rise, Windows};
 use crate::{HistoryQuery, NewMessage, StoreResult};
-use hark_proto::{ChatId, Event, History, Message, SendAck, Seq, UserId};
+use hark_proto::{ChatId, ClientMsgId, DeviceId, Event, History, Message, SendAck, Seq, UserId};
+use std::collections::HashMap;
 
 pub(crate) async fn send(tx: &Tx, msg: NewMessage) -> StoreResult<SendAck> {
     // Idempotency before authorization: a resend of a committed message
@@ -32,6 +33,45 @@ pub(crate) async fn send(tx: &Tx, msg: NewMessage) -> StoreResult<SendAck> {
             duplicate: true,
         });
     }
+    send_new(tx, msg).await
+}
+
+/// The originals of those of `keys` (sending device, client id) that are
+/// stored, read in one statement for a whole batch of sends.
+pub(crate) async fn originals(
+    tx: &Tx,
+    keys: &[(DeviceId, ClientMsgId)],
+) -> StoreResult<HashMap<(DeviceId, ClientMsgId), SendAck>> {
+    let devices: Vec<i64> = keys.iter().map(|k| k.0 .0).collect();
+    let client_ids: Vec<&str> = keys.iter().map(|k| k.1 .0.as_str()).collect();
+    let rows = tx
+        .rows(
+            "SELECT m.sender_device, m.client_id, m.chat_id, m.seq, m.sent_at
+             FROM unnest($1::bigint[], $2::text[]) AS k(device, client_id)
+             JOIN messages m ON m.sender_device = k.device AND m.client_id = k.client_id",
+            &[&devices, &client_ids],
+        )
+        .await?;
+    let mut found = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let client_id = ClientMsgId(row.try_get(1)?);
+        found.insert(
+            (DeviceId(row.try_get(0)?), client_id.clone()),
+            SendAck {
+                chat_id: ChatId(row.try_get(2)?),
+                seq: Seq(row.try_get(3)?),
+                client_id,
+                sent_at: row.try_get(4)?,
+                duplicate: true,
+            },
+        );
+    }
+    Ok(found)
+}
+
+/// Sends `msg`, whose (device, client id) was looked for in this
+/// transaction already and is not stored.
+pub(crate) async fn send_new(tx: &Tx, msg: NewMessage) -> StoreResult<SendAck> {
     // The chat's row lock makes seqs gapless and in commit order; the
     // sender's member row lock keeps their watermarks' rise serial.
     let (last, me, members) = lock_for_send(tx, msg.chat_id, msg.sender_id).await?;

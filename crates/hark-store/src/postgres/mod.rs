@@ -4,7 +4,7 @@
 //! these modules hold only SQL and transaction mechanics.
 //!
 //! - Sends, forwards and marks are committed in batches by the store's
-//!   committer task (`committer`): every such write waiting at one moment
+//!   committer tasks (`committer`): every such write waiting at one moment
 //!   shares one READ COMMITTED transaction and one WAL flush, and each is
 //!   answered after the COMMIT. Every other write is one transaction of its
 //!   own on a pooled connection (`tx`), run on a task of its own so a

@@ -322,3 +322,58 @@ async fn a_message_the_database_refuses_fails_alone() {
     assert_eq!(seqs, (1..=39).collect::<Vec<_>>(), "the other 39 committed");
     assert_gapless(stream(&store, people[1].0).await.iter().map(|(p, _)| p.0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_answers_every_send_of_the_batch_unavailable() {
+    let node = postgres().await;
+    let store = node.store.clone();
+    let people = users(&store, &["ann", "ben"]).await;
+    let chat = store.create_direct(people[0].0, people[1].0).await.unwrap();
+    store.send(msg(chat, people[0], "before")).await.unwrap();
+
+    // The database goes away: its connections are cut and no new one is let in.
+    let url = node.url.clone().unwrap();
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    let admin = admin().await;
+    admin
+        .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .await
+        .unwrap();
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            &[&name],
+        )
+        .await
+        .unwrap();
+    let during: Vec<NewMessage> = (0..20)
+        .map(|n| msg(chat, people[n % 2], &format!("during-{n}")))
+        .collect();
+    let answers = join_all(during.iter().map(|m| store.send(m.clone()))).await;
+    for answer in &answers {
+        let e = answer.as_ref().unwrap_err();
+        assert!(e.is_unavailable(), "answered unavailable, got {e:?}");
+    }
+
+    // Back again: the same sends, resent with their client ids, commit once.
+    admin
+        .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .await
+        .unwrap();
+    let answers = join_all(during.iter().map(|m| store.send(m.clone()))).await;
+    let mut seqs: Vec<i64> = answers.into_iter().map(|a| a.unwrap().seq.0).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (2..=21).collect::<Vec<_>>());
+    assert_gapless(stream(&store, people[1].0).await.iter().map(|(p, _)| p.0));
+}
+
+/// A connection to the test server's maintenance database.
+async fn admin() -> tokio_postgres::Client {
+    let url = std::env::var("HARK_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
