@@ -2,7 +2,7 @@
 //! under the chat's row lock), editing, deleting, reactions, and history.
 
 use super::chats::{lock_chat, lock_for_send, member_ids, require_member};
-use super::receipts::apply_mark;
+use super::receipts::MarkWrite;
 use super::rows::{self, complete};
 use super::search::TSVECTOR;
 use super::tx::{Db, Tx};
@@ -12,6 +12,8 @@ use crate::rules::{self, MessageFacts, Rise, Windows};
 use crate::{HistoryQuery, NewMessage, StoreResult};
 use hark_proto::{ChatId, ClientMsgId, DeviceId, Event, History, Message, SendAck, Seq, UserId};
 use std::collections::HashMap;
+use std::sync::OnceLock;
+use tokio_postgres::types::ToSql;
 
 pub(crate) async fn send(tx: &Tx, msg: NewMessage) -> StoreResult<SendAck> {
     // Idempotency before authorization: a resend of a committed message
@@ -83,28 +85,39 @@ pub(crate) async fn send_new(tx: &Tx, msg: NewMessage) -> StoreResult<SendAck> {
             Some(rules::reply(target, &me, seq, quote)?)
         }
     };
-    let sql = format!(
-        "WITH chat AS (UPDATE chats SET last_seq = $2, last_activity = $7 WHERE id = $1)
-         INSERT INTO messages (chat_id, seq, sender_id, sender_device, client_id, text, sent_at,
-                               reply_to, forwarded, search, search_order)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, {TSVECTOR}($6), nextval('messages_search_order'))"
-    );
-    tx.exec(
-        &sql,
-        &[
-            &msg.chat_id.0,
-            &seq.0,
-            &msg.sender_id.0,
-            &msg.sender_device.0,
-            &msg.client_id.0,
-            &msg.text,
-            &tx.now_ms,
-            &msg.reply_to.map(|s| s.0),
-            &msg.forwarded,
-        ],
-    )
-    .await?;
-    let (chat_id, sender_id, sender_device) = (msg.chat_id, msg.sender_id, msg.sender_device);
+    // One statement: the message, the chat's last seq, and the sender's
+    // implied read (see `MarkWrite`), its parameters after the message's.
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "WITH chat AS (UPDATE chats SET last_seq = $2, last_activity = $7 WHERE id = $1),
+             message AS (
+                 INSERT INTO messages (chat_id, seq, sender_id, sender_device, client_id, text,
+                                       sent_at, reply_to, forwarded, search, search_order)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, {TSVECTOR}($6),
+                         nextval('messages_search_order'))
+             ),
+             {}
+             SELECT sender_id FROM senders",
+            MarkWrite::ctes(1, 4, 3, 10)
+        )
+    });
+    let mark = MarkWrite::new(tx, me, seq.0, Rise::implied_by_send(seq));
+    let reply_to = msg.reply_to.map(|s| s.0);
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+        &msg.chat_id.0,
+        &seq.0,
+        &msg.sender_id.0,
+        &msg.sender_device.0,
+        &msg.client_id.0,
+        &msg.text,
+        &tx.now_ms,
+        &reply_to,
+        &msg.forwarded,
+    ];
+    params.extend(mark.params());
+    let senders = tx.rows(sql, &params).await?;
+    let (chat_id, sender_id) = (msg.chat_id, msg.sender_id);
     let client_id = msg.client_id.clone();
     let now_ms = tx.now_ms;
     tx.push_event(
@@ -113,8 +126,7 @@ pub(crate) async fn send_new(tx: &Tx, msg: NewMessage) -> StoreResult<SendAck> {
         Some(seq),
         &rules::new_message(msg, seq, now_ms, quote),
     )?;
-    let rise = Rise::implied_by_send(seq);
-    apply_mark(tx, chat_id, sender_id, sender_device, me, seq.0, rise).await?;
+    mark.finish(tx, chat_id, sender_id, &senders)?;
     Ok(SendAck {
         chat_id,
         seq,
