@@ -30,11 +30,13 @@
 //!   in WAL until the segment is recycled; GIN entries of its words go at
 //!   VACUUM too.
 //! - A batch's jobs of different chats run side by side on its
-//!   transaction, their statements pipelined on its connection; a send is
-//!   four statements (the idempotency check; the chat, sender and member
-//!   list read in one; the insert; the implied read), and the batch adds
-//!   its chat locks and the stream rows with COMMIT. Chat lists and message
-//!   pages pipeline their per-item queries on the connection. Figures:
+//!   transaction, their statements pipelined on its connection. The batch
+//!   locks its chats and looks up all its sends' client ids in one round
+//!   trip; then a send is two statements (the chat, sender and member list
+//!   read in one; the message, the chat's last seq and the implied read in
+//!   the other), and the batch ends with its stream rows and COMMIT. Chat
+//!   lists and message pages pipeline their per-item queries on the
+//!   connection. Figures:
 //!   docs/benchmarks.md, "Group commit on PostgreSQL".
 
 mod accounts;
