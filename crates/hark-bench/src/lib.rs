@@ -2,10 +2,12 @@
 //! the real protocol, each beside a baseline measured in the same run.
 //!
 //! Scenarios live in [`scenario`]; the baselines are a bare WebSocket relay
-//! ([`relay`]) and raw batched SQLite inserts ([`sqlite_baseline`]). Results
+//! ([`relay`]) and raw batched SQLite inserts ([`sqlite_baseline`]), or
+//! PostgreSQL ones ([`postgres_baseline`]) when the server runs on it. Results
 //! are written as JSON and printed as a markdown table ([`report`]).
 
 pub mod client;
+pub mod postgres_baseline;
 pub mod relay;
 pub mod report;
 pub mod rng;

@@ -39,6 +39,18 @@ pub struct Servers {
 impl Servers {
     /// Starts `count` servers (or uses the given one when `--server` is set).
     pub async fn start(common: &Common, count: usize) -> anyhow::Result<Servers> {
+        Self::start_with(common, count, &[], "").await
+    }
+
+    /// Starts `count` servers with `args` added to each command line (a
+    /// cluster node's `--database` and `--bus`) and `settings` (top-level
+    /// TOML lines) added to the bench config.
+    pub async fn start_with(
+        common: &Common,
+        count: usize,
+        args: &[String],
+        settings: &str,
+    ) -> anyhow::Result<Servers> {
         if let Some(url) = &common.server {
             if count > 1 {
                 bail!("this run needs {count} servers: pass --hark-bin so the bench starts them");
@@ -58,7 +70,7 @@ impl Servers {
             .tempdir_in(&common.work_dir)
             .with_context(|| format!("creating a directory in {}", common.work_dir.display()))?;
         let config = dir.path().join("bench.toml");
-        std::fs::write(&config, BENCH_CONFIG)?;
+        std::fs::write(&config, format!("{settings}{BENCH_CONFIG}"))?;
         let mut servers = Servers {
             urls: Vec::new(),
             pids: Vec::new(),
@@ -66,7 +78,7 @@ impl Servers {
             dir: None,
         };
         for i in 0..count {
-            let (child, url) = spawn_one(bin, dir.path(), &config, i).await?;
+            let (child, url) = spawn_one(bin, dir.path(), &config, i, args).await?;
             servers.pids.extend(child.id());
             servers.children.push(child);
             servers.urls.push(url);
@@ -101,6 +113,7 @@ async fn spawn_one(
     dir: &Path,
     config: &Path,
     i: usize,
+    args: &[String],
 ) -> anyhow::Result<(Child, String)> {
     let data = dir.join(format!("node{i}"));
     let log = std::fs::File::create(dir.join(format!("node{i}.log")))?;
@@ -112,6 +125,7 @@ async fn spawn_one(
         .arg(&data)
         .arg("--config")
         .arg(config)
+        .args(args)
         .env(
             "HARK_LOG",
             std::env::var("HARK_LOG").unwrap_or_else(|_| "warn".into()),

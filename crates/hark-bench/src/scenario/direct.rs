@@ -1,12 +1,15 @@
 //! `direct`: P pairs of users, each pair in its one-to-one chat, both sides
 //! sending at a target rate (open loop) or flat out. Reports sent / acked /
 //! delivered per second and send-to-ack and send-to-deliver latencies, beside
-//! the bare relay (same clients, same frames) and raw batched SQLite inserts.
+//! the bare relay (same clients, same frames) and raw batched SQLite inserts;
+//! with `--database`, the server is a cluster node on PostgreSQL (a fresh
+//! database, dropped after) and the baseline is raw batched PostgreSQL
+//! inserts.
 
 use super::traffic::{self, Conn, Outcome, Plan};
 use crate::report::{Figure, Report};
 use crate::servers::Servers;
-use crate::{client, relay, setup, sqlite_baseline, Common};
+use crate::{client, postgres_baseline, relay, setup, sqlite_baseline, Common};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -40,13 +43,48 @@ pub struct Params {
     /// the batch group commit can reach with one send in flight per connection].
     #[arg(long)]
     pub sqlite_batch: Option<usize>,
+    /// Run the server as a cluster node on PostgreSQL: the URL of a
+    /// PostgreSQL server (any database on it, e.g.
+    /// `postgres://postgres@127.0.0.1:5432/postgres`). The bench creates a
+    /// fresh database there for the node and one for the baseline (raw
+    /// batched PostgreSQL inserts, in place of SQLite's, with the same rows
+    /// per commit) and drops them after.
+    #[arg(long)]
+    pub database: Option<String>,
+    /// With `--database`: the node's bus, `nats://…` (its subjects under a
+    /// prefix of this run's own); without it, the in-process bus.
+    #[arg(long, requires = "database")]
+    pub bus: Option<String>,
 }
 
 pub async fn run(p: Params) -> anyhow::Result<Report> {
+    let Some(server) = p.database.clone() else {
+        return run_on(p, None).await;
+    };
+    if p.common.server.is_some() {
+        anyhow::bail!("--database needs --hark-bin: the bench starts the node itself");
+    }
+    let name = format!("hark_bench_{}", setup::run_tag());
+    let url = hark_store::postgres::create_database(&server, &name).await?;
+    let result = run_on(p, Some(url)).await;
+    hark_store::postgres::drop_database(&server, &name).await?;
+    result
+}
+
+async fn run_on(p: Params, database: Option<String>) -> anyhow::Result<Report> {
     let mut report = Report::new("direct", &p.common, &p);
-    let servers = Servers::start(&p.common, 1).await?;
-    let base = servers.urls[0].clone();
     let tag = setup::run_tag();
+    let mut args = Vec::new();
+    let mut settings = String::new();
+    if let Some(url) = &database {
+        args.extend(["--database".to_owned(), url.clone()]);
+    }
+    if let Some(bus) = &p.bus {
+        args.extend(["--bus".to_owned(), bus.clone()]);
+        settings = format!("bus_prefix = \"{tag}\"\n");
+    }
+    let servers = Servers::start_with(&p.common, 1, &args, &settings).await?;
+    let base = servers.urls[0].clone();
     let users = setup::accounts(&base, &tag, "d", 2 * p.pairs).await?;
     let pairs: Vec<_> = users
         .chunks(2)
@@ -116,7 +154,7 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
     };
 
     let batch = p.sqlite_batch.unwrap_or((2 * p.pairs).min(512));
-    let (sqlite, sqlite_stream) = if p.common.no_baseline {
+    let (sqlite, sqlite_stream) = if p.common.no_baseline || p.database.is_some() {
         (None, None)
     } else {
         let dir = tempfile::tempdir_in(&p.common.work_dir)?;
@@ -141,6 +179,28 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
         let b = tokio::task::spawn_blocking(move || run(true)).await??;
         drop(dir);
         (Some(a), Some(b))
+    };
+    let postgres = match (&p.database, p.common.no_baseline) {
+        (Some(server), false) => {
+            let mut results = Vec::new();
+            for with_search in [false, true] {
+                let name = format!("hark_bench_{tag}_raw");
+                results.push(
+                    postgres_baseline::run(
+                        server,
+                        &name,
+                        batch,
+                        p.pairs as i64,
+                        p.text_bytes,
+                        with_search,
+                        Duration::from_secs(5),
+                    )
+                    .await?,
+                );
+            }
+            results
+        }
+        _ => Vec::new(),
     };
     servers.stop().await;
 
@@ -204,6 +264,36 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
                 Some(s.messages_per_sec),
             ),
         );
+    }
+    for b in &postgres {
+        let rows = if b.with_search {
+            "message (with search vector) + 2 stream rows"
+        } else {
+            "message + 2 stream rows"
+        };
+        let mut figure = Figure::new(
+            &format!("acked/s vs raw PostgreSQL {rows}"),
+            "msg/s",
+            rate(&hark, hark.window_acked),
+        )
+        .vs(
+            &format!("PostgreSQL, {} msgs/commit", b.batch),
+            Some(b.messages_per_sec),
+        );
+        if !b.with_search {
+            figure = figure.target("≥ 50% of the baseline");
+        }
+        report.figure(figure);
+        for (name, value) in [("p50", b.commit_p50_ms), ("p99", b.commit_p99_ms)] {
+            report.figure(Figure::new(
+                &format!(
+                    "baseline: PostgreSQL batch of {} msgs ({rows}, with COMMIT) {name}",
+                    b.batch
+                ),
+                "ms",
+                value,
+            ));
+        }
     }
     report.latencies(
         "send-to-ack",

@@ -334,3 +334,33 @@ async fn wal_check_smoke_runs_both_schemes() {
     assert!(r.rows > 0);
     assert!(r.wal_mib_max < 70.0, "{r:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_baseline_smoke_inserts_and_drops_its_database() {
+    let server = std::env::var("HARK_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("hark_bench_smoke_{}", std::process::id());
+    for with_search in [false, true] {
+        let r = hark_bench::postgres_baseline::run(
+            &server,
+            &name,
+            20,
+            5,
+            64,
+            with_search,
+            std::time::Duration::from_millis(300),
+        )
+        .await
+        .unwrap();
+        assert!(r.rows > 0 && r.rows == r.commits * 20, "{r:?}");
+    }
+    let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let left = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await
+        .unwrap();
+    assert!(left.is_none(), "the baseline's database is dropped");
+}

@@ -2,7 +2,7 @@
 //! under the chat's row lock), editing, deleting, reactions, and history.
 
 use super::chats::{lock_chat, lock_for_send, member_ids, require_member};
-use super::receipts::apply_mark;
+use super::receipts::MarkWrite;
 use super::rows::{self, complete};
 use super::search::TSVECTOR;
 use super::tx::{Db, Tx};
@@ -10,9 +10,12 @@ use crate::columns::{self, MESSAGE_COLUMNS};
 use crate::pages::HistoryWindow;
 use crate::rules::{self, MessageFacts, Rise, Windows};
 use crate::{HistoryQuery, NewMessage, StoreResult};
-use hark_proto::{ChatId, Event, History, Message, SendAck, Seq, UserId};
+use hark_proto::{ChatId, ClientMsgId, DeviceId, Event, History, Message, SendAck, Seq, UserId};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use tokio_postgres::types::ToSql;
 
-pub(crate) async fn send(tx: &mut Tx, msg: NewMessage) -> StoreResult<SendAck> {
+pub(crate) async fn send(tx: &Tx, msg: NewMessage) -> StoreResult<SendAck> {
     // Idempotency before authorization: a resend of a committed message
     // answers with the original even if the sender has since left the chat.
     // A resend racing its original waits on the unique index, fails, and
@@ -32,6 +35,45 @@ pub(crate) async fn send(tx: &mut Tx, msg: NewMessage) -> StoreResult<SendAck> {
             duplicate: true,
         });
     }
+    send_new(tx, msg).await
+}
+
+/// The originals of those of `keys` (sending device, client id) that are
+/// stored, read in one statement for a whole batch of sends.
+pub(crate) async fn originals(
+    tx: &Tx,
+    keys: &[(DeviceId, ClientMsgId)],
+) -> StoreResult<HashMap<(DeviceId, ClientMsgId), SendAck>> {
+    let devices: Vec<i64> = keys.iter().map(|k| k.0 .0).collect();
+    let client_ids: Vec<&str> = keys.iter().map(|k| k.1 .0.as_str()).collect();
+    let rows = tx
+        .rows(
+            "SELECT m.sender_device, m.client_id, m.chat_id, m.seq, m.sent_at
+             FROM unnest($1::bigint[], $2::text[]) AS k(device, client_id)
+             JOIN messages m ON m.sender_device = k.device AND m.client_id = k.client_id",
+            &[&devices, &client_ids],
+        )
+        .await?;
+    let mut found = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let client_id = ClientMsgId(row.try_get(1)?);
+        found.insert(
+            (DeviceId(row.try_get(0)?), client_id.clone()),
+            SendAck {
+                chat_id: ChatId(row.try_get(2)?),
+                seq: Seq(row.try_get(3)?),
+                client_id,
+                sent_at: row.try_get(4)?,
+                duplicate: true,
+            },
+        );
+    }
+    Ok(found)
+}
+
+/// Sends `msg`, whose (device, client id) was looked for in this
+/// transaction already and is not stored.
+pub(crate) async fn send_new(tx: &Tx, msg: NewMessage) -> StoreResult<SendAck> {
     // The chat's row lock makes seqs gapless and in commit order; the
     // sender's member row lock keeps their watermarks' rise serial.
     let (last, me, members) = lock_for_send(tx, msg.chat_id, msg.sender_id).await?;
@@ -43,28 +85,39 @@ pub(crate) async fn send(tx: &mut Tx, msg: NewMessage) -> StoreResult<SendAck> {
             Some(rules::reply(target, &me, seq, quote)?)
         }
     };
-    let sql = format!(
-        "WITH chat AS (UPDATE chats SET last_seq = $2, last_activity = $7 WHERE id = $1)
-         INSERT INTO messages (chat_id, seq, sender_id, sender_device, client_id, text, sent_at,
-                               reply_to, forwarded, search, search_order)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, {TSVECTOR}($6), nextval('messages_search_order'))"
-    );
-    tx.exec(
-        &sql,
-        &[
-            &msg.chat_id.0,
-            &seq.0,
-            &msg.sender_id.0,
-            &msg.sender_device.0,
-            &msg.client_id.0,
-            &msg.text,
-            &tx.now_ms,
-            &msg.reply_to.map(|s| s.0),
-            &msg.forwarded,
-        ],
-    )
-    .await?;
-    let (chat_id, sender_id, sender_device) = (msg.chat_id, msg.sender_id, msg.sender_device);
+    // One statement: the message, the chat's last seq, and the sender's
+    // implied read (see `MarkWrite`), its parameters after the message's.
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "WITH chat AS (UPDATE chats SET last_seq = $2, last_activity = $7 WHERE id = $1),
+             message AS (
+                 INSERT INTO messages (chat_id, seq, sender_id, sender_device, client_id, text,
+                                       sent_at, reply_to, forwarded, search, search_order)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, {TSVECTOR}($6),
+                         nextval('messages_search_order'))
+             ),
+             {}
+             SELECT sender_id FROM senders",
+            MarkWrite::ctes(1, 4, 3, 10)
+        )
+    });
+    let mark = MarkWrite::new(tx, me, seq.0, Rise::implied_by_send(seq));
+    let reply_to = msg.reply_to.map(|s| s.0);
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+        &msg.chat_id.0,
+        &seq.0,
+        &msg.sender_id.0,
+        &msg.sender_device.0,
+        &msg.client_id.0,
+        &msg.text,
+        &tx.now_ms,
+        &reply_to,
+        &msg.forwarded,
+    ];
+    params.extend(mark.params());
+    let senders = tx.rows(sql, &params).await?;
+    let (chat_id, sender_id) = (msg.chat_id, msg.sender_id);
     let client_id = msg.client_id.clone();
     let now_ms = tx.now_ms;
     tx.push_event(
@@ -73,8 +126,7 @@ pub(crate) async fn send(tx: &mut Tx, msg: NewMessage) -> StoreResult<SendAck> {
         Some(seq),
         &rules::new_message(msg, seq, now_ms, quote),
     )?;
-    let rise = Rise::implied_by_send(seq);
-    apply_mark(tx, chat_id, sender_id, sender_device, me, seq.0, rise).await?;
+    mark.finish(tx, chat_id, sender_id, &senders)?;
     Ok(SendAck {
         chat_id,
         seq,
@@ -104,11 +156,7 @@ async fn visible_message(
     rules::visible(row, seq, &me)
 }
 
-pub(crate) async fn forward(
-    tx: &mut Tx,
-    from: (ChatId, Seq),
-    msg: NewMessage,
-) -> StoreResult<SendAck> {
+pub(crate) async fn forward(tx: &Tx, from: (ChatId, Seq), msg: NewMessage) -> StoreResult<SendAck> {
     let already = tx
         .opt(
             "SELECT 1 FROM messages WHERE sender_device = $1 AND client_id = $2",

@@ -3,13 +3,16 @@
 //! and paging from `crate::columns` and `crate::pages`, as SQLite's do;
 //! these modules hold only SQL and transaction mechanics.
 //!
-//! - Each write is one READ COMMITTED transaction on a pooled connection
-//!   (`tx`), run on a task of its own so a caller that goes away cannot cut
-//!   it short. Writes that lose a race (deadlock, serialization failure, a
-//!   unique key a concurrent commit took) run again; every write looks for
-//!   what it would insert before inserting, so the rerun finds the winner's
-//!   row (a racing resend answers `duplicate`, a racing `create_user`
-//!   `UsernameTaken`).
+//! - Sends, forwards and marks are committed in batches by the store's
+//!   committer tasks (`committer`): every such write waiting at one moment
+//!   shares one READ COMMITTED transaction and one WAL flush, and each is
+//!   answered after the COMMIT. Every other write is one transaction of its
+//!   own on a pooled connection (`tx`), run on a task of its own so a
+//!   caller that goes away cannot cut it short. Writes that lose a race
+//!   (deadlock, serialization failure, a unique key a concurrent commit
+//!   took) run again; every write looks for what it would insert before
+//!   inserting, so the rerun finds the winner's row (a racing resend
+//!   answers `duplicate`, a racing `create_user` `UsernameTaken`).
 //! - Ordering comes from row locks, not from one global lock: a chat's row
 //!   (`SELECT … FOR UPDATE`) orders its changes and hands out its gapless
 //!   `seq`; a member's row orders their watermarks; each user's `streams`
@@ -26,22 +29,19 @@
 //!   version (text and vector) as a dead tuple until VACUUM prunes it, and
 //!   in WAL until the segment is recycled; GIN entries of its words go at
 //!   VACUUM too.
-//! - A send is 6 round trips: BEGIN with the idempotency check; the chat,
-//!   sender and member list locked and read in one statement; the insert;
-//!   the implied read (one statement); the stream locks; the stream rows
-//!   with COMMIT. Chat lists and message pages pipeline their per-item
-//!   queries on the connection.
-//! - Not done yet: group commit (several sends in one transaction); each
-//!   send is its own transaction and WAL flush, and sends to different
-//!   chats run in parallel on the pool. Measured ad hoc (release build,
-//!   5,000 sends over 100 one-to-one chats from 64 tasks in one process,
-//!   machine at load 6-9 from other builds): 690-880 msg/s against
-//!   SQLite's 3,000-6,900 in the same runs, the database's backends
-//!   mostly waiting for the client's next statement, so fewer round trips
-//!   (group commit, or one function per send) are the next lever.
+//! - A batch's jobs of different chats run side by side on its
+//!   transaction, their statements pipelined on its connection. The batch
+//!   locks its chats and looks up all its sends' client ids in one round
+//!   trip; then a send is two statements (the chat, sender and member list
+//!   read in one; the message, the chat's last seq and the implied read in
+//!   the other), and the batch ends with its stream rows and COMMIT. Chat
+//!   lists and message pages pipeline their per-item queries on the
+//!   connection. Figures:
+//!   docs/benchmarks.md, "Group commit on PostgreSQL".
 
 mod accounts;
 mod chats;
+mod committer;
 mod jobs;
 mod messages;
 mod presence;
@@ -62,6 +62,7 @@ use crate::{
     Windows,
 };
 use async_trait::async_trait;
+use committer::{Committer, Write};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use hark_proto::{
     Chat, ChatId, ChatSettings, ChatSettingsRequest, ChatSummary, Device, DeviceId, History,
@@ -93,8 +94,11 @@ pub struct PostgresStore {
     pool: Pool,
     /// Puts this node's commits in commit order for the listener.
     sequencer: Arc<Sequencer>,
-    /// Keeps a device's pipelined sends to a chat in the order it made them.
+    /// Keeps a device's pipelined sends to a chat in the order it made them
+    /// until they are queued for the committer.
     send_order: SendOrder,
+    /// Commits sends, forwards and marks in shared transactions.
+    committer: Committer,
 }
 
 impl PostgresStore {
@@ -126,9 +130,11 @@ impl PostgresStore {
             .map_err(unavailable)?;
         let mut db = Db::new(pool.get().await.map_err(tls::connect_failed)?);
         schema::migrate(&mut db).await?;
+        let sequencer = Arc::new(Sequencer::new(listener));
         Ok(PostgresStore {
+            committer: Committer::start(pool.clone(), sequencer.clone()),
             pool,
-            sequencer: Arc::new(Sequencer::new(listener)),
+            sequencer,
             send_order: SendOrder::default(),
         })
     }
@@ -164,6 +170,19 @@ impl PostgresStore {
         )
         .await
         .map_err(|_| StoreError::CommitFailed)?
+    }
+
+    /// Queues a send or forward for the committer once the device's earlier
+    /// sends to the chat are queued, and answers after its commit.
+    async fn queue_send(&self, write: Write) -> StoreResult<SendAck> {
+        let (Write::Send(m) | Write::Forward { message: m, .. }) = &write else {
+            return Err(StoreError::Invalid("not a send"));
+        };
+        let answer = {
+            let _turn = self.send_order.wait_turn(m.sender_device, m.chat_id).await;
+            self.committer.queue(write).await?
+        };
+        answer.ack().await
     }
 
     /// Runs a read on a pooled connection.
@@ -492,12 +511,7 @@ impl ChatStore for PostgresStore {
 #[async_trait]
 impl MessageStore for PostgresStore {
     async fn send(&self, message: NewMessage) -> StoreResult<SendAck> {
-        let _turn = self
-            .send_order
-            .wait_turn(message.sender_device, message.chat_id)
-            .await;
-        self.write(message, |tx, message| Box::pin(messages::send(tx, message)))
-            .await
+        self.queue_send(Write::Send(message)).await
     }
 
     async fn mark(
@@ -508,17 +522,17 @@ impl MessageStore for PostgresStore {
         delivered_up_to: Option<Seq>,
         read_up_to: Option<Seq>,
     ) -> StoreResult<()> {
-        self.write((), move |tx, ()| {
-            Box::pin(receipts::mark(
-                tx,
+        self.committer
+            .queue(Write::Mark {
                 chat_id,
                 user_id,
                 device_id,
                 delivered_up_to,
                 read_up_to,
-            ))
-        })
-        .await
+            })
+            .await?
+            .done()
+            .await
     }
 
     async fn history(
@@ -542,14 +556,7 @@ impl MessageStore for PostgresStore {
     }
 
     async fn forward(&self, from: (ChatId, Seq), message: NewMessage) -> StoreResult<SendAck> {
-        let _turn = self
-            .send_order
-            .wait_turn(message.sender_device, message.chat_id)
-            .await;
-        self.write(message, move |tx, message| {
-            Box::pin(messages::forward(tx, from, message))
-        })
-        .await
+        self.queue_send(Write::Forward { from, message }).await
     }
 
     async fn edit(

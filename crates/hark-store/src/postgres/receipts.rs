@@ -6,9 +6,12 @@ use super::tx::{Db, Tx};
 use crate::rules::{self, MemberFacts, ReceiptChange, Rise};
 use crate::StoreResult;
 use hark_proto::{ChatId, DeviceId, MessageInfo, RecipientInfo, Seq, UserId};
+use std::sync::OnceLock;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
 
 pub(crate) async fn mark(
-    tx: &mut Tx,
+    tx: &Tx,
     chat_id: ChatId,
     user_id: UserId,
     device_id: DeviceId,
@@ -29,7 +32,7 @@ pub(crate) async fn mark(
 /// rules say. `member` is the member's row, locked by the caller, and `top`
 /// the chat's last seq.
 pub(crate) async fn apply_mark(
-    tx: &mut Tx,
+    tx: &Tx,
     chat_id: ChatId,
     user_id: UserId,
     device_id: DeviceId,
@@ -37,70 +40,121 @@ pub(crate) async fn apply_mark(
     top: i64,
     rise: Rise,
 ) -> StoreResult<()> {
-    let change = ReceiptChange::new(&member, top, rise);
-    // One round trip: the device's watermarks, the member's when they rose,
-    // the senders of the messages the rise covers, and (when it covers
-    // someone else's) the times it rose.
-    let rose = change.member_rose();
-    let (mut up_to, mut delivered_at, mut read_at) = (Vec::new(), Vec::new(), Vec::new());
-    for (u, d, r) in change.times(true, tx.now_ms) {
-        up_to.push(u);
-        delivered_at.push(d);
-        read_at.push(r);
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "WITH {} SELECT sender_id FROM senders",
+            MarkWrite::ctes(1, 2, 3, 4)
+        )
+    });
+    let write = MarkWrite::new(tx, member, top, rise);
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&chat_id.0, &device_id.0, &user_id.0];
+    params.extend(write.params());
+    let rows = tx.rows(sql, &params).await?;
+    write.finish(tx, chat_id, user_id, &rows)
+}
+
+/// A rise of a device's and member's watermarks, ready to write in one
+/// statement of CTEs (alone, or with the send that implies it).
+pub(crate) struct MarkWrite {
+    change: ReceiptChange,
+    rose: bool,
+    up_to: Vec<i64>,
+    delivered_at: Vec<Option<i64>>,
+    read_at: Vec<Option<i64>>,
+}
+
+impl MarkWrite {
+    pub(crate) fn new(tx: &Tx, member: MemberFacts, top: i64, rise: Rise) -> Self {
+        let change = ReceiptChange::new(&member, top, rise);
+        let (mut up_to, mut delivered_at, mut read_at) = (Vec::new(), Vec::new(), Vec::new());
+        for (u, d, r) in change.times(true, tx.now_ms) {
+            up_to.push(u);
+            delivered_at.push(d);
+            read_at.push(r);
+        }
+        MarkWrite {
+            rose: change.member_rose(),
+            change,
+            up_to,
+            delivered_at,
+            read_at,
+        }
     }
-    let senders: Vec<UserId> = tx
-        .rows(
-            "WITH device AS (
+
+    /// The CTEs: the device's watermarks, the member's when they rose, the
+    /// senders of the messages the rise covers (`senders`, to select from),
+    /// and (when it covers someone else's) the times it rose. The chat,
+    /// device and user are parameters `$chat`, `$device` and `$user`; the
+    /// nine of [`MarkWrite::params`] are numbered from `$first`.
+    pub(crate) fn ctes(chat: usize, device: usize, user: usize, first: usize) -> String {
+        let [dev_delivered, dev_read, delivered, read, rose, low, up_to, delivered_at, read_at]: [usize; 9] =
+            std::array::from_fn(|i| first + i);
+        format!(
+            "device AS (
                  INSERT INTO device_receipts (chat_id, device_id, delivered_up_to, read_up_to)
-                 VALUES ($1, $2, $3, $4)
+                 VALUES (${chat}, ${device}, ${dev_delivered}, ${dev_read})
                  ON CONFLICT (chat_id, device_id) DO UPDATE SET
                    delivered_up_to = GREATEST(device_receipts.delivered_up_to, excluded.delivered_up_to),
                    read_up_to = GREATEST(device_receipts.read_up_to, excluded.read_up_to)
              ),
              raised AS (
-                 UPDATE members SET delivered_up_to = $5, read_up_to = $6
-                 WHERE $7 AND chat_id = $1 AND user_id = $8
+                 UPDATE members SET delivered_up_to = ${delivered}, read_up_to = ${read}
+                 WHERE ${rose} AND chat_id = ${chat} AND user_id = ${user}
              ),
              senders AS (
                  SELECT sender_id FROM messages
-                 WHERE $7 AND chat_id = $1 AND seq > $9 AND seq <= $5 AND sender_id != $8
+                 WHERE ${rose} AND chat_id = ${chat} AND seq > ${low} AND seq <= ${delivered}
+                   AND sender_id != ${user}
              ),
              times AS (
                  INSERT INTO receipt_times (chat_id, user_id, up_to, delivered_at, read_at)
-                 SELECT $1, $8, t.up_to, t.delivered_at, t.read_at
-                 FROM unnest($10::bigint[], $11::bigint[], $12::bigint[])
+                 SELECT ${chat}, ${user}, t.up_to, t.delivered_at, t.read_at
+                 FROM unnest(${up_to}::bigint[], ${delivered_at}::bigint[], ${read_at}::bigint[])
                       AS t(up_to, delivered_at, read_at)
                  WHERE EXISTS (SELECT 1 FROM senders)
                  ON CONFLICT (chat_id, user_id, up_to) DO UPDATE SET
                    delivered_at = COALESCE(receipt_times.delivered_at, excluded.delivered_at),
                    read_at = COALESCE(receipt_times.read_at, excluded.read_at)
-             )
-             SELECT sender_id FROM senders",
-            &[
-                &chat_id.0,
-                &device_id.0,
-                &change.device_delivered,
-                &change.device_read,
-                &change.delivered,
-                &change.read,
-                &rose,
-                &user_id.0,
-                &change.low,
-                &up_to,
-                &delivered_at,
-                &read_at,
-            ],
+             )"
         )
-        .await?
-        .iter()
-        .map(|r| Ok(UserId(r.try_get(0)?)))
-        .collect::<StoreResult<_>>()?;
-    let audience = change.audience(senders, user_id);
-    if audience.is_empty() {
-        return Ok(());
     }
-    let event = change.event(chat_id, user_id);
-    tx.push_event(&audience, chat_id, None, &event)
+
+    /// The parameters numbered from `first` in [`MarkWrite::ctes`].
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 9] {
+        [
+            &self.change.device_delivered,
+            &self.change.device_read,
+            &self.change.delivered,
+            &self.change.read,
+            &self.rose,
+            &self.change.low,
+            &self.up_to,
+            &self.delivered_at,
+            &self.read_at,
+        ]
+    }
+
+    /// Tells whoever the rules say, from the statement's rows (`sender_id`
+    /// of `senders`).
+    pub(crate) fn finish(
+        self,
+        tx: &Tx,
+        chat_id: ChatId,
+        user_id: UserId,
+        rows: &[Row],
+    ) -> StoreResult<()> {
+        let senders: Vec<UserId> = rows
+            .iter()
+            .map(|r| Ok(UserId(r.try_get(0)?)))
+            .collect::<StoreResult<_>>()?;
+        let audience = self.change.audience(senders, user_id);
+        if audience.is_empty() {
+            return Ok(());
+        }
+        let event = self.change.event(chat_id, user_id);
+        tx.push_event(&audience, chat_id, None, &event)
+    }
 }
 
 /// For the sender of message `seq`: when each other member got and read it.

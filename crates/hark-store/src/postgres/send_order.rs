@@ -1,11 +1,13 @@
 //! A device's sends to one chat commit in the order they were made.
 //!
-//! SQLite gets this from its one writer queue. Here each write is a
-//! transaction of its own racing for the chat's row lock, so a device that
-//! pipelines sends (the WebSocket gateway runs up to 64 at once) would see
-//! them take seqs in any order. Sends of one (device, chat) therefore wait
-//! in line on a fair (FIFO) lock taken when the send is made; sends of other
-//! devices and other chats still run side by side.
+//! SQLite gets this from its one writer queue, and so does the committer
+//! here: writes queued one after another commit in that order. But a device
+//! that pipelines sends (the WebSocket gateway runs up to 64 at once) makes
+//! them as concurrent calls, which could reach the queue in any order.
+//! Sends of one (device, chat) therefore wait in line on a fair (FIFO) lock
+//! taken when the send is made, and hold it only until they are queued, so
+//! a burst of them still shares one batch; sends of other devices and other
+//! chats do not wait for each other.
 
 use hark_proto::{ChatId, DeviceId};
 use std::collections::HashMap;
@@ -25,7 +27,7 @@ pub(crate) struct SendOrder {
 
 impl SendOrder {
     /// Waits for the sends of `device` to `chat` made before this one; the
-    /// guard lets the next one go when the send has committed (or failed).
+    /// guard lets the next one go when dropped (once the send is queued).
     pub(crate) async fn wait_turn(&self, device: DeviceId, chat: ChatId) -> OwnedMutexGuard<()> {
         let line = {
             let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());

@@ -1,9 +1,9 @@
 //! Reports commits to the [`CommitListener`] in commit order although many
 //! transactions commit at once on their own connections.
 //!
-//! A transaction takes a ticket after its last row lock and before its
-//! `COMMIT`, and hands its deliveries back with the ticket once the commit
-//! is durable. Two transactions that touch a stream in common are ordered
+//! A transaction (a single write, or a batch of the committer) takes a
+//! ticket after its last row lock and before its `COMMIT`, and hands its
+//! deliveries back with the ticket once the commit is durable. Two transactions that touch a stream in common are ordered
 //! by its row lock, so their tickets are in their commit order; the
 //! sequencer releases deliveries in ticket order. A commit that is slow to
 //! answer holds back the reports of later tickets, never their commits or

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
@@ -142,14 +142,17 @@ struct Pending {
 }
 
 /// A write transaction (READ COMMITTED). Row locks order what conflicts:
-/// a chat's row before its members' rows, and stream rows last, all at
+/// a chat's row before its members' rows (a batch of the committer takes
+/// all its chats' rows first, in id order), and stream rows last, all at
 /// once in user order, so transactions never wait on each other in a
-/// cycle of stream rows and hold those locks only from their end to their
-/// commit.
+/// cycle and hold the stream locks only from their end to their commit.
 pub(crate) struct Tx {
     db: Db,
     pub(crate) now_ms: i64,
-    pending: Vec<Pending>,
+    /// Behind a lock because the committer runs the jobs of different chats
+    /// side by side on the transaction (their statements pipelined on its
+    /// connection); each job pushes its events in its own order.
+    pending: Mutex<Vec<Pending>>,
 }
 
 impl std::ops::Deref for Tx {
@@ -164,7 +167,7 @@ impl Tx {
     /// transaction commits. A message event stores only a pointer to its
     /// message row.
     pub(crate) fn push_event(
-        &mut self,
+        &self,
         users: &[UserId],
         chat_id: ChatId,
         msg_seq: Option<Seq>,
@@ -176,7 +179,7 @@ impl Tx {
     /// Appends an edit (`event`, a `MessageEdited`) of message `seq`; see
     /// [`Stored::Edit`].
     pub(crate) fn push_edit(
-        &mut self,
+        &self,
         users: &[UserId],
         chat_id: ChatId,
         seq: Seq,
@@ -186,7 +189,7 @@ impl Tx {
     }
 
     fn push(
-        &mut self,
+        &self,
         users: &[UserId],
         chat_id: ChatId,
         stored: Stored,
@@ -194,13 +197,29 @@ impl Tx {
     ) -> StoreResult<()> {
         let json = crate::pages::event_json(event)?;
         let (msg_seq, payload) = stored.columns(event, &json)?;
-        self.pending.push(Pending {
-            users: users.to_vec(),
-            chat_id,
-            msg_seq,
-            payload,
-            json,
-        });
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Pending {
+                users: users.to_vec(),
+                chat_id,
+                msg_seq,
+                payload,
+                json,
+            });
+        Ok(())
+    }
+
+    /// Locks the rows of `chats` (ids sorted, no repeats) in id order, so a
+    /// transaction that touches several chats takes their locks in the one
+    /// order every node uses and never waits in a cycle with another.
+    pub(crate) async fn lock_chats(&self, chats: &[i64]) -> StoreResult<()> {
+        self.db
+            .exec(
+                "SELECT 1 FROM chats WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                &[&chats],
+            )
+            .await?;
         Ok(())
     }
 
@@ -212,21 +231,29 @@ impl Tx {
     /// already. The deliveries reach the listener in commit order (see
     /// [`Sequencer`]) once the commit is durable.
     async fn commit(mut self, sequencer: &Sequencer) -> Result<(), (StoreError, Db)> {
-        if self.pending.is_empty() {
+        let pending = std::mem::take(
+            self.pending
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        if pending.is_empty() {
             return match self.db.end("COMMIT").await {
                 Ok(()) => Ok(()),
                 Err(e) => Err((e, self.db)),
             };
         }
-        match self.write_streams_and_commit(sequencer).await {
+        match self.write_streams_and_commit(&pending, sequencer).await {
             Ok(()) => Ok(()),
             Err(e) => Err((e, self.db)),
         }
     }
 
-    async fn write_streams_and_commit(&mut self, sequencer: &Sequencer) -> StoreResult<()> {
-        let mut users: Vec<i64> = self
-            .pending
+    async fn write_streams_and_commit(
+        &mut self,
+        pending: &[Pending],
+        sequencer: &Sequencer,
+    ) -> StoreResult<()> {
+        let mut users: Vec<i64> = pending
             .iter()
             .flat_map(|p| p.users.iter().map(|u| u.0))
             .collect();
@@ -247,7 +274,7 @@ impl Tx {
         let mut deliveries = Vec::new();
         let (mut ev_user, mut ev_pos, mut ev_chat, mut ev_seq, mut ev_payload) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for p in &self.pending {
+        for p in pending {
             for &user in &p.users {
                 let head = heads
                     .get_mut(&user.0)
@@ -310,7 +337,7 @@ impl Tx {
 /// deadlock or serialization failure, or a unique key a concurrent commit
 /// took (every write looks for what it would insert first, so its retry
 /// finds the other commit's row).
-fn lost_a_race(e: &StoreError) -> bool {
+pub(crate) fn lost_a_race(e: &StoreError) -> bool {
     let StoreError::Postgres(e) = e else {
         return false;
     };
@@ -347,7 +374,7 @@ where
         let mut tx = Tx {
             db,
             now_ms: crate::clock_ms(),
-            pending: Vec::new(),
+            pending: Mutex::new(Vec::new()),
         };
         let failed = match op(&mut tx).await {
             Ok(value) => match tx.commit(sequencer).await {

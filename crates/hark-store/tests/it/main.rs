@@ -14,6 +14,7 @@
 )]
 
 mod conformance;
+mod group_commit;
 mod jobs;
 mod migrate;
 mod same_answers;
