@@ -4,6 +4,7 @@
 // by the client's heartbeat on the `ping` frame with its short deadline.
 
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, test } from 'node:test';
 import {
   apiRegister,
@@ -96,4 +97,51 @@ test('a half-open socket is caught by the heartbeat; on a phone the banner shows
   await page.getByTestId('conn-banner-chat').waitFor({ state: 'detached', timeout: 10_000 });
   assert.deepEqual(page.errors, []);
   await context.close();
+});
+
+test('a network that goes silent both ways: the other side sees "last seen" within 14 s', async () => {
+  // Erin's browser reaches the server through a TCP relay that can stop
+  // passing bytes both ways without closing anything: what a dropped Wi-Fi
+  // looks like to the server (a WebSocket route in Playwright would still
+  // answer the server's pings). The server must notice on its own (browser
+  // sockets are pinged every 3 s and cut after 7 s of silence), then the
+  // 3 s presence grace runs, so Frank sees "last seen" some 10 s after the
+  // drop (10.5 s measured); 14 s is the bound, for a loaded machine.
+  let silent = false;
+  const target = new URL(server.url);
+  const sockets = new Set();
+  const relay = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port), target.hostname);
+    sockets.add(client).add(upstream);
+    client.on('data', (d) => !silent && upstream.write(d));
+    upstream.on('data', (d) => !silent && client.write(d));
+    // A silent network carries no close either.
+    client.on('close', () => !silent && upstream.destroy());
+    upstream.on('close', () => !silent && client.destroy());
+    client.on('error', () => {});
+    upstream.on('error', () => {});
+  });
+  await new Promise((done) => relay.listen(0, '127.0.0.1', done));
+  const relayUrl = `http://127.0.0.1:${relay.address().port}`;
+  try {
+    const erin = await openPage(browser, relayUrl);
+    await register(erin.page, 'erin', 'Erin');
+    const frank = await openPage(browser, server.url);
+    await register(frank.page, 'frank', 'Frank');
+    await startDirect(frank.page, 'erin');
+    await frank.page.getByTestId('chat-header-sub').filter({ hasText: 'online' }).waitFor();
+
+    const t0 = Date.now();
+    silent = true;
+    await frank.page.getByTestId('chat-header-sub').filter({ hasText: 'last seen' }).waitFor({ timeout: 14_000 });
+    const lastSeenMs = Date.now() - t0;
+    console.log(`# a silent network: the other side saw "last seen" after ${lastSeenMs} ms`);
+    assert.ok(lastSeenMs >= 7_000, `not before the server's 7 s heartbeat timeout: ${lastSeenMs} ms`);
+    assert.deepEqual(frank.page.errors, []);
+    await erin.context.close();
+    await frank.context.close();
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    relay.close();
+  }
 });
