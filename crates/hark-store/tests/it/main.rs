@@ -15,6 +15,7 @@
 
 mod conformance;
 mod jobs;
+mod lines;
 mod migrate;
 mod same_answers;
 mod scale_out;
