@@ -7,7 +7,9 @@ use crate::{StoreError, StoreResult};
 use hark_proto::{Event, History, HistoryLine, Pos, Seq, UserId};
 
 /// The stream event kinds history places among the messages, as the SQL
-/// list their JSON `kind` is matched against.
+/// list their JSON `kind` is matched against. Both schemas' `stream_lines`
+/// partial index names this same list, and the backends' queries repeat
+/// its exact condition, so the index serves them: change all together.
 pub(crate) const LINE_KINDS: &str =
     "('chat_created', 'chat_renamed', 'member_added', 'member_removed', 'admin_changed')";
 
