@@ -232,4 +232,18 @@ fn history_shows_group_events_in_place() {
         ["— bob left —", "— alice removed dave —"],
         "{history}"
     );
+
+    // The chat window opens with the same lines, each once (its catch-up
+    // replays the same events; they are not printed again).
+    let window = hark_with_input(&server, carol, &["chat", "crew"], "thanks\n");
+    let shown = lines_with(&window, &["added", "left", "removed", "hi all"]);
+    assert_eq!(shown.len(), 4, "{window}");
+    assert_eq!(shown[0], "— alice added you —", "{window}");
+    assert!(shown[1].ends_with("bob: hi all"), "{window}");
+    assert_eq!(
+        shown[2..],
+        ["— bob left —", "— alice removed dave —"],
+        "{window}"
+    );
+    assert!(window.contains("you: thanks"), "{window}");
 }
