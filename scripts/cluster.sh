@@ -6,6 +6,7 @@
 #   scripts/cluster.sh up       start (installs Debian's haproxy if missing)
 #   scripts/cluster.sh down     stop the nodes and the balancer
 #   scripts/cluster.sh status   each node's readiness, and the balancer's
+#   scripts/cluster.sh deps     install what the cluster needs (Debian's haproxy) if missing
 #
 # Settings (environment):
 #   HARK_BIN               the hark binary [target/release/hark if built, else target/debug/hark]
@@ -171,8 +172,9 @@ status() {
 }
 
 case "${1:-}" in
+  deps) need_haproxy ;;
   up) up ;;
   down) down ;;
   status) status ;;
-  *) die "usage: scripts/cluster.sh up|down|status" ;;
+  *) die "usage: scripts/cluster.sh up|down|status|deps" ;;
 esac

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite: what the README's test command and CI run.
 # Installs what the tests need on a fresh machine of this kind first
-# (npm packages for the web client, Debian's chromium for browser tests).
+# (npm packages for the web client, Debian's chromium for browser tests,
+# Debian's haproxy for the cluster fault-injection tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The web client is built first: `hark` embeds web/dist.
 scripts/web.sh setup
 scripts/web.sh build
+scripts/check-deploy.sh  # every file under deploy/ through a real validator (installs them first)
 # PostgreSQL (127.0.0.1:5432) and NATS (127.0.0.1:4222) are this machine's
 # services: the store conformance suite, the NATS bus tests and the server
 # suite on the cluster backend use them and fail loudly when one is missing.
@@ -17,6 +19,9 @@ if command -v psql >/dev/null; then
     psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
   done
 fi
+# The fault-injection tests (crates/hark/tests/it/faults) put HAProxy in
+# front of their nodes, as scripts/cluster.sh does: install it if missing.
+scripts/cluster.sh deps
 # Rust: unit and integration tests of every crate (servers on 127.0.0.1:0),
 # the server suite on the embedded default (SQLite, in-process bus).
 cargo test --workspace --locked

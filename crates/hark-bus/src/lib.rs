@@ -174,6 +174,13 @@ pub trait Bus: Send + Sync {
         true
     }
 
+    /// A counter that moves each time the link to the other nodes is
+    /// (re)established, so the node can repair what its users missed while
+    /// it was down; `None` for a bus with no link to lose.
+    fn reconnects(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+
     /// Sends what is buffered (briefly, never waiting on a dead link) and
     /// lets go of the connection between nodes. Call it at shutdown, after
     /// the last publish.

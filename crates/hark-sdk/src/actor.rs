@@ -570,6 +570,9 @@ impl Actor {
     }
 }
 
+/// Errors after which a send stays in the outbox and goes again (with its
+/// client id, so it cannot be stored twice); `unavailable` is the database
+/// being out of reach for a while, as the protocol says to retry.
 fn is_retryable(code: ErrorCode) -> bool {
     matches!(
         code,
@@ -577,6 +580,7 @@ fn is_retryable(code: ErrorCode) -> bool {
             | ErrorCode::Internal
             | ErrorCode::ShuttingDown
             | ErrorCode::SlowConsumer
+            | ErrorCode::Unavailable
     )
 }
 

@@ -19,7 +19,9 @@ pub struct ServeArgs {
     #[arg(long, env = "HARK_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// The database: a `postgres://…` URL for a cluster; without it, the
-    /// embedded SQLite database in the data directory.
+    /// embedded SQLite database in the data directory. TLS as libpq's
+    /// `?sslmode=disable|prefer|require|verify-ca|verify-full` (default
+    /// prefer) with `&sslrootcert=<CA file>` (see docs/deploy.md).
     #[arg(long, env = "HARK_DATABASE", hide_env_values = true)]
     pub database: Option<String>,
     /// The bus between nodes: a `nats://…` URL for a cluster; without it,
@@ -58,6 +60,56 @@ pub struct Config {
     pub max_group_members: usize,
     pub allowed_origins: Vec<String>,
     pub limits: Limits,
+    /// How nodes tell each other they are alive (the `[cluster]` table).
+    pub cluster: Cluster,
+    /// The job queue's workers (the `[jobs]` table).
+    pub jobs: Jobs,
+}
+
+/// Node heartbeats: a node silent for `node_timeout_ms` is taken for dead,
+/// its users no longer count as online, and the others announce them offline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Cluster {
+    /// Milliseconds between a node's heartbeats (each also sweeps gone nodes).
+    pub heartbeat_ms: u64,
+    /// Milliseconds of silence after which a node is gone. Keep it well above
+    /// `heartbeat_ms` and the clock skew between nodes.
+    pub node_timeout_ms: u64,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster {
+            heartbeat_ms: 5_000,
+            node_timeout_ms: 20_000,
+        }
+    }
+}
+
+/// The workers that run jobs on this node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Jobs {
+    /// Milliseconds between looks for due jobs when no job is known to be
+    /// waiting (a job this node writes wakes its workers at once).
+    pub poll_ms: u64,
+    /// Milliseconds a claimed job is this node's: a job still running then
+    /// is given up (it fails and is retried), and a job whose node died
+    /// then runs elsewhere.
+    pub lease_ms: u64,
+    /// Jobs this node runs at once.
+    pub concurrency: usize,
+}
+
+impl Default for Jobs {
+    fn default() -> Self {
+        Jobs {
+            poll_ms: 1_000,
+            lease_ms: 30_000,
+            concurrency: 8,
+        }
+    }
 }
 
 /// Limits on what clients may send and hold.
@@ -119,6 +171,8 @@ impl Default for Config {
             max_group_members: 1024,
             allowed_origins: Vec::new(),
             limits: Limits::default(),
+            cluster: Cluster::default(),
+            jobs: Jobs::default(),
         }
     }
 }

@@ -5,10 +5,12 @@
 //! pass a port-0 listener.
 
 pub mod auth;
+mod bus_repair;
 pub mod config;
 pub mod error;
 mod health;
 mod http;
+pub mod jobs;
 pub mod messaging;
 pub mod presence;
 mod shutdown;
@@ -43,6 +45,8 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let listener = Arc::new(messaging::CommitsToBus(bus.clone()));
     let store = open_store(&config, listener).await?;
     let state = Arc::new(App::new(config, node_id, store, hub, bus).context("starting threads")?);
+    // Users this node held when it last stopped or died are offline now.
+    jobs::heartbeat(&state, true).await;
     Ok(Server { state })
 }
 
@@ -99,6 +103,8 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     use axum::serve::ListenerExt;
     let Server { state } = server;
+    let mut background = jobs::spawn(&state);
+    background.extend(bus_repair::spawn(&state));
     let app = http::router(state.clone());
     let signal_state = state.clone();
     // Acks and events are small writes that must leave at once; with Nagle
@@ -120,6 +126,14 @@ pub async fn serve(
     })
     .await
     .context("serving")?;
+    // This node's users go offline now (announced by the other nodes'
+    // workers, or by this node's at its next start), not once it is found gone.
+    if let Err(e) = state.store.node_stopped(&state.node_id, now_ms()).await {
+        tracing::warn!(error = %e, "removing this node's presence");
+    }
+    for task in background {
+        let _ = task.await;
+    }
     // The last events (the closes' presence news) go out before the bus does.
     state.bus.close().await;
     let store = state.store.clone();

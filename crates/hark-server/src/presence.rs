@@ -6,11 +6,13 @@
 //! the last-seen time is stored. Typing indicators expire on their own.
 
 use crate::error::{ApiError, ApiResult};
+use crate::jobs::JobResult;
 use crate::state::AppState;
 use hark_bus::{Bus, Grant, Registration, Topic, TopicMessage};
 use hark_proto::{
     Activity, ChatId, ErrorCode, PresenceState, PrivacySettings, TypingState, UserId, Visibility,
 };
+use hark_store::jobs::WentOffline;
 use hark_store::AuthedDevice;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -21,7 +23,10 @@ use tokio::time::Instant;
 const MAX_WATCHED_USERS: usize = 512;
 const MAX_WATCHED_CHATS: usize = 256;
 
-/// This node's view of who is connected and who is typing.
+/// This node's view of who is connected and who is typing. Whether a user
+/// is online anywhere in the cluster is the store's presence rows (see
+/// `hark_store::PresenceStore`); this keeps the local counts that decide
+/// when this node writes or removes its row.
 pub struct Presence {
     users: Mutex<HashMap<UserId, Online>>,
     /// Each active typing indicator: when it runs out, and the connection
@@ -36,8 +41,9 @@ struct Online {
     /// Bumped on every connect and disconnect, so a pending offline
     /// announcement knows whether it is stale.
     generation: u64,
-    /// What watchers were last told.
-    announced_online: bool,
+    /// The generation that wrote this node's presence row (its session),
+    /// while the row stands; `None` once its removal has begun.
+    row: Option<u64>,
 }
 
 #[derive(Clone, Copy)]
@@ -56,43 +62,58 @@ impl Presence {
         }
     }
 
-    pub fn is_online(&self, user_id: UserId) -> bool {
-        self.users
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&user_id)
-            .is_some_and(|o| o.announced_online)
-    }
-
-    /// A connection of the user opened. `last_seen` is when they last went
-    /// offline: watchers allowed to see it keep seeing it while they are
-    /// online (`None` in a presence frame means hidden or never seen).
-    pub fn connected(&self, bus: &dyn Bus, user_id: UserId, last_seen: Option<i64>) {
-        let announce = {
-            let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+    /// A connection of the user opened. On the user's first connection here
+    /// the node records them in the store (online across the cluster) and
+    /// announces them online. `last_seen` is when they last went offline:
+    /// watchers allowed to see it keep seeing it while they are online
+    /// (`None` in a presence frame means hidden or never seen).
+    pub async fn connected(state: &AppState, user_id: UserId, last_seen: Option<i64>) {
+        let session = {
+            let mut users = state
+                .presence
+                .users
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             let entry = users.entry(user_id).or_insert(Online {
                 connections: 0,
                 generation: 0,
-                announced_online: false,
+                row: None,
             });
             entry.connections += 1;
             entry.generation += 1;
-            !std::mem::replace(&mut entry.announced_online, true)
+            if entry.row.is_some() {
+                // Already online from here (perhaps within the grace period
+                // of a drop): nothing to write or announce.
+                return;
+            }
+            entry.row = Some(entry.generation);
+            entry.generation
         };
-        if announce {
-            bus.publish_topic(
-                Topic::User(user_id),
-                TopicMessage::Presence {
-                    online: true,
-                    last_seen,
-                },
-            );
+        match state
+            .store
+            .node_connected(&state.node_id, user_id, session, crate::now_ms())
+            .await
+        {
+            // Online on another node: the watchers know.
+            Ok(true) => return,
+            Ok(false) => {}
+            // Watchers on other nodes see them offline until they reconnect.
+            Err(e) => tracing::warn!(error = %e, %user_id, "recording presence"),
         }
+        state.bus.publish_topic(
+            Topic::User(user_id),
+            TopicMessage::Presence {
+                online: true,
+                last_seen,
+            },
+        );
     }
 
     /// A connection of the user closed: what it was typing stops at once.
-    /// When it was the user's last one and none opens within the grace
-    /// period, the user goes offline: last seen is stored and announced.
+    /// When it was the user's last one here and none opens within the grace
+    /// period, this node's presence row goes; if it was the user's last row
+    /// anywhere, the store writes a `went_offline` job with it, whose
+    /// handler ([`went_offline`]) stores last seen and tells the watchers.
     pub fn disconnected(state: &AppState, user_id: UserId, connection: u64) {
         let presence = &state.presence;
         presence.stop_typing_of(state.bus.as_ref(), connection);
@@ -113,41 +134,40 @@ impl Presence {
         let state = state.clone();
         tokio::spawn(async move {
             tokio::time::sleep_until(offline_at).await;
-            let still_gone = |users: &HashMap<UserId, Online>| {
-                users
-                    .get(&user_id)
-                    .is_some_and(|e| e.generation == generation && e.connections == 0)
-            };
-            if !still_gone(
-                &state
-                    .presence
-                    .users
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()),
-            ) {
-                return;
-            }
-            if let Err(e) = state.store.set_last_seen(user_id, last_seen).await {
-                tracing::warn!(error = %e, %user_id, "storing last seen");
-            }
-            {
+            let session = {
                 let mut users = state
                     .presence
                     .users
                     .lock()
                     .unwrap_or_else(|e| e.into_inner());
-                if !still_gone(&users) {
-                    return;
+                match users.get_mut(&user_id) {
+                    Some(e) if e.generation == generation && e.connections == 0 => e.row.take(),
+                    _ => return,
                 }
+            };
+            let Some(session) = session else { return };
+            match state
+                .store
+                .node_disconnected(&state.node_id, user_id, session, last_seen)
+                .await
+            {
+                Ok(true) => state.jobs.wake(),
+                Ok(false) => {}
+                // The row stays until this node stops or restarts, which
+                // sweeps it (and announces them offline then).
+                Err(e) => tracing::warn!(error = %e, %user_id, "removing presence"),
+            }
+            let mut users = state
+                .presence
+                .users
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if users
+                .get(&user_id)
+                .is_some_and(|e| e.generation == generation && e.connections == 0)
+            {
                 users.remove(&user_id);
             }
-            state.bus.publish_topic(
-                Topic::User(user_id),
-                TopicMessage::Presence {
-                    online: false,
-                    last_seen: Some(last_seen),
-                },
-            );
         });
     }
 
@@ -183,6 +203,11 @@ impl Presence {
             return Err(ApiError::unauthorized());
         };
         let contacts = state.store.contacts_among(me, &users).await?;
+        let timeout = i64::try_from(state.config.cluster.node_timeout_ms).unwrap_or(i64::MAX);
+        let online = state
+            .store
+            .online_among(&users, crate::now_ms(), timeout)
+            .await?;
         let mut topics = Vec::with_capacity(users.len() + chats.len());
         let mut answer = Vec::with_capacity(users.len());
         for record in records
@@ -199,9 +224,7 @@ impl Presence {
             };
             answer.push(PresenceState {
                 user_id: record.user_id,
-                online: grant
-                    .online
-                    .then(|| state.presence.is_online(record.user_id)),
+                online: grant.online.then(|| online.contains(&record.user_id)),
                 last_seen: if grant.last_seen {
                     record.last_seen
                 } else {
@@ -313,6 +336,36 @@ impl Presence {
             publish_typing(bus, chat_id, user_id, Activity::Stopped, Duration::ZERO);
         }
     }
+}
+
+/// The `went_offline` job: the user's last connection anywhere closed.
+/// Unless they came back meanwhile, their last seen is stored and their
+/// watchers on every node are told. Idempotent: a second run stores the
+/// same time (last seen never goes back) and repeats the same news.
+pub(crate) async fn went_offline(state: AppState, payload: String) -> JobResult {
+    let WentOffline { user_id, at } =
+        serde_json::from_str(&payload).map_err(|e| format!("bad payload: {e}"))?;
+    let timeout = i64::try_from(state.config.cluster.node_timeout_ms).unwrap_or(i64::MAX);
+    let store = &state.store;
+    let online = store
+        .online_among(&[user_id], crate::now_ms(), timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    if online.contains(&user_id) {
+        return Ok(());
+    }
+    store
+        .set_last_seen(user_id, at)
+        .await
+        .map_err(|e| e.to_string())?;
+    state.bus.publish_topic(
+        Topic::User(user_id),
+        TopicMessage::Presence {
+            online: false,
+            last_seen: Some(at),
+        },
+    );
+    Ok(())
 }
 
 fn publish_typing(
@@ -437,7 +490,9 @@ mod tests {
             matches!(next(&mut rx).await, Outbound::Typing(t) if t.activity == Activity::Stopped)
         );
 
-        state.presence.connected(state.bus.as_ref(), alice.id, None);
+        // The worker runs the `went_offline` job that announces going offline.
+        let _workers = crate::jobs::spawn(&state);
+        Presence::connected(&state, alice.id, None).await;
         assert!(matches!(next(&mut rx).await, Outbound::Presence(p) if p.online == Some(true)));
         Presence::disconnected(&state, alice.id, 1);
         tokio::time::advance(Duration::from_millis(2_999)).await;

@@ -2,6 +2,7 @@
 
 use crate::auth::PasswordHasherPool;
 use crate::config::Config;
+use crate::jobs::Jobs;
 use crate::presence::Presence;
 use crate::shutdown::Shutdown;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -33,6 +34,8 @@ pub struct App {
     pub hasher: PasswordHasherPool,
     /// Who is online and typing, as seen from this node.
     pub presence: Presence,
+    /// The job kinds this node runs, and a way to wake its workers.
+    pub jobs: Jobs,
     /// Open WebSockets per client address, against one host exhausting the server.
     pub sockets_per_address: Mutex<HashMap<IpAddr, usize>>,
 }
@@ -95,6 +98,7 @@ impl App {
         Ok(App {
             hasher: PasswordHasherPool::new(2)?,
             presence,
+            jobs: Jobs::new(),
             login_limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
             config,
             node_id,

@@ -25,8 +25,14 @@ pub enum StoreError {
     /// retrying once it is back.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// The database URL or its TLS settings are wrong: retrying will not help.
+    #[error("database configuration: {0}")]
+    Config(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// `hark migrate` refuses its source or target, or cannot copy a row.
+    #[error("{0}")]
+    Migrate(String),
     #[error("the commit failed")]
     CommitFailed,
     #[error("the store is shut down")]

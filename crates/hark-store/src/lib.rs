@@ -10,6 +10,8 @@
 
 mod columns;
 mod error;
+pub mod jobs;
+pub mod migrate;
 mod pages;
 pub mod postgres;
 mod repo;
@@ -19,7 +21,7 @@ pub mod sqlite;
 pub use error::{StoreError, StoreResult};
 pub use repo::{
     AccountStore, AuthedDevice, ChatStore, CommitListener, Credentials, Delivery, HistoryQuery,
-    Lifecycle, MessageStore, NewMessage, PresenceRecord, Store, SyncPage,
+    JobStore, Lifecycle, MessageStore, NewMessage, PresenceRecord, PresenceStore, Store, SyncPage,
 };
 pub use rules::Windows;
 

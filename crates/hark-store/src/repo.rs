@@ -1,5 +1,6 @@
 //! Repository traits (accounts, chats, messages) and the values they exchange.
 
+use crate::jobs::{Job, JobCounts, JobFate, JobId, NewJob};
 use crate::StoreResult;
 use crate::Windows;
 use async_trait::async_trait;
@@ -233,10 +234,106 @@ pub trait MessageStore: Send + Sync {
     ) -> StoreResult<Vec<Message>>;
 }
 
-/// Everything the server needs from storage.
-pub trait Store: AccountStore + ChatStore + MessageStore + Lifecycle {}
+/// The durable job queue (see [`crate::jobs`]). Jobs are claimed from the
+/// database by every node's workers; several nodes never run one job at once
+/// while its lease holds.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Writes a job on its own, for a cause outside the store's own writes.
+    async fn enqueue_job(&self, job: NewJob) -> StoreResult<JobId>;
+    /// Claims up to `limit` jobs due at `now` for `node`, oldest due first,
+    /// each leased for `lease_ms`: not handed out again before the lease
+    /// ends unless it is failed first. Counts the run in `attempts`.
+    async fn claim_jobs(
+        &self,
+        node: &str,
+        now: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Job>>;
+    /// The job ran: it is removed. Completing a job already removed (a
+    /// lease that ran out while it ran, and another run completed it) is fine.
+    async fn complete_job(&self, id: JobId) -> StoreResult<()>;
+    /// The job's run number `attempts` failed at `now`: it is retried later
+    /// or marked dead, as [`crate::rules::jobs::after_failure`] decides.
+    async fn fail_job(
+        &self,
+        id: JobId,
+        attempts: u32,
+        error: &str,
+        now: i64,
+    ) -> StoreResult<JobFate>;
+    /// How many jobs are pending and dead.
+    async fn job_counts(&self) -> StoreResult<JobCounts>;
+}
 
-impl<T: AccountStore + ChatStore + MessageStore + Lifecycle> Store for T {}
+/// Which nodes hold connections of which users: online status across a
+/// cluster. A node records a user when it gains their first connection and
+/// removes them when it lost their last (after the grace period); each node
+/// beats regularly, and a node silent past the timeout is gone: its users no
+/// longer count as online and any node sweeps its rows. Removing a user's
+/// last row anywhere writes a [`crate::jobs::WENT_OFFLINE`] job in the same
+/// transaction, so going offline is announced even if the node that saw it
+/// dies.
+#[async_trait]
+pub trait PresenceStore: Send + Sync {
+    /// `node` holds a connection of `user` since `now`. `session` tells this
+    /// stay apart from an earlier one the node may still be removing.
+    /// Returns whether another node already held the user (so they were
+    /// online already, and nothing needs announcing).
+    async fn node_connected(
+        &self,
+        node: &str,
+        user: UserId,
+        session: u64,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// `node` no longer holds connections of `user` (its stay `session`
+    /// ended, the grace period is over). When no node holds the user any
+    /// more, a `went_offline` job (last seen `now`) is written with the
+    /// removal. Returns whether it was.
+    async fn node_disconnected(
+        &self,
+        node: &str,
+        user: UserId,
+        session: u64,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Which of `users` have a connection on a node heard from within
+    /// `node_timeout_ms` of `now`.
+    async fn online_among(
+        &self,
+        users: &[UserId],
+        now: i64,
+        node_timeout_ms: i64,
+    ) -> StoreResult<HashSet<UserId>>;
+    /// Records that `node` is alive at `now`, then sweeps every node gone
+    /// past `node_timeout_ms` (and, with `restarted`, this node's own rows
+    /// from before it restarted): their rows are removed, with a
+    /// `went_offline` job for each user online nowhere else. Returns how
+    /// many jobs it wrote.
+    async fn heartbeat(
+        &self,
+        node: &str,
+        now: i64,
+        node_timeout_ms: i64,
+        restarted: bool,
+    ) -> StoreResult<u64>;
+    /// This node stops: its rows go now, with their `went_offline` jobs,
+    /// rather than when the others find it gone. Returns how many jobs it wrote.
+    async fn node_stopped(&self, node: &str, now: i64) -> StoreResult<u64>;
+}
+
+/// Everything the server needs from storage.
+pub trait Store:
+    AccountStore + ChatStore + MessageStore + JobStore + PresenceStore + Lifecycle
+{
+}
+
+impl<T: AccountStore + ChatStore + MessageStore + JobStore + PresenceStore + Lifecycle> Store
+    for T
+{
+}
 
 /// A store's life beside its data: readiness and an orderly end.
 #[async_trait]

@@ -388,6 +388,10 @@ impl Bus for NatsBus {
         is_connected(&self.client)
     }
 
+    fn reconnects(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.connects())
+    }
+
     fn close(&self) -> BusFuture {
         let (done, wait) = oneshot::channel();
         let queued = self.outbox.send(Outgoing::Flush(done)).is_ok();

@@ -141,9 +141,7 @@ async fn open(
         return None;
     }
     tracing::debug!(user = %who.user.id, device = %who.device.id, "connected");
-    state
-        .presence
-        .connected(state.bus.as_ref(), who.user.id, who.last_seen);
+    Presence::connected(&state, who.user.id, who.last_seen).await;
     let conn = Connection {
         bucket: TokenBucket::new(limits.frames_per_second),
         typing_bucket: TokenBucket::new(limits.typing_per_second),

@@ -87,13 +87,22 @@ pub async fn spawn_at(data_dir: PathBuf, addr: &str, adjust: impl FnOnce(&mut Co
 /// says): each has a data directory of its own and shares the first's
 /// database and bus prefix.
 pub async fn spawn_cluster(nodes: usize) -> Vec<TestApp> {
+    spawn_cluster_with(nodes, |_| {}).await
+}
+
+/// [`spawn_cluster`] with each node's configuration adjusted.
+pub async fn spawn_cluster_with(nodes: usize, adjust: impl Fn(&mut Config)) -> Vec<TestApp> {
     init_logs();
     let name = format!("hark_test_{:016x}", rand::random::<u64>());
     let mut apps = Vec::new();
     for n in 0..nodes {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("test-database"), &name).unwrap();
-        let mut app = spawn_in(dir.path().to_owned(), |c| c.node_id = Some(format!("n{n}"))).await;
+        let mut app = spawn_in(dir.path().to_owned(), |c| {
+            c.node_id = Some(format!("n{n}"));
+            adjust(c);
+        })
+        .await;
         app._dir = Some(dir);
         apps.push(app);
     }

@@ -181,7 +181,7 @@ pub(crate) async fn set_privacy(
 
 pub(crate) async fn set_last_seen(tx: &mut Tx, user_id: UserId, at: i64) -> StoreResult<()> {
     tx.exec(
-        "UPDATE users SET last_seen_at = $1 WHERE id = $2",
+        "UPDATE users SET last_seen_at = GREATEST(last_seen_at, $1) WHERE id = $2",
         &[&at, &user_id.0],
     )
     .await?;

@@ -40,7 +40,9 @@
 mod accounts;
 mod chats;
 mod committer;
+mod jobs;
 mod messages;
+mod presence;
 mod receipts;
 mod rows;
 mod schema;
@@ -48,11 +50,14 @@ mod search;
 mod send_order;
 mod sequencer;
 mod stream;
+mod tls;
 mod tx;
 
+use crate::jobs::{Job, JobCounts, JobFate, JobId, NewJob};
 use crate::{
-    AccountStore, AuthedDevice, ChatStore, CommitListener, Credentials, HistoryQuery, MessageStore,
-    NewMessage, PresenceRecord, StoreError, StoreResult, SyncPage, Windows,
+    AccountStore, AuthedDevice, ChatStore, CommitListener, Credentials, HistoryQuery, JobStore,
+    MessageStore, NewMessage, PresenceRecord, PresenceStore, StoreError, StoreResult, SyncPage,
+    Windows,
 };
 use async_trait::async_trait;
 use committer::{Committer, Write};
@@ -67,6 +72,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+pub use tls::SessionTls;
 use tx::{unavailable, BoxFuture, Db, Tx};
 
 /// Connections per node. Writes hold one only for their transaction, and
@@ -98,9 +104,8 @@ impl PostgresStore {
     /// brings its schema to the newest version, and reports committed
     /// events to `listener`.
     pub async fn connect(url: &str, listener: Arc<dyn CommitListener>) -> StoreResult<Self> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| StoreError::Unavailable(format!("bad database URL: {e}")))?;
+        // `sslmode` and `sslrootcert` as libpq reads them (see `tls`).
+        let (mut config, tls) = tls::connection(url)?;
         // A database that went away must not hold a commit (and the
         // reports queued behind it) for the kernel's default hours.
         if config.get_connect_timeout().is_none() {
@@ -109,7 +114,7 @@ impl PostgresStore {
         config.keepalives_idle(KEEPALIVE_IDLE);
         let manager = Manager::from_config(
             config,
-            tokio_postgres::NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -121,7 +126,7 @@ impl PostgresStore {
             .create_timeout(Some(POOL_WAIT))
             .build()
             .map_err(unavailable)?;
-        let mut db = Db::new(pool.get().await.map_err(unavailable)?);
+        let mut db = Db::new(pool.get().await.map_err(tls::connect_failed)?);
         schema::migrate(&mut db).await?;
         let sequencer = Arc::new(Sequencer::new(listener));
         Ok(PostgresStore {
@@ -197,6 +202,112 @@ impl crate::Lifecycle for PostgresStore {
     /// Stops handing out connections; writes in flight finish.
     fn close(&self) {
         self.pool.close();
+    }
+}
+
+/// Claiming, completing and failing a job are one statement each, run on
+/// their own (autocommit) rather than in a write transaction.
+#[async_trait]
+impl JobStore for PostgresStore {
+    async fn enqueue_job(&self, job: NewJob) -> StoreResult<JobId> {
+        self.write(job, |tx, job| {
+            Box::pin(async move { jobs::insert(tx, &job).await })
+        })
+        .await
+    }
+
+    async fn claim_jobs(
+        &self,
+        node: &str,
+        now: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Job>> {
+        self.read(|db| async move { jobs::claim(&db, node, now, lease_ms, limit).await })
+            .await
+    }
+
+    async fn complete_job(&self, id: JobId) -> StoreResult<()> {
+        self.read(|db| async move { jobs::complete(&db, id).await })
+            .await
+    }
+
+    async fn fail_job(
+        &self,
+        id: JobId,
+        attempts: u32,
+        error: &str,
+        now: i64,
+    ) -> StoreResult<JobFate> {
+        self.read(|db| async move { jobs::fail(&db, id, attempts, error, now).await })
+            .await
+    }
+
+    async fn job_counts(&self) -> StoreResult<JobCounts> {
+        self.read(|db| async move { jobs::counts(&db).await }).await
+    }
+}
+
+#[async_trait]
+impl PresenceStore for PostgresStore {
+    async fn node_connected(
+        &self,
+        node: &str,
+        user: UserId,
+        session: u64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        self.write(node.to_owned(), move |tx, node| {
+            Box::pin(async move { presence::connected(tx, &node, user, session, now).await })
+        })
+        .await
+    }
+
+    async fn node_disconnected(
+        &self,
+        node: &str,
+        user: UserId,
+        session: u64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        self.write(node.to_owned(), move |tx, node| {
+            Box::pin(async move { presence::disconnected(tx, &node, user, session, now).await })
+        })
+        .await
+    }
+
+    async fn online_among(
+        &self,
+        users: &[UserId],
+        now: i64,
+        node_timeout_ms: i64,
+    ) -> StoreResult<HashSet<UserId>> {
+        self.read(
+            |db| async move { presence::online_among(&db, users, now, node_timeout_ms).await },
+        )
+        .await
+    }
+
+    async fn heartbeat(
+        &self,
+        node: &str,
+        now: i64,
+        node_timeout_ms: i64,
+        restarted: bool,
+    ) -> StoreResult<u64> {
+        self.write(node.to_owned(), move |tx, node| {
+            Box::pin(async move {
+                presence::heartbeat(tx, &node, now, node_timeout_ms, restarted).await
+            })
+        })
+        .await
+    }
+
+    async fn node_stopped(&self, node: &str, now: i64) -> StoreResult<u64> {
+        self.write(node.to_owned(), move |tx, node| {
+            Box::pin(async move { presence::stopped(tx, &node, now).await })
+        })
+        .await
     }
 }
 
@@ -533,9 +644,8 @@ pub async fn create_database(server_url: &str, name: &str) -> StoreResult<String
             "a database name is 1-63 lowercase letters, digits or '_'",
         ));
     }
-    let (client, connection) = tokio_postgres::connect(server_url, tokio_postgres::NoTls)
-        .await
-        .map_err(unavailable)?;
+    let (config, tls) = tls::connection(server_url)?;
+    let (client, connection) = config.connect(tls).await.map_err(tls::connect_failed)?;
     tokio::spawn(connection);
     let exists = client
         .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
@@ -570,9 +680,8 @@ fn database_url(url: &str, name: &str) -> String {
 /// Drops the database `name` on the server at `server_url`, closing its
 /// connections first (for tests and `hark migrate`'s retries).
 pub async fn drop_database(server_url: &str, name: &str) -> StoreResult<()> {
-    let (client, connection) = tokio_postgres::connect(server_url, tokio_postgres::NoTls)
-        .await
-        .map_err(unavailable)?;
+    let (config, tls) = tls::connection(server_url)?;
+    let (client, connection) = config.connect(tls).await.map_err(tls::connect_failed)?;
     tokio::spawn(connection);
     client
         .batch_execute(&format!(

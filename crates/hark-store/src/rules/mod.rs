@@ -7,6 +7,7 @@
 //! it never decides who may do what itself, so two backends cannot
 //! disagree.
 
+pub mod jobs;
 mod receipts;
 
 pub use receipts::{ReceiptChange, Rise};

@@ -155,7 +155,7 @@ pub(crate) fn set_privacy(
 
 pub(crate) fn set_last_seen(ctx: &mut WriteCtx<'_>, user_id: UserId, at: i64) -> StoreResult<()> {
     ctx.conn.execute(
-        "UPDATE users SET last_seen_at = ?1 WHERE id = ?2",
+        "UPDATE users SET last_seen_at = MAX(COALESCE(last_seen_at, 0), ?1) WHERE id = ?2",
         params![at, user_id.0],
     )?;
     Ok(())

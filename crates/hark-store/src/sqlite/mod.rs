@@ -2,22 +2,26 @@
 //! group commit (see `writer`), and a small pool of read connections used
 //! from blocking tasks.
 
-mod accounts;
-mod chats;
+pub(crate) mod accounts;
+pub(crate) mod chats;
 mod checkpoint;
-mod messages;
+mod jobs;
+pub(crate) mod messages;
+mod presence;
 mod receipts;
 mod rows;
-mod schema;
+pub(crate) mod schema;
 mod search;
-mod stream;
+pub(crate) mod stream;
 mod writer;
 
 pub use search::match_expression;
 
+use crate::jobs::{self as queue, JobCounts, JobFate, JobId, NewJob};
 use crate::{
-    AccountStore, AuthedDevice, ChatStore, CommitListener, Credentials, HistoryQuery, MessageStore,
-    NewMessage, PresenceRecord, StoreError, StoreResult, SyncPage, Windows,
+    AccountStore, AuthedDevice, ChatStore, CommitListener, Credentials, HistoryQuery, JobStore,
+    MessageStore, NewMessage, PresenceRecord, PresenceStore, StoreError, StoreResult, SyncPage,
+    Windows,
 };
 use async_trait::async_trait;
 use hark_proto::{
@@ -207,6 +211,101 @@ impl crate::Lifecycle for SqliteStore {
 
     fn close(&self) {
         self.shut();
+    }
+}
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn enqueue_job(&self, job: NewJob) -> StoreResult<JobId> {
+        self.write(move |ctx| jobs::insert(ctx, &job)).await
+    }
+
+    async fn claim_jobs(
+        &self,
+        node: &str,
+        now: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<queue::Job>> {
+        let node = node.to_owned();
+        self.write(move |ctx| jobs::claim(ctx, &node, now, lease_ms, limit))
+            .await
+    }
+
+    async fn complete_job(&self, id: JobId) -> StoreResult<()> {
+        self.write(move |ctx| jobs::complete(ctx, id)).await
+    }
+
+    async fn fail_job(
+        &self,
+        id: JobId,
+        attempts: u32,
+        error: &str,
+        now: i64,
+    ) -> StoreResult<JobFate> {
+        let error = error.to_owned();
+        self.write(move |ctx| jobs::fail(ctx, id, attempts, &error, now))
+            .await
+    }
+
+    async fn job_counts(&self) -> StoreResult<JobCounts> {
+        self.read(|conn| jobs::counts(conn)).await
+    }
+}
+
+#[async_trait]
+impl PresenceStore for SqliteStore {
+    async fn node_connected(
+        &self,
+        node: &str,
+        user: UserId,
+        session: u64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let node = node.to_owned();
+        self.write(move |ctx| presence::connected(ctx, &node, user, session, now))
+            .await
+    }
+
+    async fn node_disconnected(
+        &self,
+        node: &str,
+        user: UserId,
+        session: u64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let node = node.to_owned();
+        self.write(move |ctx| presence::disconnected(ctx, &node, user, session, now))
+            .await
+    }
+
+    async fn online_among(
+        &self,
+        users: &[UserId],
+        now: i64,
+        node_timeout_ms: i64,
+    ) -> StoreResult<HashSet<UserId>> {
+        let users = users.to_vec();
+        self.read(move |conn| presence::online_among(conn, &users, now, node_timeout_ms))
+            .await
+    }
+
+    async fn heartbeat(
+        &self,
+        node: &str,
+        now: i64,
+        node_timeout_ms: i64,
+        restarted: bool,
+    ) -> StoreResult<u64> {
+        let node = node.to_owned();
+        self.write(move |ctx| presence::heartbeat(ctx, &node, now, node_timeout_ms, restarted))
+            .await
+    }
+
+    async fn node_stopped(&self, node: &str, now: i64) -> StoreResult<u64> {
+        let node = node.to_owned();
+        self.write(move |ctx| presence::stopped(ctx, &node, now))
+            .await
     }
 }
 

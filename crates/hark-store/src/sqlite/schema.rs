@@ -169,6 +169,35 @@ UPDATE stream_events
        payload = json_set(payload, '$.text', '')
  WHERE payload IS NOT NULL AND json_extract(payload, '$.kind') = 'message_edited';
 "#,
+    r#"
+-- Which node holds connections of which user (one node here, but the same
+-- rules as a cluster), each node's heartbeat, and the job queue.
+CREATE TABLE presence (
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    node_id TEXT NOT NULL,
+    session INTEGER NOT NULL,
+    since   INTEGER NOT NULL,
+    PRIMARY KEY (user_id, node_id)
+) WITHOUT ROWID;
+CREATE INDEX presence_by_node ON presence(node_id);
+CREATE TABLE nodes (
+    node_id TEXT PRIMARY KEY,
+    seen_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE jobs (
+    id         INTEGER PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    payload    TEXT NOT NULL,
+    -- Not run before; a claim moves it to the lease's end.
+    run_at     INTEGER NOT NULL,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    state      TEXT NOT NULL DEFAULT 'ready' CHECK (state IN ('ready', 'dead')),
+    claimed_by TEXT,
+    last_error TEXT,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX jobs_due ON jobs(run_at, id) WHERE state = 'ready';
+"#,
 ];
 
 /// Opens the pragmas every connection needs.
@@ -186,6 +215,11 @@ pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // cost a write syscall per page per job (docs/benchmarks.md, fourth pass).
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
+}
+
+/// The schema version this build brings a database to.
+pub(crate) fn latest() -> usize {
+    MIGRATIONS.len()
 }
 
 /// Brings the database to the newest schema version.

@@ -15,9 +15,12 @@
 
 mod conformance;
 mod group_commit;
+mod jobs;
+mod migrate;
 mod same_answers;
 mod scale_out;
 mod search;
+mod tls;
 
 use hark_store::postgres::PostgresStore;
 use hark_store::{CommitListener, Delivery, Store};

@@ -199,3 +199,80 @@ async fn all_history(api: &Api, chat: ChatId) -> BTreeMap<i64, String> {
         }
     }
 }
+
+/// What bob's device learns of alice's presence when it watches her.
+async fn watch_presence(
+    url: &str,
+    watcher: &Api,
+    user: hark_sdk::proto::UserId,
+) -> (bool, Option<i64>) {
+    let (conn, mut events) =
+        Connection::connect(url, watcher.token().unwrap(), ConnectOptions::default())
+            .await
+            .unwrap();
+    conn.watch(vec![user], vec![]).await.unwrap();
+    let state = loop {
+        let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
+            .await
+            .expect("the watch is answered")
+            .unwrap();
+        if let ClientEvent::Presence(p) = event {
+            if p.user_id == user {
+                break p;
+            }
+        }
+    };
+    conn.close().await;
+    (state.online == Some(true), state.last_seen)
+}
+
+/// A user online when the server is killed is not left "online" forever:
+/// the presence row and the job queue are in the database, so the
+/// restarted server sweeps what its last life left and its job worker
+/// stores her last seen (when the dead server was last alive).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_online_at_kill_9_is_offline_with_last_seen_after_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(data.path());
+    let (alice, alice_user) = account(&server.url, "alice").await;
+    let (bob, bob_user) = account(&server.url, "bob").await;
+    alice.create_direct(bob_user.id).await.unwrap();
+    let connected_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let (alice_conn, _alice_events) = Connection::connect(
+        &server.url,
+        alice.token().unwrap(),
+        ConnectOptions::default(),
+    )
+    .await
+    .unwrap();
+    let (online, _) = watch_presence(&server.url, &bob, alice_user.id).await;
+    assert!(online, "alice is online before the crash");
+    server.kill9();
+    drop(alice_conn);
+
+    let server = ServerProcess::start(data.path());
+    let restarted_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let bob = rebase(&bob, &server.url);
+    let mut seen = (true, None);
+    for _ in 0..100 {
+        seen = watch_presence(&server.url, &bob, alice_user.id).await;
+        if seen.1.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (online, last_seen) = seen;
+    assert!(!online, "alice is offline after the restart");
+    let last_seen = last_seen.expect("her last seen was stored by the job");
+    assert!(
+        (connected_at - 1_000..=restarted_at).contains(&last_seen),
+        "last seen {last_seen} lies between her connect ({connected_at}) and the restart ({restarted_at})"
+    );
+    drop(server);
+}

@@ -1,4 +1,5 @@
-//! Integration tests of the `hark` binary: the CLI and crash recovery.
+//! Integration tests of the `hark` binary: the CLI, crash recovery,
+//! fault injection on the cluster shape and `hark migrate`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -8,4 +9,6 @@
 
 mod cli;
 mod crash;
+mod faults;
+mod migrate;
 mod support;

@@ -23,12 +23,20 @@ impl ServerProcess {
         } else {
             Stdio::null()
         };
-        let mut child = Command::new(HARK)
+        let mut command = Command::new(HARK);
+        command
             .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .stderr(stderr);
+        ServerProcess::spawn(command)
+    }
+
+    /// Starts `command` (a `hark serve` whose stderr the caller has set up)
+    /// and waits for its `listening on http://…` line.
+    pub fn spawn(mut command: Command) -> ServerProcess {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(stderr)
             .spawn()
             .expect("start hark serve");
         let stdout = child.stdout.take().unwrap();
@@ -50,6 +58,7 @@ impl ServerProcess {
             Ok(url) => url,
             Err(_) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!("hark serve did not print `listening on http://…` within 60 s");
             }
         };
@@ -58,6 +67,11 @@ impl ServerProcess {
             "unexpected address {url}"
         );
         ServerProcess { child, url }
+    }
+
+    /// Whether the process is still running (it has not exited or crashed).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// SIGKILL: no shutdown code runs, as in a crash or power cut of the process.
