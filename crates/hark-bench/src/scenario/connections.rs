@@ -454,12 +454,7 @@ async fn run_on(p: Params, args: &[String], settings: &str) -> anyhow::Result<Re
         );
         report.count("chat sent", o.sent);
         report.count("chat delivered", o.delivered);
-        let mut scratch = report.clone();
-        scratch.checks.clear();
-        super::direct::check_traffic(&mut scratch, o, 1);
-        for c in scratch.checks {
-            report.check(&format!("chat during the hold: {}", c.name), c.ok, c.detail);
-        }
+        super::cluster::check(&mut report, "chat during the hold", o, p.servers > 1);
         report.note(format!(
             "During the hold {} pairs of other users chatted at {} msg/s in all, each pair's users on {} (their {} sockets are not in the per-connection figures).",
             p.chat_pairs,
