@@ -8,7 +8,7 @@
 //! With `--database` and `--bus` the servers are the nodes of one cluster
 //! (one fresh PostgreSQL database, one NATS subject prefix), and with
 //! `--chat-pairs` users on different nodes chat during the hold, their
-//! deliveries checked like `direct`'s.
+//! deliveries checked like `cluster`'s.
 
 use super::traffic;
 use crate::client;
@@ -58,7 +58,8 @@ pub struct Params {
     pub bus: Option<String>,
     /// Pairs of extra users chatting during the hold, each pair's users on
     /// different servers (with more than one), sending for `--settle`
-    /// seconds; every send checked acked and delivered once, in order.
+    /// seconds; every send checked acked and delivered once with nothing
+    /// missing (and in order, on one server; see `cluster::check`).
     #[arg(long, default_value_t = 0)]
     pub chat_pairs: usize,
     /// Sends per second of all chatting users together.
