@@ -33,6 +33,8 @@ pub enum Command {
     Connections(scenario::connections::Params),
     /// P pairs exchanging one-to-one messages: throughput and latency.
     Direct(scenario::direct::Params),
+    /// `direct` on PostgreSQL + NATS clusters of 1..N nodes, pairs across nodes, beside one SQLite node.
+    Cluster(scenario::cluster::Params),
     /// Messages to a group of M online members: time until the last member has each.
     Group(scenario::group::Params),
     /// D devices reconnect together after K messages each arrived: time to catch up.
@@ -88,6 +90,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Connections(p) => report::finish(scenario::connections::run(p).await?),
         Command::Direct(p) => report::finish(scenario::direct::run(p).await?),
+        Command::Cluster(p) => report::finish(scenario::cluster::run(p).await?),
         Command::Group(p) => report::finish(scenario::group::run(p).await?),
         Command::Catchup(p) => report::finish(scenario::catchup::run(p).await?),
         Command::Presence(p) => report::finish(scenario::presence::run(p).await?),

@@ -4,7 +4,13 @@
 //! source/destination pair has ~28,000 ephemeral ports). Reports server
 //! memory per connection (VmRSS growth / connections) and the connect rate,
 //! beside the bare relay holding the same number of idle sockets.
+//!
+//! With `--database` and `--bus` the servers are the nodes of one cluster
+//! (one fresh PostgreSQL database, one NATS subject prefix), and with
+//! `--chat-pairs` users on different nodes chat during the hold, their
+//! deliveries checked like `cluster`'s.
 
+use super::traffic;
 use crate::client;
 use crate::report::{Figure, Report};
 use crate::servers::{self, Servers};
@@ -42,6 +48,23 @@ pub struct Params {
     /// Seconds to hold every connection before reading memory.
     #[arg(long, default_value_t = 3.0)]
     pub settle: f64,
+    /// Make the servers one cluster: the URL of a PostgreSQL server (a fresh
+    /// database is made there for the run and dropped after).
+    #[arg(long, requires = "bus")]
+    pub database: Option<String>,
+    /// With `--database`: the cluster's bus, `nats://…` (a subject prefix of
+    /// this run's own).
+    #[arg(long, requires = "database")]
+    pub bus: Option<String>,
+    /// Pairs of extra users chatting during the hold, each pair's users on
+    /// different servers (with more than one), sending for `--settle`
+    /// seconds; every send checked acked and delivered once with nothing
+    /// missing (and in order, on one server; see `cluster::check`).
+    #[arg(long, default_value_t = 0)]
+    pub chat_pairs: usize,
+    /// Sends per second of all chatting users together.
+    #[arg(long, default_value_t = 20.0)]
+    pub chat_rate: f64,
 }
 
 /// `hark-bench connections-worker`: opens connections and holds them until stdin closes.
@@ -236,12 +259,33 @@ async fn release(holders: Vec<Holder>) {
 }
 
 pub async fn run(p: Params) -> anyhow::Result<Report> {
+    let (Some(server), Some(bus)) = (p.database.clone(), p.bus.clone()) else {
+        return run_on(p, &[], "").await;
+    };
+    if p.common.server.is_some() {
+        bail!("--database needs --hark-bin: the bench starts the nodes itself");
+    }
+    let tag = setup::run_tag();
+    let name = format!("hark_bench_{tag}_conns");
+    let url = hark_store::postgres::create_database(&server, &name)
+        .await
+        .with_context(|| format!("creating database {name}"))?;
+    let args = ["--database".to_owned(), url, "--bus".to_owned(), bus];
+    let settings = format!("bus_prefix = \"bench.{tag}\"\n");
+    let result = run_on(p, &args, &settings).await;
+    hark_store::postgres::drop_database(&server, &name)
+        .await
+        .with_context(|| format!("dropping database {name}"))?;
+    result
+}
+
+async fn run_on(p: Params, args: &[String], settings: &str) -> anyhow::Result<Report> {
     anyhow::ensure!(
         p.servers >= 1 && p.users >= 1,
         "servers and users must be at least 1"
     );
     let mut report = Report::new("connections", &p.common, &p);
-    let servers = Servers::start(&p.common, p.servers).await?;
+    let servers = Servers::start_with(&p.common, p.servers, args, settings).await?;
     let tag = setup::run_tag();
     let mut tokens = Vec::new();
     for (i, url) in servers.urls.iter().enumerate() {
@@ -304,7 +348,12 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
             }
         }
     }
-    tokio::time::sleep(Duration::from_secs_f64(p.settle)).await;
+    let chat = if p.chat_pairs > 0 {
+        Some(chat(&p, &servers.urls, &tag).await?)
+    } else {
+        tokio::time::sleep(Duration::from_secs_f64(p.settle)).await;
+        None
+    };
     let after = servers.rss_kib();
     let connected: usize = connected_per_server.iter().sum();
     release(holders).await;
@@ -397,6 +446,24 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
             ));
         }
     }
+    if let Some(o) = &chat {
+        report.latencies(
+            "chat during the hold: send-to-deliver",
+            &o.deliver,
+            None,
+            "",
+        );
+        report.count("chat sent", o.sent);
+        report.count("chat delivered", o.delivered);
+        super::cluster::check(&mut report, "chat during the hold", o, p.servers > 1);
+        report.note(format!(
+            "During the hold {} pairs of other users chatted at {} msg/s in all, each pair's users on {} (their {} sockets are not in the per-connection figures).",
+            p.chat_pairs,
+            p.chat_rate,
+            if p.servers > 1 { "different nodes" } else { "the one node" },
+            2 * p.chat_pairs
+        ));
+    }
     if connected == 0 {
         bail!(
             "no connection opened: {}",
@@ -412,4 +479,41 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
 
 fn servers_unknown(rss: &[Option<u64>]) -> bool {
     rss.is_empty()
+}
+
+/// Users chatting while the idle sockets are held: pair i's users on
+/// servers i and i+1 (mod the count), both sending, for `--settle` seconds.
+async fn chat(p: &Params, urls: &[String], tag: &str) -> anyhow::Result<traffic::Outcome> {
+    let users = setup::accounts(&urls[0], tag, "chat", 2 * p.chat_pairs).await?;
+    let pairs: Vec<_> = users
+        .chunks(2)
+        .map(|c| (c[0].clone(), c[1].clone()))
+        .collect();
+    let chats = setup::direct_chats(&urls[0], &pairs).await?;
+    let n = urls.len();
+    let mut conns = Vec::new();
+    for (i, ((a, b), chat)) in pairs.iter().zip(&chats).enumerate() {
+        for (user, node) in [(a, i % n), (b, (i + 1) % n)] {
+            conns.push(traffic::Conn {
+                url: client::ws_url(&urls[node]),
+                token: Some(user.token.clone()),
+                user_id: user.user_id.0,
+                chat_id: chat.0,
+                sends: true,
+            });
+        }
+    }
+    let plan = traffic::Plan {
+        rate: p.chat_rate,
+        window: 1,
+        duration: Duration::from_secs_f64(p.settle),
+        warmup: Duration::ZERO,
+        text_bytes: 64,
+        fanout: 1,
+        drain: Duration::from_secs(20),
+        track_last: false,
+        quiet: p.common.quiet,
+        label: "chat".into(),
+    };
+    traffic::run(conns, &plan).await
 }

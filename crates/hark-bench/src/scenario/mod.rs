@@ -1,6 +1,7 @@
 //! The benchmark scenarios.
 
 pub mod catchup;
+pub mod cluster;
 pub mod connections;
 pub mod direct;
 pub mod group;

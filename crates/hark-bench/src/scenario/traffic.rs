@@ -11,7 +11,7 @@ use anyhow::Context;
 use futures_util::stream::{self, StreamExt};
 use futures_util::SinkExt;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -78,6 +78,16 @@ pub struct Outcome {
     pub pos_breaks: u64,
     /// Messages whose `seq` was not the chat's previous one plus one.
     pub seq_breaks: u64,
+    /// Stream positions never received (between a connection's hello head
+    /// and the highest it saw) and received more than once, whatever the
+    /// arrival order: on a cluster, publishes of two nodes may overtake each
+    /// other (the client syncs on the gap), so there order is counted by
+    /// `pos_breaks` and completeness here.
+    pub pos_missing: u64,
+    pub pos_duplicates: u64,
+    /// The same for each chat's message `seq`s as a connection saw them.
+    pub seq_missing: u64,
+    pub seq_duplicates: u64,
     /// Connections that failed to open.
     pub connect_failures: u64,
     /// Seconds from the first connect to the last hello.
@@ -102,6 +112,10 @@ struct ReaderResult {
     window_delivered: u64,
     pos_breaks: u64,
     seq_breaks: u64,
+    pos_missing: u64,
+    pos_duplicates: u64,
+    seq_missing: u64,
+    seq_duplicates: u64,
     first_error: Option<String>,
 }
 
@@ -229,10 +243,18 @@ pub async fn run(conns: Vec<Conn>, plan: &Plan) -> anyhow::Result<Outcome> {
                 window_delivered: 0,
                 pos_breaks: 0,
                 seq_breaks: 0,
+                pos_missing: 0,
+                pos_duplicates: 0,
+                seq_missing: 0,
+                seq_duplicates: 0,
                 first_error: None,
             };
             let mut last_pos = head;
             let mut chat_seq: HashMap<i64, i64> = HashMap::new();
+            // Every position and seq seen, so completeness is checked
+            // apart from arrival order.
+            let mut seen_pos: HashSet<i64> = HashSet::new();
+            let mut seen_seq: HashMap<i64, HashSet<i64>> = HashMap::new();
             loop {
                 let msg = tokio::select! {
                     _ = stop.changed() => break,
@@ -279,6 +301,9 @@ pub async fn run(conns: Vec<Conn>, plan: &Plan) -> anyhow::Result<Outcome> {
                             r.pos_breaks += 1;
                         }
                         last_pos = last_pos.max(pos);
+                        if !seen_pos.insert(pos) {
+                            r.pos_duplicates += 1;
+                        }
                         let Some(ev) = frame.event else { continue };
                         if ev.kind != "message" {
                             continue;
@@ -290,6 +315,9 @@ pub async fn run(conns: Vec<Conn>, plan: &Plan) -> anyhow::Result<Outcome> {
                             r.seq_breaks += 1;
                         }
                         *prev = (*prev).max(seq);
+                        if !seen_seq.entry(chat).or_default().insert(seq) {
+                            r.seq_duplicates += 1;
+                        }
                         if ev.sender_id == Some(user_id) {
                             continue;
                         }
@@ -327,6 +355,12 @@ pub async fn run(conns: Vec<Conn>, plan: &Plan) -> anyhow::Result<Outcome> {
                     }
                     _ => {}
                 }
+            }
+            let span = u64::try_from(last_pos - head).unwrap_or(0);
+            r.pos_missing = span.saturating_sub(seen_pos.len() as u64);
+            for (chat, seqs) in &seen_seq {
+                let top = u64::try_from(chat_seq.get(chat).copied().unwrap_or(0)).unwrap_or(0);
+                r.seq_missing += top.saturating_sub(seqs.len() as u64);
             }
             r
         }));
@@ -379,6 +413,10 @@ pub async fn run(conns: Vec<Conn>, plan: &Plan) -> anyhow::Result<Outcome> {
         window_secs: (end_us - warm_us) as f64 / 1e6,
         pos_breaks: 0,
         seq_breaks: 0,
+        pos_missing: 0,
+        pos_duplicates: 0,
+        seq_missing: 0,
+        seq_duplicates: 0,
         connect_failures,
         connect_secs,
         run_secs,
@@ -391,6 +429,10 @@ pub async fn run(conns: Vec<Conn>, plan: &Plan) -> anyhow::Result<Outcome> {
         out.window_delivered += r.window_delivered;
         out.pos_breaks += r.pos_breaks;
         out.seq_breaks += r.seq_breaks;
+        out.pos_missing += r.pos_missing;
+        out.pos_duplicates += r.pos_duplicates;
+        out.seq_missing += r.seq_missing;
+        out.seq_duplicates += r.seq_duplicates;
         if out.first_error.is_none() {
             out.first_error = r.first_error;
         }

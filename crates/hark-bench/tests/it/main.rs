@@ -364,3 +364,110 @@ async fn postgres_baseline_smoke_inserts_and_drops_its_database() {
         .unwrap();
     assert!(left.is_none(), "the baseline's database is dropped");
 }
+
+/// Runs `hark-bench ARGS` (no `--server`) and returns its JSON result.
+async fn bench_without_server(args: &[&str]) -> Value {
+    let out = tempfile::tempdir().unwrap();
+    let json = out.path().join("result.json");
+    let json_arg = json.to_str().unwrap().to_owned();
+    let work = out.path().to_str().unwrap().to_owned();
+    let mut argv = vec!["hark-bench"];
+    argv.extend_from_slice(args);
+    argv.extend_from_slice(&["--quiet", "--json", &json_arg, "--work-dir", &work]);
+    let cli = hark_bench::Cli::try_parse_from(&argv).unwrap();
+    hark_bench::run(cli).await.unwrap();
+    read(&json)
+}
+
+/// Two in-process nodes of one cluster on a fresh PostgreSQL database and
+/// a NATS subject prefix of their own. PostgreSQL and NATS must be running
+/// (`HARK_TEST_POSTGRES`, `HARK_TEST_NATS` name others); the test fails
+/// rather than skips without them, so CI cannot pass without measuring.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_smoke_two_nodes_deliver_across_nodes() {
+    let postgres = std::env::var("HARK_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let nats = std::env::var("HARK_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let host = nats.trim_start_matches("nats://").to_owned();
+    if let Err(e) = tokio::net::TcpStream::connect(&host).await {
+        panic!("NATS is not reachable at {nats} ({e}); this test needs it (HARK_TEST_NATS names another)");
+    }
+    let name = format!("hark_bench_test_{}", hark_bench::setup::run_tag());
+    let database = hark_store::postgres::create_database(&postgres, &name)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL is not reachable at {postgres} ({e}); this test needs it (HARK_TEST_POSTGRES names another)")
+        });
+    let mut nodes = Vec::new();
+    for n in 0..2 {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_owned(),
+            database: Some(database.clone().into()),
+            bus: Some(nats.clone().into()),
+            bus_prefix: format!("test.{name}"),
+            node_id: Some(format!("bench{n}")),
+            limits: Limits {
+                frames_per_second: 1_000_000,
+                outbound_queue: 100_000,
+                connections_per_user: 1_000_000,
+                connections_per_address: 1_000_000,
+                logins_per_minute: 1_000_000,
+                ..Limits::default()
+            },
+            ..Config::default()
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = hark_server::build(config).await.unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = hark_server::serve(server, listener, async {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        nodes.push((url, dir, stop, task));
+    }
+    let urls = format!("{},{}", nodes[0].0, nodes[1].0);
+    let v = bench_without_server(&[
+        "cluster",
+        "--node-url",
+        &urls,
+        "--pairs",
+        "2",
+        "--rate",
+        "100",
+        "--duration",
+        "1",
+        "--warmup",
+        "0.2",
+        "--drain",
+        "10",
+    ])
+    .await;
+    for (_, _dir, stop, task) in nodes {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
+    hark_store::postgres::drop_database(&postgres, &name)
+        .await
+        .unwrap();
+    assert_common(&v, "cluster");
+    for placement in ["pairs across nodes", "pairs on one node"] {
+        let label = format!("PostgreSQL + NATS, 2 nodes, {placement}");
+        let sent = count(&v, &format!("{label}: sent"));
+        // 100 msg/s for one second over four sending connections.
+        assert!((80..=110).contains(&sent), "{label}: sent {sent}");
+        assert_eq!(count(&v, &format!("{label}: delivered")), sent, "{label}");
+        assert!(has_figure(&v, &format!("{label}: send-to-deliver p99")));
+    }
+    // Across nodes: acked, delivered once, complete (order is reported,
+    // not checked: two nodes' publishes may overtake each other); on one
+    // node also the strict order.
+    assert_eq!(v["checks"].as_array().unwrap().len(), 7, "{v}");
+    assert!(has_figure(
+        &v,
+        "2 nodes: send-to-deliver p99, across nodes vs on one node"
+    ));
+}
