@@ -11,7 +11,6 @@
 mod columns;
 mod error;
 pub mod jobs;
-mod lines;
 pub mod migrate;
 mod pages;
 pub mod postgres;

@@ -16,7 +16,6 @@
 mod conformance;
 mod group_commit;
 mod jobs;
-mod lines;
 mod migrate;
 mod same_answers;
 mod scale_out;
