@@ -3,10 +3,11 @@
 //! resends and a message the database itself refuses mixed into the batches.
 
 use crate::conformance::{assert_gapless, msg, racing_resends, stream, users};
+use crate::scale_out::tail;
 use crate::{another_node, postgres};
 use futures_util::future::join_all;
 use hark_proto::{ChatId, DeviceId, Event, Pos, Seq, UserId};
-use hark_store::{NewMessage, Store, StoreError};
+use hark_store::{NewMessage, StoreError};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -248,27 +249,6 @@ async fn pipelined_sends_of_many_devices_on_two_nodes_stay_gapless_once_and_in_o
             if member {
                 assert_eq!(last.get(chat).copied(), Some(got.len() as i64));
             }
-        }
-    }
-}
-
-/// Reads `user`'s stream from `after` on, page by page, the way a device
-/// catches up, and checks that no position is skipped.
-async fn tail(store: &Arc<dyn Store>, user: UserId, after: &mut Pos, seen: &mut Vec<i64>) {
-    loop {
-        let page = store.sync(user, *after, 50).await.unwrap();
-        for e in &page.events {
-            assert_eq!(
-                e.pos.0,
-                after.0 + 1,
-                "a reader at {after} was shown {}",
-                e.pos
-            );
-            *after = e.pos;
-            seen.push(e.pos.0);
-        }
-        if !page.more {
-            return;
         }
     }
 }

@@ -12,7 +12,12 @@ use std::sync::Arc;
 
 /// Reads `user`'s stream from `after` on, page by page, the way a device
 /// catches up: the cursor is the last position seen.
-async fn tail(store: &Arc<dyn Store>, user: UserId, after: &mut Pos, seen: &mut Vec<i64>) {
+pub(crate) async fn tail(
+    store: &Arc<dyn Store>,
+    user: UserId,
+    after: &mut Pos,
+    seen: &mut Vec<i64>,
+) {
     loop {
         let page = store.sync(user, *after, 50).await.unwrap();
         for e in &page.events {
