@@ -2,7 +2,7 @@
 // chat list's row menu and the chat header's menu. Changes go through
 // `PATCH /v1/chats/{id}/settings`; the user's other devices follow by event.
 
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { MUTED_FOREVER, type AppStore, type ChatModel, type SettingsPatch } from './store';
 import { ArchiveIcon, MutedIcon, PinIcon } from './ui';
 
@@ -51,9 +51,12 @@ export function ChatSettingsItems(props: { store: AppStore; model: ChatModel; on
   );
 }
 
-/** Close a menu on the next click anywhere else (or Escape). */
+/**
+ * Close a menu on the next click anywhere else (or Escape). A layout effect:
+ * the keys work from the moment the menu is in the page, not a frame later.
+ */
 export function useDismiss(open: boolean, close: () => void): void {
-  useEffect(() => {
+  useLayoutEffect(() => {
     if (!open) return;
     const onKey = (e: KeyboardEvent) => e.key === 'Escape' && close();
     // Registered after the click that opened the menu has finished bubbling.
@@ -92,7 +95,7 @@ export function ChatRowMenu(props: { store: AppStore; model: ChatModel; x: numbe
  * it was (the button or message that opened it).
  */
 export function useMenuKeys(ref: { current: HTMLElement | null }, open: boolean, close: () => void): void {
-  useEffect(() => {
+  useLayoutEffect(() => {
     if (!open) return;
     const before = document.activeElement as HTMLElement | null;
     const items = () => [...(ref.current?.querySelectorAll<HTMLElement>('[role=menuitem]:not([disabled])') ?? [])];

@@ -1,7 +1,7 @@
 // "Forward message to": pick up to five of my chats (searchable by name);
 // the copies go out through the outbox as `forward` frames.
 
-import { useEffect, useState } from 'preact/hooks';
+import { useLayoutEffect, useState } from 'preact/hooks';
 import type { Message } from '../hark-client';
 import { MAX_FORWARD, type AppStore } from './store';
 import { Avatar, CheckIcon, CloseIcon, SearchIcon, SendIcon } from './ui';
@@ -10,7 +10,7 @@ export function ForwardDialog(props: { store: AppStore; message: Message; onClos
   const { store, message } = props;
   const [q, setQ] = useState('');
   const [picked, setPicked] = useState<number[]>([]);
-  useEffect(() => {
+  useLayoutEffect(() => {
     const onKey = (e: KeyboardEvent) => e.key === 'Escape' && props.onClose();
     document.addEventListener('keydown', onKey);
     return () => document.removeEventListener('keydown', onKey);

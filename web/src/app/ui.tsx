@@ -1,6 +1,6 @@
 // Small shared pieces: avatars, ticks, icons, time formatting.
 
-import { useEffect, useRef } from 'preact/hooks';
+import { useLayoutEffect, useRef } from 'preact/hooks';
 import type { AppStore } from './store';
 import type { JSX } from 'preact';
 import type { Tick } from './store';
@@ -209,25 +209,31 @@ export function presenceLabel(p: { online: boolean | null; last_seen: number | n
 export function ConfirmDialog(props: { store: AppStore }) {
   const c = props.store.confirmation;
   const box = useRef<HTMLDivElement>(null);
-  useEffect(() => {
+  // A layout effect, listening on the document: Escape and Tab work from the
+  // moment the dialog is in the page, even before focus has moved into it.
+  useLayoutEffect(() => {
     if (!c) return;
     const before = document.activeElement as HTMLElement | null;
     box.current?.querySelector<HTMLElement>('[data-testid=confirm-ok]')?.focus();
-    return () => before?.focus?.();
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === 'Escape') {
+        e.preventDefault();
+        e.stopPropagation();
+        c.resolve(false);
+      } else if (e.key === 'Tab') {
+        const buttons = [...(box.current?.querySelectorAll<HTMLElement>('button') ?? [])];
+        const i = buttons.indexOf(document.activeElement as HTMLElement);
+        e.preventDefault();
+        buttons[(i + (e.shiftKey ? buttons.length - 1 : 1)) % buttons.length]?.focus();
+      }
+    };
+    document.addEventListener('keydown', onKey, true);
+    return () => {
+      document.removeEventListener('keydown', onKey, true);
+      before?.focus?.();
+    };
   }, [c]);
   if (!c) return null;
-  const onKey = (e: KeyboardEvent) => {
-    if (e.key === 'Escape') {
-      e.preventDefault();
-      e.stopPropagation();
-      c.resolve(false);
-    } else if (e.key === 'Tab') {
-      const buttons = [...(box.current?.querySelectorAll<HTMLElement>('button') ?? [])];
-      const i = buttons.indexOf(document.activeElement as HTMLElement);
-      e.preventDefault();
-      buttons[(i + (e.shiftKey ? buttons.length - 1 : 1)) % buttons.length]?.focus();
-    }
-  };
   return (
     <div class="modal-backdrop" onClick={() => c.resolve(false)}>
       <div
@@ -239,7 +245,6 @@ export function ConfirmDialog(props: { store: AppStore }) {
         data-testid="confirm-dialog"
         ref={box}
         onClick={(e) => e.stopPropagation()}
-        onKeyDown={onKey}
       >
         <h2 id="confirm-title" dir="auto">{c.title}</h2>
         {c.body && <p id="confirm-body">{c.body}</p>}
