@@ -1,13 +1,13 @@
 // Group event lines: created, renamed, added, admin, removed and left appear
 // as centred lines in the chat, for the one who did it and for the others,
-// and stay after a reload (history carries no membership events, so this
-// browser keeps the lines it applied). Removing a member asks first, in an
-// in-app dialog; the removed member, who had read everything, gets no
-// unread badge.
+// and stay after a reload. History carries them too, so a fresh browser
+// shows them in place among the messages, and a line seen live and again in
+// history shows once. Removing a member asks first, in an in-app dialog; the
+// removed member, who had read everything, gets no unread badge.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { apiRegister, chatRow, eventually, expectUnread, launchBrowser, openChat, openPage, register, sendMessage, startServer } from './helpers.mjs';
+import { apiRegister, chatRow, eventually, expectUnread, launchBrowser, login, openChat, openPage, register, screenshotPath, sendMessage, startServer } from './helpers.mjs';
 
 let server;
 let browser;
@@ -110,6 +110,93 @@ test('event lines for created, renamed, added, admin, removed, left; confirm bef
   await openChat(alice.page, 'Lake trip');
   await eventually(async () => (await lines(alice.page)).length === 6, { message: 'lines after a reload' });
   for (const p of [alice, bob, carol]) {
+    assert.deepEqual(p.page.errors, []);
+    await p.context.close();
+  }
+});
+
+/** Call the HTTP API as `who` (from apiRegister) with any method and body. */
+async function call(who, method, path, body) {
+  const r = await fetch(`${server.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${who.token}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
+  return r.status === 204 ? null : r.json();
+}
+
+/** The chat's event lines and messages, top to bottom ("— line" or the message's text). */
+async function transcript(page) {
+  return page.locator('[data-testid=event-line], [data-testid=msg-in] [data-testid=msg-text], [data-testid=msg-out] [data-testid=msg-text]').evaluateAll((els) =>
+    els.map((el) => (el.getAttribute('data-testid') === 'event-line' ? `— ${el.textContent}` : el.textContent)),
+  );
+}
+
+test('a fresh browser shows the lines from history, in place, once', async () => {
+  const [alice, bob, carol, dave] = await Promise.all(
+    [['ann', 'Ann'], ['ben', 'Ben'], ['cid', 'Cid'], ['dot', 'Dot']].map(([u, n]) => apiRegister(server.url, u, n)),
+  );
+  const chat = await call(alice, 'POST', '/v1/chats/groups', { title: 'Book club', members: [bob.user.id, carol.user.id] });
+  await alice.send(chat.id, 'First meeting on Tuesday');
+  await bob.send(chat.id, 'I will bring snacks');
+  await call(alice, 'PATCH', `/v1/chats/${chat.id}`, { title: 'Readers' });
+  await call(alice, 'POST', `/v1/chats/${chat.id}/members`, { user_id: dave.user.id });
+  await carol.send(chat.id, 'Cannot wait');
+  await call(alice, 'PATCH', `/v1/chats/${chat.id}/members/${bob.user.id}`, { admin: true });
+  await call(carol, 'DELETE', `/v1/chats/${chat.id}/members/${carol.user.id}`);
+  await alice.send(chat.id, 'See you all');
+
+  // Ben, on a browser that never saw any of it (a new context: empty storage).
+  const ben = await openPage(browser, server.url);
+  await login(ben.page, 'ben');
+  await openChat(ben.page, 'Readers');
+  const expected = [
+    '— Ann created group "Book club"',
+    'First meeting on Tuesday',
+    'I will bring snacks',
+    '— Ann changed the group name to "Readers"',
+    '— Ann added Dot',
+    'Cannot wait',
+    "— You're now an admin",
+    '— Cid left',
+    'See you all',
+  ];
+  await eventually(async () => {
+    const got = await transcript(ben.page);
+    if (JSON.stringify(got) === JSON.stringify(expected)) return true;
+    throw new Error(JSON.stringify(got));
+  }, { message: "Ben's chat from history" });
+  // Cid, who left, keeps his name on his message as in his line.
+  await eventually(
+    async () => (await ben.page.locator('[data-testid=msg-in]', { hasText: 'Cannot wait' }).getByTestId('msg-sender').textContent()) === 'Cid',
+    { message: "Cid's name on his message" },
+  );
+  await ben.page.screenshot({ path: screenshotPath('group-lines-from-history.png') });
+
+  // A line seen live, and again in history after a reload: once.
+  await call(alice, 'PATCH', `/v1/chats/${chat.id}`, { title: 'Readers club' });
+  await eventually(async () => (await lines(ben.page)).at(-1) === 'Ann changed the group name to "Readers club"', { message: 'the live rename' });
+  await ben.page.reload();
+  await openChat(ben.page, 'Readers club');
+  const withRename = [...expected, '— Ann changed the group name to "Readers club"'];
+  await eventually(async () => {
+    const got = await transcript(ben.page);
+    if (JSON.stringify(got) === JSON.stringify(withRename)) return true;
+    throw new Error(JSON.stringify(got));
+  }, { message: 'the lines after a reload, each once' });
+
+  // Dot, added after the first messages, sees nothing from before he joined.
+  const dot = await openPage(browser, server.url);
+  await login(dot.page, 'dot');
+  await openChat(dot.page, 'Readers club');
+  const dots = ['— Ann added you', 'Cannot wait', '— Ben is now an admin', '— Cid left', 'See you all', '— Ann changed the group name to "Readers club"'];
+  await eventually(async () => {
+    const got = await transcript(dot.page);
+    if (JSON.stringify(got) === JSON.stringify(dots)) return true;
+    throw new Error(JSON.stringify(got));
+  }, { message: "Dot's chat from history" });
+  for (const p of [ben, dot]) {
     assert.deepEqual(p.page.errors, []);
     await p.context.close();
   }

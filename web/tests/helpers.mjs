@@ -184,6 +184,7 @@ export async function apiLogin(url, username, password = 'password-123') {
   const { token, user } = await res.json();
   return {
     user,
+    token,
     async get(path) {
       const r = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${token}` } });
       if (!r.ok) throw new Error(`GET ${path}: ${r.status} ${await r.text()}`);

@@ -1,6 +1,6 @@
 //! HTTP request and response bodies of the `/v1` API.
 
-use crate::{ChatId, ChatSettings, ClientMsgId, DeviceId, Message, Seq, UserId};
+use crate::{ChatId, ChatSettings, ClientMsgId, DeviceId, Event, Message, Pos, Seq, UserId};
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/register`.
@@ -218,6 +218,27 @@ pub struct History {
     pub messages: Vec<Message>,
     /// Whether more messages lie beyond this page in the direction asked.
     pub has_more: bool,
+    /// The chat's membership and title events that fall within this page,
+    /// in stream order: only those the reader's own stream holds. Absent
+    /// from servers that predate it, hence the default.
+    #[serde(default)]
+    pub lines: Vec<HistoryLine>,
+}
+
+/// A membership or title event of a chat ("Alice added Carol") as history
+/// places it among the messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryLine {
+    /// The seq of the last message committed before the event; `Seq(0)`
+    /// when it came before every message. The line belongs after that
+    /// message and before the next one.
+    pub after: Seq,
+    /// Where the event sits in the reader's stream: the same `pos` its
+    /// live `event` frame carried, so a client that saw it live can tell.
+    pub pos: Pos,
+    /// The event, exactly as the stream carries it: `chat_created`,
+    /// `chat_renamed`, `member_added`, `member_removed` or `admin_changed`.
+    pub event: Event,
 }
 
 /// The answer to `POST /v1/chats/{chat_id}/messages`; the same facts as the

@@ -15,8 +15,8 @@ pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use event::{ChatSettings, Event, Message, Quote, Reaction, Receipt};
 pub use http::{
     AddMemberRequest, Chat, ChatKind, ChatSettingsRequest, ChatSummary, CreateDirectRequest,
-    CreateGroupRequest, Device, History, LoginRequest, LoginResponse, Me, Member, MessageInfo,
-    RecipientInfo, Register, RenameChatRequest, SearchResults, SendAck, SendRequest,
+    CreateGroupRequest, Device, History, HistoryLine, LoginRequest, LoginResponse, Me, Member,
+    MessageInfo, RecipientInfo, Register, RenameChatRequest, SearchResults, SendAck, SendRequest,
     SetAdminRequest, UpdateProfileRequest, User,
 };
 pub use ids::{ChatId, ClientMsgId, DeviceId, Pos, Seq, UserId};

@@ -187,8 +187,10 @@ impl Api {
         self.call(Method::PATCH, &path, Some(&body), true).await
     }
 
-    /// `GET /v1/chats/{chat_id}/messages`: one page, ascending by seq.
-    /// `limit` is capped by the server at 200 (50 when `None`).
+    /// `GET /v1/chats/{chat_id}/messages`: one page, ascending by seq, with
+    /// the membership and title events within it (`History::lines`, each
+    /// after the seq it followed). `limit` is capped by the server at 200
+    /// (50 when `None`).
     pub async fn history(
         &self,
         chat_id: ChatId,

@@ -11,6 +11,7 @@
 mod columns;
 mod error;
 pub mod jobs;
+mod lines;
 pub mod migrate;
 mod pages;
 pub mod postgres;

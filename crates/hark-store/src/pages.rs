@@ -3,6 +3,7 @@
 //! from its rows and where it stops.
 
 use crate::columns::{message_row, Columns, MessageRow};
+use crate::lines::SeqRange;
 use crate::{HistoryQuery, StoreError, StoreResult, SyncPage};
 use hark_proto::{ChatId, Event, EventFrame, History, Message, Pos, Seq};
 use std::sync::Arc;
@@ -62,7 +63,38 @@ impl HistoryWindow {
         if self.newest_first {
             messages.reverse();
         }
-        History { messages, has_more }
+        History {
+            messages,
+            has_more,
+            lines: Vec::new(),
+        }
+    }
+
+    /// The seqs whose following lines `history` (this window's page)
+    /// carries: up to the window's end on the side it was read from, and
+    /// past its last message on the other side only when nothing lies
+    /// beyond. Pages chained by their first or last seq adjoin.
+    pub(crate) fn line_range(&self, history: &History) -> SeqRange {
+        let first = history.messages.first().map(|m| m.seq.0);
+        let last = history.messages.last().map(|m| m.seq.0);
+        if self.newest_first {
+            let from = match (history.has_more, first) {
+                (false, _) => i64::MIN,
+                (true, Some(first)) => first,
+                (true, None) => self.high,
+            };
+            SeqRange {
+                from,
+                to: self.high,
+            }
+        } else {
+            let to = match (history.has_more, last) {
+                (false, _) => i64::MAX,
+                (true, Some(last)) => last,
+                (true, None) => self.low,
+            };
+            SeqRange { from: self.low, to }
+        }
     }
 }
 

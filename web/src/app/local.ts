@@ -1,13 +1,16 @@
 // What this browser keeps for the app beyond the protocol's cursor and
-// outbox: group event lines (history does not carry them), drafts per chat,
-// and the colour theme. Kept per device; logging out forgets them.
+// outbox: group event lines applied live (history carries them too, so these
+// only show them before history is loaded, offline), drafts per chat, and the
+// colour theme. Kept per device; logging out forgets them.
 
-import type { ChatId, Seq, UserId } from '../hark-client';
+import type { ChatId, Pos, Seq, UserId } from '../hark-client';
 
 /** A group event line ("Alice added Carol"), placed after the message it followed. */
 export interface Note {
-  /** The chat's last seq when the event was applied: the line goes below that message. */
+  /** The seq of the message the event followed: the line goes below that message. */
   afterSeq: Seq;
+  /** The event's position in my stream: the same line live and from history. Absent in lines kept before history carried them. */
+  pos?: Pos;
   kind: 'chat_created' | 'chat_renamed' | 'member_added' | 'member_removed' | 'admin_changed';
   by: UserId;
   user_id?: UserId;
@@ -54,6 +57,7 @@ export class DeviceLocal {
   }
 
   addNote(chatId: ChatId, note: Note): void {
+    if (note.pos !== undefined && this.notesOf(chatId).some((n) => n.pos === note.pos)) return;
     this.notes[chatId] = [...this.notesOf(chatId), note].slice(-NOTES_PER_CHAT);
     put(`${this.base}:notes`, this.notes);
   }
@@ -101,3 +105,8 @@ export function applyTheme(theme: Theme): void {
 systemDark.addEventListener('change', () => {
   if (followsSystem) applyTheme('system');
 });
+
+/** Whether two lines say the same thing (for lines kept without a position). */
+export function sameNote(a: Note, b: Note): boolean {
+  return a.kind === b.kind && a.by === b.by && a.user_id === b.user_id && (a.title ?? null) === (b.title ?? null) && a.admin === b.admin;
+}

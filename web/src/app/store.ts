@@ -17,15 +17,18 @@ import {
   type ConnectionState,
   type ErrorCode,
   type Event,
+  type EventFrame,
+  type History,
   type Message,
   type PendingSend,
+  type Pos,
   type PresenceState,
   type Seq,
   type Session,
   type User,
   type UserId,
 } from '../hark-client';
-import { DeviceLocal, type Note } from './local';
+import { DeviceLocal, sameNote, type Note } from './local';
 
 export interface ChatModel {
   chat: Chat;
@@ -54,6 +57,8 @@ export interface ChatModel {
    * which `Member` does not carry (messages before joining are not shown).
    */
   unreadFloor: Seq;
+  /** Event lines that came with history pages, by stream position (what a fresh browser knows). */
+  historyNotes: Map<Pos, Note>;
 }
 
 export interface FailedSend {
@@ -119,7 +124,7 @@ export class AppStore {
   private replyOf = new Map<string, Seq>();
 
   private listeners = new Set<() => void>();
-  private queued: Event[] = [];
+  private queued: EventFrame[] = [];
   private fetching = new Map<ChatId, Promise<void>>();
   private notifyScheduled = false;
   private snapshotLoading = false;
@@ -150,8 +155,8 @@ export class AppStore {
           if (!this.ready && !this.snapshotLoading) void this.loadSnapshot();
           break;
         case 'event':
-          if (this.ready) this.apply(e.event);
-          else this.queued.push(e.event);
+          if (this.ready) this.apply(e.event, e.pos);
+          else this.queued.push({ pos: e.pos, event: e.event });
           if (this.connState.status === 'live' && e.event.kind === 'message' && e.event.sender_id !== this.me.id) this.announce(e.event);
           break;
         case 'ack': {
@@ -356,7 +361,8 @@ export class AppStore {
 
   userName(c: ChatModel, id: UserId): string {
     if (id === this.me.id) return 'You';
-    return this.member(c, id)?.user.display_name ?? 'Former member';
+    // Someone who left keeps the name this browser knows them by (event lines look them up).
+    return this.member(c, id)?.user.display_name ?? this.knownUsers.get(id)?.display_name ?? 'Former member';
   }
 
   // ---- folding events ----
@@ -370,7 +376,7 @@ export class AppStore {
       this.ready = true;
       const queued = this.queued;
       this.queued = [];
-      for (const e of queued) this.apply(e);
+      for (const e of queued) this.apply(e.event, e.pos);
       this.notify();
     } catch (e) {
       if (e instanceof HarkError && (e.code === 'unauthorized' || e.code === 'revoked')) {
@@ -411,12 +417,60 @@ export class AppStore {
     });
   }
 
-  /** The group event lines of a chat, oldest first. */
+  /**
+   * The group event lines of a chat, oldest first: those history carried,
+   * and those applied live that history has not (yet) carried. History's
+   * copy of a line wins (its placement is the server's).
+   */
   notes(chatId: ChatId): Note[] {
-    return this.local.notesOf(chatId);
+    const fromHistory = [...(this.chats.get(chatId)?.historyNotes.values() ?? [])];
+    const live = this.local
+      .notesOf(chatId)
+      .filter((n) => (n.pos !== undefined ? !this.chats.get(chatId)?.historyNotes.has(n.pos) : !fromHistory.some((h) => sameNote(h, n))));
+    return [...live, ...fromHistory].sort((a, b) => a.afterSeq - b.afterSeq || (a.pos ?? 0) - (b.pos ?? 0));
   }
 
-  private note(e: Event & { by: UserId }, c: ChatModel | undefined, extra: Partial<Note>): void {
+  /** Keep the event lines a history page carried, and learn the names of people in them who have left. */
+  private takeLines(c: ChatModel, page: History): void {
+    const unknown = new Set<UserId>();
+    for (const { after, pos, event: e } of page.lines ?? []) {
+      if (e.chat_id !== c.chat.id || c.historyNotes.has(pos)) continue;
+      let extra: Partial<Note>;
+      switch (e.kind) {
+        case 'chat_created':
+          if (e.chat_kind !== 'group') continue;
+          extra = { title: e.title };
+          break;
+        case 'chat_renamed':
+          extra = { title: e.title };
+          break;
+        case 'member_added':
+        case 'member_removed':
+          extra = { user_id: e.user_id };
+          break;
+        case 'admin_changed':
+          extra = { user_id: e.user_id, admin: e.admin };
+          break;
+        default:
+          continue;
+      }
+      for (const id of [e.by, extra.user_id]) if (id !== undefined && !this.knownUsers.has(id)) unknown.add(id);
+      c.historyNotes.set(pos, { afterSeq: after, pos, kind: e.kind, by: e.by, names: {}, ...extra });
+    }
+    for (const id of unknown) {
+      this.api
+        .user(id)
+        .then((u) => {
+          this.knownUsers.set(u.id, u);
+          this.notify();
+        })
+        .catch(() => {
+          // Named "Someone" until a later page or event names them.
+        });
+    }
+  }
+
+  private note(e: Event & { by: UserId }, c: ChatModel | undefined, pos: Pos | undefined, extra: Partial<Note>): void {
     const names: Record<number, string> = {};
     for (const id of [e.by, extra.user_id]) {
       const u = id !== undefined ? this.knownUsers.get(id) : undefined;
@@ -424,6 +478,7 @@ export class AppStore {
     }
     this.local.addNote(e.chat_id, {
       afterSeq: c?.chat.last_seq ?? 0,
+      pos,
       kind: e.kind as Note['kind'],
       by: e.by,
       names,
@@ -457,6 +512,7 @@ export class AppStore {
         left: !s.chat.members.some((m) => m.user.id === this.me.id),
         unreadFloor: floor,
         settings: s.settings ?? null,
+        historyNotes: new Map(),
       };
       this.chats.set(s.chat.id, model);
       return model;
@@ -522,7 +578,7 @@ export class AppStore {
     return p;
   }
 
-  private apply(e: Event): void {
+  private apply(e: Event, pos?: Pos): void {
     const c = this.chats.get(e.chat_id);
     switch (e.kind) {
       case 'message': {
@@ -539,25 +595,25 @@ export class AppStore {
         return;
       }
       case 'chat_created':
-        if (e.chat_kind === 'group') this.note(e, c, { title: e.title });
+        if (e.chat_kind === 'group') this.note(e, c, pos, { title: e.title });
         if (!c) void this.fetchChat(e.chat_id);
         return;
       case 'chat_renamed':
-        this.note(e, c, { title: e.title });
+        this.note(e, c, pos, { title: e.title });
         if (c) c.chat = { ...c.chat, title: e.title };
         else void this.fetchChat(e.chat_id);
         return;
       case 'member_removed':
-        this.note(e, c, { user_id: e.user_id });
+        this.note(e, c, pos, { user_id: e.user_id });
         if (c && e.user_id === this.me.id) return this.forgetMe(c);
         void this.fetchChat(e.chat_id);
         return;
       case 'member_added':
-        this.note(e, c, { user_id: e.user_id });
+        this.note(e, c, pos, { user_id: e.user_id });
         void this.fetchChat(e.chat_id);
         return;
       case 'admin_changed':
-        this.note(e, c, { user_id: e.user_id, admin: e.admin });
+        this.note(e, c, pos, { user_id: e.user_id, admin: e.admin });
         void this.fetchChat(e.chat_id);
         return;
       case 'message_edited':
@@ -647,12 +703,15 @@ export class AppStore {
           this.api.history(id, { after: first - 1, limit: PAGE }),
         ]);
         c.messages = new Map([...older.messages, ...newer.messages].map((m) => [m.seq, m]));
+        this.takeLines(c, older);
+        this.takeLines(c, newer);
         c.hasMoreBefore = older.has_more;
         c.hasMoreAfter = newer.has_more;
         c.historyLoaded = true;
       } else {
         const page = await this.api.history(id, { limit: PAGE });
         for (const m of page.messages) this.addMessage(m);
+        this.takeLines(c, page);
         c.historyLoaded = true;
         // Anything older than the page's first message is still on the server.
         const oldest = page.messages[0]?.seq ?? 1;
@@ -681,6 +740,7 @@ export class AppStore {
     try {
       const page = await this.api.history(id, { before: oldest, limit });
       for (const m of page.messages) c.messages.set(m.seq, m);
+      this.takeLines(c, page);
       c.hasMoreBefore = page.has_more;
       return page.messages.length > 0;
     } catch {
@@ -701,6 +761,7 @@ export class AppStore {
     try {
       const page = await this.api.history(id, { after: newest, limit: PAGE });
       for (const m of page.messages) c.messages.set(m.seq, m);
+      this.takeLines(c, page);
       c.hasMoreAfter = page.has_more;
       return page.messages.length > 0;
     } catch {
@@ -737,6 +798,8 @@ export class AppStore {
         this.api.history(id, { after: seq, limit: AROUND }),
       ]);
       c.messages = new Map([...older.messages, ...newer.messages].map((m) => [m.seq, m]));
+      this.takeLines(c, older);
+      this.takeLines(c, newer);
       c.hasMoreBefore = older.has_more;
       c.hasMoreAfter = newer.has_more;
       c.historyLoaded = true;

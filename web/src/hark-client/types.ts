@@ -127,6 +127,17 @@ export interface SearchResults {
 export interface History {
   messages: Message[];
   has_more: boolean;
+  /** Membership and title events within the page (absent from older servers). */
+  lines?: HistoryLine[];
+}
+
+/** A membership or title event placed among a page's messages. */
+export interface HistoryLine {
+  /** The seq of the last message before the event (0: before every message). */
+  after: Seq;
+  /** Its position in the reader's stream, as its live event frame carried. */
+  pos: Pos;
+  event: Event;
 }
 
 export interface SendAck {

@@ -231,3 +231,78 @@ async fn sdk_chat_features_reach_an_offline_device_on_catch_up() {
     a.close().await;
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_history_carries_the_group_event_lines_the_stream_carried() {
+    use hark_sdk::proto::{CreateGroupRequest, SendRequest, Seq};
+    use hark_sdk::{Api, Page};
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let carol = app.user("carol").await;
+    let a = Api::new(&app.base).unwrap().with_token(&alice.token);
+    let b = Api::new(&app.base).unwrap().with_token(&bob.token);
+    let send = |text: &str| SendRequest {
+        client_id: hark_sdk::new_client_id(),
+        text: text.into(),
+        reply_to: None,
+    };
+    let chat = a
+        .create_group(&CreateGroupRequest {
+            title: "Desk".into(),
+            members: vec![bob.user_id],
+        })
+        .await
+        .unwrap()
+        .id;
+    a.send(chat, &send("hello")).await.unwrap();
+    a.rename_chat(chat, "Front desk").await.unwrap();
+    a.add_member(chat, carol.user_id).await.unwrap();
+    a.send(chat, &send("welcome carol")).await.unwrap();
+
+    // Bob's history places each line after the message it followed, and
+    // each is the event his stream carried at the same position.
+    let page = b.history(chat, Page::Newest, None).await.unwrap();
+    let placed: Vec<(Seq, &str)> = page
+        .lines
+        .iter()
+        .map(|l| {
+            let kind = match l.event {
+                Event::ChatCreated { .. } => "created",
+                Event::ChatRenamed { .. } => "renamed",
+                Event::MemberAdded { .. } => "added",
+                _ => "other",
+            };
+            (l.after, kind)
+        })
+        .collect();
+    assert_eq!(
+        placed,
+        vec![(Seq(0), "created"), (Seq(1), "renamed"), (Seq(1), "added")]
+    );
+    let (conn, mut events) = Connection::connect(&app.base, &bob.token, ConnectOptions::default())
+        .await
+        .unwrap();
+    let mut stream = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            ClientEvent::Event { pos, event } => stream.push((pos, event)),
+            ClientEvent::CaughtUp { .. } => break,
+            _ => {}
+        }
+    }
+    for line in &page.lines {
+        assert!(stream.contains(&(line.pos, line.event.clone())), "{line:?}");
+    }
+    // An older page has only the lines before its messages.
+    let older = b.history(chat, Page::Before(Seq(2)), None).await.unwrap();
+    assert_eq!(older.messages.len(), 1);
+    assert_eq!(older.lines.len(), 3);
+    let newer = b.history(chat, Page::After(Seq(1)), None).await.unwrap();
+    assert_eq!(newer.lines, page.lines[1..].to_vec());
+    conn.close().await;
+}

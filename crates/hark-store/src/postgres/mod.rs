@@ -43,6 +43,7 @@ mod accounts;
 mod chats;
 mod committer;
 mod jobs;
+mod lines;
 mod messages;
 mod presence;
 mod receipts;
@@ -541,7 +542,7 @@ impl MessageStore for PostgresStore {
         chat_id: ChatId,
         query: HistoryQuery,
     ) -> StoreResult<History> {
-        self.read(|db| async move { messages::history(&db, viewer, chat_id, query).await })
+        self.read(|db| async move { lines::history(db, viewer, chat_id, query).await })
             .await
     }
 

@@ -2,6 +2,7 @@
 //! deleting, reactions, and reading history.
 
 use super::chats::{kind_of, last_seq, member_ids, require_member};
+use super::lines;
 use super::receipts::apply_mark;
 use super::rows::{self, message_from_row, MESSAGE_COLUMNS};
 use super::search;
@@ -266,9 +267,21 @@ pub(crate) fn history(
     chat_id: ChatId,
     query: HistoryQuery,
 ) -> StoreResult<History> {
-    let floor = require_member(conn, chat_id, viewer)?.joined_seq;
+    // One snapshot for the page and its lines.
+    let tx = conn.unchecked_transaction()?;
+    let floor = require_member(&tx, chat_id, viewer)?.joined_seq;
     let window = HistoryWindow::new(query, floor);
-    Ok(window.history(page(conn, viewer, chat_id, window)?))
+    let mut history = window.history(page(&tx, viewer, chat_id, window)?);
+    let range = window.line_range(&history);
+    crate::lines::place(
+        &mut history,
+        lines::read(&tx, viewer, chat_id)?,
+        viewer,
+        floor,
+        range,
+    )?;
+    tx.commit()?;
+    Ok(history)
 }
 
 /// The messages of `window` that `viewer` has not deleted for themselves.

@@ -6,6 +6,7 @@ pub(crate) mod accounts;
 pub(crate) mod chats;
 mod checkpoint;
 mod jobs;
+mod lines;
 pub(crate) mod messages;
 mod presence;
 mod receipts;

@@ -198,6 +198,16 @@ CREATE TABLE jobs (
 );
 CREATE INDEX jobs_due ON jobs(run_at, id) WHERE state = 'ready';
 "#,
+    r#"
+-- Group event lines in history (crate::lines): a reader's membership and
+-- title events of one chat, found without scanning their whole stream. Only
+-- those rare rows are indexed; a message row (msg_seq set) fails the
+-- condition at its first term, so sends pay next to nothing for it.
+CREATE INDEX stream_lines ON stream_events(user_id, chat_id, pos)
+ WHERE msg_seq IS NULL
+   AND json_extract(payload, '$.kind') IN
+       ('chat_created', 'chat_renamed', 'member_added', 'member_removed', 'admin_changed');
+"#,
 ];
 
 /// Opens the pragmas every connection needs.

@@ -16,6 +16,7 @@
 mod conformance;
 mod group_commit;
 mod jobs;
+mod lines;
 mod migrate;
 mod same_answers;
 mod scale_out;

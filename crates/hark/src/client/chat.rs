@@ -3,7 +3,9 @@
 
 use super::session::Session;
 use super::view::{self, Tick, Watermarks};
-use hark_proto::{Activity, ChatId, Event, Message, PresenceState, Seq, TypingState, UserId};
+use hark_proto::{
+    Activity, ChatId, Event, HistoryLine, Message, Pos, PresenceState, Seq, TypingState, UserId,
+};
 use hark_sdk::{Api, ClientEvent, ConnectOptions, Connection, Page};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -31,6 +33,9 @@ struct Window {
     own: BTreeMap<Seq, Tick>,
     /// The highest seq printed; replayed events at or below it are skipped.
     shown: Seq,
+    /// The stream position of the newest event line printed from history;
+    /// the same events replayed by catch-up are not printed again.
+    lines_shown: Pos,
     /// The highest seq marked read.
     read: Seq,
     /// Who was last shown as online, to print only changes.
@@ -69,6 +74,7 @@ pub(super) async fn run(
         marks: Watermarks::new(&summary.chat.members, me),
         own: BTreeMap::new(),
         shown: Seq(0),
+        lines_shown: Pos(0),
         read: Seq(0),
         online: HashMap::new(),
         typing: HashMap::new(),
@@ -87,8 +93,16 @@ pub(super) async fn run(
         "— {} (chat {chat_id}) — type a message and press Enter; Ctrl-D or Ctrl-C to leave",
         view::chat_title(&summary.chat, me)
     );
+    // Event lines go below the message they followed (`after`).
+    let mut lines = page.lines.iter().peekable();
     for m in &page.messages {
+        while let Some(line) = lines.next_if(|l| l.after < m.seq) {
+            window.line(line).await;
+        }
         window.show(m).await;
+    }
+    for line in lines {
+        window.line(line).await;
     }
 
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
@@ -125,7 +139,7 @@ pub(super) async fn run(
                 Err(e) => eprintln!("! send task failed: {e}"),
             },
             event = events.recv() => match event {
-                Some(ClientEvent::Event { event, .. }) => window.apply(event).await,
+                Some(ClientEvent::Event { pos, event }) => window.apply(pos, event).await,
                 Some(ClientEvent::Presence(state)) => window.presence(state).await,
                 Some(ClientEvent::Typing(state)) => window.typing(state).await,
                 Some(ClientEvent::Disconnected { reason }) => eprintln!("(connection lost: {reason}; reconnecting)"),
@@ -174,10 +188,12 @@ async fn mark_read(conn: Connection, chat_id: ChatId, mut read_to: watch::Receiv
 }
 
 impl Window {
-    async fn apply(&mut self, event: Event) {
+    async fn apply(&mut self, pos: Pos, event: Event) {
         if event.chat_id() != self.chat_id {
             return;
         }
+        // An event line history already printed changes state, not the screen.
+        let quiet = pos <= self.lines_shown;
         match event {
             Event::Message(m) => self.show(&m).await,
             Event::Receipt(r) => {
@@ -190,7 +206,9 @@ impl Window {
             }
             Event::ChatRenamed { title, by, .. } => {
                 let by = self.name(by).await;
-                println!("* {by} renamed the chat to \"{title}\"");
+                if !quiet {
+                    println!("* {by} renamed the chat to \"{title}\"");
+                }
             }
             Event::MemberAdded { user_id, by, .. } => {
                 let who = self.name(user_id).await;
@@ -198,16 +216,20 @@ impl Window {
                 if user_id != self.me {
                     self.marks.update(user_id, Seq(0), Seq(0));
                 }
-                println!("* {by} added {who}");
+                if !quiet {
+                    println!("* {by} added {who}");
+                }
             }
             Event::MemberRemoved { user_id, by, .. } => {
                 let who = self.name(user_id).await;
                 self.marks.remove(user_id);
-                if user_id == by {
-                    println!("* {who} left");
-                } else {
-                    let by = self.name(by).await;
-                    println!("* {by} removed {who}");
+                if !quiet {
+                    if user_id == by {
+                        println!("* {who} left");
+                    } else {
+                        let by = self.name(by).await;
+                        println!("* {by} removed {who}");
+                    }
                 }
                 self.reprint_ticks();
             }
@@ -218,7 +240,9 @@ impl Window {
                 } else {
                     "is no longer an admin"
                 };
-                println!("* {who} {what}");
+                if !quiet {
+                    println!("* {who} {what}");
+                }
             }
             Event::MessageEdited { seq, text, .. } => {
                 println!("* [seq {seq}] edited: {text}");
@@ -317,6 +341,26 @@ impl Window {
         }
         // Read messages cannot change any more; stop tracking them.
         self.own.retain(|_, tick| *tick != Tick::Read);
+    }
+
+    /// Print an event line from history ("— alice added carol —").
+    async fn line(&mut self, line: &HistoryLine) {
+        let mut names = HashMap::new();
+        if let Event::MemberAdded { user_id, by, .. }
+        | Event::MemberRemoved { user_id, by, .. }
+        | Event::AdminChanged { user_id, by, .. } = line.event
+        {
+            names.insert(user_id, self.name(user_id).await);
+            names.insert(by, self.name(by).await);
+        }
+        if let Event::ChatCreated { by, .. } | Event::ChatRenamed { by, .. } = line.event {
+            names.insert(by, self.name(by).await);
+        }
+        let name = |id: UserId| names.get(&id).cloned().unwrap_or_default();
+        if let Some(text) = view::event_line(&line.event, name) {
+            println!("{text}");
+        }
+        self.lines_shown = self.lines_shown.max(line.pos);
     }
 
     async fn name(&mut self, user: UserId) -> String {

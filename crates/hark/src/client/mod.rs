@@ -8,8 +8,8 @@ mod view;
 
 use anyhow::{bail, Context};
 use hark_proto::{
-    ChatId, ChatKind, CreateGroupRequest, DeviceId, LoginRequest, Register, SendRequest, User,
-    UserId,
+    ChatId, ChatKind, CreateGroupRequest, DeviceId, Event, LoginRequest, Register, SendRequest,
+    User, UserId,
 };
 use hark_sdk::{Api, Page};
 use session::Session;
@@ -450,15 +450,67 @@ async fn history(chat: String, limit: u32, server: ServerOpt) -> anyhow::Result<
         println!("no messages yet");
     }
     let marks = Watermarks::new(&summary.chat.members, me);
+    let names = page_names(&api, &summary.chat.members, me, &page).await;
+    let name = |id: UserId| {
+        names
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| format!("user {id}"))
+    };
+    // Each event line goes below the message it followed (`after`).
+    let mut lines = page.lines.iter().peekable();
     for m in &page.messages {
+        while let Some(line) = lines.next_if(|l| l.after < m.seq) {
+            if let Some(text) = view::event_line(&line.event, name) {
+                println!("{text}");
+            }
+        }
         let (sender, tick) = if m.sender_id == me {
             ("you".to_owned(), Some(marks.tick(m.seq)))
         } else {
-            (member_name(&summary.chat.members, m.sender_id), None)
+            (name(m.sender_id), None)
         };
         println!("{}", view::message_line(m, &sender, tick));
     }
+    for line in lines {
+        if let Some(text) = view::event_line(&line.event, name) {
+            println!("{text}");
+        }
+    }
     Ok(())
+}
+
+/// The names a page of history uses: "you" (in event lines), members by
+/// name, and people no longer in the chat looked up (a failed lookup leaves
+/// them as "user N").
+async fn page_names(
+    api: &Api,
+    members: &[hark_proto::Member],
+    me: UserId,
+    page: &hark_proto::History,
+) -> std::collections::HashMap<UserId, String> {
+    let mut names: std::collections::HashMap<UserId, String> = members
+        .iter()
+        .map(|m| (m.user.id, view::sender_name(&m.user)))
+        .collect();
+    let senders = page.messages.iter().map(|m| m.sender_id);
+    let in_lines = page.lines.iter().flat_map(|line| match line.event {
+        Event::MemberAdded { user_id, by, .. }
+        | Event::MemberRemoved { user_id, by, .. }
+        | Event::AdminChanged { user_id, by, .. } => vec![user_id, by],
+        Event::ChatCreated { by, .. } | Event::ChatRenamed { by, .. } => vec![by],
+        _ => Vec::new(),
+    });
+    let people: Vec<UserId> = senders.chain(in_lines).collect();
+    for id in people {
+        if let std::collections::hash_map::Entry::Vacant(slot) = names.entry(id) {
+            if let Ok(user) = api.user(id).await {
+                slot.insert(view::sender_name(&user));
+            }
+        }
+    }
+    names.insert(me, "you".to_owned());
+    names
 }
 
 async fn group(command: GroupCommand) -> anyhow::Result<()> {

@@ -1,6 +1,6 @@
 //! How the terminal client shows things: chat titles, names, times and ticks.
 
-use hark_proto::{Chat, ChatKind, Member, Message, Seq, User, UserId};
+use hark_proto::{Chat, ChatKind, Event, Member, Message, Seq, User, UserId};
 use std::collections::HashMap;
 use std::io::IsTerminal;
 
@@ -91,6 +91,41 @@ pub(crate) fn sender_name(user: &User) -> String {
     } else {
         user.display_name.clone()
     }
+}
+
+/// A membership or title event as a line among the messages ("— alice
+/// added carol —"), with `name` naming each person; `None` for events that
+/// draw no line (a direct chat's creation, anything else).
+pub(crate) fn event_line(event: &Event, name: impl Fn(UserId) -> String) -> Option<String> {
+    let text = match event {
+        Event::ChatCreated {
+            chat_kind: ChatKind::Group,
+            by,
+            ..
+        } => format!("{} created the group", name(*by)),
+        Event::ChatRenamed { title, by, .. } => {
+            format!("{} renamed the group to \"{title}\"", name(*by))
+        }
+        Event::MemberAdded { user_id, by, .. } => {
+            format!("{} added {}", name(*by), name(*user_id))
+        }
+        Event::MemberRemoved { user_id, by, .. } if user_id == by => {
+            format!("{} left", name(*user_id))
+        }
+        Event::MemberRemoved { user_id, by, .. } => {
+            format!("{} removed {}", name(*by), name(*user_id))
+        }
+        Event::AdminChanged { user_id, admin, .. } => {
+            let what = if *admin {
+                "is now an admin"
+            } else {
+                "is no longer an admin"
+            };
+            format!("{} {what}", name(*user_id))
+        }
+        _ => return None,
+    };
+    Some(format!("— {text} —"))
 }
 
 /// A group's title, or the other person's name for a direct chat.

@@ -148,3 +148,102 @@ fn two_users_chat_through_the_cli() {
     hark(&server, bob.path(), &["logout"]);
     assert!(!bob.path().join("session.json").exists());
 }
+
+/// The lines of `output` that contain one of `wanted`, in output order.
+fn lines_with<'a>(output: &'a str, wanted: &[&str]) -> Vec<&'a str> {
+    output
+        .lines()
+        .map(str::trim)
+        .filter(|l| wanted.iter().any(|w| l.contains(w)))
+        .collect()
+}
+
+#[test]
+fn history_shows_group_events_in_place() {
+    let server = start_server();
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let names = ["alice", "bob", "carol", "dave"];
+    for (name, dir) in names.iter().zip(&dirs) {
+        hark(&server, dir.path(), &["register", name]);
+        hark(&server, dir.path(), &["login", name]);
+    }
+    let (alice, bob, carol) = (dirs[0].path(), dirs[1].path(), dirs[2].path());
+
+    hark(&server, alice, &["group", "create", "team", "bob", "dave"]);
+    hark(&server, alice, &["send", "team", "hello", "team"]);
+    hark(&server, alice, &["group", "rename", "team", "crew"]);
+    hark(&server, alice, &["group", "add", "crew", "carol"]);
+    hark(&server, bob, &["send", "crew", "hi", "all"]);
+    hark(&server, bob, &["leave", "crew"]);
+    hark(&server, alice, &["group", "remove", "crew", "dave"]);
+
+    let wanted = [
+        "created the group",
+        "hello team",
+        "renamed the group",
+        "added",
+        "hi all",
+        "left",
+        "removed",
+    ];
+    let history = hark(&server, alice, &["history", "crew"]);
+    let events: Vec<&str> = history
+        .lines()
+        .skip(1) // the title
+        .map(str::trim)
+        .filter(|l| l.starts_with('—'))
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            "— you created the group —",
+            "— you renamed the group to \"crew\" —",
+            "— you added carol —",
+            "— bob left —",
+            "— you removed dave —",
+        ],
+        "{history}"
+    );
+    let order = lines_with(&history, &wanted);
+    let at = |needle: &str| {
+        order
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in {history}"))
+    };
+    assert!(at("created the group") < at("hello team"), "{history}");
+    assert!(at("hello team") < at("renamed the group"), "{history}");
+    assert!(at("added carol") < at("hi all"), "{history}");
+    assert!(at("hi all") < at("bob left"), "{history}");
+    assert!(at("bob left") < at("removed dave"), "{history}");
+
+    // Carol joined after the first message: her first line is her joining,
+    // and nothing from before it shows.
+    let history = hark(&server, carol, &["history", "crew"]);
+    let shown = lines_with(&history, &wanted);
+    assert_eq!(shown.len(), 4, "{history}");
+    assert_eq!(shown[0], "— alice added you —", "{history}");
+    assert!(
+        shown[1].ends_with("bob: hi all"),
+        "a member who left keeps their name: {history}"
+    );
+    assert_eq!(
+        shown[2..],
+        ["— bob left —", "— alice removed dave —"],
+        "{history}"
+    );
+
+    // The chat window opens with the same lines, each once (its catch-up
+    // replays the same events; they are not printed again).
+    let window = hark_with_input(&server, carol, &["chat", "crew"], "thanks\n");
+    let shown = lines_with(&window, &["added", "left", "removed", "hi all"]);
+    assert_eq!(shown.len(), 4, "{window}");
+    assert_eq!(shown[0], "— alice added you —", "{window}");
+    assert!(shown[1].ends_with("bob: hi all"), "{window}");
+    assert_eq!(
+        shown[2..],
+        ["— bob left —", "— alice removed dave —"],
+        "{window}"
+    );
+    assert!(window.contains("you: thanks"), "{window}");
+}
