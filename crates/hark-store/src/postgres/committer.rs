@@ -13,6 +13,10 @@
 //! read what the one before wrote: the chat's last seq, the member's
 //! watermarks, a resend's original).
 //!
+//! - Set-based sends: the chats whose jobs in the batch are all new plain
+//!   sends (the common case) go through [`send_batch`] in a fixed number
+//!   of statements; the other chats' jobs run one by one as below, beside
+//!   them in the same transaction.
 //! - Locks: the batch first locks all its chats' rows in id order, then
 //!   members' rows under them, then (at the end, as every transaction does)
 //!   all its users' stream rows in user order. Every node's batches and
@@ -40,7 +44,7 @@
 
 use super::sequencer::Sequencer;
 use super::tx::{self, BoxFuture, Tx};
-use super::{messages, receipts};
+use super::{messages, receipts, send_batch};
 use crate::{NewMessage, StoreError, StoreResult};
 use deadpool_postgres::Pool;
 use futures_util::future::join_all;
@@ -144,7 +148,8 @@ struct LookedUp {
 }
 
 impl LookedUp {
-    async fn batch(tx: &Tx, writes: &[Write]) -> StoreResult<Self> {
+    /// The (device, client id) of the batch's sends that come once in it.
+    fn once(writes: &[Write]) -> HashSet<(DeviceId, ClientMsgId)> {
         let mut seen: HashMap<(DeviceId, ClientMsgId), usize> = HashMap::new();
         for w in writes {
             if let Write::Send(m) = w {
@@ -153,17 +158,37 @@ impl LookedUp {
                     .or_default() += 1;
             }
         }
-        let once: HashSet<_> = seen
-            .into_iter()
+        seen.into_iter()
             .filter(|(_, n)| *n == 1)
             .map(|(k, _)| k)
-            .collect();
+            .collect()
+    }
+
+    async fn batch(tx: &Tx, once: HashSet<(DeviceId, ClientMsgId)>) -> StoreResult<Self> {
         if once.is_empty() {
             return Ok(LookedUp::default());
         }
         let keys: Vec<_> = once.iter().cloned().collect();
         let originals = messages::originals(tx, &keys).await?;
         Ok(LookedUp { once, originals })
+    }
+}
+
+/// `write` when it is a send the set-based path may take: plain, and its
+/// client id once in the batch (whether it is stored already is known
+/// only after the lookup).
+fn plain_send<'w>(
+    once: &HashSet<(DeviceId, ClientMsgId)>,
+    write: Option<&'w Write>,
+) -> Option<&'w NewMessage> {
+    match write? {
+        Write::Send(m)
+            if send_batch::is_plain(m)
+                && once.contains(&(m.sender_device, m.client_id.clone())) =>
+        {
+            Some(m)
+        }
+        _ => None,
     }
 }
 
@@ -288,11 +313,6 @@ async fn run_in(tx: &mut Tx, writes: &[Write]) -> StoreResult<Vec<Outcome>> {
     let mut chats: Vec<i64> = writes.iter().map(|w| w.chat().0).collect();
     chats.sort_unstable();
     chats.dedup();
-    // Sent together: the lock of the batch's chats and the idempotency
-    // check of its sends.
-    let (locked, looked_up) = tokio::join!(tx.lock_chats(&chats), LookedUp::batch(tx, writes));
-    locked?;
-    let looked_up = &looked_up?;
     // The jobs of each chat, in queue order.
     let mut lines: Vec<Vec<usize>> = Vec::new();
     let mut line_of: HashMap<ChatId, usize> = HashMap::new();
@@ -305,28 +325,82 @@ async fn run_in(tx: &mut Tx, writes: &[Write]) -> StoreResult<Vec<Outcome>> {
             line.push(i);
         }
     }
+    // Chats whose jobs are all plain sends may go the set-based way.
+    let once = LookedUp::once(writes);
+    let (plain, mut by_job): (Vec<Vec<usize>>, Vec<Vec<usize>>) =
+        lines.into_iter().partition(|line| {
+            line.iter()
+                .all(|&i| plain_send(&once, writes.get(i)).is_some())
+        });
+    let candidates: Vec<send_batch::Queued<'_>> = plain
+        .iter()
+        .flatten()
+        .filter_map(|&i| Some((i, plain_send(&once, writes.get(i))?)))
+        .collect();
+    // Sent together, in this order (chats' row locks before members'): the
+    // lock of the batch's chats with their facts, the idempotency check of
+    // its sends, and the candidates' member rows.
+    let (chat_facts, looked_up, sender_facts) = tokio::join!(
+        send_batch::lock_chats(tx, &chats),
+        LookedUp::batch(tx, once),
+        send_batch::sender_facts(tx, &candidates)
+    );
+    let (chat_facts, looked_up, sender_facts) = (chat_facts?, &looked_up?, sender_facts?);
+    // A chat with a resend among its sends goes job by job after all.
+    let (plain, resent): (Vec<Vec<usize>>, Vec<Vec<usize>>) = plain.into_iter().partition(|line| {
+        line.iter().all(|&i| match writes.get(i) {
+            Some(Write::Send(m)) => !looked_up
+                .originals
+                .contains_key(&(m.sender_device, m.client_id.clone())),
+            _ => false,
+        })
+    });
+    by_job.extend(resent);
+    let sends: Vec<send_batch::Queued<'_>> = plain
+        .iter()
+        .flatten()
+        .filter_map(|&i| Some((i, plain_send(&looked_up.once, writes.get(i))?)))
+        .collect();
     let tx: &Tx = tx;
-    let done = join_all(lines.iter().map(|line| async move {
-        let mut out = Vec::with_capacity(line.len());
-        for &i in line {
-            let outcome = match writes.get(i) {
-                Some(w) => w.run(tx, looked_up).await,
-                None => Err(StoreError::CommitFailed),
-            };
-            let failed = matches!(&outcome, Err(e) if !is_refusal(e));
-            out.push((i, outcome));
-            if failed {
-                // The transaction is aborted: the rest of the line would
-                // only fail too.
-                break;
-            }
+    let set_based = async {
+        if sends.is_empty() {
+            return Ok(Vec::new());
         }
-        out
-    }))
-    .await;
-    let mut outcomes: Vec<Option<Outcome>> = writes.iter().map(|_| None).collect();
+        send_batch::send_all(tx, chat_facts, sender_facts, &sends).await
+    };
+    let (set_based, done) = tokio::join!(
+        set_based,
+        join_all(by_job.iter().map(|line| async move {
+            let mut out = Vec::with_capacity(line.len());
+            for &i in line {
+                let outcome = match writes.get(i) {
+                    Some(w) => w.run(tx, looked_up).await,
+                    None => Err(StoreError::CommitFailed),
+                };
+                let failed = matches!(&outcome, Err(e) if !is_refusal(e));
+                out.push((i, outcome));
+                if failed {
+                    // The transaction is aborted: the rest of the line would
+                    // only fail too.
+                    break;
+                }
+            }
+            out
+        }))
+    );
     let mut failures = Vec::new();
-    for (i, outcome) in done.into_iter().flatten() {
+    let set_based = match set_based {
+        Ok(outcomes) => outcomes
+            .into_iter()
+            .map(|(i, o)| (i, o.map(Some)))
+            .collect(),
+        Err(e) => {
+            failures.push(e);
+            Vec::new()
+        }
+    };
+    let mut outcomes: Vec<Option<Outcome>> = writes.iter().map(|_| None).collect();
+    for (i, outcome) in done.into_iter().flatten().chain(set_based) {
         match outcome {
             Err(e) if !is_refusal(&e) => failures.push(e),
             outcome => {

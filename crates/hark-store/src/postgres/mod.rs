@@ -50,6 +50,7 @@ mod receipts;
 mod rows;
 mod schema;
 mod search;
+mod send_batch;
 mod send_order;
 mod sequencer;
 mod stream;

@@ -210,19 +210,6 @@ impl Tx {
         Ok(())
     }
 
-    /// Locks the rows of `chats` (ids sorted, no repeats) in id order, so a
-    /// transaction that touches several chats takes their locks in the one
-    /// order every node uses and never waits in a cycle with another.
-    pub(crate) async fn lock_chats(&self, chats: &[i64]) -> StoreResult<()> {
-        self.db
-            .exec(
-                "SELECT 1 FROM chats WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-                &[&chats],
-            )
-            .await?;
-        Ok(())
-    }
-
     /// Hands out the stream positions of every pending event, writes them
     /// and commits, the last two in one round trip. Each user's `streams`
     /// row is locked (in user order) until the commit, so positions are

@@ -14,6 +14,7 @@ on_every_backend!(
     membership_bounds_what_a_user_sees,
     a_refused_write_does_not_spoil_its_batch,
     search_indexes_what_commits_in_a_batch_and_edits_replace_it,
+    a_burst_of_sends_reads_as_the_same_sends_one_by_one,
 );
 
 pub(crate) async fn users(store: &Arc<dyn Store>, names: &[&str]) -> Vec<(UserId, DeviceId)> {
@@ -408,4 +409,123 @@ async fn search_indexes_what_commits_in_a_batch_and_edits_replace_it(backend: Ba
     let common = store.search(ben.0, "common", None, 100).await.unwrap();
     assert_eq!(common.len(), 45 - 10 + 10);
     assert!(common.iter().all(|m| !m.text.starts_with("changed")));
+}
+
+/// A chat's events in `user`'s stream, without times: each message (seq,
+/// sender) and each receipt (whose, up to where).
+async fn chat_events(store: &Arc<dyn Store>, user: UserId, chat: ChatId) -> Vec<String> {
+    stream(store, user)
+        .await
+        .into_iter()
+        .filter_map(|(_, e)| match e {
+            Event::Message(m) if m.chat_id == chat => {
+                Some(format!("m{} from {}", m.seq.0, m.sender_id.0))
+            }
+            Event::Receipt(r) if r.chat_id == chat => Some(format!(
+                "r {}: {}/{}",
+                r.user_id.0, r.delivered_up_to.0, r.read_up_to.0
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Who got and read message `seq`, for its sender (times as whether they are set).
+async fn info(store: &Arc<dyn Store>, sender: UserId, chat: ChatId, seq: Seq) -> Vec<String> {
+    let info = store.message_info(sender, chat, seq).await.unwrap();
+    info.recipients
+        .iter()
+        .map(|r| {
+            format!(
+                "{} delivered {} read {}",
+                r.user_id.0,
+                r.delivered_at.is_some(),
+                r.read_at.is_some()
+            )
+        })
+        .collect()
+}
+
+/// Three members send into one group all at once (batched together, on
+/// PostgreSQL the set-based way), while a direct chat beside it mixes sends
+/// and marks into the same batches: the group's messages, implied reads,
+/// receipt events and receipt times are exactly those of the same sends
+/// made one by one, in the order of the seqs they got.
+async fn a_burst_of_sends_reads_as_the_same_sends_one_by_one(backend: Backend) {
+    let store = backend.store.clone();
+    let people = users(&store, &["ann", "ben", "cat", "dan"]).await;
+    let members: Vec<UserId> = people[1..3].iter().map(|p| p.0).collect();
+    let group = store
+        .create_group(people[0].0, "g", &members, 16)
+        .await
+        .unwrap();
+    let direct = store.create_direct(people[0].0, people[3].0).await.unwrap();
+    // A message before the burst, so the first implied reads cover it.
+    store.send(msg(group, people[2], "before")).await.unwrap();
+
+    let mut burst = Vec::new();
+    for n in 0..30 {
+        for p in &people[..3] {
+            burst.push(store.send(msg(group, *p, &format!("g{}-{n}", p.0 .0))));
+        }
+    }
+    let beside = async {
+        for n in 0..20 {
+            let ack = store
+                .send(msg(direct, people[0], &format!("d{n}")))
+                .await
+                .unwrap();
+            store
+                .mark(direct, people[3].0, people[3].1, Some(ack.seq), None)
+                .await
+                .unwrap();
+        }
+    };
+    let (acks, ()) = tokio::join!(futures_util::future::join_all(burst), beside);
+    let acks: Vec<_> = acks.into_iter().map(|a| a.unwrap()).collect();
+    assert_eq!(acks.len(), 90);
+
+    // The same sends one by one, in seq order, on a fresh store.
+    let replay_backend = crate::sqlite();
+    let replay = replay_backend.store.clone();
+    let again = users(&replay, &["ann", "ben", "cat", "dan"]).await;
+    let group_again = replay
+        .create_group(again[0].0, "g", &[again[1].0, again[2].0], 16)
+        .await
+        .unwrap();
+    assert_eq!(group_again, group, "both stores number chats alike");
+    let mut order: Vec<(Seq, usize)> = Vec::new();
+    for (_, e) in stream(&store, people[0].0).await {
+        if let Event::Message(m) = e {
+            if m.chat_id == group {
+                let who = people.iter().position(|p| p.0 == m.sender_id).unwrap();
+                order.push((m.seq, who));
+            }
+        }
+    }
+    assert_eq!(order.len(), 91);
+    for (seq, who) in &order {
+        let ack = replay
+            .send(msg(group_again, again[*who], &format!("r{}", seq.0)))
+            .await
+            .unwrap();
+        assert_eq!(ack.seq, *seq);
+    }
+
+    for (p, q) in people[..3].iter().zip(&again) {
+        assert_eq!(
+            chat_events(&store, p.0, group).await,
+            chat_events(&replay, q.0, group_again).await,
+            "user {}'s stream",
+            p.0 .0
+        );
+    }
+    for (seq, who) in &order {
+        assert_eq!(
+            info(&store, people[*who].0, group, *seq).await,
+            info(&replay, again[*who].0, group_again, *seq).await,
+            "message {}",
+            seq.0
+        );
+    }
 }

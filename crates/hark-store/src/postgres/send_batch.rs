@@ -1,0 +1,400 @@
+//! A batch's plain sends, set-based: what the committer does for the chats
+//! whose jobs in a batch are all new sends without a quote (the common
+//! case by far), in a fixed number of statements however many sends.
+//!
+//! 1. The facts, sent together with the batch's other first statements
+//!    (see `committer::run_in`): each chat's row locked in id order, with
+//!    its last seq and members ([`lock_chats`]); each sender's member row
+//!    locked in (chat, user) order, with the other senders of the messages
+//!    above the member's read watermark and the newest seq of each
+//!    ([`sender_facts`]).
+//! 2. In memory, in queue order per chat: seqs, the events, and each send's
+//!    implied read through [`ReceiptChange`], as `messages::send_new`
+//!    decides them one by one. A send whose sender is not a member is
+//!    refused and takes no seq.
+//! 3. One statement writes it all: the chats' last seqs, every message row,
+//!    the device and member watermarks (each row once, at its last value)
+//!    and the receipt times.
+//! 4. The stream rows and `COMMIT`, as for every transaction ([`Tx`]).
+
+use super::search::TSVECTOR;
+use super::tx::Tx;
+use crate::rules::{self, MemberFacts, ReceiptChange, Rise};
+use crate::{NewMessage, StoreError, StoreResult};
+use hark_proto::{SendAck, Seq, UserId};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
+
+/// A send of the batch: its job's index and the message.
+pub(crate) type Queued<'a> = (usize, &'a NewMessage);
+
+/// What the database says of a chat before the batch.
+pub(crate) struct ChatFacts {
+    last_seq: i64,
+    members: Vec<UserId>,
+}
+
+/// What the database says of a sender in a chat before the batch.
+pub(crate) struct SenderFacts {
+    member: MemberFacts,
+    /// The other senders of the chat's messages above the member's read
+    /// watermark, with the newest seq of each.
+    unread_from: Vec<(UserId, i64)>,
+}
+
+/// Sends `sends` (each chat's in queue order), from the facts of their
+/// chats (locked, see [`lock_chats`]) and senders (see [`sender_facts`]):
+/// each job's outcome, refusals included.
+pub(crate) async fn send_all(
+    tx: &Tx,
+    chats: HashMap<i64, ChatFacts>,
+    senders: HashMap<(i64, i64), SenderFacts>,
+    sends: &[Queued<'_>],
+) -> StoreResult<Vec<(usize, StoreResult<SendAck>)>> {
+    let mut plan = Plan::new(chats, senders);
+    let outcomes = sends
+        .iter()
+        .map(|&(i, m)| (i, plan.send(tx, m)))
+        .collect::<Vec<_>>();
+    plan.write(tx).await?;
+    Ok(outcomes)
+}
+
+/// Locks the rows of `chats` (ids sorted, no repeats) in id order, so a
+/// transaction that touches several chats takes their locks in the one
+/// order every node uses and never waits in a cycle with another: each
+/// chat's last seq and members.
+pub(crate) async fn lock_chats(tx: &Tx, chats: &[i64]) -> StoreResult<HashMap<i64, ChatFacts>> {
+    let rows = tx
+        .rows(
+            "SELECT c.id, c.last_seq, ARRAY(SELECT user_id FROM members WHERE chat_id = c.id)
+             FROM chats c WHERE c.id = ANY($1) ORDER BY c.id FOR UPDATE OF c",
+            &[&chats],
+        )
+        .await?;
+    let mut facts = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let members: Vec<i64> = row.try_get(2)?;
+        facts.insert(
+            row.try_get(0)?,
+            ChatFacts {
+                last_seq: row.try_get(1)?,
+                members: members.into_iter().map(UserId).collect(),
+            },
+        );
+    }
+    Ok(facts)
+}
+
+/// The member rows of the senders of `sends`, locked in (chat, user)
+/// order (after their chats' rows), with the other senders of the
+/// messages above each one's read watermark.
+pub(crate) async fn sender_facts(
+    tx: &Tx,
+    sends: &[Queued<'_>],
+) -> StoreResult<HashMap<(i64, i64), SenderFacts>> {
+    if sends.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut pairs: Vec<(i64, i64)> = sends
+        .iter()
+        .map(|(_, m)| (m.chat_id.0, m.sender_id.0))
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let (chat_ids, user_ids): (Vec<i64>, Vec<i64>) = pairs.into_iter().unzip();
+    let rows = tx
+        .rows(
+            "SELECT m.chat_id, m.user_id, m.admin, m.joined_seq, m.delivered_up_to, m.read_up_to,
+                    ARRAY(SELECT s.sender_id FROM messages s
+                          WHERE s.chat_id = m.chat_id AND s.seq > m.read_up_to
+                            AND s.sender_id <> m.user_id
+                          GROUP BY s.sender_id ORDER BY s.sender_id),
+                    ARRAY(SELECT max(s.seq) FROM messages s
+                          WHERE s.chat_id = m.chat_id AND s.seq > m.read_up_to
+                            AND s.sender_id <> m.user_id
+                          GROUP BY s.sender_id ORDER BY s.sender_id)
+             FROM members m
+             JOIN unnest($1::bigint[], $2::bigint[]) AS k(chat_id, user_id)
+               ON m.chat_id = k.chat_id AND m.user_id = k.user_id
+             ORDER BY m.chat_id, m.user_id
+             FOR UPDATE OF m",
+            &[&chat_ids, &user_ids],
+        )
+        .await?;
+    let mut facts = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let member = MemberFacts {
+            admin: row.try_get(2)?,
+            joined_seq: row.try_get(3)?,
+            delivered_up_to: row.try_get(4)?,
+            read_up_to: row.try_get(5)?,
+        };
+        let senders: Vec<i64> = row.try_get(6)?;
+        let newest: Vec<i64> = row.try_get(7)?;
+        facts.insert(
+            (row.try_get(0)?, row.try_get(1)?),
+            SenderFacts {
+                member,
+                unread_from: senders.into_iter().map(UserId).zip(newest).collect(),
+            },
+        );
+    }
+    Ok(facts)
+}
+
+/// When a member's watermark reached a seq: delivered, read.
+type Times = (Option<i64>, Option<i64>);
+
+/// The batch worked out in memory, and the rows to write.
+struct Plan {
+    chats: HashMap<i64, ChatState>,
+    senders: HashMap<(i64, i64), SenderFacts>,
+    messages: Messages,
+    /// (chat, device) → its watermarks, the highest the batch raised them to.
+    devices: BTreeMap<(i64, i64), (i64, i64)>,
+    /// (chat, user) → the member's watermarks after the batch.
+    members: BTreeMap<(i64, i64), (i64, i64)>,
+    /// (chat, user, up_to) → when delivered, when read.
+    times: BTreeMap<(i64, i64, i64), Times>,
+}
+
+struct ChatState {
+    facts: ChatFacts,
+    /// The chat's last seq before the batch.
+    before: i64,
+    /// The batch's messages of the chat so far: (seq, sender).
+    sent: Vec<(i64, UserId)>,
+}
+
+#[derive(Default)]
+struct Messages {
+    chat: Vec<i64>,
+    seq: Vec<i64>,
+    sender: Vec<i64>,
+    device: Vec<i64>,
+    client_id: Vec<String>,
+    text: Vec<String>,
+    forwarded: Vec<bool>,
+}
+
+impl Plan {
+    fn new(chats: HashMap<i64, ChatFacts>, senders: HashMap<(i64, i64), SenderFacts>) -> Self {
+        Plan {
+            chats: chats
+                .into_iter()
+                .map(|(id, facts)| {
+                    let before = facts.last_seq;
+                    (
+                        id,
+                        ChatState {
+                            facts,
+                            before,
+                            sent: Vec::new(),
+                        },
+                    )
+                })
+                .collect(),
+            senders,
+            messages: Messages::default(),
+            devices: BTreeMap::new(),
+            members: BTreeMap::new(),
+            times: BTreeMap::new(),
+        }
+    }
+
+    /// One send, after the ones before it in the batch.
+    fn send(&mut self, tx: &Tx, m: &NewMessage) -> StoreResult<SendAck> {
+        let (chat_id, user) = (m.chat_id, m.sender_id);
+        let chat = self.chats.get_mut(&chat_id.0);
+        let Some(sender) = self.senders.get_mut(&(chat_id.0, user.0)) else {
+            return Err(rules::not_a_member(chat.is_some()));
+        };
+        let chat = chat.ok_or(StoreError::NotFound)?;
+        let seq = chat.facts.last_seq + 1;
+        chat.facts.last_seq = seq;
+        let now = tx.now_ms;
+        tx.push_event(
+            &chat.facts.members,
+            chat_id,
+            Some(Seq(seq)),
+            &rules::new_message(m.clone(), Seq(seq), now, None),
+        )?;
+
+        // The implied read, as `MarkWrite` does it for a single send.
+        let change = ReceiptChange::new(&sender.member, seq, Rise::implied_by_send(Seq(seq)));
+        let (low, high) = (change.low, change.delivered);
+        let mut covered: Vec<UserId> = sender
+            .unread_from
+            .iter()
+            .filter(|&&(_, newest)| newest > low && newest <= high.min(chat.before))
+            .map(|&(s, _)| s)
+            .collect();
+        covered.extend(
+            chat.sent
+                .iter()
+                .filter(|&&(s, from)| s > low && s <= high && from != user)
+                .map(|&(_, from)| from),
+        );
+        chat.sent.push((seq, user));
+        for (up_to, delivered_at, read_at) in change.times(!covered.is_empty(), now) {
+            let at = self
+                .times
+                .entry((chat_id.0, user.0, up_to))
+                .or_insert((None, None));
+            at.0 = at.0.or(delivered_at);
+            at.1 = at.1.or(read_at);
+        }
+        let device = self
+            .devices
+            .entry((chat_id.0, m.sender_device.0))
+            .or_insert((0, 0));
+        *device = (
+            device.0.max(change.device_delivered),
+            device.1.max(change.device_read),
+        );
+        if change.member_rose() {
+            sender.member.delivered_up_to = change.delivered;
+            sender.member.read_up_to = change.read;
+            self.members
+                .insert((chat_id.0, user.0), (change.delivered, change.read));
+        }
+        let audience = change.audience(covered, user);
+        if !audience.is_empty() {
+            tx.push_event(&audience, chat_id, None, &change.event(chat_id, user))?;
+        }
+
+        let msgs = &mut self.messages;
+        msgs.chat.push(chat_id.0);
+        msgs.seq.push(seq);
+        msgs.sender.push(user.0);
+        msgs.device.push(m.sender_device.0);
+        msgs.client_id.push(m.client_id.0.clone());
+        msgs.text.push(m.text.clone());
+        msgs.forwarded.push(m.forwarded);
+        Ok(SendAck {
+            chat_id,
+            seq: Seq(seq),
+            client_id: m.client_id.clone(),
+            sent_at: now,
+            duplicate: false,
+        })
+    }
+
+    /// Writes the batch in one statement.
+    async fn write(self, tx: &Tx) -> StoreResult<()> {
+        if self.messages.seq.is_empty() {
+            return Ok(());
+        }
+        static SQL: OnceLock<String> = OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            format!(
+                "WITH chat AS (
+                     UPDATE chats c SET last_seq = v.last_seq, last_activity = $1
+                     FROM unnest($2::bigint[], $3::bigint[]) AS v(id, last_seq)
+                     WHERE c.id = v.id
+                 ),
+                 message AS (
+                     INSERT INTO messages (chat_id, seq, sender_id, sender_device, client_id, text,
+                                           sent_at, forwarded, search, search_order)
+                     SELECT v.chat_id, v.seq, v.sender_id, v.device, v.client_id, v.text, $1,
+                            v.forwarded, {TSVECTOR}(v.text), nextval('messages_search_order')
+                     FROM unnest($4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
+                                 $8::text[], $9::text[], $10::bool[])
+                          AS v(chat_id, seq, sender_id, device, client_id, text, forwarded)
+                 ),
+                 device AS (
+                     INSERT INTO device_receipts (chat_id, device_id, delivered_up_to, read_up_to)
+                     SELECT * FROM unnest($11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[])
+                     ON CONFLICT (chat_id, device_id) DO UPDATE SET
+                       delivered_up_to = GREATEST(device_receipts.delivered_up_to, excluded.delivered_up_to),
+                       read_up_to = GREATEST(device_receipts.read_up_to, excluded.read_up_to)
+                 ),
+                 raised AS (
+                     UPDATE members m SET delivered_up_to = v.delivered, read_up_to = v.read
+                     FROM unnest($15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[])
+                          AS v(chat_id, user_id, delivered, read)
+                     WHERE m.chat_id = v.chat_id AND m.user_id = v.user_id
+                 ),
+                 times AS (
+                     INSERT INTO receipt_times (chat_id, user_id, up_to, delivered_at, read_at)
+                     SELECT * FROM unnest($19::bigint[], $20::bigint[], $21::bigint[],
+                                          $22::bigint[], $23::bigint[])
+                     ON CONFLICT (chat_id, user_id, up_to) DO UPDATE SET
+                       delivered_at = COALESCE(receipt_times.delivered_at, excluded.delivered_at),
+                       read_at = COALESCE(receipt_times.read_at, excluded.read_at)
+                 )
+                 SELECT 1"
+            )
+        });
+        let (chat_ids, last_seqs): (Vec<i64>, Vec<i64>) = self
+            .chats
+            .iter()
+            .filter(|(_, c)| c.facts.last_seq > c.before)
+            .map(|(&id, c)| (id, c.facts.last_seq))
+            .unzip();
+        let (mut d_chat, mut d_device, mut d_delivered, mut d_read) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (&(chat, device), &(delivered, read)) in &self.devices {
+            d_chat.push(chat);
+            d_device.push(device);
+            d_delivered.push(delivered);
+            d_read.push(read);
+        }
+        let (mut m_chat, mut m_user, mut m_delivered, mut m_read) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (&(chat, user), &(delivered, read)) in &self.members {
+            m_chat.push(chat);
+            m_user.push(user);
+            m_delivered.push(delivered);
+            m_read.push(read);
+        }
+        let (mut t_chat, mut t_user, mut t_up_to, mut t_delivered, mut t_read) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (&(chat, user, up_to), &(delivered, read)) in &self.times {
+            t_chat.push(chat);
+            t_user.push(user);
+            t_up_to.push(up_to);
+            t_delivered.push(delivered);
+            t_read.push(read);
+        }
+        let m = &self.messages;
+        tx.exec(
+            sql,
+            &[
+                &tx.now_ms,
+                &chat_ids,
+                &last_seqs,
+                &m.chat,
+                &m.seq,
+                &m.sender,
+                &m.device,
+                &m.client_id,
+                &m.text,
+                &m.forwarded,
+                &d_chat,
+                &d_device,
+                &d_delivered,
+                &d_read,
+                &m_chat,
+                &m_user,
+                &m_delivered,
+                &m_read,
+                &t_chat,
+                &t_user,
+                &t_up_to,
+                &t_delivered,
+                &t_read,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// Whether a send can go the set-based way: new (looked up already and not
+/// stored, its client id once in the batch) and without a quote, whose
+/// check reads the quoted message.
+pub(crate) fn is_plain(m: &NewMessage) -> bool {
+    m.reply_to.is_none()
+}
