@@ -14,11 +14,12 @@
 //!    refused and takes no seq.
 //! 3. One statement writes it all: the chats' last seqs, every message row,
 //!    the device and member watermarks (each row once, at its last value)
-//!    and the receipt times.
+//!    and the receipt times. Nothing needs its answer before the commit,
+//!    so it goes out with the stream row locks ([`Tx::defer`]).
 //! 4. The stream rows and `COMMIT`, as for every transaction ([`Tx`]).
 
 use super::search::TSVECTOR;
-use super::tx::Tx;
+use super::tx::{Deferred, Tx};
 use crate::rules::{self, MemberFacts, ReceiptChange, Rise};
 use crate::{NewMessage, StoreError, StoreResult};
 use hark_proto::{SendAck, Seq, UserId};
@@ -56,7 +57,7 @@ pub(crate) async fn send_all(
         .iter()
         .map(|&(i, m)| (i, plan.send(tx, m)))
         .collect::<Vec<_>>();
-    plan.write(tx).await?;
+    plan.write(tx)?;
     Ok(outcomes)
 }
 
@@ -281,8 +282,9 @@ impl Plan {
         })
     }
 
-    /// Writes the batch in one statement.
-    async fn write(self, tx: &Tx) -> StoreResult<()> {
+    /// Writes the batch in one statement, sent with the stream row locks
+    /// (nothing waits for its answer but the commit).
+    fn write(self, tx: &Tx) -> StoreResult<()> {
         if self.messages.seq.is_empty() {
             return Ok(());
         }
@@ -358,37 +360,35 @@ impl Plan {
             t_delivered.push(delivered);
             t_read.push(read);
         }
-        let m = &self.messages;
-        tx.exec(
-            sql,
-            &[
-                &tx.now_ms,
-                &chat_ids,
-                &last_seqs,
-                &m.chat,
-                &m.seq,
-                &m.sender,
-                &m.device,
-                &m.client_id,
-                &m.text,
-                &m.forwarded,
-                &d_chat,
-                &d_device,
-                &d_delivered,
-                &d_read,
-                &m_chat,
-                &m_user,
-                &m_delivered,
-                &m_read,
-                &t_chat,
-                &t_user,
-                &t_up_to,
-                &t_delivered,
-                &t_read,
+        let m = self.messages;
+        tx.defer(Deferred {
+            sql: sql.as_str(),
+            params: vec![
+                Box::new(tx.now_ms),
+                Box::new(chat_ids),
+                Box::new(last_seqs),
+                Box::new(m.chat),
+                Box::new(m.seq),
+                Box::new(m.sender),
+                Box::new(m.device),
+                Box::new(m.client_id),
+                Box::new(m.text),
+                Box::new(m.forwarded),
+                Box::new(d_chat),
+                Box::new(d_device),
+                Box::new(d_delivered),
+                Box::new(d_read),
+                Box::new(m_chat),
+                Box::new(m_user),
+                Box::new(m_delivered),
+                Box::new(m_read),
+                Box::new(t_chat),
+                Box::new(t_user),
+                Box::new(t_up_to),
+                Box::new(t_delivered),
+                Box::new(t_read),
             ],
-        )
-        .await?;
-        Ok(())
+        })
     }
 }
 

@@ -153,6 +153,26 @@ pub(crate) struct Tx {
     /// side by side on the transaction (their statements pipelined on its
     /// connection); each job pushes its events in its own order.
     pending: Mutex<Vec<Pending>>,
+    /// A write left to go out with the stream row locks, in their round
+    /// trip (see [`Tx::defer`]).
+    deferred: Mutex<Option<Deferred>>,
+}
+
+/// A statement whose answer nothing waits for but the commit.
+pub(crate) struct Deferred {
+    pub(crate) sql: &'static str,
+    pub(crate) params: Vec<Box<dyn ToSql + Sync + Send>>,
+}
+
+impl Deferred {
+    async fn run(&self, db: &Db) -> StoreResult<u64> {
+        let params: Vec<&(dyn ToSql + Sync)> = self
+            .params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        db.exec(self.sql, &params).await
+    }
 }
 
 impl std::ops::Deref for Tx {
@@ -163,6 +183,19 @@ impl std::ops::Deref for Tx {
 }
 
 impl Tx {
+    /// Sends `write` with the stream row locks at the end of the
+    /// transaction instead of on its own round trip: for a write whose
+    /// answer nothing needs but the commit (it fails the commit if it
+    /// fails). One per transaction.
+    pub(crate) fn defer(&self, write: Deferred) -> StoreResult<()> {
+        let mut slot = self.deferred.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_some() {
+            return Err(StoreError::Corrupt("a second deferred write".into()));
+        }
+        *slot = Some(write);
+        Ok(())
+    }
+
     /// Appends `event` to the stream of each of `users` when the
     /// transaction commits. A message event stores only a pointer to its
     /// message row.
@@ -223,13 +256,26 @@ impl Tx {
                 .get_mut()
                 .unwrap_or_else(PoisonError::into_inner),
         );
+        let deferred = std::mem::take(
+            self.deferred
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
         if pending.is_empty() {
+            if let Some(write) = deferred {
+                if let Err(e) = write.run(&self.db).await {
+                    return Err((e, self.db));
+                }
+            }
             return match self.db.end("COMMIT").await {
                 Ok(()) => Ok(()),
                 Err(e) => Err((e, self.db)),
             };
         }
-        match self.write_streams_and_commit(&pending, sequencer).await {
+        match self
+            .write_streams_and_commit(&pending, deferred, sequencer)
+            .await
+        {
             Ok(()) => Ok(()),
             Err(e) => Err((e, self.db)),
         }
@@ -238,6 +284,7 @@ impl Tx {
     async fn write_streams_and_commit(
         &mut self,
         pending: &[Pending],
+        deferred: Option<Deferred>,
         sequencer: &Sequencer,
     ) -> StoreResult<()> {
         let mut users: Vec<i64> = pending
@@ -246,16 +293,25 @@ impl Tx {
             .collect();
         users.sort_unstable();
         users.dedup();
-        let mut heads: BTreeMap<i64, i64> = BTreeMap::new();
-        for row in self
-            .db
-            .rows(
+        // Sent together: a deferred write, then the stream row locks.
+        let db = &self.db;
+        let lock_params: Params<'_> = &[&users];
+        let (written, locked) = tokio::join!(
+            async {
+                match &deferred {
+                    Some(write) => write.run(db).await.map(|_| ()),
+                    None => Ok(()),
+                }
+            },
+            db.rows(
                 "SELECT user_id, head FROM streams WHERE user_id = ANY($1)
                  ORDER BY user_id FOR UPDATE",
-                &[&users],
+                lock_params,
             )
-            .await?
-        {
+        );
+        written?;
+        let mut heads: BTreeMap<i64, i64> = BTreeMap::new();
+        for row in locked? {
             heads.insert(row.try_get(0)?, row.try_get(1)?);
         }
         let mut deliveries = Vec::new();
@@ -362,6 +418,7 @@ where
             db,
             now_ms: crate::clock_ms(),
             pending: Mutex::new(Vec::new()),
+            deferred: Mutex::new(None),
         };
         let failed = match op(&mut tx).await {
             Ok(value) => match tx.commit(sequencer).await {
