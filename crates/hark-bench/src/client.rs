@@ -90,6 +90,14 @@ pub fn send_frame(id: u64, chat_id: i64, client_id: &str, text: &str) -> Message
     )
 }
 
+/// A `mark` frame: delivered and read up to `seq`.
+pub fn mark_frame(id: u64, chat_id: i64, seq: i64) -> Message {
+    Message::Text(
+        format!(r#"{{"type":"mark","id":{id},"chat_id":{chat_id},"delivered_up_to":{seq},"read_up_to":{seq}}}"#)
+            .into(),
+    )
+}
+
 /// A `sync` frame.
 pub fn sync_frame(id: u64, after: i64, limit: u32) -> Message {
     Message::Text(format!(r#"{{"type":"sync","id":{id},"after":{after},"limit":{limit}}}"#).into())

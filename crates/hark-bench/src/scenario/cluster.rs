@@ -192,6 +192,7 @@ async fn on_nodes(
             fanout: 1,
             drain: Duration::from_secs_f64(p.drain),
             track_last: false,
+            marks: false,
             quiet: p.common.quiet,
             label: label.clone(),
         };

@@ -512,6 +512,7 @@ async fn chat(p: &Params, urls: &[String], tag: &str) -> anyhow::Result<traffic:
         fanout: 1,
         drain: Duration::from_secs(20),
         track_last: false,
+        marks: false,
         quiet: p.common.quiet,
         label: "chat".into(),
     };

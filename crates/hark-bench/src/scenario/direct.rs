@@ -55,6 +55,11 @@ pub struct Params {
     /// prefix of this run's own); without it, the in-process bus.
     #[arg(long, requires = "database")]
     pub bus: Option<String>,
+    /// Each recipient marks every message it gets as delivered and read,
+    /// as a client with the chat open does (one `mark` per message; the
+    /// relay baseline does not mark).
+    #[arg(long)]
+    pub marks: bool,
 }
 
 pub async fn run(p: Params) -> anyhow::Result<Report> {
@@ -100,6 +105,7 @@ async fn run_on(p: Params, database: Option<String>) -> anyhow::Result<Report> {
         fanout: 1,
         drain: Duration::from_secs_f64(p.drain),
         track_last: false,
+        marks: p.marks,
         quiet: p.common.quiet,
         label: "hark".into(),
     };
@@ -145,6 +151,7 @@ async fn run_on(p: Params, database: Option<String>) -> anyhow::Result<Report> {
         let cpu0 = super::cpu_of(&pids);
         let plan = Plan {
             label: "relay".into(),
+            marks: false,
             ..plan.clone()
         };
         let outcome = traffic::run(conns, &plan).await?;
@@ -347,6 +354,10 @@ async fn run_on(p: Params, database: Option<String>) -> anyhow::Result<Report> {
     report.count("acked", hark.acked);
     report.count("delivered", hark.delivered);
     report.count("errors", hark.errors);
+    if p.marks {
+        report.count("marks", hark.marks);
+        report.count("receipts", hark.receipts);
+    }
     if let Some(r) = &relay {
         report.count("relay sent", r.sent);
         report.count("relay delivered", r.delivered);

@@ -58,6 +58,7 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
         fanout: (p.members - 1) as u64,
         drain: Duration::from_secs(30),
         track_last: true,
+        marks: false,
         quiet: p.common.quiet,
         label: "hark".into(),
     };

@@ -51,6 +51,9 @@ pub struct Plan {
     pub drain: Duration,
     /// Keep, per message, when its last recipient got it (groups).
     pub track_last: bool,
+    /// Recipients mark each message delivered and read (a `mark` frame per
+    /// message, as a client with the chat open sends).
+    pub marks: bool,
     pub quiet: bool,
     /// A label for the progress bar.
     pub label: String,
@@ -63,6 +66,9 @@ pub struct Outcome {
     pub acked: u64,
     pub delivered: u64,
     pub errors: u64,
+    /// `mark` frames sent (with `Plan::marks`), and `receipt` events received.
+    pub marks: u64,
+    pub receipts: u64,
     pub first_error: Option<String>,
     pub ack: Latency,
     pub deliver: Latency,
@@ -103,6 +109,8 @@ struct Totals {
     delivered: AtomicU64,
     errors: AtomicU64,
     writers_done: AtomicU64,
+    marks: AtomicU64,
+    receipts: AtomicU64,
 }
 
 struct ReaderResult {
@@ -123,6 +131,9 @@ type LastMap = Arc<Mutex<HashMap<(i64, i64), (u64, u64, u64)>>>;
 
 /// Runs the plan over the connections. Sockets are opened first (not timed
 /// as traffic), then everyone starts together.
+/// Where the ids of `mark` frames start.
+const MARK_IDS: u64 = 1 << 60;
+
 pub async fn run(conns: Vec<Conn>, plan: &Plan) -> anyhow::Result<Outcome> {
     let connect_started = std::time::Instant::now();
     let opened: Vec<anyhow::Result<(client::Ws, i64)>> = stream::iter(conns.iter())
@@ -168,7 +179,9 @@ pub async fn run(conns: Vec<Conn>, plan: &Plan) -> anyhow::Result<Outcome> {
     let mut sender_index = 0usize;
     for (i, (conn, socket)) in conns.iter().zip(sockets).enumerate() {
         let Some((ws, head)) = socket else { continue };
-        let (mut sink, mut stream) = ws.split();
+        let (sink, mut stream) = ws.split();
+        // Shared: the writer sends on it, and the reader its marks.
+        let sink = Arc::new(tokio::sync::Mutex::new(sink));
         let pending: Arc<Mutex<VecDeque<(u64, u64)>>> = Arc::default();
         let window = Arc::new(Semaphore::new(plan.window.max(1)));
         if conn.sends {
@@ -183,6 +196,7 @@ pub async fn run(conns: Vec<Conn>, plan: &Plan) -> anyhow::Result<Outcome> {
             let client_prefix = format!("{tag}-{i}");
             let flat_out = per_conn_interval_us.is_none();
             let mut stop = stop_rx.clone();
+            let sink = sink.clone();
             tokio::spawn(async move {
                 let mut k = 0u64;
                 loop {
@@ -215,11 +229,8 @@ pub async fn run(conns: Vec<Conn>, plan: &Plan) -> anyhow::Result<Outcome> {
                     if let Ok(mut p) = pending.lock() {
                         p.push_back((k, stamp));
                     }
-                    if sink
-                        .send(client::send_frame(k, chat_id, &client_id, &text))
-                        .await
-                        .is_err()
-                    {
+                    let frame = client::send_frame(k, chat_id, &client_id, &text);
+                    if sink.lock().await.send(frame).await.is_err() {
                         break;
                     }
                     totals.sent.fetch_add(1, Relaxed);
@@ -235,7 +246,11 @@ pub async fn run(conns: Vec<Conn>, plan: &Plan) -> anyhow::Result<Outcome> {
         let mut stop = stop_rx.clone();
         let user_id = conn.user_id;
         let last = plan.track_last.then(|| last.clone());
+        let marks = plan.marks.then_some(sink);
         readers.push(tokio::spawn(async move {
+            // Mark ids are far above any send's, so their answers (`ok`, or
+            // an `error`) are never taken for a send's.
+            let mut mark_id = MARK_IDS;
             let mut r = ReaderResult {
                 ack: report::latency(),
                 deliver: report::latency(),
@@ -305,6 +320,9 @@ pub async fn run(conns: Vec<Conn>, plan: &Plan) -> anyhow::Result<Outcome> {
                             r.pos_duplicates += 1;
                         }
                         let Some(ev) = frame.event else { continue };
+                        if ev.kind == "receipt" {
+                            totals.receipts.fetch_add(1, Relaxed);
+                        }
                         if ev.kind != "message" {
                             continue;
                         }
@@ -325,6 +343,15 @@ pub async fn run(conns: Vec<Conn>, plan: &Plan) -> anyhow::Result<Outcome> {
                         if in_window {
                             r.window_delivered += 1;
                         }
+                        if let Some(sink) = &marks {
+                            mark_id += 1;
+                            let frame = client::mark_frame(mark_id, chat, seq);
+                            totals.marks.fetch_add(1, Relaxed);
+                            if sink.lock().await.send(frame).await.is_err() {
+                                r.first_error
+                                    .get_or_insert_with(|| "socket closed while marking".into());
+                            }
+                        }
                         if let Some(stamp) = ev.text.as_deref().and_then(client::stamp_of) {
                             let lat = now_us.saturating_sub(stamp);
                             if stamp >= warm_us {
@@ -341,7 +368,7 @@ pub async fn run(conns: Vec<Conn>, plan: &Plan) -> anyhow::Result<Outcome> {
                     }
                     "error" => {
                         totals.errors.fetch_add(1, Relaxed);
-                        if frame.id.is_some() {
+                        if frame.id.is_some_and(|id| id < MARK_IDS) {
                             let _ = pop_pending(&pending, frame.id.unwrap_or(u64::MAX));
                             window.add_permits(1);
                         }
@@ -402,6 +429,8 @@ pub async fn run(conns: Vec<Conn>, plan: &Plan) -> anyhow::Result<Outcome> {
         sent: totals.sent.load(Relaxed),
         acked: 0,
         delivered: 0,
+        marks: 0,
+        receipts: 0,
         errors: totals.errors.load(Relaxed),
         first_error: None,
         ack: report::latency(),
@@ -439,6 +468,8 @@ pub async fn run(conns: Vec<Conn>, plan: &Plan) -> anyhow::Result<Outcome> {
     }
     out.acked = totals.acked.load(Relaxed);
     out.delivered = totals.delivered.load(Relaxed);
+    out.marks = totals.marks.load(Relaxed);
+    out.receipts = totals.receipts.load(Relaxed);
     if stalled.load(Relaxed) && out.first_error.is_none() {
         out.first_error = Some(format!(
             "drain timed out: sent {} acked {} delivered {}",

@@ -137,6 +137,38 @@ async fn direct_smoke_every_message_acked_and_delivered_once() {
     assert!(ratio.is_number(), "throughput has a baseline ratio: {v}");
 }
 
+/// With `--marks` every delivered message is marked, and the senders get
+/// the receipts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_smoke_with_marks() {
+    let server = server().await;
+    let v = bench(
+        &server,
+        &[
+            "direct",
+            "--pairs",
+            "2",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.2",
+            "--drain",
+            "10",
+            "--marks",
+            "--no-baseline",
+        ],
+    )
+    .await;
+    assert_common(&v, "direct");
+    let sent = count(&v, "sent");
+    assert!(sent > 0);
+    assert_eq!(count(&v, "acked"), sent);
+    assert_eq!(count(&v, "delivered"), sent);
+    assert_eq!(count(&v, "marks"), sent, "one mark per message received");
+    assert!(count(&v, "receipts") > 0, "the senders heard of the reads");
+    assert_eq!(count(&v, "errors"), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_smoke_open_loop() {
     let server = server().await;

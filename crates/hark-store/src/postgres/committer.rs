@@ -13,9 +13,9 @@
 //! read what the one before wrote: the chat's last seq, the member's
 //! watermarks, a resend's original).
 //!
-//! - Set-based sends: the chats whose jobs in the batch are all new plain
-//!   sends (the common case) go through [`send_batch`] in a fixed number
-//!   of statements; the other chats' jobs run one by one as below, beside
+//! - Set-based: the chats whose jobs in the batch are all new plain sends
+//!   and marks (the common case) go through [`set_based`] in a fixed
+//!   number of statements; the other chats' jobs run one by one as below, beside
 //!   them in the same transaction.
 //! - Locks: the batch first locks all its chats' rows in id order, then
 //!   members' rows under them, then (at the end, as every transaction does)
@@ -44,7 +44,7 @@
 
 use super::sequencer::Sequencer;
 use super::tx::{self, BoxFuture, Tx};
-use super::{messages, receipts, send_batch};
+use super::{messages, receipts, set_based};
 use crate::{NewMessage, StoreError, StoreResult};
 use deadpool_postgres::Pool;
 use futures_util::future::join_all;
@@ -174,20 +174,20 @@ impl LookedUp {
     }
 }
 
-/// `write` when it is a send the set-based path may take: plain, and its
-/// client id once in the batch (whether it is stored already is known
-/// only after the lookup).
-fn plain_send<'w>(
+/// `write` when the set-based path may take it: a mark, or a plain send
+/// whose client id comes once in the batch (whether it is stored already
+/// is known only after the lookup).
+fn set_job<'w>(
     once: &HashSet<(DeviceId, ClientMsgId)>,
     write: Option<&'w Write>,
-) -> Option<&'w NewMessage> {
+) -> Option<&'w Write> {
     match write? {
-        Write::Send(m)
-            if send_batch::is_plain(m)
-                && once.contains(&(m.sender_device, m.client_id.clone())) =>
+        w @ Write::Send(m)
+            if set_based::is_plain(m) && once.contains(&(m.sender_device, m.client_id.clone())) =>
         {
-            Some(m)
+            Some(w)
         }
+        w @ Write::Mark { .. } => Some(w),
         _ => None,
     }
 }
@@ -325,48 +325,48 @@ async fn run_in(tx: &mut Tx, writes: &[Write]) -> StoreResult<Vec<Outcome>> {
             line.push(i);
         }
     }
-    // Chats whose jobs are all plain sends may go the set-based way.
+    // Chats whose jobs are all plain sends and marks may go the set-based way.
     let once = LookedUp::once(writes);
-    let (plain, mut by_job): (Vec<Vec<usize>>, Vec<Vec<usize>>) =
+    let (set, mut by_job): (Vec<Vec<usize>>, Vec<Vec<usize>>) =
         lines.into_iter().partition(|line| {
             line.iter()
-                .all(|&i| plain_send(&once, writes.get(i)).is_some())
+                .all(|&i| set_job(&once, writes.get(i)).is_some())
         });
-    let candidates: Vec<send_batch::Queued<'_>> = plain
+    let candidates: Vec<set_based::Queued<'_>> = set
         .iter()
         .flatten()
-        .filter_map(|&i| Some((i, plain_send(&once, writes.get(i))?)))
+        .filter_map(|&i| Some((i, set_job(&once, writes.get(i))?)))
         .collect();
     // Sent together, in this order (chats' row locks before members'): the
     // lock of the batch's chats with their facts, the idempotency check of
     // its sends, and the candidates' member rows.
-    let (chat_facts, looked_up, sender_facts) = tokio::join!(
-        send_batch::lock_chats(tx, &chats),
+    let (chat_facts, looked_up, member_facts) = tokio::join!(
+        set_based::lock_chats(tx, &chats),
         LookedUp::batch(tx, once),
-        send_batch::sender_facts(tx, &candidates)
+        set_based::member_facts(tx, &candidates)
     );
-    let (chat_facts, looked_up, sender_facts) = (chat_facts?, &looked_up?, sender_facts?);
+    let (chat_facts, looked_up, member_facts) = (chat_facts?, &looked_up?, member_facts?);
     // A chat with a resend among its sends goes job by job after all.
-    let (plain, resent): (Vec<Vec<usize>>, Vec<Vec<usize>>) = plain.into_iter().partition(|line| {
+    let (set, resent): (Vec<Vec<usize>>, Vec<Vec<usize>>) = set.into_iter().partition(|line| {
         line.iter().all(|&i| match writes.get(i) {
             Some(Write::Send(m)) => !looked_up
                 .originals
                 .contains_key(&(m.sender_device, m.client_id.clone())),
-            _ => false,
+            _ => true,
         })
     });
     by_job.extend(resent);
-    let sends: Vec<send_batch::Queued<'_>> = plain
+    let jobs: Vec<set_based::Queued<'_>> = set
         .iter()
         .flatten()
-        .filter_map(|&i| Some((i, plain_send(&looked_up.once, writes.get(i))?)))
+        .filter_map(|&i| Some((i, writes.get(i)?)))
         .collect();
     let tx: &Tx = tx;
     let set_based = async {
-        if sends.is_empty() {
+        if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        send_batch::send_all(tx, chat_facts, sender_facts, &sends).await
+        set_based::apply_all(tx, chat_facts, member_facts, &jobs).await
     };
     let (set_based, done) = tokio::join!(
         set_based,
@@ -390,10 +390,7 @@ async fn run_in(tx: &mut Tx, writes: &[Write]) -> StoreResult<Vec<Outcome>> {
     );
     let mut failures = Vec::new();
     let set_based = match set_based {
-        Ok(outcomes) => outcomes
-            .into_iter()
-            .map(|(i, o)| (i, o.map(Some)))
-            .collect(),
+        Ok(outcomes) => outcomes,
         Err(e) => {
             failures.push(e);
             Vec::new()

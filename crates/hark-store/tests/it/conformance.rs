@@ -4,7 +4,7 @@
 use crate::{on_every_backend, Backend};
 use hark_proto::{ChatId, ClientMsgId, DeviceId, Event, Pos, Seq, UserId};
 use hark_store::{HistoryQuery, NewMessage, Store, StoreError};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 on_every_backend!(
@@ -411,23 +411,29 @@ async fn search_indexes_what_commits_in_a_batch_and_edits_replace_it(backend: Ba
     assert!(common.iter().all(|m| !m.text.starts_with("changed")));
 }
 
-/// A chat's events in `user`'s stream, without times: each message (seq,
-/// sender) and each receipt (whose, up to where).
-async fn chat_events(store: &Arc<dyn Store>, user: UserId, chat: ChatId) -> Vec<String> {
-    stream(store, user)
-        .await
-        .into_iter()
-        .filter_map(|(_, e)| match e {
+/// A chat's events in `user`'s stream, without times: the messages (seq,
+/// sender) in stream order, and each author's receipts (up to where) in
+/// stream order. (Receipts of different authors interleave as their
+/// concurrent jobs happened to be queued.)
+async fn chat_events(
+    store: &Arc<dyn Store>,
+    user: UserId,
+    chat: ChatId,
+) -> (Vec<String>, BTreeMap<i64, Vec<String>>) {
+    let (mut messages, mut receipts) = (Vec::new(), BTreeMap::new());
+    for (_, e) in stream(store, user).await {
+        match e {
             Event::Message(m) if m.chat_id == chat => {
-                Some(format!("m{} from {}", m.seq.0, m.sender_id.0))
+                messages.push(format!("m{} from {}", m.seq.0, m.sender_id.0));
             }
-            Event::Receipt(r) if r.chat_id == chat => Some(format!(
-                "r {}: {}/{}",
-                r.user_id.0, r.delivered_up_to.0, r.read_up_to.0
-            )),
-            _ => None,
-        })
-        .collect()
+            Event::Receipt(r) if r.chat_id == chat => receipts
+                .entry(r.user_id.0)
+                .or_insert_with(Vec::new)
+                .push(format!("{}/{}", r.delivered_up_to.0, r.read_up_to.0)),
+            _ => {}
+        }
+    }
+    (messages, receipts)
 }
 
 /// Who got and read message `seq`, for its sender (times as whether they are set).
@@ -446,22 +452,33 @@ async fn info(store: &Arc<dyn Store>, sender: UserId, chat: ChatId, seq: Seq) ->
         .collect()
 }
 
-/// Three members send into one group all at once (batched together, on
-/// PostgreSQL the set-based way), while a direct chat beside it mixes sends
-/// and marks into the same batches: the group's messages, implied reads,
-/// receipt events and receipt times are exactly those of the same sends
-/// made one by one, in the order of the seqs they got.
+/// Three members send into one group all at once while a fourth marks
+/// (batched together: on PostgreSQL the set-based way), someone outside
+/// marks too (refused), and a direct chat beside it mixes replies and
+/// marks into the same batches (job by job): the group's messages,
+/// implied reads, marks, receipt events and receipt times are exactly
+/// those of the same writes made one by one, sends in the order of the
+/// seqs they got.
 async fn a_burst_of_sends_reads_as_the_same_sends_one_by_one(backend: Backend) {
     let store = backend.store.clone();
-    let people = users(&store, &["ann", "ben", "cat", "dan"]).await;
-    let members: Vec<UserId> = people[1..3].iter().map(|p| p.0).collect();
+    let names = ["ann", "ben", "cat", "dan", "eve"];
+    let people = users(&store, &names).await;
+    let members: Vec<UserId> = people[1..4].iter().map(|p| p.0).collect();
     let group = store
         .create_group(people[0].0, "g", &members, 16)
         .await
         .unwrap();
-    let direct = store.create_direct(people[0].0, people[3].0).await.unwrap();
-    // A message before the burst, so the first implied reads cover it.
-    store.send(msg(group, people[2], "before")).await.unwrap();
+    let direct = store.create_direct(people[0].0, people[4].0).await.unwrap();
+    // Messages before the burst, so the first implied reads and the marks
+    // cover some.
+    for k in 0..6 {
+        store
+            .send(msg(group, people[k % 3], &format!("before{k}")))
+            .await
+            .unwrap();
+    }
+    let dan = people[3];
+    let marks: Vec<(i64, i64)> = vec![(1, 0), (3, 1), (2, 2), (6, 4), (5, 5), (6, 6)];
 
     let mut burst = Vec::new();
     for n in 0..30 {
@@ -469,28 +486,46 @@ async fn a_burst_of_sends_reads_as_the_same_sends_one_by_one(backend: Backend) {
             burst.push(store.send(msg(group, *p, &format!("g{}-{n}", p.0 .0))));
         }
     }
-    let beside = async {
-        for n in 0..20 {
-            let ack = store
-                .send(msg(direct, people[0], &format!("d{n}")))
+    let marking = async {
+        for &(d, r) in &marks {
+            store
+                .mark(group, dan.0, dan.1, Some(Seq(d)), Some(Seq(r)))
                 .await
                 .unwrap();
+        }
+        // Someone outside the group: refused, and nothing else with it.
+        let outside = store
+            .mark(group, people[4].0, people[4].1, Some(Seq(3)), None)
+            .await;
+        assert!(
+            matches!(outside, Err(StoreError::Forbidden(_))),
+            "{outside:?}"
+        );
+    };
+    let beside = async {
+        let first = store.send(msg(direct, people[0], "d")).await.unwrap();
+        for n in 0..20 {
+            let mut reply = msg(direct, people[0], &format!("d{n}"));
+            reply.reply_to = Some(first.seq);
+            let ack = store.send(reply).await.unwrap();
             store
-                .mark(direct, people[3].0, people[3].1, Some(ack.seq), None)
+                .mark(direct, people[4].0, people[4].1, Some(ack.seq), None)
                 .await
                 .unwrap();
         }
     };
-    let (acks, ()) = tokio::join!(futures_util::future::join_all(burst), beside);
+    let (acks, (), ()) = tokio::join!(futures_util::future::join_all(burst), marking, beside);
     let acks: Vec<_> = acks.into_iter().map(|a| a.unwrap()).collect();
     assert_eq!(acks.len(), 90);
 
-    // The same sends one by one, in seq order, on a fresh store.
+    // The same writes one by one on a fresh store: the sends in seq order,
+    // then dan's marks (they cover only messages from before the burst).
     let replay_backend = crate::sqlite();
     let replay = replay_backend.store.clone();
-    let again = users(&replay, &["ann", "ben", "cat", "dan"]).await;
+    let again = users(&replay, &names).await;
+    let members_again: Vec<UserId> = again[1..4].iter().map(|p| p.0).collect();
     let group_again = replay
-        .create_group(again[0].0, "g", &[again[1].0, again[2].0], 16)
+        .create_group(again[0].0, "g", &members_again, 16)
         .await
         .unwrap();
     assert_eq!(group_again, group, "both stores number chats alike");
@@ -503,7 +538,7 @@ async fn a_burst_of_sends_reads_as_the_same_sends_one_by_one(backend: Backend) {
             }
         }
     }
-    assert_eq!(order.len(), 91);
+    assert_eq!(order.len(), 96);
     for (seq, who) in &order {
         let ack = replay
             .send(msg(group_again, again[*who], &format!("r{}", seq.0)))
@@ -511,8 +546,20 @@ async fn a_burst_of_sends_reads_as_the_same_sends_one_by_one(backend: Backend) {
             .unwrap();
         assert_eq!(ack.seq, *seq);
     }
+    for &(d, r) in &marks {
+        replay
+            .mark(
+                group_again,
+                again[3].0,
+                again[3].1,
+                Some(Seq(d)),
+                Some(Seq(r)),
+            )
+            .await
+            .unwrap();
+    }
 
-    for (p, q) in people[..3].iter().zip(&again) {
+    for (p, q) in people[..4].iter().zip(&again) {
         assert_eq!(
             chat_events(&store, p.0, group).await,
             chat_events(&replay, q.0, group_again).await,

@@ -1,33 +1,34 @@
-//! A batch's plain sends, set-based: what the committer does for the chats
-//! whose jobs in a batch are all new sends without a quote (the common
-//! case by far), in a fixed number of statements however many sends.
+//! A batch's plain sends and marks, set-based: what the committer does for
+//! the chats whose jobs in a batch are all new sends without a quote or
+//! marks (the common case by far), in a fixed number of statements however
+//! many jobs.
 //!
 //! 1. The facts, sent together with the batch's other first statements
 //!    (see `committer::run_in`): each chat's row locked in id order, with
-//!    its last seq and members ([`lock_chats`]); each sender's member row
-//!    locked in (chat, user) order, with the other senders of the messages
-//!    above the member's read watermark and the newest seq of each
-//!    ([`sender_facts`]).
-//! 2. In memory, in queue order per chat: seqs, the events, and each send's
-//!    implied read through [`ReceiptChange`], as `messages::send_new`
-//!    decides them one by one. A send whose sender is not a member is
-//!    refused and takes no seq.
+//!    its last seq and members ([`lock_chats`]); the member row of each
+//!    sender and marker locked in (chat, user) order, with the other
+//!    members' messages above its read watermark ([`member_facts`]).
+//! 2. In memory, in queue order per chat: seqs, the events, each send's
+//!    implied read and each mark's rise through [`ReceiptChange`], as
+//!    `messages::send_new` and `receipts::mark` decide them one by one. A
+//!    job of someone who is not a member is refused and writes nothing.
 //! 3. One statement writes it all: the chats' last seqs, every message row,
 //!    the device and member watermarks (each row once, at its last value)
 //!    and the receipt times. Nothing needs its answer before the commit,
 //!    so it goes out with the stream row locks ([`Tx::defer`]).
 //! 4. The stream rows and `COMMIT`, as for every transaction ([`Tx`]).
 
+use super::committer::{Outcome, Write};
 use super::search::TSVECTOR;
 use super::tx::{Deferred, Tx};
 use crate::rules::{self, MemberFacts, ReceiptChange, Rise};
 use crate::{NewMessage, StoreError, StoreResult};
-use hark_proto::{SendAck, Seq, UserId};
+use hark_proto::{ChatId, DeviceId, SendAck, Seq, UserId};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
-/// A send of the batch: its job's index and the message.
-pub(crate) type Queued<'a> = (usize, &'a NewMessage);
+/// A job of the batch: its index and its write (a plain send or a mark).
+pub(crate) type Queued<'a> = (usize, &'a Write);
 
 /// What the database says of a chat before the batch.
 pub(crate) struct ChatFacts {
@@ -35,27 +36,27 @@ pub(crate) struct ChatFacts {
     members: Vec<UserId>,
 }
 
-/// What the database says of a sender in a chat before the batch.
-pub(crate) struct SenderFacts {
+/// What the database says of a member before the batch.
+pub(crate) struct MemberState {
     member: MemberFacts,
-    /// The other senders of the chat's messages above the member's read
-    /// watermark, with the newest seq of each.
-    unread_from: Vec<(UserId, i64)>,
+    /// The other members' messages above the member's read watermark:
+    /// (seq, sender), in seq order.
+    unread: Vec<(i64, UserId)>,
 }
 
-/// Sends `sends` (each chat's in queue order), from the facts of their
-/// chats (locked, see [`lock_chats`]) and senders (see [`sender_facts`]):
-/// each job's outcome, refusals included.
-pub(crate) async fn send_all(
+/// Runs `jobs` (each chat's in queue order), from the facts of their chats
+/// (locked, see [`lock_chats`]) and members (see [`member_facts`]): each
+/// job's outcome, refusals included.
+pub(crate) async fn apply_all(
     tx: &Tx,
     chats: HashMap<i64, ChatFacts>,
-    senders: HashMap<(i64, i64), SenderFacts>,
-    sends: &[Queued<'_>],
-) -> StoreResult<Vec<(usize, StoreResult<SendAck>)>> {
-    let mut plan = Plan::new(chats, senders);
-    let outcomes = sends
+    members: HashMap<(i64, i64), MemberState>,
+    jobs: &[Queued<'_>],
+) -> StoreResult<Vec<(usize, Outcome)>> {
+    let mut plan = Plan::new(chats, members);
+    let outcomes = jobs
         .iter()
-        .map(|&(i, m)| (i, plan.send(tx, m)))
+        .map(|&(i, w)| (i, plan.apply(tx, w)))
         .collect::<Vec<_>>();
     plan.write(tx)?;
     Ok(outcomes)
@@ -87,34 +88,38 @@ pub(crate) async fn lock_chats(tx: &Tx, chats: &[i64]) -> StoreResult<HashMap<i6
     Ok(facts)
 }
 
-/// The member rows of the senders of `sends`, locked in (chat, user)
-/// order (after their chats' rows), with the other senders of the
-/// messages above each one's read watermark.
-pub(crate) async fn sender_facts(
+/// The member rows of the senders and markers of `jobs`, locked in
+/// (chat, user) order (after their chats' rows), each with the other
+/// members' messages above its read watermark.
+pub(crate) async fn member_facts(
     tx: &Tx,
-    sends: &[Queued<'_>],
-) -> StoreResult<HashMap<(i64, i64), SenderFacts>> {
-    if sends.is_empty() {
+    jobs: &[Queued<'_>],
+) -> StoreResult<HashMap<(i64, i64), MemberState>> {
+    let mut pairs: Vec<(i64, i64)> = jobs
+        .iter()
+        .filter_map(|(_, w)| match w {
+            Write::Send(m) => Some((m.chat_id.0, m.sender_id.0)),
+            Write::Mark {
+                chat_id, user_id, ..
+            } => Some((chat_id.0, user_id.0)),
+            Write::Forward { .. } => None,
+        })
+        .collect();
+    if pairs.is_empty() {
         return Ok(HashMap::new());
     }
-    let mut pairs: Vec<(i64, i64)> = sends
-        .iter()
-        .map(|(_, m)| (m.chat_id.0, m.sender_id.0))
-        .collect();
     pairs.sort_unstable();
     pairs.dedup();
     let (chat_ids, user_ids): (Vec<i64>, Vec<i64>) = pairs.into_iter().unzip();
     let rows = tx
         .rows(
             "SELECT m.chat_id, m.user_id, m.admin, m.joined_seq, m.delivered_up_to, m.read_up_to,
+                    ARRAY(SELECT s.seq FROM messages s
+                          WHERE s.chat_id = m.chat_id AND s.seq > m.read_up_to
+                            AND s.sender_id <> m.user_id ORDER BY s.seq),
                     ARRAY(SELECT s.sender_id FROM messages s
                           WHERE s.chat_id = m.chat_id AND s.seq > m.read_up_to
-                            AND s.sender_id <> m.user_id
-                          GROUP BY s.sender_id ORDER BY s.sender_id),
-                    ARRAY(SELECT max(s.seq) FROM messages s
-                          WHERE s.chat_id = m.chat_id AND s.seq > m.read_up_to
-                            AND s.sender_id <> m.user_id
-                          GROUP BY s.sender_id ORDER BY s.sender_id)
+                            AND s.sender_id <> m.user_id ORDER BY s.seq)
              FROM members m
              JOIN unnest($1::bigint[], $2::bigint[]) AS k(chat_id, user_id)
                ON m.chat_id = k.chat_id AND m.user_id = k.user_id
@@ -131,13 +136,16 @@ pub(crate) async fn sender_facts(
             delivered_up_to: row.try_get(4)?,
             read_up_to: row.try_get(5)?,
         };
-        let senders: Vec<i64> = row.try_get(6)?;
-        let newest: Vec<i64> = row.try_get(7)?;
+        let seqs: Vec<i64> = row.try_get(6)?;
+        let senders: Vec<i64> = row.try_get(7)?;
         facts.insert(
             (row.try_get(0)?, row.try_get(1)?),
-            SenderFacts {
+            MemberState {
                 member,
-                unread_from: senders.into_iter().map(UserId).zip(newest).collect(),
+                unread: seqs
+                    .into_iter()
+                    .zip(senders.into_iter().map(UserId))
+                    .collect(),
             },
         );
     }
@@ -150,12 +158,12 @@ type Times = (Option<i64>, Option<i64>);
 /// The batch worked out in memory, and the rows to write.
 struct Plan {
     chats: HashMap<i64, ChatState>,
-    senders: HashMap<(i64, i64), SenderFacts>,
+    members: HashMap<(i64, i64), MemberState>,
     messages: Messages,
     /// (chat, device) → its watermarks, the highest the batch raised them to.
     devices: BTreeMap<(i64, i64), (i64, i64)>,
     /// (chat, user) → the member's watermarks after the batch.
-    members: BTreeMap<(i64, i64), (i64, i64)>,
+    raised: BTreeMap<(i64, i64), (i64, i64)>,
     /// (chat, user, up_to) → when delivered, when read.
     times: BTreeMap<(i64, i64, i64), Times>,
 }
@@ -180,7 +188,7 @@ struct Messages {
 }
 
 impl Plan {
-    fn new(chats: HashMap<i64, ChatFacts>, senders: HashMap<(i64, i64), SenderFacts>) -> Self {
+    fn new(chats: HashMap<i64, ChatFacts>, members: HashMap<(i64, i64), MemberState>) -> Self {
         Plan {
             chats: chats
                 .into_iter()
@@ -196,48 +204,124 @@ impl Plan {
                     )
                 })
                 .collect(),
-            senders,
+            members,
             messages: Messages::default(),
             devices: BTreeMap::new(),
-            members: BTreeMap::new(),
+            raised: BTreeMap::new(),
             times: BTreeMap::new(),
         }
     }
 
-    /// One send, after the ones before it in the batch.
+    /// One job, after the ones before it in the batch.
+    fn apply(&mut self, tx: &Tx, write: &Write) -> Outcome {
+        match write {
+            Write::Send(m) => self.send(tx, m).map(Some),
+            Write::Mark {
+                chat_id,
+                user_id,
+                device_id,
+                delivered_up_to,
+                read_up_to,
+            } => {
+                let rise = Rise {
+                    delivered_up_to: *delivered_up_to,
+                    read_up_to: *read_up_to,
+                    implied_by_send: false,
+                };
+                self.rise(tx, *chat_id, *user_id, *device_id, |_| Ok(()), rise)
+                    .map(|_| None)
+            }
+            Write::Forward { .. } => Err(StoreError::CommitFailed),
+        }
+    }
+
     fn send(&mut self, tx: &Tx, m: &NewMessage) -> StoreResult<SendAck> {
-        let (chat_id, user) = (m.chat_id, m.sender_id);
+        let now = tx.now_ms;
+        let seq = self.rise(
+            tx,
+            m.chat_id,
+            m.sender_id,
+            m.sender_device,
+            |chat| {
+                let seq = chat.facts.last_seq + 1;
+                chat.facts.last_seq = seq;
+                tx.push_event(
+                    &chat.facts.members,
+                    m.chat_id,
+                    Some(Seq(seq)),
+                    &rules::new_message(m.clone(), Seq(seq), now, None),
+                )
+            },
+            // Read up to the message about to be sent: the seq after the
+            // chat's last (see `rise`).
+            Rise::implied_by_send(Seq(i64::MAX)),
+        )?;
+        let msgs = &mut self.messages;
+        msgs.chat.push(m.chat_id.0);
+        msgs.seq.push(seq);
+        msgs.sender.push(m.sender_id.0);
+        msgs.device.push(m.sender_device.0);
+        msgs.client_id.push(m.client_id.0.clone());
+        msgs.text.push(m.text.clone());
+        msgs.forwarded.push(m.forwarded);
+        Ok(SendAck {
+            chat_id: m.chat_id,
+            seq: Seq(seq),
+            client_id: m.client_id.clone(),
+            sent_at: now,
+            duplicate: false,
+        })
+    }
+
+    /// A member's rise of watermarks, after `first` (a send's message, which
+    /// takes the chat's next seq; nothing for a mark); the chat's last seq
+    /// after it. A rise implied by a send is up to that send's seq.
+    fn rise(
+        &mut self,
+        tx: &Tx,
+        chat_id: ChatId,
+        user: UserId,
+        device: DeviceId,
+        first: impl FnOnce(&mut ChatState) -> StoreResult<()>,
+        rise: Rise,
+    ) -> StoreResult<i64> {
         let chat = self.chats.get_mut(&chat_id.0);
-        let Some(sender) = self.senders.get_mut(&(chat_id.0, user.0)) else {
+        let Some(state) = self.members.get_mut(&(chat_id.0, user.0)) else {
             return Err(rules::not_a_member(chat.is_some()));
         };
         let chat = chat.ok_or(StoreError::NotFound)?;
-        let seq = chat.facts.last_seq + 1;
-        chat.facts.last_seq = seq;
+        first(chat)?;
+        let top = chat.facts.last_seq;
+        let rise = if rise.implied_by_send {
+            Rise::implied_by_send(Seq(top))
+        } else {
+            rise
+        };
+        let change = ReceiptChange::new(&state.member, top, rise);
         let now = tx.now_ms;
-        tx.push_event(
-            &chat.facts.members,
-            chat_id,
-            Some(Seq(seq)),
-            &rules::new_message(m.clone(), Seq(seq), now, None),
-        )?;
-
-        // The implied read, as `MarkWrite` does it for a single send.
-        let change = ReceiptChange::new(&sender.member, seq, Rise::implied_by_send(Seq(seq)));
-        let (low, high) = (change.low, change.delivered);
-        let mut covered: Vec<UserId> = sender
-            .unread_from
-            .iter()
-            .filter(|&&(_, newest)| newest > low && newest <= high.min(chat.before))
-            .map(|&(s, _)| s)
-            .collect();
-        covered.extend(
-            chat.sent
-                .iter()
-                .filter(|&&(s, from)| s > low && s <= high && from != user)
-                .map(|&(_, from)| from),
-        );
-        chat.sent.push((seq, user));
+        // The other senders the rise covers: of the messages before the
+        // batch, and of the batch's own before this point.
+        let mut covered: Vec<UserId> = Vec::new();
+        if change.member_rose() {
+            let (low, high) = (change.low, change.delivered);
+            let in_range = |s: i64| s > low && s <= high;
+            covered.extend(
+                state
+                    .unread
+                    .iter()
+                    .filter(|(s, _)| in_range(*s))
+                    .map(|&(_, from)| from),
+            );
+            covered.extend(
+                chat.sent
+                    .iter()
+                    .filter(|&&(s, from)| in_range(s) && from != user)
+                    .map(|&(_, from)| from),
+            );
+        }
+        if rise.implied_by_send {
+            chat.sent.push((top, user));
+        }
         for (up_to, delivered_at, read_at) in change.times(!covered.is_empty(), now) {
             let at = self
                 .times
@@ -246,46 +330,29 @@ impl Plan {
             at.0 = at.0.or(delivered_at);
             at.1 = at.1.or(read_at);
         }
-        let device = self
-            .devices
-            .entry((chat_id.0, m.sender_device.0))
-            .or_insert((0, 0));
-        *device = (
-            device.0.max(change.device_delivered),
-            device.1.max(change.device_read),
+        let watermarks = self.devices.entry((chat_id.0, device.0)).or_insert((0, 0));
+        *watermarks = (
+            watermarks.0.max(change.device_delivered),
+            watermarks.1.max(change.device_read),
         );
         if change.member_rose() {
-            sender.member.delivered_up_to = change.delivered;
-            sender.member.read_up_to = change.read;
-            self.members
+            state.member.delivered_up_to = change.delivered;
+            state.member.read_up_to = change.read;
+            self.raised
                 .insert((chat_id.0, user.0), (change.delivered, change.read));
         }
         let audience = change.audience(covered, user);
         if !audience.is_empty() {
             tx.push_event(&audience, chat_id, None, &change.event(chat_id, user))?;
         }
-
-        let msgs = &mut self.messages;
-        msgs.chat.push(chat_id.0);
-        msgs.seq.push(seq);
-        msgs.sender.push(user.0);
-        msgs.device.push(m.sender_device.0);
-        msgs.client_id.push(m.client_id.0.clone());
-        msgs.text.push(m.text.clone());
-        msgs.forwarded.push(m.forwarded);
-        Ok(SendAck {
-            chat_id,
-            seq: Seq(seq),
-            client_id: m.client_id.clone(),
-            sent_at: now,
-            duplicate: false,
-        })
+        Ok(top)
     }
 
     /// Writes the batch in one statement, sent with the stream row locks
     /// (nothing waits for its answer but the commit).
     fn write(self, tx: &Tx) -> StoreResult<()> {
-        if self.messages.seq.is_empty() {
+        if self.messages.seq.is_empty() && self.devices.is_empty() {
+            // Every job was refused (a rise always writes its device's row).
             return Ok(());
         }
         static SQL: OnceLock<String> = OnceLock::new();
@@ -345,7 +412,7 @@ impl Plan {
         }
         let (mut m_chat, mut m_user, mut m_delivered, mut m_read) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (&(chat, user), &(delivered, read)) in &self.members {
+        for (&(chat, user), &(delivered, read)) in &self.raised {
             m_chat.push(chat);
             m_user.push(user);
             m_delivered.push(delivered);
