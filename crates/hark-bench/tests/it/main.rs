@@ -106,30 +106,35 @@ fn assert_common(v: &Value, scenario: &str) {
     assert!(checks.iter().all(|c| c["ok"] == true), "{v}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn direct_smoke_every_message_acked_and_delivered_once() {
+/// `direct` at tiny size, flat out, with `extra` arguments: every send
+/// acked and delivered once, no error.
+async fn direct_smoke(extra: &[&str]) -> Value {
     let server = server().await;
-    let v = bench(
-        &server,
-        &[
-            "direct",
-            "--pairs",
-            "2",
-            "--duration",
-            "1",
-            "--warmup",
-            "0.2",
-            "--drain",
-            "10",
-        ],
-    )
-    .await;
+    let mut args = vec![
+        "direct",
+        "--pairs",
+        "2",
+        "--duration",
+        "1",
+        "--warmup",
+        "0.2",
+        "--drain",
+        "10",
+    ];
+    args.extend_from_slice(extra);
+    let v = bench(&server, &args).await;
     assert_common(&v, "direct");
     let sent = count(&v, "sent");
     assert!(sent > 0);
     assert_eq!(count(&v, "acked"), sent);
     assert_eq!(count(&v, "delivered"), sent);
     assert_eq!(count(&v, "errors"), 0);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_smoke_every_message_acked_and_delivered_once() {
+    let v = direct_smoke(&[]).await;
     assert!(count(&v, "relay delivered") > 0, "the relay baseline ran");
     assert!(has_figure(&v, "sends acked per second (durable)"));
     assert!(has_figure(&v, "send-to-deliver p99"));
@@ -141,32 +146,13 @@ async fn direct_smoke_every_message_acked_and_delivered_once() {
 /// the receipts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_smoke_with_marks() {
-    let server = server().await;
-    let v = bench(
-        &server,
-        &[
-            "direct",
-            "--pairs",
-            "2",
-            "--duration",
-            "1",
-            "--warmup",
-            "0.2",
-            "--drain",
-            "10",
-            "--marks",
-            "--no-baseline",
-        ],
-    )
-    .await;
-    assert_common(&v, "direct");
-    let sent = count(&v, "sent");
-    assert!(sent > 0);
-    assert_eq!(count(&v, "acked"), sent);
-    assert_eq!(count(&v, "delivered"), sent);
-    assert_eq!(count(&v, "marks"), sent, "one mark per message received");
+    let v = direct_smoke(&["--marks", "--no-baseline"]).await;
+    assert_eq!(
+        count(&v, "marks"),
+        count(&v, "sent"),
+        "one mark per message received"
+    );
     assert!(count(&v, "receipts") > 0, "the senders heard of the reads");
-    assert_eq!(count(&v, "errors"), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
