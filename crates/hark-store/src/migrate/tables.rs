@@ -60,7 +60,6 @@ pub(crate) const TABLES: &[Table] = &[
     table("devices", &["id"]),
     table("chats", &["id"]),
     table("members", &["chat_id", "user_id"]),
-    table("device_receipts", &["chat_id", "device_id"]),
     // SQLite's FTS5 index becomes a tsvector written with the row (empty
     // once deleted); the index row order, which is search's "newest
     // first", becomes `search_order`.

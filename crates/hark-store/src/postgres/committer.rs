@@ -81,7 +81,6 @@ pub(crate) enum Write {
     Mark {
         chat_id: ChatId,
         user_id: UserId,
-        device_id: DeviceId,
         delivered_up_to: Option<Seq>,
         read_up_to: Option<Seq>,
     },
@@ -119,19 +118,11 @@ impl Write {
             Write::Mark {
                 chat_id,
                 user_id,
-                device_id,
                 delivered_up_to,
                 read_up_to,
-            } => receipts::mark(
-                tx,
-                *chat_id,
-                *user_id,
-                *device_id,
-                *delivered_up_to,
-                *read_up_to,
-            )
-            .await
-            .map(|()| None),
+            } => receipts::mark(tx, *chat_id, *user_id, *delivered_up_to, *read_up_to)
+                .await
+                .map(|()| None),
         }
     }
 }

@@ -99,7 +99,7 @@ pub(crate) async fn send_new(tx: &Tx, msg: NewMessage) -> StoreResult<SendAck> {
              ),
              {}
              SELECT sender_id FROM senders",
-            MarkWrite::ctes(1, 4, 3, 10)
+            MarkWrite::ctes(1, 3, 10)
         )
     });
     let mark = MarkWrite::new(tx, me, seq.0, Rise::implied_by_send(seq));

@@ -520,7 +520,9 @@ impl MessageStore for PostgresStore {
         &self,
         chat_id: ChatId,
         user_id: UserId,
-        device_id: DeviceId,
+        // The member's watermarks are the highest any device reported: the
+        // reporting device changes nothing.
+        _device_id: DeviceId,
         delivered_up_to: Option<Seq>,
         read_up_to: Option<Seq>,
     ) -> StoreResult<()> {
@@ -528,7 +530,6 @@ impl MessageStore for PostgresStore {
             .queue(Write::Mark {
                 chat_id,
                 user_id,
-                device_id,
                 delivered_up_to,
                 read_up_to,
             })

@@ -1,11 +1,12 @@
-//! Receipt watermarks per device and member in PostgreSQL, the times they
-//! rose, and the "message info" view built from them.
+//! Receipt watermarks per member in PostgreSQL (the highest any of their
+//! devices reported), the times they rose, and the "message info" view
+//! built from them.
 
 use super::chats::{last_seq, lock_member, member_ids, require_member};
 use super::tx::{Db, Tx};
 use crate::rules::{self, MemberFacts, ReceiptChange, Rise};
 use crate::StoreResult;
-use hark_proto::{ChatId, DeviceId, MessageInfo, RecipientInfo, Seq, UserId};
+use hark_proto::{ChatId, MessageInfo, RecipientInfo, Seq, UserId};
 use std::sync::OnceLock;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
@@ -14,7 +15,6 @@ pub(crate) async fn mark(
     tx: &Tx,
     chat_id: ChatId,
     user_id: UserId,
-    device_id: DeviceId,
     delivered_up_to: Option<Seq>,
     read_up_to: Option<Seq>,
 ) -> StoreResult<()> {
@@ -25,17 +25,16 @@ pub(crate) async fn mark(
         read_up_to,
         implied_by_send: false,
     };
-    apply_mark(tx, chat_id, user_id, device_id, member, top, rise).await
+    apply_mark(tx, chat_id, user_id, member, top, rise).await
 }
 
-/// Raises the device's and the member's watermarks and tells whoever the
-/// rules say. `member` is the member's row, locked by the caller, and `top`
-/// the chat's last seq.
+/// Raises the member's watermarks (nothing is kept per device: they are the
+/// highest any device reported) and tells whoever the rules say. `member`
+/// is the member's row, locked by the caller, and `top` the chat's last seq.
 pub(crate) async fn apply_mark(
     tx: &Tx,
     chat_id: ChatId,
     user_id: UserId,
-    device_id: DeviceId,
     member: MemberFacts,
     top: i64,
     rise: Rise,
@@ -44,18 +43,18 @@ pub(crate) async fn apply_mark(
     let sql = SQL.get_or_init(|| {
         format!(
             "WITH {} SELECT sender_id FROM senders",
-            MarkWrite::ctes(1, 2, 3, 4)
+            MarkWrite::ctes(1, 2, 3)
         )
     });
     let write = MarkWrite::new(tx, member, top, rise);
-    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&chat_id.0, &device_id.0, &user_id.0];
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&chat_id.0, &user_id.0];
     params.extend(write.params());
     let rows = tx.rows(sql, &params).await?;
     write.finish(tx, chat_id, user_id, &rows)
 }
 
-/// A rise of a device's and member's watermarks, ready to write in one
-/// statement of CTEs (alone, or with the send that implies it).
+/// A rise of a member's watermarks, ready to write in one statement of
+/// CTEs (alone, or with the send that implies it).
 pub(crate) struct MarkWrite {
     change: ReceiptChange,
     rose: bool,
@@ -82,23 +81,16 @@ impl MarkWrite {
         }
     }
 
-    /// The CTEs: the device's watermarks, the member's when they rose, the
-    /// senders of the messages the rise covers (`senders`, to select from),
-    /// and (when it covers someone else's) the times it rose. The chat,
-    /// device and user are parameters `$chat`, `$device` and `$user`; the
-    /// nine of [`MarkWrite::params`] are numbered from `$first`.
-    pub(crate) fn ctes(chat: usize, device: usize, user: usize, first: usize) -> String {
-        let [dev_delivered, dev_read, delivered, read, rose, low, up_to, delivered_at, read_at]: [usize; 9] =
+    /// The CTEs: the member's watermarks when they rose, the senders of the
+    /// messages the rise covers (`senders`, to select from), and (when it
+    /// covers someone else's) the times it rose. The chat and user are
+    /// parameters `$chat` and `$user`; the seven of [`MarkWrite::params`]
+    /// are numbered from `$first`.
+    pub(crate) fn ctes(chat: usize, user: usize, first: usize) -> String {
+        let [delivered, read, rose, low, up_to, delivered_at, read_at]: [usize; 7] =
             std::array::from_fn(|i| first + i);
         format!(
-            "device AS (
-                 INSERT INTO device_receipts (chat_id, device_id, delivered_up_to, read_up_to)
-                 VALUES (${chat}, ${device}, ${dev_delivered}, ${dev_read})
-                 ON CONFLICT (chat_id, device_id) DO UPDATE SET
-                   delivered_up_to = GREATEST(device_receipts.delivered_up_to, excluded.delivered_up_to),
-                   read_up_to = GREATEST(device_receipts.read_up_to, excluded.read_up_to)
-             ),
-             raised AS (
+            "raised AS (
                  UPDATE members SET delivered_up_to = ${delivered}, read_up_to = ${read}
                  WHERE ${rose} AND chat_id = ${chat} AND user_id = ${user}
              ),
@@ -121,10 +113,8 @@ impl MarkWrite {
     }
 
     /// The parameters numbered from `first` in [`MarkWrite::ctes`].
-    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 9] {
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 7] {
         [
-            &self.change.device_delivered,
-            &self.change.device_read,
             &self.change.delivered,
             &self.change.read,
             &self.rose,

@@ -167,6 +167,12 @@ CREATE INDEX stream_lines ON stream_events(user_id, chat_id, pos)
    AND (payload::json ->> 'kind') IN
        ('chat_created', 'chat_renamed', 'member_added', 'member_removed', 'admin_changed');
 "#,
+    r#"
+-- Per-device receipt watermarks were written on every send and mark and
+-- never read: a member's watermarks are the highest any of their devices
+-- reported, kept in members.
+DROP TABLE device_receipts;
+"#,
 ];
 
 /// An arbitrary key for the advisory lock that serialises migrations.

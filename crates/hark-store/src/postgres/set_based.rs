@@ -13,8 +13,8 @@
 //!    `messages::send_new` and `receipts::mark` decide them one by one. A
 //!    job of someone who is not a member is refused and writes nothing.
 //! 3. One statement writes it all: the chats' last seqs, every message row,
-//!    the device and member watermarks (each row once, at its last value)
-//!    and the receipt times. Nothing needs its answer before the commit,
+//!    the member watermarks (each row once, at its last value) and the
+//!    receipt times. Nothing needs its answer before the commit,
 //!    so it goes out with the stream row locks ([`Tx::defer`]).
 //! 4. The stream rows and `COMMIT`, as for every transaction ([`Tx`]).
 
@@ -23,7 +23,7 @@ use super::search::TSVECTOR;
 use super::tx::{Deferred, Tx};
 use crate::rules::{self, MemberFacts, ReceiptChange, Rise};
 use crate::{NewMessage, StoreError, StoreResult};
-use hark_proto::{ChatId, DeviceId, SendAck, Seq, UserId};
+use hark_proto::{ChatId, SendAck, Seq, UserId};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
@@ -160,8 +160,6 @@ struct Plan {
     chats: HashMap<i64, ChatState>,
     members: HashMap<(i64, i64), MemberState>,
     messages: Messages,
-    /// (chat, device) → its watermarks, the highest the batch raised them to.
-    devices: BTreeMap<(i64, i64), (i64, i64)>,
     /// (chat, user) → the member's watermarks after the batch.
     raised: BTreeMap<(i64, i64), (i64, i64)>,
     /// (chat, user, up_to) → when delivered, when read.
@@ -206,7 +204,6 @@ impl Plan {
                 .collect(),
             members,
             messages: Messages::default(),
-            devices: BTreeMap::new(),
             raised: BTreeMap::new(),
             times: BTreeMap::new(),
         }
@@ -219,7 +216,6 @@ impl Plan {
             Write::Mark {
                 chat_id,
                 user_id,
-                device_id,
                 delivered_up_to,
                 read_up_to,
             } => {
@@ -228,7 +224,7 @@ impl Plan {
                     read_up_to: *read_up_to,
                     implied_by_send: false,
                 };
-                self.rise(tx, *chat_id, *user_id, *device_id, |_| Ok(()), rise)
+                self.rise(tx, *chat_id, *user_id, |_| Ok(()), rise)
                     .map(|_| None)
             }
             Write::Forward { .. } => Err(StoreError::CommitFailed),
@@ -241,7 +237,6 @@ impl Plan {
             tx,
             m.chat_id,
             m.sender_id,
-            m.sender_device,
             |chat| {
                 let seq = chat.facts.last_seq + 1;
                 chat.facts.last_seq = seq;
@@ -281,7 +276,6 @@ impl Plan {
         tx: &Tx,
         chat_id: ChatId,
         user: UserId,
-        device: DeviceId,
         first: impl FnOnce(&mut ChatState) -> StoreResult<()>,
         rise: Rise,
     ) -> StoreResult<i64> {
@@ -330,11 +324,6 @@ impl Plan {
             at.0 = at.0.or(delivered_at);
             at.1 = at.1.or(read_at);
         }
-        let watermarks = self.devices.entry((chat_id.0, device.0)).or_insert((0, 0));
-        *watermarks = (
-            watermarks.0.max(change.device_delivered),
-            watermarks.1.max(change.device_read),
-        );
         if change.member_rose() {
             state.member.delivered_up_to = change.delivered;
             state.member.read_up_to = change.read;
@@ -351,8 +340,8 @@ impl Plan {
     /// Writes the batch in one statement, sent with the stream row locks
     /// (nothing waits for its answer but the commit).
     fn write(self, tx: &Tx) -> StoreResult<()> {
-        if self.messages.seq.is_empty() && self.devices.is_empty() {
-            // Every job was refused (a rise always writes its device's row).
+        if self.messages.seq.is_empty() && self.raised.is_empty() && self.times.is_empty() {
+            // Every job was refused, or no mark raised anything.
             return Ok(());
         }
         static SQL: OnceLock<String> = OnceLock::new();
@@ -372,23 +361,16 @@ impl Plan {
                                  $8::text[], $9::text[], $10::bool[])
                           AS v(chat_id, seq, sender_id, device, client_id, text, forwarded)
                  ),
-                 device AS (
-                     INSERT INTO device_receipts (chat_id, device_id, delivered_up_to, read_up_to)
-                     SELECT * FROM unnest($11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[])
-                     ON CONFLICT (chat_id, device_id) DO UPDATE SET
-                       delivered_up_to = GREATEST(device_receipts.delivered_up_to, excluded.delivered_up_to),
-                       read_up_to = GREATEST(device_receipts.read_up_to, excluded.read_up_to)
-                 ),
                  raised AS (
                      UPDATE members m SET delivered_up_to = v.delivered, read_up_to = v.read
-                     FROM unnest($15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[])
+                     FROM unnest($11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[])
                           AS v(chat_id, user_id, delivered, read)
                      WHERE m.chat_id = v.chat_id AND m.user_id = v.user_id
                  ),
                  times AS (
                      INSERT INTO receipt_times (chat_id, user_id, up_to, delivered_at, read_at)
-                     SELECT * FROM unnest($19::bigint[], $20::bigint[], $21::bigint[],
-                                          $22::bigint[], $23::bigint[])
+                     SELECT * FROM unnest($15::bigint[], $16::bigint[], $17::bigint[],
+                                          $18::bigint[], $19::bigint[])
                      ON CONFLICT (chat_id, user_id, up_to) DO UPDATE SET
                        delivered_at = COALESCE(receipt_times.delivered_at, excluded.delivered_at),
                        read_at = COALESCE(receipt_times.read_at, excluded.read_at)
@@ -402,14 +384,6 @@ impl Plan {
             .filter(|(_, c)| c.facts.last_seq > c.before)
             .map(|(&id, c)| (id, c.facts.last_seq))
             .unzip();
-        let (mut d_chat, mut d_device, mut d_delivered, mut d_read) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (&(chat, device), &(delivered, read)) in &self.devices {
-            d_chat.push(chat);
-            d_device.push(device);
-            d_delivered.push(delivered);
-            d_read.push(read);
-        }
         let (mut m_chat, mut m_user, mut m_delivered, mut m_read) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (&(chat, user), &(delivered, read)) in &self.raised {
@@ -441,10 +415,6 @@ impl Plan {
                 Box::new(m.client_id),
                 Box::new(m.text),
                 Box::new(m.forwarded),
-                Box::new(d_chat),
-                Box::new(d_device),
-                Box::new(d_delivered),
-                Box::new(d_read),
                 Box::new(m_chat),
                 Box::new(m_user),
                 Box::new(m_delivered),

@@ -68,14 +68,14 @@ pub(crate) fn send(ctx: &mut WriteCtx<'_>, msg: NewMessage) -> StoreResult<SendA
         .prepare_cached("UPDATE chats SET last_seq = ?1, last_activity = ?2 WHERE id = ?3")?
         .execute(params![seq.0, ctx.now_ms, msg.chat_id.0])?;
     let members = member_ids(ctx.conn, msg.chat_id)?;
-    let (chat_id, sender_id, sender_device) = (msg.chat_id, msg.sender_id, msg.sender_device);
+    let (chat_id, sender_id) = (msg.chat_id, msg.sender_id);
     let client_id = msg.client_id.clone();
     let event = rules::new_message(msg, seq, ctx.now_ms, quote);
     ctx.push_event(&members, chat_id, Some(seq), &event)?;
     // Sending is reading: the sender has seen everything up to their message.
     // Their member row and the chat's last seq are known here already.
     let rise = Rise::implied_by_send(seq);
-    apply_mark(ctx, chat_id, sender_id, sender_device, me, seq.0, rise)?;
+    apply_mark(ctx, chat_id, sender_id, me, seq.0, rise)?;
     Ok(SendAck {
         chat_id,
         seq,

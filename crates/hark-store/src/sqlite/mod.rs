@@ -494,19 +494,14 @@ impl MessageStore for SqliteStore {
         &self,
         chat_id: ChatId,
         user_id: UserId,
-        device_id: DeviceId,
+        // The member's watermarks are the highest any device reported: the
+        // reporting device changes nothing.
+        _device_id: DeviceId,
         delivered_up_to: Option<Seq>,
         read_up_to: Option<Seq>,
     ) -> StoreResult<()> {
         self.write_checked_first(move |ctx| {
-            receipts::mark(
-                ctx,
-                chat_id,
-                user_id,
-                device_id,
-                delivered_up_to,
-                read_up_to,
-            )
+            receipts::mark(ctx, chat_id, user_id, delivered_up_to, read_up_to)
         })
         .await
     }

@@ -1,11 +1,12 @@
-//! Receipt watermarks per device and member, the log of when they rose, and
-//! the "message info" view built from it.
+//! Receipt watermarks per member (the highest any of their devices
+//! reported), the log of when they rose, and the "message info" view built
+//! from it.
 
 use super::chats::{last_seq, member_ids, require_member, MemberRow};
 use super::writer::WriteCtx;
 use crate::rules::{self, ReceiptChange, Rise};
 use crate::StoreResult;
-use hark_proto::{ChatId, DeviceId, MessageInfo, RecipientInfo, Seq, UserId};
+use hark_proto::{ChatId, MessageInfo, RecipientInfo, Seq, UserId};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Every check comes before the first write: the writer runs marks without
@@ -14,7 +15,6 @@ pub(crate) fn mark(
     ctx: &mut WriteCtx<'_>,
     chat_id: ChatId,
     user_id: UserId,
-    device_id: DeviceId,
     delivered_up_to: Option<Seq>,
     read_up_to: Option<Seq>,
 ) -> StoreResult<()> {
@@ -25,10 +25,11 @@ pub(crate) fn mark(
         read_up_to,
         implied_by_send: false,
     };
-    apply_mark(ctx, chat_id, user_id, device_id, member, top, rise)
+    apply_mark(ctx, chat_id, user_id, member, top, rise)
 }
 
-/// Raises the device's and the member's watermarks and tells whoever cares:
+/// Raises the member's watermarks (a device's report, or a send's implied
+/// read; nothing is kept per device) and tells whoever cares:
 /// the senders of the messages the rise covers, and (for reads the user did
 /// not imply by sending) the user's own other devices.
 /// `member` is the member's row and `top` the chat's last seq, which the
@@ -37,26 +38,11 @@ pub(crate) fn apply_mark(
     ctx: &mut WriteCtx<'_>,
     chat_id: ChatId,
     user_id: UserId,
-    device_id: DeviceId,
     member: MemberRow,
     top: i64,
     rise: Rise,
 ) -> StoreResult<()> {
     let change = ReceiptChange::new(&member, top, rise);
-    ctx.conn
-        .prepare_cached(
-            "INSERT INTO device_receipts (chat_id, device_id, delivered_up_to, read_up_to)
-             VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (chat_id, device_id) DO UPDATE SET
-               delivered_up_to = MAX(delivered_up_to, excluded.delivered_up_to),
-               read_up_to = MAX(read_up_to, excluded.read_up_to)",
-        )?
-        .execute(params![
-            chat_id.0,
-            device_id.0,
-            change.device_delivered,
-            change.device_read
-        ])?;
     if !change.member_rose() {
         return Ok(());
     }

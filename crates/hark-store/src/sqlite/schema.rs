@@ -208,6 +208,12 @@ CREATE INDEX stream_lines ON stream_events(user_id, chat_id, pos)
    AND json_extract(payload, '$.kind') IN
        ('chat_created', 'chat_renamed', 'member_added', 'member_removed', 'admin_changed');
 "#,
+    r#"
+-- Per-device receipt watermarks were written on every send and mark and
+-- never read: a member's watermarks are the highest any of their devices
+-- reported, kept in members.
+DROP TABLE device_receipts;
+"#,
 ];
 
 /// Opens the pragmas every connection needs.

@@ -359,7 +359,7 @@ fn a_migration_killed_mid_copy_resumes_and_verifies_clean() {
     let mut seen = Vec::new();
     for line in stderr.lines() {
         let line = line.unwrap();
-        let go = line.starts_with("device_receipts: done");
+        let go = line.starts_with("members: done");
         seen.push(line);
         if go {
             break;
