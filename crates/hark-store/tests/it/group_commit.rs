@@ -1,6 +1,7 @@
 //! Group commit on PostgreSQL: many devices pipelining sends through two
 //! nodes at once, so the nodes' committers batch them, with refusals,
-//! resends and a message the database itself refuses mixed into the batches.
+//! resends, marks and a message the database itself refuses mixed into the
+//! batches.
 
 use crate::conformance::{assert_gapless, msg, racing_resends, stream, users};
 use crate::scale_out::tail;
@@ -145,8 +146,31 @@ async fn pipelined_sends_of_many_devices_on_two_nodes_stay_gapless_once_and_in_o
         })
         .collect();
 
+    // Meanwhile every member marks the group through both nodes, at points
+    // that may lie beyond its last seq (clamped), in the same batches as
+    // the sends: member rows locked by batches of two nodes at once.
+    let markers: Vec<_> = people
+        .iter()
+        .enumerate()
+        .map(|(i, &(user, device))| {
+            let stores = [a.clone(), node_b.clone()];
+            tokio::spawn(async move {
+                for k in 1..=24i64 {
+                    let store = &stores[(i + k as usize) % 2];
+                    store
+                        .mark(group, user, device, Some(Seq(k * 4)), Some(Seq(k * 3)))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+
     let mut seqs: BTreeMap<ChatId, Vec<i64>> = BTreeMap::new();
     let mut acked_texts = HashSet::new();
+    for m in markers {
+        m.await.unwrap();
+    }
     for t in tasks {
         let (p, answers) = t.await.unwrap();
         let mut last = 0;
@@ -233,14 +257,32 @@ async fn pipelined_sends_of_many_devices_on_two_nodes_stay_gapless_once_and_in_o
         let events = stream(&a, *user).await;
         assert_gapless(events.iter().map(|(p, _)| p.0));
         let mut last: HashMap<ChatId, i64> = HashMap::new();
+        let mut receipts: HashMap<(ChatId, UserId), (i64, i64)> = HashMap::new();
         for (_, e) in &events {
-            if let Event::Message(m) = e {
-                let prev = last.insert(m.chat_id, m.seq.0).unwrap_or(0);
-                assert_eq!(
-                    m.seq.0,
-                    prev + 1,
-                    "each message once, in seq order, in every member's stream"
-                );
+            match e {
+                Event::Message(m) => {
+                    let prev = last.insert(m.chat_id, m.seq.0).unwrap_or(0);
+                    assert_eq!(
+                        m.seq.0,
+                        prev + 1,
+                        "each message once, in seq order, in every member's stream"
+                    );
+                }
+                Event::Receipt(r) => {
+                    let now = (r.delivered_up_to.0, r.read_up_to.0);
+                    let before = receipts
+                        .insert((r.chat_id, r.user_id), now)
+                        .unwrap_or((0, 0));
+                    assert!(
+                        now.0 >= before.0 && now.1 >= before.1 && now.1 <= now.0,
+                        "receipts only rise, read within delivered: {before:?} then {now:?}"
+                    );
+                    assert!(
+                        now.0 <= last.get(&r.chat_id).copied().unwrap_or(0),
+                        "a receipt reaches no further than the messages before it"
+                    );
+                }
+                _ => {}
             }
         }
         for (chat, got) in &seqs {
