@@ -213,6 +213,10 @@ async fn script(store: Arc<dyn Store>) -> Vec<String> {
     reply.client_id = ClientMsgId("r2".into());
     reply.reply_to = Some(Seq(99));
     t.note("reply to nothing", store.send(reply).await);
+    // The chat list orders by last activity (ms) and then by id: the forward
+    // must land in a later millisecond than the reply on both backends, or
+    // the listings differ by timing alone (a tie on one, not the other).
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     t.note(
         "forward",
         store
