@@ -64,11 +64,13 @@ const MAX_BATCH: usize = 512;
 const QUEUE: usize = 4096;
 
 /// Committer lines per store, each one batch at a time on a connection of
-/// its own; a chat always goes to the same line. A batch's statements run
-/// one after another on its database backend, which is what limits one
-/// line (measured in docs/benchmarks.md); lines of disjoint chats let the
-/// database work on several batches at once.
-const LINES: usize = 4;
+/// its own; a chat always goes to the same line. Lines of disjoint chats
+/// let the database work on several batches at once; with set-based sends
+/// and marks a batch costs a few statements whatever its size, so more
+/// lines mostly add transactions competing for the same cores and fsyncs.
+/// Two measured best on 2 cores, in throughput and in p99 across nodes
+/// (docs/benchmarks.md: 1, 2 and 4 lines).
+const LINES: usize = 2;
 
 /// A write the committer batches.
 #[derive(Clone)]
