@@ -689,7 +689,9 @@ function Composer(props: { store: AppStore; model: ChatModel; replyTo: Message |
   const { store, model, replyTo, editing } = props;
   // The draft of this chat, kept across chat switches and reloads.
   const [text, setText] = useState(() => store.local.draft(model.chat.id));
-  useEffect(() => {
+  // A layout effect: the message's text is in the box in the same frame
+  // the edit bar appears, so nothing typed right away is overwritten by it.
+  useLayoutEffect(() => {
     if (editing) setText(editing.text);
     else setText(store.local.draft(model.chat.id));
     if (editing || replyTo) input.current?.focus();
