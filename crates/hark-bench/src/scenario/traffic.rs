@@ -129,11 +129,11 @@ struct ReaderResult {
 
 type LastMap = Arc<Mutex<HashMap<(i64, i64), (u64, u64, u64)>>>;
 
-/// Runs the plan over the connections. Sockets are opened first (not timed
-/// as traffic), then everyone starts together.
 /// Where the ids of `mark` frames start.
 const MARK_IDS: u64 = 1 << 60;
 
+/// Runs the plan over the connections. Sockets are opened first (not timed
+/// as traffic), then everyone starts together.
 pub async fn run(conns: Vec<Conn>, plan: &Plan) -> anyhow::Result<Outcome> {
     let connect_started = std::time::Instant::now();
     let opened: Vec<anyhow::Result<(client::Ws, i64)>> = stream::iter(conns.iter())

@@ -152,6 +152,14 @@ pub(crate) async fn member_facts(
     Ok(facts)
 }
 
+/// What raises a member's watermarks.
+enum Rising<'a> {
+    /// A send: its message takes the chat's next seq, and sending is
+    /// reading up to it.
+    Send(&'a NewMessage),
+    Mark(Rise),
+}
+
 /// When a member's watermark reached a seq: delivered, read.
 type Times = (Option<i64>, Option<i64>);
 
@@ -224,7 +232,7 @@ impl Plan {
                     read_up_to: *read_up_to,
                     implied_by_send: false,
                 };
-                self.rise(tx, *chat_id, *user_id, |_| Ok(()), rise)
+                self.rise(tx, *chat_id, *user_id, Rising::Mark(rise))
                     .map(|_| None)
             }
             Write::Forward { .. } => Err(StoreError::CommitFailed),
@@ -233,24 +241,7 @@ impl Plan {
 
     fn send(&mut self, tx: &Tx, m: &NewMessage) -> StoreResult<SendAck> {
         let now = tx.now_ms;
-        let seq = self.rise(
-            tx,
-            m.chat_id,
-            m.sender_id,
-            |chat| {
-                let seq = chat.facts.last_seq + 1;
-                chat.facts.last_seq = seq;
-                tx.push_event(
-                    &chat.facts.members,
-                    m.chat_id,
-                    Some(Seq(seq)),
-                    &rules::new_message(m.clone(), Seq(seq), now, None),
-                )
-            },
-            // Read up to the message about to be sent: the seq after the
-            // chat's last (see `rise`).
-            Rise::implied_by_send(Seq(i64::MAX)),
-        )?;
+        let seq = self.rise(tx, m.chat_id, m.sender_id, Rising::Send(m))?;
         let msgs = &mut self.messages;
         msgs.chat.push(m.chat_id.0);
         msgs.seq.push(seq);
@@ -268,29 +259,31 @@ impl Plan {
         })
     }
 
-    /// A member's rise of watermarks, after `first` (a send's message, which
-    /// takes the chat's next seq; nothing for a mark); the chat's last seq
-    /// after it. A rise implied by a send is up to that send's seq.
+    /// A member's rise of watermarks (for a send, after its message took
+    /// the chat's next seq): the chat's last seq after it.
     fn rise(
         &mut self,
         tx: &Tx,
         chat_id: ChatId,
         user: UserId,
-        first: impl FnOnce(&mut ChatState) -> StoreResult<()>,
-        rise: Rise,
+        what: Rising<'_>,
     ) -> StoreResult<i64> {
         let chat = self.chats.get_mut(&chat_id.0);
         let Some(state) = self.members.get_mut(&(chat_id.0, user.0)) else {
             return Err(rules::not_a_member(chat.is_some()));
         };
         let chat = chat.ok_or(StoreError::NotFound)?;
-        first(chat)?;
-        let top = chat.facts.last_seq;
-        let rise = if rise.implied_by_send {
-            Rise::implied_by_send(Seq(top))
-        } else {
-            rise
+        let rise = match what {
+            Rising::Send(m) => {
+                let seq = Seq(chat.facts.last_seq + 1);
+                chat.facts.last_seq = seq.0;
+                let event = rules::new_message(m.clone(), seq, tx.now_ms, None);
+                tx.push_event(&chat.facts.members, chat_id, Some(seq), &event)?;
+                Rise::implied_by_send(seq)
+            }
+            Rising::Mark(rise) => rise,
         };
+        let top = chat.facts.last_seq;
         let change = ReceiptChange::new(&state.member, top, rise);
         let now = tx.now_ms;
         // The other senders the rise covers: of the messages before the

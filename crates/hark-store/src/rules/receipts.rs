@@ -28,7 +28,9 @@ impl Rise {
 /// the chat's last seq (`top`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReceiptChange {
-    /// The device's watermarks to raise to (never lower them).
+    /// What the device reported, clamped to the chat's last seq, read
+    /// implying delivered (nothing stores it: the member's watermarks below
+    /// are the higher of these and their own).
     pub device_delivered: i64,
     pub device_read: i64,
     /// The member's watermarks after the rise.
