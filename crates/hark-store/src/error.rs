@@ -35,6 +35,10 @@ pub enum StoreError {
     Migrate(String),
     #[error("the commit failed")]
     CommitFailed,
+    /// A PostgreSQL write waited too long for another write of the same
+    /// node to commit (see the sequencer); it rolls back and runs again.
+    #[error("a write waited too long for another commit")]
+    Contended,
     #[error("the store is shut down")]
     Closed,
 }

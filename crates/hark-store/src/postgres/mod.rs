@@ -175,11 +175,16 @@ impl PostgresStore {
     }
 
     /// Queues a send or forward for the committer once the device's earlier
-    /// sends to the chat are queued, and answers after its commit.
+    /// sends to the chat are queued (and no other send of its client id is
+    /// in flight here), and answers after its commit.
     async fn queue_send(&self, write: Write) -> StoreResult<SendAck> {
         let (Write::Send(m) | Write::Forward { message: m, .. }) = &write else {
             return Err(StoreError::Invalid("not a send"));
         };
+        let _only = self
+            .send_order
+            .one_in_flight(m.sender_device, &m.client_id)
+            .await;
         let answer = {
             let _turn = self.send_order.wait_turn(m.sender_device, m.chat_id).await;
             self.committer.queue(write).await?

@@ -165,13 +165,15 @@ pub(crate) struct Deferred {
 }
 
 impl Deferred {
-    async fn run(&self, db: &Db) -> StoreResult<u64> {
-        let params: Vec<&(dyn ToSql + Sync)> = self
-            .params
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.params
             .iter()
             .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-            .collect();
-        db.exec(self.sql, &params).await
+            .collect()
+    }
+
+    async fn run(&self, db: &Db) -> StoreResult<u64> {
+        db.exec(self.sql, &self.params()).await
     }
 }
 
@@ -293,41 +295,69 @@ impl Tx {
             .collect();
         users.sort_unstable();
         users.dedup();
-        // Sent together: a deferred write, then the stream row locks.
-        let db = &self.db;
-        let lock_params: Params<'_> = &[&users];
-        let (written, locked) = tokio::join!(
-            async {
-                match &deferred {
-                    Some(write) => write.run(db).await.map(|_| ()),
-                    None => Ok(()),
-                }
-            },
-            db.rows(
-                "SELECT user_id, head FROM streams WHERE user_id = ANY($1)
-                 ORDER BY user_id FOR UPDATE",
-                lock_params,
-            )
-        );
-        written?;
-        let mut heads: BTreeMap<i64, i64> = BTreeMap::new();
-        for row in locked? {
-            heads.insert(row.try_get(0)?, row.try_get(1)?);
-        }
-        let mut deliveries = Vec::new();
-        let (mut ev_user, mut ev_pos, mut ev_chat, mut ev_seq, mut ev_payload) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut ev_user, mut ev_chat, mut ev_seq, mut ev_payload) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for p in pending {
             for &user in &p.users {
-                let head = heads
-                    .get_mut(&user.0)
-                    .ok_or_else(|| StoreError::Corrupt(format!("user {} has no stream", user.0)))?;
-                *head += 1;
                 ev_user.push(user.0);
-                ev_pos.push(*head);
                 ev_chat.push(p.chat_id.0);
                 ev_seq.push(p.msg_seq.map(|s| s.0));
                 ev_payload.push(p.payload.as_deref());
+            }
+        }
+        let client = self.db.client()?;
+        // Every statement of the round trip below is prepared first: one
+        // that had to be prepared there would leave after the COMMIT.
+        let append = client.prepare_cached(APPEND_EVENTS).await?;
+        let deferred = match &deferred {
+            Some(write) => Some((client.prepare_cached(write.sql).await?, write.params())),
+            None => None,
+        };
+        if self.db.begin_pending.swap(false, Ordering::AcqRel) {
+            // Nothing ran yet: BEGIN first.
+            client.batch_execute("BEGIN").await?;
+        }
+        // Taken before the stream row locks are asked for, under this
+        // node's locks on the same users (see [`Sequencer::ticket`]): of two
+        // transactions of this node that touch a stream in common, the one
+        // with the later ticket waits for the other's commit before it asks.
+        let ticket = sequencer.ticket(&users).await?;
+        let params: Params<'_> = &[&users, &ev_user, &ev_chat, &ev_seq, &ev_payload];
+        // Sent together, one round trip, in this order: a deferred write,
+        // the stream row locks with the positions and their rows, and
+        // COMMIT. Should a statement fail, PostgreSQL answers the COMMIT of
+        // the aborted transaction by rolling it back.
+        let (written, heads, committed) = tokio::join!(
+            async {
+                match &deferred {
+                    Some((statement, params)) => {
+                        client.execute(statement, params).await.map(|_| ())
+                    }
+                    None => Ok(()),
+                }
+            },
+            client.query(&append, params),
+            client.batch_execute("COMMIT")
+        );
+        if committed.is_ok() {
+            self.db.in_transaction = false;
+        }
+        written?;
+        let heads = heads?;
+        committed?;
+        let mut before: BTreeMap<i64, i64> = BTreeMap::new();
+        for row in heads {
+            before.insert(row.try_get(0)?, row.try_get(1)?);
+        }
+        // The positions the statement handed out: each user's events in
+        // the order of the arrays, from the head it found.
+        let mut deliveries = Vec::with_capacity(ev_user.len());
+        for p in pending {
+            for &user in &p.users {
+                let head = before
+                    .get_mut(&user.0)
+                    .ok_or_else(|| StoreError::Corrupt(format!("user {} has no stream", user.0)))?;
+                *head += 1;
                 deliveries.push(Delivery {
                     user_id: user,
                     pos: Pos(*head),
@@ -335,54 +365,48 @@ impl Tx {
                 });
             }
         }
-        let (head_users, head_values): (Vec<i64>, Vec<i64>) = heads.into_iter().unzip();
-        let client = self.db.client()?;
-        let insert = client
-            .prepare_cached(
-                "WITH heads AS (
-                     UPDATE streams s SET head = v.head
-                     FROM unnest($1::bigint[], $2::bigint[]) AS v(user_id, head)
-                     WHERE s.user_id = v.user_id
-                 )
-                 INSERT INTO stream_events (user_id, pos, chat_id, msg_seq, payload)
-                 SELECT * FROM unnest($3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[])",
-            )
-            .await?;
-        // Taken after the last lock, before COMMIT: a transaction that
-        // waited for one of these locks takes its ticket after this one
-        // committed, so tickets order every pair that touches a stream in
-        // common as their commits do.
-        let ticket = sequencer.ticket();
-        let params: Params<'_> = &[
-            &head_users,
-            &head_values,
-            &ev_user,
-            &ev_pos,
-            &ev_chat,
-            &ev_seq,
-            &ev_payload,
-        ];
-        // Sent together: should the insert fail, PostgreSQL answers the
-        // COMMIT of the aborted transaction by rolling it back.
-        let (inserted, committed) = tokio::join!(
-            client.execute(&insert, params),
-            client.batch_execute("COMMIT")
-        );
-        committed?;
-        self.db.in_transaction = false;
-        inserted?;
         ticket.finish(deliveries);
         Ok(())
     }
 }
 
+/// Appends a transaction's events to its users' streams: locks the users'
+/// `streams` rows in user order ($1, sorted), numbers each user's events
+/// ($2..$5, in array order) from the head found under the lock, writes
+/// them, raises the heads, and answers each user's head before. A user
+/// without a stream row gets a NULL position, which the insert refuses, so
+/// the transaction fails rather than lose the event.
+const APPEND_EVENTS: &str = "WITH locked AS (
+         SELECT user_id, head FROM streams WHERE user_id = ANY($1)
+         ORDER BY user_id FOR UPDATE
+     ), ev AS (
+         SELECT * FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::text[])
+             WITH ORDINALITY AS e(user_id, chat_id, msg_seq, payload, ord)
+     ), numbered AS (
+         SELECT ev.user_id,
+                l.head + row_number() OVER (PARTITION BY ev.user_id ORDER BY ev.ord) AS pos,
+                ev.chat_id, ev.msg_seq, ev.payload
+         FROM ev LEFT JOIN locked l ON l.user_id = ev.user_id
+     ), inserted AS (
+         INSERT INTO stream_events (user_id, pos, chat_id, msg_seq, payload)
+         SELECT user_id, pos, chat_id, msg_seq, payload FROM numbered
+     ), raised AS (
+         UPDATE streams s SET head = top.pos
+         FROM (SELECT user_id, max(pos) AS pos FROM numbered GROUP BY user_id) top
+         WHERE s.user_id = top.user_id
+     )
+     SELECT user_id, head FROM locked";
+
 /// Whether a failed transaction lost a race and is worth running again: a
 /// deadlock or serialization failure, or a unique key a concurrent commit
 /// took (every write looks for what it would insert first, so its retry
-/// finds the other commit's row).
+/// finds the other commit's row), or a wait for this node's other commits
+/// that ran too long (`Contended`, see the sequencer).
 pub(crate) fn lost_a_race(e: &StoreError) -> bool {
-    let StoreError::Postgres(e) = e else {
-        return false;
+    let e = match e {
+        StoreError::Postgres(e) => e,
+        StoreError::Contended => return true,
+        _ => return false,
     };
     matches!(
         e.code(),

@@ -15,6 +15,7 @@ on_every_backend!(
     a_refused_write_does_not_spoil_its_batch,
     search_indexes_what_commits_in_a_batch_and_edits_replace_it,
     a_burst_of_sends_reads_as_the_same_sends_one_by_one,
+    one_client_id_sent_into_two_chats_at_once_is_one_message,
 );
 
 pub(crate) async fn users(store: &Arc<dyn Store>, names: &[&str]) -> Vec<(UserId, DeviceId)> {
@@ -573,6 +574,65 @@ async fn a_burst_of_sends_reads_as_the_same_sends_one_by_one(backend: Backend) {
             info(&replay, again[*who].0, group_again, *seq).await,
             "message {}",
             seq.0
+        );
+    }
+}
+
+/// A device that sends one client id into two chats at once (a buggy or
+/// hostile client), one a plain message and one a reply, so on PostgreSQL
+/// the two go different ways through two committer lines: each pair gets
+/// two answers, one message, and nothing waits forever.
+async fn one_client_id_sent_into_two_chats_at_once_is_one_message(backend: Backend) {
+    let store = backend.store.clone();
+    let people = users(&store, &["ann", "ben", "cat"]).await;
+    let (ann, ben, cat) = (people[0], people[1], people[2]);
+    let to_ben = store.create_direct(ann.0, ben.0).await.unwrap();
+    let to_cat = store.create_direct(ann.0, cat.0).await.unwrap();
+    assert_ne!(to_ben.0 % 2, to_cat.0 % 2, "chats on different lines");
+    let first = store.send(msg(to_cat, ann, "first")).await.unwrap();
+    let rounds = 400;
+    let pairs = (0..rounds).map(|n| {
+        let store = store.clone();
+        async move {
+            let id = format!("twin-{n}");
+            let plain = msg(to_ben, ann, &id);
+            let reply = NewMessage {
+                reply_to: Some(first.seq),
+                ..msg(to_cat, ann, &id)
+            };
+            let (a, b) = tokio::join!(store.send(plain), store.send(reply));
+            (a.unwrap(), b.unwrap())
+        }
+    });
+    // One pair at a time, so each pair's two sends meet in small batches.
+    let answers = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        let mut answers = Vec::new();
+        for pair in pairs {
+            answers.push(pair.await);
+        }
+        answers
+    })
+    .await
+    .expect("every send answered");
+    let mut stored = 0;
+    for chat in [to_ben, to_cat] {
+        let h = store
+            .history(ann.0, chat, HistoryQuery::Latest { limit: 1000 })
+            .await
+            .unwrap();
+        stored += h
+            .messages
+            .iter()
+            .filter(|m| m.client_id.0.starts_with("twin-"))
+            .count();
+    }
+    assert_eq!(stored, rounds, "one message per client id");
+    for (a, b) in answers {
+        assert_eq!(a.seq, b.seq, "both answers name the one message");
+        assert_eq!(
+            usize::from(a.duplicate) + usize::from(b.duplicate),
+            1,
+            "one original, one duplicate"
         );
     }
 }
