@@ -48,6 +48,8 @@ pub enum ErrorCode {
     Unavailable,
     /// Something failed inside the server; the details are in its log.
     Internal,
+    /// A `Range` the file cannot satisfy (it starts past the end).
+    RangeNotSatisfiable,
 }
 
 impl ErrorCode {
@@ -56,6 +58,7 @@ impl ErrorCode {
         match self {
             ErrorCode::MalformedJson | ErrorCode::UnknownType | ErrorCode::InvalidField => 400,
             ErrorCode::TooLarge => 413,
+            ErrorCode::RangeNotSatisfiable => 416,
             ErrorCode::RateLimited | ErrorCode::TooManyConnections => 429,
             ErrorCode::Unauthorized
             | ErrorCode::InvalidCredentials
@@ -94,6 +97,7 @@ impl ErrorCode {
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
+            ErrorCode::RangeNotSatisfiable => "range_not_satisfiable",
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Every event sits at a [`crate::Pos`] in the stream of each user it concerns.
 
-use crate::{ChatId, ChatKind, ClientMsgId, DeviceId, Seq, UserId};
+use crate::{ChatId, ChatKind, ClientMsgId, DeviceId, MediaRef, Seq, UserId};
 use serde::{Deserialize, Serialize};
 
 /// One entry in a user's event stream. Tagged by `kind`.
@@ -121,6 +121,11 @@ pub struct Message {
     /// One per member who reacted.
     #[serde(default)]
     pub reactions: Vec<Reaction>,
+    /// The file this message carries (its text is then the caption, and
+    /// may be empty); `None` once deleted for everyone.
+    /// (Boxed: most messages carry none.)
+    #[serde(default)]
+    pub media: Option<Box<MediaRef>>,
 }
 
 /// The message a reply quotes, as it is now.

@@ -1,6 +1,8 @@
 //! HTTP request and response bodies of the `/v1` API.
 
-use crate::{ChatId, ChatSettings, ClientMsgId, DeviceId, Event, Message, Pos, Seq, UserId};
+use crate::{
+    ChatId, ChatSettings, ClientMsgId, DeviceId, Event, MediaId, Message, Pos, Seq, UserId,
+};
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/register`.
@@ -110,6 +112,9 @@ pub struct SendRequest {
     /// The seq of an earlier message of the chat this one answers.
     #[serde(default)]
     pub reply_to: Option<Seq>,
+    /// A file the sender uploaded; the text is then its caption.
+    #[serde(default)]
+    pub media_id: Option<MediaId>,
 }
 
 /// Whether a chat is between two people or a group.

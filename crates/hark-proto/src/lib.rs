@@ -8,6 +8,7 @@ mod error;
 mod event;
 mod http;
 mod ids;
+mod media;
 mod presence;
 mod ws;
 
@@ -20,5 +21,6 @@ pub use http::{
     SetAdminRequest, UpdateProfileRequest, User,
 };
 pub use ids::{ChatId, ClientMsgId, DeviceId, Pos, Seq, UserId};
+pub use media::{MediaId, MediaKind, MediaRef};
 pub use presence::{Activity, PresenceState, PrivacySettings, TypingState, Visibility};
 pub use ws::{ClientFrame, EventFrame, Hello, Limits, ServerFrame, PROTOCOL_VERSION};

@@ -4,7 +4,7 @@
 //! one frame carrying the same `id`. Events pushed by the server carry none.
 
 use crate::{
-    Activity, ChatId, ClientMsgId, DeviceId, ErrorCode, Event, Pos, PresenceState, Seq,
+    Activity, ChatId, ClientMsgId, DeviceId, ErrorCode, Event, MediaId, Pos, PresenceState, Seq,
     TypingState, User, UserId,
 };
 use serde::{Deserialize, Serialize};
@@ -28,6 +28,10 @@ pub enum ClientFrame {
         /// Answer an earlier message of the same chat.
         #[serde(default)]
         reply_to: Option<Seq>,
+        /// A file this device's user uploaded (`POST /v1/media`); the text
+        /// is then its caption and may be empty.
+        #[serde(default)]
+        media_id: Option<MediaId>,
     },
     /// Change the text of one's own message (within the edit window).
     Edit {

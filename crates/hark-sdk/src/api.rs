@@ -255,7 +255,7 @@ impl Api {
         self.call(Method::PATCH, &path, Some(change), true).await
     }
 
-    fn request(&self, method: Method, path: &str) -> Result<RequestBuilder> {
+    pub(crate) fn request(&self, method: Method, path: &str) -> Result<RequestBuilder> {
         let token = self.token.as_deref().ok_or(Error::NoToken)?;
         Ok(self
             .http
@@ -300,7 +300,7 @@ impl Api {
     }
 }
 
-async fn decode<T: DeserializeOwned>(resp: Response) -> Result<T> {
+pub(crate) async fn decode<T: DeserializeOwned>(resp: Response) -> Result<T> {
     if !resp.status().is_success() {
         return Err(error_from(resp).await);
     }
@@ -310,7 +310,7 @@ async fn decode<T: DeserializeOwned>(resp: Response) -> Result<T> {
 
 /// Turn a failed response into [`Error::Server`] when it carries an error
 /// body, else into [`Error::Status`].
-async fn error_from(resp: Response) -> Error {
+pub(crate) async fn error_from(resp: Response) -> Error {
     let status = resp.status();
     let body = match resp.text().await {
         Ok(body) => body,

@@ -166,6 +166,7 @@ impl Connection {
             client_id,
             text: text.into(),
             reply_to: None,
+            media_id: None,
         })
         .await
     }
@@ -182,6 +183,7 @@ impl Connection {
             client_id: new_client_id(),
             text: text.into(),
             reply_to: Some(reply_to),
+            media_id: None,
         })
         .await?
         .ack()

@@ -34,6 +34,9 @@ pub enum Error {
     /// The server sent something the protocol does not allow here.
     #[error("protocol: {0}")]
     Protocol(String),
+    /// A local file could not be read or written (uploads, downloads).
+    #[error("file: {0}")]
+    File(#[from] std::io::Error),
     /// The connection was closed (by [`crate::Connection::close`], because every
     /// handle was dropped, or for good by the server) before the request finished.
     #[error("connection closed")]

@@ -32,6 +32,7 @@ mod api;
 mod backoff;
 mod connection;
 mod error;
+mod media;
 mod outbox;
 mod sync;
 mod url;

@@ -5,7 +5,7 @@
 //! same message (it answers `duplicate: true` with the original seq). Marks
 //! are watermarks, so resending them is harmless too.
 
-use hark_proto::{ChatId, ClientFrame, ClientMsgId, Seq};
+use hark_proto::{ChatId, ClientFrame, ClientMsgId, MediaId, Seq};
 use rand::Rng;
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,6 +19,7 @@ pub(crate) enum Request {
         client_id: ClientMsgId,
         text: String,
         reply_to: Option<Seq>,
+        media_id: Option<MediaId>,
     },
     Mark {
         chat_id: ChatId,
@@ -56,12 +57,14 @@ impl Request {
                 client_id,
                 text,
                 reply_to,
+                media_id,
             } => ClientFrame::Send {
                 id,
                 chat_id,
                 client_id,
                 text,
                 reply_to,
+                media_id,
             },
             Request::Forward {
                 from_chat_id,
@@ -237,6 +240,7 @@ mod tests {
             client_id: new_client_id(),
             text: text.into(),
             reply_to: None,
+            media_id: None,
         }
     }
 

@@ -64,6 +64,35 @@ pub struct Config {
     pub cluster: Cluster,
     /// The job queue's workers (the `[jobs]` table).
     pub jobs: Jobs,
+    /// Uploaded files: where they are kept and how large they may be (the
+    /// `[media]` table).
+    pub media: Media,
+}
+
+/// Uploaded files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Media {
+    /// The directory the files are kept in; `media` inside the data
+    /// directory when not set.
+    pub dir: Option<PathBuf>,
+    /// Largest image, bytes.
+    pub image_max_bytes: u64,
+    /// Largest video, audio or other file, bytes.
+    pub max_bytes: u64,
+    /// Most pixels (width × height) an image may have.
+    pub max_pixels: u64,
+}
+
+impl Default for Media {
+    fn default() -> Self {
+        Media {
+            dir: None,
+            image_max_bytes: 16 * 1024 * 1024,
+            max_bytes: 100 * 1024 * 1024,
+            max_pixels: 50_000_000,
+        }
+    }
 }
 
 /// Node heartbeats: a node silent for `node_timeout_ms` is taken for dead,
@@ -173,6 +202,7 @@ impl Default for Config {
             limits: Limits::default(),
             cluster: Cluster::default(),
             jobs: Jobs::default(),
+            media: Media::default(),
         }
     }
 }
@@ -249,6 +279,14 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+
+    /// Where uploaded files are kept.
+    pub fn media_dir(&self) -> PathBuf {
+        self.media
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("media"))
     }
 
     /// Where the SQLite database lives.

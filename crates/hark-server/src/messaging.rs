@@ -5,7 +5,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::validate;
 use hark_bus::{Bus, Outbound};
-use hark_proto::{ChatId, ClientMsgId, SendAck, Seq};
+use hark_proto::{ChatId, ClientMsgId, ErrorCode, MediaId, MediaRef, SendAck, Seq};
 use hark_store::{AuthedDevice, CommitListener, Delivery, NewMessage};
 use std::sync::Arc;
 
@@ -28,9 +28,19 @@ pub async fn send(
     client_id: ClientMsgId,
     text: String,
     reply_to: Option<Seq>,
+    media_id: Option<MediaId>,
 ) -> ApiResult<SendAck> {
     check_client_id(&client_id)?;
-    validate::text(&text, state.config.limits.max_text_bytes)?;
+    let media = match media_id {
+        None => {
+            validate::text(&text, state.config.limits.max_text_bytes)?;
+            None
+        }
+        Some(id) => {
+            validate::caption(&text, state.config.limits.max_text_bytes)?;
+            Some(own_upload(state, who, &id).await?)
+        }
+    };
     let ack = state
         .store
         .send(NewMessage {
@@ -41,6 +51,7 @@ pub async fn send(
             text,
             reply_to,
             forwarded: false,
+            media,
         })
         .await?;
     // A message ends the sender's typing indicator in that chat.
@@ -48,6 +59,20 @@ pub async fn send(
         .presence
         .stop_typing(state.bus.as_ref(), chat_id, who.user.id);
     Ok(ack)
+}
+
+/// A file the sending user uploaded, as a message carries it. Another
+/// user's upload, even a known id, is answered as one that does not exist:
+/// a file reaches a chat only through its uploader (or a forward).
+async fn own_upload(state: &AppState, who: &AuthedDevice, id: &MediaId) -> ApiResult<MediaRef> {
+    let missing = || ApiError::new(ErrorCode::NotFound, "media_id: no such upload of yours");
+    if !id.is_valid() {
+        return Err(missing());
+    }
+    match state.store.media(id).await? {
+        Some(record) if record.uploader == who.user.id => Ok(record.reference),
+        _ => Err(missing()),
+    }
 }
 
 /// Copies a message the user can read into another of their chats.
@@ -68,6 +93,7 @@ pub async fn forward(
         text: String::new(),
         reply_to: None,
         forwarded: true,
+        media: None,
     };
     Ok(state.store.forward(from, message).await?)
 }

@@ -3,6 +3,7 @@
 use crate::auth::PasswordHasherPool;
 use crate::config::Config;
 use crate::jobs::Jobs;
+use crate::media::MediaFiles;
 use crate::presence::Presence;
 use crate::shutdown::Shutdown;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -38,6 +39,8 @@ pub struct App {
     pub jobs: Jobs,
     /// Open WebSockets per client address, against one host exhausting the server.
     pub sockets_per_address: Mutex<HashMap<IpAddr, usize>>,
+    /// Uploaded files' bytes.
+    pub media: MediaFiles,
 }
 
 /// One open WebSocket counted against its address; uncounted when dropped.
@@ -88,7 +91,7 @@ impl App {
         store: Arc<dyn Store>,
         hub: Arc<Hub>,
         bus: Arc<dyn Bus>,
-    ) -> std::io::Result<Self> {
+    ) -> anyhow::Result<Self> {
         let per_minute =
             NonZeroU32::new(config.limits.logins_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         let presence = Presence::new(
@@ -96,6 +99,7 @@ impl App {
             Duration::from_millis(config.limits.typing_ttl_ms),
         );
         Ok(App {
+            media: MediaFiles::open(&config)?,
             hasher: PasswordHasherPool::new(2)?,
             presence,
             jobs: Jobs::new(),

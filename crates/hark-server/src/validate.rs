@@ -35,6 +35,14 @@ pub(crate) fn label(field: &str, value: &str, max: usize) -> ApiResult<String> {
     Ok(value.to_owned())
 }
 
+/// A file's caption: like a message's text, but it may be empty.
+pub(crate) fn caption(text: &str, max_bytes: usize) -> ApiResult<()> {
+    if text.is_empty() {
+        return Ok(());
+    }
+    self::text(text, max_bytes)
+}
+
 pub(crate) fn text(text: &str, max_bytes: usize) -> ApiResult<()> {
     if text.len() > max_bytes {
         return Err(ApiError::new(

@@ -6,10 +6,10 @@
 //! means, how a deleted message or a quote reads, is decided here.
 
 use crate::rules::{MemberFacts, MessageFacts};
-use crate::{StoreError, StoreResult};
+use crate::{MediaRecord, StoreError, StoreResult};
 use hark_proto::{
-    ChatId, ChatKind, ChatSettings, ClientMsgId, Device, DeviceId, Member, Message, Quote,
-    Reaction, Seq, User, UserId, Visibility,
+    ChatId, ChatKind, ChatSettings, ClientMsgId, Device, DeviceId, MediaId, MediaKind, MediaRef,
+    Member, Message, Quote, Reaction, Seq, User, UserId, Visibility,
 };
 
 /// A result row read by column index. Integers are 64-bit, flags booleans.
@@ -32,7 +32,7 @@ const SNIPPET_CHARS: usize = 200;
 /// catch-up storm (docs/benchmarks.md, fourth pass).
 pub(crate) const MESSAGE_COLUMNS: &str = "m.chat_id, m.seq, m.sender_id, m.sender_device, \
      m.client_id, m.text, m.sent_at, m.reply_to, m.forwarded, m.edited_at, m.deleted_at, \
-     EXISTS (SELECT 1 FROM reactions r WHERE r.chat_id = m.chat_id AND r.seq = m.seq)";
+     EXISTS (SELECT 1 FROM reactions r WHERE r.chat_id = m.chat_id AND r.seq = m.seq), m.media";
 
 /// A message row without its quote and reactions (see [`MessageRow::into_parts`]).
 pub(crate) struct MessageRow {
@@ -68,10 +68,58 @@ pub(crate) fn message_row<R: Columns>(r: &R, at: usize) -> Result<MessageRow, R:
             edited_at: r.opt_int(at + 9)?,
             deleted: deleted_at.is_some(),
             reactions: Vec::new(),
+            media: media(r.opt_text(at + 12)?.as_deref()).map(Box::new),
         },
         reply_to: r.opt_int(at + 7)?,
         has_reactions: r.flag(at + 11)?,
     })
+}
+
+/// A message row's `media` column: the [`MediaRef`] it carries, as JSON.
+/// One that does not parse (written by a later version, say) reads as
+/// none rather than failing the whole page.
+pub(crate) fn media(json: Option<&str>) -> Option<MediaRef> {
+    serde_json::from_str(json?).ok()
+}
+
+/// A new message's `media_id` and `media` columns.
+pub(crate) fn media_columns(
+    media: Option<&MediaRef>,
+) -> StoreResult<(Option<String>, Option<String>)> {
+    match media {
+        None => Ok((None, None)),
+        Some(m) => Ok((
+            Some(m.id.0.clone()),
+            Some(serde_json::to_string(m).map_err(|e| StoreError::Corrupt(e.to_string()))?),
+        )),
+    }
+}
+
+/// The columns of a `media` row, in the order [`media_record`] reads them.
+pub(crate) const MEDIA_COLUMNS: &str =
+    "id, uploader, kind, mime, size, sha256, name, width, height, created_at";
+
+pub(crate) fn media_record<R: Columns>(r: &R) -> Result<Option<MediaRecord>, R::Error> {
+    let Some(kind) = MediaKind::parse(&r.text(2)?) else {
+        return Ok(None);
+    };
+    let dimension = |i| -> Result<Option<u32>, R::Error> {
+        Ok(r.opt_int(i)?.and_then(|v| u32::try_from(v).ok()))
+    };
+    Ok(Some(MediaRecord {
+        reference: MediaRef {
+            id: MediaId(r.text(0)?),
+            kind,
+            mime: r.text(3)?,
+            size: u64::try_from(r.int(4)?).unwrap_or(0),
+            sha256: r.text(5)?,
+            name: r.opt_text(6)?,
+            width: dimension(7)?,
+            height: dimension(8)?,
+        },
+        uploader: UserId(r.int(1)?),
+        created_at: r.int(9)?,
+    }))
 }
 
 /// `user_id, emoji`.

@@ -22,7 +22,8 @@ pub mod sqlite;
 pub use error::{StoreError, StoreResult};
 pub use repo::{
     AccountStore, AuthedDevice, ChatStore, CommitListener, Credentials, Delivery, HistoryQuery,
-    JobStore, Lifecycle, MessageStore, NewMessage, PresenceRecord, PresenceStore, Store, SyncPage,
+    JobStore, Lifecycle, MediaRecord, MediaStore, MessageStore, NewMessage, PresenceRecord,
+    PresenceStore, Store, SyncPage,
 };
 pub use rules::Windows;
 

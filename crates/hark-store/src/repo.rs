@@ -6,7 +6,8 @@ use crate::Windows;
 use async_trait::async_trait;
 use hark_proto::{
     Chat, ChatId, ChatSettings, ChatSettingsRequest, ChatSummary, ClientMsgId, Device, DeviceId,
-    EventFrame, History, Message, MessageInfo, Pos, PrivacySettings, SendAck, Seq, User, UserId,
+    EventFrame, History, MediaId, MediaRef, Message, MessageInfo, Pos, PrivacySettings, SendAck,
+    Seq, User, UserId,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -50,6 +51,9 @@ pub struct NewMessage {
     pub reply_to: Option<Seq>,
     /// Copied from another chat (set by `forward`).
     pub forwarded: bool,
+    /// The file it carries: one the sender uploaded (checked by the
+    /// server), or the forwarded message's.
+    pub media: Option<MediaRef>,
 }
 
 /// Which page of a chat's history to read.
@@ -324,14 +328,36 @@ pub trait PresenceStore: Send + Sync {
     async fn node_stopped(&self, node: &str, now: i64) -> StoreResult<u64>;
 }
 
+/// An uploaded file's row: what messages show of it, and who uploaded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaRecord {
+    pub reference: MediaRef,
+    pub uploader: UserId,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+}
+
+/// Uploaded files' rows (their bytes live in the server's object store).
+#[async_trait]
+pub trait MediaStore: Send + Sync {
+    /// Records a file whose bytes are stored (under its id) already.
+    async fn create_media(&self, media: &MediaRecord) -> StoreResult<()>;
+    async fn media(&self, id: &MediaId) -> StoreResult<Option<MediaRecord>>;
+    /// Whether `user` may download `id`: they uploaded it, or a message
+    /// carrying it (not deleted for everyone) is in a chat they are a
+    /// member of, sent after they joined.
+    async fn may_download(&self, user: UserId, id: &MediaId) -> StoreResult<bool>;
+}
+
 /// Everything the server needs from storage.
 pub trait Store:
-    AccountStore + ChatStore + MessageStore + JobStore + PresenceStore + Lifecycle
+    AccountStore + ChatStore + MessageStore + MediaStore + JobStore + PresenceStore + Lifecycle
 {
 }
 
-impl<T: AccountStore + ChatStore + MessageStore + JobStore + PresenceStore + Lifecycle> Store
-    for T
+impl<
+        T: AccountStore + ChatStore + MessageStore + MediaStore + JobStore + PresenceStore + Lifecycle,
+    > Store for T
 {
 }
 

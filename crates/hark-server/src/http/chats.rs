@@ -181,6 +181,7 @@ pub(super) async fn send(
         body.client_id,
         body.text,
         body.reply_to,
+        body.media_id,
     )
     .await?;
     Ok(Json(ack))

@@ -4,6 +4,7 @@
 mod accounts;
 mod chats;
 mod extract;
+mod media;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -49,6 +50,8 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/chats/{chat_id}/settings", patch(chats::set_settings))
         .route("/search", get(chats::search))
+        .route("/media", post(media::upload))
+        .route("/media/{media_id}", get(media::download))
         .route("/ws", get(crate::ws::upgrade));
     Router::new()
         .nest("/v1", v1)

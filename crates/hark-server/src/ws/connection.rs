@@ -546,7 +546,8 @@ async fn respond(
             client_id,
             text,
             reply_to,
-        } => messaging::send(state, who, chat_id, client_id, text, reply_to)
+            media_id,
+        } => messaging::send(state, who, chat_id, client_id, text, reply_to, media_id)
             .await
             .map(|ack| ack_frame(id, ack))
             .map_err(|e| (id, e)),

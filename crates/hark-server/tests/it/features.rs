@@ -61,6 +61,7 @@ async fn reply(ws: &mut Ws, chat: ChatId, client_id: &str, text: &str, to: i64) 
         client_id: ClientMsgId(client_id.into()),
         text: text.into(),
         reply_to: Some(Seq(to)),
+        media_id: None,
     })
     .await
 }

@@ -13,6 +13,7 @@ mod catchup;
 mod cluster;
 mod erasure;
 mod features;
+mod media;
 mod messaging;
 mod presence;
 mod sdk;

@@ -308,6 +308,7 @@ async fn pipelined_sends_keep_their_order_and_each_get_one_ack() {
             client_id: hark_proto::ClientMsgId(format!("p-{n}")),
             text: format!("pipelined {n}"),
             reply_to: None,
+            media_id: None,
         };
         a.send_text(serde_json::to_string(&frame).unwrap()).await;
     }

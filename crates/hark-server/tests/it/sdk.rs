@@ -246,6 +246,7 @@ async fn sdk_history_carries_the_group_event_lines_the_stream_carried() {
         client_id: hark_sdk::new_client_id(),
         text: text.into(),
         reply_to: None,
+        media_id: None,
     };
     let chat = a
         .create_group(&CreateGroupRequest {

@@ -408,6 +408,7 @@ impl Ws {
             client_id: hark_proto::ClientMsgId(client_id.into()),
             text: text.into(),
             reply_to: None,
+            media_id: None,
         })
         .await
     }

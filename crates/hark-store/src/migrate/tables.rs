@@ -60,6 +60,8 @@ pub(crate) const TABLES: &[Table] = &[
     table("devices", &["id"]),
     table("chats", &["id"]),
     table("members", &["chat_id", "user_id"]),
+    // Uploaded files' rows (their bytes stay in the media store).
+    table("media", &["id"]),
     // SQLite's FTS5 index becomes a tsvector written with the row (empty
     // once deleted); the index row order, which is search's "newest
     // first", becomes `search_order`.

@@ -93,17 +93,19 @@ pub(crate) async fn send_new(tx: &Tx, msg: NewMessage) -> StoreResult<SendAck> {
             "WITH chat AS (UPDATE chats SET last_seq = $2, last_activity = $7 WHERE id = $1),
              message AS (
                  INSERT INTO messages (chat_id, seq, sender_id, sender_device, client_id, text,
-                                       sent_at, reply_to, forwarded, search, search_order)
+                                       sent_at, reply_to, forwarded, search, search_order,
+                                       media_id, media)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, {TSVECTOR}($6),
-                         nextval('messages_search_order'))
+                         nextval('messages_search_order'), $10, $11)
              ),
              {}
              SELECT sender_id FROM senders",
-            MarkWrite::ctes(1, 3, 10)
+            MarkWrite::ctes(1, 3, 12)
         )
     });
     let mark = MarkWrite::new(tx, me, seq.0, Rise::implied_by_send(seq));
     let reply_to = msg.reply_to.map(|s| s.0);
+    let (media_id, media) = columns::media_columns(msg.media.as_ref())?;
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![
         &msg.chat_id.0,
         &seq.0,
@@ -114,6 +116,8 @@ pub(crate) async fn send_new(tx: &Tx, msg: NewMessage) -> StoreResult<SendAck> {
         &tx.now_ms,
         &reply_to,
         &msg.forwarded,
+        &media_id,
+        &media,
     ];
     params.extend(mark.params());
     let senders = tx.rows(sql, &params).await?;
@@ -164,18 +168,20 @@ pub(crate) async fn forward(tx: &Tx, from: (ChatId, Seq), msg: NewMessage) -> St
         )
         .await?
         .is_some();
-    let text = if already {
-        String::new()
+    let (text, media): (String, Option<String>) = if already {
+        (String::new(), None)
     } else {
         rules::forward(&visible_message(tx, from.0, msg.sender_id, from.1).await?)?;
-        tx.one(
-            "SELECT text FROM messages WHERE chat_id = $1 AND seq = $2",
-            &[&from.0 .0, &from.1 .0],
-        )
-        .await?
-        .try_get(0)?
+        let row = tx
+            .one(
+                "SELECT text, media FROM messages WHERE chat_id = $1 AND seq = $2",
+                &[&from.0 .0, &from.1 .0],
+            )
+            .await?;
+        (row.try_get(0)?, row.try_get(1)?)
     };
-    send(tx, rules::forwarded(msg, text)).await
+    let media = columns::media(media.as_deref());
+    send(tx, rules::forwarded(msg, text, media)).await
 }
 
 pub(crate) async fn edit(
@@ -232,7 +238,7 @@ pub(crate) async fn delete(
     // version stays on disk as a dead tuple until VACUUM reclaims it.
     tx.exec(
         "WITH gone AS (DELETE FROM reactions WHERE chat_id = $2 AND seq = $3)
-         UPDATE messages SET text = '', search = NULL, deleted_at = $1
+         UPDATE messages SET text = '', search = NULL, media_id = NULL, media = NULL, deleted_at = $1
          WHERE chat_id = $2 AND seq = $3",
         &[&tx.now_ms, &chat_id.0, &seq.0],
     )

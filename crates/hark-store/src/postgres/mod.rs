@@ -44,6 +44,7 @@ mod chats;
 mod committer;
 mod jobs;
 mod lines;
+mod media;
 mod messages;
 mod presence;
 mod receipts;
@@ -181,13 +182,15 @@ impl PostgresStore {
         let (Write::Send(m) | Write::Forward { message: m, .. }) = &write else {
             return Err(StoreError::Invalid("not a send"));
         };
-        let _only = self
-            .send_order
-            .one_in_flight(m.sender_device, &m.client_id)
-            .await;
-        let answer = {
+        // The turn first: it is the first wait, so pipelined sends line up
+        // in the order they were made.
+        let (answer, _only) = {
             let _turn = self.send_order.wait_turn(m.sender_device, m.chat_id).await;
-            self.committer.queue(write).await?
+            let only = self
+                .send_order
+                .one_in_flight(m.sender_device, &m.client_id)
+                .await;
+            (self.committer.queue(write).await?, only)
         };
         answer.ack().await
     }
@@ -317,6 +320,24 @@ impl PresenceStore for PostgresStore {
             Box::pin(async move { presence::stopped(tx, &node, now).await })
         })
         .await
+    }
+}
+
+#[async_trait]
+impl crate::MediaStore for PostgresStore {
+    async fn create_media(&self, m: &crate::MediaRecord) -> StoreResult<()> {
+        self.read(|db| async move { media::create(&db, m).await })
+            .await
+    }
+
+    async fn media(&self, id: &hark_proto::MediaId) -> StoreResult<Option<crate::MediaRecord>> {
+        self.read(|db| async move { media::get(&db, id).await })
+            .await
+    }
+
+    async fn may_download(&self, user: UserId, id: &hark_proto::MediaId) -> StoreResult<bool> {
+        self.read(|db| async move { media::may_download(&db, user, id).await })
+            .await
     }
 }
 

@@ -173,6 +173,25 @@ CREATE INDEX stream_lines ON stream_events(user_id, chat_id, pos)
 -- reported, kept in members.
 DROP TABLE device_receipts;
 "#,
+    r#"
+-- Media (crate::media): uploaded files, and the one a message carries: its
+-- id (who may download it) and its reference as the message shows it (JSON).
+CREATE TABLE media (
+    id          TEXT PRIMARY KEY,
+    uploader    BIGINT NOT NULL REFERENCES users(id),
+    kind        TEXT NOT NULL,
+    mime        TEXT NOT NULL,
+    size        BIGINT NOT NULL,
+    sha256      TEXT NOT NULL,
+    name        TEXT,
+    width       BIGINT,
+    height      BIGINT,
+    created_at  BIGINT NOT NULL
+);
+CREATE INDEX media_by_uploader ON media(uploader, created_at);
+ALTER TABLE messages ADD COLUMN media_id TEXT, ADD COLUMN media TEXT;
+CREATE INDEX messages_by_media ON messages(media_id) WHERE media_id IS NOT NULL;
+"#,
 ];
 
 /// An arbitrary key for the advisory lock that serialises migrations.

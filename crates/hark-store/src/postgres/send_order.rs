@@ -73,7 +73,9 @@ impl SendOrder {
 
     /// Waits until no other send of `device` with `client_id` is in flight
     /// on this node; hold the guard until the send is answered. Taken
-    /// before [`SendOrder::wait_turn`], never while holding a turn.
+    /// while holding the send's turn ([`SendOrder::wait_turn`]), which is
+    /// given back once the send is queued: the one holding a client id
+    /// then waits for nothing but its commit.
     pub(crate) async fn one_in_flight(
         &self,
         device: DeviceId,

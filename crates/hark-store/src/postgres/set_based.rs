@@ -191,6 +191,8 @@ struct Messages {
     client_id: Vec<String>,
     text: Vec<String>,
     forwarded: Vec<bool>,
+    media_id: Vec<Option<String>>,
+    media: Vec<Option<String>>,
 }
 
 impl Plan {
@@ -241,6 +243,7 @@ impl Plan {
 
     fn send(&mut self, tx: &Tx, m: &NewMessage) -> StoreResult<SendAck> {
         let now = tx.now_ms;
+        let (media_id, media) = crate::columns::media_columns(m.media.as_ref())?;
         let seq = self.rise(tx, m.chat_id, m.sender_id, Rising::Send(m))?;
         let msgs = &mut self.messages;
         msgs.chat.push(m.chat_id.0);
@@ -250,6 +253,8 @@ impl Plan {
         msgs.client_id.push(m.client_id.0.clone());
         msgs.text.push(m.text.clone());
         msgs.forwarded.push(m.forwarded);
+        msgs.media_id.push(media_id);
+        msgs.media.push(media);
         Ok(SendAck {
             chat_id: m.chat_id,
             seq: Seq(seq),
@@ -347,12 +352,15 @@ impl Plan {
                  ),
                  message AS (
                      INSERT INTO messages (chat_id, seq, sender_id, sender_device, client_id, text,
-                                           sent_at, forwarded, search, search_order)
+                                           sent_at, forwarded, search, search_order,
+                                           media_id, media)
                      SELECT v.chat_id, v.seq, v.sender_id, v.device, v.client_id, v.text, $1,
-                            v.forwarded, {TSVECTOR}(v.text), nextval('messages_search_order')
+                            v.forwarded, {TSVECTOR}(v.text), nextval('messages_search_order'),
+                            v.media_id, v.media
                      FROM unnest($4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
-                                 $8::text[], $9::text[], $10::bool[])
-                          AS v(chat_id, seq, sender_id, device, client_id, text, forwarded)
+                                 $8::text[], $9::text[], $10::bool[], $20::text[], $21::text[])
+                          AS v(chat_id, seq, sender_id, device, client_id, text, forwarded,
+                               media_id, media)
                  ),
                  raised AS (
                      UPDATE members m SET delivered_up_to = v.delivered, read_up_to = v.read
@@ -417,6 +425,8 @@ impl Plan {
                 Box::new(t_up_to),
                 Box::new(t_delivered),
                 Box::new(t_read),
+                Box::new(m.media_id),
+                Box::new(m.media),
             ],
         })
     }

@@ -13,7 +13,9 @@ mod receipts;
 pub use receipts::{ReceiptChange, Rise};
 
 use crate::{NewMessage, StoreError, StoreResult};
-use hark_proto::{ChatId, ChatKind, ChatSettings, ChatSettingsRequest, Event, Quote, Seq, UserId};
+use hark_proto::{
+    ChatId, ChatKind, ChatSettings, ChatSettingsRequest, Event, MediaRef, Quote, Seq, UserId,
+};
 
 /// How long after sending a message may be edited or deleted for everyone.
 #[derive(Debug, Clone, Copy)]
@@ -257,6 +259,7 @@ pub fn new_message(msg: NewMessage, seq: Seq, sent_at: i64, quote: Option<Quote>
         edited_at: None,
         deleted: false,
         reactions: Vec::new(),
+        media: msg.media.map(Box::new),
     })
 }
 
@@ -285,11 +288,12 @@ pub fn forward(source: &MessageFacts) -> StoreResult<()> {
 /// The message a forward sends: the source's text from the forwarding
 /// device, marked forwarded; nothing of the source chat (its sender, its
 /// reply) goes along.
-pub fn forwarded(msg: NewMessage, text: String) -> NewMessage {
+pub fn forwarded(msg: NewMessage, text: String, media: Option<MediaRef>) -> NewMessage {
     NewMessage {
         text,
         reply_to: None,
         forwarded: true,
+        media,
         ..msg
     }
 }

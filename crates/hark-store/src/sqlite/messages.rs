@@ -47,10 +47,11 @@ pub(crate) fn send(ctx: &mut WriteCtx<'_>, msg: NewMessage) -> StoreResult<SendA
         }
     };
     let fts_rowid = ctx.index_text(msg.chat_id, seq, &msg.text, None)?;
+    let (media_id, media) = columns::media_columns(msg.media.as_ref())?;
     ctx.conn
         .prepare_cached(
-            "INSERT INTO messages (chat_id, seq, sender_id, sender_device, client_id, text, sent_at, reply_to, forwarded, fts_rowid)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT INTO messages (chat_id, seq, sender_id, sender_device, client_id, text, sent_at, reply_to, forwarded, fts_rowid, media_id, media)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?
         .execute(params![
             msg.chat_id.0,
@@ -63,6 +64,8 @@ pub(crate) fn send(ctx: &mut WriteCtx<'_>, msg: NewMessage) -> StoreResult<SendA
             msg.reply_to.map(|s| s.0),
             msg.forwarded,
             fts_rowid,
+            media_id,
+            media,
         ])?;
     ctx.conn
         .prepare_cached("UPDATE chats SET last_seq = ?1, last_activity = ?2 WHERE id = ?3")?
@@ -116,15 +119,16 @@ pub(crate) fn forward(
         .conn
         .prepare_cached("SELECT 1 FROM messages WHERE sender_device = ?1 AND client_id = ?2")?
         .exists(params![msg.sender_device.0, msg.client_id.0])?;
-    let text = if already {
-        String::new()
+    let (text, media): (String, Option<String>) = if already {
+        (String::new(), None)
     } else {
         rules::forward(&visible_message(ctx.conn, from.0, msg.sender_id, from.1)?)?;
         ctx.conn
-            .prepare_cached("SELECT text FROM messages WHERE chat_id = ?1 AND seq = ?2")?
-            .query_row([from.0 .0, from.1 .0], |r| r.get(0))?
+            .prepare_cached("SELECT text, media FROM messages WHERE chat_id = ?1 AND seq = ?2")?
+            .query_row([from.0 .0, from.1 .0], |r| Ok((r.get(0)?, r.get(1)?)))?
     };
-    send(ctx, rules::forwarded(msg, text))
+    let media = columns::media(media.as_deref());
+    send(ctx, rules::forwarded(msg, text, media))
 }
 
 pub(crate) fn edit(
@@ -183,7 +187,8 @@ pub(crate) fn delete(
     }
     // The content goes: text, reactions and the search index entry.
     ctx.conn.execute(
-        "UPDATE messages SET text = '', deleted_at = ?1 WHERE chat_id = ?2 AND seq = ?3",
+        "UPDATE messages SET text = '', media_id = NULL, media = NULL, deleted_at = ?1
+         WHERE chat_id = ?2 AND seq = ?3",
         params![ctx.now_ms, chat_id.0, seq.0],
     )?;
     ctx.conn.execute(

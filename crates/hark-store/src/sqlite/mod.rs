@@ -7,6 +7,7 @@ pub(crate) mod chats;
 mod checkpoint;
 mod jobs;
 mod lines;
+mod media;
 pub(crate) mod messages;
 mod presence;
 mod receipts;
@@ -306,6 +307,25 @@ impl PresenceStore for SqliteStore {
     async fn node_stopped(&self, node: &str, now: i64) -> StoreResult<u64> {
         let node = node.to_owned();
         self.write(move |ctx| presence::stopped(ctx, &node, now))
+            .await
+    }
+}
+
+#[async_trait]
+impl crate::MediaStore for SqliteStore {
+    async fn create_media(&self, m: &crate::MediaRecord) -> StoreResult<()> {
+        let m = m.clone();
+        self.write(move |ctx| media::create(ctx.conn, &m)).await
+    }
+
+    async fn media(&self, id: &hark_proto::MediaId) -> StoreResult<Option<crate::MediaRecord>> {
+        let id = id.clone();
+        self.read(move |conn| media::get(conn, &id)).await
+    }
+
+    async fn may_download(&self, user: UserId, id: &hark_proto::MediaId) -> StoreResult<bool> {
+        let id = id.clone();
+        self.read(move |conn| media::may_download(conn, user, &id))
             .await
     }
 }

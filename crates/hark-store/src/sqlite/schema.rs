@@ -214,6 +214,26 @@ CREATE INDEX stream_lines ON stream_events(user_id, chat_id, pos)
 -- reported, kept in members.
 DROP TABLE device_receipts;
 "#,
+    r#"
+-- Media (crate::media): uploaded files, and the one a message carries: its
+-- id (who may download it) and its reference as the message shows it (JSON).
+CREATE TABLE media (
+    id          TEXT PRIMARY KEY,
+    uploader    INTEGER NOT NULL REFERENCES users(id),
+    kind        TEXT NOT NULL,
+    mime        TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    sha256      TEXT NOT NULL,
+    name        TEXT,
+    width       INTEGER,
+    height      INTEGER,
+    created_at  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX media_by_uploader ON media(uploader, created_at);
+ALTER TABLE messages ADD COLUMN media_id TEXT;
+ALTER TABLE messages ADD COLUMN media TEXT;
+CREATE INDEX messages_by_media ON messages(media_id) WHERE media_id IS NOT NULL;
+"#,
 ];
 
 /// Opens the pragmas every connection needs.

@@ -40,6 +40,7 @@ pub(crate) fn msg(chat: ChatId, (user, device): (UserId, DeviceId), client_id: &
         text: format!("text of {client_id}"),
         reply_to: None,
         forwarded: false,
+        media: None,
     }
 }
 

@@ -42,6 +42,7 @@ fn msg(chat: ChatId, (user, device): (UserId, DeviceId), id: &str, text: &str) -
         text: text.into(),
         reply_to: None,
         forwarded: false,
+        media: None,
     }
 }
 

@@ -50,6 +50,7 @@ fn message(chat: ChatId, (user, device): (UserId, DeviceId), id: &str, text: &st
         text: text.into(),
         reply_to: None,
         forwarded: false,
+        media: None,
     }
 }
 

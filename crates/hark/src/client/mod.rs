@@ -3,6 +3,7 @@
 
 mod actions;
 mod chat;
+mod media;
 mod session;
 mod view;
 
@@ -119,16 +120,34 @@ pub(crate) enum ClientCommand {
         #[command(flatten)]
         server: ServerOpt,
     },
-    /// Send one message.
+    /// Send one message, or a file with an optional caption.
     Send {
         /// Chat id, group title or username.
         chat: String,
-        /// The message; several words are joined with spaces.
-        #[arg(required = true, num_args = 1..)]
+        /// The message (the caption, with --file); several words are joined with spaces.
+        #[arg(required_unless_present = "file", num_args = 0..)]
         text: Vec<String>,
         /// Reply to this message (its seq).
         #[arg(long)]
         reply_to: Option<i64>,
+        /// Upload this file and send it (its text, if any, is the caption).
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+        /// What the file is: image, video, audio or file (by default, from its extension).
+        #[arg(long, requires = "file")]
+        kind: Option<String>,
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+    /// Save the file a message carries.
+    Download {
+        /// Chat id, group title or username.
+        chat: String,
+        /// The message's seq.
+        seq: i64,
+        /// Where to save it (by default its own name, in this directory).
+        #[arg(short, long)]
+        output: Option<std::path::PathBuf>,
         #[command(flatten)]
         server: ServerOpt,
     },
@@ -232,18 +251,35 @@ pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
             chat,
             text,
             reply_to,
+            file,
+            kind,
             server,
         } => {
             let (api, session) = connect(&server)?;
             let chat_id = resolve_chat(&api, &session, &chat).await?;
+            let media_id = match &file {
+                Some(path) => Some(media::upload(&api, path, kind.as_deref()).await?.id),
+                None => None,
+            };
             let body = SendRequest {
                 client_id: hark_sdk::new_client_id(),
                 text: text.join(" "),
                 reply_to: reply_to.map(hark_proto::Seq),
+                media_id,
             };
             let ack = api.send(chat_id, &body).await?;
             println!("[seq {}] {}", ack.seq, view::Tick::Sent.render());
             Ok(())
+        }
+        ClientCommand::Download {
+            chat,
+            seq,
+            output,
+            server,
+        } => {
+            let (api, session) = connect(&server)?;
+            let chat_id = resolve_chat(&api, &session, &chat).await?;
+            media::download(&api, chat_id, hark_proto::Seq(seq), output).await
         }
         ClientCommand::Chat {
             chat,

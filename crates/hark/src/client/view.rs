@@ -144,6 +144,35 @@ pub(crate) fn chat_title(chat: &Chat, me: UserId) -> String {
     }
 }
 
+/// What a message's file is, in brackets: `[image photo.jpg, 1.2 MB, 800×600]`.
+pub(crate) fn media_label(media: &hark_proto::MediaRef) -> String {
+    let mut parts = vec![media.kind.as_str().to_owned()];
+    if let Some(name) = &media.name {
+        parts[0].push(' ');
+        parts[0].push_str(name);
+    }
+    parts.push(size(media.size));
+    if let (Some(w), Some(h)) = (media.width, media.height) {
+        parts.push(format!("{w}×{h}"));
+    }
+    format!("[{}]", parts.join(", "))
+}
+
+/// A byte count for people: `512 B`, `12.3 KB`, `4.5 MB`.
+pub(crate) fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
+    if bytes < 1000 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 /// One message line: `[seq 5] 14:02 alice: hi ✓✓`, ticks only on our own;
 /// replies, forwards, edits, deletions and reactions are marked.
 pub(crate) fn message_line(m: &Message, sender: &str, tick: Option<Tick>) -> String {
@@ -161,6 +190,12 @@ pub(crate) fn message_line(m: &Message, sender: &str, tick: Option<Tick>) -> Str
     if m.deleted {
         line.push_str("(message deleted)");
     } else {
+        if let Some(media) = &m.media {
+            line.push_str(&media_label(media));
+            if !m.text.is_empty() {
+                line.push(' ');
+            }
+        }
         line.push_str(&m.text);
     }
     if m.edited_at.is_some() && !m.deleted {

@@ -63,6 +63,7 @@ async fn load_until_killed(
                     client_id: ClientMsgId(client_id.clone()),
                     text: format!("message {client_id}"),
                     reply_to: None,
+                    media_id: None,
                 };
                 match api.send(chat, &body).await {
                     Ok(ack) => {

@@ -331,6 +331,7 @@ fn data_dir_with_messages(n: usize) -> tempfile::TempDir {
                     text: format!("message number {i}"),
                     reply_to: None,
                     forwarded: false,
+                    media: None,
                 })
                 .await
                 .unwrap();

@@ -179,6 +179,7 @@ impl Load {
                     client_id: ClientMsgId(client_id.clone()),
                     text: format!("message {client_id}"),
                     reply_to: None,
+                    media_id: None,
                 };
                 loop {
                     match tokio::time::timeout(Duration::from_secs(30), api.send(chat, &body)).await

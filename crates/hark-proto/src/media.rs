@@ -1,0 +1,86 @@
+//! Media: files uploaded over HTTP (`POST /v1/media`) and referenced by
+//! messages.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// An uploaded file. Chosen by the server: 32 lowercase hex characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MediaId(pub String);
+
+impl MediaId {
+    /// Whether the id has the shape the server hands out (so a lookup of a
+    /// made-up one is refused before it reaches storage).
+    pub fn is_valid(&self) -> bool {
+        self.0.len() == 32
+            && self
+                .0
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }
+}
+
+impl fmt::Display for MediaId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What a file is, as the uploader declared it and the server checked
+/// against its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    /// JPEG, PNG, GIF or WebP; the server reads its dimensions.
+    Image,
+    /// MP4, WebM, Matroska or QuickTime.
+    Video,
+    /// A voice note or other sound: Ogg, WebM, MP3, MP4 audio, WAV, FLAC.
+    Audio,
+    /// Anything else, served as a download.
+    File,
+}
+
+impl MediaKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Image => "image",
+            MediaKind::Video => "video",
+            MediaKind::Audio => "audio",
+            MediaKind::File => "file",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "image" => Some(MediaKind::Image),
+            "video" => Some(MediaKind::Video),
+            "audio" => Some(MediaKind::Audio),
+            "file" => Some(MediaKind::File),
+            _ => None,
+        }
+    }
+}
+
+/// An uploaded file as a message carries it and the upload answers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaRef {
+    pub id: MediaId,
+    pub kind: MediaKind,
+    /// Sniffed from the bytes, never taken from the client.
+    pub mime: String,
+    /// Bytes.
+    pub size: u64,
+    /// SHA-256 of the bytes, lowercase hex.
+    pub sha256: String,
+    /// The file name the uploader gave, cleaned (no path, no control
+    /// characters, at most 255 bytes).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Images: pixels.
+    #[serde(default)]
+    pub width: Option<u32>,
+    #[serde(default)]
+    pub height: Option<u32>,
+}

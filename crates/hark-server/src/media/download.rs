@@ -1,0 +1,217 @@
+//! `GET /v1/media/{id}`: a file to whoever may see it, whole or a byte
+//! range of it, with headers that keep a browser from running it.
+
+use super::MediaFiles;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt;
+use hark_proto::{ErrorCode, MediaId, MediaKind, MediaRef};
+use hark_store::AuthedDevice;
+use object_store::{GetOptions, GetRange};
+
+/// Served with every file: nothing in it runs, nothing is guessed.
+const CSP: &str = "default-src 'none'; sandbox";
+
+pub(crate) async fn download(
+    state: &AppState,
+    who: &AuthedDevice,
+    id: MediaId,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    let not_found = || ApiError::new(ErrorCode::NotFound, "no such file");
+    if !id.is_valid() {
+        return Err(not_found());
+    }
+    // A file the caller may not see is answered as one that does not exist.
+    let record = state.store.media(&id).await?.ok_or_else(not_found)?;
+    if !state.store.may_download(who.user.id, &id).await? {
+        return Err(not_found());
+    }
+    let file = record.reference;
+    let etag = format!("\"{}\"", file.sha256);
+    let mut out = HeaderMap::new();
+    set(&mut out, header::ETAG, &etag);
+    set(
+        &mut out,
+        header::CACHE_CONTROL,
+        "private, max-age=31536000, immutable",
+    );
+    set(&mut out, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(&mut out, header::CONTENT_SECURITY_POLICY, CSP);
+    set(&mut out, header::ACCEPT_RANGES, "bytes");
+    set(&mut out, header::CONTENT_TYPE, served_type(&file));
+    set(&mut out, header::CONTENT_DISPOSITION, &disposition(&file));
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if unchanged {
+        return Ok((StatusCode::NOT_MODIFIED, out).into_response());
+    }
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        None => None,
+        Some(v) => match parse_range(v, file.size) {
+            Wanted::Whole => None,
+            Wanted::Part(start, end) => Some((start, end)),
+            Wanted::Unsatisfiable => {
+                set(
+                    &mut out,
+                    header::CONTENT_RANGE,
+                    &format!("bytes */{}", file.size),
+                );
+                let error = ApiError::new(
+                    ErrorCode::RangeNotSatisfiable,
+                    format!("the file has {} bytes", file.size),
+                );
+                return Ok((out, error).into_response());
+            }
+        },
+    };
+    let options = GetOptions {
+        range: range.map(|(start, end)| GetRange::Bounded(start..end + 1)),
+        ..GetOptions::default()
+    };
+    let got = state
+        .media
+        .store
+        .get_opts(&MediaFiles::path(&file.id), options)
+        .await
+        .map_err(ApiError::internal)?;
+    let stream = got.into_stream().map_err(std::io::Error::other);
+    let (status, length) = match range {
+        Some((start, end)) => {
+            set(
+                &mut out,
+                header::CONTENT_RANGE,
+                &format!("bytes {start}-{end}/{}", file.size),
+            );
+            (StatusCode::PARTIAL_CONTENT, end - start + 1)
+        }
+        None => (StatusCode::OK, file.size),
+    };
+    set(&mut out, header::CONTENT_LENGTH, &length.to_string());
+    Ok((status, out, Body::from_stream(stream)).into_response())
+}
+
+fn set(headers: &mut HeaderMap, name: header::HeaderName, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
+    }
+}
+
+/// Pictures, video and sound as what they are; any other file as bytes
+/// to save, whatever it looks like (an HTML or SVG file never renders).
+fn served_type(file: &MediaRef) -> &str {
+    match file.kind {
+        MediaKind::File => "application/octet-stream",
+        _ => &file.mime,
+    }
+}
+
+/// `inline` for what a browser shows, `attachment` for other files, with
+/// the name in ASCII and in full (RFC 6266).
+fn disposition(file: &MediaRef) -> String {
+    let how = match file.kind {
+        MediaKind::File => "attachment",
+        _ => "inline",
+    };
+    let Some(name) = &file.name else {
+        return how.to_owned();
+    };
+    let ascii: String = name
+        .chars()
+        .map(|c| match c {
+            ' '..='~' if c != '"' && c != '\\' && c != '%' => c,
+            _ => '_',
+        })
+        .collect();
+    let encoded: String = name
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("{how}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Wanted {
+    Whole,
+    /// First and last byte, inclusive.
+    Part(u64, u64),
+    Unsatisfiable,
+}
+
+/// One `bytes=` range of a file of `size` bytes. Several ranges, or one
+/// that does not parse, get the whole file (RFC 9110 lets a server ignore
+/// `Range`).
+fn parse_range(value: &str, size: u64) -> Wanted {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Wanted::Whole;
+    };
+    if spec.contains(',') {
+        return Wanted::Whole;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return Wanted::Whole;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let (start, end) = match (first.parse::<u64>(), last.parse::<u64>()) {
+        // bytes=-N: the last N bytes.
+        (Err(_), Ok(n)) if first.is_empty() => {
+            if n == 0 {
+                return Wanted::Unsatisfiable;
+            }
+            (size.saturating_sub(n), size.saturating_sub(1))
+        }
+        (Ok(start), Err(_)) if last.is_empty() => (start, size.saturating_sub(1)),
+        (Ok(start), Ok(end)) if end >= start => (start, end.min(size.saturating_sub(1))),
+        _ => return Wanted::Whole,
+    };
+    if start >= size {
+        return Wanted::Unsatisfiable;
+    }
+    Wanted::Part(start, end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_read_as_rfc_9110_says() {
+        assert_eq!(parse_range("bytes=0-9", 100), Wanted::Part(0, 9));
+        assert_eq!(parse_range("bytes=90-", 100), Wanted::Part(90, 99));
+        assert_eq!(parse_range("bytes=-10", 100), Wanted::Part(90, 99));
+        assert_eq!(parse_range("bytes=95-200", 100), Wanted::Part(95, 99));
+        assert_eq!(parse_range("bytes=-500", 100), Wanted::Part(0, 99));
+        assert_eq!(parse_range("bytes=100-", 100), Wanted::Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), Wanted::Whole);
+        assert_eq!(parse_range("bytes=9-3", 100), Wanted::Whole);
+        assert_eq!(parse_range("items=0-1", 100), Wanted::Whole);
+    }
+
+    #[test]
+    fn a_hostile_name_stays_inside_its_quotes() {
+        let file = MediaRef {
+            id: MediaId("0".repeat(32)),
+            kind: MediaKind::File,
+            mime: "text/html".into(),
+            size: 1,
+            sha256: String::new(),
+            name: Some("a\"; filename=evil.html é.txt".into()),
+            width: None,
+            height: None,
+        };
+        assert_eq!(
+            disposition(&file),
+            "attachment; filename=\"a_; filename=evil.html _.txt\"; \
+             filename*=UTF-8''a%22%3B%20filename%3Devil.html%20%C3%A9.txt"
+        );
+        assert_eq!(served_type(&file), "application/octet-stream");
+    }
+}

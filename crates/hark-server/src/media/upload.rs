@@ -1,0 +1,141 @@
+//! `POST /v1/media`: the body streams into the object store, hashed and
+//! counted on the way; only its first bytes are kept, to tell what it is.
+
+use super::sniff::{self, Sniffed, HEAD_BYTES};
+use super::{new_id, MediaFiles};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::body::Body;
+use futures_util::StreamExt;
+use hark_proto::{ErrorCode, MediaKind, MediaRef};
+use hark_store::{AuthedDevice, MediaRecord};
+use object_store::WriteMultipart;
+use sha2::{Digest, Sha256};
+
+/// Parts of this size go to the object store (S3's smallest part is 5 MiB).
+const PART_BYTES: usize = 8 * 1024 * 1024;
+
+/// What an upload request says of itself.
+pub(crate) struct Upload {
+    pub(crate) kind: MediaKind,
+    pub(crate) name: Option<String>,
+    /// `Content-Length`: the body must have exactly this many bytes.
+    pub(crate) declared: Option<u64>,
+}
+
+/// Stores `body` as a new file of `who`'s and records it.
+pub(crate) async fn upload(
+    state: &AppState,
+    who: &AuthedDevice,
+    upload: Upload,
+    body: Body,
+) -> ApiResult<MediaRef> {
+    let media = &state.config.media;
+    let limit = match upload.kind {
+        MediaKind::Image => media.image_max_bytes,
+        _ => media.max_bytes,
+    };
+    let declared = upload
+        .declared
+        .ok_or_else(|| ApiError::invalid("Content-Length is required"))?;
+    if declared > limit {
+        return Err(ApiError::new(
+            ErrorCode::TooLarge,
+            format!("a {} may have at most {limit} bytes", upload.kind.as_str()),
+        ));
+    }
+    if declared == 0 {
+        return Err(ApiError::invalid("the file is empty"));
+    }
+    let id = new_id();
+    let path = MediaFiles::path(&id);
+    let files = &state.media.store;
+    let parts = files
+        .put_multipart(&path)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut writer = WriteMultipart::new_with_chunk_size(parts, PART_BYTES);
+    let received = receive(&mut writer, body, upload.kind, declared, media.max_pixels).await;
+    let (sniffed, sha256) = match received {
+        Ok(done) => done,
+        Err(e) => {
+            // Nothing of it stays: the parts written so far are removed.
+            if let Err(abort) = writer.abort().await {
+                tracing::warn!(error = %abort, "removing an unfinished upload");
+            }
+            return Err(e);
+        }
+    };
+    writer.finish().await.map_err(ApiError::internal)?;
+    let record = MediaRecord {
+        reference: MediaRef {
+            id,
+            kind: upload.kind,
+            mime: sniffed.mime,
+            size: declared,
+            sha256,
+            name: upload.name.as_deref().and_then(sniff::clean_name),
+            width: sniffed.width,
+            height: sniffed.height,
+        },
+        uploader: who.user.id,
+        created_at: crate::now_ms(),
+    };
+    if let Err(e) = state.store.create_media(&record).await {
+        // Without its row the file is unreachable: remove it now.
+        if let Err(gone) = files.delete(&path).await {
+            tracing::warn!(error = %gone, "removing a file whose row failed");
+        }
+        return Err(e.into());
+    }
+    Ok(record.reference)
+}
+
+/// Writes the body to `writer`: what its head says it is, and its SHA-256.
+async fn receive(
+    writer: &mut WriteMultipart,
+    body: Body,
+    kind: MediaKind,
+    declared: u64,
+    max_pixels: u64,
+) -> ApiResult<(Sniffed, String)> {
+    let mut stream = body.into_data_stream();
+    let mut hasher = Sha256::new();
+    let mut head: Vec<u8> = Vec::new();
+    let mut sniffed: Option<Sniffed> = None;
+    let mut received: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| ApiError::invalid("the upload was cut off"))?;
+        received += chunk.len() as u64;
+        if received > declared {
+            return Err(ApiError::invalid(format!(
+                "the body has more than the {declared} bytes of its Content-Length"
+            )));
+        }
+        hasher.update(&chunk);
+        if sniffed.is_none() {
+            let take = chunk.len().min(HEAD_BYTES - head.len());
+            head.extend_from_slice(chunk.get(..take).unwrap_or_default());
+            if head.len() == HEAD_BYTES {
+                // Refused as soon as the head is known, before the rest is stored.
+                sniffed = Some(sniff::sniff(kind, &head, max_pixels)?);
+                head = Vec::new();
+            }
+        }
+        writer
+            .wait_for_capacity(2)
+            .await
+            .map_err(ApiError::internal)?;
+        writer.write(&chunk);
+    }
+    if received != declared {
+        return Err(ApiError::invalid(format!(
+            "the upload ended after {received} of its {declared} bytes"
+        )));
+    }
+    let sniffed = match sniffed {
+        Some(s) => s,
+        None => sniff::sniff(kind, &head, max_pixels)?,
+    };
+    Ok((sniffed, format!("{:x}", hasher.finalize())))
+}

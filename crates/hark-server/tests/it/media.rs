@@ -1,0 +1,433 @@
+//! Media: uploads streamed to the server's store, messages that carry
+//! them, and downloads for exactly those who may see them.
+
+use crate::support::{spawn_app, spawn_with, Session, TestApp};
+use hark_proto::{ChatId, ClientFrame, ClientMsgId, Event, MediaId, ServerFrame};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A 2×3 PNG, made by hand (signature, IHDR, an IDAT of the right size
+/// for the header to read, IEND): enough for sniffing and dimensions.
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let mut out = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
+    let mut chunk = |kind: &[u8], data: &[u8]| {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&crc32(&body).to_be_bytes());
+    };
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
+    chunk(b"IHDR", &ihdr);
+    chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    chunk(b"IEND", &[]);
+    out
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+async fn upload(app: &TestApp, who: &Session, query: &str, body: Vec<u8>) -> (u16, Value) {
+    let res = app
+        .http
+        .post(app.url(&format!("/media?{query}")))
+        .bearer_auth(&who.token)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn download(
+    app: &TestApp,
+    who: &Session,
+    id: &str,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut req = app
+        .http
+        .get(app.url(&format!("/media/{id}")))
+        .bearer_auth(&who.token);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
+async fn send_media(
+    app: &TestApp,
+    who: &Session,
+    chat: ChatId,
+    client_id: &str,
+    media: &str,
+    caption: &str,
+) -> ServerFrame {
+    let mut ws = app.ws(who).await;
+    let id = ws.id();
+    ws.request(ClientFrame::Send {
+        id,
+        chat_id: chat,
+        client_id: ClientMsgId(client_id.into()),
+        text: caption.into(),
+        reply_to: None,
+        media_id: Some(MediaId(media.into())),
+    })
+    .await
+}
+
+/// Every file under the media directory.
+fn stored_files(app: &TestApp) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&app.data_dir.join("media"), &mut out);
+    out
+}
+
+#[tokio::test]
+async fn an_image_reaches_the_chat_and_only_its_members_may_download_it() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let carol = app.user("carol").await;
+    let chat = app.direct(&alice, &bob).await;
+    let mut bob_ws = app.ws(&bob).await;
+
+    let image = png(2, 3);
+    let (status, media) = upload(
+        &app,
+        &alice,
+        "kind=image&name=../../holiday.png",
+        image.clone(),
+    )
+    .await;
+    assert_eq!(status, 200, "{media}");
+    let id = media["id"].as_str().unwrap().to_owned();
+    assert_eq!(media["kind"], "image");
+    assert_eq!(media["mime"], "image/png");
+    assert_eq!(media["size"], image.len());
+    assert_eq!(media["sha256"], format!("{:x}", Sha256::digest(&image)));
+    assert_eq!(
+        media["name"], "holiday.png",
+        "the path is gone from the name"
+    );
+    assert_eq!(
+        (media["width"].as_u64(), media["height"].as_u64()),
+        (Some(2), Some(3))
+    );
+
+    // Sent with a caption: Bob's event carries the file.
+    let ack = send_media(&app, &alice, chat, "m1", &id, "the beach").await;
+    let ServerFrame::Ack { seq, .. } = ack else {
+        panic!("expected an ack, got {ack:?}");
+    };
+    let event = bob_ws.next_event().await;
+    let Event::Message(m) = event.event else {
+        panic!("expected a message");
+    };
+    assert_eq!(m.text, "the beach");
+    let carried = m.media.expect("the message carries the file");
+    assert_eq!(carried.id.0, id);
+    assert_eq!(carried.size, image.len() as u64);
+    // A file needs no caption.
+    let (status, media2) = upload(&app, &alice, "kind=image", png(1, 1)).await;
+    assert_eq!(status, 200);
+    let ack2 = send_media(&app, &alice, chat, "m2", media2["id"].as_str().unwrap(), "").await;
+    assert!(matches!(ack2, ServerFrame::Ack { .. }), "{ack2:?}");
+
+    // History shows it too.
+    let (_, history) = app
+        .get(&format!("/chats/{}/messages", chat.0), &bob.token)
+        .await;
+    assert_eq!(history["messages"][0]["media"]["id"], id.as_str());
+
+    // Bob downloads it whole, with headers that keep a browser from
+    // running anything.
+    let res = download(&app, &bob, &id, &[]).await;
+    assert_eq!(res.status(), 200);
+    let h = res.headers().clone();
+    assert_eq!(h["content-type"], "image/png");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["content-security-policy"], "default-src 'none'; sandbox");
+    assert_eq!(h["accept-ranges"], "bytes");
+    assert!(h["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("inline; filename=\"holiday.png\""));
+    let etag = h["etag"].to_str().unwrap().to_owned();
+    assert_eq!(res.bytes().await.unwrap().as_ref(), image.as_slice());
+
+    // A range, for seeking; the end of the file; past the end.
+    let res = download(&app, &bob, &id, &[("range", "bytes=1-4")]).await;
+    assert_eq!(res.status(), 206);
+    assert_eq!(
+        res.headers()["content-range"],
+        format!("bytes 1-4/{}", image.len()).as_str()
+    );
+    assert_eq!(res.bytes().await.unwrap().as_ref(), &image[1..=4]);
+    let res = download(&app, &bob, &id, &[("range", "bytes=-3")]).await;
+    assert_eq!(res.status(), 206);
+    assert_eq!(
+        res.bytes().await.unwrap().as_ref(),
+        &image[image.len() - 3..]
+    );
+    let past = format!("bytes={}-", image.len());
+    let res = download(&app, &bob, &id, &[("range", past.as_str())]).await;
+    assert_eq!(res.status(), 416);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "range_not_satisfiable");
+    // Unchanged since Bob last fetched it.
+    let res = download(&app, &bob, &id, &[("if-none-match", etag.as_str())]).await;
+    assert_eq!(res.status(), 304);
+
+    // Carol is in no chat with it; a guessed id and a malformed one: all
+    // the same answer, which says nothing of whether the file exists.
+    for (who, what) in [
+        (&carol, id.clone()),
+        (&bob, format!("{:032x}", 7u128)),
+        (&bob, "..%2F..%2Fhark.db".to_owned()),
+    ] {
+        let res = download(&app, who, &what, &[]).await;
+        assert_eq!(res.status(), 404, "{what}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "not_found");
+    }
+    // Forwarded into a group with Carol, she may.
+    let group = app.group(&bob, "trip", &[&carol]).await;
+    let mut ws = app.ws(&bob).await;
+    let fid = ws.id();
+    let forwarded = ws
+        .request(ClientFrame::Forward {
+            id: fid,
+            from_chat_id: chat,
+            seq,
+            to_chat_id: group,
+            client_id: ClientMsgId("f1".into()),
+        })
+        .await;
+    let ServerFrame::Ack { seq: fseq, .. } = forwarded else {
+        panic!("expected an ack, got {forwarded:?}");
+    };
+    assert_eq!(download(&app, &carol, &id, &[]).await.status(), 200);
+    // Once she leaves the group, she may not.
+    let (status, _) = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/chats/{}/members/{}", group.0, carol.user_id.0),
+            &carol.token,
+            None,
+        )
+        .await;
+    assert!(status < 300, "{status}");
+    assert_eq!(download(&app, &carol, &id, &[]).await.status(), 404);
+
+    // Once the original and the forward are deleted for everyone, only
+    // the uploader may still fetch it.
+    for (chat, seq, who) in [(chat, seq, &alice), (group, fseq, &bob)] {
+        let mut ws = app.ws(who).await;
+        let did = ws.id();
+        let deleted = ws
+            .request(ClientFrame::Delete {
+                id: did,
+                chat_id: chat,
+                seq,
+                for_everyone: true,
+            })
+            .await;
+        assert!(matches!(deleted, ServerFrame::Ok { .. }), "{deleted:?}");
+    }
+    assert_eq!(download(&app, &carol, &id, &[]).await.status(), 404);
+    assert_eq!(download(&app, &bob, &id, &[]).await.status(), 404);
+    assert_eq!(download(&app, &alice, &id, &[]).await.status(), 200);
+    let (_, history) = app
+        .get(&format!("/chats/{}/messages", chat.0), &bob.token)
+        .await;
+    let first = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["seq"] == seq.0)
+        .unwrap()
+        .clone();
+    assert!(first["media"].is_null(), "{first}");
+}
+
+#[tokio::test]
+async fn a_message_carries_only_its_senders_own_upload() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let chat = app.direct(&alice, &bob).await;
+    let (_, media) = upload(&app, &alice, "kind=image", png(4, 4)).await;
+    let id = media["id"].as_str().unwrap();
+    // Bob knows the id (say, from a log) but did not upload it.
+    let refused = send_media(&app, &bob, chat, "b1", id, "mine now").await;
+    match refused {
+        ServerFrame::Error { code, .. } => assert_eq!(code, hark_proto::ErrorCode::NotFound),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    // Over HTTP too, and with an id of the wrong shape.
+    for media_id in [id, "nope"] {
+        let (status, body) = app
+            .post(
+                &format!("/chats/{}/messages", chat.0),
+                &bob.token,
+                json!({"client_id": format!("h-{media_id}"), "text": "", "media_id": media_id}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (404, Some("not_found")),
+            "{body}"
+        );
+    }
+    // A message without a file still needs text.
+    let (status, body) = app
+        .post(
+            &format!("/chats/{}/messages", chat.0),
+            &alice.token,
+            json!({"client_id": "empty", "text": ""}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_field"))
+    );
+}
+
+#[tokio::test]
+async fn lying_and_hostile_uploads_are_refused_and_leave_nothing() {
+    let app = spawn_with(|c| {
+        c.media.image_max_bytes = 4096;
+        c.media.max_bytes = 8192;
+    })
+    .await;
+    let alice = app.user("alice").await;
+    let refusals: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        // Words declared an image, a script declared audio.
+        (
+            "kind=image",
+            b"<svg onload=alert(1)>".to_vec(),
+            400,
+            "invalid_field",
+        ),
+        (
+            "kind=audio",
+            b"#!/bin/sh\nrm -rf /".to_vec(),
+            400,
+            "invalid_field",
+        ),
+        // A PNG declared a video.
+        ("kind=video", png(1, 1), 400, "invalid_field"),
+        // A PNG header claiming 100,000 × 100,000 pixels.
+        ("kind=image", png(100_000, 100_000), 413, "too_large"),
+        // Over the size of its kind.
+        ("kind=image", vec![0u8; 5000], 413, "too_large"),
+        ("kind=file", vec![0u8; 9000], 413, "too_large"),
+        // Nothing at all; a kind there is none of; a field no one knows.
+        ("kind=file", Vec::new(), 400, "invalid_field"),
+        ("kind=spreadsheet", b"a,b".to_vec(), 400, "invalid_field"),
+        ("kind=file&owner=bob", b"a,b".to_vec(), 400, "invalid_field"),
+    ];
+    for (query, body, status, code) in refusals {
+        let (got, answer) = upload(&app, &alice, query, body).await;
+        assert_eq!(
+            (got, answer["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{query}: {answer}"
+        );
+    }
+    // No length given (a chunked body): refused.
+    let chunks = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(b"abc".to_vec())]);
+    let res = app
+        .http
+        .post(app.url("/media?kind=file"))
+        .bearer_auth(&alice.token)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    // Fewer bytes than the Content-Length promised, then the connection
+    // ends: the upload fails and nothing of it is kept.
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut raw = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/media?kind=file HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Length: 5000\r\n\r\n",
+        alice.token
+    );
+    raw.write_all(head.as_bytes()).await.unwrap();
+    raw.write_all(&[7u8; 1000]).await.unwrap();
+    raw.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    let _ = raw.read_to_end(&mut answer).await;
+    // No file (and no part of one) is left, and no row.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(stored_files(&app), Vec::<std::path::PathBuf>::new());
+    // Without a token: 401.
+    let res = app
+        .http
+        .post(app.url("/media?kind=file"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test]
+async fn any_file_downloads_as_bytes_to_save_never_as_a_page() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let page = b"<html><script>steal(document.cookie)</script></html>".to_vec();
+    let (status, media) = upload(
+        &app,
+        &alice,
+        "kind=file&name=report%22%3B%20x%3D%22.html",
+        page.clone(),
+    )
+    .await;
+    assert_eq!(status, 200, "{media}");
+    assert_eq!(media["kind"], "file");
+    let res = download(&app, &alice, media["id"].as_str().unwrap(), &[]).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/octet-stream");
+    let disposition = res.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        disposition.starts_with("attachment; filename=\"report_; x=_.html\""),
+        "{disposition}"
+    );
+    assert_eq!(res.bytes().await.unwrap().as_ref(), page.as_slice());
+}

@@ -1,0 +1,57 @@
+//! Uploaded files' rows in PostgreSQL.
+
+use super::tx::Db;
+use crate::columns::{self, MEDIA_COLUMNS};
+use crate::{MediaRecord, StoreResult};
+use hark_proto::{MediaId, UserId};
+
+pub(crate) async fn create(db: &Db, m: &MediaRecord) -> StoreResult<()> {
+    let r = &m.reference;
+    let size = i64::try_from(r.size).unwrap_or(i64::MAX);
+    let (width, height) = (r.width.map(i64::from), r.height.map(i64::from));
+    db.exec(
+        &format!(
+            "INSERT INTO media ({MEDIA_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ),
+        &[
+            &r.id.0,
+            &m.uploader.0,
+            &r.kind.as_str(),
+            &r.mime,
+            &size,
+            &r.sha256,
+            &r.name,
+            &width,
+            &height,
+            &m.created_at,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn get(db: &Db, id: &MediaId) -> StoreResult<Option<MediaRecord>> {
+    match db
+        .opt(
+            &format!("SELECT {MEDIA_COLUMNS} FROM media WHERE id = $1"),
+            &[&id.0],
+        )
+        .await?
+    {
+        Some(row) => columns::media_record(&row),
+        None => Ok(None),
+    }
+}
+
+pub(crate) async fn may_download(db: &Db, user: UserId, id: &MediaId) -> StoreResult<bool> {
+    Ok(db
+        .one(
+            "SELECT EXISTS (SELECT 1 FROM media WHERE id = $1 AND uploader = $2)
+                 OR EXISTS (SELECT 1 FROM messages m
+                            JOIN members mb ON mb.chat_id = m.chat_id AND mb.user_id = $2
+                            WHERE m.media_id = $1 AND m.seq > mb.joined_seq)",
+            &[&id.0, &user.0],
+        )
+        .await?
+        .try_get(0)?)
+}
