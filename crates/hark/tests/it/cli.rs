@@ -247,3 +247,69 @@ fn history_shows_group_events_in_place() {
     );
     assert!(window.contains("you: thanks"), "{window}");
 }
+
+#[test]
+fn a_file_goes_up_with_send_and_comes_down_with_download() {
+    let server = start_server();
+    let alice = tempfile::tempdir().unwrap();
+    let bob = tempfile::tempdir().unwrap();
+    for (dir, name) in [(&alice, "alice"), (&bob, "bob")] {
+        hark(&server, dir.path(), &["register", name]);
+        hark(&server, dir.path(), &["login", name]);
+    }
+    // A file of some size, not all one byte, so a cut or shuffled copy shows.
+    let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let original = alice.path().join("notes from the meeting.bin");
+    std::fs::write(&original, &bytes).unwrap();
+    let path = original.to_str().unwrap();
+    let sent = hark(
+        &server,
+        alice.path(),
+        &["send", "bob", "--file", path, "the", "notes"],
+    );
+    assert!(sent.contains("[seq 1]"), "{sent}");
+    // A file with no caption.
+    let sent = hark(&server, alice.path(), &["send", "bob", "--file", path]);
+    assert!(sent.contains("[seq 2]"), "{sent}");
+    hark(&server, alice.path(), &["send", "bob", "just", "words"]);
+
+    let history = hark(&server, bob.path(), &["history", "alice"]);
+    assert!(
+        history.contains("alice: [file notes from the meeting.bin, 300.0 KB] the notes"),
+        "{history}"
+    );
+
+    let saved = bob.path().join("copy.bin");
+    let out = hark(
+        &server,
+        bob.path(),
+        &["download", "alice", "1", "-o", saved.to_str().unwrap()],
+    );
+    assert!(out.contains("300.0 KB"), "{out}");
+    assert_eq!(std::fs::read(&saved).unwrap(), bytes);
+    // Without -o, under its own name in the working directory.
+    let status = Command::new(HARK)
+        .args(["download", "alice", "2"])
+        .current_dir(bob.path())
+        .env("HARK_CONFIG_DIR", bob.path())
+        .env("HARK_SERVER", &server.url)
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{status:?}");
+    assert_eq!(
+        std::fs::read(bob.path().join("notes from the meeting.bin")).unwrap(),
+        bytes
+    );
+    // A message without a file: a clear refusal.
+    let refused = Command::new(HARK)
+        .args(["download", "alice", "3"])
+        .env("HARK_CONFIG_DIR", bob.path())
+        .env("HARK_SERVER", &server.url)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("carries no file"),
+        "{refused:?}"
+    );
+}
