@@ -43,6 +43,8 @@ pub enum Command {
     Presence(scenario::presence::Params),
     /// One million messages loaded through the protocol, then full-text search latency.
     Search(scenario::search::Params),
+    /// A large file up and down beside copying it; server memory during parallel uploads.
+    Media(scenario::media::Params),
     /// WAL growth under sustained commits: the server's checkpointing scheme
     /// against a writer-side RESTART (evidence for docs/benchmarks.md).
     WalCheck(sqlite_baseline::WalCheckParams),
@@ -95,6 +97,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Catchup(p) => report::finish(scenario::catchup::run(p).await?),
         Command::Presence(p) => report::finish(scenario::presence::run(p).await?),
         Command::Search(p) => report::finish(scenario::search::run(p).await?),
+        Command::Media(p) => report::finish(scenario::media::run(p).await?),
         Command::WalCheck(p) => {
             tokio::task::spawn_blocking(move || sqlite_baseline::wal_check(&p)).await?
         }

@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod connections;
 pub mod direct;
 pub mod group;
+pub mod media;
 pub mod presence;
 pub mod search;
 pub mod traffic;

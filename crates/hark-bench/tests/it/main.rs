@@ -469,3 +469,14 @@ async fn cluster_smoke_two_nodes_deliver_across_nodes() {
         "2 nodes: send-to-deliver p99, across nodes vs on one node"
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_smoke_uploads_and_downloads() {
+    let server = server().await;
+    let v = bench(&server, &["media", "--size-mib", "2", "--parallel", "3"]).await;
+    assert_common(&v, "media");
+    assert_eq!(count(&v, "file bytes"), 2 * 1024 * 1024);
+    assert!(has_figure(&v, "upload throughput"));
+    assert!(has_figure(&v, "download throughput"));
+    assert!(has_figure(&v, "3 uploads at once: total throughput"));
+}

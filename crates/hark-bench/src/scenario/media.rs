@@ -1,0 +1,222 @@
+//! `media`: one large file (default 100 MiB) uploaded through
+//! `POST /v1/media` and downloaded back, each timed beside copying the
+//! same file on the same disk (the same-run baseline); then N uploads of
+//! it at once (default 20), watching the server's RSS: uploads stream, so
+//! it must stay flat rather than grow with the bytes in flight.
+
+use crate::report::{Figure, Report};
+use crate::servers::{rss_kib, Servers};
+use crate::{setup, Common};
+use anyhow::Context;
+use futures_util::StreamExt;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct Params {
+    #[command(flatten)]
+    #[serde(skip)]
+    pub common: Common,
+    /// Size of the file, MiB.
+    #[arg(long, default_value_t = 100)]
+    pub size_mib: u64,
+    /// Uploads at once in the memory run.
+    #[arg(long, default_value_t = 20)]
+    pub parallel: usize,
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+pub async fn run(p: Params) -> anyhow::Result<Report> {
+    let mut report = Report::new("media", &p.common, &p);
+    let settings = format!("media.max_bytes = {}\n", (p.size_mib + 1) * 1024 * 1024);
+    let servers = Servers::start_with(&p.common, 1, &[], &settings).await?;
+    let base = servers.urls[0].clone();
+    let users = setup::accounts(&base, &setup::run_tag(), "m", 1).await?;
+    let token = users[0].token.clone();
+    let work = tempfile::tempdir_in(&p.common.work_dir)?;
+    let file = work.path().join("file.bin");
+    write_file(&file, p.size_mib * 1024 * 1024).await?;
+    let bytes = p.size_mib as f64 * MIB;
+    let http = reqwest::Client::new();
+
+    // Baseline: the same bytes copied on the same disk.
+    let copy = work.path().join("copy.bin");
+    let started = Instant::now();
+    tokio::fs::copy(&file, &copy).await?;
+    let cp_secs = started.elapsed().as_secs_f64();
+    tokio::fs::remove_file(&copy).await?;
+
+    let pid = servers.pids.first().copied();
+    let cpu = || super::cpu_of(&servers.pids);
+    let (c0, started) = (cpu(), Instant::now());
+    let id = upload(&http, &base, &token, &file).await?;
+    let (up_secs, c1) = (started.elapsed().as_secs_f64(), cpu());
+    let started = Instant::now();
+    let got = download(&http, &base, &token, &id, &copy).await?;
+    let (down_secs, c2) = (started.elapsed().as_secs_f64(), cpu());
+    anyhow::ensure!(
+        got == p.size_mib * 1024 * 1024,
+        "downloaded {got} bytes of {}",
+        p.size_mib * 1024 * 1024
+    );
+    report.figure(
+        Figure::new("upload throughput", "MiB/s", bytes / MIB / up_secs)
+            .vs("cp", Some(bytes / MIB / cp_secs)),
+    );
+    report.figure(
+        Figure::new("download throughput", "MiB/s", bytes / MIB / down_secs)
+            .vs("cp", Some(bytes / MIB / cp_secs)),
+    );
+    if let (Some(a), Some(b), Some(c)) = (c0, c1, c2) {
+        report.figure(Figure::new("server CPU per upload", "s", b - a));
+        report.figure(Figure::new("server CPU per download", "s", c - b));
+    }
+
+    // N at once: the server's RSS, sampled every 20 ms.
+    let before = pid.and_then(rss_kib);
+    let peak = Arc::new(AtomicU64::new(before.unwrap_or(0)));
+    let running = Arc::new(AtomicBool::new(true));
+    let sampler = pid.map(|pid| {
+        let (peak, running) = (peak.clone(), running.clone());
+        tokio::spawn(async move {
+            while running.load(Relaxed) {
+                if let Some(kib) = rss_kib(pid) {
+                    peak.fetch_max(kib, Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    });
+    let started = Instant::now();
+    let uploads = futures_util::future::join_all(
+        (0..p.parallel).map(|_| upload(&http, &base, &token, &file)),
+    )
+    .await;
+    let all_secs = started.elapsed().as_secs_f64();
+    running.store(false, Relaxed);
+    if let Some(s) = sampler {
+        let _ = s.await;
+    }
+    let ok = uploads.iter().filter(|u| u.is_ok()).count();
+    if let Some(e) = uploads.into_iter().find_map(Result::err) {
+        report.note(format!("a parallel upload failed: {e:#}"));
+    }
+    report.check(
+        "every parallel upload stored",
+        ok == p.parallel,
+        format!("{ok} of {}", p.parallel),
+    );
+    report.figure(Figure::new(
+        &format!("{} uploads at once: total throughput", p.parallel),
+        "MiB/s",
+        bytes * ok as f64 / MIB / all_secs,
+    ));
+    if let Some(before) = before {
+        let peak = peak.load(Relaxed);
+        report.figure(
+            Figure::new(
+                &format!("server RSS growth during {} uploads at once", p.parallel),
+                "MiB",
+                (peak.saturating_sub(before)) as f64 / 1024.0,
+            )
+            .target("flat: far below the bytes in flight"),
+        );
+        report.figure(Figure::new(
+            "server RSS before",
+            "MiB",
+            before as f64 / 1024.0,
+        ));
+    }
+    report.count("file bytes", p.size_mib * 1024 * 1024);
+    report.note(
+        "Baseline: tokio::fs::copy of the same file in the same directory (the upload and \
+         download each write the whole file once, as the copy does).",
+    );
+    servers.stop().await;
+    Ok(report)
+}
+
+/// A file of `len` bytes that does not compress (a simple generator).
+async fn write_file(path: &Path, len: u64) -> anyhow::Result<()> {
+    let mut f = tokio::fs::File::create(path).await?;
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut buf = vec![0u8; 1024 * 1024];
+    let mut left = len;
+    while left > 0 {
+        for chunk in buf.chunks_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let bytes = state.to_le_bytes();
+            chunk.copy_from_slice(bytes.get(..chunk.len()).unwrap_or(&bytes));
+        }
+        let n = left.min(buf.len() as u64) as usize;
+        f.write_all(buf.get(..n).unwrap_or_default()).await?;
+        left -= n as u64;
+    }
+    f.flush().await?;
+    Ok(())
+}
+
+async fn upload(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    path: &PathBuf,
+) -> anyhow::Result<String> {
+    let file = tokio::fs::File::open(path).await?;
+    let len = file.metadata().await?.len();
+    let body = futures_util::stream::unfold(file, |mut file| async move {
+        let mut buf = vec![0u8; 256 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(buf), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    });
+    let res = http
+        .post(format!("{base}/v1/media?kind=file&name=bench.bin"))
+        .bearer_auth(token)
+        .header(reqwest::header::CONTENT_LENGTH, len)
+        .body(reqwest::Body::wrap_stream(body))
+        .send()
+        .await?;
+    anyhow::ensure!(res.status().is_success(), "upload: {}", res.text().await?);
+    let media: hark_proto::MediaRef = res.json().await?;
+    Ok(media.id.0)
+}
+
+async fn download(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    id: &str,
+    dest: &Path,
+) -> anyhow::Result<u64> {
+    let res = http
+        .get(format!("{base}/v1/media/{id}"))
+        .bearer_auth(token)
+        .send()
+        .await?;
+    anyhow::ensure!(res.status().is_success(), "download: {}", res.status());
+    let mut out = tokio::fs::File::create(dest)
+        .await
+        .with_context(|| format!("creating {}", dest.display()))?;
+    let mut stream = res.bytes_stream();
+    let mut got = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        out.write_all(&chunk).await?;
+        got += chunk.len() as u64;
+    }
+    out.flush().await?;
+    Ok(got)
+}
