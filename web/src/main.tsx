@@ -23,5 +23,13 @@ if (viewport) {
   fit();
 }
 
+// A file dropped outside the chat (which takes it as an attachment) would
+// otherwise make the browser open it in place of the app.
+for (const type of ['dragover', 'drop'] as const) {
+  window.addEventListener(type, (e) => {
+    if (e.dataTransfer?.types.includes('Files')) e.preventDefault();
+  });
+}
+
 const root = document.getElementById('app');
 if (root) render(<App />, root);

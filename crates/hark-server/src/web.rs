@@ -12,8 +12,11 @@ use rust_embed::RustEmbed;
 #[folder = "../../web/dist"]
 struct Assets;
 
-/// What the browser may load and connect to: only this server.
+/// What the browser may load and connect to: only this server (and the
+/// `blob:` copies the client makes of downloaded photos, video and sound:
+/// a media download needs the device's token in a header).
 const CSP: &str = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: blob:; \
+                   media-src 'self' blob:; \
                    style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 /// The precompressed variants, best first: (file suffix, `Content-Encoding`).

@@ -3,15 +3,16 @@
 // open and the page visible.
 
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
-import type { Message } from '../hark-client';
+import type { MediaRef, Message } from '../hark-client';
 import { ChatSettingsItems, useDismiss, useMenuKeys } from './ChatMenu';
 import { ForwardDialog } from './ForwardDialog';
 import { ConnectionBanner } from './Sidebar';
 import type { Panel } from './InfoPanel';
 import type { Note } from './local';
+import { AttachmentPreview, mediaLabel, mediaWidth, MessageMedia, summaryOf } from './media';
 import { isEmojiOnly, isLong, RichText, textStart } from './rich';
 import type { AppStore, ChatModel, Tick } from './store';
-import { Avatar, BackIcon, ChevronIcon, clock, dayKey, dayLabel, DotsIcon, ForwardIcon, HarkLogo, InfoIcon, MutedIcon, presenceLabel, SearchIcon, SendIcon, Ticks, nameColorFor } from './ui';
+import { Avatar, BackIcon, ChevronIcon, clock, dayKey, dayLabel, DotsIcon, ForwardIcon, HarkLogo, InfoIcon, MutedIcon, PaperclipIcon, presenceLabel, SearchIcon, SendIcon, Ticks, nameColorFor } from './ui';
 
 /** A typing indicator is refreshed this often while the person keeps typing. */
 const TYPING_EVERY_MS = 3_000;
@@ -46,7 +47,7 @@ interface Row {
   /** A group event line. */
   note?: string;
   message?: Message;
-  pending?: { client_id: string; text: string; at: number; tick: Tick; failedCode?: string; forwarded?: boolean };
+  pending?: { client_id: string; text: string; at: number; tick: Tick; failedCode?: string; forwarded?: boolean; media?: MediaRef };
 }
 
 export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel | null) => void; onBack: () => void }) {
@@ -169,7 +170,7 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
   if (!model.hasMoreAfter) notesUpTo(Infinity);
   for (const p of pending) {
     dayRow(p.queued_at);
-    rows.push({ key: `p-${p.client_id}`, pending: { client_id: p.client_id, text: p.text, at: p.queued_at, tick: 'pending', forwarded: p.forwarded } });
+    rows.push({ key: `p-${p.client_id}`, pending: { client_id: p.client_id, text: p.text, at: p.queued_at, tick: 'pending', forwarded: p.forwarded, media: p.media } });
   }
   for (const f of failed) {
     rows.push({ key: `f-${f.client_id}`, pending: { client_id: f.client_id, text: f.text, at: Date.now(), tick: 'failed', failedCode: f.message } });
@@ -236,6 +237,39 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
 
   const unreadNow = store.unread(model);
 
+  // A file dragged over the chat: a drop zone over it; dropped, it becomes
+  // the composer's attachment. (enter/leave fire for every child crossed,
+  // hence the depth.)
+  const [dragging, setDragging] = useState(false);
+  const dragDepth = useRef(0);
+  const carriesFiles = (e: DragEvent) => !model.left && !!e.dataTransfer && [...e.dataTransfer.types].includes('Files');
+  const dropHandlers = {
+    onDragEnter: (e: DragEvent) => {
+      if (!carriesFiles(e)) return;
+      e.preventDefault();
+      dragDepth.current++;
+      setDragging(true);
+    },
+    onDragOver: (e: DragEvent) => {
+      if (!carriesFiles(e)) return;
+      e.preventDefault();
+      e.dataTransfer!.dropEffect = 'copy';
+    },
+    onDragLeave: (e: DragEvent) => {
+      if (!carriesFiles(e)) return;
+      dragDepth.current = Math.max(0, dragDepth.current - 1);
+      if (dragDepth.current === 0) setDragging(false);
+    },
+    onDrop: (e: DragEvent) => {
+      if (!carriesFiles(e)) return;
+      e.preventDefault();
+      dragDepth.current = 0;
+      setDragging(false);
+      const file = e.dataTransfer?.files[0];
+      if (file) store.attach(chatId, file);
+    },
+  };
+
   // One Tab stop for the whole list: the last message focused (else the
   // newest); the arrow keys move between messages, Enter opens a menu.
   const [activeSeq, setActiveSeq] = useState<number | null>(null);
@@ -290,7 +324,12 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
     : (presenceLabel(peer ? store.presence.get(peer.id) : undefined) ?? `@${peer?.username ?? ''}`);
 
   return (
-    <section class="chat" data-testid="chat-pane" data-chat-id={chatId}>
+    <section class="chat" data-testid="chat-pane" data-chat-id={chatId} {...dropHandlers}>
+      {dragging && (
+        <div class="drop-zone" data-testid="drop-zone" aria-hidden="true">
+          <span>Drop the file here to send it</span>
+        </div>
+      )}
       <header class="chat-header" onClick={() => onPanel({ kind: 'chat' })}>
         <button class="icon-btn back-btn" aria-label="Back to chats" data-testid="chat-back" onClick={(e) => { e.stopPropagation(); props.onBack(); }}>
           <BackIcon />
@@ -363,6 +402,7 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
               return (
                 <Bubble
                   key={r.key}
+                  store={store}
                   mine={mine}
                   first={first}
                   tabbable={m.seq === tabSeq}
@@ -375,6 +415,7 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
                   seq={m.seq}
                   message={m}
                   quoteName={m.reply_to ? store.userName(model, m.reply_to.sender_id) : undefined}
+                  quoteText={m.reply_to ? quoteText(m.reply_to, model.messages.get(m.reply_to.seq)) : undefined}
                   reactions={m.reactions ?? []}
                   focused={model.focus?.seq === m.seq}
                   menu={
@@ -408,10 +449,12 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
             return (
               <Bubble
                 key={r.key}
+                store={store}
                 mine
                 first={first}
                 sender={null}
                 text={p.text}
+                media={p.media}
                 time={p.at}
                 tick={p.tick}
                 forwarded={p.forwarded}
@@ -452,6 +495,13 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
       />
     </section>
   );
+}
+
+/** What a reply shows of the message it answers: its start, "📷 Photo" for a photo without a caption. */
+function quoteText(q: NonNullable<Message['reply_to']>, quoted: Message | undefined): string {
+  if (q.snippet === null) return 'This message was deleted';
+  if (!q.snippet && quoted?.media) return mediaLabel(quoted.media, '');
+  return q.snippet;
 }
 
 /** "Alice added Carol", "You changed the group name to "Desk"", … */
@@ -509,6 +559,7 @@ function longPress(f: () => void) {
 const QUICK_REACTIONS = ['👍', '❤️', '😂', '😮', '😢', '🙏'];
 
 function Bubble(props: {
+  store: AppStore;
   mine: boolean;
   first: boolean;
   sender: string | null;
@@ -520,6 +571,9 @@ function Bubble(props: {
   note?: string;
   message?: Message;
   quoteName?: string;
+  quoteText?: string;
+  /** A queued message's file (a sent one's is in `message`). */
+  media?: MediaRef | null;
   reactions?: { user_id: number; emoji: string }[];
   focused?: boolean;
   forwarded?: boolean;
@@ -534,12 +588,29 @@ function Bubble(props: {
 }) {
   const m = props.message;
   const deleted = !!m?.deleted;
+  const media = deleted ? null : (m?.media ?? props.media ?? null);
+  // A photo or video without a caption has its time over it, on a shade.
+  const mediaOnly = !!media && !props.text && (media.kind === 'image' || media.kind === 'video');
+  const body = (
+    <>
+      {deleted ? (
+        <span class="text deleted" data-testid="msg-text">
+          {props.mine ? 'You deleted this message' : 'This message was deleted'}
+        </span>
+      ) : (
+        (props.text || !media) && <BubbleText text={props.text} tabbable={!!props.tabbable || props.seq === undefined} />
+      )}
+      {/* Keeps room on the last line for the time and ticks, like WhatsApp. */}
+      <span class={`meta-spacer ${props.tick ? 'with-ticks' : ''} ${m?.edited_at && !deleted ? 'with-edited' : ''}`} aria-hidden="true" />
+    </>
+  );
   const grouped = new Map<string, number>();
   for (const r of props.reactions ?? []) grouped.set(r.emoji, (grouped.get(r.emoji) ?? 0) + 1);
   return (
     <div class={`msg-row ${props.mine ? 'out' : 'in'} ${props.first ? 'first' : ''} ${grouped.size ? 'reacted' : ''}`}>
       <div
-        class={`bubble ${props.onInfo && !props.onMenu ? 'clickable' : ''} ${props.focused ? 'focused' : ''}`}
+        class={`bubble ${props.onInfo && !props.onMenu ? 'clickable' : ''} ${props.focused ? 'focused' : ''} ${media ? 'has-media' : ''} ${mediaOnly ? 'media-only' : ''}`}
+        style={media ? { width: `${mediaWidth(media) + 6}px` } : undefined}
         data-focused={props.focused ? 'true' : undefined}
         data-testid={props.mine ? 'msg-out' : 'msg-in'}
         data-seq={props.seq}
@@ -583,18 +654,11 @@ function Bubble(props: {
         {m?.reply_to && !deleted && (
           <button class="quote" tabIndex={props.tabbable ? 0 : -1} data-testid="msg-quote" onClick={() => props.onQuote?.(m.reply_to!.seq)}>
             <span class="quote-name" dir="auto">{props.quoteName}</span>
-            <span class="quote-text" dir="auto">{m.reply_to.snippet ?? 'This message was deleted'}</span>
+            <span class="quote-text" dir="auto">{props.quoteText ?? m.reply_to.snippet ?? 'This message was deleted'}</span>
           </button>
         )}
-        {deleted ? (
-          <span class="text deleted" data-testid="msg-text">
-            {props.mine ? 'You deleted this message' : 'This message was deleted'}
-          </span>
-        ) : (
-          <BubbleText text={props.text} tabbable={!!props.tabbable || props.seq === undefined} />
-        )}
-        {/* Keeps room on the last line for the time and ticks, like WhatsApp. */}
-        <span class={`meta-spacer ${props.tick ? 'with-ticks' : ''} ${m?.edited_at && !deleted ? 'with-edited' : ''}`} aria-hidden="true" />
+        {media && <MessageMedia store={props.store} media={media} tabbable={!!props.tabbable || props.seq === undefined} />}
+        {mediaOnly ? null : media ? <div class="media-caption">{body}</div> : body}
         <span class="meta">
           {m?.edited_at && !deleted && <span data-testid="msg-edited">Edited</span>}
           {clock(props.time)}
@@ -697,7 +761,13 @@ function Composer(props: { store: AppStore; model: ChatModel; replyTo: Message |
     if (editing || replyTo) input.current?.focus();
   }, [editing, replyTo]);
   const input = useRef<HTMLTextAreaElement>(null);
+  const fileInput = useRef<HTMLInputElement>(null);
   const typingSentAt = useRef(0);
+  const mounted = useRef(true);
+  useEffect(() => () => void (mounted.current = false), []);
+  // The file chosen to send (not while editing: an edit changes only the text).
+  const attachment = editing ? undefined : store.attachments.get(model.chat.id);
+  const uploading = !!attachment?.abort;
   const max = store.connState.hello?.limits.max_text_bytes ?? 16384;
   const bytes = new TextEncoder().encode(text).length;
   const tooLong = bytes > max;
@@ -723,7 +793,21 @@ function Composer(props: { store: AppStore; model: ChatModel; replyTo: Message |
   }
 
   function submit() {
-    if (!text.trim() || tooLong) return;
+    if (tooLong || uploading) return;
+    if (attachment) {
+      // Upload, then send with the text as the caption; on failure both stay.
+      const chatId = model.chat.id;
+      void store.sendAttachment(chatId, text.trim() ? text : '', replyTo?.seq).then((sent) => {
+        if (!sent) return;
+        if (model.hasMoreAfter) void store.showLatest(chatId);
+        if (!mounted.current) return;
+        setText('');
+        props.onCancel();
+      });
+      typingSentAt.current = 0;
+      return;
+    }
+    if (!text.trim()) return;
     if (editing) {
       if (text !== editing.text) store.conn.edit(model.chat.id, editing.seq, text);
       setText('');
@@ -753,14 +837,21 @@ function Composer(props: { store: AppStore; model: ChatModel; replyTo: Message |
     }
   }
 
+  function attach(file: File | undefined) {
+    if (!file || editing) return;
+    store.attach(model.chat.id, file);
+    input.current?.focus();
+  }
+
   const context = editing ?? replyTo;
   return (
     <footer class="composer-wrap">
+      {attachment && <AttachmentPreview attachment={attachment} onRemove={() => store.detach(model.chat.id)} />}
       {context && (
         <div class="composer-context" data-testid={editing ? 'editing' : 'replying'}>
           <div class="quote">
             <span class="quote-name">{editing ? 'Edit message' : store.userName(model, context.sender_id)}</span>
-            <span class="quote-text" dir="auto">{context.text}</span>
+            <span class="quote-text" dir="auto">{editing ? context.text : summaryOf(context)}</span>
           </div>
           <button class="icon-btn small" aria-label="Cancel" data-testid="cancel-context" onClick={() => { if (editing) setText(''); props.onCancel(); }}>
             ×
@@ -782,10 +873,18 @@ function Composer(props: { store: AppStore; model: ChatModel; replyTo: Message |
         aria-label={editing ? 'Edit the message' : 'Type a message'}
         aria-describedby={near ? 'composer-limit' : undefined}
         aria-invalid={tooLong ? 'true' : undefined}
-        placeholder="Type a message"
+        placeholder={attachment ? 'Add a caption' : 'Type a message'}
         value={text}
+        readOnly={uploading}
         data-testid="composer"
         onInput={(e) => onInput(e.currentTarget.value)}
+        onPaste={(e) => {
+          // A pasted image (a screenshot) or file becomes the attachment; text pastes as usual.
+          const file = e.clipboardData?.files[0];
+          if (!file || editing) return;
+          e.preventDefault();
+          attach(file);
+        }}
         onKeyDown={(e) => {
           if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
             e.preventDefault();
@@ -793,10 +892,32 @@ function Composer(props: { store: AppStore; model: ChatModel; replyTo: Message |
           } else if (e.key === 'Escape' && (editing || replyTo)) {
             if (editing) setText('');
             props.onCancel();
+          } else if (e.key === 'Escape' && attachment && !uploading) {
+            store.detach(model.chat.id);
           }
         }}
       />
-      <button class="send-btn" aria-label="Send" data-testid="send" disabled={!text.trim() || tooLong} onClick={submit}>
+      {!editing && (
+        <>
+          <button class="icon-btn attach-btn" aria-label="Attach a file" title="Attach a file" data-testid="attach" disabled={uploading} onClick={() => fileInput.current?.click()}>
+            <PaperclipIcon />
+          </button>
+          <input
+            ref={fileInput}
+            type="file"
+            hidden
+            tabIndex={-1}
+            aria-hidden="true"
+            data-testid="file-input"
+            onChange={(e) => {
+              attach(e.currentTarget.files?.[0]);
+              // The same file can be chosen again after removing it.
+              e.currentTarget.value = '';
+            }}
+          />
+        </>
+      )}
+      <button class="send-btn" aria-label="Send" data-testid="send" disabled={(!text.trim() && !attachment) || tooLong || uploading} onClick={submit}>
         <SendIcon />
       </button>
       </div>

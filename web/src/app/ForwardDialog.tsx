@@ -3,6 +3,7 @@
 
 import { useLayoutEffect, useState } from 'preact/hooks';
 import type { Message } from '../hark-client';
+import { summaryOf } from './media';
 import { MAX_FORWARD, type AppStore } from './store';
 import { Avatar, CheckIcon, CloseIcon, SearchIcon, SendIcon } from './ui';
 
@@ -46,7 +47,7 @@ export function ForwardDialog(props: { store: AppStore; message: Message; onClos
           </div>
         </div>
         <div class="forward-quote">
-          <span class="quote-text" dir="auto">{message.text}</span>
+          <span class="quote-text" dir="auto">{summaryOf(message)}</span>
         </div>
         <div class="list">
           <div class="list-section">Chats</div>

@@ -4,6 +4,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { HarkError, type Member, type MessageInfo as MessageInfoBody, type User } from '../hark-client';
 import { ChatSearch } from './Search';
+import { summaryOf } from './media';
 import type { AppStore, ChatModel } from './store';
 import { Avatar, clock, CloseIcon, dayLabel, PencilIcon, CheckIcon, SearchIcon, Ticks } from './ui';
 
@@ -102,7 +103,7 @@ function MessageInfo(props: { store: AppStore; model: ChatModel; seq: number }) 
       {m && (
         <div class="info-preview">
           <div class="bubble out-preview">
-            <span class="text" dir="auto">{m.text}</span>
+            <span class="text" dir="auto">{summaryOf(m)}</span>
             <span class="meta-spacer with-ticks" aria-hidden="true" />
             <span class="meta">
               {clock(m.sent_at)} <Ticks tick={store.tick(model, seq)} />

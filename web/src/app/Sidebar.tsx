@@ -6,6 +6,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Device, PrivacySettings, User, Visibility } from '../hark-client';
 import { ChatRowMenu, useDismiss, useMenuKeys } from './ChatMenu';
 import { applyTheme, loadTheme, type Theme } from './local';
+import { summaryOf } from './media';
 import { SearchResults, useMessageSearch } from './Search';
 import type { AppStore, ChatModel } from './store';
 import {
@@ -255,7 +256,7 @@ function ChatRow(props: { store: AppStore; model: ChatModel; menuOpen: boolean; 
     preview = (
       <>
         <Ticks tick="pending" />
-        <span class="preview-text" dir="auto">{lastPending.text}</span>
+        <span class="preview-text" dir="auto">{summaryOf(lastPending)}</span>
       </>
     );
     time = lastPending.queued_at;
@@ -271,7 +272,7 @@ function ChatRow(props: { store: AppStore; model: ChatModel; menuOpen: boolean; 
             <ForwardIcon size={15} />
           </span>
         )}
-        <span class="preview-text" dir="auto">{last.deleted ? (mine ? 'You deleted this message' : 'This message was deleted') : last.text}</span>
+        <span class="preview-text" dir="auto">{last.deleted ? (mine ? 'You deleted this message' : 'This message was deleted') : summaryOf(last)}</span>
       </>
     );
   }

@@ -8,6 +8,7 @@ import {
   deviceStore,
   HarkApi,
   HarkError,
+  mediaKindOf,
   saveSession,
   websocketUrl,
   type Chat,
@@ -19,6 +20,8 @@ import {
   type Event,
   type EventFrame,
   type History,
+  type MediaKind,
+  type MediaRef,
   type Message,
   type PendingSend,
   type Pos,
@@ -28,7 +31,9 @@ import {
   type User,
   type UserId,
 } from '../hark-client';
+import { BlobCache } from './blobs';
 import { DeviceLocal, sameNote, type Note } from './local';
+import { mediaLabel } from './media';
 
 export interface ChatModel {
   chat: Chat;
@@ -79,6 +84,20 @@ export interface Confirmation {
 
 export type Tick = 'pending' | 'sent' | 'delivered' | 'read' | 'failed';
 
+/** A file chosen in a chat's composer, not yet sent. */
+export interface Attachment {
+  file: File;
+  kind: MediaKind;
+  /** A local blob: URL of an image, for its thumbnail (revoked when the attachment goes). */
+  previewUrl: string | null;
+  /** Bytes uploaded so far while sending; null before. */
+  sent: number | null;
+  /** Why the last try failed (the server's message). */
+  error: string | null;
+  /** Cancels the upload in flight. */
+  abort: AbortController | null;
+}
+
 const PAGE = 50;
 /** Messages shown above the first unread one when a chat opens there. */
 const BEFORE_UNREAD = 10;
@@ -109,6 +128,10 @@ export class AppStore {
   notice: string | null = null;
   /** Group event lines, drafts: kept in this browser. */
   readonly local: DeviceLocal;
+  /** Files' bytes for blob: URLs (media needs the token). */
+  readonly blobs: BlobCache;
+  /** Per chat, the file chosen in its composer (kept across chat switches). */
+  attachments = new Map<ChatId, Attachment>();
   /** Everyone seen in any chat, so event lines can name people who have left. */
   private knownUsers = new Map<UserId, User>();
   /** An in-app confirmation waiting for an answer (instead of the browser's confirm()). */
@@ -139,6 +162,7 @@ export class AppStore {
     this.knownUsers.set(this.me.id, this.me);
     this.local = new DeviceLocal(server || location.origin, session.device.id);
     this.api = new HarkApi(server, session.token);
+    this.blobs = new BlobCache(this.api);
     this.conn = new Connection({
       url: websocketUrl(server || location.origin),
       token: session.token,
@@ -174,6 +198,7 @@ export class AppStore {
             text: e.text,
             sent_at: ack.sent_at,
             forwarded: e.forwarded,
+            media: e.media,
           });
           break;
         }
@@ -624,7 +649,7 @@ export class AppStore {
         return;
       case 'message_deleted':
         if (c) {
-          this.patchMessage(c, e.seq, (m) => ({ ...m, text: '', deleted: true, reactions: [] }));
+          this.patchMessage(c, e.seq, (m) => ({ ...m, text: '', deleted: true, reactions: [], media: null }));
           this.patchQuotes(c, e.seq, null);
         }
         return;
@@ -831,7 +856,7 @@ export class AppStore {
   /** Forward my copy of message `seq` to each chat, through the outbox (marked forwarded). */
   forward(fromChatId: ChatId, seq: Seq, toChatIds: ChatId[]): void {
     const m = this.chats.get(fromChatId)?.messages.get(seq);
-    for (const to of toChatIds.slice(0, MAX_FORWARD)) this.conn.forward(fromChatId, seq, to, m?.text ?? '');
+    for (const to of toChatIds.slice(0, MAX_FORWARD)) this.conn.forward(fromChatId, seq, to, m?.text ?? '', m?.media);
     this.notify();
   }
 
@@ -841,9 +866,80 @@ export class AppStore {
     return res.messages;
   }
 
-  send(chatId: ChatId, text: string, replyTo?: Seq): void {
-    const clientId = this.conn.send(chatId, text, replyTo);
+  send(chatId: ChatId, text: string, replyTo?: Seq, media?: MediaRef): void {
+    const clientId = this.conn.send(chatId, text, replyTo, media);
     if (replyTo !== undefined) this.replyOf.set(clientId, replyTo);
+  }
+
+  /** Choose the file to send in a chat (replacing one chosen before). */
+  attach(chatId: ChatId, file: File): void {
+    this.detach(chatId);
+    const kind = mediaKindOf(file);
+    this.attachments.set(chatId, {
+      file,
+      kind,
+      previewUrl: kind === 'image' ? URL.createObjectURL(file) : null,
+      sent: null,
+      error: null,
+      abort: null,
+    });
+    this.notify();
+  }
+
+  /** Drop the chosen file (cancelling its upload). */
+  detach(chatId: ChatId): void {
+    const a = this.attachments.get(chatId);
+    if (!a) return;
+    this.attachments.delete(chatId);
+    a.abort?.abort();
+    if (a.previewUrl) URL.revokeObjectURL(a.previewUrl);
+    this.notify();
+  }
+
+  /**
+   * Upload the chosen file, then send it with `caption` through the outbox
+   * like any message. Resolves true once sent; false when the upload failed
+   * (the attachment then carries the server's reason and stays, with the
+   * draft, for another try) or was cancelled.
+   */
+  async sendAttachment(chatId: ChatId, caption: string, replyTo?: Seq): Promise<boolean> {
+    const chosen = this.attachments.get(chatId);
+    if (!chosen || chosen.abort) return false;
+    const abort = new AbortController();
+    const uploading: Attachment = { ...chosen, sent: 0, error: null, abort };
+    this.attachments.set(chatId, uploading);
+    this.notify();
+    const still = () => this.attachments.get(chatId)?.abort === abort;
+    try {
+      const media = await this.api.upload(chosen.file, {
+        kind: chosen.kind,
+        name: chosen.file.name,
+        signal: abort.signal,
+        onProgress: (sent) => {
+          const a = this.attachments.get(chatId);
+          if (a?.abort !== abort) return;
+          this.attachments.set(chatId, { ...a, sent });
+          this.notify();
+        },
+      });
+      if (!still()) return false;
+      // Shown from the bytes at hand rather than fetched back.
+      this.blobs.put(media, chosen.file);
+      const a = this.attachments.get(chatId)!;
+      this.attachments.delete(chatId);
+      if (a.previewUrl) URL.revokeObjectURL(a.previewUrl);
+      this.send(chatId, caption, replyTo, media);
+      this.local.setDraft(chatId, '');
+      this.notify();
+      return true;
+    } catch (e) {
+      if (!still()) return false;
+      const a = this.attachments.get(chatId)!;
+      const reason = e instanceof HarkError ? e.message : String(e);
+      this.attachments.set(chatId, { ...a, sent: null, abort: null, error: reason });
+      this.notify();
+      return false;
+    }
   }
 
   /** Whether I may still edit my message (the server's default window is 15 minutes). */
@@ -879,7 +975,8 @@ export class AppStore {
     const c = this.chats.get(m.chat_id);
     const from = c ? this.userName(c, m.sender_id) : 'Someone';
     const where = c && c.chat.kind === 'group' ? ` in ${this.title(c)}` : '';
-    const text = m.text.length > 140 ? `${m.text.slice(0, 140)}…` : m.text;
+    const body = m.media ? mediaLabel(m.media, m.text) : m.text;
+    const text = body.length > 140 ? `${body.slice(0, 140)}…` : body;
     this.announcement = `${from}${where}: ${text}`;
   }
 

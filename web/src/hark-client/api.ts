@@ -12,6 +12,8 @@ import {
   type History,
   type LoginResponse,
   type Me,
+  type MediaKind,
+  type MediaRef,
   type MessageInfo,
   type SearchResults,
   type PrivacySettings,
@@ -133,8 +135,74 @@ export class HarkApi {
   }
 
   /** Send over HTTP (bots, scripts); the WebSocket `Connection.send` is the usual path. */
-  send(id: ChatId, clientId: string, text: string, replyTo?: Seq): Promise<SendAck> {
-    return this.request('POST', `/v1/chats/${id}/messages`, { client_id: clientId, text, reply_to: replyTo ?? null });
+  send(id: ChatId, clientId: string, text: string, replyTo?: Seq, mediaId?: string): Promise<SendAck> {
+    const body: Record<string, unknown> = { client_id: clientId, text, reply_to: replyTo ?? null };
+    if (mediaId !== undefined) body.media_id = mediaId;
+    return this.request('POST', `/v1/chats/${id}/messages`, body);
+  }
+
+  /**
+   * Upload a file (`POST /v1/media`), the raw bytes as the body. Through
+   * XMLHttpRequest, the one browser API that reports upload progress:
+   * `onProgress(sent, total)` as the bytes go out. `signal` cancels it
+   * (the promise then rejects with a HarkError of code `network`).
+   */
+  upload(
+    file: Blob,
+    opts: { kind: MediaKind; name?: string; onProgress?: (sent: number, total: number) => void; signal?: AbortSignal },
+  ): Promise<MediaRef> {
+    const q = new URLSearchParams({ kind: opts.kind });
+    if (opts.name) q.set('name', opts.name);
+    return new Promise((resolve, reject) => {
+      if (opts.signal?.aborted) return reject(new HarkError(0, 'network', 'the upload was cancelled'));
+      const xhr = new XMLHttpRequest();
+      xhr.open('POST', `${this.baseUrl}/v1/media?${q}`);
+      xhr.setRequestHeader('Accept', 'application/json');
+      if (this.token) xhr.setRequestHeader('Authorization', `Bearer ${this.token}`);
+      xhr.upload.onprogress = (e) => opts.onProgress?.(e.loaded, e.lengthComputable ? e.total : file.size);
+      xhr.onload = () => {
+        let json: unknown = undefined;
+        try {
+          json = xhr.responseText ? JSON.parse(xhr.responseText) : undefined;
+        } catch {
+          // Not JSON: reported below with the status.
+        }
+        if (xhr.status >= 200 && xhr.status < 300 && json) return resolve(json as MediaRef);
+        const err = (json as ErrorBody | undefined)?.error;
+        reject(new HarkError(xhr.status, err?.code ?? 'internal', err?.message ?? `HTTP ${xhr.status}`));
+      };
+      // The server may answer a refused upload (too large) before reading
+      // the body and close the connection: the browser then sees no answer.
+      xhr.onerror = () => reject(new HarkError(0, 'network', 'the upload did not reach the server (the file may be too large)'));
+      xhr.onabort = () => reject(new HarkError(0, 'network', 'the upload was cancelled'));
+      opts.signal?.addEventListener('abort', () => xhr.abort(), { once: true });
+      xhr.send(file);
+    });
+  }
+
+  /**
+   * A file's bytes (`GET /v1/media/{id}`), for a `blob:` URL: the route needs
+   * the bearer token, which an `<img src>` cannot send.
+   */
+  async mediaBlob(id: string, signal?: AbortSignal): Promise<Blob> {
+    const headers: Record<string, string> = {};
+    if (this.token) headers.Authorization = `Bearer ${this.token}`;
+    let res: Response;
+    try {
+      res = await fetch(`${this.baseUrl}/v1/media/${encodeURIComponent(id)}`, { headers, signal });
+    } catch (e) {
+      throw new HarkError(0, 'network', `cannot reach the server: ${String(e)}`);
+    }
+    if (!res.ok) {
+      let err: ErrorBody['error'] | undefined;
+      try {
+        err = ((await res.json()) as ErrorBody).error;
+      } catch {
+        // No JSON body.
+      }
+      throw new HarkError(res.status, err?.code ?? 'internal', err?.message ?? `HTTP ${res.status}`);
+    }
+    return res.blob();
   }
 
   /** For the sender: who received and read message `seq`, and when. */

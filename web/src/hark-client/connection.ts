@@ -15,6 +15,7 @@ import type {
   ErrorCode,
   Event,
   Hello,
+  MediaRef,
   Pos,
   PresenceState,
   SendAck,
@@ -52,6 +53,8 @@ export interface PendingSend {
   reply_to?: Seq;
   /** A forward of another message (its text is the source's, as queued). */
   forwarded?: boolean;
+  /** The uploaded file it carries. */
+  media?: MediaRef;
 }
 
 export interface ConnectionState {
@@ -78,7 +81,7 @@ export type ConnectionEvent =
   /** Catch-up finished; the device is live. */
   | { type: 'caught_up'; cursor: Pos }
   /** A queued send was committed (`duplicate` when an earlier copy was). */
-  | { type: 'ack'; ack: SendAck; text: string; forwarded: boolean }
+  | { type: 'ack'; ack: SendAck; text: string; forwarded: boolean; media: MediaRef | null }
   /** The server refused a send for good (e.g. forbidden, too_large). */
   | { type: 'send_failed'; chat_id: ChatId; client_id: ClientMsgId; text: string; code: ErrorCode; message: string }
   /** The server refused an edit, delete or reaction (e.g. the edit window passed). */
@@ -198,11 +201,14 @@ export class Connection {
   /**
    * Queue a message; it goes out now or after the next reconnect, always with
    * the same client id. Returns that id; the answer arrives as an `ack` event.
+   * `media` is a file uploaded with `HarkApi.upload`; `text` is then its
+   * caption and may be empty.
    */
-  send(chatId: ChatId, text: string, replyTo?: Seq): ClientMsgId {
+  send(chatId: ChatId, text: string, replyTo?: Seq, media?: MediaRef): ClientMsgId {
     const clientId = newClientId();
     const request: OutboxRequest = { kind: 'send', chat_id: chatId, client_id: clientId, text, queued_at: Date.now() };
     if (replyTo !== undefined) request.reply_to = replyTo;
+    if (media) request.media = media;
     this.outbox.push(request);
     this.flush();
     return clientId;
@@ -210,10 +216,10 @@ export class Connection {
 
   /**
    * Copy message `seq` of `fromChatId` into `toChatId` (marked forwarded),
-   * through the outbox like a send: one client id until acked. `text` is the
-   * source's text, shown while the forward is queued.
+   * through the outbox like a send: one client id until acked. `text` and
+   * `media` are the source's, shown while the forward is queued.
    */
-  forward(fromChatId: ChatId, seq: Seq, toChatId: ChatId, text: string): ClientMsgId {
+  forward(fromChatId: ChatId, seq: Seq, toChatId: ChatId, text: string, media?: MediaRef | null): ClientMsgId {
     const clientId = newClientId();
     this.outbox.push({
       kind: 'forward',
@@ -223,6 +229,7 @@ export class Connection {
       client_id: clientId,
       text,
       queued_at: Date.now(),
+      ...(media ? { media } : {}),
     });
     this.flush();
     return clientId;
@@ -411,7 +418,7 @@ export class Connection {
         const req = this.outbox.complete(frame.id);
         if (req?.kind === 'send' || req?.kind === 'forward') {
           const { type: _t, id: _i, ...ack } = frame;
-          this.emit({ type: 'ack', ack, text: req.text, forwarded: req.kind === 'forward' });
+          this.emit({ type: 'ack', ack, text: req.text, forwarded: req.kind === 'forward', media: req.media ?? null });
         }
         return;
       }

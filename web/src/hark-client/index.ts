@@ -4,6 +4,7 @@
 
 export * from './types';
 export { HarkApi } from './api';
+export { mediaKindOf } from './media';
 export { CatchUp, type Step } from './catchup';
 export { Outbox, newClientId, type OutboxEntry, type OutboxRequest, type PendingMessage } from './outbox';
 export {

@@ -5,12 +5,15 @@
 // `duplicate: true` with the original seq). Marks are watermarks, so
 // resending them is harmless too.
 
-import type { ChatId, ClientFrame, ClientMsgId, Seq } from './types';
+import type { ChatId, ClientFrame, ClientMsgId, MediaRef, Seq } from './types';
 
 export type OutboxRequest =
-  | { kind: 'send'; chat_id: ChatId; client_id: ClientMsgId; text: string; queued_at: number; reply_to?: Seq }
-  // A forward is a send whose text the server copies from the source message;
-  // `text` is only kept to show it while queued (it does not go on the wire).
+  // `media` is an uploaded file: its id goes on the wire as `media_id`, the
+  // rest is kept to show it while queued and once acked.
+  | { kind: 'send'; chat_id: ChatId; client_id: ClientMsgId; text: string; queued_at: number; reply_to?: Seq; media?: MediaRef }
+  // A forward is a send whose text and file the server copies from the source
+  // message; `text` and `media` are only kept to show it while queued (they
+  // do not go on the wire).
   | {
       kind: 'forward';
       from_chat_id: ChatId;
@@ -19,6 +22,7 @@ export type OutboxRequest =
       client_id: ClientMsgId;
       text: string;
       queued_at: number;
+      media?: MediaRef;
     }
   | { kind: 'mark'; chat_id: ChatId; delivered_up_to?: Seq; read_up_to?: Seq }
   // Edits, deletes and reactions set a state, so resending them is harmless too.
@@ -105,7 +109,9 @@ export class Outbox {
     for (const { request: r } of this.entries) {
       if (r.kind === 'send') out.push(r);
       else if (r.kind === 'forward') {
-        out.push({ kind: 'send', chat_id: r.to_chat_id, client_id: r.client_id, text: r.text, queued_at: r.queued_at, forwarded: true });
+        const p: PendingMessage = { kind: 'send', chat_id: r.to_chat_id, client_id: r.client_id, text: r.text, queued_at: r.queued_at, forwarded: true };
+        if (r.media) p.media = r.media;
+        out.push(p);
       }
     }
     return out;
@@ -121,6 +127,7 @@ function toFrame(r: OutboxRequest, id: number): ClientFrame {
     case 'send': {
       const frame: ClientFrame = { type: 'send', id, chat_id: r.chat_id, client_id: r.client_id, text: r.text };
       if (r.reply_to !== undefined) frame.reply_to = r.reply_to;
+      if (r.media) frame.media_id = r.media.id;
       return frame;
     }
     case 'forward':

@@ -33,6 +33,7 @@ export type ErrorCode =
   | 'too_many_connections'
   | 'origin_not_allowed'
   | 'shutting_down'
+  | 'range_not_satisfiable'
   | 'unavailable'
   | 'internal';
 
@@ -140,6 +141,29 @@ export interface HistoryLine {
   event: Event;
 }
 
+// ---- Media (media.rs) ----
+
+/** What a file is: the uploader declares it and the server checks it against the bytes. */
+export type MediaKind = 'image' | 'video' | 'audio' | 'file';
+
+/** An uploaded file, as `POST /v1/media` answers it and a message carries it. */
+export interface MediaRef {
+  /** 32 lowercase hex characters, chosen by the server. */
+  id: string;
+  kind: MediaKind;
+  /** What the bytes say (`application/octet-stream` for a file they say nothing of). */
+  mime: string;
+  /** Bytes. */
+  size: number;
+  /** SHA-256 of the bytes, lowercase hex (also the download's ETag). */
+  sha256: string;
+  /** The file name to show, cleaned by the server; absent when none was given. */
+  name?: string | null;
+  /** Images only: pixels. */
+  width?: number | null;
+  height?: number | null;
+}
+
 export interface SendAck {
   chat_id: ChatId;
   seq: Seq;
@@ -170,6 +194,8 @@ export interface Message {
   deleted?: boolean;
   /** One per member who reacted. */
   reactions?: MessageReaction[];
+  /** The file it carries (the text is then its caption, maybe empty); gone when deleted for everyone. */
+  media?: MediaRef | null;
 }
 
 /** The message a reply quotes, as it is now. */
@@ -215,7 +241,7 @@ export interface EventFrame {
 
 export type ClientFrame =
   | { type: 'auth'; id: number; token: string }
-  | { type: 'send'; id: number; chat_id: ChatId; client_id: ClientMsgId; text: string; reply_to?: Seq }
+  | { type: 'send'; id: number; chat_id: ChatId; client_id: ClientMsgId; text: string; reply_to?: Seq; media_id?: string }
   | { type: 'edit'; id: number; chat_id: ChatId; seq: Seq; text: string }
   | { type: 'delete'; id: number; chat_id: ChatId; seq: Seq; for_everyone: boolean }
   | { type: 'react'; id: number; chat_id: ChatId; seq: Seq; emoji: string | null }

@@ -39,9 +39,18 @@ pub(crate) async fn upload(
         .declared
         .ok_or_else(|| ApiError::invalid("Content-Length is required"))?;
     if declared > limit {
+        let what = match upload.kind {
+            MediaKind::Image => "an image",
+            MediaKind::Video => "a video",
+            MediaKind::Audio => "an audio file",
+            MediaKind::File => "a file",
+        };
         return Err(ApiError::new(
             ErrorCode::TooLarge,
-            format!("a {} may have at most {limit} bytes", upload.kind.as_str()),
+            format!(
+                "{what} may have at most {} MiB ({limit} bytes)",
+                limit / (1024 * 1024)
+            ),
         ));
     }
     if declared == 0 {
