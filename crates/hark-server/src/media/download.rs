@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 use hark_proto::{ErrorCode, MediaId, MediaKind, MediaRef};
 use hark_store::AuthedDevice;
-use object_store::{GetOptions, GetRange};
+use object_store::{GetOptions, GetRange, GetResultPayload};
 
 /// Served with every file: nothing in it runs, nothing is guessed.
 const CSP: &str = "default-src 'none'; sandbox";
@@ -80,7 +80,14 @@ pub(crate) async fn download(
         .get_opts(&MediaFiles::path(&file.id), options)
         .await
         .map_err(ApiError::internal)?;
-    let stream = got.into_stream().map_err(std::io::Error::other);
+    let body = match got.payload {
+        // A local file: read in large chunks (object_store's own stream
+        // reads 8 KiB at a time, a tenth of the throughput measured).
+        GetResultPayload::File(file, _) => file_body(file, got.range.start, got.range.end),
+        GetResultPayload::Stream(stream) => {
+            Body::from_stream(stream.map_err(std::io::Error::other))
+        }
+    };
     let (status, length) = match range {
         Some((start, end)) => {
             set(
@@ -93,7 +100,41 @@ pub(crate) async fn download(
         None => (StatusCode::OK, file.size),
     };
     set(&mut out, header::CONTENT_LENGTH, &length.to_string());
-    Ok((status, out, Body::from_stream(stream)).into_response())
+    Ok((status, out, body).into_response())
+}
+
+/// Bytes read from a local file per chunk of a download.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Bytes `start..end` of `file`, streamed.
+fn file_body(file: std::fs::File, start: u64, end: u64) -> Body {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let file = tokio::fs::File::from_std(file);
+    let chunks = futures_util::stream::try_unfold(
+        (file, start, false),
+        move |(mut file, at, seeked)| async move {
+            if at >= end {
+                return Ok::<_, std::io::Error>(None);
+            }
+            if !seeked {
+                file.seek(std::io::SeekFrom::Start(at)).await?;
+            }
+            let want = usize::try_from(end - at)
+                .unwrap_or(READ_CHUNK)
+                .min(READ_CHUNK);
+            let mut buf = vec![0u8; want];
+            let n = file.read(&mut buf).await?;
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the file is shorter than its row says",
+                ));
+            }
+            buf.truncate(n);
+            Ok(Some((bytes::Bytes::from(buf), (file, at + n as u64, true))))
+        },
+    );
+    Body::from_stream(chunks)
 }
 
 fn set(headers: &mut HeaderMap, name: header::HeaderName, value: &str) {

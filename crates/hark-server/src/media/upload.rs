@@ -12,8 +12,10 @@ use hark_store::{AuthedDevice, MediaRecord};
 use object_store::WriteMultipart;
 use sha2::{Digest, Sha256};
 
-/// Parts of this size go to the object store (S3's smallest part is 5 MiB).
-const PART_BYTES: usize = 8 * 1024 * 1024;
+/// Parts of this size go to the object store: what an upload holds in
+/// memory (one part filling, one being written). A directory takes any
+/// size; S3's smallest part is 5 MiB, for when it is supported.
+const PART_BYTES: usize = 1024 * 1024;
 
 /// What an upload request says of itself.
 pub(crate) struct Upload {
@@ -132,7 +134,7 @@ async fn receive(
             }
         }
         writer
-            .wait_for_capacity(2)
+            .wait_for_capacity(1)
             .await
             .map_err(ApiError::internal)?;
         writer.write(&chunk);
