@@ -82,6 +82,11 @@ pub struct Media {
     pub max_bytes: u64,
     /// Most pixels (width × height) an image may have.
     pub max_pixels: u64,
+    /// Milliseconds after its upload that a file no message carries is
+    /// removed (a file is sent within half of it or not at all).
+    pub unreferenced_grace_ms: u64,
+    /// Milliseconds between two sweeps for such files.
+    pub sweep_ms: u64,
 }
 
 impl Default for Media {
@@ -91,6 +96,8 @@ impl Default for Media {
             image_max_bytes: 16 * 1024 * 1024,
             max_bytes: 100 * 1024 * 1024,
             max_pixels: 50_000_000,
+            unreferenced_grace_ms: 24 * 60 * 60 * 1000,
+            sweep_ms: 10 * 60 * 1000,
         }
     }
 }

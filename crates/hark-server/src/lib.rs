@@ -106,6 +106,7 @@ pub async fn serve(
     let Server { state } = server;
     let mut background = jobs::spawn(&state);
     background.extend(bus_repair::spawn(&state));
+    background.push(tokio::spawn(media::sweep_forever(state.clone())));
     let app = http::router(state.clone());
     let signal_state = state.clone();
     // Acks and events are small writes that must leave at once; with Nagle

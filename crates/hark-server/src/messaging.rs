@@ -69,10 +69,19 @@ async fn own_upload(state: &AppState, who: &AuthedDevice, id: &MediaId) -> ApiRe
     if !id.is_valid() {
         return Err(missing());
     }
-    match state.store.media(id).await? {
-        Some(record) if record.uploader == who.user.id => Ok(record.reference),
-        _ => Err(missing()),
+    let record = match state.store.media(id).await? {
+        Some(record) if record.uploader == who.user.id => record,
+        _ => return Err(missing()),
+    };
+    // Past half the grace period an unsent file may be swept away while
+    // this send commits: upload it again instead.
+    let half = i64::try_from(state.config.media.unreferenced_grace_ms / 2).unwrap_or(i64::MAX);
+    if crate::now_ms().saturating_sub(record.created_at) > half {
+        return Err(ApiError::invalid(
+            "media_id: the upload is too old to send; upload the file again",
+        ));
     }
+    Ok(record.reference)
 }
 
 /// Copies a message the user can read into another of their chats.

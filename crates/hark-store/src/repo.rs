@@ -347,6 +347,11 @@ pub trait MediaStore: Send + Sync {
     /// carrying it (not deleted for everyone) is in a chat they are a
     /// member of, sent after they joined.
     async fn may_download(&self, user: UserId, id: &MediaId) -> StoreResult<bool>;
+    /// Up to `limit` files uploaded before `before_ms` that no message
+    /// carries (never sent, or every message with it deleted for everyone).
+    async fn unreferenced_media(&self, before_ms: i64, limit: u32) -> StoreResult<Vec<MediaId>>;
+    /// Removes the row of `id` if still no message carries it; whether it did.
+    async fn remove_unreferenced_media(&self, id: &MediaId) -> StoreResult<bool>;
 }
 
 /// Everything the server needs from storage.

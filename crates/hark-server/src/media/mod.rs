@@ -8,12 +8,16 @@
 //!   which say what the file is ([`sniff`]).
 //! - `download`: `GET /v1/media/{id}`, with `Range`, and headers that keep
 //!   a browser from running anything uploaded.
+//! - `sweep`: removes uploads no message carries and bytes without a row.
 
 mod download;
 mod sniff;
+mod sweep;
 mod upload;
 
 pub(crate) use download::download;
+pub(crate) use sweep::sweep_forever;
+pub use sweep::{sweep, Swept};
 pub(crate) use upload::{upload, Upload};
 
 use crate::config::Config;

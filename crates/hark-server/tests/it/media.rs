@@ -431,3 +431,75 @@ async fn any_file_downloads_as_bytes_to_save_never_as_a_page() {
     );
     assert_eq!(res.bytes().await.unwrap().as_ref(), page.as_slice());
 }
+
+#[tokio::test]
+async fn what_no_one_can_reach_is_swept_and_rows_and_bytes_agree() {
+    let app = spawn_with(|c| {
+        c.media.unreferenced_grace_ms = 1500;
+        c.media.sweep_ms = 100;
+    })
+    .await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let chat = app.direct(&alice, &bob).await;
+    let mut ids = Vec::new();
+    for w in 1..=4 {
+        let (status, media) = upload(&app, &alice, "kind=image", png(w, 1)).await;
+        assert_eq!(status, 200, "{media}");
+        ids.push(media["id"].as_str().unwrap().to_owned());
+    }
+    let (never_sent, kept, deleted, too_late) = (&ids[0], &ids[1], &ids[2], &ids[3]);
+    let mut seqs = Vec::new();
+    for (n, id) in [kept, deleted].into_iter().enumerate() {
+        match send_media(&app, &alice, chat, &format!("s{n}"), id, "").await {
+            ServerFrame::Ack { seq, .. } => seqs.push(seq),
+            other => panic!("expected an ack, got {other:?}"),
+        }
+    }
+    let mut ws = app.ws(&alice).await;
+    let did = ws.id();
+    let gone = ws
+        .request(ClientFrame::Delete {
+            id: did,
+            chat_id: chat,
+            seq: seqs[1],
+            for_everyone: true,
+        })
+        .await;
+    assert!(matches!(gone, ServerFrame::Ok { .. }), "{gone:?}");
+    // Bytes no row names: an upload's unfinished part, and a finished file
+    // whose row was never written (a crash in between).
+    let files = app.data_dir.join("media").join("files");
+    let orphan = files.join(format!("{:032x}", 0xdead_beef_u128));
+    let part = files.join(format!("{:032x}#3", 0xfeed_u128));
+    std::fs::write(&orphan, b"orphan").unwrap();
+    std::fs::write(&part, b"half").unwrap();
+
+    // Past half the grace period a file is too old to send.
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    match send_media(&app, &alice, chat, "late", too_late, "").await {
+        ServerFrame::Error { code, .. } => assert_eq!(code, hark_proto::ErrorCode::InvalidField),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+
+    // Within a few sweeps after the grace period, only the sent file is left.
+    let kept_path = files.join(kept);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let left = stored_files(&app);
+        if left == vec![kept_path.clone()] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still stored: {left:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for id in [never_sent, deleted, too_late] {
+        assert_eq!(download(&app, &alice, id, &[]).await.status(), 404, "{id}");
+    }
+    let res = download(&app, &bob, kept, &[]).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.bytes().await.unwrap().as_ref(), png(2, 1).as_slice());
+}

@@ -43,6 +43,29 @@ pub(crate) async fn get(db: &Db, id: &MediaId) -> StoreResult<Option<MediaRecord
     }
 }
 
+pub(crate) async fn unreferenced(db: &Db, before_ms: i64, limit: u32) -> StoreResult<Vec<MediaId>> {
+    let rows = db
+        .rows(
+            "SELECT id FROM media md WHERE created_at < $1
+               AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.media_id = md.id)
+             ORDER BY created_at LIMIT $2",
+            &[&before_ms, &i64::from(limit)],
+        )
+        .await?;
+    rows.iter().map(|r| Ok(MediaId(r.try_get(0)?))).collect()
+}
+
+pub(crate) async fn remove_unreferenced(db: &Db, id: &MediaId) -> StoreResult<bool> {
+    let removed = db
+        .exec(
+            "DELETE FROM media WHERE id = $1
+               AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.media_id = $1)",
+            &[&id.0],
+        )
+        .await?;
+    Ok(removed > 0)
+}
+
 pub(crate) async fn may_download(db: &Db, user: UserId, id: &MediaId) -> StoreResult<bool> {
     Ok(db
         .one(

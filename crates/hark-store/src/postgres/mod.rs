@@ -339,6 +339,20 @@ impl crate::MediaStore for PostgresStore {
         self.read(|db| async move { media::may_download(&db, user, id).await })
             .await
     }
+
+    async fn unreferenced_media(
+        &self,
+        before_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<hark_proto::MediaId>> {
+        self.read(|db| async move { media::unreferenced(&db, before_ms, limit).await })
+            .await
+    }
+
+    async fn remove_unreferenced_media(&self, id: &hark_proto::MediaId) -> StoreResult<bool> {
+        self.read(|db| async move { media::remove_unreferenced(&db, id).await })
+            .await
+    }
 }
 
 #[async_trait]

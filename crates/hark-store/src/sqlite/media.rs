@@ -33,6 +33,32 @@ pub(crate) fn get(conn: &Connection, id: &MediaId) -> StoreResult<Option<MediaRe
         .flatten())
 }
 
+pub(crate) fn unreferenced(
+    conn: &Connection,
+    before_ms: i64,
+    limit: u32,
+) -> StoreResult<Vec<MediaId>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM media md WHERE created_at < ?1
+           AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.media_id = md.id)
+         ORDER BY created_at LIMIT ?2",
+    )?;
+    let ids = stmt
+        .query_map(params![before_ms, limit], |r| r.get(0).map(MediaId))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(ids)
+}
+
+pub(crate) fn remove_unreferenced(conn: &Connection, id: &MediaId) -> StoreResult<bool> {
+    let removed = conn
+        .prepare_cached(
+            "DELETE FROM media WHERE id = ?1
+           AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.media_id = ?1)",
+        )?
+        .execute([&id.0])?;
+    Ok(removed > 0)
+}
+
 pub(crate) fn may_download(conn: &Connection, user: UserId, id: &MediaId) -> StoreResult<bool> {
     Ok(conn
         .prepare_cached(

@@ -328,6 +328,21 @@ impl crate::MediaStore for SqliteStore {
         self.read(move |conn| media::may_download(conn, user, &id))
             .await
     }
+
+    async fn unreferenced_media(
+        &self,
+        before_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<hark_proto::MediaId>> {
+        self.read(move |conn| media::unreferenced(conn, before_ms, limit))
+            .await
+    }
+
+    async fn remove_unreferenced_media(&self, id: &hark_proto::MediaId) -> StoreResult<bool> {
+        let id = id.clone();
+        self.write(move |ctx| media::remove_unreferenced(ctx.conn, &id))
+            .await
+    }
 }
 
 #[async_trait]
