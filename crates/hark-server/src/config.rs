@@ -87,6 +87,10 @@ pub struct Media {
     pub unreferenced_grace_ms: u64,
     /// Milliseconds between two sweeps for such files.
     pub sweep_ms: u64,
+    /// Bytes of files one user may keep (uploads not yet swept count).
+    pub quota_bytes_per_user: u64,
+    /// Uploads one device may start per minute (bursts up to that many).
+    pub uploads_per_minute: u32,
 }
 
 impl Default for Media {
@@ -98,6 +102,8 @@ impl Default for Media {
             max_pixels: 50_000_000,
             unreferenced_grace_ms: 24 * 60 * 60 * 1000,
             sweep_ms: 10 * 60 * 1000,
+            quota_bytes_per_user: 10 * 1024 * 1024 * 1024,
+            uploads_per_minute: 60,
         }
     }
 }

@@ -41,6 +41,8 @@ pub struct App {
     pub sockets_per_address: Mutex<HashMap<IpAddr, usize>>,
     /// Uploaded files' bytes.
     pub media: MediaFiles,
+    /// Uploads started per device, against one device filling the disk.
+    pub upload_limiter: DefaultKeyedRateLimiter<i64>,
 }
 
 /// One open WebSocket counted against its address; uncounted when dropped.
@@ -98,8 +100,11 @@ impl App {
             Duration::from_millis(config.limits.presence_grace_ms),
             Duration::from_millis(config.limits.typing_ttl_ms),
         );
+        let uploads =
+            NonZeroU32::new(config.media.uploads_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         Ok(App {
             media: MediaFiles::open(&config)?,
+            upload_limiter: RateLimiter::keyed(Quota::per_minute(uploads)),
             hasher: PasswordHasherPool::new(2)?,
             presence,
             jobs: Jobs::new(),

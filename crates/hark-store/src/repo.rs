@@ -350,6 +350,8 @@ pub trait MediaStore: Send + Sync {
     /// Up to `limit` files uploaded before `before_ms` that no message
     /// carries (never sent, or every message with it deleted for everyone).
     async fn unreferenced_media(&self, before_ms: i64, limit: u32) -> StoreResult<Vec<MediaId>>;
+    /// The bytes of every file `user` uploaded that is still kept.
+    async fn media_bytes_of(&self, user: UserId) -> StoreResult<u64>;
     /// Removes the row of `id` if still no message carries it; whether it did.
     async fn remove_unreferenced_media(&self, id: &MediaId) -> StoreResult<bool>;
 }

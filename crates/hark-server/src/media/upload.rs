@@ -58,6 +58,28 @@ pub(crate) async fn upload(
     if declared == 0 {
         return Err(ApiError::invalid("the file is empty"));
     }
+    if state.upload_limiter.check_key(&who.device.id.0).is_err() {
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "at most {} uploads a minute from one device; wait a little",
+                media.uploads_per_minute
+            ),
+        ));
+    }
+    // Checked when an upload starts: uploads running at once may together
+    // pass it by what they carry.
+    let used = state.store.media_bytes_of(who.user.id).await?;
+    if used.saturating_add(declared) > media.quota_bytes_per_user {
+        return Err(ApiError::new(
+            ErrorCode::TooLarge,
+            format!(
+                "your files would take {} MiB of your {} MiB; delete some for everyone first",
+                used.saturating_add(declared) / (1024 * 1024),
+                media.quota_bytes_per_user / (1024 * 1024)
+            ),
+        ));
+    }
     let id = new_id();
     let path = MediaFiles::path(&id);
     let files = &state.media.store;

@@ -503,3 +503,35 @@ async fn what_no_one_can_reach_is_swept_and_rows_and_bytes_agree() {
     assert_eq!(res.status(), 200);
     assert_eq!(res.bytes().await.unwrap().as_ref(), png(2, 1).as_slice());
 }
+
+#[tokio::test]
+async fn a_user_has_a_quota_and_a_device_an_upload_rate() {
+    let app = spawn_with(|c| {
+        c.media.quota_bytes_per_user = 250;
+        c.media.uploads_per_minute = 3;
+    })
+    .await;
+    let alice = app.user("alice").await;
+    let (status, _) = upload(&app, &alice, "kind=file", vec![1u8; 200]).await;
+    assert_eq!(status, 200);
+    // 200 kept + 100 more is over 250.
+    let (status, body) = upload(&app, &alice, "kind=file", vec![2u8; 100]).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (413, Some("too_large")),
+        "{body}"
+    );
+    let (status, _) = upload(&app, &alice, "kind=file", vec![3u8; 50]).await;
+    assert_eq!(status, 200);
+    // The fourth upload within the minute from one device.
+    let (status, body) = upload(&app, &alice, "kind=file", vec![4u8; 1]).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("rate_limited")),
+        "{body}"
+    );
+    // Another user is not held back by either.
+    let bob = app.user("bob").await;
+    let (status, _) = upload(&app, &bob, "kind=file", vec![5u8; 200]).await;
+    assert_eq!(status, 200);
+}

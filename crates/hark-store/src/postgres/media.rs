@@ -55,6 +55,17 @@ pub(crate) async fn unreferenced(db: &Db, before_ms: i64, limit: u32) -> StoreRe
     rows.iter().map(|r| Ok(MediaId(r.try_get(0)?))).collect()
 }
 
+pub(crate) async fn bytes_of(db: &Db, user: UserId) -> StoreResult<u64> {
+    let sum: i64 = db
+        .one(
+            "SELECT COALESCE(SUM(size), 0)::BIGINT FROM media WHERE uploader = $1",
+            &[&user.0],
+        )
+        .await?
+        .try_get(0)?;
+    Ok(u64::try_from(sum).unwrap_or(0))
+}
+
 pub(crate) async fn remove_unreferenced(db: &Db, id: &MediaId) -> StoreResult<bool> {
     let removed = db
         .exec(

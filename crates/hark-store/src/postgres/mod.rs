@@ -349,6 +349,11 @@ impl crate::MediaStore for PostgresStore {
             .await
     }
 
+    async fn media_bytes_of(&self, user: UserId) -> StoreResult<u64> {
+        self.read(|db| async move { media::bytes_of(&db, user).await })
+            .await
+    }
+
     async fn remove_unreferenced_media(&self, id: &hark_proto::MediaId) -> StoreResult<bool> {
         self.read(|db| async move { media::remove_unreferenced(&db, id).await })
             .await

@@ -49,6 +49,13 @@ pub(crate) fn unreferenced(
     Ok(ids)
 }
 
+pub(crate) fn bytes_of(conn: &Connection, user: UserId) -> StoreResult<u64> {
+    let sum: i64 = conn
+        .prepare_cached("SELECT COALESCE(SUM(size), 0) FROM media WHERE uploader = ?1")?
+        .query_row([user.0], |r| r.get(0))?;
+    Ok(u64::try_from(sum).unwrap_or(0))
+}
+
 pub(crate) fn remove_unreferenced(conn: &Connection, id: &MediaId) -> StoreResult<bool> {
     let removed = conn
         .prepare_cached(

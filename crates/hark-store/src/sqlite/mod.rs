@@ -338,6 +338,10 @@ impl crate::MediaStore for SqliteStore {
             .await
     }
 
+    async fn media_bytes_of(&self, user: UserId) -> StoreResult<u64> {
+        self.read(move |conn| media::bytes_of(conn, user)).await
+    }
+
     async fn remove_unreferenced_media(&self, id: &hark_proto::MediaId) -> StoreResult<bool> {
         let id = id.clone();
         self.write(move |ctx| media::remove_unreferenced(ctx.conn, &id))
