@@ -67,7 +67,11 @@ export async function startServer({ dataDir, port = 0 } = {}) {
   };
 }
 
-export async function launchBrowser() {
+/**
+ * Launch Chromium. `fakeMedia`: a fake microphone and camera (a beeping tone)
+ * granted without asking, for recording voice notes.
+ */
+export async function launchBrowser({ fakeMedia = false } = {}) {
   return chromium.launch({
     executablePath: chromiumPath,
     args: [
@@ -79,6 +83,7 @@ export async function launchBrowser() {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      ...(fakeMedia ? ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'] : []),
     ],
   });
 }

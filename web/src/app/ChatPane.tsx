@@ -12,7 +12,8 @@ import type { Note } from './local';
 import { AttachmentPreview, mediaLabel, mediaWidth, MessageMedia, summaryOf } from './media';
 import { isEmojiOnly, isLong, RichText, textStart } from './rich';
 import type { AppStore, ChatModel, Tick } from './store';
-import { Avatar, BackIcon, ChevronIcon, clock, dayKey, dayLabel, DotsIcon, ForwardIcon, HarkLogo, InfoIcon, MutedIcon, PaperclipIcon, presenceLabel, SearchIcon, SendIcon, Ticks, nameColorFor } from './ui';
+import { Avatar, BackIcon, ChevronIcon, clock, CloseIcon, dayKey, dayLabel, DotsIcon, ForwardIcon, HarkLogo, InfoIcon, MicIcon, MutedIcon, PaperclipIcon, presenceLabel, SearchIcon, SendIcon, Ticks, TrashIcon, nameColorFor } from './ui';
+import { formatDuration, useVoiceRecorder } from './voice';
 
 /** A typing indicator is refreshed this often while the person keeps typing. */
 const TYPING_EVERY_MS = 3_000;
@@ -589,8 +590,10 @@ function Bubble(props: {
   const m = props.message;
   const deleted = !!m?.deleted;
   const media = deleted ? null : (m?.media ?? props.media ?? null);
-  // A photo or video without a caption has its time over it, on a shade.
+  // A photo or video without a caption has its time over it, on a shade;
+  // a sound without one (a voice note), beside its player's length.
   const mediaOnly = !!media && !props.text && (media.kind === 'image' || media.kind === 'video');
+  const audioOnly = !!media && !props.text && media.kind === 'audio';
   const body = (
     <>
       {deleted ? (
@@ -609,7 +612,7 @@ function Bubble(props: {
   return (
     <div class={`msg-row ${props.mine ? 'out' : 'in'} ${props.first ? 'first' : ''} ${grouped.size ? 'reacted' : ''}`}>
       <div
-        class={`bubble ${props.onInfo && !props.onMenu ? 'clickable' : ''} ${props.focused ? 'focused' : ''} ${media ? 'has-media' : ''} ${mediaOnly ? 'media-only' : ''}`}
+        class={`bubble ${props.onInfo && !props.onMenu ? 'clickable' : ''} ${props.focused ? 'focused' : ''} ${media ? 'has-media' : ''} ${mediaOnly ? 'media-only' : ''} ${audioOnly ? 'audio-only' : ''}`}
         style={media ? { width: `${mediaWidth(media) + 6}px` } : undefined}
         data-focused={props.focused ? 'true' : undefined}
         data-testid={props.mine ? 'msg-out' : 'msg-in'}
@@ -658,7 +661,7 @@ function Bubble(props: {
           </button>
         )}
         {media && <MessageMedia store={props.store} media={media} tabbable={!!props.tabbable || props.seq === undefined} />}
-        {mediaOnly ? null : media ? <div class="media-caption">{body}</div> : body}
+        {mediaOnly || audioOnly ? null : media ? <div class="media-caption">{body}</div> : body}
         <span class="meta">
           {m?.edited_at && !deleted && <span data-testid="msg-edited">Edited</span>}
           {clock(props.time)}
@@ -765,6 +768,38 @@ function Composer(props: { store: AppStore; model: ChatModel; replyTo: Message |
   const typingSentAt = useRef(0);
   const mounted = useRef(true);
   useEffect(() => () => void (mounted.current = false), []);
+  // A voice note: recorded here, then sent like a chosen file (upload with
+  // progress, then the message through the outbox), without a caption.
+  const recorder = useVoiceRecorder((file) => {
+    const chatId = model.chat.id;
+    store.attach(chatId, file, 'audio');
+    void store.sendAttachment(chatId, '', replyTo?.seq).then((sent) => {
+      if (!sent) return;
+      if (model.hasMoreAfter) void store.showLatest(chatId);
+      if (mounted.current) props.onCancel();
+    });
+  });
+  const recording = recorder.phase !== 'idle';
+  const voiceSend = useRef<HTMLButtonElement>(null);
+  const wasRecording = useRef(false);
+  useEffect(() => {
+    if (recorder.phase === 'recording') voiceSend.current?.focus();
+    else if (recorder.phase === 'idle' && wasRecording.current && matchMedia('(pointer: fine)').matches) input.current?.focus();
+    wasRecording.current = recorder.phase !== 'idle';
+    if (recorder.phase !== 'recording') return;
+    // "recording audio…" for the others while it lasts.
+    const chatId = model.chat.id;
+    store.conn.typing(chatId, 'recording');
+    const t = setInterval(() => store.conn.typing(chatId, 'recording'), TYPING_EVERY_MS);
+    return () => {
+      clearInterval(t);
+      store.conn.typing(chatId, 'stopped');
+    };
+  }, [recorder.phase]);
+  // No longer a member (or now editing): nothing is recorded on.
+  useEffect(() => {
+    if (model.left || editing) recorder.cancel();
+  }, [model.left, !!editing]);
   // The file chosen to send (not while editing: an edit changes only the text).
   const attachment = editing ? undefined : store.attachments.get(model.chat.id);
   const uploading = !!attachment?.abort;
@@ -844,6 +879,8 @@ function Composer(props: { store: AppStore; model: ChatModel; replyTo: Message |
   }
 
   const context = editing ?? replyTo;
+  // WhatsApp's way: with nothing to send, the Send button's place is the microphone's.
+  const showMic = !editing && !attachment && !text.trim();
   return (
     <footer class="composer-wrap">
       {attachment && <AttachmentPreview attachment={attachment} onRemove={() => store.detach(model.chat.id)} />}
@@ -865,7 +902,54 @@ function Composer(props: { store: AppStore; model: ChatModel; replyTo: Message |
             : `${(max - bytes).toLocaleString()} left`}
         </div>
       )}
+      {recorder.error && !recording && (
+        <div class="composer-notice" role="alert" data-testid="voice-error">
+          <span>{recorder.error}</span>
+          <button class="icon-btn small" aria-label="Dismiss" title="Dismiss" data-testid="voice-error-close" onClick={recorder.clearError}>
+            <CloseIcon />
+          </button>
+        </div>
+      )}
       <div class="composer">
+      {recording ? (
+        <div
+          class="recording"
+          data-testid="recording"
+          onKeyDown={(e) => {
+            if (e.key === 'Escape') {
+              e.preventDefault();
+              recorder.cancel();
+            }
+          }}
+        >
+          <button class="icon-btn rec-cancel" aria-label="Cancel recording" title="Cancel" data-testid="voice-cancel" onClick={recorder.cancel}>
+            <TrashIcon />
+          </button>
+          {recorder.phase === 'asking' ? (
+            <span class="rec-waiting" role="status" data-testid="voice-asking">Waiting for the microphone…</span>
+          ) : (
+            <>
+              <span class="rec-dot" aria-hidden="true" />
+              <span class="rec-time" role="timer" aria-label={`Recording, ${formatDuration(recorder.elapsed / 1000)}`} data-testid="voice-elapsed">
+                {formatDuration(recorder.elapsed / 1000)}
+              </span>
+              <span class="rec-hint" aria-hidden="true">Recording…</span>
+            </>
+          )}
+          <button
+            ref={voiceSend}
+            class="send-btn"
+            aria-label="Send voice note"
+            title="Send voice note"
+            data-testid="voice-send"
+            disabled={recorder.phase !== 'recording'}
+            onClick={recorder.finish}
+          >
+            <SendIcon />
+          </button>
+        </div>
+      ) : (
+      <>
       <textarea
         ref={input}
         rows={1}
@@ -917,9 +1001,26 @@ function Composer(props: { store: AppStore; model: ChatModel; replyTo: Message |
           />
         </>
       )}
-      <button class="send-btn" aria-label="Send" data-testid="send" disabled={(!text.trim() && !attachment) || tooLong || uploading} onClick={submit}>
-        <SendIcon />
-      </button>
+      {showMic ? (
+        <button
+          class="send-btn mic-btn"
+          aria-label="Record a voice note"
+          title="Record a voice note"
+          data-testid="voice-record"
+          onClick={() => {
+            typingSentAt.current = 0;
+            recorder.start();
+          }}
+        >
+          <MicIcon />
+        </button>
+      ) : (
+        <button class="send-btn" aria-label="Send" data-testid="send" disabled={(!text.trim() && !attachment) || tooLong || uploading} onClick={submit}>
+          <SendIcon />
+        </button>
+      )}
+      </>
+      )}
       </div>
     </footer>
   );

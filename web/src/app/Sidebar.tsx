@@ -6,7 +6,6 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Device, PrivacySettings, User, Visibility } from '../hark-client';
 import { ChatRowMenu, useDismiss, useMenuKeys } from './ChatMenu';
 import { applyTheme, loadTheme, type Theme } from './local';
-import { summaryOf } from './media';
 import { SearchResults, useMessageSearch } from './Search';
 import type { AppStore, ChatModel } from './store';
 import {
@@ -256,7 +255,7 @@ function ChatRow(props: { store: AppStore; model: ChatModel; menuOpen: boolean; 
     preview = (
       <>
         <Ticks tick="pending" />
-        <span class="preview-text" dir="auto">{summaryOf(lastPending)}</span>
+        <span class="preview-text" dir="auto">{store.summary(lastPending)}</span>
       </>
     );
     time = lastPending.queued_at;
@@ -272,7 +271,7 @@ function ChatRow(props: { store: AppStore; model: ChatModel; menuOpen: boolean; 
             <ForwardIcon size={15} />
           </span>
         )}
-        <span class="preview-text" dir="auto">{last.deleted ? (mine ? 'You deleted this message' : 'This message was deleted') : summaryOf(last)}</span>
+        <span class="preview-text" dir="auto">{last.deleted ? (mine ? 'You deleted this message' : 'This message was deleted') : store.summary(last)}</span>
       </>
     );
   }

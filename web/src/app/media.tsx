@@ -1,6 +1,6 @@
-// Files in messages: a photo inline (full size in a viewer), a video or a
-// sound with the browser's controls, any other file as a card with a
-// Download button; and the file chosen in the composer, with its upload's
+// Files in messages: a photo inline (full size in a viewer), a video with
+// the browser's controls, a sound (a voice note above all) in a compact
+// player, any other file as a card with a Download button; and the file chosen in the composer, with its upload's
 // progress. The bytes come through the store's BlobCache as blob: URLs
 // (the download route needs the token), each revoked when its element goes.
 
@@ -8,7 +8,8 @@ import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { createPortal } from 'preact/compat';
 import { HarkError, type MediaKind, type MediaRef } from '../hark-client';
 import type { AppStore, Attachment } from './store';
-import { CloseIcon, DownloadIcon, FileIcon, PlayIcon } from './ui';
+import { CloseIcon, DownloadIcon, FileIcon, MicIcon, MusicIcon, PauseIcon, PlayIcon } from './ui';
+import { followDuration, formatDuration, isVoiceNote, roundedDuration } from './voice';
 
 /** A photo is shown at most this wide and this tall (CSS pixels); smaller ones are not blown up past MIN_SIDE. */
 const MAX_WIDTH = 320;
@@ -35,13 +36,20 @@ export function humanSize(bytes: number): string {
 const ICONS: Record<MediaKind, string> = { image: '📷', video: '🎥', audio: '🎤', file: '📄' };
 const NOUNS: Record<MediaKind, string> = { image: 'Photo', video: 'Video', audio: 'Audio', file: 'File' };
 
-/** A message with a file in one line (the chat list, quotes): "📷 Photo", "📄 report.pdf", "📷 its caption". */
-export function mediaLabel(media: MediaRef, caption: string): string {
+/**
+ * A message with a file in one line (the chat list, quotes): "📷 Photo",
+ * "📄 report.pdf", "📷 its caption", "🎤 Voice message (0:07)" (`seconds`:
+ * a voice note's length, when known).
+ */
+export function mediaLabel(media: MediaRef, caption: string, seconds?: number): string {
+  if (!caption.trim() && isVoiceNote(media)) {
+    return seconds ? `🎤 Voice message (${formatDuration(roundedDuration(seconds))})` : '🎤 Voice message';
+  }
   const what = caption.trim() ? caption : media.kind === 'file' ? media.name || NOUNS.file : NOUNS[media.kind];
   return `${ICONS[media.kind]} ${what}`;
 }
 
-/** A message's text in one line: its text, or for a file its label. */
+/** A message's text in one line: its text, or for a file its label (`store.summary` adds a voice note's length). */
 export function summaryOf(m: { text: string; media?: MediaRef | null }): string {
   return m.media ? mediaLabel(m.media, m.text) : m.text;
 }
@@ -139,8 +147,9 @@ export function MessageMedia(props: { store: AppStore; media: MediaRef; tabbable
     case 'image':
       return <Photo {...props} />;
     case 'video':
+      return <VideoPlayer {...props} />;
     case 'audio':
-      return <Playable {...props} />;
+      return <AudioPlayer {...props} />;
     default:
       return <FileCard {...props} />;
   }
@@ -213,16 +222,222 @@ function PhotoViewer(props: { store: AppStore; media: MediaRef; url: string; onC
   );
 }
 
-/** A video or a sound: the browser's own player, once its bytes are here. */
-function Playable(props: { store: AppStore; media: MediaRef; tabbable: boolean }) {
+/**
+ * A sound: play/pause, a bar to seek on and its length (the position while
+ * it plays), as WhatsApp shows a voice note; other audio also with its name.
+ * Small files load with the message (their length shows at once); larger
+ * ones when asked to play. One sound plays at a time.
+ */
+function AudioPlayer(props: { store: AppStore; media: MediaRef; tabbable: boolean }) {
   const { store, media } = props;
-  const video = media.kind === 'video';
+  const voice = isVoiceNote(media);
+  const name = nameOf(media);
+  const [asked, setAsked] = useState(false);
+  const [unplayable, setUnplayable] = useState(false);
+  const autoload = media.size <= AUTOLOAD_BYTES;
+  const { url, error, retry } = useBlobUrl(store, media, !unplayable && (asked || autoload));
+  const audio = useRef<HTMLAudioElement>(null);
+  const track = useRef<HTMLDivElement>(null);
+  const follow = useRef<ReturnType<typeof followDuration> | null>(null);
+  /** Play as soon as the length is read (asked before the bytes or the length were here). */
+  const playWhenReady = useRef(false);
+  const dragging = useRef(false);
+  const [playing, setPlaying] = useState(false);
+  const [position, setPosition] = useState(0);
+  const [duration, setDuration] = useState<number | null>(() => store.durations.get(media.id) ?? null);
+
+  const play = () => {
+    const el = audio.current;
+    if (!el) return;
+    if (follow.current?.probing() || el.readyState < 1) {
+      playWhenReady.current = true;
+      return;
+    }
+    for (const other of document.querySelectorAll('audio')) if (other !== el) other.pause();
+    el.play().catch(() => {
+      // Refused (no user gesture yet) or interrupted: the button shows Play again.
+    });
+  };
+
+  // The length, read from the file once its bytes are here.
+  useEffect(() => {
+    const el = audio.current;
+    if (!el || !url) return;
+    const f = followDuration(el, (d) => {
+      setDuration(d);
+      store.durations.set(media.id, d);
+      if (playWhenReady.current) {
+        playWhenReady.current = false;
+        play();
+      }
+    });
+    follow.current = f;
+    return () => {
+      f.stop();
+      follow.current = null;
+    };
+  }, [url]);
+
+  // The bar moves smoothly while playing (timeupdate comes only a few times a second).
+  useEffect(() => {
+    if (!playing) return;
+    let frame = 0;
+    const tick = () => {
+      const el = audio.current;
+      if (el && !dragging.current) setPosition(el.currentTime);
+      frame = requestAnimationFrame(tick);
+    };
+    frame = requestAnimationFrame(tick);
+    return () => cancelAnimationFrame(frame);
+  }, [playing]);
+
+  if (unplayable) return <FileCard {...props} note="can't be played here" />;
+
+  const loading = (asked || autoload) && !url && !error;
+  const known = duration !== null && Number.isFinite(duration) && duration > 0;
+  const total = known ? formatDuration(roundedDuration(duration!)) : null;
+  const active = playing || position > 0;
+  const fraction = known ? Math.min(1, position / duration!) : 0;
+  const canSeek = !!url && known;
+  const what = voice ? 'voice message' : name;
+
+  function toggle(e: Event) {
+    e.stopPropagation();
+    if (error) {
+      retry();
+      return;
+    }
+    const el = audio.current;
+    if (!url || !el) {
+      setAsked(true);
+      playWhenReady.current = true;
+      return;
+    }
+    if (playWhenReady.current) playWhenReady.current = false;
+    else if (el.paused) play();
+    else el.pause();
+  }
+
+  function seekTo(seconds: number) {
+    const el = audio.current;
+    if (!el || !known) return;
+    const to = Math.max(0, Math.min(duration!, seconds));
+    el.currentTime = to;
+    setPosition(to);
+  }
+
+  function seekAt(clientX: number) {
+    const r = track.current?.getBoundingClientRect();
+    if (!r || r.width === 0 || !known) return;
+    seekTo(((clientX - r.left) / r.width) * duration!);
+  }
+
+  const time = error ? error : active ? formatDuration(position) : total ?? (autoload || asked ? '0:00' : humanSize(media.size));
+  return (
+    <div class={`voice ${voice ? 'is-voice' : 'is-audio'} ${playing ? 'playing' : ''}`} data-testid="audio-player" data-voice={voice ? 'true' : undefined} data-duration={total ?? undefined}>
+      <span class="voice-badge" aria-hidden="true">
+        {voice ? <MicIcon size={24} /> : <MusicIcon size={24} />}
+      </span>
+      <button
+        class="voice-play"
+        tabIndex={props.tabbable ? 0 : -1}
+        aria-label={error ? `${error}: retry the ${voice ? 'voice message' : 'audio'}` : `${playing ? 'Pause' : 'Play'} ${what}${total ? `, ${total}` : ''}`}
+        data-testid="audio-play"
+        onClick={toggle}
+      >
+        {loading && asked ? <span class="spinner" aria-hidden="true" /> : playing ? <PauseIcon size={28} /> : <PlayIcon size={28} />}
+      </button>
+      <div class="voice-body">
+        {!voice && (
+          <span class="voice-name" dir="auto" data-testid="audio-name">
+            {name}
+          </span>
+        )}
+        <div
+          ref={track}
+          class={`voice-track ${canSeek ? '' : 'disabled'}`}
+          role="slider"
+          tabIndex={canSeek && props.tabbable ? 0 : -1}
+          aria-label={`Position in the ${voice ? 'voice message' : 'audio'}`}
+          aria-valuemin={0}
+          aria-valuemax={known ? Math.round(duration!) : 0}
+          aria-valuenow={Math.floor(position)}
+          aria-valuetext={total ? `${formatDuration(position)} of ${total}` : formatDuration(position)}
+          aria-disabled={canSeek ? undefined : 'true'}
+          data-testid="audio-seek"
+          onClick={(e) => e.stopPropagation()}
+          onPointerDown={(e) => {
+            // Not the bubble's long press or menu.
+            e.stopPropagation();
+            if (!canSeek || e.button !== 0) return;
+            dragging.current = true;
+            e.currentTarget.setPointerCapture?.(e.pointerId);
+            seekAt(e.clientX);
+          }}
+          onPointerMove={(e) => {
+            e.stopPropagation();
+            if (dragging.current) seekAt(e.clientX);
+          }}
+          onPointerUp={(e) => {
+            e.stopPropagation();
+            dragging.current = false;
+          }}
+          onPointerCancel={() => (dragging.current = false)}
+          onKeyDown={(e) => {
+            if (!canSeek) return;
+            const step = Math.max(1, Math.min(5, duration! / 10));
+            const to = { ArrowLeft: position - step, ArrowDown: position - step, ArrowRight: position + step, ArrowUp: position + step, Home: 0, End: duration! }[e.key];
+            if (to === undefined) return;
+            e.preventDefault();
+            e.stopPropagation();
+            seekTo(to);
+          }}
+        >
+          <span class="voice-rail">
+            <span class="voice-fill" style={{ width: `${fraction * 100}%` }} />
+          </span>
+          <span class="voice-thumb" style={{ left: `${fraction * 100}%` }} />
+        </div>
+        <span class={`voice-time ${error ? 'error' : ''}`} data-testid="audio-time">
+          {time}
+        </span>
+      </div>
+      {url && (
+        <audio
+          ref={audio}
+          src={url}
+          preload="metadata"
+          data-testid="media-audio"
+          onPlay={() => setPlaying(true)}
+          onPause={() => {
+            setPlaying(false);
+            const el = audio.current;
+            if (el && !follow.current?.probing()) setPosition(el.currentTime);
+          }}
+          onEnded={() => {
+            setPlaying(false);
+            setPosition(0);
+            if (audio.current) audio.current.currentTime = 0;
+          }}
+          onTimeUpdate={() => {
+            const el = audio.current;
+            if (el && !follow.current?.probing() && !dragging.current) setPosition(el.currentTime);
+          }}
+          onError={() => setUnplayable(true)}
+        />
+      )}
+    </div>
+  );
+}
+
+/** A video: the browser's own player, once its bytes are here. */
+function VideoPlayer(props: { store: AppStore; media: MediaRef; tabbable: boolean }) {
+  const { store, media } = props;
   const [asked, setAsked] = useState(false);
   // The browser cannot play it (a format it lacks, or a page policy that
   // refuses blob: media): it can still be saved.
   const [unplayable, setUnplayable] = useState(false);
   const { url, error, retry } = useBlobUrl(store, media, !unplayable && (asked || media.size <= AUTOLOAD_BYTES));
-  const what = video ? 'video' : 'audio';
   if (unplayable) return <FileCard {...props} note="can't be played here" />;
   if (url) {
     const common = {
@@ -233,14 +448,14 @@ function Playable(props: { store: AppStore; media: MediaRef; tabbable: boolean }
       tabIndex: props.tabbable ? 0 : -1,
       onError: () => setUnplayable(true),
     };
-    return video ? <video class="media-video" {...common} data-testid="media-video" /> : <audio class="media-audio" {...common} data-testid="media-audio" />;
+    return <video class="media-video" {...common} data-testid="media-video" />;
   }
   const loading = (asked || media.size <= AUTOLOAD_BYTES) && !error;
   return (
     <button
-      class={`media-play ${video ? 'video' : 'audio'}`}
+      class="media-play video"
       tabIndex={props.tabbable ? 0 : -1}
-      aria-label={error ? `${error}: retry the ${what}` : `Play the ${what}, ${humanSize(media.size)}`}
+      aria-label={error ? `${error}: retry the video` : `Play the video, ${humanSize(media.size)}`}
       data-testid="media-play"
       disabled={loading}
       onClick={(e) => {
@@ -250,7 +465,7 @@ function Playable(props: { store: AppStore; media: MediaRef; tabbable: boolean }
       }}
     >
       <span class="media-play-icon">{loading ? <span class="spinner" aria-hidden="true" /> : <PlayIcon />}</span>
-      <span class="media-play-text">{error ?? (loading ? `Loading ${what}…` : `${video ? 'Video' : 'Audio'} · ${humanSize(media.size)}`)}</span>
+      <span class="media-play-text">{error ?? (loading ? 'Loading video…' : `Video · ${humanSize(media.size)}`)}</span>
     </button>
   );
 }
@@ -313,7 +528,7 @@ export function AttachmentPreview(props: { attachment: Attachment; onRemove: () 
         <img class="attachment-thumb" src={a.previewUrl} alt="" />
       ) : (
         <span class="attachment-icon" aria-hidden="true">
-          <FileIcon size={28} />
+          {a.kind === 'audio' ? isVoiceNote({ kind: a.kind, name: a.file.name }) ? <MicIcon size={28} /> : <MusicIcon size={28} /> : <FileIcon size={28} />}
         </span>
       )}
       <div class="attachment-body">

@@ -34,6 +34,7 @@ import {
 import { BlobCache } from './blobs';
 import { DeviceLocal, sameNote, type Note } from './local';
 import { mediaLabel } from './media';
+import { Durations } from './voice';
 
 export interface ChatModel {
   chat: Chat;
@@ -130,6 +131,8 @@ export class AppStore {
   readonly local: DeviceLocal;
   /** Files' bytes for blob: URLs (media needs the token). */
   readonly blobs: BlobCache;
+  /** Voice notes' lengths (seconds) by media id, for their labels. */
+  readonly durations: Durations;
   /** Per chat, the file chosen in its composer (kept across chat switches). */
   attachments = new Map<ChatId, Attachment>();
   /** Everyone seen in any chat, so event lines can name people who have left. */
@@ -140,8 +143,8 @@ export class AppStore {
   announcement = '';
   /** Presence of watched users (ephemeral; hidden fields are null). */
   presence = new Map<UserId, PresenceState>();
-  /** Who is typing where, until when (ms since the epoch). */
-  private typingIn = new Map<ChatId, Map<UserId, number>>();
+  /** Who is typing (or recording a voice note) where, until when (ms since the epoch). */
+  private typingIn = new Map<ChatId, Map<UserId, { until: number; recording: boolean }>>();
   private lastWatch = '';
   /** The message each of my unacked replies answers, to quote it as soon as it is acked. */
   private replyOf = new Map<string, Seq>();
@@ -163,6 +166,7 @@ export class AppStore {
     this.local = new DeviceLocal(server || location.origin, session.device.id);
     this.api = new HarkApi(server, session.token);
     this.blobs = new BlobCache(this.api);
+    this.durations = new Durations(this.blobs, () => this.notify());
     this.conn = new Connection({
       url: websocketUrl(server || location.origin),
       token: session.token,
@@ -213,10 +217,10 @@ export class AppStore {
           break;
         case 'typing': {
           const { chat_id, user_id, activity, expires_in_ms } = e.typing;
-          const inChat = this.typingIn.get(chat_id) ?? new Map<UserId, number>();
+          const inChat = this.typingIn.get(chat_id) ?? new Map<UserId, { until: number; recording: boolean }>();
           if (activity === 'stopped') inChat.delete(user_id);
           else {
-            inChat.set(user_id, Date.now() + expires_in_ms);
+            inChat.set(user_id, { until: Date.now() + expires_in_ms, recording: activity === 'recording' });
             setTimeout(() => this.notify(), expires_in_ms + 20);
           }
           this.typingIn.set(chat_id, inChat);
@@ -293,22 +297,33 @@ export class AppStore {
     if (!inChat) return [];
     const now = Date.now();
     const out: UserId[] = [];
-    for (const [user, until] of inChat) {
+    for (const [user, { until }] of inChat) {
       if (until > now && user !== this.me.id) out.push(user);
       else if (until <= now) inChat.delete(user);
     }
     return out;
   }
 
-  /** "Bob is typing…" for groups, "typing…" for one-to-one chats; null when nobody is. */
+  /**
+   * "Bob is typing…" for groups, "typing…" for one-to-one chats ("recording
+   * audio…" when all of them are recording a voice note); null when nobody is.
+   */
   typingLabel(c: ChatModel): string | null {
     const who = this.typers(c.chat.id);
     if (who.length === 0) return null;
-    if (c.chat.kind === 'direct') return 'typing…';
+    const inChat = this.typingIn.get(c.chat.id);
+    const recording = who.every((id) => inChat?.get(id)?.recording);
+    const doing = recording ? 'recording audio…' : 'typing…';
+    if (c.chat.kind === 'direct') return doing;
     const names = who.map((id) => this.member(c, id)?.user.display_name ?? 'Someone');
-    if (names.length === 1) return `${names[0]} is typing…`;
-    if (names.length === 2) return `${names[0]} and ${names[1]} are typing…`;
-    return `${names.length} people are typing…`;
+    if (names.length === 1) return `${names[0]} is ${doing}`;
+    if (names.length === 2) return `${names[0]} and ${names[1]} are ${doing}`;
+    return `${names.length} people are ${doing}`;
+  }
+
+  /** A message in one line (the chat list, quotes): its text, or its file's label (a voice note's with its length when known). */
+  summary(m: { text: string; media?: MediaRef | null }): string {
+    return m.media ? mediaLabel(m.media, m.text, this.durations.want(m.media)) : m.text;
   }
 
   // ---- reading the model ----
@@ -871,10 +886,9 @@ export class AppStore {
     if (replyTo !== undefined) this.replyOf.set(clientId, replyTo);
   }
 
-  /** Choose the file to send in a chat (replacing one chosen before). */
-  attach(chatId: ChatId, file: File): void {
+  /** Choose the file to send in a chat (replacing one chosen before); `kind` by default from its type. */
+  attach(chatId: ChatId, file: File, kind: MediaKind = mediaKindOf(file)): void {
     this.detach(chatId);
-    const kind = mediaKindOf(file);
     this.attachments.set(chatId, {
       file,
       kind,
@@ -975,7 +989,8 @@ export class AppStore {
     const c = this.chats.get(m.chat_id);
     const from = c ? this.userName(c, m.sender_id) : 'Someone';
     const where = c && c.chat.kind === 'group' ? ` in ${this.title(c)}` : '';
-    const body = m.media ? mediaLabel(m.media, m.text) : m.text;
+    // (A voice note's length only if already known: no download for an announcement.)
+    const body = m.media ? mediaLabel(m.media, m.text, this.durations.get(m.media.id)) : m.text;
     const text = body.length > 140 ? `${body.slice(0, 140)}…` : body;
     this.announcement = `${from}${where}: ${text}`;
   }

@@ -142,6 +142,16 @@ export const FileIcon = (p: { size?: number }) => (
 );
 export const DownloadIcon = (p: { size?: number }) => <Svg size={p.size} d="M19 9h-4V3H9v6H5l7 7 7-7zM5 18v2h14v-2H5z" />;
 export const PlayIcon = (p: { size?: number }) => <Svg size={p.size} d="M8 5v14l11-7z" />;
+export const PauseIcon = (p: { size?: number }) => <Svg size={p.size} d="M6 19h4V5H6v14zm8-14v14h4V5h-4z" />;
+export const MicIcon = (p: { size?: number }) => (
+  <Svg size={p.size} d="M12 14c1.66 0 2.99-1.34 2.99-3L15 5c0-1.66-1.34-3-3-3S9 3.34 9 5v6c0 1.66 1.34 3 3 3zm5.3-3c0 3-2.54 5.1-5.3 5.1S6.7 14 6.7 11H5c0 3.41 2.72 6.23 6 6.72V21h2v-3.28c3.28-.48 6-3.3 6-6.72h-1.7z" />
+);
+export const TrashIcon = (p: { size?: number }) => (
+  <Svg size={p.size} d="M6 19c0 1.1.9 2 2 2h8c1.1 0 2-.9 2-2V7H6v12zM19 4h-3.5l-1-1h-5l-1 1H5v2h14V4z" />
+);
+export const MusicIcon = (p: { size?: number }) => (
+  <Svg size={p.size} d="M12 3v10.55c-.59-.34-1.27-.55-2-.55-2.21 0-4 1.79-4 4s1.79 4 4 4 4-1.79 4-4V7h4V3h-6z" />
+);
 export const InfoIcon = () => (
   <Svg d="M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zm1 15h-2v-6h2v6zm0-8h-2V7h2v2z" />
 );
