@@ -91,6 +91,9 @@ pub struct Media {
     pub quota_bytes_per_user: u64,
     /// Uploads one device may start per minute (bursts up to that many).
     pub uploads_per_minute: u32,
+    /// Bytes per second all uploads of a node may write together (0: no
+    /// limit), so they leave the disk to the database's commits.
+    pub upload_bytes_per_second: u64,
 }
 
 impl Default for Media {
@@ -104,6 +107,7 @@ impl Default for Media {
             sweep_ms: 10 * 60 * 1000,
             quota_bytes_per_user: 10 * 1024 * 1024 * 1024,
             uploads_per_minute: 60,
+            upload_bytes_per_second: 64 * 1024 * 1024,
         }
     }
 }

@@ -88,7 +88,15 @@ pub(crate) async fn upload(
         .await
         .map_err(ApiError::internal)?;
     let mut writer = WriteMultipart::new_with_chunk_size(parts, PART_BYTES);
-    let received = receive(&mut writer, body, upload.kind, declared, media.max_pixels).await;
+    let received = receive(
+        &mut writer,
+        body,
+        upload.kind,
+        declared,
+        media.max_pixels,
+        &state.media.pace,
+    )
+    .await;
     let (sniffed, sha256) = match received {
         Ok(done) => done,
         Err(e) => {
@@ -131,6 +139,7 @@ async fn receive(
     kind: MediaKind,
     declared: u64,
     max_pixels: u64,
+    pace: &super::Pace,
 ) -> ApiResult<(Sniffed, String)> {
     let mut stream = body.into_data_stream();
     let mut hasher = Sha256::new();
@@ -155,6 +164,7 @@ async fn receive(
                 head = Vec::new();
             }
         }
+        pace.wait(chunk.len()).await;
         writer
             .wait_for_capacity(1)
             .await
