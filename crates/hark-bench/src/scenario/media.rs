@@ -33,7 +33,12 @@ const MIB: f64 = 1024.0 * 1024.0;
 
 pub async fn run(p: Params) -> anyhow::Result<Report> {
     let mut report = Report::new("media", &p.common, &p);
-    let settings = format!("media.max_bytes = {}\n", (p.size_mib + 1) * 1024 * 1024);
+    // The upload path itself, unpaced: what the node-wide pace does for
+    // messages is scripts/bench-media-latency.sh's figure.
+    let settings = format!(
+        "media.max_bytes = {}\nmedia.upload_bytes_per_second = 0\n",
+        (p.size_mib + 1) * 1024 * 1024
+    );
     let servers = Servers::start_with(&p.common, 1, &[], &settings).await?;
     let base = servers.urls[0].clone();
     let users = setup::accounts(&base, &setup::run_tag(), "m", 1).await?;
