@@ -83,4 +83,26 @@ pub struct MediaRef {
     pub width: Option<u32>,
     #[serde(default)]
     pub height: Option<u32>,
+    /// Images: a small copy made by the server, at
+    /// `GET /v1/media/{id}/thumbnail` for whoever may download the file.
+    #[serde(default)]
+    pub thumbnail: Option<Thumbnail>,
+}
+
+/// A small copy of an image, made by the server from its pixels (no
+/// metadata of the original survives), at most [`Thumbnail::MAX_SIDE`]
+/// pixels on its longer side and turned upright.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Thumbnail {
+    /// `image/jpeg`, or `image/png` for an image with transparency.
+    pub mime: String,
+    pub width: u32,
+    pub height: u32,
+    /// Bytes.
+    pub size: u64,
+}
+
+impl Thumbnail {
+    /// The longer side of a thumbnail, pixels.
+    pub const MAX_SIDE: u32 = 480;
 }

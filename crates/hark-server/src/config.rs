@@ -94,6 +94,9 @@ pub struct Media {
     /// Bytes per second all uploads of a node may write together (0: no
     /// limit), so they leave the disk to the database's commits.
     pub upload_bytes_per_second: u64,
+    /// Bytes decoding one image (for its thumbnail) may allocate; a
+    /// decompression bomb is refused with `413 too_large`.
+    pub image_decode_max_bytes: u64,
 }
 
 impl Default for Media {
@@ -108,6 +111,7 @@ impl Default for Media {
             quota_bytes_per_user: 10 * 1024 * 1024 * 1024,
             uploads_per_minute: 60,
             upload_bytes_per_second: 64 * 1024 * 1024,
+            image_decode_max_bytes: 256 * 1024 * 1024,
         }
     }
 }

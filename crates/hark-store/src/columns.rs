@@ -9,7 +9,7 @@ use crate::rules::{MemberFacts, MessageFacts};
 use crate::{MediaRecord, StoreError, StoreResult};
 use hark_proto::{
     ChatId, ChatKind, ChatSettings, ClientMsgId, Device, DeviceId, MediaId, MediaKind, MediaRef,
-    Member, Message, Quote, Reaction, Seq, User, UserId, Visibility,
+    Member, Message, Quote, Reaction, Seq, Thumbnail, User, UserId, Visibility,
 };
 
 /// A result row read by column index. Integers are 64-bit, flags booleans.
@@ -97,7 +97,12 @@ pub(crate) fn media_columns(
 
 /// The columns of a `media` row, in the order [`media_record`] reads them.
 pub(crate) const MEDIA_COLUMNS: &str =
-    "id, uploader, kind, mime, size, sha256, name, width, height, created_at";
+    "id, uploader, kind, mime, size, sha256, name, width, height, created_at, thumbnail";
+
+/// A file's thumbnail as its `media.thumbnail` column keeps it (JSON).
+pub(crate) fn thumbnail_column(t: Option<&Thumbnail>) -> Option<String> {
+    t.and_then(|t| serde_json::to_string(t).ok())
+}
 
 pub(crate) fn media_record<R: Columns>(r: &R) -> Result<Option<MediaRecord>, R::Error> {
     let Some(kind) = MediaKind::parse(&r.text(2)?) else {
@@ -116,6 +121,7 @@ pub(crate) fn media_record<R: Columns>(r: &R) -> Result<Option<MediaRecord>, R::
             name: r.opt_text(6)?,
             width: dimension(7)?,
             height: dimension(8)?,
+            thumbnail: r.opt_text(10)?.and_then(|t| serde_json::from_str(&t).ok()),
         },
         uploader: UserId(r.int(1)?),
         created_at: r.int(9)?,

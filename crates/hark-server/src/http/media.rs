@@ -1,4 +1,5 @@
-//! `POST /v1/media` and `GET /v1/media/{id}` (see `crate::media`).
+//! `POST /v1/media`, `GET /v1/media/{id}` and `GET /v1/media/{id}/thumbnail`
+//! (see `crate::media`).
 
 use super::extract::{Params, Query};
 use crate::auth::Authed;
@@ -56,4 +57,13 @@ pub(super) async fn download(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     media::download(&state, &me, MediaId(id), &headers).await
+}
+
+pub(super) async fn thumbnail(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    Params(id): Params<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    media::thumbnail(&state, &me, MediaId(id), &headers).await
 }

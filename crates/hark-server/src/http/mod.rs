@@ -52,6 +52,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/search", get(chats::search))
         .route("/media", post(media::upload))
         .route("/media/{media_id}", get(media::download))
+        .route("/media/{media_id}/thumbnail", get(media::thumbnail))
         .route("/ws", get(crate::ws::upgrade));
     Router::new()
         .nest("/v1", v1)

@@ -1,5 +1,6 @@
 //! `GET /v1/media/{id}`: a file to whoever may see it, whole or a byte
-//! range of it, with headers that keep a browser from running it.
+//! range of it, with headers that keep a browser from running it; and
+//! `GET /v1/media/{id}/thumbnail`, an image's thumbnail, to the same people.
 
 use super::MediaFiles;
 use crate::error::{ApiError, ApiResult};
@@ -15,25 +16,25 @@ use object_store::{GetOptions, GetRange, GetResultPayload};
 /// Served with every file: nothing in it runs, nothing is guessed.
 const CSP: &str = "default-src 'none'; sandbox";
 
-pub(crate) async fn download(
-    state: &AppState,
-    who: &AuthedDevice,
-    id: MediaId,
-    headers: &HeaderMap,
-) -> ApiResult<Response> {
+/// The file `id` if `who` may download it: its uploader, or a current
+/// member of a chat holding a message with it, sent after they joined.
+/// Any other answers as a file that does not exist.
+async fn allowed(state: &AppState, who: &AuthedDevice, id: &MediaId) -> ApiResult<MediaRef> {
     let not_found = || ApiError::new(ErrorCode::NotFound, "no such file");
     if !id.is_valid() {
         return Err(not_found());
     }
-    // A file the caller may not see is answered as one that does not exist.
-    let record = state.store.media(&id).await?.ok_or_else(not_found)?;
-    if !state.store.may_download(who.user.id, &id).await? {
+    let record = state.store.media(id).await?.ok_or_else(not_found)?;
+    if !state.store.may_download(who.user.id, id).await? {
         return Err(not_found());
     }
-    let file = record.reference;
-    let etag = format!("\"{}\"", file.sha256);
+    Ok(record.reference)
+}
+
+/// The headers every answer of a file or thumbnail carries.
+fn common_headers(etag: &str, mime: &str) -> HeaderMap {
     let mut out = HeaderMap::new();
-    set(&mut out, header::ETAG, &etag);
+    set(&mut out, header::ETAG, etag);
     set(
         &mut out,
         header::CACHE_CONTROL,
@@ -41,14 +42,62 @@ pub(crate) async fn download(
     );
     set(&mut out, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(&mut out, header::CONTENT_SECURITY_POLICY, CSP);
-    set(&mut out, header::ACCEPT_RANGES, "bytes");
-    set(&mut out, header::CONTENT_TYPE, served_type(&file));
-    set(&mut out, header::CONTENT_DISPOSITION, &disposition(&file));
-    let unchanged = headers
+    set(&mut out, header::CONTENT_TYPE, mime);
+    out
+}
+
+/// Whether the client already holds `etag` (`If-None-Match`).
+fn unchanged(headers: &HeaderMap, etag: &str) -> bool {
+    headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    if unchanged {
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+pub(crate) async fn thumbnail(
+    state: &AppState,
+    who: &AuthedDevice,
+    id: MediaId,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    let file = allowed(state, who, &id).await?;
+    let Some(thumbnail) = &file.thumbnail else {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            "this file has no thumbnail",
+        ));
+    };
+    let etag = format!("\"{}-thumbnail\"", file.sha256);
+    let mut out = common_headers(&etag, &thumbnail.mime);
+    set(&mut out, header::CONTENT_DISPOSITION, "inline");
+    if unchanged(headers, &etag) {
+        return Ok((StatusCode::NOT_MODIFIED, out).into_response());
+    }
+    let bytes = state
+        .media
+        .store
+        .get(&MediaFiles::thumbnail_path(&file.id))
+        .await
+        .map_err(ApiError::internal)?
+        .bytes()
+        .await
+        .map_err(ApiError::internal)?;
+    set(&mut out, header::CONTENT_LENGTH, &bytes.len().to_string());
+    Ok((StatusCode::OK, out, Body::from(bytes)).into_response())
+}
+
+pub(crate) async fn download(
+    state: &AppState,
+    who: &AuthedDevice,
+    id: MediaId,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    let file = allowed(state, who, &id).await?;
+    let etag = format!("\"{}\"", file.sha256);
+    let mut out = common_headers(&etag, served_type(&file));
+    set(&mut out, header::ACCEPT_RANGES, "bytes");
+    set(&mut out, header::CONTENT_DISPOSITION, &disposition(&file));
+    if unchanged(headers, &etag) {
         return Ok((StatusCode::NOT_MODIFIED, out).into_response());
     }
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
@@ -247,6 +296,7 @@ mod tests {
             name: Some("a\"; filename=evil.html é.txt".into()),
             width: None,
             height: None,
+            thumbnail: None,
         };
         assert_eq!(
             disposition(&file),

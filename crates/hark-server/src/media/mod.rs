@@ -8,14 +8,16 @@
 //!   which say what the file is ([`sniff`]).
 //! - `download`: `GET /v1/media/{id}`, with `Range`, and headers that keep
 //!   a browser from running anything uploaded.
+//! - `thumbnail`: an image's small copy, drawn when its upload is stored.
 //! - `sweep`: removes uploads no message carries and bytes without a row.
 
 mod download;
 mod sniff;
 mod sweep;
+mod thumbnail;
 mod upload;
 
-pub(crate) use download::download;
+pub(crate) use download::{download, thumbnail};
 pub(crate) use sweep::sweep_forever;
 pub use sweep::{sweep, Swept};
 pub(crate) use upload::{upload, Upload};
@@ -33,6 +35,8 @@ pub struct MediaFiles {
     pub(crate) store: Arc<dyn ObjectStore>,
     /// The node's upload bandwidth, shared by all its uploads.
     pub(crate) pace: Pace,
+    /// Images being decoded at once: at most one per core.
+    pub(crate) decoders: tokio::sync::Semaphore,
 }
 
 /// Paces the bytes all uploads of this node write to `bytes_per_second`
@@ -82,12 +86,20 @@ impl MediaFiles {
         Ok(MediaFiles {
             store: Arc::new(store),
             pace: Pace::new(config.media.upload_bytes_per_second),
+            decoders: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ),
         })
     }
 
     /// A file's key: its id, which only the server chooses.
     pub(crate) fn path(id: &MediaId) -> Path {
         Path::from(format!("files/{}", id.0))
+    }
+
+    /// An image's thumbnail's key.
+    pub(crate) fn thumbnail_path(id: &MediaId) -> Path {
+        Path::from(format!("thumbs/{}", id.0))
     }
 }
 

@@ -2,8 +2,9 @@
 //! - uploads no message carries once `media.unreferenced_grace_ms` has
 //!   passed since they were uploaded: never sent, or every message with
 //!   them deleted for everyone; the row goes first, then the bytes;
-//! - bytes without a row that old: an upload cut off mid-way (its unfinished
-//!   parts), or a crash between storing the bytes and writing the row.
+//! - bytes without a row that old (files and thumbnails): an upload cut off
+//!   mid-way (its unfinished parts), or a crash between storing the bytes
+//!   and writing the row.
 //!
 //! So a row and its bytes cannot disagree for longer than a grace period
 //! and a sweep, whatever crashed when. A file is never sent once older than
@@ -62,13 +63,18 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<Swept> {
             break;
         }
     }
-    let dir = state.config.media_dir().join("files");
     let older = SystemTime::now()
         .checked_sub(Duration::from_millis(
             state.config.media.unreferenced_grace_ms,
         ))
         .unwrap_or(SystemTime::UNIX_EPOCH);
-    let candidates = tokio::task::spawn_blocking(move || old_files(&dir, older)).await??;
+    let dir = state.config.media_dir();
+    let candidates = tokio::task::spawn_blocking(move || {
+        let mut files = old_files(&dir.join("files"), older)?;
+        files.extend(old_files(&dir.join("thumbs"), older)?);
+        Ok::<_, std::io::Error>(files)
+    })
+    .await??;
     for (path, name) in candidates {
         // An unfinished upload's parts are named `<id>#<n>`.
         let id = MediaId(name.split('#').next().unwrap_or_default().to_owned());
@@ -86,10 +92,13 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<Swept> {
 }
 
 async fn remove_bytes(state: &AppState, id: &MediaId) -> anyhow::Result<()> {
-    match state.media.store.delete(&MediaFiles::path(id)).await {
-        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-        Err(e) => Err(e.into()),
+    for path in [MediaFiles::path(id), MediaFiles::thumbnail_path(id)] {
+        match state.media.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
+    Ok(())
 }
 
 /// The files in `dir` last written before `older`, with their names.

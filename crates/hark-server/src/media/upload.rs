@@ -2,12 +2,12 @@
 //! counted on the way; only its first bytes are kept, to tell what it is.
 
 use super::sniff::{self, Sniffed, HEAD_BYTES};
-use super::{new_id, MediaFiles};
+use super::{new_id, thumbnail, MediaFiles};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::body::Body;
 use futures_util::StreamExt;
-use hark_proto::{ErrorCode, MediaKind, MediaRef};
+use hark_proto::{ErrorCode, MediaId, MediaKind, MediaRef};
 use hark_store::{AuthedDevice, MediaRecord};
 use object_store::WriteMultipart;
 use sha2::{Digest, Sha256};
@@ -82,8 +82,9 @@ pub(crate) async fn upload(
     }
     let id = new_id();
     let path = MediaFiles::path(&id);
-    let files = &state.media.store;
-    let parts = files
+    let parts = state
+        .media
+        .store
         .put_multipart(&path)
         .await
         .map_err(ApiError::internal)?;
@@ -108,28 +109,51 @@ pub(crate) async fn upload(
         }
     };
     writer.finish().await.map_err(ApiError::internal)?;
+    let mut reference = MediaRef {
+        id,
+        kind: upload.kind,
+        mime: sniffed.mime,
+        size: declared,
+        sha256,
+        name: upload.name.as_deref().and_then(sniff::clean_name),
+        width: sniffed.width,
+        height: sniffed.height,
+        thumbnail: None,
+    };
+    if upload.kind == MediaKind::Image {
+        match thumbnail::make(&state.media, &reference.id, media.image_decode_max_bytes).await {
+            Ok((width, height, thumbnail)) => {
+                (reference.width, reference.height) = (Some(width), Some(height));
+                reference.thumbnail = Some(thumbnail);
+            }
+            Err(e) => {
+                remove(&state.media, &reference.id).await;
+                return Err(e);
+            }
+        }
+    }
     let record = MediaRecord {
-        reference: MediaRef {
-            id,
-            kind: upload.kind,
-            mime: sniffed.mime,
-            size: declared,
-            sha256,
-            name: upload.name.as_deref().and_then(sniff::clean_name),
-            width: sniffed.width,
-            height: sniffed.height,
-        },
+        reference,
         uploader: who.user.id,
         created_at: crate::now_ms(),
     };
     if let Err(e) = state.store.create_media(&record).await {
         // Without its row the file is unreachable: remove it now.
-        if let Err(gone) = files.delete(&path).await {
-            tracing::warn!(error = %gone, "removing a file whose row failed");
-        }
+        remove(&state.media, &record.reference.id).await;
         return Err(e.into());
     }
     Ok(record.reference)
+}
+
+/// Removes what an upload stored before it failed (what is left, the sweep
+/// removes later).
+async fn remove(media: &MediaFiles, id: &MediaId) {
+    for path in [MediaFiles::path(id), MediaFiles::thumbnail_path(id)] {
+        match media.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => tracing::warn!(error = %e, "removing a failed upload's bytes"),
+        }
+    }
 }
 
 /// Writes the body to `writer`: what its head says it is, and its SHA-256.

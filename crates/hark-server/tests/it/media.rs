@@ -7,9 +7,18 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A 2×3 PNG, made by hand (signature, IHDR, an IDAT of the right size
-/// for the header to read, IEND): enough for sniffing and dimensions.
+/// A `width`×`height` PNG (RGB, no transparency) of a gradient.
 fn png(width: u32, height: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 99]));
+    let mut out = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+/// A PNG made by hand whose header says `width`×`height` and whose pixel
+/// data is not there: enough to pass sniffing, not to decode.
+fn png_header(width: u32, height: u32) -> Vec<u8> {
     let mut out = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
     let mut chunk = |kind: &[u8], data: &[u8]| {
         out.extend_from_slice(&(data.len() as u32).to_be_bytes());
@@ -144,6 +153,13 @@ async fn an_image_reaches_the_chat_and_only_its_members_may_download_it() {
         (media["width"].as_u64(), media["height"].as_u64()),
         (Some(2), Some(3))
     );
+    // A thumbnail was made (an image without transparency: a JPEG); one so
+    // small keeps its size.
+    assert_eq!(
+        media["thumbnail"],
+        json!({"mime": "image/jpeg", "width": 2, "height": 3,
+               "size": media["thumbnail"]["size"].as_u64().unwrap()})
+    );
 
     // Sent with a caption: Bob's event carries the file.
     let ack = send_media(&app, &alice, chat, "m1", &id, "the beach").await;
@@ -158,6 +174,7 @@ async fn an_image_reaches_the_chat_and_only_its_members_may_download_it() {
     let carried = m.media.expect("the message carries the file");
     assert_eq!(carried.id.0, id);
     assert_eq!(carried.size, image.len() as u64);
+    assert_eq!(carried.thumbnail.as_ref().unwrap().mime, "image/jpeg");
     // A file needs no caption.
     let (status, media2) = upload(&app, &alice, "kind=image", png(1, 1)).await;
     assert_eq!(status, 200);
@@ -209,11 +226,32 @@ async fn an_image_reaches_the_chat_and_only_its_members_may_download_it() {
     let res = download(&app, &bob, &id, &[("if-none-match", etag.as_str())]).await;
     assert_eq!(res.status(), 304);
 
+    // The thumbnail, for the same people, with the same headers.
+    let thumb = format!("{id}/thumbnail");
+    let res = download(&app, &bob, &thumb, &[]).await;
+    assert_eq!(res.status(), 200);
+    let h = res.headers().clone();
+    assert_eq!(h["content-type"], "image/jpeg");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["content-security-policy"], "default-src 'none'; sandbox");
+    let bytes = res.bytes().await.unwrap();
+    assert_eq!(
+        bytes.len() as u64,
+        media["thumbnail"]["size"].as_u64().unwrap()
+    );
+    let small = image::load_from_memory(&bytes).unwrap();
+    assert_eq!((small.width(), small.height()), (2, 3));
+    let etag = h["etag"].to_str().unwrap().to_owned();
+    let res = download(&app, &bob, &thumb, &[("if-none-match", etag.as_str())]).await;
+    assert_eq!(res.status(), 304);
+
     // Carol is in no chat with it; a guessed id and a malformed one: all
     // the same answer, which says nothing of whether the file exists.
     for (who, what) in [
         (&carol, id.clone()),
+        (&carol, thumb.clone()),
         (&bob, format!("{:032x}", 7u128)),
+        (&bob, format!("{:032x}/thumbnail", 7u128)),
         (&bob, "..%2F..%2Fhark.db".to_owned()),
     ] {
         let res = download(&app, who, &what, &[]).await;
@@ -329,9 +367,19 @@ async fn lying_and_hostile_uploads_are_refused_and_leave_nothing() {
     let app = spawn_with(|c| {
         c.media.image_max_bytes = 4096;
         c.media.max_bytes = 8192;
+        c.media.image_decode_max_bytes = 1024 * 1024;
     })
     .await;
     let alice = app.user("alice").await;
+    let bomb = {
+        use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+        let img = image::RgbImage::from_pixel(800, 800, image::Rgb([1, 2, 3]));
+        let mut out = Vec::new();
+        let best = PngEncoder::new_with_quality(&mut out, CompressionType::Best, FilterType::Sub);
+        img.write_with_encoder(best).unwrap();
+        out
+    };
+    assert!(bomb.len() < 4096, "{}", bomb.len());
     let refusals: Vec<(&str, Vec<u8>, u16, &str)> = vec![
         // Words declared an image, a script declared audio.
         (
@@ -349,7 +397,12 @@ async fn lying_and_hostile_uploads_are_refused_and_leave_nothing() {
         // A PNG declared a video.
         ("kind=video", png(1, 1), 400, "invalid_field"),
         // A PNG header claiming 100,000 × 100,000 pixels.
-        ("kind=image", png(100_000, 100_000), 413, "too_large"),
+        ("kind=image", png_header(100_000, 100_000), 413, "too_large"),
+        // A sound header with no picture behind it.
+        ("kind=image", png_header(2, 3), 400, "invalid_field"),
+        // A decompression bomb: 1.9 KB that decode to 1.9 MB of pixels,
+        // more than this server lets one decode take.
+        ("kind=image", bomb.clone(), 413, "too_large"),
         // Over the size of its kind.
         ("kind=image", vec![0u8; 5000], 413, "too_large"),
         ("kind=file", vec![0u8; 9000], 413, "too_large"),
@@ -430,6 +483,11 @@ async fn any_file_downloads_as_bytes_to_save_never_as_a_page() {
         "{disposition}"
     );
     assert_eq!(res.bytes().await.unwrap().as_ref(), page.as_slice());
+    // Only images have thumbnails.
+    assert!(media["thumbnail"].is_null(), "{media}");
+    let thumb = format!("{}/thumbnail", media["id"].as_str().unwrap());
+    let res = download(&app, &alice, &thumb, &[]).await;
+    assert_eq!(res.status(), 404);
 }
 
 #[tokio::test]
@@ -472,8 +530,11 @@ async fn what_no_one_can_reach_is_swept_and_rows_and_bytes_agree() {
     let files = app.data_dir.join("media").join("files");
     let orphan = files.join(format!("{:032x}", 0xdead_beef_u128));
     let part = files.join(format!("{:032x}#3", 0xfeed_u128));
+    let thumbs = app.data_dir.join("media").join("thumbs");
+    let orphan_thumb = thumbs.join(format!("{:032x}", 0xdead_beef_u128));
     std::fs::write(&orphan, b"orphan").unwrap();
     std::fs::write(&part, b"half").unwrap();
+    std::fs::write(&orphan_thumb, b"thumb").unwrap();
 
     // Past half the grace period a file is too old to send.
     tokio::time::sleep(std::time::Duration::from_millis(900)).await;
@@ -482,12 +543,15 @@ async fn what_no_one_can_reach_is_swept_and_rows_and_bytes_agree() {
         other => panic!("expected a refusal, got {other:?}"),
     }
 
-    // Within a few sweeps after the grace period, only the sent file is left.
-    let kept_path = files.join(kept);
+    // Within a few sweeps after the grace period, only the sent file and
+    // its thumbnail are left.
+    let mut kept_paths = vec![files.join(kept), thumbs.join(kept)];
+    kept_paths.sort();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
-        let left = stored_files(&app);
-        if left == vec![kept_path.clone()] {
+        let mut left = stored_files(&app);
+        left.sort();
+        if left == kept_paths {
             break;
         }
         assert!(

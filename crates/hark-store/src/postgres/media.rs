@@ -9,9 +9,10 @@ pub(crate) async fn create(db: &Db, m: &MediaRecord) -> StoreResult<()> {
     let r = &m.reference;
     let size = i64::try_from(r.size).unwrap_or(i64::MAX);
     let (width, height) = (r.width.map(i64::from), r.height.map(i64::from));
+    let thumbnail = columns::thumbnail_column(r.thumbnail.as_ref());
     db.exec(
         &format!(
-            "INSERT INTO media ({MEDIA_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            "INSERT INTO media ({MEDIA_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ),
         &[
             &r.id.0,
@@ -24,6 +25,7 @@ pub(crate) async fn create(db: &Db, m: &MediaRecord) -> StoreResult<()> {
             &width,
             &height,
             &m.created_at,
+            &thumbnail,
         ],
     )
     .await?;

@@ -192,6 +192,11 @@ CREATE INDEX media_by_uploader ON media(uploader, created_at);
 ALTER TABLE messages ADD COLUMN media_id TEXT, ADD COLUMN media TEXT;
 CREATE INDEX messages_by_media ON messages(media_id) WHERE media_id IS NOT NULL;
 "#,
+    r#"
+-- An image's thumbnail (crate::media::thumbnail), JSON: mime, width,
+-- height, size. Its bytes are the media store's `thumbs/<id>`.
+ALTER TABLE media ADD COLUMN thumbnail TEXT;
+"#,
 ];
 
 /// An arbitrary key for the advisory lock that serialises migrations.

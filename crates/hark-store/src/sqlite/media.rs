@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 pub(crate) fn create(conn: &Connection, m: &MediaRecord) -> StoreResult<()> {
     let r = &m.reference;
     conn.prepare_cached(&format!(
-        "INSERT INTO media ({MEDIA_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        "INSERT INTO media ({MEDIA_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
     ))?
     .execute(params![
         r.id.0,
@@ -21,6 +21,7 @@ pub(crate) fn create(conn: &Connection, m: &MediaRecord) -> StoreResult<()> {
         r.width,
         r.height,
         m.created_at,
+        columns::thumbnail_column(r.thumbnail.as_ref()),
     ])?;
     Ok(())
 }

@@ -234,6 +234,11 @@ ALTER TABLE messages ADD COLUMN media_id TEXT;
 ALTER TABLE messages ADD COLUMN media TEXT;
 CREATE INDEX messages_by_media ON messages(media_id) WHERE media_id IS NOT NULL;
 "#,
+    r#"
+-- An image's thumbnail (crate::media::thumbnail), JSON: mime, width,
+-- height, size. Its bytes are the media store's `thumbs/<id>`.
+ALTER TABLE media ADD COLUMN thumbnail TEXT;
+"#,
 ];
 
 /// Opens the pragmas every connection needs.
