@@ -2,7 +2,9 @@
 # Message latency while uploads run: starts a release `hark serve` on a
 # fresh data directory (on the disk being measured) with the given upload
 # pace, keeps UPLOADERS curl loops posting a 100 MiB file, and runs
-# `hark-bench direct --rate 1000` against it.
+# `hark-bench direct --rate 1000` against it. With KIND=image and
+# FILE=<a JPEG> in the environment the loops upload that photo as an image
+# instead (each then decoded for its thumbnail).
 #   scripts/bench-media-latency.sh PACE_BYTES_PER_S UPLOADERS [DATA_DIR]
 # docs/benchmarks.md ("Uploads beside messages") has the figures.
 set -euo pipefail
@@ -37,11 +39,14 @@ curl -sf -XPOST localhost:$PORT/v1/register -H "$json" \
 TOKEN=$(curl -sf -XPOST localhost:$PORT/v1/login -H "$json" \
   -d '{"username":"uploader","password":"password123","device_name":"bench"}' |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-FILE=$D/../media-latency-100mib
-[ -f "$FILE" ] || head -c 100M /dev/urandom >"$FILE"
+KIND=${KIND:-file}
+if [ -z "${FILE:-}" ]; then
+  FILE=$D/../media-latency-100mib
+  [ -f "$FILE" ] || head -c 100M /dev/urandom >"$FILE"
+fi
 for _ in $(seq "$UP"); do
   (while true; do
-    timeout 60 curl -s -o /dev/null -XPOST "localhost:$PORT/v1/media?kind=file&name=f" \
+    timeout 60 curl -s -o /dev/null -XPOST "localhost:$PORT/v1/media?kind=$KIND&name=f" \
       -H "authorization: Bearer $TOKEN" --data-binary @"$FILE" || true
   done) &
 done

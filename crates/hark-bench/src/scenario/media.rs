@@ -27,6 +27,10 @@ pub struct Params {
     /// Uploads at once in the memory run.
     #[arg(long, default_value_t = 20)]
     pub parallel: usize,
+    /// Also keep the 12-megapixel JPEG of the thumbnail run here (for
+    /// `KIND=image FILE=… scripts/bench-media-latency.sh`).
+    #[arg(long)]
+    pub photo_out: Option<PathBuf>,
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -137,6 +141,10 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
             before as f64 / 1024.0,
         ));
     }
+    let photo = thumbnails(&mut report, &http, &base, &token, work.path(), &cpu).await?;
+    if let Some(out) = &p.photo_out {
+        tokio::fs::copy(&photo, out).await?;
+    }
     report.count("file bytes", p.size_mib * 1024 * 1024);
     report.note(
         "Baseline: tokio::fs::copy of the same file in the same directory (the upload and \
@@ -144,6 +152,83 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
     );
     servers.stop().await;
     Ok(report)
+}
+
+/// Uploads of one 12-megapixel JPEG, as an image (the server decodes it
+/// and draws its thumbnail before answering) and as a file (stored only),
+/// interleaved: the difference is what the thumbnail costs.
+async fn thumbnails(
+    report: &mut Report,
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    dir: &Path,
+    cpu: &impl Fn() -> Option<f64>,
+) -> anyhow::Result<PathBuf> {
+    const ROUNDS: usize = 7;
+    let photo = dir.join("photo.jpg");
+    let bytes = tokio::task::spawn_blocking(photo_jpeg).await??;
+    let size = bytes.len();
+    tokio::fs::write(&photo, bytes).await?;
+    let (mut as_image, mut as_file) = (Vec::new(), Vec::new());
+    let (mut cpu_image, mut cpu_file) = (0.0, 0.0);
+    for _ in 0..ROUNDS {
+        for (kind, times, cpu_sum) in [
+            ("image", &mut as_image, &mut cpu_image),
+            ("file", &mut as_file, &mut cpu_file),
+        ] {
+            let (c0, started) = (cpu(), Instant::now());
+            upload_as(http, base, token, &photo, kind).await?;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+            if let (Some(a), Some(b)) = (c0, cpu()) {
+                *cpu_sum += b - a;
+            }
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let (image_ms, file_ms) = (median(&mut as_image), median(&mut as_file));
+    report.figure(
+        Figure::new("12 MP JPEG uploaded as an image (with thumbnail), median", "ms", image_ms)
+            .vs("as a file", Some(file_ms)),
+    );
+    report.figure(Figure::new(
+        "thumbnail of a 12 MP JPEG: added upload time, median",
+        "ms",
+        image_ms - file_ms,
+    ));
+    report.figure(
+        Figure::new(
+            "server CPU per 12 MP JPEG upload as an image",
+            "s",
+            cpu_image / ROUNDS as f64,
+        )
+        .vs("as a file", Some(cpu_file / ROUNDS as f64)),
+    );
+    report.count("12 MP JPEG bytes", size as u64);
+    Ok(photo)
+}
+
+/// A 4000 × 3000 JPEG (quality 90) with detail enough to cost what a
+/// photo costs to decode: gradients with noise.
+fn photo_jpeg() -> anyhow::Result<Vec<u8>> {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let img = image::RgbImage::from_fn(4000, 3000, |x, y| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let noise = (state & 0x1f) as u32;
+        image::Rgb([
+            ((x / 16 + noise) % 256) as u8,
+            ((y / 12 + noise) % 256) as u8,
+            (((x + y) / 28 + noise) % 256) as u8,
+        ])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&img)?;
+    Ok(out)
 }
 
 /// A file of `len` bytes that does not compress (a simple generator).
@@ -174,6 +259,16 @@ async fn upload(
     token: &str,
     path: &PathBuf,
 ) -> anyhow::Result<String> {
+    upload_as(http, base, token, path, "file").await
+}
+
+async fn upload_as(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    path: &PathBuf,
+    kind: &str,
+) -> anyhow::Result<String> {
     let file = tokio::fs::File::open(path).await?;
     let len = file.metadata().await?.len();
     let body = futures_util::stream::unfold(file, |mut file| async move {
@@ -188,7 +283,7 @@ async fn upload(
         }
     });
     let res = http
-        .post(format!("{base}/v1/media?kind=file&name=bench.bin"))
+        .post(format!("{base}/v1/media?kind={kind}&name=bench.bin"))
         .bearer_auth(token)
         .header(reqwest::header::CONTENT_LENGTH, len)
         .body(reqwest::Body::wrap_stream(body))
