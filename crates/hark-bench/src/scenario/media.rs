@@ -27,6 +27,11 @@ pub struct Params {
     /// Uploads at once in the memory run.
     #[arg(long, default_value_t = 20)]
     pub parallel: usize,
+    /// Keep the files in the S3 bucket scripts/s3.sh runs (its settings,
+    /// `HARK_TEST_S3_*`, in the environment: `export $(scripts/s3.sh env)`)
+    /// and measure a raw PUT and GET of the same file there as the baseline.
+    #[arg(long)]
+    pub s3: bool,
     /// Also keep the 12-megapixel JPEG of the thumbnail run here (for
     /// `KIND=image FILE=… scripts/bench-media-latency.sh`).
     #[arg(long)]
@@ -39,13 +44,18 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
     let mut report = Report::new("media", &p.common, &p);
     // The upload path itself, unpaced: what the node-wide pace does for
     // messages is scripts/bench-media-latency.sh's figure.
-    let settings = format!(
+    let mut settings = format!(
         "media.max_bytes = {}\nmedia.upload_bytes_per_second = 0\n",
         (p.size_mib + 1) * 1024 * 1024
     );
+    let tag = setup::run_tag();
+    let s3 = if p.s3 { Some(S3::from_env(&tag)?) } else { None };
+    if let Some(s3) = &s3 {
+        settings.push_str(&s3.settings());
+    }
     let servers = Servers::start_with(&p.common, 1, &[], &settings).await?;
     let base = servers.urls[0].clone();
-    let users = setup::accounts(&base, &setup::run_tag(), "m", 1).await?;
+    let users = setup::accounts(&base, &tag, "m", 1).await?;
     let token = users[0].token.clone();
     let work = tempfile::tempdir_in(&p.common.work_dir)?;
     let file = work.path().join("file.bin");
@@ -53,12 +63,22 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
     let bytes = p.size_mib as f64 * MIB;
     let http = reqwest::Client::new();
 
-    // Baseline: the same bytes copied on the same disk.
+    // Baseline: the same bytes copied on the same disk, or put into and
+    // got from the same bucket.
     let copy = work.path().join("copy.bin");
-    let started = Instant::now();
-    tokio::fs::copy(&file, &copy).await?;
-    let cp_secs = started.elapsed().as_secs_f64();
-    tokio::fs::remove_file(&copy).await?;
+    let (baseline, up_base_secs, down_base_secs) = match &s3 {
+        None => {
+            let started = Instant::now();
+            tokio::fs::copy(&file, &copy).await?;
+            let cp_secs = started.elapsed().as_secs_f64();
+            tokio::fs::remove_file(&copy).await?;
+            ("cp", cp_secs, cp_secs)
+        }
+        Some(s3) => {
+            let (put, get) = s3.raw_put_and_get(&file).await?;
+            ("raw S3", put, get)
+        }
+    };
 
     let pid = servers.pids.first().copied();
     let cpu = || super::cpu_of(&servers.pids);
@@ -75,11 +95,11 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
     );
     report.figure(
         Figure::new("upload throughput", "MiB/s", bytes / MIB / up_secs)
-            .vs("cp", Some(bytes / MIB / cp_secs)),
+            .vs(baseline, Some(bytes / MIB / up_base_secs)),
     );
     report.figure(
         Figure::new("download throughput", "MiB/s", bytes / MIB / down_secs)
-            .vs("cp", Some(bytes / MIB / cp_secs)),
+            .vs(baseline, Some(bytes / MIB / down_base_secs)),
     );
     if let (Some(a), Some(b), Some(c)) = (c0, c1, c2) {
         report.figure(Figure::new("server CPU per upload", "s", b - a));
@@ -146,12 +166,92 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
         tokio::fs::copy(&photo, out).await?;
     }
     report.count("file bytes", p.size_mib * 1024 * 1024);
-    report.note(
+    report.note(if s3.is_some() {
+        "Files in S3. Baseline: the same file put into the same bucket with object_store \
+         (5 MiB parts, as Hark writes them) and got back, from this process."
+    } else {
         "Baseline: tokio::fs::copy of the same file in the same directory (the upload and \
-         download each write the whole file once, as the copy does).",
-    );
+         download each write the whole file once, as the copy does)."
+    });
     servers.stop().await;
     Ok(report)
+}
+
+/// The bucket of `--s3`.
+struct S3 {
+    endpoint: String,
+    bucket: String,
+    access_key: String,
+    secret_key: String,
+    prefix: String,
+}
+
+impl S3 {
+    fn from_env(tag: &str) -> anyhow::Result<Self> {
+        let var = |name: &str| {
+            std::env::var(name).with_context(|| {
+                format!("--s3 needs {name}: run scripts/s3.sh up and export $(scripts/s3.sh env)")
+            })
+        };
+        Ok(S3 {
+            endpoint: var("HARK_TEST_S3_ENDPOINT")?,
+            bucket: var("HARK_TEST_S3_BUCKET")?,
+            access_key: var("HARK_TEST_S3_ACCESS_KEY")?,
+            secret_key: var("HARK_TEST_S3_SECRET_KEY")?,
+            prefix: format!("bench-{tag}"),
+        })
+    }
+
+    /// The server's `[media.s3]`, as dotted top-level keys.
+    fn settings(&self) -> String {
+        format!(
+            "media.s3.bucket = {:?}\nmedia.s3.endpoint = {:?}\nmedia.s3.access_key_id = {:?}\n\
+             media.s3.secret_access_key = {:?}\nmedia.s3.prefix = {:?}\n",
+            self.bucket, self.endpoint, self.access_key, self.secret_key, self.prefix
+        )
+    }
+
+    /// Seconds to put `file` into the bucket (5 MiB parts) and to get it back.
+    async fn raw_put_and_get(&self, file: &Path) -> anyhow::Result<(f64, f64)> {
+        use object_store::{ObjectStore, WriteMultipart};
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(&self.endpoint)
+            .with_allow_http(true)
+            .with_virtual_hosted_style_request(false)
+            .with_region("us-east-1")
+            .with_bucket_name(&self.bucket)
+            .with_access_key_id(&self.access_key)
+            .with_secret_access_key(&self.secret_key)
+            .build()?;
+        let key = object_store::path::Path::from(format!("{}-baseline/file", self.prefix));
+        let started = Instant::now();
+        let mut writer = WriteMultipart::new_with_chunk_size(
+            store.put_multipart(&key).await?,
+            5 * 1024 * 1024,
+        );
+        let mut f = tokio::fs::File::open(file).await?;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = f.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            writer.wait_for_capacity(1).await?;
+            writer.write(buf.get(..n).unwrap_or_default());
+        }
+        writer.finish().await?;
+        let put = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let mut stream = store.get(&key).await?.into_stream();
+        let mut got = 0usize;
+        while let Some(chunk) = stream.next().await {
+            got += chunk?.len();
+        }
+        let get = started.elapsed().as_secs_f64();
+        anyhow::ensure!(got as u64 == f.metadata().await?.len(), "raw S3 get: {got} bytes");
+        store.delete(&key).await?;
+        Ok((put, get))
+    }
 }
 
 /// Uploads of one 12-megapixel JPEG, as an image (the server decodes it
