@@ -4,10 +4,15 @@
 // downloads it, byte for byte. A file that is not what it claims is refused
 // with the server's reason, and the draft stays. Files also come by drag and
 // drop and by pasting. A phone shows them from history without sideways
-// scrolling.
+// scrolling. A large photo shows in the receiver's bubble from its thumbnail
+// (`GET /v1/media/{id}/thumbnail`, token in the header), and its file is
+// fetched only when the viewer opens, which shows the thumbnail blurred until
+// then; on a desktop and on a phone. A photo without a thumbnail (an older
+// upload) or whose thumbnail fails shows from its file, as before.
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -26,6 +31,7 @@ import {
   screenshotPath,
   startDirect,
   startServer,
+  waitLive,
 } from './helpers.mjs';
 
 let server;
@@ -44,8 +50,11 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** A real PNG of `width` × `height`: an evening sky over a sea, with a sun. */
-function png(width, height) {
+/**
+ * A real PNG of `width` × `height`: an evening sky over a sea, with a sun;
+ * `grain` adds a camera's noise (deterministic), so it compresses like a photo.
+ */
+function png(width, height, { grain = 0 } = {}) {
   const crcTable = Array.from({ length: 256 }, (_, n) => {
     let c = n;
     for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
@@ -71,6 +80,11 @@ function png(width, height) {
   header[9] = 2; // RGB
   const rows = Buffer.alloc((width * 3 + 1) * height);
   const horizon = Math.round(height * 0.62);
+  let seed = 12345;
+  const noise = () => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return ((seed >>> 16) % (2 * grain + 1)) - grain;
+  };
   for (let y = 0; y < height; y++) {
     const row = y * (width * 3 + 1);
     for (let x = 0; x < width; x++) {
@@ -79,6 +93,7 @@ function png(width, height) {
         y < horizon ? [Math.round(40 + 215 * t), Math.round(60 + 90 * t), Math.round(140 - 60 * t)] : [20, Math.round(70 + (y - horizon) * 0.4), 110];
       const d = Math.hypot(x - width * 0.6, y - horizon);
       if (d < height * 0.18 && y < horizon) rgb = [255, 214, 90];
+      if (grain) rgb = rgb.map((c) => Math.max(0, Math.min(255, c + noise())));
       rows.set(rgb, row + 1 + x * 3);
     }
   }
@@ -89,6 +104,33 @@ function png(width, height) {
     chunk('IEND', Buffer.alloc(0)),
   ]);
 }
+
+/** Every request `page` makes under /v1/media/: its path, query and Authorization header. */
+function mediaRequests(page) {
+  const seen = [];
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.pathname.startsWith('/v1/media')) seen.push({ method: r.method(), path: u.pathname, query: u.search, auth: r.headers().authorization ?? null });
+  });
+  return seen;
+}
+
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+/** Serious and critical axe-core violations on the page, as "rule: target" strings. */
+async function axe(page) {
+  if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(axeSource);
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  return result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .flatMap((v) => v.nodes.map((n) => `${v.id}: ${n.target.join(' ')}`));
+}
+
+/** The GET paths among `seen`. */
+const gets = (seen) => seen.filter((r) => r.method === 'GET').map((r) => r.path);
+
+/** A bubble image's decoded size, once decoded (else null). */
+const naturalSize = (img) => img.evaluate((el) => (el.complete && el.naturalWidth ? { width: el.naturalWidth, height: el.naturalHeight } : null));
 
 test('a photo with a caption and a file, sent, seen, opened and downloaded', async () => {
   const photo = join(dir, 'sunset.png');
@@ -227,4 +269,183 @@ test('a photo with a caption and a file, sent, seen, opened and downloaded', asy
   await alice.context.close();
   await bob.context.close();
   await phone.context.close();
+});
+
+test('a large photo: its thumbnail in the bubble, blurred in the viewer until the file is here', async () => {
+  const photo = join(dir, 'harbour.png');
+  writeFileSync(photo, png(1200, 900, { grain: 6 }));
+
+  await apiRegister(server.url, 'carol', 'Carol');
+  const daveApi = await apiRegister(server.url, 'dave', 'Dave');
+  const carol = await openPage(browser, server.url);
+  const dave = await openPage(browser, server.url);
+  const carolSeen = mediaRequests(carol.page);
+  const daveSeen = mediaRequests(dave.page);
+  await login(carol.page, 'carol');
+  await login(dave.page, 'dave');
+  await startDirect(carol.page, 'dave');
+
+  // Carol sends it; the message carries the thumbnail's description.
+  await carol.page.getByTestId('file-input').setInputFiles(photo);
+  await carol.page.getByTestId('attachment-name').filter({ hasText: 'harbour.png' }).waitFor();
+  await carol.page.getByTestId('composer').fill('The harbour at noon');
+  await carol.page.getByTestId('send').click();
+  const ref = await eventually(async () => (await daveApi.get('/v1/chats'))[0]?.last_message?.media, { message: 'the message on the server' });
+  assert.equal(ref.kind, 'image');
+  assert.deepEqual([ref.width, ref.height], [1200, 900]);
+  assert.ok(ref.thumbnail, `a thumbnail: ${JSON.stringify(ref)}`);
+  assert.equal(ref.thumbnail.mime, 'image/jpeg', 'an opaque PNG gets a JPEG thumbnail');
+  assert.deepEqual([ref.thumbnail.width, ref.thumbnail.height], [480, 360]);
+  assert.ok(ref.thumbnail.size < ref.size / 4, `the thumbnail is much smaller: ${ref.thumbnail.size} of ${ref.size} bytes`);
+  const filePath = `/v1/media/${ref.id}`;
+  const thumbPath = `/v1/media/${ref.id}/thumbnail`;
+
+  // Carol's own bubble shows the bytes she has: nothing fetched back.
+  const sent = carol.page.locator('[data-testid=msg-out]', { hasText: 'The harbour at noon' });
+  await eventually(async () => (await naturalSize(sent.getByTestId('media-image')))?.width === 1200, { message: "Carol's photo from her own bytes" });
+  assert.deepEqual(gets(carolSeen), [], 'the sender fetches neither the file nor its thumbnail');
+
+  // Dave's chat list fetches nothing; his bubble, the thumbnail only, with the token in a header.
+  await eventually(async () => (await chatRow(dave.page, 'Carol').getByTestId('chat-preview').textContent()) === '📷 The harbour at noon', {
+    message: "Dave's chat list preview",
+  });
+  assert.deepEqual(gets(daveSeen), [], 'the chat list shows no image');
+  await openChat(dave.page, 'Carol');
+  const got = dave.page.locator('[data-testid=msg-in]', { hasText: 'The harbour at noon' });
+  const img = got.getByTestId('media-image');
+  const size = await eventually(() => naturalSize(img), { message: "Dave's bubble image decoded" });
+  assert.deepEqual(size, { width: ref.thumbnail.width, height: ref.thumbnail.height }, 'the bubble shows the thumbnail');
+  assert.equal(await img.getAttribute('data-source'), 'thumbnail');
+  assert.equal(await img.getAttribute('alt'), 'harbour.png');
+  assert.deepEqual(gets(daveSeen), [thumbPath], 'the bubble fetched the thumbnail, not the file');
+  for (const r of daveSeen) {
+    assert.match(r.auth ?? '', /^Bearer \S+$/, 'the token goes in the Authorization header');
+    assert.equal(r.query, '', 'nothing in the URL');
+  }
+  const bubble = await got.getByTestId('media-photo').boundingBox();
+  assert.ok(bubble.width <= 321 && Math.abs(bubble.width / bubble.height - 4 / 3) < 0.02, `the bubble has the photo's shape: ${JSON.stringify(bubble)}`);
+  await dave.page.screenshot({ path: screenshotPath('media-thumbnail-bubble.png') });
+
+  // The viewer: the file is held back, so the blurred thumbnail shows in the photo's frame first.
+  let release;
+  const held = new Promise((r) => (release = r));
+  const isFile = (url) => url.pathname === filePath;
+  await dave.page.route(isFile, async (route) => {
+    await held;
+    await route.continue();
+  });
+  await got.getByTestId('media-open').click();
+  await dave.page.getByTestId('media-viewer').waitFor();
+  const placeholder = dave.page.getByTestId('media-viewer-placeholder');
+  await eventually(async () => (await naturalSize(placeholder))?.width === 480, { message: 'the blurred thumbnail in the viewer' });
+  assert.match(await placeholder.evaluate((el) => getComputedStyle(el).filter), /blur\(\d+(\.\d+)?px\)/);
+  assert.equal(await placeholder.getAttribute('alt'), '', 'the placeholder is decoration');
+  await dave.page.getByTestId('media-viewer-loading').waitFor();
+  const frame = await dave.page.getByTestId('media-viewer-frame').boundingBox();
+  assert.ok(frame.width > bubble.width * 1.5 && Math.abs(frame.width / frame.height - 4 / 3) < 0.01, `the frame is the photo's, full size: ${JSON.stringify(frame)}`);
+  const blurred = await placeholder.boundingBox();
+  assert.ok(blurred.width >= frame.width, 'the thumbnail is scaled up to the frame');
+  await eventually(() => gets(daveSeen).includes(filePath), { message: 'the viewer asks for the file' });
+  assert.equal(gets(daveSeen).filter((p) => p === thumbPath).length, 1, 'the thumbnail was not fetched again');
+  assert.deepEqual(await axe(dave.page), [], 'the viewer while loading');
+  await dave.page.screenshot({ path: screenshotPath('media-viewer-placeholder.png') });
+
+  // The bytes come: the full image takes the frame's place, the placeholder goes.
+  release();
+  const full = dave.page.getByTestId('media-viewer-image');
+  await eventually(async () => (await naturalSize(full))?.width === 1200, { message: 'the full image in the viewer' });
+  await placeholder.waitFor({ state: 'detached' });
+  assert.equal(await dave.page.getByTestId('media-viewer-loading').count(), 0);
+  assert.equal(await full.evaluate((el) => getComputedStyle(el).opacity), '1');
+  assert.equal(await full.getAttribute('alt'), 'harbour.png');
+  const shown = await full.boundingBox();
+  for (const k of ['x', 'y', 'width', 'height']) assert.ok(Math.abs(shown[k] - frame[k]) < 1, `the full image is where the placeholder was (${k}: ${shown[k]} vs ${frame[k]})`);
+  assert.deepEqual(await axe(dave.page), [], 'the viewer with the full image');
+  await dave.page.screenshot({ path: screenshotPath('media-viewer-full.png') });
+  await dave.page.keyboard.press('Escape');
+  await dave.page.getByTestId('media-viewer').waitFor({ state: 'detached' });
+  await dave.page.unroute(isFile);
+  // Opened again from the keyboard: the file is kept, so it shows at once; focus goes to Close and back.
+  await got.getByTestId('media-open').focus();
+  await dave.page.keyboard.press('Enter');
+  await eventually(async () => (await naturalSize(full))?.width === 1200, { message: 'the full image again' });
+  assert.equal(await dave.page.getByTestId('media-viewer-placeholder').count(), 0, 'no placeholder for kept bytes');
+  assert.equal(await dave.page.evaluate(() => document.activeElement?.getAttribute('data-testid')), 'media-viewer-close');
+  await dave.page.keyboard.press('Escape');
+  await dave.page.getByTestId('media-viewer').waitFor({ state: 'detached' });
+  assert.equal(await dave.page.evaluate(() => document.activeElement?.getAttribute('data-testid')), 'media-open');
+  assert.equal(gets(daveSeen).filter((p) => p === filePath).length, 1, 'the file was fetched once');
+
+  // Dave on a phone: the same from history, the viewer as wide as the screen.
+  const phone = await openPage(browser, server.url, PHONE);
+  const phoneSeen = mediaRequests(phone.page);
+  await login(phone.page, 'dave');
+  await openChat(phone.page, 'Carol');
+  const phoneImg = phone.page.locator('[data-testid=msg-in] [data-testid=media-image]').first();
+  assert.deepEqual(await eventually(() => naturalSize(phoneImg), { message: 'the thumbnail on the phone' }), { width: 480, height: 360 });
+  assert.deepEqual(gets(phoneSeen), [thumbPath]);
+  assert.deepEqual(await overflowingElements(phone.page), []);
+  await phone.page.screenshot({ path: screenshotPath('media-thumbnail-phone.png') });
+  await phone.page.locator('[data-testid=msg-in] [data-testid=media-open]').first().tap();
+  const phoneFull = phone.page.getByTestId('media-viewer-image');
+  await eventually(async () => (await naturalSize(phoneFull))?.width === 1200, { message: 'the full image on the phone' });
+  await phone.page.getByTestId('media-viewer-placeholder').waitFor({ state: 'detached' });
+  const phoneFrame = await phone.page.getByTestId('media-viewer-frame').boundingBox();
+  assert.ok(Math.abs(phoneFrame.width - 390) < 1 && Math.abs(phoneFrame.height - 292.5) < 1, `the whole width: ${JSON.stringify(phoneFrame)}`);
+  assert.deepEqual(gets(phoneSeen), [thumbPath, filePath]);
+  await phone.page.screenshot({ path: screenshotPath('media-viewer-phone.png') });
+  await phone.page.getByTestId('media-viewer-close').tap();
+  await phone.page.getByTestId('media-viewer').waitFor({ state: 'detached' });
+
+  // A browser that sees no thumbnail (as for an older upload): the bubble shows the file, as before.
+  const old = await openPage(browser, server.url);
+  const oldSeen = mediaRequests(old.page);
+  const strip = async (route) => {
+    const res = await route.fetch();
+    const body = await res.json();
+    const drop = (v) => {
+      if (Array.isArray(v)) v.forEach(drop);
+      else if (v && typeof v === 'object') {
+        if (v.media && typeof v.media === 'object') delete v.media.thumbnail;
+        Object.values(v).forEach(drop);
+      }
+    };
+    drop(body);
+    await route.fulfill({ response: res, json: body });
+  };
+  const isChats = (url) => /^\/v1\/chats(\/\d+(\/messages)?)?$/.test(url.pathname);
+  await old.page.route(isChats, strip);
+  await login(old.page, 'dave');
+  await openChat(old.page, 'Carol');
+  const oldImg = old.page.locator('[data-testid=msg-in] [data-testid=media-image]').first();
+  assert.deepEqual(await eventually(() => naturalSize(oldImg), { message: 'the file without a thumbnail' }), { width: 1200, height: 900 });
+  assert.equal(await oldImg.getAttribute('data-source'), 'file');
+  assert.deepEqual(gets(oldSeen), [filePath]);
+  await old.page.locator('[data-testid=msg-in] [data-testid=media-open]').first().click();
+  await eventually(async () => (await naturalSize(old.page.getByTestId('media-viewer-image')))?.width === 1200, { message: 'the viewer without a thumbnail' });
+  assert.equal(await old.page.getByTestId('media-viewer-placeholder').count(), 0);
+  assert.deepEqual(gets(oldSeen), [filePath], 'the viewer uses the bytes the bubble has');
+  await old.page.keyboard.press('Escape');
+
+  // A thumbnail that cannot be fetched: the file instead, no error shown.
+  await old.page.unroute(isChats);
+  await old.page.route((url) => url.pathname === thumbPath, (route) =>
+    route.fulfill({ status: 404, json: { error: { code: 'not_found', message: 'not found' } } }),
+  );
+  oldSeen.length = 0;
+  await old.page.reload();
+  await waitLive(old.page);
+  await openChat(old.page, 'Carol');
+  assert.deepEqual(await eventually(() => naturalSize(oldImg), { message: 'the file after the thumbnail failed' }), { width: 1200, height: 900 });
+  assert.equal(await old.page.getByTestId('media-retry').count(), 0);
+  assert.deepEqual(gets(oldSeen), [thumbPath, filePath]);
+
+  assert.deepEqual(carol.page.errors, []);
+  assert.deepEqual(dave.page.errors, []);
+  assert.deepEqual(phone.page.errors, []);
+  assert.deepEqual(old.page.errors, []);
+  await carol.context.close();
+  await dave.context.close();
+  await phone.context.close();
+  await old.context.close();
 });

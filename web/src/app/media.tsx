@@ -1,4 +1,4 @@
-// Files in messages: a photo inline (full size in a viewer), a video with
+// Files in messages: a photo inline (its thumbnail; full size in a viewer), a video with
 // the browser's controls, a sound (a voice note above all) in a compact
 // player, any other file as a card with a Download button; and the file chosen in the composer, with its upload's
 // progress. The bytes come through the store's BlobCache as blob: URLs
@@ -7,6 +7,7 @@
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { createPortal } from 'preact/compat';
 import { HarkError, type MediaKind, type MediaRef } from '../hark-client';
+import type { BlobVariant } from './blobs';
 import type { AppStore, Attachment } from './store';
 import { CloseIcon, DownloadIcon, FileIcon, MicIcon, MusicIcon, PauseIcon, PlayIcon } from './ui';
 import { followDuration, formatDuration, isVoiceNote, roundedDuration } from './voice';
@@ -83,29 +84,31 @@ function reasonOf(e: unknown): string {
 }
 
 /**
- * A blob: URL of the file's bytes while the calling element is mounted
- * (`enabled` false: not fetched yet). Bytes already at hand give the URL in
- * the first render, so a sent photo does not flash a placeholder.
+ * A blob: URL of the file's bytes (`variant` "thumbnail": its image's
+ * thumbnail) while the calling element is mounted (`enabled` false: not
+ * fetched yet). Bytes already at hand give the URL in the first render, so a
+ * sent photo does not flash a placeholder.
  */
-export function useBlobUrl(store: AppStore, media: MediaRef, enabled = true) {
+export function useBlobUrl(store: AppStore, media: MediaRef, enabled = true, variant: BlobVariant = 'file') {
+  const key = `${variant}:${media.id}`;
   const [state, setState] = useState(() => {
-    const ready = enabled ? store.blobs.ready(media.id) : undefined;
-    return { id: media.id, url: ready ? URL.createObjectURL(ready) : null, error: null as string | null };
+    const ready = enabled ? store.blobs.ready(media.id, variant) : undefined;
+    return { key, url: ready ? URL.createObjectURL(ready) : null, error: null as string | null };
   });
   const [attempt, setAttempt] = useState(0);
   useEffect(() => {
     if (!enabled) return;
     let live = true;
-    let made = state.id === media.id ? state.url : null;
+    let made = state.key === key ? state.url : null;
     if (!made) {
-      store.blobs.get(media).then(
+      store.blobs.get(media, variant).then(
         (blob) => {
           if (!live) return;
           made = URL.createObjectURL(blob);
-          setState({ id: media.id, url: made, error: null });
+          setState({ key, url: made, error: null });
         },
         (e) => {
-          if (live) setState({ id: media.id, url: null, error: reasonOf(e) });
+          if (live) setState({ key, url: null, error: reasonOf(e) });
         },
       );
     }
@@ -113,13 +116,13 @@ export function useBlobUrl(store: AppStore, media: MediaRef, enabled = true) {
       live = false;
       if (made) URL.revokeObjectURL(made);
     };
-  }, [media.id, enabled, attempt]);
-  const current = state.id === media.id ? state : { url: null, error: null };
+  }, [key, enabled, attempt]);
+  const current = state.key === key ? state : { url: null, error: null };
   return {
     url: current.url,
     error: current.error,
     retry: () => {
-      setState({ id: media.id, url: null, error: null });
+      setState({ key, url: null, error: null });
       setAttempt((n) => n + 1);
     },
   };
@@ -155,9 +158,24 @@ export function MessageMedia(props: { store: AppStore; media: MediaRef; tabbable
   }
 }
 
+/**
+ * A photo in its bubble: its thumbnail (a few tens of KB, at most 480 px),
+ * in a box shaped from the image's width and height so nothing moves when it
+ * arrives. The file itself when there is no thumbnail (an older upload), when
+ * the thumbnail cannot be had, or when the file's bytes are already in this
+ * browser and the thumbnail's are not (a photo sent from here: shown at once,
+ * nothing fetched).
+ */
 function Photo(props: { store: AppStore; media: MediaRef; tabbable: boolean }) {
   const { store, media } = props;
-  const { url, error, retry } = useBlobUrl(store, media);
+  const [preferFile, setPreferFile] = useState(() => !store.blobs.ready(media.id, 'thumbnail') && !!store.blobs.ready(media.id));
+  const variant: BlobVariant = media.thumbnail && !preferFile ? 'thumbnail' : 'file';
+  const { url, error, retry } = useBlobUrl(store, media, true, variant);
+  // A thumbnail that fails falls back to the file, which then shows its own error if it fails too.
+  const thumbnailFailed = variant === 'thumbnail' && !!error;
+  useEffect(() => {
+    if (thumbnailFailed) setPreferFile(true);
+  }, [thumbnailFailed]);
   const [viewing, setViewing] = useState(false);
   const box = photoBox(media);
   const name = nameOf(media);
@@ -165,24 +183,51 @@ function Photo(props: { store: AppStore; media: MediaRef; tabbable: boolean }) {
     <div class="media-photo" style={{ aspectRatio: `${box.width} / ${box.height}` }} data-testid="media-photo">
       {url ? (
         <button class="media-photo-open" tabIndex={props.tabbable ? 0 : -1} aria-label={`Open photo ${name}`} data-testid="media-open" onClick={(e) => { e.stopPropagation(); setViewing(true); }}>
-          <img src={url} alt={name} data-testid="media-image" />
+          <img src={url} alt={name} data-testid="media-image" data-source={variant} />
         </button>
-      ) : error ? (
+      ) : error && !thumbnailFailed ? (
         <button class="media-retry" tabIndex={props.tabbable ? 0 : -1} data-testid="media-retry" onClick={(e) => { e.stopPropagation(); retry(); }}>
           {error} · Retry
         </button>
       ) : (
         <span class="media-loading" role="img" aria-label="Loading photo" />
       )}
-      {viewing && url && <PhotoViewer store={store} media={media} url={url} onClose={() => setViewing(false)} />}
+      {viewing && url && (
+        <PhotoViewer
+          store={store}
+          media={media}
+          full={variant === 'file' ? url : null}
+          placeholder={variant === 'thumbnail' ? url : null}
+          onClose={() => setViewing(false)}
+        />
+      )}
     </div>
   );
 }
 
-/** A photo full size over everything: Escape, a click or the close button closes it. */
-function PhotoViewer(props: { store: AppStore; media: MediaRef; url: string; onClose: () => void }) {
+/** The image's shape for the viewer: its own size, or its thumbnail's; null when neither is known. */
+function shapeOf(media: MediaRef): { width: number; height: number } | null {
+  if (media.width && media.height) return { width: media.width, height: media.height };
+  const t = media.thumbnail;
+  return t && t.width && t.height ? { width: t.width, height: t.height } : null;
+}
+
+/**
+ * A photo full size over everything: Escape, a click or the close button
+ * closes it. `full`: the file's blob: URL when the bubble already has it;
+ * otherwise its bytes are fetched here, and meanwhile `placeholder` (the
+ * thumbnail's URL) shows scaled up to the photo's size and blurred, in a frame
+ * of the photo's shape, so the full image takes its place without a jump.
+ */
+function PhotoViewer(props: { store: AppStore; media: MediaRef; full: string | null; placeholder: string | null; onClose: () => void }) {
   const box = useRef<HTMLDivElement>(null);
   const name = nameOf(props.media);
+  const fetched = useBlobUrl(props.store, props.media, !props.full);
+  const fullUrl = props.full ?? fetched.url;
+  /** The full image's URL once it has decoded (then the placeholder goes). */
+  const [shown, setShown] = useState<string | null>(null);
+  const loaded = !!fullUrl && shown === fullUrl;
+  const shape = shapeOf(props.media);
   useLayoutEffect(() => {
     const before = document.activeElement as HTMLElement | null;
     box.current?.querySelector<HTMLElement>('[data-testid=media-viewer-close]')?.focus();
@@ -205,6 +250,25 @@ function PhotoViewer(props: { store: AppStore; media: MediaRef; url: string; onC
       before?.focus?.({ preventScroll: true });
     };
   }, []);
+  const image = fullUrl && (
+    <img class="viewer-image" src={fullUrl} alt={name} data-testid="media-viewer-image" onLoad={() => setShown(fullUrl)} />
+  );
+  const status = loaded ? null : fetched.error && !props.full ? (
+    <button
+      class="viewer-retry"
+      data-testid="media-viewer-retry"
+      onClick={(e) => {
+        e.stopPropagation();
+        fetched.retry();
+      }}
+    >
+      {fetched.error} · Retry
+    </button>
+  ) : !fullUrl ? (
+    <span class="viewer-loading" role="status" aria-label="Loading the photo" data-testid="media-viewer-loading">
+      <span class="spinner" aria-hidden="true" />
+    </span>
+  ) : null;
   return createPortal(
     <div class="viewer" role="dialog" aria-modal="true" aria-label={name} data-testid="media-viewer" ref={box} onClick={props.onClose}>
       <div class="viewer-bar" onClick={(e) => e.stopPropagation()}>
@@ -216,7 +280,29 @@ function PhotoViewer(props: { store: AppStore; media: MediaRef; url: string; onC
           <CloseIcon />
         </button>
       </div>
-      <img class="viewer-image" src={props.url} alt={name} data-testid="media-viewer-image" />
+      {shape ? (
+        <div
+          class={`viewer-frame ${loaded ? 'loaded' : ''}`}
+          style={{
+            aspectRatio: `${shape.width} / ${shape.height}`,
+            // As large as the image itself, within the window less the bar's room.
+            width: `min(100cqw - var(--viewer-gap-x), ${shape.width}px, (100cqh - var(--viewer-gap-y)) * ${shape.width / shape.height})`,
+          }}
+          aria-busy={loaded ? undefined : 'true'}
+          data-testid="media-viewer-frame"
+        >
+          {!loaded && props.placeholder && (
+            <img class="viewer-placeholder" src={props.placeholder} alt="" aria-hidden="true" data-testid="media-viewer-placeholder" />
+          )}
+          {image}
+          {status}
+        </div>
+      ) : (
+        <>
+          {image}
+          {status}
+        </>
+      )}
     </div>,
     document.body,
   );

@@ -184,12 +184,26 @@ export class HarkApi {
    * A file's bytes (`GET /v1/media/{id}`), for a `blob:` URL: the route needs
    * the bearer token, which an `<img src>` cannot send.
    */
-  async mediaBlob(id: string, signal?: AbortSignal): Promise<Blob> {
+  mediaBlob(id: string, signal?: AbortSignal): Promise<Blob> {
+    return this.blob(`/v1/media/${encodeURIComponent(id)}`, signal);
+  }
+
+  /**
+   * An image's thumbnail (`GET /v1/media/{id}/thumbnail`: at most 480 px on
+   * its longer side, see `MediaRef.thumbnail`), with the token in a header
+   * like `mediaBlob`. A file without one is `404 not_found`.
+   */
+  mediaThumbnailBlob(id: string, signal?: AbortSignal): Promise<Blob> {
+    return this.blob(`/v1/media/${encodeURIComponent(id)}/thumbnail`, signal);
+  }
+
+  /** A GET answered with bytes; the bearer token goes in the Authorization header, never in the URL. */
+  private async blob(path: string, signal?: AbortSignal): Promise<Blob> {
     const headers: Record<string, string> = {};
     if (this.token) headers.Authorization = `Bearer ${this.token}`;
     let res: Response;
     try {
-      res = await fetch(`${this.baseUrl}/v1/media/${encodeURIComponent(id)}`, { headers, signal });
+      res = await fetch(this.baseUrl + path, { headers, signal });
     } catch (e) {
       throw new HarkError(0, 'network', `cannot reach the server: ${String(e)}`);
     }

@@ -159,9 +159,22 @@ export interface MediaRef {
   sha256: string;
   /** The file name to show, cleaned by the server; absent when none was given. */
   name?: string | null;
-  /** Images only: pixels. */
+  /** Images only: pixels, as a browser shows the image (upright by its EXIF orientation). */
   width?: number | null;
   height?: number | null;
+  /** Images only: a small copy (`GET /v1/media/{id}/thumbnail`); absent or null for other kinds and older uploads. */
+  thumbnail?: Thumbnail | null;
+}
+
+/** An image's thumbnail: at most 480 px on its longer side, upright, without the original's metadata. */
+export interface Thumbnail {
+  /** `image/jpeg`, or `image/png` for an image with an alpha channel. */
+  mime: string;
+  /** Pixels. */
+  width: number;
+  height: number;
+  /** Bytes. */
+  size: number;
 }
 
 export interface SendAck {
