@@ -49,7 +49,11 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
         (p.size_mib + 1) * 1024 * 1024
     );
     let tag = setup::run_tag();
-    let s3 = if p.s3 { Some(S3::from_env(&tag)?) } else { None };
+    let s3 = if p.s3 {
+        Some(S3::from_env(&tag)?)
+    } else {
+        None
+    };
     if let Some(s3) = &s3 {
         settings.push_str(&s3.settings());
     }
@@ -225,10 +229,8 @@ impl S3 {
             .build()?;
         let key = object_store::path::Path::from(format!("{}-baseline/file", self.prefix));
         let started = Instant::now();
-        let mut writer = WriteMultipart::new_with_chunk_size(
-            store.put_multipart(&key).await?,
-            5 * 1024 * 1024,
-        );
+        let mut writer =
+            WriteMultipart::new_with_chunk_size(store.put_multipart(&key).await?, 5 * 1024 * 1024);
         let mut f = tokio::fs::File::open(file).await?;
         let mut buf = vec![0u8; 256 * 1024];
         loop {
@@ -248,7 +250,10 @@ impl S3 {
             got += chunk?.len();
         }
         let get = started.elapsed().as_secs_f64();
-        anyhow::ensure!(got as u64 == f.metadata().await?.len(), "raw S3 get: {got} bytes");
+        anyhow::ensure!(
+            got as u64 == f.metadata().await?.len(),
+            "raw S3 get: {got} bytes"
+        );
         store.delete(&key).await?;
         Ok((put, get))
     }

@@ -8,7 +8,6 @@ use crate::state::AppState;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures_util::TryStreamExt;
 use hark_proto::{ErrorCode, MediaId, MediaKind, MediaRef};
 use hark_store::AuthedDevice;
 use object_store::{GetOptions, GetRange, GetResultPayload};
@@ -133,9 +132,7 @@ pub(crate) async fn download(
         // A local file: read in large chunks (object_store's own stream
         // reads 8 KiB at a time, a tenth of the throughput measured).
         GetResultPayload::File(file, _) => file_body(file, got.range.start, got.range.end),
-        GetResultPayload::Stream(stream) => {
-            Body::from_stream(stream.map_err(std::io::Error::other))
-        }
+        GetResultPayload::Stream(stream) => read_ahead(stream),
     };
     let (status, length) = match range {
         Some((start, end)) => {
@@ -150,6 +147,46 @@ pub(crate) async fn download(
     };
     set(&mut out, header::CONTENT_LENGTH, &length.to_string());
     Ok((status, out, body).into_response())
+}
+
+/// Chunks of a bucket's answer held ahead of the client, each up to
+/// [`READ_CHUNK`]: what one download from a bucket holds in memory.
+const AHEAD: usize = 8;
+
+/// A bucket's answer, read ahead of the client by a task of its own in
+/// chunks of [`READ_CHUNK`], so fetching from the bucket and sending to the
+/// client overlap (passed through as it came, chunk by chunk, a download
+/// ran at a fifth of a raw GET: docs/benchmarks.md, "Media in S3").
+fn read_ahead(
+    mut stream: futures_util::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>,
+) -> Body {
+    use futures_util::StreamExt;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(AHEAD);
+    tokio::spawn(async move {
+        let mut chunk = bytes::BytesMut::new();
+        while let Some(next) = stream.next().await {
+            match next {
+                Ok(bytes) => {
+                    chunk.extend_from_slice(&bytes);
+                    if chunk.len() >= READ_CHUNK
+                        && tx.send(Ok(chunk.split().freeze())).await.is_err()
+                    {
+                        return; // the client went away
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(std::io::Error::other(e))).await;
+                    return;
+                }
+            }
+        }
+        if !chunk.is_empty() {
+            let _ = tx.send(Ok(chunk.freeze())).await;
+        }
+    });
+    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    }))
 }
 
 /// Bytes read from a local file per chunk of a download.
