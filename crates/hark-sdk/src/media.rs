@@ -97,4 +97,18 @@ impl Api {
         tokio::fs::rename(&partial, dest).await?;
         Ok(got)
     }
+
+    /// An image's thumbnail (`GET /v1/media/{id}/thumbnail`; its type and
+    /// size are the file's [`hark_proto::MediaRef::thumbnail`]): at most 480
+    /// pixels on its longer side, so it is returned whole.
+    pub async fn thumbnail(&self, id: &MediaId) -> Result<Vec<u8>> {
+        let resp = self
+            .request(Method::GET, &format!("/v1/media/{}/thumbnail", id.0))?
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            return Err(crate::api::error_from(resp).await);
+        }
+        Ok(resp.bytes().await?.to_vec())
+    }
 }

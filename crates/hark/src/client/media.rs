@@ -30,13 +30,14 @@ pub(super) async fn upload(api: &Api, path: &Path, kind: Option<&str>) -> anyhow
     Ok(media)
 }
 
-/// Saves the file message `seq` of `chat_id` carries to `output` (or its
-/// own name here).
+/// Saves the file message `seq` of `chat_id` carries (or, with
+/// `thumbnail`, its image's thumbnail) to `output` (or its own name here).
 pub(super) async fn download(
     api: &Api,
     chat_id: ChatId,
     seq: Seq,
     output: Option<PathBuf>,
+    thumbnail: bool,
 ) -> anyhow::Result<()> {
     let page = api
         .history(chat_id, Page::After(Seq(seq.0 - 1)), Some(1))
@@ -47,6 +48,30 @@ pub(super) async fn download(
     let Some(media) = message.media else {
         bail!("message {seq} carries no file");
     };
+    if thumbnail {
+        let Some(small) = &media.thumbnail else {
+            bail!("message {seq} carries no image with a thumbnail");
+        };
+        let ext = if small.mime == "image/png" {
+            "png"
+        } else {
+            "jpg"
+        };
+        let dest = output
+            .unwrap_or_else(|| PathBuf::from(format!("{}.thumbnail.{ext}", default_name(&media))));
+        let bytes = api.thumbnail(&media.id).await?;
+        tokio::fs::write(&dest, &bytes)
+            .await
+            .with_context(|| format!("writing {}", dest.display()))?;
+        println!(
+            "saved {} ({}×{}, {})",
+            dest.display(),
+            small.width,
+            small.height,
+            view::size(bytes.len() as u64)
+        );
+        return Ok(());
+    }
     let dest = output.unwrap_or_else(|| PathBuf::from(default_name(&media)));
     let bar = bar(&format!("downloading {}", dest.display()));
     let shown = bar.clone();

@@ -148,6 +148,10 @@ pub(crate) enum ClientCommand {
         /// Where to save it (by default its own name, in this directory).
         #[arg(short, long)]
         output: Option<std::path::PathBuf>,
+        /// Save the image's thumbnail instead (by default as
+        /// `<name>.thumbnail.jpg` or `.png`).
+        #[arg(long)]
+        thumbnail: bool,
         #[command(flatten)]
         server: ServerOpt,
     },
@@ -275,11 +279,12 @@ pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
             chat,
             seq,
             output,
+            thumbnail,
             server,
         } => {
             let (api, session) = connect(&server)?;
             let chat_id = resolve_chat(&api, &session, &chat).await?;
-            media::download(&api, chat_id, hark_proto::Seq(seq), output).await
+            media::download(&api, chat_id, hark_proto::Seq(seq), output, thumbnail).await
         }
         ClientCommand::Chat {
             chat,

@@ -313,3 +313,56 @@ fn a_file_goes_up_with_send_and_comes_down_with_download() {
         "{refused:?}"
     );
 }
+
+#[test]
+fn a_photo_comes_with_its_thumbnail() {
+    let server = start_server();
+    let alice = tempfile::tempdir().unwrap();
+    let bob = tempfile::tempdir().unwrap();
+    for (dir, name) in [(&alice, "alice"), (&bob, "bob")] {
+        hark(&server, dir.path(), &["register", name]);
+        hark(&server, dir.path(), &["login", name]);
+    }
+    // A 1200×900 photo (its kind from its extension).
+    let photo = alice.path().join("harbour.png");
+    image::RgbImage::from_fn(1200, 900, |x, y| image::Rgb([x as u8, y as u8, 40]))
+        .save(&photo)
+        .unwrap();
+    let sent = hark(
+        &server,
+        alice.path(),
+        &["send", "bob", "--file", photo.to_str().unwrap()],
+    );
+    assert!(sent.contains("[seq 1]"), "{sent}");
+    let history = hark(&server, bob.path(), &["history", "alice"]);
+    assert!(history.contains("[image harbour.png, "), "{history}");
+    assert!(history.contains("1200×900]"), "{history}");
+
+    // Without -o: next to the name, as the JPEG it is.
+    let status = Command::new(HARK)
+        .args(["download", "alice", "1", "--thumbnail"])
+        .current_dir(bob.path())
+        .env("HARK_CONFIG_DIR", bob.path())
+        .env("HARK_SERVER", &server.url)
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{status:?}");
+    let out = String::from_utf8_lossy(&status.stdout);
+    assert!(out.contains("harbour.png.thumbnail.jpg (480×360"), "{out}");
+    let small = image::open(bob.path().join("harbour.png.thumbnail.jpg")).unwrap();
+    assert_eq!((small.width(), small.height()), (480, 360));
+
+    // A message without an image has no thumbnail to save.
+    hark(&server, alice.path(), &["send", "bob", "just", "words"]);
+    let refused = Command::new(HARK)
+        .args(["download", "alice", "2", "--thumbnail"])
+        .env("HARK_CONFIG_DIR", bob.path())
+        .env("HARK_SERVER", &server.url)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("carries no file"),
+        "{refused:?}"
+    );
+}
