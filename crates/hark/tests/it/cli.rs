@@ -248,15 +248,21 @@ fn history_shows_group_events_in_place() {
     assert!(window.contains("you: thanks"), "{window}");
 }
 
-#[test]
-fn a_file_goes_up_with_send_and_comes_down_with_download() {
-    let server = start_server();
+/// Alice and Bob, registered and logged in, each with a config directory.
+fn alice_and_bob(server: &Server) -> (tempfile::TempDir, tempfile::TempDir) {
     let alice = tempfile::tempdir().unwrap();
     let bob = tempfile::tempdir().unwrap();
     for (dir, name) in [(&alice, "alice"), (&bob, "bob")] {
-        hark(&server, dir.path(), &["register", name]);
-        hark(&server, dir.path(), &["login", name]);
+        hark(server, dir.path(), &["register", name]);
+        hark(server, dir.path(), &["login", name]);
     }
+    (alice, bob)
+}
+
+#[test]
+fn a_file_goes_up_with_send_and_comes_down_with_download() {
+    let server = start_server();
+    let (alice, bob) = alice_and_bob(&server);
     // A file of some size, not all one byte, so a cut or shuffled copy shows.
     let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let original = alice.path().join("notes from the meeting.bin");
@@ -317,12 +323,7 @@ fn a_file_goes_up_with_send_and_comes_down_with_download() {
 #[test]
 fn a_photo_comes_with_its_thumbnail() {
     let server = start_server();
-    let alice = tempfile::tempdir().unwrap();
-    let bob = tempfile::tempdir().unwrap();
-    for (dir, name) in [(&alice, "alice"), (&bob, "bob")] {
-        hark(&server, dir.path(), &["register", name]);
-        hark(&server, dir.path(), &["login", name]);
-    }
+    let (alice, bob) = alice_and_bob(&server);
     // A 1200×900 photo (its kind from its extension).
     let photo = alice.path().join("harbour.png");
     image::RgbImage::from_fn(1200, 900, |x, y| image::Rgb([x as u8, y as u8, 40]))
