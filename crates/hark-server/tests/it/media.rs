@@ -1,7 +1,7 @@
 //! Media: uploads streamed to the server's store, messages that carry
 //! them, and downloads for exactly those who may see them.
 
-use crate::support::{spawn_app, spawn_with, Session, TestApp};
+use crate::support::{media_s3, spawn_app, spawn_cluster_with, spawn_with, Session, TestApp};
 use hark_proto::{ChatId, ClientFrame, ClientMsgId, Event, MediaId, ServerFrame};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -127,7 +127,7 @@ async fn stored_files(app: &TestApp) -> Vec<String> {
                 }
             }
         }
-        let root = app.data_dir.join("media");
+        let root = app.media_dir.clone();
         walk(&root, &root, &mut out);
     }
     out.sort();
@@ -140,7 +140,7 @@ async fn store_behind_its_back(app: &TestApp, key: &str, bytes: &'static [u8]) {
         let path = object_store::path::Path::parse(key).unwrap();
         app.media.put(&path, bytes.into()).await.unwrap();
     } else {
-        let path = app.data_dir.join("media").join(key);
+        let path = app.media_dir.join(key);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, bytes).unwrap();
     }
@@ -616,4 +616,39 @@ async fn a_user_has_a_quota_and_a_device_an_upload_rate() {
     let bob = app.user("bob").await;
     let (status, _) = upload(&app, &bob, "kind=file", vec![5u8; 200]).await;
     assert_eq!(status, 200);
+}
+
+/// A cluster's nodes share one store of files: a bucket (the cluster pass
+/// of scripts/test.sh) or a directory all nodes mount (the other pass).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_uploaded_through_one_node_is_served_by_every_node() {
+    let shared = tempfile::tempdir().unwrap();
+    let dir = shared.path().to_owned();
+    let nodes = spawn_cluster_with(2, move |c| {
+        if !media_s3() {
+            c.media.dir = Some(dir.clone());
+        }
+    })
+    .await;
+    let (a_node, b_node) = (&nodes[0], &nodes[1]);
+    let alice = a_node.user("alice").await;
+    let bob = b_node.user("bob").await;
+    let chat = a_node.direct(&alice, &bob).await;
+    let photo = png(900, 600);
+    let (status, media) = upload(a_node, &alice, "kind=image&name=dock.png", photo.clone()).await;
+    assert_eq!(status, 200, "{media}");
+    let id = media["id"].as_str().unwrap().to_owned();
+    let ack = send_media(a_node, &alice, chat, "x1", &id, "through node A").await;
+    assert!(matches!(ack, ServerFrame::Ack { .. }), "{ack:?}");
+
+    // Bob, on node B, gets the file and its thumbnail.
+    let res = download(b_node, &bob, &id, &[]).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.bytes().await.unwrap().as_ref(), photo.as_slice());
+    let res = download(b_node, &bob, &format!("{id}/thumbnail"), &[]).await;
+    assert_eq!(res.status(), 200);
+    let small = image::load_from_memory(&res.bytes().await.unwrap()).unwrap();
+    assert_eq!((small.width(), small.height()), (480, 320));
+    // Both nodes see the same stored keys.
+    assert_eq!(stored_files(a_node).await, stored_files(b_node).await);
 }

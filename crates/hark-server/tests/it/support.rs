@@ -30,6 +30,8 @@ pub struct TestApp {
     pub media: std::sync::Arc<dyn object_store::ObjectStore>,
     /// Whether `media` is a bucket.
     pub media_s3: bool,
+    /// The media directory (when `media` is not a bucket).
+    pub media_dir: PathBuf,
     _dir: Option<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -91,6 +93,7 @@ pub async fn spawn_at(data_dir: PathBuf, addr: &str, adjust: impl FnOnce(&mut Co
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let config_s3 = config.media.s3.is_some();
+    let media_dir = config.media_dir();
     let server = hark_server::build(config).await.unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -106,6 +109,7 @@ pub async fn spawn_at(data_dir: PathBuf, addr: &str, adjust: impl FnOnce(&mut Co
         http: reqwest::Client::new(),
         data_dir,
         media_s3: config_s3,
+        media_dir,
         media,
         _dir: None,
         stop: Some(stop),
