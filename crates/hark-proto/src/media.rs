@@ -83,6 +83,10 @@ pub struct MediaRef {
     pub width: Option<u32>,
     #[serde(default)]
     pub height: Option<u32>,
+    /// Audio and video: how long it plays, read by the server from the
+    /// container (Ogg, WebM/Matroska, MP4/QuickTime) when it can be.
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
     /// Images: a small copy made by the server, at
     /// `GET /v1/media/{id}/thumbnail` for whoever may download the file.
     #[serde(default)]

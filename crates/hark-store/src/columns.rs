@@ -97,7 +97,7 @@ pub(crate) fn media_columns(
 
 /// The columns of a `media` row, in the order [`media_record`] reads them.
 pub(crate) const MEDIA_COLUMNS: &str =
-    "id, uploader, kind, mime, size, sha256, name, width, height, created_at, thumbnail";
+    "id, uploader, kind, mime, size, sha256, name, width, height, created_at, thumbnail, duration_ms";
 
 /// A file's thumbnail as its `media.thumbnail` column keeps it (JSON).
 pub(crate) fn thumbnail_column(t: Option<&Thumbnail>) -> Option<String> {
@@ -122,6 +122,7 @@ pub(crate) fn media_record<R: Columns>(r: &R) -> Result<Option<MediaRecord>, R::
             width: dimension(7)?,
             height: dimension(8)?,
             thumbnail: r.opt_text(10)?.and_then(|t| serde_json::from_str(&t).ok()),
+            duration_ms: r.opt_int(11)?.and_then(|v| u64::try_from(v).ok()),
         },
         uploader: UserId(r.int(1)?),
         created_at: r.int(9)?,

@@ -334,6 +334,7 @@ mod tests {
             width: None,
             height: None,
             thumbnail: None,
+            duration_ms: None,
         };
         assert_eq!(
             disposition(&file),

@@ -9,9 +9,11 @@
 //! - `download`: `GET /v1/media/{id}`, with `Range`, and headers that keep
 //!   a browser from running anything uploaded.
 //! - `thumbnail`: an image's small copy, drawn when its upload is stored.
+//! - `duration`: how long audio and video play, from the container.
 //! - `sweep`: removes uploads no message carries and bytes without a row.
 
 mod download;
+mod duration;
 mod sniff;
 mod sweep;
 mod thumbnail;

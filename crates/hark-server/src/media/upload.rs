@@ -2,7 +2,7 @@
 //! counted on the way; only its first bytes are kept, to tell what it is.
 
 use super::sniff::{self, Sniffed, HEAD_BYTES};
-use super::{new_id, thumbnail, MediaFiles};
+use super::{duration, new_id, thumbnail, MediaFiles};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::body::Body;
@@ -114,7 +114,12 @@ pub(crate) async fn upload(
         width: sniffed.width,
         height: sniffed.height,
         thumbnail: None,
+        duration_ms: None,
     };
+    if matches!(upload.kind, MediaKind::Audio | MediaKind::Video) {
+        reference.duration_ms =
+            duration::of_stored(&state.media, &reference.id, &reference.mime, declared).await;
+    }
     if upload.kind == MediaKind::Image {
         match thumbnail::make(&state.media, &reference.id, media.image_decode_max_bytes).await {
             Ok((width, height, thumbnail)) => {

@@ -652,3 +652,33 @@ async fn a_file_uploaded_through_one_node_is_served_by_every_node() {
     // Both nodes see the same stored keys.
     assert_eq!(stored_files(a_node).await, stored_files(b_node).await);
 }
+
+/// A voice note's length comes from its container, read by the server.
+#[tokio::test]
+async fn a_voice_note_says_how_long_it_plays() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    // An Ogg Opus file: its head page, and pages whose last granule is
+    // 2.25 s of 48 kHz samples after a pre-skip of 312.
+    let page = |granule: i64, packet: &[u8]| {
+        let mut p = b"OggS\x00\x00".to_vec();
+        p.extend_from_slice(&granule.to_le_bytes());
+        p.extend_from_slice(&[0; 12]);
+        p.extend_from_slice(&[1, packet.len() as u8]);
+        p.extend_from_slice(packet);
+        p
+    };
+    let mut head = b"OpusHead\x01\x01".to_vec();
+    head.extend_from_slice(&312u16.to_le_bytes());
+    head.extend_from_slice(&[0x80, 0xbb, 0, 0, 0, 0, 0]);
+    let mut note = page(0, &head);
+    for n in 1..=20 {
+        note.extend(page(312 + n * 5_400, &[n as u8; 200]));
+    }
+    let (status, media) = upload(&app, &alice, "kind=audio&name=note.ogg", note).await;
+    assert_eq!(status, 200, "{media}");
+    assert_eq!(media["duration_ms"], 2250, "{media}");
+    // A file is not played: no duration.
+    let (_, file) = upload(&app, &alice, "kind=file", b"OggS, or so it says".to_vec()).await;
+    assert!(file["duration_ms"].is_null(), "{file}");
+}

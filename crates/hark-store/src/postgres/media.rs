@@ -10,9 +10,10 @@ pub(crate) async fn create(db: &Db, m: &MediaRecord) -> StoreResult<()> {
     let size = i64::try_from(r.size).unwrap_or(i64::MAX);
     let (width, height) = (r.width.map(i64::from), r.height.map(i64::from));
     let thumbnail = columns::thumbnail_column(r.thumbnail.as_ref());
+    let duration = r.duration_ms.and_then(|d| i64::try_from(d).ok());
     db.exec(
         &format!(
-            "INSERT INTO media ({MEDIA_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            "INSERT INTO media ({MEDIA_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ),
         &[
             &r.id.0,
@@ -26,6 +27,7 @@ pub(crate) async fn create(db: &Db, m: &MediaRecord) -> StoreResult<()> {
             &height,
             &m.created_at,
             &thumbnail,
+            &duration,
         ],
     )
     .await?;

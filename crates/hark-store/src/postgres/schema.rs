@@ -197,6 +197,10 @@ CREATE INDEX messages_by_media ON messages(media_id) WHERE media_id IS NOT NULL;
 -- height, size. Its bytes are the media store's `thumbs/<id>`.
 ALTER TABLE media ADD COLUMN thumbnail TEXT;
 "#,
+    r#"
+-- How long an audio or video file plays (crate::media::duration), ms.
+ALTER TABLE media ADD COLUMN duration_ms BIGINT;
+"#,
 ];
 
 /// An arbitrary key for the advisory lock that serialises migrations.

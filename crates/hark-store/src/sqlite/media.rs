@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 pub(crate) fn create(conn: &Connection, m: &MediaRecord) -> StoreResult<()> {
     let r = &m.reference;
     conn.prepare_cached(&format!(
-        "INSERT INTO media ({MEDIA_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        "INSERT INTO media ({MEDIA_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
     ))?
     .execute(params![
         r.id.0,
@@ -22,6 +22,7 @@ pub(crate) fn create(conn: &Connection, m: &MediaRecord) -> StoreResult<()> {
         r.height,
         m.created_at,
         columns::thumbnail_column(r.thumbnail.as_ref()),
+        r.duration_ms.and_then(|d| i64::try_from(d).ok()),
     ])?;
     Ok(())
 }

@@ -155,6 +155,10 @@ pub(crate) fn media_label(media: &hark_proto::MediaRef) -> String {
     if let (Some(w), Some(h)) = (media.width, media.height) {
         parts.push(format!("{w}×{h}"));
     }
+    if let Some(ms) = media.duration_ms {
+        let secs = ms / 1000;
+        parts.push(format!("{}:{:02}", secs / 60, secs % 60));
+    }
     format!("[{}]", parts.join(", "))
 }
 
