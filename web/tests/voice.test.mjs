@@ -146,7 +146,14 @@ test('a voice note: recorded, sent, listed, played and seeked; a cancelled one i
   assert.match(sent.media.name, /^voice-note-\d{4}-\d{2}-\d{2}-\d{4}\.(webm|ogg)$/);
   assert.match(sent.media.mime, /^audio\/(webm|ogg)$/);
   assert.ok(sent.media.size > 1000 && sent.media.size < 40_000, `about two seconds of speech-rate Opus: ${sent.media.size} bytes`);
-  console.log(`voice note: ${sent.media.name}, ${sent.media.mime}, ${sent.media.size} bytes`);
+  // The server read its length from the container (MediaRecorder's WebM
+  // has no duration field: the last block's time says it): about the two
+  // seconds recorded.
+  assert.ok(
+    sent.media.duration_ms >= 1500 && sent.media.duration_ms <= 4000,
+    `the server's duration of a two-second note: ${sent.media.duration_ms} ms`,
+  );
+  console.log(`voice note: ${sent.media.name}, ${sent.media.mime}, ${sent.media.size} bytes, ${sent.media.duration_ms} ms`);
 
   // Bob: the list's label with the length, then the player with it.
   const b = bob.page;
