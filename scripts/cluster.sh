@@ -104,6 +104,14 @@ up() {
   local bin
   bin=$(hark_bin)
   mkdir -p "$dir"
+  # Every node serves every file: here they share one media directory (a
+  # cluster on several machines shares an S3 bucket or a network file
+  # system instead; docs/deploy.md).
+  cat >"$dir/hark.toml" <<TOML
+# Written by scripts/cluster.sh.
+[media]
+dir = "$dir/media"
+TOML
   for i in $(seq 1 "$nodes"); do
     local pidfile="$dir/node-$i.pid"
     if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
@@ -112,7 +120,7 @@ up() {
     fi
     mkdir -p "$dir/node-$i"
     HARK_DATABASE="$database" HARK_BUS="$bus" HARK_LOG="${HARK_LOG:-info}" \
-      "$bin" serve --addr "127.0.0.1:$((port + i))" --data-dir "$dir/node-$i" --node-id "node-$i" \
+      "$bin" serve --config "$dir/hark.toml" --addr "127.0.0.1:$((port + i))" --data-dir "$dir/node-$i" --node-id "node-$i" \
       >>"$dir/node-$i.log" 2>&1 &
     echo $! >"$pidfile"
   done
