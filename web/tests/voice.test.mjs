@@ -5,9 +5,13 @@
 // meanwhile Bob's list says "recording audio…". Bob sees a compact player
 // with its length (0:02), the chat list says "🎤 Voice message (0:02)", and
 // pressing play really plays it (the element's position advances); the bar
-// seeks. On a phone, from history, the same; a recording cancelled there
-// sends nothing. The microphone is released after each recording, and a
-// refused microphone is said in the composer.
+// seeks. The length in the list and the player is the server's `duration_ms`
+// (rounded to whole seconds), and Bob's page fetches no file for it before
+// he opens the chat. On a phone, from history, the same; a recording
+// cancelled there sends nothing. The microphone is released after each
+// recording, and a refused microphone is said in the composer. A page that
+// gets the media ref without `duration_ms` (as for an older upload) reads
+// the length from the file instead.
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -33,6 +37,14 @@ const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/
 
 let server;
 let browser;
+/** The voice note the first test sent (its media ref, as the server gave it) and the length the UI shows for it. */
+let note = null;
+
+/** The length the UI shows for `ms` milliseconds: whole seconds, rounded, at least one ("0:02"). */
+function shownLength(ms) {
+  const s = Math.max(1, Math.round(ms / 1000));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}
 
 /** Serious and critical axe-core violations within `selector`, as "rule: target" strings. */
 async function axe(page, selector) {
@@ -70,6 +82,12 @@ async function openTracked(options = {}) {
   });
   const page = await context.newPage();
   page.errors = [];
+  // Every file fetched (GET /v1/media/…), by path.
+  page.mediaGets = [];
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (r.method() === 'GET' && u.pathname.startsWith('/v1/media/')) page.mediaGets.push(u.pathname);
+  });
   page.on('pageerror', (e) => page.errors.push(String(e)));
   page.on('dialog', (d) => {
     page.errors.push(`unexpected dialog: ${d.message()}`);
@@ -93,7 +111,7 @@ async function recordFor(page, seconds) {
   return bar;
 }
 
-const DURATION = /^0:0[123]$/;
+const DURATION = /^0:0[1-4]$/;
 
 test('a voice note: recorded, sent, listed, played and seeked; a cancelled one is not sent', async () => {
   await apiRegister(server.url, 'alice', 'Alice');
@@ -154,18 +172,32 @@ test('a voice note: recorded, sent, listed, played and seeked; a cancelled one i
     `the server's duration of a two-second note: ${sent.media.duration_ms} ms`,
   );
   console.log(`voice note: ${sent.media.name}, ${sent.media.mime}, ${sent.media.size} bytes, ${sent.media.duration_ms} ms`);
+  const expected = shownLength(sent.media.duration_ms);
+  assert.match(expected, DURATION);
+  note = { media: sent.media, expected };
+  const filePath = `/v1/media/${sent.media.id}`;
 
-  // Bob: the list's label with the length, then the player with it.
+  // Bob: the list's label with the server's length, without fetching the file; then the player with it.
   const b = bob.page;
-  await eventually(async () => /^🎤 Voice message \(0:0[123]\)$/.test(await chatRow(b, 'Alice').getByTestId('chat-preview').textContent()), {
-    message: "Bob's chat list label for the voice note",
+  await eventually(async () => (await chatRow(b, 'Alice').getByTestId('chat-preview').textContent()) === `🎤 Voice message (${expected})`, {
+    message: `Bob's chat list label for the voice note, with the server's length (${expected})`,
   });
+  // Time for a (wrong) probe of the file to start.
+  await new Promise((r) => setTimeout(r, 500));
+  assert.deepEqual(b.mediaGets, [], "Bob's page fetched no file for the label");
   await openChat(b, 'Alice');
   const got = b.locator('[data-testid=msg-in] [data-testid=audio-player][data-voice=true]');
   await got.waitFor();
-  await eventually(async () => DURATION.test((await got.getByTestId('audio-time').textContent()) ?? ''), { message: "the voice note's length in Bob's player" });
+  await eventually(async () => (await got.getByTestId('audio-time').textContent()) === expected, { message: "the server's length in Bob's player" });
   const length = await got.getAttribute('data-duration');
-  assert.match(length, DURATION);
+  assert.equal(length, expected);
+  // The player loads the (small) file with the message, to play at once; the total stays the server's.
+  await eventually(() => got.getByTestId('media-audio').evaluate((el) => Number.isFinite(el.duration) && el.duration > 0), {
+    message: 'the element read its own length',
+  });
+  assert.deepEqual(b.mediaGets, [filePath], 'the file fetched once, by the player');
+  assert.equal(await got.getAttribute('data-duration'), expected, 'the total did not change once the element read its own');
+  console.log(`server ${sent.media.duration_ms} ms, element ${await got.getByTestId('media-audio').evaluate((el) => Math.round(el.duration * 1000))} ms`);
   assert.equal(await chatRow(b, 'Alice').getByTestId('chat-preview').textContent(), `🎤 Voice message (${length})`);
   assert.deepEqual(await axe(b, '[data-testid=chat-pane]'), [], 'the player: axe');
   await b.screenshot({ path: screenshotPath('voice-bob-desktop.png') });
@@ -178,6 +210,7 @@ test('a voice note: recorded, sent, listed, played and seeked; a cancelled one i
   await b.screenshot({ path: screenshotPath('voice-bob-playing-desktop.png') });
   await eventually(() => audio.evaluate((el) => el.paused && el.currentTime === 0), { timeout: 10_000, message: 'the voice note played to its end' });
   assert.equal(await got.getByTestId('audio-time').textContent(), length);
+  assert.deepEqual(b.mediaGets, [filePath], 'playing fetched nothing more');
 
   // The bar seeks: a click three quarters along.
   const seek = got.getByTestId('audio-seek');
@@ -202,7 +235,11 @@ test('a voice note: recorded, sent, listed, played and seeked; a cancelled one i
   const phone = await openTracked(PHONE);
   const p = phone.page;
   await login(p, 'bob');
-  await eventually(async () => /^🎤 Voice message/.test(await chatRow(p, 'Alice').getByTestId('chat-preview').textContent()), { message: 'the label on the phone' });
+  await eventually(async () => (await chatRow(p, 'Alice').getByTestId('chat-preview').textContent()) === `🎤 Voice message (${length})`, {
+    message: 'the label on the phone, from history',
+  });
+  await new Promise((r) => setTimeout(r, 500));
+  assert.deepEqual(p.mediaGets, [], 'the phone fetched no file for the label');
   await openChat(p, 'Alice');
   const onPhone = p.locator('[data-testid=msg-in] [data-testid=audio-player][data-voice=true]');
   await eventually(async () => (await onPhone.getByTestId('audio-time').textContent()) === length, { message: 'the length on the phone' });
@@ -243,4 +280,65 @@ test('a voice note: recorded, sent, listed, played and seeked; a cancelled one i
   await alice.context.close();
   await bob.context.close();
   await phone.context.close();
+});
+
+test("a voice note without the server's duration_ms: its length read from the file", async () => {
+  assert.ok(note, 'the first test sent a voice note');
+  const bob = await openTracked();
+  const b = bob.page;
+  // As for an older upload: every media ref the API gives this page loses its duration_ms.
+  let stripped = 0;
+  const strip = async (route) => {
+    if (route.request().method() !== 'GET') return route.continue();
+    const res = await route.fetch();
+    if (!(res.headers()['content-type'] ?? '').includes('json')) return route.fulfill({ response: res });
+    const body = await res.json();
+    const drop = (v) => {
+      if (Array.isArray(v)) v.forEach(drop);
+      else if (v && typeof v === 'object') {
+        if (v.media && typeof v.media === 'object' && 'duration_ms' in v.media) {
+          delete v.media.duration_ms;
+          stripped++;
+        }
+        Object.values(v).forEach(drop);
+      }
+    };
+    drop(body);
+    await route.fulfill({ response: res, json: body });
+  };
+  const isApi = (url) => url.pathname.startsWith('/v1/') && !url.pathname.startsWith('/v1/media/');
+  await b.route(isApi, strip);
+  await login(b, 'bob');
+
+  // The label still gets its length: the chat list probes the file for it.
+  const filePath = `/v1/media/${note.media.id}`;
+  await eventually(async () => DURATION.test(/^🎤 Voice message \((.*)\)$/.exec(await chatRow(b, 'Alice').getByTestId('chat-preview').textContent())?.[1] ?? ''), {
+    message: 'the label with the length read from the file',
+  });
+  assert.ok(stripped > 0, 'the media ref came without duration_ms');
+  assert.deepEqual(b.mediaGets, [filePath], 'the file was fetched to read its length');
+  const label = await chatRow(b, 'Alice').getByTestId('chat-preview').textContent();
+  console.log(`without duration_ms: "${label}" (the server's would be ${note.expected})`);
+
+  // The player: the same length, from the same bytes (the blob cache: not fetched again).
+  await openChat(b, 'Alice');
+  const got = b.locator('[data-testid=msg-in] [data-testid=audio-player][data-voice=true]');
+  await eventually(async () => DURATION.test((await got.getAttribute('data-duration')) ?? ''), { message: 'the length in the player' });
+  assert.equal(label, `🎤 Voice message (${await got.getAttribute('data-duration')})`);
+  assert.equal(await got.getByTestId('audio-time').textContent(), await got.getAttribute('data-duration'));
+  assert.deepEqual(b.mediaGets, [filePath], 'the player used the bytes the probe fetched');
+
+  // It plays and seeks as before.
+  const audio = got.getByTestId('media-audio');
+  await got.getByTestId('audio-play').click();
+  await eventually(() => audio.evaluate((el) => !el.paused && el.currentTime > 0.3), { timeout: 10_000, message: 'playing' });
+  await audio.evaluate((el) => el.pause());
+  const seek = got.getByTestId('audio-seek');
+  const box = await seek.boundingBox();
+  await b.mouse.click(box.x + box.width * 0.25, box.y + box.height / 2);
+  const at = await audio.evaluate((el) => el.currentTime / el.duration);
+  assert.ok(Math.abs(at - 0.25) < 0.1, `seeked to ${at}`);
+
+  assert.deepEqual(b.errors, []);
+  await bob.context.close();
 });

@@ -10,7 +10,7 @@ import { HarkError, type MediaKind, type MediaRef } from '../hark-client';
 import type { BlobVariant } from './blobs';
 import type { AppStore, Attachment } from './store';
 import { CloseIcon, DownloadIcon, FileIcon, MicIcon, MusicIcon, PauseIcon, PlayIcon } from './ui';
-import { followDuration, formatDuration, isVoiceNote, roundedDuration } from './voice';
+import { followDuration, formatDuration, isVoiceNote, roundedDuration, serverDuration } from './voice';
 
 /** A photo is shown at most this wide and this tall (CSS pixels); smaller ones are not blown up past MIN_SIDE. */
 const MAX_WIDTH = 320;
@@ -40,17 +40,18 @@ const NOUNS: Record<MediaKind, string> = { image: 'Photo', video: 'Video', audio
 /**
  * A message with a file in one line (the chat list, quotes): "📷 Photo",
  * "📄 report.pdf", "📷 its caption", "🎤 Voice message (0:07)" (`seconds`:
- * a voice note's length, when known).
+ * a voice note's length, when known; else the server's `duration_ms`, if any).
  */
 export function mediaLabel(media: MediaRef, caption: string, seconds?: number): string {
   if (!caption.trim() && isVoiceNote(media)) {
-    return seconds ? `🎤 Voice message (${formatDuration(roundedDuration(seconds))})` : '🎤 Voice message';
+    const length = seconds ?? serverDuration(media);
+    return length ? `🎤 Voice message (${formatDuration(roundedDuration(length))})` : '🎤 Voice message';
   }
   const what = caption.trim() ? caption : media.kind === 'file' ? media.name || NOUNS.file : NOUNS[media.kind];
   return `${ICONS[media.kind]} ${what}`;
 }
 
-/** A message's text in one line: its text, or for a file its label (`store.summary` adds a voice note's length). */
+/** A message's text in one line: its text, or for a file its label (with the server's length of a voice note; `store.summary` also reads one it lacks). */
 export function summaryOf(m: { text: string; media?: MediaRef | null }): string {
   return m.media ? mediaLabel(m.media, m.text) : m.text;
 }
@@ -311,8 +312,19 @@ function PhotoViewer(props: { store: AppStore; media: MediaRef; full: string | n
 /**
  * A sound: play/pause, a bar to seek on and its length (the position while
  * it plays), as WhatsApp shows a voice note; other audio also with its name.
- * Small files load with the message (their length shows at once); larger
- * ones when asked to play. One sound plays at a time.
+ * Small files load with the message (ready to play; without the server's
+ * `duration_ms` that is also how their length shows); larger ones when asked
+ * to play. One sound plays at a time.
+ *
+ * Which length is used for what: the total shown (and `data-duration`, and
+ * the chat list's label) is the server's `duration_ms` whenever the media
+ * ref has one, from the first paint to the end, so it never jumps when the
+ * element reads its own or while playing. Seeking and the bar's fill are
+ * computed against the element's own length once it has read it (that is
+ * what `currentTime` counts in, and it may differ from the server's by a few
+ * milliseconds), against the server's before then. Without `duration_ms`,
+ * the length read from the file (a probe's, then the element's) serves both,
+ * as before.
  */
 function AudioPlayer(props: { store: AppStore; media: MediaRef; tabbable: boolean }) {
   const { store, media } = props;
@@ -330,7 +342,14 @@ function AudioPlayer(props: { store: AppStore; media: MediaRef; tabbable: boolea
   const dragging = useRef(false);
   const [playing, setPlaying] = useState(false);
   const [position, setPosition] = useState(0);
-  const [duration, setDuration] = useState<number | null>(() => store.durations.get(media.id) ?? null);
+  /** The server's length (seconds), from the media ref. */
+  const fromServer = serverDuration(media) ?? null;
+  /** The element's own length once read (else one read before by a probe or another player). */
+  const [measured, setMeasured] = useState<number | null>(() => store.durations.get(media.id) ?? null);
+  /** The length shown: the server's when it sent one (see above). */
+  const duration = fromServer ?? measured;
+  /** The length seeking is computed against: the element's once read. */
+  const seekLength = measured ?? fromServer;
 
   const play = () => {
     const el = audio.current;
@@ -350,8 +369,9 @@ function AudioPlayer(props: { store: AppStore; media: MediaRef; tabbable: boolea
     const el = audio.current;
     if (!el || !url) return;
     const f = followDuration(el, (d) => {
-      setDuration(d);
-      store.durations.set(media.id, d);
+      setMeasured(d);
+      // The chat list needs it only without the server's.
+      if (fromServer === null) store.durations.set(media.id, d);
       if (playWhenReady.current) {
         playWhenReady.current = false;
         play();
@@ -382,9 +402,10 @@ function AudioPlayer(props: { store: AppStore; media: MediaRef; tabbable: boolea
   const loading = (asked || autoload) && !url && !error;
   const known = duration !== null && Number.isFinite(duration) && duration > 0;
   const total = known ? formatDuration(roundedDuration(duration!)) : null;
+  const seekable = seekLength !== null && Number.isFinite(seekLength) && seekLength > 0;
   const active = playing || position > 0;
-  const fraction = known ? Math.min(1, position / duration!) : 0;
-  const canSeek = !!url && known;
+  const fraction = seekable ? Math.min(1, position / seekLength!) : 0;
+  const canSeek = !!url && seekable;
   const what = voice ? 'voice message' : name;
 
   function toggle(e: Event) {
@@ -406,16 +427,17 @@ function AudioPlayer(props: { store: AppStore; media: MediaRef; tabbable: boolea
 
   function seekTo(seconds: number) {
     const el = audio.current;
-    if (!el || !known) return;
-    const to = Math.max(0, Math.min(duration!, seconds));
+    // Not while the element scans a recording for its length (it seeks itself).
+    if (!el || !seekable || follow.current?.probing()) return;
+    const to = Math.max(0, Math.min(seekLength!, seconds));
     el.currentTime = to;
     setPosition(to);
   }
 
   function seekAt(clientX: number) {
     const r = track.current?.getBoundingClientRect();
-    if (!r || r.width === 0 || !known) return;
-    seekTo(((clientX - r.left) / r.width) * duration!);
+    if (!r || r.width === 0 || !seekable) return;
+    seekTo(((clientX - r.left) / r.width) * seekLength!);
   }
 
   const time = error ? error : active ? formatDuration(position) : total ?? (autoload || asked ? '0:00' : humanSize(media.size));
@@ -446,7 +468,7 @@ function AudioPlayer(props: { store: AppStore; media: MediaRef; tabbable: boolea
           tabIndex={canSeek && props.tabbable ? 0 : -1}
           aria-label={`Position in the ${voice ? 'voice message' : 'audio'}`}
           aria-valuemin={0}
-          aria-valuemax={known ? Math.round(duration!) : 0}
+          aria-valuemax={seekable ? Math.round(seekLength!) : 0}
           aria-valuenow={Math.floor(position)}
           aria-valuetext={total ? `${formatDuration(position)} of ${total}` : formatDuration(position)}
           aria-disabled={canSeek ? undefined : 'true'}
@@ -471,8 +493,8 @@ function AudioPlayer(props: { store: AppStore; media: MediaRef; tabbable: boolea
           onPointerCancel={() => (dragging.current = false)}
           onKeyDown={(e) => {
             if (!canSeek) return;
-            const step = Math.max(1, Math.min(5, duration! / 10));
-            const to = { ArrowLeft: position - step, ArrowDown: position - step, ArrowRight: position + step, ArrowUp: position + step, Home: 0, End: duration! }[e.key];
+            const step = Math.max(1, Math.min(5, seekLength! / 10));
+            const to = { ArrowLeft: position - step, ArrowDown: position - step, ArrowRight: position + step, ArrowUp: position + step, Home: 0, End: seekLength! }[e.key];
             if (to === undefined) return;
             e.preventDefault();
             e.stopPropagation();

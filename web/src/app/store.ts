@@ -321,7 +321,11 @@ export class AppStore {
     return `${names.length} people are ${doing}`;
   }
 
-  /** A message in one line (the chat list, quotes): its text, or its file's label (a voice note's with its length when known). */
+  /**
+   * A message in one line (the chat list, quotes): its text, or its file's
+   * label (a voice note's with its length: the server's `duration_ms`, else
+   * read from the file, which this starts).
+   */
   summary(m: { text: string; media?: MediaRef | null }): string {
     return m.media ? mediaLabel(m.media, m.text, this.durations.want(m.media)) : m.text;
   }
@@ -989,8 +993,8 @@ export class AppStore {
     const c = this.chats.get(m.chat_id);
     const from = c ? this.userName(c, m.sender_id) : 'Someone';
     const where = c && c.chat.kind === 'group' ? ` in ${this.title(c)}` : '';
-    // (A voice note's length only if already known: no download for an announcement.)
-    const body = m.media ? mediaLabel(m.media, m.text, this.durations.get(m.media.id)) : m.text;
+    // (A voice note's length only if already known, the server's or read before: no download for an announcement.)
+    const body = m.media ? mediaLabel(m.media, m.text, this.durations.of(m.media)) : m.text;
     const text = body.length > 140 ? `${body.slice(0, 140)}…` : body;
     this.announcement = `${from}${where}: ${text}`;
   }

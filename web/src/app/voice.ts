@@ -1,8 +1,10 @@
 // Voice notes: recorded in the composer with the browser's MediaRecorder and
 // sent as an `audio` file named `voice-note-….webm` (or .ogg); played in a
-// compact player that shows their length. A length is read from the file
-// itself (the server does not store one) and kept here by media id, so the
-// chat list can say "🎤 Voice message (0:07)".
+// compact player that shows their length. The length is the server's
+// `duration_ms` (read from the container) when the media ref has one, so the
+// chat list can say "🎤 Voice message (0:07)" without fetching the file;
+// otherwise (MP3, WAV, older uploads) it is read from the file itself and
+// kept here by media id.
 
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { MediaRef } from '../hark-client';
@@ -34,6 +36,12 @@ export function formatDuration(seconds: number): string {
 /** A length to show: whole seconds, rounded (a 1.92 s recording is "0:02"), at least one. */
 export function roundedDuration(seconds: number): number {
   return Math.max(1, Math.round(seconds));
+}
+
+/** The server's length of an audio or video file (seconds), from `duration_ms`; undefined when it sent none. */
+export function serverDuration(media: Pick<MediaRef, 'duration_ms'>): number | undefined {
+  const ms = media.duration_ms;
+  return typeof ms === 'number' && Number.isFinite(ms) && ms > 0 ? ms / 1000 : undefined;
 }
 
 /** The recording format: Ogg Opus where the browser records it, else WebM Opus, else its default. */
@@ -140,9 +148,10 @@ export function probeDuration(url: string, timeoutMs = 15_000): Promise<number |
 }
 
 /**
- * Voice notes' lengths by media id: read by their players, or probed from
- * the bytes (through the blob cache, so a player opened later does not fetch
- * them again) when a label asks for one.
+ * Voice notes' lengths: the server's `duration_ms` when the media ref has
+ * one (nothing is fetched for it); otherwise by media id, read by their
+ * players, or probed from the bytes (through the blob cache, so a player
+ * opened later does not fetch them again) when a label asks for one.
  */
 export class Durations {
   private known = new Map<string, number>();
@@ -168,9 +177,18 @@ export class Durations {
     this.onChange();
   }
 
-  /** The length of a voice note when known; otherwise starts reading it (the change is notified) and gives undefined. */
+  /** The length (seconds) when known without reading the file: the server's, else one read before. */
+  of(media: MediaRef): number | undefined {
+    return serverDuration(media) ?? this.known.get(media.id);
+  }
+
+  /**
+   * The length of a voice note when known (the server's first); otherwise
+   * starts reading it from the file (the change is notified) and gives
+   * undefined.
+   */
   want(media: MediaRef): number | undefined {
-    const d = this.known.get(media.id);
+    const d = this.of(media);
     if (d !== undefined || !isVoiceNote(media)) return d;
     if (media.size <= PROBE_AT_MOST && !this.asked.has(media.id)) {
       this.asked.add(media.id);

@@ -164,6 +164,12 @@ export interface MediaRef {
   height?: number | null;
   /** Images only: a small copy (`GET /v1/media/{id}/thumbnail`); absent or null for other kinds and older uploads. */
   thumbnail?: Thumbnail | null;
+  /**
+   * Audio and video only: the length in whole milliseconds, read by the
+   * server from the container (Ogg, WebM / Matroska, MP4); null or absent
+   * when it could not (MP3, WAV, FLAC, AAC, older uploads).
+   */
+  duration_ms?: number | null;
 }
 
 /** An image's thumbnail: at most 480 px on its longer side, upright, without the original's metadata. */
