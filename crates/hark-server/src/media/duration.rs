@@ -14,31 +14,33 @@
 //! Anything else, or a file these do not make sense of, has no duration:
 //! a client then reads it while playing.
 
-/// Bytes read from a file's start and end for its duration.
-pub(super) const HEAD: u64 = 256 * 1024;
-pub(super) const TAIL: u64 = 1024 * 1024;
+/// Bytes read from a file's end for its duration (its start, the upload
+/// kept as it went by).
+const TAIL: u64 = 1024 * 1024;
 
-/// The duration of the stored file `id` (`mime`, `size` bytes), reading
-/// its two ends from the store; `None` when it cannot be read cheaply.
+/// The duration of the stored file `id` (`mime`, `size` bytes, starting
+/// with `head`), reading its end from the store; `None` when it cannot be
+/// read cheaply.
 pub(super) async fn of_stored(
     files: &super::MediaFiles,
     id: &hark_proto::MediaId,
     mime: &str,
+    head: &[u8],
     size: u64,
 ) -> Option<u64> {
     let path = super::MediaFiles::path(id);
-    let read = |range: std::ops::Range<u64>| files.store.get_range(&path, range);
-    let (head, tail) = match tokio::try_join!(
-        read(0..size.min(HEAD)),
-        read(size.saturating_sub(TAIL)..size)
-    ) {
-        Ok(both) => both,
+    let tail = match files
+        .store
+        .get_range(&path, size.saturating_sub(TAIL)..size)
+        .await
+    {
+        Ok(tail) => tail,
         Err(e) => {
-            tracing::warn!(error = %e, "reading a file's ends for its duration");
+            tracing::warn!(error = %e, "reading a file's end for its duration");
             return None;
         }
     };
-    duration_ms(mime, &head, &tail)
+    duration_ms(mime, head, &tail)
 }
 
 /// The duration of a file of type `mime`, from its first bytes (`head`)

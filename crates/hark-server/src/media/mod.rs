@@ -37,9 +37,6 @@ pub struct MediaFiles {
     pub(crate) store: Arc<dyn ObjectStore>,
     /// Whether `store` is the media directory (else a bucket).
     pub(crate) local: bool,
-    /// Parts uploads are written in: what an upload holds in memory (one
-    /// part filling, one being written).
-    pub(crate) part_bytes: usize,
     /// The node's upload bandwidth, shared by all its uploads.
     pub(crate) pace: Pace,
     /// Images being decoded at once: at most one per core.
@@ -49,7 +46,7 @@ pub struct MediaFiles {
 /// Paces the bytes all uploads of this node write to `bytes_per_second`
 /// (0: unpaced): uploads flat out on the database's disk fill the page
 /// cache faster than it drains, and every commit's fsync then waits behind
-/// that writeback (docs/benchmarks.md: message p99 3.9 → 352 ms).
+/// that writeback (docs/benchmarks.md, "Uploads beside messages").
 pub(crate) struct Pace {
     bytes_per_second: u64,
     /// When the bytes reserved so far will have gone out.
@@ -86,22 +83,20 @@ impl MediaFiles {
     /// The bucket or the directory named by the configuration (the
     /// directory made if missing).
     pub fn open(config: &Config) -> anyhow::Result<Self> {
-        let (store, local, part_bytes): (Arc<dyn ObjectStore>, bool, usize) = match &config.media.s3
-        {
-            Some(s3) => (bucket(s3)?, false, S3_PART_BYTES),
+        let (store, local): (Arc<dyn ObjectStore>, bool) = match &config.media.s3 {
+            Some(s3) => (bucket(s3)?, false),
             None => {
                 let dir = config.media_dir();
                 std::fs::create_dir_all(&dir)
                     .with_context(|| format!("creating the media directory {}", dir.display()))?;
                 let store = LocalFileSystem::new_with_prefix(&dir)
                     .with_context(|| format!("opening the media directory {}", dir.display()))?;
-                (Arc::new(store), true, DIR_PART_BYTES)
+                (Arc::new(store), true)
             }
         };
         Ok(MediaFiles {
             store,
             local,
-            part_bytes,
             pace: Pace::new(config.media.upload_bytes_per_second),
             decoders: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -124,7 +119,32 @@ impl MediaFiles {
     pub(crate) fn thumbnail_path(id: &MediaId) -> Path {
         Path::from(format!("thumbs/{}", id.0))
     }
+
+    /// The parts uploads are written in: what an upload holds in memory
+    /// (one part filling, one being written).
+    pub(crate) fn part_bytes(&self) -> usize {
+        if self.local {
+            DIR_PART_BYTES
+        } else {
+            S3_PART_BYTES
+        }
+    }
+
+    /// Removes the bytes of file `id` and its thumbnail, whichever exist.
+    pub(crate) async fn remove(&self, id: &MediaId) -> object_store::Result<()> {
+        for path in [Self::path(id), Self::thumbnail_path(id)] {
+            match self.store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
 }
+
+/// The folders of the store, as [`MediaFiles::path`] and
+/// [`MediaFiles::thumbnail_path`] name them.
+pub(crate) const FOLDERS: [&str; 2] = ["files", "thumbs"];
 
 /// A directory takes parts of any size; these keep an upload's memory small
 /// (docs/benchmarks.md, "Media, first slice").

@@ -11,7 +11,7 @@
 //! half the grace period (see `messaging`), so the sweep never removes a
 //! file a send is about to reference.
 
-use super::MediaFiles;
+use super::FOLDERS;
 use crate::state::AppState;
 use futures_util::StreamExt;
 use hark_proto::MediaId;
@@ -56,7 +56,7 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<Swept> {
         let ids = state.store.unreferenced_media(cutoff, BATCH).await?;
         for id in &ids {
             if state.store.remove_unreferenced_media(id).await? {
-                remove_bytes(state, id).await?;
+                state.media.remove(id).await?;
                 swept.unreferenced += 1;
             }
         }
@@ -93,16 +93,6 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<Swept> {
     Ok(swept)
 }
 
-async fn remove_bytes(state: &AppState, id: &MediaId) -> anyhow::Result<()> {
-    for path in [MediaFiles::path(id), MediaFiles::thumbnail_path(id)] {
-        match state.media.store.delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
 /// Stored bytes, as the sweep removes them.
 enum Old {
     /// A file of the media directory (an unfinished upload's parts are
@@ -120,8 +110,10 @@ async fn old_bytes(state: &AppState, older: SystemTime) -> anyhow::Result<Vec<(O
     if state.media.local {
         let dir = state.config.media_dir();
         return Ok(tokio::task::spawn_blocking(move || {
-            let mut files = old_files(&dir.join("files"), older)?;
-            files.extend(old_files(&dir.join("thumbs"), older)?);
+            let mut files = Vec::new();
+            for folder in FOLDERS {
+                files.extend(old_files(&dir.join(folder), older)?);
+            }
             Ok::<_, std::io::Error>(files)
         })
         .await??
@@ -133,7 +125,7 @@ async fn old_bytes(state: &AppState, older: SystemTime) -> anyhow::Result<Vec<(O
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     let mut out = Vec::new();
-    for prefix in ["files", "thumbs"] {
+    for prefix in FOLDERS {
         let prefix = object_store::path::Path::from(prefix);
         let mut listed = state.media.store.list(Some(&prefix));
         while let Some(meta) = listed.next().await {

@@ -83,7 +83,7 @@ pub(crate) async fn upload(
         .put_multipart(&path)
         .await
         .map_err(ApiError::internal)?;
-    let mut writer = WriteMultipart::new_with_chunk_size(parts, state.media.part_bytes);
+    let mut writer = WriteMultipart::new_with_chunk_size(parts, state.media.part_bytes());
     let received = receive(
         &mut writer,
         body,
@@ -93,7 +93,11 @@ pub(crate) async fn upload(
         &state.media.pace,
     )
     .await;
-    let (sniffed, sha256) = match received {
+    let Received {
+        sniffed,
+        sha256,
+        head,
+    } = match received {
         Ok(done) => done,
         Err(e) => {
             // Nothing of it stays: the parts written so far are removed.
@@ -117,8 +121,14 @@ pub(crate) async fn upload(
         duration_ms: None,
     };
     if matches!(upload.kind, MediaKind::Audio | MediaKind::Video) {
-        reference.duration_ms =
-            duration::of_stored(&state.media, &reference.id, &reference.mime, declared).await;
+        reference.duration_ms = duration::of_stored(
+            &state.media,
+            &reference.id,
+            &reference.mime,
+            &head,
+            declared,
+        )
+        .await;
     }
     if upload.kind == MediaKind::Image {
         match thumbnail::make(&state.media, &reference.id, media.image_decode_max_bytes).await {
@@ -148,15 +158,21 @@ pub(crate) async fn upload(
 /// Removes what an upload stored before it failed (what is left, the sweep
 /// removes later).
 async fn remove(media: &MediaFiles, id: &MediaId) {
-    for path in [MediaFiles::path(id), MediaFiles::thumbnail_path(id)] {
-        match media.store.delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => tracing::warn!(error = %e, "removing a failed upload's bytes"),
-        }
+    if let Err(e) = media.remove(id).await {
+        tracing::warn!(error = %e, "removing a failed upload's bytes");
     }
 }
 
-/// Writes the body to `writer`: what its head says it is, and its SHA-256.
+/// What a received body was.
+struct Received {
+    sniffed: Sniffed,
+    sha256: String,
+    /// Its first [`HEAD_BYTES`] (all of a shorter one).
+    head: Vec<u8>,
+}
+
+/// Writes the body to `writer`: what its head says it is, its SHA-256, and
+/// the head itself (a duration is read from it).
 async fn receive(
     writer: &mut WriteMultipart,
     body: Body,
@@ -164,7 +180,7 @@ async fn receive(
     declared: u64,
     max_pixels: u64,
     pace: &super::Pace,
-) -> ApiResult<(Sniffed, String)> {
+) -> ApiResult<Received> {
     let mut stream = body.into_data_stream();
     let mut hasher = Sha256::new();
     let mut head: Vec<u8> = Vec::new();
@@ -185,7 +201,6 @@ async fn receive(
             if head.len() == HEAD_BYTES {
                 // Refused as soon as the head is known, before the rest is stored.
                 sniffed = Some(sniff::sniff(kind, &head, max_pixels)?);
-                head = Vec::new();
             }
         }
         pace.wait(chunk.len()).await;
@@ -204,5 +219,9 @@ async fn receive(
         Some(s) => s,
         None => sniff::sniff(kind, &head, max_pixels)?,
     };
-    Ok((sniffed, format!("{:x}", hasher.finalize())))
+    Ok(Received {
+        sniffed,
+        sha256: format!("{:x}", hasher.finalize()),
+        head,
+    })
 }

@@ -72,6 +72,18 @@ fn hark(server: &Server, config: &Path, args: &[&str]) -> String {
 
 /// The `UNREAD` column of the `hark chats` row for `chat` (titles here are
 /// single-word usernames, so the row splits cleanly on whitespace).
+/// Runs `hark args` expecting it to fail; its standard error.
+fn hark_refused(server: &Server, config: &Path, args: &[&str]) -> String {
+    let out = Command::new(HARK)
+        .args(args)
+        .env("HARK_CONFIG_DIR", config)
+        .env("HARK_SERVER", &server.url)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "`hark {}` succeeded", args.join(" "));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 fn unread(chats: &str, chat: &str) -> String {
     let row = chats
         .lines()
@@ -307,17 +319,8 @@ fn a_file_goes_up_with_send_and_comes_down_with_download() {
         bytes
     );
     // A message without a file: a clear refusal.
-    let refused = Command::new(HARK)
-        .args(["download", "alice", "3"])
-        .env("HARK_CONFIG_DIR", bob.path())
-        .env("HARK_SERVER", &server.url)
-        .output()
-        .unwrap();
-    assert!(!refused.status.success());
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("carries no file"),
-        "{refused:?}"
-    );
+    let refused = hark_refused(&server, bob.path(), &["download", "alice", "3"]);
+    assert!(refused.contains("carries no file"), "{refused}");
 }
 
 #[test]
@@ -355,15 +358,10 @@ fn a_photo_comes_with_its_thumbnail() {
 
     // A message without an image has no thumbnail to save.
     hark(&server, alice.path(), &["send", "bob", "just", "words"]);
-    let refused = Command::new(HARK)
-        .args(["download", "alice", "2", "--thumbnail"])
-        .env("HARK_CONFIG_DIR", bob.path())
-        .env("HARK_SERVER", &server.url)
-        .output()
-        .unwrap();
-    assert!(!refused.status.success());
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("carries no file"),
-        "{refused:?}"
+    let refused = hark_refused(
+        &server,
+        bob.path(),
+        &["download", "alice", "2", "--thumbnail"],
     );
+    assert!(refused.contains("carries no file"), "{refused}");
 }
