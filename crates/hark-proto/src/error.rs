@@ -50,6 +50,10 @@ pub enum ErrorCode {
     Internal,
     /// A `Range` the file cannot satisfy (it starts past the end).
     RangeNotSatisfiable,
+    /// A piece of a resumable upload does not start where the upload
+    /// stands (another piece got there first, or one was lost): read the
+    /// upload's `received` and go on from there.
+    OffsetMismatch,
 }
 
 impl ErrorCode {
@@ -66,9 +70,10 @@ impl ErrorCode {
             | ErrorCode::Revoked => 401,
             ErrorCode::Forbidden | ErrorCode::OriginNotAllowed => 403,
             ErrorCode::NotFound => 404,
-            ErrorCode::UsernameTaken | ErrorCode::GroupFull | ErrorCode::AlreadyAuthenticated => {
-                409
-            }
+            ErrorCode::UsernameTaken
+            | ErrorCode::GroupFull
+            | ErrorCode::AlreadyAuthenticated
+            | ErrorCode::OffsetMismatch => 409,
             ErrorCode::SlowConsumer | ErrorCode::ShuttingDown | ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
         }
@@ -98,6 +103,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
             ErrorCode::RangeNotSatisfiable => "range_not_satisfiable",
+            ErrorCode::OffsetMismatch => "offset_mismatch",
         }
     }
 }

@@ -21,6 +21,6 @@ pub use http::{
     SetAdminRequest, UpdateProfileRequest, User,
 };
 pub use ids::{ChatId, ClientMsgId, DeviceId, Pos, Seq, UserId};
-pub use media::{MediaId, MediaKind, MediaRef, Thumbnail};
+pub use media::{MediaId, MediaKind, MediaRef, MediaUrl, NewUpload, Thumbnail, UploadStatus};
 pub use presence::{Activity, PresenceState, PrivacySettings, TypingState, Visibility};
 pub use ws::{ClientFrame, EventFrame, Hello, Limits, ServerFrame, PROTOCOL_VERSION};

@@ -110,3 +110,54 @@ impl Thumbnail {
     /// The longer side of a thumbnail, pixels.
     pub const MAX_SIDE: u32 = 480;
 }
+
+/// `POST /v1/media/uploads`: starts a resumable upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUpload {
+    pub kind: MediaKind,
+    /// The bytes the whole file has.
+    pub size: u64,
+    /// The file's name, shown to those who receive it.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Ask to put the bytes straight into the bucket (only where the
+    /// server offers it: `direct` in the answer says whether it did).
+    #[serde(default)]
+    pub direct: bool,
+}
+
+/// A resumable upload as it stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadStatus {
+    /// 32 lowercase hex characters, chosen by the server.
+    pub id: String,
+    pub kind: MediaKind,
+    pub size: u64,
+    /// The bytes stored so far: the next piece starts here.
+    pub received: u64,
+    /// Milliseconds since the Unix epoch after which the upload and its
+    /// pieces are gone, finished or not.
+    pub expires_at: i64,
+    /// Whether the bytes go straight into the bucket: `PUT` them to
+    /// `put_url` (with `put_headers`), then complete the upload.
+    #[serde(default)]
+    pub direct: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub put_url: Option<String>,
+    /// Headers the `PUT` to `put_url` must carry, exactly as given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub put_headers: Vec<(String, String)>,
+    /// The file it became, once completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaRef>,
+}
+
+/// `GET /v1/media/{id}/url`: where the file can be fetched for a while
+/// without a token (a bucket's presigned URL).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaUrl {
+    pub url: String,
+    /// Milliseconds since the Unix epoch after which the URL stops working.
+    pub expires_at: i64,
+}

@@ -97,6 +97,9 @@ pub struct Media {
     /// Bytes decoding one image (for its thumbnail) may allocate; a
     /// decompression bomb is refused with `413 too_large`.
     pub image_decode_max_bytes: u64,
+    /// Milliseconds a resumable upload may take, from its start until it is
+    /// completed; after that it and its pieces are removed.
+    pub upload_expiry_ms: u64,
     /// Keep the files in an S3-compatible bucket instead of `dir` (the
     /// `[media.s3]` table): what a cluster's nodes share.
     pub s3: Option<S3>,
@@ -152,6 +155,7 @@ impl Default for Media {
             uploads_per_minute: 60,
             upload_bytes_per_second: 64 * 1024 * 1024,
             image_decode_max_bytes: 256 * 1024 * 1024,
+            upload_expiry_ms: 24 * 60 * 60 * 1000,
             s3: None,
         }
     }

@@ -6,7 +6,7 @@
 //! means, how a deleted message or a quote reads, is decided here.
 
 use crate::rules::{MemberFacts, MessageFacts};
-use crate::{MediaRecord, StoreError, StoreResult};
+use crate::{MediaRecord, StoreError, StoreResult, UploadRecord};
 use hark_proto::{
     ChatId, ChatKind, ChatSettings, ClientMsgId, Device, DeviceId, MediaId, MediaKind, MediaRef,
     Member, Message, Quote, Reaction, Seq, Thumbnail, User, UserId, Visibility,
@@ -126,6 +126,40 @@ pub(crate) fn media_record<R: Columns>(r: &R) -> Result<Option<MediaRecord>, R::
         },
         uploader: UserId(r.int(1)?),
         created_at: r.int(9)?,
+    }))
+}
+
+/// The columns of a `media_uploads` row, in the order [`upload_record`]
+/// reads them.
+pub(crate) const UPLOAD_COLUMNS: &str =
+    "id, uploader, kind, name, size, received, parts, media_id, direct, created_at, expires_at";
+
+/// An upload's pieces as its `parts` column keeps them.
+pub(crate) fn parts_column(parts: &[String]) -> String {
+    parts.join(",")
+}
+
+pub(crate) fn upload_record<R: Columns>(r: &R) -> Result<Option<UploadRecord>, R::Error> {
+    let Some(kind) = MediaKind::parse(&r.text(2)?) else {
+        return Ok(None);
+    };
+    let parts = r.text(6)?;
+    Ok(Some(UploadRecord {
+        id: r.text(0)?,
+        uploader: UserId(r.int(1)?),
+        kind,
+        name: r.opt_text(3)?,
+        size: u64::try_from(r.int(4)?).unwrap_or(0),
+        received: u64::try_from(r.int(5)?).unwrap_or(0),
+        parts: parts
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        media_id: r.opt_text(7)?.map(MediaId),
+        direct: r.flag(8)?,
+        created_at: r.int(9)?,
+        expires_at: r.int(10)?,
     }))
 }
 

@@ -23,7 +23,7 @@ pub use error::{StoreError, StoreResult};
 pub use repo::{
     AccountStore, AuthedDevice, ChatStore, CommitListener, Credentials, Delivery, HistoryQuery,
     JobStore, Lifecycle, MediaRecord, MediaStore, MessageStore, NewMessage, PresenceRecord,
-    PresenceStore, Store, SyncPage,
+    PresenceStore, Store, SyncPage, UploadRecord,
 };
 pub use rules::Windows;
 

@@ -6,8 +6,8 @@ use crate::Windows;
 use async_trait::async_trait;
 use hark_proto::{
     Chat, ChatId, ChatSettings, ChatSettingsRequest, ChatSummary, ClientMsgId, Device, DeviceId,
-    EventFrame, History, MediaId, MediaRef, Message, MessageInfo, Pos, PrivacySettings, SendAck,
-    Seq, User, UserId,
+    EventFrame, History, MediaId, MediaKind, MediaRef, Message, MessageInfo, Pos, PrivacySettings,
+    SendAck, Seq, User, UserId,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -337,6 +337,31 @@ pub struct MediaRecord {
     pub created_at: i64,
 }
 
+/// A resumable upload: a file sent in pieces, each stored as it arrives,
+/// until all `size` bytes are there and it is completed into a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRecord {
+    /// 128 random bits, hex (only the server chooses it).
+    pub id: String,
+    pub uploader: UserId,
+    pub kind: MediaKind,
+    pub name: Option<String>,
+    /// The bytes the file will have.
+    pub size: u64,
+    /// The bytes stored so far (the next piece starts here).
+    pub received: u64,
+    /// The stored pieces' names, in order.
+    pub parts: Vec<String>,
+    /// The file it became, once completed.
+    pub media_id: Option<MediaId>,
+    /// Whether the client puts the bytes straight into the bucket.
+    pub direct: bool,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    /// When it and its pieces are removed, finished or not.
+    pub expires_at: i64,
+}
+
 /// Uploaded files' rows (their bytes live in the server's object store).
 #[async_trait]
 pub trait MediaStore: Send + Sync {
@@ -350,10 +375,23 @@ pub trait MediaStore: Send + Sync {
     /// Up to `limit` files uploaded before `before_ms` that no message
     /// carries (never sent, or every message with it deleted for everyone).
     async fn unreferenced_media(&self, before_ms: i64, limit: u32) -> StoreResult<Vec<MediaId>>;
-    /// The bytes of every file `user` uploaded that is still kept.
+    /// The bytes of every file `user` uploaded that is still kept, and of
+    /// their uploads not yet completed.
     async fn media_bytes_of(&self, user: UserId) -> StoreResult<u64>;
     /// Removes the row of `id` if still no message carries it; whether it did.
     async fn remove_unreferenced_media(&self, id: &MediaId) -> StoreResult<bool>;
+
+    async fn create_upload(&self, upload: &UploadRecord) -> StoreResult<()>;
+    async fn upload(&self, id: &str) -> StoreResult<Option<UploadRecord>>;
+    /// Records piece `part` as holding the bytes from `from` to `to`, if
+    /// the upload had `from` bytes and is not completed; whether it did.
+    async fn advance_upload(&self, id: &str, from: u64, to: u64, part: &str) -> StoreResult<bool>;
+    /// Records that the upload became file `media`, if it had not become
+    /// one already; whether it did.
+    async fn complete_upload(&self, id: &str, media: &MediaId) -> StoreResult<bool>;
+    async fn remove_upload(&self, id: &str) -> StoreResult<()>;
+    /// Up to `limit` uploads that expired before `now_ms`.
+    async fn expired_uploads(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<UploadRecord>>;
 }
 
 /// Everything the server needs from storage.

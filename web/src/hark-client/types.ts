@@ -34,6 +34,7 @@ export type ErrorCode =
   | 'origin_not_allowed'
   | 'shutting_down'
   | 'range_not_satisfiable'
+  | 'offset_mismatch'
   | 'unavailable'
   | 'internal';
 

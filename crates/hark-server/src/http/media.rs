@@ -1,7 +1,7 @@
-//! `POST /v1/media`, `GET /v1/media/{id}` and `GET /v1/media/{id}/thumbnail`
-//! (see `crate::media`).
+//! `POST /v1/media`, `GET /v1/media/{id}`, `GET /v1/media/{id}/thumbnail`
+//! and the resumable uploads under `/v1/media/uploads` (see `crate::media`).
 
-use super::extract::{Params, Query};
+use super::extract::{Body as JsonBody, Params, Query};
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
 use crate::media::{self, Upload};
@@ -11,7 +11,9 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use axum::Json;
-use hark_proto::{MediaId, MediaKind, MediaRef};
+use crate::media::resumable;
+use axum::http::StatusCode;
+use hark_proto::{MediaId, MediaKind, MediaRef, NewUpload, UploadStatus};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -33,15 +35,7 @@ pub(super) async fn upload(
 ) -> ApiResult<Json<MediaRef>> {
     let kind = MediaKind::parse(&query.kind)
         .ok_or_else(|| ApiError::invalid("kind: one of image, video, audio, file"))?;
-    let declared = match headers.get(header::CONTENT_LENGTH) {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .and_then(|v| v.parse::<u64>().ok())
-                .ok_or_else(|| ApiError::invalid("Content-Length: not a number"))?,
-        ),
-    };
+    let declared = number(&headers, header::CONTENT_LENGTH.as_str())?;
     let upload = Upload {
         kind,
         name: query.name,
@@ -66,4 +60,67 @@ pub(super) async fn thumbnail(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     media::thumbnail(&state, &me, MediaId(id), &headers).await
+}
+
+/// Header `name` as a number, if given.
+fn number(headers: &HeaderMap, name: &str) -> ApiResult<Option<u64>> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid(format!("{name}: not a number"))),
+    }
+}
+
+pub(super) async fn start_upload(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    JsonBody(new): JsonBody<NewUpload>,
+) -> ApiResult<(StatusCode, Json<UploadStatus>)> {
+    let status = resumable::start(&state, &me, new).await?;
+    Ok((StatusCode::CREATED, Json(status)))
+}
+
+pub(super) async fn upload_status(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    Params(id): Params<String>,
+) -> ApiResult<Json<UploadStatus>> {
+    Ok(Json(resumable::status(&state, &me, &id).await?))
+}
+
+pub(super) async fn append(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    Params(id): Params<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<UploadStatus>> {
+    let offset = number(&headers, "upload-offset")?
+        .ok_or_else(|| ApiError::invalid("Upload-Offset is required"))?;
+    let declared = number(&headers, header::CONTENT_LENGTH.as_str())?
+        .ok_or_else(|| ApiError::invalid("Content-Length is required"))?;
+    Ok(Json(
+        resumable::append(&state, &me, &id, offset, declared, body).await?,
+    ))
+}
+
+pub(super) async fn complete_upload(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    Params(id): Params<String>,
+) -> ApiResult<Json<MediaRef>> {
+    Ok(Json(resumable::complete(&state, &me, &id).await?))
+}
+
+pub(super) async fn cancel_upload(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    Params(id): Params<String>,
+) -> ApiResult<StatusCode> {
+    resumable::cancel(&state, &me, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

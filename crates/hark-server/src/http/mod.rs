@@ -51,6 +51,17 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/chats/{chat_id}/settings", patch(chats::set_settings))
         .route("/search", get(chats::search))
         .route("/media", post(media::upload))
+        .route("/media/uploads", post(media::start_upload))
+        .route(
+            "/media/uploads/{upload_id}",
+            get(media::upload_status)
+                .patch(media::append)
+                .delete(media::cancel_upload),
+        )
+        .route(
+            "/media/uploads/{upload_id}/complete",
+            post(media::complete_upload),
+        )
         .route("/media/{media_id}", get(media::download))
         .route("/media/{media_id}/thumbnail", get(media::thumbnail))
         .route("/ws", get(crate::ws::upgrade));

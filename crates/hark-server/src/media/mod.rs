@@ -8,12 +8,15 @@
 //!   which say what the file is ([`sniff`]).
 //! - `download`: `GET /v1/media/{id}`, with `Range`, and headers that keep
 //!   a browser from running anything uploaded.
+//! - `resumable`: `/v1/media/uploads`, a file sent in pieces that survive
+//!   a broken connection or a crash.
 //! - `thumbnail`: an image's small copy, drawn when its upload is stored.
 //! - `duration`: how long audio and video play, from the container.
 //! - `sweep`: removes uploads no message carries and bytes without a row.
 
 mod download;
 mod duration;
+pub(crate) mod resumable;
 mod sniff;
 mod sweep;
 mod thumbnail;

@@ -6,12 +6,16 @@
 //!   mid-way (its unfinished parts), or a crash between storing the bytes
 //!   and writing the row.
 //!
+//! - resumable uploads past their `expires_at`, finished or not, with their
+//!   pieces; and pieces whose upload has no row that old (a piece written
+//!   while its upload was cancelled).
+//!
 //! So a row and its bytes cannot disagree for longer than a grace period
 //! and a sweep, whatever crashed when. A file is never sent once older than
 //! half the grace period (see `messaging`), so the sweep never removes a
 //! file a send is about to reference.
 
-use super::FOLDERS;
+use super::{resumable, FOLDERS};
 use crate::state::AppState;
 use futures_util::StreamExt;
 use hark_proto::MediaId;
@@ -26,6 +30,7 @@ const BATCH: u32 = 500;
 pub struct Swept {
     pub unreferenced: u64,
     pub orphan_files: u64,
+    pub expired_uploads: u64,
 }
 
 /// Sweeps every `media.sweep_ms` until shutdown.
@@ -41,6 +46,7 @@ pub(crate) async fn sweep_forever(state: AppState) {
             Ok(s) => tracing::info!(
                 unreferenced = s.unreferenced,
                 orphan_files = s.orphan_files,
+                expired_uploads = s.expired_uploads,
                 "removed media no one can reach"
             ),
             Err(e) => tracing::warn!(error = %e, "media sweep"),
@@ -90,7 +96,63 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<Swept> {
         };
         swept.orphan_files += u64::from(removed);
     }
+    loop {
+        let expired = state.store.expired_uploads(crate::now_ms(), BATCH).await?;
+        for upload in &expired {
+            // The pieces first: a crash in between leaves the row, and the
+            // next sweep tries again.
+            resumable::remove_pieces(state, &upload.id).await;
+            state.store.remove_upload(&upload.id).await?;
+            swept.expired_uploads += 1;
+        }
+        if expired.len() < BATCH as usize {
+            break;
+        }
+    }
+    for id in old_upload_folders(state, older).await? {
+        if state.store.upload(&id).await?.is_none() {
+            resumable::remove_pieces(state, &id).await;
+            swept.orphan_files += 1;
+        }
+    }
     Ok(swept)
+}
+
+/// The uploads with pieces stored before `older`.
+async fn old_upload_folders(state: &AppState, older: SystemTime) -> anyhow::Result<Vec<String>> {
+    let mut out = std::collections::BTreeSet::new();
+    if state.media.local {
+        let dir = state.config.media_dir().join("incoming");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        for entry in entries {
+            let entry = entry?;
+            if entry.metadata()?.modified()? < older {
+                out.insert(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+    } else {
+        let older_ms = millis(older);
+        let prefix = object_store::path::Path::from("incoming");
+        let mut listed = state.media.store.list(Some(&prefix));
+        while let Some(meta) = listed.next().await {
+            let meta = meta?;
+            if meta.last_modified.timestamp_millis() < older_ms {
+                if let Some(id) = meta.location.parts().nth(1) {
+                    out.insert(id.as_ref().to_owned());
+                }
+            }
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+fn millis(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Stored bytes, as the sweep removes them.
@@ -121,9 +183,7 @@ async fn old_bytes(state: &AppState, older: SystemTime) -> anyhow::Result<Vec<(O
         .map(|(path, name)| (Old::File(path), name))
         .collect());
     }
-    let older_ms = older
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let older_ms = millis(older);
     let mut out = Vec::new();
     for prefix in FOLDERS {
         let prefix = object_store::path::Path::from(prefix);

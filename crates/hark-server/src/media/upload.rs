@@ -1,12 +1,15 @@
 //! `POST /v1/media`: the body streams into the object store, hashed and
 //! counted on the way; only its first bytes are kept, to tell what it is.
+//! A resumable upload's pieces are stored the same way when completed
+//! (`resumable`).
 
 use super::sniff::{self, Sniffed, HEAD_BYTES};
 use super::{duration, new_id, thumbnail, MediaFiles};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::body::Body;
-use futures_util::StreamExt;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
 use hark_proto::{ErrorCode, MediaId, MediaKind, MediaRef};
 use hark_store::{AuthedDevice, MediaRecord};
 use object_store::WriteMultipart;
@@ -27,16 +30,31 @@ pub(crate) async fn upload(
     upload: Upload,
     body: Body,
 ) -> ApiResult<MediaRef> {
-    let media = &state.config.media;
-    let limit = match upload.kind {
-        MediaKind::Image => media.image_max_bytes,
-        _ => media.max_bytes,
-    };
     let declared = upload
         .declared
         .ok_or_else(|| ApiError::invalid("Content-Length is required"))?;
+    admit(state, who, upload.kind, declared).await?;
+    let body = body
+        .into_data_stream()
+        .map(|chunk| chunk.map_err(|_| ApiError::invalid("the upload was cut off")));
+    store(state, who, upload.kind, upload.name.as_deref(), declared, body).await
+}
+
+/// Refuses an upload of `declared` bytes of `kind` that `who` may not
+/// start: too large or empty, too many uploads a minute, over the quota.
+pub(super) async fn admit(
+    state: &AppState,
+    who: &AuthedDevice,
+    kind: MediaKind,
+    declared: u64,
+) -> ApiResult<()> {
+    let media = &state.config.media;
+    let limit = match kind {
+        MediaKind::Image => media.image_max_bytes,
+        _ => media.max_bytes,
+    };
     if declared > limit {
-        let what = match upload.kind {
+        let what = match kind {
             MediaKind::Image => "an image",
             MediaKind::Video => "a video",
             MediaKind::Audio => "an audio file",
@@ -75,6 +93,22 @@ pub(crate) async fn upload(
             ),
         ));
     }
+    Ok(())
+}
+
+/// Writes `bytes` (exactly `declared` of them, admitted already) as a new
+/// file of `who`'s, checks what they are, and records it.
+pub(super) async fn store<S>(
+    state: &AppState,
+    who: &AuthedDevice,
+    kind: MediaKind,
+    name: Option<&str>,
+    declared: u64,
+    bytes: S,
+) -> ApiResult<MediaRef>
+where
+    S: Stream<Item = ApiResult<Bytes>> + Unpin,
+{
     let id = new_id();
     let path = MediaFiles::path(&id);
     let parts = state
@@ -84,10 +118,11 @@ pub(crate) async fn upload(
         .await
         .map_err(ApiError::internal)?;
     let mut writer = WriteMultipart::new_with_chunk_size(parts, state.media.part_bytes());
+    let media = &state.config.media;
     let received = receive(
         &mut writer,
-        body,
-        upload.kind,
+        bytes,
+        kind,
         declared,
         media.max_pixels,
         &state.media.pace,
@@ -108,29 +143,42 @@ pub(crate) async fn upload(
         }
     };
     writer.finish().await.map_err(ApiError::internal)?;
-    let mut reference = MediaRef {
+    let reference = MediaRef {
         id,
-        kind: upload.kind,
+        kind,
         mime: sniffed.mime,
         size: declared,
         sha256,
-        name: upload.name.as_deref().and_then(sniff::clean_name),
+        name: name.and_then(sniff::clean_name),
         width: sniffed.width,
         height: sniffed.height,
         thumbnail: None,
         duration_ms: None,
     };
-    if matches!(upload.kind, MediaKind::Audio | MediaKind::Video) {
+    record(state, who, reference, &head).await
+}
+
+/// Records file `reference`, whose bytes are stored and were sniffed
+/// (`head` is their first [`HEAD_BYTES`]): its duration and thumbnail
+/// first. Whatever fails, its bytes are removed.
+pub(super) async fn record(
+    state: &AppState,
+    who: &AuthedDevice,
+    mut reference: MediaRef,
+    head: &[u8],
+) -> ApiResult<MediaRef> {
+    let media = &state.config.media;
+    if matches!(reference.kind, MediaKind::Audio | MediaKind::Video) {
         reference.duration_ms = duration::of_stored(
             &state.media,
             &reference.id,
             &reference.mime,
-            &head,
-            declared,
+            head,
+            reference.size,
         )
         .await;
     }
-    if upload.kind == MediaKind::Image {
+    if reference.kind == MediaKind::Image {
         match thumbnail::make(&state.media, &reference.id, media.image_decode_max_bytes).await {
             Ok((width, height, thumbnail)) => {
                 (reference.width, reference.height) = (Some(width), Some(height));
@@ -173,21 +221,23 @@ struct Received {
 
 /// Writes the body to `writer`: what its head says it is, its SHA-256, and
 /// the head itself (a duration is read from it).
-async fn receive(
+async fn receive<S>(
     writer: &mut WriteMultipart,
-    body: Body,
+    mut bytes: S,
     kind: MediaKind,
     declared: u64,
     max_pixels: u64,
     pace: &super::Pace,
-) -> ApiResult<Received> {
-    let mut stream = body.into_data_stream();
+) -> ApiResult<Received>
+where
+    S: Stream<Item = ApiResult<Bytes>> + Unpin,
+{
     let mut hasher = Sha256::new();
     let mut head: Vec<u8> = Vec::new();
     let mut sniffed: Option<Sniffed> = None;
     let mut received: u64 = 0;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| ApiError::invalid("the upload was cut off"))?;
+    while let Some(chunk) = bytes.next().await {
+        let chunk = chunk?;
         received += chunk.len() as u64;
         if received > declared {
             return Err(ApiError::invalid(format!(

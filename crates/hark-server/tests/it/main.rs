@@ -16,5 +16,6 @@ mod features;
 mod media;
 mod messaging;
 mod presence;
+mod resumable;
 mod sdk;
 mod support;

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A `width`×`height` PNG (RGB, no transparency) of a gradient.
-fn png(width: u32, height: u32) -> Vec<u8> {
+pub(crate) fn png(width: u32, height: u32) -> Vec<u8> {
     let img = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 99]));
     let mut out = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
@@ -50,7 +50,7 @@ async fn upload(app: &TestApp, who: &Session, query: &str, body: Vec<u8>) -> (u1
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
-async fn download(
+pub(crate) async fn download(
     app: &TestApp,
     who: &Session,
     id: &str,
@@ -66,7 +66,7 @@ async fn download(
     req.send().await.unwrap()
 }
 
-async fn send_media(
+pub(crate) async fn send_media(
     app: &TestApp,
     who: &Session,
     chat: ChatId,
@@ -90,7 +90,7 @@ async fn send_media(
 /// Every file under the media directory.
 /// Every key stored for uploads (`files/<id>`, `thumbs/<id>`; in a media
 /// directory also an unfinished upload's parts, `files/<id>#<n>`), sorted.
-async fn stored_files(app: &TestApp) -> Vec<String> {
+pub(crate) async fn stored_files(app: &TestApp) -> Vec<String> {
     let mut out = Vec::new();
     if app.media_s3 {
         use futures_util::StreamExt;
@@ -120,7 +120,7 @@ async fn stored_files(app: &TestApp) -> Vec<String> {
 }
 
 /// Stores `bytes` under `key` behind the server's back (a crash's leftovers).
-async fn store_behind_its_back(app: &TestApp, key: &str, bytes: &'static [u8]) {
+pub(crate) async fn store_behind_its_back(app: &TestApp, key: &str, bytes: &'static [u8]) {
     if app.media_s3 {
         let path = object_store::path::Path::parse(key).unwrap();
         app.media.put(&path, bytes.into()).await.unwrap();

@@ -94,6 +94,10 @@ pub(crate) const NOT_COPIED: &[(&str, &str)] = &[
     ("messages_fts_config", "FTS5 index storage"),
     ("presence", "ephemeral: rebuilt by the nodes that run"),
     ("nodes", "ephemeral: each node registers itself"),
+    (
+        "media_uploads",
+        "uploads in progress: their pieces are not copied, clients start them again",
+    ),
 ];
 
 /// PostgreSQL tables that may hold rows in a target `hark migrate` starts

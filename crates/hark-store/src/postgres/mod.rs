@@ -358,6 +358,40 @@ impl crate::MediaStore for PostgresStore {
         self.read(|db| async move { media::remove_unreferenced(&db, id).await })
             .await
     }
+
+    async fn create_upload(&self, upload: &crate::UploadRecord) -> StoreResult<()> {
+        self.read(|db| async move { media::create_upload(&db, upload).await })
+            .await
+    }
+
+    async fn upload(&self, id: &str) -> StoreResult<Option<crate::UploadRecord>> {
+        self.read(|db| async move { media::upload(&db, id).await })
+            .await
+    }
+
+    async fn advance_upload(&self, id: &str, from: u64, to: u64, part: &str) -> StoreResult<bool> {
+        self.read(|db| async move { media::advance_upload(&db, id, from, to, part).await })
+            .await
+    }
+
+    async fn complete_upload(&self, id: &str, media: &hark_proto::MediaId) -> StoreResult<bool> {
+        self.read(|db| async move { media::complete_upload(&db, id, media).await })
+            .await
+    }
+
+    async fn remove_upload(&self, id: &str) -> StoreResult<()> {
+        self.read(|db| async move { media::remove_upload(&db, id).await })
+            .await
+    }
+
+    async fn expired_uploads(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::UploadRecord>> {
+        self.read(|db| async move { media::expired_uploads(&db, now_ms, limit).await })
+            .await
+    }
 }
 
 #[async_trait]

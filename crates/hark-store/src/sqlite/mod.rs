@@ -347,6 +347,44 @@ impl crate::MediaStore for SqliteStore {
         self.write(move |ctx| media::remove_unreferenced(ctx.conn, &id))
             .await
     }
+
+    async fn create_upload(&self, upload: &crate::UploadRecord) -> StoreResult<()> {
+        let upload = upload.clone();
+        self.write(move |ctx| media::create_upload(ctx.conn, &upload))
+            .await
+    }
+
+    async fn upload(&self, id: &str) -> StoreResult<Option<crate::UploadRecord>> {
+        let id = id.to_owned();
+        self.read(move |conn| media::upload(conn, &id)).await
+    }
+
+    async fn advance_upload(&self, id: &str, from: u64, to: u64, part: &str) -> StoreResult<bool> {
+        let (id, part) = (id.to_owned(), part.to_owned());
+        self.write(move |ctx| media::advance_upload(ctx.conn, &id, from, to, &part))
+            .await
+    }
+
+    async fn complete_upload(&self, id: &str, media: &hark_proto::MediaId) -> StoreResult<bool> {
+        let (id, media) = (id.to_owned(), media.clone());
+        self.write(move |ctx| media::complete_upload(ctx.conn, &id, &media))
+            .await
+    }
+
+    async fn remove_upload(&self, id: &str) -> StoreResult<()> {
+        let id = id.to_owned();
+        self.write(move |ctx| media::remove_upload(ctx.conn, &id))
+            .await
+    }
+
+    async fn expired_uploads(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::UploadRecord>> {
+        self.read(move |conn| media::expired_uploads(conn, now_ms, limit))
+            .await
+    }
 }
 
 #[async_trait]

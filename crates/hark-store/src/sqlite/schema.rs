@@ -243,6 +243,27 @@ ALTER TABLE media ADD COLUMN thumbnail TEXT;
 -- How long an audio or video file plays (crate::media::duration), ms.
 ALTER TABLE media ADD COLUMN duration_ms INTEGER;
 "#,
+    r#"
+-- Resumable uploads (crate::media::resumable): a file sent in pieces, each
+-- stored as `incoming/<id>/<part>` when it arrives; `parts` names them in
+-- order (comma-separated), `received` is the bytes they hold. Removed
+-- with their pieces once `expires_at` passes.
+CREATE TABLE media_uploads (
+    id          TEXT PRIMARY KEY,
+    uploader    INTEGER NOT NULL REFERENCES users(id),
+    kind        TEXT NOT NULL,
+    name        TEXT,
+    size        INTEGER NOT NULL,
+    received    INTEGER NOT NULL,
+    parts       TEXT NOT NULL,
+    media_id    TEXT,
+    direct      INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX media_uploads_by_uploader ON media_uploads(uploader);
+CREATE INDEX media_uploads_by_expiry ON media_uploads(expires_at);
+"#,
 ];
 
 /// Opens the pragmas every connection needs.
