@@ -23,16 +23,18 @@ fi
 # The fault-injection tests (crates/hark/tests/it/faults) put HAProxy in
 # front of their nodes, as scripts/cluster.sh does: install it if missing.
 scripts/cluster.sh deps
-# Rust: unit and integration tests of every crate (servers on 127.0.0.1:0),
-# the server suite on the embedded default (SQLite, in-process bus).
-cargo test --workspace --locked
-# The same server suite on the cluster backend: PostgreSQL + NATS, with
-# uploaded files in S3 (SeaweedFS on loopback, started here; the SQLite pass
-# above keeps them in the media directory).
+# An S3 server (SeaweedFS on loopback): the tests of direct uploads to a
+# bucket use it in every pass, and the cluster pass keeps all files there.
 scripts/s3.sh up
 trap 'scripts/s3.sh down' EXIT
 # shellcheck disable=SC2046 # the settings are KEY=VALUE words without spaces
 export $(scripts/s3.sh env)
+# Rust: unit and integration tests of every crate (servers on 127.0.0.1:0),
+# the server suite on the embedded default (SQLite, in-process bus, files in
+# the media directory).
+cargo test --workspace --locked
+# The same server suite on the cluster backend: PostgreSQL + NATS, with
+# uploaded files in S3.
 HARK_TEST_BACKEND=postgres HARK_TEST_MEDIA=s3 cargo test --locked -p hark-server --test it
 # The browser client end to end, in headless Chromium, against the debug binary.
 scripts/web.sh test

@@ -2,6 +2,7 @@
 //! messages.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// An uploaded file. Chosen by the server: 32 lowercase hex characters.
@@ -125,6 +126,10 @@ pub struct NewUpload {
     /// server offers it: `direct` in the answer says whether it did).
     #[serde(default)]
     pub direct: bool,
+    /// SHA-256 of the whole file, lowercase hex: required for a direct
+    /// upload (the bucket refuses bytes that do not match it).
+    #[serde(default)]
+    pub sha256: Option<String>,
 }
 
 /// A resumable upload as it stands.
@@ -145,9 +150,10 @@ pub struct UploadStatus {
     pub direct: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub put_url: Option<String>,
-    /// Headers the `PUT` to `put_url` must carry, exactly as given.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub put_headers: Vec<(String, String)>,
+    /// Headers the `PUT` to `put_url` must carry, exactly as given (and
+    /// no other `x-amz-*` header).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub put_headers: BTreeMap<String, String>,
     /// The file it became, once completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<MediaRef>,

@@ -130,9 +130,21 @@ pub struct S3 {
     /// `<bucket>.<endpoint>` (most self-hosted services want this).
     #[serde(default = "S3::default_path_style")]
     pub path_style: bool,
+    /// Clients put resumable uploads straight into the bucket and fetch
+    /// files from it, with presigned URLs; the server only checks and
+    /// records them (the bucket must allow the web client's origin: CORS).
+    #[serde(default)]
+    pub direct: bool,
+    /// Seconds a presigned URL works.
+    #[serde(default = "S3::default_presign_secs")]
+    pub presign_secs: u64,
 }
 
 impl S3 {
+    fn default_presign_secs() -> u64 {
+        15 * 60
+    }
+
     fn default_region() -> String {
         "us-east-1".into()
     }

@@ -132,7 +132,7 @@ pub(crate) fn media_record<R: Columns>(r: &R) -> Result<Option<MediaRecord>, R::
 /// The columns of a `media_uploads` row, in the order [`upload_record`]
 /// reads them.
 pub(crate) const UPLOAD_COLUMNS: &str =
-    "id, uploader, kind, name, size, received, parts, media_id, direct, created_at, expires_at";
+    "id, uploader, kind, name, size, received, parts, media_id, direct, created_at, expires_at, sha256";
 
 /// An upload's pieces as its `parts` column keeps them.
 pub(crate) fn parts_column(parts: &[String]) -> String {
@@ -160,6 +160,7 @@ pub(crate) fn upload_record<R: Columns>(r: &R) -> Result<Option<UploadRecord>, R
         direct: r.flag(8)?,
         created_at: r.int(9)?,
         expires_at: r.int(10)?,
+        sha256: r.opt_text(11)?,
     }))
 }
 

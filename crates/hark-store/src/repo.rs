@@ -356,6 +356,9 @@ pub struct UploadRecord {
     pub media_id: Option<MediaId>,
     /// Whether the client puts the bytes straight into the bucket.
     pub direct: bool,
+    /// The SHA-256 of the file the client declared (hex), for a direct
+    /// upload: the bucket checked the bytes against it.
+    pub sha256: Option<String>,
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,
     /// When it and its pieces are removed, finished or not.

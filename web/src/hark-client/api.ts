@@ -12,16 +12,19 @@ import {
   type History,
   type LoginResponse,
   type Me,
-  type MediaKind,
   type MediaRef,
+  type MediaUrl,
   type MessageInfo,
+  type NewUpload,
   type SearchResults,
   type PrivacySettings,
   type SendAck,
   type Seq,
   type User,
+  type UploadStatus,
   type UserId,
 } from './types';
+import { cancelled, uploadFile, type UploadOptions } from './upload';
 
 export class HarkApi {
   /**
@@ -142,42 +145,109 @@ export class HarkApi {
   }
 
   /**
-   * Upload a file (`POST /v1/media`), the raw bytes as the body. Through
-   * XMLHttpRequest, the one browser API that reports upload progress:
-   * `onProgress(sent, total)` as the bytes go out. `signal` cancels it
-   * (the promise then rejects with a HarkError of code `network`).
+   * Upload a file: up to `PIECE_BYTES` in one `POST /v1/media`, larger ones
+   * through a resumable upload that survives a breaking connection (see
+   * `uploadFile`). `onProgress(sent, total)` as the bytes go out; `signal`
+   * cancels it (the promise then rejects with a HarkError of code
+   * `network`).
    */
-  upload(
-    file: Blob,
-    opts: { kind: MediaKind; name?: string; onProgress?: (sent: number, total: number) => void; signal?: AbortSignal },
-  ): Promise<MediaRef> {
+  upload(file: Blob, opts: UploadOptions): Promise<MediaRef> {
+    return uploadFile(this, file, opts);
+  }
+
+  /** `POST /v1/media`: the whole file as the body, in one request. */
+  async uploadWhole(file: Blob, opts: UploadOptions): Promise<MediaRef> {
     const q = new URLSearchParams({ kind: opts.kind });
     if (opts.name) q.set('name', opts.name);
-    return new Promise((resolve, reject) => {
-      if (opts.signal?.aborted) return reject(new HarkError(0, 'network', 'the upload was cancelled'));
-      const xhr = new XMLHttpRequest();
-      xhr.open('POST', `${this.baseUrl}/v1/media?${q}`);
-      xhr.setRequestHeader('Accept', 'application/json');
-      if (this.token) xhr.setRequestHeader('Authorization', `Bearer ${this.token}`);
-      xhr.upload.onprogress = (e) => opts.onProgress?.(e.loaded, e.lengthComputable ? e.total : file.size);
-      xhr.onload = () => {
-        let json: unknown = undefined;
-        try {
-          json = xhr.responseText ? JSON.parse(xhr.responseText) : undefined;
-        } catch {
-          // Not JSON: reported below with the status.
-        }
-        if (xhr.status >= 200 && xhr.status < 300 && json) return resolve(json as MediaRef);
-        const err = (json as ErrorBody | undefined)?.error;
-        reject(new HarkError(xhr.status, err?.code ?? 'internal', err?.message ?? `HTTP ${xhr.status}`));
-      };
+    const res = await sendBytes('POST', `${this.baseUrl}/v1/media?${q}`, file, {
+      headers: { Accept: 'application/json', ...this.authHeaders() },
+      onProgress: (sent) => opts.onProgress?.(sent, file.size),
+      signal: opts.signal,
       // The server may answer a refused upload (too large) before reading
       // the body and close the connection: the browser then sees no answer.
-      xhr.onerror = () => reject(new HarkError(0, 'network', 'the upload did not reach the server (the file may be too large)'));
-      xhr.onabort = () => reject(new HarkError(0, 'network', 'the upload was cancelled'));
-      opts.signal?.addEventListener('abort', () => xhr.abort(), { once: true });
-      xhr.send(file);
+      unreachable: 'the upload did not reach the server (the file may be too large)',
     });
+    return answer<MediaRef>(res);
+  }
+
+  /** `POST /v1/media/uploads`: starts a resumable upload (size, rate and quota are checked here). */
+  startUpload(upload: NewUpload, signal?: AbortSignal): Promise<UploadStatus> {
+    return this.request('POST', '/v1/media/uploads', upload, signal);
+  }
+
+  /** `GET /v1/media/uploads/{id}`: where the upload stands (its `received` is where the next piece starts). */
+  uploadStatus(id: string, signal?: AbortSignal): Promise<UploadStatus> {
+    return this.request('GET', uploadPath(id), undefined, signal);
+  }
+
+  /**
+   * `PATCH /v1/media/uploads/{id}`: one piece, starting at byte `offset` of
+   * the file, which must be the upload's `received` (else `409
+   * offset_mismatch`). `onProgress(sent)` counts this piece's bytes.
+   */
+  async sendPiece(
+    id: string,
+    offset: number,
+    piece: Blob,
+    opts: { onProgress?: (sent: number) => void; signal?: AbortSignal } = {},
+  ): Promise<UploadStatus> {
+    const res = await sendBytes('PATCH', this.baseUrl + uploadPath(id), piece, {
+      headers: { Accept: 'application/json', ...this.authHeaders(), 'Upload-Offset': String(offset) },
+      onProgress: opts.onProgress,
+      signal: opts.signal,
+      unreachable: 'the connection to the server broke during the upload',
+    });
+    return answer<UploadStatus>(res);
+  }
+
+  /**
+   * A direct upload's bytes: one `PUT` of the whole file to the bucket's
+   * `put_url`, with exactly its `put_headers` and no token. The browser
+   * sets Content-Length itself (a script may not).
+   */
+  async putToBucket(
+    status: UploadStatus,
+    file: Blob,
+    opts: { onProgress?: (sent: number) => void; signal?: AbortSignal } = {},
+  ): Promise<void> {
+    if (!status.put_url) throw new HarkError(0, 'internal', 'the server offered a direct upload without a URL');
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(status.put_headers ?? {})) {
+      if (name.toLowerCase() !== 'content-length') headers[name] = value;
+    }
+    // A Blob without a type, so that the browser adds no Content-Type of its own.
+    const res = await sendBytes('PUT', status.put_url, file.slice(0, file.size), {
+      headers,
+      onProgress: opts.onProgress,
+      signal: opts.signal,
+      unreachable: 'the upload did not reach the file store',
+    });
+    if (res.status < 200 || res.status >= 300) {
+      throw new HarkError(res.status, res.status >= 500 ? 'unavailable' : 'internal', `the file store refused the upload (HTTP ${res.status})`);
+    }
+  }
+
+  /**
+   * `POST /v1/media/uploads/{id}/complete`, once every byte is in: the
+   * file, checked like a `POST /v1/media` body. Completing again answers
+   * the same file.
+   */
+  completeUpload(id: string, signal?: AbortSignal): Promise<MediaRef> {
+    return this.request('POST', `${uploadPath(id)}/complete`, undefined, signal);
+  }
+
+  /** `DELETE /v1/media/uploads/{id}`: the upload and its pieces are removed. */
+  cancelUpload(id: string): Promise<void> {
+    return this.request('DELETE', uploadPath(id));
+  }
+
+  /**
+   * `GET /v1/media/{id}/url`: a presigned URL that serves the file without
+   * a token for a while (ranges included), when the server keeps files in a
+   * bucket that allows it; `404 not_found` when the server serves them itself.
+   */
+  mediaUrl(id: string): Promise<MediaUrl> {
+    return this.request('GET', `/v1/media/${encodeURIComponent(id)}/url`);
   }
 
   /**
@@ -237,7 +307,12 @@ export class HarkApi {
     return this.request('GET', `/v1/search?${p}`);
   }
 
-  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /** The bearer token as a header, when logged in. */
+  private authHeaders(): Record<string, string> {
+    return this.token ? { Authorization: `Bearer ${this.token}` } : {};
+  }
+
+  private async request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
     const headers: Record<string, string> = { Accept: 'application/json' };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     if (this.token) headers.Authorization = `Bearer ${this.token}`;
@@ -247,8 +322,10 @@ export class HarkApi {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
+        signal,
       });
     } catch (e) {
+      if (signal?.aborted) throw cancelled();
       throw new HarkError(0, 'network', `cannot reach the server: ${String(e)}`);
     }
     if (res.status === 204) return undefined as T;
@@ -265,4 +342,58 @@ export class HarkApi {
     }
     return json as T;
   }
+}
+
+/** The path of resumable upload `id`. */
+function uploadPath(id: string): string {
+  return `/v1/media/uploads/${encodeURIComponent(id)}`;
+}
+
+/** What an XMLHttpRequest got back: its status and body (parsed when JSON). */
+interface XhrAnswer {
+  status: number;
+  json: unknown;
+}
+
+/**
+ * Bytes sent through XMLHttpRequest, the one browser API that reports
+ * upload progress. Any HTTP answer resolves; no answer at all rejects with
+ * a HarkError of code `network` (`unreachable` says what it means), and so
+ * does `signal` (then "cancelled").
+ */
+function sendBytes(
+  method: string,
+  url: string,
+  body: Blob,
+  opts: { headers: Record<string, string>; onProgress?: (sent: number) => void; signal?: AbortSignal; unreachable: string },
+): Promise<XhrAnswer> {
+  return new Promise((resolve, reject) => {
+    if (opts.signal?.aborted) return reject(cancelled());
+    const xhr = new XMLHttpRequest();
+    xhr.open(method, url);
+    for (const [name, value] of Object.entries(opts.headers)) xhr.setRequestHeader(name, value);
+    if (opts.onProgress) xhr.upload.onprogress = (e) => opts.onProgress?.(e.loaded);
+    const abort = () => xhr.abort();
+    opts.signal?.addEventListener('abort', abort, { once: true });
+    xhr.onloadend = () => opts.signal?.removeEventListener('abort', abort);
+    xhr.onload = () => {
+      let json: unknown = undefined;
+      try {
+        json = xhr.responseText ? JSON.parse(xhr.responseText) : undefined;
+      } catch {
+        // Not JSON (a bucket answers XML): the status says enough.
+      }
+      resolve({ status: xhr.status, json });
+    };
+    xhr.onerror = () => reject(new HarkError(0, 'network', opts.unreachable));
+    xhr.onabort = () => reject(cancelled());
+    xhr.send(body);
+  });
+}
+
+/** The JSON body of a 2xx answer; otherwise the server's error as a HarkError. */
+function answer<T>(res: XhrAnswer): T {
+  if (res.status >= 200 && res.status < 300 && res.json) return res.json as T;
+  const err = (res.json as ErrorBody | undefined)?.error;
+  throw new HarkError(res.status, err?.code ?? 'internal', err?.message ?? `HTTP ${res.status}`);
 }

@@ -184,6 +184,41 @@ export interface Thumbnail {
   size: number;
 }
 
+/** `POST /v1/media/uploads`: starts a resumable upload. */
+export interface NewUpload {
+  kind: MediaKind;
+  /** The bytes the whole file has. */
+  size: number;
+  name?: string | null;
+  /** Ask to put the bytes straight into the bucket; the answer's `direct` says whether the server offers it. */
+  direct?: boolean;
+}
+
+/** A resumable upload as it stands (`/v1/media/uploads/{id}`). */
+export interface UploadStatus {
+  /** 32 lowercase hex characters, chosen by the server. */
+  id: string;
+  kind: MediaKind;
+  size: number;
+  /** The bytes stored so far: the next piece starts here. */
+  received: number;
+  /** Milliseconds since the Unix epoch after which the upload is gone, finished or not. */
+  expires_at: number;
+  /** Whether the bytes go straight to the bucket: one `PUT` to `put_url` with `put_headers`, then complete. */
+  direct: boolean;
+  put_url?: string | null;
+  /** Headers the `PUT` to `put_url` must carry, exactly as given (and no others). */
+  put_headers?: Record<string, string> | null;
+  /** The file it became, once completed. */
+  media?: MediaRef | null;
+}
+
+/** `GET /v1/media/{id}/url`: a presigned URL that serves the file without a token until `expires_at`. */
+export interface MediaUrl {
+  url: string;
+  expires_at: number;
+}
+
 export interface SendAck {
   chat_id: ChatId;
   seq: Seq;

@@ -4,16 +4,16 @@
 use super::extract::{Body as JsonBody, Params, Query};
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
+use crate::media::resumable;
 use crate::media::{self, Upload};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use axum::Json;
-use crate::media::resumable;
-use axum::http::StatusCode;
-use hark_proto::{MediaId, MediaKind, MediaRef, NewUpload, UploadStatus};
+use hark_proto::{MediaId, MediaKind, MediaRef, MediaUrl, NewUpload, UploadStatus};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -123,4 +123,12 @@ pub(super) async fn cancel_upload(
 ) -> ApiResult<StatusCode> {
     resumable::cancel(&state, &me, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn url(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    Params(id): Params<String>,
+) -> ApiResult<Json<MediaUrl>> {
+    Ok(Json(media::url(&state, &me, MediaId(id)).await?))
 }

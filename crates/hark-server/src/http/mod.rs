@@ -64,6 +64,7 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/media/{media_id}", get(media::download))
         .route("/media/{media_id}/thumbnail", get(media::thumbnail))
+        .route("/media/{media_id}/url", get(media::url))
         .route("/ws", get(crate::ws::upgrade));
     Router::new()
         .nest("/v1", v1)

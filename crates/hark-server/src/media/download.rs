@@ -8,7 +8,7 @@ use crate::state::AppState;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use hark_proto::{ErrorCode, MediaId, MediaKind, MediaRef};
+use hark_proto::{ErrorCode, MediaId, MediaKind, MediaRef, MediaUrl};
 use hark_store::AuthedDevice;
 use object_store::{GetOptions, GetRange, GetResultPayload};
 
@@ -83,6 +83,33 @@ pub(crate) async fn thumbnail(
         .map_err(ApiError::internal)?;
     set(&mut out, header::CONTENT_LENGTH, &bytes.len().to_string());
     Ok((StatusCode::OK, out, Body::from(bytes)).into_response())
+}
+
+/// Where `who` may fetch file `id` straight from the bucket for a while:
+/// a presigned URL that answers with the same type and disposition as a
+/// download here (the bucket's origin is not the server's, so a file
+/// opened there reaches nothing of Hark's). Only for a bucket with
+/// `direct` set; otherwise `404`, and the file is downloaded here.
+pub(crate) async fn url(state: &AppState, who: &AuthedDevice, id: MediaId) -> ApiResult<MediaUrl> {
+    let file = allowed(state, who, &id).await?;
+    let Some(signer) = &state.media.presigner else {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            "this server serves its files itself: GET /v1/media/{id}",
+        ));
+    };
+    let url = signer
+        .get(
+            &MediaFiles::path(&file.id),
+            served_type(&file),
+            &disposition(&file),
+        )
+        .map_err(ApiError::internal)?;
+    let lifetime = i64::try_from(signer.lifetime.as_millis()).unwrap_or(i64::MAX);
+    Ok(MediaUrl {
+        url,
+        expires_at: crate::now_ms().saturating_add(lifetime),
+    })
 }
 
 pub(crate) async fn download(

@@ -10,19 +10,21 @@
 //!   a browser from running anything uploaded.
 //! - `resumable`: `/v1/media/uploads`, a file sent in pieces that survive
 //!   a broken connection or a crash.
+//! - `presign`: URLs for clients that use a bucket directly.
 //! - `thumbnail`: an image's small copy, drawn when its upload is stored.
 //! - `duration`: how long audio and video play, from the container.
 //! - `sweep`: removes uploads no message carries and bytes without a row.
 
 mod download;
 mod duration;
+mod presign;
 pub(crate) mod resumable;
 mod sniff;
 mod sweep;
 mod thumbnail;
 mod upload;
 
-pub(crate) use download::{download, thumbnail};
+pub(crate) use download::{download, thumbnail, url};
 pub(crate) use sweep::sweep_forever;
 pub use sweep::{sweep, Swept};
 pub(crate) use upload::{upload, Upload};
@@ -44,6 +46,8 @@ pub struct MediaFiles {
     pub(crate) pace: Pace,
     /// Images being decoded at once: at most one per core.
     pub(crate) decoders: tokio::sync::Semaphore,
+    /// Signs the bucket's URLs when clients use it directly.
+    pub(crate) presigner: Option<presign::Presigner>,
 }
 
 /// Paces the bytes all uploads of this node write to `bytes_per_second`
@@ -86,6 +90,10 @@ impl MediaFiles {
     /// The bucket or the directory named by the configuration (the
     /// directory made if missing).
     pub fn open(config: &Config) -> anyhow::Result<Self> {
+        let presigner = match &config.media.s3 {
+            Some(s3) => presign::Presigner::new(s3)?,
+            None => None,
+        };
         let (store, local): (Arc<dyn ObjectStore>, bool) = match &config.media.s3 {
             Some(s3) => (bucket(s3)?, false),
             None => {
@@ -104,6 +112,7 @@ impl MediaFiles {
             decoders: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             ),
+            presigner,
         })
     }
 

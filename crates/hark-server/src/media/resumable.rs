@@ -15,14 +15,22 @@
 //!   same file. Bytes that are not what the upload said they are (a
 //!   refusal, not a failure) are removed with the upload.
 //!
+//! - With a bucket set to `direct`, a client that asks for it puts the
+//!   whole file into the bucket itself, at `incoming/<upload>/file`, with
+//!   a presigned URL that takes exactly the declared length (and the
+//!   declared SHA-256, when given); completing it copies the object within
+//!   the bucket and checks it as any upload (size, first bytes, image
+//!   limits, thumbnail, duration) reading only what those need.
+//!
 //! The row is the truth: a piece is there once recorded, never before. So
 //! any node may take the next piece or complete it, and a crash at any
 //! point leaves an upload that either has a piece or can be sent it again.
 //! The sweep removes expired uploads with their pieces, and pieces without
 //! an upload (see `sweep`).
 
-use super::upload::{admit, store};
-use super::new_id;
+use super::sniff::{self, HEAD_BYTES};
+use super::upload::{self, admit, store};
+use super::{new_id, MediaFiles};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::body::Body;
@@ -33,6 +41,7 @@ use hark_proto::{ErrorCode, MediaRef, NewUpload, UploadStatus};
 use hark_store::{AuthedDevice, UploadRecord};
 use object_store::path::Path;
 use object_store::{ObjectStore, WriteMultipart};
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 /// Where the pieces of upload `id` are kept.
@@ -46,6 +55,12 @@ pub(crate) async fn start(
     who: &AuthedDevice,
     new: NewUpload,
 ) -> ApiResult<UploadStatus> {
+    let sha256 = new.sha256.as_deref().map(str::to_ascii_lowercase);
+    if sha256.as_deref().is_some_and(|hex| checksum(hex).is_none()) {
+        return Err(ApiError::invalid(
+            "sha256: the file's SHA-256, 64 hexadecimal digits",
+        ));
+    }
     admit(state, who, new.kind, new.size).await?;
     let now = crate::now_ms();
     let expiry = i64::try_from(state.config.media.upload_expiry_ms).unwrap_or(i64::MAX);
@@ -58,22 +73,27 @@ pub(crate) async fn start(
         received: 0,
         parts: Vec::new(),
         media_id: None,
-        direct: false,
+        direct: new.direct && state.media.presigner.is_some(),
+        sha256,
         created_at: now,
         expires_at: now.saturating_add(expiry),
     };
     state.store.create_upload(&record).await?;
-    Ok(status_of(&record, None))
+    status_of(state, &record, None)
 }
 
 /// Upload `id` as it stands.
-pub(crate) async fn status(state: &AppState, who: &AuthedDevice, id: &str) -> ApiResult<UploadStatus> {
+pub(crate) async fn status(
+    state: &AppState,
+    who: &AuthedDevice,
+    id: &str,
+) -> ApiResult<UploadStatus> {
     let record = mine(state, who, id).await?;
     let media = match &record.media_id {
         Some(media) => state.store.media(media).await?.map(|m| m.reference),
         None => None,
     };
-    Ok(status_of(&record, media))
+    status_of(state, &record, media)
 }
 
 /// Stores `body`, `declared` bytes starting at byte `offset` of upload `id`.
@@ -92,6 +112,11 @@ pub(crate) async fn append(
             "the upload is complete already",
         ));
     }
+    if record.direct {
+        return Err(ApiError::invalid(
+            "this upload goes straight to the bucket: PUT it to its put_url",
+        ));
+    }
     if offset != record.received {
         return Err(mismatch(record.received));
     }
@@ -102,7 +127,7 @@ pub(crate) async fn append(
         )));
     }
     if declared == 0 {
-        return Ok(status_of(&record, None));
+        return status_of(state, &record, None);
     }
     let part = format!("{offset:016x}-{:08x}", rand::random::<u32>());
     let path = folder(id).child(part.as_str());
@@ -142,7 +167,7 @@ pub(crate) async fn append(
     }
     let mut record = record;
     record.received = to;
-    Ok(status_of(&record, None))
+    status_of(state, &record, None)
 }
 
 /// Writes a piece's body to `writer`: how many bytes arrived (more than
@@ -182,10 +207,17 @@ async fn receive_piece(
 }
 
 /// Turns upload `id`, all its bytes received, into a file.
-pub(crate) async fn complete(state: &AppState, who: &AuthedDevice, id: &str) -> ApiResult<MediaRef> {
+pub(crate) async fn complete(
+    state: &AppState,
+    who: &AuthedDevice,
+    id: &str,
+) -> ApiResult<MediaRef> {
     let record = mine(state, who, id).await?;
     if let Some(media) = &record.media_id {
         return completed(state, media).await;
+    }
+    if record.direct {
+        return complete_direct(state, who, &record).await;
     }
     if record.received != record.size {
         return Err(ApiError::invalid(format!(
@@ -211,15 +243,18 @@ pub(crate) async fn complete(state: &AppState, who: &AuthedDevice, id: &str) -> 
     .await;
     let reference = match stored {
         Ok(reference) => reference,
-        Err(e) if e.code.http_status() < 500 => {
-            // The bytes are not a file of its kind (or too large an
-            // image): sending them again cannot help, so they go.
-            remove_pieces(state, id).await;
-            state.store.remove_upload(id).await?;
-            return Err(e);
-        }
-        Err(e) => return Err(e),
+        Err(e) => return Err(refused(state, id, e).await),
     };
+    finished(state, who, id, reference).await
+}
+
+/// Records that upload `id` became file `reference`, and removes its pieces.
+async fn finished(
+    state: &AppState,
+    who: &AuthedDevice,
+    id: &str,
+    reference: MediaRef,
+) -> ApiResult<MediaRef> {
     if !state.store.complete_upload(id, &reference.id).await? {
         // Completed at the same time elsewhere: that file is the answer
         // (this one, never sent, goes with the sweep).
@@ -232,11 +267,130 @@ pub(crate) async fn complete(state: &AppState, who: &AuthedDevice, id: &str) -> 
     Ok(reference)
 }
 
+/// Where a direct upload's client puts the bytes.
+fn direct_path(id: &str) -> Path {
+    folder(id).child("file")
+}
+
+/// Turns direct upload `record`, whose bytes the client put into the
+/// bucket, into a file: the object's size and first bytes are checked as
+/// an upload's body would be, without the rest passing through here (but
+/// for an image, which is decoded for its thumbnail, and a file whose
+/// SHA-256 the client did not declare, which is read to hash it).
+async fn complete_direct(
+    state: &AppState,
+    who: &AuthedDevice,
+    record: &UploadRecord,
+) -> ApiResult<MediaRef> {
+    let put = direct_path(&record.id);
+    let stored = match state.media.store.head(&put).await {
+        Ok(meta) => meta.size,
+        Err(object_store::Error::NotFound { .. }) => {
+            return Err(ApiError::invalid(
+                "nothing has been put at the upload's put_url yet",
+            ))
+        }
+        Err(e) => return Err(ApiError::internal(e)),
+    };
+    if stored != record.size {
+        let e = ApiError::invalid(format!(
+            "the bucket holds {stored} bytes, not the {} the upload declared",
+            record.size
+        ));
+        return Err(refused(state, &record.id, e).await);
+    }
+    let id = new_id();
+    let file = MediaFiles::path(&id);
+    // Within the bucket: no bytes pass through the server.
+    state
+        .media
+        .store
+        .copy(&put, &file)
+        .await
+        .map_err(ApiError::internal)?;
+    let checked = check_direct(state, who, record, id.clone(), &file).await;
+    match checked {
+        Ok(reference) => finished(state, who, &record.id, reference).await,
+        Err(e) => {
+            if let Err(gone) = state.media.remove(&id).await {
+                tracing::warn!(error = %gone, "removing a refused direct upload");
+            }
+            Err(refused(state, &record.id, e).await)
+        }
+    }
+}
+
+async fn check_direct(
+    state: &AppState,
+    who: &AuthedDevice,
+    record: &UploadRecord,
+    id: hark_proto::MediaId,
+    file: &Path,
+) -> ApiResult<MediaRef> {
+    let objects = &state.media.store;
+    let head_len = record.size.min(HEAD_BYTES as u64);
+    let head = objects
+        .get_range(file, 0..head_len)
+        .await
+        .map_err(ApiError::internal)?;
+    let sniffed = sniff::sniff(record.kind, &head, state.config.media.max_pixels)?;
+    let sha256 = match &record.sha256 {
+        Some(sum) => sum.clone(),
+        None => {
+            let mut hasher = Sha256::new();
+            let mut bytes = objects
+                .get(file)
+                .await
+                .map_err(ApiError::internal)?
+                .into_stream();
+            while let Some(chunk) = bytes.next().await {
+                hasher.update(chunk.map_err(ApiError::internal)?);
+            }
+            format!("{:x}", hasher.finalize())
+        }
+    };
+    let reference = MediaRef {
+        id,
+        kind: record.kind,
+        mime: sniffed.mime,
+        size: record.size,
+        sha256,
+        name: record.name.as_deref().and_then(sniff::clean_name),
+        width: sniffed.width,
+        height: sniffed.height,
+        thumbnail: None,
+        duration_ms: None,
+    };
+    upload::record(state, who, reference, &head).await
+}
+
+/// Ends upload `id` after error `e`: a refusal (the bytes are not what the
+/// upload said: sending them again cannot help) removes it with its
+/// pieces; a failure leaves it to be completed again.
+async fn refused(state: &AppState, id: &str, e: ApiError) -> ApiError {
+    if e.code.http_status() < 500 {
+        remove_pieces(state, id).await;
+        if let Err(gone) = state.store.remove_upload(id).await {
+            return gone.into();
+        }
+    }
+    e
+}
+
+/// A declared SHA-256 (hex) as the bucket checks it: base64 of the digest.
+fn checksum(hex: &str) -> Option<String> {
+    use base64::Engine;
+    if hex.len() != 64 {
+        return None;
+    }
+    let digest = (0..32)
+        .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    Some(base64::engine::general_purpose::STANDARD.encode(digest))
+}
+
 /// The bytes of the objects at `paths`, one after the other.
-fn pieces(
-    objects: Arc<dyn ObjectStore>,
-    paths: Vec<Path>,
-) -> BoxStream<'static, ApiResult<Bytes>> {
+fn pieces(objects: Arc<dyn ObjectStore>, paths: Vec<Path>) -> BoxStream<'static, ApiResult<Bytes>> {
     futures_util::stream::iter(paths)
         .then(move |path| {
             let objects = objects.clone();
@@ -318,8 +472,12 @@ fn mismatch(received: u64) -> ApiError {
     )
 }
 
-fn status_of(record: &UploadRecord, media: Option<MediaRef>) -> UploadStatus {
-    UploadStatus {
+fn status_of(
+    state: &AppState,
+    record: &UploadRecord,
+    media: Option<MediaRef>,
+) -> ApiResult<UploadStatus> {
+    let mut status = UploadStatus {
         id: record.id.clone(),
         kind: record.kind,
         size: record.size,
@@ -327,7 +485,19 @@ fn status_of(record: &UploadRecord, media: Option<MediaRef>) -> UploadStatus {
         expires_at: record.expires_at,
         direct: record.direct,
         put_url: None,
-        put_headers: Vec::new(),
+        put_headers: Default::default(),
         media,
+    };
+    if let (true, None, Some(signer)) =
+        (record.direct, &status.media, state.media.presigner.as_ref())
+    {
+        // Signed afresh each time: a client whose URL expired asks again.
+        let sum = record.sha256.as_deref().and_then(checksum);
+        let put = signer
+            .put(&direct_path(&record.id), record.size, sum.as_deref())
+            .map_err(ApiError::internal)?;
+        status.put_url = Some(put.url);
+        status.put_headers = put.headers;
     }
+    Ok(status)
 }

@@ -37,7 +37,15 @@ pub(crate) async fn upload(
     let body = body
         .into_data_stream()
         .map(|chunk| chunk.map_err(|_| ApiError::invalid("the upload was cut off")));
-    store(state, who, upload.kind, upload.name.as_deref(), declared, body).await
+    store(
+        state,
+        who,
+        upload.kind,
+        upload.name.as_deref(),
+        declared,
+        body,
+    )
+    .await
 }
 
 /// Refuses an upload of `declared` bytes of `kind` that `who` may not

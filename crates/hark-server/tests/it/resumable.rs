@@ -2,7 +2,7 @@
 //! survive a cut connection, completed into a file like any upload.
 
 use crate::media::{download, png, send_media, stored_files};
-use crate::support::{spawn_app, spawn_with, Session, TestApp};
+use crate::support::{direct_bucket, spawn_app, spawn_with, Session, TestApp};
 use hark_proto::{ChatId, ServerFrame};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -73,7 +73,14 @@ async fn stored_pieces(app: &TestApp) -> Vec<String> {
 }
 
 /// A piece whose connection ends after `sent` of its `declared` bytes.
-async fn cut_piece(app: &TestApp, who: &Session, id: &str, offset: u64, declared: usize, sent: &[u8]) {
+async fn cut_piece(
+    app: &TestApp,
+    who: &Session,
+    id: &str,
+    offset: u64,
+    declared: usize,
+    sent: &[u8],
+) {
     let addr = app.base.trim_start_matches("http://").to_owned();
     let mut raw = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let head = format!(
@@ -108,11 +115,18 @@ async fn a_file_goes_up_in_pieces_survives_a_cut_and_reaches_the_chat() {
     )
     .await;
     assert_eq!(st, 201, "{up}");
-    assert_eq!((up["received"].as_u64(), up["direct"].as_bool()), (Some(0), Some(false)));
+    assert_eq!(
+        (up["received"].as_u64(), up["direct"].as_bool()),
+        (Some(0), Some(false))
+    );
     let id = up["id"].as_str().unwrap().to_owned();
 
     let (st, body) = piece(&app, &alice, &id, 0, &file[..100_000]).await;
-    assert_eq!((st, body["received"].as_u64()), (200, Some(100_000)), "{body}");
+    assert_eq!(
+        (st, body["received"].as_u64()),
+        (200, Some(100_000)),
+        "{body}"
+    );
     // A piece that does not start where the upload stands.
     let (st, body) = piece(&app, &alice, &id, 0, &file[..10]).await;
     assert_eq!((st, code(&body)), (409, "offset_mismatch"), "{body}");
@@ -138,7 +152,11 @@ async fn a_file_goes_up_in_pieces_survives_a_cut_and_reaches_the_chat() {
     assert_eq!((st, code(&body)), (400, "invalid_field"), "{body}");
 
     let (st, body) = piece(&app, &alice, &id, received, &file[received as usize..]).await;
-    assert_eq!((st, body["received"].as_u64()), (200, Some(300_000)), "{body}");
+    assert_eq!(
+        (st, body["received"].as_u64()),
+        (200, Some(300_000)),
+        "{body}"
+    );
     let (st, media) = complete(&app, &alice, &id).await;
     assert_eq!(st, 200, "{media}");
     assert_eq!(media["size"], 300_000);
@@ -171,11 +189,20 @@ async fn bad_uploads_in_pieces_are_refused_and_leave_nothing() {
     let eve = app.user("eve").await;
     for (body, want) in [
         (json!({"kind": "file", "size": 0}), (400, "invalid_field")),
-        (json!({"kind": "image", "size": 17 * 1024 * 1024}), (413, "too_large")),
-        (json!({"kind": "spreadsheet", "size": 10}), (400, "invalid_field")),
+        (
+            json!({"kind": "image", "size": 17 * 1024 * 1024}),
+            (413, "too_large"),
+        ),
+        (
+            json!({"kind": "spreadsheet", "size": 10}),
+            (400, "invalid_field"),
+        ),
         (json!({"kind": "file"}), (400, "invalid_field")),
         (json!({"kind": "file", "size": -1}), (400, "invalid_field")),
-        (json!({"kind": "file", "size": 10, "key": "files/x"}), (400, "invalid_field")),
+        (
+            json!({"kind": "file", "size": 10, "key": "files/x"}),
+            (400, "invalid_field"),
+        ),
     ] {
         let (st, res) = start(&app, &alice, body.clone()).await;
         assert_eq!((st, code(&res)), want, "{body} → {res}");
@@ -281,10 +308,18 @@ async fn an_image_in_pieces_gets_its_thumbnail_and_expired_uploads_are_swept() {
     let id = up["id"].as_str().unwrap().to_owned();
     let half = image.len() / 2;
     assert_eq!(piece(&app, &alice, &id, 0, &image[..half]).await.0, 200);
-    assert_eq!(piece(&app, &alice, &id, half as u64, &image[half..]).await.0, 200);
+    assert_eq!(
+        piece(&app, &alice, &id, half as u64, &image[half..])
+            .await
+            .0,
+        200
+    );
     let (st, media) = complete(&app, &alice, &id).await;
     assert_eq!(st, 200, "{media}");
-    assert_eq!((media["width"].as_u64(), media["height"].as_u64()), (Some(640), Some(320)));
+    assert_eq!(
+        (media["width"].as_u64(), media["height"].as_u64()),
+        (Some(640), Some(320))
+    );
     assert_eq!(media["thumbnail"]["width"], 480);
 
     // One never finished: gone with its piece once it expires.
@@ -298,4 +333,197 @@ async fn an_image_in_pieces_gets_its_thumbnail_and_expired_uploads_are_swept() {
     }
     assert_eq!(status(&app, &alice, &stale).await.0, 404);
     assert_eq!(piece(&app, &alice, &stale, 5, b"67890").await.0, 404);
+}
+
+/// `PUT`s `bytes` to a direct upload's `put_url` with its `put_headers`
+/// (the length as the body's own), as a client without the token would.
+async fn put_direct(status: &Value, bytes: Vec<u8>) -> u16 {
+    let mut req = reqwest::Client::new().put(status["put_url"].as_str().unwrap());
+    for (k, v) in status["put_headers"].as_object().unwrap() {
+        if k != "content-length" {
+            req = req.header(k.as_str(), v.as_str().unwrap());
+        }
+    }
+    req.body(bytes).send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn with_a_direct_bucket_the_bytes_go_straight_to_it_and_back() {
+    let app = spawn_with(|c| c.media.s3 = Some(direct_bucket())).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let eve = app.user("eve").await;
+    let chat = app.direct(&alice, &bob).await;
+    let file = file_of(3_000_000);
+    let sum = format!("{:x}", Sha256::digest(&file));
+    let (st, up) = start(
+        &app,
+        &alice,
+        json!({"kind": "file", "size": file.len(), "name": "notes.bin", "direct": true, "sha256": sum}),
+    )
+    .await;
+    assert_eq!(st, 201, "{up}");
+    assert_eq!(up["direct"], true, "{up}");
+    assert_eq!(up["put_headers"]["content-length"], "3000000");
+    assert!(
+        up["put_headers"]["x-amz-checksum-sha256"].is_string(),
+        "{up}"
+    );
+    let id = up["id"].as_str().unwrap().to_owned();
+    // Not through the server, and not before the bytes are there.
+    let (st, res) = piece(&app, &alice, &id, 0, &file[..10]).await;
+    assert_eq!((st, code(&res)), (400, "invalid_field"), "{res}");
+    let (st, res) = complete(&app, &alice, &id).await;
+    assert_eq!((st, code(&res)), (400, "invalid_field"), "{res}");
+    // The bucket takes exactly the declared bytes.
+    let mut wrong = file.clone();
+    wrong[1234] ^= 1;
+    assert!(
+        put_direct(&up, wrong).await >= 400,
+        "other bytes of the same length"
+    );
+    assert!(
+        put_direct(&up, file[..2_999_999].to_vec()).await >= 400,
+        "fewer bytes"
+    );
+    assert_eq!(put_direct(&up, file.clone()).await, 200);
+    // The status signs a fresh URL each time it is read.
+    let (_, again) = status(&app, &alice, &id).await;
+    assert!(again["put_url"].is_string(), "{again}");
+
+    let (st, media) = complete(&app, &alice, &id).await;
+    assert_eq!(st, 200, "{media}");
+    assert_eq!(
+        (media["size"].as_u64(), media["sha256"].as_str()),
+        (Some(3_000_000), Some(sum.as_str()))
+    );
+    assert_eq!(media["mime"], "application/octet-stream");
+    assert_eq!(stored_pieces(&app).await, Vec::<String>::new());
+    let media_id = media["id"].as_str().unwrap().to_owned();
+    match send_media(&app, &alice, chat, "d1", &media_id, "").await {
+        ServerFrame::Ack { .. } => {}
+        other => panic!("expected an ack, got {other:?}"),
+    }
+
+    // Bob fetches it from the bucket with a URL handed to him alone.
+    let url_of = |who: &Session| {
+        app.http
+            .get(app.url(&format!("/media/{media_id}/url")))
+            .bearer_auth(&who.token)
+            .send()
+    };
+    let res = url_of(&eve).await.unwrap();
+    assert_eq!(res.status(), 404);
+    let res = url_of(&bob).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let link: Value = res.json().await.unwrap();
+    let url = link["url"].as_str().unwrap();
+    assert!(link["expires_at"].as_i64().unwrap() > chrono_now_ms());
+    let plain = reqwest::Client::new();
+    let res = plain.get(url).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let disposition = res.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        disposition.starts_with("attachment; filename=\"notes.bin\""),
+        "{disposition}"
+    );
+    assert_eq!(res.headers()["content-type"], "application/octet-stream");
+    assert_eq!(res.bytes().await.unwrap().as_ref(), file.as_slice());
+    let res = plain
+        .get(url)
+        .header("Range", "bytes=10-19")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 206);
+    assert_eq!(res.bytes().await.unwrap().as_ref(), &file[10..20]);
+    // The proxied download still works beside it.
+    let res = download(&app, &bob, &media_id, &[]).await;
+    assert_eq!(res.bytes().await.unwrap().as_ref(), file.as_slice());
+
+    // An image put straight in gets its thumbnail; no SHA-256 declared:
+    // the server reads the object to hash it.
+    let image = png(800, 600);
+    let (_, up) = start(
+        &app,
+        &alice,
+        json!({"kind": "image", "size": image.len(), "direct": true}),
+    )
+    .await;
+    assert!(up["put_headers"]["x-amz-checksum-sha256"].is_null(), "{up}");
+    assert_eq!(put_direct(&up, image.clone()).await, 200);
+    let (st, media) = complete(&app, &alice, up["id"].as_str().unwrap()).await;
+    assert_eq!(st, 200, "{media}");
+    assert_eq!(media["sha256"], format!("{:x}", Sha256::digest(&image)));
+    assert_eq!(media["thumbnail"]["width"], 480);
+
+    // "Image" bytes that are text: refused on completion, and nothing of
+    // them is left in the bucket.
+    let text = b"<html><script>alert(1)</script></html>".repeat(100);
+    let (_, up) = start(
+        &app,
+        &alice,
+        json!({"kind": "image", "size": text.len(), "direct": true}),
+    )
+    .await;
+    let liar = up["id"].as_str().unwrap().to_owned();
+    assert_eq!(put_direct(&up, text).await, 200);
+    let (st, res) = complete(&app, &alice, &liar).await;
+    assert_eq!((st, code(&res)), (400, "invalid_field"), "{res}");
+    assert_eq!(status(&app, &alice, &liar).await.0, 404);
+    assert_eq!(stored_pieces(&app).await, Vec::<String>::new());
+    let files = stored_files(&app).await;
+    assert_eq!(
+        files.iter().filter(|k| k.starts_with("files/")).count(),
+        2,
+        "{files:?}"
+    );
+}
+
+#[tokio::test]
+async fn without_a_direct_bucket_uploads_go_through_the_server() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let (st, up) = start(
+        &app,
+        &alice,
+        json!({"kind": "file", "size": 5, "direct": true, "sha256": format!("{:x}", Sha256::digest(b"hello"))}),
+    )
+    .await;
+    assert_eq!(st, 201);
+    assert_eq!(
+        (up["direct"].as_bool(), up.get("put_url")),
+        (Some(false), None),
+        "{up}"
+    );
+    let id = up["id"].as_str().unwrap().to_owned();
+    assert_eq!(piece(&app, &alice, &id, 0, b"hello").await.0, 200);
+    let (st, media) = complete(&app, &alice, &id).await;
+    assert_eq!(st, 200, "{media}");
+    let res = app
+        .http
+        .get(app.url(&format!("/media/{}/url", media["id"].as_str().unwrap())))
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    // A malformed SHA-256 is refused whatever the server offers.
+    let (st, res) = start(
+        &app,
+        &alice,
+        json!({"kind": "file", "size": 5, "sha256": "abc"}),
+    )
+    .await;
+    assert_eq!((st, code(&res)), (400, "invalid_field"), "{res}");
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }

@@ -84,7 +84,7 @@ pub async fn spawn_at(data_dir: PathBuf, addr: &str, adjust: impl FnOnce(&mut Co
         use futures_util::StreamExt;
         if let Some(Err(e)) = media.list(None).next().await {
             panic!(
-                "HARK_TEST_MEDIA=s3: the S3 server at {} does not answer ({e}); \
+                "the S3 server at {} does not answer ({e}); \
                  start it with scripts/s3.sh up",
                 s3.endpoint.as_deref().unwrap_or("?")
             );
@@ -163,14 +163,24 @@ pub fn media_s3() -> bool {
     }
 }
 
+/// The bucket scripts/s3.sh runs, with clients putting and fetching files
+/// straight from it (`direct`), keys under a prefix of their own.
+pub fn direct_bucket() -> hark_server::config::S3 {
+    let prefix = format!("direct-{:032x}", rand::random::<u128>());
+    hark_server::config::S3 {
+        direct: true,
+        ..s3_config(&prefix)
+    }
+}
+
 /// The bucket scripts/s3.sh runs (`eval "$(scripts/s3.sh env)"`), keys
 /// under `prefix`.
 fn s3_config(prefix: &str) -> hark_server::config::S3 {
     let var = |name: &str| {
         std::env::var(name).unwrap_or_else(|_| {
             panic!(
-                "HARK_TEST_MEDIA=s3 needs {name}: run scripts/s3.sh up and \
-                 export the settings scripts/s3.sh env prints"
+                "this test needs an S3 server ({name} is not set): run \
+                 scripts/s3.sh up and export the settings scripts/s3.sh env prints"
             )
         })
     };

@@ -104,7 +104,7 @@ pub(crate) async fn create_upload(db: &Db, u: &UploadRecord) -> StoreResult<()> 
     db.exec(
         &format!(
             "INSERT INTO media_uploads ({UPLOAD_COLUMNS})
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ),
         &[
             &u.id,
@@ -118,6 +118,7 @@ pub(crate) async fn create_upload(db: &Db, u: &UploadRecord) -> StoreResult<()> 
             &u.direct,
             &u.created_at,
             &u.expires_at,
+            &u.sha256,
         ],
     )
     .await?;

@@ -85,7 +85,7 @@ pub(crate) fn may_download(conn: &Connection, user: UserId, id: &MediaId) -> Sto
 
 pub(crate) fn create_upload(conn: &Connection, u: &UploadRecord) -> StoreResult<()> {
     conn.prepare_cached(&format!(
-        "INSERT INTO media_uploads ({UPLOAD_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        "INSERT INTO media_uploads ({UPLOAD_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
     ))?
     .execute(params![
         u.id,
@@ -99,6 +99,7 @@ pub(crate) fn create_upload(conn: &Connection, u: &UploadRecord) -> StoreResult<
         u.direct,
         u.created_at,
         u.expires_at,
+        u.sha256,
     ])?;
     Ok(())
 }

@@ -246,8 +246,10 @@ ALTER TABLE media ADD COLUMN duration_ms INTEGER;
     r#"
 -- Resumable uploads (crate::media::resumable): a file sent in pieces, each
 -- stored as `incoming/<id>/<part>` when it arrives; `parts` names them in
--- order (comma-separated), `received` is the bytes they hold. Removed
--- with their pieces once `expires_at` passes.
+-- order (comma-separated), `received` is the bytes they hold. A direct
+-- upload's one object is `incoming/<id>/file`, put by the client, with the
+-- `sha256` it declared (hex) when it did. Removed with their pieces once
+-- `expires_at` passes.
 CREATE TABLE media_uploads (
     id          TEXT PRIMARY KEY,
     uploader    INTEGER NOT NULL REFERENCES users(id),
@@ -258,6 +260,7 @@ CREATE TABLE media_uploads (
     parts       TEXT NOT NULL,
     media_id    TEXT,
     direct      INTEGER NOT NULL,
+    sha256      TEXT,
     created_at  INTEGER NOT NULL,
     expires_at  INTEGER NOT NULL
 ) WITHOUT ROWID;

@@ -1,0 +1,200 @@
+// Large files in the browser: a file over 8 MiB goes up as a resumable
+// upload (`/v1/media/uploads`) in 8 MiB pieces. When the network breaks
+// mid-piece, the client asks the server where the upload stands and goes on
+// from there instead of sending the file again from its start; the other
+// side gets the file, byte for byte. An upload that cannot get through
+// gives up with a clear reason and keeps the draft; a cancelled one is
+// removed from the server.
+
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { apiRegister, eventually, launchBrowser, login, openPage, screenshotPath, startDirect, startServer } from './helpers.mjs';
+
+const MiB = 1024 * 1024;
+
+let server;
+let browser;
+let dir;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+  dir = mkdtempSync(join(tmpdir(), 'hark-upload-test-'));
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.destroy();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
+
+/** A file of `size` random bytes (nothing a server could shorten) in the test's folder. */
+function randomFile(name, size) {
+  const bytes = randomBytes(size);
+  const path = join(dir, name);
+  writeFileSync(path, bytes);
+  return { path, bytes };
+}
+
+/** Every request `page` makes under /v1/media, as "METHOD /path". */
+function mediaRequests(page) {
+  const seen = [];
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.pathname.startsWith('/v1/media')) seen.push(`${r.method()} ${u.pathname.replace(/[0-9a-f]{32}/, '{id}')}`);
+  });
+  return seen;
+}
+
+test('a 20 MiB file whose connection breaks mid-upload goes on from where the server stands and arrives intact', async () => {
+  const { path, bytes } = randomFile('site-backup.tar', 20 * MiB);
+  await apiRegister(server.url, 'alice', 'Alice');
+  const bobApi = await apiRegister(server.url, 'bob', 'Bob');
+  const alice = await openPage(browser, server.url);
+  const bob = await openPage(browser, server.url);
+  await login(alice.page, 'alice');
+  await login(bob.page, 'bob');
+  await startDirect(alice.page, 'bob');
+  const seen = mediaRequests(alice.page);
+
+  // The network between Alice and the server: the second piece is cut off;
+  // the piece after it waits until the progress bar has been looked at.
+  const steps = [];
+  let patches = 0;
+  let releaseHeld;
+  const held = new Promise((r) => (releaseHeld = r));
+  let reachedHeld;
+  const atHeld = new Promise((r) => (reachedHeld = r));
+  await alice.page.route('**/v1/media/uploads/*', async (route) => {
+    const req = route.request();
+    if (req.method() === 'GET') {
+      const res = await route.fetch();
+      const status = await res.json();
+      steps.push({ method: 'GET', received: status.received });
+      return route.fulfill({ response: res, json: status });
+    }
+    if (req.method() !== 'PATCH') return route.continue();
+    patches += 1;
+    steps.push({ method: 'PATCH', offset: Number(req.headers()['upload-offset']), cut: patches === 2 });
+    if (patches === 2) return route.abort('connectionreset');
+    if (patches === 3) {
+      reachedHeld();
+      await held;
+    }
+    return route.continue();
+  });
+
+  await alice.page.getByTestId('file-input').setInputFiles(path);
+  await alice.page.getByTestId('attachment-name').filter({ hasText: 'site-backup.tar' }).waitFor();
+  await alice.page.getByTestId('send').click();
+
+  // Mid-upload, after the break: the bar shows the 8 of 20 MiB the server holds (or more, as the next piece goes out).
+  await atHeld;
+  const bar = alice.page.getByTestId('upload-progress');
+  const percent = Number(await bar.getAttribute('aria-valuenow'));
+  assert.ok(percent >= 40 && percent < 100, `the progress bar mid-upload: ${percent}%`);
+  assert.equal(await alice.page.getByTestId('send').isDisabled(), true, 'no second send while uploading');
+  await alice.page.screenshot({ path: screenshotPath('upload-progress.png') });
+  copyFileSync(screenshotPath('upload-progress.png'), join(tmpdir(), 'hark-upload-progress.png'));
+  releaseHeld();
+
+  await alice.page.getByTestId('attachment').waitFor({ state: 'detached', timeout: 60_000 });
+  await alice.page.locator('[data-testid=msg-out] [data-testid=media-file-name]', { hasText: 'site-backup.tar' }).waitFor();
+
+  // Resumed, not started again: after the cut, the status was read and the next piece began at its `received`.
+  const piece = 8 * MiB;
+  assert.deepEqual(steps, [
+    { method: 'PATCH', offset: 0, cut: false },
+    { method: 'PATCH', offset: piece, cut: true },
+    { method: 'GET', received: piece },
+    { method: 'PATCH', offset: piece, cut: false },
+    { method: 'PATCH', offset: 2 * piece, cut: false },
+  ]);
+  assert.deepEqual(seen, [
+    'POST /v1/media/uploads',
+    'PATCH /v1/media/uploads/{id}',
+    'PATCH /v1/media/uploads/{id}',
+    'GET /v1/media/uploads/{id}',
+    'PATCH /v1/media/uploads/{id}',
+    'PATCH /v1/media/uploads/{id}',
+    'POST /v1/media/uploads/{id}/complete',
+  ]);
+
+  // Bob sees its name and size, and downloads the same bytes.
+  const ref = await eventually(async () => (await bobApi.get('/v1/chats'))[0]?.last_message?.media, { message: 'the message on the server' });
+  assert.equal(ref.kind, 'file');
+  assert.equal(ref.size, bytes.length);
+  assert.equal(ref.sha256, sha256(bytes));
+  const card = bob.page.locator('[data-testid=msg-in] [data-testid=media-file]', { hasText: 'site-backup.tar' });
+  await card.waitFor();
+  assert.equal(await card.getByTestId('media-file-size').textContent(), '20 MB · TAR');
+  const [download] = await Promise.all([bob.page.waitForEvent('download'), card.getByTestId('media-download').click()]);
+  assert.equal(download.suggestedFilename(), 'site-backup.tar');
+  assert.equal(sha256(readFileSync(await download.path())), sha256(bytes), 'the downloaded bytes are the original');
+
+  assert.deepEqual(alice.page.errors, []);
+  assert.deepEqual(bob.page.errors, []);
+  await alice.context.close();
+  await bob.context.close();
+});
+
+test('an upload that cannot get through fails with a clear reason; a cancelled one is removed from the server', async () => {
+  const { path } = randomFile('holiday.mkv.part', 12 * MiB);
+  const carolApi = await apiRegister(server.url, 'carol', 'Carol');
+  await apiRegister(server.url, 'dave', 'Dave');
+  const carol = await openPage(browser, server.url);
+  await login(carol.page, 'carol');
+  await startDirect(carol.page, 'dave');
+  const seen = mediaRequests(carol.page);
+
+  // Every piece is cut off: after its tries (0.5 + 1 + 2 + 4 + 8 s of waiting) the upload gives up.
+  const uploads = [];
+  carol.page.on('response', async (res) => {
+    if (res.request().method() === 'POST' && new URL(res.url()).pathname === '/v1/media/uploads') uploads.push((await res.json()).id);
+  });
+  const cutAll = (route) => (route.request().method() === 'PATCH' ? route.abort('connectionreset') : route.continue());
+  await carol.page.route('**/v1/media/uploads/*', cutAll);
+  await carol.page.getByTestId('file-input').setInputFiles(path);
+  await carol.page.getByTestId('composer').fill('The video, finally');
+  await carol.page.getByTestId('send').click();
+  const error = carol.page.getByTestId('upload-error');
+  await error.waitFor({ timeout: 40_000 });
+  assert.match(await error.textContent(), /^Couldn't send it: the upload gave up after 6 tries \(.+\)$/);
+  assert.equal(await carol.page.getByTestId('composer').inputValue(), 'The video, finally', 'the caption stays');
+  assert.equal(seen.filter((s) => s === 'PATCH /v1/media/uploads/{id}').length, 6);
+  assert.equal(seen.filter((s) => s === 'GET /v1/media/uploads/{id}').length, 5, 'the status is read before each new try');
+  // The failed upload does not hold the quota until it expires.
+  await eventually(() => seen.includes('DELETE /v1/media/uploads/{id}'), { message: 'the failed upload removed' });
+  await eventually(async () => (await fetch(`${server.url}/v1/media/uploads/${uploads[0]}`, { headers: { authorization: `Bearer ${carolApi.token}` } })).status === 404, {
+    message: 'the failed upload gone from the server',
+  });
+
+  // Tried again, and cancelled while the first piece is on its way: removed from the server too.
+  await carol.page.unroute('**/v1/media/uploads/*', cutAll);
+  let reached;
+  const atPiece = new Promise((r) => (reached = r));
+  await carol.page.route('**/v1/media/uploads/*', async (route) => {
+    if (route.request().method() === 'PATCH') {
+      reached();
+      return; // held: the request never completes until cancelled
+    }
+    return route.continue();
+  });
+  await carol.page.getByTestId('send').click();
+  await atPiece;
+  await carol.page.getByTestId('attachment-remove').click();
+  await carol.page.getByTestId('attachment').waitFor({ state: 'detached' });
+  await eventually(() => uploads.length === 2 && seen.filter((s) => s === 'DELETE /v1/media/uploads/{id}').length === 2, { message: 'the cancelled upload removed' });
+  const gone = await fetch(`${server.url}/v1/media/uploads/${uploads[1]}`, { headers: { authorization: `Bearer ${carolApi.token}` } });
+  assert.equal(gone.status, 404);
+  assert.equal(await carol.page.locator('[data-testid=msg-out]').count(), 0, 'nothing was sent');
+
+  assert.deepEqual(carol.page.errors, []);
+  await carol.context.close();
+});
