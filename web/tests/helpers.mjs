@@ -15,10 +15,14 @@ export const artifacts = resolve(here, '..', 'test-artifacts');
 const binary = process.env.HARK_BIN ?? join(repo, 'target', 'debug', 'hark');
 const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
-/** Start `hark serve` on `addr` (default port 0) with `dataDir`; resolves once it listens. */
-export async function startServer({ dataDir, port = 0 } = {}) {
+/**
+ * Start `hark serve` on `addr` (default port 0) with `dataDir` (and the TOML
+ * file `config`, if given); resolves once it listens.
+ */
+export async function startServer({ dataDir, port = 0, config } = {}) {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'hark-web-test-'));
-  const proc = spawn(binary, ['serve', '--addr', `127.0.0.1:${port}`, '--data-dir', dir], {
+  const args = ['serve', '--addr', `127.0.0.1:${port}`, '--data-dir', dir, ...(config ? ['--config', config] : [])];
+  const proc = spawn(binary, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
   });

@@ -4,7 +4,9 @@
 // from there instead of sending the file again from its start; the other
 // side gets the file, byte for byte. An upload that cannot get through
 // gives up with a clear reason and keeps the draft; a cancelled one is
-// removed from the server.
+// removed from the server. With a bucket that takes uploads directly
+// (`[media.s3] direct`, the SeaweedFS of scripts/s3.sh), the bytes go to
+// the bucket in one PUT and never through the server.
 
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -12,7 +14,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { apiRegister, eventually, launchBrowser, login, openPage, screenshotPath, startDirect, startServer } from './helpers.mjs';
+import { apiRegister, eventually, launchBrowser, login, openChat, openPage, screenshotPath, startDirect, startServer } from './helpers.mjs';
 
 const MiB = 1024 * 1024;
 
@@ -131,6 +133,7 @@ test('a 20 MiB file whose connection breaks mid-upload goes on from where the se
   assert.equal(ref.kind, 'file');
   assert.equal(ref.size, bytes.length);
   assert.equal(ref.sha256, sha256(bytes));
+  await openChat(bob.page, 'Alice');
   const card = bob.page.locator('[data-testid=msg-in] [data-testid=media-file]', { hasText: 'site-backup.tar' });
   await card.waitFor();
   assert.equal(await card.getByTestId('media-file-size').textContent(), '20 MB · TAR');
@@ -191,10 +194,103 @@ test('an upload that cannot get through fails with a clear reason; a cancelled o
   await carol.page.getByTestId('attachment-remove').click();
   await carol.page.getByTestId('attachment').waitFor({ state: 'detached' });
   await eventually(() => uploads.length === 2 && seen.filter((s) => s === 'DELETE /v1/media/uploads/{id}').length === 2, { message: 'the cancelled upload removed' });
-  const gone = await fetch(`${server.url}/v1/media/uploads/${uploads[1]}`, { headers: { authorization: `Bearer ${carolApi.token}` } });
-  assert.equal(gone.status, 404);
+  await eventually(async () => (await fetch(`${server.url}/v1/media/uploads/${uploads[1]}`, { headers: { authorization: `Bearer ${carolApi.token}` } })).status === 404, {
+    message: 'the cancelled upload gone from the server',
+  });
   assert.equal(await carol.page.locator('[data-testid=msg-out]').count(), 0, 'nothing was sent');
 
   assert.deepEqual(carol.page.errors, []);
   await carol.context.close();
+});
+
+/** The bucket scripts/s3.sh runs (scripts/test.sh exports its settings). */
+const S3 = {
+  endpoint: process.env.HARK_TEST_S3_ENDPOINT ?? `http://127.0.0.1:${process.env.HARK_S3_PORT ?? 17304}`,
+  bucket: process.env.HARK_TEST_S3_BUCKET ?? 'hark-test',
+  accessKey: process.env.HARK_TEST_S3_ACCESS_KEY ?? 'hark-test',
+  secretKey: process.env.HARK_TEST_S3_SECRET_KEY ?? 'hark-test-secret',
+};
+
+test('with a direct bucket, a 12 MiB file goes to the bucket in one PUT, arrives and downloads intact', async () => {
+  try {
+    await fetch(S3.endpoint, { signal: AbortSignal.timeout(5_000) });
+  } catch (e) {
+    throw new Error(`this test needs the S3 server at ${S3.endpoint} (${e.cause?.code ?? e.message}): run scripts/s3.sh up`);
+  }
+  const config = join(dir, 'direct.toml');
+  writeFileSync(
+    config,
+    [
+      '[media.s3]',
+      `bucket = "${S3.bucket}"`,
+      `endpoint = "${S3.endpoint}"`,
+      'region = "us-east-1"',
+      `access_key_id = "${S3.accessKey}"`,
+      `secret_access_key = "${S3.secretKey}"`,
+      `prefix = "web-test-${randomBytes(6).toString('hex')}"`,
+      'path_style = true',
+      'direct = true',
+      '',
+    ].join('\n'),
+  );
+  const direct = await startServer({ config });
+  try {
+    const { path, bytes } = randomFile('drone-footage.raw', 12 * MiB);
+    await apiRegister(direct.url, 'erin', 'Erin');
+    const frankApi = await apiRegister(direct.url, 'frank', 'Frank');
+    const erin = await openPage(browser, direct.url, { bypassCSP: true });
+    const frank = await openPage(browser, direct.url);
+    await login(erin.page, 'erin');
+    await login(frank.page, 'frank');
+    await startDirect(erin.page, 'frank');
+
+    // Every request Erin's page makes for the upload, to the server or to the bucket.
+    const bucketOrigin = new URL(S3.endpoint).origin;
+    const seen = [];
+    erin.page.on('request', (r) => {
+      const u = new URL(r.url());
+      if (u.origin === bucketOrigin) seen.push({ to: 'bucket', method: r.method(), path: u.pathname, signed: u.searchParams.has('X-Amz-Signature'), auth: r.headers().authorization ?? null });
+      else if (u.pathname.startsWith('/v1/media')) seen.push({ to: 'server', method: r.method(), path: u.pathname.replace(/[0-9a-f]{32}/, '{id}') });
+    });
+    const consoleWarnings = [];
+    erin.page.on('console', (m) => (m.type() === 'warning' || m.type() === 'error') && consoleWarnings.push(m.text()));
+
+    await erin.page.getByTestId('file-input').setInputFiles(path);
+    await erin.page.getByTestId('attachment-name').filter({ hasText: 'drone-footage.raw' }).waitFor();
+    await erin.page.getByTestId('send').click();
+    await erin.page.getByTestId('attachment').waitFor({ state: 'detached', timeout: 60_000 });
+    await erin.page.locator('[data-testid=msg-out] [data-testid=media-file-name]', { hasText: 'drone-footage.raw' }).waitFor();
+
+    assert.deepEqual(consoleWarnings, [], 'the bucket was reachable from the page');
+    const puts = seen.filter((r) => r.to === 'bucket' && r.method === 'PUT');
+    assert.equal(puts.length, 1, `one PUT to the bucket: ${JSON.stringify(seen)}`);
+    assert.ok(puts[0].path.startsWith(`/${S3.bucket}/`), `into the bucket: ${puts[0].path}`);
+    assert.equal(puts[0].signed, true, 'a presigned URL');
+    assert.equal(puts[0].auth, null, 'no token goes to the bucket');
+    assert.deepEqual(
+      seen.filter((r) => r.to === 'server'),
+      [
+        { to: 'server', method: 'POST', path: '/v1/media/uploads' },
+        { to: 'server', method: 'POST', path: '/v1/media/uploads/{id}/complete' },
+      ],
+      'no bytes through the server (no PATCH, no POST /v1/media)',
+    );
+
+    const ref = await eventually(async () => (await frankApi.get('/v1/chats'))[0]?.last_message?.media, { message: 'the message on the server' });
+    assert.equal(ref.size, bytes.length);
+    assert.equal(ref.sha256, sha256(bytes));
+    await openChat(frank.page, 'Erin');
+    const card = frank.page.locator('[data-testid=msg-in] [data-testid=media-file]', { hasText: 'drone-footage.raw' });
+    await card.waitFor();
+    assert.equal(await card.getByTestId('media-file-size').textContent(), '12 MB · RAW');
+    const [download] = await Promise.all([frank.page.waitForEvent('download'), card.getByTestId('media-download').click()]);
+    assert.equal(sha256(readFileSync(await download.path())), sha256(bytes), 'the downloaded bytes are the original');
+
+    assert.deepEqual(erin.page.errors, []);
+    assert.deepEqual(frank.page.errors, []);
+    await erin.context.close();
+    await frank.context.close();
+  } finally {
+    await direct.destroy();
+  }
 });

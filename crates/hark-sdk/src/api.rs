@@ -28,7 +28,7 @@ pub enum Page {
 /// Cheap to clone: clones share one connection pool.
 #[derive(Debug, Clone)]
 pub struct Api {
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     /// The server's base URL without a trailing slash, e.g. `http://127.0.0.1:8080`.
     base: String,
     /// The bearer token of the logged-in device, if any.
@@ -263,7 +263,7 @@ impl Api {
             .bearer_auth(token))
     }
 
-    async fn call<B: Serialize + ?Sized, T: DeserializeOwned>(
+    pub(crate) async fn call<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
@@ -281,7 +281,7 @@ impl Api {
         decode(req.send().await?).await
     }
 
-    async fn call_empty<B: Serialize + ?Sized>(
+    pub(crate) async fn call_empty<B: Serialize + ?Sized>(
         &self,
         method: Method,
         path: &str,

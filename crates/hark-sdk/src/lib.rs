@@ -34,6 +34,7 @@ mod connection;
 mod error;
 mod media;
 mod outbox;
+mod resumable;
 mod sync;
 mod url;
 
@@ -42,3 +43,4 @@ pub use connection::{ClientEvent, ConnectOptions, Connection, PendingSend};
 pub use error::{Error, Result};
 pub use hark_proto as proto;
 pub use outbox::new_client_id;
+pub use resumable::UploadOptions;

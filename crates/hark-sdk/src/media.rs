@@ -10,7 +10,7 @@ use std::path::Path;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Bytes read from the file per chunk of the upload body.
-const CHUNK: usize = 64 * 1024;
+pub(crate) const CHUNK: usize = 64 * 1024;
 
 impl Api {
     /// `POST /v1/media`: uploads the file at `path` as `kind`, named by its
@@ -54,31 +54,57 @@ impl Api {
         crate::api::decode(req.send().await?).await
     }
 
-    /// `GET /v1/media/{id}` into the file at `dest` (written beside it
-    /// first, then renamed, so a cut download leaves no half file under
-    /// that name). `progress` hears (bytes received, total). Returns the
-    /// bytes written.
+    /// Downloads file `id` into the file at `dest`: from the server's
+    /// bucket when it hands out URLs (`GET /v1/media/{id}/url`), else from
+    /// `GET /v1/media/{id}`. The bytes go to `<dest>.<id>.part` first and
+    /// are renamed to `dest` when complete, so a cut download leaves no
+    /// half file under that name; a later call for the same file and
+    /// `dest` goes on from where the part file ends (HTTP `Range`).
+    /// `progress` hears (bytes written, total). Returns the file's size.
     pub async fn download_file(
         &self,
         id: &MediaId,
         dest: &Path,
         mut progress: impl FnMut(u64, u64),
     ) -> Result<u64> {
-        let resp = self
-            .request(Method::GET, &format!("/v1/media/{}", id.0))?
-            .send()
-            .await?;
+        let mut partial = dest.as_os_str().to_owned();
+        partial.push(format!(".{}.part", id.0));
+        let partial = std::path::PathBuf::from(partial);
+        let have = match tokio::fs::metadata(&partial).await {
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        };
+        let mut req = match self.media_url(id).await? {
+            Some(url) => self.http.get(url.url),
+            None => self.request(Method::GET, &format!("/v1/media/{}", id.0))?,
+        };
+        if have > 0 {
+            req = req.header(reqwest::header::RANGE, format!("bytes={have}-"));
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        if have > 0 && status == 416 {
+            // The part file holds it all already.
+            tokio::fs::rename(&partial, dest).await?;
+            return Ok(have);
+        }
         if !resp.status().is_success() {
             return Err(crate::api::error_from(resp).await);
         }
-        let total = resp.content_length().unwrap_or(0);
-        let partial = dest.with_extension(match dest.extension() {
-            Some(ext) => format!("{}.part", ext.to_string_lossy()),
-            None => "part".to_owned(),
-        });
-        let mut file = tokio::fs::File::create(&partial).await?;
+        let resumed = status == 206;
+        let start = if resumed { have } else { 0 };
+        let total = start + resp.content_length().unwrap_or(0);
+        let mut file = if resumed {
+            tokio::fs::OpenOptions::new()
+                .append(true)
+                .open(&partial)
+                .await?
+        } else {
+            tokio::fs::File::create(&partial).await?
+        };
         let mut stream = resp.bytes_stream();
-        let mut got = 0u64;
+        let mut got = start;
+        progress(got, total);
         while let Some(chunk) = stream.next().await {
             let chunk = chunk?;
             file.write_all(&chunk).await?;
@@ -89,13 +115,27 @@ impl Api {
         file.sync_all().await?;
         drop(file);
         if total != 0 && got != total {
-            let _ = tokio::fs::remove_file(&partial).await;
             return Err(Error::Protocol(format!(
-                "the download ended after {got} of {total} bytes"
+                "the download ended after {got} of {total} bytes; download it again to go on"
             )));
         }
         tokio::fs::rename(&partial, dest).await?;
         Ok(got)
+    }
+
+    /// `GET /v1/media/{id}/url`: a URL to fetch file `id` from without a
+    /// token, for a while, when the server's bucket hands them out
+    /// (`None` when the server serves its files itself, or the file is
+    /// not there for this user: the download proper says which).
+    pub async fn media_url(&self, id: &MediaId) -> Result<Option<hark_proto::MediaUrl>> {
+        let resp = self
+            .request(Method::GET, &format!("/v1/media/{}/url", id.0))?
+            .send()
+            .await?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        crate::api::decode(resp).await.map(Some)
     }
 
     /// An image's thumbnail (`GET /v1/media/{id}/thumbnail`; its type and

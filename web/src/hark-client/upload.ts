@@ -113,7 +113,11 @@ async function sendPieces(
  */
 class BucketUnreachable extends Error {}
 
-/** A direct upload's bytes: the whole file PUT to the bucket, again from the start after a failure. */
+/**
+ * A direct upload's bytes: the whole file PUT to the bucket, again from the
+ * start after a failure, with a URL read afresh from the upload's status
+ * (a URL works for a limited time).
+ */
 async function putDirect(
   api: HarkApi,
   upload: UploadStatus,
@@ -125,8 +129,9 @@ async function putDirect(
   let sentAny = false;
   await retrying(async () => {
     tries += 1;
+    const target = tries === 1 ? upload : await api.uploadStatus(upload.id, signal);
     try {
-      await api.putToBucket(upload, file, {
+      await api.putToBucket(target, file, {
         signal,
         onProgress: (sent) => {
           if (sent > 0) sentAny = true;

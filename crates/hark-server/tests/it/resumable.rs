@@ -527,3 +527,94 @@ fn chrono_now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+/// The (sent, total) pairs a progress callback heard.
+type Heard = std::sync::Arc<std::sync::Mutex<Vec<(u64, u64)>>>;
+
+/// What an SDK upload's progress callback heard.
+fn heard() -> (Heard, impl FnMut(u64, u64) + Send + 'static) {
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = heard.clone();
+    (heard, move |sent, total| {
+        log.lock().unwrap().push((sent, total))
+    })
+}
+
+#[tokio::test]
+async fn the_sdk_uploads_in_pieces_resumes_and_downloads_where_it_left_off() {
+    for direct in [false, true] {
+        let app = if direct {
+            spawn_with(|c| c.media.s3 = Some(direct_bucket())).await
+        } else {
+            spawn_app().await
+        };
+        let alice = app.user("alice").await;
+        let api = hark_sdk::Api::new(&app.base)
+            .unwrap()
+            .with_token(&alice.token);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("talk.bin");
+        let file = file_of(1_300_000);
+        std::fs::write(&path, &file).unwrap();
+        let options = hark_sdk::UploadOptions {
+            piece_bytes: 256 * 1024,
+            ..Default::default()
+        };
+
+        // One piece went up before the connection was lost; resuming sends
+        // only the rest.
+        let started = api
+            .start_upload(&path, hark_proto::MediaKind::File, direct)
+            .await
+            .unwrap();
+        assert_eq!(started.direct, direct);
+        if !direct {
+            let (st, _) = piece(&app, &alice, &started.id, 0, &file[..300_000]).await;
+            assert_eq!(st, 200);
+        }
+        let (progress, tell) = heard();
+        let media = api
+            .resume_upload(&started.id, &path, &options, tell)
+            .await
+            .unwrap();
+        assert_eq!(media.sha256, format!("{:x}", Sha256::digest(&file)));
+        assert_eq!(media.name.as_deref(), Some("talk.bin"));
+        let progress = progress.lock().unwrap().clone();
+        let first = progress.first().copied().unwrap();
+        assert_eq!(
+            first,
+            (if direct { 0 } else { 300_000 }, 1_300_000),
+            "{progress:?}"
+        );
+        assert_eq!(progress.last().copied(), Some((1_300_000, 1_300_000)));
+        assert!(
+            progress.windows(2).all(|w| w[0].0 <= w[1].0),
+            "{progress:?}"
+        );
+
+        // A download cut off after 500,000 bytes goes on from there.
+        let dest = dir.path().join("copy.bin");
+        let part = dir.path().join(format!("copy.bin.{}.part", media.id.0));
+        std::fs::write(&part, &file[..500_000]).unwrap();
+        let (progress, tell) = heard();
+        let got = api.download_file(&media.id, &dest, tell).await.unwrap();
+        assert_eq!(got, 1_300_000);
+        assert_eq!(std::fs::read(&dest).unwrap(), file);
+        assert!(!part.exists());
+        assert_eq!(
+            progress.lock().unwrap().first().copied(),
+            Some((500_000, 1_300_000))
+        );
+        // Served by the bucket exactly when it hands out URLs.
+        assert_eq!(api.media_url(&media.id).await.unwrap().is_some(), direct);
+
+        // The whole way in one call.
+        let (_, tell) = heard();
+        let again = api
+            .upload_resumable(&path, hark_proto::MediaKind::File, &options, tell)
+            .await
+            .unwrap();
+        assert_eq!(again.sha256, media.sha256);
+        assert_ne!(again.id, media.id);
+    }
+}

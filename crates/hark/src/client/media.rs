@@ -4,7 +4,7 @@
 use super::view;
 use anyhow::{bail, Context};
 use hark_proto::{ChatId, MediaKind, MediaRef, Seq};
-use hark_sdk::{Api, Page};
+use hark_sdk::{Api, Page, UploadOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -17,13 +17,24 @@ pub(super) async fn upload(api: &Api, path: &Path, kind: Option<&str>) -> anyhow
     };
     let bar = bar(&format!("uploading {}", path.display()));
     let shown = bar.clone();
-    let media = api
-        .upload_file(path, kind, move |sent, total| {
-            shown.set_length(total);
-            shown.set_position(sent);
-        })
+    let show = move |sent, total| {
+        shown.set_length(total);
+        shown.set_position(sent);
+    };
+    let options = UploadOptions::default();
+    let size = tokio::fs::metadata(path)
         .await
-        .with_context(|| format!("uploading {}", path.display()));
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    // A large file goes in pieces that survive a broken connection or a
+    // restarting server (or straight into the server's bucket, when it
+    // offers that); a small one in one request.
+    let media = if size > options.piece_bytes {
+        api.upload_resumable(path, kind, &options, show).await
+    } else {
+        api.upload_file(path, kind, show).await
+    }
+    .with_context(|| format!("uploading {}", path.display()));
     bar.finish_and_clear();
     let media = media?;
     eprintln!("uploaded {}", view::media_label(&media));

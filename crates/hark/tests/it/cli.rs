@@ -321,6 +321,27 @@ fn a_file_goes_up_with_send_and_comes_down_with_download() {
     // A message without a file: a clear refusal.
     let refused = hark_refused(&server, bob.path(), &["download", "alice", "3"]);
     assert!(refused.contains("carries no file"), "{refused}");
+
+    // A file larger than a piece (8 MiB) goes up in pieces, resumably.
+    let big: Vec<u8> = (0..9 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    let large = alice.path().join("recording.bin");
+    std::fs::write(&large, &big).unwrap();
+    let sent = hark(
+        &server,
+        alice.path(),
+        &["send", "bob", "--file", large.to_str().unwrap()],
+    );
+    assert!(sent.contains("[seq 4]"), "{sent}");
+    let saved = bob.path().join("recording copy.bin");
+    hark(
+        &server,
+        bob.path(),
+        &["download", "alice", "4", "-o", saved.to_str().unwrap()],
+    );
+    assert!(
+        std::fs::read(&saved).unwrap() == big,
+        "the large file differs"
+    );
 }
 
 #[test]

@@ -277,3 +277,125 @@ async fn a_user_online_at_kill_9_is_offline_with_last_seen_after_restart() {
     );
     drop(server);
 }
+
+/// A file of `len` bytes that is not all the same byte.
+fn file_bytes(len: usize) -> Vec<u8> {
+    let mut x: u32 = 2463534242;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// The names in `dir`, or none when it does not exist.
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_cut_by_kill_9_leaves_no_file_and_resumes_after_restart() {
+    use sha2::{Digest, Sha256};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const MIB: u64 = 1024 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Uploads paced to 4 MiB/s: the kill lands mid-upload.
+    let config = dir.path().join("hark.toml");
+    std::fs::write(&config, "[media]\nupload_bytes_per_second = 4194304\n").unwrap();
+    let start = || {
+        let mut command = std::process::Command::new(crate::support::HARK);
+        command
+            .args(["serve", "--addr", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&data)
+            .stderr(std::process::Stdio::null());
+        ServerProcess::spawn(command)
+    };
+    let server = start();
+    let (api, _) = account(&server.url, "alice").await;
+    let path = dir.path().join("film.bin");
+    let file = file_bytes(24 * MIB as usize);
+    std::fs::write(&path, &file).unwrap();
+    let options = hark_sdk::UploadOptions {
+        piece_bytes: 2 * MIB,
+        direct: false,
+        attempts: 1,
+    };
+    let upload = api
+        .start_upload(&path, hark_sdk::proto::MediaKind::File, false)
+        .await
+        .unwrap();
+    let sent = Arc::new(AtomicU64::new(0));
+    let seen = sent.clone();
+    let going = {
+        let (api, path, options, id) = (
+            api.clone(),
+            path.clone(),
+            options.clone(),
+            upload.id.clone(),
+        );
+        tokio::spawn(async move {
+            api.resume_upload(&id, &path, &options, move |s, _| {
+                seen.store(s, Ordering::Relaxed)
+            })
+            .await
+        })
+    };
+    while sent.load(Ordering::Relaxed) < 12 * MIB {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.kill9();
+    assert!(
+        going.await.unwrap().is_err(),
+        "the upload cannot have finished"
+    );
+    // No file, whole or half, is visible: only the upload's pieces exist.
+    assert_eq!(names_in(&data.join("media/files")), Vec::<String>::new());
+    assert_eq!(
+        names_in(&data.join("media/incoming")),
+        vec![upload.id.clone()]
+    );
+
+    let server = start();
+    let api = rebase(&api, &server.url);
+    let status = api.upload_status(&upload.id).await.unwrap();
+    // Whole pieces were kept; the one being written when the server died was not.
+    assert!(
+        status.received >= 2 * MIB && status.received < 24 * MIB,
+        "{status:?}"
+    );
+    assert_eq!(status.received % (2 * MIB), 0, "{status:?}");
+    let first = Arc::new(Mutex::new(None));
+    let heard = first.clone();
+    let media = api
+        .resume_upload(&upload.id, &path, &options, move |s, _| {
+            heard.lock().unwrap().get_or_insert(s);
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        *first.lock().unwrap(),
+        Some(status.received),
+        "resumed, not restarted"
+    );
+    assert_eq!(media.sha256, format!("{:x}", Sha256::digest(&file)));
+    assert_eq!(names_in(&data.join("media/incoming")), Vec::<String>::new());
+    let copy = dir.path().join("copy.bin");
+    api.download_file(&media.id, &copy, |_, _| {})
+        .await
+        .unwrap();
+    assert!(
+        std::fs::read(&copy).unwrap() == file,
+        "the downloaded file differs"
+    );
+}
