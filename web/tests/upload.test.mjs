@@ -239,12 +239,9 @@ test('with a direct bucket, a 12 MiB file goes to the bucket in one PUT, arrives
     const { path, bytes } = randomFile('drone-footage.raw', 12 * MiB);
     await apiRegister(direct.url, 'erin', 'Erin');
     const frankApi = await apiRegister(direct.url, 'frank', 'Frank');
-    // The page's Content-Security-Policy (crates/hark-server/src/web.rs:
-    // `connect-src 'self' ws: wss:`) does not list the bucket yet, so a
-    // browser refuses the PUT and the client falls back to pieces through
-    // the server. Until the server names the bucket's origin there, Erin's
-    // page runs without it; drop `bypassCSP` then.
-    const erin = await openPage(browser, direct.url, { bypassCSP: true });
+    // The page's Content-Security-Policy names the bucket's origin (and no
+    // other), so the browser may PUT there.
+    const erin = await openPage(browser, direct.url);
     const frank = await openPage(browser, direct.url);
     await login(erin.page, 'erin');
     await login(frank.page, 'frank');

@@ -4,6 +4,8 @@
 //! beside `x.js`); a browser that accepts brotli or gzip gets those bytes as
 //! they are, so serving does no compression work.
 
+use crate::state::AppState;
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use rust_embed::RustEmbed;
@@ -14,15 +16,24 @@ struct Assets;
 
 /// What the browser may load and connect to: only this server (and the
 /// `blob:` copies the client makes of downloaded photos, video and sound:
-/// a media download needs the device's token in a header).
-const CSP: &str = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: blob:; \
-                   media-src 'self' blob:; \
-                   style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+/// a media download needs the device's token in a header), and a bucket
+/// the client puts files into and fetches them from directly
+/// (`[media.s3] direct`), when there is one.
+fn csp(bucket: Option<&str>) -> String {
+    let bucket = bucket
+        .map(|origin| format!(" {origin}"))
+        .unwrap_or_default();
+    format!(
+        "default-src 'self'; connect-src 'self' ws: wss:{bucket}; img-src 'self' data: blob:{bucket}; \
+         media-src 'self' blob:{bucket}; \
+         style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    )
+}
 
 /// The precompressed variants, best first: (file suffix, `Content-Encoding`).
 const ENCODINGS: [(&str, &str); 2] = [(".br", "br"), (".gz", "gzip")];
 
-pub(crate) async fn serve(uri: Uri, headers: HeaderMap) -> Response {
+pub(crate) async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path().trim_start_matches('/');
     if let Some(file) = (!path.is_empty()).then(|| Assets::get(path)).flatten() {
         let mime = file.metadata.mimetype().to_owned();
@@ -71,7 +82,8 @@ pub(crate) async fn serve(uri: Uri, headers: HeaderMap) -> Response {
     if looks_like_a_file {
         return (StatusCode::NOT_FOUND, "not found").into_response();
     }
-    index()
+    let bucket = state.media.presigner.as_ref().map(|p| p.origin());
+    index(&csp(bucket.as_deref()))
 }
 
 /// Whether `Accept-Encoding` allows `encoding` (named, or `*`, with a q-value above 0).
@@ -94,7 +106,7 @@ fn accepts(headers: &HeaderMap, encoding: &str) -> bool {
         })
 }
 
-fn index() -> Response {
+fn index(csp: &str) -> Response {
     let mut response = match Assets::get("index.html") {
         Some(file) => Html(file.data).into_response(),
         None => Html(
@@ -107,10 +119,9 @@ fn index() -> Response {
     };
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    if let Ok(csp) = HeaderValue::from_str(csp) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -120,7 +131,21 @@ fn index() -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::accepts;
+    use super::{accepts, csp};
+
+    #[test]
+    fn a_direct_bucket_is_the_one_other_origin_the_page_may_reach() {
+        assert!(csp(None).contains("connect-src 'self' ws: wss:;"));
+        let with = csp(Some("https://files.example.com"));
+        for directive in ["connect-src", "img-src", "media-src"] {
+            let rule = with
+                .split(';')
+                .find(|d| d.trim().starts_with(directive))
+                .unwrap();
+            assert!(rule.ends_with(" https://files.example.com"), "{rule}");
+        }
+        assert!(with.contains("default-src 'self';"));
+    }
     use axum::http::{header, HeaderMap, HeaderValue};
 
     fn with(value: &'static str) -> HeaderMap {

@@ -32,6 +32,12 @@ pub struct Params {
     /// and measure a raw PUT and GET of the same file there as the baseline.
     #[arg(long)]
     pub s3: bool,
+    /// With `--s3`: the bucket is `direct`, and the same file also goes up
+    /// in pieces through the server and straight into the bucket (the
+    /// SDK's resumable upload both ways) and comes down from the bucket;
+    /// the server's CPU and RSS growth for each.
+    #[arg(long, requires = "s3")]
+    pub direct: bool,
     /// Also keep the 12-megapixel JPEG of the thumbnail run here (for
     /// `KIND=image FILE=… scripts/bench-media-latency.sh`).
     #[arg(long)]
@@ -56,6 +62,9 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
     };
     if let Some(s3) = &s3 {
         settings.push_str(&s3.settings());
+        if p.direct {
+            settings.push_str("media.s3.direct = true\n");
+        }
     }
     let servers = Servers::start_with(&p.common, 1, &[], &settings).await?;
     let base = servers.urls[0].clone();
@@ -108,6 +117,10 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
     if let (Some(a), Some(b), Some(c)) = (c0, c1, c2) {
         report.figure(Figure::new("server CPU per upload", "s", b - a));
         report.figure(Figure::new("server CPU per download", "s", c - b));
+    }
+
+    if p.direct {
+        direct(&mut report, &base, &token, &file, &copy, pid, &cpu).await?;
     }
 
     // N at once: the server's RSS, sampled every 20 ms.
@@ -179,6 +192,99 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
     });
     servers.stop().await;
     Ok(report)
+}
+
+/// The same file through the SDK's resumable upload, in pieces through
+/// the server and put straight into the bucket, and down from the bucket:
+/// what each costs the server (CPU seconds, RSS growth) and takes.
+async fn direct(
+    report: &mut Report,
+    base: &str,
+    token: &str,
+    file: &Path,
+    copy: &Path,
+    pid: Option<u32>,
+    cpu: &dyn Fn() -> Option<f64>,
+) -> anyhow::Result<()> {
+    let api = hark_sdk::Api::new(base)?.with_token(token);
+    let mut id = None;
+    for (what, direct) in [
+        ("in pieces through the server", false),
+        ("straight into the bucket", true),
+    ] {
+        let options = hark_sdk::UploadOptions {
+            direct,
+            ..Default::default()
+        };
+        let (took, media) = measured(report, &format!("upload {what}"), pid, cpu, async {
+            Ok(api
+                .upload_resumable(file, hark_proto::MediaKind::File, &options, |_, _| {})
+                .await?)
+        })
+        .await?;
+        report.figure(Figure::new(&format!("upload {what}: time"), "s", took));
+        id = Some(media.id);
+    }
+    let id = id.context("no upload")?;
+    anyhow::ensure!(
+        api.media_url(&id).await?.is_some(),
+        "the server gave no URL"
+    );
+    let (took, got) = measured(report, "download from the bucket", pid, cpu, async {
+        Ok(api.download_file(&id, copy, |_, _| {}).await?)
+    })
+    .await?;
+    anyhow::ensure!(
+        got == tokio::fs::metadata(file).await?.len(),
+        "downloaded {got} bytes"
+    );
+    report.figure(Figure::new("download from the bucket: time", "s", took));
+    tokio::fs::remove_file(copy).await?;
+    Ok(())
+}
+
+/// Runs `work`, reporting the server's CPU seconds and RSS growth (peak,
+/// sampled every 20 ms) during it as `<what>: …`; its seconds and result.
+async fn measured<T>(
+    report: &mut Report,
+    what: &str,
+    pid: Option<u32>,
+    cpu: &dyn Fn() -> Option<f64>,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<(f64, T)> {
+    let before = pid.and_then(rss_kib);
+    let peak = Arc::new(AtomicU64::new(before.unwrap_or(0)));
+    let running = Arc::new(AtomicBool::new(true));
+    let sampler = pid.map(|pid| {
+        let (peak, running) = (peak.clone(), running.clone());
+        tokio::spawn(async move {
+            while running.load(Relaxed) {
+                if let Some(kib) = rss_kib(pid) {
+                    peak.fetch_max(kib, Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    });
+    let (c0, started) = (cpu(), Instant::now());
+    let out = work.await;
+    let (took, c1) = (started.elapsed().as_secs_f64(), cpu());
+    running.store(false, Relaxed);
+    if let Some(s) = sampler {
+        let _ = s.await;
+    }
+    let out = out?;
+    if let (Some(a), Some(b)) = (c0, c1) {
+        report.figure(Figure::new(&format!("{what}: server CPU"), "s", b - a));
+    }
+    if let Some(before) = before {
+        report.figure(Figure::new(
+            &format!("{what}: server RSS growth"),
+            "MiB",
+            peak.load(Relaxed).saturating_sub(before) as f64 / 1024.0,
+        ));
+    }
+    Ok((took, out))
 }
 
 /// The bucket of `--s3`.

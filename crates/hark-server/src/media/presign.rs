@@ -106,6 +106,18 @@ impl Presigner {
         }))
     }
 
+    /// The bucket's origin (`scheme://host[:port]`), which a browser must
+    /// be allowed to reach.
+    pub(crate) fn origin(&self) -> String {
+        match self.base.split_once("://") {
+            Some((scheme, rest)) => {
+                let host = rest.split('/').next().unwrap_or(rest);
+                format!("{scheme}://{host}")
+            }
+            None => self.base.clone(),
+        }
+    }
+
     /// The URL of the object at `path`, unsigned.
     fn object_url(&self, path: &Path) -> String {
         let mut url = self.base.clone();
@@ -230,6 +242,7 @@ mod tests {
             p.object_url(&key),
             "http://127.0.0.1:9000/my%20bucket/team%20a/incoming/ab/file"
         );
+        assert_eq!(p.origin(), "http://127.0.0.1:9000");
         let aws = Presigner::new(&s3(None, true)).unwrap().unwrap();
         assert!(aws
             .object_url(&key)
