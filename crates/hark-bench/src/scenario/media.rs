@@ -124,30 +124,14 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
     }
 
     // N at once: the server's RSS, sampled every 20 ms.
-    let before = pid.and_then(rss_kib);
-    let peak = Arc::new(AtomicU64::new(before.unwrap_or(0)));
-    let running = Arc::new(AtomicBool::new(true));
-    let sampler = pid.map(|pid| {
-        let (peak, running) = (peak.clone(), running.clone());
-        tokio::spawn(async move {
-            while running.load(Relaxed) {
-                if let Some(kib) = rss_kib(pid) {
-                    peak.fetch_max(kib, Relaxed);
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    });
+    let sampler = RssPeak::start(pid);
     let started = Instant::now();
     let uploads = futures_util::future::join_all(
         (0..p.parallel).map(|_| upload(&http, &base, &token, &file)),
     )
     .await;
     let all_secs = started.elapsed().as_secs_f64();
-    running.store(false, Relaxed);
-    if let Some(s) = sampler {
-        let _ = s.await;
-    }
+    let (before, peak) = sampler.stop().await;
     let ok = uploads.iter().filter(|u| u.is_ok()).count();
     if let Some(e) = uploads.into_iter().find_map(Result::err) {
         report.note(format!("a parallel upload failed: {e:#}"));
@@ -162,8 +146,7 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
         "MiB/s",
         bytes * ok as f64 / MIB / all_secs,
     ));
-    if let Some(before) = before {
-        let peak = peak.load(Relaxed);
+    if let (Some(before), Some(peak)) = (before, peak) {
         report.figure(
             Figure::new(
                 &format!("server RSS growth during {} uploads at once", p.parallel),
@@ -252,39 +235,65 @@ async fn measured<T>(
     cpu: &dyn Fn() -> Option<f64>,
     work: impl std::future::Future<Output = anyhow::Result<T>>,
 ) -> anyhow::Result<(f64, T)> {
-    let before = pid.and_then(rss_kib);
-    let peak = Arc::new(AtomicU64::new(before.unwrap_or(0)));
-    let running = Arc::new(AtomicBool::new(true));
-    let sampler = pid.map(|pid| {
-        let (peak, running) = (peak.clone(), running.clone());
-        tokio::spawn(async move {
-            while running.load(Relaxed) {
-                if let Some(kib) = rss_kib(pid) {
-                    peak.fetch_max(kib, Relaxed);
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    });
+    let sampler = RssPeak::start(pid);
     let (c0, started) = (cpu(), Instant::now());
     let out = work.await;
     let (took, c1) = (started.elapsed().as_secs_f64(), cpu());
-    running.store(false, Relaxed);
-    if let Some(s) = sampler {
-        let _ = s.await;
-    }
+    let (before, peak) = sampler.stop().await;
     let out = out?;
     if let (Some(a), Some(b)) = (c0, c1) {
         report.figure(Figure::new(&format!("{what}: server CPU"), "s", b - a));
     }
-    if let Some(before) = before {
+    if let (Some(before), Some(peak)) = (before, peak) {
         report.figure(Figure::new(
             &format!("{what}: server RSS growth"),
             "MiB",
-            peak.load(Relaxed).saturating_sub(before) as f64 / 1024.0,
+            peak.saturating_sub(before) as f64 / 1024.0,
         ));
     }
     Ok((took, out))
+}
+
+/// The server's RSS, sampled every 20 ms from `start` to `stop`.
+struct RssPeak {
+    before: Option<u64>,
+    peak: Arc<AtomicU64>,
+    running: Arc<AtomicBool>,
+    sampler: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RssPeak {
+    fn start(pid: Option<u32>) -> Self {
+        let before = pid.and_then(rss_kib);
+        let peak = Arc::new(AtomicU64::new(before.unwrap_or(0)));
+        let running = Arc::new(AtomicBool::new(true));
+        let sampler = pid.map(|pid| {
+            let (peak, running) = (peak.clone(), running.clone());
+            tokio::spawn(async move {
+                while running.load(Relaxed) {
+                    if let Some(kib) = rss_kib(pid) {
+                        peak.fetch_max(kib, Relaxed);
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        });
+        RssPeak {
+            before,
+            peak,
+            running,
+            sampler,
+        }
+    }
+
+    /// KiB before and at the peak (none without a server pid).
+    async fn stop(self) -> (Option<u64>, Option<u64>) {
+        self.running.store(false, Relaxed);
+        if let Some(s) = self.sampler {
+            let _ = s.await;
+        }
+        (self.before, self.before.map(|_| self.peak.load(Relaxed)))
+    }
 }
 
 /// The bucket of `--s3`.

@@ -8,55 +8,37 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn start(app: &TestApp, who: &Session, body: Value) -> (u16, Value) {
-    let res = app
-        .http
-        .post(app.url("/media/uploads"))
-        .bearer_auth(&who.token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+/// A response's status and JSON body (`null` when it has none).
+async fn answer(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let res = req.send().await.unwrap();
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn start(app: &TestApp, who: &Session, body: Value) -> (u16, Value) {
+    let req = app.http.post(app.url("/media/uploads")).json(&body);
+    answer(req.bearer_auth(&who.token)).await
 }
 
 async fn piece(app: &TestApp, who: &Session, id: &str, offset: u64, bytes: &[u8]) -> (u16, Value) {
-    let res = app
+    let req = app
         .http
         .patch(app.url(&format!("/media/uploads/{id}")))
-        .bearer_auth(&who.token)
         .header("Upload-Offset", offset.to_string())
-        .body(bytes.to_vec())
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+        .body(bytes.to_vec());
+    answer(req.bearer_auth(&who.token)).await
 }
 
 async fn status(app: &TestApp, who: &Session, id: &str) -> (u16, Value) {
-    let res = app
-        .http
-        .get(app.url(&format!("/media/uploads/{id}")))
-        .bearer_auth(&who.token)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    let req = app.http.get(app.url(&format!("/media/uploads/{id}")));
+    answer(req.bearer_auth(&who.token)).await
 }
 
 async fn complete(app: &TestApp, who: &Session, id: &str) -> (u16, Value) {
-    let res = app
+    let req = app
         .http
-        .post(app.url(&format!("/media/uploads/{id}/complete")))
-        .bearer_auth(&who.token)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+        .post(app.url(&format!("/media/uploads/{id}/complete")));
+    answer(req.bearer_auth(&who.token)).await
 }
 
 fn code(body: &Value) -> &str {
