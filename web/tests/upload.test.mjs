@@ -212,7 +212,7 @@ const S3 = {
   secretKey: process.env.HARK_TEST_S3_SECRET_KEY ?? 'hark-test-secret',
 };
 
-test('with a direct bucket, a 12 MiB file goes to the bucket in one PUT, arrives and downloads intact; an unreachable bucket falls back to pieces', async () => {
+test('with a direct bucket, a 12 MiB file goes to the bucket in one PUT and is saved from it, a video streams from it; an unreachable bucket falls back to pieces', async () => {
   try {
     await fetch(S3.endpoint, { signal: AbortSignal.timeout(5_000) });
   } catch (e) {
@@ -289,6 +289,40 @@ test('with a direct bucket, a 12 MiB file goes to the bucket in one PUT, arrives
     assert.equal(await card.getByTestId('media-file-size').textContent(), '12 MB · RAW');
     const [download] = await Promise.all([frank.page.waitForEvent('download'), card.getByTestId('media-download').click()]);
     assert.equal(sha256(readFileSync(await download.path())), sha256(bytes), 'the downloaded bytes are the original');
+    // Saved straight from the bucket, under its name.
+    assert.ok(download.url().startsWith(`${S3.endpoint}/${S3.bucket}/`), `from the bucket: ${download.url()}`);
+    assert.equal(download.suggestedFilename(), 'drone-footage.raw');
+
+    // A video streams from the bucket: the player gets a presigned URL as
+    // its source (the page's CSP allows the bucket for media) instead of
+    // the whole file as a blob.
+    const clip = await erin.page.evaluate(async () => {
+      const canvas = Object.assign(document.createElement('canvas'), { width: 160, height: 120 });
+      const g = canvas.getContext('2d');
+      const recorder = new MediaRecorder(canvas.captureStream(15), { mimeType: 'video/webm' });
+      const parts = [];
+      recorder.ondataavailable = (e) => parts.push(e.data);
+      const done = new Promise((resolve) => (recorder.onstop = resolve));
+      recorder.start(100);
+      for (let frame = 0; frame < 20; frame++) {
+        g.fillStyle = `hsl(${frame * 18}, 80%, 50%)`;
+        g.fillRect(0, 0, 160, 120);
+        await new Promise((r) => setTimeout(r, 60));
+      }
+      recorder.stop();
+      await done;
+      return Array.from(new Uint8Array(await new Blob(parts).arrayBuffer()));
+    });
+    const clipPath = join(dir, 'clip.webm');
+    writeFileSync(clipPath, Buffer.from(clip));
+    await erin.page.getByTestId('file-input').setInputFiles(clipPath);
+    await erin.page.getByTestId('send').click();
+    await erin.page.getByTestId('attachment').waitFor({ state: 'detached', timeout: 60_000 });
+    const video = frank.page.locator('[data-testid=msg-in] [data-testid=media-video]');
+    await video.waitFor();
+    const src = await video.getAttribute('src');
+    assert.ok(src.startsWith(`${S3.endpoint}/${S3.bucket}/`), `streams from the bucket: ${src}`);
+    await eventually(async () => (await video.evaluate((v) => v.readyState)) >= 1, { message: 'the player read the video from the bucket' });
 
     // A bucket the page cannot reach at all (CORS, or a CSP, refuses it at
     // once): the upload is dropped and sent in pieces through the server.

@@ -129,20 +129,33 @@ export function useBlobUrl(store: AppStore, media: MediaRef, enabled = true, var
   };
 }
 
-/** Save the file under its name, as a browser download. */
+/**
+ * Save the file under its name, as a browser download: a `file` straight
+ * from the server's bucket when it hands out URLs (the bucket answers with
+ * `Content-Disposition: attachment` and the name, so the browser saves it
+ * without the page holding its bytes), else from its bytes fetched here.
+ */
 async function saveFile(store: AppStore, media: MediaRef): Promise<void> {
+  if (media.kind === 'file' && !store.blobs.ready(media.id, 'file')) {
+    const link = await store.api.mediaUrl(media.id).catch(() => null);
+    if (link) return clickLink(link.url);
+  }
   const blob = await store.blobs.get(media);
   const url = URL.createObjectURL(blob);
+  clickLink(url, nameOf(media));
+  // The download has taken the bytes by then.
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+function clickLink(href: string, download?: string): void {
   const a = document.createElement('a');
-  a.href = url;
-  a.download = nameOf(media);
+  a.href = href;
+  if (download) a.download = download;
   a.rel = 'noopener';
   a.style.display = 'none';
   document.body.appendChild(a);
   a.click();
   a.remove();
-  // The download has taken the bytes by then.
-  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
 /** The file a message carries, as its bubble shows it. */
@@ -538,14 +551,42 @@ function AudioPlayer(props: { store: AppStore; media: MediaRef; tabbable: boolea
   );
 }
 
-/** A video: the browser's own player, once its bytes are here. */
+/**
+ * Where a video streams from when the server's bucket hands out URLs
+ * (`GET /v1/media/{id}/url`): the player then fetches only what it plays
+ * and seeks with ranges. `undefined` while asking, `null` when the server
+ * serves files itself (the video then comes whole, as a blob).
+ */
+function useStreamUrl(store: AppStore, media: MediaRef, enabled: boolean): string | null | undefined {
+  const [url, setUrl] = useState<string | null | undefined>(undefined);
+  useEffect(() => {
+    if (!enabled || url !== undefined) return;
+    let live = true;
+    store.api.mediaUrl(media.id).then(
+      (link) => live && setUrl(link.url),
+      () => live && setUrl(null),
+    );
+    return () => {
+      live = false;
+    };
+  }, [media.id, enabled]);
+  return url;
+}
+
+/** A video: the browser's own player, streaming from the bucket or once its bytes are here. */
 function VideoPlayer(props: { store: AppStore; media: MediaRef; tabbable: boolean }) {
   const { store, media } = props;
   const [asked, setAsked] = useState(false);
   // The browser cannot play it (a format it lacks, or a page policy that
   // refuses blob: media): it can still be saved.
   const [unplayable, setUnplayable] = useState(false);
-  const { url, error, retry } = useBlobUrl(store, media, !unplayable && (asked || media.size <= AUTOLOAD_BYTES));
+  const wanted = !unplayable && (asked || media.size <= AUTOLOAD_BYTES);
+  const stream = useStreamUrl(store, media, wanted);
+  const blob = useBlobUrl(store, media, wanted && stream === null);
+  const { error, retry } = blob;
+  const url = stream ?? blob.url;
+  const length = serverDuration(media);
+  const about = length ? `${formatDuration(roundedDuration(length))} · ${humanSize(media.size)}` : humanSize(media.size);
   if (unplayable) return <FileCard {...props} note="can't be played here" />;
   if (url) {
     const common = {
@@ -563,7 +604,7 @@ function VideoPlayer(props: { store: AppStore; media: MediaRef; tabbable: boolea
     <button
       class="media-play video"
       tabIndex={props.tabbable ? 0 : -1}
-      aria-label={error ? `${error}: retry the video` : `Play the video, ${humanSize(media.size)}`}
+      aria-label={error ? `${error}: retry the video` : `Play the video, ${about}`}
       data-testid="media-play"
       disabled={loading}
       onClick={(e) => {
@@ -573,7 +614,7 @@ function VideoPlayer(props: { store: AppStore; media: MediaRef; tabbable: boolea
       }}
     >
       <span class="media-play-icon">{loading ? <span class="spinner" aria-hidden="true" /> : <PlayIcon />}</span>
-      <span class="media-play-text">{error ?? (loading ? 'Loading video…' : `Video · ${humanSize(media.size)}`)}</span>
+      <span class="media-play-text">{error ?? (loading ? 'Loading video…' : `Video · ${about}`)}</span>
     </button>
   );
 }
