@@ -21,24 +21,129 @@ pub(super) async fn upload(api: &Api, path: &Path, kind: Option<&str>) -> anyhow
         shown.set_length(total);
         shown.set_position(sent);
     };
-    let options = UploadOptions::default();
-    let size = tokio::fs::metadata(path)
+    let options = UploadOptions {
+        // About a minute of retrying: a server restarting is waited for.
+        attempts: 12,
+        ..UploadOptions::default()
+    };
+    let meta = tokio::fs::metadata(path)
         .await
-        .with_context(|| format!("reading {}", path.display()))?
-        .len();
+        .with_context(|| format!("reading {}", path.display()))?;
     // A large file goes in pieces that survive a broken connection or a
     // restarting server (or straight into the server's bucket, when it
-    // offers that); a small one in one request.
-    let media = if size > options.piece_bytes {
-        api.upload_resumable(path, kind, &options, show).await
+    // offers that), and across runs of this command; a small one in one
+    // request.
+    let media = if meta.len() > options.piece_bytes {
+        resumable(api, path, &meta, kind, &options, show).await
     } else {
-        api.upload_file(path, kind, show).await
+        api.upload_file(path, kind, show)
+            .await
+            .map_err(anyhow::Error::from)
     }
     .with_context(|| format!("uploading {}", path.display()));
     bar.finish_and_clear();
     let media = media?;
     eprintln!("uploaded {}", view::media_label(&media));
     Ok(media)
+}
+
+/// Uploads `path` in pieces, going on with the upload an earlier run left
+/// unfinished for the same file (path, size, modification time, kind),
+/// kept in `uploads.json` in the config directory until it completes.
+async fn resumable(
+    api: &Api,
+    path: &Path,
+    meta: &std::fs::Metadata,
+    kind: MediaKind,
+    options: &UploadOptions,
+    show: impl FnMut(u64, u64) + Send + 'static,
+) -> anyhow::Result<MediaRef> {
+    let key = upload_key(path, meta, kind);
+    let mut unfinished = Unfinished::load()?;
+    let earlier = match unfinished.0.get(&key) {
+        Some(id) => match api.upload_status(id).await {
+            Ok(status) if status.media.is_none() => {
+                eprintln!(
+                    "going on with the upload started before ({} of {} bytes there)",
+                    status.received, status.size
+                );
+                Some(status.id)
+            }
+            Ok(_) => Some(id.clone()),
+            // Expired, cancelled or refused: start again.
+            Err(e) if e.code() == Some(hark_proto::ErrorCode::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    let id = match earlier {
+        Some(id) => id,
+        None => {
+            let status = api.start_upload(path, kind, options.direct).await?;
+            unfinished.0.insert(key.clone(), status.id.clone());
+            unfinished.save()?;
+            status.id
+        }
+    };
+    match api.resume_upload(&id, path, options, show).await {
+        Ok(media) => {
+            unfinished.0.remove(&key);
+            unfinished.save()?;
+            Ok(media)
+        }
+        Err(e) if e.code().is_some_and(|c| c.http_status() < 500) => {
+            // Refused for good: the next run starts afresh.
+            unfinished.0.remove(&key);
+            unfinished.save()?;
+            Err(e.into())
+        }
+        Err(e) => Err(anyhow::Error::from(e)
+            .context("the upload stopped; run the same command again to go on from where it is")),
+    }
+}
+
+/// What identifies a file for going on with its upload.
+fn upload_key(path: &Path, meta: &std::fs::Metadata, kind: MediaKind) -> String {
+    let full = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{}|{}|{modified}|{}",
+        full.display(),
+        meta.len(),
+        kind.as_str()
+    )
+}
+
+/// Unfinished uploads: file key → upload id.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct Unfinished(std::collections::BTreeMap<String, String>);
+
+impl Unfinished {
+    fn path() -> anyhow::Result<PathBuf> {
+        Ok(super::session::config_dir()?.join("uploads.json"))
+    }
+
+    fn load() -> anyhow::Result<Self> {
+        let path = Self::path()?;
+        match std::fs::read(&path) {
+            // A damaged file only loses the chance to go on.
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).unwrap_or_default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    fn save(&self) -> anyhow::Result<()> {
+        let path = Self::path()?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
+    }
 }
 
 /// Saves the file message `seq` of `chat_id` carries (or, with

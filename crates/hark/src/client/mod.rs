@@ -131,6 +131,8 @@ pub(crate) enum ClientCommand {
         #[arg(long)]
         reply_to: Option<i64>,
         /// Upload this file and send it (its text, if any, is the caption).
+        /// Over 8 MiB it goes in pieces; the same command run again after a
+        /// cut goes on where the upload stopped.
         #[arg(long)]
         file: Option<std::path::PathBuf>,
         /// What the file is: image, video, audio or file (by default, from its extension).

@@ -386,3 +386,78 @@ fn a_photo_comes_with_its_thumbnail() {
     );
     assert!(refused.contains("carries no file"), "{refused}");
 }
+
+#[test]
+fn a_large_upload_cut_off_goes_on_when_the_same_command_runs_again() {
+    let data = tempfile::tempdir().unwrap();
+    // Uploads paced to 4 MiB/s, so the command is stopped mid-upload.
+    let settings = data.path().join("hark.toml");
+    std::fs::write(&settings, "[media]\nupload_bytes_per_second = 4194304\n").unwrap();
+    let mut command = Command::new(HARK);
+    command
+        .args(["serve", "--addr", "127.0.0.1:0", "--config"])
+        .arg(&settings)
+        .arg("--data-dir")
+        .arg(data.path().join("data"))
+        .stderr(std::process::Stdio::null());
+    let process = ServerProcess::spawn(command);
+    let server = Server {
+        url: process.url.clone(),
+        _process: process,
+        _data: data,
+    };
+    let (alice, bob) = alice_and_bob(&server);
+    let big: Vec<u8> = (0..20 * 1024 * 1024u32).map(|i| (i % 249) as u8).collect();
+    let path = alice.path().join("archive.bin");
+    std::fs::write(&path, &big).unwrap();
+    let args = ["send", "bob", "--file", path.to_str().unwrap()];
+    // The first run dies (a closed laptop, ^C) a few seconds in.
+    let mut first = Command::new(HARK)
+        .args(args)
+        .env("HARK_CONFIG_DIR", alice.path())
+        .env("HARK_SERVER", &server.url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let again = Command::new(HARK)
+        .args(args)
+        .env("HARK_CONFIG_DIR", alice.path())
+        .env("HARK_SERVER", &server.url)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{said}");
+    assert!(
+        said.contains("going on with the upload started before ("),
+        "{said}"
+    );
+    // Only whole pieces (8 MiB) were kept, and the run went on from there.
+    let there: u64 = said
+        .split("going on with the upload started before (")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert_eq!(there % (8 * 1024 * 1024), 0, "{said}");
+    let saved = bob.path().join("archive copy.bin");
+    hark(
+        &server,
+        bob.path(),
+        &["download", "alice", "1", "-o", saved.to_str().unwrap()],
+    );
+    assert!(std::fs::read(&saved).unwrap() == big, "the file differs");
+    // Done: a third run is a new upload, not a resumed one.
+    let third = Command::new(HARK)
+        .args(args)
+        .env("HARK_CONFIG_DIR", alice.path())
+        .env("HARK_SERVER", &server.url)
+        .output()
+        .unwrap();
+    assert!(third.status.success());
+    assert!(!String::from_utf8_lossy(&third.stderr).contains("going on"));
+}
