@@ -32,10 +32,10 @@ pub struct Params {
     /// and measure a raw PUT and GET of the same file there as the baseline.
     #[arg(long)]
     pub s3: bool,
-    /// With `--s3`: the bucket is `direct`, and the same file also goes up
-    /// in pieces through the server and straight into the bucket (the
-    /// SDK's resumable upload both ways) and comes down from the bucket;
-    /// the server's CPU and RSS growth for each.
+    /// With `--s3`: the bucket is `direct`, and the same file also goes
+    /// straight into the bucket (the SDK's resumable upload) and comes down
+    /// from it, beside going up in pieces through the server (always
+    /// measured); the server's CPU and RSS growth for each.
     #[arg(long, requires = "s3")]
     pub direct: bool,
     /// Also keep the 12-megapixel JPEG of the thumbnail run here (for
@@ -119,9 +119,17 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
         report.figure(Figure::new("server CPU per download", "s", c - b));
     }
 
-    if p.direct {
-        direct(&mut report, &base, &token, &file, &copy, pid, &cpu).await?;
-    }
+    resumable(
+        &mut report,
+        &base,
+        &token,
+        &file,
+        &copy,
+        pid,
+        &cpu,
+        p.direct,
+    )
+    .await?;
 
     // N at once: the server's RSS, sampled every 20 ms.
     let sampler = RssPeak::start(pid);
@@ -178,9 +186,10 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
 }
 
 /// The same file through the SDK's resumable upload, in pieces through
-/// the server and put straight into the bucket, and down from the bucket:
-/// what each costs the server (CPU seconds, RSS growth) and takes.
-async fn direct(
+/// the server and (with `direct`) put straight into the bucket and down
+/// from it: what each costs the server (CPU seconds, RSS growth) and takes.
+#[allow(clippy::too_many_arguments)]
+async fn resumable(
     report: &mut Report,
     base: &str,
     token: &str,
@@ -188,13 +197,19 @@ async fn direct(
     copy: &Path,
     pid: Option<u32>,
     cpu: &dyn Fn() -> Option<f64>,
+    direct: bool,
 ) -> anyhow::Result<()> {
     let api = hark_sdk::Api::new(base)?.with_token(token);
     let mut id = None;
-    for (what, direct) in [
-        ("in pieces through the server", false),
-        ("straight into the bucket", true),
-    ] {
+    let ways: &[(&str, bool)] = if direct {
+        &[
+            ("in pieces through the server", false),
+            ("straight into the bucket", true),
+        ]
+    } else {
+        &[("in pieces through the server", false)]
+    };
+    for &(what, direct) in ways {
         let options = hark_sdk::UploadOptions {
             direct,
             ..Default::default()
@@ -209,6 +224,9 @@ async fn direct(
         id = Some(media.id);
     }
     let id = id.context("no upload")?;
+    if !direct {
+        return Ok(());
+    }
     anyhow::ensure!(
         api.media_url(&id).await?.is_some(),
         "the server gave no URL"

@@ -9,12 +9,14 @@
 //! - `download`: `GET /v1/media/{id}`, with `Range`, and headers that keep
 //!   a browser from running anything uploaded.
 //! - `resumable`: `/v1/media/uploads`, a file sent in pieces that survive
-//!   a broken connection or a crash.
+//!   a broken connection or a crash (`appended`: into one file in a media
+//!   directory).
 //! - `presign`: URLs for clients that use a bucket directly.
 //! - `thumbnail`: an image's small copy, drawn when its upload is stored.
 //! - `duration`: how long audio and video play, from the container.
 //! - `sweep`: removes uploads no message carries and bytes without a row.
 
+mod appended;
 mod download;
 mod duration;
 mod presign;

@@ -30,7 +30,7 @@
 
 use super::sniff::{self, HEAD_BYTES};
 use super::upload::{self, admit, store};
-use super::{new_id, MediaFiles};
+use super::{appended, new_id, MediaFiles};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::body::Body;
@@ -129,6 +129,18 @@ pub(crate) async fn append(
     if declared == 0 {
         return status_of(state, &record, None);
     }
+    if state.media.local {
+        let (got, cut_off) = match appended::append(state, id, offset, declared, body).await? {
+            Ok(done) => done,
+            Err(received) => return Err(mismatch(received)),
+        };
+        if let Some(e) = cut_off {
+            return Err(e);
+        }
+        let mut record = record;
+        record.received = offset + got;
+        return status_of(state, &record, None);
+    }
     let part = format!("{offset:016x}-{:08x}", rand::random::<u32>());
     let path = folder(id).child(part.as_str());
     let writing = state
@@ -216,14 +228,15 @@ pub(crate) async fn complete(
     if let Some(media) = &record.media_id {
         return completed(state, media).await;
     }
-    if record.direct {
-        return complete_direct(state, who, &record).await;
-    }
-    if record.received != record.size {
+    if !record.direct && record.received != record.size {
         return Err(ApiError::invalid(format!(
             "the upload has {} of its {} bytes; send the rest first",
             record.received, record.size
         )));
+    }
+    if record.direct || state.media.local {
+        // One object holds the whole file: checked where it is.
+        return complete_in_place(state, who, &record).await;
     }
     let folder = folder(id);
     let paths = record
@@ -267,17 +280,20 @@ async fn finished(
     Ok(reference)
 }
 
-/// Where a direct upload's client puts the bytes.
+/// Where a direct upload's client puts the bytes (and where a media
+/// directory appends an upload's pieces: `appended`).
 fn direct_path(id: &str) -> Path {
-    folder(id).child("file")
+    appended::key(id)
 }
 
-/// Turns direct upload `record`, whose bytes the client put into the
-/// bucket, into a file: the object's size and first bytes are checked as
-/// an upload's body would be, without the rest passing through here (but
-/// for an image, which is decoded for its thumbnail, and a file whose
-/// SHA-256 the client did not declare, which is read to hash it).
-async fn complete_direct(
+/// Turns upload `record`, whose whole file is one object (put into the
+/// bucket by the client, or appended in a media directory), into a file:
+/// the object's size and first bytes are checked as an upload's body
+/// would be, and it is copied into place within the store (a hard link in
+/// a directory), so its bytes are not written again. An image is read
+/// back to decode it for its thumbnail, and a file whose SHA-256 the
+/// client did not declare to hash it.
+async fn complete_in_place(
     state: &AppState,
     who: &AuthedDevice,
     record: &UploadRecord,
@@ -308,19 +324,19 @@ async fn complete_direct(
         .copy(&put, &file)
         .await
         .map_err(ApiError::internal)?;
-    let checked = check_direct(state, who, record, id.clone(), &file).await;
+    let checked = check_in_place(state, who, record, id.clone(), &file).await;
     match checked {
         Ok(reference) => finished(state, who, &record.id, reference).await,
         Err(e) => {
             if let Err(gone) = state.media.remove(&id).await {
-                tracing::warn!(error = %gone, "removing a refused direct upload");
+                tracing::warn!(error = %gone, "removing a refused upload");
             }
             Err(refused(state, &record.id, e).await)
         }
     }
 }
 
-async fn check_direct(
+async fn check_in_place(
     state: &AppState,
     who: &AuthedDevice,
     record: &UploadRecord,
@@ -336,18 +352,7 @@ async fn check_direct(
     let sniffed = sniff::sniff(record.kind, &head, state.config.media.max_pixels)?;
     let sha256 = match &record.sha256 {
         Some(sum) => sum.clone(),
-        None => {
-            let mut hasher = Sha256::new();
-            let mut bytes = objects
-                .get(file)
-                .await
-                .map_err(ApiError::internal)?
-                .into_stream();
-            while let Some(chunk) = bytes.next().await {
-                hasher.update(chunk.map_err(ApiError::internal)?);
-            }
-            format!("{:x}", hasher.finalize())
-        }
+        None => sha256_of(state, file).await?,
     };
     let reference = MediaRef {
         id,
@@ -362,6 +367,42 @@ async fn check_direct(
         duration_ms: None,
     };
     upload::record(state, who, reference, &head).await
+}
+
+/// The SHA-256 of the stored object at `path`, lowercase hex.
+async fn sha256_of(state: &AppState, path: &Path) -> ApiResult<String> {
+    let mut hasher = Sha256::new();
+    if state.media.local {
+        // Read in large blocks on one blocking thread: the object store's
+        // stream of a file takes a blocking hop per 8 KiB.
+        let file = state.config.media_dir().join(path.as_ref());
+        return tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+            use std::io::Read;
+            let mut file = std::fs::File::open(file)?;
+            let mut buf = vec![0u8; 1024 * 1024];
+            loop {
+                let n = file.read(&mut buf)?;
+                if n == 0 {
+                    return Ok(format!("{:x}", hasher.finalize()));
+                }
+                hasher.update(buf.get(..n).unwrap_or_default());
+            }
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal);
+    }
+    let mut bytes = state
+        .media
+        .store
+        .get(path)
+        .await
+        .map_err(ApiError::internal)?
+        .into_stream();
+    while let Some(chunk) = bytes.next().await {
+        hasher.update(chunk.map_err(ApiError::internal)?);
+    }
+    Ok(format!("{:x}", hasher.finalize()))
 }
 
 /// Ends upload `id` after error `e`: a refusal (the bytes are not what the

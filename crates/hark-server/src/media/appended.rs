@@ -1,0 +1,130 @@
+//! A resumable upload's pieces in a media directory: appended to one file,
+//! `incoming/<upload>/file`, so completing it checks that file where it
+//! is and links it into place (no second write, as pieces kept one object
+//! each would need; a bucket's objects cannot be appended to).
+//!
+//! One writer at a time per upload, across every process sharing the
+//! directory: the file's lock is held from reading where the upload stands
+//! until the piece is recorded. The bytes past what is recorded (a piece
+//! the server died writing) are cut off before the next piece is written.
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::body::Body;
+use futures_util::StreamExt;
+use std::io::{Seek, SeekFrom, Write};
+
+/// The writes a piece's bytes are gathered into.
+const WRITE_BYTES: usize = 1024 * 1024;
+
+/// The file of upload `id`, relative to the media directory.
+pub(super) fn key(id: &str) -> object_store::path::Path {
+    super::resumable::folder(id).child("file")
+}
+
+/// Writes `body`, `declared` bytes from `offset`, into upload `id`'s file
+/// and records them, if the upload still stands at `offset` once the
+/// file is locked (else `Ok(Err(received))`). What arrived of a piece cut
+/// off is kept and recorded; the error then says why it stopped.
+pub(super) async fn append(
+    state: &AppState,
+    id: &str,
+    offset: u64,
+    declared: u64,
+    body: Body,
+) -> ApiResult<Result<(u64, Option<ApiError>), u64>> {
+    let path = state.config.media_dir().join(key(id).as_ref());
+    let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        file.lock()?;
+        Ok(file)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    // Under the lock: where the upload stands now.
+    let now = state
+        .store
+        .upload(id)
+        .await?
+        .ok_or_else(|| ApiError::new(hark_proto::ErrorCode::NotFound, "no such upload"))?;
+    if now.received != offset || now.media_id.is_some() {
+        return Ok(Err(now.received));
+    }
+    // Bytes past what is recorded were never acknowledged: cut them off.
+    let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        let mut file = file;
+        file.set_len(offset)?;
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(file)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    // Written in large blocks: tokio hands each write to a blocking thread.
+    let mut file =
+        tokio::io::BufWriter::with_capacity(WRITE_BYTES, tokio::fs::File::from_std(file));
+    let mut stream = body.into_data_stream();
+    let mut got: u64 = 0;
+    let mut stopped = None;
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(_) => {
+                stopped = Some(ApiError::invalid("the piece was cut off"));
+                break;
+            }
+        };
+        if got + chunk.len() as u64 > declared {
+            return Err(ApiError::invalid(format!(
+                "the body has more than the {declared} bytes of its Content-Length"
+            )));
+        }
+        state.media.pace.wait(chunk.len()).await;
+        tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
+            .await
+            .map_err(ApiError::internal)?;
+        got += chunk.len() as u64;
+    }
+    if got < declared && stopped.is_none() {
+        stopped = Some(ApiError::invalid(format!(
+            "the piece ended after {got} of its {declared} bytes"
+        )));
+    }
+    if got == 0 {
+        return Err(stopped.unwrap_or_else(|| ApiError::invalid("the piece is empty")));
+    }
+    tokio::io::AsyncWriteExt::flush(&mut file)
+        .await
+        .map_err(ApiError::internal)?;
+    // On disk before it is recorded: a recorded byte is never lost.
+    let mut std_file = file.into_inner().into_std().await;
+    // The file comes back: its lock holds until the piece is recorded.
+    let _locked = tokio::task::spawn_blocking(move || {
+        std_file.flush()?;
+        std_file.sync_data()?;
+        Ok::<_, std::io::Error>(std_file)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    let part = format!("{offset:016x}");
+    if !state
+        .store
+        .advance_upload(id, offset, offset + got, &part)
+        .await?
+    {
+        // Cannot happen while the lock is held, but for a lock the file
+        // system ignores: the row is the truth, the next piece cuts this off.
+        let now = state.store.upload(id).await?.map_or(0, |u| u.received);
+        return Ok(Err(now));
+    }
+    Ok(Ok((got, stopped)))
+}
