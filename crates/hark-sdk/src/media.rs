@@ -6,11 +6,13 @@ use crate::{Error, Result};
 use futures_util::StreamExt;
 use hark_proto::{MediaId, MediaKind, MediaRef};
 use reqwest::Method;
+use std::io::SeekFrom;
 use std::path::Path;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 /// Bytes read from the file per chunk of the upload body.
-pub(crate) const CHUNK: usize = 64 * 1024;
+const CHUNK: usize = 64 * 1024;
 
 impl Api {
     /// `POST /v1/media`: uploads the file at `path` as `kind`, named by its
@@ -19,38 +21,20 @@ impl Api {
         &self,
         path: &Path,
         kind: MediaKind,
-        mut progress: impl FnMut(u64, u64) + Send + 'static,
+        progress: impl FnMut(u64, u64) + Send + 'static,
     ) -> Result<MediaRef> {
-        let file = tokio::fs::File::open(path).await?;
-        let total = file.metadata().await?.len();
+        let total = tokio::fs::metadata(path).await?.len();
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let mut sent = 0u64;
-        let body = futures_util::stream::unfold(file, move |mut file| async move {
-            let mut buf = vec![0u8; CHUNK];
-            match file.read(&mut buf).await {
-                Ok(0) => None,
-                Ok(n) => {
-                    buf.truncate(n);
-                    Some((Ok::<_, std::io::Error>(buf), file))
-                }
-                Err(e) => Some((Err(e), file)),
-            }
-        })
-        .map(move |chunk| {
-            if let Ok(c) = &chunk {
-                sent += c.len() as u64;
-                progress(sent, total);
-            }
-            chunk
-        });
+        let body = file_range(path, 0, total).await?;
+        let body = progressing(body, 0, total, Arc::new(Mutex::new(progress)));
         let req = self
             .request(Method::POST, "/v1/media")?
             .query(&[("kind", kind.as_str()), ("name", name.as_str())])
             .header(reqwest::header::CONTENT_LENGTH, total)
-            .body(reqwest::Body::wrap_stream(body));
+            .body(body);
         crate::api::decode(req.send().await?).await
     }
 
@@ -151,4 +135,50 @@ impl Api {
         }
         Ok(resp.bytes().await?.to_vec())
     }
+}
+
+/// `len` bytes of the file at `path` from `offset`, streamed.
+pub(crate) async fn file_range(
+    path: &Path,
+    offset: u64,
+    len: u64,
+) -> Result<impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static> {
+    let mut file = tokio::fs::File::open(path).await?;
+    file.seek(SeekFrom::Start(offset)).await?;
+    let file = file.take(len);
+    Ok(futures_util::stream::unfold(file, |mut file| async move {
+        let mut buf = vec![0u8; CHUNK];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(buf), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    }))
+}
+
+/// The caller's progress callback, shared by the bodies of an upload's
+/// requests.
+pub(crate) type Progress = Arc<Mutex<dyn FnMut(u64, u64) + Send>>;
+
+/// `body` as a request body that reports (start + bytes sent, total) as
+/// its bytes go out.
+pub(crate) fn progressing(
+    body: impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static,
+    start: u64,
+    total: u64,
+    progress: Progress,
+) -> reqwest::Body {
+    let mut sent = start;
+    reqwest::Body::wrap_stream(body.map(move |chunk| {
+        if let Ok(c) = &chunk {
+            sent += c.len() as u64;
+            if let Ok(mut p) = progress.lock() {
+                p(sent, total);
+            }
+        }
+        chunk
+    }))
 }

@@ -5,15 +5,14 @@
 
 use crate::api::Api;
 use crate::backoff::Backoff;
+use crate::media::{file_range, progressing, Progress};
 use crate::{Error, Result};
-use futures_util::StreamExt;
 use hark_proto::{ErrorCode, MediaKind, MediaRef, NewUpload, UploadStatus};
 use reqwest::Method;
 use sha2::{Digest, Sha256};
-use std::io::SeekFrom;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::AsyncReadExt;
 
 /// How a resumable upload goes.
 #[derive(Debug, Clone)]
@@ -226,52 +225,6 @@ fn retryable(e: &Error) -> bool {
         Error::Status { status, .. } => *status == 403 || *status >= 500,
         _ => false,
     }
-}
-
-/// `len` bytes of the file at `path` from `offset`, streamed.
-async fn file_range(
-    path: &Path,
-    offset: u64,
-    len: u64,
-) -> Result<impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static> {
-    let mut file = tokio::fs::File::open(path).await?;
-    file.seek(SeekFrom::Start(offset)).await?;
-    let file = file.take(len);
-    Ok(futures_util::stream::unfold(file, |mut file| async move {
-        let mut buf = vec![0u8; crate::media::CHUNK];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(buf), file))
-            }
-            Err(e) => Some((Err(e), file)),
-        }
-    }))
-}
-
-/// The caller's progress callback, shared by the bodies of an upload's
-/// requests.
-type Progress = Arc<Mutex<dyn FnMut(u64, u64) + Send>>;
-
-/// `body` as a request body that reports (start + bytes sent, total) as
-/// its bytes go out.
-fn progressing(
-    body: impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static,
-    start: u64,
-    total: u64,
-    progress: Progress,
-) -> reqwest::Body {
-    let mut sent = start;
-    reqwest::Body::wrap_stream(body.map(move |chunk| {
-        if let Ok(c) = &chunk {
-            sent += c.len() as u64;
-            if let Ok(mut p) = progress.lock() {
-                p(sent, total);
-            }
-        }
-        chunk
-    }))
 }
 
 /// The SHA-256 of the file at `path`, lowercase hex.

@@ -8,19 +8,14 @@
 //! until the piece is recorded. The bytes past what is recorded (a piece
 //! the server died writing) are cut off before the next piece is written.
 
+use super::resumable::{receive_piece, whole_file, Sink};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::body::Body;
-use futures_util::StreamExt;
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom};
 
 /// The writes a piece's bytes are gathered into.
 const WRITE_BYTES: usize = 1024 * 1024;
-
-/// The file of upload `id`, relative to the media directory.
-pub(super) fn key(id: &str) -> object_store::path::Path {
-    super::resumable::folder(id).child("file")
-}
 
 /// Writes `body`, `declared` bytes from `offset`, into upload `id`'s file
 /// and records them, if the upload still stands at `offset` once the
@@ -33,7 +28,7 @@ pub(super) async fn append(
     declared: u64,
     body: Body,
 ) -> ApiResult<Result<(u64, Option<ApiError>), u64>> {
-    let path = state.config.media_dir().join(key(id).as_ref());
+    let path = state.config.media_dir().join(whole_file(id).as_ref());
     let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
@@ -71,44 +66,14 @@ pub(super) async fn append(
     // Written in large blocks: tokio hands each write to a blocking thread.
     let mut file =
         tokio::io::BufWriter::with_capacity(WRITE_BYTES, tokio::fs::File::from_std(file));
-    let mut stream = body.into_data_stream();
-    let mut got: u64 = 0;
-    let mut stopped = None;
-    while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(chunk) => chunk,
-            Err(_) => {
-                stopped = Some(ApiError::invalid("the piece was cut off"));
-                break;
-            }
-        };
-        if got + chunk.len() as u64 > declared {
-            return Err(ApiError::invalid(format!(
-                "the body has more than the {declared} bytes of its Content-Length"
-            )));
-        }
-        state.media.pace.wait(chunk.len()).await;
-        tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
-            .await
-            .map_err(ApiError::internal)?;
-        got += chunk.len() as u64;
-    }
-    if got < declared && stopped.is_none() {
-        stopped = Some(ApiError::invalid(format!(
-            "the piece ended after {got} of its {declared} bytes"
-        )));
-    }
-    if got == 0 {
-        return Err(stopped.unwrap_or_else(|| ApiError::invalid("the piece is empty")));
-    }
+    let (got, stopped) = receive_piece(state, Sink::File(&mut file), body, declared).await?;
     tokio::io::AsyncWriteExt::flush(&mut file)
         .await
         .map_err(ApiError::internal)?;
     // On disk before it is recorded: a recorded byte is never lost.
-    let mut std_file = file.into_inner().into_std().await;
+    let std_file = file.into_inner().into_std().await;
     // The file comes back: its lock holds until the piece is recorded.
     let _locked = tokio::task::spawn_blocking(move || {
-        std_file.flush()?;
         std_file.sync_data()?;
         Ok::<_, std::io::Error>(std_file)
     })

@@ -3,20 +3,22 @@
 //!
 //! - Starting one checks what `POST /v1/media` checks (size, rate, quota;
 //!   the quota counts the whole declared size from then on) and records it.
-//! - Each piece (`PATCH` with `Upload-Offset`) is streamed into its own
-//!   object, `incoming/<upload>/<part>`, then recorded in the upload's row
-//!   only if the upload still stood at that offset. A piece cut off
-//!   mid-way keeps what arrived: the upload goes on from there. A piece
-//!   the server died writing was never recorded, and its unfinished object
-//!   is removed with the upload.
-//! - Completing it streams the pieces, in order, through the path every
+//! - Each piece (`PATCH` with `Upload-Offset`) is stored as it arrives,
+//!   then recorded in the upload's row only if the upload still stood at
+//!   that offset. A piece cut off mid-way keeps what arrived: the upload
+//!   goes on from there. A piece the server died writing was never
+//!   recorded. In a media directory the pieces are appended to one file
+//!   (`appended`); in a bucket each is its own object,
+//!   `incoming/<upload>/<part>`.
+//! - Completing it checks the one file where it is (`complete_in_place`),
+//!   or streams a bucket's pieces, in order, through the path every
 //!   upload takes (`upload::store`: sniffed, hashed, paced, thumbnail,
-//!   duration, row), then removes them. Completing it again answers the
+//!   duration, row); then the pieces go. Completing it again answers the
 //!   same file. Bytes that are not what the upload said they are (a
 //!   refusal, not a failure) are removed with the upload.
 //!
 //! - With a bucket set to `direct`, a client that asks for it puts the
-//!   whole file into the bucket itself, at `incoming/<upload>/file`, with
+//!   whole file into the bucket itself, at [`whole_file`], with
 //!   a presigned URL that takes exactly the declared length (and the
 //!   declared SHA-256, when given); completing it copies the object within
 //!   the bucket and checks it as any upload (size, first bytes, image
@@ -47,6 +49,12 @@ use std::sync::Arc;
 /// Where the pieces of upload `id` are kept.
 pub(crate) fn folder(id: &str) -> Path {
     Path::from(format!("incoming/{id}"))
+}
+
+/// The one object holding all of upload `id`: where a direct upload's
+/// client puts it, and where a media directory appends the pieces.
+pub(super) fn whole_file(id: &str) -> Path {
+    folder(id).child("file")
 }
 
 /// Starts an upload of `who`'s.
@@ -150,20 +158,16 @@ pub(crate) async fn append(
         .await
         .map_err(ApiError::internal)?;
     let mut writer = WriteMultipart::new_with_chunk_size(writing, state.media.part_bytes());
-    let (got, cut_off) = receive_piece(state, &mut writer, body, declared).await;
-    let too_many = got > declared;
-    if got == 0 || too_many {
-        if let Err(e) = writer.abort().await {
-            tracing::warn!(error = %e, "removing an unfinished piece");
+    let (got, cut_off) = match receive_piece(state, Sink::Parts(&mut writer), body, declared).await
+    {
+        Ok(received) => received,
+        Err(e) => {
+            if let Err(abort) = writer.abort().await {
+                tracing::warn!(error = %abort, "removing an unfinished piece");
+            }
+            return Err(e);
         }
-        return Err(if too_many {
-            ApiError::invalid(format!(
-                "the body has more than the {declared} bytes of its Content-Length"
-            ))
-        } else {
-            cut_off.unwrap_or_else(|| ApiError::invalid("the piece is empty"))
-        });
-    }
+    };
     // What arrived is kept even when the rest was cut off: the client goes
     // on from there.
     writer.finish().await.map_err(ApiError::internal)?;
@@ -182,40 +186,60 @@ pub(crate) async fn append(
     status_of(state, &record, None)
 }
 
-/// Writes a piece's body to `writer`: how many bytes arrived (more than
-/// `declared` means it lied) and, if the body broke off, why.
-async fn receive_piece(
+/// Where a piece's bytes go as they arrive.
+pub(super) enum Sink<'a> {
+    /// A bucket's object of its own.
+    Parts(&'a mut WriteMultipart),
+    /// The upload's one file in a media directory.
+    File(&'a mut tokio::io::BufWriter<tokio::fs::File>),
+}
+
+/// Writes a piece's body, `declared` bytes, to `sink` at the node's pace:
+/// how many bytes arrived (at least one) and, if the body stopped short,
+/// why. A body longer than `declared` is refused.
+pub(super) async fn receive_piece(
     state: &AppState,
-    writer: &mut WriteMultipart,
+    mut sink: Sink<'_>,
     body: Body,
     declared: u64,
-) -> (u64, Option<ApiError>) {
+) -> ApiResult<(u64, Option<ApiError>)> {
     let mut stream = body.into_data_stream();
     let mut got: u64 = 0;
+    let mut stopped = None;
     while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(chunk) => chunk,
-            Err(_) => return (got, Some(ApiError::invalid("the piece was cut off"))),
+        let Ok(chunk) = chunk else {
+            stopped = Some(ApiError::invalid("the piece was cut off"));
+            break;
         };
-        got += chunk.len() as u64;
-        if got > declared {
-            return (got, None);
+        if got + chunk.len() as u64 > declared {
+            return Err(ApiError::invalid(format!(
+                "the body has more than the {declared} bytes of its Content-Length"
+            )));
         }
         state.media.pace.wait(chunk.len()).await;
-        if let Err(e) = writer.wait_for_capacity(1).await {
-            return (0, Some(ApiError::internal(e)));
+        match &mut sink {
+            Sink::Parts(writer) => {
+                writer
+                    .wait_for_capacity(1)
+                    .await
+                    .map_err(ApiError::internal)?;
+                writer.write(&chunk);
+            }
+            Sink::File(file) => tokio::io::AsyncWriteExt::write_all(*file, &chunk)
+                .await
+                .map_err(ApiError::internal)?,
         }
-        writer.write(&chunk);
+        got += chunk.len() as u64;
     }
-    if got < declared {
-        return (
-            got,
-            Some(ApiError::invalid(format!(
-                "the piece ended after {got} of its {declared} bytes"
-            ))),
-        );
+    if got < declared && stopped.is_none() {
+        stopped = Some(ApiError::invalid(format!(
+            "the piece ended after {got} of its {declared} bytes"
+        )));
     }
-    (got, None)
+    if got == 0 {
+        return Err(stopped.unwrap_or_else(|| ApiError::invalid("the piece is empty")));
+    }
+    Ok((got, stopped))
 }
 
 /// Turns upload `id`, all its bytes received, into a file.
@@ -280,12 +304,6 @@ async fn finished(
     Ok(reference)
 }
 
-/// Where a direct upload's client puts the bytes (and where a media
-/// directory appends an upload's pieces: `appended`).
-fn direct_path(id: &str) -> Path {
-    appended::key(id)
-}
-
 /// Turns upload `record`, whose whole file is one object (put into the
 /// bucket by the client, or appended in a media directory), into a file:
 /// the object's size and first bytes are checked as an upload's body
@@ -298,7 +316,7 @@ async fn complete_in_place(
     who: &AuthedDevice,
     record: &UploadRecord,
 ) -> ApiResult<MediaRef> {
-    let put = direct_path(&record.id);
+    let put = whole_file(&record.id);
     let stored = match state.media.store.head(&put).await {
         Ok(meta) => meta.size,
         Err(object_store::Error::NotFound { .. }) => {
@@ -354,19 +372,15 @@ async fn check_in_place(
         Some(sum) => sum.clone(),
         None => sha256_of(state, file).await?,
     };
-    let reference = MediaRef {
+    let stored = upload::Stored {
         id,
         kind: record.kind,
-        mime: sniffed.mime,
+        name: record.name.as_deref(),
         size: record.size,
         sha256,
-        name: record.name.as_deref().and_then(sniff::clean_name),
-        width: sniffed.width,
-        height: sniffed.height,
-        thumbnail: None,
-        duration_ms: None,
+        sniffed,
     };
-    upload::record(state, who, reference, &head).await
+    upload::record(state, who, stored, &head).await
 }
 
 /// The SHA-256 of the stored object at `path`, lowercase hex.
@@ -535,7 +549,7 @@ fn status_of(
         // Signed afresh each time: a client whose URL expired asks again.
         let sum = record.sha256.as_deref().and_then(checksum);
         let put = signer
-            .put(&direct_path(&record.id), record.size, sum.as_deref())
+            .put(&whole_file(&record.id), record.size, sum.as_deref())
             .map_err(ApiError::internal)?;
         status.put_url = Some(put.url);
         status.put_headers = put.headers;

@@ -123,17 +123,9 @@ async fn old_upload_folders(state: &AppState, older: SystemTime) -> anyhow::Resu
     let mut out = std::collections::BTreeSet::new();
     if state.media.local {
         let dir = state.config.media_dir().join("incoming");
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
-        for entry in entries {
-            let entry = entry?;
-            if entry.metadata()?.modified()? < older {
-                out.insert(entry.file_name().to_string_lossy().into_owned());
-            }
-        }
+        let folders =
+            tokio::task::spawn_blocking(move || old_entries(&dir, older, Entry::Dir)).await??;
+        out.extend(folders.into_iter().map(|(_, name)| name));
     } else {
         let older_ms = millis(older);
         let prefix = object_store::path::Path::from("incoming");
@@ -174,7 +166,7 @@ async fn old_bytes(state: &AppState, older: SystemTime) -> anyhow::Result<Vec<(O
         return Ok(tokio::task::spawn_blocking(move || {
             let mut files = Vec::new();
             for folder in FOLDERS {
-                files.extend(old_files(&dir.join(folder), older)?);
+                files.extend(old_entries(&dir.join(folder), older, Entry::File)?);
             }
             Ok::<_, std::io::Error>(files)
         })
@@ -199,8 +191,20 @@ async fn old_bytes(state: &AppState, older: SystemTime) -> anyhow::Result<Vec<(O
     Ok(out)
 }
 
-/// The files in `dir` last written before `older`, with their names.
-fn old_files(dir: &std::path::Path, older: SystemTime) -> std::io::Result<Vec<(PathBuf, String)>> {
+/// What of a directory [`old_entries`] lists.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    File,
+    Dir,
+}
+
+/// The files (or directories) in `dir` last written before `older`, with
+/// their names.
+fn old_entries(
+    dir: &std::path::Path,
+    older: SystemTime,
+    kind: Entry,
+) -> std::io::Result<Vec<(PathBuf, String)>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -210,7 +214,12 @@ fn old_files(dir: &std::path::Path, older: SystemTime) -> std::io::Result<Vec<(P
     for entry in entries {
         let entry = entry?;
         let meta = entry.metadata()?;
-        if !meta.is_file() || meta.modified()? >= older {
+        let is = match (meta.is_file(), meta.is_dir()) {
+            (true, _) => Some(Entry::File),
+            (_, true) => Some(Entry::Dir),
+            _ => None,
+        };
+        if is != Some(kind) || meta.modified()? >= older {
             continue;
         }
         out.push((

@@ -151,30 +151,48 @@ where
         }
     };
     writer.finish().await.map_err(ApiError::internal)?;
-    let reference = MediaRef {
+    let stored = Stored {
         id,
         kind,
-        mime: sniffed.mime,
+        name,
         size: declared,
         sha256,
-        name: name.and_then(sniff::clean_name),
-        width: sniffed.width,
-        height: sniffed.height,
-        thumbnail: None,
-        duration_ms: None,
+        sniffed,
     };
-    record(state, who, reference, &head).await
+    record(state, who, stored, &head).await
 }
 
-/// Records file `reference`, whose bytes are stored and were sniffed
-/// (`head` is their first [`HEAD_BYTES`]): its duration and thumbnail
-/// first. Whatever fails, its bytes are removed.
+/// A file whose bytes are stored, as far as they were checked.
+pub(super) struct Stored<'a> {
+    pub(super) id: MediaId,
+    pub(super) kind: MediaKind,
+    /// As the uploader gave it.
+    pub(super) name: Option<&'a str>,
+    pub(super) size: u64,
+    pub(super) sha256: String,
+    pub(super) sniffed: Sniffed,
+}
+
+/// Records file `stored`, whose first [`HEAD_BYTES`] are `head`: its
+/// duration and thumbnail first. Whatever fails, its bytes are removed.
 pub(super) async fn record(
     state: &AppState,
     who: &AuthedDevice,
-    mut reference: MediaRef,
+    stored: Stored<'_>,
     head: &[u8],
 ) -> ApiResult<MediaRef> {
+    let mut reference = MediaRef {
+        id: stored.id,
+        kind: stored.kind,
+        mime: stored.sniffed.mime,
+        size: stored.size,
+        sha256: stored.sha256,
+        name: stored.name.and_then(sniff::clean_name),
+        width: stored.sniffed.width,
+        height: stored.sniffed.height,
+        thumbnail: None,
+        duration_ms: None,
+    };
     let media = &state.config.media;
     if matches!(reference.kind, MediaKind::Audio | MediaKind::Video) {
         reference.duration_ms = duration::of_stored(
