@@ -4,6 +4,7 @@ import { render } from 'preact';
 import { App } from './app/App';
 import './styles.css';
 import { applyTheme, loadTheme } from './app/local';
+import { registerServiceWorker } from './app/serviceWorker';
 
 // The theme chosen on this device, before the first paint (no inline scripts: CSP).
 applyTheme(loadTheme());
@@ -30,6 +31,9 @@ for (const type of ['dragover', 'drop'] as const) {
     if (e.dataTransfer?.types.includes('Files')) e.preventDefault();
   });
 }
+
+// The service worker shows push notifications while Hark is closed (public/sw.js).
+void registerServiceWorker();
 
 const root = document.getElementById('app');
 if (root) render(<App />, root);

@@ -76,20 +76,44 @@ export async function startServer({ dataDir, port = 0, config } = {}) {
  * granted without asking, for recording voice notes.
  */
 export async function launchBrowser({ fakeMedia = false } = {}) {
-  return chromium.launch({
+  return chromium.launch({ executablePath: chromiumPath, args: chromiumArgs(fakeMedia) });
+}
+
+function chromiumArgs(fakeMedia = false) {
+  return [
+    '--headless=new',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    ...(fakeMedia ? ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'] : []),
+  ];
+}
+
+/**
+ * Launch Chromium with a browser profile of its own on disk (a persistent
+ * context: one context, its first page blank), `env` added to its
+ * environment. Unlike `launchBrowser`'s contexts, which are off-the-record
+ * profiles, Chromium finds this profile again by its path when a desktop
+ * notification it showed is clicked.
+ */
+export async function launchProfile({ env = {} } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'hark-web-profile-'));
+  const context = await chromium.launchPersistentContext(dir, {
     executablePath: chromiumPath,
-    args: [
-      '--headless=new',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      ...(fakeMedia ? ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'] : []),
-    ],
+    args: chromiumArgs(),
+    env: { ...process.env, ...env },
+    viewport: { width: 1280, height: 800 },
   });
+  const close = context.close.bind(context);
+  context.close = async () => {
+    await close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return context;
 }
 
 /** A fresh browser context (a separate "browser profile") with one page, errors collected. */

@@ -8,6 +8,7 @@ import { loadSession, saveSession, type Session } from '../hark-client';
 import { AuthScreen } from './Auth';
 import { ChatPane, EmptyPane } from './ChatPane';
 import { InfoPanel, type Panel } from './InfoPanel';
+import { listenToServiceWorker, takeChatParam } from './serviceWorker';
 import { Sidebar } from './Sidebar';
 import { AppStore } from './store';
 import { Announcer, ConfirmDialog } from './ui';
@@ -80,6 +81,13 @@ function Messenger(props: { session: Session; onLoggedOut: () => void }) {
     return () => store.conn.close();
   }, [store]);
   useStore(store);
+  // A clicked notification opens its chat: in this window (a message from
+  // the service worker), or in a new one at /?chat=<id>.
+  useEffect(() => {
+    const chat = takeChatParam();
+    if (chat !== null) store.openWhenReady(chat);
+    return listenToServiceWorker({ openChat: (id) => store.openWhenReady(id), openChatId: () => store.openChatId });
+  }, [store]);
   const [panel, setPanel] = useState<Panel | null>(null);
   const open = store.openChatId !== null ? store.chats.get(store.openChatId) : undefined;
 

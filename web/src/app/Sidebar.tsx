@@ -6,6 +6,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Device, PrivacySettings, User, Visibility } from '../hark-client';
 import { ChatRowMenu, useDismiss, useMenuKeys } from './ChatMenu';
 import { applyTheme, loadTheme, type Theme } from './local';
+import { NotificationsBanner, NotificationsCard } from './Notifications';
 import { SearchResults, useMessageSearch } from './Search';
 import type { AppStore, ChatModel } from './store';
 import {
@@ -152,6 +153,7 @@ function ChatListView(props: { store: AppStore; setMode: (m: Mode) => void }) {
         </div>
       </header>
       <ConnectionBanner store={store} />
+      <NotificationsBanner store={store} />
       <div class="search">
         <div class="search-box">
           <SearchIcon />
@@ -591,6 +593,7 @@ function SettingsView(props: { store: AppStore; onDone: () => void }) {
             <p class="settings-note">If you hide yours from someone, you can't see theirs either.</p>
           </section>
         )}
+        <NotificationsCard store={store} />
         <section class="settings-card">
           <h3>Appearance</h3>
           <label class="settings-row">

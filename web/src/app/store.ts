@@ -34,6 +34,8 @@ import {
 import { BlobCache } from './blobs';
 import { DeviceLocal, sameNote, type Note } from './local';
 import { mediaLabel } from './media';
+import { PushNotifications } from './push';
+import { closeChatNotifications } from './serviceWorker';
 import { Durations } from './voice';
 
 export interface ChatModel {
@@ -133,6 +135,8 @@ export class AppStore {
   readonly blobs: BlobCache;
   /** Voice notes' lengths (seconds) by media id, for their labels. */
   readonly durations: Durations;
+  /** Push notifications on this device (turned on and off in the app). */
+  readonly push: PushNotifications;
   /** Per chat, the file chosen in its composer (kept across chat switches). */
   attachments = new Map<ChatId, Attachment>();
   /** Everyone seen in any chat, so event lines can name people who have left. */
@@ -146,6 +150,8 @@ export class AppStore {
   /** Who is typing (or recording a voice note) where, until when (ms since the epoch). */
   private typingIn = new Map<ChatId, Map<UserId, { until: number; recording: boolean }>>();
   private lastWatch = '';
+  /** A chat to open once the chat list is loaded (a clicked notification's). */
+  private openOnReady: ChatId | null = null;
   /** The message each of my unacked replies answers, to quote it as soon as it is acked. */
   private replyOf = new Map<string, Seq>();
 
@@ -167,6 +173,7 @@ export class AppStore {
     this.api = new HarkApi(server, session.token);
     this.blobs = new BlobCache(this.api);
     this.durations = new Durations(this.blobs, () => this.notify());
+    this.push = new PushNotifications(this.api, server || location.origin, session.device.id, () => this.notify());
     this.conn = new Connection({
       url: websocketUrl(server || location.origin),
       token: session.token,
@@ -253,6 +260,20 @@ export class AppStore {
     // afterwards covers every event before that head.
     if (!this.conn.state.hello && this.hasCursor) void this.loadSnapshot();
     this.conn.start();
+    void this.push.start();
+  }
+
+  /** Open a chat as soon as the chat list is loaded (a notification was clicked). */
+  openWhenReady(id: ChatId): void {
+    if (!this.ready) {
+      this.openOnReady = id;
+      return;
+    }
+    const open = async () => {
+      if (!this.chats.has(id)) await this.fetchChat(id);
+      if (this.chats.has(id)) await this.openChat(id);
+    };
+    void open();
   }
 
   subscribe(fn: () => void): () => void {
@@ -421,6 +442,8 @@ export class AppStore {
       const queued = this.queued;
       this.queued = [];
       for (const e of queued) this.apply(e.event, e.pos);
+      if (this.openOnReady !== null) this.openWhenReady(this.openOnReady);
+      this.openOnReady = null;
       this.notify();
     } catch (e) {
       if (e instanceof HarkError && (e.code === 'unauthorized' || e.code === 'revoked')) {
@@ -735,6 +758,8 @@ export class AppStore {
     this.openChatId = id;
     this.notify();
     if (id === null) return;
+    // Read here now: its notification has done its job.
+    void closeChatNotifications(id);
     const c = this.chats.get(id);
     if (!c || c.historyLoaded) return;
     try {
@@ -1066,6 +1091,8 @@ export class AppStore {
   }
 
   async logout(): Promise<void> {
+    // While the token still works: the server forgets this browser's push subscription.
+    await this.push.forget();
     try {
       await this.api.logout();
     } catch {
@@ -1078,6 +1105,8 @@ export class AppStore {
     if (this.loggedOut) return;
     this.loggedOut = true;
     this.conn.close();
+    // Logged out or revoked elsewhere: this browser's push subscription goes too.
+    void this.push.forget();
     deviceStore(this.server || location.origin, this.session.device.id).clear();
     this.local.clear();
     saveSession(this.server || location.origin, null);

@@ -152,6 +152,9 @@ export const TrashIcon = (p: { size?: number }) => (
 export const MusicIcon = (p: { size?: number }) => (
   <Svg size={p.size} d="M12 3v10.55c-.59-.34-1.27-.55-2-.55-2.21 0-4 1.79-4 4s1.79 4 4 4 4-1.79 4-4V7h4V3h-6z" />
 );
+export const BellIcon = (p: { size?: number }) => (
+  <Svg size={p.size} d="M12 22c1.1 0 2-.9 2-2h-4c0 1.1.89 2 2 2zm6-6v-5c0-3.07-1.64-5.64-4.5-6.32V4c0-.83-.67-1.5-1.5-1.5s-1.5.67-1.5 1.5v.68C7.63 5.36 6 7.92 6 11v5l-2 2v1h16v-1l-2-2z" />
+);
 export const InfoIcon = () => (
   <Svg d="M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zm1 15h-2v-6h2v6zm0-8h-2V7h2v2z" />
 );

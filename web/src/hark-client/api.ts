@@ -15,7 +15,10 @@ import {
   type MediaRef,
   type MediaUrl,
   type MessageInfo,
+  type NewPushSubscription,
   type NewUpload,
+  type NotificationSettings,
+  type PushSubscriptionInfo,
   type SearchResults,
   type PrivacySettings,
   type SendAck,
@@ -23,6 +26,7 @@ import {
   type User,
   type UploadStatus,
   type UserId,
+  type VapidKey,
 } from './types';
 import { cancelled, uploadFile, type UploadOptions } from './upload';
 
@@ -73,6 +77,38 @@ export class HarkApi {
 
   setPrivacy(settings: PrivacySettings): Promise<PrivacySettings> {
     return this.request('PUT', '/v1/me/privacy', settings);
+  }
+
+  /** The account's notification settings (what push notifications show), for all its devices. */
+  notificationSettings(): Promise<NotificationSettings> {
+    return this.request('GET', '/v1/me/notifications');
+  }
+
+  setNotificationSettings(settings: NotificationSettings): Promise<NotificationSettings> {
+    return this.request('PUT', '/v1/me/notifications', settings);
+  }
+
+  /** The server's VAPID public key (`applicationServerKey` for `pushManager.subscribe`). */
+  vapidKey(): Promise<VapidKey> {
+    return this.request('GET', '/v1/push/vapid');
+  }
+
+  /**
+   * Register this device's push subscription (201); the same endpoint
+   * again answers the existing one (200). `422 url_not_allowed` for an
+   * endpoint the server will not post to, `409 too_many_subscriptions`.
+   */
+  addPushSubscription(sub: NewPushSubscription): Promise<PushSubscriptionInfo> {
+    return this.request('POST', '/v1/push/subscriptions', sub);
+  }
+
+  /** This device's push subscriptions. */
+  pushSubscriptions(): Promise<PushSubscriptionInfo[]> {
+    return this.request('GET', '/v1/push/subscriptions');
+  }
+
+  removePushSubscription(id: string): Promise<void> {
+    return this.request('DELETE', `/v1/push/subscriptions/${encodeURIComponent(id)}`);
   }
 
   devices(): Promise<Device[]> {

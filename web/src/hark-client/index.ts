@@ -5,6 +5,7 @@
 export * from './types';
 export { HarkApi } from './api';
 export { mediaKindOf } from './media';
+export { base64UrlBytes, chatNotificationTag, sameKey, subscriptionBody } from './push';
 export { PIECE_BYTES, uploadFile, type UploadOptions } from './upload';
 export { CatchUp, type Step } from './catchup';
 export { Outbox, newClientId, type OutboxEntry, type OutboxRequest, type PendingMessage } from './outbox';

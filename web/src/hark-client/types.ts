@@ -35,6 +35,8 @@ export type ErrorCode =
   | 'shutting_down'
   | 'range_not_satisfiable'
   | 'offset_mismatch'
+  | 'url_not_allowed'
+  | 'too_many_subscriptions'
   | 'unavailable'
   | 'internal';
 
@@ -369,6 +371,59 @@ export interface TypingState {
   activity: Activity;
   /** Show it for at most this long unless refreshed; 0 with `stopped`. */
   expires_in_ms: number;
+}
+
+// ---- Push notifications (push.rs) ----
+
+/** `GET /v1/push/vapid`: the server's VAPID public key, for `pushManager.subscribe`. */
+export interface VapidKey {
+  /** Base64url without padding of the 65-byte uncompressed P-256 point. */
+  public_key: string;
+}
+
+export type PushKind = 'web_push';
+
+/** `POST /v1/push/subscriptions`: a browser's push subscription (`PushSubscription.toJSON()` without `expirationTime`). */
+export interface NewPushSubscription {
+  kind: PushKind;
+  /** The push service's https URL for this browser. */
+  endpoint: string;
+  /** Base64url: the browser's P-256 key and the 16-byte auth secret. */
+  keys: { p256dh: string; auth: string };
+}
+
+/** A push subscription of this device, as the server keeps it. */
+export interface PushSubscriptionInfo {
+  id: string;
+  kind: PushKind;
+  endpoint: string;
+  created_at: number;
+}
+
+/** How much a notification shows: sender and text, only the sender, or only "New message". */
+export type PreviewLevel = 'full' | 'sender' | 'none';
+
+/** `GET` / `PUT /v1/me/notifications`: the account's notification settings (all its devices). */
+export interface NotificationSettings {
+  previews: PreviewLevel;
+}
+
+/** What a push message carries (the service worker's `event.data.json()`). */
+export interface PushPayload {
+  v: 1;
+  kind: 'message' | 'reaction' | 'added';
+  chat_id: ChatId;
+  chat_kind: ChatKind;
+  chat_title: string | null;
+  seq: Seq;
+  /** The chat's unread messages for the receiver. */
+  unread: number;
+  /** The sender's display name; null when previews are "none". */
+  sender: string | null;
+  /** The preview ("reacted 👍 to: …" for a reaction); null unless previews are "full", and for "added". */
+  body: string | null;
+  /** Update state only: show nothing. */
+  silent: boolean;
 }
 
 /** An error answer from the server, over HTTP (status set) or WebSocket (status 0). */

@@ -1,0 +1,161 @@
+// Push notifications: the service worker shows one notification per chat,
+// worded as the previews setting allows (a burst updates it, a silent push
+// shows nothing), a click on it opens the chat (in the open window, or a new
+// one), turning notifications on and off in the app (the subscription on the
+// server, deleted on logout), the previews setting, and the unread count in
+// the tab's title.
+//
+// Notifications go to the desktop through a stand-in notification daemon
+// on a private D-Bus (notifications.mjs), so the test clicks them as a
+// desktop does; push messages come through the DevTools protocol, as
+// headless Chromium has no push service.
+
+import assert from 'node:assert/strict';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { after, before, test } from 'node:test';
+import {
+  apiLogin,
+  apiRegister,
+  chatRow,
+  eventually,
+  launchBrowser,
+  launchProfile,
+  login,
+  openChat,
+  openPage,
+  screenshotPath,
+  startServer,
+} from './helpers.mjs';
+import { notificationsOf, pushChannel, startNotificationDaemon } from './notifications.mjs';
+
+let server;
+let daemon;
+let context;
+let push;
+let alice;
+let bob;
+let carol;
+let direct;
+let club;
+
+before(async () => {
+  server = await startServer();
+  daemon = await startNotificationDaemon();
+  context = await launchProfile({ env: { DBUS_SESSION_BUS_ADDRESS: daemon.address } });
+  await context.grantPermissions(['notifications'], { origin: server.url });
+  // DevTools' session lives on the profile's first (blank) page, which stays open throughout.
+  push = await pushChannel(context, context.pages()[0], server.url);
+  alice = await apiRegister(server.url, 'alice', 'Alice Moreau');
+  bob = await apiRegister(server.url, 'bob', 'Bob Chen');
+  carol = await apiRegister(server.url, 'carol', 'Carol Diaz');
+  direct = await bob.post('/v1/chats/direct', { user_id: alice.user.id });
+  await bob.send(direct.id, 'Lunch tomorrow?');
+  club = await alice.post('/v1/chats/groups', { title: 'Book club', members: [bob.user.id, carol.user.id] });
+  await carol.send(club.id, 'Next book: Piranesi');
+});
+
+after(async () => {
+  await context?.close();
+  await daemon?.stop();
+  await server?.destroy();
+});
+
+/** A push for a chat, as the server sends it (previews "full" unless overridden). */
+function message(chat, fields) {
+  return {
+    v: 1,
+    kind: 'message',
+    chat_id: chat.id,
+    chat_kind: chat.kind,
+    chat_title: chat.title,
+    seq: 1,
+    unread: 1,
+    sender: null,
+    body: null,
+    silent: false,
+    ...fields,
+  };
+}
+
+/** A page of the app, logged in as Alice (the profile keeps her session after the first login). */
+async function appPage() {
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(String(e)));
+  await page.goto(server.url);
+  if (await page.locator('input[name=username]').isVisible()) await login(page, 'alice');
+  await page.getByTestId('chat-list').waitFor();
+  return page;
+}
+
+/**
+ * Deliver a push and wait until its notification is on the desktop, then
+ * check what the service worker's registration lists for its chat: one
+ * notification reading `title` / `body`. (Reading the list only after the
+ * desktop has it: Chromium drops a notification from the list for good when
+ * it is read while the desktop has not shown it yet.)
+ */
+async function deliverShown(page, payload, title, body) {
+  const mark = daemon.shown.length;
+  await push.deliver(payload);
+  await eventually(() => daemon.shown.slice(mark).some((n) => n.summary === title && n.body.endsWith(`\n\n${body}`)), {
+    message: `"${title}" / "${body}" on the desktop (has ${JSON.stringify(daemon.shown.slice(mark))})`,
+  });
+  const list = await notificationsOf(page, `chat-${payload.chat_id}`);
+  assert.deepEqual(list.map((n) => [n.title, n.body]), [[title, body]]);
+  return list[0];
+}
+
+test('the service worker shows one notification per chat, worded as the previews allow', async () => {
+  const page = await appPage();
+  assert.equal(await page.evaluate(() => navigator.serviceWorker.ready.then((r) => r.active.state)), 'activated');
+
+  // A direct message: the sender is the title, the text the body; the chat in its data.
+  const first = await deliverShown(page, message(direct, { sender: 'Bob Chen', body: 'Lunch tomorrow?', seq: 2 }), 'Bob Chen', 'Lunch tomorrow?');
+  assert.deepEqual([first.tag, first.data], [`chat-${direct.id}`, { chat_id: direct.id }]);
+
+  // In a group: the group's title, and who wrote before the text.
+  await deliverShown(page, message(club, { sender: 'Carol Diaz', body: 'Next book: Piranesi', seq: 2 }), 'Book club', 'Carol Diaz: Next book: Piranesi');
+  const clubId = daemon.shown.at(-1).id;
+
+  // A burst in the group is one notification, updated in place on the desktop.
+  const mark = daemon.shown.length;
+  for (const [seq, body] of [[3, 'I loved it'], [4, 'The statues!'], [5, 'Meet on Friday?']]) {
+    await deliverShown(page, message(club, { sender: 'Bob Chen', body, seq, unread: seq - 1 }), 'Book club', `Bob Chen: ${body}`);
+  }
+  assert.deepEqual(daemon.shown.slice(mark).map((n) => n.replaces), [clubId, clubId, clubId]);
+  assert.deepEqual((await notificationsOf(page)).map((n) => n.tag).sort(), [`chat-${direct.id}`, `chat-${club.id}`], 'one notification per chat');
+
+  // Previews "none": nothing of who or what.
+  await deliverShown(page, message(direct, { seq: 3 }), 'Hark', 'New message');
+  await deliverShown(page, message(direct, { seq: 4, unread: 3 }), 'Hark', '3 new messages');
+  // Previews "sender" in a group: who, not what.
+  await deliverShown(page, message(club, { sender: 'Carol Diaz', seq: 6 }), 'Book club', 'New message from Carol Diaz');
+
+  // A reaction, and being added to a group.
+  const reaction = { kind: 'reaction', sender: 'Carol Diaz', body: 'reacted 👍 to: Meet on Friday?', seq: 5 };
+  await deliverShown(page, message(club, reaction), 'Book club', 'Carol Diaz reacted 👍 to: Meet on Friday?');
+  const hiking = { id: club.id + 100, kind: 'group', title: 'Hiking' };
+  await deliverShown(page, message(hiking, { kind: 'added', sender: 'Bob Chen', seq: 0, unread: 0 }), 'Hiking', 'Bob Chen added you');
+
+  // Silent: nothing shown. With nothing unread left (read on another device) the chat's notification goes.
+  const quiet = { id: club.id + 200, kind: 'direct', title: null };
+  await push.deliver(message(quiet, { sender: 'Bob Chen', body: 'shh', silent: true }));
+  const directId = daemon.shown.findLast((n) => n.summary === 'Hark').id;
+  await push.deliver(message(direct, { silent: true, unread: 0, seq: 4 }));
+  await eventually(() => daemon.closed.includes(directId), { message: 'the read chat\'s notification closed' });
+  // (Pushes are handled in order: once a later one is on the desktop, the silent one was not.)
+  await deliverShown(page, message(club, { sender: 'Carol Diaz', body: 'Friday works', seq: 7 }), 'Book club', 'Carol Diaz: Friday works');
+  assert.equal(daemon.shown.filter((n) => n.body.endsWith('shh')).length, 0);
+  assert.deepEqual(await notificationsOf(page, `chat-${quiet.id}`), []);
+  assert.deepEqual(await notificationsOf(page, `chat-${direct.id}`), []);
+
+  // Looking at the chat in this (focused, visible) window: no notification for it, but for others.
+  await openChat(page, 'Bob Chen');
+  await push.deliver(message(direct, { sender: 'Bob Chen', body: 'Are you there?', seq: 5 }));
+  await deliverShown(page, message(club, { sender: 'Carol Diaz', body: 'See you there', seq: 8 }), 'Book club', 'Carol Diaz: See you there');
+  assert.equal(daemon.shown.filter((n) => n.body.endsWith('Are you there?')).length, 0);
+  assert.deepEqual(await notificationsOf(page, `chat-${direct.id}`), []);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
