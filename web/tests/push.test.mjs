@@ -159,3 +159,61 @@ test('the service worker shows one notification per chat, worded as the previews
   assert.deepEqual(page.errors, []);
   await page.close();
 });
+
+test('clicking a notification opens its chat: in the open window, or in a new one', async () => {
+  // A window shows the chat list: the click opens the chat there.
+  const page = await appPage();
+  await deliverShown(page, message(club, { sender: 'Bob Chen', body: 'Which edition?', seq: 9 }), 'Book club', 'Bob Chen: Which edition?');
+  const inWindow = daemon.shown.at(-1);
+  daemon.click(inWindow.id);
+  await page.getByTestId('chat-header-title').filter({ hasText: 'Book club' }).waitFor();
+  await eventually(() => daemon.closed.includes(inWindow.id), { message: 'the clicked notification closed' });
+  assert.deepEqual(await notificationsOf(page, `chat-${club.id}`), []);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+
+  // Hark is closed (only the profile's blank page is left): the click opens a window on the chat.
+  assert.deepEqual(context.pages().map((p) => p.url()), ['about:blank']);
+  const mark = daemon.shown.length;
+  await push.deliver(message(direct, { sender: 'Bob Chen', body: 'Call me when you can', seq: 6 }));
+  const closed = await eventually(() => daemon.shown.slice(mark).find((n) => n.summary === 'Bob Chen'), { message: 'the notification on the desktop' });
+  const opening = context.waitForEvent('page');
+  daemon.click(closed.id);
+  const win = await opening;
+  await win.getByTestId('chat-header-title').filter({ hasText: 'Bob Chen' }).waitFor();
+  assert.equal(new URL(win.url()).search, '', 'the ?chat= of the new window is taken out of the address');
+  await win.getByTestId('msg-text').filter({ hasText: 'Lunch tomorrow?' }).waitFor();
+  await win.screenshot({ path: screenshotPath('push-click-opened-chat.png') });
+  await win.close();
+});
+
+test('the tab title counts the chats with unread messages, muted ones aside', async () => {
+  const browser = await launchBrowser();
+  try {
+    const dana = await apiRegister(server.url, 'dana', 'Dana Ito');
+    const chat = await bob.post('/v1/chats/direct', { user_id: dana.user.id });
+    const group = await carol.post('/v1/chats/groups', { title: 'Climbing', members: [dana.user.id, bob.user.id] });
+    const { context: ctx, page } = await openPage(browser, server.url);
+    await login(page, 'dana');
+    assert.equal(await page.title(), 'Hark');
+    await bob.send(chat.id, 'Are you coming on Saturday?');
+    await bob.send(chat.id, 'We leave at 8');
+    await eventually(async () => (await page.title()) === '(1) Hark', { message: 'title (1) Hark' });
+    await carol.send(group.id, 'Bring a rope');
+    await eventually(async () => (await page.title()) === '(2) Hark', { message: 'title (2) Hark' });
+    // A muted chat does not count, as it does not notify.
+    await chatRow(page, 'Climbing').click({ button: 'right' });
+    await page.getByTestId('chat-menu').getByTestId('chat-mute').click();
+    await page.getByTestId('chat-menu').getByTestId('mute-always').click();
+    await eventually(async () => (await page.title()) === '(1) Hark', { message: 'title (1) Hark with the group muted' });
+    // Reading the chat clears it.
+    await openChat(page, 'Bob Chen');
+    await eventually(async () => (await page.title()) === 'Hark', { message: 'title Hark once read' });
+    const settings = (await dana.get('/v1/chats')).find((s) => s.chat.id === group.id).settings;
+    assert.ok(settings.muted_until > Date.now() + 365 * 86_400_000, 'muted "always"');
+    assert.deepEqual(page.errors, []);
+    await ctx.close();
+  } finally {
+    await browser.close();
+  }
+});
