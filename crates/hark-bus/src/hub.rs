@@ -212,6 +212,18 @@ impl Hub {
         }
     }
 
+    /// The devices of `user_id` with a connection on this node.
+    pub fn devices_of(&self, user_id: UserId) -> Vec<DeviceId> {
+        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        let mut devices: Vec<DeviceId> = users
+            .get(&user_id)
+            .map(|entries| entries.iter().map(|e| e.device_id).collect())
+            .unwrap_or_default();
+        devices.sort_unstable();
+        devices.dedup();
+        devices
+    }
+
     fn interest_changed(&self, interest: Interest) {
         if let Some(listener) = self.interest.get() {
             listener.interest_changed(interest);

@@ -96,6 +96,9 @@ use std::sync::Arc;
 /// A future a [`Bus`] hands out; `'static` so a caller can hold it anywhere.
 pub type BusFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
+/// The answer of [`Bus::devices_connected`].
+pub type DevicesFuture = Pin<Box<dyn Future<Output = Vec<DeviceId>> + Send + 'static>>;
+
 /// What can go wrong setting up a bus.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -169,6 +172,20 @@ pub trait Bus: Send + Sync {
         Box::pin(std::future::ready(()))
     }
 
+    /// The devices of `user_id` connected on any node: this node's, and
+    /// those the other nodes holding the user answer within a short wait
+    /// (`nodes` is how many nodes hold the user, as the store's presence
+    /// says, so the wait ends early once all have answered). A node that
+    /// cannot answer in time counts as holding none: the caller (a push
+    /// notification) then errs on the side of telling the device.
+    fn devices_connected(&self, user_id: UserId, nodes: usize) -> DevicesFuture {
+        let _ = nodes;
+        Box::pin(std::future::ready(self.local_devices(user_id)))
+    }
+
+    /// The devices of `user_id` connected to this node.
+    fn local_devices(&self, user_id: UserId) -> Vec<DeviceId>;
+
     /// Whether the bus can reach the other nodes right now (for readiness).
     fn is_connected(&self) -> bool {
         true
@@ -207,6 +224,10 @@ impl Bus for InProcessBus {
 
     fn publish_topic(&self, topic: Topic, message: TopicMessage) {
         self.hub.deliver_topic(topic, &message);
+    }
+
+    fn local_devices(&self, user_id: UserId) -> Vec<DeviceId> {
+        self.hub.devices_of(user_id)
     }
 }
 

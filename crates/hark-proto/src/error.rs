@@ -54,6 +54,11 @@ pub enum ErrorCode {
     /// stands (another piece got there first, or one was lost): read the
     /// upload's `received` and go on from there.
     OffsetMismatch,
+    /// A push subscription or webhook URL is not `https`, or resolves to a
+    /// loopback, private, link-local or metadata address.
+    UrlNotAllowed,
+    /// The device has as many push subscriptions as it may.
+    TooManySubscriptions,
 }
 
 impl ErrorCode {
@@ -73,7 +78,9 @@ impl ErrorCode {
             ErrorCode::UsernameTaken
             | ErrorCode::GroupFull
             | ErrorCode::AlreadyAuthenticated
-            | ErrorCode::OffsetMismatch => 409,
+            | ErrorCode::OffsetMismatch
+            | ErrorCode::TooManySubscriptions => 409,
+            ErrorCode::UrlNotAllowed => 422,
             ErrorCode::SlowConsumer | ErrorCode::ShuttingDown | ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
         }
@@ -104,6 +111,8 @@ impl ErrorCode {
             ErrorCode::Internal => "internal",
             ErrorCode::RangeNotSatisfiable => "range_not_satisfiable",
             ErrorCode::OffsetMismatch => "offset_mismatch",
+            ErrorCode::UrlNotAllowed => "url_not_allowed",
+            ErrorCode::TooManySubscriptions => "too_many_subscriptions",
         }
     }
 }

@@ -10,6 +10,7 @@ mod http;
 mod ids;
 mod media;
 mod presence;
+mod push;
 mod ws;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
@@ -23,4 +24,8 @@ pub use http::{
 pub use ids::{ChatId, ClientMsgId, DeviceId, Pos, Seq, UserId};
 pub use media::{MediaId, MediaKind, MediaRef, MediaUrl, NewUpload, Thumbnail, UploadStatus};
 pub use presence::{Activity, PresenceState, PrivacySettings, TypingState, Visibility};
+pub use push::{
+    NewPushSubscription, NotificationKind, NotificationSettings, Previews, PushKeys, PushKind,
+    PushNotification, PushSubscription, VapidKey,
+};
 pub use ws::{ClientFrame, EventFrame, Hello, Limits, ServerFrame, PROTOCOL_VERSION};

@@ -67,6 +67,8 @@ pub struct Config {
     /// Uploaded files: where they are kept and how large they may be (the
     /// `[media]` table).
     pub media: Media,
+    /// Push notifications to devices without a connection (the `[push]` table).
+    pub push: Push,
 }
 
 /// Uploaded files.
@@ -194,6 +196,39 @@ impl Default for Cluster {
     }
 }
 
+/// Push notifications: Web Push and webhooks (docs/push.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Push {
+    /// Who runs this server, for push services (VAPID's `sub`): a
+    /// `mailto:` or `https:` URL.
+    pub contact: String,
+    /// Hosts (`name` or `name:port`) a subscription or webhook may use
+    /// although they are not public: over plain `http`, and resolving to
+    /// loopback or private addresses. Empty by default; a relay on the
+    /// operator's own network, and the tests' local push endpoint, go here.
+    pub allow_hosts: Vec<String>,
+    /// Subscriptions one device may have.
+    pub max_per_device: u32,
+    /// Milliseconds a push service or webhook may take to answer.
+    pub timeout_ms: u64,
+    /// How long a push service keeps trying to reach an offline browser
+    /// (the `TTL` header), seconds.
+    pub ttl_secs: u64,
+}
+
+impl Default for Push {
+    fn default() -> Self {
+        Push {
+            contact: "mailto:admin@localhost".into(),
+            allow_hosts: Vec::new(),
+            max_per_device: 5,
+            timeout_ms: 10_000,
+            ttl_secs: 24 * 60 * 60,
+        }
+    }
+}
+
 /// The workers that run jobs on this node.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -281,6 +316,7 @@ impl Default for Config {
             cluster: Cluster::default(),
             jobs: Jobs::default(),
             media: Media::default(),
+            push: Push::default(),
         }
     }
 }

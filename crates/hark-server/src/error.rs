@@ -50,6 +50,10 @@ impl From<StoreError> for ApiError {
                 format!("a group holds at most {max} members"),
             ),
             StoreError::Invalid(why) => ApiError::invalid(why),
+            StoreError::TooManySubscriptions(max) => ApiError::new(
+                ErrorCode::TooManySubscriptions,
+                format!("a device may have at most {max} push subscriptions"),
+            ),
             other if other.is_unavailable() => {
                 tracing::warn!(error = %other, "database unavailable");
                 ApiError::new(

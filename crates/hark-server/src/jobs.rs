@@ -24,7 +24,25 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
 /// What a handler returns: `Err` with why, to be retried.
-pub type JobResult = Result<(), String>;
+pub type JobResult = Result<(), JobError>;
+
+/// Why a job failed, and when it may run again if it said (a push
+/// service's `Retry-After`); otherwise the store's backoff decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobError {
+    pub why: String,
+    /// Not before this time (ms since the epoch).
+    pub not_before: Option<i64>,
+}
+
+impl From<String> for JobError {
+    fn from(why: String) -> Self {
+        JobError {
+            why,
+            not_before: None,
+        }
+    }
+}
 
 type Handler =
     Arc<dyn Fn(AppState, String) -> Pin<Box<dyn Future<Output = JobResult> + Send>> + Send + Sync>;
@@ -54,6 +72,7 @@ impl Jobs {
             hark_store::jobs::WENT_OFFLINE,
             crate::presence::went_offline,
         );
+        jobs.register(hark_store::push::PUSH, crate::push::deliver::deliver);
         jobs
     }
 
@@ -148,33 +167,38 @@ async fn work(state: AppState) {
 async fn run(state: &AppState, job: Job, lease_ms: i64) {
     let jobs = &state.jobs;
     let outcome = match jobs.handlers.get(job.kind.as_str()) {
-        None => Err(format!(
-            "no handler for job kind {:?} on this node",
-            job.kind
-        )),
+        None => Err(format!("no handler for job kind {:?} on this node", job.kind).into()),
         Some(handler) => {
             // Done well inside the lease, so no other node starts it meanwhile.
             let deadline = Duration::from_millis(u64::try_from(lease_ms / 2).unwrap_or(0));
             match tokio::time::timeout(deadline, handler(state.clone(), job.payload.clone())).await
             {
                 Ok(outcome) => outcome,
-                Err(_) => Err(format!("did not finish within {deadline:?}")),
+                Err(_) => Err(format!("did not finish within {deadline:?}").into()),
             }
         }
     };
     let store = &state.store;
     match outcome {
-        Ok(()) => match store.complete_job(job.id).await {
+        // A job a commit touched while it ran (a push job's collapse key)
+        // runs again after the collapse window.
+        Ok(()) => match store
+            .complete_job(
+                job.id,
+                crate::now_ms() + hark_store::rules::notify::COLLAPSE_MS,
+            )
+            .await
+        {
             Ok(()) => {
                 jobs.completed.fetch_add(1, Ordering::Relaxed);
             }
             // It runs again once its lease ends: handlers are idempotent.
             Err(e) => tracing::warn!(error = %e, job = job.id.0, "completing a job"),
         },
-        Err(why) => {
+        Err(JobError { why, not_before }) => {
             jobs.failed.fetch_add(1, Ordering::Relaxed);
             match store
-                .fail_job(job.id, job.attempts, &why, crate::now_ms())
+                .fail_job(job.id, job.attempts, &why, crate::now_ms(), not_before)
                 .await
             {
                 Ok(hark_store::jobs::JobFate::Dead) => {

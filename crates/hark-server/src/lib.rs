@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod media;
 pub mod messaging;
 pub mod presence;
+pub mod push;
 mod shutdown;
 pub mod state;
 mod validate;
@@ -45,7 +46,11 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let bus = open_bus(&config, &node_id, &hub).await?;
     let listener = Arc::new(messaging::CommitsToBus(bus.clone()));
     let store = open_store(&config, listener).await?;
-    let state = Arc::new(App::new(config, node_id, store, hub, bus).context("starting threads")?);
+    let push = push::Push::start(&config.push, store.as_ref())
+        .await
+        .context("loading the VAPID key")?;
+    let state =
+        Arc::new(App::new(config, node_id, store, hub, bus, push).context("starting threads")?);
     // Users this node held when it last stopped or died are offline now.
     jobs::heartbeat(&state, true).await;
     Ok(Server { state })

@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::jobs::Jobs;
 use crate::media::MediaFiles;
 use crate::presence::Presence;
+use crate::push::Push;
 use crate::shutdown::Shutdown;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use hark_bus::{Bus, Hub};
@@ -43,6 +44,8 @@ pub struct App {
     pub media: MediaFiles,
     /// Uploads started per device, against one device filling the disk.
     pub upload_limiter: DefaultKeyedRateLimiter<i64>,
+    /// Push notifications: the VAPID key, the client, what was sent.
+    pub push: Push,
 }
 
 /// One open WebSocket counted against its address; uncounted when dropped.
@@ -93,6 +96,7 @@ impl App {
         store: Arc<dyn Store>,
         hub: Arc<Hub>,
         bus: Arc<dyn Bus>,
+        push: Push,
     ) -> anyhow::Result<Self> {
         let per_minute =
             NonZeroU32::new(config.limits.logins_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
@@ -116,6 +120,7 @@ impl App {
             bus,
             shutdown: Shutdown::default(),
             sockets_per_address: Mutex::default(),
+            push,
         })
     }
 }

@@ -352,3 +352,26 @@ pub(crate) fn like_prefix(prefix: &str) -> String {
         .collect();
     format!("{escaped}%")
 }
+
+/// The columns of a push subscription row, in the order [`push_target`]
+/// reads them.
+pub(crate) const PUSH_COLUMNS: &str =
+    "id, user_id, device_id, kind, endpoint, p256dh, auth, secret, created_at";
+
+/// A push subscription row; `None` for a kind this build does not know.
+pub(crate) fn push_target<R: Columns>(r: &R) -> Result<Option<crate::push::PushTarget>, R::Error> {
+    let Some(kind) = hark_proto::PushKind::parse(&r.text(3)?) else {
+        return Ok(None);
+    };
+    Ok(Some(crate::push::PushTarget {
+        id: r.text(0)?,
+        user_id: UserId(r.int(1)?),
+        device_id: DeviceId(r.int(2)?),
+        kind,
+        endpoint: r.text(4)?,
+        p256dh: r.opt_text(5)?,
+        auth: r.opt_text(6)?,
+        secret: r.opt_text(7)?,
+        created_at: r.int(8)?,
+    }))
+}

@@ -15,6 +15,8 @@ pub enum StoreError {
     UsernameTaken,
     #[error("the group is full ({0} members)")]
     GroupFull(usize),
+    #[error("a device may have at most {0} push subscriptions")]
+    TooManySubscriptions(u32),
     #[error("invalid: {0}")]
     Invalid(&'static str),
     #[error("database: {0}")]

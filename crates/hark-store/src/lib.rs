@@ -15,6 +15,7 @@ mod lines;
 pub mod migrate;
 mod pages;
 pub mod postgres;
+pub mod push;
 mod repo;
 pub mod rules;
 pub mod sqlite;
@@ -23,7 +24,7 @@ pub use error::{StoreError, StoreResult};
 pub use repo::{
     AccountStore, AuthedDevice, ChatStore, CommitListener, Credentials, Delivery, HistoryQuery,
     JobStore, Lifecycle, MediaRecord, MediaStore, MessageStore, NewMessage, PresenceRecord,
-    PresenceStore, Store, SyncPage, UploadRecord,
+    PresenceStore, PushStore, Store, SyncPage, UploadRecord,
 };
 pub use rules::Windows;
 

@@ -1,13 +1,14 @@
 //! Repository traits (accounts, chats, messages) and the values they exchange.
 
 use crate::jobs::{Job, JobCounts, JobFate, JobId, NewJob};
+use crate::push::PushTarget;
 use crate::StoreResult;
 use crate::Windows;
 use async_trait::async_trait;
 use hark_proto::{
     Chat, ChatId, ChatSettings, ChatSettingsRequest, ChatSummary, ClientMsgId, Device, DeviceId,
-    EventFrame, History, MediaId, MediaKind, MediaRef, Message, MessageInfo, Pos, PrivacySettings,
-    SendAck, Seq, User, UserId,
+    EventFrame, History, MediaId, MediaKind, MediaRef, Message, MessageInfo, NotificationSettings,
+    Pos, PrivacySettings, SendAck, Seq, User, UserId,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -256,16 +257,20 @@ pub trait JobStore: Send + Sync {
         limit: u32,
     ) -> StoreResult<Vec<Job>>;
     /// The job ran: it is removed. Completing a job already removed (a
-    /// lease that ran out while it ran, and another run completed it) is fine.
-    async fn complete_job(&self, id: JobId) -> StoreResult<()>;
+    /// lease that ran out while it ran, and another run completed it) is
+    /// fine. A job with a collapse key that a commit touched while it ran
+    /// (see [`crate::push`]) is not removed but runs again at `again_at`.
+    async fn complete_job(&self, id: JobId, again_at: i64) -> StoreResult<()>;
     /// The job's run number `attempts` failed at `now`: it is retried later
-    /// or marked dead, as [`crate::rules::jobs::after_failure`] decides.
+    /// (not before `not_before`, when the failure said when) or marked
+    /// dead, as [`crate::rules::jobs::after_failure`] decides.
     async fn fail_job(
         &self,
         id: JobId,
         attempts: u32,
         error: &str,
         now: i64,
+        not_before: Option<i64>,
     ) -> StoreResult<JobFate>;
     /// How many jobs are pending and dead.
     async fn job_counts(&self) -> StoreResult<JobCounts>;
@@ -326,6 +331,35 @@ pub trait PresenceStore: Send + Sync {
     /// This node stops: its rows go now, with their `went_offline` jobs,
     /// rather than when the others find it gone. Returns how many jobs it wrote.
     async fn node_stopped(&self, node: &str, now: i64) -> StoreResult<u64>;
+}
+
+/// Push subscriptions (see [`crate::push`]), the users' notification
+/// settings, and the server's own keys.
+#[async_trait]
+pub trait PushStore: Send + Sync {
+    /// Adds `target` for its device, unless the device has a subscription
+    /// with the same endpoint already: that one is kept (its keys or secret
+    /// replaced) and answered, with `false`. Refused when the device has
+    /// `max` subscriptions.
+    async fn add_push_target(
+        &self,
+        target: &PushTarget,
+        max: u32,
+    ) -> StoreResult<(PushTarget, bool)>;
+    async fn push_targets_of_device(&self, device: DeviceId) -> StoreResult<Vec<PushTarget>>;
+    async fn push_targets_of_user(&self, user: UserId) -> StoreResult<Vec<PushTarget>>;
+    /// Removes subscription `id` (only if it is `device`'s, when given);
+    /// whether there was one.
+    async fn remove_push_target(&self, device: Option<DeviceId>, id: &str) -> StoreResult<bool>;
+    async fn notification_settings(&self, user: UserId) -> StoreResult<NotificationSettings>;
+    async fn set_notification_settings(
+        &self,
+        user: UserId,
+        settings: NotificationSettings,
+    ) -> StoreResult<()>;
+    /// The server key `name`: the one stored, or `candidate` once stored,
+    /// so every node of a cluster uses the first one any node stored.
+    async fn server_key(&self, name: &str, candidate: &str) -> StoreResult<String>;
 }
 
 /// An uploaded file's row: what messages show of it, and who uploaded it.
@@ -399,12 +433,26 @@ pub trait MediaStore: Send + Sync {
 
 /// Everything the server needs from storage.
 pub trait Store:
-    AccountStore + ChatStore + MessageStore + MediaStore + JobStore + PresenceStore + Lifecycle
+    AccountStore
+    + ChatStore
+    + MessageStore
+    + MediaStore
+    + JobStore
+    + PresenceStore
+    + PushStore
+    + Lifecycle
 {
 }
 
 impl<
-        T: AccountStore + ChatStore + MessageStore + MediaStore + JobStore + PresenceStore + Lifecycle,
+        T: AccountStore
+            + ChatStore
+            + MessageStore
+            + MediaStore
+            + JobStore
+            + PresenceStore
+            + PushStore
+            + Lifecycle,
     > Store for T
 {
 }

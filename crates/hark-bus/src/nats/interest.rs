@@ -94,6 +94,9 @@ impl Subscriber {
             };
             match next {
                 None => self.reconcile(&mut incoming).await,
+                Some((Interest::User(user_id), message)) if message.payload == super::WHO => {
+                    self.answer_who(user_id, message.reply).await;
+                }
                 Some((interest, message)) => self.deliver(interest, &message.payload),
             }
         }
@@ -177,6 +180,17 @@ impl Subscriber {
             .unwrap_or_else(|e| e.into_inner())
             .extend(added.into_iter().filter(|i| self.active.contains_key(i)));
         self.live.changed.notify_waiters();
+    }
+
+    /// Another node asks which devices of the user this node holds.
+    async fn answer_who(&self, user_id: hark_proto::UserId, reply: Option<async_nats::Subject>) {
+        let Some(reply) = reply else { return };
+        let devices = self.hub.devices_of(user_id);
+        // A list of integers always serialises.
+        let json = serde_json::to_vec(&devices).unwrap_or_default();
+        if let Err(e) = self.client.publish(reply, json.into()).await {
+            tracing::debug!(error = %e, "answering which devices are connected");
+        }
     }
 
     fn deliver(&self, interest: Interest, payload: &[u8]) {

@@ -11,10 +11,11 @@ mod interest;
 mod publisher;
 
 use crate::hub::{Interest, Topic};
-use crate::{Bus, BusError, BusFuture, Hub, Outbound, TopicMessage};
+use crate::{Bus, BusError, BusFuture, DevicesFuture, Hub, Outbound, TopicMessage};
 use async_nats::Subject;
 use bytes::Bytes;
-use hark_proto::UserId;
+use futures_util::StreamExt;
+use hark_proto::{DeviceId, UserId};
 use interest::{Live, Pending};
 use publisher::{Budget, Outgoing, Publisher};
 use std::collections::HashMap;
@@ -30,6 +31,14 @@ const FLUSH_WAIT: Duration = Duration::from_secs(2);
 
 /// How long [`Bus::subscribed`] waits at most.
 const SUBSCRIBED_WAIT: Duration = Duration::from_secs(5);
+
+/// How long [`Bus::devices_connected`] waits for the other nodes' answers.
+const DEVICES_WAIT: Duration = Duration::from_millis(300);
+
+/// The request a node sends on a user's subject to ask which of their
+/// devices the other nodes hold (an envelope starts with `{`, so the two
+/// never meet); each node holding the user answers a JSON array of ids.
+const WHO: &[u8] = b"?devices";
 
 /// Messages async-nats buffers per subscription before it drops them as a
 /// slow consumer. The subscriber task only hands them to the hub, which
@@ -174,6 +183,7 @@ pub struct NatsBus {
     /// what does not fit, so memory stays bounded however long NATS is away.
     budget: Arc<Budget>,
     counters: Arc<Counters>,
+    subjects: Subjects,
     /// Subscriptions the NATS server has confirmed, for [`Bus::subscribed`].
     live: Arc<Live>,
     connects: watch::Receiver<u64>,
@@ -301,6 +311,7 @@ impl NatsBus {
             outbox,
             budget,
             counters,
+            subjects,
             live,
             connects,
             tasks: vec![publisher.abort_handle(), subscriber.abort_handle()],
@@ -381,6 +392,53 @@ impl Bus for NatsBus {
             if !confirmed(&live, Interest::User(user_id)).await {
                 tracing::warn!(%user_id, "NATS did not confirm the subscription in time; going on");
             }
+        })
+    }
+
+    fn local_devices(&self, user_id: UserId) -> Vec<DeviceId> {
+        self.hub.devices_of(user_id)
+    }
+
+    fn devices_connected(&self, user_id: UserId, nodes: usize) -> DevicesFuture {
+        let mut devices = self.hub.devices_of(user_id);
+        let others = nodes.saturating_sub(usize::from(!devices.is_empty()));
+        if others == 0 || !is_connected(&self.client) {
+            return Box::pin(std::future::ready(devices));
+        }
+        let client = self.client.clone();
+        let subject = self.subjects.of(Interest::User(user_id));
+        Box::pin(async move {
+            let inbox = client.new_inbox();
+            let Ok(mut answers) = client.subscribe(inbox.clone()).await else {
+                return devices;
+            };
+            if client
+                .publish_with_reply(subject, inbox, Bytes::from_static(WHO))
+                .await
+                .is_err()
+            {
+                return devices;
+            }
+            let deadline = tokio::time::sleep(DEVICES_WAIT);
+            tokio::pin!(deadline);
+            let mut answered = 0;
+            while answered < others {
+                tokio::select! {
+                    answer = answers.next() => match answer {
+                        Some(answer) => {
+                            answered += 1;
+                            if let Ok(ids) = serde_json::from_slice::<Vec<DeviceId>>(&answer.payload) {
+                                devices.extend(ids);
+                            }
+                        }
+                        None => break,
+                    },
+                    () = &mut deadline => break,
+                }
+            }
+            devices.sort_unstable();
+            devices.dedup();
+            devices
         })
     }
 

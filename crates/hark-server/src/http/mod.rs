@@ -5,6 +5,7 @@ mod accounts;
 mod chats;
 mod extract;
 mod media;
+mod push;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -23,6 +24,19 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(
             "/me/privacy",
             get(accounts::privacy).put(accounts::set_privacy),
+        )
+        .route(
+            "/me/notifications",
+            get(push::settings).put(push::set_settings),
+        )
+        .route("/push/vapid", get(push::vapid))
+        .route(
+            "/push/subscriptions",
+            get(push::subscriptions).post(push::subscribe),
+        )
+        .route(
+            "/push/subscriptions/{subscription_id}",
+            axum::routing::delete(push::unsubscribe),
         )
         .route("/devices", get(accounts::devices))
         .route(

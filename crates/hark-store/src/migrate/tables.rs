@@ -81,6 +81,11 @@ pub(crate) const TABLES: &[Table] = &[
     table("receipt_times", &["chat_id", "user_id", "up_to"]),
     // Jobs not yet run (or dead, kept for an operator) carry over.
     table("jobs", &["id"]),
+    // Devices' push subscriptions, and the server's keys: the VAPID key
+    // pair the subscriptions were made for must come along, or every
+    // browser subscription would stop working.
+    table("push_subscriptions", &["id"]),
+    table("server_keys", &["name"]),
 ];
 
 /// SQLite tables that are not copied, and why. Any other table missing

@@ -28,7 +28,8 @@ pub(crate) async fn claim(
 ) -> StoreResult<Vec<Job>> {
     let rows = db
         .rows(
-            "UPDATE jobs SET run_at = $1 + $2, attempts = attempts + 1, claimed_by = $3
+            "UPDATE jobs SET run_at = $1 + $2, attempts = attempts + 1, claimed_by = $3,
+                         touched = 0
              WHERE id IN (SELECT id FROM jobs WHERE state = 'ready' AND run_at <= $1
                           ORDER BY run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
              RETURNING id, kind, payload, attempts",
@@ -50,10 +51,39 @@ pub(crate) async fn claim(
     Ok(jobs)
 }
 
-pub(crate) async fn complete(db: &Db, id: JobId) -> StoreResult<()> {
-    db.exec("DELETE FROM jobs WHERE id = $1", &[&id.0]).await?;
+/// Removes the job, unless a commit touched it while it ran: then it runs
+/// again at `again_at`.
+pub(crate) async fn complete(db: &Db, id: JobId, again_at: i64) -> StoreResult<()> {
+    let removed = db
+        .exec("DELETE FROM jobs WHERE id = $1 AND touched = 0", &[&id.0])
+        .await?;
+    if removed == 0 {
+        db.exec(
+            "UPDATE jobs SET touched = 0, run_at = $2, attempts = 0, claimed_by = NULL
+             WHERE id = $1",
+            &[&id.0, &again_at],
+        )
+        .await?;
+    }
     Ok(())
 }
+
+/// Writes a push job per (user, chat, kind) of `notifies` whose user has a
+/// push subscription; one already waiting under the same key takes the
+/// newest payload and is marked touched instead (a dead one comes back to
+/// life). Sent with the transaction's last round trip (see
+/// [`super::tx::Tx::notify`]).
+pub(crate) const NOTIFY: &str = "INSERT INTO jobs (kind, payload, run_at, created_at, dedupe)
+     SELECT 'push', '{\"user_id\":' || n.user_id || ',' || n.rest, $5, $6,
+            'push:' || n.user_id || ':' || n.chat_id || ':' || n.kind
+     FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[]) AS n(user_id, rest, chat_id, kind)
+     WHERE EXISTS (SELECT 1 FROM push_subscriptions s WHERE s.user_id = n.user_id)
+     ON CONFLICT (dedupe) DO UPDATE SET
+         payload = excluded.payload,
+         touched = 1,
+         run_at = CASE WHEN jobs.state = 'dead' THEN excluded.run_at ELSE jobs.run_at END,
+         attempts = CASE WHEN jobs.state = 'dead' THEN 0 ELSE jobs.attempts END,
+         state = 'ready'";
 
 pub(crate) async fn fail(
     db: &Db,
@@ -61,8 +91,9 @@ pub(crate) async fn fail(
     attempts: u32,
     error: &str,
     now: i64,
+    not_before: Option<i64>,
 ) -> StoreResult<JobFate> {
-    let fate = rules::jobs::after_failure(attempts, now);
+    let fate = rules::jobs::after_failure(attempts, now, not_before);
     let (state, run_at) = fate.columns(now);
     db.exec(
         "UPDATE jobs SET state = $2, run_at = $3, last_error = $4, claimed_by = NULL

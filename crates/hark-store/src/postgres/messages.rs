@@ -273,6 +273,9 @@ pub(crate) async fn react(
     else {
         return Ok(());
     };
+    tx.notify(rules::notify::of_reaction(
+        &message, chat_id, seq, user_id, emoji,
+    ));
     match emoji {
         Some(emoji) => {
             tx.exec(

@@ -47,6 +47,7 @@ mod lines;
 mod media;
 mod messages;
 mod presence;
+mod push;
 mod receipts;
 mod rows;
 mod schema;
@@ -239,8 +240,8 @@ impl JobStore for PostgresStore {
             .await
     }
 
-    async fn complete_job(&self, id: JobId) -> StoreResult<()> {
-        self.read(|db| async move { jobs::complete(&db, id).await })
+    async fn complete_job(&self, id: JobId, again_at: i64) -> StoreResult<()> {
+        self.read(|db| async move { jobs::complete(&db, id, again_at).await })
             .await
     }
 
@@ -250,13 +251,72 @@ impl JobStore for PostgresStore {
         attempts: u32,
         error: &str,
         now: i64,
+        not_before: Option<i64>,
     ) -> StoreResult<JobFate> {
-        self.read(|db| async move { jobs::fail(&db, id, attempts, error, now).await })
+        self.read(|db| async move { jobs::fail(&db, id, attempts, error, now, not_before).await })
             .await
     }
 
     async fn job_counts(&self) -> StoreResult<JobCounts> {
         self.read(|db| async move { jobs::counts(&db).await }).await
+    }
+}
+
+#[async_trait]
+impl crate::PushStore for PostgresStore {
+    async fn add_push_target(
+        &self,
+        target: &crate::push::PushTarget,
+        max: u32,
+    ) -> StoreResult<(crate::push::PushTarget, bool)> {
+        self.write(target.clone(), move |tx, target| {
+            Box::pin(async move { push::add(tx, &target, max).await })
+        })
+        .await
+    }
+
+    async fn push_targets_of_device(
+        &self,
+        device: DeviceId,
+    ) -> StoreResult<Vec<crate::push::PushTarget>> {
+        self.read(|db| async move { push::list(&db, true, device.0).await })
+            .await
+    }
+
+    async fn push_targets_of_user(
+        &self,
+        user: UserId,
+    ) -> StoreResult<Vec<crate::push::PushTarget>> {
+        self.read(|db| async move { push::list(&db, false, user.0).await })
+            .await
+    }
+
+    async fn remove_push_target(&self, device: Option<DeviceId>, id: &str) -> StoreResult<bool> {
+        self.read(|db| async move { push::remove(&db, device, id).await })
+            .await
+    }
+
+    async fn notification_settings(
+        &self,
+        user: UserId,
+    ) -> StoreResult<hark_proto::NotificationSettings> {
+        self.read(|db| async move { push::settings(&db, user).await })
+            .await
+    }
+
+    async fn set_notification_settings(
+        &self,
+        user: UserId,
+        settings: hark_proto::NotificationSettings,
+    ) -> StoreResult<()> {
+        self.read(|db| async move { push::set_settings(&db, user, settings).await })
+            .await
+    }
+
+    async fn server_key(&self, name: &str, candidate: &str) -> StoreResult<String> {
+        let now = crate::clock_ms();
+        self.read(|db| async move { push::server_key(&db, name, candidate, now).await })
+            .await
     }
 }
 
@@ -442,7 +502,10 @@ impl AccountStore for PostgresStore {
 
     async fn revoke_device(&self, user_id: UserId, device_id: DeviceId) -> StoreResult<()> {
         self.write((), move |tx, ()| {
-            Box::pin(accounts::revoke_device(tx, user_id, device_id))
+            Box::pin(async move {
+                accounts::revoke_device(tx, user_id, device_id).await?;
+                push::remove_of_device(tx, device_id).await
+            })
         })
         .await
     }

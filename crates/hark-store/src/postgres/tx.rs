@@ -156,6 +156,8 @@ pub(crate) struct Tx {
     /// A write left to go out with the stream row locks, in their round
     /// trip (see [`Tx::defer`]).
     deferred: Mutex<Option<Deferred>>,
+    /// Push jobs to write with the stream rows (see [`crate::push`]).
+    notifies: Mutex<Vec<crate::push::Notify>>,
 }
 
 /// A statement whose answer nothing waits for but the commit.
@@ -223,6 +225,17 @@ impl Tx {
         self.push(users, chat_id, Stored::Edit(seq), event)
     }
 
+    /// Writes the push jobs `notify` asks for (see [`crate::push`]) in the
+    /// transaction's last round trip.
+    pub(crate) fn notify(&self, notify: Option<crate::push::Notify>) {
+        if let Some(notify) = notify {
+            self.notifies
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(notify);
+        }
+    }
+
     fn push(
         &self,
         users: &[UserId],
@@ -230,6 +243,7 @@ impl Tx {
         stored: Stored,
         event: &Event,
     ) -> StoreResult<()> {
+        self.notify(crate::rules::notify::of_event(users, event));
         let json = crate::pages::event_json(event)?;
         let (msg_seq, payload) = stored.columns(event, &json)?;
         self.pending
@@ -274,8 +288,13 @@ impl Tx {
                 Err(e) => Err((e, self.db)),
             };
         }
+        let notifies = std::mem::take(
+            self.notifies
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
         match self
-            .write_streams_and_commit(&pending, deferred, sequencer)
+            .write_streams_and_commit(&pending, deferred, &notifies, sequencer)
             .await
         {
             Ok(()) => Ok(()),
@@ -287,6 +306,7 @@ impl Tx {
         &mut self,
         pending: &[Pending],
         deferred: Option<Deferred>,
+        notifies: &[crate::push::Notify],
         sequencer: &Sequencer,
     ) -> StoreResult<()> {
         let mut users: Vec<i64> = pending
@@ -313,6 +333,21 @@ impl Tx {
             Some(write) => Some((client.prepare_cached(write.sql).await?, write.params())),
             None => None,
         };
+        let rows = crate::push::job_rows(notifies);
+        let (mut n_user, mut n_rest, mut n_chat, mut n_kind) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (user, rest, chat, kind) in rows {
+            n_user.push(user);
+            n_rest.push(rest);
+            n_chat.push(chat);
+            n_kind.push(kind);
+        }
+        let notify = if n_user.is_empty() {
+            None
+        } else {
+            Some(client.prepare_cached(super::jobs::NOTIFY).await?)
+        };
+        let run_at = self.now_ms + crate::rules::notify::COLLAPSE_MS;
         if self.db.begin_pending.swap(false, Ordering::AcqRel) {
             // Nothing ran yet: BEGIN first.
             client.batch_execute("BEGIN").await?;
@@ -327,12 +362,24 @@ impl Tx {
         // the stream row locks with the positions and their rows, and
         // COMMIT. Should a statement fail, PostgreSQL answers the COMMIT of
         // the aborted transaction by rolling it back.
-        let (written, heads, committed) = tokio::join!(
+        let (written, notified, heads, committed) = tokio::join!(
             async {
                 match &deferred {
                     Some((statement, params)) => {
                         client.execute(statement, params).await.map(|_| ())
                     }
+                    None => Ok(()),
+                }
+            },
+            async {
+                match &notify {
+                    Some(statement) => client
+                        .execute(
+                            statement,
+                            &[&n_user, &n_rest, &n_chat, &n_kind, &run_at, &self.now_ms],
+                        )
+                        .await
+                        .map(|_| ()),
                     None => Ok(()),
                 }
             },
@@ -343,6 +390,7 @@ impl Tx {
             self.db.in_transaction = false;
         }
         written?;
+        notified?;
         let heads = heads?;
         committed?;
         let mut before: BTreeMap<i64, i64> = BTreeMap::new();
@@ -443,6 +491,7 @@ where
             now_ms: crate::clock_ms(),
             pending: Mutex::new(Vec::new()),
             deferred: Mutex::new(None),
+            notifies: Mutex::new(Vec::new()),
         };
         let failed = match op(&mut tx).await {
             Ok(value) => match tx.commit(sequencer).await {

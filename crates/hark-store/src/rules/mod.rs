@@ -8,6 +8,7 @@
 //! disagree.
 
 pub mod jobs;
+pub mod notify;
 mod receipts;
 
 pub use receipts::{ReceiptChange, Rise};

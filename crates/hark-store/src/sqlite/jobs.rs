@@ -2,6 +2,7 @@
 
 use super::writer::WriteCtx;
 use crate::jobs::{Job, JobCounts, JobFate, JobId, NewJob};
+use crate::push::Notify;
 use crate::{rules, StoreResult};
 use rusqlite::{params, Connection};
 
@@ -23,7 +24,8 @@ pub(crate) fn claim(
     limit: u32,
 ) -> StoreResult<Vec<Job>> {
     let mut stmt = ctx.conn.prepare_cached(
-        "UPDATE jobs SET run_at = ?1 + ?2, attempts = attempts + 1, claimed_by = ?3
+        "UPDATE jobs SET run_at = ?1 + ?2, attempts = attempts + 1, claimed_by = ?3,
+                         touched = 0
          WHERE id IN (SELECT id FROM jobs WHERE state = 'ready' AND run_at <= ?1
                       ORDER BY run_at, id LIMIT ?4)
          RETURNING id, kind, payload, attempts",
@@ -42,10 +44,53 @@ pub(crate) fn claim(
     Ok(jobs)
 }
 
-pub(crate) fn complete(ctx: &WriteCtx<'_>, id: JobId) -> StoreResult<()> {
-    ctx.conn
-        .prepare_cached("DELETE FROM jobs WHERE id = ?1")?
+/// Removes the job, unless a commit touched it while it ran: then it runs
+/// again at `again_at`.
+pub(crate) fn complete(ctx: &WriteCtx<'_>, id: JobId, again_at: i64) -> StoreResult<()> {
+    let removed = ctx
+        .conn
+        .prepare_cached("DELETE FROM jobs WHERE id = ?1 AND touched = 0")?
         .execute([id.0])?;
+    if removed == 0 {
+        ctx.conn
+            .prepare_cached(
+                "UPDATE jobs SET touched = 0, run_at = ?2, attempts = 0, claimed_by = NULL
+                 WHERE id = ?1",
+            )?
+            .execute(params![id.0, again_at])?;
+    }
+    Ok(())
+}
+
+/// Writes a push job per user of `notify` who has a push subscription, in
+/// the caller's transaction; one already waiting under the same key
+/// (user, chat, kind) takes the newest payload and is marked touched
+/// instead (a dead one comes back to life).
+pub(crate) fn notify(ctx: &WriteCtx<'_>, notify: &Notify) -> StoreResult<()> {
+    let users = serde_json::to_string(&notify.users.iter().map(|u| u.0).collect::<Vec<_>>())
+        .map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO jobs (kind, payload, run_at, created_at, dedupe)
+             SELECT 'push', '{\"user_id\":' || u.value || ',' || ?1, ?2, ?3,
+                    'push:' || u.value || ':' || ?4 || ':' || ?5
+             FROM json_each(?6) u
+             WHERE EXISTS (SELECT 1 FROM push_subscriptions s WHERE s.user_id = u.value)
+             ON CONFLICT (dedupe) DO UPDATE SET
+                 payload = excluded.payload,
+                 touched = 1,
+                 run_at = CASE WHEN jobs.state = 'dead' THEN excluded.run_at ELSE jobs.run_at END,
+                 attempts = CASE WHEN jobs.state = 'dead' THEN 0 ELSE jobs.attempts END,
+                 state = 'ready'",
+        )?
+        .execute(params![
+            notify.what.rest_json(),
+            ctx.now_ms + rules::notify::COLLAPSE_MS,
+            ctx.now_ms,
+            notify.what.chat_id.0,
+            notify.what.kind_str(),
+            users,
+        ])?;
     Ok(())
 }
 
@@ -55,8 +100,9 @@ pub(crate) fn fail(
     attempts: u32,
     error: &str,
     now: i64,
+    not_before: Option<i64>,
 ) -> StoreResult<JobFate> {
-    let fate = rules::jobs::after_failure(attempts, now);
+    let fate = rules::jobs::after_failure(attempts, now, not_before);
     let (state, run_at) = fate.columns(now);
     ctx.conn
         .prepare_cached(

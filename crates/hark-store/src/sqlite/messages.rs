@@ -226,6 +226,9 @@ pub(crate) fn react(
     else {
         return Ok(());
     };
+    ctx.notify(rules::notify::of_reaction(
+        &message, chat_id, seq, user_id, emoji,
+    ))?;
     match emoji {
         Some(emoji) => ctx.conn.execute(
             "INSERT INTO reactions (chat_id, seq, user_id, emoji, reacted_at) VALUES (?1, ?2, ?3, ?4, ?5)

@@ -10,6 +10,7 @@ mod lines;
 mod media;
 pub(crate) mod messages;
 mod presence;
+mod push;
 mod receipts;
 mod rows;
 pub(crate) mod schema;
@@ -234,8 +235,9 @@ impl JobStore for SqliteStore {
             .await
     }
 
-    async fn complete_job(&self, id: JobId) -> StoreResult<()> {
-        self.write(move |ctx| jobs::complete(ctx, id)).await
+    async fn complete_job(&self, id: JobId, again_at: i64) -> StoreResult<()> {
+        self.write(move |ctx| jobs::complete(ctx, id, again_at))
+            .await
     }
 
     async fn fail_job(
@@ -244,14 +246,69 @@ impl JobStore for SqliteStore {
         attempts: u32,
         error: &str,
         now: i64,
+        not_before: Option<i64>,
     ) -> StoreResult<JobFate> {
         let error = error.to_owned();
-        self.write(move |ctx| jobs::fail(ctx, id, attempts, &error, now))
+        self.write(move |ctx| jobs::fail(ctx, id, attempts, &error, now, not_before))
             .await
     }
 
     async fn job_counts(&self) -> StoreResult<JobCounts> {
         self.read(|conn| jobs::counts(conn)).await
+    }
+}
+
+#[async_trait]
+impl crate::PushStore for SqliteStore {
+    async fn add_push_target(
+        &self,
+        target: &crate::push::PushTarget,
+        max: u32,
+    ) -> StoreResult<(crate::push::PushTarget, bool)> {
+        let target = target.clone();
+        self.write(move |ctx| push::add(ctx, &target, max)).await
+    }
+
+    async fn push_targets_of_device(
+        &self,
+        device: DeviceId,
+    ) -> StoreResult<Vec<crate::push::PushTarget>> {
+        self.read(move |conn| push::list(conn, true, device.0))
+            .await
+    }
+
+    async fn push_targets_of_user(
+        &self,
+        user: UserId,
+    ) -> StoreResult<Vec<crate::push::PushTarget>> {
+        self.read(move |conn| push::list(conn, false, user.0)).await
+    }
+
+    async fn remove_push_target(&self, device: Option<DeviceId>, id: &str) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.write(move |ctx| push::remove(ctx, device, &id)).await
+    }
+
+    async fn notification_settings(
+        &self,
+        user: UserId,
+    ) -> StoreResult<hark_proto::NotificationSettings> {
+        self.read(move |conn| push::settings(conn, user)).await
+    }
+
+    async fn set_notification_settings(
+        &self,
+        user: UserId,
+        settings: hark_proto::NotificationSettings,
+    ) -> StoreResult<()> {
+        self.write(move |ctx| push::set_settings(ctx, user, settings))
+            .await
+    }
+
+    async fn server_key(&self, name: &str, candidate: &str) -> StoreResult<String> {
+        let (name, candidate) = (name.to_owned(), candidate.to_owned());
+        self.write(move |ctx| push::server_key(ctx, &name, &candidate))
+            .await
     }
 }
 
@@ -432,8 +489,11 @@ impl AccountStore for SqliteStore {
     }
 
     async fn revoke_device(&self, user_id: UserId, device_id: DeviceId) -> StoreResult<()> {
-        self.write(move |ctx| accounts::revoke_device(ctx, user_id, device_id))
-            .await
+        self.write(move |ctx| {
+            accounts::revoke_device(ctx, user_id, device_id)?;
+            push::remove_of_device(ctx.conn, device_id)
+        })
+        .await
     }
 
     async fn set_display_name(&self, user_id: UserId, display_name: &str) -> StoreResult<User> {

@@ -267,6 +267,36 @@ CREATE TABLE media_uploads (
 CREATE INDEX media_uploads_by_uploader ON media_uploads(uploader);
 CREATE INDEX media_uploads_by_expiry ON media_uploads(expires_at);
 "#,
+    r#"
+-- Push notifications (crate::push): each device's subscriptions (a
+-- browser's push service with its keys, or a webhook with its secret), at
+-- most one per endpoint; the users' preview setting; the server's own keys
+-- (the VAPID key pair, which every node signs with); and jobs that collapse:
+-- `dedupe` is a push job's key (user, chat, kind), `touched` says a commit
+-- wanted it again since it was claimed.
+CREATE TABLE push_subscriptions (
+    id         TEXT PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES users(id),
+    device_id  INTEGER NOT NULL REFERENCES devices(id),
+    kind       TEXT NOT NULL CHECK (kind IN ('web_push', 'webhook')),
+    endpoint   TEXT NOT NULL,
+    p256dh     TEXT,
+    auth       TEXT,
+    secret     TEXT,
+    created_at INTEGER NOT NULL,
+    UNIQUE (device_id, endpoint)
+) WITHOUT ROWID;
+CREATE INDEX push_subscriptions_by_user ON push_subscriptions(user_id);
+ALTER TABLE users ADD COLUMN notify_previews TEXT NOT NULL DEFAULT 'full';
+CREATE TABLE server_keys (
+    name       TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+ALTER TABLE jobs ADD COLUMN dedupe TEXT;
+ALTER TABLE jobs ADD COLUMN touched INTEGER NOT NULL DEFAULT 0;
+CREATE UNIQUE INDEX jobs_dedupe ON jobs(dedupe);
+"#,
 ];
 
 /// Opens the pragmas every connection needs.

@@ -130,6 +130,15 @@ impl WriteCtx<'_> {
         *self.erased = true;
     }
 
+    /// Writes the push jobs `notify` asks for (see [`crate::push`]), in
+    /// this transaction.
+    pub(crate) fn notify(&self, notify: Option<crate::push::Notify>) -> StoreResult<()> {
+        match notify {
+            Some(notify) => super::jobs::notify(self, &notify),
+            None => Ok(()),
+        }
+    }
+
     fn append(
         &mut self,
         users: &[UserId],
@@ -137,6 +146,7 @@ impl WriteCtx<'_> {
         stored: crate::pages::Stored,
         event: &Event,
     ) -> StoreResult<()> {
+        self.notify(crate::rules::notify::of_event(users, event))?;
         let json = crate::pages::event_json(event)?;
         let (msg_seq, payload) = stored.columns(event, &json)?;
         let mut insert = self.conn.prepare_cached(

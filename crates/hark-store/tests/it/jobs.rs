@@ -68,8 +68,8 @@ async fn due_jobs_are_claimed_once_per_lease_and_retried_until_dead(b: Backend) 
         .is_empty());
 
     // Completed: gone for good.
-    s.complete_job(first).await.unwrap();
-    s.complete_job(first).await.unwrap();
+    s.complete_job(first, 0).await.unwrap();
+    s.complete_job(first, 0).await.unwrap();
     // The claimant of `second` died: once its lease ran out, another takes it.
     let again = s.claim_jobs("n2", T + 1_021, 1_000, 10).await.unwrap();
     assert_eq!(again.len(), 1);
@@ -78,7 +78,11 @@ async fn due_jobs_are_claimed_once_per_lease_and_retried_until_dead(b: Backend) 
     // Failures back off, then the job is dead and never handed out again.
     let mut now = T + 1_100;
     let mut attempts = again[0].attempts;
-    while let JobFate::Retry { at } = s.fail_job(second, attempts, "boom", now).await.unwrap() {
+    while let JobFate::Retry { at } = s
+        .fail_job(second, attempts, "boom", now, None)
+        .await
+        .unwrap()
+    {
         assert!(at > now);
         let early = s.claim_jobs("n1", at - 1, 1_000, 10).await.unwrap();
         assert!(early.iter().all(|j| j.id != second), "not before {at}");
