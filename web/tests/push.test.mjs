@@ -11,7 +11,9 @@
 // headless Chromium has no push service.
 
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import {
   apiLogin,
@@ -27,8 +29,10 @@ import {
   startServer,
 } from './helpers.mjs';
 import { notificationsOf, pushChannel, startNotificationDaemon } from './notifications.mjs';
+import { browserKeys, startPushService } from './push-service.mjs';
 
 let server;
+let pushService;
 let daemon;
 let context;
 let push;
@@ -39,7 +43,11 @@ let direct;
 let club;
 
 before(async () => {
-  server = await startServer();
+  // The server may post pushes to the test's push service, on a loopback address over http.
+  pushService = await startPushService();
+  const config = join(tmpdir(), `hark-push-test-${process.pid}.toml`);
+  writeFileSync(config, `[push]\nallow_hosts = ["${pushService.host}"]\n`);
+  server = await startServer({ config });
   daemon = await startNotificationDaemon();
   context = await launchProfile({ env: { DBUS_SESSION_BUS_ADDRESS: daemon.address } });
   await context.grantPermissions(['notifications'], { origin: server.url });
@@ -58,6 +66,7 @@ after(async () => {
   await context?.close();
   await daemon?.stop();
   await server?.destroy();
+  await pushService?.stop();
 });
 
 /** A push for a chat, as the server sends it (previews "full" unless overridden). */
@@ -216,4 +225,142 @@ test('the tab title counts the chats with unread messages, muted ones aside', as
   } finally {
     await browser.close();
   }
+});
+
+/**
+ * Stand in for the browser's push service in `pushManager` (headless
+ * Chromium has none): subscribing gives an endpoint of the test's push
+ * service with `keys`, kept in localStorage like a browser keeps it.
+ */
+async function fakePushManager(keys, endpoint) {
+  await context.addInitScript(({ keys, endpoint }) => {
+    const KEY = 'test:push-subscription';
+    const subscription = (saved) => ({
+      endpoint: saved.endpoint,
+      expirationTime: null,
+      options: { userVisibleOnly: true, applicationServerKey: Uint8Array.from(atob(saved.key), (c) => c.charCodeAt(0)).buffer },
+      toJSON: () => ({ endpoint: saved.endpoint, expirationTime: null, keys }),
+      unsubscribe: async () => (localStorage.removeItem(KEY), true),
+    });
+    PushManager.prototype.getSubscription = async function () {
+      const raw = localStorage.getItem(KEY);
+      return raw ? subscription(JSON.parse(raw)) : null;
+    };
+    PushManager.prototype.subscribe = async function (options) {
+      const saved = { endpoint, key: btoa(String.fromCharCode(...new Uint8Array(options.applicationServerKey))) };
+      localStorage.setItem(KEY, JSON.stringify(saved));
+      return subscription(saved);
+    };
+  }, { keys, endpoint });
+}
+
+/** This page's device token (to ask the server about this device's subscriptions). */
+function pageDevice(page) {
+  return page.evaluate(() => JSON.parse(localStorage.getItem(`hark:${location.origin}:session`)).token);
+}
+
+async function subscriptionsOf(token) {
+  const res = await fetch(`${server.url}/v1/push/subscriptions`, { headers: { authorization: `Bearer ${token}` } });
+  assert.equal(res.status, 200);
+  return res.json();
+}
+
+/** Bob writes to Alice while Hark is closed: the push the server posts, decrypted. */
+async function pushFor(keys, endpoint, text) {
+  const after = pushService.received.length;
+  await bob.send(direct.id, text);
+  const posted = await pushService.next(endpoint, after);
+  return { posted, payload: JSON.parse(keys.decrypt(posted.body)) };
+}
+
+test('turning notifications on: the server pushes a new message to the desktop; previews; off, and logout, delete the subscription', async () => {
+  let page = await appPage();
+  const banner = page.getByTestId('push-banner');
+  await banner.waitFor();
+  assert.match(await banner.textContent(), /Get a notification for new messages when Hark is closed\./);
+  await page.screenshot({ path: screenshotPath('push-banner.png') });
+
+  // This headless browser has no push service: a clear message, nothing registered.
+  await page.getByTestId('push-enable').click();
+  const error = await page.getByTestId('push-error').textContent();
+  assert.match(error, /^This browser could not subscribe to push messages \(.+\)\. New messages still show here while Hark is open\.$/);
+  await page.screenshot({ path: screenshotPath('push-banner-error.png') });
+  const token = await pageDevice(page);
+  assert.deepEqual(await subscriptionsOf(token), []);
+
+  // With a push service: turned on from the banner, the server has this browser's subscription.
+  const keys = browserKeys();
+  const endpoint = pushService.endpoint(`alice-${Date.now()}`);
+  await fakePushManager({ p256dh: keys.p256dh, auth: keys.auth }, endpoint);
+  await page.reload();
+  await page.getByTestId('push-enable').click();
+  await banner.waitFor({ state: 'detached' });
+  const [registered] = await subscriptionsOf(token);
+  assert.deepEqual([registered.kind, registered.endpoint], ['web_push', endpoint]);
+  await page.close();
+
+  // Hark is closed; Bob writes. The server posts to the push service, signed (VAPID) and encrypted to the browser's keys.
+  const { posted, payload } = await pushFor(keys, endpoint, 'Dinner at 8?');
+  const vapid = await alice.get('/v1/push/vapid');
+  assert.match(posted.headers.authorization, new RegExp(`^vapid t=[\\w-]+\\.[\\w-]+\\.[\\w-]+, ?k=${vapid.public_key}$`));
+  assert.equal(posted.headers['content-encoding'], 'aes128gcm');
+  assert.equal(payload.v, 1);
+  assert.deepEqual(
+    [payload.kind, payload.chat_id, payload.chat_kind, payload.sender, payload.body, payload.silent],
+    ['message', direct.id, 'direct', 'Bob Chen', 'Dinner at 8?', false],
+  );
+  // The browser hands it to the service worker: on the desktop, and a click opens the chat.
+  let mark = daemon.shown.length;
+  await push.deliver(payload);
+  const shown = await eventually(() => daemon.shown.slice(mark).find((n) => n.summary === 'Bob Chen'), { message: 'the pushed message on the desktop' });
+  assert.match(shown.body, /\n\nDinner at 8\?$/);
+  const opening = context.waitForEvent('page');
+  daemon.click(shown.id);
+  page = await opening;
+  await page.getByTestId('msg-text').filter({ hasText: 'Dinner at 8?' }).waitFor();
+
+  // Previews "sender only", set in the settings, for all of Alice's devices.
+  await page.getByTestId('menu').click();
+  await page.getByTestId('settings').click();
+  const card = page.getByTestId('notification-settings');
+  await card.getByTestId('push-toggle').filter({ hasText: 'Turn off' }).waitFor();
+  assert.equal(await card.getByTestId('previews').inputValue(), 'full');
+  await card.getByTestId('previews').selectOption('sender');
+  await eventually(async () => (await alice.get('/v1/me/notifications')).previews === 'sender', { message: 'previews "sender" on the server' });
+  await page.screenshot({ path: screenshotPath('push-settings.png') });
+  await page.reload();
+  await page.getByTestId('menu').click();
+  await page.getByTestId('settings').click();
+  await eventually(async () => (await card.getByTestId('previews').inputValue()) === 'sender', { message: 'previews "sender" after a reload' });
+  await page.close();
+  const hidden = await pushFor(keys, endpoint, 'The surprise is at 9');
+  assert.deepEqual([hidden.payload.sender, hidden.payload.body], ['Bob Chen', null]);
+  mark = daemon.shown.length;
+  await push.deliver(hidden.payload);
+  const vague = await eventually(() => daemon.shown.slice(mark).find((n) => n.summary === 'Bob Chen'), { message: 'the sender-only push on the desktop' });
+  assert.doesNotMatch(vague.body, /surprise/);
+  assert.match(vague.body, /\n\n(New message|\d+ new messages)$/);
+
+  // Turned off in the settings: the server forgets it, the browser drops it.
+  page = await appPage();
+  await page.getByTestId('menu').click();
+  await page.getByTestId('settings').click();
+  await card.getByTestId('push-toggle').filter({ hasText: 'Turn off' }).click();
+  await card.getByTestId('push-toggle').filter({ hasText: 'Turn on' }).waitFor();
+  assert.deepEqual(await subscriptionsOf(token), []);
+  assert.equal(await page.evaluate(() => localStorage.getItem('test:push-subscription')), null);
+
+  // On again, then logging out deletes it while the token still works.
+  await card.getByTestId('push-toggle').filter({ hasText: 'Turn on' }).click();
+  await card.getByTestId('push-toggle').filter({ hasText: 'Turn off' }).waitFor();
+  const [again] = await subscriptionsOf(token);
+  const deleted = page.waitForResponse((r) => r.request().method() === 'DELETE' && r.url().endsWith(`/v1/push/subscriptions/${again.id}`));
+  await page.getByTestId('back').click();
+  await page.getByTestId('menu').click();
+  await page.getByTestId('logout').click();
+  assert.equal((await deleted).status(), 204);
+  await page.getByTestId('auth-form').waitFor();
+  assert.equal(await page.evaluate(() => localStorage.getItem('test:push-subscription')), null);
+  assert.deepEqual(page.errors, []);
+  await page.close();
 });

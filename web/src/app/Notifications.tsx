@@ -144,7 +144,9 @@ function statusNote(store: AppStore): string {
     case 'blocked':
       return "Blocked in this browser. Allow notifications for this site in the browser's site settings, then turn them on here.";
     case 'unsupported':
-      return 'This browser cannot show notifications when Hark is closed.';
+      return window.isSecureContext
+        ? 'This browser cannot show notifications when Hark is closed.'
+        : 'Notifications need Hark to be opened over https.';
     default:
       return WHAT;
   }

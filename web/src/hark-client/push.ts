@@ -2,7 +2,7 @@
 // as `applicationServerKey`, and a browser's PushSubscription as the body of
 // `POST /v1/push/subscriptions`.
 
-import { HarkError, type ChatId, type NewPushSubscription } from './types';
+import { HarkError, type ChatId, type WebPushSubscriptionBody } from './types';
 
 /** The bytes of a base64url string (padding optional), e.g. `VapidKey.public_key`. */
 export function base64UrlBytes(s: string): Uint8Array<ArrayBuffer> {
@@ -21,7 +21,7 @@ export function sameKey(a: ArrayBuffer | null | undefined, b: Uint8Array): boole
 }
 
 /** What the server stores of a browser's subscription: its endpoint and keys, nothing else. */
-export function subscriptionBody(sub: PushSubscription): NewPushSubscription {
+export function subscriptionBody(sub: PushSubscription): WebPushSubscriptionBody {
   const json = sub.toJSON();
   const p256dh = json.keys?.p256dh;
   const auth = json.keys?.auth;

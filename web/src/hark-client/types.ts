@@ -381,21 +381,33 @@ export interface VapidKey {
   public_key: string;
 }
 
-export type PushKind = 'web_push';
+/** How a subscription is reached: a browser's push service, or an integrator's HTTPS webhook. */
+export type PushKind = 'web_push' | 'webhook';
 
-/** `POST /v1/push/subscriptions`: a browser's push subscription (`PushSubscription.toJSON()` without `expirationTime`). */
-export interface NewPushSubscription {
-  kind: PushKind;
+/** A browser's push subscription (`PushSubscription.toJSON()` without `expirationTime`). */
+export interface WebPushSubscriptionBody {
+  kind: 'web_push';
   /** The push service's https URL for this browser. */
   endpoint: string;
   /** Base64url: the browser's P-256 key and the 16-byte auth secret. */
   keys: { p256dh: string; auth: string };
 }
 
-/** A push subscription of this device, as the server keeps it. */
+/** An integrator's endpoint, sent JSON signed with HMAC-SHA256 by `secret` (16 to 256 characters). */
+export interface WebhookSubscriptionBody {
+  kind: 'webhook';
+  url: string;
+  secret: string;
+}
+
+/** `POST /v1/push/subscriptions`. */
+export type NewPushSubscription = WebPushSubscriptionBody | WebhookSubscriptionBody;
+
+/** A push subscription of this device, as the server shows it (never its keys or secret). */
 export interface PushSubscriptionInfo {
   id: string;
   kind: PushKind;
+  /** The push service's endpoint, or the webhook's URL. */
   endpoint: string;
   created_at: number;
 }
@@ -414,15 +426,17 @@ export interface PushPayload {
   kind: 'message' | 'reaction' | 'added';
   chat_id: ChatId;
   chat_kind: ChatKind;
+  /** A group's title; null for a one-to-one chat, or when previews are "none". */
   chat_title: string | null;
+  /** The newest message (or the one reacted to). */
   seq: Seq;
   /** The chat's unread messages for the receiver. */
   unread: number;
-  /** The sender's display name; null when previews are "none". */
+  /** Who wrote, reacted or added you (display name); null when previews are "none". */
   sender: string | null;
   /** The preview ("reacted 👍 to: …" for a reaction); null unless previews are "full", and for "added". */
   body: string | null;
-  /** Update state only: show nothing. */
+  /** Update state only, show nothing (e.g. a muted chat). */
   silent: boolean;
 }
 
