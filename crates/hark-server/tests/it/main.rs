@@ -16,6 +16,8 @@ mod features;
 mod media;
 mod messaging;
 mod presence;
+mod push;
+mod push_endpoint;
 mod resumable;
 mod sdk;
 mod support;
