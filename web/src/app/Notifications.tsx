@@ -40,9 +40,9 @@ export function NotificationsBanner(props: { store: AppStore }) {
 }
 
 const PREVIEWS: [PreviewLevel, string][] = [
-  ['full', 'Sender and message'],
-  ['sender', 'Sender only'],
-  ['none', 'Nothing (only "New message")'],
+  ['full', 'Name and message'],
+  ['sender', 'Only the name'],
+  ['none', 'Nothing'],
 ];
 
 /** The settings card: this device's notifications, and the account's message previews. */
@@ -91,7 +91,7 @@ export function NotificationsCard(props: { store: AppStore }) {
       )}
       {previews !== null && (
         <label class="settings-row">
-          <span>Show in notifications</span>
+          <span>Message previews</span>
           <select value={previews} data-testid="previews" onChange={(e) => void choose(e.currentTarget.value as PreviewLevel)}>
             {PREVIEWS.map(([v, label]) => (
               <option value={v} key={v}>
@@ -101,7 +101,7 @@ export function NotificationsCard(props: { store: AppStore }) {
           </select>
         </label>
       )}
-      {previews !== null && <p class="settings-note">For all your devices.</p>}
+      {previews !== null && <p class="settings-note">Who wrote and what, in notifications on all your devices. "Nothing" shows only "New message".</p>}
       {error && (
         <p class="form-error settings-error" role="alert">
           {error}

@@ -22,8 +22,14 @@ interface Saved {
 /** The browser said no to (or was closed on) the permission prompt, and the like: a reason for the person. */
 class Refused extends Error {}
 
-/** The logout waits at most this long for the server to delete the subscription. */
+/** The logout waits at most this long for the server to delete the subscription, and for the browser to drop it. */
 const FORGET_MS = 3000;
+/**
+ * How long subscribing may take. A browser whose push service cannot be
+ * reached (a blocked network, a Chromium build without one) may never
+ * answer at all.
+ */
+const SUBSCRIBE_MS = 10_000;
 const PROMPT_KEY = 'hark:push-prompt';
 
 export function pushSupported(): boolean {
@@ -99,17 +105,16 @@ export class PushNotifications {
   async forget(): Promise<void> {
     const saved = this.saved();
     this.save(null);
-    if (saved) {
-      await Promise.race([this.api.removePushSubscription(saved.id).catch(() => {}), new Promise((r) => setTimeout(r, FORGET_MS))]);
-    }
+    if (saved) await within(this.api.removePushSubscription(saved.id), FORGET_MS).catch(() => {});
     if (this.status === 'unsupported') return;
-    try {
+    const drop = async () => {
       const reg = await registerServiceWorker();
       const sub = await reg?.pushManager.getSubscription();
       await sub?.unsubscribe();
-    } catch {
-      // Nothing to drop.
-    }
+    };
+    await within(drop(), FORGET_MS).catch(() => {
+      // Nothing to drop, or the browser does not answer.
+    });
   }
 
   /** Whether the person closed the "Turn on notifications" banner (in this browser). */
@@ -145,7 +150,7 @@ export class PushNotifications {
     }
     const reg = await activeRegistration();
     if (!reg) throw new Refused('This browser could not start the notification service (service worker) for Hark.');
-    let sub = await reg.pushManager.getSubscription();
+    let sub = await within(reg.pushManager.getSubscription(), SUBSCRIBE_MS).catch(() => null);
     if (sub && !sameKey(sub.options.applicationServerKey, key)) {
       await sub.unsubscribe().catch(() => false);
       sub = null;
@@ -153,7 +158,7 @@ export class PushNotifications {
     const created = !sub;
     if (!sub) {
       try {
-        sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+        sub = await within(reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key }), SUBSCRIBE_MS);
       } catch (e) {
         throw new Refused(
           `This browser could not subscribe to push messages (${e instanceof Error ? e.message : String(e)}). ` +
@@ -199,6 +204,17 @@ export class PushNotifications {
       // Storage disabled: the subscription works, but is not turned off on logout.
     }
   }
+}
+
+class TimedOut extends Error {}
+
+/** `p`, or a rejection once `ms` have passed without an answer. */
+function within<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TimedOut(`its push service did not answer within ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 function reason(e: unknown): string {
