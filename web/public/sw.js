@@ -70,7 +70,7 @@ function notificationText(p) {
   if (p.kind === 'added') {
     body = p.sender ? `${p.sender} added you` : 'You were added to a group';
   } else if (p.kind === 'reaction') {
-    // The server's body reads "reacted 👍 to: …".
+    // The server's body reads "reacted 👍 to your message".
     const what = p.body || (p.sender ? 'reacted to your message' : null);
     if (what) body = who ? `${who} ${what}` : what.charAt(0).toUpperCase() + what.slice(1);
   } else if (p.body) {

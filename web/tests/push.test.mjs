@@ -142,8 +142,9 @@ test('the service worker shows one notification per chat, worded as the previews
   await deliverShown(page, message(club, { sender: 'Carol Diaz', seq: 6 }), 'Book club', 'New message from Carol Diaz');
 
   // A reaction, and being added to a group.
-  const reaction = { kind: 'reaction', sender: 'Carol Diaz', body: 'reacted 👍 to: Meet on Friday?', seq: 5 };
-  await deliverShown(page, message(club, reaction), 'Book club', 'Carol Diaz reacted 👍 to: Meet on Friday?');
+  const reaction = { kind: 'reaction', sender: 'Carol Diaz', body: 'reacted 👍 to your message', seq: 5 };
+  await deliverShown(page, message(club, reaction), 'Book club', 'Carol Diaz reacted 👍 to your message');
+  await deliverShown(page, message(direct, { ...reaction, sender: 'Bob Chen', seq: 2 }), 'Bob Chen', 'Reacted 👍 to your message');
   const hiking = { id: club.id + 100, kind: 'group', title: 'Hiking' };
   await deliverShown(page, message(hiking, { kind: 'added', sender: 'Bob Chen', seq: 0, unread: 0 }), 'Hiking', 'Bob Chen added you');
 
