@@ -51,10 +51,23 @@ emoji_font_dep() {
   fi
 }
 
+# The push notification tests click desktop notifications through a
+# stand-in notification daemon on a private D-Bus session bus
+# (web/tests/notifications.mjs): dbus-daemon, and Debian's python3 with
+# its D-Bus and GObject bindings.
+dbus_dep() {
+  if ! command -v dbus-daemon >/dev/null \
+    || ! /usr/bin/python3 -c 'import dbus, gi' 2>/dev/null; then
+    log "installing dbus-daemon, python3-dbus and python3-gi (notification tests)"
+    apt_install dbus-daemon python3 python3-dbus python3-gi
+  fi
+}
+
 cmd_setup() {
   node_deps
   chromium_dep
   emoji_font_dep
+  dbus_dep
 }
 
 cmd_build() {
@@ -65,6 +78,7 @@ cmd_build() {
 cmd_test() {
   node_deps
   chromium_dep
+  dbus_dep
   local bin="${HARK_BIN:-$root/target/debug/hark}"
   if [ ! -x "$bin" ]; then
     log "$bin is missing: run 'cargo build -p hark' first"

@@ -45,6 +45,8 @@ pub enum Command {
     Search(scenario::search::Params),
     /// A large file up and down beside copying it; server memory during parallel uploads.
     Media(scenario::media::Params),
+    /// Sends to offline users with and without Web Push subscriptions: send latency and notifications per second.
+    Push(scenario::push::Params),
     /// WAL growth under sustained commits: the server's checkpointing scheme
     /// against a writer-side RESTART (evidence for docs/benchmarks.md).
     WalCheck(sqlite_baseline::WalCheckParams),
@@ -98,6 +100,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Presence(p) => report::finish(scenario::presence::run(p).await?),
         Command::Search(p) => report::finish(scenario::search::run(p).await?),
         Command::Media(p) => report::finish(scenario::media::run(p).await?),
+        Command::Push(p) => report::finish(scenario::push::run(p).await?),
         Command::WalCheck(p) => {
             tokio::task::spawn_blocking(move || sqlite_baseline::wal_check(&p)).await?
         }

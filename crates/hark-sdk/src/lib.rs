@@ -34,6 +34,7 @@ mod connection;
 mod error;
 mod media;
 mod outbox;
+mod push;
 mod resumable;
 mod sync;
 mod url;

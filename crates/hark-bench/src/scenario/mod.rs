@@ -7,6 +7,7 @@ pub mod direct;
 pub mod group;
 pub mod media;
 pub mod presence;
+pub mod push;
 pub mod search;
 pub mod traffic;
 

@@ -4,6 +4,7 @@
 mod actions;
 mod chat;
 mod media;
+mod notify;
 mod session;
 mod view;
 
@@ -157,6 +158,19 @@ pub(crate) enum ClientCommand {
         #[command(flatten)]
         server: ServerOpt,
     },
+    /// Show or set what notifications show: full, sender or none.
+    Notifications {
+        /// full (who and what), sender (only who) or none.
+        #[arg(long)]
+        previews: Option<String>,
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+    /// Manage this device's webhooks (notifications POSTed to your server).
+    Webhook {
+        #[command(subcommand)]
+        command: notify::WebhookCommand,
+    },
     #[command(flatten)]
     Message(actions::MessageCommand),
     /// Open a chat: recent history, then live messages; each line typed is sent.
@@ -253,6 +267,10 @@ pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
             server,
         } => history(chat, limit, server).await,
         ClientCommand::Message(command) => actions::run(command).await,
+        ClientCommand::Notifications { previews, server } => {
+            notify::notifications(previews, server).await
+        }
+        ClientCommand::Webhook { command } => notify::webhook(command).await,
         ClientCommand::Send {
             chat,
             text,

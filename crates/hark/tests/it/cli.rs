@@ -30,6 +30,26 @@ fn start_server() -> Server {
     }
 }
 
+/// A server on a fresh data directory with these settings (TOML).
+fn start_server_with(settings: &str) -> Server {
+    let data = tempfile::tempdir().unwrap();
+    let file = data.path().join("hark.toml");
+    std::fs::write(&file, settings).unwrap();
+    let mut command = Command::new(HARK);
+    command
+        .args(["serve", "--addr", "127.0.0.1:0", "--config"])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(data.path().join("data"))
+        .stderr(Stdio::null());
+    let process = ServerProcess::spawn(command);
+    Server {
+        url: process.url.clone(),
+        _process: process,
+        _data: data,
+    }
+}
+
 /// Run `hark <args>` as the user whose config directory is `config`, with
 /// `stdin` as standard input; panic with its output unless it succeeds.
 fn hark_with_input(server: &Server, config: &Path, args: &[&str], stdin: &str) -> String {
@@ -389,23 +409,8 @@ fn a_photo_comes_with_its_thumbnail() {
 
 #[test]
 fn a_large_upload_cut_off_goes_on_when_the_same_command_runs_again() {
-    let data = tempfile::tempdir().unwrap();
     // Uploads paced to 4 MiB/s, so the command is stopped mid-upload.
-    let settings = data.path().join("hark.toml");
-    std::fs::write(&settings, "[media]\nupload_bytes_per_second = 4194304\n").unwrap();
-    let mut command = Command::new(HARK);
-    command
-        .args(["serve", "--addr", "127.0.0.1:0", "--config"])
-        .arg(&settings)
-        .arg("--data-dir")
-        .arg(data.path().join("data"))
-        .stderr(std::process::Stdio::null());
-    let process = ServerProcess::spawn(command);
-    let server = Server {
-        url: process.url.clone(),
-        _process: process,
-        _data: data,
-    };
+    let server = start_server_with("[media]\nupload_bytes_per_second = 4194304\n");
     let (alice, bob) = alice_and_bob(&server);
     let big: Vec<u8> = (0..20 * 1024 * 1024u32).map(|i| (i % 249) as u8).collect();
     let path = alice.path().join("archive.bin");
@@ -460,4 +465,114 @@ fn a_large_upload_cut_off_goes_on_when_the_same_command_runs_again() {
         .unwrap();
     assert!(third.status.success());
     assert!(!String::from_utf8_lossy(&third.stderr).contains("going on"));
+}
+
+/// Reads one HTTP request from `listener`, answers 204, and returns its
+/// headers (lower-cased names) and body.
+fn receive_one(listener: &std::net::TcpListener) -> (Vec<(String, String)>, Vec<u8>) {
+    use std::io::{BufRead, BufReader, Read};
+    let (stream, _) = listener.accept().unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        }
+    }
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .map_or(0, |(_, v)| v.parse().unwrap());
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    (&stream)
+        .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+        .unwrap();
+    (headers, body)
+}
+
+#[test]
+fn notifications_reach_a_webhook_added_from_the_cli() {
+    use hmac::Mac;
+    let receiver = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = receiver.local_addr().unwrap().port();
+    let server = start_server_with(&format!(
+        "[push]\nallow_hosts = [\"127.0.0.1:{port}\"]\n[jobs]\npoll_ms = 100\n"
+    ));
+    let (alice, bob) = alice_and_bob(&server);
+    let secret = "a secret of at least sixteen characters";
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let added = hark(
+        &server,
+        bob.path(),
+        &["webhook", "add", &url, "--secret", secret],
+    );
+    let id = added
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(':');
+    assert!(hark(&server, bob.path(), &["webhook", "list"]).contains(id));
+    let set = hark(
+        &server,
+        bob.path(),
+        &["notifications", "--previews", "sender"],
+    );
+    assert!(set.contains("previews: sender"), "{set}");
+    let refused = hark_refused(
+        &server,
+        bob.path(),
+        &[
+            "webhook",
+            "add",
+            "https://localhost/hook",
+            "--secret",
+            secret,
+        ],
+    );
+    assert!(
+        refused.contains("url_not_allowed") || refused.contains("not a public address"),
+        "{refused}"
+    );
+
+    hark(&server, alice.path(), &["send", "bob", "knock", "knock"]);
+    let (headers, body) = receive_one(&receiver);
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {name} in {headers:?}"))
+    };
+    let timestamp = header("hark-timestamp");
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(&body);
+    let signature = header("hark-signature");
+    assert_eq!(
+        signature.strip_prefix("v1=").unwrap(),
+        hex::encode(mac.finalize().into_bytes())
+    );
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["notification"]["sender"], "alice", "{json}");
+    assert_eq!(
+        json["notification"]["body"],
+        serde_json::Value::Null,
+        "previews: sender"
+    );
+    assert_eq!(json["subscription_id"], id);
+
+    hark(&server, bob.path(), &["webhook", "remove", id]);
+    let list = hark(&server, bob.path(), &["webhook", "list"]);
+    assert!(list.contains("no push subscriptions"), "{list}");
 }
