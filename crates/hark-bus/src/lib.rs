@@ -57,6 +57,13 @@
 //! byte length of that event's JSON in the tail. One publish puts all of a
 //! user's messages in one envelope (split past 256 KiB), in order.
 //!
+//! **Which devices are connected** ([`Bus::devices_connected`], for push
+//! notifications): a request on `<prefix>.u.<user_id>` whose payload is
+//! `?devices` (an envelope starts with `{`, so the two never meet) and whose
+//! reply subject is a fresh inbox; every node holding the user answers a
+//! JSON array of the device ids it holds. The asker adds its own hub's and
+//! waits at most 300 ms for the other nodes' answers.
+//!
 //! **No duplicates, no round trip for local users**: a publishing node
 //! delivers to its own hub at once, and its NATS connection is made with
 //! `no_echo`, so the server never sends a node its own publishes; the `from`

@@ -94,10 +94,7 @@ impl Subscriber {
             };
             match next {
                 None => self.reconcile(&mut incoming).await,
-                Some((Interest::User(user_id), message)) if message.payload == super::WHO => {
-                    self.answer_who(user_id, message.reply).await;
-                }
-                Some((interest, message)) => self.deliver(interest, &message.payload),
+                Some((interest, message)) => self.handle(interest, message).await,
             }
         }
     }
@@ -151,7 +148,7 @@ impl Subscriber {
                 let next = std::future::poll_fn(|cx| Poll::Ready(incoming.poll_next_unpin(cx)));
                 match next.await {
                     Poll::Ready(Some((interest, message))) => {
-                        self.deliver(interest, &message.payload)
+                        self.handle(interest, message).await
                     }
                     Poll::Ready(None) | Poll::Pending => break,
                 }
@@ -180,6 +177,17 @@ impl Subscriber {
             .unwrap_or_else(|e| e.into_inner())
             .extend(added.into_iter().filter(|i| self.active.contains_key(i)));
         self.live.changed.notify_waiters();
+    }
+
+    /// What arrived on a subscription: another node's question, or an
+    /// envelope for the hub.
+    async fn handle(&self, interest: Interest, message: async_nats::Message) {
+        match interest {
+            Interest::User(user_id) if message.payload == super::WHO => {
+                self.answer_who(user_id, message.reply).await;
+            }
+            _ => self.deliver(interest, &message.payload),
+        }
     }
 
     /// Another node asks which devices of the user this node holds.

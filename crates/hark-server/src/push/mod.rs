@@ -21,8 +21,9 @@ use crate::config;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hark_store::Store;
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use web_push_native::jwt_simple::algorithms::{ECDSAP256PublicKeyLike, ES256KeyPair};
 
@@ -39,6 +40,10 @@ pub struct Push {
     pub settings: config::Push,
     /// What this node's sends came to, since start.
     pub stats: Stats,
+    /// One encryption at a time on the node (see `send`).
+    crypto: tokio::sync::Semaphore,
+    /// A VAPID header per push service origin, and when it was made.
+    vapid_headers: Mutex<HashMap<String, (String, std::time::Instant)>>,
 }
 
 /// Counts of sends by outcome.
@@ -79,6 +84,8 @@ impl Push {
             client,
             settings: settings.clone(),
             stats: Stats::default(),
+            crypto: tokio::sync::Semaphore::new(1),
+            vapid_headers: Mutex::default(),
         })
     }
 }

@@ -13,6 +13,9 @@ use web_push_native::jwt_simple::algorithms::ECDSAP256KeyPairLike;
 use web_push_native::jwt_simple::prelude::{Claims, Duration as JwtDuration};
 use web_push_native::{p256, Auth, WebPushBuilder};
 
+/// How long one VAPID JWT (valid 12 h) is reused for a push service.
+const VAPID_REUSE: Duration = Duration::from_secs(60 * 60);
+
 /// What became of one send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -53,7 +56,7 @@ impl Push {
             Ok(checked) => checked,
             Err(e) => return Outcome::Gone(e.to_string()),
         };
-        let request = match self.encrypt(target, payload) {
+        let request = match self.encrypt(target, payload).await {
             Ok(request) => request,
             Err(why) => return Outcome::Gone(why),
         };
@@ -81,45 +84,56 @@ impl Push {
         outcome(builder.body(request.into_body()).send().await)
     }
 
-    fn encrypt(
+    /// Encrypts on a blocking thread, one message at a time on the whole
+    /// node: a burst of notifications then takes at most one core from
+    /// the send path (docs/benchmarks.md, "Push notifications").
+    async fn encrypt(
         &self,
         target: &PushTarget,
         payload: &[u8],
     ) -> Result<http::Request<Vec<u8>>, String> {
-        let key = target
-            .p256dh
-            .as_deref()
-            .and_then(|k| URL_SAFE_NO_PAD.decode(k.trim_end_matches('=')).ok())
-            .and_then(|k| p256::PublicKey::from_sec1_bytes(&k).ok())
-            .ok_or("the subscription's p256dh key is unreadable")?;
-        let auth = target
-            .auth
-            .as_deref()
-            .and_then(|a| URL_SAFE_NO_PAD.decode(a.trim_end_matches('=')).ok())
-            .filter(|a| a.len() == 16)
-            .ok_or("the subscription's auth secret is unreadable")?;
-        let uri: http::Uri = target
-            .endpoint
-            .parse()
-            .map_err(|_| "the endpoint is not a URI".to_owned())?;
-        WebPushBuilder::new(uri, key, Auth::clone_from_slice(&auth))
-            .with_valid_duration(Duration::from_secs(self.settings.ttl_secs))
-            .build(payload.to_vec())
-            .map_err(|e| format!("encrypting: {e}"))
+        let _permit = self
+            .crypto
+            .acquire()
+            .await
+            .map_err(|_| "shutting down".to_owned())?;
+        let (target, payload) = (target.clone(), payload.to_vec());
+        let ttl = Duration::from_secs(self.settings.ttl_secs);
+        tokio::task::spawn_blocking(move || encrypt(&target, &payload, ttl))
+            .await
+            .map_err(|e| format!("encrypting: {e}"))?
     }
 
     /// `Authorization: vapid t=<JWT>, k=<public key>` (RFC 8292): the JWT's
     /// audience is the push service's origin, its port included when it is
-    /// not the scheme's default.
+    /// not the scheme's default. A JWT is valid 12 h and made again after
+    /// an hour, so a push service's messages share one signature meanwhile.
     fn vapid_header(&self, url: &reqwest::Url) -> Result<String, String> {
+        let origin = url.origin().ascii_serialization();
+        let mut cache = self
+            .vapid_headers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((header, made)) = cache.get(&origin) {
+            if made.elapsed() < VAPID_REUSE {
+                return Ok(header.clone());
+            }
+        }
         let claims = Claims::create(JwtDuration::from_hours(12))
-            .with_audience(url.origin().ascii_serialization())
+            .with_audience(&origin)
             .with_subject(&self.settings.contact);
         let token = self
             .vapid
             .sign(claims)
             .map_err(|e| format!("signing VAPID: {e}"))?;
-        Ok(format!("vapid t={token}, k={}", self.public_key))
+        let header = format!("vapid t={token}, k={}", self.public_key);
+        if cache.len() >= 1024 {
+            // Push services are few; a thousand origins means subscriptions
+            // anywhere: keep the memory bounded.
+            cache.clear();
+        }
+        cache.insert(origin, (header.clone(), std::time::Instant::now()));
+        Ok(header)
     }
 
     /// Posts `body` (JSON) to a webhook, signed: `Hark-Timestamp` (Unix
@@ -147,6 +161,34 @@ impl Push {
             .await;
         outcome(sent)
     }
+}
+
+/// The RFC 8291 request for `target`, kept `ttl` by the push service.
+fn encrypt(
+    target: &PushTarget,
+    payload: &[u8],
+    ttl: Duration,
+) -> Result<http::Request<Vec<u8>>, String> {
+    let key = target
+        .p256dh
+        .as_deref()
+        .and_then(|k| URL_SAFE_NO_PAD.decode(k.trim_end_matches('=')).ok())
+        .and_then(|k| p256::PublicKey::from_sec1_bytes(&k).ok())
+        .ok_or("the subscription's p256dh key is unreadable")?;
+    let auth = target
+        .auth
+        .as_deref()
+        .and_then(|a| URL_SAFE_NO_PAD.decode(a.trim_end_matches('=')).ok())
+        .filter(|a| a.len() == 16)
+        .ok_or("the subscription's auth secret is unreadable")?;
+    let uri: http::Uri = target
+        .endpoint
+        .parse()
+        .map_err(|_| "the endpoint is not a URI".to_owned())?;
+    WebPushBuilder::new(uri, key, Auth::clone_from_slice(&auth))
+        .with_valid_duration(ttl)
+        .build(payload.to_vec())
+        .map_err(|e| format!("encrypting: {e}"))
 }
 
 fn http_content_length() -> http::HeaderName {
