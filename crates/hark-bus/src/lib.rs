@@ -62,7 +62,8 @@
 //! `?devices` (an envelope starts with `{`, so the two never meet) and whose
 //! reply subject is a fresh inbox; every node holding the user answers a
 //! JSON array of the device ids it holds. The asker adds its own hub's and
-//! waits at most 300 ms for the other nodes' answers.
+//! waits for as many answers as the store's presence rows name other
+//! nodes holding the user, at most 300 ms.
 //!
 //! **No duplicates, no round trip for local users**: a publishing node
 //! delivers to its own hub at once, and its NATS connection is made with
@@ -181,12 +182,13 @@ pub trait Bus: Send + Sync {
 
     /// The devices of `user_id` connected on any node: this node's, and
     /// those the other nodes holding the user answer within a short wait
-    /// (`nodes` is how many nodes hold the user, as the store's presence
-    /// says, so the wait ends early once all have answered). A node that
-    /// cannot answer in time counts as holding none: the caller (a push
-    /// notification) then errs on the side of telling the device.
-    fn devices_connected(&self, user_id: UserId, nodes: usize) -> DevicesFuture {
-        let _ = nodes;
+    /// (`others` is how many other nodes hold the user, as the store's
+    /// presence says, so the wait ends once all have answered; with none,
+    /// nothing is asked). A node that cannot answer in time counts as
+    /// holding none: the caller (a push notification) then errs on the side
+    /// of telling the device.
+    fn devices_connected(&self, user_id: UserId, others: usize) -> DevicesFuture {
+        let _ = others;
         Box::pin(std::future::ready(self.local_devices(user_id)))
     }
 

@@ -147,9 +147,7 @@ impl Subscriber {
             loop {
                 let next = std::future::poll_fn(|cx| Poll::Ready(incoming.poll_next_unpin(cx)));
                 match next.await {
-                    Poll::Ready(Some((interest, message))) => {
-                        self.handle(interest, message).await
-                    }
+                    Poll::Ready(Some((interest, message))) => self.handle(interest, message).await,
                     Poll::Ready(None) | Poll::Pending => break,
                 }
             }

@@ -399,9 +399,8 @@ impl Bus for NatsBus {
         self.hub.devices_of(user_id)
     }
 
-    fn devices_connected(&self, user_id: UserId, nodes: usize) -> DevicesFuture {
+    fn devices_connected(&self, user_id: UserId, others: usize) -> DevicesFuture {
         let mut devices = self.hub.devices_of(user_id);
-        let others = nodes.saturating_sub(usize::from(!devices.is_empty()));
         if others == 0 || !is_connected(&self.client) {
             return Box::pin(std::future::ready(devices));
         }

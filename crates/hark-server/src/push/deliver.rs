@@ -127,17 +127,13 @@ async fn unconnected(
     targets: Vec<PushTarget>,
 ) -> Result<Vec<PushTarget>, JobError> {
     let timeout = i64::try_from(state.config.cluster.node_timeout_ms).unwrap_or(i64::MAX);
-    let online = state
+    let nodes = state
         .store
-        .online_among(&[user_id], crate::now_ms(), timeout)
+        .nodes_holding(user_id, crate::now_ms(), timeout)
         .await
         .map_err(|e| e.to_string())?;
-    let connected = if online.contains(&user_id) {
-        // How many nodes hold them is not known here: wait for every answer.
-        state.bus.devices_connected(user_id, usize::MAX).await
-    } else {
-        state.bus.local_devices(user_id)
-    };
+    let others = nodes.iter().filter(|n| **n != state.node_id).count();
+    let connected = state.bus.devices_connected(user_id, others).await;
     Ok(targets
         .into_iter()
         .filter(|t| !connected.contains(&t.device_id))
