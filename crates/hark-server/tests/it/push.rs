@@ -4,7 +4,7 @@
 //! `push_endpoint` checks VAPID and decrypts every payload on its own.
 
 use crate::push_endpoint::{check_webhook, Answer, Endpoint, Received};
-use crate::support::{spawn_cluster_with, spawn_in, spawn_with, Session, TestApp};
+use crate::support::{spawn_cluster_with, spawn_in, spawn_with, Session, TestApp, Ws};
 use hark_proto::ChatId;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -50,6 +50,19 @@ async fn stays_at(ep: &Endpoint, path: &str, count: usize, wait: Duration) -> Ve
     got
 }
 
+/// Alice's socket in her chat with Bob, whose one device (offline) has a
+/// Web Push subscription at `push/0`.
+async fn bob_offline_subscribed(ep: &Endpoint) -> (TestApp, Session, ChatId, Ws) {
+    let app = app_for(ep).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    know_vapid(&app, ep, &bob).await;
+    subscribed(&app, &bob, ep.subscription()).await;
+    let chat = app.direct(&alice, &bob).await;
+    let ws = app.ws(&alice).await;
+    (app, bob, chat, ws)
+}
+
 fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or_default()
 }
@@ -57,13 +70,7 @@ fn code(body: &Value) -> &str {
 #[tokio::test]
 async fn an_offline_device_hears_of_each_message_and_once_of_a_burst() {
     let ep = Endpoint::start().await;
-    let app = app_for(&ep).await;
-    let alice = app.user("alice").await;
-    let bob = app.user("bob").await;
-    know_vapid(&app, &ep, &bob).await;
-    subscribed(&app, &bob, ep.subscription()).await;
-    let chat = app.direct(&alice, &bob).await;
-    let mut ws = app.ws(&alice).await;
+    let (_app, _bob, chat, mut ws) = bob_offline_subscribed(&ep).await;
 
     ws.send_ok(chat, "m1", "hello bob").await;
     let got = ep.wait_for("push/0", 1).await;
@@ -239,13 +246,7 @@ async fn offline_group_members_hear_of_messages_additions_and_reactions() {
 #[tokio::test]
 async fn failures_are_retried_with_backoff_and_retry_after_and_gone_subscriptions_removed() {
     let ep = Endpoint::start().await;
-    let app = app_for(&ep).await;
-    let alice = app.user("alice").await;
-    let bob = app.user("bob").await;
-    know_vapid(&app, &ep, &bob).await;
-    subscribed(&app, &bob, ep.subscription()).await;
-    let chat = app.direct(&alice, &bob).await;
-    let mut ws = app.ws(&alice).await;
+    let (app, bob, chat, mut ws) = bob_offline_subscribed(&ep).await;
 
     ep.answer_next([Answer::Status(500), Answer::TooMany(3)]);
     ws.send_ok(chat, "m1", "try again").await;
@@ -284,21 +285,10 @@ async fn failures_are_retried_with_backoff_and_retry_after_and_gone_subscription
 #[tokio::test]
 async fn a_pending_notification_survives_a_restart() {
     let ep = Endpoint::start().await;
-    let app = app_for(&ep).await;
-    let alice = app.user("alice").await;
-    let bob = app.user("bob").await;
-    know_vapid(&app, &ep, &bob).await;
-    subscribed(&app, &bob, ep.subscription()).await;
-    let chat = app.direct(&alice, &bob).await;
-    let mut ws = app.ws(&alice).await;
+    let (app, bob, chat, mut ws) = bob_offline_subscribed(&ep).await;
     ep.answer_next([Answer::TooMany(4)]);
     ws.send_ok(chat, "m1", "after the restart").await;
-    for _ in 0..100 {
-        if !ep.refused().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    ep.wait_refused(1).await;
     assert_eq!(ep.refused().len(), 1, "the first try was refused");
     drop(ws);
     let dir = app.stop().await;
@@ -415,12 +405,7 @@ async fn subscriptions_to_private_addresses_are_refused_and_nothing_is_sent() {
     let chat = app.direct(&alice, &bob).await;
     let mut ws = app.ws(&alice).await;
     ws.send_ok(chat, "m1", "follow me").await;
-    for _ in 0..100 {
-        if !ep.refused().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    ep.wait_refused(1).await;
     assert_eq!(ep.refused().len(), 1, "the redirect was answered");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(

@@ -156,6 +156,16 @@ impl Endpoint {
         self.lock().refused.clone()
     }
 
+    /// Waits (up to 5 s) until `count` requests were answered with a failure.
+    pub async fn wait_refused(&self, count: usize) {
+        for _ in 0..100 {
+            if self.refused().len() >= count {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits (up to 15 s) until `path` received `count` notifications.
     pub async fn wait_for(&self, path: &str, count: usize) -> Vec<Received> {
         for _ in 0..300 {
@@ -179,6 +189,39 @@ impl Endpoint {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap()
+    }
+
+    /// Answers a request to `path`: with the next queued answer if there
+    /// is one, else `ok` and the request recorded when its checks passed,
+    /// or 400 and the problem recorded.
+    fn take(
+        &self,
+        path: String,
+        headers: HeaderMap,
+        body: &[u8],
+        checked: Result<Value, String>,
+        ok: StatusCode,
+    ) -> Response {
+        if let Some(answer) = self.next_answer(&path) {
+            return answer;
+        }
+        let mut inner = self.lock();
+        match checked {
+            Ok(json) => {
+                inner.received.push(Received {
+                    path,
+                    body: json,
+                    headers,
+                    raw: body.to_vec(),
+                    at: Instant::now(),
+                });
+                ok.into_response()
+            }
+            Err(problem) => {
+                inner.problems.push(format!("{path}: {problem}"));
+                StatusCode::BAD_REQUEST.into_response()
+            }
+        }
     }
 
     /// The answer for this request, taken from the queue.
@@ -207,25 +250,8 @@ async fn push(
     body: Bytes,
 ) -> Response {
     let path = format!("push/{n}");
-    if let Some(answer) = ep.next_answer(&path) {
-        return answer;
-    }
-    match check_web_push(&ep, n, &headers, &body) {
-        Ok(json) => {
-            ep.lock().received.push(Received {
-                path,
-                body: json,
-                headers,
-                raw: body.to_vec(),
-                at: Instant::now(),
-            });
-            StatusCode::CREATED.into_response()
-        }
-        Err(problem) => {
-            ep.lock().problems.push(format!("{path}: {problem}"));
-            StatusCode::BAD_REQUEST.into_response()
-        }
-    }
+    let checked = check_web_push(&ep, n, &headers, &body);
+    ep.take(path, headers, &body, checked, StatusCode::CREATED)
 }
 
 async fn hook(
@@ -235,26 +261,9 @@ async fn hook(
     body: Bytes,
 ) -> Response {
     let path = format!("hook/{n}");
-    if let Some(answer) = ep.next_answer(&path) {
-        return answer;
-    }
     let secret = ep.lock().hooks.get(n).cloned().unwrap_or_default();
-    match check_webhook(&secret, &headers, &body, unix_now()) {
-        Ok(json) => {
-            ep.lock().received.push(Received {
-                path,
-                body: json,
-                headers,
-                raw: body.to_vec(),
-                at: Instant::now(),
-            });
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(problem) => {
-            ep.lock().problems.push(format!("{path}: {problem}"));
-            StatusCode::UNAUTHORIZED.into_response()
-        }
-    }
+    let checked = check_webhook(&secret, &headers, &body, unix_now());
+    ep.take(path, headers, &body, checked, StatusCode::NO_CONTENT)
 }
 
 fn unix_now() -> i64 {
