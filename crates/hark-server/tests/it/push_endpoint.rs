@@ -266,6 +266,14 @@ async fn hook(
     ep.take(path, headers, &body, checked, StatusCode::NO_CONTENT)
 }
 
+/// A request header's text, or which is missing.
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(format!("no {name} header"))
+}
+
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -282,12 +290,7 @@ pub fn check_webhook(
     body: &[u8],
     now: i64,
 ) -> Result<Value, String> {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(format!("no {name} header"))
-    };
+    let header = |name: &str| header(headers, name);
     let timestamp = header("Hark-Timestamp")?;
     let signature = header("Hark-Signature")?
         .strip_prefix("v1=")
@@ -314,12 +317,7 @@ fn check_web_push(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Value, String> {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(format!("no {name} header"))
-    };
+    let header = |name: &str| header(headers, name);
     if header("Content-Encoding")? != "aes128gcm" {
         return Err("Content-Encoding is not aes128gcm".into());
     }
