@@ -117,6 +117,23 @@ impl ClientFrame {
             | ClientFrame::Typing { id, .. } => *id,
         }
     }
+
+    /// The frame's `type`, as on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientFrame::Auth { .. } => "auth",
+            ClientFrame::Send { .. } => "send",
+            ClientFrame::Mark { .. } => "mark",
+            ClientFrame::Sync { .. } => "sync",
+            ClientFrame::Ping { .. } => "ping",
+            ClientFrame::Edit { .. } => "edit",
+            ClientFrame::Delete { .. } => "delete",
+            ClientFrame::React { .. } => "react",
+            ClientFrame::Forward { .. } => "forward",
+            ClientFrame::Watch { .. } => "watch",
+            ClientFrame::Typing { .. } => "typing",
+        }
+    }
 }
 
 /// A frame from the server.

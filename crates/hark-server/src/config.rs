@@ -69,6 +69,8 @@ pub struct Config {
     pub media: Media,
     /// Push notifications to devices without a connection (the `[push]` table).
     pub push: Push,
+    /// Prometheus metrics (the `[metrics]` table).
+    pub metrics: Metrics,
 }
 
 /// Uploaded files.
@@ -196,6 +198,15 @@ impl Default for Cluster {
     }
 }
 
+/// `GET /metrics` (Prometheus text format).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Metrics {
+    /// The bearer token a scraper sends; without one, `/metrics` is off
+    /// (404). A secret: never logged.
+    pub token: Option<SecretString>,
+}
+
 /// Push notifications: Web Push and webhooks (docs/push.md).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -317,6 +328,7 @@ impl Default for Config {
             jobs: Jobs::default(),
             media: Media::default(),
             push: Push::default(),
+            metrics: Metrics::default(),
         }
     }
 }

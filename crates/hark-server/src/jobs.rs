@@ -179,6 +179,14 @@ async fn run(state: &AppState, job: Job, lease_ms: i64) {
         }
     };
     let store = &state.store;
+    // A kind this node runs, or "unknown": labels stay a bounded set.
+    let kind = jobs
+        .handlers
+        .get_key_value(job.kind.as_str())
+        .map_or("unknown", |(kind, _)| *kind);
+    let counted = |outcome: &'static str| {
+        metrics::counter!("hark_jobs_total", "kind" => kind, "outcome" => outcome).increment(1);
+    };
     match outcome {
         // A job a commit touched while it ran (a push job's collapse key)
         // runs again after the collapse window.
@@ -191,6 +199,7 @@ async fn run(state: &AppState, job: Job, lease_ms: i64) {
         {
             Ok(()) => {
                 jobs.completed.fetch_add(1, Ordering::Relaxed);
+                counted("completed");
             }
             // It runs again once its lease ends: handlers are idempotent.
             Err(e) => tracing::warn!(error = %e, job = job.id.0, "completing a job"),
@@ -203,9 +212,11 @@ async fn run(state: &AppState, job: Job, lease_ms: i64) {
             {
                 Ok(hark_store::jobs::JobFate::Dead) => {
                     jobs.dead.fetch_add(1, Ordering::Relaxed);
+                    counted("dead");
                     tracing::error!(job = job.id.0, kind = %job.kind, attempts = job.attempts, error = %why, "job failed for the last time; it is dead");
                 }
                 Ok(hark_store::jobs::JobFate::Retry { at }) => {
+                    counted("retried");
                     tracing::warn!(job = job.id.0, kind = %job.kind, attempts = job.attempts, retry_at = at, error = %why, "job failed; it will be retried");
                 }
                 Err(e) => tracing::warn!(error = %e, job = job.id.0, "failing a job"),

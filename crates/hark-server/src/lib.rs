@@ -13,6 +13,7 @@ mod http;
 pub mod jobs;
 pub mod media;
 pub mod messaging;
+pub mod metrics;
 pub mod presence;
 pub mod push;
 mod shutdown;
@@ -42,6 +43,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let node_id = config.node_id()?;
+    metrics::install();
     let hub = Hub::new();
     let bus = open_bus(&config, &node_id, &hub).await?;
     let listener = Arc::new(messaging::CommitsToBus(bus.clone()));

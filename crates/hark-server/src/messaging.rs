@@ -41,6 +41,7 @@ pub async fn send(
             Some(own_upload(state, who, &id).await?)
         }
     };
+    let started = std::time::Instant::now();
     let ack = state
         .store
         .send(NewMessage {
@@ -54,6 +55,10 @@ pub async fn send(
             media,
         })
         .await?;
+    if !ack.duplicate {
+        metrics::counter!("hark_messages_committed_total").increment(1);
+        metrics::histogram!("hark_send_commit_seconds").record(started.elapsed().as_secs_f64());
+    }
     // A message ends the sender's typing indicator in that chat.
     state
         .presence

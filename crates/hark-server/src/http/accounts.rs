@@ -45,6 +45,7 @@ pub(super) async fn login(
         .check_key(&body.username.to_lowercase())
         .is_err()
     {
+        metrics::counter!("hark_rate_limited_total", "kind" => "logins").increment(1);
         return Err(ApiError::new(
             ErrorCode::RateLimited,
             "too many login attempts; wait a minute",

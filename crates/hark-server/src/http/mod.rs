@@ -84,6 +84,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .nest("/v1", v1)
         .route("/v1/{*rest}", axum::routing::any(no_route))
         .route("/healthz", get(crate::health::healthz))
+        .route("/metrics", get(crate::metrics::scrape))
         .route("/readyz", get(crate::health::readyz))
         .fallback(crate::web::serve)
         .layer(DefaultBodyLimit::max(body_limit))

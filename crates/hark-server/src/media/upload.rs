@@ -80,6 +80,7 @@ pub(super) async fn admit(
         return Err(ApiError::invalid("the file is empty"));
     }
     if state.upload_limiter.check_key(&who.device.id.0).is_err() {
+        metrics::counter!("hark_rate_limited_total", "kind" => "uploads").increment(1);
         return Err(ApiError::new(
             ErrorCode::RateLimited,
             format!(

@@ -89,6 +89,14 @@ pub(crate) async fn deliver(state: AppState, payload: String) -> JobResult {
             }
         };
         let stats = &push.stats;
+        let label = match &outcome {
+            Outcome::Sent => "sent",
+            Outcome::Gone(_) => "gone",
+            Outcome::Dropped(_) => "dropped",
+            Outcome::Retry { .. } => "retry",
+        };
+        metrics::counter!("hark_push_total", "kind" => target.kind.as_str(), "outcome" => label)
+            .increment(1);
         match outcome {
             Outcome::Sent => {
                 stats.sent.fetch_add(1, Ordering::Relaxed);

@@ -444,12 +444,16 @@ impl Connection {
                 .await;
                 return false;
             }
+            metrics::counter!("hark_rate_limited_total", "kind" => "frames").increment(1);
             let id = frames::decode(text).ok().map(|f| f.id());
             let frame = frames::error(id, ErrorCode::RateLimited, "too many frames; slow down");
             self.reply_now(frame);
             return true;
         }
-        match frames::decode(text) {
+        let decoded = frames::decode(text);
+        let kind = decoded.as_ref().map_or("malformed", |frame| frame.kind());
+        metrics::counter!("hark_frames_in_total", "type" => kind).increment(1);
+        match decoded {
             Err(e) => self.reply_now(frames::error(e.id, e.code, e.message)),
             Ok(ClientFrame::Watch { id, users, chats }) => {
                 // A watch replaces the registration's topics: let earlier
@@ -469,6 +473,7 @@ impl Connection {
                 self.reply_now(reply);
             }
             Ok(ClientFrame::Typing { id, .. }) if !self.typing_bucket.take() => {
+                metrics::counter!("hark_rate_limited_total", "kind" => "typing").increment(1);
                 self.reply_now(frames::error(
                     Some(id),
                     ErrorCode::RateLimited,

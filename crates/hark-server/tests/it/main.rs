@@ -15,6 +15,7 @@ mod erasure;
 mod features;
 mod media;
 mod messaging;
+mod metrics;
 mod presence;
 mod push;
 mod push_endpoint;
