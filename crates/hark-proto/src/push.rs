@@ -129,6 +129,16 @@ pub enum NotificationKind {
     Added,
 }
 
+impl NotificationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationKind::Message => "message",
+            NotificationKind::Reaction => "reaction",
+            NotificationKind::Added => "added",
+        }
+    }
+}
+
 /// The JSON a push subscription receives (decrypted by the browser, or as
 /// a webhook's body).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -68,37 +68,40 @@ impl PushJob {
         let json = serde_json::to_string(self).unwrap_or_else(|_| "{}".into());
         json.strip_prefix('{').unwrap_or(&json).to_owned()
     }
-
-    /// The key under which this user's job for it collapses.
-    pub(crate) fn kind_str(&self) -> &'static str {
-        match self.kind {
-            NotificationKind::Message => "message",
-            NotificationKind::Reaction => "reaction",
-            NotificationKind::Added => "added",
-        }
-    }
 }
 
-/// One job's rows for a batch of [`Notify`]s: users, rest, chat and kind,
-/// with (user, chat, kind) once (the last wins), as one statement can write
+/// The columns of the jobs a batch of [`Notify`]s writes, one entry per
+/// (user, chat, kind), the last payload winning: one statement can write
 /// each key only once.
-pub(crate) fn job_rows(notifies: &[Notify]) -> Vec<(i64, String, i64, &'static str)> {
-    let mut rows: Vec<(i64, String, i64, &'static str)> = Vec::new();
+#[derive(Debug, Default)]
+pub(crate) struct JobColumns {
+    pub(crate) users: Vec<i64>,
+    /// Each payload's JSON after its user (see [`PushJob::rest_json`]).
+    pub(crate) rests: Vec<String>,
+    pub(crate) chats: Vec<i64>,
+    pub(crate) kinds: Vec<&'static str>,
+}
+
+pub(crate) fn job_columns(notifies: &[Notify]) -> JobColumns {
+    let mut columns = JobColumns::default();
     let mut seen = std::collections::HashMap::new();
     for n in notifies {
         let rest = n.what.rest_json();
+        let (chat, kind) = (n.what.chat_id.0, n.what.kind.as_str());
         for user in &n.users {
-            let key = (user.0, n.what.chat_id.0, n.what.kind_str());
-            match seen.get(&key) {
-                Some(&i) => rows[i] = (key.0, rest.clone(), key.1, key.2),
+            match seen.get(&(user.0, chat, kind)) {
+                Some(&i) => columns.rests[i] = rest.clone(),
                 None => {
-                    seen.insert(key, rows.len());
-                    rows.push((key.0, rest.clone(), key.1, key.2));
+                    seen.insert((user.0, chat, kind), columns.users.len());
+                    columns.users.push(user.0);
+                    columns.rests.push(rest.clone());
+                    columns.chats.push(chat);
+                    columns.kinds.push(kind);
                 }
             }
         }
     }
-    rows
+    columns
 }
 
 #[cfg(test)]
@@ -135,7 +138,7 @@ mod tests {
             by: UserId(9),
             emoji: None,
         };
-        let rows = job_rows(&[
+        let rows = job_columns(&[
             Notify {
                 users: vec![UserId(1), UserId(2)],
                 what: what(1),
@@ -145,8 +148,8 @@ mod tests {
                 what: what(2),
             },
         ]);
-        assert_eq!(rows.len(), 2);
-        assert!(rows[1].1.contains("\"seq\":2"), "{rows:?}");
-        assert!(rows[0].1.contains("\"seq\":1"), "{rows:?}");
+        assert_eq!(rows.users.len(), 2);
+        assert!(rows.rests[1].contains("\"seq\":2"), "{rows:?}");
+        assert!(rows.rests[0].contains("\"seq\":1"), "{rows:?}");
     }
 }

@@ -27,20 +27,34 @@ pub enum Refused {
 /// checks.
 #[derive(Debug, Clone, Default)]
 pub struct Allow {
-    hosts: Vec<String>,
+    /// Host names (lower case), each with its port if the entry named one.
+    hosts: Vec<(String, Option<u16>)>,
 }
 
 impl Allow {
     pub fn new(hosts: &[String]) -> Self {
+        let entry = |h: &String| {
+            let h = h.to_ascii_lowercase();
+            match h
+                .rsplit_once(':')
+                .map(|(name, port)| (name, port.parse().ok()))
+            {
+                Some((name, Some(port))) => (name.to_owned(), Some(port)),
+                _ => (h, None),
+            }
+        };
         Allow {
-            hosts: hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            hosts: hosts.iter().map(entry).collect(),
         }
     }
 
-    fn allows(&self, host: &str, port: u16) -> bool {
-        let host = host.to_ascii_lowercase();
-        let with_port = format!("{host}:{port}");
-        self.hosts.iter().any(|h| *h == host || *h == with_port)
+    /// Whether `host` is allowed on `port` (`None`: on the port an entry
+    /// names, as the resolver asks, which does not know the port).
+    fn allows(&self, host: &str, port: Option<u16>) -> bool {
+        self.hosts.iter().any(|(name, allowed)| {
+            name.eq_ignore_ascii_case(host)
+                && (allowed.is_none() || port.is_none() || *allowed == port)
+        })
     }
 }
 
@@ -61,7 +75,7 @@ pub fn check_form(raw: &str, allow: &Allow) -> Result<Checked, Refused> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err(Refused::Credentials);
     }
-    let allowed = allow.allows(&host, port);
+    let allowed = allow.allows(&host, Some(port));
     if allowed {
         return match url.scheme() {
             "https" | "http" => Ok(Checked { url, allowed }),
@@ -181,11 +195,7 @@ impl reqwest::dns::Resolve for Guard {
         let allow = self.allow.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let allowed = allow.hosts.iter().any(|h| {
-                h.eq_ignore_ascii_case(&host)
-                    || h.rsplit_once(':')
-                        .is_some_and(|(name, _)| name.eq_ignore_ascii_case(&host))
-            });
+            let allowed = allow.allows(&host, None);
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await?
                 .filter(|a| allowed || why_not_public(a.ip()).is_none())

@@ -11,8 +11,6 @@ use hark_proto::{NotificationKind, PushKind, PushNotification};
 use hark_store::push::{PushJobFor, PushTarget};
 use hark_store::StoreError;
 use serde::Serialize;
-use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 
 /// A webhook's body: the notification and who it is for.
 #[derive(Serialize)]
@@ -44,21 +42,30 @@ pub(crate) async fn deliver(state: AppState, payload: String) -> JobResult {
         .notification_settings(user_id)
         .await
         .map_err(|e| e.to_string())?;
-    let mut names: HashMap<_, _> = summary
-        .chat
-        .members
-        .iter()
-        .map(|m| (m.user.id, m.user.display_name.clone()))
-        .collect();
-    if !names.contains_key(&job.by) {
-        // Someone who has left since (a group's adder, a reactor).
-        if let Ok(Some(user)) = store.user(job.by).await {
-            names.insert(user.id, user.display_name);
-        }
-    }
+    let members = &summary.chat.members;
+    let member_name = |id| {
+        members
+            .iter()
+            .find(|m| m.user.id == id)
+            .map(|m| m.user.display_name.clone())
+    };
+    // Who reacted or added may have left since.
+    let by_name = match member_name(job.by) {
+        Some(name) => Some(name),
+        None => store
+            .user(job.by)
+            .await
+            .ok()
+            .flatten()
+            .map(|u| u.display_name),
+    };
     let now = crate::now_ms();
     let Some(note) = content::notification(&job, &summary, settings.previews, now, |id| {
-        names.get(&id).cloned()
+        if id == job.by {
+            by_name.clone()
+        } else {
+            member_name(id)
+        }
     }) else {
         return Ok(());
     };
@@ -88,7 +95,6 @@ pub(crate) async fn deliver(state: AppState, payload: String) -> JobResult {
                 push.webhook(&target, body).await
             }
         };
-        let stats = &push.stats;
         let label = match &outcome {
             Outcome::Sent => "sent",
             Outcome::Gone(_) => "gone",
@@ -98,11 +104,8 @@ pub(crate) async fn deliver(state: AppState, payload: String) -> JobResult {
         metrics::counter!("hark_push_total", "kind" => target.kind.as_str(), "outcome" => label)
             .increment(1);
         match outcome {
-            Outcome::Sent => {
-                stats.sent.fetch_add(1, Ordering::Relaxed);
-            }
+            Outcome::Sent => {}
             Outcome::Gone(why) => {
-                stats.gone.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(subscription = %target.id, %why, "push subscription gone; removing it");
                 store
                     .remove_push_target(None, &target.id)
@@ -110,11 +113,9 @@ pub(crate) async fn deliver(state: AppState, payload: String) -> JobResult {
                     .map_err(|e| e.to_string())?;
             }
             Outcome::Dropped(why) => {
-                stats.dropped.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(subscription = %target.id, %why, "push notification refused; dropped");
             }
             Outcome::Retry { why, not_before } => {
-                stats.retried.fetch_add(1, Ordering::Relaxed);
                 let not_before = not_before.max(retry.as_ref().and_then(|r| r.not_before));
                 retry = Some(JobError { why, not_before });
             }

@@ -22,7 +22,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hark_store::Store;
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use web_push_native::jwt_simple::algorithms::{ECDSAP256PublicKeyLike, ES256KeyPair};
@@ -38,22 +37,10 @@ pub struct Push {
     pub allow: Arc<address::Allow>,
     client: reqwest::Client,
     pub settings: config::Push,
-    /// What this node's sends came to, since start.
-    pub stats: Stats,
     /// One encryption at a time on the node (see `send`).
     crypto: tokio::sync::Semaphore,
     /// A VAPID header per push service origin, and when it was made.
     vapid_headers: Mutex<HashMap<String, (String, std::time::Instant)>>,
-}
-
-/// Counts of sends by outcome.
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub sent: AtomicU64,
-    /// Subscriptions removed because their endpoint is gone.
-    pub gone: AtomicU64,
-    pub retried: AtomicU64,
-    pub dropped: AtomicU64,
 }
 
 impl Push {
@@ -83,7 +70,6 @@ impl Push {
             allow,
             client,
             settings: settings.clone(),
-            stats: Stats::default(),
             crypto: tokio::sync::Semaphore::new(1),
             vapid_headers: Mutex::default(),
         })

@@ -77,7 +77,7 @@ impl Push {
                 },
             );
         for (name, value) in request.headers() {
-            if name != http_content_length() {
+            if name != http::header::CONTENT_LENGTH {
                 builder = builder.header(name.as_str(), value.as_bytes());
             }
         }
@@ -189,10 +189,6 @@ fn encrypt(
         .with_valid_duration(ttl)
         .build(payload.to_vec())
         .map_err(|e| format!("encrypting: {e}"))
-}
-
-fn http_content_length() -> http::HeaderName {
-    http::header::CONTENT_LENGTH
 }
 
 /// The hex HMAC-SHA256 of `"<timestamp>.<body>"` under `secret`.

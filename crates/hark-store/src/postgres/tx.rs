@@ -333,16 +333,8 @@ impl Tx {
             Some(write) => Some((client.prepare_cached(write.sql).await?, write.params())),
             None => None,
         };
-        let rows = crate::push::job_rows(notifies);
-        let (mut n_user, mut n_rest, mut n_chat, mut n_kind) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (user, rest, chat, kind) in rows {
-            n_user.push(user);
-            n_rest.push(rest);
-            n_chat.push(chat);
-            n_kind.push(kind);
-        }
-        let notify = if n_user.is_empty() {
+        let jobs = crate::push::job_columns(notifies);
+        let notify = if jobs.users.is_empty() {
             None
         } else {
             Some(client.prepare_cached(super::jobs::NOTIFY).await?)
@@ -376,7 +368,14 @@ impl Tx {
                     Some(statement) => client
                         .execute(
                             statement,
-                            &[&n_user, &n_rest, &n_chat, &n_kind, &run_at, &self.now_ms],
+                            &[
+                                &jobs.users,
+                                &jobs.rests,
+                                &jobs.chats,
+                                &jobs.kinds,
+                                &run_at,
+                                &self.now_ms,
+                            ],
                         )
                         .await
                         .map(|_| ()),

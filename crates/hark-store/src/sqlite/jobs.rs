@@ -88,7 +88,7 @@ pub(crate) fn notify(ctx: &WriteCtx<'_>, notify: &Notify) -> StoreResult<()> {
             ctx.now_ms + rules::notify::COLLAPSE_MS,
             ctx.now_ms,
             notify.what.chat_id.0,
-            notify.what.kind_str(),
+            notify.what.kind.as_str(),
             users,
         ])?;
     Ok(())
