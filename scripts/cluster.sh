@@ -51,6 +51,15 @@ need_haproxy() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy
 }
 
+# pg_dump and pg_restore: the PostgreSQL backup recipe (docs/operations.md)
+# and its test.
+need_pg_client() {
+  command -v pg_restore >/dev/null && return
+  log "installing Debian's postgresql-client"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-client
+}
+
 # The services this machine runs; a missing one fails loudly with the command that starts it.
 need_services() {
   pg_isready -q -h 127.0.0.1 -p 5432 ||
@@ -180,7 +189,7 @@ status() {
 }
 
 case "${1:-}" in
-  deps) need_haproxy ;;
+  deps) need_haproxy; need_pg_client ;;
   up) up ;;
   down) down ;;
   status) status ;;

@@ -43,7 +43,7 @@ test('reply, react, edit, delete for everyone, delete for me', async () => {
   const bob = await openPage(browser, server.url);
   await register(alice.page, 'alice', 'Alice');
   await register(bob.page, 'bob', 'Bob');
-  await startDirect(alice.page, 'bob');
+  await startDirect(alice.page, 'bob', { encrypted: false });
   await sendMessage(alice.page, 'Lunch at noon?');
   await sendMessage(alice.page, 'oops, wrong chat');
   await sendMessage(alice.page, 'Bring the slides');

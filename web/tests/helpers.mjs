@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { deflateSync } from 'node:zlib';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const repo = resolve(here, '..', '..');
@@ -148,8 +149,13 @@ export async function eventually(fn, { timeout = 20_000, interval = 100, message
   }
 }
 
-/** Register through the UI (then it logs in); resolves once the chat list shows. */
-export async function register(page, username, displayName, password = 'password-123') {
+/**
+ * Register through the UI (then it logs in); resolves once the chat list
+ * shows, the socket is live and (unless `keys` is false) the device's
+ * encryption keys are published, so others can start an encrypted chat
+ * with it at once.
+ */
+export async function register(page, username, displayName, password = 'password-123', { keys = true } = {}) {
   await page.getByTestId('auth-switch').click();
   await page.locator('input[name=username]').fill(username);
   await page.locator('input[name=display_name]').fill(displayName);
@@ -157,6 +163,17 @@ export async function register(page, username, displayName, password = 'password
   await page.getByTestId('auth-submit').click();
   await page.getByTestId('chat-list').waitFor({ timeout: 30_000 });
   await waitLive(page);
+  if (keys) await waitKeys(page);
+}
+
+/**
+ * Wait until this device's encryption keys are published (the app marks
+ * itself `data-e2e-published`). A message encrypted for a user before their
+ * new device published its keys never reaches that device (Megolm's rule),
+ * so tests that start encrypted chats right after a login wait for this.
+ */
+export async function waitKeys(page, timeout = 30_000) {
+  await page.locator('[data-testid=app][data-e2e-published=true]').waitFor({ state: 'attached', timeout });
 }
 
 /** Wait until the connection banner is gone (the socket is live). */
@@ -165,10 +182,22 @@ export async function waitLive(page, timeout = 30_000) {
   await page.getByTestId('conn-banner').waitFor({ state: 'detached', timeout });
 }
 
-/** Start a one-to-one chat with `username` from the sidebar search. */
-export async function startDirect(page, username) {
-  await page.getByTestId('search').fill(username);
-  await page.locator(`[data-testid=user-result][data-username="${username}"]`).click();
+/**
+ * Start a one-to-one chat with `username`: from the sidebar search (a new
+ * chat is end-to-end encrypted), or with `{ encrypted: false }` from
+ * "New chat" with its "End-to-end encrypted" switch off (for what encrypted
+ * chats do not carry yet: files, edits, forwards, search).
+ */
+export async function startDirect(page, username, { encrypted = true } = {}) {
+  if (encrypted) {
+    await page.getByTestId('search').fill(username);
+    await page.locator(`[data-testid=user-result][data-username="${username}"]`).click();
+  } else {
+    await page.getByTestId('new-chat').click();
+    await page.getByTestId('e2e-toggle').uncheck();
+    await page.getByTestId('people-search').fill(username);
+    await page.locator(`[data-testid=user-result][data-username="${username}"]`).click();
+  }
   await page.getByTestId('chat-pane').waitFor();
   // On a phone the list (and its search) is hidden behind the chat.
   if (await page.getByTestId('search').isVisible()) await page.getByTestId('search').fill('');
@@ -330,13 +359,14 @@ export async function switchableSocket(context) {
   return ctl;
 }
 
-/** Log in through the UI as an existing user (a new device). */
-export async function login(page, username, password = 'password-123') {
+/** Log in through the UI as an existing user (a new device); like `register`, waits for its keys unless `keys` is false. */
+export async function login(page, username, password = 'password-123', { keys = true } = {}) {
   await page.locator('input[name=username]').fill(username);
   await page.locator('input[name=password]').fill(password);
   await page.getByTestId('auth-submit').click();
   await page.getByTestId('chat-list').waitFor({ timeout: 30_000 });
   await waitLive(page);
+  if (keys) await waitKeys(page);
 }
 
 /** The chat-list row titled `title`. */
@@ -397,4 +427,59 @@ export function smallTargets(page, root = 'body') {
     }
     return out;
   }, root);
+}
+
+/**
+ * A real PNG of `width` × `height`: an evening sky over a sea, with a sun;
+ * `grain` adds a camera's noise (deterministic), so it compresses like a photo.
+ */
+export function png(width, height, { grain = 0 } = {}) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc32 = (buf) => {
+    let c = 0xffffffff;
+    for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([len, body, crc]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header[8] = 8; // bits per channel
+  header[9] = 2; // RGB
+  const rows = Buffer.alloc((width * 3 + 1) * height);
+  const horizon = Math.round(height * 0.62);
+  let seed = 12345;
+  const noise = () => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return ((seed >>> 16) % (2 * grain + 1)) - grain;
+  };
+  for (let y = 0; y < height; y++) {
+    const row = y * (width * 3 + 1);
+    for (let x = 0; x < width; x++) {
+      const t = y / horizon;
+      let rgb =
+        y < horizon ? [Math.round(40 + 215 * t), Math.round(60 + 90 * t), Math.round(140 - 60 * t)] : [20, Math.round(70 + (y - horizon) * 0.4), 110];
+      const d = Math.hypot(x - width * 0.6, y - horizon);
+      if (d < height * 0.18 && y < horizon) rgb = [255, 214, 90];
+      if (grain) rgb = rgb.map((c) => Math.max(0, Math.min(255, c + noise())));
+      rows.set(rgb, row + 1 + x * 3);
+    }
+  }
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header),
+    chunk('IDAT', deflateSync(rows)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }

@@ -16,7 +16,6 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { deflateSync } from 'node:zlib';
 import {
   apiRegister,
   chatRow,
@@ -32,6 +31,7 @@ import {
   startDirect,
   startServer,
   waitLive,
+  png,
 } from './helpers.mjs';
 
 let server;
@@ -49,61 +49,6 @@ after(async () => {
   await server?.destroy();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
-
-/**
- * A real PNG of `width` × `height`: an evening sky over a sea, with a sun;
- * `grain` adds a camera's noise (deterministic), so it compresses like a photo.
- */
-function png(width, height, { grain = 0 } = {}) {
-  const crcTable = Array.from({ length: 256 }, (_, n) => {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  const crc32 = (buf) => {
-    let c = 0xffffffff;
-    for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
-    return (c ^ 0xffffffff) >>> 0;
-  };
-  const chunk = (type, data) => {
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(body));
-    return Buffer.concat([len, body, crc]);
-  };
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header[8] = 8; // bits per channel
-  header[9] = 2; // RGB
-  const rows = Buffer.alloc((width * 3 + 1) * height);
-  const horizon = Math.round(height * 0.62);
-  let seed = 12345;
-  const noise = () => {
-    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-    return ((seed >>> 16) % (2 * grain + 1)) - grain;
-  };
-  for (let y = 0; y < height; y++) {
-    const row = y * (width * 3 + 1);
-    for (let x = 0; x < width; x++) {
-      const t = y / horizon;
-      let rgb =
-        y < horizon ? [Math.round(40 + 215 * t), Math.round(60 + 90 * t), Math.round(140 - 60 * t)] : [20, Math.round(70 + (y - horizon) * 0.4), 110];
-      const d = Math.hypot(x - width * 0.6, y - horizon);
-      if (d < height * 0.18 && y < horizon) rgb = [255, 214, 90];
-      if (grain) rgb = rgb.map((c) => Math.max(0, Math.min(255, c + noise())));
-      rows.set(rgb, row + 1 + x * 3);
-    }
-  }
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', header),
-    chunk('IDAT', deflateSync(rows)),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
-}
 
 /** Every request `page` makes under /v1/media/: its path, query and Authorization header. */
 function mediaRequests(page) {
@@ -147,7 +92,7 @@ test('a photo with a caption and a file, sent, seen, opened and downloaded', asy
   const bob = await openPage(browser, server.url);
   await login(alice.page, 'alice');
   await login(bob.page, 'bob');
-  await startDirect(alice.page, 'bob');
+  await startDirect(alice.page, 'bob', { encrypted: false });
 
   // A file that is not the image it claims to be: the server's reason shows, the caption stays.
   await alice.page.getByTestId('file-input').setInputFiles(fake);
@@ -283,7 +228,7 @@ test('a large photo: its thumbnail in the bubble, blurred in the viewer until th
   const daveSeen = mediaRequests(dave.page);
   await login(carol.page, 'carol');
   await login(dave.page, 'dave');
-  await startDirect(carol.page, 'dave');
+  await startDirect(carol.page, 'dave', { encrypted: false });
 
   // Carol sends it; the message carries the thumbnail's description.
   await carol.page.getByTestId('file-input').setInputFiles(photo);

@@ -280,3 +280,46 @@ test('Connection: watch is re-sent on every socket; presence and typing are surf
   assert.deepEqual(ws2.sent.find((f) => f.type === 'watch').users, [2]);
   conn.close();
 });
+
+test('Connection: account_disabled ends it for good (refused auth, error frame, or the close frame alone); slow_consumer reconnects', async () => {
+  const hello = (ws) => ws.receive({ type: 'hello', id: ws.sent[0].id, protocol: 1, user: { id: 1, username: 'a', display_name: 'A' }, device_id: 3, head: 0, limits: {} });
+  for (const how of ['auth', 'frame', 'close']) {
+    FakeSocket.all = [];
+    const store = memoryStore();
+    store.saveCursor(0);
+    const conn = new Connection({ url: 'ws://x/v1/ws', token: 't', store, WebSocket: FakeSocket, backoff: { initialMs: 1, maxMs: 2 } });
+    let closed;
+    conn.subscribe((e) => e.type === 'closed' && (closed = e.code));
+    conn.start();
+    const ws = FakeSocket.all[0];
+    ws.open();
+    if (how === 'auth') {
+      ws.receive({ type: 'error', id: ws.sent[0].id, code: 'account_disabled', message: 'account disabled' });
+    } else {
+      hello(ws);
+      if (how === 'frame') ws.receive({ type: 'error', code: 'account_disabled', message: 'account disabled' });
+      else {
+        ws.readyState = 3;
+        ws.onclose?.({ code: 1008, reason: 'account_disabled' });
+      }
+    }
+    assert.equal(conn.state.status, 'closed', how);
+    assert.equal(conn.state.closedCode, 'account_disabled', how);
+    assert.equal(closed, 'account_disabled', how);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(FakeSocket.all.length, 1, `${how}: no reconnect`);
+  }
+  FakeSocket.all = [];
+  const store = memoryStore();
+  store.saveCursor(0);
+  const conn = new Connection({ url: 'ws://x/v1/ws', token: 't', store, WebSocket: FakeSocket, backoff: { initialMs: 1, maxMs: 2 } });
+  conn.start();
+  FakeSocket.all[0].open();
+  hello(FakeSocket.all[0]);
+  FakeSocket.all[0].readyState = 3;
+  FakeSocket.all[0].onclose?.({ code: 1008, reason: 'slow_consumer' });
+  assert.equal(conn.state.status, 'reconnecting');
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(FakeSocket.all.length, 2, 'slow_consumer: a new socket');
+  conn.close();
+});

@@ -63,7 +63,7 @@ test('a 20 MiB file whose connection breaks mid-upload goes on from where the se
   const bob = await openPage(browser, server.url);
   await login(alice.page, 'alice');
   await login(bob.page, 'bob');
-  await startDirect(alice.page, 'bob');
+  await startDirect(alice.page, 'bob', { encrypted: false });
   const seen = mediaRequests(alice.page);
 
   // The network between Alice and the server: the second piece is cut off;
@@ -154,7 +154,7 @@ test('an upload that cannot get through fails with a clear reason; a cancelled o
   await apiRegister(server.url, 'dave', 'Dave');
   const carol = await openPage(browser, server.url);
   await login(carol.page, 'carol');
-  await startDirect(carol.page, 'dave');
+  await startDirect(carol.page, 'dave', { encrypted: false });
   const seen = mediaRequests(carol.page);
 
   // Every piece is cut off: after its tries (0.5 + 1 + 2 + 4 + 8 s of waiting) the upload gives up.
@@ -245,7 +245,7 @@ test('with a direct bucket, a 12 MiB file goes to the bucket in one PUT and is s
     const frank = await openPage(browser, direct.url);
     await login(erin.page, 'erin');
     await login(frank.page, 'frank');
-    await startDirect(erin.page, 'frank');
+    await startDirect(erin.page, 'frank', { encrypted: false });
 
     // Every request Erin's page makes for the upload, to the server or to the bucket.
     const bucketOrigin = new URL(S3.endpoint).origin;

@@ -37,6 +37,8 @@ pub enum Command {
     Cluster(scenario::cluster::Params),
     /// Messages to a group of M online members: time until the last member has each.
     Group(scenario::group::Params),
+    /// End-to-end encryption through the SDK: key share to M members, rekey, send to decrypted.
+    E2e(scenario::e2e::Params),
     /// D devices reconnect together after K messages each arrived: time to catch up.
     Catchup(scenario::catchup::Params),
     /// N users in shared groups watching contacts and chats: presence and typing fan-out under churn.
@@ -96,6 +98,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Direct(p) => report::finish(scenario::direct::run(p).await?),
         Command::Cluster(p) => report::finish(scenario::cluster::run(p).await?),
         Command::Group(p) => report::finish(scenario::group::run(p).await?),
+        Command::E2e(p) => report::finish(scenario::e2e::run(p).await?),
         Command::Catchup(p) => report::finish(scenario::catchup::run(p).await?),
         Command::Presence(p) => report::finish(scenario::presence::run(p).await?),
         Command::Search(p) => report::finish(scenario::search::run(p).await?),

@@ -6,8 +6,8 @@
 use anyhow::Context;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use hark_proto::{
-    Chat, ChatId, CreateDirectRequest, CreateGroupRequest, LoginRequest, LoginResponse, Register,
-    UserId,
+    Chat, ChatId, CreateDirectRequest, CreateGroupRequest, DeviceId, LoginRequest, LoginResponse,
+    Register, UserId,
 };
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -60,8 +60,11 @@ impl Api {
     }
 
     async fn create_direct(&self, user_id: UserId) -> anyhow::Result<Chat> {
-        self.post("/v1/chats/direct", &CreateDirectRequest { user_id })
-            .await
+        let body = CreateDirectRequest {
+            user_id,
+            encrypted: false,
+        };
+        self.post("/v1/chats/direct", &body).await
     }
 
     async fn create_group(&self, body: &CreateGroupRequest) -> anyhow::Result<Chat> {
@@ -73,6 +76,7 @@ impl Api {
 #[derive(Debug, Clone)]
 pub struct Account {
     pub user_id: UserId,
+    pub device_id: DeviceId,
     pub token: String,
 }
 
@@ -112,6 +116,7 @@ pub async fn accounts(base: &str, tag: &str, role: &str, n: usize) -> anyhow::Re
                     .with_context(|| format!("logging in {username}"))?;
                 Ok::<_, anyhow::Error>(Account {
                     user_id: login.user.id,
+                    device_id: login.device.id,
                     token: login.token,
                 })
             }
@@ -142,11 +147,22 @@ pub async fn direct_chats(base: &str, pairs: &[(Account, Account)]) -> anyhow::R
 
 /// A group created by `creator` with `members`.
 pub async fn group(base: &str, creator: &Account, members: &[Account]) -> anyhow::Result<ChatId> {
+    group_of(base, creator, members, false).await
+}
+
+/// A group created by `creator` with `members`, end-to-end encrypted or not.
+pub async fn group_of(
+    base: &str,
+    creator: &Account,
+    members: &[Account],
+    encrypted: bool,
+) -> anyhow::Result<ChatId> {
     let api = Api::new(base)?.with_token(creator.token.clone());
     let chat = api
         .create_group(&CreateGroupRequest {
             title: "bench".into(),
             members: members.iter().map(|m| m.user_id).collect(),
+            encrypted,
         })
         .await
         .context("creating a group")?;

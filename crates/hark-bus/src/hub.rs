@@ -101,6 +101,27 @@ pub struct Hub {
     /// A bus between nodes that subscribes to what this node is interested
     /// in; unset on a single node, where delivery never asks.
     interest: OnceLock<Arc<dyn InterestListener>>,
+    metrics: HubMetrics,
+}
+
+/// The hub's metrics, as handles made with the hub (after the server has
+/// installed its recorder), so delivery records without a lookup by name.
+struct HubMetrics {
+    /// `hark_outbound_queue_depth`: per delivery, the fullest queue it
+    /// left behind (a full one counts as its capacity). One sample per
+    /// call, not per connection: this is the fan-out's path.
+    queue_depth: metrics::Histogram,
+    /// `hark_slow_consumers_total`: connections cut off for a full queue.
+    slow_consumers: metrics::Counter,
+}
+
+impl Default for HubMetrics {
+    fn default() -> Self {
+        HubMetrics {
+            queue_depth: metrics::histogram!("hark_outbound_queue_depth"),
+            slow_consumers: metrics::counter!("hark_slow_consumers_total"),
+        }
+    }
 }
 
 /// A connection's place in the hub; dropping it unregisters the connection.
@@ -272,6 +293,8 @@ impl Hub {
     /// Hands messages to the users' connections, in order.
     pub fn deliver(&self, messages: Vec<(UserId, Outbound)>) {
         let mut overflowed = Vec::new();
+        // The fullest queue this delivery left, once some connection got something.
+        let mut deepest: Option<usize> = None;
         {
             let users = self.users.read().unwrap_or_else(|e| e.into_inner());
             for (user_id, message) in messages {
@@ -279,21 +302,34 @@ impl Hub {
                     continue;
                 };
                 for entry in entries {
-                    if let Outbound::DeviceRevoked(device) = &message {
+                    if let Outbound::DeviceRevoked(device) | Outbound::ToDevice(device) = &message {
                         if *device != entry.device_id {
                             continue;
                         }
                     }
-                    if let Err(mpsc::error::TrySendError::Full(_)) =
-                        entry.tx.try_send(message.clone())
-                    {
-                        overflowed.push((user_id, entry.conn_id));
-                    }
+                    // Both counts are one atomic read of the channel's semaphore.
+                    let depth = match entry.tx.try_send(message.clone()) {
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            overflowed.push((user_id, entry.conn_id));
+                            entry.tx.max_capacity()
+                        }
+                        _ => entry.tx.max_capacity() - entry.tx.capacity(),
+                    };
+                    deepest = Some(deepest.map_or(depth, |d| d.max(depth)));
                 }
             }
         }
+        if let Some(depth) = deepest {
+            self.metrics.queue_depth.record(depth as f64);
+        }
+        self.cut_off(overflowed);
+    }
+
+    /// Lets go of connections whose queue was full.
+    fn cut_off(&self, overflowed: Vec<(UserId, u64)>) {
         for (user_id, conn_id) in overflowed {
             tracing::info!(user_id = %user_id, conn_id, "slow consumer cut off");
+            self.metrics.slow_consumers.increment(1);
             self.remove(user_id, conn_id, Some(CloseReason::SlowConsumer));
         }
     }
@@ -380,9 +416,7 @@ impl Hub {
                 }
             }
         }
-        for (user_id, conn_id) in overflowed {
-            self.remove(user_id, conn_id, Some(CloseReason::SlowConsumer));
-        }
+        self.cut_off(overflowed);
     }
 
     /// Lets go of every connection, telling each it is for shutdown.
@@ -646,5 +680,12 @@ mod tests {
             Ok(Outbound::DeviceRevoked(DeviceId(2)))
         ));
         assert!(a_rx.try_recv().is_err());
+        // A to-device nudge, too, reaches only its device.
+        hub.deliver(vec![(UserId(1), Outbound::ToDevice(DeviceId(1)))]);
+        assert!(matches!(
+            a_rx.try_recv(),
+            Ok(Outbound::ToDevice(DeviceId(1)))
+        ));
+        assert!(b_rx.try_recv().is_err());
     }
 }

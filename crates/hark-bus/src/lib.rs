@@ -134,12 +134,16 @@ pub enum Outbound {
     Event { pos: Pos, event_json: Arc<str> },
     /// The device's token was revoked: its connections must close.
     DeviceRevoked(DeviceId),
+    /// An admin disabled the user: all their connections must close.
+    AccountDisabled,
     /// A watched user's presence, already cut to what this connection may see.
     Presence(Box<PresenceState>),
     /// A member of a watched chat is typing (or stopped).
     Typing(TypingState),
     /// Privacy changed: the connection's watches were dropped; watch again.
     PresenceReset,
+    /// To-device messages wait in this device's inbox.
+    ToDevice(DeviceId),
 }
 
 /// Ephemeral news for whoever watches a [`Topic`]: never stored, never replayed.
@@ -218,17 +222,25 @@ pub trait Bus: Send + Sync {
 /// The bus of a single node: delivery is a call into the local [`Hub`].
 pub struct InProcessBus {
     hub: Arc<Hub>,
+    /// `hark_bus_publish_seconds{bus="in_process"}`: handing a commit's
+    /// events to the hub's queues.
+    publish_seconds: metrics::Histogram,
 }
 
 impl InProcessBus {
     pub fn new(hub: Arc<Hub>) -> Self {
-        InProcessBus { hub }
+        InProcessBus {
+            hub,
+            publish_seconds: metrics::histogram!("hark_bus_publish_seconds", "bus" => "in_process"),
+        }
     }
 }
 
 impl Bus for InProcessBus {
     fn publish(&self, messages: Vec<(UserId, Outbound)>) {
+        let started = std::time::Instant::now();
         self.hub.deliver(messages);
+        self.publish_seconds.record(started.elapsed().as_secs_f64());
     }
 
     fn publish_topic(&self, topic: Topic, message: TopicMessage) {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// A stable, machine-readable error code. Clients match on these; the
 /// accompanying message is for people and may change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The request body or frame is not valid JSON.
@@ -59,27 +60,40 @@ pub enum ErrorCode {
     UrlNotAllowed,
     /// The device has as many push subscriptions as it may.
     TooManySubscriptions,
+    /// An admin disabled the account: its login and tokens are refused.
+    AccountDisabled,
+    /// A plaintext message for an end-to-end encrypted chat.
+    EncryptionRequired,
+    /// The device already published other identity keys, or a one-time
+    /// key with this id and other contents.
+    KeyConflict,
+    /// A device's inbox of to-device messages is full; retry later.
+    InboxFull,
 }
 
 impl ErrorCode {
     /// The HTTP status that goes with the code.
     pub fn http_status(self) -> u16 {
         match self {
-            ErrorCode::MalformedJson | ErrorCode::UnknownType | ErrorCode::InvalidField => 400,
+            ErrorCode::MalformedJson
+            | ErrorCode::UnknownType
+            | ErrorCode::InvalidField
+            | ErrorCode::EncryptionRequired => 400,
             ErrorCode::TooLarge => 413,
             ErrorCode::RangeNotSatisfiable => 416,
-            ErrorCode::RateLimited | ErrorCode::TooManyConnections => 429,
+            ErrorCode::RateLimited | ErrorCode::TooManyConnections | ErrorCode::InboxFull => 429,
             ErrorCode::Unauthorized
             | ErrorCode::InvalidCredentials
             | ErrorCode::AuthTimeout
             | ErrorCode::Revoked => 401,
-            ErrorCode::Forbidden | ErrorCode::OriginNotAllowed => 403,
+            ErrorCode::Forbidden | ErrorCode::OriginNotAllowed | ErrorCode::AccountDisabled => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::UsernameTaken
             | ErrorCode::GroupFull
             | ErrorCode::AlreadyAuthenticated
             | ErrorCode::OffsetMismatch
-            | ErrorCode::TooManySubscriptions => 409,
+            | ErrorCode::TooManySubscriptions
+            | ErrorCode::KeyConflict => 409,
             ErrorCode::UrlNotAllowed => 422,
             ErrorCode::SlowConsumer | ErrorCode::ShuttingDown | ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
@@ -113,18 +127,24 @@ impl ErrorCode {
             ErrorCode::OffsetMismatch => "offset_mismatch",
             ErrorCode::UrlNotAllowed => "url_not_allowed",
             ErrorCode::TooManySubscriptions => "too_many_subscriptions",
+            ErrorCode::AccountDisabled => "account_disabled",
+            ErrorCode::EncryptionRequired => "encryption_required",
+            ErrorCode::KeyConflict => "key_conflict",
+            ErrorCode::InboxFull => "inbox_full",
         }
     }
 }
 
 /// The JSON body of every HTTP error response: `{"error":{"code":…,"message":…}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 /// The inside of an [`ErrorBody`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     pub code: ErrorCode,
     pub message: String,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// One entry in a user's event stream. Tagged by `kind`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
     /// A new message in a chat.
@@ -19,6 +20,9 @@ pub enum Event {
         chat_kind: ChatKind,
         title: Option<String>,
         by: UserId,
+        /// End-to-end encrypted (absent: not).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        encrypted: bool,
     },
     /// A group was renamed.
     ChatRenamed {
@@ -51,6 +55,11 @@ pub enum Event {
         seq: Seq,
         text: String,
         edited_at: i64,
+        /// In an end-to-end encrypted chat: the new content's ciphertext
+        /// (`text` is empty).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+        encrypted: Option<Box<serde_json::Value>>,
     },
     /// A message was deleted for everyone (its content is gone from the server).
     MessageDeleted {
@@ -72,6 +81,10 @@ pub enum Event {
         chat_id: ChatId,
         settings: ChatSettings,
     },
+    /// A user's encryption devices changed (a device published its keys or
+    /// was logged out): query their keys again. Goes to the user and to
+    /// everyone who shares a chat with them; `chat_id` is 0.
+    DevicesChanged { user_id: UserId },
 }
 
 impl Event {
@@ -90,12 +103,14 @@ impl Event {
             | Event::MessageHidden { chat_id, .. }
             | Event::Reaction { chat_id, .. }
             | Event::ChatSettingsChanged { chat_id, .. } => *chat_id,
+            Event::DevicesChanged { .. } => ChatId(0),
         }
     }
 }
 
 /// A stored message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     pub chat_id: ChatId,
     pub seq: Seq,
@@ -126,10 +141,16 @@ pub struct Message {
     /// (Boxed: most messages carry none.)
     #[serde(default)]
     pub media: Option<Box<MediaRef>>,
+    /// In an end-to-end encrypted chat: the `m.room.encrypted` content, the
+    /// only content (`text` is empty); `None` once deleted for everyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub encrypted: Option<Box<serde_json::Value>>,
 }
 
 /// The message a reply quotes, as it is now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Quote {
     pub seq: Seq,
     pub sender_id: UserId,
@@ -139,6 +160,7 @@ pub struct Quote {
 
 /// A member's reaction to a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reaction {
     pub user_id: UserId,
     pub emoji: String,
@@ -146,6 +168,7 @@ pub struct Reaction {
 
 /// A user's own settings for one chat, the same on all their devices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChatSettings {
     /// Notifications are muted until this time (ms since the epoch).
     pub muted_until: Option<i64>,
@@ -158,6 +181,7 @@ pub struct ChatSettings {
 /// `seq <= delivered_up_to` reached one of their devices, every message with
 /// `seq <= read_up_to` was read on one. `read_up_to <= delivered_up_to` always.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Receipt {
     pub chat_id: ChatId,
     pub user_id: UserId,

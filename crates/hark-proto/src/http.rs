@@ -1,22 +1,27 @@
 //! HTTP request and response bodies of the `/v1` API.
 
 use crate::{
-    ChatId, ChatSettings, ClientMsgId, DeviceId, Event, MediaId, Message, Pos, Seq, UserId,
+    ChatId, ChatSettings, ClientMsgId, DeviceId, Event, MediaId, Message, Pos, Role, Seq, UserId,
 };
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/register`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Register {
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_.-]{3,32}$"))]
     pub username: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 1024))]
     pub password: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub display_name: Option<String>,
 }
 
 /// A user as others see them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     pub id: UserId,
     pub username: String,
@@ -25,15 +30,20 @@ pub struct User {
 
 /// `POST /v1/login`: each login is a new device with its own token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_.-]{3,32}$"))]
     pub username: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 1024))]
     pub password: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub device_name: String,
 }
 
 /// The answer to a login. The token is shown once; the server keeps only its hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginResponse {
     pub token: String,
     pub user: User,
@@ -42,6 +52,7 @@ pub struct LoginResponse {
 
 /// One logged-in device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Device {
     pub id: DeviceId,
     pub name: String,
@@ -54,43 +65,62 @@ pub struct Device {
 
 /// `GET /v1/me`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Me {
     pub user: User,
     pub device: Device,
+    /// Whether the user administers the server.
+    #[serde(default)]
+    pub role: Role,
 }
 
 /// `PATCH /v1/me`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProfileRequest {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub display_name: String,
 }
 
 /// `POST /v1/chats/direct`: the one-to-one chat with `user_id`, created once per pair.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateDirectRequest {
     pub user_id: UserId,
+    /// End-to-end encrypted, when this call creates the chat. (Not sent
+    /// when false, so a client still talks to servers from before it.)
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
 }
 
 /// `POST /v1/chats/groups`: the creator is a member and admin; `members` are the others.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateGroupRequest {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
     pub title: String,
     #[serde(default)]
     pub members: Vec<UserId>,
+    /// End-to-end encrypted (decided now, never changed; not sent when false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
 }
 
 /// `PATCH /v1/chats/{chat_id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RenameChatRequest {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
     pub title: String,
 }
 
 /// `POST /v1/chats/{chat_id}/members`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AddMemberRequest {
     pub user_id: UserId,
@@ -98,6 +128,7 @@ pub struct AddMemberRequest {
 
 /// `PATCH /v1/chats/{chat_id}/members/{user_id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SetAdminRequest {
     pub admin: bool,
@@ -105,6 +136,7 @@ pub struct SetAdminRequest {
 
 /// `POST /v1/chats/{chat_id}/messages`: send over HTTP (bots, scripts).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
     pub client_id: ClientMsgId,
@@ -115,10 +147,16 @@ pub struct SendRequest {
     /// A file the sender uploaded; the text is then its caption.
     #[serde(default)]
     pub media_id: Option<MediaId>,
+    /// In an end-to-end encrypted chat: the `m.room.encrypted` content
+    /// (and `text` empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub encrypted: Option<serde_json::Value>,
 }
 
 /// Whether a chat is between two people or a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ChatKind {
     Direct,
@@ -127,6 +165,7 @@ pub enum ChatKind {
 
 /// A chat and its current members.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Chat {
     pub id: ChatId,
     pub kind: ChatKind,
@@ -137,10 +176,14 @@ pub struct Chat {
     /// The highest message seq in the chat (0 when empty).
     pub last_seq: Seq,
     pub members: Vec<Member>,
+    /// End-to-end encrypted: messages carry ciphertext only.
+    #[serde(default)]
+    pub encrypted: bool,
 }
 
 /// A member of a chat with their receipt watermarks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Member {
     pub user: User,
     pub admin: bool,
@@ -152,6 +195,7 @@ pub struct Member {
 /// unread count (messages from others after the caller's read watermark),
 /// and the caller's own settings for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChatSummary {
     pub chat: Chat,
     pub last_message: Option<Message>,
@@ -163,6 +207,7 @@ pub struct ChatSummary {
 /// `PATCH /v1/chats/{chat_id}/settings`: the fields given change.
 /// `muted_until: null` unmutes; `pinned: true` pins now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ChatSettingsRequest {
     #[serde(default, with = "double_option")]
@@ -197,6 +242,7 @@ mod double_option {
 /// `GET /v1/chats/{chat_id}/messages/{seq}/info`: for the sender, who got and
 /// read the message, when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageInfo {
     pub chat_id: ChatId,
     pub seq: Seq,
@@ -205,6 +251,7 @@ pub struct MessageInfo {
 
 /// One recipient's times; `None` until it happened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecipientInfo {
     pub user_id: UserId,
     pub delivered_at: Option<i64>,
@@ -213,12 +260,14 @@ pub struct RecipientInfo {
 
 /// `GET /v1/search?q=…[&chat_id=…][&limit=…]`: newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SearchResults {
     pub messages: Vec<Message>,
 }
 
 /// `GET /v1/chats/{chat_id}/messages?before=…|after=…&limit=…`: messages in seq order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct History {
     pub messages: Vec<Message>,
     /// Whether more messages lie beyond this page in the direction asked.
@@ -233,6 +282,7 @@ pub struct History {
 /// A membership or title event of a chat ("Alice added Carol") as history
 /// places it among the messages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryLine {
     /// The seq of the last message committed before the event; `Seq(0)`
     /// when it came before every message. The line belongs after that
@@ -249,6 +299,7 @@ pub struct HistoryLine {
 /// The answer to `POST /v1/chats/{chat_id}/messages`; the same facts as the
 /// WebSocket `ack` frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SendAck {
     pub chat_id: ChatId,
     pub seq: Seq,

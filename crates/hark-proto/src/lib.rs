@@ -2,8 +2,11 @@
 //!
 //! The server decodes with these types and the SDK encodes with them, so a
 //! protocol change is one change here. This crate does no I/O; it knows serde
-//! and nothing else. `docs/protocol.md` documents every type in this crate.
+//! (and, with the `openapi` feature the server turns on, utoipa's schemas).
+//! `docs/protocol.md` documents every type in this crate.
 
+mod admin;
+mod e2e;
 mod error;
 mod event;
 mod http;
@@ -13,6 +16,15 @@ mod presence;
 mod push;
 mod ws;
 
+pub use admin::{
+    utc_date, AdminChat, AdminMember, AdminUser, AdminUserPage, DayCount, JobStats,
+    ResetPasswordRequest, Role, ServerStats, SetRoleRequest, StorageStats,
+};
+pub use e2e::{
+    key_device_id, key_user_id, parse_key_device_id, parse_key_user_id, Inbox, InboxRequest,
+    KeysClaim, KeysClaimed, KeysQuery, KeysQueryResult, KeysUpload, KeysUploaded, ToDeviceMessage,
+    ToDeviceSend, KEY_SERVER_NAME,
+};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use event::{ChatSettings, Event, Message, Quote, Reaction, Receipt};
 pub use http::{

@@ -7,6 +7,7 @@ use std::fmt;
 
 /// An uploaded file. Chosen by the server: 32 lowercase hex characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct MediaId(pub String);
 
@@ -31,6 +32,7 @@ impl fmt::Display for MediaId {
 /// What a file is, as the uploader declared it and the server checked
 /// against its bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MediaKind {
     /// JPEG, PNG, GIF or WebP; the server reads its dimensions.
@@ -66,6 +68,7 @@ impl MediaKind {
 
 /// An uploaded file as a message carries it and the upload answers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MediaRef {
     pub id: MediaId,
     pub kind: MediaKind,
@@ -98,6 +101,7 @@ pub struct MediaRef {
 /// metadata of the original survives), at most [`Thumbnail::MAX_SIDE`]
 /// pixels on its longer side and turned upright.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Thumbnail {
     /// `image/jpeg`, or `image/png` for an image with transparency.
     pub mime: String,
@@ -114,6 +118,7 @@ impl Thumbnail {
 
 /// `POST /v1/media/uploads`: starts a resumable upload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewUpload {
     pub kind: MediaKind,
@@ -134,6 +139,7 @@ pub struct NewUpload {
 
 /// A resumable upload as it stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UploadStatus {
     /// 32 lowercase hex characters, chosen by the server.
     pub id: String,
@@ -162,6 +168,7 @@ pub struct UploadStatus {
 /// `GET /v1/media/{id}/url`: where the file can be fetched for a while
 /// without a token (a bucket's presigned URL).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MediaUrl {
     pub url: String,
     /// Milliseconds since the Unix epoch after which the URL stops working.

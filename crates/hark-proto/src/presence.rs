@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Who may see something about a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Visibility {
     #[default]
@@ -18,6 +19,7 @@ pub enum Visibility {
 /// who hides their last seen (or online) from a person cannot see that
 /// person's either.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PrivacySettings {
     pub last_seen: Visibility,
@@ -27,6 +29,7 @@ pub struct PrivacySettings {
 /// What a watcher may know of a user right now. `None` means hidden from
 /// this watcher by privacy settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PresenceState {
     pub user_id: UserId,
     /// Whether any device of the user holds a connection.
@@ -38,6 +41,7 @@ pub struct PresenceState {
 
 /// What a chat member is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Activity {
     Typing,
@@ -48,6 +52,7 @@ pub enum Activity {
 
 /// A typing indicator as delivered to a chat's watchers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TypingState {
     pub chat_id: ChatId,
     pub user_id: UserId,

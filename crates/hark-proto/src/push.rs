@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// `GET /v1/push/vapid`: the server's VAPID public key (RFC 8292), for a
 /// browser's `pushManager.subscribe({applicationServerKey})`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VapidKey {
     /// The uncompressed P-256 point (65 bytes), base64url without padding.
     pub public_key: String,
@@ -14,6 +15,7 @@ pub struct VapidKey {
 
 /// How a subscription is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PushKind {
     /// A browser's push service (RFC 8030), the payload encrypted to the
@@ -42,6 +44,7 @@ impl PushKind {
 
 /// A Web Push subscription's keys, as `PushSubscription.toJSON()` gives them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PushKeys {
     /// The browser's P-256 public key, base64url.
@@ -52,6 +55,7 @@ pub struct PushKeys {
 
 /// `POST /v1/push/subscriptions`, tagged by `kind`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum NewPushSubscription {
     WebPush {
@@ -68,6 +72,7 @@ pub enum NewPushSubscription {
 /// A device's push subscription, as the API shows it (never its keys or
 /// secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PushSubscription {
     pub id: String,
     pub kind: PushKind,
@@ -79,6 +84,7 @@ pub struct PushSubscription {
 
 /// How much of a message a notification shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Previews {
     /// Who wrote and what.
@@ -112,6 +118,7 @@ impl Previews {
 /// `GET` / `PUT /v1/me/notifications`: the user's notification settings,
 /// for every device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NotificationSettings {
     pub previews: Previews,
@@ -119,6 +126,7 @@ pub struct NotificationSettings {
 
 /// What a notification is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum NotificationKind {
     /// New messages in the chat.
@@ -142,6 +150,7 @@ impl NotificationKind {
 /// The JSON a push subscription receives (decrypted by the browser, or as
 /// a webhook's body).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PushNotification {
     /// The payload's format version: 1.
     pub v: u8,

@@ -32,6 +32,10 @@ pub enum ClientFrame {
         /// is then its caption and may be empty.
         #[serde(default)]
         media_id: Option<MediaId>,
+        /// In an end-to-end encrypted chat: the `m.room.encrypted` content
+        /// (and `text` empty).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        encrypted: Option<serde_json::Value>,
     },
     /// Change the text of one's own message (within the edit window).
     Edit {
@@ -39,6 +43,10 @@ pub enum ClientFrame {
         chat_id: ChatId,
         seq: Seq,
         text: String,
+        /// In an end-to-end encrypted chat: the new content's ciphertext
+        /// (and `text` empty).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        encrypted: Option<serde_json::Value>,
     },
     /// Delete a message: for everyone (the sender within the window, or a
     /// group admin) or only for this user.
@@ -188,10 +196,14 @@ pub enum ServerFrame {
     Typing(TypingState),
     /// Privacy settings changed: send `watch` again to get what is visible now.
     PresenceReset,
+    /// To-device messages arrived for this device: fetch them with
+    /// `POST /v1/e2e/inbox`.
+    ToDevice,
 }
 
 /// An event at its position in the user's stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventFrame {
     pub pos: Pos,
     pub event: Event,
@@ -212,6 +224,7 @@ pub struct Hello {
 
 /// Limits the server enforces on this connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Limits {
     /// Largest WebSocket message accepted, in bytes.
     pub max_frame_bytes: u32,

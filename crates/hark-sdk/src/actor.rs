@@ -131,6 +131,8 @@ pub(crate) struct Actor {
     watch_unsent: bool,
     /// Typing indicators waiting for the socket; dropped on disconnect.
     typing: Vec<(ChatId, Activity)>,
+    /// The roots a `wss://` server is verified against (the system's if None).
+    tls: Option<crate::Tls>,
 }
 
 impl Actor {
@@ -157,6 +159,7 @@ impl Actor {
             watching: None,
             watch_unsent: false,
             typing: Vec::new(),
+            tls: options.tls,
         }
     }
 
@@ -201,12 +204,14 @@ impl Actor {
                     },
                 }
             }
-            match open(&self.url, &self.token).await {
+            match open(&self.url, &self.token, self.tls.as_ref()).await {
                 Ok(opened) => return Ok(opened),
                 Err(e) => match e.code() {
-                    Some(code @ (ErrorCode::Unauthorized | ErrorCode::Revoked)) => {
-                        return Err(End::Refused(code))
-                    }
+                    Some(
+                        code @ (ErrorCode::Unauthorized
+                        | ErrorCode::Revoked
+                        | ErrorCode::AccountDisabled),
+                    ) => return Err(End::Refused(code)),
                     _ => tracing::debug!(error = %e, "reconnect failed"),
                 },
             }
@@ -370,6 +375,10 @@ impl Actor {
             ServerFrame::PresenceReset => {
                 self.watch_unsent = self.watching.is_some();
                 self.flush(socket).await
+            }
+            ServerFrame::ToDevice => {
+                self.emit(ClientEvent::ToDevice).await;
+                Ok(())
             }
             ServerFrame::Pong { id } => {
                 if socket.ping_id == Some(id) {
@@ -600,15 +609,17 @@ async fn feed(sink: &mut Sink, frame: &ClientFrame) -> Result<(), End> {
 }
 
 /// Open an authenticated socket and read the server's hello.
-pub(crate) async fn open(url: &str, token: &str) -> Result<(Ws, Hello)> {
+pub(crate) async fn open(url: &str, token: &str, tls: Option<&crate::Tls>) -> Result<(Ws, Hello)> {
     let mut request = url.into_client_request().map_err(Error::ws)?;
     let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
         .map_err(|_| Error::Protocol("the token is not a valid header value".into()))?;
     request.headers_mut().insert(AUTHORIZATION, bearer);
     let handshake = async {
-        let (mut ws, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .map_err(handshake_error)?;
+        let connector = tls.map(|t| tokio_tungstenite::Connector::Rustls(t.config.clone()));
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector)
+                .await
+                .map_err(handshake_error)?;
         let hello = loop {
             let message = ws
                 .next()

@@ -46,6 +46,15 @@ impl Api {
         })
     }
 
+    /// The same client, trusting the roots of `tls` (a private CA) for
+    /// `https://`.
+    pub fn with_tls(mut self, tls: &crate::Tls) -> Result<Self> {
+        self.http = reqwest::Client::builder()
+            .use_preconfigured_tls((*tls.config).clone())
+            .build()?;
+        Ok(self)
+    }
+
     /// The same client, authenticated as the device holding `token`.
     pub fn with_token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
@@ -135,8 +144,17 @@ impl Api {
 
     /// `POST /v1/chats/direct`: the one-to-one chat with `user_id` (created once per pair).
     pub async fn create_direct(&self, user_id: UserId) -> Result<Chat> {
-        let body = CreateDirectRequest { user_id };
-        self.call(Method::POST, "/v1/chats/direct", Some(&body), true)
+        self.create_direct_chat(&CreateDirectRequest {
+            user_id,
+            encrypted: false,
+        })
+        .await
+    }
+
+    /// `POST /v1/chats/direct` with every option (`encrypted`: end-to-end
+    /// encrypted, when this call creates the chat).
+    pub async fn create_direct_chat(&self, body: &CreateDirectRequest) -> Result<Chat> {
+        self.call(Method::POST, "/v1/chats/direct", Some(body), true)
             .await
     }
 

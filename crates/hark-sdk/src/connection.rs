@@ -21,7 +21,7 @@ const EVENT_QUEUE: usize = 1024;
 const COMMAND_QUEUE: usize = 256;
 
 /// How to start a connection.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnectOptions {
     /// The last event position this device applied (0 for a new device):
     /// every event after it is delivered, then live ones.
@@ -29,6 +29,9 @@ pub struct ConnectOptions {
     /// After applying messages from others, automatically mark them delivered
     /// (one coalesced mark per chat, with the highest seq).
     pub auto_delivered: bool,
+    /// The roots to verify a `wss://` server against; the system's when
+    /// `None`.
+    pub tls: Option<crate::Tls>,
 }
 
 impl Default for ConnectOptions {
@@ -37,6 +40,7 @@ impl Default for ConnectOptions {
         ConnectOptions {
             cursor: Pos(0),
             auto_delivered: false,
+            tls: None,
         }
     }
 }
@@ -63,6 +67,10 @@ pub enum ClientEvent {
     /// Someone in a watched chat is typing, recording or stopped. Hide it
     /// after `expires_in_ms` unless refreshed. Never replayed.
     Typing(TypingState),
+    /// To-device messages (end-to-end encryption's key exchange) wait in
+    /// this device's inbox: read them with [`crate::Api::e2e_inbox`]. Read
+    /// it after each `Connected` too: a nudge is never replayed.
+    ToDevice,
     /// The socket closed; the connection reconnects by itself, with backoff.
     Disconnected { reason: String },
     /// The connection ended for good: `Some(code)` when the server refused
@@ -112,7 +120,7 @@ impl Connection {
         options: ConnectOptions,
     ) -> Result<(Connection, mpsc::Receiver<ClientEvent>)> {
         let url = crate::url::ws_url(url)?;
-        let (ws, hello) = actor::open(&url, token).await?;
+        let (ws, hello) = actor::open(&url, token, options.tls.as_ref()).await?;
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let cursor = Arc::new(AtomicI64::new(options.cursor.0));
@@ -167,6 +175,41 @@ impl Connection {
             text: text.into(),
             reply_to: None,
             media_id: None,
+            encrypted: None,
+        })
+        .await
+    }
+
+    /// Send an end-to-end encrypted chat's message: `encrypted` is the
+    /// ciphertext content [`crate::Crypto::encrypt`] made. Resent with the
+    /// same client id (and the same ciphertext) across reconnects.
+    pub async fn send_encrypted(
+        &self,
+        chat_id: ChatId,
+        encrypted: serde_json::Value,
+        reply_to: Option<Seq>,
+    ) -> Result<SendAck> {
+        self.queue_send_encrypted(chat_id, encrypted, reply_to)
+            .await?
+            .ack()
+            .await
+    }
+
+    /// Queue an encrypted chat's message and return at once, like
+    /// [`Connection::queue_send`].
+    pub async fn queue_send_encrypted(
+        &self,
+        chat_id: ChatId,
+        encrypted: serde_json::Value,
+        reply_to: Option<Seq>,
+    ) -> Result<PendingSend> {
+        self.queue_request(Request::Send {
+            chat_id,
+            client_id: new_client_id(),
+            text: String::new(),
+            reply_to,
+            media_id: None,
+            encrypted: Some(Box::new(encrypted)),
         })
         .await
     }
@@ -184,6 +227,7 @@ impl Connection {
             text: text.into(),
             reply_to: Some(reply_to),
             media_id: None,
+            encrypted: None,
         })
         .await?
         .ack()
@@ -214,6 +258,25 @@ impl Connection {
             chat_id,
             seq,
             text: text.into(),
+            encrypted: None,
+        })
+        .await
+    }
+
+    /// Change one's own message in an end-to-end encrypted chat: `encrypted`
+    /// is the new content's ciphertext ([`crate::Crypto::encrypt`]; say in
+    /// it which message it replaces, see docs/protocol.md).
+    pub async fn edit_encrypted(
+        &self,
+        chat_id: ChatId,
+        seq: Seq,
+        encrypted: serde_json::Value,
+    ) -> Result<()> {
+        self.request(Request::Edit {
+            chat_id,
+            seq,
+            text: String::new(),
+            encrypted: Some(Box::new(encrypted)),
         })
         .await
     }

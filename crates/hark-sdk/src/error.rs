@@ -31,6 +31,9 @@ pub enum Error {
     /// The route needs a token and the client has none.
     #[error("not logged in")]
     NoToken,
+    /// The TLS settings could not be made (a CA file that cannot be read).
+    #[error("tls: {0}")]
+    Tls(String),
     /// The server sent something the protocol does not allow here.
     #[error("protocol: {0}")]
     Protocol(String),
@@ -41,6 +44,9 @@ pub enum Error {
     /// handle was dropped, or for good by the server) before the request finished.
     #[error("connection closed")]
     Closed,
+    /// End-to-end encryption failed (the crypto library or its store).
+    #[error("encryption: {0}")]
+    Crypto(String),
 }
 
 impl Error {

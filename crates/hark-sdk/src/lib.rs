@@ -15,7 +15,7 @@
 //!         device_name: "laptop".into(),
 //!     })
 //!     .await?;
-//! let options = ConnectOptions { cursor: Pos(0), auto_delivered: true };
+//! let options = ConnectOptions { cursor: Pos(0), auto_delivered: true, tls: None };
 //! let (conn, mut events) = Connection::connect(api.base_url(), &login.token, options).await?;
 //! while let Some(event) = events.recv().await {
 //!     if let ClientEvent::Event { pos, event } = event {
@@ -28,20 +28,30 @@
 //! ```
 
 mod actor;
+mod admin;
 mod api;
+mod attachment;
 mod backoff;
 mod connection;
+mod crypto;
 mod error;
+mod keys;
 mod media;
 mod outbox;
 mod push;
 mod resumable;
 mod sync;
+mod tls;
 mod url;
+mod verification;
 
 pub use api::{Api, Page};
+pub use attachment::{open_file, seal_file, sealed_file_id, SealedFile};
 pub use connection::{ClientEvent, ConnectOptions, Connection, PendingSend};
+pub use crypto::{replacement, Crypto, CryptoStore, Decrypted, Undecryptable};
 pub use error::{Error, Result};
 pub use hark_proto as proto;
 pub use outbox::new_client_id;
 pub use resumable::UploadOptions;
+pub use tls::Tls;
+pub use verification::{DeviceKeys, Verification, VerificationState};

@@ -38,6 +38,17 @@ impl Api {
         crate::api::decode(req.send().await?).await
     }
 
+    /// `POST /v1/media`: uploads `bytes` held in memory, unnamed (an
+    /// encrypted chat's file: see [`crate::seal_file`]).
+    pub async fn upload_bytes(&self, bytes: Vec<u8>, kind: MediaKind) -> Result<MediaRef> {
+        let req = self
+            .request(Method::POST, "/v1/media")?
+            .query(&[("kind", kind.as_str())])
+            .header(reqwest::header::CONTENT_LENGTH, bytes.len())
+            .body(bytes);
+        crate::api::decode(req.send().await?).await
+    }
+
     /// Downloads file `id` into the file at `dest`: from the server's
     /// bucket when it hands out URLs (`GET /v1/media/{id}/url`), else from
     /// `GET /v1/media/{id}`. The bytes go to `<dest>.<id>.part` first and

@@ -20,6 +20,8 @@ pub(crate) enum Request {
         text: String,
         reply_to: Option<Seq>,
         media_id: Option<MediaId>,
+        /// An end-to-end encrypted chat's ciphertext content (`text` empty).
+        encrypted: Option<Box<serde_json::Value>>,
     },
     Mark {
         chat_id: ChatId,
@@ -36,6 +38,7 @@ pub(crate) enum Request {
         chat_id: ChatId,
         seq: Seq,
         text: String,
+        encrypted: Option<Box<serde_json::Value>>,
     },
     Delete {
         chat_id: ChatId,
@@ -58,6 +61,7 @@ impl Request {
                 text,
                 reply_to,
                 media_id,
+                encrypted,
             } => ClientFrame::Send {
                 id,
                 chat_id,
@@ -65,6 +69,7 @@ impl Request {
                 text,
                 reply_to,
                 media_id,
+                encrypted: encrypted.map(|e| *e),
             },
             Request::Forward {
                 from_chat_id,
@@ -78,11 +83,17 @@ impl Request {
                 to_chat_id,
                 client_id,
             },
-            Request::Edit { chat_id, seq, text } => ClientFrame::Edit {
+            Request::Edit {
+                chat_id,
+                seq,
+                text,
+                encrypted,
+            } => ClientFrame::Edit {
                 id,
                 chat_id,
                 seq,
                 text,
+                encrypted: encrypted.map(|e| *e),
             },
             Request::Delete {
                 chat_id,
@@ -241,6 +252,7 @@ mod tests {
             text: text.into(),
             reply_to: None,
             media_id: None,
+            encrypted: None,
         }
     }
 

@@ -30,9 +30,26 @@ pub(crate) fn ws_url(url: &str) -> Result<String> {
     Ok(format!("{ws}/v1/ws"))
 }
 
+/// `text` as one path segment: everything but unreserved characters escaped.
+pub(crate) fn segment(text: &str) -> String {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    const KEEP: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    utf8_percent_encode(text, KEEP).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_segment_is_escaped() {
+        assert_eq!(segment("m.room.encrypted"), "m.room.encrypted");
+        assert_eq!(segment("a/b c?"), "a%2Fb%20c%3F");
+    }
 
     #[test]
     fn addresses_normalise() {

@@ -8,6 +8,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use base64::Engine;
+use hark_proto::ErrorCode;
 use hark_store::AuthedDevice;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -106,11 +107,23 @@ pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<AuthedDevi
     if token.is_empty() || token.len() > 128 {
         return Err(ApiError::unauthorized());
     }
-    state
+    let device = state
         .store
         .device_by_token(token_hash(token))
         .await?
-        .ok_or_else(ApiError::unauthorized)
+        .ok_or_else(ApiError::unauthorized)?;
+    if device.disabled {
+        return Err(disabled());
+    }
+    Ok(device)
+}
+
+/// What a disabled account's login and tokens get.
+pub fn disabled() -> ApiError {
+    ApiError::new(
+        ErrorCode::AccountDisabled,
+        "this account was disabled by an administrator",
+    )
 }
 
 /// The token of an `Authorization: Bearer …` header, if there is one.

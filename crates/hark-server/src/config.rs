@@ -2,7 +2,7 @@
 //! flags and `HARK_*` environment variables.
 
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -28,6 +28,10 @@ pub struct ServeArgs {
     /// the in-process bus of a single node.
     #[arg(long, env = "HARK_BUS", hide_env_values = true)]
     pub bus: Option<String>,
+    /// Subjects on the bus start with this, so clusters can share one NATS
+    /// [default: hark].
+    #[arg(long, env = "HARK_BUS_PREFIX")]
+    pub bus_prefix: Option<String>,
     /// This node's id, unique in the cluster [default: generated once and
     /// kept in the data directory's `node-id` file].
     #[arg(long, env = "HARK_NODE_ID")]
@@ -42,20 +46,26 @@ pub struct ServeArgs {
 }
 
 /// The settings the server runs with.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
-    /// `postgres://…`, or `None` for the embedded SQLite store. A secret:
-    /// the URL may hold a password, so it never reaches a log or `Debug`.
+    /// The database: a `postgres://…` URL for a cluster (TLS options: docs/deploy.md); not set,
+    /// the embedded SQLite store in `data_dir`. A secret: the URL may hold
+    /// a password, so it never reaches a log.
+    #[serde(serialize_with = "redacted")]
     pub database: Option<SecretString>,
-    /// `nats://…`, or `None` for the in-process bus. A secret like `database`.
+    /// The bus between nodes: a `nats://…` URL for a cluster; not set, the
+    /// in-process bus of one node. A secret like `database`.
+    #[serde(serialize_with = "redacted")]
     pub bus: Option<SecretString>,
     /// Subjects on the bus start with this, so clusters (and tests) can
     /// share one NATS.
     pub bus_prefix: String,
-    /// This node's id; see [`Config::node_id`].
+    /// This node's id, unique in the cluster: 1-64 letters, digits, `-` or
+    /// `_`; not set, one is made once and kept in the data directory's
+    /// `node-id` file.
     pub node_id: Option<String>,
     pub max_group_members: usize,
     pub allowed_origins: Vec<String>,
@@ -71,10 +81,37 @@ pub struct Config {
     pub push: Push,
     /// Prometheus metrics (the `[metrics]` table).
     pub metrics: Metrics,
+    /// HTTPS and WSS served by Hark itself (the `[tls]` table).
+    pub tls: Tls,
+}
+
+/// HTTPS and WSS without a proxy in front: the certificate and key files
+/// (PEM), read again when they change. Without them Hark serves plain HTTP
+/// (behind a TLS-terminating balancer, as in docs/deploy.md).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Tls {
+    /// The certificate chain, PEM (the server's certificate first).
+    pub cert: Option<PathBuf>,
+    /// The certificate's private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+    /// Seconds between looks at the files; a change is loaded without a
+    /// restart (new connections get the new certificate).
+    pub reload_secs: u64,
+}
+
+impl Default for Tls {
+    fn default() -> Self {
+        Tls {
+            cert: None,
+            key: None,
+            reload_secs: 10,
+        }
+    }
 }
 
 /// Uploaded files.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Media {
     /// The directory the files are kept in; `media` inside the data
@@ -112,20 +149,24 @@ pub struct Media {
 /// An S3-compatible bucket for uploaded files. Credentials not given here
 /// come from the standard `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` /
 /// `AWS_SESSION_TOKEN` environment variables.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct S3 {
+    /// The bucket's name (required when the table is given).
     pub bucket: String,
     /// The service's URL (`http://` only for a service on a trusted
     /// network); AWS itself when not set.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// The region requests are signed for.
     #[serde(default = "S3::default_region")]
     pub region: String,
+    /// The access key id, unless it comes from `AWS_ACCESS_KEY_ID`.
     #[serde(default)]
     pub access_key_id: Option<String>,
-    /// A secret: never logged or shown by `Debug`.
-    #[serde(default)]
+    /// The secret access key, unless it comes from
+    /// `AWS_SECRET_ACCESS_KEY`. A secret: never logged or shown by `Debug`.
+    #[serde(default, serialize_with = "redacted")]
     pub secret_access_key: Option<SecretString>,
     /// Keys start with this (several deployments, or tests, in one bucket).
     #[serde(default)]
@@ -179,7 +220,7 @@ impl Default for Media {
 
 /// Node heartbeats: a node silent for `node_timeout_ms` is taken for dead,
 /// its users no longer count as online, and the others announce them offline.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Cluster {
     /// Milliseconds between a node's heartbeats (each also sweeps gone nodes).
@@ -198,17 +239,23 @@ impl Default for Cluster {
     }
 }
 
-/// `GET /metrics` (Prometheus text format).
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `GET /metrics` (Prometheus text format): with a token on the main
+/// address, and/or on an address of its own.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Metrics {
     /// The bearer token a scraper sends; without one, `/metrics` is off
     /// (404). A secret: never logged.
+    #[serde(serialize_with = "redacted")]
     pub token: Option<SecretString>,
+    /// A separate address (a private interface, or loopback for a local
+    /// agent) that serves only `/metrics`, without a token unless `token`
+    /// is set too. The main address then serves them only with the token.
+    pub addr: Option<SocketAddr>,
 }
 
 /// Push notifications: Web Push and webhooks (docs/push.md).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Push {
     /// Who runs this server, for push services (VAPID's `sub`): a
@@ -241,7 +288,7 @@ impl Default for Push {
 }
 
 /// The workers that run jobs on this node.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Jobs {
     /// Milliseconds between looks for due jobs when no job is known to be
@@ -266,7 +313,7 @@ impl Default for Jobs {
 }
 
 /// Limits on what clients may send and hold.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Largest WebSocket message, bytes.
@@ -329,6 +376,7 @@ impl Default for Config {
             media: Media::default(),
             push: Push::default(),
             metrics: Metrics::default(),
+            tls: Tls::default(),
         }
     }
 }
@@ -370,12 +418,46 @@ impl Limits {
 }
 
 impl Config {
-    /// Builds the configuration from the file named by `args` (if any) and the args.
+    /// Builds the configuration: the defaults, the TOML file named by
+    /// `args` (if any), `HARK_<TABLE>__<KEY>` variables, then the flags
+    /// (and the `HARK_*` variables of the flags); then checks it.
     pub fn load(args: &ServeArgs) -> anyhow::Result<Self> {
-        let mut config = match &args.config {
-            Some(path) => Self::from_file(path)?,
-            None => Config::default(),
+        Self::load_from(args, std::env::vars())
+    }
+
+    /// [`Config::load`] with these environment variables.
+    pub fn load_from(
+        args: &ServeArgs,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let mut tree = match &args.config {
+            Some(path) => Self::file_table(path)?,
+            None => toml::Table::new(),
         };
+        let mut overrides = Vec::new();
+        for (name, value) in env {
+            let Some(path) = name.strip_prefix("HARK_") else {
+                continue;
+            };
+            // Top-level settings are the flags' own variables (HARK_ADDR…).
+            if !path.contains("__") {
+                continue;
+            }
+            let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
+            set_key(&mut tree, &keys, env_value(&value)).with_context(|| name.clone())?;
+            overrides.push(name);
+        }
+        let mut config: Config = toml::Value::Table(tree).try_into().with_context(|| {
+            if overrides.is_empty() {
+                "the configuration file".to_owned()
+            } else {
+                format!(
+                    "the configuration file and the variables {}",
+                    overrides.join(", ")
+                )
+            }
+        })?;
         if let Some(addr) = args.addr {
             config.addr = addr;
         }
@@ -388,6 +470,9 @@ impl Config {
         if let Some(url) = &args.bus {
             config.bus = Some(SecretString::from(url.as_str()));
         }
+        if let Some(prefix) = &args.bus_prefix {
+            config.bus_prefix = prefix.clone();
+        }
         if let Some(id) = &args.node_id {
             config.node_id = Some(id.clone());
         }
@@ -397,14 +482,136 @@ impl Config {
         if let Some(origins) = &args.allowed_origins {
             config.allowed_origins = origins.clone();
         }
+        config.validate()?;
         Ok(config)
     }
 
-    fn from_file(path: &Path) -> anyhow::Result<Self> {
+    /// The file as a table, checked against the settings on its own so an
+    /// unknown or mistyped key is reported with its line.
+    fn file_table(path: &Path) -> anyhow::Result<toml::Table> {
         use anyhow::Context;
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+        toml::from_str::<Config>(&text)
+            .with_context(|| format!("parsing config file {}", path.display()))?;
+        Ok(toml::from_str(&text)?)
+    }
+
+    /// The configuration as TOML, secrets shown as `"<redacted>"`.
+    pub fn to_toml(&self) -> anyhow::Result<String> {
+        Ok(toml::to_string_pretty(self)?)
+    }
+
+    /// Refuses settings that cannot work, naming the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        use anyhow::ensure;
+        use secrecy::ExposeSecret;
+        if let Some(url) = &self.database {
+            let url = url.expose_secret();
+            ensure!(
+                url.starts_with("postgres://") || url.starts_with("postgresql://"),
+                "database: a postgres:// URL (or none, for the embedded store)"
+            );
+        }
+        if let Some(url) = &self.bus {
+            let url = url.expose_secret();
+            ensure!(
+                url.starts_with("nats://") || url.starts_with("tls://"),
+                "bus: a nats:// URL (or none, for one node)"
+            );
+        }
+        if let Some(id) = &self.node_id {
+            valid_node_id(id)?;
+        }
+        ensure!(
+            !self.bus_prefix.is_empty()
+                && self.bus_prefix.len() <= 64
+                && self
+                    .bus_prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                && !self.bus_prefix.starts_with('.')
+                && !self.bus_prefix.ends_with('.'),
+            "bus_prefix: 1-64 letters, digits, '-', '_' or inner '.'"
+        );
+        ensure!(self.max_group_members >= 2, "max_group_members: at least 2");
+        for origin in &self.allowed_origins {
+            ensure!(
+                origin.starts_with("https://") || origin.starts_with("http://"),
+                "allowed_origins: {origin:?} is not an origin like https://chat.example.com"
+            );
+        }
+        let l = &self.limits;
+        for (key, value) in [
+            ("max_frame_bytes", l.max_frame_bytes as u64),
+            ("max_text_bytes", l.max_text_bytes as u64),
+            ("max_body_bytes", l.max_body_bytes as u64),
+            ("frames_per_second", u64::from(l.frames_per_second)),
+            ("outbound_queue", l.outbound_queue as u64),
+            ("connections_per_user", l.connections_per_user as u64),
+            ("connections_per_address", l.connections_per_address as u64),
+            ("auth_timeout_secs", l.auth_timeout_secs),
+            ("idle_timeout_secs", l.idle_timeout_secs),
+            ("heartbeat_ping_secs", l.heartbeat_ping_secs),
+            ("max_sync_page", u64::from(l.max_sync_page)),
+            ("logins_per_minute", u64::from(l.logins_per_minute)),
+            ("typing_per_second", u64::from(l.typing_per_second)),
+        ] {
+            ensure!(value > 0, "limits.{key}: must be more than 0");
+        }
+        ensure!(
+            l.heartbeat_timeout_secs > l.heartbeat_ping_secs,
+            "limits.heartbeat_timeout_secs: must be more than heartbeat_ping_secs"
+        );
+        ensure!(
+            l.max_text_bytes <= l.max_frame_bytes,
+            "limits.max_text_bytes: at most max_frame_bytes, or no text that long could be sent"
+        );
+        ensure!(
+            self.cluster.heartbeat_ms > 0
+                && self.cluster.node_timeout_ms >= 2 * self.cluster.heartbeat_ms,
+            "cluster.node_timeout_ms: at least twice heartbeat_ms (which must be more than 0)"
+        );
+        ensure!(
+            self.jobs.poll_ms > 0 && self.jobs.lease_ms > 0 && self.jobs.concurrency > 0,
+            "jobs: poll_ms, lease_ms and concurrency must be more than 0"
+        );
+        ensure!(
+            self.media.max_bytes > 0 && self.media.image_max_bytes > 0,
+            "media: max_bytes and image_max_bytes must be more than 0"
+        );
+        if let Some(s3) = &self.media.s3 {
+            ensure!(!s3.bucket.is_empty(), "media.s3.bucket: empty");
+        }
+        ensure!(
+            self.push.contact.starts_with("mailto:") || self.push.contact.starts_with("https://"),
+            "push.contact: a mailto: or https: URL"
+        );
+        ensure!(
+            self.push.max_per_device > 0,
+            "push.max_per_device: must be more than 0"
+        );
+        ensure!(
+            self.tls.cert.is_some() == self.tls.key.is_some(),
+            "tls: give both cert and key, or neither"
+        );
+        ensure!(
+            self.tls.reload_secs > 0,
+            "tls.reload_secs: must be more than 0"
+        );
+        if let Some(token) = &self.metrics.token {
+            ensure!(
+                token.expose_secret().len() >= 16,
+                "metrics.token: at least 16 characters"
+            );
+        }
+        if let Some(addr) = self.metrics.addr {
+            ensure!(
+                addr != self.addr || addr.port() == 0,
+                "metrics.addr: must differ from addr"
+            );
+        }
+        Ok(())
     }
 
     /// Where uploaded files are kept.
@@ -441,6 +648,51 @@ impl Config {
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }
     }
+}
+
+/// Shows a secret setting as `"<redacted>"` (or leaves it out when unset).
+fn redacted<S: Serializer>(secret: &Option<SecretString>, to: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => to.serialize_some("<redacted>"),
+        None => to.serialize_none(),
+    }
+}
+
+/// A `HARK_<TABLE>__<KEY>` variable's value: a TOML number, boolean or
+/// array when it reads as one, else the text itself (quote a number meant
+/// as text: `'"123"'`).
+fn env_value(raw: &str) -> toml::Value {
+    match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut table) => match table.remove("v") {
+            Some(
+                v @ (toml::Value::String(_)
+                | toml::Value::Integer(_)
+                | toml::Value::Float(_)
+                | toml::Value::Boolean(_)
+                | toml::Value::Array(_)),
+            ) => v,
+            _ => toml::Value::String(raw.to_owned()),
+        },
+        Err(_) => toml::Value::String(raw.to_owned()),
+    }
+}
+
+/// Puts `value` at `keys` (tables made on the way).
+fn set_key(table: &mut toml::Table, keys: &[String], value: toml::Value) -> anyhow::Result<()> {
+    let (last, tables) = keys.split_last().ok_or_else(|| anyhow::anyhow!("no key"))?;
+    let mut at = table;
+    for key in tables {
+        anyhow::ensure!(!key.is_empty(), "an empty key");
+        let next = at
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        at = next
+            .as_table_mut()
+            .ok_or_else(|| anyhow::anyhow!("{key} is not a table"))?;
+    }
+    anyhow::ensure!(!last.is_empty(), "an empty key");
+    at.insert(last.clone(), value);
+    Ok(())
 }
 
 /// A node id names subjects and log lines: 1–64 letters, digits, `-` or `_`.
@@ -505,5 +757,115 @@ mod tests {
         );
         assert_eq!(config.bus_prefix, "blue");
         assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    fn file_with(text: &str) -> (tempfile::TempDir, ServeArgs) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hark.toml");
+        std::fs::write(&file, text).unwrap();
+        let args = ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        };
+        (dir, args)
+    }
+
+    fn var(name: &str, value: &str) -> Vec<(String, String)> {
+        vec![(name.to_owned(), value.to_owned())]
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_in_the_file_and_the_variables() {
+        let (_dir, args) = file_with("[limits]\nmax_frame_byte = 3\n");
+        let e = format!("{:#}", Config::load_from(&args, []).unwrap_err());
+        assert!(
+            e.contains("unknown field `max_frame_byte`") && e.contains("line 2"),
+            "{e}"
+        );
+        let (_dir, args) = file_with("colour = \"blue\"\n");
+        assert!(Config::load_from(&args, []).is_err());
+        let e = Config::load_from(&ServeArgs::default(), var("HARK_LIMITS__NOPE", "1"));
+        let e = format!("{:#}", e.unwrap_err());
+        assert!(
+            e.contains("HARK_LIMITS__NOPE") && e.contains("unknown field `nope`"),
+            "{e}"
+        );
+        let e = Config::load_from(
+            &ServeArgs::default(),
+            var("HARK_LIMITS__OUTBOUND_QUEUE", "many"),
+        );
+        assert!(format!("{:#}", e.unwrap_err()).contains("HARK_LIMITS__OUTBOUND_QUEUE"));
+        // Variables that are not settings are left alone.
+        let fine = [
+            ("HARK_LOG".to_owned(), "debug".to_owned()),
+            ("HARK_SERVER".to_owned(), "http://x".to_owned()),
+        ];
+        assert!(Config::load_from(&ServeArgs::default(), fine).is_ok());
+    }
+
+    #[test]
+    fn flags_beat_variables_which_beat_the_file() {
+        let (_dir, mut args) = file_with("[jobs]\nconcurrency = 2\n[limits]\nmax_sync_page = 9\n");
+        let env = var("HARK_JOBS__CONCURRENCY", "5");
+        let config = Config::load_from(&args, env.clone()).unwrap();
+        assert_eq!(config.jobs.concurrency, 5);
+        assert_eq!(config.limits.max_sync_page, 9);
+        args.bus_prefix = Some("green".into());
+        let config = Config::load_from(&args, env).unwrap();
+        assert_eq!(config.bus_prefix, "green");
+        let config =
+            Config::load_from(&ServeArgs::default(), var("HARK_MEDIA__S3__BUCKET", "b")).unwrap();
+        assert_eq!(config.media.s3.unwrap().bucket, "b");
+    }
+
+    #[test]
+    fn settings_that_cannot_work_are_refused_by_name() {
+        for (name, value, key) in [
+            (
+                "HARK_LIMITS__FRAMES_PER_SECOND",
+                "0",
+                "limits.frames_per_second",
+            ),
+            (
+                "HARK_LIMITS__HEARTBEAT_TIMEOUT_SECS",
+                "2",
+                "heartbeat_timeout_secs",
+            ),
+            (
+                "HARK_CLUSTER__NODE_TIMEOUT_MS",
+                "6000",
+                "cluster.node_timeout_ms",
+            ),
+            ("HARK_PUSH__CONTACT", "ops@example.com", "push.contact"),
+            ("HARK_METRICS__TOKEN", "short", "metrics.token"),
+        ] {
+            let e = Config::load_from(&ServeArgs::default(), var(name, value)).unwrap_err();
+            assert!(format!("{e:#}").contains(key), "{name}: {e:#}");
+        }
+        let args = ServeArgs {
+            database: Some("mysql://db".into()),
+            ..ServeArgs::default()
+        };
+        assert!(format!("{:#}", Config::load_from(&args, []).unwrap_err()).contains("database"));
+        let args = ServeArgs {
+            node_id: Some("a b".into()),
+            ..ServeArgs::default()
+        };
+        assert!(Config::load_from(&args, []).is_err());
+    }
+
+    #[test]
+    fn the_effective_configuration_shows_no_secret() {
+        let (_dir, args) = file_with(
+            "database = \"postgres://hark:hunter2@db/hark\"\n[metrics]\ntoken = \"a-token-nobody-sees\"\n\
+             [media.s3]\nbucket = \"b\"\nsecret_access_key = \"s3-secret-key\"\n",
+        );
+        let shown = Config::load_from(&args, []).unwrap().to_toml().unwrap();
+        for secret in ["hunter2", "a-token-nobody-sees", "s3-secret-key"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert_eq!(shown.matches("\"<redacted>\"").count(), 3, "{shown}");
+        // What it prints is itself a valid configuration file, but for the secrets.
+        assert!(toml::from_str::<toml::Table>(&shown).is_ok());
     }
 }

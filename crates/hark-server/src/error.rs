@@ -50,6 +50,15 @@ impl From<StoreError> for ApiError {
                 format!("a group holds at most {max} members"),
             ),
             StoreError::Invalid(why) => ApiError::invalid(why),
+            StoreError::EncryptionRequired => ApiError::new(
+                ErrorCode::EncryptionRequired,
+                "this chat is end-to-end encrypted: send the message's ciphertext in `encrypted`, with an empty text",
+            ),
+            StoreError::KeyConflict(why) => ApiError::new(ErrorCode::KeyConflict, why),
+            StoreError::InboxFull(max) => ApiError::new(
+                ErrorCode::InboxFull,
+                format!("a device's inbox holds at most {max} messages; retry later"),
+            ),
             StoreError::TooManySubscriptions(max) => ApiError::new(
                 ErrorCode::TooManySubscriptions,
                 format!("a device may have at most {max} push subscriptions"),

@@ -141,10 +141,14 @@ async fn work(state: AppState) {
                 return;
             };
             let state = state.clone();
-            running.spawn(async move {
-                run(&state, job, lease_ms).await;
-                drop(permit);
-            });
+            let span = tracing::info_span!("job", id = job.id.0, kind = %job.kind);
+            running.spawn(tracing::Instrument::instrument(
+                async move {
+                    run(&state, job, lease_ms).await;
+                    drop(permit);
+                },
+                span,
+            ));
         }
         while running.try_join_next().is_some() {}
         if full {

@@ -18,6 +18,7 @@ pub mod presence;
 pub mod push;
 mod shutdown;
 pub mod state;
+pub mod tls;
 mod validate;
 mod web;
 mod ws;
@@ -31,19 +32,30 @@ use hark_store::Store;
 use state::{App, AppState};
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// A built server: its state (the store inside it is closed on shutdown).
 pub struct Server {
     pub state: AppState,
+    /// The certificate when Hark terminates TLS itself (`[tls]`).
+    pub tls: Option<Arc<tls::Certificate>>,
+    /// `[metrics] addr`, bound as the server is built (so it answers as
+    /// soon as the server does).
+    metrics_listener: Option<TcpListener>,
 }
 
 /// Opens the store and wires hub, bus and store together.
 pub async fn build(config: Config) -> anyhow::Result<Server> {
+    config.validate()?;
+    let tls = tls::Certificate::from_config(&config.tls)?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let node_id = config.node_id()?;
-    metrics::install();
+    // With metrics off nothing is recorded: the facade's calls stay no-ops.
+    if config.metrics.token.is_some() || config.metrics.addr.is_some() {
+        metrics::install();
+    }
     let hub = Hub::new();
     let bus = open_bus(&config, &node_id, &hub).await?;
     let listener = Arc::new(messaging::CommitsToBus(bus.clone()));
@@ -55,7 +67,15 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         Arc::new(App::new(config, node_id, store, hub, bus, push).context("starting threads")?);
     // Users this node held when it last stopped or died are offline now.
     jobs::heartbeat(&state, true).await;
-    Ok(Server { state })
+    let metrics_listener = match state.config.metrics.addr {
+        Some(addr) => Some(bind(addr).with_context(|| format!("binding metrics.addr {addr}"))?),
+        None => None,
+    };
+    Ok(Server {
+        state,
+        tls,
+        metrics_listener,
+    })
 }
 
 /// The store the configuration names: PostgreSQL, or the embedded SQLite
@@ -72,10 +92,6 @@ async fn open_store(
         return Ok(Arc::new(store));
     };
     let url = url.expose_secret();
-    anyhow::ensure!(
-        url.starts_with("postgres://") || url.starts_with("postgresql://"),
-        "the database must be a postgres:// URL (or none, for the embedded store)"
-    );
     let store = PostgresStore::connect(url, listener)
         .await
         .context("connecting to PostgreSQL")?;
@@ -90,10 +106,6 @@ async fn open_bus(config: &Config, node_id: &str, hub: &Arc<Hub>) -> anyhow::Res
         return Ok(Arc::new(InProcessBus::new(hub.clone())));
     };
     let url = url.expose_secret();
-    anyhow::ensure!(
-        url.starts_with("nats://") || url.starts_with("tls://"),
-        "the bus must be a nats:// URL"
-    );
     let options = NatsOptions::new(url, config.bus_prefix.as_str()).node_id(node_id);
     let bus = NatsBus::connect_with(options, hub.clone())
         .await
@@ -110,31 +122,65 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     use axum::serve::ListenerExt;
-    let Server { state } = server;
+    let Server {
+        state,
+        tls,
+        metrics_listener,
+    } = server;
     let mut background = jobs::spawn(&state);
     background.extend(bus_repair::spawn(&state));
     background.push(tokio::spawn(media::sweep_forever(state.clone())));
     let app = http::router(state.clone());
     let signal_state = state.clone();
-    // Acks and events are small writes that must leave at once; with Nagle
-    // on, one waits ~40 ms for the peer's delayed ACK (measured in
-    // docs/benchmarks.md: 25x lower p99 with it off).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY");
-        }
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let stopping = async move {
         shutdown.await;
         signal_state.shutdown.trigger();
         signal_state.hub.close_all();
-    })
-    .await
-    .context("serving")?;
+    };
+    if let Some(admin) = metrics_listener {
+        tracing::info!(addr = %admin.local_addr()?, "metrics on their own address");
+        let admin_state = state.clone();
+        let router = metrics::admin_router(state.clone());
+        background.push(tokio::spawn(async move {
+            let stop = async move { admin_state.shutdown.wait().await };
+            if let Err(e) = axum::serve(admin, router)
+                .with_graceful_shutdown(stop)
+                .await
+            {
+                tracing::warn!(error = %e, "the metrics address stopped");
+            }
+        }));
+    }
+    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    match tls {
+        Some(certificate) => {
+            let every = Duration::from_secs(state.config.tls.reload_secs);
+            let watch_state = state.clone();
+            background.push(tokio::spawn(certificate.clone().watch(every, async move {
+                watch_state.shutdown.wait().await;
+            })));
+            // `tap_io` gives the connections their peer address (ConnectInfo).
+            let listener = tls::TlsListener::new(listener, &certificate)?.tap_io(|_| {});
+            axum::serve(listener, service)
+                .with_graceful_shutdown(stopping)
+                .await
+                .context("serving")?;
+        }
+        None => {
+            // Acks and events are small writes that must leave at once; with
+            // Nagle on, one waits ~40 ms for the peer's delayed ACK (measured
+            // in docs/benchmarks.md: 25x lower p99 with it off).
+            let listener = listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "TCP_NODELAY");
+                }
+            });
+            axum::serve(listener, service)
+                .with_graceful_shutdown(stopping)
+                .await
+                .context("serving")?;
+        }
+    }
     // This node's users go offline now (announced by the other nodes'
     // workers, or by this node's at its next start), not once it is found gone.
     if let Err(e) = state.store.node_stopped(&state.node_id, now_ms()).await {
@@ -152,6 +198,46 @@ pub async fn serve(
     Ok(())
 }
 
+/// `hark admin grant`: makes a user a server admin (or, with
+/// `Role::User`, takes it back) straight in the store the configuration
+/// names, on the server machine, whether the server runs or not.
+pub async fn grant_role(
+    args: &ServeArgs,
+    username: &str,
+    role: hark_proto::Role,
+) -> anyhow::Result<hark_proto::AdminUser> {
+    let config = Config::load(args)?;
+    let store = open_store(&config, Arc::new(NoDeliveries)).await?;
+    let result = async {
+        let creds = store
+            .credentials(username)
+            .await?
+            .with_context(|| format!("no user {username:?}"))?;
+        store.set_role(creds.user.id, role).await?;
+        tracing::info!(
+            target: "hark::audit",
+            action = if role.is_admin() { "grant_admin" } else { "revoke_admin" },
+            user = %creds.user.id,
+            "admin action on the server machine"
+        );
+        store
+            .admin_user(creds.user.id)
+            .await?
+            .context("the user is gone")
+    }
+    .await;
+    tokio::task::spawn_blocking(move || store.close()).await?;
+    result
+}
+
+/// Commits made outside a serving node (`hark admin grant`) have no
+/// sockets to reach; a role change writes no events anyway.
+struct NoDeliveries;
+
+impl hark_store::CommitListener for NoDeliveries {
+    fn committed(&self, _: Vec<hark_store::Delivery>) {}
+}
+
 /// `hark serve`: load config, bind, print where it listens, serve until Ctrl-C / SIGTERM.
 pub async fn run_from_args(args: ServeArgs) -> anyhow::Result<()> {
     init_tracing();
@@ -160,8 +246,13 @@ pub async fn run_from_args(args: ServeArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let data_dir = config.data_dir.clone();
     let server = build(config).await?;
+    let scheme = if server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     println!(
-        "hark listening on http://{addr} (data in {})",
+        "hark listening on {scheme}://{addr} (data in {})",
         data_dir.display()
     );
     tracing::info!(%addr, node_id = %server.state.node_id, "listening");
@@ -188,14 +279,28 @@ fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-/// Logs to stderr, filtered by `HARK_LOG` (default `info`).
+/// Logs to stderr, filtered by `HARK_LOG` (default `info`): one JSON
+/// object per line with `HARK_LOG_FORMAT=json` (for a log collector), else
+/// text, coloured only at a terminal. Every line inside a request, socket
+/// or job carries its span (`request{id=…}`, `job{id=… kind=…}`).
 pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("HARK_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let json = std::env::var("HARK_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init()
+    } else {
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init()
+    };
 }
 
 async fn shutdown_signal() {

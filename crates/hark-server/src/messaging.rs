@@ -19,25 +19,51 @@ fn check_client_id(client_id: &ClientMsgId) -> ApiResult<()> {
     }
 }
 
+/// What a send carries, as the `send` frame and `POST …/messages` give it.
+pub struct Outgoing {
+    pub client_id: ClientMsgId,
+    pub text: String,
+    pub reply_to: Option<Seq>,
+    pub media_id: Option<MediaId>,
+    /// An end-to-end encrypted chat's ciphertext content.
+    pub encrypted: Option<serde_json::Value>,
+}
+
 /// Validates and commits a message; answers once it is durable.
 #[tracing::instrument(skip_all, fields(user = %who.user.id, device = %who.device.id, chat = %chat_id))]
 pub async fn send(
     state: &AppState,
     who: &AuthedDevice,
     chat_id: ChatId,
-    client_id: ClientMsgId,
-    text: String,
-    reply_to: Option<Seq>,
-    media_id: Option<MediaId>,
+    out: Outgoing,
 ) -> ApiResult<SendAck> {
+    let Outgoing {
+        client_id,
+        text,
+        reply_to,
+        media_id,
+        encrypted,
+    } = out;
     check_client_id(&client_id)?;
-    let media = match media_id {
-        None => {
-            validate::text(&text, state.config.limits.max_text_bytes)?;
+    let max_text = state.config.limits.max_text_bytes;
+    let media = match (media_id, &encrypted) {
+        (None, None) => {
+            validate::text(&text, max_text)?;
             None
         }
-        Some(id) => {
-            validate::caption(&text, state.config.limits.max_text_bytes)?;
+        (None, Some(content)) => {
+            // Whether the chat wants ciphertext is the store's rule; here,
+            // only its shape.
+            validate::ciphertext(content, &text, max_text * 4)?;
+            None
+        }
+        (Some(id), Some(content)) => {
+            // A file the sender encrypted (the store checks it is opaque).
+            validate::ciphertext(content, &text, max_text * 4)?;
+            Some(own_upload(state, who, &id).await?)
+        }
+        (Some(id), None) => {
+            validate::caption(&text, max_text)?;
             Some(own_upload(state, who, &id).await?)
         }
     };
@@ -53,6 +79,7 @@ pub async fn send(
             reply_to,
             forwarded: false,
             media,
+            encrypted: encrypted.map(Box::new),
         })
         .await?;
     if !ack.duplicate {
@@ -108,6 +135,7 @@ pub async fn forward(
         reply_to: None,
         forwarded: true,
         media: None,
+        encrypted: None,
     };
     Ok(state.store.forward(from, message).await?)
 }
@@ -118,12 +146,25 @@ pub async fn edit(
     chat_id: ChatId,
     seq: Seq,
     text: String,
+    encrypted: Option<serde_json::Value>,
 ) -> ApiResult<()> {
-    validate::text(&text, state.config.limits.max_text_bytes)?;
+    let max_text = state.config.limits.max_text_bytes;
+    match &encrypted {
+        None => validate::text(&text, max_text)?,
+        // Whether the chat wants ciphertext is the store's rule, as for sends.
+        Some(content) => validate::ciphertext(content, &text, max_text * 4)?,
+    }
     let windows = state.config.limits.windows();
     Ok(state
         .store
-        .edit(chat_id, who.user.id, seq, &text, windows)
+        .edit(
+            chat_id,
+            who.user.id,
+            seq,
+            &text,
+            encrypted.as_ref(),
+            windows,
+        )
         .await?)
 }
 
@@ -191,6 +232,7 @@ pub struct CommitsToBus(pub Arc<dyn Bus>);
 
 impl CommitListener for CommitsToBus {
     fn committed(&self, deliveries: Vec<Delivery>) {
+        record_fan_out(&deliveries);
         self.0.publish(
             deliveries
                 .into_iter()
@@ -206,4 +248,26 @@ impl CommitListener for CommitsToBus {
                 .collect(),
         );
     }
+}
+
+/// Records `hark_fanout_streams`: for each event of a commit, how many
+/// streams it was appended to (one per user it concerns). Both stores hand
+/// an event's deliveries one after another sharing its JSON, so a run of
+/// the same `Arc` is one event. One lookup per commit, one sample per event.
+fn record_fan_out(deliveries: &[Delivery]) {
+    let Some(first) = deliveries.first() else {
+        return;
+    };
+    let streams = metrics::histogram!("hark_fanout_streams");
+    let mut event = &first.event_json;
+    let mut run = 0u32;
+    for delivery in deliveries {
+        if !Arc::ptr_eq(event, &delivery.event_json) {
+            streams.record(f64::from(run));
+            event = &delivery.event_json;
+            run = 0;
+        }
+        run += 1;
+    }
+    streams.record(f64::from(run));
 }

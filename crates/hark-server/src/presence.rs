@@ -442,7 +442,7 @@ mod tests {
         let store = &state.store;
         let alice = store.create_user("alice", "alice", "h").await.unwrap();
         let bob = store.create_user("bob", "bob", "h").await.unwrap();
-        let chat = store.create_direct(alice.id, bob.id).await.unwrap();
+        let chat = store.create_direct(alice.id, bob.id, false).await.unwrap();
         let alice_device: Device = store.create_device(alice.id, "a", [1; 32]).await.unwrap();
         let bob_device = store.create_device(bob.id, "b", [2; 32]).await.unwrap();
         let (tx, mut rx) = mpsc::channel(16);
@@ -459,6 +459,8 @@ mod tests {
             user: alice.clone(),
             device: alice_device,
             last_seen: None,
+            role: hark_proto::Role::User,
+            disabled: false,
         };
 
         tokio::time::pause();

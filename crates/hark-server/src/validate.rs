@@ -43,6 +43,30 @@ pub(crate) fn caption(text: &str, max_bytes: usize) -> ApiResult<()> {
     self::text(text, max_bytes)
 }
 
+/// An encrypted chat's message: a JSON object of at most `max_bytes`, and no text.
+pub(crate) fn ciphertext(
+    content: &serde_json::Value,
+    text: &str,
+    max_bytes: usize,
+) -> ApiResult<()> {
+    if !content.is_object() {
+        return Err(ApiError::invalid("encrypted must be a JSON object"));
+    }
+    if content.to_string().len() > max_bytes {
+        return Err(ApiError::new(
+            ErrorCode::TooLarge,
+            format!("encrypted is larger than {max_bytes} bytes"),
+        ));
+    }
+    if !text.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::EncryptionRequired,
+            "an encrypted message's text must be empty: its content is in `encrypted`",
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn text(text: &str, max_bytes: usize) -> ApiResult<()> {
     if text.len() > max_bytes {
         return Err(ApiError::new(

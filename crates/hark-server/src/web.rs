@@ -18,13 +18,17 @@ struct Assets;
 /// `blob:` copies the client makes of downloaded photos, video and sound:
 /// a media download needs the device's token in a header), and a bucket
 /// the client puts files into and fetches them from directly
-/// (`[media.s3] direct`), when there is one.
+/// (`[media.s3] direct`), when there is one. Scripts come only from this
+/// server too; `'wasm-unsafe-eval'` lets them compile WebAssembly (the
+/// end-to-end encryption library, fetched from this server like any asset)
+/// and nothing more: `eval` and `new Function` stay refused.
 fn csp(bucket: Option<&str>) -> String {
     let bucket = bucket
         .map(|origin| format!(" {origin}"))
         .unwrap_or_default();
     format!(
-        "default-src 'self'; connect-src 'self' ws: wss:{bucket}; img-src 'self' data: blob:{bucket}; \
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+         connect-src 'self' ws: wss:{bucket}; img-src 'self' data: blob:{bucket}; \
          media-src 'self' blob:{bucket}; \
          style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
     )
@@ -111,8 +115,9 @@ fn index(csp: &str) -> Response {
         Some(file) => Html(file.data).into_response(),
         None => Html(
             "<!doctype html><meta charset=utf-8><title>Hark</title>\
-             <h1>Hark is running</h1><p>The web client was not built into this binary \
-             (run <code>scripts/run.sh</code>, which builds it). The API is under \
+             <h1>Hark is running</h1><p>The web client was not built into this binary: \
+             build it with <code>scripts/web.sh build</code>, then build Hark again \
+             (<code>scripts/run.sh</code> does both). The API is under \
              <code>/v1/</code>, the WebSocket at <code>/v1/ws</code>.</p>",
         )
         .into_response(),
@@ -145,6 +150,19 @@ mod tests {
             assert!(rule.ends_with(" https://files.example.com"), "{rule}");
         }
         assert!(with.contains("default-src 'self';"));
+    }
+
+    #[test]
+    fn scripts_may_compile_webassembly_but_not_eval() {
+        let policy = csp(None);
+        let scripts: Vec<&str> = policy
+            .split(';')
+            .map(str::trim)
+            .filter(|d| d.starts_with("script-src"))
+            .collect();
+        assert_eq!(scripts, ["script-src 'self' 'wasm-unsafe-eval'"]);
+        assert!(!policy.contains("'unsafe-eval'"), "{policy}");
+        assert!(!policy.contains("script-src-elem"), "{policy}");
     }
     use axum::http::{header, HeaderMap, HeaderValue};
 

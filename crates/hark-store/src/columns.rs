@@ -32,7 +32,8 @@ const SNIPPET_CHARS: usize = 200;
 /// catch-up storm (docs/benchmarks.md, fourth pass).
 pub(crate) const MESSAGE_COLUMNS: &str = "m.chat_id, m.seq, m.sender_id, m.sender_device, \
      m.client_id, m.text, m.sent_at, m.reply_to, m.forwarded, m.edited_at, m.deleted_at, \
-     EXISTS (SELECT 1 FROM reactions r WHERE r.chat_id = m.chat_id AND r.seq = m.seq), m.media";
+     EXISTS (SELECT 1 FROM reactions r WHERE r.chat_id = m.chat_id AND r.seq = m.seq), m.media, \
+     m.encrypted";
 
 /// A message row without its quote and reactions (see [`MessageRow::into_parts`]).
 pub(crate) struct MessageRow {
@@ -69,6 +70,7 @@ pub(crate) fn message_row<R: Columns>(r: &R, at: usize) -> Result<MessageRow, R:
             deleted: deleted_at.is_some(),
             reactions: Vec::new(),
             media: media(r.opt_text(at + 12)?.as_deref()).map(Box::new),
+            encrypted: encrypted(r.opt_text(at + 13)?.as_deref()).map(Box::new),
         },
         reply_to: r.opt_int(at + 7)?,
         has_reactions: r.flag(at + 11)?,
@@ -80,6 +82,16 @@ pub(crate) fn message_row<R: Columns>(r: &R, at: usize) -> Result<MessageRow, R:
 /// none rather than failing the whole page.
 pub(crate) fn media(json: Option<&str>) -> Option<MediaRef> {
     serde_json::from_str(json?).ok()
+}
+
+/// A message row's `encrypted` column: the ciphertext content, as JSON.
+pub(crate) fn encrypted(json: Option<&str>) -> Option<serde_json::Value> {
+    serde_json::from_str(json?).ok()
+}
+
+/// A new message's `encrypted` column.
+pub(crate) fn encrypted_column(content: Option<&serde_json::Value>) -> Option<String> {
+    content.map(serde_json::Value::to_string)
 }
 
 /// A new message's `media_id` and `media` columns.
@@ -207,7 +219,26 @@ pub(crate) fn device<R: Columns>(r: &R, at: usize, current: bool) -> Result<Devi
 
 /// The columns [`authed_device`] reads, for `devices d JOIN users u`.
 pub(crate) const AUTHED_DEVICE_COLUMNS: &str =
-    "u.id, u.username, u.display_name, d.id, d.name, d.created_at, u.last_seen_at";
+    "u.id, u.username, u.display_name, d.id, d.name, d.created_at, u.last_seen_at, u.role,
+     u.disabled_at";
+
+/// `id, username, display_name, password_hash, disabled_at`: a login's
+/// credentials, for a table aliased `u`.
+pub(crate) const CREDENTIALS_COLUMNS: &str =
+    "u.id, u.username, u.display_name, u.password_hash, u.disabled_at";
+
+/// [`CREDENTIALS_COLUMNS`].
+pub(crate) fn credentials<R: Columns>(r: &R) -> Result<crate::Credentials, R::Error> {
+    Ok(crate::Credentials {
+        user: user(r, 0)?,
+        password_hash: r.text(3)?,
+        disabled: r.opt_int(4)?.is_some(),
+    })
+}
+
+/// The role a new user gets: the first one runs the server.
+pub(crate) const NEW_USER_ROLE: &str =
+    "CASE WHEN EXISTS (SELECT 1 FROM users) THEN 'user' ELSE 'admin' END";
 
 /// [`AUTHED_DEVICE_COLUMNS`]: the device a token belongs to, with its user.
 pub(crate) fn authed_device<R: Columns>(r: &R) -> Result<crate::AuthedDevice, R::Error> {
@@ -215,6 +246,8 @@ pub(crate) fn authed_device<R: Columns>(r: &R) -> Result<crate::AuthedDevice, R:
         user: user(r, 0)?,
         device: device(r, 3, true)?,
         last_seen: r.opt_int(6)?,
+        role: crate::admin::role(&r.text(7)?),
+        disabled: r.opt_int(8)?.is_some(),
     })
 }
 
@@ -256,12 +289,16 @@ pub(crate) fn settings<R: Columns>(r: &R) -> Result<ChatSettings, R::Error> {
     })
 }
 
-/// A chat's header as stored: `kind, title, created_at, last_seq`.
+/// The columns of a chat's header, in the order [`chat_header`] reads them.
+pub(crate) const CHAT_HEADER_COLUMNS: &str = "kind, title, created_at, last_seq, encrypted";
+
+/// A chat's header as stored: [`CHAT_HEADER_COLUMNS`].
 pub(crate) struct ChatHeader {
     pub(crate) kind: String,
     pub(crate) title: Option<String>,
     pub(crate) created_at: i64,
     pub(crate) last_seq: i64,
+    pub(crate) encrypted: bool,
 }
 
 pub(crate) fn chat_header<R: Columns>(r: &R) -> Result<ChatHeader, R::Error> {
@@ -270,6 +307,7 @@ pub(crate) fn chat_header<R: Columns>(r: &R) -> Result<ChatHeader, R::Error> {
         title: r.opt_text(1)?,
         created_at: r.int(2)?,
         last_seq: r.int(3)?,
+        encrypted: r.flag(4)?,
     })
 }
 
@@ -287,6 +325,7 @@ impl ChatHeader {
             created_at: self.created_at,
             last_seq: Seq(self.last_seq),
             members,
+            encrypted: self.encrypted,
         })
     }
 }

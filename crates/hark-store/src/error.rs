@@ -19,6 +19,15 @@ pub enum StoreError {
     TooManySubscriptions(u32),
     #[error("invalid: {0}")]
     Invalid(&'static str),
+    /// A plaintext message for an end-to-end encrypted chat.
+    #[error("this chat is end-to-end encrypted: send the message's ciphertext")]
+    EncryptionRequired,
+    /// A device's keys conflict with what it published before.
+    #[error("{0}")]
+    KeyConflict(String),
+    /// A device's inbox of to-device messages holds as many as it may.
+    #[error("a device's inbox holds at most {0} messages")]
+    InboxFull(u32),
     #[error("database: {0}")]
     Database(#[from] rusqlite::Error),
     #[error("postgres: {0}")]

@@ -64,6 +64,18 @@ pub struct JobCounts {
     pub dead: u64,
 }
 
+/// `$1` now (ms): when the oldest due job (a ready job whose `run_at` has
+/// passed; a leased one is not due until its lease ends) was due; `NULL`
+/// when none is. Both backends run it for [`crate::JobStore::oldest_due_ms`].
+pub(crate) const OLDEST_DUE: &str =
+    "SELECT MIN(run_at) FROM jobs WHERE state = 'ready' AND run_at <= $1";
+
+/// How long the oldest due job has waited past its time at `now`; 0 when
+/// none is due.
+pub(crate) fn waited_ms(oldest_run_at: Option<i64>, now: i64) -> u64 {
+    oldest_run_at.map_or(0, |at| u64::try_from(now.saturating_sub(at)).unwrap_or(0))
+}
+
 /// The kind of the job written when a user's last connection on any node
 /// is gone: store their last seen and tell their watchers they went offline.
 pub const WENT_OFFLINE: &str = "went_offline";

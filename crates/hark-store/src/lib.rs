@@ -8,7 +8,9 @@
 //! decided in [`rules`], which both backends call inside their own
 //! transactions.
 
+pub mod admin;
 mod columns;
+pub mod e2e;
 mod error;
 pub mod jobs;
 mod lines;
@@ -22,9 +24,9 @@ pub mod sqlite;
 
 pub use error::{StoreError, StoreResult};
 pub use repo::{
-    AccountStore, AuthedDevice, ChatStore, CommitListener, Credentials, Delivery, HistoryQuery,
-    JobStore, Lifecycle, MediaRecord, MediaStore, MessageStore, NewMessage, PresenceRecord,
-    PresenceStore, PushStore, Store, SyncPage, UploadRecord,
+    AccountStore, AdminStore, AuthedDevice, ChatStore, CommitListener, Credentials, Delivery,
+    HistoryQuery, JobStore, KeyStore, Lifecycle, MediaRecord, MediaStore, MessageStore, NewMessage,
+    PresenceRecord, PresenceStore, PushStore, Store, SyncPage, UploadRecord,
 };
 pub use rules::Windows;
 

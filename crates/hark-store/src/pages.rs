@@ -152,6 +152,7 @@ impl Stored {
                     seq: *edited,
                     text: String::new(),
                     edited_at: *edited_at,
+                    encrypted: None,
                 };
                 (Some(seq), Some(event_json(&textless)?))
             }
@@ -203,11 +204,19 @@ impl StreamPage {
                 let mut event = serde_json::from_str(&json)
                     .map_err(|e| StoreError::Corrupt(format!("event at {pos}: {e}")))?;
                 // An edit is stored without its text (`Stored::Edit`): it
-                // reads as the message is now (the message's text column).
-                if let Event::MessageEdited { text, .. } = &mut event {
+                // reads as the message is now (the message's text and
+                // ciphertext columns).
+                if let Event::MessageEdited {
+                    text, encrypted, ..
+                } = &mut event
+                {
                     if let Some(now) = row.opt_text(5 + 5)? {
                         self.bytes += now.len();
                         *text = now;
+                    }
+                    if let Some(now) = row.opt_text(5 + 13)? {
+                        self.bytes += now.len();
+                        *encrypted = crate::columns::encrypted(Some(&now)).map(Box::new);
                     }
                 }
                 StreamRow::Event(pos, event)

@@ -104,6 +104,21 @@ pub(crate) fn job_columns(notifies: &[Notify]) -> JobColumns {
     columns
 }
 
+/// `$1` a device or a user: their subscriptions, oldest first. A user's
+/// leave out a disabled account: nothing is pushed to it.
+pub(crate) fn list_sql(of_device: bool) -> String {
+    let pick = if of_device {
+        "device_id = $1"
+    } else {
+        "user_id = $1 AND NOT EXISTS
+             (SELECT 1 FROM users u WHERE u.id = $1 AND u.disabled_at IS NOT NULL)"
+    };
+    format!(
+        "SELECT {} FROM push_subscriptions WHERE {pick} ORDER BY created_at, id",
+        crate::columns::PUSH_COLUMNS
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

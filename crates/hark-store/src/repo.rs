@@ -1,14 +1,15 @@
 //! Repository traits (accounts, chats, messages) and the values they exchange.
 
+use crate::e2e::{ClaimedKey, Delivered, DeviceKeys, InboxPage, KeyUpload, ToDeviceBatch};
 use crate::jobs::{Job, JobCounts, JobFate, JobId, NewJob};
 use crate::push::PushTarget;
 use crate::StoreResult;
 use crate::Windows;
 use async_trait::async_trait;
 use hark_proto::{
-    Chat, ChatId, ChatSettings, ChatSettingsRequest, ChatSummary, ClientMsgId, Device, DeviceId,
-    EventFrame, History, MediaId, MediaKind, MediaRef, Message, MessageInfo, NotificationSettings,
-    Pos, PrivacySettings, SendAck, Seq, User, UserId,
+    AdminChat, AdminUser, Chat, ChatId, ChatSettings, ChatSettingsRequest, ChatSummary,
+    ClientMsgId, Device, DeviceId, EventFrame, History, MediaId, MediaKind, MediaRef, Message,
+    MessageInfo, NotificationSettings, Pos, PrivacySettings, Role, SendAck, Seq, User, UserId,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -27,6 +28,8 @@ pub struct PresenceRecord {
 pub struct Credentials {
     pub user: User,
     pub password_hash: String,
+    /// An admin disabled the account: the login is refused.
+    pub disabled: bool,
 }
 
 /// The device a token belongs to, with its user.
@@ -37,6 +40,10 @@ pub struct AuthedDevice {
     /// When the user last went offline (ms since the epoch), as stored when
     /// the token was checked: presence announces it when they come online.
     pub last_seen: Option<i64>,
+    /// Whether the user administers the server.
+    pub role: Role,
+    /// An admin disabled the account: the token is refused.
+    pub disabled: bool,
 }
 
 /// A message to commit. The sender comes from the authenticated device, never
@@ -55,6 +62,9 @@ pub struct NewMessage {
     /// The file it carries: one the sender uploaded (checked by the
     /// server), or the forwarded message's.
     pub media: Option<MediaRef>,
+    /// In an end-to-end encrypted chat: the ciphertext content (`text` is
+    /// then empty). See [`crate::rules::content`].
+    pub encrypted: Option<Box<serde_json::Value>>,
 }
 
 /// Which page of a chat's history to read.
@@ -128,13 +138,16 @@ pub trait AccountStore: Send + Sync {
 #[async_trait]
 pub trait ChatStore: Send + Sync {
     /// The one-to-one chat of the pair, created on first use.
-    async fn create_direct(&self, a: UserId, b: UserId) -> StoreResult<ChatId>;
+    /// The pair's one-to-one chat; `encrypted` counts only when this
+    /// call creates it.
+    async fn create_direct(&self, a: UserId, b: UserId, encrypted: bool) -> StoreResult<ChatId>;
     async fn create_group(
         &self,
         creator: UserId,
         title: &str,
         members: &[UserId],
         max_members: usize,
+        encrypted: bool,
     ) -> StoreResult<ChatId>;
     async fn rename(&self, by: UserId, chat_id: ChatId, title: &str) -> StoreResult<()>;
     async fn add_member(
@@ -196,13 +209,16 @@ pub trait MessageStore: Send + Sync {
     /// Copies message `from` into `message.chat_id`, marked forwarded;
     /// idempotent by client id like `send`.
     async fn forward(&self, from: (ChatId, Seq), message: NewMessage) -> StoreResult<SendAck>;
-    /// The sender changes their message's text within `windows.edit_ms`.
+    /// The sender changes their message's text within `windows.edit_ms`;
+    /// in an end-to-end encrypted chat its ciphertext (`encrypted`, and
+    /// `text` empty).
     async fn edit(
         &self,
         chat_id: ChatId,
         user_id: UserId,
         seq: Seq,
         text: &str,
+        encrypted: Option<&serde_json::Value>,
         windows: Windows,
     ) -> StoreResult<()>;
     /// Deletes for everyone (content removed) or hides for the user.
@@ -274,6 +290,9 @@ pub trait JobStore: Send + Sync {
     ) -> StoreResult<JobFate>;
     /// How many jobs are pending and dead.
     async fn job_counts(&self) -> StoreResult<JobCounts>;
+    /// How long (ms) the oldest due job has waited past its time; 0 when
+    /// none is due. A queue nobody empties shows as a growing value.
+    async fn oldest_due_ms(&self) -> StoreResult<u64>;
 }
 
 /// Which nodes hold connections of which users: online status across a
@@ -370,6 +389,31 @@ pub trait PushStore: Send + Sync {
     async fn server_key(&self, name: &str, candidate: &str) -> StoreResult<String>;
 }
 
+/// End-to-end encryption's key directory and device inboxes (see [`crate::e2e`]).
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Stores `device`'s keys; answers its one-time key counts. Its first
+    /// identity tells the user and everyone sharing a chat with them
+    /// (`devices_changed`), in the same transaction.
+    async fn upload_keys(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        upload: KeyUpload,
+    ) -> StoreResult<std::collections::BTreeMap<String, u64>>;
+    /// The published keys of these users' devices that are not logged out.
+    async fn device_keys(&self, users: &[UserId]) -> StoreResult<Vec<DeviceKeys>>;
+    /// For each (device, algorithm): one of its one-time keys of that
+    /// algorithm, removed as it is handed out, or else its fallback key.
+    async fn claim_keys(&self, claims: &[(DeviceId, String)]) -> StoreResult<Vec<ClaimedKey>>;
+    /// Stores the messages in their devices' inboxes, all or none.
+    async fn send_to_device(&self, batch: ToDeviceBatch) -> StoreResult<Delivered>;
+    /// Removes `device`'s messages up to `ack`, then answers the next `limit`.
+    async fn inbox(&self, device: DeviceId, ack: i64, limit: u32) -> StoreResult<InboxPage>;
+    /// Which of `others` share a chat with `user`.
+    async fn sharing_chats(&self, user: UserId, others: &[UserId]) -> StoreResult<HashSet<UserId>>;
+}
+
 /// An uploaded file's row: what messages show of it, and who uploaded it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaRecord {
@@ -439,27 +483,57 @@ pub trait MediaStore: Send + Sync {
     async fn expired_uploads(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<UploadRecord>>;
 }
 
+/// Server administration: accounts as admins see them, and counts. What
+/// the queries say is in [`crate::admin`], once for both backends.
+#[async_trait]
+pub trait AdminStore: Send + Sync {
+    /// Users with an id above `after` whose username starts with `prefix`
+    /// (any case), by id.
+    async fn admin_users(
+        &self,
+        prefix: &str,
+        after: UserId,
+        limit: u32,
+    ) -> StoreResult<Vec<AdminUser>>;
+    async fn admin_user(&self, user: UserId) -> StoreResult<Option<AdminUser>>;
+    /// Disables (or enables) an account; `NotFound` for no such user.
+    async fn set_disabled(&self, user: UserId, disabled: bool) -> StoreResult<()>;
+    /// `NotFound` for no such user.
+    async fn set_role(&self, user: UserId, role: Role) -> StoreResult<()>;
+    /// `NotFound` for no such user.
+    async fn set_password(&self, user: UserId, password_hash: &str) -> StoreResult<()>;
+    /// Who is in a chat (not what was said); `None` for no such chat.
+    async fn admin_chat(&self, chat: ChatId) -> StoreResult<Option<AdminChat>>;
+    /// The server's counts, with messages per day from the day starting at
+    /// `since_ms` on.
+    async fn counts(&self, since_ms: i64) -> StoreResult<crate::admin::Counts>;
+}
+
 /// Everything the server needs from storage.
 pub trait Store:
-    AccountStore
+    AdminStore
+    + AccountStore
     + ChatStore
     + MessageStore
     + MediaStore
     + JobStore
     + PresenceStore
     + PushStore
+    + KeyStore
     + Lifecycle
 {
 }
 
 impl<
-        T: AccountStore
+        T: AdminStore
+            + AccountStore
             + ChatStore
             + MessageStore
             + MediaStore
             + JobStore
             + PresenceStore
             + PushStore
+            + KeyStore
             + Lifecycle,
     > Store for T
 {

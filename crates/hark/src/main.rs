@@ -1,8 +1,10 @@
 //! The `hark` binary: `hark serve` runs the server, `hark migrate` moves an
-//! embedded deployment onto PostgreSQL; the other subcommands are a
+//! embedded deployment onto PostgreSQL, `hark backup` / `hark restore` copy
+//! the embedded database; the other subcommands are a
 //! terminal client (see `client`).
 
 mod client;
+mod local;
 mod migrate;
 
 use clap::{Parser, Subcommand};
@@ -21,8 +23,23 @@ enum Command {
     Serve(hark_server::config::ServeArgs),
     /// Copy an embedded (SQLite) deployment into PostgreSQL, resumably, and verify it.
     Migrate(migrate::MigrateArgs),
+    /// Check the server's configuration and print it as the server would
+    /// run with it (secrets redacted).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Copy the embedded database to a file while the server runs (consistent, checked).
+    Backup(local::BackupArgs),
+    /// Put a backup into an empty data directory (the server stopped).
+    Restore(local::RestoreArgs),
     #[command(flatten)]
     Client(client::ClientCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the file, `HARK_*` variables and flags `hark serve` would
+    /// read, and print the effective configuration (secrets redacted).
+    Check(hark_server::config::ServeArgs),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -33,6 +50,13 @@ fn main() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(hark_server::run_from_args(args))?,
         Command::Migrate(args) => return runtime.block_on(migrate::run(args)),
+        Command::Config(ConfigCommand::Check(args)) => {
+            let config = hark_server::config::Config::load(&args)?;
+            println!("# the configuration is valid; hark serve would run with:");
+            print!("{}", config.to_toml()?);
+        }
+        Command::Backup(args) => local::backup(args)?,
+        Command::Restore(args) => local::restore(args)?,
         Command::Client(cmd) => runtime.block_on(client::run(cmd))?,
     }
     Ok(ExitCode::SUCCESS)

@@ -4,31 +4,41 @@
 // button walks back list ← chat ← info (each level is a history entry).
 
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { loadSession, saveSession, type Session } from '../hark-client';
-import { AuthScreen } from './Auth';
+import { loadSession, saveSession, type ErrorCode, type Session } from '../hark-client';
+import { AdminPanel } from './Admin';
+import { ACCOUNT_DISABLED, AuthScreen } from './Auth';
 import { ChatPane, EmptyPane } from './ChatPane';
 import { InfoPanel, type Panel } from './InfoPanel';
 import { listenToServiceWorker, takeChatParam } from './serviceWorker';
 import { Sidebar } from './Sidebar';
 import { AppStore } from './store';
 import { Announcer, ConfirmDialog } from './ui';
+import { VerificationDialog } from './Devices';
 
 const SERVER = location.origin;
 
 export function App() {
   const [session, setSession] = useState<Session | null>(() => loadSession(SERVER));
+  // Why the last session ended, when the server ended it for a reason worth saying.
+  const [notice, setNotice] = useState<string | null>(null);
   if (!session) {
     return (
       <AuthScreen
         server=""
+        notice={notice}
         onSession={(s) => {
           saveSession(SERVER, s);
+          setNotice(null);
           setSession(s);
         }}
       />
     );
   }
-  return <Messenger key={session.device.id} session={session} onLoggedOut={() => setSession(null)} />;
+  const loggedOut = (code: ErrorCode | null) => {
+    setNotice(code === 'account_disabled' ? ACCOUNT_DISABLED : null);
+    setSession(null);
+  };
+  return <Messenger key={session.device.id} session={session} onLoggedOut={loggedOut} />;
 }
 
 function useStore(store: AppStore): void {
@@ -74,7 +84,31 @@ function useHistoryLevels(level: Level, onBack: (to: Level) => void): void {
   }, [level]);
 }
 
-function Messenger(props: { session: Session; onLoggedOut: () => void }) {
+/**
+ * Administration covers the whole window and is a history entry of its own
+ * (`harkAdmin` in the entry's state), so the browser's back button closes it.
+ */
+function useAdminView(): [boolean, () => void, () => void] {
+  const [open, setOpen] = useState(false);
+  useEffect(() => {
+    // A reload starts at the chats again.
+    if ((history.state as { harkAdmin?: boolean } | null)?.harkAdmin) history.replaceState({ ...history.state, harkAdmin: false }, '');
+    const onPop = (e: PopStateEvent) => setOpen(Boolean((e.state as { harkAdmin?: boolean } | null)?.harkAdmin));
+    window.addEventListener('popstate', onPop);
+    return () => window.removeEventListener('popstate', onPop);
+  }, []);
+  const show = () => {
+    history.pushState({ ...(history.state ?? {}), harkAdmin: true }, '');
+    setOpen(true);
+  };
+  const hide = () => {
+    if ((history.state as { harkAdmin?: boolean } | null)?.harkAdmin) history.back();
+    else setOpen(false);
+  };
+  return [open, show, hide];
+}
+
+function Messenger(props: { session: Session; onLoggedOut: (code: ErrorCode | null) => void }) {
   const store = useMemo(() => new AppStore('', props.session, props.onLoggedOut), [props.session]);
   useEffect(() => {
     store.start();
@@ -90,6 +124,12 @@ function Messenger(props: { session: Session; onLoggedOut: () => void }) {
   }, [store]);
   const [panel, setPanel] = useState<Panel | null>(null);
   const open = store.openChatId !== null ? store.chats.get(store.openChatId) : undefined;
+  const [admin, showAdmin, hideAdmin] = useAdminView();
+  // Someone took this user's admin role away: Administration closes.
+  const isAdmin = store.role === 'admin';
+  useEffect(() => {
+    if (admin && !isAdmin) hideAdmin();
+  }, [admin, isAdmin]);
 
   useEffect(() => setPanel(null), [store.openChatId]);
 
@@ -107,9 +147,24 @@ function Messenger(props: { session: Session; onLoggedOut: () => void }) {
   }, [unread]);
 
   const view = level === 2 ? 'info' : level === 1 ? 'chat' : 'list';
+  if (admin && isAdmin) {
+    return (
+      <div class="app admin-open" data-view="admin" data-testid="app">
+        <AdminPanel store={store} onClose={hideAdmin} />
+        <ConfirmDialog store={store} />
+        <Announcer store={store} />
+      </div>
+    );
+  }
   return (
-    <div class={`app ${panel && open ? 'with-panel' : ''}`} data-view={view} data-testid="app">
-      <Sidebar store={store} />
+    <div
+      class={`app ${panel && open ? 'with-panel' : ''}`}
+      data-view={view}
+      data-testid="app"
+      data-e2e={store.e2e.status.state}
+      data-e2e-published={store.e2e.published ? 'true' : undefined}
+    >
+      <Sidebar store={store} onAdmin={showAdmin} />
       <main class="main">
         {open ? (
           <ChatPane key={open.chat.id} store={store} model={open} onPanel={setPanel} onBack={() => void store.openChat(null)} />
@@ -118,6 +173,7 @@ function Messenger(props: { session: Session; onLoggedOut: () => void }) {
         )}
       </main>
       {panel && open && <InfoPanel store={store} model={open} panel={panel} onPanel={setPanel} />}
+      <VerificationDialog store={store} />
       <ConfirmDialog store={store} />
       <Announcer store={store} />
     </div>

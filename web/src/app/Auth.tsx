@@ -19,6 +19,9 @@ function deviceName(): string {
   return `Web · ${browser}${os ? ` on ${os}` : ''}`;
 }
 
+/** Shown on the login screen when an admin disabled the account (a refused login, or a session ended by it). */
+export const ACCOUNT_DISABLED = 'Your account has been disabled by an administrator.';
+
 function explain(e: unknown): string {
   if (!(e instanceof HarkError)) return 'Something went wrong. Please try again.';
   switch (e.code) {
@@ -28,6 +31,8 @@ function explain(e: unknown): string {
       return 'That username is taken. Try another one.';
     case 'rate_limited':
       return 'Too many attempts. Wait a minute and try again.';
+    case 'account_disabled':
+      return ACCOUNT_DISABLED;
     case 'network':
       return 'Cannot reach the server. Check your connection.';
     default:
@@ -35,12 +40,13 @@ function explain(e: unknown): string {
   }
 }
 
-export function AuthScreen(props: { server: string; onSession: (s: Session) => void }) {
+/** `notice`: why the previous session ended (e.g. the account was disabled), shown until the next attempt. */
+export function AuthScreen(props: { server: string; onSession: (s: Session) => void; notice?: string | null }) {
   const [mode, setMode] = useState<'login' | 'register'>('login');
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
   const [displayName, setDisplayName] = useState('');
-  const [error, setError] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(props.notice ?? null);
   const [busy, setBusy] = useState(false);
 
   async function submit(e: Event) {

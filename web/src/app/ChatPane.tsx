@@ -5,13 +5,16 @@
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import type { MediaRef, Message } from '../hark-client';
 import { ChatSettingsItems, useDismiss, useMenuKeys } from './ChatMenu';
+import { UnverifiedWarning, VerifiedIcon } from './Devices';
+import { LockIcon } from './Encryption';
+import type { ChatMessage } from './encrypted';
 import { ForwardDialog } from './ForwardDialog';
 import { ConnectionBanner } from './Sidebar';
 import type { Panel } from './InfoPanel';
 import type { Note } from './local';
 import { AttachmentPreview, mediaLabel, mediaWidth, MessageMedia, summaryOf } from './media';
 import { isEmojiOnly, isLong, RichText, textStart } from './rich';
-import type { AppStore, ChatModel, Tick } from './store';
+import { sealedLabel, type AppStore, type ChatModel, type Tick } from './store';
 import { Avatar, BackIcon, ChevronIcon, clock, CloseIcon, dayKey, dayLabel, DotsIcon, ForwardIcon, HarkLogo, InfoIcon, MicIcon, MutedIcon, PaperclipIcon, presenceLabel, SearchIcon, SendIcon, Ticks, TrashIcon, nameColorFor } from './ui';
 import { formatDuration, useVoiceRecorder } from './voice';
 
@@ -47,7 +50,7 @@ interface Row {
   unread?: number;
   /** A group event line. */
   note?: string;
-  message?: Message;
+  message?: ChatMessage;
   pending?: { client_id: string; text: string; at: number; tick: Tick; failedCode?: string; forwarded?: boolean; media?: MediaRef };
 }
 
@@ -55,6 +58,7 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
   const { store, model, onPanel } = props;
   const chatId = model.chat.id;
   const group = model.chat.kind === 'group';
+  const encrypted = store.isEncrypted(model);
   const title = store.title(model);
   const scroller = useRef<HTMLDivElement>(null);
   const stickToBottom = useRef(true);
@@ -62,8 +66,8 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
   const restoreFrom = useRef<{ height: number; oldest: number } | null>(null);
   const visible = usePageVisible();
   const [menu, setMenu] = useState<number | null>(null);
-  const [replyTo, setReplyTo] = useState<Message | null>(null);
-  const [editing, setEditing] = useState<Message | null>(null);
+  const [replyTo, setReplyTo] = useState<ChatMessage | null>(null);
+  const [editing, setEditing] = useState<ChatMessage | null>(null);
   const [forwarding, setForwarding] = useState<Message | null>(null);
   const [headerMenu, setHeaderMenu] = useState(false);
   useDismiss(headerMenu, () => setHeaderMenu(false));
@@ -238,6 +242,13 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
 
   const unreadNow = store.unread(model);
 
+  // In an encrypted chat, know the others' devices: a verified contact's new
+  // device is warned about, a verified peer shows so in the header.
+  const people = encrypted ? store.watchedPeople(model).join(',') : '';
+  useEffect(() => {
+    if (people) store.e2e.loadDevices(people.split(',').map(Number));
+  }, [store, people]);
+
   // A file dragged over the chat: a drop zone over it; dropped, it becomes
   // the composer's attachment. (enter/leave fire for every child crossed,
   // hence the depth.)
@@ -337,7 +348,19 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
         </button>
         <Avatar name={title} id={store.peer(model)?.id ?? chatId * 7} size={40} group={group} />
         <div class="chat-header-text">
-          <div class="chat-title" dir="auto" data-testid="chat-header-title">{title}</div>
+          <div class="chat-title-row">
+            <span class="chat-title" dir="auto" data-testid="chat-header-title">{title}</span>
+            {encrypted && (
+              <span class="header-lock" title="Messages are end-to-end encrypted" data-testid="header-lock">
+                <LockIcon size={14} title="End-to-end encrypted" />
+              </span>
+            )}
+            {encrypted && peer && store.isVerifiedContact(peer.id) && (
+              <span class="header-verified" title={`You verified ${title}'s devices`} data-testid="header-verified">
+                <VerifiedIcon size={15} title="Verified" />
+              </span>
+            )}
+          </div>
           <div class={`chat-sub ${typing ? 'typing' : ''}`} dir="auto" data-testid="chat-header-sub">{subtitle}</div>
         </div>
         {store.isMuted(model) && (
@@ -371,8 +394,14 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
       <div class="chat-banner">
         <ConnectionBanner store={store} testid="conn-banner-chat" />
       </div>
+      <UnverifiedWarning store={store} model={model} onReview={(user) => onPanel(group ? { kind: 'devices', user } : { kind: 'chat' })} />
       <div class="messages" ref={scroller} onScroll={() => void onScroll()} data-testid="messages">
         <div class="messages-inner" role="region" aria-label={`Messages with ${title}`} onKeyDown={onListKey}>
+          {encrypted && (
+            <div class="e2e-note" data-testid="e2e-note">
+              <LockIcon size={12} /> Messages are end-to-end encrypted. Only the people in this chat can read them, not even the Hark server.
+            </div>
+          )}
           {model.loadingOlder && <div class="loading-older top">Loading earlier messages…</div>}
           {model.historyLoaded && !model.hasMoreBefore && (
             <div class="chat-start">
@@ -416,7 +445,13 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
                   seq={m.seq}
                   message={m}
                   quoteName={m.reply_to ? store.userName(model, m.reply_to.sender_id) : undefined}
-                  quoteText={m.reply_to ? quoteText(m.reply_to, model.messages.get(m.reply_to.seq)) : undefined}
+                  quoteText={
+                    !m.reply_to
+                      ? undefined
+                      : encrypted && m.reply_to.snippet !== null
+                      ? store.quoteText(model, m.reply_to.seq) ?? 'Encrypted message'
+                      : quoteText(m.reply_to, model.messages.get(m.reply_to.seq))
+                  }
                   reactions={m.reactions ?? []}
                   focused={model.focus?.seq === m.seq}
                   menu={
@@ -424,6 +459,7 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
                       <MessageMenu
                         mine={mine}
                         canEdit={store.canEdit(m)}
+                        encrypted={encrypted}
                         canDeleteForEveryone={store.canDeleteForEveryone(model, m)}
                         myReaction={(m.reactions ?? []).find((x) => x.user_id === store.me.id)?.emoji ?? null}
                         onClose={() => setMenu(null)}
@@ -570,7 +606,7 @@ function Bubble(props: {
   tick: Tick | null;
   seq?: number;
   note?: string;
-  message?: Message;
+  message?: ChatMessage;
   quoteName?: string;
   quoteText?: string;
   /** A queued message's file (a sent one's is in `message`). */
@@ -589,7 +625,8 @@ function Bubble(props: {
 }) {
   const m = props.message;
   const deleted = !!m?.deleted;
-  const media = deleted ? null : (m?.media ?? props.media ?? null);
+  // An encrypted message shows its file once decrypted (the server's ref says nothing of it).
+  const media = deleted || m?.sealed ? null : (m?.media ?? props.media ?? null);
   // A photo or video without a caption has its time over it, on a shade;
   // a sound without one (a voice note), beside its player's length.
   const mediaOnly = !!media && !props.text && (media.kind === 'image' || media.kind === 'video');
@@ -600,6 +637,8 @@ function Bubble(props: {
         <span class="text deleted" data-testid="msg-text">
           {props.mine ? 'You deleted this message' : 'This message was deleted'}
         </span>
+      ) : m?.sealed ? (
+        <SealedText sealed={m.sealed} />
       ) : (
         (props.text || !media) && <BubbleText text={props.text} tabbable={!!props.tabbable || props.seq === undefined} />
       )}
@@ -683,6 +722,27 @@ function Bubble(props: {
   );
 }
 
+/**
+ * An encrypted message this device cannot show yet: "Waiting for this
+ * message" (its key has not arrived; it heals by itself when it does), or
+ * that it cannot be decrypted; the library's reason in the tooltip and for
+ * screen readers.
+ */
+function SealedText(props: { sealed: NonNullable<ChatMessage['sealed']> }) {
+  const { sealed } = props;
+  const reason = sealed.state === 'opening' ? undefined : sealed.reason;
+  return (
+    <span class={`text sealed ${sealed.state}`} data-testid="msg-sealed" data-state={sealed.state} data-reason={reason} title={reason}>
+      <LockIcon size={13} />
+      <span>
+        {sealedLabel(sealed)}
+        {sealed.state === 'waiting' ? '. This may take a while.' : ''}
+      </span>
+      {reason && <span class="sr-only"> ({reason})</span>}
+    </span>
+  );
+}
+
 /** A message's text: formatted, links clickable, emoji-only enlarged, long ones cut with "Read more". */
 function BubbleText(props: { text: string; tabbable: boolean }) {
   const [expanded, setExpanded] = useState(false);
@@ -705,6 +765,8 @@ function BubbleText(props: { text: string; tabbable: boolean }) {
 function MessageMenu(props: {
   mine: boolean;
   canEdit: boolean;
+  /** In an encrypted chat: no forward yet (the server refuses it), said as such. */
+  encrypted: boolean;
   canDeleteForEveryone: boolean;
   myReaction: string | null;
   onClose: () => void;
@@ -717,6 +779,11 @@ function MessageMenu(props: {
 }) {
   const item = (label: string, testid: string, f: () => void) => (
     <button role="menuitem" data-testid={testid} onClick={(e) => { e.stopPropagation(); props.onClose(); f(); }}>
+      {label}
+    </button>
+  );
+  const disabled = (label: string, testid: string) => (
+    <button role="menuitem" aria-disabled="true" aria-describedby="e2e-menu-note" class="disabled" data-testid={testid} data-disabled="true" onClick={(e) => e.stopPropagation()}>
       {label}
     </button>
   );
@@ -743,17 +810,24 @@ function MessageMenu(props: {
         ))}
       </div>
       {item('Reply', 'reply', props.onReply)}
-      {item('Forward', 'forward', props.onForward)}
+      {props.encrypted ? disabled('Forward', 'forward') : item('Forward', 'forward', props.onForward)}
       {props.mine && item('Message info', 'info', props.onInfo)}
       {props.canEdit && item('Edit', 'edit', props.onEdit)}
       {props.canDeleteForEveryone && item('Delete for everyone', 'delete-everyone', () => props.onDelete(true))}
       {item('Delete for me', 'delete-me', () => props.onDelete(false))}
+      {props.encrypted && (
+        <div class="menu-note" id="e2e-menu-note" data-testid="e2e-menu-note">
+          Forwarding is not available in encrypted chats yet.
+        </div>
+      )}
     </div>
   );
 }
 
-function Composer(props: { store: AppStore; model: ChatModel; replyTo: Message | null; editing: Message | null; onCancel: () => void }) {
+function Composer(props: { store: AppStore; model: ChatModel; replyTo: ChatMessage | null; editing: ChatMessage | null; onCancel: () => void }) {
   const { store, model, replyTo, editing } = props;
+  // An encrypted chat's draft stays in memory only.
+  const encrypted = store.isEncrypted(model);
   // The draft of this chat, kept across chat switches and reloads.
   const [text, setText] = useState(() => store.local.draft(model.chat.id));
   // A layout effect: the message's text is in the box in the same frame
@@ -770,9 +844,9 @@ function Composer(props: { store: AppStore; model: ChatModel; replyTo: Message |
   useEffect(() => () => void (mounted.current = false), []);
   // A voice note: recorded here, then sent like a chosen file (upload with
   // progress, then the message through the outbox), without a caption.
-  const recorder = useVoiceRecorder((file) => {
+  const recorder = useVoiceRecorder((file, seconds) => {
     const chatId = model.chat.id;
-    store.attach(chatId, file, 'audio');
+    store.attach(chatId, file, 'audio', seconds);
     void store.sendAttachment(chatId, '', replyTo?.seq).then((sent) => {
       if (!sent) return;
       if (model.hasMoreAfter) void store.showLatest(chatId);
@@ -844,7 +918,7 @@ function Composer(props: { store: AppStore; model: ChatModel; replyTo: Message |
     }
     if (!text.trim()) return;
     if (editing) {
-      if (text !== editing.text) store.conn.edit(model.chat.id, editing.seq, text);
+      if (text !== editing.text) store.edit(model.chat.id, editing, text);
       setText('');
       props.onCancel();
       return;
@@ -861,7 +935,7 @@ function Composer(props: { store: AppStore; model: ChatModel; replyTo: Message |
 
   function onInput(value: string) {
     setText(value);
-    if (!editing) store.local.setDraft(model.chat.id, value);
+    if (!editing) store.local.setDraft(model.chat.id, value, !encrypted);
     const now = Date.now();
     if (value.trim() && now - typingSentAt.current > TYPING_EVERY_MS) {
       typingSentAt.current = now;

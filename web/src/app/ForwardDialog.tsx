@@ -19,7 +19,8 @@ export function ForwardDialog(props: { store: AppStore; message: Message; onClos
   const needle = q.trim().toLowerCase();
   const chats = store
     .sortedChats()
-    .filter((c) => !c.left && (!needle || store.title(c).toLowerCase().includes(needle)));
+    // Forwards into encrypted chats are not carried yet (the server refuses them).
+    .filter((c) => !c.left && !store.isEncrypted(c) && (!needle || store.title(c).toLowerCase().includes(needle)));
   const toggle = (id: number) =>
     setPicked(picked.includes(id) ? picked.filter((x) => x !== id) : picked.length < MAX_FORWARD ? [...picked, id] : picked);
   const names = picked.map((id) => store.chats.get(id)).filter((c) => c !== undefined).map((c) => store.title(c));

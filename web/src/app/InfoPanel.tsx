@@ -3,12 +3,14 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { HarkError, type Member, type MessageInfo as MessageInfoBody, type User } from '../hark-client';
+import { ContactDevices, VerifiedIcon } from './Devices';
+import { LockIcon } from './Encryption';
 import { ChatSearch } from './Search';
 import { summaryOf } from './media';
 import type { AppStore, ChatModel } from './store';
 import { Avatar, clock, CloseIcon, dayLabel, PencilIcon, CheckIcon, SearchIcon, Ticks } from './ui';
 
-export type Panel = { kind: 'chat' } | { kind: 'message'; seq: number } | { kind: 'search' };
+export type Panel = { kind: 'chat' } | { kind: 'message'; seq: number } | { kind: 'search' } | { kind: 'devices'; user: number };
 
 function errorText(e: unknown): string {
   if (e instanceof HarkError) {
@@ -22,7 +24,7 @@ function errorText(e: unknown): string {
 export function InfoPanel(props: { store: AppStore; model: ChatModel; panel: Panel; onPanel: (p: Panel | null) => void }) {
   const { panel } = props;
   return (
-    <aside class="panel" data-testid={panel.kind === 'chat' ? 'info-panel' : panel.kind === 'search' ? 'search-panel' : 'message-info'}>
+    <aside class="panel" data-testid={panel.kind === 'chat' ? 'info-panel' : panel.kind === 'search' ? 'search-panel' : panel.kind === 'devices' ? 'devices-panel' : 'message-info'}>
       <header class="panel-header">
         <button class="icon-btn" aria-label="Close" data-testid="panel-close" onClick={() => props.onPanel(null)}>
           <CloseIcon />
@@ -32,6 +34,8 @@ export function InfoPanel(props: { store: AppStore; model: ChatModel; panel: Pan
             ? 'Message info'
             : panel.kind === 'search'
             ? 'Search messages'
+            : panel.kind === 'devices'
+            ? 'Devices'
             : props.model.chat.kind === 'group'
             ? 'Group info'
             : 'Contact info'}
@@ -42,11 +46,45 @@ export function InfoPanel(props: { store: AppStore; model: ChatModel; panel: Pan
           <MessageInfo {...props} seq={panel.seq} />
         ) : panel.kind === 'search' ? (
           <ChatSearch store={props.store} model={props.model} />
+        ) : panel.kind === 'devices' ? (
+          <MemberDevices store={props.store} model={props.model} user={panel.user} onPanel={props.onPanel} />
         ) : (
           <ChatInfo {...props} />
         )}
       </div>
     </aside>
+  );
+}
+
+/** Under an encrypted chat's name in its info. */
+function EncryptionNote() {
+  return (
+    <div class="info-e2e" data-testid="info-e2e">
+      <LockIcon size={16} />
+      <span>Messages are end-to-end encrypted. Only the people in this chat can read them, not even the Hark server.</span>
+    </div>
+  );
+}
+
+/** One member's devices (from the group's member list or a chat's warning). */
+function MemberDevices(props: { store: AppStore; model: ChatModel; user: number; onPanel: (p: Panel | null) => void }) {
+  const { store, model, user } = props;
+  const member = store.member(model, user);
+  const name = store.userName(model, user);
+  return (
+    <>
+      <div class="info-head">
+        <Avatar name={name} id={user} size={96} />
+        <div class="info-title" dir="auto">{name}</div>
+        {member && <div class="muted">@{member.user.username}</div>}
+      </div>
+      <ContactDevices store={store} user={user} name={name} />
+      <section class="card">
+        <button class="danger-row back-row" data-testid="devices-back" onClick={() => props.onPanel({ kind: 'chat' })}>
+          {model.chat.kind === 'group' ? 'Back to group info' : 'Back to contact info'}
+        </button>
+      </section>
+    </>
   );
 }
 
@@ -140,14 +178,24 @@ function ChatInfo(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel
   if (!group) {
     const peer = store.peer(model);
     return (
-      <div class="info-head">
-        <Avatar name={title} id={peer?.id ?? model.chat.id * 7} size={160} />
-        <div class="info-title" dir="auto">{title}</div>
-        <div class="muted">@{peer?.username}</div>
-      </div>
+      <>
+        <div class="info-head">
+          <Avatar name={title} id={peer?.id ?? model.chat.id * 7} size={160} />
+          <div class="info-title" dir="auto">{title}</div>
+          <div class="muted">@{peer?.username}</div>
+          {store.isEncrypted(model) && <EncryptionNote />}
+          {store.isEncrypted(model) && peer && store.isVerifiedContact(peer.id) && (
+            <div class="verified-tag" data-testid="info-verified">
+              <VerifiedIcon size={16} /> Verified
+            </div>
+          )}
+        </div>
+        {store.isEncrypted(model) && peer && <ContactDevices store={store} user={peer.id} name={peer.display_name} />}
+      </>
     );
   }
 
+  const encrypted = store.isEncrypted(model);
   const members = [...model.chat.members].sort((a, b) =>
     a.user.id === store.me.id ? -1 : b.user.id === store.me.id ? 1 : a.user.display_name.localeCompare(b.user.display_name),
   );
@@ -183,6 +231,7 @@ function ChatInfo(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel
           </div>
         )}
         <div class="muted">Group · {model.chat.members.length} members</div>
+        {store.isEncrypted(model) && <EncryptionNote />}
       </div>
       {error && <div class="form-error" role="alert">{error}</div>}
       <section class="card">
@@ -202,6 +251,16 @@ function ChatInfo(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel
               <div class="muted">@{m.user.username}</div>
             </div>
             {m.admin && <span class="admin-tag">Group admin</span>}
+            {encrypted && m.user.id !== store.me.id && store.isVerifiedContact(m.user.id) && (
+              <span class="member-verified" data-testid="member-verified">
+                <VerifiedIcon size={16} title="Verified" />
+              </span>
+            )}
+            {encrypted && m.user.id !== store.me.id && (
+              <button class="text-btn" data-testid="member-devices" aria-label={`Devices of ${m.user.display_name}`} onClick={() => props.onPanel({ kind: 'devices', user: m.user.id })}>
+                Devices
+              </button>
+            )}
             {admin && m.user.id !== store.me.id && (
               <div class="person-actions">
                 <button class="text-btn" data-testid="toggle-admin" onClick={() => void run(() => store.setAdmin(model.chat.id, m.user.id, !m.admin))}>

@@ -169,7 +169,13 @@ export function ChatSearch(props: { store: AppStore; model: ChatModel }) {
           <input aria-label="Search" autoFocus placeholder="Search…" value={q} data-testid="chat-search-input" onInput={(e) => setQ(e.currentTarget.value)} />
         </div>
       </div>
-      {!q.trim() && <div class="list-empty">Search for messages in {store.title(model)}.</div>}
+      {model.chat.encrypted ? (
+        <div class="list-empty" data-testid="e2e-no-search">
+          Messages of end-to-end encrypted chats are not searchable: the server cannot read them.
+        </div>
+      ) : (
+        !q.trim() && <div class="list-empty">Search for messages in {store.title(model)}.</div>
+      )}
       <SearchResults store={store} search={search} showChat={false} onOpen={(m) => void store.openChatAt(m.chat_id, m.seq)} />
     </>
   );

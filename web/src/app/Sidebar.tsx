@@ -5,6 +5,7 @@ import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Device, PrivacySettings, User, Visibility } from '../hark-client';
 import { ChatRowMenu, useDismiss, useMenuKeys } from './ChatMenu';
+import { EncryptionBanner, EncryptionCard, LockIcon } from './Encryption';
 import { applyTheme, loadTheme, type Theme } from './local';
 import { NotificationsBanner, NotificationsCard } from './Notifications';
 import { SearchResults, useMessageSearch } from './Search';
@@ -15,7 +16,6 @@ import {
   BackIcon,
   CheckIcon,
   ChevronIcon,
-  CloseIcon,
   DotsIcon,
   ForwardIcon,
   GroupIcon,
@@ -26,8 +26,10 @@ import {
   LaptopIcon,
   PencilIcon,
   PinIcon,
+  SearchBox,
   SearchIcon,
   SettingsIcon,
+  ShieldIcon,
   Ticks,
 } from './ui';
 
@@ -57,12 +59,13 @@ function useUserSearch(store: AppStore, q: string): User[] {
   return users;
 }
 
-export function Sidebar(props: { store: AppStore }) {
+/** `onAdmin` opens Administration (offered to server admins only). */
+export function Sidebar(props: { store: AppStore; onAdmin?: () => void }) {
   const { store } = props;
   const [mode, setMode] = useState<Mode>('list');
   return (
     <aside class="sidebar">
-      {mode === 'list' && <ChatListView store={store} setMode={setMode} />}
+      {mode === 'list' && <ChatListView store={store} setMode={setMode} onAdmin={props.onAdmin} />}
       {mode === 'archived' && <ArchivedView store={store} onDone={() => setMode('list')} />}
       {mode === 'new-chat' && <NewChatView store={store} onDone={() => setMode('list')} />}
       {mode === 'new-group' && <NewGroupView store={store} onDone={() => setMode('list')} />}
@@ -93,10 +96,15 @@ export function ConnectionBanner(props: { store: AppStore; testid?: string }) {
   );
 }
 
-function ChatListView(props: { store: AppStore; setMode: (m: Mode) => void }) {
+function ChatListView(props: { store: AppStore; setMode: (m: Mode) => void; onAdmin?: () => void }) {
   const { store, setMode } = props;
   const [q, setQ] = useState('');
   const [menu, setMenu] = useState(false);
+  // Whether this user is a server admin may have changed (another admin, or
+  // `hark admin grant` on the server): ask again each time the menu opens.
+  useEffect(() => {
+    if (menu) void store.refreshRole();
+  }, [menu, store]);
   useDismiss(menu, () => setMenu(false));
   const menuRef = useRef<HTMLDivElement>(null);
   useMenuKeys(menuRef, menu, () => setMenu(false));
@@ -128,7 +136,7 @@ function ChatListView(props: { store: AppStore; setMode: (m: Mode) => void }) {
               <DotsIcon />
             </button>
             {menu && (
-              <div class="menu" role="menu" aria-label="Menu" ref={menuRef}>
+              <div class="menu" role="menu" aria-label="Menu" ref={menuRef} data-role={store.role ?? undefined}>
                 <div class="menu-who" role="presentation">
                   Signed in as <b>@{store.me.username}</b>
                   <br />
@@ -144,6 +152,18 @@ function ChatListView(props: { store: AppStore; setMode: (m: Mode) => void }) {
                 >
                   <SettingsIcon /> Settings and devices
                 </button>
+                {store.role === 'admin' && props.onAdmin && (
+                  <button
+                    role="menuitem"
+                    data-testid="admin-open"
+                    onClick={() => {
+                      setMenu(false);
+                      props.onAdmin?.();
+                    }}
+                  >
+                    <ShieldIcon /> Administration
+                  </button>
+                )}
                 <button role="menuitem" data-testid="logout" onClick={() => void store.logout()}>
                   <LogoutIcon /> Log out
                 </button>
@@ -153,23 +173,9 @@ function ChatListView(props: { store: AppStore; setMode: (m: Mode) => void }) {
         </div>
       </header>
       <ConnectionBanner store={store} />
+      <EncryptionBanner store={store} />
       <NotificationsBanner store={store} />
-      <div class="search">
-        <div class="search-box">
-          <SearchIcon />
-          <input aria-label="Search chats, messages or people"
-            placeholder="Search chats, messages or people"
-            value={q}
-            data-testid="search"
-            onInput={(e) => setQ(e.currentTarget.value)}
-          />
-          {q && (
-            <button class="icon-btn small" aria-label="Clear search" onClick={() => setQ('')}>
-              <CloseIcon />
-            </button>
-          )}
-        </div>
-      </div>
+      <SearchBox label="Search chats, messages or people" value={q} testId="search" onInput={setQ} />
       {store.notice && !store.openChatId && (
         <div class="notice" role="alert">
           {store.notice}
@@ -327,6 +333,11 @@ function ChatRow(props: { store: AppStore; model: ChatModel; menuOpen: boolean; 
       <div class="row-body">
         <div class="row-top">
           <span class="row-title" dir="auto" data-testid="chat-title">{title}</span>
+          {store.isEncrypted(model) && (
+            <span class="row-lock" title="End-to-end encrypted" data-testid="row-lock">
+              <LockIcon size={13} title="End-to-end encrypted" />
+            </span>
+          )}
           <span class="row-time">{listTime(time)}</span>
         </div>
         <div class="row-bottom">
@@ -399,9 +410,32 @@ function PanelHeader(props: { title: string; onBack: () => void }) {
   );
 }
 
+/**
+ * "End-to-end encrypted", on by default (as in WhatsApp): a new chat's
+ * messages are then readable by its members' devices only. Off, a chat can
+ * carry what encrypted chats cannot yet (files, edits, forwards).
+ */
+function EncryptedSwitch(props: { on: boolean; onChange: (on: boolean) => void; what: string }) {
+  return (
+    <label class="e2e-switch" data-testid="e2e-switch">
+      <LockIcon size={18} />
+      <span class="e2e-switch-text">
+        <span>End-to-end encrypted</span>
+        <span class="muted">
+          {props.on
+            ? `Only the people in this ${props.what} can read its messages. Files, edits and forwards are not available in encrypted chats yet.`
+            : `The server can read this ${props.what}'s messages. It cannot be encrypted later.`}
+        </span>
+      </span>
+      <input type="checkbox" role="switch" checked={props.on} data-testid="e2e-toggle" onChange={(e) => props.onChange(e.currentTarget.checked)} />
+    </label>
+  );
+}
+
 function NewChatView(props: { store: AppStore; onDone: () => void }) {
   const { store } = props;
   const [q, setQ] = useState('');
+  const [encrypted, setEncrypted] = useState(true);
   const users = useUserSearch(store, q);
   return (
     <>
@@ -412,6 +446,7 @@ function NewChatView(props: { store: AppStore; onDone: () => void }) {
           <input aria-label="Search people by username" autoFocus placeholder="Search people by username" value={q} data-testid="people-search" onInput={(e) => setQ(e.currentTarget.value)} />
         </div>
       </div>
+      <EncryptedSwitch on={encrypted} onChange={setEncrypted} what="chat" />
       <div class="list">
         {users.map((u) => (
           <UserRow
@@ -419,7 +454,7 @@ function NewChatView(props: { store: AppStore; onDone: () => void }) {
             user={u}
             testid="user-result"
             onClick={() => {
-              void store.startDirect(u.id);
+              void store.startDirect(u.id, encrypted);
               props.onDone();
             }}
           />
@@ -435,6 +470,7 @@ function NewGroupView(props: { store: AppStore; onDone: () => void }) {
   const [q, setQ] = useState('');
   const [title, setTitle] = useState('');
   const [picked, setPicked] = useState<User[]>([]);
+  const [encrypted, setEncrypted] = useState(true);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const users = useUserSearch(store, q);
@@ -445,7 +481,7 @@ function NewGroupView(props: { store: AppStore; onDone: () => void }) {
     setBusy(true);
     setError(null);
     try {
-      await store.createGroup(title.trim(), picked.map((p) => p.id));
+      await store.createGroup(title.trim(), picked.map((p) => p.id), encrypted);
       props.onDone();
     } catch (e) {
       setError(e instanceof Error ? e.message : 'Could not create the group.');
@@ -488,6 +524,7 @@ function NewGroupView(props: { store: AppStore; onDone: () => void }) {
           <input aria-label="Add members by username" placeholder="Add members by username" value={q} data-testid="member-search" onInput={(e) => setQ(e.currentTarget.value)} />
         </div>
       </div>
+      <EncryptedSwitch on={encrypted} onChange={setEncrypted} what="group" />
       <div class="list">
         {users.map((u) => (
           <UserRow key={u.id} user={u} testid="member-result" selected={picked.some((p) => p.id === u.id)} onClick={() => toggle(u)} />
@@ -594,6 +631,7 @@ function SettingsView(props: { store: AppStore; onDone: () => void }) {
           </section>
         )}
         <NotificationsCard store={store} />
+        <EncryptionCard store={store} />
         <section class="settings-card">
           <h3>Appearance</h3>
           <label class="settings-row">

@@ -6,7 +6,12 @@
 // URL of a kept Blob and revokes it when it goes away; the Blob itself lives
 // as long as this cache or a URL holds it.
 
+// A file of an encrypted chat (a `SealedMedia`, with its key) is fetched as
+// ciphertext and decrypted here, in memory; only its decrypted bytes are
+// kept, as a Blob of its own type.
+
 import type { HarkApi, MediaRef } from '../hark-client';
+import { isSealedMedia } from './encrypted';
 
 /** Keep at most this many bytes of files in memory (the oldest used go first). */
 const KEEP_BYTES = 64 * 1024 * 1024;
@@ -26,7 +31,11 @@ export class BlobCache {
   private blobs = new Map<string, { blob: Promise<Blob>; size: number; ready?: Blob }>();
   private bytes = 0;
 
-  constructor(private readonly api: HarkApi) {}
+  constructor(
+    private readonly api: HarkApi,
+    /** Decrypts an encrypted chat's file with its key (rejects when the bytes are not the sender's). */
+    private readonly openFile: (ciphertext: Uint8Array, file: Record<string, unknown>) => Promise<Uint8Array>,
+  ) {}
 
   /**
    * The file's bytes (or, with `variant` "thumbnail", its thumbnail's: only
@@ -43,7 +52,14 @@ export class BlobCache {
     }
     const thumbnail = variant === 'thumbnail';
     const size = thumbnail ? (media.thumbnail?.size ?? 0) : media.size;
-    const blob = thumbnail ? this.api.mediaThumbnailBlob(media.id) : this.api.mediaBlob(media.id);
+    const blob = isSealedMedia(media)
+      ? this.api
+          .mediaBlob(media.id)
+          .then(async (sealed) => this.openFile(new Uint8Array(await sealed.arrayBuffer()), media.file))
+          .then((bytes) => new Blob([bytes as Uint8Array<ArrayBuffer>], { type: media.mime }))
+      : thumbnail
+        ? this.api.mediaThumbnailBlob(media.id)
+        : this.api.mediaBlob(media.id);
     if (size <= KEEP_AT_MOST) {
       this.keep(key, blob, size);
       // A failed fetch is not kept: the next look tries again.

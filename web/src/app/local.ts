@@ -45,6 +45,7 @@ export class DeviceLocal {
   private readonly base: string;
   private notes: Record<number, Note[]>;
   private drafts: Record<number, string>;
+  private memoryDrafts = new Map<ChatId, string>();
 
   constructor(origin: string, deviceId: number) {
     this.base = `hark:${origin}:device:${deviceId}`;
@@ -63,10 +64,21 @@ export class DeviceLocal {
   }
 
   draft(chatId: ChatId): string {
-    return this.drafts[chatId] ?? '';
+    return this.memoryDrafts.get(chatId) ?? this.drafts[chatId] ?? '';
   }
 
-  setDraft(chatId: ChatId, text: string): void {
+  /**
+   * Keep the draft of a chat. `persist` false (an end-to-end encrypted
+   * chat's): in this page's memory only, so no plaintext of an encrypted
+   * chat lands in localStorage.
+   */
+  setDraft(chatId: ChatId, text: string, persist = true): void {
+    if (!persist) {
+      if (text) this.memoryDrafts.set(chatId, text);
+      else this.memoryDrafts.delete(chatId);
+      if (this.drafts[chatId] === undefined) return;
+      text = '';
+    } else this.memoryDrafts.delete(chatId);
     if ((this.drafts[chatId] ?? '') === text) return;
     if (text) this.drafts[chatId] = text;
     else delete this.drafts[chatId];
@@ -78,6 +90,7 @@ export class DeviceLocal {
     put(`${this.base}:drafts`, null);
     this.notes = {};
     this.drafts = {};
+    this.memoryDrafts.clear();
   }
 }
 

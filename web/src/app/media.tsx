@@ -8,6 +8,7 @@ import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { createPortal } from 'preact/compat';
 import { HarkError, type MediaKind, type MediaRef } from '../hark-client';
 import type { BlobVariant } from './blobs';
+import { isSealedMedia } from './encrypted';
 import type { AppStore, Attachment } from './store';
 import { CloseIcon, DownloadIcon, FileIcon, MicIcon, MusicIcon, PauseIcon, PlayIcon } from './ui';
 import { followDuration, formatDuration, isVoiceNote, roundedDuration, serverDuration } from './voice';
@@ -136,7 +137,8 @@ export function useBlobUrl(store: AppStore, media: MediaRef, enabled = true, var
  * without the page holding its bytes), else from its bytes fetched here.
  */
 async function saveFile(store: AppStore, media: MediaRef): Promise<void> {
-  if (media.kind === 'file' && !store.blobs.ready(media.id, 'file')) {
+  // An encrypted chat's file is decrypted here: never straight from the bucket.
+  if (media.kind === 'file' && !isSealedMedia(media) && !store.blobs.ready(media.id, 'file')) {
     const link = await store.api.mediaUrl(media.id).catch(() => null);
     if (link) return clickLink(link.url);
   }
@@ -240,6 +242,8 @@ function PhotoViewer(props: { store: AppStore; media: MediaRef; full: string | n
   const fullUrl = props.full ?? fetched.url;
   /** The full image's URL once it has decoded (then the placeholder goes). */
   const [shown, setShown] = useState<string | null>(null);
+  /** Whether the bytes were at hand when the viewer opened: then no placeholder shows, not even while the image decodes. */
+  const [kept] = useState(() => !!fullUrl);
   const loaded = !!fullUrl && shown === fullUrl;
   const shape = shapeOf(props.media);
   useLayoutEffect(() => {
@@ -305,7 +309,7 @@ function PhotoViewer(props: { store: AppStore; media: MediaRef; full: string | n
           aria-busy={loaded ? undefined : 'true'}
           data-testid="media-viewer-frame"
         >
-          {!loaded && props.placeholder && (
+          {!loaded && !kept && props.placeholder && (
             <img class="viewer-placeholder" src={props.placeholder} alt="" aria-hidden="true" data-testid="media-viewer-placeholder" />
           )}
           {image}
@@ -561,6 +565,8 @@ function useStreamUrl(store: AppStore, media: MediaRef, enabled: boolean): strin
   const [url, setUrl] = useState<string | null | undefined>(undefined);
   useEffect(() => {
     if (!enabled || url !== undefined) return;
+    // An encrypted chat's video is decrypted whole, as a blob.
+    if (isSealedMedia(media)) return setUrl(null);
     let live = true;
     store.api.mediaUrl(media.id).then(
       (link) => live && setUrl(link.url),

@@ -9,6 +9,7 @@ import {
   HarkApi,
   HarkError,
   mediaKindOf,
+  newClientId,
   saveSession,
   websocketUrl,
   type Chat,
@@ -26,23 +27,26 @@ import {
   type PendingSend,
   type Pos,
   type PresenceState,
+  type Role,
   type Seq,
   type Session,
   type User,
   type UserId,
 } from '../hark-client';
+import { Encryption, NotReadable, type ContactDevice } from '../crypto';
 import { BlobCache } from './blobs';
+import { Plaintexts, readContent, replacement, type ChatMessage, type SealedMedia } from './encrypted';
 import { DeviceLocal, sameNote, type Note } from './local';
 import { mediaLabel } from './media';
 import { PushNotifications } from './push';
 import { closeChatNotifications } from './serviceWorker';
-import { Durations } from './voice';
+import { Durations, probeDuration } from './voice';
 
 export interface ChatModel {
   chat: Chat;
-  lastMessage: Message | null;
-  /** Loaded messages by seq: a contiguous range once history was loaded. */
-  messages: Map<Seq, Message>;
+  lastMessage: ChatMessage | null;
+  /** Loaded messages by seq: a contiguous range once history was loaded (encrypted ones as decrypted here). */
+  messages: Map<Seq, ChatMessage>;
   historyLoaded: boolean;
   hasMoreBefore: boolean;
   loadingOlder: boolean;
@@ -67,6 +71,25 @@ export interface ChatModel {
   unreadFloor: Seq;
   /** Event lines that came with history pages, by stream position (what a fresh browser knows). */
   historyNotes: Map<Pos, Note>;
+}
+
+/**
+ * A message of an encrypted chat written here and not yet encrypted (its
+ * text only in memory), or (`edit`) a new content for my message `edit`.
+ */
+interface Encrypting {
+  chat_id: ChatId;
+  client_id: string;
+  text: string;
+  queued_at: number;
+  reply_to?: Seq;
+  /** What is encrypted: an `m.text` of `text`, or a file's content, or an edit's. */
+  content: Record<string, unknown>;
+  /** The uploaded ciphertext of a file (the server's ref: an opaque file) and how it is shown. */
+  media?: MediaRef;
+  shown?: SealedMedia;
+  /** An edit of my message with this seq. */
+  edit?: Seq;
 }
 
 export interface FailedSend {
@@ -99,6 +122,8 @@ export interface Attachment {
   error: string | null;
   /** Cancels the upload in flight. */
   abort: AbortController | null;
+  /** A recorded voice note's length (seconds), as the recorder measured it. */
+  seconds?: number;
 }
 
 const PAGE = 50;
@@ -108,6 +133,14 @@ const BEFORE_UNREAD = 10;
 const REACH = 100;
 /** Messages loaded on each side of a search result reached by a jump. */
 const AROUND = 25;
+
+/** A message this device cannot show the text of, in one line. */
+export function sealedLabel(sealed: NonNullable<ChatMessage['sealed']>): string {
+  if (sealed.state === 'opening') return 'Decrypting…';
+  if (sealed.state === 'waiting') return 'Waiting for this message';
+  return "This message can't be decrypted";
+}
+
 /** "Mute always": the end of year 9999. */
 export const MUTED_FOREVER = 253402300799000;
 /** WhatsApp lets a message go to at most five chats at once. */
@@ -127,6 +160,12 @@ export class AppStore {
   connState: ConnectionState;
   /** Set when the server refused this device (revoked): the app goes back to login. */
   loggedOut = false;
+  /**
+   * What the server lets this user do (`GET /v1/me`): an `admin` sees
+   * Administration. Null until the server answered; asked again on every
+   * connection and whenever the menu opens, as another admin may change it.
+   */
+  role: Role | null = null;
   /** A short-lived message for the person (e.g. an edit the server refused). */
   notice: string | null = null;
   /** Group event lines, drafts: kept in this browser. */
@@ -137,6 +176,16 @@ export class AppStore {
   readonly durations: Durations;
   /** Push notifications on this device (turned on and off in the app). */
   readonly push: PushNotifications;
+  /** This device's end-to-end encryption (its keys, its inbox, its machine). */
+  readonly e2e: Encryption;
+  /** Encrypted messages as this device read them (memory only). */
+  readonly plaintexts: Plaintexts;
+  /** Messages written in encrypted chats, oldest first, waiting to be encrypted into the outbox. */
+  private encrypting: Encrypting[] = [];
+  /** The encrypting queue is being worked through. */
+  private draining = false;
+  /** The newest incoming encrypted message, announced once decrypted. */
+  private toAnnounce: string | null = null;
   /** Per chat, the file chosen in its composer (kept across chat switches). */
   attachments = new Map<ChatId, Attachment>();
   /** Everyone seen in any chat, so event lines can name people who have left. */
@@ -165,15 +214,32 @@ export class AppStore {
   constructor(
     readonly server: string,
     readonly session: Session,
-    private readonly onLoggedOut: () => void,
+    /** Called once the session is gone: `code` says why when the server ended it (revoked, account_disabled…). */
+    private readonly onLoggedOut: (code: ErrorCode | null) => void,
   ) {
     this.me = session.user;
     this.knownUsers.set(this.me.id, this.me);
     this.local = new DeviceLocal(server || location.origin, session.device.id);
     this.api = new HarkApi(server, session.token);
-    this.blobs = new BlobCache(this.api);
+    this.blobs = new BlobCache(this.api, (bytes, file) => this.e2e.openFile(bytes, file));
     this.durations = new Durations(this.blobs, () => this.notify());
     this.push = new PushNotifications(this.api, server || location.origin, session.device.id, () => this.notify());
+    this.e2e = new Encryption(
+      this.api,
+      session.user.id,
+      session.device.id,
+      () => {
+        // Encryption started in this tab (or another tab let go of it): read what waited, send what was written.
+        if (this.e2e.status.state === 'ready') {
+          this.plaintexts.retryWaiting();
+          void this.drainEncrypting();
+        }
+        this.notify();
+      },
+      () => this.plaintexts.retryWaiting(),
+      () => this.notify(),
+    );
+    this.plaintexts = new Plaintexts(this.e2e, (chat, seq) => this.opened(chat, seq));
     this.conn = new Connection({
       url: websocketUrl(server || location.origin),
       token: session.token,
@@ -188,19 +254,32 @@ export class AppStore {
           break;
         case 'hello':
           if (!this.ready && !this.snapshotLoading) void this.loadSnapshot();
+          void this.refreshRole();
+          // Publish this device's keys and read its inbox (to-device nudges are never replayed).
+          this.e2e.sync();
+          void this.drainEncrypting();
+          break;
+        case 'to_device':
+          this.e2e.sync();
           break;
         case 'event':
           if (this.ready) this.apply(e.event, e.pos);
           else this.queued.push({ pos: e.pos, event: e.event });
-          if (this.connState.status === 'live' && e.event.kind === 'message' && e.event.sender_id !== this.me.id) this.announce(e.event);
+          if (this.connState.status === 'live' && e.event.kind === 'message' && e.event.sender_id !== this.me.id) {
+            if (e.event.encrypted) this.toAnnounce = `${e.event.chat_id}:${e.event.seq}`;
+            else this.announce(e.event);
+          }
           break;
         case 'ack': {
           const { ack } = e;
           const replyTo = this.replyOf.get(ack.client_id);
           this.replyOf.delete(ack.client_id);
           const quoted = replyTo !== undefined ? this.chats.get(ack.chat_id)?.messages.get(replyTo) : undefined;
+          // An encrypted chat's quotes carry no text on the server: shown from this device's copy.
+          const snippet = quoted?.deleted ? null : e.encrypted ? '' : quoted?.text.slice(0, 200) ?? '';
+          if (e.encrypted) this.plaintexts.sent(ack.chat_id, ack.seq, ack.client_id, e.encrypted);
           this.addMessage({
-            reply_to: quoted ? { seq: quoted.seq, sender_id: quoted.sender_id, snippet: quoted.deleted ? null : quoted.text.slice(0, 200) } : null,
+            reply_to: quoted ? { seq: quoted.seq, sender_id: quoted.sender_id, snippet } : null,
             chat_id: ack.chat_id,
             seq: ack.seq,
             sender_id: this.me.id,
@@ -210,6 +289,7 @@ export class AppStore {
             sent_at: ack.sent_at,
             forwarded: e.forwarded,
             media: e.media,
+            ...(e.encrypted ? { encrypted: e.encrypted } : {}),
           });
           break;
         }
@@ -234,7 +314,8 @@ export class AppStore {
           break;
         }
         case 'send_failed':
-          this.failed = [...this.failed, e];
+          // An encrypted message went out without its text: the text is this page's.
+          this.failed = [...this.failed, { ...e, text: e.text || this.plaintexts.writtenText(e.client_id) || '' }];
           break;
         case 'request_failed':
           this.notice = `Could not ${e.request.kind} the message: ${e.message}`;
@@ -244,7 +325,7 @@ export class AppStore {
           }, 5000);
           break;
         case 'closed':
-          if (e.code) this.forgetSession();
+          if (e.code) this.forgetSession(e.code);
           break;
         default:
           break;
@@ -259,6 +340,8 @@ export class AppStore {
     // waits for hello, whose head becomes its cursor, so the snapshot it loads
     // afterwards covers every event before that head.
     if (!this.conn.state.hello && this.hasCursor) void this.loadSnapshot();
+    // Load the encryption library and open this device's store meanwhile (its keys go out on hello).
+    this.e2e.start();
     this.conn.start();
     void this.push.start();
   }
@@ -347,8 +430,84 @@ export class AppStore {
    * label (a voice note's with its length: the server's `duration_ms`, else
    * read from the file, which this starts).
    */
-  summary(m: { text: string; media?: MediaRef | null }): string {
+  summary(m: { text: string; media?: MediaRef | null; sealed?: ChatMessage['sealed'] }): string {
+    if (m.sealed) return sealedLabel(m.sealed);
     return m.media ? mediaLabel(m.media, m.text, this.durations.want(m.media)) : m.text;
+  }
+
+  /** Whether a chat is end-to-end encrypted. */
+  isEncrypted(c: ChatModel): boolean {
+    return !!c.chat.encrypted;
+  }
+
+  /** The people of a chat whose devices this device keeps an eye on (the first 50 others: a big group's would cost too much). */
+  watchedPeople(c: ChatModel): UserId[] {
+    return c.chat.members.filter((m) => m.user.id !== this.me.id).slice(0, 50).map((m) => m.user.id);
+  }
+
+  /** `user`'s devices as this device knows them (null until read: see `Encryption.loadDevices`). */
+  devicesOf(user: UserId): ContactDevice[] | null {
+    return this.e2e.devices.get(user) ?? null;
+  }
+
+  /** Every device of `user` is verified here (and there is one). */
+  isVerifiedContact(user: UserId): boolean {
+    const list = this.devicesOf(user);
+    return !!list && list.length > 0 && list.every((d) => d.verified);
+  }
+
+  /**
+   * The people of an encrypted chat of whom this device verified at least
+   * one device and who now have a device it has not verified (a new login,
+   * new keys): the chat warns about them until those devices are verified.
+   */
+  unverifiedDevicesIn(c: ChatModel): { user: UserId; devices: ContactDevice[] }[] {
+    if (!this.isEncrypted(c)) return [];
+    return this.watchedPeople(c).flatMap((user) => {
+      const list = this.devicesOf(user) ?? [];
+      const unverified = list.filter((d) => !d.verified);
+      return list.some((d) => d.verified) && unverified.length > 0 ? [{ user, devices: unverified }] : [];
+    });
+  }
+
+  /**
+   * What a reply in an encrypted chat shows of the message it answers: this
+   * device's decrypted copy (the server's quote carries no text). A quoted
+   * message not loaded here is fetched and decrypted.
+   */
+  quoteText(c: ChatModel, seq: Seq): string | null {
+    const loaded = c.messages.get(seq);
+    if (loaded) return loaded.sealed ? sealedLabel(loaded.sealed) : this.summary(loaded);
+    const read = this.plaintexts.readableOf(c.chat.id, seq);
+    if (read !== null) return this.summary(read);
+    if (!this.plaintexts.known(c.chat.id, seq)) void this.fetchQuoted(c.chat.id, seq);
+    return null;
+  }
+
+  /** Fetch one message (a quoted one, outside the loaded pages) so it can be decrypted. */
+  private async fetchQuoted(chatId: ChatId, seq: Seq): Promise<void> {
+    try {
+      const page = await this.api.history(chatId, { before: seq + 1, limit: 1 });
+      for (const m of page.messages) if (m.seq === seq) this.plaintexts.show(m);
+    } catch {
+      // Shown without its text; opening the chat again retries.
+    }
+  }
+
+  /** A message was decrypted (or found unreadable): show it wherever it is. */
+  private opened(chatId: ChatId, seq: Seq): void {
+    const c = this.chats.get(chatId);
+    if (c) {
+      const m = c.messages.get(seq);
+      if (m) c.messages.set(seq, this.plaintexts.show(m));
+      if (c.lastMessage?.seq === seq) c.lastMessage = this.plaintexts.show(c.lastMessage);
+    }
+    if (this.toAnnounce === `${chatId}:${seq}`) {
+      this.toAnnounce = null;
+      const m = c?.messages.get(seq) ?? (c?.lastMessage?.seq === seq ? c.lastMessage : undefined);
+      if (m && !m.sealed) this.announce(m);
+    }
+    this.notify();
   }
 
   // ---- reading the model ----
@@ -407,8 +566,25 @@ export class AppStore {
     return c.chat.members.find((m) => m.user.id !== this.me.id)?.user ?? null;
   }
 
+  /**
+   * My messages not yet acked, oldest first: those in the outbox (an
+   * encrypted one with the text I wrote, while this page remembers it),
+   * then those still being encrypted.
+   */
   pending(chatId: ChatId): PendingSend[] {
-    return this.connState.pending.filter((p) => p.chat_id === chatId);
+    const queued = this.connState.pending
+      .filter((p) => p.chat_id === chatId)
+      .map((p) => {
+        if (!p.encrypted) return p;
+        const read = this.plaintexts.queuedMessage(p, this.me.id);
+        // A file shows once its content is known (its kind, name and key).
+        const { media: _m, ...rest } = p;
+        return read ? { ...rest, text: read.text, ...(read.media ? { media: read.media } : {}) } : { ...rest, text: 'Decrypting…' };
+      });
+    const encrypting = this.encrypting
+      .filter((p) => p.chat_id === chatId && p.edit === undefined)
+      .map(({ content: _c, media: _m, shown, edit: _e, ...p }) => (shown ? { ...p, media: shown } : p));
+    return encrypting.length ? [...queued, ...encrypting] : queued;
   }
 
   failedIn(chatId: ChatId): FailedSend[] {
@@ -446,10 +622,7 @@ export class AppStore {
       this.openOnReady = null;
       this.notify();
     } catch (e) {
-      if (e instanceof HarkError && (e.code === 'unauthorized' || e.code === 'revoked')) {
-        this.forgetSession();
-        return;
-      }
+      if (this.refused(e)) return;
       // Try again shortly; the socket keeps running meanwhile.
       this.snapshotLoading = false;
       if (this.loggedOut) return;
@@ -568,7 +741,7 @@ export class AppStore {
     if (!existing) {
       const model: ChatModel = {
         chat: s.chat,
-        lastMessage: s.last_message,
+        lastMessage: s.last_message && this.plaintexts.show(s.last_message),
         messages: new Map(),
         historyLoaded: false,
         hasMoreBefore: false,
@@ -605,7 +778,7 @@ export class AppStore {
       }),
     };
     if (s.last_message && (!existing.lastMessage || s.last_message.seq > existing.lastMessage.seq)) {
-      existing.lastMessage = s.last_message;
+      existing.lastMessage = this.plaintexts.show(s.last_message);
     }
     existing.left = !s.chat.members.some((m) => m.user.id === this.me.id);
     existing.unreadFloor = Math.max(existing.unreadFloor, floor);
@@ -654,6 +827,10 @@ export class AppStore {
         this.addMessage(m);
         return;
       }
+      case 'devices_changed':
+        // Someone I share a chat with (or I) got or lost a device: their keys are fetched again before the next encryption.
+        this.e2e.devicesChanged(e.user_id);
+        return;
       case 'receipt': {
         const m = c && this.member(c, e.user_id);
         if (!m) return;
@@ -684,14 +861,19 @@ export class AppStore {
         void this.fetchChat(e.chat_id);
         return;
       case 'message_edited':
-        if (c) {
+        if (c && e.encrypted) {
+          // Its new ciphertext, read again (and shown only if it names this message).
+          const encrypted = e.encrypted;
+          this.patchMessage(c, e.seq, (m) => this.plaintexts.show({ ...m, text: '', encrypted, edited_at: e.edited_at }));
+          this.patchQuotes(c, e.seq, '');
+        } else if (c) {
           this.patchMessage(c, e.seq, (m) => ({ ...m, text: e.text, edited_at: e.edited_at }));
           this.patchQuotes(c, e.seq, e.text.slice(0, 200));
         }
         return;
       case 'message_deleted':
         if (c) {
-          this.patchMessage(c, e.seq, (m) => ({ ...m, text: '', deleted: true, reactions: [], media: null }));
+          this.patchMessage(c, e.seq, (m) => ({ ...m, text: '', deleted: true, reactions: [], media: null, encrypted: null, sealed: undefined }));
           this.patchQuotes(c, e.seq, null);
         }
         return;
@@ -731,15 +913,16 @@ export class AppStore {
   }
 
   /** Change a message wherever it is shown (the loaded page and the list preview). */
-  private patchMessage(c: ChatModel, seq: Seq, f: (m: Message) => Message): void {
+  private patchMessage(c: ChatModel, seq: Seq, f: (m: ChatMessage) => ChatMessage): void {
     const m = c.messages.get(seq);
     if (m) c.messages.set(seq, f(m));
     if (c.lastMessage?.seq === seq) c.lastMessage = f(c.lastMessage);
   }
 
-  private addMessage(m: Message): void {
-    const c = this.chats.get(m.chat_id);
-    if (!c) return void this.fetchChat(m.chat_id);
+  private addMessage(message: Message): void {
+    const c = this.chats.get(message.chat_id);
+    if (!c) return void this.fetchChat(message.chat_id);
+    const m = this.plaintexts.show(message);
     // Beyond a loaded window that stops short of the newest: fetched with the next page.
     if (!c.hasMoreAfter) c.messages.set(m.seq, m);
     if (m.seq > c.chat.last_seq) c.chat = { ...c.chat, last_seq: m.seq };
@@ -771,7 +954,7 @@ export class AppStore {
           this.api.history(id, { before: first, limit: BEFORE_UNREAD }),
           this.api.history(id, { after: first - 1, limit: PAGE }),
         ]);
-        c.messages = new Map([...older.messages, ...newer.messages].map((m) => [m.seq, m]));
+        c.messages = new Map([...older.messages, ...newer.messages].map((m) => [m.seq, this.plaintexts.show(m)]));
         this.takeLines(c, older);
         this.takeLines(c, newer);
         c.hasMoreBefore = older.has_more;
@@ -808,7 +991,7 @@ export class AppStore {
     this.notify();
     try {
       const page = await this.api.history(id, { before: oldest, limit });
-      for (const m of page.messages) c.messages.set(m.seq, m);
+      for (const m of page.messages) c.messages.set(m.seq, this.plaintexts.show(m));
       this.takeLines(c, page);
       c.hasMoreBefore = page.has_more;
       return page.messages.length > 0;
@@ -829,7 +1012,7 @@ export class AppStore {
     this.notify();
     try {
       const page = await this.api.history(id, { after: newest, limit: PAGE });
-      for (const m of page.messages) c.messages.set(m.seq, m);
+      for (const m of page.messages) c.messages.set(m.seq, this.plaintexts.show(m));
       this.takeLines(c, page);
       c.hasMoreAfter = page.has_more;
       return page.messages.length > 0;
@@ -866,7 +1049,7 @@ export class AppStore {
         this.api.history(id, { before: seq + 1, limit: AROUND + 1 }),
         this.api.history(id, { after: seq, limit: AROUND }),
       ]);
-      c.messages = new Map([...older.messages, ...newer.messages].map((m) => [m.seq, m]));
+      c.messages = new Map([...older.messages, ...newer.messages].map((m) => [m.seq, this.plaintexts.show(m)]));
       this.takeLines(c, older);
       this.takeLines(c, newer);
       c.hasMoreBefore = older.has_more;
@@ -911,12 +1094,81 @@ export class AppStore {
   }
 
   send(chatId: ChatId, text: string, replyTo?: Seq, media?: MediaRef): void {
+    const c = this.chats.get(chatId);
+    if (c && this.isEncrypted(c) && !media) return this.sendEncrypted(c, { msgtype: 'm.text', body: text }, text, replyTo);
     const clientId = this.conn.send(chatId, text, replyTo, media);
     if (replyTo !== undefined) this.replyOf.set(clientId, replyTo);
   }
 
+  /**
+   * A message in an encrypted chat: shown at once as pending, encrypted for
+   * every member's devices (in the order written), then queued in the
+   * outbox as ciphertext, so a resend after a reconnect carries the same
+   * ciphertext under the same client id. Its text stays in this page's memory.
+   */
+  private sendEncrypted(c: ChatModel, content: Record<string, unknown>, text: string, replyTo?: Seq, file?: { media: MediaRef; shown: SealedMedia }): void {
+    const clientId = newClientId();
+    this.plaintexts.wrote(clientId, text, file?.shown, content);
+    if (replyTo !== undefined) this.replyOf.set(clientId, replyTo);
+    this.encrypting.push({
+      chat_id: c.chat.id,
+      client_id: clientId,
+      text,
+      content,
+      queued_at: Date.now(),
+      ...(replyTo !== undefined ? { reply_to: replyTo } : {}),
+      ...(file ? { media: file.media, shown: file.shown } : {}),
+    });
+    this.notify();
+    void this.drainEncrypting();
+  }
+
+  /**
+   * Encrypt the written messages one after another into the outbox. One that
+   * cannot be encrypted on this device fails (with why); one that failed for
+   * the network waits for the next connection, and those after it too.
+   */
+  private async drainEncrypting(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      while (this.encrypting.length > 0 && !this.loggedOut) {
+        const next = this.encrypting[0];
+        try {
+          const c = this.chats.get(next.chat_id);
+          if (!c || c.left) throw new NotReadable("You can't send messages to this chat.", false);
+          const members = c.chat.members.map((m) => m.user.id);
+          const encrypted = await this.e2e.encrypt(next.chat_id, members, next.content);
+          if (this.loggedOut) return;
+          if (next.edit !== undefined) {
+            const read = readContent(next.content, { seq: next.edit, edited_at: Date.now(), media: next.media ?? null });
+            if (!('broken' in read)) this.plaintexts.edited(next.chat_id, next.edit, read, encrypted);
+            this.conn.editEncrypted(next.chat_id, next.edit, encrypted);
+          } else this.conn.sendEncrypted(next.chat_id, next.client_id, encrypted, next.reply_to, next.queued_at, next.media);
+        } catch (e) {
+          if (e instanceof HarkError && (e.code === 'network' || e.status >= 500 || e.status === 429)) {
+            // Offline, or the server had a moment: tried again on the next
+            // connection (or shortly), and the messages after it wait with it.
+            console.warn('hark: could not encrypt a message yet', e);
+            if (e.code !== 'network') setTimeout(() => void this.drainEncrypting(), 5_000);
+            return;
+          }
+          const message = e instanceof NotReadable ? e.message : `Could not encrypt the message: ${e instanceof Error ? e.message : String(e)}`;
+          const code: ErrorCode = e instanceof HarkError && e.code !== 'network' ? e.code : 'forbidden';
+          if (next.edit !== undefined) this.flash(`Could not edit the message: ${message}`);
+          else this.failed = [...this.failed, { chat_id: next.chat_id, client_id: next.client_id, text: next.text, code, message }];
+        }
+        this.encrypting = this.encrypting.filter((p) => p !== next);
+        this.notify();
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+
   /** Choose the file to send in a chat (replacing one chosen before); `kind` by default from its type. */
-  attach(chatId: ChatId, file: File, kind: MediaKind = mediaKindOf(file)): void {
+  attach(chatId: ChatId, file: File, kind: MediaKind = mediaKindOf(file), seconds?: number): void {
     this.detach(chatId);
     this.attachments.set(chatId, {
       file,
@@ -925,6 +1177,7 @@ export class AppStore {
       sent: null,
       error: null,
       abort: null,
+      ...(seconds !== undefined ? { seconds } : {}),
     });
     this.notify();
   }
@@ -941,7 +1194,9 @@ export class AppStore {
 
   /**
    * Upload the chosen file, then send it with `caption` through the outbox
-   * like any message. Resolves true once sent; false when the upload failed
+   * like any message. In an encrypted chat the file is encrypted here first
+   * and its ciphertext goes up as an unnamed `file`; its name, type, size,
+   * shape, length and key go inside the message's ciphertext. Resolves true once sent; false when the upload failed
    * (the attachment then carries the server's reason and stays, with the
    * draft, for another try) or was cancelled.
    */
@@ -953,18 +1208,28 @@ export class AppStore {
     this.attachments.set(chatId, uploading);
     this.notify();
     const still = () => this.attachments.get(chatId)?.abort === abort;
+    const onProgress = (sent: number) => {
+      const a = this.attachments.get(chatId);
+      if (a?.abort !== abort) return;
+      this.attachments.set(chatId, { ...a, sent });
+      this.notify();
+    };
+    const c = this.chats.get(chatId);
     try {
-      const media = await this.api.upload(chosen.file, {
-        kind: chosen.kind,
-        name: chosen.file.name,
-        signal: abort.signal,
-        onProgress: (sent) => {
-          const a = this.attachments.get(chatId);
-          if (a?.abort !== abort) return;
-          this.attachments.set(chatId, { ...a, sent });
-          this.notify();
-        },
-      });
+      if (c && this.isEncrypted(c)) {
+        const { content, media, shown, text } = await this.sealAndUpload(chosen, caption, abort.signal, onProgress);
+        if (!still()) return false;
+        // Shown from the bytes at hand rather than fetched back and decrypted.
+        this.blobs.put(shown, chosen.file);
+        const a = this.attachments.get(chatId)!;
+        this.attachments.delete(chatId);
+        if (a.previewUrl) URL.revokeObjectURL(a.previewUrl);
+        this.sendEncrypted(c, content, text, replyTo, { media, shown });
+        this.local.setDraft(chatId, '');
+        this.notify();
+        return true;
+      }
+      const media = await this.api.upload(chosen.file, { kind: chosen.kind, name: chosen.file.name, signal: abort.signal, onProgress });
       if (!still()) return false;
       // Shown from the bytes at hand rather than fetched back.
       this.blobs.put(media, chosen.file);
@@ -978,16 +1243,63 @@ export class AppStore {
     } catch (e) {
       if (!still()) return false;
       const a = this.attachments.get(chatId)!;
-      const reason = e instanceof HarkError ? e.message : String(e);
+      const reason = e instanceof HarkError || e instanceof NotReadable ? e.message : String(e);
       this.attachments.set(chatId, { ...a, sent: null, abort: null, error: reason });
       this.notify();
       return false;
     }
   }
 
+  /**
+   * Encrypt a chosen file and upload its ciphertext (kind `file`, no name):
+   * the content to encrypt into the message (`m.image`… with `body`,
+   * `filename`, `info` and `file`: the key, with the upload's id as `url`),
+   * the server's media ref and the file as shown here.
+   */
+  private async sealAndUpload(
+    chosen: Attachment,
+    caption: string,
+    signal: AbortSignal,
+    onProgress: (sent: number) => void,
+  ): Promise<{ content: Record<string, unknown>; media: MediaRef; shown: SealedMedia; text: string }> {
+    const { file, kind } = chosen;
+    const info: Record<string, unknown> = { mimetype: file.type || 'application/octet-stream', size: file.size, ...(await fileShape(file, kind, chosen.seconds)) };
+    const { ciphertext, info: key } = await this.e2e.sealFile(new Uint8Array(await file.arrayBuffer()));
+    if (signal.aborted) throw new HarkError(0, 'network', 'the upload was cancelled');
+    const media = await this.api.upload(new Blob([ciphertext as Uint8Array<ArrayBuffer>]), { kind: 'file', signal, onProgress });
+    const name = file.name || (kind === 'file' ? 'File' : kind);
+    const msgtype = { image: 'm.image', video: 'm.video', audio: 'm.audio', file: 'm.file' }[kind];
+    const content = { msgtype, body: caption.trim() ? caption : name, filename: name, info, file: { ...key, url: media.id } };
+    const read = readContent(content, { seq: 0, edited_at: null, media });
+    if ('broken' in read || !read.media) throw new NotReadable(`Could not send the file: ${'broken' in read ? read.broken : 'no key'}`, false);
+    return { content, media, shown: read.media, text: read.text };
+  }
+
   /** Whether I may still edit my message (the server's default window is 15 minutes). */
   canEdit(m: Message): boolean {
-    return m.sender_id === this.me.id && !m.deleted && Date.now() - m.sent_at < 15 * 60_000;
+    // An encrypted message is edited from what this device read of it.
+    return m.sender_id === this.me.id && !m.deleted && !(m as ChatMessage).sealed && Date.now() - m.sent_at < 15 * 60_000;
+  }
+
+  /**
+   * Change the text (a file's caption) of my message `m`. In an encrypted
+   * chat the new content is encrypted first (in order with the messages
+   * written before it), naming the message it replaces and keeping its file.
+   */
+  edit(chatId: ChatId, m: ChatMessage, text: string): void {
+    const c = this.chats.get(chatId);
+    if (!c || !this.isEncrypted(c)) return this.conn.edit(chatId, m.seq, text);
+    const before = this.plaintexts.readableOf(chatId, m.seq);
+    if (!before) return this.flash("This message can't be edited on this device: it could not be read here.");
+    const file = before.media;
+    // A file's content is needed to keep its file (known once sent or read here).
+    if (file && !before.content) return this.flash("This message can't be edited on this device.");
+    const content = file
+      ? replacement(m.seq, { ...(before.content ?? {}), body: text.trim() ? text : file.name || '' })
+      : replacement(m.seq, { msgtype: 'm.text', body: text });
+    this.encrypting.push({ chat_id: chatId, client_id: newClientId(), text, content, queued_at: Date.now(), edit: m.seq, ...(m.media ? { media: m.media } : {}) });
+    this.notify();
+    void this.drainEncrypting();
   }
 
   /** Whether I may delete a message for everyone (mine within 2 days, or as a group admin). */
@@ -1040,15 +1352,16 @@ export class AppStore {
     this.notify();
   }
 
-  async startDirect(userId: UserId): Promise<ChatId> {
-    const chat = await this.api.createDirect(userId);
+  /** The one-to-one chat with `userId`: a new one is end-to-end encrypted unless `encrypted` is false. */
+  async startDirect(userId: UserId, encrypted = true): Promise<ChatId> {
+    const chat = await this.api.createDirect(userId, encrypted);
     this.merge({ chat, last_message: null, unread: null });
     await this.openChat(chat.id);
     return chat.id;
   }
 
-  async createGroup(title: string, members: UserId[]): Promise<ChatId> {
-    const chat = await this.api.createGroup(title, members);
+  async createGroup(title: string, members: UserId[], encrypted = true): Promise<ChatId> {
+    const chat = await this.api.createGroup(title, members, encrypted);
     this.merge({ chat, last_message: null, unread: null });
     await this.openChat(chat.id);
     return chat.id;
@@ -1101,7 +1414,35 @@ export class AppStore {
     this.forgetSession();
   }
 
-  private forgetSession(): void {
+  /** Ask the server again whether this user is a server admin. */
+  async refreshRole(): Promise<void> {
+    try {
+      const me = await this.api.me();
+      if (this.loggedOut) return;
+      // A server older than administration has no roles.
+      const role = me.role ?? 'user';
+      if (role !== this.role) {
+        this.role = role;
+        this.notify();
+      }
+    } catch (e) {
+      this.refused(e);
+    }
+  }
+
+  /**
+   * When `e` says this device's token will not work again (logged out
+   * elsewhere, or the account disabled by an admin), forget the session and
+   * go back to login; returns whether it did.
+   */
+  refused(e: unknown): boolean {
+    if (!(e instanceof HarkError)) return false;
+    if (e.code !== 'unauthorized' && e.code !== 'revoked' && e.code !== 'account_disabled') return false;
+    this.forgetSession(e.code);
+    return true;
+  }
+
+  private forgetSession(code: ErrorCode | null = null): void {
     if (this.loggedOut) return;
     this.loggedOut = true;
     this.conn.close();
@@ -1109,7 +1450,42 @@ export class AppStore {
     void this.push.forget();
     deviceStore(this.server || location.origin, this.session.device.id).clear();
     this.local.clear();
+    // The device is gone on the server, its keys with it: so is its crypto store here.
+    this.plaintexts.clear();
+    this.encrypting = [];
+    void this.e2e.destroy();
     saveSession(this.server || location.origin, null);
-    this.onLoggedOut();
+    this.onLoggedOut(code);
   }
+}
+
+/**
+ * What an encrypted file's content says of its shape: an image's width and
+ * height (`w`, `h`), a sound's or video's length in ms (`duration`), when
+ * this browser can read them (the server, which cannot, says nothing).
+ */
+async function fileShape(file: File, kind: MediaKind, seconds?: number): Promise<Record<string, number>> {
+  try {
+    if (kind === 'image' && typeof createImageBitmap === 'function') {
+      const bitmap = await createImageBitmap(file);
+      const shape = { w: bitmap.width, h: bitmap.height };
+      bitmap.close();
+      return shape;
+    }
+    if (kind === 'audio' || kind === 'video') {
+      let s = seconds;
+      if (s === undefined || !Number.isFinite(s) || s <= 0) {
+        const url = URL.createObjectURL(file);
+        try {
+          s = (await probeDuration(url, 5_000)) ?? undefined;
+        } finally {
+          URL.revokeObjectURL(url);
+        }
+      }
+      return s !== undefined && Number.isFinite(s) && s > 0 ? { duration: Math.round(s * 1000) } : {};
+    }
+  } catch {
+    // Not readable here: the receiver reads it from the file.
+  }
+  return {};
 }

@@ -155,6 +155,12 @@ export const MusicIcon = (p: { size?: number }) => (
 export const BellIcon = (p: { size?: number }) => (
   <Svg size={p.size} d="M12 22c1.1 0 2-.9 2-2h-4c0 1.1.89 2 2 2zm6-6v-5c0-3.07-1.64-5.64-4.5-6.32V4c0-.83-.67-1.5-1.5-1.5s-1.5.67-1.5 1.5v.68C7.63 5.36 6 7.92 6 11v5l-2 2v1h16v-1l-2-2z" />
 );
+export const ShieldIcon = (p: { size?: number }) => (
+  <Svg size={p.size} d="M12 1 3 5v6c0 5.55 3.84 10.74 9 12 5.16-1.26 9-6.45 9-12V5l-9-4zm0 10.99h7c-.53 4.12-3.28 7.79-7 8.94V12H5V6.3l7-3.11v8.8z" />
+);
+export const RefreshIcon = (p: { size?: number }) => (
+  <Svg size={p.size} d="M17.65 6.35A7.958 7.958 0 0 0 12 4c-4.42 0-7.99 3.58-7.99 8s3.57 8 7.99 8c3.73 0 6.84-2.55 7.73-6h-2.08A5.99 5.99 0 0 1 12 18c-3.31 0-6-2.69-6-6s2.69-6 6-6c1.66 0 3.14.69 4.22 1.78L13 11h7V4l-2.35 2.35z" />
+);
 export const InfoIcon = () => (
   <Svg d="M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zm1 15h-2v-6h2v6zm0-8h-2V7h2v2z" />
 );
@@ -170,6 +176,29 @@ export const HarkLogo = (p: { size?: number }) => (
 
 function sameDay(a: Date, b: Date): boolean {
   return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
+}
+
+/** A search field with a clear button once something is typed. */
+export function SearchBox(props: { label: string; value: string; testId: string; onInput: (q: string) => void }) {
+  return (
+    <div class="search">
+      <div class="search-box">
+        <SearchIcon />
+        <input
+          aria-label={props.label}
+          placeholder={props.label}
+          value={props.value}
+          data-testid={props.testId}
+          onInput={(e) => props.onInput(e.currentTarget.value)}
+        />
+        {props.value && (
+          <button class="icon-btn small" aria-label="Clear search" onClick={() => props.onInput('')}>
+            <CloseIcon />
+          </button>
+        )}
+      </div>
+    </div>
+  );
 }
 
 export function clock(ms: number): string {
@@ -202,6 +231,20 @@ export function dayLabel(ms: number): string {
 export function dayKey(ms: number): string {
   const d = new Date(ms);
   return `${d.getFullYear()}-${d.getMonth()}-${d.getDate()}`;
+}
+
+/** "3", "1,204": counts as people read them. */
+export function count(n: number): string {
+  return n.toLocaleString();
+}
+
+/** "5 May 2026, 14:03": when an account, a device or a membership began. */
+export function when(ms: number): string {
+  return `${new Date(ms).toLocaleDateString([], { day: 'numeric', month: 'short', year: 'numeric' })}, ${clock(ms)}`;
+}
+
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${count(n)} ${n === 1 ? one : many}`;
 }
 
 export type Children = JSX.Element | JSX.Element[] | string | null | false;

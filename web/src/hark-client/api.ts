@@ -2,6 +2,9 @@
 
 import {
   HarkError,
+  type AdminChat,
+  type AdminUser,
+  type AdminUserPage,
   type Chat,
   type ChatId,
   type ChatSettings,
@@ -10,6 +13,14 @@ import {
   type DeviceId,
   type ErrorBody,
   type History,
+  type Inbox,
+  type KeysClaim,
+  type KeysClaimed,
+  type KeysQuery,
+  type KeysQueryResult,
+  type KeysUpload,
+  type KeysUploaded,
+  type ToDeviceSend,
   type LoginResponse,
   type Me,
   type MediaRef,
@@ -21,8 +32,10 @@ import {
   type PushSubscriptionInfo,
   type SearchResults,
   type PrivacySettings,
+  type Role,
   type SendAck,
   type Seq,
+  type ServerStats,
   type User,
   type UploadStatus,
   type UserId,
@@ -128,13 +141,16 @@ export class HarkApi {
     return this.request('GET', `/v1/users/${id}`);
   }
 
-  /** The one-to-one chat with `userId`, created on first call. */
-  createDirect(userId: UserId): Promise<Chat> {
-    return this.request('POST', '/v1/chats/direct', { user_id: userId });
+  /**
+   * The one-to-one chat with `userId`, created on first call (end-to-end
+   * encrypted when `encrypted`; a chat that exists stays as it was made).
+   */
+  createDirect(userId: UserId, encrypted = false): Promise<Chat> {
+    return this.request('POST', '/v1/chats/direct', encrypted ? { user_id: userId, encrypted } : { user_id: userId });
   }
 
-  createGroup(title: string, members: UserId[]): Promise<Chat> {
-    return this.request('POST', '/v1/chats/groups', { title, members });
+  createGroup(title: string, members: UserId[], encrypted = false): Promise<Chat> {
+    return this.request('POST', '/v1/chats/groups', encrypted ? { title, members, encrypted } : { title, members });
   }
 
   /** Every chat of the caller, most recent activity first. */
@@ -343,6 +359,108 @@ export class HarkApi {
     return this.request('GET', `/v1/search?${p}`);
   }
 
+  // ---- Administration: every route needs a server admin's token (else 403 forbidden) ----
+
+  /**
+   * Users by id, a page at a time: those whose username starts with `q`
+   * (any case) when given; `after` is the previous page's `next`; `limit`
+   * 1–200 (the server's default is 50).
+   */
+  adminUsers(q?: string, after?: UserId | null, limit?: number): Promise<AdminUserPage> {
+    const p = new URLSearchParams();
+    if (q) p.set('q', q);
+    if (after !== undefined && after !== null) p.set('after', String(after));
+    if (limit !== undefined) p.set('limit', String(limit));
+    const qs = p.toString();
+    return this.request('GET', `/v1/admin/users${qs ? `?${qs}` : ''}`);
+  }
+
+  adminUser(id: UserId): Promise<AdminUser> {
+    return this.request('GET', `/v1/admin/users/${id}`);
+  }
+
+  /** The user's tokens stop working (`account_disabled`) and their sockets close; `403 forbidden` for yourself. */
+  disableUser(id: UserId): Promise<AdminUser> {
+    return this.request('POST', `/v1/admin/users/${id}/disable`);
+  }
+
+  /** The user's devices (and their tokens) work again. */
+  enableUser(id: UserId): Promise<AdminUser> {
+    return this.request('POST', `/v1/admin/users/${id}/enable`);
+  }
+
+  /** Make a server admin, or take it back (`403 forbidden` for your own). */
+  setRole(id: UserId, role: Role): Promise<AdminUser> {
+    return this.request('PUT', `/v1/admin/users/${id}/role`, { role });
+  }
+
+  /** Set a user's password (8–1024 bytes); `revokeDevices` logs every device of theirs out. */
+  resetPassword(id: UserId, password: string, revokeDevices = true): Promise<void> {
+    return this.request('POST', `/v1/admin/users/${id}/password`, { password, revoke_devices: revokeDevices });
+  }
+
+  /** A user's live devices (`current` is always false). */
+  adminDevices(id: UserId): Promise<Device[]> {
+    return this.request('GET', `/v1/admin/users/${id}/devices`);
+  }
+
+  /** Log one of a user's devices out (`404` if not that user's live device). */
+  adminRevokeDevice(userId: UserId, deviceId: DeviceId): Promise<void> {
+    return this.request('DELETE', `/v1/admin/users/${userId}/devices/${deviceId}`);
+  }
+
+  /** A chat's kind, title, message count and members: never its messages. */
+  adminChat(id: ChatId): Promise<AdminChat> {
+    return this.request('GET', `/v1/admin/chats/${id}`);
+  }
+
+  adminStats(): Promise<ServerStats> {
+    return this.request('GET', '/v1/admin/stats');
+  }
+
+  // ---- End-to-end encryption: the key directory and this device's inbox ----
+
+  /** Publish this device's keys; answers the one-time keys the server holds for it. */
+  uploadKeys(body: KeysUpload): Promise<KeysUploaded> {
+    return this.request('POST', '/v1/e2e/keys/upload', body);
+  }
+
+  /** The device keys of users (those you share no chat with are left out);
+   * more users than one request may name go in several. */
+  async queryKeys(body: KeysQuery): Promise<KeysQueryResult> {
+    const all: KeysQueryResult = { device_keys: {}, failures: {}, master_keys: {}, self_signing_keys: {}, user_signing_keys: {} };
+    for (const part of chunks(body.device_keys, () => 1)) {
+      const answer: KeysQueryResult = await this.request('POST', '/v1/e2e/keys/query', { ...body, device_keys: part });
+      Object.assign(all.device_keys, answer.device_keys);
+      Object.assign(all.failures, answer.failures);
+    }
+    return all;
+  }
+
+  /** One one-time key (or the fallback key) of each named device; more
+   * devices than one request may name go in several. */
+  async claimKeys(body: KeysClaim): Promise<KeysClaimed> {
+    const all: KeysClaimed = { one_time_keys: {}, failures: {} };
+    for (const part of chunks(body.one_time_keys, (devices) => Object.keys(devices).length)) {
+      const answer: KeysClaimed = await this.request('POST', '/v1/e2e/keys/claim', { ...body, one_time_keys: part });
+      for (const [user, devices] of Object.entries(answer.one_time_keys)) {
+        all.one_time_keys[user] = { ...all.one_time_keys[user], ...devices };
+      }
+      Object.assign(all.failures, answer.failures);
+    }
+    return all;
+  }
+
+  /** Put contents into devices' inboxes; the same `txnId` again stores nothing (safe to retry). */
+  sendToDevice(eventType: string, txnId: string, body: ToDeviceSend): Promise<void> {
+    return this.request('PUT', `/v1/e2e/to_device/${encodeURIComponent(eventType)}/${encodeURIComponent(txnId)}`, body).then(() => undefined);
+  }
+
+  /** Remove this device's inbox messages up to `ack`, then answer the next `limit` (1–500). */
+  inbox(ack: number, limit?: number): Promise<Inbox> {
+    return this.request('POST', '/v1/e2e/inbox', limit === undefined ? { ack } : { ack, limit });
+  }
+
   /** The bearer token as a header, when logged in. */
   private authHeaders(): Record<string, string> {
     return this.token ? { Authorization: `Bearer ${this.token}` } : {};
@@ -432,4 +550,24 @@ function answer<T>(res: XhrAnswer): T {
   if (res.status >= 200 && res.status < 300 && res.json) return res.json as T;
   const err = (res.json as ErrorBody | undefined)?.error;
   throw new HarkError(res.status, err?.code ?? 'internal', err?.message ?? `HTTP ${res.status}`);
+}
+
+/** The most users one key query, or devices one claim, may name (docs/protocol.md). */
+const MAX_KEYS_PER_REQUEST = 1000;
+
+/** `map` (per user) cut into maps weighing at most MAX_KEYS_PER_REQUEST each
+ * (a user's weight is `weight(value)`; a heavier user goes alone). */
+export function chunks<V>(map: Record<string, V>, weight: (value: V) => number): Record<string, V>[] {
+  const out: Record<string, V>[] = [{}];
+  let load = 0;
+  for (const [user, value] of Object.entries(map)) {
+    const w = weight(value);
+    if (load + w > MAX_KEYS_PER_REQUEST && load > 0) {
+      out.push({});
+      load = 0;
+    }
+    load += w;
+    out[out.length - 1][user] = value;
+  }
+  return out;
 }

@@ -12,6 +12,7 @@ import type {
   ChatId,
   ClientFrame,
   ClientMsgId,
+  EncryptedContent,
   ErrorCode,
   Event,
   Hello,
@@ -55,6 +56,8 @@ export interface PendingSend {
   forwarded?: boolean;
   /** The uploaded file it carries. */
   media?: MediaRef;
+  /** In an encrypted chat: its ciphertext (`text` is empty). */
+  encrypted?: EncryptedContent;
 }
 
 export interface ConnectionState {
@@ -63,7 +66,7 @@ export interface ConnectionState {
   attempt: number;
   /** Why the last socket ended, for people. */
   lastError: string | null;
-  /** Set when the server refused the device for good (revoked, unauthorized). */
+  /** Set when the server refused the device for good (revoked, unauthorized, account_disabled). */
   closedCode: ErrorCode | null;
   /** The last stream position applied. */
   cursor: Pos;
@@ -81,7 +84,7 @@ export type ConnectionEvent =
   /** Catch-up finished; the device is live. */
   | { type: 'caught_up'; cursor: Pos }
   /** A queued send was committed (`duplicate` when an earlier copy was). */
-  | { type: 'ack'; ack: SendAck; text: string; forwarded: boolean; media: MediaRef | null }
+  | { type: 'ack'; ack: SendAck; text: string; forwarded: boolean; media: MediaRef | null; encrypted: EncryptedContent | null }
   /** The server refused a send for good (e.g. forbidden, too_large). */
   | { type: 'send_failed'; chat_id: ChatId; client_id: ClientMsgId; text: string; code: ErrorCode; message: string }
   /** The server refused an edit, delete or reaction (e.g. the edit window passed). */
@@ -91,7 +94,9 @@ export type ConnectionEvent =
   | { type: 'presence'; presence: PresenceState }
   /** Someone is typing in a watched chat (ephemeral). */
   | { type: 'typing'; typing: TypingState }
-  /** The connection ended for good: `code` says why (revoked / unauthorized), null when closed locally. */
+  /** This device's inbox got to-device messages (end-to-end encryption's key exchange): read it. */
+  | { type: 'to_device' }
+  /** The connection ended for good: `code` says why (revoked / unauthorized / account_disabled), null when closed locally. */
   | { type: 'closed'; code: ErrorCode | null };
 
 export interface ConnectionOptions {
@@ -215,6 +220,20 @@ export class Connection {
   }
 
   /**
+   * Queue a message of an end-to-end encrypted chat: `encrypted` is its
+   * ciphertext (the text goes out empty), `clientId` the id chosen when it
+   * was written (see `newClientId`). Like `send`, it keeps both until acked.
+   */
+  sendEncrypted(chatId: ChatId, clientId: ClientMsgId, encrypted: EncryptedContent, replyTo?: Seq, queuedAt = Date.now(), media?: MediaRef): void {
+    const request: OutboxRequest = { kind: 'send', chat_id: chatId, client_id: clientId, text: '', queued_at: queuedAt, encrypted };
+    if (replyTo !== undefined) request.reply_to = replyTo;
+    // The encrypted file's upload: an opaque, unnamed `file` (what it is travels in `encrypted`).
+    if (media) request.media = media;
+    this.outbox.push(request);
+    this.flush();
+  }
+
+  /**
    * Copy message `seq` of `fromChatId` into `toChatId` (marked forwarded),
    * through the outbox like a send: one client id until acked. `text` and
    * `media` are the source's, shown while the forward is queued.
@@ -238,6 +257,12 @@ export class Connection {
   /** Change the text of one's own message (within the server's edit window). */
   edit(chatId: ChatId, seq: Seq, text: string): void {
     this.outbox.push({ kind: 'edit', chat_id: chatId, seq, text });
+    this.flush();
+  }
+
+  /** In an end-to-end encrypted chat: replace my message's ciphertext with `encrypted`, the new content's (the text goes out empty). */
+  editEncrypted(chatId: ChatId, seq: Seq, encrypted: EncryptedContent): void {
+    this.outbox.push({ kind: 'edit', chat_id: chatId, seq, text: '', encrypted });
     this.flush();
   }
 
@@ -319,6 +344,9 @@ export class Connection {
     };
     ws.onclose = (e) => {
       if (this.ws !== ws) return;
+      // The close frame's reason is the code: a socket closed for good is
+      // not reopened, even when the error frame before it went missing.
+      if (e.code === 1008 && isFinal(e.reason as ErrorCode)) return this.finish(e.reason as ErrorCode);
       this.dropped(e.reason ? `closed by the server: ${e.reason}` : 'the connection was lost');
     };
     ws.onerror = () => {
@@ -406,7 +434,7 @@ export class Connection {
     if (!this.authed) {
       if (frame.type === 'hello') return this.onHello(frame);
       if (frame.type === 'error') {
-        if (frame.code === 'unauthorized' || frame.code === 'revoked') return this.finish(frame.code);
+        if (isFinal(frame.code)) return this.finish(frame.code);
         return this.abandon(`${frame.code}: ${frame.message}`);
       }
       return;
@@ -418,7 +446,8 @@ export class Connection {
         const req = this.outbox.complete(frame.id);
         if (req?.kind === 'send' || req?.kind === 'forward') {
           const { type: _t, id: _i, ...ack } = frame;
-          this.emit({ type: 'ack', ack, text: req.text, forwarded: req.kind === 'forward', media: req.media ?? null });
+          const encrypted = req.kind === 'send' ? req.encrypted ?? null : null;
+          this.emit({ type: 'ack', ack, text: req.text, forwarded: req.kind === 'forward', media: req.media ?? null, encrypted });
         }
         return;
       }
@@ -443,7 +472,7 @@ export class Connection {
         return;
       case 'error':
         if (frame.id === undefined) {
-          if (frame.code === 'unauthorized' || frame.code === 'revoked') return this.finish(frame.code);
+          if (isFinal(frame.code)) return this.finish(frame.code);
           return this.abandon(`${frame.code}: ${frame.message}`);
         }
         return this.onRequestError(frame.id, frame.code, frame.message);
@@ -469,6 +498,8 @@ export class Connection {
       case 'presence_reset':
         // Someone's privacy changed: ask again what we may see.
         return this.sendWatch();
+      case 'to_device':
+        return this.emit({ type: 'to_device' });
       default:
         return; // A frame from a newer server: ignored.
     }
@@ -628,6 +659,14 @@ export class Connection {
       }
     }
   }
+}
+
+/**
+ * Codes that end the connection for good: this token will not work again
+ * (`account_disabled`: not until an admin enables the account).
+ */
+function isFinal(code: ErrorCode): boolean {
+  return code === 'unauthorized' || code === 'revoked' || code === 'account_disabled';
 }
 
 function isRetryable(code: ErrorCode): boolean {

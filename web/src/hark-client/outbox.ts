@@ -5,12 +5,23 @@
 // `duplicate: true` with the original seq). Marks are watermarks, so
 // resending them is harmless too.
 
-import type { ChatId, ClientFrame, ClientMsgId, MediaRef, Seq } from './types';
+import type { ChatId, ClientFrame, ClientMsgId, EncryptedContent, MediaRef, Seq } from './types';
 
 export type OutboxRequest =
   // `media` is an uploaded file: its id goes on the wire as `media_id`, the
-  // rest is kept to show it while queued and once acked.
-  | { kind: 'send'; chat_id: ChatId; client_id: ClientMsgId; text: string; queued_at: number; reply_to?: Seq; media?: MediaRef }
+  // rest is kept to show it while queued and once acked. `encrypted` is the
+  // ciphertext of a message in an end-to-end encrypted chat (`text` is then
+  // empty): made once, so a resend carries the very same ciphertext.
+  | {
+      kind: 'send';
+      chat_id: ChatId;
+      client_id: ClientMsgId;
+      text: string;
+      queued_at: number;
+      reply_to?: Seq;
+      media?: MediaRef;
+      encrypted?: EncryptedContent;
+    }
   // A forward is a send whose text and file the server copies from the source
   // message; `text` and `media` are only kept to show it while queued (they
   // do not go on the wire).
@@ -26,7 +37,7 @@ export type OutboxRequest =
     }
   | { kind: 'mark'; chat_id: ChatId; delivered_up_to?: Seq; read_up_to?: Seq }
   // Edits, deletes and reactions set a state, so resending them is harmless too.
-  | { kind: 'edit'; chat_id: ChatId; seq: Seq; text: string }
+  | { kind: 'edit'; chat_id: ChatId; seq: Seq; text: string; encrypted?: EncryptedContent }
   | { kind: 'delete'; chat_id: ChatId; seq: Seq; for_everyone: boolean }
   | { kind: 'react'; chat_id: ChatId; seq: Seq; emoji: string | null };
 
@@ -128,12 +139,13 @@ function toFrame(r: OutboxRequest, id: number): ClientFrame {
       const frame: ClientFrame = { type: 'send', id, chat_id: r.chat_id, client_id: r.client_id, text: r.text };
       if (r.reply_to !== undefined) frame.reply_to = r.reply_to;
       if (r.media) frame.media_id = r.media.id;
+      if (r.encrypted) frame.encrypted = r.encrypted;
       return frame;
     }
     case 'forward':
       return { type: 'forward', id, from_chat_id: r.from_chat_id, seq: r.seq, to_chat_id: r.to_chat_id, client_id: r.client_id };
     case 'edit':
-      return { type: 'edit', id, chat_id: r.chat_id, seq: r.seq, text: r.text };
+      return r.encrypted ? { type: 'edit', id, chat_id: r.chat_id, seq: r.seq, text: r.text, encrypted: r.encrypted } : { type: 'edit', id, chat_id: r.chat_id, seq: r.seq, text: r.text };
     case 'delete':
       return { type: 'delete', id, chat_id: r.chat_id, seq: r.seq, for_everyone: r.for_everyone };
     case 'react':

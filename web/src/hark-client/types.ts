@@ -30,6 +30,7 @@ export type ErrorCode =
   | 'already_authenticated'
   | 'slow_consumer'
   | 'revoked'
+  | 'account_disabled'
   | 'too_many_connections'
   | 'origin_not_allowed'
   | 'shutting_down'
@@ -37,6 +38,9 @@ export type ErrorCode =
   | 'offset_mismatch'
   | 'url_not_allowed'
   | 'too_many_subscriptions'
+  | 'encryption_required'
+  | 'key_conflict'
+  | 'inbox_full'
   | 'unavailable'
   | 'internal';
 
@@ -77,9 +81,14 @@ export interface LoginResponse {
   device: Device;
 }
 
+/** What a user may do on the server: `admin`s run it (see Administration), not to be confused with a group's admins. */
+export type Role = 'admin' | 'user';
+
 export interface Me {
   user: User;
   device: Device;
+  /** Absent from servers older than administration: treat as `user`. */
+  role?: Role;
 }
 
 export type ChatKind = 'direct' | 'group';
@@ -100,6 +109,8 @@ export interface Chat {
   /** The highest message seq in the chat (0 when empty). */
   last_seq: Seq;
   members: Member[];
+  /** End-to-end encrypted (decided at creation, never changed); absent from older servers: not. */
+  encrypted?: boolean;
 }
 
 /** The caller's own settings for a chat. */
@@ -253,7 +264,15 @@ export interface Message {
   reactions?: MessageReaction[];
   /** The file it carries (the text is then its caption, maybe empty); gone when deleted for everyone. */
   media?: MediaRef | null;
+  /**
+   * In an end-to-end encrypted chat: the Megolm `m.room.encrypted` content,
+   * the message's only content (`text` is empty); gone when deleted for everyone.
+   */
+  encrypted?: EncryptedContent | null;
 }
+
+/** A Megolm `m.room.encrypted` content (`algorithm`, `sender_key`, `ciphertext`, `session_id`, `device_id`): opaque to the server. */
+export type EncryptedContent = Record<string, unknown>;
 
 /** The message a reply quotes, as it is now. */
 export interface Quote {
@@ -278,16 +297,19 @@ export interface Receipt {
 export type Event =
   | ({ kind: 'message' } & Message)
   | ({ kind: 'receipt' } & Receipt)
-  | { kind: 'chat_created'; chat_id: ChatId; chat_kind: ChatKind; title: string | null; by: UserId }
+  | { kind: 'chat_created'; chat_id: ChatId; chat_kind: ChatKind; title: string | null; by: UserId; encrypted?: boolean }
   | { kind: 'chat_renamed'; chat_id: ChatId; title: string; by: UserId }
   | { kind: 'member_added'; chat_id: ChatId; user_id: UserId; by: UserId }
   | { kind: 'member_removed'; chat_id: ChatId; user_id: UserId; by: UserId }
   | { kind: 'admin_changed'; chat_id: ChatId; user_id: UserId; admin: boolean; by: UserId }
-  | { kind: 'message_edited'; chat_id: ChatId; seq: Seq; text: string; edited_at: number }
+  /** In an encrypted chat `text` is empty and `encrypted` the new content's ciphertext. */
+  | { kind: 'message_edited'; chat_id: ChatId; seq: Seq; text: string; edited_at: number; encrypted?: EncryptedContent | null }
   | { kind: 'message_deleted'; chat_id: ChatId; seq: Seq; by: UserId }
   | { kind: 'message_hidden'; chat_id: ChatId; seq: Seq }
   | { kind: 'reaction'; chat_id: ChatId; seq: Seq; user_id: UserId; emoji: string | null }
-  | { kind: 'chat_settings_changed'; chat_id: ChatId; settings: ChatSettings };
+  | { kind: 'chat_settings_changed'; chat_id: ChatId; settings: ChatSettings }
+  /** A device of `user_id` published its keys for the first time or logged out (`chat_id` is 0): fetch their keys again. */
+  | { kind: 'devices_changed'; chat_id: ChatId; user_id: UserId };
 
 export interface EventFrame {
   pos: Pos;
@@ -298,8 +320,18 @@ export interface EventFrame {
 
 export type ClientFrame =
   | { type: 'auth'; id: number; token: string }
-  | { type: 'send'; id: number; chat_id: ChatId; client_id: ClientMsgId; text: string; reply_to?: Seq; media_id?: string }
-  | { type: 'edit'; id: number; chat_id: ChatId; seq: Seq; text: string }
+  | {
+      type: 'send';
+      id: number;
+      chat_id: ChatId;
+      client_id: ClientMsgId;
+      text: string;
+      reply_to?: Seq;
+      media_id?: string;
+      /** In an encrypted chat: the ciphertext (and `text` empty). */
+      encrypted?: EncryptedContent;
+    }
+  | { type: 'edit'; id: number; chat_id: ChatId; seq: Seq; text: string; encrypted?: EncryptedContent }
   | { type: 'delete'; id: number; chat_id: ChatId; seq: Seq; for_everyone: boolean }
   | { type: 'react'; id: number; chat_id: ChatId; seq: Seq; emoji: string | null }
   | { type: 'forward'; id: number; from_chat_id: ChatId; seq: Seq; to_chat_id: ChatId; client_id: ClientMsgId }
@@ -343,7 +375,9 @@ export type ServerFrame =
   | { type: 'watching'; id: number; presence: PresenceState[] }
   | ({ type: 'presence' } & PresenceState)
   | ({ type: 'typing' } & TypingState)
-  | { type: 'presence_reset' };
+  | { type: 'presence_reset' }
+  /** This device's inbox got to-device messages: read it (`POST /v1/e2e/inbox`). Never replayed. */
+  | { type: 'to_device' };
 
 // ---- Presence and typing (presence.rs): ephemeral, never in the event stream ----
 
@@ -371,6 +405,73 @@ export interface TypingState {
   activity: Activity;
   /** Show it for at most this long unless refreshed; 0 with `stopped`. */
   expires_in_ms: number;
+}
+
+// ---- End-to-end encryption (e2e.rs): the key directory and device inboxes ----
+// Users are `@<user id>:hark`, devices their decimal id. Keys, signatures and
+// to-device contents are the encryption library's JSON, opaque here.
+
+/** `POST /v1/e2e/keys/upload`: this device's identity keys (once), one-time and fallback keys. */
+export interface KeysUpload {
+  device_keys?: Record<string, unknown>;
+  one_time_keys?: Record<string, unknown>;
+  fallback_keys?: Record<string, unknown>;
+}
+
+/** The one-time keys the server holds for this device, per algorithm. */
+export interface KeysUploaded {
+  one_time_key_counts: Record<string, number>;
+}
+
+/** `POST /v1/e2e/keys/query`: per user, the devices wanted (empty: all). */
+export interface KeysQuery {
+  device_keys: Record<string, string[]>;
+  timeout?: number;
+}
+
+/** Per user, per device, the signed device keys (users you share no chat with left out). */
+export interface KeysQueryResult {
+  device_keys: Record<string, Record<string, unknown>>;
+  failures: Record<string, unknown>;
+  master_keys: Record<string, unknown>;
+  self_signing_keys: Record<string, unknown>;
+  user_signing_keys: Record<string, unknown>;
+}
+
+/** `POST /v1/e2e/keys/claim`: per user, per device, the algorithm of the one-time key wanted. */
+export interface KeysClaim {
+  one_time_keys: Record<string, Record<string, string>>;
+  timeout?: number;
+}
+
+/** Per user, per device, `{"<algorithm>:<key id>": key}`. */
+export interface KeysClaimed {
+  one_time_keys: Record<string, Record<string, Record<string, unknown>>>;
+  failures: Record<string, unknown>;
+}
+
+/** `PUT /v1/e2e/to_device/{type}/{txn}`: per user, per device (`*`: all of them), a content. */
+export interface ToDeviceSend {
+  messages: Record<string, Record<string, unknown>>;
+}
+
+/** A to-device message waiting in this device's inbox. */
+export interface ToDeviceMessage {
+  /** Acknowledge with it (`ack`): ids only grow. */
+  id: number;
+  sender: string;
+  sender_device: string;
+  type: string;
+  content: Record<string, unknown>;
+}
+
+/** `POST /v1/e2e/inbox`'s answer. */
+export interface Inbox {
+  messages: ToDeviceMessage[];
+  /** More wait after these: acknowledge these and ask again. */
+  more: boolean;
+  one_time_key_counts: Record<string, number>;
+  unused_fallback_key_types: string[];
 }
 
 // ---- Push notifications (push.rs) ----
@@ -438,6 +539,79 @@ export interface PushPayload {
   body: string | null;
   /** Update state only, show nothing (e.g. a muted chat). */
   silent: boolean;
+}
+
+// ---- Administration (admin.rs): accounts, devices, membership and counts, never a message ----
+
+/** A user as an admin sees them (`GET /v1/admin/users`, and every admin action's answer). */
+export interface AdminUser {
+  id: UserId;
+  username: string;
+  display_name: string;
+  role: Role;
+  /** Disabled accounts cannot log in, and their tokens are refused (`account_disabled`). */
+  disabled: boolean;
+  created_at: number;
+  /** How many live devices (logins not logged out). */
+  devices: number;
+}
+
+/** A page of `GET /v1/admin/users`, by id; `next` is the `after` of the next page, null at the end. */
+export interface AdminUserPage {
+  users: AdminUser[];
+  next: UserId | null;
+}
+
+export interface AdminChatMember {
+  user: User;
+  /** A group admin (of this chat), not a server admin. */
+  admin: boolean;
+  joined_at: number;
+}
+
+/** `GET /v1/admin/chats/{chat_id}`: who is in a chat, not what was said. */
+export interface AdminChat {
+  id: ChatId;
+  kind: ChatKind;
+  /** null for a one-to-one chat. */
+  title: string | null;
+  created_at: number;
+  /** The chat's last seq. */
+  messages: number;
+  /** Oldest first. */
+  members: AdminChatMember[];
+}
+
+/** One UTC day of `ServerStats.messages_per_day`. */
+export interface DayCount {
+  /** `YYYY-MM-DD`, UTC. */
+  day: string;
+  messages: number;
+}
+
+/** `GET /v1/admin/stats`. */
+export interface ServerStats {
+  users: number;
+  disabled_users: number;
+  admins: number;
+  /** Live devices. */
+  devices: number;
+  /** Users with a socket open on any node. */
+  users_online: number;
+  chats: number;
+  /** Every message ever sent, deleted ones included. */
+  messages: number;
+  /** The last 7 days (UTC), oldest first, today included. */
+  messages_per_day: DayCount[];
+  storage: {
+    /** The SQLite files, or the PostgreSQL database. */
+    database_bytes: number;
+    /** Uploaded files (thumbnails not counted). */
+    media_bytes: number;
+    media_files: number;
+  };
+  /** The job queue: waiting, and given up. */
+  jobs: { pending: number; dead: number };
 }
 
 /** An error answer from the server, over HTTP (status set) or WebSocket (status 0). */

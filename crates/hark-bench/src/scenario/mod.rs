@@ -4,6 +4,7 @@ pub mod catchup;
 pub mod cluster;
 pub mod connections;
 pub mod direct;
+pub mod e2e;
 pub mod group;
 pub mod media;
 pub mod presence;

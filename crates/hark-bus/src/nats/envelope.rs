@@ -35,6 +35,8 @@ enum WireBody {
 enum WireItem {
     Event { pos: Pos, len: usize },
     DeviceRevoked(DeviceId),
+    AccountDisabled,
+    ToDevice(DeviceId),
     Presence(PresenceState),
     Typing(TypingState),
     PresenceReset,
@@ -99,6 +101,8 @@ pub(super) fn encode_user(from: &str, messages: &[&Outbound]) -> serde_json::Res
                 }
             }
             Outbound::DeviceRevoked(device_id) => WireItem::DeviceRevoked(*device_id),
+            Outbound::ToDevice(device_id) => WireItem::ToDevice(*device_id),
+            Outbound::AccountDisabled => WireItem::AccountDisabled,
             Outbound::Presence(state) => WireItem::Presence(**state),
             Outbound::Typing(typing) => WireItem::Typing(*typing),
             Outbound::PresenceReset => WireItem::PresenceReset,
@@ -199,6 +203,8 @@ pub(super) fn decode(payload: &[u8], own_node: &str) -> Result<Option<Body>, Dec
                         }
                     }
                     WireItem::DeviceRevoked(device_id) => Outbound::DeviceRevoked(device_id),
+                    WireItem::ToDevice(device_id) => Outbound::ToDevice(device_id),
+                    WireItem::AccountDisabled => Outbound::AccountDisabled,
                     WireItem::Presence(state) => Outbound::Presence(Box::new(state)),
                     WireItem::Typing(typing) => Outbound::Typing(typing),
                     WireItem::PresenceReset => Outbound::PresenceReset,
@@ -241,6 +247,8 @@ mod tests {
             event(2, b),
             Outbound::Presence(Box::new(presence)),
             Outbound::PresenceReset,
+            Outbound::AccountDisabled,
+            Outbound::ToDevice(DeviceId(3)),
         ];
         let refs: Vec<&Outbound> = messages.iter().collect();
         let envelopes = encode_user("node-a", &refs).unwrap();
@@ -248,7 +256,9 @@ mod tests {
         let Some(Body::User(decoded)) = decode(&envelopes[0], "node-b").unwrap() else {
             panic!("not a user envelope");
         };
-        assert_eq!(decoded.len(), 5);
+        assert_eq!(decoded.len(), 7);
+        assert!(matches!(&decoded[5], Outbound::AccountDisabled));
+        assert!(matches!(&decoded[6], Outbound::ToDevice(DeviceId(3))));
         assert!(
             matches!(&decoded[0], Outbound::Event { pos: Pos(1), event_json } if &**event_json == a)
         );

@@ -19,7 +19,7 @@ use hark_proto::{DeviceId, UserId};
 use interest::{Live, Pending};
 use publisher::{Budget, Outgoing, Publisher};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -135,6 +135,7 @@ impl Counters {
     fn dropped(&self, count: usize, why: &str) {
         let count = count as u64;
         let before = self.dropped.fetch_add(count, Ordering::Relaxed);
+        metrics::counter!("hark_bus_dropped_total").increment(count);
         // Warn when the total passes 1, 2, 4, 8…: loud at first, bounded after.
         if count > 0 && before.checked_ilog2() != (before + count).checked_ilog2() {
             tracing::warn!(
@@ -211,6 +212,13 @@ impl NatsBus {
         let connects_tx = Arc::new(connects_tx);
         let counters = Arc::new(Counters::default());
         let events_counters = counters.clone();
+        // Set by a disconnect, so the next `Connected` counts as a
+        // reconnect whether or not the first connection reports one.
+        let lost = Arc::new(AtomicBool::new(false));
+        let reconnects = metrics::counter!("hark_bus_reconnects_total");
+        // Registered now, so they read 0 (not absent) until the first one.
+        reconnects.increment(0);
+        metrics::counter!("hark_bus_dropped_total").increment(0);
         let mut connect = async_nats::ConnectOptions::new()
             .name(format!("hark-{node_id}"))
             // A node delivers its own publishes itself; the server must not
@@ -231,13 +239,19 @@ impl NatsBus {
             .event_callback(move |event| {
                 let connects_tx = connects_tx.clone();
                 let counters = events_counters.clone();
+                let lost = lost.clone();
+                let reconnects = reconnects.clone();
                 async move {
                     match event {
                         async_nats::Event::Connected => {
                             connects_tx.send_modify(|n| *n += 1);
+                            if lost.swap(false, Ordering::AcqRel) {
+                                reconnects.increment(1);
+                            }
                             tracing::info!("NATS bus connected");
                         }
                         async_nats::Event::Disconnected => {
+                            lost.store(true, Ordering::Release);
                             tracing::warn!("NATS bus disconnected; reconnecting");
                         }
                         async_nats::Event::SlowConsumer(sid) => {
@@ -377,7 +391,10 @@ impl Bus for NatsBus {
         }
         // Cloning only bumps the event JSON's reference counts; encoding
         // happens on the publisher task, off the commit path.
-        self.enqueue(messages.len(), Outgoing::Users(messages.clone()));
+        self.enqueue(
+            messages.len(),
+            Outgoing::Users(messages.clone(), std::time::Instant::now()),
+        );
         self.hub.deliver(messages);
     }
 

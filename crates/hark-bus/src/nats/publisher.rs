@@ -15,10 +15,12 @@ use hark_proto::UserId;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 pub(super) enum Outgoing {
-    Users(Vec<(UserId, Outbound)>),
+    /// A commit's messages, and when they were handed to the bus.
+    Users(Vec<(UserId, Outbound)>, Instant),
     Topic(Topic, TopicMessage),
     /// Answered once the server has processed everything before it.
     Flush(oneshot::Sender<()>),
@@ -61,16 +63,20 @@ pub(super) struct Publisher {
 
 impl Publisher {
     pub(super) async fn run(self, mut outbox: mpsc::UnboundedReceiver<Outgoing>) {
+        // From `publish` (on the commit path) to the client taking the last
+        // envelope: time in the outbox, encoding and writing.
+        let publish_seconds = metrics::histogram!("hark_bus_publish_seconds", "bus" => "nats");
         while let Some(outgoing) = outbox.recv().await {
             // While disconnected, async-nats would queue publishes until its
             // command channel is full and then make us wait; drop them
             // instead, which keeps that channel free for (un)subscribes.
             let connected = is_connected(&self.client);
             match outgoing {
-                Outgoing::Users(messages) => {
+                Outgoing::Users(messages, published) => {
                     let count = messages.len();
                     if connected {
                         self.publish_users(&messages).await;
+                        publish_seconds.record(published.elapsed().as_secs_f64());
                     } else {
                         self.counters.dropped(count, "NATS disconnected");
                     }

@@ -15,6 +15,17 @@ use hark_proto::{
 };
 use serde::Deserialize;
 
+#[utoipa::path(
+    post,
+    path = "/register",
+    tag = "accounts",
+    summary = "Create an account",
+    request_body = hark_proto::Register,
+    responses(
+        (status = 201, description = "the account", body = hark_proto::User),
+        super::openapi::Refusals,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(username = %body.username))]
 pub(super) async fn register(
     State(state): State<AppState>,
@@ -34,6 +45,17 @@ pub(super) async fn register(
     Ok((StatusCode::CREATED, Json(user)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/login",
+    tag = "accounts",
+    summary = "Log in as a new device",
+    request_body = hark_proto::LoginRequest,
+    responses(
+        (status = 200, description = "the device and its token", body = hark_proto::LoginResponse),
+        super::openapi::Refusals,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(username = %body.username))]
 pub(super) async fn login(
     State(state): State<AppState>,
@@ -62,6 +84,9 @@ pub(super) async fn login(
     {
         return Err(wrong());
     }
+    if creds.disabled {
+        return Err(auth::disabled());
+    }
     let token = auth::new_token();
     let device = state
         .store
@@ -74,6 +99,17 @@ pub(super) async fn login(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/logout",
+    tag = "accounts",
+    summary = "Log this device out",
+    responses(
+        (status = 204, description = "logged out; its sockets close"),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn logout(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -81,13 +117,37 @@ pub(super) async fn logout(
     revoke(&state, me.user.id, me.device.id).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/me",
+    tag = "accounts",
+    summary = "Who is calling",
+    responses(
+        (status = 200, description = "the user, the device and their role", body = hark_proto::Me),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn me(Authed(me): Authed) -> Json<Me> {
     Json(Me {
         user: me.user,
         device: me.device,
+        role: me.role,
     })
 }
 
+#[utoipa::path(
+    patch,
+    path = "/me",
+    tag = "accounts",
+    summary = "Change your display name",
+    request_body = hark_proto::UpdateProfileRequest,
+    responses(
+        (status = 200, description = "the user", body = hark_proto::User),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn update_me(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -97,6 +157,17 @@ pub(super) async fn update_me(
     Ok(Json(state.store.set_display_name(me.user.id, &name).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/devices",
+    tag = "accounts",
+    summary = "Your logged-in devices",
+    responses(
+        (status = 200, description = "live devices; `current` marks the caller", body = Vec<hark_proto::Device>),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn devices(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -108,6 +179,18 @@ pub(super) async fn devices(
     Ok(Json(devices))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/devices/{device_id}",
+    tag = "accounts",
+    summary = "Log one of your devices out",
+    params(("device_id" = i64, Path, description = "the device")),
+    responses(
+        (status = 204, description = "revoked; its sockets close on every node"),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn revoke_device(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -117,7 +200,11 @@ pub(super) async fn revoke_device(
 }
 
 /// Revokes the token and closes the device's sockets on every node.
-async fn revoke(state: &AppState, user_id: UserId, device_id: DeviceId) -> ApiResult<StatusCode> {
+pub(super) async fn revoke(
+    state: &AppState,
+    user_id: UserId,
+    device_id: DeviceId,
+) -> ApiResult<StatusCode> {
     state.store.revoke_device(user_id, device_id).await?;
     state
         .bus
@@ -130,6 +217,18 @@ pub(super) struct UserSearch {
     q: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "accounts",
+    summary = "Find users by username prefix",
+    params(("q" = String, Query, description = "1 to 64 characters: the start of a username")),
+    responses(
+        (status = 200, description = "at most 50", body = Vec<hark_proto::User>),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn search_users(
     State(state): State<AppState>,
     _: Authed,
@@ -141,6 +240,18 @@ pub(super) async fn search_users(
     Ok(Json(state.store.search_users(&search.q, 50).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/users/{user_id}",
+    tag = "accounts",
+    summary = "One user",
+    params(("user_id" = i64, Path, description = "the user")),
+    responses(
+        (status = 200, description = "the user", body = hark_proto::User),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn user(
     State(state): State<AppState>,
     _: Authed,
@@ -154,6 +265,17 @@ pub(super) async fn user(
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such user"))
 }
 
+#[utoipa::path(
+    get,
+    path = "/me/privacy",
+    tag = "accounts",
+    summary = "Your presence privacy",
+    responses(
+        (status = 200, description = "the settings", body = hark_proto::PrivacySettings),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn privacy(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -168,6 +290,18 @@ pub(super) async fn privacy(
 /// Changes who sees the user's presence. Watches made under the old settings
 /// are dropped (theirs and, because it works both ways, the user's own) and
 /// their connections told to watch again.
+#[utoipa::path(
+    put,
+    path = "/me/privacy",
+    tag = "accounts",
+    summary = "Set your presence privacy",
+    request_body = hark_proto::PrivacySettings,
+    responses(
+        (status = 200, description = "the settings", body = hark_proto::PrivacySettings),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn set_privacy(
     State(state): State<AppState>,
     Authed(me): Authed,

@@ -18,15 +18,42 @@ use hark_proto::{
 use hark_store::HistoryQuery;
 use serde::Deserialize;
 
+#[utoipa::path(
+    post,
+    path = "/chats/direct",
+    tag = "chats",
+    summary = "The one-to-one chat with a user",
+    request_body = hark_proto::CreateDirectRequest,
+    responses(
+        (status = 200, description = "made once per pair", body = hark_proto::Chat),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn create_direct(
     State(state): State<AppState>,
     Authed(me): Authed,
     Body(body): Body<CreateDirectRequest>,
 ) -> ApiResult<Json<Chat>> {
-    let chat_id = state.store.create_direct(me.user.id, body.user_id).await?;
+    let chat_id = state
+        .store
+        .create_direct(me.user.id, body.user_id, body.encrypted)
+        .await?;
     Ok(Json(state.store.chat(me.user.id, chat_id).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/chats/groups",
+    tag = "chats",
+    summary = "Create a group",
+    request_body = hark_proto::CreateGroupRequest,
+    responses(
+        (status = 201, description = "the group", body = hark_proto::Chat),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn create_group(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -40,6 +67,7 @@ pub(super) async fn create_group(
             &title,
             &body.members,
             state.config.max_group_members,
+            body.encrypted,
         )
         .await?;
     Ok((
@@ -48,6 +76,17 @@ pub(super) async fn create_group(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/chats",
+    tag = "chats",
+    summary = "Your chats",
+    responses(
+        (status = 200, description = "newest activity first", body = Vec<hark_proto::ChatSummary>),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn chats(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -55,6 +94,18 @@ pub(super) async fn chats(
     Ok(Json(state.store.chats(me.user.id).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/chats/{chat_id}",
+    tag = "chats",
+    summary = "One chat",
+    params(("chat_id" = i64, Path, description = "the chat")),
+    responses(
+        (status = 200, description = "the chat as you see it", body = hark_proto::ChatSummary),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn chat(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -68,6 +119,19 @@ pub(super) async fn chat(
     ))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/chats/{chat_id}",
+    tag = "chats",
+    summary = "Rename a group",
+    params(("chat_id" = i64, Path, description = "the chat")),
+    request_body = hark_proto::RenameChatRequest,
+    responses(
+        (status = 200, description = "the group", body = hark_proto::Chat),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn rename(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -80,6 +144,19 @@ pub(super) async fn rename(
     Ok(Json(state.store.chat(me.user.id, chat_id).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/chats/{chat_id}/members",
+    tag = "chats",
+    summary = "Add a member (group admins)",
+    params(("chat_id" = i64, Path, description = "the chat")),
+    request_body = hark_proto::AddMemberRequest,
+    responses(
+        (status = 200, description = "the group", body = hark_proto::Chat),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn add_member(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -99,6 +176,18 @@ pub(super) async fn add_member(
     Ok(Json(state.store.chat(me.user.id, chat_id).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/chats/{chat_id}/members/{user_id}",
+    tag = "chats",
+    summary = "Leave, or remove a member (group admins)",
+    params(("chat_id" = i64, Path, description = "the chat"), ("user_id" = i64, Path, description = "the user")),
+    responses(
+        (status = 204, description = "removed"),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn remove_member(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -117,6 +206,19 @@ pub(super) async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    patch,
+    path = "/chats/{chat_id}/members/{user_id}",
+    tag = "chats",
+    summary = "Make or unmake a group admin",
+    params(("chat_id" = i64, Path, description = "the chat"), ("user_id" = i64, Path, description = "the user")),
+    request_body = hark_proto::SetAdminRequest,
+    responses(
+        (status = 200, description = "the group", body = hark_proto::Chat),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn set_admin(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -138,6 +240,18 @@ pub(super) struct HistoryParams {
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/chats/{chat_id}/messages",
+    tag = "chats",
+    summary = "A page of history",
+    params(("chat_id" = i64, Path, description = "the chat"), ("before" = Option<i64>, Query, description = "messages below this seq"), ("after" = Option<i64>, Query, description = "messages above this seq"), ("limit" = Option<u32>, Query, description = "at most this many (capped at 200; 50 by default)")),
+    responses(
+        (status = 200, description = "ascending by seq, with the event lines within", body = hark_proto::History),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn history(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -168,25 +282,48 @@ pub(super) async fn history(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/chats/{chat_id}/messages",
+    tag = "chats",
+    summary = "Send a message",
+    params(("chat_id" = i64, Path, description = "the chat")),
+    request_body = hark_proto::SendRequest,
+    responses(
+        (status = 200, description = "committed", body = hark_proto::SendAck),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn send(
     State(state): State<AppState>,
     Authed(me): Authed,
     Params(chat_id): Params<i64>,
     Body(body): Body<SendRequest>,
 ) -> ApiResult<Json<SendAck>> {
-    let ack = messaging::send(
-        &state,
-        &me,
-        ChatId(chat_id),
-        body.client_id,
-        body.text,
-        body.reply_to,
-        body.media_id,
-    )
-    .await?;
+    let out = messaging::Outgoing {
+        client_id: body.client_id,
+        text: body.text,
+        reply_to: body.reply_to,
+        media_id: body.media_id,
+        encrypted: body.encrypted,
+    };
+    let ack = messaging::send(&state, &me, ChatId(chat_id), out).await?;
     Ok(Json(ack))
 }
 
+#[utoipa::path(
+    get,
+    path = "/chats/{chat_id}/messages/{seq}/info",
+    tag = "chats",
+    summary = "Who received and read your message",
+    params(("chat_id" = i64, Path, description = "the chat"), ("seq" = i64, Path, description = "the message")),
+    responses(
+        (status = 200, description = "per recipient", body = hark_proto::MessageInfo),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn message_info(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -200,6 +337,19 @@ pub(super) async fn message_info(
     ))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/chats/{chat_id}/settings",
+    tag = "chats",
+    summary = "Mute, archive or pin a chat",
+    params(("chat_id" = i64, Path, description = "the chat")),
+    request_body = hark_proto::ChatSettingsRequest,
+    responses(
+        (status = 200, description = "your settings of the chat", body = hark_proto::ChatSettings),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn set_settings(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -221,6 +371,18 @@ pub(super) struct SearchParams {
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/search",
+    tag = "chats",
+    summary = "Search your messages",
+    params(("q" = String, Query, description = "the words (the last one as a prefix)"), ("chat_id" = Option<i64>, Query, description = "only this chat"), ("limit" = Option<u32>, Query, description = "at most this many")),
+    responses(
+        (status = 200, description = "newest first", body = hark_proto::SearchResults),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn search(
     State(state): State<AppState>,
     Authed(me): Authed,

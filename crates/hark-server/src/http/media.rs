@@ -26,6 +26,19 @@ pub(super) struct UploadQuery {
     name: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/media",
+    tag = "media",
+    summary = "Upload a file in one request",
+    params(("kind" = String, Query, description = "image, video, audio or file"), ("name" = Option<String>, Query, description = "the file's name")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the bytes"),
+    responses(
+        (status = 200, description = "the stored file", body = hark_proto::MediaRef),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn upload(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -44,6 +57,19 @@ pub(super) async fn upload(
     Ok(Json(media::upload(&state, &me, upload, body).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/media/{media_id}",
+    tag = "media",
+    summary = "Download a file (Range honoured)",
+    params(("media_id" = String, Path, description = "the file")),
+    responses(
+        (status = 200, description = "the file", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 206, description = "the range asked for", content_type = "application/octet-stream", body = Vec<u8>),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn download(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -53,6 +79,18 @@ pub(super) async fn download(
     media::download(&state, &me, MediaId(id), &headers).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/media/{media_id}/thumbnail",
+    tag = "media",
+    summary = "An image's thumbnail",
+    params(("media_id" = String, Path, description = "the file")),
+    responses(
+        (status = 200, description = "a JPEG", content_type = "application/octet-stream", body = Vec<u8>),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn thumbnail(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -75,6 +113,18 @@ fn number(headers: &HeaderMap, name: &str) -> ApiResult<Option<u64>> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/media/uploads",
+    tag = "media",
+    summary = "Start a resumable upload",
+    request_body = hark_proto::NewUpload,
+    responses(
+        (status = 201, description = "the upload", body = hark_proto::UploadStatus),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn start_upload(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -84,6 +134,18 @@ pub(super) async fn start_upload(
     Ok((StatusCode::CREATED, Json(status)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/media/uploads/{upload_id}",
+    tag = "media",
+    summary = "Where a resumable upload stands",
+    params(("upload_id" = String, Path, description = "the upload")),
+    responses(
+        (status = 200, description = "the upload", body = hark_proto::UploadStatus),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn upload_status(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -92,6 +154,19 @@ pub(super) async fn upload_status(
     Ok(Json(resumable::status(&state, &me, &id).await?))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/media/uploads/{upload_id}",
+    tag = "media",
+    summary = "Send the next piece of an upload",
+    params(("upload_id" = String, Path, description = "the upload")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the bytes"),
+    responses(
+        (status = 200, description = "the upload", body = hark_proto::UploadStatus),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn append(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -108,6 +183,18 @@ pub(super) async fn append(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/media/uploads/{upload_id}/complete",
+    tag = "media",
+    summary = "Finish an upload",
+    params(("upload_id" = String, Path, description = "the upload")),
+    responses(
+        (status = 200, description = "the stored file", body = hark_proto::MediaRef),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn complete_upload(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -116,6 +203,18 @@ pub(super) async fn complete_upload(
     Ok(Json(resumable::complete(&state, &me, &id).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/media/uploads/{upload_id}",
+    tag = "media",
+    summary = "Cancel an upload",
+    params(("upload_id" = String, Path, description = "the upload")),
+    responses(
+        (status = 204, description = "removed"),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn cancel_upload(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -125,6 +224,18 @@ pub(super) async fn cancel_upload(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/media/{media_id}/url",
+    tag = "media",
+    summary = "A presigned URL of the file in the bucket",
+    params(("media_id" = String, Path, description = "the file")),
+    responses(
+        (status = 200, description = "valid for a while", body = hark_proto::MediaUrl),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn url(
     State(state): State<AppState>,
     Authed(me): Authed,

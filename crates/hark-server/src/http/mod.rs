@@ -2,92 +2,104 @@
 //! them with the WebSocket gateway.
 
 mod accounts;
+mod admin;
 mod chats;
+mod e2e;
 mod extract;
 mod media;
+pub(crate) mod openapi;
 mod push;
+pub(crate) mod request_id;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, patch, post};
+use axum::routing::get;
 use axum::Router;
 use hark_proto::ErrorCode;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The `/v1` API: every route comes from its handler's `#[utoipa::path]`
+/// (through `routes!`), so the OpenAPI document at `/v1/openapi.json`
+/// lists exactly the routes that exist, with their methods.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(accounts::register))
+        .routes(routes!(accounts::login))
+        .routes(routes!(accounts::logout))
+        .routes(routes!(accounts::me, accounts::update_me))
+        .routes(routes!(accounts::privacy, accounts::set_privacy))
+        .routes(routes!(push::settings, push::set_settings))
+        .routes(routes!(push::vapid))
+        .routes(routes!(push::subscriptions, push::subscribe))
+        .routes(routes!(push::unsubscribe))
+        .routes(routes!(accounts::devices))
+        .routes(routes!(accounts::revoke_device))
+        .routes(routes!(accounts::search_users))
+        .routes(routes!(accounts::user))
+        .routes(routes!(chats::chats))
+        .routes(routes!(chats::create_direct))
+        .routes(routes!(chats::create_group))
+        .routes(routes!(chats::chat, chats::rename))
+        .routes(routes!(chats::add_member))
+        .routes(routes!(chats::set_admin, chats::remove_member))
+        .routes(routes!(chats::history, chats::send))
+        .routes(routes!(chats::message_info))
+        .routes(routes!(chats::set_settings))
+        .routes(routes!(chats::search))
+        .routes(routes!(media::upload))
+        .routes(routes!(media::start_upload))
+        .routes(routes!(
+            media::upload_status,
+            media::append,
+            media::cancel_upload
+        ))
+        .routes(routes!(media::complete_upload))
+        .routes(routes!(media::download))
+        .routes(routes!(media::thumbnail))
+        .routes(routes!(media::url))
+        .routes(routes!(e2e::upload))
+        .routes(routes!(e2e::query))
+        .routes(routes!(e2e::claim))
+        // Key shares for a large group go in one request: a larger body.
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(e2e::to_device))
+                .layer(DefaultBodyLimit::max(e2e::MAX_TO_DEVICE_BODY)),
+        )
+        .routes(routes!(e2e::inbox))
+        .routes(routes!(admin::users))
+        .routes(routes!(admin::user))
+        .routes(routes!(admin::disable))
+        .routes(routes!(admin::enable))
+        .routes(routes!(admin::set_role))
+        .routes(routes!(admin::reset_password))
+        .routes(routes!(admin::devices))
+        .routes(routes!(admin::revoke_device))
+        .routes(routes!(admin::chat))
+        .routes(routes!(admin::stats))
+        .routes(routes!(crate::ws::upgrade))
+}
 
 pub(crate) fn router(state: AppState) -> Router {
     let body_limit = state.config.limits.max_body_bytes;
-    let v1 = Router::new()
-        .route("/register", post(accounts::register))
-        .route("/login", post(accounts::login))
-        .route("/logout", post(accounts::logout))
-        .route("/me", get(accounts::me).patch(accounts::update_me))
-        .route(
-            "/me/privacy",
-            get(accounts::privacy).put(accounts::set_privacy),
-        )
-        .route(
-            "/me/notifications",
-            get(push::settings).put(push::set_settings),
-        )
-        .route("/push/vapid", get(push::vapid))
-        .route(
-            "/push/subscriptions",
-            get(push::subscriptions).post(push::subscribe),
-        )
-        .route(
-            "/push/subscriptions/{subscription_id}",
-            axum::routing::delete(push::unsubscribe),
-        )
-        .route("/devices", get(accounts::devices))
-        .route(
-            "/devices/{device_id}",
-            axum::routing::delete(accounts::revoke_device),
-        )
-        .route("/users", get(accounts::search_users))
-        .route("/users/{user_id}", get(accounts::user))
-        .route("/chats", get(chats::chats))
-        .route("/chats/direct", post(chats::create_direct))
-        .route("/chats/groups", post(chats::create_group))
-        .route("/chats/{chat_id}", get(chats::chat).patch(chats::rename))
-        .route("/chats/{chat_id}/members", post(chats::add_member))
-        .route(
-            "/chats/{chat_id}/members/{user_id}",
-            patch(chats::set_admin).delete(chats::remove_member),
-        )
-        .route(
-            "/chats/{chat_id}/messages",
-            get(chats::history).post(chats::send),
-        )
-        .route(
-            "/chats/{chat_id}/messages/{seq}/info",
-            get(chats::message_info),
-        )
-        .route("/chats/{chat_id}/settings", patch(chats::set_settings))
-        .route("/search", get(chats::search))
-        .route("/media", post(media::upload))
-        .route("/media/uploads", post(media::start_upload))
-        .route(
-            "/media/uploads/{upload_id}",
-            get(media::upload_status)
-                .patch(media::append)
-                .delete(media::cancel_upload),
-        )
-        .route(
-            "/media/uploads/{upload_id}/complete",
-            post(media::complete_upload),
-        )
-        .route("/media/{media_id}", get(media::download))
-        .route("/media/{media_id}/thumbnail", get(media::thumbnail))
-        .route("/media/{media_id}/url", get(media::url))
-        .route("/ws", get(crate::ws::upgrade));
-    Router::new()
-        .nest("/v1", v1)
+    let (v1, document) = OpenApiRouter::new().nest("/v1", api()).split_for_parts();
+    let document = openapi::Served::new(document);
+    // Outside the OpenAPI document on purpose: the document itself and its
+    // page, the catch-all that answers unknown /v1 routes, health and
+    // metrics for machines, and the web client (tested: nothing else).
+    v1.route("/v1/openapi.json", get(openapi::json))
+        .route("/v1/docs", get(openapi::page))
+        .layer(axum::Extension(document))
         .route("/v1/{*rest}", axum::routing::any(no_route))
         .route("/healthz", get(crate::health::healthz))
         .route("/metrics", get(crate::metrics::scrape))
         .route("/readyz", get(crate::health::readyz))
         .fallback(crate::web::serve)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(request_id::layer))
         .with_state(state)
 }
 

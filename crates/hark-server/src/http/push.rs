@@ -22,6 +22,17 @@ const MAX_URL_BYTES: usize = 2048;
 /// A webhook secret's length, in characters.
 const SECRET_CHARS: std::ops::RangeInclusive<usize> = 16..=256;
 
+#[utoipa::path(
+    get,
+    path = "/push/vapid",
+    tag = "push",
+    summary = "The server's VAPID public key",
+    responses(
+        (status = 200, description = "for pushManager.subscribe", body = hark_proto::VapidKey),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn vapid(State(state): State<AppState>, Authed(_): Authed) -> Json<VapidKey> {
     Json(VapidKey {
         public_key: state.push.public_key.clone(),
@@ -30,6 +41,19 @@ pub(super) async fn vapid(State(state): State<AppState>, Authed(_): Authed) -> J
 
 /// Registers where this device wants notifications; the same endpoint
 /// again answers the subscription it has (200, keys replaced).
+#[utoipa::path(
+    post,
+    path = "/push/subscriptions",
+    tag = "push",
+    summary = "Add a Web Push subscription or a webhook",
+    request_body = hark_proto::NewPushSubscription,
+    responses(
+        (status = 201, description = "added", body = hark_proto::PushSubscription),
+        (status = 200, description = "the one this device had for the endpoint, updated", body = hark_proto::PushSubscription),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn subscribe(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -85,6 +109,17 @@ pub(super) async fn subscribe(
     Ok((status, Json(shown(stored))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/push/subscriptions",
+    tag = "push",
+    summary = "This device's push subscriptions",
+    responses(
+        (status = 200, description = "oldest first", body = Vec<hark_proto::PushSubscription>),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn subscriptions(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -93,6 +128,18 @@ pub(super) async fn subscriptions(
     Ok(Json(targets.into_iter().map(shown).collect()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/push/subscriptions/{subscription_id}",
+    tag = "push",
+    summary = "Remove a subscription",
+    params(("subscription_id" = String, Path, description = "the subscription")),
+    responses(
+        (status = 204, description = "removed"),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn unsubscribe(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -112,6 +159,17 @@ pub(super) async fn unsubscribe(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/me/notifications",
+    tag = "push",
+    summary = "Your notification previews",
+    responses(
+        (status = 200, description = "the setting", body = hark_proto::NotificationSettings),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn settings(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -119,6 +177,18 @@ pub(super) async fn settings(
     Ok(Json(state.store.notification_settings(me.user.id).await?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/me/notifications",
+    tag = "push",
+    summary = "Set your notification previews",
+    request_body = hark_proto::NotificationSettings,
+    responses(
+        (status = 200, description = "the setting", body = hark_proto::NotificationSettings),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn set_settings(
     State(state): State<AppState>,
     Authed(me): Authed,

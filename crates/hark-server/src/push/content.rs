@@ -65,6 +65,10 @@ fn preview(m: &Message) -> String {
     if m.deleted {
         return "This message was deleted".into();
     }
+    if m.encrypted.is_some() {
+        // Only the members' devices can read it; the server never could.
+        return "🔒 New message".into();
+    }
     let text = m.text.trim();
     if !text.is_empty() {
         let mut cut: String = text.chars().take(PREVIEW_CHARS).collect();
@@ -98,6 +102,7 @@ mod tests {
                 created_at: 0,
                 last_seq: Seq(9),
                 members: Vec::new(),
+                encrypted: false,
             },
             last_message: Some(Message {
                 chat_id: ChatId(4),
@@ -113,6 +118,7 @@ mod tests {
                 deleted: false,
                 reactions: Vec::new(),
                 media: None,
+                encrypted: None,
             }),
             unread,
             settings: ChatSettings::default(),
@@ -226,5 +232,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m.body.unwrap().chars().count(), PREVIEW_CHARS + 1);
+    }
+
+    #[test]
+    fn an_encrypted_message_says_nothing_of_its_content() {
+        let mut s = summary(ChatKind::Direct, 1, "");
+        if let Some(m) = s.last_message.as_mut() {
+            m.encrypted = Some(Box::new(serde_json::json!({"ciphertext": "AwgAEp"})));
+        }
+        let n = notification(&job(NotificationKind::Message), &s, Previews::Full, 0, name).unwrap();
+        assert_eq!(n.body.as_deref(), Some("🔒 New message"));
     }
 }

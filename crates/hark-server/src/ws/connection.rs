@@ -54,6 +54,8 @@ pub(super) fn run(
     let (sink, stream) = socket.split();
     let opening = Box::pin(open(state, sink, stream, authed));
     async move {
+        // Counted from the upgrade to the end, authenticated or not.
+        let _open = OpenSocket::new();
         // Held until the socket is closed, lingering included (by reference:
         // moving it out would keep a second copy in the future).
         let _held = &slot;
@@ -137,6 +139,7 @@ async fn open(
             max_sync_page: limits.max_sync_page,
         },
     });
+    frames::sent("hello", 1);
     if !send(&mut sink, frames::encode(&hello)).await {
         return None;
     }
@@ -362,6 +365,7 @@ impl Connection {
                             }
                         }
                         Some(Ok(Message::Binary(_))) => {
+                            frames::sent("error", 1);
                             let frame = frames::error(None, ErrorCode::MalformedJson, "frames are JSON text, not binary");
                             if !send(&mut self.sink, frame).await {
                                 return;
@@ -389,12 +393,33 @@ impl Connection {
     /// Writes queued events and news with one flush. Returns false when the
     /// connection must end (revoked, cut off, or the socket is gone).
     async fn write_outbound(&mut self, batch: Vec<Option<Outbound>>) -> bool {
+        // Events are counted once per batch: they are most of what is sent.
+        let events = batch
+            .iter()
+            .filter(|out| matches!(out, Some(Outbound::Event { .. })))
+            .count();
+        if events > 0 {
+            frames::sent("event", events as u64);
+        }
         for out in batch {
             let frame = match out {
                 Some(Outbound::Event { pos, event_json }) => frames::event(pos, &event_json),
-                Some(Outbound::Presence(p)) => frames::encode(&ServerFrame::Presence(*p)),
-                Some(Outbound::Typing(t)) => frames::encode(&ServerFrame::Typing(t)),
-                Some(Outbound::PresenceReset) => frames::encode(&ServerFrame::PresenceReset),
+                Some(Outbound::Presence(p)) => {
+                    frames::sent("presence", 1);
+                    frames::encode(&ServerFrame::Presence(*p))
+                }
+                Some(Outbound::Typing(t)) => {
+                    frames::sent("typing", 1);
+                    frames::encode(&ServerFrame::Typing(t))
+                }
+                Some(Outbound::PresenceReset) => {
+                    frames::sent("presence_reset", 1);
+                    frames::encode(&ServerFrame::PresenceReset)
+                }
+                Some(Outbound::ToDevice(_)) => {
+                    frames::sent("to_device", 1);
+                    frames::encode(&ServerFrame::ToDevice)
+                }
                 Some(Outbound::DeviceRevoked(_)) => {
                     let _ = self.sink.flush().await;
                     self.close(
@@ -404,6 +429,13 @@ impl Connection {
                         POLICY,
                     )
                     .await;
+                    return false;
+                }
+                Some(Outbound::AccountDisabled) => {
+                    let _ = self.sink.flush().await;
+                    let refused = crate::auth::disabled();
+                    self.close(None, refused.code, &refused.message, POLICY)
+                        .await;
                     return false;
                 }
                 None => {
@@ -447,14 +479,14 @@ impl Connection {
             metrics::counter!("hark_rate_limited_total", "kind" => "frames").increment(1);
             let id = frames::decode(text).ok().map(|f| f.id());
             let frame = frames::error(id, ErrorCode::RateLimited, "too many frames; slow down");
-            self.reply_now(frame);
+            self.reply_now("error", frame);
             return true;
         }
         let decoded = frames::decode(text);
         let kind = decoded.as_ref().map_or("malformed", |frame| frame.kind());
         metrics::counter!("hark_frames_in_total", "type" => kind).increment(1);
         match decoded {
-            Err(e) => self.reply_now(frames::error(e.id, e.code, e.message)),
+            Err(e) => self.reply_now("error", frames::error(e.id, e.code, e.message)),
             Ok(ClientFrame::Watch { id, users, chats }) => {
                 // A watch replaces the registration's topics: let earlier
                 // requests finish first, so replies keep their order.
@@ -463,22 +495,24 @@ impl Connection {
                         return false;
                     }
                 }
-                let reply =
+                let (kind, reply) =
                     match Presence::watch(&self.state, &self.who, &self.registration, users, chats)
                         .await
                     {
-                        Ok(presence) => frames::encode(&ServerFrame::Watching { id, presence }),
-                        Err(e) => frames::error(Some(id), e.code, e.message),
+                        Ok(presence) => (
+                            "watching",
+                            frames::encode(&ServerFrame::Watching { id, presence }),
+                        ),
+                        Err(e) => ("error", frames::error(Some(id), e.code, e.message)),
                     };
-                self.reply_now(reply);
+                self.reply_now(kind, reply);
             }
             Ok(ClientFrame::Typing { id, .. }) if !self.typing_bucket.take() => {
                 metrics::counter!("hark_rate_limited_total", "kind" => "typing").increment(1);
-                self.reply_now(frames::error(
-                    Some(id),
-                    ErrorCode::RateLimited,
-                    "too many typing frames",
-                ));
+                self.reply_now(
+                    "error",
+                    frames::error(Some(id), ErrorCode::RateLimited, "too many typing frames"),
+                );
             }
             Ok(frame) => {
                 let state = self.state.clone();
@@ -492,8 +526,10 @@ impl Connection {
         true
     }
 
-    /// Queues an answer that is ready now, behind the requests still running.
-    fn reply_now(&mut self, reply: String) {
+    /// Queues an answer (a frame of type `kind`) that is ready now, behind
+    /// the requests still running.
+    fn reply_now(&mut self, kind: &'static str, reply: String) {
+        frames::sent(kind, 1);
         self.inflight.push_back(Box::pin(std::future::ready(reply)));
     }
 
@@ -552,10 +588,19 @@ async fn respond(
             text,
             reply_to,
             media_id,
-        } => messaging::send(state, who, chat_id, client_id, text, reply_to, media_id)
-            .await
-            .map(|ack| ack_frame(id, ack))
-            .map_err(|e| (id, e)),
+            encrypted,
+        } => {
+            let out = messaging::Outgoing {
+                client_id,
+                text,
+                reply_to,
+                media_id,
+                encrypted,
+            };
+            messaging::send(state, who, chat_id, out).await
+        }
+        .map(|ack| ack_frame(id, ack))
+        .map_err(|e| (id, e)),
         ClientFrame::Forward {
             id,
             from_chat_id,
@@ -571,7 +616,8 @@ async fn respond(
             chat_id,
             seq,
             text,
-        } => messaging::edit(state, who, chat_id, seq, text)
+            encrypted,
+        } => messaging::edit(state, who, chat_id, seq, text, encrypted)
             .await
             .map(|()| ServerFrame::Ok { id })
             .map_err(|e| (id, e)),
@@ -606,19 +652,28 @@ async fn respond(
             let max = state.config.limits.max_sync_page;
             let limit = limit.unwrap_or(max).clamp(1, max);
             match state.store.sync(who.user.id, after, limit).await {
-                Ok(page) => Ok(ServerFrame::Synced {
-                    id,
-                    events: page.events,
-                    head: page.head,
-                    more: page.more,
-                }),
+                Ok(page) => {
+                    metrics::counter!("hark_sync_pages_total").increment(1);
+                    Ok(ServerFrame::Synced {
+                        id,
+                        events: page.events,
+                        head: page.head,
+                        more: page.more,
+                    })
+                }
                 Err(e) => Err((id, e.into())),
             }
         }
     };
     match reply {
-        Ok(frame) => frames::encode(&frame),
-        Err((id, e)) => frames::error(Some(id), e.code, e.message),
+        Ok(frame) => {
+            frames::sent(frames::kind(&frame), 1);
+            frames::encode(&frame)
+        }
+        Err((id, e)) => {
+            frames::sent("error", 1);
+            frames::error(Some(id), e.code, e.message)
+        }
     }
 }
 
@@ -635,6 +690,7 @@ async fn close(
     message: impl Into<String>,
     close_code: u16,
 ) {
+    frames::sent("error", 1);
     let _ = sink
         .send(Message::Text(frames::error(id, code, message).into()))
         .await;
@@ -663,6 +719,25 @@ async fn close_invalid_utf8(sink: &mut Sink) {
         INVALID_PAYLOAD,
     )
     .await;
+}
+
+/// Held by a socket's task from the upgrade to its end: counts it in the
+/// `hark_connections_open` gauge (the hub's authenticated connections are
+/// `hark_connections_authenticated`, read at scrape time). Zero-sized, so
+/// it costs an idle connection nothing.
+struct OpenSocket;
+
+impl OpenSocket {
+    fn new() -> Self {
+        metrics::gauge!("hark_connections_open").increment(1.0);
+        OpenSocket
+    }
+}
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        metrics::gauge!("hark_connections_open").decrement(1.0);
+    }
 }
 
 /// Frames per second with bursts up to twice the rate.

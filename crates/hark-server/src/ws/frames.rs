@@ -36,6 +36,29 @@ pub(super) fn decode(text: &str) -> Result<ClientFrame, DecodeError> {
     serde_json::from_value(value).map_err(|e| fail(ErrorCode::InvalidField, e.to_string()))
 }
 
+/// A server frame's `type`, the label of `hark_frames_out_total`.
+pub(super) fn kind(frame: &ServerFrame) -> &'static str {
+    match frame {
+        ServerFrame::Hello(_) => "hello",
+        ServerFrame::Ack { .. } => "ack",
+        ServerFrame::Ok { .. } => "ok",
+        ServerFrame::Synced { .. } => "synced",
+        ServerFrame::Pong { .. } => "pong",
+        ServerFrame::Error { .. } => "error",
+        ServerFrame::Event(_) => "event",
+        ServerFrame::Watching { .. } => "watching",
+        ServerFrame::Presence(_) => "presence",
+        ServerFrame::Typing(_) => "typing",
+        ServerFrame::PresenceReset => "presence_reset",
+        ServerFrame::ToDevice => "to_device",
+    }
+}
+
+/// Counts `n` frames of type `kind` (see [`kind`]) written to sockets.
+pub(super) fn sent(kind: &'static str, n: u64) {
+    metrics::counter!("hark_frames_out_total", "type" => kind).increment(n);
+}
+
 pub(super) fn encode(frame: &ServerFrame) -> String {
     // Serialising our own types cannot fail; fall back to an error frame anyway.
     serde_json::to_string(frame).unwrap_or_else(|_| {
@@ -78,6 +101,24 @@ mod tests {
         assert_eq!((e.code, e.id), (ErrorCode::InvalidField, Some(5)));
         assert_eq!(decode("[1,2]").err().unwrap().code, ErrorCode::InvalidField);
         assert!(decode(r#"{"type":"ping","id":1}"#).is_ok());
+    }
+
+    #[test]
+    fn frame_kinds_are_the_wire_types() {
+        let frames = [
+            ServerFrame::Ok { id: 1 },
+            ServerFrame::Pong { id: 1 },
+            ServerFrame::PresenceReset,
+            ServerFrame::Error {
+                id: None,
+                code: ErrorCode::Internal,
+                message: String::new(),
+            },
+        ];
+        for frame in frames {
+            let json: serde_json::Value = serde_json::from_str(&encode(&frame)).unwrap();
+            assert_eq!(json["type"], kind(&frame));
+        }
     }
 
     #[test]

@@ -16,6 +16,16 @@ use hark_proto::ErrorCode;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+#[utoipa::path(
+    get,
+    path = "/ws",
+    tag = "websocket",
+    summary = "Open the WebSocket (docs/protocol.md): authenticate with this header or an auth frame",
+    responses(
+        (status = 101, description = "switched to the WebSocket protocol"),
+        crate::http::openapi::Refusals,
+    ),
+)]
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
     mut parts: Parts,
@@ -51,7 +61,13 @@ pub(crate) async fn upgrade(
         .max_write_buffer_size(2 * 1024 * 1024)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| connection::run(socket, state, authed, slot)))
+        // The connection logs under its upgrade request's span (its id).
+        .on_upgrade(move |socket| {
+            tracing::Instrument::instrument(
+                connection::run(socket, state, authed, slot),
+                tracing::Span::current(),
+            )
+        }))
 }
 
 /// Browsers send `Origin`; only the server's own origin and the configured

@@ -40,6 +40,7 @@ pub(crate) async fn edit(ws: &mut Ws, chat: ChatId, seq: i64, text: &str) -> Ser
         chat_id: chat,
         seq: Seq(seq),
         text: text.into(),
+        encrypted: None,
     })
     .await
 }
@@ -62,6 +63,7 @@ async fn reply(ws: &mut Ws, chat: ChatId, client_id: &str, text: &str, to: i64) 
         text: text.into(),
         reply_to: Some(Seq(to)),
         media_id: None,
+        encrypted: None,
     })
     .await
 }

@@ -6,19 +6,26 @@
     unreachable_pub
 )]
 
+mod admin;
 mod authz;
 mod backpressure;
 mod bad_input;
 mod catchup;
 mod cluster;
+mod configuration;
+mod e2e;
 mod erasure;
 mod features;
 mod media;
 mod messaging;
 mod metrics;
+mod openapi;
+mod pg_restore;
 mod presence;
 mod push;
 mod push_endpoint;
 mod resumable;
 mod sdk;
+mod sdk_crypto;
 mod support;
+mod tls;

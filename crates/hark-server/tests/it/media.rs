@@ -83,6 +83,7 @@ pub(crate) async fn send_media(
         text: caption.into(),
         reply_to: None,
         media_id: Some(MediaId(media.into())),
+        encrypted: None,
     })
     .await
 }

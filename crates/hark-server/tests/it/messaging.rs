@@ -309,6 +309,7 @@ async fn pipelined_sends_keep_their_order_and_each_get_one_ack() {
             text: format!("pipelined {n}"),
             reply_to: None,
             media_id: None,
+            encrypted: None,
         };
         a.send_text(serde_json::to_string(&frame).unwrap()).await;
     }

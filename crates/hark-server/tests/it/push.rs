@@ -101,6 +101,35 @@ async fn an_offline_device_hears_of_each_message_and_once_of_a_burst() {
 }
 
 #[tokio::test]
+async fn a_disabled_account_is_sent_nothing_until_it_is_enabled() {
+    let ep = Endpoint::start().await;
+    let app = app_for(&ep).await;
+    let admin = app.user("alice").await;
+    let bob = app.user("bob").await;
+    know_vapid(&app, &ep, &bob).await;
+    subscribed(&app, &bob, ep.subscription()).await;
+    let carol = app.user("carol").await;
+    let chat = app.direct(&carol, &bob).await;
+    let mut ws = app.ws(&carol).await;
+    let bob_path = |what: &str| format!("/admin/users/{}/{what}", bob.user_id.0);
+    let (status, _) = app
+        .post(&bob_path("disable"), &admin.token, json!(null))
+        .await;
+    assert_eq!(status, 200);
+    ws.send_ok(chat, "m1", "anyone?").await;
+    stays_at(&ep, "push/0", 0, Duration::from_millis(2500)).await;
+
+    let (status, _) = app
+        .post(&bob_path("enable"), &admin.token, json!(null))
+        .await;
+    assert_eq!(status, 200);
+    ws.send_ok(chat, "m2", "welcome back").await;
+    let got = ep.wait_for("push/0", 1).await;
+    assert_eq!(got[0].body["body"], "welcome back");
+    assert_eq!(ep.problems(), Vec::<String>::new());
+}
+
+#[tokio::test]
 async fn connected_devices_and_read_chats_get_none_an_offline_sibling_does() {
     let ep = Endpoint::start().await;
     let app = app_for(&ep).await;

@@ -131,6 +131,7 @@ impl Endpoint {
     /// A new webhook with its secret, for `POST /v1/push/subscriptions`.
     pub fn webhook(&self) -> Value {
         let secret = format!("{:032x}", rand::random::<u128>());
+        crate::support::secret(&secret);
         let mut inner = self.lock();
         let n = inner.hooks.len();
         inner.hooks.push(secret.clone());

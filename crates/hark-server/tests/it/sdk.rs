@@ -46,6 +46,7 @@ async fn outbox_and_catch_up_survive_a_server_restart() {
     let options = ConnectOptions {
         cursor: Pos(0),
         auto_delivered: true,
+        tls: None,
     };
     let (b, mut b_events) = Connection::connect(&app.base, &bob.token, options)
         .await
@@ -247,11 +248,13 @@ async fn sdk_history_carries_the_group_event_lines_the_stream_carried() {
         text: text.into(),
         reply_to: None,
         media_id: None,
+        encrypted: None,
     };
     let chat = a
         .create_group(&CreateGroupRequest {
             title: "Desk".into(),
             members: vec![bob.user_id],
+            encrypted: false,
         })
         .await
         .unwrap()

@@ -93,6 +93,11 @@ pub async fn spawn_at(data_dir: PathBuf, addr: &str, adjust: impl FnOnce(&mut Co
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let config_s3 = config.media.s3.is_some();
+    let (http, ws) = if config.tls.cert.is_some() {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
     let media_dir = config.media_dir();
     let server = hark_server::build(config).await.unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -104,8 +109,8 @@ pub async fn spawn_at(data_dir: PathBuf, addr: &str, adjust: impl FnOnce(&mut Co
         .unwrap();
     });
     TestApp {
-        base: format!("http://{addr}"),
-        ws_url: format!("ws://{addr}/v1/ws"),
+        base: format!("{http}://{addr}"),
+        ws_url: format!("{ws}://{addr}/v1/ws"),
         http: reqwest::Client::new(),
         data_dir,
         media_s3: config_s3,
@@ -195,7 +200,7 @@ fn s3_config(prefix: &str) -> hark_server::config::S3 {
     toml::from_str(&toml).unwrap()
 }
 
-fn postgres_url() -> String {
+pub fn postgres_url() -> String {
     std::env::var("HARK_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
@@ -236,9 +241,56 @@ async fn cluster_services(data_dir: &std::path::Path) -> (String, String) {
     (url, format!("test.{name}"))
 }
 
+/// With `TEST_LOG`, the servers' logs go to stderr. Otherwise every run of
+/// this suite logs at `debug` (Hark's crates) as JSON lines into
+/// `target/tmp/test-logs/it-<pid>.jsonl`, and the secrets and message
+/// texts the tests used are listed beside it (`secrets-<pid>.txt`, via
+/// [`secret`]): `scripts/check-logs.sh`, run by the test command after the
+/// suite, fails when any of them appears in any log.
 fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
         hark_server::init_tracing();
+        return;
+    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let file =
+            std::fs::File::create(log_dir().join(format!("it-{}.jsonl", std::process::id())))
+                .unwrap();
+        let filter = tracing_subscriber::EnvFilter::new(
+            "info,hark_server=debug,hark_store=debug,hark_bus=debug",
+        );
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_env_filter(filter)
+            .with_writer(std::sync::Mutex::new(file))
+            .try_init();
+    });
+}
+
+fn log_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-logs");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Notes a secret or a message text a test used: it must never appear in
+/// a log (see [`init_logs`]). Short strings are left out: they match log
+/// text by chance.
+pub fn secret(text: &str) {
+    use std::io::Write;
+    if text.len() < 12 || text.contains('\n') {
+        return;
+    }
+    static FILE: std::sync::OnceLock<std::sync::Mutex<std::fs::File>> = std::sync::OnceLock::new();
+    let file = FILE.get_or_init(|| {
+        let path = log_dir().join(format!("secrets-{}.txt", std::process::id()));
+        std::sync::Mutex::new(std::fs::File::create(path).unwrap())
+    });
+    if let Ok(mut file) = file.lock() {
+        let _ = writeln!(file, "{text}");
     }
 }
 
@@ -299,6 +351,8 @@ impl TestApp {
             .unwrap();
         assert_eq!(res.status(), 200);
         let body: LoginResponse = res.json().await.unwrap();
+        secret("correct horse");
+        secret(&body.token);
         Session {
             token: body.token,
             user_id: body.user.id,
@@ -478,6 +532,7 @@ impl Ws {
     }
 
     pub async fn send_msg(&mut self, chat: ChatId, client_id: &str, text: &str) -> ServerFrame {
+        secret(text);
         let id = self.id();
         self.request(ClientFrame::Send {
             id,
@@ -486,6 +541,7 @@ impl Ws {
             text: text.into(),
             reply_to: None,
             media_id: None,
+            encrypted: None,
         })
         .await
     }
@@ -535,7 +591,8 @@ impl Ws {
                 ServerFrame::Event(e) => self.events.push(e),
                 frame @ (ServerFrame::Presence(_)
                 | ServerFrame::Typing(_)
-                | ServerFrame::PresenceReset) => return frame,
+                | ServerFrame::PresenceReset
+                | ServerFrame::ToDevice) => return frame,
                 other => panic!("expected presence or typing, got {other:?}"),
             }
         }
@@ -636,6 +693,7 @@ pub fn reply_id(frame: &ServerFrame) -> Option<u64> {
         ServerFrame::Event(_)
         | ServerFrame::Presence(_)
         | ServerFrame::Typing(_)
-        | ServerFrame::PresenceReset => None,
+        | ServerFrame::PresenceReset
+        | ServerFrame::ToDevice => None,
     }
 }

@@ -86,6 +86,15 @@ pub(crate) const TABLES: &[Table] = &[
     // browser subscription would stop working.
     table("push_subscriptions", &["id"]),
     table("server_keys", &["name"]),
+    // End-to-end encryption: devices' published keys, the one-time and
+    // fallback keys not handed out yet, to-device messages not yet
+    // acknowledged, and recent transaction ids (a retried send after the
+    // move must still be stored once).
+    table("e2e_devices", &["device_id"]),
+    table("e2e_one_time_keys", &["device_id", "key_id"]),
+    table("e2e_fallback_keys", &["device_id", "algorithm"]),
+    table("e2e_inbox", &["id"]),
+    table("e2e_txns", &["device_id", "txn_id"]),
 ];
 
 /// SQLite tables that are not copied, and why. Any other table missing

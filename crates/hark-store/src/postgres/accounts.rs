@@ -2,7 +2,9 @@
 
 use super::rows::all;
 use super::tx::{Db, Tx};
-use crate::columns::{self, like_prefix, visibility_str, AUTHED_DEVICE_COLUMNS};
+use crate::columns::{
+    self, like_prefix, visibility_str, AUTHED_DEVICE_COLUMNS, CREDENTIALS_COLUMNS, NEW_USER_ROLE,
+};
 use crate::rules;
 use crate::{AuthedDevice, Credentials, PresenceRecord, StoreError, StoreResult};
 use hark_proto::{Device, DeviceId, PrivacySettings, User, UserId};
@@ -26,8 +28,10 @@ pub(crate) async fn create_user(
     }
     let id: i64 = tx
         .one(
-            "INSERT INTO users (username, display_name, password_hash, created_at)
-             VALUES ($1, $2, $3, $4) RETURNING id",
+            &format!(
+                "INSERT INTO users (username, display_name, password_hash, created_at, role)
+                 VALUES ($1, $2, $3, $4, {NEW_USER_ROLE}) RETURNING id"
+            ),
             &[&username, &display_name, &password_hash, &tx.now_ms],
         )
         .await?
@@ -43,17 +47,11 @@ pub(crate) async fn create_user(
 
 pub(crate) async fn credentials(db: &Db, username: &str) -> StoreResult<Option<Credentials>> {
     db.opt(
-        "SELECT id, username, display_name, password_hash FROM users
-         WHERE lower(username) = lower($1)",
+        &format!("SELECT {CREDENTIALS_COLUMNS} FROM users u WHERE lower(u.username) = lower($1)"),
         &[&username],
     )
     .await?
-    .map(|r| {
-        Ok(Credentials {
-            user: columns::user(&r, 0)?,
-            password_hash: r.try_get(3)?,
-        })
-    })
+    .map(|r| columns::credentials(&r))
     .transpose()
 }
 

@@ -55,16 +55,17 @@ pub(crate) async fn lock_member(
 }
 
 /// What a send needs, read and locked in one statement: the chat's row
-/// (its last seq), the sender's member row, and who is in the chat.
+/// (its last seq, whether it is encrypted), the sender's member row, and
+/// who is in the chat.
 pub(crate) async fn lock_for_send(
     tx: &Tx,
     chat_id: ChatId,
     user_id: UserId,
-) -> StoreResult<(i64, MemberFacts, Vec<UserId>)> {
+) -> StoreResult<(i64, bool, MemberFacts, Vec<UserId>)> {
     let row = tx
         .opt(
             "SELECT m.admin, m.joined_seq, m.delivered_up_to, m.read_up_to, c.last_seq,
-                    ARRAY(SELECT user_id FROM members WHERE chat_id = c.id)
+                    ARRAY(SELECT user_id FROM members WHERE chat_id = c.id), c.encrypted
              FROM chats c JOIN members m ON m.chat_id = c.id AND m.user_id = $2
              WHERE c.id = $1 FOR UPDATE",
             &[&chat_id.0, &user_id.0],
@@ -76,6 +77,7 @@ pub(crate) async fn lock_for_send(
     let members: Vec<i64> = row.try_get(5)?;
     Ok((
         row.try_get(4)?,
+        row.try_get(6)?,
         columns::member_facts(&row)?,
         members.into_iter().map(UserId).collect(),
     ))
@@ -108,6 +110,15 @@ pub(crate) async fn lock_chat(tx: &Tx, chat_id: ChatId) -> StoreResult<(ChatKind
         .await?
         .ok_or(StoreError::NotFound)?;
     Ok((parse_kind(row.try_get(0)?)?, row.try_get(1)?))
+}
+
+/// Whether the chat is end-to-end encrypted.
+pub(crate) async fn encrypted(db: &Db, chat_id: ChatId) -> StoreResult<bool> {
+    db.opt("SELECT encrypted FROM chats WHERE id = $1", &[&chat_id.0])
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .try_get(0)
+        .map_err(StoreError::from)
 }
 
 pub(crate) async fn last_seq(db: &Db, chat_id: ChatId) -> StoreResult<i64> {
@@ -148,19 +159,25 @@ async fn insert_chat(
     kind: ChatKind,
     title: Option<&str>,
     direct_key: Option<&str>,
+    encrypted: bool,
 ) -> StoreResult<ChatId> {
     let id: i64 = tx
         .one(
-            "INSERT INTO chats (kind, title, direct_key, created_at, last_activity)
-             VALUES ($1, $2, $3, $4, $4) RETURNING id",
-            &[&kind_str(kind), &title, &direct_key, &tx.now_ms],
+            "INSERT INTO chats (kind, title, direct_key, created_at, last_activity, encrypted)
+             VALUES ($1, $2, $3, $4, $4, $5) RETURNING id",
+            &[&kind_str(kind), &title, &direct_key, &tx.now_ms, &encrypted],
         )
         .await?
         .try_get(0)?;
     Ok(ChatId(id))
 }
 
-pub(crate) async fn create_direct(tx: &mut Tx, a: UserId, b: UserId) -> StoreResult<ChatId> {
+pub(crate) async fn create_direct(
+    tx: &mut Tx,
+    a: UserId,
+    b: UserId,
+    encrypted: bool,
+) -> StoreResult<ChatId> {
     require_user(tx, b).await?;
     let key = rules::direct_key(a, b);
     if let Some(row) = tx
@@ -169,10 +186,10 @@ pub(crate) async fn create_direct(tx: &mut Tx, a: UserId, b: UserId) -> StoreRes
     {
         return Ok(ChatId(row.try_get(0)?));
     }
-    let chat_id = insert_chat(tx, ChatKind::Direct, None, Some(&key)).await?;
+    let chat_id = insert_chat(tx, ChatKind::Direct, None, Some(&key), encrypted).await?;
     let members = rules::direct_members(a, b);
     insert_members(tx, chat_id, &members, None, 0).await?;
-    let event = rules::chat_created(chat_id, ChatKind::Direct, None, a);
+    let event = rules::chat_created(chat_id, ChatKind::Direct, None, a, encrypted);
     tx.push_event(&members, chat_id, None, &event)?;
     Ok(chat_id)
 }
@@ -183,6 +200,7 @@ pub(crate) async fn create_group(
     title: &str,
     others: &[UserId],
     max_members: usize,
+    encrypted: bool,
 ) -> StoreResult<ChatId> {
     let members = rules::group_members(creator, others, max_members)?;
     let ids: Vec<i64> = members.iter().map(|u| u.0).collect();
@@ -193,9 +211,9 @@ pub(crate) async fn create_group(
     if known != ids.len() as i64 {
         return Err(StoreError::NotFound);
     }
-    let chat_id = insert_chat(tx, ChatKind::Group, Some(title), None).await?;
+    let chat_id = insert_chat(tx, ChatKind::Group, Some(title), None, encrypted).await?;
     insert_members(tx, chat_id, &members, Some(creator), 0).await?;
-    let event = rules::chat_created(chat_id, ChatKind::Group, Some(title), creator);
+    let event = rules::chat_created(chat_id, ChatKind::Group, Some(title), creator, encrypted);
     tx.push_event(&members, chat_id, None, &event)?;
     Ok(chat_id)
 }
@@ -331,7 +349,10 @@ pub(crate) async fn chat(db: &Db, viewer: UserId, chat_id: ChatId) -> StoreResul
 async fn load_chat(db: &Db, chat_id: ChatId) -> StoreResult<Chat> {
     let header = db
         .one(
-            "SELECT kind, title, created_at, last_seq FROM chats WHERE id = $1",
+            &format!(
+                "SELECT {} FROM chats WHERE id = $1",
+                columns::CHAT_HEADER_COLUMNS
+            ),
             &[&chat_id.0],
         )
         .await?;

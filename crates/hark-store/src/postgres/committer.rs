@@ -242,9 +242,15 @@ impl Answer {
 }
 
 async fn commit_forever(pool: Pool, sequencer: Arc<Sequencer>, mut queue: mpsc::Receiver<Job>) {
+    // Made once per line, so recording does no lookup by name.
+    let batch_sizes = metrics::histogram!("hark_store_commit_batch_size", "backend" => "postgres");
+    let commit_seconds = metrics::histogram!("hark_store_commit_seconds", "backend" => "postgres");
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        let started = std::time::Instant::now();
+        batch_sizes.record(jobs.len() as f64);
         commit_batch(&pool, &sequencer, std::mem::take(&mut jobs)).await;
+        commit_seconds.record(started.elapsed().as_secs_f64());
     }
 }
 

@@ -120,3 +120,10 @@ pub(crate) async fn counts(db: &Db) -> StoreResult<JobCounts> {
     }
     Ok(counts)
 }
+
+pub(crate) async fn oldest_due_ms(db: &Db) -> StoreResult<u64> {
+    // The nodes' clocks write `run_at`, so this node's clock reads it.
+    let now = crate::clock_ms();
+    let oldest: Option<i64> = db.one(crate::jobs::OLDEST_DUE, &[&now]).await?.try_get(0)?;
+    Ok(crate::jobs::waited_ms(oldest, now))
+}

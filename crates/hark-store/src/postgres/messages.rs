@@ -1,7 +1,7 @@
 //! Messages in PostgreSQL: sending and forwarding (idempotent, seq taken
 //! under the chat's row lock), editing, deleting, reactions, and history.
 
-use super::chats::{lock_chat, lock_for_send, member_ids, require_member};
+use super::chats::{encrypted, lock_chat, lock_for_send, member_ids, require_member};
 use super::receipts::MarkWrite;
 use super::rows::{self, complete};
 use super::search::TSVECTOR;
@@ -76,7 +76,8 @@ pub(crate) async fn originals(
 pub(crate) async fn send_new(tx: &Tx, msg: NewMessage) -> StoreResult<SendAck> {
     // The chat's row lock makes seqs gapless and in commit order; the
     // sender's member row lock keeps their watermarks' rise serial.
-    let (last, me, members) = lock_for_send(tx, msg.chat_id, msg.sender_id).await?;
+    let (last, chat_encrypted, me, members) = lock_for_send(tx, msg.chat_id, msg.sender_id).await?;
+    rules::content(chat_encrypted, &msg)?;
     let seq = Seq(last + 1);
     let quote = match msg.reply_to {
         None => None,
@@ -94,18 +95,19 @@ pub(crate) async fn send_new(tx: &Tx, msg: NewMessage) -> StoreResult<SendAck> {
              message AS (
                  INSERT INTO messages (chat_id, seq, sender_id, sender_device, client_id, text,
                                        sent_at, reply_to, forwarded, search, search_order,
-                                       media_id, media)
+                                       media_id, media, encrypted)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, {TSVECTOR}($6),
-                         nextval('messages_search_order'), $10, $11)
+                         nextval('messages_search_order'), $10, $11, $12)
              ),
              {}
              SELECT sender_id FROM senders",
-            MarkWrite::ctes(1, 3, 12)
+            MarkWrite::ctes(1, 3, 13)
         )
     });
     let mark = MarkWrite::new(tx, me, seq.0, Rise::implied_by_send(seq));
     let reply_to = msg.reply_to.map(|s| s.0);
     let (media_id, media) = columns::media_columns(msg.media.as_ref())?;
+    let encrypted_column = columns::encrypted_column(msg.encrypted.as_deref());
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![
         &msg.chat_id.0,
         &seq.0,
@@ -118,6 +120,7 @@ pub(crate) async fn send_new(tx: &Tx, msg: NewMessage) -> StoreResult<SendAck> {
         &msg.forwarded,
         &media_id,
         &media,
+        &encrypted_column,
     ];
     params.extend(mark.params());
     let senders = tx.rows(sql, &params).await?;
@@ -172,6 +175,7 @@ pub(crate) async fn forward(tx: &Tx, from: (ChatId, Seq), msg: NewMessage) -> St
         (String::new(), None)
     } else {
         rules::forward(&visible_message(tx, from.0, msg.sender_id, from.1).await?)?;
+        rules::plaintext_only(encrypted(tx, from.0).await?)?;
         let row = tx
             .one(
                 "SELECT text, media FROM messages WHERE chat_id = $1 AND seq = $2",
@@ -186,23 +190,24 @@ pub(crate) async fn forward(tx: &Tx, from: (ChatId, Seq), msg: NewMessage) -> St
 
 pub(crate) async fn edit(
     tx: &mut Tx,
-    chat_id: ChatId,
+    (chat_id, seq): (ChatId, Seq),
     user_id: UserId,
-    seq: Seq,
-    text: &str,
+    (text, ciphertext): (&str, Option<&serde_json::Value>),
     windows: Windows,
 ) -> StoreResult<()> {
     lock_chat(tx, chat_id).await?;
     let message = visible_message(tx, chat_id, user_id, seq).await?;
     rules::edit(&message, user_id, tx.now_ms, windows)?;
+    rules::edit_content(encrypted(tx, chat_id).await?, text, ciphertext)?;
     let sql = format!(
-        "UPDATE messages SET text = $1, edited_at = $2, search = {TSVECTOR}($1)
-         WHERE chat_id = $3 AND seq = $4"
+        "UPDATE messages SET text = $1, edited_at = $2, search = {TSVECTOR}($1), encrypted = $3
+         WHERE chat_id = $4 AND seq = $5"
     );
-    tx.exec(&sql, &[&text, &tx.now_ms, &chat_id.0, &seq.0])
+    let column = columns::encrypted_column(ciphertext);
+    tx.exec(&sql, &[&text, &tx.now_ms, &column, &chat_id.0, &seq.0])
         .await?;
     let members = member_ids(tx, chat_id).await?;
-    let event = rules::edited(chat_id, seq, text, tx.now_ms);
+    let event = rules::edited(chat_id, seq, text, ciphertext, tx.now_ms);
     tx.push_edit(&members, chat_id, seq, &event)
 }
 
@@ -238,7 +243,7 @@ pub(crate) async fn delete(
     // version stays on disk as a dead tuple until VACUUM reclaims it.
     tx.exec(
         "WITH gone AS (DELETE FROM reactions WHERE chat_id = $2 AND seq = $3)
-         UPDATE messages SET text = '', search = NULL, media_id = NULL, media = NULL, deleted_at = $1
+         UPDATE messages SET text = '', search = NULL, media_id = NULL, media = NULL, encrypted = NULL, deleted_at = $1
          WHERE chat_id = $2 AND seq = $3",
         &[&tx.now_ms, &chat_id.0, &seq.0],
     )

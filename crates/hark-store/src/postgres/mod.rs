@@ -40,8 +40,10 @@
 //!   docs/benchmarks.md, "Group commit on PostgreSQL".
 
 mod accounts;
+mod admin;
 mod chats;
 mod committer;
+mod e2e;
 mod jobs;
 mod lines;
 mod media;
@@ -202,7 +204,11 @@ impl PostgresStore {
         F: FnOnce(Db) -> Fut,
         Fut: Future<Output = StoreResult<T>> + 's,
     {
-        op(Db::new(self.pool.get().await.map_err(unavailable)?)).await
+        let started = std::time::Instant::now();
+        let read = op(Db::new(self.pool.get().await.map_err(unavailable)?)).await;
+        metrics::histogram!("hark_store_read_seconds", "backend" => "postgres")
+            .record(started.elapsed().as_secs_f64());
+        read
     }
 }
 
@@ -220,6 +226,55 @@ impl crate::Lifecycle for PostgresStore {
 
 /// Claiming, completing and failing a job are one statement each, run on
 /// their own (autocommit) rather than in a write transaction.
+#[async_trait]
+impl crate::AdminStore for PostgresStore {
+    async fn admin_users(
+        &self,
+        prefix: &str,
+        after: UserId,
+        limit: u32,
+    ) -> StoreResult<Vec<hark_proto::AdminUser>> {
+        self.read(|db| async move { admin::users(&db, prefix, after, limit).await })
+            .await
+    }
+
+    async fn admin_user(&self, user: UserId) -> StoreResult<Option<hark_proto::AdminUser>> {
+        self.read(|db| async move { admin::user(&db, user).await })
+            .await
+    }
+
+    async fn set_disabled(&self, user: UserId, disabled: bool) -> StoreResult<()> {
+        self.write((), move |tx, ()| {
+            Box::pin(async move { admin::set_disabled(tx, user, disabled).await })
+        })
+        .await
+    }
+
+    async fn set_role(&self, user: UserId, role: hark_proto::Role) -> StoreResult<()> {
+        self.write((), move |tx, ()| {
+            Box::pin(async move { admin::set_role(tx, user, role).await })
+        })
+        .await
+    }
+
+    async fn set_password(&self, user: UserId, password_hash: &str) -> StoreResult<()> {
+        self.write(password_hash.to_owned(), move |tx, hash| {
+            Box::pin(async move { admin::set_password(tx, user, &hash).await })
+        })
+        .await
+    }
+
+    async fn admin_chat(&self, chat: ChatId) -> StoreResult<Option<hark_proto::AdminChat>> {
+        self.read(|db| async move { admin::chat(&db, chat).await })
+            .await
+    }
+
+    async fn counts(&self, since_ms: i64) -> StoreResult<crate::admin::Counts> {
+        self.read(|db| async move { admin::counts(&db, since_ms).await })
+            .await
+    }
+}
+
 #[async_trait]
 impl JobStore for PostgresStore {
     async fn enqueue_job(&self, job: NewJob) -> StoreResult<JobId> {
@@ -259,6 +314,64 @@ impl JobStore for PostgresStore {
 
     async fn job_counts(&self) -> StoreResult<JobCounts> {
         self.read(|db| async move { jobs::counts(&db).await }).await
+    }
+
+    async fn oldest_due_ms(&self) -> StoreResult<u64> {
+        self.read(|db| async move { jobs::oldest_due_ms(&db).await })
+            .await
+    }
+}
+
+#[async_trait]
+impl crate::KeyStore for PostgresStore {
+    async fn upload_keys(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        upload: crate::e2e::KeyUpload,
+    ) -> StoreResult<std::collections::BTreeMap<String, u64>> {
+        self.write(upload, move |tx, upload| {
+            Box::pin(async move { e2e::upload(tx, user, device, upload).await })
+        })
+        .await
+    }
+
+    async fn device_keys(&self, users: &[UserId]) -> StoreResult<Vec<crate::e2e::DeviceKeys>> {
+        self.read(|db| async move { e2e::device_keys(&db, users).await })
+            .await
+    }
+
+    async fn claim_keys(
+        &self,
+        claims: &[(DeviceId, String)],
+    ) -> StoreResult<Vec<crate::e2e::ClaimedKey>> {
+        self.read(|db| async move { e2e::claim(&db, claims).await })
+            .await
+    }
+
+    async fn send_to_device(
+        &self,
+        batch: crate::e2e::ToDeviceBatch,
+    ) -> StoreResult<crate::e2e::Delivered> {
+        self.write(batch, |tx, batch| {
+            Box::pin(async move { e2e::send(tx, batch).await })
+        })
+        .await
+    }
+
+    async fn inbox(
+        &self,
+        device: DeviceId,
+        ack: i64,
+        limit: u32,
+    ) -> StoreResult<crate::e2e::InboxPage> {
+        self.read(|db| async move { e2e::inbox(&db, device, ack, limit).await })
+            .await
+    }
+
+    async fn sharing_chats(&self, user: UserId, others: &[UserId]) -> StoreResult<HashSet<UserId>> {
+        self.read(|db| async move { e2e::sharing(&db, user, others).await })
+            .await
     }
 }
 
@@ -516,7 +629,8 @@ impl AccountStore for PostgresStore {
         self.write((), move |tx, ()| {
             Box::pin(async move {
                 accounts::revoke_device(tx, user_id, device_id).await?;
-                push::remove_of_device(tx, device_id).await
+                push::remove_of_device(tx, device_id).await?;
+                e2e::forget_device(tx, user_id, device_id).await
             })
         })
         .await
@@ -570,9 +684,11 @@ impl AccountStore for PostgresStore {
 
 #[async_trait]
 impl ChatStore for PostgresStore {
-    async fn create_direct(&self, a: UserId, b: UserId) -> StoreResult<ChatId> {
-        self.write((), move |tx, ()| Box::pin(chats::create_direct(tx, a, b)))
-            .await
+    async fn create_direct(&self, a: UserId, b: UserId, encrypted: bool) -> StoreResult<ChatId> {
+        self.write((), move |tx, ()| {
+            Box::pin(chats::create_direct(tx, a, b, encrypted))
+        })
+        .await
     }
 
     async fn create_group(
@@ -581,11 +697,12 @@ impl ChatStore for PostgresStore {
         title: &str,
         members: &[UserId],
         max_members: usize,
+        encrypted: bool,
     ) -> StoreResult<ChatId> {
         let args = (title.to_owned(), members.to_vec());
         self.write(args, move |tx, (title, members)| {
             Box::pin(async move {
-                chats::create_group(tx, creator, &title, &members, max_members).await
+                chats::create_group(tx, creator, &title, &members, max_members, encrypted).await
             })
         })
         .await
@@ -722,10 +839,15 @@ impl MessageStore for PostgresStore {
         user_id: UserId,
         seq: Seq,
         text: &str,
+        encrypted: Option<&serde_json::Value>,
         windows: Windows,
     ) -> StoreResult<()> {
-        self.write(text.to_owned(), move |tx, text| {
-            Box::pin(async move { messages::edit(tx, chat_id, user_id, seq, &text, windows).await })
+        let content = (text.to_owned(), encrypted.cloned());
+        self.write(content, move |tx, (text, encrypted)| {
+            Box::pin(async move {
+                let content = (text.as_str(), encrypted.as_ref());
+                messages::edit(tx, (chat_id, seq), user_id, content, windows).await
+            })
         })
         .await
     }

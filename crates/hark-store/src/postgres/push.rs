@@ -70,18 +70,8 @@ async fn get(db: &Db, id: &str) -> StoreResult<Option<PushTarget>> {
 
 /// The subscriptions of a device (`of_device`) or of a user.
 pub(crate) async fn list(db: &Db, of_device: bool, id: i64) -> StoreResult<Vec<PushTarget>> {
-    let column = if of_device { "device_id" } else { "user_id" };
     let mut targets = Vec::new();
-    for row in db
-        .rows(
-            &format!(
-                "SELECT {PUSH_COLUMNS} FROM push_subscriptions WHERE {column} = $1
-                 ORDER BY created_at, id"
-            ),
-            &[&id],
-        )
-        .await?
-    {
+    for row in db.rows(&crate::push::list_sql(of_device), &[&id]).await? {
         targets.extend(columns::push_target(&row)?);
     }
     Ok(targets)

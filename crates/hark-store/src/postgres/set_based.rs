@@ -34,6 +34,7 @@ pub(crate) type Queued<'a> = (usize, &'a Write);
 pub(crate) struct ChatFacts {
     last_seq: i64,
     members: Vec<UserId>,
+    encrypted: bool,
 }
 
 /// What the database says of a member before the batch.
@@ -69,7 +70,8 @@ pub(crate) async fn apply_all(
 pub(crate) async fn lock_chats(tx: &Tx, chats: &[i64]) -> StoreResult<HashMap<i64, ChatFacts>> {
     let rows = tx
         .rows(
-            "SELECT c.id, c.last_seq, ARRAY(SELECT user_id FROM members WHERE chat_id = c.id)
+            "SELECT c.id, c.last_seq, ARRAY(SELECT user_id FROM members WHERE chat_id = c.id),
+                    c.encrypted
              FROM chats c WHERE c.id = ANY($1) ORDER BY c.id FOR UPDATE OF c",
             &[&chats],
         )
@@ -82,6 +84,7 @@ pub(crate) async fn lock_chats(tx: &Tx, chats: &[i64]) -> StoreResult<HashMap<i6
             ChatFacts {
                 last_seq: row.try_get(1)?,
                 members: members.into_iter().map(UserId).collect(),
+                encrypted: row.try_get(3)?,
             },
         );
     }
@@ -193,6 +196,7 @@ struct Messages {
     forwarded: Vec<bool>,
     media_id: Vec<Option<String>>,
     media: Vec<Option<String>>,
+    encrypted: Vec<Option<String>>,
 }
 
 impl Plan {
@@ -244,6 +248,9 @@ impl Plan {
     fn send(&mut self, tx: &Tx, m: &NewMessage) -> StoreResult<SendAck> {
         let now = tx.now_ms;
         let (media_id, media) = crate::columns::media_columns(m.media.as_ref())?;
+        if let Some(chat) = self.chats.get(&m.chat_id.0) {
+            rules::content(chat.facts.encrypted, m)?;
+        }
         let seq = self.rise(tx, m.chat_id, m.sender_id, Rising::Send(m))?;
         let msgs = &mut self.messages;
         msgs.chat.push(m.chat_id.0);
@@ -255,6 +262,8 @@ impl Plan {
         msgs.forwarded.push(m.forwarded);
         msgs.media_id.push(media_id);
         msgs.media.push(media);
+        msgs.encrypted
+            .push(crate::columns::encrypted_column(m.encrypted.as_deref()));
         Ok(SendAck {
             chat_id: m.chat_id,
             seq: Seq(seq),
@@ -353,14 +362,15 @@ impl Plan {
                  message AS (
                      INSERT INTO messages (chat_id, seq, sender_id, sender_device, client_id, text,
                                            sent_at, forwarded, search, search_order,
-                                           media_id, media)
+                                           media_id, media, encrypted)
                      SELECT v.chat_id, v.seq, v.sender_id, v.device, v.client_id, v.text, $1,
                             v.forwarded, {TSVECTOR}(v.text), nextval('messages_search_order'),
-                            v.media_id, v.media
+                            v.media_id, v.media, v.encrypted
                      FROM unnest($4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
-                                 $8::text[], $9::text[], $10::bool[], $20::text[], $21::text[])
+                                 $8::text[], $9::text[], $10::bool[], $20::text[], $21::text[],
+                                 $22::text[])
                           AS v(chat_id, seq, sender_id, device, client_id, text, forwarded,
-                               media_id, media)
+                               media_id, media, encrypted)
                  ),
                  raised AS (
                      UPDATE members m SET delivered_up_to = v.delivered, read_up_to = v.read
@@ -427,6 +437,7 @@ impl Plan {
                 Box::new(t_read),
                 Box::new(m.media_id),
                 Box::new(m.media),
+                Box::new(m.encrypted),
             ],
         })
     }

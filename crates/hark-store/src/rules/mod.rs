@@ -15,7 +15,8 @@ pub use receipts::{ReceiptChange, Rise};
 
 use crate::{NewMessage, StoreError, StoreResult};
 use hark_proto::{
-    ChatId, ChatKind, ChatSettings, ChatSettingsRequest, Event, MediaRef, Quote, Seq, UserId,
+    ChatId, ChatKind, ChatSettings, ChatSettingsRequest, Event, MediaKind, MediaRef, Quote, Seq,
+    UserId,
 };
 
 /// How long after sending a message may be edited or deleted for everyone.
@@ -101,12 +102,73 @@ pub fn group_members(
 }
 
 /// The event announcing a new chat to its members.
-pub fn chat_created(chat_id: ChatId, kind: ChatKind, title: Option<&str>, by: UserId) -> Event {
+pub fn chat_created(
+    chat_id: ChatId,
+    kind: ChatKind,
+    title: Option<&str>,
+    by: UserId,
+    encrypted: bool,
+) -> Event {
     Event::ChatCreated {
         chat_id,
         chat_kind: kind,
         title: title.map(str::to_owned),
         by,
+        encrypted,
+    }
+}
+
+/// What a new message may carry in its chat: in an end-to-end encrypted
+/// chat its ciphertext only (no text; a file only as ciphertext the server
+/// cannot read, uploaded as kind `file`); elsewhere no ciphertext.
+pub fn content(chat_encrypted: bool, msg: &NewMessage) -> StoreResult<()> {
+    if msg.forwarded {
+        plaintext_only(chat_encrypted)?;
+    }
+    // Not an image, sound or video the server looked into (the type it
+    // sniffed is not checked: random bytes may start like some format).
+    let opaque = |m: &MediaRef| m.kind == MediaKind::File && m.thumbnail.is_none();
+    match (chat_encrypted, msg.encrypted.is_some()) {
+        (true, false) => Err(StoreError::EncryptionRequired),
+        (true, true) if !msg.text.is_empty() => Err(StoreError::EncryptionRequired),
+        (true, true) if msg.forwarded => Err(StoreError::Invalid(
+            "forwards are not available in encrypted chats yet",
+        )),
+        (true, true) if msg.media.as_ref().is_some_and(|m| !opaque(m)) => Err(StoreError::Invalid(
+            "media_id: in an encrypted chat a file goes up encrypted, as kind file \
+                 (bytes the server cannot read)",
+        )),
+        (false, true) => Err(StoreError::Invalid(
+            "encrypted: this chat is not end-to-end encrypted",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Forwards carry plaintext: not in end-to-end encrypted chats (yet).
+pub fn plaintext_only(chat_encrypted: bool) -> StoreResult<()> {
+    if chat_encrypted {
+        return Err(StoreError::Invalid(
+            "forwards are not available in encrypted chats yet",
+        ));
+    }
+    Ok(())
+}
+
+/// What an edit may carry in its chat: in an end-to-end encrypted chat the
+/// new content's ciphertext only; elsewhere new text and no ciphertext.
+pub fn edit_content(
+    chat_encrypted: bool,
+    text: &str,
+    encrypted: Option<&serde_json::Value>,
+) -> StoreResult<()> {
+    match (chat_encrypted, encrypted.is_some()) {
+        (true, false) => Err(StoreError::EncryptionRequired),
+        (true, true) if !text.is_empty() => Err(StoreError::EncryptionRequired),
+        (false, true) => Err(StoreError::Invalid(
+            "encrypted: this chat is not end-to-end encrypted",
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -261,6 +323,7 @@ pub fn new_message(msg: NewMessage, seq: Seq, sent_at: i64, quote: Option<Quote>
         deleted: false,
         reactions: Vec::new(),
         media: msg.media.map(Box::new),
+        encrypted: msg.encrypted,
     })
 }
 
@@ -295,6 +358,7 @@ pub fn forwarded(msg: NewMessage, text: String, media: Option<MediaRef>) -> NewM
         reply_to: None,
         forwarded: true,
         media,
+        encrypted: None,
         ..msg
     }
 }
@@ -316,12 +380,19 @@ pub fn edit(message: &MessageFacts, by: UserId, now_ms: i64, windows: Windows) -
 }
 
 /// The event of an edit.
-pub fn edited(chat_id: ChatId, seq: Seq, text: &str, edited_at: i64) -> Event {
+pub fn edited(
+    chat_id: ChatId,
+    seq: Seq,
+    text: &str,
+    encrypted: Option<&serde_json::Value>,
+    edited_at: i64,
+) -> Event {
     Event::MessageEdited {
         chat_id,
         seq,
         text: text.to_owned(),
         edited_at,
+        encrypted: encrypted.cloned().map(Box::new),
     }
 }
 

@@ -119,6 +119,7 @@ mod tests {
             chat_kind: ChatKind::Group,
             title: Some("t".into()),
             by: UserId(1),
+            encrypted: false,
         };
         assert_eq!(
             of_event(&users, &created).map(|n| n.users),
@@ -129,6 +130,7 @@ mod tests {
             chat_kind: ChatKind::Direct,
             title: None,
             by: UserId(1),
+            encrypted: false,
         };
         assert_eq!(of_event(&users, &direct), None, "the first message tells");
     }

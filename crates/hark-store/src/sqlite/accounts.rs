@@ -1,7 +1,9 @@
 //! Users and devices in SQLite.
 
 use super::writer::WriteCtx;
-use crate::columns::{self, like_prefix, visibility_str, AUTHED_DEVICE_COLUMNS};
+use crate::columns::{
+    self, like_prefix, visibility_str, AUTHED_DEVICE_COLUMNS, CREDENTIALS_COLUMNS, NEW_USER_ROLE,
+};
 use crate::rules;
 use crate::{AuthedDevice, Credentials, PresenceRecord, StoreError, StoreResult};
 use hark_proto::{Device, DeviceId, PrivacySettings, User, UserId};
@@ -30,7 +32,10 @@ pub(crate) fn create_user(
         return Err(StoreError::UsernameTaken);
     }
     ctx.conn.execute(
-        "INSERT INTO users (username, display_name, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+        &format!(
+            "INSERT INTO users (username, display_name, password_hash, created_at, role)
+             VALUES (?1, ?2, ?3, ?4, {NEW_USER_ROLE})"
+        ),
         params![username, display_name, password_hash, ctx.now_ms],
     )?;
     Ok(User {
@@ -42,15 +47,10 @@ pub(crate) fn create_user(
 
 pub(crate) fn credentials(conn: &Connection, username: &str) -> StoreResult<Option<Credentials>> {
     Ok(conn
-        .prepare_cached(
-            "SELECT id, username, display_name, password_hash FROM users WHERE username = ?1",
-        )?
-        .query_row([username], |r| {
-            Ok(Credentials {
-                user: user_from_row(r)?,
-                password_hash: r.get(3)?,
-            })
-        })
+        .prepare_cached(&format!(
+            "SELECT {CREDENTIALS_COLUMNS} FROM users u WHERE u.username = ?1"
+        ))?
+        .query_row([username], |r| columns::credentials(r))
         .optional()?)
 }
 

@@ -58,6 +58,14 @@ fn chat_kind(conn: &Connection, chat_id: ChatId) -> StoreResult<Option<ChatKind>
     kind.map(|k| parse_kind(&k)).transpose()
 }
 
+/// A chat's last seq and whether it is end-to-end encrypted.
+pub(crate) fn head(conn: &Connection, chat_id: ChatId) -> StoreResult<(i64, bool)> {
+    conn.prepare_cached("SELECT last_seq, encrypted FROM chats WHERE id = ?1")?
+        .query_row([chat_id.0], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .ok_or(StoreError::NotFound)
+}
+
 pub(crate) fn last_seq(conn: &Connection, chat_id: ChatId) -> StoreResult<i64> {
     conn.prepare_cached("SELECT last_seq FROM chats WHERE id = ?1")?
         .query_row([chat_id.0], |r| r.get(0))
@@ -87,7 +95,12 @@ fn insert_member(
     Ok(())
 }
 
-pub(crate) fn create_direct(ctx: &mut WriteCtx<'_>, a: UserId, b: UserId) -> StoreResult<ChatId> {
+pub(crate) fn create_direct(
+    ctx: &mut WriteCtx<'_>,
+    a: UserId,
+    b: UserId,
+    encrypted: bool,
+) -> StoreResult<ChatId> {
     require_user(ctx.conn, b)?;
     let key = rules::direct_key(a, b);
     let existing: Option<i64> = ctx
@@ -100,15 +113,15 @@ pub(crate) fn create_direct(ctx: &mut WriteCtx<'_>, a: UserId, b: UserId) -> Sto
         return Ok(ChatId(id));
     }
     ctx.conn.execute(
-        "INSERT INTO chats (kind, direct_key, created_at, last_activity) VALUES (?1, ?2, ?3, ?3)",
-        params![kind_str(ChatKind::Direct), key, ctx.now_ms],
+        "INSERT INTO chats (kind, direct_key, created_at, last_activity, encrypted) VALUES (?1, ?2, ?3, ?3, ?4)",
+        params![kind_str(ChatKind::Direct), key, ctx.now_ms, encrypted],
     )?;
     let chat_id = ChatId(ctx.conn.last_insert_rowid());
     let members = rules::direct_members(a, b);
     for &m in &members {
         insert_member(ctx, chat_id, m, false, 0)?;
     }
-    let event = rules::chat_created(chat_id, ChatKind::Direct, None, a);
+    let event = rules::chat_created(chat_id, ChatKind::Direct, None, a, encrypted);
     ctx.push_event(&members, chat_id, None, &event)?;
     Ok(chat_id)
 }
@@ -119,20 +132,21 @@ pub(crate) fn create_group(
     title: &str,
     others: &[UserId],
     max_members: usize,
+    encrypted: bool,
 ) -> StoreResult<ChatId> {
     let members = rules::group_members(creator, others, max_members)?;
     for &m in &members {
         require_user(ctx.conn, m)?;
     }
     ctx.conn.execute(
-        "INSERT INTO chats (kind, title, created_at, last_activity) VALUES (?1, ?2, ?3, ?3)",
-        params![kind_str(ChatKind::Group), title, ctx.now_ms],
+        "INSERT INTO chats (kind, title, created_at, last_activity, encrypted) VALUES (?1, ?2, ?3, ?3, ?4)",
+        params![kind_str(ChatKind::Group), title, ctx.now_ms, encrypted],
     )?;
     let chat_id = ChatId(ctx.conn.last_insert_rowid());
     for &m in &members {
         insert_member(ctx, chat_id, m, m == creator, 0)?;
     }
-    let event = rules::chat_created(chat_id, ChatKind::Group, Some(title), creator);
+    let event = rules::chat_created(chat_id, ChatKind::Group, Some(title), creator, encrypted);
     ctx.push_event(&members, chat_id, None, &event)?;
     Ok(chat_id)
 }
@@ -270,7 +284,10 @@ pub(crate) fn chat(conn: &Connection, viewer: UserId, chat_id: ChatId) -> StoreR
 /// The chat and its members, for a caller that has checked membership.
 fn load_chat(conn: &Connection, chat_id: ChatId) -> StoreResult<Chat> {
     let header = conn
-        .prepare_cached("SELECT kind, title, created_at, last_seq FROM chats WHERE id = ?1")?
+        .prepare_cached(&format!(
+            "SELECT {} FROM chats WHERE id = ?1",
+            columns::CHAT_HEADER_COLUMNS
+        ))?
         .query_row([chat_id.0], |r| columns::chat_header(r))?;
     let mut stmt = conn.prepare_cached(
         "SELECT u.id, u.username, u.display_name, m.admin, m.delivered_up_to, m.read_up_to

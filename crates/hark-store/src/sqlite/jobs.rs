@@ -125,3 +125,11 @@ pub(crate) fn counts(conn: &Connection) -> StoreResult<JobCounts> {
     }
     Ok(counts)
 }
+
+pub(crate) fn oldest_due_ms(conn: &Connection) -> StoreResult<u64> {
+    let now = crate::clock_ms();
+    let oldest: Option<i64> = conn
+        .prepare_cached(crate::jobs::OLDEST_DUE)?
+        .query_row([now], |r| r.get(0))?;
+    Ok(crate::jobs::waited_ms(oldest, now))
+}

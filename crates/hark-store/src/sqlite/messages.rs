@@ -1,7 +1,7 @@
 //! Messages: sending and forwarding (idempotent, gapless seq), editing,
 //! deleting, reactions, and reading history.
 
-use super::chats::{kind_of, last_seq, member_ids, require_member};
+use super::chats::{head, kind_of, member_ids, require_member};
 use super::lines;
 use super::receipts::apply_mark;
 use super::rows::{self, message_from_row, MESSAGE_COLUMNS};
@@ -38,7 +38,9 @@ pub(crate) fn send(ctx: &mut WriteCtx<'_>, msg: NewMessage) -> StoreResult<SendA
         });
     }
     let me = require_member(ctx.conn, msg.chat_id, msg.sender_id)?;
-    let seq = Seq(last_seq(ctx.conn, msg.chat_id)? + 1);
+    let (last, encrypted) = head(ctx.conn, msg.chat_id)?;
+    rules::content(encrypted, &msg)?;
+    let seq = Seq(last + 1);
     let quote = match msg.reply_to {
         None => None,
         Some(target) => {
@@ -50,8 +52,8 @@ pub(crate) fn send(ctx: &mut WriteCtx<'_>, msg: NewMessage) -> StoreResult<SendA
     let (media_id, media) = columns::media_columns(msg.media.as_ref())?;
     ctx.conn
         .prepare_cached(
-            "INSERT INTO messages (chat_id, seq, sender_id, sender_device, client_id, text, sent_at, reply_to, forwarded, fts_rowid, media_id, media)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            "INSERT INTO messages (chat_id, seq, sender_id, sender_device, client_id, text, sent_at, reply_to, forwarded, fts_rowid, media_id, media, encrypted)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )?
         .execute(params![
             msg.chat_id.0,
@@ -66,6 +68,7 @@ pub(crate) fn send(ctx: &mut WriteCtx<'_>, msg: NewMessage) -> StoreResult<SendA
             fts_rowid,
             media_id,
             media,
+            columns::encrypted_column(msg.encrypted.as_deref()),
         ])?;
     ctx.conn
         .prepare_cached("UPDATE chats SET last_seq = ?1, last_activity = ?2 WHERE id = ?3")?
@@ -123,6 +126,7 @@ pub(crate) fn forward(
         (String::new(), None)
     } else {
         rules::forward(&visible_message(ctx.conn, from.0, msg.sender_id, from.1)?)?;
+        rules::plaintext_only(head(ctx.conn, from.0)?.1)?;
         ctx.conn
             .prepare_cached("SELECT text, media FROM messages WHERE chat_id = ?1 AND seq = ?2")?
             .query_row([from.0 .0, from.1 .0], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -133,17 +137,24 @@ pub(crate) fn forward(
 
 pub(crate) fn edit(
     ctx: &mut WriteCtx<'_>,
-    chat_id: ChatId,
+    (chat_id, seq): (ChatId, Seq),
     user_id: UserId,
-    seq: Seq,
     text: &str,
+    encrypted: Option<&serde_json::Value>,
     windows: Windows,
 ) -> StoreResult<()> {
     let message = visible_message(ctx.conn, chat_id, user_id, seq)?;
     rules::edit(&message, user_id, ctx.now_ms, windows)?;
+    rules::edit_content(head(ctx.conn, chat_id)?.1, text, encrypted)?;
     ctx.conn.execute(
-        "UPDATE messages SET text = ?1, edited_at = ?2 WHERE chat_id = ?3 AND seq = ?4",
-        params![text, ctx.now_ms, chat_id.0, seq.0],
+        "UPDATE messages SET text = ?1, edited_at = ?2, encrypted = ?3 WHERE chat_id = ?4 AND seq = ?5",
+        params![
+            text,
+            ctx.now_ms,
+            columns::encrypted_column(encrypted),
+            chat_id.0,
+            seq.0
+        ],
     )?;
     let entry = search::entry_of(ctx.conn, chat_id, seq)?;
     ctx.unindex(entry);
@@ -154,7 +165,7 @@ pub(crate) fn edit(
     )?;
     let members = member_ids(ctx.conn, chat_id)?;
     ctx.erased_content();
-    let event = rules::edited(chat_id, seq, text, ctx.now_ms);
+    let event = rules::edited(chat_id, seq, text, encrypted, ctx.now_ms);
     ctx.push_edit(&members, chat_id, seq, &event)
 }
 
@@ -187,7 +198,7 @@ pub(crate) fn delete(
     }
     // The content goes: text, reactions and the search index entry.
     ctx.conn.execute(
-        "UPDATE messages SET text = '', media_id = NULL, media = NULL, deleted_at = ?1
+        "UPDATE messages SET text = '', media_id = NULL, media = NULL, encrypted = NULL, deleted_at = ?1
          WHERE chat_id = ?2 AND seq = ?3",
         params![ctx.now_ms, chat_id.0, seq.0],
     )?;

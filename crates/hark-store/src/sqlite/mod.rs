@@ -3,8 +3,11 @@
 //! from blocking tasks.
 
 pub(crate) mod accounts;
+mod admin;
+pub mod backup;
 pub(crate) mod chats;
 mod checkpoint;
+mod e2e;
 mod jobs;
 mod lines;
 mod media;
@@ -145,6 +148,8 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     {
+        // Timed from before the permit: a read waiting for a slot is slow too.
+        let started = std::time::Instant::now();
         let permit = self
             .read_permits
             .clone()
@@ -153,7 +158,7 @@ impl SqliteStore {
             .map_err(|_| StoreError::Closed)?;
         let readers = self.readers.clone();
         let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
+        let read = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let pooled = readers.lock().map_err(|_| StoreError::Closed)?.pop();
             let mut conn = match pooled {
@@ -168,8 +173,10 @@ impl SqliteStore {
             }
             result
         })
-        .await
-        .map_err(|e| StoreError::Corrupt(format!("read task failed: {e}")))?
+        .await;
+        metrics::histogram!("hark_store_read_seconds", "backend" => "sqlite")
+            .record(started.elapsed().as_secs_f64());
+        read.map_err(|e| StoreError::Corrupt(format!("read task failed: {e}")))?
     }
 
     /// Stops accepting writes and waits until the writer has committed and
@@ -218,6 +225,101 @@ impl crate::Lifecycle for SqliteStore {
 }
 
 #[async_trait]
+impl crate::AdminStore for SqliteStore {
+    async fn admin_users(
+        &self,
+        prefix: &str,
+        after: UserId,
+        limit: u32,
+    ) -> StoreResult<Vec<hark_proto::AdminUser>> {
+        let prefix = prefix.to_owned();
+        self.read(move |conn| admin::users(conn, &prefix, after, limit))
+            .await
+    }
+
+    async fn admin_user(&self, user: UserId) -> StoreResult<Option<hark_proto::AdminUser>> {
+        self.read(move |conn| admin::user(conn, user)).await
+    }
+
+    async fn set_disabled(&self, user: UserId, disabled: bool) -> StoreResult<()> {
+        self.write(move |ctx| admin::set_disabled(ctx, user, disabled))
+            .await
+    }
+
+    async fn set_role(&self, user: UserId, role: hark_proto::Role) -> StoreResult<()> {
+        self.write(move |ctx| admin::set_role(ctx, user, role))
+            .await
+    }
+
+    async fn set_password(&self, user: UserId, password_hash: &str) -> StoreResult<()> {
+        let hash = password_hash.to_owned();
+        self.write(move |ctx| admin::set_password(ctx, user, &hash))
+            .await
+    }
+
+    async fn admin_chat(&self, chat: ChatId) -> StoreResult<Option<hark_proto::AdminChat>> {
+        self.read(move |conn| admin::chat(conn, chat)).await
+    }
+
+    async fn counts(&self, since_ms: i64) -> StoreResult<crate::admin::Counts> {
+        let path = self.path.clone();
+        self.read(move |conn| admin::counts(conn, &path, since_ms))
+            .await
+    }
+}
+
+#[async_trait]
+impl crate::KeyStore for SqliteStore {
+    async fn upload_keys(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        upload: crate::e2e::KeyUpload,
+    ) -> StoreResult<std::collections::BTreeMap<String, u64>> {
+        self.write(move |ctx| e2e::upload(ctx, user, device, upload))
+            .await
+    }
+
+    async fn device_keys(&self, users: &[UserId]) -> StoreResult<Vec<crate::e2e::DeviceKeys>> {
+        let users = users.to_vec();
+        self.read(move |conn| e2e::device_keys(conn, &users)).await
+    }
+
+    async fn claim_keys(
+        &self,
+        claims: &[(DeviceId, String)],
+    ) -> StoreResult<Vec<crate::e2e::ClaimedKey>> {
+        let claims = claims.to_vec();
+        self.write(move |ctx| e2e::claim(ctx, &claims)).await
+    }
+
+    async fn send_to_device(
+        &self,
+        batch: crate::e2e::ToDeviceBatch,
+    ) -> StoreResult<crate::e2e::Delivered> {
+        self.write(move |ctx| e2e::send(ctx, batch)).await
+    }
+
+    async fn inbox(
+        &self,
+        device: DeviceId,
+        ack: i64,
+        limit: u32,
+    ) -> StoreResult<crate::e2e::InboxPage> {
+        if ack > 0 {
+            self.write(move |ctx| e2e::ack(ctx, device, ack)).await?;
+        }
+        self.read(move |conn| e2e::inbox(conn, device, limit)).await
+    }
+
+    async fn sharing_chats(&self, user: UserId, others: &[UserId]) -> StoreResult<HashSet<UserId>> {
+        let others = others.to_vec();
+        self.read(move |conn| e2e::sharing(conn, user, &others))
+            .await
+    }
+}
+
+#[async_trait]
 impl JobStore for SqliteStore {
     async fn enqueue_job(&self, job: NewJob) -> StoreResult<JobId> {
         self.write(move |ctx| jobs::insert(ctx, &job)).await
@@ -255,6 +357,10 @@ impl JobStore for SqliteStore {
 
     async fn job_counts(&self) -> StoreResult<JobCounts> {
         self.read(|conn| jobs::counts(conn)).await
+    }
+
+    async fn oldest_due_ms(&self) -> StoreResult<u64> {
+        self.read(|conn| jobs::oldest_due_ms(conn)).await
     }
 }
 
@@ -501,7 +607,8 @@ impl AccountStore for SqliteStore {
     async fn revoke_device(&self, user_id: UserId, device_id: DeviceId) -> StoreResult<()> {
         self.write(move |ctx| {
             accounts::revoke_device(ctx, user_id, device_id)?;
-            push::remove_of_device(ctx.conn, device_id)
+            push::remove_of_device(ctx.conn, device_id)?;
+            e2e::forget_device(ctx, user_id, device_id)
         })
         .await
     }
@@ -551,8 +658,9 @@ impl AccountStore for SqliteStore {
 
 #[async_trait]
 impl ChatStore for SqliteStore {
-    async fn create_direct(&self, a: UserId, b: UserId) -> StoreResult<ChatId> {
-        self.write(move |ctx| chats::create_direct(ctx, a, b)).await
+    async fn create_direct(&self, a: UserId, b: UserId, encrypted: bool) -> StoreResult<ChatId> {
+        self.write(move |ctx| chats::create_direct(ctx, a, b, encrypted))
+            .await
     }
 
     async fn create_group(
@@ -561,10 +669,13 @@ impl ChatStore for SqliteStore {
         title: &str,
         members: &[UserId],
         max_members: usize,
+        encrypted: bool,
     ) -> StoreResult<ChatId> {
         let (title, members) = (title.to_owned(), members.to_vec());
-        self.write(move |ctx| chats::create_group(ctx, creator, &title, &members, max_members))
-            .await
+        self.write(move |ctx| {
+            chats::create_group(ctx, creator, &title, &members, max_members, encrypted)
+        })
+        .await
     }
 
     async fn rename(&self, by: UserId, chat_id: ChatId, title: &str) -> StoreResult<()> {
@@ -683,11 +794,22 @@ impl MessageStore for SqliteStore {
         user_id: UserId,
         seq: Seq,
         text: &str,
+        encrypted: Option<&serde_json::Value>,
         windows: Windows,
     ) -> StoreResult<()> {
         let text = text.to_owned();
-        self.write(move |ctx| messages::edit(ctx, chat_id, user_id, seq, &text, windows))
-            .await
+        let encrypted = encrypted.cloned();
+        self.write(move |ctx| {
+            messages::edit(
+                ctx,
+                (chat_id, seq),
+                user_id,
+                &text,
+                encrypted.as_ref(),
+                windows,
+            )
+        })
+        .await
     }
 
     async fn delete(

@@ -59,10 +59,7 @@ fn get(conn: &Connection, id: &str) -> StoreResult<Option<PushTarget>> {
 
 /// The subscriptions of a device (`of_device`) or of a user.
 pub(crate) fn list(conn: &Connection, of_device: bool, id: i64) -> StoreResult<Vec<PushTarget>> {
-    let column = if of_device { "device_id" } else { "user_id" };
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {PUSH_COLUMNS} FROM push_subscriptions WHERE {column} = ?1 ORDER BY created_at, id"
-    ))?;
+    let mut stmt = conn.prepare_cached(&crate::push::list_sql(of_device))?;
     let rows = stmt.query_map([id], |r| columns::push_target(r))?;
     let mut targets = Vec::new();
     for row in rows {

@@ -297,6 +297,70 @@ ALTER TABLE jobs ADD COLUMN dedupe TEXT;
 ALTER TABLE jobs ADD COLUMN touched INTEGER NOT NULL DEFAULT 0;
 CREATE UNIQUE INDEX jobs_dedupe ON jobs(dedupe);
 "#,
+    r#"
+-- Server administration (crate::admin): who runs the server ('admin' or
+-- 'user'; the first user registered is an admin) and disabled accounts,
+-- whose tokens are refused until an admin enables them again.
+ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'user' CHECK (role IN ('user', 'admin'));
+ALTER TABLE users ADD COLUMN disabled_at INTEGER;
+UPDATE users SET role = 'admin' WHERE id = (SELECT MIN(id) FROM users);
+"#,
+    r#"
+-- End-to-end encryption (crate::e2e): each device's published identity
+-- (`identity`: its Ed25519 and Curve25519 keys, which never change; `keys`:
+-- the signed device keys, JSON), its one-time keys (each handed out once)
+-- and fallback keys (one per algorithm, `used` once handed out), its inbox
+-- of to-device messages (ids never reused: an acknowledgement removes up
+-- to an id), and the transaction ids of its sends, so a retried send is
+-- stored once. A logged-out device's rows are removed with it.
+CREATE TABLE e2e_devices (
+    device_id  INTEGER PRIMARY KEY REFERENCES devices(id),
+    user_id    INTEGER NOT NULL REFERENCES users(id),
+    identity   TEXT NOT NULL,
+    keys       TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX e2e_devices_by_user ON e2e_devices(user_id);
+CREATE TABLE e2e_one_time_keys (
+    device_id INTEGER NOT NULL REFERENCES devices(id),
+    key_id    TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    key       TEXT NOT NULL,
+    PRIMARY KEY (device_id, key_id)
+);
+CREATE INDEX e2e_one_time_keys_by_algorithm ON e2e_one_time_keys(device_id, algorithm, key_id);
+CREATE TABLE e2e_fallback_keys (
+    device_id INTEGER NOT NULL REFERENCES devices(id),
+    algorithm TEXT NOT NULL,
+    key_id    TEXT NOT NULL,
+    key       TEXT NOT NULL,
+    used      INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (device_id, algorithm)
+);
+CREATE TABLE e2e_inbox (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id     INTEGER NOT NULL REFERENCES devices(id),
+    sender_id     INTEGER NOT NULL,
+    sender_device INTEGER NOT NULL,
+    kind          TEXT NOT NULL,
+    content       TEXT NOT NULL,
+    created_at    INTEGER NOT NULL
+);
+CREATE INDEX e2e_inbox_by_device ON e2e_inbox(device_id, id);
+CREATE TABLE e2e_txns (
+    device_id  INTEGER NOT NULL,
+    txn_id     TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (device_id, txn_id)
+);
+"#,
+    r#"
+-- End-to-end encrypted chats (docs/protocol.md, "Encrypted chats"):
+-- decided when the chat is made; their messages keep only the ciphertext
+-- content (`encrypted`, JSON), with an empty text.
+ALTER TABLE chats ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN encrypted TEXT;
+"#,
 ];
 
 /// Opens the pragmas every connection needs.

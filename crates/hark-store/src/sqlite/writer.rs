@@ -219,6 +219,10 @@ pub(crate) fn run(
     let mut index_ops = Vec::new();
     let mut next_index_rowid = None;
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // Handles made once: recording is then a push into the recorder's
+    // bucket, with no lookup by name on the writer's path.
+    let batch_sizes = metrics::histogram!("hark_store_commit_batch_size", "backend" => "sqlite");
+    let commit_seconds = metrics::histogram!("hark_store_commit_seconds", "backend" => "sqlite");
     while let Some(first) = jobs.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -320,11 +324,14 @@ pub(crate) fn run(
             index_ops.clear();
             next_index_rowid = None;
         }
+        let took = started.elapsed();
+        batch_sizes.record(size as f64);
+        commit_seconds.record(took.as_secs_f64());
         tracing::trace!(
             size,
             committed,
             run_us = ran.as_micros() as u64,
-            commit_us = (started.elapsed() - ran).as_micros() as u64,
+            commit_us = (took - ran).as_micros() as u64,
             "write batch"
         );
         for finish in finishers {

@@ -41,6 +41,7 @@ pub(crate) fn msg(chat: ChatId, (user, device): (UserId, DeviceId), client_id: &
         reply_to: None,
         forwarded: false,
         media: None,
+        encrypted: None,
     }
 }
 
@@ -88,7 +89,7 @@ async fn concurrent_sends_get_gapless_seqs_and_positions(backend: Backend) {
     let people = users(&store, &["ann", "ben", "cat", "dan"]).await;
     let ids: Vec<UserId> = people[1..].iter().map(|p| p.0).collect();
     let chat = store
-        .create_group(people[0].0, "g", &ids, 1024)
+        .create_group(people[0].0, "g", &ids, 1024, false)
         .await
         .unwrap();
     let mut tasks = Vec::new();
@@ -141,7 +142,10 @@ async fn concurrent_sends_get_gapless_seqs_and_positions(backend: Backend) {
 async fn a_resend_is_the_same_message_even_when_racing(backend: Backend) {
     let store = backend.store.clone();
     let people = users(&store, &["ann", "ben"]).await;
-    let chat = store.create_direct(people[0].0, people[1].0).await.unwrap();
+    let chat = store
+        .create_direct(people[0].0, people[1].0, false)
+        .await
+        .unwrap();
     let m = msg(chat, people[0], "same-id");
     assert_eq!(racing_resends(std::slice::from_ref(&store), m).await, 1);
     let history = store
@@ -165,7 +169,7 @@ async fn receipts_only_rise_and_read_implies_delivered(backend: Backend) {
     let store = backend.store.clone();
     let people = users(&store, &["ann", "ben"]).await;
     let (ann, ben) = (people[0], people[1]);
-    let chat = store.create_direct(ann.0, ben.0).await.unwrap();
+    let chat = store.create_direct(ann.0, ben.0, false).await.unwrap();
     for n in 0..5 {
         store.send(msg(chat, ann, &format!("m{n}"))).await.unwrap();
     }
@@ -219,7 +223,7 @@ async fn membership_bounds_what_a_user_sees(backend: Backend) {
     let people = users(&store, &["ann", "ben", "cat"]).await;
     let (ann, ben, cat) = (people[0], people[1], people[2]);
     let chat = store
-        .create_group(ann.0, "g", &[ben.0], 1024)
+        .create_group(ann.0, "g", &[ben.0], 1024, false)
         .await
         .unwrap();
     store.send(msg(chat, ann, "before-cat")).await.unwrap();
@@ -277,7 +281,7 @@ async fn a_refused_write_does_not_spoil_its_batch(backend: Backend) {
     let store = backend.store.clone();
     let people = users(&store, &["ann", "ben", "eve"]).await;
     let (ann, ben, eve) = (people[0], people[1], people[2]);
-    let chat = store.create_direct(ann.0, ben.0).await.unwrap();
+    let chat = store.create_direct(ann.0, ben.0, false).await.unwrap();
     // Sends, forwards and marks run without a savepoint of their own: each
     // must refuse before its first write.
     let mut tasks = Vec::new();
@@ -342,7 +346,7 @@ async fn search_indexes_what_commits_in_a_batch_and_edits_replace_it(backend: Ba
     let store = backend.store.clone();
     let people = users(&store, &["ann", "ben", "eve"]).await;
     let (ann, ben, eve) = (people[0], people[1], people[2]);
-    let chat = store.create_direct(ann.0, ben.0).await.unwrap();
+    let chat = store.create_direct(ann.0, ben.0, false).await.unwrap();
     let mut tasks = Vec::new();
     for n in 0..60 {
         let store = store.clone();
@@ -390,7 +394,7 @@ async fn search_indexes_what_commits_in_a_batch_and_edits_replace_it(backend: Ba
         let (editor, seq) = (store.clone(), *seq);
         tasks.push(tokio::spawn(async move {
             editor
-                .edit(chat, ann.0, seq, &format!("changed{i}"), windows)
+                .edit(chat, ann.0, seq, &format!("changed{i}"), None, windows)
                 .await
                 .unwrap();
         }));
@@ -467,10 +471,13 @@ async fn a_burst_of_sends_reads_as_the_same_sends_one_by_one(backend: Backend) {
     let people = users(&store, &names).await;
     let members: Vec<UserId> = people[1..4].iter().map(|p| p.0).collect();
     let group = store
-        .create_group(people[0].0, "g", &members, 16)
+        .create_group(people[0].0, "g", &members, 16, false)
         .await
         .unwrap();
-    let direct = store.create_direct(people[0].0, people[4].0).await.unwrap();
+    let direct = store
+        .create_direct(people[0].0, people[4].0, false)
+        .await
+        .unwrap();
     // Messages before the burst, so the first implied reads and the marks
     // cover some.
     for k in 0..6 {
@@ -527,7 +534,7 @@ async fn a_burst_of_sends_reads_as_the_same_sends_one_by_one(backend: Backend) {
     let again = users(&replay, &names).await;
     let members_again: Vec<UserId> = again[1..4].iter().map(|p| p.0).collect();
     let group_again = replay
-        .create_group(again[0].0, "g", &members_again, 16)
+        .create_group(again[0].0, "g", &members_again, 16, false)
         .await
         .unwrap();
     assert_eq!(group_again, group, "both stores number chats alike");
@@ -587,8 +594,8 @@ async fn one_client_id_sent_into_two_chats_at_once_is_one_message(backend: Backe
     let store = backend.store.clone();
     let people = users(&store, &["ann", "ben", "cat"]).await;
     let (ann, ben, cat) = (people[0], people[1], people[2]);
-    let to_ben = store.create_direct(ann.0, ben.0).await.unwrap();
-    let to_cat = store.create_direct(ann.0, cat.0).await.unwrap();
+    let to_ben = store.create_direct(ann.0, ben.0, false).await.unwrap();
+    let to_cat = store.create_direct(ann.0, cat.0, false).await.unwrap();
     assert_ne!(to_ben.0 % 2, to_cat.0 % 2, "chats on different lines");
     let first = store.send(msg(to_cat, ann, "first")).await.unwrap();
     let rounds = 400;

@@ -50,12 +50,15 @@ async fn pipelined_sends_of_many_devices_on_two_nodes_stay_gapless_once_and_in_o
     }
     let ids: Vec<UserId> = people[1..].iter().map(|p| p.0).collect();
     let group = a
-        .create_group(people[0].0, "all", &ids, 1024)
+        .create_group(people[0].0, "all", &ids, 1024, false)
         .await
         .unwrap();
     let mut directs = Vec::new();
     for (x, y) in [(0, 1), (2, 3), (4, 5), (1, 2)] {
-        let chat = a.create_direct(people[x].0, people[y].0).await.unwrap();
+        let chat = a
+            .create_direct(people[x].0, people[y].0, false)
+            .await
+            .unwrap();
         directs.push((chat, [people[x].0, people[y].0]));
     }
     let not_theirs = directs[1].0; // cat and dan's
@@ -301,7 +304,7 @@ async fn resends_in_one_batch_answer_the_original_seq() {
     let people = users(&node.store, &["ann", "ben"]).await;
     let chat = node
         .store
-        .create_direct(people[0].0, people[1].0)
+        .create_direct(people[0].0, people[1].0, false)
         .await
         .unwrap();
     // Twenty at once through one node: they queue together.
@@ -320,7 +323,10 @@ async fn a_message_the_database_refuses_fails_alone() {
     let node = postgres().await;
     let store = node.store.clone();
     let people = users(&store, &["ann", "ben"]).await;
-    let chat = store.create_direct(people[0].0, people[1].0).await.unwrap();
+    let chat = store
+        .create_direct(people[0].0, people[1].0, false)
+        .await
+        .unwrap();
     // PostgreSQL stores no NUL character in text: that insert fails inside
     // whatever batch it lands in.
     let sends = (0..40).map(|n| {
@@ -350,7 +356,10 @@ async fn a_database_outage_answers_every_send_of_the_batch_unavailable() {
     let node = postgres().await;
     let store = node.store.clone();
     let people = users(&store, &["ann", "ben"]).await;
-    let chat = store.create_direct(people[0].0, people[1].0).await.unwrap();
+    let chat = store
+        .create_direct(people[0].0, people[1].0, false)
+        .await
+        .unwrap();
     store.send(msg(chat, people[0], "before")).await.unwrap();
 
     // The database goes away: its connections are cut and no new one is let in.

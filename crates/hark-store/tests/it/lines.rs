@@ -63,7 +63,7 @@ async fn history_carries_the_lines_within_each_page(backend: Backend) {
     ]
     .into();
     let chat = store
-        .create_group(ann.0, "g", &[ben.0], 1024)
+        .create_group(ann.0, "g", &[ben.0], 1024, false)
         .await
         .unwrap();
     store.send(msg(chat, ann, "m1")).await.unwrap();

@@ -14,6 +14,7 @@
 )]
 
 mod conformance;
+mod encrypted;
 mod group_commit;
 mod jobs;
 mod lines;

@@ -43,6 +43,7 @@ fn msg(chat: ChatId, (user, device): (UserId, DeviceId), id: &str, text: &str) -
         reply_to: None,
         forwarded: false,
         media: None,
+        encrypted: None,
     }
 }
 
@@ -88,9 +89,9 @@ async fn source() -> Fixture {
         .unwrap();
     store.set_last_seen(ben.0, 1_700_000_000_000).await.unwrap();
 
-    let direct = store.create_direct(ann.0, ben.0).await.unwrap();
+    let direct = store.create_direct(ann.0, ben.0, false).await.unwrap();
     let group = store
-        .create_group(ann.0, "Support", &[ben.0, cat.0], 1024)
+        .create_group(ann.0, "Support", &[ben.0, cat.0], 1024, false)
         .await
         .unwrap();
     store.set_admin(ann.0, group, ben.0, true).await.unwrap();
@@ -108,7 +109,7 @@ async fn source() -> Fixture {
         .await
         .unwrap();
     store
-        .edit(direct, ann.0, Seq(3), "typo fixed", OPEN)
+        .edit(direct, ann.0, Seq(3), "typo fixed", None, OPEN)
         .await
         .unwrap();
     store
@@ -315,7 +316,10 @@ async fn a_migrated_deployment_serves_the_same_accounts_history_streams_and_sear
     assert_eq!(device.id, DeviceId(6));
     let newest = pg.search(f.ann.0, "first", None, 1).await.unwrap();
     assert_eq!(newest[0].seq, Seq(5), "a new message is searchable");
-    let chat = pg.create_group(f.ann.0, "new", &[], 1024).await.unwrap();
+    let chat = pg
+        .create_group(f.ann.0, "new", &[], 1024, false)
+        .await
+        .unwrap();
     assert_eq!(chat, ChatId(3));
     pg.close();
 }

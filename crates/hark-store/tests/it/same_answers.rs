@@ -51,6 +51,7 @@ fn message(chat: ChatId, (user, device): (UserId, DeviceId), id: &str, text: &st
         reply_to: None,
         forwarded: false,
         media: None,
+        encrypted: None,
     }
 }
 
@@ -113,13 +114,16 @@ async fn script(store: Arc<dyn Store>) -> Vec<String> {
     );
 
     // Chats.
-    let direct = store.create_direct(ann.0, ben.0).await.unwrap();
-    t.note("direct again", store.create_direct(ben.0, ann.0).await);
+    let direct = store.create_direct(ann.0, ben.0, false).await.unwrap();
+    t.note(
+        "direct again",
+        store.create_direct(ben.0, ann.0, false).await,
+    );
     t.note(
         "direct to nobody",
-        store.create_direct(ann.0, UserId(999)).await,
+        store.create_direct(ann.0, UserId(999), false).await,
     );
-    t.note("self chat", store.create_direct(dan.0, dan.0).await);
+    t.note("self chat", store.create_direct(dan.0, dan.0, false).await);
     t.note("contacts", {
         let mut c: Vec<_> = store
             .contacts_among(ann.0, &[ben.0, cat.0, dan.0])
@@ -132,14 +136,18 @@ async fn script(store: Arc<dyn Store>) -> Vec<String> {
     });
     t.note(
         "too big",
-        store.create_group(ann.0, "g", &[ben.0, cat.0], 2).await,
+        store
+            .create_group(ann.0, "g", &[ben.0, cat.0], 2, false)
+            .await,
     );
     t.note(
         "unknown member",
-        store.create_group(ann.0, "g", &[UserId(999)], 9).await,
+        store
+            .create_group(ann.0, "g", &[UserId(999)], 9, false)
+            .await,
     );
     let group = store
-        .create_group(ann.0, "group", &[ben.0, ben.0, ann.0], 1024)
+        .create_group(ann.0, "group", &[ben.0, ben.0, ann.0], 1024, false)
         .await
         .unwrap();
     t.note("rename by member", store.rename(ben.0, group, "x").await);
@@ -232,16 +240,16 @@ async fn script(store: Arc<dyn Store>) -> Vec<String> {
     );
     t.note(
         "edit other's",
-        store.edit(group, ben.0, seqs[0], "x", open).await,
+        store.edit(group, ben.0, seqs[0], "x", None, open).await,
     );
     t.note(
         "edit late",
-        store.edit(group, ann.0, seqs[0], "x", closed).await,
+        store.edit(group, ann.0, seqs[0], "x", None, closed).await,
     );
     t.note(
         "edit",
         store
-            .edit(group, ann.0, seqs[0], "hello edited", open)
+            .edit(group, ann.0, seqs[0], "hello edited", None, open)
             .await,
     );
     t.note(
@@ -292,7 +300,7 @@ async fn script(store: Arc<dyn Store>) -> Vec<String> {
     );
     t.note(
         "edit deleted",
-        store.edit(group, ann.0, seqs[2], "x", open).await,
+        store.edit(group, ann.0, seqs[2], "x", None, open).await,
     );
     t.note(
         "forward deleted",

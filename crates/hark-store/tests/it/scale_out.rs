@@ -44,14 +44,20 @@ async fn two_nodes_sending_at_once_keep_seqs_and_positions_gapless_and_in_commit
     let a = node_a.store.clone();
     let people = users(&a, &["ann", "ben", "cat", "dan"]).await;
     let ids: Vec<UserId> = people[1..].iter().map(|p| p.0).collect();
-    let group = a.create_group(people[0].0, "g", &ids, 1024).await.unwrap();
+    let group = a
+        .create_group(people[0].0, "g", &ids, 1024, false)
+        .await
+        .unwrap();
     // One-to-one chats too, so transactions lock different sets of streams
     // in different orders on each node.
     let ann_ben = node_b
-        .create_direct(people[0].0, people[1].0)
+        .create_direct(people[0].0, people[1].0, false)
         .await
         .unwrap();
-    let cat_dan = a.create_direct(people[2].0, people[3].0).await.unwrap();
+    let cat_dan = a
+        .create_direct(people[2].0, people[3].0, false)
+        .await
+        .unwrap();
 
     // A device of cat's on node C tails her stream while A and B write.
     let writing = Arc::new(AtomicBool::new(true));
@@ -169,7 +175,10 @@ async fn a_resend_through_another_node_is_the_same_message() {
     let (node_b, _) = another_node(&node_a).await;
     let a = node_a.store.clone();
     let people = users(&a, &["ann", "ben"]).await;
-    let chat = a.create_direct(people[0].0, people[1].0).await.unwrap();
+    let chat = a
+        .create_direct(people[0].0, people[1].0, false)
+        .await
+        .unwrap();
     let m = msg(chat, people[0], "same-id");
     assert_eq!(
         racing_resends(&[a, node_b], m).await,

@@ -34,7 +34,10 @@ async fn found(store: &Arc<dyn Store>, viewer: UserId, query: &str) -> Vec<i64> 
 async fn words_prefixes_and_accents(backend: Backend) {
     let store = backend.store.clone();
     let people = users(&store, &["ann", "ben"]).await;
-    let chat = store.create_direct(people[0].0, people[1].0).await.unwrap();
+    let chat = store
+        .create_direct(people[0].0, people[1].0, false)
+        .await
+        .unwrap();
     let ann = people[0];
     say(&store, chat, ann, "Crème brûlée for dessert").await; // 1
     say(&store, chat, ann, "the creme is off").await; // 2
@@ -83,10 +86,10 @@ async fn only_what_the_searcher_may_read(backend: Backend) {
     let people = users(&store, &["ann", "ben", "cat", "dan"]).await;
     let (ann, ben, cat, dan) = (people[0], people[1], people[2], people[3]);
     let group = store
-        .create_group(ann.0, "g", &[ben.0], 1024)
+        .create_group(ann.0, "g", &[ben.0], 1024, false)
         .await
         .unwrap();
-    let other = store.create_direct(ann.0, dan.0).await.unwrap();
+    let other = store.create_direct(ann.0, dan.0, false).await.unwrap();
     say(&store, group, ann, "needle before cat").await; // 1
     store.add_member(ann.0, group, cat.0, 1024).await.unwrap();
     say(&store, group, ben, "needle after cat").await; // 2
@@ -134,7 +137,7 @@ async fn only_what_the_searcher_may_read(backend: Backend) {
     // An edit replaces the words found.
     let edited = say(&store, group, ann, "needle typo").await;
     store
-        .edit(group, ann.0, edited, "needle fixed", windows)
+        .edit(group, ann.0, edited, "needle fixed", None, windows)
         .await
         .unwrap();
     assert!(found(&store, cat.0, "typo").await.is_empty());
@@ -144,7 +147,10 @@ async fn only_what_the_searcher_may_read(backend: Backend) {
 async fn query_syntax_is_only_text(backend: Backend) {
     let store = backend.store.clone();
     let people = users(&store, &["ann", "ben"]).await;
-    let chat = store.create_direct(people[0].0, people[1].0).await.unwrap();
+    let chat = store
+        .create_direct(people[0].0, people[1].0, false)
+        .await
+        .unwrap();
     let ann = people[0];
     say(&store, chat, ann, "cats OR dogs").await; // 1
     say(&store, chat, ann, "only dogs").await; // 2

@@ -114,8 +114,21 @@ pub(crate) async fn run(command: MessageCommand) -> anyhow::Result<()> {
             server,
         } => {
             let text = text.join(" ");
+            let (api, mut session) = connect(&server)?;
+            let chat_id = resolve_chat(&api, &session, &chat).await?;
+            let summary = api.chat(chat_id).await?;
+            // In an encrypted chat the new text goes as ciphertext.
+            let sealed = if summary.chat.encrypted {
+                let crypto = super::e2e::open(&api, &mut session).await?;
+                Some(super::e2e::encrypt_edit(&crypto, &summary.chat, Seq(seq), &text).await?)
+            } else {
+                None
+            };
             with_socket(&server, &chat, |conn, chat_id| async move {
-                conn.edit(chat_id, Seq(seq), text).await
+                match sealed {
+                    Some(sealed) => conn.edit_encrypted(chat_id, Seq(seq), sealed).await,
+                    None => conn.edit(chat_id, Seq(seq), text).await,
+                }
             })
             .await?;
             println!("edited [seq {seq}]");
@@ -287,6 +300,7 @@ where
     let options = ConnectOptions {
         cursor: session.cursor,
         auto_delivered: false,
+        tls: session.tls()?,
     };
     let (conn, _) = Connection::connect(&session.server, &session.token, options).await?;
     let result = act(conn.clone(), chat_id).await;

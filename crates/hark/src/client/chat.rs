@@ -42,6 +42,8 @@ struct Window {
     online: HashMap<UserId, bool>,
     /// Who is shown as typing (or recording) right now.
     typing: HashMap<UserId, Activity>,
+    /// This device's encryption, in an end-to-end encrypted chat.
+    crypto: Option<hark_sdk::Crypto>,
 }
 
 pub(super) async fn run(
@@ -52,10 +54,15 @@ pub(super) async fn run(
 ) -> anyhow::Result<()> {
     let me = session.user.id;
     let summary = api.chat(chat_id).await?;
+    let crypto = match summary.chat.encrypted {
+        true => Some(super::e2e::open(&api, &mut session).await?),
+        false => None,
+    };
     let page = api.history(chat_id, Page::Newest, Some(limit)).await?;
     let options = ConnectOptions {
         cursor: session.cursor,
         auto_delivered: true,
+        tls: session.tls()?,
     };
     let (conn, mut events) = Connection::connect(&session.server, &session.token, options).await?;
     let (read_to, read_rx) = watch::channel(Seq(0));
@@ -78,6 +85,7 @@ pub(super) async fn run(
         read: Seq(0),
         online: HashMap::new(),
         typing: HashMap::new(),
+        crypto,
     };
     // Presence of the other members and this chat's typing indicators.
     let others: Vec<UserId> = summary
@@ -124,7 +132,15 @@ pub(super) async fn run(
                         continue;
                     }
                     // Queued in typing order; the ack is awaited on the side.
-                    let pending = conn.queue_send(chat_id, text).await?;
+                    let pending = match &window.crypto {
+                        None => conn.queue_send(chat_id, text).await?,
+                        Some(crypto) => {
+                            // The members as they are now: the key goes to each of their devices.
+                            let chat = window.api.chat(chat_id).await?.chat;
+                            let sealed = super::e2e::encrypt(crypto, &chat, text).await?;
+                            conn.queue_send_encrypted(chat_id, sealed, None).await?
+                        }
+                    };
                     acks.spawn(pending.ack());
                 }
                 Ok(None) => {
@@ -149,7 +165,15 @@ pub(super) async fn run(
                         None => Ok(()),
                     };
                 }
-                Some(ClientEvent::Connected { .. } | ClientEvent::CaughtUp { .. }) => {}
+                Some(ClientEvent::Connected { .. } | ClientEvent::ToDevice) => {
+                    // Keys that arrived for this device (after a reconnect, or now).
+                    if let Some(crypto) = &window.crypto {
+                        if let Err(e) = crypto.sync().await {
+                            eprintln!("! could not read this device's keys: {e}");
+                        }
+                    }
+                }
+                Some(ClientEvent::CaughtUp { .. }) => {}
                 None => break Ok(()),
             },
             () = tokio::time::sleep_until(deadline), if leave_by.is_some() => {
@@ -189,6 +213,16 @@ async fn mark_read(conn: Connection, chat_id: ChatId, mut read_to: watch::Receiv
 
 impl Window {
     async fn apply(&mut self, pos: Pos, event: Event) {
+        if let Event::DevicesChanged { user_id } = event {
+            // A contact's devices changed: their keys are fetched again
+            // before the next message is encrypted.
+            if let Some(crypto) = &self.crypto {
+                if let Err(e) = crypto.devices_changed(&[user_id]).await {
+                    eprintln!("! could not update {user_id}'s devices: {e}");
+                }
+            }
+            return;
+        }
         if event.chat_id() != self.chat_id {
             return;
         }
@@ -244,7 +278,16 @@ impl Window {
                     println!("* {who} {what}");
                 }
             }
-            Event::MessageEdited { seq, text, .. } => {
+            Event::MessageEdited {
+                seq,
+                text,
+                encrypted,
+                ..
+            } => {
+                let text = match encrypted {
+                    None => text,
+                    Some(_) => self.edited_now(seq).await,
+                };
                 println!("* [seq {seq}] edited: {text}");
             }
             Event::MessageDeleted { seq, by, .. } => {
@@ -265,7 +308,8 @@ impl Window {
             }
             Event::ChatCreated { .. }
             | Event::MessageHidden { .. }
-            | Event::ChatSettingsChanged { .. } => {}
+            | Event::ChatSettingsChanged { .. }
+            | Event::DevicesChanged { .. } => {}
         }
     }
 
@@ -314,6 +358,8 @@ impl Window {
         if m.seq <= self.shown {
             return;
         }
+        let readable = super::e2e::readable(self.crypto.as_ref(), m).await;
+        let m = &readable;
         self.shown = m.seq;
         self.typing.remove(&m.sender_id);
         if m.sender_id == self.me {
@@ -361,6 +407,26 @@ impl Window {
             println!("{text}");
         }
         self.lines_shown = self.lines_shown.max(line.pos);
+    }
+
+    /// An encrypted message's text as it is now (after an edit): read
+    /// again and decrypted, since the edit event carries no sender.
+    async fn edited_now(&self, seq: Seq) -> String {
+        let page = self
+            .api
+            .history(
+                self.chat_id,
+                hark_sdk::Page::Before(Seq(seq.0 + 1)),
+                Some(1),
+            )
+            .await;
+        match page
+            .ok()
+            .and_then(|p| p.messages.into_iter().find(|m| m.seq == seq))
+        {
+            Some(m) => super::e2e::readable(self.crypto.as_ref(), &m).await.text,
+            None => "🔒 (encrypted)".to_owned(),
+        }
     }
 
     async fn name(&mut self, user: UserId) -> String {

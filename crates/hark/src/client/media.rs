@@ -150,8 +150,8 @@ impl Unfinished {
 /// `thumbnail`, its image's thumbnail) to `output` (or its own name here).
 pub(super) async fn download(
     api: &Api,
-    chat_id: ChatId,
-    seq: Seq,
+    session: &mut super::session::Session,
+    (chat_id, seq): (ChatId, Seq),
     output: Option<PathBuf>,
     thumbnail: bool,
 ) -> anyhow::Result<()> {
@@ -161,9 +161,15 @@ pub(super) async fn download(
     let Some(message) = page.messages.into_iter().find(|m| m.seq == seq) else {
         bail!("no message {seq} in chat {chat_id}");
     };
-    let Some(media) = message.media else {
+    let Some(media) = message.media.clone() else {
         bail!("message {seq} carries no file");
     };
+    if message.encrypted.is_some() {
+        if thumbnail {
+            bail!("a file in an encrypted chat has no thumbnail on the server: download the file");
+        }
+        return super::e2e::download_file(api, session, &message, output).await;
+    }
     if thumbnail {
         let Some(small) = &media.thumbnail else {
             bail!("message {seq} carries no image with a thumbnail");
@@ -206,16 +212,18 @@ pub(super) async fn download(
 /// The name a download is saved under when none is given: the uploader's
 /// (already cleaned by the server of any path), else the file's id.
 fn default_name(media: &MediaRef) -> String {
-    media
-        .name
-        .as_deref()
-        .and_then(|n| Path::new(n).file_name())
-        .map(|n| n.to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('.'))
-        .unwrap_or_else(|| media.id.0.clone())
+    safe_name(media.name.as_deref()).unwrap_or_else(|| media.id.0.clone())
 }
 
-fn kind_of(path: &Path) -> MediaKind {
+/// A name given by someone else, as a file name here: no directories, no
+/// hidden files.
+pub(super) fn safe_name(name: Option<&str>) -> Option<String> {
+    name.and_then(|n| Path::new(n).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.') && !n.is_empty())
+}
+
+pub(super) fn kind_of(path: &Path) -> MediaKind {
     let ext = path
         .extension()
         .map(|e| e.to_string_lossy().to_lowercase())
@@ -228,8 +236,35 @@ fn kind_of(path: &Path) -> MediaKind {
     }
 }
 
+/// A file's type by its name, for the content of an encrypted chat's file
+/// (the server never sees it).
+pub(super) fn mime_of(path: &Path) -> &'static str {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "mp4" => "video/mp4",
+        "webm" => "video/webm",
+        "mkv" => "video/x-matroska",
+        "mov" => "video/quicktime",
+        "ogg" | "oga" | "opus" => "audio/ogg",
+        "mp3" => "audio/mpeg",
+        "m4a" | "aac" => "audio/mp4",
+        "wav" => "audio/wav",
+        "flac" => "audio/flac",
+        "pdf" => "application/pdf",
+        "txt" => "text/plain",
+        _ => "application/octet-stream",
+    }
+}
+
 /// A byte progress bar on standard error when it is a terminal, else none.
-fn bar(what: &str) -> ProgressBar {
+pub(super) fn bar(what: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }

@@ -2,10 +2,13 @@
 //! and an interactive `chat` with live messages and ticks.
 
 mod actions;
+mod admin;
 mod chat;
+mod e2e;
 mod media;
 mod notify;
 mod session;
+mod verify;
 mod view;
 
 use anyhow::{bail, Context};
@@ -26,6 +29,10 @@ pub(crate) struct ServerOpt {
     /// Server URL (default http://127.0.0.1:8080, or the logged-in session's).
     #[arg(long, env = "HARK_SERVER")]
     server: Option<String>,
+    /// A CA certificate file (PEM) to trust for an https:// server besides
+    /// the system's roots (kept in the session by `hark login`).
+    #[arg(long, env = "HARK_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
 }
 
 /// Where the password comes from when not given: HARK_PASSWORD, else a
@@ -71,11 +78,18 @@ pub(crate) enum ClientCommand {
         #[command(flatten)]
         server: ServerOpt,
     },
-    /// List this account's logged-in devices.
+    /// List this account's logged-in devices, or (with --user) a user's
+    /// devices with their key fingerprints and whether you verified them.
     Devices {
+        /// Whose devices' keys to show (someone you share a chat with, or you).
+        #[arg(long)]
+        user: Option<String>,
         #[command(flatten)]
         server: ServerOpt,
     },
+    /// Verify a user's device by comparing emoji on both screens (or its
+    /// fingerprint); without a username, answer another device's request.
+    Verify(verify::VerifyArgs),
     /// Log a device out (by id, see `hark devices`).
     Revoke {
         device_id: i64,
@@ -93,9 +107,18 @@ pub(crate) enum ClientCommand {
         #[command(flatten)]
         server: ServerOpt,
     },
-    /// Open (or create) the one-to-one chat with a user.
+    /// Open (or create) the one-to-one chat with a user. A new one is
+    /// end-to-end encrypted: only your devices and theirs can read it
+    /// (files too); forwards are not available in encrypted chats yet.
     Direct {
         username: String,
+        /// Create it end-to-end encrypted (the default).
+        #[arg(long, conflicts_with = "plain")]
+        encrypted: bool,
+        /// Create it not encrypted: the server can read it (search, previews
+        /// in notifications, forwards).
+        #[arg(long)]
+        plain: bool,
         #[command(flatten)]
         server: ServerOpt,
     },
@@ -171,6 +194,11 @@ pub(crate) enum ClientCommand {
         #[command(subcommand)]
         command: notify::WebhookCommand,
     },
+    /// Administer the server (as a server admin; `grant` on the server machine).
+    Admin {
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
     #[command(flatten)]
     Message(actions::MessageCommand),
     /// Open a chat: recent history, then live messages; each line typed is sent.
@@ -191,6 +219,9 @@ pub(crate) enum GroupCommand {
     Create {
         title: String,
         usernames: Vec<String>,
+        /// Make it end-to-end encrypted (see `hark direct --encrypted`).
+        #[arg(long)]
+        encrypted: bool,
         #[command(flatten)]
         server: ServerOpt,
     },
@@ -233,7 +264,12 @@ pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         } => login(username, device, password, server).await,
         ClientCommand::Logout { server } => logout(server).await,
         ClientCommand::Whoami { server } => whoami(server).await,
-        ClientCommand::Devices { server } => devices(server).await,
+        ClientCommand::Devices {
+            user: Some(user),
+            server,
+        } => verify::list(&user, &server).await,
+        ClientCommand::Devices { user: None, server } => devices(server).await,
+        ClientCommand::Verify(args) => verify::run(args).await,
         ClientCommand::Revoke { device_id, server } => {
             let (api, _) = connect(&server)?;
             api.revoke_device(DeviceId(device_id)).await?;
@@ -242,14 +278,29 @@ pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         }
         ClientCommand::Users { prefix, server } => users(prefix, server).await,
         ClientCommand::Chats { server } => chats(server).await,
-        ClientCommand::Direct { username, server } => {
-            let (api, session) = connect(&server)?;
+        ClientCommand::Direct {
+            username,
+            encrypted: _,
+            plain,
+            server,
+        } => {
+            let (api, mut session) = connect(&server)?;
             let user = find_user(&api, &username).await?;
-            let chat = api.create_direct(user.id).await?;
+            let chat = api
+                .create_direct_chat(&hark_proto::CreateDirectRequest {
+                    user_id: user.id,
+                    encrypted: !plain,
+                })
+                .await?;
+            if chat.encrypted {
+                // Publish this device's keys now, so the other side can write.
+                e2e::open(&api, &mut session).await?;
+            }
             println!(
-                "chat {}: {}",
+                "chat {}: {}{}",
                 chat.id,
-                view::chat_title(&chat, session.user.id)
+                view::chat_title(&chat, session.user.id),
+                if chat.encrypted { " 🔒" } else { "" }
             );
             Ok(())
         }
@@ -271,6 +322,7 @@ pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
             notify::notifications(previews, server).await
         }
         ClientCommand::Webhook { command } => notify::webhook(command).await,
+        ClientCommand::Admin { command } => admin::run(command).await,
         ClientCommand::Send {
             chat,
             text,
@@ -279,17 +331,42 @@ pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
             kind,
             server,
         } => {
-            let (api, session) = connect(&server)?;
+            let (api, mut session) = connect(&server)?;
             let chat_id = resolve_chat(&api, &session, &chat).await?;
-            let media_id = match &file {
-                Some(path) => Some(media::upload(&api, path, kind.as_deref()).await?.id),
-                None => None,
+            let summary = api.chat(chat_id).await?;
+            let text = text.join(" ");
+            let (text, encrypted, media_id) = if summary.chat.encrypted {
+                let crypto = e2e::open(&api, &mut session).await?;
+                let (sealed, media_id) = match &file {
+                    // Encrypted here; the server gets bytes it cannot read.
+                    Some(path) => {
+                        let (sealed, id) = e2e::send_file(
+                            &api,
+                            &crypto,
+                            &summary.chat,
+                            path,
+                            kind.as_deref(),
+                            &text,
+                        )
+                        .await?;
+                        (sealed, Some(id))
+                    }
+                    None => (e2e::encrypt(&crypto, &summary.chat, &text).await?, None),
+                };
+                (String::new(), Some(sealed), media_id)
+            } else {
+                let media_id = match &file {
+                    Some(path) => Some(media::upload(&api, path, kind.as_deref()).await?.id),
+                    None => None,
+                };
+                (text, None, media_id)
             };
             let body = SendRequest {
                 client_id: hark_sdk::new_client_id(),
-                text: text.join(" "),
+                text,
                 reply_to: reply_to.map(hark_proto::Seq),
                 media_id,
+                encrypted,
             };
             let ack = api.send(chat_id, &body).await?;
             println!("[seq {}] {}", ack.seq, view::Tick::Sent.render());
@@ -302,9 +379,10 @@ pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
             thumbnail,
             server,
         } => {
-            let (api, session) = connect(&server)?;
+            let (api, mut session) = connect(&server)?;
             let chat_id = resolve_chat(&api, &session, &chat).await?;
-            media::download(&api, chat_id, hark_proto::Seq(seq), output, thumbnail).await
+            let seq = hark_proto::Seq(seq);
+            media::download(&api, &mut session, (chat_id, seq), output, thumbnail).await
         }
         ClientCommand::Chat {
             chat,
@@ -324,18 +402,26 @@ pub(super) fn connect(server: &ServerOpt) -> anyhow::Result<(Api, Session)> {
     if let Some(url) = &server.server {
         session.server = url.clone();
     }
-    let api = Api::new(&session.server)?.with_token(session.token.clone());
+    if let Some(ca) = &server.ca_file {
+        session.ca_file = Some(ca.clone());
+    }
+    let mut api = Api::new(&session.server)?.with_token(session.token.clone());
+    if let Some(tls) = session.tls()? {
+        api = api.with_tls(&tls)?;
+    }
     Ok((api, session))
 }
 
 fn anonymous(server: &ServerOpt) -> anyhow::Result<Api> {
-    Ok(Api::new(
-        server.server.as_deref().unwrap_or(DEFAULT_SERVER),
-    )?)
+    let api = Api::new(server.server.as_deref().unwrap_or(DEFAULT_SERVER))?;
+    Ok(match &server.ca_file {
+        Some(ca) => api.with_tls(&hark_sdk::Tls::with_ca_file(ca)?)?,
+        None => api,
+    })
 }
 
 /// The password from the flag or HARK_PASSWORD, else one line of standard input.
-fn read_password(opt: PasswordOpt) -> anyhow::Result<String> {
+pub(super) fn read_password(opt: PasswordOpt) -> anyhow::Result<String> {
     if let Some(password) = opt.password {
         return Ok(password);
     }
@@ -399,6 +485,8 @@ async fn login(
         user: login.user,
         device: login.device,
         cursor: hark_proto::Pos(0),
+        ca_file: server.ca_file.clone(),
+        crypto_key: None,
     };
     session.save()?;
     println!(
@@ -407,6 +495,12 @@ async fn login(
         session.device.id,
         session.device.name
     );
+    // Publish this device's keys now: encrypted chats (the default for
+    // one-to-one chats) are readable on it from this moment on.
+    let (api, mut session) = connect(&server)?;
+    if let Err(e) = e2e::open(&api, &mut session).await {
+        eprintln!("warning: this device's encryption keys are not published yet ({e:#}); they will be on first use");
+    }
     Ok(())
 }
 
@@ -466,18 +560,24 @@ async fn users(prefix: String, server: ServerOpt) -> anyhow::Result<()> {
 }
 
 async fn chats(server: ServerOpt) -> anyhow::Result<()> {
-    let (api, session) = connect(&server)?;
+    let (api, mut session) = connect(&server)?;
     let me = session.user.id;
     let chats = api.chats().await?;
     if chats.is_empty() {
         println!("no chats yet: try `hark direct <username>`");
         return Ok(());
     }
+    // Encrypted chats' last messages are decrypted here.
+    let crypto = match chats.iter().any(|s| s.chat.encrypted) {
+        true => Some(e2e::open(&api, &mut session).await?),
+        false => None,
+    };
     println!("{:<6} {:<28} {:>6}  LAST MESSAGE", "ID", "CHAT", "UNREAD");
     for summary in chats {
         let title = view::chat_title(&summary.chat, me);
         let last = match &summary.last_message {
             Some(m) => {
+                let m = &e2e::readable(crypto.as_ref(), m).await;
                 let sender = if m.sender_id == me {
                     "you".to_owned()
                 } else {
@@ -498,11 +598,17 @@ async fn chats(server: ServerOpt) -> anyhow::Result<()> {
 }
 
 async fn history(chat: String, limit: u32, server: ServerOpt) -> anyhow::Result<()> {
-    let (api, session) = connect(&server)?;
+    let (api, mut session) = connect(&server)?;
     let me = session.user.id;
     let chat_id = resolve_chat(&api, &session, &chat).await?;
     let summary = api.chat(chat_id).await?;
-    let page = api.history(chat_id, Page::Newest, Some(limit)).await?;
+    let mut page = api.history(chat_id, Page::Newest, Some(limit)).await?;
+    if summary.chat.encrypted {
+        let crypto = e2e::open(&api, &mut session).await?;
+        for m in &mut page.messages {
+            *m = e2e::readable(Some(&crypto), m).await;
+        }
+    }
     println!(
         "— {} (chat {chat_id}) —",
         view::chat_title(&summary.chat, me)
@@ -579,15 +685,23 @@ async fn group(command: GroupCommand) -> anyhow::Result<()> {
         GroupCommand::Create {
             title,
             usernames,
+            encrypted,
             server,
         } => {
-            let (api, _) = connect(&server)?;
+            let (api, mut session) = connect(&server)?;
+            if encrypted {
+                e2e::open(&api, &mut session).await?;
+            }
             let mut members = Vec::new();
             for username in &usernames {
                 members.push(find_user(&api, username).await?.id);
             }
             let chat = api
-                .create_group(&CreateGroupRequest { title, members })
+                .create_group(&CreateGroupRequest {
+                    title,
+                    members,
+                    encrypted,
+                })
                 .await?;
             println!(
                 "created group {} \"{}\" with {} members",
@@ -680,8 +794,15 @@ pub(super) async fn resolve_chat(
             );
         }
     }
+    // A new one-to-one chat is encrypted, as with `hark direct`.
     match api.user_by_username(name).await? {
-        Some(user) => Ok(api.create_direct(user.id).await?.id),
+        Some(user) => Ok(api
+            .create_direct_chat(&hark_proto::CreateDirectRequest {
+                user_id: user.id,
+                encrypted: true,
+            })
+            .await?
+            .id),
         None => bail!("no chat or user named {arg:?} (see `hark chats`)"),
     }
 }

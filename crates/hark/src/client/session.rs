@@ -17,6 +17,34 @@ pub(crate) struct Session {
     /// up from there instead of replaying the whole stream.
     #[serde(default = "zero")]
     pub(crate) cursor: Pos,
+    /// A CA file the server's certificate is verified against (besides the
+    /// system's roots), as given at login with `--ca-file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) ca_file: Option<PathBuf>,
+    /// The key this device's end-to-end encryption store is encrypted with
+    /// (hex, 32 bytes), made the first time an encrypted chat is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) crypto_key: Option<String>,
+}
+
+impl Session {
+    /// The roots for `https://` / `wss://` (`None`: the system's).
+    pub(crate) fn tls(&self) -> anyhow::Result<Option<hark_sdk::Tls>> {
+        self.ca_file
+            .as_deref()
+            .map(hark_sdk::Tls::with_ca_file)
+            .transpose()
+            .map_err(Into::into)
+    }
+}
+
+impl Session {
+    /// Where this device's end-to-end encryption store lives.
+    pub(crate) fn crypto_dir(&self) -> anyhow::Result<PathBuf> {
+        Ok(config_dir()?
+            .join("crypto")
+            .join(format!("{}-{}", self.user.id, self.device.id)))
+    }
 }
 
 fn zero() -> Pos {
@@ -67,8 +95,16 @@ impl Session {
         Ok(())
     }
 
-    /// Forget the session (after logout); a missing file is fine.
+    /// Forget the session (after logout) and this device's encryption
+    /// store; a missing file is fine.
     pub(crate) fn remove() -> anyhow::Result<()> {
+        if let Ok(session) = Session::load() {
+            let store = session.crypto_dir()?;
+            if store.exists() {
+                std::fs::remove_dir_all(&store)
+                    .with_context(|| format!("removing {}", store.display()))?;
+            }
+        }
         let path = session_path()?;
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

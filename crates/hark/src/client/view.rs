@@ -242,23 +242,8 @@ pub(crate) fn hhmm(ms: i64) -> String {
 
 /// `YYYY-MM-DD HH:MM` (UTC) of a time in milliseconds since the epoch.
 pub(crate) fn date_time(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02} {} UTC", hhmm(ms))
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    let day = hark_proto::utc_date(ms.div_euclid(86_400_000));
+    format!("{day} {} UTC", hhmm(ms))
 }
 
 #[cfg(test)]

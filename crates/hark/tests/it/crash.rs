@@ -2,36 +2,12 @@
 //! acknowledged message is present exactly once and in order for every
 //! recipient, through history and through sync.
 
-use crate::support::ServerProcess;
-use hark_sdk::proto::{
-    ChatId, ClientMsgId, CreateGroupRequest, Event, LoginRequest, Pos, Register, SendRequest,
-};
+use crate::support::{account, ServerProcess};
+use hark_sdk::proto::{ChatId, ClientMsgId, CreateGroupRequest, Event, Pos, SendRequest};
 use hark_sdk::{Api, ClientEvent, ConnectOptions, Connection, Page};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-const PASSWORD: &str = "correct horse battery";
-
-async fn account(url: &str, name: &str) -> (Api, hark_sdk::proto::User) {
-    let api = Api::new(url).unwrap();
-    api.register(&Register {
-        username: name.into(),
-        password: PASSWORD.into(),
-        display_name: None,
-    })
-    .await
-    .unwrap();
-    let login = api
-        .login(&LoginRequest {
-            username: name.into(),
-            password: PASSWORD.into(),
-            device_name: "test".into(),
-        })
-        .await
-        .unwrap();
-    (api.with_token(login.token), login.user)
-}
 
 /// The same device's client for a restarted server (it listens on a new port).
 fn rebase(api: &Api, url: &str) -> Api {
@@ -64,6 +40,7 @@ async fn load_until_killed(
                     text: format!("message {client_id}"),
                     reply_to: None,
                     media_id: None,
+                    encrypted: None,
                 };
                 match api.send(chat, &body).await {
                     Ok(ack) => {
@@ -101,6 +78,7 @@ async fn every_acked_message_survives_kill_9_exactly_once_in_order() {
         .create_group(&CreateGroupRequest {
             title: "crash test".into(),
             members: vec![bob_user.id, carol_user.id],
+            encrypted: false,
         })
         .await
         .unwrap()

@@ -1,4 +1,4 @@
-//! Integration tests of the `hark` binary: the CLI, crash recovery,
+//! Integration tests of the `hark` binary: the CLI, backup and restore, crash recovery,
 //! fault injection on the cluster shape and `hark migrate`.
 #![allow(
     clippy::unwrap_used,
@@ -7,6 +7,7 @@
     unreachable_pub
 )]
 
+mod backup;
 mod cli;
 mod crash;
 mod faults;

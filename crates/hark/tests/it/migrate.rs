@@ -205,7 +205,8 @@ fn an_embedded_deployment_moves_to_postgres_and_keeps_its_users_sessions_and_his
         hark(&url, dir.path(), &["register", who]);
         hark(&url, dir.path(), &["login", who]);
     }
-    let chat = chat_id(&hark(&url, ann.path(), &["direct", "ben"]));
+    // Not encrypted: the copy's search and a new device's history are checked.
+    let chat = chat_id(&hark(&url, ann.path(), &["direct", "ben", "--plain"]));
     hark(
         &url,
         ann.path(),
@@ -320,7 +321,7 @@ fn data_dir_with_messages(n: usize) -> tempfile::TempDir {
         let ann = store.create_user("ann", "Ann", "h1").await.unwrap();
         let ben = store.create_user("ben", "Ben", "h2").await.unwrap();
         let phone = store.create_device(ann.id, "phone", [1; 32]).await.unwrap();
-        let chat = store.create_direct(ann.id, ben.id).await.unwrap();
+        let chat = store.create_direct(ann.id, ben.id, false).await.unwrap();
         for i in 0..n {
             store
                 .send(NewMessage {
@@ -332,6 +333,7 @@ fn data_dir_with_messages(n: usize) -> tempfile::TempDir {
                     reply_to: None,
                     forwarded: false,
                     media: None,
+                    encrypted: None,
                 })
                 .await
                 .unwrap();

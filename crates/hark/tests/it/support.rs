@@ -63,7 +63,7 @@ impl ServerProcess {
             }
         };
         assert!(
-            url.starts_with("http://127.0.0.1:"),
+            url.starts_with("http://127.0.0.1:") || url.starts_with("https://127.0.0.1:"),
             "unexpected address {url}"
         );
         ServerProcess { child, url }
@@ -86,4 +86,30 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The password of the accounts [`account`] makes.
+pub const ACCOUNT_PASSWORD: &str = "correct horse battery";
+
+/// Registers `name` on the server at `url` and logs in a device: its
+/// client (with the token) and the user.
+pub async fn account(url: &str, name: &str) -> (hark_sdk::Api, hark_sdk::proto::User) {
+    use hark_sdk::proto::{LoginRequest, Register};
+    let api = hark_sdk::Api::new(url).unwrap();
+    api.register(&Register {
+        username: name.into(),
+        password: ACCOUNT_PASSWORD.into(),
+        display_name: None,
+    })
+    .await
+    .unwrap();
+    let login = api
+        .login(&LoginRequest {
+            username: name.into(),
+            password: ACCOUNT_PASSWORD.into(),
+            device_name: "test".into(),
+        })
+        .await
+        .unwrap();
+    (api.with_token(login.token), login.user)
 }

@@ -180,6 +180,7 @@ impl Load {
                     text: format!("message {client_id}"),
                     reply_to: None,
                     media_id: None,
+                    encrypted: None,
                 };
                 loop {
                     match tokio::time::timeout(Duration::from_secs(30), api.send(chat, &body)).await

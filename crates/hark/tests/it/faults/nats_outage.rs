@@ -75,6 +75,7 @@ async fn a_nats_outage_delays_live_delivery_across_nodes_and_loses_nothing() {
         .create_group(&CreateGroupRequest {
             title: "both nodes".into(),
             members: vec![ben.id(), cat.id(), dan.id()],
+            encrypted: false,
         })
         .await
         .unwrap()

@@ -36,6 +36,7 @@ async fn killing_a_node_under_load_loses_and_duplicates_nothing() {
         .create_group(&CreateGroupRequest {
             title: "everyone".into(),
             members: vec![ben.id(), cat.id(), dan.id()],
+            encrypted: false,
         })
         .await
         .unwrap()

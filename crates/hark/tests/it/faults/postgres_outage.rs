@@ -91,6 +91,7 @@ async fn a_postgres_restart_refuses_sends_as_unavailable_and_loses_nothing() {
         .create_group(&CreateGroupRequest {
             title: "through the outage".into(),
             members: vec![ben.id(), cat.id()],
+            encrypted: false,
         })
         .await
         .unwrap()
@@ -107,6 +108,7 @@ async fn a_postgres_restart_refuses_sends_as_unavailable_and_loses_nothing() {
         .create_group(&CreateGroupRequest {
             title: "notes".into(),
             members: vec![],
+            encrypted: false,
         })
         .await
         .unwrap()

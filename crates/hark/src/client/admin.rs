@@ -1,0 +1,302 @@
+//! `hark admin`: server administration. `grant` works on the server
+//! machine, straight on its store; the rest go through the admin API as the
+//! logged-in user, who must be a server admin (docs/protocol.md
+//! "Administration").
+
+use super::{connect, read_password, view, PasswordOpt, ServerOpt};
+use crate::local::StoreOpt;
+use anyhow::Context;
+use hark_proto::{AdminUser, ChatId, DeviceId, Role, UserId};
+use hark_sdk::Api;
+
+#[derive(clap::Subcommand, Debug)]
+pub(crate) enum AdminCommand {
+    /// On the server machine: make a user a server admin (or, with
+    /// --revoke, an ordinary user again). Works whether the server runs or not.
+    Grant {
+        username: String,
+        #[arg(long)]
+        revoke: bool,
+        #[command(flatten)]
+        store: StoreOpt,
+    },
+    /// List users (those whose username starts with PREFIX).
+    Users {
+        #[arg(default_value = "")]
+        prefix: String,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+    /// Show a user and their devices.
+    Show {
+        username: String,
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+    /// Disable an account: its tokens are refused and its sockets close.
+    Disable {
+        username: String,
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+    /// Enable a disabled account again.
+    Enable {
+        username: String,
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+    /// Make a user a server admin (`admin`) or take it away (`user`).
+    Role {
+        username: String,
+        /// admin or user.
+        role: String,
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+    /// Set a user's password (from HARK_PASSWORD or standard input);
+    /// logs all their devices out unless --keep-devices.
+    ResetPassword {
+        username: String,
+        #[arg(long)]
+        keep_devices: bool,
+        #[command(flatten)]
+        password: PasswordOpt,
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+    /// Log one of a user's devices out (ids from `hark admin show`).
+    Revoke {
+        username: String,
+        device_id: i64,
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+    /// Who is in a chat (not what was said).
+    Chat {
+        chat_id: i64,
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+    /// The server's counts: users, devices, messages per day, storage, jobs.
+    Stats {
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+}
+
+pub(crate) async fn run(command: AdminCommand) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::Grant {
+            username,
+            revoke,
+            store,
+        } => {
+            let args = store.serve_args();
+            let role = if revoke { Role::User } else { Role::Admin };
+            let user = hark_server::grant_role(&args, &username, role).await?;
+            println!("{} is now {}", user.username, describe(user.role));
+        }
+        AdminCommand::Users {
+            prefix,
+            limit,
+            server,
+        } => users(&connect(&server)?.0, &prefix, limit).await?,
+        AdminCommand::Show { username, server } => {
+            let (api, _) = connect(&server)?;
+            let user = find(&api, &username).await?;
+            print_users(std::slice::from_ref(&user));
+            let devices = api.admin_devices(user.id).await?;
+            if devices.is_empty() {
+                println!("no devices logged in");
+            } else {
+                println!("\n{:<6} {:<24} LOGGED IN", "DEVICE", "NAME");
+            }
+            for d in devices {
+                println!(
+                    "{:<6} {:<24} {}",
+                    d.id,
+                    view::snippet(&d.name, 24),
+                    view::date_time(d.created_at)
+                );
+            }
+        }
+        AdminCommand::Disable { username, server } => {
+            let (api, _) = connect(&server)?;
+            let user = find(&api, &username).await?;
+            let user = api.set_user_enabled(user.id, false).await?;
+            println!("{} is disabled: their devices are logged out of every node until `hark admin enable {}`", user.username, user.username);
+        }
+        AdminCommand::Enable { username, server } => {
+            let (api, _) = connect(&server)?;
+            let user = find(&api, &username).await?;
+            let user = api.set_user_enabled(user.id, true).await?;
+            println!("{} is enabled", user.username);
+        }
+        AdminCommand::Role {
+            username,
+            role,
+            server,
+        } => {
+            let role = match role.as_str() {
+                "admin" => Role::Admin,
+                "user" => Role::User,
+                other => anyhow::bail!("the role is admin or user, not {other:?}"),
+            };
+            let (api, _) = connect(&server)?;
+            let user = find(&api, &username).await?;
+            let user = api.set_role(user.id, role).await?;
+            println!("{} is now {}", user.username, describe(user.role));
+        }
+        AdminCommand::ResetPassword {
+            username,
+            keep_devices,
+            password,
+            server,
+        } => {
+            let (api, _) = connect(&server)?;
+            let user = find(&api, &username).await?;
+            let password = read_password(password)?;
+            api.reset_password(user.id, &password, !keep_devices)
+                .await?;
+            if keep_devices {
+                println!(
+                    "{}'s password is set; their devices stay logged in",
+                    user.username
+                );
+            } else {
+                println!(
+                    "{}'s password is set and every device of theirs is logged out",
+                    user.username
+                );
+            }
+        }
+        AdminCommand::Revoke {
+            username,
+            device_id,
+            server,
+        } => {
+            let (api, _) = connect(&server)?;
+            let user = find(&api, &username).await?;
+            api.admin_revoke_device(user.id, DeviceId(device_id))
+                .await?;
+            println!("device {device_id} of {} is logged out", user.username);
+        }
+        AdminCommand::Chat { chat_id, server } => {
+            let (api, _) = connect(&server)?;
+            let chat = api.admin_chat(ChatId(chat_id)).await?;
+            let kind = match chat.kind {
+                hark_proto::ChatKind::Direct => "one-to-one",
+                hark_proto::ChatKind::Group => "group",
+            };
+            let title = chat.title.as_deref().unwrap_or("");
+            println!(
+                "chat {} ({kind}) {title}: {} messages, created {}",
+                chat.id,
+                chat.messages,
+                view::date_time(chat.created_at)
+            );
+            println!("{:<6} {:<20} {:<24} JOINED", "ID", "USERNAME", "NAME");
+            for m in chat.members {
+                let admin = if m.admin { "  (group admin)" } else { "" };
+                println!(
+                    "{:<6} {:<20} {:<24} {}{admin}",
+                    m.user.id,
+                    m.user.username,
+                    view::snippet(&m.user.display_name, 24),
+                    view::date_time(m.joined_at)
+                );
+            }
+        }
+        AdminCommand::Stats { server } => {
+            let (api, _) = connect(&server)?;
+            let s = api.server_stats().await?;
+            println!(
+                "users {} ({} disabled, {} admins), devices {}, online now {}",
+                s.users, s.disabled_users, s.admins, s.devices, s.users_online
+            );
+            println!("chats {}, messages {}", s.chats, s.messages);
+            for day in &s.messages_per_day {
+                println!("  {}  {:>8} messages", day.day, day.messages);
+            }
+            println!(
+                "storage: database {}, media {} in {} files",
+                bytes(s.storage.database_bytes),
+                bytes(s.storage.media_bytes),
+                s.storage.media_files
+            );
+            println!("jobs: {} pending, {} dead", s.jobs.pending, s.jobs.dead);
+        }
+    }
+    Ok(())
+}
+
+fn describe(role: Role) -> &'static str {
+    match role {
+        Role::Admin => "a server admin",
+        Role::User => "an ordinary user (not a server admin)",
+    }
+}
+
+/// The user with exactly this username.
+async fn find(api: &Api, username: &str) -> anyhow::Result<AdminUser> {
+    api.admin_user_by_username(username)
+        .await?
+        .with_context(|| format!("no user {username:?}"))
+}
+
+async fn users(api: &Api, prefix: &str, limit: u32) -> anyhow::Result<()> {
+    let mut all = Vec::new();
+    let mut after = UserId(0);
+    while all.len() < limit as usize {
+        let want = (limit as usize - all.len()).min(200) as u32;
+        let page = api.admin_users(prefix, after, want).await?;
+        all.extend(page.users);
+        match page.next {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+    if all.is_empty() {
+        println!("no users starting with {prefix:?}");
+        return Ok(());
+    }
+    print_users(&all);
+    Ok(())
+}
+
+fn print_users(users: &[AdminUser]) {
+    println!(
+        "{:<6} {:<20} {:<24} {:<6} {:<9} DEVICES",
+        "ID", "USERNAME", "NAME", "ROLE", "STATE"
+    );
+    for u in users {
+        println!(
+            "{:<6} {:<20} {:<24} {:<6} {:<9} {}",
+            u.id,
+            u.username,
+            view::snippet(&u.display_name, 24),
+            u.role.as_str(),
+            if u.disabled { "disabled" } else { "active" },
+            u.devices
+        );
+    }
+}
+
+/// A size for people: 1.5 MiB.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
