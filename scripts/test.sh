@@ -7,6 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# A clean build and its test runs take some 10 GiB; say so when the disk
+# has less (a full disk shows up later as link or S3 errors).
+avail_kib=$(df -Pk . | awk 'NR==2 {print $4}')
+if [ "${avail_kib:-0}" -lt $((10 * 1024 * 1024)) ]; then
+  echo "scripts/test.sh: only $((avail_kib / 1024)) MiB free on this disk; the build may not fit" >&2
+fi
+
 # The web client is built first: `hark` embeds web/dist.
 scripts/web.sh setup
 scripts/web.sh build
@@ -34,6 +41,7 @@ on_exit() {
     echo "--- scripts/test.sh failed (exit $rc); the servers' last error lines:" >&2
     cat target/tmp/test-logs/*.jsonl 2>/dev/null | grep '"level":"ERROR"' | tail -20 >&2 || true
     scripts/s3.sh diagnose >&2 || true
+    df -h . >&2 || true
   fi
   scripts/s3.sh down
 }
