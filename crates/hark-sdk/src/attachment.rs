@@ -9,6 +9,7 @@
 //! are as large as `max_upload_bytes` allows).
 
 use crate::crypto::crypto;
+use crate::thumbnail::{self, Picture};
 use crate::Result;
 use hark_proto::{MediaId, MediaKind};
 use matrix_sdk_crypto::{AttachmentDecryptor, AttachmentEncryptor, MediaEncryptionInfo};
@@ -20,10 +21,15 @@ use std::io::{Cursor, Read};
 pub struct SealedFile {
     pub ciphertext: Vec<u8>,
     info: MediaEncryptionInfo,
+    /// A photo's size and thumbnail, drawn before encrypting (the server
+    /// cannot make one).
+    picture: Option<Picture>,
 }
 
-/// Encrypts `bytes` with a fresh key.
+/// Encrypts `bytes` with a fresh key; for a photo, draws its thumbnail
+/// first (see [`crate::sealed_thumbnail`]).
 pub fn seal_file(bytes: &[u8]) -> Result<SealedFile> {
+    let picture = thumbnail::draw(bytes);
     let mut input = Cursor::new(bytes);
     let mut encryptor = AttachmentEncryptor::new(&mut input);
     let mut ciphertext = Vec::with_capacity(bytes.len());
@@ -31,6 +37,7 @@ pub fn seal_file(bytes: &[u8]) -> Result<SealedFile> {
     Ok(SealedFile {
         ciphertext,
         info: encryptor.finish(),
+        picture,
     })
 }
 
@@ -39,7 +46,9 @@ impl SealedFile {
     /// uploaded as `media`: `{"msgtype": "m.file", "body": …, "filename": …,
     /// "info": {"mimetype", "size"}, "file": {"url": <media id>, "v", "key",
     /// "iv", "hashes"}}` (`m.image`, `m.audio`, `m.video` by `kind`). `body`
-    /// is the caption, or the file name without one.
+    /// is the caption, or the file name without one. A photo sent as an
+    /// image also gets its upright size and thumbnail in `info` (`w`, `h`,
+    /// `hark.thumbnail`).
     pub fn content(
         &self,
         media: &MediaId,
@@ -62,11 +71,17 @@ impl SealedFile {
         } else {
             caption
         };
+        let mut info = json!({"mimetype": mimetype, "size": size});
+        if let (MediaKind::Image, Some(p)) = (kind, &self.picture) {
+            info["w"] = json!(p.width);
+            info["h"] = json!(p.height);
+            info["hark.thumbnail"] = p.thumbnail.to_json();
+        }
         Ok(json!({
             "msgtype": msgtype,
             "body": body,
             "filename": filename,
-            "info": {"mimetype": mimetype, "size": size},
+            "info": info,
             "file": file,
         }))
     }

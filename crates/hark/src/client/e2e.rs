@@ -4,7 +4,7 @@
 //! what is sent and decrypting what is shown.
 
 use super::session::Session;
-use anyhow::Context;
+use anyhow::{bail, Context};
 use hark_proto::{Chat, MediaKind, Message};
 use hark_sdk::{Api, Crypto, CryptoStore};
 use serde_json::json;
@@ -150,12 +150,7 @@ pub(crate) async fn download_file(
     m: &Message,
     output: Option<std::path::PathBuf>,
 ) -> anyhow::Result<()> {
-    let crypto = open(api, session).await?;
-    let content = crypto
-        .decrypt_message(m)
-        .await
-        .map_err(|e| anyhow::anyhow!("message {} cannot be decrypted yet: {}", m.seq, e.reason))?
-        .content;
+    let content = content_of(api, session, m).await?;
     let media = m.media.as_deref().context("the message carries no file")?;
     let dest = output.unwrap_or_else(|| {
         let name = super::media::safe_name(content["filename"].as_str());
@@ -178,6 +173,56 @@ pub(crate) async fn download_file(
         "saved {} ({}, decrypted)",
         dest.display(),
         super::view::size(plain.len() as u64)
+    );
+    Ok(())
+}
+
+/// What encrypted message `m` decrypts to here.
+async fn content_of(
+    api: &Api,
+    session: &mut Session,
+    m: &Message,
+) -> anyhow::Result<serde_json::Value> {
+    let crypto = open(api, session).await?;
+    Ok(crypto
+        .decrypt_message(m)
+        .await
+        .map_err(|e| anyhow::anyhow!("message {} cannot be decrypted yet: {}", m.seq, e.reason))?
+        .content)
+}
+
+/// Saves the thumbnail the sender put inside encrypted message `m` to
+/// `output` (or `<name>.thumbnail.jpg` / `.png` here).
+pub(crate) async fn save_thumbnail(
+    api: &Api,
+    session: &mut Session,
+    m: &Message,
+    output: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let content = content_of(api, session, m).await?;
+    let Some(small) = hark_sdk::sealed_thumbnail(&content) else {
+        bail!("message {} carries no picture with a thumbnail", m.seq);
+    };
+    let ext = if small.mimetype == "image/png" {
+        "png"
+    } else {
+        "jpg"
+    };
+    let dest = output.unwrap_or_else(|| {
+        let name = super::media::safe_name(content["filename"].as_str())
+            .or_else(|| m.media.as_ref().map(|media| media.id.0.clone()))
+            .unwrap_or_else(|| "picture".to_owned());
+        std::path::PathBuf::from(format!("{name}.thumbnail.{ext}"))
+    });
+    tokio::fs::write(&dest, &small.bytes)
+        .await
+        .with_context(|| format!("writing {}", dest.display()))?;
+    println!(
+        "saved {} ({}×{}, {}, decrypted)",
+        dest.display(),
+        small.width,
+        small.height,
+        super::view::size(small.bytes.len() as u64)
     );
     Ok(())
 }
@@ -219,6 +264,14 @@ pub(crate) async fn readable(crypto: Option<&Crypto>, m: &Message) -> Message {
         }
         if let Some(size) = content["info"]["size"].as_u64() {
             media.size = size;
+        }
+        let side = |k: &str| {
+            content["info"][k]
+                .as_u64()
+                .and_then(|v| u32::try_from(v).ok())
+        };
+        if let (Some(w), Some(h)) = (side("w"), side("h")) {
+            (media.width, media.height) = (Some(w), Some(h));
         }
         if body == name {
             shown.text = String::new();

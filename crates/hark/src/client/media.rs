@@ -166,7 +166,7 @@ pub(super) async fn download(
     };
     if message.encrypted.is_some() {
         if thumbnail {
-            bail!("a file in an encrypted chat has no thumbnail on the server: download the file");
+            return super::e2e::save_thumbnail(api, session, &message, output).await;
         }
         return super::e2e::download_file(api, session, &message, output).await;
     }

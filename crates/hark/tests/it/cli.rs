@@ -1044,7 +1044,40 @@ fn an_encrypted_chat_through_the_cli_keeps_its_words_off_the_server() {
         bob.path(),
         &["download", &chat, "3", "--thumbnail"],
     );
-    assert!(refused.contains("no thumbnail"), "{refused}");
+    assert!(refused.contains("no picture with a thumbnail"), "{refused}");
+    // A photo's thumbnail is drawn on Alice's device and travels inside
+    // the ciphertext: Bob sees the photo's size and saves its thumbnail
+    // without the server ever having either.
+    let photo = alice.path().join("pier.png");
+    image::RgbImage::from_fn(1200, 900, |x, y| image::Rgb([x as u8, y as u8, 40]))
+        .save(&photo)
+        .unwrap();
+    let sent = hark(
+        &server,
+        alice.path(),
+        &["send", &chat, "--file", photo.to_str().unwrap()],
+    );
+    assert!(sent.contains("[seq 4]"), "{sent}");
+    let history = hark(&server, bob.path(), &["history", &chat]);
+    assert!(history.contains("[image pier.png, "), "{history}");
+    assert!(history.contains("1200×900]"), "{history}");
+    let small = bob.path().join("pier-small.jpg");
+    let saved = hark(
+        &server,
+        bob.path(),
+        &[
+            "download",
+            &chat,
+            "4",
+            "--thumbnail",
+            "-o",
+            small.to_str().unwrap(),
+        ],
+    );
+    assert!(saved.contains("pier-small.jpg (128×96, "), "{saved}");
+    assert!(saved.contains("decrypted"), "{saved}");
+    let small = image::open(small).unwrap();
+    assert_eq!((small.width(), small.height()), (128, 96));
     // Nothing the two wrote is in the server's files.
     let mut leaked = Vec::new();
     let mut dirs = vec![server.data_dir()];
