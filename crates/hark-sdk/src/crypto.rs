@@ -17,6 +17,7 @@ use hark_proto::{
     key_user_id, ChatId, DeviceId, InboxRequest, KeysClaim, KeysQuery, KeysUpload, Seq,
     ToDeviceSend, UserId,
 };
+use matrix_sdk_common::deserialized_responses::ProcessedToDeviceEvent;
 use matrix_sdk_common::ruma::api::client::keys::{claim_keys, get_keys, upload_keys};
 use matrix_sdk_common::ruma::api::client::sync::sync_events::DeviceLists;
 use matrix_sdk_common::ruma::api::client::to_device::send_event_to_device;
@@ -57,6 +58,15 @@ pub struct Decrypted {
     pub content: Value,
     /// The sending device's Curve25519 key, as the session proved it.
     pub sender_key: String,
+}
+
+/// What one [`Crypto::sync`] read from this device's inbox.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Synced {
+    /// Messages handed to the library.
+    pub received: usize,
+    /// Encrypted messages among them that the library refused and dropped.
+    pub undecryptable: usize,
 }
 
 /// End-to-end encryption for one device. Cheap to share behind an `Arc`;
@@ -137,8 +147,12 @@ impl Crypto {
     /// Sends what the machine asks for, then reads this device's inbox to
     /// the end (acknowledging what it handed over) and sends again. Call it
     /// after connecting and on every [`crate::ClientEvent::ToDevice`].
-    pub async fn sync(&self) -> Result<()> {
+    /// Encrypted messages the library refuses (a replayed or tampered key
+    /// message, one for a session this device does not have) are dropped,
+    /// logged and counted in the answer.
+    pub async fn sync(&self) -> Result<Synced> {
         self.send_outgoing().await?;
+        let mut synced = Synced::default();
         let mut acked = self.acked.lock().await;
         loop {
             let inbox = self
@@ -175,10 +189,27 @@ impl Crypto {
                 unused_fallback_keys: Some(&unused),
                 next_batch_token: None,
             };
-            self.machine
+            let (processed, _) = self
+                .machine
                 .receive_sync_changes(changes, &decryption_settings())
                 .await
                 .map_err(crypto)?;
+            synced.received += inbox.messages.len();
+            for event in &processed {
+                if let ProcessedToDeviceEvent::UnableToDecrypt {
+                    encrypted_event,
+                    utd_info,
+                } = event
+                {
+                    synced.undecryptable += 1;
+                    let sender = encrypted_event.get_field::<String>("sender").ok().flatten();
+                    tracing::warn!(
+                        sender = sender.as_deref().unwrap_or("?"),
+                        reason = ?utd_info.reason,
+                        "a to-device message could not be decrypted (replayed, tampered or from an unknown session); dropped"
+                    );
+                }
+            }
             if let Some(last) = inbox.messages.last() {
                 *acked = last.id;
             }
@@ -187,7 +218,8 @@ impl Crypto {
             }
         }
         drop(acked);
-        self.send_outgoing().await
+        self.send_outgoing().await?;
+        Ok(synced)
     }
 
     /// Tells the machine these users' devices changed (a `devices_changed`

@@ -49,7 +49,7 @@ mod verification;
 pub use api::{Api, Page};
 pub use attachment::{open_file, seal_file, sealed_file_id, SealedFile};
 pub use connection::{ClientEvent, ConnectOptions, Connection, PendingSend};
-pub use crypto::{replacement, Crypto, CryptoStore, Decrypted, Undecryptable};
+pub use crypto::{replacement, Crypto, CryptoStore, Decrypted, Synced, Undecryptable};
 pub use error::{Error, Result};
 pub use hark_proto as proto;
 pub use outbox::new_client_id;

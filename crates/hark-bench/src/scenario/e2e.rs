@@ -251,7 +251,9 @@ async fn wait_message(
                 event: Event::Message(m),
                 ..
             } if m.chat_id == chat => return Ok(m),
-            ClientEvent::ToDevice => crypto.sync().await?,
+            ClientEvent::ToDevice => {
+                crypto.sync().await?;
+            }
             _ => {}
         }
     }

@@ -27,5 +27,6 @@ mod push_endpoint;
 mod resumable;
 mod sdk;
 mod sdk_crypto;
+mod sdk_crypto_keys;
 mod support;
 mod tls;

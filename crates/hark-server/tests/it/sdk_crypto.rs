@@ -16,17 +16,17 @@ use hark_sdk::{
 use serde_json::json;
 use std::time::Duration;
 
-fn api(app: &TestApp, s: &Session) -> Api {
+pub(crate) fn api(app: &TestApp, s: &Session) -> Api {
     Api::new(&app.base).unwrap().with_token(s.token.clone())
 }
 
-async fn crypto(app: &TestApp, s: &Session) -> Crypto {
+pub(crate) async fn crypto(app: &TestApp, s: &Session) -> Crypto {
     Crypto::open(api(app, s), s.user_id, s.device_id, CryptoStore::Memory)
         .await
         .unwrap()
 }
 
-async fn decrypt(c: &Crypto, m: &Message) -> Result<serde_json::Value, String> {
+pub(crate) async fn decrypt(c: &Crypto, m: &Message) -> Result<serde_json::Value, String> {
     let content = m.encrypted.as_deref().expect("an encrypted message");
     c.decrypt(m.chat_id, m.seq, m.sender_id, m.sent_at, content)
         .await
@@ -103,7 +103,9 @@ async fn an_encrypted_chat_is_read_by_its_members_devices_and_nobody_else() {
                 event: Event::Message(m),
                 ..
             } if m.chat_id == chat_id => break m,
-            ClientEvent::ToDevice => b.sync().await.unwrap(),
+            ClientEvent::ToDevice => {
+                b.sync().await.unwrap();
+            }
             _ => {}
         }
     };
@@ -671,6 +673,17 @@ async fn a_file_in_an_encrypted_chat_goes_up_as_ciphertext_and_opens_only_with_i
         ),
         (Some("m.image"), Some("harbour.png"), Some("the plan"))
     );
+    // Its thumbnail came inside the ciphertext, drawn on Alice's device.
+    assert_eq!(
+        (read["info"]["w"].as_u64(), read["info"]["h"].as_u64()),
+        (Some(64), Some(48))
+    );
+    let small = hark_sdk::sealed_thumbnail(&read).unwrap();
+    assert_eq!(
+        (small.mimetype, small.width, small.height),
+        ("image/jpeg", 64, 48)
+    );
+    assert!(small.bytes.starts_with(&[0xff, 0xd8]));
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("down");
     api(&app, &bob)
@@ -740,7 +753,7 @@ async fn a_file_in_an_encrypted_chat_goes_up_as_ciphertext_and_opens_only_with_i
 }
 
 /// Encrypts `body` as `sender` for `members` and sends it over HTTP.
-async fn send_sealed(
+pub(crate) async fn send_sealed(
     app: &TestApp,
     sender: (&Session, &Crypto),
     chat_id: ChatId,
