@@ -59,11 +59,8 @@ impl Api {
         self.post("/v1/login", body).await
     }
 
-    async fn create_direct(&self, user_id: UserId) -> anyhow::Result<Chat> {
-        let body = CreateDirectRequest {
-            user_id,
-            encrypted: false,
-        };
+    async fn create_direct(&self, user_id: UserId, encrypted: bool) -> anyhow::Result<Chat> {
+        let body = CreateDirectRequest { user_id, encrypted };
         self.post("/v1/chats/direct", &body).await
     }
 
@@ -130,9 +127,19 @@ pub async fn accounts(base: &str, tag: &str, role: &str, n: usize) -> anyhow::Re
 pub async fn direct_chat(base: &str, a: &Account, b: &Account) -> anyhow::Result<ChatId> {
     let api = Api::new(base)?.with_token(a.token.clone());
     Ok(api
-        .create_direct(b.user_id)
+        .create_direct(b.user_id, false)
         .await
         .context("creating a direct chat")?
+        .id)
+}
+
+/// The end-to-end encrypted one-to-one chat between `a` and `b`, created by `a`.
+pub async fn encrypted_direct_chat(base: &str, a: &Account, b: &Account) -> anyhow::Result<ChatId> {
+    let api = Api::new(base)?.with_token(a.token.clone());
+    Ok(api
+        .create_direct(b.user_id, true)
+        .await
+        .context("creating an encrypted direct chat")?
         .id)
 }
 

@@ -1,17 +1,19 @@
 //! `e2e`: what end-to-end encryption costs, through the SDK's `Crypto`
-//! (matrix-sdk-crypto) against a real server, in a group of M members, each
-//! with one device and its own crypto state in this process:
+//! (matrix-sdk-crypto) against a real server, in a group of M members (or,
+//! with two, their one-to-one chat), each with one device and its own
+//! crypto state in this process:
 //!
 //! - publishing a device's keys (identity and one-time keys);
 //! - claiming one-time keys for every other member's device (one request);
 //! - the first message: fetching the members' devices, claiming their keys,
 //!   making an Olm session with each and sharing the group's Megolm key
 //!   through their inboxes, then encrypting;
-//! - a rekey: after a member leaves, the next message shares a new Megolm
-//!   key with everyone left (Olm sessions exist by then);
+//! - a rekey (groups): after a member leaves, the next message shares a new
+//!   Megolm key with everyone left (Olm sessions exist by then);
 //! - steady messages: encrypt, send, deliver, decrypt on one member's
 //!   device, beside the same messages sent in the clear to the same members
-//!   in a plain group, in the same run.
+//!   in a plain group, in the same run (also for two members: a pair has
+//!   only one one-to-one chat).
 
 use crate::report::{self, Figure, Report};
 use crate::servers::Servers;
@@ -29,7 +31,8 @@ pub struct Params {
     #[command(flatten)]
     #[serde(skip)]
     pub common: Common,
-    /// Members of the group, the sender included; one device each.
+    /// Members of the group, the sender included; one device each. Two:
+    /// their one-to-one chat.
     #[arg(long, default_value_t = 100)]
     pub members: usize,
     /// Steady messages, each sent once the previous one was read.
@@ -38,7 +41,8 @@ pub struct Params {
 }
 
 pub async fn run(p: Params) -> anyhow::Result<Report> {
-    anyhow::ensure!(p.members >= 3, "the scenario needs at least three members");
+    anyhow::ensure!(p.members >= 2, "the scenario needs at least two members");
+    let one_to_one = p.members == 2;
     let mut report = Report::new("e2e", &p.common, &p);
     let servers = Servers::start(&p.common, 1).await?;
     let base = servers.urls[0].clone();
@@ -48,7 +52,11 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
         eprintln!("creating {} users (two Argon2id hashes each)…", p.members);
     }
     let users = setup::accounts(&base, &tag, "e", p.members).await?;
-    let encrypted = setup::group_of(&base, &users[0], &users[1..], true).await?;
+    let encrypted = if one_to_one {
+        setup::encrypted_direct_chat(&base, &users[0], &users[1]).await?
+    } else {
+        setup::group_of(&base, &users[0], &users[1..], true).await?
+    };
     let plain = setup::group_of(&base, &users[0], &users[1..], false).await?;
     report.note(format!(
         "Setup (accounts and the two groups, not measured): {:.1} s.",
@@ -79,40 +87,9 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
     }
     report.latencies("publish a device's keys", &publish, None, "");
 
-    // Claiming a one-time key of every other member's device (one request
-    // per 1,000 devices, as the server takes them).
-    let wanted: BTreeMap<String, BTreeMap<String, String>> = users[2..]
-        .iter()
-        .map(|u| {
-            let device = BTreeMap::from([(u.device_id.0.to_string(), "signed_curve25519".into())]);
-            (hark_proto::key_user_id(u.user_id), device)
-        })
-        .collect();
-    let claimer = api(&users[1])?;
-    let t = Instant::now();
-    let claimed = claimer
-        .claim_keys(&KeysClaim {
-            one_time_keys: serde_json::from_value(json!(wanted))?,
-            timeout: None,
-        })
-        .await?;
-    let claim = t.elapsed();
-    let got: usize = claimed.one_time_keys.values().map(BTreeMap::len).sum();
-    anyhow::ensure!(
-        got == wanted.len(),
-        "claimed {got} of {} keys",
-        wanted.len()
-    );
-    report.figure(Figure::new(
-        &format!("claim {got} devices' one-time keys (requests of up to 1,000)"),
-        "ms",
-        ms(claim),
-    ));
-    report.figure(Figure::new(
-        "one-time keys claimed per second",
-        "keys/s",
-        got as f64 / claim.as_secs_f64().max(1e-9),
-    ));
+    if !one_to_one {
+        claim_keys(&mut report, api(&users[1])?, &users[2..]).await?;
+    }
 
     // The first message: sessions and the key share with every member.
     let ids: Vec<UserId> = users.iter().map(|u| u.user_id).collect();
@@ -173,25 +150,27 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
         "plain",
     );
 
-    // A member leaves: the next message goes under a new key.
-    api(&users[0])?
-        .remove_member(encrypted, users[1].user_id)
-        .await?;
-    let left: Vec<UserId> = ids
-        .iter()
-        .copied()
-        .filter(|&u| u != users[1].user_id)
-        .collect();
-    let t = Instant::now();
-    sender
-        .encrypt(encrypted, &left, &text(p.messages + 1))
-        .await?;
-    let rekey = t.elapsed();
-    report.figure(Figure::new(
-        &format!("rekey after a member left ({} devices)", left.len() - 1),
-        "ms",
-        ms(rekey),
-    ));
+    if !one_to_one {
+        // A member leaves: the next message goes under a new key.
+        api(&users[0])?
+            .remove_member(encrypted, users[1].user_id)
+            .await?;
+        let left: Vec<UserId> = ids
+            .iter()
+            .copied()
+            .filter(|&u| u != users[1].user_id)
+            .collect();
+        let t = Instant::now();
+        sender
+            .encrypt(encrypted, &left, &text(p.messages + 1))
+            .await?;
+        let rekey = t.elapsed();
+        report.figure(Figure::new(
+            &format!("rekey after a member left ({} devices)", left.len() - 1),
+            "ms",
+            ms(rekey),
+        ));
+    }
     servers.stop().await;
     report.count("members", p.members as u64);
     report.count("messages", p.messages as u64);
@@ -200,6 +179,47 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
          steady messages are sent one at a time, each once the previous one was read.",
     );
     Ok(report)
+}
+
+/// Claiming a one-time key of each of `others`' devices (one request per
+/// 1,000 devices, as the server takes them), as `claimer`.
+async fn claim_keys(
+    report: &mut Report,
+    claimer: Api,
+    others: &[setup::Account],
+) -> anyhow::Result<()> {
+    let wanted: BTreeMap<String, BTreeMap<String, String>> = others
+        .iter()
+        .map(|u| {
+            let device = BTreeMap::from([(u.device_id.0.to_string(), "signed_curve25519".into())]);
+            (hark_proto::key_user_id(u.user_id), device)
+        })
+        .collect();
+    let t = Instant::now();
+    let claimed = claimer
+        .claim_keys(&KeysClaim {
+            one_time_keys: serde_json::from_value(json!(wanted))?,
+            timeout: None,
+        })
+        .await?;
+    let claim = t.elapsed();
+    let got: usize = claimed.one_time_keys.values().map(BTreeMap::len).sum();
+    anyhow::ensure!(
+        got == wanted.len(),
+        "claimed {got} of {} keys",
+        wanted.len()
+    );
+    report.figure(Figure::new(
+        &format!("claim {got} devices' one-time keys (requests of up to 1,000)"),
+        "ms",
+        ms(claim),
+    ));
+    report.figure(Figure::new(
+        "one-time keys claimed per second",
+        "keys/s",
+        got as f64 / claim.as_secs_f64().max(1e-9),
+    ));
+    Ok(())
 }
 
 fn ms(d: Duration) -> f64 {
