@@ -69,6 +69,9 @@ pub enum ErrorCode {
     KeyConflict,
     /// A device's inbox of to-device messages is full; retry later.
     InboxFull,
+    /// The path exists but not with this HTTP method (the web client's
+    /// paths answer only GET and HEAD).
+    MethodNotAllowed,
 }
 
 impl ErrorCode {
@@ -88,6 +91,7 @@ impl ErrorCode {
             | ErrorCode::Revoked => 401,
             ErrorCode::Forbidden | ErrorCode::OriginNotAllowed | ErrorCode::AccountDisabled => 403,
             ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
             ErrorCode::UsernameTaken
             | ErrorCode::GroupFull
             | ErrorCode::AlreadyAuthenticated
@@ -131,6 +135,7 @@ impl ErrorCode {
             ErrorCode::EncryptionRequired => "encryption_required",
             ErrorCode::KeyConflict => "key_conflict",
             ErrorCode::InboxFull => "inbox_full",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
         }
     }
 }

@@ -2,11 +2,12 @@
 //! served at `/`, with `index.html` for any other path the app routes itself.
 //! Text assets are precompressed by the web build (`x.js.br`, `x.js.gz`
 //! beside `x.js`); a browser that accepts brotli or gzip gets those bytes as
-//! they are, so serving does no compression work.
+//! they are, so serving does no compression work. Only GET and HEAD are
+//! answered: any other method gets `405 method_not_allowed`.
 
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use rust_embed::RustEmbed;
 
@@ -37,7 +38,23 @@ fn csp(bucket: Option<&str>) -> String {
 /// The precompressed variants, best first: (file suffix, `Content-Encoding`).
 const ENCODINGS: [(&str, &str); 2] = [(".br", "br"), (".gz", "gzip")];
 
-pub(crate) async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
+pub(crate) async fn serve(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        let refused = crate::error::ApiError::new(
+            hark_proto::ErrorCode::MethodNotAllowed,
+            "the web client's paths answer only GET and HEAD",
+        );
+        return (
+            [(header::ALLOW, HeaderValue::from_static("GET, HEAD"))],
+            refused,
+        )
+            .into_response();
+    }
     let path = uri.path().trim_start_matches('/');
     if let Some(file) = (!path.is_empty()).then(|| Assets::get(path)).flatten() {
         let mime = file.metadata.mimetype().to_owned();

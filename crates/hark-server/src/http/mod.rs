@@ -97,10 +97,19 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/healthz", get(crate::health::healthz))
         .route("/metrics", get(crate::metrics::scrape))
         .route("/readyz", get(crate::health::readyz))
+        // A route asked with another method: the JSON error, with `Allow`.
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(crate::web::serve)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(request_id::layer))
         .with_state(state)
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this route does not answer that method (see Allow)",
+    )
 }
 
 async fn no_route() -> ApiError {

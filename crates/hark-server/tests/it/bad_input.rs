@@ -278,6 +278,59 @@ async fn bad_http_bodies_get_json_errors() {
 }
 
 #[tokio::test]
+async fn a_method_a_path_does_not_answer_gets_405_with_allow() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    // The web client's paths (the app, its assets, its client-side routes)
+    // answer GET and HEAD only; an API route and health answer their own.
+    for (method, path, allow) in [
+        (reqwest::Method::POST, "/", "GET, HEAD"),
+        (reqwest::Method::POST, "/anything", "GET, HEAD"),
+        (reqwest::Method::PUT, "/index.html", "GET, HEAD"),
+        (reqwest::Method::DELETE, "/chats/7", "GET, HEAD"),
+        (reqwest::Method::DELETE, "/v1/chats", "GET, HEAD"),
+        (reqwest::Method::PATCH, "/v1/register", "POST"),
+        (reqwest::Method::POST, "/healthz", "GET,HEAD"),
+    ] {
+        let res = app
+            .http
+            .request(method.clone(), format!("{}{path}", app.base))
+            .bearer_auth(&alice.token)
+            .send()
+            .await
+            .unwrap();
+        let got_allow = res
+            .headers()
+            .get("allow")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .replace(' ', "");
+        assert_eq!(res.status().as_u16(), 405, "{method} {path}");
+        assert_eq!(got_allow, allow.replace(' ', ""), "{method} {path}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(
+            body["error"]["code"], "method_not_allowed",
+            "{method} {path}"
+        );
+    }
+    // GET and HEAD still serve the app.
+    let res = app
+        .http
+        .get(format!("{}/anything", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let res = app
+        .http
+        .head(format!("{}/", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+}
+
+#[tokio::test]
 async fn unknown_fields_in_http_bodies_are_refused_by_name() {
     use reqwest::Method;
     let app = spawn_app().await;

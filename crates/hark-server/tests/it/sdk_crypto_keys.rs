@@ -120,6 +120,9 @@ async fn a_replayed_key_message_is_refused_and_changes_nothing() {
     let a = crypto(&app, &alice).await;
     let b = crypto(&app, &bob).await;
     let members = [alice.user_id, bob.user_id];
+    for words in ["first words 9c1e", "next words 4e0f"] {
+        secret(words);
+    }
 
     // Bob's first message: his device makes an Olm session with Alice's
     // and sends the chat's key in a pre-key message through her inbox.
