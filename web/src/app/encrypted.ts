@@ -10,6 +10,7 @@
 
 import type { ChatId, ClientMsgId, MediaKind, MediaRef, Message, Seq } from '../hark-client';
 import { NotReadable, type Encryption } from '../crypto';
+import { readThumbnail, type InlineThumbnail } from './thumbnail';
 
 /**
  * A message as the app shows it. For an encrypted one, `text` is the
@@ -22,11 +23,14 @@ export type ChatMessage = Message & { sealed?: Sealed };
 /**
  * A file of an encrypted chat as the app shows it: the server's media ref
  * (an opaque `file`, no name) with what the decrypted content says of it
- * (kind, name, type, size, shape, length), and `file`, the key, iv and hash
- * that open its bytes (see blobs.ts). In memory only.
+ * (kind, name, type, size, shape, length), `file`, the key, iv and hash
+ * that open its bytes (see blobs.ts), and `preview`, the thumbnail the
+ * sender put inside the content (a photo's or a video's), shown until the
+ * file is here. In memory only.
  */
 export interface SealedMedia extends MediaRef {
   file: Record<string, unknown>;
+  preview?: InlineThumbnail | null;
 }
 
 export function isSealedMedia(media: MediaRef | null | undefined): media is SealedMedia {
@@ -87,6 +91,7 @@ export function readContent(content: Record<string, unknown>, m: Pick<Message, '
   const info = (content.info && typeof content.info === 'object' ? content.info : {}) as Record<string, unknown>;
   const filename = typeof content.filename === 'string' && content.filename ? content.filename : null;
   const kind = KINDS[String(content.msgtype)] ?? 'file';
+  const pictured = kind === 'image' || kind === 'video';
   const media: SealedMedia = {
     id: m.media.id,
     kind,
@@ -94,11 +99,13 @@ export function readContent(content: Record<string, unknown>, m: Pick<Message, '
     size: num(info.size) ?? m.media.size,
     sha256: m.media.sha256,
     name: filename ?? (body || null),
-    width: kind === 'image' ? num(info.w) : null,
-    height: kind === 'image' ? num(info.h) : null,
+    width: pictured ? num(info.w) : null,
+    height: pictured ? num(info.h) : null,
     thumbnail: null,
     duration_ms: kind === 'audio' || kind === 'video' ? num(info.duration) : null,
     file: file as Record<string, unknown>,
+    // One that is too large, of another type or not what it says is ignored.
+    preview: pictured ? readThumbnail(info) : null,
   };
   // `body` is the caption, or the file name when there is none.
   return { text: filename !== null && body === filename ? '' : body, media, content };

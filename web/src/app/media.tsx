@@ -4,11 +4,12 @@
 // progress. The bytes come through the store's BlobCache as blob: URLs
 // (the download route needs the token), each revoked when its element goes.
 
-import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { createPortal } from 'preact/compat';
 import { HarkError, type MediaKind, type MediaRef } from '../hark-client';
 import type { BlobVariant } from './blobs';
 import { isSealedMedia } from './encrypted';
+import { thumbnailBlob } from './thumbnail';
 import type { AppStore, Attachment } from './store';
 import { CloseIcon, DownloadIcon, FileIcon, MicIcon, MusicIcon, PauseIcon, PlayIcon } from './ui';
 import { followDuration, formatDuration, isVoiceNote, roundedDuration, serverDuration } from './voice';
@@ -62,10 +63,20 @@ export function mediaWidth(media: MediaRef): number {
   return media.kind === 'image' ? photoBox(media).width : CARD_WIDTH;
 }
 
+/**
+ * A photo's size for its box: its own, or (an encrypted chat's photo whose
+ * content says none) its thumbnail's shape at the largest width; else 4:3.
+ */
+function pictureSize(media: MediaRef): { w: number; h: number } {
+  if (media.width && media.height) return { w: media.width, h: media.height };
+  const p = isSealedMedia(media) ? media.preview : null;
+  if (p?.width && p.height) return { w: MAX_WIDTH, h: (MAX_WIDTH * p.height) / p.width };
+  return { w: 4, h: 3 };
+}
+
 /** A photo's box: its own aspect ratio within the limits (beyond them it is cropped to fit). */
 function photoBox(media: MediaRef): { width: number; height: number } {
-  const w = media.width || 4;
-  const h = media.height || 3;
+  const { w, h } = pictureSize(media);
   let width = Math.min(MAX_WIDTH, Math.max(w, MIN_SIDE));
   let height = (width * h) / w;
   if (height > MAX_HEIGHT) {
@@ -131,6 +142,24 @@ export function useBlobUrl(store: AppStore, media: MediaRef, enabled = true, var
 }
 
 /**
+ * A blob: URL of the thumbnail an encrypted chat's photo or video carries
+ * inside its content (see thumbnail.ts), from the first render while the
+ * calling element is mounted; null without one, or once it failed to decode
+ * (`failed`).
+ */
+function usePreviewUrl(media: MediaRef): { url: string | null; failed: () => void } {
+  const preview = isSealedMedia(media) ? media.preview : null;
+  // Another message's (or an edit's) thumbnail gets a URL of its own.
+  const key = preview ? `${media.id}:${preview.data}` : null;
+  const url = useMemo(() => (preview ? URL.createObjectURL(thumbnailBlob(preview)) : null), [key]);
+  useEffect(() => () => {
+    if (url) URL.revokeObjectURL(url);
+  }, [url]);
+  const [broken, setBroken] = useState<string | null>(null);
+  return { url: broken !== null && broken === key ? null : url, failed: () => setBroken(key) };
+}
+
+/**
  * Save the file under its name, as a browser download: a `file` straight
  * from the server's bucket when it hands out URLs (the bucket answers with
  * `Content-Disposition: attachment` and the name, so the browser saves it
@@ -180,13 +209,19 @@ export function MessageMedia(props: { store: AppStore; media: MediaRef; tabbable
  * arrives. The file itself when there is no thumbnail (an older upload), when
  * the thumbnail cannot be had, or when the file's bytes are already in this
  * browser and the thumbnail's are not (a photo sent from here: shown at once,
- * nothing fetched).
+ * nothing fetched). An encrypted chat's photo (the server makes no
+ * thumbnail of it) shows the small thumbnail its sender put inside the
+ * message, blurred, from the first paint until the file is fetched,
+ * decrypted and decoded.
  */
 function Photo(props: { store: AppStore; media: MediaRef; tabbable: boolean }) {
   const { store, media } = props;
   const [preferFile, setPreferFile] = useState(() => !store.blobs.ready(media.id, 'thumbnail') && !!store.blobs.ready(media.id));
   const variant: BlobVariant = media.thumbnail && !preferFile ? 'thumbnail' : 'file';
   const { url, error, retry } = useBlobUrl(store, media, true, variant);
+  const preview = usePreviewUrl(media);
+  /** The URL whose image has decoded: the preview goes then. */
+  const [decoded, setDecoded] = useState<string | null>(null);
   // A thumbnail that fails falls back to the file, which then shows its own error if it fails too.
   const thumbnailFailed = variant === 'thumbnail' && !!error;
   useEffect(() => {
@@ -195,25 +230,29 @@ function Photo(props: { store: AppStore; media: MediaRef; tabbable: boolean }) {
   const [viewing, setViewing] = useState(false);
   const box = photoBox(media);
   const name = nameOf(media);
+  const failed = !url && !!error && !thumbnailFailed;
   return (
     <div class="media-photo" style={{ aspectRatio: `${box.width} / ${box.height}` }} data-testid="media-photo">
-      {url ? (
+      {preview.url && (!url || decoded !== url) && (
+        <img class="media-preview" src={preview.url} alt="" aria-hidden="true" data-testid="media-preview" onError={preview.failed} />
+      )}
+      {(url || preview.url) && !failed ? (
         <button class="media-photo-open" tabIndex={props.tabbable ? 0 : -1} aria-label={`Open photo ${name}`} data-testid="media-open" onClick={(e) => { e.stopPropagation(); setViewing(true); }}>
-          <img src={url} alt={name} data-testid="media-image" data-source={variant} />
+          {url && <img src={url} alt={name} data-testid="media-image" data-source={variant} onLoad={() => setDecoded(url)} />}
         </button>
-      ) : error && !thumbnailFailed ? (
+      ) : failed ? (
         <button class="media-retry" tabIndex={props.tabbable ? 0 : -1} data-testid="media-retry" onClick={(e) => { e.stopPropagation(); retry(); }}>
           {error} · Retry
         </button>
       ) : (
         <span class="media-loading" role="img" aria-label="Loading photo" />
       )}
-      {viewing && url && (
+      {viewing && (url || preview.url) && (
         <PhotoViewer
           store={store}
           media={media}
           full={variant === 'file' ? url : null}
-          placeholder={variant === 'thumbnail' ? url : null}
+          placeholder={variant === 'thumbnail' ? url : preview.url}
           onClose={() => setViewing(false)}
         />
       )}
@@ -579,7 +618,18 @@ function useStreamUrl(store: AppStore, media: MediaRef, enabled: boolean): strin
   return url;
 }
 
-/** A video: the browser's own player, streaming from the bucket or once its bytes are here. */
+/** A video's box: its own shape when known (an encrypted chat's, from its content), never taller than 4:3 portrait; else 16:9. */
+function videoRatio(media: MediaRef): string | undefined {
+  if (!media.width || !media.height) return undefined;
+  return `${Math.max(media.width / media.height, 3 / 4)}`;
+}
+
+/**
+ * A video: the browser's own player, streaming from the bucket or once its
+ * bytes are here. An encrypted chat's video shows the thumbnail of its first
+ * frame that its sender put inside the message (as the button's picture
+ * while it loads, then as the player's poster).
+ */
 function VideoPlayer(props: { store: AppStore; media: MediaRef; tabbable: boolean }) {
   const { store, media } = props;
   const [asked, setAsked] = useState(false);
@@ -589,10 +639,12 @@ function VideoPlayer(props: { store: AppStore; media: MediaRef; tabbable: boolea
   const wanted = !unplayable && (asked || media.size <= AUTOLOAD_BYTES);
   const stream = useStreamUrl(store, media, wanted);
   const blob = useBlobUrl(store, media, wanted && stream === null);
+  const preview = usePreviewUrl(media);
   const { error, retry } = blob;
   const url = stream ?? blob.url;
   const length = serverDuration(media);
   const about = length ? `${formatDuration(roundedDuration(length))} · ${humanSize(media.size)}` : humanSize(media.size);
+  const ratio = videoRatio(media);
   if (unplayable) return <FileCard {...props} note="can't be played here" />;
   if (url) {
     const common = {
@@ -602,13 +654,15 @@ function VideoPlayer(props: { store: AppStore; media: MediaRef; tabbable: boolea
       src: url,
       tabIndex: props.tabbable ? 0 : -1,
       onError: () => setUnplayable(true),
+      ...(preview.url ? { poster: preview.url } : {}),
     };
-    return <video class="media-video" {...common} data-testid="media-video" />;
+    return <video class="media-video" style={ratio ? { aspectRatio: ratio } : undefined} {...common} data-testid="media-video" />;
   }
   const loading = (asked || media.size <= AUTOLOAD_BYTES) && !error;
   return (
     <button
       class="media-play video"
+      style={ratio ? { aspectRatio: ratio } : undefined}
       tabIndex={props.tabbable ? 0 : -1}
       aria-label={error ? `${error}: retry the video` : `Play the video, ${about}`}
       data-testid="media-play"
@@ -619,6 +673,7 @@ function VideoPlayer(props: { store: AppStore; media: MediaRef; tabbable: boolea
         setAsked(true);
       }}
     >
+      {preview.url && <img class="media-poster" src={preview.url} alt="" aria-hidden="true" data-testid="media-preview" onError={preview.failed} />}
       <span class="media-play-icon">{loading ? <span class="spinner" aria-hidden="true" /> : <PlayIcon />}</span>
       <span class="media-play-text">{error ?? (loading ? 'Loading video…' : `Video · ${about}`)}</span>
     </button>

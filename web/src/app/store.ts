@@ -40,6 +40,7 @@ import { DeviceLocal, sameNote, type Note } from './local';
 import { mediaLabel } from './media';
 import { PushNotifications } from './push';
 import { closeChatNotifications } from './serviceWorker';
+import { photoInfo, videoInfo } from './thumbnail';
 import { Durations, probeDuration } from './voice';
 
 export interface ChatModel {
@@ -207,6 +208,8 @@ export class AppStore {
   private listeners = new Set<() => void>();
   private queued: EventFrame[] = [];
   private fetching = new Map<ChatId, Promise<void>>();
+  /** The one more fetch of a chat that follows the one under way (see `fetchChat`). */
+  private fetchingAgain = new Map<ChatId, Promise<void>>();
   private notifyScheduled = false;
   private snapshotLoading = false;
   private readonly hasCursor: boolean;
@@ -797,10 +800,26 @@ export class AppStore {
     this.conn.mark(c.chat.id, { delivered_up_to: c.chat.last_seq });
   }
 
-  /** Fetch one chat (new to us, or its members changed); concurrent asks share one request. */
+  /**
+   * Fetch one chat (new to us, or its members changed). Asks while a
+   * request is under way share one more request after it: the answer under
+   * way may have been taken before what made us ask (a member removed
+   * meanwhile would stay in the list, and get the keys of what is written
+   * next in an encrypted chat).
+   */
   fetchChat(id: ChatId): Promise<void> {
     const inflight = this.fetching.get(id);
-    if (inflight) return inflight;
+    if (inflight) {
+      let again = this.fetchingAgain.get(id);
+      if (!again) {
+        again = inflight.then(() => {
+          this.fetchingAgain.delete(id);
+          return this.fetchChat(id);
+        });
+        this.fetchingAgain.set(id, again);
+      }
+      return again;
+    }
     const p = this.api
       .chat(id)
       .then((s) => {
@@ -850,6 +869,8 @@ export class AppStore {
       case 'member_removed':
         this.note(e, c, pos, { user_id: e.user_id });
         if (c && e.user_id === this.me.id) return this.forgetMe(c);
+        // Out of the list at once (what is encrypted next is not for them), then the chat as the server has it.
+        if (c) c.chat = { ...c.chat, members: c.chat.members.filter((m) => m.user.id !== e.user_id) };
         void this.fetchChat(e.chat_id);
         return;
       case 'member_added':
@@ -1135,6 +1156,8 @@ export class AppStore {
       while (this.encrypting.length > 0 && !this.loggedOut) {
         const next = this.encrypting[0];
         try {
+          // Members changed and the chat is being read again: encrypted for the members it answers.
+          await (this.fetchingAgain.get(next.chat_id) ?? this.fetching.get(next.chat_id));
           const c = this.chats.get(next.chat_id);
           if (!c || c.left) throw new NotReadable("You can't send messages to this chat.", false);
           const members = c.chat.members.map((m) => m.user.id);
@@ -1196,7 +1219,7 @@ export class AppStore {
    * Upload the chosen file, then send it with `caption` through the outbox
    * like any message. In an encrypted chat the file is encrypted here first
    * and its ciphertext goes up as an unnamed `file`; its name, type, size,
-   * shape, length and key go inside the message's ciphertext. Resolves true once sent; false when the upload failed
+   * shape, length, thumbnail and key go inside the message's ciphertext. Resolves true once sent; false when the upload failed
    * (the attachment then carries the server's reason and stays, with the
    * draft, for another try) or was cancelled.
    */
@@ -1460,18 +1483,17 @@ export class AppStore {
 }
 
 /**
- * What an encrypted file's content says of its shape: an image's width and
- * height (`w`, `h`), a sound's or video's length in ms (`duration`), when
- * this browser can read them (the server, which cannot, says nothing).
+ * What an encrypted file's content says of its shape: a photo's or a
+ * video's upright width and height (`w`, `h`) and its thumbnail
+ * (`hark.thumbnail`, see thumbnail.ts), a sound's or video's length in ms
+ * (`duration`), when this browser can read them (the server, which cannot,
+ * says nothing and makes no thumbnail).
  */
-async function fileShape(file: File, kind: MediaKind, seconds?: number): Promise<Record<string, number>> {
+async function fileShape(file: File, kind: MediaKind, seconds?: number): Promise<Record<string, unknown>> {
+  const shape: Record<string, unknown> = {};
   try {
-    if (kind === 'image' && typeof createImageBitmap === 'function') {
-      const bitmap = await createImageBitmap(file);
-      const shape = { w: bitmap.width, h: bitmap.height };
-      bitmap.close();
-      return shape;
-    }
+    if (kind === 'image') Object.assign(shape, await photoInfo(file));
+    if (kind === 'video') Object.assign(shape, await videoInfo(file).catch(() => ({})));
     if (kind === 'audio' || kind === 'video') {
       let s = seconds;
       if (s === undefined || !Number.isFinite(s) || s <= 0) {
@@ -1482,10 +1504,10 @@ async function fileShape(file: File, kind: MediaKind, seconds?: number): Promise
           URL.revokeObjectURL(url);
         }
       }
-      return s !== undefined && Number.isFinite(s) && s > 0 ? { duration: Math.round(s * 1000) } : {};
+      if (s !== undefined && Number.isFinite(s) && s > 0) shape.duration = Math.round(s * 1000);
     }
   } catch {
     // Not readable here: the receiver reads it from the file.
   }
-  return {};
+  return shape;
 }
