@@ -25,6 +25,9 @@ fn argon2() -> ApiResult<Argon2<'static>> {
 /// 1.5 GiB of RSS after 400 logins), and a burst of logins would not queue.
 pub struct PasswordHasherPool {
     jobs: std::sync::mpsc::SyncSender<Box<dyn FnOnce() + Send>>,
+    /// A hash of a random password, made on first need: what a login for a
+    /// username that does not exist is checked against.
+    nobody: tokio::sync::OnceCell<String>,
 }
 
 impl PasswordHasherPool {
@@ -47,7 +50,10 @@ impl PasswordHasherPool {
                     }
                 })?;
         }
-        Ok(PasswordHasherPool { jobs: tx })
+        Ok(PasswordHasherPool {
+            jobs: tx,
+            nobody: tokio::sync::OnceCell::new(),
+        })
     }
 
     async fn run<T: Send + 'static>(
@@ -88,6 +94,20 @@ impl PasswordHasherPool {
                 .is_ok())
         })
         .await
+    }
+}
+
+impl PasswordHasherPool {
+    /// The work of [`Self::verify`] for a username that does not exist,
+    /// against a hash of a random password: a login for nobody takes as
+    /// long as one with a wrong password, so its timing tells no usernames.
+    pub async fn verify_nobody(&self, password: String) -> ApiResult<()> {
+        let hash = self
+            .nobody
+            .get_or_try_init(|| self.hash(new_token()))
+            .await?
+            .clone();
+        self.verify(password, hash).await.map(|_| ())
     }
 }
 

@@ -75,6 +75,8 @@ pub(super) async fn login(
     }
     let wrong = || ApiError::new(ErrorCode::InvalidCredentials, "wrong username or password");
     let Some(creds) = state.store.credentials(&body.username).await? else {
+        // As long as a wrong password: no usernames found by timing.
+        state.hasher.verify_nobody(body.password).await?;
         return Err(wrong());
     };
     if !state

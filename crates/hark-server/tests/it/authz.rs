@@ -213,3 +213,46 @@ async fn login_checks_passwords_and_limits_attempts() {
     let res = app.http.get(app.url("/chats")).send().await.unwrap();
     assert_eq!(res.status(), 401);
 }
+
+/// A login for a username that does not exist answers exactly as a wrong
+/// password does, and takes as long (the same Argon2 work), so neither the
+/// answer nor its timing tells which usernames exist. The bound is wide on
+/// purpose: without the work, nobody's login is some fifty times faster.
+#[tokio::test]
+async fn a_login_for_nobody_looks_and_takes_as_long_as_a_wrong_password() {
+    let app = crate::support::spawn_with(|c| c.limits.logins_per_minute = 1000).await;
+    app.register("alice").await;
+    let attempt = |username: &'static str| {
+        let app = &app;
+        async move {
+            let t = std::time::Instant::now();
+            let (s, body) = app
+                .post(
+                    "/login",
+                    "",
+                    json!({"username": username, "password": "wrong password", "device_name": "x"}),
+                )
+                .await;
+            (t.elapsed(), s, body)
+        }
+    };
+    // The first refusal for nobody makes its stand-in hash once: not timed.
+    let (_, s, nobody_body) = attempt("nobody").await;
+    let (_, s2, alice_body) = attempt("alice").await;
+    assert_eq!((s, s2), (401, 401));
+    assert_eq!(nobody_body, alice_body, "the same answer");
+    let median = |mut v: Vec<std::time::Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (mut alice, mut nobody) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        alice.push(attempt("alice").await.0);
+        nobody.push(attempt("nobody").await.0);
+    }
+    let (alice, nobody) = (median(alice), median(nobody));
+    assert!(
+        nobody * 2 >= alice,
+        "nobody's login took {nobody:?}, a wrong password {alice:?}"
+    );
+}
