@@ -67,7 +67,8 @@ pub(crate) fn draw(bytes: &[u8]) -> Option<Picture> {
     } else {
         image.thumbnail(MAX_SIDE, MAX_SIDE)
     };
-    let thumbnail = if small.color().has_alpha() {
+    let transparent = small.color().has_alpha() && small.to_rgba8().pixels().any(|p| p[3] < 255);
+    let thumbnail = if transparent {
         png(&small).or_else(|| jpeg(&small))
     } else {
         jpeg(&small)
@@ -93,8 +94,20 @@ fn png(small: &DynamicImage) -> Option<SealedThumbnail> {
     })
 }
 
+/// A JPEG of `small`, transparent parts on white (as the browser draws
+/// them), at the best quality that fits.
 fn jpeg(small: &DynamicImage) -> Option<SealedThumbnail> {
-    let rgb = small.to_rgb8();
+    let rgb = if small.color().has_alpha() {
+        let rgba = small.to_rgba8();
+        image::RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+            let [r, g, b, a] = rgba.get_pixel(x, y).0;
+            let over_white =
+                |c: u8| ((u16::from(c) * u16::from(a) + 255 * (255 - u16::from(a))) / 255) as u8;
+            image::Rgb([over_white(r), over_white(g), over_white(b)])
+        })
+    } else {
+        small.to_rgb8()
+    };
     QUALITIES.iter().find_map(|&quality| {
         let mut bytes = Vec::new();
         JpegEncoder::new_with_quality(&mut bytes, quality)
@@ -200,6 +213,26 @@ mod tests {
             .unwrap();
         let t = draw(&png).unwrap().thumbnail;
         assert_eq!((t.mimetype, t.width, t.height), ("image/png", 40, 30));
+    }
+
+    #[test]
+    fn an_opaque_picture_with_an_alpha_channel_gets_a_jpeg_on_white() {
+        // A screenshot: RGBA, every pixel opaque.
+        let img = RgbaImage::from_pixel(300, 200, Rgba([200, 10, 10, 255]));
+        let mut png = Vec::new();
+        img.write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
+            .unwrap();
+        let t = draw(&png).unwrap().thumbnail;
+        assert_eq!((t.mimetype, t.width, t.height), ("image/jpeg", 128, 85));
+        // Transparent parts of a JPEG thumbnail come out white, not black.
+        let clear = DynamicImage::ImageRgba8(RgbaImage::from_pixel(8, 8, Rgba([0, 0, 0, 0])));
+        let t = jpeg(&clear).unwrap();
+        let back = image::load_from_memory(&t.bytes).unwrap().to_rgb8();
+        assert!(
+            back.pixels().all(|p| p.0.iter().all(|&c| c > 240)),
+            "{:?}",
+            back.get_pixel(0, 0)
+        );
     }
 
     #[test]

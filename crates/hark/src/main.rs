@@ -42,7 +42,20 @@ enum ConfigCommand {
     Check(hark_server::config::ServeArgs),
 }
 
-fn main() -> anyhow::Result<ExitCode> {
+/// Errors are told as their chain of causes on one line, never with a
+/// backtrace: they are for the person at the terminal (a backtrace would
+/// follow whenever `RUST_BACKTRACE` is set).
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
