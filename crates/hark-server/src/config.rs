@@ -345,6 +345,13 @@ pub struct Limits {
     pub max_sync_page: u32,
     /// Login attempts per username per minute.
     pub logins_per_minute: u32,
+    /// Message searches per user per minute (each reads the search index).
+    pub searches_per_minute: u32,
+    /// Groups a user may create per hour.
+    pub groups_per_hour: u32,
+    /// Members a user may add to groups per minute (one per request; the
+    /// members a group is created with count as its creation).
+    pub member_additions_per_minute: u32,
     /// Milliseconds a user stays "online" after their last connection closes,
     /// so a flapping connection does not announce every drop.
     pub presence_grace_ms: u64,
@@ -397,6 +404,9 @@ impl Default for Limits {
             heartbeat_timeout_secs: 7,
             max_sync_page: 500,
             logins_per_minute: 10,
+            searches_per_minute: 60,
+            groups_per_hour: 100,
+            member_additions_per_minute: 120,
             presence_grace_ms: 3_000,
             typing_ttl_ms: 6_000,
             typing_per_second: 3,
@@ -555,6 +565,12 @@ impl Config {
             ("heartbeat_ping_secs", l.heartbeat_ping_secs),
             ("max_sync_page", u64::from(l.max_sync_page)),
             ("logins_per_minute", u64::from(l.logins_per_minute)),
+            ("searches_per_minute", u64::from(l.searches_per_minute)),
+            ("groups_per_hour", u64::from(l.groups_per_hour)),
+            (
+                "member_additions_per_minute",
+                u64::from(l.member_additions_per_minute),
+            ),
             ("typing_per_second", u64::from(l.typing_per_second)),
         ] {
             ensure!(value > 0, "limits.{key}: must be more than 0");

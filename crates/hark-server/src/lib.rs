@@ -11,6 +11,7 @@ pub mod error;
 mod health;
 mod http;
 pub mod jobs;
+pub mod limits;
 pub mod media;
 pub mod messaging;
 pub mod metrics;

@@ -44,6 +44,8 @@ pub struct App {
     pub media: MediaFiles,
     /// Uploads started per device, against one device filling the disk.
     pub upload_limiter: DefaultKeyedRateLimiter<i64>,
+    /// Searches, group creations and member additions per user.
+    pub user_limits: crate::limits::UserLimits,
     /// Push notifications: the VAPID key, the client, what was sent.
     pub push: Push,
 }
@@ -109,6 +111,7 @@ impl App {
         Ok(App {
             media: MediaFiles::open(&config)?,
             upload_limiter: RateLimiter::keyed(Quota::per_minute(uploads)),
+            user_limits: crate::limits::UserLimits::new(&config.limits),
             hasher: PasswordHasherPool::new(2)?,
             presence,
             jobs: Jobs::new(),

@@ -3,6 +3,7 @@
 use super::extract::{Body, Params, Query};
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
+use crate::limits::Action;
 use crate::messaging;
 use crate::state::AppState;
 use crate::validate;
@@ -60,6 +61,7 @@ pub(super) async fn create_group(
     Body(body): Body<CreateGroupRequest>,
 ) -> ApiResult<(StatusCode, Json<Chat>)> {
     let title = validate::label("title", &body.title, 128)?;
+    state.user_limits.check(Action::CreateGroup, me.user.id)?;
     let chat_id = state
         .store
         .create_group(
@@ -164,6 +166,7 @@ pub(super) async fn add_member(
     Body(body): Body<AddMemberRequest>,
 ) -> ApiResult<Json<Chat>> {
     let chat_id = ChatId(chat_id);
+    state.user_limits.check(Action::AddMember, me.user.id)?;
     state
         .store
         .add_member(
@@ -262,6 +265,7 @@ pub(super) async fn history(
     if !(1..=200).contains(&limit) {
         return Err(ApiError::invalid("limit: 1 to 200"));
     }
+    state.user_limits.check(Action::Search, me.user.id)?;
     let query = match (params.before, params.after) {
         (None, None) => HistoryQuery::Latest { limit },
         (Some(seq), None) => HistoryQuery::Before {
@@ -392,6 +396,7 @@ pub(super) async fn search(
     if !(1..=200).contains(&limit) {
         return Err(ApiError::invalid("limit: 1 to 200"));
     }
+    state.user_limits.check(Action::Search, me.user.id)?;
     if params.q.trim().is_empty() || params.q.len() > 256 {
         return Err(ApiError::invalid("q: 1 to 256 characters"));
     }

@@ -256,3 +256,101 @@ async fn a_login_for_nobody_looks_and_takes_as_long_as_a_wrong_password() {
         "nobody's login took {nobody:?}, a wrong password {alice:?}"
     );
 }
+
+/// Searches, group creations and member additions are limited per user:
+/// past the allowance each is `429 rate_limited` and nothing is done, while
+/// another user is served as before.
+#[tokio::test]
+async fn searches_groups_and_member_additions_are_limited_per_user() {
+    let app = crate::support::spawn_with(|c| {
+        c.limits.searches_per_minute = 3;
+        c.limits.groups_per_hour = 2;
+        c.limits.member_additions_per_minute = 2;
+    })
+    .await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let others: Vec<_> =
+        futures_util::future::join_all(["carol", "dave", "erin"].map(|name| app.user(name))).await;
+    let code = |body: &serde_json::Value| body["error"]["code"].as_str().map(str::to_owned);
+
+    // Searches: three, then refused; Bob still searches.
+    for n in 0..4 {
+        let (s, body) = app.get("/search?q=harbour", &alice.token).await;
+        if n < 3 {
+            assert_eq!(s, 200, "search {n}: {body}");
+        } else {
+            assert_eq!(
+                (s, code(&body)),
+                (429, Some("rate_limited".into())),
+                "{body}"
+            );
+        }
+    }
+    let (s, _) = app.get("/search?q=harbour", &bob.token).await;
+    assert_eq!(s, 200);
+
+    // Groups: two, then refused and not created.
+    let group = |title: &str| {
+        app.post(
+            "/chats/groups",
+            &alice.token,
+            json!({"title": title, "members": [bob.user_id]}),
+        )
+    };
+    let (s1, first) = group("one").await;
+    let (s2, _) = group("two").await;
+    let (s3, body) = group("three").await;
+    assert_eq!((s1, s2), (201, 201));
+    assert_eq!(
+        (s3, code(&body)),
+        (429, Some("rate_limited".into())),
+        "{body}"
+    );
+    let (_, chats) = app.get("/chats", &alice.token).await;
+    let titles: Vec<_> = chats
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["chat"]["title"].as_str())
+        .collect();
+    assert!(
+        titles.contains(&"one") && titles.contains(&"two") && !titles.contains(&"three"),
+        "{titles:?}"
+    );
+    let (s, _) = app
+        .post(
+            "/chats/groups",
+            &bob.token,
+            json!({"title": "bob's", "members": [alice.user_id]}),
+        )
+        .await;
+    assert_eq!(s, 201, "another user creates groups as before");
+
+    // Member additions: two, then refused and not added.
+    let g = first["id"].as_i64().unwrap();
+    for (n, who) in others.iter().enumerate() {
+        let (s, body) = app
+            .post(
+                &format!("/chats/{g}/members"),
+                &alice.token,
+                json!({"user_id": who.user_id}),
+            )
+            .await;
+        if n < 2 {
+            assert_eq!(s, 200, "addition {n}: {body}");
+        } else {
+            assert_eq!(
+                (s, code(&body)),
+                (429, Some("rate_limited".into())),
+                "{body}"
+            );
+        }
+    }
+    let (_, chat) = app.get(&format!("/chats/{g}"), &alice.token).await;
+    assert_eq!(
+        chat["chat"]["members"].as_array().unwrap().len(),
+        4,
+        "{chat}"
+    );
+}

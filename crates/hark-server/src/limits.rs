@@ -1,0 +1,80 @@
+//! Per-user rate limits on the HTTP actions that cost the server most or
+//! can be used to bother others: message searches, group creations and
+//! member additions (`[limits]` `searches_per_minute`, `groups_per_hour`,
+//! `member_additions_per_minute`). One token bucket per user and action
+//! (`governor`), on each node: a user may use a whole allowance at once,
+//! then one more as each comes back. A refusal is `429 rate_limited` and
+//! counts in `hark_rate_limited_total{kind}`; nothing is done.
+
+use crate::config::Limits;
+use crate::error::{ApiError, ApiResult};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use hark_proto::{ErrorCode, UserId};
+use std::num::NonZeroU32;
+
+/// What a user is limited in.
+#[derive(Debug, Clone, Copy)]
+pub enum Action {
+    Search,
+    CreateGroup,
+    AddMember,
+}
+
+impl Action {
+    /// The metric's `kind` label and the refusal's words.
+    fn describe(self) -> (&'static str, &'static str) {
+        match self {
+            Action::Search => ("searches", "message searches a minute"),
+            Action::CreateGroup => ("groups", "new groups an hour"),
+            Action::AddMember => ("member_additions", "member additions a minute"),
+        }
+    }
+}
+
+/// The buckets, per user.
+pub struct UserLimits {
+    searches: (DefaultKeyedRateLimiter<i64>, u32),
+    groups: (DefaultKeyedRateLimiter<i64>, u32),
+    additions: (DefaultKeyedRateLimiter<i64>, u32),
+}
+
+fn n(value: u32) -> NonZeroU32 {
+    NonZeroU32::new(value).unwrap_or(NonZeroU32::MIN)
+}
+
+impl UserLimits {
+    pub fn new(l: &Limits) -> Self {
+        UserLimits {
+            searches: (
+                RateLimiter::keyed(Quota::per_minute(n(l.searches_per_minute))),
+                l.searches_per_minute,
+            ),
+            groups: (
+                RateLimiter::keyed(Quota::per_hour(n(l.groups_per_hour))),
+                l.groups_per_hour,
+            ),
+            additions: (
+                RateLimiter::keyed(Quota::per_minute(n(l.member_additions_per_minute))),
+                l.member_additions_per_minute,
+            ),
+        }
+    }
+
+    /// Takes one `action` from `user`'s allowance, or refuses.
+    pub fn check(&self, action: Action, user: UserId) -> ApiResult<()> {
+        let (limiter, allowed) = match action {
+            Action::Search => &self.searches,
+            Action::CreateGroup => &self.groups,
+            Action::AddMember => &self.additions,
+        };
+        if limiter.check_key(&user.0).is_ok() {
+            return Ok(());
+        }
+        let (kind, what) = action.describe();
+        metrics::counter!("hark_rate_limited_total", "kind" => kind).increment(1);
+        Err(ApiError::new(
+            ErrorCode::RateLimited,
+            format!("at most {allowed} {what}; wait a little"),
+        ))
+    }
+}
