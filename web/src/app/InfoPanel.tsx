@@ -2,24 +2,15 @@
 // admins, leave) and "message info" (who received and read a message).
 
 import { useEffect, useState } from 'preact/hooks';
-import { HarkError, type Member, type MessageInfo as MessageInfoBody, type User } from '../hark-client';
+import { type Member, type MessageInfo as MessageInfoBody, type User } from '../hark-client';
 import { ContactDevices, VerifiedIcon } from './Devices';
 import { LockIcon } from './Encryption';
 import { ChatSearch } from './Search';
 import { summaryOf } from './media';
 import type { AppStore, ChatModel } from './store';
-import { Avatar, clock, CloseIcon, dayLabel, PencilIcon, CheckIcon, SearchIcon, Ticks } from './ui';
+import { Avatar, clock, CloseIcon, dayLabel, errorText, PencilIcon, CheckIcon, SearchIcon, Ticks } from './ui';
 
 export type Panel = { kind: 'chat' } | { kind: 'message'; seq: number } | { kind: 'search' } | { kind: 'devices'; user: number };
-
-function errorText(e: unknown): string {
-  if (e instanceof HarkError) {
-    if (e.code === 'forbidden') return 'Only group admins can do that.';
-    if (e.code === 'group_full') return 'The group is full.';
-    return e.message;
-  }
-  return 'Something went wrong.';
-}
 
 export function InfoPanel(props: { store: AppStore; model: ChatModel; panel: Panel; onPanel: (p: Panel | null) => void }) {
   const { panel } = props;
@@ -171,7 +162,7 @@ function ChatInfo(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel
     try {
       await f();
     } catch (e) {
-      setError(errorText(e));
+      setError(errorText(e, 'group-change'));
     }
   };
 
@@ -242,7 +233,7 @@ function ChatInfo(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel
             <span class="person-name">Add member</span>
           </button>
         )}
-        {adding && <AddMember store={store} model={model} onDone={() => setAdding(false)} run={run} />}
+        {adding && <AddMember store={store} model={model} onDone={() => setAdding(false)} />}
         {members.map((m) => (
           <div class="person" key={m.user.id} data-testid="member" data-username={m.user.username}>
             <Avatar name={m.user.display_name} id={m.user.id} size={40} />
@@ -301,10 +292,28 @@ function ChatInfo(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel
   );
 }
 
-function AddMember(props: { store: AppStore; model: ChatModel; onDone: () => void; run: (f: () => Promise<void>) => Promise<void> }) {
+/**
+ * "Add member": people found by username; choosing one adds them. A refusal
+ * (too many additions at once, not an admin, a full group) shows here, with
+ * what was typed kept, so the same choice can be tried again.
+ */
+function AddMember(props: { store: AppStore; model: ChatModel; onDone: () => void }) {
   const { store, model } = props;
   const [q, setQ] = useState('');
   const [users, setUsers] = useState<User[]>([]);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const add = async (u: User) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await store.addMember(model.chat.id, u.id);
+      props.onDone();
+    } catch (e) {
+      setError(errorText(e, 'add-member'));
+      setBusy(false);
+    }
+  };
   useEffect(() => {
     const query = q.trim().replace(/^@/, '');
     if (!query) return setUsers([]);
@@ -327,21 +336,15 @@ function AddMember(props: { store: AppStore; model: ChatModel; onDone: () => voi
           <CloseIcon />
         </button>
       </div>
+      {error && (
+        <div class="form-error" role="alert" data-testid="add-member-error">
+          {error}
+        </div>
+      )}
       {users
         .filter((u) => !inGroup.has(u.id))
         .map((u) => (
-          <button
-            class="person add"
-            key={u.id}
-            data-testid="add-member-result"
-            data-username={u.username}
-            onClick={() =>
-              void props.run(async () => {
-                await store.addMember(model.chat.id, u.id);
-                props.onDone();
-              })
-            }
-          >
+          <button class="person add" key={u.id} data-testid="add-member-result" data-username={u.username} disabled={busy} onClick={() => void add(u)}>
             <Avatar name={u.display_name} id={u.id} size={40} />
             <div class="person-text">
               <div class="person-name" dir="auto">{u.display_name}</div>

@@ -5,7 +5,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import type { ChatId, Message } from '../hark-client';
 import type { AppStore, ChatModel } from './store';
-import { listTime, SearchIcon } from './ui';
+import { errorText, listTime, SearchIcon } from './ui';
 
 const DEBOUNCE_MS = 250;
 
@@ -14,12 +14,17 @@ export interface SearchState {
   query: string | null;
   results: Message[];
   loading: boolean;
+  /** Why the last search failed, in words (e.g. too many searches at once); null if it did not. */
   error: string | null;
+  /** Ask again for the same query (after a failure). */
+  retry: () => void;
 }
 
-/** Messages matching `q` in my chats (or in `chatId`), newest first; refreshed as `q` changes. */
+/** Messages matching `q` in my chats (or in `chatId`), newest first; refreshed as `q` changes, or on `retry`. */
 export function useMessageSearch(store: AppStore, q: string, chatId?: ChatId): SearchState {
-  const [state, setState] = useState<SearchState>({ query: null, results: [], loading: false, error: null });
+  const [state, setState] = useState<Omit<SearchState, 'retry'>>({ query: null, results: [], loading: false, error: null });
+  // Bumped by `retry`: the same query asked again.
+  const [attempt, setAttempt] = useState(0);
   useEffect(() => {
     const query = q.trim();
     if (!query) {
@@ -27,19 +32,19 @@ export function useMessageSearch(store: AppStore, q: string, chatId?: ChatId): S
       return;
     }
     let cancelled = false;
-    setState((s) => ({ ...s, loading: true }));
+    setState((s) => ({ ...s, loading: true, error: null }));
     const t = setTimeout(() => {
       store
         .searchMessages(query, chatId)
         .then((results) => !cancelled && setState({ query, results, loading: false, error: null }))
-        .catch((e) => !cancelled && setState({ query, results: [], loading: false, error: e instanceof Error ? e.message : 'Search failed' }));
+        .catch((e) => !cancelled && setState({ query, results: [], loading: false, error: errorText(e, 'search') }));
     }, DEBOUNCE_MS);
     return () => {
       cancelled = true;
       clearTimeout(t);
     };
-  }, [q, chatId, store]);
-  return state;
+  }, [q, chatId, store, attempt]);
+  return { ...state, retry: () => setAttempt((n) => n + 1) };
 }
 
 /** The words of a query as the server matches them: letters and digits, case and accents ignored. */
@@ -142,7 +147,16 @@ export function SearchResultRow(props: { store: AppStore; message: Message; quer
 /** The results block under a query: searching…, nothing found, or the rows. */
 export function SearchResults(props: { store: AppStore; search: SearchState; showChat: boolean; onOpen: (m: Message) => void }) {
   const { search } = props;
-  if (search.error) return <div class="list-empty">{search.error}</div>;
+  if (search.error) {
+    return (
+      <div class="list-empty" role="alert" data-testid="search-error">
+        <p>{search.error}</p>
+        <button class="text-btn" data-testid="search-retry" onClick={search.retry}>
+          Try again
+        </button>
+      </div>
+    );
+  }
   if (search.query === null) return search.loading ? <div class="list-empty">Searching messages…</div> : null;
   if (search.results.length === 0) {
     return search.loading ? <div class="list-empty">Searching messages…</div> : <div class="list-empty" data-testid="search-empty">No messages found</div>;

@@ -17,6 +17,7 @@ import {
   CheckIcon,
   ChevronIcon,
   DotsIcon,
+  errorText,
   ForwardIcon,
   GroupIcon,
   listTime,
@@ -484,7 +485,8 @@ function NewGroupView(props: { store: AppStore; onDone: () => void }) {
       await store.createGroup(title.trim(), picked.map((p) => p.id), encrypted);
       props.onDone();
     } catch (e) {
-      setError(e instanceof Error ? e.message : 'Could not create the group.');
+      // Nothing was created: the subject and the people chosen stay, to try again.
+      setError(errorText(e, 'new-group'));
       setBusy(false);
     }
   }
@@ -530,7 +532,11 @@ function NewGroupView(props: { store: AppStore; onDone: () => void }) {
           <UserRow key={u.id} user={u} testid="member-result" selected={picked.some((p) => p.id === u.id)} onClick={() => toggle(u)} />
         ))}
       </div>
-      {error && <div class="form-error">{error}</div>}
+      {error && (
+        <div class="form-error" role="alert" data-testid="group-error">
+          {error}
+        </div>
+      )}
       <div class="group-create">
         <button
           class="fab"

@@ -1,6 +1,7 @@
 // Small shared pieces: avatars, ticks, icons, time formatting.
 
 import { useLayoutEffect, useRef } from 'preact/hooks';
+import { HarkError } from '../hark-client';
 import type { AppStore } from './store';
 import type { JSX } from 'preact';
 import type { Tick } from './store';
@@ -245,6 +246,43 @@ export function when(ms: number): string {
 
 export function plural(n: number, one: string, many = `${one}s`): string {
   return `${count(n)} ${n === 1 ? one : many}`;
+}
+
+/**
+ * What was being tried when a request failed, for the words of a refusal:
+ * a message search, a new group, adding a member, or another change to a
+ * group (rename, admins, removing, leaving).
+ */
+export type Attempt = 'search' | 'new-group' | 'add-member' | 'group-change';
+
+/** A `429 rate_limited` in words, by what was tried (the server's own message names its number and "wait a little"). */
+const TOO_MANY: Record<Attempt, string> = {
+  search: 'Too many searches — wait a moment and try again.',
+  'new-group': 'Too many new groups — wait a moment and try again.',
+  'add-member': 'Too many members added — wait a moment and try again.',
+  'group-change': 'Too many changes — wait a moment and try again.',
+};
+
+/**
+ * What a person reads when a request failed: a refusal worth explaining in
+ * our words (too many at once, no connection, not a group admin, a full
+ * group), otherwise the server's own message, which says why.
+ */
+export function errorText(e: unknown, attempt: Attempt): string {
+  if (!(e instanceof HarkError)) return 'Something went wrong. Please try again.';
+  switch (e.code) {
+    case 'rate_limited':
+      return TOO_MANY[attempt];
+    case 'network':
+      return 'Cannot reach the server. Check your connection.';
+    case 'forbidden':
+      if (attempt === 'add-member' || attempt === 'group-change') return 'Only group admins can do that.';
+      break;
+    case 'group_full':
+      return 'The group is full.';
+  }
+  const text = e.message || `The server refused (HTTP ${e.status}).`;
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 export type Children = JSX.Element | JSX.Element[] | string | null | false;

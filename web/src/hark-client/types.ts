@@ -41,6 +41,7 @@ export type ErrorCode =
   | 'encryption_required'
   | 'key_conflict'
   | 'inbox_full'
+  | 'method_not_allowed'
   | 'unavailable'
   | 'internal';
 
