@@ -11,6 +11,8 @@ use hark_store::StoreError;
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// Seconds after which a retry may succeed (`Retry-After`), when known.
+    pub retry_after_secs: Option<u64>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -20,6 +22,7 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            retry_after_secs: None,
         }
     }
 
@@ -79,6 +82,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(ErrorBody::new(self.code, self.message))).into_response()
+        let mut response = (status, Json(ErrorBody::new(self.code, self.message))).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }

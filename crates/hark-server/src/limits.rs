@@ -3,11 +3,15 @@
 //! member additions (`[limits]` `searches_per_minute`, `groups_per_hour`,
 //! `member_additions_per_minute`). One token bucket per user and action
 //! (`governor`), on each node: a user may use a whole allowance at once,
-//! then one more as each comes back. A refusal is `429 rate_limited` and
-//! counts in `hark_rate_limited_total{kind}`; nothing is done.
+//! then one more as each comes back. A refusal is `429 rate_limited` with
+//! `Retry-After` (whole seconds until the next one comes back) and counts
+//! in `hark_rate_limited_total{kind}`; nothing is done. Each attempt past
+//! the handler's own input checks counts, whether the store then accepts
+//! it or not (a forbidden addition too).
 
 use crate::config::Limits;
 use crate::error::{ApiError, ApiResult};
+use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use hark_proto::{ErrorCode, UserId};
 use std::num::NonZeroU32;
@@ -67,14 +71,17 @@ impl UserLimits {
             Action::CreateGroup => &self.groups,
             Action::AddMember => &self.additions,
         };
-        if limiter.check_key(&user.0).is_ok() {
+        let Err(not_until) = limiter.check_key(&user.0) else {
             return Ok(());
-        }
+        };
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
         let (kind, what) = action.describe();
         metrics::counter!("hark_rate_limited_total", "kind" => kind).increment(1);
-        Err(ApiError::new(
+        let mut refused = ApiError::new(
             ErrorCode::RateLimited,
             format!("at most {allowed} {what}; wait a little"),
-        ))
+        );
+        refused.retry_after_secs = Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
+        Err(refused)
     }
 }

@@ -59,7 +59,7 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
     };
     let plain = setup::group_of(&base, &users[0], &users[1..], false).await?;
     report.note(format!(
-        "Setup (accounts and the two groups, not measured): {:.1} s.",
+        "Setup (accounts and the two chats, not measured): {:.1} s.",
         started.elapsed().as_secs_f64()
     ));
     let api = |a: &setup::Account| -> anyhow::Result<Api> {
@@ -100,8 +100,8 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
     let share = t.elapsed();
     report.figure(Figure::new(
         &format!(
-            "first message to {} devices (query, claim, Olm, key share)",
-            p.members - 1
+            "first message to {} (query, claim, Olm, key share)",
+            count_devices(p.members - 1)
         ),
         "ms",
         ms(share),
@@ -166,7 +166,10 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
             .await?;
         let rekey = t.elapsed();
         report.figure(Figure::new(
-            &format!("rekey after a member left ({} devices)", left.len() - 1),
+            &format!(
+                "rekey after a member left ({})",
+                count_devices(left.len() - 1)
+            ),
             "ms",
             ms(rekey),
         ));
@@ -220,6 +223,14 @@ async fn claim_keys(
         got as f64 / claim.as_secs_f64().max(1e-9),
     ));
     Ok(())
+}
+
+fn count_devices(n: usize) -> String {
+    if n == 1 {
+        "1 device".to_owned()
+    } else {
+        format!("{n} devices")
+    }
 }
 
 fn ms(d: Duration) -> f64 {

@@ -265,7 +265,6 @@ pub(super) async fn history(
     if !(1..=200).contains(&limit) {
         return Err(ApiError::invalid("limit: 1 to 200"));
     }
-    state.user_limits.check(Action::Search, me.user.id)?;
     let query = match (params.before, params.after) {
         (None, None) => HistoryQuery::Latest { limit },
         (Some(seq), None) => HistoryQuery::Before {
@@ -396,10 +395,10 @@ pub(super) async fn search(
     if !(1..=200).contains(&limit) {
         return Err(ApiError::invalid("limit: 1 to 200"));
     }
-    state.user_limits.check(Action::Search, me.user.id)?;
     if params.q.trim().is_empty() || params.q.len() > 256 {
         return Err(ApiError::invalid("q: 1 to 256 characters"));
     }
+    state.user_limits.check(Action::Search, me.user.id)?;
     let messages = state
         .store
         .search(me.user.id, &params.q, params.chat_id.map(ChatId), limit)

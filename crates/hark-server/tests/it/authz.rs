@@ -289,6 +289,38 @@ async fn searches_groups_and_member_additions_are_limited_per_user() {
     }
     let (s, _) = app.get("/search?q=harbour", &bob.token).await;
     assert_eq!(s, 200);
+    // The refusal says when to come back: one search returns every 20 s.
+    let res = app
+        .http
+        .get(app.url("/search?q=harbour"))
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 429);
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&retry), "Retry-After: {retry}");
+    // A query refused for its own sake costs nothing (Bob has two left),
+    // and reading history is not a search.
+    for _ in 0..3 {
+        let (s, _) = app.get("/search?q=", &bob.token).await;
+        assert_eq!(s, 400);
+    }
+    let chat = app.direct(&alice, &bob).await;
+    for _ in 0..10 {
+        let (s, body) = app
+            .get(&format!("/chats/{}/messages", chat.0), &alice.token)
+            .await;
+        assert_eq!(s, 200, "{body}");
+    }
+    for _ in 0..2 {
+        let (s, _) = app.get("/search?q=harbour", &bob.token).await;
+        assert_eq!(s, 200);
+    }
 
     // Groups: two, then refused and not created.
     let group = |title: &str| {
