@@ -7,7 +7,7 @@
 use crate::sdk_crypto::{api, crypto, decrypt, send_sealed};
 use crate::support::{secret, spawn_app, spawn_at, Session, TestApp};
 use hark_sdk::proto::{ChatId, CreateDirectRequest, Message, Seq};
-use hark_sdk::Page;
+use hark_sdk::{Crypto, Page};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -42,6 +42,17 @@ async fn encrypted_direct(app: &TestApp, a: &Session, b: &Session) -> ChatId {
         .await
         .unwrap()
         .id
+}
+
+/// Alice and Bob, their encrypted one-to-one chat, and each one's device
+/// with its keys published.
+async fn pair(app: &TestApp) -> (Session, Session, ChatId, Crypto, Crypto) {
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let chat = encrypted_direct(app, &alice, &bob).await;
+    let a = crypto(app, &alice).await;
+    let b = crypto(app, &bob).await;
+    (alice, bob, chat, a, b)
 }
 
 async fn message(app: &TestApp, reader: &Session, chat: ChatId, seq: Seq) -> Message {
@@ -114,11 +125,7 @@ async fn when_one_time_keys_run_out_the_fallback_key_serves_and_the_device_publi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_key_message_is_refused_and_changes_nothing() {
     let app = spawn_app().await;
-    let alice = app.user("alice").await;
-    let bob = app.user("bob").await;
-    let chat = encrypted_direct(&app, &alice, &bob).await;
-    let a = crypto(&app, &alice).await;
-    let b = crypto(&app, &bob).await;
+    let (alice, bob, chat, a, b) = pair(&app).await;
     let members = [alice.user_id, bob.user_id];
     for words in ["first words 9c1e", "next words 4e0f"] {
         secret(words);
@@ -172,12 +179,8 @@ async fn a_replayed_key_message_is_refused_and_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_for_an_offline_device_wait_through_a_server_restart() {
     let app = spawn_app().await;
-    let alice = app.user("alice").await;
-    let bob = app.user("bob").await;
-    let chat = encrypted_direct(&app, &alice, &bob).await;
     // Alice's device publishes its keys, then reads nothing more.
-    let a = crypto(&app, &alice).await;
-    let b = crypto(&app, &bob).await;
+    let (alice, bob, chat, a, b) = pair(&app).await;
     let members = [alice.user_id, bob.user_id];
     let marker = "said before the restart 5d2b";
     secret(marker);
