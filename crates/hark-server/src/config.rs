@@ -330,6 +330,11 @@ pub struct Limits {
     pub connections_per_user: usize,
     /// Open WebSockets per client IP address.
     pub connections_per_address: usize,
+    /// Seconds an HTTP/1.1 connection has to deliver a request's whole
+    /// headers, from its opening or its previous answer, before it is
+    /// closed: a client trickling its headers (slowloris) cannot hold
+    /// connections open, nor can an idle kept-alive one.
+    pub header_timeout_secs: u64,
     /// Seconds a new WebSocket has to authenticate.
     pub auth_timeout_secs: u64,
     /// Seconds without any frame from the client before the server closes.
@@ -398,6 +403,7 @@ impl Default for Limits {
             outbound_queue: 1024,
             connections_per_user: 32,
             connections_per_address: 10_000,
+            header_timeout_secs: 30,
             auth_timeout_secs: 10,
             idle_timeout_secs: 90,
             heartbeat_ping_secs: 3,
@@ -560,6 +566,7 @@ impl Config {
             ("outbound_queue", l.outbound_queue as u64),
             ("connections_per_user", l.connections_per_user as u64),
             ("connections_per_address", l.connections_per_address as u64),
+            ("header_timeout_secs", l.header_timeout_secs),
             ("auth_timeout_secs", l.auth_timeout_secs),
             ("idle_timeout_secs", l.idle_timeout_secs),
             ("heartbeat_ping_secs", l.heartbeat_ping_secs),

@@ -12,6 +12,7 @@ mod health;
 mod http;
 pub mod jobs;
 pub mod limits;
+mod listen;
 pub mod media;
 pub mod messaging;
 pub mod metrics;
@@ -152,7 +153,7 @@ pub async fn serve(
             }
         }));
     }
-    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let header_timeout = Duration::from_secs(state.config.limits.header_timeout_secs);
     match tls {
         Some(certificate) => {
             let every = Duration::from_secs(state.config.tls.reload_secs);
@@ -160,12 +161,8 @@ pub async fn serve(
             background.push(tokio::spawn(certificate.clone().watch(every, async move {
                 watch_state.shutdown.wait().await;
             })));
-            // `tap_io` gives the connections their peer address (ConnectInfo).
-            let listener = tls::TlsListener::new(listener, &certificate)?.tap_io(|_| {});
-            axum::serve(listener, service)
-                .with_graceful_shutdown(stopping)
-                .await
-                .context("serving")?;
+            let listener = tls::TlsListener::new(listener, &certificate)?;
+            listen::serve(listener, app, header_timeout, stopping).await;
         }
         None => {
             // Acks and events are small writes that must leave at once; with
@@ -176,10 +173,7 @@ pub async fn serve(
                     tracing::debug!(error = %e, "TCP_NODELAY");
                 }
             });
-            axum::serve(listener, service)
-                .with_graceful_shutdown(stopping)
-                .await
-                .context("serving")?;
+            listen::serve(listener, app, header_timeout, stopping).await;
         }
     }
     // This node's users go offline now (announced by the other nodes'

@@ -521,3 +521,45 @@ async fn a_websocket_offering_compression_gets_none() {
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(!head.contains("sec-websocket-extensions"), "{head}");
 }
+
+/// A client that sends its headers a little at a time (slowloris) is cut
+/// off once `header_timeout_secs` has passed, while a healthy client is
+/// served throughout.
+#[tokio::test]
+async fn a_client_trickling_its_headers_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = crate::support::spawn_with(|c| c.limits.header_timeout_secs = 1).await;
+    let alice = app.user("alice").await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /v1/me HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    // One more header line every 300 ms; the server closes the connection.
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        let mut buf = [0u8; 256];
+        loop {
+            if slow.write_all(b"X-Slow: 1\r\n").await.is_err() {
+                return String::new();
+            }
+            match tokio::time::timeout(std::time::Duration::from_millis(300), slow.read(&mut buf))
+                .await
+            {
+                Ok(Ok(0)) | Ok(Err(_)) => return String::new(),
+                Ok(Ok(n)) => return String::from_utf8_lossy(&buf[..n]).into_owned(),
+                Err(_) => {}
+            }
+        }
+    })
+    .await
+    .expect("the server cut the slow client off");
+    assert!(
+        closed.is_empty() || closed.starts_with("HTTP/1.1 408"),
+        "{closed}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // A healthy client is served.
+    let (s, _) = app.get("/me", &alice.token).await;
+    assert_eq!(s, 200);
+}
