@@ -117,7 +117,8 @@ up() {
   # cluster on several machines shares an S3 bucket or a network file
   # system instead; docs/deploy.md).
   cat >"$dir/hark.toml" <<TOML
-# Written by scripts/cluster.sh.
+# Written by scripts/cluster.sh. HAProxy, on loopback, names each client.
+trusted_proxies = ["127.0.0.1/32"]
 [media]
 dir = "$dir/media"
 TOML

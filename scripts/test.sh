@@ -64,6 +64,9 @@ cargo test --workspace --locked
 # uploaded files in S3 (started again if it stopped, and checked).
 s3_up
 HARK_TEST_BACKEND=postgres HARK_TEST_MEDIA=s3 cargo test --locked -p hark-server --test it
+# Every fuzz target (fuzz/) built and run for a few seconds from its seed
+# corpus, which holds the input of every crash found so far.
+scripts/fuzz.sh smoke
 # No password, token, secret or message text of either pass in any log line.
 scripts/check-logs.sh
 # The HTTP API fuzzed from its own OpenAPI document (Schemathesis, PyPI):

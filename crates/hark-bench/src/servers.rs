@@ -21,6 +21,7 @@ outbound_queue = 100000
 connections_per_user = 1000000
 connections_per_address = 1000000
 logins_per_minute = 1000000
+registrations_per_hour_per_address = 1000000
 searches_per_minute = 1000000
 groups_per_hour = 1000000
 member_additions_per_minute = 1000000

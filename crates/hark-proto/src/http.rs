@@ -210,7 +210,12 @@ pub struct ChatSummary {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ChatSettingsRequest {
-    #[serde(default, with = "double_option")]
+    // Left out when `None`: written as `null` it would unmute.
+    #[serde(
+        default,
+        with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub muted_until: Option<Option<i64>>,
     #[serde(default)]
     pub archived: Option<bool>,
@@ -306,4 +311,32 @@ pub struct SendAck {
     pub client_id: ClientMsgId,
     pub sent_at: i64,
     pub duplicate: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_settings_change_without_muted_until_leaves_the_mute_alone() {
+        // Found by fuzzing (fuzz/corpus/http_body/regression-settings-archive-only):
+        // `{"archived":true}` encoded again as `{"muted_until":null,…}`,
+        // which the server reads as "unmute" (`hark archive` unmuted).
+        let archive: ChatSettingsRequest = serde_json::from_str(r#"{"archived":true}"#).unwrap();
+        assert_eq!(archive.muted_until, None);
+        let json = serde_json::to_string(&archive).unwrap();
+        assert_eq!(json, r#"{"archived":true,"pinned":null}"#);
+        assert_eq!(
+            serde_json::from_str::<ChatSettingsRequest>(&json).unwrap(),
+            archive
+        );
+        // An explicit null still unmutes, and goes out as one.
+        let unmute: ChatSettingsRequest = serde_json::from_str(r#"{"muted_until":null}"#).unwrap();
+        assert_eq!(unmute.muted_until, Some(None));
+        let json = serde_json::to_string(&unmute).unwrap();
+        assert_eq!(
+            serde_json::from_str::<ChatSettingsRequest>(&json).unwrap(),
+            unmute
+        );
+    }
 }

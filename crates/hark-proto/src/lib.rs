@@ -6,6 +6,7 @@
 //! `docs/protocol.md` documents every type in this crate.
 
 mod admin;
+mod audit;
 mod e2e;
 mod error;
 mod event;
@@ -19,6 +20,10 @@ mod ws;
 pub use admin::{
     utc_date, AdminChat, AdminMember, AdminUser, AdminUserPage, DayCount, JobStats,
     ResetPasswordRequest, Role, ServerStats, SetRoleRequest, StorageStats,
+};
+pub use audit::{
+    chain_hash, verify_end, verify_run, AuditBreak, AuditChain, AuditEntry, AuditPage,
+    AUDIT_ACTIONS, AUDIT_GENESIS,
 };
 pub use e2e::{
     key_device_id, key_user_id, parse_key_device_id, parse_key_user_id, Inbox, InboxRequest,

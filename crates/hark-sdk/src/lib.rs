@@ -31,6 +31,7 @@ mod actor;
 mod admin;
 mod api;
 mod attachment;
+mod audit;
 mod backoff;
 mod connection;
 mod crypto;
@@ -48,6 +49,7 @@ mod verification;
 
 pub use api::{Api, Page};
 pub use attachment::{open_file, seal_file, sealed_file_id, SealedFile};
+pub use audit::{AuditChecked, AuditFilter, AuditFrom};
 pub use connection::{ClientEvent, ConnectOptions, Connection, PendingSend};
 pub use crypto::{replacement, Crypto, CryptoStore, Decrypted, Synced, Undecryptable};
 pub use error::{Error, Result};

@@ -69,6 +69,13 @@ pub struct Config {
     pub node_id: Option<String>,
     pub max_group_members: usize,
     pub allowed_origins: Vec<String>,
+    /// Networks of the proxies or load balancers in front of Hark
+    /// (`["10.0.0.0/8", "127.0.0.1/32"]`). A request from one of them is
+    /// taken to come from the address it names in `X-Forwarded-For` (the
+    /// nearest one that is not itself a trusted proxy): that address is
+    /// what the audit log records and what `connections_per_address`
+    /// counts. Empty: the TCP peer, whatever the header says.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub limits: Limits,
     /// How nodes tell each other they are alive (the `[cluster]` table).
     pub cluster: Cluster,
@@ -83,6 +90,29 @@ pub struct Config {
     pub metrics: Metrics,
     /// HTTPS and WSS served by Hark itself (the `[tls]` table).
     pub tls: Tls,
+    /// The audit log of security events (the `[audit]` table).
+    pub audit: Audit,
+}
+
+/// The audit log (docs/operations.md "Audit log").
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Audit {
+    /// Days a row is kept; older ones are removed (the chain stays
+    /// verifiable: it keeps the hash the oldest kept row builds on). 0 keeps
+    /// every row for ever.
+    pub retention_days: u32,
+    /// Milliseconds between looks for rows past their retention.
+    pub sweep_ms: u64,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Audit {
+            retention_days: 0,
+            sweep_ms: 3_600_000,
+        }
+    }
 }
 
 /// HTTPS and WSS without a proxy in front: the certificate and key files
@@ -335,6 +365,11 @@ pub struct Limits {
     /// closed: a client trickling its headers (slowloris) cannot hold
     /// connections open, nor can an idle kept-alive one.
     pub header_timeout_secs: u64,
+    /// Seconds a request's body may go without a byte arriving before the
+    /// request fails (`400 invalid_field`; a resumable upload keeps what
+    /// arrived): a client trickling or stalling a body cannot hold a
+    /// request open. A slow but moving upload is never cut.
+    pub body_timeout_secs: u64,
     /// Seconds a new WebSocket has to authenticate.
     pub auth_timeout_secs: u64,
     /// Seconds without any frame from the client before the server closes.
@@ -350,6 +385,10 @@ pub struct Limits {
     pub max_sync_page: u32,
     /// Login attempts per username per minute.
     pub logins_per_minute: u32,
+    /// New accounts per client address per hour (a burst of this many,
+    /// then one more every hour / this). Behind a balancer, list it in
+    /// `trusted_proxies`, or every registration shares its address.
+    pub registrations_per_hour_per_address: u32,
     /// Message searches per user per minute (each reads the search index).
     pub searches_per_minute: u32,
     /// Groups a user may create per hour.
@@ -382,6 +421,7 @@ impl Default for Config {
             node_id: None,
             max_group_members: 1024,
             allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
             limits: Limits::default(),
             cluster: Cluster::default(),
             jobs: Jobs::default(),
@@ -389,6 +429,7 @@ impl Default for Config {
             push: Push::default(),
             metrics: Metrics::default(),
             tls: Tls::default(),
+            audit: Audit::default(),
         }
     }
 }
@@ -404,12 +445,14 @@ impl Default for Limits {
             connections_per_user: 32,
             connections_per_address: 10_000,
             header_timeout_secs: 30,
+            body_timeout_secs: 30,
             auth_timeout_secs: 10,
             idle_timeout_secs: 90,
             heartbeat_ping_secs: 3,
             heartbeat_timeout_secs: 7,
             max_sync_page: 500,
             logins_per_minute: 10,
+            registrations_per_hour_per_address: 30,
             searches_per_minute: 60,
             groups_per_hour: 100,
             member_additions_per_minute: 120,
@@ -567,11 +610,16 @@ impl Config {
             ("connections_per_user", l.connections_per_user as u64),
             ("connections_per_address", l.connections_per_address as u64),
             ("header_timeout_secs", l.header_timeout_secs),
+            ("body_timeout_secs", l.body_timeout_secs),
             ("auth_timeout_secs", l.auth_timeout_secs),
             ("idle_timeout_secs", l.idle_timeout_secs),
             ("heartbeat_ping_secs", l.heartbeat_ping_secs),
             ("max_sync_page", u64::from(l.max_sync_page)),
             ("logins_per_minute", u64::from(l.logins_per_minute)),
+            (
+                "registrations_per_hour_per_address",
+                u64::from(l.registrations_per_hour_per_address),
+            ),
             ("searches_per_minute", u64::from(l.searches_per_minute)),
             ("groups_per_hour", u64::from(l.groups_per_hour)),
             (

@@ -4,6 +4,7 @@
 //! on an already-bound listener until a shutdown future resolves, so tests
 //! pass a port-0 listener.
 
+mod audit;
 pub mod auth;
 mod bus_repair;
 pub mod config;
@@ -132,6 +133,7 @@ pub async fn serve(
     let mut background = jobs::spawn(&state);
     background.extend(bus_repair::spawn(&state));
     background.push(tokio::spawn(media::sweep_forever(state.clone())));
+    background.push(tokio::spawn(audit::sweep_forever(state.clone())));
     let app = http::router(state.clone());
     let signal_state = state.clone();
     let stopping = async move {
@@ -209,12 +211,26 @@ pub async fn grant_role(
             .await?
             .with_context(|| format!("no user {username:?}"))?;
         store.set_role(creds.user.id, role).await?;
+        let action = if role.is_admin() {
+            "admin_grant_admin"
+        } else {
+            "admin_revoke_admin"
+        };
         tracing::info!(
             target: "hark::audit",
-            action = if role.is_admin() { "grant_admin" } else { "revoke_admin" },
+            action,
             user = %creds.user.id,
             "admin action on the server machine"
         );
+        // No actor: whoever runs it on the server machine.
+        store
+            .append_audit(hark_store::audit::NewAudit {
+                action,
+                target_user: Some(creds.user.id),
+                detail: [("via".to_owned(), "hark admin grant".to_owned())].into(),
+                ..Default::default()
+            })
+            .await?;
         store
             .admin_user(creds.user.id)
             .await?

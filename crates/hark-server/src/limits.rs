@@ -8,12 +8,18 @@
 //! in `hark_rate_limited_total{kind}`; nothing is done. Each attempt past
 //! the handler's own input checks counts, whether the store then accepts
 //! it or not (a forbidden addition too).
+//!
+//! Registrations are limited the same way per client address
+//! (`registrations_per_hour_per_address`; the address as
+//! `http::client_ip` tells it, so behind a balancer list it in
+//! `trusted_proxies`), counted as `kind="registrations"`.
 
 use crate::config::Limits;
 use crate::error::{ApiError, ApiResult};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use hark_proto::{ErrorCode, UserId};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 
 /// What a user is limited in.
@@ -40,6 +46,7 @@ pub struct UserLimits {
     searches: (DefaultKeyedRateLimiter<i64>, u32),
     groups: (DefaultKeyedRateLimiter<i64>, u32),
     additions: (DefaultKeyedRateLimiter<i64>, u32),
+    registrations: (DefaultKeyedRateLimiter<IpAddr>, u32),
 }
 
 fn n(value: u32) -> NonZeroU32 {
@@ -61,6 +68,10 @@ impl UserLimits {
                 RateLimiter::keyed(Quota::per_minute(n(l.member_additions_per_minute))),
                 l.member_additions_per_minute,
             ),
+            registrations: (
+                RateLimiter::keyed(Quota::per_hour(n(l.registrations_per_hour_per_address))),
+                l.registrations_per_hour_per_address,
+            ),
         }
     }
 
@@ -71,17 +82,38 @@ impl UserLimits {
             Action::CreateGroup => &self.groups,
             Action::AddMember => &self.additions,
         };
-        let Err(not_until) = limiter.check_key(&user.0) else {
-            return Ok(());
-        };
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        let (kind, what) = action.describe();
-        metrics::counter!("hark_rate_limited_total", "kind" => kind).increment(1);
-        let mut refused = ApiError::new(
-            ErrorCode::RateLimited,
-            format!("at most {allowed} {what}; wait a little"),
-        );
-        refused.retry_after_secs = Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
-        Err(refused)
+        match limiter.check_key(&user.0) {
+            Ok(()) => Ok(()),
+            Err(not_until) => Err(refusal(action.describe(), *allowed, not_until)),
+        }
     }
+
+    /// Takes one registration from `address`'s allowance, or refuses.
+    pub fn check_address(&self, address: IpAddr) -> ApiResult<()> {
+        let (limiter, allowed) = &self.registrations;
+        match limiter.check_key(&address) {
+            Ok(()) => Ok(()),
+            Err(not_until) => Err(refusal(
+                ("registrations", "new accounts an hour from one address"),
+                *allowed,
+                not_until,
+            )),
+        }
+    }
+}
+
+/// `429 rate_limited` with `Retry-After`, counted as `kind`.
+fn refusal(
+    (kind, what): (&'static str, &'static str),
+    allowed: u32,
+    not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>,
+) -> ApiError {
+    let wait = not_until.wait_time_from(DefaultClock::default().now());
+    metrics::counter!("hark_rate_limited_total", "kind" => kind).increment(1);
+    let mut refused = ApiError::new(
+        ErrorCode::RateLimited,
+        format!("at most {allowed} {what}; wait a little"),
+    );
+    refused.retry_after_secs = Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
+    refused
 }

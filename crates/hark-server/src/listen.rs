@@ -5,6 +5,14 @@
 //! its headers a byte at a time (slowloris) is cut off after
 //! `limits.header_timeout_secs` instead of holding the connection for as
 //! long as it likes.
+//!
+//! hyper's header deadline only starts once it knows the protocol, which
+//! it learns from the connection's first bytes, and HTTP/2 has none. So
+//! every connection also has until the same deadline to begin its first
+//! request, in either protocol: one that sends nothing, or only part of
+//! the HTTP/2 preface, is closed then. An HTTP/2 connection is pinged
+//! every deadline's length and closed when a ping goes unanswered for as
+//! long.
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -15,6 +23,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -39,7 +49,10 @@ pub(crate) async fn serve<L>(
             () = &mut shutdown => break,
         };
         let app = app.clone();
+        let began = Arc::new(AtomicBool::new(false));
+        let request_seen = began.clone();
         let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+            request_seen.store(true, Ordering::Relaxed);
             req.extensions_mut().insert(ConnectInfo(peer));
             tower::ServiceExt::oneshot(app.clone(), req.map(Body::new))
         });
@@ -52,9 +65,17 @@ pub(crate) async fn serve<L>(
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout);
             // WebSockets over HTTP/2 need the CONNECT protocol, as in axum::serve.
-            builder.http2().enable_connect_protocol();
+            builder
+                .http2()
+                .enable_connect_protocol()
+                .timer(TokioTimer::new())
+                .keep_alive_interval(header_timeout)
+                .keep_alive_timeout(header_timeout);
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
             let mut conn = std::pin::pin!(conn);
+            let first_request = tokio::time::sleep(header_timeout);
+            let mut first_request = std::pin::pin!(first_request);
+            let mut waiting = true;
             loop {
                 tokio::select! {
                     result = conn.as_mut() => {
@@ -64,6 +85,15 @@ pub(crate) async fn serve<L>(
                         break;
                     }
                     _ = stop.changed() => conn.as_mut().graceful_shutdown(),
+                    () = &mut first_request, if waiting => {
+                        if !began.load(Ordering::Relaxed) {
+                            metrics::counter!("hark_rate_limited_total", "kind" => "header_timeout")
+                                .increment(1);
+                            tracing::debug!(%peer, "no request began in time; closing");
+                            break;
+                        }
+                        waiting = false;
+                    }
                 }
             }
             drop(open);

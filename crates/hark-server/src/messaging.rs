@@ -176,10 +176,18 @@ pub async fn delete(
     for_everyone: bool,
 ) -> ApiResult<()> {
     let windows = state.config.limits.windows();
-    Ok(state
+    state
         .store
         .delete(chat_id, who.user.id, seq, for_everyone, windows)
-        .await?)
+        .await?;
+    if for_everyone {
+        crate::audit::Event::by(who, "message_deleted_for_everyone")
+            .chat(chat_id)
+            .detail("seq", seq.0)
+            .record(state)
+            .await;
+    }
+    Ok(())
 }
 
 pub async fn react(

@@ -9,6 +9,7 @@
 //! transactions.
 
 pub mod admin;
+pub mod audit;
 mod columns;
 pub mod e2e;
 mod error;
@@ -24,9 +25,9 @@ pub mod sqlite;
 
 pub use error::{StoreError, StoreResult};
 pub use repo::{
-    AccountStore, AdminStore, AuthedDevice, ChatStore, CommitListener, Credentials, Delivery,
-    HistoryQuery, JobStore, KeyStore, Lifecycle, MediaRecord, MediaStore, MessageStore, NewMessage,
-    PresenceRecord, PresenceStore, PushStore, Store, SyncPage, UploadRecord,
+    AccountStore, AdminStore, AuditStore, AuthedDevice, ChatStore, CommitListener, Credentials,
+    Delivery, HistoryQuery, JobStore, KeyStore, Lifecycle, MediaRecord, MediaStore, MessageStore,
+    NewMessage, PresenceRecord, PresenceStore, PushStore, Store, SyncPage, UploadRecord,
 };
 pub use rules::Windows;
 

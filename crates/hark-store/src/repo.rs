@@ -7,9 +7,10 @@ use crate::StoreResult;
 use crate::Windows;
 use async_trait::async_trait;
 use hark_proto::{
-    AdminChat, AdminUser, Chat, ChatId, ChatSettings, ChatSettingsRequest, ChatSummary,
-    ClientMsgId, Device, DeviceId, EventFrame, History, MediaId, MediaKind, MediaRef, Message,
-    MessageInfo, NotificationSettings, Pos, PrivacySettings, Role, SendAck, Seq, User, UserId,
+    AdminChat, AdminUser, AuditChain, AuditEntry, Chat, ChatId, ChatSettings, ChatSettingsRequest,
+    ChatSummary, ClientMsgId, Device, DeviceId, EventFrame, History, MediaId, MediaKind, MediaRef,
+    Message, MessageInfo, NotificationSettings, Pos, PrivacySettings, Role, SendAck, Seq, User,
+    UserId,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -512,6 +513,7 @@ pub trait AdminStore: Send + Sync {
 /// Everything the server needs from storage.
 pub trait Store:
     AdminStore
+    + AuditStore
     + AccountStore
     + ChatStore
     + MessageStore
@@ -526,6 +528,7 @@ pub trait Store:
 
 impl<
         T: AdminStore
+            + AuditStore
             + AccountStore
             + ChatStore
             + MessageStore
@@ -537,6 +540,20 @@ impl<
             + Lifecycle,
     > Store for T
 {
+}
+
+/// The audit log (`crate::audit`): append-only, hash-chained.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends an event, chained to the newest row, and returns it as stored.
+    async fn append_audit(&self, event: crate::audit::NewAudit) -> StoreResult<AuditEntry>;
+    /// A page of rows as the query asks.
+    async fn audit_page(&self, query: crate::audit::AuditQuery) -> StoreResult<Vec<AuditEntry>>;
+    /// Where the chain starts and ends now.
+    async fn audit_chain(&self) -> StoreResult<AuditChain>;
+    /// Removes the rows written before `before_ms` (retention), from the
+    /// oldest, keeping the hash the chain continues from; how many went.
+    async fn prune_audit(&self, before_ms: i64) -> StoreResult<u64>;
 }
 
 /// A store's life beside its data: readiness and an orderly end.

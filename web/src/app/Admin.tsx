@@ -1,21 +1,24 @@
 // Server administration, for the server's admins (`role: "admin"` in
-// `GET /v1/me`): the server's figures, its accounts (AdminUsers.tsx) and
-// who is in a chat. Admins see accounts, devices, membership and counts,
-// never a message: nothing here reads one.
+// `GET /v1/me`): the server's figures, its accounts (AdminUsers.tsx), who
+// is in a chat, and the audit log (AdminAudit.tsx). Admins see accounts,
+// devices, membership, counts and security events, never a message:
+// nothing here reads one.
 
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { HarkError, type AdminChat, type ChatId, type ServerStats, type UserId } from '../hark-client';
+import { AuditView } from './AdminAudit';
 import { adminFailure, UsersView } from './AdminUsers';
 import { humanSize } from './media';
 import type { AppStore } from './store';
 import { Avatar, BackIcon, clock, count, plural, RefreshIcon, SearchIcon, ShieldIcon, when } from './ui';
 
-type Tab = 'overview' | 'users' | 'chats';
+type Tab = 'overview' | 'users' | 'chats' | 'audit';
 
 const TABS: [Tab, string][] = [
   ['overview', 'Overview'],
   ['users', 'Users'],
   ['chats', 'Chats'],
+  ['audit', 'Audit log'],
 ];
 
 /** The whole-window administration screen; `onClose` goes back to the chats. */
@@ -78,6 +81,7 @@ export function AdminPanel(props: { store: AppStore; onClose: () => void }) {
         {tab === 'overview' && <Overview store={store} />}
         {tab === 'users' && <UsersView store={store} selected={userId} onSelect={setUserId} />}
         {tab === 'chats' && <ChatLookup store={store} onUser={openUser} />}
+        {tab === 'audit' && <AuditView store={store} onUser={openUser} />}
       </div>
     </section>
   );

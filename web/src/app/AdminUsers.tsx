@@ -7,24 +7,22 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { HarkError, type AdminUser, type AdminUserPage, type Device, type UserId } from '../hark-client';
 import type { AppStore } from './store';
-import { Avatar, BackIcon, count, LaptopIcon, plural, RefreshIcon, SearchBox, when } from './ui';
+import { Avatar, BackIcon, count, errorText, LaptopIcon, plural, RefreshIcon, SearchBox, when } from './ui';
 
 /** Users asked for per page (the server allows 1–200). */
 const PAGE_SIZE = 50;
 
 /**
- * What to show for a failed admin request: the server's own message (it
- * says why, e.g. that you cannot disable yourself). A token the server no
- * longer takes signs out; `forbidden` may mean this user is no longer an
- * admin, so the role is asked again (and the panel closes if so).
+ * What to show for a failed admin request: `errorText`'s words, mostly the
+ * server's own message (it says why, e.g. that you cannot disable
+ * yourself). A token the server no longer takes signs out; `forbidden` may
+ * mean this user is no longer an admin, so the role is asked again (and the
+ * panel closes if so).
  */
 export function adminFailure(store: AppStore, e: unknown): string {
   if (store.refused(e)) return '';
-  if (!(e instanceof HarkError)) return 'Something went wrong. Please try again.';
-  if (e.code === 'network') return 'Cannot reach the server. Check your connection.';
-  if (e.code === 'forbidden') void store.refreshRole();
-  const text = e.message || `The server refused (HTTP ${e.status}).`;
-  return text.charAt(0).toUpperCase() + text.slice(1);
+  if (e instanceof HarkError && e.code === 'forbidden') void store.refreshRole();
+  return errorText(e, 'admin');
 }
 
 export function UsersView(props: { store: AppStore; selected: UserId | null; onSelect: (id: UserId | null) => void }) {

@@ -250,10 +250,11 @@ export function plural(n: number, one: string, many = `${one}s`): string {
 
 /**
  * What was being tried when a request failed, for the words of a refusal:
- * a message search, a new group, adding a member, or another change to a
- * group (rename, admins, removing, leaving).
+ * a message search, a new group, adding a member, another change to a
+ * group (rename, admins, removing, leaving), or a server admin's request
+ * (Administration).
  */
-export type Attempt = 'search' | 'new-group' | 'add-member' | 'group-change';
+export type Attempt = 'search' | 'new-group' | 'add-member' | 'group-change' | 'admin';
 
 /** A `429 rate_limited` in words, by what was tried (the server's own message names its number and "wait a little"). */
 const TOO_MANY: Record<Attempt, string> = {
@@ -261,6 +262,7 @@ const TOO_MANY: Record<Attempt, string> = {
   'new-group': 'Too many new groups — wait a moment and try again.',
   'add-member': 'Too many members added — wait a moment and try again.',
   'group-change': 'Too many changes — wait a moment and try again.',
+  admin: 'Too many requests — wait a moment and try again.',
 };
 
 /**

@@ -5,6 +5,9 @@ import {
   type AdminChat,
   type AdminUser,
   type AdminUserPage,
+  type AuditChain,
+  type AuditPage,
+  type AuditQuery,
   type Chat,
   type ChatId,
   type ChatSettings,
@@ -416,6 +419,26 @@ export class HarkApi {
 
   adminStats(): Promise<ServerStats> {
     return this.request('GET', '/v1/admin/stats');
+  }
+
+  /**
+   * A page of the audit log: newest first (from the newest, or below
+   * `before`), or oldest first with `after` (0: from the start); `next` is
+   * the next page's `before` or `after`.
+   */
+  adminAudit(query: AuditQuery = {}): Promise<AuditPage> {
+    const p = new URLSearchParams();
+    for (const key of ['before', 'after', 'user', 'action', 'chat', 'since', 'until', 'limit'] as const) {
+      const v = query[key];
+      if (v !== undefined && v !== null && v !== '') p.set(key, String(v));
+    }
+    const qs = p.toString();
+    return this.request('GET', `/v1/admin/audit${qs ? `?${qs}` : ''}`);
+  }
+
+  /** Where the audit log's hash chain starts (after retention) and ends. */
+  adminAuditChain(): Promise<AuditChain> {
+    return this.request('GET', '/v1/admin/audit/chain');
   }
 
   // ---- End-to-end encryption: the key directory and this device's inbox ----

@@ -4,6 +4,20 @@
 
 export * from './types';
 export { HarkApi } from './api';
+export {
+  AUDIT_GENESIS,
+  auditDetailJson,
+  auditHashText,
+  canHash,
+  chainHash,
+  describeAuditBreak,
+  verifyAuditLog,
+  verifyEnd,
+  verifyRun,
+  type AuditBreak,
+  type AuditSource,
+  type AuditVerdict,
+} from './audit';
 export { mediaKindOf } from './media';
 export { base64UrlBytes, chatNotificationTag, sameKey, subscriptionBody } from './push';
 export { PIECE_BYTES, uploadFile, type UploadOptions } from './upload';

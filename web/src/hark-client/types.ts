@@ -615,6 +615,88 @@ export interface ServerStats {
   jobs: { pending: number; dead: number };
 }
 
+// ---- The audit log (`/v1/admin/audit`, docs/protocol.md "The audit log") ----
+
+/** The actions the server writes (docs/protocol.md's table); a newer server may write others. */
+export const AUDIT_ACTIONS = [
+  'register',
+  'login',
+  'login_failed',
+  'logout',
+  'device_revoked',
+  'group_created',
+  'member_added',
+  'member_removed',
+  'member_left',
+  'member_made_admin',
+  'member_admin_removed',
+  'message_deleted_for_everyone',
+  'admin_disable_user',
+  'admin_enable_user',
+  'admin_grant_admin',
+  'admin_revoke_admin',
+  'admin_reset_password',
+  'admin_revoke_device',
+] as const;
+
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
+/** One row of the audit log; never message content. */
+export interface AuditEntry {
+  /** 1, 2, 3, … with no gap from the first row kept. */
+  id: number;
+  /** ms since the epoch. */
+  at: number;
+  /** An `AuditAction`, or one this client does not know yet. */
+  action: string;
+  /** Who did it (null for a failed login of an unknown user). */
+  actor: UserId | null;
+  actor_device: DeviceId | null;
+  target_user: UserId | null;
+  target_device: DeviceId | null;
+  chat: ChatId | null;
+  /** The HTTP request's TCP peer (behind a proxy, the proxy's); null over the WebSocket. */
+  address: string | null;
+  /** String values only. */
+  detail: Record<string, string>;
+  /** Lowercase hex SHA-256, chained to the row before (`chainHash`). */
+  hash: string;
+}
+
+/** `GET /v1/admin/audit`: `next` is the `before` (newest first) or `after` (oldest first) of the next page. */
+export interface AuditPage {
+  entries: AuditEntry[];
+  next: number | null;
+}
+
+/** The filters and cursor of `GET /v1/admin/audit`; every filter set must match. */
+export interface AuditQuery {
+  /** Newest first, rows below this id (not with `after`). */
+  before?: number | null;
+  /** Oldest first, rows above this id (0: from the start). */
+  after?: number | null;
+  /** Rows this user did or had done to them. */
+  user?: UserId | null;
+  action?: string | null;
+  chat?: ChatId | null;
+  /** ms: `since` ≤ `at` < `until`. */
+  since?: number | null;
+  until?: number | null;
+  /** 1–1000 (the server's default is 100). */
+  limit?: number;
+}
+
+/** `GET /v1/admin/audit/chain`: where the hash chain starts and ends. */
+export interface AuditChain {
+  /** Rows up to this id were removed by retention (0: none). */
+  pruned_through: number;
+  /** The hash of row `pruned_through` (64 zeros when 0): what the first row kept builds on. */
+  pruned_hash: string;
+  /** The newest row's id (0: none yet). */
+  last_id: number;
+  last_hash: string;
+}
+
 /** An error answer from the server, over HTTP (status set) or WebSocket (status 0). */
 export class HarkError extends Error {
   constructor(

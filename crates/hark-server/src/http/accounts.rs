@@ -1,6 +1,7 @@
 //! Accounts, devices, profiles and user lookup.
 
-use super::extract::{Body, Params, Query};
+use super::extract::{Body, Params, Peer, Query};
+use crate::audit::Event;
 use crate::auth::{self, Authed};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -29,10 +30,14 @@ use serde::Deserialize;
 #[tracing::instrument(skip_all, fields(username = %body.username))]
 pub(super) async fn register(
     State(state): State<AppState>,
+    Peer(peer): Peer,
     Body(body): Body<Register>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
     validate::username(&body.username)?;
     validate::password(&body.password)?;
+    state
+        .user_limits
+        .check_address(peer.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])))?;
     let display_name = match &body.display_name {
         Some(name) => validate::label("display_name", name, 64)?,
         None => body.username.clone(),
@@ -42,6 +47,12 @@ pub(super) async fn register(
         .store
         .create_user(&body.username, &display_name, &hash)
         .await?;
+    Event::anonymous("register")
+        .actor(user.id, None)
+        .user(user.id)
+        .from(peer)
+        .record(&state)
+        .await;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -59,6 +70,7 @@ pub(super) async fn register(
 #[tracing::instrument(skip_all, fields(username = %body.username))]
 pub(super) async fn login(
     State(state): State<AppState>,
+    Peer(peer): Peer,
     Body(body): Body<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
     let device_name = validate::label("device_name", &body.device_name, 64)?;
@@ -74,9 +86,20 @@ pub(super) async fn login(
         ));
     }
     let wrong = || ApiError::new(ErrorCode::InvalidCredentials, "wrong username or password");
+    let failed = |reason: &str| {
+        Event::anonymous("login_failed")
+            .from(peer)
+            .detail("reason", reason)
+    };
     let Some(creds) = state.store.credentials(&body.username).await? else {
         // As long as a wrong password: no usernames found by timing.
         state.hasher.verify_nobody(body.password).await?;
+        // What was typed, cut short: it may be a mistyped name.
+        let tried: String = body.username.chars().take(64).collect();
+        failed("unknown_user")
+            .detail("username", tried)
+            .record(&state)
+            .await;
         return Err(wrong());
     };
     if !state
@@ -84,9 +107,17 @@ pub(super) async fn login(
         .verify(body.password, creds.password_hash)
         .await?
     {
+        failed("wrong_password")
+            .user(creds.user.id)
+            .record(&state)
+            .await;
         return Err(wrong());
     }
     if creds.disabled {
+        failed("account_disabled")
+            .user(creds.user.id)
+            .record(&state)
+            .await;
         return Err(auth::disabled());
     }
     let token = auth::new_token();
@@ -94,6 +125,14 @@ pub(super) async fn login(
         .store
         .create_device(creds.user.id, &device_name, auth::token_hash(&token))
         .await?;
+    Event::anonymous("login")
+        .actor(creds.user.id, Some(device.id))
+        .user(creds.user.id)
+        .device(device.id)
+        .from(peer)
+        .detail("device_name", &device_name)
+        .record(&state)
+        .await;
     Ok(Json(LoginResponse {
         token,
         user: creds.user,
@@ -115,8 +154,16 @@ pub(super) async fn login(
 pub(super) async fn logout(
     State(state): State<AppState>,
     Authed(me): Authed,
+    Peer(peer): Peer,
 ) -> ApiResult<StatusCode> {
-    revoke(&state, me.user.id, me.device.id).await
+    let done = revoke(&state, me.user.id, me.device.id).await?;
+    Event::by(&me, "logout")
+        .user(me.user.id)
+        .device(me.device.id)
+        .from(peer)
+        .record(&state)
+        .await;
+    Ok(done)
 }
 
 #[utoipa::path(
@@ -196,9 +243,17 @@ pub(super) async fn devices(
 pub(super) async fn revoke_device(
     State(state): State<AppState>,
     Authed(me): Authed,
+    Peer(peer): Peer,
     Params(device_id): Params<i64>,
 ) -> ApiResult<StatusCode> {
-    revoke(&state, me.user.id, DeviceId(device_id)).await
+    let done = revoke(&state, me.user.id, DeviceId(device_id)).await?;
+    Event::by(&me, "device_revoked")
+        .user(me.user.id)
+        .device(DeviceId(device_id))
+        .from(peer)
+        .record(&state)
+        .await;
+    Ok(done)
 }
 
 /// Revokes the token and closes the device's sockets on every node.

@@ -3,6 +3,7 @@
 //! written to the log under the `hark::audit` target.
 
 use super::extract::{Body, Params, Query};
+use crate::audit::Event;
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
 use crate::now_ms;
@@ -24,8 +25,9 @@ use serde::Deserialize;
 /// How many days of messages the stats show, today included.
 const STATS_DAYS: i64 = 7;
 
-/// The authenticated device of an admin; anyone else is `403 forbidden`.
-pub(super) struct Admin(AuthedDevice);
+/// The authenticated device of an admin, and where the request came from;
+/// anyone else is `403 forbidden`.
+pub(super) struct Admin(AuthedDevice, Option<std::net::IpAddr>);
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
@@ -38,13 +40,22 @@ impl FromRequestParts<AppState> for Admin {
                 "only a server admin may do this",
             ));
         }
-        Ok(Admin(me))
+        Ok(Admin(
+            me,
+            super::extract::client_ip(parts, &state.config.trusted_proxies),
+        ))
     }
 }
 
 impl Admin {
-    /// Writes what the admin did to the log.
-    fn audit(&self, action: &str, user: UserId, device: Option<DeviceId>) {
+    /// Writes what the admin did to the log and the audit log.
+    async fn audit(
+        &self,
+        state: &AppState,
+        action: &'static str,
+        user: UserId,
+        device: Option<DeviceId>,
+    ) {
         tracing::info!(
             target: "hark::audit",
             admin = %self.0.user.id,
@@ -54,6 +65,11 @@ impl Admin {
             device = device.map(|d| d.0),
             "admin action"
         );
+        let mut event = Event::by(&self.0, action).user(user).from(self.1);
+        if let Some(device) = device {
+            event = event.device(device);
+        }
+        event.record(state).await;
     }
 
     fn refuse_self(&self, user: UserId, what: &str) -> ApiResult<()> {
@@ -164,7 +180,7 @@ pub(super) async fn disable(
     let user = UserId(user);
     admin.refuse_self(user, "you cannot disable your own account")?;
     state.store.set_disabled(user, true).await?;
-    admin.audit("disable", user, None);
+    admin.audit(&state, "admin_disable_user", user, None).await;
     // Tokens are refused from now on; this closes the sockets already open.
     state.bus.publish(vec![(user, Outbound::AccountDisabled)]);
     Ok(Json(found(&state, user).await?))
@@ -189,7 +205,7 @@ pub(super) async fn enable(
 ) -> ApiResult<Json<AdminUser>> {
     let user = UserId(user);
     state.store.set_disabled(user, false).await?;
-    admin.audit("enable", user, None);
+    admin.audit(&state, "admin_enable_user", user, None).await;
     Ok(Json(found(&state, user).await?))
 }
 
@@ -217,15 +233,12 @@ pub(super) async fn set_role(
         admin.refuse_self(user, "you cannot take away your own admin role")?;
     }
     state.store.set_role(user, body.role).await?;
-    admin.audit(
-        if body.role.is_admin() {
-            "grant_admin"
-        } else {
-            "revoke_admin"
-        },
-        user,
-        None,
-    );
+    let action = if body.role.is_admin() {
+        "admin_grant_admin"
+    } else {
+        "admin_revoke_admin"
+    };
+    admin.audit(&state, action, user, None).await;
     Ok(Json(found(&state, user).await?))
 }
 
@@ -252,11 +265,15 @@ pub(super) async fn reset_password(
     validate::password(&body.password)?;
     let hash = state.hasher.hash(body.password).await?;
     state.store.set_password(user, &hash).await?;
-    admin.audit("reset_password", user, None);
+    admin
+        .audit(&state, "admin_reset_password", user, None)
+        .await;
     if body.revoke_devices {
         for device in state.store.devices(user).await? {
             super::accounts::revoke(&state, user, device.id).await?;
-            admin.audit("revoke_device", user, Some(device.id));
+            admin
+                .audit(&state, "admin_revoke_device", user, Some(device.id))
+                .await;
         }
     }
     Ok(StatusCode::NO_CONTENT)
@@ -302,7 +319,9 @@ pub(super) async fn revoke_device(
 ) -> ApiResult<StatusCode> {
     let (user, device) = (UserId(user), DeviceId(device));
     let done = super::accounts::revoke(&state, user, device).await?;
-    admin.audit("revoke_device", user, Some(device));
+    admin
+        .audit(&state, "admin_revoke_device", user, Some(device))
+        .await;
     Ok(done)
 }
 

@@ -1,6 +1,7 @@
 //! Chats, members, history, and sending over HTTP.
 
-use super::extract::{Body, Params, Query};
+use super::extract::{Body, Params, Peer, Query};
+use crate::audit::Event;
 use crate::auth::Authed;
 use crate::error::{ApiError, ApiResult};
 use crate::limits::Action;
@@ -58,6 +59,7 @@ pub(super) async fn create_direct(
 pub(super) async fn create_group(
     State(state): State<AppState>,
     Authed(me): Authed,
+    Peer(peer): Peer,
     Body(body): Body<CreateGroupRequest>,
 ) -> ApiResult<(StatusCode, Json<Chat>)> {
     let title = validate::label("title", &body.title, 128)?;
@@ -72,6 +74,13 @@ pub(super) async fn create_group(
             body.encrypted,
         )
         .await?;
+    let members: Vec<String> = body.members.iter().map(|u| u.0.to_string()).collect();
+    Event::by(&me, "group_created")
+        .chat(chat_id)
+        .from(peer)
+        .detail("members", members.join(","))
+        .record(&state)
+        .await;
     Ok((
         StatusCode::CREATED,
         Json(state.store.chat(me.user.id, chat_id).await?),
@@ -162,6 +171,7 @@ pub(super) async fn rename(
 pub(super) async fn add_member(
     State(state): State<AppState>,
     Authed(me): Authed,
+    Peer(peer): Peer,
     Params(chat_id): Params<i64>,
     Body(body): Body<AddMemberRequest>,
 ) -> ApiResult<Json<Chat>> {
@@ -176,6 +186,12 @@ pub(super) async fn add_member(
             state.config.max_group_members,
         )
         .await?;
+    Event::by(&me, "member_added")
+        .chat(chat_id)
+        .user(body.user_id)
+        .from(peer)
+        .record(&state)
+        .await;
     Ok(Json(state.store.chat(me.user.id, chat_id).await?))
 }
 
@@ -194,6 +210,7 @@ pub(super) async fn add_member(
 pub(super) async fn remove_member(
     State(state): State<AppState>,
     Authed(me): Authed,
+    Peer(peer): Peer,
     Params((chat_id, user_id)): Params<(i64, i64)>,
 ) -> ApiResult<StatusCode> {
     let (chat_id, user_id) = (ChatId(chat_id), UserId(user_id));
@@ -201,6 +218,18 @@ pub(super) async fn remove_member(
         .store
         .remove_member(me.user.id, chat_id, user_id)
         .await?;
+    // Removing yourself is leaving.
+    let action = if user_id == me.user.id {
+        "member_left"
+    } else {
+        "member_removed"
+    };
+    Event::by(&me, action)
+        .chat(chat_id)
+        .user(user_id)
+        .from(peer)
+        .record(&state)
+        .await;
     // A former member no longer sees the chat's typing indicators.
     state.bus.publish_topic(
         Topic::Chat(chat_id),
@@ -225,6 +254,7 @@ pub(super) async fn remove_member(
 pub(super) async fn set_admin(
     State(state): State<AppState>,
     Authed(me): Authed,
+    Peer(peer): Peer,
     Params((chat_id, user_id)): Params<(i64, i64)>,
     Body(body): Body<SetAdminRequest>,
 ) -> ApiResult<Json<Chat>> {
@@ -233,6 +263,17 @@ pub(super) async fn set_admin(
         .store
         .set_admin(me.user.id, chat_id, UserId(user_id), body.admin)
         .await?;
+    let action = if body.admin {
+        "member_made_admin"
+    } else {
+        "member_admin_removed"
+    };
+    Event::by(&me, action)
+        .chat(chat_id)
+        .user(UserId(user_id))
+        .from(peer)
+        .record(&state)
+        .await;
     Ok(Json(state.store.chat(me.user.id, chat_id).await?))
 }
 

@@ -3,9 +3,11 @@
 
 mod accounts;
 mod admin;
+mod audit;
 mod chats;
 mod e2e;
 mod extract;
+pub(crate) use extract::client_ip;
 mod media;
 pub(crate) mod openapi;
 mod push;
@@ -80,11 +82,14 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::revoke_device))
         .routes(routes!(admin::chat))
         .routes(routes!(admin::stats))
+        .routes(routes!(audit::page))
+        .routes(routes!(audit::chain))
         .routes(routes!(crate::ws::upgrade))
 }
 
 pub(crate) fn router(state: AppState) -> Router {
     let body_limit = state.config.limits.max_body_bytes;
+    let body_timeout = std::time::Duration::from_secs(state.config.limits.body_timeout_secs);
     let (v1, document) = OpenApiRouter::new().nest("/v1", api()).split_for_parts();
     let document = openapi::Served::new(document);
     // Outside the OpenAPI document on purpose: the document itself and its
@@ -101,6 +106,9 @@ pub(crate) fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(crate::web::serve)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            body_timeout,
+        ))
         .layer(axum::middleware::from_fn(request_id::layer))
         .with_state(state)
 }

@@ -15,6 +15,9 @@
 //! - `thumbnail`: an image's small copy, drawn when its upload is stored.
 //! - `duration`: how long audio and video play, from the container.
 //! - `sweep`: removes uploads no message carries and bytes without a row.
+//!
+//! `sniff` and `duration` read bytes with `hark-media-sniff`'s functions
+//! (pure parsing, fuzzed by `fuzz/`); here are their API errors and the store.
 
 mod appended;
 mod download;

@@ -8,12 +8,12 @@ use crate::auth;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::http::request::Parts;
 use axum::response::Response;
 use hark_proto::ErrorCode;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 #[utoipa::path(
@@ -31,10 +31,8 @@ pub(crate) async fn upgrade(
     mut parts: Parts,
 ) -> ApiResult<Response> {
     check_origin(&state, &parts)?;
-    let ip = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    let ip = crate::http::client_ip(&parts, &state.config.trusted_proxies)
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let slot = state.claim_address(ip).ok_or_else(|| {
         ApiError::new(
             ErrorCode::TooManyConnections,

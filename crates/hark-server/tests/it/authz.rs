@@ -386,3 +386,50 @@ async fn searches_groups_and_member_additions_are_limited_per_user() {
         "{chat}"
     );
 }
+
+/// Registrations are limited per client address: past the allowance one is
+/// `429 rate_limited` with `Retry-After` and no account is made, while a
+/// client at another address (named by a trusted proxy) still registers.
+#[tokio::test]
+async fn registrations_are_limited_per_address() {
+    let app = crate::support::spawn_with(|c| {
+        c.limits.registrations_per_hour_per_address = 2;
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let register = |name: &'static str, from: &'static str| {
+        app.http
+            .post(app.url("/register"))
+            .header("X-Forwarded-For", from)
+            .json(&json!({"username": name, "password": "correct horse"}))
+            .send()
+    };
+    for name in ["ann", "ben"] {
+        assert_eq!(register(name, "198.51.100.1").await.unwrap().status(), 201);
+    }
+    let refused = register("cat", "198.51.100.1").await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=1800).contains(&retry), "Retry-After: {retry}");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    // Not made: the name is free for someone else.
+    assert_eq!(register("cat", "203.0.113.8").await.unwrap().status(), 201);
+    // An invalid one costs nothing.
+    let bad = app
+        .http
+        .post(app.url("/register"))
+        .header("X-Forwarded-For", "192.0.2.77")
+        .json(&json!({"username": "x", "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    for name in ["dan", "eve"] {
+        assert_eq!(register(name, "192.0.2.77").await.unwrap().status(), 201);
+    }
+}

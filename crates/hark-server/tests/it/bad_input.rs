@@ -563,3 +563,83 @@ async fn a_client_trickling_its_headers_is_cut_off() {
     let (s, _) = app.get("/me", &alice.token).await;
     assert_eq!(s, 200);
 }
+
+/// A connection that never begins a request (it sends nothing, or only part
+/// of the HTTP/2 preface, so the server cannot even tell its protocol) is
+/// closed once `header_timeout_secs` has passed; a healthy client is served
+/// throughout.
+#[tokio::test]
+async fn a_connection_that_never_begins_a_request_is_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = crate::support::spawn_with(|c| c.limits.header_timeout_secs = 1).await;
+    let alice = app.user("alice").await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut half_preface = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    half_preface.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    let started = std::time::Instant::now();
+    for mut conn in [silent, half_preface] {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(15), conn.read(&mut buf))
+            .await
+            .expect("the server closed the idle connection");
+        assert!(
+            matches!(read, Ok(0) | Err(_)),
+            "closed without an answer: {read:?}"
+        );
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let (s, _) = app.get("/me", &alice.token).await;
+    assert_eq!(s, 200);
+}
+
+/// A request whose body stalls (its headers on time, then part of its
+/// body, then nothing) fails once `body_timeout_secs` passes without a
+/// byte, with the documented error, instead of holding the request open;
+/// a healthy client is served throughout.
+#[tokio::test]
+async fn a_stalled_body_fails_after_the_body_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = crate::support::spawn_with(|c| c.limits.body_timeout_secs = 1).await;
+    let alice = app.user("alice").await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let body = r#"{"display_name": "Alice in"#;
+    stalled
+        .write_all(
+            format!(
+                "PATCH /v1/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{body}",
+                alice.token
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        loop {
+            match stalled.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    if answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}") {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .expect("the server gave up on the stalled body");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("invalid_field"), "{answer}");
+    assert!(answer.contains("body_timeout_secs"), "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let (s, me) = app.get("/me", &alice.token).await;
+    assert_eq!(s, 200);
+    assert_eq!(me["user"]["display_name"], "alice", "nothing was changed");
+}

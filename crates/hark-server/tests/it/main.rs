@@ -7,6 +7,7 @@
 )]
 
 mod admin;
+mod audit;
 mod authz;
 mod backpressure;
 mod bad_input;

@@ -41,6 +41,7 @@
 
 mod accounts;
 mod admin;
+mod audit;
 mod chats;
 mod committer;
 mod e2e;
@@ -226,6 +227,38 @@ impl crate::Lifecycle for PostgresStore {
 
 /// Claiming, completing and failing a job are one statement each, run on
 /// their own (autocommit) rather than in a write transaction.
+#[async_trait]
+impl crate::AuditStore for PostgresStore {
+    async fn append_audit(
+        &self,
+        event: crate::audit::NewAudit,
+    ) -> StoreResult<hark_proto::AuditEntry> {
+        self.write(event, move |tx, event| {
+            Box::pin(async move { audit::append(tx, event).await })
+        })
+        .await
+    }
+
+    async fn audit_page(
+        &self,
+        query: crate::audit::AuditQuery,
+    ) -> StoreResult<Vec<hark_proto::AuditEntry>> {
+        self.read(|db| async move { audit::page(&db, &query).await })
+            .await
+    }
+
+    async fn audit_chain(&self) -> StoreResult<hark_proto::AuditChain> {
+        self.read(|db| async move { audit::chain(&db).await }).await
+    }
+
+    async fn prune_audit(&self, before_ms: i64) -> StoreResult<u64> {
+        self.write((), move |tx, ()| {
+            Box::pin(async move { audit::prune(tx, before_ms).await })
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl crate::AdminStore for PostgresStore {
     async fn admin_users(

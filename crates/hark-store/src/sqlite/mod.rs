@@ -4,6 +4,7 @@
 
 pub(crate) mod accounts;
 mod admin;
+mod audit;
 pub mod backup;
 pub(crate) mod chats;
 mod checkpoint;
@@ -221,6 +222,31 @@ impl crate::Lifecycle for SqliteStore {
 
     fn close(&self) {
         self.shut();
+    }
+}
+
+#[async_trait]
+impl crate::AuditStore for SqliteStore {
+    async fn append_audit(
+        &self,
+        event: crate::audit::NewAudit,
+    ) -> StoreResult<hark_proto::AuditEntry> {
+        self.write(move |ctx| audit::append(ctx, event)).await
+    }
+
+    async fn audit_page(
+        &self,
+        query: crate::audit::AuditQuery,
+    ) -> StoreResult<Vec<hark_proto::AuditEntry>> {
+        self.read(move |conn| audit::page(conn, &query)).await
+    }
+
+    async fn audit_chain(&self) -> StoreResult<hark_proto::AuditChain> {
+        self.read(|conn| audit::chain(conn)).await
+    }
+
+    async fn prune_audit(&self, before_ms: i64) -> StoreResult<u64> {
+        self.write(move |ctx| audit::prune(ctx, before_ms)).await
     }
 }
 

@@ -361,6 +361,37 @@ CREATE TABLE e2e_txns (
 ALTER TABLE chats ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE messages ADD COLUMN encrypted TEXT;
 "#,
+    r#"
+-- The audit log (crate::audit, docs/operations.md "Audit log"): security
+-- events, append-only. Each row's hash chains it to the row before
+-- (hark_proto::chain_hash); `audit_chain` is the one row that says where
+-- the chain starts (what retention removed, and the hash it ended on) and
+-- ends (no row: nothing written yet). Appends are serialised (the single
+-- writer; on PostgreSQL an advisory lock), so ids stay gapless.
+CREATE TABLE audit (
+    id            INTEGER PRIMARY KEY,
+    at            INTEGER NOT NULL,
+    action        TEXT NOT NULL,
+    actor_id      INTEGER,
+    actor_device  INTEGER,
+    target_user   INTEGER,
+    target_device INTEGER,
+    chat_id       INTEGER,
+    address       TEXT,
+    detail        TEXT NOT NULL,
+    hash          TEXT NOT NULL
+);
+CREATE INDEX audit_by_at ON audit(at);
+CREATE INDEX audit_by_actor ON audit(actor_id, id);
+CREATE INDEX audit_by_target ON audit(target_user, id);
+CREATE TABLE audit_chain (
+    one            INTEGER PRIMARY KEY CHECK (one = 1),
+    pruned_through INTEGER NOT NULL,
+    pruned_hash    TEXT NOT NULL,
+    last_id        INTEGER NOT NULL,
+    last_hash      TEXT NOT NULL
+);
+"#,
 ];
 
 /// Opens the pragmas every connection needs.

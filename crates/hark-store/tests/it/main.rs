@@ -13,6 +13,7 @@
     unreachable_pub
 )]
 
+mod audit;
 mod conformance;
 mod encrypted;
 mod group_commit;
@@ -68,6 +69,13 @@ pub struct Backend {
     pub url: Option<String>,
     _dir: Option<tempfile::TempDir>,
     _database: Option<TestDatabase>,
+}
+
+impl Backend {
+    /// The SQLite database file, for a SQLite backend.
+    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        self._dir.as_ref().map(|d| d.path().join("hark.db"))
+    }
 }
 
 pub fn sqlite() -> Backend {

@@ -7,7 +7,7 @@ use super::{connect, read_password, view, PasswordOpt, ServerOpt};
 use crate::local::StoreOpt;
 use anyhow::Context;
 use hark_proto::{AdminUser, ChatId, DeviceId, Role, UserId};
-use hark_sdk::Api;
+use hark_sdk::{Api, AuditFilter, AuditFrom};
 
 #[derive(clap::Subcommand, Debug)]
 pub(crate) enum AdminCommand {
@@ -85,6 +85,52 @@ pub(crate) enum AdminCommand {
         #[command(flatten)]
         server: ServerOpt,
     },
+    /// The audit log, newest first (`hark admin audit verify` checks its
+    /// hash chain; docs/operations.md "Audit log").
+    #[command(args_conflicts_with_subcommands = true)]
+    Audit {
+        #[command(subcommand)]
+        command: Option<AuditCommand>,
+        #[command(flatten)]
+        query: AuditArgs,
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub(crate) enum AuditCommand {
+    /// Read the whole log and check every row's hash chain; exits 1 if
+    /// broken. Prints the chain's head hash: keep it to compare later.
+    Verify {
+        /// Also write every row checked, oldest first, as JSON lines.
+        #[arg(long)]
+        export: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct AuditArgs {
+    /// Only rows this user did or had done to them.
+    #[arg(long)]
+    user: Option<String>,
+    /// Only rows of this action (login, login_failed, admin_disable_user, …).
+    #[arg(long)]
+    action: Option<String>,
+    /// Only rows about this chat.
+    #[arg(long)]
+    chat: Option<i64>,
+    /// Only rows of the last N days.
+    #[arg(long)]
+    days: Option<u32>,
+    /// At most this many rows.
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    /// Rows as JSON lines (every field, hashes included) instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 pub(crate) async fn run(command: AdminCommand) -> anyhow::Result<()> {
@@ -210,6 +256,15 @@ pub(crate) async fn run(command: AdminCommand) -> anyhow::Result<()> {
                 );
             }
         }
+        AdminCommand::Audit {
+            command: Some(AuditCommand::Verify { export, server }),
+            ..
+        } => verify_audit(&connect(&server)?.0, export).await?,
+        AdminCommand::Audit {
+            command: None,
+            query,
+            server,
+        } => audit(&connect(&server)?.0, query).await?,
         AdminCommand::Stats { server } => {
             let (api, _) = connect(&server)?;
             let s = api.server_stats().await?;
@@ -231,6 +286,141 @@ pub(crate) async fn run(command: AdminCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+async fn audit(api: &Api, args: AuditArgs) -> anyhow::Result<()> {
+    let user = match &args.user {
+        Some(name) => Some(find(api, name).await?.id),
+        None => None,
+    };
+    let since = args
+        .days
+        .map(|d| super::actions::now_ms() - i64::from(d) * 86_400_000);
+    let filter = AuditFilter {
+        user,
+        action: args.action,
+        chat: args.chat.map(ChatId),
+        since,
+        until: None,
+    };
+    let mut rows = Vec::new();
+    let mut from = AuditFrom::Before(None);
+    while rows.len() < args.limit as usize {
+        let want = (args.limit as usize - rows.len()).min(1000) as u32;
+        let page = api.audit_page(&filter, from, want).await?;
+        rows.extend(page.entries);
+        match page.next {
+            Some(next) => from = AuditFrom::Before(Some(next)),
+            None => break,
+        }
+    }
+    if args.json {
+        for row in &rows {
+            println!("{}", serde_json::to_string(row)?);
+        }
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no audit rows match");
+        return Ok(());
+    }
+    let mut names = Names::default();
+    println!(
+        "{:<6} {:<20} {:<28} {:<16} {:<22} {:<15} DETAIL",
+        "ID", "TIME", "ACTION", "BY", "TO", "ADDRESS"
+    );
+    for row in &rows {
+        let by = match row.actor {
+            Some(u) => names.of(api, u).await,
+            None => "-".into(),
+        };
+        let mut to = Vec::new();
+        if let Some(u) = row.target_user {
+            to.push(names.of(api, u).await);
+        }
+        if let Some(d) = row.target_device {
+            to.push(format!("device {d}"));
+        }
+        if let Some(c) = row.chat {
+            to.push(format!("chat {c}"));
+        }
+        let detail: Vec<String> = row.detail.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!(
+            "{:<6} {:<20} {:<28} {:<16} {:<22} {:<15} {}",
+            row.id,
+            view::date_time(row.at),
+            row.action,
+            view::snippet(&by, 16),
+            view::snippet(&to.join(", "), 22),
+            row.address.as_deref().unwrap_or("-"),
+            detail.join(" ")
+        );
+    }
+    Ok(())
+}
+
+/// Usernames for ids, each asked once.
+#[derive(Default)]
+struct Names(std::collections::HashMap<UserId, String>);
+
+impl Names {
+    async fn of(&mut self, api: &Api, user: UserId) -> String {
+        if let Some(name) = self.0.get(&user) {
+            return name.clone();
+        }
+        let name = match api.admin_user(user).await {
+            Ok(u) => u.username,
+            Err(_) => format!("#{user}"),
+        };
+        self.0.insert(user, name.clone());
+        name
+    }
+}
+
+async fn verify_audit(api: &Api, export: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = match &export {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let mut write_error = None;
+    let checked = api
+        .verify_audit(|rows| {
+            if let Some(out) = out.as_mut() {
+                for row in rows {
+                    let line = serde_json::to_string(row).unwrap_or_default();
+                    if let Err(e) = writeln!(out, "{line}") {
+                        write_error.get_or_insert(e);
+                    }
+                }
+            }
+        })
+        .await?;
+    if let Some(mut out) = out {
+        out.flush()?;
+    }
+    if let Some(e) = write_error {
+        return Err(e).context("writing the export");
+    }
+    match checked {
+        Ok(ok) => {
+            let first = ok.chain.pruned_through + 1;
+            println!(
+                "audit log intact: {} rows (ids {first} to {}); head hash {}",
+                ok.rows, ok.chain.last_id, ok.chain.last_hash
+            );
+            if ok.chain.pruned_through > 0 {
+                println!(
+                    "rows 1 to {} were removed by retention; the chain continues from {}",
+                    ok.chain.pruned_through, ok.chain.pruned_hash
+                );
+            }
+            Ok(())
+        }
+        Err(broken) => anyhow::bail!("the audit log is broken: {broken}"),
+    }
 }
 
 fn describe(role: Role) -> &'static str {

@@ -672,6 +672,16 @@ fn a_server_admin_runs_the_server_from_the_cli() {
         ],
     );
     assert!(granted.contains("bob is now a server admin"), "{granted}");
+    let granted_row = hark(
+        &server,
+        alice.path(),
+        &["admin", "audit", "--action", "admin_grant_admin", "--json"],
+    );
+    assert!(
+        granted_row.contains("\"via\":\"hark admin grant\""),
+        "{granted_row}"
+    );
+    assert!(granted_row.contains("\"actor\":null"), "{granted_row}");
     let users = hark(&server, bob.path(), &["admin", "users"]);
     assert_eq!(lines_with(&users, &["admin"]).len(), 2, "{users}");
     assert!(hark(&server, bob.path(), &["admin", "users", "car"]).contains("carol"));
@@ -729,7 +739,12 @@ fn a_server_admin_runs_the_server_from_the_cli() {
 
     // Every change is in the log, and no password is.
     let log = std::fs::read_to_string(&log_path).unwrap();
-    for action in ["disable", "enable", "reset_password", "revoke_device"] {
+    for action in [
+        "admin_disable_user",
+        "admin_enable_user",
+        "admin_reset_password",
+        "admin_revoke_device",
+    ] {
         assert!(
             log.lines()
                 .any(|l| l.contains("hark::audit") && l.contains(&format!("action=\"{action}\""))),
@@ -740,6 +755,80 @@ fn a_server_admin_runs_the_server_from_the_cli() {
         !log.contains(new_password) && !log.contains(PASSWORD),
         "{log}"
     );
+
+    // The audit log has them too, newest first, with names.
+    let audit = hark(&server, alice.path(), &["admin", "audit", "--limit", "3"]);
+    let rows = lines_with(&audit, &["UTC"]);
+    assert_eq!(rows.len(), 3, "{audit}");
+    assert!(rows[0].contains("admin_revoke_device"), "{audit}");
+    assert!(
+        rows[0].contains("alice") && rows[0].contains("carol"),
+        "{audit}"
+    );
+    assert!(
+        rows[1].contains("login") && rows[1].contains("127.0.0.1"),
+        "{audit}"
+    );
+    let failed = hark(
+        &server,
+        alice.path(),
+        &[
+            "admin",
+            "audit",
+            "--action",
+            "login_failed",
+            "--user",
+            "carol",
+        ],
+    );
+    assert_eq!(
+        lines_with(&failed, &["wrong_password"]).len(),
+        1,
+        "{failed}"
+    );
+    let json = hark(
+        &server,
+        bob.path(),
+        &["admin", "audit", "--json", "--days", "1"],
+    );
+    assert!(json.lines().all(|l| l.contains("\"hash\":")), "{json}");
+    assert!(!json.contains("secret plan"), "{json}");
+    let refused = hark_env(&server, carol.path(), &["admin", "audit"], &[], false);
+    assert!(
+        refused.contains("forbidden") || refused.contains("unauthorized"),
+        "{refused}"
+    );
+
+    // The chain checks out, and an export holds every row.
+    let export = tempfile::NamedTempFile::new().unwrap();
+    let verified = hark(
+        &server,
+        alice.path(),
+        &[
+            "admin",
+            "audit",
+            "verify",
+            "--export",
+            export.path().to_str().unwrap(),
+        ],
+    );
+    assert!(verified.contains("audit log intact"), "{verified}");
+    let exported = std::fs::read_to_string(export.path()).unwrap();
+    let count = exported.lines().count();
+    assert!(verified.contains(&format!("{count} rows")), "{verified}");
+    // A row changed behind the server's back is found.
+    let db = rusqlite::Connection::open(data_dir.join("hark.db")).unwrap();
+    db.execute("UPDATE audit SET address = '203.0.113.9' WHERE id = 4", [])
+        .unwrap();
+    drop(db);
+    let broken = hark_env(
+        &server,
+        alice.path(),
+        &["admin", "audit", "verify"],
+        &[],
+        false,
+    );
+    assert!(broken.contains("row 4 does not match its hash"), "{broken}");
 }
 
 /// `hark config check` on the shipped deploy/hark.toml with the variables
@@ -903,7 +992,7 @@ async fn json_logs_carry_the_request_id() {
     let audit = audit.expect("the audit line");
     assert_eq!(audit["span"]["name"], "request", "{audit}");
     assert_eq!(audit["span"]["id"], "balancer-req-42", "{audit}");
-    assert_eq!(audit["fields"]["action"], "disable", "{audit}");
+    assert_eq!(audit["fields"]["action"], "admin_disable_user", "{audit}");
     let log = std::fs::read_to_string(&log_path).unwrap();
     for token in &tokens {
         assert!(!log.contains(token.as_str()), "a token in the log");
