@@ -15,7 +15,7 @@ import type { Note } from './local';
 import { AttachmentPreview, mediaLabel, mediaWidth, MessageMedia, summaryOf } from './media';
 import { isEmojiOnly, isLong, RichText, textStart } from './rich';
 import { sealedLabel, type AppStore, type ChatModel, type Tick } from './store';
-import { Avatar, BackIcon, ChevronIcon, clock, CloseIcon, dayKey, dayLabel, DotsIcon, ForwardIcon, HarkLogo, InfoIcon, MicIcon, MutedIcon, PaperclipIcon, presenceLabel, SearchIcon, SendIcon, Ticks, TrashIcon, nameColorFor } from './ui';
+import { Avatar, BackIcon, ChevronIcon, clock, CloseIcon, dayKey, dayLabel, disappearingLabel, DotsIcon, ForwardIcon, HarkLogo, InfoIcon, MicIcon, MutedIcon, PaperclipIcon, presenceLabel, SearchIcon, SendIcon, Ticks, TimerIcon, TrashIcon, nameColorFor } from './ui';
 import { formatDuration, useVoiceRecorder } from './voice';
 
 /** A typing indicator is refreshed this often while the person keeps typing. */
@@ -60,6 +60,8 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
   const group = model.chat.kind === 'group';
   const encrypted = store.isEncrypted(model);
   const title = store.title(model);
+  /** The disappearing-messages timer (seconds; 0: off). */
+  const timer = model.chat.disappearing_secs ?? 0;
   const scroller = useRef<HTMLDivElement>(null);
   const stickToBottom = useRef(true);
   /** Older messages are loading: the height and oldest seq before, to keep the reading position once they are in. */
@@ -360,6 +362,12 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
                 <VerifiedIcon size={15} title="Verified" />
               </span>
             )}
+            {timer > 0 && (
+              <span class="header-timer" title={`Disappearing messages: ${disappearingLabel(timer)}`} data-testid="header-disappearing" data-seconds={timer}>
+                <TimerIcon size={15} />
+                <span class="header-timer-label">{disappearingLabel(timer)}</span>
+              </span>
+            )}
           </div>
           <div class={`chat-sub ${typing ? 'typing' : ''}`} dir="auto" data-testid="chat-header-sub">{subtitle}</div>
         </div>
@@ -557,6 +565,10 @@ function noteText(store: AppStore, n: Note): string {
     case 'admin_changed':
       if (n.user_id === store.me.id) return n.admin ? "You're now an admin" : "You're no longer an admin";
       return n.admin ? `${who} is now an admin` : `${who} is no longer an admin`;
+    case 'disappearing_changed':
+      return n.seconds
+        ? `${by} turned on disappearing messages. New messages will disappear after ${disappearingLabel(n.seconds)}.`
+        : `${by} turned off disappearing messages.`;
   }
 }
 
@@ -625,6 +637,8 @@ function Bubble(props: {
 }) {
   const m = props.message;
   const deleted = !!m?.deleted;
+  /** When it disappears (it shows a timer by its time). */
+  const expiresAt = !deleted ? m?.expires_at ?? null : null;
   // An encrypted message shows its file once decrypted (the server's ref says nothing of it).
   const media = deleted || m?.sealed ? null : (m?.media ?? props.media ?? null);
   // A photo or video without a caption has its time over it, on a shade;
@@ -643,7 +657,7 @@ function Bubble(props: {
         (props.text || !media) && <BubbleText text={props.text} tabbable={!!props.tabbable || props.seq === undefined} />
       )}
       {/* Keeps room on the last line for the time and ticks, like WhatsApp. */}
-      <span class={`meta-spacer ${props.tick ? 'with-ticks' : ''} ${m?.edited_at && !deleted ? 'with-edited' : ''}`} aria-hidden="true" />
+      <span class={`meta-spacer ${props.tick ? 'with-ticks' : ''} ${m?.edited_at && !deleted ? 'with-edited' : ''} ${expiresAt ? 'with-timer' : ''}`} aria-hidden="true" />
     </>
   );
   const grouped = new Map<string, number>();
@@ -703,6 +717,11 @@ function Bubble(props: {
         {mediaOnly || audioOnly ? null : media ? <div class="media-caption">{body}</div> : body}
         <span class="meta">
           {m?.edited_at && !deleted && <span data-testid="msg-edited">Edited</span>}
+          {expiresAt && (
+            <span class="msg-timer" data-testid="msg-expiring" data-expires-at={expiresAt} title={`Disappears ${dayLabel(expiresAt) === 'Today' ? 'today' : `on ${dayLabel(expiresAt)}`} at ${clock(expiresAt)}`}>
+              <TimerIcon size={12} title="Disappearing message" />
+            </span>
+          )}
           {clock(props.time)}
           {props.tick && <Ticks tick={props.tick} />}
         </span>

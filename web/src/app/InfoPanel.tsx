@@ -1,14 +1,15 @@
-// The right-hand drawer: group / contact info (rename, members, add, remove,
-// admins, leave) and "message info" (who received and read a message).
+// The right-hand drawer: group / contact info (disappearing messages,
+// rename, members, add, remove, admins, leave) and "message info" (who
+// received and read a message).
 
-import { useEffect, useState } from 'preact/hooks';
-import { type Member, type MessageInfo as MessageInfoBody, type User } from '../hark-client';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { DISAPPEARING_SECS, type Member, type MessageInfo as MessageInfoBody, type User } from '../hark-client';
 import { ContactDevices, VerifiedIcon } from './Devices';
 import { LockIcon } from './Encryption';
 import { ChatSearch } from './Search';
 import { summaryOf } from './media';
 import type { AppStore, ChatModel } from './store';
-import { Avatar, clock, CloseIcon, dayLabel, errorText, PencilIcon, CheckIcon, SearchIcon, Ticks } from './ui';
+import { Avatar, clock, CloseIcon, dayLabel, disappearingLabel, errorText, PencilIcon, CheckIcon, SearchIcon, Ticks, TimerIcon } from './ui';
 
 export type Panel = { kind: 'chat' } | { kind: 'message'; seq: number } | { kind: 'search' } | { kind: 'devices'; user: number };
 
@@ -181,6 +182,7 @@ function ChatInfo(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel
             </div>
           )}
         </div>
+        <DisappearingSetting store={store} model={model} />
         {store.isEncrypted(model) && peer && <ContactDevices store={store} user={peer.id} name={peer.display_name} />}
       </>
     );
@@ -225,6 +227,7 @@ function ChatInfo(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel
         {store.isEncrypted(model) && <EncryptionNote />}
       </div>
       {error && <div class="form-error" role="alert">{error}</div>}
+      <DisappearingSetting store={store} model={model} />
       <section class="card">
         <h3>{model.chat.members.length} members</h3>
         {admin && !adding && (
@@ -289,6 +292,99 @@ function ChatInfo(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel
         </section>
       )}
     </>
+  );
+}
+
+/**
+ * "Disappearing messages": Off, 24 hours, 7 days or 90 days, for messages
+ * sent from now on (a radio group; the arrow keys move between the
+ * choices, Enter or Space picks one). Either member of a one-to-one chat
+ * may change it, in a group only admins: others see it greyed out and why.
+ * A refusal shows here, in `errorText`'s words.
+ */
+function DisappearingSetting(props: { store: AppStore; model: ChatModel }) {
+  const { store, model } = props;
+  const chatId = model.chat.id;
+  const current = model.chat.disappearing_secs ?? 0;
+  const allowed = store.canSetDisappearing(model);
+  const [busy, setBusy] = useState<number | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const group = useRef<HTMLDivElement>(null);
+  useEffect(() => setError(null), [chatId]);
+  const choose = async (seconds: number) => {
+    if (!allowed || busy !== null || seconds === current) return;
+    setBusy(seconds);
+    setError(null);
+    try {
+      await store.setDisappearing(chatId, seconds);
+    } catch (e) {
+      setError(errorText(e, model.chat.kind === 'group' ? 'group-change' : 'disappearing'));
+    } finally {
+      setBusy(null);
+    }
+  };
+  const onKey = (e: KeyboardEvent) => {
+    const step = { ArrowDown: 1, ArrowRight: 1, ArrowUp: -1, ArrowLeft: -1 }[e.key];
+    if (step === undefined) return;
+    e.preventDefault();
+    const radios = [...(group.current?.querySelectorAll<HTMLElement>('[role=radio]') ?? [])];
+    const i = radios.indexOf(document.activeElement as HTMLElement);
+    radios[(i + step + radios.length) % radios.length]?.focus();
+  };
+  const why = model.left
+    ? "You're no longer a member of this group."
+    : allowed
+    ? null
+    : 'Only group admins can change this setting.';
+  return (
+    <section class="card disappearing-card" data-testid="disappearing-setting" data-seconds={current}>
+      <h3 id={`disappearing-${chatId}`}>
+        <TimerIcon size={18} /> Disappearing messages
+      </h3>
+      <p class="disappearing-note" id={`disappearing-note-${chatId}`} data-testid="disappearing-note">
+        {current
+          ? `On: new messages disappear ${disappearingLabel(current)} after they are sent.`
+          : 'Off. When on, new messages in this chat disappear after the time you choose.'}{' '}
+        {why && (
+          <span class="disappearing-locked" data-testid="disappearing-locked">
+            {why}
+          </span>
+        )}
+      </p>
+      <div
+        class="choices"
+        role="radiogroup"
+        ref={group}
+        aria-labelledby={`disappearing-${chatId}`}
+        aria-describedby={`disappearing-note-${chatId}`}
+        aria-disabled={allowed ? undefined : 'true'}
+        onKeyDown={onKey}
+      >
+        {DISAPPEARING_SECS.map((seconds) => (
+          <button
+            key={seconds}
+            type="button"
+            class="choice"
+            role="radio"
+            aria-checked={seconds === current}
+            tabIndex={seconds === current ? 0 : -1}
+            disabled={!allowed}
+            data-testid="disappearing-option"
+            data-seconds={seconds}
+            onClick={() => void choose(seconds)}
+          >
+            <span class={`radio-dot ${seconds === current ? 'on' : ''}`} aria-hidden="true" />
+            <span>{disappearingLabel(seconds)}</span>
+            {busy === seconds && <span class="muted choice-busy">Saving…</span>}
+          </button>
+        ))}
+      </div>
+      {error && (
+        <div class="form-error" role="alert" data-testid="disappearing-error">
+          {error}
+        </div>
+      )}
+    </section>
   );
 }
 

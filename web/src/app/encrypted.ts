@@ -290,6 +290,7 @@ export class Plaintexts {
         opened = { sealed: why.waiting ? { state: 'waiting', reason: why.message } : { state: 'broken', reason: why.message }, ct };
       }
       this.asked.delete(asking);
+      if (this.gone.has(k)) return;
       // The message was edited meanwhile: the newer ciphertext's reading counts.
       if (this.latest.has(k) && this.latest.get(k) !== ct) return;
       if ('sealed' in opened && opened.sealed.state === 'waiting' && this.keysMayHaveCome !== keysBefore) {
@@ -308,6 +309,18 @@ export class Plaintexts {
     this.chain = run.catch(() => {});
   }
 
+  /** Message `seq` of `chat` disappeared: forget what it said (a decryption under way is dropped). */
+  forget(chat: ChatId, seq: Seq): void {
+    const k = key(chat, seq);
+    this.gone.add(k);
+    this.opened.delete(k);
+    this.latest.delete(k);
+    this.seen.delete(k);
+  }
+
+  /** Messages that disappeared, by chat and seq: never read again. */
+  private gone = new Set<string>();
+
   /** Logging out: forget every text. */
   clear(): void {
     this.opened.clear();
@@ -316,5 +329,6 @@ export class Plaintexts {
     this.seen.clear();
     this.written.clear();
     this.queued.clear();
+    this.gone.clear();
   }
 }

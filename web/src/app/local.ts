@@ -1,21 +1,26 @@
 // What this browser keeps for the app beyond the protocol's cursor and
 // outbox: group event lines applied live (history carries them too, so these
-// only show them before history is loaded, offline), drafts per chat, and the
-// colour theme. Kept per device; logging out forgets them.
+// only show them before history is loaded, offline) and the lines of
+// disappearing-message timer changes, drafts per chat, and the colour theme. Kept per device; logging out forgets them.
 
 import type { ChatId, Pos, Seq, UserId } from '../hark-client';
 
-/** A group event line ("Alice added Carol"), placed after the message it followed. */
+/**
+ * An event line ("Alice added Carol", "Alice turned on disappearing
+ * messages…"), placed after the message it followed.
+ */
 export interface Note {
   /** The seq of the message the event followed: the line goes below that message. */
   afterSeq: Seq;
   /** The event's position in my stream: the same line live and from history. Absent in lines kept before history carried them. */
   pos?: Pos;
-  kind: 'chat_created' | 'chat_renamed' | 'member_added' | 'member_removed' | 'admin_changed';
+  kind: 'chat_created' | 'chat_renamed' | 'member_added' | 'member_removed' | 'admin_changed' | 'disappearing_changed';
   by: UserId;
   user_id?: UserId;
   title?: string | null;
   admin?: boolean;
+  /** `disappearing_changed`: the new timer in seconds (0: off). */
+  seconds?: number;
   /** Names as known when the event was applied (members who left are no longer listed). */
   names: Record<number, string>;
 }
@@ -121,5 +126,5 @@ systemDark.addEventListener('change', () => {
 
 /** Whether two lines say the same thing (for lines kept without a position). */
 export function sameNote(a: Note, b: Note): boolean {
-  return a.kind === b.kind && a.by === b.by && a.user_id === b.user_id && (a.title ?? null) === (b.title ?? null) && a.admin === b.admin;
+  return a.kind === b.kind && a.by === b.by && a.user_id === b.user_id && (a.title ?? null) === (b.title ?? null) && a.admin === b.admin && a.seconds === b.seconds;
 }

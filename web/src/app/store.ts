@@ -8,6 +8,7 @@ import {
   deviceStore,
   HarkApi,
   HarkError,
+  hasDisappeared,
   mediaKindOf,
   newClientId,
   saveSession,
@@ -72,6 +73,11 @@ export interface ChatModel {
   unreadFloor: Seq;
   /** Event lines that came with history pages, by stream position (what a fresh browser knows). */
   historyNotes: Map<Pos, Note>;
+  /**
+   * When the newest message that disappeared was sent: the chat keeps its
+   * place in the list after its last message is gone (0: none).
+   */
+  activityAt: number;
 }
 
 /**
@@ -204,6 +210,9 @@ export class AppStore {
   private openOnReady: ChatId | null = null;
   /** The message each of my unacked replies answers, to quote it as soon as it is acked. */
   private replyOf = new Map<string, Seq>();
+  /** The next time a shown message disappears (its `expires_at`), and the timer set for it. */
+  private expiryDue = Infinity;
+  private expiryTimer: ReturnType<typeof setTimeout> | null = null;
 
   private listeners = new Set<() => void>();
   private queued: EventFrame[] = [];
@@ -293,6 +302,7 @@ export class AppStore {
             forwarded: e.forwarded,
             media: e.media,
             ...(e.encrypted ? { encrypted: e.encrypted } : {}),
+            ...(ack.expires_at != null ? { expires_at: ack.expires_at } : {}),
           });
           break;
         }
@@ -523,7 +533,7 @@ export class AppStore {
     const pendingAt = new Map<ChatId, number>();
     for (const p of this.connState.pending) pendingAt.set(p.chat_id, Math.max(pendingAt.get(p.chat_id) ?? 0, p.queued_at));
     const key = (c: ChatModel) =>
-      Math.max(c.lastMessage?.sent_at ?? c.chat.created_at, pendingAt.get(c.chat.id) ?? 0);
+      Math.max(c.lastMessage?.sent_at ?? c.chat.created_at, c.activityAt, pendingAt.get(c.chat.id) ?? 0);
     const pin = (c: ChatModel) => c.settings?.pinned_at ?? 0;
     return [...this.chats.values()].sort((a, b) => pin(b) - pin(a) || key(b) - key(a) || b.chat.id - a.chat.id);
   }
@@ -694,6 +704,9 @@ export class AppStore {
         case 'admin_changed':
           extra = { user_id: e.user_id, admin: e.admin };
           break;
+        case 'disappearing_changed':
+          extra = { seconds: e.seconds };
+          break;
         default:
           continue;
       }
@@ -756,8 +769,10 @@ export class AppStore {
         unreadFloor: floor,
         settings: s.settings ?? null,
         historyNotes: new Map(),
+        activityAt: 0,
       };
       this.chats.set(s.chat.id, model);
+      if (s.last_message) this.dropIfGone(model, s.last_message);
       return model;
     }
     // Watermarks only rise: keep the higher of what we have and what came.
@@ -783,6 +798,7 @@ export class AppStore {
     if (s.last_message && (!existing.lastMessage || s.last_message.seq > existing.lastMessage.seq)) {
       existing.lastMessage = this.plaintexts.show(s.last_message);
     }
+    if (s.last_message) this.dropIfGone(existing, s.last_message);
     existing.left = !s.chat.members.some((m) => m.user.id === this.me.id);
     existing.unreadFloor = Math.max(existing.unreadFloor, floor);
     if (s.settings) existing.settings = s.settings;
@@ -901,11 +917,16 @@ export class AppStore {
       case 'message_hidden':
         if (c) {
           c.messages.delete(e.seq);
-          if (c.lastMessage?.seq === e.seq) {
-            const rest = [...c.messages.keys()];
-            c.lastMessage = rest.length ? c.messages.get(Math.max(...rest)) ?? null : null;
-          }
+          if (c.lastMessage?.seq === e.seq) this.newestAsLast(c);
         }
+        return;
+      case 'message_expired':
+        if (c) this.disappear(c, e.seq);
+        return;
+      case 'disappearing_changed':
+        this.note(e, c, pos, { seconds: e.seconds });
+        if (c) c.chat = { ...c.chat, disappearing_secs: e.seconds };
+        else void this.fetchChat(e.chat_id);
         return;
       case 'reaction':
         if (c)
@@ -943,17 +964,101 @@ export class AppStore {
   private addMessage(message: Message): void {
     const c = this.chats.get(message.chat_id);
     if (!c) return void this.fetchChat(message.chat_id);
+    if (message.seq > c.chat.last_seq) c.chat = { ...c.chat, last_seq: message.seq };
+    // Sending implies having read (and received) the chat up to the message.
+    const sender = this.member(c, message.sender_id);
+    if (sender) {
+      sender.read_up_to = Math.max(sender.read_up_to, message.seq);
+      sender.delivered_up_to = Math.max(sender.delivered_up_to, message.seq);
+    }
+    // Gone already (e.g. learnt of through sync after it disappeared): shown nowhere.
+    if (hasDisappeared(message)) return this.disappear(c, message.seq, message.sent_at);
     const m = this.plaintexts.show(message);
+    this.expireAt(m.expires_at);
     // Beyond a loaded window that stops short of the newest: fetched with the next page.
     if (!c.hasMoreAfter) c.messages.set(m.seq, m);
-    if (m.seq > c.chat.last_seq) c.chat = { ...c.chat, last_seq: m.seq };
     if (!c.lastMessage || m.seq >= c.lastMessage.seq) c.lastMessage = m;
-    // Sending implies having read (and received) the chat up to the message.
-    const sender = this.member(c, m.sender_id);
-    if (sender) {
-      sender.read_up_to = Math.max(sender.read_up_to, m.seq);
-      sender.delivered_up_to = Math.max(sender.delivered_up_to, m.seq);
+  }
+
+  /** A page of history as shown: without the messages that disappeared, the others' expiry timed. */
+  private shown(messages: Message[]): [Seq, ChatMessage][] {
+    return messages
+      .filter((m) => !hasDisappeared(m))
+      .map((m) => {
+        this.expireAt(m.expires_at);
+        return [m.seq, this.plaintexts.show(m)];
+      });
+  }
+
+  /** The newest loaded message stands in the list for a last message that is gone. */
+  private newestAsLast(c: ChatModel): void {
+    const rest = [...c.messages.keys()];
+    c.lastMessage = rest.length ? c.messages.get(Math.max(...rest)) ?? null : null;
+  }
+
+  /**
+   * Message `seq` disappeared (the server's `message_expired`, an `expired`
+   * copy, or its `expires_at` passed here): it is shown nowhere, not even
+   * as deleted, and replies quote it as gone. `sentAt`, when known, keeps
+   * the chat's place in the list.
+   */
+  private disappear(c: ChatModel, seq: Seq, sentAt?: number): void {
+    const m = c.messages.get(seq) ?? (c.lastMessage?.seq === seq ? c.lastMessage : undefined);
+    const at = sentAt ?? m?.sent_at;
+    if (at !== undefined) c.activityAt = Math.max(c.activityAt, at);
+    c.messages.delete(seq);
+    if (c.lastMessage?.seq === seq) this.newestAsLast(c);
+    this.patchQuotes(c, seq, null);
+    this.plaintexts.forget(c.chat.id, seq);
+  }
+
+  /** A chat's last message from the server: dropped when it disappeared, else its expiry timed. */
+  private dropIfGone(c: ChatModel, m: Message): void {
+    if (hasDisappeared(m)) {
+      if (c.lastMessage?.seq === m.seq) this.disappear(c, m.seq, m.sent_at);
+    } else if (c.lastMessage?.seq === m.seq) this.expireAt(m.expires_at);
+  }
+
+  /**
+   * A shown message disappears at `at` (ms since the epoch): remove it then,
+   * without waiting for the server's `message_expired` (its sweep runs every
+   * few seconds; it stays the truth: an event or an `expired` copy removes
+   * a message whatever this device's clock says).
+   */
+  private expireAt(at: number | null | undefined): void {
+    if (at == null || at >= this.expiryDue || this.loggedOut) return;
+    this.expiryDue = at;
+    if (this.expiryTimer !== null) clearTimeout(this.expiryTimer);
+    // A timer waits at most 2^31 - 1 ms (about 24.8 days): a later time is looked at again after a day.
+    const delay = Math.min(Math.max(0, at - Date.now()), 86_400_000);
+    this.expiryTimer = setTimeout(() => this.sweepExpired(), delay + 20);
+  }
+
+  /** Remove every shown message whose `expires_at` passed; time the next one. */
+  private sweepExpired(): void {
+    this.expiryTimer = null;
+    this.expiryDue = Infinity;
+    if (this.loggedOut) return;
+    const now = Date.now();
+    let next = Infinity;
+    let changed = false;
+    for (const c of this.chats.values()) {
+      for (const m of [...c.messages.values()]) {
+        if (m.expires_at == null) continue;
+        if (m.expires_at <= now) {
+          this.disappear(c, m.seq);
+          changed = true;
+        } else next = Math.min(next, m.expires_at);
+      }
+      // The list's last message (its chat's history perhaps not loaded), and whichever stands in for it.
+      while (c.lastMessage && c.lastMessage.expires_at != null && c.lastMessage.expires_at <= now) {
+        this.disappear(c, c.lastMessage.seq);
+        changed = true;
+      }
+      if (c.lastMessage?.expires_at != null) next = Math.min(next, c.lastMessage.expires_at);
     }
+    if (next < Infinity) this.expireAt(next);
+    if (changed) this.notify();
   }
 
   // ---- actions ----
@@ -975,7 +1080,7 @@ export class AppStore {
           this.api.history(id, { before: first, limit: BEFORE_UNREAD }),
           this.api.history(id, { after: first - 1, limit: PAGE }),
         ]);
-        c.messages = new Map([...older.messages, ...newer.messages].map((m) => [m.seq, this.plaintexts.show(m)]));
+        c.messages = new Map(this.shown([...older.messages, ...newer.messages]));
         this.takeLines(c, older);
         this.takeLines(c, newer);
         c.hasMoreBefore = older.has_more;
@@ -1012,7 +1117,7 @@ export class AppStore {
     this.notify();
     try {
       const page = await this.api.history(id, { before: oldest, limit });
-      for (const m of page.messages) c.messages.set(m.seq, this.plaintexts.show(m));
+      for (const [seq, m] of this.shown(page.messages)) c.messages.set(seq, m);
       this.takeLines(c, page);
       c.hasMoreBefore = page.has_more;
       return page.messages.length > 0;
@@ -1033,7 +1138,7 @@ export class AppStore {
     this.notify();
     try {
       const page = await this.api.history(id, { after: newest, limit: PAGE });
-      for (const m of page.messages) c.messages.set(m.seq, this.plaintexts.show(m));
+      for (const [seq, m] of this.shown(page.messages)) c.messages.set(seq, m);
       this.takeLines(c, page);
       c.hasMoreAfter = page.has_more;
       return page.messages.length > 0;
@@ -1070,7 +1175,7 @@ export class AppStore {
         this.api.history(id, { before: seq + 1, limit: AROUND + 1 }),
         this.api.history(id, { after: seq, limit: AROUND }),
       ]);
-      c.messages = new Map([...older.messages, ...newer.messages].map((m) => [m.seq, this.plaintexts.show(m)]));
+      c.messages = new Map(this.shown([...older.messages, ...newer.messages]));
       this.takeLines(c, older);
       this.takeLines(c, newer);
       c.hasMoreBefore = older.has_more;
@@ -1414,6 +1519,21 @@ export class AppStore {
     this.mergeChat(await this.api.setAdmin(chatId, userId, admin));
   }
 
+  /**
+   * Set a chat's disappearing-messages timer (seconds, 0: off) for messages
+   * sent from now on; every member (me too) gets the line from the event.
+   */
+  async setDisappearing(chatId: ChatId, seconds: number): Promise<void> {
+    this.mergeChat(await this.api.setDisappearing(chatId, seconds));
+  }
+
+  /** Whether I may set a chat's disappearing-messages timer: either member of a one-to-one chat, a group's admins. */
+  canSetDisappearing(c: ChatModel): boolean {
+    if (c.left) return false;
+    const mine = this.member(c, this.me.id);
+    return !!mine && (c.chat.kind === 'direct' || mine.admin);
+  }
+
   private mergeChat(chat: Chat): void {
     const c = this.chats.get(chat.id);
     this.merge({ chat, last_message: c?.lastMessage ?? null, unread: null });
@@ -1468,6 +1588,7 @@ export class AppStore {
   private forgetSession(code: ErrorCode | null = null): void {
     if (this.loggedOut) return;
     this.loggedOut = true;
+    if (this.expiryTimer !== null) clearTimeout(this.expiryTimer);
     this.conn.close();
     // Logged out or revoked elsewhere: this browser's push subscription goes too.
     void this.push.forget();

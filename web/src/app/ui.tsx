@@ -162,6 +162,30 @@ export const ShieldIcon = (p: { size?: number }) => (
 export const RefreshIcon = (p: { size?: number }) => (
   <Svg size={p.size} d="M17.65 6.35A7.958 7.958 0 0 0 12 4c-4.42 0-7.99 3.58-7.99 8s3.57 8 7.99 8c3.73 0 6.84-2.55 7.73-6h-2.08A5.99 5.99 0 0 1 12 18c-3.31 0-6-2.69-6-6s2.69-6 6-6c1.66 0 3.14.69 4.22 1.78L13 11h7V4l-2.35 2.35z" />
 );
+/** The disappearing-messages timer: a clock whose rim is dashed for its last quarter. */
+export const TimerIcon = (p: { size?: number; title?: string }) => {
+  const s = p.size ?? 18;
+  return (
+    <svg
+      class="timer-icon"
+      viewBox="0 0 24 24"
+      width={s}
+      height={s}
+      fill="none"
+      stroke="currentColor"
+      stroke-width="2"
+      stroke-linecap="round"
+      aria-hidden={p.title ? undefined : 'true'}
+      role={p.title ? 'img' : undefined}
+      aria-label={p.title}
+    >
+      {p.title && <title>{p.title}</title>}
+      <path d="M12 3a9 9 0 1 1-9 9" />
+      <path d="M3 12a9 9 0 0 1 9-9" stroke-dasharray="1.6 2.6" />
+      <path d="M12 7.5V12l3 2" />
+    </svg>
+  );
+};
 export const InfoIcon = () => (
   <Svg d="M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zm1 15h-2v-6h2v6zm0-8h-2V7h2v2z" />
 );
@@ -248,13 +272,23 @@ export function plural(n: number, one: string, many = `${one}s`): string {
   return `${count(n)} ${n === 1 ? one : many}`;
 }
 
+/** A disappearing-messages timer in words: "Off", "24 hours", "7 days", "90 days" (another length as hours or days). */
+export function disappearingLabel(seconds: number): string {
+  if (seconds <= 0) return 'Off';
+  if (seconds === 86_400) return '24 hours';
+  if (seconds % 86_400 === 0) return plural(seconds / 86_400, 'day');
+  if (seconds % 3_600 === 0) return plural(seconds / 3_600, 'hour');
+  if (seconds % 60 === 0) return plural(seconds / 60, 'minute');
+  return plural(seconds, 'second');
+}
+
 /**
  * What was being tried when a request failed, for the words of a refusal:
  * a message search, a new group, adding a member, another change to a
  * group (rename, admins, removing, leaving), or a server admin's request
  * (Administration).
  */
-export type Attempt = 'search' | 'new-group' | 'add-member' | 'group-change' | 'admin';
+export type Attempt = 'search' | 'new-group' | 'add-member' | 'group-change' | 'disappearing' | 'admin';
 
 /** A `429 rate_limited` in words, by what was tried (the server's own message names its number and "wait a little"). */
 const TOO_MANY: Record<Attempt, string> = {
@@ -262,6 +296,7 @@ const TOO_MANY: Record<Attempt, string> = {
   'new-group': 'Too many new groups — wait a moment and try again.',
   'add-member': 'Too many members added — wait a moment and try again.',
   'group-change': 'Too many changes — wait a moment and try again.',
+  disappearing: 'Too many changes — wait a moment and try again.',
   admin: 'Too many requests — wait a moment and try again.',
 };
 
@@ -279,6 +314,7 @@ export function errorText(e: unknown, attempt: Attempt): string {
       return 'Cannot reach the server. Check your connection.';
     case 'forbidden':
       if (attempt === 'add-member' || attempt === 'group-change') return 'Only group admins can do that.';
+      if (attempt === 'disappearing') return "You can't change this chat's disappearing messages.";
       break;
     case 'group_full':
       return 'The group is full.';

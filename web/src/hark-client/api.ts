@@ -182,6 +182,17 @@ export class HarkApi {
     return this.request('PATCH', `/v1/chats/${id}/members/${userId}`, { admin });
   }
 
+  /**
+   * Set the chat's disappearing-messages timer (`seconds`: one of
+   * `DISAPPEARING_SECS`, 0 turns it off); it applies to messages sent from
+   * now on. Either member of a one-to-one chat may; in a group, admins
+   * (`403 forbidden` otherwise); any other value is `400 invalid_field`.
+   * Every member gets a `disappearing_changed` event.
+   */
+  setDisappearing(id: ChatId, seconds: number): Promise<Chat> {
+    return this.request('PUT', `/v1/chats/${id}/disappearing`, { seconds });
+  }
+
   /** A page of messages, ascending: below `before`, above `after`, or the newest. */
   history(id: ChatId, page: { before?: Seq; after?: Seq; limit?: number } = {}): Promise<History> {
     const q = new URLSearchParams();

@@ -18,6 +18,7 @@ export {
   type AuditSource,
   type AuditVerdict,
 } from './audit';
+export { hasDisappeared } from './expiry';
 export { mediaKindOf } from './media';
 export { base64UrlBytes, chatNotificationTag, sameKey, subscriptionBody } from './push';
 export { PIECE_BYTES, uploadFile, type UploadOptions } from './upload';

@@ -112,7 +112,18 @@ export interface Chat {
   members: Member[];
   /** End-to-end encrypted (decided at creation, never changed); absent from older servers: not. */
   encrypted?: boolean;
+  /**
+   * The disappearing-messages timer in seconds (0: off; else one of
+   * `DISAPPEARING_SECS`): messages sent while it is on disappear this long
+   * after they were sent. Absent from older servers: off.
+   */
+  disappearing_secs?: number;
 }
+
+/** The timers a chat may have (`PUT /v1/chats/{id}/disappearing`): off, 24 hours, 7 days, 90 days. */
+export const DISAPPEARING_SECS = [0, 86_400, 604_800, 7_776_000] as const;
+
+export type DisappearingSecs = (typeof DISAPPEARING_SECS)[number];
 
 /** The caller's own settings for a chat. */
 export interface ChatSettings {
@@ -239,6 +250,8 @@ export interface SendAck {
   client_id: ClientMsgId;
   sent_at: number;
   duplicate: boolean;
+  /** When the message disappears (ms since the epoch; see `Message.expires_at`); absent: it stays. */
+  expires_at?: number | null;
 }
 
 // ---- Events (event.rs) ----
@@ -270,6 +283,17 @@ export interface Message {
    * the message's only content (`text` is empty); gone when deleted for everyone.
    */
   encrypted?: EncryptedContent | null;
+  /**
+   * When the message disappears (ms since the epoch): sent while its chat
+   * had a disappearing-messages timer (`sent_at` + the timer), or under the
+   * server's retention. Absent: it stays.
+   */
+  expires_at?: number | null;
+  /**
+   * It has disappeared: `deleted` is true too and its content is gone.
+   * Clients show nothing for it, not even a "deleted" line.
+   */
+  expired?: boolean;
 }
 
 /** A Megolm `m.room.encrypted` content (`algorithm`, `sender_key`, `ciphertext`, `session_id`, `device_id`): opaque to the server. */
@@ -307,6 +331,10 @@ export type Event =
   | { kind: 'message_edited'; chat_id: ChatId; seq: Seq; text: string; edited_at: number; encrypted?: EncryptedContent | null }
   | { kind: 'message_deleted'; chat_id: ChatId; seq: Seq; by: UserId }
   | { kind: 'message_hidden'; chat_id: ChatId; seq: Seq }
+  /** The message disappeared (its chat's timer or the server's retention ran out): show nothing for it. */
+  | { kind: 'message_expired'; chat_id: ChatId; seq: Seq }
+  /** A member set the chat's disappearing-messages timer (0: off); it applies to messages sent from now on. */
+  | { kind: 'disappearing_changed'; chat_id: ChatId; seconds: number; by: UserId }
   | { kind: 'reaction'; chat_id: ChatId; seq: Seq; user_id: UserId; emoji: string | null }
   | { kind: 'chat_settings_changed'; chat_id: ChatId; settings: ChatSettings }
   /** A device of `user_id` published its keys for the first time or logged out (`chat_id` is 0): fetch their keys again. */
