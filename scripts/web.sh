@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The browser client's tooling. Subcommands:
 #   setup   install web/node_modules (npm ci) when missing or stale, and
-#           Debian's chromium and fonts-noto-color-emoji (apt) when missing
+#           Debian's chromium, fonts-noto-color-emoji and sqlite3 (apt) when missing
 #   build   type-check and build web/ into web/dist (embedded by `hark serve`)
 #   test    run the browser tests (node --test) against target/debug/hark;
 #           extra arguments pick test files, e.g. `scripts/web.sh test group`
@@ -63,11 +63,22 @@ dbus_dep() {
   fi
 }
 
+# The disappearing-messages test moves a message's expiry back in the
+# server's SQLite database (the timers are a day and more) with Debian's
+# sqlite3.
+sqlite_dep() {
+  if [ ! -x /usr/bin/sqlite3 ]; then
+    log "installing Debian's sqlite3 (disappearing-messages test)"
+    apt_install sqlite3
+  fi
+}
+
 cmd_setup() {
   node_deps
   chromium_dep
   emoji_font_dep
   dbus_dep
+  sqlite_dep
 }
 
 cmd_build() {
@@ -79,6 +90,7 @@ cmd_test() {
   node_deps
   chromium_dep
   dbus_dep
+  sqlite_dep
   local bin="${HARK_BIN:-$root/target/debug/hark}"
   if [ ! -x "$bin" ]; then
     log "$bin is missing: run 'cargo build -p hark' first"

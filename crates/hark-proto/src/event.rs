@@ -69,6 +69,17 @@ pub enum Event {
     },
     /// The user deleted a message for themselves (their own stream only).
     MessageHidden { chat_id: ChatId, seq: Seq },
+    /// A message disappeared: its chat's timer or the server's retention
+    /// ran out (its content is gone from the server, as after a delete for
+    /// everyone); clients stop showing it.
+    MessageExpired { chat_id: ChatId, seq: Seq },
+    /// A member changed the chat's disappearing-messages timer (0: off);
+    /// it applies to messages sent from now on.
+    DisappearingChanged {
+        chat_id: ChatId,
+        seconds: u32,
+        by: UserId,
+    },
     /// A member set (`Some`) or removed (`None`) their reaction to a message.
     Reaction {
         chat_id: ChatId,
@@ -101,6 +112,8 @@ impl Event {
             | Event::MessageEdited { chat_id, .. }
             | Event::MessageDeleted { chat_id, .. }
             | Event::MessageHidden { chat_id, .. }
+            | Event::MessageExpired { chat_id, .. }
+            | Event::DisappearingChanged { chat_id, .. }
             | Event::Reaction { chat_id, .. }
             | Event::ChatSettingsChanged { chat_id, .. } => *chat_id,
             Event::DevicesChanged { .. } => ChatId(0),
@@ -146,6 +159,15 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub encrypted: Option<Box<serde_json::Value>>,
+    /// When the message disappears (ms since the epoch): sent while its
+    /// chat had a disappearing-messages timer, or under the server's
+    /// retention. Absent: it stays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    /// It has disappeared (then `deleted` is true too and its content is
+    /// gone): clients show nothing for it. Absent: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub expired: bool,
 }
 
 /// The message a reply quotes, as it is now.

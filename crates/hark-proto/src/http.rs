@@ -179,6 +179,22 @@ pub struct Chat {
     /// End-to-end encrypted: messages carry ciphertext only.
     #[serde(default)]
     pub encrypted: bool,
+    /// The disappearing-messages timer, seconds (0: off): messages sent
+    /// while it is on disappear this long after they were sent.
+    #[serde(default)]
+    pub disappearing_secs: u32,
+}
+
+/// The timers a chat may have: off, 24 hours, 7 days, 90 days.
+pub const DISAPPEARING_SECS: [u32; 4] = [0, 24 * 3600, 7 * 24 * 3600, 90 * 24 * 3600];
+
+/// `PUT /v1/chats/{chat_id}/disappearing`: the chat's new timer, one of
+/// [`DISAPPEARING_SECS`] (0 turns it off).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DisappearingRequest {
+    pub seconds: u32,
 }
 
 /// A member of a chat with their receipt watermarks.
@@ -311,6 +327,9 @@ pub struct SendAck {
     pub client_id: ClientMsgId,
     pub sent_at: i64,
     pub duplicate: bool,
+    /// When the message disappears (see `Message::expires_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 #[cfg(test)]

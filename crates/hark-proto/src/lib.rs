@@ -34,9 +34,10 @@ pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use event::{ChatSettings, Event, Message, Quote, Reaction, Receipt};
 pub use http::{
     AddMemberRequest, Chat, ChatKind, ChatSettingsRequest, ChatSummary, CreateDirectRequest,
-    CreateGroupRequest, Device, History, HistoryLine, LoginRequest, LoginResponse, Me, Member,
-    MessageInfo, RecipientInfo, Register, RenameChatRequest, SearchResults, SendAck, SendRequest,
-    SetAdminRequest, UpdateProfileRequest, User,
+    CreateGroupRequest, Device, DisappearingRequest, History, HistoryLine, LoginRequest,
+    LoginResponse, Me, Member, MessageInfo, RecipientInfo, Register, RenameChatRequest,
+    SearchResults, SendAck, SendRequest, SetAdminRequest, UpdateProfileRequest, User,
+    DISAPPEARING_SECS,
 };
 pub use ids::{ChatId, ClientMsgId, DeviceId, Pos, Seq, UserId};
 pub use media::{MediaId, MediaKind, MediaRef, MediaUrl, NewUpload, Thumbnail, UploadStatus};

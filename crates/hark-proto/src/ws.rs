@@ -160,6 +160,9 @@ pub enum ServerFrame {
         client_id: ClientMsgId,
         sent_at: i64,
         duplicate: bool,
+        /// When the message disappears (see `Message::expires_at`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<i64>,
     },
     /// A request without a richer answer succeeded.
     Ok {

@@ -328,6 +328,7 @@ impl Actor {
                 client_id,
                 sent_at,
                 duplicate,
+                expires_at,
             } => {
                 if let Some((_, Some(Waiter::Send(tx)))) = self.outbox.complete(id) {
                     // The sender may have stopped waiting; the message is sent all the same.
@@ -337,6 +338,7 @@ impl Actor {
                         client_id,
                         sent_at,
                         duplicate,
+                        expires_at,
                     }));
                 }
                 Ok(())
@@ -448,6 +450,7 @@ impl Actor {
         for step in steps {
             match step {
                 Step::Apply(frame) => {
+                    let frame = *frame;
                     self.cursor.store(frame.pos.0, Ordering::Release);
                     self.note_delivered(&frame.event);
                     self.emit(ClientEvent::Event {

@@ -184,6 +184,16 @@ impl Api {
         self.call(Method::PATCH, &path, Some(&body), true).await
     }
 
+    /// `PUT /v1/chats/{chat_id}/disappearing`: the chat's
+    /// disappearing-messages timer, one of [`hark_proto::DISAPPEARING_SECS`]
+    /// (0 turns it off); messages sent from now on disappear this long after
+    /// they are sent.
+    pub async fn set_disappearing(&self, chat_id: ChatId, seconds: u32) -> Result<Chat> {
+        let path = format!("/v1/chats/{chat_id}/disappearing");
+        let body = hark_proto::DisappearingRequest { seconds };
+        self.call(Method::PUT, &path, Some(&body), true).await
+    }
+
     /// `POST /v1/chats/{chat_id}/members`.
     pub async fn add_member(&self, chat_id: ChatId, user_id: UserId) -> Result<Chat> {
         let path = format!("/v1/chats/{chat_id}/members");

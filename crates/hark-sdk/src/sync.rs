@@ -17,7 +17,7 @@ pub(crate) const MAX_BUFFERED: usize = 10_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Step {
     /// Hand this event to the application; the cursor is now its `pos`.
-    Apply(EventFrame),
+    Apply(Box<EventFrame>),
     /// Send a `sync` frame asking for the events after `after`.
     Sync { after: Pos },
     /// Sync is done and every buffered event is applied: the device is live.
@@ -198,7 +198,7 @@ impl CatchUp {
 
     fn apply(&mut self, frame: EventFrame, out: &mut Vec<Step>) {
         self.cursor = frame.pos;
-        out.push(Step::Apply(frame));
+        out.push(Step::Apply(Box::new(frame)));
     }
 }
 

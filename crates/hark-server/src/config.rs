@@ -92,6 +92,9 @@ pub struct Config {
     pub tls: Tls,
     /// The audit log of security events (the `[audit]` table).
     pub audit: Audit,
+    /// Disappearing messages and the server's message retention (the
+    /// `[retention]` table).
+    pub retention: Retention,
 }
 
 /// The audit log (docs/operations.md "Audit log").
@@ -111,6 +114,29 @@ impl Default for Audit {
         Audit {
             retention_days: 0,
             sweep_ms: 3_600_000,
+        }
+    }
+}
+
+/// Disappearing messages and retention (docs/operations.md "Retention").
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    /// Days a message is kept on the server, in every chat; older ones are
+    /// removed as chats' disappearing-messages timers remove theirs (text,
+    /// file, reactions, search entry) and devices are told. 0 keeps
+    /// messages for ever (a chat's own timer still applies).
+    pub messages_days: u32,
+    /// Milliseconds between looks for messages whose time is up: how late a
+    /// disappearing message may go at most, beyond its expiry.
+    pub sweep_ms: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            messages_days: 0,
+            sweep_ms: 5_000,
         }
     }
 }
@@ -430,6 +456,7 @@ impl Default for Config {
             metrics: Metrics::default(),
             tls: Tls::default(),
             audit: Audit::default(),
+            retention: Retention::default(),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod messaging;
 pub mod metrics;
 pub mod presence;
 pub mod push;
+mod retention;
 mod shutdown;
 pub mod state;
 pub mod tls;
@@ -134,6 +135,7 @@ pub async fn serve(
     background.extend(bus_repair::spawn(&state));
     background.push(tokio::spawn(media::sweep_forever(state.clone())));
     background.push(tokio::spawn(audit::sweep_forever(state.clone())));
+    background.push(tokio::spawn(retention::sweep_forever(state.clone())));
     let app = http::router(state.clone());
     let signal_state = state.clone();
     let stopping = async move {

@@ -33,7 +33,7 @@ const SNIPPET_CHARS: usize = 200;
 pub(crate) const MESSAGE_COLUMNS: &str = "m.chat_id, m.seq, m.sender_id, m.sender_device, \
      m.client_id, m.text, m.sent_at, m.reply_to, m.forwarded, m.edited_at, m.deleted_at, \
      EXISTS (SELECT 1 FROM reactions r WHERE r.chat_id = m.chat_id AND r.seq = m.seq), m.media, \
-     m.encrypted";
+     m.encrypted, m.expires_at";
 
 /// A message row without its quote and reactions (see [`MessageRow::into_parts`]).
 pub(crate) struct MessageRow {
@@ -55,6 +55,7 @@ impl MessageRow {
 /// [`MESSAGE_COLUMNS`] from column `at` on.
 pub(crate) fn message_row<R: Columns>(r: &R, at: usize) -> Result<MessageRow, R::Error> {
     let deleted_at = r.opt_int(at + 10)?;
+    let expires_at = r.opt_int(at + 14)?;
     Ok(MessageRow {
         message: Message {
             chat_id: ChatId(r.int(at)?),
@@ -71,6 +72,8 @@ pub(crate) fn message_row<R: Columns>(r: &R, at: usize) -> Result<MessageRow, R:
             reactions: Vec::new(),
             media: media(r.opt_text(at + 12)?.as_deref()).map(Box::new),
             encrypted: encrypted(r.opt_text(at + 13)?.as_deref()).map(Box::new),
+            expires_at,
+            expired: crate::rules::expired(deleted_at, expires_at),
         },
         reply_to: r.opt_int(at + 7)?,
         has_reactions: r.flag(at + 11)?,
@@ -290,7 +293,8 @@ pub(crate) fn settings<R: Columns>(r: &R) -> Result<ChatSettings, R::Error> {
 }
 
 /// The columns of a chat's header, in the order [`chat_header`] reads them.
-pub(crate) const CHAT_HEADER_COLUMNS: &str = "kind, title, created_at, last_seq, encrypted";
+pub(crate) const CHAT_HEADER_COLUMNS: &str =
+    "kind, title, created_at, last_seq, encrypted, disappearing_secs";
 
 /// A chat's header as stored: [`CHAT_HEADER_COLUMNS`].
 pub(crate) struct ChatHeader {
@@ -299,6 +303,7 @@ pub(crate) struct ChatHeader {
     pub(crate) created_at: i64,
     pub(crate) last_seq: i64,
     pub(crate) encrypted: bool,
+    pub(crate) disappearing_secs: u32,
 }
 
 pub(crate) fn chat_header<R: Columns>(r: &R) -> Result<ChatHeader, R::Error> {
@@ -308,6 +313,7 @@ pub(crate) fn chat_header<R: Columns>(r: &R) -> Result<ChatHeader, R::Error> {
         created_at: r.int(2)?,
         last_seq: r.int(3)?,
         encrypted: r.flag(4)?,
+        disappearing_secs: u32::try_from(r.int(5)?).unwrap_or(0),
     })
 }
 
@@ -326,6 +332,7 @@ impl ChatHeader {
             last_seq: Seq(self.last_seq),
             members,
             encrypted: self.encrypted,
+            disappearing_secs: self.disappearing_secs,
         })
     }
 }

@@ -13,6 +13,7 @@ pub mod audit;
 mod columns;
 pub mod e2e;
 mod error;
+mod expiry;
 pub mod jobs;
 mod lines;
 pub mod migrate;

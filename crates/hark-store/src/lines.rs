@@ -10,8 +10,8 @@ use hark_proto::{Event, History, HistoryLine, Pos, Seq, UserId};
 /// list their JSON `kind` is matched against. Both schemas' `stream_lines`
 /// partial index names this same list, and the backends' queries repeat
 /// its exact condition, so the index serves them: change all together.
-pub(crate) const LINE_KINDS: &str =
-    "('chat_created', 'chat_renamed', 'member_added', 'member_removed', 'admin_changed')";
+pub(crate) const LINE_KINDS: &str = "('chat_created', 'chat_renamed', 'member_added', \
+     'member_removed', 'admin_changed', 'disappearing_changed')";
 
 /// The part of a chat's seq line a page of history covers: a line placed
 /// after message `a` belongs to the page when `from <= a < to`. Pages

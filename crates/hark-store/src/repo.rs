@@ -151,6 +151,9 @@ pub trait ChatStore: Send + Sync {
         encrypted: bool,
     ) -> StoreResult<ChatId>;
     async fn rename(&self, by: UserId, chat_id: ChatId, title: &str) -> StoreResult<()>;
+    /// Sets the chat's disappearing-messages timer (`rules::set_timer`);
+    /// messages sent from now on disappear `seconds` after they are sent.
+    async fn set_disappearing(&self, by: UserId, chat_id: ChatId, seconds: u32) -> StoreResult<()>;
     async fn add_member(
         &self,
         by: UserId,
@@ -246,6 +249,14 @@ pub trait MessageStore: Send + Sync {
         chat_id: ChatId,
         seq: Seq,
     ) -> StoreResult<MessageInfo>;
+    /// Erases at most `limit` messages whose disappearing timer has run
+    /// out, as a delete for everyone does, and tells each chat's members
+    /// (`message_expired`): how many.
+    async fn expire_messages(&self, limit: u32) -> StoreResult<u64>;
+    /// The server's retention: erases, like [`Self::expire_messages`], the
+    /// messages sent before `cutoff_ms`, in at most `limit` chats and at
+    /// most `limit` per chat a pass: how many.
+    async fn apply_retention(&self, cutoff_ms: i64, limit: u32) -> StoreResult<u64>;
     /// Full-text search in the chats the viewer is in, newest first.
     async fn search(
         &self,

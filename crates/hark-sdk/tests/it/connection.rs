@@ -174,6 +174,7 @@ async fn catch_up_resend_and_gaps_apply_each_event_once_in_order() {
                 client_id: again,
                 sent_at: 1,
                 duplicate: true,
+                expires_at: None,
             },
         )
         .await;

@@ -14,8 +14,9 @@ use axum::Json;
 use hark_bus::{Topic, TopicMessage};
 use hark_proto::{
     AddMemberRequest, Chat, ChatId, ChatSettings, ChatSettingsRequest, ChatSummary,
-    CreateDirectRequest, CreateGroupRequest, History, MessageInfo, RenameChatRequest,
-    SearchResults, SendAck, SendRequest, Seq, SetAdminRequest, UserId,
+    CreateDirectRequest, CreateGroupRequest, DisappearingRequest, History, MessageInfo,
+    RenameChatRequest, SearchResults, SendAck, SendRequest, Seq, SetAdminRequest, UserId,
+    DISAPPEARING_SECS,
 };
 use hark_store::HistoryQuery;
 use serde::Deserialize;
@@ -152,6 +153,41 @@ pub(super) async fn rename(
     let title = validate::label("title", &body.title, 128)?;
     let chat_id = ChatId(chat_id);
     state.store.rename(me.user.id, chat_id, &title).await?;
+    Ok(Json(state.store.chat(me.user.id, chat_id).await?))
+}
+
+#[utoipa::path(
+    put,
+    path = "/chats/{chat_id}/disappearing",
+    tag = "chats",
+    summary = "Set the chat's disappearing-messages timer",
+    description = "Messages sent from now on disappear this many seconds after they are \
+        sent (0: off; 86400, 604800 or 7776000). Either member of a one-to-one chat, a \
+        group's admins. Every member is told (`disappearing_changed`).",
+    params(("chat_id" = i64, Path, description = "the chat")),
+    request_body = hark_proto::DisappearingRequest,
+    responses(
+        (status = 200, description = "the chat", body = hark_proto::Chat),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn set_disappearing(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    Params(chat_id): Params<i64>,
+    Body(body): Body<DisappearingRequest>,
+) -> ApiResult<Json<Chat>> {
+    if !DISAPPEARING_SECS.contains(&body.seconds) {
+        return Err(ApiError::invalid(
+            "seconds: one of 0 (off), 86400 (24 hours), 604800 (7 days), 7776000 (90 days)",
+        ));
+    }
+    let chat_id = ChatId(chat_id);
+    state
+        .store
+        .set_disappearing(me.user.id, chat_id, body.seconds)
+        .await?;
     Ok(Json(state.store.chat(me.user.id, chat_id).await?))
 }
 

@@ -45,6 +45,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(chats::create_direct))
         .routes(routes!(chats::create_group))
         .routes(routes!(chats::chat, chats::rename))
+        .routes(routes!(chats::set_disappearing))
         .routes(routes!(chats::add_member))
         .routes(routes!(chats::set_admin, chats::remove_member))
         .routes(routes!(chats::history, chats::send))

@@ -103,6 +103,7 @@ mod tests {
                 last_seq: Seq(9),
                 members: Vec::new(),
                 encrypted: false,
+                disappearing_secs: 0,
             },
             last_message: Some(Message {
                 chat_id: ChatId(4),
@@ -119,6 +120,8 @@ mod tests {
                 reactions: Vec::new(),
                 media: None,
                 encrypted: None,
+                expires_at: None,
+                expired: false,
             }),
             unread,
             settings: ChatSettings::default(),

@@ -546,6 +546,7 @@ fn ack_frame(id: u64, ack: hark_proto::SendAck) -> ServerFrame {
         client_id: ack.client_id,
         sent_at: ack.sent_at,
         duplicate: ack.duplicate,
+        expires_at: ack.expires_at,
     }
 }
 

@@ -14,6 +14,7 @@ mod bad_input;
 mod catchup;
 mod cluster;
 mod configuration;
+mod disappearing;
 mod e2e;
 mod erasure;
 mod features;

@@ -10,6 +10,7 @@
 use futures_util::{SinkExt, StreamExt};
 use hark_proto::{ChatId, ClientFrame, ErrorCode, LoginResponse, Pos, ServerFrame, UserId};
 use hark_server::config::Config;
+use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -32,6 +33,9 @@ pub struct TestApp {
     pub media_s3: bool,
     /// The media directory (when `media` is not a bucket).
     pub media_dir: PathBuf,
+    /// The PostgreSQL database's URL, or `None` on the embedded default
+    /// (the SQLite file `data_dir/hark.db`).
+    pub database: Option<String>,
     _dir: Option<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -99,6 +103,10 @@ pub async fn spawn_at(data_dir: PathBuf, addr: &str, adjust: impl FnOnce(&mut Co
         ("http", "ws")
     };
     let media_dir = config.media_dir();
+    let database = config
+        .database
+        .as_ref()
+        .map(|d| d.expose_secret().to_owned());
     let server = hark_server::build(config).await.unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -116,6 +124,7 @@ pub async fn spawn_at(data_dir: PathBuf, addr: &str, adjust: impl FnOnce(&mut Co
         media_s3: config_s3,
         media_dir,
         media,
+        database,
         _dir: None,
         stop: Some(stop),
         task: Some(task),
@@ -198,6 +207,28 @@ fn s3_config(prefix: &str) -> hark_server::config::S3 {
         prefix,
     );
     toml::from_str(&toml).unwrap()
+}
+
+impl TestApp {
+    /// Runs one SQL statement on the server's database, whichever backend
+    /// (it must read the same in both): how a test stands in for time
+    /// passing, e.g. a message sent long ago. How many rows it changed.
+    pub async fn sql(&self, statement: &str) -> u64 {
+        match &self.database {
+            Some(url) => {
+                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                    .await
+                    .expect("the test database");
+                tokio::spawn(connection);
+                client.execute(statement, &[]).await.unwrap()
+            }
+            None => {
+                let conn = rusqlite::Connection::open(self.data_dir.join("hark.db")).unwrap();
+                conn.busy_timeout(Duration::from_secs(10)).unwrap();
+                conn.execute(statement, []).unwrap() as u64
+            }
+        }
+    }
 }
 
 pub fn postgres_url() -> String {

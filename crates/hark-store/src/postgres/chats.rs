@@ -61,11 +61,12 @@ pub(crate) async fn lock_for_send(
     tx: &Tx,
     chat_id: ChatId,
     user_id: UserId,
-) -> StoreResult<(i64, bool, MemberFacts, Vec<UserId>)> {
+) -> StoreResult<(i64, (bool, u32), MemberFacts, Vec<UserId>)> {
     let row = tx
         .opt(
             "SELECT m.admin, m.joined_seq, m.delivered_up_to, m.read_up_to, c.last_seq,
-                    ARRAY(SELECT user_id FROM members WHERE chat_id = c.id), c.encrypted
+                    ARRAY(SELECT user_id FROM members WHERE chat_id = c.id), c.encrypted,
+                    c.disappearing_secs
              FROM chats c JOIN members m ON m.chat_id = c.id AND m.user_id = $2
              WHERE c.id = $1 FOR UPDATE",
             &[&chat_id.0, &user_id.0],
@@ -75,9 +76,10 @@ pub(crate) async fn lock_for_send(
         return Err(rules::not_a_member(chat_kind(tx, chat_id).await?.is_some()));
     };
     let members: Vec<i64> = row.try_get(5)?;
+    let timer = u32::try_from(row.try_get::<_, i64>(7)?).unwrap_or(0);
     Ok((
         row.try_get(4)?,
-        row.try_get(6)?,
+        (row.try_get(6)?, timer),
         columns::member_facts(&row)?,
         members.into_iter().map(UserId).collect(),
     ))
@@ -251,6 +253,34 @@ pub(crate) async fn rename(
     tx.exec(
         "UPDATE chats SET title = $1, last_activity = $2 WHERE id = $3",
         &[&title, &tx.now_ms, &chat_id.0],
+    )
+    .await?;
+    tell_members(tx, chat_id, &event).await
+}
+
+/// Sets the chat's disappearing-messages timer (see `rules::set_timer`).
+pub(crate) async fn set_disappearing(
+    tx: &mut Tx,
+    by: UserId,
+    chat_id: ChatId,
+    seconds: u32,
+) -> StoreResult<()> {
+    let (me, kind, _) = actor(tx, chat_id, by).await?;
+    let current: i64 = tx
+        .opt(
+            "SELECT disappearing_secs FROM chats WHERE id = $1",
+            &[&chat_id.0],
+        )
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .try_get(0)?;
+    let current = u32::try_from(current).unwrap_or(0);
+    let Some(event) = rules::set_timer(kind, &me, chat_id, by, current, seconds)? else {
+        return Ok(());
+    };
+    tx.exec(
+        "UPDATE chats SET disappearing_secs = $1, last_activity = $2 WHERE id = $3",
+        &[&i64::from(seconds), &tx.now_ms, &chat_id.0],
     )
     .await?;
     tell_members(tx, chat_id, &event).await

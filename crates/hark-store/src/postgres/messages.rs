@@ -22,7 +22,8 @@ pub(crate) async fn send(tx: &Tx, msg: NewMessage) -> StoreResult<SendAck> {
     // finds the original when the write runs again.
     if let Some(original) = tx
         .opt(
-            "SELECT chat_id, seq, sent_at FROM messages WHERE sender_device = $1 AND client_id = $2",
+            "SELECT chat_id, seq, sent_at, expires_at FROM messages
+             WHERE sender_device = $1 AND client_id = $2",
             &[&msg.sender_device.0, &msg.client_id.0],
         )
         .await?
@@ -33,6 +34,7 @@ pub(crate) async fn send(tx: &Tx, msg: NewMessage) -> StoreResult<SendAck> {
             client_id: msg.client_id,
             sent_at: original.try_get(2)?,
             duplicate: true,
+            expires_at: original.try_get(3)?,
         });
     }
     send_new(tx, msg).await
@@ -48,7 +50,7 @@ pub(crate) async fn originals(
     let client_ids: Vec<&str> = keys.iter().map(|k| k.1 .0.as_str()).collect();
     let rows = tx
         .rows(
-            "SELECT m.sender_device, m.client_id, m.chat_id, m.seq, m.sent_at
+            "SELECT m.sender_device, m.client_id, m.chat_id, m.seq, m.sent_at, m.expires_at
              FROM unnest($1::bigint[], $2::text[]) AS k(device, client_id)
              JOIN messages m ON m.sender_device = k.device AND m.client_id = k.client_id",
             &[&devices, &client_ids],
@@ -65,6 +67,7 @@ pub(crate) async fn originals(
                 client_id,
                 sent_at: row.try_get(4)?,
                 duplicate: true,
+                expires_at: row.try_get(5)?,
             },
         );
     }
@@ -76,9 +79,11 @@ pub(crate) async fn originals(
 pub(crate) async fn send_new(tx: &Tx, msg: NewMessage) -> StoreResult<SendAck> {
     // The chat's row lock makes seqs gapless and in commit order; the
     // sender's member row lock keeps their watermarks' rise serial.
-    let (last, chat_encrypted, me, members) = lock_for_send(tx, msg.chat_id, msg.sender_id).await?;
+    let (last, (chat_encrypted, timer), me, members) =
+        lock_for_send(tx, msg.chat_id, msg.sender_id).await?;
     rules::content(chat_encrypted, &msg)?;
     let seq = Seq(last + 1);
+    let expires_at = rules::expires_at(tx.now_ms, timer);
     let quote = match msg.reply_to {
         None => None,
         Some(target) => {
@@ -95,13 +100,13 @@ pub(crate) async fn send_new(tx: &Tx, msg: NewMessage) -> StoreResult<SendAck> {
              message AS (
                  INSERT INTO messages (chat_id, seq, sender_id, sender_device, client_id, text,
                                        sent_at, reply_to, forwarded, search, search_order,
-                                       media_id, media, encrypted)
+                                       media_id, media, encrypted, expires_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, {TSVECTOR}($6),
-                         nextval('messages_search_order'), $10, $11, $12)
+                         nextval('messages_search_order'), $10, $11, $12, $13)
              ),
              {}
              SELECT sender_id FROM senders",
-            MarkWrite::ctes(1, 3, 13)
+            MarkWrite::ctes(1, 3, 14)
         )
     });
     let mark = MarkWrite::new(tx, me, seq.0, Rise::implied_by_send(seq));
@@ -121,6 +126,7 @@ pub(crate) async fn send_new(tx: &Tx, msg: NewMessage) -> StoreResult<SendAck> {
         &media_id,
         &media,
         &encrypted_column,
+        &expires_at,
     ];
     params.extend(mark.params());
     let senders = tx.rows(sql, &params).await?;
@@ -131,7 +137,7 @@ pub(crate) async fn send_new(tx: &Tx, msg: NewMessage) -> StoreResult<SendAck> {
         &members,
         chat_id,
         Some(seq),
-        &rules::new_message(msg, seq, now_ms, quote),
+        &rules::new_message(msg, seq, now_ms, quote, expires_at),
     )?;
     mark.finish(tx, chat_id, sender_id, &senders)?;
     Ok(SendAck {
@@ -140,6 +146,7 @@ pub(crate) async fn send_new(tx: &Tx, msg: NewMessage) -> StoreResult<SendAck> {
         client_id,
         sent_at: now_ms,
         duplicate: false,
+        expires_at,
     })
 }
 
@@ -239,15 +246,7 @@ pub(crate) async fn delete(
     if !rules::delete_for_everyone(&message, user_id, kind, &me, tx.now_ms, windows)? {
         return Ok(());
     }
-    // The content goes: text, reactions and the search entry. The old row
-    // version stays on disk as a dead tuple until VACUUM reclaims it.
-    tx.exec(
-        "WITH gone AS (DELETE FROM reactions WHERE chat_id = $2 AND seq = $3)
-         UPDATE messages SET text = '', search = NULL, media_id = NULL, media = NULL, encrypted = NULL, deleted_at = $1
-         WHERE chat_id = $2 AND seq = $3",
-        &[&tx.now_ms, &chat_id.0, &seq.0],
-    )
-    .await?;
+    erase(tx, chat_id, seq).await?;
     let members = member_ids(tx, chat_id).await?;
     let event = Event::MessageDeleted {
         chat_id,
@@ -255,6 +254,21 @@ pub(crate) async fn delete(
         by: user_id,
     };
     tx.push_event(&members, chat_id, None, &event)
+}
+
+/// Removes a message's content, as a delete for everyone does and as its
+/// expiry does: text, file, ciphertext, reactions and search entry. The row
+/// stays (seqs are gapless), marked deleted now; the old row version stays
+/// on disk as a dead tuple until VACUUM reclaims it.
+pub(crate) async fn erase(tx: &Tx, chat_id: ChatId, seq: Seq) -> StoreResult<()> {
+    tx.exec(
+        "WITH gone AS (DELETE FROM reactions WHERE chat_id = $2 AND seq = $3)
+         UPDATE messages SET text = '', search = NULL, media_id = NULL, media = NULL, encrypted = NULL, deleted_at = $1
+         WHERE chat_id = $2 AND seq = $3",
+        &[&tx.now_ms, &chat_id.0, &seq.0],
+    )
+    .await?;
+    Ok(())
 }
 
 pub(crate) async fn react(

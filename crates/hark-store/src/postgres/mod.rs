@@ -45,6 +45,7 @@ mod audit;
 mod chats;
 mod committer;
 mod e2e;
+mod expiry;
 mod jobs;
 mod lines;
 mod media;
@@ -748,6 +749,13 @@ impl ChatStore for PostgresStore {
         .await
     }
 
+    async fn set_disappearing(&self, by: UserId, chat_id: ChatId, seconds: u32) -> StoreResult<()> {
+        self.write((), move |tx, ()| {
+            Box::pin(chats::set_disappearing(tx, by, chat_id, seconds))
+        })
+        .await
+    }
+
     async fn add_member(
         &self,
         by: UserId,
@@ -904,6 +912,35 @@ impl MessageStore for PostgresStore {
             ))
         })
         .await
+    }
+
+    async fn expire_messages(&self, limit: u32) -> StoreResult<u64> {
+        let now = crate::clock_ms();
+        let chats = self
+            .read(move |db| async move { expiry::due_chats(&db, now, limit).await })
+            .await?;
+        let mut erased = 0;
+        for chat_id in chats {
+            erased += self
+                .write((), move |tx, ()| Box::pin(expiry::expire_chat(tx, chat_id)))
+                .await?;
+        }
+        Ok(erased)
+    }
+
+    async fn apply_retention(&self, cutoff_ms: i64, limit: u32) -> StoreResult<u64> {
+        let chats = self
+            .read(move |db| async move { expiry::retention_chats(&db, cutoff_ms, limit).await })
+            .await?;
+        let mut erased = 0;
+        for chat_id in chats {
+            erased += self
+                .write((), move |tx, ()| {
+                    Box::pin(expiry::retain_chat(tx, chat_id, cutoff_ms, limit))
+                })
+                .await?;
+        }
+        Ok(erased)
     }
 
     async fn react(

@@ -350,6 +350,27 @@ CREATE TABLE audit_chain (
     last_hash      TEXT NOT NULL
 );
 "#,
+    r#"
+-- Disappearing messages and retention (docs/protocol.md "Disappearing
+-- messages"): a chat's timer (0: off), each message's expiry (set when it
+-- is sent while the timer is on), and how far the server's retention has
+-- swept the chat (every message at or below `retention_seq` is gone).
+-- The partial index holds only messages still waiting to disappear.
+ALTER TABLE chats ADD COLUMN disappearing_secs BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE chats ADD COLUMN retention_seq BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN expires_at BIGINT;
+CREATE INDEX messages_by_expiry ON messages(expires_at)
+    WHERE expires_at IS NOT NULL AND deleted_at IS NULL;
+-- History shows a timer's change among the messages, as it does a rename:
+-- the partial index of line events names the new kind too (see
+-- hark_store::lines::LINE_KINDS).
+DROP INDEX stream_lines;
+CREATE INDEX stream_lines ON stream_events(user_id, chat_id, pos)
+ WHERE msg_seq IS NULL
+   AND (payload::json ->> 'kind') IN
+       ('chat_created', 'chat_renamed', 'member_added', 'member_removed', 'admin_changed',
+        'disappearing_changed');
+"#,
 ];
 
 /// An arbitrary key for the advisory lock that serialises migrations.

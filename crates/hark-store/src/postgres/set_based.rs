@@ -35,6 +35,8 @@ pub(crate) struct ChatFacts {
     last_seq: i64,
     members: Vec<UserId>,
     encrypted: bool,
+    /// The disappearing-messages timer, seconds (0: off).
+    timer: u32,
 }
 
 /// What the database says of a member before the batch.
@@ -71,7 +73,7 @@ pub(crate) async fn lock_chats(tx: &Tx, chats: &[i64]) -> StoreResult<HashMap<i6
     let rows = tx
         .rows(
             "SELECT c.id, c.last_seq, ARRAY(SELECT user_id FROM members WHERE chat_id = c.id),
-                    c.encrypted
+                    c.encrypted, c.disappearing_secs
              FROM chats c WHERE c.id = ANY($1) ORDER BY c.id FOR UPDATE OF c",
             &[&chats],
         )
@@ -85,6 +87,7 @@ pub(crate) async fn lock_chats(tx: &Tx, chats: &[i64]) -> StoreResult<HashMap<i6
                 last_seq: row.try_get(1)?,
                 members: members.into_iter().map(UserId).collect(),
                 encrypted: row.try_get(3)?,
+                timer: u32::try_from(row.try_get::<_, i64>(4)?).unwrap_or(0),
             },
         );
     }
@@ -197,6 +200,7 @@ struct Messages {
     media_id: Vec<Option<String>>,
     media: Vec<Option<String>>,
     encrypted: Vec<Option<String>>,
+    expires_at: Vec<Option<i64>>,
 }
 
 impl Plan {
@@ -248,8 +252,10 @@ impl Plan {
     fn send(&mut self, tx: &Tx, m: &NewMessage) -> StoreResult<SendAck> {
         let now = tx.now_ms;
         let (media_id, media) = crate::columns::media_columns(m.media.as_ref())?;
+        let mut expires_at = None;
         if let Some(chat) = self.chats.get(&m.chat_id.0) {
             rules::content(chat.facts.encrypted, m)?;
+            expires_at = rules::expires_at(now, chat.facts.timer);
         }
         let seq = self.rise(tx, m.chat_id, m.sender_id, Rising::Send(m))?;
         let msgs = &mut self.messages;
@@ -264,12 +270,14 @@ impl Plan {
         msgs.media.push(media);
         msgs.encrypted
             .push(crate::columns::encrypted_column(m.encrypted.as_deref()));
+        msgs.expires_at.push(expires_at);
         Ok(SendAck {
             chat_id: m.chat_id,
             seq: Seq(seq),
             client_id: m.client_id.clone(),
             sent_at: now,
             duplicate: false,
+            expires_at,
         })
     }
 
@@ -291,7 +299,8 @@ impl Plan {
             Rising::Send(m) => {
                 let seq = Seq(chat.facts.last_seq + 1);
                 chat.facts.last_seq = seq.0;
-                let event = rules::new_message(m.clone(), seq, tx.now_ms, None);
+                let expires_at = rules::expires_at(tx.now_ms, chat.facts.timer);
+                let event = rules::new_message(m.clone(), seq, tx.now_ms, None, expires_at);
                 tx.push_event(&chat.facts.members, chat_id, Some(seq), &event)?;
                 Rise::implied_by_send(seq)
             }
@@ -362,15 +371,15 @@ impl Plan {
                  message AS (
                      INSERT INTO messages (chat_id, seq, sender_id, sender_device, client_id, text,
                                            sent_at, forwarded, search, search_order,
-                                           media_id, media, encrypted)
+                                           media_id, media, encrypted, expires_at)
                      SELECT v.chat_id, v.seq, v.sender_id, v.device, v.client_id, v.text, $1,
                             v.forwarded, {TSVECTOR}(v.text), nextval('messages_search_order'),
-                            v.media_id, v.media, v.encrypted
+                            v.media_id, v.media, v.encrypted, v.expires_at
                      FROM unnest($4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
                                  $8::text[], $9::text[], $10::bool[], $20::text[], $21::text[],
-                                 $22::text[])
+                                 $22::text[], $23::bigint[])
                           AS v(chat_id, seq, sender_id, device, client_id, text, forwarded,
-                               media_id, media, encrypted)
+                               media_id, media, encrypted, expires_at)
                  ),
                  raised AS (
                      UPDATE members m SET delivered_up_to = v.delivered, read_up_to = v.read
@@ -438,6 +447,7 @@ impl Plan {
                 Box::new(m.media_id),
                 Box::new(m.media),
                 Box::new(m.encrypted),
+                Box::new(m.expires_at),
             ],
         })
     }

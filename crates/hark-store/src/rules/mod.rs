@@ -7,10 +7,12 @@
 //! it never decides who may do what itself, so two backends cannot
 //! disagree.
 
+mod expiry;
 pub mod jobs;
 pub mod notify;
 mod receipts;
 
+pub use expiry::{expired, expired_event, expires_at, retention_walk, set_timer, EXPIRY_BATCH};
 pub use receipts::{ReceiptChange, Rise};
 
 use crate::{NewMessage, StoreError, StoreResult};
@@ -308,7 +310,13 @@ pub fn reply(target: Seq, me: &MemberFacts, seq: Seq, quote: Option<Quote>) -> S
 }
 
 /// The message event of a new message.
-pub fn new_message(msg: NewMessage, seq: Seq, sent_at: i64, quote: Option<Quote>) -> Event {
+pub fn new_message(
+    msg: NewMessage,
+    seq: Seq,
+    sent_at: i64,
+    quote: Option<Quote>,
+    expires_at: Option<i64>,
+) -> Event {
     Event::Message(hark_proto::Message {
         chat_id: msg.chat_id,
         seq,
@@ -324,6 +332,8 @@ pub fn new_message(msg: NewMessage, seq: Seq, sent_at: i64, quote: Option<Quote>
         reactions: Vec::new(),
         media: msg.media.map(Box::new),
         encrypted: msg.encrypted,
+        expires_at,
+        expired: false,
     })
 }
 

@@ -58,10 +58,11 @@ fn chat_kind(conn: &Connection, chat_id: ChatId) -> StoreResult<Option<ChatKind>
     kind.map(|k| parse_kind(&k)).transpose()
 }
 
-/// A chat's last seq and whether it is end-to-end encrypted.
-pub(crate) fn head(conn: &Connection, chat_id: ChatId) -> StoreResult<(i64, bool)> {
-    conn.prepare_cached("SELECT last_seq, encrypted FROM chats WHERE id = ?1")?
-        .query_row([chat_id.0], |r| Ok((r.get(0)?, r.get(1)?)))
+/// A chat's last seq, whether it is end-to-end encrypted, and its
+/// disappearing-messages timer.
+pub(crate) fn head(conn: &Connection, chat_id: ChatId) -> StoreResult<(i64, bool, u32)> {
+    conn.prepare_cached("SELECT last_seq, encrypted, disappearing_secs FROM chats WHERE id = ?1")?
+        .query_row([chat_id.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?
         .ok_or(StoreError::NotFound)
 }
@@ -182,6 +183,27 @@ pub(crate) fn rename(
     ctx.conn.execute(
         "UPDATE chats SET title = ?1 WHERE id = ?2",
         params![title, chat_id.0],
+    )?;
+    touch(ctx, chat_id)?;
+    let members = member_ids(ctx.conn, chat_id)?;
+    ctx.push_event(&members, chat_id, None, &event)
+}
+
+/// Sets the chat's disappearing-messages timer (see `rules::set_timer`).
+pub(crate) fn set_disappearing(
+    ctx: &mut WriteCtx<'_>,
+    by: UserId,
+    chat_id: ChatId,
+    seconds: u32,
+) -> StoreResult<()> {
+    let (me, kind) = actor(ctx.conn, chat_id, by)?;
+    let current = head(ctx.conn, chat_id)?.2;
+    let Some(event) = rules::set_timer(kind, &me, chat_id, by, current, seconds)? else {
+        return Ok(());
+    };
+    ctx.conn.execute(
+        "UPDATE chats SET disappearing_secs = ?1 WHERE id = ?2",
+        params![seconds, chat_id.0],
     )?;
     touch(ctx, chat_id)?;
     let members = member_ids(ctx.conn, chat_id)?;

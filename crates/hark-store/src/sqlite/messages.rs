@@ -19,28 +19,31 @@ use rusqlite::{named_params, params, Connection, OptionalExtension};
 pub(crate) fn send(ctx: &mut WriteCtx<'_>, msg: NewMessage) -> StoreResult<SendAck> {
     // Idempotency before authorization: a resend of a committed message
     // answers with the original even if the sender has since left the chat.
-    let original: Option<(i64, i64, i64)> = ctx
+    let original: Option<(i64, i64, i64, Option<i64>)> = ctx
         .conn
         .prepare_cached(
-            "SELECT chat_id, seq, sent_at FROM messages WHERE sender_device = ?1 AND client_id = ?2",
+            "SELECT chat_id, seq, sent_at, expires_at FROM messages
+             WHERE sender_device = ?1 AND client_id = ?2",
         )?
         .query_row(params![msg.sender_device.0, msg.client_id.0], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })
         .optional()?;
-    if let Some((chat_id, seq, sent_at)) = original {
+    if let Some((chat_id, seq, sent_at, expires_at)) = original {
         return Ok(SendAck {
             chat_id: ChatId(chat_id),
             seq: Seq(seq),
             client_id: msg.client_id,
             sent_at,
             duplicate: true,
+            expires_at,
         });
     }
     let me = require_member(ctx.conn, msg.chat_id, msg.sender_id)?;
-    let (last, encrypted) = head(ctx.conn, msg.chat_id)?;
+    let (last, encrypted, timer) = head(ctx.conn, msg.chat_id)?;
     rules::content(encrypted, &msg)?;
     let seq = Seq(last + 1);
+    let expires_at = rules::expires_at(ctx.now_ms, timer);
     let quote = match msg.reply_to {
         None => None,
         Some(target) => {
@@ -52,8 +55,8 @@ pub(crate) fn send(ctx: &mut WriteCtx<'_>, msg: NewMessage) -> StoreResult<SendA
     let (media_id, media) = columns::media_columns(msg.media.as_ref())?;
     ctx.conn
         .prepare_cached(
-            "INSERT INTO messages (chat_id, seq, sender_id, sender_device, client_id, text, sent_at, reply_to, forwarded, fts_rowid, media_id, media, encrypted)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            "INSERT INTO messages (chat_id, seq, sender_id, sender_device, client_id, text, sent_at, reply_to, forwarded, fts_rowid, media_id, media, encrypted, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )?
         .execute(params![
             msg.chat_id.0,
@@ -69,6 +72,7 @@ pub(crate) fn send(ctx: &mut WriteCtx<'_>, msg: NewMessage) -> StoreResult<SendA
             media_id,
             media,
             columns::encrypted_column(msg.encrypted.as_deref()),
+            expires_at,
         ])?;
     ctx.conn
         .prepare_cached("UPDATE chats SET last_seq = ?1, last_activity = ?2 WHERE id = ?3")?
@@ -76,7 +80,7 @@ pub(crate) fn send(ctx: &mut WriteCtx<'_>, msg: NewMessage) -> StoreResult<SendA
     let members = member_ids(ctx.conn, msg.chat_id)?;
     let (chat_id, sender_id) = (msg.chat_id, msg.sender_id);
     let client_id = msg.client_id.clone();
-    let event = rules::new_message(msg, seq, ctx.now_ms, quote);
+    let event = rules::new_message(msg, seq, ctx.now_ms, quote, expires_at);
     ctx.push_event(&members, chat_id, Some(seq), &event)?;
     // Sending is reading: the sender has seen everything up to their message.
     // Their member row and the chat's last seq are known here already.
@@ -88,6 +92,7 @@ pub(crate) fn send(ctx: &mut WriteCtx<'_>, msg: NewMessage) -> StoreResult<SendA
         client_id,
         sent_at: ctx.now_ms,
         duplicate: false,
+        expires_at,
     })
 }
 
@@ -196,19 +201,7 @@ pub(crate) fn delete(
     if !rules::delete_for_everyone(&message, user_id, kind, &me, ctx.now_ms, windows)? {
         return Ok(());
     }
-    // The content goes: text, reactions and the search index entry.
-    ctx.conn.execute(
-        "UPDATE messages SET text = '', media_id = NULL, media = NULL, encrypted = NULL, deleted_at = ?1
-         WHERE chat_id = ?2 AND seq = ?3",
-        params![ctx.now_ms, chat_id.0, seq.0],
-    )?;
-    ctx.conn.execute(
-        "DELETE FROM reactions WHERE chat_id = ?1 AND seq = ?2",
-        params![chat_id.0, seq.0],
-    )?;
-    let entry = search::entry_of(ctx.conn, chat_id, seq)?;
-    ctx.unindex(entry);
-    ctx.erased_content();
+    erase(ctx, chat_id, seq)?;
     let members = member_ids(ctx.conn, chat_id)?;
     let event = Event::MessageDeleted {
         chat_id,
@@ -216,6 +209,25 @@ pub(crate) fn delete(
         by: user_id,
     };
     ctx.push_event(&members, chat_id, None, &event)
+}
+
+/// Removes a message's content, as a delete for everyone does and as its
+/// expiry does: its text, file, ciphertext, reactions and search index
+/// entry. The row stays (seqs are gapless), marked deleted now.
+pub(crate) fn erase(ctx: &mut WriteCtx<'_>, chat_id: ChatId, seq: Seq) -> StoreResult<()> {
+    ctx.conn
+        .prepare_cached(
+            "UPDATE messages SET text = '', media_id = NULL, media = NULL, encrypted = NULL, deleted_at = ?1
+             WHERE chat_id = ?2 AND seq = ?3",
+        )?
+        .execute(params![ctx.now_ms, chat_id.0, seq.0])?;
+    ctx.conn
+        .prepare_cached("DELETE FROM reactions WHERE chat_id = ?1 AND seq = ?2")?
+        .execute(params![chat_id.0, seq.0])?;
+    let entry = search::entry_of(ctx.conn, chat_id, seq)?;
+    ctx.unindex(entry);
+    ctx.erased_content();
+    Ok(())
 }
 
 pub(crate) fn react(

@@ -9,6 +9,7 @@ pub mod backup;
 pub(crate) mod chats;
 mod checkpoint;
 mod e2e;
+mod expiry;
 mod jobs;
 mod lines;
 mod media;
@@ -710,6 +711,11 @@ impl ChatStore for SqliteStore {
             .await
     }
 
+    async fn set_disappearing(&self, by: UserId, chat_id: ChatId, seconds: u32) -> StoreResult<()> {
+        self.write(move |ctx| chats::set_disappearing(ctx, by, chat_id, seconds))
+            .await
+    }
+
     async fn add_member(
         &self,
         by: UserId,
@@ -847,6 +853,21 @@ impl MessageStore for SqliteStore {
         windows: Windows,
     ) -> StoreResult<()> {
         self.write(move |ctx| messages::delete(ctx, chat_id, user_id, seq, for_everyone, windows))
+            .await
+    }
+
+    async fn expire_messages(&self, limit: u32) -> StoreResult<u64> {
+        self.write(move |ctx| expiry::expire_due(ctx, limit)).await
+    }
+
+    async fn apply_retention(&self, cutoff_ms: i64, limit: u32) -> StoreResult<u64> {
+        let chats = self
+            .read(move |conn| expiry::retention_chats(conn, cutoff_ms, limit))
+            .await?;
+        if chats.is_empty() {
+            return Ok(0);
+        }
+        self.write(move |ctx| expiry::apply_retention(ctx, &chats, cutoff_ms, limit))
             .await
     }
 

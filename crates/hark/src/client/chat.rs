@@ -294,6 +294,23 @@ impl Window {
                 let by = self.name(by).await;
                 println!("* [seq {seq}] was deleted by {by}");
             }
+            Event::MessageExpired { seq, .. } => {
+                if !quiet {
+                    println!("* [seq {seq}] disappeared");
+                }
+            }
+            Event::DisappearingChanged { seconds, by, .. } => {
+                let by = self.name(by).await;
+                if !quiet {
+                    match seconds {
+                        0 => println!("* {by} turned off disappearing messages"),
+                        s => println!(
+                            "* {by} turned on disappearing messages: new messages disappear after {}",
+                            view::timer_name(s)
+                        ),
+                    }
+                }
+            }
             Event::Reaction {
                 seq,
                 user_id,

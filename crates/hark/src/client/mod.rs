@@ -201,6 +201,16 @@ pub(crate) enum ClientCommand {
     },
     #[command(flatten)]
     Message(actions::MessageCommand),
+    /// Show or set a chat's disappearing messages: off, 24h, 7d or 90d
+    /// (messages sent from then on disappear that long after they are sent).
+    Disappearing {
+        /// Chat id, group title or username.
+        chat: String,
+        /// off, 24h, 7d or 90d; without it, the chat's timer is shown.
+        timer: Option<String>,
+        #[command(flatten)]
+        server: ServerOpt,
+    },
     /// Open a chat: recent history, then live messages; each line typed is sent.
     Chat {
         /// Chat id, group title or username.
@@ -278,6 +288,11 @@ pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         }
         ClientCommand::Users { prefix, server } => users(prefix, server).await,
         ClientCommand::Chats { server } => chats(server).await,
+        ClientCommand::Disappearing {
+            chat,
+            timer,
+            server,
+        } => disappearing(&chat, timer.as_deref(), &server).await,
         ClientCommand::Direct {
             username,
             encrypted: _,
@@ -814,4 +829,27 @@ fn member_name(members: &[hark_proto::Member], user: UserId) -> String {
         .find(|m| m.user.id == user)
         .map(|m| view::sender_name(&m.user))
         .unwrap_or_else(|| format!("user {user}"))
+}
+
+/// `hark disappearing CHAT [off|24h|7d|90d]`.
+async fn disappearing(chat: &str, timer: Option<&str>, server: &ServerOpt) -> anyhow::Result<()> {
+    let (api, session) = connect(server)?;
+    let chat_id = resolve_chat(&api, &session, chat).await?;
+    let chat = match timer {
+        None => api.chat(chat_id).await?.chat,
+        Some(timer) => {
+            let seconds = view::timer_seconds(timer)
+                .ok_or_else(|| anyhow::anyhow!("{timer:?}: say off, 24h, 7d or 90d"))?;
+            api.set_disappearing(chat_id, seconds).await?
+        }
+    };
+    match chat.disappearing_secs {
+        0 => println!("chat {}: disappearing messages are off", chat.id),
+        secs => println!(
+            "chat {}: new messages disappear after {}",
+            chat.id,
+            view::timer_name(secs)
+        ),
+    }
+    Ok(())
 }

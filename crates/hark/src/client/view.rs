@@ -123,9 +123,42 @@ pub(crate) fn event_line(event: &Event, name: impl Fn(UserId) -> String) -> Opti
             };
             format!("{} {what}", name(*user_id))
         }
+        Event::DisappearingChanged { seconds: 0, by, .. } => {
+            format!("{} turned off disappearing messages", name(*by))
+        }
+        Event::DisappearingChanged { seconds, by, .. } => format!(
+            "{} turned on disappearing messages: new messages disappear after {}",
+            name(*by),
+            timer_name(*seconds)
+        ),
         _ => return None,
     };
     Some(format!("— {text} —"))
+}
+
+/// The timers a chat may have, as `hark disappearing` takes and shows them.
+const TIMERS: [(&str, u32, &str); 4] = [
+    ("off", 0, "never"),
+    ("24h", 24 * 3600, "24 hours"),
+    ("7d", 7 * 24 * 3600, "7 days"),
+    ("90d", 90 * 24 * 3600, "90 days"),
+];
+
+/// `off`, `24h`, `7d` or `90d` as seconds.
+pub(crate) fn timer_seconds(word: &str) -> Option<u32> {
+    TIMERS
+        .iter()
+        .find(|(w, ..)| w.eq_ignore_ascii_case(word.trim()))
+        .map(|&(_, secs, _)| secs)
+}
+
+/// A timer for people: `24 hours`, `7 days`.
+pub(crate) fn timer_name(seconds: u32) -> String {
+    TIMERS
+        .iter()
+        .find(|&&(_, secs, _)| secs == seconds)
+        .map(|&(.., name)| name.to_owned())
+        .unwrap_or_else(|| format!("{seconds} seconds"))
 }
 
 /// A group's title, or the other person's name for a direct chat.
@@ -191,7 +224,9 @@ pub(crate) fn message_line(m: &Message, sender: &str, tick: Option<Tick>) -> Str
     if m.forwarded {
         line.push_str("(forwarded) ");
     }
-    if m.deleted {
+    if m.expired {
+        line.push_str("(message disappeared)");
+    } else if m.deleted {
         line.push_str("(message deleted)");
     } else {
         if let Some(media) = &m.media {
@@ -204,6 +239,9 @@ pub(crate) fn message_line(m: &Message, sender: &str, tick: Option<Tick>) -> Str
     }
     if m.edited_at.is_some() && !m.deleted {
         line.push_str(" (edited)");
+    }
+    if m.expires_at.is_some() && !m.deleted {
+        line.push_str(" ⏱");
     }
     if !m.reactions.is_empty() {
         let mut counts: Vec<(&str, usize)> = Vec::new();

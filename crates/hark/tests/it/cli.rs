@@ -201,6 +201,57 @@ fn two_users_chat_through_the_cli() {
     assert!(!bob.path().join("session.json").exists());
 }
 
+#[test]
+fn disappearing_messages_through_the_cli() {
+    let server = start_server();
+    let alice = tempfile::tempdir().unwrap();
+    let bob = tempfile::tempdir().unwrap();
+    for (name, dir) in [("alice", &alice), ("bob", &bob)] {
+        hark(&server, dir.path(), &["register", name]);
+        hark(&server, dir.path(), &["login", name]);
+    }
+    hark(&server, alice.path(), &["direct", "bob", "--plain"]);
+    hark(
+        &server,
+        alice.path(),
+        &["send", "bob", "before", "the", "timer"],
+    );
+    let shown = hark(&server, bob.path(), &["disappearing", "alice"]);
+    assert!(shown.contains("disappearing messages are off"), "{shown}");
+    let set = hark(&server, alice.path(), &["disappearing", "bob", "7d"]);
+    assert!(set.contains("new messages disappear after 7 days"), "{set}");
+    let shown = hark(&server, bob.path(), &["disappearing", "alice"]);
+    assert!(
+        shown.contains("new messages disappear after 7 days"),
+        "{shown}"
+    );
+    hark(&server, alice.path(), &["send", "bob", "timed", "words"]);
+
+    // Bob's history draws the change where it happened, and marks the
+    // message that will disappear (and not the one from before).
+    let history = hark(&server, bob.path(), &["history", "alice"]);
+    let wanted = ["before the timer", "turned on disappearing", "timed words"];
+    let order = lines_with(&history, &wanted);
+    assert_eq!(order.len(), 3, "{history}");
+    assert!(
+        order[0].contains("before the timer") && !order[0].contains('⏱'),
+        "{history}"
+    );
+    assert_eq!(
+        order[1], "— alice turned on disappearing messages: new messages disappear after 7 days —",
+        "{history}"
+    );
+    assert!(
+        order[2].contains("timed words") && order[2].contains('⏱'),
+        "{history}"
+    );
+
+    let refused = hark_refused(&server, alice.path(), &["disappearing", "bob", "1h"]);
+    assert!(refused.contains("off, 24h, 7d or 90d"), "{refused}");
+    let off = hark(&server, bob.path(), &["disappearing", "alice", "off"]);
+    assert!(off.contains("disappearing messages are off"), "{off}");
+}
+
 /// The lines of `output` that contain one of `wanted`, in output order.
 fn lines_with<'a>(output: &'a str, wanted: &[&str]) -> Vec<&'a str> {
     output
