@@ -3,9 +3,9 @@
 use crate::{Error, Result};
 use hark_proto::{
     AddMemberRequest, Chat, ChatId, ChatSettings, ChatSettingsRequest, ChatSummary,
-    CreateDirectRequest, CreateGroupRequest, Device, DeviceId, ErrorBody, History, LoginRequest,
-    LoginResponse, Me, MessageInfo, Register, RenameChatRequest, SearchResults, SendAck,
-    SendRequest, Seq, SetAdminRequest, UpdateProfileRequest, User, UserId,
+    CreateDirectRequest, CreateGroupRequest, Device, DeviceId, ErrorBody, ErrorCode, History,
+    LoginRequest, LoginResponse, Me, MessageInfo, Register, RenameChatRequest, SearchResults,
+    SendAck, SendRequest, Seq, SetAdminRequest, UpdateProfileRequest, User, UserId,
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
@@ -22,6 +22,10 @@ pub enum Page {
     /// Messages with `seq` above this one (catching up in one chat).
     After(Seq),
 }
+
+/// How many times [`Api::send`] sends again a message refused with
+/// `rate_limited`, a second apart.
+pub const SEND_RETRIES: u32 = 30;
 
 /// An HTTP client for one server, optionally holding a device token.
 ///
@@ -241,9 +245,23 @@ impl Api {
 
     /// `POST /v1/chats/{chat_id}/messages`: send over HTTP. Resending the same
     /// `client_id` returns the original seq with `duplicate: true`.
+    ///
+    /// A send refused with `rate_limited` (the device's `sends_per_second`)
+    /// goes again a second later with the same client id, so it cannot be
+    /// stored twice, up to [`SEND_RETRIES`] times, as the WebSocket outbox
+    /// does; past that the refusal is returned.
     pub async fn send(&self, chat_id: ChatId, body: &SendRequest) -> Result<SendAck> {
         let path = format!("/v1/chats/{chat_id}/messages");
-        self.call(Method::POST, &path, Some(body), true).await
+        let mut tries = 0;
+        loop {
+            match self.call(Method::POST, &path, Some(body), true).await {
+                Err(e) if e.code() == Some(ErrorCode::RateLimited) && tries < SEND_RETRIES => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                answer => return answer,
+            }
+        }
     }
 
     /// `GET /v1/search`: messages matching every word (the last as a
@@ -364,7 +382,6 @@ fn error_from_parts(status: StatusCode, body: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hark_proto::ErrorCode;
 
     #[test]
     fn error_bodies_keep_the_code() {

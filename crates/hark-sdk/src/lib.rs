@@ -47,7 +47,7 @@ mod tls;
 mod url;
 mod verification;
 
-pub use api::{Api, Page};
+pub use api::{Api, Page, SEND_RETRIES};
 pub use attachment::{open_file, seal_file, sealed_file_id, SealedFile};
 pub use audit::{AuditChecked, AuditFilter, AuditFrom};
 pub use connection::{ClientEvent, ConnectOptions, Connection, PendingSend};

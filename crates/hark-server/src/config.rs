@@ -415,6 +415,14 @@ pub struct Limits {
     /// then one more every hour / this). Behind a balancer, list it in
     /// `trusted_proxies`, or every registration shares its address.
     pub registrations_per_hour_per_address: u32,
+    /// Messages (sends and forwards, over the WebSocket and HTTP) per
+    /// device per second, sustained, on each node; a device may first send
+    /// `send_burst` at once. Past it a send is refused with `rate_limited`
+    /// (the clients send it again a moment later, with its client id).
+    pub sends_per_second: u32,
+    /// Messages a device may send at once before `sends_per_second` applies
+    /// (an outbox flushed after a long time offline goes out in one go).
+    pub send_burst: u32,
     /// Message searches per user per minute (each reads the search index).
     pub searches_per_minute: u32,
     /// Groups a user may create per hour.
@@ -480,6 +488,8 @@ impl Default for Limits {
             max_sync_page: 500,
             logins_per_minute: 10,
             registrations_per_hour_per_address: 30,
+            sends_per_second: 50,
+            send_burst: 500,
             searches_per_minute: 60,
             groups_per_hour: 100,
             member_additions_per_minute: 120,
@@ -647,6 +657,8 @@ impl Config {
                 "registrations_per_hour_per_address",
                 u64::from(l.registrations_per_hour_per_address),
             ),
+            ("sends_per_second", u64::from(l.sends_per_second)),
+            ("send_burst", u64::from(l.send_burst)),
             ("searches_per_minute", u64::from(l.searches_per_minute)),
             ("groups_per_hour", u64::from(l.groups_per_hour)),
             (

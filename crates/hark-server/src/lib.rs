@@ -136,6 +136,7 @@ pub async fn serve(
     background.push(tokio::spawn(media::sweep_forever(state.clone())));
     background.push(tokio::spawn(audit::sweep_forever(state.clone())));
     background.push(tokio::spawn(retention::sweep_forever(state.clone())));
+    background.push(tokio::spawn(limits::tidy_forever(state.clone())));
     let app = http::router(state.clone());
     let signal_state = state.clone();
     let stopping = async move {

@@ -9,6 +9,10 @@
 //! the handler's own input checks counts, whether the store then accepts
 //! it or not (a forbidden addition too).
 //!
+//! Messages are limited per device (`sends_per_second` after a burst of
+//! `send_burst`), across its sockets and HTTP, counted as `kind="sends"`;
+//! over the WebSocket the refusal is an error frame with the same code.
+//!
 //! Registrations are limited the same way per client address
 //! (`registrations_per_hour_per_address`; the address as
 //! `http::client_ip` tells it, so behind a balancer list it in
@@ -18,7 +22,7 @@ use crate::config::Limits;
 use crate::error::{ApiError, ApiResult};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use hark_proto::{ErrorCode, UserId};
+use hark_proto::{DeviceId, ErrorCode, UserId};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 
@@ -47,6 +51,7 @@ pub struct UserLimits {
     groups: (DefaultKeyedRateLimiter<i64>, u32),
     additions: (DefaultKeyedRateLimiter<i64>, u32),
     registrations: (DefaultKeyedRateLimiter<IpAddr>, u32),
+    sends: (DefaultKeyedRateLimiter<i64>, u32),
 }
 
 fn n(value: u32) -> NonZeroU32 {
@@ -72,7 +77,57 @@ impl UserLimits {
                 RateLimiter::keyed(Quota::per_hour(n(l.registrations_per_hour_per_address))),
                 l.registrations_per_hour_per_address,
             ),
+            sends: (
+                RateLimiter::keyed(
+                    Quota::per_second(n(l.sends_per_second)).allow_burst(n(l.send_burst)),
+                ),
+                l.sends_per_second,
+            ),
         }
+    }
+
+    /// Takes one message from `device`'s allowance, or refuses.
+    pub fn check_send(&self, device: DeviceId) -> ApiResult<()> {
+        let (limiter, allowed) = &self.sends;
+        match limiter.check_key(&device.0) {
+            Ok(()) => Ok(()),
+            Err(not_until) => Err(refusal(
+                ("sends", "messages a second from one device"),
+                *allowed,
+                not_until,
+            )),
+        }
+    }
+
+    /// Forgets the buckets that are full again (their keys unseen for a
+    /// whole refill): without it, every user, device and address ever seen
+    /// would keep a bucket for the life of the process.
+    pub fn forget_idle(&self) {
+        for limiter in [
+            &self.searches.0,
+            &self.groups.0,
+            &self.additions.0,
+            &self.sends.0,
+        ] {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        self.registrations.0.retain_recent();
+        self.registrations.0.shrink_to_fit();
+    }
+
+    /// How many buckets are held (users, devices and addresses seen lately).
+    pub fn held(&self) -> usize {
+        [
+            &self.searches.0,
+            &self.groups.0,
+            &self.additions.0,
+            &self.sends.0,
+        ]
+        .iter()
+        .map(|l| l.len())
+        .sum::<usize>()
+            + self.registrations.0.len()
     }
 
     /// Takes one `action` from `user`'s allowance, or refuses.
@@ -116,4 +171,42 @@ fn refusal(
     );
     refused.retry_after_secs = Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
     refused
+}
+
+/// Forgets idle buckets every minute (see [`UserLimits::forget_idle`]).
+pub(crate) async fn tidy_forever(state: crate::state::AppState) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+            () = state.shutdown.wait() => return,
+        }
+        state.user_limits.forget_idle();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_sends_a_burst_then_is_refused_and_buckets_are_forgotten() {
+        let limits = Limits {
+            sends_per_second: 1,
+            send_burst: 3,
+            ..Limits::default()
+        };
+        let user = UserLimits::new(&limits);
+        for _ in 0..3 {
+            user.check_send(DeviceId(7)).unwrap();
+        }
+        let refused = user.check_send(DeviceId(7)).unwrap_err();
+        assert_eq!(refused.code, ErrorCode::RateLimited);
+        assert_eq!(refused.retry_after_secs, Some(1));
+        // Another device has its own bucket.
+        user.check_send(DeviceId(8)).unwrap();
+        assert_eq!(user.held(), 2);
+        // A bucket still refilling is kept.
+        user.forget_idle();
+        assert_eq!(user.held(), 2);
+    }
 }

@@ -45,6 +45,7 @@ pub async fn send(
         encrypted,
     } = out;
     check_client_id(&client_id)?;
+    state.user_limits.check_send(who.device.id)?;
     let max_text = state.config.limits.max_text_bytes;
     let media = match (media_id, &encrypted) {
         (None, None) => {
@@ -126,6 +127,7 @@ pub async fn forward(
     client_id: ClientMsgId,
 ) -> ApiResult<SendAck> {
     check_client_id(&client_id)?;
+    state.user_limits.check_send(who.device.id)?;
     let message = NewMessage {
         chat_id: to_chat_id,
         sender_id: who.user.id,

@@ -365,13 +365,25 @@ impl Connection {
                             }
                         }
                         Some(Ok(Message::Binary(_))) => {
-                            frames::sent("error", 1);
-                            let frame = frames::error(None, ErrorCode::MalformedJson, "frames are JSON text, not binary");
-                            if !send(&mut self.sink, frame).await {
+                            match Box::pin(self.admit(None)).await {
+                                Err(()) => return,
+                                Ok(false) => {}
+                                Ok(true) => {
+                                    frames::sent("error", 1);
+                                    let frame = frames::error(None, ErrorCode::MalformedJson, "frames are JSON text, not binary");
+                                    if !send(&mut self.sink, frame).await {
+                                        return;
+                                    }
+                                }
+                            }
+                        }
+                        // Control frames count like any other: a ping flood
+                        // is a flood (each ping makes the server write a pong).
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                            if Box::pin(self.admit(None)).await.is_err() {
                                 return;
                             }
                         }
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                         Some(Err(e)) => {
                             // tungstenite reports an oversized message as a capacity error.
                             let reason = e.to_string();
@@ -463,24 +475,39 @@ impl Connection {
         self.sink.flush().await.is_ok()
     }
 
-    /// Handles one text frame. Returns false when the connection must end.
-    async fn on_text(&mut self, text: &str) -> bool {
-        if !self.bucket.take() {
-            if self.bucket.strikes > self.bucket.capacity as u32 {
-                self.close(
-                    None,
-                    ErrorCode::RateLimited,
-                    "frame flood; connection closed",
-                    POLICY,
-                )
-                .await;
-                return false;
-            }
-            metrics::counter!("hark_rate_limited_total", "kind" => "frames").increment(1);
+    /// Takes one frame (text, binary or control) from the socket's bucket.
+    /// `Ok(true)`: go on with it. `Ok(false)`: refused, counted, and for a
+    /// text frame answered. `Err(())`: the flood went on past twice the
+    /// bucket; the socket is closed.
+    async fn admit(&mut self, text: Option<&str>) -> Result<bool, ()> {
+        if self.bucket.take() {
+            return Ok(true);
+        }
+        if self.bucket.strikes > self.bucket.capacity as u32 {
+            self.close(
+                None,
+                ErrorCode::RateLimited,
+                "frame flood; connection closed",
+                POLICY,
+            )
+            .await;
+            return Err(());
+        }
+        metrics::counter!("hark_rate_limited_total", "kind" => "frames").increment(1);
+        if let Some(text) = text {
             let id = frames::decode(text).ok().map(|f| f.id());
             let frame = frames::error(id, ErrorCode::RateLimited, "too many frames; slow down");
             self.reply_now("error", frame);
-            return true;
+        }
+        Ok(false)
+    }
+
+    /// Handles one text frame. Returns false when the connection must end.
+    async fn on_text(&mut self, text: &str) -> bool {
+        match self.admit(Some(text)).await {
+            Err(()) => return false,
+            Ok(false) => return true,
+            Ok(true) => {}
         }
         let decoded = frames::decode(text);
         let kind = decoded.as_ref().map_or("malformed", |frame| frame.kind());

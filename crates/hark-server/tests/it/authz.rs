@@ -387,6 +387,56 @@ async fn searches_groups_and_member_additions_are_limited_per_user() {
     );
 }
 
+/// A device sends a burst, then is refused (`rate_limited`: an error frame
+/// over the WebSocket, `429` with `Retry-After` over HTTP) and nothing is
+/// stored, while the user's other device and everyone else send on; the
+/// same client id goes through once the bucket refills.
+#[tokio::test]
+async fn sends_are_limited_per_device_after_a_burst() {
+    let app = crate::support::spawn_with(|c| {
+        c.limits.sends_per_second = 1;
+        c.limits.send_burst = 3;
+    })
+    .await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let chat = app.direct(&alice, &bob).await;
+    let mut phone = app.ws(&alice).await;
+    for n in 0..3 {
+        phone
+            .send_ok(chat, &format!("burst-{n}"), "in the burst")
+            .await;
+    }
+    match phone.send_msg(chat, "over", "one too many").await {
+        ServerFrame::Error {
+            code: ErrorCode::RateLimited,
+            ..
+        } => {}
+        other => panic!("expected rate_limited, got {other:?}"),
+    }
+    // Over HTTP from the same device: the same bucket.
+    let refused = app
+        .http
+        .post(app.url(&format!("/chats/{}/messages", chat.0)))
+        .bearer_auth(&alice.token)
+        .json(&json!({"client_id": "over-http", "text": "still too many"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    // Another device of hers, and bob, are not held back.
+    let laptop = app.login("alice", "laptop").await;
+    let mut laptop = app.ws(&laptop).await;
+    laptop.send_ok(chat, "laptop-1", "from the laptop").await;
+    let mut b = app.ws(&bob).await;
+    b.send_ok(chat, "bob-1", "from bob").await;
+    // Nothing refused was stored; after a second the same send goes.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let seq = phone.send_ok(chat, "over", "one too many").await;
+    assert_eq!(seq, 6, "3 + laptop + bob, then this one");
+}
+
 /// Registrations are limited per client address: past the allowance one is
 /// `429 rate_limited` with `Retry-After` and no account is made, while a
 /// client at another address (named by a trusted proxy) still registers.

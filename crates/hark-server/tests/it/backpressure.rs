@@ -10,7 +10,12 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_that_stalls_is_cut_off_and_recovers_through_sync() {
-    let app = spawn_with(|c| c.limits.outbound_queue = 8).await;
+    let app = spawn_with(|c| {
+        c.limits.outbound_queue = 8;
+        // 600 sends from one device at once: past the default burst.
+        c.limits.send_burst = 1_000;
+    })
+    .await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let chat = app.direct(&alice, &bob).await;

@@ -164,6 +164,78 @@ async fn a_frame_flood_is_rate_limited_then_cut_off() {
     others_still_served(&app, &alice, chat, "c").await;
 }
 
+/// Binary and control frames come out of the same bucket as JSON frames:
+/// a flood of pings or binary frames is cut off too (each ping would make
+/// the server write a pong, each binary frame an error).
+#[tokio::test]
+async fn a_ping_or_binary_flood_is_cut_off_too() {
+    use tokio_tungstenite::tungstenite::Message;
+    let app = spawn_with(|c| c.limits.frames_per_second = 10).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let chat = app.direct(&alice, &bob).await;
+    for binary in [false, true] {
+        let mut ws = app.ws(&bob).await;
+        let mut refused_errors = 0;
+        let mut closed = None;
+        for _ in 0..200 {
+            let frame = if binary {
+                Message::Binary(vec![1, 2, 3].into())
+            } else {
+                Message::Ping(vec![7].into())
+            };
+            if futures_util::SinkExt::send(&mut ws.stream, frame)
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        loop {
+            match tokio::time::timeout(
+                crate::support::WAIT,
+                futures_util::StreamExt::next(&mut ws.stream),
+            )
+            .await
+            .unwrap()
+            {
+                Some(Ok(Message::Text(t))) => {
+                    match serde_json::from_str(&t).unwrap() {
+                        ServerFrame::Error {
+                            code: ErrorCode::MalformedJson,
+                            ..
+                        } if binary => refused_errors += 1,
+                        // The reason, just before the close.
+                        ServerFrame::Error {
+                            code: ErrorCode::RateLimited,
+                            ..
+                        } => {}
+                        other => panic!("binary: {binary}: {other:?}"),
+                    }
+                }
+                Some(Ok(Message::Close(f))) => {
+                    closed = f.map(|f| u16::from(f.code));
+                    break;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => break,
+            }
+        }
+        assert_eq!(
+            closed,
+            Some(1008),
+            "binary: {binary}: a flood is closed as a policy violation"
+        );
+        if binary {
+            assert!(
+                (20..=25).contains(&refused_errors),
+                "only the burst allowance is answered: {refused_errors}"
+            );
+        }
+    }
+    others_still_served(&app, &alice, chat, "d").await;
+}
+
 #[tokio::test]
 async fn unauthenticated_sockets_must_auth_first_and_in_time() {
     let app = spawn_with(|c| c.limits.auth_timeout_secs = 1).await;
