@@ -11,7 +11,8 @@ pub(crate) const DUE: &str = "SELECT chat_id, seq FROM messages
     WHERE expires_at IS NOT NULL AND deleted_at IS NULL AND expires_at <= $1
     ORDER BY expires_at LIMIT $2";
 
-/// `$1` the chat, `$2` now: the chat's due messages, in seq order.
+/// `$1` the chat, `$2` now: the chat's due messages, in seq order (PostgreSQL reads
+/// them again under the chat's lock).
 pub(crate) const DUE_IN_CHAT: &str = "SELECT seq FROM messages
     WHERE chat_id = $1 AND expires_at IS NOT NULL AND deleted_at IS NULL AND expires_at <= $2
     ORDER BY seq";

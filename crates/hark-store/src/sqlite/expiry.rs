@@ -5,32 +5,30 @@
 use super::chats::member_ids;
 use super::messages::erase;
 use super::writer::WriteCtx;
-use crate::expiry::{
-    DUE, DUE_IN_CHAT, EXPIRE_NOW, RETENTION_CHATS, RETENTION_WALK, SET_RETENTION_MARK,
-};
+use crate::expiry::{DUE, EXPIRE_NOW, RETENTION_CHATS, RETENTION_WALK, SET_RETENTION_MARK};
 use crate::rules;
 use crate::StoreResult;
 use hark_proto::{ChatId, Seq};
 use rusqlite::{params, Connection};
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 /// Erases the messages whose timer has run out, at most `limit`, and tells
 /// each chat's members.
 pub(crate) fn expire_due(ctx: &mut WriteCtx<'_>, limit: u32) -> StoreResult<u64> {
-    let chats: BTreeSet<i64> = ctx
+    // One read: the writer is the only one erasing, so what it found is
+    // still due (PostgreSQL reads again under each chat's lock instead).
+    let mut due: BTreeMap<i64, Vec<Seq>> = BTreeMap::new();
+    let rows: Vec<(i64, i64)> = ctx
         .conn
         .prepare_cached(DUE)?
-        .query_map(params![ctx.now_ms, limit], |r| r.get(0))?
+        .query_map(params![ctx.now_ms, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
+    for (chat, seq) in rows {
+        due.entry(chat).or_default().push(Seq(seq));
+    }
     let mut erased = 0;
-    for chat in chats {
-        let chat_id = ChatId(chat);
-        let due: Vec<i64> = ctx
-            .conn
-            .prepare_cached(DUE_IN_CHAT)?
-            .query_map(params![chat, ctx.now_ms], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        erased += erase_all(ctx, chat_id, due.into_iter().map(Seq).collect())?;
+    for (chat, seqs) in due {
+        erased += erase_all(ctx, ChatId(chat), seqs)?;
     }
     Ok(erased)
 }
