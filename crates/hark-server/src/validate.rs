@@ -95,3 +95,54 @@ pub(crate) fn emoji(emoji: &str) -> ApiResult<()> {
         Err(ApiError::invalid("emoji: one emoji, at most 32 bytes"))
     }
 }
+
+/// Whether JSON text (already known to parse) holds a string with U+0000:
+/// a `\u0000` escape whose backslash is not itself escaped. PostgreSQL's
+/// `TEXT` cannot store that character, and no message, name or key needs
+/// it, so every request refuses it on both backends alike.
+pub(crate) fn json_has_nul(json: &[u8]) -> bool {
+    let mut from = 0;
+    while let Some(at) = find(&json[from..], b"\\u0000").map(|i| from + i) {
+        let backslashes = json[..=at]
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b'\\')
+            .count();
+        if backslashes % 2 == 1 {
+            return true;
+        }
+        from = at + 1;
+    }
+    false
+}
+
+/// Whether a raw (still percent-encoded) path or query holds U+0000.
+pub(crate) fn uri_has_nul(raw: &str) -> bool {
+    find(raw.as_bytes(), b"%00").is_some()
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The refusal for a U+0000 anywhere in a request.
+pub(crate) fn nul_refused() -> ApiError {
+    ApiError::invalid("strings must not contain U+0000 (NUL)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{json_has_nul, uri_has_nul};
+
+    #[test]
+    fn a_nul_is_found_only_where_it_is_one() {
+        assert!(json_has_nul(br#"{"text":"a\u0000b"}"#));
+        assert!(json_has_nul(br#"{"text":"\\\u0000"}"#));
+        // An escaped backslash followed by the letters u0000 is six characters of text.
+        assert!(!json_has_nul(br#"{"text":"\\u0000"}"#));
+        assert!(!json_has_nul(br#"{"text":"\\\\u0000"}"#));
+        assert!(!json_has_nul(br#"{"text":"\u0001 u0000"}"#));
+        assert!(uri_has_nul("q=a%00b"));
+        assert!(!uri_has_nul("q=a%2500b"));
+    }
+}

@@ -33,7 +33,15 @@ pub(super) fn decode(text: &str) -> Result<ClientFrame, DecodeError> {
             format!("unknown frame type {kind:?}"),
         ));
     }
-    serde_json::from_value(value).map_err(|e| fail(ErrorCode::InvalidField, e.to_string()))
+    let frame =
+        serde_json::from_value(value).map_err(|e| fail(ErrorCode::InvalidField, e.to_string()))?;
+    if crate::validate::json_has_nul(text.as_bytes()) {
+        return Err(fail(
+            ErrorCode::InvalidField,
+            "strings must not contain U+0000 (NUL)".into(),
+        ));
+    }
+    Ok(frame)
 }
 
 /// A server frame's `type`, the label of `hark_frames_out_total`.

@@ -350,6 +350,93 @@ async fn bad_http_bodies_get_json_errors() {
 }
 
 #[tokio::test]
+async fn a_nul_character_anywhere_is_refused_and_nothing_is_stored() {
+    // PostgreSQL's TEXT cannot hold U+0000; both backends refuse it the
+    // same way, in bodies, query strings, paths and frames, instead of
+    // failing with a 500 on one of them.
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let chat = app.direct(&alice, &bob).await;
+    let invalid = |(status, body): (u16, serde_json::Value)| {
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_field")),
+            "{body}"
+        );
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("U+0000"));
+    };
+    invalid(app.get("/search?q=%00%C3%8B&chat_id=1", &alice.token).await);
+    invalid(app.get("/search?q=hello%00", &alice.token).await);
+    invalid(app.get("/users?q=bo%00", &alice.token).await);
+    let send = format!("/chats/{}/messages", chat.0);
+    invalid(
+        app.post(
+            &send,
+            &alice.token,
+            json!({"client_id": "n1", "text": "a\u{0}b"}),
+        )
+        .await,
+    );
+    invalid(
+        app.call(
+            reqwest::Method::PATCH,
+            "/me",
+            &alice.token,
+            Some(json!({"display_name": "\u{0}"})),
+        )
+        .await,
+    );
+    invalid(
+        app.call(
+            reqwest::Method::PUT,
+            "/e2e/to_device/m.test/t%00x",
+            &alice.token,
+            Some(json!({"messages": {}})),
+        )
+        .await,
+    );
+    let upload = app
+        .http
+        .post(app.url("/media?kind=file&name=a%00.txt"))
+        .bearer_auth(&alice.token)
+        .body("bytes")
+        .send()
+        .await
+        .unwrap();
+    let status = upload.status().as_u16();
+    invalid((status, upload.json().await.unwrap()));
+
+    let mut ws = app.ws(&alice).await;
+    let id = ws.id();
+    ws.send_text(
+        json!({"type": "send", "id": id, "chat_id": chat.0, "client_id": "n2", "text": "x\u{0}"})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(ws.expect_error(ErrorCode::InvalidField).await, Some(id));
+
+    // The six characters `\u0000` typed as text are not a NUL and are kept as typed.
+    let typed = "\\u0000";
+    let seq = ws.send_ok(chat, "n3", typed).await;
+    let (status, page) = app.get(&send, &bob.token).await;
+    assert_eq!(status, 200);
+    let texts: Vec<&str> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, [typed], "only the typed text was stored (seq {seq})");
+    let (status, found) = app.get("/search?q=u0000", &bob.token).await;
+    assert_eq!(status, 200, "{found}");
+    others_still_served(&app, &alice, chat, "nul").await;
+}
+
+#[tokio::test]
 async fn a_method_a_path_does_not_answer_gets_405_with_allow() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
