@@ -34,10 +34,49 @@ impl ApiError {
         ApiError::new(ErrorCode::Unauthorized, "a valid bearer token is required")
     }
 
+    /// `503 unavailable` with `Retry-After: 1`: nothing was done, and the
+    /// same request may succeed shortly.
+    pub fn retry_later(message: impl Into<String>) -> Self {
+        ApiError {
+            retry_after_secs: Some(1),
+            ..ApiError::new(ErrorCode::Unavailable, message)
+        }
+    }
+
+    /// A storage failure of the media store: `503` when the disk is full
+    /// (the upload may be retried once there is room), else internal.
+    pub fn storage(cause: impl std::error::Error + 'static) -> Self {
+        if disk_full(&cause) {
+            tracing::error!(error = %cause, "the media store's disk is full");
+            return ApiError::retry_later(
+                "the server's disk is full; nothing was stored; retry later",
+            );
+        }
+        ApiError::internal(cause)
+    }
+
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
         ApiError::new(ErrorCode::Internal, "internal server error")
     }
+}
+
+/// Whether an error, or one it wraps, is "no space left on device" (or
+/// over a disk quota).
+fn disk_full(cause: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(cause);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ) {
+                return true;
+            }
+        }
+        next = e.source();
+    }
+    false
 }
 
 impl From<StoreError> for ApiError {
@@ -66,12 +105,13 @@ impl From<StoreError> for ApiError {
                 ErrorCode::TooManySubscriptions,
                 format!("a device may have at most {max} push subscriptions"),
             ),
-            other if other.is_unavailable() => {
+            other if other.is_disk_full() => {
+                tracing::error!(error = %other, "the database's disk is full");
+                ApiError::retry_later("the server's disk is full; nothing was stored; retry later")
+            }
+            other if other.is_retryable() => {
                 tracing::warn!(error = %other, "database unavailable");
-                ApiError::new(
-                    ErrorCode::Unavailable,
-                    "the database is not reachable right now; retry",
-                )
+                ApiError::retry_later("the database could not store this right now; nothing was stored; retry")
             }
             other => ApiError::internal(other),
         }

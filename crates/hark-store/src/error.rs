@@ -46,6 +46,9 @@ pub enum StoreError {
     Migrate(String),
     #[error("the commit failed")]
     CommitFailed,
+    /// The commit failed because the database's disk is full.
+    #[error("the commit failed: the disk is full")]
+    DiskFull,
     /// A PostgreSQL write waited too long for another write of the same
     /// node to commit (see the sequencer); it rolls back and runs again.
     #[error("a write waited too long for another commit")]
@@ -64,11 +67,50 @@ impl StoreError {
             StoreError::Unavailable(_) => true,
             // No answer from the server at all: the connection failed or closed.
             StoreError::Postgres(e) => {
-                e.is_closed() || e.as_db_error().is_none_or(is_shutting_down)
+                e.is_closed()
+                    || e.as_db_error()
+                        .is_none_or(|d| is_shutting_down(d) || is_out_of_resources(d))
             }
+            StoreError::Database(e) => is_disk_trouble(e),
             _ => false,
         }
     }
+
+    /// Whether the same request may succeed if sent again: the database is
+    /// out of reach, or the batch this write was part of did not commit
+    /// (its writes are not stored; another job's failure, a full disk).
+    pub fn is_retryable(&self) -> bool {
+        self.is_unavailable() || self.is_disk_full() || matches!(self, StoreError::CommitFailed)
+    }
+
+    /// Whether the database's disk is full (SQLite's `SQLITE_FULL`,
+    /// PostgreSQL's `disk_full`): the write is refused until space returns.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::DiskFull => true,
+            StoreError::Database(e) => e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
+            StoreError::Postgres(e) => e
+                .as_db_error()
+                .is_some_and(|d| d.code() == &tokio_postgres::error::SqlState::DISK_FULL),
+            _ => false,
+        }
+    }
+}
+
+/// SQLite could not write its files: the disk is full, or an I/O error.
+/// The transaction rolled back; once the disk has room again, so does the
+/// writer.
+fn is_disk_trouble(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure)
+    )
+}
+
+/// SQLSTATE class 53 "insufficient resources": disk full, out of memory,
+/// too many connections. Nothing was written; a retry may succeed.
+fn is_out_of_resources(e: &tokio_postgres::error::DbError) -> bool {
+    e.code().code().starts_with("53")
 }
 
 /// The server refused because it is stopping or starting (SQLSTATE class 57

@@ -42,8 +42,8 @@ pub(super) async fn append(
         Ok(file)
     })
     .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)?;
+    .map_err(ApiError::storage)?
+    .map_err(ApiError::storage)?;
     // Under the lock: where the upload stands now.
     let now = state
         .store
@@ -61,15 +61,15 @@ pub(super) async fn append(
         Ok(file)
     })
     .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)?;
+    .map_err(ApiError::storage)?
+    .map_err(ApiError::storage)?;
     // Written in large blocks: tokio hands each write to a blocking thread.
     let mut file =
         tokio::io::BufWriter::with_capacity(WRITE_BYTES, tokio::fs::File::from_std(file));
     let (got, stopped) = receive_piece(state, Sink::File(&mut file), body, declared).await?;
     tokio::io::AsyncWriteExt::flush(&mut file)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::storage)?;
     // On disk before it is recorded: a recorded byte is never lost.
     let std_file = file.into_inner().into_std().await;
     // The file comes back: its lock holds until the piece is recorded.
@@ -78,8 +78,8 @@ pub(super) async fn append(
         Ok::<_, std::io::Error>(std_file)
     })
     .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)?;
+    .map_err(ApiError::storage)?
+    .map_err(ApiError::storage)?;
     let part = format!("{offset:016x}");
     if !state
         .store

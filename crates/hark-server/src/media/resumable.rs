@@ -156,7 +156,7 @@ pub(crate) async fn append(
         .store
         .put_multipart(&path)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::storage)?;
     let mut writer = WriteMultipart::new_with_chunk_size(writing, state.media.part_bytes());
     let (got, cut_off) = match receive_piece(state, Sink::Parts(&mut writer), body, declared).await
     {
@@ -170,7 +170,7 @@ pub(crate) async fn append(
     };
     // What arrived is kept even when the rest was cut off: the client goes
     // on from there.
-    writer.finish().await.map_err(ApiError::internal)?;
+    writer.finish().await.map_err(ApiError::storage)?;
     let to = offset + got;
     if !state.store.advance_upload(id, offset, to, &part).await? {
         // Another piece got there first: this one is not part of the file.
@@ -222,12 +222,12 @@ pub(super) async fn receive_piece(
                 writer
                     .wait_for_capacity(1)
                     .await
-                    .map_err(ApiError::internal)?;
+                    .map_err(ApiError::storage)?;
                 writer.write(&chunk);
             }
             Sink::File(file) => tokio::io::AsyncWriteExt::write_all(*file, &chunk)
                 .await
-                .map_err(ApiError::internal)?,
+                .map_err(ApiError::storage)?,
         }
         got += chunk.len() as u64;
     }
@@ -341,7 +341,7 @@ async fn complete_in_place(
         .store
         .copy(&put, &file)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::storage)?;
     let checked = check_in_place(state, who, record, id.clone(), &file).await;
     match checked {
         Ok(reference) => finished(state, who, &record.id, reference).await,
@@ -366,7 +366,7 @@ async fn check_in_place(
     let head = objects
         .get_range(file, 0..head_len)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::storage)?;
     let sniffed = sniff::sniff(record.kind, &head, state.config.media.max_pixels)?;
     let sha256 = match &record.sha256 {
         Some(sum) => sum.clone(),
@@ -403,18 +403,18 @@ async fn sha256_of(state: &AppState, path: &Path) -> ApiResult<String> {
             }
         })
         .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal);
+        .map_err(ApiError::storage)?
+        .map_err(ApiError::storage);
     }
     let mut bytes = state
         .media
         .store
         .get(path)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::storage)?
         .into_stream();
     while let Some(chunk) = bytes.next().await {
-        hasher.update(chunk.map_err(ApiError::internal)?);
+        hasher.update(chunk.map_err(ApiError::storage)?);
     }
     Ok(format!("{:x}", hasher.finalize()))
 }
@@ -452,7 +452,7 @@ fn pieces(objects: Arc<dyn ObjectStore>, paths: Vec<Path>) -> BoxStream<'static,
             async move { objects.get(&path).await.map(|got| got.into_stream()) }
         })
         .try_flatten()
-        .map(|chunk| chunk.map_err(ApiError::internal))
+        .map(|chunk| chunk.map_err(ApiError::storage))
         .boxed()
 }
 

@@ -125,7 +125,7 @@ where
         .store
         .put_multipart(&path)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::storage)?;
     let mut writer = WriteMultipart::new_with_chunk_size(parts, state.media.part_bytes());
     let media = &state.config.media;
     let received = receive(
@@ -151,7 +151,7 @@ where
             return Err(e);
         }
     };
-    writer.finish().await.map_err(ApiError::internal)?;
+    writer.finish().await.map_err(ApiError::storage)?;
     let stored = Stored {
         id,
         kind,
@@ -284,7 +284,7 @@ where
         writer
             .wait_for_capacity(1)
             .await
-            .map_err(ApiError::internal)?;
+            .map_err(ApiError::storage)?;
         writer.write(&chunk);
     }
     if received != declared {

@@ -18,8 +18,18 @@ use tokio::sync::{mpsc, oneshot};
 /// How many jobs one transaction takes at most.
 const MAX_BATCH: usize = 512;
 
-/// Called after the batch's commit (true) or its failure (false); answers the job's caller.
-type Finisher = Box<dyn FnOnce(bool) + Send>;
+/// How a batch ended, for its jobs' callers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Committed,
+    /// Not committed: nothing of the batch is stored.
+    Failed,
+    /// Not committed because the disk is full.
+    DiskFull,
+}
+
+/// Called once the batch has ended; answers the job's caller.
+type Finisher = Box<dyn FnOnce(Outcome) + Send>;
 /// The body of a write: runs inside the batch's transaction and says
 /// whether it succeeded.
 type Run = Box<dyn FnOnce(&mut WriteCtx<'_>) -> (bool, Finisher) + Send>;
@@ -192,11 +202,11 @@ where
     let run: Run = Box::new(move |ctx| {
         let result = op(ctx);
         let ok = result.is_ok();
-        let finish: Finisher = Box::new(move |committed| {
-            let answer = if committed {
-                result
-            } else {
-                Err(StoreError::CommitFailed)
+        let finish: Finisher = Box::new(move |outcome| {
+            let answer = match outcome {
+                Outcome::Committed => result,
+                Outcome::Failed => Err(StoreError::CommitFailed),
+                Outcome::DiskFull => Err(StoreError::DiskFull),
             };
             // The caller may have gone away; nothing to tell then.
             let _ = tx.send(answer);
@@ -236,6 +246,7 @@ pub(crate) fn run(
         let mut finishers = Vec::with_capacity(size);
         let began = conn.execute_batch("BEGIN IMMEDIATE");
         let mut healthy = began.is_ok();
+        let mut disk_full = began.as_ref().is_err_and(is_disk_full);
         let now_ms = now_ms();
         let mut erased = false;
         for job in batch.drain(..) {
@@ -249,6 +260,7 @@ pub(crate) fn run(
             if savepoint {
                 if let Err(e) = conn.execute_batch("SAVEPOINT job") {
                     tracing::error!(error = %e, "savepoint failed");
+                    disk_full |= is_disk_full(&e);
                     healthy = false;
                     let (_, finish) = job_refused(job);
                     finishers.push(finish);
@@ -286,6 +298,7 @@ pub(crate) fn run(
             };
             if let Err(e) = end {
                 tracing::error!(error = %e, "ending savepoint failed");
+                disk_full |= is_disk_full(&e);
                 healthy = false;
             }
             finishers.push(finish);
@@ -294,6 +307,7 @@ pub(crate) fn run(
             // Outside every savepoint, so FTS5 writes one segment per batch.
             if let Err(e) = search::apply(&conn, &mut index_ops) {
                 tracing::error!(error = %e, "search indexing failed");
+                disk_full |= e.is_disk_full();
                 healthy = false;
             }
         }
@@ -303,6 +317,7 @@ pub(crate) fn run(
                 Ok(()) => true,
                 Err(e) => {
                     tracing::error!(error = %e, "commit failed");
+                    disk_full |= is_disk_full(&e);
                     false
                 }
             }
@@ -334,8 +349,13 @@ pub(crate) fn run(
             commit_us = (took - ran).as_micros() as u64,
             "write batch"
         );
+        let outcome = match (committed, disk_full) {
+            (true, _) => Outcome::Committed,
+            (false, true) => Outcome::DiskFull,
+            (false, false) => Outcome::Failed,
+        };
         for finish in finishers {
-            finish(committed);
+            finish(outcome);
         }
         // Answers are out; now, if the WAL has grown past its bound, rewind
         // it while no transaction is open.
@@ -375,6 +395,10 @@ fn rewind_wal(conn: &Connection, wal_frames: &AtomicI64) {
         log,
         "WAL rewind"
     );
+}
+
+fn is_disk_full(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
 }
 
 /// A job that cannot run still has to answer its caller.
