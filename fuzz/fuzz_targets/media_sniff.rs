@@ -9,7 +9,7 @@ use hark_media_sniff::{sniff, HEAD_BYTES};
 use hark_proto::MediaKind;
 use libfuzzer_sys::fuzz_target;
 
-/// `media.max_pixels`'s default (crates/hark-server/src/config.rs).
+/// `media.max_pixels`'s default (crates/hark-config/src/lib.rs).
 const MAX_PIXELS: u64 = 50_000_000;
 
 fuzz_target!(|data: &[u8]| {

@@ -19,7 +19,7 @@ use tungstenite::{Error, Message};
 
 /// The limits `upgrade` in crates/hark-server/src/ws/mod.rs sets, with
 /// `limits.max_frame_bytes` at its default (64 KiB,
-/// crates/hark-server/src/config.rs). Unmasked frames are refused (axum's
+/// crates/hark-config/src/lib.rs). Unmasked frames are refused (axum's
 /// default).
 fn server_config() -> WebSocketConfig {
     let max_frame_bytes = 64 * 1024;

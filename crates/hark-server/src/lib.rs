@@ -7,7 +7,8 @@
 mod audit;
 pub mod auth;
 mod bus_repair;
-pub mod config;
+/// The configuration, in its own crate (`hark-config`) so the fuzz targets can parse it.
+pub use hark_config as config;
 pub mod error;
 mod health;
 mod http;

@@ -184,6 +184,15 @@ pub(crate) async fn tidy_forever(state: crate::state::AppState) {
     }
 }
 
+/// The edit and delete windows as the store takes them.
+pub(crate) fn windows(limits: &crate::config::Limits) -> hark_store::Windows {
+    let ms = |secs: u64| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    hark_store::Windows {
+        edit_ms: ms(limits.edit_window_secs),
+        delete_ms: ms(limits.delete_window_secs),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -156,7 +156,7 @@ pub async fn edit(
         // Whether the chat wants ciphertext is the store's rule, as for sends.
         Some(content) => validate::ciphertext(content, &text, max_text * 4)?,
     }
-    let windows = state.config.limits.windows();
+    let windows = crate::limits::windows(&state.config.limits);
     Ok(state
         .store
         .edit(
@@ -177,7 +177,7 @@ pub async fn delete(
     seq: Seq,
     for_everyone: bool,
 ) -> ApiResult<()> {
-    let windows = state.config.limits.windows();
+    let windows = crate::limits::windows(&state.config.limits);
     state
         .store
         .delete(chat_id, who.user.id, seq, for_everyone, windows)

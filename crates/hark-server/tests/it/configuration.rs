@@ -1,5 +1,5 @@
 //! docs/configuration.md is generated from the configuration structs in
-//! `crates/hark-server/src/config.rs` (their fields, doc comments and
+//! `crates/hark-config/src/lib.rs` (their fields, doc comments and
 //! defaults), so it cannot drift: this test renders it and compares.
 //! After changing a setting, run
 //! `HARK_BLESS=1 cargo test -p hark-server --test it configuration` and
@@ -55,7 +55,7 @@ fn flag_of(field: &syn::Field) -> Option<String> {
 }
 
 fn parse() -> (BTreeMap<String, Table>, BTreeMap<String, (String, String)>) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/config.rs");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../hark-config/src/lib.rs");
     let file = syn::parse_file(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut tables = BTreeMap::new();
     let mut flags = BTreeMap::new();
@@ -132,7 +132,7 @@ fn render() -> String {
         toml::Value::try_from(toml::from_str::<S3>("bucket = \"(required)\"").unwrap()).unwrap();
     let mut out = String::from(
         "# Configuration\n\n\
-         <!-- Generated from crates/hark-server/src/config.rs by the test in\n\
+         <!-- Generated from crates/hark-config/src/lib.rs by the test in\n\
          crates/hark-server/tests/it/configuration.rs; do not edit by hand. After\n\
          changing a setting: HARK_BLESS=1 cargo test -p hark-server --test it configuration -->\n\n\
          `hark serve` reads its settings, each overriding the one before, from:\n\n\
@@ -249,7 +249,7 @@ fn the_reference_matches_the_config_struct() {
     let written = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         written == rendered,
-        "{DOC} is not what config.rs says: run \
+        "{DOC} is not what hark-config says: run \
          `HARK_BLESS=1 cargo test -p hark-server --test it configuration` and commit it"
     );
 }

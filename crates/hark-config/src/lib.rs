@@ -502,17 +502,6 @@ impl Default for Limits {
     }
 }
 
-impl Limits {
-    /// The edit and delete windows as the store takes them.
-    pub fn windows(&self) -> hark_store::Windows {
-        let ms = |secs: u64| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-        hark_store::Windows {
-            edit_ms: ms(self.edit_window_secs),
-            delete_ms: ms(self.delete_window_secs),
-        }
-    }
-}
-
 impl Config {
     /// Builds the configuration: the defaults, the TOML file named by
     /// `args` (if any), `HARK_<TABLE>__<KEY>` variables, then the flags
@@ -526,11 +515,29 @@ impl Config {
         args: &ServeArgs,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> anyhow::Result<Self> {
-        use anyhow::Context;
-        let mut tree = match &args.config {
+        let tree = match &args.config {
             Some(path) => Self::file_table(path)?,
             None => toml::Table::new(),
         };
+        Self::from_table(tree, args, env)
+    }
+
+    /// A configuration file's text as [`Config::load_from`] reads it, with
+    /// no flags: its table checked, the variables `env` over it, the whole
+    /// validated.
+    pub fn from_text(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        Self::from_table(Self::text_table(text)?, &ServeArgs::default(), env)
+    }
+
+    fn from_table(
+        mut tree: toml::Table,
+        args: &ServeArgs,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        use anyhow::Context;
         let mut overrides = Vec::new();
         for (name, value) in env {
             let Some(path) = name.strip_prefix("HARK_") else {
@@ -588,9 +595,12 @@ impl Config {
         use anyhow::Context;
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config file {}", path.display()))?;
-        toml::from_str::<Config>(&text)
-            .with_context(|| format!("parsing config file {}", path.display()))?;
-        Ok(toml::from_str(&text)?)
+        Self::text_table(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+
+    fn text_table(text: &str) -> anyhow::Result<toml::Table> {
+        toml::from_str::<Config>(text)?;
+        Ok(toml::from_str(text)?)
     }
 
     /// The configuration as TOML, secrets shown as `"<redacted>"`.
