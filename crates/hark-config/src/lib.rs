@@ -833,6 +833,31 @@ mod tests {
     use secrecy::ExposeSecret;
 
     #[test]
+    fn the_fuzz_seeds_are_accepted_and_print_back_to_themselves() {
+        // fuzz/fuzz_targets/config_file.rs checks this of any text; its
+        // seeds must reach the check.
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/corpus/config_file");
+        let mut seeds = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let (file, variables) = text.split_once("\n---\n").unwrap_or((&text, ""));
+            let env: Vec<(String, String)> = variables
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            let config = Config::from_text(file, env)
+                .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            let printed = config.to_toml().unwrap();
+            let again: Config = toml::from_str(&printed).unwrap();
+            assert_eq!(again.to_toml().unwrap(), printed);
+            seeds += 1;
+        }
+        assert!(seeds >= 4, "{seeds} seeds");
+    }
+
+    #[test]
     fn a_node_keeps_the_id_it_was_given_or_made() {
         let dir = tempfile::tempdir().unwrap();
         let config = Config {
