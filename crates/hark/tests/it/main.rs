@@ -10,6 +10,7 @@
 mod backup;
 mod cli;
 mod crash;
+mod crash_mixed;
 mod disk_full;
 mod faults;
 mod migrate;

@@ -1,0 +1,460 @@
+//! `kill -9` of `hark serve` (embedded) three times (`HARK_KILL_ROUNDS`) under mixed load —
+//! sends into a one-to-one chat and a group, edits, deletes for everyone,
+//! reactions, read marks and file messages — then one checker over what
+//! every client was told: each acknowledged send is stored once at its
+//! seq, each acknowledged edit, delete, reaction and read mark holds, each
+//! acknowledged file downloads with its hash, an operation that was in
+//! flight at a kill either happened whole or not at all, and what a cut
+//! upload left on disk is gone after the media sweep's grace period.
+
+use crate::support::{account, ServerProcess, HARK};
+use hark_sdk::proto::{ChatId, ClientMsgId, CreateGroupRequest, MediaKind, SendRequest, Seq};
+use hark_sdk::{Api, ConnectOptions, Connection, Page};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long one operation may take, a restart included.
+const OP_WITHIN: Duration = Duration::from_secs(60);
+
+/// What was done to a message after it was sent (at most one thing each).
+#[derive(Clone, Debug, PartialEq)]
+enum Change {
+    Edit(String),
+    Delete,
+    React(String),
+}
+
+/// Whether the server acknowledged an operation, or it was cut by a kill.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Told {
+    Acked,
+    /// No answer: it may have happened, or not.
+    InFlight,
+}
+
+#[derive(Default)]
+struct Ledger {
+    /// client id -> (chat, seq, text sent).
+    sends: BTreeMap<String, (ChatId, i64, String)>,
+    /// (chat, seq) -> the change made and what the server said.
+    changes: HashMap<(ChatId, i64), (Change, Told)>,
+    /// client id -> the sha256 of the file the message carries.
+    files: HashMap<String, String>,
+    /// chat -> the highest read mark bob was acked for.
+    reads: HashMap<ChatId, i64>,
+    /// Operations cut by a kill.
+    in_flight: usize,
+}
+
+type Shared = Arc<Mutex<Ledger>>;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Bytes without a record are removed this long after they were written
+/// (`media.unreferenced_grace_ms`); a file is sent within half of it.
+const GRACE_MS: u64 = 15_000;
+
+/// `hark serve` on a fixed port, so the clients' connections find it
+/// again, with a media sweep every second.
+fn start(data: &Path, port: u16) -> ServerProcess {
+    let config = data.with_file_name("hark.toml");
+    std::fs::write(
+        &config,
+        format!("[media]\nunreferenced_grace_ms = {GRACE_MS}\nsweep_ms = 1000\n"),
+    )
+    .unwrap();
+    let mut command = Command::new(HARK);
+    command
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(data)
+        .stderr(if std::env::var_os("TEST_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        });
+    ServerProcess::spawn(command)
+}
+
+/// Retries `op` while the server is down (connection refused, restarting),
+/// up to [`OP_WITHIN`]; `None` when it never answered.
+async fn retrying<T, F, Fut>(mut op: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = hark_sdk::Result<T>>,
+{
+    let started = Instant::now();
+    while started.elapsed() < OP_WITHIN {
+        match op().await {
+            Ok(value) => return Some(value),
+            Err(e)
+                if e.code().is_some()
+                    && e.code() != Some(hark_sdk::proto::ErrorCode::Unavailable) =>
+            {
+                panic!("refused: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    None
+}
+
+/// Runs `op` once, waiting at most [`OP_WITHIN`]: acked, or in flight when
+/// it failed without a refusal (the connection or the server went away).
+async fn once<F: std::future::Future<Output = hark_sdk::Result<()>>>(op: F) -> Told {
+    match tokio::time::timeout(OP_WITHIN, op).await {
+        Ok(Ok(())) => Told::Acked,
+        Ok(Err(e)) if e.code().is_some() => panic!("refused: {e}"),
+        _ => Told::InFlight,
+    }
+}
+
+/// One chat's load: alice sends; every few messages she edits one, deletes
+/// one for everyone or sends a file, bob reacts to one and marks it read.
+/// What the workers share.
+#[derive(Clone)]
+struct Clients {
+    alice: Api,
+    alice_conn: Connection,
+    bob_conn: Connection,
+    ledger: Shared,
+    stop: Arc<AtomicBool>,
+    files: PathBuf,
+}
+
+async fn worker(tag: &'static str, chat: ChatId, clients: Clients) {
+    let Clients {
+        alice,
+        alice_conn,
+        bob_conn,
+        ledger,
+        stop,
+        files,
+    } = clients;
+    let mut n = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        let client_id = format!("{tag}-{n}");
+        let text = format!("message {client_id}");
+        let mut media_id = None;
+        if n % 7 == 6 {
+            let bytes: Vec<u8> = (0..20_000u32)
+                .map(|i| (i as usize * 31 + n) as u8)
+                .collect();
+            let path = files.join(&client_id);
+            std::fs::write(&path, &bytes).unwrap();
+            let media = retrying(|| alice.upload_file(&path, MediaKind::File, |_, _| {}))
+                .await
+                .expect("an upload within a minute");
+            assert_eq!(media.sha256, format!("{:x}", Sha256::digest(&bytes)));
+            ledger
+                .lock()
+                .unwrap()
+                .files
+                .insert(client_id.clone(), media.sha256.clone());
+            media_id = Some(media.id);
+        }
+        let body = SendRequest {
+            client_id: ClientMsgId(client_id.clone()),
+            text: text.clone(),
+            reply_to: None,
+            media_id,
+            encrypted: None,
+        };
+        // A send is retried with its client id until acked: it cannot be stored twice.
+        let ack = retrying(|| alice.send(chat, &body))
+            .await
+            .expect("a send acked within a minute");
+        ledger
+            .lock()
+            .unwrap()
+            .sends
+            .insert(client_id, (chat, ack.seq.0, text));
+        let seq = ack.seq;
+        let change = match n % 4 {
+            0 => Some(Change::Edit(format!("edited {tag}-{n}"))),
+            1 => Some(Change::React(if n % 8 == 1 { "👍" } else { "❤️" }.into())),
+            2 if n % 12 == 2 => Some(Change::Delete),
+            _ => None,
+        };
+        if let Some(change) = change {
+            let told = match &change {
+                Change::Edit(text) => once(alice_conn.edit(chat, seq, text.clone())).await,
+                Change::Delete => once(alice_conn.delete(chat, seq, true)).await,
+                Change::React(emoji) => once(bob_conn.react(chat, seq, Some(emoji.clone()))).await,
+            };
+            let mut ledger = ledger.lock().unwrap();
+            if told == Told::InFlight {
+                ledger.in_flight += 1;
+            }
+            ledger.changes.insert((chat, seq.0), (change, told));
+        }
+        if n % 5 == 4 && once(bob_conn.mark_read(chat, seq)).await == Told::Acked {
+            let mut ledger = ledger.lock().unwrap();
+            let read = ledger.reads.entry(chat).or_default();
+            *read = (*read).max(seq.0);
+        }
+        n += 1;
+    }
+}
+
+/// Every message of a chat, by seq.
+async fn history(api: &Api, chat: ChatId) -> BTreeMap<i64, hark_sdk::proto::Message> {
+    let mut out = BTreeMap::new();
+    let mut page = Page::After(Seq(0));
+    loop {
+        let h = api.history(chat, page, Some(200)).await.unwrap();
+        for m in h.messages {
+            let seq = m.seq.0;
+            assert!(out.insert(seq, m).is_none(), "seq {seq} twice");
+        }
+        match out.keys().next_back() {
+            Some(&last) if h.has_more => page = Page::After(Seq(last)),
+            _ => return out,
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_acked_operation_survives_kill_9_under_mixed_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let files = dir.path().join("files");
+    std::fs::create_dir(&files).unwrap();
+    let port = free_port();
+    let mut server = start(&data, port);
+    let url = server.url.clone();
+    let (alice, _) = account(&url, "alice").await;
+    let (bob, bob_user) = account(&url, "bob").await;
+    let (_, carol_user) = account(&url, "carol").await;
+    let direct = alice.create_direct(bob_user.id).await.unwrap().id;
+    let group = alice
+        .create_group(&CreateGroupRequest {
+            title: "ops".into(),
+            members: vec![bob_user.id, carol_user.id],
+            encrypted: false,
+        })
+        .await
+        .unwrap()
+        .id;
+    let connect = |token: String| {
+        let url = url.clone();
+        async move {
+            let (conn, mut events) = Connection::connect(&url, &token, ConnectOptions::default())
+                .await
+                .unwrap();
+            // Events are read, as an application does (an unread stream holds up acks).
+            tokio::spawn(async move { while events.recv().await.is_some() {} });
+            conn
+        }
+    };
+    let alice_conn = connect(alice.token().unwrap().to_owned()).await;
+    let bob_conn = connect(bob.token().unwrap().to_owned()).await;
+
+    let ledger: Shared = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for (tag, chat) in [("d", direct), ("g", group)] {
+        let clients = Clients {
+            alice: alice.clone(),
+            alice_conn: alice_conn.clone(),
+            bob_conn: bob_conn.clone(),
+            ledger: ledger.clone(),
+            stop: stop.clone(),
+            files: files.clone(),
+        };
+        workers.push(tokio::spawn(worker(tag, chat, clients)));
+    }
+    // `scripts/soak.sh` asks for more rounds.
+    let rounds: usize = std::env::var("HARK_KILL_ROUNDS")
+        .map(|r| r.parse().expect("HARK_KILL_ROUNDS: a number"))
+        .unwrap_or(3);
+    for round in 0..rounds {
+        let target = ledger.lock().unwrap().sends.len() + 60;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while ledger.lock().unwrap().sends.len() < target {
+            assert!(Instant::now() < deadline, "round {round}: the load stalled");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        server.kill9();
+        server = start(&data, port);
+    }
+    // Some more after the last restart, then a quiet end.
+    let target = ledger.lock().unwrap().sends.len() + 20;
+    while ledger.lock().unwrap().sends.len() < target {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        tokio::time::timeout(Duration::from_secs(120), w)
+            .await
+            .expect("the workers stop")
+            .unwrap();
+    }
+    alice_conn.close().await;
+    bob_conn.close().await;
+
+    let ledger = std::mem::take(&mut *ledger.lock().unwrap());
+    let alice = Api::new(&server.url)
+        .unwrap()
+        .with_token(alice.token().unwrap());
+    let bob = Api::new(&server.url)
+        .unwrap()
+        .with_token(bob.token().unwrap());
+    let mut checked = HashMap::<&str, usize>::new();
+    for chat in [direct, group] {
+        let stored = history(&bob, chat).await;
+        let acked: BTreeMap<i64, (&String, &String)> = ledger
+            .sends
+            .iter()
+            .filter(|(_, (c, _, _))| *c == chat)
+            .map(|(id, (_, seq, text))| (*seq, (id, text)))
+            .collect();
+        // Every acked send once at its seq; nothing unacked; no gap.
+        let seqs: Vec<i64> = stored.keys().copied().collect();
+        assert_eq!(
+            seqs,
+            acked.keys().copied().collect::<Vec<_>>(),
+            "chat {chat}: stored seqs are the acked ones"
+        );
+        assert_eq!(
+            seqs,
+            (1..=seqs.len() as i64).collect::<Vec<_>>(),
+            "chat {chat}: gaps"
+        );
+        for (seq, (client_id, text)) in &acked {
+            let m = &stored[seq];
+            assert_eq!(&m.client_id.0, *client_id, "chat {chat} seq {seq}");
+            let change = ledger.changes.get(&(chat, *seq));
+            let bobs = |m: &hark_sdk::proto::Message| {
+                m.reactions
+                    .iter()
+                    .find(|r| r.user_id == bob_user.id)
+                    .map(|r| r.emoji.clone())
+            };
+            let original =
+                !m.deleted && &m.text == *text && m.edited_at.is_none() && bobs(m).is_none();
+            match change {
+                None => assert!(
+                    original,
+                    "chat {chat} seq {seq}: changed by nobody, yet {m:?}"
+                ),
+                Some((Change::Edit(new), told)) => {
+                    let edited = !m.deleted && &m.text == new && m.edited_at.is_some();
+                    assert!(
+                        edited || (*told == Told::InFlight && original),
+                        "chat {chat} seq {seq}: edit {told:?} to {new:?}, yet {m:?}"
+                    );
+                    *checked.entry("edits").or_default() += usize::from(edited);
+                }
+                Some((Change::Delete, told)) => {
+                    let deleted = m.deleted && m.text.is_empty() && m.media.is_none();
+                    assert!(
+                        deleted || (*told == Told::InFlight && original),
+                        "chat {chat} seq {seq}: delete {told:?}, yet {m:?}"
+                    );
+                    *checked.entry("deletes").or_default() += usize::from(deleted);
+                }
+                Some((Change::React(emoji), told)) => {
+                    let reacted = bobs(m).as_ref() == Some(emoji);
+                    assert!(
+                        reacted || (*told == Told::InFlight && original),
+                        "chat {chat} seq {seq}: reaction {told:?} {emoji}, yet {m:?}"
+                    );
+                    *checked.entry("reactions").or_default() += usize::from(reacted);
+                }
+            }
+            if let Some(sha) = ledger.files.get(*client_id) {
+                if m.deleted {
+                    continue;
+                }
+                let media = m
+                    .media
+                    .as_ref()
+                    .unwrap_or_else(|| panic!("{client_id} lost its file"));
+                assert_eq!(&media.sha256, sha, "{client_id}");
+                let copy = dir.path().join(format!("copy-{client_id}"));
+                alice
+                    .download_file(&media.id, &copy, |_, _| {})
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    format!("{:x}", Sha256::digest(std::fs::read(&copy).unwrap())),
+                    *sha,
+                    "{client_id}: the downloaded bytes"
+                );
+                *checked.entry("files").or_default() += 1;
+            }
+        }
+        // The highest acked read mark holds: alice sees bob read it.
+        if let Some(&read) = ledger.reads.get(&chat) {
+            let info = alice.message_info(chat, Seq(read)).await.unwrap();
+            let bob_read = info
+                .recipients
+                .iter()
+                .find(|r| r.user_id == bob_user.id)
+                .and_then(|r| r.read_at);
+            assert!(
+                bob_read.is_some(),
+                "chat {chat}: bob's acked read of {read} is gone: {info:?}"
+            );
+            *checked.entry("read marks").or_default() += 1;
+        }
+    }
+    // Every file on disk has its record once the sweep has had its grace
+    // period: an upload cut by a kill leaves its unfinished parts, which
+    // the sweep removes.
+    let unrecorded = || {
+        let db = rusqlite::Connection::open(data.join("hark.db")).unwrap();
+        let mut known = db.prepare("SELECT 1 FROM media WHERE id = ?1").unwrap();
+        let mut on_disk = 0;
+        let mut unrecorded = Vec::new();
+        for entry in std::fs::read_dir(data.join("media/files")).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            if !known.exists([&name]).unwrap() {
+                unrecorded.push(name);
+            }
+            on_disk += 1;
+        }
+        (on_disk, unrecorded)
+    };
+    let cut_uploads = unrecorded().1.len();
+    let on_disk;
+    let deadline = Instant::now() + Duration::from_millis(GRACE_MS * 2);
+    loop {
+        let (now, left) = unrecorded();
+        if left.is_empty() {
+            on_disk = now;
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "files without a record {}s after the end: {left:?}",
+            GRACE_MS * 2 / 1000
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eprintln!(
+        "kill -9 ×{rounds}: {} sends, {} files on disk, {} cut operations, {cut_uploads} cut uploads swept, checked {checked:?}",
+        ledger.sends.len(),
+        on_disk,
+        ledger.in_flight
+    );
+    for what in ["edits", "deletes", "reactions", "files", "read marks"] {
+        assert!(
+            checked.get(what).copied().unwrap_or(0) > 0,
+            "no {what} checked: {checked:?}"
+        );
+    }
+}
