@@ -442,6 +442,13 @@ pub struct Limits {
     /// Seconds after sending during which the sender may delete a message
     /// for everyone (group admins may at any time).
     pub delete_window_secs: u64,
+    /// Writes that may wait for the database at once (for SQLite's writer;
+    /// for each of PostgreSQL's committer lines). When it falls behind and
+    /// this many wait, a new write waits `write_queue_wait_ms` for room,
+    /// then is refused with `503 unavailable` and `Retry-After`.
+    pub write_queue: usize,
+    /// Milliseconds a write waits for room in a full write queue.
+    pub write_queue_wait_ms: u64,
 }
 
 impl Default for Config {
@@ -498,6 +505,8 @@ impl Default for Limits {
             typing_per_second: 3,
             edit_window_secs: 15 * 60,
             delete_window_secs: 2 * 24 * 60 * 60,
+            write_queue: 8192,
+            write_queue_wait_ms: 2000,
         }
     }
 }
@@ -676,6 +685,7 @@ impl Config {
                 u64::from(l.member_additions_per_minute),
             ),
             ("typing_per_second", u64::from(l.typing_per_second)),
+            ("write_queue", l.write_queue as u64),
         ] {
             ensure!(value > 0, "limits.{key}: must be more than 0");
         }

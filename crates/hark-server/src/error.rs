@@ -109,6 +109,10 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %other, "the database's disk is full");
                 ApiError::retry_later("the server's disk is full; nothing was stored; retry later")
             }
+            StoreError::Busy => {
+                tracing::debug!("the database's write queue is full; refusing a write");
+                ApiError::retry_later("the server is busy; nothing was stored; retry")
+            }
             other if other.is_retryable() => {
                 tracing::warn!(error = %other, "database unavailable");
                 ApiError::retry_later("the database could not store this right now; nothing was stored; retry")

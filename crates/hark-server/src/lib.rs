@@ -83,6 +83,14 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     })
 }
 
+/// The bound on writes waiting for the database (`limits.write_queue`).
+fn write_queue(config: &Config) -> hark_store::WriteQueue {
+    hark_store::WriteQueue {
+        capacity: config.limits.write_queue,
+        wait: std::time::Duration::from_millis(config.limits.write_queue_wait_ms),
+    }
+}
+
 /// The store the configuration names: PostgreSQL, or the embedded SQLite
 /// database in the data directory.
 async fn open_store(
@@ -92,12 +100,12 @@ async fn open_store(
     use secrecy::ExposeSecret;
     let Some(url) = &config.database else {
         let path = config.database_path();
-        let store = SqliteStore::open(&path, listener)
+        let store = SqliteStore::open_with(&path, listener, write_queue(config))
             .with_context(|| format!("opening database {}", path.display()))?;
         return Ok(Arc::new(store));
     };
     let url = url.expose_secret();
-    let store = PostgresStore::connect(url, listener)
+    let store = PostgresStore::connect_with(url, listener, write_queue(config))
         .await
         .context("connecting to PostgreSQL")?;
     tracing::info!("store: PostgreSQL");

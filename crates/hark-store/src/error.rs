@@ -46,6 +46,10 @@ pub enum StoreError {
     Migrate(String),
     #[error("the commit failed")]
     CommitFailed,
+    /// The database is behind: its write queue stayed full for the whole
+    /// wait (see [`crate::WriteQueue`]). Nothing was queued.
+    #[error("the database is busy: its write queue is full")]
+    Busy,
     /// The commit failed because the database's disk is full.
     #[error("the commit failed: the disk is full")]
     DiskFull,

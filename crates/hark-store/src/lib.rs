@@ -9,6 +9,7 @@
 //! transactions.
 
 pub mod admin;
+mod admission;
 pub mod audit;
 mod columns;
 pub mod e2e;
@@ -24,6 +25,7 @@ mod repo;
 pub mod rules;
 pub mod sqlite;
 
+pub use admission::WriteQueue;
 pub use error::{StoreError, StoreResult};
 pub use repo::{
     AccountStore, AdminStore, AuditStore, AuthedDevice, ChatStore, CommitListener, Credentials,

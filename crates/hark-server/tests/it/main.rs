@@ -23,6 +23,7 @@ mod media;
 mod messaging;
 mod metrics;
 mod openapi;
+mod overload;
 mod pg_restore;
 mod presence;
 mod push;

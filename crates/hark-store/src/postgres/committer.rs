@@ -59,9 +59,8 @@ use tokio_postgres::error::SqlState;
 /// its answer do not wait long.
 const MAX_BATCH: usize = 512;
 
-/// Jobs queued beyond this (per line) wait to be queued, so a database
-/// that falls behind slows senders down instead of growing memory.
-const QUEUE: usize = 4096;
+// Jobs that may wait per line, and for how long a new one waits for room:
+// `crate::WriteQueue` (`limits.write_queue`, `limits.write_queue_wait_ms`).
 
 /// Committer lines per store, each one batch at a time on a connection of
 /// its own; a chat always goes to the same line. Lines of disjoint chats
@@ -194,18 +193,19 @@ struct Job {
 /// the handle is dropped and the jobs queued before have been answered.
 pub(crate) struct Committer {
     lines: Vec<mpsc::Sender<Job>>,
+    queue: crate::WriteQueue,
 }
 
 impl Committer {
-    pub(crate) fn start(pool: Pool, sequencer: Arc<Sequencer>) -> Self {
+    pub(crate) fn start(pool: Pool, sequencer: Arc<Sequencer>, queue: crate::WriteQueue) -> Self {
         let lines = (0..LINES)
             .map(|_| {
-                let (queue, jobs) = mpsc::channel(QUEUE);
+                let (queue, jobs) = mpsc::channel(queue.capacity.max(1));
                 tokio::spawn(commit_forever(pool.clone(), sequencer.clone(), jobs));
                 queue
             })
             .collect();
-        Committer { lines }
+        Committer { lines, queue }
     }
 
     /// Queues `write`; the answer comes after its batch commits (or
@@ -214,12 +214,8 @@ impl Committer {
     pub(crate) async fn queue(&self, write: Write) -> StoreResult<Answer> {
         let (answer, receiver) = oneshot::channel();
         let line = usize::try_from(write.chat().0.rem_euclid(LINES as i64)).unwrap_or(0);
-        self.lines
-            .get(line)
-            .ok_or(StoreError::Closed)?
-            .send(Job { write, answer })
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        let line = self.lines.get(line).ok_or(StoreError::Closed)?;
+        self.queue.enter(line, Job { write, answer }).await?;
         Ok(Answer(receiver))
     }
 }

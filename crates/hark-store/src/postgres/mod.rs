@@ -114,6 +114,16 @@ impl PostgresStore {
     /// brings its schema to the newest version, and reports committed
     /// events to `listener`.
     pub async fn connect(url: &str, listener: Arc<dyn CommitListener>) -> StoreResult<Self> {
+        Self::connect_with(url, listener, crate::WriteQueue::default()).await
+    }
+
+    /// [`PostgresStore::connect`] with writes waiting for each committer
+    /// line bounded by `queue`.
+    pub async fn connect_with(
+        url: &str,
+        listener: Arc<dyn CommitListener>,
+        queue: crate::WriteQueue,
+    ) -> StoreResult<Self> {
         // `sslmode` and `sslrootcert` as libpq reads them (see `tls`).
         let (mut config, tls) = tls::connection(url)?;
         // A database that went away must not hold a commit (and the
@@ -140,7 +150,7 @@ impl PostgresStore {
         schema::migrate(&mut db).await?;
         let sequencer = Arc::new(Sequencer::new(listener));
         Ok(PostgresStore {
-            committer: Committer::start(pool.clone(), sequencer.clone()),
+            committer: Committer::start(pool.clone(), sequencer.clone(), queue),
             pool,
             sequencer,
             send_order: SendOrder::default(),

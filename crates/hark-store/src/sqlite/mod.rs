@@ -29,7 +29,7 @@ use crate::jobs::{self as queue, JobCounts, JobFate, JobId, NewJob};
 use crate::{
     AccountStore, AuthedDevice, ChatStore, CommitListener, Credentials, HistoryQuery, JobStore,
     MessageStore, NewMessage, PresenceRecord, PresenceStore, StoreError, StoreResult, SyncPage,
-    Windows,
+    Windows, WriteQueue,
 };
 use async_trait::async_trait;
 use hark_proto::{
@@ -43,10 +43,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::mpsc;
 use writer::{Guard, Job, WriteCtx};
 
-/// How many writes may wait for the writer before senders wait too
-/// (backpressure instead of unbounded memory).
-const WRITE_QUEUE: usize = 8192;
-
 /// Reads running at once, each on a pooled connection of its own. Reads are
 /// short and CPU-bound on the page cache, so more would only queue for the 2
 /// cores; without a bound, 10,000 devices reconnecting at once ran hundreds
@@ -58,6 +54,8 @@ const READERS: usize = 16;
 pub struct SqliteStore {
     /// The writer's queue; `None` once the store is closed.
     jobs: RwLock<Option<mpsc::Sender<Job>>>,
+    /// The bound on writes waiting for the writer.
+    queue: WriteQueue,
     path: PathBuf,
     /// Idle read connections; a read takes one or opens a new one.
     readers: Arc<Mutex<Vec<Connection>>>,
@@ -73,6 +71,15 @@ impl SqliteStore {
     /// Opens (creating and migrating if needed) the database at `path` and
     /// starts its writer thread. Committed events go to `listener`.
     pub fn open(path: &Path, listener: Arc<dyn CommitListener>) -> StoreResult<Self> {
+        Self::open_with(path, listener, WriteQueue::default())
+    }
+
+    /// [`SqliteStore::open`] with writes waiting for the writer bounded by `queue`.
+    pub fn open_with(
+        path: &Path,
+        listener: Arc<dyn CommitListener>,
+        queue: WriteQueue,
+    ) -> StoreResult<Self> {
         let mut conn = Connection::open(path)?;
         schema::configure(&conn)?;
         schema::migrate(&mut conn)?;
@@ -92,13 +99,14 @@ impl SqliteStore {
         let checkpointer = checkpoint::Checkpointer::start(path)?;
         let wal_frames = checkpointer.wal_frames.clone();
         let erase_requested = checkpointer.erase_requested.clone();
-        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let (tx, rx) = mpsc::channel(queue.capacity.max(1));
         let writer = std::thread::Builder::new()
             .name("hark-sqlite-writer".into())
             .spawn(move || writer::run(conn, rx, listener, wal_frames, erase_requested))
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
             jobs: RwLock::new(Some(tx)),
+            queue,
             path: path.to_owned(),
             readers: Arc::new(Mutex::new(Vec::new())),
             read_permits: Arc::new(tokio::sync::Semaphore::new(READERS)),
@@ -140,7 +148,7 @@ impl SqliteStore {
             .map_err(|_| StoreError::Closed)?
             .clone()
             .ok_or(StoreError::Closed)?;
-        jobs.send(job).await.map_err(|_| StoreError::Closed)?;
+        self.queue.enter(&jobs, job).await?;
         answer.await.map_err(|_| StoreError::CommitFailed)?
     }
 
