@@ -13,5 +13,6 @@ mod crash;
 mod crash_mixed;
 mod disk_full;
 mod faults;
+mod flood;
 mod migrate;
 mod support;
