@@ -13,6 +13,8 @@
 #                    (HARK_KILL_ROUNDS kills per run)
 #   crash            kill -9 under sends from four workers, twice a run
 #   disk_full        the data directory's disk full, then room again
+#   slow_disk        every fsync stalled, under a flood of sends
+#   flood            bad upgrades, 1,000 sockets sending, a reconnect storm
 #   node_loss        a cluster node killed behind HAProxy under load
 #   nats_outage      NATS stopped and started under load
 #   postgres_outage  PostgreSQL restarted under load
@@ -27,7 +29,7 @@ cd "$(dirname "$0")/.."
 
 minutes=${1:-30}
 kills=${2:-20}
-tests=(crash_mixed crash:: disk_full faults::node_loss faults::nats_outage faults::postgres_outage)
+tests=(crash_mixed crash:: disk_full slow_disk flood faults::node_loss faults::nats_outage faults::postgres_outage)
 
 scripts/cluster.sh deps >/dev/null
 cargo test --locked -p hark --test it --no-run 2>&1 | tail -1

@@ -15,4 +15,5 @@ mod disk_full;
 mod faults;
 mod flood;
 mod migrate;
+mod slow_disk;
 mod support;
