@@ -16,6 +16,7 @@
 #   slow_disk        every fsync stalled, under a flood of sends
 #   flood            bad upgrades, 1,000 sockets sending, a reconnect storm
 #   node_loss        a cluster node killed behind HAProxy under load
+#   mixed_node_loss  two of three nodes killed under crash_mixed's load
 #   nats_outage      NATS stopped and started under load
 #   postgres_outage  PostgreSQL restarted under load
 # The cluster tests need PostgreSQL (127.0.0.1:5432) and NATS
@@ -29,7 +30,7 @@ cd "$(dirname "$0")/.."
 
 minutes=${1:-30}
 kills=${2:-20}
-tests=(crash_mixed crash:: disk_full slow_disk flood faults::node_loss faults::nats_outage faults::postgres_outage)
+tests=(crash_mixed crash:: disk_full slow_disk flood faults::node_loss faults::mixed_node_loss faults::nats_outage faults::postgres_outage)
 
 scripts/cluster.sh deps >/dev/null
 cargo test --locked -p hark --test it --no-run 2>&1 | tail -1

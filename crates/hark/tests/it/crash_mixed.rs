@@ -226,95 +226,137 @@ async fn history(api: &Api, chat: ChatId) -> BTreeMap<i64, hark_sdk::proto::Mess
     }
 }
 
-#[tokio::test]
-async fn every_acked_operation_survives_kill_9_under_mixed_load() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let files = dir.path().join("files");
-    std::fs::create_dir(&files).unwrap();
-    let port = free_port();
-    let mut server = start(&data, port);
-    let url = server.url.clone();
-    let (alice, _) = account(&url, "alice").await;
-    let (bob, bob_user) = account(&url, "bob").await;
-    let (_, carol_user) = account(&url, "carol").await;
-    let direct = alice.create_direct(bob_user.id).await.unwrap().id;
-    let group = alice
-        .create_group(&CreateGroupRequest {
-            title: "ops".into(),
-            members: vec![bob_user.id, carol_user.id],
-            encrypted: false,
-        })
-        .await
-        .unwrap()
-        .id;
-    let connect = |token: String| {
-        let url = url.clone();
-        async move {
-            let (conn, mut events) = Connection::connect(&url, &token, ConnectOptions::default())
-                .await
-                .unwrap();
-            // Events are read, as an application does (an unread stream holds up acks).
-            tokio::spawn(async move { while events.recv().await.is_some() {} });
-            conn
-        }
-    };
-    let alice_conn = connect(alice.token().unwrap().to_owned()).await;
-    let bob_conn = connect(bob.token().unwrap().to_owned()).await;
+/// The mixed load of this file's test, for any server or cluster: alice,
+/// bob and carol, a one-to-one chat and a group, a worker per chat.
+pub(crate) struct Mixed {
+    ledger: Shared,
+    stop: Arc<AtomicBool>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    alice: Api,
+    bob: Api,
+    bob_user: hark_sdk::proto::User,
+    chats: [ChatId; 2],
+    conns: [Connection; 2],
+    dir: PathBuf,
+}
 
-    let ledger: Shared = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut workers = Vec::new();
-    for (tag, chat) in [("d", direct), ("g", group)] {
-        let clients = Clients {
-            alice: alice.clone(),
-            alice_conn: alice_conn.clone(),
-            bob_conn: bob_conn.clone(),
-            ledger: ledger.clone(),
-            stop: stop.clone(),
-            files: files.clone(),
+impl Mixed {
+    /// Registers the people at `url` and starts the load; files written
+    /// for uploads and downloaded again go in `dir`.
+    pub(crate) async fn start(url: &str, dir: &Path) -> Mixed {
+        let files = dir.join("files");
+        std::fs::create_dir_all(&files).unwrap();
+        let (alice, _) = account(url, "alice").await;
+        let (bob, bob_user) = account(url, "bob").await;
+        let (_, carol_user) = account(url, "carol").await;
+        let direct = alice.create_direct(bob_user.id).await.unwrap().id;
+        let group = alice
+            .create_group(&CreateGroupRequest {
+                title: "ops".into(),
+                members: vec![bob_user.id, carol_user.id],
+                encrypted: false,
+            })
+            .await
+            .unwrap()
+            .id;
+        let connect = |token: String| {
+            let url = url.to_owned();
+            async move {
+                let (conn, mut events) =
+                    Connection::connect(&url, &token, ConnectOptions::default())
+                        .await
+                        .unwrap();
+                // Events are read, as an application does (an unread stream holds up acks).
+                tokio::spawn(async move { while events.recv().await.is_some() {} });
+                conn
+            }
         };
-        workers.push(tokio::spawn(worker(tag, chat, clients)));
+        let alice_conn = connect(alice.token().unwrap().to_owned()).await;
+        let bob_conn = connect(bob.token().unwrap().to_owned()).await;
+        let ledger: Shared = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut workers = Vec::new();
+        for (tag, chat) in [("d", direct), ("g", group)] {
+            let clients = Clients {
+                alice: alice.clone(),
+                alice_conn: alice_conn.clone(),
+                bob_conn: bob_conn.clone(),
+                ledger: ledger.clone(),
+                stop: stop.clone(),
+                files: files.clone(),
+            };
+            workers.push(tokio::spawn(worker(tag, chat, clients)));
+        }
+        Mixed {
+            ledger,
+            stop,
+            workers,
+            alice,
+            bob,
+            bob_user,
+            chats: [direct, group],
+            conns: [alice_conn, bob_conn],
+            dir: dir.to_owned(),
+        }
     }
-    // `scripts/soak.sh` asks for more rounds.
-    let rounds: usize = std::env::var("HARK_KILL_ROUNDS")
-        .map(|r| r.parse().expect("HARK_KILL_ROUNDS: a number"))
-        .unwrap_or(3);
-    for round in 0..rounds {
-        let target = ledger.lock().unwrap().sends.len() + 60;
+
+    /// Waits until `more` sends beyond those acked so far are acked.
+    pub(crate) async fn wait_for_more(&self, more: usize, what: &str) {
+        let target = self.ledger.lock().unwrap().sends.len() + more;
         let deadline = Instant::now() + Duration::from_secs(120);
-        while ledger.lock().unwrap().sends.len() < target {
-            assert!(Instant::now() < deadline, "round {round}: the load stalled");
+        while self.ledger.lock().unwrap().sends.len() < target {
+            assert!(Instant::now() < deadline, "{what}: the load stalled");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        server.kill9();
-        server = start(&data, port);
     }
-    // Some more after the last restart, then a quiet end.
-    let target = ledger.lock().unwrap().sends.len() + 20;
-    while ledger.lock().unwrap().sends.len() < target {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        tokio::time::timeout(Duration::from_secs(120), w)
-            .await
-            .expect("the workers stop")
-            .unwrap();
-    }
-    alice_conn.close().await;
-    bob_conn.close().await;
 
-    let ledger = std::mem::take(&mut *ledger.lock().unwrap());
-    let alice = Api::new(&server.url)
-        .unwrap()
-        .with_token(alice.token().unwrap());
-    let bob = Api::new(&server.url)
-        .unwrap()
-        .with_token(bob.token().unwrap());
-    let mut checked = HashMap::<&str, usize>::new();
-    for chat in [direct, group] {
-        let stored = history(&bob, chat).await;
+    /// Stops the load and checks everything acked against the server at
+    /// `url`; returns a line saying what was checked.
+    pub(crate) async fn finish(self, url: &str) -> String {
+        self.stop.store(true, Ordering::Relaxed);
+        for w in self.workers {
+            tokio::time::timeout(Duration::from_secs(120), w)
+                .await
+                .expect("the workers stop")
+                .unwrap();
+        }
+        for conn in &self.conns {
+            conn.close().await;
+        }
+        let ledger = std::mem::take(&mut *self.ledger.lock().unwrap());
+        let alice = Api::new(url)
+            .unwrap()
+            .with_token(self.alice.token().unwrap());
+        let bob = Api::new(url).unwrap().with_token(self.bob.token().unwrap());
+        let checked = check(
+            &ledger,
+            &alice,
+            &bob,
+            self.bob_user.id,
+            self.chats,
+            &self.dir,
+        )
+        .await;
+        format!(
+            "{} sends, {} cut operations, checked {checked:?}",
+            ledger.sends.len(),
+            ledger.in_flight
+        )
+    }
+}
+
+/// Every acked operation of `ledger` against what the server holds.
+async fn check(
+    ledger: &Ledger,
+    alice: &Api,
+    bob: &Api,
+    bob_id: hark_sdk::proto::UserId,
+    chats: [ChatId; 2],
+    dir: &Path,
+) -> BTreeMap<&'static str, usize> {
+    let mut checked = BTreeMap::<&'static str, usize>::new();
+    for chat in chats {
+        let stored = history(bob, chat).await;
         let acked: BTreeMap<i64, (&String, &String)> = ledger
             .sends
             .iter()
@@ -340,7 +382,7 @@ async fn every_acked_operation_survives_kill_9_under_mixed_load() {
             let bobs = |m: &hark_sdk::proto::Message| {
                 m.reactions
                     .iter()
-                    .find(|r| r.user_id == bob_user.id)
+                    .find(|r| r.user_id == bob_id)
                     .map(|r| r.emoji.clone())
             };
             let original =
@@ -384,7 +426,7 @@ async fn every_acked_operation_survives_kill_9_under_mixed_load() {
                     .as_ref()
                     .unwrap_or_else(|| panic!("{client_id} lost its file"));
                 assert_eq!(&media.sha256, sha, "{client_id}");
-                let copy = dir.path().join(format!("copy-{client_id}"));
+                let copy = dir.join(format!("copy-{client_id}"));
                 alice
                     .download_file(&media.id, &copy, |_, _| {})
                     .await
@@ -403,7 +445,7 @@ async fn every_acked_operation_survives_kill_9_under_mixed_load() {
             let bob_read = info
                 .recipients
                 .iter()
-                .find(|r| r.user_id == bob_user.id)
+                .find(|r| r.user_id == bob_id)
                 .and_then(|r| r.read_at);
             assert!(
                 bob_read.is_some(),
@@ -412,6 +454,34 @@ async fn every_acked_operation_survives_kill_9_under_mixed_load() {
             *checked.entry("read marks").or_default() += 1;
         }
     }
+    for what in ["edits", "deletes", "reactions", "files", "read marks"] {
+        assert!(
+            checked.get(what).copied().unwrap_or(0) > 0,
+            "no {what} checked: {checked:?}"
+        );
+    }
+    checked
+}
+
+#[tokio::test]
+async fn every_acked_operation_survives_kill_9_under_mixed_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let mut server = start(&data, port);
+    let load = Mixed::start(&server.url, dir.path()).await;
+    // `scripts/soak.sh` asks for more rounds.
+    let rounds: usize = std::env::var("HARK_KILL_ROUNDS")
+        .map(|r| r.parse().expect("HARK_KILL_ROUNDS: a number"))
+        .unwrap_or(3);
+    for round in 0..rounds {
+        load.wait_for_more(60, &format!("round {round}")).await;
+        server.kill9();
+        server = start(&data, port);
+    }
+    // Some more after the last restart, then a quiet end.
+    load.wait_for_more(20, "after the last restart").await;
+    let checked = load.finish(&server.url).await;
     // Every file on disk has its record once the sweep has had its grace
     // period: an upload cut by a kill leaves its unfinished parts, which
     // the sweep removes.
@@ -446,15 +516,6 @@ async fn every_acked_operation_survives_kill_9_under_mixed_load() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     eprintln!(
-        "kill -9 ×{rounds}: {} sends, {} files on disk, {} cut operations, {cut_uploads} cut uploads swept, checked {checked:?}",
-        ledger.sends.len(),
-        on_disk,
-        ledger.in_flight
+        "kill -9 ×{rounds}: {checked}; {on_disk} files on disk, {cut_uploads} cut uploads swept"
     );
-    for what in ["edits", "deletes", "reactions", "files", "read marks"] {
-        assert!(
-            checked.get(what).copied().unwrap_or(0) > 0,
-            "no {what} checked: {checked:?}"
-        );
-    }
 }

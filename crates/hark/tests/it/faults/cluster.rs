@@ -47,6 +47,19 @@ impl ClusterSettings {
     }
 }
 
+impl ClusterSettings {
+    /// Adds `toml` to the nodes' configuration file (before they start).
+    pub fn add_config(&self, toml: &str) {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.config)
+            .expect("the config file");
+        file.write_all(toml.as_bytes())
+            .expect("writing the config file");
+    }
+}
+
 impl Drop for ClusterSettings {
     fn drop(&mut self) {
         let (server, name) = &self.server;

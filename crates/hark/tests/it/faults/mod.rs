@@ -11,6 +11,7 @@ mod load;
 mod services;
 
 mod e2e_keys;
+mod mixed_node_loss;
 mod nats_outage;
 mod node_loss;
 mod postgres_outage;
