@@ -39,7 +39,7 @@ const HANDSHAKE_TIMEOUT_MS = 10_000;
 const PING_EVERY_MS = 10_000;
 const PING_HIDDEN_EVERY_MS = 30_000;
 const PONG_DEADLINE_MS = 5_000;
-/** How long a request the server asked to retry (e.g. rate_limited) waits. */
+/** How long a request the server asked to retry (e.g. rate_limited, unavailable) waits. */
 const RETRY_AFTER_MS = 1_000;
 /** Delivered marks are collected this long, so a burst costs one mark per chat. */
 const DELIVER_DELAY_MS = 50;
@@ -669,8 +669,21 @@ function isFinal(code: ErrorCode): boolean {
   return code === 'unauthorized' || code === 'revoked' || code === 'account_disabled';
 }
 
+/**
+ * Errors after which a request stays in the outbox and goes again later (a
+ * send with its client id, so it cannot be stored twice). `unavailable` is
+ * the server unable to store anything for a while (its database out of
+ * reach or behind, its disk full): nothing was stored, and the protocol says
+ * to retry the same request (docs/protocol.md).
+ */
 function isRetryable(code: ErrorCode): boolean {
-  return code === 'rate_limited' || code === 'internal' || code === 'shutting_down' || code === 'slow_consumer';
+  return (
+    code === 'rate_limited' ||
+    code === 'internal' ||
+    code === 'shutting_down' ||
+    code === 'slow_consumer' ||
+    code === 'unavailable'
+  );
 }
 
 /** The WebSocket URL of the server at `origin` (e.g. `location.origin`). */
