@@ -160,7 +160,15 @@ where
         sha256,
         sniffed,
     };
-    record(state, who, stored, &head).await
+    let recorded = record(state, who, stored, &head).await;
+    if recorded.is_err() {
+        // Bytes no row will name (the database refused it: a full disk,
+        // an outage) go now rather than at the next sweep.
+        if let Err(e) = state.media.store.delete(&path).await {
+            tracing::warn!(error = %e, "removing an upload that was not recorded");
+        }
+    }
+    recorded
 }
 
 /// A file whose bytes are stored, as far as they were checked.

@@ -2,9 +2,9 @@
 //! acknowledged message is present exactly once and in order for every
 //! recipient, through history and through sync.
 
-use crate::support::{account, ServerProcess};
+use crate::support::{account, all_history, ServerProcess};
 use hark_sdk::proto::{ChatId, ClientMsgId, CreateGroupRequest, Event, Pos, SendRequest};
-use hark_sdk::{Api, ClientEvent, ConnectOptions, Connection, Page};
+use hark_sdk::{Api, ClientEvent, ConnectOptions, Connection};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -157,26 +157,6 @@ async fn every_acked_message_survives_kill_9_exactly_once_in_order() {
         );
     }
     drop(server);
-}
-
-/// Every message of a chat: seq -> client id.
-async fn all_history(api: &Api, chat: ChatId) -> BTreeMap<i64, String> {
-    let mut out = BTreeMap::new();
-    let mut page = Page::After(hark_sdk::proto::Seq(0));
-    loop {
-        let history = api.history(chat, page, Some(200)).await.unwrap();
-        for m in &history.messages {
-            assert!(
-                out.insert(m.seq.0, m.client_id.0.clone()).is_none(),
-                "seq {} twice",
-                m.seq
-            );
-        }
-        match history.messages.last() {
-            Some(last) if history.has_more => page = Page::After(last.seq),
-            _ => return out,
-        }
-    }
 }
 
 /// What bob's device learns of alice's presence when it watches her.

@@ -5,14 +5,12 @@
 //! server's peak memory (the kernel's `VmHWM`) stays under [`RSS_BOUND_MIB`];
 //! every acked send is stored.
 
-use crate::support::{account, ServerProcess, HARK};
+use crate::support::{account, peak_rss_mib, Pinger, ServerProcess, HARK};
 use futures_util::stream::{self, StreamExt};
 use futures_util::SinkExt;
 use hark_sdk::proto::ChatId;
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -56,17 +54,6 @@ async fn next_json(ws: &mut Socket) -> Value {
     }
 }
 
-/// The server's peak resident memory so far, MiB.
-fn peak_rss_mib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/<pid>/status");
-    kib / 1024
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_send_and_reconnect_floods_keep_memory_bounded_and_a_healthy_client_served() {
     let dir = tempfile::tempdir().unwrap();
@@ -93,42 +80,15 @@ async fn connect_send_and_reconnect_floods_keep_memory_bounded_and_a_healthy_cli
     let pid = server.pid();
     let base = server.url.clone();
 
-    // The healthy client: a ping every 100 ms, its slowest pong kept.
+    // The healthy client: a ping every 50 ms, its slowest pong kept.
     let (watcher, _) = account(&base, "watcher").await;
-    let mut watch_ws = open(&base, watcher.token().unwrap()).await;
-    let done = Arc::new(AtomicBool::new(false));
-    let slowest = Arc::new(AtomicU64::new(0));
-    let pinger = {
-        let (done, slowest) = (done.clone(), slowest.clone());
-        tokio::spawn(async move {
-            let mut id = 0u64;
-            while !done.load(Ordering::Relaxed) {
-                id += 1;
-                let started = Instant::now();
-                watch_ws
-                    .send(Message::Text(
-                        json!({"type": "ping", "id": id}).to_string().into(),
-                    ))
-                    .await
-                    .unwrap();
-                loop {
-                    let v = next_json(&mut watch_ws).await;
-                    if v["type"] == "pong" && v["id"] == id {
-                        break;
-                    }
-                }
-                slowest.fetch_max(started.elapsed().as_millis() as u64, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            id
-        })
-    };
+    let pinger = Pinger::start(&base, watcher.token().unwrap()).await;
     let report = |phase: &str, started: Instant| {
         eprintln!(
             "flood: {phase} in {:?}; peak RSS {} MiB; slowest healthy pong {} ms",
             started.elapsed(),
             peak_rss_mib(pid),
-            slowest.load(Ordering::Relaxed)
+            pinger.slowest_ms()
         );
     };
 
@@ -218,9 +178,7 @@ async fn connect_send_and_reconnect_floods_keep_memory_bounded_and_a_healthy_cli
     report("1,000 sockets reconnected at once", started);
     drop(again);
 
-    done.store(true, Ordering::Relaxed);
-    let pings = pinger.await.unwrap();
-    let slowest = slowest.load(Ordering::Relaxed);
+    let (pings, slowest) = pinger.finish().await;
     let peak = peak_rss_mib(pid);
     eprintln!("flood: {pings} healthy pings, slowest {slowest} ms; server peak RSS {peak} MiB");
     assert!(

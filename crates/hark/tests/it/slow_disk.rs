@@ -5,20 +5,15 @@
 //! sends meanwhile keeps peak memory bounded and a healthy client's pings
 //! answered; and after a `kill -9`, every acked message is there.
 
-use crate::support::{account, ServerProcess, HARK};
+use crate::support::{account, all_history, peak_rss_mib, Pinger, ServerProcess, HARK};
 use futures_util::future::join_all;
-use futures_util::{SinkExt, StreamExt};
-use hark_sdk::proto::{ChatId, Seq};
-use hark_sdk::{Api, Page};
+use hark_sdk::proto::ChatId;
+use hark_sdk::Api;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
 
 /// How long each fsync stalls.
 const STALL_MS: u64 = 150;
@@ -87,16 +82,6 @@ fn start(data: &Path, shim: Option<&Path>) -> ServerProcess {
     ServerProcess::spawn(command)
 }
 
-fn peak_rss_mib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .expect("VmHWM")
-        / 1024
-}
-
 async fn send(
     http: &reqwest::Client,
     url: &str,
@@ -112,21 +97,6 @@ async fn send(
         .await
         .unwrap();
     (res.status().as_u16(), res.json().await.unwrap())
-}
-
-async fn history(api: &Api, chat: ChatId) -> BTreeMap<i64, String> {
-    let mut out = BTreeMap::new();
-    let mut page = Page::After(Seq(0));
-    loop {
-        let h = api.history(chat, page, Some(200)).await.unwrap();
-        for m in &h.messages {
-            assert!(out.insert(m.seq.0, m.client_id.0.clone()).is_none());
-        }
-        match h.messages.last() {
-            Some(last) if h.has_more => page = Page::After(last.seq),
-            _ => return out,
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,47 +129,7 @@ async fn a_disk_whose_fsyncs_stall_slows_acks_but_never_acks_early_or_loses_any(
     );
 
     // A healthy client's pings, during a flood of sends.
-    let mut req = format!("{}/v1/ws", url.replacen("http", "ws", 1))
-        .into_client_request()
-        .unwrap();
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer {}", bob.token().unwrap()).parse().unwrap(),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    let done = Arc::new(AtomicBool::new(false));
-    let slowest = Arc::new(AtomicU64::new(0));
-    let pinger = {
-        let (done, slowest) = (done.clone(), slowest.clone());
-        tokio::spawn(async move {
-            let mut id = 0u64;
-            while !done.load(Ordering::Relaxed) {
-                id += 1;
-                let started = Instant::now();
-                ws.send(Message::Text(
-                    json!({"type": "ping", "id": id}).to_string().into(),
-                ))
-                .await
-                .unwrap();
-                loop {
-                    let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
-                        .await
-                        .expect("a pong")
-                        .unwrap()
-                        .unwrap();
-                    if let Message::Text(text) = msg {
-                        let v: Value = serde_json::from_str(&text).unwrap();
-                        if v["type"] == "pong" && v["id"] == id {
-                            break;
-                        }
-                    }
-                }
-                slowest.fetch_max(started.elapsed().as_millis() as u64, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            id
-        })
-    };
+    let pinger = Pinger::start(&url, bob.token().unwrap()).await;
     let started = Instant::now();
     let answers = join_all((0..FLOOD).map(|n| {
         let (http, url, token) = (http.clone(), url.clone(), token.clone());
@@ -212,8 +142,7 @@ async fn a_disk_whose_fsyncs_stall_slows_acks_but_never_acks_early_or_loses_any(
     }))
     .await;
     let flood_took = started.elapsed();
-    done.store(true, Ordering::Relaxed);
-    let pings = pinger.await.unwrap();
+    let (pings, slowest) = pinger.finish().await;
     let mut refused = 0;
     let mut latencies = Vec::new();
     for (id, status, body, took) in answers {
@@ -235,7 +164,6 @@ async fn a_disk_whose_fsyncs_stall_slows_acks_but_never_acks_early_or_loses_any(
     }
     latencies.sort();
     let peak = peak_rss_mib(server.pid());
-    let slowest = slowest.load(Ordering::Relaxed);
     eprintln!(
         "slow disk ({STALL_MS} ms a fsync): {} acked in {flood_took:?} (median {:?}, max {:?}), {refused} refused; \
          {pings} pings, slowest {slowest} ms; peak RSS {peak} MiB",
@@ -255,7 +183,7 @@ async fn a_disk_whose_fsyncs_stall_slows_acks_but_never_acks_early_or_loses_any(
     let bob = Api::new(&server.url)
         .unwrap()
         .with_token(bob.token().unwrap());
-    let stored = history(&bob, chat).await;
+    let stored = all_history(&bob, chat).await;
     for (id, seq) in &acked {
         assert_eq!(stored.get(seq), Some(id), "acked {id} at {seq} is missing");
     }

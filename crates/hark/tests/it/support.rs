@@ -118,3 +118,111 @@ pub async fn account(url: &str, name: &str) -> (hark_sdk::Api, hark_sdk::proto::
         .unwrap();
     (api.with_token(login.token), login.user)
 }
+
+/// Every message of a chat: seq -> client id.
+pub async fn all_history(
+    api: &hark_sdk::Api,
+    chat: hark_sdk::proto::ChatId,
+) -> std::collections::BTreeMap<i64, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut page = hark_sdk::Page::After(hark_sdk::proto::Seq(0));
+    loop {
+        let history = api.history(chat, page, Some(200)).await.unwrap();
+        for m in &history.messages {
+            assert!(
+                out.insert(m.seq.0, m.client_id.0.clone()).is_none(),
+                "seq {} twice",
+                m.seq
+            );
+        }
+        match history.messages.last() {
+            Some(last) if history.has_more => page = hark_sdk::Page::After(last.seq),
+            _ => return out,
+        }
+    }
+}
+
+/// The peak resident memory of process `pid` so far (the kernel's
+/// `VmHWM`), MiB.
+pub fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/<pid>/status");
+    kib / 1024
+}
+
+/// A healthy client beside a flood: a WebSocket ping every 50 ms, each
+/// waiting for its pong; the slowest answer is kept.
+pub struct Pinger {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    slowest_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<u64>,
+}
+
+impl Pinger {
+    /// Opens a socket to the server at `base` with `token` and starts pinging.
+    pub async fn start(base: &str, token: &str) -> Pinger {
+        use futures_util::{SinkExt, StreamExt};
+        use std::sync::atomic::Ordering;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        use tokio_tungstenite::tungstenite::Message;
+        let mut req = format!("{}/v1/ws", base.replacen("http", "ws", 1))
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let slowest_ms = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let task = {
+            let (done, slowest_ms) = (done.clone(), slowest_ms.clone());
+            tokio::spawn(async move {
+                let mut id = 0u64;
+                while !done.load(Ordering::Relaxed) {
+                    id += 1;
+                    let started = std::time::Instant::now();
+                    let ping = serde_json::json!({"type": "ping", "id": id}).to_string();
+                    ws.send(Message::Text(ping.into())).await.unwrap();
+                    loop {
+                        let msg = tokio::time::timeout(Duration::from_secs(60), ws.next())
+                            .await
+                            .expect("a pong within a minute")
+                            .expect("the socket is open")
+                            .expect("no socket error");
+                        if let Message::Text(text) = msg {
+                            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                            if v["type"] == "pong" && v["id"] == id {
+                                break;
+                            }
+                        }
+                    }
+                    let took = started.elapsed().as_millis() as u64;
+                    slowest_ms.fetch_max(took, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                id
+            })
+        };
+        Pinger {
+            done,
+            slowest_ms,
+            task,
+        }
+    }
+
+    /// The slowest pong so far, ms.
+    pub fn slowest_ms(&self) -> u64 {
+        self.slowest_ms.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Stops; how many pings were answered and the slowest, ms.
+    pub async fn finish(self) -> (u64, u64) {
+        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let slowest_ms = self.slowest_ms.clone();
+        let pings = self.task.await.unwrap();
+        (pings, slowest_ms.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
