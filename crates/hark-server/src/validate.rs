@@ -125,9 +125,12 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
+/// Why a request with a U+0000 anywhere is refused (`invalid_field`).
+pub(crate) const NUL_REFUSED: &str = "strings must not contain U+0000 (NUL)";
+
 /// The refusal for a U+0000 anywhere in a request.
 pub(crate) fn nul_refused() -> ApiError {
-    ApiError::invalid("strings must not contain U+0000 (NUL)")
+    ApiError::invalid(NUL_REFUSED)
 }
 
 #[cfg(test)]

@@ -92,13 +92,18 @@ impl StoreError {
     pub fn is_disk_full(&self) -> bool {
         match self {
             StoreError::DiskFull => true,
-            StoreError::Database(e) => e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
+            StoreError::Database(e) => sqlite_disk_full(e),
             StoreError::Postgres(e) => e
                 .as_db_error()
                 .is_some_and(|d| d.code() == &tokio_postgres::error::SqlState::DISK_FULL),
             _ => false,
         }
     }
+}
+
+/// SQLite's `SQLITE_FULL`: the disk has no room for the write.
+pub(crate) fn sqlite_disk_full(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
 }
 
 /// SQLite could not write its files: the disk is full, or an I/O error.

@@ -38,7 +38,7 @@ pub(super) fn decode(text: &str) -> Result<ClientFrame, DecodeError> {
     if crate::validate::json_has_nul(text.as_bytes()) {
         return Err(fail(
             ErrorCode::InvalidField,
-            "strings must not contain U+0000 (NUL)".into(),
+            crate::validate::NUL_REFUSED.into(),
         ));
     }
     Ok(frame)

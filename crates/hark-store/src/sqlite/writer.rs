@@ -7,6 +7,7 @@
 //! the order of every per-user stream position handed out.
 
 use super::search::{self, IndexOp};
+use crate::error::sqlite_disk_full;
 use crate::{CommitListener, Delivery, StoreError, StoreResult};
 use hark_proto::{ChatId, Event, Pos, Seq, UserId};
 use rusqlite::{params, Connection};
@@ -246,7 +247,7 @@ pub(crate) fn run(
         let mut finishers = Vec::with_capacity(size);
         let began = conn.execute_batch("BEGIN IMMEDIATE");
         let mut healthy = began.is_ok();
-        let mut disk_full = began.as_ref().is_err_and(is_disk_full);
+        let mut disk_full = began.as_ref().is_err_and(sqlite_disk_full);
         let now_ms = now_ms();
         let mut erased = false;
         for job in batch.drain(..) {
@@ -260,7 +261,7 @@ pub(crate) fn run(
             if savepoint {
                 if let Err(e) = conn.execute_batch("SAVEPOINT job") {
                     tracing::error!(error = %e, "savepoint failed");
-                    disk_full |= is_disk_full(&e);
+                    disk_full |= sqlite_disk_full(&e);
                     healthy = false;
                     let (_, finish) = job_refused(job);
                     finishers.push(finish);
@@ -298,7 +299,7 @@ pub(crate) fn run(
             };
             if let Err(e) = end {
                 tracing::error!(error = %e, "ending savepoint failed");
-                disk_full |= is_disk_full(&e);
+                disk_full |= sqlite_disk_full(&e);
                 healthy = false;
             }
             finishers.push(finish);
@@ -317,7 +318,7 @@ pub(crate) fn run(
                 Ok(()) => true,
                 Err(e) => {
                     tracing::error!(error = %e, "commit failed");
-                    disk_full |= is_disk_full(&e);
+                    disk_full |= sqlite_disk_full(&e);
                     false
                 }
             }
@@ -395,10 +396,6 @@ fn rewind_wal(conn: &Connection, wal_frames: &AtomicI64) {
         log,
         "WAL rewind"
     );
-}
-
-fn is_disk_full(e: &rusqlite::Error) -> bool {
-    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
 }
 
 /// A job that cannot run still has to answer its caller.
