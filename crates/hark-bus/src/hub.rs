@@ -245,6 +245,18 @@ impl Hub {
         devices
     }
 
+    /// Every device with a connection on this node.
+    pub fn devices(&self) -> Vec<DeviceId> {
+        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        let mut devices: Vec<DeviceId> = users
+            .values()
+            .flat_map(|entries| entries.iter().map(|e| e.device_id))
+            .collect();
+        devices.sort_unstable();
+        devices.dedup();
+        devices
+    }
+
     fn interest_changed(&self, interest: Interest) {
         if let Some(listener) = self.interest.get() {
             listener.interest_changed(interest);

@@ -95,6 +95,32 @@ pub struct Config {
     /// Disappearing messages and the server's message retention (the
     /// `[retention]` table).
     pub retention: Retention,
+    /// Logging out devices nobody uses (the `[devices]` table).
+    pub devices: Devices,
+}
+
+/// Devices left unused (docs/protocol.md "Devices").
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Devices {
+    /// Days a device may go without using its token (no request, no open
+    /// WebSocket) before it is logged out: its token is then refused as
+    /// `token_expired`, its push subscriptions and end-to-end keys are
+    /// removed, and the audit log records `device_expired`. 0 keeps devices
+    /// logged in for ever.
+    pub idle_days: u32,
+    /// Milliseconds between looks for idle devices; each look also records
+    /// the use of the devices with a WebSocket open on this node.
+    pub sweep_ms: u64,
+}
+
+impl Default for Devices {
+    fn default() -> Self {
+        Devices {
+            idle_days: 90,
+            sweep_ms: 3_600_000,
+        }
+    }
 }
 
 /// The audit log (docs/operations.md "Audit log").
@@ -472,6 +498,7 @@ impl Default for Config {
             tls: Tls::default(),
             audit: Audit::default(),
             retention: Retention::default(),
+            devices: Devices::default(),
         }
     }
 }

@@ -18,6 +18,7 @@ pub const AUDIT_ACTIONS: &[&str] = &[
     "login_failed",
     "logout",
     "device_revoked",
+    "device_expired",
     "group_created",
     "member_added",
     "member_removed",

@@ -72,6 +72,9 @@ pub enum ErrorCode {
     /// The path exists but not with this HTTP method (the web client's
     /// paths answer only GET and HEAD).
     MethodNotAllowed,
+    /// The device was not used for longer than the server allows
+    /// (`devices.idle_days`) and was logged out: sign in again.
+    TokenExpired,
 }
 
 impl ErrorCode {
@@ -88,7 +91,8 @@ impl ErrorCode {
             ErrorCode::Unauthorized
             | ErrorCode::InvalidCredentials
             | ErrorCode::AuthTimeout
-            | ErrorCode::Revoked => 401,
+            | ErrorCode::Revoked
+            | ErrorCode::TokenExpired => 401,
             ErrorCode::Forbidden | ErrorCode::OriginNotAllowed | ErrorCode::AccountDisabled => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
@@ -136,6 +140,7 @@ impl ErrorCode {
             ErrorCode::KeyConflict => "key_conflict",
             ErrorCode::InboxFull => "inbox_full",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::TokenExpired => "token_expired",
         }
     }
 }

@@ -58,6 +58,12 @@ pub struct Device {
     pub name: String,
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,
+    /// When the device last used its token (ms since the Unix epoch), to
+    /// the hour: recorded at most once an hour, and every hour while it
+    /// holds a WebSocket. A device idle for `devices.idle_days` is logged
+    /// out.
+    #[serde(default)]
+    pub last_used_at: i64,
     /// Whether this is the device making the request.
     #[serde(default)]
     pub current: bool,

@@ -87,7 +87,7 @@ impl Waiter {
 enum End {
     /// The socket dropped; reconnect.
     Disconnected(String),
-    /// The server refused the device for good (`revoked`, `unauthorized`).
+    /// The server refused the device for good (`revoked`, `unauthorized`, `account_disabled`, `token_expired`).
     Refused(ErrorCode),
     /// [`crate::Connection::close`] was called or every handle dropped.
     Shutdown,
@@ -210,7 +210,8 @@ impl Actor {
                     Some(
                         code @ (ErrorCode::Unauthorized
                         | ErrorCode::Revoked
-                        | ErrorCode::AccountDisabled),
+                        | ErrorCode::AccountDisabled
+                        | ErrorCode::TokenExpired),
                     ) => return Err(End::Refused(code)),
                     _ => tracing::debug!(error = %e, "reconnect failed"),
                 },
@@ -398,7 +399,10 @@ impl Actor {
                 code,
                 message,
             } => match code {
-                ErrorCode::Unauthorized | ErrorCode::Revoked => Err(End::Refused(code)),
+                ErrorCode::Unauthorized
+                | ErrorCode::Revoked
+                | ErrorCode::AccountDisabled
+                | ErrorCode::TokenExpired => Err(End::Refused(code)),
                 _ => Err(End::Disconnected(format!("{}: {message}", code.as_str()))),
             },
             ServerFrame::Event(frame) => {

@@ -74,7 +74,7 @@ pub enum ClientEvent {
     /// The socket closed; the connection reconnects by itself, with backoff.
     Disconnected { reason: String },
     /// The connection ended for good: `Some(code)` when the server refused
-    /// the device (`revoked`, `unauthorized`), `None` after [`Connection::close`].
+    /// the device (`revoked`, `unauthorized`, `account_disabled`, `token_expired`), `None` after [`Connection::close`].
     Closed { code: Option<ErrorCode> },
 }
 

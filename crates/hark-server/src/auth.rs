@@ -122,7 +122,8 @@ pub fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// Looks a token up; `Unauthorized` when unknown or revoked.
+/// Looks a token up; `Unauthorized` when unknown or revoked, `TokenExpired`
+/// when its device went unused past `devices.idle_days`.
 pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<AuthedDevice> {
     if token.is_empty() || token.len() > 128 {
         return Err(ApiError::unauthorized());
@@ -135,7 +136,23 @@ pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<AuthedDevi
     if device.disabled {
         return Err(disabled());
     }
+    if device.expired
+        || crate::devices::idle_cutoff(state)
+            .is_some_and(|cutoff| device.device.last_used_at < cutoff)
+    {
+        return Err(expired(state));
+    }
+    crate::devices::touch(state, &device);
     Ok(device)
+}
+
+/// What the token of a device logged out for idleness gets.
+fn expired(state: &AppState) -> ApiError {
+    let message = match state.config.devices.idle_days {
+        0 => "this device was logged out for going unused; sign in again".to_owned(),
+        days => format!("this device was logged out after {days} days without use; sign in again"),
+    };
+    ApiError::new(ErrorCode::TokenExpired, message)
 }
 
 /// What a disabled account's login and tokens get.

@@ -7,6 +7,7 @@
 mod audit;
 pub mod auth;
 mod bus_repair;
+mod devices;
 /// The configuration, in its own crate (`hark-config`) so the fuzz targets can parse it.
 pub use hark_config as config;
 pub mod error;
@@ -145,6 +146,7 @@ pub async fn serve(
     background.push(tokio::spawn(media::sweep_forever(state.clone())));
     background.push(tokio::spawn(audit::sweep_forever(state.clone())));
     background.push(tokio::spawn(retention::sweep_forever(state.clone())));
+    background.push(tokio::spawn(devices::sweep_forever(state.clone())));
     background.push(tokio::spawn(limits::tidy_forever(state.clone())));
     let app = http::router(state.clone());
     let signal_state = state.clone();

@@ -461,6 +461,7 @@ mod tests {
             last_seen: None,
             role: hark_proto::Role::User,
             disabled: false,
+            expired: false,
         };
 
         tokio::time::pause();

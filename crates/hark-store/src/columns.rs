@@ -210,20 +210,28 @@ pub(crate) fn user<R: Columns>(r: &R, at: usize) -> Result<User, R::Error> {
     })
 }
 
-/// `id, name, created_at` from column `at` on.
+/// The columns [`device`] reads, for the `devices` table.
+pub(crate) const DEVICE_COLUMNS: &str = "id, name, created_at, last_used_at";
+
+/// `id, name, created_at, last_used_at` from column `at` on.
 pub(crate) fn device<R: Columns>(r: &R, at: usize, current: bool) -> Result<Device, R::Error> {
     Ok(Device {
         id: DeviceId(r.int(at)?),
         name: r.text(at + 1)?,
         created_at: r.int(at + 2)?,
+        last_used_at: r.int(at + 3)?,
         current,
     })
 }
 
 /// The columns [`authed_device`] reads, for `devices d JOIN users u`.
 pub(crate) const AUTHED_DEVICE_COLUMNS: &str =
-    "u.id, u.username, u.display_name, d.id, d.name, d.created_at, u.last_seen_at, u.role,
-     u.disabled_at";
+    "u.id, u.username, u.display_name, d.id, d.name, d.created_at, d.last_used_at,
+     u.last_seen_at, u.role, u.disabled_at, d.revoked_reason";
+
+/// What `devices.revoked_reason` holds for a device logged out for
+/// idleness: its token is still found, to be answered `token_expired`.
+pub(crate) const IDLE: &str = "idle";
 
 /// `id, username, display_name, password_hash, disabled_at`: a login's
 /// credentials, for a table aliased `u`.
@@ -248,9 +256,10 @@ pub(crate) fn authed_device<R: Columns>(r: &R) -> Result<crate::AuthedDevice, R:
     Ok(crate::AuthedDevice {
         user: user(r, 0)?,
         device: device(r, 3, true)?,
-        last_seen: r.opt_int(6)?,
-        role: crate::admin::role(&r.text(7)?),
-        disabled: r.opt_int(8)?.is_some(),
+        last_seen: r.opt_int(7)?,
+        role: crate::admin::role(&r.text(8)?),
+        disabled: r.opt_int(9)?.is_some(),
+        expired: r.opt_text(10)?.is_some_and(|why| why == IDLE),
     })
 }
 

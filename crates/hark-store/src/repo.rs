@@ -45,6 +45,9 @@ pub struct AuthedDevice {
     pub role: Role,
     /// An admin disabled the account: the token is refused.
     pub disabled: bool,
+    /// The device was logged out for idleness: the token is refused as
+    /// expired.
+    pub expired: bool,
 }
 
 /// A message to commit. The sender comes from the authenticated device, never
@@ -116,11 +119,23 @@ pub trait AccountStore: Send + Sync {
         name: &str,
         token_hash: [u8; 32],
     ) -> StoreResult<Device>;
-    /// The live (not revoked) device holding the token with this hash.
+    /// The device holding the token with this hash: a live one, or one
+    /// logged out for idleness (`expired`); `None` for a token never
+    /// given out or revoked otherwise.
     async fn device_by_token(&self, token_hash: [u8; 32]) -> StoreResult<Option<AuthedDevice>>;
     async fn devices(&self, user_id: UserId) -> StoreResult<Vec<Device>>;
     /// Revokes one of the user's devices; `NotFound` if it is not theirs or already revoked.
     async fn revoke_device(&self, user_id: UserId, device_id: DeviceId) -> StoreResult<()>;
+    /// Records that these devices used their tokens now (revoked ones are
+    /// left as they are).
+    async fn touch_devices(&self, devices: Vec<DeviceId>) -> StoreResult<()>;
+    /// Logs out up to `limit` devices last used before `cutoff_ms`, as
+    /// [`AccountStore::revoke_device`] does, marked as expired; returns them.
+    async fn expire_idle_devices(
+        &self,
+        cutoff_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(UserId, DeviceId)>>;
     async fn set_display_name(&self, user_id: UserId, display_name: &str) -> StoreResult<User>;
     async fn user(&self, user_id: UserId) -> StoreResult<Option<User>>;
     async fn search_users(&self, prefix: &str, limit: u32) -> StoreResult<Vec<User>>;

@@ -32,6 +32,7 @@ const ACTION_LABELS: Record<string, string> = {
   login_failed: 'Login refused',
   logout: 'Logged out',
   device_revoked: 'Logged out another device',
+  device_expired: 'Logged out after going unused',
   group_created: 'Group created',
   member_added: 'Member added',
   member_removed: 'Member removed',

@@ -6,7 +6,7 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { loadSession, saveSession, type ErrorCode, type Session } from '../hark-client';
 import { AdminPanel } from './Admin';
-import { ACCOUNT_DISABLED, AuthScreen } from './Auth';
+import { ACCOUNT_DISABLED, AuthScreen, DEVICE_EXPIRED } from './Auth';
 import { ChatPane, EmptyPane } from './ChatPane';
 import { InfoPanel, type Panel } from './InfoPanel';
 import { listenToServiceWorker, takeChatParam } from './serviceWorker';
@@ -35,7 +35,7 @@ export function App() {
     );
   }
   const loggedOut = (code: ErrorCode | null) => {
-    setNotice(code === 'account_disabled' ? ACCOUNT_DISABLED : null);
+    setNotice(code === 'account_disabled' ? ACCOUNT_DISABLED : code === 'token_expired' ? DEVICE_EXPIRED : null);
     setSession(null);
   };
   return <Messenger key={session.device.id} session={session} onLoggedOut={loggedOut} />;

@@ -21,6 +21,7 @@ function deviceName(): string {
 
 /** Shown on the login screen when an admin disabled the account (a refused login, or a session ended by it). */
 export const ACCOUNT_DISABLED = 'Your account has been disabled by an administrator.';
+export const DEVICE_EXPIRED = 'You were logged out because this browser went unused for a long time. Log in again.';
 
 function explain(e: unknown): string {
   if (!(e instanceof HarkError)) return 'Something went wrong. Please try again.';
@@ -33,6 +34,8 @@ function explain(e: unknown): string {
       return 'Too many attempts. Wait a minute and try again.';
     case 'account_disabled':
       return ACCOUNT_DISABLED;
+    case 'token_expired':
+      return DEVICE_EXPIRED;
     case 'network':
       return 'Cannot reach the server. Check your connection.';
     default:

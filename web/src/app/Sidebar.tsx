@@ -668,7 +668,9 @@ function SettingsView(props: { store: AppStore; onDone: () => void }) {
               </div>
               <div class="person-text">
                 <div class="person-name">{d.name}</div>
-                <div class="muted">{d.current ? 'This device' : `Since ${new Date(d.created_at).toLocaleString()}`}</div>
+                <div class="muted" data-testid="device-when">
+                  {d.current ? 'This device' : `Last used ${new Date(d.last_used_at || d.created_at).toLocaleString()} · since ${new Date(d.created_at).toLocaleDateString()}`}
+                </div>
               </div>
               {!d.current && (
                 <button class="text-btn danger" data-testid="revoke-device" onClick={() => void run(async () => { await store.api.revokeDevice(d.id); load(); })}>

@@ -1580,8 +1580,11 @@ export class AppStore {
    */
   refused(e: unknown): boolean {
     if (!(e instanceof HarkError)) return false;
-    if (e.code !== 'unauthorized' && e.code !== 'revoked' && e.code !== 'account_disabled') return false;
-    this.forgetSession(e.code);
+    const code = e.code;
+    if (code !== 'unauthorized' && code !== 'revoked' && code !== 'account_disabled' && code !== 'token_expired') {
+      return false;
+    }
+    this.forgetSession(code);
     return true;
   }
 

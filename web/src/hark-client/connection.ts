@@ -666,7 +666,7 @@ export class Connection {
  * (`account_disabled`: not until an admin enables the account).
  */
 function isFinal(code: ErrorCode): boolean {
-  return code === 'unauthorized' || code === 'revoked' || code === 'account_disabled';
+  return code === 'unauthorized' || code === 'revoked' || code === 'account_disabled' || code === 'token_expired';
 }
 
 /**

@@ -31,6 +31,7 @@ export type ErrorCode =
   | 'slow_consumer'
   | 'revoked'
   | 'account_disabled'
+  | 'token_expired'
   | 'too_many_connections'
   | 'origin_not_allowed'
   | 'shutting_down'
@@ -73,6 +74,8 @@ export interface Device {
   id: DeviceId;
   name: string;
   created_at: number;
+  /** When the device last used its token (ms), to the hour; one idle past the server's limit is logged out. */
+  last_used_at: number;
   current: boolean;
 }
 
@@ -652,6 +655,7 @@ export const AUDIT_ACTIONS = [
   'login_failed',
   'logout',
   'device_revoked',
+  'device_expired',
   'group_created',
   'member_added',
   'member_removed',

@@ -18,6 +18,7 @@ mod disappearing;
 mod e2e;
 mod erasure;
 mod features;
+mod idle_devices;
 mod idor;
 mod media;
 mod messaging;

@@ -3,7 +3,8 @@
 use super::rows::all;
 use super::tx::{Db, Tx};
 use crate::columns::{
-    self, like_prefix, visibility_str, AUTHED_DEVICE_COLUMNS, CREDENTIALS_COLUMNS, NEW_USER_ROLE,
+    self, like_prefix, visibility_str, AUTHED_DEVICE_COLUMNS, CREDENTIALS_COLUMNS, DEVICE_COLUMNS,
+    IDLE, NEW_USER_ROLE,
 };
 use crate::rules;
 use crate::{AuthedDevice, Credentials, PresenceRecord, StoreError, StoreResult};
@@ -63,8 +64,8 @@ pub(crate) async fn create_device(
 ) -> StoreResult<Device> {
     let id: i64 = tx
         .one(
-            "INSERT INTO devices (user_id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)
-             RETURNING id",
+            "INSERT INTO devices (user_id, name, token_hash, created_at, last_used_at)
+             VALUES ($1, $2, $3, $4, $4) RETURNING id",
             &[&user_id.0, &name, &&token_hash[..], &tx.now_ms],
         )
         .await?
@@ -73,6 +74,7 @@ pub(crate) async fn create_device(
         id: DeviceId(id),
         name: name.to_owned(),
         created_at: tx.now_ms,
+        last_used_at: tx.now_ms,
         current: true,
     })
 }
@@ -85,7 +87,7 @@ pub(crate) async fn device_by_token(
         &format!(
             "SELECT {AUTHED_DEVICE_COLUMNS}
              FROM devices d JOIN users u ON u.id = d.user_id
-             WHERE d.token_hash = $1 AND d.revoked_at IS NULL"
+             WHERE d.token_hash = $1 AND (d.revoked_at IS NULL OR d.revoked_reason = '{IDLE}')"
         ),
         &[&&token_hash[..]],
     )
@@ -97,8 +99,10 @@ pub(crate) async fn device_by_token(
 pub(crate) async fn devices(db: &Db, user_id: UserId) -> StoreResult<Vec<Device>> {
     let rows = db
         .rows(
-            "SELECT id, name, created_at FROM devices WHERE user_id = $1 AND revoked_at IS NULL
-             ORDER BY id",
+            &format!(
+                "SELECT {DEVICE_COLUMNS} FROM devices WHERE user_id = $1 AND revoked_at IS NULL
+                 ORDER BY id"
+            ),
             &[&user_id.0],
         )
         .await?;
@@ -121,6 +125,43 @@ pub(crate) async fn revoke_device(
         return Err(StoreError::NotFound);
     }
     Ok(())
+}
+
+pub(crate) async fn touch_devices(tx: &mut Tx, devices: &[DeviceId]) -> StoreResult<()> {
+    let ids: Vec<i64> = devices.iter().map(|d| d.0).collect();
+    tx.exec(
+        "UPDATE devices SET last_used_at = $1
+         WHERE id = ANY($2) AND revoked_at IS NULL AND last_used_at < $1",
+        &[&tx.now_ms, &ids],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Marks up to `limit` devices idle since before `cutoff_ms` revoked for
+/// idleness; returns them (their push subscriptions and keys are the
+/// caller's to forget, in the same transaction).
+pub(crate) async fn expire_idle(
+    tx: &mut Tx,
+    cutoff_ms: i64,
+    limit: u32,
+) -> StoreResult<Vec<(UserId, DeviceId)>> {
+    let rows = tx
+        .rows(
+            &format!(
+                "UPDATE devices SET revoked_at = $1, revoked_reason = '{IDLE}'
+                 WHERE id IN (SELECT id FROM devices
+                              WHERE revoked_at IS NULL AND last_used_at < $2
+                              ORDER BY last_used_at LIMIT $3
+                              FOR UPDATE SKIP LOCKED)
+                 RETURNING user_id, id"
+            ),
+            &[&tx.now_ms, &cutoff_ms, &i64::from(limit)],
+        )
+        .await?;
+    all(rows, |r| {
+        Ok((UserId(r.try_get(0)?), DeviceId(r.try_get(1)?)))
+    })
 }
 
 pub(crate) async fn set_display_name(

@@ -680,6 +680,34 @@ impl AccountStore for PostgresStore {
         .await
     }
 
+    async fn touch_devices(&self, devices: Vec<DeviceId>) -> StoreResult<()> {
+        if devices.is_empty() {
+            return Ok(());
+        }
+        self.write(devices, move |tx, devices| {
+            Box::pin(async move { accounts::touch_devices(tx, &devices).await })
+        })
+        .await
+    }
+
+    async fn expire_idle_devices(
+        &self,
+        cutoff_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(UserId, DeviceId)>> {
+        self.write((), move |tx, ()| {
+            Box::pin(async move {
+                let expired = accounts::expire_idle(tx, cutoff_ms, limit).await?;
+                for &(user_id, device_id) in &expired {
+                    push::remove_of_device(tx, device_id).await?;
+                    e2e::forget_device(tx, user_id, device_id).await?;
+                }
+                Ok(expired)
+            })
+        })
+        .await
+    }
+
     async fn set_display_name(&self, user_id: UserId, display_name: &str) -> StoreResult<User> {
         self.write(display_name.to_owned(), move |tx, name| {
             Box::pin(async move { accounts::set_display_name(tx, user_id, &name).await })

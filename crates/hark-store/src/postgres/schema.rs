@@ -371,6 +371,17 @@ CREATE INDEX stream_lines ON stream_events(user_id, chat_id, pos)
        ('chat_created', 'chat_renamed', 'member_added', 'member_removed', 'admin_changed',
         'disappearing_changed');
 "#,
+    r#"
+-- Devices' last use and idle logout (docs/protocol.md "Devices"): when the
+-- device last used its token, recorded at most once an hour; a device idle
+-- past `devices.idle_days` is revoked with the reason 'idle', and its token
+-- then answers `token_expired`. Devices from before this version count as
+-- used now, so that an upgrade logs nobody out.
+ALTER TABLE devices ADD COLUMN last_used_at BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN revoked_reason TEXT;
+UPDATE devices SET last_used_at = GREATEST(created_at, (EXTRACT(EPOCH FROM now()) * 1000)::BIGINT);
+CREATE INDEX devices_by_last_use ON devices(last_used_at) WHERE revoked_at IS NULL;
+"#,
 ];
 
 /// An arbitrary key for the advisory lock that serialises migrations.

@@ -2,7 +2,8 @@
 
 use super::writer::WriteCtx;
 use crate::columns::{
-    self, like_prefix, visibility_str, AUTHED_DEVICE_COLUMNS, CREDENTIALS_COLUMNS, NEW_USER_ROLE,
+    self, like_prefix, visibility_str, AUTHED_DEVICE_COLUMNS, CREDENTIALS_COLUMNS, DEVICE_COLUMNS,
+    IDLE, NEW_USER_ROLE,
 };
 use crate::rules;
 use crate::{AuthedDevice, Credentials, PresenceRecord, StoreError, StoreResult};
@@ -61,13 +62,15 @@ pub(crate) fn create_device(
     token_hash: [u8; 32],
 ) -> StoreResult<Device> {
     ctx.conn.execute(
-        "INSERT INTO devices (user_id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO devices (user_id, name, token_hash, created_at, last_used_at)
+         VALUES (?1, ?2, ?3, ?4, ?4)",
         params![user_id.0, name, &token_hash[..], ctx.now_ms],
     )?;
     Ok(Device {
         id: DeviceId(ctx.conn.last_insert_rowid()),
         name: name.to_owned(),
         created_at: ctx.now_ms,
+        last_used_at: ctx.now_ms,
         current: true,
     })
 }
@@ -80,16 +83,16 @@ pub(crate) fn device_by_token(
         .prepare_cached(&format!(
             "SELECT {AUTHED_DEVICE_COLUMNS}
              FROM devices d JOIN users u ON u.id = d.user_id
-             WHERE d.token_hash = ?1 AND d.revoked_at IS NULL"
+             WHERE d.token_hash = ?1 AND (d.revoked_at IS NULL OR d.revoked_reason = '{IDLE}')"
         ))?
         .query_row([&token_hash[..]], |r| columns::authed_device(r))
         .optional()?)
 }
 
 pub(crate) fn devices(conn: &Connection, user_id: UserId) -> StoreResult<Vec<Device>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, name, created_at FROM devices WHERE user_id = ?1 AND revoked_at IS NULL ORDER BY id",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {DEVICE_COLUMNS} FROM devices WHERE user_id = ?1 AND revoked_at IS NULL ORDER BY id"
+    ))?;
     let rows = stmt.query_map([user_id.0], |r| columns::device(r, 0, false))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -107,6 +110,44 @@ pub(crate) fn revoke_device(
         return Err(StoreError::NotFound);
     }
     Ok(())
+}
+
+pub(crate) fn touch_devices(ctx: &mut WriteCtx<'_>, devices: &[DeviceId]) -> StoreResult<()> {
+    let mut stmt = ctx.conn.prepare_cached(
+        "UPDATE devices SET last_used_at = ?1
+         WHERE id = ?2 AND revoked_at IS NULL AND last_used_at < ?1",
+    )?;
+    for device in devices {
+        stmt.execute(params![ctx.now_ms, device.0])?;
+    }
+    Ok(())
+}
+
+/// Marks up to `limit` devices idle since before `cutoff_ms` revoked for
+/// idleness; returns them (their push subscriptions and keys are the
+/// caller's to forget, in the same transaction).
+pub(crate) fn expire_idle(
+    ctx: &mut WriteCtx<'_>,
+    cutoff_ms: i64,
+    limit: u32,
+) -> StoreResult<Vec<(UserId, DeviceId)>> {
+    let idle: Vec<(UserId, DeviceId)> = ctx
+        .conn
+        .prepare_cached(
+            "SELECT user_id, id FROM devices
+             WHERE revoked_at IS NULL AND last_used_at < ?1 ORDER BY last_used_at LIMIT ?2",
+        )?
+        .query_map(params![cutoff_ms, limit], |r| {
+            Ok((UserId(r.get(0)?), DeviceId(r.get(1)?)))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut stmt = ctx.conn.prepare_cached(&format!(
+        "UPDATE devices SET revoked_at = ?1, revoked_reason = '{IDLE}' WHERE id = ?2"
+    ))?;
+    for (_, device) in &idle {
+        stmt.execute(params![ctx.now_ms, device.0])?;
+    }
+    Ok(idle)
 }
 
 pub(crate) fn set_display_name(

@@ -648,6 +648,30 @@ impl AccountStore for SqliteStore {
         .await
     }
 
+    async fn touch_devices(&self, devices: Vec<DeviceId>) -> StoreResult<()> {
+        if devices.is_empty() {
+            return Ok(());
+        }
+        self.write(move |ctx| accounts::touch_devices(ctx, &devices))
+            .await
+    }
+
+    async fn expire_idle_devices(
+        &self,
+        cutoff_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(UserId, DeviceId)>> {
+        self.write(move |ctx| {
+            let expired = accounts::expire_idle(ctx, cutoff_ms, limit)?;
+            for &(user_id, device_id) in &expired {
+                push::remove_of_device(ctx.conn, device_id)?;
+                e2e::forget_device(ctx, user_id, device_id)?;
+            }
+            Ok(expired)
+        })
+        .await
+    }
+
     async fn set_display_name(&self, user_id: UserId, display_name: &str) -> StoreResult<User> {
         let name = display_name.to_owned();
         self.write(move |ctx| accounts::set_display_name(ctx, user_id, &name))

@@ -413,6 +413,17 @@ CREATE INDEX stream_lines ON stream_events(user_id, chat_id, pos)
        ('chat_created', 'chat_renamed', 'member_added', 'member_removed', 'admin_changed',
         'disappearing_changed');
 "#,
+    r#"
+-- Devices' last use and idle logout (docs/protocol.md "Devices"): when the
+-- device last used its token, recorded at most once an hour; a device idle
+-- past `devices.idle_days` is revoked with the reason 'idle', and its token
+-- then answers `token_expired`. Devices from before this version count as
+-- used now, so that an upgrade logs nobody out.
+ALTER TABLE devices ADD COLUMN last_used_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN revoked_reason TEXT;
+UPDATE devices SET last_used_at = MAX(created_at, CAST(strftime('%s', 'now') AS INTEGER) * 1000);
+CREATE INDEX devices_by_last_use ON devices(last_used_at) WHERE revoked_at IS NULL;
+"#,
 ];
 
 /// Opens the pragmas every connection needs.
@@ -528,5 +539,31 @@ mod tests {
                 (None, None)
             ]
         );
+    }
+
+    #[test]
+    fn devices_from_before_last_use_count_as_used_at_the_upgrade() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let before = MIGRATIONS.len() - 1;
+        for sql in &MIGRATIONS[..before] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", before).unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (id, username, display_name, password_hash, created_at)
+                 VALUES (1, 'ann', 'Ann', 'x', 5);
+             INSERT INTO devices (user_id, name, token_hash, created_at) VALUES (1, 'old', x'01', 5);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let (used, reason): (i64, Option<String>) = conn
+            .query_row(
+                "SELECT last_used_at, revoked_reason FROM devices",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert!(used > crate::clock_ms() - 60_000, "{used}");
+        assert_eq!(reason, None);
     }
 }

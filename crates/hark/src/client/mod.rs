@@ -259,6 +259,27 @@ pub(crate) enum GroupCommand {
 }
 
 pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
+    command(cmd).await.map_err(signed_out)
+}
+
+/// A refusal of the saved token, with what to do about it.
+fn signed_out(e: anyhow::Error) -> anyhow::Error {
+    let code = e
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<hark_sdk::Error>())
+        .and_then(hark_sdk::Error::code);
+    match code {
+        Some(hark_proto::ErrorCode::TokenExpired) => e.context(
+            "this device was logged out for going unused: run `hark login <username>` again",
+        ),
+        Some(hark_proto::ErrorCode::Unauthorized | hark_proto::ErrorCode::Revoked) => {
+            e.context("this device is not logged in any more: run `hark login <username>` again")
+        }
+        _ => e,
+    }
+}
+
+async fn command(cmd: ClientCommand) -> anyhow::Result<()> {
     match cmd {
         ClientCommand::Register {
             username,
@@ -523,8 +544,13 @@ async fn logout(server: ServerOpt) -> anyhow::Result<()> {
     let (api, session) = connect(&server)?;
     match api.logout().await {
         Ok(()) => {}
-        // Already revoked elsewhere: forgetting the session is all that is left.
-        Err(e) if e.code() == Some(hark_proto::ErrorCode::Unauthorized) => {}
+        // Already revoked elsewhere, or logged out for going unused:
+        // forgetting the session is all that is left.
+        Err(e)
+            if matches!(
+                e.code(),
+                Some(hark_proto::ErrorCode::Unauthorized | hark_proto::ErrorCode::TokenExpired)
+            ) => {}
         Err(e) => return Err(e.into()),
     }
     Session::remove()?;
@@ -549,14 +575,18 @@ async fn whoami(server: ServerOpt) -> anyhow::Result<()> {
 async fn devices(server: ServerOpt) -> anyhow::Result<()> {
     let (api, _) = connect(&server)?;
     let devices = api.devices().await?;
-    println!("{:<6} {:<24} {:<22} ", "ID", "NAME", "LOGGED IN");
+    println!(
+        "{:<6} {:<24} {:<22} {:<22} ",
+        "ID", "NAME", "LOGGED IN", "LAST USED"
+    );
     for d in devices {
         let current = if d.current { "  (this device)" } else { "" };
         println!(
-            "{:<6} {:<24} {:<22}{current}",
+            "{:<6} {:<24} {:<22} {:<22}{current}",
             d.id,
             view::snippet(&d.name, 24),
-            view::date_time(d.created_at)
+            view::date_time(d.created_at),
+            view::date_time(d.last_used_at)
         );
     }
     Ok(())

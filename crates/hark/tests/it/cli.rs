@@ -1407,3 +1407,36 @@ fn two_terminals_verify_each_other_by_emoji_and_a_mismatch_verifies_nothing() {
     ));
     assert!(ok && !said.contains("warning"), "{said}");
 }
+
+#[test]
+fn a_device_logged_out_for_going_unused_is_told_to_log_in_again() {
+    let server = start_server_with("[devices]\nidle_days = 30\nsweep_ms = 200\n");
+    let alice = tempfile::tempdir().unwrap();
+    hark(&server, alice.path(), &["register", "alice"]);
+    hark(&server, alice.path(), &["login", "alice"]);
+    let listed = hark(&server, alice.path(), &["devices"]);
+    assert!(listed.contains("LAST USED"), "{listed}");
+
+    // 31 days without use, as the server's database will see it.
+    let db = rusqlite::Connection::open(server.data_dir().join("hark.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    let aged = db
+        .execute(
+            "UPDATE devices SET last_used_at = last_used_at - 31 * 86400000",
+            [],
+        )
+        .unwrap();
+    assert_eq!(aged, 1);
+    let refused = hark_refused(&server, alice.path(), &["chats"]);
+    assert!(
+        refused.contains("logged out for going unused")
+            && refused.contains("hark login <username>")
+            && refused.contains("30 days without use"),
+        "{refused}"
+    );
+    // Logging out forgets the session; logging in again works.
+    hark(&server, alice.path(), &["logout"]);
+    assert!(!alice.path().join("session.json").exists());
+    hark(&server, alice.path(), &["login", "alice"]);
+    hark(&server, alice.path(), &["chats"]);
+}
