@@ -2,11 +2,12 @@
 //! once an hour), and one idle past `devices.idle_days` is logged out: its
 //! token answers `token_expired` over HTTP and the WebSocket, it leaves the
 //! device list, and the audit log says so; a device holding a socket is in
-//! use however old its stored time. The test stands in for the days passing
+//! use however old its stored time; the SDK stops reconnecting. The test stands in for the days passing
 //! by moving the stored times back.
 
-use crate::support::{spawn_with, TestApp, WAIT};
+use crate::support::{spawn_at, spawn_with, TestApp, WAIT};
 use hark_proto::{AuditPage, Device, ErrorCode};
+use hark_sdk::{Api, ClientEvent, ConnectOptions, Connection};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -196,4 +197,39 @@ async fn with_no_idle_limit_devices_stay_logged_in() {
     let (status, body) = app.get("/me", &alice.token).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(devices(&app, &alice.token).await.len(), 1);
+}
+
+/// The SDK: a connection whose device is found idle when it reconnects ends
+/// for good with `token_expired` (it does not retry), and API calls carry
+/// the code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_stops_reconnecting_once_its_token_expired() {
+    let idle = |c: &mut hark_server::config::Config| c.devices.idle_days = 30;
+    let app = spawn_with(idle).await;
+    let alice = app.user("alice").await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let (_connection, mut events) =
+        Connection::connect(&app.base, &alice.token, ConnectOptions::default())
+            .await
+            .unwrap();
+    // A month passes while the server is down (its sweep, hourly by
+    // default, has not recorded the socket since it opened).
+    assert_eq!(age(&app, alice.user_id.0, 31 * DAY_MS).await, 1);
+    let dir = app.stop().await;
+    let app = spawn_at(dir, &addr, idle).await;
+    let closed = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match events.recv().await {
+                Some(ClientEvent::Closed { code }) => return code,
+                Some(_) => {}
+                None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the connection should end for good");
+    assert_eq!(closed, Some(ErrorCode::TokenExpired));
+    let api = Api::new(&app.base).unwrap().with_token(&alice.token);
+    let refused = api.me().await.unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::TokenExpired), "{refused}");
 }
