@@ -12,7 +12,8 @@
 //! request, in either protocol: one that sends nothing, or only part of
 //! the HTTP/2 preface, is closed then. An HTTP/2 connection is pinged
 //! every deadline's length and closed when a ping goes unanswered for as
-//! long.
+//! long: that also bounds an HTTP/2 header block that never ends, since
+//! until it ends the client may send nothing but its CONTINUATION frames.
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;

@@ -752,6 +752,107 @@ async fn a_connection_that_never_begins_a_request_is_closed() {
     assert_eq!(s, 200);
 }
 
+/// HTTP/2's slowloris: a client whose request headers never end (a
+/// HEADERS frame without END_HEADERS, then a CONTINUATION frame with one
+/// more header every 700 ms, each without END_HEADERS). Until the header block
+/// ends the protocol lets it send nothing else, so it cannot answer the
+/// server's liveness ping: the connection is closed once the ping goes
+/// unanswered (`header_timeout_secs` to send it, as long to wait), while a
+/// healthy client is served.
+#[tokio::test]
+async fn http2_headers_that_never_end_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
+        let mut bytes = vec![len[1], len[2], len[3], kind, flags];
+        bytes.extend_from_slice(&stream.to_be_bytes());
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+    /// Whether `bytes` (the server's frames so far) hold a HEADERS frame on
+    /// stream 1.
+    fn answered(bytes: &[u8]) -> bool {
+        let mut at = 0;
+        while at + 9 <= bytes.len() {
+            let len = usize::from(bytes[at]) << 16
+                | usize::from(bytes[at + 1]) << 8
+                | usize::from(bytes[at + 2]);
+            let stream =
+                u32::from_be_bytes(bytes[at + 5..at + 9].try_into().unwrap()) & 0x7fff_ffff;
+            if bytes[at + 3] == HEADERS && stream == 1 {
+                return true;
+            }
+            at += 9 + len;
+        }
+        false
+    }
+    const HEADERS: u8 = 0x1;
+    const SETTINGS: u8 = 0x4;
+    const CONTINUATION: u8 = 0x9;
+    const END_STREAM: u8 = 0x1;
+    const ACK: u8 = 0x1;
+    const END_HEADERS: u8 = 0x4;
+    let app = crate::support::spawn_with(|c| c.limits.header_timeout_secs = 1).await;
+    let alice = app.user("alice").await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut opening = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    opening.extend(frame(SETTINGS, 0, 0, &[]));
+    // A first, whole request, `GET /healthz` (HPACK: `:method: GET`,
+    // `:scheme: http`, `:path` and `:authority` as literals), so that the
+    // connection is past its first-request deadline.
+    let mut first = vec![0x82, 0x86, 0x04, 8];
+    first.extend_from_slice(b"/healthz");
+    first.extend_from_slice(&[0x01, 1, b'x']);
+    opening.extend(frame(HEADERS, END_STREAM | END_HEADERS, 1, &first));
+    slow.write_all(&opening).await.unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answered(&seen) {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), slow.read(&mut buf))
+            .await
+            .expect("an answer to the first request")
+            .unwrap();
+        assert!(n > 0, "closed before answering");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    // Acknowledge the server's settings; then headers that never end.
+    let mut endless = frame(SETTINGS, ACK, 0, &[]);
+    endless.extend(frame(HEADERS, 0, 3, &[0x82]));
+    slow.write_all(&endless).await.unwrap();
+    let started = std::time::Instant::now();
+    let (mut reader, mut writer) = slow.into_split();
+    let drip = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+            // One more `x: y` header (HPACK literal, new name) each time.
+            let more = [0x00, 1, b'x', 1, b'y'];
+            if writer
+                .write_all(&frame(CONTINUATION, 0, 3, &more))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = reader.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the server cut the endless headers off");
+    drip.abort();
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    let (s, _) = app.get("/me", &alice.token).await;
+    assert_eq!(s, 200);
+}
+
 /// A request whose body stalls (its headers on time, then part of its
 /// body, then nothing) fails once `body_timeout_secs` passes without a
 /// byte, with the documented error, instead of holding the request open;
