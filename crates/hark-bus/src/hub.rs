@@ -245,12 +245,12 @@ impl Hub {
         devices
     }
 
-    /// Every device with a connection on this node.
-    pub fn devices(&self) -> Vec<DeviceId> {
+    /// Every device with a connection on this node, with its user.
+    pub fn devices(&self) -> Vec<(UserId, DeviceId)> {
         let users = self.users.read().unwrap_or_else(|e| e.into_inner());
-        let mut devices: Vec<DeviceId> = users
-            .values()
-            .flat_map(|entries| entries.iter().map(|e| e.device_id))
+        let mut devices: Vec<(UserId, DeviceId)> = users
+            .iter()
+            .flat_map(|(user, entries)| entries.iter().map(|e| (*user, e.device_id)))
             .collect();
         devices.sort_unstable();
         devices.dedup();

@@ -3,7 +3,10 @@
 //! would not notice until its next event. So each local user's newest
 //! event is delivered again to their sockets here: a device that has it
 //! drops it as a duplicate, one that missed something sees the gap (its
-//! position jumps) and syncs, as the protocol's live rule says.
+//! position jumps) and syncs, as the protocol's live rule says. A
+//! revocation published while the bus was down is lost the same way, so
+//! the tokens of this node's sockets are checked again too
+//! (`devices::check_sockets`).
 
 use crate::state::AppState;
 use futures_util::StreamExt;
@@ -32,6 +35,9 @@ pub(crate) fn spawn(state: &AppState) -> Option<tokio::task::JoinHandle<()>> {
             }
             reconnects.borrow_and_update();
             repair(&state).await;
+            if let Err(e) = crate::devices::check_sockets(&state).await {
+                tracing::warn!(error = %e, "checking sockets' tokens after the bus came back");
+            }
         }
     }))
 }

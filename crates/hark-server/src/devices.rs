@@ -7,12 +7,18 @@
 //! node sweeps; the store logs each idle device out once, as a revoke does
 //! (push subscriptions and end-to-end keys go), and marks it expired so its
 //! token answers `token_expired` rather than `unauthorized`.
+//!
+//! Recording the use of this node's sockets also reads whether their
+//! tokens still work: a socket whose device was revoked or whose account
+//! was disabled is closed here, in case the bus lost the message that
+//! should have closed it (`check_sockets`, also run by `bus_repair` when
+//! the bus comes back).
 
 use crate::audit::Event;
 use crate::state::AppState;
 use hark_bus::Outbound;
 use hark_store::admin::DAY_MS;
-use hark_store::AuthedDevice;
+use hark_store::{AuthedDevice, Refused};
 use std::time::Duration;
 
 /// How stale a device's stored last use may get before a request writes it.
@@ -44,6 +50,39 @@ pub(crate) fn touch(state: &AppState, device: &AuthedDevice) {
     });
 }
 
+/// Records the use of every device with a socket on this node, and closes
+/// the sockets of those whose tokens no longer work: the messages that
+/// close them travel on the bus, which may have lost one.
+pub(crate) async fn check_sockets(state: &AppState) -> Result<(), hark_store::StoreError> {
+    let connected = state.hub.devices();
+    if connected.is_empty() {
+        return Ok(());
+    }
+    let refused = state
+        .store
+        .touch_devices(connected.iter().map(|&(_, device)| device).collect())
+        .await?;
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let closing: Vec<_> = connected
+        .into_iter()
+        .filter_map(|(user, device)| {
+            let why = refused.iter().find(|(d, _)| *d == device)?.1;
+            Some(match why {
+                Refused::Revoked => (user, Outbound::DeviceRevoked(device)),
+                Refused::Disabled => (user, Outbound::AccountDisabled),
+            })
+        })
+        .collect();
+    tracing::warn!(
+        sockets = closing.len(),
+        "closing sockets whose tokens no longer work (a revocation the bus did not bring)"
+    );
+    state.hub.deliver(closing);
+    Ok(())
+}
+
 pub(crate) async fn sweep_forever(state: AppState) {
     let every = Duration::from_millis(state.config.devices.sweep_ms.max(100));
     loop {
@@ -61,7 +100,7 @@ pub(crate) async fn sweep_forever(state: AppState) {
 /// idle past the limit is logged out, its sockets closed wherever they are,
 /// and an audit row written for it.
 async fn sweep(state: &AppState) -> Result<(), hark_store::StoreError> {
-    state.store.touch_devices(state.hub.devices()).await?;
+    check_sockets(state).await?;
     let Some(cutoff) = idle_cutoff(state) else {
         return Ok(());
     };

@@ -30,7 +30,7 @@ pub use error::{StoreError, StoreResult};
 pub use repo::{
     AccountStore, AdminStore, AuditStore, AuthedDevice, ChatStore, CommitListener, Credentials,
     Delivery, HistoryQuery, JobStore, KeyStore, Lifecycle, MediaRecord, MediaStore, MessageStore,
-    NewMessage, PresenceRecord, PresenceStore, PushStore, Store, SyncPage, UploadRecord,
+    NewMessage, PresenceRecord, PresenceStore, PushStore, Refused, Store, SyncPage, UploadRecord,
 };
 pub use rules::Windows;
 

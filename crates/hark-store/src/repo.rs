@@ -33,6 +33,15 @@ pub struct Credentials {
     pub disabled: bool,
 }
 
+/// Why a device's token no longer works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The device was logged out (by its user, an admin, or for idleness).
+    Revoked,
+    /// An admin disabled the account.
+    Disabled,
+}
+
 /// The device a token belongs to, with its user.
 #[derive(Debug, Clone)]
 pub struct AuthedDevice {
@@ -127,8 +136,9 @@ pub trait AccountStore: Send + Sync {
     /// Revokes one of the user's devices; `NotFound` if it is not theirs or already revoked.
     async fn revoke_device(&self, user_id: UserId, device_id: DeviceId) -> StoreResult<()>;
     /// Records that these devices used their tokens now (revoked ones are
-    /// left as they are).
-    async fn touch_devices(&self, devices: Vec<DeviceId>) -> StoreResult<()>;
+    /// left as they are); returns those among them whose tokens no longer
+    /// work, and why.
+    async fn touch_devices(&self, devices: Vec<DeviceId>) -> StoreResult<Vec<(DeviceId, Refused)>>;
     /// Logs out up to `limit` devices last used before `cutoff_ms`, as
     /// [`AccountStore::revoke_device`] does, marked as expired; returns them.
     async fn expire_idle_devices(

@@ -1,6 +1,6 @@
 //! Authorization: non-members, revoked tokens, and who the sender is.
 
-use crate::support::spawn_app;
+use crate::support::{spawn_app, spawn_with};
 use hark_proto::{ClientFrame, ErrorCode, Event, ServerFrame};
 use serde_json::json;
 
@@ -482,4 +482,44 @@ async fn registrations_are_limited_per_address() {
     for name in ["dan", "eve"] {
         assert_eq!(register(name, "192.0.2.77").await.unwrap().status(), 201);
     }
+}
+
+/// A revocation or a disabling that never reached the socket's node (the
+/// bus between nodes lost the message; here the database is changed
+/// behind the server's back, so no message is sent at all) still closes
+/// the socket: each node's devices sweep reads whether its sockets' tokens
+/// still work (`devices.sweep_ms`; after the bus reconnects too).
+#[tokio::test]
+async fn a_revocation_the_bus_never_carried_still_closes_the_socket() {
+    let app = spawn_with(|c| c.devices.sweep_ms = 200).await;
+    let alice = app.user("alice").await;
+    let laptop = app.login("alice", "laptop").await;
+    let bob = app.user("bob").await;
+    let chat = app.direct(&alice, &bob).await;
+    let mut on_phone = app.ws(&alice).await;
+    let mut on_laptop = app.ws(&laptop).await;
+    let mut bobs = app.ws(&bob).await;
+
+    let revoked = app
+        .sql(&format!(
+            "UPDATE devices SET revoked_at = 1 WHERE id = {}",
+            laptop.device_id.0
+        ))
+        .await;
+    assert_eq!(revoked, 1);
+    on_laptop.expect_error(ErrorCode::Revoked).await;
+    assert_eq!(on_laptop.expect_close().await, Some(1008));
+
+    let disabled = app
+        .sql(&format!(
+            "UPDATE users SET disabled_at = 1 WHERE id = {}",
+            bob.user_id.0
+        ))
+        .await;
+    assert_eq!(disabled, 1);
+    bobs.expect_error(ErrorCode::AccountDisabled).await;
+    assert_eq!(bobs.expect_close().await, Some(1008));
+
+    // The phone, whose token works, keeps its socket.
+    on_phone.send_ok(chat, "still-here", "still here").await;
 }

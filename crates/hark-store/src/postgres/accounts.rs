@@ -7,7 +7,7 @@ use crate::columns::{
     IDLE, NEW_USER_ROLE,
 };
 use crate::rules;
-use crate::{AuthedDevice, Credentials, PresenceRecord, StoreError, StoreResult};
+use crate::{AuthedDevice, Credentials, PresenceRecord, Refused, StoreError, StoreResult};
 use hark_proto::{Device, DeviceId, PrivacySettings, User, UserId};
 use std::collections::{HashMap, HashSet};
 
@@ -127,7 +127,10 @@ pub(crate) async fn revoke_device(
     Ok(())
 }
 
-pub(crate) async fn touch_devices(tx: &mut Tx, devices: &[DeviceId]) -> StoreResult<()> {
+pub(crate) async fn touch_devices(
+    tx: &mut Tx,
+    devices: &[DeviceId],
+) -> StoreResult<Vec<(DeviceId, Refused)>> {
     let ids: Vec<i64> = devices.iter().map(|d| d.0).collect();
     tx.exec(
         "UPDATE devices SET last_used_at = $1
@@ -135,7 +138,24 @@ pub(crate) async fn touch_devices(tx: &mut Tx, devices: &[DeviceId]) -> StoreRes
         &[&tx.now_ms, &ids],
     )
     .await?;
-    Ok(())
+    let live: HashMap<i64, (bool, bool)> = tx
+        .rows(
+            "SELECT d.id, d.revoked_at IS NOT NULL, u.disabled_at IS NOT NULL
+             FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id = ANY($1)",
+            &[&ids],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?))))
+        .collect::<StoreResult<_>>()?;
+    Ok(devices
+        .iter()
+        .filter_map(|&device| match live.get(&device.0) {
+            Some((true, _)) | None => Some((device, Refused::Revoked)),
+            Some((false, true)) => Some((device, Refused::Disabled)),
+            Some((false, false)) => None,
+        })
+        .collect())
 }
 
 /// Marks up to `limit` devices idle since before `cutoff_ms` revoked for

@@ -66,8 +66,8 @@ mod tx;
 use crate::jobs::{Job, JobCounts, JobFate, JobId, NewJob};
 use crate::{
     AccountStore, AuthedDevice, ChatStore, CommitListener, Credentials, HistoryQuery, JobStore,
-    MessageStore, NewMessage, PresenceRecord, PresenceStore, StoreError, StoreResult, SyncPage,
-    Windows,
+    MessageStore, NewMessage, PresenceRecord, PresenceStore, Refused, StoreError, StoreResult,
+    SyncPage, Windows,
 };
 use async_trait::async_trait;
 use committer::{Committer, Write};
@@ -680,9 +680,9 @@ impl AccountStore for PostgresStore {
         .await
     }
 
-    async fn touch_devices(&self, devices: Vec<DeviceId>) -> StoreResult<()> {
+    async fn touch_devices(&self, devices: Vec<DeviceId>) -> StoreResult<Vec<(DeviceId, Refused)>> {
         if devices.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         self.write(devices, move |tx, devices| {
             Box::pin(async move { accounts::touch_devices(tx, &devices).await })

@@ -6,7 +6,7 @@ use crate::columns::{
     IDLE, NEW_USER_ROLE,
 };
 use crate::rules;
-use crate::{AuthedDevice, Credentials, PresenceRecord, StoreError, StoreResult};
+use crate::{AuthedDevice, Credentials, PresenceRecord, Refused, StoreError, StoreResult};
 use hark_proto::{Device, DeviceId, PrivacySettings, User, UserId};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::collections::HashSet;
@@ -112,15 +112,31 @@ pub(crate) fn revoke_device(
     Ok(())
 }
 
-pub(crate) fn touch_devices(ctx: &mut WriteCtx<'_>, devices: &[DeviceId]) -> StoreResult<()> {
-    let mut stmt = ctx.conn.prepare_cached(
+pub(crate) fn touch_devices(
+    ctx: &mut WriteCtx<'_>,
+    devices: &[DeviceId],
+) -> StoreResult<Vec<(DeviceId, Refused)>> {
+    let mut touch = ctx.conn.prepare_cached(
         "UPDATE devices SET last_used_at = ?1
          WHERE id = ?2 AND revoked_at IS NULL AND last_used_at < ?1",
     )?;
-    for device in devices {
-        stmt.execute(params![ctx.now_ms, device.0])?;
+    let mut state = ctx.conn.prepare_cached(
+        "SELECT d.revoked_at IS NOT NULL, u.disabled_at IS NOT NULL
+         FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id = ?1",
+    )?;
+    let mut refused = Vec::new();
+    for &device in devices {
+        touch.execute(params![ctx.now_ms, device.0])?;
+        let found: Option<(bool, bool)> = state
+            .query_row([device.0], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        match found {
+            Some((true, _)) | None => refused.push((device, Refused::Revoked)),
+            Some((false, true)) => refused.push((device, Refused::Disabled)),
+            Some((false, false)) => {}
+        }
     }
-    Ok(())
+    Ok(refused)
 }
 
 /// Marks up to `limit` devices idle since before `cutoff_ms` revoked for

@@ -28,8 +28,8 @@ pub use search::match_expression;
 use crate::jobs::{self as queue, JobCounts, JobFate, JobId, NewJob};
 use crate::{
     AccountStore, AuthedDevice, ChatStore, CommitListener, Credentials, HistoryQuery, JobStore,
-    MessageStore, NewMessage, PresenceRecord, PresenceStore, StoreError, StoreResult, SyncPage,
-    Windows, WriteQueue,
+    MessageStore, NewMessage, PresenceRecord, PresenceStore, Refused, StoreError, StoreResult,
+    SyncPage, Windows, WriteQueue,
 };
 use async_trait::async_trait;
 use hark_proto::{
@@ -648,9 +648,9 @@ impl AccountStore for SqliteStore {
         .await
     }
 
-    async fn touch_devices(&self, devices: Vec<DeviceId>) -> StoreResult<()> {
+    async fn touch_devices(&self, devices: Vec<DeviceId>) -> StoreResult<Vec<(DeviceId, Refused)>> {
         if devices.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         self.write(move |ctx| accounts::touch_devices(ctx, &devices))
             .await

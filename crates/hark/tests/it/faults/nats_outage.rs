@@ -3,14 +3,18 @@
 //! across nodes resumes on its own once it is back, a message sent during
 //! the outage into a quiet chat arrives once NATS is back (the node
 //! redelivers each user's newest event), and sync repairs what the
-//! outage's live fan-out missed.
+//! outage's live fan-out missed. A device revoked on one node during the
+//! outage, whose socket is on the other, is closed once NATS is back
+//! (the revocation's message was lost; the node checks its sockets'
+//! tokens when the bus returns).
 
 use super::clients::{Account, Device};
 use super::cluster::{ClusterSettings, Node};
 use super::ledger::{check, check_marks, converge, Acked};
 use super::load::{Load, Marks};
 use super::services::{need_shared_postgres, OwnNats, SHARED_POSTGRES};
-use hark_sdk::proto::{ChatId, ClientMsgId, CreateGroupRequest};
+use hark_sdk::proto::{ChatId, ClientMsgId, CreateGroupRequest, ErrorCode, LoginRequest};
+use hark_sdk::{Api, ClientEvent, ConnectOptions, Connection};
 use std::time::{Duration, Instant};
 use tokio::task::block_in_place;
 
@@ -92,6 +96,21 @@ async fn a_nats_outage_delays_live_delivery_across_nodes_and_loses_nothing() {
     let eve_fay = eve.api.create_direct(fay.id()).await.unwrap().id;
     let eve_d = Device::open(&a.url, &eve.token(), "eve", &[eve_fay]).await;
     let fay_d = Device::open(&b.url, &fay.token(), "fay", &[eve_fay]).await;
+    // Gus's tablet holds a socket on node B; he will log it out from node A.
+    let gus = Account::register(&a.url, "gus").await;
+    let tablet = Api::new(&a.url)
+        .unwrap()
+        .login(&LoginRequest {
+            username: "gus".into(),
+            password: "correct horse battery".into(),
+            device_name: "tablet".into(),
+        })
+        .await
+        .unwrap();
+    let (_tablet_conn, mut tablet_events) =
+        Connection::connect(&b.url, &tablet.token, ConnectOptions::default())
+            .await
+            .unwrap();
 
     let acked = Acked::default();
     let marks = Marks::default();
@@ -134,6 +153,9 @@ async fn a_nats_outage_delays_live_delivery_across_nodes_and_loses_nothing() {
         .await
         .unwrap();
     acked.record(&quiet);
+    // Gus logs his tablet out through node A: committed, but the message
+    // that closes its socket on node B is lost.
+    gus.api.revoke_device(tablet.device.id).await.unwrap();
     // Both nodes keep acking sends while NATS is down.
     let (on_a, on_b) = (
         acked_from(&acked, &["ann", "cat"]),
@@ -182,6 +204,23 @@ async fn a_nats_outage_delays_live_delivery_across_nodes_and_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(fay_d.disconnects(), 0, "fay's socket dropped");
+    // The tablet's socket on node B is closed as revoked.
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match tablet_events.recv().await {
+                Some(ClientEvent::Closed { code }) => return code,
+                Some(_) => {}
+                None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the revoked tablet's socket was not closed within 10 s of NATS being back");
+    assert_eq!(closed, Some(ErrorCode::Revoked));
+    println!(
+        "the revocation made during the outage closed its socket {:?} after both nodes were ready",
+        back.elapsed()
+    );
     println!(
         "the outage's message reached a quiet chat {:?} after both nodes were ready",
         back.elapsed()
