@@ -122,8 +122,16 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// Counts an error answered (`via`: `http` for a response, `ws` for an
+/// `error` frame) in `hark_errors_total{code, via}`: every refusal, by its
+/// documented code.
+pub(crate) fn counted(code: ErrorCode, via: &'static str) {
+    metrics::counter!("hark_errors_total", "code" => code.as_str(), "via" => via).increment(1);
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        counted(self.code, "http");
         let status = StatusCode::from_u16(self.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, Json(ErrorBody::new(self.code, self.message))).into_response();

@@ -84,6 +84,7 @@ pub(super) fn event(pos: Pos, event_json: &str) -> String {
 }
 
 pub(super) fn error(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> String {
+    crate::error::counted(code, "ws");
     encode(&ServerFrame::Error {
         id,
         code,

@@ -48,6 +48,13 @@ async fn metrics_need_the_token_and_count_what_happens() {
     for n in 0..5 {
         ws.send_ok(chat, &format!("m{n}"), "counted").await;
     }
+    // Refusals, each counted by its code: two over HTTP, one on the socket.
+    for _ in 0..2 {
+        let (status, _) = app.get("/me", "not a token").await;
+        assert_eq!(status, 401);
+    }
+    ws.send_text("{not json").await;
+    ws.expect_error(hark_proto::ErrorCode::MalformedJson).await;
     let (status, text) = scrape(&app, Some(TOKEN)).await;
     assert_eq!(status, 200);
     let after = samples(&text);
@@ -58,6 +65,14 @@ async fn metrics_need_the_token_and_count_what_happens() {
     assert!(grew("hark_messages_committed_total") >= 5.0, "{text}");
     assert!(grew("hark_frames_in_total{type=\"send\"}") >= 5.0, "{text}");
     assert!(grew("hark_send_commit_seconds_count") >= 5.0, "{text}");
+    assert!(
+        grew("hark_errors_total{code=\"unauthorized\",via=\"http\"}") >= 2.0,
+        "{text}"
+    );
+    assert!(
+        grew("hark_errors_total{code=\"malformed_json\",via=\"ws\"}") >= 1.0,
+        "{text}"
+    );
     assert!(
         after.get("hark_connections_open").copied().unwrap_or(0.0) >= 1.0,
         "{text}"
@@ -90,7 +105,7 @@ fn bounded_labels(samples: &HashMap<String, f64>) {
                 continue;
             }
             assert!(
-                ["type", "kind", "outcome", "backend", "bus"].contains(&name),
+                ["type", "kind", "outcome", "backend", "bus", "code", "via"].contains(&name),
                 "label name {name} in {key}"
             );
             assert!(
@@ -100,6 +115,7 @@ fn bounded_labels(samples: &HashMap<String, f64>) {
             match name {
                 "backend" => assert!(["sqlite", "postgres"].contains(&value), "{key}"),
                 "bus" => assert!(["in_process", "nats"].contains(&value), "{key}"),
+                "via" => assert!(["http", "ws"].contains(&value), "{key}"),
                 _ => {}
             }
         }
