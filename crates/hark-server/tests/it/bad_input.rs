@@ -903,3 +903,214 @@ async fn a_stalled_body_fails_after_the_body_timeout() {
     assert_eq!(s, 200);
     assert_eq!(me["user"]["display_name"], "alice", "nothing was changed");
 }
+
+/// Tokens missing, tampered with, in the wrong scheme, or put in the URL
+/// (where logs and referrers would keep them) are all `401 unauthorized`
+/// over HTTP; a socket opened with one in its URL is not authenticated by
+/// it, and a tampered `auth` frame closes the socket.
+#[tokio::test]
+async fn tokens_tampered_with_or_in_the_url_are_refused() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let chat = app.direct(&alice, &bob).await;
+    let token = alice.token.clone();
+    let mut flipped = token.clone();
+    let last = flipped.pop().unwrap();
+    flipped.push(if last == 'A' { 'B' } else { 'A' });
+    let headers = [
+        None,
+        Some(String::new()),
+        Some("Bearer ".to_owned()),
+        Some(format!("Bearer {flipped}")),
+        Some(format!("Bearer {token}x")),
+        Some(format!("Bearer {}", &token[..token.len() - 1])),
+        Some(format!("Bearer {}", "a".repeat(4096))),
+        Some(token.clone()),
+        Some(format!("Basic {token}")),
+        Some(format!("Token {token}")),
+    ];
+    for header in &headers {
+        let mut req = app.http.get(app.url("/me"));
+        if let Some(value) = header {
+            req = req.header("authorization", value);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (401, Some("unauthorized")),
+            "{header:?}"
+        );
+    }
+    for query in ["token", "access_token", "auth"] {
+        let (status, body) = app.get(&format!("/me?{query}={token}"), "").await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (401, Some("unauthorized")),
+            "?{query}="
+        );
+    }
+    // A socket with the token in its URL still has to authenticate.
+    let (stream, _) = tokio_tungstenite::connect_async(format!("{}?token={token}", app.ws_url))
+        .await
+        .unwrap();
+    let mut in_url = crate::support::Ws::wrap(stream);
+    in_url
+        .send_text(json!({"type": "ping", "id": 1}).to_string())
+        .await;
+    in_url.expect_error(ErrorCode::Unauthorized).await;
+    assert_eq!(in_url.expect_close().await, Some(1008));
+    // A tampered token in the `auth` frame.
+    let mut tampered = app.ws_raw().await;
+    tampered
+        .send_text(json!({"type": "auth", "id": 1, "token": flipped}).to_string())
+        .await;
+    tampered.expect_error(ErrorCode::Unauthorized).await;
+    assert_eq!(tampered.expect_close().await, Some(1008));
+    others_still_served(&app, &alice, chat, "tokens").await;
+}
+
+/// Numbers out of range (negative ids, ids past `i64`, fractions, `1e400`)
+/// and deeply nested or truncated JSON get their documented errors over
+/// HTTP and the WebSocket; nothing is stored and nothing else is hurt.
+#[tokio::test]
+async fn numbers_out_of_range_and_deep_nesting_are_refused() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let chat = app.direct(&alice, &bob).await;
+    let code = |body: &serde_json::Value| body["error"]["code"].as_str().unwrap_or("").to_owned();
+    for (path, status, expected) in [
+        ("/chats/-1".to_owned(), 404, "not_found"),
+        (
+            "/chats/99999999999999999999".to_owned(),
+            400,
+            "invalid_field",
+        ),
+        ("/chats/1.5".to_owned(), 400, "invalid_field"),
+        (
+            format!("/chats/{}/messages?limit=-1", chat.0),
+            400,
+            "invalid_field",
+        ),
+        (
+            format!("/chats/{}/messages?limit=99999999999999999999", chat.0),
+            400,
+            "invalid_field",
+        ),
+    ] {
+        let (s, body) = app.get(&path, &alice.token).await;
+        assert_eq!(
+            (s, code(&body)),
+            (status, expected.to_owned()),
+            "{path}: {body}"
+        );
+    }
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    for (body, status, expected) in [
+        (
+            r#"{"title":"t","members":[-5]}"#.to_owned(),
+            404,
+            "not_found",
+        ),
+        (
+            r#"{"title":"t","members":[1.5]}"#.to_owned(),
+            400,
+            "invalid_field",
+        ),
+        (
+            r#"{"title":"t","members":[9223372036854775808]}"#.to_owned(),
+            400,
+            "invalid_field",
+        ),
+        (
+            r#"{"title":"t","members":[1e400]}"#.to_owned(),
+            400,
+            "malformed_json",
+        ),
+        (
+            format!(r#"{{"title":"t","members":{deep}}}"#),
+            400,
+            "invalid_field",
+        ),
+        (format!(r#"{{"title":{deep}}}"#), 400, "invalid_field"),
+        (deep.clone(), 400, "invalid_field"),
+        (r#"{"title":"t","mem"#.to_owned(), 400, "malformed_json"),
+    ] {
+        let res = app
+            .http
+            .post(app.url("/chats/groups"))
+            .bearer_auth(&alice.token)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let s = res.status().as_u16();
+        let answer: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(
+            (s, code(&answer)),
+            (status, expected.to_owned()),
+            "{}: {answer}",
+            &body[..body.len().min(60)]
+        );
+    }
+    let mut ws = app.ws(&bob).await;
+    for (frame, expected) in [
+        (
+            json!({"type": "send", "id": 1, "chat_id": -1, "client_id": "n", "text": "t"})
+                .to_string(),
+            ErrorCode::NotFound,
+        ),
+        (
+            r#"{"type":"send","id":2,"chat_id":1e400,"client_id":"n","text":"t"}"#.to_owned(),
+            ErrorCode::MalformedJson,
+        ),
+        (
+            r#"{"type":"send","id":3,"chat_id":18446744073709551616,"client_id":"n","text":"t"}"#
+                .to_owned(),
+            ErrorCode::InvalidField,
+        ),
+        (
+            json!({"type": "mark", "id": 4, "chat_id": chat.0, "delivered_up_to": -3}).to_string(),
+            ErrorCode::InvalidField,
+        ),
+        (
+            format!(
+                r#"{{"type":"send","id":5,"chat_id":{},"client_id":"n","text":{deep}}}"#,
+                chat.0
+            ),
+            ErrorCode::MalformedJson,
+        ),
+        (deep.clone(), ErrorCode::MalformedJson),
+        (
+            format!(
+                r#"{{"type":"send","id":6,"chat_id":{},"client_id":"n","te"#,
+                chat.0
+            ),
+            ErrorCode::MalformedJson,
+        ),
+    ] {
+        ws.send_text(frame.clone()).await;
+        match ws.next_frame().await {
+            ServerFrame::Error { code, message, .. } => {
+                assert_eq!(
+                    code,
+                    expected,
+                    "{}: {message}",
+                    &frame[..frame.len().min(60)]
+                );
+            }
+            other => panic!("{}: {other:?}", &frame[..frame.len().min(60)]),
+        }
+    }
+    // Nothing of it was stored; the socket and everyone else still work.
+    let (_, history) = app
+        .get(&format!("/chats/{}/messages", chat.0), &alice.token)
+        .await;
+    assert_eq!(history["messages"].as_array().unwrap().len(), 0);
+    assert_eq!(ws.send_ok(chat, "after", "after all that").await, 1);
+    others_still_served(&app, &alice, chat, "numbers").await;
+}

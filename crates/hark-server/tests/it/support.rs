@@ -476,13 +476,7 @@ impl TestApp {
         let (stream, _) = tokio_tungstenite::connect_async(&self.ws_url)
             .await
             .unwrap();
-        Ws {
-            stream,
-            next_id: 1,
-            events: Vec::new(),
-            ephemeral: Vec::new(),
-            head: Pos(0),
-        }
+        Ws::wrap(stream)
     }
 }
 
@@ -500,6 +494,17 @@ pub struct Ws {
 pub const WAIT: Duration = Duration::from_secs(10);
 
 impl Ws {
+    /// A client around a socket opened some other way.
+    pub fn wrap(stream: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Ws {
+        Ws {
+            stream,
+            next_id: 1,
+            events: Vec::new(),
+            ephemeral: Vec::new(),
+            head: Pos(0),
+        }
+    }
+
     /// The next frame of any kind (fails after `WAIT`).
     pub async fn next_frame(&mut self) -> ServerFrame {
         loop {
