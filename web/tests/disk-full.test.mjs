@@ -123,7 +123,7 @@ test('a message written while the server disk is full stays pending, then goes o
     };
     ws.on('framesent', ({ payload }) => {
       const f = parse(payload);
-      if (f) sent.push(f);
+      if (f) sent.push({ ...f, at: Date.now() });
     });
     ws.on('framereceived', ({ payload }) => {
       const f = parse(payload);
@@ -193,8 +193,8 @@ test('a message written while the server disk is full stays pending, then goes o
   const stored = (msgs) => msgs.filter((m) => m.text === text).length;
   await sendMessage(alice.page, text);
   await expectStatus(alice.page, text, 'pending', 5_000);
-  // It stays queued with its clock for a while (the client retries every
-  // second, refused each time): never failed, never acked.
+  // It stays queued with its clock for a while (the client retries after
+  // 1 s, then 2 s…, refused each time): never failed, never acked.
   const until = Date.now() + 3_500;
   const seen = new Set();
   while (Date.now() < until) {
@@ -215,6 +215,18 @@ test('a message written while the server disk is full stays pending, then goes o
   assert.equal(new Set(tries.map((f) => f.client_id)).size, 1, 'one client id for every try');
   assert.ok(tries.filter((f) => refusedIds.has(f.id)).length >= 2, 'refused as unavailable, more than once');
   console.log(`# sent ${tries.length} times while the disk was full, every one refused as unavailable`);
+  // With backoff: the second wait is longer than the first.
+  if (tries.length >= 3) {
+    const [first, second] = [tries[1].at - tries[0].at, tries[2].at - tries[1].at];
+    console.log(`# waits between tries: ${first} ms, then ${second} ms`);
+    assert.ok(first >= 700, `first wait ${first} ms`);
+    assert.ok(second >= first * 1.3, `the wait grows: ${first} ms, then ${second} ms`);
+  }
+  // The page says why it waits.
+  const held = alice.page.getByTestId('conn-banner-held');
+  await held.waitFor({ timeout: 5_000 });
+  assert.match(await held.textContent(), /Waiting for the server.*disk is full/s);
+  assert.equal(await held.getAttribute('data-code'), 'unavailable');
   await alice.page.screenshot({ path: screenshotPath('disk-full-pending.png') });
 
   // Room again: the message goes out on its own.
@@ -225,6 +237,7 @@ test('a message written while the server disk is full stays pending, then goes o
     message: `"${text}" to be sent once the disk has room`,
   });
   console.log(`# sent by itself ${Date.now() - t0} ms after the disk had room`);
+  await held.waitFor({ state: 'detached', timeout: 5_000 });
   await bob.page.locator('[data-testid=msg-in]', { has: bob.page.locator('[data-testid=msg-text]', { hasText: text }) }).waitFor({ timeout: 10_000 });
   await expectStatus(alice.page, text, 'read');
   assert.equal(stored(await history(bobApi, aliceChat)), 1, `"${text}" stored exactly once`);

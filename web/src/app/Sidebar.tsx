@@ -77,7 +77,23 @@ export function Sidebar(props: { store: AppStore; onAdmin?: () => void }) {
 
 /** "Reconnecting…" while the socket is down: in the list, and on phones also above the chat. */
 export function ConnectionBanner(props: { store: AppStore; testid?: string }) {
-  const { status, pending } = props.store.connState;
+  const { status, pending, held } = props.store.connState;
+  if (status === 'live' && held && pending.length > 0) {
+    // Connected, but the server asks to wait (its disk full, its database behind).
+    const waiting = pending.length;
+    const seconds = Math.max(1, Math.round(held.retryInMs / 1000));
+    return (
+      <div class="banner" role="status" data-testid={`${props.testid ?? 'conn-banner'}-held`} data-code={held.code}>
+        <div class="banner-dot" />
+        <div>
+          <div class="banner-title">Waiting for the server</div>
+          <div class="banner-sub">
+            {`It can't take messages right now (${held.message}). ${waiting} message${waiting === 1 ? '' : 's'} will be sent by ${waiting === 1 ? 'itself' : 'themselves'}; next try in ${seconds} s.`}
+          </div>
+        </div>
+      </div>
+    );
+  }
   if (status === 'live' || status === 'syncing' || status === 'closed') return null;
   const waiting = pending.length;
   const offline = typeof navigator !== 'undefined' && navigator.onLine === false;

@@ -39,8 +39,15 @@ const HANDSHAKE_TIMEOUT_MS = 10_000;
 const PING_EVERY_MS = 10_000;
 const PING_HIDDEN_EVERY_MS = 30_000;
 const PONG_DEADLINE_MS = 5_000;
-/** How long a request the server asked to retry (e.g. rate_limited, unavailable) waits. */
+/**
+ * How long a request the server asked to retry (e.g. rate_limited,
+ * unavailable) waits: 1 s, doubling with each refusal in a row up to 16 s,
+ * each wait shortened by up to a fifth at random so that many clients
+ * refused at once do not come back at once (docs/protocol.md: retry with
+ * backoff). An ack starts it again from 1 s.
+ */
 const RETRY_AFTER_MS = 1_000;
+const RETRY_MAX_MS = 16_000;
 /** Delivered marks are collected this long, so a burst costs one mark per chat. */
 const DELIVER_DELAY_MS = 50;
 
@@ -72,6 +79,12 @@ export interface ConnectionState {
   cursor: Pos;
   /** The newest hello (user, device, head, limits). */
   hello: Hello | null;
+  /**
+   * Set while the server asks for queued requests to be retried later (its
+   * disk full, its database behind or out of reach, a rate limit): its
+   * code and words, and the wait before the next try. Cleared by an ack.
+   */
+  held: { code: ErrorCode; message: string; retryInMs: number } | null;
   /** Sends queued and not yet acked, oldest first. */
   pending: PendingSend[];
 }
@@ -138,6 +151,8 @@ export class Connection {
   private watchSet: { users: UserId[]; chats: ChatId[] } = { users: [], chats: [] };
   /** Frame ids of ephemeral requests (watch, typing), whose errors are ignored. */
   private ephemeral = new Set<number>();
+  /** Retryable refusals in a row, for the retry's backoff. */
+  private refusedInRow = 0;
   private timers = {
     reconnect: 0 as ReturnType<typeof setTimeout> | 0,
     handshake: 0 as ReturnType<typeof setTimeout> | 0,
@@ -180,6 +195,7 @@ export class Connection {
       closedCode: null,
       cursor: this.catchup.cursor,
       hello: null,
+      held: null,
       pending: this.outbox.pendingSends(),
     };
   }
@@ -444,6 +460,7 @@ export class Connection {
         return;
       case 'ack': {
         const req = this.outbox.complete(frame.id);
+        this.accepted();
         if (req?.kind === 'send' || req?.kind === 'forward') {
           const { type: _t, id: _i, ...ack } = frame;
           const encrypted = req.kind === 'send' ? req.encrypted ?? null : null;
@@ -453,7 +470,7 @@ export class Connection {
       }
       case 'ok':
         if (this.ephemeral.delete(frame.id)) return;
-        this.outbox.complete(frame.id);
+        if (this.outbox.complete(frame.id)) this.accepted();
         return;
       case 'synced': {
         if (this.syncId !== frame.id) return;
@@ -527,6 +544,12 @@ export class Connection {
     this.schedulePing();
   }
 
+  /** The server took a queued request: retries start again from the shortest wait. */
+  private accepted(): void {
+    this.refusedInRow = 0;
+    if (this.current.held) this.update({ held: null });
+  }
+
   private schedulePing(): void {
     clearTimeout(this.timers.ping);
     const hidden = typeof document !== 'undefined' && document.visibilityState === 'hidden';
@@ -541,10 +564,14 @@ export class Connection {
         // Resending is safe: the client id makes it the same message.
         this.outbox.release(id);
         if (!this.timers.retry) {
+          const full = Math.min(RETRY_AFTER_MS * 2 ** this.refusedInRow, RETRY_MAX_MS);
+          const wait = Math.round(full * (0.8 + 0.2 * Math.random()));
+          this.refusedInRow += 1;
+          this.update({ held: { code, message, retryInMs: wait } });
           this.timers.retry = setTimeout(() => {
             this.timers.retry = 0;
             this.flush();
-          }, RETRY_AFTER_MS);
+          }, wait);
         }
       } else {
         const req = this.outbox.complete(id);
