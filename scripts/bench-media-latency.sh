@@ -22,6 +22,7 @@ outbound_queue = 100000
 connections_per_user = 1000000
 connections_per_address = 1000000
 logins_per_minute = 1000000
+logins_per_minute_per_address = 1000000
 idle_timeout_secs = 3600
 auth_timeout_secs = 60
 [media]

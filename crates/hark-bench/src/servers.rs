@@ -22,6 +22,7 @@ connections_per_user = 1000000
 connections_per_address = 1000000
 logins_per_minute = 1000000
 registrations_per_hour_per_address = 1000000
+logins_per_minute_per_address = 1000000
 searches_per_minute = 1000000
 sends_per_second = 1000000
 send_burst = 1000000

@@ -441,6 +441,11 @@ pub struct Limits {
     /// then one more every hour / this). Behind a balancer, list it in
     /// `trusted_proxies`, or every registration shares its address.
     pub registrations_per_hour_per_address: u32,
+    /// Login attempts per client address per minute, whatever the username
+    /// (a burst of this many, then one more every minute / this): one host
+    /// trying many accounts. Behind a balancer, list it in
+    /// `trusted_proxies`, or every login shares its address.
+    pub logins_per_minute_per_address: u32,
     /// Messages (sends and forwards, over the WebSocket and HTTP) per
     /// device per second, sustained, on each node; a device may first send
     /// `send_burst` at once. Past it a send is refused with `rate_limited`
@@ -522,6 +527,7 @@ impl Default for Limits {
             max_sync_page: 500,
             logins_per_minute: 10,
             registrations_per_hour_per_address: 30,
+            logins_per_minute_per_address: 60,
             sends_per_second: 50,
             send_burst: 500,
             searches_per_minute: 60,
@@ -702,6 +708,10 @@ impl Config {
             (
                 "registrations_per_hour_per_address",
                 u64::from(l.registrations_per_hour_per_address),
+            ),
+            (
+                "logins_per_minute_per_address",
+                u64::from(l.logins_per_minute_per_address),
             ),
             ("sends_per_second", u64::from(l.sends_per_second)),
             ("send_burst", u64::from(l.send_burst)),

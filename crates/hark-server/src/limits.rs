@@ -16,7 +16,9 @@
 //! Registrations are limited the same way per client address
 //! (`registrations_per_hour_per_address`; the address as
 //! `http::client_ip` tells it, so behind a balancer list it in
-//! `trusted_proxies`), counted as `kind="registrations"`.
+//! `trusted_proxies`), counted as `kind="registrations"`; so are login
+//! attempts, whatever their username (`logins_per_minute_per_address`,
+//! `kind="login_addresses"`), beside the per-username limit of `auth`.
 
 use crate::config::Limits;
 use crate::error::{ApiError, ApiResult};
@@ -51,6 +53,7 @@ pub struct UserLimits {
     groups: (DefaultKeyedRateLimiter<i64>, u32),
     additions: (DefaultKeyedRateLimiter<i64>, u32),
     registrations: (DefaultKeyedRateLimiter<IpAddr>, u32),
+    logins: (DefaultKeyedRateLimiter<IpAddr>, u32),
     sends: (DefaultKeyedRateLimiter<i64>, u32),
 }
 
@@ -76,6 +79,10 @@ impl UserLimits {
             registrations: (
                 RateLimiter::keyed(Quota::per_hour(n(l.registrations_per_hour_per_address))),
                 l.registrations_per_hour_per_address,
+            ),
+            logins: (
+                RateLimiter::keyed(Quota::per_minute(n(l.logins_per_minute_per_address))),
+                l.logins_per_minute_per_address,
             ),
             sends: (
                 RateLimiter::keyed(
@@ -112,8 +119,10 @@ impl UserLimits {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
-        self.registrations.0.retain_recent();
-        self.registrations.0.shrink_to_fit();
+        for limiter in [&self.registrations.0, &self.logins.0] {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
     }
 
     /// How many buckets are held (users, devices and addresses seen lately).
@@ -128,6 +137,7 @@ impl UserLimits {
         .map(|l| l.len())
         .sum::<usize>()
             + self.registrations.0.len()
+            + self.logins.0.len()
     }
 
     /// Takes one `action` from `user`'s allowance, or refuses.
@@ -150,6 +160,22 @@ impl UserLimits {
             Ok(()) => Ok(()),
             Err(not_until) => Err(refusal(
                 ("registrations", "new accounts an hour from one address"),
+                *allowed,
+                not_until,
+            )),
+        }
+    }
+
+    /// Takes one login attempt from `address`'s allowance, or refuses.
+    pub fn check_login_address(&self, address: IpAddr) -> ApiResult<()> {
+        let (limiter, allowed) = &self.logins;
+        match limiter.check_key(&address) {
+            Ok(()) => Ok(()),
+            Err(not_until) => Err(refusal(
+                (
+                    "login_addresses",
+                    "login attempts a minute from one address",
+                ),
                 *allowed,
                 not_until,
             )),

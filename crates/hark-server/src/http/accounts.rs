@@ -74,6 +74,9 @@ pub(super) async fn login(
     Body(body): Body<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
     let device_name = validate::label("device_name", &body.device_name, 64)?;
+    state
+        .user_limits
+        .check_login_address(peer.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])))?;
     if state
         .login_limiter
         .check_key(&body.username.to_lowercase())

@@ -484,6 +484,57 @@ async fn registrations_are_limited_per_address() {
     }
 }
 
+/// Login attempts are limited per client address too, whatever the
+/// username (one host trying many accounts): past the allowance even the
+/// right password is `429 rate_limited` with `Retry-After`, while another
+/// address still logs in.
+#[tokio::test]
+async fn logins_are_limited_per_address_whatever_the_username() {
+    let app = crate::support::spawn_with(|c| {
+        c.limits.logins_per_minute_per_address = 3;
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    app.register("ann").await;
+    let login = |name: &'static str, password: &'static str, from: &'static str| {
+        app.http
+            .post(app.url("/login"))
+            .header("X-Forwarded-For", from)
+            .json(&json!({"username": name, "password": password, "device_name": "d"}))
+            .send()
+    };
+    let host = "198.51.100.9";
+    assert_eq!(
+        login("ben", "correct horse", host).await.unwrap().status(),
+        401
+    );
+    assert_eq!(
+        login("ann", "wrong horse", host).await.unwrap().status(),
+        401
+    );
+    assert_eq!(
+        login("cat", "correct horse", host).await.unwrap().status(),
+        401
+    );
+    let refused = login("ann", "correct horse", host).await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After: {retry}");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    assert_eq!(
+        login("ann", "correct horse", "203.0.113.4")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
 /// A revocation or a disabling that never reached the socket's node (the
 /// bus between nodes lost the message; here the database is changed
 /// behind the server's back, so no message is sent at all) still closes

@@ -65,6 +65,7 @@ async fn connect_send_and_reconnect_floods_keep_memory_bounded_and_a_healthy_cli
         format!(
             "[limits]\nconnections_per_user = {SOCKETS_PER_USER}\n\
              registrations_per_hour_per_address = 1000\nlogins_per_minute = 1000\n\
+             logins_per_minute_per_address = 1000\n\
              frames_per_second = 1000\n"
         ),
     )
