@@ -6,9 +6,26 @@
 //! acknowledged file downloads with its hash, an operation that was in
 //! flight at a kill either happened whole or not at all, and what a cut
 //! upload left on disk is gone after the media sweep's grace period.
+//!
+//! The job queue is in the ledger too: carol's and bob's phones have no
+//! socket and a webhook at the test's push receiver (carol's a Web Push
+//! subscription as well), so every message commits a `push` job, and the
+//! first kill lands while a push request is unanswered. Once the queue
+//! has drained after the last restart, with no dead job, each phone heard
+//! of being added to the group and of the newest message of each of its
+//! chats (unless the chat is read: docs/push.md sends nothing then), of no
+//! message that was not stored, and with what the message said; Web
+//! Pushes carry the server's VAPID key across restarts. Duplicates are
+//! counted, not refused (delivery is at least once), and so is how long
+//! after its ack a message was first told of (a chain of kills can hold a
+//! job for several leases; docs/push.md promises no time).
 
-use crate::support::{account, ServerProcess, HARK};
-use hark_sdk::proto::{ChatId, ClientMsgId, CreateGroupRequest, MediaKind, SendRequest, Seq};
+use crate::push_receiver::{self, PushReceiver};
+use crate::support::{account, ServerProcess, ACCOUNT_PASSWORD, HARK};
+use hark_sdk::proto::{
+    ChatId, ChatKind, ClientMsgId, CreateGroupRequest, DeviceId, LoginRequest, MediaKind,
+    NotificationKind, SendRequest, Seq, UserId,
+};
 use hark_sdk::{Api, ConnectOptions, Connection, Page};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -47,6 +64,8 @@ struct Ledger {
     files: HashMap<String, String>,
     /// chat -> the highest read mark bob was acked for.
     reads: HashMap<ChatId, i64>,
+    /// (chat, seq) -> when its send was acked.
+    acked_at: HashMap<(ChatId, i64), Instant>,
     /// Operations cut by a kill.
     in_flight: usize,
 }
@@ -65,13 +84,27 @@ fn free_port() -> u16 {
 /// (`media.unreferenced_grace_ms`); a file is sent within half of it.
 const GRACE_MS: u64 = 15_000;
 
+/// A claimed job is its node's this long (`jobs.lease_ms`): a push job
+/// that a kill cut runs again once it is over.
+const LEASE_MS: u64 = 5_000;
+
 /// `hark serve` on a fixed port, so the clients' connections find it
-/// again, with a media sweep every second.
-fn start(data: &Path, port: u16) -> ServerProcess {
+/// again, with a media sweep every second, and push notifications allowed
+/// to reach `pushes` on loopback. A server lives up to a few seconds
+/// between kills, under a load no person makes: the per-device limits on
+/// sends and uploads are lifted.
+fn start(data: &Path, port: u16, pushes: &PushReceiver) -> ServerProcess {
     let config = data.with_file_name("hark.toml");
     std::fs::write(
         &config,
-        format!("[media]\nunreferenced_grace_ms = {GRACE_MS}\nsweep_ms = 1000\n"),
+        format!(
+            "[media]\nunreferenced_grace_ms = {GRACE_MS}\nsweep_ms = 1000\n\
+             uploads_per_minute = 1000000\n\
+             [limits]\nsends_per_second = 1000000\nsend_burst = 1000000\n\
+             [push]\nallow_hosts = [\"{}\"]\ntimeout_ms = 2000\n\
+             [jobs]\npoll_ms = 200\nlease_ms = {LEASE_MS}\n",
+            pushes.allow_entry()
+        ),
     )
     .unwrap();
     let mut command = Command::new(HARK);
@@ -176,11 +209,11 @@ async fn worker(tag: &'static str, chat: ChatId, clients: Clients) {
         let ack = retrying(|| alice.send(chat, &body))
             .await
             .expect("a send acked within a minute");
-        ledger
-            .lock()
-            .unwrap()
-            .sends
-            .insert(client_id, (chat, ack.seq.0, text));
+        {
+            let mut ledger = ledger.lock().unwrap();
+            ledger.sends.insert(client_id, (chat, ack.seq.0, text));
+            ledger.acked_at.insert((chat, ack.seq.0), Instant::now());
+        }
         let seq = ack.seq;
         let change = match n % 4 {
             0 => Some(Change::Edit(format!("edited {tag}-{n}"))),
@@ -238,17 +271,117 @@ pub(crate) struct Mixed {
     chats: [ChatId; 2],
     conns: [Connection; 2],
     dir: PathBuf,
+    pushes: Option<Pushes>,
+}
+
+/// How many push jobs the store holds: pending (waiting, claimed or to be
+/// retried) and dead.
+pub(crate) type PushJobs = Box<dyn Fn() -> (u64, u64) + Send + Sync>;
+
+/// The phones that hear of the load by push, and what received it.
+struct Pushes {
+    receiver: PushReceiver,
+    jobs: PushJobs,
+    phones: Vec<Phone>,
+    /// The server's VAPID public key, which every Web Push must carry.
+    vapid: String,
+}
+
+/// A device with no socket and a webhook at the receiver (docs/push.md:
+/// only devices connected nowhere are pushed to).
+struct Phone {
+    /// Its webhook is `hook/<name>` (and its Web Push `push/<name>`).
+    name: &'static str,
+    api: Api,
+    user: UserId,
+    device: DeviceId,
+    /// The webhook's subscription id, and its secret.
+    hook: String,
+    secret: String,
+    web_push: bool,
+    /// Whether its user marks chats read (on another device), which
+    /// leaves nothing to push.
+    reads: bool,
+}
+
+/// Logs `name` in on a new device, its phone, which subscribes to pushes
+/// and never opens a socket.
+async fn phone(
+    url: &str,
+    name: &'static str,
+    receiver: &PushReceiver,
+    web_push: bool,
+    reads: bool,
+) -> Phone {
+    let login = Api::new(url)
+        .unwrap()
+        .login(&LoginRequest {
+            username: name.into(),
+            password: ACCOUNT_PASSWORD.into(),
+            device_name: "phone".into(),
+        })
+        .await
+        .unwrap();
+    let api = Api::new(url).unwrap().with_token(login.token);
+    if web_push {
+        api.subscribe_push(&receiver.web_push(name)).await.unwrap();
+    }
+    let secret = format!("the webhook secret of {name}'s phone");
+    let hook = api
+        .subscribe_push(&receiver.webhook(name, &secret))
+        .await
+        .unwrap()
+        .id;
+    Phone {
+        name,
+        api,
+        user: login.user.id,
+        device: login.device.id,
+        hook,
+        secret,
+        web_push,
+        reads,
+    }
 }
 
 impl Mixed {
     /// Registers the people at `url` and starts the load; files written
     /// for uploads and downloaded again go in `dir`.
     pub(crate) async fn start(url: &str, dir: &Path) -> Mixed {
+        Mixed::begin(url, dir, None).await
+    }
+
+    /// [`Mixed::start`], with carol's and bob's phones subscribed to
+    /// pushes at `receiver` (which the server must allow) before the
+    /// chats are made; `jobs` reads the store's push jobs, so that
+    /// [`Mixed::finish`] checks them once the queue has drained.
+    pub(crate) async fn start_with_pushes(
+        url: &str,
+        dir: &Path,
+        receiver: PushReceiver,
+        jobs: PushJobs,
+    ) -> Mixed {
+        Mixed::begin(url, dir, Some((receiver, jobs))).await
+    }
+
+    async fn begin(url: &str, dir: &Path, pushes: Option<(PushReceiver, PushJobs)>) -> Mixed {
         let files = dir.join("files");
         std::fs::create_dir_all(&files).unwrap();
         let (alice, _) = account(url, "alice").await;
         let (bob, bob_user) = account(url, "bob").await;
         let (_, carol_user) = account(url, "carol").await;
+        let pushes = match pushes {
+            None => None,
+            Some((receiver, jobs)) => Some(Pushes {
+                phones: vec![
+                    phone(url, "carol", &receiver, true, false).await,
+                    phone(url, "bob", &receiver, false, true).await,
+                ],
+                vapid: alice.vapid_key().await.unwrap().public_key,
+                receiver,
+                jobs,
+            }),
+        };
         let direct = alice.create_direct(bob_user.id).await.unwrap().id;
         let group = alice
             .create_group(&CreateGroupRequest {
@@ -297,6 +430,7 @@ impl Mixed {
             chats: [direct, group],
             conns: [alice_conn, bob_conn],
             dir: dir.to_owned(),
+            pushes,
         }
     }
 
@@ -337,8 +471,12 @@ impl Mixed {
             &self.dir,
         )
         .await;
+        let pushed = match &self.pushes {
+            Some(pushes) => format!("; {}", pushes.check(&ledger, self.chats).await),
+            None => String::new(),
+        };
         format!(
-            "{} sends, {} cut operations, checked {checked:?}",
+            "{} sends, {} cut operations, checked {checked:?}{pushed}",
             ledger.sends.len(),
             ledger.in_flight
         )
@@ -463,21 +601,239 @@ async fn check(
     checked
 }
 
+impl Pushes {
+    /// Waits for the job queue to drain, then checks what each phone was
+    /// pushed against the ledger (whose sends [`check`] found stored);
+    /// returns a line of tallies.
+    async fn check(&self, ledger: &Ledger, chats: [ChatId; 2]) -> String {
+        let started = Instant::now();
+        loop {
+            let (pending, dead) = (self.jobs)();
+            // The receiver answers every request with success: nothing to give up on.
+            assert_eq!(dead, 0, "dead push jobs (rows in `jobs`)");
+            if pending == 0 {
+                break;
+            }
+            assert!(
+                started.elapsed() < OP_WITHIN,
+                "{pending} push jobs still pending {OP_WITHIN:?} after the load"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let drained = started.elapsed();
+        let problems = self.receiver.problems();
+        assert!(problems.is_empty(), "the push receiver: {problems:?}");
+        // (chat, seq) -> what the message said, and what it may say now.
+        let mut texts: HashMap<(ChatId, i64), Vec<&str>> = HashMap::new();
+        for (chat, seq, text) in ledger.sends.values() {
+            let mut may = vec![text.as_str()];
+            match ledger.changes.get(&(*chat, *seq)) {
+                Some((Change::Edit(new), _)) => may.push(new),
+                // The server's preview of a deleted message.
+                Some((Change::Delete, _)) => may.push("This message was deleted"),
+                _ => {}
+            }
+            texts.insert((*chat, *seq), may);
+        }
+        let acked_in = |chat: ChatId| texts.keys().filter(move |(c, _)| *c == chat);
+        let (mut lost, mut slowest) = (Vec::new(), Duration::ZERO);
+        let mut tallies = Vec::new();
+        for phone in &self.phones {
+            let who = format!("{}'s phone", phone.name);
+            let mine: Vec<ChatId> = phone
+                .api
+                .chats()
+                .await
+                .unwrap()
+                .iter()
+                .map(|c| c.chat.id)
+                .filter(|c| chats.contains(c))
+                .collect();
+            let mut states = std::collections::HashSet::new();
+            let (mut twice, mut added) = (0, 0);
+            // Message notifications: (chat, seq), when received.
+            let mut told: Vec<(ChatId, i64, Instant)> = Vec::new();
+            let hooks = self.receiver.received(&format!("hook/{}", phone.name));
+            for request in &hooks {
+                let hook = push_receiver::webhook(request, &phone.secret)
+                    .unwrap_or_else(|e| panic!("{who}: {e}"));
+                assert_eq!(
+                    (hook.subscription_id.as_str(), hook.user_id, hook.device_id),
+                    (phone.hook.as_str(), phone.user, phone.device),
+                    "{who}: whom the webhook is for"
+                );
+                let n = hook.notification;
+                if !states.insert(serde_json::to_string(&n).unwrap()) {
+                    twice += 1;
+                }
+                let group = n.chat_id == chats[1];
+                assert!(
+                    mine.contains(&n.chat_id)
+                        && n.v == 1
+                        && !n.silent
+                        && n.chat_kind
+                            == if group {
+                                ChatKind::Group
+                            } else {
+                                ChatKind::Direct
+                            }
+                        && n.chat_title.as_deref() == group.then_some("ops")
+                        && n.sender.as_deref() == Some("alice"),
+                    "{who}: {n:?}"
+                );
+                match n.kind {
+                    NotificationKind::Added => {
+                        assert!(group && n.body.is_none(), "{who}: {n:?}");
+                        added += 1;
+                    }
+                    NotificationKind::Message => {
+                        // Of a stored message (every stored send was acked),
+                        // saying what it said then.
+                        let may = texts
+                            .get(&(n.chat_id, n.seq.0))
+                            .unwrap_or_else(|| panic!("{who}: of no acked message: {n:?}"));
+                        assert!(
+                            n.body.as_deref().is_some_and(|b| may.contains(&b)),
+                            "{who}: the message said one of {may:?}: {n:?}"
+                        );
+                        let sent = acked_in(n.chat_id).count() as u64;
+                        assert!(
+                            (1..=sent).contains(&n.unread),
+                            "{who}: {sent} messages in the chat: {n:?}"
+                        );
+                        told.push((n.chat_id, n.seq.0, request.at));
+                    }
+                    NotificationKind::Reaction => panic!("{who}: nobody reacted to them: {n:?}"),
+                }
+            }
+            assert!(
+                added > 0,
+                "{who}: no notification of being added to the group"
+            );
+            // Acked messages a notification of them or a later one told of,
+            // of all, and those read before there was one.
+            let (mut told_of, mut acked, mut read_first) = (0, 0, 0);
+            for &chat in &mine {
+                // The newest acked message, or a read chat (nothing left to tell).
+                let newest = acked_in(chat).map(|(_, seq)| *seq).max().unwrap_or(0);
+                let top = told
+                    .iter()
+                    .filter(|(c, _, _)| *c == chat)
+                    .map(|(_, seq, _)| *seq)
+                    .max()
+                    .unwrap_or(0);
+                told_of += acked_in(chat).filter(|(_, seq)| *seq <= top).count();
+                acked += acked_in(chat).count();
+                if top < newest {
+                    if phone.api.chat(chat).await.unwrap().unread > 0 {
+                        lost.push(format!("{who}: chat {chat} seqs {}..={newest}", top + 1));
+                    } else {
+                        read_first += acked_in(chat).filter(|(_, seq)| *seq > top).count();
+                    }
+                }
+                if phone.reads {
+                    continue;
+                }
+                // Nobody reads: how long each acked message waited to be told of.
+                for (_, seq) in acked_in(chat) {
+                    let Some((_, _, at)) = told.iter().find(|(c, s, _)| *c == chat && s >= seq)
+                    else {
+                        continue;
+                    };
+                    let took = at.saturating_duration_since(ledger.acked_at[&(chat, *seq)]);
+                    slowest = slowest.max(took);
+                }
+            }
+            let mut tally = format!(
+                "{} told of {told_of}/{acked} messages ({read_first} read first) by {} webhooks \
+                 ({twice} twice, {added} added)",
+                phone.name,
+                hooks.len()
+            );
+            if phone.web_push {
+                let pushes = self.receiver.received(&format!("push/{}", phone.name));
+                let mut high = 0;
+                for request in &pushes {
+                    let push = push_receiver::web_push(request, &self.vapid, 86_400)
+                        .unwrap_or_else(|e| panic!("{who}: {e}"));
+                    assert!(
+                        mine.iter().any(|c| push.topic == format!("chat-{c}"))
+                            && ["high", "normal"].contains(&push.urgency.as_str()),
+                        "{who}: {push:?}"
+                    );
+                    high += usize::from(push.urgency == "high");
+                }
+                assert!(
+                    high > 0 && high < pushes.len(),
+                    "{who}: Web Push of messages (high) and of being added (normal): {high} of {}",
+                    pushes.len()
+                );
+                tally.push_str(&format!(" + {} web pushes", pushes.len()));
+            }
+            tallies.push(tally);
+        }
+        let line = format!(
+            "pushes: {}; {} lost, slowest {:.1}s after its ack, queue drained {:.1}s after the load",
+            tallies.join(", "),
+            lost.len(),
+            slowest.as_secs_f64(),
+            drained.as_secs_f64()
+        );
+        assert!(lost.is_empty(), "never told of: {lost:?} ({line})");
+        line
+    }
+}
+
 #[tokio::test]
 async fn every_acked_operation_survives_kill_9_under_mixed_load() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let port = free_port();
-    let mut server = start(&data, port);
-    let load = Mixed::start(&server.url, dir.path()).await;
+    let receiver = PushReceiver::start().await;
+    let mut server = start(&data, port, &receiver);
+    let db = data.join("hark.db");
+    let push_jobs = move || {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row(
+                "SELECT COUNT(*) FILTER (WHERE state != 'dead'), COUNT(*) FILTER (WHERE state = 'dead')
+                 FROM jobs WHERE kind = 'push'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+    };
+    let load = Mixed::start_with_pushes(
+        &server.url,
+        dir.path(),
+        receiver.clone(),
+        Box::new(push_jobs),
+    )
+    .await;
     // `scripts/soak.sh` asks for more rounds.
     let rounds: usize = std::env::var("HARK_KILL_ROUNDS")
         .map(|r| r.parse().expect("HARK_KILL_ROUNDS: a number"))
         .unwrap_or(3);
     for round in 0..rounds {
         load.wait_for_more(60, &format!("round {round}")).await;
+        // The first kill lands while a push request is unanswered, its job
+        // claimed; the others once the job queue has pushed since the
+        // restart (or a second went by without), so they find push jobs
+        // waiting, claimed or half sent.
+        if round == 0 {
+            receiver.hold_next();
+        }
+        let seen = receiver.total();
+        if round == 0 {
+            assert!(
+                receiver.wait_past(seen, OP_WITHIN).await,
+                "no push within {OP_WITHIN:?} of the start"
+            );
+        } else {
+            receiver.wait_past(seen, Duration::from_secs(1)).await;
+        }
         server.kill9();
-        server = start(&data, port);
+        server = start(&data, port, &receiver);
     }
     // Some more after the last restart, then a quiet end.
     load.wait_for_more(20, "after the last restart").await;

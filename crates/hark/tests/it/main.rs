@@ -15,5 +15,6 @@ mod disk_full;
 mod faults;
 mod flood;
 mod migrate;
+mod push_receiver;
 mod slow_disk;
 mod support;
