@@ -115,6 +115,17 @@ async fn work(state: AppState) {
     let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     let poll = Duration::from_millis(settings.poll_ms.max(1));
     let lease_ms = i64::try_from(settings.lease_ms).unwrap_or(i64::MAX);
+    // Jobs this node claimed before it was killed would wait out their
+    // leases; this node id is no other process's, so they run now.
+    match state
+        .store
+        .release_claims(&state.node_id, crate::now_ms())
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(jobs = n, "took back the jobs claimed before a restart"),
+        Err(e) => tracing::warn!(error = %e, "taking back jobs claimed before a restart"),
+    }
     let mut running = JoinSet::new();
     while !state.shutdown.has_begun() {
         let free = permits.available_permits();

@@ -309,6 +309,12 @@ pub trait JobStore: Send + Sync {
         lease_ms: i64,
         limit: u32,
     ) -> StoreResult<Vec<Job>>;
+    /// Makes the jobs `node` holds leases on due at `now`, and returns how
+    /// many: a node calls it as it starts, so that jobs its previous run
+    /// claimed and never finished (it was killed) run at once instead of
+    /// when their leases end. Node ids are unique in a cluster, so no
+    /// running process holds them.
+    async fn release_claims(&self, node: &str, now: i64) -> StoreResult<u64>;
     /// The job ran: it is removed. Completing a job already removed (a
     /// lease that ran out while it ran, and another run completed it) is
     /// fine. A job with a collapse key that a commit touched while it ran

@@ -19,6 +19,15 @@ pub(crate) async fn insert(tx: &mut Tx, job: &NewJob) -> StoreResult<JobId> {
 }
 
 /// One statement, so it commits on its own: the lease starts at once.
+pub(crate) async fn release(db: &Db, node: &str, now: i64) -> StoreResult<u64> {
+    db.exec(
+        "UPDATE jobs SET run_at = $2, claimed_by = NULL
+         WHERE claimed_by = $1 AND state = 'ready' AND run_at > $2",
+        &[&node, &now],
+    )
+    .await
+}
+
 pub(crate) async fn claim(
     db: &Db,
     node: &str,

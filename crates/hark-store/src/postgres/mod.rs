@@ -339,6 +339,11 @@ impl JobStore for PostgresStore {
             .await
     }
 
+    async fn release_claims(&self, node: &str, now: i64) -> StoreResult<u64> {
+        self.read(|db| async move { jobs::release(&db, node, now).await })
+            .await
+    }
+
     async fn complete_job(&self, id: JobId, again_at: i64) -> StoreResult<()> {
         self.read(|db| async move { jobs::complete(&db, id, again_at).await })
             .await

@@ -44,6 +44,17 @@ pub(crate) fn claim(
     Ok(jobs)
 }
 
+pub(crate) fn release(ctx: &WriteCtx<'_>, node: &str, now: i64) -> StoreResult<u64> {
+    let released = ctx
+        .conn
+        .prepare_cached(
+            "UPDATE jobs SET run_at = ?2, claimed_by = NULL
+             WHERE claimed_by = ?1 AND state = 'ready' AND run_at > ?2",
+        )?
+        .execute(params![node, now])?;
+    Ok(released as u64)
+}
+
 /// Removes the job, unless a commit touched it while it ran: then it runs
 /// again at `again_at`.
 pub(crate) fn complete(ctx: &WriteCtx<'_>, id: JobId, again_at: i64) -> StoreResult<()> {

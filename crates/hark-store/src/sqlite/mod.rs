@@ -372,6 +372,11 @@ impl JobStore for SqliteStore {
             .await
     }
 
+    async fn release_claims(&self, node: &str, now: i64) -> StoreResult<u64> {
+        let node = node.to_owned();
+        self.write(move |ctx| jobs::release(ctx, &node, now)).await
+    }
+
     async fn complete_job(&self, id: JobId, again_at: i64) -> StoreResult<()> {
         self.write(move |ctx| jobs::complete(ctx, id, again_at))
             .await

@@ -67,6 +67,19 @@ async fn due_jobs_are_claimed_once_per_lease_and_retried_until_dead(b: Backend) 
         .unwrap()
         .is_empty());
 
+    // A node starting again takes back what its previous run had claimed:
+    // due at once, for anyone; other nodes' claims stay theirs.
+    let mine = s.enqueue_job(job("mine", T + 30)).await.unwrap();
+    let claimed = s.claim_jobs("n3", T + 40, 60_000, 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), vec![mine]);
+    assert_eq!(s.release_claims("n3", T + 50).await.unwrap(), 1);
+    assert_eq!(s.release_claims("n3", T + 50).await.unwrap(), 0);
+    let back = s.claim_jobs("n4", T + 50, 1_000, 10).await.unwrap();
+    let ids: Vec<_> = back.iter().map(|j| j.id).collect();
+    assert_eq!(ids, vec![mine], "n1's claims are still n1's");
+    assert_eq!(back[0].attempts, 2, "the cut run counts as an attempt");
+    s.complete_job(mine, 0).await.unwrap();
+
     // Completed: gone for good.
     s.complete_job(first, 0).await.unwrap();
     s.complete_job(first, 0).await.unwrap();
