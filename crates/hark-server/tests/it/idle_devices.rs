@@ -111,22 +111,8 @@ async fn a_device_unused_past_the_limit_is_logged_out_and_told_its_token_expired
         .await;
     raw.expect_error(ErrorCode::TokenExpired).await;
     assert_eq!(raw.expect_close().await, Some(1008));
-    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-        app.ws_url.as_str(),
-    )
-    .unwrap();
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer {}", laptop.token).parse().unwrap(),
-    );
-    match tokio_tungstenite::connect_async(req).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            assert_eq!(response.status(), 401);
-            let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
-            assert_eq!(code(&body), "token_expired", "{body}");
-        }
-        other => panic!("the upgrade should be refused: {other:?}"),
-    }
+    let (status, body) = app.ws_refused(&laptop.token).await;
+    assert_eq!((status, code(&body)), (401, "token_expired"), "{body}");
 
     // The audit log names the device; the phone's socket was never touched.
     let (status, body) = app

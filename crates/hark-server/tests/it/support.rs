@@ -471,6 +471,22 @@ impl TestApp {
         ws
     }
 
+    /// Upgrades with `token` in the `Authorization` header, expecting the
+    /// server to refuse before the socket opens: its status and JSON body.
+    pub async fn ws_refused(&self, token: &str) -> (u16, Value) {
+        let mut req = self.ws_url.as_str().into_client_request().unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        match tokio_tungstenite::connect_async(req).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let body = response.body().as_deref().unwrap_or_default();
+                let body = serde_json::from_slice(body).unwrap_or(Value::Null);
+                (response.status().as_u16(), body)
+            }
+            other => panic!("the upgrade should be refused: {other:?}"),
+        }
+    }
+
     /// Opens an unauthenticated WebSocket.
     pub async fn ws_raw(&self) -> Ws {
         let (stream, _) = tokio_tungstenite::connect_async(&self.ws_url)
