@@ -7,6 +7,11 @@
 //! flight at a kill either happened whole or not at all, and what a cut
 //! upload left on disk is gone after the media sweep's grace period.
 //!
+//! The SDK's connection sends an unanswered request again after a
+//! restart, so its operations are never cut; dave's worker on a raw
+//! socket (`raw_load`) never does, so each kill cuts its requests in
+//! flight, and the checker finds each whole or not at all.
+//!
 //! The job queue is in the ledger too: carol's and bob's phones have no
 //! socket and a webhook at the test's push receiver (carol's a Web Push
 //! subscription as well), so every message commits a `push` job, and the
@@ -21,6 +26,7 @@
 //! job for several leases; docs/push.md promises no time).
 
 use crate::push_receiver::{self, PushReceiver};
+use crate::raw_load::{self, RawLedger};
 use crate::support::{account, ServerProcess, ACCOUNT_PASSWORD, HARK};
 use hark_sdk::proto::{
     ChatId, ChatKind, ClientMsgId, CreateGroupRequest, DeviceId, LoginRequest, MediaKind,
@@ -92,7 +98,7 @@ const LEASE_MS: u64 = 5_000;
 /// again, with a media sweep every second, and push notifications allowed
 /// to reach `pushes` on loopback. A server lives up to a few seconds
 /// between kills, under a load no person makes: the per-device limits on
-/// sends and uploads are lifted.
+/// sends and uploads, and the socket's frame rate, are lifted.
 fn start(data: &Path, port: u16, pushes: &PushReceiver) -> ServerProcess {
     let config = data.with_file_name("hark.toml");
     std::fs::write(
@@ -101,6 +107,7 @@ fn start(data: &Path, port: u16, pushes: &PushReceiver) -> ServerProcess {
             "[media]\nunreferenced_grace_ms = {GRACE_MS}\nsweep_ms = 1000\n\
              uploads_per_minute = 1000000\n\
              [limits]\nsends_per_second = 1000000\nsend_burst = 1000000\n\
+             frames_per_second = 1000000\n\
              [push]\nallow_hosts = [\"{}\"]\ntimeout_ms = 2000\n\
              [jobs]\npoll_ms = 200\nlease_ms = {LEASE_MS}\n",
             pushes.allow_entry()
@@ -265,6 +272,10 @@ pub(crate) struct Mixed {
     ledger: Shared,
     stop: Arc<AtomicBool>,
     workers: Vec<tokio::task::JoinHandle<()>>,
+    /// Dave's worker on a raw socket, in his chat with alice.
+    raw: tokio::task::JoinHandle<RawLedger>,
+    raw_chat: ChatId,
+    dave: Api,
     alice: Api,
     bob: Api,
     bob_user: hark_sdk::proto::User,
@@ -367,9 +378,10 @@ impl Mixed {
     async fn begin(url: &str, dir: &Path, pushes: Option<(PushReceiver, PushJobs)>) -> Mixed {
         let files = dir.join("files");
         std::fs::create_dir_all(&files).unwrap();
-        let (alice, _) = account(url, "alice").await;
+        let (alice, alice_user) = account(url, "alice").await;
         let (bob, bob_user) = account(url, "bob").await;
         let (_, carol_user) = account(url, "carol").await;
+        let (dave, dave_user) = account(url, "dave").await;
         let pushes = match pushes {
             None => None,
             Some((receiver, jobs)) => Some(Pushes {
@@ -420,10 +432,21 @@ impl Mixed {
             };
             workers.push(tokio::spawn(worker(tag, chat, clients)));
         }
+        let raw_chat = dave.create_direct(alice_user.id).await.unwrap().id;
+        let raw = raw_load::spawn(
+            url,
+            dave.token().unwrap(),
+            raw_chat,
+            dave_user.id,
+            stop.clone(),
+        );
         Mixed {
             ledger,
             stop,
             workers,
+            raw,
+            raw_chat,
+            dave,
             alice,
             bob,
             bob_user,
@@ -444,9 +467,9 @@ impl Mixed {
         }
     }
 
-    /// Stops the load and checks everything acked against the server at
-    /// `url`; returns a line saying what was checked.
-    pub(crate) async fn finish(self, url: &str) -> String {
+    /// Stops the load and checks everything acked, and everything the raw
+    /// socket had cut, against the server at `url`.
+    pub(crate) async fn finish(self, url: &str) -> Finished {
         self.stop.store(true, Ordering::Relaxed);
         for w in self.workers {
             tokio::time::timeout(Duration::from_secs(120), w)
@@ -454,6 +477,10 @@ impl Mixed {
                 .expect("the workers stop")
                 .unwrap();
         }
+        let raw = tokio::time::timeout(Duration::from_secs(120), self.raw)
+            .await
+            .expect("the raw socket's worker stops")
+            .unwrap();
         for conn in &self.conns {
             conn.close().await;
         }
@@ -471,15 +498,45 @@ impl Mixed {
             &self.dir,
         )
         .await;
+        // Dave's chat as dave's and alice's histories and dave's device's
+        // catch-up hold it.
+        let dave = Api::new(url)
+            .unwrap()
+            .with_token(self.dave.token().unwrap());
+        let views = [
+            ("dave's history", history(&dave, self.raw_chat).await),
+            ("alice's history", history(&alice, self.raw_chat).await),
+            (
+                "dave's sync",
+                raw_load::caught_up(url, self.dave.token().unwrap(), self.raw_chat).await,
+            ),
+        ];
+        let raw = raw_load::check(&raw, &views);
         let pushed = match &self.pushes {
             Some(pushes) => format!("; {}", pushes.check(&ledger, self.chats).await),
             None => String::new(),
         };
-        format!(
-            "{} sends, {} cut operations, checked {checked:?}{pushed}",
-            ledger.sends.len(),
-            ledger.in_flight
-        )
+        Finished {
+            line: format!(
+                "{} sends, {} cut through the SDK, checked {checked:?}; {raw}{pushed}",
+                ledger.sends.len(),
+                ledger.in_flight
+            ),
+            raw_cut: raw.cut(),
+        }
+    }
+}
+
+/// What [`Mixed::finish`] checked: a line to print.
+pub(crate) struct Finished {
+    line: String,
+    /// Requests of the raw socket that a kill cut.
+    raw_cut: usize,
+}
+
+impl std::fmt::Display for Finished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.line)
     }
 }
 
@@ -838,6 +895,11 @@ async fn every_acked_operation_survives_kill_9_under_mixed_load() {
     // Some more after the last restart, then a quiet end.
     load.wait_for_more(20, "after the last restart").await;
     let checked = load.finish(&server.url).await;
+    // The kills cut what the raw socket had in flight (issue #16).
+    assert!(
+        checked.raw_cut > 0,
+        "none of {rounds} kills cut a request of the raw socket: {checked}"
+    );
     // Every file on disk has its record once the sweep has had its grace
     // period: an upload cut by a kill leaves its unfinished parts, which
     // the sweep removes.

@@ -16,5 +16,6 @@ mod faults;
 mod flood;
 mod migrate;
 mod push_receiver;
+mod raw_load;
 mod slow_disk;
 mod support;
