@@ -98,16 +98,19 @@ pub(crate) async fn sweep_forever(state: AppState) {
 
 /// One pass: this node's connected devices are in use; then every device
 /// idle past the limit is logged out, its sockets closed wherever they are,
-/// and an audit row written for it.
+/// and an audit row written for it. A device with a socket here is never
+/// logged out, whatever its stored time says.
 async fn sweep(state: &AppState) -> Result<(), hark_store::StoreError> {
     check_sockets(state).await?;
     let Some(cutoff) = idle_cutoff(state) else {
         return Ok(());
     };
     loop {
+        // Read again: a device that connected since is in use too.
+        let in_use = state.hub.devices().into_iter().map(|(_, d)| d).collect();
         let expired = state
             .store
-            .expire_idle_devices(cutoff, EXPIRY_BATCH)
+            .expire_idle_devices(cutoff, EXPIRY_BATCH, in_use)
             .await?;
         if expired.is_empty() {
             return Ok(());

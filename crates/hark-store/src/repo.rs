@@ -141,10 +141,13 @@ pub trait AccountStore: Send + Sync {
     async fn touch_devices(&self, devices: Vec<DeviceId>) -> StoreResult<Vec<(DeviceId, Refused)>>;
     /// Logs out up to `limit` devices last used before `cutoff_ms`, as
     /// [`AccountStore::revoke_device`] does, marked as expired; returns them.
+    /// Devices in `in_use` (holding a socket on the caller's node) are
+    /// never among them, whatever their stored time.
     async fn expire_idle_devices(
         &self,
         cutoff_ms: i64,
         limit: u32,
+        in_use: Vec<DeviceId>,
     ) -> StoreResult<Vec<(UserId, DeviceId)>>;
     async fn set_display_name(&self, user_id: UserId, display_name: &str) -> StoreResult<User>;
     async fn user(&self, user_id: UserId) -> StoreResult<Option<User>>;

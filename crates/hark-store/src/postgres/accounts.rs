@@ -165,18 +165,21 @@ pub(crate) async fn expire_idle(
     tx: &mut Tx,
     cutoff_ms: i64,
     limit: u32,
+    in_use: &[DeviceId],
 ) -> StoreResult<Vec<(UserId, DeviceId)>> {
+    let in_use: Vec<i64> = in_use.iter().map(|d| d.0).collect();
     let rows = tx
         .rows(
             &format!(
                 "UPDATE devices SET revoked_at = $1, revoked_reason = '{IDLE}'
                  WHERE id IN (SELECT id FROM devices
                               WHERE revoked_at IS NULL AND last_used_at < $2
+                                AND NOT (id = ANY($4))
                               ORDER BY last_used_at LIMIT $3
                               FOR UPDATE SKIP LOCKED)
                  RETURNING user_id, id"
             ),
-            &[&tx.now_ms, &cutoff_ms, &i64::from(limit)],
+            &[&tx.now_ms, &cutoff_ms, &i64::from(limit), &in_use],
         )
         .await?;
     all(rows, |r| {

@@ -699,10 +699,11 @@ impl AccountStore for PostgresStore {
         &self,
         cutoff_ms: i64,
         limit: u32,
+        in_use: Vec<DeviceId>,
     ) -> StoreResult<Vec<(UserId, DeviceId)>> {
-        self.write((), move |tx, ()| {
+        self.write(in_use, move |tx, in_use| {
             Box::pin(async move {
-                let expired = accounts::expire_idle(tx, cutoff_ms, limit).await?;
+                let expired = accounts::expire_idle(tx, cutoff_ms, limit, &in_use).await?;
                 for &(user_id, device_id) in &expired {
                     push::remove_of_device(tx, device_id).await?;
                     e2e::forget_device(tx, user_id, device_id).await?;

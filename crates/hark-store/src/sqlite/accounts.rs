@@ -146,16 +146,21 @@ pub(crate) fn expire_idle(
     ctx: &mut WriteCtx<'_>,
     cutoff_ms: i64,
     limit: u32,
+    in_use: &[DeviceId],
 ) -> StoreResult<Vec<(UserId, DeviceId)>> {
+    let in_use: HashSet<DeviceId> = in_use.iter().copied().collect();
+    let skipped = u32::try_from(in_use.len()).unwrap_or(u32::MAX);
     let idle: Vec<(UserId, DeviceId)> = ctx
         .conn
         .prepare_cached(
             "SELECT user_id, id FROM devices
              WHERE revoked_at IS NULL AND last_used_at < ?1 ORDER BY last_used_at LIMIT ?2",
         )?
-        .query_map(params![cutoff_ms, limit], |r| {
+        .query_map(params![cutoff_ms, limit.saturating_add(skipped)], |r| {
             Ok((UserId(r.get(0)?), DeviceId(r.get(1)?)))
         })?
+        .filter(|row| !matches!(row, Ok((_, device)) if in_use.contains(device)))
+        .take(limit as usize)
         .collect::<Result<_, _>>()?;
     let mut stmt = ctx.conn.prepare_cached(&format!(
         "UPDATE devices SET revoked_at = ?1, revoked_reason = '{IDLE}' WHERE id = ?2"

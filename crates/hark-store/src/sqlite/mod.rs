@@ -665,9 +665,10 @@ impl AccountStore for SqliteStore {
         &self,
         cutoff_ms: i64,
         limit: u32,
+        in_use: Vec<DeviceId>,
     ) -> StoreResult<Vec<(UserId, DeviceId)>> {
         self.write(move |ctx| {
-            let expired = accounts::expire_idle(ctx, cutoff_ms, limit)?;
+            let expired = accounts::expire_idle(ctx, cutoff_ms, limit, &in_use)?;
             for &(user_id, device_id) in &expired {
                 push::remove_of_device(ctx.conn, device_id)?;
                 e2e::forget_device(ctx, user_id, device_id)?;
