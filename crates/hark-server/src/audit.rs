@@ -101,12 +101,8 @@ pub(crate) async fn sweep_forever(state: AppState) {
         return;
     }
     let every = Duration::from_millis(state.config.audit.sweep_ms.max(1_000));
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            () = state.shutdown.wait() => return,
-        }
-        let cutoff = crate::now_ms().saturating_sub(i64::from(days) * hark_store::admin::DAY_MS);
+    while state.shutdown.pause(every).await {
+        let cutoff = crate::days_ago(days);
         match state.store.prune_audit(cutoff).await {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, days, "audit rows past their retention removed"),

@@ -17,7 +17,6 @@
 use crate::audit::Event;
 use crate::state::AppState;
 use hark_bus::Outbound;
-use hark_store::admin::DAY_MS;
 use hark_store::{AuthedDevice, Refused};
 use std::time::Duration;
 
@@ -31,7 +30,7 @@ const EXPIRY_BATCH: u32 = 500;
 /// expire at all.
 pub(crate) fn idle_cutoff(state: &AppState) -> Option<i64> {
     let days = state.config.devices.idle_days;
-    (days > 0).then(|| crate::now_ms().saturating_sub(i64::from(days) * DAY_MS))
+    (days > 0).then(|| crate::days_ago(days))
 }
 
 /// Records, in the background, that `device` used its token, if the stored
@@ -85,11 +84,7 @@ pub(crate) async fn check_sockets(state: &AppState) -> Result<(), hark_store::St
 
 pub(crate) async fn sweep_forever(state: AppState) {
     let every = Duration::from_millis(state.config.devices.sweep_ms.max(100));
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            () = state.shutdown.wait() => return,
-        }
+    while state.shutdown.pause(every).await {
         if let Err(e) = sweep(&state).await {
             tracing::warn!(error = %e, "idle devices sweep");
         }

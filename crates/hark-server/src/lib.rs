@@ -351,6 +351,12 @@ async fn shutdown_signal() {
 }
 
 /// Milliseconds since the Unix epoch.
+/// The moment `days` days before now, in ms since the epoch: a retention's
+/// cutoff.
+pub(crate) fn days_ago(days: u32) -> i64 {
+    now_ms().saturating_sub(i64::from(days) * hark_store::admin::DAY_MS)
+}
+
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

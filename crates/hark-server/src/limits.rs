@@ -95,15 +95,11 @@ impl UserLimits {
 
     /// Takes one message from `device`'s allowance, or refuses.
     pub fn check_send(&self, device: DeviceId) -> ApiResult<()> {
-        let (limiter, allowed) = &self.sends;
-        match limiter.check_key(&device.0) {
-            Ok(()) => Ok(()),
-            Err(not_until) => Err(refusal(
-                ("sends", "messages a second from one device"),
-                *allowed,
-                not_until,
-            )),
-        }
+        take(
+            &self.sends,
+            &device.0,
+            ("sends", "messages a second from one device"),
+        )
     }
 
     /// Forgets the buckets that are full again (their keys unseen for a
@@ -142,45 +138,50 @@ impl UserLimits {
 
     /// Takes one `action` from `user`'s allowance, or refuses.
     pub fn check(&self, action: Action, user: UserId) -> ApiResult<()> {
-        let (limiter, allowed) = match action {
+        let bucket = match action {
             Action::Search => &self.searches,
             Action::CreateGroup => &self.groups,
             Action::AddMember => &self.additions,
         };
-        match limiter.check_key(&user.0) {
-            Ok(()) => Ok(()),
-            Err(not_until) => Err(refusal(action.describe(), *allowed, not_until)),
-        }
+        take(bucket, &user.0, action.describe())
     }
 
-    /// Takes one registration from `address`'s allowance, or refuses.
-    pub fn check_address(&self, address: IpAddr) -> ApiResult<()> {
-        let (limiter, allowed) = &self.registrations;
-        match limiter.check_key(&address) {
-            Ok(()) => Ok(()),
-            Err(not_until) => Err(refusal(
-                ("registrations", "new accounts an hour from one address"),
-                *allowed,
-                not_until,
-            )),
-        }
+    /// Takes one registration from `address`'s allowance (an unknown
+    /// address counts as 0.0.0.0), or refuses.
+    pub fn check_address(&self, address: Option<IpAddr>) -> ApiResult<()> {
+        take(
+            &self.registrations,
+            &address.unwrap_or(UNKNOWN_ADDRESS),
+            ("registrations", "new accounts an hour from one address"),
+        )
     }
 
-    /// Takes one login attempt from `address`'s allowance, or refuses.
-    pub fn check_login_address(&self, address: IpAddr) -> ApiResult<()> {
-        let (limiter, allowed) = &self.logins;
-        match limiter.check_key(&address) {
-            Ok(()) => Ok(()),
-            Err(not_until) => Err(refusal(
-                (
-                    "login_addresses",
-                    "login attempts a minute from one address",
-                ),
-                *allowed,
-                not_until,
-            )),
-        }
+    /// Takes one login attempt from `address`'s allowance (an unknown
+    /// address counts as 0.0.0.0), or refuses.
+    pub fn check_login_address(&self, address: Option<IpAddr>) -> ApiResult<()> {
+        take(
+            &self.logins,
+            &address.unwrap_or(UNKNOWN_ADDRESS),
+            (
+                "login_addresses",
+                "login attempts a minute from one address",
+            ),
+        )
     }
+}
+
+/// The address a request without a known peer is counted under.
+const UNKNOWN_ADDRESS: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+
+/// Takes one from `key`'s bucket, or refuses as `what` (see [`refusal`]).
+fn take<K: Clone + Eq + std::hash::Hash>(
+    (limiter, allowed): &(DefaultKeyedRateLimiter<K>, u32),
+    key: &K,
+    what: (&'static str, &'static str),
+) -> ApiResult<()> {
+    limiter
+        .check_key(key)
+        .map_err(|not_until| refusal(what, *allowed, not_until))
 }
 
 /// `429 rate_limited` with `Retry-After`, counted as `kind`.
@@ -201,11 +202,11 @@ fn refusal(
 
 /// Forgets idle buckets every minute (see [`UserLimits::forget_idle`]).
 pub(crate) async fn tidy_forever(state: crate::state::AppState) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
-            () = state.shutdown.wait() => return,
-        }
+    while state
+        .shutdown
+        .pause(std::time::Duration::from_secs(60))
+        .await
+    {
         state.user_limits.forget_idle();
     }
 }

@@ -6,7 +6,6 @@
 //! once however many nodes look (docs/protocol.md "Disappearing messages").
 
 use crate::state::AppState;
-use hark_store::admin::DAY_MS;
 use hark_store::rules::EXPIRY_BATCH;
 use std::time::Duration;
 
@@ -15,11 +14,7 @@ const RETENTION_CHATS: u32 = 100;
 
 pub(crate) async fn sweep_forever(state: AppState) {
     let every = Duration::from_millis(state.config.retention.sweep_ms.max(100));
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            () = state.shutdown.wait() => return,
-        }
+    while state.shutdown.pause(every).await {
         if let Err(e) = sweep(&state).await {
             tracing::warn!(error = %e, "disappearing messages sweep");
         }
@@ -40,7 +35,7 @@ async fn sweep(state: &AppState) -> Result<(), hark_store::StoreError> {
     if days == 0 {
         return Ok(());
     }
-    let cutoff = crate::now_ms().saturating_sub(i64::from(days) * DAY_MS);
+    let cutoff = crate::days_ago(days);
     loop {
         let erased = state.store.apply_retention(cutoff, RETENTION_CHATS).await?;
         count(erased, "retention");

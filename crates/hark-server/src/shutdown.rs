@@ -25,6 +25,15 @@ impl Shutdown {
         *self.tx.borrow()
     }
 
+    /// Waits `every`: `true` when it passed, `false` as soon as shutdown
+    /// begins (what a background loop runs on: `while s.pause(d).await`).
+    pub async fn pause(&self, every: std::time::Duration) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(every) => true,
+            () = self.wait() => false,
+        }
+    }
+
     /// Resolves once shutdown has begun.
     pub async fn wait(&self) {
         let mut rx = self.tx.subscribe();

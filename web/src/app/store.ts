@@ -11,6 +11,7 @@ import {
   hasDisappeared,
   mediaKindOf,
   newClientId,
+  isFinal,
   saveSession,
   websocketUrl,
   type Chat,
@@ -1580,11 +1581,8 @@ export class AppStore {
    */
   refused(e: unknown): boolean {
     if (!(e instanceof HarkError)) return false;
-    const code = e.code;
-    if (code !== 'unauthorized' && code !== 'revoked' && code !== 'account_disabled' && code !== 'token_expired') {
-      return false;
-    }
-    this.forgetSession(code);
+    if (e.code === 'network' || !isFinal(e.code)) return false;
+    this.forgetSession(e.code);
     return true;
   }
 

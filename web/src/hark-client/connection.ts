@@ -692,7 +692,7 @@ export class Connection {
  * Codes that end the connection for good: this token will not work again
  * (`account_disabled`: not until an admin enables the account).
  */
-function isFinal(code: ErrorCode): boolean {
+export function isFinal(code: ErrorCode): boolean {
   return code === 'unauthorized' || code === 'revoked' || code === 'account_disabled' || code === 'token_expired';
 }
 

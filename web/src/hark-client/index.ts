@@ -26,6 +26,7 @@ export { CatchUp, type Step } from './catchup';
 export { Outbox, newClientId, type OutboxEntry, type OutboxRequest, type PendingMessage } from './outbox';
 export {
   Connection,
+  isFinal,
   websocketUrl,
   type ConnectionEvent,
   type ConnectionOptions,

@@ -35,9 +35,7 @@ pub(super) async fn register(
 ) -> ApiResult<(StatusCode, Json<User>)> {
     validate::username(&body.username)?;
     validate::password(&body.password)?;
-    state
-        .user_limits
-        .check_address(peer.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])))?;
+    state.user_limits.check_address(peer)?;
     let display_name = match &body.display_name {
         Some(name) => validate::label("display_name", name, 64)?,
         None => body.username.clone(),
@@ -74,9 +72,7 @@ pub(super) async fn login(
     Body(body): Body<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
     let device_name = validate::label("device_name", &body.device_name, 64)?;
-    state
-        .user_limits
-        .check_login_address(peer.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])))?;
+    state.user_limits.check_login_address(peer)?;
     if state
         .login_limiter
         .check_key(&body.username.to_lowercase())

@@ -36,11 +36,7 @@ pub struct Swept {
 /// Sweeps every `media.sweep_ms` until shutdown.
 pub(crate) async fn sweep_forever(state: AppState) {
     let every = Duration::from_millis(state.config.media.sweep_ms.max(10));
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            () = state.shutdown.wait() => return,
-        }
+    while state.shutdown.pause(every).await {
         match sweep(&state).await {
             Ok(s) if s == Swept::default() => {}
             Ok(s) => tracing::info!(

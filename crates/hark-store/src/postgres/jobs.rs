@@ -18,7 +18,6 @@ pub(crate) async fn insert(tx: &mut Tx, job: &NewJob) -> StoreResult<JobId> {
     Ok(JobId(row.try_get(0)?))
 }
 
-/// One statement, so it commits on its own: the lease starts at once.
 pub(crate) async fn release(db: &Db, node: &str, now: i64) -> StoreResult<u64> {
     db.exec(
         "UPDATE jobs SET run_at = $2, claimed_by = NULL
@@ -28,6 +27,7 @@ pub(crate) async fn release(db: &Db, node: &str, now: i64) -> StoreResult<u64> {
     .await
 }
 
+/// One statement, so it commits on its own: the lease starts at once.
 pub(crate) async fn claim(
     db: &Db,
     node: &str,
