@@ -108,6 +108,7 @@ pub async fn accounts(base: &str, tag: &str, role: &str, n: usize) -> anyhow::Re
                         username: username.clone(),
                         password: PASSWORD.into(),
                         device_name: "bench".into(),
+                        two_factor_code: None,
                     })
                     .await
                     .with_context(|| format!("logging in {username}"))?;

@@ -75,6 +75,14 @@ pub enum ErrorCode {
     /// The device was not used for longer than the server allows
     /// (`devices.idle_days`) and was logged out: sign in again.
     TokenExpired,
+    /// The password was right, and the account has two-factor
+    /// authentication on: log in again with `two_factor_code`.
+    TwoFactorRequired,
+    /// The two-factor code is wrong, expired, or was used already.
+    InvalidTwoFactorCode,
+    /// One of the two users blocked the other: no messages, typing,
+    /// presence or group invitations between them.
+    Blocked,
 }
 
 impl ErrorCode {
@@ -92,8 +100,13 @@ impl ErrorCode {
             | ErrorCode::InvalidCredentials
             | ErrorCode::AuthTimeout
             | ErrorCode::Revoked
-            | ErrorCode::TokenExpired => 401,
-            ErrorCode::Forbidden | ErrorCode::OriginNotAllowed | ErrorCode::AccountDisabled => 403,
+            | ErrorCode::TokenExpired
+            | ErrorCode::TwoFactorRequired
+            | ErrorCode::InvalidTwoFactorCode => 401,
+            ErrorCode::Forbidden
+            | ErrorCode::OriginNotAllowed
+            | ErrorCode::AccountDisabled
+            | ErrorCode::Blocked => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::UsernameTaken
@@ -141,6 +154,9 @@ impl ErrorCode {
             ErrorCode::InboxFull => "inbox_full",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::TwoFactorRequired => "two_factor_required",
+            ErrorCode::InvalidTwoFactorCode => "invalid_two_factor_code",
+            ErrorCode::Blocked => "blocked",
         }
     }
 }

@@ -39,6 +39,10 @@ pub struct LoginRequest {
     pub password: String,
     #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub device_name: String,
+    /// With two-factor authentication on: a code from the authenticator
+    /// app, or an unused recovery code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub two_factor_code: Option<String>,
 }
 
 /// The answer to a login. The token is shown once; the server keeps only its hash.

@@ -5,6 +5,7 @@
 //! (and, with the `openapi` feature the server turns on, utoipa's schemas).
 //! `docs/protocol.md` documents every type in this crate.
 
+mod account;
 mod admin;
 mod audit;
 mod e2e;
@@ -17,6 +18,10 @@ mod presence;
 mod push;
 mod ws;
 
+pub use account::{
+    ChangePasswordRequest, PasswordChanged, RecoveryCodes, TwoFactorCode, TwoFactorEnrolment,
+    TwoFactorPassword, TwoFactorStatus,
+};
 pub use admin::{
     utc_date, AdminChat, AdminMember, AdminUser, AdminUserPage, DayCount, JobStats,
     ResetPasswordRequest, Role, ServerStats, SetRoleRequest, StorageStats,

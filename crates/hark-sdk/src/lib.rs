@@ -13,6 +13,7 @@
 //!         username: "alice".into(),
 //!         password: "secret".into(),
 //!         device_name: "laptop".into(),
+//!         two_factor_code: None,
 //!     })
 //!     .await?;
 //! let options = ConnectOptions { cursor: Pos(0), auto_delivered: true, tls: None };
@@ -27,6 +28,7 @@
 //! # }
 //! ```
 
+mod account;
 mod actor;
 mod admin;
 mod api;

@@ -92,6 +92,7 @@ impl From<StoreError> for ApiError {
                 format!("a group holds at most {max} members"),
             ),
             StoreError::Invalid(why) => ApiError::invalid(why),
+            StoreError::Blocked(why) => ApiError::new(ErrorCode::Blocked, why),
             StoreError::EncryptionRequired => ApiError::new(
                 ErrorCode::EncryptionRequired,
                 "this chat is end-to-end encrypted: send the message's ciphertext in `encrypted`, with an empty text",

@@ -25,6 +25,7 @@ mod retention;
 mod shutdown;
 pub mod state;
 pub mod tls;
+pub mod two_factor;
 mod validate;
 mod web;
 mod ws;

@@ -203,6 +203,8 @@ impl Presence {
             return Err(ApiError::unauthorized());
         };
         let contacts = state.store.contacts_among(me, &users).await?;
+        // A blocked pair sees nothing of each other, whatever their settings.
+        let blocked = state.store.blocked_among(me, &users).await?;
         let timeout = i64::try_from(state.config.cluster.node_timeout_ms).unwrap_or(i64::MAX);
         let online = state
             .store
@@ -219,6 +221,8 @@ impl Presence {
                     online: true,
                     last_seen: true,
                 }
+            } else if blocked.contains(&record.user_id) {
+                Grant::default()
             } else {
                 grant(mine, record.privacy, contacts.contains(&record.user_id))
             };
@@ -257,6 +261,12 @@ impl Presence {
             return Err(ApiError::new(
                 ErrorCode::Forbidden,
                 "not a member of this chat",
+            ));
+        }
+        if activity != Activity::Stopped && state.store.chat_blocked(chat_id).await? {
+            return Err(ApiError::new(
+                ErrorCode::Blocked,
+                "one of you blocked the other: no typing between you",
             ));
         }
         let presence = &state.presence;

@@ -19,6 +19,9 @@ pub enum StoreError {
     TooManySubscriptions(u32),
     #[error("invalid: {0}")]
     Invalid(&'static str),
+    /// One of the two users blocked the other (`rules::not_blocked`).
+    #[error("blocked: {0}")]
+    Blocked(&'static str),
     /// A plaintext message for an end-to-end encrypted chat.
     #[error("this chat is end-to-end encrypted: send the message's ciphertext")]
     EncryptionRequired,

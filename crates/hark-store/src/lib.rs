@@ -12,6 +12,7 @@ pub mod admin;
 mod admission;
 pub mod audit;
 mod columns;
+pub mod contacts;
 pub mod e2e;
 mod error;
 mod expiry;
@@ -24,13 +25,15 @@ pub mod push;
 mod repo;
 pub mod rules;
 pub mod sqlite;
+pub mod two_factor;
 
 pub use admission::WriteQueue;
 pub use error::{StoreError, StoreResult};
 pub use repo::{
-    AccountStore, AdminStore, AuditStore, AuthedDevice, ChatStore, CommitListener, Credentials,
-    Delivery, HistoryQuery, JobStore, KeyStore, Lifecycle, MediaRecord, MediaStore, MessageStore,
-    NewMessage, PresenceRecord, PresenceStore, PushStore, Refused, Store, SyncPage, UploadRecord,
+    AccountStore, AdminStore, AuditStore, AuthedDevice, ChatStore, CommitListener, ContactStore,
+    Credentials, Delivery, HistoryQuery, JobStore, KeyStore, Lifecycle, MediaRecord, MediaStore,
+    MessageStore, NewMessage, PresenceRecord, PresenceStore, PushStore, Refused, Store, SyncPage,
+    TwoFactorStore, UploadRecord,
 };
 pub use rules::Windows;
 

@@ -555,11 +555,61 @@ pub trait AdminStore: Send + Sync {
     async fn counts(&self, since_ms: i64) -> StoreResult<crate::admin::Counts>;
 }
 
+/// Each user's contacts and blocks ([`crate::contacts`]).
+#[async_trait]
+pub trait ContactStore: Send + Sync {
+    /// The users on one of `owner`'s lists, by display name.
+    async fn listed(&self, owner: UserId, list: crate::contacts::List) -> StoreResult<Vec<User>>;
+    /// Puts `other` on one of `owner`'s lists (`on`), or takes them off;
+    /// `NotFound` for an unknown user, `Invalid` for oneself or a full
+    /// list. A block (or unblock) marks their one-to-one chat at once.
+    async fn set_listed(
+        &self,
+        owner: UserId,
+        list: crate::contacts::List,
+        other: UserId,
+        on: bool,
+    ) -> StoreResult<()>;
+    /// Which of `others` block `user` or are blocked by them.
+    async fn blocked_among(&self, user: UserId, others: &[UserId]) -> StoreResult<HashSet<UserId>>;
+    /// Whether the chat is a one-to-one chat one of whose users blocks the
+    /// other (`NotFound` for no chat).
+    async fn chat_blocked(&self, chat: ChatId) -> StoreResult<bool>;
+}
+
+/// Two-factor authentication's state per user ([`crate::two_factor`]).
+#[async_trait]
+pub trait TwoFactorStore: Send + Sync {
+    async fn two_factor(&self, user: UserId) -> StoreResult<crate::two_factor::TwoFactor>;
+    /// Sets (or clears) the secret waiting for its first code.
+    async fn set_pending_totp(&self, user: UserId, secret: Option<String>) -> StoreResult<()>;
+    /// Turns two-factor on with the pending secret, if it still is
+    /// `secret`, the code of `step` counted as used, and these recovery
+    /// code hashes replacing any; `false` if the pending secret changed.
+    async fn enable_totp(
+        &self,
+        user: UserId,
+        secret: String,
+        step: i64,
+        recovery_hashes: Vec<String>,
+    ) -> StoreResult<bool>;
+    /// Turns it off: secret, pending secret and recovery codes gone.
+    async fn disable_totp(&self, user: UserId) -> StoreResult<()>;
+    /// Records a code of `step` as used; `false` if one of it or a later
+    /// step was (a code works once).
+    async fn use_totp_step(&self, user: UserId, step: i64) -> StoreResult<bool>;
+    /// Uses up a recovery code by its hash; `false` if it is not one of
+    /// the user's unused codes.
+    async fn use_recovery_code(&self, user: UserId, hash: String) -> StoreResult<bool>;
+}
+
 /// Everything the server needs from storage.
 pub trait Store:
     AdminStore
     + AuditStore
     + AccountStore
+    + ContactStore
+    + TwoFactorStore
     + ChatStore
     + MessageStore
     + MediaStore
@@ -575,6 +625,8 @@ impl<
         T: AdminStore
             + AuditStore
             + AccountStore
+            + ContactStore
+            + TwoFactorStore
             + ChatStore
             + MessageStore
             + MediaStore

@@ -5,6 +5,7 @@ use crate::audit::Event;
 use crate::auth::{self, Authed};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::two_factor::{self, Accepted};
 use crate::validate;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -73,17 +74,7 @@ pub(super) async fn login(
 ) -> ApiResult<Json<LoginResponse>> {
     let device_name = validate::label("device_name", &body.device_name, 64)?;
     state.user_limits.check_login_address(peer)?;
-    if state
-        .login_limiter
-        .check_key(&body.username.to_lowercase())
-        .is_err()
-    {
-        metrics::counter!("hark_rate_limited_total", "kind" => "logins").increment(1);
-        return Err(ApiError::new(
-            ErrorCode::RateLimited,
-            "too many login attempts; wait a minute",
-        ));
-    }
+    login_budget(&state, &body.username)?;
     let wrong = || ApiError::new(ErrorCode::InvalidCredentials, "wrong username or password");
     let failed = |reason: &str| {
         Event::anonymous("login_failed")
@@ -118,6 +109,33 @@ pub(super) async fn login(
             .record(&state)
             .await;
         return Err(auth::disabled());
+    }
+    let second = state.store.two_factor(creds.user.id).await?;
+    if let Some(secret) = second.secret {
+        let Some(code) = body.two_factor_code.as_deref() else {
+            return Err(ApiError::new(
+                ErrorCode::TwoFactorRequired,
+                "this account has two-factor authentication on: log in again with `two_factor_code`",
+            ));
+        };
+        match two_factor::use_code(&state, creds.user.id, &secret, code).await {
+            Ok(Accepted::Totp) => {}
+            Ok(Accepted::RecoveryCode) => {
+                Event::anonymous("recovery_code_used")
+                    .actor(creds.user.id, None)
+                    .user(creds.user.id)
+                    .from(peer)
+                    .record(&state)
+                    .await;
+            }
+            Err(e) => {
+                failed("wrong_two_factor_code")
+                    .user(creds.user.id)
+                    .record(&state)
+                    .await;
+                return Err(e);
+            }
+        }
     }
     let token = auth::new_token();
     let device = state
@@ -253,6 +271,24 @@ pub(super) async fn revoke_device(
         .record(&state)
         .await;
     Ok(done)
+}
+
+/// Counts an attempt against the username's login budget
+/// (`logins_per_minute`): logins, and password or two-factor checks of a
+/// logged-in user, so neither is a way around the other.
+pub(super) fn login_budget(state: &AppState, username: &str) -> ApiResult<()> {
+    if state
+        .login_limiter
+        .check_key(&username.to_lowercase())
+        .is_err()
+    {
+        metrics::counter!("hark_rate_limited_total", "kind" => "logins").increment(1);
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            "too many login attempts; wait a minute",
+        ));
+    }
+    Ok(())
 }
 
 /// Revokes the token and closes the device's sockets on every node.

@@ -65,6 +65,7 @@ pub(super) async fn create_group(
 ) -> ApiResult<(StatusCode, Json<Chat>)> {
     let title = validate::label("title", &body.title, 128)?;
     state.user_limits.check(Action::CreateGroup, me.user.id)?;
+    super::contacts::refuse_blocked(&state, &me, &body.members).await?;
     let chat_id = state
         .store
         .create_group(
@@ -213,6 +214,7 @@ pub(super) async fn add_member(
 ) -> ApiResult<Json<Chat>> {
     let chat_id = ChatId(chat_id);
     state.user_limits.check(Action::AddMember, me.user.id)?;
+    super::contacts::refuse_blocked(&state, &me, &[body.user_id]).await?;
     state
         .store
         .add_member(

@@ -5,6 +5,7 @@ mod accounts;
 mod admin;
 mod audit;
 mod chats;
+mod contacts;
 mod e2e;
 mod extract;
 pub(crate) use extract::client_ip;
@@ -12,6 +13,7 @@ mod media;
 pub(crate) mod openapi;
 mod push;
 pub(crate) mod request_id;
+mod sign_in;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -33,6 +35,14 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(accounts::logout))
         .routes(routes!(accounts::me, accounts::update_me))
         .routes(routes!(accounts::privacy, accounts::set_privacy))
+        .routes(routes!(sign_in::change_password))
+        .routes(routes!(sign_in::status, sign_in::start))
+        .routes(routes!(sign_in::confirm))
+        .routes(routes!(sign_in::disable))
+        .routes(routes!(contacts::contacts))
+        .routes(routes!(contacts::add_contact, contacts::remove_contact))
+        .routes(routes!(contacts::blocks))
+        .routes(routes!(contacts::block, contacts::unblock))
         .routes(routes!(push::settings, push::set_settings))
         .routes(routes!(push::vapid))
         .routes(routes!(push::subscriptions, push::subscribe))

@@ -21,7 +21,8 @@ use utoipa::{Modify, OpenApi};
     // The body of `Refusals`, which names it without registering it.
     components(schemas(hark_proto::ErrorBody)),
     tags(
-        (name = "accounts", description = "Registering, logging in, devices, profile and privacy"),
+        (name = "accounts", description = "Registering, logging in, devices, profile, privacy, password and two-factor authentication"),
+        (name = "contacts", description = "Your contacts and the users you blocked"),
         (name = "chats", description = "One-to-one chats and groups, history, sending, search"),
         (name = "media", description = "Uploaded files: in one request or resumable, downloads"),
         (name = "push", description = "Web Push subscriptions, webhooks, notification previews"),

@@ -94,6 +94,7 @@ async fn hark_serves_https_and_wss_and_reloads_its_certificate() {
             username: name.into(),
             password: "correct horse".into(),
             device_name: "tls".into(),
+            two_factor_code: None,
         })
         .await
         .unwrap()
@@ -136,6 +137,7 @@ async fn hark_serves_https_and_wss_and_reloads_its_certificate() {
             username: "alice".into(),
             password: "correct horse".into(),
             device_name: "x".into(),
+            two_factor_code: None,
         })
         .await
         .unwrap_err();

@@ -58,6 +58,11 @@ pub(crate) const TABLES: &[Table] = &[
         ..table("streams", &["user_id"])
     },
     table("devices", &["id"]),
+    // Each user's contacts, blocks and two-factor recovery codes (the
+    // TOTP secret and its last used step are columns of `users`).
+    table("contacts", &["owner_id", "contact_id"]),
+    table("blocks", &["blocker_id", "blocked_id"]),
+    table("recovery_codes", &["user_id", "code_hash"]),
     table("chats", &["id"]),
     table("members", &["chat_id", "user_id"]),
     // Uploaded files' rows (their bytes stay in the media store).

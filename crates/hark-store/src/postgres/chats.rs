@@ -61,12 +61,12 @@ pub(crate) async fn lock_for_send(
     tx: &Tx,
     chat_id: ChatId,
     user_id: UserId,
-) -> StoreResult<(i64, (bool, u32), MemberFacts, Vec<UserId>)> {
+) -> StoreResult<(i64, (bool, u32, bool), MemberFacts, Vec<UserId>)> {
     let row = tx
         .opt(
             "SELECT m.admin, m.joined_seq, m.delivered_up_to, m.read_up_to, c.last_seq,
                     ARRAY(SELECT user_id FROM members WHERE chat_id = c.id), c.encrypted,
-                    c.disappearing_secs
+                    c.disappearing_secs, c.blocked
              FROM chats c JOIN members m ON m.chat_id = c.id AND m.user_id = $2
              WHERE c.id = $1 FOR UPDATE",
             &[&chat_id.0, &user_id.0],
@@ -79,7 +79,7 @@ pub(crate) async fn lock_for_send(
     let timer = u32::try_from(row.try_get::<_, i64>(7)?).unwrap_or(0);
     Ok((
         row.try_get(4)?,
-        (row.try_get(6)?, timer),
+        (row.try_get(6)?, timer, row.try_get(8)?),
         columns::member_facts(&row)?,
         members.into_iter().map(UserId).collect(),
     ))
@@ -191,6 +191,7 @@ pub(crate) async fn create_direct(
     let chat_id = insert_chat(tx, ChatKind::Direct, None, Some(&key), encrypted).await?;
     let members = rules::direct_members(a, b);
     insert_members(tx, chat_id, &members, None, 0).await?;
+    super::contacts::mark_direct(tx, a, b).await?;
     let event = rules::chat_created(chat_id, ChatKind::Direct, None, a, encrypted);
     tx.push_event(&members, chat_id, None, &event)?;
     Ok(chat_id)

@@ -79,8 +79,9 @@ pub(crate) async fn originals(
 pub(crate) async fn send_new(tx: &Tx, msg: NewMessage) -> StoreResult<SendAck> {
     // The chat's row lock makes seqs gapless and in commit order; the
     // sender's member row lock keeps their watermarks' rise serial.
-    let (last, (chat_encrypted, timer), me, members) =
+    let (last, (chat_encrypted, timer, blocked), me, members) =
         lock_for_send(tx, msg.chat_id, msg.sender_id).await?;
+    rules::not_blocked(blocked)?;
     rules::content(chat_encrypted, &msg)?;
     let seq = Seq(last + 1);
     let expires_at = rules::expires_at(tx.now_ms, timer);
@@ -280,6 +281,7 @@ pub(crate) async fn react(
 ) -> StoreResult<()> {
     lock_chat(tx, chat_id).await?;
     let message = visible_message(tx, chat_id, user_id, seq).await?;
+    rules::react_blocked(super::contacts::chat_blocked(tx, chat_id).await?, emoji)?;
     let current: Option<String> = tx
         .opt(
             "SELECT emoji FROM reactions WHERE chat_id = $1 AND seq = $2 AND user_id = $3",

@@ -44,6 +44,7 @@ mod admin;
 mod audit;
 mod chats;
 mod committer;
+mod contacts;
 mod e2e;
 mod expiry;
 mod jobs;
@@ -61,6 +62,7 @@ mod sequencer;
 mod set_based;
 mod stream;
 mod tls;
+mod two_factor;
 mod tx;
 
 use crate::jobs::{Job, JobCounts, JobFate, JobId, NewJob};
@@ -265,6 +267,90 @@ impl crate::AuditStore for PostgresStore {
     async fn prune_audit(&self, before_ms: i64) -> StoreResult<u64> {
         self.write((), move |tx, ()| {
             Box::pin(async move { audit::prune(tx, before_ms).await })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl crate::ContactStore for PostgresStore {
+    async fn listed(
+        &self,
+        owner: UserId,
+        list: crate::contacts::List,
+    ) -> StoreResult<Vec<hark_proto::User>> {
+        self.read(|db| async move { contacts::listed(&db, owner, list).await })
+            .await
+    }
+
+    async fn set_listed(
+        &self,
+        owner: UserId,
+        list: crate::contacts::List,
+        other: UserId,
+        on: bool,
+    ) -> StoreResult<()> {
+        self.write((), move |tx, ()| {
+            Box::pin(async move { contacts::set_listed(tx, owner, list, other, on).await })
+        })
+        .await
+    }
+
+    async fn blocked_among(&self, user: UserId, others: &[UserId]) -> StoreResult<HashSet<UserId>> {
+        self.read(|db| async move { contacts::blocked_among(&db, user, others).await })
+            .await
+    }
+
+    async fn chat_blocked(&self, chat: ChatId) -> StoreResult<bool> {
+        self.read(|db| async move { contacts::chat_blocked(&db, chat).await })
+            .await
+    }
+}
+
+#[async_trait]
+impl crate::TwoFactorStore for PostgresStore {
+    async fn two_factor(&self, user: UserId) -> StoreResult<crate::two_factor::TwoFactor> {
+        self.read(|db| async move { two_factor::state(&db, user).await })
+            .await
+    }
+
+    async fn set_pending_totp(&self, user: UserId, secret: Option<String>) -> StoreResult<()> {
+        self.write(secret, move |tx, secret| {
+            Box::pin(async move { two_factor::set_pending(tx, user, secret.as_deref()).await })
+        })
+        .await
+    }
+
+    async fn enable_totp(
+        &self,
+        user: UserId,
+        secret: String,
+        step: i64,
+        recovery_hashes: Vec<String>,
+    ) -> StoreResult<bool> {
+        self.write((secret, recovery_hashes), move |tx, (secret, hashes)| {
+            Box::pin(async move { two_factor::enable(tx, user, &secret, step, &hashes).await })
+        })
+        .await
+    }
+
+    async fn disable_totp(&self, user: UserId) -> StoreResult<()> {
+        self.write((), move |tx, ()| {
+            Box::pin(async move { two_factor::disable(tx, user).await })
+        })
+        .await
+    }
+
+    async fn use_totp_step(&self, user: UserId, step: i64) -> StoreResult<bool> {
+        self.write((), move |tx, ()| {
+            Box::pin(async move { two_factor::use_step(tx, user, step).await })
+        })
+        .await
+    }
+
+    async fn use_recovery_code(&self, user: UserId, hash: String) -> StoreResult<bool> {
+        self.write(hash, move |tx, hash| {
+            Box::pin(async move { two_factor::use_code(tx, user, &hash).await })
         })
         .await
     }

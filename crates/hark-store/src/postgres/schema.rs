@@ -382,6 +382,37 @@ ALTER TABLE devices ADD COLUMN revoked_reason TEXT;
 UPDATE devices SET last_used_at = GREATEST(created_at, (EXTRACT(EPOCH FROM now()) * 1000)::BIGINT);
 CREATE INDEX devices_by_last_use ON devices(last_used_at) WHERE revoked_at IS NULL;
 "#,
+    r#"
+-- Your account (docs/protocol.md "Your account"): each user's contacts
+-- (their own address book; the other is not told), who blocked whom, and
+-- two-factor authentication (TOTP): the confirmed secret, one waiting for
+-- its first code, the last 30-second step a code was used for (each
+-- works once), and the hashes of unused recovery codes. A one-to-one
+-- chat between two users of whom one blocks the other is marked
+-- `blocked`, so a send reads it with the chat's other facts.
+CREATE TABLE contacts (
+    owner_id   BIGINT NOT NULL REFERENCES users(id),
+    contact_id BIGINT NOT NULL REFERENCES users(id),
+    added_at   BIGINT NOT NULL,
+    PRIMARY KEY (owner_id, contact_id)
+);
+CREATE TABLE blocks (
+    blocker_id BIGINT NOT NULL REFERENCES users(id),
+    blocked_id BIGINT NOT NULL REFERENCES users(id),
+    blocked_at BIGINT NOT NULL,
+    PRIMARY KEY (blocker_id, blocked_id)
+);
+CREATE INDEX blocks_by_blocked ON blocks(blocked_id, blocker_id);
+ALTER TABLE chats ADD COLUMN blocked BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE users ADD COLUMN totp_secret TEXT;
+ALTER TABLE users ADD COLUMN totp_pending TEXT;
+ALTER TABLE users ADD COLUMN totp_last_step BIGINT;
+CREATE TABLE recovery_codes (
+    user_id   BIGINT NOT NULL REFERENCES users(id),
+    code_hash TEXT NOT NULL,
+    PRIMARY KEY (user_id, code_hash)
+);
+"#,
 ];
 
 /// An arbitrary key for the advisory lock that serialises migrations.

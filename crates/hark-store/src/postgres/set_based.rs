@@ -37,6 +37,8 @@ pub(crate) struct ChatFacts {
     encrypted: bool,
     /// The disappearing-messages timer, seconds (0: off).
     timer: u32,
+    /// One of its users blocks the other (`contacts::MARK_DIRECT`).
+    blocked: bool,
 }
 
 /// What the database says of a member before the batch.
@@ -73,7 +75,7 @@ pub(crate) async fn lock_chats(tx: &Tx, chats: &[i64]) -> StoreResult<HashMap<i6
     let rows = tx
         .rows(
             "SELECT c.id, c.last_seq, ARRAY(SELECT user_id FROM members WHERE chat_id = c.id),
-                    c.encrypted, c.disappearing_secs
+                    c.encrypted, c.disappearing_secs, c.blocked
              FROM chats c WHERE c.id = ANY($1) ORDER BY c.id FOR UPDATE OF c",
             &[&chats],
         )
@@ -88,6 +90,7 @@ pub(crate) async fn lock_chats(tx: &Tx, chats: &[i64]) -> StoreResult<HashMap<i6
                 members: members.into_iter().map(UserId).collect(),
                 encrypted: row.try_get(3)?,
                 timer: u32::try_from(row.try_get::<_, i64>(4)?).unwrap_or(0),
+                blocked: row.try_get(5)?,
             },
         );
     }
@@ -254,6 +257,7 @@ impl Plan {
         let (media_id, media) = crate::columns::media_columns(m.media.as_ref())?;
         let mut expires_at = None;
         if let Some(chat) = self.chats.get(&m.chat_id.0) {
+            rules::not_blocked(chat.facts.blocked)?;
             rules::content(chat.facts.encrypted, m)?;
             expires_at = rules::expires_at(now, chat.facts.timer);
         }

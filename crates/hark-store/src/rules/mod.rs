@@ -56,6 +56,25 @@ pub fn not_a_member(chat_exists: bool) -> StoreError {
     }
 }
 
+/// A new message or reaction in a chat whose two users are blocked (one
+/// blocks the other, [`crate::contacts`]) is refused, to either of them.
+pub fn not_blocked(blocked: bool) -> StoreResult<()> {
+    if blocked {
+        return Err(StoreError::Blocked(
+            "one of you blocked the other: no messages between you",
+        ));
+    }
+    Ok(())
+}
+
+/// A reaction in a blocked chat: taking one's own away is still allowed.
+pub fn react_blocked(blocked: bool, emoji: Option<&str>) -> StoreResult<()> {
+    if emoji.is_some() {
+        not_blocked(blocked)?;
+    }
+    Ok(())
+}
+
 /// Managing a group (renaming it, adding, removing, promoting): only its
 /// admins, and only groups.
 pub fn manage_group(kind: ChatKind, me: &MemberFacts) -> StoreResult<()> {

@@ -60,11 +60,17 @@ fn chat_kind(conn: &Connection, chat_id: ChatId) -> StoreResult<Option<ChatKind>
 
 /// A chat's last seq, whether it is end-to-end encrypted, and its
 /// disappearing-messages timer.
-pub(crate) fn head(conn: &Connection, chat_id: ChatId) -> StoreResult<(i64, bool, u32)> {
-    conn.prepare_cached("SELECT last_seq, encrypted, disappearing_secs FROM chats WHERE id = ?1")?
-        .query_row([chat_id.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?
-        .ok_or(StoreError::NotFound)
+/// A chat's last seq, whether it is encrypted, its disappearing timer, and
+/// whether its users are blocked (`contacts::MARK_DIRECT`).
+pub(crate) fn head(conn: &Connection, chat_id: ChatId) -> StoreResult<(i64, bool, u32, bool)> {
+    conn.prepare_cached(
+        "SELECT last_seq, encrypted, disappearing_secs, blocked FROM chats WHERE id = ?1",
+    )?
+    .query_row([chat_id.0], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })
+    .optional()?
+    .ok_or(StoreError::NotFound)
 }
 
 pub(crate) fn last_seq(conn: &Connection, chat_id: ChatId) -> StoreResult<i64> {
@@ -122,6 +128,7 @@ pub(crate) fn create_direct(
     for &m in &members {
         insert_member(ctx, chat_id, m, false, 0)?;
     }
+    super::contacts::mark_direct(ctx.conn, a, b)?;
     let event = rules::chat_created(chat_id, ChatKind::Direct, None, a, encrypted);
     ctx.push_event(&members, chat_id, None, &event)?;
     Ok(chat_id)

@@ -40,7 +40,8 @@ pub(crate) fn send(ctx: &mut WriteCtx<'_>, msg: NewMessage) -> StoreResult<SendA
         });
     }
     let me = require_member(ctx.conn, msg.chat_id, msg.sender_id)?;
-    let (last, encrypted, timer) = head(ctx.conn, msg.chat_id)?;
+    let (last, encrypted, timer, blocked) = head(ctx.conn, msg.chat_id)?;
+    rules::not_blocked(blocked)?;
     rules::content(encrypted, &msg)?;
     let seq = Seq(last + 1);
     let expires_at = rules::expires_at(ctx.now_ms, timer);
@@ -238,6 +239,7 @@ pub(crate) fn react(
     emoji: Option<&str>,
 ) -> StoreResult<()> {
     let message = visible_message(ctx.conn, chat_id, user_id, seq)?;
+    rules::react_blocked(head(ctx.conn, chat_id)?.3, emoji)?;
     let current: Option<String> = ctx
         .conn
         .prepare_cached(

@@ -8,6 +8,7 @@ mod audit;
 pub mod backup;
 pub(crate) mod chats;
 mod checkpoint;
+mod contacts;
 mod e2e;
 mod expiry;
 mod jobs;
@@ -21,6 +22,7 @@ mod rows;
 pub(crate) mod schema;
 mod search;
 pub(crate) mod stream;
+mod two_factor;
 mod writer;
 
 pub use search::match_expression;
@@ -256,6 +258,77 @@ impl crate::AuditStore for SqliteStore {
 
     async fn prune_audit(&self, before_ms: i64) -> StoreResult<u64> {
         self.write(move |ctx| audit::prune(ctx, before_ms)).await
+    }
+}
+
+#[async_trait]
+impl crate::ContactStore for SqliteStore {
+    async fn listed(
+        &self,
+        owner: UserId,
+        list: crate::contacts::List,
+    ) -> StoreResult<Vec<hark_proto::User>> {
+        self.read(move |conn| contacts::listed(conn, owner, list))
+            .await
+    }
+
+    async fn set_listed(
+        &self,
+        owner: UserId,
+        list: crate::contacts::List,
+        other: UserId,
+        on: bool,
+    ) -> StoreResult<()> {
+        self.write(move |ctx| contacts::set_listed(ctx, owner, list, other, on))
+            .await
+    }
+
+    async fn blocked_among(&self, user: UserId, others: &[UserId]) -> StoreResult<HashSet<UserId>> {
+        let others = others.to_vec();
+        self.read(move |conn| contacts::blocked_among(conn, user, &others))
+            .await
+    }
+
+    async fn chat_blocked(&self, chat: ChatId) -> StoreResult<bool> {
+        self.read(move |conn| contacts::chat_blocked(conn, chat))
+            .await
+    }
+}
+
+#[async_trait]
+impl crate::TwoFactorStore for SqliteStore {
+    async fn two_factor(&self, user: UserId) -> StoreResult<crate::two_factor::TwoFactor> {
+        self.read(move |conn| two_factor::state(conn, user)).await
+    }
+
+    async fn set_pending_totp(&self, user: UserId, secret: Option<String>) -> StoreResult<()> {
+        self.write(move |ctx| two_factor::set_pending(ctx, user, secret.as_deref()))
+            .await
+    }
+
+    async fn enable_totp(
+        &self,
+        user: UserId,
+        secret: String,
+        step: i64,
+        recovery_hashes: Vec<String>,
+    ) -> StoreResult<bool> {
+        self.write(move |ctx| two_factor::enable(ctx, user, &secret, step, &recovery_hashes))
+            .await
+    }
+
+    async fn disable_totp(&self, user: UserId) -> StoreResult<()> {
+        self.write(move |ctx| two_factor::disable(ctx, user)).await
+    }
+
+    async fn use_totp_step(&self, user: UserId, step: i64) -> StoreResult<bool> {
+        self.write(move |ctx| two_factor::use_step(ctx, user, step))
+            .await
+    }
+
+    async fn use_recovery_code(&self, user: UserId, hash: String) -> StoreResult<bool> {
+        self.write(move |ctx| two_factor::use_code(ctx, user, &hash))
+            .await
     }
 }
 

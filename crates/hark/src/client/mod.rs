@@ -1,9 +1,12 @@
-//! Terminal client subcommands: account, devices, chats, history, sending,
-//! and an interactive `chat` with live messages and ticks.
+//! Terminal client subcommands: account (password, two-factor
+//! authentication), contacts and blocked users, devices, chats, history,
+//! sending, and an interactive `chat` with live messages and ticks.
 
+mod account;
 mod actions;
 mod admin;
 mod chat;
+mod contacts;
 mod e2e;
 mod media;
 mod notify;
@@ -57,12 +60,18 @@ pub(crate) enum ClientCommand {
         #[command(flatten)]
         server: ServerOpt,
     },
-    /// Log in as a new device and save the session.
+    /// Log in as a new device and save the session. With two-factor
+    /// authentication on, a code is asked for too (or read from the next
+    /// line of standard input).
     Login {
         username: String,
         /// A name for this device, shown in `hark devices`.
         #[arg(long, default_value = "hark cli")]
         device: String,
+        /// The two-factor code from your authenticator app, or a recovery
+        /// code (for scripts; otherwise asked for when needed).
+        #[arg(long)]
+        code: Option<String>,
         #[command(flatten)]
         password: PasswordOpt,
         #[command(flatten)]
@@ -200,6 +209,10 @@ pub(crate) enum ClientCommand {
         command: admin::AdminCommand,
     },
     #[command(flatten)]
+    Account(account::AccountCommand),
+    #[command(flatten)]
+    People(contacts::PeopleCommand),
+    #[command(flatten)]
     Message(actions::MessageCommand),
     /// Show or set a chat's disappearing messages: off, 24h, 7d or 90d
     /// (messages sent from then on disappear that long after they are sent).
@@ -259,11 +272,16 @@ pub(crate) enum GroupCommand {
 }
 
 pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
-    command(cmd).await.map_err(signed_out)
+    command(cmd).await.map_err(explained)
 }
 
-/// A refusal of the saved token, with what to do about it.
-fn signed_out(e: anyhow::Error) -> anyhow::Error {
+/// What `blocked` means, in a line.
+pub(super) const BLOCKED: &str =
+    "one of you blocked the other (`hark blocked` lists whom you blocked)";
+
+/// A refusal of the saved token, with what to do about it; a refusal
+/// because of a block, said plainly.
+fn explained(e: anyhow::Error) -> anyhow::Error {
     let code = e
         .chain()
         .find_map(|cause| cause.downcast_ref::<hark_sdk::Error>())
@@ -275,6 +293,7 @@ fn signed_out(e: anyhow::Error) -> anyhow::Error {
         Some(hark_proto::ErrorCode::Unauthorized | hark_proto::ErrorCode::Revoked) => {
             e.context("this device is not logged in any more: run `hark login <username>` again")
         }
+        Some(hark_proto::ErrorCode::Blocked) => anyhow::anyhow!("refused: {BLOCKED}"),
         _ => e,
     }
 }
@@ -290,9 +309,10 @@ async fn command(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Login {
             username,
             device,
+            code,
             password,
             server,
-        } => login(username, device, password, server).await,
+        } => login(username, device, code, password, server).await,
         ClientCommand::Logout { server } => logout(server).await,
         ClientCommand::Whoami { server } => whoami(server).await,
         ClientCommand::Devices {
@@ -353,6 +373,8 @@ async fn command(cmd: ClientCommand) -> anyhow::Result<()> {
             limit,
             server,
         } => history(chat, limit, server).await,
+        ClientCommand::Account(command) => account::run(command).await,
+        ClientCommand::People(command) => contacts::run(command).await,
         ClientCommand::Message(command) => actions::run(command).await,
         ClientCommand::Notifications { previews, server } => {
             notify::notifications(previews, server).await
@@ -461,19 +483,25 @@ pub(super) fn read_password(opt: PasswordOpt) -> anyhow::Result<String> {
     if let Some(password) = opt.password {
         return Ok(password);
     }
+    // No echo suppression without a terminal library; say so honestly.
+    read_line("Password (shown as you type; HARK_PASSWORD avoids this): ")?
+        .context("no password given (use --password, HARK_PASSWORD or standard input)")
+}
+
+/// The next line of standard input (`None` when it is empty or ended),
+/// after `prompt` on standard error when a person is at the terminal.
+/// Lines are read one after the other, so a script can pipe in several
+/// answers (a password, then a code).
+pub(super) fn read_line(prompt: &str) -> anyhow::Result<Option<String>> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        // No echo suppression without a terminal library; say so honestly.
-        eprint!("Password (shown as you type; HARK_PASSWORD avoids this): ");
+        eprint!("{prompt}");
         std::io::stderr().flush()?;
     }
     let mut line = String::new();
     stdin.lock().read_line(&mut line)?;
-    let password = line.trim_end_matches(['\n', '\r']).to_owned();
-    if password.is_empty() {
-        bail!("no password given (use --password, HARK_PASSWORD or standard input)");
-    }
-    Ok(password)
+    let line = line.trim_end_matches(['\n', '\r']);
+    Ok((!line.is_empty()).then(|| line.to_owned()))
 }
 
 async fn register(
@@ -503,18 +531,29 @@ async fn register(
 async fn login(
     username: String,
     device: String,
+    code: Option<String>,
     password: PasswordOpt,
     server: ServerOpt,
 ) -> anyhow::Result<()> {
     let api = anonymous(&server)?;
     let password = read_password(password)?;
-    let login = api
-        .login(&LoginRequest {
-            username,
-            password,
-            device_name: device,
-        })
-        .await?;
+    let mut request = LoginRequest {
+        username,
+        password,
+        device_name: device,
+        two_factor_code: code,
+    };
+    let login = match api.login(&request).await {
+        // The password was right; the account wants a code too.
+        Err(e)
+            if e.code() == Some(hark_proto::ErrorCode::TwoFactorRequired)
+                && request.two_factor_code.is_none() =>
+        {
+            request.two_factor_code = Some(account::read_code(None)?.trim().to_owned());
+            api.login(&request).await?
+        }
+        answer => answer?,
+    };
     let session = Session {
         server: api.base_url().to_owned(),
         token: login.token,

@@ -330,6 +330,7 @@ async fn phone(
             username: name.into(),
             password: ACCOUNT_PASSWORD.into(),
             device_name: "phone".into(),
+            two_factor_code: None,
         })
         .await
         .unwrap();

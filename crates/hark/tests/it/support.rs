@@ -113,6 +113,7 @@ pub async fn account(url: &str, name: &str) -> (hark_sdk::Api, hark_sdk::proto::
             username: name.into(),
             password: ACCOUNT_PASSWORD.into(),
             device_name: "test".into(),
+            two_factor_code: None,
         })
         .await
         .unwrap();
@@ -225,4 +226,126 @@ impl Pinger {
         let pings = self.task.await.unwrap();
         (pings, slowest_ms.load(std::sync::atomic::Ordering::Relaxed))
     }
+}
+
+/// A `hark serve` on the backend `HARK_TEST_BACKEND` names: unset or
+/// `sqlite`, its embedded database in a temporary data directory;
+/// `postgres`, a fresh database on the machine's PostgreSQL
+/// (`HARK_TEST_POSTGRES`, by default 127.0.0.1:5432) and its NATS
+/// (`HARK_TEST_NATS`, by default 127.0.0.1:4222) under a subject prefix of
+/// its own. `settings` is TOML added to its configuration file. The server
+/// is killed and the database dropped when it is dropped; when the test
+/// fails, the server's last log lines are printed and the database is
+/// kept (and named).
+pub struct TestServer {
+    pub url: String,
+    _process: ServerProcess,
+    dir: tempfile::TempDir,
+    /// The PostgreSQL database of the test, to drop at the end.
+    database: Option<String>,
+}
+
+impl TestServer {
+    pub fn start(settings: &str) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = settings.to_owned();
+        let mut command = Command::new(HARK);
+        command
+            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"));
+        let database = match std::env::var("HARK_TEST_BACKEND").as_deref() {
+            Err(_) | Ok("") | Ok("sqlite") => None,
+            Ok("postgres") => {
+                let name = format!("hark_test_cli_{:016x}", rand::random::<u64>());
+                let url = on_own_runtime({
+                    let name = name.clone();
+                    async move {
+                        hark_store::postgres::create_database(&test_postgres(), &name).await
+                    }
+                })
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "PostgreSQL is not reachable at {} ({e}); HARK_TEST_BACKEND=postgres \
+                         needs it: start it with \
+                         `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`",
+                        test_postgres()
+                    )
+                });
+                // Prepended: `settings` may open tables of its own.
+                config = format!("bus_prefix = \"test.{name}\"\n{config}");
+                command
+                    .env("HARK_DATABASE", url)
+                    .env("HARK_BUS", test_nats());
+                Some(name)
+            }
+            Ok(other) => panic!("HARK_TEST_BACKEND={other}: use sqlite or postgres"),
+        };
+        let file = dir.path().join("hark.toml");
+        std::fs::write(&file, config).unwrap();
+        command.arg("--config").arg(&file);
+        command.stderr(if std::env::var_os("TEST_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::from(std::fs::File::create(dir.path().join("server.log")).unwrap())
+        });
+        let process = ServerProcess::spawn(command);
+        TestServer {
+            url: process.url.clone(),
+            _process: process,
+            dir,
+            database,
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.dir.path().join("server.log"));
+            let log = log.unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!(
+                "the server's last log lines:\n{}",
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            );
+        }
+        let Some(name) = self.database.take() else {
+            return;
+        };
+        if std::thread::panicking() {
+            eprintln!("the test's database: {name} at {}", test_postgres());
+            return;
+        }
+        // Best effort: a database left behind is dropped by scripts/test.sh.
+        let _ = on_own_runtime(async move {
+            hark_store::postgres::drop_database(&test_postgres(), &name).await
+        });
+    }
+}
+
+fn test_postgres() -> String {
+    std::env::var("HARK_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn test_nats() -> String {
+    std::env::var("HARK_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+/// Runs `future` to its end on a runtime of its own, on a thread of its
+/// own: callable from plain tests and from `#[tokio::test]`s alike.
+fn on_own_runtime<F>(future: F) -> F::Output
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(future)
+    })
+    .join()
+    .unwrap()
 }

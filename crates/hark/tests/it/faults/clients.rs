@@ -61,6 +61,7 @@ pub async fn login(url: &str, name: &str) -> String {
             username: name.into(),
             password: PASSWORD.into(),
             device_name: format!("{name}'s device"),
+            two_factor_code: None,
         })
         .await
         .unwrap_or_else(|e| panic!("logging {name} in: {e}"))

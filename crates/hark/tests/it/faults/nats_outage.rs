@@ -104,6 +104,7 @@ async fn a_nats_outage_delays_live_delivery_across_nodes_and_loses_nothing() {
             username: "gus".into(),
             password: "correct horse battery".into(),
             device_name: "tablet".into(),
+            two_factor_code: None,
         })
         .await
         .unwrap();
