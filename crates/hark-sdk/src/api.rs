@@ -93,6 +93,10 @@ impl Api {
 
     /// `POST /v1/login`. Does not change this client's token; use
     /// [`Api::with_token`] with the answer's token.
+    ///
+    /// An account with two-factor authentication on answers the right
+    /// password without `two_factor_code` with `two_factor_required`: ask
+    /// for a code and log in again with it (or with a recovery code).
     pub async fn login(&self, body: &LoginRequest) -> Result<LoginResponse> {
         self.call(Method::POST, "/v1/login", Some(body), false)
             .await

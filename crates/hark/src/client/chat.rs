@@ -151,6 +151,9 @@ pub(super) async fn run(
             },
             Some(done) = acks.join_next() => match done {
                 Ok(Ok(ack)) => acked = acked.max(ack.seq),
+                Ok(Err(e)) if e.code() == Some(hark_proto::ErrorCode::Blocked) => {
+                    eprintln!("! not sent: {}", super::BLOCKED);
+                }
                 Ok(Err(e)) => eprintln!("! not sent: {e}"),
                 Err(e) => eprintln!("! send task failed: {e}"),
             },

@@ -7,6 +7,7 @@
     unreachable_pub
 )]
 
+mod accounts;
 mod backup;
 mod cli;
 mod crash;
