@@ -9,6 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { deflateSync } from 'node:zlib';
+import { createHmac } from 'node:crypto';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const repo = resolve(here, '..', '..');
@@ -482,4 +483,57 @@ export function png(width, height, { grain = 0 } = {}) {
     chunk('IDAT', deflateSync(rows)),
     chunk('IEND', Buffer.alloc(0)),
   ]);
+}
+
+/** The bytes of an RFC 4648 base32 string (spaces, padding and case ignored). */
+export function base32Bytes(text) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = 0;
+  let value = 0;
+  const out = [];
+  for (const c of text.replace(/[\s=]/g, '').toUpperCase()) {
+    const i = alphabet.indexOf(c);
+    if (i < 0) throw new Error(`not base32: ${c}`);
+    value = ((value << 5) | i) & 0xffff;
+    bits += 5;
+    if (bits >= 8) {
+      out.push((value >>> (bits - 8)) & 0xff);
+      bits -= 8;
+    }
+  }
+  return Buffer.from(out);
+}
+
+/** The 30-second step of the TOTP clock now (RFC 6238's counter). */
+export function totpStep(ms = Date.now()) {
+  return Math.floor(ms / 1000 / 30);
+}
+
+/**
+ * An authenticator app's code for `secret` (base32) at `step`: RFC 6238
+ * with SHA-1 and 6 digits (HMAC over the 8-byte big-endian step, RFC
+ * 4226's dynamic truncation).
+ */
+export function totp(secret, step = totpStep()) {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const mac = createHmac('sha1', base32Bytes(secret)).update(counter).digest();
+  const at = mac[mac.length - 1] & 0x0f;
+  const n = ((mac[at] & 0x7f) << 24) | (mac[at + 1] << 16) | (mac[at + 2] << 8) | mac[at + 3];
+  return String(n % 1_000_000).padStart(6, '0');
+}
+
+/** Six digits that are no code of `secret` for the steps around now (so the server must refuse them). */
+export function wrongTotp(secret) {
+  const near = new Set([-3, -2, -1, 0, 1, 2, 3].map((d) => totp(secret, totpStep() + d)));
+  for (let n = 123456; ; n++) {
+    const code = String(n % 1_000_000).padStart(6, '0');
+    if (!near.has(code)) return code;
+  }
+}
+
+/** Wait, when the 30-second step ends within `margin` ms, until the next one starts (codes made now stay valid). */
+export async function awayFromStepEdge(margin = 3_000) {
+  const left = 30_000 - (Date.now() % 30_000);
+  if (left < margin) await new Promise((r) => setTimeout(r, left + 100));
 }

@@ -1,6 +1,9 @@
-// The login / register screen. Logging in makes this browser a device of the account.
+// The login / register screen. Logging in makes this browser a device of the
+// account. An account with two-step verification on is asked, once its
+// password was right, for a code from its authenticator app (or a recovery
+// code), and logs in again with it.
 
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { HarkApi, HarkError, type Session } from '../hark-client';
 import { HarkLogo } from './ui';
 
@@ -36,6 +39,8 @@ function explain(e: unknown): string {
       return ACCOUNT_DISABLED;
     case 'token_expired':
       return DEVICE_EXPIRED;
+    case 'invalid_two_factor_code':
+      return "That code didn't work. Codes change every 30 seconds and each works once: enter the newest one, or an unused recovery code.";
     case 'network':
       return 'Cannot reach the server. Check your connection.';
     default:
@@ -51,6 +56,13 @@ export function AuthScreen(props: { server: string; onSession: (s: Session) => v
   const [displayName, setDisplayName] = useState('');
   const [error, setError] = useState<string | null>(props.notice ?? null);
   const [busy, setBusy] = useState(false);
+  /** The password was right and the account asks for a second factor: the code step. */
+  const [needCode, setNeedCode] = useState(false);
+  const [code, setCode] = useState('');
+  const codeInput = useRef<HTMLInputElement>(null);
+  useEffect(() => {
+    if (needCode) codeInput.current?.focus();
+  }, [needCode]);
 
   async function submit(e: Event) {
     e.preventDefault();
@@ -59,12 +71,88 @@ export function AuthScreen(props: { server: string; onSession: (s: Session) => v
     const api = new HarkApi(props.server);
     try {
       if (mode === 'register') await api.register(username.trim(), password, displayName.trim() || undefined);
-      const res = await api.login(username.trim(), password, deviceName());
+      const res = await api.login(username.trim(), password, deviceName(), needCode ? code.trim() : undefined);
       props.onSession({ token: res.token, user: res.user, device: res.device });
     } catch (err) {
-      setError(explain(err));
       setBusy(false);
+      if (err instanceof HarkError && err.code === 'two_factor_required') {
+        setNeedCode(true);
+        return;
+      }
+      if (err instanceof HarkError && err.code === 'invalid_two_factor_code') {
+        // The field stays, with what was typed selected to type over.
+        setError(explain(err));
+        codeInput.current?.select();
+        return;
+      }
+      // Anything else (the password changed meanwhile, too many tries): back to the first step.
+      if (needCode) {
+        setNeedCode(false);
+        setCode('');
+      }
+      setError(explain(err));
     }
+  }
+
+  /** Leave the code step: back to username and password. */
+  function back() {
+    setNeedCode(false);
+    setCode('');
+    setError(null);
+  }
+
+  if (needCode) {
+    return (
+      <div class="auth">
+        <div class="auth-band" />
+        <div class="auth-card">
+          <div class="auth-brand">
+            <HarkLogo size={40} />
+            <span>Hark</span>
+          </div>
+          <h1>Two-step verification</h1>
+          <p class="auth-sub">
+            Open the authenticator app on your phone and enter the 6-digit code it shows for Hark ({username.trim()}).
+          </p>
+          {/* A form of its own (a key): its field must not inherit the username field's pattern and lengths. */}
+          <form key="two-factor" onSubmit={submit} data-testid="auth-form" data-step="two-factor">
+            <label>
+              Code
+              <input
+                ref={codeInput}
+                name="two_factor_code"
+                autocomplete="one-time-code"
+                autocapitalize="off"
+                spellcheck={false}
+                value={code}
+                onInput={(e) => setCode(e.currentTarget.value)}
+                required
+                maxLength={32}
+                aria-describedby="two-factor-hint"
+                aria-invalid={error ? 'true' : undefined}
+                data-testid="auth-code"
+              />
+              <span id="two-factor-hint" class="field-hint">
+                Lost your phone? Enter one of your recovery codes instead.
+              </span>
+            </label>
+            {error && (
+              <div class="auth-error" role="alert" data-testid="auth-error">
+                {error}
+              </div>
+            )}
+            <button class="primary" type="submit" disabled={busy} data-testid="auth-submit">
+              {busy ? 'Please wait…' : 'Log in'}
+            </button>
+          </form>
+          <p class="auth-switch">
+            <button type="button" class="link" data-testid="auth-back" onClick={back}>
+              Use another account
+            </button>
+          </p>
+        </div>
+      </div>
+    );
   }
 
   return (
@@ -81,7 +169,7 @@ export function AuthScreen(props: { server: string; onSession: (s: Session) => v
             ? 'Use your Hark account on this browser. It becomes one of your devices.'
             : 'Pick a username people can find you by.'}
         </p>
-        <form onSubmit={submit} data-testid="auth-form">
+        <form key="credentials" onSubmit={submit} data-testid="auth-form">
           <label>
             Username
             <input

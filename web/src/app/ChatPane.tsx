@@ -5,6 +5,7 @@
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import type { MediaRef, Message } from '../hark-client';
 import { ChatSettingsItems, useDismiss, useMenuKeys } from './ChatMenu';
+import { BlockedBar, PersonMenuItems } from './Contacts';
 import { UnverifiedWarning, VerifiedIcon } from './Devices';
 import { LockIcon } from './Encryption';
 import type { ChatMessage } from './encrypted';
@@ -51,7 +52,7 @@ interface Row {
   /** A group event line. */
   note?: string;
   message?: ChatMessage;
-  pending?: { client_id: string; text: string; at: number; tick: Tick; failedCode?: string; forwarded?: boolean; media?: MediaRef };
+  pending?: { client_id: string; text: string; at: number; tick: Tick; failedNote?: string; forwarded?: boolean; media?: MediaRef };
 }
 
 export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel | null) => void; onBack: () => void }) {
@@ -180,7 +181,7 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
     rows.push({ key: `p-${p.client_id}`, pending: { client_id: p.client_id, text: p.text, at: p.queued_at, tick: 'pending', forwarded: p.forwarded, media: p.media } });
   }
   for (const f of failed) {
-    rows.push({ key: `f-${f.client_id}`, pending: { client_id: f.client_id, text: f.text, at: Date.now(), tick: 'failed', failedCode: f.message } });
+    rows.push({ key: `f-${f.client_id}`, pending: { client_id: f.client_id, text: f.text, at: Date.now(), tick: 'failed', failedNote: store.failedNote(f) } });
   }
 
   // Keep the view pinned to the bottom when it was there; keep the reading
@@ -395,6 +396,7 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
                 <SearchIcon /> Search messages
               </button>
               {!model.left && <ChatSettingsItems store={store} model={model} onClose={() => setHeaderMenu(false)} />}
+              {peer && <PersonMenuItems store={store} user={peer} onClose={() => setHeaderMenu(false)} />}
             </div>
           )}
         </div>
@@ -503,7 +505,7 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
                 time={p.at}
                 tick={p.tick}
                 forwarded={p.forwarded}
-                note={p.failedCode ? `Not sent: ${p.failedCode}` : undefined}
+                note={p.failedNote}
                 onInfo={p.tick === 'failed' ? () => store.dismissFailed(p.client_id) : undefined}
               />
             );
@@ -725,7 +727,7 @@ function Bubble(props: {
           {clock(props.time)}
           {props.tick && <Ticks tick={props.tick} />}
         </span>
-        {props.note && <div class="note">{props.note} — click to dismiss</div>}
+        {props.note && <div class="note" data-testid="msg-note">{props.note} — click to dismiss</div>}
         {grouped.size > 0 && (
           <div class="reactions" data-testid="msg-reactions">
             {[...grouped].map(([emoji, n]) => (
@@ -889,10 +891,12 @@ function Composer(props: { store: AppStore; model: ChatModel; replyTo: ChatMessa
       store.conn.typing(chatId, 'stopped');
     };
   }, [recorder.phase]);
-  // No longer a member (or now editing): nothing is recorded on.
+  // You blocked the other person (the bar below stands in for the composer).
+  const blocked = store.blockedPeer(model);
+  // No longer a member, blocking them, or now editing: nothing is recorded on.
   useEffect(() => {
-    if (model.left || editing) recorder.cancel();
-  }, [model.left, !!editing]);
+    if (model.left || blocked || editing) recorder.cancel();
+  }, [model.left, !!blocked, !!editing]);
   // The file chosen to send (not while editing: an edit changes only the text).
   const attachment = editing ? undefined : store.attachments.get(model.chat.id);
   const uploading = !!attachment?.abort;
@@ -919,6 +923,7 @@ function Composer(props: { store: AppStore; model: ChatModel; replyTo: ChatMessa
       </footer>
     );
   }
+  if (blocked) return <BlockedBar store={store} user={blocked} />;
 
   function submit() {
     if (tooLong || uploading) return;

@@ -1,9 +1,11 @@
 // The right-hand drawer: group / contact info (disappearing messages,
-// rename, members, add, remove, admins, leave) and "message info" (who
-// received and read a message).
+// rename, members, add, remove, admins, leave; a contact's devices, adding
+// them to contacts, blocking them) and "message info" (who received and
+// read a message).
 
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { DISAPPEARING_SECS, type Member, type MessageInfo as MessageInfoBody, type User } from '../hark-client';
+import { PersonActions } from './Contacts';
 import { ContactDevices, VerifiedIcon } from './Devices';
 import { LockIcon } from './Encryption';
 import { ChatSearch } from './Search';
@@ -184,6 +186,7 @@ function ChatInfo(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel
         </div>
         <DisappearingSetting store={store} model={model} />
         {store.isEncrypted(model) && peer && <ContactDevices store={store} user={peer.id} name={peer.display_name} />}
+        {peer && <PersonActions store={store} user={peer} />}
       </>
     );
   }

@@ -4,7 +4,9 @@
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Device, PrivacySettings, User, Visibility } from '../hark-client';
+import { PasswordCard, TwoFactorCard } from './Account';
 import { ChatRowMenu, useDismiss, useMenuKeys } from './ChatMenu';
+import { BlockedCard, ContactsCard } from './Contacts';
 import { EncryptionBanner, EncryptionCard, LockIcon } from './Encryption';
 import { applyTheme, loadTheme, type Theme } from './local';
 import { NotificationsBanner, NotificationsCard } from './Notifications';
@@ -132,7 +134,8 @@ function ChatListView(props: { store: AppStore; setMode: (m: Mode) => void; onAd
   const chats = needle ? store.sortedChats().filter((c) => store.title(c).toLowerCase().includes(needle)) : store.listChats(false);
   const archived = store.listChats(true);
   const directWith = new Set(store.sortedChats().map((c) => store.peer(c)?.id).filter((x) => x !== undefined));
-  const newPeople = users.filter((u) => !directWith.has(u.id));
+  // Contacts first (those the server's username search missed too, found by name here).
+  const newPeople = needle ? store.people.contactsFirst(q, users, store.me.id).filter((u) => !directWith.has(u.id)) : [];
 
   return (
     <>
@@ -217,6 +220,7 @@ function ChatListView(props: { store: AppStore; setMode: (m: Mode) => void; onAd
               key={u.id}
               user={u}
               testid="user-result"
+              contact={store.people.isContact(u.id)}
               onClick={() => {
                 setQ('');
                 void store.startDirect(u.id);
@@ -394,10 +398,16 @@ function ChatRow(props: { store: AppStore; model: ChatModel; menuOpen: boolean; 
   );
 }
 
-function UserRow(props: { user: User; onClick: () => void; selected?: boolean; testid?: string }) {
+function UserRow(props: { user: User; onClick: () => void; selected?: boolean; testid?: string; contact?: boolean }) {
   const { user } = props;
   return (
-    <button class={`row user-row ${props.selected ? 'selected' : ''}`} data-testid={props.testid} data-username={user.username} onClick={props.onClick}>
+    <button
+      class={`row user-row ${props.selected ? 'selected' : ''}`}
+      data-testid={props.testid}
+      data-username={user.username}
+      data-contact={props.contact ? 'true' : undefined}
+      onClick={props.onClick}
+    >
       <Avatar name={user.display_name} id={user.id} size={44} />
       <div class="row-body">
         <div class="row-top">
@@ -453,7 +463,23 @@ function NewChatView(props: { store: AppStore; onDone: () => void }) {
   const { store } = props;
   const [q, setQ] = useState('');
   const [encrypted, setEncrypted] = useState(true);
-  const users = useUserSearch(store, q);
+  const found = useUserSearch(store, q);
+  // Contacts first (all of them before anything is typed), then the others found.
+  const users = store.people.contactsFirst(q, found, store.me.id);
+  const contacts = users.filter((u) => store.people.isContact(u.id));
+  const others = users.filter((u) => !store.people.isContact(u.id));
+  const row = (u: User) => (
+    <UserRow
+      key={u.id}
+      user={u}
+      testid="user-result"
+      contact={store.people.isContact(u.id)}
+      onClick={() => {
+        void store.startDirect(u.id, encrypted);
+        props.onDone();
+      }}
+    />
+  );
   return (
     <>
       <PanelHeader title="New chat" onBack={props.onDone} />
@@ -465,18 +491,11 @@ function NewChatView(props: { store: AppStore; onDone: () => void }) {
       </div>
       <EncryptedSwitch on={encrypted} onChange={setEncrypted} what="chat" />
       <div class="list">
-        {users.map((u) => (
-          <UserRow
-            key={u.id}
-            user={u}
-            testid="user-result"
-            onClick={() => {
-              void store.startDirect(u.id, encrypted);
-              props.onDone();
-            }}
-          />
-        ))}
-        {!q && <div class="list-empty">Type the start of a username.</div>}
+        {contacts.length > 0 && <div class="list-section">Contacts</div>}
+        {contacts.map(row)}
+        {contacts.length > 0 && others.length > 0 && <div class="list-section">Other people</div>}
+        {others.map(row)}
+        {!q.trim() && <div class="list-empty">Type the start of a username{contacts.length > 0 ? ' to find someone else' : ''}.</div>}
       </div>
     </>
   );
@@ -490,7 +509,8 @@ function NewGroupView(props: { store: AppStore; onDone: () => void }) {
   const [encrypted, setEncrypted] = useState(true);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
-  const users = useUserSearch(store, q);
+  // Contacts first (all of them before anything is typed).
+  const users = store.people.contactsFirst(q, useUserSearch(store, q), store.me.id);
   const toggle = (u: User) =>
     setPicked(picked.some((p) => p.id === u.id) ? picked.filter((p) => p.id !== u.id) : [...picked, u]);
 
@@ -545,7 +565,7 @@ function NewGroupView(props: { store: AppStore; onDone: () => void }) {
       <EncryptedSwitch on={encrypted} onChange={setEncrypted} what="group" />
       <div class="list">
         {users.map((u) => (
-          <UserRow key={u.id} user={u} testid="member-result" selected={picked.some((p) => p.id === u.id)} onClick={() => toggle(u)} />
+          <UserRow key={u.id} user={u} testid="member-result" contact={store.people.isContact(u.id)} selected={picked.some((p) => p.id === u.id)} onClick={() => toggle(u)} />
         ))}
       </div>
       {error && (
@@ -582,6 +602,7 @@ function SettingsView(props: { store: AppStore; onDone: () => void }) {
   useEffect(() => {
     load();
     store.api.privacy().then(setPrivacy).catch(() => setPrivacy(null));
+    void store.people.load();
   }, [store]);
   const run = async (f: () => Promise<void>) => {
     setError(null);
@@ -634,6 +655,7 @@ function SettingsView(props: { store: AppStore; onDone: () => void }) {
             </div>
           </div>
         </section>
+        <ContactsCard store={store} onOpen={props.onDone} />
         {privacy && (
           <section class="settings-card">
             <h3>Privacy</h3>
@@ -652,6 +674,9 @@ function SettingsView(props: { store: AppStore; onDone: () => void }) {
             <p class="settings-note">If you hide yours from someone, you can't see theirs either.</p>
           </section>
         )}
+        <BlockedCard store={store} />
+        <PasswordCard store={store} onChanged={load} />
+        <TwoFactorCard store={store} />
         <NotificationsCard store={store} />
         <EncryptionCard store={store} />
         <section class="settings-card">

@@ -40,6 +40,7 @@ import { BlobCache } from './blobs';
 import { Plaintexts, readContent, replacement, type ChatMessage, type SealedMedia } from './encrypted';
 import { DeviceLocal, sameNote, type Note } from './local';
 import { mediaLabel } from './media';
+import { People } from './people';
 import { PushNotifications } from './push';
 import { closeChatNotifications } from './serviceWorker';
 import { photoInfo, videoInfo } from './thumbnail';
@@ -188,6 +189,8 @@ export class AppStore {
   readonly e2e: Encryption;
   /** Encrypted messages as this device read them (memory only). */
   readonly plaintexts: Plaintexts;
+  /** My contacts and the people I blocked. */
+  readonly people: People;
   /** Messages written in encrypted chats, oldest first, waiting to be encrypted into the outbox. */
   private encrypting: Encrypting[] = [];
   /** The encrypting queue is being worked through. */
@@ -253,6 +256,7 @@ export class AppStore {
       () => this.notify(),
     );
     this.plaintexts = new Plaintexts(this.e2e, (chat, seq) => this.opened(chat, seq));
+    this.people = new People(this.api, () => this.notify());
     this.conn = new Connection({
       url: websocketUrl(server || location.origin),
       token: session.token,
@@ -268,6 +272,8 @@ export class AppStore {
         case 'hello':
           if (!this.ready && !this.snapshotLoading) void this.loadSnapshot();
           void this.refreshRole();
+          // Another device of mine may have added contacts or blocked someone meanwhile.
+          void this.people.load();
           // Publish this device's keys and read its inbox (to-device nudges are never replayed).
           this.e2e.sync();
           void this.drainEncrypting();
@@ -332,7 +338,10 @@ export class AppStore {
           this.failed = [...this.failed, { ...e, text: e.text || this.plaintexts.writtenText(e.client_id) || '' }];
           break;
         case 'request_failed':
-          this.notice = `Could not ${e.request.kind} the message: ${e.message}`;
+          this.notice =
+            e.code === 'blocked'
+              ? `Your ${e.request.kind === 'react' ? 'reaction' : 'change'} was not sent: you cannot message this user.`
+              : `Could not ${e.request.kind} the message: ${e.message}`;
           setTimeout(() => {
             this.notice = null;
             this.notify();
@@ -603,6 +612,26 @@ export class AppStore {
 
   failedIn(chatId: ChatId): FailedSend[] {
     return this.failed.filter((f) => f.chat_id === chatId);
+  }
+
+  /**
+   * What a send the server refused says under it. `blocked` is final (the
+   * outbox does not try it again): one of the chat's two people blocked
+   * the other, and only the one who did may undo it.
+   */
+  failedNote(f: FailedSend): string {
+    if (f.code === 'blocked') {
+      const c = this.chats.get(f.chat_id);
+      const blocked = c ? this.blockedPeer(c) : null;
+      return blocked ? `Not sent: you blocked ${blocked.display_name}` : 'This message was not sent: you cannot message this user';
+    }
+    return `Not sent: ${f.message}`;
+  }
+
+  /** The other person of a one-to-one chat, when I blocked them (the chat then offers to unblock instead of a composer). */
+  blockedPeer(c: ChatModel): User | null {
+    const peer = this.peer(c);
+    return peer && this.people.isBlocked(peer.id) ? peer : null;
   }
 
   /** The ticks of my message `seq`: read / delivered once every other member got there. */

@@ -285,10 +285,11 @@ export function disappearingLabel(seconds: number): string {
 /**
  * What was being tried when a request failed, for the words of a refusal:
  * a message search, a new group, adding a member, another change to a
- * group (rename, admins, removing, leaving), or a server admin's request
- * (Administration).
+ * group (rename, admins, removing, leaving), a server admin's request
+ * (Administration), a change to one's contacts or blocked users, or to
+ * one's sign-in (password, two-factor authentication).
  */
-export type Attempt = 'search' | 'new-group' | 'add-member' | 'group-change' | 'disappearing' | 'admin';
+export type Attempt = 'search' | 'new-group' | 'add-member' | 'group-change' | 'disappearing' | 'admin' | 'people' | 'account';
 
 /** A `429 rate_limited` in words, by what was tried (the server's own message names its number and "wait a little"). */
 const TOO_MANY: Record<Attempt, string> = {
@@ -298,6 +299,8 @@ const TOO_MANY: Record<Attempt, string> = {
   'group-change': 'Too many changes — wait a moment and try again.',
   disappearing: 'Too many changes — wait a moment and try again.',
   admin: 'Too many requests — wait a moment and try again.',
+  people: 'Too many changes — wait a moment and try again.',
+  account: 'Too many tries — wait a minute and try again.',
 };
 
 /**
@@ -318,6 +321,10 @@ export function errorText(e: unknown, attempt: Attempt): string {
       break;
     case 'group_full':
       return 'The group is full.';
+    case 'blocked':
+      if (attempt === 'add-member') return "You can't add this person: one of you blocked the other.";
+      if (attempt === 'new-group') return "You can't create this group: you blocked one of the people you chose, or they blocked you.";
+      break;
   }
   const text = e.message || `The server refused (HTTP ${e.status}).`;
   return text.charAt(0).toUpperCase() + text.slice(1);

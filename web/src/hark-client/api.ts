@@ -32,13 +32,17 @@ import {
   type NewPushSubscription,
   type NewUpload,
   type NotificationSettings,
+  type PasswordChanged,
   type PushSubscriptionInfo,
+  type RecoveryCodes,
   type SearchResults,
   type PrivacySettings,
   type Role,
   type SendAck,
   type Seq,
   type ServerStats,
+  type TwoFactorEnrolment,
+  type TwoFactorStatus,
   type User,
   type UploadStatus,
   type UserId,
@@ -64,12 +68,16 @@ export class HarkApi {
     });
   }
 
-  async login(username: string, password: string, deviceName: string): Promise<LoginResponse> {
-    const res = await this.request<LoginResponse>('POST', '/v1/login', {
-      username,
-      password,
-      device_name: deviceName,
-    });
+  /**
+   * Log in as a new device. An account with two-factor authentication on
+   * answers `401 two_factor_required` until `twoFactorCode` (an
+   * authenticator app's code or an unused recovery code) comes along, and
+   * `401 invalid_two_factor_code` for a wrong, expired or used one.
+   */
+  async login(username: string, password: string, deviceName: string, twoFactorCode?: string): Promise<LoginResponse> {
+    const body: Record<string, unknown> = { username, password, device_name: deviceName };
+    if (twoFactorCode !== undefined) body.two_factor_code = twoFactorCode;
+    const res = await this.request<LoginResponse>('POST', '/v1/login', body);
     this.token = res.token;
     return res;
   }
@@ -85,6 +93,74 @@ export class HarkApi {
 
   updateMe(displayName: string): Promise<User> {
     return this.request('PATCH', '/v1/me', { display_name: displayName });
+  }
+
+  /**
+   * Change the account's password: `401 invalid_credentials` for a wrong
+   * current one, `400 invalid_field` for a new one outside 8–1024 bytes.
+   * `logOutOtherDevices` revokes every other device (this one stays).
+   */
+  changePassword(currentPassword: string, newPassword: string, logOutOtherDevices: boolean): Promise<PasswordChanged> {
+    return this.request('POST', '/v1/me/password', {
+      current_password: currentPassword,
+      new_password: newPassword,
+      log_out_other_devices: logOutOtherDevices,
+    });
+  }
+
+  /** Whether logins need a second factor, and how many recovery codes are left. */
+  twoFactor(): Promise<TwoFactorStatus> {
+    return this.request('GET', '/v1/me/two-factor');
+  }
+
+  /**
+   * Start (or restart) turning two-factor authentication on: the secret for
+   * the authenticator app. Nothing changes for logins until `confirmTwoFactor`.
+   */
+  startTwoFactor(password: string): Promise<TwoFactorEnrolment> {
+    return this.request('POST', '/v1/me/two-factor', { password });
+  }
+
+  /** Finish turning it on with a code the app shows: the recovery codes, this once. */
+  confirmTwoFactor(code: string): Promise<RecoveryCodes> {
+    return this.request('POST', '/v1/me/two-factor/confirm', { code });
+  }
+
+  /** Turn it off: the password and a current code (or an unused recovery code). */
+  disableTwoFactor(password: string, code: string): Promise<void> {
+    return this.request('POST', '/v1/me/two-factor/disable', { password, code });
+  }
+
+  /** The caller's contacts (an address book of their own; nobody is told), by display name. */
+  contacts(): Promise<User[]> {
+    return this.request('GET', '/v1/contacts');
+  }
+
+  /** Add a contact (again: no change); `400 invalid_field` for yourself, `404 not_found` for nobody. */
+  addContact(id: UserId): Promise<void> {
+    return this.request('PUT', `/v1/contacts/${id}`);
+  }
+
+  removeContact(id: UserId): Promise<void> {
+    return this.request('DELETE', `/v1/contacts/${id}`);
+  }
+
+  /** The users the caller blocked. */
+  blocks(): Promise<User[]> {
+    return this.request('GET', '/v1/blocks');
+  }
+
+  /**
+   * Block a user: no messages, reactions, typing or presence between the
+   * two of you (refused with `403 blocked`), and neither can add the other
+   * to a group. They are not told.
+   */
+  block(id: UserId): Promise<void> {
+    return this.request('PUT', `/v1/blocks/${id}`);
+  }
+
+  unblock(id: UserId): Promise<void> {
+    return this.request('DELETE', `/v1/blocks/${id}`);
   }
 
   privacy(): Promise<PrivacySettings> {

@@ -98,7 +98,11 @@ export type ConnectionEvent =
   | { type: 'caught_up'; cursor: Pos }
   /** A queued send was committed (`duplicate` when an earlier copy was). */
   | { type: 'ack'; ack: SendAck; text: string; forwarded: boolean; media: MediaRef | null; encrypted: EncryptedContent | null }
-  /** The server refused a send for good (e.g. forbidden, too_large). */
+  /**
+   * The server refused a send for good (e.g. forbidden, too_large, or
+   * blocked: one of a one-to-one chat's two people blocked the other); it
+   * left the outbox and is never sent again.
+   */
   | { type: 'send_failed'; chat_id: ChatId; client_id: ClientMsgId; text: string; code: ErrorCode; message: string }
   /** The server refused an edit, delete or reaction (e.g. the edit window passed). */
   | { type: 'request_failed'; request: OutboxRequest; code: ErrorCode; message: string }
@@ -701,7 +705,9 @@ export function isFinal(code: ErrorCode): boolean {
  * send with its client id, so it cannot be stored twice). `unavailable` is
  * the server unable to store anything for a while (its database out of
  * reach or behind, its disk full): nothing was stored, and the protocol says
- * to retry the same request (docs/protocol.md).
+ * to retry the same request (docs/protocol.md). Any other refusal is final:
+ * `blocked`, say, stands until a person unblocks, so resending would only
+ * knock on the same door forever.
  */
 function isRetryable(code: ErrorCode): boolean {
   return (

@@ -44,6 +44,9 @@ export type ErrorCode =
   | 'inbox_full'
   | 'method_not_allowed'
   | 'unavailable'
+  | 'two_factor_required'
+  | 'invalid_two_factor_code'
+  | 'blocked'
   | 'internal';
 
 export interface ErrorBody {
@@ -68,6 +71,12 @@ export interface LoginRequest {
   username: string;
   password: string;
   device_name: string;
+  /**
+   * With two-factor authentication on: a code from the authenticator app,
+   * or an unused recovery code. Without it such an account's login answers
+   * `401 two_factor_required`.
+   */
+  two_factor_code?: string;
 }
 
 export interface Device {
@@ -83,6 +92,45 @@ export interface LoginResponse {
   token: string;
   user: User;
   device: Device;
+}
+
+// ---- Your account (account.rs): password, two-factor authentication ----
+
+/** `POST /v1/me/password`. */
+export interface ChangePasswordRequest {
+  current_password: string;
+  /** 8–1024 bytes. */
+  new_password: string;
+  /** Also log out every other device of the account (this one stays). */
+  log_out_other_devices: boolean;
+}
+
+export interface PasswordChanged {
+  /** How many other devices were logged out (0 unless asked). */
+  devices_logged_out: number;
+}
+
+/** `GET /v1/me/two-factor`. */
+export interface TwoFactorStatus {
+  /** A login needs a code. */
+  enabled: boolean;
+  /** Recovery codes not used yet (0 when off). */
+  recovery_codes_left: number;
+}
+
+/** An enrolment not confirmed yet: the secret for the authenticator app. */
+export interface TwoFactorEnrolment {
+  /** Base32 without padding. */
+  secret: string;
+  /** `otpauth://totp/…`: the same, as a URL. */
+  otpauth_url: string;
+  /** That URL as a QR code: a PNG, base64 without a `data:` prefix. */
+  qr_png: string;
+}
+
+/** Two-factor authentication is on: each code works once in place of an app's code (shown this once). */
+export interface RecoveryCodes {
+  recovery_codes: string[];
 }
 
 /** What a user may do on the server: `admin`s run it (see Administration), not to be confused with a group's admins. */
