@@ -153,7 +153,7 @@ async fn two_factor(command: TwoFactorCommand) -> anyhow::Result<()> {
             println!("    {}", grouped(&enrolment.secret));
             println!();
             println!(
-                "or open this URL on a device with the app: {}",
+                "or, for an app that takes one, this URL: {}",
                 enrolment.otpauth_url
             );
             let mut tries = 0;

@@ -547,7 +547,7 @@ fn login_request(name: &str, password: &str, code: Option<&str>) -> LoginRequest
 }
 
 #[tokio::test]
-async fn the_sdk_changes_passwords_and_runs_two_factor_with_the_servers_codes() {
+async fn the_sdk_changes_passwords_with_the_servers_codes() {
     let server = TestServer::start(SETTINGS);
     let (alice, _) = account(&server.url, "alice").await;
     let anonymous = Api::new(&server.url).unwrap();
@@ -579,17 +579,44 @@ async fn the_sdk_changes_passwords_and_runs_two_factor_with_the_servers_codes() 
         ),
         ErrorCode::InvalidCredentials
     );
+    let phone = anonymous
+        .login(&login_request("alice", new, None))
+        .await
+        .unwrap();
 
-    // Two-factor: nothing to confirm yet; a wrong password; then enrolled.
+    // Logging out the other devices: the phone's token stops working.
+    let phone = Api::new(&server.url).unwrap().with_token(phone.token);
+    phone.me().await.unwrap();
+    let newer = "the newest password yet";
+    let changed = alice.change_password(new, newer, true).await.unwrap();
+    assert_eq!(changed.devices_logged_out, 1);
+    assert!(
+        matches!(
+            phone.me().await.map_err(|e| e.code()),
+            Err(Some(ErrorCode::Unauthorized | ErrorCode::Revoked))
+        ),
+        "the phone is logged out"
+    );
+    alice.me().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_sdk_runs_two_factor_with_the_servers_codes() {
+    let server = TestServer::start(SETTINGS);
+    let (alice, _) = account(&server.url, "alice").await;
+    let anonymous = Api::new(&server.url).unwrap();
+    let password = ACCOUNT_PASSWORD;
+
+    // Nothing to confirm yet; a wrong password; then enrolling.
     assert_eq!(
         code_of(alice.confirm_two_factor("123456").await),
         ErrorCode::NotFound
     );
     assert_eq!(
-        code_of(alice.start_two_factor(ACCOUNT_PASSWORD).await),
+        code_of(alice.start_two_factor("wrong password").await),
         ErrorCode::InvalidCredentials
     );
-    let enrolment = alice.start_two_factor(new).await.unwrap();
+    let enrolment = alice.start_two_factor(password).await.unwrap();
     assert!(
         enrolment.otpauth_url.starts_with("otpauth://totp/"),
         "{enrolment:?}"
@@ -600,7 +627,7 @@ async fn the_sdk_changes_passwords_and_runs_two_factor_with_the_servers_codes() 
         "not before confirming"
     );
     anonymous
-        .login(&login_request("alice", new, None))
+        .login(&login_request("alice", password, None))
         .await
         .unwrap();
     let secret = enrolment.secret;
@@ -619,13 +646,17 @@ async fn the_sdk_changes_passwords_and_runs_two_factor_with_the_servers_codes() 
     assert!(status.enabled);
     assert_eq!(status.recovery_codes_left, 10);
     assert_eq!(
-        code_of(alice.start_two_factor(new).await),
+        code_of(alice.start_two_factor(password).await),
         ErrorCode::InvalidField
     );
 
     // Logging in: a code is required, must be right, and works once.
     assert_eq!(
-        code_of(anonymous.login(&login_request("alice", new, None)).await),
+        code_of(
+            anonymous
+                .login(&login_request("alice", password, None))
+                .await
+        ),
         ErrorCode::TwoFactorRequired
     );
     assert_eq!(
@@ -642,19 +673,19 @@ async fn the_sdk_changes_passwords_and_runs_two_factor_with_the_servers_codes() 
     assert_eq!(
         code_of(
             anonymous
-                .login(&login_request("alice", new, Some(&wrong)))
+                .login(&login_request("alice", password, Some(&wrong)))
                 .await
         ),
         ErrorCode::InvalidTwoFactorCode
     );
     anonymous
-        .login(&login_request("alice", new, Some(&next)))
+        .login(&login_request("alice", password, Some(&next)))
         .await
         .unwrap();
     assert_eq!(
         code_of(
             anonymous
-                .login(&login_request("alice", new, Some(&next)))
+                .login(&login_request("alice", password, Some(&next)))
                 .await
         ),
         ErrorCode::InvalidTwoFactorCode
@@ -662,13 +693,13 @@ async fn the_sdk_changes_passwords_and_runs_two_factor_with_the_servers_codes() 
     // A recovery code, with spaces and without its dash, once.
     let spaced = format!(" {} ", recovery[0].replace('-', " "));
     anonymous
-        .login(&login_request("alice", new, Some(&spaced)))
+        .login(&login_request("alice", password, Some(&spaced)))
         .await
         .unwrap();
     assert_eq!(
         code_of(
             anonymous
-                .login(&login_request("alice", new, Some(&recovery[0])))
+                .login(&login_request("alice", password, Some(&recovery[0])))
                 .await
         ),
         ErrorCode::InvalidTwoFactorCode
@@ -682,30 +713,24 @@ async fn the_sdk_changes_passwords_and_runs_two_factor_with_the_servers_codes() 
     assert_eq!(
         code_of(
             alice
-                .disable_two_factor(ACCOUNT_PASSWORD, &recovery[1])
+                .disable_two_factor("wrong password", &recovery[1])
                 .await
         ),
         ErrorCode::InvalidCredentials
     );
     assert_eq!(
-        code_of(alice.disable_two_factor(new, &recovery[0]).await),
+        code_of(alice.disable_two_factor(password, &recovery[0]).await),
         ErrorCode::InvalidTwoFactorCode
     );
-    alice.disable_two_factor(new, &recovery[1]).await.unwrap();
-    assert!(!alice.two_factor_status().await.unwrap().enabled);
-    let phone = anonymous
-        .login(&login_request("alice", new, None))
+    alice
+        .disable_two_factor(password, &recovery[1])
         .await
         .unwrap();
-
-    // Logging out the other devices: the phone's token stops working.
-    let phone = Api::new(&server.url).unwrap().with_token(phone.token);
-    phone.me().await.unwrap();
-    let newer = "the newest password yet";
-    let changed = alice.change_password(new, newer, true).await.unwrap();
-    assert!(changed.devices_logged_out >= 1, "{changed:?}");
-    assert!(phone.me().await.is_err());
-    alice.me().await.unwrap();
+    assert!(!alice.two_factor_status().await.unwrap().enabled);
+    anonymous
+        .login(&login_request("alice", password, None))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
