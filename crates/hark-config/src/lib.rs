@@ -97,6 +97,35 @@ pub struct Config {
     pub retention: Retention,
     /// Logging out devices nobody uses (the `[devices]` table).
     pub devices: Devices,
+    /// Signing in through the organisation's OpenID provider (the `[sso]`
+    /// table).
+    pub sso: Sso,
+}
+
+/// Single sign-on through an OpenID Connect provider (docs/protocol.md
+/// "Single sign-on").
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sso {
+    /// The provider's issuer URL (its discovery document is
+    /// `<issuer>/.well-known/openid-configuration`): `https`, or `http` on
+    /// a loopback address. Not set: single sign-on is off.
+    pub issuer: Option<String>,
+    /// This server's client id at the provider.
+    pub client_id: String,
+    /// Its client secret. A secret: never logged.
+    #[serde(serialize_with = "redacted")]
+    pub client_secret: Option<SecretString>,
+    /// This server's address as browsers reach it (`https://chat.example.com`):
+    /// the redirect URI to register at the provider is
+    /// `<public_url>/v1/sso/callback`.
+    pub public_url: Option<String>,
+    /// What the sign-in button says (`Sign in with Example Corp`); empty:
+    /// "Sign in with single sign-on".
+    pub label: String,
+    /// Single sign-on is the only way in: registering and logging in with
+    /// a password are refused (`sso_required`).
+    pub only: bool,
 }
 
 /// Devices left unused (docs/protocol.md "Devices").
@@ -504,6 +533,7 @@ impl Default for Config {
             audit: Audit::default(),
             retention: Retention::default(),
             devices: Devices::default(),
+            sso: Sso::default(),
         }
     }
 }
@@ -766,6 +796,25 @@ impl Config {
             self.tls.reload_secs > 0,
             "tls.reload_secs: must be more than 0"
         );
+        if let Some(issuer) = &self.sso.issuer {
+            ensure!(
+                issuer.starts_with("https://") || loopback_http(issuer),
+                "sso.issuer: an https:// URL (http:// only on a loopback address)"
+            );
+            ensure!(
+                !self.sso.client_id.is_empty(),
+                "sso.client_id: needed with sso.issuer"
+            );
+            let public = self.sso.public_url.as_deref().unwrap_or("");
+            ensure!(
+                public.starts_with("https://") || loopback_http(public),
+                "sso.public_url: this server's https:// address, needed with sso.issuer"
+            );
+        }
+        ensure!(
+            !self.sso.only || self.sso.issuer.is_some(),
+            "sso.only: needs sso.issuer (else nobody could sign in)"
+        );
         if let Some(token) = &self.metrics.token {
             ensure!(
                 token.expose_secret().len() >= 16,
@@ -818,6 +867,17 @@ impl Config {
 }
 
 /// Shows a secret setting as `"<redacted>"` (or leaves it out when unset).
+/// An `http://` URL whose host is a loopback address (for development and
+/// tests: nothing leaves the machine).
+fn loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+}
+
 fn redacted<S: Serializer>(secret: &Option<SecretString>, to: S) -> Result<S::Ok, S::Error> {
     match secret {
         Some(_) => to.serialize_some("<redacted>"),

@@ -78,3 +78,26 @@ pub struct RecoveryCodes {
     /// Each works once in place of a code (`xxxxx-xxxxx`).
     pub recovery_codes: Vec<String>,
 }
+
+/// `GET /v1/sso`: whether the server signs people in through an OpenID
+/// provider, for a login screen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SsoInfo {
+    pub enabled: bool,
+    /// What the sign-in button says.
+    pub label: String,
+    /// Single sign-on is the only way in (no password logins).
+    pub only: bool,
+}
+
+/// `POST /v1/sso/redeem`: the ticket a finished sign-in handed back, for
+/// a device and its token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SsoRedeem {
+    pub ticket: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
+    pub device_name: String,
+}

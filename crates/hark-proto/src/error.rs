@@ -83,6 +83,9 @@ pub enum ErrorCode {
     /// One of the two users blocked the other: no messages, typing,
     /// presence or group invitations between them.
     Blocked,
+    /// The server signs people in only through its OpenID provider
+    /// (single sign-on): no registering or password logins.
+    SsoRequired,
 }
 
 impl ErrorCode {
@@ -106,7 +109,8 @@ impl ErrorCode {
             ErrorCode::Forbidden
             | ErrorCode::OriginNotAllowed
             | ErrorCode::AccountDisabled
-            | ErrorCode::Blocked => 403,
+            | ErrorCode::Blocked
+            | ErrorCode::SsoRequired => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::UsernameTaken
@@ -157,6 +161,7 @@ impl ErrorCode {
             ErrorCode::TwoFactorRequired => "two_factor_required",
             ErrorCode::InvalidTwoFactorCode => "invalid_two_factor_code",
             ErrorCode::Blocked => "blocked",
+            ErrorCode::SsoRequired => "sso_required",
         }
     }
 }

@@ -19,8 +19,8 @@ mod push;
 mod ws;
 
 pub use account::{
-    ChangePasswordRequest, PasswordChanged, RecoveryCodes, TwoFactorCode, TwoFactorEnrolment,
-    TwoFactorPassword, TwoFactorStatus,
+    ChangePasswordRequest, PasswordChanged, RecoveryCodes, SsoInfo, SsoRedeem, TwoFactorCode,
+    TwoFactorEnrolment, TwoFactorPassword, TwoFactorStatus,
 };
 pub use admin::{
     utc_date, AdminChat, AdminMember, AdminUser, AdminUserPage, DayCount, JobStats,

@@ -102,12 +102,19 @@ impl PasswordHasherPool {
     /// against a hash of a random password: a login for nobody takes as
     /// long as one with a wrong password, so its timing tells no usernames.
     pub async fn verify_nobody(&self, password: String) -> ApiResult<()> {
-        let hash = self
+        let hash = self.nobody_hash().await?;
+        self.verify(password, hash).await.map(|_| ())
+    }
+
+    /// A hash of a random password nobody is told: what an account that
+    /// signs in only through single sign-on keeps, so a password login to
+    /// it is an ordinary wrong password.
+    pub async fn nobody_hash(&self) -> ApiResult<String> {
+        Ok(self
             .nobody
             .get_or_try_init(|| self.hash(new_token()))
             .await?
-            .clone();
-        self.verify(password, hash).await.map(|_| ())
+            .clone())
     }
 }
 

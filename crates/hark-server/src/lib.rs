@@ -23,6 +23,7 @@ pub mod presence;
 pub mod push;
 mod retention;
 mod shutdown;
+pub mod sso;
 pub mod state;
 pub mod tls;
 pub mod two_factor;

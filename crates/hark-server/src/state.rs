@@ -48,6 +48,8 @@ pub struct App {
     pub user_limits: crate::limits::UserLimits,
     /// Push notifications: the VAPID key, the client, what was sent.
     pub push: Push,
+    /// Single sign-on through the `[sso]` provider (off when none).
+    pub sso: crate::sso::Sso,
 }
 
 /// One open WebSocket counted against its address; uncounted when dropped.
@@ -110,6 +112,7 @@ impl App {
             NonZeroU32::new(config.media.uploads_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         Ok(App {
             media: MediaFiles::open(&config)?,
+            sso: crate::sso::Sso::new(&config.sso)?,
             upload_limiter: RateLimiter::keyed(Quota::per_minute(uploads)),
             user_limits: crate::limits::UserLimits::new(&config.limits),
             hasher: PasswordHasherPool::new(2)?,

@@ -25,6 +25,7 @@ pub mod push;
 mod repo;
 pub mod rules;
 pub mod sqlite;
+pub mod sso;
 pub mod two_factor;
 
 pub use admission::WriteQueue;
@@ -32,8 +33,8 @@ pub use error::{StoreError, StoreResult};
 pub use repo::{
     AccountStore, AdminStore, AuditStore, AuthedDevice, ChatStore, CommitListener, ContactStore,
     Credentials, Delivery, HistoryQuery, JobStore, KeyStore, Lifecycle, MediaRecord, MediaStore,
-    MessageStore, NewMessage, PresenceRecord, PresenceStore, PushStore, Refused, Store, SyncPage,
-    TwoFactorStore, UploadRecord,
+    MessageStore, NewMessage, PresenceRecord, PresenceStore, PushStore, Refused, SsoStore, Store,
+    SyncPage, TwoFactorStore, UploadRecord,
 };
 pub use rules::Windows;
 

@@ -603,6 +603,28 @@ pub trait TwoFactorStore: Send + Sync {
     async fn use_recovery_code(&self, user: UserId, hash: String) -> StoreResult<bool>;
 }
 
+/// Single sign-on's accounts and tickets ([`crate::sso`]).
+#[async_trait]
+pub trait SsoStore: Send + Sync {
+    /// The account an identity of a provider signs in to; on its first
+    /// sign-in, made with the first of `usernames` not taken, the
+    /// `display_name` and a hash of a password nobody knows. `true` when
+    /// made now. `UsernameTaken` when every candidate is.
+    async fn sso_account(
+        &self,
+        issuer: &str,
+        subject: &str,
+        usernames: Vec<String>,
+        display_name: &str,
+        password_hash: &str,
+    ) -> StoreResult<(User, bool)>;
+    /// Keeps a ticket (by its hash) for `user` until `expires_at` (ms).
+    async fn add_sso_ticket(&self, hash: String, user: UserId, expires_at: i64) -> StoreResult<()>;
+    /// Takes a ticket once: its user, if it had not expired at `now` (ms).
+    /// Also forgets tickets that expired without being taken.
+    async fn take_sso_ticket(&self, hash: String, now: i64) -> StoreResult<Option<UserId>>;
+}
+
 /// Everything the server needs from storage.
 pub trait Store:
     AdminStore
@@ -610,6 +632,7 @@ pub trait Store:
     + AccountStore
     + ContactStore
     + TwoFactorStore
+    + SsoStore
     + ChatStore
     + MessageStore
     + MediaStore
@@ -627,6 +650,7 @@ impl<
             + AccountStore
             + ContactStore
             + TwoFactorStore
+            + SsoStore
             + ChatStore
             + MessageStore
             + MediaStore

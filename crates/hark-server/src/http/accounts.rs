@@ -34,6 +34,7 @@ pub(super) async fn register(
     Peer(peer): Peer,
     Body(body): Body<Register>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
+    sso_only(&state)?;
     validate::username(&body.username)?;
     validate::password(&body.password)?;
     state.user_limits.check_address(peer)?;
@@ -72,6 +73,7 @@ pub(super) async fn login(
     Peer(peer): Peer,
     Body(body): Body<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
+    sso_only(&state)?;
     let device_name = validate::label("device_name", &body.device_name, 64)?;
     state.user_limits.check_login_address(peer)?;
     login_budget(&state, &body.username)?;
@@ -271,6 +273,17 @@ pub(super) async fn revoke_device(
         .record(&state)
         .await;
     Ok(done)
+}
+
+/// With `sso.only`, registering and password logins are refused.
+fn sso_only(state: &AppState) -> ApiResult<()> {
+    if state.sso.only() {
+        return Err(ApiError::new(
+            ErrorCode::SsoRequired,
+            "this server signs people in through single sign-on only",
+        ));
+    }
+    Ok(())
 }
 
 /// Counts an attempt against the username's login budget

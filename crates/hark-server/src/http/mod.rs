@@ -14,6 +14,7 @@ pub(crate) mod openapi;
 mod push;
 pub(crate) mod request_id;
 mod sign_in;
+mod sso;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -35,6 +36,10 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(accounts::logout))
         .routes(routes!(accounts::me, accounts::update_me))
         .routes(routes!(accounts::privacy, accounts::set_privacy))
+        .routes(routes!(sso::info))
+        .routes(routes!(sso::start))
+        .routes(routes!(sso::callback))
+        .routes(routes!(sso::redeem))
         .routes(routes!(sign_in::change_password))
         .routes(routes!(sign_in::status, sign_in::start))
         .routes(routes!(sign_in::confirm))

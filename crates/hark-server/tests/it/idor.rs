@@ -286,6 +286,36 @@ async fn a_stranger_reaches_nothing_of_others_by_id() {
             None,
             &[200],
         ),
+        // One's own lists may name anyone (as a profile may be read): they
+        // change only the caller's list, and say nothing of the other.
+        (
+            Method::PUT,
+            "/v1/contacts/{user_id}",
+            format!("/contacts/{u}"),
+            None,
+            &[204],
+        ),
+        (
+            Method::DELETE,
+            "/v1/contacts/{user_id}",
+            format!("/contacts/{u}"),
+            None,
+            &[204],
+        ),
+        (
+            Method::PUT,
+            "/v1/blocks/{user_id}",
+            format!("/blocks/{u}"),
+            None,
+            &[204],
+        ),
+        (
+            Method::DELETE,
+            "/v1/blocks/{user_id}",
+            format!("/blocks/{u}"),
+            None,
+            &[204],
+        ),
         // To-device messages to someone who shares no chat are dropped:
         // accepted, delivered to no one (checked below).
         (

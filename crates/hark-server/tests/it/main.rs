@@ -34,6 +34,7 @@ mod resumable;
 mod sdk;
 mod sdk_crypto;
 mod sdk_crypto_keys;
+mod sso;
 mod support;
 mod tls;
 mod two_factor;

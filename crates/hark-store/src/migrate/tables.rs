@@ -63,6 +63,8 @@ pub(crate) const TABLES: &[Table] = &[
     table("contacts", &["owner_id", "contact_id"]),
     table("blocks", &["blocker_id", "blocked_id"]),
     table("recovery_codes", &["user_id", "code_hash"]),
+    // Which provider identity signs in to which account.
+    table("sso_identities", &["issuer", "subject"]),
     table("chats", &["id"]),
     table("members", &["chat_id", "user_id"]),
     // Uploaded files' rows (their bytes stay in the media store).
@@ -115,6 +117,10 @@ pub(crate) const NOT_COPIED: &[(&str, &str)] = &[
     ("messages_fts_docsize", "FTS5 index storage"),
     ("messages_fts_config", "FTS5 index storage"),
     ("presence", "ephemeral: rebuilt by the nodes that run"),
+    (
+        "sso_tickets",
+        "one-time sign-in tickets of a minute or two: a client signs in again",
+    ),
     ("nodes", "ephemeral: each node registers itself"),
     (
         "media_uploads",

@@ -60,6 +60,7 @@ mod search;
 mod send_order;
 mod sequencer;
 mod set_based;
+mod sso;
 mod stream;
 mod tls;
 mod two_factor;
@@ -304,6 +305,44 @@ impl crate::ContactStore for PostgresStore {
     async fn chat_blocked(&self, chat: ChatId) -> StoreResult<bool> {
         self.read(|db| async move { contacts::chat_blocked(&db, chat).await })
             .await
+    }
+}
+
+#[async_trait]
+impl crate::SsoStore for PostgresStore {
+    async fn sso_account(
+        &self,
+        issuer: &str,
+        subject: &str,
+        usernames: Vec<String>,
+        display_name: &str,
+        password_hash: &str,
+    ) -> StoreResult<(hark_proto::User, bool)> {
+        let args = (
+            issuer.to_owned(),
+            subject.to_owned(),
+            usernames,
+            display_name.to_owned(),
+            password_hash.to_owned(),
+        );
+        self.write(args, |tx, (i, s, u, d, p)| {
+            Box::pin(async move { sso::account(tx, &i, &s, &u, &d, &p).await })
+        })
+        .await
+    }
+
+    async fn add_sso_ticket(&self, hash: String, user: UserId, expires_at: i64) -> StoreResult<()> {
+        self.write(hash, move |tx, hash| {
+            Box::pin(async move { sso::add_ticket(tx, &hash, user, expires_at).await })
+        })
+        .await
+    }
+
+    async fn take_sso_ticket(&self, hash: String, now: i64) -> StoreResult<Option<UserId>> {
+        self.write(hash, move |tx, hash| {
+            Box::pin(async move { sso::take_ticket(tx, &hash, now).await })
+        })
+        .await
     }
 }
 

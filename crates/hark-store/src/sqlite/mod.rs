@@ -21,6 +21,7 @@ mod receipts;
 mod rows;
 pub(crate) mod schema;
 mod search;
+mod sso;
 pub(crate) mod stream;
 mod two_factor;
 mod writer;
@@ -291,6 +292,37 @@ impl crate::ContactStore for SqliteStore {
 
     async fn chat_blocked(&self, chat: ChatId) -> StoreResult<bool> {
         self.read(move |conn| contacts::chat_blocked(conn, chat))
+            .await
+    }
+}
+
+#[async_trait]
+impl crate::SsoStore for SqliteStore {
+    async fn sso_account(
+        &self,
+        issuer: &str,
+        subject: &str,
+        usernames: Vec<String>,
+        display_name: &str,
+        password_hash: &str,
+    ) -> StoreResult<(hark_proto::User, bool)> {
+        let (i, s, d, p) = (
+            issuer.to_owned(),
+            subject.to_owned(),
+            display_name.to_owned(),
+            password_hash.to_owned(),
+        );
+        self.write(move |ctx| sso::account(ctx, &i, &s, &usernames, &d, &p))
+            .await
+    }
+
+    async fn add_sso_ticket(&self, hash: String, user: UserId, expires_at: i64) -> StoreResult<()> {
+        self.write(move |ctx| sso::add_ticket(ctx, &hash, user, expires_at))
+            .await
+    }
+
+    async fn take_sso_ticket(&self, hash: String, now: i64) -> StoreResult<Option<UserId>> {
+        self.write(move |ctx| sso::take_ticket(ctx, &hash, now))
             .await
     }
 }

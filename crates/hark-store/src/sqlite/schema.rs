@@ -454,6 +454,22 @@ CREATE TABLE recovery_codes (
     code_hash TEXT NOT NULL,
     PRIMARY KEY (user_id, code_hash)
 );
+-- Single sign-on (docs/protocol.md "Single sign-on"): which account each
+-- identity of an OpenID provider (its issuer and the user's `sub` there)
+-- signs in to, and the one-time tickets a finished sign-in hands to the
+-- client (hashed, a minute or two each).
+CREATE TABLE sso_identities (
+    issuer     TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    user_id    INTEGER NOT NULL REFERENCES users(id),
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (issuer, subject)
+);
+CREATE TABLE sso_tickets (
+    ticket_hash TEXT PRIMARY KEY,
+    user_id     INTEGER NOT NULL REFERENCES users(id),
+    expires_at  INTEGER NOT NULL
+);
 "#,
 ];
 
