@@ -225,7 +225,9 @@ impl Sso {
             return_to: return_to.to_owned(),
             expires: crate::now_ms() / 1000 + SIGN_IN_SECS,
         };
-        Ok((url.to_string(), seal(self.key(state).await?, &pending)))
+        let sealed = seal(self.key(state).await?, &pending)
+            .ok_or_else(|| ApiError::internal("sealing a sign-in failed"))?;
+        Ok((url.to_string(), sealed))
     }
 
     /// Where a callback's answers go back to: the sealed sign-in's
@@ -412,22 +414,24 @@ pub fn usernames<'a>(claims: impl IntoIterator<Item = &'a str>) -> Vec<String> {
 
 type HmacSha256 = Hmac<Sha256>;
 
-fn mac(key: &[u8], body: &str) -> Vec<u8> {
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+/// HMAC-SHA256 of `body` (HMAC takes a key of any length, so `None` is
+/// never expected).
+fn mac(key: &[u8], body: &str) -> Option<Vec<u8>> {
+    let mut mac = HmacSha256::new_from_slice(key).ok()?;
     mac.update(body.as_bytes());
-    mac.finalize().into_bytes().to_vec()
+    Some(mac.finalize().into_bytes().to_vec())
 }
 
-fn seal(key: &[u8], pending: &Pending) -> String {
-    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(pending).unwrap_or_default());
-    let tag = URL_SAFE_NO_PAD.encode(mac(key, &body));
-    format!("{body}.{tag}")
+fn seal(key: &[u8], pending: &Pending) -> Option<String> {
+    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(pending).ok()?);
+    let tag = URL_SAFE_NO_PAD.encode(mac(key, &body)?);
+    Some(format!("{body}.{tag}"))
 }
 
 fn unseal(key: &[u8], sealed: &str, now_secs: i64) -> Option<Pending> {
     let (body, tag) = sealed.split_once('.')?;
     let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
-    if !constant_time_eq(&mac(key, body), &tag) {
+    if !constant_time_eq(&mac(key, body)?, &tag) {
         return None;
     }
     let pending: Pending = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).ok()?).ok()?;
@@ -478,7 +482,7 @@ mod tests {
             return_to: "/".into(),
             expires: 1_000,
         };
-        let sealed = seal(b"key", &pending);
+        let sealed = seal(b"key", &pending).unwrap();
         assert_eq!(unseal(b"key", &sealed, 999).unwrap().nonce, "n");
         assert!(unseal(b"key", &sealed, 1_001).is_none(), "expired");
         assert!(unseal(b"other", &sealed, 999).is_none(), "another key");
