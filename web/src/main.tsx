@@ -2,9 +2,14 @@
 
 import { render } from 'preact';
 import { App } from './app/App';
+import { takeSsoReturn } from './app/Auth';
 import './styles.css';
 import { applyTheme, loadTheme } from './app/local';
 import { registerServiceWorker } from './app/serviceWorker';
+
+// A single sign-on's one-time ticket (or its error) out of the address bar
+// before anything else runs: it logs in whoever redeems it first.
+takeSsoReturn();
 
 // The theme chosen on this device, before the first paint (no inline scripts: CSP).
 applyTheme(loadTheme());

@@ -19,14 +19,15 @@ const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
 /**
  * Start `hark serve` on `addr` (default port 0) with `dataDir` (and the TOML
- * file `config`, if given); resolves once it listens.
+ * file `config`, if given; `env`: settings as HARK_… variables, added to the
+ * environment); resolves once it listens.
  */
-export async function startServer({ dataDir, port = 0, config } = {}) {
+export async function startServer({ dataDir, port = 0, config, env = {} } = {}) {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'hark-web-test-'));
   const args = ['serve', '--addr', `127.0.0.1:${port}`, '--data-dir', dir, ...(config ? ['--config', config] : [])];
   const proc = spawn(binary, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn', ...env },
   });
   let log = '';
   const listening = new Promise((resolvePort, reject) => {

@@ -39,6 +39,8 @@ import {
   type PrivacySettings,
   type Role,
   type SendAck,
+  type SsoInfo,
+  type SsoRedeem,
   type Seq,
   type ServerStats,
   type TwoFactorEnrolment,
@@ -78,6 +80,32 @@ export class HarkApi {
     const body: Record<string, unknown> = { username, password, device_name: deviceName };
     if (twoFactorCode !== undefined) body.two_factor_code = twoFactorCode;
     const res = await this.request<LoginResponse>('POST', '/v1/login', body);
+    this.token = res.token;
+    return res;
+  }
+
+  /** Whether this server offers single sign-on (no token needed): for the login screen. */
+  ssoInfo(): Promise<SsoInfo> {
+    return this.request('GET', '/v1/sso');
+  }
+
+  /**
+   * Where to send the browser (a navigation, not `fetch`) to sign in
+   * through the server's OpenID provider; it comes back to `returnTo` (a
+   * path of this server) with `?sso_ticket=…` or `?sso_error=…`.
+   */
+  ssoStartUrl(returnTo: string): string {
+    return `${this.baseUrl}/v1/sso/start?return_to=${encodeURIComponent(returnTo)}`;
+  }
+
+  /**
+   * Log in as a new device with a finished sign-in's one-time ticket (within
+   * 2 minutes, once): answers as `login` does. An unknown, used or expired
+   * ticket is `401 invalid_credentials`; a disabled account `403 account_disabled`.
+   */
+  async redeemSso(ticket: string, deviceName: string): Promise<LoginResponse> {
+    const body: SsoRedeem = { ticket, device_name: deviceName };
+    const res = await this.request<LoginResponse>('POST', '/v1/sso/redeem', body);
     this.token = res.token;
     return res;
   }

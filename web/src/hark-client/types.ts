@@ -47,6 +47,7 @@ export type ErrorCode =
   | 'two_factor_required'
   | 'invalid_two_factor_code'
   | 'blocked'
+  | 'sso_required'
   | 'internal';
 
 export interface ErrorBody {
@@ -93,6 +94,26 @@ export interface LoginResponse {
   user: User;
   device: Device;
 }
+
+// ---- Single sign-on (OpenID Connect) ----
+
+/** `GET /v1/sso`: what a login screen offers. */
+export interface SsoInfo {
+  enabled: boolean;
+  /** What the sign-in button says. */
+  label: string;
+  /** Single sign-on is the only way in: password logins and registering answer `403 sso_required`. */
+  only: boolean;
+}
+
+/** `POST /v1/sso/redeem`: a finished sign-in's one-time ticket, for a device. */
+export interface SsoRedeem {
+  ticket: string;
+  device_name: string;
+}
+
+/** Why a sign-in came back without a ticket (`?sso_error=`). */
+export type SsoFailure = 'provider_error' | 'invalid_state' | 'invalid_id_token' | 'unavailable';
 
 // ---- Your account (account.rs): password, two-factor authentication ----
 
