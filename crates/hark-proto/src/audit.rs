@@ -25,6 +25,7 @@ pub const AUDIT_ACTIONS: &[&str] = &[
     "recovery_code_used",
     "user_blocked",
     "user_unblocked",
+    "account_deleted",
     "group_created",
     "member_added",
     "member_removed",

@@ -391,7 +391,8 @@ pub fn usernames<'a>(claims: impl IntoIterator<Item = &'a str>) -> Vec<String> {
             .filter(|c| c.is_ascii_alphanumeric() || "_.-".contains(*c))
             .take(32)
             .collect();
-        if name.is_empty() {
+        // Empty, or the form deleted accounts keep (`deleted-<id>`).
+        if name.is_empty() || name.to_ascii_lowercase().starts_with("deleted-") {
             continue;
         }
         while name.len() < 3 {

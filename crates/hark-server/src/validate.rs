@@ -12,6 +12,11 @@ pub(crate) fn username(name: &str) -> ApiResult<()> {
             "username: 3 to 32 characters of a-z, A-Z, 0-9, '_', '.', '-'",
         ));
     }
+    if name.to_ascii_lowercase().starts_with("deleted-") {
+        return Err(ApiError::invalid(
+            "username: names starting with deleted- are kept for deleted accounts",
+        ));
+    }
     Ok(())
 }
 

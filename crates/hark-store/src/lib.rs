@@ -13,6 +13,7 @@ mod admission;
 pub mod audit;
 mod columns;
 pub mod contacts;
+pub mod deletion;
 pub mod e2e;
 mod error;
 mod expiry;

@@ -156,6 +156,15 @@ pub trait AccountStore: Send + Sync {
     async fn set_last_seen(&self, user_id: UserId, at: i64) -> StoreResult<()>;
     /// Privacy and last seen of the given users (unknown ids are left out).
     async fn presence_records(&self, users: &[UserId]) -> StoreResult<Vec<PresenceRecord>>;
+    /// Erases up to `limit` of the messages `user` sent that are not
+    /// erased yet, as their delete for everyone would (each chat's members
+    /// told `message_deleted`); how many. For deleting the account.
+    async fn erase_messages_of(&self, user: UserId, limit: u32) -> StoreResult<u64>;
+    /// Empties an account its owner deleted ([`crate::deletion`]), once its
+    /// messages are erased: it leaves its groups, its lists and reactions
+    /// go, and its row keeps only "Deleted account", a username freed for
+    /// others and `password_hash` (of a password nobody knows).
+    async fn empty_account(&self, user: UserId, password_hash: &str) -> StoreResult<()>;
     /// Which of `others` share a one-to-one chat with `user_id`.
     async fn contacts_among(
         &self,

@@ -6,6 +6,7 @@ mod admin;
 mod audit;
 mod chats;
 mod contacts;
+mod deletion;
 mod e2e;
 mod extract;
 pub(crate) use extract::client_ip;
@@ -41,6 +42,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(sso::callback))
         .routes(routes!(sso::redeem))
         .routes(routes!(sign_in::change_password))
+        .routes(routes!(deletion::delete_account))
         .routes(routes!(sign_in::status, sign_in::start))
         .routes(routes!(sign_in::confirm))
         .routes(routes!(sign_in::disable))

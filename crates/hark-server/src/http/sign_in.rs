@@ -21,7 +21,7 @@ use std::net::IpAddr;
 
 /// Checks the caller's password, within their username's login budget:
 /// `invalid_credentials` (and an audited `login_failed`) if it is wrong.
-async fn check_password(
+pub(super) async fn check_password(
     state: &AppState,
     me: &AuthedDevice,
     password: String,

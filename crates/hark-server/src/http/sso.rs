@@ -51,7 +51,17 @@ pub(super) async fn start(
     State(state): State<AppState>,
     Query(query): Query<Start>,
 ) -> ApiResult<Response> {
-    let (url, sealed) = state.sso.start(&state, &query.return_to).await?;
+    let (url, sealed) = match state.sso.start(&state, &query.return_to).await {
+        Ok(started) => started,
+        // A provider that cannot be reached is said on the client's own
+        // page, where it can explain it, rather than as JSON in the browser.
+        Err(e) if e.code == ErrorCode::Unavailable => {
+            let back =
+                sso::with_param(&query.return_to, "sso_error", Failure::Unavailable.as_str());
+            return Ok(redirect(&back, None));
+        }
+        Err(e) => return Err(e),
+    };
     let cookie = cookie(&state, &sealed, sso::SIGN_IN_SECS);
     Ok(redirect(&url, Some(cookie)))
 }

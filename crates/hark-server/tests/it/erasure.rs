@@ -141,3 +141,170 @@ async fn deleted_and_replaced_text_leaves_no_copy_in_any_file() {
     assert!(left.is_empty(), "erased words on disk after stop: {left:?}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Registers `username` with `display_name` and logs in.
+async fn named_user(
+    app: &crate::support::TestApp,
+    username: &str,
+    display_name: &str,
+) -> crate::support::Session {
+    let res = app
+        .http
+        .post(app.url("/register"))
+        .json(&serde_json::json!({
+            "username": username, "password": "correct horse", "display_name": display_name
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    app.login(username, "phone").await
+}
+
+#[tokio::test]
+async fn a_deleted_account_leaves_no_content_of_its_own() {
+    use hark_proto::{ClientFrame, Event, Seq};
+    let app = spawn_app().await;
+    let admin = app.user("admin").await; // the first user runs the server
+    let bob = app.user("bob").await;
+    // Her username and name are words only she has.
+    let username = marker('u');
+    let display_name = marker('n');
+    let alice = named_user(&app, &username, &display_name).await;
+    let chat = app.direct(&alice, &bob).await;
+    let group = app.group(&alice, "team", &[&bob]).await;
+    let mut a = app.ws(&alice).await;
+    let (said, in_group, also) = (marker('j'), marker('k'), marker('q'));
+    let s1 = a.send_ok(chat, "d-1", &format!("one {said}")).await;
+    let s2 = a.send_ok(group, "d-2", &format!("two {in_group}")).await;
+    let s3 = a.send_ok(chat, "d-3", &format!("three {also}")).await;
+    let mut b = app.ws(&bob).await;
+    let bobs = b.send_ok(chat, "b-1", "bob stays").await;
+    let id = a.id();
+    let reaction = a
+        .request(ClientFrame::React {
+            id,
+            chat_id: chat,
+            seq: Seq(bobs),
+            emoji: Some("👍".into()),
+        })
+        .await;
+    ok(reaction);
+    for path in [format!("/contacts/{}", bob.user_id.0)] {
+        assert_eq!(
+            app.call(reqwest::Method::PUT, &path, &alice.token, None)
+                .await
+                .0,
+            204
+        );
+    }
+
+    // Refused without the password; nothing happens.
+    let (status, _) = app
+        .post(
+            "/me/delete",
+            &alice.token,
+            serde_json::json!({"password": "wrong horse"}),
+        )
+        .await;
+    assert_eq!(status, 401);
+    let (status, body) = app
+        .post(
+            "/me/delete",
+            &alice.token,
+            serde_json::json!({"password": "correct horse"}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+
+    // Her devices are logged out, her name is free, her messages are gone
+    // for Bob as a delete for everyone, and she left the group (Bob runs it).
+    assert_eq!(a.expect_close().await, Some(1008));
+    assert_eq!(app.get("/me", &alice.token).await.0, 401);
+    let res = app
+        .http
+        .post(app.url("/login"))
+        .json(&serde_json::json!({"username": username, "password": "correct horse", "device_name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let mut deleted = Vec::new();
+    while deleted.len() < 3 {
+        if let Event::MessageDeleted { seq, by, .. } = b.next_event().await.event {
+            assert_eq!(by, alice.user_id);
+            deleted.push(seq.0);
+        }
+    }
+    deleted.sort();
+    assert_eq!(deleted, {
+        let mut d = vec![s1, s2, s3];
+        d.sort();
+        d
+    });
+    let (_, profile) = app
+        .get(&format!("/users/{}", alice.user_id.0), &bob.token)
+        .await;
+    assert_eq!(profile["display_name"], "Deleted account");
+    assert_eq!(profile["username"], format!("deleted-{}", alice.user_id.0));
+    let (_, team) = app.get(&format!("/chats/{}", group.0), &bob.token).await;
+    let members = team["chat"]["members"].as_array().unwrap();
+    assert_eq!(members.len(), 1, "{team}");
+    assert_eq!(members[0]["admin"], true, "{team}");
+    // Nothing more can be said to her one-to-one.
+    match b.send_msg(chat, "b-2", "are you there?").await {
+        hark_proto::ServerFrame::Error { code, .. } => {
+            assert_eq!(code, hark_proto::ErrorCode::Blocked)
+        }
+        other => panic!("expected blocked, got {other:?}"),
+    }
+    let (_, page) = app
+        .get("/admin/audit?action=account_deleted", &admin.token)
+        .await;
+    assert_eq!(page["entries"].as_array().unwrap().len(), 1, "{page}");
+    // The form deleted accounts keep is nobody's to register.
+    let res = app
+        .http
+        .post(app.url("/register"))
+        .json(&serde_json::json!({"username": "Deleted-999", "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    // Someone else may take her username now.
+    let again = named_user(&app, &username, "someone new").await;
+    assert_ne!(again.user_id, alice.user_id);
+
+    let gone = [
+        said.as_str(),
+        in_group.as_str(),
+        also.as_str(),
+        display_name.as_str(),
+    ];
+    let mut catching_up = app.ws(&bob).await;
+    let everything = format!("{:?}", all_events(&mut catching_up).await).to_ascii_lowercase();
+    for word in gone {
+        assert!(!everything.contains(word), "{word} is still served");
+    }
+    if cluster_backend() {
+        return;
+    }
+    // No file of the data directory keeps her words or her name, while the
+    // server runs (after the next checkpoint) and after it stops. (Her
+    // username is someone else's now, so it is not scanned for.)
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let left = find_on_disk(&app.data_dir, &gone);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a deleted account's words still on disk: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dir = app.stop().await;
+    let left = find_on_disk(&dir, &gone);
+    assert!(left.is_empty(), "after stopping: {left:?}");
+}

@@ -45,6 +45,7 @@ mod audit;
 mod chats;
 mod committer;
 mod contacts;
+mod deletion;
 mod e2e;
 mod expiry;
 mod jobs;
@@ -835,6 +836,20 @@ impl AccountStore for PostgresStore {
                 }
                 Ok(expired)
             })
+        })
+        .await
+    }
+
+    async fn erase_messages_of(&self, user: UserId, limit: u32) -> StoreResult<u64> {
+        self.write((), move |tx, ()| {
+            Box::pin(async move { deletion::erase_messages_of(tx, user, limit).await })
+        })
+        .await
+    }
+
+    async fn empty_account(&self, user: UserId, password_hash: &str) -> StoreResult<()> {
+        self.write(password_hash.to_owned(), move |tx, hash| {
+            Box::pin(async move { deletion::empty_account(tx, user, &hash).await })
         })
         .await
     }

@@ -407,6 +407,9 @@ ALTER TABLE chats ADD COLUMN blocked BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE users ADD COLUMN totp_secret TEXT;
 ALTER TABLE users ADD COLUMN totp_pending TEXT;
 ALTER TABLE users ADD COLUMN totp_last_step BIGINT;
+-- When the account was deleted by its owner (docs/protocol.md "Deleting
+-- your account"): its row stays, emptied, for the chats that name it.
+ALTER TABLE users ADD COLUMN deleted_at BIGINT;
 CREATE TABLE recovery_codes (
     user_id   BIGINT NOT NULL REFERENCES users(id),
     code_hash TEXT NOT NULL,

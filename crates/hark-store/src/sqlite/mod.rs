@@ -9,6 +9,7 @@ pub mod backup;
 pub(crate) mod chats;
 mod checkpoint;
 mod contacts;
+mod deletion;
 mod e2e;
 mod expiry;
 mod jobs;
@@ -781,6 +782,17 @@ impl AccountStore for SqliteStore {
             Ok(expired)
         })
         .await
+    }
+
+    async fn erase_messages_of(&self, user: UserId, limit: u32) -> StoreResult<u64> {
+        self.write(move |ctx| deletion::erase_messages_of(ctx, user, limit))
+            .await
+    }
+
+    async fn empty_account(&self, user: UserId, password_hash: &str) -> StoreResult<()> {
+        let hash = password_hash.to_owned();
+        self.write(move |ctx| deletion::empty_account(ctx, user, &hash))
+            .await
     }
 
     async fn set_display_name(&self, user_id: UserId, display_name: &str) -> StoreResult<User> {

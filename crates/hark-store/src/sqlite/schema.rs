@@ -449,6 +449,9 @@ ALTER TABLE chats ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE users ADD COLUMN totp_secret TEXT;
 ALTER TABLE users ADD COLUMN totp_pending TEXT;
 ALTER TABLE users ADD COLUMN totp_last_step INTEGER;
+-- When the account was deleted by its owner (docs/protocol.md "Deleting
+-- your account"): its row stays, emptied, for the chats that name it.
+ALTER TABLE users ADD COLUMN deleted_at INTEGER;
 CREATE TABLE recovery_codes (
     user_id   INTEGER NOT NULL REFERENCES users(id),
     code_hash TEXT NOT NULL,
