@@ -43,6 +43,7 @@ mod media;
 mod outbox;
 mod push;
 mod resumable;
+mod sso;
 mod sync;
 mod thumbnail;
 mod tls;

@@ -41,9 +41,33 @@ pub(crate) fn segment(text: &str) -> String {
     utf8_percent_encode(text, KEEP).to_string()
 }
 
+/// `text` as a query parameter's value: everything but unreserved
+/// characters, `:` and `/` escaped (those two may stand in a query, RFC
+/// 3986 §3.4, so a URL there stays readable).
+pub(crate) fn query_value(text: &str) -> String {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    const KEEP: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~')
+        .remove(b':')
+        .remove(b'/');
+    utf8_percent_encode(text, KEEP).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_query_value_is_escaped() {
+        assert_eq!(
+            query_value("http://127.0.0.1:4000/"),
+            "http://127.0.0.1:4000/"
+        );
+        assert_eq!(query_value("/a?b=c&d#e f"), "/a%3Fb%3Dc%26d%23e%20f");
+    }
 
     #[test]
     fn a_segment_is_escaped() {

@@ -11,6 +11,7 @@ mod e2e;
 mod media;
 mod notify;
 mod session;
+mod sso;
 mod verify;
 mod view;
 
@@ -62,16 +63,29 @@ pub(crate) enum ClientCommand {
     },
     /// Log in as a new device and save the session. With two-factor
     /// authentication on, a code is asked for too (or read from the next
-    /// line of standard input).
+    /// line of standard input). With --sso, sign in in a browser through
+    /// the server's single sign-on instead.
     Login {
-        username: String,
+        /// Your username (not with --sso).
+        #[arg(required_unless_present = "sso", conflicts_with = "sso")]
+        username: Option<String>,
         /// A name for this device, shown in `hark devices`.
         #[arg(long, default_value = "hark cli")]
         device: String,
         /// The two-factor code from your authenticator app, or a recovery
         /// code (for scripts; otherwise asked for when needed).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "sso")]
         code: Option<String>,
+        /// Sign in through the server's single sign-on (its OpenID
+        /// provider) in a browser, which comes back to this command on a
+        /// loopback port: print the address to open, try to open it, and
+        /// wait up to 10 minutes.
+        #[arg(long)]
+        sso: bool,
+        /// With --sso: only print the address to open (say, in a browser
+        /// on this machine you start yourself).
+        #[arg(long, requires = "sso")]
+        no_browser: bool,
         #[command(flatten)]
         password: PasswordOpt,
         #[command(flatten)]
@@ -294,6 +308,9 @@ fn explained(e: anyhow::Error) -> anyhow::Error {
             e.context("this device is not logged in any more: run `hark login <username>` again")
         }
         Some(hark_proto::ErrorCode::Blocked) => anyhow::anyhow!("refused: {BLOCKED}"),
+        Some(hark_proto::ErrorCode::SsoRequired) => anyhow::anyhow!(
+            "this server signs people in through single sign-on: run `hark login --sso`"
+        ),
         _ => e,
     }
 }
@@ -307,12 +324,23 @@ async fn command(cmd: ClientCommand) -> anyhow::Result<()> {
             server,
         } => register(username, display_name, password, server).await,
         ClientCommand::Login {
+            sso: true,
+            device,
+            no_browser,
+            server,
+            ..
+        } => sso::login(device, no_browser, server).await,
+        ClientCommand::Login {
             username,
             device,
             code,
             password,
             server,
-        } => login(username, device, code, password, server).await,
+            ..
+        } => {
+            let username = username.context("a username is needed (or --sso)")?;
+            login(username, device, code, password, server).await
+        }
         ClientCommand::Logout { server } => logout(server).await,
         ClientCommand::Whoami { server } => whoami(server).await,
         ClientCommand::Devices {
@@ -554,6 +582,16 @@ async fn login(
         }
         answer => answer?,
     };
+    save_login(&api, login, &server).await
+}
+
+/// Saves a login's device as the session, says who is logged in, and
+/// publishes the device's encryption keys.
+pub(super) async fn save_login(
+    api: &Api,
+    login: hark_proto::LoginResponse,
+    server: &ServerOpt,
+) -> anyhow::Result<()> {
     let session = Session {
         server: api.base_url().to_owned(),
         token: login.token,
@@ -572,7 +610,7 @@ async fn login(
     );
     // Publish this device's keys now: encrypted chats (the default for
     // one-to-one chats) are readable on it from this moment on.
-    let (api, mut session) = connect(&server)?;
+    let (api, mut session) = connect(server)?;
     if let Err(e) = e2e::open(&api, &mut session).await {
         eprintln!("warning: this device's encryption keys are not published yet ({e:#}); they will be on first use");
     }

@@ -19,4 +19,5 @@ mod migrate;
 mod push_receiver;
 mod raw_load;
 mod slow_disk;
+mod sso;
 mod support;

@@ -228,6 +228,15 @@ impl Pinger {
     }
 }
 
+/// A port free on 127.0.0.1 a moment ago, for a process to listen on.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A `hark serve` on the backend `HARK_TEST_BACKEND` names: unset or
 /// `sqlite`, its embedded database in a temporary data directory;
 /// `postgres`, a fresh database on the machine's PostgreSQL
@@ -247,11 +256,17 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(settings: &str) -> TestServer {
+        TestServer::start_at("127.0.0.1:0", settings)
+    }
+
+    /// [`TestServer::start`] listening on `addr` (a port reserved with
+    /// [`free_port`], when another process must know it beforehand).
+    pub fn start_at(addr: &str, settings: &str) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let mut config = settings.to_owned();
         let mut command = Command::new(HARK);
         command
-            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--addr", addr, "--data-dir"])
             .arg(dir.path().join("data"));
         let database = match std::env::var("HARK_TEST_BACKEND").as_deref() {
             Err(_) | Ok("") | Ok("sqlite") => None,
