@@ -304,6 +304,27 @@ pub(super) fn login_budget(state: &AppState, username: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// Logs out every device of the user but `except`, as
+/// [`revoke`] does each (one logged out meanwhile is skipped); how many.
+pub(super) async fn log_out_devices(
+    state: &AppState,
+    user_id: UserId,
+    except: Option<DeviceId>,
+) -> ApiResult<u32> {
+    let mut logged_out = 0;
+    for device in state.store.devices(user_id).await? {
+        if Some(device.id) == except {
+            continue;
+        }
+        match revoke(state, user_id, device.id).await {
+            Ok(_) => logged_out += 1,
+            Err(e) if e.code == ErrorCode::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(logged_out)
+}
+
 /// Revokes the token and closes the device's sockets on every node.
 pub(super) async fn revoke(
     state: &AppState,

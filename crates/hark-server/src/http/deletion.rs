@@ -1,6 +1,6 @@
 //! Deleting one's own account (`hark_store::deletion`).
 
-use super::accounts::revoke;
+use super::accounts::log_out_devices;
 use super::extract::{Body, Peer};
 use super::sign_in::check_password;
 use crate::audit::Event;
@@ -10,7 +10,7 @@ use crate::state::AppState;
 use crate::two_factor;
 use axum::extract::State;
 use axum::http::StatusCode;
-use hark_proto::{ErrorCode, TwoFactorPassword};
+use hark_proto::TwoFactorPassword;
 
 /// Messages erased per write while an account is deleted.
 const ERASE_BATCH: u32 = 500;
@@ -40,13 +40,7 @@ pub(super) async fn delete_account(
     }
     // Every device first, this one too: nothing new comes from the account
     // while its messages go.
-    for device in state.store.devices(me.user.id).await? {
-        match revoke(&state, me.user.id, device.id).await {
-            Ok(_) => {}
-            Err(e) if e.code == ErrorCode::NotFound => {}
-            Err(e) => return Err(e),
-        }
-    }
+    log_out_devices(&state, me.user.id, None).await?;
     let mut erased = 0u64;
     loop {
         let n = state

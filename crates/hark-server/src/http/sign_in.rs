@@ -1,7 +1,7 @@
 //! How a person signs in, changed by themselves: their password and
 //! two-factor authentication (`crate::two_factor`).
 
-use super::accounts::{login_budget, revoke};
+use super::accounts::{log_out_devices, login_budget};
 use super::extract::{Body, Peer};
 use crate::audit::Event;
 use crate::auth::Authed;
@@ -70,19 +70,11 @@ pub(super) async fn change_password(
     check_password(&state, &me, body.current_password, peer).await?;
     let hash = state.hasher.hash(body.new_password).await?;
     state.store.set_password(me.user.id, &hash).await?;
-    let mut logged_out = 0u32;
-    if body.log_out_other_devices {
-        for device in state.store.devices(me.user.id).await? {
-            if device.id != me.device.id {
-                match revoke(&state, me.user.id, device.id).await {
-                    Ok(_) => logged_out += 1,
-                    // Logged out meanwhile by itself or an admin.
-                    Err(e) if e.code == ErrorCode::NotFound => {}
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-    }
+    let logged_out = if body.log_out_other_devices {
+        log_out_devices(&state, me.user.id, Some(me.device.id)).await?
+    } else {
+        0
+    };
     Event::by(&me, "password_changed")
         .user(me.user.id)
         .from(peer)
