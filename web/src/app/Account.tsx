@@ -1,7 +1,8 @@
 // Settings → the account's sign-in: changing the password (optionally
 // logging out every other device) and two-step verification (TOTP, RFC
 // 6238: an authenticator app's 6-digit code at each login on a new device,
-// with ten single-use recovery codes for a lost phone).
+// with ten single-use recovery codes for a lost phone); and deleting the
+// account for good.
 
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { HarkError, type TwoFactorEnrolment, type TwoFactorStatus } from '../hark-client';
@@ -430,4 +431,153 @@ function FormError(props: { error: string | null }) {
 /** A base32 key in groups of four, as authenticator apps show it. */
 function groups(secret: string): string {
   return secret.replace(/(.{4})(?=.)/g, '$1 ');
+}
+
+/** What is typed to confirm a deletion. */
+const CONFIRM_WORD = 'DELETE';
+
+/**
+ * "Delete account", last in Settings: what it does, then the password (and
+ * a two-step code when that is on) and DELETE typed out. Once the server
+ * answered the session is gone: the login screen says the account was
+ * deleted (`AppStore.deleteAccount`).
+ */
+export function DeleteAccountCard(props: { store: AppStore }) {
+  const { store } = props;
+  const [open, setOpen] = useState(false);
+  // Whether a code is asked for: null while asking the server.
+  const [twoFactor, setTwoFactor] = useState<boolean | null>(null);
+  const [password, setPassword] = useState('');
+  const [code, setCode] = useState('');
+  const [confirm, setConfirm] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const passwordInput = useRef<HTMLInputElement>(null);
+  const codeInput = useRef<HTMLInputElement>(null);
+
+  const start = () => {
+    setOpen(true);
+    setError(null);
+    setTwoFactor(null);
+    store.api.twoFactor().then(
+      (s) => setTwoFactor(s.enabled),
+      (e) => {
+        if (store.refused(e)) return;
+        // Not known: the field is offered, for the server to say whether it is needed.
+        setTwoFactor(true);
+      },
+    );
+  };
+  const cancel = () => {
+    setOpen(false);
+    setError(null);
+    setPassword('');
+    setCode('');
+    setConfirm('');
+  };
+
+  const confirmed = confirm.trim().toUpperCase() === CONFIRM_WORD;
+  async function submit(e: Event) {
+    e.preventDefault();
+    if (!confirmed || twoFactor === null) return;
+    setBusy(true);
+    setError(null);
+    try {
+      await store.deleteAccount(password, twoFactor && code.trim() ? code.trim() : undefined);
+      // The login screen takes over from here.
+    } catch (err) {
+      if (store.refused(err)) return;
+      setError(
+        refusal(err, {
+          password: 'That password is wrong. Your account was not deleted.',
+          code: 'Enter the code your authenticator app shows now, or an unused recovery code. Your account was not deleted.',
+        }),
+      );
+      if (err instanceof HarkError && err.code === 'invalid_credentials') passwordInput.current?.select();
+      if (err instanceof HarkError && err.code === 'invalid_two_factor_code') codeInput.current?.select();
+      setBusy(false);
+    }
+  }
+
+  return (
+    <section class="settings-card danger-card" data-testid="delete-account">
+      <h3>Delete account</h3>
+      <ul class="delete-account-facts" data-testid="delete-account-facts">
+        <li>Every message you sent is erased for everyone, in every chat.</li>
+        <li>You leave your groups, and your contacts and blocked list go.</li>
+        <li>Every device you're logged in on is logged out.</li>
+        <li>Others see you as “Deleted account”. Your username becomes free for anyone.</li>
+      </ul>
+      <p class="settings-note delete-account-final">This cannot be undone.</p>
+      {!open ? (
+        <div class="settings-row">
+          <button class="secondary small danger" data-testid="delete-account-start" onClick={start}>
+            Delete account…
+          </button>
+        </div>
+      ) : (
+        <form class="settings-form" onSubmit={submit} data-testid="delete-account-form">
+          <label class="settings-field">
+            <span>Password</span>
+            <input
+              ref={passwordInput}
+              type="password"
+              name="password"
+              autocomplete="current-password"
+              required
+              value={password}
+              data-testid="delete-account-password"
+              onInput={(e) => setPassword(e.currentTarget.value)}
+              autoFocus
+            />
+          </label>
+          {twoFactor && (
+            <label class="settings-field">
+              <span>Code from your authenticator app, or a recovery code</span>
+              <input
+                ref={codeInput}
+                name="code"
+                autocomplete="one-time-code"
+                autocapitalize="off"
+                spellcheck={false}
+                maxLength={32}
+                required
+                value={code}
+                data-testid="delete-account-code"
+                onInput={(e) => setCode(e.currentTarget.value)}
+              />
+            </label>
+          )}
+          <label class="settings-field">
+            <span>
+              Type <strong class="delete-account-word">{CONFIRM_WORD}</strong> to confirm
+            </span>
+            <input
+              name="confirm"
+              autocomplete="off"
+              autocapitalize="characters"
+              spellcheck={false}
+              required
+              value={confirm}
+              data-testid="delete-account-confirm"
+              onInput={(e) => setConfirm(e.currentTarget.value)}
+            />
+          </label>
+          {error && (
+            <p class="form-error settings-error" role="alert" data-testid="delete-account-error">
+              {error}
+            </p>
+          )}
+          <div class="settings-actions">
+            <button class="primary danger" type="submit" disabled={busy || !confirmed || twoFactor === null} data-testid="delete-account-submit">
+              {busy ? 'Deleting…' : 'Delete my account'}
+            </button>
+            <button class="secondary" type="button" data-testid="delete-account-cancel" disabled={busy} onClick={cancel}>
+              Cancel
+            </button>
+          </div>
+        </form>
+      )}
+    </section>
+  );
 }

@@ -4,14 +4,14 @@
 // button walks back list ← chat ← info (each level is a history entry).
 
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { loadSession, saveSession, type ErrorCode, type Session } from '../hark-client';
+import { loadSession, saveSession, type Session } from '../hark-client';
 import { AdminPanel } from './Admin';
-import { ACCOUNT_DISABLED, AuthScreen, DEVICE_EXPIRED } from './Auth';
+import { ACCOUNT_DELETED, ACCOUNT_DISABLED, AuthScreen, DEVICE_EXPIRED } from './Auth';
 import { ChatPane, EmptyPane } from './ChatPane';
 import { InfoPanel, type Panel } from './InfoPanel';
 import { listenToServiceWorker, takeChatParam } from './serviceWorker';
 import { Sidebar } from './Sidebar';
-import { AppStore } from './store';
+import { AppStore, type LogoutReason } from './store';
 import { Announcer, ConfirmDialog } from './ui';
 import { VerificationDialog } from './Devices';
 
@@ -34,8 +34,10 @@ export function App() {
       />
     );
   }
-  const loggedOut = (code: ErrorCode | null) => {
-    setNotice(code === 'account_disabled' ? ACCOUNT_DISABLED : code === 'token_expired' ? DEVICE_EXPIRED : null);
+  const loggedOut = (code: LogoutReason | null) => {
+    setNotice(
+      code === 'account_disabled' ? ACCOUNT_DISABLED : code === 'token_expired' ? DEVICE_EXPIRED : code === 'account_deleted' ? ACCOUNT_DELETED : null,
+    );
     setSession(null);
   };
   return <Messenger key={session.device.id} session={session} onLoggedOut={loggedOut} />;
@@ -108,7 +110,7 @@ function useAdminView(): [boolean, () => void, () => void] {
   return [open, show, hide];
 }
 
-function Messenger(props: { session: Session; onLoggedOut: (code: ErrorCode | null) => void }) {
+function Messenger(props: { session: Session; onLoggedOut: (code: LogoutReason | null) => void }) {
   const store = useMemo(() => new AppStore('', props.session, props.onLoggedOut), [props.session]);
   useEffect(() => {
     store.start();

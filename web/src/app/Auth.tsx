@@ -81,6 +81,8 @@ function explainRedeem(e: unknown): string {
 
 /** Shown on the login screen when an admin disabled the account (a refused login, or a session ended by it). */
 export const ACCOUNT_DISABLED = 'Your account has been disabled by an administrator.';
+/** Shown on the login screen once this browser deleted the account. */
+export const ACCOUNT_DELETED = 'Your account was deleted.';
 export const DEVICE_EXPIRED = 'You were logged out because this browser went unused for a long time. Log in again.';
 
 function explain(e: unknown): string {

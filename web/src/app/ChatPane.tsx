@@ -5,7 +5,7 @@
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import type { MediaRef, Message } from '../hark-client';
 import { ChatSettingsItems, useDismiss, useMenuKeys } from './ChatMenu';
-import { BlockedBar, PersonMenuItems } from './Contacts';
+import { BlockedBar, DeletedBar, PersonMenuItems } from './Contacts';
 import { UnverifiedWarning, VerifiedIcon } from './Devices';
 import { LockIcon } from './Encryption';
 import type { ChatMessage } from './encrypted';
@@ -15,7 +15,7 @@ import type { Panel } from './InfoPanel';
 import type { Note } from './local';
 import { AttachmentPreview, mediaLabel, mediaWidth, MessageMedia, summaryOf } from './media';
 import { isEmojiOnly, isLong, RichText, textStart } from './rich';
-import { sealedLabel, type AppStore, type ChatModel, type Tick } from './store';
+import { isDeletedAccount, sealedLabel, type AppStore, type ChatModel, type Tick } from './store';
 import { Avatar, BackIcon, ChevronIcon, clock, CloseIcon, dayKey, dayLabel, disappearingLabel, DotsIcon, ForwardIcon, HarkLogo, InfoIcon, MicIcon, MutedIcon, PaperclipIcon, presenceLabel, SearchIcon, SendIcon, Ticks, TimerIcon, TrashIcon, nameColorFor } from './ui';
 import { formatDuration, useVoiceRecorder } from './voice';
 
@@ -336,6 +336,8 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
         .map((m) => (m.user.id === store.me.id ? 'You' : m.user.display_name))
         .sort((a, b) => (a === 'You' ? 1 : b === 'You' ? -1 : a.localeCompare(b)))
         .join(', ')
+    : peer && isDeletedAccount(peer)
+    ? 'Account deleted'
     : (presenceLabel(peer ? store.presence.get(peer.id) : undefined) ?? `@${peer?.username ?? ''}`);
 
   return (
@@ -396,7 +398,8 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
                 <SearchIcon /> Search messages
               </button>
               {!model.left && <ChatSettingsItems store={store} model={model} onClose={() => setHeaderMenu(false)} />}
-              {peer && <PersonMenuItems store={store} user={peer} onClose={() => setHeaderMenu(false)} />}
+              {/* Nobody to add or block once they deleted their account. */}
+              {peer && !isDeletedAccount(peer) && <PersonMenuItems store={store} user={peer} onClose={() => setHeaderMenu(false)} />}
             </div>
           )}
         </div>
@@ -893,10 +896,11 @@ function Composer(props: { store: AppStore; model: ChatModel; replyTo: ChatMessa
   }, [recorder.phase]);
   // You blocked the other person (the bar below stands in for the composer).
   const blocked = store.blockedPeer(model);
-  // No longer a member, blocking them, or now editing: nothing is recorded on.
+  const deleted = store.deletedPeer(model);
+  // No longer a member, blocking them, their account deleted, or now editing: nothing is recorded on.
   useEffect(() => {
-    if (model.left || blocked || editing) recorder.cancel();
-  }, [model.left, !!blocked, !!editing]);
+    if (model.left || blocked || deleted || editing) recorder.cancel();
+  }, [model.left, !!blocked, !!deleted, !!editing]);
   // The file chosen to send (not while editing: an edit changes only the text).
   const attachment = editing ? undefined : store.attachments.get(model.chat.id);
   const uploading = !!attachment?.abort;
@@ -923,6 +927,7 @@ function Composer(props: { store: AppStore; model: ChatModel; replyTo: ChatMessa
       </footer>
     );
   }
+  if (deleted) return <DeletedBar />;
   if (blocked) return <BlockedBar store={store} user={blocked} />;
 
   function submit() {

@@ -1,7 +1,8 @@
 // Contacts and blocking in the UI: the chat header's menu items and the
 // contact info's buttons for a one-to-one chat's other person, the bar that
-// stands in for the composer while you block them, and the Contacts and
-// Blocked users cards of Settings. The lists themselves live in people.ts.
+// stands in for the composer while you block them (or once they deleted
+// their account), and the Contacts and Blocked users cards of Settings. The
+// lists themselves live in people.ts.
 
 import type { User } from '../hark-client';
 import type { AppStore } from './store';
@@ -96,6 +97,15 @@ export function BlockedBar(props: { store: AppStore; user: User }) {
       <button class="text-btn" data-testid="blocked-bar-unblock" onClick={() => void unblock(store, user)}>
         Unblock
       </button>
+    </footer>
+  );
+}
+
+/** In place of the composer once the chat's other person deleted their account: the chat takes no new messages. */
+export function DeletedBar() {
+  return (
+    <footer class="composer blocked-bar" data-testid="deleted-bar">
+      <span>This account was deleted</span>
     </footer>
   );
 }

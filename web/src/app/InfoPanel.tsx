@@ -10,7 +10,7 @@ import { ContactDevices, VerifiedIcon } from './Devices';
 import { LockIcon } from './Encryption';
 import { ChatSearch } from './Search';
 import { summaryOf } from './media';
-import type { AppStore, ChatModel } from './store';
+import { isDeletedAccount, type AppStore, type ChatModel } from './store';
 import { Avatar, clock, CloseIcon, dayLabel, disappearingLabel, errorText, PencilIcon, CheckIcon, SearchIcon, Ticks, TimerIcon } from './ui';
 
 export type Panel = { kind: 'chat' } | { kind: 'message'; seq: number } | { kind: 'search' } | { kind: 'devices'; user: number };
@@ -171,12 +171,20 @@ function ChatInfo(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel
 
   if (!group) {
     const peer = store.peer(model);
+    // Their account deleted: the chat's history stays, with nobody to add, block or verify.
+    const gone = !!peer && isDeletedAccount(peer);
     return (
       <>
         <div class="info-head">
           <Avatar name={title} id={peer?.id ?? model.chat.id * 7} size={160} />
           <div class="info-title" dir="auto">{title}</div>
-          <div class="muted">@{peer?.username}</div>
+          {gone ? (
+            <div class="muted" data-testid="info-deleted">
+              This account was deleted
+            </div>
+          ) : (
+            <div class="muted">@{peer?.username}</div>
+          )}
           {store.isEncrypted(model) && <EncryptionNote />}
           {store.isEncrypted(model) && peer && store.isVerifiedContact(peer.id) && (
             <div class="verified-tag" data-testid="info-verified">
@@ -184,9 +192,9 @@ function ChatInfo(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel
             </div>
           )}
         </div>
-        <DisappearingSetting store={store} model={model} />
-        {store.isEncrypted(model) && peer && <ContactDevices store={store} user={peer.id} name={peer.display_name} />}
-        {peer && <PersonActions store={store} user={peer} />}
+        {!gone && <DisappearingSetting store={store} model={model} />}
+        {store.isEncrypted(model) && peer && !gone && <ContactDevices store={store} user={peer.id} name={peer.display_name} />}
+        {peer && !gone && <PersonActions store={store} user={peer} />}
       </>
     );
   }

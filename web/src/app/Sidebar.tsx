@@ -4,7 +4,7 @@
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Device, PrivacySettings, User, Visibility } from '../hark-client';
-import { PasswordCard, TwoFactorCard } from './Account';
+import { DeleteAccountCard, PasswordCard, TwoFactorCard } from './Account';
 import { ChatRowMenu, useDismiss, useMenuKeys } from './ChatMenu';
 import { BlockedCard, ContactsCard } from './Contacts';
 import { EncryptionBanner, EncryptionCard, LockIcon } from './Encryption';
@@ -722,6 +722,7 @@ function SettingsView(props: { store: AppStore; onDone: () => void }) {
           ))}
         </section>
         {error && <div class="form-error">{error}</div>}
+        <DeleteAccountCard store={store} />
       </div>
     </>
   );

@@ -150,6 +150,18 @@ export function sealedLabel(sealed: NonNullable<ChatMessage['sealed']>): string 
   return "This message can't be decrypted";
 }
 
+/** Why a session ended: the server's refusal, or this account deleted from this browser. */
+export type LogoutReason = ErrorCode | 'account_deleted';
+
+/**
+ * What is left of an account its owner deleted: the server names it
+ * `deleted-<id>` (shown as "Deleted account"); no one can register a
+ * username starting with `deleted-`.
+ */
+export function isDeletedAccount(user: User): boolean {
+  return user.username === `deleted-${user.id}`;
+}
+
 /** "Mute always": the end of year 9999. */
 export const MUTED_FOREVER = 253402300799000;
 /** WhatsApp lets a message go to at most five chats at once. */
@@ -169,6 +181,14 @@ export class AppStore {
   connState: ConnectionState;
   /** Set when the server refused this device (revoked): the app goes back to login. */
   loggedOut = false;
+  /**
+   * Set while this account is being deleted (`deleteAccount`): the server
+   * logs every device out before it answers, so the end of the session it
+   * causes (the socket's `revoked`) waits for the answer, kept here.
+   */
+  private deleting: { ended: ErrorCode | null | undefined } | null = null;
+  /** One-to-one chats to fetch again shortly, to see whether their person deleted their account. */
+  private rechecks = new Map<ChatId, ReturnType<typeof setTimeout>>();
   /**
    * What the server lets this user do (`GET /v1/me`): an `admin` sees
    * Administration. Null until the server answered; asked again on every
@@ -231,7 +251,7 @@ export class AppStore {
     readonly server: string,
     readonly session: Session,
     /** Called once the session is gone: `code` says why when the server ended it (revoked, account_disabled…). */
-    private readonly onLoggedOut: (code: ErrorCode | null) => void,
+    private readonly onLoggedOut: (code: LogoutReason | null) => void,
   ) {
     this.me = session.user;
     this.knownUsers.set(this.me.id, this.me);
@@ -336,6 +356,9 @@ export class AppStore {
         case 'send_failed':
           // An encrypted message went out without its text: the text is this page's.
           this.failed = [...this.failed, { ...e, text: e.text || this.plaintexts.writtenText(e.client_id) || '' }];
+          // Refused in a one-to-one chat whose person I do not block: they
+          // may have deleted their account (the chat then says so).
+          if (e.code === 'blocked') this.recheckDirect(e.chat_id);
           break;
         case 'request_failed':
           this.notice =
@@ -622,10 +645,42 @@ export class AppStore {
   failedNote(f: FailedSend): string {
     if (f.code === 'blocked') {
       const c = this.chats.get(f.chat_id);
+      if (c && this.deletedPeer(c)) return 'Not sent: this account was deleted';
       const blocked = c ? this.blockedPeer(c) : null;
       return blocked ? `Not sent: you blocked ${blocked.display_name}` : 'This message was not sent: you cannot message this user';
     }
     return `Not sent: ${f.message}`;
+  }
+
+  /** The other person of a one-to-one chat, when they deleted their account (the chat then takes no new messages). */
+  deletedPeer(c: ChatModel): User | null {
+    const peer = this.peer(c);
+    return peer && isDeletedAccount(peer) ? peer : null;
+  }
+
+  /**
+   * Fetch a one-to-one chat again in a moment, when its other person may
+   * have just deleted their account: no event says so, but their messages
+   * are erased (`message_deleted` by them) and their devices logged out
+   * (`devices_changed`) first, and a send to them is refused `blocked`.
+   * Each new sign waits a little more, so a burst makes one fetch after
+   * the account is emptied; one more follows a while later in case that
+   * fetch still came too soon.
+   */
+  private recheckDirect(chatId: ChatId, delayMs = 1200, again = true): void {
+    const c = this.chats.get(chatId);
+    if (!c || c.chat.kind !== 'direct' || this.deletedPeer(c)) return;
+    clearTimeout(this.rechecks.get(chatId));
+    this.rechecks.set(
+      chatId,
+      setTimeout(() => {
+        this.rechecks.delete(chatId);
+        if (this.loggedOut) return;
+        void this.fetchChat(chatId).then(() => {
+          if (again && !this.rechecks.has(chatId)) this.recheckDirect(chatId, 5000, false);
+        });
+      }, delayMs),
+    );
   }
 
   /** The other person of a one-to-one chat, when I blocked them (the chat then offers to unblock instead of a composer). */
@@ -895,6 +950,8 @@ export class AppStore {
       case 'devices_changed':
         // Someone I share a chat with (or I) got or lost a device: their keys are fetched again before the next encryption.
         this.e2e.devicesChanged(e.user_id);
+        // Lost them all, perhaps: an account being deleted.
+        this.recheckDirectWith(e.user_id);
         return;
       case 'receipt': {
         const m = c && this.member(c, e.user_id);
@@ -915,6 +972,8 @@ export class AppStore {
       case 'member_removed':
         this.note(e, c, pos, { user_id: e.user_id });
         if (c && e.user_id === this.me.id) return this.forgetMe(c);
+        // Someone left: perhaps by deleting their account (their name is then "Deleted account").
+        if (e.by === e.user_id) this.refreshUser(e.user_id);
         // Out of the list at once (what is encrypted next is not for them), then the chat as the server has it.
         if (c) c.chat = { ...c.chat, members: c.chat.members.filter((m) => m.user.id !== e.user_id) };
         void this.fetchChat(e.chat_id);
@@ -942,6 +1001,8 @@ export class AppStore {
         if (c) {
           this.patchMessage(c, e.seq, (m) => ({ ...m, text: '', deleted: true, reactions: [], media: null, encrypted: null, sealed: undefined }));
           this.patchQuotes(c, e.seq, null);
+          // The other person erasing their messages: perhaps their account going.
+          if (e.by !== this.me.id && this.peer(c)?.id === e.by) this.recheckDirect(c.chat.id);
         }
         return;
       case 'message_hidden':
@@ -975,6 +1036,27 @@ export class AppStore {
       default:
         return; // An event kind from a newer server: ignored.
     }
+  }
+
+  /** Ask for a person's name again (shown for a former member); their account deleted, my chat with them shows so too. */
+  private refreshUser(id: UserId): void {
+    this.api.user(id).then(
+      (u) => {
+        if (this.loggedOut) return;
+        this.knownUsers.set(u.id, u);
+        if (isDeletedAccount(u)) this.recheckDirectWith(u.id, 0);
+        this.notify();
+      },
+      () => {
+        // The name known stays.
+      },
+    );
+  }
+
+  /** `recheckDirect` for my one-to-one chat with `user`, if any. */
+  private recheckDirectWith(user: UserId, delayMs?: number): void {
+    if (user === this.me.id) return;
+    for (const c of this.chats.values()) if (this.peer(c)?.id === user) this.recheckDirect(c.chat.id, delayMs, delayMs === undefined);
   }
 
   /** Replies quote a message as it is now: follow its edits and deletion. */
@@ -1587,6 +1669,26 @@ export class AppStore {
     this.forgetSession();
   }
 
+  /**
+   * Delete this account (see `HarkApi.deleteAccount`). Once the server
+   * answered, the session is forgotten and the login screen says why; a
+   * refusal (wrong password or code) throws and changes nothing.
+   */
+  async deleteAccount(password: string, code?: string): Promise<void> {
+    this.deleting = { ended: undefined };
+    try {
+      await this.api.deleteAccount(password, code);
+    } catch (e) {
+      const ended = this.deleting.ended;
+      this.deleting = null;
+      // The session ended meanwhile for another reason: as it would have.
+      if (ended !== undefined) this.forgetSession(ended);
+      throw e;
+    }
+    this.deleting = null;
+    this.forgetSession('account_deleted');
+  }
+
   /** Ask the server again whether this user is a server admin. */
   async refreshRole(): Promise<void> {
     try {
@@ -1615,8 +1717,12 @@ export class AppStore {
     return true;
   }
 
-  private forgetSession(code: ErrorCode | null = null): void {
+  private forgetSession(code: LogoutReason | null = null): void {
     if (this.loggedOut) return;
+    if (this.deleting && code !== 'account_deleted') {
+      this.deleting.ended ??= code;
+      return;
+    }
     this.loggedOut = true;
     if (this.expiryTimer !== null) clearTimeout(this.expiryTimer);
     this.conn.close();

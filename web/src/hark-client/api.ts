@@ -159,6 +159,18 @@ export class HarkApi {
     return this.request('POST', '/v1/me/two-factor/disable', { password, code });
   }
 
+  /**
+   * Delete the account for good: every device logged out (this one too),
+   * every message it sent erased for everyone, its groups left; others see
+   * "Deleted account". `code`: with two-factor authentication on, a current
+   * code or an unused recovery code. A wrong password is `401
+   * invalid_credentials`, a wrong or missing code `401
+   * invalid_two_factor_code`, and then nothing is done.
+   */
+  deleteAccount(password: string, code?: string): Promise<void> {
+    return this.request('POST', '/v1/me/delete', code ? { password, code } : { password });
+  }
+
   /** The caller's contacts (an address book of their own; nobody is told), by display name. */
   contacts(): Promise<User[]> {
     return this.request('GET', '/v1/contacts');
