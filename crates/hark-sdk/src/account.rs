@@ -1,9 +1,10 @@
 //! The caller's own account (docs/protocol.md "Your account"): changing
-//! the password, two-factor authentication, contacts and blocked users.
+//! the password, two-factor authentication, deleting the account, contacts
+//! and blocked users.
 //!
 //! Refusals come back as [`crate::Error::Server`] with the server's code:
 //! `invalid_credentials` for a wrong password, `invalid_two_factor_code`
-//! for a wrong, expired or used code, `blocked` (from sends, reactions,
+//! for a wrong, expired, used or missing code, `blocked` (from sends, reactions,
 //! typing and group changes elsewhere) while either of two users blocks
 //! the other.
 
@@ -72,6 +73,24 @@ impl Api {
             code: Some(code.to_owned()),
         };
         self.call_empty(Method::POST, "/v1/me/two-factor/disable", Some(&body))
+            .await
+    }
+
+    /// `POST /v1/me/delete`: deletes the caller's account, for good. Before
+    /// it answers, every device of the account is logged out (this client's
+    /// token too), every message it sent is erased for everyone, it leaves
+    /// its groups, and what stays is `deleted-<id>`, "Deleted account".
+    ///
+    /// With two-factor authentication on, `code` (a current code or an
+    /// unused recovery code) is needed: without it, or with a wrong one, the
+    /// answer is `invalid_two_factor_code`; a wrong password is
+    /// `invalid_credentials`. Either way nothing is done.
+    pub async fn delete_account(&self, password: &str, code: Option<&str>) -> Result<()> {
+        let body = TwoFactorPassword {
+            password: password.to_owned(),
+            code: code.map(str::to_owned),
+        };
+        self.call_empty(Method::POST, "/v1/me/delete", Some(&body))
             .await
     }
 

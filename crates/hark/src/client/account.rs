@@ -1,6 +1,8 @@
-//! `hark password` and `hark two-factor`: the logged-in user's password and
-//! two-factor authentication (codes from an authenticator app, RFC 6238).
+//! `hark password`, `hark two-factor` and `hark delete-account`: the
+//! logged-in user's password, two-factor authentication (codes from an
+//! authenticator app, RFC 6238) and deleting the account.
 
+use super::session::Session;
 use super::{connect, read_line, read_password, PasswordOpt, ServerOpt};
 use anyhow::{bail, Context};
 use hark_proto::ErrorCode;
@@ -28,6 +30,27 @@ pub(crate) enum AccountCommand {
     TwoFactor {
         #[command(subcommand)]
         command: TwoFactorCommand,
+    },
+    /// Delete your account, for good: every message you sent is erased for
+    /// everyone, you leave your groups, every device is logged out.
+    ///
+    /// This cannot be undone; others see you as "Deleted account". Asks you
+    /// to type your username to confirm (or --yes), then for your password
+    /// (HARK_PASSWORD, or the next line of standard input) and, with
+    /// two-factor authentication on, a code (or --code). This device's
+    /// session is forgotten afterwards.
+    DeleteAccount {
+        /// Do not ask to type the username (for scripts).
+        #[arg(long)]
+        yes: bool,
+        /// The two-factor code, or a recovery code (else asked for when
+        /// the account needs one, or the next line of standard input).
+        #[arg(long)]
+        code: Option<String>,
+        #[command(flatten)]
+        password: PasswordOpt,
+        #[command(flatten)]
+        server: ServerOpt,
     },
 }
 
@@ -72,6 +95,12 @@ pub(crate) async fn run(command: AccountCommand) -> anyhow::Result<()> {
             server,
         } => change_password(log_out_others, new_password, password, server).await,
         AccountCommand::TwoFactor { command } => two_factor(command).await,
+        AccountCommand::DeleteAccount {
+            yes,
+            code,
+            password,
+            server,
+        } => delete_account(yes, code, password, server).await,
     }
 }
 
@@ -104,6 +133,62 @@ async fn change_password(
         n => println!("password changed; {n} other devices logged out"),
     }
     Ok(())
+}
+
+/// `hark delete-account`: says what it does, has the username typed (unless
+/// `yes`), then deletes the account with the password and, when the server
+/// asks for one, a two-factor code; then forgets this device's session and
+/// its encryption store, as `hark logout` does.
+async fn delete_account(
+    yes: bool,
+    code: Option<String>,
+    password: PasswordOpt,
+    server: ServerOpt,
+) -> anyhow::Result<()> {
+    let (api, session) = connect(&server)?;
+    let username = session.user.username.clone();
+    eprintln!(
+        "Deleting the account {} on {}:",
+        super::view::user_name(&session.user),
+        api.base_url()
+    );
+    eprintln!("  - every message you sent is erased, for everyone, in every chat;");
+    eprintln!("  - you leave your groups, and your contacts and blocks are gone;");
+    eprintln!("  - every device you are logged in on is logged out;");
+    eprintln!("  - others see you as \"Deleted account\" from then on.");
+    eprintln!("This cannot be undone.");
+    if !yes {
+        let typed = read_line(&format!("Type your username ({username}) to confirm: "))?;
+        let typed = typed
+            .as_deref()
+            .map(str::trim)
+            .map(|t| t.trim_start_matches('@'));
+        if typed != Some(username.as_str()) {
+            bail!("the username was not typed (or --yes given): nothing was deleted");
+        }
+    }
+    let password = read_password(password)?;
+    let mut code = code.map(|c| c.trim().to_owned());
+    loop {
+        match api.delete_account(&password, code.as_deref()).await {
+            Ok(()) => break,
+            Err(e) if e.code() == Some(ErrorCode::InvalidCredentials) => {
+                bail!("the password is wrong: nothing was deleted")
+            }
+            // The password was right; the account wants a code too.
+            Err(e) if e.code() == Some(ErrorCode::InvalidTwoFactorCode) && code.is_none() => {
+                code = Some(read_code(None)?.trim().to_owned());
+            }
+            Err(e) if e.code() == Some(ErrorCode::InvalidTwoFactorCode) => {
+                bail!("the two-factor code is wrong (or used already): nothing was deleted")
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // Every device is logged out already: only the local copy is left.
+    let forgotten = Session::remove();
+    println!("Your account was deleted.");
+    forgotten.context("but this device's saved session could not be removed")
 }
 
 /// The new password from standard input, typed twice at a terminal.

@@ -1,5 +1,5 @@
 //! Terminal client subcommands: account (password, two-factor
-//! authentication), contacts and blocked users, devices, chats, history,
+//! authentication, deleting it), contacts and blocked users, devices, chats, history,
 //! sending, and an interactive `chat` with live messages and ticks.
 
 mod account;
@@ -702,10 +702,28 @@ async fn chats(server: ServerOpt) -> anyhow::Result<()> {
                 let m = &e2e::readable(crypto.as_ref(), m).await;
                 let sender = if m.sender_id == me {
                     "you".to_owned()
-                } else {
+                } else if summary
+                    .chat
+                    .members
+                    .iter()
+                    .any(|u| u.user.id == m.sender_id)
+                {
                     member_name(&summary.chat.members, m.sender_id)
+                } else {
+                    // Someone who left (or deleted their account): by name.
+                    match api.user(m.sender_id).await {
+                        Ok(user) => view::sender_name(&user),
+                        Err(_) => format!("user {}", m.sender_id),
+                    }
                 };
-                view::snippet(&format!("{sender}: {}", m.text), 50)
+                let text = if m.expired {
+                    "(message disappeared)"
+                } else if m.deleted {
+                    "(message deleted)"
+                } else {
+                    &m.text
+                };
+                view::snippet(&format!("{sender}: {text}"), 50)
             }
             None => String::new(),
         };

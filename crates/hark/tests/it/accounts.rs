@@ -824,6 +824,95 @@ async fn the_sdk_keeps_contacts_and_blocks_with_the_servers_codes() {
     bob.add_member(picnic.id, alice_user.id).await.unwrap();
 }
 
+#[tokio::test]
+async fn the_sdk_deletes_an_account_with_the_servers_codes() {
+    let server = TestServer::start(SETTINGS);
+    let (alice, alice_user) = account(&server.url, "alice").await;
+    let (bob, _) = account(&server.url, "bob").await;
+    let anonymous = Api::new(&server.url).unwrap();
+    let password = ACCOUNT_PASSWORD;
+    let chat = bob.create_direct(alice_user.id).await.unwrap().id;
+    let said = SendRequest {
+        client_id: hark_sdk::new_client_id(),
+        text: "goodbye soon".into(),
+        reply_to: None,
+        media_id: None,
+        encrypted: None,
+    };
+    alice.send(chat, &said).await.unwrap();
+
+    // A wrong password, with or without a code: nothing is done.
+    assert_eq!(
+        code_of(alice.delete_account("wrong password", None).await),
+        ErrorCode::InvalidCredentials
+    );
+    alice.me().await.unwrap();
+
+    // With two-factor authentication on, a code is needed and must be right.
+    let secret = alice.start_two_factor(password).await.unwrap().secret;
+    let step = step_with_room();
+    alice
+        .confirm_two_factor(&totp(&secret, step - 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        code_of(alice.delete_account(password, None).await),
+        ErrorCode::InvalidTwoFactorCode
+    );
+    assert_eq!(
+        code_of(
+            alice
+                .delete_account("wrong password", Some(&totp(&secret, step + 1)))
+                .await
+        ),
+        ErrorCode::InvalidCredentials
+    );
+    assert_eq!(
+        code_of(
+            alice
+                .delete_account(password, Some(&totp(&secret, step + 10)))
+                .await
+        ),
+        ErrorCode::InvalidTwoFactorCode
+    );
+    alice.me().await.unwrap();
+    let kept = bob
+        .history(chat, hark_sdk::Page::Newest, None)
+        .await
+        .unwrap();
+    assert_eq!(kept.messages[0].text, "goodbye soon");
+
+    // Then it is deleted (204): the token refused, the login too.
+    alice
+        .delete_account(password, Some(&totp(&secret, step + 1)))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            alice.me().await.map_err(|e| e.code()),
+            Err(Some(ErrorCode::Unauthorized | ErrorCode::Revoked))
+        ),
+        "alice's device is logged out"
+    );
+    assert_eq!(
+        code_of(
+            anonymous
+                .login(&login_request("alice", password, None))
+                .await
+        ),
+        ErrorCode::InvalidCredentials
+    );
+    let gone = bob.user(alice_user.id).await.unwrap();
+    assert_eq!(gone.display_name, "Deleted account");
+    assert_eq!(gone.username, format!("deleted-{}", alice_user.id));
+    let erased = bob
+        .history(chat, hark_sdk::Page::Newest, None)
+        .await
+        .unwrap();
+    assert!(erased.messages[0].deleted, "{erased:?}");
+    assert!(erased.messages[0].text.is_empty(), "{erased:?}");
+}
+
 /// One message sent over a WebSocket of its own.
 async fn socket_send(
     api: &Api,
@@ -843,4 +932,168 @@ async fn socket_send(
         .expect("an answer within 30 s");
     conn.close().await;
     sent
+}
+
+// ---- Deleting the account ----
+
+/// The chat id a `hark direct` printed (`chat 3: …`).
+fn chat_id(direct: &str) -> String {
+    direct
+        .strip_prefix("chat ")
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_else(|| panic!("no chat id in {direct:?}"))
+        .to_owned()
+}
+
+/// The entries of `dir` (none when it does not exist).
+fn entries(dir: &Path) -> Vec<std::path::PathBuf> {
+    match std::fs::read_dir(dir) {
+        Ok(list) => list.map(|e| e.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn deleting_an_account_through_the_cli_erases_its_messages_and_forgets_the_session() {
+    let server = TestServer::start(SETTINGS);
+    let alice = user(&server, "alice", "Alice");
+    let bob = user(&server, "bob", "Bob");
+    // A one-to-one chat (end-to-end encrypted, the default) and a plain group.
+    let direct = chat_id(&hark(&server, alice.path(), &["direct", "bob"]));
+    hark(&server, alice.path(), &["send", &direct, "hello bob"]);
+    hark(&server, bob.path(), &["send", &direct, "hi alice"]);
+    hark(&server, alice.path(), &["send", &direct, "my secret plan"]);
+    hark(&server, bob.path(), &["group", "create", "picnic", "alice"]);
+    hark(&server, alice.path(), &["send", "picnic", "bring cake"]);
+    let before = hark(&server, bob.path(), &["history", &direct]);
+    assert!(before.contains("Alice: my secret plan"), "{before}");
+    assert!(
+        !entries(&alice.path().join("crypto")).is_empty(),
+        "alice's device has an encryption store"
+    );
+
+    // The username typed wrong, then a wrong password: nothing is deleted.
+    let no_password = [("HARK_PASSWORD", "")];
+    let unconfirmed = refused_with(
+        &server,
+        alice.path(),
+        &["delete-account"],
+        &no_password,
+        &format!("bob\n{PASSWORD}\n"),
+    );
+    assert!(unconfirmed.contains("cannot be undone"), "{unconfirmed}");
+    assert!(
+        unconfirmed.contains("every message you sent is erased, for everyone"),
+        "{unconfirmed}"
+    );
+    assert!(
+        unconfirmed.contains("Error: the username was not typed"),
+        "{unconfirmed}"
+    );
+    for (args, stdin) in [
+        (&["delete-account"][..], "alice\nnot my password\n"),
+        (&["delete-account", "--yes"][..], "not my password\n"),
+    ] {
+        let wrong = refused_with(&server, alice.path(), args, &no_password, stdin);
+        assert!(
+            wrong.contains("Error: the password is wrong: nothing was deleted"),
+            "{wrong}"
+        );
+    }
+    assert!(alice.path().join("session.json").exists());
+    hark(&server, alice.path(), &["chats"]);
+    let intact = hark(&server, bob.path(), &["history", &direct]);
+    assert_eq!(intact, before);
+
+    // The right password, piped: deleted, and this device forgets it.
+    let (ok, stdout, stderr) = run(
+        &server,
+        alice.path(),
+        &["delete-account", "--yes"],
+        &no_password,
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(ok, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(stdout, "Your account was deleted.\n");
+    assert!(stderr.contains("every device you are logged in on is logged out"));
+    assert!(!alice.path().join("session.json").exists());
+    assert!(
+        entries(&alice.path().join("crypto")).is_empty(),
+        "the encryption store is gone: {:?}",
+        entries(&alice.path().join("crypto"))
+    );
+    let gone = refused(&server, alice.path(), &["chats"]);
+    assert!(gone.contains("not logged in"), "{gone}");
+    let login = refused(&server, alice.path(), &["login", "alice"]);
+    assert!(login.contains("invalid_credentials"), "{login}");
+
+    // Bob: her messages deleted, her name "Deleted account"; his stay.
+    let after = hark(&server, bob.path(), &["history", &direct]);
+    assert!(after.contains("— Deleted account (@deleted-"), "{after}");
+    assert_eq!(
+        after.matches("Deleted account: (message deleted)").count(),
+        2,
+        "{after}"
+    );
+    assert!(after.contains("you: hi alice"), "{after}");
+    assert!(
+        !after.contains("hello bob") && !after.contains("secret") && !after.contains("Alice"),
+        "{after}"
+    );
+    let group = hark(&server, bob.path(), &["history", "picnic"]);
+    assert!(
+        group.contains("Deleted account: (message deleted)"),
+        "{group}"
+    );
+    assert!(!group.contains("cake"), "{group}");
+    let chats = hark(&server, bob.path(), &["chats"]);
+    // Both chats' last message is hers, deleted (the group's by someone
+    // no longer in it).
+    assert_eq!(
+        chats.matches("Deleted account: (message deleted)").count(),
+        2,
+        "{chats}"
+    );
+    assert!(!chats.contains("Alice"), "{chats}");
+}
+
+#[test]
+fn deleting_an_account_with_two_factor_on_through_the_cli_asks_for_a_code() {
+    let server = TestServer::start(SETTINGS);
+    let alice = user(&server, "alice", "Alice");
+    let (_, secret) = enable_two_factor(&server, alice.path());
+    let step = step_with_room();
+
+    // No code to give, then a wrong one: nothing is deleted.
+    let asked = refused(&server, alice.path(), &["delete-account", "--yes"]);
+    assert!(asked.contains("needs a two-factor code"), "{asked}");
+    let wrong = totp(&secret, step + 10);
+    let out = refused(
+        &server,
+        alice.path(),
+        &["delete-account", "--yes", "--code", &wrong],
+    );
+    assert!(
+        out.contains("Error: the two-factor code is wrong (or used already): nothing was deleted"),
+        "{out}"
+    );
+    hark(&server, alice.path(), &["two-factor", "status"]);
+
+    // The password, then the code asked for after it, on standard input.
+    let code = totp(&secret, step + 1);
+    let deleted = hark_with(
+        &server,
+        alice.path(),
+        &["delete-account", "--yes"],
+        &[("HARK_PASSWORD", "")],
+        &format!("{PASSWORD}\n{code}\n"),
+    );
+    assert_eq!(deleted, "Your account was deleted.\n");
+    assert!(!alice.path().join("session.json").exists());
+    let login = refused(
+        &server,
+        alice.path(),
+        &["login", "alice", "--code", &totp(&secret, step)],
+    );
+    assert!(login.contains("invalid_credentials"), "{login}");
 }
