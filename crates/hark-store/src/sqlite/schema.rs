@@ -594,7 +594,11 @@ mod tests {
     #[test]
     fn devices_from_before_last_use_count_as_used_at_the_upgrade() {
         let mut conn = Connection::open_in_memory().unwrap();
-        let before = MIGRATIONS.len() - 1;
+        // The schema just before the migration that added `last_used_at`.
+        let before = MIGRATIONS
+            .iter()
+            .position(|sql| sql.contains("ADD COLUMN last_used_at"))
+            .unwrap();
         for sql in &MIGRATIONS[..before] {
             conn.execute_batch(sql).unwrap();
         }
