@@ -18,6 +18,7 @@
 use crate::config;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::two_factor::constant_time_eq;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hark_proto::{ErrorCode, SsoInfo};
@@ -437,10 +438,6 @@ fn unseal(key: &[u8], sealed: &str, now_secs: i64) -> Option<Pending> {
     }
     let pending: Pending = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).ok()?).ok()?;
     (pending.expires >= now_secs).then_some(pending)
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -73,7 +73,9 @@ pub fn verify(secret: &str, code: &str, now_secs: u64) -> ApiResult<Option<i64>>
     Ok(None)
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Whether two secrets are equal, in time that does not depend on where
+/// they differ (codes here, sealed sign-ins in `crate::sso`).
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
