@@ -15,6 +15,7 @@ mod http;
 mod ids;
 mod media;
 mod presence;
+mod profile;
 mod push;
 mod ws;
 
@@ -47,6 +48,9 @@ pub use http::{
 pub use ids::{ChatId, ClientMsgId, DeviceId, Pos, Seq, UserId};
 pub use media::{MediaId, MediaKind, MediaRef, MediaUrl, NewUpload, Thumbnail, UploadStatus};
 pub use presence::{Activity, PresenceState, PrivacySettings, TypingState, Visibility};
+pub use profile::{
+    DataExport, ExportStatus, MyProfile, PhotoSize, Profile, ProfileUpdate, SetPhotoRequest,
+};
 pub use push::{
     NewPushSubscription, NotificationKind, NotificationSettings, Previews, PushKeys, PushKind,
     PushNotification, PushSubscription, VapidKey,
