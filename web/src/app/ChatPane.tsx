@@ -14,9 +14,10 @@ import { ConnectionBanner } from './Sidebar';
 import type { Panel } from './InfoPanel';
 import type { Note } from './local';
 import { AttachmentPreview, mediaLabel, mediaWidth, MessageMedia, summaryOf } from './media';
+import { PersonAvatar } from './Profile';
 import { isEmojiOnly, isLong, RichText, textStart } from './rich';
 import { isDeletedAccount, sealedLabel, type AppStore, type ChatModel, type Tick } from './store';
-import { Avatar, BackIcon, ChevronIcon, clock, CloseIcon, dayKey, dayLabel, disappearingLabel, DotsIcon, ForwardIcon, HarkLogo, InfoIcon, MicIcon, MutedIcon, PaperclipIcon, presenceLabel, SearchIcon, SendIcon, Ticks, TimerIcon, TrashIcon, nameColorFor } from './ui';
+import { BackIcon, ChevronIcon, clock, CloseIcon, dayKey, dayLabel, disappearingLabel, DotsIcon, ForwardIcon, HarkLogo, InfoIcon, MicIcon, MutedIcon, PaperclipIcon, presenceLabel, SearchIcon, SendIcon, Ticks, TimerIcon, TrashIcon, nameColorFor } from './ui';
 import { formatDuration, useVoiceRecorder } from './voice';
 
 /** A typing indicator is refreshed this often while the person keeps typing. */
@@ -328,7 +329,13 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
   }
 
   const peer = store.peer(model);
+  // Opening the chat asks for their profile again (a new photo, a new about line, or one hidden now).
+  const peerId = peer && !isDeletedAccount(peer) ? peer.id : null;
+  useEffect(() => {
+    if (peerId !== null) store.profiles.refresh(peerId);
+  }, [store, peerId]);
   const typing = store.typingLabel(model);
+  const about = peerId !== null ? store.profiles.of(peerId)?.about : null;
   const subtitle = typing
     ? typing
     : group
@@ -338,7 +345,7 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
         .join(', ')
     : peer && isDeletedAccount(peer)
     ? 'Account deleted'
-    : (presenceLabel(peer ? store.presence.get(peer.id) : undefined) ?? `@${peer?.username ?? ''}`);
+    : (presenceLabel(peer ? store.presence.get(peer.id) : undefined) ?? (about || `@${peer?.username ?? ''}`));
 
   return (
     <section class="chat" data-testid="chat-pane" data-chat-id={chatId} {...dropHandlers}>
@@ -351,7 +358,7 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
         <button class="icon-btn back-btn" aria-label="Back to chats" data-testid="chat-back" onClick={(e) => { e.stopPropagation(); props.onBack(); }}>
           <BackIcon />
         </button>
-        <Avatar name={title} id={store.peer(model)?.id ?? chatId * 7} size={40} group={group} />
+        <PersonAvatar store={store} user={peer} name={title} id={chatId * 7} size={40} group={group} />
         <div class="chat-header-text">
           <div class="chat-title-row">
             <span class="chat-title" dir="auto" data-testid="chat-header-title">{title}</span>

@@ -6,7 +6,8 @@
 
 import type { User } from '../hark-client';
 import type { AppStore } from './store';
-import { Avatar, errorText } from './ui';
+import { PersonAvatar } from './Profile';
+import { errorText } from './ui';
 
 /** Ask, then block `user`: nothing reaches either of you until you unblock. Resolves whether it happened. */
 export async function askToBlock(store: AppStore, user: User): Promise<boolean> {
@@ -134,7 +135,7 @@ export function ContactsCard(props: { store: AppStore; onOpen: () => void }) {
               void store.startDirect(u.id).catch((e) => store.flash(`Could not open the chat: ${errorText(e, 'people')}`));
             }}
           >
-            <Avatar name={u.display_name} id={u.id} size={40} />
+            <PersonAvatar store={store} user={u} name={u.display_name} size={40} />
             <span class="person-text">
               <span class="person-name" dir="auto">{u.display_name}</span>
               <span class="muted">@{u.username}</span>
@@ -164,7 +165,7 @@ export function BlockedCard(props: { store: AppStore }) {
       )}
       {blocked?.map((u) => (
         <div class="person" key={u.id} data-testid="blocked-user" data-username={u.username}>
-          <Avatar name={u.display_name} id={u.id} size={40} />
+          <PersonAvatar store={store} user={u} name={u.display_name} size={40} />
           <div class="person-text">
             <div class="person-name" dir="auto">{u.display_name}</div>
             <div class="muted">@{u.username}</div>

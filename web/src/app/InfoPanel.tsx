@@ -8,6 +8,7 @@ import { DISAPPEARING_SECS, type Member, type MessageInfo as MessageInfoBody, ty
 import { PersonActions } from './Contacts';
 import { ContactDevices, VerifiedIcon } from './Devices';
 import { LockIcon } from './Encryption';
+import { PersonAvatar } from './Profile';
 import { ChatSearch } from './Search';
 import { summaryOf } from './media';
 import { isDeletedAccount, type AppStore, type ChatModel } from './store';
@@ -68,7 +69,7 @@ function MemberDevices(props: { store: AppStore; model: ChatModel; user: number;
   return (
     <>
       <div class="info-head">
-        <Avatar name={name} id={user} size={96} />
+        <PersonAvatar store={store} user={member?.user} name={name} id={user} size={96} />
         <div class="info-title" dir="auto">{name}</div>
         {member && <div class="muted">@{member.user.username}</div>}
       </div>
@@ -176,7 +177,7 @@ function ChatInfo(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel
     return (
       <>
         <div class="info-head">
-          <Avatar name={title} id={peer?.id ?? model.chat.id * 7} size={160} />
+          <PersonAvatar store={store} user={peer} name={title} id={model.chat.id * 7} size={160} />
           <div class="info-title" dir="auto">{title}</div>
           {gone ? (
             <div class="muted" data-testid="info-deleted">
@@ -192,6 +193,7 @@ function ChatInfo(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel
             </div>
           )}
         </div>
+        {peer && !gone && <AboutCard store={store} user={peer.id} />}
         {!gone && <DisappearingSetting store={store} model={model} />}
         {store.isEncrypted(model) && peer && !gone && <ContactDevices store={store} user={peer.id} name={peer.display_name} />}
         {peer && !gone && <PersonActions store={store} user={peer} />}
@@ -250,7 +252,7 @@ function ChatInfo(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel
         {adding && <AddMember store={store} model={model} onDone={() => setAdding(false)} />}
         {members.map((m) => (
           <div class="person" key={m.user.id} data-testid="member" data-username={m.user.username}>
-            <Avatar name={m.user.display_name} id={m.user.id} size={40} />
+            <PersonAvatar store={store} user={m.user} name={m.user.display_name} size={40} />
             <div class="person-text">
               <div class="person-name" dir="auto">{m.user.id === store.me.id ? 'You' : m.user.display_name}</div>
               <div class="muted">@{m.user.username}</div>
@@ -303,6 +305,22 @@ function ChatInfo(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel
         </section>
       )}
     </>
+  );
+}
+
+/** A contact's about line, when they have one this user may see (asked for again as the panel opens). */
+function AboutCard(props: { store: AppStore; user: number }) {
+  const { store, user } = props;
+  useEffect(() => store.profiles.refresh(user), [store, user]);
+  const about = store.profiles.of(user)?.about;
+  if (!about) return null;
+  return (
+    <section class="card about-card" data-testid="info-about-card">
+      <h3>About</h3>
+      <p class="about-text" dir="auto" data-testid="info-about">
+        {about}
+      </p>
+    </section>
   );
 }
 

@@ -8,8 +8,10 @@ import { DeleteAccountCard, PasswordCard, TwoFactorCard } from './Account';
 import { ChatRowMenu, useDismiss, useMenuKeys } from './ChatMenu';
 import { BlockedCard, ContactsCard } from './Contacts';
 import { EncryptionBanner, EncryptionCard, LockIcon } from './Encryption';
+import { ExportCard } from './Export';
 import { applyTheme, loadTheme, type Theme } from './local';
 import { NotificationsBanner, NotificationsCard } from './Notifications';
+import { PersonAvatar, ProfileCard } from './Profile';
 import { SearchResults, useMessageSearch } from './Search';
 import type { AppStore, ChatModel } from './store';
 import {
@@ -141,7 +143,7 @@ function ChatListView(props: { store: AppStore; setMode: (m: Mode) => void; onAd
     <>
       <header class="side-header">
         <div class="me" title={`@${store.me.username}`}>
-          <Avatar name={store.me.display_name} id={store.me.id} size={40} />
+          <PersonAvatar store={store} user={store.me} name={store.me.display_name} size={40} />
           <span class="me-name" dir="auto" data-testid="me-name">{store.me.display_name}</span>
         </div>
         <div class="header-actions">
@@ -350,7 +352,7 @@ function ChatRow(props: { store: AppStore; model: ChatModel; menuOpen: boolean; 
         props.onMenu(e.clientX, e.clientY);
       }}
     >
-      <Avatar name={title} id={store.peer(model)?.id ?? model.chat.id * 7} group={group} />
+      <PersonAvatar store={store} user={store.peer(model)} name={title} id={model.chat.id * 7} group={group} />
       <div class="row-body">
         <div class="row-top">
           <span class="row-title" dir="auto" data-testid="chat-title">{title}</span>
@@ -625,7 +627,7 @@ function SettingsView(props: { store: AppStore; onDone: () => void }) {
       <div class="list settings">
         <section class="settings-card">
           <div class="settings-profile">
-            <Avatar name={store.me.display_name} id={store.me.id} size={64} />
+            <PersonAvatar store={store} user={store.me} name={store.me.display_name} size={64} />
             <div class="settings-name">
               {editing ? (
                 <form
@@ -655,6 +657,7 @@ function SettingsView(props: { store: AppStore; onDone: () => void }) {
             </div>
           </div>
         </section>
+        <ProfileCard store={store} />
         <ContactsCard store={store} onOpen={props.onDone} />
         {privacy && (
           <section class="settings-card">
@@ -722,6 +725,7 @@ function SettingsView(props: { store: AppStore; onDone: () => void }) {
           ))}
         </section>
         {error && <div class="form-error">{error}</div>}
+        <ExportCard store={store} />
         <DeleteAccountCard store={store} />
       </div>
     </>

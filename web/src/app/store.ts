@@ -41,6 +41,7 @@ import { Plaintexts, readContent, replacement, type ChatMessage, type SealedMedi
 import { DeviceLocal, sameNote, type Note } from './local';
 import { mediaLabel } from './media';
 import { People } from './people';
+import { Profiles } from './profiles';
 import { PushNotifications } from './push';
 import { closeChatNotifications } from './serviceWorker';
 import { photoInfo, videoInfo } from './thumbnail';
@@ -211,6 +212,8 @@ export class AppStore {
   readonly plaintexts: Plaintexts;
   /** My contacts and the people I blocked. */
   readonly people: People;
+  /** People's about lines and photos (and my own, with who sees them). */
+  readonly profiles: Profiles;
   /** Messages written in encrypted chats, oldest first, waiting to be encrypted into the outbox. */
   private encrypting: Encrypting[] = [];
   /** The encrypting queue is being worked through. */
@@ -277,6 +280,7 @@ export class AppStore {
     );
     this.plaintexts = new Plaintexts(this.e2e, (chat, seq) => this.opened(chat, seq));
     this.people = new People(this.api, () => this.notify());
+    this.profiles = new Profiles(this.api, session.user.id, () => this.notify());
     this.conn = new Connection({
       url: websocketUrl(server || location.origin),
       token: session.token,
@@ -294,6 +298,8 @@ export class AppStore {
           void this.refreshRole();
           // Another device of mine may have added contacts or blocked someone meanwhile.
           void this.people.load();
+          // Photos and about lines may have changed while the connection was down: asked again as shown.
+          this.profiles.stale();
           // Publish this device's keys and read its inbox (to-device nudges are never replayed).
           this.e2e.sync();
           void this.drainEncrypting();

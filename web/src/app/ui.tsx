@@ -30,12 +30,13 @@ export function nameColorFor(id: number): string {
   return `var(--name-${Math.abs(id) % COLORS.length})`;
 }
 
-export function Avatar(props: { name: string; id: number; size?: number; group?: boolean }) {
+export function Avatar(props: { name: string; id: number; size?: number; group?: boolean; testid?: string }) {
   const size = props.size ?? 49;
   return (
     <div
       class="avatar"
       aria-hidden="true"
+      data-testid={props.testid}
       style={{ width: `${size}px`, height: `${size}px`, background: colorFor(props.id), fontSize: `${Math.round(size * 0.38)}px` }}
     >
       {props.group ? <GroupIcon size={Math.round(size * 0.55)} /> : initials(props.name)}
@@ -287,9 +288,10 @@ export function disappearingLabel(seconds: number): string {
  * a message search, a new group, adding a member, another change to a
  * group (rename, admins, removing, leaving), a server admin's request
  * (Administration), a change to one's contacts or blocked users, or to
- * one's sign-in (password, two-factor authentication).
+ * one's sign-in (password, two-factor authentication), one's profile
+ * (about line, photo), or an export of one's data.
  */
-export type Attempt = 'search' | 'new-group' | 'add-member' | 'group-change' | 'disappearing' | 'admin' | 'people' | 'account';
+export type Attempt = 'search' | 'new-group' | 'add-member' | 'group-change' | 'disappearing' | 'admin' | 'people' | 'account' | 'profile' | 'export';
 
 /** A `429 rate_limited` in words, by what was tried (the server's own message names its number and "wait a little"). */
 const TOO_MANY: Record<Attempt, string> = {
@@ -301,6 +303,8 @@ const TOO_MANY: Record<Attempt, string> = {
   admin: 'Too many requests — wait a moment and try again.',
   people: 'Too many changes — wait a moment and try again.',
   account: 'Too many tries — wait a minute and try again.',
+  profile: 'Too many changes — wait a moment and try again.',
+  export: 'Too many exports asked for — wait a while and try again.',
 };
 
 /**

@@ -12,6 +12,7 @@ import {
   type ChatId,
   type ChatSettings,
   type ChatSummary,
+  type DataExport,
   type Device,
   type DeviceId,
   type ErrorBody,
@@ -29,10 +30,14 @@ import {
   type MediaRef,
   type MediaUrl,
   type MessageInfo,
+  type MyProfile,
   type NewPushSubscription,
   type NewUpload,
   type NotificationSettings,
   type PasswordChanged,
+  type PhotoSize,
+  type Profile,
+  type ProfileUpdate,
   type PushSubscriptionInfo,
   type RecoveryCodes,
   type SearchResults,
@@ -169,6 +174,58 @@ export class HarkApi {
    */
   deleteAccount(password: string, code?: string): Promise<void> {
     return this.request('POST', '/v1/me/delete', code ? { password, code } : { password });
+  }
+
+  /** Your about line and photo, and who sees each. */
+  myProfile(): Promise<MyProfile> {
+    return this.request('GET', '/v1/me/profile');
+  }
+
+  /** Change any of the about line (at most 140 characters, one line) and who sees it or the photo: `400 invalid_field` otherwise. */
+  updateProfile(update: ProfileUpdate): Promise<MyProfile> {
+    return this.request('PATCH', '/v1/me/profile', update);
+  }
+
+  /**
+   * An image you uploaded (`upload`, kind "image") becomes your photo, cut
+   * to its centre square: `404 not_found` when it is not your upload, `400
+   * invalid_field` when it is not an image.
+   */
+  setPhoto(mediaId: string): Promise<MyProfile> {
+    return this.request('PUT', '/v1/me/photo', { media_id: mediaId });
+  }
+
+  removePhoto(): Promise<MyProfile> {
+    return this.request('DELETE', '/v1/me/photo');
+  }
+
+  /** What you may see of someone's profile (null fields: unset, or hidden from you). */
+  profile(id: UserId): Promise<Profile> {
+    return this.request('GET', `/v1/users/${id}/profile`);
+  }
+
+  /**
+   * Someone's photo (`small`: 128 px, `large`: 640 px), with the token like
+   * `mediaBlob`: `404 not_found` without one, or when it is hidden from you.
+   */
+  photoBlob(id: UserId, size: PhotoSize, signal?: AbortSignal): Promise<Blob> {
+    return this.blob(`/v1/users/${id}/photo?size=${size}`, signal);
+  }
+
+  /** Ask for an export of your data (202); one already being prepared is answered instead of a new one. */
+  requestExport(): Promise<DataExport> {
+    return this.request('POST', '/v1/me/export');
+  }
+
+  /** Your latest export: `404 not_found` when you never asked for one. */
+  latestExport(): Promise<DataExport> {
+    return this.request('GET', '/v1/me/export');
+  }
+
+  /** A ready export's zip archive, and the file name the server gives it (if any). */
+  async exportArchive(id: string, signal?: AbortSignal): Promise<{ blob: Blob; name: string | null }> {
+    const res = await this.fetchOk(`/v1/me/export/${encodeURIComponent(id)}/archive`, signal);
+    return { blob: await res.blob(), name: attachmentName(res.headers.get('Content-Disposition')) };
   }
 
   /** The caller's contacts (an address book of their own; nobody is told), by display name. */
@@ -451,6 +508,11 @@ export class HarkApi {
 
   /** A GET answered with bytes; the bearer token goes in the Authorization header, never in the URL. */
   private async blob(path: string, signal?: AbortSignal): Promise<Blob> {
+    return (await this.fetchOk(path, signal)).blob();
+  }
+
+  /** A GET with the token in a header: the response when 2xx, else the server's error as a HarkError. */
+  private async fetchOk(path: string, signal?: AbortSignal): Promise<Response> {
     const headers: Record<string, string> = {};
     if (this.token) headers.Authorization = `Bearer ${this.token}`;
     let res: Response;
@@ -468,7 +530,7 @@ export class HarkApi {
       }
       throw new HarkError(res.status, err?.code ?? 'internal', err?.message ?? `HTTP ${res.status}`);
     }
-    return res.blob();
+    return res;
   }
 
   /** For the sender: who received and read message `seq`, and when. */
@@ -646,6 +708,26 @@ export class HarkApi {
     }
     return json as T;
   }
+}
+
+/** The file name of a `Content-Disposition: attachment; filename="…"` header (RFC 6266's `filename*` first), if any. */
+export function attachmentName(header: string | null): string | null {
+  if (!header) return null;
+  let name: string | null = null;
+  const star = /filename\*\s*=\s*(?:UTF-8|utf-8)''([^;]+)/.exec(header);
+  if (star) {
+    try {
+      name = decodeURIComponent(star[1].trim());
+    } catch {
+      // Not percent-encoded as promised: the plain name below.
+    }
+  }
+  if (!name) {
+    const plain = /filename\s*=\s*(?:"([^"]*)"|([^;\s]+))/.exec(header);
+    name = plain ? (plain[1] ?? plain[2] ?? null) : null;
+  }
+  // Only a name, never a path.
+  return name ? name.replace(/[\\/]/g, '_') : null;
 }
 
 /** The path of resumable upload `id`. */

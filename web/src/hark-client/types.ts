@@ -508,6 +508,55 @@ export interface TypingState {
   expires_in_ms: number;
 }
 
+// ---- Profile and data export (profile.rs) ----
+
+/** `GET /v1/me/profile`: your own about line and photo, and who sees them. */
+export interface MyProfile {
+  /** The about line ("" when unset). */
+  about: string;
+  /** The photo's version (changes with every new photo), null without one. */
+  photo: string | null;
+  about_visibility: Visibility;
+  photo_visibility: Visibility;
+}
+
+/** `PATCH /v1/me/profile`: any of these, at least one. `about`: at most 140 characters, one line ("" clears it). */
+export interface ProfileUpdate {
+  about?: string;
+  about_visibility?: Visibility;
+  photo_visibility?: Visibility;
+}
+
+/** `GET /v1/users/{id}/profile`: what the caller may see of someone's profile (null: unset or hidden). */
+export interface Profile {
+  user_id: UserId;
+  about: string | null;
+  /** The photo's version: `GET /v1/users/{id}/photo` serves it. */
+  photo: string | null;
+}
+
+/** The sizes a profile photo is kept in: 128 px ("small") and 640 px ("large") squares. */
+export type PhotoSize = 'small' | 'large';
+
+/** The longest about line, in characters. */
+export const ABOUT_MAX_CHARS = 140;
+
+export type ExportStatus = 'pending' | 'ready' | 'failed';
+
+/** `POST` / `GET /v1/me/export`: your latest export of your data. */
+export interface DataExport {
+  id: string;
+  status: ExportStatus;
+  /** When it was asked for (ms since the epoch). */
+  requested_at: number;
+  /** When it was ready or failed. */
+  finished_at: number | null;
+  /** The archive's size in bytes, once ready. */
+  size: number | null;
+  /** When a ready archive is removed from the server. */
+  expires_at: number | null;
+}
+
 // ---- End-to-end encryption (e2e.rs): the key directory and device inboxes ----
 // Users are `@<user id>:hark`, devices their decimal id. Keys, signatures and
 // to-device contents are the encryption library's JSON, opaque here.
