@@ -6,3 +6,4 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::result_large_err)]
 
 mod connection;
+mod profile;

@@ -1,5 +1,6 @@
 //! Terminal client subcommands: account (password, two-factor
-//! authentication, deleting it), contacts and blocked users, devices, chats, history,
+//! authentication, deleting it, exporting its data), profile (about line
+//! and photo), contacts and blocked users, devices, chats, history,
 //! sending, and an interactive `chat` with live messages and ticks.
 
 mod account;
@@ -8,8 +9,10 @@ mod admin;
 mod chat;
 mod contacts;
 mod e2e;
+mod export;
 mod media;
 mod notify;
+mod profile;
 mod session;
 mod sso;
 mod verify;
@@ -228,6 +231,12 @@ pub(crate) enum ClientCommand {
     People(contacts::PeopleCommand),
     #[command(flatten)]
     Message(actions::MessageCommand),
+    #[command(flatten)]
+    Profile(profile::ProfileCommand),
+    /// Export everything the server keeps about you (your profile, chats
+    /// and messages…) as a zip file: asks for it, waits while the server
+    /// prepares it, and downloads it.
+    Export(export::ExportArgs),
     /// Show or set a chat's disappearing messages: off, 24h, 7d or 90d
     /// (messages sent from then on disappear that long after they are sent).
     Disappearing {
@@ -404,6 +413,8 @@ async fn command(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Account(command) => account::run(command).await,
         ClientCommand::People(command) => contacts::run(command).await,
         ClientCommand::Message(command) => actions::run(command).await,
+        ClientCommand::Profile(command) => profile::run(command).await,
+        ClientCommand::Export(args) => export::run(args).await,
         ClientCommand::Notifications { previews, server } => {
             notify::notifications(previews, server).await
         }
