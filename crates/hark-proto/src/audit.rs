@@ -26,6 +26,7 @@ pub const AUDIT_ACTIONS: &[&str] = &[
     "user_blocked",
     "user_unblocked",
     "account_deleted",
+    "data_exported",
     "group_created",
     "member_added",
     "member_removed",

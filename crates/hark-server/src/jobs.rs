@@ -73,6 +73,11 @@ impl Jobs {
             crate::presence::went_offline,
         );
         jobs.register(hark_store::push::PUSH, crate::push::deliver::deliver);
+        jobs.register(hark_store::profile::EXPORT_JOB, crate::export::prepare);
+        jobs.register(
+            hark_store::profile::EXPORT_EXPIRY_JOB,
+            crate::export::expire,
+        );
         jobs
     }
 

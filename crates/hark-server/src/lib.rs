@@ -11,6 +11,7 @@ mod devices;
 /// The configuration, in its own crate (`hark-config`) so the fuzz targets can parse it.
 pub use hark_config as config;
 pub mod error;
+mod export;
 mod health;
 mod http;
 pub mod jobs;

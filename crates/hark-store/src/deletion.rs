@@ -4,7 +4,7 @@
 //! as a delete for everyone erases them, in batches
 //! (`MessageStore`-like `erase_messages_of`); then the account itself is
 //! emptied: it leaves its groups, its reactions, lists, recovery codes,
-//! provider identities and device names go, and its row stays (the chats
+//! provider identities, about line, photo, exports and device names go, and its row stays (the chats
 //! it was in name it) as "Deleted account".
 
 use hark_proto::{ChatId, Event, Seq, UserId};
@@ -45,6 +45,8 @@ pub(crate) const SCRUB: &[&str] = &[
     "DELETE FROM recovery_codes WHERE user_id = $1",
     "DELETE FROM sso_identities WHERE user_id = $1",
     "DELETE FROM sso_tickets WHERE user_id = $1",
+    // Their archives are removed by the server before this.
+    "DELETE FROM exports WHERE user_id = $1",
     "UPDATE devices SET name = '' WHERE user_id = $1",
     // Nothing more can be said to the account: its one-to-one chats take
     // no new messages (a send there is refused as `blocked`).
@@ -55,6 +57,6 @@ pub(crate) const SCRUB: &[&str] = &[
 /// `$1` the username, `$2` the display name, `$3` the password hash, `$4`
 /// now, `$5` the user: the account's row emptied and marked deleted.
 pub(crate) const EMPTY_USER: &str = "UPDATE users SET username = $1, display_name = $2,
-        password_hash = $3, totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL,
+        password_hash = $3, about = '', photo = NULL, totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL,
         disabled_at = COALESCE(disabled_at, $4), deleted_at = $4
     WHERE id = $5";

@@ -22,6 +22,7 @@ mod lines;
 pub mod migrate;
 mod pages;
 pub mod postgres;
+pub mod profile;
 pub mod push;
 mod repo;
 pub mod rules;
@@ -34,8 +35,8 @@ pub use error::{StoreError, StoreResult};
 pub use repo::{
     AccountStore, AdminStore, AuditStore, AuthedDevice, ChatStore, CommitListener, ContactStore,
     Credentials, Delivery, HistoryQuery, JobStore, KeyStore, Lifecycle, MediaRecord, MediaStore,
-    MessageStore, NewMessage, PresenceRecord, PresenceStore, PushStore, Refused, SsoStore, Store,
-    SyncPage, TwoFactorStore, UploadRecord,
+    MessageStore, NewMessage, PresenceRecord, PresenceStore, ProfileStore, PushStore, Refused,
+    SsoStore, Store, SyncPage, TwoFactorStore, UploadRecord,
 };
 pub use rules::Windows;
 

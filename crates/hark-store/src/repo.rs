@@ -634,6 +634,46 @@ pub trait SsoStore: Send + Sync {
     async fn take_sso_ticket(&self, hash: String, now: i64) -> StoreResult<Option<UserId>>;
 }
 
+/// Profiles and data exports ([`crate::profile`]).
+#[async_trait]
+pub trait ProfileStore: Send + Sync {
+    /// The user's about line, photo version and who sees each.
+    async fn my_profile(&self, user: UserId) -> StoreResult<hark_proto::MyProfile>;
+    /// Changes what `update` names (checked by the caller).
+    async fn update_profile(
+        &self,
+        user: UserId,
+        update: hark_proto::ProfileUpdate,
+    ) -> StoreResult<hark_proto::MyProfile>;
+    /// Sets (or clears) the photo's version; the version it replaced.
+    async fn set_photo(&self, user: UserId, photo: Option<String>) -> StoreResult<Option<String>>;
+    /// The user's pending export, or a new one with id `id` and, in the
+    /// same transaction, `job` (which prepares it); `true` when new.
+    async fn start_export(
+        &self,
+        user: UserId,
+        id: String,
+        job: NewJob,
+    ) -> StoreResult<(hark_proto::DataExport, bool)>;
+    /// The user's newest export.
+    async fn latest_export(&self, user: UserId) -> StoreResult<Option<hark_proto::DataExport>>;
+    /// One of the user's exports.
+    async fn export(&self, user: UserId, id: String)
+        -> StoreResult<Option<hark_proto::DataExport>>;
+    /// Ends a pending export, writing `then` with it (its expiry); `false`
+    /// when it was not pending (finished, or removed).
+    async fn finish_export(
+        &self,
+        id: String,
+        finished: crate::profile::Finished,
+        then: Option<NewJob>,
+    ) -> StoreResult<bool>;
+    /// Forgets an export (its archive removed first by the caller).
+    async fn remove_export(&self, id: String) -> StoreResult<()>;
+    /// The ids of all the user's exports.
+    async fn exports_of(&self, user: UserId) -> StoreResult<Vec<String>>;
+}
+
 /// Everything the server needs from storage.
 pub trait Store:
     AdminStore
@@ -642,6 +682,7 @@ pub trait Store:
     + ContactStore
     + TwoFactorStore
     + SsoStore
+    + ProfileStore
     + ChatStore
     + MessageStore
     + MediaStore
@@ -660,6 +701,7 @@ impl<
             + ContactStore
             + TwoFactorStore
             + SsoStore
+            + ProfileStore
             + ChatStore
             + MessageStore
             + MediaStore

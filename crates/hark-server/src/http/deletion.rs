@@ -5,7 +5,7 @@ use super::extract::{Body, Peer};
 use super::sign_in::check_password;
 use crate::audit::Event;
 use crate::auth::Authed;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::two_factor;
 use axum::extract::State;
@@ -51,6 +51,14 @@ pub(super) async fn delete_account(
             break;
         }
         erased += n;
+    }
+    // The bytes kept for the account outside the database: its photo and
+    // its exports' archives (their rows go with the account's below).
+    super::profile::replace_photo(&state, me.user.id, None).await?;
+    for export in state.store.exports_of(me.user.id).await? {
+        crate::export::remove(&state, &export)
+            .await
+            .map_err(ApiError::internal)?;
     }
     let hash = state.hasher.nobody_hash().await?;
     state.store.empty_account(me.user.id, &hash).await?;

@@ -12,6 +12,7 @@ mod extract;
 pub(crate) use extract::client_ip;
 mod media;
 pub(crate) mod openapi;
+mod profile;
 mod push;
 pub(crate) mod request_id;
 mod sign_in;
@@ -46,6 +47,12 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(sign_in::status, sign_in::start))
         .routes(routes!(sign_in::confirm))
         .routes(routes!(sign_in::disable))
+        .routes(routes!(profile::my_profile, profile::update_profile))
+        .routes(routes!(profile::set_photo, profile::remove_photo))
+        .routes(routes!(profile::profile))
+        .routes(routes!(profile::photo))
+        .routes(routes!(profile::request_export, profile::latest_export))
+        .routes(routes!(profile::export_archive))
         .routes(routes!(contacts::contacts))
         .routes(routes!(contacts::add_contact, contacts::remove_contact))
         .routes(routes!(contacts::blocks))

@@ -19,9 +19,10 @@ use utoipa::{Modify, OpenApi};
     ),
     modifiers(&Bearer),
     // The body of `Refusals`, which names it without registering it.
-    components(schemas(hark_proto::ErrorBody)),
+    components(schemas(hark_proto::ErrorBody, hark_proto::PhotoSize)),
     tags(
         (name = "accounts", description = "Registering, logging in, devices, profile, privacy, password and two-factor authentication"),
+        (name = "profile", description = "Your about line and photo, who sees them, and exporting your data"),
         (name = "contacts", description = "Your contacts and the users you blocked"),
         (name = "chats", description = "One-to-one chats and groups, history, sending, search"),
         (name = "media", description = "Uploaded files: in one request or resumable, downloads"),

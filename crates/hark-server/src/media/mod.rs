@@ -13,6 +13,7 @@
 //!   directory).
 //! - `presign`: URLs for clients that use a bucket directly.
 //! - `thumbnail`: an image's small copy, drawn when its upload is stored.
+//! - `photo`: profile photos, cut square from an uploaded image.
 //! - `duration`: how long audio and video play, from the container.
 //! - `sweep`: removes uploads no message carries and bytes without a row.
 //!
@@ -22,6 +23,7 @@
 mod appended;
 mod download;
 mod duration;
+pub(crate) mod photo;
 mod presign;
 pub(crate) mod resumable;
 mod sniff;

@@ -60,24 +60,7 @@ pub(super) async fn make(
 /// Decodes `file` (an image whose header was already checked) and draws its
 /// thumbnail. CPU-bound: run it on a blocking thread.
 pub(super) fn render(file: &[u8], max_alloc: u64) -> ApiResult<Rendered> {
-    let mut reader = ImageReader::new(Cursor::new(file))
-        .with_guessed_format()
-        .map_err(|_| ApiError::invalid("the image cannot be read"))?;
-    let mut limits = Limits::default();
-    limits.max_alloc = Some(max_alloc);
-    reader.limits(limits.clone());
-    let mut decoder = reader.into_decoder().map_err(refused)?;
-    // The decoded pixels and one working copy of them (turned, or
-    // converted for the encoder) must fit; `into_decoder` checks only what
-    // the decoder itself allocates beside them.
-    limits
-        .reserve(decoder.total_bytes().saturating_mul(2))
-        .map_err(refused)?;
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut image = DynamicImage::from_decoder(decoder).map_err(refused)?;
-    image.apply_orientation(orientation);
+    let image = decode(file, max_alloc)?;
     let (width, height) = (image.width(), image.height());
     let side = Thumbnail::MAX_SIDE;
     let small = if width <= side && height <= side {
@@ -109,6 +92,31 @@ pub(super) fn render(file: &[u8], max_alloc: u64) -> ApiResult<Rendered> {
         },
         bytes,
     })
+}
+
+/// Decodes `file` (an image whose header was already checked), turned
+/// upright by its EXIF orientation, allocating at most `max_alloc` bytes.
+/// CPU-bound: run it on a blocking thread.
+pub(super) fn decode(file: &[u8], max_alloc: u64) -> ApiResult<DynamicImage> {
+    let mut reader = ImageReader::new(Cursor::new(file))
+        .with_guessed_format()
+        .map_err(|_| ApiError::invalid("the image cannot be read"))?;
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(max_alloc);
+    reader.limits(limits.clone());
+    let mut decoder = reader.into_decoder().map_err(refused)?;
+    // The decoded pixels and one working copy of them (turned, or
+    // converted for the encoder) must fit; `into_decoder` checks only what
+    // the decoder itself allocates beside them.
+    limits
+        .reserve(decoder.total_bytes().saturating_mul(2))
+        .map_err(refused)?;
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(refused)?;
+    image.apply_orientation(orientation);
+    Ok(image)
 }
 
 /// A decode that failed: over the memory limit, or not an image after all.

@@ -190,6 +190,45 @@ async fn a_deleted_account_leaves_no_content_of_its_own() {
         })
         .await;
     ok(reaction);
+    // An about line only she has, a photo and an export: kept outside the
+    // database too.
+    let about = marker('z');
+    let (status, _) = app
+        .call(
+            reqwest::Method::PATCH,
+            "/me/profile",
+            &alice.token,
+            Some(serde_json::json!({ "about": format!("about {about}") })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let res = app
+        .http
+        .post(app.url("/media?kind=image"))
+        .bearer_auth(&alice.token)
+        .body(crate::media::png(40, 40))
+        .send()
+        .await
+        .unwrap();
+    let upload: serde_json::Value = res.json().await.unwrap();
+    let (status, _) = app
+        .call(
+            reqwest::Method::PUT,
+            "/me/photo",
+            &alice.token,
+            Some(serde_json::json!({ "media_id": upload["id"] })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = app
+        .post("/me/export", &alice.token, serde_json::json!({}))
+        .await;
+    assert_eq!(status, 202);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.get("/me/export", &alice.token).await.1["status"] != "ready" {
+        assert!(Instant::now() < deadline, "the export is not ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     for path in [format!("/contacts/{}", bob.user_id.0)] {
         assert_eq!(
             app.call(reqwest::Method::PUT, &path, &alice.token, None)
@@ -275,11 +314,24 @@ async fn a_deleted_account_leaves_no_content_of_its_own() {
     let again = named_user(&app, &username, "someone new").await;
     assert_ne!(again.user_id, alice.user_id);
 
+    // Her photo's images and her export's archive are gone too.
+    for prefix in ["photos", "exports"] {
+        let prefix = object_store::path::Path::from(prefix);
+        let left: Vec<_> =
+            futures_util::StreamExt::collect::<Vec<_>>(app.media.list(Some(&prefix))).await;
+        assert!(left.is_empty(), "{prefix}: {left:?}");
+    }
+    let (_, profile) = app
+        .get(&format!("/users/{}/profile", alice.user_id.0), &bob.token)
+        .await;
+    assert_eq!(profile["about"], serde_json::Value::Null);
+    assert_eq!(profile["photo"], serde_json::Value::Null);
     let gone = [
         said.as_str(),
         in_group.as_str(),
         also.as_str(),
         display_name.as_str(),
+        about.as_str(),
     ];
     let mut catching_up = app.ws(&bob).await;
     let everything = format!("{:?}", all_events(&mut catching_up).await).to_ascii_lowercase();

@@ -28,6 +28,7 @@ mod openapi;
 mod overload;
 mod pg_restore;
 mod presence;
+mod profile;
 mod push;
 mod push_endpoint;
 mod resumable;

@@ -65,6 +65,8 @@ pub(crate) const TABLES: &[Table] = &[
     table("recovery_codes", &["user_id", "code_hash"]),
     // Which provider identity signs in to which account.
     table("sso_identities", &["issuer", "subject"]),
+    // Data exports (their archives stay in the media store).
+    table("exports", &["id"]),
     table("chats", &["id"]),
     table("members", &["chat_id", "user_id"]),
     // Uploaded files' rows (their bytes stay in the media store).

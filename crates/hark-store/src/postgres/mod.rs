@@ -53,6 +53,7 @@ mod lines;
 mod media;
 mod messages;
 mod presence;
+mod profile;
 mod push;
 mod receipts;
 mod rows;
@@ -1225,4 +1226,80 @@ pub async fn drop_database(server_url: &str, name: &str) -> StoreResult<()> {
         ))
         .await?;
     Ok(())
+}
+
+#[async_trait]
+impl crate::ProfileStore for PostgresStore {
+    async fn my_profile(&self, user: UserId) -> StoreResult<hark_proto::MyProfile> {
+        self.read(|db| async move { profile::profile(&db, user).await })
+            .await
+    }
+
+    async fn update_profile(
+        &self,
+        user: UserId,
+        update: hark_proto::ProfileUpdate,
+    ) -> StoreResult<hark_proto::MyProfile> {
+        self.write(update, move |tx, update| {
+            Box::pin(async move { profile::update(tx, user, &update).await })
+        })
+        .await
+    }
+
+    async fn set_photo(&self, user: UserId, photo: Option<String>) -> StoreResult<Option<String>> {
+        self.write(photo, move |tx, photo| {
+            Box::pin(async move { profile::set_photo(tx, user, photo.as_deref()).await })
+        })
+        .await
+    }
+
+    async fn start_export(
+        &self,
+        user: UserId,
+        id: String,
+        job: crate::jobs::NewJob,
+    ) -> StoreResult<(hark_proto::DataExport, bool)> {
+        self.write((id, job), move |tx, (id, job)| {
+            Box::pin(async move { profile::start_export(tx, user, &id, &job).await })
+        })
+        .await
+    }
+
+    async fn latest_export(&self, user: UserId) -> StoreResult<Option<hark_proto::DataExport>> {
+        self.read(|db| async move { profile::latest_export(&db, user).await })
+            .await
+    }
+
+    async fn export(
+        &self,
+        user: UserId,
+        id: String,
+    ) -> StoreResult<Option<hark_proto::DataExport>> {
+        self.read(|db| async move { profile::one(&db, user, &id).await })
+            .await
+    }
+
+    async fn finish_export(
+        &self,
+        id: String,
+        finished: crate::profile::Finished,
+        then: Option<crate::jobs::NewJob>,
+    ) -> StoreResult<bool> {
+        self.write((id, then), move |tx, (id, then)| {
+            Box::pin(async move { profile::finish_export(tx, &id, finished, then.as_ref()).await })
+        })
+        .await
+    }
+
+    async fn remove_export(&self, id: String) -> StoreResult<()> {
+        self.write(id, move |tx, id| {
+            Box::pin(async move { profile::remove_export(tx, &id).await })
+        })
+        .await
+    }
+
+    async fn exports_of(&self, user: UserId) -> StoreResult<Vec<String>> {
+        self.read(|db| async move { profile::exports_of(&db, user).await })
+            .await
+    }
 }

@@ -17,6 +17,7 @@ mod lines;
 mod media;
 pub(crate) mod messages;
 mod presence;
+mod profile;
 mod push;
 mod receipts;
 mod rows;
@@ -1058,5 +1059,68 @@ impl MessageStore for SqliteStore {
         let query = query.to_owned();
         self.read(move |conn| search::search(conn, viewer, &query, chat, limit))
             .await
+    }
+}
+
+#[async_trait]
+impl crate::ProfileStore for SqliteStore {
+    async fn my_profile(&self, user: UserId) -> StoreResult<hark_proto::MyProfile> {
+        self.read(move |conn| profile::profile(conn, user)).await
+    }
+
+    async fn update_profile(
+        &self,
+        user: UserId,
+        update: hark_proto::ProfileUpdate,
+    ) -> StoreResult<hark_proto::MyProfile> {
+        self.write(move |ctx| profile::update(ctx, user, &update))
+            .await
+    }
+
+    async fn set_photo(&self, user: UserId, photo: Option<String>) -> StoreResult<Option<String>> {
+        self.write(move |ctx| profile::set_photo(ctx, user, photo.as_deref()))
+            .await
+    }
+
+    async fn start_export(
+        &self,
+        user: UserId,
+        id: String,
+        job: crate::jobs::NewJob,
+    ) -> StoreResult<(hark_proto::DataExport, bool)> {
+        self.write(move |ctx| profile::start_export(ctx, user, &id, &job))
+            .await
+    }
+
+    async fn latest_export(&self, user: UserId) -> StoreResult<Option<hark_proto::DataExport>> {
+        self.read(move |conn| profile::latest_export(conn, user))
+            .await
+    }
+
+    async fn export(
+        &self,
+        user: UserId,
+        id: String,
+    ) -> StoreResult<Option<hark_proto::DataExport>> {
+        self.read(move |conn| profile::one(conn, user, &id)).await
+    }
+
+    async fn finish_export(
+        &self,
+        id: String,
+        finished: crate::profile::Finished,
+        then: Option<crate::jobs::NewJob>,
+    ) -> StoreResult<bool> {
+        self.write(move |ctx| profile::finish_export(ctx, &id, finished, then.as_ref()))
+            .await
+    }
+
+    async fn remove_export(&self, id: String) -> StoreResult<()> {
+        self.write(move |ctx| profile::remove_export(ctx, &id))
+            .await
+    }
+
+    async fn exports_of(&self, user: UserId) -> StoreResult<Vec<String>> {
+        self.read(move |conn| profile::exports_of(conn, user)).await
     }
 }

@@ -474,6 +474,27 @@ CREATE TABLE sso_tickets (
     expires_at  INTEGER NOT NULL
 );
 "#,
+    r#"
+-- Profiles and data exports (docs/protocol.md "Profile" and "Exporting
+-- your data"): each user's about line, their photo's version (its images
+-- are `photos/<version>/small` and `/large` in the media store) and who
+-- sees each; and each export of a user's data, whose archive is
+-- `exports/<id>.zip` in the media store once ready.
+ALTER TABLE users ADD COLUMN about TEXT NOT NULL DEFAULT '';
+ALTER TABLE users ADD COLUMN about_privacy TEXT NOT NULL DEFAULT 'everyone';
+ALTER TABLE users ADD COLUMN photo TEXT;
+ALTER TABLE users ADD COLUMN photo_privacy TEXT NOT NULL DEFAULT 'everyone';
+CREATE TABLE exports (
+    id           TEXT PRIMARY KEY,
+    user_id      INTEGER NOT NULL REFERENCES users(id),
+    status       TEXT NOT NULL,
+    requested_at INTEGER NOT NULL,
+    finished_at  INTEGER,
+    size         INTEGER,
+    expires_at   INTEGER
+);
+CREATE INDEX exports_by_user ON exports(user_id, requested_at);
+"#,
 ];
 
 /// Opens the pragmas every connection needs.
