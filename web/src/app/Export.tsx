@@ -118,7 +118,8 @@ export function ExportCard(props: { store: AppStore }) {
     <section class="settings-card export-card" data-testid="export-card" data-status={state}>
       <h3>Export my data</h3>
       <p class="settings-note export-what">
-        A zip archive of what this server keeps about your account, to keep or to take elsewhere. Preparing it can take a few minutes; you can leave this page meanwhile.
+        A zip archive of what this server keeps about you: your profile and settings, devices, contacts and blocked list, your chats, the messages you sent and
+        their files. Preparing it can take a few minutes; you can leave this page meanwhile. It can be downloaded for seven days.
       </p>
       {state === 'loading' && <p class="settings-note">Loading…</p>}
       {state === 'none' && <div class="settings-row">{requestButton('Request export')}</div>}

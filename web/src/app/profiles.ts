@@ -16,8 +16,8 @@ import { HarkError, type HarkApi, type MyProfile, type PhotoSize, type Profile, 
 const FRESH_MS = 60_000;
 /** A profile or photo that could not be fetched (not a 404) is tried again after this long. */
 const RETRY_MS = 15_000;
-/** `refresh` asks again only when the last answer is older than this (two opens in a row ask once). */
-const REFRESH_MS = 2_000;
+/** `refresh` asks again only when the last answer is older than this (a chat and its info opened together ask once). */
+const REFRESH_MS = 500;
 /** Profile requests in flight at most (a long chat list asks for many at start). */
 const AT_ONCE = 4;
 /** Photos kept (the least recently shown go first). */
