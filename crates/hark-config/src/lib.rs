@@ -100,6 +100,20 @@ pub struct Config {
     /// Signing in through the organisation's OpenID provider (the `[sso]`
     /// table).
     pub sso: Sso,
+    /// What every account must do to sign in (the `[accounts]` table).
+    pub accounts: Accounts,
+}
+
+/// What every account must do to sign in (docs/protocol.md "Your account").
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Accounts {
+    /// Every account must use two-factor authentication: one that has not
+    /// turned it on may, once logged in, only enrol
+    /// (`two_factor_setup_required` for everything else). Accounts that
+    /// sign in through single sign-on count as having a second factor
+    /// (their provider's).
+    pub require_two_factor: bool,
 }
 
 /// Single sign-on through an OpenID Connect provider (docs/protocol.md
@@ -534,6 +548,7 @@ impl Default for Config {
             retention: Retention::default(),
             devices: Devices::default(),
             sso: Sso::default(),
+            accounts: Accounts::default(),
         }
     }
 }

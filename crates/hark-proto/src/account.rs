@@ -101,3 +101,12 @@ pub struct SsoRedeem {
     #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub device_name: String,
 }
+
+/// `GET` / `PUT /v1/me/device-approval`: whether a new login of the
+/// account must be approved from one of its devices first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DeviceApproval {
+    pub required: bool,
+}

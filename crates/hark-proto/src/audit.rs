@@ -18,6 +18,7 @@ pub const AUDIT_ACTIONS: &[&str] = &[
     "login_failed",
     "logout",
     "device_revoked",
+    "device_approved",
     "device_expired",
     "password_changed",
     "two_factor_enabled",

@@ -86,6 +86,12 @@ pub enum ErrorCode {
     /// The server signs people in only through its OpenID provider
     /// (single sign-on): no registering or password logins.
     SsoRequired,
+    /// This device's login waits for approval from another device of the
+    /// account: until then only `GET /v1/me` and logging out work.
+    DeviceNotApproved,
+    /// The server requires two-factor authentication and this account has
+    /// not turned it on: until it does, only enrolling works.
+    TwoFactorSetupRequired,
 }
 
 impl ErrorCode {
@@ -110,7 +116,9 @@ impl ErrorCode {
             | ErrorCode::OriginNotAllowed
             | ErrorCode::AccountDisabled
             | ErrorCode::Blocked
-            | ErrorCode::SsoRequired => 403,
+            | ErrorCode::SsoRequired
+            | ErrorCode::DeviceNotApproved
+            | ErrorCode::TwoFactorSetupRequired => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::UsernameTaken
@@ -162,6 +170,8 @@ impl ErrorCode {
             ErrorCode::InvalidTwoFactorCode => "invalid_two_factor_code",
             ErrorCode::Blocked => "blocked",
             ErrorCode::SsoRequired => "sso_required",
+            ErrorCode::DeviceNotApproved => "device_not_approved",
+            ErrorCode::TwoFactorSetupRequired => "two_factor_setup_required",
         }
     }
 }

@@ -96,6 +96,13 @@ pub enum Event {
     /// was logged out): query their keys again. Goes to the user and to
     /// everyone who shares a chat with them; `chat_id` is 0.
     DevicesChanged { user_id: UserId },
+    /// A new login of your account waits for one of your devices to
+    /// approve it (`POST /v1/devices/{id}/approve`) or log it out
+    /// (`DELETE /v1/devices/{id}`). Only to the account's own stream;
+    /// `chat_id` is 0.
+    DeviceApprovalRequested { device: crate::Device },
+    /// A waiting device was approved (by `by`, one of your devices).
+    DeviceApproved { device_id: DeviceId, by: DeviceId },
 }
 
 impl Event {
@@ -116,7 +123,9 @@ impl Event {
             | Event::DisappearingChanged { chat_id, .. }
             | Event::Reaction { chat_id, .. }
             | Event::ChatSettingsChanged { chat_id, .. } => *chat_id,
-            Event::DevicesChanged { .. } => ChatId(0),
+            Event::DevicesChanged { .. }
+            | Event::DeviceApprovalRequested { .. }
+            | Event::DeviceApproved { .. } => ChatId(0),
         }
     }
 }

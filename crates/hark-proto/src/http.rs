@@ -71,6 +71,10 @@ pub struct Device {
     /// Whether this is the device making the request.
     #[serde(default)]
     pub current: bool,
+    /// Its login waits for approval from another device of the account
+    /// (docs/protocol.md "Approving new devices").
+    #[serde(default)]
+    pub pending: bool,
 }
 
 /// `GET /v1/me`.
@@ -82,6 +86,10 @@ pub struct Me {
     /// Whether the user administers the server.
     #[serde(default)]
     pub role: Role,
+    /// The server requires two-factor authentication and this account has
+    /// not turned it on: enrol before anything else works.
+    #[serde(default)]
+    pub two_factor_setup_required: bool,
 }
 
 /// `PATCH /v1/me`.

@@ -20,8 +20,8 @@ mod push;
 mod ws;
 
 pub use account::{
-    ChangePasswordRequest, PasswordChanged, RecoveryCodes, SsoInfo, SsoRedeem, TwoFactorCode,
-    TwoFactorEnrolment, TwoFactorPassword, TwoFactorStatus,
+    ChangePasswordRequest, DeviceApproval, PasswordChanged, RecoveryCodes, SsoInfo, SsoRedeem,
+    TwoFactorCode, TwoFactorEnrolment, TwoFactorPassword, TwoFactorStatus,
 };
 pub use admin::{
     utc_date, AdminChat, AdminMember, AdminUser, AdminUserPage, DayCount, JobStats,

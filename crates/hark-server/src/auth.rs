@@ -181,7 +181,52 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
         .map(str::trim)
 }
 
-/// The authenticated device of a request.
+/// What a device with a working token may not do yet: one waiting for
+/// approval, or (when the server requires two-factor authentication) one
+/// of an account without a second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restriction {
+    Pending,
+    TwoFactorSetup,
+}
+
+/// The restriction the device is under, if any.
+pub fn restriction(state: &AppState, device: &AuthedDevice) -> Option<Restriction> {
+    if device.device.pending {
+        Some(Restriction::Pending)
+    } else if state.config.accounts.require_two_factor && !device.second_factor {
+        Some(Restriction::TwoFactorSetup)
+    } else {
+        None
+    }
+}
+
+impl Restriction {
+    pub fn refusal(self) -> ApiError {
+        match self {
+            Restriction::Pending => ApiError::new(
+                ErrorCode::DeviceNotApproved,
+                "this login waits for approval from another device of the account",
+            ),
+            Restriction::TwoFactorSetup => ApiError::new(
+                ErrorCode::TwoFactorSetupRequired,
+                "this server requires two-factor authentication: turn it on first (POST /v1/me/two-factor)",
+            ),
+        }
+    }
+}
+
+/// [`authenticate`], then refused if the device is under a restriction:
+/// what every route and the WebSocket need but those named below.
+pub async fn authorize(state: &AppState, token: &str) -> ApiResult<AuthedDevice> {
+    let device = authenticate(state, token).await?;
+    match restriction(state, &device) {
+        Some(r) => Err(r.refusal()),
+        None => Ok(device),
+    }
+}
+
+/// The authenticated device of a request, under no restriction.
 pub struct Authed(pub AuthedDevice);
 
 impl FromRequestParts<AppState> for Authed {
@@ -189,6 +234,36 @@ impl FromRequestParts<AppState> for Authed {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
         let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
-        authenticate(state, token).await.map(Authed)
+        authorize(state, token).await.map(Authed)
+    }
+}
+
+/// Any authenticated device, under a restriction or not: for `GET /v1/me`
+/// (which says which) and logging out.
+pub struct AnyDevice(pub AuthedDevice);
+
+impl FromRequestParts<AppState> for AnyDevice {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
+        authenticate(state, token).await.map(AnyDevice)
+    }
+}
+
+/// A device that may enrol in two-factor authentication: one that is
+/// approved (it may lack the second factor the server requires).
+pub struct Enrolling(pub AuthedDevice);
+
+impl FromRequestParts<AppState> for Enrolling {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
+        let device = authenticate(state, token).await?;
+        match restriction(state, &device) {
+            Some(Restriction::Pending) => Err(Restriction::Pending.refusal()),
+            _ => Ok(Enrolling(device)),
+        }
     }
 }

@@ -472,6 +472,7 @@ mod tests {
             role: hark_proto::Role::User,
             disabled: false,
             expired: false,
+            second_factor: false,
         };
 
         tokio::time::pause();

@@ -211,7 +211,7 @@ pub(crate) fn user<R: Columns>(r: &R, at: usize) -> Result<User, R::Error> {
 }
 
 /// The columns [`device`] reads, for the `devices` table.
-pub(crate) const DEVICE_COLUMNS: &str = "id, name, created_at, last_used_at";
+pub(crate) const DEVICE_COLUMNS: &str = "id, name, created_at, last_used_at, pending";
 
 /// `id, name, created_at, last_used_at` from column `at` on.
 pub(crate) fn device<R: Columns>(r: &R, at: usize, current: bool) -> Result<Device, R::Error> {
@@ -221,13 +221,16 @@ pub(crate) fn device<R: Columns>(r: &R, at: usize, current: bool) -> Result<Devi
         created_at: r.int(at + 2)?,
         last_used_at: r.int(at + 3)?,
         current,
+        pending: r.flag(at + 4)?,
     })
 }
 
 /// The columns [`authed_device`] reads, for `devices d JOIN users u`.
 pub(crate) const AUTHED_DEVICE_COLUMNS: &str =
-    "u.id, u.username, u.display_name, d.id, d.name, d.created_at, d.last_used_at,
-     u.last_seen_at, u.role, u.disabled_at, d.revoked_reason";
+    "u.id, u.username, u.display_name, d.id, d.name, d.created_at, d.last_used_at, d.pending,
+     u.last_seen_at, u.role, u.disabled_at, d.revoked_reason,
+     (u.totp_secret IS NOT NULL
+      OR EXISTS (SELECT 1 FROM sso_identities s WHERE s.user_id = u.id))";
 
 /// What `devices.revoked_reason` holds for a device logged out for
 /// idleness: its token is still found, to be answered `token_expired`.
@@ -256,10 +259,11 @@ pub(crate) fn authed_device<R: Columns>(r: &R) -> Result<crate::AuthedDevice, R:
     Ok(crate::AuthedDevice {
         user: user(r, 0)?,
         device: device(r, 3, true)?,
-        last_seen: r.opt_int(7)?,
-        role: crate::admin::role(&r.text(8)?),
-        disabled: r.opt_int(9)?.is_some(),
-        expired: r.opt_text(10)?.is_some_and(|why| why == IDLE),
+        last_seen: r.opt_int(8)?,
+        role: crate::admin::role(&r.text(9)?),
+        disabled: r.opt_int(10)?.is_some(),
+        expired: r.opt_text(11)?.is_some_and(|why| why == IDLE),
+        second_factor: r.flag(12)?,
     })
 }
 

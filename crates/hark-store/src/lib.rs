@@ -10,6 +10,7 @@
 
 pub mod admin;
 mod admission;
+mod approval;
 pub mod audit;
 mod columns;
 pub mod contacts;

@@ -57,6 +57,9 @@ pub struct AuthedDevice {
     /// The device was logged out for idleness: the token is refused as
     /// expired.
     pub expired: bool,
+    /// The user has a second factor: two-factor authentication on, or an
+    /// identity provider they sign in through.
+    pub second_factor: bool,
 }
 
 /// A message to commit. The sender comes from the authenticated device, never
@@ -133,6 +136,17 @@ pub trait AccountStore: Send + Sync {
     /// given out or revoked otherwise.
     async fn device_by_token(&self, token_hash: [u8; 32]) -> StoreResult<Option<AuthedDevice>>;
     async fn devices(&self, user_id: UserId) -> StoreResult<Vec<Device>>;
+    /// Approves a device of the user waiting for approval ([`crate::approval`]),
+    /// telling the user's stream; `NotFound` if it is not one.
+    async fn approve_device(
+        &self,
+        user_id: UserId,
+        device_id: DeviceId,
+        by: DeviceId,
+    ) -> StoreResult<()>;
+    /// Whether a new login of the user must be approved.
+    async fn device_approval(&self, user_id: UserId) -> StoreResult<bool>;
+    async fn set_device_approval(&self, user_id: UserId, required: bool) -> StoreResult<()>;
     /// Revokes one of the user's devices; `NotFound` if it is not theirs or already revoked.
     async fn revoke_device(&self, user_id: UserId, device_id: DeviceId) -> StoreResult<()>;
     /// Records that these devices used their tokens now (revoked ones are

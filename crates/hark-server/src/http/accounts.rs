@@ -2,7 +2,7 @@
 
 use super::extract::{Body, Params, Peer, Query};
 use crate::audit::Event;
-use crate::auth::{self, Authed};
+use crate::auth::{self, AnyDevice, Authed};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::two_factor::{self, Accepted};
@@ -12,8 +12,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use hark_bus::{Outbound, Topic, TopicMessage};
 use hark_proto::{
-    Device, DeviceId, ErrorCode, LoginRequest, LoginResponse, Me, PrivacySettings, Register,
-    UpdateProfileRequest, User, UserId,
+    Device, DeviceApproval, DeviceId, ErrorCode, LoginRequest, LoginResponse, Me, PrivacySettings,
+    Register, UpdateProfileRequest, User, UserId,
 };
 use serde::Deserialize;
 
@@ -172,7 +172,7 @@ pub(super) async fn login(
 )]
 pub(super) async fn logout(
     State(state): State<AppState>,
-    Authed(me): Authed,
+    AnyDevice(me): AnyDevice,
     Peer(peer): Peer,
 ) -> ApiResult<StatusCode> {
     let done = revoke(&state, me.user.id, me.device.id).await?;
@@ -196,11 +196,13 @@ pub(super) async fn logout(
     ),
     security(("bearer" = [])),
 )]
-pub(super) async fn me(Authed(me): Authed) -> Json<Me> {
+pub(super) async fn me(State(state): State<AppState>, AnyDevice(me): AnyDevice) -> Json<Me> {
+    let setup = auth::restriction(&state, &me) == Some(auth::Restriction::TwoFactorSetup);
     Json(Me {
         user: me.user,
         device: me.device,
         role: me.role,
+        two_factor_setup_required: setup,
     })
 }
 
@@ -273,6 +275,90 @@ pub(super) async fn revoke_device(
         .record(&state)
         .await;
     Ok(done)
+}
+
+#[utoipa::path(
+    post,
+    path = "/devices/{device_id}/approve",
+    tag = "accounts",
+    summary = "Approve a new login of your account",
+    params(("device_id" = i64, Path, description = "the device waiting for approval")),
+    responses(
+        (status = 204, description = "approved: its token works from now on"),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn approve_device(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    Peer(peer): Peer,
+    Params(device_id): Params<i64>,
+) -> ApiResult<StatusCode> {
+    match state
+        .store
+        .approve_device(me.user.id, DeviceId(device_id), me.device.id)
+        .await
+    {
+        Ok(()) => {}
+        Err(hark_store::StoreError::NotFound) => {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                "no device of yours waits for approval with that id",
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Event::by(&me, "device_approved")
+        .user(me.user.id)
+        .device(DeviceId(device_id))
+        .from(peer)
+        .record(&state)
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    get,
+    path = "/me/device-approval",
+    tag = "accounts",
+    summary = "Whether new logins need approval",
+    responses(
+        (status = 200, description = "the setting", body = hark_proto::DeviceApproval),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn device_approval(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+) -> ApiResult<Json<DeviceApproval>> {
+    let required = state.store.device_approval(me.user.id).await?;
+    Ok(Json(DeviceApproval { required }))
+}
+
+#[utoipa::path(
+    put,
+    path = "/me/device-approval",
+    tag = "accounts",
+    summary = "Require (or stop requiring) approval of new logins",
+    request_body = hark_proto::DeviceApproval,
+    responses(
+        (status = 200, description = "the setting", body = hark_proto::DeviceApproval),
+        super::openapi::Refusals,
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn set_device_approval(
+    State(state): State<AppState>,
+    Authed(me): Authed,
+    Body(body): Body<DeviceApproval>,
+) -> ApiResult<Json<DeviceApproval>> {
+    state
+        .store
+        .set_device_approval(me.user.id, body.required)
+        .await?;
+    Ok(Json(body))
 }
 
 /// With `sso.only`, registering and password logins are refused.

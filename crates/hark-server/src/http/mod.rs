@@ -63,6 +63,11 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(push::unsubscribe))
         .routes(routes!(accounts::devices))
         .routes(routes!(accounts::revoke_device))
+        .routes(routes!(accounts::approve_device))
+        .routes(routes!(
+            accounts::device_approval,
+            accounts::set_device_approval
+        ))
         .routes(routes!(accounts::search_users))
         .routes(routes!(accounts::user))
         .routes(routes!(chats::chats))

@@ -4,7 +4,7 @@
 use super::accounts::{log_out_devices, login_budget};
 use super::extract::{Body, Peer};
 use crate::audit::Event;
-use crate::auth::Authed;
+use crate::auth::{Authed, Enrolling};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::two_factor;
@@ -99,7 +99,7 @@ pub(super) async fn change_password(
 )]
 pub(super) async fn status(
     State(state): State<AppState>,
-    Authed(me): Authed,
+    Enrolling(me): Enrolling,
 ) -> ApiResult<Json<TwoFactorStatus>> {
     let now = state.store.two_factor(me.user.id).await?;
     Ok(Json(TwoFactorStatus {
@@ -126,7 +126,7 @@ pub(super) async fn status(
 )]
 pub(super) async fn start(
     State(state): State<AppState>,
-    Authed(me): Authed,
+    Enrolling(me): Enrolling,
     Peer(peer): Peer,
     Body(body): Body<TwoFactorPassword>,
 ) -> ApiResult<Json<TwoFactorEnrolment>> {
@@ -164,7 +164,7 @@ pub(super) async fn start(
 )]
 pub(super) async fn confirm(
     State(state): State<AppState>,
-    Authed(me): Authed,
+    Enrolling(me): Enrolling,
     Peer(peer): Peer,
     Body(body): Body<TwoFactorCode>,
 ) -> ApiResult<Json<RecoveryCodes>> {

@@ -226,7 +226,7 @@ async fn authenticate(
             return None;
         }
     };
-    match crate::auth::authenticate(state, &token).await {
+    match crate::auth::authorize(state, &token).await {
         Ok(who) => Some((who, Some(id))),
         Err(e) => {
             close(sink, Some(id), e.code, e.message, POLICY).await;

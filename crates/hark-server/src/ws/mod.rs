@@ -41,7 +41,7 @@ pub(crate) async fn upgrade(
     })?;
     // A bearer header authenticates now; without one the first frame must.
     let authed = match auth::bearer(&parts) {
-        Some(token) => Some(Arc::new(auth::authenticate(&state, token).await?)),
+        Some(token) => Some(Arc::new(auth::authorize(&state, token).await?)),
         None => None,
     };
     let ws = <WebSocketUpgrade as axum::extract::FromRequestParts<AppState>>::from_request_parts(

@@ -15,6 +15,7 @@ mod blocking;
 mod catchup;
 mod cluster;
 mod configuration;
+mod device_approval;
 mod disappearing;
 mod e2e;
 mod erasure;

@@ -2,13 +2,14 @@
 
 use super::rows::all;
 use super::tx::{Db, Tx};
+use crate::approval;
 use crate::columns::{
     self, like_prefix, visibility_str, AUTHED_DEVICE_COLUMNS, CREDENTIALS_COLUMNS, DEVICE_COLUMNS,
     IDLE, NEW_USER_ROLE,
 };
 use crate::rules;
 use crate::{AuthedDevice, Credentials, PresenceRecord, Refused, StoreError, StoreResult};
-use hark_proto::{Device, DeviceId, PrivacySettings, User, UserId};
+use hark_proto::{ChatId, Device, DeviceId, PrivacySettings, User, UserId};
 use std::collections::{HashMap, HashSet};
 
 pub(crate) async fn create_user(
@@ -62,21 +63,75 @@ pub(crate) async fn create_device(
     name: &str,
     token_hash: [u8; 32],
 ) -> StoreResult<Device> {
+    // The user's row locked: two logins at once each see the other's
+    // device, or neither is approved yet.
+    let pending: bool = tx
+        .opt(
+            &format!("{} FOR UPDATE OF u", approval::STARTS_PENDING),
+            &[&user_id.0],
+        )
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .try_get(0)?;
+    let now = tx.now_ms;
     let id: i64 = tx
         .one(
-            "INSERT INTO devices (user_id, name, token_hash, created_at, last_used_at)
-             VALUES ($1, $2, $3, $4, $4) RETURNING id",
-            &[&user_id.0, &name, &&token_hash[..], &tx.now_ms],
+            "INSERT INTO devices (user_id, name, token_hash, created_at, last_used_at, pending)
+             VALUES ($1, $2, $3, $4, $4, $5) RETURNING id",
+            &[&user_id.0, &name, &&token_hash[..], &now, &pending],
         )
         .await?
         .try_get(0)?;
-    Ok(Device {
+    let device = Device {
         id: DeviceId(id),
         name: name.to_owned(),
-        created_at: tx.now_ms,
-        last_used_at: tx.now_ms,
+        created_at: now,
+        last_used_at: now,
         current: true,
-    })
+        pending,
+    };
+    if pending {
+        tx.push_event(&[user_id], ChatId(0), None, &approval::requested(&device))?;
+    }
+    Ok(device)
+}
+
+pub(crate) async fn approve_device(
+    tx: &mut Tx,
+    user_id: UserId,
+    device_id: DeviceId,
+    by: DeviceId,
+) -> StoreResult<()> {
+    if tx
+        .exec(approval::APPROVE, &[&device_id.0, &user_id.0])
+        .await?
+        == 0
+    {
+        return Err(StoreError::NotFound);
+    }
+    tx.push_event(
+        &[user_id],
+        ChatId(0),
+        None,
+        &approval::approved(device_id, by),
+    )
+}
+
+pub(crate) async fn device_approval(db: &Db, user_id: UserId) -> StoreResult<bool> {
+    Ok(db
+        .opt(approval::SETTING, &[&user_id.0])
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .try_get(0)?)
+}
+
+pub(crate) async fn set_device_approval(
+    tx: &mut Tx,
+    user_id: UserId,
+    required: bool,
+) -> StoreResult<()> {
+    tx.exec(approval::SET, &[&required, &user_id.0]).await?;
+    Ok(())
 }
 
 pub(crate) async fn device_by_token(

@@ -801,6 +801,30 @@ impl AccountStore for PostgresStore {
             .await
     }
 
+    async fn approve_device(
+        &self,
+        user_id: UserId,
+        device_id: DeviceId,
+        by: DeviceId,
+    ) -> StoreResult<()> {
+        self.write((), move |tx, ()| {
+            Box::pin(async move { accounts::approve_device(tx, user_id, device_id, by).await })
+        })
+        .await
+    }
+
+    async fn device_approval(&self, user_id: UserId) -> StoreResult<bool> {
+        self.read(|db| async move { accounts::device_approval(&db, user_id).await })
+            .await
+    }
+
+    async fn set_device_approval(&self, user_id: UserId, required: bool) -> StoreResult<()> {
+        self.write((), move |tx, ()| {
+            Box::pin(async move { accounts::set_device_approval(tx, user_id, required).await })
+        })
+        .await
+    }
+
     async fn revoke_device(&self, user_id: UserId, device_id: DeviceId) -> StoreResult<()> {
         self.write((), move |tx, ()| {
             Box::pin(async move {

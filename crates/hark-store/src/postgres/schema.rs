@@ -452,6 +452,13 @@ CREATE TABLE exports (
     expires_at   BIGINT
 );
 CREATE INDEX exports_by_user ON exports(user_id, requested_at);
+-- Approving new devices (docs/protocol.md "Approving new devices"):
+-- whether a user's new logins wait for approval from one of their
+-- devices, and which devices wait. Whether a user has a second factor
+-- is read with every token check (two-factor on, or a provider identity).
+ALTER TABLE users ADD COLUMN device_approval BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE devices ADD COLUMN pending BOOLEAN NOT NULL DEFAULT FALSE;
+CREATE INDEX sso_identities_by_user ON sso_identities(user_id);
 "#,
 ];
 

@@ -1,13 +1,14 @@
 //! Users and devices in SQLite.
 
 use super::writer::WriteCtx;
+use crate::approval;
 use crate::columns::{
     self, like_prefix, visibility_str, AUTHED_DEVICE_COLUMNS, CREDENTIALS_COLUMNS, DEVICE_COLUMNS,
     IDLE, NEW_USER_ROLE,
 };
 use crate::rules;
 use crate::{AuthedDevice, Credentials, PresenceRecord, Refused, StoreError, StoreResult};
-use hark_proto::{Device, DeviceId, PrivacySettings, User, UserId};
+use hark_proto::{ChatId, Device, DeviceId, PrivacySettings, User, UserId};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::collections::HashSet;
 
@@ -61,18 +62,67 @@ pub(crate) fn create_device(
     name: &str,
     token_hash: [u8; 32],
 ) -> StoreResult<Device> {
+    let pending: bool = ctx
+        .conn
+        .prepare_cached(approval::STARTS_PENDING)?
+        .query_row([user_id.0], |r| r.get(0))
+        .optional()?
+        .ok_or(StoreError::NotFound)?;
     ctx.conn.execute(
-        "INSERT INTO devices (user_id, name, token_hash, created_at, last_used_at)
-         VALUES (?1, ?2, ?3, ?4, ?4)",
-        params![user_id.0, name, &token_hash[..], ctx.now_ms],
+        "INSERT INTO devices (user_id, name, token_hash, created_at, last_used_at, pending)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+        params![user_id.0, name, &token_hash[..], ctx.now_ms, pending],
     )?;
-    Ok(Device {
+    let device = Device {
         id: DeviceId(ctx.conn.last_insert_rowid()),
         name: name.to_owned(),
         created_at: ctx.now_ms,
         last_used_at: ctx.now_ms,
         current: true,
-    })
+        pending,
+    };
+    if pending {
+        ctx.push_event(&[user_id], ChatId(0), None, &approval::requested(&device))?;
+    }
+    Ok(device)
+}
+
+pub(crate) fn approve_device(
+    ctx: &mut WriteCtx<'_>,
+    user_id: UserId,
+    device_id: DeviceId,
+    by: DeviceId,
+) -> StoreResult<()> {
+    if ctx
+        .conn
+        .execute(approval::APPROVE, params![device_id.0, user_id.0])?
+        == 0
+    {
+        return Err(StoreError::NotFound);
+    }
+    ctx.push_event(
+        &[user_id],
+        ChatId(0),
+        None,
+        &approval::approved(device_id, by),
+    )
+}
+
+pub(crate) fn device_approval(conn: &Connection, user_id: UserId) -> StoreResult<bool> {
+    conn.prepare_cached(approval::SETTING)?
+        .query_row([user_id.0], |r| r.get(0))
+        .optional()?
+        .ok_or(StoreError::NotFound)
+}
+
+pub(crate) fn set_device_approval(
+    ctx: &mut WriteCtx<'_>,
+    user_id: UserId,
+    required: bool,
+) -> StoreResult<()> {
+    ctx.conn
+        .execute(approval::SET, params![required, user_id.0])?;
+    Ok(())
 }
 
 pub(crate) fn device_by_token(

@@ -751,6 +751,26 @@ impl AccountStore for SqliteStore {
             .await
     }
 
+    async fn approve_device(
+        &self,
+        user_id: UserId,
+        device_id: DeviceId,
+        by: DeviceId,
+    ) -> StoreResult<()> {
+        self.write(move |ctx| accounts::approve_device(ctx, user_id, device_id, by))
+            .await
+    }
+
+    async fn device_approval(&self, user_id: UserId) -> StoreResult<bool> {
+        self.read(move |conn| accounts::device_approval(conn, user_id))
+            .await
+    }
+
+    async fn set_device_approval(&self, user_id: UserId, required: bool) -> StoreResult<()> {
+        self.write(move |ctx| accounts::set_device_approval(ctx, user_id, required))
+            .await
+    }
+
     async fn revoke_device(&self, user_id: UserId, device_id: DeviceId) -> StoreResult<()> {
         self.write(move |ctx| {
             accounts::revoke_device(ctx, user_id, device_id)?;

@@ -494,6 +494,13 @@ CREATE TABLE exports (
     expires_at   INTEGER
 );
 CREATE INDEX exports_by_user ON exports(user_id, requested_at);
+-- Approving new devices (docs/protocol.md "Approving new devices"):
+-- whether a user's new logins wait for approval from one of their
+-- devices, and which devices wait. Whether a user has a second factor
+-- is read with every token check (two-factor on, or a provider identity).
+ALTER TABLE users ADD COLUMN device_approval INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX sso_identities_by_user ON sso_identities(user_id);
 "#,
 ];
 

@@ -326,10 +326,17 @@ impl Window {
                     None => println!("* {who} removed their reaction to [seq {seq}]"),
                 }
             }
+            Event::DeviceApprovalRequested { device } => {
+                println!(
+                    "* a new login of your account, \"{}\" (device {}), waits for approval: `hark approve {}`, or `hark revoke {}` if it is not you",
+                    device.name, device.id.0, device.id.0, device.id.0
+                );
+            }
             Event::ChatCreated { .. }
             | Event::MessageHidden { .. }
             | Event::ChatSettingsChanged { .. }
-            | Event::DevicesChanged { .. } => {}
+            | Event::DevicesChanged { .. }
+            | Event::DeviceApproved { .. } => {}
         }
     }
 
