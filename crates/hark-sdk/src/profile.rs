@@ -4,9 +4,10 @@
 //!
 //! Refusals come back as [`crate::Error::Server`] with the server's code:
 //! `invalid_field` for an about line that is too long (over 140
-//! characters) or not one line, or a photo that is not an image;
-//! `not_found` for a photo upload that is not the caller's, and for a
-//! photo someone has not set or does not show the caller.
+//! characters) or not one line, or a photo that is not an image
+//! (`too_large` for one too large to decode); `not_found` for a photo
+//! upload that is not the caller's, and for a photo someone has not set
+//! or does not show the caller (the two look the same).
 
 use crate::api::Api;
 use crate::Result;

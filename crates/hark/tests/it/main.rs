@@ -16,6 +16,7 @@ mod disk_full;
 mod faults;
 mod flood;
 mod migrate;
+mod profile;
 mod push_receiver;
 mod raw_load;
 mod slow_disk;
