@@ -5,7 +5,7 @@
 // account for good.
 
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { HarkError, type TwoFactorEnrolment, type TwoFactorStatus } from '../hark-client';
+import { HarkError, type HarkApi, type TwoFactorEnrolment as TwoFactorEnrolmentBody, type TwoFactorStatus } from '../hark-client';
 import type { AppStore } from './store';
 import { errorText, plural } from './ui';
 
@@ -148,16 +148,12 @@ export function PasswordCard(props: { store: AppStore; onChanged: () => void }) 
 
 type Step =
   | { kind: 'status' }
-  /** Turning on: the password first. */
-  | { kind: 'password' }
-  /** The secret to put in the app, and the field for its first code. */
-  | { kind: 'scan'; enrolment: TwoFactorEnrolment }
-  /** It is on: the recovery codes, shown this once. */
-  | { kind: 'codes'; codes: string[] }
+  /** Turning on: `TwoFactorEnrolment`. */
+  | { kind: 'enrol' }
   /** Turning off: the password and a code. */
   | { kind: 'disable' };
 
-/** "Two-step verification": whether it is on, and turning it on (password, QR code, first code, recovery codes) or off. */
+/** "Two-step verification": whether it is on, and turning it on (`TwoFactorEnrolment`) or off. */
 export function TwoFactorCard(props: { store: AppStore }) {
   const { store } = props;
   const [status, setStatus] = useState<TwoFactorStatus | null>(null);
@@ -166,7 +162,6 @@ export function TwoFactorCard(props: { store: AppStore }) {
   const [code, setCode] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
-  const [copied, setCopied] = useState(false);
   const codeInput = useRef<HTMLInputElement>(null);
 
   const load = () =>
@@ -183,62 +178,24 @@ export function TwoFactorCard(props: { store: AppStore }) {
     setError(null);
     setPassword('');
     setCode('');
-    setCopied(false);
   };
 
-  async function run(e: Event, f: () => Promise<void>, codeHint?: string) {
+  async function disable(e: Event) {
     e.preventDefault();
     setBusy(true);
     setError(null);
     try {
-      await f();
+      await store.api.disableTwoFactor(password, code.trim());
+      go({ kind: 'status' });
+      await load();
     } catch (err) {
       if (store.refused(err)) return;
-      setError(refusal(err, { code: codeHint }));
+      setError(refusal(err, { code: 'Enter the code your authenticator app shows now, or an unused recovery code.' }));
       if (err instanceof HarkError && err.code === 'invalid_two_factor_code') codeInput.current?.select();
     } finally {
       setBusy(false);
     }
   }
-
-  const start = (e: Event) =>
-    run(e, async () => {
-      try {
-        const enrolment = await store.api.startTwoFactor(password);
-        go({ kind: 'scan', enrolment });
-      } catch (err) {
-        // On already (turned on from another device meanwhile): show it so.
-        if (err instanceof HarkError && err.code === 'invalid_field') {
-          await load();
-          go({ kind: 'status' });
-        }
-        throw err;
-      }
-    });
-  const confirm = (e: Event) =>
-    run(e, async () => {
-      try {
-        const { recovery_codes } = await store.api.confirmTwoFactor(code.trim());
-        go({ kind: 'codes', codes: recovery_codes });
-        void load();
-      } catch (err) {
-        if (err instanceof HarkError && err.code === 'not_found') {
-          go({ kind: 'status' });
-          throw new HarkError(404, 'not_found', 'The setup was not finished in time. Turn it on again.');
-        }
-        throw err;
-      }
-    });
-  const disable = (e: Event) =>
-    run(
-      e,
-      async () => {
-        await store.api.disableTwoFactor(password, code.trim());
-        go({ kind: 'status' });
-        await load();
-      },
-      'Enter the code your authenticator app shows now, or an unused recovery code.',
-    );
 
   const on = !!status?.enabled;
   // Each step's form has a key: Preact would otherwise reuse one step's
@@ -258,7 +215,7 @@ export function TwoFactorCard(props: { store: AppStore }) {
                   : 'Off'}
             </span>
             {status !== null && (
-              <button class="secondary small" data-testid={on ? 'two-factor-off' : 'two-factor-on'} onClick={() => go({ kind: on ? 'disable' : 'password' })}>
+              <button class="secondary small" data-testid={on ? 'two-factor-off' : 'two-factor-on'} onClick={() => go({ kind: on ? 'disable' : 'enrol' })}>
                 {on ? 'Turn off' : 'Turn on'}
               </button>
             )}
@@ -271,107 +228,19 @@ export function TwoFactorCard(props: { store: AppStore }) {
           </p>
         </>
       )}
-      {step.kind === 'password' && (
-        <form class="settings-form" onSubmit={start} key="two-factor-password-form" data-testid="two-factor-password-form">
-          <p class="settings-form-note">Enter your password to set up two-step verification.</p>
-          <label class="settings-field">
-            <span>Password</span>
-            <input
-              type="password"
-              autocomplete="current-password"
-              required
-              value={password}
-              data-testid="two-factor-password"
-              onInput={(e) => setPassword(e.currentTarget.value)}
-              autoFocus
-            />
-          </label>
-          <FormError error={error} />
-          <div class="settings-actions">
-            <button class="primary" type="submit" disabled={busy} data-testid="two-factor-continue">
-              {busy ? 'Please wait…' : 'Continue'}
-            </button>
-            <button class="secondary" type="button" onClick={() => go({ kind: 'status' })}>
-              Cancel
-            </button>
-          </div>
-        </form>
-      )}
-      {step.kind === 'scan' && (
-        <form class="settings-form" onSubmit={confirm} key="two-factor-scan" data-testid="two-factor-scan">
-          <p class="settings-form-note">
-            1. Scan this QR code with an authenticator app (Google Authenticator, Microsoft Authenticator, 1Password, Aegis…), or type the key into it.
-          </p>
-          <img class="two-factor-qr" src={`data:image/png;base64,${step.enrolment.qr_png}`} alt="QR code for your authenticator app" width={180} height={180} data-testid="two-factor-qr" />
-          <div class="two-factor-secret">
-            <span class="muted">Key</span>
-            <code data-testid="two-factor-secret" aria-label="Key for your authenticator app">
-              {groups(step.enrolment.secret)}
-            </code>
-          </div>
-          <label class="settings-field">
-            <span>2. Enter the 6-digit code the app shows</span>
-            <input
-              ref={codeInput}
-              name="code"
-              inputMode="numeric"
-              autocomplete="one-time-code"
-              pattern="\s*[0-9]{3}\s*[0-9]{3}\s*"
-              maxLength={9}
-              required
-              value={code}
-              data-testid="two-factor-code"
-              onInput={(e) => setCode(e.currentTarget.value)}
-              autoFocus
-            />
-          </label>
-          <FormError error={error} />
-          <div class="settings-actions">
-            <button class="primary" type="submit" disabled={busy} data-testid="two-factor-confirm">
-              {busy ? 'Checking…' : 'Turn on'}
-            </button>
-            <button class="secondary" type="button" onClick={() => go({ kind: 'status' })}>
-              Cancel
-            </button>
-          </div>
-        </form>
-      )}
-      {step.kind === 'codes' && (
-        <div class="settings-form" key="two-factor-codes" data-testid="two-factor-codes">
-          <p class="settings-success" role="status">
-            Two-step verification is on.
-          </p>
-          <p class="two-factor-save" data-testid="two-factor-save-note">
-            <strong>Save these recovery codes now,</strong> somewhere safe (a password manager, or on paper). If you lose your phone, each code logs you in once in place of
-            the app's code. They are not shown again.
-          </p>
-          <ol class="recovery-codes" aria-label="Recovery codes">
-            {step.codes.map((c) => (
-              <li key={c}>
-                <code data-testid="recovery-code">{c}</code>
-              </li>
-            ))}
-          </ol>
-          <div class="settings-actions">
-            <button class="primary" data-testid="two-factor-done" onClick={() => go({ kind: 'status' })}>
-              I saved them
-            </button>
-            {typeof navigator !== 'undefined' && navigator.clipboard && (
-              <button
-                class="secondary"
-                data-testid="two-factor-copy"
-                onClick={() =>
-                  void navigator.clipboard
-                    .writeText(step.codes.join('\n'))
-                    .then(() => setCopied(true))
-                    .catch(() => setCopied(false))
-                }
-              >
-                {copied ? 'Copied' : 'Copy codes'}
-              </button>
-            )}
-          </div>
-        </div>
+      {step.kind === 'enrol' && (
+        <TwoFactorEnrolment
+          api={store.api}
+          refused={(e) => store.refused(e)}
+          onEnabled={() => void load()}
+          onDone={() => go({ kind: 'status' })}
+          onCancel={() => go({ kind: 'status' })}
+          onAlreadyOn={(message) => {
+            void load();
+            go({ kind: 'status' });
+            setError(message);
+          }}
+        />
       )}
       {step.kind === 'disable' && (
         <form class="settings-form" onSubmit={disable} key="two-factor-disable-form" data-testid="two-factor-disable-form">
@@ -416,6 +285,202 @@ export function TwoFactorCard(props: { store: AppStore }) {
       )}
       {step.kind === 'status' && <FormError error={error} />}
     </section>
+  );
+}
+
+type EnrolStep =
+  /** The password first. */
+  | { kind: 'password' }
+  /** The secret to put in the app, and the field for its first code. */
+  | { kind: 'scan'; enrolment: TwoFactorEnrolmentBody }
+  /** It is on: the recovery codes, shown this once. */
+  | { kind: 'codes'; codes: string[] };
+
+/**
+ * Turning two-step verification on: the password, then the QR code and key
+ * for an authenticator app and its first code, then the ten recovery codes
+ * (shown this once) until "I saved them". Settings shows it in its card; a
+ * server that requires two-factor authentication shows it before the app
+ * (`ForcedTwoFactor`). Needs only the API, not a running app.
+ *
+ * `refused(e)`: whether the app took a refusal as the end of the session
+ * (then nothing is said here); `onEnabled` once the server turned it on;
+ * `onDone` after the recovery codes; `onCancel` (offered when given) leaves
+ * without turning it on; `onAlreadyOn(message)` when it was on already
+ * (turned on from another device meanwhile).
+ */
+export function TwoFactorEnrolment(props: {
+  api: HarkApi;
+  refused: (e: unknown) => boolean;
+  onEnabled?: () => void;
+  onDone: () => void;
+  onCancel?: () => void;
+  onAlreadyOn: (message: string) => void;
+}) {
+  const { api } = props;
+  const [step, setStep] = useState<EnrolStep>({ kind: 'password' });
+  const [password, setPassword] = useState('');
+  const [code, setCode] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [copied, setCopied] = useState(false);
+  const codeInput = useRef<HTMLInputElement>(null);
+
+  const go = (s: EnrolStep) => {
+    setStep(s);
+    setError(null);
+    setPassword('');
+    setCode('');
+    setCopied(false);
+  };
+
+  async function run(e: Event, f: () => Promise<void>) {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await f();
+    } catch (err) {
+      if (props.refused(err)) return;
+      // On already (turned on from another device meanwhile): said where it shows so.
+      if (err instanceof HarkError && err.code === 'invalid_field' && step.kind === 'password') {
+        props.onAlreadyOn(refusal(err));
+        return;
+      }
+      setError(refusal(err));
+      if (err instanceof HarkError && err.code === 'invalid_two_factor_code') codeInput.current?.select();
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  const start = (e: Event) =>
+    run(e, async () => {
+      const enrolment = await api.startTwoFactor(password);
+      go({ kind: 'scan', enrolment });
+    });
+  const confirm = (e: Event) =>
+    run(e, async () => {
+      try {
+        const { recovery_codes } = await api.confirmTwoFactor(code.trim());
+        go({ kind: 'codes', codes: recovery_codes });
+        props.onEnabled?.();
+      } catch (err) {
+        if (err instanceof HarkError && err.code === 'not_found') {
+          go({ kind: 'password' });
+          throw new HarkError(404, 'not_found', 'The setup was not finished in time. Enter your password to start again.');
+        }
+        throw err;
+      }
+    });
+
+  const cancel = props.onCancel && (
+    <button class="secondary" type="button" data-testid="two-factor-cancel" onClick={props.onCancel}>
+      Cancel
+    </button>
+  );
+  // Each step's form has a key (see TwoFactorCard).
+  return (
+    <>
+      {step.kind === 'password' && (
+        <form class="settings-form" onSubmit={start} key="two-factor-password-form" data-testid="two-factor-password-form">
+          <p class="settings-form-note">Enter your password to set up two-step verification.</p>
+          <label class="settings-field">
+            <span>Password</span>
+            <input
+              type="password"
+              autocomplete="current-password"
+              required
+              value={password}
+              data-testid="two-factor-password"
+              onInput={(e) => setPassword(e.currentTarget.value)}
+              autoFocus
+            />
+          </label>
+          <FormError error={error} />
+          <div class="settings-actions">
+            <button class="primary" type="submit" disabled={busy} data-testid="two-factor-continue">
+              {busy ? 'Please wait…' : 'Continue'}
+            </button>
+            {cancel}
+          </div>
+        </form>
+      )}
+      {step.kind === 'scan' && (
+        <form class="settings-form" onSubmit={confirm} key="two-factor-scan" data-testid="two-factor-scan">
+          <p class="settings-form-note">
+            1. Scan this QR code with an authenticator app (Google Authenticator, Microsoft Authenticator, 1Password, Aegis…), or type the key into it.
+          </p>
+          <img class="two-factor-qr" src={`data:image/png;base64,${step.enrolment.qr_png}`} alt="QR code for your authenticator app" width={180} height={180} data-testid="two-factor-qr" />
+          <div class="two-factor-secret">
+            <span class="muted">Key</span>
+            <code data-testid="two-factor-secret" aria-label="Key for your authenticator app">
+              {groups(step.enrolment.secret)}
+            </code>
+          </div>
+          <label class="settings-field">
+            <span>2. Enter the 6-digit code the app shows</span>
+            <input
+              ref={codeInput}
+              name="code"
+              inputMode="numeric"
+              autocomplete="one-time-code"
+              pattern="\s*[0-9]{3}\s*[0-9]{3}\s*"
+              maxLength={9}
+              required
+              value={code}
+              data-testid="two-factor-code"
+              onInput={(e) => setCode(e.currentTarget.value)}
+              autoFocus
+            />
+          </label>
+          <FormError error={error} />
+          <div class="settings-actions">
+            <button class="primary" type="submit" disabled={busy} data-testid="two-factor-confirm">
+              {busy ? 'Checking…' : 'Turn on'}
+            </button>
+            {cancel}
+          </div>
+        </form>
+      )}
+      {step.kind === 'codes' && (
+        <div class="settings-form" key="two-factor-codes" data-testid="two-factor-codes">
+          <p class="settings-success" role="status">
+            Two-step verification is on.
+          </p>
+          <p class="two-factor-save" data-testid="two-factor-save-note">
+            <strong>Save these recovery codes now,</strong> somewhere safe (a password manager, or on paper). If you lose your phone, each code logs you in once in place of
+            the app's code. They are not shown again.
+          </p>
+          <ol class="recovery-codes" aria-label="Recovery codes">
+            {step.codes.map((c) => (
+              <li key={c}>
+                <code data-testid="recovery-code">{c}</code>
+              </li>
+            ))}
+          </ol>
+          <div class="settings-actions">
+            <button class="primary" data-testid="two-factor-done" onClick={props.onDone}>
+              I saved them
+            </button>
+            {typeof navigator !== 'undefined' && navigator.clipboard && (
+              <button
+                class="secondary"
+                data-testid="two-factor-copy"
+                onClick={() =>
+                  void navigator.clipboard
+                    .writeText(step.codes.join('\n'))
+                    .then(() => setCopied(true))
+                    .catch(() => setCopied(false))
+                }
+              >
+                {copied ? 'Copied' : 'Copy codes'}
+              </button>
+            )}
+          </div>
+        </div>
+      )}
+    </>
   );
 }
 

@@ -4,14 +4,16 @@
 // button walks back list ← chat ← info (each level is a history entry).
 
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { loadSession, saveSession, type Session } from '../hark-client';
+import { HarkApi, loadSession, saveSession, type Me, type Session } from '../hark-client';
 import { AdminPanel } from './Admin';
-import { ACCOUNT_DELETED, ACCOUNT_DISABLED, AuthScreen, DEVICE_EXPIRED } from './Auth';
+import { ACCOUNT_DELETED, ACCOUNT_DISABLED, AuthScreen, DEVICE_EXPIRED, LOGIN_REFUSED } from './Auth';
+import { ApprovalPrompt } from './DeviceApproval';
+import { Checking, ForcedTwoFactor, gateOf, WaitingForApproval, type GateState } from './Gate';
 import { ChatPane, EmptyPane } from './ChatPane';
 import { InfoPanel, type Panel } from './InfoPanel';
 import { listenToServiceWorker, takeChatParam } from './serviceWorker';
 import { Sidebar } from './Sidebar';
-import { AppStore, type LogoutReason } from './store';
+import { AppStore, type LogoutReason, type Restriction } from './store';
 import { Announcer, ConfirmDialog } from './ui';
 import { VerificationDialog } from './Devices';
 
@@ -36,11 +38,76 @@ export function App() {
   }
   const loggedOut = (code: LogoutReason | null) => {
     setNotice(
-      code === 'account_disabled' ? ACCOUNT_DISABLED : code === 'token_expired' ? DEVICE_EXPIRED : code === 'account_deleted' ? ACCOUNT_DELETED : null,
+      code === 'account_disabled'
+        ? ACCOUNT_DISABLED
+        : code === 'token_expired'
+          ? DEVICE_EXPIRED
+          : code === 'account_deleted'
+            ? ACCOUNT_DELETED
+            : code === 'login_refused'
+              ? LOGIN_REFUSED
+              : null,
     );
     setSession(null);
   };
-  return <Messenger key={session.device.id} session={session} onLoggedOut={loggedOut} />;
+  const update = (s: Session) => {
+    saveSession(SERVER, s);
+    setSession(s);
+  };
+  return <SessionGate key={session.device.id} session={session} onSession={update} onLoggedOut={loggedOut} />;
+}
+
+/** How long start-up waits for `GET /v1/me` before opening the messenger anyway (it copes with a server out of reach). */
+const CHECK_MS = 5_000;
+
+/**
+ * In front of the messenger: `GET /v1/me` says whether the server holds
+ * this device back (a login waiting for approval, two-factor
+ * authentication to set up first); then the screen that deals with it, or
+ * the messenger. A login known to wait (its answer said `pending`, kept in
+ * the session) shows the waiting screen at once, a reload too. The
+ * messenger comes back here when the server refuses it for either reason.
+ */
+function SessionGate(props: { session: Session; onSession: (s: Session) => void; onLoggedOut: (code: LogoutReason | null) => void }) {
+  const { session } = props;
+  const [gate, setGate] = useState<GateState>(session.device.pending ? 'pending' : 'checking');
+  const decide = (me: Me) => {
+    const pending = me.device.pending === true;
+    // Kept for a reload: a waiting login shows the waiting screen straight away.
+    if (pending !== (session.device.pending === true)) props.onSession({ ...session, device: { ...session.device, pending } });
+    setGate(gateOf(me));
+  };
+  useEffect(() => {
+    if (gate !== 'checking') return;
+    let done = false;
+    const settle = (f: () => void) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      f();
+    };
+    // Whatever else goes wrong (the server out of reach, the token refused),
+    // the messenger deals with it as it always has.
+    const timer = setTimeout(() => settle(() => setGate('open')), CHECK_MS);
+    new HarkApi('', session.token).me().then(
+      (me) => settle(() => decide(me)),
+      () => settle(() => setGate('open')),
+    );
+    return () => {
+      done = true;
+      clearTimeout(timer);
+    };
+  }, [gate]);
+  switch (gate) {
+    case 'checking':
+      return <Checking />;
+    case 'pending':
+      return <WaitingForApproval session={session} onMe={decide} onLoggedOut={props.onLoggedOut} />;
+    case 'two_factor':
+      return <ForcedTwoFactor session={session} onDone={() => setGate('checking')} onLoggedOut={props.onLoggedOut} />;
+    case 'open':
+      return <Messenger session={session} onLoggedOut={props.onLoggedOut} onRestricted={() => setGate('checking')} />;
+  }
 }
 
 function useStore(store: AppStore): void {
@@ -110,8 +177,8 @@ function useAdminView(): [boolean, () => void, () => void] {
   return [open, show, hide];
 }
 
-function Messenger(props: { session: Session; onLoggedOut: (code: LogoutReason | null) => void }) {
-  const store = useMemo(() => new AppStore('', props.session, props.onLoggedOut), [props.session]);
+function Messenger(props: { session: Session; onLoggedOut: (code: LogoutReason | null) => void; onRestricted: (code: Restriction) => void }) {
+  const store = useMemo(() => new AppStore('', props.session, props.onLoggedOut, props.onRestricted), [props.session]);
   useEffect(() => {
     store.start();
     return () => store.conn.close();
@@ -153,6 +220,7 @@ function Messenger(props: { session: Session; onLoggedOut: (code: LogoutReason |
     return (
       <div class="app admin-open" data-view="admin" data-testid="app">
         <AdminPanel store={store} onClose={hideAdmin} />
+        <ApprovalPrompt store={store} />
         <ConfirmDialog store={store} />
         <Announcer store={store} />
       </div>
@@ -176,6 +244,7 @@ function Messenger(props: { session: Session; onLoggedOut: (code: LogoutReason |
       </main>
       {panel && open && <InfoPanel store={store} model={open} panel={panel} onPanel={setPanel} />}
       <VerificationDialog store={store} />
+      <ApprovalPrompt store={store} />
       <ConfirmDialog store={store} />
       <Announcer store={store} />
     </div>

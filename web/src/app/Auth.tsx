@@ -83,6 +83,8 @@ function explainRedeem(e: unknown): string {
 export const ACCOUNT_DISABLED = 'Your account has been disabled by an administrator.';
 /** Shown on the login screen once this browser deleted the account. */
 export const ACCOUNT_DELETED = 'Your account was deleted.';
+/** Shown on the login screen when this login, waiting for approval, was logged out from another device of the account. */
+export const LOGIN_REFUSED = 'This login was not approved: it was logged out from one of your other devices.';
 export const DEVICE_EXPIRED = 'You were logged out because this browser went unused for a long time. Log in again.';
 
 function explain(e: unknown): string {

@@ -5,6 +5,7 @@ import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Device, PrivacySettings, User, Visibility } from '../hark-client';
 import { DeleteAccountCard, PasswordCard, TwoFactorCard } from './Account';
+import { DeviceApprovalSetting } from './DeviceApproval';
 import { ChatRowMenu, useDismiss, useMenuKeys } from './ChatMenu';
 import { BlockedCard, ContactsCard } from './Contacts';
 import { EncryptionBanner, EncryptionCard, LockIcon } from './Encryption';
@@ -602,10 +603,11 @@ function SettingsView(props: { store: AppStore; onDone: () => void }) {
     store.api.devices().then(setDevices).catch(() => setDevices([]));
   };
   useEffect(() => {
-    load();
     store.api.privacy().then(setPrivacy).catch(() => setPrivacy(null));
     void store.people.load();
   }, [store]);
+  // Again whenever a login waits, is approved or logged out (from any device of mine).
+  useEffect(load, [store, store.devicesSeen]);
   const run = async (f: () => Promise<void>) => {
     setError(null);
     try {
@@ -704,20 +706,36 @@ function SettingsView(props: { store: AppStore; onDone: () => void }) {
         </section>
         <section class="settings-card" data-testid="devices">
           <h3>Logged-in devices</h3>
+          <DeviceApprovalSetting store={store} />
           {devices === null && <p class="settings-note">Loading…</p>}
           {devices?.map((d) => (
-            <div class="person" key={d.id} data-testid="device">
+            <div class={`person${d.pending ? ' device-pending' : ''}`} key={d.id} data-testid="device" data-device-id={d.id} data-pending={d.pending ? 'true' : undefined}>
               <div class="device-icon" aria-hidden="true">
                 <LaptopIcon />
               </div>
               <div class="person-text">
                 <div class="person-name">{d.name}</div>
-                <div class="muted" data-testid="device-when">
-                  {d.current ? 'This device' : `Last used ${new Date(d.last_used_at || d.created_at).toLocaleString()} · since ${new Date(d.created_at).toLocaleDateString()}`}
-                </div>
+                {d.pending ? (
+                  <div class="device-waiting" data-testid="device-pending" title={`Logged in ${new Date(d.created_at).toLocaleString()}`}>
+                    Waiting for approval
+                  </div>
+                ) : (
+                  <div class="muted" data-testid="device-when">
+                    {d.current ? 'This device' : `Last used ${new Date(d.last_used_at || d.created_at).toLocaleString()} · since ${new Date(d.created_at).toLocaleDateString()}`}
+                  </div>
+                )}
               </div>
+              {d.pending && !d.current && (
+                <button class="text-btn" data-testid="approve-device" onClick={() => void run(async () => { await store.approveDevice(d.id); load(); })}>
+                  Approve
+                </button>
+              )}
               {!d.current && (
-                <button class="text-btn danger" data-testid="revoke-device" onClick={() => void run(async () => { await store.api.revokeDevice(d.id); load(); })}>
+                <button
+                  class="text-btn danger"
+                  data-testid="revoke-device"
+                  onClick={() => void run(async () => { await (d.pending ? store.refuseDevice(d.id) : store.api.revokeDevice(d.id)); load(); })}
+                >
                   Log out
                 </button>
               )}

@@ -12,6 +12,7 @@ import {
   mediaKindOf,
   newClientId,
   isFinal,
+  isRestriction,
   saveSession,
   websocketUrl,
   type Chat,
@@ -19,6 +20,8 @@ import {
   type ChatSettings,
   type ChatSummary,
   type ConnectionState,
+  type Device,
+  type DeviceId,
   type ErrorCode,
   type Event,
   type EventFrame,
@@ -151,8 +154,15 @@ export function sealedLabel(sealed: NonNullable<ChatMessage['sealed']>): string 
   return "This message can't be decrypted";
 }
 
-/** Why a session ended: the server's refusal, or this account deleted from this browser. */
-export type LogoutReason = ErrorCode | 'account_deleted';
+/**
+ * Why a session ended: the server's refusal, this account deleted from this
+ * browser, or this login (waiting for approval) logged out from another
+ * device of the account.
+ */
+export type LogoutReason = ErrorCode | 'account_deleted' | 'login_refused';
+
+/** What holds a device back from the app until it is dealt with (see `isRestriction`). */
+export type Restriction = 'device_not_approved' | 'two_factor_setup_required';
 
 /**
  * What is left of an account its owner deleted: the server names it
@@ -187,7 +197,7 @@ export class AppStore {
    * logs every device out before it answers, so the end of the session it
    * causes (the socket's `revoked`) waits for the answer, kept here.
    */
-  private deleting: { ended: ErrorCode | null | undefined } | null = null;
+  private deleting: { ended: LogoutReason | null | undefined } | null = null;
   /** One-to-one chats to fetch again shortly, to see whether their person deleted their account. */
   private rechecks = new Map<ChatId, ReturnType<typeof setTimeout>>();
   /**
@@ -198,6 +208,17 @@ export class AppStore {
   role: Role | null = null;
   /** A short-lived message for the person (e.g. an edit the server refused). */
   notice: string | null = null;
+  /**
+   * New logins of this account waiting for approval, by device id, oldest
+   * first: told by the event stream (`device_approval_requested`), gone once
+   * one of the account's devices approved (`device_approved`) or logged
+   * them out (no longer listed by `GET /v1/devices`).
+   */
+  approvals = new Map<DeviceId, Device>();
+  /** Rises whenever this account's devices may have changed (for the devices list to load again). */
+  devicesSeen = 0;
+  /** Set when the server held this device back (`Restriction`): the app gives way to what deals with it. */
+  restricted = false;
   /** Group event lines, drafts: kept in this browser. */
   readonly local: DeviceLocal;
   /** Files' bytes for blob: URLs (media needs the token). */
@@ -255,6 +276,8 @@ export class AppStore {
     readonly session: Session,
     /** Called once the session is gone: `code` says why when the server ended it (revoked, account_disabled…). */
     private readonly onLoggedOut: (code: LogoutReason | null) => void,
+    /** Called once when the server holds this device back (waiting for approval, or two-factor to be set up). */
+    private readonly onRestricted: (code: Restriction) => void = () => {},
   ) {
     this.me = session.user;
     this.knownUsers.set(this.me.id, this.me);
@@ -303,6 +326,8 @@ export class AppStore {
           // Publish this device's keys and read its inbox (to-device nudges are never replayed).
           this.e2e.sync();
           void this.drainEncrypting();
+          // A login waiting for approval may have been dealt with while this device was away.
+          void this.checkApprovals();
           break;
         case 'to_device':
           this.e2e.sync();
@@ -377,7 +402,8 @@ export class AppStore {
           }, 5000);
           break;
         case 'closed':
-          if (e.code) this.forgetSession(e.code);
+          if (e.code && isRestriction(e.code)) this.restrict(e.code as Restriction);
+          else if (e.code) this.forgetSession(e.code);
           break;
         default:
           break;
@@ -958,6 +984,22 @@ export class AppStore {
         this.e2e.devicesChanged(e.user_id);
         // Lost them all, perhaps: an account being deleted.
         this.recheckDirectWith(e.user_id);
+        if (e.user_id === this.me.id) {
+          this.devicesSeen++;
+          // A waiting login logged out from another device of mine: its prompt goes.
+          void this.checkApprovals();
+        }
+        return;
+      case 'device_approval_requested':
+        if (e.device.id === this.session.device.id) return;
+        this.approvals.set(e.device.id, e.device);
+        this.devicesSeen++;
+        // Caught up from the stream, it may have been dealt with since: the devices list says.
+        if (this.connState.status !== 'live') void this.checkApprovals();
+        return;
+      case 'device_approved':
+        this.approvals.delete(e.device_id);
+        this.devicesSeen++;
         return;
       case 'receipt': {
         const m = c && this.member(c, e.user_id);
@@ -1695,6 +1737,53 @@ export class AppStore {
     this.forgetSession('account_deleted');
   }
 
+  /**
+   * Drop the approval prompts of logins no longer waiting (approved or
+   * logged out while this device was not listening): `GET /v1/devices`
+   * lists the waiting ones with `pending`.
+   */
+  async checkApprovals(): Promise<void> {
+    if (this.approvals.size === 0) return;
+    try {
+      const devices = await this.api.devices();
+      const waiting = new Set(devices.filter((d) => d.pending).map((d) => d.id));
+      let changed = false;
+      for (const id of [...this.approvals.keys()]) {
+        if (!waiting.has(id)) {
+          this.approvals.delete(id);
+          changed = true;
+        }
+      }
+      if (changed) this.notify();
+    } catch (e) {
+      this.refused(e);
+    }
+  }
+
+  /** Let the waiting login `id` in; one already dealt with elsewhere (404) just leaves the prompt. */
+  async approveDevice(id: DeviceId): Promise<void> {
+    try {
+      await this.api.approveDevice(id);
+    } catch (e) {
+      if (!(e instanceof HarkError && e.code === 'not_found')) throw e;
+    }
+    this.approvals.delete(id);
+    this.devicesSeen++;
+    this.notify();
+  }
+
+  /** Log the waiting login `id` out ("It wasn't me"); one already gone (404) just leaves the prompt. */
+  async refuseDevice(id: DeviceId): Promise<void> {
+    try {
+      await this.api.revokeDevice(id);
+    } catch (e) {
+      if (!(e instanceof HarkError && e.code === 'not_found')) throw e;
+    }
+    this.approvals.delete(id);
+    this.devicesSeen++;
+    this.notify();
+  }
+
   /** Ask the server again whether this user is a server admin. */
   async refreshRole(): Promise<void> {
     try {
@@ -1717,10 +1806,27 @@ export class AppStore {
    * go back to login; returns whether it did.
    */
   refused(e: unknown): boolean {
-    if (!(e instanceof HarkError)) return false;
-    if (e.code === 'network' || !isFinal(e.code)) return false;
+    if (!(e instanceof HarkError) || e.code === 'network') return false;
+    if (isRestriction(e.code)) {
+      this.restrict(e.code as Restriction);
+      return true;
+    }
+    if (!isFinal(e.code)) return false;
     this.forgetSession(e.code);
     return true;
+  }
+
+  /**
+   * The server holds this device back (its login waits for approval, or
+   * two-factor authentication must be set up first): stop asking it for
+   * anything and let the app show what deals with it. The session stays.
+   */
+  private restrict(code: Restriction): void {
+    if (this.loggedOut || this.restricted) return;
+    this.restricted = true;
+    if (this.expiryTimer !== null) clearTimeout(this.expiryTimer);
+    this.conn.close();
+    this.onRestricted(code);
   }
 
   private forgetSession(code: LogoutReason | null = null): void {

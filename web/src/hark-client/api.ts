@@ -14,6 +14,7 @@ import {
   type ChatSummary,
   type DataExport,
   type Device,
+  type DeviceApproval,
   type DeviceId,
   type ErrorBody,
   type History,
@@ -306,6 +307,20 @@ export class HarkApi {
 
   revokeDevice(id: DeviceId): Promise<void> {
     return this.request('DELETE', `/v1/devices/${id}`);
+  }
+
+  /** Let a waiting login in (`404 not_found` when it is not this account's, not waiting, or logged out). */
+  approveDevice(id: DeviceId): Promise<void> {
+    return this.request('POST', `/v1/devices/${id}/approve`);
+  }
+
+  /** Whether new logins of this account wait for one of its devices to approve them. */
+  deviceApproval(): Promise<DeviceApproval> {
+    return this.request('GET', '/v1/me/device-approval');
+  }
+
+  setDeviceApproval(required: boolean): Promise<DeviceApproval> {
+    return this.request('PUT', '/v1/me/device-approval', { required });
   }
 
   /** Users whose username starts with `prefix` (at most 50). */

@@ -366,7 +366,7 @@ export class Connection {
       if (this.ws !== ws) return;
       // The close frame's reason is the code: a socket closed for good is
       // not reopened, even when the error frame before it went missing.
-      if (e.code === 1008 && isFinal(e.reason as ErrorCode)) return this.finish(e.reason as ErrorCode);
+      if (e.code === 1008 && endsConnection(e.reason as ErrorCode)) return this.finish(e.reason as ErrorCode);
       this.dropped(e.reason ? `closed by the server: ${e.reason}` : 'the connection was lost');
     };
     ws.onerror = () => {
@@ -454,7 +454,7 @@ export class Connection {
     if (!this.authed) {
       if (frame.type === 'hello') return this.onHello(frame);
       if (frame.type === 'error') {
-        if (isFinal(frame.code)) return this.finish(frame.code);
+        if (endsConnection(frame.code)) return this.finish(frame.code);
         return this.abandon(`${frame.code}: ${frame.message}`);
       }
       return;
@@ -493,7 +493,7 @@ export class Connection {
         return;
       case 'error':
         if (frame.id === undefined) {
-          if (isFinal(frame.code)) return this.finish(frame.code);
+          if (endsConnection(frame.code)) return this.finish(frame.code);
           return this.abandon(`${frame.code}: ${frame.message}`);
         }
         return this.onRequestError(frame.id, frame.code, frame.message);
@@ -698,6 +698,22 @@ export class Connection {
  */
 export function isFinal(code: ErrorCode): boolean {
   return code === 'unauthorized' || code === 'revoked' || code === 'account_disabled' || code === 'token_expired';
+}
+
+/**
+ * Codes that hold this device back until something else happens: its login
+ * waits for approval (`device_not_approved`), or the server requires
+ * two-factor authentication the account has not turned on
+ * (`two_factor_setup_required`). The token stays good for `GET /v1/me`,
+ * logging out (and enrolling); reconnecting would only be refused again.
+ */
+export function isRestriction(code: ErrorCode): boolean {
+  return code === 'device_not_approved' || code === 'two_factor_setup_required';
+}
+
+/** The socket is not opened again after one of these. */
+function endsConnection(code: ErrorCode): boolean {
+  return isFinal(code) || isRestriction(code);
 }
 
 /**

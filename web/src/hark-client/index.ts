@@ -27,6 +27,7 @@ export { Outbox, newClientId, type OutboxEntry, type OutboxRequest, type Pending
 export {
   Connection,
   isFinal,
+  isRestriction,
   websocketUrl,
   type ConnectionEvent,
   type ConnectionOptions,

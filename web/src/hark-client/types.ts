@@ -48,6 +48,8 @@ export type ErrorCode =
   | 'invalid_two_factor_code'
   | 'blocked'
   | 'sso_required'
+  | 'device_not_approved'
+  | 'two_factor_setup_required'
   | 'internal';
 
 export interface ErrorBody {
@@ -87,6 +89,17 @@ export interface Device {
   /** When the device last used its token (ms), to the hour; one idle past the server's limit is logged out. */
   last_used_at: number;
   current: boolean;
+  /**
+   * A login waiting for another device of the account to approve it (see
+   * "Approving new devices"): its token works only for `GET /v1/me` and
+   * `POST /v1/logout` meanwhile. Absent from servers older than approvals.
+   */
+  pending?: boolean;
+}
+
+/** `GET`/`PUT /v1/me/device-approval`: whether new logins of the account wait for approval. */
+export interface DeviceApproval {
+  required: boolean;
 }
 
 export interface LoginResponse {
@@ -162,6 +175,12 @@ export interface Me {
   device: Device;
   /** Absent from servers older than administration: treat as `user`. */
   role?: Role;
+  /**
+   * The server requires two-factor authentication and this account has not
+   * turned it on: the token works only for enrolling (and `GET /v1/me`,
+   * logging out) until it does.
+   */
+  two_factor_setup_required?: boolean;
 }
 
 export type ChatKind = 'direct' | 'group';
@@ -410,7 +429,11 @@ export type Event =
   | { kind: 'reaction'; chat_id: ChatId; seq: Seq; user_id: UserId; emoji: string | null }
   | { kind: 'chat_settings_changed'; chat_id: ChatId; settings: ChatSettings }
   /** A device of `user_id` published its keys for the first time or logged out (`chat_id` is 0): fetch their keys again. */
-  | { kind: 'devices_changed'; chat_id: ChatId; user_id: UserId };
+  | { kind: 'devices_changed'; chat_id: ChatId; user_id: UserId }
+  /** A new login of this user waits for approval (`chat_id` is 0): ask on an approved device. */
+  | { kind: 'device_approval_requested'; chat_id: ChatId; device: Device }
+  /** One of this user's devices approved the waiting login `device_id` (`chat_id` is 0). */
+  | { kind: 'device_approved'; chat_id: ChatId; device_id: DeviceId; by: DeviceId };
 
 export interface EventFrame {
   pos: Pos;
