@@ -79,6 +79,47 @@ async fn a_stranger_reaches_nothing_of_others_by_id() {
         .await;
     assert_eq!(status, 201, "{started}");
     let upload_id = started["id"].as_str().unwrap().to_owned();
+    // Her profile, shown to her contacts only; an export of her data; a
+    // login of hers waiting for approval.
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            "/me/profile",
+            &alice.token,
+            Some(json!({"about": PRIVATE, "about_visibility": "contacts", "photo_visibility": "contacts"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            "/me/photo",
+            &alice.token,
+            Some(json!({ "media_id": media_id })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, export) = app.post("/me/export", &alice.token, json!({})).await;
+    assert_eq!(status, 202);
+    let export_id = export["id"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while app.get("/me/export", &alice.token).await.1["status"] != "ready" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "her export is not ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            "/me/device-approval",
+            &alice.token,
+            Some(json!({"required": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let waiting = app.login("alice", "waiting").await.device_id.0;
     let (c, g, u, d) = (chat.0, group.0, alice.user_id.0, alice.device_id.0);
     let b = bob.user_id.0;
 
@@ -316,6 +357,36 @@ async fn a_stranger_reaches_nothing_of_others_by_id() {
             None,
             &[204],
         ),
+        // Her profile answers, with what she hides from strangers left out
+        // (checked below); her photo is hers and her contacts'.
+        (
+            Method::GET,
+            "/v1/users/{user_id}/profile",
+            format!("/users/{u}/profile"),
+            None,
+            &[200],
+        ),
+        (
+            Method::GET,
+            "/v1/users/{user_id}/photo",
+            format!("/users/{u}/photo"),
+            None,
+            &[404],
+        ),
+        (
+            Method::GET,
+            "/v1/me/export/{export_id}/archive",
+            format!("/me/export/{export_id}/archive"),
+            None,
+            &[404],
+        ),
+        (
+            Method::POST,
+            "/v1/devices/{device_id}/approve",
+            format!("/devices/{waiting}/approve"),
+            None,
+            &[404],
+        ),
         // To-device messages to someone who shares no chat are dropped:
         // accepted, delivered to no one (checked below).
         (
@@ -359,6 +430,11 @@ async fn a_stranger_reaches_nothing_of_others_by_id() {
             !text.contains(PRIVATE),
             "{method} {template} leaked: {text}"
         );
+        if *template == "/v1/users/{user_id}/profile" {
+            let profile: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(profile["about"], Value::Null, "{profile}");
+            assert_eq!(profile["photo"], Value::Null, "{profile}");
+        }
         if *template == "/v1/users/{user_id}" {
             let profile: Value = serde_json::from_str(&text).unwrap();
             let keys: BTreeSet<&str> = profile
