@@ -107,6 +107,13 @@ test('a new login waits on its own screen until another device approves it', asy
   await laptop.page.screenshot({ path: screenshotPath('device-approval-prompt.png') });
   assert.deepEqual(await axe(phone.page), [], 'the waiting screen passes axe');
   assert.deepEqual(await axe(laptop.page), [], 'the question passes axe');
+  // Dark too (the theme follows the system's unless one was picked).
+  for (const p of [phone.page, laptop.page]) await p.emulateMedia({ colorScheme: 'dark' });
+  await phone.page.screenshot({ path: screenshotPath('device-approval-waiting-dark.png') });
+  await laptop.page.screenshot({ path: screenshotPath('device-approval-prompt-dark.png') });
+  assert.deepEqual(await axe(phone.page), [], 'the waiting screen passes axe (dark)');
+  assert.deepEqual(await axe(laptop.page), [], 'the question passes axe (dark)');
+  for (const p of [phone.page, laptop.page]) await p.emulateMedia({ colorScheme: 'light' });
   const others = asked.filter((r) => !['POST /v1/login', 'GET /v1/sso', 'GET /v1/me'].includes(r));
   assert.deepEqual(others, [], 'nothing but GET /v1/me while waiting');
   assert.equal(await phone.page.getByTestId('conn-banner').count(), 0);

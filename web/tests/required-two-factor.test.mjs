@@ -80,6 +80,10 @@ test('a new account turns on two-step verification before the app opens, then ch
   await screen.waitFor();
   await page.screenshot({ path: screenshotPath('required-two-factor.png') });
   assert.deepEqual(await axe(page), [], 'the forced screen passes axe');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.screenshot({ path: screenshotPath('required-two-factor-dark.png') });
+  assert.deepEqual(await axe(page), [], 'the forced screen passes axe (dark)');
+  await page.emulateMedia({ colorScheme: 'light' });
 
   // Settings' enrolment: the password, the key, the app's code.
   const card = screen.getByTestId('two-factor');
