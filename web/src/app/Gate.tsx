@@ -94,7 +94,8 @@ export function WaitingForApproval(props: {
       }
       timer = setTimeout(() => void poll(), POLL_MS);
     };
-    timer = setTimeout(() => void poll(), POLL_MS);
+    // At once (a reload after it was approved need not wait), then every 2 s.
+    void poll();
     return () => {
       stopped = true;
       clearTimeout(timer);
