@@ -103,6 +103,9 @@ pub enum Event {
     DeviceApprovalRequested { device: crate::Device },
     /// A waiting device was approved (by `by`, one of your devices).
     DeviceApproved { device_id: DeviceId, by: DeviceId },
+    /// A waiting device was logged out (by itself, or by one of your
+    /// devices) before anyone approved it: its request is gone.
+    DeviceApprovalWithdrawn { device_id: DeviceId },
 }
 
 impl Event {
@@ -125,7 +128,8 @@ impl Event {
             | Event::ChatSettingsChanged { chat_id, .. } => *chat_id,
             Event::DevicesChanged { .. }
             | Event::DeviceApprovalRequested { .. }
-            | Event::DeviceApproved { .. } => ChatId(0),
+            | Event::DeviceApproved { .. }
+            | Event::DeviceApprovalWithdrawn { .. } => ChatId(0),
         }
     }
 }

@@ -19,6 +19,12 @@ pub(crate) const STARTS_PENDING: &str = "SELECT u.device_approval AND EXISTS (
 pub(crate) const APPROVE: &str = "UPDATE devices SET pending = FALSE
     WHERE id = $1 AND user_id = $2 AND pending AND revoked_at IS NULL";
 
+/// `$1` now, `$2` the device, `$3` its user: logged out, if it was logged
+/// in; whether it was waiting for approval (no row: it was not logged in).
+pub(crate) const REVOKE: &str = "UPDATE devices SET revoked_at = $1
+    WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL
+    RETURNING pending";
+
 /// `$1` the user.
 pub(crate) const SETTING: &str = "SELECT device_approval FROM users WHERE id = $1";
 
@@ -32,6 +38,11 @@ pub(crate) fn requested(device: &Device) -> Event {
             ..device.clone()
         },
     }
+}
+
+/// A waiting device was logged out before anyone approved it.
+pub(crate) fn withdrawn(device_id: DeviceId) -> Event {
+    Event::DeviceApprovalWithdrawn { device_id }
 }
 
 pub(crate) fn approved(device_id: DeviceId, by: DeviceId) -> Event {

@@ -998,6 +998,7 @@ export class AppStore {
         if (this.connState.status !== 'live') void this.checkApprovals();
         return;
       case 'device_approved':
+      case 'device_approval_withdrawn':
         this.approvals.delete(e.device_id);
         this.devicesSeen++;
         return;

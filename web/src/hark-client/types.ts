@@ -433,7 +433,9 @@ export type Event =
   /** A new login of this user waits for approval (`chat_id` is 0): ask on an approved device. */
   | { kind: 'device_approval_requested'; chat_id: ChatId; device: Device }
   /** One of this user's devices approved the waiting login `device_id` (`chat_id` is 0). */
-  | { kind: 'device_approved'; chat_id: ChatId; device_id: DeviceId; by: DeviceId };
+  | { kind: 'device_approved'; chat_id: ChatId; device_id: DeviceId; by: DeviceId }
+  /** The waiting login `device_id` was logged out before anyone approved it (`chat_id` is 0). */
+  | { kind: 'device_approval_withdrawn'; chat_id: ChatId; device_id: DeviceId };
 
 export interface EventFrame {
   pos: Pos;

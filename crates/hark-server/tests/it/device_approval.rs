@@ -145,11 +145,23 @@ async fn a_new_login_waits_until_another_device_approves_it() {
         .await;
     assert_eq!(status, 204);
     assert_eq!(app.get("/me", &stranger.token).await.0, 401);
+    loop {
+        if let Event::DeviceApprovalWithdrawn { device_id } = on_phone.next_event().await.event {
+            assert_eq!(device_id, stranger.device_id);
+            break;
+        }
+    }
 
     // A pending device may log itself out.
     let another = app.login("alice", "another").await;
     let (status, _) = app.post("/logout", &another.token, json!({})).await;
     assert_eq!(status, 204);
+    loop {
+        if let Event::DeviceApprovalWithdrawn { device_id } = on_phone.next_event().await.event {
+            assert_eq!(device_id, another.device_id);
+            break;
+        }
+    }
 
     // Turned off: logins work at once again.
     set_approval(&app, &phone, false).await;

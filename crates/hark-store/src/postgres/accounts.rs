@@ -169,15 +169,14 @@ pub(crate) async fn revoke_device(
     user_id: UserId,
     device_id: DeviceId,
 ) -> StoreResult<()> {
-    let changed = tx
-        .exec(
-            "UPDATE devices SET revoked_at = $1
-             WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
-            &[&tx.now_ms, &device_id.0, &user_id.0],
-        )
-        .await?;
-    if changed == 0 {
-        return Err(StoreError::NotFound);
+    let now = tx.now_ms;
+    let pending: bool = tx
+        .opt(approval::REVOKE, &[&now, &device_id.0, &user_id.0])
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .try_get(0)?;
+    if pending {
+        tx.push_event(&[user_id], ChatId(0), None, &approval::withdrawn(device_id))?;
     }
     Ok(())
 }

@@ -152,12 +152,14 @@ pub(crate) fn revoke_device(
     user_id: UserId,
     device_id: DeviceId,
 ) -> StoreResult<()> {
-    let changed = ctx.conn.execute(
-        "UPDATE devices SET revoked_at = ?1 WHERE id = ?2 AND user_id = ?3 AND revoked_at IS NULL",
-        params![ctx.now_ms, device_id.0, user_id.0],
-    )?;
-    if changed == 0 {
-        return Err(StoreError::NotFound);
+    let pending: bool = ctx
+        .conn
+        .prepare_cached(approval::REVOKE)?
+        .query_row(params![ctx.now_ms, device_id.0, user_id.0], |r| r.get(0))
+        .optional()?
+        .ok_or(StoreError::NotFound)?;
+    if pending {
+        ctx.push_event(&[user_id], ChatId(0), None, &approval::withdrawn(device_id))?;
     }
     Ok(())
 }

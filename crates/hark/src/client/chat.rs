@@ -336,7 +336,8 @@ impl Window {
             | Event::MessageHidden { .. }
             | Event::ChatSettingsChanged { .. }
             | Event::DevicesChanged { .. }
-            | Event::DeviceApproved { .. } => {}
+            | Event::DeviceApproved { .. }
+            | Event::DeviceApprovalWithdrawn { .. } => {}
         }
     }
 
