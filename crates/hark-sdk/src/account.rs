@@ -1,18 +1,26 @@
 //! The caller's own account (docs/protocol.md "Your account"): changing
-//! the password, two-factor authentication, deleting the account, contacts
-//! and blocked users.
+//! the password, two-factor authentication, approving new devices,
+//! deleting the account, contacts and blocked users.
 //!
 //! Refusals come back as [`crate::Error::Server`] with the server's code:
 //! `invalid_credentials` for a wrong password, `invalid_two_factor_code`
 //! for a wrong, expired, used or missing code, `blocked` (from sends, reactions,
 //! typing and group changes elsewhere) while either of two users blocks
 //! the other.
+//!
+//! Two refusals say a token works only in part (see [`Api::me`]):
+//! `device_not_approved` (this login waits for another device of the
+//! account to approve it: [`hark_proto::Me`]'s `device.pending`) and
+//! `two_factor_setup_required` (the server requires two-factor
+//! authentication and the account has not turned it on:
+//! `two_factor_setup_required`; [`Api::start_two_factor`] and
+//! [`Api::confirm_two_factor`] still work and lift it).
 
 use crate::api::Api;
 use crate::Result;
 use hark_proto::{
-    ChangePasswordRequest, PasswordChanged, RecoveryCodes, TwoFactorCode, TwoFactorEnrolment,
-    TwoFactorPassword, TwoFactorStatus, User, UserId,
+    ChangePasswordRequest, DeviceApproval, DeviceId, PasswordChanged, RecoveryCodes, TwoFactorCode,
+    TwoFactorEnrolment, TwoFactorPassword, TwoFactorStatus, User, UserId,
 };
 use reqwest::Method;
 
@@ -74,6 +82,35 @@ impl Api {
         };
         self.call_empty(Method::POST, "/v1/me/two-factor/disable", Some(&body))
             .await
+    }
+
+    /// `POST /v1/devices/{device_id}/approve`: lets a pending login of the
+    /// account (a [`hark_proto::Device`] with `pending`) in. `not_found`
+    /// when that device is not the account's, not waiting or logged out;
+    /// `device_not_approved` when this device is itself waiting. To refuse
+    /// a login, log it out with [`Api::revoke_device`].
+    pub async fn approve_device(&self, device_id: DeviceId) -> Result<()> {
+        let path = format!("/v1/devices/{device_id}/approve");
+        self.call_empty(Method::POST, &path, None::<&()>).await
+    }
+
+    /// `GET /v1/me/device-approval`: whether a new login of the account
+    /// waits for one of its devices to approve it.
+    pub async fn device_approval(&self) -> Result<bool> {
+        let answer: DeviceApproval = self
+            .call(Method::GET, "/v1/me/device-approval", None::<&()>, true)
+            .await?;
+        Ok(answer.required)
+    }
+
+    /// `PUT /v1/me/device-approval`: turns approval of new logins on or
+    /// off; answers the setting as it is now.
+    pub async fn set_device_approval(&self, required: bool) -> Result<bool> {
+        let body = DeviceApproval { required };
+        let answer: DeviceApproval = self
+            .call(Method::PUT, "/v1/me/device-approval", Some(&body), true)
+            .await?;
+        Ok(answer.required)
     }
 
     /// `POST /v1/me/delete`: deletes the caller's account, for good. Before

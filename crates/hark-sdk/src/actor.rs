@@ -211,7 +211,9 @@ impl Actor {
                         code @ (ErrorCode::Unauthorized
                         | ErrorCode::Revoked
                         | ErrorCode::AccountDisabled
-                        | ErrorCode::TokenExpired),
+                        | ErrorCode::TokenExpired
+                        | ErrorCode::DeviceNotApproved
+                        | ErrorCode::TwoFactorSetupRequired),
                     ) => return Err(End::Refused(code)),
                     _ => tracing::debug!(error = %e, "reconnect failed"),
                 },
@@ -402,7 +404,9 @@ impl Actor {
                 ErrorCode::Unauthorized
                 | ErrorCode::Revoked
                 | ErrorCode::AccountDisabled
-                | ErrorCode::TokenExpired => Err(End::Refused(code)),
+                | ErrorCode::TokenExpired
+                | ErrorCode::DeviceNotApproved
+                | ErrorCode::TwoFactorSetupRequired => Err(End::Refused(code)),
                 _ => Err(End::Disconnected(format!("{}: {message}", code.as_str()))),
             },
             ServerFrame::Event(frame) => {

@@ -108,7 +108,11 @@ impl Api {
             .await
     }
 
-    /// `GET /v1/me`.
+    /// `GET /v1/me`. It answers a token that works for nothing else too:
+    /// `device.pending` (the login waits for approval; other routes and the
+    /// WebSocket are `device_not_approved`) and `two_factor_setup_required`
+    /// (other routes but two-factor enrolment are
+    /// `two_factor_setup_required`) say why. Poll it to learn of an approval.
     pub async fn me(&self) -> Result<Me> {
         self.call(Method::GET, "/v1/me", None::<&()>, true).await
     }

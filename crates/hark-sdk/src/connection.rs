@@ -74,7 +74,11 @@ pub enum ClientEvent {
     /// The socket closed; the connection reconnects by itself, with backoff.
     Disconnected { reason: String },
     /// The connection ended for good: `Some(code)` when the server refused
-    /// the device (`revoked`, `unauthorized`, `account_disabled`, `token_expired`), `None` after [`Connection::close`].
+    /// the device (`revoked`, `unauthorized`, `account_disabled`,
+    /// `token_expired`; or `device_not_approved`, `two_factor_setup_required`:
+    /// the login waits for approval, or for two-factor enrolment, which
+    /// only the user can bring about, so it does not retry), `None` after
+    /// [`Connection::close`].
     Closed { code: Option<ErrorCode> },
 }
 

@@ -314,3 +314,74 @@ async fn a_refused_token_fails_connect() {
     );
     server.await.unwrap();
 }
+
+/// A socket refused at its upgrade with 403 and `code`, as the server
+/// refuses a login waiting for approval or for two-factor enrolment.
+async fn refuse_upgrade(listener: &TcpListener, code: &str) {
+    let (tcp, _) = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .expect("the client connects")
+        .unwrap();
+    let body = format!(r#"{{"error":{{"code":"{code}","message":"not yet"}}}}"#);
+    let refused = tokio_tungstenite::accept_hdr_async(tcp, move |_: &Request, _: Response| {
+        Err(tokio_tungstenite::tungstenite::http::Response::builder()
+            .status(403)
+            .body(Some(body))
+            .unwrap())
+    })
+    .await;
+    assert!(refused.is_err());
+}
+
+#[tokio::test]
+async fn a_login_waiting_for_approval_or_enrolment_is_refused_for_good() {
+    for (code, expected) in [
+        ("device_not_approved", ErrorCode::DeviceNotApproved),
+        (
+            "two_factor_setup_required",
+            ErrorCode::TwoFactorSetupRequired,
+        ),
+    ] {
+        // Refused at the first upgrade: connect fails with the code.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            refuse_upgrade(&listener, code).await;
+            listener
+        });
+        let result = Connection::connect(&url, TOKEN, ConnectOptions::default()).await;
+        assert!(
+            matches!(result, Err(Error::Server { status: 403, code, .. }) if code == expected),
+            "{code:?}: {:?}",
+            result.err()
+        );
+        drop(server.await.unwrap());
+
+        // Refused at a reconnect (the device was restricted meanwhile): the
+        // connection ends with the code and does not try again.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let mut ws = accept(&listener).await;
+            hello(&mut ws, 0).await;
+            let ClientFrame::Sync { id, .. } = take(&mut ws).await else {
+                panic!("expected sync")
+            };
+            put(&mut ws, synced(id, vec![], 0, false)).await;
+            drop(ws);
+            refuse_upgrade(&listener, code).await;
+            let again = tokio::time::timeout(Duration::from_millis(700), listener.accept()).await;
+            assert!(again.is_err(), "{code}: the client does not come back");
+        });
+        let (_conn, mut events) = Connection::connect(&url, TOKEN, ConnectOptions::default())
+            .await
+            .unwrap();
+        loop {
+            if let ClientEvent::Closed { code } = next_event(&mut events).await {
+                assert_eq!(code, Some(expected));
+                break;
+            }
+        }
+        server.await.unwrap();
+    }
+}
