@@ -230,7 +230,7 @@ async fn two_factor(command: TwoFactorCommand) -> anyhow::Result<()> {
             }
         }
         TwoFactorCommand::Enable { password, server } => {
-            let (api, _) = connect(&server)?;
+            let (api, mut session) = connect(&server)?;
             let password = read_password(password)?;
             let enrolment = api.start_two_factor(&password).await?;
             println!("Add this account to your authenticator app (type the secret; spaces do not matter):");
@@ -266,6 +266,13 @@ async fn two_factor(command: TwoFactorCommand) -> anyhow::Result<()> {
             println!();
             for code in &codes.recovery_codes {
                 println!("    {code}");
+            }
+            if session.crypto_key.is_none() {
+                // A login on a server that requires two-factor
+                // authentication published no keys: it could not yet.
+                if let Err(e) = super::e2e::open(&api, &mut session).await {
+                    eprintln!("warning: this device's encryption keys are not published yet ({e:#}); they will be on first use");
+                }
             }
         }
         TwoFactorCommand::Disable {

@@ -226,6 +226,18 @@ impl Window {
             }
             return;
         }
+        if let Event::DeviceApprovalRequested { device } = &event {
+            // No chat's (its chat id is 0), so shown in whichever chat is
+            // open; catch-up replays old ones too: only a login still
+            // waiting gets a line.
+            if self.still_waiting(device.id).await {
+                println!(
+                    "* a new login of your account, \"{}\" (device {}), waits for approval: `hark approve {}`, or `hark revoke {}` if it is not you",
+                    device.name, device.id.0, device.id.0, device.id.0
+                );
+            }
+            return;
+        }
         if event.chat_id() != self.chat_id {
             return;
         }
@@ -326,18 +338,22 @@ impl Window {
                     None => println!("* {who} removed their reaction to [seq {seq}]"),
                 }
             }
-            Event::DeviceApprovalRequested { device } => {
-                println!(
-                    "* a new login of your account, \"{}\" (device {}), waits for approval: `hark approve {}`, or `hark revoke {}` if it is not you",
-                    device.name, device.id.0, device.id.0, device.id.0
-                );
-            }
             Event::ChatCreated { .. }
             | Event::MessageHidden { .. }
             | Event::ChatSettingsChanged { .. }
             | Event::DevicesChanged { .. }
+            | Event::DeviceApprovalRequested { .. }
             | Event::DeviceApproved { .. }
             | Event::DeviceApprovalWithdrawn { .. } => {}
+        }
+    }
+
+    /// Whether `device` (of this account) still waits for approval.
+    async fn still_waiting(&self, device: hark_proto::DeviceId) -> bool {
+        match self.api.devices().await {
+            Ok(devices) => devices.iter().any(|d| d.id == device && d.pending),
+            // Cannot tell: better a line too many than a login unnoticed.
+            Err(_) => true,
         }
     }
 

@@ -6,6 +6,7 @@
 mod account;
 mod actions;
 mod admin;
+mod approval;
 mod chat;
 mod contacts;
 mod e2e;
@@ -67,7 +68,9 @@ pub(crate) enum ClientCommand {
     /// Log in as a new device and save the session. With two-factor
     /// authentication on, a code is asked for too (or read from the next
     /// line of standard input). With --sso, sign in in a browser through
-    /// the server's single sign-on instead.
+    /// the server's single sign-on instead. When the account requires new
+    /// logins to be approved, waits until one of its other devices approves
+    /// this one (`hark approve <id>` there); Ctrl-C withdraws it.
     Login {
         /// Your username (not with --sso).
         #[arg(required_unless_present = "sso", conflicts_with = "sso")]
@@ -89,6 +92,11 @@ pub(crate) enum ClientCommand {
         /// on this machine you start yourself).
         #[arg(long, requires = "sso")]
         no_browser: bool,
+        /// How long to wait for another device to approve this login (90s,
+        /// 10m, 1h); then it is withdrawn. `0`: do not wait (the session is
+        /// kept and works once approved).
+        #[arg(long, default_value = "10m", value_parser = approval::parse_wait)]
+        wait: std::time::Duration,
         #[command(flatten)]
         password: PasswordOpt,
         #[command(flatten)]
@@ -116,9 +124,26 @@ pub(crate) enum ClientCommand {
     /// Verify a user's device by comparing emoji on both screens (or its
     /// fingerprint); without a username, answer another device's request.
     Verify(verify::VerifyArgs),
-    /// Log a device out (by id, see `hark devices`).
+    /// Log a device out (by id, see `hark devices`); also refuses a login
+    /// waiting for approval.
     Revoke {
         device_id: i64,
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+    /// Approve a new login of your account that waits for approval (by
+    /// id, see `hark devices`).
+    Approve {
+        device_id: i64,
+        #[command(flatten)]
+        server: ServerOpt,
+    },
+    /// Show, or turn on or off, whether a new login of your account waits
+    /// until one of your devices approves it.
+    DeviceApproval {
+        /// on or off; without it, the setting is shown.
+        #[arg(value_parser = ["on", "off"])]
+        setting: Option<String>,
         #[command(flatten)]
         server: ServerOpt,
     },
@@ -320,6 +345,13 @@ fn explained(e: anyhow::Error) -> anyhow::Error {
         Some(hark_proto::ErrorCode::SsoRequired) => anyhow::anyhow!(
             "this server signs people in through single sign-on: run `hark login --sso`"
         ),
+        Some(hark_proto::ErrorCode::DeviceNotApproved) => {
+            let device = Session::load().ok().map(|s| s.device.id);
+            anyhow::anyhow!(approval::not_approved_line(device))
+        }
+        Some(hark_proto::ErrorCode::TwoFactorSetupRequired) => {
+            anyhow::anyhow!(approval::SETUP_REQUIRED)
+        }
         _ => e,
     }
 }
@@ -336,19 +368,21 @@ async fn command(cmd: ClientCommand) -> anyhow::Result<()> {
             sso: true,
             device,
             no_browser,
+            wait,
             server,
             ..
-        } => sso::login(device, no_browser, server).await,
+        } => sso::login(device, no_browser, wait, server).await,
         ClientCommand::Login {
             username,
             device,
             code,
+            wait,
             password,
             server,
             ..
         } => {
             let username = username.context("a username is needed (or --sso)")?;
-            login(username, device, code, password, server).await
+            login(username, device, code, wait, password, server).await
         }
         ClientCommand::Logout { server } => logout(server).await,
         ClientCommand::Whoami { server } => whoami(server).await,
@@ -363,6 +397,10 @@ async fn command(cmd: ClientCommand) -> anyhow::Result<()> {
             api.revoke_device(DeviceId(device_id)).await?;
             println!("device {device_id} logged out");
             Ok(())
+        }
+        ClientCommand::Approve { device_id, server } => approval::approve(device_id, &server).await,
+        ClientCommand::DeviceApproval { setting, server } => {
+            approval::setting(setting.as_deref(), &server).await
         }
         ClientCommand::Users { prefix, server } => users(prefix, server).await,
         ClientCommand::Chats { server } => chats(server).await,
@@ -571,6 +609,7 @@ async fn login(
     username: String,
     device: String,
     code: Option<String>,
+    wait: std::time::Duration,
     password: PasswordOpt,
     server: ServerOpt,
 ) -> anyhow::Result<()> {
@@ -593,17 +632,20 @@ async fn login(
         }
         answer => answer?,
     };
-    save_login(&api, login, &server).await
+    save_login(&api, login, wait, &server).await
 }
 
-/// Saves a login's device as the session, says who is logged in, and
-/// publishes the device's encryption keys.
+/// Saves a login's device as the session, says who is logged in, waits
+/// (up to `wait`) for another device to approve it when the login is
+/// pending, and publishes the device's encryption keys, unless the server
+/// requires two-factor authentication the account does not have yet.
 pub(super) async fn save_login(
     api: &Api,
     login: hark_proto::LoginResponse,
+    wait: std::time::Duration,
     server: &ServerOpt,
 ) -> anyhow::Result<()> {
-    let session = Session {
+    let mut session = Session {
         server: api.base_url().to_owned(),
         token: login.token,
         user: login.user,
@@ -619,6 +661,26 @@ pub(super) async fn save_login(
         session.device.id,
         session.device.name
     );
+    let (api, _) = connect(server)?;
+    let me = if session.device.pending {
+        if wait.is_zero() {
+            println!("{}", approval::waiting_line(session.device.id));
+            println!("Not waiting (--wait 0): this session works once the login is approved.");
+            return Ok(());
+        }
+        let me = approval::wait(&api, session.device.id, wait).await?;
+        session.device = me.device.clone();
+        session.save()?;
+        println!("approved: this device is logged in");
+        me
+    } else {
+        api.me().await?
+    };
+    if me.two_factor_setup_required {
+        // The token works for enrolling and nothing else: no socket, no keys.
+        println!("{}", capitalised(approval::SETUP_REQUIRED));
+        return Ok(());
+    }
     // Publish this device's keys now: encrypted chats (the default for
     // one-to-one chats) are readable on it from this moment on.
     let (api, mut session) = connect(server)?;
@@ -657,7 +719,22 @@ async fn whoami(server: ServerOpt) -> anyhow::Result<()> {
         me.device.name,
         api.base_url()
     );
+    if me.device.pending {
+        println!("{}", approval::waiting_line(me.device.id));
+    }
+    if me.two_factor_setup_required {
+        println!("{}", capitalised(approval::SETUP_REQUIRED));
+    }
     Ok(())
+}
+
+/// `line` with its first letter in capitals, as a sentence on its own.
+fn capitalised(line: &str) -> String {
+    let mut chars = line.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 async fn devices(server: ServerOpt) -> anyhow::Result<()> {
@@ -668,7 +745,12 @@ async fn devices(server: ServerOpt) -> anyhow::Result<()> {
         "ID", "NAME", "LOGGED IN", "LAST USED"
     );
     for d in devices {
-        let current = if d.current { "  (this device)" } else { "" };
+        let current = match (d.current, d.pending) {
+            (true, true) => "  (this device, waiting for approval)".to_owned(),
+            (true, false) => "  (this device)".to_owned(),
+            (false, true) => format!("  (waiting for approval: `hark approve {}`)", d.id),
+            (false, false) => String::new(),
+        };
         println!(
             "{:<6} {:<24} {:<22} {:<22}{current}",
             d.id,

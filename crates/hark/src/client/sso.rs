@@ -33,6 +33,7 @@ enum Answer {
 pub(super) async fn login(
     device: String,
     no_browser: bool,
+    wait: Duration,
     server: ServerOpt,
 ) -> anyhow::Result<()> {
     let api = anonymous(&server)?;
@@ -98,7 +99,7 @@ pub(super) async fn login(
         "Signed in to Hark; you can close this tab.",
     )
     .await;
-    super::save_login(&api, login, &server).await
+    super::save_login(&api, login, wait, &server).await
 }
 
 /// One line per reason the server may give (docs/protocol.md).

@@ -12,6 +12,7 @@ mod backup;
 mod cli;
 mod crash;
 mod crash_mixed;
+mod device_approval;
 mod disk_full;
 mod faults;
 mod flood;
