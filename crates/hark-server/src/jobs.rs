@@ -44,8 +44,16 @@ impl From<String> for JobError {
     }
 }
 
-type Handler =
+type Run =
     Arc<dyn Fn(AppState, String) -> Pin<Box<dyn Future<Output = JobResult> + Send>> + Send + Sync>;
+
+/// A kind's handler, and whether its jobs may run past one lease (the
+/// node then renews the lease while the job runs).
+#[derive(Clone)]
+struct Handler {
+    run: Run,
+    long: bool,
+}
 
 /// The kinds this node runs, and what its workers have done.
 pub struct Jobs {
@@ -73,7 +81,7 @@ impl Jobs {
             crate::presence::went_offline,
         );
         jobs.register(hark_store::push::PUSH, crate::push::deliver::deliver);
-        jobs.register(hark_store::profile::EXPORT_JOB, crate::export::prepare);
+        jobs.register_long(hark_store::profile::EXPORT_JOB, crate::export::prepare);
         jobs.register(
             hark_store::profile::EXPORT_EXPIRY_JOB,
             crate::export::expire,
@@ -81,16 +89,36 @@ impl Jobs {
         jobs
     }
 
-    /// Adds a kind: jobs named `kind` run `handler` with their payload.
+    /// Adds a kind: jobs named `kind` run `handler` with their payload,
+    /// each within half a lease.
     pub fn register<F, Fut>(&mut self, kind: &'static str, handler: F)
     where
         F: Fn(AppState, String) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = JobResult> + Send + 'static,
     {
-        self.handlers.insert(
-            kind,
-            Arc::new(move |state, payload| Box::pin(handler(state, payload))),
-        );
+        self.add(kind, handler, false);
+    }
+
+    /// Adds a kind whose jobs may run for longer than a lease (a data
+    /// export): while one runs, its node renews the lease every third of
+    /// one, so no other node claims it; if the node dies, the lease runs
+    /// out and another node runs it from the start (handlers are
+    /// idempotent). A job whose lease could not be renewed is stopped.
+    pub fn register_long<F, Fut>(&mut self, kind: &'static str, handler: F)
+    where
+        F: Fn(AppState, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = JobResult> + Send + 'static,
+    {
+        self.add(kind, handler, true);
+    }
+
+    fn add<F, Fut>(&mut self, kind: &'static str, handler: F, long: bool)
+    where
+        F: Fn(AppState, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = JobResult> + Send + 'static,
+    {
+        let run: Run = Arc::new(move |state, payload| Box::pin(handler(state, payload)));
+        self.handlers.insert(kind, Handler { run, long });
     }
 
     /// A job was written on this node: look for due jobs now.
@@ -188,10 +216,20 @@ async fn run(state: &AppState, job: Job, lease_ms: i64) {
     let jobs = &state.jobs;
     let outcome = match jobs.handlers.get(job.kind.as_str()) {
         None => Err(format!("no handler for job kind {:?} on this node", job.kind).into()),
+        Some(handler) if handler.long => {
+            renewing(
+                state,
+                &job,
+                lease_ms,
+                (handler.run)(state.clone(), job.payload.clone()),
+            )
+            .await
+        }
         Some(handler) => {
             // Done well inside the lease, so no other node starts it meanwhile.
             let deadline = Duration::from_millis(u64::try_from(lease_ms / 2).unwrap_or(0));
-            match tokio::time::timeout(deadline, handler(state.clone(), job.payload.clone())).await
+            match tokio::time::timeout(deadline, (handler.run)(state.clone(), job.payload.clone()))
+                .await
             {
                 Ok(outcome) => outcome,
                 Err(_) => Err(format!("did not finish within {deadline:?}").into()),
@@ -240,6 +278,33 @@ async fn run(state: &AppState, job: Job, lease_ms: i64) {
                     tracing::warn!(job = job.id.0, kind = %job.kind, attempts = job.attempts, retry_at = at, error = %why, "job failed; it will be retried");
                 }
                 Err(e) => tracing::warn!(error = %e, job = job.id.0, "failing a job"),
+            }
+        }
+    }
+}
+
+/// Runs a long job's handler, renewing its lease every third of one
+/// until it ends; stops it if a renewal finds the lease lost.
+async fn renewing(
+    state: &AppState,
+    job: &Job,
+    lease_ms: i64,
+    handler: impl Future<Output = JobResult>,
+) -> JobResult {
+    let every = Duration::from_millis(u64::try_from(lease_ms / 3).unwrap_or(1).max(1));
+    tokio::pin!(handler);
+    loop {
+        tokio::select! {
+            outcome = &mut handler => return outcome,
+            () = tokio::time::sleep(every) => {
+                let until = crate::now_ms() + lease_ms;
+                match state.store.renew_job(job.id, &state.node_id, until).await {
+                    Ok(true) => {}
+                    Ok(false) => return Err("its lease was lost to another node".to_owned().into()),
+                    // A store that does not answer: keep going; the next
+                    // renewal tries again before the lease ends.
+                    Err(e) => tracing::warn!(error = %e, job = job.id.0, "renewing a job's lease"),
+                }
             }
         }
     }

@@ -70,6 +70,10 @@ pub struct JobCounts {
 pub(crate) const OLDEST_DUE: &str =
     "SELECT MIN(run_at) FROM jobs WHERE state = 'ready' AND run_at <= $1";
 
+/// `$1` the lease's new end, `$2` the job, `$3` the node holding it.
+pub(crate) const RENEW: &str =
+    "UPDATE jobs SET run_at = $1 WHERE id = $2 AND claimed_by = $3 AND state = 'ready'";
+
 /// How long the oldest due job has waited past its time at `now`; 0 when
 /// none is due.
 pub(crate) fn waited_ms(oldest_run_at: Option<i64>, now: i64) -> u64 {

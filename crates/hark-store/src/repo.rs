@@ -346,6 +346,10 @@ pub trait JobStore: Send + Sync {
     /// fine. A job with a collapse key that a commit touched while it ran
     /// (see [`crate::push`]) is not removed but runs again at `again_at`.
     async fn complete_job(&self, id: JobId, again_at: i64) -> StoreResult<()>;
+    /// Moves the lease of a job `node` holds to `until` (ms), for a job
+    /// that runs longer than one lease; `false` if the node no longer
+    /// holds it (its lease ran out and another claimed it, or it is gone).
+    async fn renew_job(&self, id: JobId, node: &str, until: i64) -> StoreResult<bool>;
     /// The job's run number `attempts` failed at `now`: it is retried later
     /// (not before `not_before`, when the failure said when) or marked
     /// dead, as [`crate::rules::jobs::after_failure`] decides.

@@ -492,3 +492,60 @@ async fn an_export_holds_what_the_server_keeps_about_its_user() {
     }
     assert_eq!(archive(&app, &alice, id).await.status(), 404);
 }
+
+#[tokio::test]
+async fn an_export_that_outlasts_a_lease_keeps_it_and_finishes_once() {
+    // A lease of 300 ms: a job has 150 ms, but an export renews its lease
+    // while it runs, however long it takes.
+    let app = crate::support::spawn_with(|c| c.jobs.lease_ms = 300).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let chat = app.direct(&alice, &bob).await;
+    let mut files = Vec::new();
+    for n in 0..3 {
+        // Random bytes do not compress: each takes its time in the zip.
+        let bytes: Vec<u8> = (0..3 * 1024 * 1024).map(|_| rand::random::<u8>()).collect();
+        let res = app
+            .http
+            .post(app.url(&format!("/media?kind=file&name=part-{n}.bin")))
+            .bearer_auth(&alice.token)
+            .body(bytes.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let media: Value = res.json().await.unwrap();
+        let id = media["id"].as_str().unwrap().to_owned();
+        crate::media::send_media(&app, &alice, chat, &format!("f-{n}"), &id, "").await;
+        files.push((id, bytes));
+    }
+    let started = Instant::now();
+    let (status, _) = app.post("/me/export", &alice.token, json!({})).await;
+    assert_eq!(status, 202);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let export = loop {
+        let (_, export) = app.get("/me/export", &alice.token).await;
+        if export["status"] != "pending" {
+            break export;
+        }
+        assert!(Instant::now() < deadline, "still pending: {export}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(export["status"], "ready", "{export}");
+    let took = started.elapsed();
+    let res = archive(&app, &alice, export["id"].as_str().unwrap()).await;
+    let bytes = res.bytes().await.unwrap();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    for (n, (id, sent)) in files.iter().enumerate() {
+        let mut got = Vec::new();
+        zip.by_name(&format!("media/{id}/part-{n}.bin"))
+            .unwrap()
+            .read_to_end(&mut got)
+            .unwrap();
+        assert!(got == *sent, "file {n} differs");
+    }
+    // It outlasted the 150 ms a job gets without renewing (so this test
+    // tests something); had it been run twice, the second run would find
+    // it no longer pending and leave it be, so once is what finished it.
+    assert!(took > Duration::from_millis(150), "{took:?}");
+}

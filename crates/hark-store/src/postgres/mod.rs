@@ -476,6 +476,14 @@ impl JobStore for PostgresStore {
             .await
     }
 
+    async fn renew_job(&self, id: JobId, node: &str, until: i64) -> StoreResult<bool> {
+        // One statement: it commits on its own.
+        self.read(|db| async move {
+            Ok(db.exec(crate::jobs::RENEW, &[&until, &id.0, &node]).await? > 0)
+        })
+        .await
+    }
+
     async fn fail_job(
         &self,
         id: JobId,

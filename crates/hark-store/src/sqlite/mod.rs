@@ -489,6 +489,17 @@ impl JobStore for SqliteStore {
             .await
     }
 
+    async fn renew_job(&self, id: JobId, node: &str, until: i64) -> StoreResult<bool> {
+        let node = node.to_owned();
+        self.write(move |ctx| {
+            Ok(ctx
+                .conn
+                .execute(crate::jobs::RENEW, rusqlite::params![until, id.0, node])?
+                > 0)
+        })
+        .await
+    }
+
     async fn fail_job(
         &self,
         id: JobId,
