@@ -199,6 +199,20 @@ fn a_new_login_waits_until_another_device_approves_it_through_the_cli() {
         phone_row.contains("(this device)") && !phone_row.contains("waiting"),
         "{devices}"
     );
+    // The phone's chat window says so too (the request is no chat's).
+    let bob = tempfile::tempdir().unwrap();
+    hark(&server, bob.path(), &["register", "bob"]);
+    hark(&server, phone.path(), &["direct", "bob", "--plain"]);
+    let (ok, window, err) = run(&server, phone.path(), &["chat", "bob"], "hello bob\n");
+    assert!(ok, "{window}\nstderr:\n{err}");
+    assert!(
+        window.contains(&format!(
+            "* a new login of your account, \"laptop\" (device {0}), waits for approval: \
+             `hark approve {0}`, or `hark revoke {0}` if it is not you",
+            waiting.device
+        )),
+        "{window}"
+    );
     let early = refused(&server, laptop.path(), &["chats"]);
     assert_eq!(
         early.trim(),
@@ -229,7 +243,7 @@ fn a_new_login_waits_until_another_device_approves_it_through_the_cli() {
     // Its keys were published once approved (the store exists).
     assert!(laptop.path().join("crypto").exists());
     let chats = hark(&server, laptop.path(), &["chats"]);
-    assert!(chats.contains("no chats yet"), "{chats}");
+    assert!(chats.contains("you: hello bob"), "{chats}");
     let devices = hark(&server, phone.path(), &["devices"]);
     assert!(!devices.contains("waiting"), "{devices}");
     let again = refused(
@@ -268,6 +282,12 @@ fn a_new_login_waits_until_another_device_approves_it_through_the_cli() {
     assert!(!desk.path().join("session.json").exists());
     let devices = hark(&server, phone.path(), &["devices"]);
     assert!(device_row(&devices, "desk").is_none(), "{devices}");
+
+    // The requests settled meanwhile are not shown again in the window.
+    let (ok, window, err) = run(&server, phone.path(), &["chat", "bob"], "still there?\n");
+    assert!(ok, "{window}\nstderr:\n{err}");
+    assert!(window.contains("still there?"), "{window}");
+    assert!(!window.contains("waits for approval"), "{window}");
 
     // Off again: a login works at once.
     hark(&server, phone.path(), &["device-approval", "off"]);
