@@ -43,7 +43,7 @@ fn base32(text: &str) -> Vec<u8> {
 }
 
 /// The six-digit TOTP code of 30-second step `step` (RFC 6238: HMAC-SHA-1).
-fn totp(secret: &str, step: u64) -> String {
+pub(crate) fn totp(secret: &str, step: u64) -> String {
     use hmac::{Hmac, Mac};
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(&base32(secret)).unwrap();
     mac.update(&step.to_be_bytes());
@@ -58,7 +58,7 @@ fn totp(secret: &str, step: u64) -> String {
 /// sent now still lands within the server's ±1 step. Each step's code works
 /// once, so a test confirms with the previous step's code and logs in with
 /// the next step's.
-fn step_with_room() -> u64 {
+pub(crate) fn step_with_room() -> u64 {
     loop {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
         let into = now.as_secs() % 30;

@@ -6,12 +6,13 @@
 //! RFC 6238) before anything else works. On the backend
 //! `HARK_TEST_BACKEND` names ([`TestServer`]).
 
+use crate::accounts::{step_with_room, totp};
 use crate::support::{TestServer, HARK};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -307,48 +308,6 @@ fn out_device(table: &str, name: &str) -> String {
     row.split_whitespace().next().unwrap().to_owned()
 }
 
-// ---- Two-factor codes, as an authenticator app makes them ----
-
-/// RFC 4648 base32 (the secret's encoding), padding and spaces ignored.
-fn base32(text: &str) -> Vec<u8> {
-    let (mut bits, mut held, mut out) = (0u32, 0u32, Vec::new());
-    for c in text.chars().filter(|c| *c != '=' && !c.is_whitespace()) {
-        let value = match c.to_ascii_uppercase() {
-            c @ 'A'..='Z' => c as u32 - 'A' as u32,
-            c @ '2'..='7' => c as u32 - '2' as u32 + 26,
-            other => panic!("{other:?} is not base32"),
-        };
-        bits = (bits << 5) | value;
-        held += 5;
-        if held >= 8 {
-            held -= 8;
-            out.push((bits >> held) as u8);
-            bits &= (1 << held) - 1;
-        }
-    }
-    out
-}
-
-/// The six-digit TOTP code of the 30-second step `step` (RFC 6238: HMAC-SHA-1).
-fn totp(secret: &str, step: u64) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(&base32(secret)).unwrap();
-    mac.update(&step.to_be_bytes());
-    let hash = mac.finalize().into_bytes();
-    let at = (hash[19] & 0x0f) as usize;
-    let value = u32::from_be_bytes([hash[at] & 0x7f, hash[at + 1], hash[at + 2], hash[at + 3]]);
-    format!("{:06}", value % 1_000_000)
-}
-
-/// The current 30-second step.
-fn step_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        / 30
-}
-
 /// `hark two-factor enable` typed into: the password from HARK_PASSWORD,
 /// then the current code, computed from the secret it printed. Its whole
 /// output.
@@ -380,7 +339,7 @@ fn enable_two_factor(server: &TestServer, config: &Path) -> String {
     };
     let mut stdin = child.stdin.take().unwrap();
     stdin
-        .write_all(format!("{}\n", totp(&secret, step_now())).as_bytes())
+        .write_all(format!("{}\n", totp(&secret, step_with_room())).as_bytes())
         .unwrap();
     drop(stdin);
     let (ok, _, stderr) = finished(child, &["two-factor", "enable"]);
