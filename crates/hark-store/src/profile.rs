@@ -48,6 +48,9 @@ pub(crate) const PHOTO: &str = "SELECT photo FROM users WHERE id = $1";
 /// `$1` the new version (or null), `$2` the user.
 pub(crate) const SET_PHOTO: &str = "UPDATE users SET photo = $1 WHERE id = $2";
 
+/// Every photo version a user's row names (for the media sweep).
+pub(crate) const PHOTOS_IN_USE: &str = "SELECT photo FROM users WHERE photo IS NOT NULL";
+
 /// The columns of an export, in [`export`]'s order.
 const EXPORT_COLUMNS: &str = "id, status, requested_at, finished_at, size, expires_at";
 

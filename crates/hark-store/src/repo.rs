@@ -665,6 +665,8 @@ pub trait ProfileStore: Send + Sync {
     ) -> StoreResult<hark_proto::MyProfile>;
     /// Sets (or clears) the photo's version; the version it replaced.
     async fn set_photo(&self, user: UserId, photo: Option<String>) -> StoreResult<Option<String>>;
+    /// Every photo version some user's row names.
+    async fn photos_in_use(&self) -> StoreResult<HashSet<String>>;
     /// The user's pending export, or a new one with id `id` and, in the
     /// same transaction, `job` (which prepares it); `true` when new.
     async fn start_export(

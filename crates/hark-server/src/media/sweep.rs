@@ -6,6 +6,9 @@
 //!   mid-way (its unfinished parts), or a crash between storing the bytes
 //!   and writing the row.
 //!
+//! - profile photos' images no user's row names that old (a crash between
+//!   storing a new photo and naming it, or a failed removal of a replaced
+//!   one);
 //! - resumable uploads past their `expires_at`, finished or not, with their
 //!   pieces; and pieces whose upload has no row that old (a piece written
 //!   while its upload was cancelled).
@@ -92,6 +95,7 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<Swept> {
         };
         swept.orphan_files += u64::from(removed);
     }
+    swept.orphan_files += unnamed_photos(state, older).await?;
     loop {
         let expired = state.store.expired_uploads(crate::now_ms(), BATCH).await?;
         for upload in &expired {
@@ -112,6 +116,40 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<Swept> {
         }
     }
     Ok(swept)
+}
+
+/// Removes the images of photo versions stored before `older` that no
+/// user's row names; how many images went.
+async fn unnamed_photos(state: &AppState, older: SystemTime) -> anyhow::Result<u64> {
+    let prefix = object_store::path::Path::from("photos");
+    let mut old = Vec::new();
+    let mut listed = state.media.store.list(Some(&prefix));
+    while let Some(meta) = listed.next().await {
+        let meta = meta?;
+        if SystemTime::from(meta.last_modified) < older {
+            // `photos/<version>/<size>`
+            let version = meta.location.parts().nth(1).map(|v| v.as_ref().to_owned());
+            if let Some(version) = version {
+                old.push((version, meta.location));
+            }
+        }
+    }
+    if old.is_empty() {
+        return Ok(0);
+    }
+    let named = state.store.photos_in_use().await?;
+    let mut removed = 0;
+    for (version, path) in old {
+        if named.contains(&version) {
+            continue;
+        }
+        match state.media.store.delete(&path).await {
+            Ok(()) => removed += 1,
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(removed)
 }
 
 /// The uploads with pieces stored before `older`.

@@ -549,3 +549,42 @@ async fn an_export_that_outlasts_a_lease_keeps_it_and_finishes_once() {
     // it no longer pending and leave it be, so once is what finished it.
     assert!(took > Duration::from_millis(150), "{took:?}");
 }
+
+#[tokio::test]
+async fn photo_images_no_row_names_are_swept_after_the_grace_period() {
+    let app = crate::support::spawn_with(|c| {
+        c.media.unreferenced_grace_ms = 1500;
+        c.media.sweep_ms = 100;
+    })
+    .await;
+    let alice = app.user("alice").await;
+    let media = upload(&app, &alice, "image", png(64, 64)).await;
+    let (_, mine) = set_photo(&app, &alice, &media).await;
+    let version = mine["photo"].as_str().unwrap().to_owned();
+    // Images of a version no row names: a crash after storing a new photo
+    // and before naming it.
+    let orphan = format!("{:032x}", 0xface_u128);
+    for size in ["small", "large"] {
+        let path = object_store::path::Path::from(format!("photos/{orphan}/{size}"));
+        app.media
+            .put(&path, bytes::Bytes::from_static(b"jpeg").into())
+            .await
+            .unwrap();
+    }
+    assert_eq!(objects(&app, "photos").await.len(), 4);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = objects(&app, "photos").await;
+        if left.len() == 2 {
+            assert!(left.iter().all(|p| p.contains(&version)), "{left:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still stored: {left:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Past the grace period the named one stays, and is served.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(objects(&app, "photos").await.len(), 2);
+    let bob = app.user("bob").await;
+    assert_eq!(photo(&app, &bob, &alice, "small", None).await.status(), 200);
+}

@@ -1285,6 +1285,11 @@ impl crate::ProfileStore for PostgresStore {
         .await
     }
 
+    async fn photos_in_use(&self) -> StoreResult<HashSet<String>> {
+        self.read(|db| async move { profile::photos_in_use(&db).await })
+            .await
+    }
+
     async fn start_export(
         &self,
         user: UserId,

@@ -142,3 +142,11 @@ pub(crate) async fn exports_of(db: &Db, user: UserId) -> StoreResult<Vec<String>
         .map(|r| Ok(r.try_get(0)?))
         .collect()
 }
+
+pub(crate) async fn photos_in_use(db: &Db) -> StoreResult<std::collections::HashSet<String>> {
+    db.rows(p::PHOTOS_IN_USE, &[])
+        .await?
+        .iter()
+        .map(|r| Ok(r.try_get(0)?))
+        .collect()
+}

@@ -1113,6 +1113,10 @@ impl crate::ProfileStore for SqliteStore {
             .await
     }
 
+    async fn photos_in_use(&self) -> StoreResult<HashSet<String>> {
+        self.read(|conn| profile::photos_in_use(conn)).await
+    }
+
     async fn start_export(
         &self,
         user: UserId,

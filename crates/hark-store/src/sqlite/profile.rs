@@ -132,3 +132,11 @@ pub(crate) fn exports_of(conn: &Connection, user: UserId) -> StoreResult<Vec<Str
         .collect::<Result<_, _>>()?;
     Ok(ids)
 }
+
+pub(crate) fn photos_in_use(conn: &Connection) -> StoreResult<std::collections::HashSet<String>> {
+    let photos = conn
+        .prepare_cached(p::PHOTOS_IN_USE)?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(photos)
+}
