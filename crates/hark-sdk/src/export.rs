@@ -5,7 +5,7 @@
 use crate::api::Api;
 use crate::{Error, Result};
 use futures_util::StreamExt;
-use hark_proto::{DataExport, ErrorCode};
+use hark_proto::DataExport;
 use reqwest::Method;
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -22,12 +22,11 @@ impl Api {
     /// `GET /v1/me/export`: the caller's latest export, `None` when they
     /// never asked for one (or it was removed).
     pub async fn export_status(&self) -> Result<Option<DataExport>> {
-        match self
-            .call(Method::GET, "/v1/me/export", None::<&()>, true)
-            .await
-        {
-            Err(e) if e.code() == Some(ErrorCode::NotFound) => Ok(None),
-            answer => answer.map(Some),
+        let resp = self.request(Method::GET, "/v1/me/export")?.send().await?;
+        match resp.status() {
+            reqwest::StatusCode::NO_CONTENT => Ok(None),
+            s if s.is_success() => Ok(Some(resp.json().await?)),
+            _ => Err(crate::api::error_from(resp).await),
         }
     }
 

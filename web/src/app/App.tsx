@@ -70,12 +70,19 @@ const CHECK_MS = 5_000;
  */
 function SessionGate(props: { session: Session; onSession: (s: Session) => void; onLoggedOut: (code: LogoutReason | null) => void }) {
   const { session } = props;
-  const [gate, setGate] = useState<GateState>(session.device.pending ? 'pending' : 'checking');
+  const [gate, setGate] = useState<GateState>(
+    session.device.pending ? 'pending' : session.cleared ? 'open' : 'checking',
+  );
   const decide = (me: Me) => {
     const pending = me.device.pending === true;
-    // Kept for a reload: a waiting login shows the waiting screen straight away.
-    if (pending !== (session.device.pending === true)) props.onSession({ ...session, device: { ...session.device, pending } });
-    setGate(gateOf(me));
+    const next = gateOf(me);
+    const cleared = next === 'open';
+    // Kept for a reload: a waiting login shows the waiting screen straight
+    // away, and one the server cleared opens the messenger without asking.
+    if (pending !== (session.device.pending === true) || cleared !== (session.cleared === true)) {
+      props.onSession({ ...session, cleared, device: { ...session.device, pending } });
+    }
+    setGate(next);
   };
   useEffect(() => {
     if (gate !== 'checking') return;
@@ -106,7 +113,16 @@ function SessionGate(props: { session: Session; onSession: (s: Session) => void;
     case 'two_factor':
       return <ForcedTwoFactor session={session} onDone={() => setGate('checking')} onLoggedOut={props.onLoggedOut} />;
     case 'open':
-      return <Messenger session={session} onLoggedOut={props.onLoggedOut} onRestricted={() => setGate('checking')} />;
+      return (
+        <Messenger
+          session={session}
+          onLoggedOut={props.onLoggedOut}
+          onRestricted={() => {
+            if (session.cleared) props.onSession({ ...session, cleared: false });
+            setGate('checking');
+          }}
+        />
+      );
   }
 }
 

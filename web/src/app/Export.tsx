@@ -29,11 +29,8 @@ export function ExportCard(props: { store: AppStore }) {
       },
       (e) => {
         if (store.refused(e)) return;
-        if (e instanceof HarkError && e.status === 404) setLatest(null);
-        else {
-          setLatest((l) => (l === undefined ? null : l));
-          setError(errorText(e, 'export'));
-        }
+        setLatest((l) => (l === undefined ? null : l));
+        setError(errorText(e, 'export'));
       },
     );
   useEffect(() => void fetchLatest(), [store]);
@@ -52,10 +49,9 @@ export function ExportCard(props: { store: AppStore }) {
           setLatest(e);
           setNow(Date.now());
           setError(null);
-          if (e.status === 'pending') tick();
+          if (e?.status === 'pending') tick();
         } catch (e) {
           if (!live || store.refused(e)) return;
-          if (e instanceof HarkError && e.status === 404) return setLatest(null);
           // Offline for a moment: keep asking.
           tick();
         }

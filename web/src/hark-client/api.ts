@@ -218,9 +218,9 @@ export class HarkApi {
     return this.request('POST', '/v1/me/export');
   }
 
-  /** Your latest export: `404 not_found` when you never asked for one. */
-  latestExport(): Promise<DataExport> {
-    return this.request('GET', '/v1/me/export');
+  /** Your latest export, or null when there is none (`204`: never asked for, or all expired). */
+  async latestExport(): Promise<DataExport | null> {
+    return (await this.request<DataExport | undefined>('GET', '/v1/me/export')) ?? null;
   }
 
   /** A ready export's zip archive, and the file name the server gives it (if any). */

@@ -18,6 +18,12 @@ export interface Session {
   token: string;
   user: User;
   device: Device;
+  /**
+   * The server once said this device is held back by nothing (`GET
+   * /v1/me`): later starts open the messenger at once, and a refusal
+   * (`device_not_approved`, `two_factor_setup_required`) brings the check back.
+   */
+  cleared?: boolean;
 }
 
 /** Something shaped like `window.localStorage`. */

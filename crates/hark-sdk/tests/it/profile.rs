@@ -133,10 +133,11 @@ async fn a_photo_comes_with_its_type_and_a_missing_one_is_not_found() {
 #[tokio::test]
 async fn no_export_yet_is_none_but_a_server_without_exports_is_an_error() {
     let (api, server) = fake(vec![
-        Answer::json(
-            "404 Not Found",
-            r#"{"error":{"code":"not_found","message":"no export"}}"#,
-        ),
+        Answer {
+            status: "204 No Content",
+            headers: vec![("Content-Length", "0".to_owned())],
+            body: Vec::new(),
+        },
         Answer::json("202 Accepted", &READY.replace("ready", "pending")),
         Answer::json("200 OK", READY),
         // A server from before exports: no error body.

@@ -343,6 +343,7 @@ pub(super) async fn request_export(
     summary = "Your latest export",
     responses(
         (status = 200, description = "the latest export", body = hark_proto::DataExport),
+        (status = 204, description = "none: you never asked for one, or all expired"),
         super::openapi::Refusals,
     ),
     security(("bearer" = [])),
@@ -350,13 +351,13 @@ pub(super) async fn request_export(
 pub(super) async fn latest_export(
     State(state): State<AppState>,
     Authed(me): Authed,
-) -> ApiResult<Json<DataExport>> {
-    state
-        .store
-        .latest_export(me.user.id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no export yet"))
+) -> ApiResult<Response> {
+    // No export is an ordinary state, not a missing resource: a 404 would
+    // show in every browser console as a failed load.
+    Ok(match state.store.latest_export(me.user.id).await? {
+        Some(export) => Json(export).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
 }
 
 #[utoipa::path(

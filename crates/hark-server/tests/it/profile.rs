@@ -381,7 +381,11 @@ async fn an_export_holds_what_the_server_keeps_about_its_user() {
     let photo_media = upload(&app, &alice, "image", png(50, 50)).await;
     set_photo(&app, &alice, &photo_media).await;
 
-    assert_eq!(app.get("/me/export", &alice.token).await.0, 404);
+    // None yet: 204, no body.
+    assert_eq!(
+        app.get("/me/export", &alice.token).await,
+        (204, Value::Null)
+    );
     let (status, first) = app.post("/me/export", &alice.token, json!({})).await;
     assert_eq!(status, 202, "{first}");
     assert!(["pending", "ready"].contains(&first["status"].as_str().unwrap()));
@@ -485,7 +489,7 @@ async fn an_export_holds_what_the_server_keeps_about_its_user() {
         .await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while !objects(&app, "exports").await.is_empty()
-        || app.get("/me/export", &alice.token).await.0 != 404
+        || app.get("/me/export", &alice.token).await.0 != 204
     {
         assert!(Instant::now() < deadline, "expired exports still kept");
         tokio::time::sleep(Duration::from_millis(100)).await;
