@@ -118,18 +118,14 @@ pub(crate) async fn expire(state: AppState, payload: String) -> JobResult {
 
 /// Removes an export: its archive, then its row.
 pub(crate) async fn remove(state: &AppState, id: &str) -> anyhow::Result<()> {
-    match state.media.store.delete(&path(id)).await {
-        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-        Err(e) => return Err(e.into()),
-    }
+    state.media.delete(&path(id)).await?;
     state.store.remove_export(id.to_owned()).await?;
     Ok(())
 }
 
 async fn remove_archive(files: &MediaFiles, id: &str) {
-    match files.store.delete(&path(id)).await {
-        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-        Err(e) => tracing::warn!(export = %id, error = %e, "removing a data export's archive"),
+    if let Err(e) = files.delete(&path(id)).await {
+        tracing::warn!(export = %id, error = %e, "removing a data export's archive");
     }
 }
 

@@ -155,39 +155,11 @@ pub(super) async fn replace_photo(
     Ok(())
 }
 
-/// Whether `viewer` may see what `owner` shows to `visibility`: the owner
-/// always; nobody either of them blocks; everyone signed in, the people
-/// the owner shares a one-to-one chat with, or nobody else.
-async fn may_see(
-    state: &AppState,
-    viewer: UserId,
-    owner: UserId,
-    visibility: Visibility,
-) -> ApiResult<bool> {
-    if viewer == owner {
-        return Ok(true);
-    }
-    if visibility == Visibility::Nobody
-        || !state
-            .store
-            .blocked_among(owner, &[viewer])
-            .await?
-            .is_empty()
-    {
-        return Ok(false);
-    }
-    Ok(match visibility {
-        Visibility::Everyone => true,
-        Visibility::Contacts => state
-            .store
-            .contacts_among(owner, &[viewer])
-            .await?
-            .contains(&viewer),
-        Visibility::Nobody => false,
-    })
-}
-
-/// What `viewer` may see of `owner`'s profile.
+/// What `viewer` may see of `owner`'s profile: the owner sees it all;
+/// nobody sees what either of them blocks; otherwise each field's
+/// visibility: everyone signed in, the people the owner shares a
+/// one-to-one chat with, or nobody. The block and the shared chat are read
+/// once each, and only when a field shown to someone needs them.
 async fn visible_profile(state: &AppState, viewer: UserId, owner: UserId) -> ApiResult<Profile> {
     let profile = match state.store.my_profile(owner).await {
         Ok(p) => p,
@@ -196,21 +168,43 @@ async fn visible_profile(state: &AppState, viewer: UserId, owner: UserId) -> Api
         }
         Err(e) => return Err(e.into()),
     };
-    let about = if !profile.about.is_empty()
-        && may_see(state, viewer, owner, profile.about_visibility).await?
-    {
-        Some(profile.about)
-    } else {
-        None
-    };
-    let photo = match profile.photo {
-        Some(v) if may_see(state, viewer, owner, profile.photo_visibility).await? => Some(v),
-        _ => None,
+    let about = Some(profile.about).filter(|a| !a.is_empty());
+    let mut asked = Vec::new();
+    if about.is_some() {
+        asked.push(profile.about_visibility);
+    }
+    if profile.photo.is_some() {
+        asked.push(profile.photo_visibility);
+    }
+    let mut blocked = false;
+    let mut contact = false;
+    if viewer != owner && asked.iter().any(|v| *v != Visibility::Nobody) {
+        blocked = !state
+            .store
+            .blocked_among(owner, &[viewer])
+            .await?
+            .is_empty();
+        if !blocked && asked.contains(&Visibility::Contacts) {
+            contact = state
+                .store
+                .contacts_among(owner, &[viewer])
+                .await?
+                .contains(&viewer);
+        }
+    }
+    let allows = |visibility: Visibility| {
+        viewer == owner
+            || (!blocked
+                && match visibility {
+                    Visibility::Everyone => true,
+                    Visibility::Contacts => contact,
+                    Visibility::Nobody => false,
+                })
     };
     Ok(Profile {
         user_id: owner,
-        about,
-        photo,
+        about: about.filter(|_| allows(profile.about_visibility)),
+        photo: profile.photo.filter(|_| allows(profile.photo_visibility)),
     })
 }
 
@@ -271,27 +265,14 @@ pub(super) async fn photo(
         .filter(|v| photo::is_version(v))
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no photo you may see"))?;
     let etag = format!("\"{version}-{}\"", query.size.name());
-    let mut out = HeaderMap::new();
-    let mut set = |name, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            out.insert(name, v);
-        }
-    };
-    set(header::ETAG, &etag);
+    let mut out = crate::media::common_headers(&etag, "image/jpeg");
     // Asked again each time (the owner may hide it), answered 304 when
     // the client holds this version.
-    set(header::CACHE_CONTROL, "private, no-cache");
-    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(
-        header::CONTENT_SECURITY_POLICY,
-        "default-src 'none'; sandbox",
+    out.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
     );
-    set(header::CONTENT_TYPE, "image/jpeg");
-    let held = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
-    if held {
+    if crate::media::unchanged(&headers, &etag) {
         return Ok((StatusCode::NOT_MODIFIED, out).into_response());
     }
     let bytes = photo::read(&state.media, &version, query.size).await?;

@@ -31,7 +31,7 @@ async fn allowed(state: &AppState, who: &AuthedDevice, id: &MediaId) -> ApiResul
 }
 
 /// The headers every answer of a file or thumbnail carries.
-fn common_headers(etag: &str, mime: &str) -> HeaderMap {
+pub(crate) fn common_headers(etag: &str, mime: &str) -> HeaderMap {
     let mut out = HeaderMap::new();
     set(&mut out, header::ETAG, etag);
     set(
@@ -46,7 +46,7 @@ fn common_headers(etag: &str, mime: &str) -> HeaderMap {
 }
 
 /// Whether the client already holds `etag` (`If-None-Match`).
-fn unchanged(headers: &HeaderMap, etag: &str) -> bool {
+pub(crate) fn unchanged(headers: &HeaderMap, etag: &str) -> bool {
     headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())

@@ -31,7 +31,7 @@ mod sweep;
 mod thumbnail;
 mod upload;
 
-pub(crate) use download::{download, thumbnail, url};
+pub(crate) use download::{common_headers, download, thumbnail, unchanged, url};
 pub(crate) use sweep::sweep_forever;
 pub use sweep::{sweep, Swept};
 pub(crate) use upload::{upload, Upload};
@@ -152,12 +152,17 @@ impl MediaFiles {
     /// Removes the bytes of file `id` and its thumbnail, whichever exist.
     pub(crate) async fn remove(&self, id: &MediaId) -> object_store::Result<()> {
         for path in [Self::path(id), Self::thumbnail_path(id)] {
-            match self.store.delete(&path).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
+            self.delete(&path).await?;
         }
         Ok(())
+    }
+
+    /// Removes one object, if it is there.
+    pub(crate) async fn delete(&self, path: &Path) -> object_store::Result<()> {
+        match self.store.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -73,10 +73,7 @@ pub(crate) async fn make(
 /// Removes a version's images, whichever exist.
 pub(crate) async fn remove(files: &MediaFiles, version: &str) -> object_store::Result<()> {
     for size in SIZES {
-        match files.store.delete(&path(version, size)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(e),
-        }
+        files.delete(&path(version, size)).await?;
     }
     Ok(())
 }
