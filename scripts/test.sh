@@ -21,6 +21,9 @@ scripts/check-deploy.sh  # every file under deploy/ through a real validator (in
 # The single sign-on tests sign in through a real OpenID provider on
 # loopback (npm's oidc-provider, tools/oidc): installed here.
 scripts/oidc.sh setup
+# The SignalR hub tests drive it with the official JavaScript client
+# (npm's @microsoft/signalr, tools/signalr): installed here.
+scripts/signalr.sh setup
 # PostgreSQL (127.0.0.1:5432) and NATS (127.0.0.1:4222) are this machine's
 # services: the store conformance suite, the NATS bus tests and the server
 # suite on the cluster backend use them and fail loudly when one is missing.

@@ -24,6 +24,7 @@ pub mod presence;
 pub mod push;
 mod retention;
 mod shutdown;
+mod signalr;
 pub mod sso;
 pub mod state;
 pub mod tls;

@@ -132,6 +132,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/healthz", get(crate::health::healthz))
         .route("/metrics", get(crate::metrics::scrape))
         .route("/readyz", get(crate::health::readyz))
+        // The SignalR hub (docs/signalr.md): its own protocol, outside /v1.
+        .merge(crate::signalr::routes())
         // A route asked with another method: the JSON error, with `Allow`.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(crate::web::serve)

@@ -36,6 +36,7 @@ mod resumable;
 mod sdk;
 mod sdk_crypto;
 mod sdk_crypto_keys;
+mod signalr;
 mod sso;
 mod support;
 mod tls;

@@ -1,0 +1,1 @@
+//! The SignalR hub driven by the official JavaScript client (being built).
