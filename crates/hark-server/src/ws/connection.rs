@@ -161,7 +161,7 @@ async fn open(
 /// After the server's close frame, reads (and discards) until the client's
 /// close arrives, briefly: closing the TCP socket with unread input would
 /// reset it and lose the frames that explain the close.
-async fn linger(mut stream: Stream) {
+pub(crate) async fn linger(mut stream: Stream) {
     let _ = timeout(Duration::from_secs(2), async {
         while let Some(Ok(msg)) = stream.next().await {
             if matches!(msg, Message::Close(_)) {
@@ -753,10 +753,10 @@ async fn close_invalid_utf8(sink: &mut Sink) {
 /// `hark_connections_open` gauge (the hub's authenticated connections are
 /// `hark_connections_authenticated`, read at scrape time). Zero-sized, so
 /// it costs an idle connection nothing.
-struct OpenSocket;
+pub(crate) struct OpenSocket;
 
 impl OpenSocket {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         metrics::gauge!("hark_connections_open").increment(1.0);
         OpenSocket
     }
@@ -769,17 +769,17 @@ impl Drop for OpenSocket {
 }
 
 /// Frames per second with bursts up to twice the rate.
-struct TokenBucket {
-    capacity: f64,
+pub(crate) struct TokenBucket {
+    pub(crate) capacity: f64,
     tokens: f64,
     per_second: f64,
     last: Instant,
     /// Frames refused in a row; a flood that keeps going is disconnected.
-    strikes: u32,
+    pub(crate) strikes: u32,
 }
 
 impl TokenBucket {
-    fn new(per_second: u32) -> Self {
+    pub(crate) fn new(per_second: u32) -> Self {
         let per_second = f64::from(per_second.max(1));
         TokenBucket {
             capacity: per_second * 2.0,
@@ -790,7 +790,7 @@ impl TokenBucket {
         }
     }
 
-    fn take(&mut self) -> bool {
+    pub(crate) fn take(&mut self) -> bool {
         let now = Instant::now();
         let refill = now.duration_since(self.last).as_secs_f64() * self.per_second;
         self.tokens = (self.tokens + refill).min(self.capacity);

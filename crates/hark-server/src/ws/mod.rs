@@ -1,7 +1,7 @@
 //! The WebSocket gateway at `/v1/ws`: upgrade checks (origin, optional header
 //! auth, buffer and size limits), then one task per connection.
 
-mod connection;
+pub(crate) mod connection;
 mod frames;
 
 use crate::auth;
@@ -70,7 +70,7 @@ pub(crate) async fn upgrade(
 
 /// Browsers send `Origin`; only the server's own origin and the configured
 /// ones may open a socket. Non-browser clients send none and pass.
-fn check_origin(state: &AppState, parts: &Parts) -> ApiResult<()> {
+pub(crate) fn check_origin(state: &AppState, parts: &Parts) -> ApiResult<()> {
     let Some(origin) = parts.headers.get(header::ORIGIN) else {
         return Ok(());
     };
