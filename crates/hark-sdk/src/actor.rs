@@ -213,7 +213,8 @@ impl Actor {
                         | ErrorCode::AccountDisabled
                         | ErrorCode::TokenExpired
                         | ErrorCode::DeviceNotApproved
-                        | ErrorCode::TwoFactorSetupRequired),
+                        | ErrorCode::TwoFactorSetupRequired
+                        | ErrorCode::ScopeDenied),
                     ) => return Err(End::Refused(code)),
                     _ => tracing::debug!(error = %e, "reconnect failed"),
                 },
@@ -406,7 +407,8 @@ impl Actor {
                 | ErrorCode::AccountDisabled
                 | ErrorCode::TokenExpired
                 | ErrorCode::DeviceNotApproved
-                | ErrorCode::TwoFactorSetupRequired => Err(End::Refused(code)),
+                | ErrorCode::TwoFactorSetupRequired
+                | ErrorCode::ScopeDenied => Err(End::Refused(code)),
                 _ => Err(End::Disconnected(format!("{}: {message}", code.as_str()))),
             },
             ServerFrame::Event(frame) => {

@@ -77,7 +77,8 @@ pub enum ClientEvent {
     /// the device (`revoked`, `unauthorized`, `account_disabled`,
     /// `token_expired`; or `device_not_approved`, `two_factor_setup_required`:
     /// the login waits for approval, or for two-factor enrolment, which
-    /// only the user can bring about, so it does not retry), `None` after
+    /// only the user can bring about, so it does not retry; `scope_denied`:
+    /// a bot's token that may not open a socket), `None` after
     /// [`Connection::close`].
     Closed { code: Option<ErrorCode> },
 }

@@ -5,5 +5,6 @@
 // Helpers outside #[test] functions unwrap too; tests may (CONVENTIONS.md).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::result_large_err)]
 
+mod bots;
 mod connection;
 mod profile;
