@@ -251,7 +251,10 @@ pub(crate) async fn run(command: AdminCommand) -> anyhow::Result<()> {
                     "{:<6} {:<20} {:<24} {}{admin}",
                     m.user.id,
                     m.user.username,
-                    view::snippet(&m.user.display_name, 24),
+                    view::snippet(
+                        &format!("{}{}", m.user.display_name, view::bot_mark(m.user.bot)),
+                        24
+                    ),
                     view::date_time(m.joined_at)
                 );
             }
@@ -467,7 +470,7 @@ fn print_users(users: &[AdminUser]) {
             "{:<6} {:<20} {:<24} {:<6} {:<9} {}",
             u.id,
             u.username,
-            view::snippet(&u.display_name, 24),
+            view::snippet(&format!("{}{}", u.display_name, view::bot_mark(u.bot)), 24),
             u.role.as_str(),
             if u.disabled { "disabled" } else { "active" },
             u.devices

@@ -112,6 +112,12 @@ pub(crate) async fn run(command: PeopleCommand) -> anyhow::Result<()> {
 /// One row per user, as `hark users` prints them.
 fn print_users(users: &[User]) {
     for u in users {
-        println!("{:<6} {:<20} {}", u.id, u.username, u.display_name);
+        println!(
+            "{:<6} {:<20} {}{}",
+            u.id,
+            u.username,
+            u.display_name,
+            view::bot_mark(u.bot)
+        );
     }
 }

@@ -1,12 +1,14 @@
 //! Terminal client subcommands: account (password, two-factor
 //! authentication, deleting it, exporting its data), profile (about line
 //! and photo), contacts and blocked users, devices, chats, history,
-//! sending, and an interactive `chat` with live messages and ticks.
+//! sending, bots and webhooks, and an interactive `chat` with live
+//! messages and ticks.
 
 mod account;
 mod actions;
 mod admin;
 mod approval;
+mod bots;
 mod chat;
 mod contacts;
 mod e2e;
@@ -240,10 +242,17 @@ pub(crate) enum ClientCommand {
         #[command(flatten)]
         server: ServerOpt,
     },
-    /// Manage this device's webhooks (notifications POSTed to your server).
+    /// Manage webhooks: this device's (notifications POSTed to your
+    /// server), a bot's or a chat's (their events POSTed to your server).
     Webhook {
         #[command(subcommand)]
         command: notify::WebhookCommand,
+    },
+    /// Make and manage bots: accounts a program runs with tokens you make,
+    /// each limited to some actions (and chats).
+    Bot {
+        #[command(subcommand)]
+        command: bots::BotCommand,
     },
     /// Administer the server (as a server admin; `grant` on the server machine).
     Admin {
@@ -457,6 +466,7 @@ async fn command(cmd: ClientCommand) -> anyhow::Result<()> {
             notify::notifications(previews, server).await
         }
         ClientCommand::Webhook { command } => notify::webhook(command).await,
+        ClientCommand::Bot { command } => bots::run(command).await,
         ClientCommand::Admin { command } => admin::run(command).await,
         ClientCommand::Send {
             chat,
@@ -769,7 +779,13 @@ async fn users(prefix: String, server: ServerOpt) -> anyhow::Result<()> {
         println!("no users starting with {prefix:?}");
     }
     for u in users {
-        println!("{:<6} {:<20} {}", u.id, u.username, u.display_name);
+        println!(
+            "{:<6} {:<20} {}{}",
+            u.id,
+            u.username,
+            u.display_name,
+            view::bot_mark(u.bot)
+        );
     }
     Ok(())
 }

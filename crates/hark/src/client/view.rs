@@ -75,21 +75,35 @@ impl Watermarks {
     }
 }
 
-/// How a user is named: the display name, with the username when they differ.
+/// How a user is named: the display name, with the username when they
+/// differ, and ` [bot]` after a bot's.
 pub(crate) fn user_name(user: &User) -> String {
-    if user.display_name.is_empty() || user.display_name == user.username {
+    let name = if user.display_name.is_empty() || user.display_name == user.username {
         user.username.clone()
     } else {
         format!("{} (@{})", user.display_name, user.username)
-    }
+    };
+    format!("{name}{}", bot_mark(user.bot))
 }
 
-/// How a message's sender is shown: just the display name.
+/// How a message's sender is shown: just the display name (` [bot]` after
+/// a bot's).
 pub(crate) fn sender_name(user: &User) -> String {
-    if user.display_name.is_empty() {
-        user.username.clone()
+    let name = if user.display_name.is_empty() {
+        &user.username
     } else {
-        user.display_name.clone()
+        &user.display_name
+    };
+    format!("{name}{}", bot_mark(user.bot))
+}
+
+/// What follows a bot's name wherever a name is shown: ` [bot]` (nothing
+/// after a person's).
+pub(crate) fn bot_mark(bot: bool) -> &'static str {
+    if bot {
+        " [bot]"
+    } else {
+        ""
     }
 }
 
@@ -292,6 +306,21 @@ mod tests {
     fn dates_and_times() {
         assert_eq!(date_time(0), "1970-01-01 00:00 UTC");
         assert_eq!(date_time(1_709_210_096_000), "2024-02-29 12:34 UTC");
+    }
+
+    #[test]
+    fn bots_are_marked_wherever_a_name_is_shown() {
+        let mut user = User {
+            id: UserId(7),
+            username: "echo".into(),
+            display_name: "Echo".into(),
+            bot: true,
+        };
+        assert_eq!(user_name(&user), "Echo (@echo) [bot]");
+        assert_eq!(sender_name(&user), "Echo [bot]");
+        user.bot = false;
+        assert_eq!(user_name(&user), "Echo (@echo)");
+        assert_eq!(sender_name(&user), "Echo");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 mod accounts;
 mod backup;
+mod bots;
 mod cli;
 mod crash;
 mod crash_mixed;
