@@ -102,6 +102,10 @@ pub struct Config {
     pub sso: Sso,
     /// What every account must do to sign in (the `[accounts]` table).
     pub accounts: Accounts,
+    /// Bot accounts (the `[bots]` table).
+    pub bots: Bots,
+    /// Outgoing webhooks of bots and chats (the `[webhooks]` table).
+    pub webhooks: Webhooks,
 }
 
 /// What every account must do to sign in (docs/protocol.md "Your account").
@@ -114,6 +118,51 @@ pub struct Accounts {
     /// sign in through single sign-on count as having a second factor
     /// (their provider's).
     pub require_two_factor: bool,
+}
+
+/// Bot accounts (docs/protocol.md "Bots").
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Bots {
+    /// Any user may make bots; `false`: only admins.
+    pub users_may_create: bool,
+    /// Most bots one user may own (admins too).
+    pub max_per_owner: u32,
+}
+
+impl Default for Bots {
+    fn default() -> Self {
+        Bots {
+            users_may_create: true,
+            max_per_owner: 20,
+        }
+    }
+}
+
+/// Outgoing webhooks (docs/protocol.md "Webhooks"). Their URLs pass the
+/// same checks as push webhooks (`push.allow_hosts` names the hosts
+/// allowed although not public), and a call may take `push.timeout_ms`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Webhooks {
+    /// Calls failed in a row (each retried with a growing delay) after
+    /// which a webhook is turned off.
+    pub disable_after: u32,
+    /// Milliseconds between looks for webhooks behind their events (a
+    /// commit on this node wakes them at once; this catches the rest).
+    pub sweep_ms: u64,
+    /// Most webhooks one bot or chat may have.
+    pub max_per_target: u32,
+}
+
+impl Default for Webhooks {
+    fn default() -> Self {
+        Webhooks {
+            disable_after: 10,
+            sweep_ms: 5_000,
+            max_per_target: 10,
+        }
+    }
 }
 
 /// Single sign-on through an OpenID Connect provider (docs/protocol.md
@@ -549,6 +598,8 @@ impl Default for Config {
             devices: Devices::default(),
             sso: Sso::default(),
             accounts: Accounts::default(),
+            bots: Bots::default(),
+            webhooks: Webhooks::default(),
         }
     }
 }

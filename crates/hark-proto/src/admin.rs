@@ -38,6 +38,9 @@ pub struct AdminUser {
     pub created_at: i64,
     /// Live devices (logins not logged out).
     pub devices: u32,
+    /// A bot (docs/protocol.md "Bots").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bot: bool,
 }
 
 /// `GET /v1/admin/users`: one page, by id.

@@ -41,6 +41,12 @@ pub const AUDIT_ACTIONS: &[&str] = &[
     "admin_revoke_admin",
     "admin_reset_password",
     "admin_revoke_device",
+    "bot_created",
+    "bot_deleted",
+    "bot_token_created",
+    "bot_token_revoked",
+    "webhook_created",
+    "webhook_deleted",
 ];
 
 /// One event of the audit log. Never carries message content.

@@ -92,6 +92,12 @@ pub enum ErrorCode {
     /// The server requires two-factor authentication and this account has
     /// not turned it on: until it does, only enrolling works.
     TwoFactorSetupRequired,
+    /// A bot's token was used where only a person's device may act
+    /// (account settings, making chats, administration…).
+    NotForBots,
+    /// A bot's token lacks the action this needs (`read`, `send`, `react`,
+    /// `mark`, `typing`), or is limited to other chats.
+    ScopeDenied,
 }
 
 impl ErrorCode {
@@ -118,7 +124,9 @@ impl ErrorCode {
             | ErrorCode::Blocked
             | ErrorCode::SsoRequired
             | ErrorCode::DeviceNotApproved
-            | ErrorCode::TwoFactorSetupRequired => 403,
+            | ErrorCode::TwoFactorSetupRequired
+            | ErrorCode::NotForBots
+            | ErrorCode::ScopeDenied => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::UsernameTaken
@@ -172,6 +180,8 @@ impl ErrorCode {
             ErrorCode::SsoRequired => "sso_required",
             ErrorCode::DeviceNotApproved => "device_not_approved",
             ErrorCode::TwoFactorSetupRequired => "two_factor_setup_required",
+            ErrorCode::NotForBots => "not_for_bots",
+            ErrorCode::ScopeDenied => "scope_denied",
         }
     }
 }

@@ -26,6 +26,9 @@ pub struct User {
     pub id: UserId,
     pub username: String,
     pub display_name: String,
+    /// A bot (run by a program for its owner; docs/protocol.md "Bots").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bot: bool,
 }
 
 /// `POST /v1/login`: each login is a new device with its own token.

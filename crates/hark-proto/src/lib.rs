@@ -8,6 +8,7 @@
 mod account;
 mod admin;
 mod audit;
+mod bots;
 mod e2e;
 mod error;
 mod event;
@@ -30,6 +31,11 @@ pub use admin::{
 pub use audit::{
     chain_hash, verify_end, verify_run, AuditBreak, AuditChain, AuditEntry, AuditPage,
     AUDIT_ACTIONS, AUDIT_GENESIS,
+};
+pub use bots::{
+    Bot, BotAction, BotScope, BotToken, BotTokenCreated, MarkRequest, NewBot, NewBotToken,
+    NewWebhook, ReactRequest, TypingRequest, Webhook, WebhookCall, WebhookCreated, WebhookDelivery,
+    WebhookKind,
 };
 pub use e2e::{
     key_device_id, key_user_id, parse_key_device_id, parse_key_user_id, Inbox, InboxRequest,

@@ -143,9 +143,11 @@ pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<AuthedDevi
     if device.disabled {
         return Err(disabled());
     }
+    // A bot's token is never idle: an integration may call once a season.
     if device.expired
-        || crate::devices::idle_cutoff(state)
-            .is_some_and(|cutoff| device.device.last_used_at < cutoff)
+        || (device.scope.is_none()
+            && crate::devices::idle_cutoff(state)
+                .is_some_and(|cutoff| device.device.last_used_at < cutoff))
     {
         return Err(expired(state));
     }
@@ -194,7 +196,10 @@ pub enum Restriction {
 pub fn restriction(state: &AppState, device: &AuthedDevice) -> Option<Restriction> {
     if device.device.pending {
         Some(Restriction::Pending)
-    } else if state.config.accounts.require_two_factor && !device.second_factor {
+    } else if state.config.accounts.require_two_factor
+        && !device.second_factor
+        && device.scope.is_none()
+    {
         Some(Restriction::TwoFactorSetup)
     } else {
         None
@@ -226,7 +231,9 @@ pub async fn authorize(state: &AppState, token: &str) -> ApiResult<AuthedDevice>
     }
 }
 
-/// The authenticated device of a request, under no restriction.
+/// The authenticated device of a request, under no restriction, and a
+/// person's: a bot's token is refused (`not_for_bots`), so a route is
+/// closed to bots unless it takes [`Acting`].
 pub struct Authed(pub AuthedDevice);
 
 impl FromRequestParts<AppState> for Authed {
@@ -234,7 +241,23 @@ impl FromRequestParts<AppState> for Authed {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
         let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
-        authorize(state, token).await.map(Authed)
+        let device = authorize(state, token).await?;
+        crate::scope::person(&device)?;
+        Ok(Authed(device))
+    }
+}
+
+/// The authenticated device of a request, under no restriction: a
+/// person's, or a bot's token, whose scope the handler checks
+/// (`crate::scope`) — the routes a bot may use.
+pub struct Acting(pub AuthedDevice);
+
+impl FromRequestParts<AppState> for Acting {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
+        authorize(state, token).await.map(Acting)
     }
 }
 
@@ -261,6 +284,7 @@ impl FromRequestParts<AppState> for Enrolling {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
         let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
         let device = authenticate(state, token).await?;
+        crate::scope::person(&device)?;
         match restriction(state, &device) {
             Some(Restriction::Pending) => Err(Restriction::Pending.refusal()),
             _ => Ok(Enrolling(device)),

@@ -86,6 +86,7 @@ impl Jobs {
             hark_store::profile::EXPORT_EXPIRY_JOB,
             crate::export::expire,
         );
+        jobs.register(hark_store::webhooks::WEBHOOK_JOB, crate::webhooks::deliver);
         jobs
     }
 

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod presence;
 pub mod push;
 mod retention;
+pub mod scope;
 mod shutdown;
 mod signalr;
 pub mod sso;
@@ -31,6 +32,7 @@ pub mod tls;
 pub mod two_factor;
 mod validate;
 mod web;
+pub mod webhooks;
 mod ws;
 
 use anyhow::Context;
@@ -68,13 +70,18 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     }
     let hub = Hub::new();
     let bus = open_bus(&config, &node_id, &hub).await?;
-    let listener = Arc::new(messaging::CommitsToBus(bus.clone()));
+    let followed = Arc::new(webhooks::Followed::default());
+    let listener = Arc::new(messaging::CommitsToBus {
+        bus: bus.clone(),
+        followed: followed.clone(),
+    });
     let store = open_store(&config, listener).await?;
     let push = push::Push::start(&config.push, store.as_ref())
         .await
         .context("loading the VAPID key")?;
-    let state =
-        Arc::new(App::new(config, node_id, store, hub, bus, push).context("starting threads")?);
+    let state = Arc::new(
+        App::new(config, node_id, store, hub, bus, push, followed).context("starting threads")?,
+    );
     // Users this node held when it last stopped or died are offline now.
     jobs::heartbeat(&state, true).await;
     let metrics_listener = match state.config.metrics.addr {
@@ -151,6 +158,7 @@ pub async fn serve(
     background.push(tokio::spawn(audit::sweep_forever(state.clone())));
     background.push(tokio::spawn(retention::sweep_forever(state.clone())));
     background.push(tokio::spawn(devices::sweep_forever(state.clone())));
+    background.push(tokio::spawn(webhooks::wake_forever(state.clone())));
     background.push(tokio::spawn(limits::tidy_forever(state.clone())));
     let app = http::router(state.clone());
     let signal_state = state.clone();

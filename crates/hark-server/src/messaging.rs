@@ -5,7 +5,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::validate;
 use hark_bus::{Bus, Outbound};
-use hark_proto::{ChatId, ClientMsgId, ErrorCode, MediaId, MediaRef, SendAck, Seq};
+use hark_proto::{BotAction, ChatId, ClientMsgId, ErrorCode, MediaId, MediaRef, SendAck, Seq};
 use hark_store::{AuthedDevice, CommitListener, Delivery, NewMessage};
 use std::sync::Arc;
 
@@ -44,6 +44,7 @@ pub async fn send(
         media_id,
         encrypted,
     } = out;
+    crate::scope::allow(who, BotAction::Send, chat_id)?;
     check_client_id(&client_id)?;
     state.user_limits.check_send(who.device.id)?;
     let max_text = state.config.limits.max_text_bytes;
@@ -126,6 +127,8 @@ pub async fn forward(
     to_chat_id: ChatId,
     client_id: ClientMsgId,
 ) -> ApiResult<SendAck> {
+    crate::scope::allow(who, BotAction::Read, from.0)?;
+    crate::scope::allow(who, BotAction::Send, to_chat_id)?;
     check_client_id(&client_id)?;
     state.user_limits.check_send(who.device.id)?;
     let message = NewMessage {
@@ -150,6 +153,7 @@ pub async fn edit(
     text: String,
     encrypted: Option<serde_json::Value>,
 ) -> ApiResult<()> {
+    crate::scope::allow(who, BotAction::Send, chat_id)?;
     let max_text = state.config.limits.max_text_bytes;
     match &encrypted {
         None => validate::text(&text, max_text)?,
@@ -177,6 +181,7 @@ pub async fn delete(
     seq: Seq,
     for_everyone: bool,
 ) -> ApiResult<()> {
+    crate::scope::allow(who, BotAction::Send, chat_id)?;
     let windows = crate::limits::windows(&state.config.limits);
     state
         .store
@@ -199,6 +204,7 @@ pub async fn react(
     seq: Seq,
     emoji: Option<String>,
 ) -> ApiResult<()> {
+    crate::scope::allow(who, BotAction::React, chat_id)?;
     if let Some(emoji) = &emoji {
         validate::emoji(emoji)?;
     }
@@ -216,6 +222,7 @@ pub async fn mark(
     delivered_up_to: Option<Seq>,
     read_up_to: Option<Seq>,
 ) -> ApiResult<()> {
+    crate::scope::allow(who, BotAction::Mark, chat_id)?;
     if delivered_up_to.is_none() && read_up_to.is_none() {
         return Err(ApiError::invalid(
             "give delivered_up_to, read_up_to or both",
@@ -237,13 +244,18 @@ pub async fn mark(
     Ok(())
 }
 
-/// Receives the store's commits, in commit order, and publishes them on the bus.
-pub struct CommitsToBus(pub Arc<dyn Bus>);
+/// Receives the store's commits, in commit order, publishes them on the
+/// bus, and wakes the webhooks of the users they reached.
+pub struct CommitsToBus {
+    pub bus: Arc<dyn Bus>,
+    pub followed: Arc<crate::webhooks::Followed>,
+}
 
 impl CommitListener for CommitsToBus {
     fn committed(&self, deliveries: Vec<Delivery>) {
         record_fan_out(&deliveries);
-        self.0.publish(
+        self.followed.committed(&deliveries);
+        self.bus.publish(
             deliveries
                 .into_iter()
                 .map(|d| {

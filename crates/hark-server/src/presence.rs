@@ -256,6 +256,7 @@ impl Presence {
         chat_id: ChatId,
         activity: Activity,
     ) -> ApiResult<()> {
+        crate::scope::allow(who, hark_proto::BotAction::Typing, chat_id)?;
         let user_id = who.user.id;
         if !state.store.member_chats(user_id).await?.contains(&chat_id) {
             return Err(ApiError::new(
@@ -473,6 +474,7 @@ mod tests {
             disabled: false,
             expired: false,
             second_factor: false,
+            scope: None,
         };
 
         tokio::time::pause();

@@ -50,6 +50,9 @@ pub struct App {
     pub push: Push,
     /// Single sign-on through the `[sso]` provider (off when none).
     pub sso: crate::sso::Sso,
+    /// The users webhooks follow, and the webhooks to wake (shared with
+    /// the commit listener).
+    pub followed: Arc<crate::webhooks::Followed>,
 }
 
 /// One open WebSocket counted against its address; uncounted when dropped.
@@ -101,6 +104,7 @@ impl App {
         hub: Arc<Hub>,
         bus: Arc<dyn Bus>,
         push: Push,
+        followed: Arc<crate::webhooks::Followed>,
     ) -> anyhow::Result<Self> {
         let per_minute =
             NonZeroU32::new(config.limits.logins_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
@@ -127,6 +131,7 @@ impl App {
             shutdown: Shutdown::default(),
             sockets_per_address: Mutex::default(),
             push,
+            followed,
         })
     }
 }

@@ -8,7 +8,8 @@ use hark_proto::{AdminChat, AdminMember, AdminUser, ChatId, ChatKind, Role, User
 /// A user as [`admin_user`] reads them, for a table aliased `u`.
 pub(crate) const USER_COLUMNS: &str = "u.id, u.username, u.display_name, u.role, u.disabled_at,
     u.created_at,
-    (SELECT COUNT(*) FROM devices d WHERE d.user_id = u.id AND d.revoked_at IS NULL)";
+    (SELECT COUNT(*) FROM devices d WHERE d.user_id = u.id AND d.revoked_at IS NULL),
+    u.bot_owner IS NOT NULL";
 
 /// `$1` after this id, `$2` a `LIKE` pattern on the username (any case),
 /// `$3` how many.
@@ -43,7 +44,8 @@ pub(crate) const CHAT: &str =
     "SELECT id, kind, title, created_at, last_seq FROM chats WHERE id = $1";
 
 /// `$1` the chat: its members, oldest first.
-pub(crate) const MEMBERS: &str = "SELECT u.id, u.username, u.display_name, m.admin, m.joined_at
+pub(crate) const MEMBERS: &str =
+    "SELECT u.id, u.username, u.display_name, u.bot_owner IS NOT NULL, m.admin, m.joined_at
      FROM members m JOIN users u ON u.id = m.user_id
      WHERE m.chat_id = $1 ORDER BY m.joined_at, u.id";
 
@@ -129,6 +131,7 @@ pub(crate) fn admin_user<R: Columns>(r: &R) -> Result<AdminUser, R::Error> {
         disabled: r.opt_int(4)?.is_some(),
         created_at: r.int(5)?,
         devices: u32::try_from(r.int(6)?).unwrap_or(u32::MAX),
+        bot: r.flag(7)?,
     })
 }
 
@@ -152,7 +155,7 @@ pub(crate) fn chat<R: Columns>(r: &R) -> Result<AdminChat, R::Error> {
 pub(crate) fn member<R: Columns>(r: &R) -> Result<AdminMember, R::Error> {
     Ok(AdminMember {
         user: crate::columns::user(r, 0)?,
-        admin: r.flag(3)?,
-        joined_at: r.int(4)?,
+        admin: r.flag(4)?,
+        joined_at: r.int(5)?,
     })
 }

@@ -201,12 +201,17 @@ pub(crate) fn quote<R: Columns>(r: &R, seq: Seq) -> Result<Quote, R::Error> {
     })
 }
 
-/// `id, username, display_name` from column `at` on.
+/// The columns [`user`] reads, for a table aliased `u`: `id, username,
+/// display_name`, whether it is a bot.
+pub(crate) const USER: &str = "u.id, u.username, u.display_name, u.bot_owner IS NOT NULL";
+
+/// [`USER`] from column `at` on (four columns).
 pub(crate) fn user<R: Columns>(r: &R, at: usize) -> Result<User, R::Error> {
     Ok(User {
         id: UserId(r.int(at)?),
         username: r.text(at + 1)?,
         display_name: r.text(at + 2)?,
+        bot: r.flag(at + 3)?,
     })
 }
 
@@ -227,26 +232,28 @@ pub(crate) fn device<R: Columns>(r: &R, at: usize, current: bool) -> Result<Devi
 
 /// The columns [`authed_device`] reads, for `devices d JOIN users u`.
 pub(crate) const AUTHED_DEVICE_COLUMNS: &str =
-    "u.id, u.username, u.display_name, d.id, d.name, d.created_at, d.last_used_at, d.pending,
+    "u.id, u.username, u.display_name, u.bot_owner IS NOT NULL,
+     d.id, d.name, d.created_at, d.last_used_at, d.pending,
      u.last_seen_at, u.role, u.disabled_at, d.revoked_reason,
      (u.totp_secret IS NOT NULL
-      OR EXISTS (SELECT 1 FROM sso_identities s WHERE s.user_id = u.id))";
+      OR EXISTS (SELECT 1 FROM sso_identities s WHERE s.user_id = u.id)),
+     d.scopes, d.scope_chats";
 
 /// What `devices.revoked_reason` holds for a device logged out for
 /// idleness: its token is still found, to be answered `token_expired`.
 pub(crate) const IDLE: &str = "idle";
 
-/// `id, username, display_name, password_hash, disabled_at`: a login's
-/// credentials, for a table aliased `u`.
+/// [`USER`], `password_hash, disabled_at`: a login's credentials, for a
+/// table aliased `u`.
 pub(crate) const CREDENTIALS_COLUMNS: &str =
-    "u.id, u.username, u.display_name, u.password_hash, u.disabled_at";
+    "u.id, u.username, u.display_name, u.bot_owner IS NOT NULL, u.password_hash, u.disabled_at";
 
 /// [`CREDENTIALS_COLUMNS`].
 pub(crate) fn credentials<R: Columns>(r: &R) -> Result<crate::Credentials, R::Error> {
     Ok(crate::Credentials {
         user: user(r, 0)?,
-        password_hash: r.text(3)?,
-        disabled: r.opt_int(4)?.is_some(),
+        password_hash: r.text(4)?,
+        disabled: r.opt_int(5)?.is_some(),
     })
 }
 
@@ -258,12 +265,13 @@ pub(crate) const NEW_USER_ROLE: &str =
 pub(crate) fn authed_device<R: Columns>(r: &R) -> Result<crate::AuthedDevice, R::Error> {
     Ok(crate::AuthedDevice {
         user: user(r, 0)?,
-        device: device(r, 3, true)?,
-        last_seen: r.opt_int(8)?,
-        role: crate::admin::role(&r.text(9)?),
-        disabled: r.opt_int(10)?.is_some(),
-        expired: r.opt_text(11)?.is_some_and(|why| why == IDLE),
-        second_factor: r.flag(12)?,
+        device: device(r, 4, true)?,
+        last_seen: r.opt_int(9)?,
+        role: crate::admin::role(&r.text(10)?),
+        disabled: r.opt_int(11)?.is_some(),
+        expired: r.opt_text(12)?.is_some_and(|why| why == IDLE),
+        second_factor: r.flag(13)?,
+        scope: crate::bots::scope(r.opt_text(14)?.as_deref(), r.opt_text(15)?.as_deref()),
     })
 }
 
@@ -286,13 +294,13 @@ pub(crate) fn message_facts<R: Columns>(r: &R) -> Result<MessageFacts, R::Error>
     })
 }
 
-/// `u.id, u.username, u.display_name, m.admin, m.delivered_up_to, m.read_up_to`.
+/// [`USER`], `m.admin, m.delivered_up_to, m.read_up_to`.
 pub(crate) fn member<R: Columns>(r: &R) -> Result<Member, R::Error> {
     Ok(Member {
         user: user(r, 0)?,
-        admin: r.flag(3)?,
-        delivered_up_to: Seq(r.int(4)?),
-        read_up_to: Seq(r.int(5)?),
+        admin: r.flag(4)?,
+        delivered_up_to: Seq(r.int(5)?),
+        read_up_to: Seq(r.int(6)?),
     })
 }
 

@@ -4,6 +4,7 @@
 //! `$n` parameters in the order they first appear; what a block means
 //! for sends is [`crate::rules::not_blocked`].
 
+use crate::columns::USER;
 use crate::{StoreError, StoreResult};
 use hark_proto::{User, UserId};
 
@@ -31,7 +32,7 @@ impl List {
 pub(crate) fn listed(list: List) -> String {
     let (table, owner, other, _) = list.columns();
     format!(
-        "SELECT u.id, u.username, u.display_name FROM {table} l
+        "SELECT {USER} FROM {table} l
          JOIN users u ON u.id = l.{other} WHERE l.{owner} = $1"
     )
 }

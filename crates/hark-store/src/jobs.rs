@@ -102,3 +102,14 @@ impl WentOffline {
         }
     }
 }
+
+/// `$1` kind, `$2` payload, `$3` run at, `$4` now, `$5` the collapse key:
+/// a job, or, when one waits under the key, that one touched (so a run in
+/// progress runs once more; a dead one comes back to life).
+pub(crate) const WAKE: &str = "INSERT INTO jobs (kind, payload, run_at, created_at, dedupe)
+     VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (dedupe) DO UPDATE SET
+         touched = 1,
+         run_at = CASE WHEN jobs.state = 'dead' THEN excluded.run_at ELSE jobs.run_at END,
+         attempts = CASE WHEN jobs.state = 'dead' THEN 0 ELSE jobs.attempts END,
+         state = 'ready'";

@@ -12,6 +12,7 @@ pub mod admin;
 mod admission;
 mod approval;
 pub mod audit;
+pub mod bots;
 mod columns;
 pub mod contacts;
 pub mod deletion;
@@ -30,14 +31,15 @@ pub mod rules;
 pub mod sqlite;
 pub mod sso;
 pub mod two_factor;
+pub mod webhooks;
 
 pub use admission::WriteQueue;
 pub use error::{StoreError, StoreResult};
 pub use repo::{
-    AccountStore, AdminStore, AuditStore, AuthedDevice, ChatStore, CommitListener, ContactStore,
-    Credentials, Delivery, HistoryQuery, JobStore, KeyStore, Lifecycle, MediaRecord, MediaStore,
-    MessageStore, NewMessage, PresenceRecord, PresenceStore, ProfileStore, PushStore, Refused,
-    SsoStore, Store, SyncPage, TwoFactorStore, UploadRecord,
+    AccountStore, AdminStore, AuditStore, AuthedDevice, BotStore, ChatStore, CommitListener,
+    ContactStore, Credentials, Delivery, HistoryQuery, JobStore, KeyStore, Lifecycle, MediaRecord,
+    MediaStore, MessageStore, NewMessage, PresenceRecord, PresenceStore, ProfileStore, PushStore,
+    Refused, SsoStore, Store, SyncPage, TwoFactorStore, UploadRecord,
 };
 pub use rules::Windows;
 

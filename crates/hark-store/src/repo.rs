@@ -60,6 +60,9 @@ pub struct AuthedDevice {
     /// The user has a second factor: two-factor authentication on, or an
     /// identity provider they sign in through.
     pub second_factor: bool,
+    /// A bot's token: what it may do and where. `None` for a person's
+    /// device, which may do everything its user may.
+    pub scope: Option<hark_proto::BotScope>,
 }
 
 /// A message to commit. The sender comes from the authenticated device, never
@@ -325,6 +328,10 @@ pub trait MessageStore: Send + Sync {
 pub trait JobStore: Send + Sync {
     /// Writes a job on its own, for a cause outside the store's own writes.
     async fn enqueue_job(&self, job: NewJob) -> StoreResult<JobId>;
+    /// Writes a job under a collapse key: one already waiting under it
+    /// is marked touched instead (runs again if it is running; a dead one
+    /// comes back to life).
+    async fn wake_job(&self, job: NewJob, key: String) -> StoreResult<()>;
     /// Claims up to `limit` jobs due at `now` for `node`, oldest due first,
     /// each leased for `lease_ms`: not handed out again before the lease
     /// ends unless it is failed first. Counts the run in `attempts`.
@@ -694,6 +701,66 @@ pub trait ProfileStore: Send + Sync {
     async fn exports_of(&self, user: UserId) -> StoreResult<Vec<String>>;
 }
 
+/// Bots and their tokens ([`crate::bots`]), and webhooks
+/// ([`crate::webhooks`]).
+#[async_trait]
+pub trait BotStore: Send + Sync {
+    /// A new bot account for `owner` (who answers for it).
+    async fn create_bot(
+        &self,
+        owner: UserId,
+        username: &str,
+        display_name: &str,
+        password_hash: &str,
+    ) -> StoreResult<hark_proto::Bot>;
+    /// The owner's bots, or every bot (`None`); deleted ones left out.
+    async fn bots(&self, owner: Option<UserId>) -> StoreResult<Vec<hark_proto::Bot>>;
+    /// One bot, unless deleted.
+    async fn bot(&self, bot: UserId) -> StoreResult<Option<hark_proto::Bot>>;
+    /// A token for the bot (a device of its account) with this scope.
+    async fn create_bot_token(
+        &self,
+        bot: UserId,
+        name: &str,
+        token_hash: [u8; 32],
+        scope: hark_proto::BotScope,
+    ) -> StoreResult<hark_proto::BotToken>;
+    /// The bot's live tokens.
+    async fn bot_tokens(&self, bot: UserId) -> StoreResult<Vec<hark_proto::BotToken>>;
+    async fn create_webhook(
+        &self,
+        webhook: crate::webhooks::NewWebhookRow,
+    ) -> StoreResult<hark_proto::Webhook>;
+    async fn webhook(&self, id: &str) -> StoreResult<Option<crate::webhooks::WebhookRow>>;
+    /// A user's webhooks for all their chats (a bot's), or a chat's.
+    async fn webhooks(
+        &self,
+        of: crate::webhooks::WebhooksOf,
+    ) -> StoreResult<Vec<hark_proto::Webhook>>;
+    /// Removes a webhook and its log; `false` if there was none.
+    async fn delete_webhook(&self, id: &str) -> StoreResult<bool>;
+    /// Turns a webhook off (with the reason) or on again.
+    async fn set_webhook_disabled(&self, id: &str, reason: Option<String>) -> StoreResult<bool>;
+    /// Records what a run of the webhook's job did.
+    async fn webhook_progress(
+        &self,
+        id: &str,
+        progress: crate::webhooks::WebhookProgress,
+    ) -> StoreResult<()>;
+    /// The webhook's delivery log, newest first.
+    async fn webhook_deliveries(
+        &self,
+        id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<hark_proto::WebhookDelivery>>;
+    /// The webhooks that are on, with the user each follows.
+    async fn webhook_follows(&self) -> StoreResult<Vec<(UserId, String)>>;
+    /// The webhooks that are on and behind their user's stream head.
+    async fn webhooks_behind(&self) -> StoreResult<Vec<String>>;
+    /// Removes every webhook following the user (their account is going).
+    async fn delete_webhooks_of(&self, user: UserId) -> StoreResult<()>;
+}
+
 /// Everything the server needs from storage.
 pub trait Store:
     AdminStore
@@ -703,6 +770,7 @@ pub trait Store:
     + TwoFactorStore
     + SsoStore
     + ProfileStore
+    + BotStore
     + ChatStore
     + MessageStore
     + MediaStore
@@ -722,6 +790,7 @@ impl<
             + TwoFactorStore
             + SsoStore
             + ProfileStore
+            + BotStore
             + ChatStore
             + MessageStore
             + MediaStore

@@ -43,6 +43,7 @@ async fn hello(ws: &mut Ws, head: i64) {
                 id: UserId(1),
                 username: "alice".into(),
                 display_name: "alice".into(),
+                bot: false,
             },
             device_id: DeviceId(1),
             head: Pos(head),

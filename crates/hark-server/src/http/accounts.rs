@@ -466,7 +466,7 @@ pub(super) async fn search_users(
 )]
 pub(super) async fn user(
     State(state): State<AppState>,
-    _: Authed,
+    _: crate::auth::Acting,
     Params(user_id): Params<i64>,
 ) -> ApiResult<Json<User>> {
     state

@@ -2,10 +2,11 @@
 
 use super::extract::{Body, Params, Peer, Query};
 use crate::audit::Event;
-use crate::auth::Authed;
+use crate::auth::{Acting, Authed};
 use crate::error::{ApiError, ApiResult};
 use crate::limits::Action;
 use crate::messaging;
+use crate::scope;
 use crate::state::AppState;
 use crate::validate;
 use axum::extract::State;
@@ -13,7 +14,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use hark_bus::{Topic, TopicMessage};
 use hark_proto::{
-    AddMemberRequest, Chat, ChatId, ChatSettings, ChatSettingsRequest, ChatSummary,
+    AddMemberRequest, BotAction, Chat, ChatId, ChatSettings, ChatSettingsRequest, ChatSummary,
     CreateDirectRequest, CreateGroupRequest, DisappearingRequest, History, MessageInfo,
     RenameChatRequest, SearchResults, SendAck, SendRequest, Seq, SetAdminRequest, UserId,
     DISAPPEARING_SECS,
@@ -102,9 +103,12 @@ pub(super) async fn create_group(
 )]
 pub(super) async fn chats(
     State(state): State<AppState>,
-    Authed(me): Authed,
+    Acting(me): Acting,
 ) -> ApiResult<Json<Vec<ChatSummary>>> {
-    Ok(Json(state.store.chats(me.user.id).await?))
+    scope::allow_action(&me, BotAction::Read)?;
+    let mut chats = state.store.chats(me.user.id).await?;
+    chats.retain(|c| scope::covers(&me, c.chat.id));
+    Ok(Json(chats))
 }
 
 #[utoipa::path(
@@ -121,9 +125,10 @@ pub(super) async fn chats(
 )]
 pub(super) async fn chat(
     State(state): State<AppState>,
-    Authed(me): Authed,
+    Acting(me): Acting,
     Params(chat_id): Params<i64>,
 ) -> ApiResult<Json<ChatSummary>> {
+    scope::allow(&me, BotAction::Read, ChatId(chat_id))?;
     Ok(Json(
         state
             .store
@@ -336,10 +341,11 @@ pub(super) struct HistoryParams {
 )]
 pub(super) async fn history(
     State(state): State<AppState>,
-    Authed(me): Authed,
+    Acting(me): Acting,
     Params(chat_id): Params<i64>,
     Query(params): Query<HistoryParams>,
 ) -> ApiResult<Json<History>> {
+    scope::allow(&me, BotAction::Read, ChatId(chat_id))?;
     let limit = params.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::invalid("limit: 1 to 200"));
@@ -379,7 +385,7 @@ pub(super) async fn history(
 )]
 pub(super) async fn send(
     State(state): State<AppState>,
-    Authed(me): Authed,
+    Acting(me): Acting,
     Params(chat_id): Params<i64>,
     Body(body): Body<SendRequest>,
 ) -> ApiResult<Json<SendAck>> {

@@ -41,6 +41,12 @@ pub(super) async fn delete_account(
     // Every device first, this one too: nothing new comes from the account
     // while its messages go.
     log_out_devices(&state, me.user.id, None).await?;
+    // Its bots go with it, and the webhooks following its stream.
+    for bot in state.store.bots(Some(me.user.id)).await? {
+        super::bots::remove(&state, bot.user.id).await?;
+    }
+    state.store.delete_webhooks_of(me.user.id).await?;
+    crate::webhooks::refresh(&state).await;
     let mut erased = 0u64;
     loop {
         let n = state

@@ -4,6 +4,8 @@
 mod accounts;
 mod admin;
 mod audit;
+mod bots;
+mod chat_actions;
 mod chats;
 mod contacts;
 mod deletion;
@@ -17,6 +19,7 @@ mod push;
 pub(crate) mod request_id;
 mod sign_in;
 mod sso;
+mod webhooks;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -81,6 +84,18 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(chats::message_info))
         .routes(routes!(chats::set_settings))
         .routes(routes!(chats::search))
+        .routes(routes!(chat_actions::typing))
+        .routes(routes!(chat_actions::mark))
+        .routes(routes!(chat_actions::react))
+        .routes(routes!(bots::create, bots::list))
+        .routes(routes!(bots::one, bots::delete))
+        .routes(routes!(bots::create_token, bots::tokens))
+        .routes(routes!(bots::revoke_token))
+        .routes(routes!(webhooks::create_for_bot, webhooks::of_bot))
+        .routes(routes!(webhooks::create_for_chat, webhooks::of_chat))
+        .routes(routes!(webhooks::one, webhooks::delete))
+        .routes(routes!(webhooks::enable))
+        .routes(routes!(webhooks::deliveries))
         .routes(routes!(media::upload))
         .routes(routes!(media::start_upload))
         .routes(routes!(

@@ -15,7 +15,7 @@
 pub mod address;
 pub(crate) mod content;
 pub(crate) mod deliver;
-mod send;
+pub(crate) mod send;
 
 use crate::config;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

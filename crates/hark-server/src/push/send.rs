@@ -136,30 +136,48 @@ impl Push {
         Ok(header)
     }
 
-    /// Posts `body` (JSON) to a webhook, signed: `Hark-Timestamp` (Unix
-    /// seconds) and `Hark-Signature: v1=<hex HMAC-SHA256 of
-    /// "<timestamp>.<body>" under the secret>`.
+    /// Posts `body` (JSON) to a push webhook, signed (see [`Push::post_signed`]).
     pub(crate) async fn webhook(&self, target: &PushTarget, body: Vec<u8>) -> Outcome {
-        let checked = match address::check_form(&target.endpoint, &self.allow) {
-            Ok(checked) => checked,
-            Err(e) => return Outcome::Gone(e.to_string()),
-        };
         let Some(secret) = target.secret.as_deref() else {
             return Outcome::Gone("the webhook has no secret".into());
         };
+        let headers = [("Hark-Subscription", target.id.clone())];
+        self.post_signed(&target.endpoint, secret, body, &headers)
+            .await
+            .1
+    }
+
+    /// Posts `body` (JSON) to `url`, signed: `Hark-Timestamp` (Unix
+    /// seconds) and `Hark-Signature: v1=<hex HMAC-SHA256 of
+    /// "<timestamp>.<body>" under the secret>`, with `headers` beside. The
+    /// URL is checked again (its form here, its addresses by the client's
+    /// resolver); redirects are not followed. The status answered, if any,
+    /// and what it means.
+    pub(crate) async fn post_signed(
+        &self,
+        url: &str,
+        secret: &str,
+        body: Vec<u8>,
+        headers: &[(&str, String)],
+    ) -> (Option<u16>, Outcome) {
+        let checked = match address::check_form(url, &self.allow) {
+            Ok(checked) => checked,
+            Err(e) => return (None, Outcome::Gone(e.to_string())),
+        };
         let timestamp = crate::now_ms() / 1000;
         let signature = sign(secret, timestamp, &body);
-        let sent = self
+        let mut request = self
             .client
             .post(checked.url)
             .header("Content-Type", "application/json")
             .header("Hark-Timestamp", timestamp.to_string())
-            .header("Hark-Signature", format!("v1={signature}"))
-            .header("Hark-Subscription", target.id.as_str())
-            .body(body)
-            .send()
-            .await;
-        outcome(sent)
+            .header("Hark-Signature", format!("v1={signature}"));
+        for (name, value) in headers {
+            request = request.header(*name, value.as_str());
+        }
+        let sent = request.body(body).send().await;
+        let status = sent.as_ref().ok().map(|r| r.status().as_u16());
+        (status, outcome(sent))
     }
 }
 

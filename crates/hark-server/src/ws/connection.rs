@@ -226,7 +226,10 @@ async fn authenticate(
             return None;
         }
     };
-    match crate::auth::authorize(state, &token).await {
+    let authorized = crate::auth::authorize(state, &token)
+        .await
+        .and_then(|who| crate::scope::socket(&who).map(|()| who));
+    match authorized {
         Ok(who) => Some((who, Some(id))),
         Err(e) => {
             close(sink, Some(id), e.code, e.message, POLICY).await;

@@ -41,7 +41,11 @@ pub(crate) async fn upgrade(
     })?;
     // A bearer header authenticates now; without one the first frame must.
     let authed = match auth::bearer(&parts) {
-        Some(token) => Some(Arc::new(auth::authorize(&state, token).await?)),
+        Some(token) => {
+            let who = auth::authorize(&state, token).await?;
+            crate::scope::socket(&who)?;
+            Some(Arc::new(who))
+        }
         None => None,
     };
     let ws = <WebSocketUpgrade as axum::extract::FromRequestParts<AppState>>::from_request_parts(

@@ -8,7 +8,8 @@
 //! here.
 
 use crate::media::{png, send_media};
-use crate::support::{spawn_app, TestApp};
+use crate::push_endpoint::Endpoint;
+use crate::support::{spawn_with, TestApp};
 use hark_proto::{ChatId, ClientFrame, ClientMsgId, ErrorCode, Seq, ServerFrame};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -45,7 +46,10 @@ async fn raw(
 
 #[tokio::test]
 async fn a_stranger_reaches_nothing_of_others_by_id() {
-    let app = spawn_app().await;
+    // Webhooks may call this local endpoint.
+    let ep = Endpoint::start().await;
+    let entry = ep.allow_entry();
+    let app = spawn_with(move |c| c.push.allow_hosts = vec![entry]).await;
     // The first account is the server's admin: not one of the parties.
     let _root = app.user("root").await;
     let alice = app.user("alice").await;
@@ -120,6 +124,30 @@ async fn a_stranger_reaches_nothing_of_others_by_id() {
         .await;
     assert_eq!(status, 200);
     let waiting = app.login("alice", "waiting").await.device_id.0;
+    // Her bot, its token and webhook, and a webhook on her group.
+    let bot = crate::bots::make_bot(&app, &alice, "alicebot").await;
+    let bot_device = crate::bots::bot_token(&app, &alice, bot, &["read"], None)
+        .await
+        .device_id
+        .0;
+    let (_, hook_url) = ep.hook_url();
+    let (status, hook) = app
+        .post(
+            &format!("/bots/{bot}/webhooks"),
+            &alice.token,
+            json!({ "url": hook_url }),
+        )
+        .await;
+    assert_eq!(status, 201, "{hook}");
+    let hook = hook["id"].as_str().unwrap().to_owned();
+    let (status, _) = app
+        .post(
+            &format!("/chats/{}/webhooks", group.0),
+            &alice.token,
+            json!({ "url": hook_url }),
+        )
+        .await;
+    assert_eq!(status, 201);
     let (c, g, u, d) = (chat.0, group.0, alice.user_id.0, alice.device_id.0);
     let b = bob.user_id.0;
 
@@ -384,6 +412,120 @@ async fn a_stranger_reaches_nothing_of_others_by_id() {
             Method::POST,
             "/v1/devices/{device_id}/approve",
             format!("/devices/{waiting}/approve"),
+            None,
+            &[404],
+        ),
+        // The chat actions a bot may use over HTTP.
+        (
+            Method::POST,
+            "/v1/chats/{chat_id}/typing",
+            format!("/chats/{c}/typing"),
+            Some(json!({})),
+            refused,
+        ),
+        (
+            Method::POST,
+            "/v1/chats/{chat_id}/marks",
+            format!("/chats/{c}/marks"),
+            Some(json!({"read_up_to": seq})),
+            refused,
+        ),
+        (
+            Method::PUT,
+            "/v1/chats/{chat_id}/messages/{seq}/reaction",
+            format!("/chats/{c}/messages/{seq}/reaction"),
+            Some(json!({"emoji": "👍"})),
+            refused,
+        ),
+        // Her bot is not there for eve; nor its tokens and webhooks.
+        (
+            Method::GET,
+            "/v1/bots/{bot_id}",
+            format!("/bots/{bot}"),
+            None,
+            &[404],
+        ),
+        (
+            Method::DELETE,
+            "/v1/bots/{bot_id}",
+            format!("/bots/{bot}"),
+            None,
+            &[404],
+        ),
+        (
+            Method::POST,
+            "/v1/bots/{bot_id}/tokens",
+            format!("/bots/{bot}/tokens"),
+            Some(json!({"name": "mine", "actions": ["read", "send"]})),
+            &[404],
+        ),
+        (
+            Method::GET,
+            "/v1/bots/{bot_id}/tokens",
+            format!("/bots/{bot}/tokens"),
+            None,
+            &[404],
+        ),
+        (
+            Method::DELETE,
+            "/v1/bots/{bot_id}/tokens/{device_id}",
+            format!("/bots/{bot}/tokens/{bot_device}"),
+            None,
+            &[404],
+        ),
+        (
+            Method::POST,
+            "/v1/bots/{bot_id}/webhooks",
+            format!("/bots/{bot}/webhooks"),
+            Some(json!({ "url": hook_url })),
+            &[404],
+        ),
+        (
+            Method::GET,
+            "/v1/bots/{bot_id}/webhooks",
+            format!("/bots/{bot}/webhooks"),
+            None,
+            &[404],
+        ),
+        (
+            Method::POST,
+            "/v1/chats/{chat_id}/webhooks",
+            format!("/chats/{g}/webhooks"),
+            Some(json!({ "url": hook_url })),
+            refused,
+        ),
+        (
+            Method::GET,
+            "/v1/chats/{chat_id}/webhooks",
+            format!("/chats/{g}/webhooks"),
+            None,
+            refused,
+        ),
+        (
+            Method::GET,
+            "/v1/webhooks/{webhook_id}",
+            format!("/webhooks/{hook}"),
+            None,
+            &[404],
+        ),
+        (
+            Method::DELETE,
+            "/v1/webhooks/{webhook_id}",
+            format!("/webhooks/{hook}"),
+            None,
+            &[404],
+        ),
+        (
+            Method::POST,
+            "/v1/webhooks/{webhook_id}/enable",
+            format!("/webhooks/{hook}/enable"),
+            None,
+            &[404],
+        ),
+        (
+            Method::GET,
+            "/v1/webhooks/{webhook_id}/deliveries",
+            format!("/webhooks/{hook}/deliveries"),
             None,
             &[404],
         ),

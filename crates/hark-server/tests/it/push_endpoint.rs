@@ -138,6 +138,21 @@ impl Endpoint {
         json!({"kind": "webhook", "url": format!("{}/hook/{n}", self.base), "secret": secret})
     }
 
+    /// A webhook URL whose secret the server makes (a bot's or a chat's
+    /// webhook): its number, for [`Endpoint::set_hook_secret`], and URL.
+    pub fn hook_url(&self) -> (usize, String) {
+        let mut inner = self.lock();
+        let n = inner.hooks.len();
+        inner.hooks.push(String::new());
+        (n, format!("{}/hook/{n}", self.base))
+    }
+
+    /// The secret calls to `hook/<n>` must be signed with.
+    pub fn set_hook_secret(&self, n: usize, secret: &str) {
+        crate::support::secret(secret);
+        self.lock().hooks[n] = secret.to_owned();
+    }
+
     /// The next requests get these answers, in order, before success.
     pub fn answer_next(&self, answers: impl IntoIterator<Item = Answer>) {
         self.lock().answers.extend(answers);

@@ -69,6 +69,9 @@ pub(crate) const TABLES: &[Table] = &[
     table("exports", &["id"]),
     table("chats", &["id"]),
     table("members", &["chat_id", "user_id"]),
+    // Webhooks, with their cursors and delivery logs.
+    table("webhooks", &["id"]),
+    table("webhook_deliveries", &["webhook_id", "n"]),
     // Uploaded files' rows (their bytes stay in the media store).
     table("media", &["id"]),
     // SQLite's FTS5 index becomes a tsvector written with the row (empty

@@ -41,6 +41,7 @@ pub(crate) async fn create_user(
     tx.exec("INSERT INTO streams (user_id) VALUES ($1)", &[&id])
         .await?;
     Ok(User {
+        bot: false,
         id: UserId(id),
         username: username.to_owned(),
         display_name: display_name.to_owned(),
@@ -227,7 +228,7 @@ pub(crate) async fn expire_idle(
             &format!(
                 "UPDATE devices SET revoked_at = $1, revoked_reason = '{IDLE}'
                  WHERE id IN (SELECT id FROM devices
-                              WHERE revoked_at IS NULL AND last_used_at < $2
+                              WHERE revoked_at IS NULL AND scopes IS NULL AND last_used_at < $2
                                 AND NOT (id = ANY($4))
                               ORDER BY last_used_at LIMIT $3
                               FOR UPDATE SKIP LOCKED)
@@ -256,7 +257,7 @@ pub(crate) async fn set_display_name(
 
 pub(crate) async fn user(db: &Db, user_id: UserId) -> StoreResult<Option<User>> {
     db.opt(
-        "SELECT id, username, display_name FROM users WHERE id = $1",
+        "SELECT u.id, u.username, u.display_name, u.bot_owner IS NOT NULL FROM users u WHERE u.id = $1",
         &[&user_id.0],
     )
     .await?
@@ -269,7 +270,7 @@ pub(crate) async fn user(db: &Db, user_id: UserId) -> StoreResult<Option<User>> 
 pub(crate) async fn search_users(db: &Db, prefix: &str, limit: u32) -> StoreResult<Vec<User>> {
     let rows = db
         .rows(
-            "SELECT id, username, display_name FROM users
+            "SELECT u.id, u.username, u.display_name, u.bot_owner IS NOT NULL FROM users u
              WHERE lower(username) LIKE lower($1) ESCAPE '\\'
              ORDER BY lower(username) COLLATE \"C\" LIMIT $2",
             &[&like_prefix(prefix), &i64::from(limit)],

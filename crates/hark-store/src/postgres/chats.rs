@@ -389,7 +389,8 @@ async fn load_chat(db: &Db, chat_id: ChatId) -> StoreResult<Chat> {
         .await?;
     let rows = db
         .rows(
-            "SELECT u.id, u.username, u.display_name, m.admin, m.delivered_up_to, m.read_up_to
+            "SELECT u.id, u.username, u.display_name, u.bot_owner IS NOT NULL,
+                    m.admin, m.delivered_up_to, m.read_up_to
              FROM members m JOIN users u ON u.id = m.user_id
              WHERE m.chat_id = $1 ORDER BY m.joined_at, u.id",
             &[&chat_id.0],

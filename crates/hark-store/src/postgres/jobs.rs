@@ -18,6 +18,17 @@ pub(crate) async fn insert(tx: &mut Tx, job: &NewJob) -> StoreResult<JobId> {
     Ok(JobId(row.try_get(0)?))
 }
 
+/// [`crate::jobs::WAKE`].
+pub(crate) async fn wake(tx: &mut Tx, job: &NewJob, key: &str) -> StoreResult<()> {
+    let now = tx.now_ms;
+    tx.exec(
+        crate::jobs::WAKE,
+        &[&job.kind, &job.payload, &job.run_at, &now, &key],
+    )
+    .await?;
+    Ok(())
+}
+
 pub(crate) async fn release(db: &Db, node: &str, now: i64) -> StoreResult<u64> {
     db.exec(
         "UPDATE jobs SET run_at = $2, claimed_by = NULL

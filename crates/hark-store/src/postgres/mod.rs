@@ -42,6 +42,7 @@
 mod accounts;
 mod admin;
 mod audit;
+mod bots;
 mod chats;
 mod committer;
 mod contacts;
@@ -451,6 +452,13 @@ impl JobStore for PostgresStore {
     async fn enqueue_job(&self, job: NewJob) -> StoreResult<JobId> {
         self.write(job, |tx, job| {
             Box::pin(async move { jobs::insert(tx, &job).await })
+        })
+        .await
+    }
+
+    async fn wake_job(&self, job: NewJob, key: String) -> StoreResult<()> {
+        self.write((job, key), |tx, (job, key)| {
+            Box::pin(async move { jobs::wake(tx, &job, &key).await })
         })
         .await
     }
@@ -1338,5 +1346,129 @@ impl crate::ProfileStore for PostgresStore {
     async fn exports_of(&self, user: UserId) -> StoreResult<Vec<String>> {
         self.read(|db| async move { profile::exports_of(&db, user).await })
             .await
+    }
+}
+
+#[async_trait]
+impl crate::BotStore for PostgresStore {
+    async fn create_bot(
+        &self,
+        owner: UserId,
+        username: &str,
+        display_name: &str,
+        password_hash: &str,
+    ) -> StoreResult<hark_proto::Bot> {
+        let names = (
+            username.to_owned(),
+            display_name.to_owned(),
+            password_hash.to_owned(),
+        );
+        self.write(names, move |tx, (u, d, p)| {
+            Box::pin(async move { bots::create_bot(tx, owner, &u, &d, &p).await })
+        })
+        .await
+    }
+
+    async fn bots(&self, owner: Option<UserId>) -> StoreResult<Vec<hark_proto::Bot>> {
+        self.read(|db| async move { bots::bots(&db, owner).await })
+            .await
+    }
+
+    async fn bot(&self, bot: UserId) -> StoreResult<Option<hark_proto::Bot>> {
+        self.read(|db| async move { bots::bot(&db, bot).await })
+            .await
+    }
+
+    async fn create_bot_token(
+        &self,
+        bot: UserId,
+        name: &str,
+        token_hash: [u8; 32],
+        scope: hark_proto::BotScope,
+    ) -> StoreResult<hark_proto::BotToken> {
+        self.write((name.to_owned(), scope), move |tx, (name, scope)| {
+            Box::pin(async move { bots::create_token(tx, bot, &name, token_hash, &scope).await })
+        })
+        .await
+    }
+
+    async fn bot_tokens(&self, bot: UserId) -> StoreResult<Vec<hark_proto::BotToken>> {
+        self.read(|db| async move { bots::tokens(&db, bot).await })
+            .await
+    }
+
+    async fn create_webhook(
+        &self,
+        webhook: crate::webhooks::NewWebhookRow,
+    ) -> StoreResult<hark_proto::Webhook> {
+        self.write(webhook, |tx, webhook| {
+            Box::pin(async move { bots::create_webhook(tx, &webhook).await })
+        })
+        .await
+    }
+
+    async fn webhook(&self, id: &str) -> StoreResult<Option<crate::webhooks::WebhookRow>> {
+        let id = id.to_owned();
+        self.read(|db| async move { bots::webhook(&db, &id).await })
+            .await
+    }
+
+    async fn webhooks(
+        &self,
+        of: crate::webhooks::WebhooksOf,
+    ) -> StoreResult<Vec<hark_proto::Webhook>> {
+        self.read(|db| async move { bots::webhooks(&db, of).await })
+            .await
+    }
+
+    async fn delete_webhook(&self, id: &str) -> StoreResult<bool> {
+        self.write(id.to_owned(), |tx, id| {
+            Box::pin(async move { bots::delete_webhook(tx, &id).await })
+        })
+        .await
+    }
+
+    async fn set_webhook_disabled(&self, id: &str, reason: Option<String>) -> StoreResult<bool> {
+        self.write((id.to_owned(), reason), |tx, (id, reason)| {
+            Box::pin(async move { bots::set_disabled(tx, &id, reason.as_deref()).await })
+        })
+        .await
+    }
+
+    async fn webhook_progress(
+        &self,
+        id: &str,
+        progress: crate::webhooks::WebhookProgress,
+    ) -> StoreResult<()> {
+        self.write((id.to_owned(), progress), |tx, (id, progress)| {
+            Box::pin(async move { bots::progress(tx, &id, &progress).await })
+        })
+        .await
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<hark_proto::WebhookDelivery>> {
+        let id = id.to_owned();
+        self.read(|db| async move { bots::deliveries(&db, &id, limit).await })
+            .await
+    }
+
+    async fn webhook_follows(&self) -> StoreResult<Vec<(UserId, String)>> {
+        self.read(|db| async move { bots::follows(&db).await })
+            .await
+    }
+
+    async fn webhooks_behind(&self) -> StoreResult<Vec<String>> {
+        self.read(|db| async move { bots::behind(&db).await }).await
+    }
+
+    async fn delete_webhooks_of(&self, user: UserId) -> StoreResult<()> {
+        self.write((), move |tx, ()| {
+            Box::pin(async move { bots::delete_of_user(tx, user).await })
+        })
+        .await
     }
 }

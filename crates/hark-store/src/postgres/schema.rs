@@ -460,6 +460,48 @@ ALTER TABLE users ADD COLUMN device_approval BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE devices ADD COLUMN pending BOOLEAN NOT NULL DEFAULT FALSE;
 CREATE INDEX sso_identities_by_user ON sso_identities(user_id);
 "#,
+    r#"
+-- Bots (docs/protocol.md "Bots"): a bot is a user made by a person (its
+-- owner); it signs in only with tokens its owner makes, each a device whose
+-- `scopes` lists the actions it may take (comma-separated; null for a
+-- person's device, which may do everything) and `scope_chats` the chats it
+-- may touch (null: every chat the bot is in).
+ALTER TABLE users ADD COLUMN bot_owner BIGINT REFERENCES users(id);
+CREATE INDEX users_by_bot_owner ON users(bot_owner) WHERE bot_owner IS NOT NULL;
+ALTER TABLE devices ADD COLUMN scopes TEXT;
+ALTER TABLE devices ADD COLUMN scope_chats TEXT;
+-- Webhooks (docs/protocol.md "Webhooks"): each follows one user's event
+-- stream (a bot's; or, for a chat's webhook, the person's who made it,
+-- then only that chat) from `cursor`, the last position handled; the
+-- newest calls of each are kept in its log.
+CREATE TABLE webhooks (
+    id         TEXT PRIMARY KEY,
+    user_id    BIGINT NOT NULL REFERENCES users(id),
+    chat_id    BIGINT REFERENCES chats(id),
+    url        TEXT NOT NULL,
+    secret     TEXT NOT NULL,
+    events     TEXT NOT NULL,
+    created_by BIGINT NOT NULL REFERENCES users(id),
+    created_at BIGINT NOT NULL,
+    cursor     BIGINT NOT NULL,
+    failures   BIGINT NOT NULL DEFAULT 0,
+    disabled   TEXT
+);
+CREATE INDEX webhooks_by_user ON webhooks(user_id);
+CREATE INDEX webhooks_by_chat ON webhooks(chat_id) WHERE chat_id IS NOT NULL;
+CREATE TABLE webhook_deliveries (
+    webhook_id   TEXT NOT NULL REFERENCES webhooks(id),
+    n            BIGINT NOT NULL,
+    event_id     TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    attempted_at BIGINT NOT NULL,
+    status       BIGINT,
+    delivered    BOOLEAN NOT NULL,
+    error        TEXT,
+    duration_ms  BIGINT NOT NULL,
+    PRIMARY KEY (webhook_id, n)
+);
+"#,
 ];
 
 /// An arbitrary key for the advisory lock that serialises migrations.

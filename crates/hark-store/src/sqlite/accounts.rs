@@ -41,6 +41,7 @@ pub(crate) fn create_user(
         params![username, display_name, password_hash, ctx.now_ms],
     )?;
     Ok(User {
+        bot: false,
         id: UserId(ctx.conn.last_insert_rowid()),
         username: username.to_owned(),
         display_name: display_name.to_owned(),
@@ -206,7 +207,7 @@ pub(crate) fn expire_idle(
         .conn
         .prepare_cached(
             "SELECT user_id, id FROM devices
-             WHERE revoked_at IS NULL AND last_used_at < ?1 ORDER BY last_used_at LIMIT ?2",
+             WHERE revoked_at IS NULL AND scopes IS NULL AND last_used_at < ?1 ORDER BY last_used_at LIMIT ?2",
         )?
         .query_map(params![cutoff_ms, limit.saturating_add(skipped)], |r| {
             Ok((UserId(r.get(0)?), DeviceId(r.get(1)?)))
@@ -237,14 +238,14 @@ pub(crate) fn set_display_name(
 
 pub(crate) fn user(conn: &Connection, user_id: UserId) -> StoreResult<Option<User>> {
     Ok(conn
-        .prepare_cached("SELECT id, username, display_name FROM users WHERE id = ?1")?
+        .prepare_cached("SELECT u.id, u.username, u.display_name, u.bot_owner IS NOT NULL FROM users u WHERE u.id = ?1")?
         .query_row([user_id.0], user_from_row)
         .optional()?)
 }
 
 pub(crate) fn search_users(conn: &Connection, prefix: &str, limit: u32) -> StoreResult<Vec<User>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, username, display_name FROM users
+        "SELECT u.id, u.username, u.display_name, u.bot_owner IS NOT NULL FROM users u
          WHERE username LIKE ?1 ESCAPE '\\' ORDER BY username LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![like_prefix(prefix), limit], user_from_row)?;

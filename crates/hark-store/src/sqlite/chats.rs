@@ -319,7 +319,8 @@ fn load_chat(conn: &Connection, chat_id: ChatId) -> StoreResult<Chat> {
         ))?
         .query_row([chat_id.0], |r| columns::chat_header(r))?;
     let mut stmt = conn.prepare_cached(
-        "SELECT u.id, u.username, u.display_name, m.admin, m.delivered_up_to, m.read_up_to
+        "SELECT u.id, u.username, u.display_name, u.bot_owner IS NOT NULL,
+                    m.admin, m.delivered_up_to, m.read_up_to
          FROM members m JOIN users u ON u.id = m.user_id
          WHERE m.chat_id = ?1 ORDER BY m.joined_at, u.id",
     )?;

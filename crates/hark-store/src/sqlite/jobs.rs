@@ -16,6 +16,14 @@ pub(crate) fn insert(ctx: &WriteCtx<'_>, job: &NewJob) -> StoreResult<JobId> {
     Ok(JobId(ctx.conn.last_insert_rowid()))
 }
 
+/// [`crate::jobs::WAKE`].
+pub(crate) fn wake(ctx: &WriteCtx<'_>, job: &NewJob, key: &str) -> StoreResult<()> {
+    ctx.conn
+        .prepare_cached(crate::jobs::WAKE)?
+        .execute(params![job.kind, job.payload, job.run_at, ctx.now_ms, key])?;
+    Ok(())
+}
+
 pub(crate) fn claim(
     ctx: &WriteCtx<'_>,
     node: &str,

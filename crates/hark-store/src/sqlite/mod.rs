@@ -6,6 +6,7 @@ pub(crate) mod accounts;
 mod admin;
 mod audit;
 pub mod backup;
+mod bots;
 pub(crate) mod chats;
 mod checkpoint;
 mod contacts;
@@ -465,6 +466,10 @@ impl crate::KeyStore for SqliteStore {
 impl JobStore for SqliteStore {
     async fn enqueue_job(&self, job: NewJob) -> StoreResult<JobId> {
         self.write(move |ctx| jobs::insert(ctx, &job)).await
+    }
+
+    async fn wake_job(&self, job: NewJob, key: String) -> StoreResult<()> {
+        self.write(move |ctx| jobs::wake(ctx, &job, &key)).await
     }
 
     async fn claim_jobs(
@@ -1157,5 +1162,111 @@ impl crate::ProfileStore for SqliteStore {
 
     async fn exports_of(&self, user: UserId) -> StoreResult<Vec<String>> {
         self.read(move |conn| profile::exports_of(conn, user)).await
+    }
+}
+
+#[async_trait]
+impl crate::BotStore for SqliteStore {
+    async fn create_bot(
+        &self,
+        owner: UserId,
+        username: &str,
+        display_name: &str,
+        password_hash: &str,
+    ) -> StoreResult<hark_proto::Bot> {
+        let (u, d, p) = (
+            username.to_owned(),
+            display_name.to_owned(),
+            password_hash.to_owned(),
+        );
+        self.write(move |ctx| bots::create_bot(ctx, owner, &u, &d, &p))
+            .await
+    }
+
+    async fn bots(&self, owner: Option<UserId>) -> StoreResult<Vec<hark_proto::Bot>> {
+        self.read(move |conn| bots::bots(conn, owner)).await
+    }
+
+    async fn bot(&self, bot: UserId) -> StoreResult<Option<hark_proto::Bot>> {
+        self.read(move |conn| bots::bot(conn, bot)).await
+    }
+
+    async fn create_bot_token(
+        &self,
+        bot: UserId,
+        name: &str,
+        token_hash: [u8; 32],
+        scope: hark_proto::BotScope,
+    ) -> StoreResult<hark_proto::BotToken> {
+        let name = name.to_owned();
+        self.write(move |ctx| bots::create_token(ctx, bot, &name, token_hash, &scope))
+            .await
+    }
+
+    async fn bot_tokens(&self, bot: UserId) -> StoreResult<Vec<hark_proto::BotToken>> {
+        self.read(move |conn| bots::tokens(conn, bot)).await
+    }
+
+    async fn create_webhook(
+        &self,
+        webhook: crate::webhooks::NewWebhookRow,
+    ) -> StoreResult<hark_proto::Webhook> {
+        self.write(move |ctx| bots::create_webhook(ctx, &webhook))
+            .await
+    }
+
+    async fn webhook(&self, id: &str) -> StoreResult<Option<crate::webhooks::WebhookRow>> {
+        let id = id.to_owned();
+        self.read(move |conn| bots::webhook(conn, &id)).await
+    }
+
+    async fn webhooks(
+        &self,
+        of: crate::webhooks::WebhooksOf,
+    ) -> StoreResult<Vec<hark_proto::Webhook>> {
+        self.read(move |conn| bots::webhooks(conn, of)).await
+    }
+
+    async fn delete_webhook(&self, id: &str) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.write(move |ctx| bots::delete_webhook(ctx, &id)).await
+    }
+
+    async fn set_webhook_disabled(&self, id: &str, reason: Option<String>) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.write(move |ctx| bots::set_disabled(ctx, &id, reason.as_deref()))
+            .await
+    }
+
+    async fn webhook_progress(
+        &self,
+        id: &str,
+        progress: crate::webhooks::WebhookProgress,
+    ) -> StoreResult<()> {
+        let id = id.to_owned();
+        self.write(move |ctx| bots::progress(ctx, &id, &progress))
+            .await
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<hark_proto::WebhookDelivery>> {
+        let id = id.to_owned();
+        self.read(move |conn| bots::deliveries(conn, &id, limit))
+            .await
+    }
+
+    async fn webhook_follows(&self) -> StoreResult<Vec<(UserId, String)>> {
+        self.read(|conn| bots::follows(conn)).await
+    }
+
+    async fn webhooks_behind(&self) -> StoreResult<Vec<String>> {
+        self.read(|conn| bots::behind(conn)).await
+    }
+
+    async fn delete_webhooks_of(&self, user: UserId) -> StoreResult<()> {
+        self.write(move |ctx| bots::delete_of_user(ctx, user)).await
     }
 }
