@@ -7,7 +7,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { HarkError, type AdminUser, type AdminUserPage, type Device, type UserId } from '../hark-client';
 import type { AppStore } from './store';
-import { Avatar, BackIcon, count, errorText, LaptopIcon, plural, RefreshIcon, SearchBox, when } from './ui';
+import { Avatar, BackIcon, BotBadge, count, errorText, LaptopIcon, plural, RefreshIcon, SearchBox, when } from './ui';
 
 /** Users asked for per page (the server allows 1–200). */
 const PAGE_SIZE = 50;
@@ -156,6 +156,7 @@ function UserRow(props: { user: AdminUser; me: boolean; active: boolean; onClick
           <span class="row-title" dir="auto">
             {user.display_name}
           </span>
+          <BotBadge user={user} />
           <Badges user={user} me={props.me} />
         </div>
         <div class="row-bottom">
@@ -300,6 +301,7 @@ function UserDetails(props: { store: AppStore; userId: UserId; initial?: AdminUs
         <div class="admin-profile-text">
           <div class="admin-name" dir="auto" data-testid="admin-user-name">
             {user.display_name}
+            <BotBadge user={user} />
           </div>
           <div class="muted">{name}</div>
           <Badges user={user} me={me} />

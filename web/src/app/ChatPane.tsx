@@ -17,7 +17,7 @@ import { AttachmentPreview, mediaLabel, mediaWidth, MessageMedia, summaryOf } fr
 import { PersonAvatar } from './Profile';
 import { isEmojiOnly, isLong, RichText, textStart } from './rich';
 import { isDeletedAccount, sealedLabel, type AppStore, type ChatModel, type Tick } from './store';
-import { BackIcon, ChevronIcon, clock, CloseIcon, dayKey, dayLabel, disappearingLabel, DotsIcon, ForwardIcon, HarkLogo, InfoIcon, MicIcon, MutedIcon, PaperclipIcon, presenceLabel, SearchIcon, SendIcon, Ticks, TimerIcon, TrashIcon, nameColorFor } from './ui';
+import { BackIcon, ChevronIcon, clock, CloseIcon, dayKey, dayLabel, disappearingLabel, DotsIcon, ForwardIcon, HarkLogo, InfoIcon, MicIcon, MutedIcon, PaperclipIcon, presenceLabel, SearchIcon, SendIcon, Ticks, TimerIcon, TrashIcon, nameColorFor, BotBadge } from './ui';
 import { formatDuration, useVoiceRecorder } from './voice';
 
 /** A typing indicator is refreshed this often while the person keeps typing. */
@@ -362,6 +362,7 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
         <div class="chat-header-text">
           <div class="chat-title-row">
             <span class="chat-title" dir="auto" data-testid="chat-header-title">{title}</span>
+            {!group && <BotBadge user={peer} />}
             {encrypted && (
               <span class="header-lock" title="Messages are end-to-end encrypted" data-testid="header-lock">
                 <LockIcon size={14} title="End-to-end encrypted" />
@@ -458,6 +459,7 @@ export function ChatPane(props: { store: AppStore; model: ChatModel; onPanel: (p
                   tabbable={m.seq === tabSeq}
                   onFocused={() => setActiveSeq(m.seq)}
                   sender={group && !mine && first ? store.userName(model, m.sender_id) : null}
+                  senderBot={!!store.userOf(model, m.sender_id)?.bot}
                   senderColor={nameColorFor(m.sender_id)}
                   text={m.text}
                   time={m.sent_at}
@@ -624,6 +626,8 @@ function Bubble(props: {
   mine: boolean;
   first: boolean;
   sender: string | null;
+  /** The sender is a bot: a badge after their name. */
+  senderBot?: boolean;
   senderColor?: string;
   text: string;
   time: number;
@@ -712,6 +716,7 @@ function Bubble(props: {
         {props.sender && (
           <div class="sender" dir="auto" style={{ color: props.senderColor }} data-testid="msg-sender">
             {props.sender}
+            {props.senderBot && <BotBadge user={{ bot: true }} />}
           </div>
         )}
         {(m?.forwarded || props.forwarded) && !deleted && (

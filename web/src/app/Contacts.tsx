@@ -7,7 +7,7 @@
 import type { User } from '../hark-client';
 import type { AppStore } from './store';
 import { PersonAvatar } from './Profile';
-import { errorText } from './ui';
+import { BotBadge, errorText } from './ui';
 
 /** Ask, then block `user`: nothing reaches either of you until you unblock. Resolves whether it happened. */
 export async function askToBlock(store: AppStore, user: User): Promise<boolean> {
@@ -137,7 +137,10 @@ export function ContactsCard(props: { store: AppStore; onOpen: () => void }) {
           >
             <PersonAvatar store={store} user={u} name={u.display_name} size={40} />
             <span class="person-text">
-              <span class="person-name" dir="auto">{u.display_name}</span>
+              <span class="person-name" dir="auto">
+                {u.display_name}
+                <BotBadge user={u} />
+              </span>
               <span class="muted">@{u.username}</span>
             </span>
           </button>
@@ -167,7 +170,10 @@ export function BlockedCard(props: { store: AppStore }) {
         <div class="person" key={u.id} data-testid="blocked-user" data-username={u.username}>
           <PersonAvatar store={store} user={u} name={u.display_name} size={40} />
           <div class="person-text">
-            <div class="person-name" dir="auto">{u.display_name}</div>
+            <div class="person-name" dir="auto">
+              {u.display_name}
+              <BotBadge user={u} />
+            </div>
             <div class="muted">@{u.username}</div>
           </div>
           <button class="text-btn" data-testid="blocked-user-unblock" aria-label={`Unblock ${u.display_name}`} onClick={() => void unblock(store, u)}>

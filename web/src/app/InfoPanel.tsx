@@ -12,7 +12,7 @@ import { PersonAvatar } from './Profile';
 import { ChatSearch } from './Search';
 import { summaryOf } from './media';
 import { isDeletedAccount, type AppStore, type ChatModel } from './store';
-import { Avatar, clock, CloseIcon, dayLabel, disappearingLabel, errorText, PencilIcon, CheckIcon, SearchIcon, Ticks, TimerIcon } from './ui';
+import { Avatar, BotBadge, clock, CloseIcon, dayLabel, disappearingLabel, errorText, PencilIcon, CheckIcon, SearchIcon, Ticks, TimerIcon } from './ui';
 
 export type Panel = { kind: 'chat' } | { kind: 'message'; seq: number } | { kind: 'search' } | { kind: 'devices'; user: number };
 
@@ -70,7 +70,10 @@ function MemberDevices(props: { store: AppStore; model: ChatModel; user: number;
     <>
       <div class="info-head">
         <PersonAvatar store={store} user={member?.user} name={name} id={user} size={96} />
-        <div class="info-title" dir="auto">{name}</div>
+        <div class="info-title" dir="auto">
+          {name}
+          <BotBadge user={member?.user} />
+        </div>
         {member && <div class="muted">@{member.user.username}</div>}
       </div>
       <ContactDevices store={store} user={user} name={name} />
@@ -121,7 +124,10 @@ function MessageInfo(props: { store: AppStore; model: ChatModel; seq: number }) 
           <div class="person" key={p.user.id} data-testid="receipt-person">
             <Avatar name={p.user.display_name} id={p.user.id} size={36} />
             <div>
-              <div class="person-name" dir="auto">{p.user.display_name}</div>
+              <div class="person-name" dir="auto">
+                {p.user.display_name}
+                <BotBadge user={p.user} />
+              </div>
               <div class="muted" data-testid="receipt-time">
                 {(tick === 'read' && when(p.user.id, 'read_at')) || (tick === 'delivered' && when(p.user.id, 'delivered_at')) || `@${p.user.username}`}
               </div>
@@ -178,7 +184,10 @@ function ChatInfo(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel
       <>
         <div class="info-head">
           <PersonAvatar store={store} user={peer} name={title} id={model.chat.id * 7} size={160} />
-          <div class="info-title" dir="auto">{title}</div>
+          <div class="info-title" dir="auto" data-testid="info-title">
+            {title}
+            <BotBadge user={peer} />
+          </div>
           {gone ? (
             <div class="muted" data-testid="info-deleted">
               This account was deleted
@@ -254,7 +263,10 @@ function ChatInfo(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel
           <div class="person" key={m.user.id} data-testid="member" data-username={m.user.username}>
             <PersonAvatar store={store} user={m.user} name={m.user.display_name} size={40} />
             <div class="person-text">
-              <div class="person-name" dir="auto">{m.user.id === store.me.id ? 'You' : m.user.display_name}</div>
+              <div class="person-name" dir="auto">
+                {m.user.id === store.me.id ? 'You' : m.user.display_name}
+                <BotBadge user={m.user} />
+              </div>
               <div class="muted">@{m.user.username}</div>
             </div>
             {m.admin && <span class="admin-tag">Group admin</span>}
@@ -472,7 +484,10 @@ function AddMember(props: { store: AppStore; model: ChatModel; onDone: () => voi
           <button class="person add" key={u.id} data-testid="add-member-result" data-username={u.username} disabled={busy} onClick={() => void add(u)}>
             <Avatar name={u.display_name} id={u.id} size={40} />
             <div class="person-text">
-              <div class="person-name" dir="auto">{u.display_name}</div>
+              <div class="person-name" dir="auto">
+                {u.display_name}
+                <BotBadge user={u} />
+              </div>
               <div class="muted">@{u.username}</div>
             </div>
           </button>

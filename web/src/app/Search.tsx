@@ -5,7 +5,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import type { ChatId, Message } from '../hark-client';
 import type { AppStore, ChatModel } from './store';
-import { errorText, listTime, SearchIcon } from './ui';
+import { BotBadge, errorText, listTime, SearchIcon } from './ui';
 
 const DEBOUNCE_MS = 250;
 
@@ -128,15 +128,22 @@ export function SearchResultRow(props: { store: AppStore; message: Message; quer
   const { store, message: m, query } = props;
   const c = store.chats.get(m.chat_id);
   const sender = c ? store.userName(c, m.sender_id) : m.sender_id === store.me.id ? 'You' : '';
+  const senderUser = c ? store.userOf(c, m.sender_id) : null;
   return (
     <button class="row search-result" data-testid="search-result" data-chat-id={m.chat_id} data-seq={m.seq} onClick={props.onOpen}>
       <div class="row-body">
         <div class="row-top">
           <span class="row-title" dir="auto" data-testid="search-result-chat">{props.showChat && c ? store.title(c) : sender}</span>
+          <BotBadge user={props.showChat && c ? (c.chat.kind === 'direct' ? store.peer(c) : null) : senderUser} />
           <span class="row-time">{listTime(m.sent_at)}</span>
         </div>
         <div class="result-text" dir="auto" data-testid="search-result-text">
-          {props.showChat && sender && <span class="preview-sender" data-testid="search-result-sender">{sender}: </span>}
+          {props.showChat && sender && (
+            <span class="preview-sender" data-testid="search-result-sender">
+              {sender}
+              <BotBadge user={senderUser} />:{' '}
+            </span>
+          )}
           <Highlighted text={m.text} query={query} />
         </div>
       </div>

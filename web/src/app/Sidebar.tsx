@@ -9,6 +9,7 @@ import { DeviceApprovalSetting } from './DeviceApproval';
 import { ChatRowMenu, useDismiss, useMenuKeys } from './ChatMenu';
 import { BlockedCard, ContactsCard } from './Contacts';
 import { EncryptionBanner, EncryptionCard, LockIcon } from './Encryption';
+import { BotsCard } from './Bots';
 import { ExportCard } from './Export';
 import { applyTheme, loadTheme, type Theme } from './local';
 import { NotificationsBanner, NotificationsCard } from './Notifications';
@@ -37,6 +38,7 @@ import {
   SettingsIcon,
   ShieldIcon,
   Ticks,
+  BotBadge,
 } from './ui';
 
 type Mode = 'list' | 'archived' | 'new-chat' | 'new-group' | 'settings';
@@ -357,6 +359,7 @@ function ChatRow(props: { store: AppStore; model: ChatModel; menuOpen: boolean; 
       <div class="row-body">
         <div class="row-top">
           <span class="row-title" dir="auto" data-testid="chat-title">{title}</span>
+          {!group && <BotBadge user={store.peer(model)} />}
           {store.isEncrypted(model) && (
             <span class="row-lock" title="End-to-end encrypted" data-testid="row-lock">
               <LockIcon size={13} title="End-to-end encrypted" />
@@ -415,6 +418,7 @@ function UserRow(props: { user: User; onClick: () => void; selected?: boolean; t
       <div class="row-body">
         <div class="row-top">
           <span class="row-title" dir="auto">{user.display_name}</span>
+          <BotBadge user={user} />
         </div>
         <div class="row-bottom">
           <span class="row-preview">@{user.username}</span>
@@ -553,6 +557,7 @@ function NewGroupView(props: { store: AppStore; onDone: () => void }) {
               <span class="chip" key={u.id}>
                 <Avatar name={u.display_name} id={u.id} size={24} />
                 <span>{u.display_name}</span>
+                <BotBadge user={u} />
                 <button aria-label={`Remove ${u.display_name}`} onClick={() => toggle(u)}>
                   ×
                 </button>
@@ -743,6 +748,7 @@ function SettingsView(props: { store: AppStore; onDone: () => void }) {
           ))}
         </section>
         {error && <div class="form-error">{error}</div>}
+        <BotsCard store={store} />
         <ExportCard store={store} />
         <DeleteAccountCard store={store} />
       </div>

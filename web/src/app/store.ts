@@ -730,6 +730,11 @@ export class AppStore {
     return 'sent';
   }
 
+  /** The user behind a member id of a chat: a member, or someone this browser saw before (null: never seen). */
+  userOf(c: ChatModel, id: UserId): User | null {
+    return this.member(c, id)?.user ?? this.knownUsers.get(id) ?? null;
+  }
+
   userName(c: ChatModel, id: UserId): string {
     if (id === this.me.id) return 'You';
     // Someone who left keeps the name this browser knows them by (event lines look them up).

@@ -44,6 +44,21 @@ export function Avatar(props: { name: string; id: number; size?: number; group?:
   );
 }
 
+/**
+ * The small "bot" label after a bot's name (an account run by a program,
+ * docs/protocol.md "Bots"), wherever a person's name is shown: chat rows,
+ * the chat header, members, contact info, search results, senders in
+ * groups. Nothing for a person.
+ */
+export function BotBadge(props: { user: { bot?: boolean } | null | undefined }) {
+  if (!props.user?.bot) return null;
+  return (
+    <span class="bot-badge" data-testid="bot-badge" title="A bot: an account run by a program">
+      bot
+    </span>
+  );
+}
+
 export function Ticks(props: { tick: Tick }) {
   const { tick } = props;
   const label = { pending: 'Sending', sent: 'Sent', delivered: 'Delivered', read: 'Read', failed: 'Not sent' }[tick];
@@ -291,7 +306,7 @@ export function disappearingLabel(seconds: number): string {
  * one's sign-in (password, two-factor authentication), one's profile
  * (about line, photo), or an export of one's data.
  */
-export type Attempt = 'search' | 'new-group' | 'add-member' | 'group-change' | 'disappearing' | 'admin' | 'people' | 'account' | 'profile' | 'export';
+export type Attempt = 'search' | 'new-group' | 'add-member' | 'group-change' | 'disappearing' | 'admin' | 'people' | 'account' | 'profile' | 'export' | 'bots';
 
 /** A `429 rate_limited` in words, by what was tried (the server's own message names its number and "wait a little"). */
 const TOO_MANY: Record<Attempt, string> = {
@@ -305,6 +320,7 @@ const TOO_MANY: Record<Attempt, string> = {
   account: 'Too many tries — wait a minute and try again.',
   profile: 'Too many changes — wait a moment and try again.',
   export: 'Too many exports asked for — wait a while and try again.',
+  bots: 'Too many changes — wait a moment and try again.',
 };
 
 /**

@@ -8,6 +8,10 @@ import {
   type AuditChain,
   type AuditPage,
   type AuditQuery,
+  type Bot,
+  type BotAction,
+  type BotToken,
+  type BotTokenCreated,
   type Chat,
   type ChatId,
   type ChatSettings,
@@ -55,6 +59,10 @@ import {
   type UploadStatus,
   type UserId,
   type VapidKey,
+  type Webhook,
+  type WebhookCreated,
+  type WebhookDelivery,
+  type WebhookKind,
 } from './types';
 import { cancelled, uploadFile, type UploadOptions } from './upload';
 
@@ -227,6 +235,81 @@ export class HarkApi {
   async exportArchive(id: string, signal?: AbortSignal): Promise<{ blob: Blob; name: string | null }> {
     const res = await this.fetchOk(`/v1/me/export/${encodeURIComponent(id)}/archive`, signal);
     return { blob: await res.blob(), name: attachmentName(res.headers.get('Content-Disposition')) };
+  }
+
+  // ---- bots and webhooks ----
+
+  /** Make a bot owned by you: `409 username_taken`, `403 forbidden` when this server lets only admins (or you own the most allowed). */
+  createBot(username: string, displayName?: string): Promise<Bot> {
+    const body: Record<string, unknown> = { username };
+    if (displayName) body.display_name = displayName;
+    return this.request('POST', '/v1/bots', body);
+  }
+
+  /** Your bots, oldest first (an admin: every bot). */
+  bots(): Promise<Bot[]> {
+    return this.request('GET', '/v1/bots');
+  }
+
+  bot(id: UserId): Promise<Bot> {
+    return this.request('GET', `/v1/bots/${id}`);
+  }
+
+  /** Delete a bot: its tokens stop working, its webhooks go; its messages stay. */
+  deleteBot(id: UserId): Promise<void> {
+    return this.request('DELETE', `/v1/bots/${id}`);
+  }
+
+  /** A token for a bot, limited to `actions` (and `chats`, if given); the token is shown this once. */
+  createBotToken(id: UserId, name: string, actions: BotAction[], chats?: ChatId[]): Promise<BotTokenCreated> {
+    const body: Record<string, unknown> = { name, actions };
+    if (chats && chats.length > 0) body.chats = chats;
+    return this.request('POST', `/v1/bots/${id}/tokens`, body);
+  }
+
+  /** A bot's tokens (not the secrets), oldest first. */
+  botTokens(id: UserId): Promise<BotToken[]> {
+    return this.request('GET', `/v1/bots/${id}/tokens`);
+  }
+
+  revokeBotToken(id: UserId, device: DeviceId): Promise<void> {
+    return this.request('DELETE', `/v1/bots/${id}/tokens/${device}`);
+  }
+
+  /** Call `url` for a bot's events (absent `events`: every kind); the secret is shown this once. `400 url_not_allowed` for a URL not https on a public address. */
+  createBotWebhook(id: UserId, url: string, events?: WebhookKind[]): Promise<WebhookCreated> {
+    return this.request('POST', `/v1/bots/${id}/webhooks`, events ? { url, events } : { url });
+  }
+
+  botWebhooks(id: UserId): Promise<Webhook[]> {
+    return this.request('GET', `/v1/bots/${id}/webhooks`);
+  }
+
+  /** Call `url` for one chat's events as you see them (a member; in a group, its admin). */
+  createChatWebhook(chat: ChatId, url: string, events?: WebhookKind[]): Promise<WebhookCreated> {
+    return this.request('POST', `/v1/chats/${chat}/webhooks`, events ? { url, events } : { url });
+  }
+
+  chatWebhooks(chat: ChatId): Promise<Webhook[]> {
+    return this.request('GET', `/v1/chats/${chat}/webhooks`);
+  }
+
+  webhook(id: string): Promise<Webhook> {
+    return this.request('GET', `/v1/webhooks/${encodeURIComponent(id)}`);
+  }
+
+  deleteWebhook(id: string): Promise<void> {
+    return this.request('DELETE', `/v1/webhooks/${encodeURIComponent(id)}`);
+  }
+
+  /** On again after failures turned it off: calls go on from the first event not delivered. */
+  enableWebhook(id: string): Promise<Webhook> {
+    return this.request('POST', `/v1/webhooks/${encodeURIComponent(id)}/enable`);
+  }
+
+  /** A webhook's newest calls, newest first (`limit` 1 to 100). */
+  webhookDeliveries(id: string, limit = 50): Promise<WebhookDelivery[]> {
+    return this.request('GET', `/v1/webhooks/${encodeURIComponent(id)}/deliveries?limit=${limit}`);
   }
 
   /** The caller's contacts (an address book of their own; nobody is told), by display name. */

@@ -50,6 +50,8 @@ export type ErrorCode =
   | 'sso_required'
   | 'device_not_approved'
   | 'two_factor_setup_required'
+  | 'not_for_bots'
+  | 'scope_denied'
   | 'internal';
 
 export interface ErrorBody {
@@ -68,6 +70,8 @@ export interface User {
   id: UserId;
   username: string;
   display_name: string;
+  /** An account run by a program (docs/protocol.md "Bots"); absent for a person. */
+  bot?: boolean;
 }
 
 export interface LoginRequest {
@@ -729,6 +733,8 @@ export interface AdminUser {
   created_at: number;
   /** How many live devices (logins not logged out). */
   devices: number;
+  /** A bot (absent for a person). */
+  bot?: boolean;
 }
 
 /** A page of `GET /v1/admin/users`, by id; `next` is the `after` of the next page, null at the end. */
@@ -882,4 +888,82 @@ export class HarkError extends Error {
     super(message);
     this.name = 'HarkError';
   }
+}
+
+// ---- Bots and webhooks (bots.rs) ----
+
+/** What a bot's token may do. */
+export type BotAction = 'read' | 'send' | 'react' | 'mark' | 'typing';
+
+export const BOT_ACTIONS: readonly BotAction[] = ['read', 'send', 'react', 'mark', 'typing'];
+
+/** One token's reach: these actions, in these chats (absent: every chat the bot is in). */
+export interface BotScope {
+  actions: BotAction[];
+  chats?: ChatId[];
+}
+
+/** A bot and who answers for it (`POST /v1/bots`, `GET /v1/bots`). */
+export interface Bot {
+  /** The bot's account (`bot` is true). */
+  user: User;
+  /** The person who made it. */
+  owner: UserId;
+  created_at: number;
+}
+
+/** One of a bot's tokens: a device of the bot's account, with its scope. */
+export interface BotToken {
+  device: Device;
+  scope: BotScope;
+}
+
+/** The answer to making a token: the token is shown this once. */
+export interface BotTokenCreated extends BotToken {
+  token: string;
+}
+
+/** What a webhook is called for. */
+export type WebhookKind = 'message_created' | 'message_edited' | 'message_deleted' | 'member_joined' | 'member_left' | 'reaction' | 'chat_created';
+
+export const WEBHOOK_KINDS: readonly WebhookKind[] = [
+  'message_created',
+  'message_edited',
+  'message_deleted',
+  'member_joined',
+  'member_left',
+  'reaction',
+  'chat_created',
+];
+
+/** A registered webhook (never its secret). */
+export interface Webhook {
+  id: string;
+  url: string;
+  events: WebhookKind[];
+  /** Whose events: the bot's, or for a chat's webhook the person who added it. */
+  user_id: UserId;
+  chat_id?: ChatId;
+  created_at: number;
+  /** Calls failed in a row (a delivered one resets it). */
+  failures: number;
+  /** Turned off (after too many failures in a row): why. */
+  disabled?: string;
+}
+
+/** The answer to adding a webhook: its signing secret is shown this once. */
+export interface WebhookCreated extends Webhook {
+  secret: string;
+}
+
+/** One call to a webhook, as its delivery log keeps it. */
+export interface WebhookDelivery {
+  event_id: string;
+  kind: WebhookKind;
+  attempted_at: number;
+  /** The HTTP status answered, if any. */
+  status?: number;
+  delivered: boolean;
+  error?: string;
+  duration_ms: number;
 }
