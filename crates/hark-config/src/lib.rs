@@ -106,6 +106,9 @@ pub struct Config {
     pub bots: Bots,
     /// Outgoing webhooks of bots and chats (the `[webhooks]` table).
     pub webhooks: Webhooks,
+    /// Exporting chat events to the organisation's queue (the `[export]`
+    /// table).
+    pub export: Export,
 }
 
 /// What every account must do to sign in (docs/protocol.md "Your account").
@@ -162,6 +165,71 @@ impl Default for Webhooks {
             sweep_ms: 5_000,
             max_per_target: 10,
         }
+    }
+}
+
+/// The kinds of events an export carries (docs/integrations.md).
+pub const EXPORT_KINDS: [&str; 7] = [
+    "message_created",
+    "message_edited",
+    "message_deleted",
+    "member_joined",
+    "member_left",
+    "reaction",
+    "chat_created",
+];
+
+/// Exporting chat events to the organisation's own queue
+/// (docs/integrations.md "Exporting events"). Off unless `rabbitmq_url`
+/// is set.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Export {
+    /// The RabbitMQ to publish to: `amqp://user:password@host:5672/%2f`
+    /// (or `amqps://`). A secret: never logged. Not set: nothing is
+    /// exported, and commits write no export rows.
+    #[serde(serialize_with = "redacted")]
+    pub rabbitmq_url: Option<SecretString>,
+    /// The durable topic exchange events are published to (made if
+    /// missing); routing keys are `<kind>.<chat id>`.
+    pub exchange: String,
+    /// Only these kinds (`message_created`, `message_edited`,
+    /// `message_deleted`, `member_joined`, `member_left`, `reaction`,
+    /// `chat_created`); empty: all.
+    pub kinds: Vec<String>,
+    /// Only these chats (ids); empty: all.
+    pub chats: Vec<i64>,
+    /// Events published per batch (each batch waits for the broker's
+    /// confirms before the next).
+    pub batch: u32,
+    /// Milliseconds between looks for events when no commit on this node
+    /// said there are some.
+    pub poll_ms: u64,
+}
+
+impl Default for Export {
+    fn default() -> Self {
+        Export {
+            rabbitmq_url: None,
+            exchange: "hark.events".into(),
+            kinds: Vec::new(),
+            chats: Vec::new(),
+            batch: 200,
+            poll_ms: 1_000,
+        }
+    }
+}
+
+impl Export {
+    /// Whether events are exported at all.
+    pub fn enabled(&self) -> bool {
+        self.rabbitmq_url.is_some()
+    }
+
+    /// Whether an event of `kind` in `chat` is exported.
+    pub fn exports(&self, chat: i64, kind: &str) -> bool {
+        (self.chats.is_empty() || self.chats.contains(&chat))
+            && (self.kinds.is_empty() || self.kinds.iter().any(|k| k == kind))
     }
 }
 
@@ -600,6 +668,7 @@ impl Default for Config {
             accounts: Accounts::default(),
             bots: Bots::default(),
             webhooks: Webhooks::default(),
+            export: Export::default(),
         }
     }
 }
@@ -767,6 +836,24 @@ impl Config {
         if let Some(id) = &self.node_id {
             valid_node_id(id)?;
         }
+        if let Some(url) = &self.export.rabbitmq_url {
+            let url = url.expose_secret();
+            ensure!(
+                url.starts_with("amqp://") || url.starts_with("amqps://"),
+                "export.rabbitmq_url: an amqp:// or amqps:// URL"
+            );
+        }
+        for kind in &self.export.kinds {
+            ensure!(
+                EXPORT_KINDS.contains(&kind.as_str()),
+                "export.kinds: {kind:?} is not one of {}",
+                EXPORT_KINDS.join(", ")
+            );
+        }
+        ensure!(
+            !self.export.exchange.is_empty() && self.export.exchange.len() <= 255,
+            "export.exchange: 1 to 255 bytes"
+        );
         ensure!(
             !self.bus_prefix.is_empty()
                 && self.bus_prefix.len() <= 64

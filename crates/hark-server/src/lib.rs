@@ -8,6 +8,7 @@ mod audit;
 pub mod auth;
 mod bus_repair;
 mod devices;
+pub mod event_export;
 /// The configuration, in its own crate (`hark-config`) so the fuzz targets can parse it.
 pub use hark_config as config;
 pub mod error;
@@ -71,6 +72,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let hub = Hub::new();
     let bus = open_bus(&config, &node_id, &hub).await?;
     let followed = Arc::new(webhooks::Followed::default());
+    followed.set_exports(config.export.enabled());
     let listener = Arc::new(messaging::CommitsToBus {
         bus: bus.clone(),
         followed: followed.clone(),
@@ -159,6 +161,7 @@ pub async fn serve(
     background.push(tokio::spawn(retention::sweep_forever(state.clone())));
     background.push(tokio::spawn(devices::sweep_forever(state.clone())));
     background.push(tokio::spawn(webhooks::wake_forever(state.clone())));
+    background.push(tokio::spawn(event_export::run_forever(state.clone())));
     background.push(tokio::spawn(limits::tidy_forever(state.clone())));
     let app = http::router(state.clone());
     let signal_state = state.clone();

@@ -252,6 +252,10 @@ pub struct CommitsToBus {
 }
 
 impl CommitListener for CommitsToBus {
+    fn exports_events(&self) -> bool {
+        self.followed.exports()
+    }
+
     fn committed(&self, deliveries: Vec<Delivery>) {
         record_fan_out(&deliveries);
         self.followed.committed(&deliveries);

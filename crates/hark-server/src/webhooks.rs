@@ -31,11 +31,18 @@ pub struct Followed {
     by_user: RwLock<HashMap<UserId, Vec<String>>>,
     pending: Mutex<HashSet<String>>,
     wake: Notify,
+    /// Commits write the export outbox (`[export]` is on).
+    exports: AtomicBool,
+    /// Told of each commit while exports are on.
+    exports_waiting: Notify,
 }
 
 impl Followed {
     /// A commit's deliveries: wakes the webhooks of the users it reached.
     pub fn committed(&self, deliveries: &[Delivery]) {
+        if self.exports.load(Ordering::Relaxed) {
+            self.exports_waiting.notify_one();
+        }
         if !self.any.load(Ordering::Relaxed) {
             return;
         }
@@ -54,6 +61,21 @@ impl Followed {
                 .extend(woken);
             self.wake.notify_one();
         }
+    }
+
+    /// Commits write the export outbox from now on (set once, at start).
+    pub fn set_exports(&self, on: bool) {
+        self.exports.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether commits write the export outbox.
+    pub fn exports(&self) -> bool {
+        self.exports.load(Ordering::Relaxed)
+    }
+
+    /// Resolves after a commit on this node (while exports are on).
+    pub async fn exports_waiting(&self) {
+        self.exports_waiting.notified().await;
     }
 
     /// Wakes one webhook (made, turned on, or behind).
@@ -89,7 +111,7 @@ impl Followed {
 pub(crate) async fn wake_forever(state: AppState) {
     let every = Duration::from_millis(state.config.webhooks.sweep_ms.max(50));
     let mut next_sweep = Instant::now();
-    loop {
+    while !state.shutdown.has_begun() {
         if Instant::now() >= next_sweep {
             next_sweep = Instant::now() + every;
             if let Err(e) = sweep(&state).await {
@@ -103,7 +125,10 @@ pub(crate) async fn wake_forever(state: AppState) {
                 Err(e) => tracing::warn!(error = %e, "waking a webhook"),
             }
         }
-        let _ = tokio::time::timeout_at(next_sweep.into(), state.followed.wake.notified()).await;
+        tokio::select! {
+            _ = tokio::time::timeout_at(next_sweep.into(), state.followed.wake.notified()) => {}
+            () = state.shutdown.wait() => {}
+        }
     }
 }
 
@@ -216,6 +241,7 @@ async fn calls(
                     && webhook
                         .chat_id
                         .is_none_or(|chat| chat == frame.event.chat_id())
+                    && !own_message(webhook, &frame.event)
             });
             if let Some(kind) = kind {
                 let call = WebhookCall {
@@ -245,6 +271,13 @@ async fn calls(
             return Ok(true);
         }
     }
+}
+
+/// A bot's webhook is not called for the bot's own messages: a bot that
+/// answers every call would otherwise answer itself for ever.
+fn own_message(webhook: &hark_proto::Webhook, event: &hark_proto::Event) -> bool {
+    matches!(event, hark_proto::Event::Message(m)
+        if webhook.chat_id.is_none() && m.sender_id == webhook.user_id)
 }
 
 /// One call, logged; the error to retry with when it failed.

@@ -19,6 +19,7 @@ pub mod deletion;
 pub mod e2e;
 mod error;
 mod expiry;
+pub mod exports;
 pub mod jobs;
 mod lines;
 pub mod migrate;
@@ -37,9 +38,9 @@ pub use admission::WriteQueue;
 pub use error::{StoreError, StoreResult};
 pub use repo::{
     AccountStore, AdminStore, AuditStore, AuthedDevice, BotStore, ChatStore, CommitListener,
-    ContactStore, Credentials, Delivery, HistoryQuery, JobStore, KeyStore, Lifecycle, MediaRecord,
-    MediaStore, MessageStore, NewMessage, PresenceRecord, PresenceStore, ProfileStore, PushStore,
-    Refused, SsoStore, Store, SyncPage, TwoFactorStore, UploadRecord,
+    ContactStore, Credentials, Delivery, ExportStore, HistoryQuery, JobStore, KeyStore, Lifecycle,
+    MediaRecord, MediaStore, MessageStore, NewMessage, PresenceRecord, PresenceStore, ProfileStore,
+    PushStore, Refused, SsoStore, Store, SyncPage, TwoFactorStore, UploadRecord,
 };
 pub use rules::Windows;
 

@@ -117,6 +117,11 @@ pub struct Delivery {
 /// Told about every commit, in commit order, after it is durable.
 pub trait CommitListener: Send + Sync {
     fn committed(&self, deliveries: Vec<Delivery>);
+    /// Whether commits also write their chat events to the export outbox
+    /// ([`crate::exports`]), for an exporter to carry elsewhere.
+    fn exports_events(&self) -> bool {
+        false
+    }
 }
 
 #[async_trait]
@@ -761,6 +766,30 @@ pub trait BotStore: Send + Sync {
     async fn delete_webhooks_of(&self, user: UserId) -> StoreResult<()>;
 }
 
+/// The export outbox ([`crate::exports`]).
+#[async_trait]
+pub trait ExportStore: Send + Sync {
+    /// Leases up to `limit` of the oldest events not leased at `now`
+    /// until `now + lease_ms`, oldest first.
+    async fn claim_exports(
+        &self,
+        node: &str,
+        now: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::exports::ExportRow>>;
+    /// These events were published (or are not to be): removed.
+    async fn exported(&self, seqs: Vec<i64>) -> StoreResult<()>;
+    /// Publishing these failed: their lease ends now, so the next claim
+    /// (on any node) takes them again.
+    async fn release_exports(&self, seqs: Vec<i64>) -> StoreResult<()>;
+    /// The leases `node` holds end now: it is starting, so what its last
+    /// run claimed and never finished goes out at once.
+    async fn release_node_exports(&self, node: &str) -> StoreResult<()>;
+    /// How many events wait.
+    async fn export_backlog(&self) -> StoreResult<u64>;
+}
+
 /// Everything the server needs from storage.
 pub trait Store:
     AdminStore
@@ -771,6 +800,7 @@ pub trait Store:
     + SsoStore
     + ProfileStore
     + BotStore
+    + ExportStore
     + ChatStore
     + MessageStore
     + MediaStore
@@ -791,6 +821,7 @@ impl<
             + SsoStore
             + ProfileStore
             + BotStore
+            + ExportStore
             + ChatStore
             + MessageStore
             + MediaStore

@@ -20,6 +20,7 @@ mod device_approval;
 mod disappearing;
 mod e2e;
 mod erasure;
+mod exports;
 mod features;
 mod idle_devices;
 mod idor;

@@ -130,8 +130,22 @@ async fn a_bots_webhook_hears_each_event_once_signed_and_in_order() {
         )
         .await;
     assert_eq!(status, 403);
+    // Nor for the bot's own answer (it would answer itself for ever).
+    let crm = bot_token(&app, &alice, bot, &["send"], None).await;
+    let (status, _) = app
+        .post(
+            &format!("/chats/{}/messages", chat.0),
+            &crm.token,
+            json!({"client_id": "own-1", "text": "on its way"}),
+        )
+        .await;
+    assert_eq!(status, 200);
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(ep.received(&path).len(), 4, "nothing for a refused write");
+    assert_eq!(
+        ep.received(&path).len(),
+        4,
+        "nothing for a refused write or the bot's own message"
+    );
 
     // The log shows each call.
     let (status, log) = app

@@ -91,8 +91,10 @@ pub(crate) const TABLES: &[Table] = &[
     table("reactions", &["chat_id", "seq", "user_id"]),
     table("hidden_messages", &["user_id", "chat_id", "seq"]),
     table("receipt_times", &["chat_id", "user_id", "up_to"]),
-    // Jobs not yet run (or dead, kept for an operator) carry over.
+    // Jobs not yet run (or dead, kept for an operator) carry over, and
+    // events not yet exported.
     table("jobs", &["id"]),
+    table("event_exports", &["seq"]),
     // Devices' push subscriptions, and the server's keys: the VAPID key
     // pair the subscriptions were made for must come along, or every
     // browser subscription would stop working.

@@ -1472,3 +1472,72 @@ impl crate::BotStore for PostgresStore {
         .await
     }
 }
+
+#[async_trait]
+impl crate::ExportStore for PostgresStore {
+    async fn claim_exports(
+        &self,
+        node: &str,
+        now: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::exports::ExportRow>> {
+        self.write(node.to_owned(), move |tx, node| {
+            Box::pin(async move {
+                let rows = tx
+                    .rows(
+                        &crate::exports::claim("FOR UPDATE SKIP LOCKED"),
+                        &[&(now + lease_ms), &node, &now, &i64::from(limit)],
+                    )
+                    .await?;
+                let mut rows = rows::all(rows, crate::exports::row)?;
+                rows.sort_by_key(|r| r.seq);
+                Ok(rows)
+            })
+        })
+        .await
+    }
+
+    async fn exported(&self, seqs: Vec<i64>) -> StoreResult<()> {
+        self.write(seqs, |tx, seqs| {
+            Box::pin(async move {
+                tx.exec("DELETE FROM event_exports WHERE seq = ANY($1)", &[&seqs])
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn release_exports(&self, seqs: Vec<i64>) -> StoreResult<()> {
+        self.write(seqs, |tx, seqs| {
+            Box::pin(async move {
+                tx.exec(
+                    "UPDATE event_exports SET leased_until = 0 WHERE seq = ANY($1)",
+                    &[&seqs],
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn release_node_exports(&self, node: &str) -> StoreResult<()> {
+        self.write(node.to_owned(), |tx, node| {
+            Box::pin(async move {
+                tx.exec(crate::exports::RELEASE_NODE, &[&node]).await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn export_backlog(&self) -> StoreResult<u64> {
+        self.read(|db| async move {
+            let n: i64 = db.one(crate::exports::BACKLOG, &[]).await?.try_get(0)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+}

@@ -56,6 +56,11 @@ pub(crate) struct Ticket<'a> {
 }
 
 impl Sequencer {
+    /// Whether commits write the export outbox (the listener says).
+    pub(crate) fn exports_events(&self) -> bool {
+        self.listener.exports_events()
+    }
+
     pub(crate) fn new(listener: Arc<dyn CommitListener>) -> Self {
         Sequencer {
             listener,

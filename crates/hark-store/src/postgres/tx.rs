@@ -133,6 +133,8 @@ impl Db {
 
 /// An event waiting for its stream positions until the transaction ends.
 struct Pending {
+    /// The kind it is exported as, if it is (`crate::exports`).
+    export: Option<&'static str>,
     users: Vec<UserId>,
     chat_id: ChatId,
     /// The stream row's `msg_seq` and `payload` (see [`Stored`]).
@@ -250,6 +252,7 @@ impl Tx {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(Pending {
+                export: crate::exports::kind(event),
                 users: users.to_vec(),
                 chat_id,
                 msg_seq,
@@ -340,6 +343,22 @@ impl Tx {
             Some(client.prepare_cached(super::jobs::NOTIFY).await?)
         };
         let run_at = self.now_ms + crate::rules::notify::COLLAPSE_MS;
+        // The export outbox: each exported event once, in this transaction.
+        let (mut ex_chat, mut ex_kind, mut ex_event) = (Vec::new(), Vec::new(), Vec::new());
+        if sequencer.exports_events() {
+            for p in pending {
+                if let Some(kind) = p.export {
+                    ex_chat.push(p.chat_id.0);
+                    ex_kind.push(kind);
+                    ex_event.push(&*p.json);
+                }
+            }
+        }
+        let export = if ex_chat.is_empty() {
+            None
+        } else {
+            Some(client.prepare_cached(EXPORT_EVENTS).await?)
+        };
         if self.db.begin_pending.swap(false, Ordering::AcqRel) {
             // Nothing ran yet: BEGIN first.
             client.batch_execute("BEGIN").await?;
@@ -354,7 +373,7 @@ impl Tx {
         // the stream row locks with the positions and their rows, and
         // COMMIT. Should a statement fail, PostgreSQL answers the COMMIT of
         // the aborted transaction by rolling it back.
-        let (written, notified, heads, committed) = tokio::join!(
+        let (written, notified, exported, heads, committed) = tokio::join!(
             async {
                 match &deferred {
                     Some((statement, params)) => {
@@ -382,6 +401,15 @@ impl Tx {
                     None => Ok(()),
                 }
             },
+            async {
+                match &export {
+                    Some(statement) => client
+                        .execute(statement, &[&ex_chat, &ex_kind, &ex_event, &self.now_ms])
+                        .await
+                        .map(|_| ()),
+                    None => Ok(()),
+                }
+            },
             client.query(&append, params),
             client.batch_execute("COMMIT")
         );
@@ -390,6 +418,7 @@ impl Tx {
         }
         written?;
         notified?;
+        exported?;
         let heads = heads?;
         committed?;
         let mut before: BTreeMap<i64, i64> = BTreeMap::new();
@@ -416,6 +445,12 @@ impl Tx {
         Ok(())
     }
 }
+
+/// Writes a transaction's exported events to the export outbox
+/// (`crate::exports`), each once, with a random id.
+const EXPORT_EVENTS: &str = "INSERT INTO event_exports (id, chat_id, kind, event, created_at)
+     SELECT replace(gen_random_uuid()::text, '-', ''), e.chat_id, e.kind, e.event, $4
+     FROM unnest($1::bigint[], $2::text[], $3::text[]) AS e(chat_id, kind, event)";
 
 /// Appends a transaction's events to its users' streams: locks the users'
 /// `streams` rows in user order ($1, sorted), numbers each user's events

@@ -1270,3 +1270,68 @@ impl crate::BotStore for SqliteStore {
         self.write(move |ctx| bots::delete_of_user(ctx, user)).await
     }
 }
+
+#[async_trait]
+impl crate::ExportStore for SqliteStore {
+    async fn claim_exports(
+        &self,
+        node: &str,
+        now: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::exports::ExportRow>> {
+        let node = node.to_owned();
+        self.write(move |ctx| {
+            let mut rows: Vec<crate::exports::ExportRow> = ctx
+                .conn
+                .prepare_cached(&crate::exports::claim(""))?
+                .query_map(rusqlite::params![now + lease_ms, node, now, limit], |r| {
+                    crate::exports::row(r)
+                })?
+                .collect::<Result<_, _>>()?;
+            // RETURNING comes in no promised order.
+            rows.sort_by_key(|r| r.seq);
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn exported(&self, seqs: Vec<i64>) -> StoreResult<()> {
+        self.write(move |ctx| {
+            let mut delete = ctx.conn.prepare_cached(crate::exports::DELETE)?;
+            for seq in &seqs {
+                delete.execute([seq])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release_exports(&self, seqs: Vec<i64>) -> StoreResult<()> {
+        self.write(move |ctx| {
+            let mut release = ctx.conn.prepare_cached(crate::exports::RELEASE)?;
+            for seq in &seqs {
+                release.execute([seq])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release_node_exports(&self, node: &str) -> StoreResult<()> {
+        let node = node.to_owned();
+        self.write(move |ctx| {
+            ctx.conn.execute(crate::exports::RELEASE_NODE, [&node])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn export_backlog(&self) -> StoreResult<u64> {
+        self.read(|conn| {
+            let n: i64 = conn.query_row(crate::exports::BACKLOG, [], |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+}

@@ -543,6 +543,20 @@ CREATE TABLE webhook_deliveries (
     duration_ms  INTEGER NOT NULL,
     PRIMARY KEY (webhook_id, n)
 );
+-- The export outbox (docs/integrations.md "Exporting events"): with an
+-- exporter configured, each commit writes its chat events here once, in
+-- its own transaction; exporters claim rows with a lease and delete them
+-- once the broker confirmed. `id` is random: what consumers de-duplicate by.
+CREATE TABLE event_exports (
+    seq          INTEGER PRIMARY KEY,
+    id           TEXT NOT NULL,
+    chat_id      INTEGER NOT NULL,
+    kind         TEXT NOT NULL,
+    event        TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    leased_until INTEGER NOT NULL DEFAULT 0,
+    leased_by    TEXT
+);
 "#,
 ];
 

@@ -16,6 +16,12 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
+/// `?1` chat, `?2` kind, `?3` the event's JSON, `?4` now: one event in the
+/// export outbox ([`crate::exports`]), under a random id (never given
+/// twice, whatever happens to the rows).
+const EXPORT_EVENT: &str = "INSERT INTO event_exports (id, chat_id, kind, event, created_at)
+     VALUES (lower(hex(randomblob(16))), ?1, ?2, ?3, ?4)";
+
 /// How many jobs one transaction takes at most.
 const MAX_BATCH: usize = 512;
 
@@ -70,6 +76,8 @@ pub(crate) struct WriteCtx<'a> {
     /// Set by a job that erased content; the batch's commit then asks the
     /// checkpointer to empty the WAL.
     erased: &'a mut bool,
+    /// Chat events also go to the export outbox ([`crate::exports`]).
+    exports: bool,
     pub(crate) now_ms: i64,
 }
 
@@ -160,6 +168,16 @@ impl WriteCtx<'_> {
         self.notify(crate::rules::notify::of_event(users, event))?;
         let json = crate::pages::event_json(event)?;
         let (msg_seq, payload) = stored.columns(event, &json)?;
+        if self.exports {
+            if let Some(kind) = crate::exports::kind(event) {
+                self.conn.prepare_cached(EXPORT_EVENT)?.execute(params![
+                    chat_id.0,
+                    kind,
+                    &*json,
+                    self.now_ms
+                ])?;
+            }
+        }
         let mut insert = self.conn.prepare_cached(
             "INSERT INTO stream_events (user_id, pos, chat_id, msg_seq, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
@@ -225,6 +243,7 @@ pub(crate) fn run(
     wal_frames: Arc<AtomicI64>,
     erase_requested: Arc<AtomicBool>,
 ) {
+    let exports = listener.exports_events();
     let mut heads = HashMap::new();
     let mut deliveries = Vec::new();
     let mut index_ops = Vec::new();
@@ -278,6 +297,7 @@ pub(crate) fn run(
                 index_ops: &mut index_ops,
                 next_index_rowid: &mut next_index_rowid,
                 erased: &mut erased,
+                exports,
                 now_ms,
             };
             let (ok, finish) = (job.run)(&mut ctx);
