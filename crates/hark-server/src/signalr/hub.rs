@@ -165,12 +165,9 @@ async fn resolve_user(state: &AppState, value: &Value) -> Result<UserId, ApiErro
     if name.is_empty() || name.len() > 64 {
         return Err(missing());
     }
-    let found = state.store.search_users(name, 50).await?;
-    found
-        .into_iter()
-        .find(|u| u.username.eq_ignore_ascii_case(name))
-        .map(|u| u.id)
-        .ok_or_else(missing)
+    // The exact lookup a login makes (only the user is kept).
+    let found = state.store.credentials(name).await?;
+    found.map(|c| c.user.id).ok_or_else(missing)
 }
 
 /// Sends `text` to the chat; the result is the send's ack.

@@ -54,6 +54,8 @@ pub(super) async fn negotiate(
         )));
     }
     let who = auth::authorize(&state, token).await?;
+    // A hub connection carries all of the user's events, as a WebSocket.
+    crate::scope::socket(&who)?;
     let sealed = ticket::issue(&key, auth::token_hash(token), now)
         .ok_or_else(|| ApiError::internal("sealing a ticket"))?;
     tracing::debug!(user = %who.user.id, device = %who.device.id, "signalr ticket issued");

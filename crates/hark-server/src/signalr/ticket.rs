@@ -196,7 +196,8 @@ pub(super) fn refused() -> ApiError {
 
 /// The device of a ticket, as `auth::authorize` would find it for its
 /// token: still logged in, its account enabled, not idle past
-/// `devices.idle_days`, under no restriction. Any refusal is a plain
+/// `devices.idle_days`, under no restriction, a bot's token fit for a
+/// socket (`scope::socket`). Any refusal is a plain
 /// `unauthorized` here; negotiating again with the token gives the precise
 /// one.
 pub(super) async fn device(state: &AppState, ticket: &Ticket) -> ApiResult<AuthedDevice> {
@@ -212,6 +213,7 @@ pub(super) async fn device(state: &AppState, ticket: &Ticket) -> ApiResult<Authe
         || device.expired
         || idle
         || crate::auth::restriction(state, &device).is_some()
+        || crate::scope::socket(&device).is_err()
     {
         return Err(refused());
     }
