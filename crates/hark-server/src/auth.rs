@@ -135,9 +135,15 @@ pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<AuthedDevi
     if token.is_empty() || token.len() > 128 {
         return Err(ApiError::unauthorized());
     }
+    authenticate_hash(state, token_hash(token)).await
+}
+
+/// [`authenticate`] for a token known by its hash (a SignalR socket
+/// ticket carries the hash, never the token).
+pub async fn authenticate_hash(state: &AppState, hash: [u8; 32]) -> ApiResult<AuthedDevice> {
     let device = state
         .store
-        .device_by_token(token_hash(token))
+        .device_by_token(hash)
         .await?
         .ok_or_else(ApiError::unauthorized)?;
     if device.disabled {
@@ -224,7 +230,15 @@ impl Restriction {
 /// [`authenticate`], then refused if the device is under a restriction:
 /// what every route and the WebSocket need but those named below.
 pub async fn authorize(state: &AppState, token: &str) -> ApiResult<AuthedDevice> {
-    let device = authenticate(state, token).await?;
+    unrestricted(state, authenticate(state, token).await?)
+}
+
+/// [`authorize`] for a token known by its hash.
+pub async fn authorize_hash(state: &AppState, hash: [u8; 32]) -> ApiResult<AuthedDevice> {
+    unrestricted(state, authenticate_hash(state, hash).await?)
+}
+
+fn unrestricted(state: &AppState, device: AuthedDevice) -> ApiResult<AuthedDevice> {
     match restriction(state, &device) {
         Some(r) => Err(r.refusal()),
         None => Ok(device),

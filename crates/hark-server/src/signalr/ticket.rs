@@ -202,21 +202,18 @@ pub(super) fn refused() -> ApiError {
 /// one.
 pub(super) async fn device(state: &AppState, ticket: &Ticket) -> ApiResult<AuthedDevice> {
     let hash = ticket.hash().ok_or_else(refused)?;
-    let device = state
-        .store
-        .device_by_token(hash)
-        .await?
-        .ok_or_else(refused)?;
-    let idle = crate::devices::idle_cutoff(state)
-        .is_some_and(|cutoff| device.device.last_used_at < cutoff);
-    if device.disabled
-        || device.expired
-        || idle
-        || crate::auth::restriction(state, &device).is_some()
-        || crate::scope::socket(&device).is_err()
-    {
-        return Err(refused());
-    }
+    let device = match crate::auth::authorize_hash(state, hash).await {
+        Ok(device) => device,
+        // Not the store's trouble: one plain refusal for every reason.
+        Err(e)
+            if e.code == hark_proto::ErrorCode::Unavailable
+                || e.code == hark_proto::ErrorCode::Internal =>
+        {
+            return Err(e)
+        }
+        Err(_) => return Err(refused()),
+    };
+    crate::scope::socket(&device).map_err(|_| refused())?;
     Ok(device)
 }
 
