@@ -14,7 +14,7 @@ use crate::messaging;
 use crate::presence::Presence;
 use crate::state::{AddressSlot, AppState};
 use crate::ws::connection::{linger, OpenSocket, TokenBucket};
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::http::request::Parts;
@@ -28,7 +28,6 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,9 +47,6 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Invocations of one connection running at once.
 const MAX_INFLIGHT: usize = 64;
-
-/// Queued outbound messages written per flush.
-const OUTBOUND_BATCH: usize = 64;
 
 /// Display names remembered per connection, for `ReceiveChatMessage`.
 const NAMES_KEPT: usize = 256;
@@ -94,27 +90,10 @@ pub(super) async fn endpoint(
         return Err(transport_refused());
     }
     crate::ws::check_origin(&state, &parts)?;
-    let ip = crate::http::client_ip(&parts, &state.config.trusted_proxies)
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    let slot = state.claim_address(ip).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::TooManyConnections,
-            "too many open connections from this address (limits.connections_per_address)",
-        )
-    })?;
+    let slot = crate::ws::claim_address(&state, &parts)?;
     let (who, connection_id) = admit(&state, &parts, &query).await?;
-    let ws = <WebSocketUpgrade as axum::extract::FromRequestParts<AppState>>::from_request_parts(
-        &mut parts, &state,
-    )
-    .await
-    .map_err(|e| ApiError::invalid(format!("not a WebSocket upgrade: {e}")))?;
-    let max = state.config.limits.max_frame_bytes;
-    Ok(ws
-        .read_buffer_size(2 * 1024)
-        .write_buffer_size(0)
-        .max_write_buffer_size(2 * 1024 * 1024)
-        .max_message_size(max)
-        .max_frame_size(max)
+    Ok(crate::ws::sized_upgrade(&mut parts, &state)
+        .await?
         .on_upgrade(move |socket| {
             tracing::Instrument::instrument(
                 run(socket, state, who, slot, connection_id),
@@ -348,17 +327,7 @@ impl Connection {
                     return self.close(ending).await;
                 }
                 out = outbound.recv() => {
-                    let mut batch = vec![out];
-                    while batch.len() < OUTBOUND_BATCH {
-                        match outbound.try_recv() {
-                            Ok(more) => batch.push(Some(more)),
-                            Err(mpsc::error::TryRecvError::Empty) => break,
-                            Err(mpsc::error::TryRecvError::Disconnected) => {
-                                batch.push(None);
-                                break;
-                            }
-                        }
-                    }
+                    let batch = crate::ws::connection::queued_after(out, &mut outbound);
                     match self.write_outbound(batch).await {
                         Ok(()) => {}
                         Err(Some(ending)) => return self.close(ending).await,

@@ -32,6 +32,26 @@ const GOING_AWAY: u16 = 1001;
 /// Most queued outbound frames written per flush.
 const OUTBOUND_BATCH: usize = 64;
 
+/// `first` (what the queue gave, `None` once it closed) and what else is
+/// queued, up to a flush's worth: written together with one flush.
+pub(crate) fn queued_after(
+    first: Option<Outbound>,
+    outbound: &mut mpsc::Receiver<Outbound>,
+) -> Vec<Option<Outbound>> {
+    let mut batch = vec![first];
+    while batch.len() < OUTBOUND_BATCH {
+        match outbound.try_recv() {
+            Ok(more) => batch.push(Some(more)),
+            Err(mpsc::error::TryRecvError::Empty) => break,
+            Err(mpsc::error::TryRecvError::Disconnected) => {
+                batch.push(None);
+                break;
+            }
+        }
+    }
+    batch
+}
+
 /// How often the server pings an otherwise quiet client.
 const PING_EVERY: Duration = Duration::from_secs(30);
 
@@ -326,17 +346,7 @@ impl Connection {
                 }
                 out = outbound.recv() => {
                     // Take what else is queued too, and write it all with one flush.
-                    let mut batch = vec![out];
-                    while batch.len() < OUTBOUND_BATCH {
-                        match outbound.try_recv() {
-                            Ok(more) => batch.push(Some(more)),
-                            Err(mpsc::error::TryRecvError::Empty) => break,
-                            Err(mpsc::error::TryRecvError::Disconnected) => {
-                                batch.push(None);
-                                break;
-                            }
-                        }
-                    }
+                    let batch = queued_after(out, &mut outbound);
                     if !Box::pin(self.write_outbound(batch)).await {
                         return;
                     }

@@ -6,7 +6,7 @@ mod frames;
 
 use crate::auth;
 use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::state::{AddressSlot, AppState};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::header;
@@ -31,14 +31,7 @@ pub(crate) async fn upgrade(
     mut parts: Parts,
 ) -> ApiResult<Response> {
     check_origin(&state, &parts)?;
-    let ip = crate::http::client_ip(&parts, &state.config.trusted_proxies)
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    let slot = state.claim_address(ip).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::TooManyConnections,
-            "too many open connections from this address (limits.connections_per_address)",
-        )
-    })?;
+    let slot = claim_address(&state, &parts)?;
     // A bearer header authenticates now; without one the first frame must.
     let authed = match auth::bearer(&parts) {
         Some(token) => {
@@ -48,8 +41,38 @@ pub(crate) async fn upgrade(
         }
         None => None,
     };
+    Ok(sized_upgrade(&mut parts, &state)
+        .await?
+        // The connection logs under its upgrade request's span (its id).
+        .on_upgrade(move |socket| {
+            tracing::Instrument::instrument(
+                connection::run(socket, state, authed, slot),
+                tracing::Span::current(),
+            )
+        }))
+}
+
+/// A socket counted against its client's address
+/// (`limits.connections_per_address`), or the refusal.
+pub(crate) fn claim_address(state: &AppState, parts: &Parts) -> ApiResult<AddressSlot> {
+    let ip = crate::http::client_ip(parts, &state.config.trusted_proxies)
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    state.claim_address(ip).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::TooManyConnections,
+            "too many open connections from this address (limits.connections_per_address)",
+        )
+    })
+}
+
+/// The request's WebSocket upgrade, with the buffers and size limits of
+/// every socket the server serves (this gateway's and the SignalR hub's).
+pub(crate) async fn sized_upgrade(
+    parts: &mut Parts,
+    state: &AppState,
+) -> ApiResult<WebSocketUpgrade> {
     let ws = <WebSocketUpgrade as axum::extract::FromRequestParts<AppState>>::from_request_parts(
-        &mut parts, &state,
+        parts, state,
     )
     .await
     .map_err(|e| ApiError::invalid(format!("not a WebSocket upgrade: {e}")))?;
@@ -62,14 +85,7 @@ pub(crate) async fn upgrade(
         // Room for the largest frame the server sends (a sync page, ~512 KiB).
         .max_write_buffer_size(2 * 1024 * 1024)
         .max_message_size(max)
-        .max_frame_size(max)
-        // The connection logs under its upgrade request's span (its id).
-        .on_upgrade(move |socket| {
-            tracing::Instrument::instrument(
-                connection::run(socket, state, authed, slot),
-                tracing::Span::current(),
-            )
-        }))
+        .max_frame_size(max))
 }
 
 /// Browsers send `Origin`; only the server's own origin and the configured
