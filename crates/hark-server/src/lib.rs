@@ -71,18 +71,17 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     }
     let hub = Hub::new();
     let bus = open_bus(&config, &node_id, &hub).await?;
-    let followed = Arc::new(webhooks::Followed::default());
-    followed.set_exports(config.export.enabled());
-    let listener = Arc::new(messaging::CommitsToBus {
-        bus: bus.clone(),
-        followed: followed.clone(),
+    let commits = Arc::new(messaging::CommitsToBus {
+        bus,
+        followed: Arc::new(webhooks::Followed::default()),
+        outbox: Arc::new(event_export::Outbox::new(&config.export)),
     });
-    let store = open_store(&config, listener).await?;
+    let store = open_store(&config, commits.clone()).await?;
     let push = push::Push::start(&config.push, store.as_ref())
         .await
         .context("loading the VAPID key")?;
     let state = Arc::new(
-        App::new(config, node_id, store, hub, bus, push, followed).context("starting threads")?,
+        App::new(config, node_id, store, hub, &commits, push).context("starting threads")?,
     );
     // Users this node held when it last stopped or died are offline now.
     jobs::heartbeat(&state, true).await;

@@ -249,16 +249,18 @@ pub async fn mark(
 pub struct CommitsToBus {
     pub bus: Arc<dyn Bus>,
     pub followed: Arc<crate::webhooks::Followed>,
+    pub outbox: Arc<crate::event_export::Outbox>,
 }
 
 impl CommitListener for CommitsToBus {
     fn exports_events(&self) -> bool {
-        self.followed.exports()
+        self.outbox.on()
     }
 
     fn committed(&self, deliveries: Vec<Delivery>) {
         record_fan_out(&deliveries);
         self.followed.committed(&deliveries);
+        self.outbox.committed();
         self.bus.publish(
             deliveries
                 .into_iter()

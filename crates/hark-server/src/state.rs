@@ -53,6 +53,8 @@ pub struct App {
     /// The users webhooks follow, and the webhooks to wake (shared with
     /// the commit listener).
     pub followed: Arc<crate::webhooks::Followed>,
+    /// Whether commits write the export outbox, and the exporter's wake.
+    pub outbox: Arc<crate::event_export::Outbox>,
 }
 
 /// One open WebSocket counted against its address; uncounted when dropped.
@@ -102,10 +104,12 @@ impl App {
         node_id: String,
         store: Arc<dyn Store>,
         hub: Arc<Hub>,
-        bus: Arc<dyn Bus>,
+        commits: &crate::messaging::CommitsToBus,
         push: Push,
-        followed: Arc<crate::webhooks::Followed>,
     ) -> anyhow::Result<Self> {
+        let bus = commits.bus.clone();
+        let followed = commits.followed.clone();
+        let outbox = commits.outbox.clone();
         let per_minute =
             NonZeroU32::new(config.limits.logins_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         let presence = Presence::new(
@@ -132,6 +136,7 @@ impl App {
             sockets_per_address: Mutex::default(),
             push,
             followed,
+            outbox,
         })
     }
 }

@@ -31,18 +31,11 @@ pub struct Followed {
     by_user: RwLock<HashMap<UserId, Vec<String>>>,
     pending: Mutex<HashSet<String>>,
     wake: Notify,
-    /// Commits write the export outbox (`[export]` is on).
-    exports: AtomicBool,
-    /// Told of each commit while exports are on.
-    exports_waiting: Notify,
 }
 
 impl Followed {
     /// A commit's deliveries: wakes the webhooks of the users it reached.
     pub fn committed(&self, deliveries: &[Delivery]) {
-        if self.exports.load(Ordering::Relaxed) {
-            self.exports_waiting.notify_one();
-        }
         if !self.any.load(Ordering::Relaxed) {
             return;
         }
@@ -61,21 +54,6 @@ impl Followed {
                 .extend(woken);
             self.wake.notify_one();
         }
-    }
-
-    /// Commits write the export outbox from now on (set once, at start).
-    pub fn set_exports(&self, on: bool) {
-        self.exports.store(on, Ordering::Relaxed);
-    }
-
-    /// Whether commits write the export outbox.
-    pub fn exports(&self) -> bool {
-        self.exports.load(Ordering::Relaxed)
-    }
-
-    /// Resolves after a commit on this node (while exports are on).
-    pub async fn exports_waiting(&self) {
-        self.exports_waiting.notified().await;
     }
 
     /// Wakes one webhook (made, turned on, or behind).

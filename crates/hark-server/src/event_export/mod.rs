@@ -43,6 +43,34 @@ pub trait Exporter: Send + Sync {
     async fn publish(&self, events: &[Exported]) -> anyhow::Result<()>;
 }
 
+/// Whether commits write the export outbox (`[export]` is on), and what
+/// wakes this node's exporter when one of its commits did.
+pub struct Outbox {
+    on: bool,
+    waiting: tokio::sync::Notify,
+}
+
+impl Outbox {
+    pub fn new(settings: &crate::config::Export) -> Outbox {
+        Outbox {
+            on: settings.enabled(),
+            waiting: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Whether commits write the export outbox.
+    pub fn on(&self) -> bool {
+        self.on
+    }
+
+    /// A commit on this node: the exporter looks now.
+    pub fn committed(&self) {
+        if self.on {
+            self.waiting.notify_one();
+        }
+    }
+}
+
 /// How long a claimed batch is this node's.
 const LEASE: Duration = Duration::from_secs(30);
 /// The longest wait between two tries after failures: a broker back from
@@ -79,7 +107,7 @@ pub(crate) async fn run_forever(state: AppState) {
             Ok(0) => {
                 backoff = Duration::from_millis(500);
                 tokio::select! {
-                    _ = tokio::time::timeout(idle, state.followed.exports_waiting()) => {}
+                    _ = tokio::time::timeout(idle, state.outbox.waiting.notified()) => {}
                     () = shutdown.wait() => {}
                 }
                 continue;
