@@ -1,27 +1,15 @@
 // Settings → Bots: accounts run by a program (docs/protocol.md "Bots"),
 // made and managed by this person. Each bot opens to its tokens (made with
 // a name, the actions it may take and, if wanted, only some chats; the
-// token is shown once, with a copy button) and its webhooks (a URL and the
-// events it is called for; the signing secret shown once; failures, the
-// off state with Turn on again, Remove, and the delivery log). Deleting a
-// bot asks first.
+// token is shown once, with a copy button) and its webhooks (./Webhooks,
+// as a group's). Deleting a bot asks first.
 
 import { useEffect, useState } from 'preact/hooks';
-import {
-  BOT_ACTIONS,
-  HarkError,
-  WEBHOOK_KINDS,
-  type Bot,
-  type BotAction,
-  type BotToken,
-  type ChatId,
-  type UserId,
-  type Webhook,
-  type WebhookDelivery,
-  type WebhookKind,
-} from '../hark-client';
+import { BOT_ACTIONS, HarkError, type Bot, type BotAction, type BotToken, type ChatId, type UserId } from '../hark-client';
+import { AddForm, Checklist, ShownOnce } from './forms';
 import type { AppStore } from './store';
 import { BotBadge, errorText, plural, when } from './ui';
+import { Webhooks } from './Webhooks';
 
 const ACTION_LABELS: Record<BotAction, string> = {
   read: 'Read its chats and messages',
@@ -31,57 +19,10 @@ const ACTION_LABELS: Record<BotAction, string> = {
   typing: 'Show typing',
 };
 
-const KIND_LABELS: Record<WebhookKind, string> = {
-  message_created: 'New messages',
-  message_edited: 'Edited messages',
-  message_deleted: 'Deleted messages',
-  member_joined: 'Members joining',
-  member_left: 'Members leaving',
-  reaction: 'Reactions',
-  chat_created: 'New chats with the bot',
-};
-
 /** A refusal in words; the server's message otherwise. */
 function botError(e: unknown): string {
-  if (e instanceof HarkError) {
-    if (e.code === 'username_taken') return 'That username is taken.';
-    if (e.code === 'url_not_allowed') return `This URL is not allowed: ${e.message}. Use an https address on the internet.`;
-  }
+  if (e instanceof HarkError && e.code === 'username_taken') return 'That username is taken.';
   return errorText(e, 'bots');
-}
-
-/** The secret or token shown this once, with a copy button and Done. */
-function ShownOnce(props: { label: string; value: string; testid: string; note: string; onDone: () => void }) {
-  const [copied, setCopied] = useState(false);
-  return (
-    <div class="shown-once" data-testid={`${props.testid}-once`} role="status">
-      <span class="shown-once-label">{props.label}</span>
-      <code class="shown-once-value" data-testid={props.testid}>
-        {props.value}
-      </code>
-      <p class="two-factor-save">{props.note}</p>
-      <div class="settings-actions">
-        {typeof navigator !== 'undefined' && navigator.clipboard && (
-          <button
-            class="secondary small"
-            type="button"
-            data-testid={`${props.testid}-copy`}
-            onClick={() =>
-              void navigator.clipboard
-                .writeText(props.value)
-                .then(() => setCopied(true))
-                .catch(() => setCopied(false))
-            }
-          >
-            {copied ? 'Copied' : 'Copy'}
-          </button>
-        )}
-        <button class="secondary small" type="button" data-testid={`${props.testid}-done`} onClick={props.onDone}>
-          I saved it
-        </button>
-      </div>
-    </div>
-  );
 }
 
 export function BotsCard(props: { store: AppStore }) {
@@ -240,7 +181,10 @@ function BotDetail(props: { store: AppStore; bot: Bot }) {
   return (
     <div class="bot-detail" data-testid="bot-detail">
       <BotTokens store={props.store} bot={props.bot} />
-      <BotWebhooks store={props.store} bot={props.bot} />
+      <div class="bot-section">
+        <h4>Webhooks</h4>
+        <Webhooks store={props.store} target={{ bot: props.bot.user.id }} testid="bot-webhooks" />
+      </div>
     </div>
   );
 }
@@ -270,7 +214,7 @@ function BotTokens(props: { store: AppStore; bot: Bot }) {
   // The chats I share with the bot: those a token may be limited to here.
   const shared = store.sortedChats().filter((c) => c.chat.members.some((m) => m.user.id === bot.user.id));
 
-  const toggle = <T,>(set: Set<T>, value: T, on: boolean): Set<T> => {
+  const toggle = (set: Set<ChatId>, value: ChatId, on: boolean): Set<ChatId> => {
     const next = new Set(set);
     if (on) next.add(value);
     else next.delete(value);
@@ -342,296 +286,46 @@ function BotTokens(props: { store: AppStore; bot: Bot }) {
           </button>
         </div>
       ))}
-      {making ? (
-        <form class="settings-form" onSubmit={make} data-testid="bot-token-form">
-          <label class="settings-field">
-            <span>What the token is for</span>
-            <input required maxLength={64} value={name} dir="auto" data-testid="bot-token-name" onInput={(e) => setName(e.currentTarget.value)} autoFocus />
+      <AddForm
+        testid="bot-token"
+        open={making}
+        onOpen={() => {
+          setMaking(true);
+          setError(null);
+        }}
+        onCancel={() => setMaking(false)}
+        onSubmit={make}
+        busy={busy}
+        button="New token"
+        submit="Make token"
+        busyLabel="Making…"
+        error={error}
+      >
+        <label class="settings-field">
+          <span>What the token is for</span>
+          <input required maxLength={64} value={name} dir="auto" data-testid="bot-token-name" onInput={(e) => setName(e.currentTarget.value)} autoFocus />
+        </label>
+        <Checklist legend="It may" options={BOT_ACTIONS} labels={ACTION_LABELS} chosen={actions} onChange={setActions} testid="bot-action" />
+        <fieldset class="settings-fieldset">
+          <legend>In</legend>
+          <label class="settings-check">
+            <input type="radio" name={`bot-${bot.user.id}-chats`} checked={!limit} data-testid="bot-chats-all" onChange={() => setLimit(false)} />
+            <span>Every chat the bot is in</span>
           </label>
-          <fieldset class="settings-fieldset">
-            <legend>It may</legend>
-            {BOT_ACTIONS.map((a) => (
-              <label class="settings-check" key={a}>
-                <input type="checkbox" checked={actions.has(a)} data-testid={`bot-action-${a}`} onChange={(e) => setActions(toggle(actions, a, e.currentTarget.checked))} />
-                <span>{ACTION_LABELS[a]}</span>
+          <label class="settings-check">
+            <input type="radio" name={`bot-${bot.user.id}-chats`} checked={limit} data-testid="bot-chats-some" onChange={() => setLimit(true)} />
+            <span>Only some chats (works over HTTP only)</span>
+          </label>
+          {limit && shared.length === 0 && <p class="settings-form-note">You share no chat with this bot yet: open a chat with it, or add it to a group, first.</p>}
+          {limit &&
+            shared.map((c) => (
+              <label class="settings-check nested" key={c.chat.id}>
+                <input type="checkbox" checked={chats.has(c.chat.id)} data-testid="bot-chat" data-chat-id={c.chat.id} onChange={(e) => setChats(toggle(chats, c.chat.id, e.currentTarget.checked))} />
+                <span dir="auto">{store.title(c)}</span>
               </label>
             ))}
-          </fieldset>
-          <fieldset class="settings-fieldset">
-            <legend>In</legend>
-            <label class="settings-check">
-              <input type="radio" name={`bot-${bot.user.id}-chats`} checked={!limit} data-testid="bot-chats-all" onChange={() => setLimit(false)} />
-              <span>Every chat the bot is in</span>
-            </label>
-            <label class="settings-check">
-              <input type="radio" name={`bot-${bot.user.id}-chats`} checked={limit} data-testid="bot-chats-some" onChange={() => setLimit(true)} />
-              <span>Only some chats (works over HTTP only)</span>
-            </label>
-            {limit && shared.length === 0 && <p class="settings-form-note">You share no chat with this bot yet: open a chat with it, or add it to a group, first.</p>}
-            {limit &&
-              shared.map((c) => (
-                <label class="settings-check nested" key={c.chat.id}>
-                  <input type="checkbox" checked={chats.has(c.chat.id)} data-testid="bot-chat" data-chat-id={c.chat.id} onChange={(e) => setChats(toggle(chats, c.chat.id, e.currentTarget.checked))} />
-                  <span dir="auto">{store.title(c)}</span>
-                </label>
-              ))}
-          </fieldset>
-          {error && (
-            <p class="form-error settings-error" role="alert" data-testid="bot-token-error">
-              {error}
-            </p>
-          )}
-          <div class="settings-actions">
-            <button class="primary" type="submit" disabled={busy} data-testid="bot-token-save">
-              {busy ? 'Making…' : 'Make token'}
-            </button>
-            <button class="secondary" type="button" onClick={() => setMaking(false)}>
-              Cancel
-            </button>
-          </div>
-        </form>
-      ) : (
-        <div class="settings-row">
-          <span />
-          <button
-            class="secondary small"
-            data-testid="bot-token-new"
-            onClick={() => {
-              setMaking(true);
-              setError(null);
-            }}
-          >
-            New token
-          </button>
-        </div>
-      )}
-      {!making && error && (
-        <p class="form-error settings-error" role="alert" data-testid="bot-token-error">
-          {error}
-        </p>
-      )}
-    </div>
-  );
-}
-
-function kindsText(kinds: WebhookKind[]): string {
-  if (WEBHOOK_KINDS.every((k) => kinds.includes(k))) return 'Every event';
-  return kinds.map((k) => KIND_LABELS[k]).join(', ');
-}
-
-function BotWebhooks(props: { store: AppStore; bot: Bot }) {
-  const { store, bot } = props;
-  const [hooks, setHooks] = useState<Webhook[] | null>(null);
-  const [adding, setAdding] = useState(false);
-  const [url, setUrl] = useState('');
-  const [kinds, setKinds] = useState<Set<WebhookKind>>(() => new Set(WEBHOOK_KINDS));
-  const [secret, setSecret] = useState<string | null>(null);
-  const [log, setLog] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const load = () =>
-    store.api.botWebhooks(bot.user.id).then(setHooks, (e) => {
-      if (!store.refused(e)) setError(botError(e));
-    });
-  useEffect(() => void load(), [store, bot.user.id]);
-
-  async function add(e: Event) {
-    e.preventDefault();
-    setError(null);
-    if (kinds.size === 0) return setError('Choose at least one event.');
-    setBusy(true);
-    try {
-      const all = kinds.size === WEBHOOK_KINDS.length;
-      const made = await store.api.createBotWebhook(bot.user.id, url.trim(), all ? undefined : WEBHOOK_KINDS.filter((k) => kinds.has(k)));
-      setSecret(made.secret);
-      setAdding(false);
-      setUrl('');
-      void load();
-    } catch (err) {
-      if (!store.refused(err)) setError(botError(err));
-    } finally {
-      setBusy(false);
-    }
-  }
-
-  const act = async (f: () => Promise<void>) => {
-    setError(null);
-    try {
-      await f();
-    } catch (e) {
-      if (!store.refused(e)) setError(botError(e));
-    }
-  };
-  const enable = (h: Webhook) =>
-    act(async () => {
-      const on = await store.api.enableWebhook(h.id);
-      setHooks((hs) => (hs ?? []).map((x) => (x.id === on.id ? on : x)));
-    });
-  const remove = (h: Webhook) =>
-    act(async () => {
-      const ok = await store.ask({ title: 'Remove this webhook?', body: `${h.url} is not called any more.`, confirm: 'Remove', danger: true });
-      if (!ok) return;
-      await store.api.deleteWebhook(h.id);
-      setHooks((hs) => (hs ?? []).filter((x) => x.id !== h.id));
-      if (log === h.id) setLog(null);
-    });
-
-  return (
-    <div class="bot-section" data-testid="bot-webhooks">
-      <h4>Webhooks</h4>
-      {secret && (
-        <ShownOnce
-          label="The webhook's signing secret"
-          value={secret}
-          testid="webhook-secret"
-          note="It is shown this once: each call carries Hark-Signature, an HMAC-SHA256 of the Hark-Timestamp, a dot and the body with this secret. Check it before trusting a call."
-          onDone={() => setSecret(null)}
-        />
-      )}
-      {hooks === null && <p class="settings-note">Loading…</p>}
-      {hooks?.length === 0 && <p class="settings-note">No webhooks: nothing is sent to your server.</p>}
-      {hooks?.map((h) => (
-        <div class="webhook-item" key={h.id} data-testid="webhook" data-webhook-id={h.id} data-disabled={h.disabled ? 'true' : undefined}>
-          <div class="person">
-            <div class="person-text">
-              <div class="person-name webhook-url" title={h.url}>
-                {h.url}
-              </div>
-              <div class="muted">{kindsText(h.events)}</div>
-              <div class={h.disabled ? 'webhook-off' : 'muted'} data-testid="webhook-state">
-                {h.disabled ? `Off: ${h.disabled}` : h.failures > 0 ? `On · ${plural(h.failures, 'failed call')} in a row` : 'On'}
-              </div>
-            </div>
-            <div class="person-actions">
-              {h.disabled && (
-                <button class="text-btn" data-testid="webhook-enable" onClick={() => void enable(h)}>
-                  Turn on again
-                </button>
-              )}
-              <button class="text-btn" data-testid="webhook-log" aria-expanded={log === h.id} onClick={() => setLog(log === h.id ? null : h.id)}>
-                {log === h.id ? 'Hide log' : 'Delivery log'}
-              </button>
-              <button class="text-btn danger" data-testid="webhook-remove" onClick={() => void remove(h)}>
-                Remove
-              </button>
-            </div>
-          </div>
-          {log === h.id && <DeliveryLog store={store} webhook={h} />}
-        </div>
-      ))}
-      {adding ? (
-        <form class="settings-form" onSubmit={add} data-testid="webhook-form">
-          <label class="settings-field">
-            <span>URL (https)</span>
-            <input
-              type="url"
-              required
-              maxLength={2048}
-              placeholder="https://example.com/hark"
-              value={url}
-              data-testid="webhook-url"
-              onInput={(e) => setUrl(e.currentTarget.value)}
-              autoFocus
-            />
-          </label>
-          <fieldset class="settings-fieldset">
-            <legend>Called for</legend>
-            {WEBHOOK_KINDS.map((k) => (
-              <label class="settings-check" key={k}>
-                <input
-                  type="checkbox"
-                  checked={kinds.has(k)}
-                  data-testid={`webhook-kind-${k}`}
-                  onChange={(e) => {
-                    const next = new Set(kinds);
-                    if (e.currentTarget.checked) next.add(k);
-                    else next.delete(k);
-                    setKinds(next);
-                  }}
-                />
-                <span>{KIND_LABELS[k]}</span>
-              </label>
-            ))}
-          </fieldset>
-          {error && (
-            <p class="form-error settings-error" role="alert" data-testid="webhook-error">
-              {error}
-            </p>
-          )}
-          <div class="settings-actions">
-            <button class="primary" type="submit" disabled={busy} data-testid="webhook-save">
-              {busy ? 'Adding…' : 'Add webhook'}
-            </button>
-            <button class="secondary" type="button" onClick={() => setAdding(false)}>
-              Cancel
-            </button>
-          </div>
-        </form>
-      ) : (
-        <div class="settings-row">
-          <span />
-          <button
-            class="secondary small"
-            data-testid="webhook-new"
-            onClick={() => {
-              setAdding(true);
-              setError(null);
-            }}
-          >
-            Add webhook
-          </button>
-        </div>
-      )}
-      {!adding && error && (
-        <p class="form-error settings-error" role="alert" data-testid="webhook-error">
-          {error}
-        </p>
-      )}
-    </div>
-  );
-}
-
-function DeliveryLog(props: { store: AppStore; webhook: Webhook }) {
-  const { store, webhook } = props;
-  const [calls, setCalls] = useState<WebhookDelivery[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const load = () => {
-    setError(null);
-    store.api.webhookDeliveries(webhook.id, 20).then(setCalls, (e) => {
-      if (!store.refused(e)) setError(botError(e));
-    });
-  };
-  useEffect(load, [store, webhook.id]);
-  return (
-    <div class="delivery-log" data-testid="webhook-deliveries">
-      {calls === null && !error && <p class="settings-note">Loading…</p>}
-      {calls?.length === 0 && <p class="settings-note">Not called yet.</p>}
-      {calls && calls.length > 0 && (
-        <ul>
-          {calls.map((c, i) => (
-            <li key={`${c.event_id}-${i}`} class={c.delivered ? 'delivered' : 'failed'} data-testid="webhook-delivery">
-              <span class="delivery-when">{when(c.attempted_at)}</span>
-              <span class="delivery-kind">{KIND_LABELS[c.kind] ?? c.kind}</span>
-              <span class="delivery-result">
-                {c.delivered ? 'Delivered' : 'Failed'}
-                {c.status !== undefined ? ` · HTTP ${c.status}` : ''}
-                {c.error ? ` · ${c.error}` : ''} · {c.duration_ms} ms
-              </span>
-            </li>
-          ))}
-        </ul>
-      )}
-      {error && (
-        <p class="form-error settings-error" role="alert">
-          {error}
-        </p>
-      )}
-      <div class="settings-row">
-        <span />
-        <button class="secondary small" data-testid="webhook-log-refresh" onClick={load}>
-          Refresh
-        </button>
-      </div>
+        </fieldset>
+      </AddForm>
     </div>
   );
 }

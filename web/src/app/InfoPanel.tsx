@@ -1,7 +1,7 @@
 // The right-hand drawer: group / contact info (disappearing messages,
-// rename, members, add, remove, admins, leave; a contact's devices, adding
-// them to contacts, blocking them) and "message info" (who received and
-// read a message).
+// rename, members, add, remove, admins, the group's webhooks for its
+// admins, leave; a contact's devices, adding them to contacts, blocking
+// them) and "message info" (who received and read a message).
 
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { DISAPPEARING_SECS, type Member, type MessageInfo as MessageInfoBody, type User } from '../hark-client';
@@ -13,6 +13,7 @@ import { ChatSearch } from './Search';
 import { summaryOf } from './media';
 import { isDeletedAccount, type AppStore, type ChatModel } from './store';
 import { Avatar, BotBadge, clock, CloseIcon, dayLabel, disappearingLabel, errorText, PencilIcon, CheckIcon, SearchIcon, Ticks, TimerIcon } from './ui';
+import { Webhooks } from './Webhooks';
 
 export type Panel = { kind: 'chat' } | { kind: 'message'; seq: number } | { kind: 'search' } | { kind: 'devices'; user: number };
 
@@ -301,6 +302,21 @@ function ChatInfo(props: { store: AppStore; model: ChatModel; onPanel: (p: Panel
           </div>
         ))}
       </section>
+      {admin && (
+        <section class="card webhooks-card" data-testid="chat-webhooks-card">
+          <h3>Webhooks</h3>
+          <Webhooks
+            store={store}
+            target={{ chat: model }}
+            testid="chat-webhooks"
+            note={
+              encrypted
+                ? "URLs Hark calls for this group's events, signed with a secret shown once. Messages here are end-to-end encrypted: a webhook gets only their ciphertext."
+                : "URLs Hark calls for this group's events (new messages, members joining…), signed with a secret shown once. Only the group's admins see them."
+            }
+          />
+        </section>
+      )}
       {!model.left && (
         <section class="card">
           <button

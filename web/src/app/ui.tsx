@@ -306,7 +306,7 @@ export function disappearingLabel(seconds: number): string {
  * one's sign-in (password, two-factor authentication), one's profile
  * (about line, photo), or an export of one's data.
  */
-export type Attempt = 'search' | 'new-group' | 'add-member' | 'group-change' | 'disappearing' | 'admin' | 'people' | 'account' | 'profile' | 'export' | 'bots';
+export type Attempt = 'search' | 'new-group' | 'add-member' | 'group-change' | 'disappearing' | 'admin' | 'people' | 'account' | 'profile' | 'export' | 'bots' | 'webhooks';
 
 /** A `429 rate_limited` in words, by what was tried (the server's own message names its number and "wait a little"). */
 const TOO_MANY: Record<Attempt, string> = {
@@ -321,6 +321,7 @@ const TOO_MANY: Record<Attempt, string> = {
   profile: 'Too many changes — wait a moment and try again.',
   export: 'Too many exports asked for — wait a while and try again.',
   bots: 'Too many changes — wait a moment and try again.',
+  webhooks: 'Too many changes — wait a moment and try again.',
 };
 
 /**
