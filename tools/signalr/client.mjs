@@ -62,8 +62,10 @@ async function start(cmd) {
   let builder = new HubConnectionBuilder().withUrl(cmd.url, options).configureLogging(logger);
   if (cmd.reconnect) builder = builder.withAutomaticReconnect(cmd.reconnect);
   connection = builder.build();
+  // Handlers return nothing: a value returned is a client result, which the
+  // client logs as an error for an invocation that expects none.
   for (const name of ["ReceiveMessage", "ReceiveChatMessage", "Receipt", "Typing"]) {
-    connection.on(name, (...args) => out({ event: name, args }));
+    connection.on(name, (...args) => void out({ event: name, args }));
   }
   connection.onreconnecting((e) => out({ event: "reconnecting", error: message(e) }));
   connection.onreconnected((id) => out({ event: "reconnected", connectionId: id ?? null }));
