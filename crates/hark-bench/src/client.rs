@@ -163,3 +163,114 @@ pub struct InEvent<'a> {
 pub struct SyncedEvent {
     pub pos: i64,
 }
+
+/// SignalR's record separator, ending every hub-protocol message.
+pub const RS: char = '\u{1e}';
+
+/// Opens a SignalR hub connection at `base`'s `/chat` the way the official
+/// clients do (docs/signalr.md): negotiate with the device token, negotiate
+/// again with the ticket it hands back, open the socket with the ticket and
+/// the connection token, and do the JSON handshake.
+pub async fn connect_hub(base: &str, token: &str) -> anyhow::Result<Ws> {
+    use futures_util::{SinkExt, StreamExt};
+    #[derive(Deserialize)]
+    struct Redirect {
+        url: String,
+        #[serde(rename = "accessToken")]
+        access_token: String,
+    }
+    #[derive(Deserialize)]
+    struct Connection {
+        #[serde(rename = "connectionToken")]
+        connection_token: String,
+    }
+    let http = reqwest::Client::new();
+    let negotiate = |url: String, bearer: String| {
+        let http = http.clone();
+        async move {
+            let resp = http
+                .post(format!("{url}/negotiate?negotiateVersion=1"))
+                .bearer_auth(bearer)
+                .send()
+                .await?;
+            let status = resp.status();
+            let body = resp.text().await?;
+            anyhow::ensure!(status.is_success(), "negotiate: {status} {body}");
+            Ok::<_, anyhow::Error>(body)
+        }
+    };
+    let hub = format!("{}/chat", base.trim_end_matches('/'));
+    let redirect: Redirect = serde_json::from_str(&negotiate(hub, token.to_owned()).await?)?;
+    let connection: Connection = serde_json::from_str(
+        &negotiate(redirect.url.clone(), redirect.access_token.clone()).await?,
+    )?;
+    let url = format!(
+        "{}?id={}",
+        redirect.url.replacen("http", "ws", 1),
+        connection.connection_token
+    );
+    let mut ws = connect(&url, Some(&redirect.access_token), None).await?;
+    ws.send(Message::Text(
+        format!(r#"{{"protocol":"json","version":1}}{RS}"#).into(),
+    ))
+    .await?;
+    let answer = tokio::time::timeout(Duration::from_secs(60), ws.next())
+        .await
+        .context("no handshake answer within 60 s")?;
+    match answer {
+        Some(Ok(Message::Text(text))) if text.starts_with(&format!("{{}}{RS}")) => Ok(ws),
+        other => bail!("expected the handshake answer {{}}, got {other:?}"),
+    }
+}
+
+/// A `SendMessage(receiverId, text)` invocation expecting a completion.
+pub fn hub_send_frame(id: u64, receiver: i64, text: &str) -> Message {
+    Message::Text(
+        format!(r#"{{"type":1,"invocationId":"{id}","target":"SendMessage","arguments":[{receiver},"{text}"]}}{RS}"#)
+            .into(),
+    )
+}
+
+/// The parts of a hub-protocol record the bench looks at.
+#[derive(Debug, Deserialize)]
+pub struct HubIn<'a> {
+    #[serde(rename = "type")]
+    pub ty: u8,
+    #[serde(default, rename = "invocationId", borrow)]
+    pub invocation_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub target: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub error: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub arguments: Vec<HubArg<'a>>,
+    /// A `SendMessage` completion's ack.
+    #[serde(default)]
+    pub result: Option<HubAck>,
+}
+
+/// The parts of `SendMessage`'s ack the bench looks at.
+#[derive(Debug, Deserialize)]
+pub struct HubAck {
+    #[serde(rename = "chatId")]
+    pub chat_id: i64,
+    pub seq: i64,
+}
+
+/// An argument of a client-method invocation: `ReceiveMessage`'s text or
+/// `ReceiveChatMessage`'s object.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum HubArg<'a> {
+    Text(#[serde(borrow)] Cow<'a, str>),
+    Message(HubMessage),
+    Other(serde::de::IgnoredAny),
+}
+
+/// The parts of `ReceiveChatMessage`'s argument the bench looks at.
+#[derive(Debug, Deserialize)]
+pub struct HubMessage {
+    #[serde(rename = "chatId")]
+    pub chat_id: i64,
+    pub seq: i64,
+}

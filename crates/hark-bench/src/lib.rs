@@ -52,6 +52,10 @@ pub enum Command {
     /// WAL growth under sustained commits: the server's checkpointing scheme
     /// against a writer-side RESTART (evidence for docs/benchmarks.md).
     WalCheck(sqlite_baseline::WalCheckParams),
+    /// Groups with chat webhooks and the RabbitMQ export on: webhook calls and exported events per second, and their cost to sends.
+    Integrations(scenario::integrations::Params),
+    /// Pairs chatting through the SignalR hub (`SendMessage` / `ReceiveMessage`) beside Hark's own protocol.
+    Signalr(scenario::signalr::Params),
     /// The bare WebSocket relay baseline, as its own process (started by the scenarios).
     #[command(hide = true)]
     Relay(relay::Params),
@@ -104,6 +108,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Search(p) => report::finish(scenario::search::run(p).await?),
         Command::Media(p) => report::finish(scenario::media::run(p).await?),
         Command::Push(p) => report::finish(scenario::push::run(p).await?),
+        Command::Integrations(p) => report::finish(scenario::integrations::run(p).await?),
+        Command::Signalr(p) => report::finish(scenario::signalr::run(p).await?),
         Command::WalCheck(p) => {
             tokio::task::spawn_blocking(move || sqlite_baseline::wal_check(&p)).await?
         }

@@ -201,6 +201,8 @@ pub trait ChatStore: Send + Sync {
     /// The pair's one-to-one chat; `encrypted` counts only when this
     /// call creates it.
     async fn create_direct(&self, a: UserId, b: UserId, encrypted: bool) -> StoreResult<ChatId>;
+    /// The pair's one-to-one chat, if one was ever opened (never creates).
+    async fn direct_chat(&self, a: UserId, b: UserId) -> StoreResult<Option<ChatId>>;
     async fn create_group(
         &self,
         creator: UserId,

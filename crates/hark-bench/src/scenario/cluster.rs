@@ -231,6 +231,7 @@ fn connections(
                 user_id: user.user_id.0,
                 chat_id: chat.0,
                 sends: true,
+                hub_to: None,
             });
         }
     }

@@ -500,6 +500,7 @@ async fn chat(p: &Params, urls: &[String], tag: &str) -> anyhow::Result<traffic:
                 user_id: user.user_id.0,
                 chat_id: chat.0,
                 sends: true,
+                hub_to: None,
             });
         }
     }

@@ -119,6 +119,7 @@ async fn run_on(p: Params, database: Option<String>) -> anyhow::Result<Report> {
                 user_id: u.user_id.0,
                 chat_id: chat.0,
                 sends: true,
+                hub_to: None,
             });
         }
     }
@@ -143,6 +144,7 @@ async fn run_on(p: Params, database: Option<String>) -> anyhow::Result<Report> {
                         user_id: user,
                         chat_id: (i + 1) as i64,
                         sends: true,
+                        hub_to: None,
                     }
                 })
             })

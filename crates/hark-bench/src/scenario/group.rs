@@ -72,6 +72,7 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
             user_id: u.user_id.0,
             chat_id: chat.0,
             sends: i == 0,
+            hub_to: None,
         })
         .collect();
     let me = [std::process::id()];
@@ -91,6 +92,7 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
                 user_id: (i + 1) as i64,
                 chat_id: 1,
                 sends: i == 0,
+                hub_to: None,
             })
             .collect();
         let plan = Plan {

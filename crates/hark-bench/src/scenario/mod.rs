@@ -6,10 +6,13 @@ pub mod connections;
 pub mod direct;
 pub mod e2e;
 pub mod group;
+pub mod http_sink;
+pub mod integrations;
 pub mod media;
 pub mod presence;
 pub mod push;
 pub mod search;
+pub mod signalr;
 pub mod traffic;
 
 /// CPU seconds used by a set of processes (servers, this process).

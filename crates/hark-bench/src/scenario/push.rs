@@ -7,6 +7,7 @@
 //! latency in both runs, notifications delivered per second, and the
 //! server's CPU, so a change that lets push work slow the send path shows.
 
+use super::http_sink::HttpSink;
 use super::traffic::{self, Conn, Outcome, Plan};
 use crate::report::{Figure, Report};
 use crate::servers::Servers;
@@ -14,10 +15,7 @@ use crate::{client, setup, Common};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use hark_proto::{NewPushSubscription, PushKeys};
 use serde::Serialize;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 /// A browser's subscription keys, from RFC 8291's example (section 5): any
 /// valid P-256 key and 16-byte secret do, as nothing here decrypts.
@@ -52,72 +50,13 @@ pub struct Params {
     pub text_bytes: usize,
 }
 
-/// The local push service: counts requests, answers 201.
-struct Service {
-    port: u16,
-    received: Arc<AtomicU64>,
-}
-
-impl Service {
-    async fn start() -> anyhow::Result<Service> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let port = listener.local_addr()?.port();
-        let received = Arc::new(AtomicU64::new(0));
-        let count = received.clone();
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                let count = count.clone();
-                tokio::spawn(async move {
-                    let _ = serve(socket, &count).await;
-                });
-            }
-        });
-        Ok(Service { port, received })
-    }
-
-    fn count(&self) -> u64 {
-        self.received.load(Ordering::Relaxed)
-    }
-}
-
-/// HTTP/1.1 with keep-alive, as much as the server's client needs.
-async fn serve(socket: tokio::net::TcpStream, count: &AtomicU64) -> std::io::Result<()> {
-    let (read, mut write) = socket.into_split();
-    let mut reader = BufReader::new(read);
-    loop {
-        let mut length = 0usize;
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if reader.read_line(&mut line).await? == 0 {
-                return Ok(());
-            }
-            let header = line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).await?;
-        count.fetch_add(1, Ordering::Relaxed);
-        write
-            .write_all(b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n")
-            .await?;
-    }
-}
-
 pub async fn run(p: Params) -> anyhow::Result<Report> {
     anyhow::ensure!(
         p.senders >= 1 && p.offline >= 1,
         "senders and offline must be at least 1"
     );
     let mut report = Report::new("push", &p.common, &p);
-    let service = Service::start().await?;
+    let service = HttpSink::start(None).await?;
     let settings = format!(
         "push = {{ allow_hosts = [\"127.0.0.1:{}\"], max_per_device = {} }}\n",
         service.port,
@@ -142,6 +81,7 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
             user_id: sender.user_id.0,
             chat_id: chat.0,
             sends: true,
+            hub_to: None,
         })
         .collect();
     let plan = |label: &str| Plan {

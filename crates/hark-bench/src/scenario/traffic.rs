@@ -30,6 +30,12 @@ pub struct Conn {
     pub chat_id: i64,
     /// Whether it sends at all.
     pub sends: bool,
+    /// `Some(receiver)`: the connection speaks SignalR's JSON hub protocol
+    /// (`url` is then the server's base URL, the hub is its `/chat`) and
+    /// sends with `SendMessage(receiver, text)`; acks are completions,
+    /// deliveries `ReceiveMessage`, and order is checked on
+    /// `ReceiveChatMessage`'s seqs (the hub carries no stream positions).
+    pub hub_to: Option<i64>,
 }
 
 /// How the senders send.
@@ -100,6 +106,9 @@ pub struct Outcome {
     pub connect_secs: f64,
     /// Seconds from the first scheduled send until the drain finished.
     pub run_secs: f64,
+    /// The instant message stamps count from (`client::stamped_text`), so
+    /// what else receives the messages (webhooks, a queue) can time them.
+    pub base: Instant,
 }
 
 #[derive(Default)]
@@ -137,7 +146,15 @@ const MARK_IDS: u64 = 1 << 60;
 pub async fn run(conns: Vec<Conn>, plan: &Plan) -> anyhow::Result<Outcome> {
     let connect_started = std::time::Instant::now();
     let opened: Vec<anyhow::Result<(client::Ws, i64)>> = stream::iter(conns.iter())
-        .map(|c| client::connect_hello(&c.url, c.token.as_deref(), None))
+        .map(|c| async move {
+            match c.hub_to {
+                None => client::connect_hello(&c.url, c.token.as_deref(), None).await,
+                Some(_) => Ok((
+                    client::connect_hub(&c.url, c.token.as_deref().unwrap_or_default()).await?,
+                    0,
+                )),
+            }
+        })
         .buffered(64)
         .collect()
         .await;
@@ -195,6 +212,7 @@ pub async fn run(conns: Vec<Conn>, plan: &Plan) -> anyhow::Result<Outcome> {
             let text_bytes = plan.text_bytes;
             let client_prefix = format!("{tag}-{i}");
             let flat_out = per_conn_interval_us.is_none();
+            let hub_to = conn.hub_to;
             let mut stop = stop_rx.clone();
             let sink = sink.clone();
             tokio::spawn(async move {
@@ -229,7 +247,10 @@ pub async fn run(conns: Vec<Conn>, plan: &Plan) -> anyhow::Result<Outcome> {
                     if let Ok(mut p) = pending.lock() {
                         p.push_back((k, stamp));
                     }
-                    let frame = client::send_frame(k, chat_id, &client_id, &text);
+                    let frame = match hub_to {
+                        None => client::send_frame(k, chat_id, &client_id, &text),
+                        Some(to) => client::hub_send_frame(k, to, &text),
+                    };
                     if sink.lock().await.send(frame).await.is_err() {
                         break;
                     }
@@ -247,29 +268,36 @@ pub async fn run(conns: Vec<Conn>, plan: &Plan) -> anyhow::Result<Outcome> {
         let user_id = conn.user_id;
         let last = plan.track_last.then(|| last.clone());
         let marks = plan.marks.then_some(sink);
+        let hub = conn.hub_to.is_some();
         readers.push(tokio::spawn(async move {
             // Mark ids are far above any send's, so their answers (`ok`, or
             // an `error`) are never taken for a send's.
             let mut mark_id = MARK_IDS;
-            let mut r = ReaderResult {
-                ack: report::latency(),
-                deliver: report::latency(),
-                window_acked: 0,
-                window_delivered: 0,
-                pos_breaks: 0,
-                seq_breaks: 0,
-                pos_missing: 0,
-                pos_duplicates: 0,
-                seq_missing: 0,
-                seq_duplicates: 0,
-                first_error: None,
+            let mut st = ReaderState {
+                r: ReaderResult {
+                    ack: report::latency(),
+                    deliver: report::latency(),
+                    window_acked: 0,
+                    window_delivered: 0,
+                    pos_breaks: 0,
+                    seq_breaks: 0,
+                    pos_missing: 0,
+                    pos_duplicates: 0,
+                    seq_missing: 0,
+                    seq_duplicates: 0,
+                    first_error: None,
+                },
+                head,
+                last_pos: head,
+                chat_seq: HashMap::new(),
+                seen_pos: HashSet::new(),
+                seen_seq: HashMap::new(),
+                totals,
+                pending,
+                window,
+                warm_us,
+                last,
             };
-            let mut last_pos = head;
-            let mut chat_seq: HashMap<i64, i64> = HashMap::new();
-            // Every position and seq seen, so completeness is checked
-            // apart from arrival order.
-            let mut seen_pos: HashSet<i64> = HashSet::new();
-            let mut seen_seq: HashMap<i64, HashSet<i64>> = HashMap::new();
             loop {
                 let msg = tokio::select! {
                     _ = stop.changed() => break,
@@ -279,117 +307,70 @@ pub async fn run(conns: Vec<Conn>, plan: &Plan) -> anyhow::Result<Outcome> {
                     Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => t,
                     Some(Ok(_)) => continue,
                     Some(Err(e)) => {
-                        r.first_error.get_or_insert_with(|| format!("socket: {e}"));
+                        st.r.first_error
+                            .get_or_insert_with(|| format!("socket: {e}"));
                         break;
                     }
                     None => {
-                        r.first_error
+                        st.r.first_error
                             .get_or_insert_with(|| "socket closed by the server".into());
                         break;
                     }
                 };
                 let now_us = base.elapsed().as_micros() as u64;
                 let in_window = now_us >= warm_us && now_us < end_us;
+                if hub {
+                    for record in text.split(client::RS).filter(|r| !r.is_empty()) {
+                        st.hub_record(record, now_us, in_window);
+                    }
+                    continue;
+                }
                 let Ok(frame) = serde_json::from_str::<In<'_>>(&text) else {
-                    r.first_error
+                    st.r.first_error
                         .get_or_insert_with(|| format!("unreadable frame {text}"));
                     continue;
                 };
                 match &*frame.ty {
-                    "ack" => {
-                        let id = frame.id.unwrap_or(u64::MAX);
-                        let stamp = pop_pending(&pending, id);
-                        if let Some(stamp) = stamp {
-                            if stamp >= warm_us {
-                                report::record(&mut r.ack, now_us.saturating_sub(stamp));
-                            }
-                        }
-                        if in_window {
-                            r.window_acked += 1;
-                        }
-                        totals.acked.fetch_add(1, Relaxed);
-                        window.add_permits(1);
-                    }
+                    "ack" => st.ack(frame.id.unwrap_or(u64::MAX), now_us, in_window),
                     "event" => {
-                        let pos = frame.pos.unwrap_or(0);
-                        if pos != last_pos + 1 {
-                            r.pos_breaks += 1;
-                        }
-                        last_pos = last_pos.max(pos);
-                        if !seen_pos.insert(pos) {
-                            r.pos_duplicates += 1;
-                        }
+                        st.pos(frame.pos.unwrap_or(0));
                         let Some(ev) = frame.event else { continue };
                         if ev.kind == "receipt" {
-                            totals.receipts.fetch_add(1, Relaxed);
+                            st.totals.receipts.fetch_add(1, Relaxed);
                         }
                         if ev.kind != "message" {
                             continue;
                         }
                         let chat = ev.chat_id.unwrap_or(0);
                         let seq = ev.seq.unwrap_or(0);
-                        let prev = chat_seq.entry(chat).or_insert(0);
-                        if seq != *prev + 1 {
-                            r.seq_breaks += 1;
-                        }
-                        *prev = (*prev).max(seq);
-                        if !seen_seq.entry(chat).or_default().insert(seq) {
-                            r.seq_duplicates += 1;
-                        }
+                        st.seq(chat, seq, true);
                         if ev.sender_id == Some(user_id) {
                             continue;
                         }
-                        totals.delivered.fetch_add(1, Relaxed);
-                        if in_window {
-                            r.window_delivered += 1;
-                        }
+                        let stamp = ev.text.as_deref().and_then(client::stamp_of);
+                        st.delivered(stamp, Some((chat, seq)), now_us, in_window);
                         if let Some(sink) = &marks {
                             mark_id += 1;
                             let frame = client::mark_frame(mark_id, chat, seq);
-                            totals.marks.fetch_add(1, Relaxed);
+                            st.totals.marks.fetch_add(1, Relaxed);
                             if sink.lock().await.send(frame).await.is_err() {
-                                r.first_error
+                                st.r.first_error
                                     .get_or_insert_with(|| "socket closed while marking".into());
                             }
                         }
-                        if let Some(stamp) = ev.text.as_deref().and_then(client::stamp_of) {
-                            let lat = now_us.saturating_sub(stamp);
-                            if stamp >= warm_us {
-                                report::record(&mut r.deliver, lat);
-                            }
-                            if let Some(last) = &last {
-                                if let Ok(mut m) = last.lock() {
-                                    let e = m.entry((chat, seq)).or_insert((stamp, 0, 0));
-                                    e.1 = e.1.max(lat);
-                                    e.2 += 1;
-                                }
-                            }
-                        }
                     }
-                    "error" => {
-                        totals.errors.fetch_add(1, Relaxed);
-                        if frame.id.is_some_and(|id| id < MARK_IDS) {
-                            let _ = pop_pending(&pending, frame.id.unwrap_or(u64::MAX));
-                            window.add_permits(1);
-                        }
-                        r.first_error.get_or_insert_with(|| {
-                            format!(
-                                "server error {}: {}",
-                                frame.code.as_deref().unwrap_or("?"),
-                                frame.message.as_deref().unwrap_or("")
-                            )
-                        });
-                    }
+                    "error" => st.error(
+                        frame.id.filter(|&id| id < MARK_IDS),
+                        format!(
+                            "server error {}: {}",
+                            frame.code.as_deref().unwrap_or("?"),
+                            frame.message.as_deref().unwrap_or("")
+                        ),
+                    ),
                     _ => {}
                 }
             }
-            let span = u64::try_from(last_pos - head).unwrap_or(0);
-            r.pos_missing = span.saturating_sub(seen_pos.len() as u64);
-            for (chat, seqs) in &seen_seq {
-                let top = u64::try_from(chat_seq.get(chat).copied().unwrap_or(0)).unwrap_or(0);
-                r.seq_missing += top.saturating_sub(seqs.len() as u64);
-            }
-            r
+            st.finish()
         }));
     }
     // Watch the run; stop the readers once everything sent is acked and
@@ -449,6 +430,7 @@ pub async fn run(conns: Vec<Conn>, plan: &Plan) -> anyhow::Result<Outcome> {
         connect_failures,
         connect_secs,
         run_secs,
+        base,
     };
     for reader in readers {
         let r = reader.await.context("reader task")?;
@@ -487,6 +469,159 @@ pub async fn run(conns: Vec<Conn>, plan: &Plan) -> anyhow::Result<Outcome> {
         }
     }
     Ok(out)
+}
+
+/// What one reader keeps while it reads, and how each kind of answer or
+/// event counts, whichever protocol carried it.
+struct ReaderState {
+    r: ReaderResult,
+    /// The stream head the hello gave, and the highest position seen.
+    head: i64,
+    last_pos: i64,
+    chat_seq: HashMap<i64, i64>,
+    // Every position and seq seen, so completeness is checked apart from
+    // arrival order.
+    seen_pos: HashSet<i64>,
+    seen_seq: HashMap<i64, HashSet<i64>>,
+    totals: Arc<Totals>,
+    pending: Arc<Mutex<VecDeque<(u64, u64)>>>,
+    window: Arc<Semaphore>,
+    warm_us: u64,
+    last: Option<LastMap>,
+}
+
+impl ReaderState {
+    /// A send's ack (a hub completion without error).
+    fn ack(&mut self, id: u64, now_us: u64, in_window: bool) {
+        if let Some(stamp) = pop_pending(&self.pending, id) {
+            if stamp >= self.warm_us {
+                report::record(&mut self.r.ack, now_us.saturating_sub(stamp));
+            }
+        }
+        if in_window {
+            self.r.window_acked += 1;
+        }
+        self.totals.acked.fetch_add(1, Relaxed);
+        self.window.add_permits(1);
+    }
+
+    /// An error answer; `id` when it answers one of this run's sends.
+    fn error(&mut self, id: Option<u64>, detail: String) {
+        self.totals.errors.fetch_add(1, Relaxed);
+        if let Some(id) = id {
+            let _ = pop_pending(&self.pending, id);
+            self.window.add_permits(1);
+        }
+        self.r.first_error.get_or_insert(detail);
+    }
+
+    /// An event's stream position.
+    fn pos(&mut self, pos: i64) {
+        if pos != self.last_pos + 1 {
+            self.r.pos_breaks += 1;
+        }
+        self.last_pos = self.last_pos.max(pos);
+        if !self.seen_pos.insert(pos) {
+            self.r.pos_duplicates += 1;
+        }
+    }
+
+    /// A message's place in its chat; `ordered` when this reader sees
+    /// every message of the chat in order (a hub connection learns its own
+    /// messages' seqs from completions, which may pass the peer's message
+    /// events: there only completeness is checked).
+    fn seq(&mut self, chat: i64, seq: i64, ordered: bool) {
+        let prev = self.chat_seq.entry(chat).or_insert(0);
+        if ordered && seq != *prev + 1 {
+            self.r.seq_breaks += 1;
+        }
+        *prev = (*prev).max(seq);
+        if !self.seen_seq.entry(chat).or_default().insert(seq) {
+            self.r.seq_duplicates += 1;
+        }
+    }
+
+    /// Someone else's message arrived, stamped with its send time.
+    fn delivered(
+        &mut self,
+        stamp: Option<u64>,
+        at: Option<(i64, i64)>,
+        now_us: u64,
+        in_window: bool,
+    ) {
+        self.totals.delivered.fetch_add(1, Relaxed);
+        if in_window {
+            self.r.window_delivered += 1;
+        }
+        let Some(stamp) = stamp else { return };
+        let lat = now_us.saturating_sub(stamp);
+        if stamp >= self.warm_us {
+            report::record(&mut self.r.deliver, lat);
+        }
+        if let (Some(last), Some(key)) = (&self.last, at) {
+            if let Ok(mut m) = last.lock() {
+                let e = m.entry(key).or_insert((stamp, 0, 0));
+                e.1 = e.1.max(lat);
+                e.2 += 1;
+            }
+        }
+    }
+
+    /// One record of SignalR's hub protocol: a completion is a send's ack
+    /// or refusal, `ReceiveMessage` a delivery (the text only, as the
+    /// article's clients get it), `ReceiveChatMessage` the same message's
+    /// place in its chat.
+    fn hub_record(&mut self, record: &str, now_us: u64, in_window: bool) {
+        let Ok(rec) = serde_json::from_str::<client::HubIn<'_>>(record) else {
+            self.r
+                .first_error
+                .get_or_insert_with(|| format!("unreadable hub record {record}"));
+            return;
+        };
+        match (rec.ty, rec.target.as_deref()) {
+            (3, _) => {
+                let id = rec.invocation_id.as_deref().and_then(|i| i.parse().ok());
+                match rec.error {
+                    Some(e) => self.error(id, format!("hub completion error: {e}")),
+                    None => {
+                        if let Some(m) = &rec.result {
+                            self.seq(m.chat_id, m.seq, false);
+                        }
+                        self.ack(id.unwrap_or(u64::MAX), now_us, in_window)
+                    }
+                }
+            }
+            (1, Some("ReceiveMessage")) => {
+                let stamp = match rec.arguments.first() {
+                    Some(client::HubArg::Text(t)) => client::stamp_of(t),
+                    _ => None,
+                };
+                self.delivered(stamp, None, now_us, in_window);
+            }
+            (1, Some("ReceiveChatMessage")) => {
+                if let Some(client::HubArg::Message(m)) = rec.arguments.first() {
+                    self.seq(m.chat_id, m.seq, false);
+                }
+            }
+            (7, _) => {
+                self.r
+                    .first_error
+                    .get_or_insert_with(|| format!("hub closed: {record}"));
+            }
+            _ => {}
+        }
+    }
+
+    /// The reader's result, with what never arrived counted.
+    fn finish(mut self) -> ReaderResult {
+        let span = u64::try_from(self.last_pos - self.head).unwrap_or(0);
+        self.r.pos_missing = span.saturating_sub(self.seen_pos.len() as u64);
+        for (chat, seqs) in &self.seen_seq {
+            let top = u64::try_from(self.chat_seq.get(chat).copied().unwrap_or(0)).unwrap_or(0);
+            self.r.seq_missing += top.saturating_sub(seqs.len() as u64);
+        }
+        self.r
+    }
 }
 
 fn pop_pending(pending: &Mutex<VecDeque<(u64, u64)>>, id: u64) -> Option<u64> {

@@ -26,8 +26,13 @@ impl Drop for Server {
 }
 
 async fn server() -> Server {
+    server_with(|_| {}).await
+}
+
+/// A server as [`server`] gives, its config changed by `adjust` first.
+async fn server_with(adjust: impl FnOnce(&mut Config)) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
+    let mut config = Config {
         data_dir: dir.path().to_owned(),
         limits: Limits {
             frames_per_second: 1_000_000,
@@ -39,6 +44,7 @@ async fn server() -> Server {
         },
         ..Config::default()
     };
+    adjust(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let server = hark_server::build(config).await.unwrap();
@@ -479,4 +485,94 @@ async fn media_smoke_uploads_and_downloads() {
     assert!(has_figure(&v, "upload throughput"));
     assert!(has_figure(&v, "download throughput"));
     assert!(has_figure(&v, "3 uploads at once: total throughput"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signalr_smoke_hub_and_hark_protocol_both_deliver_every_message() {
+    let server = server().await;
+    for extra in [&[][..], &["--rate", "40"][..]] {
+        let mut args = vec![
+            "signalr",
+            "--pairs",
+            "2",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.2",
+            "--window",
+            "4",
+        ];
+        args.extend_from_slice(extra);
+        let v = bench(&server, &args).await;
+        assert_common(&v, "signalr");
+        let sent = count(&v, "hub sent");
+        assert!(sent > 0, "{v}");
+        assert_eq!(count(&v, "hub acked"), sent);
+        assert_eq!(count(&v, "hub delivered"), sent);
+        assert!(has_figure(&v, "SendMessage round trips per second (acked)"));
+        assert!(has_figure(&v, "SendMessage-to-completion p99"));
+    }
+}
+
+/// Against this machine's RabbitMQ (127.0.0.1:5672, guest/guest; the test
+/// fails, not skips, without it): every message one webhook call and one
+/// exported event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integrations_smoke_one_webhook_call_and_one_exported_event_per_message() {
+    let rabbitmq = "amqp://guest:guest@127.0.0.1:5672/%2f";
+    if let Err(e) = tokio::net::TcpStream::connect("127.0.0.1:5672").await {
+        panic!("RabbitMQ is not reachable at 127.0.0.1:5672 ({e}); this test needs it (systemctl start rabbitmq-server)");
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let exchange = format!("hark.bench.test.{}", hark_bench::setup::run_tag());
+    let server = server_with(|c| {
+        c.push.allow_hosts = vec![format!("127.0.0.1:{port}")];
+        c.webhooks.sweep_ms = 200;
+        c.export.rabbitmq_url = Some(rabbitmq.to_owned().into());
+        c.export.exchange = exchange.clone();
+        c.export.kinds = vec!["message_created".into()];
+    })
+    .await;
+    let port = port.to_string();
+    let v = bench(
+        &server,
+        &[
+            "integrations",
+            "--groups",
+            "3",
+            "--rate",
+            "30",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.2",
+            "--drain",
+            "30",
+            "--sink-port",
+            &port,
+            "--exchange",
+            &exchange,
+        ],
+    )
+    .await;
+    assert_common(&v, "integrations");
+    let acked = count(&v, "messages acked (on)");
+    assert!(acked > 0, "{v}");
+    assert_eq!(count(&v, "webhook calls"), acked);
+    assert_eq!(count(&v, "exported events"), acked);
+    assert!(has_figure(&v, "send-to-webhook p99"));
+    assert!(has_figure(&v, "send-to-queue p99"));
+    drop(server);
+    let connection = lapin::Connection::connect(rabbitmq, Default::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .exchange_delete(exchange.as_str().into(), Default::default())
+        .await
+        .unwrap();
 }

@@ -116,10 +116,25 @@ async fn run(caller: &Caller, name: &str, args: &[Value]) -> Result<Value, ApiEr
         "SendMessage" => {
             let receiver = resolve_user(state, &args[0]).await?;
             let text = text_arg(&args[1], "message")?;
-            let chat_id = state
-                .store
-                .create_direct(who.user.id, receiver, false)
-                .await?;
+            // People open chats with bots, never the other way round: a
+            // bot's token reaches only a chat that is already there.
+            let chat_id = if who.scope.is_some() {
+                state
+                    .store
+                    .direct_chat(who.user.id, receiver)
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            ErrorCode::NotForBots,
+                            "a bot cannot open a one-to-one chat; people open chats with bots",
+                        )
+                    })?
+            } else {
+                state
+                    .store
+                    .create_direct(who.user.id, receiver, false)
+                    .await?
+            };
             send(caller, chat_id, text).await
         }
         "SendToChat" => {

@@ -682,3 +682,91 @@ async fn an_unsupported_protocol_is_refused_at_the_handshake() {
         None | Some(Ok(Message::Close(_))) | Some(Err(_))
     ));
 }
+
+#[tokio::test]
+async fn a_bot_token_reaches_the_hub_only_with_read_and_acts_only_within_its_scope() {
+    use crate::bots::{bot_token, make_bot};
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let carol = app.user("carol").await;
+    let bot = make_bot(&app, &alice, "deskbot").await;
+    let (_, chat) = app
+        .post("/chats/direct", &alice.token, json!({"user_id": bot}))
+        .await;
+    let chat = hark_proto::ChatId(chat["id"].as_i64().unwrap());
+
+    // A hub connection carries all the bot's events: without read, the
+    // token is refused at negotiate, before any ticket is handed out.
+    let send_only = bot_token(&app, &alice, bot, &["send"], None).await;
+    let res = app
+        .http
+        .post(format!("{}/chat/negotiate?negotiateVersion=1", app.base))
+        .bearer_auth(&send_only.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "scope_denied", "{body}");
+
+    // Read alone: the bot hears alice, but its sends are refused with the
+    // stable code, and the connection lives on.
+    let reader = bot_token(&app, &alice, bot, &["read"], None).await;
+    let mut client = Client::connect(&app, &reader.token, None).await;
+    let mut alice_ws = app.ws(&alice).await;
+    alice_ws.send_ok(chat, "a-1", "is anyone there?").await;
+    assert_eq!(client.received().await, "is anyone there?");
+    let refused = client
+        .invoke("SendMessage", json!([alice.user_id.0, "yes"]))
+        .await
+        .unwrap_err();
+    assert!(refused.starts_with("scope_denied:"), "{refused}");
+    let refused = client.invoke("Typing", json!([chat.0])).await.unwrap_err();
+    assert!(refused.starts_with("scope_denied:"), "{refused}");
+    client.command(json!({"cmd": "stop"})).await;
+    client.expect("stopped").await;
+
+    // A token limited to some chats works over HTTP only (a hub
+    // connection, like a WebSocket, carries every chat's events).
+    let scoped = bot_token(&app, &alice, bot, &["read", "send"], Some(&[chat])).await;
+    let res = app
+        .http
+        .post(format!("{}/chat/negotiate?negotiateVersion=1", app.base))
+        .bearer_auth(&scoped.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "scope_denied", "{body}");
+
+    // Read and send: the bot answers alice, and cannot open a chat with
+    // someone who never talked to it.
+    let full = bot_token(&app, &alice, bot, &["read", "send"], None).await;
+    let mut client = Client::connect(&app, &full.token, None).await;
+    let ack = client
+        .invoke("SendMessage", json!([alice.user_id.0, "how can I help?"]))
+        .await
+        .unwrap();
+    assert_eq!(ack["chatId"], chat.0, "{ack}");
+    // Alice's socket has her own message and the bot's receipt first.
+    loop {
+        let frame = alice_ws.next_event().await;
+        if let hark_proto::Event::Message(m) = &frame.event {
+            if m.sender_id.0 == bot {
+                assert_eq!(m.text, "how can I help?");
+                break;
+            }
+        }
+    }
+    let refused = client
+        .invoke("SendMessage", json!([carol.user_id.0, "hello stranger"]))
+        .await
+        .unwrap_err();
+    assert!(refused.starts_with("not_for_bots:"), "{refused}");
+    // Nothing reached carol: she has no chat with the bot.
+    let (_, chats) = app.get("/chats", &carol.token).await;
+    assert_eq!(chats.as_array().map(Vec::len), Some(0), "{chats}");
+    client.command(json!({"cmd": "stop"})).await;
+    client.expect("stopped").await;
+}

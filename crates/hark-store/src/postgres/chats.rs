@@ -174,6 +174,14 @@ async fn insert_chat(
     Ok(ChatId(id))
 }
 
+pub(crate) async fn direct_chat(db: &Db, a: UserId, b: UserId) -> StoreResult<Option<ChatId>> {
+    let key = rules::direct_key(a, b);
+    db.opt("SELECT id FROM chats WHERE direct_key = $1", &[&key])
+        .await?
+        .map(|row| Ok(ChatId(row.try_get(0)?)))
+        .transpose()
+}
+
 pub(crate) async fn create_direct(
     tx: &mut Tx,
     a: UserId,

@@ -950,6 +950,11 @@ impl ChatStore for PostgresStore {
         .await
     }
 
+    async fn direct_chat(&self, a: UserId, b: UserId) -> StoreResult<Option<ChatId>> {
+        self.read(|db| async move { chats::direct_chat(&db, a, b).await })
+            .await
+    }
+
     async fn create_group(
         &self,
         creator: UserId,

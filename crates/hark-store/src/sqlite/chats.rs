@@ -102,6 +102,14 @@ fn insert_member(
     Ok(())
 }
 
+pub(crate) fn direct_chat(conn: &Connection, a: UserId, b: UserId) -> StoreResult<Option<ChatId>> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM chats WHERE direct_key = ?1")?
+        .query_row([rules::direct_key(a, b)], |r| r.get(0))
+        .optional()?
+        .map(ChatId))
+}
+
 pub(crate) fn create_direct(
     ctx: &mut WriteCtx<'_>,
     a: UserId,

@@ -882,6 +882,10 @@ impl ChatStore for SqliteStore {
             .await
     }
 
+    async fn direct_chat(&self, a: UserId, b: UserId) -> StoreResult<Option<ChatId>> {
+        self.read(move |conn| chats::direct_chat(conn, a, b)).await
+    }
+
     async fn create_group(
         &self,
         creator: UserId,

@@ -169,7 +169,11 @@ async fn receipts_only_rise_and_read_implies_delivered(backend: Backend) {
     let store = backend.store.clone();
     let people = users(&store, &["ann", "ben"]).await;
     let (ann, ben) = (people[0], people[1]);
+    assert_eq!(store.direct_chat(ann.0, ben.0).await.unwrap(), None);
     let chat = store.create_direct(ann.0, ben.0, false).await.unwrap();
+    // Found from either side, and never made by looking.
+    assert_eq!(store.direct_chat(ben.0, ann.0).await.unwrap(), Some(chat));
+    assert_eq!(store.direct_chat(ann.0, ann.0).await.unwrap(), None);
     for n in 0..5 {
         store.send(msg(chat, ann, &format!("m{n}"))).await.unwrap();
     }
