@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod postgres_baseline;
+pub mod preload;
 pub mod relay;
 pub mod report;
 pub mod rng;

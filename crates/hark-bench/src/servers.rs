@@ -69,13 +69,31 @@ impl Servers {
                 dir: None,
             });
         }
+        Self::start_in(common, Self::workspace(common)?, count, args, settings).await
+    }
+
+    /// The directory started servers keep their data and logs in (node
+    /// `i`'s data directory is [`node_dir`]), made before they start so
+    /// a scenario can fill it first.
+    pub fn workspace(common: &Common) -> anyhow::Result<tempfile::TempDir> {
+        tempfile::Builder::new()
+            .prefix("hark-bench-")
+            .tempdir_in(&common.work_dir)
+            .with_context(|| format!("creating a directory in {}", common.work_dir.display()))
+    }
+
+    /// Starts `count` servers in `dir` (from [`Servers::workspace`]), as
+    /// [`Servers::start_with`] does.
+    pub async fn start_in(
+        common: &Common,
+        dir: tempfile::TempDir,
+        count: usize,
+        args: &[String],
+        settings: &str,
+    ) -> anyhow::Result<Servers> {
         let Some(bin) = &common.hark_bin else {
             bail!("pass --hark-bin PATH (the bench starts the servers) or --server URL");
         };
-        let dir = tempfile::Builder::new()
-            .prefix("hark-bench-")
-            .tempdir_in(&common.work_dir)
-            .with_context(|| format!("creating a directory in {}", common.work_dir.display()))?;
         let config = dir.path().join("bench.toml");
         std::fs::write(&config, format!("{settings}{BENCH_CONFIG}"))?;
         let mut servers = Servers {
@@ -122,7 +140,7 @@ async fn spawn_one(
     i: usize,
     args: &[String],
 ) -> anyhow::Result<(Child, String)> {
-    let data = dir.join(format!("node{i}"));
+    let data = node_dir(dir, i);
     let log = std::fs::File::create(dir.join(format!("node{i}.log")))?;
     let mut child = Command::new(bin)
         .arg("serve")
@@ -163,6 +181,11 @@ async fn spawn_one(
     // Keep draining stdout so a later print never blocks the server.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Ok((child, url))
+}
+
+/// The data directory of started node `i` in a workspace.
+pub fn node_dir(workspace: &Path, i: usize) -> std::path::PathBuf {
+    workspace.join(format!("node{i}"))
 }
 
 /// VmRSS of a process, KiB.

@@ -60,7 +60,19 @@ pub struct Params {
     /// relay baseline does not mark).
     #[arg(long)]
     pub marks: bool,
+    /// History loaded before the server starts (through the store, not
+    /// timed): this many messages in `--preload-chats` one-to-one chats
+    /// of other users, so the run shows whether latency grows with the
+    /// database.
+    #[arg(long, default_value_t = 0)]
+    pub preload_messages: u64,
+    #[arg(long, default_value_t = 10_000)]
+    pub preload_chats: u64,
 }
+
+/// The `[metrics]` token of the bench's servers, so a run can read the
+/// batch sizes the server's commits actually had.
+const METRICS_TOKEN: &str = "hark-bench-metrics-token";
 
 pub async fn run(p: Params) -> anyhow::Result<Report> {
     let Some(server) = p.database.clone() else {
@@ -88,7 +100,32 @@ async fn run_on(p: Params, database: Option<String>) -> anyhow::Result<Report> {
         args.extend(["--bus".to_owned(), bus.clone()]);
         settings = format!("bus_prefix = \"{tag}\"\n");
     }
-    let servers = Servers::start_with(&p.common, 1, &args, &settings).await?;
+    let measure_batches = p.common.server.is_none() && !p.common.no_baseline;
+    if measure_batches {
+        settings.push_str(&format!("metrics = {{ token = \"{METRICS_TOKEN}\" }}\n"));
+    }
+    let mut preloaded = None;
+    let servers = if p.preload_messages > 0 {
+        anyhow::ensure!(
+            p.common.server.is_none(),
+            "--preload-messages needs --hark-bin: the bench loads the database before the server starts"
+        );
+        let dir = Servers::workspace(&p.common)?;
+        let load = crate::preload::Preload {
+            messages: p.preload_messages,
+            chats: p.preload_chats,
+        };
+        preloaded = Some(match &database {
+            Some(url) => crate::preload::postgres(url, load, p.common.quiet).await?,
+            None => {
+                let data = crate::servers::node_dir(dir.path(), 0);
+                crate::preload::sqlite(&data, load, p.common.quiet).await?
+            }
+        });
+        Servers::start_in(&p.common, dir, 1, &args, &settings).await?
+    } else {
+        Servers::start_with(&p.common, 1, &args, &settings).await?
+    };
     let base = servers.urls[0].clone();
     let users = setup::accounts(&base, &tag, "d", 2 * p.pairs).await?;
     let pairs: Vec<_> = users
@@ -124,9 +161,24 @@ async fn run_on(p: Params, database: Option<String>) -> anyhow::Result<Report> {
         }
     }
     let me = [std::process::id()];
+    let batches0 = if measure_batches {
+        Some(commit_batches(&base).await?)
+    } else {
+        None
+    };
     let (server_cpu0, bench_cpu0) = (super::cpu_of(&servers.pids), super::cpu_of(&me));
     let hark = traffic::run(conns, &plan).await?;
     let (server_cpu1, bench_cpu1) = (super::cpu_of(&servers.pids), super::cpu_of(&me));
+    // The mean number of jobs (sends, marks, ...) the server's commits
+    // held during the run: the batch its fsyncs were shared by.
+    let server_batch = match batches0 {
+        Some((sum0, count0)) => {
+            let (sum1, count1) = commit_batches(&base).await?;
+            let commits = count1 - count0;
+            (commits > 0.0).then(|| ((sum1 - sum0) / commits).round().max(1.0) as usize)
+        }
+        None => None,
+    };
     let rss = servers.total_rss_kib();
 
     let (relay, relay_cpu) = if p.common.no_baseline {
@@ -163,13 +215,13 @@ async fn run_on(p: Params, database: Option<String>) -> anyhow::Result<Report> {
     };
 
     let batch = p.sqlite_batch.unwrap_or((2 * p.pairs).min(512));
-    let (sqlite, sqlite_stream) = if p.common.no_baseline || p.database.is_some() {
-        (None, None)
+    let (sqlite, sqlite_stream, sqlite_floor) = if p.common.no_baseline || p.database.is_some() {
+        (None, None, None)
     } else {
         let dir = tempfile::tempdir_in(&p.common.work_dir)?;
         let path = dir.path().to_owned();
         let (chats, text) = (p.pairs as i64, p.text_bytes);
-        let run = move |stream_rows| {
+        let run = move |stream_rows, batch| {
             sqlite_baseline::run(
                 &path,
                 2_000_000,
@@ -182,12 +234,20 @@ async fn run_on(p: Params, database: Option<String>) -> anyhow::Result<Report> {
         };
         let a = tokio::task::spawn_blocking({
             let run = run.clone();
-            move || run(false)
+            move || run(false, batch)
         })
         .await??;
-        let b = tokio::task::spawn_blocking(move || run(true)).await??;
+        let b = tokio::task::spawn_blocking({
+            let run = run.clone();
+            move || run(true, batch)
+        })
+        .await??;
+        let floor = match server_batch {
+            Some(n) => Some(tokio::task::spawn_blocking(move || run(true, n)).await??),
+            None => None,
+        };
         drop(dir);
-        (Some(a), Some(b))
+        (Some(a), Some(b), floor)
     };
     let postgres = match (&p.database, p.common.no_baseline) {
         (Some(server), false) => {
@@ -210,6 +270,21 @@ async fn run_on(p: Params, database: Option<String>) -> anyhow::Result<Report> {
             results
         }
         _ => Vec::new(),
+    };
+    let postgres_floor = match (&p.database, server_batch) {
+        (Some(server), Some(n)) => Some(
+            postgres_baseline::run(
+                server,
+                &format!("hark_bench_{tag}_floor"),
+                n,
+                p.pairs as i64,
+                p.text_bytes,
+                true,
+                Duration::from_secs(5),
+            )
+            .await?,
+        ),
+        _ => None,
     };
     servers.stop().await;
 
@@ -323,6 +398,49 @@ async fn run_on(p: Params, database: Option<String>) -> anyhow::Result<Report> {
     {
         f.target = Some("< 5 ms at 10,000 msg/s".into());
     }
+    // The fsync floor: a raw commit of the batch the server's commits
+    // actually held in this run (its metrics, mean jobs per commit).
+    let floor = match (&sqlite_floor, &postgres_floor) {
+        (Some(s), _) => Some((
+            format!("SQLite commit of {} msgs + stream rows", s.batch),
+            s.commit_p99_ms,
+        )),
+        (None, Some(b)) => Some((
+            format!(
+                "PostgreSQL batch of {} msgs (with search vector, with COMMIT)",
+                b.batch
+            ),
+            b.commit_p99_ms,
+        )),
+        _ => None,
+    };
+    if let Some((what, floor_p99)) = floor {
+        report.figure(Figure::new(
+            &format!("fsync floor at the server's mean batch: {what}, p99"),
+            "ms",
+            floor_p99,
+        ));
+        report.figure(
+            Figure::new(
+                "send-to-deliver p99 vs the fsync floor",
+                "ms",
+                hark.deliver.value_at_quantile(0.99) as f64 / 1000.0,
+            )
+            .vs("fsync floor p99", Some(floor_p99))
+            .target("≤ 2× the floor"),
+        );
+    }
+    if let Some(n) = server_batch {
+        report.count("server's mean commit batch (jobs)", n as u64);
+    }
+    if let Some(l) = &preloaded {
+        report.count("preloaded messages", l.messages);
+        report.count("preloaded chats", l.chats);
+        report.note(format!(
+            "History preloaded before the server started: {} messages in {} one-to-one chats of {} other users, through the store in {:.0} s (not timed in any figure).",
+            l.messages, l.chats, l.users, l.secs
+        ));
+    }
     if let (Some(a), Some(b)) = (server_cpu0, server_cpu1) {
         let cores = (b - a) / hark.run_secs.max(1e-9);
         report.figure(Figure::new("server CPU", "cores", cores).vs(
@@ -370,6 +488,29 @@ async fn run_on(p: Params, database: Option<String>) -> anyhow::Result<Report> {
         if flat { "actual (flat out, closed loop per connection)" } else { "scheduled (open loop)" }
     ));
     Ok(report)
+}
+
+/// The server's `hark_store_commit_batch_size` histogram so far: the sum
+/// of its samples and their count (from `/metrics`).
+async fn commit_batches(base: &str) -> anyhow::Result<(f64, f64)> {
+    let text = reqwest::Client::new()
+        .get(format!("{base}/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    let total = |name: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    Ok((
+        total("hark_store_commit_batch_size_sum"),
+        total("hark_store_commit_batch_size_count"),
+    ))
 }
 
 /// The delivery-contract checks every traffic scenario makes.

@@ -71,13 +71,13 @@ const SYLLABLES: [&str; 16] = [
 ];
 
 /// A generated vocabulary: `words[r]` is the word of Zipf rank `r`.
-struct Words {
+pub(crate) struct Words {
     words: Vec<String>,
     cumulative: Vec<f64>,
 }
 
 impl Words {
-    fn new(n: usize, seed: u64) -> Words {
+    pub(crate) fn new(n: usize, seed: u64) -> Words {
         let n = n.max(16);
         let mut words: Vec<String> = (0..n)
             .map(|i| {
@@ -120,7 +120,7 @@ impl Words {
 }
 
 /// The text of the `n`-th message of chat index `c`: 4 to 16 words.
-fn text_of(words: &Words, seed: u64, c: usize, n: u64) -> String {
+pub(crate) fn text_of(words: &Words, seed: u64, c: usize, n: u64) -> String {
     let mut rng = Rng::new(seed ^ ((c as u64) << 40) ^ n.wrapping_mul(0x9e37_79b9));
     let len = 4 + rng.below(13);
     let mut t = String::with_capacity(len * 7);

@@ -31,7 +31,11 @@ async fn server() -> Server {
 
 /// A server as [`server`] gives, its config changed by `adjust` first.
 async fn server_with(adjust: impl FnOnce(&mut Config)) -> Server {
-    let dir = tempfile::tempdir().unwrap();
+    server_in(tempfile::tempdir().unwrap(), adjust).await
+}
+
+/// A server as [`server_with`] gives, on the data directory `dir`.
+async fn server_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> Server {
     let mut config = Config {
         data_dir: dir.path().to_owned(),
         limits: Limits {
@@ -575,4 +579,55 @@ async fn integrations_smoke_one_webhook_call_and_one_exported_event_per_message(
         .exchange_delete(exchange.as_str().into(), Default::default())
         .await
         .unwrap();
+}
+
+/// The history preload writes through the store what real sends write,
+/// and a server starts on it and serves new traffic beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preload_fills_the_database_and_a_server_runs_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let loaded = hark_bench::preload::sqlite(
+        dir.path(),
+        hark_bench::preload::Preload {
+            messages: 600,
+            chats: 25,
+        },
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!((loaded.chats, loaded.messages, loaded.users), (25, 600, 8));
+    {
+        let db = rusqlite::Connection::open(dir.path().join("hark.db")).unwrap();
+        let one = |sql: &str| db.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+        assert_eq!(one("SELECT count(*) FROM messages"), 600);
+        assert_eq!(one("SELECT count(*) FROM chats"), 25);
+        // Every message is in its sender's and its receiver's streams.
+        assert_eq!(
+            one("SELECT count(*) FROM stream_events WHERE msg_seq IS NOT NULL"),
+            1200
+        );
+        // Each chat's seqs run 1..=24 without a gap.
+        assert_eq!(one("SELECT max(seq) FROM messages"), 24);
+        assert_eq!(
+            one("SELECT count(DISTINCT chat_id || ':' || seq) FROM messages"),
+            600
+        );
+    }
+    let server = server_in(dir, |_| {}).await;
+    let v = bench(
+        &server,
+        &[
+            "direct",
+            "--pairs",
+            "2",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.2",
+        ],
+    )
+    .await;
+    assert_common(&v, "direct");
+    assert_eq!(count(&v, "acked"), count(&v, "sent"));
 }
