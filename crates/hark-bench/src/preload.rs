@@ -30,6 +30,8 @@ pub struct Loaded {
     pub chats: u64,
     pub messages: u64,
     pub secs: f64,
+    /// Copied from `--preload-cache` rather than loaded.
+    pub cached: bool,
 }
 
 /// Sends kept in flight: enough to fill the writer's largest batches.
@@ -48,6 +50,47 @@ pub async fn sqlite(data_dir: &Path, p: Preload, quiet: bool) -> anyhow::Result<
     std::fs::create_dir_all(data_dir)?;
     let store = hark_store::sqlite::SqliteStore::open(&data_dir.join("hark.db"), Arc::new(Nobody))?;
     load(Arc::new(store), p, quiet).await
+}
+
+/// As [`sqlite`], but from a copy kept in `cache` when there is one of
+/// this size, and keeping one there when there was not.
+pub async fn sqlite_cached(
+    data_dir: &Path,
+    p: Preload,
+    cache: Option<&Path>,
+    quiet: bool,
+) -> anyhow::Result<Loaded> {
+    let Some(cache) = cache else {
+        return sqlite(data_dir, p, quiet).await;
+    };
+    let kept = cache.join(format!("preload-{}-{}.db", p.messages, p.chats));
+    std::fs::create_dir_all(data_dir)?;
+    let db = data_dir.join("hark.db");
+    let started = Instant::now();
+    if kept.exists() {
+        std::fs::copy(&kept, &db)?;
+        let mut users = 2u64;
+        while users * (users - 1) / 2 < p.chats.max(1) {
+            users += 1;
+        }
+        return Ok(Loaded {
+            users,
+            chats: p.chats.max(1),
+            messages: p.messages,
+            secs: started.elapsed().as_secs_f64(),
+            cached: true,
+        });
+    }
+    let loaded = sqlite(data_dir, p, quiet).await?;
+    // Everything into the database file, so the one file is the copy.
+    let conn = rusqlite::Connection::open(&db)?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    drop(conn);
+    std::fs::create_dir_all(cache)?;
+    let partial = kept.with_extension("partial");
+    std::fs::copy(&db, &partial)?;
+    std::fs::rename(&partial, &kept)?;
+    Ok(loaded)
 }
 
 /// Loads into the PostgreSQL database at `url`.
@@ -150,5 +193,6 @@ async fn load(store: Arc<dyn Store>, p: Preload, quiet: bool) -> anyhow::Result<
         chats: made.len() as u64,
         messages: p.messages,
         secs: started.elapsed().as_secs_f64(),
+        cached: false,
     })
 }
