@@ -113,9 +113,11 @@ async function ssoPair({ only = false } = {}) {
       HARK_SSO__ONLY: String(only),
     },
   });
+  // Stopped even when the provider cannot start (the test's process would wait for it).
+  cleanups.push(() => server.destroy());
   const provider = await startProvider(providerPort, `${url}/v1/sso/callback`);
+  cleanups.unshift(() => provider.stop());
   assert.equal(provider.issuer, issuer);
-  cleanups.push(() => provider.stop(), () => server.destroy());
   return { server, provider };
 }
 
