@@ -114,27 +114,8 @@ async fn run(caller: &Caller, name: &str, args: &[Value]) -> Result<Value, ApiEr
     let who = &*caller.who;
     match name {
         "SendMessage" => {
-            let receiver = resolve_user(state, &args[0]).await?;
             let text = text_arg(&args[1], "message")?;
-            // People open chats with bots, never the other way round: a
-            // bot's token reaches only a chat that is already there.
-            let chat_id = if who.scope.is_some() {
-                state
-                    .store
-                    .direct_chat(who.user.id, receiver)
-                    .await?
-                    .ok_or_else(|| {
-                        ApiError::new(
-                            ErrorCode::NotForBots,
-                            "a bot cannot open a one-to-one chat; people open chats with bots",
-                        )
-                    })?
-            } else {
-                state
-                    .store
-                    .create_direct(who.user.id, receiver, false)
-                    .await?
-            };
+            let chat_id = direct_chat_with(state, who, &args[0]).await?;
             send(caller, chat_id, text).await
         }
         "SendToChat" => {
@@ -167,6 +148,40 @@ async fn run(caller: &Caller, name: &str, args: &[Value]) -> Result<Value, ApiEr
 
 /// The user a `receiverId` names: a user id (number or digits) or a
 /// username.
+/// The one-to-one chat of the caller and `receiver` (an id or a
+/// username). The usual case, a chat already there named by id, is one
+/// read; otherwise the receiver is looked up and the chat opened (one
+/// write, once per pair). People open chats with bots, never the other way
+/// round: a bot's token reaches only a chat that is already there.
+async fn direct_chat_with(
+    state: &AppState,
+    who: &AuthedDevice,
+    receiver: &Value,
+) -> Result<ChatId, ApiError> {
+    if let Ok(id) = id_arg(receiver, "receiverId") {
+        if let Some(chat) = state.store.direct_chat(who.user.id, UserId(id)).await? {
+            return Ok(chat);
+        }
+    }
+    let receiver = resolve_user(state, receiver).await?;
+    if who.scope.is_some() {
+        return state
+            .store
+            .direct_chat(who.user.id, receiver)
+            .await?
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::NotForBots,
+                    "a bot cannot open a one-to-one chat; people open chats with bots",
+                )
+            });
+    }
+    Ok(state
+        .store
+        .create_direct(who.user.id, receiver, false)
+        .await?)
+}
+
 async fn resolve_user(state: &AppState, value: &Value) -> Result<UserId, ApiError> {
     let missing = || ApiError::new(ErrorCode::NotFound, "receiverId: no such user");
     if let Ok(id) = id_arg(value, "receiverId") {
