@@ -93,6 +93,14 @@ pub async fn sqlite_cached(
     Ok(loaded)
 }
 
+/// Waits until the kernel has written every dirty page back (`sync`), so a
+/// measured run after a load does not share the disk with its writeback.
+pub async fn settle() -> anyhow::Result<()> {
+    let status = tokio::process::Command::new("sync").status().await?;
+    anyhow::ensure!(status.success(), "sync failed: {status}");
+    Ok(())
+}
+
 /// Loads into the PostgreSQL database at `url`.
 pub async fn postgres(url: &str, p: Preload, quiet: bool) -> anyhow::Result<Loaded> {
     let store = hark_store::postgres::PostgresStore::connect(url, Arc::new(Nobody)).await?;

@@ -133,6 +133,9 @@ async fn run_on(p: Params, database: Option<String>) -> anyhow::Result<Report> {
                 .await?
             }
         });
+        // Loading (or copying) gigabytes leaves them dirty in the page
+        // cache; written back during the run, they would stall its fsyncs.
+        crate::preload::settle().await?;
         Servers::start_in(&p.common, dir, 1, &args, &settings).await?
     } else {
         Servers::start_with(&p.common, 1, &args, &settings).await?

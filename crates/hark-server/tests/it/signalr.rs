@@ -698,16 +698,12 @@ async fn a_bot_token_reaches_the_hub_only_with_read_and_acts_only_within_its_sco
     // A hub connection carries all the bot's events: without read, the
     // token is refused at negotiate, before any ticket is handed out.
     let send_only = bot_token(&app, &alice, bot, &["send"], None).await;
-    let res = app
-        .http
-        .post(format!("{}/chat/negotiate?negotiateVersion=1", app.base))
-        .bearer_auth(&send_only.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 403);
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "scope_denied", "{body}");
+    let (status, body) = negotiate_answer(&app, &send_only.token).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (403, &json!("scope_denied")),
+        "{body}"
+    );
 
     // Read alone: the bot hears alice, but its sends are refused with the
     // stable code, and the connection lives on.
@@ -729,16 +725,12 @@ async fn a_bot_token_reaches_the_hub_only_with_read_and_acts_only_within_its_sco
     // A token limited to some chats works over HTTP only (a hub
     // connection, like a WebSocket, carries every chat's events).
     let scoped = bot_token(&app, &alice, bot, &["read", "send"], Some(&[chat])).await;
-    let res = app
-        .http
-        .post(format!("{}/chat/negotiate?negotiateVersion=1", app.base))
-        .bearer_auth(&scoped.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 403);
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "scope_denied", "{body}");
+    let (status, body) = negotiate_answer(&app, &scoped.token).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (403, &json!("scope_denied")),
+        "{body}"
+    );
 
     // Read and send: the bot answers alice, and cannot open a chat with
     // someone who never talked to it.
@@ -769,4 +761,16 @@ async fn a_bot_token_reaches_the_hub_only_with_read_and_acts_only_within_its_sco
     assert_eq!(chats.as_array().map(Vec::len), Some(0), "{chats}");
     client.command(json!({"cmd": "stop"})).await;
     client.expect("stopped").await;
+}
+
+/// The first negotiate's status and JSON body for `token`.
+async fn negotiate_answer(app: &TestApp, token: &str) -> (u16, Value) {
+    let res = app
+        .http
+        .post(format!("{}/chat/negotiate?negotiateVersion=1", app.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
 }
