@@ -631,3 +631,44 @@ async fn preload_fills_the_database_and_a_server_runs_on_it() {
     assert_common(&v, "direct");
     assert_eq!(count(&v, "acked"), count(&v, "sent"));
 }
+
+/// The preload on PostgreSQL (this machine's, `HARK_TEST_POSTGRES` names
+/// another; fails rather than skips without it): the rows real sends write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preload_fills_a_postgres_database() {
+    let server = std::env::var("HARK_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("hark_bench_preload_{}", hark_bench::setup::run_tag());
+    let url = hark_store::postgres::create_database(&server, &name)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL is not reachable at {server} ({e}); this test needs it (HARK_TEST_POSTGRES names another)")
+        });
+    let loaded = hark_bench::preload::postgres(
+        &url,
+        hark_bench::preload::Preload {
+            messages: 300,
+            chats: 10,
+        },
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!((loaded.chats, loaded.messages), (10, 300));
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let task = tokio::spawn(connection);
+    let one = |sql: &'static str| {
+        let client = &client;
+        async move { client.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    assert_eq!(one("SELECT count(*) FROM messages").await, 300);
+    assert_eq!(one("SELECT count(*) FROM chats").await, 10);
+    assert_eq!(one("SELECT max(seq) FROM messages").await, 30);
+    drop(client);
+    let _ = task.await;
+    hark_store::postgres::drop_database(&server, &name)
+        .await
+        .unwrap();
+}
