@@ -123,6 +123,10 @@ pub(crate) const NOT_COPIED: &[(&str, &str)] = &[
     ("messages_fts_content", "FTS5 index storage"),
     ("messages_fts_docsize", "FTS5 index storage"),
     ("messages_fts_config", "FTS5 index storage"),
+    (
+        "search_pending",
+        "search entries waiting for the FTS5 index; PostgreSQL indexes messages.search itself",
+    ),
     ("presence", "ephemeral: rebuilt by the nodes that run"),
     (
         "sso_tickets",

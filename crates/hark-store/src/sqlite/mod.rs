@@ -71,6 +71,8 @@ pub struct SqliteStore {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Moves committed WAL pages into the database file, off the writer.
     checkpointer: Mutex<Option<checkpoint::Checkpointer>>,
+    /// Search entries waiting for the index (see `search_pending`).
+    search_backlog: Arc<search::Backlog>,
 }
 
 impl SqliteStore {
@@ -105,10 +107,12 @@ impl SqliteStore {
         let checkpointer = checkpoint::Checkpointer::start(path)?;
         let wal_frames = checkpointer.wal_frames.clone();
         let erase_requested = checkpointer.erase_requested.clone();
+        let backlog = Arc::new(search::Backlog::of(&conn)?);
+        let search_backlog = backlog.clone();
         let (tx, rx) = mpsc::channel(queue.capacity.max(1));
         let writer = std::thread::Builder::new()
             .name("hark-sqlite-writer".into())
-            .spawn(move || writer::run(conn, rx, listener, wal_frames, erase_requested))
+            .spawn(move || writer::run(conn, rx, listener, wal_frames, erase_requested, backlog))
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
             jobs: RwLock::new(Some(tx)),
@@ -118,6 +122,7 @@ impl SqliteStore {
             read_permits: Arc::new(tokio::sync::Semaphore::new(READERS)),
             writer: Mutex::new(Some(writer)),
             checkpointer: Mutex::new(Some(checkpointer)),
+            search_backlog,
         })
     }
 
@@ -1096,6 +1101,11 @@ impl MessageStore for SqliteStore {
         chat: Option<ChatId>,
         limit: u32,
     ) -> StoreResult<Vec<Message>> {
+        // Entries still waiting go into the index first (one commit, only
+        // when some wait), so a search finds every committed message.
+        if self.search_backlog.ask_flush() {
+            self.write(|_| Ok(())).await?;
+        }
         let query = query.to_owned();
         self.read(move |conn| search::search(conn, viewer, &query, chat, limit))
             .await

@@ -558,6 +558,18 @@ CREATE TABLE event_exports (
     leased_by    TEXT
 );
 "#,
+    r#"
+-- Search entries waiting for the index: written in the commit that makes
+-- the message, moved into messages_fts in batches (search::flush), so a
+-- small commit does not also write FTS5's pages (7 of a one-message
+-- commit's 14.6, docs/benchmarks.md). A search moves them first.
+CREATE TABLE search_pending (
+    fts_rowid INTEGER PRIMARY KEY,
+    chat_id   INTEGER NOT NULL,
+    seq       INTEGER NOT NULL,
+    text      TEXT NOT NULL
+);
+"#,
 ];
 
 /// Opens the pragmas every connection needs.

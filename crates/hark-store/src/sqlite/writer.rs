@@ -242,6 +242,7 @@ pub(crate) fn run(
     listener: Arc<dyn CommitListener>,
     wal_frames: Arc<AtomicI64>,
     erase_requested: Arc<AtomicBool>,
+    backlog: Arc<search::Backlog>,
 ) {
     let exports = listener.exports_events();
     let mut heads = HashMap::new();
@@ -326,7 +327,7 @@ pub(crate) fn run(
         }
         if healthy {
             // Outside every savepoint, so FTS5 writes one segment per batch.
-            if let Err(e) = search::apply(&conn, &mut index_ops) {
+            if let Err(e) = search::apply(&conn, &mut index_ops, &backlog) {
                 tracing::error!(error = %e, "search indexing failed");
                 disk_full |= e.is_disk_full();
                 healthy = false;
@@ -355,6 +356,7 @@ pub(crate) fn run(
                 tracing::error!(error = %e, "begin failed");
             }
             let _ = conn.execute_batch("ROLLBACK");
+            backlog.unsure();
             heads.clear();
             deliveries.clear();
             index_ops.clear();

@@ -186,3 +186,63 @@ async fn query_syntax_is_only_text(backend: Backend) {
     assert_eq!(found(&store, ben, "it's").await, vec![3]);
     assert_eq!(found(&store, ben, "only dogs").await, vec![2]);
 }
+
+/// SQLite keeps new entries in `search_pending` and moves them into FTS5
+/// in batches: a search still finds every committed message, entries left
+/// waiting by a stop (or a crash) are found after reopening, and a message
+/// deleted for everyone while it waited leaves its text in neither table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_entries_waiting_for_the_index_are_found_kept_and_erased() {
+    let backend = crate::sqlite();
+    let path = backend.sqlite_path().unwrap();
+    let store = backend.store.clone();
+    let people = users(&store, &["ann", "ben"]).await;
+    let chat = store
+        .create_direct(people[0].0, people[1].0, false)
+        .await
+        .unwrap();
+    let ann = people[0];
+    let ben = people[1].0;
+    say(&store, chat, ann, "zebra crossing").await; // 1
+    let gone = say(&store, chat, ann, "secret zebra plans").await; // 2
+    let waiting = |sql: &str| {
+        let db = rusqlite::Connection::open(&path).unwrap();
+        db.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap()
+    };
+    assert_eq!(waiting("SELECT count(*) FROM search_pending"), 2);
+    store
+        .delete(
+            chat,
+            ann.0,
+            gone,
+            true,
+            Windows {
+                edit_ms: 60_000,
+                delete_ms: 60_000,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        waiting("SELECT count(*) FROM search_pending WHERE text LIKE '%secret%'"),
+        0,
+        "erased at once, not at the next flush"
+    );
+    assert_eq!(found(&store, ben, "zebra").await, vec![1]);
+    assert_eq!(waiting("SELECT count(*) FROM search_pending"), 0);
+    say(&store, chat, ann, "zebra again").await; // 3
+    store.close();
+    drop(store);
+    drop(backend.store);
+    // Reopened: the entry that waited is still there, and found.
+    let reopened: Arc<dyn Store> =
+        Arc::new(hark_store::sqlite::SqliteStore::open(&path, backend.recorder.clone()).unwrap());
+    assert_eq!(waiting("SELECT count(*) FROM search_pending"), 1);
+    assert_eq!(found(&reopened, ben, "zebra").await, vec![3, 1]);
+    say(&reopened, chat, ann, "zebra four").await; // 4
+    assert_eq!(
+        found(&reopened, ben, "zebra").await,
+        vec![4, 3, 1],
+        "newest first across flushes"
+    );
+}

@@ -60,6 +60,7 @@ const HISTORY: &[&str] = &[
     "receipt_times",
     "messages",
     "messages_fts_data",
+    "search_pending",
     "hidden_messages",
     "stream_events",
     "reactions",
