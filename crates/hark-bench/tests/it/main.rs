@@ -44,6 +44,8 @@ async fn server_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> 
             connections_per_user: 1_000_000,
             connections_per_address: 1_000_000,
             logins_per_minute: 1_000_000,
+            sends_per_second: 1_000_000,
+            send_burst: 1_000_000,
             ..Limits::default()
         },
         ..Config::default()
