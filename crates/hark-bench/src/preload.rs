@@ -69,12 +69,8 @@ pub async fn sqlite_cached(
     let started = Instant::now();
     if kept.exists() {
         std::fs::copy(&kept, &db)?;
-        let mut users = 2u64;
-        while users * (users - 1) / 2 < p.chats.max(1) {
-            users += 1;
-        }
         return Ok(Loaded {
-            users,
+            users: users_for(p.chats.max(1)),
             chats: p.chats.max(1),
             messages: p.messages,
             secs: started.elapsed().as_secs_f64(),
@@ -110,11 +106,7 @@ pub async fn postgres(url: &str, p: Preload, quiet: bool) -> anyhow::Result<Load
 async fn load(store: Arc<dyn Store>, p: Preload, quiet: bool) -> anyhow::Result<Loaded> {
     let started = Instant::now();
     let chats = p.chats.max(1);
-    // The fewest users whose pairs give `chats` one-to-one chats.
-    let mut users = 2u64;
-    while users * (users - 1) / 2 < chats {
-        users += 1;
-    }
+    let users = users_for(chats);
     let tag = crate::setup::run_tag();
     let mut people: Vec<(UserId, DeviceId)> = Vec::new();
     let mut rng = Rng::new(0x5eed);
@@ -203,4 +195,13 @@ async fn load(store: Arc<dyn Store>, p: Preload, quiet: bool) -> anyhow::Result<
         secs: started.elapsed().as_secs_f64(),
         cached: false,
     })
+}
+
+/// The fewest users whose pairs give `chats` one-to-one chats.
+fn users_for(chats: u64) -> u64 {
+    let mut users = 2u64;
+    while users * (users - 1) / 2 < chats {
+        users += 1;
+    }
+    users
 }

@@ -158,23 +158,25 @@ async fn direct_chat_with(
     who: &AuthedDevice,
     receiver: &Value,
 ) -> Result<ChatId, ApiError> {
-    if let Ok(id) = id_arg(receiver, "receiverId") {
-        if let Some(chat) = state.store.direct_chat(who.user.id, UserId(id)).await? {
+    let by_id = id_arg(receiver, "receiverId").ok().map(UserId);
+    if let Some(id) = by_id {
+        if let Some(chat) = state.store.direct_chat(who.user.id, id).await? {
             return Ok(chat);
         }
     }
     let receiver = resolve_user(state, receiver).await?;
     if who.scope.is_some() {
-        return state
-            .store
-            .direct_chat(who.user.id, receiver)
-            .await?
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::NotForBots,
-                    "a bot cannot open a one-to-one chat; people open chats with bots",
-                )
-            });
+        // Named by id, the chat was looked for above already.
+        let found = match by_id {
+            Some(id) if id == receiver => None,
+            _ => state.store.direct_chat(who.user.id, receiver).await?,
+        };
+        return found.ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NotForBots,
+                "a bot cannot open a one-to-one chat; people open chats with bots",
+            )
+        });
     }
     Ok(state
         .store
