@@ -93,6 +93,12 @@ fn copy_checked(source: &Connection, to: &Path) -> Result<Copied> {
             Duration::from_millis(50),
             None,
         )?;
+        // The server answers a commit once the sync thread has fsynced the
+        // WAL (`syncer`); the copy may hold one it has not answered yet.
+        // Synced here, it cannot be lost after the copy has it.
+        if let Some(source_path) = source.path() {
+            super::syncer::wal_sync(Path::new(source_path))()?;
+        }
         // A single file, whatever the source's journal mode.
         target.pragma_update(None, "journal_mode", "DELETE")?;
         let copied = check(&target, &partial)?;

@@ -26,6 +26,7 @@ pub(crate) mod schema;
 mod search;
 mod sso;
 pub(crate) mod stream;
+mod syncer;
 mod two_factor;
 mod writer;
 
@@ -69,6 +70,10 @@ pub struct SqliteStore {
     /// pooled connection.
     read_permits: Arc<tokio::sync::Semaphore>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Makes the writer's commits durable, then answers them.
+    syncer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// How far commits are on disk; reads wait for what they saw.
+    durability: Arc<syncer::Durability>,
     /// Moves committed WAL pages into the database file, off the writer.
     checkpointer: Mutex<Option<checkpoint::Checkpointer>>,
     /// Search entries waiting for the index (see `search_pending`).
@@ -88,6 +93,16 @@ impl SqliteStore {
         listener: Arc<dyn CommitListener>,
         queue: WriteQueue,
     ) -> StoreResult<Self> {
+        Self::open_syncing(path, listener, queue, syncer::wal_sync(path))
+    }
+
+    /// [`SqliteStore::open_with`], with commits made durable by `sync`.
+    pub(crate) fn open_syncing(
+        path: &Path,
+        listener: Arc<dyn CommitListener>,
+        queue: WriteQueue,
+        sync: syncer::SyncFn,
+    ) -> StoreResult<Self> {
         let mut conn = Connection::open(path)?;
         schema::configure(&conn)?;
         schema::migrate(&mut conn)?;
@@ -98,6 +113,10 @@ impl SqliteStore {
         // inside a commit stalled every send behind it (docs/benchmarks.md).
         // A thread of its own does it beside the writer.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // The writer's COMMIT does not wait for the disk: the sync thread
+        // fsyncs the WAL after it, and only then are its jobs answered
+        // (`syncer`). Checkpoints still sync the WAL before copying it.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
         // After a restart the WAL file is cut back to this size: twice the
         // restart bound, so a WAL that just reached the bound is reused as it
         // is rather than cut and grown again.
@@ -105,14 +124,22 @@ impl SqliteStore {
         conn.pragma_update(None, "cache_size", -64 * 1024)?;
         conn.set_prepared_statement_cache_capacity(64);
         let checkpointer = checkpoint::Checkpointer::start(path)?;
-        let wal_frames = checkpointer.wal_frames.clone();
-        let erase_requested = checkpointer.erase_requested.clone();
+        let durability = Arc::new(syncer::Durability::default());
+        let (ended, syncer) = syncer::start(sync, durability.clone(), listener.clone())
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the sync thread: {e}")))?;
         let backlog = Arc::new(search::Backlog::of(&conn)?);
-        let search_backlog = backlog.clone();
+        let shared = writer::Shared {
+            exports: listener.exports_events(),
+            wal_frames: checkpointer.wal_frames.clone(),
+            erase_requested: checkpointer.erase_requested.clone(),
+            backlog: backlog.clone(),
+            durability: durability.clone(),
+            ended,
+        };
         let (tx, rx) = mpsc::channel(queue.capacity.max(1));
         let writer = std::thread::Builder::new()
             .name("hark-sqlite-writer".into())
-            .spawn(move || writer::run(conn, rx, listener, wal_frames, erase_requested, backlog))
+            .spawn(move || writer::run(conn, rx, shared))
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
             jobs: RwLock::new(Some(tx)),
@@ -121,8 +148,10 @@ impl SqliteStore {
             readers: Arc::new(Mutex::new(Vec::new())),
             read_permits: Arc::new(tokio::sync::Semaphore::new(READERS)),
             writer: Mutex::new(Some(writer)),
+            syncer: Mutex::new(Some(syncer)),
+            durability,
             checkpointer: Mutex::new(Some(checkpointer)),
-            search_backlog,
+            search_backlog: backlog,
         })
     }
 
@@ -179,6 +208,7 @@ impl SqliteStore {
             .map_err(|_| StoreError::Closed)?;
         let readers = self.readers.clone();
         let path = self.path.clone();
+        let durability = self.durability.clone();
         let read = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let pooled = readers.lock().map_err(|_| StoreError::Closed)?.pop();
@@ -187,6 +217,8 @@ impl SqliteStore {
                 None => open_reader(&path)?,
             };
             let result = op(&mut conn);
+            // Nothing read leaves before the commits it saw are on disk.
+            durability.settle();
             if let Ok(mut idle) = readers.lock() {
                 if idle.len() < READERS {
                     idle.push(conn);
@@ -206,9 +238,13 @@ impl SqliteStore {
         if let Ok(mut jobs) = self.jobs.write() {
             jobs.take();
         }
-        if let Ok(mut handle) = self.writer.lock() {
-            if let Some(handle) = handle.take() {
-                let _ = handle.join();
+        // The writer ends first; its end closes the sync thread's queue,
+        // which answers what it holds and ends too.
+        for thread in [&self.writer, &self.syncer] {
+            if let Ok(mut handle) = thread.lock() {
+                if let Some(handle) = handle.take() {
+                    let _ = handle.join();
+                }
             }
         }
         if let Ok(mut checkpointer) = self.checkpointer.lock() {

@@ -577,6 +577,8 @@ pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     // WAL lets readers run beside the one writer; synchronous=FULL fsyncs the
     // WAL on every commit, which is what "acked means durable" requires.
+    // (The store's writer turns it to NORMAL and fsyncs the WAL on a thread
+    // of its own before answering: `syncer`.)
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;

@@ -1,14 +1,17 @@
 //! The single writer thread: it takes write jobs from a bounded queue, runs
 //! every job waiting at that moment inside one transaction (group commit),
-//! and only after the commit is durable answers each job and reports the
-//! committed events to the [`CommitListener`], in commit order.
+//! commits it into the WAL and hands the batch to the sync thread
+//! ([`super::syncer`]), which answers each job and reports the committed
+//! events to the [`crate::CommitListener`], in commit order, once the
+//! commit is on disk. The writer goes on with the next batch meanwhile.
 //!
 //! One writer means no "database is locked" and a commit order that is also
 //! the order of every per-user stream position handed out.
 
 use super::search::{self, IndexOp};
+use super::syncer::{Durability, Ended};
 use crate::error::sqlite_disk_full;
-use crate::{CommitListener, Delivery, StoreError, StoreResult};
+use crate::{Delivery, StoreError, StoreResult};
 use hark_proto::{ChatId, Event, Pos, Seq, UserId};
 use rusqlite::{params, Connection};
 use std::collections::HashMap;
@@ -27,7 +30,7 @@ const MAX_BATCH: usize = 512;
 
 /// How a batch ended, for its jobs' callers.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Outcome {
+pub(crate) enum Outcome {
     Committed,
     /// Not committed: nothing of the batch is stored.
     Failed,
@@ -36,7 +39,7 @@ enum Outcome {
 }
 
 /// Called once the batch has ended; answers the job's caller.
-type Finisher = Box<dyn FnOnce(Outcome) + Send>;
+pub(crate) type Finisher = Box<dyn FnOnce(Outcome) + Send>;
 /// The body of a write: runs inside the batch's transaction and says
 /// whether it succeeded.
 type Run = Box<dyn FnOnce(&mut WriteCtx<'_>) -> (bool, Finisher) + Send>;
@@ -235,16 +238,30 @@ where
     (Job { run, guard }, rx)
 }
 
+/// What the writer shares with the threads beside it.
+pub(crate) struct Shared {
+    /// Whether chat events also go to the export outbox.
+    pub(crate) exports: bool,
+    /// The WAL's size, as the checkpointer last measured it.
+    pub(crate) wal_frames: Arc<AtomicI64>,
+    /// Set after a commit that erased content, for the checkpointer.
+    pub(crate) erase_requested: Arc<AtomicBool>,
+    pub(crate) backlog: Arc<search::Backlog>,
+    pub(crate) durability: Arc<Durability>,
+    /// Ended batches, to the sync thread.
+    pub(crate) ended: std::sync::mpsc::Sender<Ended>,
+}
+
 /// Runs the writer loop until every job sender is dropped.
-pub(crate) fn run(
-    conn: Connection,
-    mut jobs: mpsc::Receiver<Job>,
-    listener: Arc<dyn CommitListener>,
-    wal_frames: Arc<AtomicI64>,
-    erase_requested: Arc<AtomicBool>,
-    backlog: Arc<search::Backlog>,
-) {
-    let exports = listener.exports_events();
+pub(crate) fn run(conn: Connection, mut jobs: mpsc::Receiver<Job>, shared: Shared) {
+    let Shared {
+        exports,
+        wal_frames,
+        erase_requested,
+        backlog,
+        durability,
+        ended,
+    } = shared;
     let mut heads = HashMap::new();
     let mut deliveries = Vec::new();
     let mut index_ops = Vec::new();
@@ -334,6 +351,8 @@ pub(crate) fn run(
             }
         }
         let ran = started.elapsed();
+        // Before the COMMIT: a read that sees this batch counts it.
+        let batch_number = durability.announce();
         let committed = healthy && {
             match conn.execute_batch("COMMIT") {
                 Ok(()) => true,
@@ -347,9 +366,6 @@ pub(crate) fn run(
         if committed {
             if erased {
                 erase_requested.store(true, Ordering::Release);
-            }
-            if !deliveries.is_empty() {
-                listener.committed(std::mem::take(&mut deliveries));
             }
         } else {
             if let Err(e) = began {
@@ -377,11 +393,20 @@ pub(crate) fn run(
             (false, true) => Outcome::DiskFull,
             (false, false) => Outcome::Failed,
         };
-        for finish in finishers {
-            finish(outcome);
+        let handed = ended.send(Ended {
+            batch: batch_number,
+            outcome,
+            finishers,
+            deliveries: std::mem::take(&mut deliveries),
+        });
+        if handed.is_err() {
+            // The sync thread is gone (it stops the process on a failed
+            // fsync, so only at shutdown): nothing can be answered.
+            tracing::error!("the sync thread is gone; the writer stops");
+            return;
         }
-        // Answers are out; now, if the WAL has grown past its bound, rewind
-        // it while no transaction is open.
+        // The batch is the sync thread's; now, if the WAL has grown past
+        // its bound, rewind it while no transaction is open.
         if wal_frames.load(Ordering::Acquire) > super::checkpoint::RESTART_FRAMES {
             rewind_wal(&conn, &wal_frames);
         }
