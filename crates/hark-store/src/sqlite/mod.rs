@@ -210,20 +210,22 @@ impl SqliteStore {
         let path = self.path.clone();
         let durability = self.durability.clone();
         let read = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
             let pooled = readers.lock().map_err(|_| StoreError::Closed)?.pop();
             let mut conn = match pooled {
                 Some(conn) => conn,
                 None => open_reader(&path)?,
             };
             let result = op(&mut conn);
-            // Nothing read leaves before the commits it saw are on disk.
-            durability.settle();
             if let Ok(mut idle) = readers.lock() {
                 if idle.len() < READERS {
                     idle.push(conn);
                 }
             }
+            // The connection and the read slot are free for others while
+            // this waits: nothing read leaves before the commits it saw are
+            // on disk.
+            drop(permit);
+            durability.settle();
             result
         })
         .await;

@@ -132,31 +132,25 @@ pub(crate) fn start(
 /// there holds nothing to sync (SQLite removes it only once every frame
 /// is in the synced database file).
 pub(crate) fn wal_sync(database: &Path) -> SyncFn {
+    use std::os::unix::fs::MetadataExt;
     let mut path = PathBuf::from(database).into_os_string();
     path.push("-wal");
     let path = PathBuf::from(path);
-    let mut file: Option<std::fs::File> = None;
+    // The open descriptor and the (device, inode) it was opened on.
+    let mut open: Option<(std::fs::File, (u64, u64))> = None;
     Box::new(move || {
-        use std::os::unix::fs::MetadataExt;
         let on_disk = match std::fs::metadata(&path) {
-            Ok(meta) => meta,
+            Ok(meta) => (meta.dev(), meta.ino()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         };
-        let current = match &file {
-            Some(open) => {
-                let meta = open.metadata()?;
-                meta.ino() == on_disk.ino() && meta.dev() == on_disk.dev()
-            }
-            None => false,
+        let file = match open.take() {
+            Some((file, opened)) if opened == on_disk => file,
+            _ => std::fs::OpenOptions::new().read(true).open(&path)?,
         };
-        if !current {
-            file = Some(std::fs::OpenOptions::new().read(true).open(&path)?);
-        }
-        match &file {
-            Some(open) => open.sync_data(),
-            None => Ok(()),
-        }
+        let synced = file.sync_data();
+        open = Some((file, on_disk));
+        synced
     })
 }
 
