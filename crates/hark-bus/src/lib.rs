@@ -12,40 +12,62 @@
 //! NATS carries live fan-out only; it is never the system of record. What it
 //! loses (NATS down, a full buffer) a client repairs through sync.
 //!
-//! **Subjects** (`<prefix>` defaults to `hark`; tests use a random one):
+//! **Subjects** (`<prefix>` defaults to `hark`; tests use a random one). A
+//! node subscribes to two subjects, however many users and topics it holds:
 //!
-//! | subject | carries | subscribed by a node while |
-//! |---|---|---|
-//! | `<prefix>.u.<user_id>` | [`Outbound`]s for the user, in publish order | its hub holds a connection of the user |
-//! | `<prefix>.t.u.<user_id>` | [`TopicMessage`]s of [`Topic::User`] (presence) | a connection here watches the topic |
-//! | `<prefix>.t.c.<chat_id>` | [`TopicMessage`]s of [`Topic::Chat`] (typing) | a connection here watches the topic |
-//! | `<prefix>.ping.<node_id>` | nothing: never subscribed | — |
+//! | subject | carries |
+//! |---|---|
+//! | `<prefix>.n.<node_id>.u.<user_id>` | [`Outbound`]s for the user, in publish order, and the `?devices` question |
+//! | `<prefix>.n.<node_id>.t.u.<user_id>` | [`TopicMessage`]s of [`Topic::User`] (presence) |
+//! | `<prefix>.n.<node_id>.t.c.<chat_id>` | [`TopicMessage`]s of [`Topic::Chat`] (typing) |
+//! | `<prefix>.n.<node_id>.routes` | requests: another node's route step, its whole list, or a question for ours |
+//! | `<prefix>.r` | every node's beats, hellos and goodbyes |
+//! | `<prefix>.ping.<node_id>` | nothing: never subscribed |
 //!
-//! Every subscription is an exact subject (no wildcards), so a node only
-//! receives what its own connections need. The [`Hub`] tells the bus when it
-//! gains or loses interest ([`InterestListener`]); one task coalesces those
-//! hints, compares them with the hub's truth ([`Hub::is_interested`]) and
-//! subscribes or unsubscribes on the one shared NATS connection, which
-//! resubscribes by itself after a reconnect.
+//! The first four are the node's inbox (`<prefix>.n.<node_id>.>`, one
+//! subscription); the beats are the other. A publishing node sends each
+//! user's (or topic's) envelope only to the inboxes of the nodes its routes
+//! name, so a node receives only what its own connections need.
 //!
-//! A new subscription counts as in place only once the NATS server has
-//! answered a request sent after it: a request to the `ping` subject, which
-//! nobody subscribes to, comes straight back as "no responders".
-//! (async-nats' `flush` only writes the socket; a publish from another node
-//! could still overtake the SUB.) [`Bus::subscribed`] waits for that, so a
-//! connection registers, awaits it, and only then reads its stream head:
-//! whatever commits after the head arrives live. Should something subscribe
-//! to the ping subject without answering (`nats sub '>'` while debugging),
-//! each confirmation waits out its 2 s timeout instead.
+//! **Routes.** The [`Hub`] tells the bus when it gains or loses interest in a
+//! user or topic ([`InterestListener`]); one task coalesces those hints,
+//! compares them with the hub's truth ([`Hub::is_interested`]) and turns
+//! what changed into a numbered step of this node's interests (`{"op":
+//! "change","node","boot","prev","v","add":["u.7",…],"del":[…]}`), sent as
+//! a request to every other node's `routes` subject. A node applies a step
+//! only on top of the version it follows from, answers `ok`, or `state`
+//! when it missed one, and is then sent the whole list (`{"op":"state",…,
+//! "all":[…]}`). Every node beats on `<prefix>.r` once a second with its
+//! version (`{"op":"beat","node","boot","v"}`); a node that hears a version
+//! it does not hold, or a node it does not know, asks that node for its
+//! whole list (`{"op":"ask","node":<asker>}`, answered `ok`; the list then
+//! comes as state requests of at most 8,192 interests each, applied once
+//! all parts are in). `boot` is random per start, so a node
+//! restarted under the same id is followed afresh. A node that closes says
+//! goodbye (`{"op":"bye"}`) and is forgotten at once; one killed is
+//! forgotten when a request to its inbox finds nobody subscribed, or after
+//! 30 s of silence.
 //!
-//! Cost: each subscription holds about 5 KB (measured: 20,000 users online
-//! on one hub took 2.0 KB each without the bus, 7.2 KB with it), nearly all
-//! of it the first 32-slot block of the channel async-nats makes per
-//! subscription (its `Message` is 184 bytes). A node with 20,000 users
-//! online and as many watched topics holds some 200 MB for them. One task
-//! polls every subscription (no task per user), and the hub's delivery path
-//! is as before: the interest hook runs only on a user's first and last
-//! connection and a topic's first and last watcher.
+//! A starting node subscribes, says hello (a beat with `"hello":true`,
+//! which every node answers with its own beat), listens 250 ms and asks
+//! every node it heard for its list before it publishes anything.
+//!
+//! **Joining**: a new interest counts as in place once every node heard
+//! from within 3 s has answered its step (at most 2 s each; a node away
+//! from NATS learns it from the next beat). [`Bus::subscribed`] waits for
+//! that, so a connection registers, awaits it, and only then reads its
+//! stream head: whatever commits after the head, on any node that knew
+//! this one, is published to this node. The cost is one request per other
+//! node per batch of new interests, where a subscription per user used to
+//! cost a NATS round trip.
+//!
+//! **Cost**: a node holds one route entry (an interest and a bit per node,
+//! ~40 bytes) per interest of every other node, and no NATS state per user
+//! or topic. The subscription per user this replaced held ~5 KB each in
+//! async-nats (its first 32-slot channel block of 184-byte messages).
+//! One task receives everything (no task per user), and the hub's delivery
+//! path is as before: the interest hook runs only on a user's first and
+//! last connection and a topic's first and last watcher.
 //!
 //! **Envelope** (one NATS message): a compact JSON header, a newline, then
 //! the events' JSON texts back to back, so an event's JSON crosses nodes
@@ -58,19 +80,19 @@
 //! user's messages in one envelope (split past 256 KiB), in order.
 //!
 //! **Which devices are connected** ([`Bus::devices_connected`], for push
-//! notifications): a request on `<prefix>.u.<user_id>` whose payload is
-//! `?devices` (an envelope starts with `{`, so the two never meet) and whose
-//! reply subject is a fresh inbox; every node holding the user answers a
-//! JSON array of the device ids it holds. The asker adds its own hub's and
-//! waits for as many answers as the store's presence rows name other
-//! nodes holding the user, at most 300 ms.
+//! notifications): a request to `<prefix>.n.<node_id>.u.<user_id>` of each
+//! node the routes name for the user, whose payload is `?devices` (an
+//! envelope starts with `{`, so the two never meet); each answers a JSON
+//! array of the device ids it holds. The asker adds its own hub's and waits
+//! at most 300 ms.
 //!
 //! **No duplicates, no round trip for local users**: a publishing node
 //! delivers to its own hub at once, and its NATS connection is made with
 //! `no_echo`, so the server never sends a node its own publishes; the `from`
 //! node id in the envelope is checked as well and an own echo is dropped.
 //! Order per user holds because one task publishes everything of a node on
-//! one connection, and NATS keeps the order of one connection's messages.
+//! one connection, and NATS keeps the order of one connection's messages
+//! to each subscriber.
 //!
 //! **NATS down**: [`Bus::publish`] never waits: it clones the messages
 //! (reference counts only) into an outbox bounded by a message budget (see
@@ -82,7 +104,8 @@
 //! and then make it wait). Local connections still get everything at once.
 //! After a reconnect, [`NatsBus::connects`] moves on: other nodes'
 //! publishes of the outage are gone, and clients find the gap at their next
-//! event or reconnect.
+//! event or reconnect. The node says hello again, so route steps either
+//! side missed are repaired by asking, as at start.
 //!
 //! **Shutdown**: [`Bus::close`] sends what the outbox holds (waiting at
 //! most ~2 s for the server), stops the bus's tasks and drains the
@@ -120,6 +143,9 @@ pub enum BusError {
     /// The NATS server could not be reached (or refused us).
     #[error("connecting to NATS")]
     Connect(#[source] async_nats::ConnectError),
+    /// The NATS client refused a subscription (it was closed).
+    #[error("subscribing on NATS")]
+    Subscribe(#[source] async_nats::SubscribeError),
 }
 
 /// What the bus carries to a user's connections.
@@ -177,22 +203,20 @@ pub trait Bus: Send + Sync {
     /// node's hub (the user must already be registered there). A connection
     /// awaits it between registering and reading the stream head, so that
     /// nothing committed after the head is missed. On one node that is at
-    /// once; [`NatsBus`] waits for the NATS server to confirm the
-    /// subscription (at most a few seconds if NATS does not answer).
+    /// once; [`NatsBus`] waits until every live node has applied this
+    /// node's route to the user (at most a few seconds if one does not
+    /// answer).
     fn subscribed(&self, user_id: UserId) -> BusFuture {
         let _ = user_id;
         Box::pin(std::future::ready(()))
     }
 
     /// The devices of `user_id` connected on any node: this node's, and
-    /// those the other nodes holding the user answer within a short wait
-    /// (`others` is how many other nodes hold the user, as the store's
-    /// presence says, so the wait ends once all have answered; with none,
-    /// nothing is asked). A node that cannot answer in time counts as
-    /// holding none: the caller (a push notification) then errs on the side
-    /// of telling the device.
-    fn devices_connected(&self, user_id: UserId, others: usize) -> DevicesFuture {
-        let _ = others;
+    /// those the other nodes holding the user (as the bus's routes say)
+    /// answer within a short wait. A node that cannot answer in time counts
+    /// as holding none: the caller (a push notification) then errs on the
+    /// side of telling the device.
+    fn devices_connected(&self, user_id: UserId) -> DevicesFuture {
         Box::pin(std::future::ready(self.local_devices(user_id)))
     }
 

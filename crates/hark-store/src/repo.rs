@@ -422,14 +422,6 @@ pub trait PresenceStore: Send + Sync {
         now: i64,
         node_timeout_ms: i64,
     ) -> StoreResult<HashSet<UserId>>;
-    /// The nodes heard from within `node_timeout_ms` of `now` that hold a
-    /// connection of `user` (or did, within the grace period).
-    async fn nodes_holding(
-        &self,
-        user: UserId,
-        now: i64,
-        node_timeout_ms: i64,
-    ) -> StoreResult<Vec<String>>;
     /// Records that `node` is alive at `now`, then sweeps every node gone
     /// past `node_timeout_ms` (and, with `restarted`, this node's own rows
     /// from before it restarted): their rows are removed, with a

@@ -1,23 +1,38 @@
-//! Keeps this node's NATS subscriptions in step with its hub's interest, and
-//! hands what arrives on them to the hub.
+//! Keeps the other nodes' routes to this node in step with its hub's
+//! interest.
 //!
-//! The hub only drops hints ([`Pending`]); one task ([`Subscriber`]) drains
-//! them, asks the hub for the truth and subscribes or unsubscribes. Because
-//! it acts on the truth at the time it looks, hints may repeat or race (a
-//! user connecting and leaving at once) without leaving a wrong subscription.
-//! All subscriptions are polled by that one task (no task per user).
+//! The hub only drops hints ([`Pending`]); one task ([`Announcer`]) drains
+//! them, asks the hub for the truth, turns what changed into one versioned
+//! step of this node's interests and tells every peer, waiting (briefly)
+//! until each live peer has applied it. Because it acts on the truth at the
+//! time it looks, hints may repeat or race (a user connecting and leaving at
+//! once) without leaving a wrong route. The same task beats once a second
+//! and forgets peers that fell silent.
 
-use super::envelope::{self, Body};
-use super::{Counters, Subjects};
+use super::routes::{Control, Step, MAX_KEYS, OK, SEND_STATE};
+use super::{is_connected, Answer, Shared};
 use crate::hub::{Interest, InterestListener};
 use crate::Hub;
-use futures_util::stream::{SelectAll, StreamExt};
-use std::collections::{HashMap, HashSet};
-use std::pin::Pin;
+use bytes::Bytes;
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
-use tokio::sync::{oneshot, Notify};
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Notify};
+
+/// How often a node beats.
+pub(super) const BEAT: Duration = Duration::from_secs(1);
+
+/// A peer heard from within this long counts as alive: a step waits for
+/// its answer. A silent one is still told, without waiting.
+pub(super) const ALIVE: Duration = Duration::from_secs(3);
+
+/// A peer silent this long is forgotten (a node killed without a goodbye).
+/// Until then its routes only cost publishes nobody receives.
+const FORGET: Duration = Duration::from_secs(30);
+
+/// How long a step waits for a live peer's answer.
+const STEP_WAIT: Duration = Duration::from_secs(2);
 
 /// Interest changes not yet acted on. A set, so a burst of connects and
 /// disconnects costs one entry per user or topic, however long NATS is away.
@@ -37,7 +52,8 @@ impl InterestListener for Pending {
     }
 }
 
-/// Subscriptions the NATS server has confirmed (a flush after the SUB).
+/// Interests every live peer has applied (or that were announced while
+/// NATS was away, which nothing can wait for).
 #[derive(Default)]
 pub(super) struct Live {
     confirmed: Mutex<HashSet<Interest>>,
@@ -59,166 +75,176 @@ impl Live {
     }
 
     fn contains(&self, interest: Interest) -> bool {
-        self.confirmed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&interest)
+        self.lock().contains(&interest)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<Interest>> {
+        self.confirmed.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-type Incoming = Pin<Box<dyn futures_util::Stream<Item = (Interest, async_nats::Message)> + Send>>;
-
-pub(super) struct Subscriber {
+pub(super) struct Announcer {
+    pub(super) shared: Arc<Shared>,
     pub(super) hub: Arc<Hub>,
-    pub(super) client: async_nats::Client,
-    pub(super) subjects: Subjects,
-    pub(super) node_id: Arc<str>,
-    pub(super) ping: async_nats::Subject,
     pub(super) pending: Arc<Pending>,
-    pub(super) live: Arc<Live>,
-    pub(super) counters: Arc<Counters>,
-    /// Every subscription, by what it is for. Dropping the sender ends that
-    /// subscription's stream, which drops the async-nats subscriber, which
-    /// unsubscribes.
-    pub(super) active: HashMap<Interest, oneshot::Sender<()>>,
+    pub(super) connects: watch::Receiver<u64>,
 }
 
-impl Subscriber {
+impl Announcer {
     pub(super) async fn run(mut self) {
-        let mut incoming: SelectAll<Incoming> = SelectAll::new();
+        let mut beat = tokio::time::interval(BEAT);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let pending = self.pending.clone();
+        let mut watching_connects = true;
         loop {
-            let next = tokio::select! {
-                _ = pending.wake.notified() => None,
-                Some(next) = incoming.next(), if !incoming.is_empty() => Some(next),
-            };
-            match next {
-                None => self.reconcile(&mut incoming).await,
-                Some((interest, message)) => self.handle(interest, message).await,
+            tokio::select! {
+                _ = pending.wake.notified() => self.reconcile().await,
+                _ = beat.tick() => {
+                    self.shared.beat(false).await;
+                    self.forget_silent();
+                }
+                changed = self.connects.changed(), if watching_connects => match changed {
+                    // Back after an outage: peers may have missed steps of
+                    // ours and we theirs; a hello makes every peer beat, and
+                    // the versions in the beats tell who must ask whom.
+                    Ok(()) if *self.connects.borrow_and_update() > 1 => self.shared.beat(true).await,
+                    Ok(()) => {}
+                    Err(_) => watching_connects = false,
+                },
             }
         }
     }
 
-    async fn reconcile(&mut self, incoming: &mut SelectAll<Incoming>) {
-        let keys: Vec<Interest> = self
-            .pending
-            .keys
-            .lock()
+    fn forget_silent(&self) {
+        let gone = self
+            .shared
+            .routes
+            .write()
             .unwrap_or_else(|e| e.into_inner())
-            .drain()
-            .collect();
-        let mut added = Vec::new();
-        let mut removed = false;
-        for interest in keys {
-            let wanted = self.hub.is_interested(interest);
-            let have = self.active.contains_key(&interest);
-            if wanted && !have {
-                let subject = self.subjects.of(interest);
-                match self.client.subscribe(subject).await {
-                    Ok(subscription) => {
-                        let (stop, stopped) = oneshot::channel();
-                        incoming.push(Box::pin(
-                            subscription
-                                .map(move |message| (interest, message))
-                                .take_until(stopped),
-                        ));
-                        self.active.insert(interest, stop);
-                        added.push(interest);
-                    }
-                    Err(e) => {
-                        // Only a closed client refuses; nothing to retry on.
-                        tracing::warn!(error = %e, ?interest, "NATS subscribe");
-                    }
-                }
-            } else if !wanted && have {
-                self.active.remove(&interest);
-                removed = true;
-                self.live
-                    .confirmed
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&interest);
+            .expire(Instant::now(), FORGET);
+        for node in gone {
+            tracing::info!(node = %node, "NATS bus: a node fell silent; its routes are forgotten");
+        }
+    }
+
+    async fn reconcile(&self) {
+        // At most one message's worth per step; the rest in the next.
+        let keys: Vec<Interest> = {
+            let mut pending = self.pending.keys.lock().unwrap_or_else(|e| e.into_inner());
+            let keys: Vec<Interest> = pending.iter().take(MAX_KEYS).copied().collect();
+            for key in &keys {
+                pending.remove(key);
+            }
+            if !pending.is_empty() {
+                self.pending.wake.notify_one();
+            }
+            keys
+        };
+        let step = self.shared.local.step(
+            keys.into_iter()
+                .map(|interest| (interest, self.hub.is_interested(interest))),
+        );
+        let Some(step) = step else { return };
+        if !step.del.is_empty() {
+            let mut live = self.shared.live.lock();
+            for interest in &step.del {
+                live.remove(interest);
             }
         }
-        if removed {
-            // The ended streams go (and send their UNSUB) the next time the
-            // set is polled: poll it now, so the count below is true once
-            // it is seen.
-            loop {
-                let next = std::future::poll_fn(|cx| Poll::Ready(incoming.poll_next_unpin(cx)));
-                match next.await {
-                    Poll::Ready(Some((interest, message))) => self.handle(interest, message).await,
-                    Poll::Ready(None) | Poll::Pending => break,
-                }
+        // If NATS is away, go on: the peers ask for our whole list when
+        // they hear our next beat, and nothing waits on live delivery for
+        // correctness.
+        if is_connected(&self.shared.client) {
+            self.announce(&step).await;
+        }
+        // Counted once the live peers have the step.
+        self.shared
+            .counters
+            .interests
+            .store(self.shared.local.len(), Ordering::Relaxed);
+        let mut live = self.shared.live.lock();
+        live.extend(
+            step.add
+                .iter()
+                .copied()
+                .filter(|i| self.shared.local.contains(*i)),
+        );
+        drop(live);
+        self.shared.live.changed.notify_waiters();
+    }
+
+    /// Tells every peer, and waits until each live one has applied the step.
+    async fn announce(&self, step: &Step) {
+        let change = Control::Change {
+            node: self.shared.node_id.to_string(),
+            boot: self.shared.local.boot,
+            prev: step.prev,
+            v: step.v,
+            add: step.add.iter().map(|i| super::routes::key(*i)).collect(),
+            del: step.del.iter().map(|i| super::routes::key(*i)).collect(),
+        };
+        let Ok(payload) = serde_json::to_vec(&change) else {
+            return; // strings and integers always serialise
+        };
+        let payload = Bytes::from(payload);
+        let peers = self
+            .shared
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .peers(Instant::now(), ALIVE);
+        let mut waits = Vec::with_capacity(peers.len());
+        for (node, alive) in peers {
+            let tell = tell(self.shared.clone(), node, payload.clone());
+            if alive {
+                waits.push(tell);
+            } else {
+                tokio::spawn(tell);
             }
         }
-        self.counters
-            .subscriptions
-            .store(self.active.len(), Ordering::Relaxed);
-        if added.is_empty() {
+        futures_util::future::join_all(waits).await;
+    }
+}
+
+/// Sends a step to one peer; sends the whole list if the peer asks for it.
+async fn tell(shared: Arc<Shared>, node: Arc<str>, payload: Bytes) {
+    let subject = shared.subjects.routes_of(&node);
+    let answer = match shared.request(subject.clone(), payload, STEP_WAIT).await {
+        Answer::Said(answer) => answer,
+        Answer::Nobody => return forget(&shared, &node),
+        Answer::Silent => {
+            // It finds out from our next beat and asks.
+            return tracing::debug!(node = %node, "NATS bus: a peer did not answer a route step");
+        }
+    };
+    if answer.as_ref() == SEND_STATE {
+        send_state(&shared, &node).await;
+    }
+}
+
+/// Sends this node's whole list to a peer, part by part.
+pub(super) async fn send_state(shared: &Shared, node: &str) {
+    let subject = shared.subjects.routes_of(node);
+    for part in shared.local.state(&shared.node_id) {
+        let Ok(payload) = serde_json::to_vec(&part) else {
             return;
-        }
-        // One round trip confirms the whole batch. If NATS is down or does
-        // not answer, go on: it resubscribes by itself when it is back, and
-        // nothing waits on live delivery for correctness.
-        if super::is_connected(&self.client)
-            && !super::round_trip(&self.client, self.ping.clone()).await
+        };
+        match shared
+            .request(subject.clone(), payload.into(), STEP_WAIT)
+            .await
         {
-            tracing::debug!(
-                count = added.len(),
-                "NATS did not confirm new subscriptions in time"
-            );
-        }
-        self.live
-            .confirmed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(added.into_iter().filter(|i| self.active.contains_key(i)));
-        self.live.changed.notify_waiters();
-    }
-
-    /// What arrived on a subscription: another node's question, or an
-    /// envelope for the hub.
-    async fn handle(&self, interest: Interest, message: async_nats::Message) {
-        match interest {
-            Interest::User(user_id) if message.payload == super::WHO => {
-                self.answer_who(user_id, message.reply).await;
+            Answer::Said(answer) if answer.as_ref() == OK => {}
+            Answer::Nobody => return forget(shared, node),
+            _ => {
+                // It asks again when it hears our next beat.
+                return tracing::debug!(node, "NATS bus: a peer did not take our routes");
             }
-            _ => self.deliver(interest, &message.payload),
         }
     }
+}
 
-    /// Another node asks which devices of the user this node holds.
-    async fn answer_who(&self, user_id: hark_proto::UserId, reply: Option<async_nats::Subject>) {
-        let Some(reply) = reply else { return };
-        let devices = self.hub.devices_of(user_id);
-        // A list of integers always serialises.
-        let json = serde_json::to_vec(&devices).unwrap_or_default();
-        if let Err(e) = self.client.publish(reply, json.into()).await {
-            tracing::debug!(error = %e, "answering which devices are connected");
-        }
-    }
-
-    fn deliver(&self, interest: Interest, payload: &[u8]) {
-        self.counters.received.fetch_add(1, Ordering::Relaxed);
-        match (interest, envelope::decode(payload, &self.node_id)) {
-            (_, Ok(None)) => {} // our own echo, already delivered locally
-            (Interest::User(user_id), Ok(Some(Body::User(messages)))) => {
-                self.hub
-                    .deliver(messages.into_iter().map(|m| (user_id, m)).collect());
-            }
-            (Interest::Topic(topic), Ok(Some(Body::Topic(message)))) => {
-                self.hub.deliver_topic(topic, &message);
-            }
-            (_, Ok(Some(_))) => self.undecodable(&"envelope kind does not match its subject"),
-            (_, Err(e)) => self.undecodable(&e),
-        }
-    }
-
-    fn undecodable(&self, why: &dyn std::fmt::Display) {
-        let n = self.counters.undecodable.fetch_add(1, Ordering::Relaxed) + 1;
-        if n.is_power_of_two() {
-            tracing::warn!(undecodable_total = n, error = %why, "dropped an unreadable NATS bus envelope");
-        }
-    }
+/// Nothing listens on the peer's inbox: it is gone (or away from NATS; its
+/// next beat brings it back).
+fn forget(shared: &Shared, node: &str) {
+    shared.routes_mut().remove(node);
 }

@@ -1,26 +1,30 @@
 //! [`NatsBus`]: live fan-out between nodes over NATS core subjects.
 //!
-//! Three tasks per bus: async-nats' own connection task, the publisher
-//! (encodes what the bounded outbox holds and writes it in order) and the
-//! subscriber (keeps the subscriptions in step with the hub's interest and
-//! hands what arrives to the hub). The crate docs describe subjects and
+//! Four tasks per bus: async-nats' own connection task, the publisher
+//! (encodes what the bounded outbox holds and writes it in order to the
+//! nodes its routes name), the announcer (keeps the other nodes' routes to
+//! this one in step with the hub's interest, and beats) and the receiver
+//! (hands what arrives on this node's inbox to the hub, and applies the
+//! other nodes' route steps). The crate docs describe subjects, routes and
 //! envelope.
 
 mod envelope;
 mod interest;
 mod publisher;
+mod receiver;
+mod routes;
 
 use crate::hub::{Interest, Topic};
 use crate::{Bus, BusError, BusFuture, DevicesFuture, Hub, Outbound, TopicMessage};
 use async_nats::Subject;
 use bytes::Bytes;
-use futures_util::StreamExt;
 use hark_proto::{DeviceId, UserId};
-use interest::{Live, Pending};
+use interest::{Announcer, Live, Pending};
 use publisher::{Budget, Outgoing, Publisher};
-use std::collections::HashMap;
+use receiver::Receiver;
+use routes::{Control, Local, RouteTable};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
@@ -32,18 +36,22 @@ const FLUSH_WAIT: Duration = Duration::from_secs(2);
 /// How long [`Bus::subscribed`] waits at most.
 const SUBSCRIBED_WAIT: Duration = Duration::from_secs(5);
 
+/// How long a starting node listens for the other nodes' answers to its
+/// hello before it asks them for their routes.
+const STARTUP_LISTEN: Duration = Duration::from_millis(250);
+
 /// How long [`Bus::devices_connected`] waits for the other nodes' answers.
 const DEVICES_WAIT: Duration = Duration::from_millis(300);
 
-/// The request a node sends on a user's subject to ask which of their
-/// devices the other nodes hold (an envelope starts with `{`, so the two
-/// never meet); each node holding the user answers a JSON array of ids.
+/// The request a node sends to a user's subject in another node's inbox to
+/// ask which of their devices that node holds (an envelope starts with `{`,
+/// so the two never meet); the node answers a JSON array of ids.
 const WHO: &[u8] = b"?devices";
 
 /// Messages async-nats buffers per subscription before it drops them as a
-/// slow consumer. The subscriber task only hands them to the hub, which
-/// never waits, so a small buffer is plenty.
-const SUBSCRIPTION_CAPACITY: usize = 1024;
+/// slow consumer. A node has two subscriptions (its inbox and the beats);
+/// the receiver only hands envelopes to the hub, which never waits.
+const SUBSCRIPTION_CAPACITY: usize = 64 * 1024;
 
 /// How to reach NATS and how this node names itself there.
 #[derive(Debug, Clone)]
@@ -113,10 +121,14 @@ pub struct NatsStats {
     /// Envelopes received that could not be read (and were dropped).
     pub undecodable: u64,
     /// Times a subscription's buffer in the client overflowed (the
-    /// subscriber task fell behind) and envelopes were lost.
+    /// receiver task fell behind) and envelopes were lost.
     pub overflows: u64,
-    /// Subjects this node is subscribed to right now.
-    pub subscriptions: usize,
+    /// Interests (users with a connection here, watched topics) this node
+    /// has announced to the others.
+    pub interests: usize,
+    /// Other nodes' interests this node holds routes for (one per interest
+    /// and node).
+    pub routes: usize,
     /// Times the connection to NATS was (re)established.
     pub connects: u64,
 }
@@ -128,7 +140,7 @@ struct Counters {
     received: AtomicU64,
     undecodable: AtomicU64,
     overflows: AtomicU64,
-    subscriptions: AtomicUsize,
+    interests: AtomicUsize,
 }
 
 impl Counters {
@@ -161,32 +173,110 @@ impl Subjects {
         Subject::from(format!("{}.ping.{node_id}", self.prefix))
     }
 
-    fn of(&self, interest: Interest) -> Subject {
-        let prefix = &self.prefix;
-        Subject::from(match interest {
-            Interest::User(user_id) => format!("{prefix}.u.{user_id}"),
-            Interest::Topic(Topic::User(user_id)) => format!("{prefix}.t.u.{user_id}"),
-            Interest::Topic(Topic::Chat(chat_id)) => format!("{prefix}.t.c.{chat_id}"),
-        })
+    /// Every node's beats, hellos and goodbyes.
+    fn beats(&self) -> Subject {
+        Subject::from(format!("{}.r", self.prefix))
+    }
+
+    /// A node's inbox: everything for it is under `<inbox>.`.
+    fn inbox(&self, node_id: &str) -> String {
+        format!("{}.n.{node_id}", self.prefix)
+    }
+
+    /// What a node subscribes to: its whole inbox.
+    fn inbox_all(&self, node_id: &str) -> Subject {
+        Subject::from(format!("{}.>", self.inbox(node_id)))
+    }
+
+    /// Where a node takes route steps and questions about its routes.
+    fn routes_of(&self, node_id: &str) -> Subject {
+        Subject::from(format!("{}.routes", self.inbox(node_id)))
+    }
+
+    /// Where a node takes envelopes for `interest`.
+    fn to(&self, node_id: &str, interest: Interest) -> Subject {
+        Subject::from(format!("{}.{}", self.inbox(node_id), routes::key(interest)))
     }
 }
 
-/// A [`Bus`] between nodes over NATS core subjects: delivers to this node's
-/// hub at once and to the other nodes' hubs through NATS. See the crate docs
-/// for subjects, envelope and what happens while NATS is down.
+/// What the bus's tasks share.
+struct Shared {
+    client: async_nats::Client,
+    subjects: Subjects,
+    node_id: Arc<str>,
+    /// This node's announced interests.
+    local: Local,
+    /// The other nodes' interests.
+    routes: RwLock<RouteTable>,
+    /// Interests every live peer has applied, for [`Bus::subscribed`].
+    live: Live,
+    counters: Arc<Counters>,
+}
+
+/// How a request to a peer ended.
+enum Answer {
+    Said(Bytes),
+    /// Nothing subscribes to the subject: the peer is gone (or away from NATS).
+    Nobody,
+    /// An error, or no answer in time.
+    Silent,
+}
+
+impl Shared {
+    fn routes_mut(&self) -> std::sync::RwLockWriteGuard<'_, RouteTable> {
+        self.routes.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The other nodes holding `interest`.
+    fn nodes_of(&self, interest: Interest) -> Vec<Arc<str>> {
+        self.routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .nodes_of(interest)
+    }
+
+    /// Tells every node this one is here, at which version of its interests.
+    async fn beat(&self, hello: bool) {
+        let beat = Control::Beat {
+            node: self.node_id.to_string(),
+            boot: self.local.boot,
+            v: self.local.version(),
+            hello,
+        };
+        let payload = serde_json::to_vec(&beat).unwrap_or_default();
+        if let Err(e) = self
+            .client
+            .publish(self.subjects.beats(), payload.into())
+            .await
+        {
+            tracing::debug!(error = %e, "NATS bus: beating");
+        }
+    }
+
+    async fn request(&self, subject: Subject, payload: Bytes, wait: Duration) -> Answer {
+        match tokio::time::timeout(wait, self.client.request(subject, payload)).await {
+            Ok(Ok(answer)) => Answer::Said(answer.payload),
+            Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => Answer::Nobody,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "NATS bus: a request to a peer");
+                Answer::Silent
+            }
+            Err(_) => Answer::Silent,
+        }
+    }
+}
+
+/// A [`Bus`] between nodes over NATS: delivers to this node's hub at once
+/// and to the other nodes' hubs through their inboxes. See the crate docs
+/// for subjects, routes, envelope and what happens while NATS is down.
 pub struct NatsBus {
     hub: Arc<Hub>,
-    client: async_nats::Client,
-    node_id: Arc<str>,
+    shared: Arc<Shared>,
     /// Never waits; bounded by `budget`.
     outbox: mpsc::UnboundedSender<Outgoing>,
     /// Messages the outbox may still take: `publish` drops (and counts)
     /// what does not fit, so memory stays bounded however long NATS is away.
     budget: Arc<Budget>,
-    counters: Arc<Counters>,
-    subjects: Subjects,
-    /// Subscriptions the NATS server has confirmed, for [`Bus::subscribed`].
-    live: Arc<Live>,
     connects: watch::Receiver<u64>,
     tasks: Vec<AbortHandle>,
 }
@@ -277,75 +367,116 @@ impl NatsBus {
         let subjects = Subjects {
             prefix: Arc::from(options.prefix),
         };
-        let live = Arc::new(Live::default());
+        let ping = subjects.ping(&node_id);
+        // The node's only two subscriptions, in place before it says hello.
+        let inbox = client
+            .subscribe(subjects.inbox_all(&node_id))
+            .await
+            .map_err(BusError::Subscribe)?;
+        let beats = client
+            .subscribe(subjects.beats())
+            .await
+            .map_err(BusError::Subscribe)?;
+        let connected = is_connected(&client) && round_trip(&client, ping.clone()).await;
+        let shared = Arc::new(Shared {
+            client: client.clone(),
+            subjects,
+            node_id: node_id.clone(),
+            local: Local::new(),
+            routes: RwLock::new(RouteTable::default()),
+            live: Live::default(),
+            counters: counters.clone(),
+        });
         let pending = Arc::new(Pending::default());
         let (outbox, outbox_rx) = mpsc::unbounded_channel();
         let budget = Arc::new(Budget::new(options.outbox_capacity));
 
-        let ping = subjects.ping(&node_id);
+        let receiver = tokio::spawn(
+            Receiver {
+                shared: shared.clone(),
+                hub: hub.clone(),
+            }
+            .run(inbox, beats),
+        );
+        if connected {
+            // Every node answers a hello with a beat; the receiver asks the
+            // ones that hold something for their lists. Have them before
+            // this node publishes anything.
+            shared.beat(true).await;
+            tokio::time::sleep(STARTUP_LISTEN).await;
+            let deadline = tokio::time::Instant::now() + FLUSH_WAIT;
+            while !shared
+                .routes
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .in_step()
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
         let publisher = tokio::spawn(
             Publisher {
-                client: client.clone(),
-                node_id: node_id.clone(),
-                subjects: subjects.clone(),
-                ping: ping.clone(),
-                counters: counters.clone(),
+                shared: shared.clone(),
+                ping,
                 budget: budget.clone(),
             }
             .run(outbox_rx),
         );
-        let subscriber = tokio::spawn(
-            interest::Subscriber {
+        let announcer = tokio::spawn(
+            Announcer {
+                shared: shared.clone(),
                 hub: hub.clone(),
-                client: client.clone(),
-                subjects: subjects.clone(),
-                node_id: node_id.clone(),
-                ping,
                 pending: pending.clone(),
-                live: live.clone(),
-                counters: counters.clone(),
-                active: HashMap::new(),
+                connects: connects.clone(),
             }
             .run(),
         );
         if !hub.set_interest_listener(pending.clone()) {
             tracing::warn!(
-                "the hub already has an interest listener; this NATS bus will not subscribe"
+                "the hub already has an interest listener; this NATS bus will not announce"
             );
         }
         // Whatever the hub held before the listener was set.
         for interest in hub.interests() {
             crate::InterestListener::interest_changed(pending.as_ref(), interest);
         }
-        tracing::info!(node_id = %node_id, prefix = %subjects.prefix, "NATS bus started");
+        tracing::info!(node_id = %node_id, prefix = %shared.subjects.prefix, "NATS bus started");
         Ok(NatsBus {
             hub,
-            client,
-            node_id,
+            shared,
             outbox,
             budget,
-            counters,
-            subjects,
-            live,
             connects,
-            tasks: vec![publisher.abort_handle(), subscriber.abort_handle()],
+            tasks: vec![
+                publisher.abort_handle(),
+                receiver.abort_handle(),
+                announcer.abort_handle(),
+            ],
         })
     }
 
     /// This node's id, as carried in every envelope it publishes.
     pub fn node_id(&self) -> &str {
-        &self.node_id
+        &self.shared.node_id
     }
 
     /// Counts of what the bus did, for metrics.
     pub fn stats(&self) -> NatsStats {
+        let counters = &self.shared.counters;
         NatsStats {
-            published: self.counters.published.load(Ordering::Relaxed),
-            dropped: self.counters.dropped.load(Ordering::Relaxed),
-            received: self.counters.received.load(Ordering::Relaxed),
-            undecodable: self.counters.undecodable.load(Ordering::Relaxed),
-            overflows: self.counters.overflows.load(Ordering::Relaxed),
-            subscriptions: self.counters.subscriptions.load(Ordering::Relaxed),
+            published: counters.published.load(Ordering::Relaxed),
+            dropped: counters.dropped.load(Ordering::Relaxed),
+            received: counters.received.load(Ordering::Relaxed),
+            undecodable: counters.undecodable.load(Ordering::Relaxed),
+            overflows: counters.overflows.load(Ordering::Relaxed),
+            interests: counters.interests.load(Ordering::Relaxed),
+            routes: self
+                .shared
+                .routes
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .len(),
             connects: *self.connects.borrow(),
         }
     }
@@ -357,9 +488,8 @@ impl NatsBus {
         self.connects.clone()
     }
 
-    /// Waits (at most 2 s) until everything published (and every
-    /// subscription change made) so far has been processed by the NATS
-    /// server.
+    /// Waits (at most 2 s) until everything published so far has been
+    /// processed by the NATS server.
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.outbox.send(Outgoing::Flush(done)).is_ok() {
@@ -367,19 +497,19 @@ impl NatsBus {
         }
     }
 
-    /// Waits (at most 5 s) until this node's subscription for `interest` is
-    /// confirmed by the NATS server; `false` if it was not in time. The hub
-    /// must already hold that interest (a connection of the user, a watcher
-    /// of the topic). [`Bus::subscribed`] is this for a user.
+    /// Waits (at most 5 s) until every live node has applied this node's
+    /// interest in `interest`; `false` if that did not happen in time. The
+    /// hub must already hold that interest (a connection of the user, a
+    /// watcher of the topic). [`Bus::subscribed`] is this for a user.
     pub async fn subscribed_to(&self, interest: Interest) -> bool {
-        confirmed(&self.live, interest).await
+        confirmed(&self.shared.live, interest).await
     }
 
     fn enqueue(&self, count: usize, outgoing: Outgoing) {
         if !self.budget.take(count) {
-            self.counters.dropped(count, "outbox full");
+            self.shared.counters.dropped(count, "outbox full");
         } else if self.outbox.send(outgoing).is_err() {
-            self.counters.dropped(count, "bus closed");
+            self.shared.counters.dropped(count, "bus closed");
         }
     }
 }
@@ -404,10 +534,10 @@ impl Bus for NatsBus {
     }
 
     fn subscribed(&self, user_id: UserId) -> BusFuture {
-        let live = self.live.clone();
+        let shared = self.shared.clone();
         Box::pin(async move {
-            if !confirmed(&live, Interest::User(user_id)).await {
-                tracing::warn!(%user_id, "NATS did not confirm the subscription in time; going on");
+            if !confirmed(&shared.live, Interest::User(user_id)).await {
+                tracing::warn!(%user_id, "the other nodes did not confirm the route in time; going on");
             }
         })
     }
@@ -416,40 +546,25 @@ impl Bus for NatsBus {
         self.hub.devices_of(user_id)
     }
 
-    fn devices_connected(&self, user_id: UserId, others: usize) -> DevicesFuture {
+    /// Asks each node the routes name for the user.
+    fn devices_connected(&self, user_id: UserId) -> DevicesFuture {
         let mut devices = self.hub.devices_of(user_id);
-        if others == 0 || !is_connected(&self.client) {
+        let interest = Interest::User(user_id);
+        let nodes = self.shared.nodes_of(interest);
+        if nodes.is_empty() || !is_connected(&self.shared.client) {
             return Box::pin(std::future::ready(devices));
         }
-        let client = self.client.clone();
-        let subject = self.subjects.of(Interest::User(user_id));
+        let shared = self.shared.clone();
         Box::pin(async move {
-            let inbox = client.new_inbox();
-            let Ok(mut answers) = client.subscribe(inbox.clone()).await else {
-                return devices;
-            };
-            if client
-                .publish_with_reply(subject, inbox, Bytes::from_static(WHO))
-                .await
-                .is_err()
-            {
-                return devices;
-            }
-            let deadline = tokio::time::sleep(DEVICES_WAIT);
-            tokio::pin!(deadline);
-            let mut answered = 0;
-            while answered < others {
-                tokio::select! {
-                    answer = answers.next() => match answer {
-                        Some(answer) => {
-                            answered += 1;
-                            if let Ok(ids) = serde_json::from_slice::<Vec<DeviceId>>(&answer.payload) {
-                                devices.extend(ids);
-                            }
-                        }
-                        None => break,
-                    },
-                    () = &mut deadline => break,
+            let asks = nodes.iter().map(|node| {
+                let subject = shared.subjects.to(node, interest);
+                shared.request(subject, Bytes::from_static(WHO), DEVICES_WAIT)
+            });
+            for answer in futures_util::future::join_all(asks).await {
+                if let Answer::Said(payload) = answer {
+                    if let Ok(ids) = serde_json::from_slice::<Vec<DeviceId>>(&payload) {
+                        devices.extend(ids);
+                    }
                 }
             }
             devices.sort_unstable();
@@ -459,7 +574,7 @@ impl Bus for NatsBus {
     }
 
     fn is_connected(&self) -> bool {
-        is_connected(&self.client)
+        is_connected(&self.shared.client)
     }
 
     fn reconnects(&self) -> Option<watch::Receiver<u64>> {
@@ -469,7 +584,7 @@ impl Bus for NatsBus {
     fn close(&self) -> BusFuture {
         let (done, wait) = oneshot::channel();
         let queued = self.outbox.send(Outgoing::Flush(done)).is_ok();
-        let client = self.client.clone();
+        let shared = self.shared.clone();
         let tasks = self.tasks.clone();
         Box::pin(async move {
             if queued {
@@ -478,9 +593,19 @@ impl Bus for NatsBus {
             for task in tasks {
                 task.abort();
             }
-            if is_connected(&client) {
+            if is_connected(&shared.client) {
+                // The others forget this node's routes at once.
+                let bye = Control::Bye {
+                    node: shared.node_id.to_string(),
+                    boot: shared.local.boot,
+                };
+                let payload = serde_json::to_vec(&bye).unwrap_or_default();
+                let _ = shared
+                    .client
+                    .publish(shared.subjects.beats(), payload.into())
+                    .await;
                 // Unsubscribes everything and closes the connection.
-                let _ = tokio::time::timeout(FLUSH_WAIT, client.drain()).await;
+                let _ = tokio::time::timeout(FLUSH_WAIT, shared.client.drain()).await;
             }
         })
     }
@@ -559,18 +684,24 @@ mod tests {
         let subjects = Subjects {
             prefix: Arc::from("hark"),
         };
-        assert_eq!(subjects.of(Interest::User(UserId(7))).as_str(), "hark.u.7");
+        assert_eq!(subjects.beats().as_str(), "hark.r");
+        assert_eq!(subjects.inbox_all("n1").as_str(), "hark.n.n1.>");
+        assert_eq!(subjects.routes_of("n1").as_str(), "hark.n.n1.routes");
         assert_eq!(
-            subjects
-                .of(Interest::Topic(Topic::User(UserId(7))))
-                .as_str(),
-            "hark.t.u.7"
+            subjects.to("n1", Interest::User(UserId(7))).as_str(),
+            "hark.n.n1.u.7"
         );
         assert_eq!(
             subjects
-                .of(Interest::Topic(Topic::Chat(ChatId(3))))
+                .to("n1", Interest::Topic(Topic::User(UserId(7))))
                 .as_str(),
-            "hark.t.c.3"
+            "hark.n.n1.t.u.7"
+        );
+        assert_eq!(
+            subjects
+                .to("n1", Interest::Topic(Topic::Chat(ChatId(3))))
+                .as_str(),
+            "hark.n.n1.t.c.3"
         );
     }
 }

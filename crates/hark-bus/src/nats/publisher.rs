@@ -3,10 +3,12 @@
 //! [`Bus::publish`](crate::Bus::publish) only clones `Arc`s into the outbox
 //! (it runs on the store's commit path); this task groups and encodes them
 //! and writes them in order on the one connection, so NATS keeps each
-//! user's order. The outbox is bounded by a message budget, not by waiting.
+//! user's order. Each goes only to the inboxes of the nodes whose routes
+//! name its user or topic. The outbox is bounded by a message budget, not
+//! by waiting.
 
 use super::envelope;
-use super::{is_connected, round_trip, Counters, Subjects};
+use super::{is_connected, round_trip, Shared};
 use crate::hub::{Interest, Topic};
 use crate::{Outbound, TopicMessage};
 use async_nats::Subject;
@@ -53,11 +55,8 @@ impl Budget {
 }
 
 pub(super) struct Publisher {
-    pub(super) client: async_nats::Client,
-    pub(super) node_id: Arc<str>,
-    pub(super) subjects: Subjects,
+    pub(super) shared: Arc<Shared>,
     pub(super) ping: Subject,
-    pub(super) counters: Arc<Counters>,
     pub(super) budget: Arc<Budget>,
 }
 
@@ -70,7 +69,7 @@ impl Publisher {
             // While disconnected, async-nats would queue publishes until its
             // command channel is full and then make us wait; drop them
             // instead, which keeps that channel free for (un)subscribes.
-            let connected = is_connected(&self.client);
+            let connected = is_connected(&self.shared.client);
             match outgoing {
                 Outgoing::Users(messages, published) => {
                     let count = messages.len();
@@ -78,28 +77,35 @@ impl Publisher {
                         self.publish_users(&messages).await;
                         publish_seconds.record(published.elapsed().as_secs_f64());
                     } else {
-                        self.counters.dropped(count, "NATS disconnected");
+                        self.shared.counters.dropped(count, "NATS disconnected");
                     }
                     drop(messages);
                     self.budget.give_back(count);
                 }
                 Outgoing::Topic(topic, message) => {
                     if !connected {
-                        self.counters.dropped(1, "NATS disconnected");
+                        self.shared.counters.dropped(1, "NATS disconnected");
                     } else {
-                        match envelope::encode_topic(&self.node_id, &message) {
-                            Ok(payload) => {
-                                let subject = self.subjects.of(Interest::Topic(topic));
-                                self.send(subject, payload, 1).await;
+                        let interest = Interest::Topic(topic);
+                        let nodes = self.shared.nodes_of(interest);
+                        if !nodes.is_empty() {
+                            match envelope::encode_topic(&self.shared.node_id, &message) {
+                                Ok(payload) => {
+                                    let payload = Bytes::from(payload);
+                                    for node in nodes {
+                                        let subject = self.shared.subjects.to(&node, interest);
+                                        self.send(subject, payload.clone(), 1).await;
+                                    }
+                                }
+                                Err(e) => self.unencodable(&e, 1),
                             }
-                            Err(e) => self.unencodable(&e, 1),
                         }
                     }
                     self.budget.give_back(1);
                 }
                 Outgoing::Flush(done) => {
                     if connected {
-                        round_trip(&self.client, self.ping.clone()).await;
+                        round_trip(&self.shared.client, self.ping.clone()).await;
                     }
                     let _ = done.send(());
                 }
@@ -107,8 +113,9 @@ impl Publisher {
         }
     }
 
-    /// One envelope per user (in publish order), so a group message is one
-    /// NATS message per member and each user's messages stay in order.
+    /// One envelope per user (in publish order) to each node holding the
+    /// user, so a group message is one NATS message per member elsewhere
+    /// and each user's messages stay in order.
     async fn publish_users(&self, messages: &[(UserId, Outbound)]) {
         let mut by_user: Vec<(UserId, Vec<&Outbound>)> = Vec::new();
         let mut index: HashMap<UserId, usize> = HashMap::with_capacity(messages.len());
@@ -120,14 +127,23 @@ impl Publisher {
             by_user[i].1.push(message);
         }
         for (user_id, messages) in by_user {
-            match envelope::encode_user(&self.node_id, &messages) {
+            let interest = Interest::User(user_id);
+            let nodes = self.shared.nodes_of(interest);
+            if nodes.is_empty() {
+                continue; // no other node holds the user
+            }
+            match envelope::encode_user(&self.shared.node_id, &messages) {
                 Ok(envelopes) => {
-                    let subject = self.subjects.of(Interest::User(user_id));
+                    let envelopes: Vec<Bytes> = envelopes.into_iter().map(Bytes::from).collect();
                     let last = envelopes.len().saturating_sub(1);
-                    for (i, payload) in envelopes.into_iter().enumerate() {
-                        // The user's messages count once, with the last envelope.
-                        let count = if i == last { messages.len() } else { 0 };
-                        self.send(subject.clone(), payload, count).await;
+                    for node in nodes {
+                        let subject = self.shared.subjects.to(&node, interest);
+                        for (i, payload) in envelopes.iter().enumerate() {
+                            // The user's messages count once per node, with
+                            // the last envelope.
+                            let count = if i == last { messages.len() } else { 0 };
+                            self.send(subject.clone(), payload.clone(), count).await;
+                        }
                     }
                 }
                 Err(e) => self.unencodable(&e, messages.len()),
@@ -135,23 +151,24 @@ impl Publisher {
         }
     }
 
-    async fn send(&self, subject: Subject, payload: Vec<u8>, count: usize) {
-        match self.client.publish(subject, Bytes::from(payload)).await {
+    async fn send(&self, subject: Subject, payload: Bytes, count: usize) {
+        match self.shared.client.publish(subject, payload).await {
             Ok(()) => {
-                self.counters
+                self.shared
+                    .counters
                     .published
                     .fetch_add(count as u64, Ordering::Relaxed);
             }
             Err(e) => {
                 tracing::debug!(error = %e, "NATS publish");
-                self.counters.dropped(count, "publish refused");
+                self.shared.counters.dropped(count, "publish refused");
             }
         }
     }
 
     fn unencodable(&self, error: &serde_json::Error, count: usize) {
         tracing::error!(error = %error, "encoding a bus envelope");
-        self.counters.dropped(count, "encoding");
+        self.shared.counters.dropped(count, "encoding");
     }
 }
 

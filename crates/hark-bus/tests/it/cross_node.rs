@@ -1,4 +1,4 @@
-//! Events, revocations and subscriptions between two nodes.
+//! Events, revocations and routes between two nodes.
 
 use crate::support::{nats_url, prefix, Node};
 use hark_bus::{Bus, Interest, Outbound};
@@ -82,7 +82,7 @@ async fn a_node_without_the_users_connections_receives_nothing() {
     let b = Node::start(&url, &prefix).await;
     let _bob_on_b = b.connect(1, 10).await;
     let mut carol_on_a = a.connect(2, 20).await;
-    assert_eq!(a.bus.stats().subscriptions, 1, "A subscribes to carol only");
+    assert_eq!(a.bus.stats().interests, 1, "A announces carol only");
 
     // B publishes for bob (only on B) and then one event for carol: when
     // carol's arrives on A, bob's would have arrived before it.
@@ -95,7 +95,7 @@ async fn a_node_without_the_users_connections_receives_nothing() {
 }
 
 #[tokio::test]
-async fn the_subscription_goes_with_the_last_connection_and_comes_back() {
+async fn the_route_goes_with_the_last_connection_and_comes_back() {
     let url = nats_url().await;
     let prefix = prefix();
     let a = Node::start(&url, &prefix).await;
@@ -103,19 +103,19 @@ async fn the_subscription_goes_with_the_last_connection_and_comes_back() {
     let mut carol_on_b = b.connect(2, 20).await;
     let phone = b.connect(1, 10).await;
     let mut laptop = b.connect(1, 11).await;
-    b.wait_subscriptions(2).await;
+    b.wait_interests(2).await;
 
     drop(phone);
     a.publish_events(1, [1]);
     assert_eq!(
         laptop.positions(1).await,
         vec![1],
-        "one connection left: still subscribed"
+        "one connection left: still routed"
     );
-    assert_eq!(b.bus.stats().subscriptions, 2);
+    assert_eq!(b.bus.stats().interests, 2);
 
     drop(laptop);
-    b.wait_subscriptions(1).await;
+    b.wait_interests(1).await;
     assert!(!b.hub.is_interested(Interest::User(UserId(1))));
     let before = b.bus.stats().received;
     a.publish_events(1, [2, 3]);
@@ -127,7 +127,7 @@ async fn the_subscription_goes_with_the_last_connection_and_comes_back() {
         "B no longer receives bob's events"
     );
 
-    // Back on B: subscribed again.
+    // Back on B: routed again.
     let mut again = b.connect(1, 12).await;
     a.publish_events(1, [4]);
     assert_eq!(again.positions(1).await, vec![4]);
@@ -203,7 +203,7 @@ async fn a_group_message_reaches_every_member_on_the_other_node_once() {
     const MEMBERS: i64 = 1000;
     let mut members = Vec::new();
     for user in 1..=MEMBERS {
-        // Registered all at once: the bus subscribes them in batches.
+        // Registered all at once: the bus announces them in batches.
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         let registration = b
             .hub
@@ -214,7 +214,7 @@ async fn a_group_message_reaches_every_member_on_the_other_node_once() {
     for user in 1..=MEMBERS {
         b.bus.subscribed(UserId(user)).await;
     }
-    assert_eq!(b.bus.stats().subscriptions, MEMBERS as usize);
+    assert_eq!(b.bus.stats().interests, MEMBERS as usize);
 
     // One commit: the same event (one shared JSON) to every member, twice.
     for pos in [1, 2] {
@@ -243,7 +243,7 @@ async fn a_group_message_reaches_every_member_on_the_other_node_once() {
     assert_eq!(stats.received, 2 * MEMBERS as u64);
     assert_eq!(stats.overflows, 0);
     drop(members);
-    b.wait_subscriptions(0).await;
+    b.wait_interests(0).await;
     a.close().await;
     b.close().await;
 }

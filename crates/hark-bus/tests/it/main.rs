@@ -11,5 +11,6 @@
 mod conformance;
 mod cross_node;
 mod outage;
+mod routes;
 mod support;
 mod topics;

@@ -100,8 +100,9 @@ async fn live_delivery_resumes_after_nats_restarts() {
         a.bus.stats().connects >= 2 && b.bus.stats().connects >= 2
     })
     .await;
-    // B's subscription was renewed by the client; once it is in place at
-    // the server, A's publishes arrive again. Probe until one does (what
+    // B's inbox subscription was renewed by the client and A still routes
+    // bob to B; once the inbox is in place at the server, A's publishes
+    // arrive again. Probe until one does (what
     // A buffered while NATS was down may or may not arrive first).
     let mut probe = 1000;
     'probing: loop {
@@ -127,7 +128,7 @@ async fn live_delivery_resumes_after_nats_restarts() {
         }
     }
     assert_eq!(fresh, (2000..2010).collect::<Vec<_>>());
-    // The topic subscription was renewed as well.
+    // The topic's route held as well.
     let typing = hark_proto::TypingState {
         chat_id: hark_proto::ChatId(5),
         user_id: UserId(3),

@@ -100,19 +100,18 @@ impl Node {
         );
     }
 
-    /// Waits until this node holds exactly `n` subscriptions.
-    pub async fn wait_subscriptions(&self, n: usize) {
+    /// Waits until this node has announced exactly `n` interests (users and
+    /// topics) and the other live nodes have applied them.
+    pub async fn wait_interests(&self, n: usize) {
         let deadline = tokio::time::Instant::now() + ARRIVES;
-        while self.bus.stats().subscriptions != n {
+        while self.bus.stats().interests != n {
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "expected {n} subscriptions, have {}",
-                self.bus.stats().subscriptions
+                "expected {n} interests, have {}",
+                self.bus.stats().interests
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        // The UNSUB / SUB commands are on the wire once a flush returns.
-        self.bus.flush().await;
     }
 
     pub async fn close(self) {

@@ -42,7 +42,7 @@ async fn presence_and_typing_reach_watchers_on_the_other_node_only_while_watched
     assert!(b.bus.subscribed_to(Interest::Topic(presence_of_9)).await);
     assert!(b.bus.subscribed_to(Interest::Topic(chat)).await);
     assert!(a.bus.subscribed_to(Interest::Topic(chat)).await);
-    assert_eq!(b.bus.stats().subscriptions, 3);
+    assert_eq!(b.bus.stats().interests, 3);
 
     a.bus.publish_topic(presence_of_9, online(true));
     a.bus.publish_topic(chat, TopicMessage::Typing(typing(3)));
@@ -57,9 +57,9 @@ async fn presence_and_typing_reach_watchers_on_the_other_node_only_while_watched
     assert!(matches!(local.recv().await, Outbound::Typing(t) if t == typing(1)));
     local.assert_empty();
 
-    // Unwatched: B unsubscribes, and news no longer reaches it.
+    // Unwatched: B drops the route, and news no longer reaches it.
     watcher.registration.watch(vec![]);
-    b.wait_subscriptions(1).await;
+    b.wait_interests(1).await;
     let before = b.bus.stats().received;
     a.bus.publish_topic(presence_of_9, online(false));
     a.bus.publish_topic(chat, TopicMessage::Typing(typing(3)));
@@ -76,7 +76,7 @@ async fn presence_and_typing_reach_watchers_on_the_other_node_only_while_watched
 }
 
 #[tokio::test]
-async fn unwatch_and_reset_cross_nodes_and_drop_the_subscription() {
+async fn unwatch_and_reset_cross_nodes_and_drop_the_route() {
     let url = nats_url().await;
     let prefix = prefix();
     let a = Node::start(&url, &prefix).await;
@@ -90,13 +90,13 @@ async fn unwatch_and_reset_cross_nodes_and_drop_the_subscription() {
     assert!(b.bus.subscribed_to(Interest::Topic(chat)).await);
     assert!(b.bus.subscribed_to(Interest::Topic(presence_of_9)).await);
 
-    // User 1 left the chat (decided on A): B drops the watch and unsubscribes.
+    // User 1 left the chat (decided on A): B drops the watch and its route.
     a.bus
         .publish_topic(chat, TopicMessage::Unwatch { user: UserId(1) });
     // Privacy of user 9 changed: B's watchers are told to watch again.
     a.bus.publish_topic(presence_of_9, TopicMessage::Reset);
     assert!(matches!(other.recv().await, Outbound::PresenceReset));
-    b.wait_subscriptions(2).await; // the two users, no topic
+    b.wait_interests(2).await; // the two users, no topic
     assert!(!b.hub.is_interested(Interest::Topic(chat)));
     assert!(!b.hub.is_interested(Interest::Topic(presence_of_9)));
     a.bus.publish_topic(chat, TopicMessage::Typing(typing(3)));

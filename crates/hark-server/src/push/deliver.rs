@@ -135,14 +135,7 @@ async fn unconnected(
     user_id: hark_proto::UserId,
     targets: Vec<PushTarget>,
 ) -> Result<Vec<PushTarget>, JobError> {
-    let timeout = i64::try_from(state.config.cluster.node_timeout_ms).unwrap_or(i64::MAX);
-    let nodes = state
-        .store
-        .nodes_holding(user_id, crate::now_ms(), timeout)
-        .await
-        .map_err(|e| e.to_string())?;
-    let others = nodes.iter().filter(|n| **n != state.node_id).count();
-    let connected = state.bus.devices_connected(user_id, others).await;
+    let connected = state.bus.devices_connected(user_id).await;
     Ok(targets
         .into_iter()
         .filter(|t| !connected.contains(&t.device_id))

@@ -665,18 +665,6 @@ impl PresenceStore for PostgresStore {
         .await
     }
 
-    async fn nodes_holding(
-        &self,
-        user: UserId,
-        now: i64,
-        node_timeout_ms: i64,
-    ) -> StoreResult<Vec<String>> {
-        self.read(
-            |db| async move { presence::nodes_holding(&db, user, now, node_timeout_ms).await },
-        )
-        .await
-    }
-
     async fn heartbeat(
         &self,
         node: &str,

@@ -102,23 +102,6 @@ pub(crate) async fn online_among(
     rows.iter().map(|r| Ok(UserId(r.try_get(0)?))).collect()
 }
 
-/// The nodes heard from within `node_timeout_ms` of `now` that hold `user`.
-pub(crate) async fn nodes_holding(
-    db: &Db,
-    user: UserId,
-    now: i64,
-    node_timeout_ms: i64,
-) -> StoreResult<Vec<String>> {
-    let rows = db
-        .rows(
-            "SELECT p.node_id FROM presence p JOIN nodes n ON n.node_id = p.node_id
-             WHERE p.user_id = $1 AND n.seen_at >= $2",
-            &[&user.0, &(now - node_timeout_ms)],
-        )
-        .await?;
-    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
-}
-
 pub(crate) async fn heartbeat(
     tx: &mut Tx,
     node: &str,

@@ -661,16 +661,6 @@ impl PresenceStore for SqliteStore {
             .await
     }
 
-    async fn nodes_holding(
-        &self,
-        user: UserId,
-        now: i64,
-        node_timeout_ms: i64,
-    ) -> StoreResult<Vec<String>> {
-        self.read(move |conn| presence::nodes_holding(conn, user, now, node_timeout_ms))
-            .await
-    }
-
     async fn heartbeat(
         &self,
         node: &str,

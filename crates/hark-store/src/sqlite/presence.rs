@@ -87,30 +87,6 @@ pub(crate) fn online_among(
     Ok(online)
 }
 
-/// The nodes heard from within `node_timeout_ms` of `now` that hold `user`.
-pub(crate) fn nodes_holding(
-    conn: &Connection,
-    user: UserId,
-    now: i64,
-    node_timeout_ms: i64,
-) -> StoreResult<Vec<String>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT p.node_id, n.seen_at FROM presence p JOIN nodes n ON n.node_id = p.node_id
-         WHERE p.user_id = ?1",
-    )?;
-    let rows = stmt.query_map([user.0], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-    })?;
-    let mut nodes = Vec::new();
-    for row in rows {
-        let (node, seen_at) = row?;
-        if !rules::jobs::node_is_gone(seen_at, now, node_timeout_ms) {
-            nodes.push(node);
-        }
-    }
-    Ok(nodes)
-}
-
 pub(crate) fn heartbeat(
     ctx: &WriteCtx<'_>,
     node: &str,
