@@ -52,37 +52,6 @@ impl InterestListener for Pending {
     }
 }
 
-/// Interests every live peer has applied (or that were announced while
-/// NATS was away, which nothing can wait for).
-#[derive(Default)]
-pub(super) struct Live {
-    confirmed: Mutex<HashSet<Interest>>,
-    changed: Notify,
-}
-
-impl Live {
-    /// Resolves once `interest` is confirmed.
-    pub(super) async fn confirmed(&self, interest: Interest) {
-        loop {
-            let changed = self.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            if self.contains(interest) {
-                return;
-            }
-            changed.await;
-        }
-    }
-
-    fn contains(&self, interest: Interest) -> bool {
-        self.lock().contains(&interest)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<Interest>> {
-        self.confirmed.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
 pub(super) struct Announcer {
     pub(super) shared: Arc<Shared>,
     pub(super) hub: Arc<Hub>,
@@ -145,12 +114,6 @@ impl Announcer {
                 .map(|interest| (interest, self.hub.is_interested(interest))),
         );
         let Some(step) = step else { return };
-        if !step.del.is_empty() {
-            let mut live = self.shared.live.lock();
-            for interest in &step.del {
-                live.remove(interest);
-            }
-        }
         // If NATS is away, go on: the peers ask for our whole list when
         // they hear our next beat, and nothing waits on live delivery for
         // correctness.
@@ -162,15 +125,7 @@ impl Announcer {
             .counters
             .interests
             .store(self.shared.local.len(), Ordering::Relaxed);
-        let mut live = self.shared.live.lock();
-        live.extend(
-            step.add
-                .iter()
-                .copied()
-                .filter(|i| self.shared.local.contains(*i)),
-        );
-        drop(live);
-        self.shared.live.changed.notify_waiters();
+        self.shared.local.confirm(&step.add);
     }
 
     /// Tells every peer, and waits until each live one has applied the step.

@@ -19,7 +19,7 @@ use crate::{Bus, BusError, BusFuture, DevicesFuture, Hub, Outbound, TopicMessage
 use async_nats::Subject;
 use bytes::Bytes;
 use hark_proto::{DeviceId, UserId};
-use interest::{Announcer, Live, Pending};
+use interest::{Announcer, Pending};
 use publisher::{Budget, Outgoing, Publisher};
 use receiver::Receiver;
 use routes::{Control, Local, RouteTable};
@@ -208,8 +208,6 @@ struct Shared {
     local: Local,
     /// The other nodes' interests.
     routes: RwLock<RouteTable>,
-    /// Interests every live peer has applied, for [`Bus::subscribed`].
-    live: Live,
     counters: Arc<Counters>,
 }
 
@@ -384,7 +382,6 @@ impl NatsBus {
             node_id: node_id.clone(),
             local: Local::new(),
             routes: RwLock::new(RouteTable::default()),
-            live: Live::default(),
             counters: counters.clone(),
         });
         let pending = Arc::new(Pending::default());
@@ -502,7 +499,7 @@ impl NatsBus {
     /// hub must already hold that interest (a connection of the user, a
     /// watcher of the topic). [`Bus::subscribed`] is this for a user.
     pub async fn subscribed_to(&self, interest: Interest) -> bool {
-        confirmed(&self.shared.live, interest).await
+        confirmed(&self.shared.local, interest).await
     }
 
     fn enqueue(&self, count: usize, outgoing: Outgoing) {
@@ -536,7 +533,7 @@ impl Bus for NatsBus {
     fn subscribed(&self, user_id: UserId) -> BusFuture {
         let shared = self.shared.clone();
         Box::pin(async move {
-            if !confirmed(&shared.live, Interest::User(user_id)).await {
+            if !confirmed(&shared.local, Interest::User(user_id)).await {
                 tracing::warn!(%user_id, "the other nodes did not confirm the route in time; going on");
             }
         })
@@ -635,8 +632,8 @@ async fn round_trip(client: &async_nats::Client, ping: Subject) -> bool {
     }
 }
 
-async fn confirmed(live: &Live, interest: Interest) -> bool {
-    tokio::time::timeout(SUBSCRIBED_WAIT, live.confirmed(interest))
+async fn confirmed(local: &Local, interest: Interest) -> bool {
+    tokio::time::timeout(SUBSCRIBED_WAIT, local.confirmed(interest))
         .await
         .is_ok()
 }

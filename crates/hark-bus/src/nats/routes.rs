@@ -13,9 +13,10 @@
 use crate::hub::{Interest, Topic};
 use hark_proto::{ChatId, UserId};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
 /// The most other nodes one node keeps routes for (one bit each per route).
 pub(super) const MAX_PEERS: usize = 128;
@@ -103,15 +104,19 @@ pub(super) const OK: &[u8] = b"ok";
 /// The answer to a change that could not be applied: send the whole list.
 pub(super) const SEND_STATE: &[u8] = b"state";
 
-/// This node's announced interests and their version.
+/// This node's announced interests, their version, and which of them every
+/// live peer has applied (what [`Bus::subscribed`](crate::Bus::subscribed)
+/// waits for).
 pub(super) struct Local {
     pub(super) boot: u64,
     inner: Mutex<LocalInner>,
+    confirmed_changed: Notify,
 }
 
 struct LocalInner {
     version: u64,
-    interests: HashSet<Interest>,
+    /// Each announced interest, and whether it is confirmed.
+    interests: HashMap<Interest, bool>,
 }
 
 /// One step of this node's interests, to announce.
@@ -128,8 +133,9 @@ impl Local {
             boot: rand::random::<u64>() >> 11, // exact in a JSON number anywhere
             inner: Mutex::new(LocalInner {
                 version: 0,
-                interests: HashSet::new(),
+                interests: HashMap::new(),
             }),
+            confirmed_changed: Notify::new(),
         }
     }
 
@@ -145,8 +151,30 @@ impl Local {
         self.lock().interests.len()
     }
 
-    pub(super) fn contains(&self, interest: Interest) -> bool {
-        self.lock().interests.contains(&interest)
+    /// Marks those of `added` still announced as confirmed: every live peer
+    /// has them (or NATS was away, which nothing can wait for).
+    pub(super) fn confirm(&self, added: &[Interest]) {
+        let mut inner = self.lock();
+        for interest in added {
+            if let Some(confirmed) = inner.interests.get_mut(interest) {
+                *confirmed = true;
+            }
+        }
+        drop(inner);
+        self.confirmed_changed.notify_waiters();
+    }
+
+    /// Resolves once `interest` is announced and confirmed.
+    pub(super) async fn confirmed(&self, interest: Interest) {
+        loop {
+            let changed = self.confirmed_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.lock().interests.get(&interest) == Some(&true) {
+                return;
+            }
+            changed.await;
+        }
     }
 
     /// Brings the announced set to `wanted` for each of `keys`; the step to
@@ -155,9 +183,10 @@ impl Local {
         let mut inner = self.lock();
         let (mut add, mut del) = (Vec::new(), Vec::new());
         for (interest, wanted) in keys {
-            if wanted && inner.interests.insert(interest) {
+            if wanted && !inner.interests.contains_key(&interest) {
+                inner.interests.insert(interest, false);
                 add.push(interest);
-            } else if !wanted && inner.interests.remove(&interest) {
+            } else if !wanted && inner.interests.remove(&interest).is_some() {
                 del.push(interest);
             }
         }
@@ -180,7 +209,7 @@ impl Local {
             let inner = self.lock();
             (
                 inner.version,
-                inner.interests.iter().map(|i| key(*i)).collect(),
+                inner.interests.keys().map(|i| key(*i)).collect(),
             )
         };
         let parts = all.len().div_ceil(MAX_KEYS).max(1);
