@@ -317,6 +317,18 @@ pub(crate) fn history(
     Ok(history)
 }
 
+/// A chat's messages between two seqs in `order` (`ASC`, `DESC`) that the
+/// viewer has not deleted for themselves.
+pub(crate) fn page_sql(order: &str) -> String {
+    format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m
+         WHERE m.chat_id = :chat AND m.seq > :low AND m.seq < :high
+           AND NOT EXISTS (SELECT 1 FROM hidden_messages h
+                           WHERE h.user_id = :viewer AND h.chat_id = m.chat_id AND h.seq = m.seq)
+         ORDER BY m.seq {order}"
+    )
+}
+
 /// The messages of `window` that `viewer` has not deleted for themselves.
 fn page(
     conn: &Connection,
@@ -324,19 +336,16 @@ fn page(
     chat_id: ChatId,
     window: HistoryWindow,
 ) -> StoreResult<Vec<Message>> {
-    let order = window.order();
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages m
-         WHERE m.chat_id = :chat AND m.seq > :low AND m.seq < :high
-           AND NOT EXISTS (SELECT 1 FROM hidden_messages h
-                           WHERE h.user_id = :viewer AND h.chat_id = m.chat_id AND h.seq = m.seq)
-         ORDER BY m.seq {order} LIMIT :limit"
-    ))?;
+    // No `LIMIT`: the rows come in key order, so reading stops at the
+    // window's size; a bound limit would re-prepare the statement at every
+    // execution (see `stream::sync_sql`).
+    let mut stmt = conn.prepare_cached(&page_sql(window.order()))?;
     let rows: Vec<_> = stmt
         .query_map(
-            named_params! {":chat": chat_id.0, ":low": window.low, ":high": window.high, ":viewer": viewer.0, ":limit": window.limit},
+            named_params! {":chat": chat_id.0, ":low": window.low, ":high": window.high, ":viewer": viewer.0},
             |r| message_from_row(r, 0),
         )?
+        .take(window.limit as usize)
         .collect::<Result<_, _>>()?;
     rows.into_iter()
         .map(|row| rows::complete(conn, row))
