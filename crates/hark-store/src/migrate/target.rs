@@ -8,7 +8,7 @@ use super::tables::TARGET_BOOKKEEPING;
 use super::values::{Column, Val};
 use crate::{StoreError, StoreResult};
 use std::collections::HashMap;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 /// One arbitrary key for the advisory lock held by a run, so two runs
 /// against one target cannot interleave their batches.
@@ -45,12 +45,16 @@ pub(crate) struct Target {
 
 impl Target {
     pub(crate) async fn connect(url: &str) -> StoreResult<Target> {
-        let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(|e| {
+        // TLS as the URL's `sslmode` and `sslrootcert` say, as a node's
+        // pool connects: the copy carries every account and message.
+        let (config, tls) = crate::postgres::tls::connection(url)?;
+        let (client, connection) = config.connect(tls).await.map_err(|e| {
             // The server's own words ("database \"hark\" does not
-            // exist"), not just "db error".
-            let why = e
-                .as_db_error()
-                .map_or_else(|| e.to_string(), |db| db.message().to_owned());
+            // exist"), not just "db error"; a TLS failure with its reason.
+            let why = e.as_db_error().map_or_else(
+                || crate::postgres::tls::causes(&e),
+                |db| db.message().to_owned(),
+            );
             StoreError::Migrate(format!("cannot connect to the target database: {why}"))
         })?;
         tokio::spawn(async move {

@@ -65,7 +65,7 @@ mod sequencer;
 mod set_based;
 mod sso;
 mod stream;
-mod tls;
+pub(crate) mod tls;
 mod two_factor;
 mod tx;
 
@@ -1213,9 +1213,7 @@ pub async fn create_database(server_url: &str, name: &str) -> StoreResult<String
             "a database name is 1-63 lowercase letters, digits or '_'",
         ));
     }
-    let (config, tls) = tls::connection(server_url)?;
-    let (client, connection) = config.connect(tls).await.map_err(tls::connect_failed)?;
-    tokio::spawn(connection);
+    let client = connect(server_url).await?;
     let exists = client
         .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
         .await?
@@ -1226,6 +1224,18 @@ pub async fn create_database(server_url: &str, name: &str) -> StoreResult<String
             .await?;
     }
     Ok(database_url(server_url, name))
+}
+
+/// One connection to the database at `url`, outside any store, with TLS as
+/// its `sslmode` says, exactly as a store's pool connects (its connection
+/// task runs until the client is dropped): for tests, `hark migrate` and
+/// the bench's raw baseline, which must talk to PostgreSQL the way a node
+/// does.
+pub async fn connect(url: &str) -> StoreResult<tokio_postgres::Client> {
+    let (config, tls) = tls::connection(url)?;
+    let (client, connection) = config.connect(tls).await.map_err(tls::connect_failed)?;
+    tokio::spawn(connection);
+    Ok(client)
 }
 
 /// `url` with its database name replaced by `name`.
@@ -1249,10 +1259,8 @@ fn database_url(url: &str, name: &str) -> String {
 /// Drops the database `name` on the server at `server_url`, closing its
 /// connections first (for tests and `hark migrate`'s retries).
 pub async fn drop_database(server_url: &str, name: &str) -> StoreResult<()> {
-    let (config, tls) = tls::connection(server_url)?;
-    let (client, connection) = config.connect(tls).await.map_err(tls::connect_failed)?;
-    tokio::spawn(connection);
-    client
+    connect(server_url)
+        .await?
         .batch_execute(&format!(
             "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
             name.replace('"', "")

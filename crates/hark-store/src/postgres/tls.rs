@@ -135,7 +135,7 @@ pub(crate) fn connect_failed(e: impl std::error::Error) -> StoreError {
 }
 
 /// An error's text followed by each cause's that it does not already hold.
-fn causes(e: &dyn std::error::Error) -> String {
+pub(crate) fn causes(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {

@@ -354,6 +354,52 @@ async fn an_interrupted_run_resumes_where_it_stopped_without_duplicates() {
     assert!(again.tables.iter().all(|t| t.copied_now == 0), "{again}");
 }
 
+/// The copy goes over TLS as the URL says, like a node's connections: a
+/// target checked against the server's root (`verify-ca`) takes the copy,
+/// one checked against another root is refused with the reason, and the
+/// copy made is an encrypted session's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_target_is_reached_with_the_urls_tls_settings() {
+    let f = source().await;
+    let (_db, url) = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let stranger = crate::tls::wrong_root(&dir, "hark-test-stranger-ca");
+    let refused = run(
+        f.dir.path(),
+        &crate::tls::with_params(&url, &format!("sslmode=verify-ca&sslrootcert={stranger}")),
+        &Options::default(),
+    )
+    .await
+    .expect_err("a target whose certificate the root did not sign");
+    let refused = refused.to_string();
+    assert!(
+        refused.contains("TLS handshake") && refused.contains("UnknownIssuer"),
+        "{refused}"
+    );
+    assert_eq!(
+        client(&url)
+            .await
+            .query_one(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+                &[]
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        0,
+        "a refused target is left untouched"
+    );
+
+    let checked = crate::tls::with_params(
+        &url,
+        &format!("sslmode=verify-ca&sslrootcert={}", crate::tls::SNAKEOIL),
+    );
+    let report = run(f.dir.path(), &checked, &Options::default())
+        .await
+        .unwrap();
+    assert_clean(&report);
+}
+
 /// A client of the target database, for looking at it from outside.
 async fn client(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)

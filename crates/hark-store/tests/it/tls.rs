@@ -8,10 +8,10 @@ use hark_store::postgres::PostgresStore;
 use std::sync::Arc;
 
 /// The certificate PostgreSQL serves here (Debian's `ssl-cert` package).
-const SNAKEOIL: &str = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+pub(crate) const SNAKEOIL: &str = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
 
 /// `url` with `params` added to its query string.
-fn with_params(url: &str, params: &str) -> String {
+pub(crate) fn with_params(url: &str, params: &str) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}{params}")
 }
@@ -87,7 +87,7 @@ async fn store(params: &str) -> (TestDatabase, Result<PostgresStore, String>) {
 
 /// A root certificate nobody signed the server's certificate with, named
 /// `common_name`.
-fn wrong_root(dir: &tempfile::TempDir, common_name: &str) -> String {
+pub(crate) fn wrong_root(dir: &tempfile::TempDir, common_name: &str) -> String {
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(vec![common_name.into()]).unwrap();
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
