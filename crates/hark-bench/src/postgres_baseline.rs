@@ -4,12 +4,13 @@
 //! connection, each batch's statements and `COMMIT` sent in one round trip.
 //! What a Hark node does per message beyond this (idempotency lookup,
 //! membership, seq, receipts, stream heads, the wire) is the gap between
-//! the two figures.
+//! the two figures. It connects as a node does (`sslmode` from the URL,
+//! TLS when the server offers it by default), so both pay the same
+//! transport.
 
 use serde::Serialize;
 use std::time::{Duration, Instant};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::NoTls;
 
 /// The shape of `messages` and `stream_events` in
 /// crates/hark-store/src/postgres/schema.rs, with the idempotency index;
@@ -89,8 +90,7 @@ async fn insert(
     with_search: bool,
     max_time: Duration,
 ) -> anyhow::Result<PostgresResult> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
-    let connection = tokio::spawn(connection);
+    let client = hark_store::postgres::connect(url).await?;
     client.batch_execute(&schema(with_search)).await?;
     let (columns, values) = if with_search {
         (", search", ", to_tsvector('simple', t.text)")
@@ -173,7 +173,6 @@ async fn insert(
     }
     let seconds = started.elapsed().as_secs_f64();
     drop(client);
-    let _ = connection.await;
     let ms = |q: f64| commit_us.value_at_quantile(q) as f64 / 1000.0;
     Ok(PostgresResult {
         rows,
