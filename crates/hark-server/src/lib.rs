@@ -19,6 +19,7 @@ pub mod jobs;
 pub mod limits;
 mod listen;
 pub mod media;
+mod memory;
 pub mod messaging;
 pub mod metrics;
 pub mod presence;
@@ -162,6 +163,7 @@ pub async fn serve(
     background.push(tokio::spawn(webhooks::wake_forever(state.clone())));
     background.push(tokio::spawn(event_export::run_forever(state.clone())));
     background.push(tokio::spawn(limits::tidy_forever(state.clone())));
+    background.push(tokio::spawn(memory::trim_forever(state.clone())));
     let app = http::router(state.clone());
     let signal_state = state.clone();
     let stopping = async move {

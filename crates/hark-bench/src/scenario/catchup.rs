@@ -43,6 +43,11 @@ pub struct Params {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 120.0)]
     pub timeout: f64,
+    /// Keep every device connected this long after the last one caught
+    /// up, then read the server's memory again: what connected devices
+    /// hold once the storm's own allocations are gone.
+    #[arg(long, default_value_t = 0.0)]
+    pub hold_secs: f64,
 }
 
 /// What the reconnect storm measured.
@@ -54,12 +59,20 @@ struct Storm {
     failures: u64,
     first_error: Option<String>,
     wrong_counts: u64,
+    /// Server RSS (KiB) with every device connected and caught up, and
+    /// again after `--hold-secs`.
+    rss_connected: Option<u64>,
+    rss_held: Option<u64>,
 }
 
 pub async fn run(p: Params) -> anyhow::Result<Report> {
     anyhow::ensure!(
         p.users >= 1 && p.senders >= 1 && p.devices >= 1,
         "users, senders and devices must be at least 1"
+    );
+    anyhow::ensure!(
+        p.hold_secs.is_finite() && p.hold_secs >= 0.0,
+        "--hold-secs must be a number of seconds, 0 or more"
     );
     let mut report = Report::new("catchup", &p.common, &p);
     let servers = Servers::start(&p.common, 1).await?;
@@ -108,8 +121,7 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
 
     let tokens: Vec<Option<String>> = receivers.iter().map(|r| Some(r.token.clone())).collect();
     let expected = 1 + p.messages as i64; // chat_created + the messages
-    let hark = storm(&p, &ws, &tokens, Some(expected), "hark").await?;
-    let rss = servers.total_rss_kib();
+    let hark = storm(&p, &ws, &tokens, Some(expected), "hark", Some(&servers)).await?;
     servers.stop().await;
 
     let relay = if p.common.no_baseline {
@@ -117,7 +129,7 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
     } else {
         let handle = relay::start().await?;
         let url = format!("{}?user=1&chats=", handle.url);
-        let outcome = storm(&p, &url, &[None], None, "relay").await?;
+        let outcome = storm(&p, &url, &[None], None, "relay", None).await?;
         handle.stop().await;
         if outcome.failures > 0 {
             report.note(format!(
@@ -157,9 +169,19 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
         relay.as_ref().map(|r| &r.done),
         "relay",
     );
-    if let Some(rss) = rss {
+    if let Some(rss) = hark.rss_connected {
         report.figure(Figure::new(
             "server RSS with every device connected",
+            "MiB",
+            rss as f64 / 1024.0,
+        ));
+    }
+    if let Some(rss) = hark.rss_held {
+        report.figure(Figure::new(
+            &format!(
+                "server RSS {} s later, every device still connected",
+                p.hold_secs
+            ),
             "MiB",
             rss as f64 / 1024.0,
         ));
@@ -233,6 +255,7 @@ async fn storm(
     tokens: &[Option<String>],
     expected: Option<i64>,
     label: &str,
+    servers: Option<&Servers>,
 ) -> anyhow::Result<Storm> {
     let gate = Arc::new(Semaphore::new(p.max_in_flight.max(1)));
     let bar = (!p.common.quiet).then(|| {
@@ -332,12 +355,21 @@ async fn storm(
         failures: 0,
         first_error: None,
         wrong_counts: 0,
+        rss_connected: None,
+        rss_held: None,
     };
     let total = p.devices as u64;
     while finished.load(std::sync::atomic::Ordering::Relaxed) < total
         && started.elapsed() < deadline + Duration::from_secs(5)
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if let Some(servers) = servers {
+        storm.rss_connected = servers.total_rss_kib();
+        if p.hold_secs > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(p.hold_secs)).await;
+            storm.rss_held = servers.total_rss_kib();
+        }
     }
     let _ = hold_tx.send(true);
     for t in tasks {

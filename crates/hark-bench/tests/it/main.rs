@@ -203,6 +203,8 @@ async fn group_smoke_reaches_every_member() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catchup_smoke_every_device_catches_up() {
     let server = server().await;
+    // The server runs in this process: its memory is this process's.
+    let pid = std::process::id().to_string();
     let v = bench(
         &server,
         &[
@@ -217,6 +219,10 @@ async fn catchup_smoke_every_device_catches_up() {
             "1",
             "--page",
             "2",
+            "--hold-secs",
+            "0.2",
+            "--server-pid",
+            &pid,
         ],
     )
     .await;
@@ -225,6 +231,11 @@ async fn catchup_smoke_every_device_catches_up() {
     // Each device replays its user's chat_created event and three messages.
     assert_eq!(count(&v, "events replayed"), 6 * 4);
     assert!(has_figure(&v, "6 devices caught up"));
+    assert!(has_figure(&v, "server RSS with every device connected"));
+    assert!(has_figure(
+        &v,
+        "server RSS 0.2 s later, every device still connected"
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
