@@ -19,7 +19,7 @@ pub mod jobs;
 pub mod limits;
 mod listen;
 pub mod media;
-mod memory;
+pub mod memory;
 pub mod messaging;
 pub mod metrics;
 pub mod presence;
