@@ -4,9 +4,9 @@
 //! and returns to the system only the free space at the top of each heap.
 //! After a reconnect storm (thousands of devices syncing pages at once, then
 //! quiet) the freed pages sit between live allocations and stay resident:
-//! measured, a node held 669 MiB after 10,000 devices caught up and left,
-//! and 141 MiB once those pages were handed back (docs/benchmarks.md,
-//! "Memory given back after a storm"). Every [`EVERY`] this task looks at
+//! measured, a node held 634 MiB after 10,000 devices caught up and left,
+//! and 101–129 MiB with this task (docs/benchmarks.md, "Memory given back
+//! after a storm"). Every [`EVERY`] this task looks at
 //! the process (see [`Trimmer`] for when it acts) and has the allocator
 //! release its free pages (`malloc_trim`), on a blocking thread.
 //!
