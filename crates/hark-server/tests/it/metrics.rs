@@ -329,6 +329,7 @@ async fn the_dashboard_uses_only_metrics_that_exist() {
         "hark_jobs_oldest_due_seconds",
         "hark_bus_reconnects_total",
         "hark_slow_consumers_total",
+        "hark_memory_returned_bytes_total",
     ] {
         assert!(after.contains_key(gauge), "{gauge}: {text}");
     }
