@@ -141,6 +141,12 @@ pub(crate) fn router(state: AppState) -> Router {
     // page, the catch-all that answers unknown /v1 routes, health and
     // metrics for machines, and the web client (tested: nothing else).
     v1.route("/v1/openapi.json", get(openapi::json))
+        // The socket over HTTP/2 (RFC 8441) is an extended CONNECT to the
+        // same path; the document's `GET /v1/ws` describes both.
+        .route(
+            "/v1/ws",
+            axum::routing::on(axum::routing::MethodFilter::CONNECT, crate::ws::upgrade),
+        )
         .route("/v1/docs", get(openapi::page))
         .layer(axum::Extension(document))
         .route("/v1/{*rest}", axum::routing::any(no_route))

@@ -14,12 +14,12 @@ use crate::messaging;
 use crate::presence::Presence;
 use crate::state::{AddressSlot, AppState};
 use crate::ws::connection::{linger, OpenSocket, TokenBucket};
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use crate::ws::socket::{self, CloseFrame, Error, Message, Sink, Socket, Stream, Upgrade};
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::http::request::Parts;
 use axum::response::Response;
-use futures_util::stream::{FuturesOrdered, SplitSink, SplitStream};
+use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
 use hark_bus::{CloseReason, Outbound, Registration};
 use hark_proto::{ChatId, ErrorCode, Seq, UserId};
@@ -33,9 +33,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
-
-type Sink = SplitSink<WebSocket, Message>;
-type Stream = SplitStream<WebSocket>;
 
 /// The server pings a connection this often (SignalR's keep-alive
 /// interval; clients time a server out after 30 s without a message).
@@ -92,14 +89,15 @@ pub(super) async fn endpoint(
     crate::ws::check_origin(&state, &parts)?;
     let slot = crate::ws::claim_address(&state, &parts)?;
     let (who, connection_id) = admit(&state, &parts, &query).await?;
-    Ok(crate::ws::sized_upgrade(&mut parts, &state)
-        .await?
-        .on_upgrade(move |socket| {
+    let max = state.config.limits.max_frame_bytes;
+    Ok(
+        Upgrade::from_parts(&mut parts, max)?.on_upgrade(move |socket| {
             tracing::Instrument::instrument(
                 run(socket, state, who, slot, connection_id),
                 tracing::Span::current(),
             )
-        }))
+        }),
+    )
 }
 
 /// Checks the ticket and the connection token: the device, and the
@@ -140,7 +138,7 @@ async fn admit(
 
 /// Serves one upgraded socket, from the handshake to the close.
 async fn run(
-    socket: WebSocket,
+    socket: Socket,
     state: AppState,
     who: Arc<AuthedDevice>,
     slot: AddressSlot,
@@ -162,9 +160,7 @@ async fn run(
             .register(who.user.id, who.device.id, tx, limits.connections_per_user)
     else {
         let refusal = "too_many_connections: too many open connections for this user";
-        let _ = sink
-            .send(text(protocol::handshake_response(Some(refusal))))
-            .await;
+        let _ = socket::send_text(&mut sink, protocol::handshake_response(Some(refusal))).await;
         close_socket(&mut sink, POLICY).await;
         linger(stream).await;
         return;
@@ -173,8 +169,7 @@ async fn run(
     // answer: whatever commits after the client is told it is connected
     // arrives live.
     state.bus.subscribed(who.user.id).await;
-    if sink
-        .send(text(protocol::handshake_response(None)))
+    if socket::send_text(&mut sink, protocol::handshake_response(None))
         .await
         .is_err()
     {
@@ -202,14 +197,10 @@ async fn run(
     linger(stream).await;
 }
 
-fn text(record: String) -> Message {
-    Message::Text(record.into())
-}
-
 async fn close_socket(sink: &mut Sink, code: u16) {
     let _ = sink
         .send(Message::Close(Some(CloseFrame {
-            code,
+            code: code.into(),
             reason: "".into(),
         })))
         .await;
@@ -240,16 +231,18 @@ async fn handshake(
             Message::Text(t) => t.as_str().to_owned(),
             Message::Binary(b) => String::from_utf8_lossy(&b).into_owned(),
             Message::Close(_) => return None,
-            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
         };
         match records.push(&piece) {
             Ok(done) => got = done,
             Err(FrameError::TooLarge) => {
-                let _ = sink
-                    .send(text(protocol::handshake_response(Some(
+                let _ = socket::send_text(
+                    sink,
+                    protocol::handshake_response(Some(
                         "too_large: the handshake is larger than limits.max_frame_bytes",
-                    ))))
-                    .await;
+                    )),
+                )
+                .await;
                 close_socket(sink, TOO_BIG).await;
                 return None;
             }
@@ -258,9 +251,7 @@ async fn handshake(
     let mut got = got.into_iter();
     let request = got.next().unwrap_or_default();
     if let Err(e) = protocol::handshake(&request) {
-        let _ = sink
-            .send(text(protocol::handshake_response(Some(&e))))
-            .await;
+        let _ = socket::send_text(sink, protocol::handshake_response(Some(&e))).await;
         close_socket(sink, NORMAL).await;
         return None;
     }
@@ -345,13 +336,13 @@ impl Connection {
                         return self.close(ending).await;
                     }
                     next_ping += PING_EVERY;
-                    if self.sink.send(text(protocol::ping())).await.is_err() {
+                    if socket::send_text(&mut self.sink, protocol::ping()).await.is_err() {
                         return;
                     }
                 }
                 Some(reply) = self.inflight.next(), if !self.inflight.is_empty() => {
                     if let Some(reply) = reply {
-                        if self.sink.send(text(reply)).await.is_err() {
+                        if socket::send_text(&mut self.sink, reply).await.is_err() {
                             return;
                         }
                     }
@@ -368,19 +359,20 @@ impl Connection {
                                 return self.close(ending).await;
                             }
                         },
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                        // (tungstenite never reads a raw `Frame`.)
+                        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
                             if let Some(ending) = self.admit(None) {
                                 return self.close(ending).await;
                             }
                             continue;
                         }
+                        // An oversized frame or message.
+                        Some(Err(Error::Capacity(_))) => {
+                            let ending = Ending::new(ErrorCode::TooLarge, "a message is larger than limits.max_frame_bytes", false, TOO_BIG);
+                            return self.close(ending).await;
+                        }
                         Some(Err(e)) => {
-                            let reason = e.to_string();
-                            if reason.contains("too long") || reason.contains("Space limit") {
-                                let ending = Ending::new(ErrorCode::TooLarge, "a message is larger than limits.max_frame_bytes", false, TOO_BIG);
-                                return self.close(ending).await;
-                            }
-                            tracing::debug!(error = %reason, "signalr socket read failed");
+                            tracing::debug!(error = %e, "signalr socket read failed");
                             return;
                         }
                     };
@@ -545,7 +537,7 @@ impl Connection {
         // Earlier invocations finish first, so answers keep their order.
         while let Some(reply) = self.inflight.next().await {
             if let Some(reply) = reply {
-                let _ = self.sink.send(text(reply)).await;
+                let _ = socket::send_text(&mut self.sink, reply).await;
             }
         }
         Presence::watch(
@@ -629,7 +621,7 @@ impl Connection {
                 }
             };
             for record in records {
-                if self.sink.feed(text(record)).await.is_err() {
+                if socket::feed_text(&mut self.sink, record).await.is_err() {
                     return Err(None);
                 }
             }
@@ -680,7 +672,7 @@ impl Connection {
     /// Sends the close message, then closes the socket.
     async fn close(&mut self, ending: Ending) {
         let message = protocol::close(ending.error.as_deref(), ending.allow_reconnect);
-        let _ = self.sink.send(text(message)).await;
+        let _ = socket::send_text(&mut self.sink, message).await;
         close_socket(&mut self.sink, ending.code).await;
     }
 }

@@ -3,11 +3,11 @@
 //! bounded outbound queue, pings, and closes with a reason.
 
 use super::frames;
+use super::socket::{self, CloseFrame, Error, Message, Sink, Socket, Stream};
 use crate::messaging;
 use crate::presence::Presence;
 use crate::state::{AddressSlot, AppState};
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::stream::{FuturesOrdered, SplitSink, SplitStream};
+use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
 use hark_bus::{CloseReason, Outbound, Registration};
 use hark_proto::{ClientFrame, ErrorCode, Hello, Limits, ServerFrame, PROTOCOL_VERSION};
@@ -18,9 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
-
-type Sink = SplitSink<WebSocket, Message>;
-type Stream = SplitStream<WebSocket>;
 
 /// Close codes (RFC 6455): invalid payload data (a text frame that is not
 /// UTF-8), policy violation, message too big, going away.
@@ -66,7 +63,7 @@ const PING_EVERY: Duration = Duration::from_secs(30);
 /// serving starts. The task is now 1,280 bytes; at 19,000 idle connections
 /// that took the server from 9.1 to 7.1 KiB per connection.
 pub(super) fn run(
-    socket: WebSocket,
+    socket: Socket,
     state: AppState,
     authed: Option<Arc<AuthedDevice>>,
     slot: AddressSlot,
@@ -212,7 +209,7 @@ async fn authenticate(
             return None;
         }
         Ok(Some(Ok(Message::Text(text)))) => text,
-        Ok(Some(Err(e))) if is_invalid_utf8(&e) => {
+        Ok(Some(Err(Error::Utf8(_)))) => {
             close_invalid_utf8(sink).await;
             return None;
         }
@@ -392,21 +389,23 @@ impl Connection {
                         }
                         // Control frames count like any other: a ping flood
                         // is a flood (each ping makes the server write a pong).
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                        // (tungstenite never reads a raw `Frame`.)
+                        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
                             if Box::pin(self.admit(None)).await.is_err() {
                                 return;
                             }
                         }
+                        Some(Err(Error::Utf8(_))) => {
+                            Box::pin(close_invalid_utf8(&mut self.sink)).await;
+                            return;
+                        }
+                        // An oversized frame or message.
+                        Some(Err(Error::Capacity(_))) => {
+                            Box::pin(self.close(None, ErrorCode::TooLarge, "frame larger than the limit", TOO_BIG)).await;
+                            return;
+                        }
                         Some(Err(e)) => {
-                            // tungstenite reports an oversized message as a capacity error.
-                            let reason = e.to_string();
-                            if is_invalid_utf8(&e) {
-                                Box::pin(close_invalid_utf8(&mut self.sink)).await;
-                            } else if reason.contains("too long") || reason.contains("Space limit") {
-                                Box::pin(self.close(None, ErrorCode::TooLarge, "frame larger than the limit", TOO_BIG)).await;
-                            } else {
-                                tracing::debug!(error = %reason, "socket read failed");
-                            }
+                            tracing::debug!(error = %e, "socket read failed");
                             return;
                         }
                     }
@@ -481,7 +480,7 @@ impl Connection {
                     return false;
                 }
             };
-            if self.sink.feed(Message::Text(frame.into())).await.is_err() {
+            if socket::feed_text(&mut self.sink, frame).await.is_err() {
                 return false;
             }
         }
@@ -720,7 +719,7 @@ async fn respond(
 
 /// Sends a text frame; false when the socket is gone.
 async fn send(sink: &mut Sink, text: String) -> bool {
-    sink.send(Message::Text(text.into())).await.is_ok()
+    socket::send_text(sink, text).await.is_ok()
 }
 
 /// Sends an error frame, then a close frame whose reason is the error code.
@@ -732,21 +731,13 @@ async fn close(
     close_code: u16,
 ) {
     frames::sent("error", 1);
-    let _ = sink
-        .send(Message::Text(frames::error(id, code, message).into()))
-        .await;
+    let _ = socket::send_text(sink, frames::error(id, code, message)).await;
     let _ = sink
         .send(Message::Close(Some(CloseFrame {
-            code: close_code,
+            code: close_code.into(),
             reason: code.as_str().into(),
         })))
         .await;
-}
-
-/// Whether a read failed because a text frame was not UTF-8.
-fn is_invalid_utf8(e: &axum::Error) -> bool {
-    // axum wraps tungstenite's `Error::Utf8`, whose message starts so.
-    e.to_string().contains("UTF-8")
 }
 
 /// A text frame that is not UTF-8 cannot be read as JSON at all; RFC 6455

@@ -3,11 +3,11 @@
 
 pub(crate) mod connection;
 mod frames;
+pub(crate) mod socket;
 
 use crate::auth;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AddressSlot, AppState};
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::header;
 use axum::http::request::Parts;
@@ -41,8 +41,8 @@ pub(crate) async fn upgrade(
         }
         None => None,
     };
-    Ok(sized_upgrade(&mut parts, &state)
-        .await?
+    let max = state.config.limits.max_frame_bytes;
+    Ok(socket::Upgrade::from_parts(&mut parts, max)?
         // The connection logs under its upgrade request's span (its id).
         .on_upgrade(move |socket| {
             tracing::Instrument::instrument(
@@ -63,29 +63,6 @@ pub(crate) fn claim_address(state: &AppState, parts: &Parts) -> ApiResult<Addres
             "too many open connections from this address (limits.connections_per_address)",
         )
     })
-}
-
-/// The request's WebSocket upgrade, with the buffers and size limits of
-/// every socket the server serves (this gateway's and the SignalR hub's).
-pub(crate) async fn sized_upgrade(
-    parts: &mut Parts,
-    state: &AppState,
-) -> ApiResult<WebSocketUpgrade> {
-    let ws = <WebSocketUpgrade as axum::extract::FromRequestParts<AppState>>::from_request_parts(
-        parts, state,
-    )
-    .await
-    .map_err(|e| ApiError::invalid(format!("not a WebSocket upgrade: {e}")))?;
-    let max = state.config.limits.max_frame_bytes;
-    Ok(ws
-        // Small buffers keep an idle socket cheap (the defaults cost ~133 KiB).
-        // Frames are mostly far below 2 KiB; a larger one takes a few reads.
-        .read_buffer_size(2 * 1024)
-        .write_buffer_size(0)
-        // Room for the largest frame the server sends (a sync page, ~512 KiB).
-        .max_write_buffer_size(2 * 1024 * 1024)
-        .max_message_size(max)
-        .max_frame_size(max))
 }
 
 /// Browsers send `Origin`; only the server's own origin and the configured

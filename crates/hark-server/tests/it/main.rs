@@ -44,3 +44,4 @@ mod support;
 mod tls;
 mod two_factor;
 mod webhooks;
+mod websocket;
