@@ -161,6 +161,9 @@ fn header_has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool 
 /// Queues `text` as one text message: one frame up to [`FRAGMENT`] bytes,
 /// fragments beyond. The fragments share `text`'s allocation.
 pub(crate) async fn feed_text(sink: &mut Sink, text: String) -> Result<(), Error> {
+    if text.len() <= FRAGMENT {
+        return sink.feed(Message::Text(text.into())).await;
+    }
     for frame in fragments(text) {
         sink.feed(frame).await?;
     }
