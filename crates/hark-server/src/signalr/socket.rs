@@ -90,14 +90,8 @@ pub(super) async fn endpoint(
     let slot = crate::ws::claim_address(&state, &parts)?;
     let (who, connection_id) = admit(&state, &parts, &query).await?;
     let max = state.config.limits.max_frame_bytes;
-    Ok(
-        Upgrade::from_parts(&mut parts, max)?.on_upgrade(move |socket| {
-            tracing::Instrument::instrument(
-                run(socket, state, who, slot, connection_id),
-                tracing::Span::current(),
-            )
-        }),
-    )
+    Ok(Upgrade::from_parts(&mut parts, max)?
+        .on_upgrade(move |socket| run(socket, state, who, slot, connection_id)))
 }
 
 /// Checks the ticket and the connection token: the device, and the

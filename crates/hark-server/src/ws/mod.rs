@@ -43,13 +43,7 @@ pub(crate) async fn upgrade(
     };
     let max = state.config.limits.max_frame_bytes;
     Ok(socket::Upgrade::from_parts(&mut parts, max)?
-        // The connection logs under its upgrade request's span (its id).
-        .on_upgrade(move |socket| {
-            tracing::Instrument::instrument(
-                connection::run(socket, state, authed, slot),
-                tracing::Span::current(),
-            )
-        }))
+        .on_upgrade(move |socket| connection::run(socket, state, authed, slot)))
 }
 
 /// A socket counted against its client's address

@@ -117,7 +117,9 @@ impl Upgrade {
             on_upgrade,
             config,
         } = self;
-        tokio::spawn(async move {
+        // The connection logs under its upgrade request's span (its id).
+        let span = tracing::Span::current();
+        let connection = async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let io = TokioIo::new(upgraded);
@@ -127,7 +129,8 @@ impl Upgrade {
                 }
                 Err(e) => tracing::debug!(error = %e, "the upgrade did not complete"),
             }
-        });
+        };
+        tokio::spawn(tracing::Instrument::instrument(connection, span));
         let mut response = Response::new(Body::empty());
         if let Some(key) = key {
             *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
