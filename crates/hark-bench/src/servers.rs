@@ -188,6 +188,37 @@ pub fn node_dir(workspace: &Path, i: usize) -> std::path::PathBuf {
     workspace.join(format!("node{i}"))
 }
 
+/// The `[metrics]` token of the servers the bench starts with metrics on
+/// ([`metrics_setting`]), so a run can read them.
+const METRICS_TOKEN: &str = "hark-bench-metrics-token";
+
+/// The config line that turns a started server's `/metrics` on for the
+/// bench.
+pub fn metrics_setting() -> String {
+    format!("metrics = {{ token = \"{METRICS_TOKEN}\" }}\n")
+}
+
+/// A started server's `/metrics` scrape (see [`metrics_setting`]).
+pub async fn metrics(base: &str) -> anyhow::Result<String> {
+    Ok(reqwest::Client::new()
+        .get(format!("{base}/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?)
+}
+
+/// The sum of a scrape's samples of `name` (every label set).
+pub fn metric_total(scrape: &str, name: &str) -> f64 {
+    scrape
+        .lines()
+        .filter(|l| l.split([' ', '{']).next() == Some(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// VmRSS of a process, KiB.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -285,7 +285,16 @@ async fn run_on(p: Params, args: &[String], settings: &str) -> anyhow::Result<Re
         "servers and users must be at least 1"
     );
     let mut report = Report::new("connections", &p.common, &p);
-    let servers = Servers::start_with(&p.common, p.servers, args, settings).await?;
+    // Started servers scrape their memory counter: what a trim hands back
+    // during the hold was freed before it (the setup's logins) and must
+    // not make the connections look cheaper.
+    let own_servers = p.common.server.is_none();
+    let settings = if own_servers {
+        format!("{settings}{}", servers::metrics_setting())
+    } else {
+        settings.to_owned()
+    };
+    let servers = Servers::start_with(&p.common, p.servers, args, &settings).await?;
     let tag = setup::run_tag();
     let mut tokens = Vec::new();
     for (i, url) in servers.urls.iter().enumerate() {
@@ -299,6 +308,7 @@ async fn run_on(p: Params, args: &[String], settings: &str) -> anyhow::Result<Re
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = servers.rss_kib();
+    let returned_before = returned_kib(&servers, own_servers).await?;
     let bar = (!p.common.quiet).then(|| {
         let bar = ProgressBar::new(p.connections as u64);
         bar.set_style(
@@ -355,6 +365,12 @@ async fn run_on(p: Params, args: &[String], settings: &str) -> anyhow::Result<Re
         None
     };
     let after = servers.rss_kib();
+    let returned: Vec<u64> = returned_kib(&servers, own_servers)
+        .await?
+        .iter()
+        .zip(&returned_before)
+        .map(|(a, b)| a.saturating_sub(*b))
+        .collect();
     let connected: usize = connected_per_server.iter().sum();
     release(holders).await;
     servers.stop().await;
@@ -380,14 +396,17 @@ async fn run_on(p: Params, args: &[String], settings: &str) -> anyhow::Result<Re
             .map(|(b, a)| a.saturating_sub(b) as f64 / got.max(1) as f64)
     };
 
-    let per_conn: Vec<Option<f64>> = before
+    // Growth as if the trims had not run: what they handed back is added.
+    let grown: Vec<Option<u64>> = before
         .iter()
         .zip(&after)
+        .zip(&returned)
+        .map(|((b, a), r)| b.zip(*a).map(|(b, a)| (a + r).saturating_sub(b)))
+        .collect();
+    let per_conn: Vec<Option<f64>> = grown
+        .iter()
         .zip(&connected_per_server)
-        .map(|((b, a), &n)| {
-            b.zip(*a)
-                .map(|(b, a)| a.saturating_sub(b) as f64 / n.max(1) as f64)
-        })
+        .map(|(g, &n)| g.map(|g| g as f64 / n.max(1) as f64))
         .collect();
     if let Some(worst) = per_conn.iter().flatten().copied().reduce(f64::max) {
         report.figure(
@@ -434,15 +453,21 @@ async fn run_on(p: Params, args: &[String], settings: &str) -> anyhow::Result<Re
     if before.iter().any(Option::is_none) || servers_unknown(&before) {
         report.note("Server memory unknown: pass --hark-bin, or --server-pid with --server.");
     }
-    for (i, ((b, a), n)) in before
+    for (i, (((b, a), n), r)) in before
         .iter()
         .zip(&after)
         .zip(&connected_per_server)
+        .zip(&returned)
         .enumerate()
     {
         if let (Some(b), Some(a)) = (b, a) {
+            let trimmed = if *r > 0 {
+                format!(", and it handed {r} KiB of earlier free memory back to the system in between (added to its growth)")
+            } else {
+                String::new()
+            };
             report.note(format!(
-                "node {i}: {n} connections, RSS {b} KiB before, {a} KiB after."
+                "node {i}: {n} connections, RSS {b} KiB before, {a} KiB after{trimmed}."
             ));
         }
     }
@@ -475,6 +500,25 @@ async fn run_on(p: Params, args: &[String], settings: &str) -> anyhow::Result<Re
         );
     }
     Ok(report)
+}
+
+/// Memory each started server has handed back to the system so far
+/// (`hark_memory_returned_bytes_total`), KiB; zeros for a server the bench
+/// did not start (its metrics are not the bench's to read).
+async fn returned_kib(servers: &Servers, own_servers: bool) -> anyhow::Result<Vec<u64>> {
+    let mut kib = Vec::new();
+    for url in &servers.urls {
+        if !own_servers {
+            kib.push(0);
+            continue;
+        }
+        let scrape = servers::metrics(url)
+            .await
+            .with_context(|| format!("reading {url}/metrics"))?;
+        let bytes = servers::metric_total(&scrape, "hark_memory_returned_bytes_total");
+        kib.push((bytes / 1024.0) as u64);
+    }
+    Ok(kib)
 }
 
 fn servers_unknown(rss: &[Option<u64>]) -> bool {

@@ -8,7 +8,7 @@
 
 use super::traffic::{self, Conn, Outcome, Plan};
 use crate::report::{Figure, Report};
-use crate::servers::Servers;
+use crate::servers::{self, Servers};
 use crate::{client, postgres_baseline, relay, setup, sqlite_baseline, Common};
 use serde::Serialize;
 use std::time::Duration;
@@ -75,10 +75,6 @@ pub struct Params {
     pub preload_cache: Option<std::path::PathBuf>,
 }
 
-/// The `[metrics]` token of the bench's servers, so a run can read the
-/// batch sizes the server's commits actually had.
-const METRICS_TOKEN: &str = "hark-bench-metrics-token";
-
 pub async fn run(p: Params) -> anyhow::Result<Report> {
     let Some(server) = p.database.clone() else {
         return run_on(p, None).await;
@@ -107,7 +103,8 @@ async fn run_on(p: Params, database: Option<String>) -> anyhow::Result<Report> {
     }
     let measure_batches = p.common.server.is_none() && !p.common.no_baseline;
     if measure_batches {
-        settings.push_str(&format!("metrics = {{ token = \"{METRICS_TOKEN}\" }}\n"));
+        // The batch sizes the server's commits actually had.
+        settings.push_str(&servers::metrics_setting());
     }
     let mut preloaded = None;
     let servers = if p.preload_messages > 0 {
@@ -511,23 +508,10 @@ async fn run_on(p: Params, database: Option<String>) -> anyhow::Result<Report> {
 /// The server's `hark_store_commit_batch_size` histogram so far: the sum
 /// of its samples and their count (from `/metrics`).
 async fn commit_batches(base: &str) -> anyhow::Result<(f64, f64)> {
-    let text = reqwest::Client::new()
-        .get(format!("{base}/metrics"))
-        .bearer_auth(METRICS_TOKEN)
-        .send()
-        .await?
-        .error_for_status()?
-        .text()
-        .await?;
-    let total = |name: &str| -> f64 {
-        text.lines()
-            .filter(|l| l.starts_with(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    };
+    let scrape = servers::metrics(base).await?;
     Ok((
-        total("hark_store_commit_batch_size_sum"),
-        total("hark_store_commit_batch_size_count"),
+        servers::metric_total(&scrape, "hark_store_commit_batch_size_sum"),
+        servers::metric_total(&scrape, "hark_store_commit_batch_size_count"),
     ))
 }
 
