@@ -506,12 +506,11 @@ async fn run_on(p: Params, args: &[String], settings: &str) -> anyhow::Result<Re
 /// (`hark_memory_returned_bytes_total`), KiB; zeros for a server the bench
 /// did not start (its metrics are not the bench's to read).
 async fn returned_kib(servers: &Servers, own_servers: bool) -> anyhow::Result<Vec<u64>> {
+    if !own_servers {
+        return Ok(vec![0; servers.urls.len()]);
+    }
     let mut kib = Vec::new();
     for url in &servers.urls {
-        if !own_servers {
-            kib.push(0);
-            continue;
-        }
         let scrape = servers::metrics(url)
             .await
             .with_context(|| format!("reading {url}/metrics"))?;

@@ -89,8 +89,7 @@ pub(super) async fn endpoint(
     crate::ws::check_origin(&state, &parts)?;
     let slot = crate::ws::claim_address(&state, &parts)?;
     let (who, connection_id) = admit(&state, &parts, &query).await?;
-    let max = state.config.limits.max_frame_bytes;
-    Ok(Upgrade::from_parts(&mut parts, max)?
+    Ok(Upgrade::from_parts(&mut parts, &state)?
         .on_upgrade(move |socket| run(socket, state, who, slot, connection_id)))
 }
 

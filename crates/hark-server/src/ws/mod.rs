@@ -41,8 +41,7 @@ pub(crate) async fn upgrade(
         }
         None => None,
     };
-    let max = state.config.limits.max_frame_bytes;
-    Ok(socket::Upgrade::from_parts(&mut parts, max)?
+    Ok(socket::Upgrade::from_parts(&mut parts, &state)?
         .on_upgrade(move |socket| connection::run(socket, state, authed, slot)))
 }
 

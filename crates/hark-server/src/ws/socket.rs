@@ -11,6 +11,7 @@
 //! the buffer never grows past one fragment.
 
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use axum::body::Body;
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::request::Parts;
@@ -51,9 +52,10 @@ pub(crate) struct Upgrade {
 
 impl Upgrade {
     /// The request's upgrade, with the buffers and size limits of every
-    /// socket the server serves; a frame or message over `max_frame_bytes`
+    /// socket the server serves; a frame or message over `limits.max_frame_bytes`
     /// fails the read with [`Error::Capacity`].
-    pub(crate) fn from_parts(parts: &mut Parts, max_frame_bytes: usize) -> ApiResult<Upgrade> {
+    pub(crate) fn from_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Upgrade> {
+        let max_frame_bytes = state.config.limits.max_frame_bytes;
         let refused = |why: &str| ApiError::invalid(format!("not a WebSocket upgrade: {why}"));
         let key = if parts.version <= Version::HTTP_11 {
             if parts.method != Method::GET {
