@@ -1,8 +1,9 @@
 //! TLS in Hark itself, for a server with no proxy in front (the `[tls]`
-//! table): rustls (ring, no OpenSSL), HTTP/2 and HTTP/1.1 by ALPN, WebSocket
-//! over HTTP/1.1. The certificate and key are read from PEM files and read
-//! again when the files change, without a restart: new connections get the
-//! new certificate, open ones keep theirs. A renewal that cannot be read
+//! table): rustls (ring, no OpenSSL), HTTP/2 and HTTP/1.1 by ALPN, the
+//! WebSocket over either (over HTTP/2 as an extended CONNECT, RFC 8441, as
+//! a browser whose page came over h2 opens it). The certificate and key
+//! are read from PEM files and read again when the files change, without a
+//! restart: new connections get the new certificate, open ones keep theirs. A renewal that cannot be read
 //! (half-written, a key that does not match) is logged and the old
 //! certificate stays.
 //!

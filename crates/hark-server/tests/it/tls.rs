@@ -36,8 +36,12 @@ fn leaf(dir: &Path, issuer: &Issuer<'static, KeyPair>, name: &str) -> Vec<u8> {
     cert.der().to_vec()
 }
 
-/// What a client sees: the server's certificate and the protocol ALPN chose.
-async fn handshake(app: &TestApp, ca_pem: &str, alpn: &[&[u8]]) -> (Vec<u8>, Option<Vec<u8>>) {
+/// A TLS connection to the server, trusting `ca_pem`, offering `alpn`.
+async fn connect(
+    app: &TestApp,
+    ca_pem: &str,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     roots
@@ -54,10 +58,15 @@ async fn handshake(app: &TestApp, ca_pem: &str, alpn: &[&[u8]]) -> (Vec<u8>, Opt
     let addr = app.base.trim_start_matches("https://");
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tls = connector
+    connector
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// What a client sees: the server's certificate and the protocol ALPN chose.
+async fn handshake(app: &TestApp, ca_pem: &str, alpn: &[&[u8]]) -> (Vec<u8>, Option<Vec<u8>>) {
+    let tls = connect(app, ca_pem, alpn).await;
     let (_, session) = tls.get_ref();
     (
         session.peer_certificates().unwrap()[0].to_vec(),
@@ -152,6 +161,37 @@ async fn hark_serves_https_and_wss_and_reloads_its_certificate() {
     assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
     let (_, alpn) = handshake(&app, &ca_pem, &[b"http/1.1"]).await;
     assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
+
+    // The socket over HTTP/2 inside TLS, as a browser whose page came over
+    // h2 opens it (RFC 8441): the same protocol on an extended CONNECT.
+    {
+        use crate::websocket::{h2_client, next_frame, ws_over_h2};
+        use futures_util::SinkExt;
+        use hark_proto::{ClientFrame, Event, Pos, ServerFrame};
+        use tokio_tungstenite::tungstenite::Message;
+        let mut h2 = h2_client(connect(&app, &ca_pem, &[b"h2"]).await).await;
+        let uri = format!("{}/v1/ws", app.base.replace("127.0.0.1", "localhost"));
+        let mut ws = ws_over_h2(&mut h2, &uri, &bob.token).await;
+        let hello = next_frame(&mut ws).await;
+        assert!(
+            matches!(hello, ServerFrame::Hello(ref h) if h.user.id == bob.user.id),
+            "{hello:?}"
+        );
+        let sync = ClientFrame::Sync {
+            id: 1,
+            after: Pos(0),
+            limit: None,
+        };
+        ws.send(Message::Text(serde_json::to_string(&sync).unwrap().into()))
+            .await
+            .unwrap();
+        let ServerFrame::Synced { events, .. } = next_frame(&mut ws).await else {
+            panic!("expected synced");
+        };
+        assert!(events
+            .iter()
+            .any(|e| matches!(&e.event, Event::Message(m) if m.text == "over wss")));
+    }
 
     // A renewed certificate is served without a restart...
     let second = leaf(files.path(), &issuer, "second");

@@ -110,11 +110,7 @@ async fn a_long_message_comes_in_fragments_that_join_into_one() {
 #[tokio::test]
 async fn the_socket_opens_over_http2() {
     use futures_util::SinkExt;
-    use hyper::http::{Method, Request};
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use tokio_tungstenite::tungstenite::protocol::Role;
     use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::WebSocketStream;
 
     let app = spawn_app().await;
     let alice = app.user("alice").await;
@@ -125,26 +121,13 @@ async fn the_socket_opens_over_http2() {
 
     let addr = app.base.trim_start_matches("http://").to_owned();
     let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let (mut h2, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .handshake(TokioIo::new(tcp))
+    let mut h2 = h2_client(tcp).await;
+    let uri = format!("http://{addr}/v1/ws");
+
+    let refused = h2
+        .send_request(ws_connect(&uri, &bob.token, None))
         .await
         .unwrap();
-    tokio::spawn(conn);
-    let connect = |version: Option<&str>| {
-        let mut req = Request::builder()
-            .method(Method::CONNECT)
-            .uri(format!("http://{addr}/v1/ws"))
-            .header("authorization", format!("Bearer {}", bob.token))
-            .extension(hyper::ext::Protocol::from_static("websocket"));
-        if let Some(version) = version {
-            req = req.header("sec-websocket-version", version);
-        }
-        req.body(String::new()).unwrap()
-    };
-    // The server's SETTINGS (extended CONNECT enabled) arrive first.
-    h2.ready().await.unwrap();
-
-    let refused = h2.send_request(connect(None)).await.unwrap();
     assert_eq!(refused.status(), 400);
     let body = axum::body::to_bytes(axum::body::Body::new(refused.into_body()), 1 << 16)
         .await
@@ -152,10 +135,7 @@ async fn the_socket_opens_over_http2() {
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["error"]["code"], "invalid_field", "{body}");
 
-    let mut answer = h2.send_request(connect(Some("13"))).await.unwrap();
-    assert_eq!(answer.status(), 200);
-    let upgraded = hyper::upgrade::on(&mut answer).await.unwrap();
-    let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await;
+    let mut ws = ws_over_h2(&mut h2, &uri, &bob.token).await;
     let hello = next_frame(&mut ws).await;
     assert!(
         matches!(hello, ServerFrame::Hello(ref h) if h.user.id == bob.user_id),
@@ -178,8 +158,64 @@ async fn the_socket_opens_over_http2() {
         .any(|e| matches!(&e.event, Event::Message(m) if m.text == "hello over HTTP/2")));
 }
 
+/// An HTTP/2 client on `io` (cleartext or TLS with ALPN `h2`), once the
+/// server's SETTINGS (extended CONNECT enabled) have arrived.
+pub(crate) async fn h2_client<IO>(io: IO) -> hyper::client::conn::http2::SendRequest<String>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let (mut h2, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .handshake(TokioIo::new(io))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    h2.ready().await.unwrap();
+    h2
+}
+
+/// The extended `CONNECT` that opens the socket at `uri`, with the
+/// WebSocket version header when `version` is given.
+pub(crate) fn ws_connect(
+    uri: &str,
+    token: &str,
+    version: Option<&str>,
+) -> hyper::http::Request<String> {
+    let mut req = hyper::http::Request::builder()
+        .method(hyper::http::Method::CONNECT)
+        .uri(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .extension(hyper::ext::Protocol::from_static("websocket"));
+    if let Some(version) = version {
+        req = req.header("sec-websocket-version", version);
+    }
+    req.body(String::new()).unwrap()
+}
+
+/// The socket at `uri` opened over the HTTP/2 connection `h2`: asserts the
+/// server's 200.
+pub(crate) async fn ws_over_h2(
+    h2: &mut hyper::client::conn::http2::SendRequest<String>,
+    uri: &str,
+    token: &str,
+) -> tokio_tungstenite::WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>> {
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    let mut answer = h2
+        .send_request(ws_connect(uri, token, Some("13")))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let upgraded = hyper::upgrade::on(&mut answer).await.unwrap();
+    tokio_tungstenite::WebSocketStream::from_raw_socket(
+        hyper_util::rt::TokioIo::new(upgraded),
+        Role::Client,
+        None,
+    )
+    .await
+}
+
 /// The next server frame of a socket read with tungstenite directly.
-async fn next_frame<S>(ws: &mut S) -> ServerFrame
+pub(crate) async fn next_frame<S>(ws: &mut S) -> ServerFrame
 where
     S: futures_util::Stream<
             Item = Result<
