@@ -121,6 +121,18 @@ impl FromRequestParts<AppState> for Peer {
     }
 }
 
+/// The host the client asked for: the request target's authority (HTTP/2's
+/// `:authority`, which takes the place of `Host` there, or an absolute
+/// HTTP/1.1 target), else the `Host` header.
+pub(crate) fn host(parts: &Parts) -> Option<&str> {
+    parts.uri.authority().map(|a| a.as_str()).or_else(|| {
+        parts
+            .headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+    })
+}
+
 /// The request's client address: the TCP peer, unless it is one of
 /// `trusted` proxies; then the nearest `X-Forwarded-For` hop (read from
 /// the right, as each proxy appends the address it saw) that is not a

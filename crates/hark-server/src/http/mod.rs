@@ -11,7 +11,7 @@ mod contacts;
 mod deletion;
 mod e2e;
 mod extract;
-pub(crate) use extract::client_ip;
+pub(crate) use extract::{client_ip, host};
 mod media;
 pub(crate) mod openapi;
 mod profile;

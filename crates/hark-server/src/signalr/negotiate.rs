@@ -8,7 +8,6 @@ use crate::auth;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::extract::{Query, State};
-use axum::http::header;
 use axum::http::request::Parts;
 use axum::Json;
 use serde::Deserialize;
@@ -86,18 +85,7 @@ fn connection_answer(version: u32, id: String, token: String) -> Value {
 /// must be absolute): its host, and `https` when this server terminates
 /// TLS or a trusted proxy says the client used it.
 fn hub_url(state: &AppState, parts: &Parts) -> String {
-    let host = parts
-        .uri
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            parts
-                .headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| "localhost".to_owned());
+    let host = crate::http::host(parts).unwrap_or("localhost");
     let from_proxy = parts
         .extensions
         .get::<axum::extract::ConnectInfo<SocketAddr>>()

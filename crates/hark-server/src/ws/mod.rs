@@ -65,11 +65,8 @@ pub(crate) fn check_origin(state: &AppState, parts: &Parts) -> ApiResult<()> {
         return Ok(());
     };
     let origin = origin.to_str().unwrap_or_default();
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
+    // Over HTTP/2 the host is the `:authority`: browsers send no `Host`.
+    let host = crate::http::host(parts).unwrap_or_default();
     let same_origin = origin
         .split_once("://")
         .is_some_and(|(_, rest)| !host.is_empty() && rest == host);

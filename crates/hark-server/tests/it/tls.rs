@@ -170,8 +170,10 @@ async fn hark_serves_https_and_wss_and_reloads_its_certificate() {
         use hark_proto::{ClientFrame, Event, Pos, ServerFrame};
         use tokio_tungstenite::tungstenite::Message;
         let mut h2 = h2_client(connect(&app, &ca_pem, &[b"h2"]).await).await;
-        let uri = format!("{}/v1/ws", app.base.replace("127.0.0.1", "localhost"));
-        let mut ws = ws_over_h2(&mut h2, &uri, &bob.token).await;
+        // The page's origin, as Chromium sends it with the CONNECT.
+        let origin = app.base.replace("127.0.0.1", "localhost");
+        let uri = format!("{origin}/v1/ws");
+        let mut ws = ws_over_h2(&mut h2, &uri, &bob.token, Some(&origin)).await;
         let hello = next_frame(&mut ws).await;
         assert!(
             matches!(hello, ServerFrame::Hello(ref h) if h.user.id == bob.user.id),

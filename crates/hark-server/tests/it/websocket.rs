@@ -124,18 +124,39 @@ async fn the_socket_opens_over_http2() {
     let mut h2 = h2_client(tcp).await;
     let uri = format!("http://{addr}/v1/ws");
 
-    let refused = h2
-        .send_request(ws_connect(&uri, &bob.token, None))
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 400);
-    let body = axum::body::to_bytes(axum::body::Body::new(refused.into_body()), 1 << 16)
-        .await
-        .unwrap();
-    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(body["error"]["code"], "invalid_field", "{body}");
-
-    let mut ws = ws_over_h2(&mut h2, &uri, &bob.token).await;
+    let mut refused = async |version, origin| {
+        let answer = h2
+            .send_request(ws_connect(&uri, &bob.token, version, origin))
+            .await
+            .unwrap();
+        let status = answer.status();
+        let body = axum::body::to_bytes(axum::body::Body::new(answer.into_body()), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        (
+            status,
+            body["error"]["code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        )
+    };
+    assert_eq!(
+        refused(None, None).await,
+        (hyper::http::StatusCode::BAD_REQUEST, "invalid_field".into())
+    );
+    // A page of another origin may not open it; the server's own may,
+    // named by the `:authority` (there is no `Host` header over HTTP/2).
+    assert_eq!(
+        refused(Some("13"), Some("http://elsewhere.example")).await,
+        (
+            hyper::http::StatusCode::FORBIDDEN,
+            "origin_not_allowed".into()
+        )
+    );
+    let origin = format!("http://{addr}");
+    let mut ws = ws_over_h2(&mut h2, &uri, &bob.token, Some(&origin)).await;
     let hello = next_frame(&mut ws).await;
     assert!(
         matches!(hello, ServerFrame::Hello(ref h) if h.user.id == bob.user_id),
@@ -175,11 +196,14 @@ where
 }
 
 /// The extended `CONNECT` that opens the socket at `uri`, with the
-/// WebSocket version header when `version` is given.
+/// WebSocket version header when `version` is given and, as a browser
+/// sends it, `origin` when given (HTTP/2 has no `Host`: the host is in
+/// `uri`, the `:authority`).
 pub(crate) fn ws_connect(
     uri: &str,
     token: &str,
     version: Option<&str>,
+    origin: Option<&str>,
 ) -> hyper::http::Request<String> {
     let mut req = hyper::http::Request::builder()
         .method(hyper::http::Method::CONNECT)
@@ -189,19 +213,23 @@ pub(crate) fn ws_connect(
     if let Some(version) = version {
         req = req.header("sec-websocket-version", version);
     }
+    if let Some(origin) = origin {
+        req = req.header("origin", origin);
+    }
     req.body(String::new()).unwrap()
 }
 
-/// The socket at `uri` opened over the HTTP/2 connection `h2`: asserts the
-/// server's 200.
+/// The socket at `uri` opened over the HTTP/2 connection `h2`, with
+/// `origin` as a browser would send it: asserts the server's 200.
 pub(crate) async fn ws_over_h2(
     h2: &mut hyper::client::conn::http2::SendRequest<String>,
     uri: &str,
     token: &str,
+    origin: Option<&str>,
 ) -> tokio_tungstenite::WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>> {
     use tokio_tungstenite::tungstenite::protocol::Role;
     let mut answer = h2
-        .send_request(ws_connect(uri, token, Some("13")))
+        .send_request(ws_connect(uri, token, Some("13"), origin))
         .await
         .unwrap();
     assert_eq!(answer.status(), 200);
