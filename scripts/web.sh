@@ -73,12 +73,21 @@ sqlite_dep() {
   fi
 }
 
+# The TLS test makes its server's certificate with Debian's openssl.
+openssl_dep() {
+  if ! command -v openssl >/dev/null; then
+    log "installing Debian's openssl (TLS test)"
+    apt_install openssl
+  fi
+}
+
 cmd_setup() {
   node_deps
   chromium_dep
   emoji_font_dep
   dbus_dep
   sqlite_dep
+  openssl_dep
 }
 
 cmd_build() {
@@ -91,6 +100,7 @@ cmd_test() {
   chromium_dep
   dbus_dep
   sqlite_dep
+  openssl_dep
   local bin="${HARK_BIN:-$root/target/debug/hark}"
   if [ ! -x "$bin" ]; then
     log "$bin is missing: run 'cargo build -p hark' first"

@@ -34,10 +34,10 @@ export async function startServer({ dataDir, port = 0, config, env = {} } = {}) 
     const timer = setTimeout(() => reject(new Error(`hark did not start in 30 s:\n${log}`)), 30_000);
     const onData = (chunk) => {
       log += chunk.toString();
-      const m = log.match(/hark listening on http:\/\/127\.0\.0\.1:(\d+)/);
+      const m = log.match(/hark listening on (https?):\/\/127\.0\.0\.1:(\d+)/);
       if (m) {
         clearTimeout(timer);
-        resolvePort(Number(m[1]));
+        resolvePort({ scheme: m[1], port: Number(m[2]) });
       }
     };
     proc.stdout.on('data', onData);
@@ -51,11 +51,11 @@ export async function startServer({ dataDir, port = 0, config, env = {} } = {}) 
   const killOnExit = () => proc.kill('SIGKILL');
   process.on('exit', killOnExit);
   proc.on('exit', () => process.off('exit', killOnExit));
-  const actualPort = await listening;
+  const { scheme, port: actualPort } = await listening;
   const exited = new Promise((r) => proc.on('exit', r));
   return {
     port: actualPort,
-    url: `http://127.0.0.1:${actualPort}`,
+    url: `${scheme}://127.0.0.1:${actualPort}`,
     dataDir: dir,
     log: () => log,
     /** Stop the server (SIGTERM, then SIGKILL after 5 s); keeps the data dir. */
