@@ -165,34 +165,13 @@ async fn hark_serves_https_and_wss_and_reloads_its_certificate() {
     // The socket over HTTP/2 inside TLS, as a browser whose page came over
     // h2 opens it (RFC 8441): the same protocol on an extended CONNECT.
     {
-        use crate::websocket::{h2_client, next_frame, ws_over_h2};
-        use futures_util::SinkExt;
-        use hark_proto::{ClientFrame, Event, Pos, ServerFrame};
-        use tokio_tungstenite::tungstenite::Message;
+        use crate::websocket::{h2_client, hello_then_sync, ws_over_h2};
         let mut h2 = h2_client(connect(&app, &ca_pem, &[b"h2"]).await).await;
         // The page's origin, as Chromium sends it with the CONNECT.
         let origin = app.base.replace("127.0.0.1", "localhost");
         let uri = format!("{origin}/v1/ws");
         let mut ws = ws_over_h2(&mut h2, &uri, &bob.token, Some(&origin)).await;
-        let hello = next_frame(&mut ws).await;
-        assert!(
-            matches!(hello, ServerFrame::Hello(ref h) if h.user.id == bob.user.id),
-            "{hello:?}"
-        );
-        let sync = ClientFrame::Sync {
-            id: 1,
-            after: Pos(0),
-            limit: None,
-        };
-        ws.send(Message::Text(serde_json::to_string(&sync).unwrap().into()))
-            .await
-            .unwrap();
-        let ServerFrame::Synced { events, .. } = next_frame(&mut ws).await else {
-            panic!("expected synced");
-        };
-        assert!(events
-            .iter()
-            .any(|e| matches!(&e.event, Event::Message(m) if m.text == "over wss")));
+        hello_then_sync(&mut ws, bob.user.id, "over wss").await;
     }
 
     // A renewed certificate is served without a restart...

@@ -2,7 +2,7 @@
 //! fragments, and the socket over HTTP/2 (RFC 8441).
 
 use crate::support::spawn_app;
-use hark_proto::{ClientFrame, Event, Pos, ServerFrame};
+use hark_proto::{ClientFrame, Event, Pos, ServerFrame, UserId};
 
 /// A message longer than 8 KiB (here a sync page of 30 KiB) goes out as
 /// fragments of at most 8 KiB (docs/protocol.md "Frames"): a text frame
@@ -109,9 +109,6 @@ async fn a_long_message_comes_in_fragments_that_join_into_one() {
 /// is refused with a JSON error.
 #[tokio::test]
 async fn the_socket_opens_over_http2() {
-    use futures_util::SinkExt;
-    use tokio_tungstenite::tungstenite::Message;
-
     let app = spawn_app().await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
@@ -157,9 +154,28 @@ async fn the_socket_opens_over_http2() {
     );
     let origin = format!("http://{addr}");
     let mut ws = ws_over_h2(&mut h2, &uri, &bob.token, Some(&origin)).await;
-    let hello = next_frame(&mut ws).await;
+    hello_then_sync(&mut ws, bob.user_id, "hello over HTTP/2").await;
+}
+
+/// The protocol on a socket opened by hand: `hello` for `user`, then a
+/// sync from the start whose page holds the message `text`.
+pub(crate) async fn hello_then_sync<S>(ws: &mut S, user: UserId, text: &str)
+where
+    S: futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + futures_util::Sink<
+            tokio_tungstenite::tungstenite::Message,
+            Error = tokio_tungstenite::tungstenite::Error,
+        > + Unpin,
+{
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let hello = next_frame(ws).await;
     assert!(
-        matches!(hello, ServerFrame::Hello(ref h) if h.user.id == bob.user_id),
+        matches!(hello, ServerFrame::Hello(ref h) if h.user.id == user),
         "{hello:?}"
     );
     let sync = ClientFrame::Sync {
@@ -170,13 +186,13 @@ async fn the_socket_opens_over_http2() {
     ws.send(Message::Text(serde_json::to_string(&sync).unwrap().into()))
         .await
         .unwrap();
-    let page = next_frame(&mut ws).await;
+    let page = next_frame(ws).await;
     let ServerFrame::Synced { events, .. } = page else {
         panic!("expected synced, got {page:?}");
     };
     assert!(events
         .iter()
-        .any(|e| matches!(&e.event, Event::Message(m) if m.text == "hello over HTTP/2")));
+        .any(|e| matches!(&e.event, Event::Message(m) if m.text == text)));
 }
 
 /// An HTTP/2 client on `io` (cleartext or TLS with ALPN `h2`), once the
