@@ -328,8 +328,11 @@ impl Default for Retention {
 }
 
 /// HTTPS and WSS without a proxy in front: the certificate and key files
-/// (PEM), read again when they change. Without them Hark serves plain HTTP
-/// (behind a TLS-terminating balancer, as in docs/deploy.md).
+/// (PEM), read again when they change. HTTP/2 and HTTP/1.1 are offered
+/// (ALPN); a browser whose page came over HTTP/2 opens the WebSocket over it
+/// too (an extended `CONNECT`, RFC 8441), which Hark answers. Without them
+/// Hark serves plain HTTP (behind a TLS-terminating balancer, as in
+/// docs/deploy.md).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Tls {
