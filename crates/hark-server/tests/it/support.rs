@@ -497,9 +497,10 @@ impl TestApp {
 }
 
 /// A raw protocol client. Events that arrive while waiting for a reply are
-/// kept in `events`, so nothing is lost between calls.
-pub struct Ws {
-    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+/// kept in `events`, so nothing is lost between calls. `S` is the socket's
+/// transport: a TCP stream (maybe TLS), or an HTTP/2 stream (RFC 8441).
+pub struct Ws<S = MaybeTlsStream<TcpStream>> {
+    pub stream: WebSocketStream<S>,
     next_id: u64,
     pub events: Vec<hark_proto::EventFrame>,
     /// Presence, typing and reset frames received while waiting for something else.
@@ -509,9 +510,9 @@ pub struct Ws {
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
-impl Ws {
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Ws<S> {
     /// A client around a socket opened some other way.
-    pub fn wrap(stream: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Ws {
+    pub fn wrap(stream: WebSocketStream<S>) -> Ws<S> {
         Ws {
             stream,
             next_id: 1,

@@ -1,8 +1,10 @@
 //! The WebSocket on the wire, below what libraries show: long messages in
 //! fragments, and the socket over HTTP/2 (RFC 8441).
 
-use crate::support::spawn_app;
+use crate::support::{spawn_app, Ws};
 use hark_proto::{ClientFrame, Event, Pos, ServerFrame, UserId};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
 
 /// A message longer than 8 KiB (here a sync page of 30 KiB) goes out as
 /// fragments of at most 8 KiB (docs/protocol.md "Frames"): a text frame
@@ -159,34 +161,19 @@ async fn the_socket_opens_over_http2() {
 
 /// The protocol on a socket opened by hand: `hello` for `user`, then a
 /// sync from the start whose page holds the message `text`.
-pub(crate) async fn hello_then_sync<S>(ws: &mut S, user: UserId, text: &str)
-where
-    S: futures_util::Stream<
-            Item = Result<
-                tokio_tungstenite::tungstenite::Message,
-                tokio_tungstenite::tungstenite::Error,
-            >,
-        > + futures_util::Sink<
-            tokio_tungstenite::tungstenite::Message,
-            Error = tokio_tungstenite::tungstenite::Error,
-        > + Unpin,
-{
-    use futures_util::SinkExt;
-    use tokio_tungstenite::tungstenite::Message;
-    let hello = next_frame(ws).await;
+pub(crate) async fn hello_then_sync(ws: &mut Ws<TokioIo<Upgraded>>, user: UserId, text: &str) {
+    let hello = ws.next_frame().await;
     assert!(
         matches!(hello, ServerFrame::Hello(ref h) if h.user.id == user),
         "{hello:?}"
     );
-    let sync = ClientFrame::Sync {
-        id: 1,
-        after: Pos(0),
-        limit: None,
-    };
-    ws.send(Message::Text(serde_json::to_string(&sync).unwrap().into()))
-        .await
-        .unwrap();
-    let page = next_frame(ws).await;
+    let page = ws
+        .request(ClientFrame::Sync {
+            id: 1,
+            after: Pos(0),
+            limit: None,
+        })
+        .await;
     let ServerFrame::Synced { events, .. } = page else {
         panic!("expected synced, got {page:?}");
     };
@@ -201,7 +188,7 @@ pub(crate) async fn h2_client<IO>(io: IO) -> hyper::client::conn::http2::SendReq
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::rt::TokioExecutor;
     let (mut h2, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
         .handshake(TokioIo::new(io))
         .await
@@ -242,7 +229,7 @@ pub(crate) async fn ws_over_h2(
     uri: &str,
     token: &str,
     origin: Option<&str>,
-) -> tokio_tungstenite::WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>> {
+) -> Ws<TokioIo<Upgraded>> {
     use tokio_tungstenite::tungstenite::protocol::Role;
     let mut answer = h2
         .send_request(ws_connect(uri, token, Some("13"), origin))
@@ -250,32 +237,12 @@ pub(crate) async fn ws_over_h2(
         .unwrap();
     assert_eq!(answer.status(), 200);
     let upgraded = hyper::upgrade::on(&mut answer).await.unwrap();
-    tokio_tungstenite::WebSocketStream::from_raw_socket(
-        hyper_util::rt::TokioIo::new(upgraded),
-        Role::Client,
-        None,
+    Ws::wrap(
+        tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Client,
+            None,
+        )
+        .await,
     )
-    .await
-}
-
-/// The next server frame of a socket read with tungstenite directly.
-pub(crate) async fn next_frame<S>(ws: &mut S) -> ServerFrame
-where
-    S: futures_util::Stream<
-            Item = Result<
-                tokio_tungstenite::tungstenite::Message,
-                tokio_tungstenite::tungstenite::Error,
-            >,
-        > + Unpin,
-{
-    use futures_util::StreamExt;
-    match tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
-        .await
-        .expect("a frame in time")
-    {
-        Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) => {
-            serde_json::from_str(&text).unwrap()
-        }
-        other => panic!("expected a text frame, got {other:?}"),
-    }
 }
