@@ -59,6 +59,7 @@ impl Source {
         let source = Source { conn, path };
         source.check_version()?;
         source.check_tables()?;
+        source.check_streams_moved()?;
         Ok(source)
     }
 
@@ -121,6 +122,23 @@ impl Source {
             }
         }
         Ok(())
+    }
+
+    /// Every stream row is in `stream_events`, the table copied: a clean
+    /// shutdown moves the ones waiting in `stream_recent` (see
+    /// `crate::sqlite::stream`).
+    fn check_streams_moved(&self) -> StoreResult<()> {
+        let waiting: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM stream_recent", [], |r| r.get(0))?;
+        if waiting == 0 {
+            return Ok(());
+        }
+        Err(StoreError::Migrate(format!(
+            "{waiting} stream rows of the SQLite database still wait to be moved (the server \
+             did not stop cleanly): start this version's hark serve on it once and stop it \
+             with Ctrl-C or SIGTERM, then run hark migrate again"
+        )))
     }
 
     /// The columns a table's rows have in SQLite.

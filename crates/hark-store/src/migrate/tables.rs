@@ -127,6 +127,11 @@ pub(crate) const NOT_COPIED: &[(&str, &str)] = &[
         "search_pending",
         "search entries waiting for the FTS5 index; PostgreSQL indexes messages.search itself",
     ),
+    (
+        "stream_recent",
+        "stream rows waiting to move into stream_events, which a clean shutdown moves \
+         (the migration refuses a database where some still wait)",
+    ),
     ("presence", "ephemeral: rebuilt by the nodes that run"),
     (
         "sso_tickets",

@@ -177,13 +177,16 @@ pub(crate) fn follows(conn: &Connection) -> StoreResult<Vec<(UserId, String)>> {
 }
 
 /// SQLite keeps no head row: a stream is ahead when it has an event past
-/// the cursor (one probe of its primary key).
+/// the cursor (one probe of each of its tables' primary key).
 pub(crate) fn behind(conn: &Connection) -> StoreResult<Vec<String>> {
     Ok(conn
         .prepare_cached(
             "SELECT w.id FROM webhooks w
-             WHERE w.disabled IS NULL AND EXISTS (
-                 SELECT 1 FROM stream_events e WHERE e.user_id = w.user_id AND e.pos > w.cursor)",
+             WHERE w.disabled IS NULL AND (
+                 EXISTS (SELECT 1 FROM stream_recent e
+                          WHERE e.user_id = w.user_id AND e.pos > w.cursor)
+                 OR EXISTS (SELECT 1 FROM stream_events e
+                             WHERE e.user_id = w.user_id AND e.pos > w.cursor))",
         )?
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?)

@@ -106,6 +106,8 @@ impl SqliteStore {
         let mut conn = Connection::open(path)?;
         schema::configure(&conn)?;
         schema::migrate(&mut conn)?;
+        // Stream rows a crash left waiting move before anything reads.
+        stream::Backlog::default().move_all(&conn)?;
         // Start from an empty WAL: after a crash it may still hold pages as
         // they were before an erasure whose truncating checkpoint never ran.
         checkpoint::checkpoint(&conn, "TRUNCATE")?;

@@ -570,6 +570,22 @@ CREATE TABLE search_pending (
     text      TEXT NOT NULL
 );
 "#,
+    r#"
+-- Stream rows the writer appended lately: written in the commit that makes
+-- the event, moved into stream_events in steps of whole users
+-- (stream::Backlog), so a commit writes a few pages of this small table
+-- instead of a leaf page of stream_events per recipient (a 1,024-member
+-- group's message: 1,024 pages, docs/benchmarks.md). For every user, each
+-- position here is above every position of theirs in stream_events.
+CREATE TABLE stream_recent (
+    user_id INTEGER NOT NULL,
+    pos     INTEGER NOT NULL,
+    chat_id INTEGER NOT NULL,
+    msg_seq INTEGER,
+    payload TEXT,
+    PRIMARY KEY (user_id, pos)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// Opens the pragmas every connection needs.

@@ -1,4 +1,16 @@
-//! Each user's event stream: its head and paged reads (sync).
+//! Each user's event stream: its head, paged reads (sync), and the move of
+//! lately appended rows into the stream's main table.
+//!
+//! A stream's rows live in two tables of the same shape: `stream_recent`,
+//! where the writer appends, and `stream_events`, where they are moved in
+//! steps ([`Backlog`]). For every user, each position in `stream_recent`
+//! is above every position of theirs in `stream_events`, so a stream reads
+//! as the one table's rows, then the other's. Appending into the small
+//! table is the point: a commit that appends to 1,024 users' streams
+//! dirties a few dozen of its pages, where `stream_events`, ordered by
+//! user, gave each user a leaf page of its own (4 MiB of WAL for one
+//! message to a 1,024-member group); a step then moves many rows of each
+//! user it takes at once.
 
 use super::rows::{self, MESSAGE_COLUMNS};
 use crate::pages::{StreamPage, StreamRow, STREAM_COLUMNS};
@@ -7,11 +19,126 @@ use hark_proto::{Pos, UserId};
 use rusqlite::{params, Connection};
 use std::sync::OnceLock;
 
+/// The user's newest stream position (0 for an empty stream).
 pub(crate) fn head(conn: &Connection, user_id: UserId) -> StoreResult<Pos> {
     let head: i64 = conn
-        .prepare_cached("SELECT COALESCE(MAX(pos), 0) FROM stream_events WHERE user_id = ?1")?
+        .prepare_cached(
+            "SELECT COALESCE((SELECT MAX(pos) FROM stream_recent WHERE user_id = ?1),
+                             (SELECT MAX(pos) FROM stream_events WHERE user_id = ?1), 0)",
+        )?
         .query_row([user_id.0], |r| r.get(0))?;
     Ok(Pos(head))
+}
+
+/// Rows waiting in `stream_recent` before a step moves some into
+/// `stream_events` while the writer has nothing else to do: with 8,192
+/// waiting, a step takes ~8 rows of each member of a 1,024-member group
+/// that got 8 messages, and ~40 of each of 200 users in a busy one-to-one
+/// load, per leaf page it writes.
+pub(crate) const MOVE_WHEN_IDLE: usize = 8_192;
+
+/// Rows waiting past which a busy writer moves a step inside a batch.
+pub(crate) const MOVE_WHEN_BUSY: usize = 4 * MOVE_WHEN_IDLE;
+
+/// About how many rows one step moves: whole users, in user order from
+/// where the last step ended, until this many.
+const STEP_ROWS: usize = 4_096;
+
+/// What the writer knows of `stream_recent`: how many rows wait, and the
+/// user the next step starts at.
+#[derive(Debug, Default)]
+pub(crate) struct Backlog {
+    rows: usize,
+    next_user: i64,
+}
+
+impl Backlog {
+    /// Counts the waiting rows afresh (on opening, after a failed batch).
+    pub(crate) fn count(conn: &Connection) -> StoreResult<Backlog> {
+        let n: i64 = conn.query_row("SELECT count(*) FROM stream_recent", [], |r| r.get(0))?;
+        Ok(Backlog {
+            rows: usize::try_from(n).unwrap_or(0),
+            next_user: 0,
+        })
+    }
+
+    /// `n` rows appended.
+    pub(crate) fn appended(&mut self, n: usize) {
+        self.rows += n;
+    }
+
+    /// Whether a step is due: with the writer idle, or, busy, past the
+    /// larger bound.
+    pub(crate) fn due(&self, idle: bool) -> bool {
+        self.rows >= if idle { MOVE_WHEN_IDLE } else { MOVE_WHEN_BUSY }
+    }
+
+    /// Moves one step's rows (whole users) into `stream_events`, inside
+    /// the caller's transaction.
+    pub(crate) fn step(&mut self, conn: &Connection) -> StoreResult<()> {
+        let user_at = |offset: usize, from: i64| -> StoreResult<Option<i64>> {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT user_id FROM stream_recent WHERE user_id >= ?1
+                      ORDER BY user_id, pos LIMIT 1 OFFSET {offset}"
+                ))?
+                .query_row([from], |r| r.get(0))
+                .map(Some)
+                .or_else(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                    e => Err(e),
+                })?)
+        };
+        let Some(from) = user_at(0, self.next_user)? else {
+            // Nobody from there on: count again, and start over next time.
+            *self = Backlog::count(conn)?;
+            return Ok(());
+        };
+        // The user of the step's last row: the step takes every row of the
+        // users before it, or that user's own if it alone has that many.
+        let until = match user_at(STEP_ROWS, from)? {
+            Some(u) if u > from => u,
+            Some(u) => u + 1,
+            // The rest of the table from `from`; the next step starts over.
+            None => i64::MAX,
+        };
+        conn.prepare_cached(
+            "INSERT INTO stream_events (user_id, pos, chat_id, msg_seq, payload)
+             SELECT user_id, pos, chat_id, msg_seq, payload FROM stream_recent
+              WHERE user_id >= ?1 AND user_id < ?2 ORDER BY user_id, pos",
+        )?
+        .execute([from, until])?;
+        let moved = conn
+            .prepare_cached("DELETE FROM stream_recent WHERE user_id >= ?1 AND user_id < ?2")?
+            .execute([from, until])?;
+        if until == i64::MAX {
+            // Past the last user: count again (a job that failed after
+            // appending left the count too high), and start over.
+            *self = Backlog::count(conn)?;
+        } else {
+            self.rows = self.rows.saturating_sub(moved);
+            self.next_user = until;
+        }
+        Ok(())
+    }
+
+    /// Moves every waiting row, in a transaction of its own (on opening and
+    /// on closing the store, with no batch open).
+    pub(crate) fn move_all(&mut self, conn: &Connection) -> StoreResult<()> {
+        conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             INSERT INTO stream_events (user_id, pos, chat_id, msg_seq, payload)
+             SELECT user_id, pos, chat_id, msg_seq, payload FROM stream_recent
+              ORDER BY user_id, pos;
+             DELETE FROM stream_recent;
+             COMMIT;",
+        )
+        .inspect_err(|_| {
+            let _ = conn.execute_batch("ROLLBACK");
+        })?;
+        *self = Backlog::default();
+        Ok(())
+    }
 }
 
 /// The rows of a user's stream after a position, in order, each with the
@@ -21,16 +148,22 @@ pub(crate) fn head(conn: &Connection, user_id: UserId) -> StoreResult<Pos> {
 /// with the limit's value, so binding it expires the statement
 /// (`sqlite3ExprIsInteger` marks the parameter); that was 18 % of the
 /// server's CPU in a catch-up storm (docs/benchmarks.md).
-pub(crate) fn sync_sql() -> &'static str {
-    static SQL: OnceLock<String> = OnceLock::new();
-    SQL.get_or_init(|| {
-        format!(
-            "SELECT {STREAM_COLUMNS}, {MESSAGE_COLUMNS}
-             FROM stream_events e
-             LEFT JOIN messages m ON m.chat_id = e.chat_id AND m.seq = e.msg_seq
-             WHERE e.user_id = ?1 AND e.pos > ?2 ORDER BY e.pos"
-        )
-    })
+///
+/// Two statements, one per table of the stream: `stream_events`, then
+/// `stream_recent`, whose positions come after (see the module doc).
+pub(crate) fn sync_sql() -> [&'static str; 2] {
+    static SQL: OnceLock<[String; 2]> = OnceLock::new();
+    let [main, recent] = SQL.get_or_init(|| {
+        ["stream_events", "stream_recent"].map(|table| {
+            format!(
+                "SELECT {STREAM_COLUMNS}, {MESSAGE_COLUMNS}
+                 FROM {table} e
+                 LEFT JOIN messages m ON m.chat_id = e.chat_id AND m.seq = e.msg_seq
+                 WHERE e.user_id = ?1 AND e.pos > ?2 ORDER BY e.pos"
+            )
+        })
+    });
+    [main, recent]
 }
 
 /// Reads a page of the user's stream. Runs in one read transaction so the
@@ -44,10 +177,10 @@ pub(crate) fn sync(
     let tx = conn.transaction()?;
     let head = head(&tx, user_id)?;
     let mut page = StreamPage::default();
-    {
-        let mut stmt = tx.prepare_cached(sync_sql())?;
+    let mut read = 0;
+    for sql in sync_sql() {
+        let mut stmt = tx.prepare_cached(sql)?;
         let mut rows = stmt.query(params![user_id.0, after.0])?;
-        let mut read = 0;
         while read < limit && !page.full() {
             let Some(row) = rows.next()? else { break };
             read += 1;
@@ -67,6 +200,7 @@ pub(crate) fn sync(
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::repo::*;
     use crate::sqlite::{open_reader, SqliteStore};
     use crate::{CommitListener, Delivery, HistoryQuery, NewMessage, Store};
     use hark_proto::ClientMsgId;
@@ -120,9 +254,10 @@ mod tests {
             after.events.iter().map(|e| e.pos.0).collect::<Vec<_>>(),
             [3, 4, 5]
         );
-        let sync_stmt = conn.prepare_cached(sync_sql()).unwrap();
-        assert_eq!(sync_stmt.get_status(StatementStatus::RePrepare), 0);
-        drop(sync_stmt);
+        for sql in sync_sql() {
+            let sync_stmt = conn.prepare_cached(sql).unwrap();
+            assert_eq!(sync_stmt.get_status(StatementStatus::RePrepare), 0);
+        }
 
         for limit in [1, 2, 4] {
             let history = super::super::messages::history(
@@ -142,7 +277,8 @@ mod tests {
         drop(history_stmt);
 
         // What a bound limit does: every execution prepares it again.
-        let bound = "SELECT pos FROM stream_events WHERE user_id = ?1 ORDER BY pos LIMIT ?2";
+        // (The rows are still in `stream_recent`: too few to move.)
+        let bound = "SELECT pos FROM stream_recent WHERE user_id = ?1 ORDER BY pos LIMIT ?2";
         for limit in [1, 2, 3] {
             let n = conn
                 .prepare_cached(bound)
@@ -154,5 +290,198 @@ mod tests {
         }
         let stmt = conn.prepare_cached(bound).unwrap();
         assert!(stmt.get_status(StatementStatus::RePrepare) >= 2);
+    }
+
+    /// Every stream row of `user`, from both tables, in position order,
+    /// and which table held it.
+    fn all_rows(conn: &Connection, user: UserId) -> Vec<(i64, &'static str)> {
+        let mut out = Vec::new();
+        for table in ["stream_events", "stream_recent"] {
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT pos FROM {table} WHERE user_id = ?1 ORDER BY pos"
+                ))
+                .unwrap();
+            let rows = stmt.query_map([user.0], |r| r.get::<_, i64>(0)).unwrap();
+            out.extend(rows.map(|p| (p.unwrap(), table)));
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// What a device syncing from 0 in pages of `page` reads.
+    fn synced(conn: &mut Connection, user: UserId, page: u32) -> Vec<i64> {
+        let mut got = Vec::new();
+        loop {
+            let after = Pos(got.last().copied().unwrap_or(0));
+            let p = sync(conn, user, after, page).unwrap();
+            got.extend(p.events.iter().map(|e| e.pos.0));
+            if !p.more {
+                return got;
+            }
+        }
+    }
+
+    /// A group's messages land in `stream_recent` and idle steps move whole
+    /// users into `stream_events` while the group goes on: at every moment
+    /// each member's stream reads whole, gapless and in order across the two
+    /// tables (sync in pages that straddle them, the head), every position
+    /// of a user in `stream_recent` is above their positions in
+    /// `stream_events`, and a store opened again has moved everything.
+    #[tokio::test]
+    async fn streams_read_whole_while_their_rows_move() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hark.db");
+        let store = SqliteStore::open(&path, Arc::new(Nobody)).unwrap();
+        let mut members = Vec::new();
+        for i in 0..100 {
+            let user = store
+                .create_user(&format!("u{i}"), "U", "hash")
+                .await
+                .unwrap();
+            members.push(user.id);
+        }
+        let device = store.create_device(members[0], "d", [1; 32]).await.unwrap();
+        let chat = store
+            .create_group(members[0], "g", &members[1..], 1_000, false)
+            .await
+            .unwrap();
+        let mut conn = open_reader(&path).unwrap();
+        let recent = |conn: &Connection| -> usize {
+            conn.query_row("SELECT count(*) FROM stream_recent", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .unwrap() as usize
+        };
+        let mut moved_while_open = false;
+        let mut i = 0;
+        // Past the idle bound twice over: steps run between sends.
+        while i < 2 * MOVE_WHEN_IDLE / members.len() + 20 {
+            store
+                .send(NewMessage {
+                    chat_id: chat,
+                    sender_id: members[0],
+                    sender_device: device.id,
+                    client_id: ClientMsgId(format!("m{i}")),
+                    text: format!("message {i}"),
+                    reply_to: None,
+                    forwarded: false,
+                    media: None,
+                    encrypted: None,
+                })
+                .await
+                .unwrap();
+            i += 1;
+            if i % 25 != 0 {
+                continue;
+            }
+            let in_recent = recent(&conn);
+            moved_while_open |= in_recent < i * members.len();
+            for &user in [members[0], members[1], members[57], members[99]].iter() {
+                let rows = all_rows(&conn, user);
+                let positions: Vec<i64> = rows.iter().map(|r| r.0).collect();
+                // The group's creation, then each message.
+                let expected: Vec<i64> = (1..=positions.len() as i64).collect();
+                assert_eq!(positions, expected, "user {user:?}'s rows");
+                assert_eq!(positions.len(), i + 1);
+                let first_recent = rows.iter().position(|r| r.1 == "stream_recent");
+                if let Some(k) = first_recent {
+                    assert!(
+                        rows[k..].iter().all(|r| r.1 == "stream_recent"),
+                        "a row of {user:?} in stream_events after one in stream_recent"
+                    );
+                }
+                assert_eq!(synced(&mut conn, user, 7), expected);
+                assert_eq!(head(&conn, user).unwrap(), Pos(i as i64 + 1));
+            }
+        }
+        assert!(moved_while_open, "no step ran while the store was open");
+        assert!(recent(&conn) > 0, "some rows wait at the end");
+        drop(conn);
+        store.close();
+        drop(store);
+
+        // A crash leaves rows waiting: opening moves them first.
+        let raw = Connection::open(&path).unwrap();
+        assert_eq!(recent(&raw), 0, "closing moved what waited");
+        raw.execute(
+            "INSERT INTO stream_recent (user_id, pos, chat_id, msg_seq, payload)
+             SELECT user_id, pos + 1000, chat_id, msg_seq, payload FROM stream_events
+              WHERE user_id = ?1 AND pos = 2",
+            [members[3].0],
+        )
+        .unwrap();
+        drop(raw);
+        let store = SqliteStore::open(&path, Arc::new(Nobody)).unwrap();
+        let conn = open_reader(&path).unwrap();
+        assert_eq!(recent(&conn), 0);
+        assert_eq!(head(&conn, members[3]).unwrap(), Pos(1002));
+        let moved: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM stream_events WHERE user_id = ?1 AND pos = 1002",
+                [members[3].0],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(moved, 1);
+        store.close();
+    }
+
+    /// Steps take whole users from where the last one ended, so a user's
+    /// rows never straddle a step, and the count goes back to the truth
+    /// once a pass reaches the last user.
+    #[test]
+    fn a_step_moves_whole_users_and_counts_again_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hark.db");
+        let mut conn = Connection::open(&path).unwrap();
+        crate::sqlite::schema::configure(&conn).unwrap();
+        crate::sqlite::schema::migrate(&mut conn).unwrap();
+        // User 1 alone has more than a step; users 2..=400 have 20 each.
+        let mut insert = conn
+            .prepare(
+                "INSERT INTO stream_recent (user_id, pos, chat_id, msg_seq, payload)
+                 VALUES (?1, ?2, 1, NULL, '{}')",
+            )
+            .unwrap();
+        for pos in 1..=(STEP_ROWS as i64 + 10) {
+            insert.execute([1, pos]).unwrap();
+        }
+        for user in 2..=400 {
+            for pos in 1..=20 {
+                insert.execute([user, pos]).unwrap();
+            }
+        }
+        drop(insert);
+        let total = STEP_ROWS + 10 + 399 * 20;
+        let mut backlog = Backlog::count(&conn).unwrap();
+        assert_eq!(backlog.rows, total);
+        // Counted too high, as after a job that failed after appending.
+        backlog.appended(1_000);
+        let users_in = |conn: &Connection, table: &str| -> Vec<i64> {
+            let mut stmt = conn
+                .prepare(&format!("SELECT DISTINCT user_id FROM {table} ORDER BY 1"))
+                .unwrap();
+            let users = stmt.query_map([], |r| r.get(0)).unwrap();
+            users.map(Result::unwrap).collect()
+        };
+        backlog.step(&conn).unwrap();
+        assert_eq!(users_in(&conn, "stream_events"), [1], "the big user alone");
+        backlog.step(&conn).unwrap();
+        let moved = users_in(&conn, "stream_events");
+        assert!(moved.len() > 100 && moved.len() < 400, "{}", moved.len());
+        assert_eq!(moved, (1..=moved.len() as i64).collect::<Vec<_>>());
+        let counted: i64 = conn
+            .query_row("SELECT count(*) FROM stream_recent", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(backlog.rows, counted as usize + 1_000);
+        backlog.step(&conn).unwrap();
+        assert_eq!(users_in(&conn, "stream_recent"), Vec::<i64>::new());
+        assert_eq!(backlog.rows, 0, "counted again at the end");
+        assert_eq!(backlog.next_user, 0);
+        let moved: i64 = conn
+            .query_row("SELECT count(*) FROM stream_events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(moved as usize, total);
     }
 }

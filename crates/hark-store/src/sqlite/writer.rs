@@ -9,6 +9,7 @@
 //! the order of every per-user stream position handed out.
 
 use super::search::{self, IndexOp};
+use super::stream::Backlog as StreamBacklog;
 use super::syncer::{Durability, Ended};
 use crate::error::sqlite_disk_full;
 use crate::{Delivery, StoreError, StoreResult};
@@ -81,6 +82,9 @@ pub(crate) struct WriteCtx<'a> {
     erased: &'a mut bool,
     /// Chat events also go to the export outbox ([`crate::exports`]).
     exports: bool,
+    /// Stream rows appended and not yet moved. Only a count: made afresh
+    /// whenever a commit fails.
+    stream_backlog: &'a mut StreamBacklog,
     pub(crate) now_ms: i64,
 }
 
@@ -181,20 +185,15 @@ impl WriteCtx<'_> {
                 ])?;
             }
         }
+        // Into the small table; steps move rows on (`super::stream::Backlog`).
         let mut insert = self.conn.prepare_cached(
-            "INSERT INTO stream_events (user_id, pos, chat_id, msg_seq, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO stream_recent (user_id, pos, chat_id, msg_seq, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
+        self.stream_backlog.appended(users.len());
         for &user in users {
             let pos = match self.heads.get(&user) {
                 Some(head) => head + 1,
-                None => {
-                    let head: i64 = self.conn.query_row(
-                        "SELECT COALESCE(MAX(pos), 0) FROM stream_events WHERE user_id = ?1",
-                        [user.0],
-                        |r| r.get(0),
-                    )?;
-                    head + 1
-                }
+                None => super::stream::head(self.conn, user)?.0 + 1,
             };
             insert.execute(params![
                 user.0,
@@ -271,8 +270,28 @@ pub(crate) fn run(conn: Connection, mut jobs: mpsc::Receiver<Job>, shared: Share
     // bucket, with no lookup by name on the writer's path.
     let batch_sizes = metrics::histogram!("hark_store_commit_batch_size", "backend" => "sqlite");
     let commit_seconds = metrics::histogram!("hark_store_commit_seconds", "backend" => "sqlite");
-    while let Some(first) = jobs.blocking_recv() {
-        batch.push(first);
+    let mut streams = StreamBacklog::count(&conn).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "counting stream rows to move");
+        StreamBacklog::default()
+    });
+    loop {
+        // With nothing queued and stream rows to move, a batch of no jobs
+        // moves a step of them.
+        let idle_step = match jobs.try_recv() {
+            Ok(job) => {
+                batch.push(job);
+                false
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+            Err(mpsc::error::TryRecvError::Empty) if streams.due(true) => true,
+            Err(mpsc::error::TryRecvError::Empty) => match jobs.blocking_recv() {
+                Some(job) => {
+                    batch.push(job);
+                    false
+                }
+                None => break,
+            },
+        };
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
                 Ok(job) => batch.push(job),
@@ -316,6 +335,7 @@ pub(crate) fn run(conn: Connection, mut jobs: mpsc::Receiver<Job>, shared: Share
                 next_index_rowid: &mut next_index_rowid,
                 erased: &mut erased,
                 exports,
+                stream_backlog: &mut streams,
                 now_ms,
             };
             let (ok, finish) = (job.run)(&mut ctx);
@@ -350,6 +370,13 @@ pub(crate) fn run(conn: Connection, mut jobs: mpsc::Receiver<Job>, shared: Share
                 healthy = false;
             }
         }
+        if healthy && (idle_step || streams.due(false)) {
+            if let Err(e) = streams.step(&conn) {
+                tracing::error!(error = %e, "moving stream rows failed");
+                disk_full |= e.is_disk_full();
+                healthy = false;
+            }
+        }
         let ran = started.elapsed();
         // Before the COMMIT: a read that sees this batch counts it.
         let batch_number = durability.announce();
@@ -373,14 +400,17 @@ pub(crate) fn run(conn: Connection, mut jobs: mpsc::Receiver<Job>, shared: Share
             }
             let _ = conn.execute_batch("ROLLBACK");
             backlog.unsure();
+            streams = StreamBacklog::count(&conn).unwrap_or_default();
             heads.clear();
             deliveries.clear();
             index_ops.clear();
             next_index_rowid = None;
         }
         let took = started.elapsed();
-        batch_sizes.record(size as f64);
-        commit_seconds.record(took.as_secs_f64());
+        if size > 0 {
+            batch_sizes.record(size as f64);
+            commit_seconds.record(took.as_secs_f64());
+        }
         tracing::trace!(
             size,
             committed,
@@ -410,6 +440,11 @@ pub(crate) fn run(conn: Connection, mut jobs: mpsc::Receiver<Job>, shared: Share
         if wal_frames.load(Ordering::Acquire) > super::checkpoint::RESTART_FRAMES {
             rewind_wal(&conn, &wal_frames);
         }
+    }
+    // Closing: whatever waits moves now, so a stopped database keeps its
+    // streams in one table (what `hark migrate` copies).
+    if let Err(e) = streams.move_all(&conn) {
+        tracing::warn!(error = %e, "moving stream rows on closing");
     }
 }
 

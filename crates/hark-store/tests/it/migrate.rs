@@ -548,6 +548,53 @@ async fn a_source_with_an_unknown_table_or_another_schema_version_is_refused() {
     assert!(tables.is_empty(), "the target was not touched");
 }
 
+/// Stream rows a crash left in `stream_recent` (a clean shutdown moves
+/// them into `stream_events`, the table copied) make the run refuse with
+/// what to do; once a server opened and closed the database, it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_with_stream_rows_waiting_is_refused_until_a_clean_stop() {
+    let f = source().await;
+    let (_db, url) = TestDatabase::create().await;
+    let file = f.dir.path().join("hark.db");
+    let conn = rusqlite::Connection::open(&file).unwrap();
+    let moved = conn
+        .execute(
+            "INSERT INTO stream_recent SELECT * FROM stream_events
+              WHERE pos = (SELECT MAX(pos) FROM stream_events s WHERE s.user_id = stream_events.user_id)",
+            [],
+        )
+        .unwrap();
+    conn.execute(
+        "DELETE FROM stream_events WHERE (user_id, pos) IN (SELECT user_id, pos FROM stream_recent)",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    assert!(moved > 0);
+    let refused = run(f.dir.path(), &url, &Options::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains(&format!(
+            "{moved} stream rows of the SQLite database still wait"
+        )) && refused.contains("start this version's hark serve on it once and stop it"),
+        "{refused}"
+    );
+    let tables = client(&url)
+        .await
+        .query("SELECT 1 FROM pg_tables WHERE schemaname = 'public'", &[])
+        .await
+        .unwrap();
+    assert!(tables.is_empty(), "the target was not touched");
+
+    let store = SqliteStore::open(&file, Arc::new(Recorder::default())).unwrap();
+    store.close();
+    drop(store);
+    let report = run(f.dir.path(), &url, &Options::default()).await.unwrap();
+    assert_clean(&report);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_written_between_runs_is_not_resumed() {
     let f = source().await;
