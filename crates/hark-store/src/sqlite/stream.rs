@@ -293,8 +293,10 @@ mod tests {
     }
 
     /// Every stream row of `user`, from both tables, in position order,
-    /// and which table held it.
+    /// and which table held it: one snapshot, as a step may commit between
+    /// the two reads.
     fn all_rows(conn: &Connection, user: UserId) -> Vec<(i64, &'static str)> {
+        let snapshot = conn.unchecked_transaction().unwrap();
         let mut out = Vec::new();
         for table in ["stream_events", "stream_recent"] {
             let mut stmt = conn
@@ -305,6 +307,7 @@ mod tests {
             let rows = stmt.query_map([user.0], |r| r.get::<_, i64>(0)).unwrap();
             out.extend(rows.map(|p| (p.unwrap(), table)));
         }
+        snapshot.commit().unwrap();
         out.sort_unstable();
         out
     }
