@@ -203,11 +203,31 @@ mod tests {
     use crate::repo::*;
     use crate::sqlite::{open_reader, SqliteStore};
     use crate::{CommitListener, Delivery, HistoryQuery, NewMessage, Store};
-    use hark_proto::ClientMsgId;
+    use hark_proto::{ChatId, ClientMsgId, DeviceId};
     use rusqlite::StatementStatus;
     use std::sync::Arc;
 
     struct Nobody;
+
+    /// The `i`th plain message of a test.
+    fn message(
+        chat_id: ChatId,
+        sender_id: UserId,
+        sender_device: DeviceId,
+        i: usize,
+    ) -> NewMessage {
+        NewMessage {
+            chat_id,
+            sender_id,
+            sender_device,
+            client_id: ClientMsgId(format!("m{i}")),
+            text: format!("message {i}"),
+            reply_to: None,
+            forwarded: false,
+            media: None,
+            encrypted: None,
+        }
+    }
 
     impl CommitListener for Nobody {
         fn committed(&self, _: Vec<Delivery>) {}
@@ -228,17 +248,7 @@ mod tests {
         let chat = store.create_direct(ann.id, ben.id, false).await.unwrap();
         for i in 0..5 {
             store
-                .send(NewMessage {
-                    chat_id: chat,
-                    sender_id: ann.id,
-                    sender_device: device.id,
-                    client_id: ClientMsgId(format!("m{i}")),
-                    text: format!("message {i}"),
-                    reply_to: None,
-                    forwarded: false,
-                    media: None,
-                    encrypted: None,
-                })
+                .send(message(chat, ann.id, device.id, i))
                 .await
                 .unwrap();
         }
@@ -361,17 +371,7 @@ mod tests {
         // Past the idle bound twice over: steps run between sends.
         while i < 2 * MOVE_WHEN_IDLE / members.len() + 20 {
             store
-                .send(NewMessage {
-                    chat_id: chat,
-                    sender_id: members[0],
-                    sender_device: device.id,
-                    client_id: ClientMsgId(format!("m{i}")),
-                    text: format!("message {i}"),
-                    reply_to: None,
-                    forwarded: false,
-                    media: None,
-                    encrypted: None,
-                })
+                .send(message(chat, members[0], device.id, i))
                 .await
                 .unwrap();
             i += 1;

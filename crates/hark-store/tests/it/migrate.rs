@@ -401,6 +401,16 @@ async fn the_target_is_reached_with_the_urls_tls_settings() {
 }
 
 /// A client of the target database, for looking at it from outside.
+/// The target database has no table: a refused run wrote nothing.
+async fn assert_untouched(url: &str) {
+    let tables = client(url)
+        .await
+        .query("SELECT 1 FROM pg_tables WHERE schemaname = 'public'", &[])
+        .await
+        .unwrap();
+    assert!(tables.is_empty(), "the target was not touched");
+}
+
 async fn client(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
@@ -540,12 +550,7 @@ async fn a_source_with_an_unknown_table_or_another_schema_version_is_refused() {
             .contains("the SQLite database has schema version 3"),
         "{refused}"
     );
-    let tables = client(&url)
-        .await
-        .query("SELECT 1 FROM pg_tables WHERE schemaname = 'public'", &[])
-        .await
-        .unwrap();
-    assert!(tables.is_empty(), "the target was not touched");
+    assert_untouched(&url).await;
 }
 
 /// Stream rows a crash left in `stream_recent` (a clean shutdown moves
@@ -581,12 +586,7 @@ async fn a_source_with_stream_rows_waiting_is_refused_until_a_clean_stop() {
         )) && refused.contains("start this version's hark serve on it once and stop it"),
         "{refused}"
     );
-    let tables = client(&url)
-        .await
-        .query("SELECT 1 FROM pg_tables WHERE schemaname = 'public'", &[])
-        .await
-        .unwrap();
-    assert!(tables.is_empty(), "the target was not touched");
+    assert_untouched(&url).await;
 
     let store = SqliteStore::open(&file, Arc::new(Recorder::default())).unwrap();
     store.close();
