@@ -53,7 +53,8 @@ pub(crate) struct Backlog {
 }
 
 impl Backlog {
-    /// Counts the waiting rows afresh (on opening, after a failed batch).
+    /// Counts the waiting rows afresh (after a failed batch, and when a
+    /// step has passed the last user).
     pub(crate) fn count(conn: &Connection) -> StoreResult<Backlog> {
         let n: i64 = conn.query_row("SELECT count(*) FROM stream_recent", [], |r| r.get(0))?;
         Ok(Backlog {
@@ -102,15 +103,7 @@ impl Backlog {
             // The rest of the table from `from`; the next step starts over.
             None => i64::MAX,
         };
-        conn.prepare_cached(
-            "INSERT INTO stream_events (user_id, pos, chat_id, msg_seq, payload)
-             SELECT user_id, pos, chat_id, msg_seq, payload FROM stream_recent
-              WHERE user_id >= ?1 AND user_id < ?2 ORDER BY user_id, pos",
-        )?
-        .execute([from, until])?;
-        let moved = conn
-            .prepare_cached("DELETE FROM stream_recent WHERE user_id >= ?1 AND user_id < ?2")?
-            .execute([from, until])?;
+        let moved = move_users(conn, from, until)?;
         if until == i64::MAX {
             // Past the last user: count again (a job that failed after
             // appending left the count too high), and start over.
@@ -125,20 +118,27 @@ impl Backlog {
     /// Moves every waiting row, in a transaction of its own (on opening and
     /// on closing the store, with no batch open).
     pub(crate) fn move_all(&mut self, conn: &Connection) -> StoreResult<()> {
-        conn.execute_batch(
-            "BEGIN IMMEDIATE;
-             INSERT INTO stream_events (user_id, pos, chat_id, msg_seq, payload)
-             SELECT user_id, pos, chat_id, msg_seq, payload FROM stream_recent
-              ORDER BY user_id, pos;
-             DELETE FROM stream_recent;
-             COMMIT;",
-        )
-        .inspect_err(|_| {
-            let _ = conn.execute_batch("ROLLBACK");
-        })?;
+        let tx =
+            rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+        move_users(&tx, i64::MIN, i64::MAX)?;
+        tx.commit()?;
         *self = Backlog::default();
         Ok(())
     }
+}
+
+/// Moves the rows of the users in `from..until` from `stream_recent` into
+/// `stream_events`, in key order; how many moved.
+fn move_users(conn: &Connection, from: i64, until: i64) -> StoreResult<usize> {
+    conn.prepare_cached(
+        "INSERT INTO stream_events (user_id, pos, chat_id, msg_seq, payload)
+         SELECT user_id, pos, chat_id, msg_seq, payload FROM stream_recent
+          WHERE user_id >= ?1 AND user_id < ?2 ORDER BY user_id, pos",
+    )?
+    .execute([from, until])?;
+    Ok(conn
+        .prepare_cached("DELETE FROM stream_recent WHERE user_id >= ?1 AND user_id < ?2")?
+        .execute([from, until])?)
 }
 
 /// The rows of a user's stream after a position, in order, each with the

@@ -270,10 +270,8 @@ pub(crate) fn run(conn: Connection, mut jobs: mpsc::Receiver<Job>, shared: Share
     // bucket, with no lookup by name on the writer's path.
     let batch_sizes = metrics::histogram!("hark_store_commit_batch_size", "backend" => "sqlite");
     let commit_seconds = metrics::histogram!("hark_store_commit_seconds", "backend" => "sqlite");
-    let mut streams = StreamBacklog::count(&conn).unwrap_or_else(|e| {
-        tracing::error!(error = %e, "counting stream rows to move");
-        StreamBacklog::default()
-    });
+    // Opening the store moved every waiting stream row: none wait.
+    let mut streams = StreamBacklog::default();
     loop {
         // With nothing queued and stream rows to move, a batch of no jobs
         // moves a step of them.
