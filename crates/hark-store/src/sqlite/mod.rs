@@ -1043,6 +1043,9 @@ impl MessageStore for SqliteStore {
     }
 
     async fn head(&self, user_id: UserId) -> StoreResult<Pos> {
+        if let Some(head) = self.durability.head(user_id) {
+            return Ok(head);
+        }
         self.read(move |conn| stream::head(conn, user_id)).await
     }
 

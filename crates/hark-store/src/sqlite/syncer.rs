@@ -22,6 +22,8 @@
 
 use super::writer::{Finisher, Outcome};
 use crate::{CommitListener, Delivery};
+use hark_proto::{Pos, UserId};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
@@ -41,6 +43,11 @@ pub(crate) struct Durability {
     synced: AtomicU64,
     lock: Mutex<()>,
     caught_up: Condvar,
+    /// Each stream's newest position on disk, for the users whose streams
+    /// grew since the store opened (the others' are read from the
+    /// database): a connecting device's `hello` says it without a read,
+    /// which in a reconnect storm was one of three reads per device.
+    heads: Mutex<HashMap<UserId, i64>>,
 }
 
 impl Durability {
@@ -62,6 +69,24 @@ impl Durability {
                 .caught_up
                 .wait(guard)
                 .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// The newest synced position of `user_id`'s stream, if it grew since
+    /// the store opened. Never ahead of the disk: set after the fsync.
+    pub(crate) fn head(&self, user_id: UserId) -> Option<Pos> {
+        let heads = self.heads.lock().unwrap_or_else(|e| e.into_inner());
+        heads.get(&user_id).map(|&pos| Pos(pos))
+    }
+
+    /// Records the positions of synced batches' deliveries (in commit
+    /// order, so each user's last is their newest), before any of them is
+    /// published: a device that registers with the hub after an event was
+    /// published reads a head that covers it.
+    fn synced_heads(&self, ended: &[Ended]) {
+        let mut heads = self.heads.lock().unwrap_or_else(|e| e.into_inner());
+        for delivery in ended.iter().flat_map(|batch| &batch.deliveries) {
+            heads.insert(delivery.user_id, delivery.pos.0);
         }
     }
 
@@ -113,6 +138,7 @@ pub(crate) fn start(
                 }
                 let last = ended.last().map_or(0, |e| e.batch);
                 durability.synced_up_to(last);
+                durability.synced_heads(&ended);
                 for batch in ended.drain(..) {
                     if !batch.deliveries.is_empty() {
                         listener.committed(batch.deliveries);
@@ -160,7 +186,7 @@ mod tests {
     use super::*;
     use crate::sqlite::SqliteStore;
     use crate::{NewMessage, Store, WriteQueue};
-    use hark_proto::{ClientMsgId, Pos};
+    use hark_proto::ClientMsgId;
     use std::time::Duration;
 
     /// Records what the store reported as committed.
@@ -255,6 +281,12 @@ mod tests {
             async move { store.sync(ben.id, Pos(0), 100).await }
         });
         tokio::time::sleep(Duration::from_millis(300)).await;
+        // The head a connecting device is told is the synced one, at once.
+        let head = tokio::time::timeout(Duration::from_secs(5), store.head(ben.id))
+            .await
+            .expect("the head of a stream that grew since opening is known without a read")
+            .unwrap();
+        assert_eq!(head, before.head, "a head showed a commit before its fsync");
         assert!(!send.is_finished(), "acked before its fsync");
         assert!(
             !read.is_finished(),
@@ -279,11 +311,82 @@ mod tests {
         let page = read.await.unwrap().unwrap();
         assert_eq!(page.events.len(), before.events.len() + 1);
         assert!(page.head.0 > before.head.0);
+        assert_eq!(store.head(ben.id).await.unwrap(), page.head);
         other.await.unwrap().unwrap();
         let now = recorder.0.lock().unwrap();
         assert_eq!(now.len(), delivered + 2, "one event for each member");
         assert!(now[delivered..]
             .iter()
             .all(|d| d.event_json.contains("held back")));
+    }
+    /// A stream's head is its newest synced position, whether it grew since
+    /// the store opened (known to the sync thread) or not (read): for users
+    /// with and without events, after a group's messages, and again after
+    /// the store is opened anew.
+    #[tokio::test]
+    async fn a_head_is_the_streams_newest_position_known_or_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hark.db");
+        let heads_in_database = |users: &[UserId]| -> Vec<Pos> {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            users
+                .iter()
+                .map(|&u| super::super::stream::head(&conn, u).unwrap())
+                .collect()
+        };
+        let users: Vec<UserId>;
+        {
+            let store: Arc<dyn Store> =
+                Arc::new(SqliteStore::open(&path, Arc::new(Recorder::default())).unwrap());
+            let mut made = Vec::new();
+            for name in ["ann", "ben", "cat", "dan"] {
+                made.push(store.create_user(name, "N", "hash").await.unwrap().id);
+            }
+            users = made;
+            // Nothing in any stream yet.
+            for &u in &users {
+                assert_eq!(store.head(u).await.unwrap(), Pos(0));
+            }
+            let device = store.create_device(users[0], "d", [1; 32]).await.unwrap();
+            let group = store
+                .create_group(users[0], "g", &users[1..3], 100, false)
+                .await
+                .unwrap();
+            for i in 0..5 {
+                store
+                    .send(NewMessage {
+                        chat_id: group,
+                        sender_id: users[0],
+                        sender_device: device.id,
+                        client_id: ClientMsgId(format!("m{i}")),
+                        text: format!("message {i}"),
+                        reply_to: None,
+                        forwarded: false,
+                        media: None,
+                        encrypted: None,
+                    })
+                    .await
+                    .unwrap();
+            }
+            let known: Vec<Pos> = {
+                let mut heads = Vec::new();
+                for &u in &users {
+                    heads.push(store.head(u).await.unwrap());
+                }
+                heads
+            };
+            assert_eq!(known, heads_in_database(&users));
+            assert_eq!(known[3], Pos(0), "dan is in no chat");
+            assert!(known[1].0 >= 6, "ben has the group and its messages");
+        }
+        // Opened anew: nothing is known, every head is read, the same.
+        let store = SqliteStore::open(&path, Arc::new(Recorder::default())).unwrap();
+        for (&u, expected) in users.iter().zip(heads_in_database(&users)) {
+            assert!(store.durability.head(u).is_none());
+            assert_eq!(
+                crate::MessageStore::head(&store, u).await.unwrap(),
+                expected
+            );
+        }
     }
 }
