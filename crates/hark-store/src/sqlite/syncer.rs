@@ -186,8 +186,23 @@ mod tests {
     use super::*;
     use crate::sqlite::SqliteStore;
     use crate::{NewMessage, Store, WriteQueue};
-    use hark_proto::ClientMsgId;
+    use hark_proto::{ChatId, ClientMsgId, DeviceId};
     use std::time::Duration;
+
+    /// A plain text message.
+    fn text(chat_id: ChatId, sender: UserId, device: DeviceId, client_id: &str) -> NewMessage {
+        NewMessage {
+            chat_id,
+            sender_id: sender,
+            sender_device: device,
+            client_id: ClientMsgId(client_id.into()),
+            text: format!("held back by the disk, or not: {client_id}"),
+            reply_to: None,
+            forwarded: false,
+            media: None,
+            encrypted: None,
+        }
+    }
 
     /// Records what the store reported as committed.
     #[derive(Default)]
@@ -258,21 +273,7 @@ mod tests {
 
         let send = tokio::spawn({
             let store = store.clone();
-            async move {
-                store
-                    .send(NewMessage {
-                        chat_id: chat,
-                        sender_id: ann.id,
-                        sender_device: device.id,
-                        client_id: ClientMsgId("held".into()),
-                        text: "held back by the disk".into(),
-                        reply_to: None,
-                        forwarded: false,
-                        media: None,
-                        encrypted: None,
-                    })
-                    .await
-            }
+            async move { store.send(text(chat, ann.id, device.id, "held")).await }
         });
         // The commit is in the WAL (the writer has moved on), its fsync is not.
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -319,6 +320,7 @@ mod tests {
             .iter()
             .all(|d| d.event_json.contains("held back")));
     }
+
     /// A stream's head is its newest synced position, whether it grew since
     /// the store opened (known to the sync thread) or not (read): for users
     /// with and without events, after a group's messages, and again after
@@ -353,20 +355,8 @@ mod tests {
                 .await
                 .unwrap();
             for i in 0..5 {
-                store
-                    .send(NewMessage {
-                        chat_id: group,
-                        sender_id: users[0],
-                        sender_device: device.id,
-                        client_id: ClientMsgId(format!("m{i}")),
-                        text: format!("message {i}"),
-                        reply_to: None,
-                        forwarded: false,
-                        media: None,
-                        encrypted: None,
-                    })
-                    .await
-                    .unwrap();
+                let message = text(group, users[0], device.id, &format!("m{i}"));
+                store.send(message).await.unwrap();
             }
             let known: Vec<Pos> = {
                 let mut heads = Vec::new();
