@@ -1382,3 +1382,25 @@ impl crate::ExportStore for SqliteStore {
         .await
     }
 }
+
+/// A plain text message (no reply, media or encryption), for tests.
+#[cfg(test)]
+pub(crate) fn text_message(
+    chat_id: hark_proto::ChatId,
+    sender_id: UserId,
+    sender_device: hark_proto::DeviceId,
+    client_id: String,
+    text: String,
+) -> crate::NewMessage {
+    crate::NewMessage {
+        chat_id,
+        sender_id,
+        sender_device,
+        client_id: hark_proto::ClientMsgId(client_id),
+        text,
+        reply_to: None,
+        forwarded: false,
+        media: None,
+        encrypted: None,
+    }
+}

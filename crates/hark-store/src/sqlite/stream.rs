@@ -203,7 +203,7 @@ mod tests {
     use crate::repo::*;
     use crate::sqlite::{open_reader, SqliteStore};
     use crate::{CommitListener, Delivery, HistoryQuery, NewMessage, Store};
-    use hark_proto::{ChatId, ClientMsgId, DeviceId};
+    use hark_proto::{ChatId, DeviceId};
     use rusqlite::StatementStatus;
     use std::sync::Arc;
 
@@ -216,17 +216,13 @@ mod tests {
         sender_device: DeviceId,
         i: usize,
     ) -> NewMessage {
-        NewMessage {
+        crate::sqlite::text_message(
             chat_id,
             sender_id,
             sender_device,
-            client_id: ClientMsgId(format!("m{i}")),
-            text: format!("message {i}"),
-            reply_to: None,
-            forwarded: false,
-            media: None,
-            encrypted: None,
-        }
+            format!("m{i}"),
+            format!("message {i}"),
+        )
     }
 
     impl CommitListener for Nobody {

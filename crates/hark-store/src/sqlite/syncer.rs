@@ -186,22 +186,18 @@ mod tests {
     use super::*;
     use crate::sqlite::SqliteStore;
     use crate::{NewMessage, Store, WriteQueue};
-    use hark_proto::{ChatId, ClientMsgId, DeviceId};
+    use hark_proto::{ChatId, DeviceId};
     use std::time::Duration;
 
     /// A plain text message.
     fn text(chat_id: ChatId, sender: UserId, device: DeviceId, client_id: &str) -> NewMessage {
-        NewMessage {
+        crate::sqlite::text_message(
             chat_id,
-            sender_id: sender,
-            sender_device: device,
-            client_id: ClientMsgId(client_id.into()),
-            text: format!("held back by the disk, or not: {client_id}"),
-            reply_to: None,
-            forwarded: false,
-            media: None,
-            encrypted: None,
-        }
+            sender,
+            device,
+            client_id.into(),
+            format!("held back by the disk, or not: {client_id}"),
+        )
     }
 
     /// Records what the store reported as committed.
