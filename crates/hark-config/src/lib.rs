@@ -77,6 +77,8 @@ pub struct Config {
     /// counts. Empty: the TCP peer, whatever the header says.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub limits: Limits,
+    /// The embedded SQLite store (the `[sqlite]` table).
+    pub sqlite: Sqlite,
     /// How nodes tell each other they are alive (the `[cluster]` table).
     pub cluster: Cluster,
     /// The job queue's workers (the `[jobs]` table).
@@ -280,6 +282,26 @@ impl Default for Devices {
             idle_days: 90,
             sweep_ms: 3_600_000,
         }
+    }
+}
+
+/// The embedded SQLite store (without `database`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sqlite {
+    /// The nice value (-20 to 19, lower runs sooner) the store's writer and
+    /// sync threads ask for: every write passes through them, so on a busy
+    /// machine they get a larger share of the CPU than the threads that
+    /// feed them (docs/benchmarks.md, "The commit path's threads first").
+    /// Below 0 needs `CAP_SYS_NICE` or a `LimitNICE=` that allows it
+    /// (deploy/hark.service sets one); without, they stay at the process's
+    /// priority and the log says so once. 0 leaves them alone.
+    pub commit_nice: i32,
+}
+
+impl Default for Sqlite {
+    fn default() -> Self {
+        Sqlite { commit_nice: -10 }
     }
 }
 
@@ -658,6 +680,7 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             limits: Limits::default(),
+            sqlite: Sqlite::default(),
             cluster: Cluster::default(),
             jobs: Jobs::default(),
             media: Media::default(),
@@ -869,6 +892,10 @@ impl Config {
             "bus_prefix: 1-64 letters, digits, '-', '_' or inner '.'"
         );
         ensure!(self.max_group_members >= 2, "max_group_members: at least 2");
+        ensure!(
+            (-20..=19).contains(&self.sqlite.commit_nice),
+            "sqlite.commit_nice: a nice value from -20 to 19"
+        );
         for origin in &self.allowed_origins {
             ensure!(
                 origin.starts_with("https://") || origin.starts_with("http://"),
@@ -1246,6 +1273,8 @@ mod tests {
             ),
             ("HARK_PUSH__CONTACT", "ops@example.com", "push.contact"),
             ("HARK_METRICS__TOKEN", "short", "metrics.token"),
+            ("HARK_SQLITE__COMMIT_NICE", "-21", "sqlite.commit_nice"),
+            ("HARK_SQLITE__COMMIT_NICE", "20", "sqlite.commit_nice"),
         ] {
             let e = Config::load_from(&ServeArgs::default(), var(name, value)).unwrap_err();
             assert!(format!("{e:#}").contains(key), "{name}: {e:#}");

@@ -41,7 +41,7 @@ use anyhow::Context;
 use config::{Config, ServeArgs};
 use hark_bus::{Bus, Hub, InProcessBus, NatsBus, NatsOptions};
 use hark_store::postgres::PostgresStore;
-use hark_store::sqlite::SqliteStore;
+use hark_store::sqlite::{SqliteOptions, SqliteStore};
 use hark_store::Store;
 use state::{App, AppState};
 use std::future::Future;
@@ -114,7 +114,11 @@ async fn open_store(
     use secrecy::ExposeSecret;
     let Some(url) = &config.database else {
         let path = config.database_path();
-        let store = SqliteStore::open_with(&path, listener, write_queue(config))
+        let options = SqliteOptions {
+            queue: write_queue(config),
+            commit_nice: config.sqlite.commit_nice,
+        };
+        let store = SqliteStore::open_with(&path, listener, options)
             .with_context(|| format!("opening database {}", path.display()))?;
         return Ok(Arc::new(store));
     };

@@ -193,7 +193,7 @@ fn cpu_time() -> Option<Duration> {
 /// The allocator's free bytes and the bytes it has handed out (in use in
 /// its arenas and in chunks of their own mapping).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)] // glibc's own call; one of the two places the workspace allows it
+#[allow(unsafe_code)] // glibc's own call; one of the places the workspace allows it
 fn allocator() -> Option<(u64, u64)> {
     // SAFETY: mallinfo2 only reads the allocator's statistics (taking each
     // arena's lock); it has no preconditions.
@@ -212,7 +212,7 @@ fn allocator() -> Option<(u64, u64)> {
 
 /// Releases the free pages of every arena.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)] // glibc's own call; one of the two places the workspace allows it
+#[allow(unsafe_code)] // glibc's own call; one of the places the workspace allows it
 fn trim() {
     // SAFETY: malloc_trim releases free pages of every arena under its
     // lock; it has no preconditions and leaves live allocations alone.

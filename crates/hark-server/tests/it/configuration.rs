@@ -106,7 +106,7 @@ fn kind(ty: &str) -> String {
         .and_then(|t| t.strip_suffix('>'))
         .unwrap_or(ty);
     match inner {
-        "u64" | "u32" | "usize" | "i64" => "integer".into(),
+        "u64" | "u32" | "usize" | "i64" | "i32" => "integer".into(),
         "bool" => "boolean".into(),
         "String" => "string".into(),
         "SecretString" => "string (secret)".into(),

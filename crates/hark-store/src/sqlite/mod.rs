@@ -18,6 +18,7 @@ mod lines;
 mod media;
 pub(crate) mod messages;
 mod presence;
+mod priority;
 mod profile;
 mod push;
 mod receipts;
@@ -57,6 +58,17 @@ use writer::{Guard, Job, WriteCtx};
 /// schema and read every page cold (docs/benchmarks.md, fourth pass).
 const READERS: usize = 16;
 
+/// How `hark serve` runs the embedded store; the defaults (what tests and
+/// the command-line tools use) leave the threads' priorities alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// The bound on writes waiting for the writer.
+    pub queue: WriteQueue,
+    /// The nice value the writer and sync threads ask for (`priority`);
+    /// 0 leaves them at the process's.
+    pub commit_nice: i32,
+}
+
 /// SQLite behind the repository traits.
 pub struct SqliteStore {
     /// The writer's queue; `None` once the store is closed.
@@ -84,25 +96,26 @@ impl SqliteStore {
     /// Opens (creating and migrating if needed) the database at `path` and
     /// starts its writer thread. Committed events go to `listener`.
     pub fn open(path: &Path, listener: Arc<dyn CommitListener>) -> StoreResult<Self> {
-        Self::open_with(path, listener, WriteQueue::default())
+        Self::open_with(path, listener, SqliteOptions::default())
     }
 
-    /// [`SqliteStore::open`] with writes waiting for the writer bounded by `queue`.
+    /// [`SqliteStore::open`] with `options`.
     pub fn open_with(
         path: &Path,
         listener: Arc<dyn CommitListener>,
-        queue: WriteQueue,
+        options: SqliteOptions,
     ) -> StoreResult<Self> {
-        Self::open_syncing(path, listener, queue, syncer::wal_sync(path))
+        Self::open_syncing(path, listener, options, syncer::wal_sync(path))
     }
 
     /// [`SqliteStore::open_with`], with commits made durable by `sync`.
     pub(crate) fn open_syncing(
         path: &Path,
         listener: Arc<dyn CommitListener>,
-        queue: WriteQueue,
+        options: SqliteOptions,
         sync: syncer::SyncFn,
     ) -> StoreResult<Self> {
+        let SqliteOptions { queue, commit_nice } = options;
         let mut conn = Connection::open(path)?;
         schema::configure(&conn)?;
         schema::migrate(&mut conn)?;
@@ -127,8 +140,9 @@ impl SqliteStore {
         conn.set_prepared_statement_cache_capacity(64);
         let checkpointer = checkpoint::Checkpointer::start(path)?;
         let durability = Arc::new(syncer::Durability::default());
-        let (ended, syncer) = syncer::start(sync, durability.clone(), listener.clone())
-            .map_err(|e| StoreError::Corrupt(format!("cannot start the sync thread: {e}")))?;
+        let (ended, syncer) =
+            syncer::start(sync, durability.clone(), listener.clone(), commit_nice)
+                .map_err(|e| StoreError::Corrupt(format!("cannot start the sync thread: {e}")))?;
         let backlog = Arc::new(search::Backlog::of(&conn)?);
         let shared = writer::Shared {
             exports: listener.exports_events(),
@@ -141,7 +155,18 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel(queue.capacity.max(1));
         let writer = std::thread::Builder::new()
             .name("hark-sqlite-writer".into())
-            .spawn(move || writer::run(conn, rx, shared))
+            .spawn(move || {
+                if let Err(e) = priority::take(commit_nice) {
+                    tracing::info!(
+                        nice = commit_nice,
+                        error = %e,
+                        "the SQLite writer and sync threads run at the process's priority \
+                         (sqlite.commit_nice needs CAP_SYS_NICE or a LimitNICE= that allows it; \
+                         docs/deploy.md)"
+                    );
+                }
+                writer::run(conn, rx, shared)
+            })
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
             jobs: RwLock::new(Some(tx)),

@@ -111,11 +111,14 @@ pub(crate) fn start(
     mut sync: SyncFn,
     durability: Arc<Durability>,
     listener: Arc<dyn CommitListener>,
+    nice: i32,
 ) -> std::io::Result<(mpsc::Sender<Ended>, std::thread::JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel::<Ended>();
     let handle = std::thread::Builder::new()
         .name("hark-sqlite-sync".into())
         .spawn(move || {
+            // Refused only as the writer's is, which says so in the log.
+            let _ = super::priority::take(nice);
             let sync_seconds =
                 metrics::histogram!("hark_store_fsync_seconds", "backend" => "sqlite");
             let mut ended = Vec::new();
@@ -184,8 +187,8 @@ pub(crate) fn wal_sync(database: &Path) -> SyncFn {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::sqlite::SqliteStore;
-    use crate::{NewMessage, Store, WriteQueue};
+    use crate::sqlite::{SqliteOptions, SqliteStore};
+    use crate::{NewMessage, Store};
     use hark_proto::{ChatId, DeviceId};
     use std::time::Duration;
 
@@ -247,7 +250,7 @@ mod tests {
             SqliteStore::open_syncing(
                 &path,
                 recorder.clone(),
-                WriteQueue::default(),
+                SqliteOptions::default(),
                 gated(gate.clone(), &path),
             )
             .unwrap(),

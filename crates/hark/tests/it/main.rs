@@ -18,6 +18,7 @@ mod disk_full;
 mod faults;
 mod flood;
 mod migrate;
+mod priority;
 mod profile;
 mod push_receiver;
 mod raw_load;
