@@ -84,10 +84,21 @@ pub(crate) fn complete(ctx: &WriteCtx<'_>, id: JobId, again_at: i64) -> StoreRes
 /// Writes a push job per user of `notify` who has a push subscription, in
 /// the caller's transaction; one already waiting under the same key
 /// (user, chat, kind) takes the newest payload and is marked touched
-/// instead (a dead one comes back to life).
+/// instead (a dead one comes back to life). Users the writer knows have
+/// none (`WriteCtx::push_users`) are not looked up: a send to people
+/// without push costs no statement.
 pub(crate) fn notify(ctx: &WriteCtx<'_>, notify: &Notify) -> StoreResult<()> {
-    let users = serde_json::to_string(&notify.users.iter().map(|u| u.0).collect::<Vec<_>>())
-        .map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
+    let users: Vec<i64> = notify
+        .users
+        .iter()
+        .filter(|u| ctx.push_users.contains(u))
+        .map(|u| u.0)
+        .collect();
+    if users.is_empty() {
+        return Ok(());
+    }
+    let users =
+        serde_json::to_string(&users).map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
     ctx.conn
         .prepare_cached(
             "INSERT INTO jobs (kind, payload, run_at, created_at, dedupe)

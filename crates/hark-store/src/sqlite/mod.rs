@@ -151,6 +151,7 @@ impl SqliteStore {
             backlog: backlog.clone(),
             durability: durability.clone(),
             ended,
+            push_users: push::subscribed(&conn)?,
         };
         let (tx, rx) = mpsc::channel(queue.capacity.max(1));
         let writer = std::thread::Builder::new()

@@ -6,8 +6,21 @@ use crate::push::PushTarget;
 use crate::{StoreError, StoreResult};
 use hark_proto::{DeviceId, NotificationSettings, Previews, UserId};
 use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashSet;
 
-pub(crate) fn add(ctx: &WriteCtx<'_>, t: &PushTarget, max: u32) -> StoreResult<(PushTarget, bool)> {
+/// The users with a push subscription: where the writer starts from in
+/// deciding who can be sent a push job (`WriteCtx::push_users`).
+pub(crate) fn subscribed(conn: &Connection) -> StoreResult<HashSet<UserId>> {
+    let mut stmt = conn.prepare("SELECT DISTINCT user_id FROM push_subscriptions")?;
+    let users = stmt.query_map([], |r| Ok(UserId(r.get(0)?)))?;
+    Ok(users.collect::<Result<_, _>>()?)
+}
+
+pub(crate) fn add(
+    ctx: &mut WriteCtx<'_>,
+    t: &PushTarget,
+    max: u32,
+) -> StoreResult<(PushTarget, bool)> {
     let existing: Option<String> = ctx
         .conn
         .prepare_cached("SELECT id FROM push_subscriptions WHERE device_id = ?1 AND endpoint = ?2")?
@@ -29,6 +42,9 @@ pub(crate) fn add(ctx: &WriteCtx<'_>, t: &PushTarget, max: u32) -> StoreResult<(
     if count >= max {
         return Err(StoreError::TooManySubscriptions(max));
     }
+    // Before the insert: should the batch fail after it, the set only holds
+    // one user more than it needs to.
+    ctx.push_users.insert(t.user_id);
     ctx.conn
         .prepare_cached(&format!(
             "INSERT INTO push_subscriptions ({PUSH_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"

@@ -15,7 +15,7 @@ use crate::error::sqlite_disk_full;
 use crate::{Delivery, StoreError, StoreResult};
 use hark_proto::{ChatId, Event, Pos, Seq, UserId};
 use rusqlite::{params, Connection};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -85,6 +85,11 @@ pub(crate) struct WriteCtx<'a> {
     /// Stream rows appended and not yet moved. Only a count: made afresh
     /// whenever a commit fails.
     stream_backlog: &'a mut StreamBacklog,
+    /// Every user who may have a push subscription (`push::subscribed`):
+    /// those with one when the store opened and those given one since.
+    /// More than that once some are removed, never fewer, so a push job is
+    /// written for nobody left out.
+    pub(crate) push_users: &'a mut HashSet<UserId>,
     pub(crate) now_ms: i64,
 }
 
@@ -249,6 +254,8 @@ pub(crate) struct Shared {
     pub(crate) durability: Arc<Durability>,
     /// Ended batches, to the sync thread.
     pub(crate) ended: std::sync::mpsc::Sender<Ended>,
+    /// The users with a push subscription as the store opens.
+    pub(crate) push_users: HashSet<UserId>,
 }
 
 /// Runs the writer loop until every job sender is dropped.
@@ -260,6 +267,7 @@ pub(crate) fn run(conn: Connection, mut jobs: mpsc::Receiver<Job>, shared: Share
         backlog,
         durability,
         ended,
+        mut push_users,
     } = shared;
     let mut heads = HashMap::new();
     let mut deliveries = Vec::new();
@@ -334,6 +342,7 @@ pub(crate) fn run(conn: Connection, mut jobs: mpsc::Receiver<Job>, shared: Share
                 erased: &mut erased,
                 exports,
                 stream_backlog: &mut streams,
+                push_users: &mut push_users,
                 now_ms,
             };
             let (ok, finish) = (job.run)(&mut ctx);

@@ -3,9 +3,11 @@
 //! rows whose last removal anywhere writes exactly one `went_offline` job,
 //! and gone nodes swept by the living.
 
-use crate::conformance::users;
+use crate::conformance::{msg, users};
 use crate::{another_node, on_every_backend, postgres, Backend};
+use hark_proto::{DeviceId, PushKind, UserId};
 use hark_store::jobs::{JobCounts, JobFate, NewJob, WentOffline, WENT_OFFLINE};
+use hark_store::push::{PushTarget, PUSH};
 use hark_store::rules::jobs::MAX_ATTEMPTS;
 use hark_store::Store;
 use std::collections::HashSet;
@@ -36,10 +38,100 @@ async fn went_offline_jobs(store: &Arc<dyn Store>, now: i64) -> Vec<WentOffline>
 }
 
 on_every_backend!(
+    push_jobs_go_to_the_members_with_a_subscription,
     due_jobs_are_claimed_once_per_lease_and_retried_until_dead,
     a_users_last_row_anywhere_writes_one_went_offline_job,
     gone_nodes_are_swept_with_their_last_heartbeat_as_last_seen,
 );
+
+/// A Web Push subscription of `who`'s device.
+fn subscription(who: (UserId, DeviceId), n: u32) -> PushTarget {
+    PushTarget {
+        id: format!("sub-{}-{n}", who.1 .0),
+        user_id: who.0,
+        device_id: who.1,
+        kind: PushKind::WebPush,
+        endpoint: format!("https://push.example/{}/{n}", who.1 .0),
+        p256dh: Some("key".into()),
+        auth: Some("auth".into()),
+        secret: None,
+        created_at: T,
+    }
+}
+
+/// The users the push jobs waiting in `store` are for (run and completed,
+/// so each call sees only the jobs written since the last).
+async fn pushed_to(store: &Arc<dyn Store>) -> Vec<i64> {
+    let far = 4_000_000_000_000; // past every collapse delay
+    let mut users = Vec::new();
+    for job in store
+        .claim_jobs("checker", far, 60_000, 1000)
+        .await
+        .unwrap()
+    {
+        assert_eq!(job.kind, PUSH);
+        let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap();
+        users.push(payload["user_id"].as_i64().unwrap());
+        store.complete_job(job.id, far).await.unwrap();
+    }
+    users.sort_unstable();
+    users
+}
+
+/// A message writes a push job for each member but its sender who has a
+/// push subscription, and for no one else: those who had one before, one
+/// given theirs while the store runs, none for a member without. On SQLite
+/// the writer knows who has a subscription (and looks nobody else up): it
+/// learns a new one as it is added and all of them again when the store
+/// opens.
+async fn push_jobs_go_to_the_members_with_a_subscription(b: Backend) {
+    let mut store = b.store.clone();
+    let people = users(&store, &["ann", "ben", "cat", "dan"]).await;
+    let [ann, ben, cat, dan] = [people[0], people[1], people[2], people[3]];
+    let chat = store
+        .create_group(ann.0, "g", &[ben.0, cat.0, dan.0], 1_000, false)
+        .await
+        .unwrap();
+    store
+        .add_push_target(&subscription(ben, 1), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        pushed_to(&store).await,
+        [0i64; 0],
+        "no one had one when added"
+    );
+    let mut n = 0;
+    let mut say = |store: Arc<dyn Store>, who: (UserId, DeviceId)| {
+        n += 1;
+        let m = msg(chat, who, &format!("m{n}"));
+        async move { store.send(m).await.unwrap() }
+    };
+    say(store.clone(), ann).await;
+    assert_eq!(pushed_to(&store).await, [ben.0 .0]);
+    store
+        .add_push_target(&subscription(cat, 1), 10)
+        .await
+        .unwrap();
+    say(store.clone(), ann).await;
+    assert_eq!(pushed_to(&store).await, [ben.0 .0, cat.0 .0]);
+    say(store.clone(), ben).await;
+    assert_eq!(pushed_to(&store).await, [cat.0 .0], "not to the sender");
+    if let Some(path) = b.sqlite_path() {
+        hark_store::Lifecycle::close(&*store);
+        store = Arc::new(hark_store::sqlite::SqliteStore::open(&path, b.recorder.clone()).unwrap());
+    }
+    store
+        .add_push_target(&subscription(dan, 1), 10)
+        .await
+        .unwrap();
+    say(store.clone(), ann).await;
+    assert_eq!(
+        pushed_to(&store).await,
+        [ben.0 .0, cat.0 .0, dan.0 .0],
+        "those subscribed before the store opened, and since"
+    );
+}
 
 async fn due_jobs_are_claimed_once_per_lease_and_retried_until_dead(b: Backend) {
     let s = &b.store;
