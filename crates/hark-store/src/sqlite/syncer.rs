@@ -335,15 +335,13 @@ mod tests {
                 .map(|&u| super::super::stream::head(&conn, u).unwrap())
                 .collect()
         };
-        let users: Vec<UserId>;
-        {
+        let users = {
             let store: Arc<dyn Store> =
                 Arc::new(SqliteStore::open(&path, Arc::new(Recorder::default())).unwrap());
-            let mut made = Vec::new();
+            let mut users = Vec::new();
             for name in ["ann", "ben", "cat", "dan"] {
-                made.push(store.create_user(name, "N", "hash").await.unwrap().id);
+                users.push(store.create_user(name, "N", "hash").await.unwrap().id);
             }
-            users = made;
             // Nothing in any stream yet.
             for &u in &users {
                 assert_eq!(store.head(u).await.unwrap(), Pos(0));
@@ -357,17 +355,15 @@ mod tests {
                 let message = text(group, users[0], device.id, &format!("m{i}"));
                 store.send(message).await.unwrap();
             }
-            let known: Vec<Pos> = {
-                let mut heads = Vec::new();
-                for &u in &users {
-                    heads.push(store.head(u).await.unwrap());
-                }
-                heads
-            };
+            let mut known = Vec::new();
+            for &u in &users {
+                known.push(store.head(u).await.unwrap());
+            }
             assert_eq!(known, heads_in_database(&users));
             assert_eq!(known[3], Pos(0), "dan is in no chat");
             assert!(known[1].0 >= 6, "ben has the group and its messages");
-        }
+            users
+        };
         // Opened anew: nothing is known, every head is read, the same.
         let store = SqliteStore::open(&path, Arc::new(Recorder::default())).unwrap();
         for (&u, expected) in users.iter().zip(heads_in_database(&users)) {
