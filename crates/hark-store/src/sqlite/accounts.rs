@@ -17,7 +17,7 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
 }
 
 pub(crate) fn create_user(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     username: &str,
     display_name: &str,
     password_hash: &str,
@@ -58,7 +58,7 @@ pub(crate) fn credentials(conn: &Connection, username: &str) -> StoreResult<Opti
 }
 
 pub(crate) fn create_device(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     user_id: UserId,
     name: &str,
     token_hash: [u8; 32],
@@ -89,7 +89,7 @@ pub(crate) fn create_device(
 }
 
 pub(crate) fn approve_device(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     user_id: UserId,
     device_id: DeviceId,
     by: DeviceId,
@@ -117,7 +117,7 @@ pub(crate) fn device_approval(conn: &Connection, user_id: UserId) -> StoreResult
 }
 
 pub(crate) fn set_device_approval(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     user_id: UserId,
     required: bool,
 ) -> StoreResult<()> {
@@ -149,7 +149,7 @@ pub(crate) fn devices(conn: &Connection, user_id: UserId) -> StoreResult<Vec<Dev
 }
 
 pub(crate) fn revoke_device(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     user_id: UserId,
     device_id: DeviceId,
 ) -> StoreResult<()> {
@@ -166,7 +166,7 @@ pub(crate) fn revoke_device(
 }
 
 pub(crate) fn touch_devices(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     devices: &[DeviceId],
 ) -> StoreResult<Vec<(DeviceId, Refused)>> {
     let mut touch = ctx.conn.prepare_cached(
@@ -196,7 +196,7 @@ pub(crate) fn touch_devices(
 /// idleness; returns them (their push subscriptions and keys are the
 /// caller's to forget, in the same transaction).
 pub(crate) fn expire_idle(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     cutoff_ms: i64,
     limit: u32,
     in_use: &[DeviceId],
@@ -225,7 +225,7 @@ pub(crate) fn expire_idle(
 }
 
 pub(crate) fn set_display_name(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     user_id: UserId,
     display_name: &str,
 ) -> StoreResult<User> {
@@ -253,7 +253,7 @@ pub(crate) fn search_users(conn: &Connection, prefix: &str, limit: u32) -> Store
 }
 
 pub(crate) fn set_privacy(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     user_id: UserId,
     privacy: PrivacySettings,
 ) -> StoreResult<()> {
@@ -268,7 +268,11 @@ pub(crate) fn set_privacy(
     Ok(())
 }
 
-pub(crate) fn set_last_seen(ctx: &mut WriteCtx<'_>, user_id: UserId, at: i64) -> StoreResult<()> {
+pub(crate) fn set_last_seen(
+    ctx: &mut WriteCtx<'_, '_>,
+    user_id: UserId,
+    at: i64,
+) -> StoreResult<()> {
     ctx.conn.execute(
         "UPDATE users SET last_seen_at = MAX(COALESCE(last_seen_at, 0), ?1) WHERE id = ?2",
         params![at, user_id.0],

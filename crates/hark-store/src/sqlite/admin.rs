@@ -36,7 +36,7 @@ fn changed(n: usize) -> StoreResult<()> {
 }
 
 pub(crate) fn set_disabled(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     user: UserId,
     disabled: bool,
 ) -> StoreResult<()> {
@@ -48,14 +48,18 @@ pub(crate) fn set_disabled(
     })
 }
 
-pub(crate) fn set_role(ctx: &mut WriteCtx<'_>, user: UserId, role: Role) -> StoreResult<()> {
+pub(crate) fn set_role(ctx: &mut WriteCtx<'_, '_>, user: UserId, role: Role) -> StoreResult<()> {
     changed(
         ctx.conn
             .execute(admin::SET_ROLE, params![role.as_str(), user.0])?,
     )
 }
 
-pub(crate) fn set_password(ctx: &mut WriteCtx<'_>, user: UserId, hash: &str) -> StoreResult<()> {
+pub(crate) fn set_password(
+    ctx: &mut WriteCtx<'_, '_>,
+    user: UserId,
+    hash: &str,
+) -> StoreResult<()> {
     changed(
         ctx.conn
             .execute(admin::SET_PASSWORD, params![hash, user.0])?,

@@ -25,7 +25,7 @@ fn set_chain(conn: &Connection, head: &AuditChain) -> StoreResult<()> {
     Ok(())
 }
 
-pub(crate) fn append(ctx: &mut WriteCtx<'_>, event: NewAudit) -> StoreResult<AuditEntry> {
+pub(crate) fn append(ctx: &mut WriteCtx<'_, '_>, event: NewAudit) -> StoreResult<AuditEntry> {
     let mut head = chain(ctx.conn)?;
     let entry = audit::next(&head, event, ctx.now_ms);
     ctx.conn.prepare_cached(audit::INSERT)?.execute(params![
@@ -57,7 +57,7 @@ pub(crate) fn page(conn: &Connection, query: &AuditQuery) -> StoreResult<Vec<Aud
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub(crate) fn prune(ctx: &mut WriteCtx<'_>, before_ms: i64) -> StoreResult<u64> {
+pub(crate) fn prune(ctx: &mut WriteCtx<'_, '_>, before_ms: i64) -> StoreResult<u64> {
     let Some((id, hash)) = ctx
         .conn
         .prepare_cached(audit::PRUNE_TO)?

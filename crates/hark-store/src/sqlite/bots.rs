@@ -11,7 +11,7 @@ use hark_proto::{Bot, BotScope, BotToken, UserId, Webhook, WebhookDelivery};
 use rusqlite::{params, Connection, OptionalExtension};
 
 pub(crate) fn create_bot(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     owner: UserId,
     username: &str,
     display_name: &str,
@@ -45,7 +45,7 @@ pub(crate) fn bot(conn: &Connection, bot: UserId) -> StoreResult<Option<Bot>> {
 }
 
 pub(crate) fn create_token(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     bot: UserId,
     name: &str,
     token_hash: [u8; 32],
@@ -71,7 +71,10 @@ pub(crate) fn tokens(conn: &Connection, bot: UserId) -> StoreResult<Vec<BotToken
         .collect::<Result<_, _>>()?)
 }
 
-pub(crate) fn create_webhook(ctx: &mut WriteCtx<'_>, new: &NewWebhookRow) -> StoreResult<Webhook> {
+pub(crate) fn create_webhook(
+    ctx: &mut WriteCtx<'_, '_>,
+    new: &NewWebhookRow,
+) -> StoreResult<Webhook> {
     ctx.conn.execute(
         w::INSERT,
         params![
@@ -109,13 +112,13 @@ pub(crate) fn webhooks(conn: &Connection, of: WebhooksOf) -> StoreResult<Vec<Web
         .collect::<Result<_, _>>()?)
 }
 
-pub(crate) fn delete_webhook(ctx: &mut WriteCtx<'_>, id: &str) -> StoreResult<bool> {
+pub(crate) fn delete_webhook(ctx: &mut WriteCtx<'_, '_>, id: &str) -> StoreResult<bool> {
     ctx.conn.execute(w::DELETE_DELIVERIES, [id])?;
     Ok(ctx.conn.execute(w::DELETE, [id])? > 0)
 }
 
 pub(crate) fn set_disabled(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     id: &str,
     reason: Option<&str>,
 ) -> StoreResult<bool> {
@@ -127,7 +130,7 @@ pub(crate) fn set_disabled(
 }
 
 pub(crate) fn progress(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     id: &str,
     progress: &WebhookProgress,
 ) -> StoreResult<()> {
@@ -192,7 +195,7 @@ pub(crate) fn behind(conn: &Connection) -> StoreResult<Vec<String>> {
         .collect::<Result<_, _>>()?)
 }
 
-pub(crate) fn delete_of_user(ctx: &mut WriteCtx<'_>, user: UserId) -> StoreResult<()> {
+pub(crate) fn delete_of_user(ctx: &mut WriteCtx<'_, '_>, user: UserId) -> StoreResult<()> {
     let ids: Vec<String> = ctx
         .conn
         .prepare_cached(w::IDS_OF_USER)?

@@ -2,6 +2,7 @@
 
 use super::accounts;
 use super::messages::{last_message, unread_count};
+use super::statements::Statements;
 use super::writer::WriteCtx;
 use crate::columns::{self, kind_str, parse_kind};
 use crate::rules::{self, MemberFacts};
@@ -13,13 +14,13 @@ use std::collections::HashSet;
 /// A member's row, as authorization and receipts need it.
 pub(crate) type MemberRow = MemberFacts;
 
-pub(crate) fn member_row(
-    conn: &Connection,
+pub(crate) fn member_row<'c>(
+    mut db: impl Statements<'c>,
     chat_id: ChatId,
     user_id: UserId,
 ) -> StoreResult<Option<MemberRow>> {
-    Ok(conn
-        .prepare_cached(
+    Ok(db
+        .statement(
             "SELECT admin, joined_seq, delivered_up_to, read_up_to FROM members
              WHERE chat_id = ?1 AND user_id = ?2",
         )?
@@ -28,19 +29,22 @@ pub(crate) fn member_row(
 }
 
 /// The member row of `user_id`, or `Forbidden` when they are not in the chat.
-pub(crate) fn require_member(
-    conn: &Connection,
+pub(crate) fn require_member<'c>(
+    mut db: impl Statements<'c>,
     chat_id: ChatId,
     user_id: UserId,
 ) -> StoreResult<MemberRow> {
-    match member_row(conn, chat_id, user_id)? {
+    match member_row(&mut db, chat_id, user_id)? {
         Some(row) => Ok(row),
-        None => Err(rules::not_a_member(chat_kind(conn, chat_id)?.is_some())),
+        None => Err(rules::not_a_member(chat_kind(db, chat_id)?.is_some())),
     }
 }
 
-pub(crate) fn member_ids(conn: &Connection, chat_id: ChatId) -> StoreResult<Vec<UserId>> {
-    let mut stmt = conn.prepare_cached("SELECT user_id FROM members WHERE chat_id = ?1")?;
+pub(crate) fn member_ids<'c>(
+    mut db: impl Statements<'c>,
+    chat_id: ChatId,
+) -> StoreResult<Vec<UserId>> {
+    let mut stmt = db.statement("SELECT user_id FROM members WHERE chat_id = ?1")?;
     let rows = stmt.query_map([chat_id.0], |r| Ok(UserId(r.get(0)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -50,9 +54,9 @@ pub(crate) fn kind_of(conn: &Connection, chat_id: ChatId) -> StoreResult<ChatKin
     chat_kind(conn, chat_id)?.ok_or(StoreError::NotFound)
 }
 
-fn chat_kind(conn: &Connection, chat_id: ChatId) -> StoreResult<Option<ChatKind>> {
-    let kind: Option<String> = conn
-        .prepare_cached("SELECT kind FROM chats WHERE id = ?1")?
+fn chat_kind<'c>(mut db: impl Statements<'c>, chat_id: ChatId) -> StoreResult<Option<ChatKind>> {
+    let kind: Option<String> = db
+        .statement("SELECT kind FROM chats WHERE id = ?1")?
         .query_row([chat_id.0], |r| r.get(0))
         .optional()?;
     kind.map(|k| parse_kind(&k)).transpose()
@@ -62,19 +66,20 @@ fn chat_kind(conn: &Connection, chat_id: ChatId) -> StoreResult<Option<ChatKind>
 /// disappearing-messages timer.
 /// A chat's last seq, whether it is encrypted, its disappearing timer, and
 /// whether its users are blocked (`contacts::MARK_DIRECT`).
-pub(crate) fn head(conn: &Connection, chat_id: ChatId) -> StoreResult<(i64, bool, u32, bool)> {
-    conn.prepare_cached(
-        "SELECT last_seq, encrypted, disappearing_secs, blocked FROM chats WHERE id = ?1",
-    )?
-    .query_row([chat_id.0], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-    })
-    .optional()?
-    .ok_or(StoreError::NotFound)
+pub(crate) fn head<'c>(
+    mut db: impl Statements<'c>,
+    chat_id: ChatId,
+) -> StoreResult<(i64, bool, u32, bool)> {
+    db.statement("SELECT last_seq, encrypted, disappearing_secs, blocked FROM chats WHERE id = ?1")?
+        .query_row([chat_id.0], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?
+        .ok_or(StoreError::NotFound)
 }
 
-pub(crate) fn last_seq(conn: &Connection, chat_id: ChatId) -> StoreResult<i64> {
-    conn.prepare_cached("SELECT last_seq FROM chats WHERE id = ?1")?
+pub(crate) fn last_seq<'c>(mut db: impl Statements<'c>, chat_id: ChatId) -> StoreResult<i64> {
+    db.statement("SELECT last_seq FROM chats WHERE id = ?1")?
         .query_row([chat_id.0], |r| r.get(0))
         .optional()?
         .ok_or(StoreError::NotFound)
@@ -88,7 +93,7 @@ fn require_user(conn: &Connection, user_id: UserId) -> StoreResult<()> {
 }
 
 fn insert_member(
-    ctx: &WriteCtx<'_>,
+    ctx: &WriteCtx<'_, '_>,
     chat_id: ChatId,
     user_id: UserId,
     admin: bool,
@@ -111,7 +116,7 @@ pub(crate) fn direct_chat(conn: &Connection, a: UserId, b: UserId) -> StoreResul
 }
 
 pub(crate) fn create_direct(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     a: UserId,
     b: UserId,
     encrypted: bool,
@@ -143,7 +148,7 @@ pub(crate) fn create_direct(
 }
 
 pub(crate) fn create_group(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     creator: UserId,
     title: &str,
     others: &[UserId],
@@ -179,7 +184,7 @@ fn require_group_admin(conn: &Connection, chat_id: ChatId, by: UserId) -> StoreR
     rules::manage_group(kind, &me)
 }
 
-fn touch(ctx: &WriteCtx<'_>, chat_id: ChatId) -> StoreResult<()> {
+fn touch(ctx: &WriteCtx<'_, '_>, chat_id: ChatId) -> StoreResult<()> {
     ctx.conn.execute(
         "UPDATE chats SET last_activity = ?1 WHERE id = ?2",
         params![ctx.now_ms, chat_id.0],
@@ -188,7 +193,7 @@ fn touch(ctx: &WriteCtx<'_>, chat_id: ChatId) -> StoreResult<()> {
 }
 
 pub(crate) fn rename(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     by: UserId,
     chat_id: ChatId,
     title: &str,
@@ -206,7 +211,7 @@ pub(crate) fn rename(
 
 /// Sets the chat's disappearing-messages timer (see `rules::set_timer`).
 pub(crate) fn set_disappearing(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     by: UserId,
     chat_id: ChatId,
     seconds: u32,
@@ -226,7 +231,7 @@ pub(crate) fn set_disappearing(
 }
 
 pub(crate) fn add_member(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     by: UserId,
     chat_id: ChatId,
     user_id: UserId,
@@ -248,7 +253,7 @@ pub(crate) fn add_member(
 }
 
 pub(crate) fn remove_member(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     by: UserId,
     chat_id: ChatId,
     user_id: UserId,
@@ -284,7 +289,7 @@ pub(crate) fn remove_member(
 }
 
 pub(crate) fn set_admin(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     by: UserId,
     chat_id: ChatId,
     user_id: UserId,
@@ -299,7 +304,7 @@ pub(crate) fn set_admin(
 }
 
 fn set_admin_unchecked(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     chat_id: ChatId,
     user_id: UserId,
     admin: bool,
@@ -363,7 +368,7 @@ fn settings(conn: &Connection, chat_id: ChatId, user_id: UserId) -> StoreResult<
 
 /// Changes the user's own settings for a chat and tells their devices.
 pub(crate) fn set_settings(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     chat_id: ChatId,
     user_id: UserId,
     change: ChatSettingsRequest,

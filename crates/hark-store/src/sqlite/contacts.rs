@@ -16,7 +16,7 @@ pub(crate) fn listed(conn: &Connection, owner: UserId, list: List) -> StoreResul
 }
 
 pub(crate) fn set_listed(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     owner: UserId,
     list: List,
     other: UserId,

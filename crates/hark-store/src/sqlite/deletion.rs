@@ -11,7 +11,7 @@ use rusqlite::params;
 use std::collections::BTreeMap;
 
 pub(crate) fn erase_messages_of(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     user: UserId,
     limit: u32,
 ) -> StoreResult<u64> {
@@ -37,7 +37,7 @@ pub(crate) fn erase_messages_of(
 }
 
 pub(crate) fn empty_account(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     user: UserId,
     password_hash: &str,
 ) -> StoreResult<()> {

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::{BTreeMap, HashSet};
 
 pub(crate) fn upload(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     user: UserId,
     device: DeviceId,
     upload: KeyUpload,
@@ -56,7 +56,7 @@ pub(crate) fn upload(
 }
 
 /// Tells `user` and everyone who shares a chat with them that their devices changed.
-pub(crate) fn devices_changed(ctx: &mut WriteCtx<'_>, user: UserId) -> StoreResult<()> {
+pub(crate) fn devices_changed(ctx: &mut WriteCtx<'_, '_>, user: UserId) -> StoreResult<()> {
     let audience = {
         let mut stmt = ctx.conn.prepare_cached(e2e::AUDIENCE_SQL)?;
         let rows = stmt.query_map([user.0], |r| r.get::<_, i64>(0))?;
@@ -104,7 +104,7 @@ pub(crate) fn device_keys(conn: &Connection, users: &[UserId]) -> StoreResult<Ve
 }
 
 pub(crate) fn claim(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     claims: &[(DeviceId, String)],
 ) -> StoreResult<Vec<ClaimedKey>> {
     let mut out = Vec::new();
@@ -155,7 +155,7 @@ pub(crate) fn claim(
     Ok(out)
 }
 
-pub(crate) fn send(ctx: &mut WriteCtx<'_>, batch: ToDeviceBatch) -> StoreResult<Delivered> {
+pub(crate) fn send(ctx: &mut WriteCtx<'_, '_>, batch: ToDeviceBatch) -> StoreResult<Delivered> {
     ctx.conn
         .prepare_cached(e2e::FORGET_TXNS_SQL)?
         .execute(params![
@@ -206,7 +206,7 @@ pub(crate) fn send(ctx: &mut WriteCtx<'_>, batch: ToDeviceBatch) -> StoreResult<
     Ok(e2e::delivered(&targets))
 }
 
-pub(crate) fn ack(ctx: &WriteCtx<'_>, device: DeviceId, up_to: i64) -> StoreResult<()> {
+pub(crate) fn ack(ctx: &WriteCtx<'_, '_>, device: DeviceId, up_to: i64) -> StoreResult<()> {
     ctx.conn
         .prepare_cached(e2e::ACK_INBOX_SQL)?
         .execute(params![device.0, up_to])?;
@@ -258,7 +258,7 @@ pub(crate) fn sharing(
 /// A logged-out device's keys and inbox go with it, and its user's chat
 /// partners are told.
 pub(crate) fn forget_device(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     user: UserId,
     device: DeviceId,
 ) -> StoreResult<()> {

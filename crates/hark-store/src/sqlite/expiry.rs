@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 /// Erases the messages whose timer has run out, at most `limit`, and tells
 /// each chat's members.
-pub(crate) fn expire_due(ctx: &mut WriteCtx<'_>, limit: u32) -> StoreResult<u64> {
+pub(crate) fn expire_due(ctx: &mut WriteCtx<'_, '_>, limit: u32) -> StoreResult<u64> {
     // One read: the writer is the only one erasing, so what it found is
     // still due (PostgreSQL reads again under each chat's lock instead).
     let mut due: BTreeMap<i64, Vec<Seq>> = BTreeMap::new();
@@ -50,7 +50,7 @@ pub(crate) fn retention_chats(
 /// Erases the messages of `chats` sent before `cutoff`, at most `limit`
 /// each, and raises their retention marks.
 pub(crate) fn apply_retention(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     chats: &[ChatId],
     cutoff: i64,
     limit: u32,
@@ -81,7 +81,7 @@ pub(crate) fn apply_retention(
 }
 
 /// Erases `seqs` of the chat and tells its members, one event each.
-fn erase_all(ctx: &mut WriteCtx<'_>, chat_id: ChatId, seqs: Vec<Seq>) -> StoreResult<u64> {
+fn erase_all(ctx: &mut WriteCtx<'_, '_>, chat_id: ChatId, seqs: Vec<Seq>) -> StoreResult<u64> {
     if seqs.is_empty() {
         return Ok(0);
     }

@@ -7,7 +7,7 @@ use crate::{rules, StoreResult};
 use rusqlite::{params, Connection};
 
 /// Writes a job in the caller's transaction.
-pub(crate) fn insert(ctx: &WriteCtx<'_>, job: &NewJob) -> StoreResult<JobId> {
+pub(crate) fn insert(ctx: &WriteCtx<'_, '_>, job: &NewJob) -> StoreResult<JobId> {
     ctx.conn
         .prepare_cached(
             "INSERT INTO jobs (kind, payload, run_at, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -17,7 +17,7 @@ pub(crate) fn insert(ctx: &WriteCtx<'_>, job: &NewJob) -> StoreResult<JobId> {
 }
 
 /// [`crate::jobs::WAKE`].
-pub(crate) fn wake(ctx: &WriteCtx<'_>, job: &NewJob, key: &str) -> StoreResult<()> {
+pub(crate) fn wake(ctx: &WriteCtx<'_, '_>, job: &NewJob, key: &str) -> StoreResult<()> {
     ctx.conn
         .prepare_cached(crate::jobs::WAKE)?
         .execute(params![job.kind, job.payload, job.run_at, ctx.now_ms, key])?;
@@ -25,7 +25,7 @@ pub(crate) fn wake(ctx: &WriteCtx<'_>, job: &NewJob, key: &str) -> StoreResult<(
 }
 
 pub(crate) fn claim(
-    ctx: &WriteCtx<'_>,
+    ctx: &WriteCtx<'_, '_>,
     node: &str,
     now: i64,
     lease_ms: i64,
@@ -52,7 +52,7 @@ pub(crate) fn claim(
     Ok(jobs)
 }
 
-pub(crate) fn release(ctx: &WriteCtx<'_>, node: &str, now: i64) -> StoreResult<u64> {
+pub(crate) fn release(ctx: &WriteCtx<'_, '_>, node: &str, now: i64) -> StoreResult<u64> {
     let released = ctx
         .conn
         .prepare_cached(
@@ -65,7 +65,7 @@ pub(crate) fn release(ctx: &WriteCtx<'_>, node: &str, now: i64) -> StoreResult<u
 
 /// Removes the job, unless a commit touched it while it ran: then it runs
 /// again at `again_at`.
-pub(crate) fn complete(ctx: &WriteCtx<'_>, id: JobId, again_at: i64) -> StoreResult<()> {
+pub(crate) fn complete(ctx: &WriteCtx<'_, '_>, id: JobId, again_at: i64) -> StoreResult<()> {
     let removed = ctx
         .conn
         .prepare_cached("DELETE FROM jobs WHERE id = ?1 AND touched = 0")?
@@ -87,7 +87,7 @@ pub(crate) fn complete(ctx: &WriteCtx<'_>, id: JobId, again_at: i64) -> StoreRes
 /// instead (a dead one comes back to life). Users the writer knows have
 /// none (`WriteCtx::push_users`) are not looked up: a send to people
 /// without push costs no statement.
-pub(crate) fn notify(ctx: &WriteCtx<'_>, notify: &Notify) -> StoreResult<()> {
+pub(crate) fn notify(ctx: &WriteCtx<'_, '_>, notify: &Notify) -> StoreResult<()> {
     let users: Vec<i64> = notify
         .users
         .iter()
@@ -125,7 +125,7 @@ pub(crate) fn notify(ctx: &WriteCtx<'_>, notify: &Notify) -> StoreResult<()> {
 }
 
 pub(crate) fn fail(
-    ctx: &WriteCtx<'_>,
+    ctx: &WriteCtx<'_, '_>,
     id: JobId,
     attempts: u32,
     error: &str,

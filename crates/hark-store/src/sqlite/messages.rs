@@ -16,12 +16,12 @@ use rusqlite::{named_params, params, Connection, OptionalExtension};
 
 /// Every check comes before the first write: the writer runs sends without
 /// a savepoint (`Guard::CheckedFirst`).
-pub(crate) fn send(ctx: &mut WriteCtx<'_>, msg: NewMessage) -> StoreResult<SendAck> {
+pub(crate) fn send(ctx: &mut WriteCtx<'_, '_>, msg: NewMessage) -> StoreResult<SendAck> {
     // Idempotency before authorization: a resend of a committed message
     // answers with the original even if the sender has since left the chat.
     let original: Option<(i64, i64, i64, Option<i64>)> = ctx
-        .conn
-        .prepare_cached(
+        .stmts
+        .get(
             "SELECT chat_id, seq, sent_at, expires_at FROM messages
              WHERE sender_device = ?1 AND client_id = ?2",
         )?
@@ -39,8 +39,8 @@ pub(crate) fn send(ctx: &mut WriteCtx<'_>, msg: NewMessage) -> StoreResult<SendA
             expires_at,
         });
     }
-    let me = require_member(ctx.conn, msg.chat_id, msg.sender_id)?;
-    let (last, encrypted, timer, blocked) = head(ctx.conn, msg.chat_id)?;
+    let me = require_member(&mut *ctx.stmts, msg.chat_id, msg.sender_id)?;
+    let (last, encrypted, timer, blocked) = head(&mut *ctx.stmts, msg.chat_id)?;
     rules::not_blocked(blocked)?;
     rules::content(encrypted, &msg)?;
     let seq = Seq(last + 1);
@@ -54,8 +54,8 @@ pub(crate) fn send(ctx: &mut WriteCtx<'_>, msg: NewMessage) -> StoreResult<SendA
     };
     let fts_rowid = ctx.index_text(msg.chat_id, seq, &msg.text, None)?;
     let (media_id, media) = columns::media_columns(msg.media.as_ref())?;
-    ctx.conn
-        .prepare_cached(
+    ctx.stmts
+        .get(
             "INSERT INTO messages (chat_id, seq, sender_id, sender_device, client_id, text, sent_at, reply_to, forwarded, fts_rowid, media_id, media, encrypted, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )?
@@ -75,10 +75,10 @@ pub(crate) fn send(ctx: &mut WriteCtx<'_>, msg: NewMessage) -> StoreResult<SendA
             columns::encrypted_column(msg.encrypted.as_deref()),
             expires_at,
         ])?;
-    ctx.conn
-        .prepare_cached("UPDATE chats SET last_seq = ?1, last_activity = ?2 WHERE id = ?3")?
+    ctx.stmts
+        .get("UPDATE chats SET last_seq = ?1, last_activity = ?2 WHERE id = ?3")?
         .execute(params![seq.0, ctx.now_ms, msg.chat_id.0])?;
-    let members = member_ids(ctx.conn, msg.chat_id)?;
+    let members = member_ids(&mut *ctx.stmts, msg.chat_id)?;
     let (chat_id, sender_id) = (msg.chat_id, msg.sender_id);
     let client_id = msg.client_id.clone();
     let event = rules::new_message(msg, seq, ctx.now_ms, quote, expires_at);
@@ -120,7 +120,7 @@ fn visible_message(
 /// (its sender, its reply) goes along.
 /// Checks before writing, like [`send`].
 pub(crate) fn forward(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     from: (ChatId, Seq),
     msg: NewMessage,
 ) -> StoreResult<SendAck> {
@@ -142,7 +142,7 @@ pub(crate) fn forward(
 }
 
 pub(crate) fn edit(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     (chat_id, seq): (ChatId, Seq),
     user_id: UserId,
     text: &str,
@@ -176,7 +176,7 @@ pub(crate) fn edit(
 }
 
 pub(crate) fn delete(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     chat_id: ChatId,
     user_id: UserId,
     seq: Seq,
@@ -215,7 +215,7 @@ pub(crate) fn delete(
 /// Removes a message's content, as a delete for everyone does and as its
 /// expiry does: its text, file, ciphertext, reactions and search index
 /// entry. The row stays (seqs are gapless), marked deleted now.
-pub(crate) fn erase(ctx: &mut WriteCtx<'_>, chat_id: ChatId, seq: Seq) -> StoreResult<()> {
+pub(crate) fn erase(ctx: &mut WriteCtx<'_, '_>, chat_id: ChatId, seq: Seq) -> StoreResult<()> {
     ctx.conn
         .prepare_cached(
             "UPDATE messages SET text = '', media_id = NULL, media = NULL, encrypted = NULL, deleted_at = ?1
@@ -232,7 +232,7 @@ pub(crate) fn erase(ctx: &mut WriteCtx<'_>, chat_id: ChatId, seq: Seq) -> StoreR
 }
 
 pub(crate) fn react(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     chat_id: ChatId,
     user_id: UserId,
     seq: Seq,
@@ -302,7 +302,7 @@ pub(crate) fn history(
 ) -> StoreResult<History> {
     // One snapshot for the page and its lines.
     let tx = conn.unchecked_transaction()?;
-    let floor = require_member(&tx, chat_id, viewer)?.joined_seq;
+    let floor = require_member(&*tx, chat_id, viewer)?.joined_seq;
     let window = HistoryWindow::new(query, floor);
     let mut history = window.history(page(&tx, viewer, chat_id, window)?);
     let range = window.line_range(&history);

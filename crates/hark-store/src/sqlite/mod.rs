@@ -26,6 +26,7 @@ mod rows;
 pub(crate) mod schema;
 mod search;
 mod sso;
+mod statements;
 pub(crate) mod stream;
 mod syncer;
 mod two_factor;
@@ -188,7 +189,7 @@ impl SqliteStore {
     async fn write<T, F>(&self, op: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_, '_>) -> StoreResult<T> + Send + 'static,
     {
         self.write_guarded(Guard::Savepoint, op).await
     }
@@ -199,7 +200,7 @@ impl SqliteStore {
     async fn write_checked_first<T, F>(&self, op: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_, '_>) -> StoreResult<T> + Send + 'static,
     {
         self.write_guarded(Guard::CheckedFirst, op).await
     }
@@ -207,7 +208,7 @@ impl SqliteStore {
     async fn write_guarded<T, F>(&self, guard: Guard, op: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_, '_>) -> StoreResult<T> + Send + 'static,
     {
         let (job, answer) = writer::job(guard, op);
         let jobs = self
@@ -1072,7 +1073,7 @@ impl MessageStore for SqliteStore {
         if let Some(head) = self.durability.head(user_id) {
             return Ok(head);
         }
-        self.read(move |conn| stream::head(conn, user_id)).await
+        self.read(move |conn| stream::head(&*conn, user_id)).await
     }
 
     async fn forward(&self, from: (ChatId, Seq), message: NewMessage) -> StoreResult<SendAck> {

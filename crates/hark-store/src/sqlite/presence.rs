@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashSet;
 
 pub(crate) fn connected(
-    ctx: &WriteCtx<'_>,
+    ctx: &WriteCtx<'_, '_>,
     node: &str,
     user: UserId,
     session: u64,
@@ -32,7 +32,7 @@ pub(crate) fn connected(
 }
 
 pub(crate) fn disconnected(
-    ctx: &WriteCtx<'_>,
+    ctx: &WriteCtx<'_, '_>,
     node: &str,
     user: UserId,
     session: u64,
@@ -51,7 +51,7 @@ pub(crate) fn disconnected(
 }
 
 /// Writes the user's `went_offline` job when no node holds them any more.
-fn went_offline_if_gone(ctx: &WriteCtx<'_>, user: UserId, at: i64) -> StoreResult<bool> {
+fn went_offline_if_gone(ctx: &WriteCtx<'_, '_>, user: UserId, at: i64) -> StoreResult<bool> {
     let elsewhere: Option<i64> = ctx
         .conn
         .prepare_cached("SELECT 1 FROM presence WHERE user_id = ?1 LIMIT 1")?
@@ -88,7 +88,7 @@ pub(crate) fn online_among(
 }
 
 pub(crate) fn heartbeat(
-    ctx: &WriteCtx<'_>,
+    ctx: &WriteCtx<'_, '_>,
     node: &str,
     now: i64,
     node_timeout_ms: i64,
@@ -135,7 +135,7 @@ pub(crate) fn heartbeat(
 /// Removes every row of `node`, with a `went_offline` job for each of its
 /// users online nowhere else. Their last seen is `at` (when the node was
 /// last heard from), or when they connected if that was later.
-pub(crate) fn sweep(ctx: &WriteCtx<'_>, node: &str, at: i64) -> StoreResult<u64> {
+pub(crate) fn sweep(ctx: &WriteCtx<'_, '_>, node: &str, at: i64) -> StoreResult<u64> {
     let users: Vec<(i64, i64)> = {
         let mut stmt = ctx
             .conn
@@ -153,7 +153,7 @@ pub(crate) fn sweep(ctx: &WriteCtx<'_>, node: &str, at: i64) -> StoreResult<u64>
 }
 
 /// The node stops: its rows go now, and so does its heartbeat.
-pub(crate) fn stopped(ctx: &WriteCtx<'_>, node: &str, now: i64) -> StoreResult<u64> {
+pub(crate) fn stopped(ctx: &WriteCtx<'_, '_>, node: &str, now: i64) -> StoreResult<u64> {
     let written = sweep(ctx, node, now)?;
     ctx.conn
         .prepare_cached("DELETE FROM nodes WHERE node_id = ?1")?

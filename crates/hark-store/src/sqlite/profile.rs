@@ -20,7 +20,7 @@ pub(crate) fn profile(conn: &Connection, user: UserId) -> StoreResult<MyProfile>
 }
 
 pub(crate) fn update(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     user: UserId,
     update: &ProfileUpdate,
 ) -> StoreResult<MyProfile> {
@@ -36,7 +36,7 @@ pub(crate) fn update(
 }
 
 pub(crate) fn set_photo(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     user: UserId,
     photo: Option<&str>,
 ) -> StoreResult<Option<String>> {
@@ -71,7 +71,7 @@ fn one_export(
 }
 
 pub(crate) fn start_export(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     user: UserId,
     id: &str,
     job: &NewJob,
@@ -95,7 +95,7 @@ pub(crate) fn one(conn: &Connection, user: UserId, id: &str) -> StoreResult<Opti
 }
 
 pub(crate) fn finish_export(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     id: &str,
     finished: Finished,
     then: Option<&NewJob>,
@@ -120,7 +120,7 @@ pub(crate) fn finish_export(
     Ok(true)
 }
 
-pub(crate) fn remove_export(ctx: &mut WriteCtx<'_>, id: &str) -> StoreResult<()> {
+pub(crate) fn remove_export(ctx: &mut WriteCtx<'_, '_>, id: &str) -> StoreResult<()> {
     ctx.conn.execute(p::REMOVE_EXPORT, [id])?;
     Ok(())
 }

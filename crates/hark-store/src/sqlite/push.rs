@@ -17,7 +17,7 @@ pub(crate) fn subscribed(conn: &Connection) -> StoreResult<HashSet<UserId>> {
 }
 
 pub(crate) fn add(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     t: &PushTarget,
     max: u32,
 ) -> StoreResult<(PushTarget, bool)> {
@@ -84,7 +84,11 @@ pub(crate) fn list(conn: &Connection, of_device: bool, id: i64) -> StoreResult<V
     Ok(targets)
 }
 
-pub(crate) fn remove(ctx: &WriteCtx<'_>, device: Option<DeviceId>, id: &str) -> StoreResult<bool> {
+pub(crate) fn remove(
+    ctx: &WriteCtx<'_, '_>,
+    device: Option<DeviceId>,
+    id: &str,
+) -> StoreResult<bool> {
     let removed = ctx
         .conn
         .prepare_cached(
@@ -113,7 +117,7 @@ pub(crate) fn settings(conn: &Connection, user: UserId) -> StoreResult<Notificat
 }
 
 pub(crate) fn set_settings(
-    ctx: &WriteCtx<'_>,
+    ctx: &WriteCtx<'_, '_>,
     user: UserId,
     settings: NotificationSettings,
 ) -> StoreResult<()> {
@@ -123,7 +127,11 @@ pub(crate) fn set_settings(
     Ok(())
 }
 
-pub(crate) fn server_key(ctx: &WriteCtx<'_>, name: &str, candidate: &str) -> StoreResult<String> {
+pub(crate) fn server_key(
+    ctx: &WriteCtx<'_, '_>,
+    name: &str,
+    candidate: &str,
+) -> StoreResult<String> {
     ctx.conn
         .prepare_cached(
             "INSERT INTO server_keys (name, value, created_at) VALUES (?1, ?2, ?3)

@@ -12,14 +12,14 @@ use rusqlite::{params, Connection, OptionalExtension};
 /// Every check comes before the first write: the writer runs marks without
 /// a savepoint (`Guard::CheckedFirst`).
 pub(crate) fn mark(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     chat_id: ChatId,
     user_id: UserId,
     delivered_up_to: Option<Seq>,
     read_up_to: Option<Seq>,
 ) -> StoreResult<()> {
-    let member = require_member(ctx.conn, chat_id, user_id)?;
-    let top = last_seq(ctx.conn, chat_id)?;
+    let member = require_member(&mut *ctx.stmts, chat_id, user_id)?;
+    let top = last_seq(&mut *ctx.stmts, chat_id)?;
     let rise = Rise {
         delivered_up_to,
         read_up_to,
@@ -35,7 +35,7 @@ pub(crate) fn mark(
 /// `member` is the member's row and `top` the chat's last seq, which the
 /// caller has read already.
 pub(crate) fn apply_mark(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     chat_id: ChatId,
     user_id: UserId,
     member: MemberRow,
@@ -46,14 +46,14 @@ pub(crate) fn apply_mark(
     if !change.member_rose() {
         return Ok(());
     }
-    ctx.conn
-        .prepare_cached(
+    ctx.stmts
+        .get(
             "UPDATE members SET delivered_up_to = ?1, read_up_to = ?2 WHERE chat_id = ?3 AND user_id = ?4",
         )?
         .execute(params![change.delivered, change.read, chat_id.0, user_id.0])?;
     let senders: Vec<UserId> = ctx
-        .conn
-        .prepare_cached(
+        .stmts
+        .get(
             "SELECT sender_id FROM messages
              WHERE chat_id = ?1 AND seq > ?2 AND seq <= ?3 AND sender_id != ?4",
         )?
@@ -64,7 +64,7 @@ pub(crate) fn apply_mark(
         .collect::<Result<_, _>>()?;
     // When each rise happened, for "message info": only rises that cover
     // someone else's messages.
-    let mut log = ctx.conn.prepare_cached(
+    let log = ctx.stmts.get(
         "INSERT INTO receipt_times (chat_id, user_id, up_to, delivered_at, read_at)
          VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (chat_id, user_id, up_to) DO UPDATE SET

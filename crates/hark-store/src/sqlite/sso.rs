@@ -9,7 +9,7 @@ use hark_proto::{User, UserId};
 use rusqlite::{params, OptionalExtension};
 
 pub(crate) fn account(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     issuer: &str,
     subject: &str,
     usernames: &[String],
@@ -40,7 +40,7 @@ pub(crate) fn account(
 }
 
 pub(crate) fn add_ticket(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     hash: &str,
     user: UserId,
     expires_at: i64,
@@ -51,7 +51,7 @@ pub(crate) fn add_ticket(
 }
 
 pub(crate) fn take_ticket(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     hash: &str,
     now: i64,
 ) -> StoreResult<Option<UserId>> {

@@ -13,6 +13,7 @@
 //! user it takes at once.
 
 use super::rows::{self, MESSAGE_COLUMNS};
+use super::statements::Statements;
 use crate::pages::{StreamPage, StreamRow, STREAM_COLUMNS};
 use crate::{StoreResult, SyncPage};
 use hark_proto::{Pos, UserId};
@@ -20,9 +21,9 @@ use rusqlite::{params, Connection};
 use std::sync::OnceLock;
 
 /// The user's newest stream position (0 for an empty stream).
-pub(crate) fn head(conn: &Connection, user_id: UserId) -> StoreResult<Pos> {
-    let head: i64 = conn
-        .prepare_cached(
+pub(crate) fn head<'c>(mut db: impl Statements<'c>, user_id: UserId) -> StoreResult<Pos> {
+    let head: i64 = db
+        .statement(
             "SELECT COALESCE((SELECT MAX(pos) FROM stream_recent WHERE user_id = ?1),
                              (SELECT MAX(pos) FROM stream_events WHERE user_id = ?1), 0)",
         )?
@@ -175,7 +176,7 @@ pub(crate) fn sync(
     limit: u32,
 ) -> StoreResult<SyncPage> {
     let tx = conn.transaction()?;
-    let head = head(&tx, user_id)?;
+    let head = head(&*tx, user_id)?;
     let mut page = StreamPage::default();
     let mut read = 0;
     for sql in sync_sql() {

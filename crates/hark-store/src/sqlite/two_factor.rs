@@ -22,7 +22,7 @@ pub(crate) fn state(conn: &Connection, user: UserId) -> StoreResult<TwoFactor> {
 }
 
 pub(crate) fn set_pending(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     user: UserId,
     secret: Option<&str>,
 ) -> StoreResult<()> {
@@ -31,7 +31,7 @@ pub(crate) fn set_pending(
 }
 
 pub(crate) fn enable(
-    ctx: &mut WriteCtx<'_>,
+    ctx: &mut WriteCtx<'_, '_>,
     user: UserId,
     secret: &str,
     step: i64,
@@ -52,16 +52,16 @@ pub(crate) fn enable(
     Ok(true)
 }
 
-pub(crate) fn disable(ctx: &mut WriteCtx<'_>, user: UserId) -> StoreResult<()> {
+pub(crate) fn disable(ctx: &mut WriteCtx<'_, '_>, user: UserId) -> StoreResult<()> {
     ctx.conn.execute(tf::DISABLE, [user.0])?;
     ctx.conn.execute(tf::CLEAR_CODES, [user.0])?;
     Ok(())
 }
 
-pub(crate) fn use_step(ctx: &mut WriteCtx<'_>, user: UserId, step: i64) -> StoreResult<bool> {
+pub(crate) fn use_step(ctx: &mut WriteCtx<'_, '_>, user: UserId, step: i64) -> StoreResult<bool> {
     Ok(ctx.conn.execute(tf::USE_STEP, params![step, user.0])? == 1)
 }
 
-pub(crate) fn use_code(ctx: &mut WriteCtx<'_>, user: UserId, hash: &str) -> StoreResult<bool> {
+pub(crate) fn use_code(ctx: &mut WriteCtx<'_, '_>, user: UserId, hash: &str) -> StoreResult<bool> {
     Ok(ctx.conn.execute(tf::USE_CODE, params![user.0, hash])? == 1)
 }

@@ -9,6 +9,7 @@
 //! the order of every per-user stream position handed out.
 
 use super::search::{self, IndexOp};
+use super::statements::Prepared;
 use super::stream::Backlog as StreamBacklog;
 use super::syncer::{Durability, Ended};
 use crate::error::sqlite_disk_full;
@@ -25,6 +26,11 @@ use tokio::sync::{mpsc, oneshot};
 /// twice, whatever happens to the rows).
 const EXPORT_EVENT: &str = "INSERT INTO event_exports (id, chat_id, kind, event, created_at)
      VALUES (lower(hex(randomblob(16))), ?1, ?2, ?3, ?4)";
+
+/// One event in one user's stream, in the small table (see
+/// [`super::stream::Backlog`]).
+const APPEND: &str =
+    "INSERT INTO stream_recent (user_id, pos, chat_id, msg_seq, payload) VALUES (?1, ?2, ?3, ?4, ?5)";
 
 /// How many jobs one transaction takes at most.
 const MAX_BATCH: usize = 512;
@@ -43,7 +49,7 @@ pub(crate) enum Outcome {
 pub(crate) type Finisher = Box<dyn FnOnce(Outcome) + Send>;
 /// The body of a write: runs inside the batch's transaction and says
 /// whether it succeeded.
-type Run = Box<dyn FnOnce(&mut WriteCtx<'_>) -> (bool, Finisher) + Send>;
+type Run = Box<dyn FnOnce(&mut WriteCtx<'_, '_>) -> (bool, Finisher) + Send>;
 
 /// A write job.
 pub(crate) struct Job {
@@ -66,8 +72,11 @@ pub(crate) enum Guard {
 
 /// What a write job sees: the connection inside the open transaction, and
 /// the batch's bookkeeping.
-pub(crate) struct WriteCtx<'a> {
+pub(crate) struct WriteCtx<'a, 'c> {
     pub(crate) conn: &'a Connection,
+    /// The writer's statements, prepared once (see [`Prepared`]): for the
+    /// send path's statements, which run for every message.
+    pub(crate) stmts: &'a mut Prepared<'c>,
     /// Newest stream position per user, so a batch does not re-read it. Only
     /// a cache: cleared whenever a job or a commit fails.
     heads: &'a mut HashMap<UserId, i64>,
@@ -93,7 +102,7 @@ pub(crate) struct WriteCtx<'a> {
     pub(crate) now_ms: i64,
 }
 
-impl WriteCtx<'_> {
+impl WriteCtx<'_, '_> {
     /// Queues `text` for the search index under `rowid`, or under a new
     /// rowid after every other when `rowid` is `None`; returns the rowid
     /// (kept in `messages.fts_rowid`).
@@ -191,16 +200,13 @@ impl WriteCtx<'_> {
             }
         }
         // Into the small table; steps move rows on (`super::stream::Backlog`).
-        let mut insert = self.conn.prepare_cached(
-            "INSERT INTO stream_recent (user_id, pos, chat_id, msg_seq, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
         self.stream_backlog.appended(users.len());
         for &user in users {
             let pos = match self.heads.get(&user) {
                 Some(head) => head + 1,
-                None => super::stream::head(self.conn, user)?.0 + 1,
+                None => super::stream::head(&mut *self.stmts, user)?.0 + 1,
             };
-            insert.execute(params![
+            self.stmts.get(APPEND)?.execute(params![
                 user.0,
                 pos,
                 chat_id.0,
@@ -222,7 +228,7 @@ impl WriteCtx<'_> {
 pub(crate) fn job<T, F>(guard: Guard, op: F) -> (Job, oneshot::Receiver<StoreResult<T>>)
 where
     T: Send + 'static,
-    F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<T> + Send + 'static,
+    F: FnOnce(&mut WriteCtx<'_, '_>) -> StoreResult<T> + Send + 'static,
 {
     let (tx, rx) = oneshot::channel();
     let run: Run = Box::new(move |ctx| {
@@ -269,6 +275,8 @@ pub(crate) fn run(conn: Connection, mut jobs: mpsc::Receiver<Job>, shared: Share
         ended,
         mut push_users,
     } = shared;
+    // Declared after the connection, so finalized before it closes.
+    let mut stmts = Prepared::new(&conn);
     let mut heads = HashMap::new();
     let mut deliveries = Vec::new();
     let mut index_ops = Vec::new();
@@ -335,6 +343,7 @@ pub(crate) fn run(conn: Connection, mut jobs: mpsc::Receiver<Job>, shared: Share
             let changes = conn.total_changes();
             let mut ctx = WriteCtx {
                 conn: &conn,
+                stmts: &mut stmts,
                 heads: &mut heads,
                 deliveries: &mut deliveries,
                 index_ops: &mut index_ops,
