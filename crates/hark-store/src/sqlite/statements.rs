@@ -47,7 +47,7 @@ impl<'c> Statements<'c> for &'c Connection {
 /// for the whole program is never another text at the same address. The
 /// writer runs a bounded set of SQL constants, so the map stays small;
 /// its keys are addresses, so a plain multiplicative hash (`rustc-hash`)
-/// serves, where the default SipHash was 2 % of the writer's instructions.
+/// serves, where the default SipHash was 3 % of the writer's instructions.
 pub(crate) struct Prepared<'c> {
     conn: &'c Connection,
     held: FxHashMap<(usize, usize), Statement<'c>>,
