@@ -62,10 +62,9 @@ fn chat_kind<'c>(mut db: impl Statements<'c>, chat_id: ChatId) -> StoreResult<Op
     kind.map(|k| parse_kind(&k)).transpose()
 }
 
-/// A chat's last seq, whether it is end-to-end encrypted, and its
-/// disappearing-messages timer.
-/// A chat's last seq, whether it is encrypted, its disappearing timer, and
-/// whether its users are blocked (`contacts::MARK_DIRECT`).
+/// A chat's last seq, whether it is end-to-end encrypted, its
+/// disappearing-messages timer, and whether its users are blocked
+/// (`contacts::MARK_DIRECT`).
 pub(crate) fn head<'c>(
     mut db: impl Statements<'c>,
     chat_id: ChatId,
