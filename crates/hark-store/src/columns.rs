@@ -26,14 +26,28 @@ pub(crate) trait Columns {
 const SNIPPET_CHARS: usize = 200;
 
 /// The columns of a message row, for a table aliased `m`, in the order
-/// [`message_row`] reads them. The last says whether the message has
+/// [`message_row`] reads them, with `$reactions` as the flag that says
+/// whether the message may have reactions.
+macro_rules! message_columns {
+    ($reactions:literal) => {
+        concat!(
+            "m.chat_id, m.seq, m.sender_id, m.sender_device, m.client_id, m.text, m.sent_at, ",
+            "m.reply_to, m.forwarded, m.edited_at, m.deleted_at, ",
+            $reactions,
+            ", m.media, m.encrypted, m.expires_at"
+        )
+    };
+}
+pub(crate) use message_columns;
+
+/// The columns of a message row. The flag says whether the message has
 /// reactions, so a reader queries reactions only for those that do: a
 /// statement per message was a tenth of the server's work replaying a
-/// catch-up storm (docs/benchmarks.md, fourth pass).
-pub(crate) const MESSAGE_COLUMNS: &str = "m.chat_id, m.seq, m.sender_id, m.sender_device, \
-     m.client_id, m.text, m.sent_at, m.reply_to, m.forwarded, m.edited_at, m.deleted_at, \
-     EXISTS (SELECT 1 FROM reactions r WHERE r.chat_id = m.chat_id AND r.seq = m.seq), m.media, \
-     m.encrypted, m.expires_at";
+/// catch-up storm (docs/benchmarks.md, fourth pass). SQLite keeps that flag
+/// in the message's row instead (`sqlite::rows::MESSAGE_COLUMNS`).
+pub(crate) const MESSAGE_COLUMNS: &str = message_columns!(
+    "EXISTS (SELECT 1 FROM reactions r WHERE r.chat_id = m.chat_id AND r.seq = m.seq)"
+);
 
 /// A message row without its quote and reactions (see [`MessageRow::into_parts`]).
 pub(crate) struct MessageRow {

@@ -162,10 +162,24 @@ impl Stored {
 }
 
 /// The columns of a stream page's rows, for `stream_events e` joined to
-/// `messages m`, in the order [`StreamPage::read`] takes them.
-pub(crate) const STREAM_COLUMNS: &str = "e.pos, e.payload, e.chat_id, e.msg_seq, \
-     EXISTS (SELECT 1 FROM hidden_messages h \
-             WHERE h.user_id = e.user_id AND h.chat_id = e.chat_id AND h.seq = e.msg_seq)";
+/// `messages m`, in the order [`StreamPage::read`] takes them, with
+/// `$hidden` as the flag that says the row's message is deleted for its
+/// reader.
+macro_rules! stream_columns {
+    ($hidden:literal) => {
+        concat!("e.pos, e.payload, e.chat_id, e.msg_seq, ", $hidden)
+    };
+}
+
+/// The columns of a stream page's rows.
+pub(crate) const STREAM_COLUMNS: &str = stream_columns!(
+    "EXISTS (SELECT 1 FROM hidden_messages h \
+     WHERE h.user_id = e.user_id AND h.chat_id = e.chat_id AND h.seq = e.msg_seq)"
+);
+
+/// The same for a reader who has deleted no message for themselves (no
+/// `hidden_messages` row), known before the page is read: no probe per row.
+pub(crate) const STREAM_COLUMNS_NONE_HIDDEN: &str = stream_columns!("0");
 
 /// A sync page stops growing past about this many bytes of event JSON, so a
 /// page of large messages stays a reasonable WebSocket frame.

@@ -76,14 +76,15 @@ pub(crate) const TABLES: &[Table] = &[
     table("media", &["id"]),
     // SQLite's FTS5 index becomes a tsvector written with the row (empty
     // once deleted); the index row order, which is search's "newest
-    // first", becomes `search_order`.
+    // first", becomes `search_order`. SQLite's `reacted` flag (whether a
+    // message may have reactions) stays behind: PostgreSQL asks `reactions`.
     Table {
         from: &[("search_order", "COALESCE(fts_rowid, 0)")],
         derived: &[(
             "search",
             "CASE WHEN deleted_at IS NULL THEN hark_search_vector(text) END",
         )],
-        left_behind: &["fts_rowid"],
+        left_behind: &["fts_rowid", "reacted"],
         sequences: &[("messages_search_order", "search_order")],
         ..table("messages", &["chat_id", "seq"])
     },

@@ -255,11 +255,18 @@ pub(crate) fn react(
         &message, chat_id, seq, user_id, emoji,
     ))?;
     match emoji {
-        Some(emoji) => ctx.conn.execute(
-            "INSERT INTO reactions (chat_id, seq, user_id, emoji, reacted_at) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (chat_id, seq, user_id) DO UPDATE SET emoji = excluded.emoji, reacted_at = excluded.reacted_at",
-            params![chat_id.0, seq.0, user_id.0, emoji, ctx.now_ms],
-        )?,
+        Some(emoji) => {
+            ctx.conn.execute(
+                "INSERT INTO reactions (chat_id, seq, user_id, emoji, reacted_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (chat_id, seq, user_id) DO UPDATE SET emoji = excluded.emoji, reacted_at = excluded.reacted_at",
+                params![chat_id.0, seq.0, user_id.0, emoji, ctx.now_ms],
+            )?;
+            // Readers read reactions only of messages flagged (`rows::MESSAGE_COLUMNS`).
+            ctx.conn.execute(
+                "UPDATE messages SET reacted = 1 WHERE chat_id = ?1 AND seq = ?2 AND reacted = 0",
+                params![chat_id.0, seq.0],
+            )?
+        }
         None => ctx.conn.execute(
             "DELETE FROM reactions WHERE chat_id = ?1 AND seq = ?2 AND user_id = ?3",
             params![chat_id.0, seq.0, user_id.0],

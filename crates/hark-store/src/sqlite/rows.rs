@@ -7,7 +7,12 @@ use crate::StoreResult;
 use hark_proto::{ChatId, Message, Quote, Seq};
 use rusqlite::{Connection, OptionalExtension, Row};
 
-pub(crate) use crate::columns::MESSAGE_COLUMNS;
+/// The columns of a message row (`crate::columns::message_row`), with the
+/// message's own `reacted` flag (set by its first reaction, never cleared)
+/// instead of a probe of `reactions` per row: that probe was a twelfth of
+/// a catch-up's reading (docs/benchmarks.md, "Catch-up reads without
+/// per-row probes").
+pub(crate) const MESSAGE_COLUMNS: &str = columns::message_columns!("m.reacted");
 
 impl Columns for Row<'_> {
     type Error = rusqlite::Error;

@@ -586,6 +586,15 @@ CREATE TABLE stream_recent (
     PRIMARY KEY (user_id, pos)
 ) WITHOUT ROWID;
 "#,
+    r#"
+-- Whether a message may have reactions: set by its first reaction, never
+-- cleared (a message whose reactions are gone reads an empty list). A
+-- reader reads a message's reactions only when it is set, instead of
+-- probing `reactions` for every message it reads (docs/benchmarks.md,
+-- "Catch-up reads without per-row probes").
+ALTER TABLE messages ADD COLUMN reacted INTEGER NOT NULL DEFAULT 0;
+UPDATE messages SET reacted = 1 WHERE (chat_id, seq) IN (SELECT chat_id, seq FROM reactions);
+"#,
 ];
 
 /// Opens the pragmas every connection needs.
@@ -733,5 +742,35 @@ mod tests {
             .unwrap();
         assert!(used > crate::clock_ms() - 60_000, "{used}");
         assert_eq!(reason, None);
+    }
+
+    #[test]
+    fn messages_with_reactions_before_the_flag_are_flagged_at_the_upgrade() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let before = MIGRATIONS
+            .iter()
+            .position(|sql| sql.contains("ADD COLUMN reacted"))
+            .unwrap();
+        for sql in &MIGRATIONS[..before] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", before).unwrap();
+        conn.execute_batch(
+            "INSERT INTO messages (chat_id, seq, sender_id, sender_device, client_id, text, sent_at)
+                 VALUES (1, 1, 1, 1, 'a', 'x', 5), (1, 2, 1, 1, 'b', 'x', 5),
+                        (2, 1, 1, 1, 'c', 'x', 5), (2, 2, 1, 1, 'd', 'x', 5);
+             INSERT INTO reactions (chat_id, seq, user_id, emoji, reacted_at)
+                 VALUES (1, 2, 1, 'x', 6), (1, 2, 2, 'y', 7), (2, 1, 2, 'z', 8);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let flagged: Vec<(i64, i64)> = conn
+            .prepare("SELECT chat_id, seq FROM messages WHERE reacted ORDER BY chat_id, seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(flagged, [(1, 2), (2, 1)]);
     }
 }

@@ -14,7 +14,7 @@
 
 use super::rows::{self, MESSAGE_COLUMNS};
 use super::statements::Statements;
-use crate::pages::{StreamPage, StreamRow, STREAM_COLUMNS};
+use crate::pages::{StreamPage, StreamRow, STREAM_COLUMNS, STREAM_COLUMNS_NONE_HIDDEN};
 use crate::{StoreResult, SyncPage};
 use hark_proto::{Pos, UserId};
 use rusqlite::{params, Connection};
@@ -151,24 +151,32 @@ fn move_users(conn: &Connection, from: i64, until: i64) -> StoreResult<usize> {
 /// server's CPU in a catch-up storm (docs/benchmarks.md).
 ///
 /// Two statements, one per table of the stream: `stream_events`, then
-/// `stream_recent`, whose positions come after (see the module doc).
-pub(crate) fn sync_sql() -> [&'static str; 2] {
-    static SQL: OnceLock<[String; 2]> = OnceLock::new();
-    let [main, recent] = SQL.get_or_init(|| {
-        ["stream_events", "stream_recent"].map(|table| {
-            format!(
-                "SELECT {STREAM_COLUMNS}, {MESSAGE_COLUMNS}
-                 FROM {table} e
-                 LEFT JOIN messages m ON m.chat_id = e.chat_id AND m.seq = e.msg_seq
-                 WHERE e.user_id = ?1 AND e.pos > ?2 ORDER BY e.pos"
-            )
+/// `stream_recent`, whose positions come after (see the module doc); with
+/// the per-row probe for messages the reader deleted for themselves, or
+/// (`none_hidden`) without.
+pub(crate) fn sync_sql(none_hidden: bool) -> [&'static str; 2] {
+    static SQL: OnceLock<[[String; 2]; 2]> = OnceLock::new();
+    let [hides, hides_none] = SQL.get_or_init(|| {
+        [STREAM_COLUMNS, STREAM_COLUMNS_NONE_HIDDEN].map(|stream_columns| {
+            ["stream_events", "stream_recent"].map(|table| {
+                format!(
+                    "SELECT {stream_columns}, {MESSAGE_COLUMNS}
+                     FROM {table} e
+                     LEFT JOIN messages m ON m.chat_id = e.chat_id AND m.seq = e.msg_seq
+                     WHERE e.user_id = ?1 AND e.pos > ?2 ORDER BY e.pos"
+                )
+            })
         })
     });
+    let [main, recent] = if none_hidden { hides_none } else { hides };
     [main, recent]
 }
 
 /// Reads a page of the user's stream. Runs in one read transaction so the
-/// page and the head come from the same snapshot.
+/// page and the head come from the same snapshot. Whether the user deleted
+/// any message for themselves is asked once, not probed for every row (a
+/// tenth of a catch-up's reading, docs/benchmarks.md, "Catch-up reads
+/// without per-row probes").
 pub(crate) fn sync(
     conn: &mut Connection,
     user_id: UserId,
@@ -177,9 +185,12 @@ pub(crate) fn sync(
 ) -> StoreResult<SyncPage> {
     let tx = conn.transaction()?;
     let head = head(&*tx, user_id)?;
+    let none_hidden = !tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM hidden_messages WHERE user_id = ?1)")?
+        .query_row([user_id.0], |r| r.get::<_, bool>(0))?;
     let mut page = StreamPage::default();
     let mut read = 0;
-    for sql in sync_sql() {
+    for sql in sync_sql(none_hidden) {
         let mut stmt = tx.prepare_cached(sql)?;
         let mut rows = stmt.query(params![user_id.0, after.0])?;
         while read < limit && !page.full() {
@@ -204,7 +215,7 @@ mod tests {
     use crate::repo::*;
     use crate::sqlite::{open_reader, SqliteStore};
     use crate::{CommitListener, Delivery, HistoryQuery, NewMessage, Store};
-    use hark_proto::{ChatId, DeviceId};
+    use hark_proto::{ChatId, DeviceId, Seq};
     use rusqlite::StatementStatus;
     use std::sync::Arc;
 
@@ -228,6 +239,129 @@ mod tests {
 
     impl CommitListener for Nobody {
         fn committed(&self, _: Vec<Delivery>) {}
+    }
+
+    /// A page's reactions (by the messages' `reacted` flags) and its
+    /// messages deleted for the reader (asked once per page) read as
+    /// `history` reads them: in pages of every size, for a reader who hid
+    /// a message and readers who hid none.
+    #[tokio::test]
+    async fn a_page_reads_reactions_and_hidden_messages_as_history_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hark.db");
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path, Arc::new(Nobody)).unwrap());
+        let mut people = Vec::new();
+        for (i, name) in ["ann", "ben", "cat"].into_iter().enumerate() {
+            let user = store.create_user(name, name, "hash").await.unwrap();
+            let device = store
+                .create_device(user.id, "d", [i as u8 + 1; 32])
+                .await
+                .unwrap();
+            people.push((user.id, device.id));
+        }
+        let [(ann, ann_d), (ben, ben_d), (cat, _)] = people[..] else {
+            unreachable!()
+        };
+        let direct = store.create_direct(ann, ben, false).await.unwrap();
+        let group = store
+            .create_group(ann, "g", &[ben, cat], 10, false)
+            .await
+            .unwrap();
+        for i in 0..4 {
+            store.send(message(direct, ann, ann_d, i)).await.unwrap();
+            store
+                .send(message(group, ben, ben_d, 10 + i))
+                .await
+                .unwrap();
+        }
+        let open = crate::Windows {
+            edit_ms: 60_000,
+            delete_ms: 60_000,
+        };
+        for (chat, who, seq, emoji) in [
+            (direct, ben, 1, Some("👍")),
+            (direct, ann, 3, Some("😂")),
+            (group, cat, 2, Some("🎉")),
+            (group, ann, 2, Some("❤")),
+            (group, ben, 2, Some("👀")),
+            (group, ann, 2, None),
+            (group, cat, 3, Some("🙃")),
+            (group, ann, 4, Some("👍")),
+        ] {
+            store.react(chat, who, Seq(seq), emoji).await.unwrap();
+        }
+        // Reactions stay on a message deleted for everyone, unshown.
+        store.delete(group, ben, Seq(3), true, open).await.unwrap();
+        store
+            .delete(direct, ann, Seq(2), false, open)
+            .await
+            .unwrap();
+        let mut conn = open_reader(&path).unwrap();
+        // What the reactions table holds for a message, unless deleted.
+        let reactions = |conn: &Connection, m: &hark_proto::Message| {
+            if m.deleted {
+                return Vec::new();
+            }
+            conn.prepare(
+                "SELECT user_id, emoji FROM reactions WHERE chat_id = ?1 AND seq = ?2
+                 ORDER BY reacted_at, user_id",
+            )
+            .unwrap()
+            .query_map([m.chat_id.0, m.seq.0], |r| {
+                Ok(hark_proto::Reaction {
+                    user_id: UserId(r.get(0)?),
+                    emoji: r.get(1)?,
+                })
+            })
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap()
+        };
+        let (mut shown, mut hidden) = (0, 0);
+        for user in [ann, ben, cat] {
+            let mut alone = std::collections::HashMap::new();
+            for chat in [direct, group] {
+                let Ok(h) = store
+                    .history(user, chat, HistoryQuery::Latest { limit: 100 })
+                    .await
+                else {
+                    continue;
+                };
+                for m in h.messages {
+                    alone.insert((m.chat_id, m.seq), m);
+                }
+            }
+            for limit in 1..=12 {
+                let mut after = Pos(0);
+                loop {
+                    let page = sync(&mut conn, user, after, limit).unwrap();
+                    for e in &page.events {
+                        match &e.event {
+                            hark_proto::Event::Message(m) => {
+                                assert_eq!(Some(m), alone.get(&(m.chat_id, m.seq)), "{user:?}");
+                                assert_eq!(m.reactions, reactions(&conn, m), "{user:?}");
+                                shown += m.reactions.len();
+                            }
+                            hark_proto::Event::MessageHidden { chat_id, seq } => {
+                                assert_eq!((user, *chat_id, *seq), (ann, direct, Seq(2)));
+                                assert!(!alone.contains_key(&(*chat_id, *seq)));
+                                hidden += 1;
+                            }
+                            _ => {}
+                        }
+                    }
+                    match page.events.last() {
+                        Some(e) if page.more => after = e.pos,
+                        _ => break,
+                    }
+                }
+            }
+        }
+        // Per page size: the direct chat's 2 reactions to ann and ben, the
+        // group's 3 to each member; ann's hidden message, as the message
+        // and as the event that hid it.
+        assert_eq!(shown, 12 * (2 + 2 + 3 * 3));
+        assert_eq!(hidden, 12 * 2);
     }
 
     /// Paged reads keep their prepared statements: reading pages of other
@@ -261,7 +395,7 @@ mod tests {
             after.events.iter().map(|e| e.pos.0).collect::<Vec<_>>(),
             [3, 4, 5]
         );
-        for sql in sync_sql() {
+        for sql in sync_sql(true).into_iter().chain(sync_sql(false)) {
             let sync_stmt = conn.prepare_cached(sql).unwrap();
             assert_eq!(sync_stmt.get_status(StatementStatus::RePrepare), 0);
         }
