@@ -43,7 +43,7 @@ async fn read_page(db: &Db, user_id: UserId, after: Pos, limit: u32) -> StoreRes
     let rows = db
         .rows(&sql, &[&user_id.0, &after.0, &i64::from(limit)])
         .await?;
-    let mut page = StreamPage::default();
+    let mut page = StreamPage::sized(head, after, limit);
     for row in &rows {
         if page.full() {
             break;

@@ -188,7 +188,7 @@ pub(crate) fn sync(
     let none_hidden = !tx
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM hidden_messages WHERE user_id = ?1)")?
         .query_row([user_id.0], |r| r.get::<_, bool>(0))?;
-    let mut page = StreamPage::default();
+    let mut page = StreamPage::sized(head, after, limit);
     let mut read = 0;
     for sql in sync_sql(none_hidden) {
         let mut stmt = tx.prepare_cached(sql)?;
