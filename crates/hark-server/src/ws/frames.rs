@@ -1,6 +1,6 @@
 //! Decoding client frames with precise error codes, and encoding server frames.
 
-use hark_proto::{ClientFrame, ErrorCode, Event, Pos, ServerFrame};
+use hark_proto::{ClientFrame, ErrorCode, Event, EventFrame, Pos, ServerFrame};
 
 /// Why a text frame could not be decoded, with the request id when one was readable.
 pub(super) struct DecodeError {
@@ -68,34 +68,34 @@ pub(super) fn sent(kind: &'static str, n: u64) {
 }
 
 pub(super) fn encode(frame: &ServerFrame) -> String {
-    let mut out = Vec::with_capacity(capacity(frame));
     // Serialising our own types cannot fail; fall back to an error frame anyway.
-    match serde_json::to_writer(&mut out, frame) {
-        Ok(()) => String::from_utf8(out).unwrap_or_else(|_| encoding_failed()),
-        Err(_) => encoding_failed(),
-    }
+    let json = match frame {
+        ServerFrame::Synced { events, .. } => {
+            let mut out = Vec::with_capacity(synced_capacity(events));
+            serde_json::to_writer(&mut out, frame)
+                .ok()
+                .and_then(|()| String::from_utf8(out).ok())
+        }
+        _ => serde_json::to_string(frame).ok(),
+    };
+    json.unwrap_or_else(|| {
+        r#"{"type":"error","code":"internal","message":"encoding failed"}"#.to_owned()
+    })
 }
 
-fn encoding_failed() -> String {
-    r#"{"type":"error","code":"internal","message":"encoding failed"}"#.to_owned()
-}
-
-/// About the size of `frame`'s JSON: a sync page's frame (tens of KiB) is
-/// written into room made once instead of grown by doubling (a copy each
-/// time, and in glibc a sweep of its small free chunks at each large
+/// About the size of a `synced` frame's JSON (tens of KiB for a page), so
+/// it is written into room made once instead of grown by doubling (a copy
+/// each time, and in glibc a sweep of its small free chunks at each large
 /// request: 2 % of a catch-up storm's server time).
-fn capacity(frame: &ServerFrame) -> usize {
-    match frame {
-        ServerFrame::Synced { events, .. } => events
-            .iter()
-            .map(|e| match &e.event {
-                Event::Message(m) => 320 + m.text.len(),
-                _ => 192,
-            })
-            .sum::<usize>()
-            .saturating_add(64),
-        _ => 128,
-    }
+fn synced_capacity(events: &[EventFrame]) -> usize {
+    events
+        .iter()
+        .map(|e| match &e.event {
+            Event::Message(m) => 320 + m.text.len(),
+            _ => 192,
+        })
+        .sum::<usize>()
+        .saturating_add(64)
 }
 
 /// An event frame around already-serialised event JSON, so a fan-out
@@ -151,6 +151,59 @@ mod tests {
         for frame in frames {
             let json: serde_json::Value = serde_json::from_str(&encode(&frame)).unwrap();
             assert_eq!(json["type"], kind(&frame));
+        }
+    }
+
+    /// A `synced` frame written into its sized buffer is the JSON
+    /// `serde_json` gives it, for pages small and large, with text of
+    /// several bytes per character and past the size guessed.
+    #[test]
+    fn synced_frames_encode_as_serde_json_does() {
+        use hark_proto::{ChatId, ClientMsgId, DeviceId, Message, Seq, UserId};
+        let message = |i: i64, text: String| EventFrame {
+            pos: Pos(i),
+            event: Event::Message(Message {
+                chat_id: ChatId(1),
+                seq: Seq(i),
+                sender_id: UserId(2),
+                sender_device: DeviceId(3),
+                client_id: ClientMsgId(format!("c{i}")),
+                text,
+                sent_at: 1_700_000_000_000,
+                reply_to: None,
+                forwarded: false,
+                edited_at: None,
+                deleted: false,
+                reactions: Vec::new(),
+                media: None,
+                encrypted: None,
+                expires_at: None,
+                expired: false,
+            }),
+        };
+        for n in [0, 1, 101] {
+            let events = (0..n)
+                .map(|i| {
+                    message(
+                        i,
+                        "héllo \"wörld\" 👋 ".repeat(usize::try_from(i % 40).unwrap()),
+                    )
+                })
+                .chain([EventFrame {
+                    pos: Pos(n),
+                    event: Event::MessageHidden {
+                        chat_id: ChatId(1),
+                        seq: Seq(1),
+                    },
+                }])
+                .collect();
+            let frame = ServerFrame::Synced {
+                id: 7,
+                events,
+                head: Pos(n),
+                more: false,
+            };
+            assert_eq!(encode(&frame), serde_json::to_string(&frame).unwrap());
         }
     }
 
