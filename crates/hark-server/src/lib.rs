@@ -13,6 +13,8 @@ pub mod event_export;
 pub use hark_config as config;
 pub mod error;
 mod export;
+#[cfg(test)]
+mod fixtures;
 mod health;
 mod http;
 pub mod jobs;

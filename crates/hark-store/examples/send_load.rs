@@ -12,37 +12,17 @@
 //! callgrind_annotate --inclusive=yes send.cg | grep -E 'writer::run |messages::send |receipts::mark '
 //! ```
 
+mod load;
+
 use hark_proto::{ClientMsgId, Seq};
-use hark_store::sqlite::SqliteStore;
-use hark_store::{CommitListener, Delivery, NewMessage, Store};
+use hark_store::{NewMessage, Store};
 use std::sync::Arc;
-
-/// Deliveries are not this load's subject.
-struct Ignore;
-
-impl CommitListener for Ignore {
-    fn committed(&self, _: Vec<Delivery>) {}
-}
 
 const PAIRS: usize = 100;
 
-type Failure = Box<dyn std::error::Error + Send + Sync>;
-
-fn main() -> Result<(), Failure> {
-    let rounds: usize = std::env::var("ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(30);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let dir = tempfile::tempdir()?;
-    rt.block_on(async {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(
-            &dir.path().join("hark.db"),
-            Arc::new(Ignore),
-        )?);
+fn main() -> Result<(), load::Failure> {
+    let rounds = load::count("ROUNDS", 30);
+    load::run(|store: Arc<dyn Store>| async move {
         let mut people = Vec::new();
         for i in 0..2 * PAIRS {
             let name = format!("u{i}");

@@ -12,39 +12,19 @@
 //! callgrind_annotate --inclusive=yes sync.cg | grep -E 'stream::sync '
 //! ```
 
+mod load;
+
 use hark_proto::{ClientMsgId, Pos};
-use hark_store::sqlite::SqliteStore;
-use hark_store::{CommitListener, Delivery, NewMessage, Store};
+use hark_store::{NewMessage, Store};
 use std::sync::Arc;
-
-/// Deliveries are not this load's subject.
-struct Ignore;
-
-impl CommitListener for Ignore {
-    fn committed(&self, _: Vec<Delivery>) {}
-}
 
 const USERS: usize = 100;
 const SENDERS: usize = 20;
 const MESSAGES: usize = 100;
 
-type Failure = Box<dyn std::error::Error + Send + Sync>;
-
-fn main() -> Result<(), Failure> {
-    let syncs: usize = std::env::var("SYNCS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let dir = tempfile::tempdir()?;
-    rt.block_on(async {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(
-            &dir.path().join("hark.db"),
-            Arc::new(Ignore),
-        )?);
+fn main() -> Result<(), load::Failure> {
+    let syncs = load::count("SYNCS", 100);
+    load::run(|store: Arc<dyn Store>| async move {
         let mut senders = Vec::new();
         for i in 0..SENDERS {
             let name = format!("s{i}");

@@ -91,7 +91,7 @@ fn preview(m: &Message) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use hark_proto::{Chat, ChatId, ChatSettings, ClientMsgId, DeviceId, Seq};
+    use hark_proto::{Chat, ChatId, ChatSettings, Seq};
 
     fn summary(kind: ChatKind, unread: u64, text: &str) -> ChatSummary {
         ChatSummary {
@@ -105,24 +105,7 @@ mod tests {
                 encrypted: false,
                 disappearing_secs: 0,
             },
-            last_message: Some(Message {
-                chat_id: ChatId(4),
-                seq: Seq(9),
-                sender_id: UserId(2),
-                sender_device: DeviceId(1),
-                client_id: ClientMsgId("c".into()),
-                text: text.into(),
-                sent_at: 0,
-                reply_to: None,
-                forwarded: false,
-                edited_at: None,
-                deleted: false,
-                reactions: Vec::new(),
-                media: None,
-                encrypted: None,
-                expires_at: None,
-                expired: false,
-            }),
+            last_message: Some(crate::fixtures::message(4, 9, 2, 1, text)),
             unread,
             settings: ChatSettings::default(),
         }

@@ -125,27 +125,10 @@ pub(super) fn typing(t: &TypingState) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hark_proto::{ChatId, ClientMsgId, DeviceId, Seq, UserId};
+    use hark_proto::{ChatId, DeviceId, Seq, UserId};
 
     fn msg(sender: i64, device: i64, text: &str) -> Message {
-        Message {
-            chat_id: ChatId(3),
-            seq: Seq(9),
-            sender_id: UserId(sender),
-            sender_device: DeviceId(device),
-            client_id: ClientMsgId("c".into()),
-            text: text.into(),
-            sent_at: 5,
-            reply_to: None,
-            forwarded: false,
-            edited_at: None,
-            deleted: false,
-            reactions: Vec::new(),
-            media: None,
-            encrypted: None,
-            expires_at: None,
-            expired: false,
-        }
+        crate::fixtures::message(3, 9, sender, device, text)
     }
 
     fn args(record: &str) -> (String, Value) {

@@ -159,27 +159,10 @@ mod tests {
     /// several bytes per character and past the size guessed.
     #[test]
     fn synced_frames_encode_as_serde_json_does() {
-        use hark_proto::{ChatId, ClientMsgId, DeviceId, Message, Seq, UserId};
+        use hark_proto::{ChatId, Seq};
         let message = |i: i64, text: String| EventFrame {
             pos: Pos(i),
-            event: Event::Message(Message {
-                chat_id: ChatId(1),
-                seq: Seq(i),
-                sender_id: UserId(2),
-                sender_device: DeviceId(3),
-                client_id: ClientMsgId(format!("c{i}")),
-                text,
-                sent_at: 1_700_000_000_000,
-                reply_to: None,
-                forwarded: false,
-                edited_at: None,
-                deleted: false,
-                reactions: Vec::new(),
-                media: None,
-                encrypted: None,
-                expires_at: None,
-                expired: false,
-            }),
+            event: Event::Message(crate::fixtures::message(1, i, 2, 3, &text)),
         };
         for n in [0, 1, 101] {
             let events = (0..n)
