@@ -179,7 +179,7 @@ pub(crate) const STREAM_COLUMNS: &str = stream_columns!(
 
 /// The same for a reader who has deleted no message for themselves (no
 /// `hidden_messages` row), known before the page is read: no probe per row.
-pub(crate) const STREAM_COLUMNS_NONE_HIDDEN: &str = stream_columns!("0");
+pub(crate) const STREAM_COLUMNS_NONE_HIDDEN: &str = stream_columns!("FALSE");
 
 /// A sync page stops growing past about this many bytes of event JSON, so a
 /// page of large messages stays a reasonable WebSocket frame.

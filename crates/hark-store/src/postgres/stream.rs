@@ -3,9 +3,10 @@
 use super::rows::complete_one;
 use super::tx::Db;
 use crate::columns::MESSAGE_COLUMNS;
-use crate::pages::{StreamPage, StreamRow, STREAM_COLUMNS};
+use crate::pages::{StreamPage, StreamRow, STREAM_COLUMNS, STREAM_COLUMNS_NONE_HIDDEN};
 use crate::{StoreResult, SyncPage};
 use hark_proto::{Pos, UserId};
+use std::sync::OnceLock;
 
 pub(crate) async fn head(db: &Db, user_id: UserId) -> StoreResult<Pos> {
     let head: Option<i64> = db
@@ -32,16 +33,45 @@ pub(crate) async fn sync(
     page
 }
 
+/// The page's rows joined to their messages, with the per-row probe for
+/// messages the reader deleted for themselves, or (`none_hidden`) without.
+fn page_sql(none_hidden: bool) -> &'static str {
+    static SQL: OnceLock<[String; 2]> = OnceLock::new();
+    let [hides, hides_none] = SQL.get_or_init(|| {
+        [STREAM_COLUMNS, STREAM_COLUMNS_NONE_HIDDEN].map(|stream_columns| {
+            format!(
+                "SELECT {stream_columns}, {MESSAGE_COLUMNS}
+                 FROM stream_events e
+                 LEFT JOIN messages m ON m.chat_id = e.chat_id AND m.seq = e.msg_seq
+                 WHERE e.user_id = $1 AND e.pos > $2 ORDER BY e.pos LIMIT $3"
+            )
+        })
+    });
+    if none_hidden {
+        hides_none
+    } else {
+        hides
+    }
+}
+
+/// The page: its head, and whether the reader deleted any message for
+/// themselves, asked once with it (as SQLite's sync does) rather than
+/// probed for every row.
 async fn read_page(db: &Db, user_id: UserId, after: Pos, limit: u32) -> StoreResult<SyncPage> {
-    let head = head(db, user_id).await?;
-    let sql = format!(
-        "SELECT {STREAM_COLUMNS}, {MESSAGE_COLUMNS}
-         FROM stream_events e
-         LEFT JOIN messages m ON m.chat_id = e.chat_id AND m.seq = e.msg_seq
-         WHERE e.user_id = $1 AND e.pos > $2 ORDER BY e.pos LIMIT $3"
-    );
+    let facts = db
+        .one(
+            "SELECT COALESCE((SELECT head FROM streams WHERE user_id = $1), 0),
+                    EXISTS (SELECT 1 FROM hidden_messages WHERE user_id = $1)",
+            &[&user_id.0],
+        )
+        .await?;
+    let head = Pos(facts.try_get(0)?);
+    let none_hidden = !facts.try_get::<_, bool>(1)?;
     let rows = db
-        .rows(&sql, &[&user_id.0, &after.0, &i64::from(limit)])
+        .rows(
+            page_sql(none_hidden),
+            &[&user_id.0, &after.0, &i64::from(limit)],
+        )
         .await?;
     let mut page = StreamPage::sized(head, after, limit);
     for row in &rows {
