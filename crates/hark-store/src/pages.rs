@@ -185,8 +185,7 @@ pub(crate) const STREAM_COLUMNS_NONE_HIDDEN: &str = stream_columns!("FALSE");
 /// page of large messages stays a reasonable WebSocket frame.
 const SYNC_PAGE_BYTES: usize = 512 * 1024;
 
-/// A page of a user's stream being read.
-#[derive(Default)]
+/// A page of a user's stream being read (made by [`StreamPage::sized`]).
 pub(crate) struct StreamPage {
     events: Vec<EventFrame>,
     bytes: usize,
