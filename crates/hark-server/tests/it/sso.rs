@@ -35,20 +35,23 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start_provider(port: u16, redirect_uri: &str, extra: &[&str]) -> Provider {
+/// Starts the provider on a port of its own choosing (asking for port 0
+/// leaves no window in which another test takes a port picked for it).
+fn start_provider(redirect_uri: &str, extra: &[&str]) -> Provider {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let script = root.join("tools/oidc/provider.mjs");
     assert!(
         root.join("tools/oidc/node_modules/oidc-provider").exists(),
         "the OpenID provider for the single sign-on tests is not installed: run scripts/oidc.sh setup"
     );
+    let log = tempfile::NamedTempFile::new().unwrap();
     let mut child = Command::new("node")
         .arg(&script)
-        .args(["--port", &port.to_string(), "--redirect-uri", redirect_uri])
+        .args(["--port", "0", "--redirect-uri", redirect_uri])
         .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log.reopen().unwrap())
         .spawn()
         .expect("node runs tools/oidc/provider.mjs (is Node.js installed?)");
     let stdin = child.stdin.take().unwrap();
@@ -56,8 +59,11 @@ fn start_provider(port: u16, redirect_uri: &str, extra: &[&str]) -> Provider {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let started: Value = serde_json::from_str(&line)
-        .unwrap_or_else(|e| panic!("the provider did not start ({e}): {line:?}"));
+    let started: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+        let _ = child.wait();
+        let said = std::fs::read_to_string(log.path()).unwrap_or_default();
+        panic!("the provider did not start ({e}): {line:?}; its stderr: {said}")
+    });
     Provider {
         issuer: started["issuer"].as_str().unwrap().to_owned(),
         _stdin: stdin,
@@ -78,17 +84,15 @@ fn sso_settings(issuer: &str, client_id: &str, secret: &str, public_url: &str) -
 
 /// A Hark server and a provider that know each other.
 async fn setup(only: bool, extra: &[&str]) -> (TestApp, Provider) {
-    let (hark_port, provider_port) = (free_port(), free_port());
+    let hark_port = free_port();
     let public = format!("http://127.0.0.1:{hark_port}");
-    let issuer = format!("http://127.0.0.1:{provider_port}");
+    let provider = start_provider(&format!("{public}/v1/sso/callback"), extra);
     let dir = tempfile::tempdir().unwrap().keep();
-    let settings = sso_settings(&issuer, "hark", "hark-secret", &public);
+    let settings = sso_settings(&provider.issuer, "hark", "hark-secret", &public);
     let app = spawn_at(dir, &format!("127.0.0.1:{hark_port}"), |c| {
         c.sso = config::Sso { only, ..settings };
     })
     .await;
-    let provider = start_provider(provider_port, &format!("{public}/v1/sso/callback"), extra);
-    assert_eq!(provider.issuer, issuer);
     (app, provider)
 }
 
@@ -290,7 +294,6 @@ async fn a_sign_in_needs_its_own_browser_state_and_a_safe_return_address() {
 async fn id_tokens_are_verified_in_full() {
     let public = "http://127.0.0.1:9";
     let provider = start_provider(
-        free_port(),
         &format!("{public}/v1/sso/callback"),
         &["--second-client", "other", "--id-token-ttl", "60"],
     );
@@ -403,7 +406,7 @@ async fn id_tokens_are_verified_in_full() {
         Err(Failure::Token)
     );
     // Another issuer: a server configured with another provider refuses it.
-    let elsewhere = start_provider(free_port(), &format!("{public}/v1/sso/callback"), &[]);
+    let elsewhere = start_provider(&format!("{public}/v1/sso/callback"), &[]);
     let wrong = Sso::new(&sso_settings(
         &elsewhere.issuer,
         "hark",
