@@ -1431,3 +1431,32 @@ pub(crate) fn text_message(
         encrypted: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The bundled SQLite is built as `.cargo/config.toml` says: without
+    /// memory statistics and without memory management, each of which
+    /// takes a process-wide mutex on a hot path (every allocation; every
+    /// page fetched or released by any connection). A build that lost the
+    /// flags (say `LIBSQLITE3_FLAGS` set otherwise in the environment)
+    /// fails here instead of quietly serialising the readers again.
+    #[test]
+    fn sqlite_is_built_without_process_wide_memory_locks() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let options: Vec<String> = conn
+            .prepare("PRAGMA compile_options")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "{options:?}"
+        );
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{options:?}"
+        );
+    }
+}
