@@ -172,14 +172,38 @@ macro_rules! stream_columns {
 }
 
 /// The columns of a stream page's rows.
-pub(crate) const STREAM_COLUMNS: &str = stream_columns!(
+const STREAM_COLUMNS: &str = stream_columns!(
     "EXISTS (SELECT 1 FROM hidden_messages h \
      WHERE h.user_id = e.user_id AND h.chat_id = e.chat_id AND h.seq = e.msg_seq)"
 );
 
 /// The same for a reader who has deleted no message for themselves (no
 /// `hidden_messages` row), known before the page is read: no probe per row.
-pub(crate) const STREAM_COLUMNS_NONE_HIDDEN: &str = stream_columns!("FALSE");
+const STREAM_COLUMNS_NONE_HIDDEN: &str = stream_columns!("FALSE");
+
+/// A page's statement, for both backends: the rows of `table` (a stream
+/// table, aliased `e`) that `filter` (the backend's `WHERE … ORDER BY …`,
+/// in its placeholders) keeps, joined to their messages (`m`, read through
+/// the backend's `message_columns`), with the per-row probe for messages
+/// the reader deleted for themselves, or (`none_hidden`) without.
+pub(crate) fn page_sql(
+    none_hidden: bool,
+    table: &str,
+    message_columns: &str,
+    filter: &str,
+) -> String {
+    let stream_columns = if none_hidden {
+        STREAM_COLUMNS_NONE_HIDDEN
+    } else {
+        STREAM_COLUMNS
+    };
+    format!(
+        "SELECT {stream_columns}, {message_columns}
+         FROM {table} e
+         LEFT JOIN messages m ON m.chat_id = e.chat_id AND m.seq = e.msg_seq
+         {filter}"
+    )
+}
 
 /// A sync page stops growing past about this many bytes of event JSON, so a
 /// page of large messages stays a reasonable WebSocket frame.

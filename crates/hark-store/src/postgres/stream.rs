@@ -3,7 +3,7 @@
 use super::rows::complete_one;
 use super::tx::Db;
 use crate::columns::MESSAGE_COLUMNS;
-use crate::pages::{StreamPage, StreamRow, STREAM_COLUMNS, STREAM_COLUMNS_NONE_HIDDEN};
+use crate::pages::{self, StreamPage, StreamRow};
 use crate::{StoreResult, SyncPage};
 use hark_proto::{Pos, UserId};
 use std::sync::OnceLock;
@@ -38,12 +38,12 @@ pub(crate) async fn sync(
 fn page_sql(none_hidden: bool) -> &'static str {
     static SQL: OnceLock<[String; 2]> = OnceLock::new();
     let [hides, hides_none] = SQL.get_or_init(|| {
-        [STREAM_COLUMNS, STREAM_COLUMNS_NONE_HIDDEN].map(|stream_columns| {
-            format!(
-                "SELECT {stream_columns}, {MESSAGE_COLUMNS}
-                 FROM stream_events e
-                 LEFT JOIN messages m ON m.chat_id = e.chat_id AND m.seq = e.msg_seq
-                 WHERE e.user_id = $1 AND e.pos > $2 ORDER BY e.pos LIMIT $3"
+        [false, true].map(|none_hidden| {
+            pages::page_sql(
+                none_hidden,
+                "stream_events",
+                MESSAGE_COLUMNS,
+                "WHERE e.user_id = $1 AND e.pos > $2 ORDER BY e.pos LIMIT $3",
             )
         })
     });

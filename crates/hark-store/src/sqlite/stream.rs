@@ -14,7 +14,7 @@
 
 use super::rows::{self, MESSAGE_COLUMNS};
 use super::statements::Statements;
-use crate::pages::{StreamPage, StreamRow, STREAM_COLUMNS, STREAM_COLUMNS_NONE_HIDDEN};
+use crate::pages::{self, StreamPage, StreamRow};
 use crate::{StoreResult, SyncPage};
 use hark_proto::{Pos, UserId};
 use rusqlite::{params, Connection};
@@ -157,13 +157,13 @@ fn move_users(conn: &Connection, from: i64, until: i64) -> StoreResult<usize> {
 pub(crate) fn sync_sql(none_hidden: bool) -> [&'static str; 2] {
     static SQL: OnceLock<[[String; 2]; 2]> = OnceLock::new();
     let [hides, hides_none] = SQL.get_or_init(|| {
-        [STREAM_COLUMNS, STREAM_COLUMNS_NONE_HIDDEN].map(|stream_columns| {
+        [false, true].map(|none_hidden| {
             ["stream_events", "stream_recent"].map(|table| {
-                format!(
-                    "SELECT {stream_columns}, {MESSAGE_COLUMNS}
-                     FROM {table} e
-                     LEFT JOIN messages m ON m.chat_id = e.chat_id AND m.seq = e.msg_seq
-                     WHERE e.user_id = ?1 AND e.pos > ?2 ORDER BY e.pos"
+                pages::page_sql(
+                    none_hidden,
+                    table,
+                    MESSAGE_COLUMNS,
+                    "WHERE e.user_id = ?1 AND e.pos > ?2 ORDER BY e.pos",
                 )
             })
         })
