@@ -31,20 +31,23 @@ impl Drop for Provider {
     }
 }
 
-/// Starts the provider on `port` for a Hark server whose callback is
-/// `redirect_uri`. Not installed is a failure, never a skip.
-fn start_provider(port: u16, redirect_uri: &str) -> Provider {
+/// Starts the provider, on a port it picks itself (port 0: one picked
+/// ahead and dropped could be taken by anyone in between), for a Hark
+/// server whose callback is `redirect_uri`. Not installed is a failure,
+/// never a skip; a provider that does not start shows its stderr.
+fn start_provider(redirect_uri: &str) -> Provider {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     assert!(
         root.join("tools/oidc/node_modules/oidc-provider").exists(),
         "the OpenID provider for the single sign-on tests is not installed: run scripts/oidc.sh setup"
     );
+    let log = tempfile::NamedTempFile::new().unwrap();
     let mut child = Command::new("node")
         .arg(root.join("tools/oidc/provider.mjs"))
-        .args(["--port", &port.to_string(), "--redirect-uri", redirect_uri])
+        .args(["--port", "0", "--redirect-uri", redirect_uri])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log.reopen().unwrap())
         .spawn()
         .expect(
             "node runs tools/oidc/provider.mjs (is Node.js installed? run scripts/oidc.sh setup)",
@@ -54,8 +57,11 @@ fn start_provider(port: u16, redirect_uri: &str) -> Provider {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let started: Value = serde_json::from_str(&line)
-        .unwrap_or_else(|e| panic!("the provider did not start ({e}): {line:?}"));
+    let started: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+        let _ = child.wait();
+        let said = std::fs::read_to_string(log.path()).unwrap_or_default();
+        panic!("the provider did not start ({e}): {line:?}; its stderr: {said}")
+    });
     Provider {
         issuer: started["issuer"].as_str().unwrap().to_owned(),
         _stdin: stdin,
@@ -64,28 +70,29 @@ fn start_provider(port: u16, redirect_uri: &str) -> Provider {
 }
 
 /// The `[sso]` settings (and room for many logins) of a server on
-/// `hark_port` whose provider is on `provider_port`.
-fn settings(hark_port: u16, provider_port: u16, only: bool) -> String {
+/// `hark_port` whose provider is `issuer`.
+fn settings(hark_port: u16, issuer: &str, only: bool) -> String {
     format!(
         "[limits]\nlogins_per_minute = 1000\nlogins_per_minute_per_address = 1000\n\n\
-         [sso]\nissuer = \"http://127.0.0.1:{provider_port}\"\nclient_id = \"hark\"\n\
+         [sso]\nissuer = \"{issuer}\"\nclient_id = \"hark\"\n\
          client_secret = \"hark-secret\"\npublic_url = \"http://127.0.0.1:{hark_port}\"\n\
          label = \"Sign in with Example\"\nonly = {only}\n"
     )
 }
 
-/// A Hark server and a provider that know each other: both ports are
-/// reserved first (the provider matches redirect URIs exactly, port
-/// included).
+/// A Hark server and a provider that know each other: the provider starts
+/// first, told Hark's callback (it matches redirect URIs exactly, port
+/// included, so Hark's port is picked ahead), and Hark is given the
+/// provider's issuer.
 fn setup() -> (TestServer, Provider) {
-    let (hark_port, provider_port) = (free_port(), free_port());
+    let hark_port = free_port();
+    let public = format!("http://127.0.0.1:{hark_port}");
+    let provider = start_provider(&format!("{public}/v1/sso/callback"));
     let server = TestServer::start_at(
         &format!("127.0.0.1:{hark_port}"),
-        &settings(hark_port, provider_port, false),
+        &settings(hark_port, &provider.issuer, false),
     );
-    assert_eq!(server.url, format!("http://127.0.0.1:{hark_port}"));
-    let provider = start_provider(provider_port, &format!("{}/v1/sso/callback", server.url));
-    assert_eq!(provider.issuer, format!("http://127.0.0.1:{provider_port}"));
+    assert_eq!(server.url, public);
     (server, provider)
 }
 
@@ -408,7 +415,8 @@ fn the_cli_says_when_single_sign_on_is_off_or_the_only_way_in() {
     let port = free_port();
     let only = TestServer::start_at(
         &format!("127.0.0.1:{port}"),
-        &settings(port, free_port(), true),
+        // Nothing listens at the issuer: no provider is asked.
+        &settings(port, "http://127.0.0.1:9", true),
     );
     for args in [&["login", "alice"][..], &["register", "alice"][..]] {
         let out = refused(&only, config.path(), args);
