@@ -56,6 +56,8 @@ struct Storm {
     connect: Latency,
     done: Latency,
     events: u64,
+    /// The `synced` frames' JSON, all devices together.
+    bytes: u64,
     failures: u64,
     first_error: Option<String>,
     wrong_counts: u64,
@@ -153,6 +155,11 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
         .target("10,000 devices within 10 s"),
     );
     report.figure(Figure::new(
+        "synced frame bytes per event replayed",
+        "B",
+        hark.bytes as f64 / hark.events.max(1) as f64,
+    ));
+    report.figure(Figure::new(
         "events replayed per second",
         "events/s",
         hark.events as f64 / hark.total_secs.max(1e-9),
@@ -189,6 +196,7 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
     report.count("devices", p.devices as u64);
     report.count("users", p.users as u64);
     report.count("events replayed", hark.events);
+    report.count("bytes of synced frames", hark.bytes);
     report.count("failed devices", hark.failures);
     report.check(
         "every device connected and caught up",
@@ -294,6 +302,7 @@ async fn storm(
                 let mut events = 0u64;
                 let mut breaks = 0u64;
                 let mut id = 0u64;
+                let mut bytes = 0u64;
                 loop {
                     id += 1;
                     ws.send(client::sync_frame(id, after, page)).await?;
@@ -305,6 +314,7 @@ async fn storm(
                         let frame: In<'_> = serde_json::from_str(&text)?;
                         match &*frame.ty {
                             "synced" if frame.id == Some(id) => {
+                                bytes += text.len() as u64;
                                 let evs = frame.events.unwrap_or_default();
                                 for e in &evs {
                                     if e.pos != after + 1 {
@@ -327,7 +337,7 @@ async fn storm(
                 if let Some(bar) = &bar {
                     bar.inc(1);
                 }
-                Ok::<_, anyhow::Error>((ws, connected, done, events, breaks, head))
+                Ok::<_, anyhow::Error>((ws, connected, done, events, breaks, head, bytes))
             })
             .await;
             let r = match r {
@@ -336,11 +346,11 @@ async fn storm(
             };
             finished.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             match r {
-                Ok((ws, connected, done, events, breaks, head)) => {
+                Ok((ws, connected, done, events, breaks, head, bytes)) => {
                     // Stay connected until every device is done, like real clients.
                     let _ = hold.changed().await;
                     drop(ws);
-                    Ok((connected, done, events, breaks, head))
+                    Ok((connected, done, events, breaks, head, bytes))
                 }
                 Err(e) => Err(e),
             }
@@ -352,6 +362,7 @@ async fn storm(
         connect: report::latency(),
         done: report::latency(),
         events: 0,
+        bytes: 0,
         failures: 0,
         first_error: None,
         wrong_counts: 0,
@@ -374,11 +385,12 @@ async fn storm(
     let _ = hold_tx.send(true);
     for t in tasks {
         match t.await {
-            Ok(Ok((connected, done, events, breaks, head))) => {
+            Ok(Ok((connected, done, events, breaks, head, bytes))) => {
                 report::record(&mut storm.connect, connected.as_micros() as u64);
                 report::record(&mut storm.done, done.as_micros() as u64);
                 storm.total_secs = storm.total_secs.max(done.as_secs_f64());
                 storm.events += events;
+                storm.bytes += bytes;
                 if expected.is_some_and(|e| events as i64 != e || head != e) || breaks > 0 {
                     storm.wrong_counts += 1;
                 }

@@ -86,12 +86,15 @@ pub(super) fn encode(frame: &ServerFrame) -> String {
 /// About the size of a `synced` frame's JSON (tens of KiB for a page), so
 /// it is written into room made once instead of grown by doubling (a copy
 /// each time, and in glibc a sweep of its small free chunks at each large
-/// request: 2 % of a catch-up storm's server time).
+/// request: 2 % of a catch-up storm's server time). A plain message's
+/// event is about 180 bytes besides its client id and text (its defaults
+/// are left out); one with a quote, reactions or a file may be larger, and
+/// a page of those grows the buffer once.
 fn synced_capacity(events: &[EventFrame]) -> usize {
     events
         .iter()
         .map(|e| match &e.event {
-            Event::Message(m) => 320 + m.text.len(),
+            Event::Message(m) => 200 + m.client_id.0.len() + m.text.len(),
             _ => 192,
         })
         .sum::<usize>()

@@ -275,7 +275,7 @@ async fn delete_for_everyone_removes_content_and_for_me_hides_it_on_my_devices()
         (h[0]["deleted"].as_bool(), h[0]["text"].as_str()),
         (Some(true), Some(""))
     );
-    assert_eq!(h[0]["reactions"], json!([]));
+    assert!(h[0].get("reactions").is_none(), "no reactions: {}", h[0]);
     let (_, found) = app.get("/search?q=launch", &carol.token).await;
     assert_eq!(
         found["messages"],
