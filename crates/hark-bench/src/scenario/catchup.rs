@@ -256,6 +256,18 @@ async fn fill(url: &str, token: &str, chats: &[i64], k: usize, tag: &str) -> any
     Ok(id)
 }
 
+/// What one device of a storm saw: when it had its `hello` and when it
+/// was caught up (from the storm's start), the events and `synced` bytes it
+/// got, how many arrived out of order, and the head its `hello` gave.
+struct Caught {
+    connected: Duration,
+    done: Duration,
+    events: u64,
+    breaks: u64,
+    head: i64,
+    bytes: u64,
+}
+
 /// D devices connect together and sync to the head.
 async fn storm(
     p: &Params,
@@ -337,7 +349,15 @@ async fn storm(
                 if let Some(bar) = &bar {
                     bar.inc(1);
                 }
-                Ok::<_, anyhow::Error>((ws, connected, done, events, breaks, head, bytes))
+                let caught = Caught {
+                    connected,
+                    done,
+                    events,
+                    breaks,
+                    head,
+                    bytes,
+                };
+                Ok::<_, anyhow::Error>((ws, caught))
             })
             .await;
             let r = match r {
@@ -346,11 +366,11 @@ async fn storm(
             };
             finished.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             match r {
-                Ok((ws, connected, done, events, breaks, head, bytes)) => {
+                Ok((ws, caught)) => {
                     // Stay connected until every device is done, like real clients.
                     let _ = hold.changed().await;
                     drop(ws);
-                    Ok((connected, done, events, breaks, head, bytes))
+                    Ok(caught)
                 }
                 Err(e) => Err(e),
             }
@@ -385,7 +405,14 @@ async fn storm(
     let _ = hold_tx.send(true);
     for t in tasks {
         match t.await {
-            Ok(Ok((connected, done, events, breaks, head, bytes))) => {
+            Ok(Ok(Caught {
+                connected,
+                done,
+                events,
+                breaks,
+                head,
+                bytes,
+            })) => {
                 report::record(&mut storm.connect, connected.as_micros() as u64);
                 report::record(&mut storm.done, done.as_micros() as u64);
                 storm.total_secs = storm.total_secs.max(done.as_secs_f64());

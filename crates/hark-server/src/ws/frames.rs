@@ -87,7 +87,7 @@ pub(super) fn encode(frame: &ServerFrame) -> String {
 /// it is written into room made once instead of grown by doubling (a copy
 /// each time, and in glibc a sweep of its small free chunks at each large
 /// request: 2 % of a catch-up storm's server time). A plain message's
-/// event is about 180 bytes besides its client id and text (its defaults
+/// event is about 150 bytes besides its client id and text (its defaults
 /// are left out); one with a quote, reactions or a file may be larger, and
 /// a page of those grows the buffer once.
 fn synced_capacity(events: &[EventFrame]) -> usize {
